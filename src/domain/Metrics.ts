@@ -1,0 +1,59 @@
+/**
+ * The connector's metrics, defined once so that every module counts into the same series and `GET /metrics`
+ * renders them as Prometheus text. Labels are attached with `Metric.withAttributes` at the call site.
+ */
+import { Metric } from "effect"
+
+/** Items accepted from Graph (label `kind`: presence | users | lifecycle). */
+export const notificationsReceived = Metric.counter("connector_notifications_received_total", {
+  description: "Change notification items accepted from Microsoft Graph",
+  incremental: true
+})
+
+/** Items or bodies refused (label `reason`: malformed | too_large | unknown_subscription | client_state | hmac | decrypt | validation_token | stale). */
+export const notificationsRejected = Metric.counter("connector_notifications_rejected_total", {
+  description: "Change notifications refused and never applied",
+  incremental: true
+})
+
+/** SetPresence messages sent (labels `pbx`, `result`: ok | error). */
+export const pbxWrites = Metric.counter("connector_pbx_writes_total", {
+  description: "SetPresence requests sent to a PBX",
+  incremental: true
+})
+
+/** Seconds from a notification being received (or a poll answer) to its SetPresence being sent. */
+export const notificationToPbxSeconds = Metric.histogram("connector_notification_to_pbx_seconds", {
+  description: "Delay from receiving a presence change to sending it to the PBX",
+  boundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+})
+
+/** Subscription renewals (label `kind`: presence | users). */
+export const subscriptionRenewals = Metric.counter("connector_subscription_renewals_total", {
+  description: "Graph subscription renewals that succeeded",
+  incremental: true
+})
+
+/** Subscription create/renew failures (labels `kind`, `reason`). */
+export const subscriptionFailures = Metric.counter("connector_subscription_failures_total", {
+  description: "Graph subscription creations or renewals that failed",
+  incremental: true
+})
+
+/** Graph HTTP requests (label `status`: the HTTP status, or `network`). */
+export const graphRequests = Metric.counter("connector_graph_requests_total", {
+  description: "Requests sent to Microsoft Graph and the identity platform, by status",
+  incremental: true
+})
+
+/** 429 answers from Graph. */
+export const graphThrottled = Metric.counter("connector_graph_throttled_total", {
+  description: "Requests Graph answered with 429 Too Many Requests",
+  incremental: true
+})
+
+/** Presences whose activity and availability were both unknown (mapped to clear). */
+export const unknownPresences = Metric.counter("connector_presence_unknown_total", {
+  description: "Presences with an unknown activity and availability, mapped to clear",
+  incremental: true
+})
