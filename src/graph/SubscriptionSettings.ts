@@ -1,0 +1,72 @@
+/**
+ * Options of the presence source: push (Graph subscriptions + webhook) or poll-only, the intervals of renewal,
+ * reconciliation and polling, and where the connector keeps its state. Plain values; the integrator fills them from config.
+ */
+import { Context, Layer } from "effect"
+
+/** Which Graph credential a call uses: the application credential or a named delegated account. */
+export type CredentialName = "application" | { readonly account: string }
+
+export interface SubscriptionSettingsOptions {
+  readonly mode: "push" | "poll"
+  /** The public HTTPS base URL Graph POSTs to, e.g. `https://connector.example.com`. */
+  readonly publicBaseUrl: string
+  readonly notificationPath: string
+  readonly lifecyclePath: string
+  readonly includeResourceData: boolean
+  readonly presenceExpiryMinutes: number
+  readonly presenceRenewMinutes: number
+  readonly usersExpiryMinutes: number
+  readonly usersRenewMinutes: number
+  readonly reconcileMinutes: number
+  readonly pollSeconds: number
+  readonly maxUsersPerShard: number
+  readonly deleteOnShutdown: boolean
+  readonly jwksUrl: string
+  /** The app id (`aud` of validation tokens). */
+  readonly appId: string
+  readonly usersCredential: CredentialName
+  readonly pollCredential: CredentialName
+  readonly maxBodyBytes: number
+  readonly dataDir: string
+  /** Decryption worker threads; 0 = one per core. */
+  readonly decryptWorkers: number
+  /** Capacity of the queue between the webhook and the processor (items). */
+  readonly queueCapacity: number
+}
+
+export const defaultSubscriptionSettings = (
+  required: Pick<SubscriptionSettingsOptions, "publicBaseUrl" | "dataDir" | "appId"> & Partial<SubscriptionSettingsOptions>
+): SubscriptionSettingsOptions => ({
+  mode: "push",
+  notificationPath: "/graph/notifications",
+  lifecyclePath: "/graph/lifecycle",
+  includeResourceData: true,
+  presenceExpiryMinutes: 60,
+  presenceRenewMinutes: 10,
+  usersExpiryMinutes: 4230,
+  usersRenewMinutes: 60,
+  reconcileMinutes: 5,
+  pollSeconds: 5,
+  maxUsersPerShard: 650,
+  deleteOnShutdown: false,
+  jwksUrl: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+  usersCredential: "application",
+  pollCredential: "application",
+  maxBodyBytes: 4 * 1024 * 1024,
+  decryptWorkers: 0,
+  queueCapacity: 50_000,
+  ...required
+})
+
+export class SubscriptionSettings extends Context.Service<SubscriptionSettings, SubscriptionSettingsOptions>()(
+  "presence-connector/graph/SubscriptionSettings"
+) {
+  static readonly layer = (options: SubscriptionSettingsOptions) => Layer.succeed(SubscriptionSettings, options)
+}
+
+/** The absolute notification and lifecycle URLs subscriptions name. */
+export const notificationUrls = (settings: SubscriptionSettingsOptions) => {
+  const base = settings.publicBaseUrl.replace(/\/+$/, "")
+  return { notificationUrl: base + settings.notificationPath, lifecycleNotificationUrl: base + settings.lifecyclePath }
+}
