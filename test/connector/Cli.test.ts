@@ -1,0 +1,51 @@
+import { assert, describe, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const main = join(import.meta.dirname, "../../src/main.ts")
+const cwd = mkdtempSync(join(tmpdir(), "tpc-cli-"))
+const run = (...args: Array<string>) => {
+  const env = { ...process.env }
+  delete env["CONNECTOR_CONFIG"]
+  const result = spawnSync(process.execPath, [main, ...args], { cwd, env, encoding: "utf8", timeout: 30_000 })
+  return { code: result.status, out: result.stdout + result.stderr }
+}
+
+describe("command line", () => {
+  it("--version prints the package version", () => {
+    const { code, out } = run("--version")
+    assert.strictEqual(code, 0)
+    assert.match(out, /teams-presence-connector v\d+\.\d+\.\d+/)
+  })
+
+  it("--help lists the sub-commands", () => {
+    const { code, out } = run("--help")
+    assert.strictEqual(code, 0)
+    for (const command of ["run", "demo", "check-config"]) assert.include(out, command)
+  })
+
+  it("check-config lists every mistake and exits 1, without a secret", () => {
+    const path = join(cwd, "bad.yaml")
+    writeFileSync(path, "tenantId: t\nclientID: c\napp: {clientSecret: very-secret-value}\npbx:\n  masterPbx: m\n  contact: 'tel:'\ntimers:\n  presenceExpiryMinutes: 90\n")
+    const { code, out } = run("check-config", "--config", path)
+    assert.strictEqual(code, 1)
+    for (const key of ["clientID", "clientId", "pbx.appPassword", "pbx.contact", "timers.presenceExpiryMinutes"]) {
+      assert.include(out, key)
+    }
+    assert.notInclude(out, "very-secret-value")
+    assert.notInclude(out, "    at ") // a clear list, not a stack trace
+  })
+
+  it("check-config prints a masked summary and exits 0 for a valid file", () => {
+    const path = join(cwd, "good.yaml")
+    writeFileSync(path, "tenantId: t\nclientId: c\nnotifications: {mode: poll}\napp: {clientSecret: very-secret-value}\npbx: {masterPbx: m, appPassword: pbx-secret-value}\n")
+    const { code, out } = run("check-config", "--config", path)
+    assert.strictEqual(code, 0)
+    assert.include(out, "valid")
+    assert.include(out, "set (hidden)")
+    assert.notInclude(out, "very-secret-value")
+    assert.notInclude(out, "pbx-secret-value")
+  })
+})
