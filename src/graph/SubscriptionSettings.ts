@@ -3,9 +3,7 @@
  * reconciliation and polling, and where the connector keeps its state. Plain values; the integrator fills them from config.
  */
 import { Context, Layer } from "effect"
-
-/** Which Graph credential a call uses: the application credential or a named delegated account. */
-export type CredentialName = "application" | { readonly account: string }
+import { AppCredentialRef, type CredentialRef } from "./GraphSettings.ts"
 
 export interface SubscriptionSettingsOptions {
   readonly mode: "push" | "poll"
@@ -25,8 +23,8 @@ export interface SubscriptionSettingsOptions {
   readonly jwksUrl: string
   /** The app id (`aud` of validation tokens). */
   readonly appId: string
-  readonly usersCredential: CredentialName
-  readonly pollCredential: CredentialName
+  readonly usersCredential: CredentialRef
+  readonly pollCredential: CredentialRef
   readonly maxBodyBytes: number
   readonly dataDir: string
   /** Decryption worker threads; 0 = one per core. */
@@ -51,8 +49,8 @@ export const defaultSubscriptionSettings = (
   maxUsersPerShard: 650,
   deleteOnShutdown: false,
   jwksUrl: "https://login.microsoftonline.com/common/discovery/v2.0/keys",
-  usersCredential: "application",
-  pollCredential: "application",
+  usersCredential: AppCredentialRef,
+  pollCredential: AppCredentialRef,
   maxBodyBytes: 4 * 1024 * 1024,
   decryptWorkers: 0,
   queueCapacity: 50_000,

@@ -1,0 +1,255 @@
+/**
+ * Between the webhook and the rest of the connector: checks each item against the subscriptions the connector owns
+ * (subscriptionId + clientState, constant time), queues accepted batches (bounded) for a processor fiber that verifies
+ * validation tokens, decrypts in the worker pool, orders by sequenceNumber and publishes typed events.
+ * The webhook only calls `acceptNotifications` / `acceptLifecycle`, which never wait for processing.
+ */
+import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, Redacted, Stream } from "effect"
+import { decodeGraphPresence, type GraphPresence } from "../domain/Presence.ts"
+import { notificationsReceived, notificationsRejected } from "../domain/Metrics.ts"
+import { DecryptPool } from "./crypto/DecryptPool.ts"
+import { constantTimeEquals } from "./crypto/RichCrypto.ts"
+import { ValidationTokens } from "./crypto/ValidationTokens.ts"
+import {
+  type ChangeNotification,
+  type ChangeNotificationCollection,
+  type EncryptedContent,
+  type LifecycleEvent,
+  type LifecycleNotificationCollection,
+  notificationUserId
+} from "./Notifications.ts"
+import { SubscriptionSettings } from "./SubscriptionSettings.ts"
+
+export type SubscriptionKind = "presence" | "users"
+
+/** A subscription the connector created and will accept notifications for. */
+export interface KnownSubscription {
+  readonly id: string
+  readonly kind: SubscriptionKind
+  /** The shard key (presence) or "users". */
+  readonly key: string
+  readonly clientState: Redacted.Redacted<string>
+}
+
+export interface PushedPresence {
+  readonly userId: string
+  readonly presence: GraphPresence
+  readonly receivedAt: number
+}
+
+export interface UserChange {
+  readonly userId: string
+  readonly changeType: "updated" | "deleted"
+}
+
+export interface LifecycleSignal {
+  readonly subscriptionId: string
+  readonly kind: SubscriptionKind
+  readonly key: string
+  readonly event: LifecycleEvent
+}
+
+export type RejectReason =
+  | "malformed"
+  | "too_large"
+  | "unknown_subscription"
+  | "client_state"
+  | "hmac"
+  | "decrypt"
+  | "validation_token"
+  | "stale"
+  | "overflow"
+
+interface Batch {
+  readonly items: ReadonlyArray<{ readonly item: ChangeNotification; readonly subscription: KnownSubscription }>
+  readonly validationTokens: ReadonlyArray<string>
+  readonly receivedAt: number
+}
+
+export const countRejected = (reason: RejectReason, count = 1) =>
+  Metric.update(Metric.withAttributes(notificationsRejected, { reason }), count)
+
+export const logRejected = (reason: RejectReason, message: string, annotations: Record<string, unknown> = {}) =>
+  Effect.logWarning(`notification rejected (${reason}): ${message}`).pipe(
+    Effect.annotateLogs({ reason, ...annotations }),
+    Effect.andThen(countRejected(reason))
+  )
+
+export class NotificationsInbox extends Context.Service<NotificationsInbox, {
+  register(subscription: KnownSubscription): Effect.Effect<void>
+  unregister(subscriptionId: string): Effect.Effect<void>
+  /** Checks and queues; returns how many items were accepted. Never waits for processing. */
+  acceptNotifications(body: ChangeNotificationCollection): Effect.Effect<number>
+  acceptLifecycle(body: LifecycleNotificationCollection): Effect.Effect<number>
+  readonly presences: Stream.Stream<PushedPresence>
+  readonly userChanges: Stream.Stream<UserChange>
+  readonly lifecycle: Stream.Stream<LifecycleSignal>
+  /** User ids whose presence changed but arrived without resource data (basic notifications): read them. */
+  readonly refetch: Stream.Stream<ReadonlyArray<string>>
+}>()("presence-connector/graph/NotificationsInbox") {
+  static readonly layer = Layer.effect(
+    NotificationsInbox,
+    Effect.gen(function*() {
+      const settings = yield* SubscriptionSettings
+      const pool = yield* DecryptPool
+      const tokens = yield* ValidationTokens
+      const known = new Map<string, KnownSubscription>()
+      const lastSequence = new Map<string, string>()
+      const queue = yield* Queue.dropping<Batch>(Math.max(1, Math.ceil(settings.queueCapacity / 16)))
+      const presences = yield* PubSub.unbounded<PushedPresence>()
+      const userChanges = yield* PubSub.unbounded<UserChange>()
+      const lifecycle = yield* PubSub.unbounded<LifecycleSignal>()
+      const refetch = yield* PubSub.unbounded<ReadonlyArray<string>>()
+
+      const check = (subscriptionId: string, clientState: string | null | undefined) => {
+        const subscription = known.get(subscriptionId)
+        if (subscription === undefined) return { ok: false as const, reason: "unknown_subscription" as const }
+        if (clientState == null || !constantTimeEquals(clientState, Redacted.value(subscription.clientState))) {
+          return { ok: false as const, reason: "client_state" as const }
+        }
+        return { ok: true as const, subscription }
+      }
+
+      const acceptNotifications = Effect.fnUntraced(function*(body: ChangeNotificationCollection) {
+        const accepted: Array<Batch["items"][number]> = []
+        for (const item of body.value) {
+          const result = check(item.subscriptionId, item.clientState)
+          if (!result.ok) {
+            yield* logRejected(result.reason, "subscriptionId or clientState does not match a subscription of this connector", {
+              subscriptionId: item.subscriptionId
+            })
+            continue
+          }
+          accepted.push({ item, subscription: result.subscription })
+        }
+        if (accepted.length === 0) return 0
+        const receivedAt = yield* Clock.currentTimeMillis
+        const queued = yield* Queue.offer(queue, { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt })
+        if (!queued) {
+          yield* logRejected("overflow", `notification queue full, ${accepted.length} items dropped (reconciliation will correct them)`)
+          return 0
+        }
+        return accepted.length
+      })
+
+      const acceptLifecycle = Effect.fnUntraced(function*(body: LifecycleNotificationCollection) {
+        let count = 0
+        for (const item of body.value) {
+          const result = check(item.subscriptionId, item.clientState)
+          if (!result.ok) {
+            yield* logRejected(result.reason, "lifecycle notification for an unknown subscription or with a wrong clientState", {
+              subscriptionId: item.subscriptionId
+            })
+            continue
+          }
+          count++
+          yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "lifecycle" }), 1)
+          yield* Effect.logInfo(`lifecycle event ${item.lifecycleEvent}`).pipe(
+            Effect.annotateLogs({ subscriptionId: item.subscriptionId, kind: result.subscription.kind })
+          )
+          yield* PubSub.publish(lifecycle, {
+            subscriptionId: item.subscriptionId,
+            kind: result.subscription.kind,
+            key: result.subscription.key,
+            event: item.lifecycleEvent
+          })
+        }
+        return count
+      })
+
+      /** Newer-or-first wins; equal or older sequence numbers are stale. */
+      const inOrder = (userId: string, sequence: string | null | undefined): boolean => {
+        if (sequence == null || sequence === "") return true
+        const last = lastSequence.get(userId)
+        if (last !== undefined && sequence <= last) return false
+        lastSequence.set(userId, sequence)
+        return true
+      }
+
+      const processRich = Effect.fnUntraced(function*(batch: Batch, rich: ReadonlyArray<Batch["items"][number]>) {
+        if (rich.length === 0) return
+        const tenants = rich.flatMap(({ item }) => (item.tenantId === undefined ? [] : [item.tenantId]))
+        const valid = yield* tokens.verify(batch.validationTokens, tenants).pipe(
+          Effect.as(true),
+          Effect.catch((error) => logRejected("validation_token", error.message).pipe(Effect.as(false)))
+        )
+        if (!valid) {
+          if (rich.length > 1) yield* countRejected("validation_token", rich.length - 1)
+          return
+        }
+        const results = yield* pool.decrypt(rich.map(({ item }) => item.encryptedContent as EncryptedContent))
+        for (let i = 0; i < rich.length; i++) {
+          const { item } = rich[i]!
+          const result = results[i]!
+          if (!result.ok) {
+            yield* logRejected(result.reason, result.message, { subscriptionId: item.subscriptionId })
+            continue
+          }
+          const presence = yield* Effect.try({ try: () => JSON.parse(result.plaintext) as unknown, catch: String }).pipe(
+            Effect.flatMap((json) => decodeGraphPresence(json).pipe(Effect.mapError((e) => e.message))),
+            Effect.catch((message) => logRejected("decrypt", `decrypted content is not a presence: ${message}`).pipe(Effect.as(undefined)))
+          )
+          if (presence === undefined) continue
+          const claimed = notificationUserId(item)
+          if (claimed !== undefined && claimed.toLowerCase() !== presence.id.toLowerCase()) {
+            yield* logRejected("decrypt", "decrypted presence names another user than the notification", { userId: claimed })
+            continue
+          }
+          if (!inOrder(presence.id, presence.sequenceNumber)) {
+            yield* logRejected("stale", "an older or duplicate sequenceNumber", { userId: presence.id })
+            continue
+          }
+          yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "presence" }), 1)
+          yield* PubSub.publish(presences, { userId: presence.id, presence, receivedAt: batch.receivedAt })
+        }
+      })
+
+      const processBatch = Effect.fnUntraced(function*(batch: Batch) {
+        const rich: Array<Batch["items"][number]> = []
+        const basic: Array<string> = []
+        for (const entry of batch.items) {
+          const userId = notificationUserId(entry.item)
+          if (entry.subscription.kind === "users") {
+            if (userId === undefined) {
+              yield* logRejected("malformed", "users notification without a user id")
+              continue
+            }
+            yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "users" }), 1)
+            const changeType: UserChange["changeType"] = entry.item.changeType.toLowerCase().includes("deleted") ? "deleted" : "updated"
+            yield* PubSub.publish(userChanges, { userId, changeType })
+          } else if (entry.item.encryptedContent != null) {
+            rich.push(entry)
+          } else if (userId !== undefined) {
+            yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "presence" }), 1)
+            basic.push(userId)
+          } else {
+            yield* logRejected("malformed", "presence notification without resource data or a user id")
+          }
+        }
+        if (basic.length > 0) yield* PubSub.publish(refetch, basic)
+        yield* processRich(batch, rich)
+      })
+
+      yield* Queue.take(queue).pipe(
+        Effect.flatMap((batch) =>
+          processBatch(batch).pipe(
+            Effect.catchCause((cause) => Effect.logError("notification batch failed", cause))
+          )
+        ),
+        Effect.forever,
+        Effect.forkScoped
+      )
+
+      return NotificationsInbox.of({
+        register: (subscription) => Effect.sync(() => void known.set(subscription.id, subscription)),
+        unregister: (subscriptionId) => Effect.sync(() => void known.delete(subscriptionId)),
+        acceptNotifications,
+        acceptLifecycle,
+        presences: Stream.fromPubSub(presences),
+        userChanges: Stream.fromPubSub(userChanges),
+        lifecycle: Stream.fromPubSub(lifecycle),
+        refetch: Stream.fromPubSub(refetch)
+      })
+    })
+  )
+}

@@ -1,0 +1,82 @@
+/**
+ * The Graph webhook: `POST {notificationPath}` and `POST {lifecyclePath}` on the connector's HttpRouter.
+ * Answers the validation handshake with the decoded token, and every notification with 202 as soon as it is checked
+ * and queued — decryption and processing happen elsewhere, so Graph never sees a slow endpoint.
+ */
+import { Effect, Exit, Layer } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { decodeChangeNotifications, decodeLifecycleNotifications } from "../graph/Notifications.ts"
+import { logRejected, NotificationsInbox } from "../graph/NotificationsInbox.ts"
+import { SubscriptionSettings } from "../graph/SubscriptionSettings.ts"
+
+const badRequest = (message: string) => HttpServerResponse.text(message, { status: 400 })
+
+const readJson = (request: HttpServerRequest.HttpServerRequest, maxBodyBytes: number) =>
+  Effect.gen(function*() {
+    const declared = Number(request.headers["content-length"] ?? "0")
+    if (Number.isFinite(declared) && declared > maxBodyBytes) {
+      yield* logRejected("too_large", `body of ${declared} bytes exceeds the limit of ${maxBodyBytes}`)
+      return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
+    }
+    const bytes = yield* request.arrayBuffer.pipe(Effect.option)
+    if (bytes._tag === "None") {
+      yield* logRejected("malformed", "request body could not be read")
+      return { ok: false as const, response: badRequest("unreadable body") }
+    }
+    if (bytes.value.byteLength > maxBodyBytes) {
+      yield* logRejected("too_large", `body of ${bytes.value.byteLength} bytes exceeds the limit of ${maxBodyBytes}`)
+      return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
+    }
+    try {
+      return { ok: true as const, json: JSON.parse(Buffer.from(bytes.value).toString("utf8")) as unknown }
+    } catch {
+      yield* logRejected("malformed", "body is not JSON")
+      return { ok: false as const, response: badRequest("malformed JSON") }
+    }
+  })
+
+/** `?validationToken=` → 200 text/plain with the decoded token (URLSearchParams decodes it). */
+const validationToken = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
+  const query = request.url.indexOf("?")
+  if (query < 0) return undefined
+  return new URLSearchParams(request.url.slice(query + 1)).get("validationToken") ?? undefined
+}
+
+export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  const settings = yield* SubscriptionSettings
+  const inbox = yield* NotificationsInbox
+
+  const notifications = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+    const token = validationToken(request)
+    if (token !== undefined) return HttpServerResponse.text(token, { status: 200, contentType: "text/plain" })
+    const body = yield* readJson(request, settings.maxBodyBytes)
+    if (!body.ok) return body.response
+    const decoded = decodeChangeNotifications(body.json)
+    if (Exit.isFailure(decoded)) {
+      yield* logRejected("malformed", "body is not a change notification collection")
+      return badRequest("not a change notification collection")
+    }
+    yield* inbox.acceptNotifications(decoded.value)
+    return HttpServerResponse.empty({ status: 202 })
+  })
+
+  const lifecycle = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+    const token = validationToken(request)
+    if (token !== undefined) return HttpServerResponse.text(token, { status: 200, contentType: "text/plain" })
+    const body = yield* readJson(request, settings.maxBodyBytes)
+    if (!body.ok) return body.response
+    const decoded = decodeLifecycleNotifications(body.json)
+    if (Exit.isFailure(decoded)) {
+      yield* logRejected("malformed", "body is not a lifecycle notification collection")
+      return badRequest("not a lifecycle notification collection")
+    }
+    yield* inbox.acceptLifecycle(decoded.value)
+    return HttpServerResponse.empty({ status: 202 })
+  })
+
+  yield* router.add("POST", settings.notificationPath as HttpRouter.PathInput, notifications)
+  yield* router.add("POST", settings.lifecyclePath as HttpRouter.PathInput, lifecycle)
+}))
+
+/** The routes with the inbox they feed (the integrator provides SubscriptionSettings and the crypto layers). */
+export const NotificationRoutesLive = NotificationRoutes.pipe(Layer.provideMerge(NotificationsInbox.layer))

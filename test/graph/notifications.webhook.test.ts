@@ -1,0 +1,170 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Deferred, Effect, Fiber, Layer, Metric, Redacted, Stream } from "effect"
+import { HttpRouter } from "effect/http"
+import * as jose from "jose"
+import { notificationsRejected } from "../../src/domain/Metrics.ts"
+import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
+import { DecryptPool } from "../../src/graph/crypto/DecryptPool.ts"
+import { encryptPayload, inspectCertificate } from "../../src/graph/crypto/RichCrypto.ts"
+import { ValidationTokens } from "../../src/graph/crypto/ValidationTokens.ts"
+import { NotificationsInbox } from "../../src/graph/NotificationsInbox.ts"
+import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/SubscriptionSettings.ts"
+import { NotificationRoutes } from "../../src/http/NotificationRoutes.ts"
+import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/Jwks.ts"
+import { buildServer, localServer, post, tempDir } from "./notificationsHarness.ts"
+
+const APP_ID = "11111111-2222-3333-4444-555555555555"
+const TENANT = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
+
+const rejected = (reason: string) =>
+  Metric.value(Metric.withAttributes(notificationsRejected, { reason })).pipe(Effect.map((state) => Number(state.count)))
+
+const setup = Effect.gen(function*() {
+  const jwksServer = yield* buildServer(
+    HttpRouter.serve(JwksRoutes, { disableLogger: true, disableListenLog: true }).pipe(
+      Layer.provideMerge(SimJwks.layer),
+      Layer.provideMerge(localServer)
+    )
+  )
+  const jwks = Context.get(jwksServer.context, SimJwks)
+  const dataDir = yield* tempDir
+  const settings = defaultSubscriptionSettings({
+    publicBaseUrl: "https://connector.example",
+    dataDir,
+    appId: APP_ID,
+    jwksUrl: jwksServer.baseUrl + JWKS_PATH,
+    maxBodyBytes: 64 * 1024,
+    decryptWorkers: 1
+  })
+  const inboxLayer = NotificationsInbox.layer.pipe(
+    Layer.provideMerge(DecryptPool.layer),
+    Layer.provideMerge(ValidationTokens.layer),
+    Layer.provideMerge(CertificateStore.layer),
+    Layer.provideMerge(SubscriptionSettings.layer(settings))
+  )
+  const connector = yield* buildServer(
+    HttpRouter.serve(NotificationRoutes, { disableLogger: true, disableListenLog: true }).pipe(
+      Layer.provideMerge(inboxLayer),
+      Layer.provideMerge(localServer)
+    )
+  )
+  const inbox = Context.get(connector.context, NotificationsInbox)
+  const certificate = yield* Context.get(connector.context, CertificateStore).current
+  yield* inbox.register({ id: "sub-1", kind: "presence", key: "shard-0", clientState: Redacted.make("secret-state") })
+  const richItem = (userId: string, presence: object, overrides: Record<string, unknown> = {}) => {
+    const sealed = encryptPayload(inspectCertificate(certificate.certificate).publicKey, JSON.stringify({ id: userId, ...presence }))
+    return {
+      subscriptionId: "sub-1",
+      clientState: "secret-state",
+      changeType: "updated",
+      tenantId: TENANT,
+      resource: `communications/presences/${userId}`,
+      subscriptionExpirationDateTime: "2030-01-01T00:00:00Z",
+      resourceData: { "@odata.type": "#microsoft.graph.presence", "@odata.id": `users/${userId}/presence`, id: userId },
+      encryptedContent: {
+        ...sealed,
+        encryptionCertificateId: certificate.id,
+        encryptionCertificateThumbprint: certificate.thumbprint
+      },
+      ...overrides
+    }
+  }
+  const url = connector.baseUrl + settings.notificationPath
+  return { inbox, jwks, richItem, url, lifecycleUrl: connector.baseUrl + settings.lifecyclePath }
+})
+
+describe("notification webhook (real sockets)", () => {
+  it.live("answers the validation handshake with the decoded token as text/plain", () =>
+    Effect.gen(function*() {
+      const { url, lifecycleUrl } = yield* setup
+      for (const target of [url, lifecycleUrl]) {
+        const answer = yield* post(`${target}?validationToken=${encodeURIComponent("Validation: Testing client application reachability <>&")}`, "")
+        assert.strictEqual(answer.status, 200)
+        assert.match(answer.contentType ?? "", /^text\/plain/)
+        assert.strictEqual(answer.text, "Validation: Testing client application reachability <>&")
+      }
+    }).pipe(Effect.scoped))
+
+  it.live("delivers a rich presence as a decrypted typed presence; rejects and counts forged, tampered and foreign items", () =>
+    Effect.gen(function*() {
+      const { inbox, jwks, richItem, url } = yield* setup
+      const received = yield* Deferred.make<ReadonlyArray<{ userId: string; activity: unknown }>>()
+      const collector = yield* inbox.presences.pipe(
+        Stream.take(2),
+        Stream.runCollect,
+        Effect.flatMap((all) => Deferred.succeed(received, all.map((p) => ({ userId: p.userId, activity: p.presence.activity })))),
+        Effect.forkScoped
+      )
+      yield* Effect.yieldNow
+      const before = {
+        clientState: yield* rejected("client_state"),
+        unknown: yield* rejected("unknown_subscription"),
+        hmac: yield* rejected("hmac"),
+        token: yield* rejected("validation_token"),
+        malformed: yield* rejected("malformed"),
+        tooLarge: yield* rejected("too_large"),
+        stale: yield* rejected("stale")
+      }
+      const goodToken = yield* jwks.validationToken(APP_ID, TENANT)
+
+      // forged validation token: signed by a key that is not in the JWKS
+      const { privateKey } = yield* Effect.promise(() => jose.generateKeyPair("RS256"))
+      const forged = yield* Effect.promise(() =>
+        new jose.SignJWT({ appid: "0bf30f3b-4a52-48df-9a82-234910c4a086" }).setProtectedHeader({ alg: "RS256", kid: "sim-graph-notifications" })
+          .setAudience(APP_ID).setIssuer(`https://sts.windows.net/${TENANT}/`).setIssuedAt().setExpirationTime("1h").sign(privateKey)
+      )
+      assert.strictEqual((yield* post(url, { value: [richItem("forged", { availability: "Busy", activity: "Busy" })], validationTokens: [forged] })).status, 202)
+
+      // tampered data: HMAC mismatch
+      const tampered = richItem("tampered", { availability: "Busy", activity: "Busy" })
+      const data = Buffer.from(tampered.encryptedContent.data, "base64")
+      data[data.length - 1] = data[data.length - 1]! ^ 0xff
+      tampered.encryptedContent = { ...tampered.encryptedContent, data: data.toString("base64") }
+      // wrong clientState and unknown subscription: refused before queueing
+      const wrongState = richItem("wrong-state", { availability: "Busy", activity: "Busy" }, { clientState: "guess" })
+      const foreign = richItem("foreign", { availability: "Busy", activity: "Busy" }, { subscriptionId: "sub-unknown" })
+      assert.strictEqual((yield* post(url, { value: [tampered, wrongState, foreign], validationTokens: [goodToken] })).status, 202)
+
+      // a good one, then an older sequence number for the same user, then the newest
+      const good = richItem("u-1", { availability: "Busy", activity: "InACall", sequenceNumber: "C0002" })
+      const older = richItem("u-1", { availability: "Available", activity: "Available", sequenceNumber: "C0001" })
+      const other = richItem("u-2", { availability: "Away", activity: "Away", sequenceNumber: "C0001" })
+      assert.strictEqual((yield* post(url, { value: [good, older], validationTokens: [goodToken] })).status, 202)
+      assert.strictEqual((yield* post(url, { value: [other], validationTokens: [goodToken] })).status, 202)
+
+      // malformed JSON and bodies over the limit are 400
+      assert.strictEqual((yield* post(url, "{not json")).status, 400)
+      assert.strictEqual((yield* post(url, { value: "x" })).status, 400)
+      assert.strictEqual((yield* post(url, { value: [], padding: "x".repeat(70 * 1024) })).status, 400)
+
+      const presences = yield* Deferred.await(received)
+      yield* Fiber.join(collector)
+      assert.deepStrictEqual(presences, [{ userId: "u-1", activity: "InACall" }, { userId: "u-2", activity: "Away" }])
+      assert.strictEqual((yield* rejected("validation_token")) - before.token, 1)
+      assert.strictEqual((yield* rejected("hmac")) - before.hmac, 1)
+      assert.strictEqual((yield* rejected("client_state")) - before.clientState, 1)
+      assert.strictEqual((yield* rejected("unknown_subscription")) - before.unknown, 1)
+      assert.strictEqual((yield* rejected("stale")) - before.stale, 1)
+      assert.strictEqual((yield* rejected("malformed")) - before.malformed, 2)
+      assert.strictEqual((yield* rejected("too_large")) - before.tooLarge, 1)
+    }).pipe(Effect.scoped))
+
+  it.live("accepts lifecycle events only for own subscriptions", () =>
+    Effect.gen(function*() {
+      const { inbox, lifecycleUrl } = yield* setup
+      const got = yield* Deferred.make<string>()
+      yield* inbox.lifecycle.pipe(Stream.runForEach((signal) => Deferred.succeed(got, `${signal.key}:${signal.event}`)), Effect.forkScoped)
+      yield* Effect.yieldNow
+      const item = (clientState: string, lifecycleEvent: string) => ({
+        subscriptionId: "sub-1",
+        subscriptionExpirationDateTime: "2030-01-01T00:00:00Z",
+        tenantId: TENANT,
+        clientState,
+        lifecycleEvent
+      })
+      assert.strictEqual((yield* post(lifecycleUrl, { value: [item("secret-state", "subscriptionRemoved or missed")] })).status, 400)
+      assert.strictEqual((yield* post(lifecycleUrl, { value: [item("nope", "missed")] })).status, 202)
+      assert.strictEqual((yield* post(lifecycleUrl, { value: [item("secret-state", "reauthorizationRequired")] })).status, 202)
+      assert.strictEqual(yield* Deferred.await(got), "shard-0:reauthorizationRequired")
+    }).pipe(Effect.scoped))
+})
