@@ -1,0 +1,261 @@
+/**
+ * The app service websocket endpoint the PBX's App object connects to (protocols.md §2.1–2.2): the AppChallenge /
+ * AppLogin handshake, then the message loop of one logged-in PBX. Bad frames are logged and ignored; they never close
+ * a healthy connection.
+ */
+import { randomBytes } from "node:crypto"
+import { Cause, Clock, Deferred, Effect, Option, PubSub, Queue, Schema } from "effect"
+import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
+import * as Socket from "effect/socket/Socket"
+import { digestMatches, loginDigest, rawTopLevelMember } from "./AppLoginDigest.ts"
+import { makeConnection, type PbxMessage } from "./PbxConnection.ts"
+import { PbxConnections } from "./PbxConnections.ts"
+import { AppLogin, Envelope, parseJson, PbxInfo } from "./PbxMessages.ts"
+import { PbxSettings, type PbxSettingsOptions } from "./PbxSettings.ts"
+
+const decodeEnvelope = Schema.decodeUnknownResult(Envelope)
+const decodeAppLogin = Schema.decodeUnknownResult(AppLogin)
+const decodePbxInfo = Schema.decodeUnknownResult(PbxInfo)
+
+/** A fresh challenge: 16 hex digits from the system CSPRNG (a login nonce must be unpredictable, which Random is not). */
+const newChallenge = (): string => randomBytes(8).toString("hex")
+
+const preview = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}…` : text)
+
+type Frame = { readonly text: string; readonly json: Record<string, unknown>; readonly envelope: Envelope }
+
+/** Parses one frame; logs and returns undefined when it is not a JSON object with an `mt`. */
+const readFrame = (text: string, who: string) =>
+  Effect.gen(function*() {
+    const json = parseJson(text)
+    if (json === undefined) {
+      yield* Effect.logWarning(`${who}: ignored a frame that is not JSON: ${preview(text)}`)
+      return undefined
+    }
+    const envelope = decodeEnvelope(json)
+    if (envelope._tag === "Failure") {
+      yield* Effect.logWarning(`${who}: ignored a frame without a valid "mt": ${preview(text)}`)
+      return undefined
+    }
+    return { text, json: json as Record<string, unknown>, envelope: envelope.success } satisfies Frame
+  })
+
+type HandshakeOutcome =
+  | { readonly _tag: "LoggedIn"; readonly login: AppLogin }
+  | { readonly _tag: "Refused"; readonly pbx: string; readonly reason: string; readonly fix: string }
+
+/** Runs AppChallenge / AppLogin until the PBX has logged in or is refused. */
+const handshake = (
+  frames: Queue.Dequeue<string, Cause.Done>,
+  send: (message: PbxMessage) => Effect.Effect<void>,
+  settings: PbxSettingsOptions,
+  peer: string
+) =>
+  Effect.gen(function*() {
+    let challenge: string | undefined
+    while (true) {
+      const frame = yield* readFrame(yield* Queue.take(frames), `PBX connection from ${peer}`)
+      if (frame === undefined) continue
+      switch (frame.envelope.mt) {
+        case "AppChallenge": {
+          challenge = newChallenge()
+          yield* send({ mt: "AppChallengeResult", challenge })
+          continue
+        }
+        case "KeepAlive":
+          continue
+        case "AppLogin": {
+          const decoded = decodeAppLogin(frame.json)
+          if (decoded._tag === "Failure") {
+            return {
+              _tag: "Refused",
+              pbx: peer,
+              reason: `malformed AppLogin: ${decoded.failure.message}`,
+              fix: "Check that the App object's URL points at this connector"
+            } satisfies HandshakeOutcome
+          }
+          const login = decoded.success
+          const pbx = login.info?.pbx ?? login.domain
+          if (challenge === undefined) {
+            return {
+              _tag: "Refused",
+              pbx,
+              reason: "AppLogin arrived before an AppChallenge",
+              fix: "Check that the App object's URL points at this connector"
+            } satisfies HandshakeOutcome
+          }
+          const expected = loginDigest(
+            { ...login, infoText: rawTopLevelMember(frame.text, "info") },
+            challenge,
+            settings.appPassword
+          )
+          if (!digestMatches(login.digest, expected)) {
+            return {
+              _tag: "Refused",
+              pbx,
+              reason: `wrong App object password for PBX ${pbx}`,
+              fix: `Set the same password on the App object of PBX ${pbx} and in the connector's configuration`
+            } satisfies HandshakeOutcome
+          }
+          return { _tag: "LoggedIn", login } satisfies HandshakeOutcome
+        }
+        default:
+          yield* Effect.logWarning(`PBX connection from ${peer}: ignored ${frame.envelope.mt} before login`)
+      }
+    }
+  })
+
+let connectionIds = 0
+
+/** Serves one websocket: handshake, registration, then the message loop until the socket or the PBX ends it. */
+const serveSocket = (socket: Socket.Socket, peer: string) =>
+  Effect.gen(function*() {
+    const settings = yield* PbxSettings
+    const connections = yield* PbxConnections
+    const pull = yield* Socket.readerString(socket)
+    const writer = yield* socket.writer
+    const frames = yield* Queue.unbounded<string, Cause.Done>()
+    const ended = yield* Deferred.make<string>()
+    let lastWriteAt = yield* Clock.currentTimeMillis
+
+    // The reader turns socket batches into single frames; any socket end, clean or not, ends the frame queue.
+    yield* Effect.gen(function*() {
+      while (true) {
+        const batch = yield* pull
+        for (const text of batch) yield* Queue.offer(frames, text)
+      }
+    }).pipe(
+      Effect.catchCause((cause) =>
+        Effect.andThen(
+          Deferred.succeed(ended, Cause.pretty(cause).split("\n")[0] ?? "socket closed"),
+          Queue.end(frames)
+        )
+      ),
+      Effect.forkScoped
+    )
+
+    const write = (text: string) =>
+      Effect.gen(function*() {
+        if (yield* Deferred.isDone(ended)) return
+        lastWriteAt = yield* Clock.currentTimeMillis
+        yield* Effect.raceFirst(Effect.ignore(writer.write(text)), Deferred.await(ended))
+      })
+    const send = (message: PbxMessage) => write(JSON.stringify(message))
+    const closeSocket = (code: number, reason: string) =>
+      Effect.andThen(
+        Effect.raceFirst(Effect.ignore(writer.write(new Socket.CloseEvent(code, reason))), Deferred.await(ended)),
+        Queue.end(frames)
+      )
+
+    const outcome = yield* handshake(frames, send, settings, peer).pipe(
+      Effect.timeoutOrElse({
+        duration: settings.loginTimeoutMs,
+        orElse: () =>
+          Effect.succeed(
+            {
+              _tag: "Refused",
+              pbx: peer,
+              reason: `no AppLogin within ${settings.loginTimeoutMs} ms`,
+              fix: "Check that the App object's URL points at this connector and that its Websocket checkmark is set"
+            } as const
+          )
+      }),
+      Effect.catchCause(() => Effect.succeed(undefined))
+    )
+    if (outcome === undefined) {
+      yield* Effect.logInfo(`PBX connection from ${peer} closed before logging in`)
+      return
+    }
+    if (outcome._tag === "Refused") {
+      yield* send({ mt: "AppLoginResult", ok: false })
+      yield* Effect.logError(`PBX login refused (${peer}): ${outcome.reason}. ${outcome.fix}`)
+      if (outcome.pbx !== peer) yield* connections.reportError(outcome.pbx, { message: outcome.reason, fix: outcome.fix })
+      yield* closeSocket(4001, "login refused")
+      return
+    }
+
+    const login = outcome.login
+    const pbx = login.info?.pbx ?? login.domain
+    const who = `PBX ${pbx}`
+    const { completeRequest, connection, shutdown } = yield* makeConnection({
+      id: ++connectionIds,
+      pbx,
+      isMaster: connections.isMaster(pbx),
+      login,
+      connectedAt: yield* Clock.currentTimeMillis,
+      requestTimeoutMs: settings.requestTimeoutMs,
+      write,
+      close: (reason) => closeSocket(1000, reason.slice(0, 100))
+    })
+    yield* send({ mt: "AppLoginResult", ok: true })
+    yield* connections.register(connection)
+
+    yield* Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(settings.keepAliveSeconds * 1000)
+        const now = yield* Clock.currentTimeMillis
+        if (now - lastWriteAt >= settings.keepAliveSeconds * 1000) yield* send({ mt: "KeepAlive" })
+      }
+    }).pipe(Effect.forkScoped)
+
+    const dispatch = (frame: Frame) =>
+      Effect.gen(function*() {
+        const { envelope, json } = frame
+        switch (envelope.mt) {
+          case "KeepAlive":
+            return
+          case "PbxInfo": {
+            const info = decodePbxInfo(json)
+            if (info._tag === "Failure") {
+              return yield* Effect.logWarning(`${who}: ignored a malformed PbxInfo: ${info.failure.message}`)
+            }
+            return yield* connections.pbxInfo(connection, info.success)
+          }
+          case "AppInfo":
+            return yield* send({ mt: "AppInfoResult", info: { hidden: true, apis: {} } })
+        }
+        if (envelope.mt.endsWith("Result") && (yield* completeRequest(envelope, json))) return
+        if (envelope.api !== undefined) {
+          yield* PubSub.publish(connection.indications, { envelope, message: json })
+          return
+        }
+        yield* Effect.logWarning(`${who}: ignored an unexpected ${envelope.mt}: ${preview(frame.text)}`)
+      })
+
+    const loop = Effect.gen(function*() {
+      while (true) {
+        const frame = yield* readFrame(yield* Queue.take(frames), who)
+        if (frame !== undefined) yield* dispatch(frame)
+      }
+    })
+    yield* loop.pipe(Effect.catchCause(() => Effect.void))
+    const reason = Option.getOrElse(yield* Deferred.poll(ended), () => Effect.succeed("closed by the connector"))
+    const why = yield* reason
+    yield* shutdown(why)
+    yield* connections.unregister(connection, why)
+  }).pipe(Effect.scoped)
+
+export class PbxAppService {
+  /** `GET {path}`: the websocket the App object connects to. Served on the connector's HTTP server. */
+  static readonly routes = HttpRouter.use(Effect.fn("PbxAppService.routes")(function*(router) {
+    const settings = yield* PbxSettings
+    const connections = yield* PbxConnections
+    yield* router.add("GET", settings.path as HttpRouter.PathInput, (request: HttpServerRequest.HttpServerRequest) =>
+      Effect.gen(function*() {
+        const peer = request.remoteAddress._tag === "Some" ? request.remoteAddress.value : "unknown address"
+        const socket = yield* request.upgrade
+        yield* serveSocket(socket, peer).pipe(
+          Effect.provideService(PbxSettings, settings),
+          Effect.provideService(PbxConnections, connections),
+          Effect.catchCause((cause) => Effect.logError(`PBX connection from ${peer} failed`, cause))
+        )
+        return HttpServerResponse.empty()
+      }).pipe(
+        Effect.catchTag("HttpServerError", (error) =>
+          Effect.as(
+            Effect.logWarning(`PBX endpoint: a request that is not a websocket upgrade was refused: ${error.message}`),
+            HttpServerResponse.text("This endpoint expects the PBX App object's websocket", { status: 426 })
+          ))
+      ))
+  }))
+}

@@ -1,0 +1,159 @@
+/**
+ * One logged-in AppWebsocket connection from a PBX: sends messages, correlates requests with their results by `src`
+ * (with a timeout), and publishes the PBX's other messages (replication pushes, indications) to whoever follows them.
+ */
+import { Deferred, Effect, PubSub, Schema } from "effect"
+import type { AppLogin, Envelope, PbxInfo } from "./PbxMessages.ts"
+import { ResultError } from "./PbxMessages.ts"
+
+export class PbxRequestError extends Schema.TaggedError<PbxRequestError>()("PbxRequestError", {
+  pbx: Schema.String,
+  mt: Schema.String,
+  reason: Schema.Literals(["timeout", "disconnected", "error"]),
+  message: Schema.String
+}) {}
+
+/** A message from the PBX that is not the result of a request: a replication push or an indication. */
+export interface PbxIndication {
+  readonly envelope: Envelope
+  readonly message: unknown
+}
+
+export type PbxMessage = { readonly mt: string; readonly api?: string; readonly [key: string]: unknown }
+
+export interface PbxConnection {
+  /** Distinguishes successive connections of the same PBX. */
+  readonly id: number
+  readonly pbx: string
+  readonly isMaster: boolean
+  readonly login: AppLogin
+  readonly connectedAt: number
+  /** Completed when the PBX sends PbxInfo. */
+  readonly pbxInfo: Deferred.Deferred<PbxInfo>
+  /** Completed with the reason when the connection ends. */
+  readonly closed: Deferred.Deferred<string>
+  readonly send: (message: PbxMessage) => Effect.Effect<void>
+  /** Sends with a fresh `src` and waits for the `<mt>Result` carrying it; an `error` in the result fails. */
+  readonly request: (message: PbxMessage) => Effect.Effect<Record<string, unknown>, PbxRequestError>
+  readonly indications: PubSub.PubSub<PbxIndication>
+  readonly close: (reason: string) => Effect.Effect<void>
+}
+
+export interface ConnectionInternals {
+  readonly connection: PbxConnection
+  /** Routes a result to its waiting request; false when no request waits for that `src`. */
+  readonly completeRequest: (envelope: Envelope, message: Record<string, unknown>) => Effect.Effect<boolean>
+  /** Fails every waiting request; called once when the connection ends. */
+  readonly shutdown: (reason: string) => Effect.Effect<void>
+}
+
+const decodeResultError = Schema.decodeUnknownOption(ResultError)
+
+const resultErrorText = (message: Record<string, unknown>): string | undefined => {
+  const result = decodeResultError(message)
+  if (result._tag === "None") return undefined
+  const { error, errorText } = result.value
+  const failed = (error !== undefined && error !== false && error !== 0 && error !== "") ||
+    (errorText !== undefined && errorText !== "")
+  return failed ? (errorText ?? `error ${String(error)}`) : undefined
+}
+
+export const makeConnection = Effect.fnUntraced(function*(options: {
+  readonly id: number
+  readonly pbx: string
+  readonly isMaster: boolean
+  readonly login: AppLogin
+  readonly connectedAt: number
+  readonly requestTimeoutMs: number
+  readonly write: (text: string) => Effect.Effect<void>
+  readonly close: (reason: string) => Effect.Effect<void>
+}) {
+  const pending = new Map<string, Deferred.Deferred<Record<string, unknown>, PbxRequestError>>()
+  const pbxInfo = yield* Deferred.make<PbxInfo>()
+  const closed = yield* Deferred.make<string>()
+  const indications = yield* PubSub.unbounded<PbxIndication>()
+  let counter = 0
+
+  const send = (message: PbxMessage) => options.write(JSON.stringify(message))
+
+  const request = (message: PbxMessage): Effect.Effect<Record<string, unknown>, PbxRequestError> =>
+    Effect.gen(function*() {
+      if (yield* Deferred.isDone(closed)) {
+        return yield* new PbxRequestError({
+          pbx: options.pbx,
+          mt: message.mt,
+          reason: "disconnected",
+          message: `PBX ${options.pbx} is not connected; ${message.mt} was not sent`
+        })
+      }
+      const src = `${message.mt}-${options.id}-${++counter}`
+      const deferred = yield* Deferred.make<Record<string, unknown>, PbxRequestError>()
+      pending.set(src, deferred)
+      yield* send({ ...message, src })
+      const result = yield* Deferred.await(deferred).pipe(
+        Effect.timeoutOrElse({
+          duration: options.requestTimeoutMs,
+          orElse: () =>
+            Effect.fail(
+              new PbxRequestError({
+                pbx: options.pbx,
+                mt: message.mt,
+                reason: "timeout",
+                message: `PBX ${options.pbx} did not answer ${message.mt} within ${options.requestTimeoutMs} ms`
+              })
+            )
+        }),
+        Effect.ensuring(Effect.sync(() => pending.delete(src)))
+      )
+      const errorText = resultErrorText(result)
+      if (errorText !== undefined) {
+        return yield* new PbxRequestError({
+          pbx: options.pbx,
+          mt: message.mt,
+          reason: "error",
+          message: `PBX ${options.pbx} refused ${message.mt}: ${errorText}`
+        })
+      }
+      return result
+    })
+
+  const connection: PbxConnection = {
+    id: options.id,
+    pbx: options.pbx,
+    isMaster: options.isMaster,
+    login: options.login,
+    connectedAt: options.connectedAt,
+    pbxInfo,
+    closed,
+    send,
+    request,
+    indications,
+    close: options.close
+  }
+
+  const completeRequest = (envelope: Envelope, message: Record<string, unknown>) =>
+    Effect.suspend(() => {
+      const deferred = envelope.src === undefined ? undefined : pending.get(envelope.src)
+      return deferred === undefined ? Effect.succeed(false) : Effect.as(Deferred.succeed(deferred, message), true)
+    })
+
+  const shutdown = (reason: string) =>
+    Effect.gen(function*() {
+      yield* Deferred.succeed(closed, reason)
+      for (const [src, deferred] of pending) {
+        pending.delete(src)
+        yield* Deferred.fail(
+          deferred,
+          new PbxRequestError({
+            pbx: options.pbx,
+            mt: src.split("-")[0] ?? "request",
+            reason: "disconnected",
+            message: `PBX ${options.pbx} disconnected before answering: ${reason}`
+          })
+        )
+      }
+      yield* PubSub.shutdown(indications)
+    })
+
+  return { connection, completeRequest, shutdown } satisfies ConnectionInternals
+})

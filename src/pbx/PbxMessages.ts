@@ -1,0 +1,114 @@
+/**
+ * The AppWebsocket messages the connector exchanges with a PBX (protocols.md §2.2–2.4), as Schemas. Frames are JSON
+ * text; an envelope (`mt`, `api`, `src`) is decoded first, then the message that `mt` names.
+ */
+import { Schema } from "effect"
+
+export const Envelope = Schema.Struct({
+  mt: Schema.String,
+  api: Schema.optionalKey(Schema.String),
+  src: Schema.optionalKey(Schema.String)
+})
+export type Envelope = typeof Envelope.Type
+
+/** `info` of an AppLogin sent by a PBX; more keys may appear and are ignored. */
+export const AppLoginInfo = Schema.Struct({
+  appobj: Schema.optionalKey(Schema.String),
+  appdn: Schema.optionalKey(Schema.String),
+  appurl: Schema.optionalKey(Schema.String),
+  pbx: Schema.optionalKey(Schema.String),
+  cn: Schema.optionalKey(Schema.String),
+  unlicensed: Schema.optionalKey(Schema.Boolean),
+  lics: Schema.optionalKey(Schema.Number),
+  apps: Schema.optionalKey(Schema.Array(Schema.Unknown))
+})
+export type AppLoginInfo = typeof AppLoginInfo.Type
+
+export const AppLogin = Schema.Struct({
+  mt: Schema.Literal("AppLogin"),
+  app: Schema.String,
+  domain: Schema.String,
+  sip: Schema.String,
+  guid: Schema.String,
+  dn: Schema.String,
+  digest: Schema.String,
+  info: Schema.optionalKey(AppLoginInfo),
+  pbxObj: Schema.optionalKey(Schema.String)
+})
+export type AppLogin = typeof AppLogin.Type
+
+export const PbxInfo = Schema.Struct({
+  mt: Schema.Literal("PbxInfo"),
+  domain: Schema.optionalKey(Schema.String),
+  pbx: Schema.optionalKey(Schema.String),
+  pbxDns: Schema.optionalKey(Schema.String),
+  apis: Schema.optionalKey(Schema.Array(Schema.String)),
+  version: Schema.optionalKey(Schema.String),
+  build: Schema.optionalKey(Schema.String)
+})
+export type PbxInfo = typeof PbxInfo.Type
+
+/** A `<mt>Result`: only the error fields are common to all of them. */
+export const ResultError = Schema.Struct({
+  error: Schema.optionalKey(Schema.Union([Schema.Number, Schema.String, Schema.Boolean])),
+  errorText: Schema.optionalKey(Schema.String)
+})
+export type ResultError = typeof ResultError.Type
+
+/** One row of PbxTableUsers as the PBX sends it (only the columns the connector asks for are read). */
+export const UserRow = Schema.Struct({
+  guid: Schema.String,
+  h323: Schema.optionalKey(Schema.String),
+  cn: Schema.optionalKey(Schema.String),
+  dn: Schema.optionalKey(Schema.String),
+  e164: Schema.optionalKey(Schema.String),
+  emails: Schema.optionalKey(Schema.Array(Schema.Struct({ email: Schema.String }))),
+  "h323-email": Schema.optionalKey(Schema.Boolean),
+  loc: Schema.optionalKey(Schema.String),
+  node: Schema.optionalKey(Schema.String),
+  apps: Schema.optionalKey(Schema.Union([Schema.String, Schema.Array(Schema.Unknown)])),
+  hide: Schema.optionalKey(Schema.Boolean)
+})
+export type UserRow = typeof UserRow.Type
+
+/** `ReplicateNextResult`: a row in `columns`, or no `columns` when the initial load is complete. */
+export const ReplicateNextResult = Schema.Struct({
+  mt: Schema.Literal("ReplicateNextResult"),
+  columns: Schema.optionalKey(UserRow)
+})
+
+export const ReplicateRow = Schema.Struct({
+  mt: Schema.Literals(["ReplicateAdd", "ReplicateUpdate"]),
+  columns: UserRow
+})
+
+/** `ReplicateDel` names the row by guid, in `columns` (as the other replicate messages) or at the top level. */
+export const ReplicateDel = Schema.Struct({
+  mt: Schema.Literal("ReplicateDel"),
+  guid: Schema.optionalKey(Schema.String),
+  columns: Schema.optionalKey(Schema.Struct({ guid: Schema.String }))
+})
+
+/** The columns the connector replicates (protocols.md §2.3). */
+export const userColumns = ["guid", "h323", "cn", "dn", "e164", "emails", "h323-email", "loc", "node", "apps", "hide"] as const
+
+/** ReplicateStart for the columns above, with pushes for added and deleted rows. */
+export const replicateStart = {
+  api: "PbxTableUsers",
+  mt: "ReplicateStart",
+  add: true,
+  del: true,
+  columns: Object.fromEntries(userColumns.map((column) => [column, {}]))
+} as const
+
+/** The two PBX APIs the connector needs enabled on the App object. */
+export const requiredApis = ["PbxApi", "PbxTableUsers"] as const
+
+/** Parses a frame's text as JSON; undefined when it is not JSON. */
+export const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * The innovaphone PBX simulator: one or more PBXs (master + slaves) of one system, each connecting to the connector's
+ * app service with its own App object. Tests and the demo drive it through the handle or its HTTP control API
+ * (docs/simulator-pbx.md).
+ */
+import { Effect, Redacted, Schema, type Scope } from "effect"
+import { startControlServer } from "./ControlApi.ts"
+import { type PresenceEntry, type SetPresenceRecord, type SimUser, SystemModel } from "./SimulatorModel.ts"
+import { redactedPassword, SimulatedPbx, type SimPbxStatus } from "./SimulatedPbx.ts"
+
+export type { PresenceEntry, SetPresenceRecord, SimPbxStatus, SimUser }
+
+export interface SimPbxOptions {
+  readonly name: string
+  readonly isMaster: boolean
+  readonly password: string | Redacted.Redacted<string>
+  /** Enabled APIs; default PbxApi and PbxTableUsers. */
+  readonly apis?: ReadonlyArray<string>
+  readonly lics: number
+  readonly appObject: string
+  /** Users registered at this PBX (their `loc` defaults to this PBX). Every PBX replicates the whole system's table. */
+  readonly users?: ReadonlyArray<SimUser>
+}
+
+export interface PbxSimulatorOptions {
+  /** ws:// URL of the connector's app service endpoint (the App object's URL). */
+  readonly connectUrl: string
+  readonly domain: string
+  readonly pbxs: ReadonlyArray<SimPbxOptions>
+  /** Port of the HTTP control API; 0 = ephemeral; omitted = no control server. */
+  readonly controlPort?: number
+  readonly reconnectDelayMs?: number
+}
+
+export class SimulatorTimeout extends Schema.TaggedError<SimulatorTimeout>()("SimulatorTimeout", {
+  message: Schema.String
+}) {}
+
+export class SimulatorError extends Schema.TaggedError<SimulatorError>()("SimulatorError", {
+  message: Schema.String
+}) {}
+
+export interface PbxSimulatorHandle {
+  /** Base URL of the HTTP control API, when one was started. */
+  readonly controlUrl: string | undefined
+  readonly status: Effect.Effect<ReadonlyArray<SimPbxStatus>>
+  readonly users: Effect.Effect<ReadonlyArray<SimUser>>
+  /** Adds or replaces a user (on `home`, default the master); pushes ReplicateAdd / ReplicateUpdate. */
+  readonly upsertUser: (user: SimUser, home?: string) => Effect.Effect<void>
+  /** Removes a user; pushes ReplicateDel. */
+  readonly removeUser: (guid: string) => Effect.Effect<void>
+  /** Sets the App object's licence count; the connector sees it at the PBX's next login. */
+  readonly setLicences: (pbx: string, lics: number) => Effect.Effect<void, SimulatorError>
+  readonly setApis: (pbx: string, apis: ReadonlyArray<string>) => Effect.Effect<void, SimulatorError>
+  /** A user's presence list, newest first (what phones and myApps show). */
+  readonly presence: (guid: string) => Effect.Effect<ReadonlyArray<PresenceEntry>>
+  /** Every SetPresence received, in order. */
+  readonly setPresenceLog: Effect.Effect<ReadonlyArray<SetPresenceRecord>>
+  readonly drop: (pbx: string, options?: { readonly reconnect?: boolean }) => Effect.Effect<void, SimulatorError>
+  readonly reconnect: (pbx: string) => Effect.Effect<void, SimulatorError>
+  /** Refuse SetPresence with `errorText` (undefined = accept again), and/or delay the answers. */
+  readonly setPresenceBehaviour: (
+    pbx: string,
+    behaviour: { readonly refuse?: string | undefined; readonly delayMs?: number }
+  ) => Effect.Effect<void, SimulatorError>
+  /** Sends a frame exactly as given on a PBX's connection. */
+  readonly sendRaw: (pbx: string, text: string) => Effect.Effect<void, SimulatorError>
+  /** Waits until `check` returns a value (re-checked after every simulator change). */
+  readonly waitFor: <A>(check: () => A | undefined, timeoutMs?: number) => Effect.Effect<A, SimulatorTimeout>
+  /** Synchronous views for `waitFor` conditions. */
+  readonly peek: {
+    readonly status: () => ReadonlyArray<SimPbxStatus>
+    readonly presence: (guid: string) => ReadonlyArray<PresenceEntry>
+    readonly setPresenceLog: () => ReadonlyArray<SetPresenceRecord>
+  }
+}
+
+export class PbxSimulator {
+  static readonly make = (options: PbxSimulatorOptions): Effect.Effect<PbxSimulatorHandle, never, Scope.Scope> =>
+    Effect.gen(function*() {
+      const model = new SystemModel()
+      const master = options.pbxs.find((pbx) => pbx.isMaster) ?? options.pbxs[0]
+      const pbxs = new Map<string, SimulatedPbx>()
+      for (const pbx of options.pbxs) {
+        for (const user of pbx.users ?? []) model.users.set(user.guid, { user, home: pbx.name })
+        const simulated = new SimulatedPbx(
+          {
+            name: pbx.name,
+            isMaster: pbx.isMaster,
+            password: redactedPassword(pbx.password),
+            apis: pbx.apis ?? ["PbxApi", "PbxTableUsers"],
+            lics: pbx.lics,
+            appObject: pbx.appObject
+          },
+          { connectUrl: options.connectUrl, domain: options.domain, reconnectDelayMs: options.reconnectDelayMs ?? 200 },
+          model
+        )
+        simulated.onPresenceChanged = (guid) => {
+          for (const other of pbxs.values()) other.pushPresence(guid)
+        }
+        pbxs.set(pbx.name, simulated)
+      }
+
+      const find = (name: string) =>
+        Effect.suspend(() => {
+          const pbx = pbxs.get(name)
+          return pbx === undefined
+            ? Effect.fail(new SimulatorError({ message: `no simulated PBX is named ${name}` }))
+            : Effect.succeed(pbx)
+        })
+
+      const upsertUser = (user: SimUser, home?: string) =>
+        Effect.sync(() => {
+          const existed = model.users.get(user.guid)
+          model.users.set(user.guid, { user, home: home ?? existed?.home ?? master?.name ?? "" })
+          for (const pbx of pbxs.values()) pbx.pushUserChange(existed ? "ReplicateUpdate" : "ReplicateAdd", user.guid)
+          model.changed()
+        })
+      const removeUser = (guid: string) =>
+        Effect.sync(() => {
+          if (!model.users.delete(guid)) return
+          model.presence.delete(guid)
+          for (const pbx of pbxs.values()) pbx.pushUserChange("ReplicateDel", guid)
+          model.changed()
+        })
+
+      const waitFor = <A>(check: () => A | undefined, timeoutMs = 10_000) =>
+        Effect.callback<A>((resume) => {
+          const attempt = () => {
+            const value = check()
+            if (value === undefined) return false
+            unsubscribe()
+            resume(Effect.succeed(value))
+            return true
+          }
+          const unsubscribe = model.onChange(() => void attempt())
+          attempt()
+          return Effect.sync(unsubscribe)
+        }).pipe(
+          Effect.timeoutOrElse({
+            duration: timeoutMs,
+            orElse: () =>
+              Effect.fail(new SimulatorTimeout({ message: `the PBX simulator did not reach the condition within ${timeoutMs} ms` }))
+          })
+        )
+
+      const peek = {
+        status: () => [...pbxs.values()].map((pbx) => pbx.status()),
+        presence: (guid: string) => model.presence.get(guid) ?? [],
+        setPresenceLog: () => [...model.setPresenceLog]
+      }
+
+      const handle: Omit<PbxSimulatorHandle, "controlUrl"> = {
+        status: Effect.sync(peek.status),
+        users: Effect.sync(() => [...model.users.values()].map((entry) => entry.user)),
+        upsertUser,
+        removeUser,
+        setLicences: (name, lics) => Effect.map(find(name), (pbx) => void (pbx.config.lics = lics)),
+        setApis: (name, apis) => Effect.map(find(name), (pbx) => void (pbx.config.apis = apis)),
+        presence: (guid) => Effect.sync(() => peek.presence(guid)),
+        setPresenceLog: Effect.sync(peek.setPresenceLog),
+        drop: (name, dropOptions) => Effect.map(find(name), (pbx) => pbx.drop(dropOptions?.reconnect ?? true)),
+        reconnect: (name) => Effect.map(find(name), (pbx) => pbx.reconnect()),
+        setPresenceBehaviour: (name, behaviour) =>
+          Effect.map(find(name), (pbx) => {
+            if ("refuse" in behaviour) pbx.refuseSetPresence = behaviour.refuse
+            if (behaviour.delayMs !== undefined) pbx.delaySetPresenceMs = behaviour.delayMs
+          }),
+        sendRaw: (name, text) =>
+          Effect.flatMap(find(name), (pbx) =>
+            pbx.sendRaw(text)
+              ? Effect.void
+              : Effect.fail(new SimulatorError({ message: `PBX ${name} is not connected` }))),
+        waitFor,
+        peek
+      }
+
+      const controlUrl = options.controlPort === undefined
+        ? undefined
+        : yield* startControlServer(options.controlPort, handle)
+
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          for (const pbx of pbxs.values()) pbx.start()
+        }),
+        () =>
+          Effect.sync(() => {
+            for (const pbx of pbxs.values()) pbx.stop()
+          })
+      )
+      return { ...handle, controlUrl }
+    })
+}
+
+/**
+ * A demo system: a master and one slave, `userCount` users with e-mail addresses and `apps` listing the connector's
+ * app, split across both PBXs.
+ */
+export const demoSystemOptions = (options: {
+  readonly connectUrl: string
+  readonly password: string | Redacted.Redacted<string>
+  readonly userCount: number
+  readonly domain?: string
+  readonly appObject?: string
+  readonly lics?: number
+  readonly controlPort?: number
+  readonly emailDomain?: string
+}): PbxSimulatorOptions => {
+  const domain = options.domain ?? "example.com"
+  const appObject = options.appObject ?? "teams-presence"
+  const emailDomain = options.emailDomain ?? domain
+  const users = Array.from({ length: options.userCount }, (_, index): SimUser & { readonly home: string } => {
+    const n = String(index + 1).padStart(4, "0")
+    const home = index % 2 === 0 ? "pbx-master" : "pbx-slave"
+    return {
+      guid: `demo${n}`.padEnd(32, "0"),
+      h323: `user${n}`,
+      cn: `Demo User ${n}`,
+      dn: `User ${n}, Demo`,
+      e164: `${1000 + index + 1}`,
+      emails: [`user${n}@${emailDomain}`],
+      loc: home,
+      node: "root",
+      apps: [appObject, "users"],
+      home
+    }
+  })
+  const pbx = (name: string, isMaster: boolean): SimPbxOptions => ({
+    name,
+    isMaster,
+    password: options.password,
+    lics: options.lics ?? options.userCount,
+    appObject,
+    users: users.filter((user) => user.home === name).map(({ home: _, ...user }) => user)
+  })
+  return {
+    connectUrl: options.connectUrl,
+    domain,
+    pbxs: [pbx("pbx-master", true), pbx("pbx-slave", false)],
+    ...(options.controlPort !== undefined ? { controlPort: options.controlPort } : {})
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * One simulated PBX with an App object: it connects to the connector's app service as a real PBX does, performs the
+ * AppChallenge / AppLogin handshake (an AppLogin shaped like the real captures), sends PbxInfo, serves PbxTableUsers
+ * replication and PbxApi SetPresence / SubscribePresence, and reconnects after a drop.
+ */
+import { createHash } from "node:crypto"
+import { Redacted } from "effect"
+import WebSocket from "ws"
+import { loginDigest } from "../../pbx/AppLoginDigest.ts"
+import type { SystemModel } from "./SimulatorModel.ts"
+
+export interface SimPbxConfig {
+  readonly name: string
+  readonly isMaster: boolean
+  readonly password: Redacted.Redacted<string>
+  /** PBX APIs enabled on the App object, e.g. ["PbxApi", "PbxTableUsers"]. */
+  apis: ReadonlyArray<string>
+  /** Licences on the App object (`info.lics`); 0 = unlicensed. */
+  lics: number
+  /** The App object's name (its `sip` / `info.appobj`). */
+  readonly appObject: string
+}
+
+export interface SimPbxStatus {
+  readonly name: string
+  readonly isMaster: boolean
+  readonly connected: boolean
+  readonly loggedIn: boolean
+  /** Logins the connector answered with ok:false. */
+  readonly loginsRefused: number
+  /** Successful logins so far (a reconnect adds one). */
+  readonly logins: number
+}
+
+const hex32 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 32)
+
+export class SimulatedPbx {
+  private socket: WebSocket | undefined
+  private loggedIn = false
+  private loginsRefused = 0
+  private logins = 0
+  private autoReconnect = true
+  private stopped = false
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined
+  /** ReplicateStart src → rows still to send with ReplicateNext. */
+  private readonly replications = new Map<string, Array<string>>()
+  /** Presence subscriptions: src → user guid. */
+  private readonly presenceSubscriptions = new Map<string, string>()
+  refuseSetPresence: string | undefined
+  delaySetPresenceMs = 0
+
+  readonly config: SimPbxConfig
+  private readonly options: { readonly connectUrl: string; readonly domain: string; readonly reconnectDelayMs: number }
+  private readonly model: SystemModel
+
+  constructor(
+    config: SimPbxConfig,
+    options: { readonly connectUrl: string; readonly domain: string; readonly reconnectDelayMs: number },
+    model: SystemModel
+  ) {
+    this.config = config
+    this.options = options
+    this.model = model
+  }
+
+  status(): SimPbxStatus {
+    return {
+      name: this.config.name,
+      isMaster: this.config.isMaster,
+      connected: this.socket?.readyState === WebSocket.OPEN,
+      loggedIn: this.loggedIn,
+      loginsRefused: this.loginsRefused,
+      logins: this.logins
+    }
+  }
+
+  start(): void {
+    this.stopped = false
+    this.autoReconnect = true
+    this.connect()
+  }
+
+  stop(): void {
+    this.stopped = true
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer)
+    this.socket?.terminate()
+    this.socket = undefined
+  }
+
+  /** Drops the connection abruptly; it comes back after the reconnect delay unless `reconnect` is false. */
+  drop(reconnect = true): void {
+    this.autoReconnect = reconnect
+    this.socket?.terminate()
+  }
+
+  reconnect(): void {
+    this.autoReconnect = true
+    if (this.socket === undefined && this.reconnectTimer === undefined && !this.stopped) this.connect()
+  }
+
+  /** Sends a frame exactly as given (for malformed-frame tests). */
+  sendRaw(text: string): boolean {
+    if (this.socket?.readyState !== WebSocket.OPEN) return false
+    this.socket.send(text)
+    return true
+  }
+
+  private send(message: Record<string, unknown>): void {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message))
+  }
+
+  private connect(): void {
+    this.reconnectTimer = undefined
+    const socket = new WebSocket(this.options.connectUrl)
+    this.socket = socket
+    socket.on("open", () => {
+      this.model.changed()
+      socket.send(JSON.stringify({ mt: "AppChallenge" }))
+    })
+    socket.on("message", (data, isBinary) => {
+      if (this.socket !== socket || isBinary) return
+      this.receive(data.toString())
+    })
+    socket.on("error", () => {
+      // "close" follows and handles the reconnect.
+    })
+    socket.on("close", () => {
+      if (this.socket !== socket) return
+      this.socket = undefined
+      this.loggedIn = false
+      this.replications.clear()
+      this.presenceSubscriptions.clear()
+      this.model.changed()
+      if (!this.stopped && this.autoReconnect) {
+        this.reconnectTimer = setTimeout(() => this.connect(), this.options.reconnectDelayMs)
+      }
+    })
+  }
+
+  /** The AppLogin a PBX sends for its App object: the same fields and order as the real captures. */
+  private appLogin(challenge: string): string {
+    const appUrl = this.options.connectUrl
+    const app = appUrl.split("/").filter((part) => part.length > 0).pop() ?? "app"
+    const info = {
+      appobj: this.config.appObject,
+      appdn: this.config.appObject,
+      appurl: appUrl,
+      pbx: this.config.name,
+      cn: this.config.appObject,
+      unlicensed: this.config.lics <= 0,
+      lics: this.config.lics,
+      apps: []
+    }
+    const infoText = JSON.stringify(info)
+    const fields = {
+      app,
+      domain: this.options.domain,
+      sip: this.config.appObject,
+      guid: hex32(`${this.options.domain}/${this.config.name}/${this.config.appObject}`),
+      dn: this.config.appObject,
+      infoText
+    }
+    const digest = loginDigest(fields, challenge, this.config.password)
+    return `{"mt":"AppLogin","sip":${JSON.stringify(fields.sip)},"guid":"${fields.guid}","dn":${
+      JSON.stringify(fields.dn)
+    },"digest":"${digest}","domain":${JSON.stringify(fields.domain)},"app":${JSON.stringify(app)},"info":${infoText}}`
+  }
+
+  private receive(text: string): void {
+    let message: Record<string, unknown>
+    try {
+      const parsed: unknown = JSON.parse(text)
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return
+      message = parsed as Record<string, unknown>
+    } catch {
+      return
+    }
+    const mt = message["mt"]
+    const src = typeof message["src"] === "string" ? message["src"] : undefined
+    const api = typeof message["api"] === "string" ? message["api"] : undefined
+    const reply = (result: Record<string, unknown>) => this.send({ ...(api ? { api } : {}), ...result, ...(src !== undefined ? { src } : {}) })
+    switch (mt) {
+      case "AppChallengeResult": {
+        const challenge = typeof message["challenge"] === "string" ? message["challenge"] : ""
+        this.socket?.send(this.appLogin(challenge))
+        return
+      }
+      case "AppLoginResult": {
+        if (message["ok"] === true) {
+          this.loggedIn = true
+          this.logins++
+          this.send({
+            mt: "PbxInfo",
+            domain: this.options.domain,
+            pbx: this.config.name,
+            pbxDns: `${this.config.name}.${this.options.domain}`,
+            apis: this.config.apis,
+            version: "13r3 sr99 [simulator]",
+            build: "139999"
+          })
+        } else {
+          this.loginsRefused++
+        }
+        this.model.changed()
+        return
+      }
+      case "KeepAlive":
+      case "AppInfoResult":
+        return
+    }
+    if (!this.loggedIn) return
+    if (api !== undefined && !this.config.apis.includes(api)) {
+      reply({ mt: `${String(mt)}Result`, error: 1, errorText: `API ${api} is not enabled on the App object` })
+      return
+    }
+    if (api === "PbxTableUsers") return this.tableUsers(String(mt), src, reply)
+    if (api === "PbxApi") return this.pbxApi(String(mt), message, src, reply)
+    reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
+  }
+
+  private tableUsers(mt: string, src: string | undefined, reply: (result: Record<string, unknown>) => void): void {
+    const key = src ?? ""
+    if (mt === "ReplicateStart") {
+      this.replications.set(key, [...this.model.users.keys()])
+      return reply({ mt: "ReplicateStartResult" })
+    }
+    if (mt === "ReplicateNext") {
+      const pending = this.replications.get(key)
+      if (pending === undefined) return reply({ mt: "ReplicateNextResult" })
+      while (pending.length > 0) {
+        const row = this.model.rowOf(pending.shift()!)
+        if (row !== undefined) return reply({ mt: "ReplicateNextResult", columns: row })
+      }
+      return reply({ mt: "ReplicateNextResult" })
+    }
+    reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
+  }
+
+  /** Pushes a table change to every replication session of this connection. */
+  pushUserChange(kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel", guid: string): void {
+    for (const src of this.replications.keys()) {
+      const columns = kind === "ReplicateDel" ? { guid } : this.model.rowOf(guid)
+      if (columns !== undefined) this.send({ api: "PbxTableUsers", mt: kind, src, columns })
+    }
+  }
+
+  /** Sends PresenceUpdate to this connection's subscribers of a user. */
+  pushPresence(guid: string): void {
+    const user = this.model.findUser(guid, undefined)
+    for (const [src, subscribed] of this.presenceSubscriptions) {
+      if (subscribed === guid) {
+        this.send({ api: "PbxApi", mt: "PresenceUpdate", src, sip: user?.h323, presence: this.model.presence.get(guid) ?? [] })
+      }
+    }
+  }
+
+  private pbxApi(
+    mt: string,
+    message: Record<string, unknown>,
+    src: string | undefined,
+    reply: (result: Record<string, unknown>) => void
+  ): void {
+    const text = (key: string) => (typeof message[key] === "string" ? message[key] : undefined)
+    if (mt === "SubscribePresence") {
+      const user = this.model.findUser(undefined, text("sip"))
+      if (user === undefined) return reply({ mt: "SubscribePresenceResult", error: 1, errorText: "unknown user" })
+      this.presenceSubscriptions.set(src ?? "", user.guid)
+      reply({ mt: "SubscribePresenceResult" })
+      this.pushPresence(user.guid)
+      return
+    }
+    if (mt !== "SetPresence") return reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
+    const apply = () => {
+      const user = this.model.findUser(text("guid"), text("sip"))
+      const contact = text("contact") ?? ""
+      const record = {
+        pbx: this.config.name,
+        guid: text("guid"),
+        sip: text("sip"),
+        contact,
+        activity: text("activity") ?? "",
+        note: text("note") ?? ""
+      }
+      if (user === undefined || this.refuseSetPresence !== undefined) {
+        this.model.setPresenceLog.push({ ...record, accepted: false })
+        reply({ mt: "SetPresenceResult", error: 1, errorText: user === undefined ? "unknown user" : this.refuseSetPresence })
+        this.model.changed()
+        return
+      }
+      this.model.setPresence(user.guid, contact, record.activity, record.note)
+      this.model.setPresenceLog.push({ ...record, accepted: true })
+      reply({ mt: "SetPresenceResult" })
+      this.model.changed()
+      this.onPresenceChanged(user.guid)
+    }
+    if (this.delaySetPresenceMs > 0) setTimeout(apply, this.delaySetPresenceMs)
+    else apply()
+  }
+
+  /** Set by the system: tells every PBX's subscribers about a presence change. */
+  onPresenceChanged: (guid: string) => void = () => {}
+}
+
+export const redactedPassword = (password: string | Redacted.Redacted<string>): Redacted.Redacted<string> =>
+  Redacted.isRedacted(password) ? password : Redacted.make(password)

@@ -1,0 +1,91 @@
+/**
+ * The PBX simulator's system state: the user table every PBX of the system replicates, each user's presence list
+ * (one entry per contact, newest first — what phones and myApps show), and the record of SetPresence requests.
+ */
+import { Schema } from "effect"
+
+export const SimUser = Schema.Struct({
+  guid: Schema.String,
+  h323: Schema.String,
+  cn: Schema.String,
+  dn: Schema.optionalKey(Schema.String),
+  e164: Schema.optionalKey(Schema.String),
+  emails: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** The PBX the user is registered at; defaults to the PBX whose table lists the user. */
+  loc: Schema.optionalKey(Schema.String),
+  node: Schema.optionalKey(Schema.String),
+  /** Apps the user has rights to (sent as the comma separated `apps` column). */
+  apps: Schema.optionalKey(Schema.Array(Schema.String)),
+  hide: Schema.optionalKey(Schema.Boolean)
+})
+export type SimUser = typeof SimUser.Type
+
+export interface PresenceEntry {
+  readonly contact: string
+  readonly status: "open" | "closed"
+  readonly activity: string
+  readonly note: string
+}
+
+export interface SetPresenceRecord {
+  /** The PBX whose connection carried the request. */
+  readonly pbx: string
+  readonly guid: string | undefined
+  readonly sip: string | undefined
+  readonly contact: string
+  readonly activity: string
+  readonly note: string
+  readonly accepted: boolean
+}
+
+/** The PbxTableUsers row of a user, as a real PBX sends it. */
+export const userRow = (user: SimUser, defaultLoc: string) => ({
+  guid: user.guid,
+  h323: user.h323,
+  cn: user.cn,
+  dn: user.dn ?? user.cn,
+  e164: user.e164 ?? "",
+  emails: (user.emails ?? []).map((email) => ({ email })),
+  "h323-email": false,
+  loc: user.loc ?? defaultLoc,
+  node: user.node ?? "root",
+  apps: (user.apps ?? []).join(","),
+  hide: user.hide ?? false
+})
+
+export class SystemModel {
+  readonly users = new Map<string, { user: SimUser; home: string }>()
+  readonly presence = new Map<string, Array<PresenceEntry>>()
+  readonly setPresenceLog: Array<SetPresenceRecord> = []
+  private readonly listeners = new Set<() => void>()
+
+  /** Listeners run after every change; `waitFor` re-checks its condition there. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  changed(): void {
+    for (const listener of [...this.listeners]) listener()
+  }
+
+  findUser(guid: string | undefined, sip: string | undefined): SimUser | undefined {
+    if (guid !== undefined && guid !== "") return this.users.get(guid)?.user
+    if (sip === undefined || sip === "") return undefined
+    for (const { user } of this.users.values()) if (user.h323 === sip) return user
+    return undefined
+  }
+
+  rowOf(guid: string) {
+    const entry = this.users.get(guid)
+    return entry === undefined ? undefined : userRow(entry.user, entry.home)
+  }
+
+  /** Replaces the entry of `contact` and moves it to the front. */
+  setPresence(guid: string, contact: string, activity: string, note: string): ReadonlyArray<PresenceEntry> {
+    const rest = (this.presence.get(guid) ?? []).filter((entry) => entry.contact !== contact)
+    const list = [{ contact, status: "open" as const, activity, note }, ...rest]
+    this.presence.set(guid, list)
+    return list
+  }
+}

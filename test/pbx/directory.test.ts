@@ -1,0 +1,72 @@
+import { readFileSync } from "node:fs"
+import { assert, describe, it } from "@effect/vitest"
+import { decodeReplicateMessage, type PbxUser } from "../../src/pbx/UserDirectory.ts"
+import { licensedUsers } from "../../src/pbx/Licences.ts"
+
+const captures = JSON.parse(
+  readFileSync(new URL("../../../shared/conformance/innovaphone-captures.json", import.meta.url), "utf8")
+) as { readonly realReplicateUpdates: ReadonlyArray<string> }
+
+const user = (n: number, apps: ReadonlyArray<string>): PbxUser => ({
+  guid: `guid${String(n).padStart(3, "0")}`,
+  h323: `user${n}`,
+  cn: `User ${n}`,
+  dn: `User ${n}`,
+  e164: "",
+  emails: [],
+  loc: "pbx-main",
+  node: "root",
+  apps,
+  hide: false
+})
+
+describe("user directory", () => {
+  it("decodes the real ReplicateUpdate captures into directory users", () => {
+    assert.strictEqual(captures.realReplicateUpdates.length, 3)
+    for (const text of captures.realReplicateUpdates) {
+      const edit = decodeReplicateMessage(JSON.parse(text))
+      assert.strictEqual(edit._tag, "Upsert")
+      if (edit._tag !== "Upsert") return
+      assert.deepStrictEqual(edit.user, {
+        guid: "66eaaee678464cffb9a3c8ae259fedd2",
+        h323: "charlottemaihoff",
+        cn: "Charlotte Maihoff",
+        dn: "Maihoff, Charlotte",
+        e164: "403",
+        emails: [],
+        loc: "pbx-main",
+        node: "master",
+        apps: [],
+        hide: false
+      })
+    }
+  })
+
+  it("decodes deletions and reports malformed rows", () => {
+    assert.deepStrictEqual(decodeReplicateMessage({ mt: "ReplicateDel", columns: { guid: "g1" } }), { _tag: "Delete", guid: "g1" })
+    assert.deepStrictEqual(decodeReplicateMessage({ mt: "ReplicateDel", guid: "g2" }), { _tag: "Delete", guid: "g2" })
+    assert.strictEqual(decodeReplicateMessage({ mt: "ReplicateUpdate", columns: { cn: "no guid" } })._tag, "Invalid")
+    assert.strictEqual(decodeReplicateMessage({ mt: "ReplicateDel" })._tag, "Invalid")
+  })
+
+  it("reads the comma separated apps column", () => {
+    const edit = decodeReplicateMessage({ mt: "ReplicateAdd", columns: { guid: "g", apps: "teams,users, phone" } })
+    assert.deepStrictEqual(edit._tag === "Upsert" ? edit.user.apps : undefined, ["teams", "users", "phone"])
+  })
+})
+
+describe("licences", () => {
+  it("licenses at most lics entitled users, in a stable order by guid", () => {
+    const entitled = Array.from({ length: 12 }, (_, i) => user(i, ["teams"]))
+    const others = [user(50, ["users"]), user(51, [])]
+    const first = licensedUsers([...entitled, ...others], 10, "teams")
+    assert.strictEqual(first.licensed.length, 10)
+    assert.deepStrictEqual(first.licensed.map((u) => u.guid), entitled.slice(0, 10).map((u) => u.guid))
+    assert.strictEqual(first.unlicensed.length, 4)
+    assert.match(first.unlicensed.find((u) => u.user.guid === "guid011")!.reason, /all 10 licences/)
+    assert.match(first.unlicensed.find((u) => u.user.guid === "guid050")!.reason, /do not include teams/)
+    // Another input order (a restart replicates rows in another order) gives the same assignment.
+    const again = licensedUsers([...others, ...entitled].reverse(), 10, "TEAMS")
+    assert.deepStrictEqual(again.licensed.map((u) => u.guid), first.licensed.map((u) => u.guid))
+  })
+})
