@@ -51,6 +51,8 @@ export const postForm = Effect.fnUntraced(function*<A>(
     Effect.mapError((error) => networkAuthError(credential, error.reason._tag))
   )
   yield* Metric.update(Metric.withAttributes(graphRequests, { status: String(response.status) }), 1)
+  // An outage of the identity platform is transient, whatever body it carries.
+  if (response.status >= 500) return yield* networkAuthError(credential, `HTTP ${response.status}`)
   const json = yield* response.json.pipe(
     Effect.mapError(() => networkAuthError(credential, `HTTP ${response.status} without a JSON body`))
   )
