@@ -141,10 +141,14 @@ const serveSocket = (socket: Socket.Socket, peer: string) =>
         yield* Effect.raceFirst(Effect.ignore(writer.write(text)), Deferred.await(ended))
       })
     const send = (message: PbxMessage) => write(JSON.stringify(message))
+    // Ends the message loop first; the close frame is best effort, as a dead peer would never take it.
     const closeSocket = (code: number, reason: string) =>
       Effect.andThen(
-        Effect.raceFirst(Effect.ignore(writer.write(new Socket.CloseEvent(code, reason))), Deferred.await(ended)),
-        Queue.end(frames)
+        Queue.end(frames),
+        Effect.raceFirst(Effect.ignore(writer.write(new Socket.CloseEvent(code, reason))), Deferred.await(ended)).pipe(
+          Effect.timeoutOption(1000),
+          Effect.asVoid
+        )
       )
 
     const outcome = yield* handshake(frames, send, settings, peer).pipe(
@@ -188,6 +192,15 @@ const serveSocket = (socket: Socket.Socket, peer: string) =>
       close: (reason) => closeSocket(1000, reason.slice(0, 100))
     })
     yield* send({ mt: "AppLoginResult", ok: true })
+    // The server interrupts this fiber when the peer vanishes, so the cleanup is a finalizer, not code after the loop.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const why = Option.getOrElse(yield* Deferred.poll(ended), () => Effect.succeed("connection closed"))
+        const reason = yield* why
+        yield* shutdown(reason)
+        yield* connections.unregister(connection, reason)
+      })
+    )
     yield* connections.register(connection)
 
     yield* Effect.gen(function*() {
@@ -229,10 +242,7 @@ const serveSocket = (socket: Socket.Socket, peer: string) =>
       }
     })
     yield* loop.pipe(Effect.catchCause(() => Effect.void))
-    const reason = Option.getOrElse(yield* Deferred.poll(ended), () => Effect.succeed("closed by the connector"))
-    const why = yield* reason
-    yield* shutdown(why)
-    yield* connections.unregister(connection, why)
+    yield* Deferred.succeed(ended, "closed by the connector")
   }).pipe(Effect.scoped)
 
 export class PbxAppService {

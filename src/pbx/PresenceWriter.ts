@@ -4,7 +4,7 @@
  * the master's; while that PBX is disconnected the state is kept, and when it logs in again the current state of
  * every user on it is sent again. Refused writes are logged and retried with backoff.
  */
-import { Clock, Context, Effect, FiberMap, Latch, Layer, Metric, Option, PubSub, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, FiberMap, FiberSet, Latch, Layer, Metric, Option, PubSub, Semaphore, Stream, SubscriptionRef } from "effect"
 import { commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import { notificationToPbxSeconds, pbxWrites } from "../domain/Metrics.ts"
 import type { PbxConnection } from "./PbxConnection.ts"
@@ -26,6 +26,7 @@ export const presenceFields = (command: PbxPresenceCommand): { readonly activity
 const maxAttempts = 6
 const retryBaseMs = 200
 const retryMaxMs = 30_000
+const maxConcurrent = 32
 
 interface Desired {
   readonly command: PbxPresenceCommand
@@ -50,7 +51,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       const desired = new Map<string, Desired>()
       const written = new Map<string, WrittenPresence & { readonly connectionId: number }>()
       const dirty = new Set<string>()
-      let inFlight = 0
+      const inFlight = new Set<string>()
       const wake = yield* Latch.make(false)
       const idle = yield* SubscriptionRef.make(true)
       const retries = yield* FiberMap.make<string>()
@@ -130,22 +131,31 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         written.set(guid, { command: entry.command, pbx, sentAt: now, connectionId: connection.value.id })
       })
 
+      // Each user is sent by its own fiber, at most one in flight per user and `maxConcurrent` overall, so that a slow
+      // or silent PBX never holds up the writes for the others. A change during a send waits in `dirty` for it.
+      const permits = yield* Semaphore.make(maxConcurrent)
+      const sending = yield* FiberSet.make()
       const worker = Effect.gen(function*() {
         while (true) {
           yield* Latch.close(wake)
-          if (dirty.size === 0) {
-            if ((yield* FiberMap.size(retries)) === 0) yield* SubscriptionRef.set(idle, true)
+          const ready = [...dirty].filter((guid) => !inFlight.has(guid))
+          if (ready.length === 0) {
+            if (dirty.size === 0 && inFlight.size === 0 && (yield* FiberMap.size(retries)) === 0) {
+              yield* SubscriptionRef.set(idle, true)
+            }
             yield* Latch.await(wake)
             continue
           }
-          const batch = [...dirty]
-          dirty.clear()
-          inFlight += batch.length
-          yield* Effect.forEach(
-            batch,
-            (guid) => sendOne(guid).pipe(Effect.ensuring(Effect.sync(() => inFlight--))),
-            { concurrency: 32, discard: true }
-          )
+          for (const guid of ready) {
+            dirty.delete(guid)
+            inFlight.add(guid)
+            yield* FiberSet.run(
+              sending,
+              permits.withPermits(1)(sendOne(guid)).pipe(
+                Effect.ensuring(Effect.andThen(Effect.sync(() => inFlight.delete(guid)), Latch.open(wake)))
+              )
+            )
+          }
         }
       })
       yield* Effect.forkScoped(worker)
@@ -183,7 +193,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
 
       return PresenceWriter.of({
         write,
-        flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(idle), (value) => value && inFlight === 0)).pipe(
+        flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(idle), (value) => value && inFlight.size === 0)).pipe(
           Effect.asVoid
         ),
         current: Effect.sync(() =>

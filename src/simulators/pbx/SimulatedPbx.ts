@@ -42,8 +42,8 @@ export class SimulatedPbx {
   private autoReconnect = true
   private stopped = false
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
-  /** ReplicateStart src → rows still to send with ReplicateNext. */
-  private readonly replications = new Map<string, Array<string>>()
+  /** The connection's replication session: the ReplicateStart src (echoed in pushes) and the rows ReplicateNext still sends. */
+  private replication: { readonly src: string | undefined; readonly pending: Array<string> } | undefined
   /** Presence subscriptions: src → user guid. */
   private readonly presenceSubscriptions = new Map<string, string>()
   refuseSetPresence: string | undefined
@@ -128,7 +128,7 @@ export class SimulatedPbx {
       if (this.socket !== socket) return
       this.socket = undefined
       this.loggedIn = false
-      this.replications.clear()
+      this.replication = undefined
       this.presenceSubscriptions.clear()
       this.model.changed()
       if (!this.stopped && this.autoReconnect) {
@@ -219,13 +219,12 @@ export class SimulatedPbx {
   }
 
   private tableUsers(mt: string, src: string | undefined, reply: (result: Record<string, unknown>) => void): void {
-    const key = src ?? ""
     if (mt === "ReplicateStart") {
-      this.replications.set(key, [...this.model.users.keys()])
+      this.replication = { src, pending: [...this.model.users.keys()] }
       return reply({ mt: "ReplicateStartResult" })
     }
     if (mt === "ReplicateNext") {
-      const pending = this.replications.get(key)
+      const pending = this.replication?.pending
       if (pending === undefined) return reply({ mt: "ReplicateNextResult" })
       while (pending.length > 0) {
         const row = this.model.rowOf(pending.shift()!)
@@ -238,9 +237,10 @@ export class SimulatedPbx {
 
   /** Pushes a table change to every replication session of this connection. */
   pushUserChange(kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel", guid: string): void {
-    for (const src of this.replications.keys()) {
-      const columns = kind === "ReplicateDel" ? { guid } : this.model.rowOf(guid)
-      if (columns !== undefined) this.send({ api: "PbxTableUsers", mt: kind, src, columns })
+    if (this.replication === undefined) return
+    const columns = kind === "ReplicateDel" ? { guid } : this.model.rowOf(guid)
+    if (columns !== undefined) {
+      this.send({ api: "PbxTableUsers", mt: kind, ...(this.replication.src !== undefined ? { src: this.replication.src } : {}), columns })
     }
   }
 

@@ -1,0 +1,99 @@
+/** Test harness: the connector's PBX side served on an ephemeral port, a log capture, and a raw websocket client. */
+import { createServer } from "node:http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Context, Deferred, Effect, Layer, Logger, Redacted, type Scope, Stream, SubscriptionRef } from "effect"
+import { HttpRouter, HttpServer } from "effect/http"
+import WebSocket from "ws"
+import { Licences } from "../../src/pbx/Licences.ts"
+import { PbxAppService } from "../../src/pbx/PbxAppService.ts"
+import { PbxConnections, type PbxState } from "../../src/pbx/PbxConnections.ts"
+import { PbxServices } from "../../src/pbx/PbxLayer.ts"
+import { makePbxSettings, PbxSettings, type PbxSettingsOptions } from "../../src/pbx/PbxSettings.ts"
+import { PresenceWriter } from "../../src/pbx/PresenceWriter.ts"
+import { PbxDirectory } from "../../src/pbx/UserDirectory.ts"
+import type { SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
+
+export const password = "app-object-secret"
+
+const format = (message: unknown) => (Array.isArray(message) ? message.map(String).join(" ") : String(message))
+
+export const startConnector = (overrides: Partial<PbxSettingsOptions> = {}) =>
+  Effect.gen(function*() {
+    const logs: Array<string> = []
+    const capture = Logger.make(({ logLevel, message }) => void logs.push(`${logLevel}: ${format(message)}`))
+    const settings = makePbxSettings({ appPassword: Redacted.make(password), masterPbx: "pbx-master", ...overrides })
+    const services = PbxServices.pipe(Layer.provideMerge(PbxSettings.layer(settings)))
+    const server = HttpRouter.serve(PbxAppService.routes, { disableLogger: true, disableListenLog: true }).pipe(
+      Layer.provide(services),
+      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
+    )
+    const context = yield* Layer.build(
+      Layer.mergeAll(server, services).pipe(Layer.provide(Logger.layer([capture], { mergeWithExisting: false })))
+    )
+    const address = Context.get(context, HttpServer.HttpServer).address
+    const port = address._tag === "UnixPathAddress" ? 0 : address.port
+    const connections = Context.get(context, PbxConnections)
+    return {
+      url: `ws://127.0.0.1:${port}${settings.path}`,
+      logs,
+      connections,
+      writer: Context.get(context, PresenceWriter),
+      directory: Context.get(context, PbxDirectory),
+      licences: Context.get(context, Licences),
+      /** Waits until the PBX states satisfy `check`. */
+      waitStates: (check: (states: ReadonlyMap<string, PbxState>) => boolean) =>
+        Stream.runHead(Stream.filter(SubscriptionRef.changes(connections.states), check)).pipe(Effect.asVoid)
+    }
+  })
+
+export const allLoggedIn = (names: ReadonlyArray<string>) => (states: ReadonlyMap<string, PbxState>) =>
+  names.every((name) => states.get(name)?.loggedIn === true)
+
+export const makeUsers = (prefix: string, count: number, loc: string, apps: ReadonlyArray<string> = ["teams-presence"]) =>
+  Array.from({ length: count }, (_, i): SimUser => ({
+    guid: `${prefix}${String(i).padStart(4, "0")}`.padEnd(32, "0"),
+    h323: `${prefix}${i}`,
+    cn: `${prefix} ${i}`,
+    emails: [`${prefix}${i}@example.com`],
+    loc,
+    apps
+  }))
+
+/** A bare websocket client for protocol-level tests: received frames and a Deferred completed on close. */
+export const rawClient = (url: string): Effect.Effect<{
+  readonly socket: WebSocket
+  readonly received: Array<string>
+  readonly next: (predicate: (frame: string) => boolean) => Effect.Effect<string>
+  readonly closed: Deferred.Deferred<number>
+}, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const closed = yield* Deferred.make<number>()
+    const opened = yield* Deferred.make<void>()
+    const received: Array<string> = []
+    const waiters = new Set<() => void>()
+    const socket = yield* Effect.acquireRelease(
+      Effect.sync(() => new WebSocket(url)),
+      (socket) => Effect.sync(() => socket.terminate())
+    )
+    socket.on("open", () => Deferred.doneUnsafe(opened, Effect.void))
+    socket.on("message", (data) => {
+      received.push(data.toString())
+      for (const waiter of [...waiters]) waiter()
+    })
+    socket.on("close", (code) => Deferred.doneUnsafe(closed, Effect.succeed(code)))
+    socket.on("error", () => {})
+    yield* Deferred.await(opened)
+    const next = (predicate: (frame: string) => boolean) =>
+      Effect.callback<string>((resume) => {
+        const check = () => {
+          const found = received.find(predicate)
+          if (found === undefined) return
+          waiters.delete(check)
+          resume(Effect.succeed(found))
+        }
+        waiters.add(check)
+        check()
+        return Effect.sync(() => waiters.delete(check))
+      })
+    return { socket, received, next, closed }
+  })
