@@ -1,0 +1,135 @@
+/**
+ * What the administrator sees: one snapshot of the connector's state (lights, counts, users, recent errors), kept in a
+ * SubscriptionRef so that the status page, `/api/status`, `/readyz` and the server-sent events read the same value.
+ * The connector writes it; the HTTP routes only read it.
+ */
+import { Context, Effect, Layer, Stream, SubscriptionRef } from "effect"
+
+export type LightState = "green" | "red"
+
+export interface Light {
+  readonly state: LightState
+  readonly reason: string
+  /** What to do about a red light. */
+  readonly fix?: string | undefined
+}
+
+export interface PbxLight extends Light {
+  readonly pbx: string
+  readonly isMaster: boolean
+  readonly apis: ReadonlyArray<string>
+  readonly missingApis: ReadonlyArray<string>
+  readonly lics?: number | undefined
+  readonly connectedAt?: number | undefined
+}
+
+export interface CredentialLight extends Light {
+  readonly label: string
+  readonly kind: "app" | "account"
+  readonly expiresAt?: number | undefined
+}
+
+export interface ShardLight extends Light {
+  readonly key: string
+  readonly account: string
+  readonly userCount: number
+  readonly status: string
+  readonly expiresAt?: number | undefined
+  readonly lastRenewalAt?: number | undefined
+}
+
+export interface UserRow {
+  readonly teamsId: string
+  readonly name: string
+  readonly upn: string
+  readonly pbxGuid: string
+  readonly pbxName: string
+  readonly pbx: string
+  readonly licensed: boolean
+  readonly availability: string
+  readonly activity: string
+  readonly written: string
+  readonly lastChangeAt?: number | undefined
+  readonly delayMs?: number | undefined
+}
+
+export interface RecentError {
+  readonly at: number
+  readonly level: string
+  readonly message: string
+  readonly fix?: string | undefined
+}
+
+export interface Counts {
+  readonly teamsUsers: number
+  readonly pbxUsers: number
+  readonly matched: number
+  readonly licensed: number
+  readonly unlicensed: number
+  readonly unmatched: number
+  readonly ambiguous: number
+}
+
+export interface StatusSnapshot {
+  readonly version: string
+  readonly startedAt: number
+  readonly mode: "push" | "poll"
+  readonly lights: {
+    readonly masterPbx: Light
+    readonly authentication: Light
+    readonly presenceSubscription: Light
+    readonly userSubscription: Light
+  }
+  readonly pbxs: ReadonlyArray<PbxLight>
+  readonly credentials: ReadonlyArray<CredentialLight>
+  readonly shards: ReadonlyArray<ShardLight>
+  readonly counts: Counts
+  readonly users: ReadonlyArray<UserRow>
+  readonly unlicensed: ReadonlyArray<{ readonly name: string; readonly reason: string }>
+  readonly unmatched: ReadonlyArray<{ readonly side: "teams" | "pbx"; readonly name: string }>
+  readonly ambiguous: ReadonlyArray<{ readonly key: string; readonly reason: string }>
+  readonly errors: ReadonlyArray<RecentError>
+  readonly demo?: { readonly graphSimulator: string; readonly pbxSimulator: string } | undefined
+}
+
+const red = (reason: string): Light => ({ state: "red", reason })
+
+export const initialSnapshot = (options: { version: string; startedAt: number; mode: "push" | "poll" }): StatusSnapshot => ({
+  ...options,
+  lights: {
+    masterPbx: red("the master PBX has not connected yet"),
+    authentication: red("not signed in yet"),
+    presenceSubscription: red("no presence subscription yet"),
+    userSubscription: red("no users subscription yet")
+  },
+  pbxs: [],
+  credentials: [],
+  shards: [],
+  counts: { teamsUsers: 0, pbxUsers: 0, matched: 0, licensed: 0, unlicensed: 0, unmatched: 0, ambiguous: 0 },
+  users: [],
+  unlicensed: [],
+  unmatched: [],
+  ambiguous: [],
+  errors: []
+})
+
+export const allGreen = (snapshot: StatusSnapshot): boolean =>
+  Object.values(snapshot.lights).every((light) => light.state === "green")
+
+export class StatusBoard extends Context.Service<StatusBoard, {
+  readonly get: Effect.Effect<StatusSnapshot>
+  readonly update: (f: (snapshot: StatusSnapshot) => StatusSnapshot) => Effect.Effect<void>
+  readonly changes: Stream.Stream<StatusSnapshot>
+}>()("teams-presence-connector/connector/StatusBoard") {
+  static readonly make = (initial: StatusSnapshot) =>
+    Effect.gen(function*() {
+      const ref = yield* SubscriptionRef.make(initial)
+      return StatusBoard.of({
+        get: SubscriptionRef.get(ref),
+        update: (f) => SubscriptionRef.update(ref, f),
+        changes: SubscriptionRef.changes(ref)
+      })
+    })
+
+  static readonly layer = (initial: StatusSnapshot) => Layer.effect(StatusBoard, StatusBoard.make(initial))
+}

@@ -1,0 +1,20 @@
+/**
+ * The connector's one HTTP server: status page and probes, the Graph webhook and the PBX websocket endpoint share a
+ * port, each contributed as an `HttpRouter` layer by its own module.
+ */
+import { createServer } from "node:http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Layer } from "effect"
+import { HttpRouter } from "effect/http"
+
+export interface ServerOptions {
+  readonly host: string
+  readonly port: number
+}
+
+export const nodeServer = (options: ServerOptions) =>
+  NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), { host: options.host, port: options.port })
+
+/** Serves the route layers on one Node HTTP server; the result also provides `HttpServer` (for the bound address). */
+export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>, options: ServerOptions) =>
+  HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(Layer.provideMerge(nodeServer(options)))
