@@ -119,6 +119,15 @@ export class PbxConnections extends Context.Service<PbxConnections, {
       const pbxInfo = Effect.fn("PbxConnections.pbxInfo")(function*(connection: PbxConnection, info: PbxInfo) {
         const apis = info.apis ?? []
         const missingApis = ["PbxApi", "PbxTableUsers"].filter((api) => !apis.includes(api))
+        if (missingApis.length > 0) {
+          yield* Effect.logWarning(
+            `PBX ${connection.pbx}: the App object does not enable ${missingApis.join(", ")}; set the checkmark${
+              missingApis.length > 1 ? "s" : ""
+            } ${missingApis.join(" and ")} on the App object`
+          )
+        } else {
+          yield* Effect.logInfo(`PBX ${connection.pbx}: version ${info.version ?? "?"}, APIs ${apis.join(", ")}`)
+        }
         yield* updateState(connection.pbx, (state) => ({
           ...state,
           apis,
@@ -135,15 +144,6 @@ export class PbxConnections extends Context.Service<PbxConnections, {
             }
             : {})
         }))
-        if (missingApis.length > 0) {
-          yield* Effect.logWarning(
-            `PBX ${connection.pbx}: the App object does not enable ${missingApis.join(", ")}; set the checkmark${
-              missingApis.length > 1 ? "s" : ""
-            } ${missingApis.join(" and ")} on the App object`
-          )
-        } else {
-          yield* Effect.logInfo(`PBX ${connection.pbx}: version ${info.version ?? "?"}, APIs ${apis.join(", ")}`)
-        }
         yield* Deferred.succeed(connection.pbxInfo, info)
       })
 
