@@ -1,0 +1,152 @@
+/**
+ * One typed stream of Teams presence changes, whichever mode runs: push (rich notifications, plus a reconciler that
+ * re-reads every presence each `reconcileMinutes` and after every resync event) or poll-only (every `pollSeconds`
+ * with the application credential). Only differences from the last known presence per user are emitted, and an
+ * update older than the one applied (by sequenceNumber) never overwrites it.
+ *
+ * The user set: `initialSync(userIds)` sets it and reads everything once; `setUsers(userIds)` changes it later
+ * (new users are read at once). Subscribe to `changes` before calling `initialSync`.
+ */
+import { Clock, Context, Effect, Layer, Metric, PubSub, Stream } from "effect"
+import { notificationsRejected } from "../domain/Metrics.ts"
+import type { GraphPresence } from "../domain/Presence.ts"
+import { NotificationsInbox } from "./NotificationsInbox.ts"
+import { every, pollIntervalMillis } from "./PollSchedule.ts"
+import { PresenceReader } from "./PresenceReader.ts"
+import { SubscriptionManager } from "./SubscriptionManager.ts"
+import { SubscriptionSettings } from "./SubscriptionSettings.ts"
+
+export type PresenceOrigin = "push" | "poll" | "reconcile" | "initial"
+
+export interface PresenceChange {
+  readonly userId: string
+  readonly presence: GraphPresence
+  /** Milliseconds on the Clock when the change was received. */
+  readonly receivedAt: number
+  readonly origin: PresenceOrigin
+}
+
+export class PresenceSource extends Context.Service<PresenceSource, {
+  readonly changes: Stream.Stream<PresenceChange>
+  initialSync(userIds: ReadonlyArray<string>): Effect.Effect<void>
+  setUsers(userIds: ReadonlyArray<string>): Effect.Effect<void>
+  readonly users: Effect.Effect<ReadonlyArray<string>>
+  /** Re-reads every user now (the reconciler's and the poller's round). */
+  readonly reconcileNow: Effect.Effect<void>
+}>()("presence-connector/graph/PresenceSource") {
+  /** Push mode: notifications, refetches of basic notifications, resyncs and the periodic reconciler. */
+  static readonly layerPush = Layer.effect(
+    PresenceSource,
+    Effect.gen(function*() {
+      const settings = yield* SubscriptionSettings
+      const inbox = yield* NotificationsInbox
+      const manager = yield* SubscriptionManager
+      const core = yield* makeCore("reconcile")
+      yield* inbox.presences.pipe(
+        Stream.runForEach((pushed) => core.apply([pushed.presence], "push", pushed.receivedAt)),
+        Effect.forkScoped
+      )
+      yield* inbox.refetch.pipe(Stream.runForEach((ids) => core.read(ids, "push")), Effect.forkScoped)
+      yield* manager.resyncs.pipe(
+        Stream.runForEach((ids) => core.read(ids.filter((id) => core.has(id)), "reconcile")),
+        Effect.forkScoped
+      )
+      yield* every(settings.reconcileMinutes * 60_000, core.readAll("reconcile")).pipe(Effect.forkScoped)
+      return core.service
+    })
+  )
+
+  /** Poll-only mode: no subscriptions; every user read every pollSeconds (stretched to stay inside the rate limit). */
+  static readonly layerPoll = Layer.effect(
+    PresenceSource,
+    Effect.gen(function*() {
+      const settings = yield* SubscriptionSettings
+      const core = yield* makeCore("poll")
+      yield* Effect.gen(function*() {
+        while (true) {
+          const interval = pollIntervalMillis(settings.pollSeconds, core.userCount())
+          yield* Effect.sleep(interval)
+          yield* core.readAll("poll")
+        }
+      }).pipe(Effect.forkScoped)
+      return core.service
+    })
+  )
+}
+
+const sameContent = (a: GraphPresence, b: GraphPresence): boolean =>
+  JSON.stringify([a.availability, a.activity, a.statusMessage ?? null, a.outOfOfficeSettings ?? null]) ===
+    JSON.stringify([b.availability, b.activity, b.statusMessage ?? null, b.outOfOfficeSettings ?? null])
+
+const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") {
+  const settings = yield* SubscriptionSettings
+  const reader = yield* PresenceReader
+  const hub = yield* PubSub.unbounded<PresenceChange>()
+  const known = new Map<string, GraphPresence>()
+  let users: ReadonlyArray<string> = []
+  let userSet = new Set<string>()
+  const key = (id: string) => id.toLowerCase()
+
+  const apply = Effect.fnUntraced(function*(presences: ReadonlyArray<GraphPresence>, origin: PresenceOrigin, at?: number) {
+    const receivedAt = at ?? (yield* Clock.currentTimeMillis)
+    for (const presence of presences) {
+      const id = key(presence.id)
+      if (!userSet.has(id)) continue
+      const last = known.get(id)
+      if (last !== undefined) {
+        const older = presence.sequenceNumber != null && last.sequenceNumber != null &&
+          presence.sequenceNumber < last.sequenceNumber
+        if (older) {
+          if (origin === "push") yield* Metric.update(Metric.withAttributes(notificationsRejected, { reason: "stale" }), 1)
+          continue
+        }
+        if (sameContent(last, presence)) {
+          known.set(id, presence)
+          continue
+        }
+      }
+      known.set(id, presence)
+      yield* PubSub.publish(hub, { userId: presence.id, presence, receivedAt, origin })
+    }
+  })
+
+  const read = (ids: ReadonlyArray<string>, origin: PresenceOrigin) =>
+    ids.length === 0 ? Effect.void : reader.getPresences(ids, settings.pollCredential).pipe(
+      Effect.flatMap((presences) => apply(presences, origin)),
+      Effect.catch((error) =>
+        Effect.logWarning(`reading ${ids.length} presences failed (${origin}): ${error.message}; the next round retries`)
+      )
+    )
+
+  const readAll = (origin: PresenceOrigin) => Effect.suspend(() => read(users, origin))
+
+  const setUsers = (userIds: ReadonlyArray<string>) =>
+    Effect.suspend(() => {
+      const added = userIds.filter((id) => !userSet.has(key(id)))
+      users = [...userIds]
+      userSet = new Set(users.map(key))
+      for (const id of [...known.keys()]) if (!userSet.has(id)) known.delete(id)
+      return read(added, roundOrigin === "poll" ? "poll" : "reconcile")
+    })
+
+  const service = PresenceSource.of({
+    changes: Stream.fromPubSub(hub),
+    initialSync: (userIds) =>
+      Effect.suspend(() => {
+        users = [...userIds]
+        userSet = new Set(users.map(key))
+        return read(users, "initial")
+      }),
+    setUsers,
+    users: Effect.sync(() => users),
+    reconcileNow: readAll(roundOrigin)
+  })
+  return {
+    service,
+    apply,
+    read,
+    readAll,
+    has: (id: string) => userSet.has(key(id)),
+    userCount: () => users.length
+  }
+})

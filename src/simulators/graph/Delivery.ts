@@ -1,0 +1,248 @@
+/**
+ * Delivers change notifications like Graph: every presence or user change is matched to the live subscriptions,
+ * batched (several items per POST, grouped by notificationUrl), rich items encrypted and signed validation tokens
+ * added; the endpoint's response times are measured (> 2.9 s is slow; ≥ 10 % slow in 10 min → delayed, ≥ 15 % → dropped).
+ * Faults (drop, duplicate, reorder, silent subscriptions) and lifecycle events come from the control API.
+ */
+import { Clock, Context, Duration, Effect, Layer, PubSub, Stream } from "effect"
+import { SimJwks } from "./Jwks.ts"
+import { lifecycleItem, type NotificationItem, presenceItem, userItem } from "./notify/payloads.ts"
+import { type SimPresence, SimState, type UserChange } from "./SimState.ts"
+import { type SimSubscription, SimSubscriptions } from "./Subscriptions.ts"
+
+export interface DeliveryOptions {
+  /** Items are collected this long (or up to `maxBatch`) before a POST. */
+  readonly batchWindowMillis: number
+  readonly maxBatch: number
+  readonly slowMillis: number
+  readonly windowMillis: number
+  /** How long Graph holds back notifications for a "delayed" endpoint (10 min). */
+  readonly delayMillis: number
+  readonly retries: number
+  readonly retryBaseMillis: number
+  readonly validationTimeoutMillis: number
+}
+
+export const defaultDeliveryOptions: DeliveryOptions = {
+  batchWindowMillis: 20,
+  maxBatch: 100,
+  slowMillis: 2_900,
+  windowMillis: 10 * 60_000,
+  delayMillis: 10 * 60_000,
+  retries: 3,
+  retryBaseMillis: 500,
+  validationTimeoutMillis: 10_000
+}
+
+export interface DeliveryFaults {
+  /** Drop the next n items. */
+  drop: number
+  /** Send the next n items twice. */
+  duplicate: number
+  /** Reverse the item order of the next n POSTs. */
+  reorder: number
+}
+
+export interface EndpointStats {
+  readonly url: string
+  readonly posts: number
+  readonly slow: number
+  readonly failures: number
+  readonly slowRatio: number
+  readonly state: "ok" | "delayed" | "dropped"
+}
+
+export interface DeliveryCounters {
+  readonly posts: number
+  readonly itemsDelivered: number
+  readonly itemsDropped: number
+  readonly lifecycleSent: number
+}
+
+type Change = { readonly _tag: "Presence"; readonly presence: SimPresence } | { readonly _tag: "User"; readonly change: UserChange }
+
+export class SimDelivery extends Context.Service<SimDelivery, {
+  readonly faults: DeliveryFaults
+  /** The handshake Graph performs before creating a subscription. */
+  validate(url: string): Effect.Effect<boolean>
+  sendLifecycle(subscription: SimSubscription, event: string): Effect.Effect<boolean>
+  endpoints(): ReadonlyArray<EndpointStats>
+  counters(): DeliveryCounters
+}>()("teams-presence-connector/simulators/graph/SimDelivery") {
+  static readonly layerWith = (partial: Partial<DeliveryOptions> = {}) =>
+    Layer.effect(
+      SimDelivery,
+      Effect.gen(function*() {
+        const options = { ...defaultDeliveryOptions, ...partial }
+        const state = yield* SimState
+        const subscriptions = yield* SimSubscriptions
+        const jwks = yield* SimJwks
+        const faults: DeliveryFaults = { drop: 0, duplicate: 0, reorder: 0 }
+        const samples = new Map<string, Array<{ at: number; slow: boolean; failed: boolean }>>()
+        let posts = 0
+        let itemsDelivered = 0
+        let itemsDropped = 0
+        let lifecycleSent = 0
+
+        const stats = (url: string, now: number): EndpointStats => {
+          const recent = (samples.get(url) ?? []).filter((s) => s.at > now - options.windowMillis)
+          samples.set(url, recent)
+          const slow = recent.filter((s) => s.slow).length
+          const ratio = recent.length === 0 ? 0 : slow / recent.length
+          return {
+            url,
+            posts: recent.length,
+            slow,
+            failures: recent.filter((s) => s.failed).length,
+            slowRatio: ratio,
+            state: ratio >= 0.15 ? "dropped" : ratio >= 0.10 ? "delayed" : "ok"
+          }
+        }
+
+        /** One POST with Graph's timing; returns whether it was answered 2xx. */
+        const postOnce = (url: string, body: unknown) =>
+          Effect.gen(function*() {
+            const started = yield* Clock.currentTimeMillis
+            const ok = yield* Effect.tryPromise(async () => {
+              const response = await fetch(url, {
+                method: "POST",
+                headers: { "content-type": "application/json" },
+                body: JSON.stringify(body),
+                signal: AbortSignal.timeout(30_000)
+              })
+              await response.arrayBuffer()
+              return response.status >= 200 && response.status < 300
+            }).pipe(Effect.orElseSucceed(() => false))
+            const ended = yield* Clock.currentTimeMillis
+            const list = samples.get(url) ?? []
+            list.push({ at: ended, slow: ended - started > options.slowMillis, failed: !ok })
+            samples.set(url, list)
+            posts++
+            return ok
+          })
+
+        const deliver = (url: string, items: ReadonlyArray<NotificationItem>, rich: ReadonlyArray<SimSubscription>) =>
+          Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            const endpoint = stats(url, now)
+            if (endpoint.state === "dropped") {
+              itemsDropped += items.length
+              return
+            }
+            if (endpoint.state === "delayed") yield* Effect.sleep(options.delayMillis)
+            const pairs = new Map(rich.map((s) => [`${s.applicationId}|${s.tenantId}`, s] as const))
+            const validationTokens = yield* Effect.forEach([...pairs.values()], (s) => jwks.validationToken(s.applicationId, s.tenantId))
+            const body = validationTokens.length > 0 ? { value: items, validationTokens } : { value: items }
+            for (let attempt = 0; attempt <= options.retries; attempt++) {
+              if (yield* postOnce(url, body)) {
+                itemsDelivered += items.length
+                return
+              }
+              yield* Effect.sleep(options.retryBaseMillis * 2 ** attempt)
+            }
+            itemsDropped += items.length
+          })
+
+        const applyFaults = (items: Array<{ item: NotificationItem; subscription: SimSubscription }>) => {
+          let out = items
+          while (faults.drop > 0 && out.length > 0) {
+            out = out.slice(1)
+            faults.drop--
+            itemsDropped++
+          }
+          if (faults.duplicate > 0) {
+            const copies = out.slice(0, faults.duplicate)
+            faults.duplicate -= copies.length
+            out = [...out, ...copies]
+          }
+          if (faults.reorder > 0 && out.length > 1) {
+            faults.reorder--
+            out = [...out].reverse()
+          }
+          return out
+        }
+
+        const itemsFor = (live: ReadonlyArray<SimSubscription>, change: Change) => {
+          if (change._tag === "Presence") {
+            const id = change.presence.id.toLowerCase()
+            return live
+              .filter((s) => s.kind === "presence" && !s.silent && s.userIds.has(id))
+              .map((subscription) => ({ item: presenceItem(subscription, change.presence), subscription }))
+          }
+          const changeType = change.change._tag === "Deleted" ? "deleted" : "updated"
+          return live
+            .filter((s) => s.kind === "users" && !s.silent && s.changeType.toLowerCase().includes(changeType))
+            .map((subscription) => ({ item: userItem(subscription, change.change.user, changeType), subscription }))
+        }
+
+        const dispatch = Effect.fnUntraced(function*(changes: ReadonlyArray<Change>) {
+          const live = yield* subscriptions.live
+          const all = applyFaults(changes.flatMap((change) => itemsFor(live, change)))
+          const byUrl = new Map<string, Array<{ item: NotificationItem; subscription: SimSubscription }>>()
+          for (const entry of all) {
+            const list = byUrl.get(entry.subscription.notificationUrl) ?? []
+            list.push(entry)
+            byUrl.set(entry.subscription.notificationUrl, list)
+          }
+          yield* Effect.forEach(
+            [...byUrl],
+            ([url, entries]) =>
+              deliver(
+                url,
+                entries.map((e) => e.item),
+                entries.filter((e) => e.subscription.includeResourceData).map((e) => e.subscription)
+              ),
+            { concurrency: "unbounded", discard: true }
+          )
+        })
+
+        // Subscribed while the layer is built, so no change published after that is missed.
+        const presenceStream = Stream.fromSubscription(yield* PubSub.subscribe(state.presenceChanges)).pipe(
+          Stream.map((presence): Change => ({ _tag: "Presence", presence }))
+        )
+        const userStream = Stream.fromSubscription(yield* PubSub.subscribe(state.userChanges)).pipe(Stream.map((change): Change => ({ _tag: "User", change })))
+        yield* Stream.merge(presenceStream, userStream).pipe(
+          Stream.groupedWithin(options.maxBatch, Duration.millis(options.batchWindowMillis)),
+          Stream.runForEach((batch) =>
+            dispatch(batch).pipe(
+              Effect.catchCause((cause) => Effect.logError("simulator delivery failed", cause)),
+              Effect.forkDetach
+            )
+          ),
+          Effect.forkScoped
+        )
+
+        const validate = (url: string) =>
+          Effect.tryPromise(async () => {
+            const token = `Validation: Testing client application reachability for subscription Request-Id: ${crypto.randomUUID()}`
+            const target = `${url}${url.includes("?") ? "&" : "?"}validationToken=${encodeURIComponent(token)}`
+            const response = await fetch(target, {
+              method: "POST",
+              headers: { "content-type": "text/plain; charset=utf-8" },
+              signal: AbortSignal.timeout(options.validationTimeoutMillis)
+            })
+            const text = await response.text()
+            const contentType = response.headers.get("content-type") ?? ""
+            return response.status === 200 && contentType.startsWith("text/plain") && text === token
+          }).pipe(Effect.orElseSucceed(() => false))
+
+        const sendLifecycle = (subscription: SimSubscription, event: string) =>
+          Effect.gen(function*() {
+            if (subscription.lifecycleNotificationUrl === null) return false
+            const ok = yield* postOnce(subscription.lifecycleNotificationUrl, { value: [lifecycleItem(subscription, event)] })
+            if (ok) lifecycleSent++
+            return ok
+          })
+
+        return SimDelivery.of({
+          faults,
+          validate,
+          sendLifecycle,
+          endpoints: () => [...samples.keys()].map((url) => stats(url, Date.now())),
+          counters: () => ({ posts, itemsDelivered, itemsDropped, lifecycleSent })
+        })
+      })
+    )
+
+  static readonly layer = SimDelivery.layerWith()
+}

@@ -1,0 +1,181 @@
+/**
+ * `/v1.0/subscriptions` of the Graph simulator (POST/GET/PATCH/DELETE, `/reauthorize`), the validation handshake
+ * before creation, and the control API under `/_sim/subscriptions` (faults, silent stop, early expiry, lifecycle events).
+ * `SubscriptionsExtension` is the layer GraphSimulator's `extensions` option takes.
+ */
+import { Effect, Exit, Layer, Schema } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { SimDelivery, type DeliveryOptions } from "./Delivery.ts"
+import { JwksRoutes, SimJwks } from "./Jwks.ts"
+import { SimHttpError, SimState } from "./SimState.ts"
+import { CreateSubscriptionBody, SimSubscriptions, UpdateSubscriptionBody } from "./Subscriptions.ts"
+
+const readJson = (request: HttpServerRequest.HttpServerRequest) =>
+  request.text.pipe(
+    Effect.orElseSucceed(() => ""),
+    Effect.flatMap((text) =>
+      Effect.try({
+        try: () => (text.trim() === "" ? {} : JSON.parse(text)) as unknown,
+        catch: () => new SimHttpError({ status: 400, code: "BadRequest", message: "Unable to read JSON request payload." })
+      })
+    )
+  )
+
+const decodeBody = <S extends Schema.Decoder<unknown>>(schema: S, json: unknown) => {
+  const exit = Schema.decodeUnknownExit(schema)(json)
+  return Exit.isSuccess(exit)
+    ? Effect.succeed(exit.value as S["Type"])
+    : Effect.fail(new SimHttpError({ status: 400, code: "BadRequest", message: `Invalid request body: ${String(exit.cause)}` }))
+}
+
+const paramId = HttpRouter.params.pipe(Effect.map((p) => p["id"] ?? ""))
+
+const ControlFaults = Schema.Struct({
+  drop: Schema.optionalKey(Schema.Number),
+  duplicate: Schema.optionalKey(Schema.Number),
+  reorder: Schema.optionalKey(Schema.Number)
+})
+const ControlLifecycle = Schema.Struct({ event: Schema.Literals(["reauthorizationRequired", "subscriptionRemoved", "missed"]) })
+const ControlSilence = Schema.Struct({ silent: Schema.optionalKey(Schema.Boolean) })
+
+export const SubscriptionsRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  const state = yield* SimState
+  const store = yield* SimSubscriptions
+  const delivery = yield* SimDelivery
+
+  /** Authenticated Graph route with the simulator's faults and Graph-shaped errors. */
+  const graph = <A>(route: string, handler: (request: HttpServerRequest.HttpServerRequest, principal: Parameters<typeof store.list>[0]) => Effect.Effect<HttpServerResponse.HttpServerResponse, SimHttpError, A>) =>
+    (request: HttpServerRequest.HttpServerRequest) =>
+      Effect.gen(function*() {
+        state.count(route)
+        const principal = yield* state.authenticate(request.headers)
+        yield* state.graphFaults
+        return yield* handler(request, principal)
+      }).pipe(Effect.catchTag("SimHttpError", state.errorResponse))
+
+  yield* router.add("POST", "/v1.0/subscriptions", graph("POST /subscriptions", (request, principal) =>
+    Effect.gen(function*() {
+      const body = yield* decodeBody(CreateSubscriptionBody, yield* readJson(request))
+      const subscription = yield* store.prepare(principal, body)
+      const urls = [subscription.notificationUrl, ...(subscription.lifecycleNotificationUrl === null ? [] : [subscription.lifecycleNotificationUrl])]
+      for (const url of urls) {
+        if (!(yield* delivery.validate(url))) {
+          return yield* new SimHttpError({
+            status: 400,
+            code: "ValidationError",
+            message: `Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.`
+          })
+        }
+      }
+      yield* store.store(subscription)
+      return yield* state.json(201, {
+        "@odata.context": `${state.baseUrl()}/v1.0/$metadata#subscriptions/$entity`,
+        ...store.toJson(subscription)
+      })
+    })))
+
+  yield* router.add("GET", "/v1.0/subscriptions", graph("GET /subscriptions", (_request, principal) =>
+    Effect.gen(function*() {
+      const list = yield* store.list(principal)
+      return yield* state.json(200, {
+        "@odata.context": `${state.baseUrl()}/v1.0/$metadata#subscriptions`,
+        value: list.map((s) => store.toJson(s, { forList: true }))
+      })
+    })))
+
+  yield* router.add("GET", "/v1.0/subscriptions/:id", graph("GET /subscriptions/{id}", (_request, principal) =>
+    Effect.gen(function*() {
+      const subscription = yield* store.get(principal, yield* paramId)
+      return yield* state.json(200, store.toJson(subscription))
+    })))
+
+  yield* router.add("PATCH", "/v1.0/subscriptions/:id", graph("PATCH /subscriptions/{id}", (request, principal) =>
+    Effect.gen(function*() {
+      const body = yield* decodeBody(UpdateSubscriptionBody, yield* readJson(request))
+      const subscription = yield* store.update(principal, yield* paramId, body)
+      return yield* state.json(200, store.toJson(subscription))
+    })))
+
+  yield* router.add("DELETE", "/v1.0/subscriptions/:id", graph("DELETE /subscriptions/{id}", (_request, principal) =>
+    Effect.gen(function*() {
+      yield* store.remove(principal, yield* paramId)
+      return HttpServerResponse.empty({ status: 204 })
+    })))
+
+  yield* router.add("POST", "/v1.0/subscriptions/:id/reauthorize", graph("POST /subscriptions/{id}/reauthorize", (_request, principal) =>
+    Effect.gen(function*() {
+      yield* store.reauthorize(principal, yield* paramId)
+      return HttpServerResponse.empty({ status: 204 })
+    })))
+
+  // ---- control API -------------------------------------------------------------------------------------------
+  const control = (handler: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse, SimHttpError, HttpRouter.RouteContext>) =>
+    (request: HttpServerRequest.HttpServerRequest) =>
+      handler(request).pipe(
+        Effect.catchTag("SimHttpError", (error) => Effect.succeed(HttpServerResponse.jsonUnsafe({ error: error.message }, { status: error.status })))
+      )
+
+  const withSubscription = Effect.gen(function*() {
+    const id = yield* paramId
+    const subscription = yield* store.find(id)
+    if (subscription === undefined) return yield* new SimHttpError({ status: 404, code: "NotFound", message: `no live subscription ${id}` })
+    return subscription
+  })
+
+  yield* router.add("GET", "/_sim/subscriptions", control(() =>
+    Effect.gen(function*() {
+      const live = yield* store.live
+      return HttpServerResponse.jsonUnsafe({
+        subscriptions: live.map((s) => ({ ...store.toJson(s), kind: s.kind, userCount: s.userIds.size, silent: s.silent })),
+        counters: { ...store.counters(), live: live.length },
+        delivery: delivery.counters(),
+        endpoints: delivery.endpoints(),
+        faults: delivery.faults
+      })
+    })))
+
+  yield* router.add("POST", "/_sim/subscriptions/faults", control((request) =>
+    Effect.gen(function*() {
+      const body = yield* decodeBody(ControlFaults, yield* readJson(request))
+      if (body.drop !== undefined) delivery.faults.drop = body.drop
+      if (body.duplicate !== undefined) delivery.faults.duplicate = body.duplicate
+      if (body.reorder !== undefined) delivery.faults.reorder = body.reorder
+      return HttpServerResponse.jsonUnsafe(delivery.faults)
+    })))
+
+  yield* router.add("POST", "/_sim/subscriptions/:id/silence", control((request) =>
+    Effect.gen(function*() {
+      const subscription = yield* withSubscription
+      const body = yield* decodeBody(ControlSilence, yield* readJson(request))
+      subscription.silent = body.silent ?? true
+      return HttpServerResponse.jsonUnsafe({ id: subscription.id, silent: subscription.silent })
+    })))
+
+  yield* router.add("POST", "/_sim/subscriptions/:id/expire", control(() =>
+    Effect.gen(function*() {
+      const subscription = yield* withSubscription
+      yield* store.expireNow(subscription.id)
+      return HttpServerResponse.jsonUnsafe({ id: subscription.id, expired: true })
+    })))
+
+  yield* router.add("POST", "/_sim/subscriptions/:id/lifecycle", control((request) =>
+    Effect.gen(function*() {
+      const subscription = yield* withSubscription
+      const body = yield* decodeBody(ControlLifecycle, yield* readJson(request))
+      // Graph removes the subscription before it says so.
+      if (body.event === "subscriptionRemoved") yield* store.expireNow(subscription.id)
+      const sent = yield* delivery.sendLifecycle(subscription, body.event)
+      return HttpServerResponse.jsonUnsafe({ id: subscription.id, event: body.event, sent })
+    })))
+}))
+
+/**
+ * Everything this module adds to the Graph simulator (pass it in GraphSimulator's `extensions`): the subscription
+ * routes, delivery, the control API and the JWKS. Its state is reached through the control API.
+ */
+export const SubscriptionsExtension = (options: Partial<DeliveryOptions> = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | SimState> =>
+  Layer.mergeAll(SubscriptionsRoutes, JwksRoutes).pipe(
+    Layer.provide(SimDelivery.layerWith(options)),
+    Layer.provide(SimSubscriptions.layer),
+    Layer.provide(SimJwks.layer)
+  )

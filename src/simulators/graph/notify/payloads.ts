@@ -1,0 +1,55 @@
+/**
+ * Builds the change-notification items the simulator POSTs, in the shape of Microsoft's published samples
+ * (graph-samples.json `notification_presence_rich`, `notification_presence_basic`); rich items are encrypted exactly
+ * as Graph does, with the subscription's certificate.
+ */
+import { encryptPayload, inspectCertificate } from "../../../graph/crypto/RichCrypto.ts"
+import { isoSeconds, type SimPresence, type SimUser } from "../SimState.ts"
+import type { SimSubscription } from "../Subscriptions.ts"
+
+export type NotificationItem = Record<string, unknown>
+
+const base = (subscription: SimSubscription, changeType: string, resource: string, resourceData: Record<string, unknown>) => ({
+  subscriptionId: subscription.id,
+  clientState: subscription.clientState,
+  changeType,
+  tenantId: subscription.tenantId,
+  resource,
+  subscriptionExpirationDateTime: isoSeconds(subscription.expiresAt) + "Z",
+  resourceData,
+  organizationId: subscription.tenantId
+})
+
+export const presenceItem = (subscription: SimSubscription, presence: SimPresence): NotificationItem => {
+  const resourceData = { "@odata.id": `users/${presence.id}/presence`, "@odata.type": "#microsoft.graph.presence", id: presence.id }
+  const item = base(subscription, "updated", `communications/presences/${presence.id}`, resourceData)
+  if (!subscription.includeResourceData || subscription.encryptionCertificate === null) return item
+  const { publicKey, thumbprint } = inspectCertificate(subscription.encryptionCertificate)
+  const sealed = encryptPayload(publicKey, JSON.stringify({ ...resourceData, ...presence }))
+  return {
+    ...item,
+    encryptedContent: {
+      data: sealed.data,
+      dataSignature: sealed.dataSignature,
+      dataKey: sealed.dataKey,
+      encryptionCertificateId: subscription.encryptionCertificateId ?? "",
+      encryptionCertificateThumbprint: thumbprint
+    }
+  }
+}
+
+export const userItem = (subscription: SimSubscription, user: SimUser, changeType: "updated" | "deleted"): NotificationItem =>
+  base(subscription, changeType, `Users/${user.id}`, {
+    "@odata.type": "#Microsoft.Graph.User",
+    "@odata.id": `Users/${user.id}`,
+    id: user.id,
+    organizationId: subscription.tenantId
+  })
+
+export const lifecycleItem = (subscription: SimSubscription, lifecycleEvent: string): NotificationItem => ({
+  lifecycleEvent,
+  subscriptionId: subscription.id,
+  subscriptionExpirationDateTime: isoSeconds(subscription.expiresAt) + "Z",
+  clientState: subscription.clientState,
+  tenantId: subscription.tenantId
+})
