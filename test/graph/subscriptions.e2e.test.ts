@@ -1,0 +1,148 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber, Scope, Stream, SubscriptionRef } from "effect"
+import type { PresenceChange } from "../../src/graph/PresenceSource.ts"
+import type { SubscriptionsState } from "../../src/graph/SubscriptionManager.ts"
+import { simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
+import { tempDir } from "./notificationsHarness.ts"
+import { control, simSubscriptions, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))
+
+/** Waits until the manager's state satisfies `predicate`. */
+const stateWhere = (ref: SubscriptionRef.SubscriptionRef<SubscriptionsState>, predicate: (s: SubscriptionsState) => boolean) =>
+  SubscriptionRef.changes(ref).pipe(Stream.filter(predicate), Stream.take(1), Stream.runHead, Effect.map((o) => o._tag === "Some" ? o.value : undefined))
+
+/** Completes with the first change matching `predicate`; subscribed before it returns. */
+const awaitChange = (changes: Stream.Stream<PresenceChange>, predicate: (c: PresenceChange) => boolean) =>
+  Effect.gen(function*() {
+    const got = yield* Deferred.make<PresenceChange>()
+    const started = yield* Deferred.make<void>()
+    yield* changes.pipe(
+      Stream.onStart(Deferred.succeed(started, undefined)),
+      Stream.filter(predicate),
+      Stream.take(1),
+      Stream.runForEach((c) => Deferred.succeed(got, c)),
+      Effect.forkScoped
+    )
+    yield* Deferred.await(started)
+    return Deferred.await(got)
+  })
+
+describe("subscriptions against the Graph simulator (real sockets)", () => {
+  it.live("a presence change arrives pushed, decrypted and typed; a silenced subscription is corrected by the reconciler", () =>
+    Effect.gen(function*() {
+      const sim = yield* startSimulator({ users: 5, accounts: 1 })
+      const webhook = yield* startWebhook(sim, yield* tempDir)
+      const { source, manager } = yield* startConnector(sim, webhook, { accounts: 1, reconcileMinutes: 0.02 })
+      const users = ids(5)
+      yield* manager!.setDesiredUsers(users)
+      const state = yield* SubscriptionRef.get(manager!.state)
+      assert.deepStrictEqual(state.shards.map((s) => [s.key, s.userCount, s.status]), [["tech1", 5, "active"]])
+      assert.strictEqual(state.users.status, "active")
+      yield* source.initialSync(users)
+
+      const pushed = yield* awaitChange(source.changes, (c) => c.userId === users[0] && c.origin === "push")
+      yield* sim.setPresence(users[0]!, { availability: "Busy", activity: "InACall" })
+      const change = yield* pushed
+      assert.strictEqual(change.presence.activity, "InACall")
+      assert.strictEqual(change.presence.availability, "Busy")
+
+      // Graph stops delivering for this subscription without a word: the next reconcile round corrects it.
+      const subscriptionId = state.shards[0]!.subscriptionId!
+      assert.strictEqual((yield* control(sim, `/${subscriptionId}/silence`, { silent: true })).status, 200)
+      const reconciled = yield* awaitChange(source.changes, (c) => c.userId === users[1] && c.origin === "reconcile")
+      yield* sim.setPresence(users[1]!, { availability: "DoNotDisturb", activity: "Presenting" })
+      assert.strictEqual((yield* reconciled).presence.activity, "Presenting")
+    }).pipe(Effect.scoped))
+
+  it.live("1,300 users make 2 shards on 2 accounts; more users make an account-less shard that needs another account", () =>
+    Effect.gen(function*() {
+      const sim = yield* startSimulator({ users: 1_400, accounts: 2 })
+      const webhook = yield* startWebhook(sim, yield* tempDir)
+      const { manager } = yield* startConnector(sim, webhook, { accounts: 2 })
+      yield* manager!.setDesiredUsers(ids(1_300))
+      const first = yield* SubscriptionRef.get(manager!.state)
+      assert.deepStrictEqual(first.shards.map((s) => [s.key, s.userCount, s.status]), [["tech1", 650, "active"], ["tech2", 650, "active"]])
+      const view = yield* simSubscriptions(sim)
+      assert.deepStrictEqual(view.subscriptions.filter((s) => s.kind === "presence").map((s) => s.userCount), [650, 650])
+      assert.strictEqual(new Set(view.subscriptions.filter((s) => s.kind === "presence").map((s) => s.creatorId)).size, 2)
+
+      yield* manager!.setDesiredUsers(ids(1_400))
+      const second = yield* SubscriptionRef.get(manager!.state)
+      assert.deepStrictEqual(second.shards.map((s) => [s.key, s.userCount, s.status]), [
+        ["tech1", 650, "active"],
+        ["tech2", 650, "active"],
+        ["needs-account-0", 100, "needsAccount"]
+      ])
+      assert.match(second.shards[2]!.error ?? "", /need another technical account/)
+      // the full shards were not touched
+      assert.deepStrictEqual(second.shards.slice(0, 2).map((s) => s.subscriptionId), first.shards.map((s) => s.subscriptionId))
+      assert.strictEqual((yield* simSubscriptions(sim)).counters.created, 3)
+    }).pipe(Effect.scoped))
+
+  it.live("a restart adopts the persisted subscriptions instead of creating new ones", () =>
+    Effect.gen(function*() {
+      const sim = yield* startSimulator({ users: 3, accounts: 1 })
+      const dataDir = yield* tempDir
+      const webhook = yield* startWebhook(sim, dataDir)
+      const firstRun = yield* Scope.make()
+      const first = yield* startConnector(sim, webhook, { accounts: 1 }).pipe(Scope.provide(firstRun))
+      yield* first.manager!.setDesiredUsers(ids(3))
+      const before = yield* SubscriptionRef.get(first.manager!.state)
+      yield* Scope.close(firstRun, Exit.void)
+      assert.strictEqual((yield* simSubscriptions(sim)).counters.created, 2)
+
+      const second = yield* startConnector(sim, webhook, { accounts: 1 })
+      yield* second.manager!.setDesiredUsers(ids(3))
+      const after = yield* SubscriptionRef.get(second.manager!.state)
+      assert.strictEqual(after.shards[0]!.subscriptionId, before.shards[0]!.subscriptionId)
+      assert.strictEqual(after.users.subscriptionId, before.users.subscriptionId)
+      const view = yield* simSubscriptions(sim)
+      assert.strictEqual(view.counters.created, 2)
+      assert.strictEqual(view.counters.live, 2)
+
+      // and the adopted subscription still delivers
+      const pushed = yield* awaitChange(second.source.changes, (c) => c.origin === "push")
+      yield* second.source.initialSync(ids(3))
+      yield* sim.setPresence(ids(3)[2]!, { availability: "Away", activity: "BeRightBack" })
+      assert.strictEqual((yield* pushed).presence.activity, "BeRightBack")
+    }).pipe(Effect.scoped))
+
+  it.live("subscriptionRemoved from Graph: the shard is recreated and resynced", () =>
+    Effect.gen(function*() {
+      const sim = yield* startSimulator({ users: 2, accounts: 1 })
+      const webhook = yield* startWebhook(sim, yield* tempDir)
+      const { manager } = yield* startConnector(sim, webhook, { accounts: 1 })
+      yield* manager!.setDesiredUsers(ids(2))
+      const before = (yield* SubscriptionRef.get(manager!.state)).shards[0]!.subscriptionId!
+      const recreated = yield* stateWhere(manager!.state, (s) => s.shards[0]?.subscriptionId !== undefined && s.shards[0]?.subscriptionId !== before && s.shards[0]?.status === "active").pipe(Effect.forkScoped)
+      const resynced = yield* Deferred.make<ReadonlyArray<string>>()
+      const listening = yield* Deferred.make<void>()
+      yield* manager!.resyncs.pipe(
+        Stream.onStart(Deferred.succeed(listening, undefined)),
+        Stream.runForEach((userIds) => Deferred.succeed(resynced, userIds)),
+        Effect.forkScoped
+      )
+      yield* Deferred.await(listening)
+      assert.strictEqual((yield* control(sim, `/${before}/lifecycle`, { event: "subscriptionRemoved" })).status, 200)
+      const state = yield* Fiber.join(recreated)
+      assert.strictEqual(state?.shards[0]?.userCount, 2)
+      assert.deepStrictEqual([...(yield* Deferred.await(resynced))].sort(), [...ids(2)].sort())
+      assert.strictEqual((yield* simSubscriptions(sim)).counters.live, 2)
+    }).pipe(Effect.scoped))
+
+  it.live("poll-only mode: no subscriptions, presence read every pollSeconds", () =>
+    Effect.gen(function*() {
+      const sim = yield* startSimulator({ users: 3, accounts: 0 })
+      const webhook = yield* startWebhook(sim, yield* tempDir)
+      const { source, manager } = yield* startConnector(sim, webhook, { accounts: 0, mode: "poll", pollSeconds: 0.2 })
+      assert.isUndefined(manager)
+      const initial = yield* awaitChange(source.changes, (c) => c.origin === "initial")
+      yield* source.initialSync(ids(3))
+      assert.strictEqual((yield* initial).presence.activity, "Offline")
+      const polled = yield* awaitChange(source.changes, (c) => c.userId === ids(3)[1] && c.origin === "poll")
+      yield* sim.setPresence(ids(3)[1]!, { availability: "Busy", activity: "InAMeeting" })
+      assert.strictEqual((yield* polled).presence.activity, "InAMeeting")
+      assert.strictEqual((yield* simSubscriptions(sim)).counters.created, 0)
+    }).pipe(Effect.scoped))
+})

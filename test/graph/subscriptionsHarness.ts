@@ -1,0 +1,118 @@
+/**
+ * End-to-end wiring for the subscription tests: the Graph simulator with the subscriptions extension, the connector's
+ * webhook on its own 127.0.0.1 server, and the manager + presence source pointed at both.
+ */
+import { Context, Effect, Layer, Redacted } from "effect"
+import { HttpRouter } from "effect/http"
+import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
+import { DecryptPool } from "../../src/graph/crypto/DecryptPool.ts"
+import { ValidationTokens } from "../../src/graph/crypto/ValidationTokens.ts"
+import { NotificationsInbox } from "../../src/graph/NotificationsInbox.ts"
+import { PresenceSource } from "../../src/graph/PresenceSource.ts"
+import { SubscriptionApi } from "../../src/graph/SubscriptionApi.ts"
+import { LicenceCheck } from "../../src/graph/SubscriptionLicenceCheck.ts"
+import { SubscriptionManager } from "../../src/graph/SubscriptionManager.ts"
+import { defaultSubscriptionSettings, SubscriptionSettings, type SubscriptionSettingsOptions } from "../../src/graph/SubscriptionSettings.ts"
+import { NotificationRoutes } from "../../src/http/NotificationRoutes.ts"
+import { generateUsers, GraphSimulator, type GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
+import { JWKS_PATH } from "../../src/simulators/graph/Jwks.ts"
+import { SubscriptionsExtension } from "../../src/simulators/graph/SubscriptionsRoutes.ts"
+import { clientId, clientSecret, graphLayer, settingsFor, tenantId } from "./harness.ts"
+import { buildServer, localServer } from "./notificationsHarness.ts"
+
+export const startSimulator = (options: { readonly users: number; readonly accounts: number }) =>
+  GraphSimulator.make({
+    tenantId,
+    clientId,
+    clientSecrets: [{ value: clientSecret }],
+    accounts: Array.from({ length: options.accounts }, (_, i) => ({ upn: `tech${i + 1}@contoso.com`, password: `pw-${i + 1}` })),
+    users: generateUsers(options.users),
+    extensions: [SubscriptionsExtension({ batchWindowMillis: 10, retries: 1, retryBaseMillis: 50 })]
+  })
+
+/** The connector's webhook server (phase 1): routes, inbox, certificate store, decryption pool, validation tokens. */
+export const startWebhook = (sim: GraphSimulatorHandle, dataDir: string) =>
+  Effect.gen(function*() {
+    const base = defaultSubscriptionSettings({
+      publicBaseUrl: "http://127.0.0.1",
+      dataDir,
+      appId: clientId,
+      jwksUrl: sim.url + JWKS_PATH,
+      decryptWorkers: 1
+    })
+    const inboxLayer = NotificationsInbox.layer.pipe(
+      Layer.provideMerge(DecryptPool.layer),
+      Layer.provideMerge(ValidationTokens.layer),
+      Layer.provideMerge(CertificateStore.layer),
+      Layer.provideMerge(SubscriptionSettings.layer(base))
+    )
+    const server = yield* buildServer(
+      HttpRouter.serve(NotificationRoutes, { disableLogger: true, disableListenLog: true }).pipe(
+        Layer.provideMerge(inboxLayer),
+        Layer.provideMerge(localServer)
+      )
+    )
+    return { ...server, settings: { ...base, publicBaseUrl: server.baseUrl } }
+  })
+
+export type Webhook = Effect.Success<ReturnType<typeof startWebhook>>
+
+/** Phase 2: the manager and a presence source (push or poll) in the current scope. */
+export const startConnector = (
+  sim: GraphSimulatorHandle,
+  webhook: Webhook,
+  overrides: Partial<SubscriptionSettingsOptions> & { readonly accounts: number }
+) =>
+  Effect.gen(function*() {
+    const { accounts, ...rest } = overrides
+    const settings: SubscriptionSettingsOptions = { ...webhook.settings, ...rest }
+    const graphSettings = settingsFor(sim, {
+      dataDir: settings.dataDir,
+      accounts: Array.from({ length: accounts }, (_, i) => ({
+        name: `tech${i + 1}`,
+        username: `tech${i + 1}@contoso.com`,
+        flow: "password" as const,
+        password: Redacted.make(`pw-${i + 1}`)
+      }))
+    })
+    const graph = graphLayer(graphSettings, { retry: { maxRetries: 1 } })
+    const shared = Layer.mergeAll(
+      Layer.succeedContext(
+        Context.make(NotificationsInbox, Context.get(webhook.context, NotificationsInbox)).pipe(
+          Context.add(CertificateStore, Context.get(webhook.context, CertificateStore)),
+          Context.add(DecryptPool, Context.get(webhook.context, DecryptPool))
+        )
+      ),
+      SubscriptionSettings.layer(settings),
+      LicenceCheck.allowAll
+    )
+    if (settings.mode === "poll") {
+      const context = yield* Layer.build(PresenceSource.layerPoll.pipe(Layer.provide(graph), Layer.provide(shared)))
+      return { source: Context.get(context, PresenceSource), manager: undefined }
+    }
+    const manager = SubscriptionManager.layer.pipe(Layer.provide(SubscriptionApi.layer))
+    const context = yield* Layer.build(
+      PresenceSource.layerPush.pipe(Layer.provideMerge(manager), Layer.provide(graph), Layer.provide(shared))
+    )
+    return { source: Context.get(context, PresenceSource), manager: Context.get(context, SubscriptionManager) }
+  })
+
+/** The simulator's control view of the subscriptions. */
+export const simSubscriptions = (sim: GraphSimulatorHandle) =>
+  Effect.promise(async () =>
+    (await (await fetch(`${sim.url}/_sim/subscriptions`)).json()) as {
+      subscriptions: Array<{ id: string; kind: string; userCount: number; creatorId: string }>
+      counters: { created: number; deleted: number; expired: number; live: number }
+      delivery: { posts: number; itemsDelivered: number; itemsDropped: number }
+    }
+  )
+
+export const control = (sim: GraphSimulatorHandle, path: string, body: unknown = {}) =>
+  Effect.promise(async () => {
+    const response = await fetch(`${sim.url}/_sim/subscriptions${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body)
+    })
+    return { status: response.status, body: await response.json() as unknown }
+  })
