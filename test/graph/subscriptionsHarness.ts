@@ -15,19 +15,20 @@ import { SubscriptionManager } from "../../src/graph/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings, type SubscriptionSettingsOptions } from "../../src/graph/SubscriptionSettings.ts"
 import { NotificationRoutes } from "../../src/http/NotificationRoutes.ts"
 import { generateUsers, GraphSimulator, type GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
+import type { DeliveryOptions } from "../../src/simulators/graph/Delivery.ts"
 import { JWKS_PATH } from "../../src/simulators/graph/Jwks.ts"
 import { SubscriptionsExtension } from "../../src/simulators/graph/SubscriptionsRoutes.ts"
 import { clientId, clientSecret, graphLayer, settingsFor, tenantId } from "./harness.ts"
 import { buildServer, localServer } from "./notificationsHarness.ts"
 
-export const startSimulator = (options: { readonly users: number; readonly accounts: number }) =>
+export const startSimulator = (options: { readonly users: number; readonly accounts: number; readonly delivery?: Partial<DeliveryOptions> }) =>
   GraphSimulator.make({
     tenantId,
     clientId,
     clientSecrets: [{ value: clientSecret }],
     accounts: Array.from({ length: options.accounts }, (_, i) => ({ upn: `tech${i + 1}@contoso.com`, password: `pw-${i + 1}` })),
     users: generateUsers(options.users),
-    extensions: [SubscriptionsExtension({ batchWindowMillis: 10, retries: 1, retryBaseMillis: 50 })]
+    extensions: [SubscriptionsExtension({ batchWindowMillis: 10, retries: 1, retryBaseMillis: 50, ...options.delivery })]
   })
 
 /** The connector's webhook server (phase 1): routes, inbox, certificate store, decryption pool, validation tokens. */
