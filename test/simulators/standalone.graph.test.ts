@@ -78,6 +78,17 @@ describe("simulate graph (standalone)", () => {
       assert.isAbove((jwks.body["keys"] as Array<unknown>).length, 0)
       assert.deepStrictEqual(config.accounts.map((a) => [a.name, a.username, a.flow]), [["presence-1", "presence-1@contoso.com", "password"]])
 
+      assert.strictEqual(config.notifications.mode, "push")
+
+      // The subscriptions extension is served: an unauthenticated create is refused, not unknown.
+      const subscription = yield* fetchJson(`${sim.url}/v1.0/subscriptions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ changeType: "updated", resource: "/users" })
+      })
+      assert.strictEqual(subscription.status, 401)
+      assert.strictEqual((subscription.body["error"] as { code: string }).code, "InvalidAuthenticationToken")
+
       yield* Fiber.interrupt(fiber)
       const after = yield* Effect.promise(() => fetch(`${sim.url}/_sim/users`).then(() => "answered", () => "closed"))
       assert.strictEqual(after, "closed")

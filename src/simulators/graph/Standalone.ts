@@ -3,17 +3,15 @@
  * (with a real or simulated PBX) at a made-up Microsoft tenant. Prints its made-up credentials and the connector.yaml
  * snippet that uses them, then serves until interrupted.
  */
-import { Console, Deferred, Effect, Layer, Option, Redacted, type Scope } from "effect"
+import { Console, Deferred, Effect, Option, Redacted, type Scope } from "effect"
 import { Command, Flag } from "effect/cli"
 import { loadPopulation, reportSetupError, type SimPopulation, SimulatorSetupError } from "../UsersFile.ts"
 import { GraphSimulator, type GraphSimulatorHandle, type SimExtension } from "./GraphSimulator.ts"
-import { JWKS_PATH, JwksRoutes, SimJwks } from "./Jwks.ts"
+import { JWKS_PATH } from "./Jwks.ts"
+import { SubscriptionsExtension } from "./SubscriptionsRoutes.ts"
 
-// Router layers served next to the identity platform and Graph. Once the subscription routes are committed, replace
-// this line with `[SubscriptionsExtension()]` from "./SubscriptionsRoutes.ts" (it includes the JWKS) — SUBSCRIPTIONS PLUG-IN.
-const extensions: ReadonlyArray<SimExtension> = [JwksRoutes.pipe(Layer.provide(SimJwks.layer))]
-/** Whether /v1.0/subscriptions is served (decides the notification mode of the printed snippet). */
-const servesSubscriptions = false
+/** Served next to the identity platform and Graph: /v1.0/subscriptions with delivery, and the JWKS. */
+const extensions: ReadonlyArray<SimExtension> = [SubscriptionsExtension()]
 
 export interface GraphStandaloneOptions {
   readonly port: number
@@ -55,9 +53,10 @@ export const connectorSnippet = (url: string, population: SimPopulation): string
     `  graphBaseUrl: ${url}`,
     `  jwksUrl: ${url}${JWKS_PATH}`,
     "notifications:",
-    servesSubscriptions
-      ? "  mode: push\n  publicBaseUrl: http://127.0.0.1:8080   # where this simulator reaches the connector"
-      : "  mode: poll   # this simulator build does not serve /v1.0/subscriptions"
+    // Presence subscriptions are delegated-only: without a technical account only polling works.
+    population.accounts.length > 0
+      ? "  mode: push\n  publicBaseUrl: http://127.0.0.1:8080   # the connector's own address: the simulator posts there"
+      : "  mode: poll"
   )
   return lines.join("\n")
 }
