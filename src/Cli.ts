@@ -2,11 +2,17 @@
  * The command line: `run`, `demo`, `check-config`, `login`, `simulate`. With no sub-command and no configuration file
  * the embedded demo starts, so `npm start` on a fresh machine shows the whole flow.
  */
-import { existsSync } from "node:fs"
-import { Console, Effect, Option } from "effect"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Console, Effect, Layer, Option, Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import packageJson from "../package.json" with { type: "json" }
 import { ConfigError, describeConfig, loadConfigFile } from "./connector/ConfigFile.ts"
+import { ConnectorLayer, serverUrl } from "./connector/Connector.ts"
+import { printDemoBanner, startDemo } from "./connector/Demo.ts"
+import { loggingLayer } from "./connector/Logging.ts"
+import { settingsFromConfig } from "./connector/Settings.ts"
 
 /** Where `run` looks for a configuration when `--config` is not given. */
 export const defaultConfigPaths = ["connector.yaml", "connector.yml", "connector.json"] as const
@@ -30,29 +36,60 @@ export const resolveConfigPath = (flag: Option.Option<string>): string | undefin
 const reportConfigError = (error: ConfigError) =>
   Console.error(error.message).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
 
-const demoNotice = Console.log(
-  [
-    "teams-presence-connector: no configuration file found (--config, $CONNECTOR_CONFIG or ./connector.yaml).",
-    "The embedded demo (Graph simulator + PBX simulator + connector) is not part of this build yet.",
-    "To run against real systems, write a configuration file (see docs/configuration.md) and run:",
-    "  npm start -- run --config connector.yaml"
-  ].join("\n")
-)
+/** The status page's password: configured, else one generated once and kept (0600) in the data directory. */
+const adminPasswordFromDataDir = (dataDir: string): { password: Redacted.Redacted<string>; file: string; created: boolean } => {
+  const file = join(dataDir, "admin-password")
+  if (existsSync(file)) return { password: Redacted.make(readFileSync(file, "utf8").trim()), file, created: false }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const value = crypto.randomUUID().replace(/-/g, "")
+  writeFileSync(file + ".tmp", value + "\n", { mode: 0o600 })
+  renameSync(file + ".tmp", file)
+  return { password: Redacted.make(value), file, created: true }
+}
 
 const runConnector = (path: string) =>
   Effect.gen(function*() {
     const config = yield* loadConfigFile(path)
-    yield* Console.log(describeConfig(config))
-    yield* Console.error("teams-presence-connector: the connector service is not part of this build yet.")
-    process.exitCode = 1
+    const settings = yield* settingsFromConfig(config)
+    const logging = loggingLayer({ level: config.log.level, format: config.log.format })
+    return yield* Effect.gen(function*() {
+      let adminPassword = settings.adminPassword
+      if (adminPassword === undefined) {
+        const generated = adminPasswordFromDataDir(settings.graph.dataDir)
+        adminPassword = generated.password
+        yield* Effect.logWarning(
+          `no admin password configured: the status page's password is in ${generated.file} (set CONNECTOR_ADMIN_PASSWORD to choose one)`
+        )
+      }
+      yield* Effect.logInfo(`teams-presence-connector ${packageJson.version} starting (${config.notifications.mode} mode)`)
+      return yield* Layer.launch(
+        Layer.effectDiscard(Effect.flatMap(serverUrl, (url) => Effect.logInfo(`status page: ${url}/`))).pipe(
+          Layer.provideMerge(ConnectorLayer({ ...settings, adminPassword }))
+        )
+      )
+    }).pipe(Effect.provide(logging))
   }).pipe(Effect.catchTag("ConfigError", reportConfigError))
+
+const runDemo = (port: Option.Option<number>) =>
+  Effect.gen(function*() {
+    const configured = process.env["CONNECTOR_ADMIN_PASSWORD"]
+    const password = Redacted.make(configured !== undefined && configured !== "" ? configured : crypto.randomUUID().slice(0, 13))
+    const chosenPort = Option.getOrUndefined(port) ?? (process.env["PORT"] ? Number(process.env["PORT"]) : 8080)
+    const dataDir = mkdtempSync(join(tmpdir(), "teams-presence-demo-"))
+    const demo = yield* startDemo({ port: chosenPort, adminPassword: password, dataDir })
+    yield* printDemoBanner(demo, password, configured === undefined || configured === "")
+    return yield* Effect.never
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(loggingLayer({ level: "info", format: "auto" }))
+  )
 
 const run = Command.make("run", { config: configFlag }, ({ config }) => {
   const path = resolveConfigPath(config)
-  return path === undefined ? demoNotice : runConnector(path)
+  return path === undefined ? runDemo(Option.none()) : runConnector(path)
 }).pipe(Command.withDescription("Run the connector with a configuration file (the embedded demo when there is none)"))
 
-const demo = Command.make("demo", { port: portFlag }, () => demoNotice).pipe(
+const demo = Command.make("demo", { port: portFlag }, ({ port }) => runDemo(port)).pipe(
   Command.withDescription("Run the embedded demo: Graph simulator, PBX simulator (master + slave) and the connector")
 )
 
@@ -66,9 +103,9 @@ const checkConfig = Command.make("check-config", { config: configFlag }, ({ conf
     yield* Console.log(`${path}: valid\n${describeConfig(loaded)}`)
   }).pipe(Effect.catchTag("ConfigError", reportConfigError))).pipe(Command.withDescription("Check a configuration file: every problem at once, or a summary with secrets masked"))
 
-export const rootCommand = Command.make("teams-presence-connector", { config: configFlag }, ({ config }) => {
+export const rootCommand = Command.make("teams-presence-connector", { config: configFlag, port: portFlag }, ({ config, port }) => {
   const path = resolveConfigPath(config)
-  return path === undefined ? demoNotice : runConnector(path)
+  return path === undefined ? runDemo(port) : runConnector(path)
 }).pipe(
   Command.withDescription("Microsoft Teams presence → innovaphone PBX presence"),
   Command.withSubcommands([run, demo, checkConfig])

@@ -102,7 +102,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     jwksUrl: config.graph.jwksUrl,
     appId: config.clientId,
     usersCredential,
-    pollCredential: AppCredentialRef,
+    pollCredential: usersCredential,
     maxBodyBytes: config.notifications.maxBodyBytes,
     dataDir
   })

@@ -1,0 +1,136 @@
+/**
+ * The whole connector as one Layer, built from typed settings: Graph sign-in and client, subscriptions (push) or the
+ * poller, the PBX app service, the flow, the status board and the HTTP server that carries the status page, the Graph
+ * webhook and the PBX websocket. Everything runs in the layer's scope: closing it stops the whole fiber tree in order.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import { Clock, Effect, Layer, Logger, Redacted } from "effect"
+import { HttpServer } from "effect/http"
+import packageJson from "../../package.json" with { type: "json" }
+import { CertificateStore } from "../graph/crypto/CertificateStore.ts"
+import { DecryptPool } from "../graph/crypto/DecryptPool.ts"
+import { ValidationTokens } from "../graph/crypto/ValidationTokens.ts"
+import { GraphClient } from "../graph/GraphClient.ts"
+import { accountRef, AppCredentialRef, type CredentialRef, GraphConfig } from "../graph/GraphSettings.ts"
+import { NotificationsInbox } from "../graph/NotificationsInbox.ts"
+import { PresenceReader } from "../graph/PresenceReader.ts"
+import { PresenceSource } from "../graph/PresenceSource.ts"
+import { SubscriptionApi } from "../graph/SubscriptionApi.ts"
+import { SubscriptionManager } from "../graph/SubscriptionManager.ts"
+import { SubscriptionSettings } from "../graph/SubscriptionSettings.ts"
+import { TeamsUsers } from "../graph/TeamsUsers.ts"
+import { TokenService } from "../graph/TokenService.ts"
+import { NotificationRoutes } from "../http/NotificationRoutes.ts"
+import { serveRoutes } from "../http/Server.ts"
+import { AdminPassword, StatusRoutes } from "../http/StatusRoutes.ts"
+import { PbxAppService } from "../pbx/PbxAppService.ts"
+import { PbxServices } from "../pbx/PbxLayer.ts"
+import { PbxSettings } from "../pbx/PbxSettings.ts"
+import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
+import { RecentErrors, recentErrorsLogger } from "./RecentErrors.ts"
+import type { ConnectorSettings } from "./Settings.ts"
+import { initialSnapshot, StatusBoard } from "./StatusBoard.ts"
+import { StatusProjectorLayer } from "./StatusProjector.ts"
+
+export const version: string = packageJson.version
+
+export interface ConnectorOptions {
+  /** Shown on the status page in demo mode: the simulators' control base URLs. */
+  readonly demo?: { readonly graphSimulator: string; readonly pbxSimulator: string } | undefined
+}
+
+/** Signs every configured credential in ahead of need, so tokens are fresh and the status page is accurate. */
+const SignInKeeper = Layer.effectDiscard(Effect.gen(function*() {
+  const graph = yield* GraphConfig
+  const tokens = yield* TokenService
+  const credentials: Array<CredentialRef> = [
+    ...(graph.app !== undefined ? [AppCredentialRef] : []),
+    ...graph.accounts.map((a) => accountRef(a.name))
+  ]
+  yield* Effect.gen(function*() {
+    while (true) {
+      for (const credential of credentials) yield* tokens.getToken(credential).pipe(Effect.ignore)
+      yield* Effect.sleep("1 minute")
+    }
+  }).pipe(Effect.forkScoped)
+}))
+
+export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {
+  const push = settings.flow.mode === "push"
+  const config = Layer.mergeAll(
+    Layer.succeed(GraphConfig, settings.graph),
+    SubscriptionSettings.layer(settings.subscriptions),
+    PbxSettings.layer(settings.pbx),
+    Layer.succeed(FlowConfig, settings.flow),
+    Layer.succeed(AdminPassword, settings.adminPassword ?? Redacted.make(randomPassword()))
+  )
+
+  const graph = Layer.mergeAll(TeamsUsers.layer, PresenceReader.layer, SubscriptionApi.layer).pipe(
+    Layer.provideMerge(GraphClient.layer),
+    Layer.provideMerge(TokenService.layer),
+    Layer.provideMerge(NodeHttpClient.layerUndici)
+  )
+
+  const board = Layer.effect(
+    StatusBoard,
+    Effect.gen(function*() {
+      const startedAt = yield* Clock.currentTimeMillis
+      return yield* StatusBoard.make({
+        ...initialSnapshot({ version, startedAt, mode: settings.flow.mode }),
+        ...(options.demo !== undefined ? { demo: options.demo } : {})
+      })
+    })
+  )
+
+  const inbox = NotificationsInbox.layer.pipe(
+    Layer.provideMerge(DecryptPool.layer),
+    Layer.provideMerge(ValidationTokens.layer),
+    Layer.provideMerge(CertificateStore.layer)
+  )
+
+  const shared = Layer.mergeAll(PbxServices, graph, board, FlowState.layer)
+
+  // The HTTP server starts once the services behind its routes exist; the flow starts last and stops first.
+  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper)
+
+  // Push: inbox and webhook, subscriptions, the reconciler.
+  const pushApp = () => {
+    const presence = PresenceSource.layerPush.pipe(
+      Layer.provideMerge(SubscriptionManager.layer),
+      Layer.provideMerge(LicenceCheckFromPbx),
+      Layer.provideMerge(inbox)
+    )
+    const core = presence.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
+    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes), settings.http).pipe(
+      Layer.provideMerge(core)
+    )
+    return workers.pipe(Layer.provideMerge(server))
+  }
+
+  // Poll-only: no webhook, no subscriptions.
+  const pollApp = () => {
+    const core = PresenceSource.layerPoll.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
+    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes), settings.http).pipe(Layer.provideMerge(core))
+    return workers.pipe(Layer.provideMerge(server))
+  }
+
+  const app = push ? pushApp() : pollApp()
+
+  // Warnings and errors also go to the status page's "recent errors".
+  return Layer.unwrap(Effect.gen(function*() {
+    const errors = RecentErrors.make()
+    return app.pipe(
+      Layer.provide(Logger.layer([recentErrorsLogger(errors)], { mergeWithExisting: true })),
+      Layer.provide(Layer.succeed(RecentErrors, errors))
+    )
+  }))
+}
+
+/** Used when no admin password is configured: unguessable, never logged (set CONNECTOR_ADMIN_PASSWORD to open the page). */
+const randomPassword = (): string => crypto.randomUUID() + crypto.randomUUID()
+
+/** The bound address of the connector's HTTP server (port 0 picks a free port). */
+export const serverUrl = Effect.gen(function*() {
+  const address = (yield* HttpServer.HttpServer).address
+  return "port" in address ? `http://127.0.0.1:${address.port}` : "http://127.0.0.1"
+})

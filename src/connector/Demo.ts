@@ -1,0 +1,135 @@
+/**
+ * The embedded demo: the Graph simulator (50 Teams users whose presences change every few seconds), the connector,
+ * and a PBX simulator (master + slave) that connects to it — all over real sockets on this machine, configured
+ * through the same configuration schema as production.
+ */
+import { Console, Effect, Layer, Random, Redacted, type Scope } from "effect"
+import { Activities } from "../domain/Presence.ts"
+import { generateUsers, type GraphSimulatorHandle, startDemoGraphSimulator } from "../simulators/graph/GraphSimulator.ts"
+import { JWKS_PATH } from "../simulators/graph/Jwks.ts"
+import { SubscriptionsExtension } from "../simulators/graph/SubscriptionsRoutes.ts"
+import { demoSystemOptions, PbxSimulator, type PbxSimulatorHandle } from "../simulators/pbx/PbxSimulator.ts"
+import { decodeConfig } from "./ConfigFile.ts"
+import { ConnectorLayer, serverUrl } from "./Connector.ts"
+import { settingsFromConfig } from "./Settings.ts"
+
+export interface DemoOptions {
+  readonly port: number
+  readonly host?: string
+  readonly userCount?: number
+  readonly adminPassword: Redacted.Redacted<string>
+  readonly dataDir: string
+  /** Seconds between presence changes in Teams (0 = none, for tests). */
+  readonly changeEverySeconds?: number
+}
+
+export interface DemoHandle {
+  readonly url: string
+  readonly graph: GraphSimulatorHandle
+  readonly pbx: PbxSimulatorHandle
+  readonly teamsUserIds: ReadonlyArray<string>
+}
+
+const tenantId = "11111111-2222-3333-4444-555555555555"
+const clientId = "66666666-7777-8888-9999-000000000000"
+const clientSecret = "demo-secret"
+const pbxPassword = "demo-app-object-password"
+
+/** The availability that goes with an activity, as Teams shows them together. */
+const availabilityOf = (activity: string): string =>
+  activity === "InACall" || activity === "InAConferenceCall" || activity === "InAMeeting" || activity === "Presenting"
+    ? "Busy"
+    : activity === "UrgentInterruptionsOnly"
+    ? "DoNotDisturb"
+    : activity === "OutOfOffice" || activity === "Inactive"
+    ? "Away"
+    : activity === "OffWork"
+    ? "Offline"
+    : activity
+
+/** Changes a few random users' presences, forever. */
+const animate = (graph: GraphSimulatorHandle, ids: ReadonlyArray<string>, everySeconds: number) =>
+  Effect.gen(function*() {
+    while (true) {
+      yield* Effect.sleep(`${everySeconds} seconds`)
+      const count = yield* Random.nextIntBetween(1, 4)
+      for (let i = 0; i < count; i++) {
+        const id = ids[yield* Random.nextIntBetween(0, ids.length - 1)]!
+        const activity = Activities[yield* Random.nextIntBetween(0, Activities.length - 1)]!
+        yield* graph.setPresence(id, { availability: availabilityOf(activity), activity })
+      }
+    }
+  })
+
+/** Starts the three parts in the current scope; the connector runs until the scope closes. */
+export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const userCount = options.userCount ?? 50
+    const graph = yield* startDemoGraphSimulator({
+      userCount,
+      tenantId,
+      clientId,
+      clientSecret,
+      extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })]
+    })
+    const teamsUsers = generateUsers(userCount)
+    const teamsUserIds = teamsUsers.map((u) => u.id!)
+    const config = yield* decodeConfig(
+      {
+        tenantId,
+        clientId,
+        app: { clientSecret },
+        accounts: [{ name: "presence-1", username: "presence-1@contoso.com", flow: "password", password: "demo-password" }],
+        graph: { loginBaseUrl: graph.url, graphBaseUrl: graph.url, jwksUrl: graph.url + JWKS_PATH },
+        notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${options.port}` },
+        pbx: { masterPbx: "pbx-master", appPassword: pbxPassword },
+        http: { host: options.host ?? "127.0.0.1", port: options.port },
+        dataDir: options.dataDir,
+        timers: { replanDebounceSeconds: 1 }
+      },
+      "demo"
+    )
+    const settings = yield* settingsFromConfig(config)
+    const context = yield* Layer.build(
+      ConnectorLayer({ ...settings, adminPassword: options.adminPassword }, {
+        demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: "(starting)" }
+      })
+    )
+    const url = yield* serverUrl.pipe(Effect.provide(context))
+
+    // The PBX users carry the Teams users' addresses, so the email matching pairs them; half are at the slave.
+    const pbxOptions = demoSystemOptions({ connectUrl: url.replace(/^http/, "ws") + "/pbx", password: pbxPassword, userCount, controlPort: 0 })
+    let index = 0
+    const paired = {
+      ...pbxOptions,
+      pbxs: pbxOptions.pbxs.map((pbx) => ({
+        ...pbx,
+        users: (pbx.users ?? []).map((user) => {
+          const n = Number(user.h323.replace(/\D/g, ""))
+          index++
+          return { ...user, cn: `User ${n}`, emails: [`user${n}@contoso.com`] }
+        })
+      }))
+    }
+    const pbx = yield* PbxSimulator.make(paired)
+    if (index !== userCount) yield* Effect.logWarning(`demo: ${index} PBX users for ${userCount} Teams users`)
+
+    if ((options.changeEverySeconds ?? 3) > 0) {
+      yield* animate(graph, teamsUserIds, options.changeEverySeconds ?? 3).pipe(Effect.forkScoped)
+    }
+    return { url, graph, pbx, teamsUserIds }
+  })
+
+export const printDemoBanner = (demo: DemoHandle, password: Redacted.Redacted<string>, generated: boolean) =>
+  Console.log(
+    [
+      "",
+      "teams-presence-connector — embedded demo",
+      `  status page:     ${demo.url}/`,
+      `  user / password: admin / ${generated ? Redacted.value(password) : "(from CONNECTOR_ADMIN_PASSWORD)"}`,
+      `  Graph simulator: ${demo.graph.url}/_sim  (control API, docs/simulator-graph.md)`,
+      `  PBX simulator:   ${demo.pbx.controlUrl ?? "(no control API)"}  (control API, docs/simulator-pbx.md)`,
+      "  Ctrl-C stops everything.",
+      ""
+    ].join("\n")
+  )

@@ -1,0 +1,238 @@
+/**
+ * The connector's flow, as fibers owned by one layer: Teams users + PBX directory + licences → the plan → presence
+ * subscriptions and the presence source; presence changes → mapping → per-user dedupe → the PBX writer. Each fiber is
+ * supervised: a failure is logged and the fiber restarts with backoff, without stopping the others.
+ */
+import { Context, Effect, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef } from "effect"
+import { unknownPresences } from "../domain/Metrics.ts"
+import { clearPresence, commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
+import type { GraphPresence } from "../domain/Presence.ts"
+import { mapPresenceDetailed } from "../domain/PresenceMapping.ts"
+import { NotificationsInbox } from "../graph/NotificationsInbox.ts"
+import { type PresenceChange, PresenceSource } from "../graph/PresenceSource.ts"
+import { LicenceCheck } from "../graph/SubscriptionLicenceCheck.ts"
+import { SubscriptionManager } from "../graph/SubscriptionManager.ts"
+import { type TeamsUser, TeamsUsers } from "../graph/TeamsUsers.ts"
+import { Licences } from "../pbx/Licences.ts"
+import { PbxConnections } from "../pbx/PbxConnections.ts"
+import { PresenceWriter } from "../pbx/PresenceWriter.ts"
+import { PbxDirectory } from "../pbx/UserDirectory.ts"
+import { emptyPlan, makePlan, type Plan, subscribedIds } from "./Plan.ts"
+import type { FlowSettings } from "./Settings.ts"
+
+export class FlowConfig extends Context.Service<FlowConfig, FlowSettings>()("teams-presence-connector/connector/FlowConfig") {}
+
+/** What the flow knows per Teams user, for the status page. */
+export interface PresenceRow {
+  readonly presence: GraphPresence
+  readonly command: PbxPresenceCommand
+  readonly receivedAt: number
+  readonly origin: PresenceChange["origin"]
+}
+
+/** Shared state of the flow: the current plan (also read by the licence check) and the latest presence per user. */
+export class FlowState extends Context.Service<FlowState, {
+  readonly plan: SubscriptionRef.SubscriptionRef<Plan>
+  readonly teamsUsers: Ref.Ref<Option.Option<ReadonlyArray<TeamsUser>>>
+  readonly rows: Map<string, PresenceRow>
+  /** Last command handed to the writer per PBX guid: only changes reach the PBX. */
+  readonly written: Map<string, PbxPresenceCommand>
+}>()("teams-presence-connector/connector/FlowState") {
+  static readonly layer = Layer.effect(
+    FlowState,
+    Effect.gen(function*() {
+      return FlowState.of({
+        plan: yield* SubscriptionRef.make(emptyPlan),
+        teamsUsers: yield* Ref.make(Option.none<ReadonlyArray<TeamsUser>>()),
+        rows: new Map(),
+        written: new Map()
+      })
+    })
+  )
+}
+
+export const userKey = (id: string): string => id.toLowerCase()
+
+/**
+ * The licence check the subscription manager runs before every presence subscription: a fresh look at the PBX
+ * licences, keeping only the Teams users whose PBX user holds one.
+ */
+export const LicenceCheckFromPbx = Layer.effect(
+  LicenceCheck,
+  Effect.gen(function*() {
+    const licences = yield* Licences
+    const state = yield* FlowState
+    return LicenceCheck.of({
+      check: (userIds) =>
+        Effect.gen(function*() {
+          const licence = yield* licences.check
+          const plan = yield* SubscriptionRef.get(state.plan)
+          const permitted = userIds.filter((id) => {
+            const synced = plan.byTeamsId.get(userKey(id))
+            return synced !== undefined && licence.licensedGuids.has(synced.pbx.guid)
+          })
+          if (permitted.length < userIds.length) {
+            yield* Effect.logWarning(
+              `licence check: ${userIds.length - permitted.length} of ${userIds.length} users no longer hold a licence; they are left out of the subscription`
+            )
+          }
+          return permitted
+        })
+    })
+  })
+)
+
+/** Restarts a long-running child after a failure, with backoff, and says so in the log. */
+const supervised = <E, R>(name: string, effect: Effect.Effect<void, E, R>) =>
+  effect.pipe(
+    Effect.tapCause((cause) => Effect.logError(`${name} failed; restarting`, cause)),
+    Effect.retry(Schedule.min([Schedule.exponential("1 second", 2), Schedule.spaced("1 minute")])),
+    Effect.forkScoped
+  )
+
+type Trigger = "users" | "directory"
+
+export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
+  const settings = yield* FlowConfig
+  const state = yield* FlowState
+  const directory = yield* PbxDirectory
+  const licences = yield* Licences
+  const connections = yield* PbxConnections
+  const writer = yield* PresenceWriter
+  const teamsUsers = yield* TeamsUsers
+  const source = yield* PresenceSource
+  const manager = yield* Effect.serviceOption(SubscriptionManager)
+  const inbox = yield* Effect.serviceOption(NotificationsInbox)
+  const triggers = yield* Queue.unbounded<Trigger>()
+
+  const write = (guid: string, command: PbxPresenceCommand, receivedAt?: number) =>
+    Effect.suspend(() => {
+      const last = state.written.get(guid)
+      if (last !== undefined && commandEquals(last, command)) return Effect.void
+      state.written.set(guid, command)
+      return writer.write(guid, command, receivedAt === undefined ? undefined : { receivedAt })
+    })
+
+  const onPresence = (change: PresenceChange) =>
+    Effect.gen(function*() {
+      const key = userKey(change.userId)
+      const result = mapPresenceDetailed(change.presence, settings.mapping)
+      if (result.basis === "none") {
+        yield* Metric.update(unknownPresences, 1)
+        yield* Effect.logWarning(`unknown Teams presence for ${change.userId}; cleared`, change.presence)
+      }
+      state.rows.set(key, { presence: change.presence, command: result.command, receivedAt: change.receivedAt, origin: change.origin })
+      const plan = yield* SubscriptionRef.get(state.plan)
+      const synced = plan.byTeamsId.get(key)
+      if (synced === undefined) return
+      yield* write(synced.pbx.guid, result.command, change.receivedAt)
+    })
+
+  const loadTeamsUsers = teamsUsers.listTeamsUsers(settings.usersCredential).pipe(
+    Effect.tap((users) => Ref.set(state.teamsUsers, Option.some(users))),
+    Effect.tap((users) => Effect.logInfo(`Teams users: ${users.length} with a Teams licence`)),
+    Effect.tapError((error) => Effect.logError(`listing Teams users failed: ${error.message}`)),
+    Effect.retry(Schedule.min([Schedule.exponential("2 seconds", 2), Schedule.spaced("2 minutes")]))
+  )
+
+  /** Computes the plan from the current inputs and hands the user set to the presence source and the subscriptions. */
+  const replan = Effect.gen(function*() {
+    const users = yield* Ref.get(state.teamsUsers)
+    if (Option.isNone(users)) return
+    const licence = yield* licences.check
+    const pbxUsers = yield* directory.snapshot
+    const previous = yield* SubscriptionRef.get(state.plan)
+    const plan = makePlan({ teamsUsers: users.value, pbxUsers: pbxUsers.values(), licences: licence, strategy: settings.strategy })
+    yield* SubscriptionRef.set(state.plan, plan)
+    const ids = subscribedIds(plan)
+    const syncedGuids = new Set(plan.synced.map((s) => s.pbx.guid))
+    // A user who is no longer synchronised must not keep a Teams presence the connector set.
+    for (const [guid, command] of state.written) {
+      if (!syncedGuids.has(guid)) {
+        state.written.delete(guid)
+        if (command._tag === "Set") yield* writer.write(guid, clearPresence)
+      }
+    }
+    // Newly synchronised users whose presence is already known get it written now.
+    for (const synced of plan.synced) {
+      if (previous.byTeamsId.has(userKey(synced.teams.id))) continue
+      const row = state.rows.get(userKey(synced.teams.id))
+      if (row !== undefined) yield* write(synced.pbx.guid, row.command, row.receivedAt)
+    }
+    yield* source.setUsers(ids)
+    if (Option.isSome(manager)) yield* manager.value.setDesiredUsers(ids)
+    yield* Effect.logInfo(
+      `plan: ${plan.teamsUserCount} Teams users, ${plan.pbxUserCount} PBX users, ${plan.matchedCount} matched, ` +
+        `${plan.synced.length} licensed and synchronised, ${plan.unlicensed.length} unlicensed, ${plan.ambiguous.length} ambiguous`
+    )
+  })
+
+  // 1. Presence changes → PBX. Subscribed before the initial sync so that nothing it reads is missed.
+  yield* supervised("presence pipeline", Stream.runForEach(source.changes, onPresence))
+
+  // 2. Start-up: Teams users and the master's directory, the plan, the initial sync, then subscriptions.
+  const startup = Effect.gen(function*() {
+    yield* loadTeamsUsers
+    yield* Effect.logInfo("waiting for the master PBX's user directory")
+    yield* directory.ready
+    const users = yield* Ref.get(state.teamsUsers)
+    if (Option.isNone(users)) return
+    const licence = yield* licences.check
+    const plan = makePlan({ teamsUsers: users.value, pbxUsers: (yield* directory.snapshot).values(), licences: licence, strategy: settings.strategy })
+    yield* SubscriptionRef.set(state.plan, plan)
+    const ids = subscribedIds(plan)
+    yield* Effect.logInfo(`initial sync: reading ${ids.length} presences`)
+    yield* source.initialSync(ids)
+    yield* Effect.logInfo("initial sync done; presence subscriptions next")
+    yield* replan
+  })
+
+  // 3. Re-planning on any input change, debounced.
+  const replanner = Effect.gen(function*() {
+    yield* startup
+    while (true) {
+      const first = yield* Queue.take(triggers)
+      yield* Effect.sleep(settings.replanDebounceMillis)
+      const rest = yield* Queue.clear(triggers)
+      if (first === "users" || rest.includes("users")) yield* loadTeamsUsers
+      yield* replan
+    }
+  })
+  yield* supervised("planner", replanner)
+
+  yield* supervised("directory watch", Stream.runForEach(directory.changes, () => Queue.offer(triggers, "directory")))
+  yield* supervised(
+    "licence watch",
+    connections.changes.pipe(
+      Stream.map((states) => [...states.values()].map((s) => `${s.pbx}:${s.lics ?? "-"}:${s.unlicensed ?? "-"}:${s.loggedIn}`).join("|")),
+      Stream.changes,
+      Stream.drop(1),
+      Stream.runForEach(() => Queue.offer(triggers, "directory"))
+    )
+  )
+  if (Option.isSome(inbox)) {
+    yield* supervised("users notifications", Stream.runForEach(inbox.value.userChanges, () => Queue.offer(triggers, "users")))
+  }
+  // Teams users are also re-read on a timer: a safety net for lost user notifications, and the only way in poll mode.
+  yield* supervised(
+    "users refresh",
+    Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(settings.usersRefreshMinutes * 60_000)
+        yield* Queue.offer(triggers, "users")
+      }
+    })
+  )
+
+  // 4. Shutdown: optionally clear what the connector set, then let the writer deliver what is pending.
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      if (settings.clearOnShutdown) {
+        const toClear = [...state.written].filter(([, command]) => command._tag === "Set").map(([guid]) => guid)
+        yield* Effect.logInfo(`shutting down: clearing ${toClear.length} Teams presences`)
+        for (const guid of toClear) yield* writer.write(guid, clearPresence)
+      }
+      yield* writer.flush.pipe(Effect.timeout("10 seconds"), Effect.ignore)
+    })
+  )
+}))

@@ -1,0 +1,237 @@
+/**
+ * Projects the parts' states onto the status board twice a second: the four lights with their reasons and fixes,
+ * per-PBX, per-credential and per-shard details, counts and the user table. Every change of a light's colour is
+ * logged once, with the reason, so the log explains every red light.
+ */
+import { Clock, Effect, Layer, Option, Ref, Schedule, SubscriptionRef } from "effect"
+import { commandLabel } from "../domain/PbxPresence.ts"
+import { isUnknown } from "../domain/Presence.ts"
+import { type CredentialStatus, TokenService } from "../graph/TokenService.ts"
+import { SubscriptionManager, type SubscriptionsState } from "../graph/SubscriptionManager.ts"
+import { PbxConnections, type PbxState } from "../pbx/PbxConnections.ts"
+import { PbxSettings } from "../pbx/PbxSettings.ts"
+import { PresenceWriter, type WrittenPresence } from "../pbx/PresenceWriter.ts"
+import { PbxDirectory } from "../pbx/UserDirectory.ts"
+import { FlowConfig, FlowState, type PresenceRow, userKey } from "./Flow.ts"
+import type { Plan } from "./Plan.ts"
+import { RecentErrors } from "./RecentErrors.ts"
+import {
+  type CredentialLight,
+  type Light,
+  type PbxLight,
+  type ShardLight,
+  StatusBoard,
+  type StatusSnapshot,
+  type UserRow
+} from "./StatusBoard.ts"
+
+const green = (reason: string): Light => ({ state: "green", reason })
+const red = (reason: string, fix?: string): Light => ({ state: "red", reason, ...(fix !== undefined ? { fix } : {}) })
+const time = (ms: number | undefined) => (ms === undefined ? "?" : new Date(ms).toISOString().slice(11, 16) + " UTC")
+
+export const pbxLight = (state: PbxState | undefined, name: string, directoryLoaded: boolean): Light => {
+  if (state === undefined || !state.connected) {
+    return red(
+      `PBX ${name} is not connected`,
+      "Check the App object on that PBX: its URL must point to this connector's /pbx websocket path, with the Websocket checkmark set"
+    )
+  }
+  if (!state.loggedIn) return red(state.lastError?.message ?? `PBX ${name} has not logged in`, state.lastError?.fix)
+  if (state.missingApis.length > 0) {
+    return red(
+      `the App object on ${name} does not enable ${state.missingApis.join(" and ")}`,
+      `Set the ${state.missingApis.join(" and ")} checkmark${state.missingApis.length > 1 ? "s" : ""} on the App object`
+    )
+  }
+  if (state.isMaster && !directoryLoaded) return red(`loading the user table of ${name}`)
+  return green(`connected${state.version !== undefined ? ` (${state.version})` : ""} since ${time(state.connectedAt)}`)
+}
+
+export const authenticationLight = (credentials: ReadonlyArray<CredentialStatus>): Light => {
+  if (credentials.length === 0) return red("no credential configured", "Configure app.clientSecret or accounts (docs/azure-setup.md)")
+  const failing = credentials.filter((c) => c.error !== undefined)
+  if (failing.length > 0) {
+    const first = failing[0]!
+    return red(`${first.label}: ${first.error!.message}${failing.length > 1 ? ` (and ${failing.length - 1} more)` : ""}`, first.error!.fix)
+  }
+  const waiting = credentials.filter((c) => !c.ok)
+  if (waiting.length === credentials.length) return red("signing in…")
+  return green(`${credentials.length - waiting.length} of ${credentials.length} credentials signed in`)
+}
+
+export const presenceSubscriptionLight = (mode: "push" | "poll", state: SubscriptionsState | undefined, plan: Plan): Light => {
+  if (mode === "poll") return green("poll-only mode: presences are polled, no subscription needed")
+  if (state === undefined) return red("the subscription manager is not running")
+  if (plan.synced.length === 0) {
+    return red("no users to subscribe yet: no Teams user is matched to a licensed PBX user", "See the counts and the list of users not synchronised")
+  }
+  const needAccount = state.shards.filter((s) => s.status === "needsAccount")
+  if (needAccount.length > 0) {
+    const users = needAccount.reduce((n, s) => n + s.userCount, 0)
+    return red(
+      `${users} users need another technical account (650 users per account)`,
+      "Add a delegated technical account under accounts (and run login for it if it uses the device code flow)"
+    )
+  }
+  const failed = state.shards.filter((s) => s.status === "error")
+  if (failed.length > 0) return red(`${failed.length} presence subscription(s) failing: ${failed[0]!.error ?? "error"}`)
+  const pending = state.shards.filter((s) => s.status !== "active")
+  if (state.shards.length === 0 || pending.length > 0) return red("creating presence subscriptions…")
+  const next = Math.min(...state.shards.map((s) => s.expiresAt ?? Infinity))
+  return green(`${state.shards.length} subscription(s) for ${plan.synced.length} users, next expiry ${time(next)}`)
+}
+
+export const userSubscriptionLight = (mode: "push" | "poll", state: SubscriptionsState | undefined, refreshMinutes: number): Light => {
+  if (mode === "poll") return green(`poll-only mode: Teams users are re-read every ${refreshMinutes} min`)
+  if (state === undefined) return red("the subscription manager is not running")
+  switch (state.users.status) {
+    case "active":
+      return green(`active, expires ${time(state.users.expiresAt)}`)
+    case "creating":
+      return red("creating the users subscription…")
+    case "disabled":
+      return red(state.users.error ?? "the users subscription is disabled", "It needs the application credential or a technical account")
+    case "error":
+      return red(state.users.error ?? "the users subscription failed")
+  }
+}
+
+const userRows = (plan: Plan, rows: ReadonlyMap<string, PresenceRow>, written: ReadonlyMap<string, WrittenPresence>): Array<UserRow> => {
+  const out: Array<UserRow> = []
+  const add = (teams: Plan["synced"][number]["teams"], pbx: Plan["synced"][number]["pbx"], licensed: boolean) => {
+    const row = rows.get(userKey(teams.id))
+    const sent = written.get(pbx.guid)
+    const delay = sent !== undefined && row !== undefined && sent.sentAt >= row.receivedAt ? sent.sentAt - row.receivedAt : undefined
+    out.push({
+      teamsId: teams.id,
+      name: teams.displayName,
+      upn: teams.userPrincipalName,
+      pbxGuid: pbx.guid,
+      pbxName: pbx.h323,
+      pbx: pbx.loc,
+      licensed,
+      availability: row === undefined ? "—" : isUnknown(row.presence.availability) ? row.presence.availability.raw : row.presence.availability,
+      activity: row === undefined ? "—" : isUnknown(row.presence.activity) ? row.presence.activity.raw : row.presence.activity,
+      written: licensed && sent !== undefined ? commandLabel(sent.command) : "—",
+      ...(row !== undefined ? { lastChangeAt: row.receivedAt } : {}),
+      ...(delay !== undefined ? { delayMs: delay } : {})
+    })
+  }
+  for (const s of plan.synced) add(s.teams, s.pbx, true)
+  for (const u of plan.unlicensed) add(u.teams, u.pbx, false)
+  return out
+}
+
+export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
+  const board = yield* StatusBoard
+  const flow = yield* FlowConfig
+  const state = yield* FlowState
+  const connections = yield* PbxConnections
+  const pbxSettings = yield* PbxSettings
+  const directory = yield* PbxDirectory
+  const tokens = yield* TokenService
+  const writer = yield* PresenceWriter
+  const errors = yield* RecentErrors
+  const manager = yield* Effect.serviceOption(SubscriptionManager)
+  const directoryLoaded = yield* Ref.make(false)
+  yield* directory.ready.pipe(Effect.andThen(Ref.set(directoryLoaded, true)), Effect.forkScoped)
+
+  const project = Effect.gen(function*() {
+    const pbxStates = yield* SubscriptionRef.get(connections.states)
+    const loaded = yield* Ref.get(directoryLoaded)
+    const credentials = yield* tokens.status
+    const subscriptions = Option.isSome(manager) ? yield* SubscriptionRef.get(manager.value.state) : undefined
+    const plan = yield* SubscriptionRef.get(state.plan)
+    const written = yield* writer.current
+    const recent = yield* errors.list
+    const now = yield* Clock.currentTimeMillis
+
+    const pbxs: Array<PbxLight> = [...pbxStates.values()]
+      .sort((a, b) => Number(b.isMaster) - Number(a.isMaster) || a.pbx.localeCompare(b.pbx))
+      .map((s) => ({
+        ...pbxLight(s, s.pbx, loaded),
+        pbx: s.pbx,
+        isMaster: s.isMaster,
+        apis: s.apis,
+        missingApis: s.missingApis,
+        ...(s.lics !== undefined ? { lics: s.lics } : {}),
+        ...(s.connectedAt !== undefined ? { connectedAt: s.connectedAt } : {})
+      }))
+    const credentialLights: Array<CredentialLight> = credentials.map((c) => ({
+      ...(c.error !== undefined ? red(c.error.message, c.error.fix) : c.ok ? green("signed in") : red("not signed in yet")),
+      label: c.label,
+      kind: c.credential._tag === "App" ? "app" : "account",
+      ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {})
+    }))
+    const shards: Array<ShardLight> = (subscriptions?.shards ?? []).map((s) => ({
+      ...(s.status === "active" ? green("active") : s.status === "needsAccount"
+        ? red("needs another technical account", "Add a delegated technical account under accounts")
+        : red(s.error ?? s.status)),
+      key: s.key,
+      account: s.account ?? "(no account)",
+      userCount: s.userCount,
+      status: s.status,
+      ...(s.expiresAt !== undefined ? { expiresAt: s.expiresAt } : {}),
+      ...(s.lastRenewalAt !== undefined ? { lastRenewalAt: s.lastRenewalAt } : {})
+    }))
+
+    yield* board.update((previous): StatusSnapshot => ({
+      ...previous,
+      lights: {
+        masterPbx: pbxLight(pbxStates.get(pbxSettings.masterPbx), pbxSettings.masterPbx, loaded),
+        authentication: authenticationLight(credentials),
+        presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan),
+        userSubscription: userSubscriptionLight(flow.mode, subscriptions, flow.usersRefreshMinutes)
+      },
+      pbxs,
+      credentials: credentialLights,
+      shards,
+      counts: {
+        teamsUsers: plan.teamsUserCount,
+        pbxUsers: plan.pbxUserCount,
+        matched: plan.matchedCount,
+        licensed: plan.synced.length,
+        unlicensed: plan.unlicensed.length,
+        unmatched: plan.unmatchedTeams.length + plan.unmatchedPbx.length,
+        ambiguous: plan.ambiguous.length
+      },
+      users: userRows(plan, state.rows, written),
+      unlicensed: plan.unlicensed.map((u) => ({ name: `${u.teams.displayName} (${u.pbx.h323})`, reason: u.reason })),
+      unmatched: [
+        ...plan.unmatchedTeams.map((t) => ({ side: "teams" as const, name: `${t.displayName} <${t.userPrincipalName}>` })),
+        ...plan.unmatchedPbx.map((p) => ({ side: "pbx" as const, name: `${p.cn} (${p.h323})` }))
+      ],
+      ambiguous: plan.ambiguous.map((a) => ({ key: a.key, reason: a.reason })),
+      errors: recent.filter((e) => now - e.at < 24 * 3600_000)
+    }))
+  })
+
+  // One log line per colour change of a light, with the reason.
+  const lastColours = new Map<string, string>()
+  const logChanges = Effect.gen(function*() {
+    const snapshot = yield* board.get
+    for (const [name, light] of Object.entries(snapshot.lights)) {
+      if (lastColours.get(name) === light.state) continue
+      lastColours.set(name, light.state)
+      const line = `light ${name} is ${light.state}: ${light.reason}`
+      yield* (light.state === "green"
+        ? Effect.logInfo(line)
+        : Effect.logWarning(line).pipe(light.fix !== undefined ? Effect.annotateLogs({ fix: light.fix }) : (e) => e)).pipe(
+          Effect.annotateLogs({ light: name, state: light.state })
+        )
+    }
+  })
+
+  yield* Effect.gen(function*() {
+    while (true) {
+      yield* project
+      yield* logChanges
+      yield* Effect.sleep("500 millis")
+    }
+  }).pipe(
+    Effect.tapCause((cause) => Effect.logError("status projection failed; restarting", cause)),
+    Effect.retry(Schedule.spaced("1 second")),
+    Effect.forkScoped
+  )
+}))
+
