@@ -3,8 +3,11 @@
  * Answers the validation handshake with the decoded token, and every notification with 202 as soon as it is checked
  * and queued — decryption and processing happen elsewhere, so Graph never sees a slow endpoint.
  */
-import { Effect, Exit, Layer } from "effect"
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { ByteSize, Effect, Exit, Layer } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { CertificateStore } from "../graph/crypto/CertificateStore.ts"
+import { DecryptPool } from "../graph/crypto/DecryptPool.ts"
+import { ValidationTokens } from "../graph/crypto/ValidationTokens.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "../graph/Notifications.ts"
 import { logRejected, NotificationsInbox } from "../graph/NotificationsInbox.ts"
 import { SubscriptionSettings } from "../graph/SubscriptionSettings.ts"
@@ -18,10 +21,14 @@ const readJson = (request: HttpServerRequest.HttpServerRequest, maxBodyBytes: nu
       yield* logRejected("too_large", `body of ${declared} bytes exceeds the limit of ${maxBodyBytes}`)
       return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
     }
-    const bytes = yield* request.arrayBuffer.pipe(Effect.option)
+    // The reference caps a body sent without Content-Length (chunked) while it is read.
+    const bytes = yield* request.arrayBuffer.pipe(
+      Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+      Effect.option
+    )
     if (bytes._tag === "None") {
-      yield* logRejected("malformed", "request body could not be read")
-      return { ok: false as const, response: badRequest("unreadable body") }
+      yield* logRejected("too_large", `request body could not be read within the limit of ${maxBodyBytes} bytes`)
+      return { ok: false as const, response: badRequest("unreadable or too large body") }
     }
     if (bytes.value.byteLength > maxBodyBytes) {
       yield* logRejected("too_large", `body of ${bytes.value.byteLength} bytes exceeds the limit of ${maxBodyBytes}`)
@@ -78,5 +85,12 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
   yield* router.add("POST", settings.lifecyclePath as HttpRouter.PathInput, lifecycle)
 }))
 
-/** The routes with the inbox they feed (the integrator provides SubscriptionSettings and the crypto layers). */
-export const NotificationRoutesLive = NotificationRoutes.pipe(Layer.provideMerge(NotificationsInbox.layer))
+/**
+ * The inbox with everything it needs but SubscriptionSettings: certificate store, decryption workers, validation-token
+ * verifier. Provide it once, outside `HttpRouter.serve`, so the routes, SubscriptionManager and PresenceSource share it.
+ */
+export const NotificationPipeline = NotificationsInbox.layer.pipe(
+  Layer.provideMerge(DecryptPool.layer),
+  Layer.provideMerge(ValidationTokens.layer),
+  Layer.provideMerge(CertificateStore.layer)
+)

@@ -136,6 +136,20 @@ describe("notification webhook (real sockets)", () => {
       assert.strictEqual((yield* post(url, "{not json")).status, 400)
       assert.strictEqual((yield* post(url, { value: "x" })).status, 400)
       assert.strictEqual((yield* post(url, { value: [], padding: "x".repeat(70 * 1024) })).status, 400)
+      // the same without Content-Length (chunked): the limit holds while the body is read
+      const chunked = yield* Effect.promise(async () => {
+        const big = new TextEncoder().encode(JSON.stringify({ value: [], padding: "x".repeat(70 * 1024) }))
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (let i = 0; i < big.length; i += 8192) controller.enqueue(big.subarray(i, i + 8192))
+            controller.close()
+          }
+        })
+        const response = await fetch(url, { method: "POST", body, headers: { "content-type": "application/json" }, duplex: "half" } as RequestInit)
+        await response.text()
+        return response.status
+      })
+      assert.strictEqual(chunked, 400)
 
       const presences = yield* Deferred.await(received)
       yield* Fiber.join(collector)
@@ -146,7 +160,7 @@ describe("notification webhook (real sockets)", () => {
       assert.strictEqual((yield* rejected("unknown_subscription")) - before.unknown, 1)
       assert.strictEqual((yield* rejected("stale")) - before.stale, 1)
       assert.strictEqual((yield* rejected("malformed")) - before.malformed, 2)
-      assert.strictEqual((yield* rejected("too_large")) - before.tooLarge, 1)
+      assert.strictEqual((yield* rejected("too_large")) - before.tooLarge, 2)
     }).pipe(Effect.scoped))
 
   it.live("accepts lifecycle events only for own subscriptions", () =>
