@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-/** Process entry point: the CLI on Node's runtime. */
+/** Process entry point: the CLI on Node's runtime. SIGINT/SIGTERM interrupt the fiber tree, which shuts down in order. */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect } from "effect"
+import { Cause, Effect, Exit, Runtime } from "effect"
 import { cli } from "./Cli.ts"
 
-cli.pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+/** A stop by signal after a clean shutdown is a success: exit 0 (or the code a command chose), not 130. */
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
+    ? onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
+    : Runtime.defaultTeardown(exit, onExit)
+
+cli.pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain({ teardown }))

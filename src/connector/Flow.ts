@@ -135,6 +135,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     Effect.retry(Schedule.min([Schedule.exponential("2 seconds", 2), Schedule.spaced("2 minutes")]))
   )
 
+  let lastSummary = ""
   /** Computes the plan from the current inputs and hands the user set to the presence source and the subscriptions. */
   const replan = Effect.gen(function*() {
     const users = yield* Ref.get(state.teamsUsers)
@@ -161,10 +162,10 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     }
     yield* source.setUsers(ids)
     if (Option.isSome(manager)) yield* manager.value.setDesiredUsers(ids)
-    yield* Effect.logInfo(
-      `plan: ${plan.teamsUserCount} Teams users, ${plan.pbxUserCount} PBX users, ${plan.matchedCount} matched, ` +
-        `${plan.synced.length} licensed and synchronised, ${plan.unlicensed.length} unlicensed, ${plan.ambiguous.length} ambiguous`
-    )
+    const summary = `plan: ${plan.teamsUserCount} Teams users, ${plan.pbxUserCount} PBX users, ${plan.matchedCount} matched, ` +
+      `${plan.synced.length} licensed and synchronised, ${plan.unlicensed.length} unlicensed, ${plan.ambiguous.length} ambiguous`
+    if (summary !== lastSummary) yield* Effect.logInfo(summary)
+    lastSummary = summary
   })
 
   // 1. Presence changes → PBX. Subscribed before the initial sync so that nothing it reads is missed.

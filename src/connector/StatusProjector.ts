@@ -206,19 +206,22 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
     }))
   })
 
-  // One log line per colour change of a light, with the reason.
+  // One log line per colour change of a light, with the reason. While starting up, red is expected and logged as
+  // information; after the grace period (or once a light was green) a red light is a warning with its fix.
   const lastColours = new Map<string, string>()
+  const startedAt = yield* Clock.currentTimeMillis
+  const graceMillis = 60_000
   const logChanges = Effect.gen(function*() {
     const snapshot = yield* board.get
+    const now = yield* Clock.currentTimeMillis
     for (const [name, light] of Object.entries(snapshot.lights)) {
-      if (lastColours.get(name) === light.state) continue
+      const previous = lastColours.get(name)
+      if (previous === light.state) continue
       lastColours.set(name, light.state)
       const line = `light ${name} is ${light.state}: ${light.reason}`
-      yield* (light.state === "green"
-        ? Effect.logInfo(line)
-        : Effect.logWarning(line).pipe(light.fix !== undefined ? Effect.annotateLogs({ fix: light.fix }) : (e) => e)).pipe(
-          Effect.annotateLogs({ light: name, state: light.state })
-        )
+      const expected = light.state === "green" || (previous === undefined && now - startedAt < graceMillis)
+      const log = expected ? Effect.logInfo(line) : Effect.logWarning(line)
+      yield* log.pipe(Effect.annotateLogs({ light: name, state: light.state, ...(light.fix !== undefined ? { fix: light.fix } : {}) }))
     }
   })
 
