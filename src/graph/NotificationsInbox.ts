@@ -78,6 +78,11 @@ export const logRejected = (reason: RejectReason, message: string, annotations: 
 export class NotificationsInbox extends Context.Service<NotificationsInbox, {
   register(subscription: KnownSubscription): Effect.Effect<void>
   unregister(subscriptionId: string): Effect.Effect<void>
+  /**
+   * Accepts items carrying this clientState while the subscription is being created (Graph may notify before the
+   * creation call has returned the id); the returned effect withdraws it.
+   */
+  expect(pending: Omit<KnownSubscription, "id">): Effect.Effect<Effect.Effect<void>>
   /** Checks and queues; returns how many items were accepted. Never waits for processing. */
   acceptNotifications(body: ChangeNotificationCollection): Effect.Effect<number>
   acceptLifecycle(body: LifecycleNotificationCollection): Effect.Effect<number>
@@ -101,9 +106,17 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       const lifecycle = yield* PubSub.unbounded<LifecycleSignal>()
       const refetch = yield* PubSub.unbounded<ReadonlyArray<string>>()
 
+      const pending = new Set<Omit<KnownSubscription, "id">>()
       const check = (subscriptionId: string, clientState: string | null | undefined) => {
         const subscription = known.get(subscriptionId)
-        if (subscription === undefined) return { ok: false as const, reason: "unknown_subscription" as const }
+        if (subscription === undefined) {
+          for (const expected of pending) {
+            if (clientState != null && constantTimeEquals(clientState, Redacted.value(expected.clientState))) {
+              return { ok: true as const, subscription: { ...expected, id: subscriptionId } }
+            }
+          }
+          return { ok: false as const, reason: "unknown_subscription" as const }
+        }
         if (clientState == null || !constantTimeEquals(clientState, Redacted.value(subscription.clientState))) {
           return { ok: false as const, reason: "client_state" as const }
         }
@@ -243,6 +256,12 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       return NotificationsInbox.of({
         register: (subscription) => Effect.sync(() => void known.set(subscription.id, subscription)),
         unregister: (subscriptionId) => Effect.sync(() => void known.delete(subscriptionId)),
+        expect: (expected) =>
+          Effect.sync(() => {
+            const entry = { ...expected }
+            pending.add(entry)
+            return Effect.sync(() => void pending.delete(entry))
+          }),
         acceptNotifications,
         acceptLifecycle,
         presences: Stream.fromPubSub(presences),

@@ -7,7 +7,7 @@
  * The user set: `initialSync(userIds)` sets it and reads everything once; `setUsers(userIds)` changes it later
  * (new users are read at once). Subscribe to `changes` before calling `initialSync`.
  */
-import { Clock, Context, Effect, Layer, Metric, PubSub, Stream } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Metric, PubSub, Stream } from "effect"
 import { notificationsRejected } from "../domain/Metrics.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
 import { NotificationsInbox } from "./NotificationsInbox.ts"
@@ -118,7 +118,9 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
       )
     )
 
-  const readAll = (origin: PresenceOrigin) => Effect.suspend(() => read(users, origin))
+  // Rounds start after the initial read, so the first presence of every user is reported as "initial".
+  const synced = yield* Deferred.make<void>()
+  const readAll = (origin: PresenceOrigin) => Deferred.await(synced).pipe(Effect.andThen(Effect.suspend(() => read(users, origin))))
 
   const setUsers = (userIds: ReadonlyArray<string>) =>
     Effect.suspend(() => {
@@ -135,7 +137,7 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
       Effect.suspend(() => {
         users = [...userIds]
         userSet = new Set(users.map(key))
-        return read(users, "initial")
+        return read(users, "initial").pipe(Effect.ensuring(Deferred.succeed(synced, undefined)))
       }),
     setUsers,
     users: Effect.sync(() => users),

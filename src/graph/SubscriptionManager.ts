@@ -221,7 +221,8 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
           includeResourceData: certificate !== undefined,
           ...(certificate !== undefined ? { encryptionCertificate: certificate.certificate, encryptionCertificateId: certificate.id } : {})
         }
-        const created = yield* createWithRetry(accountRef(shard.account), body).pipe(Effect.result)
+        const withdraw = yield* inbox.expect({ kind: "presence", key: shard.key, clientState: Redacted.make(clientState) })
+        const created = yield* createWithRetry(accountRef(shard.account), body).pipe(Effect.result, Effect.ensuring(withdraw))
         if (created._tag === "Failure") {
           shard.status = "error"
           shard.error = `creating the presence subscription failed: ${describeError(created.failure)}`
@@ -281,6 +282,7 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         users.status = "creating"
         const now = yield* Clock.currentTimeMillis
         const clientState = crypto.randomBytes(32).toString("base64url")
+        const withdraw = yield* inbox.expect({ kind: "users", key: "users", clientState: Redacted.make(clientState) })
         const created = yield* api.create(settings.usersCredential, {
           changeType: "updated,deleted",
           notificationUrl: urls.notificationUrl,
@@ -289,7 +291,7 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
           expirationDateTime: isoIn(now, settings.usersExpiryMinutes),
           clientState,
           includeResourceData: false
-        }).pipe(Effect.result)
+        }).pipe(Effect.result, Effect.ensuring(withdraw))
         if (created._tag === "Failure") {
           users.status = "error"
           users.error = `creating the users subscription failed: ${describeError(created.failure)}`

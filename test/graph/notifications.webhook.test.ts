@@ -163,6 +163,28 @@ describe("notification webhook (real sockets)", () => {
       assert.strictEqual((yield* rejected("too_large")) - before.tooLarge, 2)
     }).pipe(Effect.scoped))
 
+  it.live("accepts items of a subscription still being created by its clientState, and not after withdrawal", () =>
+    Effect.gen(function*() {
+      const { inbox, jwks, richItem, url } = yield* setup
+      const token = yield* jwks.validationToken(APP_ID, TENANT)
+      const got = yield* Deferred.make<string>()
+      const listening = yield* Deferred.make<void>()
+      yield* inbox.presences.pipe(
+        Stream.onStart(Deferred.succeed(listening, undefined)),
+        Stream.runForEach((p) => Deferred.succeed(got, p.userId)),
+        Effect.forkScoped
+      )
+      yield* Deferred.await(listening)
+      const withdraw = yield* inbox.expect({ kind: "presence", key: "shard-1", clientState: Redacted.make("fresh-state") })
+      const early = richItem("early", { availability: "Busy", activity: "Busy" }, { subscriptionId: "sub-new", clientState: "fresh-state" })
+      assert.strictEqual((yield* post(url, { value: [early], validationTokens: [token] })).status, 202)
+      assert.strictEqual(yield* Deferred.await(got), "early")
+      yield* withdraw
+      const before = yield* rejected("unknown_subscription")
+      assert.strictEqual((yield* post(url, { value: [early], validationTokens: [token] })).status, 202)
+      assert.strictEqual((yield* rejected("unknown_subscription")) - before, 1)
+    }).pipe(Effect.scoped))
+
   it.live("accepts lifecycle events only for own subscriptions", () =>
     Effect.gen(function*() {
       const { inbox, lifecycleUrl } = yield* setup

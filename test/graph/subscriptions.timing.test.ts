@@ -49,6 +49,7 @@ const fakes = (calls: Array<Call>, failRenewOnce: Set<string>) => {
   const inbox = Layer.succeed(NotificationsInbox, NotificationsInbox.of({
     register: () => Effect.void,
     unregister: () => Effect.void,
+    expect: () => Effect.succeed(Effect.void),
     acceptNotifications: () => Effect.succeed(0),
     acceptLifecycle: () => Effect.succeed(0),
     presences: Stream.never,
