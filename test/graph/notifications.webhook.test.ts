@@ -19,7 +19,7 @@ const TENANT = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
 const rejected = (reason: string) =>
   Metric.value(Metric.withAttributes(notificationsRejected, { reason })).pipe(Effect.map((state) => Number(state.count)))
 
-const setup = Effect.gen(function*() {
+const makeSetup = (maxBodyBytes: number) => Effect.gen(function*() {
   const jwksServer = yield* buildServer(
     HttpRouter.serve(JwksRoutes, { disableLogger: true, disableListenLog: true }).pipe(
       Layer.provideMerge(SimJwks.layer),
@@ -33,8 +33,8 @@ const setup = Effect.gen(function*() {
     dataDir,
     appId: APP_ID,
     jwksUrl: jwksServer.baseUrl + JWKS_PATH,
-    maxBodyBytes: 64 * 1024,
-    decryptWorkers: 1
+    maxBodyBytes,
+    decryptWorkers: 2
   })
   const inboxLayer = NotificationsInbox.layer.pipe(
     Layer.provideMerge(DecryptPool.layer),
@@ -72,6 +72,8 @@ const setup = Effect.gen(function*() {
   const url = connector.baseUrl + settings.notificationPath
   return { inbox, jwks, richItem, url, lifecycleUrl: connector.baseUrl + settings.lifecyclePath }
 })
+
+const setup = makeSetup(64 * 1024)
 
 describe("notification webhook (real sockets)", () => {
   it.live("answers the validation handshake with the decoded token as text/plain", () =>
@@ -183,6 +185,36 @@ describe("notification webhook (real sockets)", () => {
       const before = yield* rejected("unknown_subscription")
       assert.strictEqual((yield* post(url, { value: [early], validationTokens: [token] })).status, 202)
       assert.strictEqual((yield* rejected("unknown_subscription")) - before, 1)
+    }).pipe(Effect.scoped))
+
+  it.live("answers a burst of 2,000 rich items in milliseconds while the workers decrypt them", () =>
+    Effect.gen(function*() {
+      const { inbox, jwks, richItem, url } = yield* makeSetup(4 * 1024 * 1024)
+      const token = yield* jwks.validationToken(APP_ID, TENANT)
+      const all = yield* Deferred.make<number>()
+      const listening = yield* Deferred.make<void>()
+      yield* inbox.presences.pipe(
+        Stream.onStart(Deferred.succeed(listening, undefined)),
+        Stream.filter((p) => p.userId.startsWith("burst-")),
+        Stream.take(2_000),
+        Stream.runCount,
+        Effect.flatMap((n) => Deferred.succeed(all, n)),
+        Effect.forkScoped
+      )
+      yield* Deferred.await(listening)
+      const bodies = Array.from({ length: 4 }, (_, b) => ({
+        value: Array.from({ length: 500 }, (_, i) => richItem(`burst-${b * 500 + i}`, { availability: "Busy", activity: "Busy" })),
+        validationTokens: [token]
+      }))
+      const latencies: Array<number> = []
+      for (const body of bodies) {
+        const started = performance.now()
+        assert.strictEqual((yield* post(url, body)).status, 202)
+        latencies.push(performance.now() - started)
+      }
+      // each POST (500 items, ~0.5 s of RSA work) is answered long before its items can have been decrypted
+      for (const latency of latencies) assert.isBelow(latency, 400)
+      assert.strictEqual(yield* Deferred.await(all), 2_000)
     }).pipe(Effect.scoped))
 
   it.live("accepts lifecycle events only for own subscriptions", () =>
