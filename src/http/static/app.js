@@ -94,7 +94,7 @@
       previous.set(key, signature)
       return el("tr", { "data-user": key, "data-written": u.written, "data-activity": u.activity, class: changed ? "changed" : "" },
         el("td", { class: "name" }, u.name, el("small", { textContent: u.upn })),
-        el("td", { "data-col": "teams", textContent: u.availability + " / " + u.activity }),
+        el("td", { "data-col": "teams", textContent: u.availability === u.activity ? u.activity : u.availability + " / " + u.activity }),
         el("td", { "data-col": "written" }, el("span", { class: "badge " + u.written, textContent: u.licensed ? u.written : "not licensed" })),
         el("td", { textContent: u.pbxName + " @ " + u.pbx }),
         el("td", { textContent: ago(u.lastChangeAt) }),
