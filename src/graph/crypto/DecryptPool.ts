@@ -28,36 +28,56 @@ export class DecryptPool extends Context.Service<DecryptPool, {
     let nextId = 0
     const workerUrl = new URL("./decryptWorker.ts", import.meta.url)
 
-    const workers = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        Array.from({ length: size }, () => {
-          const worker = new Worker(workerUrl)
-          worker.unref()
-          worker.on("message", (message: { id: number; results: ReadonlyArray<DecryptResult> }) => {
-            const deferred = pending.get(message.id)
-            if (deferred === undefined) return
-            pending.delete(message.id)
-            Deferred.doneUnsafe(deferred, Effect.succeed(message.results))
-          })
-          worker.on("error", (error) => {
-            for (const [id, deferred] of pending) {
-              pending.delete(id)
-              Deferred.doneUnsafe(deferred, Effect.die(error))
-            }
-          })
-          return worker
-        })
-      ),
-      (all) => Effect.promise(() => Promise.all(all.map((w) => w.terminate()))).pipe(Effect.ignore)
+    let keyMessage: unknown = { type: "keys", keys: [] }
+    let closing = false
+    /** Which requests each worker holds, so a crashed worker fails only its own and is replaced. */
+    const owned = new Map<Worker, Set<number>>()
+    const spawn = (slot: number): Worker => {
+      const worker = new Worker(workerUrl)
+      worker.unref()
+      owned.set(worker, new Set())
+      worker.on("message", (message: { id: number; results: ReadonlyArray<DecryptResult> }) => {
+        const deferred = pending.get(message.id)
+        owned.get(worker)?.delete(message.id)
+        if (deferred === undefined) return
+        pending.delete(message.id)
+        Deferred.doneUnsafe(deferred, Effect.succeed(message.results))
+      })
+      const replace = (reason: string) => {
+        const ids = owned.get(worker) ?? new Set<number>()
+        owned.delete(worker)
+        for (const id of ids) {
+          const deferred = pending.get(id)
+          pending.delete(id)
+          if (deferred !== undefined) Deferred.doneUnsafe(deferred, Effect.die(new Error(`decryption worker failed: ${reason}`)))
+        }
+        if (!closing && workers[slot] === worker) {
+          workers[slot] = spawn(slot)
+          workers[slot].postMessage(keyMessage)
+        }
+      }
+      worker.on("error", (error) => replace(String(error)))
+      worker.on("exit", (code) => replace(`exited with code ${code}`))
+      return worker
+    }
+    const workers: Array<Worker> = []
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        for (let slot = 0; slot < size; slot++) workers.push(spawn(slot))
+      }),
+      () =>
+        Effect.sync(() => {
+          closing = true
+        }).pipe(Effect.andThen(Effect.promise(() => Promise.all(workers.map((w) => w.terminate())))), Effect.ignore)
     )
 
     const reloadKeys = Effect.gen(function*() {
       const keys = yield* store.keys
-      const message = {
+      keyMessage = {
         type: "keys",
         keys: keys.map((k) => ({ id: k.id, thumbprint: k.thumbprint, pem: Redacted.value(k.privateKeyPem) }))
       }
-      for (const worker of workers) worker.postMessage(message)
+      for (const worker of workers) worker.postMessage(keyMessage)
     })
     yield* reloadKeys
 
@@ -68,8 +88,17 @@ export class DecryptPool extends Context.Service<DecryptPool, {
         const id = nextId++
         pending.set(id, deferred)
         const worker = workers[cursor++ % workers.length]!
+        owned.get(worker)?.add(id)
         worker.postMessage({ type: "decrypt", id, items })
-        return yield* Deferred.await(deferred).pipe(Effect.onInterrupt(() => Effect.sync(() => pending.delete(id))))
+        return yield* Deferred.await(deferred).pipe(
+          Effect.onInterrupt(() => Effect.sync(() => pending.delete(id))),
+          // A crashed worker fails its items (counted as "decrypt" by the caller); the pool has replaced it already.
+          Effect.catchDefect((defect) =>
+            Effect.logError("decryption worker failed; its items are dropped", defect).pipe(
+              Effect.as(items.map((): DecryptResult => ({ ok: false, reason: "decrypt", message: String(defect) })))
+            )
+          )
+        )
       })
 
     const decrypt = (items: ReadonlyArray<EncryptedContent>): Effect.Effect<ReadonlyArray<DecryptResult>> => {

@@ -28,9 +28,13 @@ parentPort?.on("message", (message: { type: string; id?: number; keys?: Array<Ke
     byId.clear()
     byThumbprint.clear()
     for (const key of message.keys ?? []) {
-      const object = crypto.createPrivateKey(key.pem)
-      byId.set(key.id, object)
-      byThumbprint.set(key.thumbprint.toUpperCase(), object)
+      try {
+        const object = crypto.createPrivateKey(key.pem)
+        byId.set(key.id, object)
+        byThumbprint.set(key.thumbprint.toUpperCase(), object)
+      } catch {
+        // An unreadable key is skipped: items naming it fail as "no key", the worker stays up.
+      }
     }
     return
   }
