@@ -1,0 +1,100 @@
+/**
+ * Runs the connector as a child process (`node src/main.ts run --config <file>`), so its memory is measured alone:
+ * a free 127.0.0.1 port, a generated configuration file, an RSS sampler and an orderly stop.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { createWriteStream, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { join } from "node:path"
+import { performance } from "node:perf_hooks"
+import * as YAML from "yaml"
+import { processMemory } from "./stats.ts"
+
+/** A port that was free a moment ago on 127.0.0.1 (the connector needs to know its public URL before it starts). */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+
+export interface ConnectorProcess {
+  readonly pid: number
+  readonly spawnedAt: number
+  readonly baseUrl: string
+  readonly logFile: string
+  /** Highest VmRSS seen by the sampler since the last reset (MB). */
+  peakSampledRssMb(): number
+  resetPeak(): void
+  /** VmHWM: the kernel's peak resident set of the whole process life (MB). */
+  peakRssMb(): number
+  exited(): boolean
+  stop(): Promise<number | null>
+}
+
+export const writeConfig = (dir: string, config: unknown): string => {
+  const file = join(dir, "connector.yaml")
+  writeFileSync(file, YAML.stringify(config), { mode: 0o600 })
+  return file
+}
+
+export const startConnector = (options: {
+  readonly repoRoot: string
+  readonly configFile: string
+  readonly port: number
+  readonly logFile: string
+}): ConnectorProcess => {
+  const log = createWriteStream(options.logFile)
+  const spawnedAt = performance.now()
+  const child: ChildProcess = spawn(process.execPath, ["src/main.ts", "run", "--config", options.configFile], {
+    cwd: options.repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NODE_ENV: "production" }
+  })
+  child.stdout?.pipe(log, { end: false })
+  child.stderr?.pipe(log, { end: false })
+  const pid = child.pid ?? -1
+  let exitCode: number | null | undefined
+  const exit = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => {
+      exitCode = code
+      resolve(code)
+    })
+  )
+  let peak = 0
+  const sampler = setInterval(() => {
+    const memory = processMemory(pid)
+    if (memory !== undefined) peak = Math.max(peak, memory.rssMb)
+  }, 100)
+  let lastHwm = 0
+  return {
+    pid,
+    spawnedAt,
+    baseUrl: `http://127.0.0.1:${options.port}`,
+    logFile: options.logFile,
+    peakSampledRssMb: () => peak,
+    resetPeak: () => {
+      peak = processMemory(pid)?.rssMb ?? 0
+    },
+    peakRssMb: () => {
+      lastHwm = processMemory(pid)?.peakRssMb ?? lastHwm
+      return lastHwm
+    },
+    exited: () => exitCode !== undefined,
+    stop: async () => {
+      clearInterval(sampler)
+      if (exitCode === undefined) {
+        child.kill("SIGTERM")
+        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000)
+        await exit
+        clearTimeout(timer)
+      }
+      log.end()
+      return exitCode ?? null
+    }
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * `npm run bench`: the connector (a child process, so its memory is its own) against the Graph and PBX simulators
+ * (in this process) on 127.0.0.1. Prints one JSON object per scenario on stdout; progress goes to stderr.
+ *   sharded-10k     10,000 users on 16 delegated accounts: shards active, initial sync, peak RSS.
+ *   rich-burst-10k  every user's presence changes once, as fast as the simulator delivers rich notifications:
+ *                   webhook answer times, change → SetPresence latency, throughput, peak RSS.
+ */
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import { Effect, Option } from "effect"
+import { generateUsers, GraphSimulator, type GraphSimulatorHandle } from "../src/simulators/graph/GraphSimulator.ts"
+import { JWKS_PATH } from "../src/simulators/graph/Jwks.ts"
+import { SubscriptionsExtension } from "../src/simulators/graph/SubscriptionsRoutes.ts"
+import { demoSystemOptions, PbxSimulator, type PbxSimulatorOptions } from "../src/simulators/pbx/PbxSimulator.ts"
+import { type ConnectorProcess, freePort, startConnector, writeConfig } from "./connectorProcess.ts"
+import { histogramDelta, histogramQuantile, parseHistogram, processMemory, round, summary } from "./stats.ts"
+import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
+
+const USERS = Number(process.env["BENCH_USERS"] ?? 10_000)
+const ACCOUNTS = 16
+/** Graph allows 650 users per presence subscription; the connector packs them, one shard per account. */
+const EXPECTED_SHARDS = Math.min(ACCOUNTS, Math.ceil(USERS / 650))
+const TENANT = "11111111-2222-3333-4444-555555555555"
+const CLIENT = "66666666-7777-8888-9999-000000000000"
+const CLIENT_SECRET = "bench-secret"
+const ACCOUNT_PASSWORD = "bench-account-password"
+const PBX_PASSWORD = "bench-app-object-password"
+const NOTIFICATION_PATH = "/graph/notifications"
+const HISTOGRAM = "connector_notification_to_pbx_seconds"
+const TARGETS = { webhookP99Ms: 50, addedLatencyP99Ms: 100, rssMb: 300, initialSyncSeconds: 20 }
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
+
+const progress = (message: string) => Effect.sync(() => process.stderr.write(`[bench] ${message}\n`))
+const emit = (result: Record<string, unknown>) => Effect.sync(() => process.stdout.write(JSON.stringify(result) + "\n"))
+const seconds = (millis: number) => round(millis / 1000, 2)
+
+/** Waits until `check` holds, re-checking every `everyMs`; fails with `what` after `timeoutMs`. */
+const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50) =>
+  Effect.gen(function*() {
+    const deadline = performance.now() + timeoutMs
+    while (!(yield* Effect.promise(async () => check()))) {
+      if (performance.now() > deadline) return yield* Effect.fail(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
+      yield* Effect.sleep(everyMs)
+    }
+  })
+
+/** The PBX system: master + one slave, users split over both, each carrying the address of Teams user n. */
+const pbxSystem = (connectUrl: string): { options: PbxSimulatorOptions; guidOf: Map<number, string> } => {
+  const base = demoSystemOptions({ connectUrl, password: PBX_PASSWORD, userCount: USERS, lics: USERS })
+  const guidOf = new Map<number, string>()
+  const options = {
+    ...base,
+    pbxs: base.pbxs.map((pbx) => ({
+      ...pbx,
+      users: (pbx.users ?? []).map((user) => {
+        const n = Number(user.h323.replace(/\D/g, ""))
+        // demoSystemOptions' guids ("demo" + n, padded) repeat from 10,000 users on (demo1000 = demo10000): fixed width here.
+        const guid = n.toString(16).padStart(32, "0")
+        guidOf.set(n, guid)
+        return { ...user, guid, cn: `User ${n}`, emails: [`user${n}@contoso.com`] }
+      })
+    }))
+  }
+  return { options, guidOf }
+}
+
+const connectorConfig = (graphUrl: string, port: number, dataDir: string) => ({
+  tenantId: TENANT,
+  clientId: CLIENT,
+  app: { clientSecret: CLIENT_SECRET },
+  accounts: Array.from({ length: ACCOUNTS }, (_, i) => ({
+    name: `presence-${i + 1}`,
+    username: `presence-${i + 1}@contoso.com`,
+    flow: "password",
+    password: ACCOUNT_PASSWORD
+  })),
+  graph: { loginBaseUrl: graphUrl, graphBaseUrl: graphUrl, jwksUrl: graphUrl + JWKS_PATH },
+  notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${port}`, notificationPath: NOTIFICATION_PATH },
+  pbx: { masterPbx: "pbx-master", appPassword: PBX_PASSWORD },
+  http: { host: "127.0.0.1", port },
+  dataDir,
+  admin: { password: "bench-admin-password" },
+  log: { level: "info", format: "json" },
+  timers: { replanDebounceSeconds: 1 }
+})
+
+interface LiveSubscription {
+  readonly kind: string
+  readonly userCount: number
+}
+
+const presenceShards = async (graph: GraphSimulatorHandle): Promise<ReadonlyArray<LiveSubscription>> => {
+  const response = await fetch(`${graph.url}/_sim/subscriptions`)
+  const body = (await response.json()) as { subscriptions: ReadonlyArray<LiveSubscription> }
+  return body.subscriptions.filter((s) => s.kind === "presence")
+}
+
+const metricsText = (connector: ConnectorProcess) =>
+  Effect.promise(async () => (await fetch(`${connector.baseUrl}/metrics`)).text())
+
+/** Three presences that map to three different PBX activities (none of them the initial "Offline" → clear). */
+const burstPresences = [
+  { availability: "Busy", activity: "Busy", pbx: "busy" },
+  { availability: "Away", activity: "Away", pbx: "away" },
+  { availability: "DoNotDisturb", activity: "DoNotDisturb", pbx: "dnd" }
+] as const
+
+const program = Effect.gen(function*() {
+  const setPresences = tapSetPresence()
+  yield* Effect.addFinalizer(() => Effect.sync(setPresences.uninstall))
+  const port = yield* Effect.promise(freePort)
+  const notificationUrl = `http://127.0.0.1:${port}${NOTIFICATION_PATH}`
+  const posts = tapWebhookPosts((url) => url.startsWith(notificationUrl))
+  yield* Effect.addFinalizer(() => Effect.sync(posts.uninstall))
+
+  const teamsUsers = generateUsers(USERS)
+  const graph = yield* GraphSimulator.make({
+    tenantId: TENANT,
+    clientId: CLIENT,
+    clientSecrets: [{ value: CLIENT_SECRET }],
+    accounts: Array.from({ length: ACCOUNTS }, (_, i) => ({ upn: `presence-${i + 1}@contoso.com`, password: ACCOUNT_PASSWORD })),
+    users: teamsUsers,
+    extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })]
+  })
+  const { options: pbxOptions, guidOf } = pbxSystem(`ws://127.0.0.1:${port}/pbx`)
+  const teamsIdOf = new Map<string, string>()
+  teamsUsers.forEach((user, i) => teamsIdOf.set(guidOf.get(i + 1)!, user.id!.toLowerCase()))
+
+  const dir = mkdtempSync(join(tmpdir(), "presence-bench-"))
+  const configFile = writeConfig(dir, connectorConfig(graph.url, port, join(dir, "data")))
+  yield* progress(`Graph simulator ${graph.url}; connector on port ${port}; files in ${dir}`)
+
+  // Initial sync: the first SetPresence of each of the USERS PBX users.
+  const firstWrite = new Map<string, number>()
+  const stopInitial = setPresences.onStamp((stamp) => {
+    if (!firstWrite.has(stamp.guid) && teamsIdOf.has(stamp.guid)) firstWrite.set(stamp.guid, stamp.at)
+  })
+
+  const connector = yield* Effect.acquireRelease(
+    Effect.sync(() => startConnector({ repoRoot, configFile, port, logFile: join(dir, "connector.log") })),
+    (child) =>
+      Effect.promise(() => child.stop()).pipe(
+        Effect.andThen(Effect.sync(() => {
+          if (process.env["BENCH_KEEP"] === undefined) rmSync(dir, { recursive: true, force: true })
+        }))
+      )
+  )
+  const pbx = yield* PbxSimulator.make(pbxOptions)
+  const pbxCounts = pbxOptions.pbxs.map((p) => ({ name: p.name, users: p.users?.length ?? 0, lics: p.lics }))
+
+  // ---- sharded-10k ---------------------------------------------------------------------------------------------
+  let shardsActiveAt = Number.NaN
+  let shards: ReadonlyArray<LiveSubscription> = []
+  const alive = () => {
+    if (connector.exited()) throw new Error(`the connector exited; see ${connector.logFile}`)
+  }
+  yield* Effect.all([
+    until("all users' presence written to the PBX", () => {
+      alive()
+      return firstWrite.size >= USERS
+    }, 90_000),
+    until(`${EXPECTED_SHARDS} active presence shards covering every user`, async () => {
+      alive()
+      shards = await presenceShards(graph)
+      const covered = shards.reduce((sum, s) => sum + s.userCount, 0)
+      const done = shards.length === EXPECTED_SHARDS && covered === USERS
+      if (done) shardsActiveAt = performance.now()
+      return done
+    }, 90_000, 100)
+  ], { concurrency: "unbounded" })
+  stopInitial()
+  const initialSyncMs = Math.max(...firstWrite.values()) - connector.spawnedAt
+  const firstInitialWriteMs = Math.min(...firstWrite.values()) - connector.spawnedAt
+  const afterSync = pbx.peek.setPresenceLog()
+  const scenario1Peak = connector.peakRssMb()
+  yield* emit({
+    scenario: "sharded-10k",
+    teamsUsers: USERS,
+    pbx: pbxCounts,
+    accounts: ACCOUNTS,
+    shards: shards.length,
+    shardSizes: { min: Math.min(...shards.map((s) => s.userCount)), max: Math.max(...shards.map((s) => s.userCount)) },
+    shardsActiveSeconds: seconds(shardsActiveAt - connector.spawnedAt),
+    initialSyncSeconds: seconds(initialSyncMs),
+    firstSetPresenceSeconds: seconds(firstInitialWriteMs),
+    initialSyncWrites: firstWrite.size,
+    setPresenceAccepted: afterSync.filter((r) => r.accepted).length,
+    setPresenceRefused: afterSync.filter((r) => !r.accepted).length,
+    peakRssMb: scenario1Peak,
+    rssIncludes: "connector",
+    rssMeasure: "VmHWM of the connector child process",
+    measuredFrom: "spawn of `node src/main.ts run` (includes Node start-up and module loading)",
+    targets: {
+      initialSyncUnder20s: { target: TARGETS.initialSyncSeconds, pass: initialSyncMs / 1000 < TARGETS.initialSyncSeconds },
+      rssUnder300MB: { target: TARGETS.rssMb, pass: scenario1Peak < TARGETS.rssMb }
+    }
+  })
+
+  // ---- rich-burst-10k ------------------------------------------------------------------------------------------
+  // Let the start-up settle (subscription creation, the first reconcile), then take the "before" snapshots.
+  yield* Effect.sleep("2 seconds")
+  const metricsBefore = parseHistogram(yield* metricsText(connector), HISTOGRAM)
+  connector.resetPeak()
+  const changedAt = new Map<string, number>()
+  const expected = new Map<string, string>()
+  const applied = new Map<string, number>()
+  const stopBurst = setPresences.onStamp((stamp) => {
+    if (expected.get(stamp.guid) === stamp.activity && !applied.has(stamp.guid)) applied.set(stamp.guid, stamp.at)
+  })
+  posts.start()
+  yield* progress(`burst: ${USERS} presence changes`)
+  const burstStart = performance.now()
+  for (let n = 1; n <= USERS; n++) {
+    const target = burstPresences[n % burstPresences.length]!
+    const guid = guidOf.get(n)!
+    expected.set(guid, target.pbx)
+    changedAt.set(guid, performance.now())
+    const result = yield* graph.setPresence(teamsUsers[n - 1]!.id!, { availability: target.availability, activity: target.activity })
+    if (Option.isNone(result)) return yield* Effect.fail(new Error(`the Graph simulator does not know user ${n}`))
+  }
+  const burstIssuedMs = performance.now() - burstStart
+  yield* until("every burst change written to the PBX", () => {
+    alive()
+    return applied.size >= USERS
+  }, 90_000)
+  const burstDoneAt = Math.max(...applied.values())
+  // The last POSTs are answered before the last writes arrive; give stragglers a moment, then stop recording.
+  yield* Effect.sleep("500 millis")
+  posts.stop()
+  stopBurst()
+  const metricsAfter = parseHistogram(yield* metricsText(connector), HISTOGRAM)
+  const burstPeakSampled = connector.peakSampledRssMb()
+  const peakOverall = connector.peakRssMb()
+
+  const webhook = summary(posts.posts.map((p) => p.answeredAt - p.startedAt))
+  const endToEnd = summary([...applied].map(([guid, at]) => at - changedAt.get(guid)!))
+  const added = summary(
+    [...applied].flatMap(([guid, at]) => {
+      const sent = posts.sentAt.get(teamsIdOf.get(guid)!)
+      return sent === undefined ? [] : [at - sent]
+    })
+  )
+  const histogram = metricsAfter === undefined ? undefined : histogramDelta(metricsAfter, metricsBefore)
+  const mismatched = [...expected].filter(([guid, activity]) => pbx.peek.presence(guid)[0]?.activity !== activity).length
+  const throughput = USERS / ((burstDoneAt - burstStart) / 1000)
+  yield* emit({
+    scenario: "rich-burst-10k",
+    changes: USERS,
+    includeResourceData: true,
+    issueSeconds: seconds(burstIssuedMs),
+    durationSeconds: seconds(burstDoneAt - burstStart),
+    throughputPerSecond: round(throughput, 0),
+    webhookPosts: {
+      count: posts.posts.length,
+      non2xx: posts.posts.filter((p) => p.status < 200 || p.status > 299).length,
+      itemsPerPost: round(posts.posts.reduce((sum, p) => sum + p.items, 0) / Math.max(1, posts.posts.length), 1)
+    },
+    webhookAnswerMs: webhook,
+    addedLatencyMs: { ...added, measure: "Graph simulator starts the POST carrying the change → PBX simulator receives SetPresence" },
+    endToEndLatencyMs: { ...endToEnd, measure: "Graph simulator presence change → PBX simulator receives SetPresence (includes delivery batching and encryption)" },
+    connectorHistogram: histogram === undefined ? null : {
+      name: HISTOGRAM,
+      count: histogram.count,
+      p50Ms: round(histogramQuantile(histogram, 0.5) * 1000),
+      p99Ms: round(histogramQuantile(histogram, 0.99) * 1000),
+      measure: "connector: webhook received → SetPresence confirmed, bucket-interpolated"
+    },
+    pbxVerified: { written: applied.size, wrongFinalActivity: mismatched },
+    peakRssMb: burstPeakSampled,
+    peakRssMbWholeRun: peakOverall,
+    rssIncludes: "connector",
+    rssMeasure: "highest VmRSS of the connector child sampled every 100 ms during the burst; whole run: VmHWM",
+    benchProcessRssMb: processMemory("self")?.peakRssMb ?? null,
+    targets: {
+      webhookP99Under50ms: { target: TARGETS.webhookP99Ms, pass: webhook.p99 < TARGETS.webhookP99Ms },
+      addedLatencyP99Under100ms: { target: TARGETS.addedLatencyP99Ms, pass: added.p99 < TARGETS.addedLatencyP99Ms },
+      rssUnder300MB: { target: TARGETS.rssMb, pass: peakOverall < TARGETS.rssMb }
+    }
+  })
+})
+
+Effect.runPromiseExit(program.pipe(Effect.scoped, Effect.timeout("5 minutes"))).then((exit) => {
+  if (exit._tag === "Failure") {
+    process.stderr.write(`[bench] could not run: ${String(exit.cause)}\n`)
+    process.exit(1)
+  }
+  process.exit(0)
+})

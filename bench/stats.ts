@@ -1,0 +1,86 @@
+/** Small measurement helpers for the benchmark: percentiles, Prometheus histogram quantiles, process memory. */
+import { readFileSync } from "node:fs"
+
+/** Nearest-rank percentile (p in 0..100) of unsorted samples; NaN when there are none. */
+export const percentile = (samples: ReadonlyArray<number>, p: number): number => {
+  if (samples.length === 0) return Number.NaN
+  const sorted = [...samples].sort((a, b) => a - b)
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length))
+  return sorted[Math.min(sorted.length, rank) - 1]!
+}
+
+export const round = (value: number, digits = 1): number => {
+  const factor = 10 ** digits
+  return Math.round(value * factor) / factor
+}
+
+/** p50 / p99 / max in milliseconds, rounded. */
+export const summary = (samples: ReadonlyArray<number>) => ({
+  count: samples.length,
+  p50: round(percentile(samples, 50)),
+  p99: round(percentile(samples, 99)),
+  max: round(samples.length === 0 ? Number.NaN : samples.reduce((a, b) => Math.max(a, b), -Infinity))
+})
+
+export interface HistogramBuckets {
+  /** Cumulative counts by upper bound (seconds), +Inf last. */
+  readonly buckets: ReadonlyArray<{ readonly le: number; readonly count: number }>
+  readonly count: number
+  readonly sum: number
+}
+
+/** Reads one histogram (without labels) from Prometheus text exposition. */
+export const parseHistogram = (text: string, name: string): HistogramBuckets | undefined => {
+  const buckets: Array<{ le: number; count: number }> = []
+  let count = Number.NaN
+  let sum = Number.NaN
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${name}_bucket{`)) {
+      const le = /le="([^"]+)"/.exec(line)?.[1]
+      const value = Number(line.slice(line.lastIndexOf(" ") + 1))
+      if (le !== undefined) buckets.push({ le: le === "+Inf" ? Infinity : Number(le), count: value })
+    } else if (line.startsWith(`${name}_count`)) count = Number(line.slice(line.lastIndexOf(" ") + 1))
+    else if (line.startsWith(`${name}_sum`)) sum = Number(line.slice(line.lastIndexOf(" ") + 1))
+  }
+  if (buckets.length === 0) return undefined
+  buckets.sort((a, b) => a.le - b.le)
+  return { buckets, count: Number.isNaN(count) ? buckets[buckets.length - 1]!.count : count, sum }
+}
+
+/** The difference of two snapshots of one histogram (what happened between them). */
+export const histogramDelta = (after: HistogramBuckets, before: HistogramBuckets | undefined): HistogramBuckets =>
+  before === undefined ? after : {
+    buckets: after.buckets.map((b) => ({ le: b.le, count: b.count - (before.buckets.find((x) => x.le === b.le)?.count ?? 0) })),
+    count: after.count - before.count,
+    sum: after.sum - before.sum
+  }
+
+/** Quantile estimate by linear interpolation inside the bucket, as Prometheus' histogram_quantile does (seconds). */
+export const histogramQuantile = (histogram: HistogramBuckets, q: number): number => {
+  const total = histogram.buckets[histogram.buckets.length - 1]?.count ?? 0
+  if (total === 0) return Number.NaN
+  const target = q * total
+  let lowerBound = 0
+  let lowerCount = 0
+  for (const bucket of histogram.buckets) {
+    if (bucket.count >= target) {
+      if (bucket.le === Infinity) return lowerBound
+      const inBucket = bucket.count - lowerCount
+      return inBucket === 0 ? bucket.le : lowerBound + (bucket.le - lowerBound) * ((target - lowerCount) / inBucket)
+    }
+    lowerBound = bucket.le
+    lowerCount = bucket.count
+  }
+  return lowerBound
+}
+
+/** VmRSS and VmHWM (peak) of a process in MB, from /proc (Linux). */
+export const processMemory = (pid: number | "self"): { readonly rssMb: number; readonly peakRssMb: number } | undefined => {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8")
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN)
+    return { rssMb: round(kb("VmRSS") / 1024), peakRssMb: round(kb("VmHWM") / 1024) }
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Measurement taps for the benchmark, installed in the bench process only: they time what the simulators do without
+ * changing it. The Graph simulator's delivery POSTs with the global `fetch`; the PBX simulator applies every accepted
+ * SetPresence through `SystemModel.setPresence`.
+ */
+import { performance } from "node:perf_hooks"
+import { SystemModel } from "../src/simulators/pbx/SimulatorModel.ts"
+
+export interface WebhookPost {
+  /** performance.now() when the POST was started and when its response headers arrived. */
+  readonly startedAt: number
+  readonly answeredAt: number
+  readonly status: number
+  readonly items: number
+}
+
+export interface SetPresenceStamp {
+  readonly guid: string
+  readonly activity: string
+  readonly at: number
+}
+
+const presenceResource = /communications\/presences\/([0-9a-fA-F-]{36})/g
+
+/**
+ * Wraps the global fetch so that every notification POST to `notificationUrl` is timed from the moment Graph's side
+ * starts it until the connector's answer arrives, and each Teams user id in it is stamped with the POST's start.
+ */
+export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => {
+  const posts: Array<WebhookPost> = []
+  /** Teams user id (lower case) → performance.now() of the latest POST that carried a change for it. */
+  const sentAt = new Map<string, number>()
+  let recording = false
+  const original = globalThis.fetch
+  globalThis.fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url
+    const body = init?.body
+    if (!recording || init?.method !== "POST" || typeof body !== "string" || !isNotificationUrl(url)) {
+      return original(input, init)
+    }
+    const startedAt = performance.now()
+    let items = 0
+    for (const match of body.matchAll(presenceResource)) {
+      sentAt.set(match[1]!.toLowerCase(), startedAt)
+      items++
+    }
+    const response = await original(input, init)
+    posts.push({ startedAt, answeredAt: performance.now(), status: response.status, items })
+    return response
+  }
+  return {
+    posts,
+    sentAt,
+    start: () => {
+      recording = true
+    },
+    stop: () => {
+      recording = false
+    },
+    uninstall: () => {
+      globalThis.fetch = original
+    }
+  }
+}
+
+/** Stamps every SetPresence the PBX simulator accepts, at the moment it applies it (in the websocket message handler). */
+export const tapSetPresence = () => {
+  const stamps: Array<SetPresenceStamp> = []
+  const listeners = new Set<(stamp: SetPresenceStamp) => void>()
+  const original = SystemModel.prototype.setPresence
+  SystemModel.prototype.setPresence = function(guid, contact, activity, note) {
+    const stamp = { guid, activity, at: performance.now() }
+    stamps.push(stamp)
+    for (const listener of listeners) listener(stamp)
+    return original.call(this, guid, contact, activity, note)
+  }
+  return {
+    stamps,
+    onStamp: (listener: (stamp: SetPresenceStamp) => void) => {
+      listeners.add(listener)
+      return () => void listeners.delete(listener)
+    },
+    uninstall: () => {
+      SystemModel.prototype.setPresence = original
+    }
+  }
+}
