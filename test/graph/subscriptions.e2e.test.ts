@@ -142,6 +142,39 @@ describe("subscriptions against the Graph simulator (real sockets)", () => {
       assert.strictEqual((yield* simSubscriptions(sim)).counters.live, 2)
     }).pipe(Effect.scoped))
 
+  it.live("an expired subscription is recreated at the next renewal; reauthorizationRequired is reauthorized and renewed", () =>
+    Effect.gen(function*() {
+      const sim = yield* startSimulator({ users: 2, accounts: 1 })
+      const webhook = yield* startWebhook(sim, yield* tempDir)
+      const { manager } = yield* startConnector(sim, webhook, { accounts: 1 })
+      yield* manager!.setDesiredUsers(ids(2))
+      const first = (yield* SubscriptionRef.get(manager!.state)).shards[0]!
+      assert.strictEqual((yield* control(sim, `/${first.subscriptionId}/expire`)).status, 200)
+      yield* manager!.renewPresence
+      const second = (yield* SubscriptionRef.get(manager!.state)).shards[0]!
+      assert.strictEqual(second.status, "active")
+      assert.notStrictEqual(second.subscriptionId, first.subscriptionId)
+      assert.strictEqual((yield* simSubscriptions(sim)).subscriptions.filter((s) => s.kind === "presence").length, 1)
+
+      // the next state published after the lifecycle event (the first emission is the current state)
+      const listening = yield* Deferred.make<void>()
+      const handled = yield* SubscriptionRef.changes(manager!.state).pipe(
+        Stream.tap(() => Deferred.succeed(listening, undefined)),
+        Stream.drop(1),
+        Stream.runHead,
+        Effect.forkScoped
+      )
+      yield* Deferred.await(listening)
+      const patchesBefore = (yield* sim.counters).requestsByRoute["PATCH /subscriptions/{id}"] ?? 0
+      const sent = yield* control(sim, `/${second.subscriptionId}/lifecycle`, { event: "reauthorizationRequired" })
+      assert.deepStrictEqual(sent.body, { id: second.subscriptionId, event: "reauthorizationRequired", sent: true })
+      const after = yield* Fiber.join(handled)
+      assert.strictEqual(after._tag === "Some" ? after.value.shards[0]?.subscriptionId : undefined, second.subscriptionId)
+      const counters = (yield* sim.counters).requestsByRoute
+      assert.strictEqual(counters["POST /subscriptions/{id}/reauthorize"], 1)
+      assert.strictEqual((counters["PATCH /subscriptions/{id}"] ?? 0) - patchesBefore, 1)
+    }).pipe(Effect.scoped))
+
   it.live("poll-only mode: no subscriptions, presence read every pollSeconds", () =>
     Effect.gen(function*() {
       const sim = yield* startSimulator({ users: 3, accounts: 0 })
