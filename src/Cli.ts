@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { NodeHttpClient } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import packageJson from "../package.json" with { type: "json" }
@@ -13,6 +14,10 @@ import { ConnectorLayer, serverUrl } from "./connector/Connector.ts"
 import { printDemoBanner, startDemo } from "./connector/Demo.ts"
 import { loggingLayer } from "./connector/Logging.ts"
 import { settingsFromConfig } from "./connector/Settings.ts"
+import { GraphConfig } from "./graph/GraphSettings.ts"
+import { TokenService } from "./graph/TokenService.ts"
+import { simulateGraphCommand } from "./simulators/graph/Standalone.ts"
+import { simulatePbxCommand } from "./simulators/pbx/Standalone.ts"
 
 /** Where `run` looks for a configuration when `--config` is not given. */
 export const defaultConfigPaths = ["connector.yaml", "connector.yml", "connector.json"] as const
@@ -103,12 +108,53 @@ const checkConfig = Command.make("check-config", { config: configFlag }, ({ conf
     yield* Console.log(`${path}: valid\n${describeConfig(loaded)}`)
   }).pipe(Effect.catchTag("ConfigError", reportConfigError))).pipe(Command.withDescription("Check a configuration file: every problem at once, or a summary with secrets masked"))
 
+const login = Command.make(
+  "login",
+  {
+    config: configFlag,
+    account: Flag.String("account").pipe(Flag.withDescription("The account's name in the configuration (accounts[].name)"))
+  },
+  ({ account, config }) =>
+    Effect.gen(function*() {
+      const path = resolveConfigPath(config)
+      if (path === undefined) {
+        return yield* new ConfigError({ source: "login", problems: [{ path: "--config", message: "no configuration file given" }] })
+      }
+      const settings = yield* settingsFromConfig(yield* loadConfigFile(path))
+      if (!settings.graph.accounts.some((a) => a.name === account)) {
+        return yield* new ConfigError({
+          source: path,
+          problems: [{ path: "accounts", message: `no account named "${account}" (have: ${settings.graph.accounts.map((a) => a.name).join(", ") || "none"})` }]
+        })
+      }
+      const signIn = Effect.gen(function*() {
+        const tokens = yield* TokenService
+        yield* tokens.deviceCodeLogin(account, (prompt) => Console.log(`\n${prompt.message}\n\nWaiting for the sign-in to complete…`))
+      })
+      yield* signIn.pipe(
+        Effect.provide(TokenService.layer.pipe(
+          Layer.provide(Layer.mergeAll(Layer.succeed(GraphConfig, settings.graph), NodeHttpClient.layerUndici))
+        ))
+      )
+      yield* Console.log(`Signed in: the refresh token of account ${account} is stored in ${settings.graph.dataDir}.`)
+    }).pipe(
+      Effect.catchTag("ConfigError", reportConfigError),
+      Effect.catchTag("AuthError", (error) =>
+        Console.error(`Sign-in failed: ${error.message}\n${error.fix}`).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 }))))
+    )
+).pipe(Command.withDescription("Sign a delegated technical account in with the device code flow (works with MFA); stores its refresh token"))
+
+const simulate = Command.make("simulate").pipe(
+  Command.withDescription("Run a simulator on its own: the Microsoft side (graph) or a PBX system (pbx)"),
+  Command.withSubcommands([simulateGraphCommand, simulatePbxCommand])
+)
+
 export const rootCommand = Command.make("teams-presence-connector", { config: configFlag, port: portFlag }, ({ config, port }) => {
   const path = resolveConfigPath(config)
   return path === undefined ? runDemo(port) : runConnector(path)
 }).pipe(
   Command.withDescription("Microsoft Teams presence → innovaphone PBX presence"),
-  Command.withSubcommands([run, demo, checkConfig])
+  Command.withSubcommands([run, demo, checkConfig, login, simulate])
 )
 
 export const cli = Command.run(rootCommand, { version: packageJson.version })

@@ -3,7 +3,8 @@
  * and a PBX simulator (master + slave) that connects to it — all over real sockets on this machine, configured
  * through the same configuration schema as production.
  */
-import { Console, Effect, Layer, Random, Redacted, type Scope } from "effect"
+import { createServer } from "node:net"
+import { Console, Context, Effect, Layer, Random, Redacted, type Scope } from "effect"
 import { Activities } from "../domain/Presence.ts"
 import { generateUsers, type GraphSimulatorHandle, startDemoGraphSimulator } from "../simulators/graph/GraphSimulator.ts"
 import { JWKS_PATH } from "../simulators/graph/Jwks.ts"
@@ -12,6 +13,21 @@ import { demoSystemOptions, PbxSimulator, type PbxSimulatorHandle } from "../sim
 import { decodeConfig } from "./ConfigFile.ts"
 import { ConnectorLayer, serverUrl } from "./Connector.ts"
 import { settingsFromConfig } from "./Settings.ts"
+import { StatusBoard } from "./StatusBoard.ts"
+
+/**
+ * Graph must know the webhook's public URL before the connector's server is up, so port 0 is resolved to a free port
+ * first (a test-and-demo convenience; production configures its public URL).
+ */
+const freePort = (host: string) =>
+  Effect.callback<number>((resume) => {
+    const server = createServer()
+    server.listen(0, host, () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resume(Effect.succeed(port)))
+    })
+  })
 
 export interface DemoOptions {
   readonly port: number
@@ -65,6 +81,8 @@ const animate = (graph: GraphSimulatorHandle, ids: ReadonlyArray<string>, everyS
 export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unknown, Scope.Scope> =>
   Effect.gen(function*() {
     const userCount = options.userCount ?? 50
+    const host = options.host ?? "127.0.0.1"
+    const port = options.port === 0 ? yield* freePort(host) : options.port
     const graph = yield* startDemoGraphSimulator({
       userCount,
       tenantId,
@@ -81,9 +99,9 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
         app: { clientSecret },
         accounts: [{ name: "presence-1", username: "presence-1@contoso.com", flow: "password", password: "demo-password" }],
         graph: { loginBaseUrl: graph.url, graphBaseUrl: graph.url, jwksUrl: graph.url + JWKS_PATH },
-        notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${options.port}` },
+        notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${port}` },
         pbx: { masterPbx: "pbx-master", appPassword: pbxPassword },
-        http: { host: options.host ?? "127.0.0.1", port: options.port },
+        http: { host, port },
         dataDir: options.dataDir,
         timers: { replanDebounceSeconds: 1 }
       },
@@ -112,6 +130,10 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
       }))
     }
     const pbx = yield* PbxSimulator.make(paired)
+    yield* Context.get(context, StatusBoard).update((snapshot) => ({
+      ...snapshot,
+      demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: pbx.controlUrl ?? "(no control API)" }
+    }))
     if (index !== userCount) yield* Effect.logWarning(`demo: ${index} PBX users for ${userCount} Teams users`)
 
     if ((options.changeEverySeconds ?? 3) > 0) {
