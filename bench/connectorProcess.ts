@@ -47,10 +47,13 @@ export const startConnector = (options: {
   readonly configFile: string
   readonly port: number
   readonly logFile: string
+  /** Writes V8 CPU profiles of the connector (main thread and workers) here when set. */
+  readonly cpuProfileDir?: string | undefined
 }): ConnectorProcess => {
   const log = createWriteStream(options.logFile)
   const spawnedAt = performance.now()
-  const child: ChildProcess = spawn(process.execPath, ["src/main.ts", "run", "--config", options.configFile], {
+  const profile = options.cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`]
+  const child: ChildProcess = spawn(process.execPath, [...profile, "src/main.ts", "run", "--config", options.configFile], {
     cwd: options.repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NODE_ENV: "production" }

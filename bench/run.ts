@@ -140,7 +140,14 @@ const program = Effect.gen(function*() {
   })
 
   const connector = yield* Effect.acquireRelease(
-    Effect.sync(() => startConnector({ repoRoot, configFile, port, logFile: join(dir, "connector.log") })),
+    Effect.sync(() => startConnector({
+      repoRoot,
+      configFile,
+      port,
+      logFile: join(dir, "connector.log"),
+      // BENCH_PROFILE=1 (with BENCH_KEEP=1) leaves .cpuprofile files of the connector in the bench directory.
+      cpuProfileDir: process.env["BENCH_PROFILE"] === undefined ? undefined : join(dir, "profiles")
+    })),
     (child) =>
       Effect.promise(() => child.stop()).pipe(
         Effect.andThen(Effect.sync(() => {
