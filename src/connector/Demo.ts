@@ -116,7 +116,14 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
     const url = yield* serverUrl.pipe(Effect.provide(context))
 
     // The PBX users carry the Teams users' addresses, so the email matching pairs them; half are at the slave.
-    const pbxOptions = demoSystemOptions({ connectUrl: url.replace(/^http/, "ws") + "/pbx", password: pbxPassword, userCount, controlPort: 0 })
+    // Some licences to spare, so users added while the demo runs are served.
+    const pbxOptions = demoSystemOptions({
+      connectUrl: url.replace(/^http/, "ws") + "/pbx",
+      password: pbxPassword,
+      userCount,
+      lics: userCount + 10,
+      controlPort: 0
+    })
     let index = 0
     const paired = {
       ...pbxOptions,
