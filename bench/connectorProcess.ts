@@ -3,7 +3,7 @@
  * a free 127.0.0.1 port, a generated configuration file, an RSS sampler and an orderly stop.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { createWriteStream, writeFileSync } from "node:fs"
+import { createWriteStream, readFileSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
@@ -33,7 +33,16 @@ export interface ConnectorProcess {
   /** VmHWM: the kernel's peak resident set of the whole process life (MB). */
   peakRssMb(): number
   exited(): boolean
+  /** Starts a new window of the in-process probe (event-loop delay, memory peaks): SIGUSR2. */
+  resetProbe(): void
+  /** The probe's figures for the current window, if it has written any. */
+  probe(): ConnectorProbe | undefined
   stop(): Promise<number | null>
+}
+
+export interface ConnectorProbe {
+  readonly eventLoopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number }
+  readonly peakMb: { readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly externalAndBuffers: number }
 }
 
 export const writeConfig = (dir: string, config: unknown): string => {
@@ -53,10 +62,12 @@ export const startConnector = (options: {
   const log = createWriteStream(options.logFile)
   const spawnedAt = performance.now()
   const profile = options.cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`]
-  const child: ChildProcess = spawn(process.execPath, [...profile, "src/main.ts", "run", "--config", options.configFile], {
+  const probeFile = `${options.logFile}.probe.json`
+  const probe = ["--import", "./bench/probe.ts"]
+  const child: ChildProcess = spawn(process.execPath, [...profile, ...probe, "src/main.ts", "run", "--config", options.configFile], {
     cwd: options.repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NODE_ENV: "production" }
+    env: { ...process.env, NODE_ENV: "production", BENCH_PROBE_FILE: probeFile }
   })
   child.stdout?.pipe(log, { end: false })
   child.stderr?.pipe(log, { end: false })
@@ -88,6 +99,16 @@ export const startConnector = (options: {
       return lastHwm
     },
     exited: () => exitCode !== undefined,
+    resetProbe: () => {
+      if (exitCode === undefined) child.kill("SIGUSR2")
+    },
+    probe: () => {
+      try {
+        return JSON.parse(readFileSync(probeFile, "utf8")) as ConnectorProbe
+      } catch {
+        return undefined
+      }
+    },
     stop: async () => {
       clearInterval(sampler)
       if (exitCode === undefined) {

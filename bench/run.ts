@@ -4,11 +4,12 @@
  *   sharded-10k     10,000 users on 16 delegated accounts: shards active, initial sync, peak RSS.
  *   rich-burst-10k  every user's presence changes once, as fast as the simulator delivers rich notifications:
  *                   webhook answer times, change → SetPresence latency, throughput, peak RSS.
+ *   sustained-500   the same measures at a steady 500 changes/s (BENCH_RATE), a rate the machine can carry.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import { performance } from "node:perf_hooks"
+import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { Effect, Option } from "effect"
 import { generateUsers, GraphSimulator, type GraphSimulatorHandle } from "../src/simulators/graph/GraphSimulator.ts"
@@ -197,6 +198,7 @@ const program = Effect.gen(function*() {
     setPresenceAccepted: afterSync.filter((r) => r.accepted).length,
     setPresenceRefused: afterSync.filter((r) => !r.accepted).length,
     peakRssMb: scenario1Peak,
+    connectorMemoryMb: connector.probe()?.peakMb ?? null,
     rssIncludes: "connector",
     rssMeasure: "VmHWM of the connector child process",
     measuredFrom: "spawn of `node src/main.ts run` (includes Node start-up and module loading)",
@@ -206,87 +208,142 @@ const program = Effect.gen(function*() {
     }
   })
 
-  // ---- rich-burst-10k ------------------------------------------------------------------------------------------
-  // Let the start-up settle (subscription creation, the first reconcile), then take the "before" snapshots.
+  const changeScenario = changeRun({ connector, graph, pbx, posts, setPresences, teamsUsers, guidOf, teamsIdOf })
+  // Let the start-up settle (subscription creation, the first reconcile) before the first change scenario.
   yield* Effect.sleep("2 seconds")
-  const metricsBefore = parseHistogram(yield* metricsText(connector), HISTOGRAM)
-  connector.resetPeak()
-  const changedAt = new Map<string, number>()
-  const expected = new Map<string, string>()
-  const applied = new Map<string, number>()
-  const stopBurst = setPresences.onStamp((stamp) => {
-    if (expected.get(stamp.guid) === stamp.activity && !applied.has(stamp.guid)) applied.set(stamp.guid, stamp.at)
-  })
-  posts.start()
-  yield* progress(`burst: ${USERS} presence changes`)
-  const burstStart = performance.now()
-  for (let n = 1; n <= USERS; n++) {
-    const target = burstPresences[n % burstPresences.length]!
-    const guid = guidOf.get(n)!
-    expected.set(guid, target.pbx)
-    changedAt.set(guid, performance.now())
-    const result = yield* graph.setPresence(teamsUsers[n - 1]!.id!, { availability: target.availability, activity: target.activity })
-    if (Option.isNone(result)) return yield* Effect.fail(new Error(`the Graph simulator does not know user ${n}`))
-  }
-  const burstIssuedMs = performance.now() - burstStart
-  yield* until("every burst change written to the PBX", () => {
-    alive()
-    return applied.size >= USERS
-  }, 90_000)
-  const burstDoneAt = Math.max(...applied.values())
-  // The last POSTs are answered before the last writes arrive; give stragglers a moment, then stop recording.
-  yield* Effect.sleep("500 millis")
-  posts.stop()
-  stopBurst()
-  const metricsAfter = parseHistogram(yield* metricsText(connector), HISTOGRAM)
-  const burstPeakSampled = connector.peakSampledRssMb()
-  const peakOverall = connector.peakRssMb()
+  yield* changeScenario({ name: "rich-burst-10k", changes: USERS, round: 0 })
+  yield* Effect.sleep("2 seconds")
+  // A rate the machine can carry: the decryption alone costs ≈ 0.5 ms of CPU per item.
+  yield* changeScenario({ name: "sustained-500", changes: Math.min(USERS, SUSTAINED_RATE * SUSTAINED_SECONDS), round: 1, ratePerSecond: SUSTAINED_RATE })
+})
 
-  const webhook = summary(posts.posts.map((p) => p.answeredAt - p.startedAt))
-  const endToEnd = summary([...applied].map(([guid, at]) => at - changedAt.get(guid)!))
-  const added = summary(
-    [...applied].flatMap(([guid, at]) => {
-      const sent = posts.sentAt.get(teamsIdOf.get(guid)!)
-      return sent === undefined ? [] : [at - sent]
+const SUSTAINED_RATE = Number(process.env["BENCH_RATE"] ?? 500)
+const SUSTAINED_SECONDS = 12
+
+/**
+ * One change scenario: users 1..changes each get one presence change (a different PBX activity than the round
+ * before), issued as fast as possible or paced at `ratePerSecond`; then every measure is emitted as one JSON line.
+ */
+const changeRun = (env: {
+  readonly connector: ConnectorProcess
+  readonly graph: GraphSimulatorHandle
+  readonly pbx: { readonly peek: { presence(guid: string): ReadonlyArray<{ readonly activity: string }> } }
+  readonly posts: ReturnType<typeof tapWebhookPosts>
+  readonly setPresences: ReturnType<typeof tapSetPresence>
+  readonly teamsUsers: ReadonlyArray<{ readonly id?: string | undefined }>
+  readonly guidOf: ReadonlyMap<number, string>
+  readonly teamsIdOf: ReadonlyMap<string, string>
+}) =>
+  Effect.fnUntraced(function*(scenario: { readonly name: string; readonly changes: number; readonly round: number; readonly ratePerSecond?: number }) {
+    const { connector, graph, pbx, posts, setPresences, teamsUsers, guidOf, teamsIdOf } = env
+    const metricsBefore = parseHistogram(yield* metricsText(connector), HISTOGRAM)
+    connector.resetPeak()
+    connector.resetProbe()
+    const benchLoop = monitorEventLoopDelay({ resolution: 5 })
+    benchLoop.enable()
+    const changedAt = new Map<string, number>()
+    const expected = new Map<string, string>()
+    const applied = new Map<string, number>()
+    const stopStamps = setPresences.onStamp((stamp) => {
+      if (expected.get(stamp.guid) === stamp.activity && !applied.has(stamp.guid)) applied.set(stamp.guid, stamp.at)
     })
-  )
-  const histogram = metricsAfter === undefined ? undefined : histogramDelta(metricsAfter, metricsBefore)
-  const mismatched = [...expected].filter(([guid, activity]) => pbx.peek.presence(guid)[0]?.activity !== activity).length
-  const throughput = USERS / ((burstDoneAt - burstStart) / 1000)
-  yield* emit({
-    scenario: "rich-burst-10k",
-    changes: USERS,
-    includeResourceData: true,
-    issueSeconds: seconds(burstIssuedMs),
-    durationSeconds: seconds(burstDoneAt - burstStart),
-    throughputPerSecond: round(throughput, 0),
-    webhookPosts: {
-      count: posts.posts.length,
-      non2xx: posts.posts.filter((p) => p.status < 200 || p.status > 299).length,
-      itemsPerPost: round(posts.posts.reduce((sum, p) => sum + p.items, 0) / Math.max(1, posts.posts.length), 1)
-    },
-    webhookAnswerMs: webhook,
-    addedLatencyMs: { ...added, measure: "Graph simulator starts the POST carrying the change → PBX simulator receives SetPresence" },
-    endToEndLatencyMs: { ...endToEnd, measure: "Graph simulator presence change → PBX simulator receives SetPresence (includes delivery batching and encryption)" },
-    connectorHistogram: histogram === undefined ? null : {
-      name: HISTOGRAM,
-      count: histogram.count,
-      p50Ms: round(histogramQuantile(histogram, 0.5) * 1000),
-      p99Ms: round(histogramQuantile(histogram, 0.99) * 1000),
-      measure: "connector: webhook received → SetPresence confirmed, bucket-interpolated"
-    },
-    pbxVerified: { written: applied.size, wrongFinalActivity: mismatched },
-    peakRssMb: burstPeakSampled,
-    peakRssMbWholeRun: peakOverall,
-    rssIncludes: "connector",
-    rssMeasure: "highest VmRSS of the connector child sampled every 100 ms during the burst; whole run: VmHWM",
-    benchProcessRssMb: processMemory("self")?.peakRssMb ?? null,
-    targets: {
-      webhookP99Under50ms: { target: TARGETS.webhookP99Ms, pass: webhook.p99 < TARGETS.webhookP99Ms },
-      addedLatencyP99Under100ms: { target: TARGETS.addedLatencyP99Ms, pass: added.p99 < TARGETS.addedLatencyP99Ms },
-      rssUnder300MB: { target: TARGETS.rssMb, pass: peakOverall < TARGETS.rssMb }
+    posts.start()
+    const rate = scenario.ratePerSecond
+    yield* progress(`${scenario.name}: ${scenario.changes} presence changes${rate === undefined ? "" : ` at ${rate}/s`}`)
+    const start = performance.now()
+    for (let n = 1; n <= scenario.changes; n++) {
+      if (rate !== undefined) {
+        // Paced: change n is due at start + n / rate; sleep (in 10 ms steps at least) until then.
+        const due = start + (n * 1000) / rate
+        const wait = due - performance.now()
+        if (wait > 10) yield* Effect.sleep(Math.floor(wait))
+      } else if (n % 50 === 0) {
+        // Unpaced, the loop would keep this process's event loop (the simulators' sockets) busy for seconds; real
+        // Graph issues changes on other machines. Let I/O through every 50 changes, as fast as possible otherwise.
+        yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      }
+      const target = burstPresences[(n + scenario.round) % burstPresences.length]!
+      const guid = guidOf.get(n)!
+      expected.set(guid, target.pbx)
+      changedAt.set(guid, performance.now())
+      const result = yield* graph.setPresence(teamsUsers[n - 1]!.id!, { availability: target.availability, activity: target.activity })
+      if (Option.isNone(result)) return yield* Effect.fail(new Error(`the Graph simulator does not know user ${n}`))
     }
+    const issuedMs = performance.now() - start
+    yield* until(`every ${scenario.name} change written to the PBX`, () => {
+      if (connector.exited()) throw new Error(`the connector exited; see ${connector.logFile}`)
+      return applied.size >= scenario.changes
+    }, 90_000)
+    const doneAt = Math.max(...applied.values())
+    // The last POSTs are answered before the last writes arrive; give stragglers a moment, then stop recording.
+    yield* Effect.sleep("500 millis")
+    posts.stop()
+    stopStamps()
+    benchLoop.disable()
+    const metricsAfter = parseHistogram(yield* metricsText(connector), HISTOGRAM)
+    const peakSampled = connector.peakSampledRssMb()
+    const peakOverall = connector.peakRssMb()
+    const probe = connector.probe()
+
+    const webhook = summary(posts.posts.map((p) => p.answeredAt - p.startedAt))
+    const endToEnd = summary([...applied].map(([guid, at]) => at - changedAt.get(guid)!))
+    const added = summary(
+      [...applied].flatMap(([guid, at]) => {
+        const sent = posts.sentAt.get(teamsIdOf.get(guid)!)
+        return sent === undefined ? [] : [at - sent]
+      })
+    )
+    const histogram = metricsAfter === undefined ? undefined : histogramDelta(metricsAfter, metricsBefore)
+    const mismatched = [...expected].filter(([guid, activity]) => pbx.peek.presence(guid)[0]?.activity !== activity).length
+    const throughput = scenario.changes / ((doneAt - start) / 1000)
+    yield* emit({
+      scenario: scenario.name,
+      changes: scenario.changes,
+      includeResourceData: true,
+      ratePerSecond: rate ?? "as fast as the simulator issues",
+      issueSeconds: seconds(issuedMs),
+      durationSeconds: seconds(doneAt - start),
+      throughputPerSecond: round(throughput, 0),
+      webhookPosts: {
+        count: posts.posts.length,
+        non2xx: posts.posts.filter((p) => p.status < 200 || p.status > 299).length,
+        itemsPerPost: round(posts.posts.reduce((sum, p) => sum + p.items, 0) / Math.max(1, posts.posts.length), 1)
+      },
+      webhookAnswerMs: webhook,
+      addedLatencyMs: { ...added, measure: "Graph simulator starts the POST carrying the change → PBX simulator receives SetPresence" },
+      endToEndLatencyMs: { ...endToEnd, measure: "Graph simulator presence change → PBX simulator receives SetPresence (includes delivery batching and encryption)" },
+      connectorHistogram: histogram === undefined ? null : {
+        name: HISTOGRAM,
+        count: histogram.count,
+        p50Ms: round(histogramQuantile(histogram, 0.5) * 1000),
+        p99Ms: round(histogramQuantile(histogram, 0.99) * 1000),
+        measure: "connector: webhook received → SetPresence confirmed, bucket-interpolated"
+      },
+      eventLoopDelayMs: {
+        connector: probe === undefined ? null : round3(probe.eventLoopDelayMs),
+        benchProcess: round3({ p50: benchLoop.percentile(50) / 1e6, p99: benchLoop.percentile(99) / 1e6, max: benchLoop.max / 1e6 }),
+        measure: "monitorEventLoopDelay (5 ms resolution) of each main thread during the scenario"
+      },
+      connectorMemoryMb: probe?.peakMb ?? null,
+      pbxVerified: { written: applied.size, wrongFinalActivity: mismatched },
+      peakRssMb: peakSampled,
+      peakRssMbWholeRun: peakOverall,
+      rssIncludes: "connector",
+      rssMeasure: "highest VmRSS of the connector child sampled every 100 ms during the scenario; whole run: VmHWM",
+      benchProcessRssMb: processMemory("self")?.peakRssMb ?? null,
+      targets: {
+        webhookP99Under50ms: { target: TARGETS.webhookP99Ms, pass: webhook.p99 < TARGETS.webhookP99Ms },
+        addedLatencyP99Under100ms: { target: TARGETS.addedLatencyP99Ms, pass: added.p99 < TARGETS.addedLatencyP99Ms },
+        rssUnder300MB: { target: TARGETS.rssMb, pass: peakOverall < TARGETS.rssMb }
+      }
+    })
+    posts.reset()
   })
+
+const round3 = (value: { readonly p50: number; readonly p99: number; readonly max: number }) => ({
+  p50: round(value.p50),
+  p99: round(value.p99),
+  max: round(value.max)
 })
 
 Effect.runPromiseExit(program.pipe(Effect.scoped, Effect.timeout("5 minutes"))).then((exit) => {

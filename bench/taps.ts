@@ -57,6 +57,11 @@ export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => 
     stop: () => {
       recording = false
     },
+    /** Forgets what was recorded (between scenarios). */
+    reset: () => {
+      posts.length = 0
+      sentAt.clear()
+    },
     uninstall: () => {
       globalThis.fetch = original
     }
