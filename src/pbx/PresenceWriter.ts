@@ -4,7 +4,7 @@
  * the master's; while that PBX is disconnected the state is kept, and when it logs in again the current state of
  * every user on it is sent again. Refused writes are logged and retried with backoff.
  */
-import { Clock, Context, Effect, FiberMap, FiberSet, Latch, Layer, Metric, Option, PubSub, Semaphore, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, FiberMap, FiberSet, Latch, Layer, Metric, Option, PubSub, Stream, SubscriptionRef } from "effect"
 import { commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import { notificationToPbxSeconds, pbxWrites } from "../domain/Metrics.ts"
 import type { PbxConnection } from "./PbxConnection.ts"
@@ -50,23 +50,29 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       const directory = yield* PbxDirectory
       const desired = new Map<string, Desired>()
       const written = new Map<string, WrittenPresence & { readonly connectionId: number }>()
-      const dirty = new Set<string>()
+      // Users waiting to be sent, oldest first. A user changed while its send is in flight waits in `again` instead,
+      // so the dispatcher never has to skip over in-flight users: taking the next user is O(1).
+      const ready = new ReadyQueue()
       const inFlight = new Set<string>()
+      const again = new Set<string>()
       const wake = yield* Latch.make(false)
       const idle = yield* SubscriptionRef.make(true)
+      let idleNow = true
       const retries = yield* FiberMap.make<string>()
 
       const markDirty = (guids: Iterable<string>) =>
-        Effect.gen(function*() {
+        Effect.suspend(() => {
           let any = false
           for (const guid of guids) {
-            dirty.add(guid)
+            if (inFlight.has(guid)) again.add(guid)
+            else ready.push(guid)
             any = true
           }
-          if (any) {
-            yield* SubscriptionRef.set(idle, false)
-            yield* Latch.open(wake)
-          }
+          if (!any) return Effect.void
+          const opened = Latch.open(wake)
+          if (!idleNow) return opened
+          idleNow = false
+          return Effect.andThen(SubscriptionRef.set(idle, false), opened)
         })
 
       /** The PBX a user's writes go to: its `loc` PBX when that PBX has an App connection (now or before), else the master. */
@@ -131,34 +137,33 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         written.set(guid, { command: entry.command, pbx, sentAt: now, connectionId: connection.value.id })
       })
 
-      // Each user is sent by its own fiber, at most one in flight per user and `maxConcurrent` overall, so that a slow
-      // or silent PBX never holds up the writes for the others. A change during a send waits in `dirty` for it.
-      const permits = yield* Semaphore.make(maxConcurrent)
+      // Each send runs in its own fiber, at most one in flight per user and `maxConcurrent` overall, so that a slow or
+      // silent PBX never holds up the writes for the others. Each wake forks only as many users as there are free
+      // places: the work per wake is proportional to what is started, never to the number of users waiting.
       const sending = yield* FiberSet.make()
-      const worker = Effect.gen(function*() {
+      const finished = (guid: string) =>
+        Effect.suspend(() => {
+          inFlight.delete(guid)
+          if (again.delete(guid)) ready.push(guid)
+          return Latch.open(wake)
+        })
+      const dispatcher = Effect.gen(function*() {
         while (true) {
           yield* Latch.close(wake)
-          const ready = [...dirty].filter((guid) => !inFlight.has(guid))
-          if (ready.length === 0) {
-            if (dirty.size === 0 && inFlight.size === 0 && (yield* FiberMap.size(retries)) === 0) {
-              yield* SubscriptionRef.set(idle, true)
-            }
-            yield* Latch.await(wake)
-            continue
-          }
-          for (const guid of ready) {
-            dirty.delete(guid)
+          while (inFlight.size < maxConcurrent) {
+            const guid = ready.shift()
+            if (guid === undefined) break
             inFlight.add(guid)
-            yield* FiberSet.run(
-              sending,
-              permits.withPermits(1)(sendOne(guid)).pipe(
-                Effect.ensuring(Effect.andThen(Effect.sync(() => inFlight.delete(guid)), Latch.open(wake)))
-              )
-            )
+            yield* FiberSet.run(sending, Effect.ensuring(sendOne(guid), finished(guid)))
           }
+          if (ready.size === 0 && inFlight.size === 0 && again.size === 0 && (yield* FiberMap.size(retries)) === 0) {
+            idleNow = true
+            yield* SubscriptionRef.set(idle, true)
+          }
+          yield* Latch.await(wake)
         }
       })
-      yield* Effect.forkScoped(worker)
+      yield* Effect.forkScoped(dispatcher)
 
       // After a PBX logs in, send the current state of every user that belongs on it again.
       const events = yield* connections.subscribe
@@ -177,13 +182,14 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         }
       }).pipe(Effect.forkScoped)
 
-      const write = Effect.fn("PresenceWriter.write")(
+      const write = Effect.fnUntraced(
         function*(guid: string, command: PbxPresenceCommand, meta?: { readonly receivedAt?: number }) {
           const previous = desired.get(guid)
+          const pending = ready.has(guid) || again.has(guid)
           desired.set(guid, {
             command,
             // The oldest pending change is what the delay to the PBX is measured from.
-            receivedAt: previous !== undefined && dirty.has(guid) ? previous.receivedAt ?? meta?.receivedAt : meta?.receivedAt,
+            receivedAt: previous !== undefined && pending ? previous.receivedAt ?? meta?.receivedAt : meta?.receivedAt,
             failures: 0
           })
           yield* FiberMap.remove(retries, guid)
@@ -202,4 +208,37 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       })
     })
   )
+}
+
+/** A FIFO of user guids without duplicates: O(1) push, shift and membership. */
+class ReadyQueue {
+  private items: Array<string> = []
+  private head = 0
+  private readonly members = new Set<string>()
+
+  get size(): number {
+    return this.members.size
+  }
+
+  has(guid: string): boolean {
+    return this.members.has(guid)
+  }
+
+  push(guid: string): void {
+    if (this.members.has(guid)) return
+    this.members.add(guid)
+    this.items.push(guid)
+  }
+
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined
+    const guid = this.items[this.head++]!
+    this.members.delete(guid)
+    // Drop the consumed prefix once it is most of the array, so memory stays proportional to what is queued.
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    return guid
+  }
 }
