@@ -4,7 +4,7 @@
  * through the same configuration schema as production.
  */
 import { createServer } from "node:net"
-import { Console, Context, Effect, Layer, Random, Redacted, type Scope } from "effect"
+import { Console, Context, Effect, Exit, Layer, Random, Redacted, Scope } from "effect"
 import { Activities } from "../domain/Presence.ts"
 import { generateUsers, type GraphSimulatorHandle, startDemoGraphSimulator } from "../simulators/graph/GraphSimulator.ts"
 import { JWKS_PATH } from "../simulators/graph/Jwks.ts"
@@ -37,6 +37,8 @@ export interface DemoOptions {
   readonly dataDir: string
   /** Seconds between presence changes in Teams (0 = none, for tests). */
   readonly changeEverySeconds?: number
+  /** shutdown.clearPresences for the demo's connector. */
+  readonly clearPresencesOnShutdown?: boolean
 }
 
 export interface DemoHandle {
@@ -44,6 +46,8 @@ export interface DemoHandle {
   readonly graph: GraphSimulatorHandle
   readonly pbx: PbxSimulatorHandle
   readonly teamsUserIds: ReadonlyArray<string>
+  /** Stops the connector alone (its orderly shutdown), leaving the simulators running. */
+  readonly stopConnector: Effect.Effect<void>
 }
 
 const tenantId = "11111111-2222-3333-4444-555555555555"
@@ -108,10 +112,15 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
       "demo"
     )
     const settings = yield* settingsFromConfig(config)
-    const context = yield* Layer.build(
-      ConnectorLayer({ ...settings, adminPassword: options.adminPassword }, {
+    // The connector has a scope of its own, so a test can stop it (and see its shutdown) while the simulators run on.
+    const connectorScope = yield* Scope.make()
+    yield* Effect.addFinalizer(() => Scope.close(connectorScope, Exit.void))
+    const flow = { ...settings.flow, clearOnShutdown: options.clearPresencesOnShutdown === true }
+    const context = yield* Layer.buildWithScope(
+      ConnectorLayer({ ...settings, adminPassword: options.adminPassword, flow }, {
         demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: "(starting)" }
-      })
+      }),
+      connectorScope
     )
     const url = yield* serverUrl.pipe(Effect.provide(context))
 
@@ -146,7 +155,7 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
     if ((options.changeEverySeconds ?? 3) > 0) {
       yield* animate(graph, teamsUserIds, options.changeEverySeconds ?? 3).pipe(Effect.forkScoped)
     }
-    return { url, graph, pbx, teamsUserIds }
+    return { url, graph, pbx, teamsUserIds, stopConnector: Scope.close(connectorScope, Exit.void) }
   })
 
 export const printDemoBanner = (demo: DemoHandle, password: Redacted.Redacted<string>, generated: boolean) =>

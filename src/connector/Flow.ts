@@ -3,7 +3,7 @@
  * subscriptions and the presence source; presence changes → mapping → per-user dedupe → the PBX writer. Each fiber is
  * supervised: a failure is logged and the fiber restarts with backoff, without stopping the others.
  */
-import { Context, Effect, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef } from "effect"
+import { Context, Effect, Fiber, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef } from "effect"
 import { unknownPresences } from "../domain/Metrics.ts"
 import { clearPresence, commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
@@ -169,7 +169,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   })
 
   // 1. Presence changes → PBX. Subscribed before the initial sync so that nothing it reads is missed.
-  yield* supervised("presence pipeline", Stream.runForEach(source.changes, onPresence))
+  const intake = yield* supervised("presence pipeline", Stream.runForEach(source.changes, onPresence))
 
   // 2. Start-up: Teams users and the master's directory, the plan, the initial sync, then subscriptions.
   const startup = Effect.gen(function*() {
@@ -199,7 +199,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
       yield* replan
     }
   })
-  yield* supervised("planner", replanner)
+  const planner = yield* supervised("planner", replanner)
 
   yield* supervised("directory watch", Stream.runForEach(directory.changes, () => Queue.offer(triggers, "directory")))
   yield* supervised(
@@ -225,9 +225,11 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     })
   )
 
-  // 4. Shutdown: optionally clear what the connector set, then let the writer deliver what is pending.
+  // 4. Shutdown, in order: stop taking presence changes and re-planning, optionally clear what the connector set,
+  //    then let the writer deliver what is pending. (Subscriptions are deleted, if configured, when their layer closes.)
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
+      yield* Fiber.interruptAll([intake, planner])
       if (settings.clearOnShutdown) {
         const toClear = [...state.written].filter(([, command]) => command._tag === "Set").map(([guid]) => guid)
         yield* Effect.logInfo(`shutting down: clearing ${toClear.length} Teams presences`)

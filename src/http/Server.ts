@@ -12,8 +12,16 @@ export interface ServerOptions {
   readonly port: number
 }
 
+/**
+ * Open PBX websockets and status-page event streams never end by themselves, so a stop waits for them only briefly:
+ * by then the flow has already flushed its PBX writes.
+ */
 export const nodeServer = (options: ServerOptions) =>
-  NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), { host: options.host, port: options.port })
+  NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), {
+    host: options.host,
+    port: options.port,
+    gracefulShutdownTimeout: "2 seconds"
+  })
 
 /** Serves the route layers on one Node HTTP server; the result also provides `HttpServer` (for the bound address). */
 export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>, options: ServerOptions) =>
