@@ -1,0 +1,114 @@
+/**
+ * The public API for embedding the connector in an Effect application: the whole connector as one Layer built from a
+ * typed configuration value, its status board, the presence mapping and domain types, and the simulators for tests.
+ * docs/embedding.md shows a complete example. Re-exports only.
+ */
+
+// The connector as a Layer, and its settings.
+export { ConnectorLayer, type ConnectorOptions, serverUrl, version } from "./connector/Connector.ts"
+export { type ConnectorSettings, type FlowSettings, settingsFromConfig } from "./connector/Settings.ts"
+
+// Configuration: the one schema, decoding (all problems at once) and loading a file with the environment applied.
+export {
+  AccountConfig,
+  AppCredentialConfig,
+  ConnectorConfig,
+  type ConnectorConfigInput,
+  GraphEndpointsConfig,
+  HttpConfig,
+  LogConfig,
+  MappingSection,
+  MatchingConfig,
+  NotificationsConfig,
+  PbxConfig,
+  ShutdownConfig,
+  TimersConfig
+} from "./domain/Config.ts"
+export {
+  accountPasswordVariable,
+  applyEnvironment,
+  ConfigError,
+  type ConfigProblem,
+  decodeConfig,
+  describeConfig,
+  environmentVariables,
+  loadConfigFile,
+  parseConfigText
+} from "./connector/ConfigFile.ts"
+export { type LevelName, type LogFormat, loggingLayer, scrubSecrets } from "./connector/Logging.ts"
+
+// The status: what the status page, /api/status and /readyz show.
+export {
+  allGreen,
+  type Counts,
+  type CredentialLight,
+  type Light,
+  type LightState,
+  type PbxLight,
+  type RecentError,
+  type ShardLight,
+  StatusBoard,
+  type StatusSnapshot,
+  type UserRow
+} from "./connector/StatusBoard.ts"
+
+// The presence mapping and the domain types.
+export {
+  buildMappingConfig,
+  defaultActivityTable,
+  defaultAvailabilityTable,
+  defaultMappingConfig,
+  type MappingConfig,
+  type MappingTarget,
+  mapPresence,
+  mapPresenceDetailed,
+  PbxCommandFromGraphPresence
+} from "./domain/PresenceMapping.ts"
+export {
+  Activities,
+  Activity,
+  Availabilities,
+  Availability,
+  decodeGraphPresence,
+  GraphPresence,
+  type GraphPresenceEncoded,
+  isUnknown,
+  type KnownActivity,
+  type KnownAvailability,
+  StatusMessage,
+  UnknownValue
+} from "./domain/Presence.ts"
+export {
+  ClearPresence,
+  clearPresence,
+  commandEquals,
+  commandLabel,
+  PbxActivities,
+  PbxActivity,
+  PbxPresenceCommand,
+  SetPresence,
+  setPresence
+} from "./domain/PbxPresence.ts"
+export * as Metrics from "./domain/Metrics.ts"
+
+// The simulators and the demo, for embedding tests.
+export {
+  generateUsers,
+  GraphSimulator,
+  type GraphSimulatorHandle,
+  type GraphSimulatorOptions,
+  simUserId,
+  startDemoGraphSimulator
+} from "./simulators/graph/GraphSimulator.ts"
+export { SubscriptionsExtension } from "./simulators/graph/SubscriptionsRoutes.ts"
+export { JWKS_PATH } from "./simulators/graph/Jwks.ts"
+export {
+  demoSystemOptions,
+  type PresenceEntry,
+  PbxSimulator,
+  type PbxSimulatorHandle,
+  type PbxSimulatorOptions,
+  type SetPresenceRecord,
+  type SimPbxOptions
+} from "./simulators/pbx/PbxSimulator.ts"
+export { type DemoHandle, type DemoOptions, startDemo } from "./connector/Demo.ts"
