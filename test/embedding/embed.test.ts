@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Context, Effect, Exit, Layer, Option, Scope, Stream } from "effect"
+import { Context, Effect, Layer, Option, Stream } from "effect"
 import {
   GraphSimulator,
   generateUsers,
@@ -91,16 +91,13 @@ describe("embedding (docs/examples/embed.ts)", () => {
         logLevel: "error"
       }
       // The PBXs connect to the connector's websocket and keep retrying until it listens.
-      const pbxScope = yield* Scope.make()
-      const pbxSim = yield* Scope.provide(pbxScope)(PbxSimulator.make({
+      const pbxSim = yield* PbxSimulator.make({
         connectUrl: `ws://127.0.0.1:${port}/pbx`,
         domain: "example.com",
         pbxs: [pbx("pbx-master", true, [1, 3, 5]), pbx("pbx-slave", false, [2, 4, 6])]
-      }))
+      })
 
       const connector = yield* Layer.build(EmbeddedConnector(options))
-      // The PBXs hang up before the connector stops: its HTTP server waits (up to 20 s) for open websockets when it closes.
-      yield* Effect.addFinalizer(() => Scope.close(pbxScope, Exit.void))
       const snapshot = yield* reportWhenGreen.pipe(Effect.provide(connector))
 
       for (const [name, light] of Object.entries(snapshot.lights)) assert.strictEqual(light.state, "green", `${name}: ${light.reason}`)
