@@ -37,6 +37,10 @@ export interface DemoOptions {
   readonly dataDir: string
   /** Seconds between presence changes in Teams (0 = none, for tests). */
   readonly changeEverySeconds?: number
+  /** push (default: change notifications + reconciliation) or poll (poll-only mode). */
+  readonly mode?: "push" | "poll"
+  /** poll mode: seconds between polls (default 5). */
+  readonly pollSeconds?: number
   /** shutdown.clearPresences for the demo's connector. */
   readonly clearPresencesOnShutdown?: boolean
 }
@@ -103,11 +107,11 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
         app: { clientSecret },
         accounts: [{ name: "presence-1", username: "presence-1@contoso.com", flow: "password", password: "demo-password" }],
         graph: { loginBaseUrl: graph.url, graphBaseUrl: graph.url, jwksUrl: graph.url + JWKS_PATH },
-        notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${port}` },
+        notifications: { mode: options.mode ?? "push", publicBaseUrl: `http://127.0.0.1:${port}` },
         pbx: { masterPbx: "pbx-master", appPassword: pbxPassword },
         http: { host, port },
         dataDir: options.dataDir,
-        timers: { replanDebounceSeconds: 1 }
+        timers: { replanDebounceSeconds: 1, pollSeconds: options.pollSeconds ?? 5 }
       },
       "demo"
     )

@@ -1,0 +1,56 @@
+/**
+ * Poll-only mode end to end: no subscriptions and no webhook traffic, presences polled with the application
+ * credential; the rest of the connector works the same.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect, Redacted } from "effect"
+import { startDemo } from "../../src/connector/Demo.ts"
+import type { StatusSnapshot } from "../../src/connector/StatusBoard.ts"
+
+const until = <A>(what: string, check: Effect.Effect<A | undefined>, timeoutMs = 20_000) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      const value = yield* check
+      if (value !== undefined) return value
+      yield* Effect.sleep("50 millis")
+    }
+    return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+  })
+
+describe("poll-only mode", () => {
+  it.live("lights green without subscriptions; a Teams change reaches the PBX within a poll interval", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const demo = yield* startDemo({
+        port: 0,
+        userCount: 8,
+        mode: "poll",
+        pollSeconds: 1,
+        changeEverySeconds: 0,
+        adminPassword: Redacted.make("pw"),
+        dataDir: mkdtempSync(join(tmpdir(), "tpc-poll-"))
+      })
+      const status = Effect.promise(async () =>
+        (await (await fetch(demo.url + "/api/status", { headers: { authorization: "Basic " + Buffer.from("a:pw").toString("base64") } })).json()) as StatusSnapshot
+      )
+      const green = yield* until("all lights green", Effect.map(status, (s) => Object.values(s.lights).every((l) => l.state === "green") ? s : undefined))
+      assert.strictEqual(green.mode, "poll")
+      assert.match(green.lights.presenceSubscription.reason, /poll-only/)
+      assert.deepStrictEqual(green.shards, [])
+
+      const guid = (yield* demo.pbx.users).find((u) => (u.emails ?? []).includes("user5@contoso.com"))!.guid
+      const changedAt = Date.now()
+      yield* demo.graph.setPresence(demo.teamsUserIds[4]!, { availability: "DoNotDisturb", activity: "Presenting" })
+      yield* until("the polled change", Effect.map(demo.pbx.presence(guid), (list) => list.find((e) => e.contact === "teams:" && e.activity === "on-the-phone")))
+      assert.isBelow(Date.now() - changedAt, 5_000)
+
+      // No subscription was ever created in poll mode (the simulator counts every creation).
+      const subscriptions = yield* Effect.promise(async () =>
+        (await (await fetch(demo.graph.url + "/_sim/subscriptions")).json()) as { counters: { created: number; live: number } }
+      )
+      assert.deepStrictEqual([subscriptions.counters.created, subscriptions.counters.live], [0, 0])
+    })))
+})
