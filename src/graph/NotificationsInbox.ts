@@ -4,10 +4,11 @@
  * validation tokens, decrypts in the worker pool, orders by sequenceNumber and publishes typed events.
  * The webhook only calls `acceptNotifications` / `acceptLifecycle`, which never wait for processing.
  */
-import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, Redacted, Stream } from "effect"
+import { Clock, Context, Effect, Fiber, Layer, Metric, PubSub, Queue, Redacted, Stream } from "effect"
 import { decodeGraphPresence, type GraphPresence } from "../domain/Presence.ts"
 import { notificationsReceived, notificationsRejected } from "../domain/Metrics.ts"
-import { DecryptPool } from "./crypto/DecryptPool.ts"
+import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
+import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { constantTimeEquals } from "./crypto/RichCrypto.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import {
@@ -59,6 +60,15 @@ export type RejectReason =
   | "validation_token"
   | "stale"
   | "overflow"
+
+/** Chunks handed to the decryption pool and not yet published: enough to keep the workers busy between two wakes. */
+const chunksInFlight = 16
+
+interface DecryptingChunk {
+  readonly items: Batch["items"]
+  readonly results: Fiber.Fiber<ReadonlyArray<DecryptResult>>
+  readonly receivedAt: number
+}
 
 interface Batch {
   readonly items: ReadonlyArray<{ readonly item: ChangeNotification; readonly subscription: KnownSubscription }>
@@ -179,6 +189,48 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         return true
       }
 
+      /** Checks one decrypted item and publishes it; a bad item is counted and logged, never fails the others. */
+      const publishDecrypted = Effect.fnUntraced(function*(item: ChangeNotification, result: DecryptResult, receivedAt: number) {
+        if (!result.ok) {
+          return yield* logRejected(result.reason, result.message, { subscriptionId: item.subscriptionId })
+        }
+        const presence = yield* Effect.try({ try: () => JSON.parse(result.plaintext) as unknown, catch: String }).pipe(
+          Effect.flatMap((json) => decodeGraphPresence(json).pipe(Effect.mapError((e) => e.message))),
+          Effect.catch((message) => logRejected("decrypt", `decrypted content is not a presence: ${message}`).pipe(Effect.as(undefined)))
+        )
+        if (presence === undefined) return
+        const claimed = notificationUserId(item)
+        if (claimed !== undefined && claimed.toLowerCase() !== presence.id.toLowerCase()) {
+          return yield* logRejected("decrypt", "decrypted presence names another user than the notification", { userId: claimed })
+        }
+        if (!inOrder(presence.id, presence.sequenceNumber)) {
+          return yield* logRejected("stale", "an older or duplicate sequenceNumber", { userId: presence.id })
+        }
+        yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "presence" }), 1)
+        yield* PubSub.publish(presences, { userId: presence.id, presence, receivedAt })
+      })
+
+      // Decryption is pipelined: the processor hands each chunk of a batch to the pool as soon as its validation
+      // tokens are verified and goes on with the next batch, while the publisher takes the chunks in arrival order and
+      // publishes each as soon as it is decrypted. The workers never wait for the event loop, the first items of a
+      // burst reach the PBX while the rest are still being decrypted, and order (hence sequenceNumber checks) is kept.
+      const decrypting = yield* Queue.bounded<DecryptingChunk>(chunksInFlight)
+      yield* Effect.gen(function*() {
+        while (true) {
+          const chunk = yield* Queue.take(decrypting)
+          const results = yield* Fiber.join(chunk.results)
+          for (let i = 0; i < chunk.items.length; i++) {
+            yield* publishDecrypted(chunk.items[i]!.item, results[i]!, chunk.receivedAt)
+          }
+          // Let the presence source, the flow and the writer run between chunks.
+          yield* Effect.yieldNow
+        }
+      }).pipe(
+        Effect.catchCause((cause) => Effect.logError("publishing decrypted notifications failed", cause)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+
       const processRich = Effect.fnUntraced(function*(batch: Batch, rich: ReadonlyArray<Batch["items"][number]>) {
         if (rich.length === 0) return
         const tenants = rich.flatMap(({ item }) => (item.tenantId === undefined ? [] : [item.tenantId]))
@@ -190,30 +242,10 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
           if (rich.length > 1) yield* countRejected("validation_token", rich.length - 1)
           return
         }
-        const results = yield* pool.decrypt(rich.map(({ item }) => item.encryptedContent as EncryptedContent))
-        for (let i = 0; i < rich.length; i++) {
-          const { item } = rich[i]!
-          const result = results[i]!
-          if (!result.ok) {
-            yield* logRejected(result.reason, result.message, { subscriptionId: item.subscriptionId })
-            continue
-          }
-          const presence = yield* Effect.try({ try: () => JSON.parse(result.plaintext) as unknown, catch: String }).pipe(
-            Effect.flatMap((json) => decodeGraphPresence(json).pipe(Effect.mapError((e) => e.message))),
-            Effect.catch((message) => logRejected("decrypt", `decrypted content is not a presence: ${message}`).pipe(Effect.as(undefined)))
-          )
-          if (presence === undefined) continue
-          const claimed = notificationUserId(item)
-          if (claimed !== undefined && claimed.toLowerCase() !== presence.id.toLowerCase()) {
-            yield* logRejected("decrypt", "decrypted presence names another user than the notification", { userId: claimed })
-            continue
-          }
-          if (!inOrder(presence.id, presence.sequenceNumber)) {
-            yield* logRejected("stale", "an older or duplicate sequenceNumber", { userId: presence.id })
-            continue
-          }
-          yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "presence" }), 1)
-          yield* PubSub.publish(presences, { userId: presence.id, presence, receivedAt: batch.receivedAt })
+        for (let i = 0; i < rich.length; i += maxChunk) {
+          const items = rich.slice(i, i + maxChunk)
+          const results = yield* Effect.forkChild(pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)))
+          yield* Queue.offer(decrypting, { items, results, receivedAt: batch.receivedAt })
         }
       })
 

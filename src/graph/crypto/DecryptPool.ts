@@ -1,6 +1,8 @@
 /**
- * Decrypts rich notifications off the event loop: a pool of worker threads (one per core by default), each holding the
- * connector's private keys. A batch is split across the workers, so a burst of thousands of items never blocks the webhook.
+ * Decrypts rich notifications off the event loop: a pool of worker threads (one per core but one by default, so the
+ * event loop keeps a core for the webhook and the PBX), each holding the connector's private keys. Items go out in
+ * small chunks to the least-loaded worker, so a burst of thousands of items never blocks the webhook and a caller
+ * that decrypts chunk by chunk gets its first results after one chunk, not after the whole burst.
  */
 import { Context, Deferred, Effect, Layer, Redacted, Schema } from "effect"
 import * as os from "node:os"
@@ -9,6 +11,12 @@ import type { EncryptedContent } from "../Notifications.ts"
 import { SubscriptionSettings } from "../SubscriptionSettings.ts"
 import { CertificateStore } from "./CertificateStore.ts"
 import type { DecryptResult } from "./RichCrypto.ts"
+
+/** Items per message to a worker: small enough that results come back every few milliseconds. */
+export const maxChunk = 25
+
+/** One worker per core, minus one for the event loop (webhook answers, PBX writes); at least one. */
+export const defaultSize = (cores: number): number => Math.max(1, cores - 1)
 
 export class DecryptPoolError extends Schema.TaggedError<DecryptPoolError>()("DecryptPoolError", {
   message: Schema.String
@@ -23,7 +31,7 @@ export class DecryptPool extends Context.Service<DecryptPool, {
 }>()("presence-connector/graph/crypto/DecryptPool") {
   static readonly make = Effect.fn("DecryptPool.make")(function*(requestedSize: number) {
     const store = yield* CertificateStore
-    const size = requestedSize > 0 ? requestedSize : Math.max(1, os.availableParallelism())
+    const size = requestedSize > 0 ? requestedSize : defaultSize(os.availableParallelism())
     const pending = new Map<number, Deferred.Deferred<ReadonlyArray<DecryptResult>>>()
     let nextId = 0
     const workerUrl = new URL("./decryptWorker.ts", import.meta.url)
@@ -32,13 +40,19 @@ export class DecryptPool extends Context.Service<DecryptPool, {
     let closing = false
     /** Which requests each worker holds, so a crashed worker fails only its own and is replaced. */
     const owned = new Map<Worker, Set<number>>()
+    /** Items queued at each worker, for least-loaded dispatch. */
+    const load = new Map<Worker, number>()
+    const itemCount = new Map<number, number>()
     const spawn = (slot: number): Worker => {
       const worker = new Worker(workerUrl)
       worker.unref()
       owned.set(worker, new Set())
+      load.set(worker, 0)
       worker.on("message", (message: { id: number; results: ReadonlyArray<DecryptResult> }) => {
         const deferred = pending.get(message.id)
         owned.get(worker)?.delete(message.id)
+        load.set(worker, (load.get(worker) ?? 0) - (itemCount.get(message.id) ?? 0))
+        itemCount.delete(message.id)
         if (deferred === undefined) return
         pending.delete(message.id)
         Deferred.doneUnsafe(deferred, Effect.succeed(message.results))
@@ -46,7 +60,9 @@ export class DecryptPool extends Context.Service<DecryptPool, {
       const replace = (reason: string) => {
         const ids = owned.get(worker) ?? new Set<number>()
         owned.delete(worker)
+        load.delete(worker)
         for (const id of ids) {
+          itemCount.delete(id)
           const deferred = pending.get(id)
           pending.delete(id)
           if (deferred !== undefined) Deferred.doneUnsafe(deferred, Effect.die(new Error(`decryption worker failed: ${reason}`)))
@@ -81,14 +97,20 @@ export class DecryptPool extends Context.Service<DecryptPool, {
     })
     yield* reloadKeys
 
-    let cursor = 0
+    const leastLoaded = (): Worker => {
+      let best = workers[0]!
+      for (const worker of workers) if ((load.get(worker) ?? 0) < (load.get(best) ?? 0)) best = worker
+      return best
+    }
     const runChunk = (items: ReadonlyArray<EncryptedContent>) =>
       Effect.gen(function*() {
         const deferred = yield* Deferred.make<ReadonlyArray<DecryptResult>>()
         const id = nextId++
         pending.set(id, deferred)
-        const worker = workers[cursor++ % workers.length]!
+        const worker = leastLoaded()
         owned.get(worker)?.add(id)
+        itemCount.set(id, items.length)
+        load.set(worker, (load.get(worker) ?? 0) + items.length)
         worker.postMessage({ type: "decrypt", id, items })
         return yield* Deferred.await(deferred).pipe(
           Effect.onInterrupt(() => Effect.sync(() => pending.delete(id))),
@@ -103,7 +125,7 @@ export class DecryptPool extends Context.Service<DecryptPool, {
 
     const decrypt = (items: ReadonlyArray<EncryptedContent>): Effect.Effect<ReadonlyArray<DecryptResult>> => {
       if (items.length === 0) return Effect.succeed([])
-      const chunkSize = Math.max(16, Math.ceil(items.length / workers.length))
+      const chunkSize = Math.min(maxChunk, Math.max(1, Math.ceil(items.length / workers.length)))
       const chunks: Array<ReadonlyArray<EncryptedContent>> = []
       for (let i = 0; i < items.length; i += chunkSize) chunks.push(items.slice(i, i + chunkSize))
       return Effect.forEach(chunks, runChunk, { concurrency: "unbounded" }).pipe(Effect.map((parts) => parts.flat()))
