@@ -1,7 +1,8 @@
 /**
  * Projects the parts' states onto the status board twice a second: the four lights with their reasons and fixes,
  * per-PBX, per-credential and per-shard details, counts and the user table. Every change of a light's colour is
- * logged once, with the reason, so the log explains every red light.
+ * logged once, with the reason, so the log explains every red light. The user table is rebuilt incrementally, so a
+ * projection costs little on the event loop even with 10,000 users.
  */
 import { Clock, Effect, Layer, Option, Ref, Schedule, SubscriptionRef } from "effect"
 import { commandLabel } from "../domain/PbxPresence.ts"
@@ -96,31 +97,88 @@ export const userSubscriptionLight = (mode: "push" | "poll", state: Subscription
   }
 }
 
-const userRows = (plan: Plan, rows: ReadonlyMap<string, PresenceRow>, written: ReadonlyMap<string, WrittenPresence>): Array<UserRow> => {
-  const out: Array<UserRow> = []
-  const add = (teams: Plan["synced"][number]["teams"], pbx: Plan["synced"][number]["pbx"], licensed: boolean) => {
-    const row = rows.get(userKey(teams.id))
-    const sent = written.get(pbx.guid)
-    const delay = sent !== undefined && row !== undefined && sent.sentAt >= row.receivedAt ? sent.sentAt - row.receivedAt : undefined
-    out.push({
-      teamsId: teams.id,
-      name: teams.displayName,
-      upn: teams.userPrincipalName,
-      pbxGuid: pbx.guid,
-      pbxName: pbx.h323,
-      pbx: pbx.loc,
-      licensed,
-      availability: row === undefined ? "—" : isUnknown(row.presence.availability) ? row.presence.availability.raw : row.presence.availability,
-      activity: row === undefined ? "—" : isUnknown(row.presence.activity) ? row.presence.activity.raw : row.presence.activity,
-      written: licensed && sent !== undefined ? commandLabel(sent.command) : "—",
-      ...(row !== undefined ? { lastChangeAt: row.receivedAt } : {}),
-      ...(delay !== undefined ? { delayMs: delay } : {})
-    })
+type SyncedTeams = Plan["synced"][number]["teams"]
+type SyncedPbx = Plan["synced"][number]["pbx"]
+
+const userRow = (
+  teams: SyncedTeams,
+  pbx: SyncedPbx,
+  licensed: boolean,
+  row: PresenceRow | undefined,
+  sent: WrittenPresence | undefined
+): UserRow => {
+  const delay = sent !== undefined && row !== undefined && sent.sentAt >= row.receivedAt ? sent.sentAt - row.receivedAt : undefined
+  return {
+    teamsId: teams.id,
+    name: teams.displayName,
+    upn: teams.userPrincipalName,
+    pbxGuid: pbx.guid,
+    pbxName: pbx.h323,
+    pbx: pbx.loc,
+    licensed,
+    availability: row === undefined ? "—" : isUnknown(row.presence.availability) ? row.presence.availability.raw : row.presence.availability,
+    activity: row === undefined ? "—" : isUnknown(row.presence.activity) ? row.presence.activity.raw : row.presence.activity,
+    written: licensed && sent !== undefined ? commandLabel(sent.command) : "—",
+    ...(row !== undefined ? { lastChangeAt: row.receivedAt } : {}),
+    ...(delay !== undefined ? { delayMs: delay } : {})
   }
-  for (const s of plan.synced) add(s.teams, s.pbx, true)
-  for (const u of plan.unlicensed) add(u.teams, u.pbx, false)
-  return out
 }
+
+interface CachedRow {
+  readonly teams: SyncedTeams
+  readonly pbx: SyncedPbx
+  readonly licensed: boolean
+  readonly row: PresenceRow | undefined
+  readonly sent: WrittenPresence | undefined
+  readonly out: UserRow
+}
+
+/**
+ * The user table, rebuilt incrementally: a row is built again only when one of its inputs is another object than last
+ * time (the flow and the writer replace an entry when it changes, never mutate it). When no row changed, the previous
+ * array itself is returned. So a projection costs a few map look-ups per user instead of building 10,000 new rows.
+ */
+export const makeUserRows = () => {
+  const cache = new Map<string, CachedRow>()
+  let lastPlan: Plan | undefined
+  let last: ReadonlyArray<UserRow> = []
+  return (plan: Plan, rows: ReadonlyMap<string, PresenceRow>, written: ReadonlyMap<string, WrittenPresence>): ReadonlyArray<UserRow> => {
+    if (plan !== lastPlan) cache.clear()
+    lastPlan = plan
+    const out: Array<UserRow> = []
+    let changed = false
+    const add = (teams: SyncedTeams, pbx: SyncedPbx, licensed: boolean) => {
+      const key = userKey(teams.id)
+      const row = rows.get(key)
+      const sent = written.get(pbx.guid)
+      let entry = cache.get(key)
+      if (
+        entry === undefined || entry.teams !== teams || entry.pbx !== pbx || entry.licensed !== licensed || entry.row !== row ||
+        entry.sent !== sent
+      ) {
+        entry = { teams, pbx, licensed, row, sent, out: userRow(teams, pbx, licensed, row, sent) }
+        cache.set(key, entry)
+      }
+      if (last[out.length] !== entry.out) changed = true
+      out.push(entry.out)
+    }
+    for (const s of plan.synced) add(s.teams, s.pbx, true)
+    for (const u of plan.unlicensed) add(u.teams, u.pbx, false)
+    if (!changed && out.length === last.length) return last
+    last = out
+    return out
+  }
+}
+
+/** The plan's lists for the status page, computed again only when the plan is another one. */
+const planLists = (plan: Plan) => ({
+  unlicensed: plan.unlicensed.map((u) => ({ name: `${u.teams.displayName} (${u.pbx.h323})`, reason: u.reason })),
+  unmatched: [
+    ...plan.unmatchedTeams.map((t) => ({ side: "teams" as const, name: `${t.displayName} <${t.userPrincipalName}>` })),
+    ...plan.unmatchedPbx.map((p) => ({ side: "pbx" as const, name: `${p.cn} (${p.h323})` }))
+  ],
+  ambiguous: plan.ambiguous.map((a) => ({ key: a.key, reason: a.reason }))
+})
 
 export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
   const board = yield* StatusBoard
@@ -136,6 +194,8 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
   const directoryLoaded = yield* Ref.make(false)
   yield* directory.ready.pipe(Effect.andThen(Ref.set(directoryLoaded, true)), Effect.forkScoped)
 
+  const userRows = makeUserRows()
+  let lists: { readonly plan: Plan; readonly value: ReturnType<typeof planLists> } | undefined
   const project = Effect.gen(function*() {
     const pbxStates = yield* SubscriptionRef.get(connections.states)
     const loaded = yield* Ref.get(directoryLoaded)
@@ -175,6 +235,8 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
       ...(s.lastRenewalAt !== undefined ? { lastRenewalAt: s.lastRenewalAt } : {})
     }))
 
+    if (lists?.plan !== plan) lists = { plan, value: planLists(plan) }
+    const listed = lists.value
     yield* board.update((previous): StatusSnapshot => ({
       ...previous,
       lights: {
@@ -196,12 +258,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
         ambiguous: plan.ambiguous.length
       },
       users: userRows(plan, state.rows, written),
-      unlicensed: plan.unlicensed.map((u) => ({ name: `${u.teams.displayName} (${u.pbx.h323})`, reason: u.reason })),
-      unmatched: [
-        ...plan.unmatchedTeams.map((t) => ({ side: "teams" as const, name: `${t.displayName} <${t.userPrincipalName}>` })),
-        ...plan.unmatchedPbx.map((p) => ({ side: "pbx" as const, name: `${p.cn} (${p.h323})` }))
-      ],
-      ambiguous: plan.ambiguous.map((a) => ({ key: a.key, reason: a.reason })),
+      ...listed,
       errors: recent.filter((e) => now - e.at < 24 * 3600_000)
     }))
   })

@@ -49,7 +49,10 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       const connections = yield* PbxConnections
       const directory = yield* PbxDirectory
       const desired = new Map<string, Desired>()
-      const written = new Map<string, WrittenPresence & { readonly connectionId: number }>()
+      // What each PBX confirmed, and on which connection (a new connection gets everything again). The entries are
+      // never mutated, so `current` hands out a shallow copy whose unchanged entries keep their identity.
+      const written = new Map<string, WrittenPresence>()
+      const writtenOn = new Map<string, number>()
       // Users waiting to be sent, oldest first. A user changed while its send is in flight waits in `again` instead,
       // so the dispatcher never has to skip over in-flight users: taking the next user is O(1).
       const ready = new ReadyQueue()
@@ -105,7 +108,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         }
         const last = written.get(guid)
         if (
-          last !== undefined && last.connectionId === connection.value.id && commandEquals(last.command, entry.command)
+          last !== undefined && writtenOn.get(guid) === connection.value.id && commandEquals(last.command, entry.command)
         ) return
         const user = yield* directory.get(guid)
         const result = yield* connection.value.request({
@@ -134,7 +137,8 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         if (entry.receivedAt !== undefined) {
           yield* Metric.update(notificationToPbxSeconds, Math.max(0, now - entry.receivedAt) / 1000)
         }
-        written.set(guid, { command: entry.command, pbx, sentAt: now, connectionId: connection.value.id })
+        written.set(guid, { command: entry.command, pbx, sentAt: now })
+        writtenOn.set(guid, connection.value.id)
       })
 
       // Each send runs in its own fiber, at most one in flight per user and `maxConcurrent` overall, so that a slow or
@@ -202,9 +206,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(idle), (value) => value && inFlight.size === 0)).pipe(
           Effect.asVoid
         ),
-        current: Effect.sync(() =>
-          new Map([...written].map(([guid, { command, pbx, sentAt }]) => [guid, { command, pbx, sentAt }]))
-        )
+        current: Effect.sync((): ReadonlyMap<string, WrittenPresence> => new Map(written))
       })
     })
   )
