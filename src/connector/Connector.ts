@@ -40,7 +40,7 @@ export interface ConnectorOptions {
 }
 
 /** Signs every configured credential in ahead of need, so tokens are fresh and the status page is accurate. */
-const SignInKeeper = Layer.effectDiscard(Effect.gen(function*() {
+export const SignInKeeper = Layer.effectDiscard(Effect.gen(function*() {
   const graph = yield* GraphConfig
   const tokens = yield* TokenService
   const credentials: Array<CredentialRef> = [

@@ -16,6 +16,7 @@ export interface SyncedUser {
 export interface Plan {
   /** Matched and licensed: the users whose presence is subscribed and written. Ordered by PBX guid. */
   readonly synced: ReadonlyArray<SyncedUser>
+  /** Keyed by the Teams id in lower case: Graph does not promise the casing of ids in notifications. */
   readonly byTeamsId: ReadonlyMap<string, SyncedUser>
   readonly unlicensed: ReadonlyArray<{ readonly teams: TeamsUser; readonly pbx: PbxUser; readonly reason: string }>
   readonly unmatchedTeams: ReadonlyArray<TeamsUser>
@@ -66,7 +67,7 @@ export const makePlan = (input: {
   }
   return {
     synced,
-    byTeamsId: new Map(synced.map((s) => [s.teams.id, s])),
+    byTeamsId: new Map(synced.map((s) => [s.teams.id.toLowerCase(), s])),
     unlicensed,
     unmatchedTeams: result.unmatchedTeams,
     unmatchedPbx: result.unmatchedPbx.map((p) => p.user),
