@@ -3,11 +3,14 @@
  * each), renewed every `presenceRenewMinutes`; the users subscription renewed every `usersRenewMinutes`; lifecycle
  * events; 404 → recreate + resync; 409 ExtensionError → delete the stale one and retry. Its state is persisted in the
  * data directory (adopted at restart) and published as a SubscriptionRef for the status page.
+ * It also rotates the rich-notification certificate before it expires (checked at start and every
+ * `certificateCheckMinutes`), PATCHing the new one into every presence subscription; an old key is retired once no
+ * subscription names it and `certificateGraceMinutes` have passed (Graph's retries are still sealed with it).
  */
 import { Clock, Context, Deferred, Effect, Layer, Metric, Option, PubSub, Queue, Redacted, Semaphore, Stream, SubscriptionRef } from "effect"
 import * as crypto from "node:crypto"
 import { subscriptionFailures, subscriptionRenewals } from "../domain/Metrics.ts"
-import { CertificateStore } from "./crypto/CertificateStore.ts"
+import { type CertificateInfo, CertificateStore } from "./crypto/CertificateStore.ts"
 import { DecryptPool } from "./crypto/DecryptPool.ts"
 import { accountRef, type CredentialRef, GraphConfig } from "./GraphSettings.ts"
 import { type LifecycleSignal, NotificationsInbox } from "./NotificationsInbox.ts"
@@ -47,9 +50,20 @@ export interface UsersSubscriptionStatus {
   readonly error?: string
 }
 
+/** The rich-notification certificate (push mode with resource data only). */
+export interface CertificateStatus {
+  readonly currentId: string
+  readonly notAfter: number
+  readonly lastRotationAt?: number
+  /** Older keys still held for decryption: named by a subscription (no `retireAt` yet), or in their grace period. */
+  readonly previous: ReadonlyArray<{ readonly id: string; readonly retireAt?: number }>
+  readonly error?: string
+}
+
 export interface SubscriptionsState {
   readonly shards: ReadonlyArray<ShardStatus>
   readonly users: UsersSubscriptionStatus
+  readonly certificate?: CertificateStatus
 }
 
 interface Live extends PersistedSubscription {
@@ -75,7 +89,10 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
   /** Renews every presence subscription now (the timer does this every presenceRenewMinutes). */
   readonly renewPresence: Effect.Effect<void>
   readonly renewUsers: Effect.Effect<void>
-  /** New certificate, PATCHed into every subscription; keys no subscription names any more are dropped. */
+  /**
+   * New certificate now, PATCHed into every presence subscription; the old key is retired once no subscription names
+   * it and the grace period has passed. (The expiry check does this by itself before the certificate expires.)
+   */
   readonly rotateCertificate: Effect.Effect<void>
 }>()("presence-connector/graph/SubscriptionManager") {
   static readonly layer = Layer.effect(
@@ -94,6 +111,14 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
       const ready = yield* Deferred.make<void>()
       const resyncs = yield* PubSub.unbounded<ReadonlyArray<string>>()
       const minutes = (n: number) => n * 60_000
+      const rich = settings.mode === "push" && settings.includeResourceData
+      /** Wakes the key-retirement fiber after anything that may have released an old certificate. */
+      const retirementKick = yield* Queue.sliding<void>(1)
+      /** When each old key was first seen named by no subscription (in memory: a restart restarts the grace period). */
+      const unusedSince = new Map<string, number>()
+      let nextRetirementAt: number | undefined
+      let certificateStatus: CertificateStatus | undefined
+      let lastRotationAt: number | undefined
 
       const persisted = yield* loadState(settings.dataDir)
       let shards: Array<Shard> = persisted.shards.map((p) => ({
@@ -137,7 +162,8 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
           ...(users.live !== undefined ? { subscriptionId: users.live.subscriptionId, expiresAt: users.live.expiresAt } : {}),
           ...(users.lastRenewalAt !== undefined ? { lastRenewalAt: users.lastRenewalAt } : {}),
           ...(users.error !== undefined ? { error: users.error } : {})
-        }
+        },
+        ...(certificateStatus !== undefined ? { certificate: certificateStatus } : {})
       })
 
       const publish = Effect.gen(function*() {
@@ -258,11 +284,25 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         const permitted = yield* licence.check(shard.userIds)
         if (!sameMembers(permitted, shard.live.subscribedIds)) return yield* recreate(shard)
         const now = yield* Clock.currentTimeMillis
+        // A subscription naming an older certificate gets the current one with its renewal (rotation, or a retry of a
+        // rotation PATCH that failed).
+        const certificate = rich && shard.live.certificateId !== undefined ? yield* certificates.current : undefined
+        const replace = certificate !== undefined && certificate.id !== shard.live.certificateId ? certificate : undefined
         const answer = yield* api.renew(accountRef(shard.account), shard.live.subscriptionId, {
-          expirationDateTime: isoIn(now, settings.presenceExpiryMinutes)
+          expirationDateTime: isoIn(now, settings.presenceExpiryMinutes),
+          ...(replace !== undefined ? { encryptionCertificate: replace.certificate, encryptionCertificateId: replace.id } : {})
         }).pipe(Effect.result)
         if (answer._tag === "Success") {
-          shard.live = { ...shard.live, expiresAt: Date.parse(answer.success.expirationDateTime) || now }
+          shard.live = {
+            ...shard.live,
+            expiresAt: Date.parse(answer.success.expirationDateTime) || now,
+            ...(replace !== undefined ? { certificateId: replace.id } : {})
+          }
+          if (replace !== undefined) {
+            yield* Effect.logInfo("presence subscription now names the new certificate").pipe(
+              Effect.annotateLogs({ shard: shard.key, certificateId: replace.id })
+            )
+          }
           shard.lastRenewalAt = now
           shard.status = "active"
           shard.error = undefined
@@ -333,11 +373,99 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         users.error = `renewal failed: ${describeError(answer.failure)}`
       })
 
-      const guarded = <A, E>(effect: Effect.Effect<A, E>) =>
+      const guardedQuiet = <A, E>(effect: Effect.Effect<A, E>) =>
         Deferred.await(ready).pipe(
           Effect.andThen(lock.withPermits(1)(effect.pipe(Effect.ensuring(publish)))),
           Effect.catchCause((cause) => Effect.logError("subscription manager step failed", cause))
         )
+      /** One step under the lock; afterwards the retirement fiber looks whether an old key was released. */
+      const guarded = <A, E>(effect: Effect.Effect<A, E>) =>
+        guardedQuiet(effect).pipe(Effect.ensuring(rich ? Queue.offer(retirementKick, undefined) : Effect.void))
+
+      const describeCertificate = (info: CertificateInfo, previous: CertificateStatus["previous"], error?: string): CertificateStatus => ({
+        currentId: info.id,
+        notAfter: info.notAfter,
+        previous,
+        ...(lastRotationAt !== undefined ? { lastRotationAt } : {}),
+        ...(error !== undefined ? { error } : {})
+      })
+
+      /**
+       * Drops old keys no subscription names any more once their grace period has passed, reloading the decryption
+       * workers; remembers when the next one falls due.
+       */
+      const retireKeys = Effect.fnUntraced(function*() {
+        if (!rich) return
+        const now = yield* Clock.currentTimeMillis
+        const current = yield* certificates.current
+        const held = yield* certificates.keys
+        const named = new Set(shards.flatMap((s) => (s.live?.certificateId === undefined ? [] : [s.live.certificateId])))
+        const grace = minutes(settings.certificateGraceMinutes)
+        const previous: Array<CertificateStatus["previous"][number]> = []
+        const retired: Array<string> = []
+        nextRetirementAt = undefined
+        for (const key of held) {
+          if (key.id === current.id) continue
+          if (named.has(key.id)) {
+            unusedSince.delete(key.id)
+            previous.push({ id: key.id })
+            continue
+          }
+          const since = unusedSince.get(key.id) ?? now
+          unusedSince.set(key.id, since)
+          const retireAt = since + grace
+          if (now < retireAt) {
+            previous.push({ id: key.id, retireAt })
+            nextRetirementAt = Math.min(nextRetirementAt ?? retireAt, retireAt)
+          } else {
+            retired.push(key.id)
+          }
+        }
+        if (retired.length > 0) {
+          yield* certificates.retire(previous.map((p) => p.id))
+          yield* pool.reloadKeys
+          for (const id of retired) unusedSince.delete(id)
+          yield* Effect.logInfo(`retired ${retired.length} rich-notification key(s) no subscription names any more`).pipe(
+            Effect.annotateLogs({ certificateIds: retired.join(",") })
+          )
+        }
+        certificateStatus = describeCertificate(current, previous)
+      })
+
+      /** New certificate: the workers learn the key first, then every presence subscription is PATCHed to name it. */
+      const rotateNow = Effect.fnUntraced(function*(reason: string) {
+        const next = yield* certificates.rotate
+        yield* pool.reloadKeys
+        lastRotationAt = yield* Clock.currentTimeMillis
+        yield* Effect.logInfo(`rich-notification certificate rotated (${reason})`).pipe(Effect.annotateLogs({ certificateId: next.id }))
+        for (const shard of shards) {
+          if (shard.live !== undefined && shard.account !== undefined && shard.live.certificateId !== undefined) yield* renewShard(shard)
+        }
+        const failed = shards.filter((s) => s.live?.certificateId !== undefined && s.live.certificateId !== next.id).length
+        if (failed > 0) {
+          yield* Effect.logWarning(`${failed} presence subscription(s) still name the old certificate; the next renewal retries`)
+        }
+        yield* retireKeys()
+      })
+
+      /** Rotates when the current certificate expires within `certificateRenewBeforeDays`. */
+      const checkCertificate = Effect.fnUntraced(function*() {
+        if (!rich) return
+        const window = settings.certificateRenewBeforeDays * 24 * 60 * 60_000
+        const now = yield* Clock.currentTimeMillis
+        const current = yield* certificates.current
+        if (current.notAfter - now > window) return yield* retireKeys()
+        const rotated = yield* rotateNow(`the current one expires ${new Date(current.notAfter).toISOString()}`).pipe(Effect.result)
+        if (rotated._tag === "Failure") {
+          const message = `certificate rotation failed: ${rotated.failure.message}; retried at the next check`
+          certificateStatus = describeCertificate(current, certificateStatus?.previous ?? [], message)
+          return yield* Effect.logError(message)
+        }
+        const next = yield* certificates.current
+        if (next.notAfter - now <= window) {
+          yield* Effect.logWarning("the certificate lifetime is shorter than the rotation window: it is rotated at every check")
+        }
+      })
 
       const renewPresenceNow = guarded(Effect.suspend(() => Effect.forEach(shards, renewShard, { discard: true })))
       const renewUsers = guarded(renewUsersNow())
@@ -411,12 +539,25 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
       yield* lock.withPermits(1)(
         Effect.suspend(() => Effect.forEach(shards, renewShard, { discard: true })).pipe(
           Effect.andThen(renewUsersNow()),
+          Effect.andThen(checkCertificate()),
           Effect.ensuring(publish),
           Effect.catchCause((cause) => Effect.logError("subscription manager start failed", cause))
         )
       ).pipe(Effect.ensuring(Deferred.succeed(ready, undefined)), Effect.forkScoped)
       yield* every(minutes(settings.presenceRenewMinutes), renewPresenceNow).pipe(Effect.forkScoped)
       if (settings.mode === "push") yield* every(minutes(settings.usersRenewMinutes), renewUsers).pipe(Effect.forkScoped)
+      if (rich) {
+        yield* every(minutes(settings.certificateCheckMinutes), guarded(checkCertificate())).pipe(Effect.forkScoped)
+        // Sleeps until the next old key falls due, or until a step may have released one.
+        yield* Effect.gen(function*() {
+          while (true) {
+            const now = yield* Clock.currentTimeMillis
+            if (nextRetirementAt === undefined) yield* Queue.take(retirementKick)
+            else yield* Queue.take(retirementKick).pipe(Effect.timeoutOption(Math.max(0, nextRetirementAt - now)))
+            yield* guardedQuiet(retireKeys())
+          }
+        }).pipe(Effect.forkScoped)
+      }
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
           if (settings.deleteOnShutdown) {
@@ -432,25 +573,7 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         }).pipe(lock.withPermits(1))
       )
 
-      const rotateCertificate = guarded(Effect.gen(function*() {
-        if (!settings.includeResourceData) return
-        const next = yield* certificates.rotate
-        yield* pool.reloadKeys
-        const now = yield* Clock.currentTimeMillis
-        for (const shard of shards) {
-          if (shard.live === undefined || shard.account === undefined) continue
-          const answer = yield* api.renew(accountRef(shard.account), shard.live.subscriptionId, {
-            expirationDateTime: isoIn(now, settings.presenceExpiryMinutes),
-            encryptionCertificate: next.certificate,
-            encryptionCertificateId: next.id
-          }).pipe(Effect.result)
-          if (answer._tag === "Success") shard.live = { ...shard.live, certificateId: next.id, expiresAt: Date.parse(answer.success.expirationDateTime) || now }
-          else if (isNotFound(answer.failure)) yield* recreate(shard)
-        }
-        const inUse = shards.flatMap((s) => (s.live?.certificateId === undefined ? [] : [s.live.certificateId]))
-        yield* certificates.retire(inUse)
-        yield* pool.reloadKeys
-      }))
+      const rotateCertificate = guarded(Effect.suspend(() => (rich ? rotateNow("requested") : Effect.void)))
 
       return SubscriptionManager.of({
         setDesiredUsers,

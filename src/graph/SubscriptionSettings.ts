@@ -31,6 +31,17 @@ export interface SubscriptionSettingsOptions {
   readonly decryptWorkers: number
   /** Capacity of the queue between the webhook and the processor (items). */
   readonly queueCapacity: number
+  /** Validity of a newly generated rich-notification certificate. */
+  readonly certificateLifetimeDays: number
+  /** The certificate is rotated when it expires within this many days. */
+  readonly certificateRenewBeforeDays: number
+  /** How often the certificate's expiry is checked (also once at start). */
+  readonly certificateCheckMinutes: number
+  /**
+   * After a rotation an old key is kept until no subscription names it and this long has passed: Graph retries
+   * failed deliveries for up to 4 h, and those items stay sealed with the old certificate.
+   */
+  readonly certificateGraceMinutes: number
 }
 
 export const defaultSubscriptionSettings = (
@@ -54,6 +65,10 @@ export const defaultSubscriptionSettings = (
   maxBodyBytes: 4 * 1024 * 1024,
   decryptWorkers: 0,
   queueCapacity: 50_000,
+  certificateLifetimeDays: 730,
+  certificateRenewBeforeDays: 30,
+  certificateCheckMinutes: 24 * 60,
+  certificateGraceMinutes: 4 * 60,
   ...required
 })
 

@@ -58,8 +58,13 @@ export class CertificateStore extends Context.Service<CertificateStore, {
   /** Drops keys that are not current and not named in `inUse`. */
   retire(inUse: ReadonlyArray<string>): Effect.Effect<void, CertificateError>
 }>()("presence-connector/graph/crypto/CertificateStore") {
-  static readonly make = Effect.fn("CertificateStore.make")(function*(dataDir: string) {
+  /** `lifetimeMillis`: validity of each certificate it generates (default two years; tests use short ones). */
+  static readonly make = Effect.fn("CertificateStore.make")(function*(
+    dataDir: string,
+    options: { readonly lifetimeMillis?: number } = {}
+  ) {
     const file = path.join(dataDir, "rich-notification-keys.json")
+    const generate = generateCertificate(options.lifetimeMillis ?? DEFAULT_LIFETIME_MS)
     const loaded = yield* readStore(file)
     const initial = loaded ?? (yield* generate.pipe(Effect.map((c): StoreFile => ({ currentId: c.id, certificates: [c] }))))
     if (loaded === undefined) yield* writeStore(file, initial)
@@ -97,7 +102,7 @@ export class CertificateStore extends Context.Service<CertificateStore, {
     CertificateStore,
     Effect.gen(function*() {
       const settings = yield* SubscriptionSettings
-      return yield* CertificateStore.make(settings.dataDir)
+      return yield* CertificateStore.make(settings.dataDir, { lifetimeMillis: settings.certificateLifetimeDays * DAY_MS })
     })
   )
 }
@@ -109,9 +114,10 @@ const toInfo = (c: StoredCertificate): CertificateInfo => ({
   notAfter: c.notAfter
 })
 
-const VALIDITY_MS = 2 * 365 * 24 * 3600 * 1000
+const DAY_MS = 24 * 3600 * 1000
+const DEFAULT_LIFETIME_MS = 730 * DAY_MS
 
-const generate: Effect.Effect<StoredCertificate, CertificateError> = Effect.gen(function*() {
+const generateCertificate = (lifetimeMillis: number): Effect.Effect<StoredCertificate, CertificateError> => Effect.gen(function*() {
   const now = yield* Clock.currentTimeMillis
   const suffix = (yield* Random.nextIntBetween(0, 0xffffff)).toString(16).padStart(6, "0")
   const id = `tpc-${now.toString(36)}-${suffix}`
@@ -128,7 +134,7 @@ const generate: Effect.Effect<StoredCertificate, CertificateError> = Effect.gen(
         serialNumber: Buffer.from(id).toString("hex").slice(0, 30),
         name: "CN=teams-presence-connector rich notifications",
         notBefore: new Date(now - 60_000),
-        notAfter: new Date(now + VALIDITY_MS),
+        notAfter: new Date(now + lifetimeMillis),
         signingAlgorithm: algorithm,
         keys: keys as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]["keys"]
       })
@@ -137,7 +143,7 @@ const generate: Effect.Effect<StoredCertificate, CertificateError> = Effect.gen(
       const thumbprint = new crypto.X509Certificate(der).fingerprint.replace(/:/g, "").toUpperCase()
       const privateKey = crypto.createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" })
         .export({ format: "pem", type: "pkcs8" }).toString()
-      return { id, certificate: der.toString("base64"), privateKey, thumbprint, createdAt: now, notAfter: now + VALIDITY_MS }
+      return { id, certificate: der.toString("base64"), privateKey, thumbprint, createdAt: now, notAfter: now + lifetimeMillis }
     },
     catch: (error) => new CertificateError({ message: `could not generate the notification certificate: ${String(error)}` })
   })

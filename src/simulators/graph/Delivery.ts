@@ -59,6 +59,11 @@ export interface DeliveryCounters {
   readonly lifecycleSent: number
 }
 
+export interface DirectItem {
+  readonly presence: SimPresence
+  readonly sealedWith?: { readonly encryptionCertificate: string; readonly encryptionCertificateId: string }
+}
+
 type Change = { readonly _tag: "Presence"; readonly presence: SimPresence } | { readonly _tag: "User"; readonly change: UserChange }
 
 export class SimDelivery extends Context.Service<SimDelivery, {
@@ -66,6 +71,12 @@ export class SimDelivery extends Context.Service<SimDelivery, {
   /** The handshake Graph performs before creating a subscription. */
   validate(url: string): Effect.Effect<boolean>
   sendLifecycle(subscription: SimSubscription, event: string): Effect.Effect<boolean>
+  /**
+   * Control API: POSTs these presences for one subscription at once (one batch, bypassing faults and silence).
+   * An item's `sealedWith` seals it with that certificate instead of the subscription's current one, as Graph's
+   * retries of items encrypted before a certificate change are. Returns whether the endpoint answered 2xx.
+   */
+  deliverNow(subscription: SimSubscription, items: ReadonlyArray<DirectItem>): Effect.Effect<boolean>
   endpoints(): ReadonlyArray<EndpointStats>
   counters(): DeliveryCounters
 }>()("teams-presence-connector/simulators/graph/SimDelivery") {
@@ -127,7 +138,7 @@ export class SimDelivery extends Context.Service<SimDelivery, {
             const endpoint = stats(url, now)
             if (endpoint.state === "dropped") {
               itemsDropped += items.length
-              return
+              return false
             }
             if (endpoint.state === "delayed") yield* Effect.sleep(options.delayMillis)
             const pairs = new Map(rich.map((s) => [`${s.applicationId}|${s.tenantId}`, s] as const))
@@ -136,11 +147,12 @@ export class SimDelivery extends Context.Service<SimDelivery, {
             for (let attempt = 0; attempt <= options.retries; attempt++) {
               if (yield* postOnce(url, body)) {
                 itemsDelivered += items.length
-                return
+                return true
               }
               yield* Effect.sleep(options.retryBaseMillis * 2 ** attempt)
             }
             itemsDropped += items.length
+            return false
           })
 
         const applyFaults = (items: Array<{ item: NotificationItem; subscription: SimSubscription }>) => {
@@ -234,10 +246,20 @@ export class SimDelivery extends Context.Service<SimDelivery, {
             return ok
           })
 
+        const deliverNow = (subscription: SimSubscription, direct: ReadonlyArray<DirectItem>) =>
+          deliver(
+            subscription.notificationUrl,
+            direct.map(({ presence, sealedWith }) =>
+              presenceItem(sealedWith === undefined ? subscription : { ...subscription, ...sealedWith }, presence)
+            ),
+            subscription.includeResourceData ? [subscription] : []
+          )
+
         return SimDelivery.of({
           faults,
           validate,
           sendLifecycle,
+          deliverNow,
           endpoints: () => [...samples.keys()].map((url) => stats(url, Date.now())),
           counters: () => ({ posts, itemsDelivered, itemsDropped, lifecycleSent })
         })

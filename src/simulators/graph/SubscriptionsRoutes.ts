@@ -1,11 +1,13 @@
 /**
  * `/v1.0/subscriptions` of the Graph simulator (POST/GET/PATCH/DELETE, `/reauthorize`), the validation handshake
- * before creation, and the control API under `/_sim/subscriptions` (faults, silent stop, early expiry, lifecycle events).
+ * before creation, and the control API under `/_sim/subscriptions` (faults, silent stop, early expiry, lifecycle events,
+ * direct delivery of chosen items).
  * `SubscriptionsExtension` is the layer GraphSimulator's `extensions` option takes.
  */
 import { Effect, Exit, Layer, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { SimDelivery, type DeliveryOptions } from "./Delivery.ts"
+import { inspectCertificate } from "../../graph/crypto/RichCrypto.ts"
+import { type DeliveryOptions, type DirectItem, SimDelivery } from "./Delivery.ts"
 import { JwksRoutes, SimJwks } from "./Jwks.ts"
 import { SimHttpError, SimState } from "./SimState.ts"
 import { CreateSubscriptionBody, SimSubscriptions, UpdateSubscriptionBody } from "./Subscriptions.ts"
@@ -37,6 +39,13 @@ const ControlFaults = Schema.Struct({
 })
 const ControlLifecycle = Schema.Struct({ event: Schema.Literals(["reauthorizationRequired", "subscriptionRemoved", "missed"]) })
 const ControlSilence = Schema.Struct({ silent: Schema.optionalKey(Schema.Boolean) })
+const ControlDeliver = Schema.Struct({
+  items: Schema.Array(Schema.Struct({
+    userId: Schema.String,
+    encryptionCertificate: Schema.optionalKey(Schema.String),
+    encryptionCertificateId: Schema.optionalKey(Schema.String)
+  }))
+})
 
 export const SubscriptionsRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const state = yield* SimState
@@ -156,6 +165,39 @@ export const SubscriptionsRoutes = HttpRouter.use(Effect.fnUntraced(function*(ro
       const subscription = yield* withSubscription
       yield* store.expireNow(subscription.id)
       return HttpServerResponse.jsonUnsafe({ id: subscription.id, expired: true })
+    })))
+
+  // Delivers the users' current presences for this subscription now; an item may name the certificate it is sealed
+  // with (a retry of a notification encrypted before the subscription's certificate was changed).
+  yield* router.add("POST", "/_sim/subscriptions/:id/deliver", control((request) =>
+    Effect.gen(function*() {
+      const subscription = yield* withSubscription
+      const body = yield* decodeBody(ControlDeliver, yield* readJson(request))
+      const items: Array<DirectItem> = []
+      for (const item of body.items) {
+        const presence = state.getPresence(item.userId)
+        if (presence === undefined || !subscription.userIds.has(item.userId.toLowerCase())) {
+          return yield* new SimHttpError({ status: 400, code: "BadRequest", message: `user ${item.userId} is not subscribed by ${subscription.id}` })
+        }
+        if ((item.encryptionCertificate === undefined) !== (item.encryptionCertificateId === undefined)) {
+          return yield* new SimHttpError({ status: 400, code: "BadRequest", message: "encryptionCertificate and encryptionCertificateId go together" })
+        }
+        if (item.encryptionCertificate !== undefined) {
+          const certificate = item.encryptionCertificate
+          yield* Effect.try({
+            try: () => inspectCertificate(certificate),
+            catch: () => new SimHttpError({ status: 400, code: "BadRequest", message: "encryptionCertificate is not a base64 DER X.509 certificate" })
+          })
+        }
+        items.push({
+          presence,
+          ...(item.encryptionCertificate !== undefined && item.encryptionCertificateId !== undefined
+            ? { sealedWith: { encryptionCertificate: item.encryptionCertificate, encryptionCertificateId: item.encryptionCertificateId } }
+            : {})
+        })
+      }
+      const delivered = yield* delivery.deliverNow(subscription, items)
+      return HttpServerResponse.jsonUnsafe({ id: subscription.id, items: items.length, delivered })
     })))
 
   yield* router.add("POST", "/_sim/subscriptions/:id/lifecycle", control((request) =>
