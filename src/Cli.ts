@@ -89,9 +89,17 @@ const runDemo = (port: Option.Option<number>) =>
     Effect.provide(loggingLayer({ level: "info", format: "auto" }))
   )
 
+/** `run` is the production command: without a configuration it refuses, rather than quietly running the demo. */
 const run = Command.make("run", { config: configFlag }, ({ config }) => {
   const path = resolveConfigPath(config)
-  return path === undefined ? runDemo(Option.none()) : runConnector(path)
+  return path === undefined
+    ? reportConfigError(
+      new ConfigError({
+        source: "run",
+        problems: [{ path: "--config", message: "no configuration file (--config, $CONNECTOR_CONFIG or ./connector.yaml); `demo` runs the embedded demo" }]
+      })
+    )
+    : runConnector(path)
 }).pipe(Command.withDescription("Run the connector with a configuration file (the embedded demo when there is none)"))
 
 const demo = Command.make("demo", { port: portFlag }, ({ port }) => runDemo(port)).pipe(

@@ -31,6 +31,9 @@ const red = (reason: string, fix?: string): Light => ({ state: "red", reason, ..
 const time = (ms: number | undefined) => (ms === undefined ? "?" : new Date(ms).toISOString().slice(11, 16) + " UTC")
 
 export const pbxLight = (state: PbxState | undefined, name: string, directoryLoaded: boolean): Light => {
+  if (state !== undefined && !state.connected && state.lastError !== undefined) {
+    return red(`PBX ${name} is not connected: ${state.lastError.message}`, state.lastError.fix)
+  }
   if (state === undefined || !state.connected) {
     return red(
       `PBX ${name} is not connected`,

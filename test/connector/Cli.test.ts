@@ -26,6 +26,13 @@ describe("command line", () => {
     for (const command of ["run", "demo", "check-config"]) assert.include(out, command)
   })
 
+  it("run without a configuration refuses (the demo is `demo`), exit 1", () => {
+    const { code, out } = run("run")
+    assert.strictEqual(code, 1)
+    assert.include(out, "no configuration file")
+    assert.include(out, "demo")
+  })
+
   it("check-config lists every mistake and exits 1, without a secret", () => {
     const path = join(cwd, "bad.yaml")
     writeFileSync(path, "tenantId: t\nclientID: c\napp: {clientSecret: very-secret-value}\npbx:\n  masterPbx: m\n  contact: 'tel:'\ntimers:\n  presenceExpiryMinutes: 90\n")
