@@ -142,8 +142,8 @@ describe("rich-notification certificate rotation (real sockets)", () => {
   it.live("the expiry check rotates a certificate that expires within the window and PATCHes the subscription", () =>
     Effect.gen(function*() {
       const dataDir = yield* tempDir
-      // A certificate that enters the 30-day window a few seconds from now; new ones get the default lifetime.
-      const short = yield* CertificateStore.make(dataDir, { lifetimeMillis: 30 * DAY_MS + 5_000 })
+      // A certificate that enters the 30-day window 12 s from now (time enough for setup on a busy machine); new ones get the default lifetime.
+      const short = yield* CertificateStore.make(dataDir, { lifetimeMillis: 30 * DAY_MS + 12_000 })
       const first = yield* short.current
       const { manager, sim, store, subscriptionId } = yield* setup({ users: 2, graceMinutes: 0, checkMinutes: 0.01, dataDir })
       assert.strictEqual((yield* store.current).id, first.id)
