@@ -14,14 +14,7 @@ if (file !== undefined && isMainThread) {
   delay.enable()
   const mb = (bytes: number) => Math.round(bytes / 1e5) / 10
   let peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }
-  const sample = () => {
-    const m = process.memoryUsage()
-    peak = {
-      rss: Math.max(peak.rss, m.rss),
-      heapTotal: Math.max(peak.heapTotal, m.heapTotal),
-      heapUsed: Math.max(peak.heapUsed, m.heapUsed),
-      external: Math.max(peak.external, m.external + m.arrayBuffers)
-    }
+  const write = () =>
     writeFileSync(file, JSON.stringify({
       eventLoopDelayMs: {
         p50: delay.percentile(50) / 1e6,
@@ -30,11 +23,22 @@ if (file !== undefined && isMainThread) {
       },
       peakMb: { rss: mb(peak.rss), heapTotal: mb(peak.heapTotal), heapUsed: mb(peak.heapUsed), externalAndBuffers: mb(peak.external) }
     }))
+  const sample = () => {
+    const m = process.memoryUsage()
+    peak = {
+      rss: Math.max(peak.rss, m.rss),
+      heapTotal: Math.max(peak.heapTotal, m.heapTotal),
+      heapUsed: Math.max(peak.heapUsed, m.heapUsed),
+      external: Math.max(peak.external, m.external + m.arrayBuffers)
+    }
   }
-  setInterval(sample, 200).unref()
+  // Cheap enough not to show in the figures it measures: memory every 250 ms, the file every 500 ms.
+  setInterval(sample, 250).unref()
+  setInterval(write, 500).unref()
   process.on("SIGUSR2", () => {
     delay.reset()
     peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }
     sample()
+    write()
   })
 }

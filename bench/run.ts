@@ -275,8 +275,9 @@ const changeRun = (env: {
       return applied.size >= scenario.changes
     }, 90_000)
     const doneAt = Math.max(...applied.values())
-    // The last POSTs are answered before the last writes arrive; give stragglers a moment, then stop recording.
-    yield* Effect.sleep("500 millis")
+    // The last POSTs are answered before the last writes arrive; give stragglers a moment (and the probe time to
+    // write its file), then stop recording.
+    yield* Effect.sleep("600 millis")
     posts.stop()
     stopStamps()
     benchLoop.disable()
