@@ -3,7 +3,7 @@
  * thread's event-loop delay and the process memory and writes them to BENCH_PROBE_FILE every 200 ms.
  * SIGUSR2 starts a new measurement window (the bench sends it before a scenario), so each scenario has its own figures.
  */
-import { writeFileSync } from "node:fs"
+import { writeFile } from "node:fs"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { isMainThread } from "node:worker_threads"
 
@@ -14,15 +14,16 @@ if (file !== undefined && isMainThread) {
   delay.enable()
   const mb = (bytes: number) => Math.round(bytes / 1e5) / 10
   let peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }
+  // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy.
   const write = () =>
-    writeFileSync(file, JSON.stringify({
+    writeFile(file, JSON.stringify({
       eventLoopDelayMs: {
         p50: delay.percentile(50) / 1e6,
         p99: delay.percentile(99) / 1e6,
         max: delay.max / 1e6
       },
       peakMb: { rss: mb(peak.rss), heapTotal: mb(peak.heapTotal), heapUsed: mb(peak.heapUsed), externalAndBuffers: mb(peak.external) }
-    }))
+    }), () => {})
   const sample = () => {
     const m = process.memoryUsage()
     peak = {

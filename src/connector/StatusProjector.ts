@@ -128,6 +128,8 @@ const userRow = (
 }
 
 interface CachedRow {
+  /** The key of the flow's rows (lower-case Teams id), computed once. */
+  readonly key: string
   readonly teams: SyncedTeams
   readonly pbx: SyncedPbx
   readonly licensed: boolean
@@ -136,41 +138,55 @@ interface CachedRow {
   readonly out: UserRow
 }
 
+/** Users looked at between two yields to the event loop, so that a webhook request never waits for the whole table. */
+const rowsPerSlice = 1_000
+
 /**
  * The user table, rebuilt incrementally: a row is built again only when one of its inputs is another object than last
  * time (the flow and the writer replace an entry when it changes, never mutate it). When no row changed, the previous
- * array itself is returned. So a projection costs a few map look-ups per user instead of building 10,000 new rows.
+ * array itself is returned. A projection costs a few map look-ups per user, in slices between which other fibers run.
  */
 export const makeUserRows = () => {
   const cache = new Map<string, CachedRow>()
   let lastPlan: Plan | undefined
   let last: ReadonlyArray<UserRow> = []
-  return (plan: Plan, rows: ReadonlyMap<string, PresenceRow>, written: ReadonlyMap<string, WrittenPresence>): ReadonlyArray<UserRow> => {
+  return Effect.fnUntraced(function*(
+    plan: Plan,
+    rows: ReadonlyMap<string, PresenceRow>,
+    written: ReadonlyMap<string, WrittenPresence>
+  ) {
     if (plan !== lastPlan) cache.clear()
     lastPlan = plan
     const out: Array<UserRow> = []
     let changed = false
     const add = (teams: SyncedTeams, pbx: SyncedPbx, licensed: boolean) => {
-      const key = userKey(teams.id)
+      let entry = cache.get(teams.id)
+      const key = entry?.key ?? userKey(teams.id)
       const row = rows.get(key)
       const sent = written.get(pbx.guid)
-      let entry = cache.get(key)
       if (
         entry === undefined || entry.teams !== teams || entry.pbx !== pbx || entry.licensed !== licensed || entry.row !== row ||
         entry.sent !== sent
       ) {
-        entry = { teams, pbx, licensed, row, sent, out: userRow(teams, pbx, licensed, row, sent) }
-        cache.set(key, entry)
+        entry = { key, teams, pbx, licensed, row, sent, out: userRow(teams, pbx, licensed, row, sent) }
+        cache.set(teams.id, entry)
       }
       if (last[out.length] !== entry.out) changed = true
       out.push(entry.out)
     }
-    for (const s of plan.synced) add(s.teams, s.pbx, true)
-    for (const u of plan.unlicensed) add(u.teams, u.pbx, false)
+    let seen = 0
+    for (const s of plan.synced) {
+      add(s.teams, s.pbx, true)
+      if (++seen % rowsPerSlice === 0) yield* Effect.yieldNow
+    }
+    for (const u of plan.unlicensed) {
+      add(u.teams, u.pbx, false)
+      if (++seen % rowsPerSlice === 0) yield* Effect.yieldNow
+    }
     if (!changed && out.length === last.length) return last
     last = out
     return out
-  }
+  })
 }
 
 /** The plan's lists for the status page, computed again only when the plan is another one. */
@@ -239,6 +255,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
     }))
 
     if (lists?.plan !== plan) lists = { plan, value: planLists(plan) }
+    const users = yield* userRows(plan, state.rows, written)
     const listed = lists.value
     yield* board.update((previous): StatusSnapshot => ({
       ...previous,
@@ -260,7 +277,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
         unmatched: plan.unmatchedTeams.length + plan.unmatchedPbx.length,
         ambiguous: plan.ambiguous.length
       },
-      users: userRows(plan, state.rows, written),
+      users,
       ...listed,
       errors: recent.filter((e) => now - e.at < 24 * 3600_000)
     }))

@@ -53,6 +53,8 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       // never mutated, so `current` hands out a shallow copy whose unchanged entries keep their identity.
       const written = new Map<string, WrittenPresence>()
       const writtenOn = new Map<string, number>()
+      /** The copy `current` last handed out; dropped by the next confirmed write, so reads between writes are free. */
+      let writtenCopy: ReadonlyMap<string, WrittenPresence> | undefined
       // Users waiting to be sent, oldest first. A user changed while its send is in flight waits in `again` instead,
       // so the dispatcher never has to skip over in-flight users: taking the next user is O(1).
       const ready = new ReadyQueue()
@@ -138,6 +140,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
           yield* Metric.update(notificationToPbxSeconds, Math.max(0, now - entry.receivedAt) / 1000)
         }
         written.set(guid, { command: entry.command, pbx, sentAt: now })
+        writtenCopy = undefined
         writtenOn.set(guid, connection.value.id)
       })
 
@@ -206,7 +209,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(idle), (value) => value && inFlight.size === 0)).pipe(
           Effect.asVoid
         ),
-        current: Effect.sync((): ReadonlyMap<string, WrittenPresence> => new Map(written))
+        current: Effect.sync((): ReadonlyMap<string, WrittenPresence> => (writtenCopy ??= new Map(written)))
       })
     })
   )
