@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo, type DemoHandle } from "../../src/connector/Demo.ts"
 import type { StatusSnapshot } from "../../src/connector/StatusBoard.ts"
+import { until } from "../support/waiting.ts"
 
 const password = "e2e-admin-password"
 
@@ -38,17 +39,6 @@ const status = (demo: DemoHandle) =>
       headers: { authorization: "Basic " + Buffer.from("admin:" + password).toString("base64") }
     })
     return (await response.json()) as StatusSnapshot
-  })
-
-const until = <A>(what: string, check: Effect.Effect<A | undefined>, timeoutMs = 20_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      const value = yield* check
-      if (value !== undefined) return value
-      yield* Effect.sleep("50 millis")
-    }
-    return yield* Effect.die(new Error(`timed out waiting for ${what}`))
   })
 
 /** The newest entry of our contact in the user's presence list, as phones would see it. */

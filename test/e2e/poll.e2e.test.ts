@@ -9,17 +9,7 @@ import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo } from "../../src/connector/Demo.ts"
 import type { StatusSnapshot } from "../../src/connector/StatusBoard.ts"
-
-const until = <A>(what: string, check: Effect.Effect<A | undefined>, timeoutMs = 20_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      const value = yield* check
-      if (value !== undefined) return value
-      yield* Effect.sleep("50 millis")
-    }
-    return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-  })
+import { until } from "../support/waiting.ts"
 
 describe("poll-only mode", () => {
   it.live("lights green without subscriptions; a Teams change reaches the PBX within a poll interval", () =>

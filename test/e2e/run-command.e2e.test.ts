@@ -6,7 +6,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, writeFileSync, openSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
@@ -14,30 +13,11 @@ import * as YAML from "yaml"
 import { connectorSnippet, startGraphSimulator } from "../../src/simulators/graph/Standalone.ts"
 import { startPbxSimulator } from "../../src/simulators/pbx/Standalone.ts"
 import { loadPopulation } from "../../src/simulators/UsersFile.ts"
+import { freePort, until } from "../support/waiting.ts"
 
 const main = join(import.meta.dirname, "../../src/main.ts")
 const pbxPassword = "run-test-app-object-password"
 const adminPassword = "run-test-admin-password"
-
-const freePort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-)
-
-const until = <A>(what: string, check: Effect.Effect<A | undefined>, timeoutMs = 30_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      const value = yield* check
-      if (value !== undefined) return value
-      yield* Effect.sleep("100 millis")
-    }
-    return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-  })
 
 describe("run command", () => {
   it.live("a real process against the standalone simulators: ready, presences flow, SIGTERM → exit 0, no secrets logged", () =>
@@ -70,7 +50,7 @@ describe("run command", () => {
         controlPort: 0,
         reconnectDelayMs: 200
       })
-      yield* until("/readyz 200", Effect.promise(() => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => (r.status === 200 ? true : undefined), () => undefined)))
+      yield* until("/readyz 200", Effect.promise(() => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => (r.status === 200 ? true : undefined), () => undefined)), 30_000)
 
       const person = population.people[1]!
       yield* graph.setPresence(person.graphId, { availability: "Busy", activity: "InAMeeting" })

@@ -8,17 +8,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo, type DemoHandle } from "../../src/connector/Demo.ts"
-
-const until = <A>(what: string, check: Effect.Effect<A | undefined>, timeoutMs = 20_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      const value = yield* check
-      if (value !== undefined) return value
-      yield* Effect.sleep("50 millis")
-    }
-    return yield* Effect.die(new Error(`timed out waiting for ${what}`))
-  })
+import { until } from "../support/waiting.ts"
 
 const teamsActivity = (demo: DemoHandle, guid: string) =>
   Effect.map(demo.pbx.presence(guid), (list) => list.find((entry) => entry.contact === "teams:")?.activity)
