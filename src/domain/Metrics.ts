@@ -28,6 +28,15 @@ export const notificationToPbxSeconds = Metric.histogram("connector_notification
   boundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 })
 
+/**
+ * Seconds from a rich notification's item being decrypted to its SetPresence being confirmed: the connector's own
+ * share of the delay, without the time the item waited for decryption behind a burst.
+ */
+export const decryptedToPbxSeconds = Metric.histogram("connector_decrypted_to_pbx_seconds", {
+  description: "Delay from decrypting a rich notification's presence to the PBX confirming it",
+  boundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+})
+
 /** Subscription renewals (label `kind`: presence | users). */
 export const subscriptionRenewals = Metric.counter("connector_subscription_renewals_total", {
   description: "Graph subscription renewals that succeeded",
