@@ -105,12 +105,15 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const inbox = yield* Effect.serviceOption(NotificationsInbox)
   const triggers = yield* Queue.unbounded<Trigger>()
 
-  const write = (guid: string, command: PbxPresenceCommand, receivedAt?: number) =>
+  const write = (guid: string, command: PbxPresenceCommand, receivedAt?: number, decryptedAt?: number) =>
     Effect.suspend(() => {
       const last = state.written.get(guid)
       if (last !== undefined && commandEquals(last, command)) return Effect.void
       state.written.set(guid, command)
-      return writer.write(guid, command, receivedAt === undefined ? undefined : { receivedAt })
+      return writer.write(guid, command, {
+        ...(receivedAt !== undefined ? { receivedAt } : {}),
+        ...(decryptedAt !== undefined ? { decryptedAt } : {})
+      })
     })
 
   const onPresence = (change: PresenceChange) =>
@@ -125,7 +128,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
       const plan = yield* SubscriptionRef.get(state.plan)
       const synced = plan.byTeamsId.get(key)
       if (synced === undefined) return
-      yield* write(synced.pbx.guid, result.command, change.receivedAt)
+      yield* write(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt)
     })
 
   const loadTeamsUsers = teamsUsers.listTeamsUsers(settings.usersCredential).pipe(

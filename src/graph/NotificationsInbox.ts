@@ -36,6 +36,8 @@ export interface PushedPresence {
   readonly userId: string
   readonly presence: GraphPresence
   readonly receivedAt: number
+  /** Milliseconds on the Clock when the item came back decrypted. */
+  readonly decryptedAt: number
 }
 
 export interface UserChange {
@@ -135,8 +137,16 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
 
       const acceptNotifications = Effect.fnUntraced(function*(body: ChangeNotificationCollection) {
         const accepted: Array<Batch["items"][number]> = []
+        // A POST carries up to 100 items of the same few subscriptions: each distinct (subscriptionId, clientState)
+        // pair is compared once, which keeps the comparison constant-time and the webhook's answer short.
+        const checked = new Map<string, ReturnType<typeof check>>()
         for (const item of body.value) {
-          const result = check(item.subscriptionId, item.clientState)
+          const pair = JSON.stringify([item.subscriptionId, item.clientState ?? null])
+          let result = checked.get(pair)
+          if (result === undefined) {
+            result = check(item.subscriptionId, item.clientState)
+            checked.set(pair, result)
+          }
           if (!result.ok) {
             yield* logRejected(result.reason, "subscriptionId or clientState does not match a subscription of this connector", {
               subscriptionId: item.subscriptionId
@@ -190,7 +200,12 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       }
 
       /** Checks one decrypted item and publishes it; a bad item is counted and logged, never fails the others. */
-      const publishDecrypted = Effect.fnUntraced(function*(item: ChangeNotification, result: DecryptResult, receivedAt: number) {
+      const publishDecrypted = Effect.fnUntraced(function*(
+        item: ChangeNotification,
+        result: DecryptResult,
+        receivedAt: number,
+        decryptedAt: number
+      ) {
         if (!result.ok) {
           return yield* logRejected(result.reason, result.message, { subscriptionId: item.subscriptionId })
         }
@@ -207,7 +222,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
           return yield* logRejected("stale", "an older or duplicate sequenceNumber", { userId: presence.id })
         }
         yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "presence" }), 1)
-        yield* PubSub.publish(presences, { userId: presence.id, presence, receivedAt })
+        yield* PubSub.publish(presences, { userId: presence.id, presence, receivedAt, decryptedAt })
       })
 
       // Decryption is pipelined: the processor hands each chunk of a batch to the pool as soon as its validation
@@ -219,8 +234,9 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         while (true) {
           const chunk = yield* Queue.take(decrypting)
           const results = yield* Fiber.join(chunk.results)
+          const decryptedAt = yield* Clock.currentTimeMillis
           for (let i = 0; i < chunk.items.length; i++) {
-            yield* publishDecrypted(chunk.items[i]!.item, results[i]!, chunk.receivedAt)
+            yield* publishDecrypted(chunk.items[i]!.item, results[i]!, chunk.receivedAt, decryptedAt)
           }
           // Let the presence source, the flow and the writer run between chunks.
           yield* Effect.yieldNow

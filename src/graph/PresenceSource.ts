@@ -24,6 +24,8 @@ export interface PresenceChange {
   /** Milliseconds on the Clock when the change was received. */
   readonly receivedAt: number
   readonly origin: PresenceOrigin
+  /** For a rich notification: milliseconds on the Clock when it was decrypted. */
+  readonly decryptedAt?: number
 }
 
 export class PresenceSource extends Context.Service<PresenceSource, {
@@ -43,7 +45,7 @@ export class PresenceSource extends Context.Service<PresenceSource, {
       const manager = yield* SubscriptionManager
       const core = yield* makeCore("reconcile")
       yield* inbox.presences.pipe(
-        Stream.runForEach((pushed) => core.apply([pushed.presence], "push", pushed.receivedAt)),
+        Stream.runForEach((pushed) => core.apply([pushed.presence], "push", pushed.receivedAt, pushed.decryptedAt)),
         Effect.forkScoped
       )
       yield* inbox.refetch.pipe(Stream.runForEach((ids) => core.read(ids, "push")), Effect.forkScoped)
@@ -87,7 +89,12 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
   let userSet = new Set<string>()
   const key = (id: string) => id.toLowerCase()
 
-  const apply = Effect.fnUntraced(function*(presences: ReadonlyArray<GraphPresence>, origin: PresenceOrigin, at?: number) {
+  const apply = Effect.fnUntraced(function*(
+    presences: ReadonlyArray<GraphPresence>,
+    origin: PresenceOrigin,
+    at?: number,
+    decryptedAt?: number
+  ) {
     const receivedAt = at ?? (yield* Clock.currentTimeMillis)
     for (const presence of presences) {
       const id = key(presence.id)
@@ -106,7 +113,7 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
         }
       }
       known.set(id, presence)
-      yield* PubSub.publish(hub, { userId: presence.id, presence, receivedAt, origin })
+      yield* PubSub.publish(hub, { userId: presence.id, presence, receivedAt, origin, ...(decryptedAt !== undefined ? { decryptedAt } : {}) })
     }
   })
 

@@ -6,7 +6,7 @@
  */
 import { Clock, Context, Effect, FiberMap, FiberSet, Latch, Layer, Metric, Option, PubSub, Stream, SubscriptionRef } from "effect"
 import { commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
-import { notificationToPbxSeconds, pbxWrites } from "../domain/Metrics.ts"
+import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../domain/Metrics.ts"
 import type { PbxConnection } from "./PbxConnection.ts"
 import { PbxConnections } from "./PbxConnections.ts"
 import { PbxSettings } from "./PbxSettings.ts"
@@ -28,15 +28,22 @@ const retryBaseMs = 200
 const retryMaxMs = 30_000
 const maxConcurrent = 32
 
+/** When a change reached the connector, and for a rich notification when it was decrypted (Clock milliseconds). */
+export interface WriteMeta {
+  readonly receivedAt?: number
+  readonly decryptedAt?: number
+}
+
 interface Desired {
   readonly command: PbxPresenceCommand
   readonly receivedAt: number | undefined
+  readonly decryptedAt: number | undefined
   /** Failed attempts for this command; reset by a new command. */
   readonly failures: number
 }
 
 export class PresenceWriter extends Context.Service<PresenceWriter, {
-  readonly write: (guid: string, command: PbxPresenceCommand, meta?: { readonly receivedAt?: number }) => Effect.Effect<void>
+  readonly write: (guid: string, command: PbxPresenceCommand, meta?: WriteMeta) => Effect.Effect<void>
   /** Waits until no write is queued, in flight or waiting for a retry (writes held for a disconnected PBX excepted). */
   readonly flush: Effect.Effect<void>
   /** What each PBX last confirmed, per user guid. */
@@ -139,6 +146,9 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         if (entry.receivedAt !== undefined) {
           yield* Metric.update(notificationToPbxSeconds, Math.max(0, now - entry.receivedAt) / 1000)
         }
+        if (entry.decryptedAt !== undefined) {
+          yield* Metric.update(decryptedToPbxSeconds, Math.max(0, now - entry.decryptedAt) / 1000)
+        }
         written.set(guid, { command: entry.command, pbx, sentAt: now })
         writtenCopy = undefined
         writtenOn.set(guid, connection.value.id)
@@ -190,13 +200,14 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       }).pipe(Effect.forkScoped)
 
       const write = Effect.fnUntraced(
-        function*(guid: string, command: PbxPresenceCommand, meta?: { readonly receivedAt?: number }) {
+        function*(guid: string, command: PbxPresenceCommand, meta?: WriteMeta) {
           const previous = desired.get(guid)
           const pending = ready.has(guid) || again.has(guid)
           desired.set(guid, {
             command,
             // The oldest pending change is what the delay to the PBX is measured from.
             receivedAt: previous !== undefined && pending ? previous.receivedAt ?? meta?.receivedAt : meta?.receivedAt,
+            decryptedAt: previous !== undefined && pending ? previous.decryptedAt ?? meta?.decryptedAt : meta?.decryptedAt,
             failures: 0
           })
           yield* FiberMap.remove(retries, guid)
