@@ -64,7 +64,9 @@ export const startConnector = (options: {
   const profile = options.cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`]
   const probeFile = `${options.logFile}.probe.json`
   const probe = ["--import", "./bench/probe.ts"]
-  const child: ChildProcess = spawn(process.execPath, [...profile, ...probe, "src/main.ts", "run", "--config", options.configFile], {
+  // BENCH_NODE_FLAGS (e.g. "--max-old-space-size=192") tries V8 settings on the connector; by default it runs as shipped.
+  const nodeFlags = (process.env["BENCH_NODE_FLAGS"] ?? "").split(/\s+/).filter((flag) => flag !== "")
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, ...profile, ...probe, "src/main.ts", "run", "--config", options.configFile], {
     cwd: options.repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, NODE_ENV: "production", BENCH_PROBE_FILE: probeFile }

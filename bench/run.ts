@@ -31,6 +31,7 @@ const ACCOUNT_PASSWORD = "bench-account-password"
 const PBX_PASSWORD = "bench-app-object-password"
 const NOTIFICATION_PATH = "/graph/notifications"
 const HISTOGRAM = "connector_notification_to_pbx_seconds"
+const HISTOGRAM_DECRYPTED = "connector_decrypted_to_pbx_seconds"
 const TARGETS = { webhookP99Ms: 50, addedLatencyP99Ms: 100, rssMb: 300, initialSyncSeconds: 20 }
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
 
@@ -236,7 +237,9 @@ const changeRun = (env: {
 }) =>
   Effect.fnUntraced(function*(scenario: { readonly name: string; readonly changes: number; readonly round: number; readonly ratePerSecond?: number }) {
     const { connector, graph, pbx, posts, setPresences, teamsUsers, guidOf, teamsIdOf } = env
-    const metricsBefore = parseHistogram(yield* metricsText(connector), HISTOGRAM)
+    const textBefore = yield* metricsText(connector)
+    const metricsBefore = parseHistogram(textBefore, HISTOGRAM)
+    const decryptedBefore = parseHistogram(textBefore, HISTOGRAM_DECRYPTED)
     connector.resetPeak()
     connector.resetProbe()
     const benchLoop = monitorEventLoopDelay({ resolution: 5 })
@@ -281,7 +284,9 @@ const changeRun = (env: {
     posts.stop()
     stopStamps()
     benchLoop.disable()
-    const metricsAfter = parseHistogram(yield* metricsText(connector), HISTOGRAM)
+    const textAfter = yield* metricsText(connector)
+    const metricsAfter = parseHistogram(textAfter, HISTOGRAM)
+    const decryptedAfter = parseHistogram(textAfter, HISTOGRAM_DECRYPTED)
     const peakSampled = connector.peakSampledRssMb()
     const peakOverall = connector.peakRssMb()
     const probe = connector.probe()
@@ -295,6 +300,7 @@ const changeRun = (env: {
       })
     )
     const histogram = metricsAfter === undefined ? undefined : histogramDelta(metricsAfter, metricsBefore)
+    const decrypted = decryptedAfter === undefined ? undefined : histogramDelta(decryptedAfter, decryptedBefore)
     const mismatched = [...expected].filter(([guid, activity]) => pbx.peek.presence(guid)[0]?.activity !== activity).length
     const throughput = scenario.changes / ((doneAt - start) / 1000)
     yield* emit({
@@ -319,6 +325,13 @@ const changeRun = (env: {
         p50Ms: round(histogramQuantile(histogram, 0.5) * 1000),
         p99Ms: round(histogramQuantile(histogram, 0.99) * 1000),
         measure: "connector: webhook received → SetPresence confirmed, bucket-interpolated"
+      },
+      decryptedToPbx: decrypted === undefined ? null : {
+        name: HISTOGRAM_DECRYPTED,
+        count: decrypted.count,
+        p50Ms: round(histogramQuantile(decrypted, 0.5) * 1000),
+        p99Ms: round(histogramQuantile(decrypted, 0.99) * 1000),
+        measure: "connector: item decrypted → SetPresence confirmed (the time after decryption), bucket-interpolated"
       },
       eventLoopDelayMs: {
         connector: probe === undefined ? null : round3(probe.eventLoopDelayMs),
