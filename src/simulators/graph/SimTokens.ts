@@ -1,0 +1,138 @@
+/**
+ * What the simulated identity platform has issued: access tokens (checked on every Graph request), refresh tokens
+ * (rotated on use) and device codes awaiting approval.
+ */
+import { Clock, Deferred, Effect, Option } from "effect"
+import { Headers } from "effect/http"
+import { randomBytes } from "node:crypto"
+import { SimHttpError } from "./SimHttp.ts"
+
+export interface Principal {
+  readonly kind: "app" | "delegated"
+  readonly appId: string
+  readonly tenantId: string
+  readonly upn?: string | undefined
+  readonly userId?: string | undefined
+}
+
+interface IssuedToken extends Principal {
+  readonly expiresAt: number
+}
+
+export interface DeviceCodeEntry {
+  readonly deviceCode: string
+  readonly userCode: string
+  readonly expiresAt: number
+  approvedUpn: string | undefined
+  /** Completed the first time the device code is polled while still pending. */
+  readonly polled: Deferred.Deferred<void>
+}
+
+export interface SimTokens {
+  issueToken(principal: Principal): Effect.Effect<{ readonly token: string; readonly expiresIn: number }>
+  /** Checks `Authorization: Bearer …`; fails with a 401 InvalidAuthenticationToken. */
+  authenticate(headers: Headers.Headers): Effect.Effect<Principal, SimHttpError>
+  expireAllTokens(): void
+
+  issueRefreshToken(principal: Principal): string
+  /** Consumes (rotates) a refresh token. */
+  redeemRefreshToken(token: string): Principal | undefined
+
+  createDeviceCode(expiresInSeconds: number): Effect.Effect<DeviceCodeEntry>
+  findDeviceCode(deviceCode: string): DeviceCodeEntry | undefined
+  consumeDeviceCode(deviceCode: string): void
+  approveDeviceCode(userCode: string, upn: string): Effect.Effect<boolean>
+  /** Waits until the device code was polled at least once while pending. */
+  awaitDeviceCodePoll(userCode: string): Effect.Effect<void>
+}
+
+export const makeSimTokens = (options: {
+  readonly tokenLifetimeSeconds: number
+  /** Device codes are approved only for a known user. */
+  readonly isKnownUpn: (upn: string) => boolean
+  /** Counts every access token issued. */
+  readonly onIssued: () => void
+}): SimTokens => {
+  const tokens = new Map<string, IssuedToken>()
+  const refreshTokens = new Map<string, Principal>()
+  const deviceCodes = new Map<string, DeviceCodeEntry>()
+
+  const issueToken = (principal: Principal) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const token = `sim-at-${randomBytes(24).toString("base64url")}`
+      tokens.set(token, { ...principal, expiresAt: now + options.tokenLifetimeSeconds * 1000 })
+      options.onIssued()
+      return { token, expiresIn: options.tokenLifetimeSeconds }
+    })
+
+  const unauthorized = (message: string) => new SimHttpError({ status: 401, code: "InvalidAuthenticationToken", message })
+
+  const authenticate = (headers: Headers.Headers) =>
+    Effect.gen(function*() {
+      const header = Option.getOrUndefined(Headers.get(headers, "authorization"))
+      if (header === undefined || header.trim() === "") return yield* unauthorized("Access token is empty.")
+      const match = /^Bearer\s+(\S+)$/i.exec(header.trim())
+      if (match === null) return yield* unauthorized("Access token validation failure. Invalid audience.")
+      const issued = tokens.get(match[1]!)
+      if (issued === undefined) return yield* unauthorized("IDX14100: JWT is not well formed, there are no dots (.).")
+      if ((yield* Clock.currentTimeMillis) >= issued.expiresAt) {
+        return yield* unauthorized("Lifetime validation failed, the token is expired.")
+      }
+      const { expiresAt: _, ...principal } = issued
+      return principal as Principal
+    })
+
+  const createDeviceCode = (expiresInSeconds: number) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const userCode = randomBytes(5).toString("hex").toUpperCase().slice(0, 9)
+      const entry: DeviceCodeEntry = {
+        deviceCode: `sim-dc-${randomBytes(24).toString("base64url")}`,
+        userCode,
+        expiresAt: now + expiresInSeconds * 1000,
+        approvedUpn: undefined,
+        polled: yield* Deferred.make<void>()
+      }
+      deviceCodes.set(entry.deviceCode, entry)
+      return entry
+    })
+
+  const byUserCode = (userCode: string) => {
+    for (const entry of deviceCodes.values()) if (entry.userCode === userCode) return entry
+    return undefined
+  }
+
+  return {
+    issueToken,
+    authenticate,
+    expireAllTokens: () => tokens.clear(),
+    issueRefreshToken: (principal) => {
+      const token = `sim-rt-${randomBytes(32).toString("base64url")}`
+      refreshTokens.set(token, principal)
+      return token
+    },
+    redeemRefreshToken: (token) => {
+      const principal = refreshTokens.get(token)
+      refreshTokens.delete(token)
+      return principal
+    },
+    createDeviceCode,
+    findDeviceCode: (deviceCode) => deviceCodes.get(deviceCode),
+    consumeDeviceCode: (deviceCode) => {
+      deviceCodes.delete(deviceCode)
+    },
+    approveDeviceCode: (userCode, upn) =>
+      Effect.sync(() => {
+        const entry = byUserCode(userCode)
+        if (entry === undefined || !options.isKnownUpn(upn)) return false
+        entry.approvedUpn = upn
+        return true
+      }),
+    awaitDeviceCodePoll: (userCode) =>
+      Effect.suspend(() => {
+        const entry = byUserCode(userCode)
+        return entry === undefined ? Effect.void : Deferred.await(entry.polled)
+      })
+  }
+}
