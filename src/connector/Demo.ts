@@ -41,6 +41,8 @@ export interface DemoOptions {
   readonly mode?: "push" | "poll"
   /** poll mode: seconds between polls (default 5). */
   readonly pollSeconds?: number
+  /** notifications.deleteSubscriptionsOnShutdown for the demo's connector. */
+  readonly deleteSubscriptionsOnShutdown?: boolean
   /** shutdown.clearPresences for the demo's connector. */
   readonly clearPresencesOnShutdown?: boolean
 }
@@ -107,7 +109,11 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
         app: { clientSecret },
         accounts: [{ name: "presence-1", username: "presence-1@contoso.com", flow: "password", password: "demo-password" }],
         graph: { loginBaseUrl: graph.url, graphBaseUrl: graph.url, jwksUrl: graph.url + JWKS_PATH },
-        notifications: { mode: options.mode ?? "push", publicBaseUrl: `http://127.0.0.1:${port}` },
+        notifications: {
+          mode: options.mode ?? "push",
+          publicBaseUrl: `http://127.0.0.1:${port}`,
+          deleteSubscriptionsOnShutdown: options.deleteSubscriptionsOnShutdown ?? false
+        },
         pbx: { masterPbx: "pbx-master", appPassword: pbxPassword },
         http: { host, port },
         dataDir: options.dataDir,

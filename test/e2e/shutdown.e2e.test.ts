@@ -13,6 +13,11 @@ import { until } from "../support/waiting.ts"
 const teamsActivity = (demo: DemoHandle, guid: string) =>
   Effect.map(demo.pbx.presence(guid), (list) => list.find((entry) => entry.contact === "teams:")?.activity)
 
+const liveSubscriptions = (demo: DemoHandle) =>
+  Effect.promise(async () =>
+    ((await (await fetch(demo.graph.url + "/_sim/subscriptions")).json()) as { counters: { live: number; deleted: number } }).counters
+  )
+
 const scenario = (clearPresencesOnShutdown: boolean) =>
   Effect.gen(function*() {
     const demo = yield* startDemo({
@@ -20,6 +25,7 @@ const scenario = (clearPresencesOnShutdown: boolean) =>
       userCount: 6,
       changeEverySeconds: 0,
       clearPresencesOnShutdown,
+      deleteSubscriptionsOnShutdown: clearPresencesOnShutdown,
       adminPassword: Redacted.make("pw"),
       dataDir: mkdtempSync(join(tmpdir(), "tpc-shutdown-"))
     })
@@ -28,20 +34,26 @@ const scenario = (clearPresencesOnShutdown: boolean) =>
     yield* until("every user written once", Effect.map(demo.pbx.setPresenceLog, (log) => guids.every((g) => log.some((r) => r.guid === g)) ? true : undefined))
     for (const id of demo.teamsUserIds) yield* demo.graph.setPresence(id, { availability: "Busy", activity: "InAMeeting" })
     for (const guid of guids) yield* until(`${guid} in a meeting`, Effect.map(teamsActivity(demo, guid), (a) => (a === "meeting" ? a : undefined)))
+    const before = yield* liveSubscriptions(demo)
     yield* demo.stopConnector
-    return yield* Effect.forEach(guids, (guid) => teamsActivity(demo, guid))
+    const activities = yield* Effect.forEach(guids, (guid) => teamsActivity(demo, guid))
+    return { activities, before, after: yield* liveSubscriptions(demo) }
   })
 
 describe("shutdown", () => {
-  it.live("clearPresences: every presence the connector set is cleared before it stops", () =>
+  it.live("clearPresences and deleteSubscriptionsOnShutdown: presences cleared, subscriptions deleted before it stops", () =>
     Effect.scoped(Effect.gen(function*() {
-      const after = yield* scenario(true)
-      assert.deepStrictEqual(after, after.map(() => ""))
+      const { activities, before, after } = yield* scenario(true)
+      assert.deepStrictEqual(activities, activities.map(() => ""))
+      assert.strictEqual(before.live, 2) // the presence shard and the users subscription
+      assert.strictEqual(after.live, 0)
     })))
 
-  it.live("by default the presences stay as they were", () =>
+  it.live("by default presences and subscriptions stay (a restart adopts the subscriptions)", () =>
     Effect.scoped(Effect.gen(function*() {
-      const after = yield* scenario(false)
-      assert.deepStrictEqual(after, after.map(() => "meeting"))
+      const { activities, before, after } = yield* scenario(false)
+      assert.deepStrictEqual(activities, activities.map(() => "meeting"))
+      assert.strictEqual(before.live, 2)
+      assert.strictEqual(after.live, 2)
     })))
 })
