@@ -100,6 +100,10 @@ const schemaProblems = (issue: SchemaIssue.Issue): ReadonlyArray<ConfigProblem> 
   }))
 }
 
+/** Loopback addresses are accepted over plain HTTP: that is where the simulators run. */
+const isLoopback = (hostname: string): boolean =>
+  hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname)
+
 /** Checks that span several keys: what the schema alone cannot say. */
 export const semanticProblems = (config: ConnectorConfig): ReadonlyArray<ConfigProblem> => {
   const problems: Array<ConfigProblem> = []
@@ -108,6 +112,13 @@ export const semanticProblems = (config: ConnectorConfig): ReadonlyArray<ConfigP
       problems.push({
         path: "notifications.publicBaseUrl",
         message: "required in push mode: the public HTTPS URL Graph posts to (or CONNECTOR_PUBLIC_URL); use mode: poll without one"
+      })
+    }
+    const publicUrl = config.notifications.publicBaseUrl === undefined ? undefined : new URL(config.notifications.publicBaseUrl)
+    if (publicUrl !== undefined && publicUrl.protocol !== "https:" && !isLoopback(publicUrl.hostname)) {
+      problems.push({
+        path: "notifications.publicBaseUrl",
+        message: "Microsoft Graph delivers notifications only to HTTPS endpoints: use https:// (a reverse proxy with a public certificate, docs/webhook.md)"
       })
     }
     if (config.accounts.length === 0) {

@@ -123,6 +123,22 @@ pbx: { masterPbx: m, appPassword: p }
       assert.include(message, accountPasswordVariable("a"))
     }))
 
+  it.effect("push mode needs an HTTPS public URL (plain HTTP only on loopback, where the simulators run)", () =>
+    Effect.gen(function*() {
+      const text = (url: string) => `
+tenantId: t
+clientId: c
+accounts: [{ name: a, username: a@x.com, flow: deviceCode }]
+notifications: { publicBaseUrl: "${url}" }
+pbx: { masterPbx: m, appPassword: p }
+`
+      const error = yield* loadConfigFile(file("http.yaml", text("http://presence.contoso.com")), {}).pipe(Effect.flip)
+      assert.deepStrictEqual(error.problems.map((p) => p.path), ["notifications.publicBaseUrl"])
+      assert.match(error.problems[0]!.message, /HTTPS/)
+      yield* loadConfigFile(file("https.yaml", text("https://presence.contoso.com")), {})
+      yield* loadConfigFile(file("loopback.yaml", text("http://127.0.0.1:8080")), {})
+    }))
+
   it.effect("environment variables override the file and supply secrets", () =>
     Effect.gen(function*() {
       const text = `
