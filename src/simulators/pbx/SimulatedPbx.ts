@@ -30,6 +30,8 @@ export interface SimPbxStatus {
   readonly loginsRefused: number
   /** Successful logins so far (a reconnect adds one). */
   readonly logins: number
+  /** KeepAlive messages received from the connector. */
+  readonly keepAlivesReceived: number
 }
 
 const hex32 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 32)
@@ -38,6 +40,7 @@ export class SimulatedPbx {
   private socket: WebSocket | undefined
   private loggedIn = false
   private loginsRefused = 0
+  private keepAlivesReceived = 0
   private logins = 0
   private autoReconnect = true
   private stopped = false
@@ -70,7 +73,8 @@ export class SimulatedPbx {
       connected: this.socket?.readyState === WebSocket.OPEN,
       loggedIn: this.loggedIn,
       loginsRefused: this.loginsRefused,
-      logins: this.logins
+      logins: this.logins,
+      keepAlivesReceived: this.keepAlivesReceived
     }
   }
 
@@ -205,6 +209,9 @@ export class SimulatedPbx {
         return
       }
       case "KeepAlive":
+        this.keepAlivesReceived++
+        this.model.changed()
+        return
       case "AppInfoResult":
         return
     }
