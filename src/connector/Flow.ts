@@ -157,9 +157,15 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
         if (command._tag === "Set") yield* writer.write(guid, clearPresence)
       }
     }
-    // Newly synchronised users whose presence is already known get it written now.
+    // Newly synchronised users whose presence is already known get it written now; a user now registered at another
+    // PBX gets it again, on that PBX's connection (protocols.md §2.4: writes go to the user's `loc` PBX).
     for (const synced of plan.synced) {
-      if (previous.byTeamsId.has(userKey(synced.teams.id))) continue
+      const before = previous.byTeamsId.get(userKey(synced.teams.id))
+      if (before !== undefined) {
+        const command = state.written.get(synced.pbx.guid)
+        if (before.pbx.loc !== synced.pbx.loc && command !== undefined) yield* writer.write(synced.pbx.guid, command)
+        continue
+      }
       const row = state.rows.get(userKey(synced.teams.id))
       if (row !== undefined) yield* write(synced.pbx.guid, row.command, row.receivedAt)
     }

@@ -137,4 +137,16 @@ describe("connector end to end", () => {
       const after = (yield* demo.pbx.setPresenceLog).slice(before)
       assert.deepStrictEqual(after.filter((r) => r.guid === guid3), [])
     })), 60_000)
+
+  it.live("a user who moves to another PBX gets the presence again on that PBX's connection", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const demo = yield* start
+      const user = (yield* demo.pbx.users).find((u) => (u.emails ?? []).includes("user1@contoso.com"))!
+      assert.strictEqual(user.loc, "pbx-master")
+      yield* demo.graph.setPresence(demo.teamsUserIds[0]!, { availability: "Busy", activity: "InAMeeting" })
+      yield* until("meeting on the master", Effect.map(demo.pbx.setPresenceLog, (log) => log.find((r) => r.guid === user.guid && r.activity === "meeting" && r.pbx === "pbx-master")))
+      yield* demo.pbx.upsertUser({ ...user, loc: "pbx-slave" })
+      const moved = yield* until("meeting written again on the slave", Effect.map(demo.pbx.setPresenceLog, (log) => log.find((r) => r.guid === user.guid && r.activity === "meeting" && r.pbx === "pbx-slave")))
+      assert.strictEqual(moved.contact, "teams:")
+    })))
 })
