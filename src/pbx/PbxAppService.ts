@@ -8,7 +8,7 @@ import { Cause, Clock, Deferred, Effect, Option, PubSub, Queue, Schema } from "e
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Socket from "effect/socket/Socket"
 import { digestMatches, loginDigest, rawTopLevelMember } from "./AppLoginDigest.ts"
-import { makeConnection, type PbxMessage } from "./PbxConnection.ts"
+import { type Corkable, corkPerTick, makeConnection, type PbxMessage } from "./PbxConnection.ts"
 import { PbxConnections } from "./PbxConnections.ts"
 import { AppLogin, Envelope, parseJson, PbxInfo } from "./PbxMessages.ts"
 import { PbxSettings, type PbxSettingsOptions } from "./PbxSettings.ts"
@@ -107,8 +107,17 @@ const handshake = (
 
 let connectionIds = 0
 
+/** The TCP socket under an upgraded request served by Node's HTTP server; undefined for other servers. */
+const tcpSocketOf = (request: HttpServerRequest.HttpServerRequest): Corkable | undefined => {
+  const socket: unknown = (request.source as { readonly socket?: unknown }).socket
+  return typeof socket === "object" && socket !== null && "cork" in socket && "uncork" in socket &&
+      typeof socket.cork === "function" && typeof socket.uncork === "function"
+    ? (socket as Corkable)
+    : undefined
+}
+
 /** Serves one websocket: handshake, registration, then the message loop until the socket or the PBX ends it. */
-const serveSocket = (socket: Socket.Socket, peer: string) =>
+const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefined) =>
   Effect.gen(function*() {
     const settings = yield* PbxSettings
     const connections = yield* PbxConnections
@@ -117,6 +126,9 @@ const serveSocket = (socket: Socket.Socket, peer: string) =>
     const frames = yield* Queue.unbounded<string, Cause.Done>()
     const ended = yield* Deferred.make<string>()
     let lastWriteAt = yield* Clock.currentTimeMillis
+    // Frames written in one tick leave together: one syscall per wave of SetPresence, not one per frame.
+    const hold = corkPerTick(tcp)
+    const holdThenWrite = (text: string) => Effect.andThen(Effect.sync(hold), writer.write(text))
 
     // The reader turns socket batches into single frames; any socket end, clean or not, ends the frame queue.
     yield* Effect.gen(function*() {
@@ -138,7 +150,7 @@ const serveSocket = (socket: Socket.Socket, peer: string) =>
       Effect.gen(function*() {
         if (yield* Deferred.isDone(ended)) return
         lastWriteAt = yield* Clock.currentTimeMillis
-        yield* Effect.raceFirst(Effect.ignore(writer.write(text)), Deferred.await(ended))
+        yield* Effect.raceFirst(Effect.ignore(holdThenWrite(text)), Deferred.await(ended))
       })
     const send = (message: PbxMessage) => write(JSON.stringify(message))
     // Ends the message loop first; the close frame is best effort, as a dead peer would never take it.
@@ -254,7 +266,7 @@ export class PbxAppService {
       Effect.gen(function*() {
         const peer = request.remoteAddress._tag === "Some" ? request.remoteAddress.value : "unknown address"
         const socket = yield* request.upgrade
-        yield* serveSocket(socket, peer).pipe(
+        yield* serveSocket(socket, peer, tcpSocketOf(request)).pipe(
           Effect.provideService(PbxSettings, settings),
           Effect.provideService(PbxConnections, connections),
           Effect.catchCause((cause) => Effect.logError(`PBX connection from ${peer} failed`, cause))

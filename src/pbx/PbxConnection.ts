@@ -47,6 +47,34 @@ export interface ConnectionInternals {
   readonly shutdown: (reason: string) => Effect.Effect<void>
 }
 
+/** The parts of a Node stream that hold writes back: `cork` buffers, `uncork` sends what was buffered in one write. */
+export interface Corkable {
+  readonly cork: () => void
+  readonly uncork: () => void
+}
+
+/**
+ * Holds a stream's writes until the end of the current tick, so that the frames written in one tick (a wave of
+ * SetPresence requests) leave in one `writev` instead of one syscall each. Call the returned function right before
+ * each write; the first call in a tick corks, a `process.nextTick` uncorks. Corks nest, so the websocket library's own
+ * cork/uncork around each frame only adds to ours. Order is kept (the stream's buffer is FIFO) and errors surface on
+ * the stream as before. Without a stream (a request not served by Node's HTTP server) writes go out as they come.
+ */
+export const corkPerTick = (stream: Corkable | undefined): (() => void) => {
+  if (stream === undefined) return () => {}
+  let corked = false
+  const release = () => {
+    corked = false
+    stream.uncork()
+  }
+  return () => {
+    if (corked) return
+    corked = true
+    stream.cork()
+    process.nextTick(release)
+  }
+}
+
 const decodeResultError = Schema.decodeUnknownOption(ResultError)
 
 const resultErrorText = (message: Record<string, unknown>): string | undefined => {
