@@ -20,11 +20,30 @@ const base = (subscription: SimSubscription, changeType: string, resource: strin
   organizationId: subscription.tenantId
 })
 
+type InspectedCertificate = ReturnType<typeof inspectCertificate>
+
+/**
+ * Parsed encryption certificates by their base64 contents: a subscription's certificate is parsed once, not once per
+ * item (X.509 parsing costs more than the RSA encryption it serves). Few subscriptions share few certificates; the
+ * bound only keeps certificates of long-gone subscriptions from piling up.
+ */
+const inspected = new Map<string, InspectedCertificate>()
+const INSPECTED_MAX = 64
+
+const inspectOnce = (base64Der: string): InspectedCertificate => {
+  const known = inspected.get(base64Der)
+  if (known !== undefined) return known
+  const fresh = inspectCertificate(base64Der)
+  if (inspected.size >= INSPECTED_MAX) inspected.delete(inspected.keys().next().value!)
+  inspected.set(base64Der, fresh)
+  return fresh
+}
+
 export const presenceItem = (subscription: SimSubscription, presence: SimPresence): NotificationItem => {
   const resourceData = { "@odata.id": `users/${presence.id}/presence`, "@odata.type": "#microsoft.graph.presence", id: presence.id }
   const item = base(subscription, "updated", `communications/presences/${presence.id}`, resourceData)
   if (!subscription.includeResourceData || subscription.encryptionCertificate === null) return item
-  const { publicKey, thumbprint } = inspectCertificate(subscription.encryptionCertificate)
+  const { publicKey, thumbprint } = inspectOnce(subscription.encryptionCertificate)
   const sealed = encryptPayload(publicKey, JSON.stringify({ ...resourceData, ...presence }))
   return {
     ...item,
