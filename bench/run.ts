@@ -59,10 +59,8 @@ const pbxSystem = (connectUrl: string): { options: PbxSimulatorOptions; guidOf: 
       ...pbx,
       users: (pbx.users ?? []).map((user) => {
         const n = Number(user.h323.replace(/\D/g, ""))
-        // demoSystemOptions' guids ("demo" + n, padded) repeat from 10,000 users on (demo1000 = demo10000): fixed width here.
-        const guid = n.toString(16).padStart(32, "0")
-        guidOf.set(n, guid)
-        return { ...user, guid, cn: `User ${n}`, emails: [`user${n}@contoso.com`] }
+        guidOf.set(n, user.guid)
+        return { ...user, cn: `User ${n}`, emails: [`user${n}@contoso.com`] }
       })
     }))
   }

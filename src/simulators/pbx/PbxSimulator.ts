@@ -213,7 +213,8 @@ export const demoSystemOptions = (options: {
     const n = String(index + 1).padStart(4, "0")
     const home = index % 2 === 0 ? "pbx-master" : "pbx-slave"
     return {
-      guid: `demo${n}`.padEnd(32, "0"),
+      // Fixed width: the number fills the 28 places after the prefix, so every user's guid differs.
+      guid: `demo${String(index + 1).padStart(28, "0")}`,
       h323: `user${n}`,
       cn: `Demo User ${n}`,
       dn: `User ${n}, Demo`,
