@@ -6,7 +6,7 @@ import { timingSafeEqual, createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { Context, Effect, Metric, Redacted, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { allGreen, StatusBoard, type StatusSnapshot } from "../connector/StatusBoard.ts"
+import { allGreen, StatusBoard, type StatusSnapshot, type UserRow } from "../connector/StatusBoard.ts"
 import { renderPrometheus } from "./Prometheus.ts"
 
 export class AdminPassword extends Context.Service<AdminPassword, Redacted.Redacted<string>>()(
@@ -34,11 +34,17 @@ const unauthorized = HttpServerResponse.text("The status page needs the admin pa
 const json = (value: unknown, status = 200) =>
   HttpServerResponse.text(JSON.stringify(value), { status, contentType: "application/json; charset=utf-8", headers: { "cache-control": "no-store" } })
 
-const sseFrame = (snapshot: StatusSnapshot): string => `event: status\ndata: ${JSON.stringify(snapshot)}\n\n`
+const sseFrame = (event: string, data: unknown): string => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
 
-/** Samples the board twice a second and sends a frame only when it changed; a comment every 15 s keeps proxies open. */
-const statusEvents = (board: StatusBoard["Service"]) => {
+/**
+ * The live feed of the status page. The first frame is the whole snapshot (`status`); after that a `delta` frame carries
+ * everything but the user table, plus only the user rows that changed (rows are rebuilt only when their inputs change,
+ * so an unchanged row is the same object) and the ids of rows that went away — with thousands of users the page stays
+ * light. The board is sampled twice a second; a comment every 15 s keeps proxies from closing the stream.
+ */
+export const statusEvents = (board: StatusBoard["Service"]) => {
   let last: StatusSnapshot | undefined
+  let rows: Map<string, UserRow> | undefined
   const frames = Stream.tick("500 millis").pipe(
     Stream.mapEffect(() => board.get),
     Stream.filter((snapshot) => {
@@ -46,7 +52,18 @@ const statusEvents = (board: StatusBoard["Service"]) => {
       last = snapshot
       return true
     }),
-    Stream.map(sseFrame)
+    Stream.map((snapshot) => {
+      const previous = rows
+      rows = new Map(snapshot.users.map((row) => [row.teamsId, row]))
+      if (previous === undefined) return sseFrame("status", snapshot)
+      const current = rows
+      const { users: _, ...rest } = snapshot
+      return sseFrame("delta", {
+        ...rest,
+        changedUsers: snapshot.users.filter((row) => previous.get(row.teamsId) !== row),
+        removedUsers: [...previous.keys()].filter((id) => !current.has(id))
+      })
+    })
   )
   const heartbeat = Stream.tick("15 seconds").pipe(Stream.drop(1), Stream.map(() => ": keep-alive\n\n"))
   return Stream.merge(frames, heartbeat).pipe(Stream.encodeText)

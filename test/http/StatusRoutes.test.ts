@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Metric, Redacted } from "effect"
 import { HttpServer } from "effect/http"
-import { initialSnapshot, StatusBoard, type StatusSnapshot } from "../../src/connector/StatusBoard.ts"
+import { initialSnapshot, StatusBoard, type StatusSnapshot, type UserRow } from "../../src/connector/StatusBoard.ts"
 import { notificationsReceived } from "../../src/domain/Metrics.ts"
 import { serveRoutes } from "../../src/http/Server.ts"
 import { AdminPassword, authorized, StatusRoutes } from "../../src/http/StatusRoutes.ts"
@@ -99,15 +99,38 @@ describe("status routes", () => {
             buffer += decoder.decode(value, { stream: true })
           }
           const end = buffer.indexOf("\n\n")
-          const data = buffer.slice(0, end).split("\n").find((l) => l.startsWith("data: "))
+          const lines = buffer.slice(0, end).split("\n")
           buffer = buffer.slice(end + 2)
-          if (data !== undefined) return JSON.parse(data.slice(6)) as StatusSnapshot
+          const data = lines.find((l) => l.startsWith("data: "))
+          const event = lines.find((l) => l.startsWith("event: "))?.slice(7) ?? "message"
+          if (data !== undefined) return { event, data: JSON.parse(data.slice(6)) as any }
         }
       })
       const first = yield* nextFrame
-      assert.strictEqual(first.lights.authentication.state, "red")
-      yield* board.update(green)
+      assert.strictEqual(first.event, "status")
+      assert.strictEqual(first.data.lights.authentication.state, "red")
+      assert.deepStrictEqual(first.data.users, [])
+
+      // A new row: only that row travels.
+      const row: UserRow = {
+        teamsId: "t1", name: "Ann", upn: "ann@x.com", pbxGuid: "g1", pbxName: "ann", pbx: "pbx-master", licensed: true,
+        availability: "Busy", activity: "InAMeeting", written: "meeting"
+      }
+      yield* board.update((s) => ({ ...green(s), users: [row] }))
       const second = yield* nextFrame
-      assert.strictEqual(second.lights.authentication.state, "green")
+      assert.strictEqual(second.event, "delta")
+      assert.strictEqual(second.data.lights.authentication.state, "green")
+      assert.isUndefined(second.data.users)
+      assert.deepStrictEqual(second.data.changedUsers, [row])
+      assert.deepStrictEqual(second.data.removedUsers, [])
+
+      // Lights change, the row object does not: no row travels. Then the row goes away: its id travels.
+      yield* board.update((s) => ({ ...s, lights: { ...s.lights, masterPbx: { state: "red", reason: "gone" } } }))
+      const third = yield* nextFrame
+      assert.deepStrictEqual([third.data.changedUsers, third.data.removedUsers], [[], []])
+      assert.strictEqual(third.data.lights.masterPbx.state, "red")
+      yield* board.update((s) => ({ ...s, users: [] }))
+      const fourth = yield* nextFrame
+      assert.deepStrictEqual(fourth.data.removedUsers, ["t1"])
     })))
 })

@@ -114,6 +114,22 @@
   fetch("/api/status", { credentials: "same-origin" }).then((r) => r.json()).then(render).catch(() => {})
   const events = new EventSource("/api/events")
   events.addEventListener("status", (e) => render(JSON.parse(e.data)))
+  // A delta carries everything but the user table, plus the rows that changed and the ids of rows that went away.
+  events.addEventListener("delta", (e) => {
+    if (!current) return
+    const delta = JSON.parse(e.data)
+    const removed = new Set(delta.removedUsers)
+    const changed = new Map(delta.changedUsers.map((row) => [row.teamsId, row]))
+    const users = []
+    for (const row of current.users) {
+      if (removed.has(row.teamsId)) continue
+      users.push(changed.get(row.teamsId) || row)
+      changed.delete(row.teamsId)
+    }
+    for (const row of changed.values()) users.push(row)
+    const { changedUsers: _c, removedUsers: _r, ...rest } = delta
+    render({ ...rest, users })
+  })
   events.onerror = () => { $("meta").textContent = "connection lost — retrying…" }
   setInterval(() => current && renderUsers(current), 10000)
 })()
