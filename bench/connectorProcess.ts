@@ -22,6 +22,34 @@ export const freePort = (): Promise<number> =>
     })
   })
 
+/**
+ * The Node flags the connector ships with: the flags of `npm start` (package.json), with `${NAME:-default}` taken from
+ * the environment as the shell would. The `bin` shebang of src/main.ts must carry the same flags (with the defaults);
+ * a difference fails here, so that the bench never measures something that does not ship.
+ */
+export const shippedNodeFlags = (repoRoot: string, env: NodeJS.ProcessEnv = process.env): ReadonlyArray<string> => {
+  const manifest = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { scripts?: { start?: string } }
+  const start = manifest.scripts?.start ?? ""
+  const flagsOf = (command: string, expand: (name: string, fallback: string) => string) =>
+    command.replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) => expand(name, fallback))
+      .split(/\s+/)
+      .filter((word) => word.startsWith("--"))
+  const startCommand = /^node\s+(.*?)\s*src\/main\.ts$/.exec(start.trim())
+  if (startCommand === null) throw new Error(`package.json's start script is not "node [flags] src/main.ts": ${start}`)
+  const shebang = readFileSync(join(repoRoot, "src", "main.ts"), "utf8").split("\n", 1)[0] ?? ""
+  const shebangCommand = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node\b(.*)$/.exec(shebang)
+  if (shebangCommand === null) throw new Error(`src/main.ts does not start with a node shebang: ${shebang}`)
+  const defaults = flagsOf(startCommand[1]!, (_, fallback) => fallback).join(" ")
+  const inShebang = flagsOf(shebangCommand[1]!, (_, fallback) => fallback).join(" ")
+  if (defaults !== inShebang) {
+    throw new Error(`the start script's Node flags (${defaults}) differ from the shebang's of src/main.ts (${inShebang})`)
+  }
+  return flagsOf(startCommand[1]!, (name, fallback) => {
+    const value = env[name]
+    return value === undefined || value === "" ? fallback : value
+  })
+}
+
 export interface ConnectorProcess {
   readonly pid: number
   readonly spawnedAt: number
@@ -56,6 +84,8 @@ export const startConnector = (options: {
   readonly configFile: string
   readonly port: number
   readonly logFile: string
+  /** Node/V8 flags before the script: `shippedNodeFlags()` to measure what ships. */
+  readonly nodeFlags: ReadonlyArray<string>
   /** Writes V8 CPU profiles of the connector (main thread and workers) here when set. */
   readonly cpuProfileDir?: string | undefined
 }): ConnectorProcess => {
@@ -64,8 +94,7 @@ export const startConnector = (options: {
   const profile = options.cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`]
   const probeFile = `${options.logFile}.probe.json`
   const probe = ["--import", "./bench/probe.ts"]
-  // BENCH_NODE_FLAGS (e.g. "--max-old-space-size=192") tries V8 settings on the connector; by default it runs as shipped.
-  const nodeFlags = (process.env["BENCH_NODE_FLAGS"] ?? "").split(/\s+/).filter((flag) => flag !== "")
+  const nodeFlags = options.nodeFlags
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags, ...profile, ...probe, "src/main.ts", "run", "--config", options.configFile], {
     cwd: options.repoRoot,
     stdio: ["ignore", "pipe", "pipe"],

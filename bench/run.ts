@@ -16,7 +16,7 @@ import { generateUsers, GraphSimulator, type GraphSimulatorHandle } from "../src
 import { JWKS_PATH } from "../src/simulators/graph/Jwks.ts"
 import { SubscriptionsExtension } from "../src/simulators/graph/SubscriptionsRoutes.ts"
 import { demoSystemOptions, PbxSimulator, type PbxSimulatorOptions } from "../src/simulators/pbx/PbxSimulator.ts"
-import { type ConnectorProcess, freePort, startConnector, writeConfig } from "./connectorProcess.ts"
+import { type ConnectorProcess, freePort, shippedNodeFlags, startConnector, writeConfig } from "./connectorProcess.ts"
 import { histogramDelta, histogramQuantile, parseHistogram, processMemory, round, summary } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 
@@ -34,6 +34,12 @@ const HISTOGRAM = "connector_notification_to_pbx_seconds"
 const HISTOGRAM_DECRYPTED = "connector_decrypted_to_pbx_seconds"
 const TARGETS = { webhookP99Ms: 50, addedLatencyP99Ms: 100, rssMb: 300, initialSyncSeconds: 20 }
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
+/**
+ * The connector's Node flags: those it ships with (package.json `start`, e.g. CONNECTOR_HEAP_MB=256 to raise the heap
+ * cap), unless BENCH_NODE_FLAGS replaces them to try other V8 settings ("" runs it without any).
+ */
+const benchFlags = process.env["BENCH_NODE_FLAGS"]
+const nodeFlags = benchFlags === undefined ? shippedNodeFlags(repoRoot) : benchFlags.split(/\s+/).filter((flag) => flag !== "")
 
 const progress = (message: string) => Effect.sync(() => process.stderr.write(`[bench] ${message}\n`))
 const emit = (result: Record<string, unknown>) => Effect.sync(() => process.stdout.write(JSON.stringify(result) + "\n"))
@@ -145,6 +151,7 @@ const program = Effect.gen(function*() {
       configFile,
       port,
       logFile: join(dir, "connector.log"),
+      nodeFlags,
       // BENCH_PROFILE=1 (with BENCH_KEEP=1) leaves .cpuprofile files of the connector in the bench directory.
       cpuProfileDir: process.env["BENCH_PROFILE"] === undefined ? undefined : join(dir, "profiles")
     })),
@@ -197,6 +204,7 @@ const program = Effect.gen(function*() {
     setPresenceAccepted: afterSync.filter((r) => r.accepted).length,
     setPresenceRefused: afterSync.filter((r) => !r.accepted).length,
     peakRssMb: scenario1Peak,
+    connectorNodeFlags: nodeFlags.join(" "),
     connectorMemoryMb: connector.probe()?.peakMb ?? null,
     rssIncludes: "connector",
     rssMeasure: "VmHWM of the connector child process",

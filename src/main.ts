@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=224
 /** Process entry point: the CLI on Node's runtime. SIGINT/SIGTERM interrupt the fiber tree, which shuts down in order. */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Runtime } from "effect"
