@@ -31,7 +31,7 @@ const retryMaxMs = 30_000
  * answering holds a bounded number of them. It must cover the PBX's round trip at burst rates: 32 in flight at a
  * 20–50 ms round trip caps the writes at 600–1,600/s, below what decryption delivers; 256 does not.
  */
-const maxConcurrent = 256
+export const maxConcurrent = 256
 
 /** When a change reached the connector, and for a rich notification when it was decrypted (Clock milliseconds). */
 export interface WriteMeta {

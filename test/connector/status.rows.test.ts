@@ -1,0 +1,138 @@
+/**
+ * The status page's user table (`makeUserRows`): a row is built again only when one of its inputs is another object,
+ * unchanged rows keep their identity, changes show up, and users who leave the plan leave the table.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import type { PresenceRow } from "../../src/connector/Flow.ts"
+import { emptyPlan, type Plan } from "../../src/connector/Plan.ts"
+import { makeUserRows } from "../../src/connector/StatusProjector.ts"
+import { setPresence } from "../../src/domain/PbxPresence.ts"
+import type { TeamsUser } from "../../src/graph/TeamsUsers.ts"
+import type { WrittenPresence } from "../../src/pbx/PresenceWriter.ts"
+import type { PbxUser } from "../../src/pbx/UserDirectory.ts"
+
+const teamsUser = (n: number): TeamsUser => ({
+  // Mixed case: the flow keys its rows by the lower-case id.
+  id: `AAAAAAAA-0000-0000-0000-${String(n).padStart(12, "0")}`,
+  displayName: `User ${n}`,
+  userPrincipalName: `user${n}@contoso.com`,
+  mail: `user${n}@contoso.com`,
+  otherMails: []
+})
+
+const pbxUser = (n: number): PbxUser => ({
+  guid: `g${String(n).padStart(31, "0")}`,
+  h323: `user${n}`,
+  cn: `User ${n}`,
+  dn: `User ${n}`,
+  e164: `${1000 + n}`,
+  emails: [`user${n}@contoso.com`],
+  loc: "pbx-master",
+  node: "root",
+  apps: ["teams-presence"],
+  hide: false
+})
+
+const planOf = (synced: ReadonlyArray<number>, unlicensed: ReadonlyArray<number> = []): Plan => {
+  const pairs = synced.map((n) => ({ teams: teamsUser(n), pbx: pbxUser(n) }))
+  return {
+    ...emptyPlan,
+    synced: pairs,
+    byTeamsId: new Map(pairs.map((pair) => [pair.teams.id.toLowerCase(), pair])),
+    unlicensed: unlicensed.map((n) => ({ teams: teamsUser(n), pbx: pbxUser(n), reason: "no licence left" })),
+    matchedCount: synced.length + unlicensed.length
+  }
+}
+
+/** Keeps the plan's user objects, as the planner does for users it did not touch. */
+const samePairs = (plan: Plan, keep: (n: number) => boolean): Plan => {
+  const synced = plan.synced.filter((s) => keep(Number(s.pbx.h323.replace(/\D/g, ""))))
+  return { ...plan, synced, byTeamsId: new Map(synced.map((s) => [s.teams.id.toLowerCase(), s])) }
+}
+
+const busyRow = (n: number, receivedAt: number): PresenceRow => ({
+  presence: { id: teamsUser(n).id, availability: "Busy", activity: "InACall" },
+  command: setPresence("busy"),
+  receivedAt,
+  origin: "push"
+})
+
+const sent = (sentAt: number): WrittenPresence => ({ command: setPresence("busy"), pbx: "pbx-master", sentAt })
+
+const key = (n: number) => teamsUser(n).id.toLowerCase()
+
+describe("makeUserRows", () => {
+  it.effect("unchanged inputs give the same rows, and the same array", () =>
+    Effect.gen(function*() {
+      const userRows = makeUserRows()
+      const plan = planOf([1, 2, 3], [4])
+      const rows = new Map([[key(2), busyRow(2, 1_000)]])
+      const first = yield* userRows(plan, rows, new Map())
+      assert.deepStrictEqual(first.map((r) => [r.pbxName, r.licensed, r.availability]), [
+        ["user1", true, "—"],
+        ["user2", true, "Busy"],
+        ["user3", true, "—"],
+        ["user4", false, "—"]
+      ])
+      // Same plan, a new but equal map of the same entries: nothing is rebuilt.
+      const second = yield* userRows(plan, new Map(rows), new Map())
+      assert.strictEqual(second, first)
+    }))
+
+  it.effect("a changed presence or write rebuilds only that user's row", () =>
+    Effect.gen(function*() {
+      const userRows = makeUserRows()
+      const plan = planOf([1, 2, 3])
+      const rows = new Map([[key(1), busyRow(1, 1_000)], [key(2), busyRow(2, 1_000)]])
+      const written = new Map<string, WrittenPresence>()
+      const before = yield* userRows(plan, rows, written)
+
+      rows.set(key(2), { ...busyRow(2, 2_000), presence: { id: teamsUser(2).id, availability: "Away", activity: "Away" } })
+      written.set(pbxUser(1).guid, sent(1_040))
+      const after = yield* userRows(plan, rows, written)
+
+      assert.notStrictEqual(after, before)
+      assert.strictEqual(after[2], before[2], "user 3 did not change")
+      assert.notStrictEqual(after[0], before[0])
+      assert.notStrictEqual(after[1], before[1])
+      assert.include(after[0]!, { written: "busy", delayMs: 40, lastChangeAt: 1_000 })
+      assert.include(after[1]!, { availability: "Away", activity: "Away", lastChangeAt: 2_000, written: "—" })
+
+      // The same objects again: every row keeps its identity.
+      const again = yield* userRows(plan, rows, new Map(written))
+      assert.strictEqual(again, after)
+    }))
+
+  it.effect("users removed from the plan disappear; the others keep their values", () =>
+    Effect.gen(function*() {
+      const userRows = makeUserRows()
+      const plan = planOf([1, 2, 3], [4])
+      const rows = new Map([[key(3), busyRow(3, 5_000)]])
+      const written = new Map([[pbxUser(3).guid, sent(5_010)]])
+      const before = yield* userRows(plan, rows, written)
+      assert.lengthOf(before, 4)
+
+      const smaller = { ...samePairs(plan, (n) => n !== 2), unlicensed: [] }
+      const after = yield* userRows(smaller, rows, written)
+      assert.deepStrictEqual(after.map((r) => r.pbxName), ["user1", "user3"])
+      assert.deepStrictEqual(after[1], before[2])
+
+      // An empty plan empties the table.
+      assert.deepStrictEqual(yield* userRows(emptyPlan, rows, written), [])
+    }))
+
+  it.effect("10,000 users: one changed presence rebuilds one row", () =>
+    Effect.gen(function*() {
+      const userRows = makeUserRows()
+      const numbers = Array.from({ length: 10_000 }, (_, i) => i + 1)
+      const plan = planOf(numbers)
+      const rows = new Map(numbers.map((n) => [key(n), busyRow(n, n)]))
+      const before = yield* userRows(plan, rows, new Map())
+      rows.set(key(5_000), busyRow(5_000, 99_999))
+      const after = yield* userRows(plan, rows, new Map())
+      const rebuilt = after.flatMap((row, i) => (row === before[i] ? [] : [row.pbxName]))
+      assert.deepStrictEqual(rebuilt, ["user5000"])
+      assert.strictEqual(after[4_999]!.lastChangeAt, 99_999)
+    }))
+})

@@ -1,0 +1,209 @@
+/**
+ * The PresenceWriter's dispatcher against the PBX simulator over a real socket: latest state wins per user while a
+ * write is in flight, at most `maxConcurrent` SetPresence requests in flight, and a long queue is written in full, in
+ * turn. Also the per-tick corking of the frames the connection writes.
+ */
+import { createServer } from "node:http"
+import { NodeHttpServer } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Layer, Logger, Option, Redacted } from "effect"
+import { HttpRouter, HttpServer } from "effect/http"
+import { setPresence } from "../../src/domain/PbxPresence.ts"
+import { PbxAppService } from "../../src/pbx/PbxAppService.ts"
+import { type Corkable, corkPerTick, type PbxMessage } from "../../src/pbx/PbxConnection.ts"
+import { PbxConnections } from "../../src/pbx/PbxConnections.ts"
+import { makePbxSettings, PbxSettings } from "../../src/pbx/PbxSettings.ts"
+import { maxConcurrent, PresenceWriter } from "../../src/pbx/PresenceWriter.ts"
+import { PbxDirectory } from "../../src/pbx/UserDirectory.ts"
+import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { makeUsers, password } from "./harness.ts"
+
+/** Counts the SetPresence requests the writer has in flight, and records the order in which they start. */
+const makeProbe = () => {
+  const started: Array<{ readonly guid: string; readonly activity: string }> = []
+  const checks = new Set<() => void>()
+  const probe = {
+    started,
+    inFlight: 0,
+    maxInFlight: 0,
+    /** Waits until `check` holds, re-checked whenever a request starts. */
+    until: (check: () => boolean) =>
+      Effect.callback<void>((resume) => {
+        const attempt = () => {
+          if (!check()) return
+          checks.delete(attempt)
+          resume(Effect.void)
+        }
+        checks.add(attempt)
+        attempt()
+        return Effect.sync(() => checks.delete(attempt))
+      })
+  }
+  const around = <A, E>(message: PbxMessage, request: Effect.Effect<A, E>) =>
+    Effect.suspend(() => {
+      if (message.mt !== "SetPresence") return request
+      probe.inFlight++
+      probe.maxInFlight = Math.max(probe.maxInFlight, probe.inFlight)
+      started.push({ guid: String(message["guid"]), activity: String(message["activity"]) })
+      for (const check of [...checks]) check()
+      return Effect.ensuring(request, Effect.sync(() => void probe.inFlight--))
+    })
+  return { probe, around }
+}
+
+/** The PBX side with a writer whose connections count its requests; served on an ephemeral port. */
+const startConnector = Effect.fnUntraced(function*() {
+  const { probe, around } = makeProbe()
+  const settings = makePbxSettings({ appPassword: Redacted.make(password), masterPbx: "pbx-master" })
+  const counted = Layer.effect(
+    PbxConnections,
+    Effect.gen(function*() {
+      const real = yield* PbxConnections
+      return PbxConnections.of({
+        ...real,
+        get: (pbx) =>
+          Effect.map(
+            real.get(pbx),
+            Option.map((connection) => ({ ...connection, request: (message: PbxMessage) => around(message, connection.request(message)) }))
+          )
+      })
+    })
+  )
+  const services = PresenceWriter.layer.pipe(
+    Layer.provide(counted),
+    Layer.provideMerge(PbxDirectory.layer),
+    Layer.provideMerge(PbxConnections.layer),
+    Layer.provideMerge(PbxSettings.layer(settings))
+  )
+  const server = HttpRouter.serve(PbxAppService.routes, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provide(services),
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
+  )
+  const context = yield* Layer.build(
+    Layer.mergeAll(server, services).pipe(Layer.provide(Logger.layer([], { mergeWithExisting: false })))
+  )
+  const address = Context.get(context, HttpServer.HttpServer).address
+  const port = address._tag === "UnixPathAddress" ? 0 : address.port
+  return {
+    url: `ws://127.0.0.1:${port}${settings.path}`,
+    probe,
+    writer: Context.get(context, PresenceWriter),
+    directory: Context.get(context, PbxDirectory)
+  }
+})
+
+/** One master PBX with `count` users, all licensed, answering SetPresence after `delayMs`. */
+const startPbx = Effect.fnUntraced(function*(url: string, count: number, delayMs: number) {
+  const users = makeUsers("w", count, "pbx-master")
+  const sim = yield* PbxSimulator.make({
+    connectUrl: url,
+    domain: "example.com",
+    pbxs: [{ name: "pbx-master", isMaster: true, password, lics: count, appObject: "teams-presence", users }]
+  })
+  yield* sim.setPresenceBehaviour("pbx-master", { delayMs })
+  return { sim, guids: users.map((user) => user.guid) }
+})
+
+/** Accepted SetPresence activities per guid, in the order the PBX applied them. */
+const appliedByGuid = (sim: { readonly peek: { setPresenceLog(): ReadonlyArray<{ readonly guid: string | undefined; readonly activity: string; readonly accepted: boolean }> } }) => {
+  const byGuid = new Map<string, Array<string>>()
+  for (const record of sim.peek.setPresenceLog()) {
+    if (!record.accepted || record.guid === undefined) continue
+    const list = byGuid.get(record.guid) ?? []
+    list.push(record.activity)
+    byGuid.set(record.guid, list)
+  }
+  return byGuid
+}
+
+describe("PresenceWriter queue", () => {
+  it.live("a user changed during its in-flight write is sent again once, with the newest state", () =>
+    Effect.gen(function*() {
+      const connector = yield* startConnector()
+      // The PBX holds each answer for 300 ms, so the changes below all happen while the first write is in flight.
+      const { sim, guids } = yield* startPbx(connector.url, 2, 300)
+      yield* connector.directory.ready
+      const [guid, other] = [guids[0]!, guids[1]!]
+      yield* connector.writer.write(guid, setPresence("lunch"))
+      yield* connector.probe.until(() => connector.probe.started.some((s) => s.guid === guid))
+      yield* connector.writer.write(guid, setPresence("away"))
+      yield* connector.writer.write(guid, setPresence("busy"))
+      yield* connector.writer.write(guid, setPresence("dnd"))
+      assert.strictEqual(connector.probe.inFlight, 1, "the first write is still in flight")
+      yield* connector.writer.write(other, setPresence("away"))
+      yield* connector.writer.flush
+
+      const applied = appliedByGuid(sim)
+      assert.deepStrictEqual(applied.get(guid), ["lunch", "dnd"])
+      assert.deepStrictEqual(applied.get(other), ["away"])
+      assert.deepStrictEqual(connector.probe.started.filter((s) => s.guid === guid).map((s) => s.activity), ["lunch", "dnd"])
+      // Never two writes of one user at once: the second started after the first was answered.
+      assert.isAtMost(connector.probe.maxInFlight, 2)
+      const current = yield* connector.writer.current
+      assert.deepStrictEqual(current.get(guid)?.command, setPresence("dnd"))
+    }).pipe(Effect.scoped))
+
+  it.live(`at most ${maxConcurrent} SetPresence requests are in flight, and the cap is used`, () =>
+    Effect.gen(function*() {
+      const users = maxConcurrent * 2 + 50
+      const connector = yield* startConnector()
+      const { sim, guids } = yield* startPbx(connector.url, users, 200)
+      yield* connector.directory.ready
+      for (const guid of guids) yield* connector.writer.write(guid, setPresence("busy"))
+      yield* connector.probe.until(() => connector.probe.inFlight === maxConcurrent)
+      yield* connector.writer.flush
+
+      assert.strictEqual(connector.probe.maxInFlight, maxConcurrent)
+      assert.strictEqual(connector.probe.inFlight, 0)
+      const applied = appliedByGuid(sim)
+      assert.strictEqual(applied.size, users)
+      for (const guid of guids) assert.deepStrictEqual(applied.get(guid), ["busy"], guid)
+    }).pipe(Effect.scoped))
+
+  it.live("10,000 queued users are all written once; users changed again queue behind them", () =>
+    Effect.gen(function*() {
+      const count = 10_000
+      const hot = 50
+      const connector = yield* startConnector()
+      const { sim, guids } = yield* startPbx(connector.url, count, 20)
+      yield* connector.directory.ready
+      for (const guid of guids) yield* connector.writer.write(guid, setPresence("away"))
+      // Once the first users' writes have started, change them again: each goes back to the end of the queue.
+      const hotGuids = new Set(guids.slice(0, hot))
+      yield* connector.probe.until(() => connector.probe.started.filter((s) => hotGuids.has(s.guid)).length === hot)
+      for (const guid of hotGuids) yield* connector.writer.write(guid, setPresence("busy"))
+      yield* connector.writer.flush
+
+      const applied = appliedByGuid(sim)
+      assert.strictEqual(applied.size, count, "every user was written")
+      for (const guid of guids) {
+        assert.deepStrictEqual(applied.get(guid), hotGuids.has(guid) ? ["away", "busy"] : ["away"], guid)
+      }
+      assert.isAtMost(connector.probe.maxInFlight, maxConcurrent)
+      // Fair: the second writes of the changed users start only after every user queued before them has started.
+      const started = connector.probe.started
+      const lastFirstWrite = started.findLastIndex((s) => s.activity === "away")
+      const firstSecondWrite = started.findIndex((s) => s.activity === "busy")
+      assert.isAbove(firstSecondWrite, lastFirstWrite)
+      assert.strictEqual(started.length, count + hot)
+    }).pipe(Effect.scoped), 30_000)
+})
+
+describe("corkPerTick", () => {
+  it.effect("corks once for the writes of one tick and uncorks on the next tick", () =>
+    Effect.gen(function*() {
+      const calls: Array<string> = []
+      const stream: Corkable = { cork: () => void calls.push("cork"), uncork: () => void calls.push("uncork") }
+      const hold = corkPerTick(stream)
+      hold()
+      hold()
+      hold()
+      assert.deepStrictEqual(calls, ["cork"])
+      yield* Effect.promise(() => new Promise<void>((resolve) => process.nextTick(resolve)))
+      assert.deepStrictEqual(calls, ["cork", "uncork"])
+      hold()
+      assert.deepStrictEqual(calls, ["cork", "uncork", "cork"])
+      yield* Effect.promise(() => new Promise<void>((resolve) => process.nextTick(resolve)))
+      assert.deepStrictEqual(calls, ["cork", "uncork", "cork", "uncork"])
+    }))
+})
