@@ -37,6 +37,16 @@ export const decryptedToPbxSeconds = Metric.histogram("connector_decrypted_to_pb
   boundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 })
 
+/**
+ * Seconds the notification webhook takes from its handler starting (request routed) to its answer being produced:
+ * body read, JSON parse, Schema decode, clientState check and queueing. The client sees this plus the event loop's
+ * delay before the handler runs and the response is flushed.
+ */
+export const webhookResponseSeconds = Metric.histogram("connector_webhook_response_seconds", {
+  description: "Time the notification webhook handler takes to produce its answer",
+  boundaries: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1]
+})
+
 /** Subscription renewals (label `kind`: presence | users). */
 export const subscriptionRenewals = Metric.counter("connector_subscription_renewals_total", {
   description: "Graph subscription renewals that succeeded",
