@@ -3,8 +3,9 @@
  * Answers the validation handshake with the decoded token, and every notification with 202 as soon as it is checked
  * and queued — decryption and processing happen elsewhere, so Graph never sees a slow endpoint.
  */
-import { ByteSize, Effect, Exit, Layer } from "effect"
+import { ByteSize, Clock, Effect, Exit, Layer, Metric } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { webhookResponseSeconds } from "../domain/Metrics.ts"
 import { CertificateStore } from "../graph/crypto/CertificateStore.ts"
 import { DecryptPool } from "../graph/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../graph/crypto/ValidationTokens.ts"
@@ -81,7 +82,20 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
     return HttpServerResponse.empty({ status: 202 })
   })
 
-  yield* router.add("POST", settings.notificationPath as HttpRouter.PathInput, notifications)
+  /**
+   * The notification handler's own answer time (connector_webhook_response_seconds): from the handler starting to its
+   * response being produced, whatever the answer. Graph's side also waits for the event loop before and after.
+   */
+  const timedNotifications = (request: HttpServerRequest.HttpServerRequest) =>
+    Effect.gen(function*() {
+      const startedAt = yield* Clock.currentTimeNanos
+      const response = yield* notifications(request)
+      const answeredAt = yield* Clock.currentTimeNanos
+      yield* Metric.update(webhookResponseSeconds, Number(answeredAt - startedAt) / 1e9)
+      return response
+    })
+
+  yield* router.add("POST", settings.notificationPath as HttpRouter.PathInput, timedNotifications)
   yield* router.add("POST", settings.lifecyclePath as HttpRouter.PathInput, lifecycle)
 }))
 
