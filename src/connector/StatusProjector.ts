@@ -139,7 +139,7 @@ interface CachedRow {
 }
 
 /** Users looked at between two yields to the event loop, so that a webhook request never waits for the whole table. */
-const rowsPerSlice = 1_000
+const rowsPerSlice = 250
 
 /**
  * The user table, rebuilt incrementally: a row is built again only when one of its inputs is another object than last
