@@ -23,6 +23,9 @@ export interface DeliveryOptions {
   readonly validationTimeoutMillis: number
 }
 
+/** Changes whose items are built (and rich ones encrypted) between two yields to the event loop. */
+const changesPerSlice = 10
+
 export const defaultDeliveryOptions: DeliveryOptions = {
   batchWindowMillis: 20,
   maxBatch: 100,
@@ -189,7 +192,14 @@ export class SimDelivery extends Context.Service<SimDelivery, {
 
         const dispatch = Effect.fnUntraced(function*(changes: ReadonlyArray<Change>) {
           const live = yield* subscriptions.live
-          const all = applyFaults(changes.flatMap((change) => itemsFor(live, change)))
+          // Encrypting a rich item costs ≈ 0.3 ms: a batch of 100 is built in slices with a yield between them, so
+          // the process's sockets (answers to earlier POSTs among them) are not held up for the whole batch.
+          const built: Array<{ item: NotificationItem; subscription: SimSubscription }> = []
+          for (let i = 0; i < changes.length; i++) {
+            if (i > 0 && i % changesPerSlice === 0) yield* Effect.yieldNow
+            for (const entry of itemsFor(live, changes[i]!)) built.push(entry)
+          }
+          const all = applyFaults(built)
           const byUrl = new Map<string, Array<{ item: NotificationItem; subscription: SimSubscription }>>()
           for (const entry of all) {
             const list = byUrl.get(entry.subscription.notificationUrl) ?? []
