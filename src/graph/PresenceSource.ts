@@ -76,9 +76,17 @@ export class PresenceSource extends Context.Service<PresenceSource, {
   )
 }
 
+/** Equal as JSON; two strings (the usual availability and activity) without serialising them. */
+const sameJson = (a: unknown, b: unknown): boolean =>
+  typeof a === "string" || typeof b === "string" ? a === b : JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
+
+/**
+ * Whether two presences show the same thing. Availability and activity first: they differ for almost every change, so
+ * the hot path of a burst serialises nothing.
+ */
 const sameContent = (a: GraphPresence, b: GraphPresence): boolean =>
-  JSON.stringify([a.availability, a.activity, a.statusMessage ?? null, a.outOfOfficeSettings ?? null]) ===
-    JSON.stringify([b.availability, b.activity, b.statusMessage ?? null, b.outOfOfficeSettings ?? null])
+  sameJson(a.availability, b.availability) && sameJson(a.activity, b.activity) &&
+  sameJson(a.statusMessage, b.statusMessage) && sameJson(a.outOfOfficeSettings, b.outOfOfficeSettings)
 
 const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") {
   const settings = yield* SubscriptionSettings
