@@ -5,6 +5,8 @@
  */
 import { ByteSize, Clock, Effect, Exit, Layer, Metric } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import type { ServerResponse as NodeServerResponse } from "node:http"
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { webhookResponseSeconds } from "../domain/Metrics.ts"
 import { CertificateStore } from "../graph/crypto/CertificateStore.ts"
 import { DecryptPool } from "../graph/crypto/DecryptPool.ts"
@@ -12,6 +14,16 @@ import { ValidationTokens } from "../graph/crypto/ValidationTokens.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "../graph/Notifications.ts"
 import { logRejected, NotificationsInbox } from "../graph/NotificationsInbox.ts"
 import { SubscriptionSettings } from "../graph/SubscriptionSettings.ts"
+
+/** The Node response under an Effect request, when there is one (not for requests built in memory). */
+const serverResponse = (request: HttpServerRequest.HttpServerRequest): NodeServerResponse | undefined => {
+  try {
+    const response = NodeHttpServerRequest.toServerResponse(request)
+    return "once" in response ? (response as NodeServerResponse) : undefined
+  } catch {
+    return undefined
+  }
+}
 
 const badRequest = (message: string) => HttpServerResponse.text(message, { status: 400 })
 
@@ -83,15 +95,32 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
   })
 
   /**
-   * The notification handler's own answer time (connector_webhook_response_seconds): from the handler starting to its
-   * response being produced, whatever the answer. Graph's side also waits for the event loop before and after.
+   * The notification handler's own answer time (connector_webhook_response_seconds), from the handler starting to its
+   * response being produced (`until="produced"`) and, when the request is Node's, to the response being handed to
+   * the socket (`until="flushed"`, which adds the wait for the server fiber to write it). Graph's side also waits for
+   * the event loop before the handler starts.
    */
+  const observe = (until: "produced" | "flushed", startedAt: bigint, at: bigint) =>
+    Metric.update(Metric.withAttributes(webhookResponseSeconds, { until }), Number(at - startedAt) / 1e9)
   const timedNotifications = (request: HttpServerRequest.HttpServerRequest) =>
     Effect.gen(function*() {
-      const startedAt = yield* Clock.currentTimeNanos
+      const clock = yield* Clock.Clock
+      const startedAt = clock.currentTimeNanosUnsafe()
       const response = yield* notifications(request)
-      const answeredAt = yield* Clock.currentTimeNanos
-      yield* Metric.update(webhookResponseSeconds, Number(answeredAt - startedAt) / 1e9)
+      yield* observe("produced", startedAt, clock.currentTimeNanosUnsafe())
+      const nodeResponse = serverResponse(request)
+      if (nodeResponse !== undefined) {
+        // Listening starts now, before the server writes the answer (a fiber forked here may start after that); the
+        // time is taken in the listener, when the response is finished (or its connection closed), whichever is first.
+        const flushedAt = yield* Effect.sync(() =>
+          new Promise<bigint>((resolve) => {
+            const done = () => resolve(clock.currentTimeNanosUnsafe())
+            nodeResponse.once("finish", done)
+            nodeResponse.once("close", done)
+          })
+        )
+        yield* Effect.promise(() => flushedAt).pipe(Effect.flatMap((at) => observe("flushed", startedAt, at)), Effect.forkDetach)
+      }
       return response
     })
 
