@@ -247,7 +247,8 @@ const changeRun = (env: {
     const textBefore = yield* metricsText(connector)
     const metricsBefore = parseHistogram(textBefore, HISTOGRAM)
     const decryptedBefore = parseHistogram(textBefore, HISTOGRAM_DECRYPTED)
-    const webhookBefore = parseHistogram(textBefore, HISTOGRAM_WEBHOOK)
+    const webhookBefore = parseHistogram(textBefore, HISTOGRAM_WEBHOOK, 'until="produced"')
+    const flushedBefore = parseHistogram(textBefore, HISTOGRAM_WEBHOOK, 'until="flushed"')
     connector.resetPeak()
     connector.resetProbe()
     const benchLoop = monitorEventLoopDelay({ resolution: 5 })
@@ -295,7 +296,8 @@ const changeRun = (env: {
     const textAfter = yield* metricsText(connector)
     const metricsAfter = parseHistogram(textAfter, HISTOGRAM)
     const decryptedAfter = parseHistogram(textAfter, HISTOGRAM_DECRYPTED)
-    const webhookAfter = parseHistogram(textAfter, HISTOGRAM_WEBHOOK)
+    const webhookAfter = parseHistogram(textAfter, HISTOGRAM_WEBHOOK, 'until="produced"')
+    const flushedAfter = parseHistogram(textAfter, HISTOGRAM_WEBHOOK, 'until="flushed"')
     const peakSampled = connector.peakSampledRssMb()
     const peakOverall = connector.peakRssMb()
     const probe = connector.probe()
@@ -311,6 +313,7 @@ const changeRun = (env: {
     const histogram = metricsAfter === undefined ? undefined : histogramDelta(metricsAfter, metricsBefore)
     const decrypted = decryptedAfter === undefined ? undefined : histogramDelta(decryptedAfter, decryptedBefore)
     const webhookServer = webhookAfter === undefined ? undefined : histogramDelta(webhookAfter, webhookBefore)
+    const webhookFlushed = flushedAfter === undefined ? undefined : histogramDelta(flushedAfter, flushedBefore)
     const mismatched = [...expected].filter(([guid, activity]) => pbx.peek.presence(guid)[0]?.activity !== activity).length
     const throughput = scenario.changes / ((doneAt - start) / 1000)
     yield* emit({
@@ -334,6 +337,14 @@ const changeRun = (env: {
         p99: round(histogramQuantile(webhookServer, 0.99) * 1000),
         mean: round((webhookServer.sum / Math.max(1, webhookServer.count)) * 1000, 2),
         measure: "connector: notification handler start → 202 produced, bucket-interpolated; add the connector's event-loop delay for the time before the handler runs"
+      },
+      webhookFlushedMs: webhookFlushed === undefined ? null : {
+        name: HISTOGRAM_WEBHOOK,
+        count: webhookFlushed.count,
+        p50: round(histogramQuantile(webhookFlushed, 0.5) * 1000),
+        p99: round(histogramQuantile(webhookFlushed, 0.99) * 1000),
+        mean: round((webhookFlushed.sum / Math.max(1, webhookFlushed.count)) * 1000, 2),
+        measure: "connector: notification handler start → 202 handed to the socket (response finish), bucket-interpolated"
       },
       addedLatencyMs: { ...added, measure: "Graph simulator starts the POST carrying the change → PBX simulator receives SetPresence" },
       endToEndLatencyMs: { ...endToEnd, measure: "Graph simulator presence change → PBX simulator receives SetPresence (includes delivery batching and encryption)" },

@@ -29,12 +29,13 @@ export interface HistogramBuckets {
   readonly sum: number
 }
 
-/** Reads one histogram (without labels) from Prometheus text exposition. */
-export const parseHistogram = (text: string, name: string): HistogramBuckets | undefined => {
+/** Reads one histogram from Prometheus text exposition: the series carrying `label` (`key="value"`), if given. */
+export const parseHistogram = (text: string, name: string, label?: string): HistogramBuckets | undefined => {
   const buckets: Array<{ le: number; count: number }> = []
   let count = Number.NaN
   let sum = Number.NaN
   for (const line of text.split("\n")) {
+    if (label !== undefined && !line.includes(label)) continue
     if (line.startsWith(`${name}_bucket{`)) {
       const le = /le="([^"]+)"/.exec(line)?.[1]
       const value = Number(line.slice(line.lastIndexOf(" ") + 1))
