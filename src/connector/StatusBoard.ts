@@ -83,6 +83,14 @@ export interface StatusSnapshot {
   readonly pbxs: ReadonlyArray<PbxLight>
   readonly credentials: ReadonlyArray<CredentialLight>
   readonly shards: ReadonlyArray<ShardLight>
+  /** The rich-notification certificate (push mode): expiry, last rotation, older keys still held for decryption. */
+  readonly certificate?: {
+    readonly id: string
+    readonly notAfter: number
+    readonly lastRotationAt?: number
+    readonly previousKeys: number
+    readonly error?: string
+  } | undefined
   readonly counts: Counts
   readonly users: ReadonlyArray<UserRow>
   readonly unlicensed: ReadonlyArray<{ readonly name: string; readonly reason: string }>

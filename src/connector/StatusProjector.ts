@@ -271,6 +271,13 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
       pbxs,
       credentials: credentialLights,
       shards,
+      certificate: subscriptions?.certificate === undefined ? undefined : {
+        id: subscriptions.certificate.currentId,
+        notAfter: subscriptions.certificate.notAfter,
+        ...(subscriptions.certificate.lastRotationAt !== undefined ? { lastRotationAt: subscriptions.certificate.lastRotationAt } : {}),
+        previousKeys: subscriptions.certificate.previous.length,
+        ...(subscriptions.certificate.error !== undefined ? { error: subscriptions.certificate.error } : {})
+      },
       counts: {
         teamsUsers: plan.teamsUserCount,
         pbxUsers: plan.pbxUserCount,

@@ -64,6 +64,9 @@ describe("connector end to end", () => {
   it.live("each of the 15 Teams activities ends as the mapped PBX activity on the teams: contact", () =>
     Effect.scoped(Effect.gen(function*() {
       const demo = yield* start
+      // The rich-notification certificate is on the status page, valid for about two years.
+      const certificate = yield* until("the certificate on the status page", Effect.map(status(demo), (s) => s.certificate))
+      assert.isAbove(certificate.notAfter, Date.now() + 700 * 24 * 3600_000)
       // Every user starts Offline → cleared; first make each one busy so a later "clear" is a visible change.
       for (let i = 0; i < expected.length; i++) {
         yield* demo.graph.setPresence(demo.teamsUserIds[i]!, { availability: "Busy", activity: "Busy" })

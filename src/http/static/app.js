@@ -62,6 +62,15 @@
       el("span", {}, el("b", { textContent: sh.account }), " — " + sh.userCount + " users, " + sh.status + " " + until(sh.expiresAt),
         sh.reason && sh.state === "red" ? el("div", { class: "fix", textContent: sh.reason + (sh.fix ? " — " + sh.fix : "") }) : null)),
       s.mode === "poll" ? "poll-only mode: no subscriptions" : "no presence subscription yet")
+    const cert = s.certificate
+    if (cert) {
+      $("shards").append(el("li", { "data-certificate": cert.id }, dot(cert.error ? "red" : "green"),
+        el("span", {}, el("b", { textContent: "notification certificate" }),
+          " — valid until " + new Date(cert.notAfter).toLocaleDateString() +
+          (cert.lastRotationAt ? ", rotated " + new Date(cert.lastRotationAt).toLocaleString() : "") +
+          (cert.previousKeys ? ", " + cert.previousKeys + " older key(s) kept for notifications in flight" : ""),
+          cert.error ? el("div", { class: "fix", textContent: cert.error }) : null)))
+    }
     const c = s.counts
     const counts = [["Teams users", c.teamsUsers], ["PBX users", c.pbxUsers], ["matched", c.matched], ["licensed", c.licensed],
       ["unlicensed", c.unlicensed], ["unmatched", c.unmatched], ["ambiguous", c.ambiguous]]
