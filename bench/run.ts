@@ -85,7 +85,13 @@ const connectorConfig = (graphUrl: string, port: number, dataDir: string) => ({
     password: ACCOUNT_PASSWORD
   })),
   graph: { loginBaseUrl: graphUrl, graphBaseUrl: graphUrl, jwksUrl: graphUrl + JWKS_PATH },
-  notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${port}`, notificationPath: NOTIFICATION_PATH },
+  notifications: {
+    mode: "push",
+    publicBaseUrl: `http://127.0.0.1:${port}`,
+    notificationPath: NOTIFICATION_PATH,
+    // BENCH_DECRYPT_WORKERS tries another decrypt pool size; by default the connector's own default.
+    ...(process.env["BENCH_DECRYPT_WORKERS"] ? { decryptWorkers: Number(process.env["BENCH_DECRYPT_WORKERS"]) } : {})
+  },
   pbx: { masterPbx: "pbx-master", appPassword: PBX_PASSWORD },
   http: { host: "127.0.0.1", port },
   dataDir,

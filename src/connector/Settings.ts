@@ -104,6 +104,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     usersCredential,
     pollCredential: usersCredential,
     maxBodyBytes: config.notifications.maxBodyBytes,
+    decryptWorkers: config.notifications.decryptWorkers,
     dataDir
   })
   const pbx = makePbxSettings({

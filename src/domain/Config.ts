@@ -56,7 +56,9 @@ export const NotificationsConfig = Schema.Struct({
   lifecyclePath: withDefault(Path, "/graph/lifecycle"),
   includeResourceData: withDefault(Schema.Boolean, true),
   deleteSubscriptionsOnShutdown: withDefault(Schema.Boolean, false),
-  maxBodyBytes: withDefault(PositiveInt, 4 * 1024 * 1024)
+  maxBodyBytes: withDefault(PositiveInt, 4 * 1024 * 1024),
+  /** Threads that decrypt rich notifications; 0 = one per core but one (at least one). */
+  decryptWorkers: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 64 })), 0)
 })
 
 export const PbxConfig = Schema.Struct({
