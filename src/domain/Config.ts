@@ -57,7 +57,7 @@ export const NotificationsConfig = Schema.Struct({
   includeResourceData: withDefault(Schema.Boolean, true),
   deleteSubscriptionsOnShutdown: withDefault(Schema.Boolean, false),
   maxBodyBytes: withDefault(PositiveInt, 4 * 1024 * 1024),
-  /** Threads that decrypt rich notifications; 0 = one per core but one (at least one). */
+  /** Threads that decrypt rich notifications; 0 = one per core. */
   decryptWorkers: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 64 })), 0)
 })
 

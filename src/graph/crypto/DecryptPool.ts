@@ -1,6 +1,6 @@
 /**
- * Decrypts rich notifications off the event loop: a pool of worker threads (one per core but one by default, so the
- * event loop keeps a core for the webhook and the PBX), each holding the connector's private keys. Items go out in
+ * Decrypts rich notifications off the event loop: a pool of worker threads (one per core by default), each holding the
+ * connector's private keys. Items go out in
  * small chunks to the least-loaded worker, so a burst of thousands of items never blocks the webhook and a caller
  * that decrypts chunk by chunk gets its first results after one chunk, not after the whole burst.
  */
@@ -15,8 +15,11 @@ import type { DecryptResult } from "./RichCrypto.ts"
 /** Items per message to a worker: small enough that results come back every few milliseconds. */
 export const maxChunk = 25
 
-/** One worker per core, minus one for the event loop (webhook answers, PBX writes); at least one. */
-export const defaultSize = (cores: number): number => Math.max(1, cores - 1)
+/**
+ * One worker per core. Measured on 2 cores with a 10,000-item burst: two workers halve the burst's added latency
+ * (p99 930 → 399 ms) while the webhook handler's p99 stays at 10–20 ms; the event loop gets its share from the OS.
+ */
+export const defaultSize = (cores: number): number => Math.max(1, cores)
 
 export class DecryptPoolError extends Schema.TaggedError<DecryptPoolError>()("DecryptPoolError", {
   message: Schema.String
