@@ -73,6 +73,8 @@ export interface Counts {
 export interface StatusSnapshot {
   readonly version: string
   readonly startedAt: number
+  /** The connector's clock when the snapshot was made: the page measures "… ago" against it, not the browser's clock. */
+  readonly now: number
   readonly mode: "push" | "poll"
   readonly lights: {
     readonly masterPbx: Light
@@ -104,6 +106,7 @@ const red = (reason: string): Light => ({ state: "red", reason })
 
 export const initialSnapshot = (options: { version: string; startedAt: number; mode: "push" | "poll" }): StatusSnapshot => ({
   ...options,
+  now: options.startedAt,
   lights: {
     masterPbx: red("the master PBX has not connected yet"),
     authentication: red("not signed in yet"),

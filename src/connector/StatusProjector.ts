@@ -289,7 +289,8 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
       },
       users,
       ...listed,
-      errors: recent.filter((e) => now - e.at < 24 * 3600_000)
+      errors: recent.filter((e) => now - e.at < 24 * 3600_000),
+      now
     }))
   })
 

@@ -21,9 +21,14 @@
   }
   const dot = (state) => el("span", { class: "dot " + state, title: state })
   const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "—")
+  // "… ago" is measured on the connector's clock (the snapshot's `now`), advanced by the time since it arrived, so a
+  // browser whose clock is off still shows the right age.
+  let serverNow = 0
+  let receivedAt = 0
+  const connectorNow = () => serverNow + (performance.now() - receivedAt)
   const ago = (ms) => {
     if (!ms) return "—"
-    const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
+    const s = Math.max(0, Math.round((connectorNow() - ms) / 1000))
     return s < 60 ? s + " s ago" : s < 3600 ? Math.round(s / 60) + " min ago" : Math.round(s / 3600) + " h ago"
   }
   const until = (ms) => (ms ? "expires " + new Date(ms).toLocaleTimeString() : "")
@@ -114,6 +119,8 @@
 
   function render(s) {
     current = s
+    serverNow = s.now
+    receivedAt = performance.now()
     renderLights(s)
     renderDetails(s)
     renderUsers(s)
