@@ -140,14 +140,17 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
 
   let lastSummary = ""
   /** Computes the plan from the current inputs and hands the user set to the presence source and the subscriptions. */
-  const replan = Effect.gen(function*() {
+  /** The plan from the current inputs; none while the Teams users are not known yet. */
+  const computePlan = Effect.gen(function*() {
     const users = yield* Ref.get(state.teamsUsers)
-    if (Option.isNone(users)) return
+    if (Option.isNone(users)) return Option.none<Plan>()
     const licence = yield* licences.check
     const pbxUsers = yield* directory.snapshot
-    const previous = yield* SubscriptionRef.get(state.plan)
-    const plan = makePlan({ teamsUsers: users.value, pbxUsers: pbxUsers.values(), licences: licence, strategy: settings.strategy })
-    yield* SubscriptionRef.set(state.plan, plan)
+    return Option.some(makePlan({ teamsUsers: users.value, pbxUsers: pbxUsers.values(), licences: licence, strategy: settings.strategy }))
+  })
+
+  /** Hands a new plan (already in `state.plan`) to the writer, the presence source and the subscriptions. */
+  const applyPlan = Effect.fnUntraced(function*(previous: Plan, plan: Plan) {
     const ids = subscribedIds(plan)
     const syncedGuids = new Set(plan.synced.map((s) => s.pbx.guid))
     // A user who is no longer synchronised must not keep a Teams presence the connector set.
@@ -177,6 +180,13 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     lastSummary = summary
   })
 
+  const replan = Effect.gen(function*() {
+    const plan = yield* computePlan
+    if (Option.isNone(plan)) return
+    const previous = yield* SubscriptionRef.getAndSet(state.plan, plan.value)
+    yield* applyPlan(previous, plan.value)
+  })
+
   // 1. Presence changes → PBX. Subscribed before the initial sync so that nothing it reads is missed.
   const intake = yield* supervised("presence pipeline", Stream.runForEach(source.changes, onPresence))
 
@@ -185,16 +195,15 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     yield* loadTeamsUsers
     yield* Effect.logInfo("waiting for the master PBX's user directory")
     yield* directory.ready
-    const users = yield* Ref.get(state.teamsUsers)
-    if (Option.isNone(users)) return
-    const licence = yield* licences.check
-    const plan = makePlan({ teamsUsers: users.value, pbxUsers: (yield* directory.snapshot).values(), licences: licence, strategy: settings.strategy })
-    yield* SubscriptionRef.set(state.plan, plan)
-    const ids = subscribedIds(plan)
+    const plan = yield* computePlan
+    if (Option.isNone(plan)) return
+    yield* SubscriptionRef.set(state.plan, plan.value)
+    const ids = subscribedIds(plan.value)
     yield* Effect.logInfo(`initial sync: reading ${ids.length} presences`)
     yield* source.initialSync(ids)
     yield* Effect.logInfo("initial sync done; presence subscriptions next")
-    yield* replan
+    // The same plan, computed once: only its hand-over to the subscriptions is left.
+    yield* applyPlan(emptyPlan, plan.value)
   })
 
   // 3. Re-planning on any input change, debounced.
