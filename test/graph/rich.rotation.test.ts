@@ -4,14 +4,13 @@
  * expiry check rotating by itself.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Metric, Stream, SubscriptionRef } from "effect"
+import { Context, Effect, Metric, Stream, SubscriptionRef } from "effect"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
 import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
 import type { PresenceChange } from "../../src/graph/PresenceSource.ts"
-import type { SubscriptionManager, SubscriptionsState } from "../../src/graph/SubscriptionManager.ts"
 import { type GraphSimulatorHandle, simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
 import { tempDir } from "./notificationsHarness.ts"
-import { control, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
+import { awaitChange, control, startConnector, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
 
 const DAY_MS = 24 * 3600 * 1000
 const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))
@@ -19,25 +18,7 @@ const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))
 const rejected = (reason: string) =>
   Metric.value(Metric.withAttributes(notificationsRejected, { reason })).pipe(Effect.map((state) => Number(state.count)))
 
-/** Completes when the manager's state satisfies `predicate`. */
-const stateWhere = (manager: SubscriptionManager["Service"], predicate: (s: SubscriptionsState) => boolean) =>
-  SubscriptionRef.changes(manager.state).pipe(Stream.filter(predicate), Stream.take(1), Stream.runDrain)
 
-/** Subscribes now; the returned effect completes with the first change matching `predicate`. */
-const awaitChange = (changes: Stream.Stream<PresenceChange>, predicate: (c: PresenceChange) => boolean) =>
-  Effect.gen(function*() {
-    const got = yield* Deferred.make<PresenceChange>()
-    const started = yield* Deferred.make<void>()
-    yield* changes.pipe(
-      Stream.onStart(Deferred.succeed(started, undefined)),
-      Stream.filter(predicate),
-      Stream.take(1),
-      Stream.runForEach((c) => Deferred.succeed(got, c)),
-      Effect.forkScoped
-    )
-    yield* Deferred.await(started)
-    return Deferred.await(got)
-  })
 
 /** The simulator's presence subscriptions with the certificate id each names. */
 const simPresenceSubscriptions = (sim: GraphSimulatorHandle) =>
@@ -118,7 +99,7 @@ describe("rich-notification certificate rotation (real sockets)", () => {
       assert.strictEqual((yield* late).presence.activity, "BeRightBack")
 
       // (c) once the grace period has passed the old key is retired
-      yield* stateWhere(manager, (s) => s.certificate?.previous.length === 0)
+      yield* stateWhere(manager.state, (s) => s.certificate?.previous.length === 0)
       assert.deepStrictEqual(yield* keyIds(store), [next.id])
       assert.deepStrictEqual(yield* simPresenceSubscriptions(sim), [{ id: subscriptionId, certificateId: next.id }])
 
@@ -149,12 +130,12 @@ describe("rich-notification certificate rotation (real sockets)", () => {
       assert.strictEqual((yield* store.current).id, first.id)
       assert.deepStrictEqual(yield* simPresenceSubscriptions(sim), [{ id: subscriptionId, certificateId: first.id }])
 
-      yield* stateWhere(manager, (s) => s.certificate !== undefined && s.certificate.currentId !== first.id)
+      yield* stateWhere(manager.state, (s) => s.certificate !== undefined && s.certificate.currentId !== first.id)
       const next = yield* store.current
       const now = Date.now()
       assert.isAbove(next.notAfter, now + 700 * DAY_MS)
       assert.deepStrictEqual(yield* simPresenceSubscriptions(sim), [{ id: subscriptionId, certificateId: next.id }])
-      yield* stateWhere(manager, (s) => s.certificate?.previous.length === 0)
+      yield* stateWhere(manager.state, (s) => s.certificate?.previous.length === 0)
       assert.deepStrictEqual(yield* keyIds(store), [next.id])
     }).pipe(Effect.scoped))
 })

@@ -1,32 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Scope, Stream, SubscriptionRef } from "effect"
-import type { PresenceChange } from "../../src/graph/PresenceSource.ts"
-import type { SubscriptionsState } from "../../src/graph/SubscriptionManager.ts"
 import { simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
 import { tempDir } from "./notificationsHarness.ts"
-import { control, simSubscriptions, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
+import { awaitChange, control, simSubscriptions, startConnector, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))
 
-/** Waits until the manager's state satisfies `predicate`. */
-const stateWhere = (ref: SubscriptionRef.SubscriptionRef<SubscriptionsState>, predicate: (s: SubscriptionsState) => boolean) =>
-  SubscriptionRef.changes(ref).pipe(Stream.filter(predicate), Stream.take(1), Stream.runHead, Effect.map((o) => o._tag === "Some" ? o.value : undefined))
 
-/** Completes with the first change matching `predicate`; subscribed before it returns. */
-const awaitChange = (changes: Stream.Stream<PresenceChange>, predicate: (c: PresenceChange) => boolean) =>
-  Effect.gen(function*() {
-    const got = yield* Deferred.make<PresenceChange>()
-    const started = yield* Deferred.make<void>()
-    yield* changes.pipe(
-      Stream.onStart(Deferred.succeed(started, undefined)),
-      Stream.filter(predicate),
-      Stream.take(1),
-      Stream.runForEach((c) => Deferred.succeed(got, c)),
-      Effect.forkScoped
-    )
-    yield* Deferred.await(started)
-    return Deferred.await(got)
-  })
 
 describe("subscriptions against the Graph simulator (real sockets)", () => {
   it.live("a presence change arrives pushed, decrypted and typed", () =>

@@ -2,16 +2,16 @@
  * End-to-end wiring for the subscription tests: the Graph simulator with the subscriptions extension, the connector's
  * webhook on its own 127.0.0.1 server, and the manager + presence source pointed at both.
  */
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Deferred, Effect, Layer, Redacted, Stream, SubscriptionRef } from "effect"
 import { HttpRouter } from "effect/http"
 import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
 import { DecryptPool } from "../../src/graph/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../../src/graph/crypto/ValidationTokens.ts"
 import { NotificationsInbox } from "../../src/graph/NotificationsInbox.ts"
-import { PresenceSource } from "../../src/graph/PresenceSource.ts"
+import { type PresenceChange, PresenceSource } from "../../src/graph/PresenceSource.ts"
 import { SubscriptionApi } from "../../src/graph/SubscriptionApi.ts"
 import { LicenceCheck } from "../../src/graph/SubscriptionLicenceCheck.ts"
-import { SubscriptionManager } from "../../src/graph/SubscriptionManager.ts"
+import { SubscriptionManager, type SubscriptionsState } from "../../src/graph/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings, type SubscriptionSettingsOptions } from "../../src/graph/SubscriptionSettings.ts"
 import { NotificationRoutes } from "../../src/http/NotificationRoutes.ts"
 import { generateUsers, GraphSimulator, type GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
@@ -116,4 +116,24 @@ export const control = (sim: GraphSimulatorHandle, path: string, body: unknown =
       body: JSON.stringify(body)
     })
     return { status: response.status, body: await response.json() as unknown }
+  })
+
+/** Completes with the manager's first state that satisfies `predicate`. */
+export const stateWhere = (ref: SubscriptionRef.SubscriptionRef<SubscriptionsState>, predicate: (s: SubscriptionsState) => boolean) =>
+  SubscriptionRef.changes(ref).pipe(Stream.filter(predicate), Stream.take(1), Stream.runHead, Effect.map((o) => o._tag === "Some" ? o.value : undefined))
+
+/** Subscribes now; the returned effect completes with the first change matching `predicate`. */
+export const awaitChange = (changes: Stream.Stream<PresenceChange>, predicate: (c: PresenceChange) => boolean) =>
+  Effect.gen(function*() {
+    const got = yield* Deferred.make<PresenceChange>()
+    const started = yield* Deferred.make<void>()
+    yield* changes.pipe(
+      Stream.onStart(Deferred.succeed(started, undefined)),
+      Stream.filter(predicate),
+      Stream.take(1),
+      Stream.runForEach((c) => Deferred.succeed(got, c)),
+      Effect.forkScoped
+    )
+    yield* Deferred.await(started)
+    return Deferred.await(got)
   })
