@@ -20,6 +20,16 @@ import { type ConnectorProcess, freePort, shippedNodeFlags, startConnector, writ
 import { histogramDelta, histogramQuantile, parseHistogram, processMemory, round, summary } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 
+type Histogram = NonNullable<ReturnType<typeof parseHistogram>>
+const quantileMs = (h: Histogram, q: number) => round(histogramQuantile(h, q) * 1000)
+/** A connector histogram as p50/p99 (and mean) in milliseconds, with what it measures; null when it was not exported. */
+const withMean = (h: Histogram | undefined, name: string, measure: string) =>
+  h === undefined
+    ? null
+    : { name, count: h.count, p50: quantileMs(h, 0.5), p99: quantileMs(h, 0.99), mean: round((h.sum / Math.max(1, h.count)) * 1000, 2), measure }
+const inMs = (h: Histogram | undefined, name: string, measure: string) =>
+  h === undefined ? null : { name, count: h.count, p50Ms: quantileMs(h, 0.5), p99Ms: quantileMs(h, 0.99), measure }
+
 const USERS = Number(process.env["BENCH_USERS"] ?? 10_000)
 const ACCOUNTS = 16
 /** Graph allows 650 users per presence subscription; the connector packs them, one shard per account. */
@@ -336,38 +346,12 @@ const changeRun = (env: {
         itemsPerPost: round(posts.posts.reduce((sum, p) => sum + p.items, 0) / Math.max(1, posts.posts.length), 1)
       },
       webhookAnswerMs: { ...webhook, measure: "bench process (Graph simulator): start of fetch → response headers; inflated by the bench's own event-loop delay" },
-      webhookHandlerMs: webhookServer === undefined ? null : {
-        name: HISTOGRAM_WEBHOOK,
-        count: webhookServer.count,
-        p50: round(histogramQuantile(webhookServer, 0.5) * 1000),
-        p99: round(histogramQuantile(webhookServer, 0.99) * 1000),
-        mean: round((webhookServer.sum / Math.max(1, webhookServer.count)) * 1000, 2),
-        measure: "connector: notification handler start → 202 produced, bucket-interpolated; add the connector's event-loop delay for the time before the handler runs"
-      },
-      webhookFlushedMs: webhookFlushed === undefined ? null : {
-        name: HISTOGRAM_WEBHOOK,
-        count: webhookFlushed.count,
-        p50: round(histogramQuantile(webhookFlushed, 0.5) * 1000),
-        p99: round(histogramQuantile(webhookFlushed, 0.99) * 1000),
-        mean: round((webhookFlushed.sum / Math.max(1, webhookFlushed.count)) * 1000, 2),
-        measure: "connector: notification handler start → 202 handed to the socket (response finish), bucket-interpolated"
-      },
+      webhookHandlerMs: withMean(webhookServer, HISTOGRAM_WEBHOOK, "connector: notification handler start → 202 produced, bucket-interpolated; add the connector's event-loop delay for the time before the handler runs"),
+      webhookFlushedMs: withMean(webhookFlushed, HISTOGRAM_WEBHOOK, "connector: notification handler start → 202 handed to the socket (response finish), bucket-interpolated"),
       addedLatencyMs: { ...added, measure: "Graph simulator starts the POST carrying the change → PBX simulator receives SetPresence" },
       endToEndLatencyMs: { ...endToEnd, measure: "Graph simulator presence change → PBX simulator receives SetPresence (includes delivery batching and encryption)" },
-      connectorHistogram: histogram === undefined ? null : {
-        name: HISTOGRAM,
-        count: histogram.count,
-        p50Ms: round(histogramQuantile(histogram, 0.5) * 1000),
-        p99Ms: round(histogramQuantile(histogram, 0.99) * 1000),
-        measure: "connector: webhook received → SetPresence confirmed, bucket-interpolated"
-      },
-      decryptedToPbx: decrypted === undefined ? null : {
-        name: HISTOGRAM_DECRYPTED,
-        count: decrypted.count,
-        p50Ms: round(histogramQuantile(decrypted, 0.5) * 1000),
-        p99Ms: round(histogramQuantile(decrypted, 0.99) * 1000),
-        measure: "connector: item decrypted → SetPresence confirmed (the time after decryption), bucket-interpolated"
-      },
+      connectorHistogram: inMs(histogram, HISTOGRAM, "connector: webhook received → SetPresence confirmed, bucket-interpolated"),
+      decryptedToPbx: inMs(decrypted, HISTOGRAM_DECRYPTED, "connector: item decrypted → SetPresence confirmed (the time after decryption), bucket-interpolated"),
       eventLoopDelayMs: {
         connector: probe === undefined ? null : round3(probe.eventLoopDelayMs),
         benchProcess: round3({ p50: benchLoop.percentile(50) / 1e6, p99: benchLoop.percentile(99) / 1e6, max: benchLoop.max / 1e6 }),
