@@ -8,12 +8,11 @@ import { Context, Effect, Metric, Stream, SubscriptionRef } from "effect"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
 import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
 import type { PresenceChange } from "../../src/graph/PresenceSource.ts"
-import { type GraphSimulatorHandle, simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
+import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
 import { tempDir } from "./notificationsHarness.ts"
-import { awaitChange, control, startConnector, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
+import { awaitChange, control, ids, startConnector, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
 
 const DAY_MS = 24 * 3600 * 1000
-const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))
 
 const rejected = (reason: string) =>
   Metric.value(Metric.withAttributes(notificationsRejected, { reason })).pipe(Effect.map((state) => Number(state.count)))

@@ -1,10 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Scope, Stream, SubscriptionRef } from "effect"
-import { simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
+import { Deferred, Effect, Fiber, Stream, SubscriptionRef } from "effect"
 import { tempDir } from "./notificationsHarness.ts"
-import { awaitChange, control, simSubscriptions, startConnector, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
+import { awaitChange, control, firstRunThenStop, ids, simSubscriptions, startConnector, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
 
-const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))
 
 
 
@@ -73,14 +71,7 @@ describe("subscriptions against the Graph simulator (real sockets)", () => {
 
   it.live("a restart adopts the persisted subscriptions instead of creating new ones", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 3, accounts: 1 })
-      const dataDir = yield* tempDir
-      const webhook = yield* startWebhook(sim, dataDir)
-      const firstRun = yield* Scope.make()
-      const first = yield* startConnector(sim, webhook, { accounts: 1 }).pipe(Scope.provide(firstRun))
-      yield* first.manager!.setDesiredUsers(ids(3))
-      const before = yield* SubscriptionRef.get(first.manager!.state)
-      yield* Scope.close(firstRun, Exit.void)
+      const { sim, webhook, state: before } = yield* firstRunThenStop(3)
       assert.strictEqual((yield* simSubscriptions(sim)).counters.created, 2)
 
       const second = yield* startConnector(sim, webhook, { accounts: 1 })

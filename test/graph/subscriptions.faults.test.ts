@@ -3,11 +3,9 @@ import { Context, Deferred, Effect, Metric, Stream } from "effect"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
 import { NotificationsInbox, type UserChange } from "../../src/graph/NotificationsInbox.ts"
 import type { PresenceChange } from "../../src/graph/PresenceSource.ts"
-import { simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
 import { tempDir } from "./notificationsHarness.ts"
-import { control, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
+import { control, ids, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
 
-const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))
 const stale = Metric.value(Metric.withAttributes(notificationsRejected, { reason: "stale" })).pipe(Effect.map((s) => Number(s.count)))
 
 /** Collects `count` items of `stream` (subscribed before returning). */

@@ -1,16 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Redacted, Schema, Scope, SubscriptionRef } from "effect"
+import { Effect, Redacted, Schema, SubscriptionRef } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { accountRef, AppCredentialRef, type CredentialRef } from "../../src/graph/GraphSettings.ts"
 import { presenceResource } from "../../src/graph/SubscriptionApi.ts"
-import { simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
 import { DUPLICATE_PRESENCE_MESSAGE } from "../../src/simulators/graph/Subscriptions.ts"
 import { buildGraph, settingsFor } from "./harness.ts"
 import { tempDir } from "./notificationsHarness.ts"
-import { control, simSubscriptions, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
+import { control, firstRunThenStop, ids, simSubscriptions, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
 
-const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))
 const Created = Schema.Struct({ id: Schema.String, expirationDateTime: Schema.String, clientState: Schema.NullOr(Schema.String) })
 
 const setup = (users: number) =>
@@ -91,14 +89,8 @@ describe("Graph simulator: subscription rules", () => {
 
   it.live("a stale subscription of the same account (409) is found, deleted and the creation retried", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 3, accounts: 1 })
-      const dataDir = yield* tempDir
-      const webhook = yield* startWebhook(sim, dataDir)
-      const firstRun = yield* Scope.make()
-      const first = yield* startConnector(sim, webhook, { accounts: 1 }).pipe(Scope.provide(firstRun))
-      yield* first.manager!.setDesiredUsers(ids(3))
-      const orphan = (yield* SubscriptionRef.get(first.manager!.state)).shards[0]!.subscriptionId
-      yield* Scope.close(firstRun, Exit.void)
+      const { sim, dataDir, webhook, state: firstState } = yield* firstRunThenStop(3)
+      const orphan = firstState.shards[0]!.subscriptionId
       // the state file is lost: the old subscription is now an orphan the connector does not know
       yield* Effect.promise(() => fs.rm(path.join(dataDir, "subscriptions.json")))
 

@@ -2,7 +2,7 @@
  * End-to-end wiring for the subscription tests: the Graph simulator with the subscriptions extension, the connector's
  * webhook on its own 127.0.0.1 server, and the manager + presence source pointed at both.
  */
-import { Context, Deferred, Effect, Layer, Redacted, Stream, SubscriptionRef } from "effect"
+import { Context, Deferred, Effect, Exit, Layer, Redacted, Scope, Stream, SubscriptionRef } from "effect"
 import { HttpRouter } from "effect/http"
 import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
 import { DecryptPool } from "../../src/graph/crypto/DecryptPool.ts"
@@ -14,12 +14,12 @@ import { LicenceCheck } from "../../src/graph/SubscriptionLicenceCheck.ts"
 import { SubscriptionManager, type SubscriptionsState } from "../../src/graph/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings, type SubscriptionSettingsOptions } from "../../src/graph/SubscriptionSettings.ts"
 import { NotificationRoutes } from "../../src/http/NotificationRoutes.ts"
-import { generateUsers, GraphSimulator, type GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
+import { generateUsers, GraphSimulator, type GraphSimulatorHandle, simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
 import type { DeliveryOptions } from "../../src/simulators/graph/Delivery.ts"
 import { JWKS_PATH } from "../../src/simulators/graph/Jwks.ts"
 import { SubscriptionsExtension } from "../../src/simulators/graph/SubscriptionsRoutes.ts"
 import { clientId, clientSecret, graphLayer, settingsFor, tenantId } from "./harness.ts"
-import { buildServer, localServer } from "./notificationsHarness.ts"
+import { buildServer, localServer, tempDir } from "./notificationsHarness.ts"
 
 export const startSimulator = (options: { readonly users: number; readonly accounts: number; readonly delivery?: Partial<DeliveryOptions> }) =>
   GraphSimulator.make({
@@ -136,4 +136,21 @@ export const awaitChange = (changes: Stream.Stream<PresenceChange>, predicate: (
     )
     yield* Deferred.await(started)
     return Deferred.await(got)
+  })
+
+/** The ids of the simulator's first `n` generated users. */
+export const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))
+
+/** A first connector run (one account) that subscribes `users` users and stops: what a restart then finds. */
+export const firstRunThenStop = (users: number) =>
+  Effect.gen(function*() {
+    const sim = yield* startSimulator({ users, accounts: 1 })
+    const dataDir = yield* tempDir
+    const webhook = yield* startWebhook(sim, dataDir)
+    const firstRun = yield* Scope.make()
+    const first = yield* startConnector(sim, webhook, { accounts: 1 }).pipe(Scope.provide(firstRun))
+    yield* first.manager!.setDesiredUsers(ids(users))
+    const state = yield* SubscriptionRef.get(first.manager!.state)
+    yield* Scope.close(firstRun, Exit.void)
+    return { sim, dataDir, webhook, state }
   })
