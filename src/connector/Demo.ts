@@ -3,7 +3,6 @@
  * and a PBX simulator (master + slave) that connects to it — all over real sockets on this machine, configured
  * through the same configuration schema as production.
  */
-import { createServer } from "node:net"
 import { Console, Context, Effect, Exit, Layer, Random, Redacted, Scope } from "effect"
 import { Activities } from "../domain/Presence.ts"
 import { generateUsers, type GraphSimulatorHandle, startDemoGraphSimulator } from "../simulators/graph/GraphSimulator.ts"
@@ -11,23 +10,10 @@ import { JWKS_PATH } from "../simulators/graph/Jwks.ts"
 import { SubscriptionsExtension } from "../simulators/graph/SubscriptionsRoutes.ts"
 import { demoSystemOptions, PbxSimulator, type PbxSimulatorHandle } from "../simulators/pbx/PbxSimulator.ts"
 import { decodeConfig } from "./ConfigFile.ts"
+import { freePort } from "../http/Server.ts"
 import { ConnectorLayer, serverUrl } from "./Connector.ts"
 import { settingsFromConfig } from "./Settings.ts"
 import { StatusBoard } from "./StatusBoard.ts"
-
-/**
- * Graph must know the webhook's public URL before the connector's server is up, so port 0 is resolved to a free port
- * first (a test-and-demo convenience; production configures its public URL).
- */
-const freePort = (host: string) =>
-  Effect.callback<number>((resume) => {
-    const server = createServer()
-    server.listen(0, host, () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resume(Effect.succeed(port)))
-    })
-  })
 
 export interface DemoOptions {
   readonly port: number

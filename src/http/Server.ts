@@ -3,8 +3,9 @@
  * port, each contributed as an `HttpRouter` layer by its own module.
  */
 import { createServer } from "node:http"
+import { createServer as createNetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
 
 export interface ServerOptions {
@@ -26,3 +27,17 @@ export const nodeServer = (options: ServerOptions) =>
 /** Serves the route layers on one Node HTTP server; the result also provides `HttpServer` (for the bound address). */
 export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>, options: ServerOptions) =>
   HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(Layer.provideMerge(nodeServer(options)))
+
+/**
+ * A port that was free a moment ago on `host`. Graph must know the webhook's public URL before the server listens, so
+ * port 0 cannot be used where the URL is part of the configuration (the demo and the tests).
+ */
+export const freePort = (host = "127.0.0.1") =>
+  Effect.callback<number>((resume) => {
+    const server = createNetServer()
+    server.listen(0, host, () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resume(Effect.succeed(port)))
+    })
+  })

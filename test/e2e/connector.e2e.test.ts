@@ -10,7 +10,7 @@ import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo, type DemoHandle } from "../../src/connector/Demo.ts"
 import type { StatusSnapshot } from "../../src/connector/StatusBoard.ts"
-import { until } from "../support/waiting.ts"
+import { basicAuth, until } from "../support/waiting.ts"
 
 const password = "e2e-admin-password"
 
@@ -36,7 +36,7 @@ const expected: Array<[activity: string, availability: string, pbx: string]> = [
 const status = (demo: DemoHandle) =>
   Effect.promise(async () => {
     const response = await fetch(demo.url + "/api/status", {
-      headers: { authorization: "Basic " + Buffer.from("admin:" + password).toString("base64") }
+      headers: { authorization: basicAuth(password) }
     })
     return (await response.json()) as StatusSnapshot
   })

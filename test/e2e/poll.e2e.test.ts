@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo } from "../../src/connector/Demo.ts"
 import type { StatusSnapshot } from "../../src/connector/StatusBoard.ts"
-import { until } from "../support/waiting.ts"
+import { basicAuth, until } from "../support/waiting.ts"
 
 describe("poll-only mode", () => {
   it.live("lights green without subscriptions; a Teams change reaches the PBX within a poll interval", () =>
@@ -24,7 +24,7 @@ describe("poll-only mode", () => {
         dataDir: mkdtempSync(join(tmpdir(), "tpc-poll-"))
       })
       const status = Effect.promise(async () =>
-        (await (await fetch(demo.url + "/api/status", { headers: { authorization: "Basic " + Buffer.from("a:pw").toString("base64") } })).json()) as StatusSnapshot
+        (await (await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth("pw") } })).json()) as StatusSnapshot
       )
       const green = yield* until("all lights green", Effect.map(status, (s) => Object.values(s.lights).every((l) => l.state === "green") ? s : undefined))
       assert.strictEqual(green.mode, "poll")

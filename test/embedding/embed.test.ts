@@ -4,7 +4,6 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { mkdtempSync, readFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Layer, Option, Stream } from "effect"
@@ -18,18 +17,9 @@ import {
   SubscriptionsExtension
 } from "teams-presence-connector"
 import { EmbeddedConnector, type EmbedOptions, reportWhenGreen } from "../../docs/examples/embed.ts"
+import { freePort } from "../../src/http/Server.ts"
 
 const root = join(import.meta.dirname, "../..")
-
-/** The webhook's public URL must be known before the connector listens, so a free port is found first. */
-const freePort = Effect.callback<number>((resume) => {
-  const server = createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 const tenantId = "0b1c2d3e-0000-4000-8000-00000000e1b0"
 const clientId = "0b1c2d3e-0000-4000-8000-00000000c11e"
@@ -76,7 +66,7 @@ describe("embedding (docs/examples/embed.ts)", () => {
         users: generateUsers(userCount),
         extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })]
       })
-      const port = yield* freePort
+      const port = yield* freePort()
       const options: EmbedOptions = {
         microsoftBaseUrl: graph.url,
         tenantId,

@@ -1,6 +1,6 @@
 /** Shared helpers of the tests that run whole processes and simulators over real sockets. */
-import { createServer } from "node:net"
 import { Effect } from "effect"
+import { freePort as freePortOn } from "../../src/http/Server.ts"
 
 /** Re-checks `check` every 50 ms until it yields a value; dies with `what` after `timeoutMs` (a bound, not a pacing). */
 export const until = <A>(what: string, check: Effect.Effect<A | undefined>, timeoutMs = 20_000) =>
@@ -15,14 +15,7 @@ export const until = <A>(what: string, check: Effect.Effect<A | undefined>, time
   })
 
 /** A 127.0.0.1 port that was free a moment ago. */
-export const freePort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
-)
+export const freePort = freePortOn("127.0.0.1")
 
 export const basicAuth = (password: string, user = "admin"): string =>
   "Basic " + Buffer.from(`${user}:${password}`).toString("base64")
