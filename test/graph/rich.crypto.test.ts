@@ -45,6 +45,34 @@ describe("rich notification crypto", () => {
       assert.notInclude(String(key!.privateKeyPem), "PRIVATE KEY")
     }).pipe(Effect.scoped))
 
+  it("interoperates with the explicit RSA-OAEP/SHA-1 form on both sides", () => {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 })
+    const oaepSha1 = { padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" } as const
+    // The sender spelled out as Graph documents it: OAEP/SHA-1 key wrap, HMAC-SHA256, AES-256-CBC with IV = key[0..16).
+    const symmetricKey = crypto.randomBytes(32)
+    const cipher = crypto.createCipheriv("aes-256-cbc", symmetricKey, symmetricKey.subarray(0, 16))
+    const data = Buffer.concat([cipher.update(presenceJson, "utf8"), cipher.final()])
+    const explicit = {
+      data: data.toString("base64"),
+      dataKey: crypto.publicEncrypt({ key: publicKey, ...oaepSha1 }, symmetricKey).toString("base64"),
+      dataSignature: crypto.createHmac("sha256", symmetricKey).update(data).digest("base64")
+    }
+    assert.deepStrictEqual(decryptPayload(privateKey, explicit), { ok: true, plaintext: presenceJson })
+    // …and what encryptPayload produces opens with the explicit form.
+    const sealed = encryptPayload(publicKey, presenceJson)
+    const unwrapped = crypto.privateDecrypt({ key: privateKey, ...oaepSha1 }, Buffer.from(sealed.dataKey, "base64"))
+    assert.strictEqual(unwrapped.length, 32)
+    const decipher = crypto.createDecipheriv("aes-256-cbc", unwrapped, unwrapped.subarray(0, 16))
+    const opened = Buffer.concat([decipher.update(Buffer.from(sealed.data, "base64")), decipher.final()]).toString("utf8")
+    assert.strictEqual(opened, presenceJson)
+    const signature = crypto.createHmac("sha256", unwrapped).update(Buffer.from(sealed.data, "base64")).digest("base64")
+    assert.strictEqual(signature, sealed.dataSignature)
+    // A PKCS#1 v1.5-wrapped key (not Graph's padding) is refused, not misread.
+    const v15 = { ...explicit, dataKey: crypto.publicEncrypt({ key: publicKey, padding: crypto.constants.RSA_PKCS1_PADDING }, symmetricKey).toString("base64") }
+    const refused = decryptPayload(privateKey, v15)
+    assert.strictEqual(refused.ok ? "ok" : refused.reason, "decrypt")
+  })
+
   it.effect("decrypts a batch in worker threads, with old keys kept after rotation until retired", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

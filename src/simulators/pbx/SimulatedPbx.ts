@@ -7,6 +7,7 @@ import { createHash } from "node:crypto"
 import { Redacted } from "effect"
 import WebSocket from "ws"
 import { loginDigest } from "../../pbx/AppLoginDigest.ts"
+import { corkPerTick } from "../../pbx/PbxConnection.ts"
 import type { SystemModel } from "./SimulatorModel.ts"
 
 export interface SimPbxConfig {
@@ -45,6 +46,8 @@ export class SimulatedPbx {
   private autoReconnect = true
   private stopped = false
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
+  /** Holds the TCP socket's writes until the end of the tick: the answers to one wave of requests leave in one write. */
+  private hold: () => void = () => {}
   /** The connection's replication session: the ReplicateStart src (echoed in pushes) and the rows ReplicateNext still sends. */
   private replication: { readonly src: string | undefined; readonly pending: Array<string> } | undefined
   /** Presence subscriptions: src → user guid. */
@@ -110,13 +113,19 @@ export class SimulatedPbx {
   }
 
   private send(message: Record<string, unknown>): void {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message))
+    if (this.socket?.readyState !== WebSocket.OPEN) return
+    this.hold()
+    this.socket.send(JSON.stringify(message))
   }
 
   private connect(): void {
     this.reconnectTimer = undefined
     const socket = new WebSocket(this.options.connectUrl)
     this.socket = socket
+    this.hold = () => {}
+    socket.once("upgrade", (response) => {
+      if (this.socket === socket) this.hold = corkPerTick(response.socket)
+    })
     socket.on("open", () => {
       this.model.changed()
       socket.send(JSON.stringify({ mt: "AppChallenge" }))
