@@ -2,12 +2,14 @@
  * `npm run bench`: the connector (a child process, so its memory is its own) against the Graph and PBX simulators
  * (in this process) on 127.0.0.1. Prints one JSON object per scenario on stdout; progress goes to stderr.
  *   sharded-10k     10,000 users on 16 delegated accounts: shards active, initial sync, peak RSS.
- *   rich-burst-10k  every user's presence changes once, as fast as the simulator delivers rich notifications:
- *                   webhook answer times, change → SetPresence latency, throughput, peak RSS.
- *   sustained-500   the same measures at a steady 500 changes/s (BENCH_RATE), a rate the machine can carry.
+ *   rich-burst-10k  every user's presence changes once within 5 s (2,000 changes/s, BENCH_BURST_RATE), delivered as
+ *                   rich notifications: webhook answer times, change → SetPresence latency, throughput, CPU, peak RSS.
+ *   sustained-500   the same measures at a steady 500 changes/s (BENCH_RATE).
+ *   rich-flood-10k  every user's presence changes once, as fast as the bench can issue them: the connector's capacity
+ *                   (throughput) and how fast it drains the backlog; the webhook must still answer at once.
  */
 import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { availableParallelism, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
@@ -17,7 +19,7 @@ import { JWKS_PATH } from "../src/simulators/graph/Jwks.ts"
 import { SubscriptionsExtension } from "../src/simulators/graph/SubscriptionsRoutes.ts"
 import { demoSystemOptions, PbxSimulator, type PbxSimulatorOptions } from "../src/simulators/pbx/PbxSimulator.ts"
 import { type ConnectorProcess, freePort, shippedNodeFlags, startConnector, writeConfig } from "./connectorProcess.ts"
-import { histogramDelta, histogramQuantile, parseHistogram, processMemory, round, summary } from "./stats.ts"
+import { histogramDelta, histogramQuantile, parseHistogram, processCpuMs, processMemory, round, summary } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 
 type Histogram = NonNullable<ReturnType<typeof parseHistogram>>
@@ -235,12 +237,28 @@ const program = Effect.gen(function*() {
   const changeScenario = changeRun({ connector, graph, pbx, posts, setPresences, teamsUsers, guidOf, teamsIdOf })
   // Let the start-up settle (subscription creation, the first reconcile) before the first change scenario.
   yield* Effect.sleep("2 seconds")
-  yield* changeScenario({ name: "rich-burst-10k", changes: USERS, round: 0 })
-  yield* Effect.sleep("2 seconds")
-  // A rate the machine can carry: the decryption alone costs ≈ 0.5 ms of CPU per item.
-  yield* changeScenario({ name: "sustained-500", changes: Math.min(USERS, SUSTAINED_RATE * SUSTAINED_SECONDS), round: 1, ratePerSecond: SUSTAINED_RATE })
+  const scenarios = [
+    { name: "rich-burst-10k", changes: USERS, round: 0, ratePerSecond: BURST_RATE },
+    { name: "sustained-500", changes: Math.min(USERS, SUSTAINED_RATE * SUSTAINED_SECONDS), round: 1, ratePerSecond: SUSTAINED_RATE },
+    // Last, so that its backlog cannot spill into another scenario.
+    { name: "rich-flood-10k", changes: USERS, round: 2 }
+  ].filter((s) => ONLY === undefined || ONLY.includes(s.name))
+  for (const [i, s] of scenarios.entries()) {
+    if (i > 0) yield* Effect.sleep("2 seconds")
+    yield* changeScenario(s)
+  }
 })
 
+/** BENCH_SCENARIOS=rich-burst-10k,… runs only these change scenarios (sharded-10k always runs: it sets them up). */
+const ONLY = process.env["BENCH_SCENARIOS"]?.split(",").map((name) => name.trim())
+
+/**
+ * The burst: the whole tenant changes within 5 s. Its rate has to be below what the machine decrypts, or no latency
+ * target can hold: each rich item carries its own RSA-OAEP-wrapped key (≈ 0.35 ms of one core to unwrap), so 10,000
+ * items issued at once wait ≈ 10,000 × 0.35 ms / cores for the last one — 1.75 s on 2 cores, whatever the code does.
+ * rich-flood-10k measures that case (capacity and backlog) without a latency target.
+ */
+const BURST_RATE = Number(process.env["BENCH_BURST_RATE"] ?? 2000)
 const SUSTAINED_RATE = Number(process.env["BENCH_RATE"] ?? 500)
 const SUSTAINED_SECONDS = 12
 
@@ -276,6 +294,8 @@ const changeRun = (env: {
       if (expected.get(stamp.guid) === stamp.activity && !applied.has(stamp.guid)) applied.set(stamp.guid, stamp.at)
     })
     posts.start()
+    const cpuBefore = processCpuMs(connector.pid)
+    const benchCpuBefore = process.cpuUsage()
     const rate = scenario.ratePerSecond
     yield* progress(`${scenario.name}: ${scenario.changes} presence changes${rate === undefined ? "" : ` at ${rate}/s`}`)
     const start = performance.now()
@@ -303,6 +323,8 @@ const changeRun = (env: {
       return applied.size >= scenario.changes
     }, 90_000)
     const doneAt = Math.max(...applied.values())
+    const cpuAfter = processCpuMs(connector.pid)
+    const benchCpu = process.cpuUsage(benchCpuBefore)
     // The last POSTs are answered before the last writes arrive; give stragglers a moment (and the probe time to
     // write its file), then stop recording.
     yield* Effect.sleep("600 millis")
@@ -320,25 +342,34 @@ const changeRun = (env: {
 
     const webhook = summary(posts.posts.map((p) => p.answeredAt - p.startedAt))
     const endToEnd = summary([...applied].map(([guid, at]) => at - changedAt.get(guid)!))
-    const added = summary(
-      [...applied].flatMap(([guid, at]) => {
-        const sent = posts.sentAt.get(teamsIdOf.get(guid)!)
-        return sent === undefined ? [] : [at - sent]
-      })
-    )
+    const addedSamples = [...applied].flatMap(([guid, at]) => {
+      const sent = posts.sentAt.get(teamsIdOf.get(guid)!)
+      return sent === undefined ? [] : [{ sent, ms: at - sent }]
+    })
+    const added = summary(addedSamples.map((s) => s.ms))
+    // Where in the scenario the tail lies: the added latency of the changes POSTed in each second.
+    const bySecond: Array<Array<number>> = []
+    for (const sample of addedSamples) (bySecond[Math.floor((sample.sent - start) / 1000)] ??= []).push(sample.ms)
     const histogram = metricsAfter === undefined ? undefined : histogramDelta(metricsAfter, metricsBefore)
     const decrypted = decryptedAfter === undefined ? undefined : histogramDelta(decryptedAfter, decryptedBefore)
     const webhookServer = webhookAfter === undefined ? undefined : histogramDelta(webhookAfter, webhookBefore)
     const webhookFlushed = flushedAfter === undefined ? undefined : histogramDelta(flushedAfter, flushedBefore)
     const mismatched = [...expected].filter(([guid, activity]) => pbx.peek.presence(guid)[0]?.activity !== activity).length
     const throughput = scenario.changes / ((doneAt - start) / 1000)
+    const lastPostAt = Math.max(...posts.posts.map((p) => p.startedAt))
+    const cpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : {
+      all: cpuAfter.all - cpuBefore.all,
+      main: cpuAfter.main - cpuBefore.main
+    }
+    const perChangeUs = (ms: number) => round((ms * 1000) / scenario.changes, 0)
     yield* emit({
       scenario: scenario.name,
       changes: scenario.changes,
       includeResourceData: true,
-      ratePerSecond: rate ?? "as fast as the simulator issues",
+      ratePerSecond: rate ?? "as fast as the bench issues",
       issueSeconds: seconds(issuedMs),
       durationSeconds: seconds(doneAt - start),
+      drainSeconds: { value: seconds(doneAt - lastPostAt), measure: "last notification POST started → last SetPresence received" },
       throughputPerSecond: round(throughput, 0),
       webhookPosts: {
         count: posts.posts.length,
@@ -349,6 +380,7 @@ const changeRun = (env: {
       webhookHandlerMs: withMean(webhookServer, HISTOGRAM_WEBHOOK, "connector: notification handler start → 202 produced, bucket-interpolated; add the connector's event-loop delay for the time before the handler runs"),
       webhookFlushedMs: withMean(webhookFlushed, HISTOGRAM_WEBHOOK, "connector: notification handler start → 202 handed to the socket (response finish), bucket-interpolated"),
       addedLatencyMs: { ...added, measure: "Graph simulator starts the POST carrying the change → PBX simulator receives SetPresence" },
+      addedLatencyBySecondMs: [...bySecond].map((samples, second) => ({ second, ...summary(samples ?? []) })),
       endToEndLatencyMs: { ...endToEnd, measure: "Graph simulator presence change → PBX simulator receives SetPresence (includes delivery batching and encryption)" },
       connectorHistogram: inMs(histogram, HISTOGRAM, "connector: webhook received → SetPresence confirmed, bucket-interpolated"),
       decryptedToPbx: inMs(decrypted, HISTOGRAM_DECRYPTED, "connector: item decrypted → SetPresence confirmed (the time after decryption), bucket-interpolated"),
@@ -356,6 +388,14 @@ const changeRun = (env: {
         connector: probe === undefined ? null : round3(probe.eventLoopDelayMs),
         benchProcess: round3({ p50: benchLoop.percentile(50) / 1e6, p99: benchLoop.percentile(99) / 1e6, max: benchLoop.max / 1e6 }),
         measure: "monitorEventLoopDelay (5 ms resolution) of each main thread during the scenario"
+      },
+      cpu: {
+        connectorMs: cpu?.all ?? null,
+        connectorMainThreadMs: cpu?.main ?? null,
+        connectorPerChangeUs: cpu === undefined ? null : { all: perChangeUs(cpu.all), mainThread: perChangeUs(cpu.main) },
+        benchProcessMs: round((benchCpu.user + benchCpu.system) / 1000, 0),
+        cores: availableParallelism(),
+        measure: "CPU time (user + system) from the first change to the last SetPresence; connector from /proc (all threads, and its main thread), bench process (both simulators) from process.cpuUsage()"
       },
       connectorMemoryMb: probe?.peakMb ?? null,
       pbxVerified: { written: applied.size, wrongFinalActivity: mismatched },
@@ -370,7 +410,10 @@ const changeRun = (env: {
           target: TARGETS.webhookP99Ms,
           pass: webhookServer !== undefined && histogramQuantile(webhookServer, 0.99) * 1000 < TARGETS.webhookP99Ms
         },
-        addedLatencyP99Under100ms: { target: TARGETS.addedLatencyP99Ms, pass: added.p99 < TARGETS.addedLatencyP99Ms },
+        // Unpaced, the added latency is the backlog's drain time, a capacity figure: no latency target applies.
+        ...(rate === undefined
+          ? {}
+          : { addedLatencyP99Under100ms: { target: TARGETS.addedLatencyP99Ms, pass: added.p99 < TARGETS.addedLatencyP99Ms } }),
         rssUnder300MB: { target: TARGETS.rssMb, pass: peakOverall < TARGETS.rssMb }
       }
     })

@@ -85,3 +85,24 @@ export const processMemory = (pid: number | "self"): { readonly rssMb: number; r
     return undefined
   }
 }
+
+/**
+ * CPU time of a process from /proc (Linux), in milliseconds: `all` its threads (main, decrypt workers, GC helpers, libuv
+ * pool) and its `main` thread alone (the task whose id is the pid). Clock ticks of 10 ms, so read it over seconds.
+ */
+export const processCpuMs = (pid: number): { readonly all: number; readonly main: number } | undefined => {
+  const ticks = (file: string) => {
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15 (1-based, proc(5)).
+    const text = readFileSync(file, "utf8")
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ")
+    return Number(fields[11]) + Number(fields[12])
+  }
+  try {
+    return { all: ticks(`/proc/${pid}/stat`) * TICK_MS, main: ticks(`/proc/${pid}/task/${pid}/stat`) * TICK_MS }
+  } catch {
+    return undefined
+  }
+}
+
+/** USER_HZ is 100 on every Linux architecture Node supports (`getconf CLK_TCK`). */
+const TICK_MS = 10

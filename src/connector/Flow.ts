@@ -15,7 +15,7 @@ import { SubscriptionManager } from "../graph/SubscriptionManager.ts"
 import { type TeamsUser, TeamsUsers } from "../graph/TeamsUsers.ts"
 import { Licences } from "../pbx/Licences.ts"
 import { PbxConnections } from "../pbx/PbxConnections.ts"
-import { PresenceWriter } from "../pbx/PresenceWriter.ts"
+import { type PresenceWrite, PresenceWriter } from "../pbx/PresenceWriter.ts"
 import { PbxDirectory } from "../pbx/UserDirectory.ts"
 import { emptyPlan, makePlan, type Plan, subscribedIds } from "./Plan.ts"
 import type { FlowSettings } from "./Settings.ts"
@@ -105,30 +105,46 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const inbox = yield* Effect.serviceOption(NotificationsInbox)
   const triggers = yield* Queue.unbounded<Trigger>()
 
-  const write = (guid: string, command: PbxPresenceCommand, receivedAt?: number, decryptedAt?: number) =>
-    Effect.suspend(() => {
-      const last = state.written.get(guid)
-      if (last !== undefined && commandEquals(last, command)) return Effect.void
-      state.written.set(guid, command)
-      return writer.write(guid, command, {
+  /** The write for a user, unless the connector already sent the same command (only changes reach the PBX). */
+  const changedWrite = (guid: string, command: PbxPresenceCommand, receivedAt?: number, decryptedAt?: number): PresenceWrite | undefined => {
+    const last = state.written.get(guid)
+    if (last !== undefined && commandEquals(last, command)) return undefined
+    state.written.set(guid, command)
+    return {
+      guid,
+      command,
+      meta: {
         ...(receivedAt !== undefined ? { receivedAt } : {}),
         ...(decryptedAt !== undefined ? { decryptedAt } : {})
-      })
+      }
+    }
+  }
+
+  const write = (guid: string, command: PbxPresenceCommand, receivedAt?: number) =>
+    Effect.suspend(() => {
+      const change = changedWrite(guid, command, receivedAt)
+      return change === undefined ? Effect.void : writer.writeAll([change])
     })
 
-  const onPresence = (change: PresenceChange) =>
+  /** A chunk of presence changes → mapped, recorded for the status page, and the changed PBX presences written. */
+  const onPresences = (changes: ReadonlyArray<PresenceChange>) =>
     Effect.gen(function*() {
-      const key = userKey(change.userId)
-      const result = mapPresenceDetailed(change.presence, settings.mapping)
-      if (result.basis === "none") {
-        yield* Metric.update(unknownPresences, 1)
-        yield* Effect.logWarning(`unknown Teams presence for ${change.userId}; cleared`, change.presence)
-      }
-      state.rows.set(key, { presence: change.presence, command: result.command, receivedAt: change.receivedAt, origin: change.origin })
       const plan = yield* SubscriptionRef.get(state.plan)
-      const synced = plan.byTeamsId.get(key)
-      if (synced === undefined) return
-      yield* write(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt)
+      const writes: Array<PresenceWrite> = []
+      for (const change of changes) {
+        const key = userKey(change.userId)
+        const result = mapPresenceDetailed(change.presence, settings.mapping)
+        if (result.basis === "none") {
+          yield* Metric.update(unknownPresences, 1)
+          yield* Effect.logWarning(`unknown Teams presence for ${change.userId}; cleared`, change.presence)
+        }
+        state.rows.set(key, { presence: change.presence, command: result.command, receivedAt: change.receivedAt, origin: change.origin })
+        const synced = plan.byTeamsId.get(key)
+        if (synced === undefined) continue
+        const pending = changedWrite(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt)
+        if (pending !== undefined) writes.push(pending)
+      }
+      yield* writer.writeAll(writes)
     })
 
   const loadTeamsUsers = teamsUsers.listTeamsUsers(settings.usersCredential).pipe(
@@ -188,7 +204,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   })
 
   // 1. Presence changes → PBX. Subscribed before the initial sync so that nothing it reads is missed.
-  const intake = yield* supervised("presence pipeline", Stream.runForEach(source.changes, onPresence))
+  const intake = yield* supervised("presence pipeline", Stream.runForEachArray(source.changes, onPresences))
 
   // 2. Start-up: Teams users and the master's directory, the plan, the initial sync, then subscriptions.
   const startup = Effect.gen(function*() {

@@ -4,8 +4,8 @@
  * validation tokens, decrypts in the worker pool, orders by sequenceNumber and publishes typed events.
  * The webhook only calls `acceptNotifications` / `acceptLifecycle`, which never wait for processing.
  */
-import { Clock, Context, Effect, Fiber, Layer, Metric, PubSub, Queue, Redacted, Stream } from "effect"
-import { decodeGraphPresence, type GraphPresence } from "../domain/Presence.ts"
+import { Clock, Context, Effect, Fiber, Layer, Metric, PubSub, Queue, Redacted, Result, Schema, Stream } from "effect"
+import { GraphPresence } from "../domain/Presence.ts"
 import { notificationsReceived, notificationsRejected } from "../domain/Metrics.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
@@ -77,6 +77,21 @@ interface Batch {
   readonly validationTokens: ReadonlyArray<string>
   readonly receivedAt: number
 }
+
+type DecryptedCheck =
+  | { readonly ok: true; readonly presence: GraphPresence }
+  | {
+    readonly ok: false
+    readonly reason: RejectReason
+    readonly message: string
+    readonly subscriptionId?: string
+    readonly userId?: string
+  }
+
+const decodeGraphPresenceResult = Schema.decodeUnknownResult(GraphPresence)
+
+/** The counter of accepted presence items, with its attributes resolved once (it is updated per chunk of a burst). */
+const presencesReceived = Metric.withAttributes(notificationsReceived, { kind: "presence" })
 
 export const countRejected = (reason: RejectReason, count = 1) =>
   Metric.update(Metric.withAttributes(notificationsRejected, { reason }), count)
@@ -199,44 +214,59 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         return true
       }
 
-      /** Checks one decrypted item and publishes it; a bad item is counted and logged, never fails the others. */
-      const publishDecrypted = Effect.fnUntraced(function*(
-        item: ChangeNotification,
-        result: DecryptResult,
-        receivedAt: number,
-        decryptedAt: number
-      ) {
-        if (!result.ok) {
-          return yield* logRejected(result.reason, result.message, { subscriptionId: item.subscriptionId })
+      /**
+       * Checks one decrypted item: the presence it carries, or why it is rejected. Synchronous (it runs once per item
+       * of a burst); only the sequence numbers it records are state.
+       */
+      const checkDecrypted = (item: ChangeNotification, result: DecryptResult): DecryptedCheck => {
+        if (!result.ok) return { ok: false, reason: result.reason, message: result.message, subscriptionId: item.subscriptionId }
+        let json: unknown
+        try {
+          json = JSON.parse(result.plaintext)
+        } catch (error) {
+          return { ok: false, reason: "decrypt", message: `decrypted content is not a presence: ${String(error)}` }
         }
-        const presence = yield* Effect.try({ try: () => JSON.parse(result.plaintext) as unknown, catch: String }).pipe(
-          Effect.flatMap((json) => decodeGraphPresence(json).pipe(Effect.mapError((e) => e.message))),
-          Effect.catch((message) => logRejected("decrypt", `decrypted content is not a presence: ${message}`).pipe(Effect.as(undefined)))
-        )
-        if (presence === undefined) return
+        const decoded = decodeGraphPresenceResult(json)
+        if (Result.isFailure(decoded)) {
+          return { ok: false, reason: "decrypt", message: `decrypted content is not a presence: ${decoded.failure.message}` }
+        }
+        const presence = decoded.success
         const claimed = notificationUserId(item)
         if (claimed !== undefined && claimed.toLowerCase() !== presence.id.toLowerCase()) {
-          return yield* logRejected("decrypt", "decrypted presence names another user than the notification", { userId: claimed })
+          return { ok: false, reason: "decrypt", message: "decrypted presence names another user than the notification", userId: claimed }
         }
         if (!inOrder(presence.id, presence.sequenceNumber)) {
-          return yield* logRejected("stale", "an older or duplicate sequenceNumber", { userId: presence.id })
+          return { ok: false, reason: "stale", message: "an older or duplicate sequenceNumber", userId: presence.id }
         }
-        yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "presence" }), 1)
-        yield* PubSub.publish(presences, { userId: presence.id, presence, receivedAt, decryptedAt })
-      })
+        return { ok: true, presence }
+      }
 
       // Decryption is pipelined: the processor hands each chunk of a batch to the pool as soon as its validation
       // tokens are verified and goes on with the next batch, while the publisher takes the chunks in arrival order and
       // publishes each as soon as it is decrypted. The workers never wait for the event loop, the first items of a
       // burst reach the PBX while the rest are still being decrypted, and order (hence sequenceNumber checks) is kept.
+      // A chunk is checked item by item and published as one array: a bad item is logged and counted, never fails the
+      // others, and the good ones travel on together.
       const decrypting = yield* Queue.bounded<DecryptingChunk>(chunksInFlight)
       yield* Effect.gen(function*() {
         while (true) {
           const chunk = yield* Queue.take(decrypting)
           const results = yield* Fiber.join(chunk.results)
           const decryptedAt = yield* Clock.currentTimeMillis
+          const accepted: Array<PushedPresence> = []
           for (let i = 0; i < chunk.items.length; i++) {
-            yield* publishDecrypted(chunk.items[i]!.item, results[i]!, chunk.receivedAt, decryptedAt)
+            const item = chunk.items[i]!.item
+            const checked = checkDecrypted(item, results[i]!)
+            if (checked.ok) {
+              accepted.push({ userId: checked.presence.id, presence: checked.presence, receivedAt: chunk.receivedAt, decryptedAt })
+              continue
+            }
+            const { ok: _, reason, message, ...annotations } = checked
+            yield* logRejected(reason, message, annotations)
+          }
+          if (accepted.length > 0) {
+            yield* Metric.update(presencesReceived, accepted.length)
+            yield* PubSub.publishAll(presences, accepted)
           }
           // Let the presence source, the flow and the writer run between chunks.
           yield* Effect.yieldNow

@@ -10,7 +10,7 @@
 import { Clock, Context, Deferred, Effect, Layer, Metric, PubSub, Stream } from "effect"
 import { notificationsRejected } from "../domain/Metrics.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
-import { NotificationsInbox } from "./NotificationsInbox.ts"
+import { NotificationsInbox, type PushedPresence } from "./NotificationsInbox.ts"
 import { every, pollIntervalMillis } from "./PollSchedule.ts"
 import { PresenceReader } from "./PresenceReader.ts"
 import { SubscriptionManager } from "./SubscriptionManager.ts"
@@ -45,7 +45,7 @@ export class PresenceSource extends Context.Service<PresenceSource, {
       const manager = yield* SubscriptionManager
       const core = yield* makeCore("reconcile")
       yield* inbox.presences.pipe(
-        Stream.runForEach((pushed) => core.apply([pushed.presence], "push", pushed.receivedAt, pushed.decryptedAt)),
+        Stream.runForEachArray((pushed) => core.applyPushed(pushed)),
         Effect.forkScoped
       )
       yield* inbox.refetch.pipe(Stream.runForEach((ids) => core.read(ids, "push")), Effect.forkScoped)
@@ -88,6 +88,9 @@ const sameContent = (a: GraphPresence, b: GraphPresence): boolean =>
   sameJson(a.availability, b.availability) && sameJson(a.activity, b.activity) &&
   sameJson(a.statusMessage, b.statusMessage) && sameJson(a.outOfOfficeSettings, b.outOfOfficeSettings)
 
+/** Push items older than the presence applied, counted with their attributes resolved once. */
+const staleRejected = Metric.withAttributes(notificationsRejected, { reason: "stale" })
+
 const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") {
   const settings = yield* SubscriptionSettings
   const reader = yield* PresenceReader
@@ -97,14 +100,19 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
   let userSet = new Set<string>()
   const key = (id: string) => id.toLowerCase()
 
-  const apply = Effect.fnUntraced(function*(
+  /**
+   * The changes among `presences` (all with the same origin and times unless `timesOf` gives each its own), published
+   * together: a chunk of a burst goes on as one array. An older sequenceNumber than the one applied is dropped.
+   */
+  const applyAll = Effect.fnUntraced(function*(
     presences: ReadonlyArray<GraphPresence>,
     origin: PresenceOrigin,
-    at?: number,
-    decryptedAt?: number
+    timesOf: (index: number) => { readonly receivedAt: number; readonly decryptedAt?: number }
   ) {
-    const receivedAt = at ?? (yield* Clock.currentTimeMillis)
-    for (const presence of presences) {
+    const changes: Array<PresenceChange> = []
+    let stale = 0
+    for (let i = 0; i < presences.length; i++) {
+      const presence = presences[i]!
       const id = key(presence.id)
       if (!userSet.has(id)) continue
       const last = known.get(id)
@@ -112,7 +120,7 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
         const older = presence.sequenceNumber != null && last.sequenceNumber != null &&
           presence.sequenceNumber < last.sequenceNumber
         if (older) {
-          if (origin === "push") yield* Metric.update(Metric.withAttributes(notificationsRejected, { reason: "stale" }), 1)
+          if (origin === "push") stale++
           continue
         }
         if (sameContent(last, presence)) {
@@ -121,9 +129,22 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
         }
       }
       known.set(id, presence)
-      yield* PubSub.publish(hub, { userId: presence.id, presence, receivedAt, origin, ...(decryptedAt !== undefined ? { decryptedAt } : {}) })
+      const { receivedAt, decryptedAt } = timesOf(i)
+      changes.push({ userId: presence.id, presence, receivedAt, origin, ...(decryptedAt !== undefined ? { decryptedAt } : {}) })
     }
+    if (stale > 0) yield* Metric.update(staleRejected, stale)
+    if (changes.length > 0) yield* PubSub.publishAll(hub, changes)
   })
+
+  const apply = Effect.fnUntraced(function*(presences: ReadonlyArray<GraphPresence>, origin: PresenceOrigin) {
+    const receivedAt = yield* Clock.currentTimeMillis
+    const times = { receivedAt }
+    yield* applyAll(presences, origin, () => times)
+  })
+
+  /** Rich notifications as the inbox publishes them: each with the time it was received and decrypted. */
+  const applyPushed = (pushed: ReadonlyArray<PushedPresence>) =>
+    applyAll(pushed.map((p) => p.presence), "push", (i) => pushed[i]!)
 
   const read = (ids: ReadonlyArray<string>, origin: PresenceOrigin) =>
     ids.length === 0 ? Effect.void : reader.getPresences(ids, settings.pollCredential).pipe(
@@ -161,6 +182,7 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
   return {
     service,
     apply,
+    applyPushed,
     read,
     readAll,
     has: (id: string) => userSet.has(key(id)),

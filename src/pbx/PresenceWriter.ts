@@ -39,6 +39,12 @@ export interface WriteMeta {
   readonly decryptedAt?: number
 }
 
+export interface PresenceWrite {
+  readonly guid: string
+  readonly command: PbxPresenceCommand
+  readonly meta?: WriteMeta | undefined
+}
+
 interface Desired {
   readonly command: PbxPresenceCommand
   readonly receivedAt: number | undefined
@@ -49,6 +55,8 @@ interface Desired {
 
 export class PresenceWriter extends Context.Service<PresenceWriter, {
   readonly write: (guid: string, command: PbxPresenceCommand, meta?: WriteMeta) => Effect.Effect<void>
+  /** `write` for many users at once (a chunk of a burst): one wake of the dispatcher for all of them. */
+  readonly writeAll: (writes: ReadonlyArray<PresenceWrite>) => Effect.Effect<void>
   /** Waits until no write is queued, in flight or waiting for a retry (writes held for a disconnected PBX excepted). */
   readonly flush: Effect.Effect<void>
   /** What each PBX last confirmed, per user guid: a live read-only view whose entries are replaced, never mutated. */
@@ -92,12 +100,25 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         })
 
       /** The PBX a user's writes go to: its `loc` PBX when that PBX has an App connection (now or before), else the master. */
-      const targetOf = Effect.fnUntraced(function*(guid: string) {
+      const routeOf = Effect.fnUntraced(function*(guid: string) {
         const user = yield* directory.get(guid)
         const states = yield* SubscriptionRef.get(connections.states)
         const loc = Option.getOrUndefined(Option.map(user, (value) => value.loc))
-        return loc !== undefined && loc !== "" && states.has(loc) ? loc : settings.masterPbx
+        return { user, pbx: loc !== undefined && loc !== "" && states.has(loc) ? loc : settings.masterPbx }
       })
+      const targetOf = (guid: string) => Effect.map(routeOf(guid), (route) => route.pbx)
+
+      /** pbxWrites per PBX and result, with the attributes resolved once per pair rather than once per write. */
+      const writeCounters = new Map<string, Metric.Metric<number, unknown>>()
+      const countWrite = (pbx: string, result: "ok" | "error") => {
+        const name = `${result} ${pbx}`
+        let counter = writeCounters.get(name)
+        if (counter === undefined) {
+          counter = Metric.withAttributes(pbxWrites, { pbx, result })
+          writeCounters.set(name, counter)
+        }
+        return Metric.update(counter, 1)
+      }
 
       const scheduleRetry = (guid: string, entry: Desired) =>
         Effect.gen(function*() {
@@ -113,7 +134,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       const sendOne = Effect.fnUntraced(function*(guid: string) {
         const entry = desired.get(guid)
         if (entry === undefined) return
-        const pbx = yield* targetOf(guid)
+        const { user, pbx } = yield* routeOf(guid)
         const connection: Option.Option<PbxConnection> = yield* connections.get(pbx)
         if (Option.isNone(connection)) {
           // Kept in `desired`; sent again when this PBX logs in.
@@ -123,7 +144,6 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         if (
           last !== undefined && writtenOn.get(guid) === connection.value.id && commandEquals(last.command, entry.command)
         ) return
-        const user = yield* directory.get(guid)
         const result = yield* connection.value.request({
           api: "PbxApi",
           mt: "SetPresence",
@@ -133,7 +153,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
           ...presenceFields(entry.command)
         }).pipe(Effect.result)
         if (result._tag === "Failure") {
-          yield* Metric.update(Metric.withAttributes(pbxWrites, { pbx, result: "error" }), 1)
+          yield* countWrite(pbx, "error")
           const error = result.failure
           yield* Effect.logWarning(`SetPresence ${commandLabel(entry.command)} for user ${guid} on PBX ${pbx}: ${error.message}`)
           if (error.reason === "disconnected") return
@@ -146,7 +166,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
           return
         }
         const now = yield* Clock.currentTimeMillis
-        yield* Metric.update(Metric.withAttributes(pbxWrites, { pbx, result: "ok" }), 1)
+        yield* countWrite(pbx, "ok")
         if (entry.receivedAt !== undefined) {
           yield* Metric.update(notificationToPbxSeconds, Math.max(0, now - entry.receivedAt) / 1000)
         }
@@ -202,8 +222,10 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         }
       }).pipe(Effect.forkScoped)
 
-      const write = Effect.fnUntraced(
-        function*(guid: string, command: PbxPresenceCommand, meta?: WriteMeta) {
+      const writeAll = Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
+        if (writes.length === 0) return
+        const retrying = (yield* FiberMap.size(retries)) > 0
+        for (const { guid, command, meta } of writes) {
           const previous = desired.get(guid)
           const pending = ready.has(guid) || again.has(guid)
           desired.set(guid, {
@@ -213,13 +235,16 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
             decryptedAt: previous !== undefined && pending ? previous.decryptedAt ?? meta?.decryptedAt : meta?.decryptedAt,
             failures: 0
           })
-          yield* FiberMap.remove(retries, guid)
-          yield* markDirty([guid])
+          // A new command replaces a retry of the old one.
+          if (retrying) yield* FiberMap.remove(retries, guid)
         }
-      )
+        yield* markDirty(writes.map((w) => w.guid))
+      })
+      const write = (guid: string, command: PbxPresenceCommand, meta?: WriteMeta) => writeAll([{ guid, command, meta }])
 
       return PresenceWriter.of({
         write,
+        writeAll,
         flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(idle), (value) => value && inFlight.size === 0)).pipe(
           Effect.asVoid
         ),
