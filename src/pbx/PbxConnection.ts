@@ -2,7 +2,7 @@
  * One logged-in AppWebsocket connection from a PBX: sends messages, correlates requests with their results by `src`
  * (with a timeout), and publishes the PBX's other messages (replication pushes, indications) to whoever follows them.
  */
-import { Deferred, Effect, PubSub, Schema } from "effect"
+import { Clock, Deferred, Effect, PubSub, Schema } from "effect"
 import type { AppLogin, Envelope, PbxInfo } from "./PbxMessages.ts"
 import { ResultError } from "./PbxMessages.ts"
 
@@ -86,6 +86,13 @@ const resultErrorText = (message: Record<string, unknown>): string | undefined =
   return failed ? (errorText ?? `error ${String(error)}`) : undefined
 }
 
+interface PendingRequest {
+  readonly deferred: Deferred.Deferred<Record<string, unknown>, PbxRequestError>
+  /** Clock milliseconds after which the request fails as a timeout. */
+  readonly deadline: number
+  readonly mt: string
+}
+
 export const makeConnection = Effect.fnUntraced(function*(options: {
   readonly id: number
   readonly pbx: string
@@ -96,13 +103,39 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
   readonly write: (text: string) => Effect.Effect<void>
   readonly close: (reason: string) => Effect.Effect<void>
 }) {
-  const pending = new Map<string, Deferred.Deferred<Record<string, unknown>, PbxRequestError>>()
+  /** Requests waiting for their answer, by `src`, each with the Clock time after which it fails as a timeout. */
+  const pending = new Map<string, PendingRequest>()
   const pbxInfo = yield* Deferred.make<PbxInfo>()
   const closed = yield* Deferred.make<string>()
   const indications = yield* PubSub.unbounded<PbxIndication>()
   let counter = 0
 
   const send = (message: PbxMessage) => options.write(JSON.stringify(message))
+
+  // One sweeper per connection fails the requests whose deadline passed, instead of a timer (a raced sleep fiber) per
+  // request: at burst rates that was thousands of timers a second. A request fails between its deadline and one
+  // sweep later.
+  const sweepEveryMs = Math.max(1, Math.min(1_000, Math.floor(options.requestTimeoutMs / 4)))
+  yield* Effect.gen(function*() {
+    while (true) {
+      yield* Effect.sleep(sweepEveryMs)
+      if (pending.size === 0) continue
+      const now = yield* Clock.currentTimeMillis
+      for (const [src, waiting] of pending) {
+        if (waiting.deadline > now) continue
+        pending.delete(src)
+        yield* Deferred.fail(
+          waiting.deferred,
+          new PbxRequestError({
+            pbx: options.pbx,
+            mt: waiting.mt,
+            reason: "timeout",
+            message: `PBX ${options.pbx} did not answer ${waiting.mt} within ${options.requestTimeoutMs} ms`
+          })
+        )
+      }
+    }
+  }).pipe(Effect.forkScoped)
 
   const request = (message: PbxMessage): Effect.Effect<Record<string, unknown>, PbxRequestError> =>
     Effect.gen(function*() {
@@ -116,23 +149,10 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
       }
       const src = `${message.mt}-${options.id}-${++counter}`
       const deferred = yield* Deferred.make<Record<string, unknown>, PbxRequestError>()
-      pending.set(src, deferred)
+      const now = yield* Clock.currentTimeMillis
+      pending.set(src, { deferred, deadline: now + options.requestTimeoutMs, mt: message.mt })
       yield* send({ ...message, src })
-      const result = yield* Deferred.await(deferred).pipe(
-        Effect.timeoutOrElse({
-          duration: options.requestTimeoutMs,
-          orElse: () =>
-            Effect.fail(
-              new PbxRequestError({
-                pbx: options.pbx,
-                mt: message.mt,
-                reason: "timeout",
-                message: `PBX ${options.pbx} did not answer ${message.mt} within ${options.requestTimeoutMs} ms`
-              })
-            )
-        }),
-        Effect.ensuring(Effect.sync(() => pending.delete(src)))
-      )
+      const result = yield* Deferred.await(deferred).pipe(Effect.ensuring(Effect.sync(() => pending.delete(src))))
       const errorText = resultErrorText(result)
       if (errorText !== undefined) {
         return yield* new PbxRequestError({
@@ -161,20 +181,22 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
 
   const completeRequest = (envelope: Envelope, message: Record<string, unknown>) =>
     Effect.suspend(() => {
-      const deferred = envelope.src === undefined ? undefined : pending.get(envelope.src)
-      return deferred === undefined ? Effect.succeed(false) : Effect.as(Deferred.succeed(deferred, message), true)
+      const waiting = envelope.src === undefined ? undefined : pending.get(envelope.src)
+      if (waiting === undefined) return Effect.succeed(false)
+      pending.delete(envelope.src!)
+      return Effect.as(Deferred.succeed(waiting.deferred, message), true)
     })
 
   const shutdown = (reason: string) =>
     Effect.gen(function*() {
       yield* Deferred.succeed(closed, reason)
-      for (const [src, deferred] of pending) {
+      for (const [src, waiting] of pending) {
         pending.delete(src)
         yield* Deferred.fail(
-          deferred,
+          waiting.deferred,
           new PbxRequestError({
             pbx: options.pbx,
-            mt: src.split("-")[0] ?? "request",
+            mt: waiting.mt,
             reason: "disconnected",
             message: `PBX ${options.pbx} disconnected before answering: ${reason}`
           })

@@ -62,6 +62,28 @@ describe("PBX side behaviour", () => {
       assert.strictEqual(current.get(guid)?.command._tag, "Clear")
     }).pipe(Effect.scoped))
 
+  it.live("a SetPresence the PBX does not answer in time fails as a timeout, is logged and retried", () =>
+    Effect.gen(function*() {
+      const connector = yield* startConnector({ requestTimeoutMs: 300 })
+      const sim = yield* PbxSimulator.make(oneMaster(connector.url))
+      yield* connector.directory.ready
+      const guid = makeUsers("m", 1, "pbx-master")[0]!.guid
+      // The PBX answers after 1.5 s: later than the connector waits, so the first attempt times out.
+      yield* sim.setPresenceBehaviour("pbx-master", { delayMs: 1_500 })
+      const started = Date.now()
+      yield* connector.writer.write(guid, setPresence("busy"))
+      const timedOut = () => connector.logs.some((line) => line.includes("did not answer SetPresence within 300 ms"))
+      while (!timedOut() && Date.now() - started < 5_000) yield* Effect.sleep(10)
+      const timedOutAfter = Date.now() - started
+      assert.isAtLeast(timedOutAfter, 300)
+      assert.isBelow(timedOutAfter, 1_500)
+      yield* sim.setPresenceBehaviour("pbx-master", { delayMs: 0 })
+      yield* connector.writer.flush
+      const current = yield* connector.writer.current
+      assert.deepStrictEqual(current.get(guid)?.command, setPresence("busy"))
+      assert.strictEqual(teamsEntry(sim.peek.presence(guid))?.activity, "busy")
+    }).pipe(Effect.scoped))
+
   it.live("missing API checkmarks are reported with the fix", () =>
     Effect.gen(function*() {
       const connector = yield* startConnector()
