@@ -35,6 +35,8 @@ export class FlowState extends Context.Service<FlowState, {
   readonly plan: SubscriptionRef.SubscriptionRef<Plan>
   readonly teamsUsers: Ref.Ref<Option.Option<ReadonlyArray<TeamsUser>>>
   readonly rows: Map<string, PresenceRow>
+  /** Teams keys whose row was replaced since the status projector last looked (it empties the set). */
+  readonly rowsChanged: Set<string>
   /** Last command handed to the writer per PBX guid: only changes reach the PBX. */
   readonly written: Map<string, PbxPresenceCommand>
 }>()("teams-presence-connector/connector/FlowState") {
@@ -45,6 +47,7 @@ export class FlowState extends Context.Service<FlowState, {
         plan: yield* SubscriptionRef.make(emptyPlan),
         teamsUsers: yield* Ref.make(Option.none<ReadonlyArray<TeamsUser>>()),
         rows: new Map(),
+        rowsChanged: new Set(),
         written: new Map()
       })
     })
@@ -139,6 +142,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
           yield* Effect.logWarning(`unknown Teams presence for ${change.userId}; cleared`, change.presence)
         }
         state.rows.set(key, { presence: change.presence, command: result.command, receivedAt: change.receivedAt, origin: change.origin })
+        state.rowsChanged.add(key)
         const synced = plan.byTeamsId.get(key)
         if (synced === undefined) continue
         const pending = changedWrite(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt)

@@ -144,16 +144,51 @@ interface CachedRow {
 /** Users looked at between two yields to the event loop, so that a webhook request never waits for the whole table. */
 const rowsPerSlice = 250
 
+/** What changed since the last projection, as the flow and the writer record it. */
+export interface RowChanges {
+  /** Teams users (lower-case ids) whose flow row was replaced. */
+  readonly teamsKeys: ReadonlySet<string>
+  /** PBX users (guids) whose confirmed write was replaced. */
+  readonly guids: ReadonlySet<string>
+}
+
 /**
  * The user table, rebuilt incrementally: a row is built again only when one of its inputs is another object than last
  * time (the flow and the writer replace an entry when it changes, never mutate it). When no row changed, the previous
- * array itself is returned. A projection costs a few map look-ups per user, in slices between which other fibers run.
+ * array itself is returned. Without `changes`, or when the plan is another one, every user is looked at (in slices
+ * between which other fibers run); with `changes` and the same plan, only the users named there — so a projection
+ * during steady traffic costs what changed, not the size of the table.
  */
 export const makeUserRows = () => {
   const cache = new Map<string, CachedRow>()
   let lastPlan: Plan | undefined
   let last: ReadonlyArray<UserRow> = []
-  return Effect.fnUntraced(function*(
+  /** Where each user's row sits in `last`, by Teams key and by PBX guid, with its cache entry. */
+  let positions: Array<CachedRow> = []
+  let byTeamsKey = new Map<string, number>()
+  let byGuid = new Map<string, number>()
+
+  const refresh = (
+    entry: CachedRow | undefined,
+    teams: SyncedTeams,
+    pbx: SyncedPbx,
+    licensed: boolean,
+    rows: ReadonlyMap<string, PresenceRow>,
+    written: ReadonlyMap<string, WrittenPresence>
+  ): CachedRow => {
+    const key = entry?.key ?? userKey(teams.id)
+    const row = rows.get(key)
+    const sent = written.get(pbx.guid)
+    if (
+      entry !== undefined && entry.teams === teams && entry.pbx === pbx && entry.licensed === licensed && entry.row === row &&
+      entry.sent === sent
+    ) return entry
+    const fresh = { key, teams, pbx, licensed, row, sent, out: userRow(teams, pbx, licensed, row, sent) }
+    cache.set(teams.id, fresh)
+    return fresh
+  }
+
+  const fullScan = Effect.fnUntraced(function*(
     plan: Plan,
     rows: ReadonlyMap<string, PresenceRow>,
     written: ReadonlyMap<string, WrittenPresence>
@@ -161,20 +196,16 @@ export const makeUserRows = () => {
     if (plan !== lastPlan) cache.clear()
     lastPlan = plan
     const out: Array<UserRow> = []
+    const entries: Array<CachedRow> = []
+    const teamsIndex = new Map<string, number>()
+    const guidIndex = new Map<string, number>()
     let changed = false
     const add = (teams: SyncedTeams, pbx: SyncedPbx, licensed: boolean) => {
-      let entry = cache.get(teams.id)
-      const key = entry?.key ?? userKey(teams.id)
-      const row = rows.get(key)
-      const sent = written.get(pbx.guid)
-      if (
-        entry === undefined || entry.teams !== teams || entry.pbx !== pbx || entry.licensed !== licensed || entry.row !== row ||
-        entry.sent !== sent
-      ) {
-        entry = { key, teams, pbx, licensed, row, sent, out: userRow(teams, pbx, licensed, row, sent) }
-        cache.set(teams.id, entry)
-      }
+      const entry = refresh(cache.get(teams.id), teams, pbx, licensed, rows, written)
       if (last[out.length] !== entry.out) changed = true
+      teamsIndex.set(entry.key, out.length)
+      guidIndex.set(pbx.guid, out.length)
+      entries.push(entry)
       out.push(entry.out)
     }
     let seen = 0
@@ -186,10 +217,52 @@ export const makeUserRows = () => {
       add(u.teams, u.pbx, false)
       if (++seen % rowsPerSlice === 0) yield* Effect.yieldNow
     }
+    positions = entries
+    byTeamsKey = teamsIndex
+    byGuid = guidIndex
     if (!changed && out.length === last.length) return last
     last = out
     return out
   })
+
+  const changedOnly = Effect.fnUntraced(function*(
+    rows: ReadonlyMap<string, PresenceRow>,
+    written: ReadonlyMap<string, WrittenPresence>,
+    changes: RowChanges
+  ) {
+    const indices = new Set<number>()
+    for (const key of changes.teamsKeys) {
+      const index = byTeamsKey.get(key)
+      if (index !== undefined) indices.add(index)
+    }
+    for (const guid of changes.guids) {
+      const index = byGuid.get(guid)
+      if (index !== undefined) indices.add(index)
+    }
+    let out: Array<UserRow> | undefined
+    let done = 0
+    for (const index of indices) {
+      const before = positions[index]!
+      const entry = refresh(before, before.teams, before.pbx, before.licensed, rows, written)
+      if (entry !== before) {
+        positions[index] = entry
+        out ??= [...last]
+        out[index] = entry.out
+      }
+      if (++done % rowsPerSlice === 0) yield* Effect.yieldNow
+    }
+    if (out === undefined) return last
+    last = out
+    return out
+  })
+
+  return (
+    plan: Plan,
+    rows: ReadonlyMap<string, PresenceRow>,
+    written: ReadonlyMap<string, WrittenPresence>,
+    changes?: RowChanges
+  ): Effect.Effect<ReadonlyArray<UserRow>> =>
+    changes !== undefined && plan === lastPlan ? changedOnly(rows, written, changes) : fullScan(plan, rows, written)
 }
 
 /** The plan's lists for the status page, computed again only when the plan is another one. */
@@ -258,7 +331,11 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
     }))
 
     if (lists?.plan !== plan) lists = { plan, value: planLists(plan) }
-    const users = yield* userRows(plan, state.rows, written)
+    // The users whose row or confirmed write changed since the last projection; the sets refill meanwhile.
+    const changes: RowChanges = { teamsKeys: new Set(state.rowsChanged), guids: new Set(writer.confirmedChanges) }
+    state.rowsChanged.clear()
+    writer.confirmedChanges.clear()
+    const users = yield* userRows(plan, state.rows, written, changes)
     const listed = lists.value
     yield* board.update((previous): StatusSnapshot => ({
       ...previous,

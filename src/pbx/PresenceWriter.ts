@@ -61,6 +61,11 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
   readonly flush: Effect.Effect<void>
   /** What each PBX last confirmed, per user guid: a live read-only view whose entries are replaced, never mutated. */
   readonly current: Effect.Effect<ReadonlyMap<string, WrittenPresence>>
+  /**
+   * Guids whose entry in `current` was replaced since the status projector last emptied this set (its only reader):
+   * the user table is then rebuilt for them alone. At most one entry per user.
+   */
+  readonly confirmedChanges: Set<string>
 }>()("presence-connector/pbx/PresenceWriter") {
   static readonly layer = Layer.effect(
     PresenceWriter,
@@ -74,6 +79,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       // identity sees which changed, and no 10,000-entry copy blocks the event loop after every burst of writes.
       const written = new Map<string, WrittenPresence>()
       const writtenOn = new Map<string, number>()
+      const confirmedChanges = new Set<string>()
       // Users waiting to be sent, oldest first. A user changed while its send is in flight waits in `again` instead,
       // so the dispatcher never has to skip over in-flight users: taking the next user is O(1).
       const ready = new ReadyQueue()
@@ -174,6 +180,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
           yield* Metric.update(decryptedToPbxSeconds, Math.max(0, now - entry.decryptedAt) / 1000)
         }
         written.set(guid, { command: entry.command, pbx, sentAt: now })
+        confirmedChanges.add(guid)
         writtenOn.set(guid, connection.value.id)
       })
 
@@ -248,7 +255,8 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(idle), (value) => value && inFlight.size === 0)).pipe(
           Effect.asVoid
         ),
-        current: Effect.succeed<ReadonlyMap<string, WrittenPresence>>(written)
+        current: Effect.succeed<ReadonlyMap<string, WrittenPresence>>(written),
+        confirmedChanges
       })
     })
   )

@@ -135,4 +135,39 @@ describe("makeUserRows", () => {
       assert.deepStrictEqual(rebuilt, ["user5000"])
       assert.strictEqual(after[4_999]!.lastChangeAt, 99_999)
     }))
+
+  it.effect("with the changes named, only those users are looked at, and the result equals a full rebuild", () =>
+    Effect.gen(function*() {
+      const incremental = makeUserRows()
+      const full = makeUserRows()
+      const numbers = Array.from({ length: 1_000 }, (_, i) => i + 1)
+      const plan = planOf(numbers.slice(0, 900), numbers.slice(900))
+      const rows = new Map(numbers.map((n) => [key(n), busyRow(n, n)]))
+      const written = new Map<string, WrittenPresence>()
+      const none = { teamsKeys: new Set<string>(), guids: new Set<string>() }
+      const first = yield* incremental(plan, rows, written, none)
+      assert.deepStrictEqual(first, yield* full(plan, rows, written))
+      // Nothing named: the same array, even though the maps are new.
+      assert.strictEqual(yield* incremental(plan, new Map(rows), new Map(written), none), first)
+
+      rows.set(key(10), busyRow(10, 50_000))
+      written.set(pbxUser(20).guid, sent(60_000))
+      written.set(pbxUser(950).guid, sent(70_000))
+      const changes = { teamsKeys: new Set([key(10)]), guids: new Set([pbxUser(20).guid, pbxUser(950).guid, "not-in-the-plan"]) }
+      const after = yield* incremental(plan, rows, written, changes)
+      assert.deepStrictEqual(after, yield* full(plan, rows, written))
+      const rebuilt = after.flatMap((row, i) => (row === first[i] ? [] : [row.pbxName]))
+      assert.deepStrictEqual(rebuilt, ["user10", "user20", "user950"])
+      assert.strictEqual(after[9]!.lastChangeAt, 50_000)
+      assert.strictEqual(after[949]!.written, "—", "user 950 holds no licence: nothing is shown as written")
+
+      // A change the caller did not name is not looked for (the flow and the writer name every change they make)…
+      rows.set(key(30), busyRow(30, 80_000))
+      assert.strictEqual(yield* incremental(plan, rows, written, none), after)
+      // …and a new plan always rebuilds the whole table.
+      const next = samePairs(plan, (n) => n !== 1)
+      const rebuiltPlan = yield* incremental(next, rows, written, none)
+      assert.deepStrictEqual(rebuiltPlan, yield* full(next, rows, written))
+      assert.strictEqual(rebuiltPlan.find((row) => row.pbxName === "user30")!.lastChangeAt, 80_000)
+    }))
 })
