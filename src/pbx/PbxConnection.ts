@@ -19,6 +19,10 @@ export interface PbxIndication {
   readonly message: unknown
 }
 
+export type RequestOutcome =
+  | { readonly _tag: "Answered"; readonly result: Record<string, unknown> }
+  | { readonly _tag: "Failed"; readonly error: PbxRequestError }
+
 export type PbxMessage = { readonly mt: string; readonly api?: string; readonly [key: string]: unknown }
 
 export interface PbxConnection {
@@ -35,6 +39,12 @@ export interface PbxConnection {
   readonly send: (message: PbxMessage) => Effect.Effect<void>
   /** Sends with a fresh `src` and waits for the `<mt>Result` carrying it; an `error` in the result fails. */
   readonly request: (message: PbxMessage) => Effect.Effect<Record<string, unknown>, PbxRequestError>
+  /**
+   * `request` without a waiting fiber: sends, and calls `onResult` exactly once — with the result, the PBX's refusal,
+   * a timeout or the connection's end. The callback runs synchronously inside whichever fiber completes the request,
+   * so it must only record the outcome (the presence writer queues it for its own fiber).
+   */
+  readonly requestWith: (message: PbxMessage, onResult: (outcome: RequestOutcome) => void) => Effect.Effect<void>
   readonly indications: PubSub.PubSub<PbxIndication>
   readonly close: (reason: string) => Effect.Effect<void>
 }
@@ -87,7 +97,7 @@ const resultErrorText = (message: Record<string, unknown>): string | undefined =
 }
 
 interface PendingRequest {
-  readonly deferred: Deferred.Deferred<Record<string, unknown>, PbxRequestError>
+  readonly complete: (outcome: RequestOutcome) => void
   /** Clock milliseconds after which the request fails as a timeout. */
   readonly deadline: number
   readonly mt: string
@@ -112,6 +122,11 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
 
   const send = (message: PbxMessage) => options.write(JSON.stringify(message))
 
+  const fail = (mt: string, reason: PbxRequestError["reason"], message: string): RequestOutcome => ({
+    _tag: "Failed",
+    error: new PbxRequestError({ pbx: options.pbx, mt, reason, message })
+  })
+
   // One sweeper per connection fails the requests whose deadline passed, instead of a timer (a raced sleep fiber) per
   // request: at burst rates that was thousands of timers a second. A request fails between its deadline and one
   // sweep later.
@@ -124,45 +139,36 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
       for (const [src, waiting] of pending) {
         if (waiting.deadline > now) continue
         pending.delete(src)
-        yield* Deferred.fail(
-          waiting.deferred,
-          new PbxRequestError({
-            pbx: options.pbx,
-            mt: waiting.mt,
-            reason: "timeout",
-            message: `PBX ${options.pbx} did not answer ${waiting.mt} within ${options.requestTimeoutMs} ms`
-          })
-        )
+        waiting.complete(fail(waiting.mt, "timeout", `PBX ${options.pbx} did not answer ${waiting.mt} within ${options.requestTimeoutMs} ms`))
       }
     }
   }).pipe(Effect.forkScoped)
 
-  const request = (message: PbxMessage): Effect.Effect<Record<string, unknown>, PbxRequestError> =>
+  /** An answer that carries an `error` is the PBX refusing the request. */
+  const outcomeOf = (mt: string, result: Record<string, unknown>): RequestOutcome => {
+    const errorText = resultErrorText(result)
+    return errorText === undefined
+      ? { _tag: "Answered", result }
+      : fail(mt, "error", `PBX ${options.pbx} refused ${mt}: ${errorText}`)
+  }
+
+  const requestWith = (message: PbxMessage, onResult: (outcome: RequestOutcome) => void): Effect.Effect<void> =>
     Effect.gen(function*() {
-      if (yield* Deferred.isDone(closed)) {
-        return yield* new PbxRequestError({
-          pbx: options.pbx,
-          mt: message.mt,
-          reason: "disconnected",
-          message: `PBX ${options.pbx} is not connected; ${message.mt} was not sent`
-        })
+      if (Deferred.isDoneUnsafe(closed)) {
+        return onResult(fail(message.mt, "disconnected", `PBX ${options.pbx} is not connected; ${message.mt} was not sent`))
       }
       const src = `${message.mt}-${options.id}-${++counter}`
-      const deferred = yield* Deferred.make<Record<string, unknown>, PbxRequestError>()
       const now = yield* Clock.currentTimeMillis
-      pending.set(src, { deferred, deadline: now + options.requestTimeoutMs, mt: message.mt })
+      pending.set(src, { complete: onResult, deadline: now + options.requestTimeoutMs, mt: message.mt })
       yield* send({ ...message, src })
-      const result = yield* Deferred.await(deferred).pipe(Effect.ensuring(Effect.sync(() => pending.delete(src))))
-      const errorText = resultErrorText(result)
-      if (errorText !== undefined) {
-        return yield* new PbxRequestError({
-          pbx: options.pbx,
-          mt: message.mt,
-          reason: "error",
-          message: `PBX ${options.pbx} refused ${message.mt}: ${errorText}`
-        })
-      }
-      return result
+    })
+
+  const request = (message: PbxMessage): Effect.Effect<Record<string, unknown>, PbxRequestError> =>
+    Effect.gen(function*() {
+      const deferred = yield* Deferred.make<RequestOutcome>()
+      yield* requestWith(message, (outcome) => Deferred.doneUnsafe(deferred, Effect.succeed(outcome)))
+      const outcome = yield* Deferred.await(deferred)
+      return outcome._tag === "Answered" ? outcome.result : yield* outcome.error
     })
 
   const connection: PbxConnection = {
@@ -175,6 +181,7 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
     closed,
     send,
     request,
+    requestWith,
     indications,
     close: options.close
   }
@@ -184,7 +191,8 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
       const waiting = envelope.src === undefined ? undefined : pending.get(envelope.src)
       if (waiting === undefined) return Effect.succeed(false)
       pending.delete(envelope.src!)
-      return Effect.as(Deferred.succeed(waiting.deferred, message), true)
+      waiting.complete(outcomeOf(waiting.mt, message))
+      return Effect.succeed(true)
     })
 
   const shutdown = (reason: string) =>
@@ -192,15 +200,7 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
       yield* Deferred.succeed(closed, reason)
       for (const [src, waiting] of pending) {
         pending.delete(src)
-        yield* Deferred.fail(
-          waiting.deferred,
-          new PbxRequestError({
-            pbx: options.pbx,
-            mt: waiting.mt,
-            reason: "disconnected",
-            message: `PBX ${options.pbx} disconnected before answering: ${reason}`
-          })
-        )
+        waiting.complete(fail(waiting.mt, "disconnected", `PBX ${options.pbx} disconnected before answering: ${reason}`))
       }
       yield* PubSub.shutdown(indications)
     })

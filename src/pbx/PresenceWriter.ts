@@ -4,10 +4,10 @@
  * the master's; while that PBX is disconnected the state is kept, and when it logs in again the current state of
  * every user on it is sent again. Refused writes are logged and retried with backoff.
  */
-import { Clock, Context, Effect, FiberMap, FiberSet, Latch, Layer, Metric, Option, PubSub, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, FiberMap, Latch, Layer, Metric, Option, PubSub, Stream, SubscriptionRef } from "effect"
 import { commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../domain/Metrics.ts"
-import type { PbxConnection } from "./PbxConnection.ts"
+import type { PbxConnection, RequestOutcome } from "./PbxConnection.ts"
 import { PbxConnections } from "./PbxConnections.ts"
 import { PbxSettings } from "./PbxSettings.ts"
 import { PbxDirectory } from "./UserDirectory.ts"
@@ -43,6 +43,15 @@ export interface PresenceWrite {
   readonly guid: string
   readonly command: PbxPresenceCommand
   readonly meta?: WriteMeta | undefined
+}
+
+interface Completion {
+  readonly guid: string
+  /** What was sent. */
+  readonly entry: Desired
+  readonly pbx: string
+  readonly connectionId: number
+  readonly outcome: RequestOutcome
 }
 
 interface Desired {
@@ -137,30 +146,46 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
           yield* FiberMap.run(retries, guid, Effect.andThen(Effect.sleep(delay), markDirty([guid])))
         })
 
-      const sendOne = Effect.fnUntraced(function*(guid: string) {
+      /** Answers (or failures) of sent requests, recorded by the connection's callback, handled by the dispatcher. */
+      const completed: Array<Completion> = []
+
+      /** Starts one user's SetPresence, unless it needs none; true when a request is now in flight. */
+      const start = Effect.fnUntraced(function*(guid: string) {
         const entry = desired.get(guid)
-        if (entry === undefined) return
+        if (entry === undefined) return false
         const { user, pbx } = yield* routeOf(guid)
         const connection: Option.Option<PbxConnection> = yield* connections.get(pbx)
         if (Option.isNone(connection)) {
           // Kept in `desired`; sent again when this PBX logs in.
-          return yield* Effect.logDebug(`SetPresence for user ${guid} waits for PBX ${pbx} to reconnect`)
+          yield* Effect.logDebug(`SetPresence for user ${guid} waits for PBX ${pbx} to reconnect`)
+          return false
         }
         const last = written.get(guid)
         if (
           last !== undefined && writtenOn.get(guid) === connection.value.id && commandEquals(last.command, entry.command)
-        ) return
-        const result = yield* connection.value.request({
+        ) return false
+        const connectionId = connection.value.id
+        yield* connection.value.requestWith({
           api: "PbxApi",
           mt: "SetPresence",
           guid,
           ...(Option.isSome(user) && user.value.h323 !== "" ? { sip: user.value.h323 } : {}),
           contact: settings.contact,
           ...presenceFields(entry.command)
-        }).pipe(Effect.result)
-        if (result._tag === "Failure") {
+        }, (outcome) => {
+          completed.push({ guid, entry, pbx, connectionId, outcome })
+          Latch.openUnsafe(wake)
+        })
+        return true
+      })
+
+      /** The bookkeeping of one answered or failed request; the user may then be sent again. */
+      const complete = Effect.fnUntraced(function*({ guid, entry, pbx, connectionId, outcome }: Completion) {
+        inFlight.delete(guid)
+        if (again.delete(guid)) ready.push(guid)
+        if (outcome._tag === "Failed") {
           yield* countWrite(pbx, "error")
-          const error = result.failure
+          const error = outcome.error
           yield* Effect.logWarning(`SetPresence ${commandLabel(entry.command)} for user ${guid} on PBX ${pbx}: ${error.message}`)
           if (error.reason === "disconnected") return
           const current = desired.get(guid)
@@ -181,33 +206,46 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         }
         written.set(guid, { command: entry.command, pbx, sentAt: now })
         confirmedChanges.add(guid)
-        writtenOn.set(guid, connection.value.id)
+        writtenOn.set(guid, connectionId)
       })
 
-      // Each send runs in its own fiber, at most one in flight per user and `maxConcurrent` overall, so that a slow or
-      // silent PBX never holds up the writes for the others. Each wake forks only as many users as there are free
-      // places: the work per wake is proportional to what is started, never to the number of users waiting.
-      const sending = yield* FiberSet.make()
-      const finished = (guid: string) =>
-        Effect.suspend(() => {
-          inFlight.delete(guid)
-          if (again.delete(guid)) ready.push(guid)
-          return Latch.open(wake)
-        })
+      // One fiber sends and completes every write: at most one request in flight per user and `maxConcurrent`
+      // overall, so that a slow or silent PBX never holds up the writes for the others (its requests time out). A
+      // request costs no fiber of its own: its answer is queued by the connection's callback and handled here. Each
+      // wake starts only as many users as there are free places: the work per wake is proportional to what is
+      // started and answered, never to the number of users waiting.
       const dispatcher = Effect.gen(function*() {
         while (true) {
           yield* Latch.close(wake)
+          while (completed.length > 0) {
+            const batch = completed.splice(0, completed.length)
+            for (const completion of batch) {
+              yield* complete(completion).pipe(
+                Effect.catchCause((cause) => Effect.logError(`SetPresence bookkeeping for user ${completion.guid} failed`, cause))
+              )
+            }
+          }
           while (inFlight.size < maxConcurrent) {
             const guid = ready.shift()
             if (guid === undefined) break
             inFlight.add(guid)
-            yield* FiberSet.run(sending, Effect.ensuring(sendOne(guid), finished(guid)))
+            // A defect while starting one write must not stop the dispatcher: it is logged and the user is not in flight.
+            const started = yield* start(guid).pipe(
+              Effect.catchCause((cause) => Effect.logError(`SetPresence for user ${guid} could not be sent`, cause).pipe(Effect.as(false)))
+            )
+            if (!started) {
+              inFlight.delete(guid)
+              if (again.delete(guid)) ready.push(guid)
+            }
           }
-          if (ready.size === 0 && inFlight.size === 0 && again.size === 0 && (yield* FiberMap.size(retries)) === 0) {
+          if (
+            ready.size === 0 && inFlight.size === 0 && again.size === 0 && completed.length === 0 &&
+            (yield* FiberMap.size(retries)) === 0
+          ) {
             idleNow = true
             yield* SubscriptionRef.set(idle, true)
           }
-          yield* Latch.await(wake)
+          if (completed.length === 0) yield* Latch.await(wake)
         }
       })
       yield* Effect.forkScoped(dispatcher)

@@ -10,7 +10,7 @@ import { Context, Effect, Layer, Logger, Option, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
 import { PbxAppService } from "../../src/pbx/PbxAppService.ts"
-import { type Corkable, corkPerTick, type PbxMessage } from "../../src/pbx/PbxConnection.ts"
+import { type Corkable, corkPerTick, type PbxMessage, type RequestOutcome } from "../../src/pbx/PbxConnection.ts"
 import { PbxConnections } from "../../src/pbx/PbxConnections.ts"
 import { makePbxSettings, PbxSettings } from "../../src/pbx/PbxSettings.ts"
 import { maxConcurrent, PresenceWriter } from "../../src/pbx/PresenceWriter.ts"
@@ -48,12 +48,29 @@ const makeProbe = () => {
       for (const check of [...checks]) check()
       return Effect.ensuring(request, Effect.sync(() => void probe.inFlight--))
     })
-  return { probe, around }
+  /** The same count for a request that reports its outcome through a callback (what the writer uses). */
+  const aroundWith = (
+    message: PbxMessage,
+    onResult: (outcome: RequestOutcome) => void,
+    requestWith: (message: PbxMessage, onResult: (outcome: RequestOutcome) => void) => Effect.Effect<void>
+  ) =>
+    Effect.suspend(() => {
+      if (message.mt !== "SetPresence") return requestWith(message, onResult)
+      probe.inFlight++
+      probe.maxInFlight = Math.max(probe.maxInFlight, probe.inFlight)
+      started.push({ guid: String(message["guid"]), activity: String(message["activity"]) })
+      for (const check of [...checks]) check()
+      return requestWith(message, (outcome) => {
+        probe.inFlight--
+        onResult(outcome)
+      })
+    })
+  return { probe, around, aroundWith }
 }
 
 /** The PBX side with a writer whose connections count its requests; served on an ephemeral port. */
 const startConnector = Effect.fnUntraced(function*() {
-  const { probe, around } = makeProbe()
+  const { probe, around, aroundWith } = makeProbe()
   const settings = makePbxSettings({ appPassword: Redacted.make(password), masterPbx: "pbx-master" })
   const counted = Layer.effect(
     PbxConnections,
@@ -64,7 +81,12 @@ const startConnector = Effect.fnUntraced(function*() {
         get: (pbx) =>
           Effect.map(
             real.get(pbx),
-            Option.map((connection) => ({ ...connection, request: (message: PbxMessage) => around(message, connection.request(message)) }))
+            Option.map((connection) => ({
+              ...connection,
+              request: (message: PbxMessage) => around(message, connection.request(message)),
+              requestWith: (message: PbxMessage, onResult: (outcome: RequestOutcome) => void) =>
+                aroundWith(message, onResult, connection.requestWith)
+            }))
           )
       })
     })
