@@ -237,6 +237,23 @@ const program = Effect.gen(function*() {
   const changeScenario = changeRun({ connector, graph, pbx, posts, setPresences, teamsUsers, guidOf, teamsIdOf })
   // Let the start-up settle (subscription creation, the first reconcile) before the first change scenario.
   yield* Effect.sleep("2 seconds")
+
+  // ---- idle-10k: what the connector costs while nothing changes (status projection, timers, keep-alives) ----------
+  const idleBefore = processCpuMs(connector.pid)
+  yield* Effect.sleep(`${IDLE_SECONDS} seconds`)
+  const idleAfter = processCpuMs(connector.pid)
+  const percentOf = (ms: number | undefined) => (ms === undefined ? null : round((ms / (IDLE_SECONDS * 1000)) * 100, 1))
+  yield* emit({
+    scenario: "idle-10k",
+    seconds: IDLE_SECONDS,
+    users: USERS,
+    connectorCpuPercent: {
+      all: percentOf(idleAfter === undefined || idleBefore === undefined ? undefined : idleAfter.all - idleBefore.all),
+      mainThread: percentOf(idleAfter === undefined || idleBefore === undefined ? undefined : idleAfter.main - idleBefore.main),
+      measure: "CPU time of the connector over the window, as % of one core (/proc, 10 ms ticks)"
+    },
+    rssMb: processMemory(connector.pid)?.rssMb ?? null
+  })
   // The steady rate first: a connector in production has long been handling notifications when a burst comes, so
   // the burst should not be the first rich notification the process (its JIT, its decrypt workers) ever sees.
   const scenarios = [
@@ -263,6 +280,7 @@ const ONLY = process.env["BENCH_SCENARIOS"]?.split(",").map((name) => name.trim(
 const BURST_RATE = Number(process.env["BENCH_BURST_RATE"] ?? 2000)
 const SUSTAINED_RATE = Number(process.env["BENCH_RATE"] ?? 500)
 const SUSTAINED_SECONDS = 12
+const IDLE_SECONDS = 5
 
 /**
  * One change scenario: users 1..changes each get one presence change (a different PBX activity than the round
