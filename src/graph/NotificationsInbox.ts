@@ -69,6 +69,8 @@ const chunksInFlight = 16
 interface DecryptingChunk {
   readonly items: Batch["items"]
   readonly results: Fiber.Fiber<ReadonlyArray<DecryptResult>>
+  /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
+  readonly verified: Fiber.Fiber<boolean>
   readonly receivedAt: number
 }
 
@@ -251,6 +253,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       yield* Effect.gen(function*() {
         while (true) {
           const chunk = yield* Queue.take(decrypting)
+          if (!(yield* Fiber.join(chunk.verified))) continue
           const results = yield* Fiber.join(chunk.results)
           const decryptedAt = yield* Clock.currentTimeMillis
           const accepted: Array<PushedPresence> = []
@@ -277,21 +280,26 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         Effect.forkScoped
       )
 
+      // A batch's validation tokens are verified while its items are already being decrypted: the processor never
+      // waits for a verification before it hands the next batch to the pool. Nothing is published before its batch's
+      // tokens are verified; a batch that fails is dropped whole (its items were decrypted for nothing, which only a
+      // sender that knows a subscription's clientState can cause).
       const processRich = Effect.fnUntraced(function*(batch: Batch, rich: ReadonlyArray<Batch["items"][number]>) {
         if (rich.length === 0) return
         const tenants = rich.flatMap(({ item }) => (item.tenantId === undefined ? [] : [item.tenantId]))
-        const valid = yield* tokens.verify(batch.validationTokens, tenants).pipe(
+        const verified = yield* Effect.forkChild(tokens.verify(batch.validationTokens, tenants).pipe(
           Effect.as(true),
-          Effect.catch((error) => logRejected("validation_token", error.message).pipe(Effect.as(false)))
-        )
-        if (!valid) {
-          if (rich.length > 1) yield* countRejected("validation_token", rich.length - 1)
-          return
-        }
+          Effect.catch((error) =>
+            logRejected("validation_token", error.message).pipe(
+              Effect.andThen(rich.length > 1 ? countRejected("validation_token", rich.length - 1) : Effect.void),
+              Effect.as(false)
+            )
+          )
+        ))
         for (let i = 0; i < rich.length; i += maxChunk) {
           const items = rich.slice(i, i + maxChunk)
           const results = yield* Effect.forkChild(pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)))
-          yield* Queue.offer(decrypting, { items, results, receivedAt: batch.receivedAt })
+          yield* Queue.offer(decrypting, { items, results, verified, receivedAt: batch.receivedAt })
         }
       })
 
