@@ -25,6 +25,10 @@ const serverResponse = (request: HttpServerRequest.HttpServerRequest): NodeServe
   }
 }
 
+/** The webhook answer histogram per `until`, with the attributes resolved once (it is observed twice per POST). */
+const answerProduced = Metric.withAttributes(webhookResponseSeconds, { until: "produced" })
+const answerFlushed = Metric.withAttributes(webhookResponseSeconds, { until: "flushed" })
+
 const badRequest = (message: string) => HttpServerResponse.text(message, { status: 400 })
 
 const readJson = (request: HttpServerRequest.HttpServerRequest, maxBodyBytes: number) =>
@@ -101,7 +105,7 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
    * the event loop before the handler starts.
    */
   const observe = (until: "produced" | "flushed", startedAt: bigint, at: bigint) =>
-    Metric.update(Metric.withAttributes(webhookResponseSeconds, { until }), Number(at - startedAt) / 1e9)
+    Metric.update(until === "produced" ? answerProduced : answerFlushed, Number(at - startedAt) / 1e9)
   const timedNotifications = (request: HttpServerRequest.HttpServerRequest) =>
     Effect.gen(function*() {
       const clock = yield* Clock.Clock
