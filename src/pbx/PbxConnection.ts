@@ -153,14 +153,17 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
   }
 
   const requestWith = (message: PbxMessage, onResult: (outcome: RequestOutcome) => void): Effect.Effect<void> =>
-    Effect.gen(function*() {
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      // The check and the registration are one synchronous step: either `shutdown` (which marks the connection closed
+      // before it fails what is pending) finds this request, or this request finds the connection closed. No request
+      // is left waiting on a connection whose sweeper has stopped.
       if (Deferred.isDoneUnsafe(closed)) {
-        return onResult(fail(message.mt, "disconnected", `PBX ${options.pbx} is not connected; ${message.mt} was not sent`))
+        onResult(fail(message.mt, "disconnected", `PBX ${options.pbx} is not connected; ${message.mt} was not sent`))
+        return Effect.void
       }
       const src = `${message.mt}-${options.id}-${++counter}`
-      const now = yield* Clock.currentTimeMillis
       pending.set(src, { complete: onResult, deadline: now + options.requestTimeoutMs, mt: message.mt })
-      yield* send({ ...message, src })
+      return send({ ...message, src })
     })
 
   const request = (message: PbxMessage): Effect.Effect<Record<string, unknown>, PbxRequestError> =>
