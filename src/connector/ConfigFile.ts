@@ -4,23 +4,20 @@
  * all at once, so an administrator fixes a file in one round.
  */
 import { readFile } from "node:fs/promises"
-import { Effect, Redacted, Schema, SchemaIssue } from "effect"
+import { Effect, Redacted, Schema } from "effect"
 import * as YAML from "yaml"
 import { ConnectorConfig } from "../domain/Config.ts"
 import { buildMappingConfig } from "../domain/PresenceMapping.ts"
+import { describeProblems, type Problem, ProblemList, schemaProblems } from "../domain/Problems.ts"
 
-export interface ConfigProblem {
-  readonly path: string
-  readonly message: string
-}
+export type ConfigProblem = Problem
 
 export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
   source: Schema.String,
-  problems: Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String }))
+  problems: ProblemList
 }) {
   override get message(): string {
-    return `${this.source}: ${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}\n` +
-      this.problems.map((p) => `  - ${p.path}: ${p.message}`).join("\n")
+    return describeProblems(this.source, this.problems)
   }
 }
 
@@ -78,26 +75,6 @@ export const applyEnvironment = (raw: unknown, env: Env): unknown => {
     }
   }
   return root
-}
-
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.length === 0
-    ? "(top level)"
-    : path.map((key, i) => typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`).join("")
-
-const friendlyMessage = (message: string): string =>
-  message === "Expected no excess property"
-    ? "unknown key (misspelled? see docs/configuration.md)"
-    : message === "Missing key"
-    ? "required, but missing"
-    : message
-
-const schemaProblems = (issue: SchemaIssue.Issue): ReadonlyArray<ConfigProblem> => {
-  const formatted = SchemaIssue.makeFormatterStandardSchemaV1()(issue)
-  return formatted.issues.map((i) => ({
-    path: formatPath((i.path ?? []).map((p) => typeof p === "object" && p !== null && "key" in p ? p.key : p) as Array<PropertyKey>),
-    message: friendlyMessage(i.message)
-  }))
 }
 
 /** Loopback addresses are accepted over plain HTTP: that is where the simulators run. */
@@ -177,7 +154,7 @@ export const semanticProblems = (config: ConnectorConfig): ReadonlyArray<ConfigP
 /** Decodes raw content (already parsed, environment applied) into a configuration, with every problem at once. */
 export const decodeConfig = (raw: unknown, source: string): Effect.Effect<ConnectorConfig, ConfigError> =>
   Schema.decodeUnknownEffect(ConnectorConfig)(raw, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((error) => new ConfigError({ source, problems: schemaProblems(error.issue) })),
+    Effect.mapError((error) => new ConfigError({ source, problems: schemaProblems(error.issue, "misspelled? see docs/configuration.md") })),
     Effect.flatMap((config) => {
       const problems = semanticProblems(config)
       return problems.length === 0 ? Effect.succeed(config) : Effect.fail(new ConfigError({ source, problems }))

@@ -5,22 +5,19 @@
  */
 import { createHash } from "node:crypto"
 import { readFile } from "node:fs/promises"
-import { Console, Effect, Redacted, Schema, SchemaIssue } from "effect"
+import { Console, Effect, Redacted, Schema } from "effect"
 import * as YAML from "yaml"
+import { describeProblems, type Problem, ProblemList, schemaProblems } from "../domain/Problems.ts"
 
-export interface SetupProblem {
-  readonly path: string
-  readonly message: string
-}
+export type SetupProblem = Problem
 
 /** A users file or a command-line option that cannot be used; lists every problem at once. */
 export class SimulatorSetupError extends Schema.TaggedError<SimulatorSetupError>()("SimulatorSetupError", {
   source: Schema.String,
-  problems: Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String }))
+  problems: ProblemList
 }) {
   override get message(): string {
-    return `${this.source}: ${this.problems.length} problem${this.problems.length === 1 ? "" : "s"}\n` +
-      this.problems.map((p) => `  - ${p.path}: ${p.message}`).join("\n")
+    return describeProblems(this.source, this.problems)
   }
 }
 
@@ -137,20 +134,6 @@ export const generatePeople = (
     pbx: pbxNames[i % Math.max(pbxNames.length, 1)] ?? defaults.pbxs[0]
   }))
 
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.length === 0
-    ? "(top level)"
-    : path.map((key, i) => typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`).join("")
-
-const friendly = (message: string): string =>
-  message === "Expected no excess property" ? "unknown key (misspelled?)" : message === "Missing key" ? "required, but missing" : message
-
-const schemaProblems = (issue: SchemaIssue.Issue): ReadonlyArray<SetupProblem> =>
-  SchemaIssue.makeFormatterStandardSchemaV1()(issue).issues.map((i) => ({
-    path: formatPath((i.path ?? []).map((p) => typeof p === "object" && p !== null && "key" in p ? p.key : p) as Array<PropertyKey>),
-    message: friendly(i.message)
-  }))
-
 /** What the schema alone cannot say: unknown PBX names, two masters, duplicates. */
 const crossProblems = (file: UsersFile): ReadonlyArray<SetupProblem> => {
   const problems: Array<SetupProblem> = []
@@ -181,7 +164,7 @@ const crossProblems = (file: UsersFile): ReadonlyArray<SetupProblem> => {
 /** Decodes parsed content (JSON or YAML) into a users file, with every problem at once. */
 export const decodeUsersFile = (raw: unknown, source: string): Effect.Effect<UsersFile, SimulatorSetupError> =>
   Schema.decodeUnknownEffect(UsersFile)(raw ?? {}, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((error) => new SimulatorSetupError({ source, problems: schemaProblems(error.issue) })),
+    Effect.mapError((error) => new SimulatorSetupError({ source, problems: schemaProblems(error.issue, "misspelled?") })),
     Effect.flatMap((file) => {
       const problems = crossProblems(file)
       return problems.length === 0 ? Effect.succeed(file) : Effect.fail(new SimulatorSetupError({ source, problems }))

@@ -1,15 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Context, Deferred, Effect, Layer, Stream, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
-import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
-import { DecryptPool } from "../../src/graph/crypto/DecryptPool.ts"
 import { GraphError } from "../../src/graph/GraphError.ts"
 import { credentialKey, GraphConfig } from "../../src/graph/GraphSettings.ts"
-import { NotificationsInbox } from "../../src/graph/NotificationsInbox.ts"
 import { SubscriptionApi } from "../../src/graph/SubscriptionApi.ts"
 import { LicenceCheck } from "../../src/graph/SubscriptionLicenceCheck.ts"
 import { SubscriptionManager } from "../../src/graph/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/SubscriptionSettings.ts"
+import { inertWebhook } from "../timers/fakeGraph.ts"
 import { tempDir } from "./notificationsHarness.ts"
 
 interface Call {
@@ -46,26 +44,7 @@ const fakes = (calls: Array<Call>, failRenewOnce: Set<string>) => {
       }),
     list: () => Effect.succeed([])
   }))
-  const inbox = Layer.succeed(NotificationsInbox, NotificationsInbox.of({
-    register: () => Effect.void,
-    unregister: () => Effect.void,
-    expect: () => Effect.succeed(Effect.void),
-    acceptNotifications: () => Effect.succeed(0),
-    acceptLifecycle: () => Effect.succeed(0),
-    presences: Stream.never,
-    userChanges: Stream.never,
-    lifecycle: Stream.never,
-    refetch: Stream.never
-  }))
-  const unused = Effect.die("not used when includeResourceData is false")
-  const certificates = Layer.succeed(CertificateStore, CertificateStore.of({
-    current: unused,
-    keys: Effect.succeed([]),
-    rotate: unused,
-    retire: () => Effect.void
-  }))
-  const pool = Layer.succeed(DecryptPool, DecryptPool.of({ decrypt: () => Effect.succeed([]), reloadKeys: Effect.void, size: 0 }))
-  return Layer.mergeAll(api, inbox, certificates, pool, LicenceCheck.allowAll)
+  return Layer.mergeAll(api, inertWebhook, LicenceCheck.allowAll)
 }
 
 const graphConfig = (accounts: ReadonlyArray<string>) =>
