@@ -68,20 +68,12 @@ const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs:
     }
   })
 
-/** The PBX system: master + one slave, users split over both, each carrying the address of Teams user n. */
+/** The PBX system: master + one slave, users split over both, user n carrying the address of Teams user n. */
 const pbxSystem = (connectUrl: string): { options: PbxSimulatorOptions; guidOf: Map<number, string> } => {
-  const base = demoSystemOptions({ connectUrl, password: PBX_PASSWORD, userCount: USERS, lics: USERS })
+  const options = demoSystemOptions({ connectUrl, password: PBX_PASSWORD, userCount: USERS, lics: USERS })
   const guidOf = new Map<number, string>()
-  const options = {
-    ...base,
-    pbxs: base.pbxs.map((pbx) => ({
-      ...pbx,
-      users: (pbx.users ?? []).map((user) => {
-        const n = Number(user.h323.replace(/\D/g, ""))
-        guidOf.set(n, user.guid)
-        return { ...user, cn: `User ${n}`, emails: [`user${n}@contoso.com`] }
-      })
-    }))
+  for (const pbx of options.pbxs) {
+    for (const user of pbx.users ?? []) guidOf.set(Number(user.h323.replace(/\D/g, "")), user.guid)
   }
   return { options, guidOf }
 }

@@ -120,8 +120,9 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
     )
     const url = yield* serverUrl.pipe(Effect.provide(context))
 
-    // The PBX users carry the Teams users' addresses, so the email matching pairs them; half are at the slave.
-    // Some licences to spare, so users added while the demo runs are served.
+    // The PBX users carry the Teams users' addresses (demoSystemOptions names them as generateUsers does), so the
+    // e-mail matching pairs them; half are at the slave. Some licences to spare, so users added while the demo runs
+    // are served.
     const pbxOptions = demoSystemOptions({
       connectUrl: url.replace(/^http/, "ws") + "/pbx",
       password: pbxPassword,
@@ -129,24 +130,11 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
       lics: userCount + 10,
       controlPort: 0
     })
-    let index = 0
-    const paired = {
-      ...pbxOptions,
-      pbxs: pbxOptions.pbxs.map((pbx) => ({
-        ...pbx,
-        users: (pbx.users ?? []).map((user) => {
-          const n = Number(user.h323.replace(/\D/g, ""))
-          index++
-          return { ...user, cn: `User ${n}`, emails: [`user${n}@contoso.com`] }
-        })
-      }))
-    }
-    const pbx = yield* PbxSimulator.make(paired)
+    const pbx = yield* PbxSimulator.make(pbxOptions)
     yield* Context.get(context, StatusBoard).update((snapshot) => ({
       ...snapshot,
       demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: pbx.controlUrl ?? "(no control API)" }
     }))
-    if (index !== userCount) yield* Effect.logWarning(`demo: ${index} PBX users for ${userCount} Teams users`)
 
     if ((options.changeEverySeconds ?? 3) > 0) {
       yield* animate(graph, teamsUserIds, options.changeEverySeconds ?? 3).pipe(Effect.forkScoped)

@@ -194,7 +194,8 @@ export class PbxSimulator {
 
 /**
  * A demo system: a master and one slave, `userCount` users with e-mail addresses and `apps` listing the connector's
- * app, split across both PBXs.
+ * app, split across both PBXs. User n is "User n" with `user{n}@{emailDomain}` (default contoso.com), as the Graph
+ * simulator's `generateUsers` names Teams user n, so e-mail matching pairs them one to one.
  */
 export const demoSystemOptions = (options: {
   readonly connectUrl: string
@@ -208,18 +209,19 @@ export const demoSystemOptions = (options: {
 }): PbxSimulatorOptions => {
   const domain = options.domain ?? "example.com"
   const appObject = options.appObject ?? "teams-presence"
-  const emailDomain = options.emailDomain ?? domain
+  const emailDomain = options.emailDomain ?? "contoso.com"
   const users = Array.from({ length: options.userCount }, (_, index): SimUser & { readonly home: string } => {
-    const n = String(index + 1).padStart(4, "0")
+    const number = index + 1
+    const n = String(number).padStart(4, "0")
     const home = index % 2 === 0 ? "pbx-master" : "pbx-slave"
     return {
       // Fixed width: the number fills the 28 places after the prefix, so every user's guid differs.
-      guid: `demo${String(index + 1).padStart(28, "0")}`,
+      guid: `demo${String(number).padStart(28, "0")}`,
       h323: `user${n}`,
-      cn: `Demo User ${n}`,
+      cn: `User ${number}`,
       dn: `User ${n}, Demo`,
-      e164: `${1000 + index + 1}`,
-      emails: [`user${n}@${emailDomain}`],
+      e164: `${1000 + number}`,
+      emails: [`user${number}@${emailDomain}`],
       loc: home,
       node: "root",
       apps: [appObject, "users"],
