@@ -1,26 +1,13 @@
 /**
  * Runs the connector as a child process (`node src/main.ts run --config <file>`), so its memory is measured alone:
- * a free 127.0.0.1 port, a generated configuration file, an RSS sampler and an orderly stop.
+ * a generated configuration file, an RSS sampler and an orderly stop.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createWriteStream, readFileSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import * as YAML from "yaml"
 import { processMemory } from "./stats.ts"
-
-/** A port that was free a moment ago on 127.0.0.1 (the connector needs to know its public URL before it starts). */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 /**
  * The Node flags the connector ships with: the flags of `npm start` (package.json), with `${NAME:-default}` taken from

@@ -109,3 +109,4 @@ export type GraphPresenceEncoded = typeof GraphPresence.Encoded
 
 export const decodeGraphPresence = Schema.decodeUnknownEffect(GraphPresence)
 export const decodeGraphPresenceSync = Schema.decodeUnknownSync(GraphPresence)
+export const decodeGraphPresenceResult = Schema.decodeUnknownResult(GraphPresence)

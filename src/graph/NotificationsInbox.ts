@@ -4,8 +4,8 @@
  * validation tokens, decrypts in the worker pool, orders by sequenceNumber and publishes typed events.
  * The webhook only calls `acceptNotifications` / `acceptLifecycle`, which never wait for processing.
  */
-import { Clock, Context, Effect, Fiber, Layer, Metric, PubSub, Queue, Redacted, Result, Schema, Stream } from "effect"
-import { GraphPresence } from "../domain/Presence.ts"
+import { Clock, Context, Effect, Fiber, Layer, Metric, PubSub, Queue, Redacted, Result, Stream } from "effect"
+import { decodeGraphPresenceResult, type GraphPresence } from "../domain/Presence.ts"
 import { notificationsReceived, notificationsRejected } from "../domain/Metrics.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
@@ -89,8 +89,6 @@ type DecryptedCheck =
     readonly subscriptionId?: string
     readonly userId?: string
   }
-
-const decodeGraphPresenceResult = Schema.decodeUnknownResult(GraphPresence)
 
 /** The counter of accepted presence items, with its attributes resolved once (it is updated per chunk of a burst). */
 const presencesReceived = Metric.withAttributes(notificationsReceived, { kind: "presence" })
@@ -243,9 +241,9 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         return { ok: true, presence }
       }
 
-      // Decryption is pipelined: the processor hands each chunk of a batch to the pool as soon as its validation
-      // tokens are verified and goes on with the next batch, while the publisher takes the chunks in arrival order and
-      // publishes each as soon as it is decrypted. The workers never wait for the event loop, the first items of a
+      // Decryption is pipelined: the processor hands each chunk of a batch to the pool at once (see processRich) and
+      // goes on with the next batch, while the publisher takes the chunks in arrival order and publishes each as soon
+      // as it is decrypted and its batch verified. The workers never wait for the event loop, the first items of a
       // burst reach the PBX while the rest are still being decrypted, and order (hence sequenceNumber checks) is kept.
       // A chunk is checked item by item and published as one array: a bad item is logged and counted, never fails the
       // others, and the good ones travel on together.
@@ -319,7 +317,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
           } else if (entry.item.encryptedContent != null) {
             rich.push(entry)
           } else if (userId !== undefined) {
-            yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "presence" }), 1)
+            yield* Metric.update(presencesReceived, 1)
             basic.push(userId)
           } else {
             yield* logRejected("malformed", "presence notification without resource data or a user id")

@@ -10,7 +10,7 @@
 import { Clock, Context, Deferred, Effect, Layer, Metric, PubSub, Stream } from "effect"
 import { notificationsRejected } from "../domain/Metrics.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
-import { NotificationsInbox, type PushedPresence } from "./NotificationsInbox.ts"
+import { NotificationsInbox } from "./NotificationsInbox.ts"
 import { every, pollIntervalMillis } from "./PollSchedule.ts"
 import { PresenceReader } from "./PresenceReader.ts"
 import { SubscriptionManager } from "./SubscriptionManager.ts"
@@ -45,7 +45,7 @@ export class PresenceSource extends Context.Service<PresenceSource, {
       const manager = yield* SubscriptionManager
       const core = yield* makeCore("reconcile")
       yield* inbox.presences.pipe(
-        Stream.runForEachArray((pushed) => core.applyPushed(pushed)),
+        Stream.runForEachArray((pushed) => core.apply(pushed, "push")),
         Effect.forkScoped
       )
       yield* inbox.refetch.pipe(Stream.runForEach((ids) => core.read(ids, "push")), Effect.forkScoped)
@@ -88,6 +88,13 @@ const sameContent = (a: GraphPresence, b: GraphPresence): boolean =>
   sameJson(a.availability, b.availability) && sameJson(a.activity, b.activity) &&
   sameJson(a.statusMessage, b.statusMessage) && sameJson(a.outOfOfficeSettings, b.outOfOfficeSettings)
 
+/** A presence as it reached the connector: read, or pushed (then also when it was decrypted). */
+interface ReceivedPresence {
+  readonly presence: GraphPresence
+  readonly receivedAt: number
+  readonly decryptedAt?: number
+}
+
 /** Push items older than the presence applied, counted with their attributes resolved once. */
 const staleRejected = Metric.withAttributes(notificationsRejected, { reason: "stale" })
 
@@ -101,18 +108,13 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
   const key = (id: string) => id.toLowerCase()
 
   /**
-   * The changes among `presences` (all with the same origin and times unless `timesOf` gives each its own), published
-   * together: a chunk of a burst goes on as one array. An older sequenceNumber than the one applied is dropped.
+   * The changes among `received`, published together: a chunk of a burst goes on as one array. An older
+   * sequenceNumber than the one applied is dropped.
    */
-  const applyAll = Effect.fnUntraced(function*(
-    presences: ReadonlyArray<GraphPresence>,
-    origin: PresenceOrigin,
-    timesOf: (index: number) => { readonly receivedAt: number; readonly decryptedAt?: number }
-  ) {
+  const apply = Effect.fnUntraced(function*(received: ReadonlyArray<ReceivedPresence>, origin: PresenceOrigin) {
     const changes: Array<PresenceChange> = []
     let stale = 0
-    for (let i = 0; i < presences.length; i++) {
-      const presence = presences[i]!
+    for (const { presence, receivedAt, decryptedAt } of received) {
       const id = key(presence.id)
       if (!userSet.has(id)) continue
       const last = known.get(id)
@@ -129,26 +131,17 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
         }
       }
       known.set(id, presence)
-      const { receivedAt, decryptedAt } = timesOf(i)
       changes.push({ userId: presence.id, presence, receivedAt, origin, ...(decryptedAt !== undefined ? { decryptedAt } : {}) })
     }
     if (stale > 0) yield* Metric.update(staleRejected, stale)
     if (changes.length > 0) yield* PubSub.publishAll(hub, changes)
   })
 
-  const apply = Effect.fnUntraced(function*(presences: ReadonlyArray<GraphPresence>, origin: PresenceOrigin) {
-    const receivedAt = yield* Clock.currentTimeMillis
-    const times = { receivedAt }
-    yield* applyAll(presences, origin, () => times)
-  })
-
-  /** Rich notifications as the inbox publishes them: each with the time it was received and decrypted. */
-  const applyPushed = (pushed: ReadonlyArray<PushedPresence>) =>
-    applyAll(pushed.map((p) => p.presence), "push", (i) => pushed[i]!)
-
   const read = (ids: ReadonlyArray<string>, origin: PresenceOrigin) =>
     ids.length === 0 ? Effect.void : reader.getPresences(ids, settings.pollCredential).pipe(
-      Effect.flatMap((presences) => apply(presences, origin)),
+      Effect.flatMap((presences) =>
+        Effect.flatMap(Clock.currentTimeMillis, (receivedAt) => apply(presences.map((presence) => ({ presence, receivedAt })), origin))
+      ),
       Effect.catch((error) =>
         Effect.logWarning(`reading ${ids.length} presences failed (${origin}): ${error.message}; the next round retries`)
       )
@@ -182,7 +175,6 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
   return {
     service,
     apply,
-    applyPushed,
     read,
     readAll,
     has: (id: string) => userSet.has(key(id)),

@@ -180,9 +180,14 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       })
 
       /** The bookkeeping of one answered or failed request; the user may then be sent again. */
-      const complete = Effect.fnUntraced(function*({ guid, entry, pbx, connectionId, outcome }: Completion) {
+      /** A user's write is no longer in flight; if it changed meanwhile, it queues again. */
+      const release = (guid: string) => {
         inFlight.delete(guid)
         if (again.delete(guid)) ready.push(guid)
+      }
+
+      const complete = Effect.fnUntraced(function*({ guid, entry, pbx, connectionId, outcome }: Completion) {
+        release(guid)
         if (outcome._tag === "Failed") {
           yield* countWrite(pbx, "error")
           const error = outcome.error
@@ -233,10 +238,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
             const started = yield* start(guid).pipe(
               Effect.catchCause((cause) => Effect.logError(`SetPresence for user ${guid} could not be sent`, cause).pipe(Effect.as(false)))
             )
-            if (!started) {
-              inFlight.delete(guid)
-              if (again.delete(guid)) ready.push(guid)
-            }
+            if (!started) release(guid)
           }
           if (
             ready.size === 0 && inFlight.size === 0 && again.size === 0 && completed.length === 0 &&
