@@ -70,33 +70,31 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
   const settings = yield* SubscriptionSettings
   const inbox = yield* NotificationsInbox
 
-  const notifications = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
-    const token = validationToken(request)
-    if (token !== undefined) return HttpServerResponse.text(token, { status: 200, contentType: "text/plain" })
-    const body = yield* readJson(request, settings.maxBodyBytes)
-    if (!body.ok) return body.response
-    const decoded = decodeChangeNotifications(body.json)
-    if (Exit.isFailure(decoded)) {
-      yield* logRejected("malformed", "body is not a change notification collection")
-      return badRequest("not a change notification collection")
-    }
-    yield* inbox.acceptNotifications(decoded.value)
-    return HttpServerResponse.empty({ status: 202 })
-  })
+  /**
+   * One webhook: the validation handshake, or a body decoded as `what` and handed to `accept`, answered with 202.
+   * A body that is not JSON or not `what` is a 400 and a counted rejection.
+   */
+  const webhook = <A>(
+    what: string,
+    decode: (json: unknown) => Exit.Exit<A, unknown>,
+    accept: (body: A) => Effect.Effect<number>
+  ) =>
+    Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+      const token = validationToken(request)
+      if (token !== undefined) return HttpServerResponse.text(token, { status: 200, contentType: "text/plain" })
+      const body = yield* readJson(request, settings.maxBodyBytes)
+      if (!body.ok) return body.response
+      const decoded = decode(body.json)
+      if (Exit.isFailure(decoded)) {
+        yield* logRejected("malformed", `body is not a ${what}`)
+        return badRequest(`not a ${what}`)
+      }
+      yield* accept(decoded.value)
+      return HttpServerResponse.empty({ status: 202 })
+    })
 
-  const lifecycle = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
-    const token = validationToken(request)
-    if (token !== undefined) return HttpServerResponse.text(token, { status: 200, contentType: "text/plain" })
-    const body = yield* readJson(request, settings.maxBodyBytes)
-    if (!body.ok) return body.response
-    const decoded = decodeLifecycleNotifications(body.json)
-    if (Exit.isFailure(decoded)) {
-      yield* logRejected("malformed", "body is not a lifecycle notification collection")
-      return badRequest("not a lifecycle notification collection")
-    }
-    yield* inbox.acceptLifecycle(decoded.value)
-    return HttpServerResponse.empty({ status: 202 })
-  })
+  const notifications = webhook("change notification collection", decodeChangeNotifications, inbox.acceptNotifications)
+  const lifecycle = webhook("lifecycle notification collection", decodeLifecycleNotifications, inbox.acceptLifecycle)
 
   /**
    * The notification handler's own answer time (connector_webhook_response_seconds), from the handler starting to its
