@@ -49,50 +49,46 @@ export interface MatchResult<T extends TeamsUserRef = TeamsUserRef, P extends Pb
 
 const normalise = (value: string): string => value.trim().toLowerCase()
 
-const teamsEmailKeys = (user: TeamsUserRef): ReadonlyArray<string> => [
-  ...new Set(
-    [user.mail, user.userPrincipalName, ...(user.otherMails ?? [])]
-      .filter((v): v is string => typeof v === "string" && v.includes("@"))
-      .map(normalise)
-  )
+/** The distinct e-mail addresses among `values`, normalised. */
+const emailKeys = (values: ReadonlyArray<string | null | undefined>): ReadonlyArray<string> => [
+  ...new Set(values.filter((v): v is string => typeof v === "string" && v.includes("@")).map(normalise))
 ]
 
-const pbxEmailKeys = (user: PbxUserRef): ReadonlyArray<string> => [
-  ...new Set(
-    [...(user.emails ?? []), user.h323Email].filter((v): v is string => typeof v === "string" && v.includes("@")).map(
-      normalise
-    )
-  )
-]
-
-const keysFor = (strategy: MatchStrategy) => ({
-  teams: (user: TeamsUserRef): ReadonlyArray<string> => {
-    switch (strategy._tag) {
-      case "email":
-        return teamsEmailKeys(user)
-      case "displayName":
-        return user.displayName ? [normalise(user.displayName)] : []
-      case "file": {
-        const byId = strategy.pairs[user.id]
-        const byUpn = user.userPrincipalName
-          ? Object.entries(strategy.pairs).find(([k]) => normalise(k) === normalise(user.userPrincipalName!))?.[1]
-          : undefined
-        const target = byId ?? byUpn
-        return target === undefined ? [] : [normalise(target)]
-      }
-    }
-  },
-  pbx: (user: PbxUserRef): ReadonlyArray<string> => {
-    switch (strategy._tag) {
-      case "email":
-        return pbxEmailKeys(user)
-      case "displayName":
-        return user.cn ? [normalise(user.cn)] : []
-      case "file":
-        return [user.guid, user.h323].filter((v): v is string => typeof v === "string" && v !== "").map(normalise)
+const keysFor = (strategy: MatchStrategy) => {
+  // The file's pairs by normalised key (the first of keys that differ only in case), built once per matching rather
+  // than searched per Teams user.
+  const filePairs = new Map<string, string>()
+  if (strategy._tag === "file") {
+    for (const [key, target] of Object.entries(strategy.pairs)) {
+      if (!filePairs.has(normalise(key))) filePairs.set(normalise(key), target)
     }
   }
-})
+  return {
+    teams: (user: TeamsUserRef): ReadonlyArray<string> => {
+      switch (strategy._tag) {
+        case "email":
+          return emailKeys([user.mail, user.userPrincipalName, ...(user.otherMails ?? [])])
+        case "displayName":
+          return user.displayName ? [normalise(user.displayName)] : []
+        case "file": {
+          const target = strategy.pairs[user.id] ??
+            (user.userPrincipalName ? filePairs.get(normalise(user.userPrincipalName)) : undefined)
+          return target === undefined ? [] : [normalise(target)]
+        }
+      }
+    },
+    pbx: (user: PbxUserRef): ReadonlyArray<string> => {
+      switch (strategy._tag) {
+        case "email":
+          return emailKeys([...(user.emails ?? []), user.h323Email])
+        case "displayName":
+          return user.cn ? [normalise(user.cn)] : []
+        case "file":
+          return [user.guid, user.h323].filter((v): v is string => typeof v === "string" && v !== "").map(normalise)
+      }
+    }
+  }
+}
 
 const index = <A>(items: ReadonlyArray<A>, keys: (a: A) => ReadonlyArray<string>): Map<string, Array<A>> => {
   const map = new Map<string, Array<A>>()
