@@ -1,5 +1,5 @@
 /**
- * Microsoft's published samples (shared/conformance/graph-samples.json): every token, users, presence and error
+ * Microsoft's published samples (test/fixtures/conformance/graph-samples.json): every token, users, presence and error
  * response decodes with the project's Schemas, and the simulator answers the same calls with bodies of the same shape.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -22,7 +22,7 @@ interface Sample {
   readonly body: unknown
 }
 const samples: Record<string, Sample> = JSON.parse(
-  readFileSync(new URL("../../../shared/conformance/graph-samples.json", import.meta.url), "utf8")
+  readFileSync(new URL("../fixtures/conformance/graph-samples.json", import.meta.url), "utf8")
 )
 
 /** Which schema decodes which published response. */

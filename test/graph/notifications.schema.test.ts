@@ -4,7 +4,7 @@ import * as fs from "node:fs"
 import { decodeGraphPresenceSync } from "../../src/domain/Presence.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications, notificationUserId } from "../../src/graph/Notifications.ts"
 
-const samples = JSON.parse(fs.readFileSync(new URL("../../../shared/conformance/graph-samples.json", import.meta.url), "utf8")) as Record<
+const samples = JSON.parse(fs.readFileSync(new URL("../fixtures/conformance/graph-samples.json", import.meta.url), "utf8")) as Record<
   string,
   { body: unknown }
 >

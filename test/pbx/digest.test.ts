@@ -20,7 +20,7 @@ interface Captures {
 }
 
 const captures = JSON.parse(
-  readFileSync(new URL("../../../shared/conformance/innovaphone-captures.json", import.meta.url), "utf8")
+  readFileSync(new URL("../fixtures/conformance/innovaphone-captures.json", import.meta.url), "utf8")
 ) as Captures
 const decodeLogin = Schema.decodeUnknownSync(Schema.fromJsonString(AppLogin))
 

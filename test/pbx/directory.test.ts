@@ -4,7 +4,7 @@ import { decodeReplicateMessage, type PbxUser } from "../../src/pbx/UserDirector
 import { licensedUsers } from "../../src/pbx/Licences.ts"
 
 const captures = JSON.parse(
-  readFileSync(new URL("../../../shared/conformance/innovaphone-captures.json", import.meta.url), "utf8")
+  readFileSync(new URL("../fixtures/conformance/innovaphone-captures.json", import.meta.url), "utf8")
 ) as { readonly realReplicateUpdates: ReadonlyArray<string> }
 
 const user = (n: number, apps: ReadonlyArray<string>): PbxUser => ({
