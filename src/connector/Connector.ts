@@ -4,7 +4,7 @@
  * webhook and the PBX websocket. Everything runs in the layer's scope: closing it stops the whole fiber tree in order.
  */
 import { NodeHttpClient } from "@effect/platform-node"
-import { Clock, Effect, Layer, Logger, Redacted } from "effect"
+import { Clock, Effect, Layer, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import packageJson from "../../package.json" with { type: "json" }
 import { CertificateStore } from "../graph/crypto/CertificateStore.ts"
@@ -27,6 +27,7 @@ import { PbxAppService } from "../pbx/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
+import { makeRepeatGate, repeatGateLayer } from "./LogRepeats.ts"
 import { RecentErrors, recentErrorsLogger } from "./RecentErrors.ts"
 import type { ConnectorSettings } from "./Settings.ts"
 import { initialSnapshot, StatusBoard } from "./StatusBoard.ts"
@@ -57,6 +58,7 @@ export const SignInKeeper = Layer.effectDiscard(Effect.gen(function*() {
 
 export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {
   const push = settings.flow.mode === "push"
+  const serverOptions = { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }
   const config = Layer.mergeAll(
     Layer.succeed(GraphConfig, settings.graph),
     SubscriptionSettings.layer(settings.subscriptions),
@@ -101,7 +103,7 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
       Layer.provideMerge(inbox)
     )
     const core = presence.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes), settings.http).pipe(
+    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes), serverOptions).pipe(
       Layer.provideMerge(core)
     )
     return workers.pipe(Layer.provideMerge(server))
@@ -110,17 +112,17 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   // Poll-only: no webhook, no subscriptions.
   const pollApp = () => {
     const core = PresenceSource.layerPoll.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes), settings.http).pipe(Layer.provideMerge(core))
+    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes), serverOptions).pipe(Layer.provideMerge(core))
     return workers.pipe(Layer.provideMerge(server))
   }
 
   const app = push ? pushApp() : pollApp()
 
-  // Warnings and errors also go to the status page's "recent errors".
+  // Warnings and errors also go to the status page's "recent errors"; repeats of one kind are rate-limited for both.
   return Layer.unwrap(Effect.gen(function*() {
     const errors = RecentErrors.make()
     return app.pipe(
-      Layer.provide(Logger.layer([recentErrorsLogger(errors)], { mergeWithExisting: true })),
+      Layer.provide(repeatGateLayer(makeRepeatGate(), [recentErrorsLogger(errors)])),
       Layer.provide(Layer.succeed(RecentErrors, errors))
     )
   }))

@@ -8,6 +8,7 @@
  * (new users are read at once). Subscribe to `changes` before calling `initialSync`.
  */
 import { Clock, Context, Deferred, Effect, Layer, Metric, PubSub, Stream } from "effect"
+import { clip } from "../domain/LogText.ts"
 import { notificationsRejected } from "../domain/Metrics.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
 import { NotificationsInbox } from "./NotificationsInbox.ts"
@@ -143,7 +144,7 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
         Effect.flatMap(Clock.currentTimeMillis, (receivedAt) => apply(presences.map((presence) => ({ presence, receivedAt })), origin))
       ),
       Effect.catch((error) =>
-        Effect.logWarning(`reading ${ids.length} presences failed (${origin}): ${error.message}; the next round retries`)
+        Effect.logWarning(`reading ${ids.length} presences failed (${origin}): ${clip(error.message, 300)}; the next round retries`)
       )
     )
 

@@ -3,6 +3,7 @@
  * tested with a fake under TestClock while the real one goes through GraphClient (retries, tokens, typed errors).
  */
 import { Context, Effect, Layer, Schema } from "effect"
+import { clip } from "../domain/LogText.ts"
 import type { AuthError } from "./AuthError.ts"
 import { GraphClient } from "./GraphClient.ts"
 import type { GraphError } from "./GraphError.ts"
@@ -78,4 +79,4 @@ export const isNotFound = (error: SubscriptionCallError): boolean => error._tag 
 export const isAlreadyExists = (error: SubscriptionCallError): boolean =>
   error._tag === "GraphError" && error.status === 409 && error.code === "ExtensionError"
 export const describeError = (error: SubscriptionCallError): string =>
-  error._tag === "GraphError" ? `${error.code} (HTTP ${error.status}): ${error.message}` : error.message
+  error._tag === "GraphError" ? `${clip(error.code, 60)} (HTTP ${error.status}): ${clip(error.message, 300)}` : clip(error.message, 300)

@@ -7,10 +7,13 @@ import { createServer as createNetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpRouter } from "effect/http"
+import { defaultPbxSettings } from "../pbx/PbxSettings.ts"
 
 export interface ServerOptions {
   readonly host: string
   readonly port: number
+  /** The largest websocket frame (or message) accepted; larger ones close the connection (the PBX's pbx.maxFrameBytes). */
+  readonly maxFrameBytes?: number | undefined
 }
 
 /**
@@ -21,7 +24,8 @@ export const nodeServer = (options: ServerOptions) =>
   NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), {
     host: options.host,
     port: options.port,
-    gracefulShutdownTimeout: "2 seconds"
+    gracefulShutdownTimeout: "2 seconds",
+    websocket: { maxPayload: options.maxFrameBytes ?? defaultPbxSettings.maxFrameBytes }
   })
 
 /** Serves the route layers on one Node HTTP server; the result also provides `HttpServer` (for the bound address). */

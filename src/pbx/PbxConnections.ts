@@ -147,8 +147,11 @@ export class PbxConnections extends Context.Service<PbxConnections, {
         yield* Deferred.succeed(connection.pbxInfo, info)
       })
 
+      // Only for a PBX the status page already shows (or the master): a refused login names a PBX nobody vouched for,
+      // and a stream of invented names must not grow the table.
       const reportError = Effect.fn("PbxConnections.reportError")(function*(pbx: string, error: PbxLastError) {
-        yield* updateState(pbx, (state) => ({ ...state, lastError: error }))
+        const known = isMaster(pbx) || (yield* SubscriptionRef.get(states)).has(pbx)
+        if (known) yield* updateState(pbx, (state) => ({ ...state, lastError: error }))
       })
 
       return PbxConnections.of({
