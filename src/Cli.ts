@@ -13,6 +13,7 @@ import { ConfigError, describeConfig, loadConfigFile } from "./connector/ConfigF
 import { ConnectorLayer, serverUrl } from "./connector/Connector.ts"
 import { printDemoBanner, startDemo } from "./connector/Demo.ts"
 import { loggingLayer } from "./connector/Logging.ts"
+import { runUntilStopped } from "./connector/Shutdown.ts"
 import { settingsFromConfig } from "./connector/Settings.ts"
 import { GraphConfig } from "./graph/GraphSettings.ts"
 import { TokenService } from "./graph/TokenService.ts"
@@ -67,11 +68,11 @@ const runConnector = (path: string) =>
         )
       }
       yield* Effect.logInfo(`teams-presence-connector ${packageJson.version} starting (${config.notifications.mode} mode)`)
-      return yield* Layer.launch(
+      return yield* runUntilStopped(Layer.build(
         Layer.effectDiscard(Effect.flatMap(serverUrl, (url) => Effect.logInfo(`status page: ${url}/`))).pipe(
           Layer.provideMerge(ConnectorLayer({ ...settings, adminPassword }))
         )
-      )
+      ))
     }).pipe(Effect.provide(logging))
   }).pipe(Effect.catchTag("ConfigError", reportConfigError))
 
@@ -81,13 +82,11 @@ const runDemo = (port: Option.Option<number>) =>
     const password = Redacted.make(configured !== undefined && configured !== "" ? configured : crypto.randomUUID().slice(0, 13))
     const chosenPort = Option.getOrUndefined(port) ?? (process.env["PORT"] ? Number(process.env["PORT"]) : 8080)
     const dataDir = mkdtempSync(join(tmpdir(), "teams-presence-demo-"))
-    const demo = yield* startDemo({ port: chosenPort, adminPassword: password, dataDir })
-    yield* printDemoBanner(demo, password, configured === undefined || configured === "")
-    return yield* Effect.never
-  }).pipe(
-    Effect.scoped,
-    Effect.provide(loggingLayer({ level: "info", format: "auto" }))
-  )
+    return yield* runUntilStopped(Effect.gen(function*() {
+      const demo = yield* startDemo({ port: chosenPort, adminPassword: password, dataDir })
+      yield* printDemoBanner(demo, password, configured === undefined || configured === "")
+    }))
+  }).pipe(Effect.provide(loggingLayer({ level: "info", format: "auto" })))
 
 /** `run` is the production command: without a configuration it refuses, rather than quietly running the demo. */
 const run = Command.make("run", { config: configFlag }, ({ config }) => {

@@ -28,6 +28,7 @@ import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
 import { makeRepeatGate, repeatGateLayer } from "./LogRepeats.ts"
+import { announcedStop } from "./Shutdown.ts"
 import { RecentErrors, recentErrorsLogger } from "./RecentErrors.ts"
 import type { ConnectorSettings } from "./Settings.ts"
 import { initialSnapshot, StatusBoard } from "./StatusBoard.ts"
@@ -90,29 +91,35 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
     Layer.provideMerge(CertificateStore.layer)
   )
 
-  const shared = Layer.mergeAll(PbxServices, graph, board, FlowState.layer)
+  // Each stage logs when it begins to stop, in the order of docs/architecture.md (Shutdown order).
+  const shared = Layer.mergeAll(PbxServices, graph, board, FlowState.layer).pipe(
+    announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)")
+  )
 
   // The HTTP server starts once the services behind its routes exist; the flow starts last and stops first.
-  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper)
+  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper).pipe(
+    announcedStop("the flow (no more intake; pending PBX writes are delivered)")
+  )
+  const serve = <E, R>(routes: Layer.Layer<never, E, R>) =>
+    serveRoutes(routes, serverOptions).pipe(announcedStop("the HTTP server (status page, webhook, PBX connections)"))
 
   // Push: inbox and webhook, subscriptions, the reconciler.
   const pushApp = () => {
     const presence = PresenceSource.layerPush.pipe(
-      Layer.provideMerge(SubscriptionManager.layer),
+      announcedStop("the presence reads (reconciler, refetch, resync)"),
+      Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to subscriptions.json)"))),
       Layer.provideMerge(LicenceCheckFromPbx),
-      Layer.provideMerge(inbox)
+      Layer.provideMerge(inbox.pipe(announcedStop("the notification inbox and the decryption workers")))
     )
     const core = presence.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes), serverOptions).pipe(
-      Layer.provideMerge(core)
-    )
+    const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
     return workers.pipe(Layer.provideMerge(server))
   }
 
   // Poll-only: no webhook, no subscriptions.
   const pollApp = () => {
-    const core = PresenceSource.layerPoll.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes), serverOptions).pipe(Layer.provideMerge(core))
+    const core = PresenceSource.layerPoll.pipe(announcedStop("the presence reads (poller)"), Layer.provideMerge(shared), Layer.provideMerge(config))
+    const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
     return workers.pipe(Layer.provideMerge(server))
   }
 
