@@ -29,6 +29,7 @@ import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
 import { makeRepeatGate, repeatGateLayer } from "./LogRepeats.ts"
 import { announcedStop } from "./Shutdown.ts"
+import { prepareDataDir } from "./DataDir.ts"
 import { RecentErrors, recentErrorsLogger } from "./RecentErrors.ts"
 import type { ConnectorSettings } from "./Settings.ts"
 import { initialSnapshot, StatusBoard } from "./StatusBoard.ts"
@@ -61,6 +62,8 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   const push = settings.flow.mode === "push"
   const serverOptions = { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }
   const config = Layer.mergeAll(
+    // First of all: the data directory exists, 0700, and nothing in it is open to other users.
+    Layer.effectDiscard(prepareDataDir(settings.graph.dataDir)),
     Layer.succeed(GraphConfig, settings.graph),
     SubscriptionSettings.layer(settings.subscriptions),
     PbxSettings.layer(settings.pbx),

@@ -278,6 +278,19 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
       yield* users.adopt
       yield* SubscriptionRef.set(state, snapshot())
 
+      // Registered before the fibers below are forked, so that at shutdown they are interrupted first (a step that is
+      // retrying Graph would otherwise hold the lock) and this runs after them.
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          if (settings.deleteOnShutdown) {
+            for (const shard of shards) yield* dropSubscription(shard)
+            yield* users.remove
+            yield* publish
+          }
+          yield* persister.flush
+        }).pipe(lock.withPermits(1))
+      )
+
       yield* inbox.lifecycle.pipe(Stream.runForEach(onLifecycle), Effect.forkScoped)
       // Everything else waits for this first pass (adopted subscriptions verified, the users subscription in place).
       yield* lock.withPermits(1)(
@@ -291,16 +304,6 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
       yield* every(minutes(settings.presenceRenewMinutes), renewPresenceNow).pipe(Effect.forkScoped)
       if (settings.mode === "push") yield* every(minutes(settings.usersRenewMinutes), renewUsers).pipe(Effect.forkScoped)
       yield* certificate.start(guarded, guardedQuiet)
-      yield* Effect.addFinalizer(() =>
-        Effect.gen(function*() {
-          if (settings.deleteOnShutdown) {
-            for (const shard of shards) yield* dropSubscription(shard)
-            yield* users.remove
-            yield* publish
-          }
-          yield* persister.flush
-        }).pipe(lock.withPermits(1))
-      )
 
       return SubscriptionManager.of({
         setDesiredUsers,

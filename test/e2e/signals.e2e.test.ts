@@ -5,88 +5,23 @@
  * order, stopped, exit code).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { delimiter, dirname, join } from "node:path"
+import { join } from "node:path"
 import { Effect } from "effect"
-import * as YAML from "yaml"
+import { healthy, type Launch, logMessages, startProcess, writeConfig } from "../support/processes.ts"
 import { freePort, until } from "../support/waiting.ts"
-
-const root = join(import.meta.dirname, "../..")
-const main = join(root, "src/main.ts")
-const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env["PATH"] ?? ""}` }
-
-type Launch = "npm start" | "the bin" | "node src/main.ts"
-
-const start = (launch: Launch, args: ReadonlyArray<string>, out: number): ChildProcess => {
-  // Its own process group, so that the finalizer can take down anything left behind (an orphaned node).
-  const options = { cwd: root, env, detached: true, stdio: ["ignore", out, out] as ["ignore", number, number] }
-  switch (launch) {
-    case "npm start":
-      return process.env["npm_execpath"] !== undefined
-        ? spawn(process.execPath, [process.env["npm_execpath"], "start", "--", ...args], options)
-        : spawn("npm", ["start", "--", ...args], options)
-    case "the bin":
-      return spawn(main, args, options)
-    case "node src/main.ts":
-      return spawn(process.execPath, [main, ...args], options)
-  }
-}
-
-/** A configuration that starts without any outside system: poll mode against an address nothing listens on. */
-const writeConfig = (dir: string, port: number) => {
-  const file = join(dir, "connector.yaml")
-  writeFileSync(file, YAML.stringify({
-    tenantId: "contoso.onmicrosoft.com",
-    clientId: "11111111-2222-3333-4444-555555555555",
-    app: { clientSecret: "signal-test-client-secret" },
-    graph: { loginBaseUrl: "http://127.0.0.1:9", graphBaseUrl: "http://127.0.0.1:9" },
-    notifications: { mode: "poll" },
-    pbx: { masterPbx: "pbx-master", appPassword: "signal-test-app-password" },
-    http: { host: "127.0.0.1", port },
-    admin: { password: "signal-test-admin-password" },
-    dataDir: join(dir, "data"),
-    log: { format: "json", level: "info" }
-  }))
-  return file
-}
-
-const healthy = (port: number) =>
-  Effect.promise(() => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false))
-
-const messages = (log: string): Array<string> =>
-  log.split("\n").flatMap((line) => {
-    try {
-      const message = (JSON.parse(line) as { message?: unknown }).message
-      return typeof message === "string" ? [message] : []
-    } catch {
-      return []
-    }
-  })
 
 const stopWith = (launch: Launch, signal: "SIGTERM" | "SIGINT") =>
   Effect.gen(function*() {
     const dir = mkdtempSync(join(tmpdir(), "tpc-signal-"))
     const port = yield* freePort
     const logFile = join(dir, "out.log")
-    const child = start(launch, ["run", "--config", writeConfig(dir, port)], openSync(logFile, "w"))
-    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-      child.once("exit", (code, signal) => resolve({ code, signal }))
-    )
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        try {
-          process.kill(-child.pid!, "SIGKILL")
-        } catch {
-          // the group is gone: nothing was left behind
-        }
-      })
-    )
+    const { child, exited } = yield* startProcess(launch, ["run", "--config", writeConfig(dir, port)], logFile)
     yield* until(`${launch}: /healthz`, Effect.map(healthy(port), (ok) => (ok ? true : undefined)), 30_000)
     child.kill(signal)
     const exit = yield* Effect.promise(() => exited)
-    return { exit, portFree: !(yield* healthy(port)), log: messages(readFileSync(logFile, "utf8")) }
+    return { exit, portFree: !(yield* healthy(port)), log: logMessages(logFile) }
   })
 
 const stopOrder = [
