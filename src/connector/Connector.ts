@@ -22,7 +22,8 @@ import { TeamsUsers } from "../graph/TeamsUsers.ts"
 import { TokenService } from "../graph/TokenService.ts"
 import { NotificationRoutes } from "../http/NotificationRoutes.ts"
 import { serveRoutes } from "../http/Server.ts"
-import { AdminPassword, StatusRoutes } from "../http/StatusRoutes.ts"
+import { StatusPageLimits } from "../http/StatusEvents.ts"
+import { AdminPassword, StatusLoginBackoff, StatusRoutes } from "../http/StatusRoutes.ts"
 import { PbxAppService } from "../pbx/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
@@ -68,7 +69,11 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
     SubscriptionSettings.layer(settings.subscriptions),
     PbxSettings.layer(settings.pbx),
     Layer.succeed(FlowConfig, settings.flow),
-    Layer.succeed(AdminPassword, settings.adminPassword ?? Redacted.make(randomPassword()))
+    Layer.succeed(AdminPassword, settings.adminPassword ?? Redacted.make(randomPassword())),
+    ...(settings.statusPage === undefined ? [] : [
+      Layer.succeed(StatusLoginBackoff, settings.statusPage.loginBackoff),
+      Layer.succeed(StatusPageLimits, settings.statusPage.limits)
+    ])
   )
 
   const graph = Layer.mergeAll(TeamsUsers.layer, PresenceReader.layer, SubscriptionApi.layer).pipe(

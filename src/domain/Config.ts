@@ -74,7 +74,9 @@ export const PbxConfig = Schema.Struct({
   /** Websocket path the App object's URL points to. */
   path: withDefault(Path, "/pbx"),
   /** The name in users' `apps` column that grants the connector's licence; default: the App object's name. */
-  appName: optional(Schema.NonEmptyString)
+  appName: optional(Schema.NonEmptyString),
+  /** The largest websocket frame a logged-in PBX may send (a real user table row is under 1 KiB). */
+  maxFrameBytes: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 16 * 1024, maximum: 64 * 1024 * 1024 })), 256 * 1024)
 })
 
 export const MatchingConfig = Schema.Struct({
@@ -127,6 +129,17 @@ export const LogConfig = Schema.Struct({
   format: withDefault(Schema.Literals(["auto", "json", "pretty"]), "auto")
 })
 
+/** Limits against guessing and flooding (docs/operations.md, Security). */
+export const SecurityConfig = Schema.Struct({
+  /** Failed logins (PBX App object, status page) from one address before it is refused for `refuseMinutes`. */
+  refuseAfterFailedLogins: withDefault(PositiveInt, 10),
+  refuseMinutes: withDefault(PositiveInt, 5),
+  /** The answer to a failed login waits 0.5 s, doubling with each further failure up to this. */
+  maxLoginDelaySeconds: withDefault(PositiveInt, 8),
+  /** Status pages that can follow the live feed at once. */
+  maxEventStreams: withDefault(PositiveInt, 16)
+})
+
 export const ShutdownConfig = Schema.Struct({
   /** Clear the Teams presences the connector set when it stops. */
   clearPresences: withDefault(Schema.Boolean, false)
@@ -149,6 +162,7 @@ export const ConnectorConfig = Schema.Struct({
   dataDir: withDefault(Schema.NonEmptyString, "./data"),
   admin: withDefault(Schema.Struct({ password: optional(Secret) }), ({})),
   log: withDefault(LogConfig, ({})),
+  security: withDefault(SecurityConfig, ({})),
   shutdown: withDefault(ShutdownConfig, ({}))
 })
 export type ConnectorConfig = typeof ConnectorConfig.Type
