@@ -6,6 +6,8 @@
  */
 import { Clock, Effect, Layer, Option, Ref, Schedule, SubscriptionRef } from "effect"
 import { type CredentialStatus, TokenService } from "../graph/TokenService.ts"
+import { PresenceSource } from "../graph/PresenceSource.ts"
+import type { ReadHealth } from "../graph/ReadRetry.ts"
 import { SubscriptionManager, type SubscriptionsState } from "../graph/SubscriptionManager.ts"
 import { PbxConnections, type PbxState } from "../pbx/PbxConnections.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
@@ -61,8 +63,27 @@ export const authenticationLight = (credentials: ReadonlyArray<CredentialStatus>
   return green(`${credentials.length - waiting.length} of ${credentials.length} credentials signed in`)
 }
 
-export const presenceSubscriptionLight = (mode: "push" | "poll", state: SubscriptionsState | undefined, plan: Plan): Light => {
-  if (mode === "poll") return green("poll-only mode: presences are polled, no subscription needed")
+/** Reads failing for longer than this turn the presence light from amber to red. */
+export const readsRedAfterMillis = 5 * 60_000
+
+/** Presence reads that keep failing (ReadRetry.ts): amber while they are retried, red after five minutes. */
+export const readsLight = (reads: ReadHealth, now: number): Light | undefined => {
+  if (reads._tag === "Ok") return undefined
+  const reason = `reading the presence of ${reads.users} users keeps failing since ${time(reads.since)}: ${reads.error}; ` +
+    `retrying in ${Math.ceil(reads.retryInMillis / 1000)} s`
+  const fix = "Graph throttles or is unavailable (see connector_graph_requests_total); these users' presences are stale until a read succeeds"
+  return now - reads.since >= readsRedAfterMillis ? red(reason, fix) : { state: "amber", reason, fix }
+}
+
+export const presenceSubscriptionLight = (
+  mode: "push" | "poll",
+  state: SubscriptionsState | undefined,
+  plan: Plan,
+  reads: ReadHealth = { _tag: "Ok" },
+  now = 0
+): Light => {
+  const failingReads = readsLight(reads, now)
+  if (mode === "poll") return failingReads ?? green("poll-only mode: presences are polled, no subscription needed")
   if (state === undefined) return red("the subscription manager is not running")
   if (plan.synced.length === 0) {
     return red("no users to subscribe yet: no Teams user is matched to a licensed PBX user", "See the counts and the list of users not synchronised")
@@ -79,6 +100,7 @@ export const presenceSubscriptionLight = (mode: "push" | "poll", state: Subscrip
   if (failed.length > 0) return red(`${failed.length} presence subscription(s) failing: ${failed[0]!.error ?? "error"}`)
   const pending = state.shards.filter((s) => s.status !== "active")
   if (state.shards.length === 0 || pending.length > 0) return red("creating presence subscriptions…")
+  if (failingReads !== undefined) return failingReads
   const next = Math.min(...state.shards.map((s) => s.expiresAt ?? Infinity))
   return green(`${state.shards.length} subscription(s) for ${plan.synced.length} users, next expiry ${time(next)}`)
 }
@@ -119,6 +141,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
   const writer = yield* PresenceWriter
   const errors = yield* RecentErrors
   const manager = yield* Effect.serviceOption(SubscriptionManager)
+  const source = yield* PresenceSource
   const directoryLoaded = yield* Ref.make(false)
   yield* directory.ready.pipe(Effect.andThen(Ref.set(directoryLoaded, true)), Effect.forkScoped)
 
@@ -132,6 +155,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
     const plan = yield* SubscriptionRef.get(state.plan)
     const written = yield* writer.current
     const recent = yield* errors.list
+    const reads = yield* SubscriptionRef.get(source.readHealth)
     const now = yield* Clock.currentTimeMillis
 
     const pbxs: Array<PbxLight> = [...pbxStates.values()]
@@ -175,7 +199,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
       lights: {
         masterPbx: pbxLight(pbxStates.get(pbxSettings.masterPbx), pbxSettings.masterPbx, loaded),
         authentication: authenticationLight(credentials),
-        presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan),
+        presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan, reads, now),
         userSubscription: userSubscriptionLight(flow.mode, subscriptions, flow.usersRefreshMinutes)
       },
       pbxs,

@@ -110,6 +110,7 @@ export class GraphClient extends Context.Service<GraphClient, {
               ? decoded.value.error.message
               : `Graph answered HTTP ${answer.status}`,
             ...(requestId !== undefined ? { requestId } : {}),
+            ...(Option.isSome(answer.retryAfterMillis) ? { retryAfterMillis: answer.retryAfterMillis.value } : {}),
             method: request.method,
             path
           })

@@ -42,6 +42,12 @@ export interface SubscriptionSettingsOptions {
    * failed deliveries for up to 4 h, and those items stay sealed with the old certificate.
    */
   readonly certificateGraceMinutes: number
+  /**
+   * A presence read that failed (after the Graph client's own retries) is tried again for the same users after this
+   * delay, doubling up to `readRetryMaxMillis`, and never sooner than Graph's Retry-After.
+   */
+  readonly readRetryFirstMillis: number
+  readonly readRetryMaxMillis: number
 }
 
 export const defaultSubscriptionSettings = (
@@ -69,6 +75,8 @@ export const defaultSubscriptionSettings = (
   certificateRenewBeforeDays: 30,
   certificateCheckMinutes: 24 * 60,
   certificateGraceMinutes: 4 * 60,
+  readRetryFirstMillis: 2_000,
+  readRetryMaxMillis: 60_000,
   ...required
 })
 

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Clock, Context, Effect, Metric, Redacted, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { allGreen, StatusBoard } from "../connector/StatusBoard.ts"
+import { noneRed, StatusBoard } from "../connector/StatusBoard.ts"
 import { clip } from "../domain/LogText.ts"
 import { type BackoffPolicy, defaultBackoffPolicy, makeLoginBackoff } from "../domain/LoginBackoff.ts"
 import { loginFailures } from "../domain/Metrics.ts"
@@ -156,7 +156,7 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
     "GET",
     "/readyz",
     Effect.map(board.get, (snapshot) =>
-      allGreen(snapshot)
+      noneRed(snapshot)
         ? HttpServerResponse.text("ready")
         : HttpServerResponse.text(
           Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${l.reason}`).join("\n"),
