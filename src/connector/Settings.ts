@@ -101,6 +101,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     usersExpiryMinutes: config.timers.usersExpiryMinutes,
     usersRenewMinutes: config.timers.usersRenewMinutes,
     reconcileMinutes: config.timers.reconcileMinutes,
+    verifySeconds: config.timers.verifySeconds,
     pollSeconds: config.timers.pollSeconds,
     deleteOnShutdown: config.notifications.deleteSubscriptionsOnShutdown,
     jwksUrl: config.graph.jwksUrl,

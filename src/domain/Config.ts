@@ -111,6 +111,8 @@ export const TimersConfig = Schema.Struct({
   usersRenewMinutes: withDefault(PositiveInt, 60),
   usersExpiryMinutes: withDefault(PositiveInt.check(Schema.isLessThanOrEqualTo(41760)), 180),
   reconcileMinutes: withDefault(PositiveInt, 5),
+  /** Each presence subscription is looked up this often between renewals (a deleted one is recreated). */
+  verifySeconds: withDefault(PositiveInt, 30),
   pollSeconds: withDefault(PositiveInt, 5),
   /** Debounce for re-planning subscriptions after directory or user changes. */
   replanDebounceSeconds: withDefault(PositiveInt, 2)

@@ -47,6 +47,8 @@ export type SubscriptionCallError = GraphError | AuthError
 export class SubscriptionApi extends Context.Service<SubscriptionApi, {
   create(credential: CredentialRef, body: CreateSubscription): Effect.Effect<SubscriptionResource, SubscriptionCallError>
   renew(credential: CredentialRef, id: string, body: RenewSubscription): Effect.Effect<SubscriptionResource, SubscriptionCallError>
+  /** GET /subscriptions/{id}: 404 once Graph has deleted it or it expired (protocol-notes.md). */
+  get(credential: CredentialRef, id: string): Effect.Effect<SubscriptionResource, SubscriptionCallError>
   reauthorize(credential: CredentialRef, id: string): Effect.Effect<void, SubscriptionCallError>
   remove(credential: CredentialRef, id: string): Effect.Effect<void, SubscriptionCallError>
   list(credential: CredentialRef): Effect.Effect<ReadonlyArray<SubscriptionResource>, SubscriptionCallError>
@@ -60,6 +62,7 @@ export class SubscriptionApi extends Context.Service<SubscriptionApi, {
         create: (credential, body) =>
           graph.execute({ method: "POST", url: "/v1.0/subscriptions", credential, body, response: SubscriptionResource }),
         renew: (credential, id, body) => graph.execute({ method: "PATCH", url: path(id), credential, body, response: SubscriptionResource }),
+        get: (credential, id) => graph.execute({ method: "GET", url: path(id), credential, response: SubscriptionResource }),
         reauthorize: (credential, id) => graph.executeEmpty({ method: "POST", url: `${path(id)}/reauthorize`, credential }),
         remove: (credential, id) => graph.executeEmpty({ method: "DELETE", url: path(id), credential }),
         list: (credential) =>

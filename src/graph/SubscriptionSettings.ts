@@ -48,6 +48,11 @@ export interface SubscriptionSettingsOptions {
    */
   readonly readRetryFirstMillis: number
   readonly readRetryMaxMillis: number
+  /**
+   * Between renewals each presence subscription is looked up this often (GET /subscriptions/{id}), so that one Graph
+   * deleted or let expire is noticed and recreated within this time, not at the next renewal.
+   */
+  readonly verifySeconds: number
 }
 
 export const defaultSubscriptionSettings = (
@@ -77,6 +82,7 @@ export const defaultSubscriptionSettings = (
   certificateGraceMinutes: 4 * 60,
   readRetryFirstMillis: 2_000,
   readRetryMaxMillis: 60_000,
+  verifySeconds: 30,
   ...required
 })
 
