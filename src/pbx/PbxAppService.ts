@@ -118,7 +118,7 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undef
     )
     loginWatch?.stop()
     if (outcome === undefined) {
-      if (tooMuchBeforeLogin === undefined) yield* Effect.logInfo(`PBX connection from ${peer} closed before logging in`)
+      if (tooMuchBeforeLogin === undefined) yield* Effect.logDebug(`PBX connection from ${peer} closed before logging in`)
       return
     }
     if (outcome._tag === "Refused") {
