@@ -117,7 +117,7 @@ describe("graph-samples.json", () => {
       const call = (request: HttpClientRequest.HttpClientRequest) =>
         http.execute(request).pipe(Effect.flatMap((response) => response.json))
       const tokenUrl = `${sim.url}/${tenantId}/oauth2/v2.0/token`
-      const form = { client_id: clientId, scope: `${sim.url}/.default`, grant_type: "client_credentials" }
+      const form = { client_id: clientId, scope: "https://graph.microsoft.com/.default", grant_type: "client_credentials" }
 
       const token = yield* call(HttpClientRequest.post(tokenUrl).pipe(HttpClientRequest.bodyUrlParams({ ...form, client_secret: clientSecret })))
       assertSameShape(samples.token_client_credentials_response!.body, token)
