@@ -28,7 +28,7 @@ const serverCertificate = () =>
   })
 
 /** A simulator over HTTPS with a secret, a registered certificate, one technical account and `users` Teams users. */
-export const startTlsSimulator = (options: Partial<GraphSimulatorOptions> & { readonly users?: number } = {}) =>
+export const startTlsSimulator = (options: Omit<Partial<GraphSimulatorOptions>, "users"> & { readonly users?: number } = {}) =>
   Effect.gen(function*() {
     const tlsCertificate = yield* serverCertificate()
     const appCertificate = yield* makeSelfSignedCertificate("msal-conformance")
