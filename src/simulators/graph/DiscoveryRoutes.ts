@@ -2,8 +2,9 @@
  * The identity platform's discovery documents at the simulator, in the shape recorded from login.microsoftonline.com
  * (test/fixtures/conformance/identity-discovery.json): the OpenID configuration of a tenant
  * (`/{tenant}/v2.0/.well-known/openid-configuration`), instance discovery (`/common/discovery/instance`, what MSAL
- * asks for an authority it does not know), the signing keys (`/{tenant}/discovery/v2.0/keys`) and UserInfo. Every URL
- * and host in them names the simulator, so an OIDC client that reads them talks to nothing else.
+ * asks for an authority it does not know), the signing keys (`/{tenant}/discovery/v2.0/keys`) and UserInfo. Every
+ * endpoint of the identity platform and of Graph in them is the simulator's, so an OIDC client that reads them talks to
+ * nothing else; constants naming other services (`rbac_url`, `cloud_graph_host_name`) stay as recorded.
  */
 import { Effect } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
