@@ -8,7 +8,7 @@ import { Effect, Exit, Layer, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { inspectCertificate } from "../../graph/crypto/RichCrypto.ts"
 import { type DeliveryOptions, type DirectItem, SimDelivery } from "./Delivery.ts"
-import { JwksRoutes, SimJwks } from "./Jwks.ts"
+import { SimJwks } from "./Jwks.ts"
 import { SimHttpError, SimState } from "./SimState.ts"
 import { CreateSubscriptionBody, SimSubscriptions, UpdateSubscriptionBody } from "./Subscriptions.ts"
 
@@ -213,11 +213,12 @@ export const SubscriptionsRoutes = HttpRouter.use(Effect.fnUntraced(function*(ro
 
 /**
  * Everything this module adds to the Graph simulator (pass it in GraphSimulator's `extensions`): the subscription
- * routes, delivery, the control API and the JWKS. Its state is reached through the control API.
+ * routes, delivery (its validation tokens signed with the simulator's published key) and the control API. Its state is
+ * reached through the control API.
  */
 export const SubscriptionsExtension = (options: Partial<DeliveryOptions> = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | SimState> =>
-  Layer.mergeAll(SubscriptionsRoutes, JwksRoutes).pipe(
+  SubscriptionsRoutes.pipe(
     Layer.provide(SimDelivery.layerWith(options)),
     Layer.provide(SimSubscriptions.layer),
-    Layer.provide(SimJwks.layer)
+    Layer.provide(SimJwks.layerSimulator)
   )

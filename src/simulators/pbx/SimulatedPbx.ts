@@ -1,7 +1,8 @@
 /**
  * One simulated PBX with an App object: it connects to the connector's app service as a real PBX does, performs the
- * AppChallenge / AppLogin handshake (an AppLogin shaped like the real captures), sends PbxInfo, serves PbxTableUsers
- * replication and PbxApi SetPresence / SubscribePresence, and reconnects after a drop.
+ * AppChallenge / AppLogin handshake (an AppLogin shaped like the real captures), sends PbxInfo and asks AppInfo, serves
+ * PbxTableUsers replication and PbxApi SetPresence / SubscribePresence / UnsubscribePresence (message shapes as the
+ * innovaphone SDK documents them, test/fixtures/conformance/innovaphone-sdk-messages.json), and reconnects after a drop.
  */
 import { createHash } from "node:crypto"
 import { Redacted } from "effect"
@@ -33,6 +34,8 @@ export interface SimPbxStatus {
   readonly logins: number
   /** KeepAlive messages received from the connector. */
   readonly keepAlivesReceived: number
+  /** AppInfoResult answers to the AppInfo the PBX asks after login, the latest last. */
+  readonly appInfoResults: ReadonlyArray<unknown>
 }
 
 const hex32 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 32)
@@ -42,6 +45,7 @@ export class SimulatedPbx {
   private loggedIn = false
   private loginsRefused = 0
   private keepAlivesReceived = 0
+  private appInfoResults: Array<unknown> = []
   private logins = 0
   private autoReconnect = true
   private stopped = false
@@ -77,7 +81,8 @@ export class SimulatedPbx {
       loggedIn: this.loggedIn,
       loginsRefused: this.loginsRefused,
       logins: this.logins,
-      keepAlivesReceived: this.keepAlivesReceived
+      keepAlivesReceived: this.keepAlivesReceived,
+      appInfoResults: [...this.appInfoResults]
     }
   }
 
@@ -150,10 +155,15 @@ export class SimulatedPbx {
     })
   }
 
+  /** The app service's name as the App object's URL ends (the `app` of AppLogin and AppInfo, as in the real captures). */
+  private app(): string {
+    return this.options.connectUrl.split("/").filter((part) => part.length > 0).pop() ?? "app"
+  }
+
   /** The AppLogin a PBX sends for its App object: the same fields and order as the real captures. */
   private appLogin(challenge: string): string {
     const appUrl = this.options.connectUrl
-    const app = appUrl.split("/").filter((part) => part.length > 0).pop() ?? "app"
+    const app = this.app()
     const info = {
       appobj: this.config.appObject,
       appdn: this.config.appObject,
@@ -211,6 +221,8 @@ export class SimulatedPbx {
             version: "13r3 sr99 [simulator]",
             build: "139999"
           })
+          // The PBX asks the app service for the APIs it provides (SDK AppWebsocket.htm, AppInfo).
+          this.send({ mt: "AppInfo", app: this.app() })
         } else {
           this.loginsRefused++
         }
@@ -222,6 +234,8 @@ export class SimulatedPbx {
         this.model.changed()
         return
       case "AppInfoResult":
+        this.appInfoResults.push(message)
+        this.model.changed()
         return
     }
     if (!this.loggedIn) return
@@ -260,13 +274,10 @@ export class SimulatedPbx {
     }
   }
 
-  /** Sends PresenceUpdate to this connection's subscribers of a user. */
+  /** Sends PresenceUpdate `{presence}` (SDK PbxApi.htm) to this connection's subscribers of a user. */
   pushPresence(guid: string): void {
-    const user = this.model.findUser(guid, undefined)
     for (const [src, subscribed] of this.presenceSubscriptions) {
-      if (subscribed === guid) {
-        this.send({ api: "PbxApi", mt: "PresenceUpdate", src, sip: user?.h323, presence: this.model.presence.get(guid) ?? [] })
-      }
+      if (subscribed === guid) this.send({ api: "PbxApi", mt: "PresenceUpdate", src, presence: this.model.presence.get(guid) ?? [] })
     }
   }
 
@@ -277,13 +288,25 @@ export class SimulatedPbx {
     reply: (result: Record<string, unknown>) => void
   ): void {
     const text = (key: string) => (typeof message[key] === "string" ? message[key] : undefined)
+    // The monitored object is named by `sip` or `num` (SDK PbxApi.htm).
+    const monitored = () => this.model.findUser(undefined, text("sip")) ?? this.model.findUserByNumber(text("num"))
     if (mt === "SubscribePresence") {
-      const user = this.model.findUser(undefined, text("sip"))
+      const user = monitored()
       if (user === undefined) return reply({ mt: "SubscribePresenceResult", error: 1, errorText: "unknown user" })
       this.presenceSubscriptions.set(src ?? "", user.guid)
       reply({ mt: "SubscribePresenceResult" })
+      // The monitor is up: PresenceState with the endpoint, then the presence itself.
+      reply({ mt: "PresenceState", up: true, sip: user.h323, num: user.e164 ?? "", dn: user.dn ?? user.cn, email: user.emails?.[0] ?? "" })
       this.pushPresence(user.guid)
       return
+    }
+    if (mt === "UnsubscribePresence") {
+      // Stops the monitor started with this src, or every monitor of the named user on this connection.
+      const user = monitored()
+      for (const [key, guid] of this.presenceSubscriptions) {
+        if (key === (src ?? "") || guid === user?.guid) this.presenceSubscriptions.delete(key)
+      }
+      return reply({ mt: "UnsubscribePresenceResult" })
     }
     if (mt !== "SetPresence") return reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
     const apply = () => {

@@ -76,6 +76,12 @@ export class SystemModel {
     return undefined
   }
 
+  findUserByNumber(num: string | undefined): SimUser | undefined {
+    if (num === undefined || num === "") return undefined
+    for (const { user } of this.users.values()) if (user.e164 === num) return user
+    return undefined
+  }
+
   rowOf(guid: string) {
     const entry = this.users.get(guid)
     return entry === undefined ? undefined : userRow(entry.user, entry.home)
