@@ -2,8 +2,7 @@ import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Console, Deferred, Effect, Fiber } from "effect"
 import { Command } from "effect/cli"
-import { simulateGraphCommand } from "../../src/simulators/graph/Standalone.ts"
-import { simulatePbxCommand } from "../../src/simulators/pbx/Standalone.ts"
+import { simulateGraphCommand, simulatePbxCommand } from "../../src/SimulateCommands.ts"
 import { allLoggedIn, password, startConnector } from "../pbx/harness.ts"
 
 /** The commands as the CLI mounts them: `simulate graph` and `simulate pbx`. */

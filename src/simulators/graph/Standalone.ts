@@ -3,8 +3,7 @@
  * (with a real or simulated PBX) at a made-up Microsoft tenant. Prints its made-up credentials and the connector.yaml
  * snippet that uses them, then serves until interrupted.
  */
-import { Console, Deferred, Effect, Option, Redacted, type Scope } from "effect"
-import { Command, Flag } from "effect/cli"
+import { Console, Deferred, Effect, Redacted, type Scope } from "effect"
 import { loadPopulation, reportSetupError, type SimPopulation, SimulatorSetupError } from "../UsersFile.ts"
 import { GraphSimulator, type GraphSimulatorHandle, type SimExtension } from "./GraphSimulator.ts"
 import { JWKS_PATH } from "./Jwks.ts"
@@ -125,15 +124,6 @@ export const startGraphSimulator = Effect.fn("GraphStandalone.start")(function*(
 export const runGraphSimulator = (options: GraphStandaloneOptions): Effect.Effect<never, SimulatorSetupError> =>
   Effect.scoped(Effect.andThen(startGraphSimulator(options), Effect.never))
 
-export const simulateGraphCommand = Command.make("graph", {
-  port: Flag.Int("port").pipe(Flag.withDescription("Port to listen on (0 = any free port)"), Flag.withDefault(8081)),
-  host: Flag.String("host").pipe(Flag.withDescription("Address to listen on"), Flag.withDefault("127.0.0.1")),
-  usersFile: Flag.String("users-file").pipe(
-    Flag.withDescription("Users file (YAML or JSON; docs/simulator-graph.md \"Running it on its own\")"),
-    Flag.optional
-  ),
-  users: Flag.Int("users").pipe(Flag.withDescription("Generated users when the users file lists none"), Flag.withDefault(50))
-}, ({ host, port, users, usersFile }) =>
-  runGraphSimulator({ port, host, users, usersFile: Option.getOrUndefined(usersFile) }).pipe(
-    Effect.catchTag("SimulatorSetupError", reportSetupError)
-  )).pipe(Command.withDescription("Run the Microsoft Graph + identity platform simulator on its own"))
+/** `simulate graph` (src/SimulateCommands.ts): runs until interrupted; a setup problem is printed and exits 1. */
+export const simulateGraph = (options: GraphStandaloneOptions): Effect.Effect<void> =>
+  runGraphSimulator(options).pipe(Effect.catchTag("SimulatorSetupError", reportSetupError))
