@@ -17,7 +17,7 @@ const run = (...args: Array<string>) => {
 /** Runs a command and returns the src/ modules it loaded (paths relative to src/). */
 const loadedSources = (...args: Array<string>): ReadonlyArray<string> => {
   const file = join(cwd, `modules-${args[0]}.txt`)
-  const env = { ...process.env, RECORD_MODULES_FILE: file }
+  const env: NodeJS.ProcessEnv = { ...process.env, RECORD_MODULES_FILE: file }
   delete env["CONNECTOR_CONFIG"]
   const result = spawnSync(process.execPath, ["--import", recordModules, main, ...args], { cwd, env, encoding: "utf8", timeout: 30_000 })
   assert.strictEqual(result.status, 1, result.stdout + result.stderr)
