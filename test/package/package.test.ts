@@ -28,6 +28,9 @@ beforeAll(() => {
 const npx = (...args: Array<string>) =>
   npm(["--offline", "--cache", installed.npmCache, "teams-presence-connector", ...args], installed.project, "npx")
 
+/** The installed command, as npm linked it (node_modules/.bin; its shebang starts Node.js). */
+const bin = () => join(installed.project, "node_modules", ".bin", "teams-presence-connector")
+
 /** Runs a command in the project with this Node.js first on PATH; returns its exit code and output. */
 const runIn = (command: string, args: ReadonlyArray<string>) => {
   const result = spawnSync(command, args, { cwd: installed.project, env: childEnv(), encoding: "utf8", timeout: 60_000 })
@@ -67,17 +70,19 @@ describe("the package as users get it", () => {
     assert.strictEqual(npx("--version").trim(), `teams-presence-connector v${version}`)
   })
 
-  it("check-config accepts a sample file with a masked summary and lists a broken file's problems", () => {
+  it("teams-presence-connector check-config accepts a sample file with a masked summary and lists a broken file's problems", () => {
     const good = join(installed.project, "connector.yaml")
     writeFileSync(good, "tenantId: t\nclientId: c\nnotifications: {mode: poll}\napp: {clientSecret: sample-secret-value}\npbx: {masterPbx: m, appPassword: sample-pbx-secret}\n")
-    const summary = npx("check-config", "--config", good)
+    const checked = runIn(bin(), ["check-config", "--config", good])
+    assert.strictEqual(checked.code, 0, checked.out)
+    const summary = checked.out
     assert.include(summary, "connector.yaml: valid")
     assert.include(summary, "set (hidden)")
     assert.notInclude(summary, "sample-secret-value")
 
     const bad = join(installed.project, "broken.yaml")
     writeFileSync(bad, "tenantId: t\nclientID: c\npbx: {masterPbx: m}\n")
-    const refused = runIn(join(installed.project, "node_modules", ".bin", "teams-presence-connector"), ["check-config", "--config", bad])
+    const refused = runIn(bin(), ["check-config", "--config", bad])
     assert.strictEqual(refused.code, 1, refused.out)
     for (const key of ["clientID", "clientId", "pbx.appPassword"]) assert.include(refused.out, key)
   })
@@ -96,7 +101,7 @@ describe("the package as users get it", () => {
       const password = "package-demo-password"
       const log = join(dir, "demo.log")
       const out = openSync(log, "w")
-      const child = spawn(join(installed.project, "node_modules", ".bin", "teams-presence-connector"), ["demo", "--port", String(port)], {
+      const child = spawn(bin(), ["demo", "--port", String(port)], {
         cwd: installed.project,
         env: { ...childEnv(), CONNECTOR_ADMIN_PASSWORD: password },
         stdio: ["ignore", out, out]
