@@ -2,42 +2,39 @@
 /**
  * The Node.js version check that runs before anything loads TypeScript or a dependency: on a Node.js older than the
  * package's `engines.node` it names the version found, the version needed and how to run the same command with
- * Node.js 24 through npx, and exits 1. Plain CommonJS without modern syntax on purpose, so that any Node.js runs it.
+ * Node.js 24 through npx, and exits 1. Plain CommonJS with nothing newer than Node.js 8 knows, so an old Node.js runs it.
  *
- *   node scripts/check-node.cjs "npm test"   (npm start and npm test run it first; the argument is the command shown)
- *   require("./check-node.cjs").exitUnlessSupported("teams-presence-connector")   (the bin, src/main.ts)
+ *   node scripts/check-node.cjs npm test     (first in `npm start` and `npm test`; the arguments are the command shown)
+ *   require("./check-node.cjs").exitUnlessSupported("teams-presence-connector …")   (the bin, src/bin.ts)
  */
-var engines = require("../package.json").engines
+const { engines } = require("../package.json")
 
 /** The minimum from package.json's `engines.node` (">=22.19"): the one place the version is written down. */
-var minimum = (function () {
-  var match = /^>=\s*(\d+)\.(\d+)/.exec(engines.node)
-  if (match === null) throw new Error("package.json engines.node is not \">=MAJOR.MINOR\": " + engines.node)
+const minimum = (() => {
+  const match = /^>=\s*(\d+)\.(\d+)/.exec(engines.node)
+  if (match === null) throw new Error(`package.json engines.node is not ">=MAJOR.MINOR": ${engines.node}`)
   return { major: Number(match[1]), minor: Number(match[2]) }
 })()
 
-/** The problem with a Node.js version ("20.20.2"), or undefined when it is new enough. */
-function versionProblem(version, command) {
-  var parts = String(version).replace(/^v/, "").split(".")
-  var major = Number(parts[0])
-  var minor = Number(parts[1])
+/** What is wrong with a Node.js version ("20.20.2"), or undefined when it is new enough. */
+const versionProblem = (version, command) => {
+  const [major, minor] = String(version).replace(/^v/, "").split(".").map(Number)
   if (major > minimum.major || (major === minimum.major && minor >= minimum.minor)) return undefined
-  var needed = minimum.major + "." + minimum.minor
   return [
-    "teams-presence-connector needs Node.js " + needed + " or newer; this is Node.js " + version + ".",
+    `teams-presence-connector needs Node.js ${minimum.major}.${minimum.minor} or newer; this is Node.js ${version}.`,
     "Install Node.js 24, or run the same command with Node.js 24 through npx:",
-    "  npx -y -p node@24 -- " + (command || "npm test")
+    `  npx -y -p node@24 -- ${command || "npm test"}`
   ].join("\n")
 }
 
 /** Prints the problem and exits 1 when this Node.js is too old; returns otherwise. */
-function exitUnlessSupported(command) {
-  var problem = versionProblem(process.versions.node, command)
+const exitUnlessSupported = (command) => {
+  const problem = versionProblem(process.versions.node, command)
   if (problem === undefined) return
   process.stderr.write(problem + "\n")
   process.exit(1)
 }
 
-module.exports = { minimum: minimum, versionProblem: versionProblem, exitUnlessSupported: exitUnlessSupported }
+module.exports = { minimum, versionProblem, exitUnlessSupported }
 
 if (require.main === module) exitUnlessSupported(process.argv.slice(2).join(" "))
