@@ -6,7 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs"
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { delimiter, dirname, join } from "node:path"
 import { minimum, npmCli, olderNode, repoRoot, versionProblem } from "../support/node.ts"
@@ -70,7 +70,9 @@ describe("Node.js version check", () => {
       assert.include(result.out, "EBADENGINE")
       assert.include(result.out, `Required: {"node":">=${needed}"}`)
       assert.include(result.out, `"node":"v${old.version}"`)
-      assert.isFalse(existsSync(join(project, "node_modules")), "npm ci installed packages")
+      const installedSomething = existsSync(join(project, "node_modules"))
+      rmSync(project, { recursive: true, force: true })
+      assert.isFalse(installedSomething, "npm ci installed packages")
     })
   })
 })
