@@ -6,8 +6,7 @@ import { execFile } from "node:child_process"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { simulateGraphCommand } from "../../src/simulators/graph/Standalone.ts"
-import { simulatePbxCommand } from "../../src/simulators/pbx/Standalone.ts"
+import { simulateGraphCommand, simulatePbxCommand } from "../../src/SimulateCommands.ts"
 import { allLoggedIn, password, startConnector } from "../pbx/harness.ts"
 
 /** The commands as the CLI mounts them: `simulate graph` and `simulate pbx`. */

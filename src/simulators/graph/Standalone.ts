@@ -4,8 +4,7 @@
  * snippet that uses them, then serves until interrupted. With `--tls` it serves HTTPS with a certificate from a test CA
  * made at start-up (what Microsoft's client libraries need) and writes the CA where clients can be told to trust it.
  */
-import { Console, Deferred, Effect, Option, Redacted, type Scope } from "effect"
-import { Command, Flag } from "effect/cli"
+import { Console, Deferred, Effect, Redacted, type Scope } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -156,23 +155,6 @@ export const startGraphSimulator = Effect.fn("GraphStandalone.start")(function*(
 export const runGraphSimulator = (options: GraphStandaloneOptions): Effect.Effect<never, SimulatorSetupError> =>
   Effect.scoped(Effect.andThen(startGraphSimulator(options), Effect.never))
 
-export const simulateGraphCommand = Command.make("graph", {
-  port: Flag.Int("port").pipe(Flag.withDescription("Port to listen on (0 = any free port)"), Flag.withDefault(8081)),
-  host: Flag.String("host").pipe(Flag.withDescription("Address to listen on"), Flag.withDefault("127.0.0.1")),
-  usersFile: Flag.String("users-file").pipe(
-    Flag.withDescription("Users file (YAML or JSON; docs/simulator-graph.md \"Running it on its own\")"),
-    Flag.optional
-  ),
-  users: Flag.Int("users").pipe(Flag.withDescription("Generated users when the users file lists none"), Flag.withDefault(50)),
-  tls: Flag.Boolean("tls").pipe(
-    Flag.withDescription("Serve HTTPS with a certificate from a test CA made at start-up (Microsoft's client libraries need it)"),
-    Flag.withDefault(false)
-  ),
-  tlsCaFile: Flag.String("tls-ca-file").pipe(
-    Flag.withDescription("With --tls: where to write the test CA's certificate (default: a new temporary directory)"),
-    Flag.optional
-  )
-}, ({ host, port, tls, tlsCaFile, users, usersFile }) =>
-  runGraphSimulator({ port, host, users, usersFile: Option.getOrUndefined(usersFile), tls, tlsCaFile: Option.getOrUndefined(tlsCaFile) }).pipe(
-    Effect.catchTag("SimulatorSetupError", reportSetupError)
-  )).pipe(Command.withDescription("Run the Microsoft Graph + identity platform simulator on its own"))
+/** `simulate graph` (src/SimulateCommands.ts): runs until interrupted; a setup problem is printed and exits 1. */
+export const simulateGraph = (options: GraphStandaloneOptions): Effect.Effect<void> =>
+  runGraphSimulator(options).pipe(Effect.catchTag("SimulatorSetupError", reportSetupError))
