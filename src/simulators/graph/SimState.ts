@@ -22,7 +22,7 @@ export interface SimStateOptions {
   readonly tokenLifetimeSeconds: number
 }
 
-interface SimStateShape extends SimUsers, SimTokens, SimFaultControl, SimResponses {
+export interface SimStateShape extends SimUsers, SimTokens, SimFaultControl, SimResponses {
   readonly tenantId: string
   readonly clientId: string
   readonly tokenLifetimeSeconds: number
