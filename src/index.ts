@@ -55,14 +55,15 @@ export {
 // The presence mapping and the domain types.
 export {
   buildMappingConfig,
-  defaultActivityTable,
-  defaultAvailabilityTable,
+  decidingField,
   defaultMappingConfig,
+  defaultMappingTable,
   type MappingConfig,
   type MappingTarget,
   mapPresence,
   mapPresenceDetailed,
-  PbxCommandFromGraphPresence
+  PbxCommandFromGraphPresence,
+  specificity
 } from "./domain/PresenceMapping.ts"
 export {
   Activities,
@@ -75,6 +76,8 @@ export {
   isUnknown,
   type KnownActivity,
   type KnownAvailability,
+  type PresenceValue,
+  PresenceValues,
   StatusMessage,
   UnknownValue
 } from "./domain/Presence.ts"
