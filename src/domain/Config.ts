@@ -105,7 +105,11 @@ export const MappingSection = Schema.Struct({
 
 export const TimersConfig = Schema.Struct({
   presenceRenewMinutes: withDefault(PositiveInt, 10),
-  presenceExpiryMinutes: withDefault(PositiveInt.check(Schema.isLessThanOrEqualTo(60)), 60),
+  /**
+   * Expiry requested for presence subscriptions. Graph's maximum is 60 minutes on Graph's clock; the default leaves
+   * two minutes for clock skew.
+   */
+  presenceExpiryMinutes: withDefault(PositiveInt.check(Schema.isLessThanOrEqualTo(60)), 58),
   usersRenewMinutes: withDefault(PositiveInt, 60),
   usersExpiryMinutes: withDefault(PositiveInt.check(Schema.isLessThanOrEqualTo(41760)), 180),
   reconcileMinutes: withDefault(PositiveInt, 5),

@@ -20,6 +20,7 @@ import {
 } from "./SubscriptionApi.ts"
 import { every } from "./PollSchedule.ts"
 import { makeCertificateRotation } from "./SubscriptionCertificates.ts"
+import { withExpiryRetry } from "./SubscriptionExpiry.ts"
 import { LicenceCheck } from "./SubscriptionLicenceCheck.ts"
 import { notificationUrls, SubscriptionSettings } from "./SubscriptionSettings.ts"
 import { planShards, sameMembers } from "./SubscriptionShards.ts"
@@ -27,7 +28,6 @@ import {
   adopt,
   countFailure,
   countRenewal,
-  isoIn,
   type Live,
   makePersister,
   minutes,
@@ -64,6 +64,7 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
       const inbox = yield* NotificationsInbox
       const licence = yield* LicenceCheck
       const urls = notificationUrls(settings)
+      const expiry = { expiryMinutes: settings.presenceExpiryMinutes, renewMinutes: settings.presenceRenewMinutes }
       const accounts = graph.accounts.map((a) => a.name)
       const lock = yield* Semaphore.make(1)
       const ready = yield* Deferred.make<void>()
@@ -134,18 +135,22 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         const now = yield* Clock.currentTimeMillis
         const clientState = crypto.randomBytes(32).toString("base64url")
         const encryption = yield* certificate.forNewSubscription
-        const body: CreateSubscription = {
+        const body = (expirationDateTime: string): CreateSubscription => ({
           changeType: "updated",
           notificationUrl: urls.notificationUrl,
           lifecycleNotificationUrl: urls.lifecycleNotificationUrl,
           resource: presenceResource(permitted),
-          expirationDateTime: isoIn(now, settings.presenceExpiryMinutes),
+          expirationDateTime,
           clientState,
           includeResourceData: encryption !== undefined,
           ...(encryption !== undefined ? { encryptionCertificate: encryption.certificate, encryptionCertificateId: encryption.id } : {})
-        }
+        })
+        const account = accountRef(shard.account)
         const withdraw = yield* inbox.expect({ kind: "presence", key: shard.key, clientState: Redacted.make(clientState) })
-        const created = yield* createWithRetry(accountRef(shard.account), body).pipe(Effect.result, Effect.ensuring(withdraw))
+        const created = yield* withExpiryRetry({ ...expiry, what: "creating" }, (at) => createWithRetry(account, body(at))).pipe(
+          Effect.result,
+          Effect.ensuring(withdraw)
+        )
         if (created._tag === "Failure") {
           shard.status = "error"
           shard.error = `creating the presence subscription failed: ${describeError(created.failure)}`
@@ -183,10 +188,12 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         if (!sameMembers(permitted, shard.live.subscribedIds)) return yield* recreate(shard)
         const now = yield* Clock.currentTimeMillis
         const replace = yield* certificate.replacementFor(shard.live.certificateId)
-        const answer = yield* api.renew(accountRef(shard.account), shard.live.subscriptionId, {
-          expirationDateTime: isoIn(now, settings.presenceExpiryMinutes),
-          ...(replace !== undefined ? { encryptionCertificate: replace.certificate, encryptionCertificateId: replace.id } : {})
-        }).pipe(Effect.result)
+        const { account, live } = { account: accountRef(shard.account), live: shard.live }
+        const answer = yield* withExpiryRetry({ ...expiry, what: "renewing" }, (expirationDateTime) =>
+          api.renew(account, live.subscriptionId, {
+            expirationDateTime,
+            ...(replace !== undefined ? { encryptionCertificate: replace.certificate, encryptionCertificateId: replace.id } : {})
+          })).pipe(Effect.result)
         if (answer._tag === "Success") {
           shard.live = {
             ...shard.live,
