@@ -5,6 +5,7 @@
  * projection costs little on the event loop even with 10,000 users.
  */
 import { Clock, Effect, Layer, Option, Ref, Schedule, SubscriptionRef } from "effect"
+import { type CertificateProblem, CertificateStore } from "../graph/crypto/CertificateStore.ts"
 import { type CredentialStatus, TokenService } from "../graph/TokenService.ts"
 import { SubscriptionManager, type SubscriptionsState } from "../graph/SubscriptionManager.ts"
 import { PbxConnections, type PbxState } from "../pbx/PbxConnections.ts"
@@ -61,8 +62,14 @@ export const authenticationLight = (credentials: ReadonlyArray<CredentialStatus>
   return green(`${credentials.length - waiting.length} of ${credentials.length} credentials signed in`)
 }
 
-export const presenceSubscriptionLight = (mode: "push" | "poll", state: SubscriptionsState | undefined, plan: Plan): Light => {
+export const presenceSubscriptionLight = (
+  mode: "push" | "poll",
+  state: SubscriptionsState | undefined,
+  plan: Plan,
+  keyStoreProblem?: CertificateProblem
+): Light => {
   if (mode === "poll") return green("poll-only mode: presences are polled, no subscription needed")
+  if (keyStoreProblem !== undefined) return red(keyStoreProblem.message, keyStoreProblem.fix)
   if (state === undefined) return red("the subscription manager is not running")
   if (plan.synced.length === 0) {
     return red("no users to subscribe yet: no Teams user is matched to a licensed PBX user", "See the counts and the list of users not synchronised")
@@ -119,6 +126,8 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
   const writer = yield* PresenceWriter
   const errors = yield* RecentErrors
   const manager = yield* Effect.serviceOption(SubscriptionManager)
+  const keyStore = yield* Effect.serviceOption(CertificateStore)
+  const keyStoreProblem = Option.isSome(keyStore) ? keyStore.value.problem : undefined
   const directoryLoaded = yield* Ref.make(false)
   yield* directory.ready.pipe(Effect.andThen(Ref.set(directoryLoaded, true)), Effect.forkScoped)
 
@@ -175,7 +184,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
       lights: {
         masterPbx: pbxLight(pbxStates.get(pbxSettings.masterPbx), pbxSettings.masterPbx, loaded),
         authentication: authenticationLight(credentials),
-        presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan),
+        presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan, keyStoreProblem),
         userSubscription: userSubscriptionLight(flow.mode, subscriptions, flow.usersRefreshMinutes)
       },
       pbxs,

@@ -134,7 +134,13 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         yield* SubscriptionRef.set(state, snapshot())
         const now = yield* Clock.currentTimeMillis
         const clientState = crypto.randomBytes(32).toString("base64url")
-        const encryption = yield* certificate.forNewSubscription
+        const named = yield* certificate.forNewSubscription.pipe(Effect.result)
+        if (named._tag === "Failure") {
+          shard.status = "error"
+          shard.error = `cannot create the presence subscription: ${named.failure.message}`
+          return yield* Effect.logError(shard.error).pipe(Effect.annotateLogs({ shard: shard.key }))
+        }
+        const encryption = named.success
         const body = (expirationDateTime: string): CreateSubscription => ({
           changeType: "updated",
           notificationUrl: urls.notificationUrl,
