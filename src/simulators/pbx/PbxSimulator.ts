@@ -30,6 +30,8 @@ export interface PbxSimulatorOptions {
   /** Port of the HTTP control API; 0 = ephemeral; omitted = no control server. */
   readonly controlPort?: number
   readonly reconnectDelayMs?: number
+  /** Idle time after which each PBX sends KeepAlive, as the AppWebsocket client does (default 60 s; 0 = never). */
+  readonly keepAliveMs?: number
 }
 
 export class SimulatorTimeout extends Schema.TaggedError<SimulatorTimeout>()("SimulatorTimeout", {
@@ -92,7 +94,12 @@ export class PbxSimulator {
             lics: pbx.lics,
             appObject: pbx.appObject
           },
-          { connectUrl: options.connectUrl, domain: options.domain, reconnectDelayMs: options.reconnectDelayMs ?? 200 },
+          {
+            connectUrl: options.connectUrl,
+            domain: options.domain,
+            reconnectDelayMs: options.reconnectDelayMs ?? 200,
+            keepAliveMs: options.keepAliveMs ?? 60_000
+          },
           model
         )
         simulated.onPresenceChanged = (guid) => {

@@ -31,8 +31,18 @@ export interface SimPbxStatus {
   readonly loginsRefused: number
   /** Successful logins so far (a reconnect adds one). */
   readonly logins: number
-  /** KeepAlive messages received from the connector. */
+  /** KeepAlive messages received from the connector (an app service never sends one: this stays 0). */
   readonly keepAlivesReceived: number
+  /** KeepAlive messages this PBX sent, as the AppWebsocket client does after `keepAliveMs` without traffic. */
+  readonly keepAlivesSent: number
+}
+
+export interface SimPbxConnectOptions {
+  readonly connectUrl: string
+  readonly domain: string
+  readonly reconnectDelayMs: number
+  /** Idle time after which the PBX, as the websocket's client, sends KeepAlive (0 = never). */
+  readonly keepAliveMs: number
 }
 
 const hex32 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 32)
@@ -42,6 +52,8 @@ export class SimulatedPbx {
   private loggedIn = false
   private loginsRefused = 0
   private keepAlivesReceived = 0
+  private keepAlivesSent = 0
+  private keepAliveTimer: ReturnType<typeof setTimeout> | undefined
   private logins = 0
   private autoReconnect = true
   private stopped = false
@@ -56,12 +68,12 @@ export class SimulatedPbx {
   delaySetPresenceMs = 0
 
   readonly config: SimPbxConfig
-  private readonly options: { readonly connectUrl: string; readonly domain: string; readonly reconnectDelayMs: number }
+  private readonly options: SimPbxConnectOptions
   private readonly model: SystemModel
 
   constructor(
     config: SimPbxConfig,
-    options: { readonly connectUrl: string; readonly domain: string; readonly reconnectDelayMs: number },
+    options: SimPbxConnectOptions,
     model: SystemModel
   ) {
     this.config = config
@@ -77,7 +89,8 @@ export class SimulatedPbx {
       loggedIn: this.loggedIn,
       loginsRefused: this.loginsRefused,
       logins: this.logins,
-      keepAlivesReceived: this.keepAlivesReceived
+      keepAlivesReceived: this.keepAlivesReceived,
+      keepAlivesSent: this.keepAlivesSent
     }
   }
 
@@ -89,6 +102,8 @@ export class SimulatedPbx {
 
   stop(): void {
     this.stopped = true
+    this.loggedIn = false
+    this.restartKeepAlive()
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer)
     this.socket?.terminate()
     this.socket = undefined
@@ -116,6 +131,21 @@ export class SimulatedPbx {
     if (this.socket?.readyState !== WebSocket.OPEN) return
     this.hold()
     this.socket.send(JSON.stringify(message))
+    this.restartKeepAlive()
+  }
+
+  /** As the SDK's AppWebsocket client: KeepAlive after `keepAliveMs` without a frame either way, once logged in. */
+  private restartKeepAlive(): void {
+    if (this.keepAliveTimer !== undefined) clearTimeout(this.keepAliveTimer)
+    this.keepAliveTimer = undefined
+    if (!this.loggedIn || this.options.keepAliveMs <= 0) return
+    this.keepAliveTimer = setTimeout(() => {
+      this.keepAliveTimer = undefined
+      if (this.socket?.readyState !== WebSocket.OPEN) return
+      this.keepAlivesSent++
+      this.send({ mt: "KeepAlive" })
+      this.model.changed()
+    }, this.options.keepAliveMs)
   }
 
   private connect(): void {
@@ -141,6 +171,7 @@ export class SimulatedPbx {
       if (this.socket !== socket) return
       this.socket = undefined
       this.loggedIn = false
+      this.restartKeepAlive()
       this.replication = undefined
       this.presenceSubscriptions.clear()
       this.model.changed()
@@ -189,6 +220,7 @@ export class SimulatedPbx {
       return
     }
     const mt = message["mt"]
+    this.restartKeepAlive()
     const src = typeof message["src"] === "string" ? message["src"] : undefined
     const api = typeof message["api"] === "string" ? message["api"] : undefined
     const reply = (result: Record<string, unknown>) => this.send({ ...(api ? { api } : {}), ...result, ...(src !== undefined ? { src } : {}) })
