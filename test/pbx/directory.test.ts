@@ -49,6 +49,16 @@ describe("user directory", () => {
     assert.strictEqual(decodeReplicateMessage({ mt: "ReplicateDel" })._tag, "Invalid")
   })
 
+  it("tells people (no pseudo type, or executive) from other objects of the table", () => {
+    const row = (pseudo?: unknown) => ({ mt: "ReplicateAdd", columns: { guid: "g", h323: "x", ...(pseudo !== undefined ? { pseudo } : {}) } })
+    for (const pseudo of [undefined, "", "executive", "Executive", { type: "executive" }]) {
+      assert.strictEqual(decodeReplicateMessage(row(pseudo))._tag, "Upsert", JSON.stringify(pseudo))
+    }
+    for (const [pseudo, type] of [["waiting", "waiting"], ["trunk", "trunk"], [{ type: "bc_conf" }, "bc_conf"], ["<pseudo type=\"gw\"/>", "gw"]] as const) {
+      assert.deepStrictEqual(decodeReplicateMessage(row(pseudo)), { _tag: "NotAUser", guid: "g", type }, JSON.stringify(pseudo))
+    }
+  })
+
   it("reads the comma separated apps column", () => {
     const edit = decodeReplicateMessage({ mt: "ReplicateAdd", columns: { guid: "g", apps: "teams,users, phone" } })
     assert.deepStrictEqual(edit._tag === "Upsert" ? edit.user.apps : undefined, ["teams", "users", "phone"])

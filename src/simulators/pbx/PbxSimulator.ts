@@ -54,6 +54,11 @@ export interface PbxSimulatorHandle {
   /** Sets the App object's licence count; the connector sees it at the PBX's next login. */
   readonly setLicences: (pbx: string, lics: number) => Effect.Effect<void, SimulatorError>
   readonly setApis: (pbx: string, apis: ReadonlyArray<string>) => Effect.Effect<void, SimulatorError>
+  /**
+   * Fault: the PBX replicates every object of its table (waiting queues, trunks, …), whatever types the consumer's
+   * ReplicateStart asks for, as an older firmware might; applies from the next ReplicateStart.
+   */
+  readonly setReplicateAllObjects: (pbx: string, on: boolean) => Effect.Effect<void, SimulatorError>
   /** A user's presence list, newest first (what phones and myApps show). */
   readonly presence: (guid: string) => Effect.Effect<ReadonlyArray<PresenceEntry>>
   /** Every SetPresence received, in order. */
@@ -120,14 +125,16 @@ export class PbxSimulator {
         Effect.sync(() => {
           const existed = model.users.get(user.guid)
           model.users.set(user.guid, { user, home: home ?? existed?.home ?? master?.name ?? "" })
-          for (const pbx of pbxs.values()) pbx.pushUserChange(existed ? "ReplicateUpdate" : "ReplicateAdd", user.guid)
+          for (const pbx of pbxs.values()) pbx.pushUserChange(existed ? "ReplicateUpdate" : "ReplicateAdd", user)
           model.changed()
         })
       const removeUser = (guid: string) =>
         Effect.sync(() => {
-          if (!model.users.delete(guid)) return
+          const removed = model.users.get(guid)
+          if (removed === undefined) return
+          model.users.delete(guid)
           model.presence.delete(guid)
-          for (const pbx of pbxs.values()) pbx.pushUserChange("ReplicateDel", guid)
+          for (const pbx of pbxs.values()) pbx.pushUserChange("ReplicateDel", removed.user)
           model.changed()
         })
 
@@ -164,6 +171,7 @@ export class PbxSimulator {
         removeUser,
         setLicences: (name, lics) => Effect.map(find(name), (pbx) => void (pbx.config.lics = lics)),
         setApis: (name, apis) => Effect.map(find(name), (pbx) => void (pbx.config.apis = apis)),
+        setReplicateAllObjects: (name, on) => Effect.map(find(name), (pbx) => void (pbx.config.replicateAllObjects = on)),
         presence: (guid) => Effect.sync(() => peek.presence(guid)),
         setPresenceLog: Effect.sync(peek.setPresenceLog),
         drop: (name, dropOptions) => Effect.map(find(name), (pbx) => pbx.drop(dropOptions?.reconnect ?? true)),

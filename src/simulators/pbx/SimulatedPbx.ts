@@ -8,7 +8,8 @@ import { Redacted } from "effect"
 import WebSocket from "ws"
 import { loginDigest } from "../../pbx/AppLoginDigest.ts"
 import { corkPerTick } from "../../pbx/PbxConnection.ts"
-import type { SystemModel } from "./SimulatorModel.ts"
+import { nextRow, pushFor, type ReplicationSession, startReplication } from "./SimReplication.ts"
+import type { SimUser, SystemModel } from "./SimulatorModel.ts"
 
 export interface SimPbxConfig {
   readonly name: string
@@ -20,6 +21,8 @@ export interface SimPbxConfig {
   lics: number
   /** The App object's name (its `sip` / `info.appobj`). */
   readonly appObject: string
+  /** Fault: replicate every object of the table, whatever types ReplicateStart asks for (an older PBX). */
+  replicateAllObjects?: boolean
 }
 
 export interface SimPbxStatus {
@@ -35,6 +38,8 @@ export interface SimPbxStatus {
   readonly keepAlivesReceived: number
   /** KeepAlive messages this PBX sent, as the AppWebsocket client does after `keepAliveMs` without traffic. */
   readonly keepAlivesSent: number
+  /** What the connector's last ReplicateStart asked for. */
+  readonly replication?: ReplicationSession["request"]
 }
 
 export interface SimPbxConnectOptions {
@@ -53,6 +58,7 @@ export class SimulatedPbx {
   private loginsRefused = 0
   private keepAlivesReceived = 0
   private keepAlivesSent = 0
+  private lastReplicateStart: ReplicationSession["request"] | undefined
   private keepAliveTimer: ReturnType<typeof setTimeout> | undefined
   private logins = 0
   private autoReconnect = true
@@ -60,8 +66,8 @@ export class SimulatedPbx {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   /** Holds the TCP socket's writes until the end of the tick: the answers to one wave of requests leave in one write. */
   private hold: () => void = () => {}
-  /** The connection's replication session: the ReplicateStart src (echoed in pushes) and the rows ReplicateNext still sends. */
-  private replication: { readonly src: string | undefined; readonly pending: Array<string> } | undefined
+  /** The connection's replication session (SimReplication.ts). */
+  private replication: ReplicationSession | undefined
   /** Presence subscriptions: src → user guid. */
   private readonly presenceSubscriptions = new Map<string, string>()
   refuseSetPresence: string | undefined
@@ -90,7 +96,8 @@ export class SimulatedPbx {
       loginsRefused: this.loginsRefused,
       logins: this.logins,
       keepAlivesReceived: this.keepAlivesReceived,
-      keepAlivesSent: this.keepAlivesSent
+      keepAlivesSent: this.keepAlivesSent,
+      ...(this.lastReplicateStart !== undefined ? { replication: this.lastReplicateStart } : {})
     }
   }
 
@@ -261,35 +268,35 @@ export class SimulatedPbx {
       reply({ mt: `${String(mt)}Result`, error: 1, errorText: `API ${api} is not enabled on the App object` })
       return
     }
-    if (api === "PbxTableUsers") return this.tableUsers(String(mt), src, reply)
+    if (api === "PbxTableUsers") return this.tableUsers(String(mt), message, src, reply)
     if (api === "PbxApi") return this.pbxApi(String(mt), message, src, reply)
     reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
   }
 
-  private tableUsers(mt: string, src: string | undefined, reply: (result: Record<string, unknown>) => void): void {
+  private tableUsers(
+    mt: string,
+    message: Record<string, unknown>,
+    src: string | undefined,
+    reply: (result: Record<string, unknown>) => void
+  ): void {
     if (mt === "ReplicateStart") {
-      this.replication = { src, pending: [...this.model.users.keys()] }
+      this.replication = startReplication(message, src, this.model, this.config.replicateAllObjects === true)
+      this.lastReplicateStart = this.replication.request
+      this.model.changed()
       return reply({ mt: "ReplicateStartResult" })
     }
     if (mt === "ReplicateNext") {
-      const pending = this.replication?.pending
-      if (pending === undefined) return reply({ mt: "ReplicateNextResult" })
-      while (pending.length > 0) {
-        const row = this.model.rowOf(pending.shift()!)
-        if (row !== undefined) return reply({ mt: "ReplicateNextResult", columns: row })
-      }
-      return reply({ mt: "ReplicateNextResult" })
+      const row = this.replication === undefined ? undefined : nextRow(this.replication, this.model)
+      return reply(row === undefined ? { mt: "ReplicateNextResult" } : { mt: "ReplicateNextResult", columns: row })
     }
     reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
   }
 
-  /** Pushes a table change to every replication session of this connection. */
-  pushUserChange(kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel", guid: string): void {
+  /** Pushes a change of `user` (its last state, for a deletion) to this connection's replication session. */
+  pushUserChange(kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel", user: SimUser): void {
     if (this.replication === undefined) return
-    const columns = kind === "ReplicateDel" ? { guid } : this.model.rowOf(guid)
-    if (columns !== undefined) {
-      this.send({ api: "PbxTableUsers", mt: kind, ...(this.replication.src !== undefined ? { src: this.replication.src } : {}), columns })
-    }
+    const push = pushFor(this.replication, kind, user, this.model, this.config.replicateAllObjects === true)
+    if (push !== undefined) this.send(push)
   }
 
   /** Sends PresenceUpdate to this connection's subscribers of a user. */
