@@ -9,6 +9,7 @@ import { type CertificateProblem, CertificateStore } from "../graph/crypto/Certi
 import { type CredentialStatus, TokenService } from "../graph/TokenService.ts"
 import { SubscriptionManager, type SubscriptionsState } from "../graph/SubscriptionManager.ts"
 import { PbxConnections, type PbxState } from "../pbx/PbxConnections.ts"
+import { checkmarkOf } from "../pbx/PbxMessages.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PresenceWriter } from "../pbx/PresenceWriter.ts"
 import { PbxDirectory } from "../pbx/UserDirectory.ts"
@@ -43,7 +44,7 @@ export const pbxLight = (state: PbxState | undefined, name: string, directoryLoa
   if (state.missingApis.length > 0) {
     return red(
       `the App object on ${name} does not enable ${state.missingApis.join(" and ")}`,
-      `Set the ${state.missingApis.join(" and ")} checkmark${state.missingApis.length > 1 ? "s" : ""} on the App object`
+      `Set the ${state.missingApis.map(checkmarkOf).join(" and ")} checkmark${state.missingApis.length > 1 ? "s" : ""} on the App object of ${name}`
     )
   }
   if (state.isMaster && !directoryLoaded) return red(`loading the user table of ${name}`)

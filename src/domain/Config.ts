@@ -73,8 +73,17 @@ export const PbxConfig = Schema.Struct({
   ),
   /** Websocket path the App object's URL points to. */
   path: withDefault(Path, "/pbx"),
-  /** The name in users' `apps` column that grants the connector's licence; default: the App object's name. */
-  appName: optional(Schema.NonEmptyString)
+  /** The name in users' `apps` column that grants the App object (licensing appRight); default: the App object's name. */
+  appName: optional(Schema.NonEmptyString),
+  /**
+   * Which users are served: `appRight` (the App is ticked on the user's Apps tab), `appLicence` (the PBX confirms an
+   * App licence per user; needs the App object's Admin checkmark, PbxAdminApi) or `all` (every matched user).
+   */
+  licensing: withDefault(Schema.Literals(["appRight", "appLicence", "all"]), "appRight"),
+  /** `appLicence`: the licence checked is `App(<licenceName>)`; default: the app name. */
+  licenceName: optional(Schema.NonEmptyString.check(Schema.isPattern(/^[^()\s]+$/))),
+  /** An optional cap: at most this many users, or `serviceLicences` for the App object's Licenses (`info.lics`). */
+  maxUsers: optional(Schema.Union([PositiveInt, Schema.Literal("serviceLicences")]))
 })
 
 export const MatchingConfig = Schema.Struct({

@@ -21,7 +21,7 @@ import {
 import { every } from "./PollSchedule.ts"
 import { makeCertificateRotation } from "./SubscriptionCertificates.ts"
 import { withExpiryRetry } from "./SubscriptionExpiry.ts"
-import { LicenceCheck } from "./SubscriptionLicenceCheck.ts"
+import { LicenceCheck, permittedUsers } from "./SubscriptionLicenceCheck.ts"
 import { notificationUrls, SubscriptionSettings } from "./SubscriptionSettings.ts"
 import { planShards, sameMembers } from "./SubscriptionShards.ts"
 import {
@@ -117,17 +117,21 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         )
       })
 
-      const createShard = Effect.fnUntraced(function*(shard: Shard) {
+      /** Creates the shard's subscription for the licensed users; `checked`: the users a check just permitted. */
+      const createShard = Effect.fnUntraced(function*(shard: Shard, checked?: ReadonlyArray<string>) {
         if (shard.account === undefined) {
           shard.status = "needsAccount"
           shard.error = `${shard.userIds.length} users need another technical account: one presence subscription per ` +
             `delegated account holds at most ${settings.maxUsersPerShard} users`
           return
         }
-        const permitted = yield* licence.check(shard.userIds)
+        const answers = checked === undefined ? yield* licence.check(shard.userIds) : undefined
+        const permitted = checked ?? permittedUsers(shard.userIds, answers!, [])
         if (permitted.length === 0) {
-          shard.status = "active"
-          shard.error = undefined
+          // Nobody to subscribe; while licences are not known yet that is a wait, not a decision.
+          const waiting = answers !== undefined && shard.userIds.some((id) => answers.get(id) === "unknown")
+          shard.status = waiting ? "waiting" : "active"
+          shard.error = waiting ? "waiting for the PBX to confirm the users' licences" : undefined
           return
         }
         shard.status = "creating"
@@ -181,17 +185,18 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         yield* PubSub.publish(resyncs, permitted)
       })
 
-      const recreate = Effect.fnUntraced(function*(shard: Shard) {
+      const recreate = Effect.fnUntraced(function*(shard: Shard, checked?: ReadonlyArray<string>) {
         yield* dropSubscription(shard)
-        yield* createShard(shard)
+        yield* createShard(shard, checked)
       })
 
       // Typed: the certificate rotation calls it back, so its type cannot be inferred.
       const renewShard: (shard: Shard) => Effect.Effect<void> = Effect.fnUntraced(function*(shard: Shard) {
         if (shard.account === undefined) return yield* createShard(shard)
         if (shard.live === undefined) return yield* createShard(shard)
-        const permitted = yield* licence.check(shard.userIds)
-        if (!sameMembers(permitted, shard.live.subscribedIds)) return yield* recreate(shard)
+        // Unknown answers keep the users the subscription holds: a check that cannot decide never empties it.
+        const permitted = permittedUsers(shard.userIds, yield* licence.check(shard.userIds), shard.live.subscribedIds)
+        if (!sameMembers(permitted, shard.live.subscribedIds)) return yield* recreate(shard, permitted)
         const now = yield* Clock.currentTimeMillis
         const replace = yield* certificate.replacementFor(shard.live.certificateId)
         const { account, live } = { account: accountRef(shard.account), live: shard.live }
@@ -262,8 +267,10 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
             const changed = previous === undefined || !sameMembers(previous.userIds, planned.userIds)
             shard.userIds = planned.userIds
             next.push(shard)
+            // A change the live subscription already reflects (its users left after a licence check) needs no call.
+            const reflected = shard.live !== undefined && sameMembers(planned.userIds, shard.live.subscribedIds)
             if (shard.account === undefined) yield* createShard(shard)
-            else if (changed) yield* recreate(shard)
+            else if (changed && !reflected) yield* recreate(shard)
             else if (shard.live === undefined) yield* createShard(shard)
           }
           for (const gone of shards.filter((s) => !plan.some((p) => p.key === s.key))) yield* dropSubscription(gone)

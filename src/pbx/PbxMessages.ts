@@ -129,8 +129,21 @@ export const pseudoType = (pseudo: UserRow["pseudo"]): string => {
 export const isUserObject = (row: Pick<UserRow, "pseudo">): boolean =>
   (userObjectTypes as ReadonlyArray<string>).includes(pseudoType(row.pseudo))
 
-/** The two PBX APIs the connector needs enabled on the App object. */
+/** The two PBX APIs the connector needs enabled on every App object. */
 export const requiredApis = ["PbxApi", "PbxTableUsers"] as const
+
+/**
+ * The App object's checkmark that enables each API (the App object's flags `pbx`, `tableusers`, `admin` in innovaphone's
+ * own manager plugins; docs/protocol-notes.md), so that a missing API can be fixed by its name on the page.
+ */
+export const checkmarkOf = (api: string): string =>
+  api === "PbxAdminApi" ? "Admin (PbxAdminApi)" : api === "PbxTableUsers" ? "TableUsers (PbxTableUsers)" : api
+
+/** `CheckAppLicResult`: `ok` is true when the user holds the licence. */
+export const CheckAppLicResult = Schema.Struct({
+  mt: Schema.Literal("CheckAppLicResult"),
+  ok: Schema.optionalKey(Schema.Boolean)
+})
 
 /** Parses a frame's text as JSON; undefined when it is not JSON. */
 export const parseJson = (text: string): unknown => {

@@ -5,10 +5,11 @@
  */
 import { Effect, Redacted, Schema, type Scope } from "effect"
 import { startControlServer } from "./ControlApi.ts"
+import type { CheckAppLicRecord } from "./SimAdminApi.ts"
 import { type PresenceEntry, type SetPresenceRecord, type SimUser, SystemModel } from "./SimulatorModel.ts"
 import { redactedPassword, SimulatedPbx, type SimPbxStatus } from "./SimulatedPbx.ts"
 
-export type { PresenceEntry, SetPresenceRecord, SimPbxStatus, SimUser }
+export type { CheckAppLicRecord, PresenceEntry, SetPresenceRecord, SimPbxStatus, SimUser }
 
 export interface SimPbxOptions {
   readonly name: string
@@ -16,7 +17,10 @@ export interface SimPbxOptions {
   readonly password: string | Redacted.Redacted<string>
   /** Enabled APIs; default PbxApi and PbxTableUsers. */
   readonly apis?: ReadonlyArray<string>
-  readonly lics: number
+  /** Service licences on the App object (`info.lics`); left out of the AppLogin when undefined, as on a real PBX. */
+  readonly lics?: number | undefined
+  /** `info.unlicensed` (default true, as in every real capture). */
+  readonly unlicensed?: boolean
   readonly appObject: string
   /** Users registered at this PBX (their `loc` defaults to this PBX). Every PBX replicates the whole system's table. */
   readonly users?: ReadonlyArray<SimUser>
@@ -63,6 +67,11 @@ export interface PbxSimulatorHandle {
   readonly presence: (guid: string) => Effect.Effect<ReadonlyArray<PresenceEntry>>
   /** Every SetPresence received, in order. */
   readonly setPresenceLog: Effect.Effect<ReadonlyArray<SetPresenceRecord>>
+  /** PbxAdminApi CheckAppLic: answer after `delayMs`, or never for the users named (by h323) in `unanswered`. */
+  readonly setCheckAppLicBehaviour: (
+    pbx: string,
+    behaviour: { readonly delayMs?: number; readonly unanswered?: ReadonlyArray<string> }
+  ) => Effect.Effect<void, SimulatorError>
   readonly drop: (pbx: string, options?: { readonly reconnect?: boolean }) => Effect.Effect<void, SimulatorError>
   readonly reconnect: (pbx: string) => Effect.Effect<void, SimulatorError>
   /** Refuse SetPresence with `errorText` (undefined = accept again), and/or delay the answers. */
@@ -79,6 +88,7 @@ export interface PbxSimulatorHandle {
     readonly status: () => ReadonlyArray<SimPbxStatus>
     readonly presence: (guid: string) => ReadonlyArray<PresenceEntry>
     readonly setPresenceLog: () => ReadonlyArray<SetPresenceRecord>
+    readonly checkAppLicLog: () => ReadonlyArray<CheckAppLicRecord>
   }
 }
 
@@ -97,6 +107,7 @@ export class PbxSimulator {
             password: redactedPassword(pbx.password),
             apis: pbx.apis ?? ["PbxApi", "PbxTableUsers"],
             lics: pbx.lics,
+            ...(pbx.unlicensed !== undefined ? { unlicensed: pbx.unlicensed } : {}),
             appObject: pbx.appObject
           },
           {
@@ -161,7 +172,8 @@ export class PbxSimulator {
       const peek = {
         status: () => [...pbxs.values()].map((pbx) => pbx.status()),
         presence: (guid: string) => model.presence.get(guid) ?? [],
-        setPresenceLog: () => [...model.setPresenceLog]
+        setPresenceLog: () => [...model.setPresenceLog],
+        checkAppLicLog: () => [...model.checkAppLicLog]
       }
 
       const handle: Omit<PbxSimulatorHandle, "controlUrl"> = {
@@ -174,6 +186,11 @@ export class PbxSimulator {
         setReplicateAllObjects: (name, on) => Effect.map(find(name), (pbx) => void (pbx.config.replicateAllObjects = on)),
         presence: (guid) => Effect.sync(() => peek.presence(guid)),
         setPresenceLog: Effect.sync(peek.setPresenceLog),
+        setCheckAppLicBehaviour: (name, behaviour) =>
+          Effect.map(find(name), (pbx) => {
+            if (behaviour.delayMs !== undefined) pbx.admin.behaviour.delayMs = behaviour.delayMs
+            if (behaviour.unanswered !== undefined) pbx.admin.behaviour.unanswered = new Set(behaviour.unanswered)
+          }),
         drop: (name, dropOptions) => Effect.map(find(name), (pbx) => pbx.drop(dropOptions?.reconnect ?? true)),
         reconnect: (name) => Effect.map(find(name), (pbx) => pbx.reconnect()),
         setPresenceBehaviour: (name, behaviour) =>
@@ -240,16 +257,23 @@ export const demoSystemOptions = (options: {
       loc: home,
       node: "root",
       apps: [appObject, "users"],
+      licences: [`App(${appObject})`],
       home
     }
   })
+  // Objects of the same table that are not people, with e-mail addresses: a PBX sends them only when asked for
+  // their type (or by the older-firmware fault), and the connector must never match them.
+  const others: ReadonlyArray<SimUser> = [
+    { guid: `queue${"0".repeat(26)}01`, h323: "sales-queue", cn: "Sales Queue", emails: [`sales@${emailDomain}`], pseudo: "waiting", loc: "pbx-master" },
+    { guid: `trunk${"0".repeat(26)}01`, h323: "trunk", cn: "Trunk Line", pseudo: "trunk", loc: "pbx-master" }
+  ]
   const pbx = (name: string, isMaster: boolean): SimPbxOptions => ({
     name,
     isMaster,
     password: options.password,
-    lics: options.lics ?? options.userCount,
+    lics: options.lics,
     appObject,
-    users: users.filter((user) => user.home === name).map(({ home: _, ...user }) => user)
+    users: [...users.filter((user) => user.home === name).map(({ home: _, ...user }) => user), ...(isMaster ? others : [])]
   })
   return {
     connectUrl: options.connectUrl,

@@ -8,6 +8,7 @@ import { Redacted } from "effect"
 import WebSocket from "ws"
 import { loginDigest } from "../../pbx/AppLoginDigest.ts"
 import { corkPerTick } from "../../pbx/PbxConnection.ts"
+import { SimAdminApi } from "./SimAdminApi.ts"
 import { nextRow, pushFor, type ReplicationSession, startReplication } from "./SimReplication.ts"
 import type { SimUser, SystemModel } from "./SimulatorModel.ts"
 
@@ -17,8 +18,13 @@ export interface SimPbxConfig {
   readonly password: Redacted.Redacted<string>
   /** PBX APIs enabled on the App object, e.g. ["PbxApi", "PbxTableUsers"]. */
   apis: ReadonlyArray<string>
-  /** Licences on the App object (`info.lics`); 0 = unlicensed. */
-  lics: number
+  /**
+   * Service licences given to the App object (`info.lics`); undefined = none, and then `lics` is left out of the
+   * AppLogin as in every real capture.
+   */
+  lics: number | undefined
+  /** `info.unlicensed`; true in every real capture of an App object login (default true). */
+  unlicensed?: boolean
   /** The App object's name (its `sip` / `info.appobj`). */
   readonly appObject: string
   /** Fault: replicate every object of the table, whatever types ReplicateStart asks for (an older PBX). */
@@ -71,6 +77,8 @@ export class SimulatedPbx {
   /** Presence subscriptions: src → user guid. */
   private readonly presenceSubscriptions = new Map<string, string>()
   refuseSetPresence: string | undefined
+  /** PbxAdminApi (CheckAppLic), with its behaviour for tests. */
+  readonly admin: SimAdminApi
   delaySetPresenceMs = 0
 
   readonly config: SimPbxConfig
@@ -85,6 +93,7 @@ export class SimulatedPbx {
     this.config = config
     this.options = options
     this.model = model
+    this.admin = new SimAdminApi(config.name, model)
   }
 
   status(): SimPbxStatus {
@@ -179,6 +188,7 @@ export class SimulatedPbx {
       this.socket = undefined
       this.loggedIn = false
       this.restartKeepAlive()
+      this.admin.reset()
       this.replication = undefined
       this.presenceSubscriptions.clear()
       this.model.changed()
@@ -198,8 +208,8 @@ export class SimulatedPbx {
       appurl: appUrl,
       pbx: this.config.name,
       cn: this.config.appObject,
-      unlicensed: this.config.lics <= 0,
-      lics: this.config.lics,
+      unlicensed: this.config.unlicensed ?? true,
+      ...(this.config.lics !== undefined ? { lics: this.config.lics } : {}),
       apps: []
     }
     const infoText = JSON.stringify(info)
@@ -270,6 +280,7 @@ export class SimulatedPbx {
     }
     if (api === "PbxTableUsers") return this.tableUsers(String(mt), message, src, reply)
     if (api === "PbxApi") return this.pbxApi(String(mt), message, src, reply)
+    if (api === "PbxAdminApi") return this.admin.receive(String(mt), message, src, reply)
     reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
   }
 

@@ -4,6 +4,7 @@
  */
 import { Schema } from "effect"
 import { createHash } from "node:crypto"
+import type { CheckAppLicRecord } from "./SimAdminApi.ts"
 
 export const SimUser = Schema.Struct({
   guid: Schema.String,
@@ -22,7 +23,9 @@ export const SimUser = Schema.Struct({
    * The object's type when it is not a plain user: "executive" (a person too), or "waiting" (waiting queue), "trunk",
    * "gw", "vm", "broadcast", "bc_conf", "mobility", … (innovaphone SDK doc/pbx/cdr.htm). These live in the same table.
    */
-  pseudo: Schema.optionalKey(Schema.String)
+  pseudo: Schema.optionalKey(Schema.String),
+  /** App licences assigned to the user, as the PBX names them, e.g. `App(teams-presence)` (answers CheckAppLic). */
+  licences: Schema.optionalKey(Schema.Array(Schema.String))
 })
 export type SimUser = typeof SimUser.Type
 
@@ -76,6 +79,8 @@ export class SystemModel {
   readonly users = new Map<string, { user: SimUser; home: string }>()
   readonly presence = new Map<string, Array<PresenceEntry>>()
   readonly setPresenceLog: Array<SetPresenceRecord> = []
+  /** Every CheckAppLic received (PbxAdminApi), in order. */
+  readonly checkAppLicLog: Array<CheckAppLicRecord> = []
   private readonly listeners = new Set<() => void>()
 
   /** Listeners run after every change; `waitFor` re-checks its condition there. */
