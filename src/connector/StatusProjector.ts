@@ -18,6 +18,7 @@ import type { Plan } from "./Plan.ts"
 import { RecentErrors } from "./RecentErrors.ts"
 import {
   type CredentialLight,
+  type LicensingStatus,
   type Light,
   type PbxLight,
   type ShardLight,
@@ -73,6 +74,8 @@ export const presenceSubscriptionLight = (
   if (keyStoreProblem !== undefined) return red(keyStoreProblem.message, keyStoreProblem.fix)
   if (state === undefined) return red("the subscription manager is not running")
   if (plan.synced.length === 0) {
+    const problem = plan.licensing?.problem
+    if (problem !== undefined) return red(`no users to subscribe: ${problem.message}`, problem.fix)
     return red("no users to subscribe yet: no Teams user is matched to a licensed PBX user", "See the counts and the list of users not synchronised")
   }
   const needAccount = state.shards.filter((s) => s.status === "needsAccount")
@@ -106,9 +109,26 @@ export const userSubscriptionLight = (mode: "push" | "poll", state: Subscription
   }
 }
 
+/** The licensing block: the mode from the settings until the first plan, then the plan's pass. */
+export const licensingStatus = (mode: LicensingStatus["mode"], plan: Plan): LicensingStatus => ({
+  mode,
+  ...(plan.licensing !== undefined
+    ? {
+      name: plan.licensing.name,
+      serviceLicences: plan.licensing.serviceLicences,
+      unlicensedFlag: plan.licensing.unlicensedFlag,
+      cap: plan.licensing.cap,
+      problem: plan.licensing.problem
+    }
+    : {}),
+  licensed: plan.synced.length,
+  unlicensed: plan.unlicensed.length,
+  unknown: plan.unknown.length
+})
+
 /** The plan's lists for the status page, computed again only when the plan is another one. */
 const planLists = (plan: Plan) => ({
-  unlicensed: plan.unlicensed.map((u) => ({ name: `${u.teams.displayName} (${u.pbx.h323})`, reason: u.reason })),
+  unlicensed: [...plan.unlicensed, ...plan.unknown].map((u) => ({ name: `${u.teams.displayName} (${u.pbx.h323})`, reason: u.reason })),
   unmatched: [
     ...plan.unmatchedTeams.map((t) => ({ side: "teams" as const, name: `${t.displayName} <${t.userPrincipalName}>` })),
     ...plan.unmatchedPbx.map((p) => ({ side: "pbx" as const, name: `${p.cn} (${p.h323})` }))
@@ -207,6 +227,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
         unmatched: plan.unmatchedTeams.length + plan.unmatchedPbx.length,
         ambiguous: plan.ambiguous.length
       },
+      licensing: licensingStatus(pbxSettings.licensing, plan),
       users,
       ...listed,
       errors: recent.filter((e) => now - e.at < 24 * 3600_000),

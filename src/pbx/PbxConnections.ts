@@ -98,7 +98,7 @@ export class PbxConnections extends Context.Service<PbxConnections, {
         yield* Effect.logInfo(
           `PBX ${connection.pbx} (${connection.isMaster ? "master" : "slave"}) logged in: App object ${
             info?.appobj ?? connection.login.sip
-          }, domain ${connection.login.domain}, licences ${info?.lics ?? 0}${info?.unlicensed ? " (unlicensed)" : ""}`
+          }, domain ${connection.login.domain}, service licences ${info?.lics ?? "none"}${info?.unlicensed === true ? ", unlicensed" : ""} (for information: pbx.licensing ${settings.licensing} decides who is served)`
         )
         yield* PubSub.publish(events, { _tag: "Up", connection })
       })

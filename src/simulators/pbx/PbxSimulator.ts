@@ -53,6 +53,11 @@ export interface PbxSimulatorHandle {
   readonly users: Effect.Effect<ReadonlyArray<SimUser>>
   /** Adds or replaces a user (on `home`, default the master); pushes ReplicateAdd / ReplicateUpdate. */
   readonly upsertUser: (user: SimUser, home?: string) => Effect.Effect<void>
+  /**
+   * Sets the App licences a user holds (what CheckAppLic answers) without touching the user object, as when the
+   * licence comes from a config template: no replication push, the connector learns it at its next licence check.
+   */
+  readonly setAppLicences: (guid: string, licences: ReadonlyArray<string>) => Effect.Effect<void, SimulatorError>
   /** Removes a user; pushes ReplicateDel. */
   readonly removeUser: (guid: string) => Effect.Effect<void>
   /** Sets the App object's licence count; the connector sees it at the PBX's next login. */
@@ -139,6 +144,14 @@ export class PbxSimulator {
           for (const pbx of pbxs.values()) pbx.pushUserChange(existed ? "ReplicateUpdate" : "ReplicateAdd", user)
           model.changed()
         })
+      const setAppLicences = (guid: string, licences: ReadonlyArray<string>) =>
+        Effect.suspend(() => {
+          const entry = model.users.get(guid)
+          if (entry === undefined) return Effect.fail(new SimulatorError({ message: `no user has the guid ${guid}` }))
+          model.users.set(guid, { ...entry, user: { ...entry.user, licences } })
+          model.changed()
+          return Effect.void
+        })
       const removeUser = (guid: string) =>
         Effect.sync(() => {
           const removed = model.users.get(guid)
@@ -180,6 +193,7 @@ export class PbxSimulator {
         status: Effect.sync(peek.status),
         users: Effect.sync(() => [...model.users.values()].map((entry) => entry.user)),
         upsertUser,
+        setAppLicences,
         removeUser,
         setLicences: (name, lics) => Effect.map(find(name), (pbx) => void (pbx.config.lics = lics)),
         setApis: (name, apis) => Effect.map(find(name), (pbx) => void (pbx.config.apis = apis)),
@@ -238,6 +252,8 @@ export const demoSystemOptions = (options: {
   readonly lics?: number
   readonly controlPort?: number
   readonly emailDomain?: string
+  /** APIs enabled on both App objects (default PbxApi and PbxTableUsers). */
+  readonly apis?: ReadonlyArray<string>
 }): PbxSimulatorOptions => {
   const domain = options.domain ?? "example.com"
   const appObject = options.appObject ?? "teams-presence"
@@ -272,6 +288,7 @@ export const demoSystemOptions = (options: {
     isMaster,
     password: options.password,
     lics: options.lics,
+    ...(options.apis !== undefined ? { apis: options.apis } : {}),
     appObject,
     users: [...users.filter((user) => user.home === name).map(({ home: _, ...user }) => user), ...(isMaster ? others : [])]
   })
