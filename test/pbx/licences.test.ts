@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, SubscriptionRef } from "effect"
+import { pbxLight } from "../../src/connector/StatusProjector.ts"
 import { PbxSimulator, type SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { allLoggedIn, makeUsers, password, startConnector } from "./harness.ts"
 
@@ -107,6 +108,9 @@ describe("licences", () => {
       const state = (yield* SubscriptionRef.get(connector.connections.states)).get("pbx-master")!
       assert.deepStrictEqual(state.missingApis, ["PbxAdminApi"])
       assert.match(state.lastError?.fix ?? "", /set the checkmark Admin \(PbxAdminApi\)/)
+      const light = pbxLight(state, "pbx-master", true)
+      assert.strictEqual(light.state, "red")
+      assert.strictEqual(light.fix, "Set the Admin (PbxAdminApi) checkmark on the App object of pbx-master")
       yield* connector.logged((line) => line.includes("does not enable PbxAdminApi; set the checkmark Admin (PbxAdminApi)"))
       const pass = yield* connector.licences.assess(users.map(directoryUser))
       assert.deepStrictEqual(guids(pass.verdicts, "Unknown"), users.map((u) => u.guid).sort())
