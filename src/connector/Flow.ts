@@ -191,7 +191,8 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
       yield* Effect.logWarning(`licences (${pass.summary.mode}): ${pass.summary.problem.message}. ${pass.summary.problem.fix}`)
     }
     const previous = yield* SubscriptionRef.get(state.plan)
-    return Option.some(makePlan({ match, verdicts: pass.verdicts, licensing: pass.summary, previous }))
+    const held = Option.isSome(manager) ? yield* manager.value.held : undefined
+    return Option.some(makePlan({ match, verdicts: pass.verdicts, licensing: pass.summary, previous, held }))
   })
 
   /** Hands a new plan (already in `state.plan`) to the writer, the presence source and the subscriptions. */

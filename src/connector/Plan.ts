@@ -88,12 +88,16 @@ export const matchForPlan = (input: {
 /** The PBX users whose licence the plan needs: the matched ones. */
 export const matchedPbxUsers = (match: PlanMatch): ReadonlyArray<PbxUser> => match.result.matched.map((m) => m.pbx.user)
 
-/** Step 2: who is served. `previous` lets a user whose licence is unknown now keep being served. */
+/**
+ * Step 2: who is served. A user whose licence is unknown now keeps being served if `previous` served them, or if a
+ * live presence subscription holds them (`held`, Teams ids in lower case: what a restart adopted).
+ */
 export const makePlan = (input: {
   readonly match: PlanMatch
   readonly verdicts: ReadonlyMap<string, Verdict>
   readonly licensing: LicensingSummary
   readonly previous?: Plan | undefined
+  readonly held?: ReadonlySet<string> | undefined
 }): Plan => {
   const synced: Array<SyncedUser> = []
   const unlicensed: Array<LeftOutUser> = []
@@ -103,7 +107,10 @@ export const makePlan = (input: {
     const verdict = input.verdicts.get(pair.pbx.guid) ?? { _tag: "Unknown", reason: "the licence was not checked" }
     if (verdict._tag === "Licensed") synced.push(pair)
     else if (verdict._tag === "Unlicensed") unlicensed.push({ ...pair, reason: verdict.reason })
-    else if (input.previous?.byTeamsId.get(pair.teams.id.toLowerCase())?.pbx.guid === pair.pbx.guid) synced.push(pair)
+    else if (
+      input.previous?.byTeamsId.get(pair.teams.id.toLowerCase())?.pbx.guid === pair.pbx.guid ||
+      input.held?.has(pair.teams.id.toLowerCase()) === true
+    ) synced.push(pair)
     else unknown.push({ ...pair, reason: verdict.reason })
   }
   return {

@@ -46,6 +46,8 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
   readonly state: SubscriptionRef.SubscriptionRef<SubscriptionsState>
   /** User ids whose presences must be re-read (after a recreate, `missed`, …): the reconciler listens. */
   readonly resyncs: Stream.Stream<ReadonlyArray<string>>
+  /** The users the live presence subscriptions hold (Teams ids in lower case), adopted ones included. */
+  readonly held: Effect.Effect<ReadonlySet<string>>
   /** Renews every presence subscription now (the timer does this every presenceRenewMinutes). */
   readonly renewPresence: Effect.Effect<void>
   readonly renewUsers: Effect.Effect<void>
@@ -324,6 +326,7 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
 
       return SubscriptionManager.of({
         setDesiredUsers,
+        held: Effect.sync(() => new Set(shards.flatMap((s) => (s.live?.subscribedIds ?? []).map((id) => id.toLowerCase())))),
         state,
         resyncs: Stream.fromPubSub(resyncs),
         renewPresence: renewPresenceNow,

@@ -57,6 +57,9 @@ describe("the plan", () => {
     assert.deepStrictEqual(subscribedIds(second), ["t1"], "unknown is not unlicensed: t1 stays")
     assert.deepStrictEqual(second.unknown.map((u) => u.teams.id), ["t2", "t3"], "and unknown is not licensed either")
     assert.deepStrictEqual(subscribedIds(makePlan({ match, verdicts: verdicts({ g1: no("revoked") }), licensing, previous: second })), [])
+    // After a restart there is no previous plan: the users a stored subscription holds count as served.
+    const restarted = makePlan({ match, verdicts: verdicts({ g1: notKnown, g2: notKnown, g3: notKnown }), licensing, held: new Set(["t2"]) })
+    assert.deepStrictEqual(subscribedIds(restarted), ["t2"])
   })
 
   it("h323-email: the user name is the address", () => {

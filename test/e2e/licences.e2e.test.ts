@@ -129,4 +129,30 @@ describe("licences end to end", () => {
       assert.strictEqual(writesToUser3(), settled, "no SetPresence for the unlicensed user")
       assert.strictEqual(yield* teamsActivity(demo, guidOf(3)), "")
     })))
+
+  it.live("appLicence after a restart without PbxAdminApi: the light names the Admin checkmark, the stored subscription's users stay served", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const demo = yield* start({ licensing: "appLicence" })
+      yield* allGreen(demo)
+      const subscriptionId = (yield* simSubscriptions(demo)).subscriptions.find((s) => s.kind === "presence")!.id
+      const before = (yield* simSubscriptions(demo)).counters
+
+      yield* demo.stopConnector
+      yield* demo.pbx.setApis("pbx-master", ["PbxApi", "PbxTableUsers"])
+      yield* demo.restartConnector
+      const snapshot = yield* until(
+        "the plan made without licence answers",
+        Effect.map(status(demo), (s) => (s.licensing?.problem !== undefined && s.shards[0]?.lastRenewalAt !== undefined ? s : undefined))
+      )
+      assert.strictEqual(snapshot.lights.masterPbx.state, "red")
+      assert.strictEqual(snapshot.lights.masterPbx.fix, "Set the Admin (PbxAdminApi) checkmark on the App object of pbx-master")
+      assert.match(snapshot.licensing!.problem!.fix, /Admin \(PbxAdminApi\)/)
+      assert.strictEqual(snapshot.licensing!.licensed, 4, "unknown is not unlicensed: the users the subscription holds stay served")
+      const after = yield* simSubscriptions(demo)
+      assert.strictEqual(after.counters.deleted, before.deleted)
+      assert.strictEqual(after.subscriptions.find((s) => s.id === subscriptionId)?.userCount, 4)
+      const guid = (yield* demo.pbx.users).find((u) => (u.emails ?? []).includes("user2@contoso.com"))!.guid
+      yield* demo.graph.setPresence(demo.teamsUserIds[1]!, { availability: "Away", activity: "Away" })
+      yield* until("user2 away", Effect.map(teamsActivity(demo, guid), (a) => (a === "away" ? a : undefined)))
+    })))
 })

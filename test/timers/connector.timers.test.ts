@@ -235,6 +235,7 @@ describe("connector timers (TestClock, fake Graph below the real GraphClient)", 
       const manager = Layer.effect(SubscriptionManager, Effect.gen(function*() {
         return SubscriptionManager.of({
           setDesiredUsers: () => Effect.void,
+          held: Effect.succeed(new Set()),
           state: yield* SubscriptionRef.make<SubscriptionsState>({ shards: [], users: { status: "active" } }),
           resyncs: Stream.never,
           renewPresence: Effect.void,
