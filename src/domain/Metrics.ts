@@ -78,7 +78,7 @@ export const unknownPresences = Metric.counter("connector_presence_unknown_total
 })
 
 /**
- * PBX websocket connections that ended (labels `stage`: login | session; `reason`: closed | socket_error | timeout |
+ * PBX websocket connections that ended (labels `stage`: login | connected; `reason`: closed | socket_error | timeout |
  * refused | defect | connector). A connection that fails before logging in is counted here and logged with its cause.
  */
 export const pbxConnectionEnds = Metric.counter("connector_pbx_connection_ends_total", {

@@ -58,10 +58,10 @@ export const describeEnd = (cause: Cause.Cause<unknown>, secrets: ReadonlyArray<
 }
 
 /** Counts one ended connection. */
-export const countEnd = (stage: "login" | "session", reason: EndReason) =>
+export const countEnd = (stage: "login" | "connected", reason: EndReason) =>
   Metric.update(Metric.withAttributes(pbxConnectionEnds, { stage, reason }), 1)
 
-export const logAndCount = (stage: "login" | "session", who: string, end: ConnectionEnd) =>
+export const logAndCount = (stage: "login" | "connected", who: string, end: ConnectionEnd) =>
   Effect.andThen(
     countEnd(stage, end.reason),
     end.reason === "closed" || end.reason === "connector"

@@ -265,10 +265,10 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
     const stopped = yield* loop.pipe(Effect.catchCause((cause) => Effect.succeed(cause)))
     if (socketEnd !== undefined) {
       // The socket ended; the registry logs the disconnect with this reason.
-      yield* countEnd("session", socketEnd.reason)
+      yield* countEnd("connected", socketEnd.reason)
     } else {
       const end = describeEnd(stopped, [settings.appPassword])
-      yield* countEnd("session", end.reason)
+      yield* countEnd("connected", end.reason)
       if (end.reason !== "connector") {
         // The loop stopped on its own: a defect in the connector. Say what it was; the PBX reconnects.
         yield* Effect.logError(`${who}: the message loop failed, closing the connection: ${end.text}`)

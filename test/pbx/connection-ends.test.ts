@@ -1,6 +1,6 @@
 /**
  * Every way a PBX websocket ends is logged with its real cause (secrets masked) and counted in
- * connector_pbx_connection_ends_total{stage, reason}: before login and during a session.
+ * connector_pbx_connection_ends_total{stage, reason}: before login and once connected.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Metric, Redacted } from "effect"
@@ -58,12 +58,12 @@ describe("PBX connection ends", () => {
         pbxs: [{ name: "pbx-master", isMaster: true, password, lics: 0, appObject: "teams-presence", users: makeUsers("e", 1, "pbx-master") }]
       })
       yield* connector.waitStates(allLoggedIn(["pbx-master"]))
-      const before = yield* ends("session", "socket_error")
+      const before = yield* ends("connected", "socket_error")
       yield* sim.drop("pbx-master", { reconnect: false })
       const line = yield* connector.logged((l) => l.includes("PBX pbx-master disconnected"))
       assert.include(line, "the PBX closed the websocket (code 1006)")
       yield* connector.waitStates((states) => states.get("pbx-master")?.connected === false)
-      assert.strictEqual((yield* ends("session", "socket_error")) - before, 1)
+      assert.strictEqual((yield* ends("connected", "socket_error")) - before, 1)
     }).pipe(Effect.scoped))
 
   it.live("frames quoted in a log line have password-like members masked", () =>

@@ -1,12 +1,12 @@
 /**
- * The PBX simulator's side of a PbxTableUsers replication session, as the SDK describes the publisher: ReplicateStart
+ * The PBX simulator's side of a PbxTableUsers replication, as the SDK describes the publisher: ReplicateStart
  * names the columns the consumer wants and, in `pseudo`, the object types (plain users only when absent); the rows
  * then carry only those columns, and live Add / Update / Del follow for the objects of those types.
  * A fault stands for an older PBX that ignores `pseudo` and sends every object of the table.
  */
 import { objectType, type SimUser, type SystemModel } from "./SimulatorModel.ts"
 
-export interface ReplicationSession {
+export interface Replication {
   /** The ReplicateStart's src, echoed in the pushes. */
   readonly src: string | undefined
   /** Objects the initial load has still to send, by guid. */
@@ -22,13 +22,13 @@ export interface ReplicationSession {
 const stringList = (value: unknown): Array<string> | undefined =>
   Array.isArray(value) ? value.filter((item): item is string => typeof item === "string") : undefined
 
-/** The session a ReplicateStart opens. `allObjects`: ignore the requested types (the older-PBX fault). */
+/** The replication a ReplicateStart starts. `allObjects`: ignore the requested types (the older-PBX fault). */
 export const startReplication = (
   message: Record<string, unknown>,
   src: string | undefined,
   model: SystemModel,
   allObjects: boolean
-): ReplicationSession => {
+): Replication => {
   const requested = message["columns"]
   const columns = requested !== null && typeof requested === "object" && !Array.isArray(requested)
     ? new Set(Object.keys(requested))
@@ -50,29 +50,29 @@ const project = (row: Record<string, unknown>, columns: ReadonlySet<string> | un
     : Object.fromEntries(Object.entries(row).filter(([column]) => column === "guid" || columns.has(column)))
 
 /** The next row of the initial load; undefined when it is complete. */
-export const nextRow = (session: ReplicationSession, model: SystemModel): Record<string, unknown> | undefined => {
-  while (session.pending.length > 0) {
-    const row = model.rowOf(session.pending.shift()!)
-    if (row !== undefined) return project(row, session.columns)
+export const nextRow = (replication: Replication, model: SystemModel): Record<string, unknown> | undefined => {
+  while (replication.pending.length > 0) {
+    const row = model.rowOf(replication.pending.shift()!)
+    if (row !== undefined) return project(row, replication.columns)
   }
   return undefined
 }
 
-/** The push for a change of `user` (its state before a deletion), or undefined when the session does not follow it. */
+/** The push for a change of `user` (its state before a deletion), or undefined when the replication does not follow it. */
 export const pushFor = (
-  session: ReplicationSession,
+  replication: Replication,
   kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel",
   user: SimUser,
   model: SystemModel,
   allObjects: boolean
 ): Record<string, unknown> | undefined => {
-  if (!allObjects && !session.types.has(objectType(user))) return undefined
+  if (!allObjects && !replication.types.has(objectType(user))) return undefined
   const columns = kind === "ReplicateDel" ? { guid: user.guid } : model.rowOf(user.guid)
   if (columns === undefined) return undefined
   return {
     api: "PbxTableUsers",
     mt: kind,
-    ...(session.src !== undefined ? { src: session.src } : {}),
-    columns: kind === "ReplicateDel" ? columns : project(columns, session.columns)
+    ...(replication.src !== undefined ? { src: replication.src } : {}),
+    columns: kind === "ReplicateDel" ? columns : project(columns, replication.columns)
   }
 }

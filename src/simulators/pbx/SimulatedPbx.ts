@@ -9,7 +9,7 @@ import WebSocket from "ws"
 import { loginDigest } from "../../pbx/AppLoginDigest.ts"
 import { corkPerTick } from "../../pbx/PbxConnection.ts"
 import { SimAdminApi } from "./SimAdminApi.ts"
-import { nextRow, pushFor, type ReplicationSession, startReplication } from "./SimReplication.ts"
+import { nextRow, pushFor, type Replication, startReplication } from "./SimReplication.ts"
 import type { SimUser, SystemModel } from "./SimulatorModel.ts"
 
 export interface SimPbxConfig {
@@ -45,7 +45,7 @@ export interface SimPbxStatus {
   /** KeepAlive messages this PBX sent, as the AppWebsocket client does after `keepAliveMs` without traffic. */
   readonly keepAlivesSent: number
   /** What the connector's last ReplicateStart asked for. */
-  readonly replication?: ReplicationSession["request"]
+  readonly replication?: Replication["request"]
 }
 
 export interface SimPbxConnectOptions {
@@ -64,7 +64,7 @@ export class SimulatedPbx {
   private loginsRefused = 0
   private keepAlivesReceived = 0
   private keepAlivesSent = 0
-  private lastReplicateStart: ReplicationSession["request"] | undefined
+  private lastReplicateStart: Replication["request"] | undefined
   private keepAliveTimer: ReturnType<typeof setTimeout> | undefined
   private logins = 0
   private autoReconnect = true
@@ -72,8 +72,8 @@ export class SimulatedPbx {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   /** Holds the TCP socket's writes until the end of the tick: the answers to one wave of requests leave in one write. */
   private hold: () => void = () => {}
-  /** The connection's replication session (SimReplication.ts). */
-  private replication: ReplicationSession | undefined
+  /** The connection's replication (SimReplication.ts). */
+  private replication: Replication | undefined
   /** Presence subscriptions: src → user guid. */
   private readonly presenceSubscriptions = new Map<string, string>()
   refuseSetPresence: string | undefined
@@ -303,7 +303,7 @@ export class SimulatedPbx {
     reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
   }
 
-  /** Pushes a change of `user` (its last state, for a deletion) to this connection's replication session. */
+  /** Pushes a change of `user` (its last state, for a deletion) to this connection's replication. */
   pushUserChange(kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel", user: SimUser): void {
     if (this.replication === undefined) return
     const push = pushFor(this.replication, kind, user, this.model, this.config.replicateAllObjects === true)
