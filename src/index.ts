@@ -56,14 +56,15 @@ export {
 // The presence mapping and the domain types.
 export {
   buildMappingConfig,
-  defaultActivityTable,
-  defaultAvailabilityTable,
+  decidingField,
   defaultMappingConfig,
+  defaultMappingTable,
   type MappingConfig,
   type MappingTarget,
   mapPresence,
   mapPresenceDetailed,
-  PbxCommandFromGraphPresence
+  PbxCommandFromGraphPresence,
+  specificity
 } from "./domain/PresenceMapping.ts"
 export {
   Activities,
@@ -76,6 +77,8 @@ export {
   isUnknown,
   type KnownActivity,
   type KnownAvailability,
+  type PresenceValue,
+  PresenceValues,
   StatusMessage,
   UnknownValue
 } from "./domain/Presence.ts"

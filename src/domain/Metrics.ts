@@ -76,3 +76,12 @@ export const unknownPresences = Metric.counter("connector_presence_unknown_total
   description: "Presences with an unknown activity and availability, mapped to clear",
   incremental: true
 })
+
+/**
+ * PBX websocket connections that ended (labels `stage`: login | connected; `reason`: closed | socket_error | timeout |
+ * refused | defect | connector). A connection that fails before logging in is counted here and logged with its cause.
+ */
+export const pbxConnectionEnds = Metric.counter("connector_pbx_connection_ends_total", {
+  description: "PBX websocket connections that ended, by stage and reason",
+  incremental: true
+})

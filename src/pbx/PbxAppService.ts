@@ -8,6 +8,7 @@ import { Cause, Clock, Deferred, Effect, Option, PubSub, Queue, Schema } from "e
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Socket from "effect/socket/Socket"
 import { digestMatches, loginDigest, rawTopLevelMember } from "./AppLoginDigest.ts"
+import { type ConnectionEnd, countEnd, describeEnd, logAndCount, maskSecrets } from "./ConnectionEnd.ts"
 import { type Corkable, corkPerTick, makeConnection, type PbxMessage } from "./PbxConnection.ts"
 import { PbxConnections } from "./PbxConnections.ts"
 import { AppLogin, Envelope, parseJson, PbxInfo } from "./PbxMessages.ts"
@@ -20,7 +21,11 @@ const decodePbxInfo = Schema.decodeUnknownResult(PbxInfo)
 /** A fresh challenge: 16 hex digits from the system CSPRNG (a login nonce must be unpredictable, which Random is not). */
 const newChallenge = (): string => randomBytes(8).toString("hex")
 
-const preview = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}…` : text)
+/** A frame as a log line quotes it: password-like members masked, then shortened. */
+const preview = (text: string) => {
+  const masked = maskSecrets(text)
+  return masked.length > 200 ? `${masked.slice(0, 200)}…` : masked
+}
 
 type Frame = { readonly text: string; readonly json: Record<string, unknown>; readonly envelope: Envelope }
 
@@ -42,7 +47,7 @@ const readFrame = (text: string, who: string) =>
 
 type HandshakeOutcome =
   | { readonly _tag: "LoggedIn"; readonly login: AppLogin }
-  | { readonly _tag: "Refused"; readonly pbx: string; readonly reason: string; readonly fix: string }
+  | { readonly _tag: "Refused"; readonly pbx: string; readonly reason: string; readonly fix: string; readonly timedOut?: true }
 
 /** Runs AppChallenge / AppLogin until the PBX has logged in or is refused. */
 const handshake = (
@@ -107,6 +112,18 @@ const handshake = (
 
 let connectionIds = 0
 
+/**
+ * Dead-peer detection without protocol traffic: the AppWebsocket protocol has the client (here the PBX) send
+ * KeepAlive, never the app service (docs/protocol-notes.md, "KeepAlive"), so the connector asks the operating system
+ * to probe the idle TCP connection instead.
+ */
+const enableTcpKeepAlive = (request: HttpServerRequest.HttpServerRequest, idleMillis: number): void => {
+  const socket: unknown = (request.source as { readonly socket?: unknown }).socket
+  if (typeof socket === "object" && socket !== null && "setKeepAlive" in socket && typeof socket.setKeepAlive === "function") {
+    socket.setKeepAlive(true, idleMillis)
+  }
+}
+
 /** The TCP socket under an upgraded request served by Node's HTTP server; undefined for other servers. */
 const tcpSocketOf = (request: HttpServerRequest.HttpServerRequest): Corkable | undefined => {
   const socket: unknown = (request.source as { readonly socket?: unknown }).socket
@@ -125,7 +142,8 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
     const writer = yield* socket.writer
     const frames = yield* Queue.unbounded<string, Cause.Done>()
     const ended = yield* Deferred.make<string>()
-    let lastWriteAt = yield* Clock.currentTimeMillis
+    /** How the socket ended, once it has: the real cause behind the frame queue's end. */
+    let socketEnd: ConnectionEnd | undefined
     // Frames written in one tick leave together: one syscall per wave of SetPresence, not one per frame.
     const hold = corkPerTick(tcp)
     const holdThenWrite = (text: string) => Effect.andThen(Effect.sync(hold), writer.write(text))
@@ -137,19 +155,16 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
         for (const text of batch) yield* Queue.offer(frames, text)
       }
     }).pipe(
-      Effect.catchCause((cause) =>
-        Effect.andThen(
-          Deferred.succeed(ended, Cause.pretty(cause).split("\n")[0] ?? "socket closed"),
-          Queue.end(frames)
-        )
-      ),
+      Effect.catchCause((cause) => {
+        socketEnd = describeEnd(cause, [settings.appPassword])
+        return Effect.andThen(Deferred.succeed(ended, socketEnd.text), Queue.end(frames))
+      }),
       Effect.forkScoped
     )
 
     const write = (text: string) =>
       Effect.gen(function*() {
         if (yield* Deferred.isDone(ended)) return
-        lastWriteAt = yield* Clock.currentTimeMillis
         yield* Effect.raceFirst(Effect.ignore(holdThenWrite(text)), Deferred.await(ended))
       })
     const send = (message: PbxMessage) => write(JSON.stringify(message))
@@ -172,17 +187,19 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
               _tag: "Refused",
               pbx: peer,
               reason: `no AppLogin within ${settings.loginTimeoutMs} ms`,
-              fix: "Check that the App object's URL points at this connector and that its Websocket checkmark is set"
+              fix: "Check that the App object's URL points at this connector and that its Websocket checkmark is set",
+              timedOut: true
             } as const
           )
       }),
-      Effect.catchCause(() => Effect.succeed(undefined))
+      Effect.catchCause((cause) => Effect.succeed({ _tag: "Broken", cause } as const))
     )
-    if (outcome === undefined) {
-      yield* Effect.logInfo(`PBX connection from ${peer} closed before logging in`)
-      return
+    if (outcome._tag === "Broken") {
+      // The frame queue ends when the socket does: the socket's own end is the real cause, else the handshake's.
+      return yield* logAndCount("login", `PBX connection from ${peer}`, socketEnd ?? describeEnd(outcome.cause, [settings.appPassword]))
     }
     if (outcome._tag === "Refused") {
+      yield* countEnd("login", "timedOut" in outcome ? "timeout" : "refused")
       yield* send({ mt: "AppLoginResult", ok: false })
       yield* Effect.logError(`PBX login refused (${peer}): ${outcome.reason}. ${outcome.fix}`)
       if (outcome.pbx !== peer) yield* connections.reportError(outcome.pbx, { message: outcome.reason, fix: outcome.fix })
@@ -215,14 +232,6 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
     )
     yield* connections.register(connection)
 
-    yield* Effect.gen(function*() {
-      while (true) {
-        yield* Effect.sleep(settings.keepAliveSeconds * 1000)
-        const now = yield* Clock.currentTimeMillis
-        if (now - lastWriteAt >= settings.keepAliveSeconds * 1000) yield* send({ mt: "KeepAlive" })
-      }
-    }).pipe(Effect.forkScoped)
-
     const dispatch = (frame: Frame) =>
       Effect.gen(function*() {
         const { envelope, json } = frame
@@ -253,7 +262,19 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
         if (frame !== undefined) yield* dispatch(frame)
       }
     })
-    yield* loop.pipe(Effect.catchCause(() => Effect.void))
+    const stopped = yield* loop.pipe(Effect.catchCause((cause) => Effect.succeed(cause)))
+    if (socketEnd !== undefined) {
+      // The socket ended; the registry logs the disconnect with this reason.
+      yield* countEnd("connected", socketEnd.reason)
+    } else {
+      const end = describeEnd(stopped, [settings.appPassword])
+      yield* countEnd("connected", end.reason)
+      if (end.reason !== "connector") {
+        // The loop stopped on its own: a defect in the connector. Say what it was; the PBX reconnects.
+        yield* Effect.logError(`${who}: the message loop failed, closing the connection: ${end.text}`)
+        yield* Deferred.succeed(ended, `closed by the connector after an internal error: ${end.text}`)
+      }
+    }
     yield* Deferred.succeed(ended, "closed by the connector")
   }).pipe(Effect.scoped)
 
@@ -266,6 +287,7 @@ export class PbxAppService {
       Effect.gen(function*() {
         const peer = request.remoteAddress._tag === "Some" ? request.remoteAddress.value : "unknown address"
         const socket = yield* request.upgrade
+        enableTcpKeepAlive(request, settings.keepAliveSeconds * 1000)
         yield* serveSocket(socket, peer, tcpSocketOf(request)).pipe(
           Effect.provideService(PbxSettings, settings),
           Effect.provideService(PbxConnections, connections),

@@ -93,8 +93,8 @@ describe("PBX side behaviour", () => {
       )
       const state = (yield* SubscriptionRef.get(connector.connections.states)).get("pbx-master")!
       assert.deepStrictEqual(state.missingApis, ["PbxTableUsers"])
-      assert.match(state.lastError?.fix ?? "", /checkmark PbxTableUsers/)
-      assert.isTrue(connector.logs.some((line) => line.includes("set the checkmark PbxTableUsers")))
+      assert.match(state.lastError?.fix ?? "", /checkmark TableUsers \(PbxTableUsers\)/)
+      assert.isTrue(connector.logs.some((line) => line.includes("set the checkmark TableUsers (PbxTableUsers)")))
     }).pipe(Effect.scoped))
 
   it.live("SubscribePresence delivers PresenceState, then PresenceUpdate with the presence list, newest first", () =>

@@ -38,6 +38,7 @@ const ControlFaults = Schema.Struct({
   reorder: Schema.optionalKey(Schema.Number)
 })
 const ControlLifecycle = Schema.Struct({ event: Schema.Literals(["reauthorizationRequired", "subscriptionRemoved", "missed"]) })
+const ControlClock = Schema.Struct({ skewSeconds: Schema.Number })
 const ControlSilence = Schema.Struct({ silent: Schema.optionalKey(Schema.Boolean) })
 const ControlDeliver = Schema.Struct({
   items: Schema.Array(Schema.Struct({
@@ -150,6 +151,14 @@ export const SubscriptionsRoutes = HttpRouter.use(Effect.fnUntraced(function*(ro
       if (body.duplicate !== undefined) delivery.faults.duplicate = body.duplicate
       if (body.reorder !== undefined) delivery.faults.reorder = body.reorder
       return HttpServerResponse.jsonUnsafe(delivery.faults)
+    })))
+
+  // Graph's clock against this machine's: a skew makes a request for exactly the maximum expiry fail, as it can for real.
+  yield* router.add("POST", "/_sim/subscriptions/clock", control((request) =>
+    Effect.gen(function*() {
+      const body = yield* decodeBody(ControlClock, yield* readJson(request))
+      store.clockSkewMillis = Math.round(body.skewSeconds * 1000)
+      return HttpServerResponse.jsonUnsafe({ skewSeconds: store.clockSkewMillis / 1000 })
     })))
 
   yield* router.add("POST", "/_sim/subscriptions/:id/silence", control((request) =>

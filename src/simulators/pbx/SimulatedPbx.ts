@@ -9,7 +9,9 @@ import { Redacted } from "effect"
 import WebSocket from "ws"
 import { loginDigest } from "../../pbx/AppLoginDigest.ts"
 import { corkPerTick } from "../../pbx/PbxConnection.ts"
-import type { SystemModel } from "./SimulatorModel.ts"
+import { SimAdminApi } from "./SimAdminApi.ts"
+import { nextRow, pushFor, type Replication, startReplication } from "./SimReplication.ts"
+import type { SimUser, SystemModel } from "./SimulatorModel.ts"
 
 export interface SimPbxConfig {
   readonly name: string
@@ -17,10 +19,17 @@ export interface SimPbxConfig {
   readonly password: Redacted.Redacted<string>
   /** PBX APIs enabled on the App object, e.g. ["PbxApi", "PbxTableUsers"]. */
   apis: ReadonlyArray<string>
-  /** Licences on the App object (`info.lics`); 0 = unlicensed. */
-  lics: number
+  /**
+   * Service licences given to the App object (`info.lics`); undefined = none, and then `lics` is left out of the
+   * AppLogin as in every real capture.
+   */
+  lics: number | undefined
+  /** `info.unlicensed`; true in every real capture of an App object login (default true). */
+  unlicensed?: boolean
   /** The App object's name (its `sip` / `info.appobj`). */
   readonly appObject: string
+  /** Fault: replicate every object of the table, whatever types ReplicateStart asks for (an older PBX). */
+  replicateAllObjects?: boolean
 }
 
 export interface SimPbxStatus {
@@ -32,10 +41,22 @@ export interface SimPbxStatus {
   readonly loginsRefused: number
   /** Successful logins so far (a reconnect adds one). */
   readonly logins: number
-  /** KeepAlive messages received from the connector. */
+  /** KeepAlive messages received from the connector (an app service never sends one: this stays 0). */
   readonly keepAlivesReceived: number
   /** AppInfoResult answers to the AppInfo the PBX asks after login, the latest last. */
   readonly appInfoResults: ReadonlyArray<unknown>
+  /** KeepAlive messages this PBX sent, as the AppWebsocket client does after `keepAliveMs` without traffic. */
+  readonly keepAlivesSent: number
+  /** What the connector's last ReplicateStart asked for. */
+  readonly replication?: Replication["request"]
+}
+
+export interface SimPbxConnectOptions {
+  readonly connectUrl: string
+  readonly domain: string
+  readonly reconnectDelayMs: number
+  /** Idle time after which the PBX, as the websocket's client, sends KeepAlive (0 = never). */
+  readonly keepAliveMs: number
 }
 
 const hex32 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 32)
@@ -46,31 +67,37 @@ export class SimulatedPbx {
   private loginsRefused = 0
   private keepAlivesReceived = 0
   private appInfoResults: Array<unknown> = []
+  private keepAlivesSent = 0
+  private lastReplicateStart: Replication["request"] | undefined
+  private keepAliveTimer: ReturnType<typeof setTimeout> | undefined
   private logins = 0
   private autoReconnect = true
   private stopped = false
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   /** Holds the TCP socket's writes until the end of the tick: the answers to one wave of requests leave in one write. */
   private hold: () => void = () => {}
-  /** The connection's replication session: the ReplicateStart src (echoed in pushes) and the rows ReplicateNext still sends. */
-  private replication: { readonly src: string | undefined; readonly pending: Array<string> } | undefined
+  /** The connection's replication (SimReplication.ts). */
+  private replication: Replication | undefined
   /** Presence subscriptions: src → user guid. */
   private readonly presenceSubscriptions = new Map<string, string>()
   refuseSetPresence: string | undefined
+  /** PbxAdminApi (CheckAppLic), with its behaviour for tests. */
+  readonly admin: SimAdminApi
   delaySetPresenceMs = 0
 
   readonly config: SimPbxConfig
-  private readonly options: { readonly connectUrl: string; readonly domain: string; readonly reconnectDelayMs: number }
+  private readonly options: SimPbxConnectOptions
   private readonly model: SystemModel
 
   constructor(
     config: SimPbxConfig,
-    options: { readonly connectUrl: string; readonly domain: string; readonly reconnectDelayMs: number },
+    options: SimPbxConnectOptions,
     model: SystemModel
   ) {
     this.config = config
     this.options = options
     this.model = model
+    this.admin = new SimAdminApi(config.name, model)
   }
 
   status(): SimPbxStatus {
@@ -82,7 +109,9 @@ export class SimulatedPbx {
       loginsRefused: this.loginsRefused,
       logins: this.logins,
       keepAlivesReceived: this.keepAlivesReceived,
-      appInfoResults: [...this.appInfoResults]
+      appInfoResults: [...this.appInfoResults],
+      keepAlivesSent: this.keepAlivesSent,
+      ...(this.lastReplicateStart !== undefined ? { replication: this.lastReplicateStart } : {})
     }
   }
 
@@ -94,6 +123,8 @@ export class SimulatedPbx {
 
   stop(): void {
     this.stopped = true
+    this.loggedIn = false
+    this.restartKeepAlive()
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer)
     this.socket?.terminate()
     this.socket = undefined
@@ -121,6 +152,21 @@ export class SimulatedPbx {
     if (this.socket?.readyState !== WebSocket.OPEN) return
     this.hold()
     this.socket.send(JSON.stringify(message))
+    this.restartKeepAlive()
+  }
+
+  /** As the SDK's AppWebsocket client: KeepAlive after `keepAliveMs` without a frame either way, once logged in. */
+  private restartKeepAlive(): void {
+    if (this.keepAliveTimer !== undefined) clearTimeout(this.keepAliveTimer)
+    this.keepAliveTimer = undefined
+    if (!this.loggedIn || this.options.keepAliveMs <= 0) return
+    this.keepAliveTimer = setTimeout(() => {
+      this.keepAliveTimer = undefined
+      if (this.socket?.readyState !== WebSocket.OPEN) return
+      this.keepAlivesSent++
+      this.send({ mt: "KeepAlive" })
+      this.model.changed()
+    }, this.options.keepAliveMs)
   }
 
   private connect(): void {
@@ -146,6 +192,8 @@ export class SimulatedPbx {
       if (this.socket !== socket) return
       this.socket = undefined
       this.loggedIn = false
+      this.restartKeepAlive()
+      this.admin.reset()
       this.replication = undefined
       this.presenceSubscriptions.clear()
       this.model.changed()
@@ -170,8 +218,8 @@ export class SimulatedPbx {
       appurl: appUrl,
       pbx: this.config.name,
       cn: this.config.appObject,
-      unlicensed: this.config.lics <= 0,
-      lics: this.config.lics,
+      unlicensed: this.config.unlicensed ?? true,
+      ...(this.config.lics !== undefined ? { lics: this.config.lics } : {}),
       apps: []
     }
     const infoText = JSON.stringify(info)
@@ -199,6 +247,7 @@ export class SimulatedPbx {
       return
     }
     const mt = message["mt"]
+    this.restartKeepAlive()
     const src = typeof message["src"] === "string" ? message["src"] : undefined
     const api = typeof message["api"] === "string" ? message["api"] : undefined
     const reply = (result: Record<string, unknown>) => this.send({ ...(api ? { api } : {}), ...result, ...(src !== undefined ? { src } : {}) })
@@ -243,35 +292,36 @@ export class SimulatedPbx {
       reply({ mt: `${String(mt)}Result`, error: 1, errorText: `API ${api} is not enabled on the App object` })
       return
     }
-    if (api === "PbxTableUsers") return this.tableUsers(String(mt), src, reply)
+    if (api === "PbxTableUsers") return this.tableUsers(String(mt), message, src, reply)
     if (api === "PbxApi") return this.pbxApi(String(mt), message, src, reply)
+    if (api === "PbxAdminApi") return this.admin.receive(String(mt), message, src, reply)
     reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
   }
 
-  private tableUsers(mt: string, src: string | undefined, reply: (result: Record<string, unknown>) => void): void {
+  private tableUsers(
+    mt: string,
+    message: Record<string, unknown>,
+    src: string | undefined,
+    reply: (result: Record<string, unknown>) => void
+  ): void {
     if (mt === "ReplicateStart") {
-      this.replication = { src, pending: [...this.model.users.keys()] }
+      this.replication = startReplication(message, src, this.model, this.config.replicateAllObjects === true)
+      this.lastReplicateStart = this.replication.request
+      this.model.changed()
       return reply({ mt: "ReplicateStartResult" })
     }
     if (mt === "ReplicateNext") {
-      const pending = this.replication?.pending
-      if (pending === undefined) return reply({ mt: "ReplicateNextResult" })
-      while (pending.length > 0) {
-        const row = this.model.rowOf(pending.shift()!)
-        if (row !== undefined) return reply({ mt: "ReplicateNextResult", columns: row })
-      }
-      return reply({ mt: "ReplicateNextResult" })
+      const row = this.replication === undefined ? undefined : nextRow(this.replication, this.model)
+      return reply(row === undefined ? { mt: "ReplicateNextResult" } : { mt: "ReplicateNextResult", columns: row })
     }
     reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
   }
 
-  /** Pushes a table change to every replication session of this connection. */
-  pushUserChange(kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel", guid: string): void {
+  /** Pushes a change of `user` (its last state, for a deletion) to this connection's replication. */
+  pushUserChange(kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel", user: SimUser): void {
     if (this.replication === undefined) return
-    const columns = kind === "ReplicateDel" ? { guid } : this.model.rowOf(guid)
-    if (columns !== undefined) {
-      this.send({ api: "PbxTableUsers", mt: kind, ...(this.replication.src !== undefined ? { src: this.replication.src } : {}), columns })
-    }
+    const push = pushFor(this.replication, kind, user, this.model, this.config.replicateAllObjects === true)
+    if (push !== undefined) this.send(push)
   }
 
   /** Sends PresenceUpdate `{presence}` (SDK PbxApi.htm) to this connection's subscribers of a user. */

@@ -112,7 +112,7 @@ export const startPbxSimulator = Effect.fn("PbxStandalone.start")(function*(
   yield* Console.log([
     `PBX simulator: ${population.pbxs.map((pbx) => `${pbx.name}${pbx.master ? " (master)" : ""}`).join(", ")} of ${population.domain}`,
     `  connecting to: ${options.connect}`,
-    `  App object:    ${population.appName} (licences: ${population.pbxs.map((pbx) => `${pbx.name} ${pbx.lics}`).join(", ")})`,
+    `  App object:    ${population.appName} (service licences: ${population.pbxs.map((pbx) => `${pbx.name} ${pbx.lics ?? "none"}`).join(", ")})`,
     `  users:         ${population.people.length}`,
     `control API:     ${sim.controlUrl ?? "(none)"} (docs/simulator-pbx.md)`,
     "",
