@@ -11,7 +11,7 @@ import { processMemory } from "./stats.ts"
 
 /**
  * The Node flags the connector ships with: the flags of `npm start` (package.json), with `${NAME:-default}` taken from
- * the environment as the shell would. The `bin` shebang of src/main.ts must carry the same flags (with the defaults);
+ * the environment as the shell would. The bin's shebang (src/bin.ts) must carry the same flags (with the defaults);
  * a difference fails here, so that the bench never measures something that does not ship.
  */
 export const shippedNodeFlags = (repoRoot: string, env: NodeJS.ProcessEnv = process.env): ReadonlyArray<string> => {
@@ -21,16 +21,16 @@ export const shippedNodeFlags = (repoRoot: string, env: NodeJS.ProcessEnv = proc
     command.replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) => expand(name, fallback))
       .split(/\s+/)
       .filter((word) => word.startsWith("--"))
-  // The last command of the script (it may check the Node version first), run as `exec node [flags] src/main.ts`.
-  const startCommand = /(?:^|&&|;)\s*(?:exec\s+)?node\s+(.*?)\s*src\/main\.ts$/.exec(start.trim())
+  // The start script checks the Node.js version first: `node scripts/check-node.cjs … && exec node [flags] src/main.ts`.
+  const startCommand = /(?:^|&&\s*)(?:exec\s+)?node\s+([^&]*?)\s*src\/main\.ts$/.exec(start.trim())
   if (startCommand === null) throw new Error(`package.json's start script does not end in "node [flags] src/main.ts": ${start}`)
-  const shebang = readFileSync(join(repoRoot, "src", "main.ts"), "utf8").split("\n", 1)[0] ?? ""
+  const shebang = readFileSync(join(repoRoot, "src", "bin.ts"), "utf8").split("\n", 1)[0] ?? ""
   const shebangCommand = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node\b(.*)$/.exec(shebang)
-  if (shebangCommand === null) throw new Error(`src/main.ts does not start with a node shebang: ${shebang}`)
+  if (shebangCommand === null) throw new Error(`src/bin.ts does not start with a node shebang: ${shebang}`)
   const defaults = flagsOf(startCommand[1]!, (_, fallback) => fallback).join(" ")
   const inShebang = flagsOf(shebangCommand[1]!, (_, fallback) => fallback).join(" ")
   if (defaults !== inShebang) {
-    throw new Error(`the start script's Node flags (${defaults}) differ from the shebang's of src/main.ts (${inShebang})`)
+    throw new Error(`the start script's Node flags (${defaults}) differ from the shebang's of src/bin.ts (${inShebang})`)
   }
   return flagsOf(startCommand[1]!, (name, fallback) => {
     const value = env[name]

@@ -51,7 +51,8 @@ const pbxSystem = (connectUrl: string): { options: PbxSimulatorOptions; guidOf: 
   const options = demoSystemOptions({ connectUrl, password: PBX_PASSWORD, userCount: USERS, lics: USERS })
   const guidOf = new Map<number, string>()
   for (const pbx of options.pbxs) {
-    for (const user of pbx.users ?? []) guidOf.set(Number(user.h323.replace(/\D/g, "")), user.guid)
+    // People only: the table's waiting queue and trunk are never written.
+    for (const user of pbx.users ?? []) if (user.pseudo === undefined) guidOf.set(Number(user.h323.replace(/\D/g, "")), user.guid)
   }
   return { options, guidOf }
 }
@@ -142,7 +143,7 @@ const program = Effect.gen(function*() {
       )
   )
   const pbx = yield* PbxSimulator.make(pbxOptions)
-  const pbxCounts = pbxOptions.pbxs.map((p) => ({ name: p.name, users: p.users?.length ?? 0, lics: p.lics }))
+  const pbxCounts = pbxOptions.pbxs.map((p) => ({ name: p.name, users: (p.users ?? []).filter((u) => u.pseudo === undefined).length, lics: p.lics }))
 
   // ---- sharded-10k ---------------------------------------------------------------------------------------------
   let shardsActiveAt = Number.NaN

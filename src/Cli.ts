@@ -11,15 +11,13 @@ import { Command, Flag } from "effect/cli"
 import packageJson from "../package.json" with { type: "json" }
 import { ConfigError, describeConfig, loadConfigFile } from "./connector/ConfigFile.ts"
 import { ConnectorLayer, serverUrl } from "./connector/Connector.ts"
-import { printDemoBanner, startDemo } from "./connector/Demo.ts"
 import { loggingLayer } from "./connector/Logging.ts"
 import { runUntilStopped } from "./connector/Shutdown.ts"
 import { type DataDirError, prepareDataDir } from "./connector/DataDir.ts"
 import { settingsFromConfig } from "./connector/Settings.ts"
 import { GraphConfig } from "./graph/GraphSettings.ts"
 import { TokenService } from "./graph/TokenService.ts"
-import { simulateGraphCommand } from "./simulators/graph/Standalone.ts"
-import { simulatePbxCommand } from "./simulators/pbx/Standalone.ts"
+import { simulateCommand } from "./SimulateCommands.ts"
 
 /** Where `run` looks for a configuration when `--config` is not given. */
 export const defaultConfigPaths = ["connector.yaml", "connector.yml", "connector.json"] as const
@@ -84,6 +82,8 @@ const runDemo = (port: Option.Option<number>) =>
     const password = Redacted.make(configured !== undefined && configured !== "" ? configured : crypto.randomUUID().slice(0, 13))
     const chosenPort = Option.getOrUndefined(port) ?? (process.env["PORT"] ? Number(process.env["PORT"]) : 8080)
     const dataDir = mkdtempSync(join(tmpdir(), "teams-presence-demo-"))
+    // Loaded here, not imported above: the demo brings the simulators, which `run` never loads.
+    const { printDemoBanner, startDemo } = yield* Effect.promise(() => import("./connector/Demo.ts"))
     return yield* runUntilStopped(Effect.gen(function*() {
       const demo = yield* startDemo({ port: chosenPort, adminPassword: password, dataDir })
       yield* printDemoBanner(demo, password, configured === undefined || configured === "")
@@ -154,17 +154,12 @@ const login = Command.make(
     )
 ).pipe(Command.withDescription("Sign a delegated technical account in with the device code flow (works with MFA); stores its refresh token"))
 
-const simulate = Command.make("simulate").pipe(
-  Command.withDescription("Run a simulator on its own: the Microsoft side (graph) or a PBX system (pbx)"),
-  Command.withSubcommands([simulateGraphCommand, simulatePbxCommand])
-)
-
 export const rootCommand = Command.make("teams-presence-connector", { config: configFlag, port: portFlag }, ({ config, port }) => {
   const path = resolveConfigPath(config)
   return path === undefined ? runDemo(port) : runConnector(path)
 }).pipe(
   Command.withDescription("Microsoft Teams presence → innovaphone PBX presence"),
-  Command.withSubcommands([run, demo, checkConfig, login, simulate])
+  Command.withSubcommands([run, demo, checkConfig, login, simulateCommand])
 )
 
 export const cli = Command.run(rootCommand, { version: packageJson.version })

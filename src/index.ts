@@ -1,6 +1,7 @@
 /**
- * The public API for embedding the connector in an Effect application: the whole connector as one Layer built from a
- * typed configuration value, its status board, the presence mapping and domain types, and the simulators for tests.
+ * The public API for embedding the connector in an Effect application (`teams-presence-connector`): the whole
+ * connector as one Layer built from a typed configuration value, its status board, the presence mapping and domain
+ * types. No simulator is loaded from here: they are in `teams-presence-connector/testing` (src/testing.ts).
  * docs/embedding.md shows a complete example. Re-exports only.
  */
 
@@ -57,14 +58,15 @@ export {
 // The presence mapping and the domain types.
 export {
   buildMappingConfig,
-  defaultActivityTable,
-  defaultAvailabilityTable,
+  decidingField,
   defaultMappingConfig,
+  defaultMappingTable,
   type MappingConfig,
   type MappingTarget,
   mapPresence,
   mapPresenceDetailed,
-  PbxCommandFromGraphPresence
+  PbxCommandFromGraphPresence,
+  specificity
 } from "./domain/PresenceMapping.ts"
 export {
   Activities,
@@ -77,6 +79,8 @@ export {
   isUnknown,
   type KnownActivity,
   type KnownAvailability,
+  type PresenceValue,
+  PresenceValues,
   StatusMessage,
   UnknownValue
 } from "./domain/Presence.ts"
@@ -92,25 +96,3 @@ export {
   setPresence
 } from "./domain/PbxPresence.ts"
 export * as Metrics from "./domain/Metrics.ts"
-
-// The simulators and the demo, for embedding tests.
-export {
-  generateUsers,
-  GraphSimulator,
-  type GraphSimulatorHandle,
-  type GraphSimulatorOptions,
-  simUserId,
-  startDemoGraphSimulator
-} from "./simulators/graph/GraphSimulator.ts"
-export { SubscriptionsExtension } from "./simulators/graph/SubscriptionsRoutes.ts"
-export { JWKS_PATH } from "./simulators/graph/Jwks.ts"
-export {
-  demoSystemOptions,
-  type PresenceEntry,
-  PbxSimulator,
-  type PbxSimulatorHandle,
-  type PbxSimulatorOptions,
-  type SetPresenceRecord,
-  type SimPbxOptions
-} from "./simulators/pbx/PbxSimulator.ts"
-export { type DemoHandle, type DemoOptions, startDemo } from "./connector/Demo.ts"

@@ -1,5 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=8 --max-old-space-size=224
-/** Process entry point: the CLI on Node's runtime. SIGINT/SIGTERM interrupt the fiber tree, which shuts down in order. */
+/**
+ * Process entry point: the CLI on Node's runtime. SIGINT/SIGTERM interrupt the fiber tree, which shuts down in order.
+ * The package's bin (src/bin.ts) checks the Node.js version first and then loads this module.
+ */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Runtime } from "effect"
 import { cli } from "./Cli.ts"

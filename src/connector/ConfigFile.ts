@@ -213,6 +213,9 @@ export const describeConfig = (config: ConnectorConfig): string => {
         : ` every ${config.timers.pollSeconds} s`
     }`,
     `PBX:               master ${config.pbx.masterPbx}, websocket path ${config.pbx.path}, contact ${config.pbx.contact}, App password ${mask(config.pbx.appPassword)}`,
+    `licensing:         ${config.pbx.licensing}${
+      config.pbx.licensing === "appLicence" ? ` (App(${config.pbx.licenceName ?? config.pbx.appName ?? "<App object name>"}))` : ""
+    }${config.pbx.maxUsers !== undefined ? `, at most ${config.pbx.maxUsers} users` : ""}`,
     `matching:          ${config.matching.strategy}${config.matching.file !== undefined ? ` (${config.matching.file})` : ""}`,
     `mapping overrides: ${Object.keys(config.mapping.overrides).length === 0 ? "none" : JSON.stringify(config.mapping.overrides)}; note ${config.mapping.note.enabled ? `on (max ${config.mapping.note.maxLength})` : "off"}`,
     `timers:            presence renew ${config.timers.presenceRenewMinutes} min, users renew ${config.timers.usersRenewMinutes} min, reconcile ${config.timers.reconcileMinutes} min`,

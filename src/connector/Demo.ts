@@ -14,6 +14,7 @@ import { freePort } from "../http/Server.ts"
 import { ConnectorLayer, serverUrl } from "./Connector.ts"
 import { settingsFromConfig } from "./Settings.ts"
 import { StatusBoard } from "./StatusBoard.ts"
+import { SubscriptionManager } from "../graph/SubscriptionManager.ts"
 
 export interface DemoOptions {
   readonly port: number
@@ -31,6 +32,8 @@ export interface DemoOptions {
   readonly deleteSubscriptionsOnShutdown?: boolean
   /** shutdown.clearPresences for the demo's connector. */
   readonly clearPresencesOnShutdown?: boolean
+  /** pbx.licensing for the demo's connector (default appRight); with appLicence the App objects enable PbxAdminApi. */
+  readonly licensing?: "appRight" | "appLicence" | "all"
 }
 
 export interface DemoHandle {
@@ -40,6 +43,10 @@ export interface DemoHandle {
   readonly teamsUserIds: ReadonlyArray<string>
   /** Stops the connector alone (its orderly shutdown), leaving the simulators running. */
   readonly stopConnector: Effect.Effect<void>
+  /** Starts the connector again (stopping the running one first) on the same port and data directory: a restart. */
+  readonly restartConnector: Effect.Effect<void, unknown>
+  /** Renews the presence subscriptions now, as the connector's timer does every presenceRenewMinutes (push mode). */
+  readonly renewPresence: Effect.Effect<void>
 }
 
 const tenantId = "11111111-2222-3333-4444-555555555555"
@@ -100,7 +107,7 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
           publicBaseUrl: `http://127.0.0.1:${port}`,
           deleteSubscriptionsOnShutdown: options.deleteSubscriptionsOnShutdown ?? false
         },
-        pbx: { masterPbx: "pbx-master", appPassword: pbxPassword },
+        pbx: { masterPbx: "pbx-master", appPassword: pbxPassword, licensing: options.licensing ?? "appRight" },
         http: { host, port },
         dataDir: options.dataDir,
         timers: { replanDebounceSeconds: 1, pollSeconds: options.pollSeconds ?? 5 }
@@ -108,38 +115,57 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
       "demo"
     )
     const settings = yield* settingsFromConfig(config)
-    // The connector has a scope of its own, so a test can stop it (and see its shutdown) while the simulators run on.
-    const connectorScope = yield* Scope.make()
-    yield* Effect.addFinalizer(() => Scope.close(connectorScope, Exit.void))
     const flow = { ...settings.flow, clearOnShutdown: options.clearPresencesOnShutdown === true }
-    const context = yield* Layer.buildWithScope(
-      ConnectorLayer({ ...settings, adminPassword: options.adminPassword, flow }, {
-        demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: "(starting)" }
-      }),
-      connectorScope
-    )
+    // The connector has a scope of its own, so a test can stop it (and see its shutdown) while the simulators run on,
+    // and start it again over the same data directory.
+    let running: { readonly scope: Scope.Closeable; readonly context: Context.Context<unknown> } | undefined
+    let pbxControl = "(starting)"
+    const stopConnector = Effect.suspend(() => {
+      const current = running
+      running = undefined
+      return current === undefined ? Effect.void : Scope.close(current.scope, Exit.void)
+    })
+    const launch = Effect.gen(function*() {
+      yield* stopConnector
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        ConnectorLayer({ ...settings, adminPassword: options.adminPassword, flow }, {
+          demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: pbxControl }
+        }),
+        scope
+      ).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
+      running = { scope, context: context as Context.Context<unknown> }
+      return context
+    })
+    yield* Effect.addFinalizer(() => stopConnector)
+    const context = yield* launch
     const url = yield* serverUrl.pipe(Effect.provide(context))
 
     // The PBX users carry the Teams users' addresses (demoSystemOptions names them as generateUsers does), so the
-    // e-mail matching pairs them; half are at the slave. Some licences to spare, so users added while the demo runs
-    // are served.
+    // e-mail matching pairs them; half are at the slave. Like a real PBX, the App objects carry no service licences:
+    // users are served because the App is ticked on their Apps tab (and, for appLicence, they hold an App licence).
     const pbxOptions = demoSystemOptions({
       connectUrl: url.replace(/^http/, "ws") + "/pbx",
       password: pbxPassword,
       userCount,
-      lics: userCount + 10,
-      controlPort: 0
+      controlPort: 0,
+      ...(options.licensing === "appLicence" ? { apis: ["PbxApi", "PbxTableUsers", "PbxAdminApi"] } : {})
     })
     const pbx = yield* PbxSimulator.make(pbxOptions)
+    pbxControl = pbx.controlUrl ?? "(no control API)"
     yield* Context.get(context, StatusBoard).update((snapshot) => ({
       ...snapshot,
-      demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: pbx.controlUrl ?? "(no control API)" }
+      demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: pbxControl }
     }))
 
     if ((options.changeEverySeconds ?? 3) > 0) {
       yield* animate(graph, teamsUserIds, options.changeEverySeconds ?? 3).pipe(Effect.forkScoped)
     }
-    return { url, graph, pbx, teamsUserIds, stopConnector: Scope.close(connectorScope, Exit.void) }
+    const renewPresence = Effect.suspend(() => {
+      const manager = running === undefined ? undefined : Context.getOption(running.context as Context.Context<SubscriptionManager>, SubscriptionManager)
+      return manager === undefined || manager._tag === "None" ? Effect.void : manager.value.renewPresence
+    })
+    return { url, graph, pbx, teamsUserIds, stopConnector, restartConnector: Effect.asVoid(launch), renewPresence }
   })
 
 export const printDemoBanner = (demo: DemoHandle, password: Redacted.Redacted<string>, generated: boolean) =>

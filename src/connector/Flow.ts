@@ -11,14 +11,14 @@ import type { GraphPresence } from "../domain/Presence.ts"
 import { mapPresenceDetailed } from "../domain/PresenceMapping.ts"
 import { NotificationsInbox } from "../graph/NotificationsInbox.ts"
 import { type PresenceChange, PresenceSource } from "../graph/PresenceSource.ts"
-import { LicenceCheck } from "../graph/SubscriptionLicenceCheck.ts"
+import { type LicenceAnswer, LicenceCheck } from "../graph/SubscriptionLicenceCheck.ts"
 import { SubscriptionManager } from "../graph/SubscriptionManager.ts"
 import { type TeamsUser, TeamsUsers } from "../graph/TeamsUsers.ts"
-import { Licences } from "../pbx/Licences.ts"
+import { Licences, type Verdict } from "../pbx/Licences.ts"
 import { PbxConnections } from "../pbx/PbxConnections.ts"
 import { type PresenceWrite, PresenceWriter } from "../pbx/PresenceWriter.ts"
 import { PbxDirectory } from "../pbx/UserDirectory.ts"
-import { emptyPlan, makePlan, type Plan, subscribedIds } from "./Plan.ts"
+import { emptyPlan, makePlan, matchedPbxUsers, matchForPlan, type Plan, subscribedIds } from "./Plan.ts"
 import type { FlowSettings } from "./Settings.ts"
 
 export class FlowConfig extends Context.Service<FlowConfig, FlowSettings>()("teams-presence-connector/connector/FlowConfig") {}
@@ -40,6 +40,8 @@ export class FlowState extends Context.Service<FlowState, {
   readonly rowsChanged: Set<string>
   /** Last command handed to the writer per PBX guid: only changes reach the PBX. */
   readonly written: Map<string, PbxPresenceCommand>
+  /** A licence check before a subscription found a served user unlicensed: the planner re-plans. */
+  readonly licenceChanges: Queue.Queue<void>
 }>()("teams-presence-connector/connector/FlowState") {
   static readonly layer = Layer.effect(
     FlowState,
@@ -49,7 +51,8 @@ export class FlowState extends Context.Service<FlowState, {
         teamsUsers: yield* Ref.make(Option.none<ReadonlyArray<TeamsUser>>()),
         rows: new Map(),
         rowsChanged: new Set(),
-        written: new Map()
+        written: new Map(),
+        licenceChanges: yield* Queue.sliding<void>(1)
       })
     })
   )
@@ -57,9 +60,14 @@ export class FlowState extends Context.Service<FlowState, {
 
 export const userKey = (id: string): string => id.toLowerCase()
 
+const answerOf = (verdict: Verdict | undefined): LicenceAnswer =>
+  verdict === undefined || verdict._tag === "Unknown" ? "unknown" : verdict._tag === "Licensed" ? "licensed" : "unlicensed"
+
 /**
- * The licence check the subscription manager runs before every presence subscription: a fresh look at the PBX
- * licences, keeping only the Teams users whose PBX user holds one.
+ * The licence check the subscription manager runs before every presence subscription: a fresh licence pass over the
+ * plan's users (for `appLicence` a CheckAppLic each). Before the first plan — the master has not logged in, the
+ * directory has not loaded — every answer is unknown, so a stored subscription is kept, never deleted. A served user
+ * found unlicensed leaves the subscription now, and the planner re-plans (which stops writing their presence).
  */
 export const LicenceCheckFromPbx = Layer.effect(
   LicenceCheck,
@@ -67,21 +75,30 @@ export const LicenceCheckFromPbx = Layer.effect(
     const licences = yield* Licences
     const state = yield* FlowState
     return LicenceCheck.of({
-      check: (userIds) =>
-        Effect.gen(function*() {
-          const licence = yield* licences.check
-          const plan = yield* SubscriptionRef.get(state.plan)
-          const permitted = userIds.filter((id) => {
-            const synced = plan.byTeamsId.get(userKey(id))
-            return synced !== undefined && licence.licensedGuids.has(synced.pbx.guid)
-          })
-          if (permitted.length < userIds.length) {
-            yield* Effect.logWarning(
-              `licence check: ${userIds.length - permitted.length} of ${userIds.length} users no longer hold a licence; they are left out of the subscription`
-            )
-          }
-          return permitted
+      check: Effect.fnUntraced(function*(userIds) {
+        const plan = yield* SubscriptionRef.get(state.plan)
+        if (!plan.ready) return new Map(userIds.map((id) => [id, "unknown" as const]))
+        const served = userIds.flatMap((id) => {
+          const synced = plan.byTeamsId.get(userKey(id))
+          return synced === undefined ? [] : [synced]
         })
+        const pass = yield* licences.assess(served.map((s) => s.pbx))
+        const answers = new Map<string, LicenceAnswer>(userIds.map((id) => [id, "unlicensed"]))
+        const revoked: Array<string> = []
+        for (const synced of served) {
+          const verdict = pass.verdicts.get(synced.pbx.guid)
+          answers.set(synced.teams.id, answerOf(verdict))
+          if (verdict?._tag === "Unlicensed") revoked.push(`${synced.pbx.h323}: ${verdict.reason}`)
+        }
+        if (revoked.length > 0) {
+          yield* Effect.logWarning(
+            `licence check: ${revoked.length} of ${served.length} served users no longer hold a licence and leave the ` +
+              `presence subscription (${revoked.slice(0, 3).join("; ")}${revoked.length > 3 ? "; …" : ""})`
+          )
+          yield* Queue.offer(state.licenceChanges, undefined)
+        }
+        return answers
+      })
     })
   })
 )
@@ -161,13 +178,22 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
 
   let lastSummary = ""
   /** Computes the plan from the current inputs and hands the user set to the presence source and the subscriptions. */
-  /** The plan from the current inputs; none while the Teams users are not known yet. */
+  /**
+   * The plan from the current inputs (none while the Teams users are not known yet): match, then one licence pass over
+   * the matched PBX users; a user whose licence is unknown keeps what the current plan decided.
+   */
   const computePlan = Effect.gen(function*() {
     const users = yield* Ref.get(state.teamsUsers)
     if (Option.isNone(users)) return Option.none<Plan>()
-    const licence = yield* licences.check
     const pbxUsers = yield* directory.snapshot
-    return Option.some(makePlan({ teamsUsers: users.value, pbxUsers: pbxUsers.values(), licences: licence, strategy: settings.strategy }))
+    const match = matchForPlan({ teamsUsers: users.value, pbxUsers: pbxUsers.values(), strategy: settings.strategy })
+    const pass = yield* licences.assess(matchedPbxUsers(match))
+    if (pass.summary.problem !== undefined) {
+      yield* Effect.logWarning(`licences (${pass.summary.mode}): ${pass.summary.problem.message}. ${pass.summary.problem.fix}`)
+    }
+    const previous = yield* SubscriptionRef.get(state.plan)
+    const held = Option.isSome(manager) ? yield* manager.value.held : undefined
+    return Option.some(makePlan({ match, verdicts: pass.verdicts, licensing: pass.summary, previous, held }))
   })
 
   /** Hands a new plan (already in `state.plan`) to the writer, the presence source and the subscriptions. */
@@ -196,7 +222,8 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     yield* source.setUsers(ids)
     if (Option.isSome(manager)) yield* manager.value.setDesiredUsers(ids)
     const summary = `plan: ${plan.teamsUserCount} Teams users, ${plan.pbxUserCount} PBX users, ${plan.matchedCount} matched, ` +
-      `${plan.synced.length} licensed and synchronised, ${plan.unlicensed.length} unlicensed, ${plan.ambiguous.length} ambiguous`
+      `${plan.synced.length} licensed and synchronised, ${plan.unlicensed.length} unlicensed, ${plan.unknown.length} licence unknown, ` +
+      `${plan.ambiguous.length} ambiguous (licensing ${plan.licensing?.mode ?? "?"})`
     if (summary !== lastSummary) yield* Effect.logInfo(summary)
     lastSummary = summary
   })
@@ -244,11 +271,17 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   yield* supervised(
     "licence watch",
     connections.changes.pipe(
-      Stream.map((states) => [...states.values()].map((s) => `${s.pbx}:${s.lics ?? "-"}:${s.unlicensed ?? "-"}:${s.loggedIn}`).join("|")),
+      Stream.map((states) =>
+        [...states.values()].map((s) => `${s.pbx}:${s.lics ?? "-"}:${s.unlicensed ?? "-"}:${s.loggedIn}:${s.apis.join(",")}`).join("|")
+      ),
       Stream.changes,
       Stream.drop(1),
       Stream.runForEach(() => Queue.offer(triggers, "directory"))
     )
+  )
+  yield* supervised(
+    "licence changes",
+    Effect.forever(Effect.andThen(Queue.take(state.licenceChanges), Queue.offer(triggers, "directory")))
   )
   if (Option.isSome(inbox)) {
     yield* supervised("users notifications", Stream.runForEach(inbox.value.userChanges, () => Queue.offer(triggers, "users")))

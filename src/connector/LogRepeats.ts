@@ -1,8 +1,8 @@
 /**
  * Repeated warnings are rate-limited: the first warning or error of a kind in a window is written, the repeats are
  * counted, and when the window has passed one line says how many were left out ("… 3,122 more in the last minute").
- * A kind is the `logKey` annotation when a line has one (e.g. one per source for refused logins), else the line's
- * level and text. The gate sits in front of every logger of the connector (console and "Recent errors"), so a flood of
+ * A kind is the `logKey` annotation when a line has one (e.g. one per source for refused logins; such lines are limited
+ * at any level), else the line's level and text. The gate sits in front of every logger of the connector (console and "Recent errors"), so a flood of
  * bad requests costs a few lines a minute, wherever it comes from.
  */
 import { Clock, Effect, Layer, Logger, References } from "effect"
@@ -96,20 +96,18 @@ export type RepeatGate = ReturnType<typeof makeRepeatGate>
 /** One logger that lets a line through the gate and hands it to every one of `inner`. */
 export const gatedLogger = (gate: RepeatGate, inner: ReadonlyArray<Logger.Logger<unknown, unknown>>) =>
   Logger.make((options) => {
-    if (limited(options.logLevel)) {
-      const annotations = options.fiber.getRef(References.CurrentLogAnnotations) as Readonly<Record<string, unknown>>
-      if (annotations[summaryMark] === undefined) {
-        const text = messageText(options.message)
-        const explicit = annotations[logKey]
-        const key = typeof explicit === "string" ? explicit : `${options.logLevel}:${text}`
-        if (!gate.admit(key, options.logLevel, text, options.date.getTime())) return
-      }
+    const annotations = options.fiber.getRef(References.CurrentLogAnnotations) as Readonly<Record<string, unknown>>
+    const explicit = annotations[logKey]
+    // Warnings and errors are limited by their text; a line that names its kind, at any level.
+    if ((typeof explicit === "string" || limited(options.logLevel)) && annotations[summaryMark] === undefined) {
+      const text = messageText(options.message)
+      const key = typeof explicit === "string" ? explicit : `${options.logLevel}:${text}`
+      if (!gate.admit(key, options.logLevel, text, options.date.getTime())) return
     }
     for (const logger of inner) logger.log(options)
   })
 
-const logAt = (level: LogLevel.LogLevel, text: string) =>
-  level === "Error" || level === "Fatal" ? Effect.logError(text) : Effect.logWarning(text)
+const logAt = (level: LogLevel.LogLevel, text: string) => Effect.logWithLevel(level === "All" || level === "None" ? "Info" : level)(text)
 
 /** Writes the summaries of the windows that have passed. */
 export const flushRepeats = (gate: RepeatGate) =>

@@ -1,46 +1,62 @@
 /**
- * The plan: which Teams users are synchronised into which PBX users. Pure — Teams users, the PBX directory, the licence
- * assignment and the matching strategy in; the synchronised pairs (matched AND licensed, in a stable order) and the
- * reasons for everybody left out.
+ * The plan: which Teams users are synchronised into which PBX users. Pure, in two steps: matching (Teams users, the
+ * PBX directory, the strategy), then the plan from the matches and a licence verdict per matched PBX user. The
+ * synchronised pairs are matched AND licensed, in a stable order; everybody left out carries a reason. A user whose
+ * licence is unknown right now keeps what the previous plan decided: unknown is not unlicensed.
  */
 import type { TeamsUser } from "../graph/TeamsUsers.ts"
-import type { LicenceState } from "../pbx/Licences.ts"
+import type { LicensingSummary, Verdict } from "../pbx/Licences.ts"
 import type { PbxUser } from "../pbx/UserDirectory.ts"
-import { type Ambiguity, matchUsers, type MatchStrategy, type PbxUserRef } from "./Matching.ts"
+import { type Ambiguity, type MatchResult, matchUsers, type MatchStrategy, type PbxUserRef } from "./Matching.ts"
 
 export interface SyncedUser {
   readonly teams: TeamsUser
   readonly pbx: PbxUser
 }
 
+export interface LeftOutUser extends SyncedUser {
+  readonly reason: string
+}
+
 export interface Plan {
+  /** False only for the plan before the first one: nothing about users or licences is known yet. */
+  readonly ready: boolean
   /** Matched and licensed: the users whose presence is subscribed and written. Ordered by PBX guid. */
   readonly synced: ReadonlyArray<SyncedUser>
   /** Keyed by the Teams id in lower case: Graph does not promise the casing of ids in notifications. */
   readonly byTeamsId: ReadonlyMap<string, SyncedUser>
-  readonly unlicensed: ReadonlyArray<{ readonly teams: TeamsUser; readonly pbx: PbxUser; readonly reason: string }>
+  /** Matched, and known not to be licensed. */
+  readonly unlicensed: ReadonlyArray<LeftOutUser>
+  /** Matched, licence not known now and not served before: not served until it is known. */
+  readonly unknown: ReadonlyArray<LeftOutUser>
   readonly unmatchedTeams: ReadonlyArray<TeamsUser>
   readonly unmatchedPbx: ReadonlyArray<PbxUser>
   readonly ambiguous: ReadonlyArray<Ambiguity>
   readonly teamsUserCount: number
   readonly pbxUserCount: number
   readonly matchedCount: number
+  readonly licensing: LicensingSummary | undefined
 }
 
 export const emptyPlan: Plan = {
+  ready: false,
   synced: [],
   byTeamsId: new Map(),
   unlicensed: [],
+  unknown: [],
   unmatchedTeams: [],
   unmatchedPbx: [],
   ambiguous: [],
   teamsUserCount: 0,
   pbxUserCount: 0,
-  matchedCount: 0
+  matchedCount: 0,
+  licensing: undefined
 }
 
+type PbxRef = PbxUserRef & { readonly user: PbxUser }
+
 /** The PBX user as the matcher sees it: with `h323-email` set, the user name itself is an e-mail address. */
-const pbxRef = (user: PbxUser): PbxUserRef & { readonly user: PbxUser } => ({
+const pbxRef = (user: PbxUser): PbxRef => ({
   guid: user.guid,
   h323: user.h323,
   cn: user.cn,
@@ -49,32 +65,67 @@ const pbxRef = (user: PbxUser): PbxUserRef & { readonly user: PbxUser } => ({
   user
 })
 
-export const makePlan = (input: {
+export interface PlanMatch {
+  readonly result: MatchResult<TeamsUser, PbxRef>
+  readonly teamsUserCount: number
+  readonly pbxUserCount: number
+}
+
+/** Step 1: who is who. */
+export const matchForPlan = (input: {
   readonly teamsUsers: ReadonlyArray<TeamsUser>
   readonly pbxUsers: Iterable<PbxUser>
-  readonly licences: Pick<LicenceState, "licensedGuids" | "unlicensed">
   readonly strategy: MatchStrategy
-}): Plan => {
+}): PlanMatch => {
   const pbxUsers = [...input.pbxUsers]
-  const result = matchUsers(input.teamsUsers, pbxUsers.map(pbxRef), input.strategy)
-  const unlicensedReason = new Map(input.licences.unlicensed.map((u) => [u.user.guid, u.reason]))
+  return {
+    result: matchUsers(input.teamsUsers, pbxUsers.map(pbxRef), input.strategy),
+    teamsUserCount: input.teamsUsers.length,
+    pbxUserCount: pbxUsers.length
+  }
+}
+
+/** The PBX users whose licence the plan needs: the matched ones. */
+export const matchedPbxUsers = (match: PlanMatch): ReadonlyArray<PbxUser> => match.result.matched.map((m) => m.pbx.user)
+
+/**
+ * Step 2: who is served. A user whose licence is unknown now keeps being served if `previous` served them, or if a
+ * live presence subscription holds them (`held`, Teams ids in lower case: what a restart adopted).
+ */
+export const makePlan = (input: {
+  readonly match: PlanMatch
+  readonly verdicts: ReadonlyMap<string, Verdict>
+  readonly licensing: LicensingSummary
+  readonly previous?: Plan | undefined
+  readonly held?: ReadonlySet<string> | undefined
+}): Plan => {
   const synced: Array<SyncedUser> = []
-  const unlicensed: Array<{ teams: TeamsUser; pbx: PbxUser; reason: string }> = []
-  for (const match of result.matched) {
+  const unlicensed: Array<LeftOutUser> = []
+  const unknown: Array<LeftOutUser> = []
+  for (const match of input.match.result.matched) {
     const pair = { teams: match.teams, pbx: match.pbx.user }
-    if (input.licences.licensedGuids.has(pair.pbx.guid)) synced.push(pair)
-    else unlicensed.push({ ...pair, reason: unlicensedReason.get(pair.pbx.guid) ?? "no licence assigned" })
+    const verdict = input.verdicts.get(pair.pbx.guid) ?? { _tag: "Unknown", reason: "the licence was not checked" }
+    if (verdict._tag === "Licensed") synced.push(pair)
+    else if (verdict._tag === "Unlicensed") unlicensed.push({ ...pair, reason: verdict.reason })
+    else if (
+      input.previous?.byTeamsId.get(pair.teams.id.toLowerCase())?.pbx.guid === pair.pbx.guid ||
+      input.held?.has(pair.teams.id.toLowerCase()) === true
+    ) synced.push(pair)
+    else unknown.push({ ...pair, reason: verdict.reason })
   }
   return {
+    ready: true,
     synced,
     byTeamsId: new Map(synced.map((s) => [s.teams.id.toLowerCase(), s])),
     unlicensed,
-    unmatchedTeams: result.unmatchedTeams,
-    unmatchedPbx: result.unmatchedPbx.map((p) => p.user),
-    ambiguous: result.ambiguous,
-    teamsUserCount: input.teamsUsers.length,
-    pbxUserCount: pbxUsers.length,
-    matchedCount: result.matched.length
+    unknown,
+    unmatchedTeams: input.match.result.unmatchedTeams,
+    unmatchedPbx: input.match.result.unmatchedPbx.map((p) => p.user),
+    ambiguous: input.match.result.ambiguous,
+    teamsUserCount: input.match.teamsUserCount,
+    pbxUserCount: input.match.pbxUserCount,
+    matchedCount: input.match.result.matched.length,
+    licensing: input.licensing
   }
 }
 

@@ -125,7 +125,10 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     masterPbx: config.pbx.masterPbx,
     contact: config.pbx.contact,
     path: config.pbx.path,
-    ...(config.pbx.appName !== undefined ? { appName: config.pbx.appName } : {})
+    ...(config.pbx.appName !== undefined ? { appName: config.pbx.appName } : {}),
+    licensing: config.pbx.licensing,
+    ...(config.pbx.licenceName !== undefined ? { licenceName: config.pbx.licenceName } : {}),
+    ...(config.pbx.maxUsers !== undefined ? { maxUsers: config.pbx.maxUsers } : {})
   })
   const strategy: MatchStrategy = config.matching.strategy === "file"
     ? { _tag: "file", pairs: yield* loadMatchingFile(config.matching.file ?? "") }

@@ -71,6 +71,23 @@ export interface Counts {
   readonly ambiguous: number
 }
 
+/** How users are licensed (pbx.licensing) and how many are served; the App object's own licence fields for information. */
+export interface LicensingStatus {
+  readonly mode: "appRight" | "appLicence" | "all"
+  /** The app name looked for in the users' apps (appRight), or the licence asked for, e.g. `App(x)` (appLicence). */
+  readonly name?: string | undefined
+  readonly licensed: number
+  readonly unlicensed: number
+  /** Matched users whose licence is not known now (the PBX did not answer, or cannot be asked). */
+  readonly unknown: number
+  /** The master App object's `info.lics` (service licences) and `info.unlicensed`, as the PBX sent them. */
+  readonly serviceLicences?: number | undefined
+  readonly unlicensedFlag?: boolean | undefined
+  /** pbx.maxUsers in force. */
+  readonly cap?: number | undefined
+  readonly problem?: { readonly message: string; readonly fix: string } | undefined
+}
+
 export interface StatusSnapshot {
   readonly version: string
   readonly startedAt: number
@@ -95,6 +112,7 @@ export interface StatusSnapshot {
     readonly error?: string
   } | undefined
   readonly counts: Counts
+  readonly licensing?: LicensingStatus | undefined
   readonly users: ReadonlyArray<UserRow>
   readonly unlicensed: ReadonlyArray<{ readonly name: string; readonly reason: string }>
   readonly unmatched: ReadonlyArray<{ readonly side: "teams" | "pbx"; readonly name: string }>

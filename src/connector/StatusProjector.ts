@@ -5,11 +5,13 @@
  * projection costs little on the event loop even with 10,000 users.
  */
 import { Clock, Effect, Layer, Option, Ref, Schedule, SubscriptionRef } from "effect"
+import { type CertificateProblem, CertificateStore } from "../graph/crypto/CertificateStore.ts"
 import { type CredentialStatus, TokenService } from "../graph/TokenService.ts"
 import { PresenceSource } from "../graph/PresenceSource.ts"
 import type { ReadHealth } from "../graph/ReadRetry.ts"
 import { SubscriptionManager, type SubscriptionsState } from "../graph/SubscriptionManager.ts"
 import { PbxConnections, type PbxState } from "../pbx/PbxConnections.ts"
+import { checkmarkOf } from "../pbx/PbxMessages.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PresenceWriter } from "../pbx/PresenceWriter.ts"
 import { PbxDirectory } from "../pbx/UserDirectory.ts"
@@ -18,6 +20,7 @@ import type { Plan } from "./Plan.ts"
 import { RecentErrors } from "./RecentErrors.ts"
 import {
   type CredentialLight,
+  type LicensingStatus,
   type Light,
   type PbxLight,
   type ShardLight,
@@ -44,7 +47,7 @@ export const pbxLight = (state: PbxState | undefined, name: string, directoryLoa
   if (state.missingApis.length > 0) {
     return red(
       `the App object on ${name} does not enable ${state.missingApis.join(" and ")}`,
-      `Set the ${state.missingApis.join(" and ")} checkmark${state.missingApis.length > 1 ? "s" : ""} on the App object`
+      `Set the ${state.missingApis.map(checkmarkOf).join(" and ")} checkmark${state.missingApis.length > 1 ? "s" : ""} on the App object of ${name}`
     )
   }
   if (state.isMaster && !directoryLoaded) return red(`loading the user table of ${name}`)
@@ -79,13 +82,17 @@ export const presenceSubscriptionLight = (
   mode: "push" | "poll",
   state: SubscriptionsState | undefined,
   plan: Plan,
+  keyStoreProblem?: CertificateProblem,
   reads: ReadHealth = { _tag: "Ok" },
   now = 0
 ): Light => {
   const failingReads = readsLight(reads, now)
   if (mode === "poll") return failingReads ?? green("poll-only mode: presences are polled, no subscription needed")
+  if (keyStoreProblem !== undefined) return red(keyStoreProblem.message, keyStoreProblem.fix)
   if (state === undefined) return red("the subscription manager is not running")
   if (plan.synced.length === 0) {
+    const problem = plan.licensing?.problem
+    if (problem !== undefined) return red(`no users to subscribe: ${problem.message}`, problem.fix)
     return red("no users to subscribe yet: no Teams user is matched to a licensed PBX user", "See the counts and the list of users not synchronised")
   }
   const needAccount = state.shards.filter((s) => s.status === "needsAccount")
@@ -120,9 +127,26 @@ export const userSubscriptionLight = (mode: "push" | "poll", state: Subscription
   }
 }
 
+/** The licensing block: the mode from the settings until the first plan, then the plan's pass. */
+export const licensingStatus = (mode: LicensingStatus["mode"], plan: Plan): LicensingStatus => ({
+  mode,
+  ...(plan.licensing !== undefined
+    ? {
+      name: plan.licensing.name,
+      serviceLicences: plan.licensing.serviceLicences,
+      unlicensedFlag: plan.licensing.unlicensedFlag,
+      cap: plan.licensing.cap,
+      problem: plan.licensing.problem
+    }
+    : {}),
+  licensed: plan.synced.length,
+  unlicensed: plan.unlicensed.length,
+  unknown: plan.unknown.length
+})
+
 /** The plan's lists for the status page, computed again only when the plan is another one. */
 const planLists = (plan: Plan) => ({
-  unlicensed: plan.unlicensed.map((u) => ({ name: `${u.teams.displayName} (${u.pbx.h323})`, reason: u.reason })),
+  unlicensed: [...plan.unlicensed, ...plan.unknown].map((u) => ({ name: `${u.teams.displayName} (${u.pbx.h323})`, reason: u.reason })),
   unmatched: [
     ...plan.unmatchedTeams.map((t) => ({ side: "teams" as const, name: `${t.displayName} <${t.userPrincipalName}>` })),
     ...plan.unmatchedPbx.map((p) => ({ side: "pbx" as const, name: `${p.cn} (${p.h323})` }))
@@ -142,6 +166,8 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
   const errors = yield* RecentErrors
   const manager = yield* Effect.serviceOption(SubscriptionManager)
   const source = yield* PresenceSource
+  const keyStore = yield* Effect.serviceOption(CertificateStore)
+  const keyStoreProblem = Option.isSome(keyStore) ? keyStore.value.problem : undefined
   const directoryLoaded = yield* Ref.make(false)
   yield* directory.ready.pipe(Effect.andThen(Ref.set(directoryLoaded, true)), Effect.forkScoped)
 
@@ -199,7 +225,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
       lights: {
         masterPbx: pbxLight(pbxStates.get(pbxSettings.masterPbx), pbxSettings.masterPbx, loaded),
         authentication: authenticationLight(credentials),
-        presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan, reads, now),
+        presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan, keyStoreProblem, reads, now),
         userSubscription: userSubscriptionLight(flow.mode, subscriptions, flow.usersRefreshMinutes)
       },
       pbxs,
@@ -221,6 +247,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
         unmatched: plan.unmatchedTeams.length + plan.unmatchedPbx.length,
         ambiguous: plan.ambiguous.length
       },
+      licensing: licensingStatus(pbxSettings.licensing, plan),
       users,
       ...listed,
       errors: recent.filter((e) => now - e.at < 24 * 3600_000),

@@ -123,7 +123,7 @@ export const makeUserRows = () => {
       add(s.teams, s.pbx, true)
       if (++seen % rowsPerSlice === 0) yield* Effect.yieldNow
     }
-    for (const u of plan.unlicensed) {
+    for (const u of [...plan.unlicensed, ...plan.unknown]) {
       add(u.teams, u.pbx, false)
       if (++seen % rowsPerSlice === 0) yield* Effect.yieldNow
     }

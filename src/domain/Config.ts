@@ -73,8 +73,17 @@ export const PbxConfig = Schema.Struct({
   ),
   /** Websocket path the App object's URL points to. */
   path: withDefault(Path, "/pbx"),
-  /** The name in users' `apps` column that grants the connector's licence; default: the App object's name. */
+  /** The name in users' `apps` column that grants the App object (licensing appRight); default: the App object's name. */
   appName: optional(Schema.NonEmptyString),
+  /**
+   * Which users are served: `appRight` (the App is ticked on the user's Apps tab), `appLicence` (the PBX confirms an
+   * App licence per user; needs the App object's Admin checkmark, PbxAdminApi) or `all` (every matched user).
+   */
+  licensing: withDefault(Schema.Literals(["appRight", "appLicence", "all"]), "appRight"),
+  /** `appLicence`: the licence checked is `App(<licenceName>)`; default: the app name. */
+  licenceName: optional(Schema.NonEmptyString.check(Schema.isPattern(/^[^()\s]+$/))),
+  /** An optional cap: at most this many users, or `serviceLicences` for the App object's Licenses (`info.lics`). */
+  maxUsers: optional(Schema.Union([PositiveInt, Schema.Literal("serviceLicences")])),
   /** The largest websocket frame a logged-in PBX may send (a real user table row is under 1 KiB). */
   maxFrameBytes: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 16 * 1024, maximum: 64 * 1024 * 1024 })), 256 * 1024)
 })
@@ -107,7 +116,11 @@ export const MappingSection = Schema.Struct({
 
 export const TimersConfig = Schema.Struct({
   presenceRenewMinutes: withDefault(PositiveInt, 10),
-  presenceExpiryMinutes: withDefault(PositiveInt.check(Schema.isLessThanOrEqualTo(60)), 60),
+  /**
+   * Expiry requested for presence subscriptions. Graph's maximum is 60 minutes on Graph's clock; the default leaves
+   * two minutes for clock skew.
+   */
+  presenceExpiryMinutes: withDefault(PositiveInt.check(Schema.isLessThanOrEqualTo(60)), 58),
   usersRenewMinutes: withDefault(PositiveInt, 60),
   usersExpiryMinutes: withDefault(PositiveInt.check(Schema.isLessThanOrEqualTo(41760)), 180),
   reconcileMinutes: withDefault(PositiveInt, 5),

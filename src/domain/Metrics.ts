@@ -93,3 +93,12 @@ export const oversizedFrames = Metric.counter("connector_pbx_oversized_frames_to
 export const presenceReadsPending = Metric.gauge("connector_presence_reads_retrying", {
   description: "Users whose presence read failed and is being retried with backoff"
 })
+
+/**
+ * PBX websocket connections that ended (labels `stage`: login | connected; `reason`: closed | socket_error | timeout |
+ * refused | defect | connector). A connection that fails before logging in is counted here and logged with its cause.
+ */
+export const pbxConnectionEnds = Metric.counter("connector_pbx_connection_ends_total", {
+  description: "PBX websocket connections that ended, by stage and reason",
+  incremental: true
+})

@@ -4,7 +4,10 @@
  */
 import { Schema, SchemaGetter } from "effect"
 
-/** Documented `availability` values (protocols.md §1.4). */
+/**
+ * Documented `availability` values. Microsoft's current presence page also lists Focusing, InACall, InAMeeting and
+ * Presenting here (docs/protocol-notes.md, "Presence values"), which older pages and samples carry in `activity` only.
+ */
 export const Availabilities = [
   "Available",
   "AvailableIdle",
@@ -13,8 +16,12 @@ export const Availabilities = [
   "Busy",
   "BusyIdle",
   "DoNotDisturb",
+  "Focusing",
+  "InACall",
+  "InAMeeting",
   "Offline",
-  "PresenceUnknown"
+  "PresenceUnknown",
+  "Presenting"
 ] as const
 export type KnownAvailability = typeof Availabilities[number]
 
@@ -38,6 +45,32 @@ export const Activities = [
 ] as const
 export type KnownActivity = typeof Activities[number]
 
+/**
+ * Every value either field may carry. Both fields decode against this one vocabulary, because Microsoft moves values
+ * between them (a specific value such as InACall may arrive as the availability or as the activity).
+ */
+export const PresenceValues = [
+  "Available",
+  "AvailableIdle",
+  "Away",
+  "BeRightBack",
+  "Busy",
+  "BusyIdle",
+  "DoNotDisturb",
+  "Focusing",
+  "InACall",
+  "InAConferenceCall",
+  "Inactive",
+  "InAMeeting",
+  "Offline",
+  "OffWork",
+  "OutOfOffice",
+  "PresenceUnknown",
+  "Presenting",
+  "UrgentInterruptionsOnly"
+] as const satisfies ReadonlyArray<KnownAvailability | KnownActivity>
+export type PresenceValue = typeof PresenceValues[number]
+
 /** A value Graph sent that the project does not know (yet); kept verbatim for logs and counters. */
 export const UnknownValue = Schema.TaggedStruct("Unknown", { raw: Schema.String })
 export type UnknownValue = typeof UnknownValue.Type
@@ -60,16 +93,16 @@ const caseInsensitiveLiterals = <const L extends ReadonlyArray<string>>(known: L
   )
 }
 
-export const Availability = caseInsensitiveLiterals(Availabilities)
+/** A presence value as either field carries it: one of `PresenceValues`, or `Unknown(raw)`. */
+export const PresenceValueSchema = caseInsensitiveLiterals(PresenceValues)
+export const Availability = PresenceValueSchema
 export type Availability = typeof Availability.Type
-export const Activity = caseInsensitiveLiterals(Activities)
+export const Activity = PresenceValueSchema
 export type Activity = typeof Activity.Type
 
-/** Looks up a documented activity or availability name ignoring case (used for configuration keys). */
-export const findActivity = (name: string): KnownActivity | undefined =>
-  Activities.find((value) => value.toLowerCase() === name.trim().toLowerCase())
-export const findAvailability = (name: string): KnownAvailability | undefined =>
-  Availabilities.find((value) => value.toLowerCase() === name.trim().toLowerCase())
+/** Looks up a documented presence value ignoring case (used for configuration keys). */
+export const findPresenceValue = (name: string): PresenceValue | undefined =>
+  PresenceValues.find((value) => value.toLowerCase() === name.trim().toLowerCase())
 
 export const ItemBody = Schema.Struct({
   content: Schema.optionalKey(Schema.NullOr(Schema.String)),

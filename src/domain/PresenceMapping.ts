@@ -1,32 +1,32 @@
 /**
- * The pure Teams → PBX presence mapping (protocols.md §2.7), overridable per Teams activity, plus the same mapping as
- * a one-way Schema so that decoding a Graph presence yields the PBX command directly.
+ * The pure Teams → PBX presence mapping (protocols.md §2.7), overridable per Teams presence value, plus the same
+ * mapping as a one-way Schema so that decoding a Graph presence yields the PBX command directly.
+ *
+ * Both fields are read: Microsoft carries a specific value such as InACall in `activity` on older pages and samples,
+ * and in `availability` on its current one. Of the two known values the more specific one decides; at equal
+ * specificity the activity decides (the original connector mapped by activity).
  */
 import { Schema, SchemaGetter } from "effect"
-import {
-  Activities,
-  type Availability,
-  Availabilities,
-  findActivity,
-  findAvailability,
-  GraphPresence,
-  isUnknown,
-  type KnownActivity,
-  type KnownAvailability
-} from "./Presence.ts"
+import { findPresenceValue, GraphPresence, isUnknown, type PresenceValue, PresenceValues } from "./Presence.ts"
 import { clearPresence, isPbxActivity, type PbxActivity, PbxActivities, PbxPresenceCommand, setPresence } from "./PbxPresence.ts"
 
 /** A mapping target: a PBX activity, or "clear" (the Teams presence is removed from the PBX). */
 export type MappingTarget = PbxActivity | "clear"
 
-/** The original connector's table, by Teams activity. */
-export const defaultActivityTable: Readonly<Record<KnownActivity, MappingTarget>> = {
+/**
+ * The original connector's table (protocols.md §2.7), completed with the values Microsoft documents today, each with
+ * the nearest PBX presence: Focusing (Teams shows it under Do not disturb) → dnd, AvailableIdle → clear (available),
+ * BusyIdle → busy.
+ */
+export const defaultMappingTable: Readonly<Record<PresenceValue, MappingTarget>> = {
   Away: "away",
   BeRightBack: "away",
   OutOfOffice: "away",
   Busy: "busy",
+  BusyIdle: "busy",
   DoNotDisturb: "dnd",
   UrgentInterruptionsOnly: "dnd",
+  Focusing: "dnd",
   InACall: "on-the-phone",
   Presenting: "on-the-phone",
   InAConferenceCall: "on-the-phone",
@@ -34,21 +34,34 @@ export const defaultActivityTable: Readonly<Record<KnownActivity, MappingTarget>
   Inactive: "clear",
   PresenceUnknown: "clear",
   Available: "clear",
+  AvailableIdle: "clear",
   Offline: "clear",
   OffWork: "clear"
 }
 
-/** Used only when the activity is not one the project knows. */
-export const defaultAvailabilityTable: Readonly<Record<KnownAvailability, MappingTarget>> = {
-  Available: "clear",
-  AvailableIdle: "clear",
-  Away: "away",
-  BeRightBack: "away",
-  Busy: "busy",
-  BusyIdle: "busy",
-  DoNotDisturb: "dnd",
-  Offline: "clear",
-  PresenceUnknown: "clear"
+/**
+ * How much a value says about what the user is doing: 3 = a specific activity (a call, a meeting, focus time, out of
+ * office), 2 = a base state, 1 = nothing known. The more specific of the two fields decides.
+ */
+export const specificity: Readonly<Record<PresenceValue, 1 | 2 | 3>> = {
+  InACall: 3,
+  InAConferenceCall: 3,
+  InAMeeting: 3,
+  Presenting: 3,
+  Focusing: 3,
+  UrgentInterruptionsOnly: 3,
+  OutOfOffice: 3,
+  OffWork: 3,
+  Available: 2,
+  AvailableIdle: 2,
+  Away: 2,
+  BeRightBack: 2,
+  Busy: 2,
+  BusyIdle: 2,
+  DoNotDisturb: 2,
+  Inactive: 2,
+  Offline: 2,
+  PresenceUnknown: 1
 }
 
 export interface NoteOptions {
@@ -57,15 +70,13 @@ export interface NoteOptions {
 }
 
 export interface MappingConfig {
-  /** Overrides by Teams activity (or, for the fallback, availability). Keys are normalised to the documented spelling. */
-  readonly activities: Partial<Record<KnownActivity, MappingTarget>>
-  readonly availabilities: Partial<Record<KnownAvailability, MappingTarget>>
+  /** Overrides by Teams presence value, whichever field carries it. Keys are normalised to the documented spelling. */
+  readonly values: Partial<Record<PresenceValue, MappingTarget>>
   readonly note: NoteOptions
 }
 
 export const defaultMappingConfig: MappingConfig = {
-  activities: {},
-  availabilities: {},
+  values: {},
   note: { enabled: false, maxLength: 100 }
 }
 
@@ -75,27 +86,29 @@ export type MappingBasis = "activity" | "availability" | "none"
 export interface MappingResult {
   readonly command: PbxPresenceCommand
   readonly basis: MappingBasis
+  /** The value that decided it, when one did. */
+  readonly value?: PresenceValue
 }
 
 const targetToCommand = (target: MappingTarget, note: string): PbxPresenceCommand =>
   target === "clear" ? clearPresence : setPresence(target, note)
 
-const availabilityTarget = (availability: Availability, config: MappingConfig): MappingTarget | undefined =>
-  isUnknown(availability)
-    ? undefined
-    : config.availabilities[availability] ?? defaultAvailabilityTable[availability]
+/** The field whose value decides: the more specific known one, the activity when both are equally specific. */
+export const decidingField = (presence: Pick<GraphPresence, "availability" | "activity">): MappingBasis => {
+  const { activity, availability } = presence
+  if (isUnknown(activity)) return isUnknown(availability) ? "none" : "availability"
+  if (isUnknown(availability)) return "activity"
+  return specificity[availability] > specificity[activity] ? "availability" : "activity"
+}
 
 /** Maps one Graph presence to the PBX command, and says which field decided it. Total: never throws. */
 export const mapPresenceDetailed = (presence: GraphPresence, config: MappingConfig = defaultMappingConfig): MappingResult => {
+  const basis = decidingField(presence)
+  const value = basis === "activity" ? presence.activity : basis === "availability" ? presence.availability : undefined
+  if (value === undefined || isUnknown(value)) return { command: clearPresence, basis: "none" }
   const note = config.note.enabled ? presenceNote(presence, config.note.maxLength) : ""
-  if (!isUnknown(presence.activity)) {
-    const target = config.activities[presence.activity] ?? defaultActivityTable[presence.activity]
-    return { command: targetToCommand(target, note), basis: "activity" }
-  }
-  const fallback = availabilityTarget(presence.availability, config)
-  return fallback === undefined
-    ? { command: clearPresence, basis: "none" }
-    : { command: targetToCommand(fallback, note), basis: "availability" }
+  const target = config.values[value] ?? defaultMappingTable[value]
+  return { command: targetToCommand(target, note), basis, value }
 }
 
 export const mapPresence = (presence: GraphPresence, config: MappingConfig = defaultMappingConfig): PbxPresenceCommand =>
@@ -144,15 +157,14 @@ export interface MappingIssue {
 }
 
 /**
- * Validates overrides: every key must name a documented Teams activity or availability, every value a PBX activity or
- * "clear". Returns all issues at once, so a configuration is reported whole.
+ * Validates overrides: every key must name a documented Teams presence value, every value a PBX activity or "clear".
+ * Returns all issues at once, so a configuration is reported whole.
  */
 export const buildMappingConfig = (
   overrides: MappingOverrides,
   note: NoteOptions = defaultMappingConfig.note
 ): { readonly config: MappingConfig; readonly issues: ReadonlyArray<MappingIssue> } => {
-  const activities: Partial<Record<KnownActivity, MappingTarget>> = {}
-  const availabilities: Partial<Record<KnownAvailability, MappingTarget>> = {}
+  const values: Partial<Record<PresenceValue, MappingTarget>> = {}
   const issues: Array<MappingIssue> = []
   for (const [key, rawValue] of Object.entries(overrides)) {
     const value = rawValue.trim().toLowerCase()
@@ -167,23 +179,17 @@ export const buildMappingConfig = (
         message: `"${rawValue}" is not a PBX activity; expected one of ${PbxActivities.join(", ")} or clear`
       })
     }
-    const activity = findActivity(key)
-    const availability = findAvailability(key)
-    if (activity === undefined && availability === undefined) {
+    const presenceValue = findPresenceValue(key)
+    if (presenceValue === undefined) {
       issues.push({
         key,
-        message: `"${key}" is not a Teams activity or availability; expected one of ${
-          [...new Set([...Activities, ...Availabilities])].join(", ")
-        }`
+        message: `"${key}" is not a Teams activity or availability; expected one of ${PresenceValues.join(", ")}`
       })
       continue
     }
-    if (target === undefined) continue
-    if (activity !== undefined) activities[activity] = target
-    // A name that is both (Away, Busy, …) is an activity override; availability-only names (BusyIdle) feed the fallback.
-    if (availability !== undefined && activity === undefined) availabilities[availability] = target
+    if (target !== undefined) values[presenceValue] = target
   }
-  return { config: { activities, availabilities, note }, issues }
+  return { config: { values, note }, issues }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

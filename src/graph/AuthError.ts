@@ -97,7 +97,12 @@ const byCode: Record<number, (credential: string) => Classified> = {
   70011: () => ({
     reason: "InvalidScope",
     what: "the requested scope is not valid (AADSTS70011)",
-    fix: "Check the Graph base URL in the configuration (the scope is <graphBaseUrl>/.default)."
+    fix: "Check the Graph base URL in the configuration: the scope is the Graph cloud's root followed by /.default."
+  }),
+  500011: () => ({
+    reason: "InvalidScope",
+    what: "the tenant does not know the requested resource (AADSTS500011)",
+    fix: "Check the Graph base URL in the configuration and that the tenant is in the same cloud as the login base URL."
   }),
   7000218: () => ({
     reason: "Other",

@@ -48,8 +48,34 @@ export const accountRef = (name: string): CredentialRef => ({ _tag: "Account", n
 export const credentialKey = (credential: CredentialRef): string =>
   credential._tag === "App" ? "app" : `account:${credential.name}`
 
-/** `https://graph.microsoft.com/.default` for the public cloud; derived so national clouds and the simulator work too. */
-export const graphScope = (settings: GraphSettings): string => `${trimSlash(settings.graphBaseUrl)}/.default`
+/**
+ * Microsoft Graph's root in each cloud; a scope names Graph by the root of its own cloud (Learn: graph/deployments,
+ * graph/sdks/national-clouds).
+ */
+export const graphCloudHosts: ReadonlyArray<string> = [
+  "graph.microsoft.com",
+  "graph.microsoft.us",
+  "dod-graph.microsoft.us",
+  "microsoftgraph.chinacloudapi.cn"
+]
+
+/**
+ * The `.default` scope of Microsoft Graph: `https://<cloud root>/.default` when `graphBaseUrl` is a Graph cloud, else
+ * (a proxy, a simulator) the public cloud's `https://graph.microsoft.com/.default` — the resource stays Graph whatever
+ * address it is reached at.
+ */
+export const graphScope = (settings: GraphSettings): string => {
+  const host = parseHost(settings.graphBaseUrl)
+  return host !== undefined && graphCloudHosts.includes(host) ? `https://${host}/.default` : `${defaultGraphBaseUrl}/.default`
+}
+
+const parseHost = (url: string): string | undefined => {
+  try {
+    return new URL(url).hostname.toLowerCase()
+  } catch {
+    return undefined
+  }
+}
 
 export const trimSlash = (url: string): string => url.replace(/\/+$/, "")
 

@@ -32,7 +32,9 @@ export const makeCertificateRotation = Effect.fnUntraced(function*(manager: {
   const settings = yield* SubscriptionSettings
   const certificates = yield* CertificateStore
   const pool = yield* DecryptPool
-  const rich = settings.mode === "push" && settings.includeResourceData
+  // With an unreadable key store (certificates.problem) nothing is checked, rotated or retired: the store's problem is
+  // on the status page, and the keys on disk stay untouched until an administrator has fixed them.
+  const rich = settings.mode === "push" && settings.includeResourceData && certificates.problem === undefined
   /** Wakes the key-retirement fiber after anything that may have released an old certificate. */
   const retirementKick = yield* Queue.sliding<void>(1)
   /** When each old key was first seen named by no subscription (in memory: a restart restarts the grace period). */
@@ -130,14 +132,17 @@ export const makeCertificateRotation = Effect.fnUntraced(function*(manager: {
 
   return {
     status: () => certificateStatus,
-    /** The certificate a new presence subscription names (none without resource data). */
+    /**
+     * The certificate a new presence subscription names (none without resource data); fails when the key store is
+     * unreadable, and the subscription is then not created.
+     */
     forNewSubscription: settings.includeResourceData ? certificates.current : Effect.succeed(undefined),
     /**
      * The current certificate when the subscription names an older one: its renewal PATCHes it in (a rotation, or the
      * retry of a rotation PATCH that failed).
      */
     replacementFor: Effect.fnUntraced(function*(certificateId: string | undefined) {
-      const certificate = rich && certificateId !== undefined ? yield* certificates.current : undefined
+      const certificate = rich && certificateId !== undefined ? yield* certificates.current.pipe(Effect.orElseSucceed(() => undefined)) : undefined
       return certificate !== undefined && certificate.id !== certificateId ? certificate : undefined
     }),
     /** After each step: lets the retirement fiber look whether an old key was released. */

@@ -20,14 +20,14 @@ import {
 } from "./SubscriptionApi.ts"
 import { every } from "./PollSchedule.ts"
 import { makeCertificateRotation } from "./SubscriptionCertificates.ts"
-import { LicenceCheck } from "./SubscriptionLicenceCheck.ts"
+import { withExpiryRetry } from "./SubscriptionExpiry.ts"
+import { LicenceCheck, permittedUsers } from "./SubscriptionLicenceCheck.ts"
 import { notificationUrls, SubscriptionSettings } from "./SubscriptionSettings.ts"
 import { planShards, sameMembers } from "./SubscriptionShards.ts"
 import {
   adopt,
   countFailure,
   countRenewal,
-  isoIn,
   type Live,
   makePersister,
   minutes,
@@ -46,6 +46,8 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
   readonly state: SubscriptionRef.SubscriptionRef<SubscriptionsState>
   /** User ids whose presences must be re-read (after a recreate, `missed`, …): the reconciler listens. */
   readonly resyncs: Stream.Stream<ReadonlyArray<string>>
+  /** The users the live presence subscriptions hold (Teams ids in lower case), adopted ones included. */
+  readonly held: Effect.Effect<ReadonlySet<string>>
   /** Renews every presence subscription now (the timer does this every presenceRenewMinutes). */
   readonly renewPresence: Effect.Effect<void>
   readonly renewUsers: Effect.Effect<void>
@@ -64,6 +66,7 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
       const inbox = yield* NotificationsInbox
       const licence = yield* LicenceCheck
       const urls = notificationUrls(settings)
+      const expiry = { expiryMinutes: settings.presenceExpiryMinutes, renewMinutes: settings.presenceRenewMinutes }
       const accounts = graph.accounts.map((a) => a.name)
       const lock = yield* Semaphore.make(1)
       const ready = yield* Deferred.make<void>()
@@ -116,36 +119,50 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         )
       })
 
-      const createShard = Effect.fnUntraced(function*(shard: Shard) {
+      /** Creates the shard's subscription for the licensed users; `checked`: the users a check just permitted. */
+      const createShard = Effect.fnUntraced(function*(shard: Shard, checked?: ReadonlyArray<string>) {
         if (shard.account === undefined) {
           shard.status = "needsAccount"
           shard.error = `${shard.userIds.length} users need another technical account: one presence subscription per ` +
             `delegated account holds at most ${settings.maxUsersPerShard} users`
           return
         }
-        const permitted = yield* licence.check(shard.userIds)
+        const answers = checked === undefined ? yield* licence.check(shard.userIds) : undefined
+        const permitted = checked ?? permittedUsers(shard.userIds, answers!, [])
         if (permitted.length === 0) {
-          shard.status = "active"
-          shard.error = undefined
+          // Nobody to subscribe; while licences are not known yet that is a wait, not a decision.
+          const waiting = answers !== undefined && shard.userIds.some((id) => answers.get(id) === "unknown")
+          shard.status = waiting ? "waiting" : "active"
+          shard.error = waiting ? "waiting for the PBX to confirm the users' licences" : undefined
           return
         }
         shard.status = "creating"
         yield* SubscriptionRef.set(state, snapshot())
         const now = yield* Clock.currentTimeMillis
         const clientState = crypto.randomBytes(32).toString("base64url")
-        const encryption = yield* certificate.forNewSubscription
-        const body: CreateSubscription = {
+        const named = yield* certificate.forNewSubscription.pipe(Effect.result)
+        if (named._tag === "Failure") {
+          shard.status = "error"
+          shard.error = `cannot create the presence subscription: ${named.failure.message}`
+          return yield* Effect.logError(shard.error).pipe(Effect.annotateLogs({ shard: shard.key }))
+        }
+        const encryption = named.success
+        const body = (expirationDateTime: string): CreateSubscription => ({
           changeType: "updated",
           notificationUrl: urls.notificationUrl,
           lifecycleNotificationUrl: urls.lifecycleNotificationUrl,
           resource: presenceResource(permitted),
-          expirationDateTime: isoIn(now, settings.presenceExpiryMinutes),
+          expirationDateTime,
           clientState,
           includeResourceData: encryption !== undefined,
           ...(encryption !== undefined ? { encryptionCertificate: encryption.certificate, encryptionCertificateId: encryption.id } : {})
-        }
+        })
+        const account = accountRef(shard.account)
         const withdraw = yield* inbox.expect({ kind: "presence", key: shard.key, clientState: Redacted.make(clientState) })
-        const created = yield* createWithRetry(accountRef(shard.account), body).pipe(Effect.result, Effect.ensuring(withdraw))
+        const created = yield* withExpiryRetry({ ...expiry, what: "creating" }, (at) => createWithRetry(account, body(at))).pipe(
+          Effect.result,
+          Effect.ensuring(withdraw)
+        )
         if (created._tag === "Failure") {
           shard.status = "error"
           shard.error = `creating the presence subscription failed: ${describeError(created.failure)}`
@@ -170,23 +187,26 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         yield* PubSub.publish(resyncs, permitted)
       })
 
-      const recreate = Effect.fnUntraced(function*(shard: Shard) {
+      const recreate = Effect.fnUntraced(function*(shard: Shard, checked?: ReadonlyArray<string>) {
         yield* dropSubscription(shard)
-        yield* createShard(shard)
+        yield* createShard(shard, checked)
       })
 
       // Typed: the certificate rotation calls it back, so its type cannot be inferred.
       const renewShard: (shard: Shard) => Effect.Effect<void> = Effect.fnUntraced(function*(shard: Shard) {
         if (shard.account === undefined) return yield* createShard(shard)
         if (shard.live === undefined) return yield* createShard(shard)
-        const permitted = yield* licence.check(shard.userIds)
-        if (!sameMembers(permitted, shard.live.subscribedIds)) return yield* recreate(shard)
+        // Unknown answers keep the users the subscription holds: a check that cannot decide never empties it.
+        const permitted = permittedUsers(shard.userIds, yield* licence.check(shard.userIds), shard.live.subscribedIds)
+        if (!sameMembers(permitted, shard.live.subscribedIds)) return yield* recreate(shard, permitted)
         const now = yield* Clock.currentTimeMillis
         const replace = yield* certificate.replacementFor(shard.live.certificateId)
-        const answer = yield* api.renew(accountRef(shard.account), shard.live.subscriptionId, {
-          expirationDateTime: isoIn(now, settings.presenceExpiryMinutes),
-          ...(replace !== undefined ? { encryptionCertificate: replace.certificate, encryptionCertificateId: replace.id } : {})
-        }).pipe(Effect.result)
+        const { account, live } = { account: accountRef(shard.account), live: shard.live }
+        const answer = yield* withExpiryRetry({ ...expiry, what: "renewing" }, (expirationDateTime) =>
+          api.renew(account, live.subscriptionId, {
+            expirationDateTime,
+            ...(replace !== undefined ? { encryptionCertificate: replace.certificate, encryptionCertificateId: replace.id } : {})
+          })).pipe(Effect.result)
         if (answer._tag === "Success") {
           shard.live = {
             ...shard.live,
@@ -278,8 +298,10 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
             const changed = previous === undefined || !sameMembers(previous.userIds, planned.userIds)
             shard.userIds = planned.userIds
             next.push(shard)
+            // A change the live subscription already reflects (its users left after a licence check) needs no call.
+            const reflected = shard.live !== undefined && sameMembers(planned.userIds, shard.live.subscribedIds)
             if (shard.account === undefined) yield* createShard(shard)
-            else if (changed) yield* recreate(shard)
+            else if (changed && !reflected) yield* recreate(shard)
             else if (shard.live === undefined) yield* createShard(shard)
           }
           for (const gone of shards.filter((s) => !plan.some((p) => p.key === s.key))) yield* dropSubscription(gone)
@@ -337,6 +359,7 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
 
       return SubscriptionManager.of({
         setDesiredUsers,
+        held: Effect.sync(() => new Set(shards.flatMap((s) => (s.live?.subscribedIds ?? []).map((id) => id.toLowerCase())))),
         state,
         resyncs: Stream.fromPubSub(resyncs),
         renewPresence: renewPresenceNow,

@@ -62,7 +62,7 @@ export const defaultSubscriptionSettings = (
   notificationPath: "/graph/notifications",
   lifecyclePath: "/graph/lifecycle",
   includeResourceData: true,
-  presenceExpiryMinutes: 60,
+  presenceExpiryMinutes: 58,
   presenceRenewMinutes: 10,
   usersExpiryMinutes: 4230,
   usersRenewMinutes: 60,

@@ -8,7 +8,7 @@ import type { SubscriptionCallError } from "./SubscriptionApi.ts"
 import type { CertificateStatus } from "./SubscriptionCertificates.ts"
 import { loadState, type PersistedState, type PersistedSubscription, saveState } from "./SubscriptionStore.ts"
 
-export type ShardStatusKind = "active" | "creating" | "error" | "needsAccount"
+export type ShardStatusKind = "active" | "creating" | "waiting" | "error" | "needsAccount"
 
 export interface ShardStatus {
   readonly key: string
@@ -72,7 +72,7 @@ export const adopt = Effect.fnUntraced(function*(dataDir: string, accounts: Read
     key: p.key,
     account: accounts.includes(p.account) ? p.account : undefined,
     userIds: p.userIds,
-    live: p.subscription === undefined ? undefined : { ...p.subscription, subscribedIds: p.userIds },
+    live: p.subscription === undefined ? undefined : { ...p.subscription, subscribedIds: p.subscribedIds ?? p.userIds },
     lastRenewalAt: undefined,
     status: "active",
     error: undefined
@@ -98,7 +98,7 @@ export const toPersisted = (shards: ReadonlyArray<Shard>, users: PersistedSubscr
       key: s.key,
       account: s.account,
       userIds: s.userIds,
-      ...(s.live !== undefined ? { subscription: strip(s.live) } : {})
+      ...(s.live !== undefined ? { subscription: strip(s.live), subscribedIds: s.live.subscribedIds } : {})
     }]
   ),
   ...(users !== undefined ? { users } : {})

@@ -18,7 +18,9 @@ export const PersistedShard = Schema.Struct({
   key: Schema.String,
   account: Schema.String,
   userIds: Schema.Array(Schema.String),
-  subscription: Schema.optionalKey(PersistedSubscription)
+  subscription: Schema.optionalKey(PersistedSubscription),
+  /** The users the subscription's resource names (the licensed part of `userIds`); absent in older files. */
+  subscribedIds: Schema.optionalKey(Schema.Array(Schema.String))
 })
 export type PersistedShard = typeof PersistedShard.Type
 

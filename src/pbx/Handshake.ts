@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto"
 import { type Cause, Effect, Queue, Schema } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { digestMatches, loginDigest, rawTopLevelMember } from "./AppLoginDigest.ts"
+import { maskSecrets } from "./ConnectionEnd.ts"
 import type { PbxMessage } from "./PbxConnection.ts"
 import { AppLogin, Envelope, parseJson } from "./PbxMessages.ts"
 import type { PbxSettingsOptions } from "./PbxSettings.ts"
@@ -16,6 +17,9 @@ const decodeAppLogin = Schema.decodeUnknownResult(AppLogin)
 /** A fresh challenge: 16 hex digits from the system CSPRNG (a login nonce must be unpredictable, which Random is not). */
 const newChallenge = (): string => randomBytes(8).toString("hex")
 
+/** A frame as a log line quotes it: password-like members masked, then clipped. */
+export const preview = (text: string): string => clip(maskSecrets(text), 200)
+
 export type Frame = { readonly text: string; readonly json: Record<string, unknown>; readonly envelope: Envelope }
 
 /** Parses one frame; logs (rate-limited per peer) and returns undefined when it is not a JSON object with an `mt`. */
@@ -23,14 +27,14 @@ export const readFrame = (text: string, who: string) =>
   Effect.gen(function*() {
     const json = parseJson(text)
     if (json === undefined) {
-      yield* Effect.logWarning(`${who}: ignored a frame that is not JSON: ${clip(text, 200)}`).pipe(
+      yield* Effect.logWarning(`${who}: ignored a frame that is not JSON: ${preview(text)}`).pipe(
         Effect.annotateLogs({ logKey: `pbx-frame-not-json:${who}` })
       )
       return undefined
     }
     const envelope = decodeEnvelope(json)
     if (envelope._tag === "Failure") {
-      yield* Effect.logWarning(`${who}: ignored a frame without a valid "mt": ${clip(text, 200)}`).pipe(
+      yield* Effect.logWarning(`${who}: ignored a frame without a valid "mt": ${preview(text)}`).pipe(
         Effect.annotateLogs({ logKey: `pbx-frame-no-mt:${who}` })
       )
       return undefined

@@ -11,8 +11,9 @@ import * as Socket from "effect/socket/Socket"
 import { clip } from "../domain/LogText.ts"
 import { type LoginBackoff, makeLoginBackoff } from "../domain/LoginBackoff.ts"
 import { loginFailures, oversizedFrames } from "../domain/Metrics.ts"
+import { type ConnectionEnd, countEnd, describeEnd, logAndCount } from "./ConnectionEnd.ts"
 import { endedByOversizedFrame, isRawSocket, type RawSocket, watchBytes } from "./FrameLimits.ts"
-import { type Frame, handshake, readFrame } from "./Handshake.ts"
+import { type Frame, handshake, preview, readFrame } from "./Handshake.ts"
 import { corkPerTick, makeConnection, type PbxMessage } from "./PbxConnection.ts"
 import { PbxConnections } from "./PbxConnections.ts"
 import { PbxInfo } from "./PbxMessages.ts"
@@ -24,6 +25,18 @@ const countLogin = (outcome: "failed" | "refused") =>
   Metric.update(Metric.withAttributes(loginFailures, { endpoint: "pbx", outcome }), 1)
 
 let connectionIds = 0
+
+/**
+ * Dead-peer detection without protocol traffic: the AppWebsocket protocol has the client (here the PBX) send
+ * KeepAlive, never the app service (docs/protocol-notes.md, "KeepAlive"), so the connector asks the operating system
+ * to probe the idle TCP connection instead.
+ */
+const enableTcpKeepAlive = (request: HttpServerRequest.HttpServerRequest, idleMillis: number): void => {
+  const socket: unknown = (request.source as { readonly socket?: unknown }).socket
+  if (typeof socket === "object" && socket !== null && "setKeepAlive" in socket && typeof socket.setKeepAlive === "function") {
+    socket.setKeepAlive(true, idleMillis)
+  }
+}
 
 /** The TCP socket under an upgraded request served by Node's HTTP server; undefined for other servers. */
 const tcpSocketOf = (request: HttpServerRequest.HttpServerRequest): RawSocket | undefined => {
@@ -44,7 +57,8 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undef
     const writer = yield* socket.writer
     const frames = yield* Queue.unbounded<string, Cause.Done>()
     const ended = yield* Deferred.make<string>()
-    let lastWriteAt = yield* Clock.currentTimeMillis
+    /** How the socket ended, once it has: the real cause behind the frame queue's end. */
+    let socketEnd: ConnectionEnd | undefined
     // Frames written in one tick leave together: one syscall per wave of SetPresence, not one per frame.
     const hold = corkPerTick(tcp)
     const holdThenWrite = (text: string) => Effect.andThen(Effect.sync(hold), writer.write(text))
@@ -58,6 +72,7 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undef
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         if (tooMuchBeforeLogin === undefined) return
+        yield* countEnd("login", "refused")
         yield* Metric.update(Metric.withAttributes(oversizedFrames, { phase: "login" }), 1)
         backoff.fail(peer, yield* Clock.currentTimeMillis)
         yield* Effect.logError(
@@ -74,19 +89,18 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undef
         for (const text of batch) yield* Queue.offer(frames, text)
       }
     }).pipe(
-      Effect.catchCause((cause) =>
-        Effect.andThen(
-          Deferred.succeed(ended, endedByOversizedFrame(cause) ? oversized : Cause.pretty(cause).split("\n")[0] ?? "socket closed"),
-          Queue.end(frames)
-        )
-      ),
+      Effect.catchCause((cause) => {
+        socketEnd = endedByOversizedFrame(cause)
+          ? { reason: "socket_error", text: oversized }
+          : describeEnd(cause, [settings.appPassword])
+        return Effect.andThen(Deferred.succeed(ended, socketEnd.text), Queue.end(frames))
+      }),
       Effect.forkScoped
     )
 
     const write = (text: string) =>
       Effect.gen(function*() {
         if (yield* Deferred.isDone(ended)) return
-        lastWriteAt = yield* Clock.currentTimeMillis
         yield* Effect.raceFirst(Effect.ignore(holdThenWrite(text)), Deferred.await(ended))
       })
     const send = (message: PbxMessage) => write(JSON.stringify(message))
@@ -107,21 +121,24 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undef
           Effect.succeed(
             {
               _tag: "Refused",
-              kind: "timeout",
               pbx: peer,
               reason: `no AppLogin within ${settings.loginTimeoutMs} ms`,
+              kind: "timeout",
               fix: "Check that the App object's URL points at this connector and that its Websocket checkmark is set"
             } as const
           )
       }),
-      Effect.catchCause(() => Effect.succeed(undefined))
+      Effect.catchCause((cause) => Effect.succeed({ _tag: "Broken", cause } as const))
     )
     loginWatch?.stop()
-    if (outcome === undefined) {
-      if (tooMuchBeforeLogin === undefined) yield* Effect.logDebug(`PBX connection from ${peer} closed before logging in`)
-      return
+    if (outcome._tag === "Broken") {
+      // Too much before login: the finalizer above says so.
+      if (tooMuchBeforeLogin !== undefined) return
+      // The frame queue ends when the socket does: the socket's own end is the real cause, else the handshake's.
+      return yield* logAndCount("login", `PBX connection from ${peer}`, socketEnd ?? describeEnd(outcome.cause, [settings.appPassword]))
     }
     if (outcome._tag === "Refused") {
+      yield* countEnd("login", outcome.kind === "timeout" ? "timeout" : "refused")
       const failure = outcome.kind === "timeout" ? undefined : backoff.fail(peer, yield* Clock.currentTimeMillis)
       if (failure !== undefined) yield* countLogin("failed")
       yield* Effect.logError(`PBX login refused (${peer}): ${outcome.reason}. ${outcome.fix}`).pipe(
@@ -172,14 +189,6 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undef
     )
     yield* connections.register(connection)
 
-    yield* Effect.gen(function*() {
-      while (true) {
-        yield* Effect.sleep(settings.keepAliveSeconds * 1000)
-        const now = yield* Clock.currentTimeMillis
-        if (now - lastWriteAt >= settings.keepAliveSeconds * 1000) yield* send({ mt: "KeepAlive" })
-      }
-    }).pipe(Effect.forkScoped)
-
     const dispatch = (frame: Frame) =>
       Effect.gen(function*() {
         const { envelope, json } = frame
@@ -201,7 +210,7 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undef
           yield* PubSub.publish(connection.indications, { envelope, message: json })
           return
         }
-        yield* Effect.logWarning(`${who}: ignored an unexpected ${clip(envelope.mt, 40)}: ${clip(frame.text, 200)}`).pipe(
+        yield* Effect.logWarning(`${who}: ignored an unexpected ${clip(envelope.mt, 40)}: ${preview(frame.text)}`).pipe(
           Effect.annotateLogs({ logKey: `pbx-unexpected:${who}` })
         )
       })
@@ -212,7 +221,19 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undef
         if (frame !== undefined) yield* dispatch(frame)
       }
     })
-    yield* loop.pipe(Effect.catchCause(() => Effect.void))
+    const stopped = yield* loop.pipe(Effect.catchCause((cause) => Effect.succeed(cause)))
+    if (socketEnd !== undefined) {
+      // The socket ended; the registry logs the disconnect with this reason.
+      yield* countEnd("connected", socketEnd.reason)
+    } else {
+      const end = describeEnd(stopped, [settings.appPassword])
+      yield* countEnd("connected", end.reason)
+      if (end.reason !== "connector") {
+        // The loop stopped on its own: a defect in the connector. Say what it was; the PBX reconnects.
+        yield* Effect.logError(`${who}: the message loop failed, closing the connection: ${end.text}`)
+        yield* Deferred.succeed(ended, `closed by the connector after an internal error: ${end.text}`)
+      }
+    }
     yield* Deferred.succeed(ended, "closed by the connector")
   }).pipe(Effect.scoped)
 
@@ -239,6 +260,7 @@ export class PbxAppService {
           })
         }
         const socket = yield* request.upgrade
+        enableTcpKeepAlive(request, settings.keepAliveSeconds * 1000)
         yield* serveSocket(socket, peer, tcpSocketOf(request), backoff).pipe(
           Effect.provideService(PbxSettings, settings),
           Effect.provideService(PbxConnections, connections),

@@ -4,7 +4,7 @@
  * its reason and published for the status page.
  */
 import { Context, Deferred, Effect, Layer, Option, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
-import type { AppLogin, PbxInfo } from "./PbxMessages.ts"
+import { type AppLogin, checkmarkOf, type PbxInfo, requiredApis } from "./PbxMessages.ts"
 import { PbxSettings } from "./PbxSettings.ts"
 import type { PbxConnection } from "./PbxConnection.ts"
 
@@ -98,7 +98,7 @@ export class PbxConnections extends Context.Service<PbxConnections, {
         yield* Effect.logInfo(
           `PBX ${connection.pbx} (${connection.isMaster ? "master" : "slave"}) logged in: App object ${
             info?.appobj ?? connection.login.sip
-          }, domain ${connection.login.domain}, licences ${info?.lics ?? 0}${info?.unlicensed ? " (unlicensed)" : ""}`
+          }, domain ${connection.login.domain}, service licences ${info?.lics ?? "none"}${info?.unlicensed === true ? ", unlicensed" : ""} (for information: pbx.licensing ${settings.licensing} decides who is served)`
         )
         yield* PubSub.publish(events, { _tag: "Up", connection })
       })
@@ -116,14 +116,19 @@ export class PbxConnections extends Context.Service<PbxConnections, {
         yield* PubSub.publish(events, { _tag: "Down", pbx: connection.pbx, id: connection.id, reason })
       })
 
+      // Per-user App licences are asked of the master with PbxAdminApi: without it nobody could be licensed.
+      const needed = (isMasterPbx: boolean): ReadonlyArray<string> =>
+        settings.licensing === "appLicence" && isMasterPbx ? [...requiredApis, "PbxAdminApi"] : requiredApis
+
       const pbxInfo = Effect.fn("PbxConnections.pbxInfo")(function*(connection: PbxConnection, info: PbxInfo) {
         const apis = info.apis ?? []
-        const missingApis = ["PbxApi", "PbxTableUsers"].filter((api) => !apis.includes(api))
+        const missingApis = needed(connection.isMaster).filter((api) => !apis.includes(api))
+        const checkmarks = missingApis.map(checkmarkOf).join(" and ")
         if (missingApis.length > 0) {
           yield* Effect.logWarning(
             `PBX ${connection.pbx}: the App object does not enable ${missingApis.join(", ")}; set the checkmark${
               missingApis.length > 1 ? "s" : ""
-            } ${missingApis.join(" and ")} on the App object`
+            } ${checkmarks} on the App object${missingApis.includes("PbxAdminApi") ? " (pbx.licensing appLicence checks every user's App licence with it)" : ""}`
           )
         } else {
           yield* Effect.logInfo(`PBX ${connection.pbx}: version ${info.version ?? "?"}, APIs ${apis.join(", ")}`)
@@ -137,9 +142,7 @@ export class PbxConnections extends Context.Service<PbxConnections, {
             ? {
               lastError: {
                 message: `the App object does not enable ${missingApis.join(" and ")}`,
-                fix: `On PBX ${connection.pbx}, open the App object and set the checkmark${missingApis.length > 1 ? "s" : ""} ${
-                  missingApis.join(" and ")
-                }`
+                fix: `On PBX ${connection.pbx}, open the App object and set the checkmark${missingApis.length > 1 ? "s" : ""} ${checkmarks}`
               }
             }
             : {})

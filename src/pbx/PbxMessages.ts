@@ -67,7 +67,9 @@ export const UserRow = Schema.Struct({
   loc: Schema.optionalKey(Schema.String),
   node: Schema.optionalKey(Schema.String),
   apps: Schema.optionalKey(Schema.Union([Schema.String, Schema.Array(Schema.Unknown)])),
-  hide: Schema.optionalKey(Schema.Boolean)
+  hide: Schema.optionalKey(Schema.Boolean),
+  /** The object's type when it is not a plain user ("waiting", "trunk", "executive", …); absent or "" for a user. */
+  pseudo: Schema.optionalKey(Schema.Union([Schema.String, Schema.Struct({ type: Schema.optionalKey(Schema.String) })]))
 })
 export type UserRow = typeof UserRow.Type
 
@@ -89,20 +91,59 @@ export const ReplicateDel = Schema.Struct({
   columns: Schema.optionalKey(Schema.Struct({ guid: Schema.String }))
 })
 
-/** The columns the connector replicates (protocols.md §2.3). */
-export const userColumns = ["guid", "h323", "cn", "dn", "e164", "emails", "h323-email", "loc", "node", "apps", "hide"] as const
+/** The columns the connector replicates (protocols.md §2.3), `pseudo` to tell users from other objects. */
+export const userColumns = ["guid", "h323", "cn", "dn", "e164", "emails", "h323-email", "loc", "node", "apps", "hide", "pseudo"] as const
 
-/** ReplicateStart for the columns above, with pushes for added and deleted rows. */
+/**
+ * The object types that are people: a plain user (no pseudo type) and an executive, as innovaphone's own replication
+ * tutorial asks for them and as PbxAdminApi SearchUsers defines user objects (docs/protocol-notes.md).
+ */
+export const userObjectTypes = ["", "executive"] as const
+
+/**
+ * ReplicateStart of a read-only consumer: `add` and `del` false (the connector never adds or deletes rows at the
+ * PBX; a publisher that cannot grant them would not start the replication), no column marked for update, and only
+ * the user object types. The PBX still pushes its own additions, updates and deletions.
+ */
 export const replicateStart = {
   api: "PbxTableUsers",
   mt: "ReplicateStart",
-  add: true,
-  del: true,
-  columns: Object.fromEntries(userColumns.map((column) => [column, {}]))
+  add: false,
+  del: false,
+  columns: Object.fromEntries(userColumns.map((column) => [column, {}])),
+  pseudo: userObjectTypes
 } as const
 
-/** The two PBX APIs the connector needs enabled on the App object. */
+/**
+ * The pseudo type of a row: "" for a plain user. The column is a string on the wire; an object with `type` or an
+ * XML-like `<… type="…">` is read too, as the exact form is not documented (docs/protocol-notes.md).
+ */
+export const pseudoType = (pseudo: UserRow["pseudo"]): string => {
+  if (pseudo === undefined) return ""
+  if (typeof pseudo !== "string") return (pseudo.type ?? "").trim().toLowerCase()
+  const attribute = /\btype\s*=\s*["']([^"']*)["']/i.exec(pseudo)
+  return (attribute === null ? pseudo : attribute[1]!).trim().toLowerCase()
+}
+
+/** Whether a row is a person the connector may match and write: a user or an executive, never a queue, trunk, … */
+export const isUserObject = (row: Pick<UserRow, "pseudo">): boolean =>
+  (userObjectTypes as ReadonlyArray<string>).includes(pseudoType(row.pseudo))
+
+/** The two PBX APIs the connector needs enabled on every App object. */
 export const requiredApis = ["PbxApi", "PbxTableUsers"] as const
+
+/**
+ * The App object's checkmark that enables each API (the App object's flags `pbx`, `tableusers`, `admin` in innovaphone's
+ * own manager plugins; docs/protocol-notes.md), so that a missing API can be fixed by its name on the page.
+ */
+export const checkmarkOf = (api: string): string =>
+  api === "PbxAdminApi" ? "Admin (PbxAdminApi)" : api === "PbxTableUsers" ? "TableUsers (PbxTableUsers)" : api
+
+/** `CheckAppLicResult`: `ok` is true when the user holds the licence. */
+export const CheckAppLicResult = Schema.Struct({
+  mt: Schema.Literal("CheckAppLicResult"),
+  ok: Schema.optionalKey(Schema.Boolean)
+})
 
 /** Parses a frame's text as JSON; undefined when it is not JSON. */
 export const parseJson = (text: string): unknown => {

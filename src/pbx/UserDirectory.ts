@@ -1,13 +1,23 @@
 /**
- * The master PBX's user directory, replicated over PbxTableUsers (protocols.md §2.3): `ReplicateStart`, `ReplicateNext`
- * until the initial load is done, then live Add / Update / Del. Exposed as a snapshot and a stream of changes; a
- * reconnect of the master reloads the table and announces it as a reset.
+ * The master PBX's user directory, replicated over PbxTableUsers (protocols.md §2.3) as a read-only consumer:
+ * `ReplicateStart`, `ReplicateNext` until the initial load is done, then live Add / Update / Del. Only people are kept:
+ * a row of another object type (waiting queue, trunk, gateway, …) never enters the directory, whatever e-mail address
+ * it carries. Exposed as a snapshot and a stream of changes; a reconnect of the master reloads the table and
+ * announces it as a reset.
  */
 import { Context, Deferred, Effect, Layer, Option, PubSub, Schema, Stream } from "effect"
 import { clip } from "../domain/LogText.ts"
 import type { PbxConnection } from "./PbxConnection.ts"
 import { PbxConnections } from "./PbxConnections.ts"
-import { ReplicateDel, ReplicateNextResult, ReplicateRow, replicateStart, type UserRow } from "./PbxMessages.ts"
+import {
+  isUserObject,
+  pseudoType,
+  ReplicateDel,
+  ReplicateNextResult,
+  ReplicateRow,
+  replicateStart,
+  type UserRow
+} from "./PbxMessages.ts"
 import { PbxSettings } from "./PbxSettings.ts"
 
 export interface PbxUser {
@@ -72,10 +82,16 @@ export const decodeReplicateMessage = (
 ):
   | { readonly _tag: "Upsert"; readonly user: PbxUser }
   | { readonly _tag: "Delete"; readonly guid: string }
+  | { readonly _tag: "NotAUser"; readonly guid: string; readonly type: string }
   | { readonly _tag: "Invalid"; readonly reason: string } =>
 {
   const row = decodeRow(message)
-  if (row._tag === "Success") return { _tag: "Upsert", user: userFromRow(row.success.columns) }
+  if (row._tag === "Success") {
+    const columns = row.success.columns
+    return isUserObject(columns)
+      ? { _tag: "Upsert", user: userFromRow(columns) }
+      : { _tag: "NotAUser", guid: columns.guid, type: pseudoType(columns.pseudo) }
+  }
   const del = decodeDel(message)
   if (del._tag === "Success") {
     const guid = del.success.columns?.guid ?? del.success.guid
@@ -107,7 +123,8 @@ export class PbxDirectory extends Context.Service<PbxDirectory, {
           return yield* Effect.logWarning(`PBX ${pbx}: ignored a malformed user table message: ${clip(edit.reason, 300)}`)
         }
         const next = new Map(users)
-        if (edit._tag === "Delete") {
+        if (edit._tag === "Delete" || edit._tag === "NotAUser") {
+          // An object that is (now) not a person leaves the directory like a deleted one.
           const previous = users.get(edit.guid)
           if (previous === undefined) return
           next.delete(edit.guid)
@@ -132,6 +149,7 @@ export class PbxDirectory extends Context.Service<PbxDirectory, {
         const pushes = yield* PubSub.subscribe(connection.indications)
         yield* connection.request(replicateStart)
         const loaded = new Map<string, PbxUser>()
+        const others = new Map<string, number>()
         while (true) {
           const result = decodeNext(yield* connection.request({ api: "PbxTableUsers", mt: "ReplicateNext" }))
           if (result._tag === "Failure") {
@@ -140,12 +158,16 @@ export class PbxDirectory extends Context.Service<PbxDirectory, {
           }
           const row = result.success.columns
           if (row === undefined) break
-          loaded.set(row.guid, userFromRow(row))
+          if (isUserObject(row)) loaded.set(row.guid, userFromRow(row))
+          else others.set(pseudoType(row.pseudo), (others.get(pseudoType(row.pseudo)) ?? 0) + 1)
         }
         users = loaded
         yield* PubSub.publish(changes, { _tag: "Reset", users: loaded })
         yield* Deferred.succeed(ready, undefined)
-        yield* Effect.logInfo(`PBX ${connection.pbx}: user table loaded, ${loaded.size} users`)
+        const ignored = [...others].map(([type, count]) => `${count} ${type}`).join(", ")
+        yield* Effect.logInfo(
+          `PBX ${connection.pbx}: user table loaded, ${loaded.size} users${ignored === "" ? "" : ` (objects that are not users, left out: ${ignored})`}`
+        )
         while (true) {
           const { envelope, message } = yield* PubSub.take(pushes)
           if (envelope.api === "PbxTableUsers") yield* apply(connection.pbx, message)

@@ -56,7 +56,7 @@ export const UsersFileAccount = Schema.Struct({
 export const UsersFilePbx = Schema.Struct({
   name: Name,
   master: Schema.optionalKey(Schema.Boolean),
-  /** Licences on the App object (default: one per user). */
+  /** Service licences on the App object (`info.lics`); none by default, as on a real PBX. */
   lics: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
 })
 
@@ -96,7 +96,7 @@ export interface SimPopulation {
   readonly accounts: ReadonlyArray<{ readonly upn: string; readonly password: Redacted.Redacted<string> | undefined; readonly mfa: boolean }>
   readonly domain: string
   readonly appName: string
-  readonly pbxs: ReadonlyArray<{ readonly name: string; readonly master: boolean; readonly lics: number }>
+  readonly pbxs: ReadonlyArray<{ readonly name: string; readonly master: boolean; readonly lics: number | undefined }>
   readonly people: ReadonlyArray<SimPerson>
 }
 
@@ -221,7 +221,7 @@ export const resolvePopulation = (file: UsersFile, count: number): SimPopulation
     })),
     domain: file.domain ?? defaults.domain,
     appName,
-    pbxs: pbxs.map((pbx) => ({ name: pbx.name, master: pbx.name === masterName, lics: pbx.lics ?? people.length })),
+    pbxs: pbxs.map((pbx) => ({ name: pbx.name, master: pbx.name === masterName, lics: pbx.lics })),
     people
   }
 }

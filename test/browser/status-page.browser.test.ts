@@ -1,18 +1,19 @@
 /**
- * The status page in a real browser (Debian's headless Chromium through playwright-core) against the embedded demo:
+ * The status page in a real browser (headless Chromium through playwright-core: Debian's where installed, else the
+ * npm package's; test/support/browser.ts) against the embedded demo:
  * all lights go green, a presence changed through the Graph simulator's HTTP control API reaches its row without a
  * reload, and the page is refused without the password. `UPDATE_SCREENSHOT=1` writes docs/status-page.png.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core"
+import type { Browser, BrowserContextOptions, Page } from "playwright-core"
 import { startDemo } from "../../src/connector/Demo.ts"
+import { launchChromium } from "../support/browser.ts"
 
-const chromiumPath = "/usr/bin/chromium"
 const password = "browser-test-password"
 const waitMillis = 30_000
 const screenshotPath = process.env["UPDATE_SCREENSHOT"] === "1"
@@ -37,36 +38,6 @@ const ephemeralPort = Effect.callback<number>((resume) => {
     const port = typeof address === "object" && address !== null ? address.port : 0
     server.close(() => resume(Effect.succeed(port)))
   })
-})
-
-const launchBrowser = Effect.fn("launchBrowser")(function*() {
-  if (!existsSync(chromiumPath)) {
-    return yield* Effect.die(
-      new Error(
-        `Chromium is missing at ${chromiumPath}: the browser test needs Debian's chromium package ` +
-          "(apt-get install -y chromium; .ci/run installs it)."
-      )
-    )
-  }
-  // launch() gives every browser a fresh temporary profile of its own (and refuses a --user-data-dir).
-  return yield* Effect.acquireRelease(
-    Effect.promise(() =>
-      chromium.launch({
-        executablePath: chromiumPath,
-        headless: true,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync"
-        ]
-      })
-    ),
-    (browser: Browser) => Effect.promise(() => browser.close())
-  )
 })
 
 const browserContext = (browser: Browser, options: BrowserContextOptions) =>
@@ -122,7 +93,7 @@ describe("status page in Chromium", () => {
         userCount: 12,
         changeEverySeconds: 0
       })
-      const browser = yield* launchBrowser()
+      const { browser } = yield* launchChromium()
 
       const context = yield* browserContext(browser, {
         httpCredentials: { username: "admin", password },

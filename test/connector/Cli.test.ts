@@ -1,17 +1,31 @@
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 const main = join(import.meta.dirname, "../../src/main.ts")
 const cwd = mkdtempSync(join(tmpdir(), "tpc-cli-"))
+const recordModules = join(import.meta.dirname, "../support/recordModules.ts")
 const run = (...args: Array<string>) => {
   const env = { ...process.env }
   delete env["CONNECTOR_CONFIG"]
   const result = spawnSync(process.execPath, [main, ...args], { cwd, env, encoding: "utf8", timeout: 30_000 })
   return { code: result.status, out: result.stdout + result.stderr }
 }
+
+/** Runs a command and returns the src/ modules it loaded (paths relative to src/). */
+const loadedSources = (...args: Array<string>): ReadonlyArray<string> => {
+  const file = join(cwd, `modules-${args[0]}.txt`)
+  const env: NodeJS.ProcessEnv = { ...process.env, RECORD_MODULES_FILE: file }
+  delete env["CONNECTOR_CONFIG"]
+  const result = spawnSync(process.execPath, ["--import", recordModules, main, ...args], { cwd, env, encoding: "utf8", timeout: 30_000 })
+  assert.strictEqual(result.status, 1, result.stdout + result.stderr)
+  const src = new URL("../../src/", import.meta.url).href
+  return readFileSync(file, "utf8").split("\n").filter((url) => url.startsWith(src)).map((url) => url.slice(src.length))
+}
+
+const simulatorCode = (path: string) => path.startsWith("simulators/") || path === "connector/Demo.ts"
 
 describe("command line", () => {
   it("--version prints the package version", () => {
@@ -54,5 +68,16 @@ describe("command line", () => {
     assert.include(out, "set (hidden)")
     assert.notInclude(out, "very-secret-value")
     assert.notInclude(out, "pbx-secret-value")
+  })
+
+  it("run loads no simulator code; the demo and simulate commands load it when they run", () => {
+    const production = loadedSources("run", "--config", join(cwd, "missing.yaml"))
+    for (const module of ["Cli.ts", "connector/Connector.ts", "graph/crypto/DecryptPool.ts", "pbx/PbxAppService.ts"]) {
+      assert.include(production, module)
+    }
+    assert.deepStrictEqual(production.filter(simulatorCode), [])
+
+    const simulate = loadedSources("simulate", "graph", "--users-file", join(cwd, "missing-users.yaml"))
+    assert.include(simulate, "simulators/graph/Standalone.ts")
   })
 })

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { makePlan, subscribedIds } from "../../src/connector/Plan.ts"
+import { emptyPlan, makePlan, matchedPbxUsers, matchForPlan, subscribedIds } from "../../src/connector/Plan.ts"
+import type { Verdict } from "../../src/pbx/Licences.ts"
 import type { TeamsUser } from "../../src/graph/TeamsUsers.ts"
 import type { PbxUser } from "../../src/pbx/UserDirectory.ts"
 
@@ -18,32 +19,59 @@ const pbx = (guid: string, email: string, extra: Partial<PbxUser> = {}): PbxUser
   ...extra
 })
 
+const licensing = { mode: "appRight" as const, name: "teams-presence" }
+const verdicts = (entries: Record<string, Verdict>) => new Map(Object.entries(entries))
+const yes: Verdict = { _tag: "Licensed" }
+const no = (reason: string): Verdict => ({ _tag: "Unlicensed", reason })
+const notKnown: Verdict = { _tag: "Unknown", reason: "the master PBX is not connected" }
+
 describe("the plan", () => {
   it("synchronises matched users that hold a licence, in PBX guid order; the rest are listed with reasons", () => {
-    const plan = makePlan({
+    const match = matchForPlan({
       teamsUsers: [teams("T-B", "b@x.com"), teams("t-a", "a@x.com"), teams("t-c", "c@x.com"), teams("t-d", "d@x.com")],
       pbxUsers: [pbx("g2", "b@x.com"), pbx("g1", "a@x.com"), pbx("g3", "c@x.com")],
-      licences: {
-        licensedGuids: new Set(["g1", "g2"]),
-        unlicensed: [{ user: pbx("g3", "c@x.com"), reason: "all 2 licences of App teams-presence are in use" }]
-      },
       strategy: { _tag: "email" }
     })
+    assert.deepStrictEqual(matchedPbxUsers(match).map((u) => u.guid).sort(), ["g1", "g2", "g3"])
+    const plan = makePlan({ match, verdicts: verdicts({ g1: yes, g2: yes, g3: no("pbx.maxUsers allows 2 users and they are in use") }), licensing })
+    assert.isTrue(plan.ready)
     assert.deepStrictEqual(subscribedIds(plan), ["t-a", "T-B"])
-    assert.deepStrictEqual(plan.unlicensed.map((u) => [u.teams.id, u.reason]), [["t-c", "all 2 licences of App teams-presence are in use"]])
+    assert.deepStrictEqual(plan.unlicensed.map((u) => [u.teams.id, u.reason]), [["t-c", "pbx.maxUsers allows 2 users and they are in use"]])
     assert.deepStrictEqual(plan.unmatchedTeams.map((t) => t.id), ["t-d"])
     assert.strictEqual(plan.matchedCount, 3)
+    assert.deepStrictEqual(plan.licensing, licensing)
     // Lookups ignore the casing of Teams ids.
     assert.strictEqual(plan.byTeamsId.get("t-b")?.pbx.guid, "g2")
   })
 
-  it("h323-email: the user name is the address", () => {
-    const plan = makePlan({
-      teamsUsers: [teams("t1", "anna@x.com")],
-      pbxUsers: [pbx("g1", "other@x.com", { h323: "anna@x.com", h323Email: true })],
-      licences: { licensedGuids: new Set(["g1"]), unlicensed: [] },
+  it("an unknown licence keeps what the previous plan decided: served stays served, the others wait", () => {
+    const match = matchForPlan({
+      teamsUsers: [teams("t1", "a@x.com"), teams("t2", "b@x.com"), teams("t3", "c@x.com")],
+      pbxUsers: [pbx("g1", "a@x.com"), pbx("g2", "b@x.com"), pbx("g3", "c@x.com")],
       strategy: { _tag: "email" }
     })
-    assert.deepStrictEqual(subscribedIds(plan), ["t1"])
+    const first = makePlan({ match, verdicts: verdicts({ g1: yes, g2: no("no licence"), g3: notKnown }), licensing })
+    assert.deepStrictEqual(subscribedIds(first), ["t1"])
+    assert.deepStrictEqual(first.unknown.map((u) => [u.teams.id, u.reason]), [["t3", "the master PBX is not connected"]])
+    const second = makePlan({ match, verdicts: verdicts({ g1: notKnown, g2: notKnown, g3: notKnown }), licensing, previous: first })
+    assert.deepStrictEqual(subscribedIds(second), ["t1"], "unknown is not unlicensed: t1 stays")
+    assert.deepStrictEqual(second.unknown.map((u) => u.teams.id), ["t2", "t3"], "and unknown is not licensed either")
+    assert.deepStrictEqual(subscribedIds(makePlan({ match, verdicts: verdicts({ g1: no("revoked") }), licensing, previous: second })), [])
+    // After a restart there is no previous plan: the users a stored subscription holds count as served.
+    const restarted = makePlan({ match, verdicts: verdicts({ g1: notKnown, g2: notKnown, g3: notKnown }), licensing, held: new Set(["t2"]) })
+    assert.deepStrictEqual(subscribedIds(restarted), ["t2"])
+  })
+
+  it("h323-email: the user name is the address", () => {
+    const match = matchForPlan({
+      teamsUsers: [teams("t1", "anna@x.com")],
+      pbxUsers: [pbx("g1", "other@x.com", { h323: "anna@x.com", h323Email: true })],
+      strategy: { _tag: "email" }
+    })
+    assert.deepStrictEqual(subscribedIds(makePlan({ match, verdicts: verdicts({ g1: yes }), licensing })), ["t1"])
+  })
+
+  it("the plan before the first one is not ready", () => {
+    assert.isFalse(emptyPlan.ready)
   })
 })

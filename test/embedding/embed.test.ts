@@ -7,15 +7,15 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Context, Effect, Layer, Option, Stream } from "effect"
+import { StatusBoard } from "teams-presence-connector"
 import {
   GraphSimulator,
   generateUsers,
   PbxSimulator,
   type SimPbxOptions,
   simUserId,
-  StatusBoard,
   SubscriptionsExtension
-} from "teams-presence-connector"
+} from "teams-presence-connector/testing"
 import { EmbeddedConnector, type EmbedOptions, reportWhenGreen } from "../../docs/examples/embed.ts"
 import { freePort } from "../../src/http/Server.ts"
 

@@ -14,6 +14,7 @@ import { GraphUser, UsersPage } from "../../src/graph/TeamsUsers.ts"
 import { TokenResponse } from "../../src/graph/TokenEndpoint.ts"
 import { GraphPresence } from "../../src/domain/Presence.ts"
 import { GraphSimulator, generateUsers, simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
+import { assertSameShape } from "../support/shape.ts"
 import { clientId, clientSecret, tenantId } from "./harness.ts"
 
 interface Sample {
@@ -55,40 +56,6 @@ const schemaFor: Record<string, Schema.Decoder<unknown>> = {
   error_405_request_bad_request: GraphErrorBody
 }
 
-type Shape = string | { readonly [key: string]: Shape } | ReadonlyArray<Shape>
-
-const shapeOf = (value: unknown): Shape =>
-  value === null
-    ? "null"
-    : Array.isArray(value)
-    ? value.length > 0 ? [shapeOf(value[0])] : []
-    : typeof value === "object"
-    ? Object.fromEntries(Object.entries(value as object).map(([key, inner]) => [key, shapeOf(inner)]))
-    : typeof value
-
-/** Every property of the sample exists in the simulator's body with the same type and nesting (null matches any). */
-const assertSameShape = (sample: unknown, actual: unknown, path = "$"): void => {
-  const expected = shapeOf(sample)
-  const got = shapeOf(actual)
-  if (expected === "null" || got === "null") return
-  if (typeof expected === "string" || typeof got === "string") {
-    assert.strictEqual(got, expected, `type at ${path}`)
-    return
-  }
-  if (Array.isArray(expected)) {
-    assert.isTrue(Array.isArray(got), `array at ${path}`)
-    if (expected.length > 0 && (got as ReadonlyArray<Shape>).length > 0) {
-      assertSameShape((sample as Array<unknown>)[0], (actual as Array<unknown>)[0], `${path}[0]`)
-    }
-    return
-  }
-  assert.isFalse(Array.isArray(got), `object at ${path}`)
-  for (const key of Object.keys(expected)) {
-    assert.isTrue(key in (actual as object), `${path}.${key} is present`)
-    assertSameShape((sample as Record<string, unknown>)[key], (actual as Record<string, unknown>)[key], `${path}.${key}`)
-  }
-}
-
 describe("graph-samples.json", () => {
   it("every relevant response sample decodes with the project's schemas", () => {
     for (const [name, schema] of Object.entries(schemaFor)) {
@@ -117,7 +84,7 @@ describe("graph-samples.json", () => {
       const call = (request: HttpClientRequest.HttpClientRequest) =>
         http.execute(request).pipe(Effect.flatMap((response) => response.json))
       const tokenUrl = `${sim.url}/${tenantId}/oauth2/v2.0/token`
-      const form = { client_id: clientId, scope: `${sim.url}/.default`, grant_type: "client_credentials" }
+      const form = { client_id: clientId, scope: "https://graph.microsoft.com/.default", grant_type: "client_credentials" }
 
       const token = yield* call(HttpClientRequest.post(tokenUrl).pipe(HttpClientRequest.bodyUrlParams({ ...form, client_secret: clientSecret })))
       assertSameShape(samples.token_client_credentials_response!.body, token)

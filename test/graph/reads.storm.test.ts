@@ -64,10 +64,10 @@ describe("presence reads through a 429 storm (real sockets)", () => {
     const plan = { synced: [{}] } as unknown as Plan
     const failing: ReadHealth = { _tag: "Failing", users: 20, since: 0, error: "TooManyRequests (HTTP 429)", attempts: 3, retryInMillis: 8_000 }
     assert.strictEqual(readsLight({ _tag: "Ok" }, 0), undefined)
-    const amber = presenceSubscriptionLight("poll", undefined, plan, failing, 60_000)
+    const amber = presenceSubscriptionLight("poll", undefined, plan, undefined, failing, 60_000)
     assert.strictEqual(amber.state, "amber")
     assert.match(amber.reason, /reading the presence of 20 users keeps failing since 00:00 UTC: TooManyRequests \(HTTP 429\); retrying in 8 s/)
-    assert.strictEqual(presenceSubscriptionLight("poll", undefined, plan, failing, readsRedAfterMillis).state, "red")
-    assert.strictEqual(presenceSubscriptionLight("poll", undefined, plan, { _tag: "Ok" }, readsRedAfterMillis).state, "green")
+    assert.strictEqual(presenceSubscriptionLight("poll", undefined, plan, undefined, failing, readsRedAfterMillis).state, "red")
+    assert.strictEqual(presenceSubscriptionLight("poll", undefined, plan, undefined, { _tag: "Ok" }, readsRedAfterMillis).state, "green")
   })
 })

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { decodeReplicateMessage, type PbxUser } from "../../src/pbx/UserDirectory.ts"
-import { licensedUsers } from "../../src/pbx/Licences.ts"
+import { applyCap, appRightVerdict } from "../../src/pbx/Licences.ts"
 
 const captures = JSON.parse(
   readFileSync(new URL("../fixtures/conformance/innovaphone-captures.json", import.meta.url), "utf8")
@@ -49,24 +49,43 @@ describe("user directory", () => {
     assert.strictEqual(decodeReplicateMessage({ mt: "ReplicateDel" })._tag, "Invalid")
   })
 
+  it("tells people (no pseudo type, or executive) from other objects of the table", () => {
+    const row = (pseudo?: unknown) => ({ mt: "ReplicateAdd", columns: { guid: "g", h323: "x", ...(pseudo !== undefined ? { pseudo } : {}) } })
+    for (const pseudo of [undefined, "", "executive", "Executive", { type: "executive" }]) {
+      assert.strictEqual(decodeReplicateMessage(row(pseudo))._tag, "Upsert", JSON.stringify(pseudo))
+    }
+    for (const [pseudo, type] of [["waiting", "waiting"], ["trunk", "trunk"], [{ type: "bc_conf" }, "bc_conf"], ["<pseudo type=\"gw\"/>", "gw"]] as const) {
+      assert.deepStrictEqual(decodeReplicateMessage(row(pseudo)), { _tag: "NotAUser", guid: "g", type }, JSON.stringify(pseudo))
+    }
+  })
+
   it("reads the comma separated apps column", () => {
     const edit = decodeReplicateMessage({ mt: "ReplicateAdd", columns: { guid: "g", apps: "teams,users, phone" } })
     assert.deepStrictEqual(edit._tag === "Upsert" ? edit.user.apps : undefined, ["teams", "users", "phone"])
   })
 })
 
-describe("licences", () => {
-  it("licenses at most lics entitled users, in a stable order by guid", () => {
+describe("licences (pure rules)", () => {
+  it("appRight: served when the apps column names the App object, in any case", () => {
+    assert.deepStrictEqual(appRightVerdict(user(1, ["users", "Teams"]), "teams"), { _tag: "Licensed" })
+    const verdict = appRightVerdict(user(2, ["users"]), "teams")
+    assert.strictEqual(verdict._tag, "Unlicensed")
+    assert.match(verdict._tag === "Unlicensed" ? verdict.reason : "", /tick teams on the user's Apps tab/)
+  })
+
+  it("the cap keeps the first licensed users by guid, the same ones whatever the order; others keep their verdict", () => {
     const entitled = Array.from({ length: 12 }, (_, i) => user(i, ["teams"]))
-    const others = [user(50, ["users"]), user(51, [])]
-    const first = licensedUsers([...entitled, ...others], 10, "teams")
-    assert.strictEqual(first.licensed.length, 10)
-    assert.deepStrictEqual(first.licensed.map((u) => u.guid), entitled.slice(0, 10).map((u) => u.guid))
-    assert.strictEqual(first.unlicensed.length, 4)
-    assert.match(first.unlicensed.find((u) => u.user.guid === "guid011")!.reason, /all 10 licences/)
-    assert.match(first.unlicensed.find((u) => u.user.guid === "guid050")!.reason, /do not include teams/)
-    // Another input order (a restart replicates rows in another order) gives the same assignment.
-    const again = licensedUsers([...others, ...entitled].reverse(), 10, "TEAMS")
-    assert.deepStrictEqual(again.licensed.map((u) => u.guid), first.licensed.map((u) => u.guid))
+    const others = Array.from({ length: 4 }, (_, i) => user(50 + i, ["users"]))
+    const all = [...entitled, ...others]
+    const verdicts = new Map(all.map((u) => [u.guid, appRightVerdict(u, "teams")] as const))
+    const capped = applyCap(all, verdicts, 10)
+    const kept = [...capped].filter(([, v]) => v._tag === "Licensed").map(([guid]) => guid).sort()
+    assert.deepStrictEqual(kept, entitled.slice(0, 10).map((u) => u.guid))
+    const over = capped.get("guid011")
+    assert.match(over?._tag === "Unlicensed" ? over.reason : "", /maxUsers allows 10/)
+    assert.match((capped.get("guid050") as { reason: string }).reason, /do not include teams/)
+    const again = applyCap([...all].reverse(), verdicts, 10)
+    assert.deepStrictEqual([...again].filter(([, v]) => v._tag === "Licensed").map(([guid]) => guid).sort(), kept)
+    assert.strictEqual(applyCap(all, verdicts, undefined), verdicts)
   })
 })

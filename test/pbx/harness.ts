@@ -20,7 +20,12 @@ const format = (message: unknown) => (Array.isArray(message) ? message.map(Strin
 export const startConnector = (overrides: Partial<PbxSettingsOptions> = {}) =>
   Effect.gen(function*() {
     const logs: Array<string> = []
-    const capture = Logger.make(({ logLevel, message }) => void logs.push(`${logLevel}: ${format(message)}`))
+    const logWaiters = new Set<(line: string) => void>()
+    const capture = Logger.make(({ logLevel, message }) => {
+      const line = `${logLevel}: ${format(message)}`
+      logs.push(line)
+      for (const waiter of [...logWaiters]) waiter(line)
+    })
     const settings = makePbxSettings({ appPassword: Redacted.make(password), masterPbx: "pbx-master", ...overrides })
     const services = PbxServices.pipe(Layer.provideMerge(PbxSettings.layer(settings)))
     const server = HttpRouter.serve(PbxAppService.routes, { disableLogger: true, disableListenLog: true }).pipe(
@@ -46,6 +51,19 @@ export const startConnector = (overrides: Partial<PbxSettingsOptions> = {}) =>
       writer: Context.get(context, PresenceWriter),
       directory: Context.get(context, PbxDirectory),
       licences: Context.get(context, Licences),
+      /** Completes with the first log line (already written or still to come) that satisfies `predicate`. */
+      logged: (predicate: (line: string) => boolean) =>
+        Effect.callback<string>((resume) => {
+          const found = logs.find(predicate)
+          if (found !== undefined) return resume(Effect.succeed(found))
+          const waiter = (line: string) => {
+            if (!predicate(line)) return
+            logWaiters.delete(waiter)
+            resume(Effect.succeed(line))
+          }
+          logWaiters.add(waiter)
+          return Effect.sync(() => void logWaiters.delete(waiter))
+        }),
       /** Waits until the PBX states satisfy `check`. */
       waitStates: (check: (states: ReadonlyMap<string, PbxState>) => boolean) =>
         Stream.runHead(Stream.filter(SubscriptionRef.changes(connections.states), check)).pipe(Effect.asVoid)

@@ -93,11 +93,11 @@ describe("PBX side behaviour", () => {
       )
       const state = (yield* SubscriptionRef.get(connector.connections.states)).get("pbx-master")!
       assert.deepStrictEqual(state.missingApis, ["PbxTableUsers"])
-      assert.match(state.lastError?.fix ?? "", /checkmark PbxTableUsers/)
-      assert.isTrue(connector.logs.some((line) => line.includes("set the checkmark PbxTableUsers")))
+      assert.match(state.lastError?.fix ?? "", /checkmark TableUsers \(PbxTableUsers\)/)
+      assert.isTrue(connector.logs.some((line) => line.includes("set the checkmark TableUsers (PbxTableUsers)")))
     }).pipe(Effect.scoped))
 
-  it.live("SubscribePresence delivers PresenceUpdate with the presence list, newest first", () =>
+  it.live("SubscribePresence delivers PresenceState, then PresenceUpdate with the presence list, newest first", () =>
     Effect.gen(function*() {
       const connector = yield* startConnector()
       const sim = yield* PbxSimulator.make(oneMaster(connector.url))
@@ -105,6 +105,9 @@ describe("PBX side behaviour", () => {
       const connection = Option.getOrThrow(yield* connector.connections.master)
       const updates = yield* PubSub.subscribe(connection.indications)
       yield* connection.request({ api: "PbxApi", mt: "SubscribePresence", sip: "m0" })
+      const state = yield* PubSub.take(updates)
+      assert.strictEqual(state.envelope.mt, "PresenceState")
+      assert.strictEqual((state.message as { up: boolean }).up, true)
       const first = yield* PubSub.take(updates)
       assert.strictEqual(first.envelope.mt, "PresenceUpdate")
       yield* connector.writer.write(makeUsers("m", 1, "pbx-master")[0]!.guid, setPresence("vacation", "back Monday"))

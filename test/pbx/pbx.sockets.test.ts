@@ -109,32 +109,6 @@ describe("PBX side over real sockets with the simulator", () => {
       assert.strictEqual(misrouted.length, 0)
     }).pipe(Effect.scoped))
 
-  it.live("licence count 10 with 12 entitled users licenses exactly 10, stable across restarts", () =>
-    Effect.gen(function*() {
-      const entitled = makeUsers("l", 12, "pbx-master")
-      const other = makeUsers("x", 3, "pbx-master", ["users"])
-      const run = (users: ReadonlyArray<(typeof entitled)[number]>) =>
-        Effect.gen(function*() {
-          const connector = yield* startConnector()
-          yield* PbxSimulator.make({
-            connectUrl: connector.url,
-            domain: "example.com",
-            pbxs: [{ name: "pbx-master", isMaster: true, password, lics: 10, appObject: "teams-presence", users }]
-          })
-          yield* connector.directory.ready
-          const state = yield* connector.licences.check
-          assert.strictEqual(state.lics, 10)
-          assert.strictEqual(state.appName, "teams-presence")
-          assert.strictEqual(state.licensed.length, 10)
-          assert.strictEqual(state.unlicensed.length, 5)
-          return state.licensed.map((user) => user.guid)
-        }).pipe(Effect.scoped)
-      const first = yield* run([...entitled, ...other])
-      const second = yield* run([...other, ...entitled].reverse())
-      assert.deepStrictEqual(second, first)
-      assert.deepStrictEqual(first, entitled.slice(0, 10).map((user) => user.guid))
-    }))
-
   it.live("garbage frames are logged and leave the connection up", () =>
     Effect.gen(function*() {
       const connector = yield* startConnector()

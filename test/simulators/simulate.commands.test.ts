@@ -2,8 +2,11 @@ import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Console, Deferred, Effect, Fiber } from "effect"
 import { Command } from "effect/cli"
-import { simulateGraphCommand } from "../../src/simulators/graph/Standalone.ts"
-import { simulatePbxCommand } from "../../src/simulators/pbx/Standalone.ts"
+import { execFile } from "node:child_process"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { simulateGraphCommand, simulatePbxCommand } from "../../src/SimulateCommands.ts"
 import { allLoggedIn, password, startConnector } from "../pbx/harness.ts"
 
 /** The commands as the CLI mounts them: `simulate graph` and `simulate pbx`. */
@@ -72,5 +75,34 @@ describe("simulate commands", () => {
       assert.strictEqual(process.exitCode, 1)
       process.exitCode = previousExitCode
       assert.isTrue(lines.some((line) => line.includes("/nonexistent/users.yaml: 1 problem") && line.includes("cannot read")))
+    }))
+
+  it.live("simulate graph --tls serves HTTPS that a Node.js client trusts through NODE_EXTRA_CA_CERTS pointing at the written test CA", () =>
+    Effect.gen(function*() {
+      const caFile = join(mkdtempSync(join(tmpdir(), "graph-sim-tls-")), "ca.pem")
+      const listening = yield* Deferred.make<string>()
+      const capture: Console.Console = Object.assign(Object.create(globalThis.console), {
+        log: (...args: ReadonlyArray<unknown>) => {
+          const found = /listening on (https:\/\/127\.0\.0\.1:\d+)/.exec(args.join(" "))
+          if (found !== null) Deferred.doneUnsafe(listening, Effect.succeed(found[1]!))
+        }
+      })
+      const fiber = yield* cli(["simulate", "graph", "--port", "0", "--users", "2", "--tls", "--tls-ca-file", caFile]).pipe(
+        Effect.provide(NodeServices.layer),
+        Effect.provideService(Console.Console, capture),
+        Effect.forkChild
+      )
+      const url = yield* Deferred.await(listening)
+      const discovery = `${url}/11111111-2222-3333-4444-555555555555/v2.0/.well-known/openid-configuration`
+      // A separate Node.js process, as a client of the simulator would be: only the environment variable differs.
+      const fetchIn = (env: Record<string, string>) =>
+        Effect.callback<string>((resume) => {
+          const script = `fetch(${JSON.stringify(discovery)}).then(r => r.json()).then(d => console.log(d.token_endpoint), e => console.log("failed: " + (e.cause?.code ?? e.message)))`
+          execFile(process.execPath, ["-e", script], { env: { PATH: process.env.PATH ?? "", ...env } }, (_error, stdout) =>
+            resume(Effect.succeed(stdout.trim())))
+        })
+      assert.strictEqual(yield* fetchIn({ NODE_EXTRA_CA_CERTS: caFile }), `${url}/11111111-2222-3333-4444-555555555555/oauth2/v2.0/token`)
+      assert.match(yield* fetchIn({}), /^failed: /)
+      yield* Fiber.interrupt(fiber)
     }))
 })

@@ -27,7 +27,7 @@ const tokenRequest = (url: string, tenantId: string, form: Record<string, string
   fetchJson(`${url}/${tenantId}/oauth2/v2.0/token`, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ scope: `${url}/.default`, ...form }).toString()
+    body: new URLSearchParams({ scope: "https://graph.microsoft.com/.default", ...form }).toString()
   })
 
 const usersFile = (text: string) => {
@@ -127,7 +127,7 @@ users:
         client_id: sim.clientId,
         username: "tech@fabrikam.com",
         password: "tech-pw",
-        scope: `${sim.url}/.default offline_access`
+        scope: "https://graph.microsoft.com/.default offline_access"
       })
       assert.strictEqual(delegated.status, 200)
       const bob = yield* fetchJson(`${sim.url}/v1.0/users/bob@fabrikam.com?$select=displayName,assignedPlans`, {

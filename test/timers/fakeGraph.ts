@@ -216,7 +216,8 @@ export const inertWebhook = Layer.mergeAll(
     current: Effect.die("not used when includeResourceData is false"),
     keys: Effect.succeed([]),
     rotate: Effect.die("not used when includeResourceData is false"),
-    retire: () => Effect.void
+    retire: () => Effect.void,
+    problem: undefined
   })),
   Layer.succeed(DecryptPool, DecryptPool.of({ decrypt: () => Effect.succeed([]), reloadKeys: Effect.void, size: 0 }))
 )

@@ -48,15 +48,29 @@ export class CertificateError extends Schema.TaggedError<CertificateError>()("Ce
   message: Schema.String
 }) {}
 
+/** Why the key store could not be used, and what an administrator does about it. */
+export interface CertificateProblem {
+  readonly message: string
+  readonly fix: string
+}
+
+const keepTheFile =
+  "Do not delete the file: a new key would break every existing rich-notification subscription until it is recreated."
+
 export class CertificateStore extends Context.Service<CertificateStore, {
   /** The certificate new subscriptions and renewals name. */
-  readonly current: Effect.Effect<CertificateInfo>
+  readonly current: Effect.Effect<CertificateInfo, CertificateError>
   /** Every key still held (current first). */
   readonly keys: Effect.Effect<ReadonlyArray<DecryptionKey>>
   /** Creates a new current certificate; the previous keys stay until `retire`. */
   readonly rotate: Effect.Effect<CertificateInfo, CertificateError>
   /** Drops keys that are not current and not named in `inUse`. */
   retire(inUse: ReadonlyArray<string>): Effect.Effect<void, CertificateError>
+  /**
+   * Set when the store exists but cannot be read (permissions, a corrupt file): the connector then runs without rich
+   * notifications and shows this on the status page. It never generates a new key over an unreadable store.
+   */
+  readonly problem: CertificateProblem | undefined
 }>()("presence-connector/graph/crypto/CertificateStore") {
   /** `lifetimeMillis`: validity of each certificate it generates (default two years; tests use short ones). */
   static readonly make = Effect.fn("CertificateStore.make")(function*(
@@ -65,9 +79,10 @@ export class CertificateStore extends Context.Service<CertificateStore, {
   ) {
     const file = path.join(dataDir, "rich-notification-keys.json")
     const generate = generateCertificate(options.lifetimeMillis ?? DEFAULT_LIFETIME_MS)
-    const loaded = yield* readStore(file)
-    const initial = loaded ?? (yield* generate.pipe(Effect.map((c): StoreFile => ({ currentId: c.id, certificates: [c] }))))
-    if (loaded === undefined) yield* writeStore(file, initial)
+    const loaded = yield* readStore(file).pipe(Effect.result)
+    if (loaded._tag === "Failure") return yield* unusable(loaded.failure)
+    const initial = loaded.success ?? (yield* generate.pipe(Effect.map((c): StoreFile => ({ currentId: c.id, certificates: [c] }))))
+    if (loaded.success === undefined) yield* writeStore(file, initial)
     const state = yield* SynchronizedRef.make(initial)
 
     const current = SynchronizedRef.get(state).pipe(Effect.map((s) => {
@@ -95,7 +110,7 @@ export class CertificateStore extends Context.Service<CertificateStore, {
         const updated: StoreFile = { currentId: s.currentId, certificates: kept }
         return writeStore(file, updated).pipe(Effect.as(updated))
       })
-    return CertificateStore.of({ current, keys, rotate, retire })
+    return CertificateStore.of({ current, keys, rotate, retire, problem: undefined })
   })
 
   static readonly layer = Layer.effect(
@@ -106,6 +121,19 @@ export class CertificateStore extends Context.Service<CertificateStore, {
     })
   )
 }
+
+/** The store of a connector whose key file cannot be read: every use fails with the same clear message. */
+const unusable = Effect.fnUntraced(function*(problem: CertificateProblem) {
+  yield* Effect.logError(`rich notifications are off: ${problem.message}. ${problem.fix}`)
+  const error = new CertificateError({ message: problem.message })
+  return CertificateStore.of({
+    current: Effect.fail(error),
+    keys: Effect.succeed([]),
+    rotate: Effect.fail(error),
+    retire: () => Effect.fail(error),
+    problem
+  })
+})
 
 const toInfo = (c: StoredCertificate): CertificateInfo => ({
   id: c.id,
@@ -149,21 +177,36 @@ const generateCertificate = (lifetimeMillis: number): Effect.Effect<StoredCertif
   })
 })
 
-const readStore = (file: string): Effect.Effect<StoreFile | undefined, CertificateError> =>
+const isMissing = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "code" in error && (error as { readonly code: unknown }).code === "ENOENT"
+
+/**
+ * The stored keys; undefined only when the file does not exist (a new store). Any other failure — no permission, a
+ * directory in its place, a corrupt file — is a problem to report, never a reason to start over with a new key.
+ */
+const readStore = (file: string): Effect.Effect<StoreFile | undefined, CertificateProblem> =>
   Effect.tryPromise({
     try: () => fs.readFile(file, "utf8"),
     catch: (error) => error
   }).pipe(
-    Effect.catch(() => Effect.succeed(undefined)),
+    Effect.map((text): string | undefined => text),
+    Effect.catch((error) =>
+      isMissing(error)
+        ? Effect.succeed(undefined)
+        : Effect.fail<CertificateProblem>({
+          message: `cannot read the rich-notification key store ${file}: ${error instanceof Error ? error.message : String(error)}`,
+          fix: `Give the connector's user read and write access to ${file} (and its directory), then restart. ${keepTheFile}`
+        })
+    ),
     Effect.flatMap((text) =>
       text === undefined
         ? Effect.succeed(undefined)
         : Schema.decodeUnknownEffect(StoreFile)(text).pipe(
-          Effect.mapError((error) =>
-            new CertificateError({
-              message: `${file} is not a valid key store (${error.message}); move it away to generate a new certificate`
-            })
-          )
+          Effect.mapError((error): CertificateProblem => ({
+            message: `the rich-notification key store ${file} is not valid (${error.message.split("\n")[0]})`,
+            fix: `Restore ${file} from a backup and restart. ${keepTheFile} Only if no backup exists, move it away and ` +
+              "restart: a new key is then generated and every presence subscription is recreated with it."
+          }))
         )
     )
   )

@@ -24,6 +24,13 @@ export const maxChunk = 50
  */
 export const defaultSize = (cores: number): number => Math.max(1, cores)
 
+/**
+ * The worker's file beside this module, with this module's own extension: decryptWorker.ts when the connector runs
+ * from src/, decryptWorker.js from the built package (dist/), where the compiler rewrote the imports but not this URL.
+ */
+export const decryptWorkerUrl = (moduleUrl: string): URL =>
+  new URL(`./decryptWorker${moduleUrl.endsWith(".ts") ? ".ts" : ".js"}`, moduleUrl)
+
 export class DecryptPoolError extends Schema.TaggedError<DecryptPoolError>()("DecryptPoolError", {
   message: Schema.String
 }) {}
@@ -40,7 +47,7 @@ export class DecryptPool extends Context.Service<DecryptPool, {
     const size = requestedSize > 0 ? requestedSize : defaultSize(os.availableParallelism())
     const pending = new Map<number, Deferred.Deferred<ReadonlyArray<DecryptResult>>>()
     let nextId = 0
-    const workerUrl = new URL("./decryptWorker.ts", import.meta.url)
+    const workerUrl = decryptWorkerUrl(import.meta.url)
 
     let keyMessage: unknown = { type: "keys", keys: [] }
     let closing = false

@@ -80,6 +80,14 @@
     const counts = [["Teams users", c.teamsUsers], ["PBX users", c.pbxUsers], ["matched", c.matched], ["licensed", c.licensed],
       ["unlicensed", c.unlicensed], ["unmatched", c.unmatched], ["ambiguous", c.ambiguous]]
     $("counts").replaceChildren(...counts.map(([k, v]) => el("div", { "data-count": k }, el("dt", { textContent: k }), el("dd", { textContent: String(v) }))))
+    const lic = s.licensing
+    $("licensing").replaceChildren(...(lic ? [
+      "Licensing: " + lic.mode + (lic.name ? " (" + lic.name + ")" : "") + " — " + lic.licensed + " served, " + lic.unlicensed +
+        " not licensed, " + lic.unknown + " unknown" + (lic.cap !== undefined ? ", at most " + lic.cap : "") +
+        " · App object: " + (lic.serviceLicences !== undefined ? lic.serviceLicences + " service licences" : "no service licences") +
+        (lic.unlicensedFlag ? ", unlicensed" : ""),
+      lic.problem ? el("div", { class: "fix", textContent: lic.problem.message + " — " + lic.problem.fix }) : null
+    ].filter(Boolean) : []))
     const excluded = [
       ...s.unlicensed.map((u) => ({ text: u.name + " — " + u.reason })),
       ...s.ambiguous.map((a) => ({ text: a.key + " — " + a.reason })),

@@ -1,13 +1,16 @@
 /**
- * The Microsoft Graph + identity platform simulator: one HTTP server on 127.0.0.1 serving the token endpoints,
- * Graph under `/v1.0`, and the control API under `/_sim`, so `loginBaseUrl = graphBaseUrl = handle.url`.
- * Extensions (subscriptions, delivery, JWKS) are router layers merged in through `options.extensions`.
+ * The Microsoft Graph + identity platform simulator: one HTTP (or, with `tls`, HTTPS) server on 127.0.0.1 serving the
+ * identity platform's token endpoints and discovery documents, Graph under `/v1.0`, and the control API under `/_sim`,
+ * so `loginBaseUrl = graphBaseUrl = handle.url`. Extensions (subscriptions, delivery) are router layers merged in
+ * through `options.extensions`.
  */
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, type Option, type Scope } from "effect"
 import { type HttpClient, HttpRouter, HttpServer } from "effect/http"
 import { createServer } from "node:http"
+import { createServer as createTlsServer } from "node:https"
 import { ControlRoutes } from "./ControlRoutes.ts"
+import { DiscoveryRoutes } from "./DiscoveryRoutes.ts"
 import { GraphRoutes } from "./GraphRoutes.ts"
 import { IdentityRoutes, type SimClientSecret } from "./IdentityRoutes.ts"
 import { type SimCounters, type SimPresence, SimState, type SimStatusMessage, type SimUser, type SimUserInput } from "./SimState.ts"
@@ -44,10 +47,12 @@ export interface GraphSimulatorOptions {
   readonly presenceRequestsPerWindow?: number | undefined
   readonly presenceWindowSeconds?: number | undefined
   readonly extensions?: ReadonlyArray<SimExtension> | undefined
+  /** Serve HTTPS with this certificate (e.g. from `makeTestCa`); the handle's url is then `https://127.0.0.1:<port>`. */
+  readonly tls?: { readonly certificatePem: string; readonly privateKeyPem: string } | undefined
 }
 
 export interface GraphSimulatorHandle {
-  /** `http://127.0.0.1:<port>`: use it as both loginBaseUrl and graphBaseUrl. */
+  /** `http://127.0.0.1:<port>` (`https://` with TLS): use it as both loginBaseUrl and graphBaseUrl. */
   readonly url: string
   readonly tenantId: string
   readonly clientId: string
@@ -117,6 +122,7 @@ export const GraphSimulator = {
         deviceCodeIntervalSeconds: options.deviceCodeIntervalSeconds ?? 5,
         deviceCodeExpiresInSeconds: options.deviceCodeExpiresInSeconds ?? 900
       }),
+      DiscoveryRoutes,
       GraphRoutes({
         presenceRequestsPerWindow: options.presenceRequestsPerWindow ?? 1500,
         presenceWindowSeconds: options.presenceWindowSeconds ?? 30
@@ -124,13 +130,18 @@ export const GraphSimulator = {
       ControlRoutes,
       ...(options.extensions ?? [])
     )
+    const tls = options.tls
     const server = HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
       Layer.provide([Layer.succeed(SimState, state), NodeHttpClient.layerUndici]),
-      Layer.provideMerge(NodeHttpServer.layer(() => createServer(), { port: options.port ?? 0, host: "127.0.0.1" }))
+      Layer.provideMerge(NodeHttpServer.layer(
+        () => tls === undefined ? createServer() : createTlsServer({ cert: tls.certificatePem, key: tls.privateKeyPem }),
+        { port: options.port ?? 0, host: "127.0.0.1" }
+      ))
     )
     const context = yield* Layer.build(server).pipe(Effect.orDie)
     const address = Context.get(context, HttpServer.HttpServer).address
-    const url = "port" in address ? `http://127.0.0.1:${address.port}` : "http://127.0.0.1"
+    const scheme = tls === undefined ? "http" : "https"
+    const url = "port" in address ? `${scheme}://127.0.0.1:${address.port}` : `${scheme}://127.0.0.1`
     state.setBaseUrl(url)
 
     return {

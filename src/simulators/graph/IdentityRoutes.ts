@@ -1,13 +1,17 @@
 /**
  * The identity platform endpoints of the simulator (protocols.md §1.1): `/{tenant}/oauth2/v2.0/token` for client
  * credentials (secret or PS256 assertion checked against the registered certificate), password, device code and
- * rotating refresh tokens, and `/{tenant}/oauth2/v2.0/devicecode`. Errors are shaped like the platform's.
+ * rotating refresh tokens, and `/{tenant}/oauth2/v2.0/devicecode`. Scopes are read as the real platform reads them
+ * (SimScopes); refusals carry its codes and wording (TokenErrors); answers are built in TokenAnswers.
  */
 import { Clock, Deferred, Effect } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse, UrlParams } from "effect/http"
 import { decodeProtectedHeader, importX509, jwtVerify } from "jose"
-import { createHash, randomUUID, X509Certificate } from "node:crypto"
+import { createHash, X509Certificate } from "node:crypto"
+import { type DelegatedScopes, parseClientCredentials, parseDelegated, type ScopeResult } from "./SimScopes.ts"
 import { type Principal, SimState } from "./SimState.ts"
+import { appTokenAnswer, delegatedTokenAnswer } from "./TokenAnswers.ts"
+import { errorResponse, fail, failures, scopeFailure, type TokenFailure } from "./TokenErrors.ts"
 
 export interface SimClientSecret {
   readonly value: string
@@ -24,19 +28,13 @@ export interface IdentityOptions {
   readonly deviceCodeExpiresInSeconds: number
 }
 
-interface TokenFailure {
-  readonly status: number
-  readonly error: string
-  readonly code: number
-  readonly description: string
-}
+type Granted =
+  | { readonly kind: "app"; readonly principal: Principal }
+  | { readonly kind: "delegated"; readonly principal: Principal; readonly scopes: DelegatedScopes }
 
-const fail = (status: number, error: string, code: number, description: string): TokenFailure => ({
-  status,
-  error,
-  code,
-  description
-})
+/** The tenants a request may name: the simulated one and the multi-tenant aliases. */
+export const knownTenant = (tenant: string, tenantId: string): boolean =>
+  tenant === tenantId || tenant === "organizations" || tenant === "common"
 
 export const IdentityRoutes = (options: IdentityOptions) =>
   HttpRouter.use((router) =>
@@ -48,67 +46,30 @@ export const IdentityRoutes = (options: IdentityOptions) =>
       const publicKey = options.certificatePem !== undefined
         ? yield* Effect.promise(() => importX509(options.certificatePem!, "PS256"))
         : undefined
+      const context = { clientId: state.clientId, tenantId: state.tenantId }
 
-      const errorBody = (failure: TokenFailure) =>
-        Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const stamp = new Date(now).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, "Z")
-          const traceId = randomUUID()
-          const correlationId = randomUUID()
-          return HttpServerResponse.jsonUnsafe({
-            error: failure.error,
-            error_description:
-              `AADSTS${failure.code}: ${failure.description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ${correlationId}\r\nTimestamp: ${stamp}`,
-            error_codes: [failure.code],
-            timestamp: stamp,
-            trace_id: traceId,
-            correlation_id: correlationId
-          }, { status: failure.status })
-        })
+      const scopesOr = <A>(result: ScopeResult<A>): A | TokenFailure =>
+        result._tag === "Ok" ? result.value : scopeFailure(result.problem, context)
 
-      const checkScope = (scope: string | undefined): TokenFailure | undefined => {
-        const parts = (scope ?? "").split(/\s+/).filter((part) => part.length > 0)
-        const resources = parts.filter((part) => part.endsWith("/.default"))
-        const known = [state.baseUrl(), "https://graph.microsoft.com"].map((base) => `${base}/.default`)
-        const others = parts.filter((part) => !part.endsWith("/.default"))
-        if (resources.length !== 1 || !known.includes(resources[0]!)) {
-          return fail(400, "invalid_scope", 70011, `The provided value for the input parameter 'scope' is not valid. The scope ${scope ?? ""} is not valid.`)
-        }
-        if (others.some((part) => !["offline_access", "openid", "profile"].includes(part))) {
-          return fail(400, "invalid_scope", 70011, `The provided value for the input parameter 'scope' is not valid. The scope ${scope ?? ""} is not valid.`)
-        }
-        return undefined
-      }
-
-      const verifyAssertion = (assertion: string, tenant: string) =>
-        Effect.gen(function*() {
-          if (publicKey === undefined) return false
-          const header = yield* Effect.try(() => decodeProtectedHeader(assertion)).pipe(Effect.option)
-          if (header._tag === "None" || header.value["x5t#S256"] !== thumbprint || header.value.alg !== "PS256") return false
-          const verified = yield* Effect.tryPromise(() =>
-            jwtVerify(assertion, publicKey, {
-              algorithms: ["PS256"],
-              issuer: state.clientId,
-              subject: state.clientId,
-              audience: `${state.baseUrl()}/${tenant}/oauth2/v2.0/token`,
-              maxTokenAge: "10 minutes"
-            })
-          ).pipe(Effect.option)
-          return verified._tag === "Some" && typeof verified.value.payload.jti === "string"
-        })
-
-      const success = (principal: Principal, withRefreshToken: boolean) =>
-        Effect.gen(function*() {
-          const { token, expiresIn } = yield* state.issueToken(principal)
-          return HttpServerResponse.jsonUnsafe({
-            token_type: "Bearer",
-            ...(withRefreshToken ? { scope: `${state.baseUrl()}/User.Read.All ${state.baseUrl()}/Presence.Read.All` } : {}),
-            expires_in: expiresIn,
-            ext_expires_in: expiresIn,
-            access_token: token,
-            ...(withRefreshToken ? { refresh_token: state.issueRefreshToken(principal) } : {})
+      // Learn certificate-credentials.md: PS256 with x5t#S256, aud = the token URL, iss = sub = client id, jti; the
+      // platform puts no limit on exp and does not require iat.
+      const verifyAssertion = Effect.fnUntraced(function*(assertion: string, tenant: string) {
+        if (publicKey === undefined) return false
+        const header = yield* Effect.try(() => decodeProtectedHeader(assertion)).pipe(Effect.option)
+        if (header._tag === "None" || header.value["x5t#S256"] !== thumbprint || header.value.alg !== "PS256") return false
+        const now = yield* Clock.currentTimeMillis
+        const verified = yield* Effect.tryPromise(() =>
+          jwtVerify(assertion, publicKey, {
+            algorithms: ["PS256"],
+            issuer: state.clientId,
+            subject: state.clientId,
+            audience: `${state.baseUrl()}/${tenant}/oauth2/v2.0/token`,
+            requiredClaims: ["exp", "jti"],
+            currentDate: new Date(now)
           })
-        })
+        ).pipe(Effect.option)
+        return verified._tag === "Some"
+      })
 
       const delegated = (upn: string): Principal | undefined => {
         const user = state.findUserByUpn(upn)
@@ -117,81 +78,83 @@ export const IdentityRoutes = (options: IdentityOptions) =>
           : { kind: "delegated", appId: state.clientId, tenantId: state.tenantId, upn: user.userPrincipalName, userId: user.id }
       }
 
-      const token = Effect.fnUntraced(function*(tenant: string, form: Record<string, string | undefined>) {
+      const clientCredentials = Effect.fnUntraced(function*(tenant: string, form: Record<string, string | undefined>) {
+        const scope = scopesOr(parseClientCredentials(form.scope))
+        if (scope !== undefined) return scope
         const now = yield* Clock.currentTimeMillis
-        const clientId = form.client_id
-        if (clientId !== state.clientId) {
-          return fail(400, "unauthorized_client", 700016, `Application with identifier '${clientId ?? ""}' was not found in the directory '${tenant}'.`)
+        const app: Granted = { kind: "app", principal: { kind: "app", appId: state.clientId, tenantId: state.tenantId } }
+        if (form.client_secret !== undefined) {
+          const secret = options.clientSecrets.find((candidate) => candidate.value === form.client_secret)
+          if (secret === undefined) {
+            return fail(401, "invalid_client", 7000215, `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${state.clientId}'.`)
+          }
+          if (secret.expiresAt !== undefined && now >= secret.expiresAt) {
+            return fail(401, "invalid_client", 7000222, `The provided client secret keys for app '${state.clientId}' are expired.`)
+          }
+          return app
         }
-        const grant = form.grant_type
-        if (grant === "client_credentials") {
-          const scopeFailure = checkScope(form.scope)
-          if (scopeFailure !== undefined) return scopeFailure
-          if (form.client_secret !== undefined) {
-            const secret = options.clientSecrets.find((candidate) => candidate.value === form.client_secret)
-            if (secret === undefined) {
-              return fail(401, "invalid_client", 7000215, `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${state.clientId}'.`)
-            }
-            if (secret.expiresAt !== undefined && now >= secret.expiresAt) {
-              return fail(401, "invalid_client", 7000222, `The provided client secret keys for app '${state.clientId}' are expired.`)
-            }
-            return { kind: "app", appId: state.clientId, tenantId: state.tenantId } satisfies Principal
+        if (form.client_assertion !== undefined) {
+          if (form.client_assertion_type !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
+            return fail(400, "invalid_request", 90014, "The request body must contain the following parameter: 'client_assertion_type'.")
           }
-          if (form.client_assertion !== undefined) {
-            if (form.client_assertion_type !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") {
-              return fail(400, "invalid_request", 90014, "The request body must contain the following parameter: 'client_assertion_type'.")
-            }
-            const ok = yield* verifyAssertion(form.client_assertion, tenant)
-            if (!ok) {
-              return fail(401, "invalid_client", 700027, "The certificate with identifier used to sign the client assertion is not registered on application, or the signature is invalid.")
-            }
-            return { kind: "app", appId: state.clientId, tenantId: state.tenantId } satisfies Principal
+          if (!(yield* verifyAssertion(form.client_assertion, tenant))) {
+            return fail(401, "invalid_client", 700027, "The certificate with identifier used to sign the client assertion is not registered on application, or the signature is invalid.")
           }
-          return fail(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+          return app
         }
-        if (!options.allowPublicClientFlows && grant !== "refresh_token") {
-          return fail(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
-        }
-        if (grant === "password") {
-          const scopeFailure = checkScope(form.scope)
-          if (scopeFailure !== undefined) return scopeFailure
-          const user = state.findUserByUpn(form.username ?? "")
-          if (user === undefined || user.password === undefined || user.password !== form.password) {
-            return fail(400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
-          }
-          if (user.mfa === true) {
-            return fail(400, "invalid_grant", 50076, "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access the resource.")
-          }
-          return delegated(user.userPrincipalName)!
-        }
-        if (grant === "refresh_token") {
-          const principal = state.redeemRefreshToken(form.refresh_token ?? "")
-          if (principal === undefined) {
-            return fail(400, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.")
-          }
-          return principal
-        }
-        if (grant === "urn:ietf:params:oauth:grant-type:device_code") {
-          const entry = state.findDeviceCode(form.device_code ?? "")
-          if (entry === undefined) return fail(400, "invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
-          if (now >= entry.expiresAt) {
-            state.consumeDeviceCode(entry.deviceCode)
-            return fail(400, "expired_token", 70020, "The provided value for the input parameter 'device_code' is not valid. This device code has expired.")
-          }
-          if (entry.approvedUpn === undefined) {
-            return fail(400, "authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
-          }
-          state.consumeDeviceCode(entry.deviceCode)
-          return delegated(entry.approvedUpn) ??
-            fail(400, "invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
-        }
-        return fail(400, "unsupported_grant_type", 70003, `The app requested an unsupported grant type '${grant ?? ""}'.`)
+        return failures.noClientCredential()
       })
 
-      const tenantFailure = (tenant: string) =>
-        tenant === state.tenantId || tenant === "organizations" || tenant === "common"
-          ? undefined
-          : fail(400, "invalid_request", 90002, `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`)
+      const password = (form: Record<string, string | undefined>): Granted | TokenFailure => {
+        const scopes = scopesOr(parseDelegated(form.scope))
+        if ("status" in scopes) return scopes
+        const user = state.findUserByUpn(form.username ?? "")
+        if (user === undefined || user.password === undefined || user.password !== form.password) return failures.badCredentials()
+        if (user.mfa === true) {
+          return fail(400, "invalid_grant", 50076, "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access the resource.")
+        }
+        return { kind: "delegated", principal: delegated(user.userPrincipalName)!, scopes }
+      }
+
+      const refresh = (form: Record<string, string | undefined>): Granted | TokenFailure => {
+        // Checked before the token is redeemed, so a refused scope does not use the refresh token up.
+        const asked = form.scope === undefined ? undefined : scopesOr(parseDelegated(form.scope))
+        if (asked !== undefined && "status" in asked) return asked
+        const grant = state.redeemRefreshToken(form.refresh_token ?? "")
+        if (grant === undefined) {
+          return fail(400, "invalid_grant", 70008, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.")
+        }
+        return { kind: "delegated", principal: grant.principal, scopes: asked ?? grant.scopes }
+      }
+
+      const deviceCode = Effect.fnUntraced(function*(form: Record<string, string | undefined>) {
+        const now = yield* Clock.currentTimeMillis
+        const entry = state.findDeviceCode(form.device_code ?? "")
+        if (entry === undefined) return fail(400, "invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
+        if (now >= entry.expiresAt) {
+          state.consumeDeviceCode(entry.deviceCode)
+          return fail(400, "expired_token", 70020, "The provided value for the input parameter 'device_code' is not valid. This device code has expired.")
+        }
+        if (entry.approvedUpn === undefined) {
+          yield* Deferred.succeed(entry.polled, undefined)
+          return fail(400, "authorization_pending", 70016, "OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
+        }
+        state.consumeDeviceCode(entry.deviceCode)
+        const principal = delegated(entry.approvedUpn)
+        return principal === undefined ? failures.badCredentials() : { kind: "delegated", principal, scopes: entry.scopes } satisfies Granted
+      })
+
+      const token = Effect.fnUntraced(function*(tenant: string, form: Record<string, string | undefined>) {
+        if (form.client_id !== state.clientId) return failures.unknownApp(form.client_id, tenant)
+        const grant = form.grant_type
+        if (grant === "client_credentials") return yield* clientCredentials(tenant, form)
+        if (!options.allowPublicClientFlows && grant !== "refresh_token") return failures.noClientCredential()
+        if (grant === "password") return password(form)
+        if (grant === "refresh_token") return refresh(form)
+        // MSAL sends the short form `device_code` (recorded real requests); RFC 8628 names the URN.
+        if (grant === "urn:ietf:params:oauth:grant-type:device_code" || grant === "device_code") return yield* deviceCode(form)
+        return fail(400, "unsupported_grant_type", 70003, `The app requested an unsupported grant type '${grant ?? ""}'.`)
+      })
 
       const readForm = Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
@@ -201,45 +164,41 @@ export const IdentityRoutes = (options: IdentityOptions) =>
         return form
       })
 
-      const outage = fail(503, "temporarily_unavailable", 50001, "The service is temporarily unavailable.")
+      const refuse = (failure: TokenFailure) => errorResponse(failure, state.baseUrl())
 
-      yield* router.add("POST", "/:tenant/oauth2/v2.0/token", (request) =>
+      /** Counts, applies the outage and latency faults and checks the tenant before `handle` sees the form. */
+      const endpoint = (
+        route: string,
+        handle: (tenant: string, form: Record<string, string | undefined>) => Effect.Effect<HttpServerResponse.HttpServerResponse>
+      ) =>
+      (request: HttpServerRequest.HttpServerRequest) =>
         Effect.gen(function*() {
-          state.count("token")
+          state.count(route)
           if (state.faults.latencyMillis > 0) yield* Effect.sleep(state.faults.latencyMillis)
-          if (state.faults.tokenOutage) return yield* errorBody(outage)
+          if (state.faults.tokenOutage) return yield* refuse(failures.outage())
           const { tenant = "" } = yield* HttpRouter.params
-          const badTenant = tenantFailure(tenant)
-          if (badTenant !== undefined) return yield* errorBody(badTenant)
-          const form = yield* readForm
-          const result = yield* token(tenant, form)
-          if ("status" in result) {
-            if (result.error === "authorization_pending") {
-              const entry = state.findDeviceCode(form.device_code ?? "")
-              if (entry !== undefined) yield* Deferred.succeed(entry.polled, undefined)
-            }
-            return yield* errorBody(result)
-          }
-          return yield* success(result, result.kind === "delegated")
-        }).pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, request)))
+          if (!knownTenant(tenant, state.tenantId)) return yield* refuse(failures.unknownTenant(tenant))
+          return yield* handle(tenant, yield* readForm)
+        }).pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, request))
 
-      yield* router.add("POST", "/:tenant/oauth2/v2.0/devicecode", (request) =>
+      yield* router.add("POST", "/:tenant/oauth2/v2.0/token", endpoint("token", (tenant, form) =>
         Effect.gen(function*() {
-          state.count("devicecode")
-          if (state.faults.tokenOutage) return yield* errorBody(outage)
-          const { tenant = "" } = yield* HttpRouter.params
-          const badTenant = tenantFailure(tenant)
-          if (badTenant !== undefined) return yield* errorBody(badTenant)
-          const form = yield* readForm
-          if (form.client_id !== state.clientId) {
-            return yield* errorBody(fail(400, "unauthorized_client", 700016, `Application with identifier '${form.client_id ?? ""}' was not found in the directory '${tenant}'.`))
-          }
+          const result = yield* token(tenant, form)
+          if ("status" in result) return yield* refuse(result)
+          return result.kind === "app"
+            ? yield* appTokenAnswer(state, result.principal)
+            : yield* delegatedTokenAnswer(state, result.principal, result.scopes, { clientInfo: form.client_info === "1" })
+        })))
+
+      yield* router.add("POST", "/:tenant/oauth2/v2.0/devicecode", endpoint("devicecode", (tenant, form) =>
+        Effect.gen(function*() {
+          if (form.client_id !== state.clientId) return yield* refuse(failures.unknownApp(form.client_id, tenant))
           if (!options.allowPublicClientFlows) {
-            return yield* errorBody(fail(400, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."))
+            return yield* refuse(fail(400, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."))
           }
-          const scopeFailure = checkScope(form.scope)
-          if (scopeFailure !== undefined) return yield* errorBody(scopeFailure)
-          const entry = yield* state.createDeviceCode(options.deviceCodeExpiresInSeconds)
+          const scopes = scopesOr(parseDelegated(form.scope))
+          if ("status" in scopes) return yield* refuse(scopes)
+          const entry = yield* state.createDeviceCode(options.deviceCodeExpiresInSeconds, scopes)
           const verificationUri = `${state.baseUrl()}/devicelogin`
           return HttpServerResponse.jsonUnsafe({
             user_code: entry.userCode,
@@ -249,6 +208,6 @@ export const IdentityRoutes = (options: IdentityOptions) =>
             interval: options.deviceCodeIntervalSeconds,
             message: `To sign in, use a web browser to open the page ${verificationUri} and enter the code ${entry.userCode} to authenticate.`
           })
-        }).pipe(Effect.provideService(HttpServerRequest.HttpServerRequest, request)))
+        })))
     })
   )

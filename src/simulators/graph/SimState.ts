@@ -6,6 +6,7 @@
 import { Context, Effect } from "effect"
 import { makeSimFaults, type SimFaultControl } from "./SimFaults.ts"
 import { makeSimResponses, type SimResponses } from "./SimHttp.ts"
+import { makeSimSigning, type SimSigning } from "./SimSigning.ts"
 import { makeSimTokens, type SimTokens } from "./SimTokens.ts"
 import { makeSimUsers, type SimUsers } from "./SimUsers.ts"
 
@@ -21,11 +22,13 @@ export interface SimStateOptions {
   readonly tokenLifetimeSeconds: number
 }
 
-interface SimStateShape extends SimUsers, SimTokens, SimFaultControl, SimResponses {
+export interface SimStateShape extends SimUsers, SimTokens, SimFaultControl, SimResponses {
   readonly tenantId: string
   readonly clientId: string
   readonly tokenLifetimeSeconds: number
-  /** `http://127.0.0.1:<port>` once the server listens. */
+  /** The identity platform's signing key (ID tokens, notification validation tokens) and its JWKS. */
+  readonly signing: SimSigning
+  /** `http://127.0.0.1:<port>` (or `https://…` with TLS) once the server listens. */
   baseUrl(): string
   setBaseUrl(url: string): void
 }
@@ -40,10 +43,12 @@ export class SimState extends Context.Service<SimState, SimStateShape>()("teams-
       isKnownUpn: (upn) => users.findUserByUpn(upn) !== undefined,
       onIssued: faults.countTokenIssued
     })
+    const signing = yield* makeSimSigning()
     return SimState.of({
       tenantId: options.tenantId,
       clientId: options.clientId,
       tokenLifetimeSeconds: options.tokenLifetimeSeconds,
+      signing,
       baseUrl: () => baseUrl,
       setBaseUrl: (url) => {
         baseUrl = url

@@ -6,6 +6,7 @@ import { Clock, Deferred, Effect, Option } from "effect"
 import { Headers } from "effect/http"
 import { randomBytes } from "node:crypto"
 import { SimHttpError } from "./SimHttp.ts"
+import type { DelegatedScopes } from "./SimScopes.ts"
 
 export interface Principal {
   readonly kind: "app" | "delegated"
@@ -19,10 +20,18 @@ interface IssuedToken extends Principal {
   readonly expiresAt: number
 }
 
+/** What a refresh token stands for: the signed-in user and the scopes of the sign-in that issued it. */
+export interface RefreshGrant {
+  readonly principal: Principal
+  readonly scopes: DelegatedScopes
+}
+
 export interface DeviceCodeEntry {
   readonly deviceCode: string
   readonly userCode: string
   readonly expiresAt: number
+  /** The scopes asked for at `/devicecode`; they decide the answer once the code is redeemed. */
+  readonly scopes: DelegatedScopes
   approvedUpn: string | undefined
   /** Completed the first time the device code is polled while still pending. */
   readonly polled: Deferred.Deferred<void>
@@ -34,11 +43,11 @@ export interface SimTokens {
   authenticate(headers: Headers.Headers): Effect.Effect<Principal, SimHttpError>
   expireAllTokens(): void
 
-  issueRefreshToken(principal: Principal): string
+  issueRefreshToken(grant: RefreshGrant): string
   /** Consumes (rotates) a refresh token. */
-  redeemRefreshToken(token: string): Principal | undefined
+  redeemRefreshToken(token: string): RefreshGrant | undefined
 
-  createDeviceCode(expiresInSeconds: number): Effect.Effect<DeviceCodeEntry>
+  createDeviceCode(expiresInSeconds: number, scopes: DelegatedScopes): Effect.Effect<DeviceCodeEntry>
   findDeviceCode(deviceCode: string): DeviceCodeEntry | undefined
   consumeDeviceCode(deviceCode: string): void
   approveDeviceCode(userCode: string, upn: string): Effect.Effect<boolean>
@@ -54,7 +63,7 @@ export const makeSimTokens = (options: {
   readonly onIssued: () => void
 }): SimTokens => {
   const tokens = new Map<string, IssuedToken>()
-  const refreshTokens = new Map<string, Principal>()
+  const refreshTokens = new Map<string, RefreshGrant>()
   const deviceCodes = new Map<string, DeviceCodeEntry>()
 
   const issueToken = (principal: Principal) =>
@@ -83,7 +92,7 @@ export const makeSimTokens = (options: {
       return principal as Principal
     })
 
-  const createDeviceCode = (expiresInSeconds: number) =>
+  const createDeviceCode = (expiresInSeconds: number, scopes: DelegatedScopes) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const userCode = randomBytes(5).toString("hex").toUpperCase().slice(0, 9)
@@ -91,6 +100,7 @@ export const makeSimTokens = (options: {
         deviceCode: `sim-dc-${randomBytes(24).toString("base64url")}`,
         userCode,
         expiresAt: now + expiresInSeconds * 1000,
+        scopes,
         approvedUpn: undefined,
         polled: yield* Deferred.make<void>()
       }
@@ -107,15 +117,15 @@ export const makeSimTokens = (options: {
     issueToken,
     authenticate,
     expireAllTokens: () => tokens.clear(),
-    issueRefreshToken: (principal) => {
+    issueRefreshToken: (grant) => {
       const token = `sim-rt-${randomBytes(32).toString("base64url")}`
-      refreshTokens.set(token, principal)
+      refreshTokens.set(token, grant)
       return token
     },
     redeemRefreshToken: (token) => {
-      const principal = refreshTokens.get(token)
+      const grant = refreshTokens.get(token)
       refreshTokens.delete(token)
-      return principal
+      return grant
     },
     createDeviceCode,
     findDeviceCode: (deviceCode) => deviceCodes.get(deviceCode),

@@ -1,14 +1,18 @@
 /**
  * `teams-presence-connector simulate graph`: the Graph simulator on its own, so an administrator can point a connector
  * (with a real or simulated PBX) at a made-up Microsoft tenant. Prints its made-up credentials and the connector.yaml
- * snippet that uses them, then serves until interrupted.
+ * snippet that uses them, then serves until interrupted. With `--tls` it serves HTTPS with a certificate from a test CA
+ * made at start-up (what Microsoft's client libraries need) and writes the CA where clients can be told to trust it.
  */
-import { Console, Deferred, Effect, Option, Redacted, type Scope } from "effect"
-import { Command, Flag } from "effect/cli"
+import { Console, Deferred, Effect, Redacted, type Scope } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { loadPopulation, reportSetupError, type SimPopulation, SimulatorSetupError } from "../UsersFile.ts"
 import { GraphSimulator, type GraphSimulatorHandle, type SimExtension } from "./GraphSimulator.ts"
 import { JWKS_PATH } from "./Jwks.ts"
 import { SubscriptionsExtension } from "./SubscriptionsRoutes.ts"
+import { makeTestCa } from "./TestCa.ts"
 
 /** Served next to the identity platform and Graph: /v1.0/subscriptions with delivery, and the JWKS. */
 const extensions: ReadonlyArray<SimExtension> = [SubscriptionsExtension()]
@@ -21,6 +25,10 @@ export interface GraphStandaloneOptions {
   readonly users?: number | undefined
   /** Completed once the simulator listens (tests, embedding). */
   readonly ready?: Deferred.Deferred<GraphSimulatorHandle> | undefined
+  /** Serve HTTPS with a certificate from a test CA made at start-up. */
+  readonly tls?: boolean | undefined
+  /** Where the test CA's certificate (PEM) is written; default a new temporary directory. */
+  readonly tlsCaFile?: string | undefined
 }
 
 /** GraphSimulator.make listens on 127.0.0.1 only. */
@@ -61,7 +69,7 @@ export const connectorSnippet = (url: string, population: SimPopulation): string
   return lines.join("\n")
 }
 
-const describe = (sim: GraphSimulatorHandle, population: SimPopulation): string => {
+const describe = (sim: GraphSimulatorHandle, population: SimPopulation, caFile: string | undefined): string => {
   const teams = population.people.filter((person) => person.teams).length
   const accounts = population.accounts.map((account) =>
     `  ${account.upn}  password ${account.password === undefined ? "(none: device code)" : Redacted.value(account.password)}${
@@ -77,6 +85,11 @@ const describe = (sim: GraphSimulatorHandle, population: SimPopulation): string 
     "technical accounts:",
     ...(accounts.length === 0 ? ["  (none)"] : accounts),
     `control API:     ${sim.url}/_sim (docs/simulator-graph.md)`,
+    `OpenID config:   ${sim.url}/${population.tenantId}/v2.0/.well-known/openid-configuration`,
+    ...(caFile === undefined ? [] : [
+      `test CA:         ${caFile}`,
+      `  trust it in the client, e.g. NODE_EXTRA_CA_CERTS=${caFile} for a Node.js client (the connector included)`
+    ]),
     "",
     "connector.yaml (add your pbx: section):",
     connectorSnippet(sim.url, population),
@@ -84,6 +97,21 @@ const describe = (sim: GraphSimulatorHandle, population: SimPopulation): string 
     "Press Ctrl+C to stop."
   ].join("\n")
 }
+
+/** A test CA and its server certificate; the CA's certificate is written to `caFile` (default: a new temp dir). */
+const testCertificate = Effect.fnUntraced(function*(caFile: string | undefined) {
+  const ca = yield* makeTestCa()
+  const path = caFile ?? join(mkdtempSync(join(tmpdir(), "graph-sim-ca-")), "test-ca.pem")
+  yield* Effect.try({
+    try: () => writeFileSync(path, ca.caCertificatePem),
+    catch: (error) =>
+      new SimulatorSetupError({
+        source: "simulate graph",
+        problems: [{ path: "--tls-ca-file", message: `the test CA could not be written to ${path}: ${String(error)}` }]
+      })
+  })
+  return { caFile: path, server: { certificatePem: ca.serverCertificatePem, privateKeyPem: ca.serverPrivateKeyPem } }
+})
 
 /** Starts the simulator in the scope and prints how to use it. */
 export const startGraphSimulator = Effect.fn("GraphStandalone.start")(function*(
@@ -96,6 +124,7 @@ export const startGraphSimulator = Effect.fn("GraphStandalone.start")(function*(
     })
   }
   const population = yield* loadPopulation({ usersFile: options.usersFile, users: options.users })
+  const tls = options.tls === true ? yield* testCertificate(options.tlsCaFile) : undefined
   const sim = yield* GraphSimulator.make({
     port: options.port,
     tenantId: population.tenantId,
@@ -114,9 +143,10 @@ export const startGraphSimulator = Effect.fn("GraphStandalone.start")(function*(
       otherMails: [],
       teams: person.teams
     })),
-    extensions
+    extensions,
+    tls: tls?.server
   })
-  yield* Console.log(describe(sim, population))
+  yield* Console.log(describe(sim, population, tls?.caFile))
   if (options.ready !== undefined) yield* Deferred.succeed(options.ready, sim)
   return sim
 })
@@ -125,15 +155,6 @@ export const startGraphSimulator = Effect.fn("GraphStandalone.start")(function*(
 export const runGraphSimulator = (options: GraphStandaloneOptions): Effect.Effect<never, SimulatorSetupError> =>
   Effect.scoped(Effect.andThen(startGraphSimulator(options), Effect.never))
 
-export const simulateGraphCommand = Command.make("graph", {
-  port: Flag.Int("port").pipe(Flag.withDescription("Port to listen on (0 = any free port)"), Flag.withDefault(8081)),
-  host: Flag.String("host").pipe(Flag.withDescription("Address to listen on"), Flag.withDefault("127.0.0.1")),
-  usersFile: Flag.String("users-file").pipe(
-    Flag.withDescription("Users file (YAML or JSON; docs/simulator-graph.md \"Running it on its own\")"),
-    Flag.optional
-  ),
-  users: Flag.Int("users").pipe(Flag.withDescription("Generated users when the users file lists none"), Flag.withDefault(50))
-}, ({ host, port, users, usersFile }) =>
-  runGraphSimulator({ port, host, users, usersFile: Option.getOrUndefined(usersFile) }).pipe(
-    Effect.catchTag("SimulatorSetupError", reportSetupError)
-  )).pipe(Command.withDescription("Run the Microsoft Graph + identity platform simulator on its own"))
+/** `simulate graph` (src/SimulateCommands.ts): runs until interrupted; a setup problem is printed and exits 1. */
+export const simulateGraph = (options: GraphStandaloneOptions): Effect.Effect<void> =>
+  runGraphSimulator(options).pipe(Effect.catchTag("SimulatorSetupError", reportSetupError))

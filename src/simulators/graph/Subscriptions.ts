@@ -90,6 +90,11 @@ export class SimSubscriptions extends Context.Service<SimSubscriptions, {
   /** Control API: expire now. */
   expireNow(id: string): Effect.Effect<boolean>
   counters(): { readonly created: number; readonly deleted: number; readonly expired: number }
+  /**
+   * Control API: how far Graph's clock is ahead of this machine's (negative: behind). Only the expiry check reads it,
+   * which is where a real skew between the connector and Graph shows: a request for exactly the maximum fails.
+   */
+  clockSkewMillis: number
   toJson(subscription: SimSubscription, options?: { readonly forList?: boolean }): Record<string, unknown>
 }>()("teams-presence-connector/simulators/graph/SimSubscriptions") {
   static readonly layer = Layer.effect(
@@ -99,6 +104,7 @@ export class SimSubscriptions extends Context.Service<SimSubscriptions, {
       let created = 0
       let deleted = 0
       let expired = 0
+      let clockSkewMillis = 0
 
       const purge = Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
@@ -114,7 +120,8 @@ export class SimSubscriptions extends Context.Service<SimSubscriptions, {
         subscription.applicationId === principal.appId &&
         (principal.kind === "app" || subscription.creatorId === principal.userId)
 
-      const checkExpiry = (kind: SimSubscription["kind"], raw: string, now: number) => {
+      const checkExpiry = (kind: SimSubscription["kind"], raw: string, localNow: number) => {
+        const now = localNow + clockSkewMillis
         const at = Date.parse(raw)
         if (!Number.isFinite(at)) return Effect.fail(badRequest(`Invalid expirationDateTime '${raw}'.`))
         const max = kind === "presence" ? PRESENCE_MAX_MINUTES : USERS_MAX_MINUTES
@@ -267,6 +274,12 @@ export class SimSubscriptions extends Context.Service<SimSubscriptions, {
             return had
           }),
         counters: () => ({ created, deleted, expired }),
+        get clockSkewMillis() {
+          return clockSkewMillis
+        },
+        set clockSkewMillis(value: number) {
+          clockSkewMillis = value
+        },
         toJson
       })
     })

@@ -8,7 +8,7 @@ import { Effect, Exit, Layer, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { inspectCertificate } from "../../graph/crypto/RichCrypto.ts"
 import { type DeliveryOptions, type DirectItem, SimDelivery } from "./Delivery.ts"
-import { JwksRoutes, SimJwks } from "./Jwks.ts"
+import { SimJwks } from "./Jwks.ts"
 import { SimHttpError, SimState } from "./SimState.ts"
 import { CreateSubscriptionBody, SimSubscriptions, UpdateSubscriptionBody } from "./Subscriptions.ts"
 
@@ -38,6 +38,7 @@ const ControlFaults = Schema.Struct({
   reorder: Schema.optionalKey(Schema.Number)
 })
 const ControlLifecycle = Schema.Struct({ event: Schema.Literals(["reauthorizationRequired", "subscriptionRemoved", "missed"]) })
+const ControlClock = Schema.Struct({ skewSeconds: Schema.Number })
 const ControlSilence = Schema.Struct({ silent: Schema.optionalKey(Schema.Boolean) })
 const ControlDeliver = Schema.Struct({
   items: Schema.Array(Schema.Struct({
@@ -157,6 +158,14 @@ export const SubscriptionsRoutes = HttpRouter.use(Effect.fnUntraced(function*(ro
       return HttpServerResponse.jsonUnsafe(delivery.faults)
     })))
 
+  // Graph's clock against this machine's: a skew makes a request for exactly the maximum expiry fail, as it can for real.
+  yield* router.add("POST", "/_sim/subscriptions/clock", control((request) =>
+    Effect.gen(function*() {
+      const body = yield* decodeBody(ControlClock, yield* readJson(request))
+      store.clockSkewMillis = Math.round(body.skewSeconds * 1000)
+      return HttpServerResponse.jsonUnsafe({ skewSeconds: store.clockSkewMillis / 1000 })
+    })))
+
   yield* router.add("POST", "/_sim/subscriptions/:id/silence", control((request) =>
     Effect.gen(function*() {
       const subscription = yield* withSubscription
@@ -218,11 +227,12 @@ export const SubscriptionsRoutes = HttpRouter.use(Effect.fnUntraced(function*(ro
 
 /**
  * Everything this module adds to the Graph simulator (pass it in GraphSimulator's `extensions`): the subscription
- * routes, delivery, the control API and the JWKS. Its state is reached through the control API.
+ * routes, delivery (its validation tokens signed with the simulator's published key) and the control API. Its state is
+ * reached through the control API.
  */
 export const SubscriptionsExtension = (options: Partial<DeliveryOptions> = {}): Layer.Layer<never, never, HttpRouter.HttpRouter | SimState> =>
-  Layer.mergeAll(SubscriptionsRoutes, JwksRoutes).pipe(
+  SubscriptionsRoutes.pipe(
     Layer.provide(SimDelivery.layerWith(options)),
     Layer.provide(SimSubscriptions.layer),
-    Layer.provide(SimJwks.layer)
+    Layer.provide(SimJwks.layerSimulator)
   )

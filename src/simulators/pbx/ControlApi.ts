@@ -11,6 +11,8 @@ import { SimUser } from "./SimulatorModel.ts"
 const UserBody = Schema.Struct({ user: SimUser, home: Schema.optionalKey(Schema.String) })
 const LicsBody = Schema.Struct({ lics: Schema.Int })
 const ApisBody = Schema.Struct({ apis: Schema.Array(Schema.String) })
+const LicencesBody = Schema.Struct({ licences: Schema.Array(Schema.String) })
+const AllObjectsBody = Schema.Struct({ on: Schema.Boolean })
 const DropBody = Schema.Struct({ reconnect: Schema.optionalKey(Schema.Boolean) })
 const BehaviourBody = Schema.Struct({ refuse: Schema.optionalKey(Schema.NullOr(Schema.String)), delayMs: Schema.optionalKey(Schema.Number) })
 
@@ -40,6 +42,8 @@ const routes = (handle: Omit<PbxSimulatorHandle, "controlUrl">): ReadonlyArray<[
   ["GET", /^\/pbxs$/, () => handle.status],
   ["GET", /^\/users$/, () => handle.users],
   ["PUT", /^\/users$/, (body) => Effect.flatMap(decodeJson(UserBody, body), ({ home, user }) => handle.upsertUser(user, home))],
+  ["PUT", /^\/users\/([^/]+)\/licences$/, (body, [guid]) =>
+    Effect.flatMap(decodeJson(LicencesBody, body), ({ licences }) => Effect.mapError(handle.setAppLicences(guid!, licences), fail))],
   ["DELETE", /^\/users\/([^/]+)$/, (_, [guid]) => handle.removeUser(guid!)],
   ["GET", /^\/users\/([^/]+)\/presence$/, (_, [guid]) => handle.presence(guid!)],
   ["GET", /^\/setpresence$/, () => handle.setPresenceLog],
@@ -47,6 +51,8 @@ const routes = (handle: Omit<PbxSimulatorHandle, "controlUrl">): ReadonlyArray<[
     Effect.flatMap(decodeJson(LicsBody, body), ({ lics }) => Effect.mapError(handle.setLicences(pbx!, lics), fail))],
   ["PUT", /^\/pbxs\/([^/]+)\/apis$/, (body, [pbx]) =>
     Effect.flatMap(decodeJson(ApisBody, body), ({ apis }) => Effect.mapError(handle.setApis(pbx!, apis), fail))],
+  ["PUT", /^\/pbxs\/([^/]+)\/replicate-all-objects$/, (body, [pbx]) =>
+    Effect.flatMap(decodeJson(AllObjectsBody, body), ({ on }) => Effect.mapError(handle.setReplicateAllObjects(pbx!, on), fail))],
   ["POST", /^\/pbxs\/([^/]+)\/drop$/, (body, [pbx]) =>
     Effect.flatMap(decodeJson(DropBody, body), (options) => Effect.mapError(handle.drop(pbx!, options), fail))],
   ["POST", /^\/pbxs\/([^/]+)\/reconnect$/, (_, [pbx]) => Effect.mapError(handle.reconnect(pbx!), fail)],

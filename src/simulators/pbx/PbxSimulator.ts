@@ -5,10 +5,11 @@
  */
 import { Effect, Redacted, Schema, type Scope } from "effect"
 import { startControlServer } from "./ControlApi.ts"
+import type { CheckAppLicRecord } from "./SimAdminApi.ts"
 import { type PresenceEntry, type SetPresenceRecord, type SimUser, SystemModel } from "./SimulatorModel.ts"
 import { redactedPassword, SimulatedPbx, type SimPbxStatus } from "./SimulatedPbx.ts"
 
-export type { PresenceEntry, SetPresenceRecord, SimPbxStatus, SimUser }
+export type { CheckAppLicRecord, PresenceEntry, SetPresenceRecord, SimPbxStatus, SimUser }
 
 export interface SimPbxOptions {
   readonly name: string
@@ -16,7 +17,10 @@ export interface SimPbxOptions {
   readonly password: string | Redacted.Redacted<string>
   /** Enabled APIs; default PbxApi and PbxTableUsers. */
   readonly apis?: ReadonlyArray<string>
-  readonly lics: number
+  /** Service licences on the App object (`info.lics`); left out of the AppLogin when undefined, as on a real PBX. */
+  readonly lics?: number | undefined
+  /** `info.unlicensed` (default true, as in every real capture). */
+  readonly unlicensed?: boolean
   readonly appObject: string
   /** Users registered at this PBX (their `loc` defaults to this PBX). Every PBX replicates the whole system's table. */
   readonly users?: ReadonlyArray<SimUser>
@@ -30,6 +34,8 @@ export interface PbxSimulatorOptions {
   /** Port of the HTTP control API; 0 = ephemeral; omitted = no control server. */
   readonly controlPort?: number
   readonly reconnectDelayMs?: number
+  /** Idle time after which each PBX sends KeepAlive, as the AppWebsocket client does (default 60 s; 0 = never). */
+  readonly keepAliveMs?: number
 }
 
 export class SimulatorTimeout extends Schema.TaggedError<SimulatorTimeout>()("SimulatorTimeout", {
@@ -47,15 +53,30 @@ export interface PbxSimulatorHandle {
   readonly users: Effect.Effect<ReadonlyArray<SimUser>>
   /** Adds or replaces a user (on `home`, default the master); pushes ReplicateAdd / ReplicateUpdate. */
   readonly upsertUser: (user: SimUser, home?: string) => Effect.Effect<void>
+  /**
+   * Sets the App licences a user holds (what CheckAppLic answers) without touching the user object, as when the
+   * licence comes from a config template: no replication push, the connector learns it at its next licence check.
+   */
+  readonly setAppLicences: (guid: string, licences: ReadonlyArray<string>) => Effect.Effect<void, SimulatorError>
   /** Removes a user; pushes ReplicateDel. */
   readonly removeUser: (guid: string) => Effect.Effect<void>
   /** Sets the App object's licence count; the connector sees it at the PBX's next login. */
   readonly setLicences: (pbx: string, lics: number) => Effect.Effect<void, SimulatorError>
   readonly setApis: (pbx: string, apis: ReadonlyArray<string>) => Effect.Effect<void, SimulatorError>
+  /**
+   * Fault: the PBX replicates every object of its table (waiting queues, trunks, …), whatever types the consumer's
+   * ReplicateStart asks for, as an older firmware might; applies from the next ReplicateStart.
+   */
+  readonly setReplicateAllObjects: (pbx: string, on: boolean) => Effect.Effect<void, SimulatorError>
   /** A user's presence list, newest first (what phones and myApps show). */
   readonly presence: (guid: string) => Effect.Effect<ReadonlyArray<PresenceEntry>>
   /** Every SetPresence received, in order. */
   readonly setPresenceLog: Effect.Effect<ReadonlyArray<SetPresenceRecord>>
+  /** PbxAdminApi CheckAppLic: answer after `delayMs`, or never for the users named (by h323) in `unanswered`. */
+  readonly setCheckAppLicBehaviour: (
+    pbx: string,
+    behaviour: { readonly delayMs?: number; readonly unanswered?: ReadonlyArray<string> }
+  ) => Effect.Effect<void, SimulatorError>
   readonly drop: (pbx: string, options?: { readonly reconnect?: boolean }) => Effect.Effect<void, SimulatorError>
   readonly reconnect: (pbx: string) => Effect.Effect<void, SimulatorError>
   /** Refuse SetPresence with `errorText` (undefined = accept again), and/or delay the answers. */
@@ -72,6 +93,7 @@ export interface PbxSimulatorHandle {
     readonly status: () => ReadonlyArray<SimPbxStatus>
     readonly presence: (guid: string) => ReadonlyArray<PresenceEntry>
     readonly setPresenceLog: () => ReadonlyArray<SetPresenceRecord>
+    readonly checkAppLicLog: () => ReadonlyArray<CheckAppLicRecord>
   }
 }
 
@@ -90,9 +112,15 @@ export class PbxSimulator {
             password: redactedPassword(pbx.password),
             apis: pbx.apis ?? ["PbxApi", "PbxTableUsers"],
             lics: pbx.lics,
+            ...(pbx.unlicensed !== undefined ? { unlicensed: pbx.unlicensed } : {}),
             appObject: pbx.appObject
           },
-          { connectUrl: options.connectUrl, domain: options.domain, reconnectDelayMs: options.reconnectDelayMs ?? 200 },
+          {
+            connectUrl: options.connectUrl,
+            domain: options.domain,
+            reconnectDelayMs: options.reconnectDelayMs ?? 200,
+            keepAliveMs: options.keepAliveMs ?? 60_000
+          },
           model
         )
         simulated.onPresenceChanged = (guid) => {
@@ -113,14 +141,24 @@ export class PbxSimulator {
         Effect.sync(() => {
           const existed = model.users.get(user.guid)
           model.users.set(user.guid, { user, home: home ?? existed?.home ?? master?.name ?? "" })
-          for (const pbx of pbxs.values()) pbx.pushUserChange(existed ? "ReplicateUpdate" : "ReplicateAdd", user.guid)
+          for (const pbx of pbxs.values()) pbx.pushUserChange(existed ? "ReplicateUpdate" : "ReplicateAdd", user)
           model.changed()
+        })
+      const setAppLicences = (guid: string, licences: ReadonlyArray<string>) =>
+        Effect.suspend(() => {
+          const entry = model.users.get(guid)
+          if (entry === undefined) return Effect.fail(new SimulatorError({ message: `no user has the guid ${guid}` }))
+          model.users.set(guid, { ...entry, user: { ...entry.user, licences } })
+          model.changed()
+          return Effect.void
         })
       const removeUser = (guid: string) =>
         Effect.sync(() => {
-          if (!model.users.delete(guid)) return
+          const removed = model.users.get(guid)
+          if (removed === undefined) return
+          model.users.delete(guid)
           model.presence.delete(guid)
-          for (const pbx of pbxs.values()) pbx.pushUserChange("ReplicateDel", guid)
+          for (const pbx of pbxs.values()) pbx.pushUserChange("ReplicateDel", removed.user)
           model.changed()
         })
 
@@ -147,18 +185,26 @@ export class PbxSimulator {
       const peek = {
         status: () => [...pbxs.values()].map((pbx) => pbx.status()),
         presence: (guid: string) => model.presence.get(guid) ?? [],
-        setPresenceLog: () => [...model.setPresenceLog]
+        setPresenceLog: () => [...model.setPresenceLog],
+        checkAppLicLog: () => [...model.checkAppLicLog]
       }
 
       const handle: Omit<PbxSimulatorHandle, "controlUrl"> = {
         status: Effect.sync(peek.status),
         users: Effect.sync(() => [...model.users.values()].map((entry) => entry.user)),
         upsertUser,
+        setAppLicences,
         removeUser,
         setLicences: (name, lics) => Effect.map(find(name), (pbx) => void (pbx.config.lics = lics)),
         setApis: (name, apis) => Effect.map(find(name), (pbx) => void (pbx.config.apis = apis)),
+        setReplicateAllObjects: (name, on) => Effect.map(find(name), (pbx) => void (pbx.config.replicateAllObjects = on)),
         presence: (guid) => Effect.sync(() => peek.presence(guid)),
         setPresenceLog: Effect.sync(peek.setPresenceLog),
+        setCheckAppLicBehaviour: (name, behaviour) =>
+          Effect.map(find(name), (pbx) => {
+            if (behaviour.delayMs !== undefined) pbx.admin.behaviour.delayMs = behaviour.delayMs
+            if (behaviour.unanswered !== undefined) pbx.admin.behaviour.unanswered = new Set(behaviour.unanswered)
+          }),
         drop: (name, dropOptions) => Effect.map(find(name), (pbx) => pbx.drop(dropOptions?.reconnect ?? true)),
         reconnect: (name) => Effect.map(find(name), (pbx) => pbx.reconnect()),
         setPresenceBehaviour: (name, behaviour) =>
@@ -206,6 +252,8 @@ export const demoSystemOptions = (options: {
   readonly lics?: number
   readonly controlPort?: number
   readonly emailDomain?: string
+  /** APIs enabled on both App objects (default PbxApi and PbxTableUsers). */
+  readonly apis?: ReadonlyArray<string>
 }): PbxSimulatorOptions => {
   const domain = options.domain ?? "example.com"
   const appObject = options.appObject ?? "teams-presence"
@@ -225,16 +273,24 @@ export const demoSystemOptions = (options: {
       loc: home,
       node: "root",
       apps: [appObject, "users"],
+      licences: [`App(${appObject})`],
       home
     }
   })
+  // Objects of the same table that are not people, with e-mail addresses: a PBX sends them only when asked for
+  // their type (or by the older-firmware fault), and the connector must never match them.
+  const others: ReadonlyArray<SimUser> = [
+    { guid: `queue${"0".repeat(26)}01`, h323: "sales-queue", cn: "Sales Queue", emails: [`sales@${emailDomain}`], pseudo: "waiting", loc: "pbx-master" },
+    { guid: `trunk${"0".repeat(26)}01`, h323: "trunk", cn: "Trunk Line", pseudo: "trunk", loc: "pbx-master" }
+  ]
   const pbx = (name: string, isMaster: boolean): SimPbxOptions => ({
     name,
     isMaster,
     password: options.password,
-    lics: options.lics ?? options.userCount,
+    lics: options.lics,
+    ...(options.apis !== undefined ? { apis: options.apis } : {}),
     appObject,
-    users: users.filter((user) => user.home === name).map(({ home: _, ...user }) => user)
+    users: [...users.filter((user) => user.home === name).map(({ home: _, ...user }) => user), ...(isMaster ? others : [])]
   })
   return {
     connectUrl: options.connectUrl,

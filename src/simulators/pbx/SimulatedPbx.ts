@@ -1,14 +1,17 @@
 /**
  * One simulated PBX with an App object: it connects to the connector's app service as a real PBX does, performs the
- * AppChallenge / AppLogin handshake (an AppLogin shaped like the real captures), sends PbxInfo, serves PbxTableUsers
- * replication and PbxApi SetPresence / SubscribePresence, and reconnects after a drop.
+ * AppChallenge / AppLogin handshake (an AppLogin shaped like the real captures), sends PbxInfo and asks AppInfo, serves
+ * PbxTableUsers replication and PbxApi SetPresence / SubscribePresence / UnsubscribePresence (message shapes as the
+ * innovaphone SDK documents them, test/fixtures/conformance/innovaphone-sdk-messages.json), and reconnects after a drop.
  */
 import { createHash } from "node:crypto"
 import { Redacted } from "effect"
 import WebSocket from "ws"
 import { loginDigest } from "../../pbx/AppLoginDigest.ts"
 import { corkPerTick } from "../../pbx/PbxConnection.ts"
-import type { SystemModel } from "./SimulatorModel.ts"
+import { SimAdminApi } from "./SimAdminApi.ts"
+import { nextRow, pushFor, type Replication, startReplication } from "./SimReplication.ts"
+import type { SimUser, SystemModel } from "./SimulatorModel.ts"
 
 export interface SimPbxConfig {
   readonly name: string
@@ -16,10 +19,17 @@ export interface SimPbxConfig {
   readonly password: Redacted.Redacted<string>
   /** PBX APIs enabled on the App object, e.g. ["PbxApi", "PbxTableUsers"]. */
   apis: ReadonlyArray<string>
-  /** Licences on the App object (`info.lics`); 0 = unlicensed. */
-  lics: number
+  /**
+   * Service licences given to the App object (`info.lics`); undefined = none, and then `lics` is left out of the
+   * AppLogin as in every real capture.
+   */
+  lics: number | undefined
+  /** `info.unlicensed`; true in every real capture of an App object login (default true). */
+  unlicensed?: boolean
   /** The App object's name (its `sip` / `info.appobj`). */
   readonly appObject: string
+  /** Fault: replicate every object of the table, whatever types ReplicateStart asks for (an older PBX). */
+  replicateAllObjects?: boolean
 }
 
 export interface SimPbxStatus {
@@ -31,8 +41,22 @@ export interface SimPbxStatus {
   readonly loginsRefused: number
   /** Successful logins so far (a reconnect adds one). */
   readonly logins: number
-  /** KeepAlive messages received from the connector. */
+  /** KeepAlive messages received from the connector (an app service never sends one: this stays 0). */
   readonly keepAlivesReceived: number
+  /** AppInfoResult answers to the AppInfo the PBX asks after login, the latest last. */
+  readonly appInfoResults: ReadonlyArray<unknown>
+  /** KeepAlive messages this PBX sent, as the AppWebsocket client does after `keepAliveMs` without traffic. */
+  readonly keepAlivesSent: number
+  /** What the connector's last ReplicateStart asked for. */
+  readonly replication?: Replication["request"]
+}
+
+export interface SimPbxConnectOptions {
+  readonly connectUrl: string
+  readonly domain: string
+  readonly reconnectDelayMs: number
+  /** Idle time after which the PBX, as the websocket's client, sends KeepAlive (0 = never). */
+  readonly keepAliveMs: number
 }
 
 const hex32 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 32)
@@ -42,31 +66,38 @@ export class SimulatedPbx {
   private loggedIn = false
   private loginsRefused = 0
   private keepAlivesReceived = 0
+  private appInfoResults: Array<unknown> = []
+  private keepAlivesSent = 0
+  private lastReplicateStart: Replication["request"] | undefined
+  private keepAliveTimer: ReturnType<typeof setTimeout> | undefined
   private logins = 0
   private autoReconnect = true
   private stopped = false
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   /** Holds the TCP socket's writes until the end of the tick: the answers to one wave of requests leave in one write. */
   private hold: () => void = () => {}
-  /** The connection's replication session: the ReplicateStart src (echoed in pushes) and the rows ReplicateNext still sends. */
-  private replication: { readonly src: string | undefined; readonly pending: Array<string> } | undefined
+  /** The connection's replication (SimReplication.ts). */
+  private replication: Replication | undefined
   /** Presence subscriptions: src → user guid. */
   private readonly presenceSubscriptions = new Map<string, string>()
   refuseSetPresence: string | undefined
+  /** PbxAdminApi (CheckAppLic), with its behaviour for tests. */
+  readonly admin: SimAdminApi
   delaySetPresenceMs = 0
 
   readonly config: SimPbxConfig
-  private readonly options: { readonly connectUrl: string; readonly domain: string; readonly reconnectDelayMs: number }
+  private readonly options: SimPbxConnectOptions
   private readonly model: SystemModel
 
   constructor(
     config: SimPbxConfig,
-    options: { readonly connectUrl: string; readonly domain: string; readonly reconnectDelayMs: number },
+    options: SimPbxConnectOptions,
     model: SystemModel
   ) {
     this.config = config
     this.options = options
     this.model = model
+    this.admin = new SimAdminApi(config.name, model)
   }
 
   status(): SimPbxStatus {
@@ -77,7 +108,10 @@ export class SimulatedPbx {
       loggedIn: this.loggedIn,
       loginsRefused: this.loginsRefused,
       logins: this.logins,
-      keepAlivesReceived: this.keepAlivesReceived
+      keepAlivesReceived: this.keepAlivesReceived,
+      appInfoResults: [...this.appInfoResults],
+      keepAlivesSent: this.keepAlivesSent,
+      ...(this.lastReplicateStart !== undefined ? { replication: this.lastReplicateStart } : {})
     }
   }
 
@@ -89,6 +123,8 @@ export class SimulatedPbx {
 
   stop(): void {
     this.stopped = true
+    this.loggedIn = false
+    this.restartKeepAlive()
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer)
     this.socket?.terminate()
     this.socket = undefined
@@ -116,6 +152,21 @@ export class SimulatedPbx {
     if (this.socket?.readyState !== WebSocket.OPEN) return
     this.hold()
     this.socket.send(JSON.stringify(message))
+    this.restartKeepAlive()
+  }
+
+  /** As the SDK's AppWebsocket client: KeepAlive after `keepAliveMs` without a frame either way, once logged in. */
+  private restartKeepAlive(): void {
+    if (this.keepAliveTimer !== undefined) clearTimeout(this.keepAliveTimer)
+    this.keepAliveTimer = undefined
+    if (!this.loggedIn || this.options.keepAliveMs <= 0) return
+    this.keepAliveTimer = setTimeout(() => {
+      this.keepAliveTimer = undefined
+      if (this.socket?.readyState !== WebSocket.OPEN) return
+      this.keepAlivesSent++
+      this.send({ mt: "KeepAlive" })
+      this.model.changed()
+    }, this.options.keepAliveMs)
   }
 
   private connect(): void {
@@ -141,6 +192,8 @@ export class SimulatedPbx {
       if (this.socket !== socket) return
       this.socket = undefined
       this.loggedIn = false
+      this.restartKeepAlive()
+      this.admin.reset()
       this.replication = undefined
       this.presenceSubscriptions.clear()
       this.model.changed()
@@ -150,18 +203,23 @@ export class SimulatedPbx {
     })
   }
 
+  /** The app service's name as the App object's URL ends (the `app` of AppLogin and AppInfo, as in the real captures). */
+  private app(): string {
+    return this.options.connectUrl.split("/").filter((part) => part.length > 0).pop() ?? "app"
+  }
+
   /** The AppLogin a PBX sends for its App object: the same fields and order as the real captures. */
   private appLogin(challenge: string): string {
     const appUrl = this.options.connectUrl
-    const app = appUrl.split("/").filter((part) => part.length > 0).pop() ?? "app"
+    const app = this.app()
     const info = {
       appobj: this.config.appObject,
       appdn: this.config.appObject,
       appurl: appUrl,
       pbx: this.config.name,
       cn: this.config.appObject,
-      unlicensed: this.config.lics <= 0,
-      lics: this.config.lics,
+      unlicensed: this.config.unlicensed ?? true,
+      ...(this.config.lics !== undefined ? { lics: this.config.lics } : {}),
       apps: []
     }
     const infoText = JSON.stringify(info)
@@ -189,6 +247,7 @@ export class SimulatedPbx {
       return
     }
     const mt = message["mt"]
+    this.restartKeepAlive()
     const src = typeof message["src"] === "string" ? message["src"] : undefined
     const api = typeof message["api"] === "string" ? message["api"] : undefined
     const reply = (result: Record<string, unknown>) => this.send({ ...(api ? { api } : {}), ...result, ...(src !== undefined ? { src } : {}) })
@@ -211,6 +270,8 @@ export class SimulatedPbx {
             version: "13r3 sr99 [simulator]",
             build: "139999"
           })
+          // The PBX asks the app service for the APIs it provides (SDK AppWebsocket.htm, AppInfo).
+          this.send({ mt: "AppInfo", app: this.app() })
         } else {
           this.loginsRefused++
         }
@@ -222,6 +283,8 @@ export class SimulatedPbx {
         this.model.changed()
         return
       case "AppInfoResult":
+        this.appInfoResults.push(message)
+        this.model.changed()
         return
     }
     if (!this.loggedIn) return
@@ -229,44 +292,42 @@ export class SimulatedPbx {
       reply({ mt: `${String(mt)}Result`, error: 1, errorText: `API ${api} is not enabled on the App object` })
       return
     }
-    if (api === "PbxTableUsers") return this.tableUsers(String(mt), src, reply)
+    if (api === "PbxTableUsers") return this.tableUsers(String(mt), message, src, reply)
     if (api === "PbxApi") return this.pbxApi(String(mt), message, src, reply)
+    if (api === "PbxAdminApi") return this.admin.receive(String(mt), message, src, reply)
     reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
   }
 
-  private tableUsers(mt: string, src: string | undefined, reply: (result: Record<string, unknown>) => void): void {
+  private tableUsers(
+    mt: string,
+    message: Record<string, unknown>,
+    src: string | undefined,
+    reply: (result: Record<string, unknown>) => void
+  ): void {
     if (mt === "ReplicateStart") {
-      this.replication = { src, pending: [...this.model.users.keys()] }
+      this.replication = startReplication(message, src, this.model, this.config.replicateAllObjects === true)
+      this.lastReplicateStart = this.replication.request
+      this.model.changed()
       return reply({ mt: "ReplicateStartResult" })
     }
     if (mt === "ReplicateNext") {
-      const pending = this.replication?.pending
-      if (pending === undefined) return reply({ mt: "ReplicateNextResult" })
-      while (pending.length > 0) {
-        const row = this.model.rowOf(pending.shift()!)
-        if (row !== undefined) return reply({ mt: "ReplicateNextResult", columns: row })
-      }
-      return reply({ mt: "ReplicateNextResult" })
+      const row = this.replication === undefined ? undefined : nextRow(this.replication, this.model)
+      return reply(row === undefined ? { mt: "ReplicateNextResult" } : { mt: "ReplicateNextResult", columns: row })
     }
     reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
   }
 
-  /** Pushes a table change to every replication session of this connection. */
-  pushUserChange(kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel", guid: string): void {
+  /** Pushes a change of `user` (its last state, for a deletion) to this connection's replication. */
+  pushUserChange(kind: "ReplicateAdd" | "ReplicateUpdate" | "ReplicateDel", user: SimUser): void {
     if (this.replication === undefined) return
-    const columns = kind === "ReplicateDel" ? { guid } : this.model.rowOf(guid)
-    if (columns !== undefined) {
-      this.send({ api: "PbxTableUsers", mt: kind, ...(this.replication.src !== undefined ? { src: this.replication.src } : {}), columns })
-    }
+    const push = pushFor(this.replication, kind, user, this.model, this.config.replicateAllObjects === true)
+    if (push !== undefined) this.send(push)
   }
 
-  /** Sends PresenceUpdate to this connection's subscribers of a user. */
+  /** Sends PresenceUpdate `{presence}` (SDK PbxApi.htm) to this connection's subscribers of a user. */
   pushPresence(guid: string): void {
-    const user = this.model.findUser(guid, undefined)
     for (const [src, subscribed] of this.presenceSubscriptions) {
-      if (subscribed === guid) {
-        this.send({ api: "PbxApi", mt: "PresenceUpdate", src, sip: user?.h323, presence: this.model.presence.get(guid) ?? [] })
-      }
+      if (subscribed === guid) this.send({ api: "PbxApi", mt: "PresenceUpdate", src, presence: this.model.presence.get(guid) ?? [] })
     }
   }
 
@@ -277,13 +338,25 @@ export class SimulatedPbx {
     reply: (result: Record<string, unknown>) => void
   ): void {
     const text = (key: string) => (typeof message[key] === "string" ? message[key] : undefined)
+    // The monitored object is named by `sip` or `num` (SDK PbxApi.htm).
+    const monitored = () => this.model.findUser(undefined, text("sip")) ?? this.model.findUserByNumber(text("num"))
     if (mt === "SubscribePresence") {
-      const user = this.model.findUser(undefined, text("sip"))
+      const user = monitored()
       if (user === undefined) return reply({ mt: "SubscribePresenceResult", error: 1, errorText: "unknown user" })
       this.presenceSubscriptions.set(src ?? "", user.guid)
       reply({ mt: "SubscribePresenceResult" })
+      // The monitor is up: PresenceState with the endpoint, then the presence itself.
+      reply({ mt: "PresenceState", up: true, sip: user.h323, num: user.e164 ?? "", dn: user.dn ?? user.cn, email: user.emails?.[0] ?? "" })
       this.pushPresence(user.guid)
       return
+    }
+    if (mt === "UnsubscribePresence") {
+      // Stops the monitor started with this src, or every monitor of the named user on this connection.
+      const user = monitored()
+      for (const [key, guid] of this.presenceSubscriptions) {
+        if (key === (src ?? "") || guid === user?.guid) this.presenceSubscriptions.delete(key)
+      }
+      return reply({ mt: "UnsubscribePresenceResult" })
     }
     if (mt !== "SetPresence") return reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
     const apply = () => {

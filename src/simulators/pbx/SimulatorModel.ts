@@ -3,6 +3,8 @@
  * (one entry per contact, newest first — what phones and myApps show), and the record of SetPresence requests.
  */
 import { Schema } from "effect"
+import { createHash } from "node:crypto"
+import type { CheckAppLicRecord } from "./SimAdminApi.ts"
 
 export const SimUser = Schema.Struct({
   guid: Schema.String,
@@ -16,7 +18,14 @@ export const SimUser = Schema.Struct({
   node: Schema.optionalKey(Schema.String),
   /** Apps the user has rights to (sent as the comma separated `apps` column). */
   apps: Schema.optionalKey(Schema.Array(Schema.String)),
-  hide: Schema.optionalKey(Schema.Boolean)
+  hide: Schema.optionalKey(Schema.Boolean),
+  /**
+   * The object's type when it is not a plain user: "executive" (a person too), or "waiting" (waiting queue), "trunk",
+   * "gw", "vm", "broadcast", "bc_conf", "mobility", … (innovaphone SDK doc/pbx/cdr.htm). These live in the same table.
+   */
+  pseudo: Schema.optionalKey(Schema.String),
+  /** App licences assigned to the user, as the PBX names them, e.g. `App(teams-presence)` (answers CheckAppLic). */
+  licences: Schema.optionalKey(Schema.Array(Schema.String))
 })
 export type SimUser = typeof SimUser.Type
 
@@ -38,25 +47,40 @@ export interface SetPresenceRecord {
   readonly accepted: boolean
 }
 
-/** The PbxTableUsers row of a user, as a real PBX sends it. */
-export const userRow = (user: SimUser, defaultLoc: string) => ({
+/** The object type of a table row: "" for a plain user. */
+export const objectType = (user: SimUser): string => user.pseudo ?? ""
+
+/**
+ * The PbxTableUsers row of an object with every column a real PBX has (the conformance captures and the SDK's users
+ * table): the replication sends the ones a consumer asks for. `pwd` is the PBX's encrypted password, never shown.
+ */
+export const userRow = (user: SimUser, defaultLoc: string): Record<string, unknown> => ({
   guid: user.guid,
   h323: user.h323,
+  pwd: createHash("sha256").update(`pwd:${user.guid}`).digest("hex").slice(0, 48),
   cn: user.cn,
   dn: user.dn ?? user.cn,
+  "apps-my": user.pseudo === undefined || user.pseudo === "executive" ? "users,phone" : "",
+  config: user.pseudo === undefined || user.pseudo === "executive" ? "Config User" : "",
   e164: user.e164 ?? "",
   emails: (user.emails ?? []).map((email) => ({ email })),
   "h323-email": false,
   loc: user.loc ?? defaultLoc,
   node: user.node ?? "root",
   apps: (user.apps ?? []).join(","),
-  hide: user.hide ?? false
+  hide: user.hide ?? false,
+  fax: false,
+  ...(user.pseudo !== undefined && user.pseudo !== "" ? { pseudo: user.pseudo } : {}),
+  grps: [],
+  "t-allows": [{ name: "@example.com", online: true, presence: true, otf: true, note: true, visible: true }]
 })
 
 export class SystemModel {
   readonly users = new Map<string, { user: SimUser; home: string }>()
   readonly presence = new Map<string, Array<PresenceEntry>>()
   readonly setPresenceLog: Array<SetPresenceRecord> = []
+  /** Every CheckAppLic received (PbxAdminApi), in order. */
+  readonly checkAppLicLog: Array<CheckAppLicRecord> = []
   private readonly listeners = new Set<() => void>()
 
   /** Listeners run after every change; `waitFor` re-checks its condition there. */
@@ -73,6 +97,12 @@ export class SystemModel {
     if (guid !== undefined && guid !== "") return this.users.get(guid)?.user
     if (sip === undefined || sip === "") return undefined
     for (const { user } of this.users.values()) if (user.h323 === sip) return user
+    return undefined
+  }
+
+  findUserByNumber(num: string | undefined): SimUser | undefined {
+    if (num === undefined || num === "") return undefined
+    for (const { user } of this.users.values()) if (user.e164 === num) return user
     return undefined
   }
 

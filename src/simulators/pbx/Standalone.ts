@@ -3,8 +3,7 @@
  * that connect to a running connector's `/pbx` endpoint as real PBXs would, so the real Microsoft side can be tried
  * against a made-up PBX. Reconnects until the connector is up; runs until interrupted.
  */
-import { Config, Console, Deferred, Effect, Option, type Redacted, type Scope } from "effect"
-import { Command, Flag } from "effect/cli"
+import { Console, Deferred, Effect, Option, type Redacted, type Scope } from "effect"
 import { loadPopulation, reportSetupError, type SimPopulation, SimulatorSetupError } from "../UsersFile.ts"
 import { type PbxSimulatorHandle, type PbxSimulatorOptions, PbxSimulator, type SimPbxStatus } from "./PbxSimulator.ts"
 
@@ -113,7 +112,7 @@ export const startPbxSimulator = Effect.fn("PbxStandalone.start")(function*(
   yield* Console.log([
     `PBX simulator: ${population.pbxs.map((pbx) => `${pbx.name}${pbx.master ? " (master)" : ""}`).join(", ")} of ${population.domain}`,
     `  connecting to: ${options.connect}`,
-    `  App object:    ${population.appName} (licences: ${population.pbxs.map((pbx) => `${pbx.name} ${pbx.lics}`).join(", ")})`,
+    `  App object:    ${population.appName} (service licences: ${population.pbxs.map((pbx) => `${pbx.name} ${pbx.lics ?? "none"}`).join(", ")})`,
     `  users:         ${population.people.length}`,
     `control API:     ${sim.controlUrl ?? "(none)"} (docs/simulator-pbx.md)`,
     "",
@@ -134,27 +133,6 @@ export const startPbxSimulator = Effect.fn("PbxStandalone.start")(function*(
 export const runPbxSimulator = (options: PbxStandaloneOptions): Effect.Effect<never, SimulatorSetupError> =>
   Effect.scoped(Effect.andThen(startPbxSimulator(options), Effect.never))
 
-export const simulatePbxCommand = Command.make("pbx", {
-  connect: Flag.String("connect").pipe(Flag.withDescription("The connector's PBX websocket URL, e.g. ws://127.0.0.1:8080/pbx")),
-  password: Flag.Redacted("password").pipe(
-    Flag.withDescription("The App objects' password (the connector's pbx.appPassword); or $PBX_SIM_PASSWORD"),
-    Flag.withFallbackConfig(Config.Redacted("PBX_SIM_PASSWORD"))
-  ),
-  usersFile: Flag.String("users-file").pipe(
-    Flag.withDescription("Users file (YAML or JSON; docs/simulator-pbx.md \"Running it on its own\")"),
-    Flag.optional
-  ),
-  users: Flag.Int("users").pipe(Flag.withDescription("Generated users when the users file lists none"), Flag.withDefault(50)),
-  controlPort: Flag.Int("control-port").pipe(Flag.withDescription("Port of the HTTP control API (0 = any free port)"), Flag.withDefault(8082)),
-  domain: Flag.String("domain").pipe(Flag.withDescription("The PBX domain (default: the users file's, else example.com)"), Flag.optional)
-}, ({ connect, controlPort, domain, password, users, usersFile }) =>
-  runPbxSimulator({
-    connect,
-    password,
-    users,
-    controlPort,
-    usersFile: Option.getOrUndefined(usersFile),
-    domain: Option.getOrUndefined(domain)
-  }).pipe(Effect.catchTag("SimulatorSetupError", reportSetupError))).pipe(
-    Command.withDescription("Run simulated innovaphone PBXs (master + slave) that connect to a running connector")
-  )
+/** `simulate pbx` (src/SimulateCommands.ts): runs until interrupted; a setup problem is printed and exits 1. */
+export const simulatePbx = (options: PbxStandaloneOptions): Effect.Effect<void> =>
+  runPbxSimulator(options).pipe(Effect.catchTag("SimulatorSetupError", reportSetupError))

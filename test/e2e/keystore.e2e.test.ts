@@ -1,0 +1,37 @@
+/**
+ * A connector whose rich-notification key store is corrupt keeps running: the presence subscription light is red with
+ * the reason and what to do, the other lights are green, and the file is left exactly as it was.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Effect, Redacted } from "effect"
+import { startDemo } from "../../src/connector/Demo.ts"
+import type { StatusSnapshot } from "../../src/connector/StatusBoard.ts"
+import { basicAuth, until } from "../support/waiting.ts"
+
+const password = "keystore-admin-password"
+
+describe("an unreadable rich-notification key store", () => {
+  it.live("is a red presence subscription light with its fix; the file is not replaced", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const dataDir = mkdtempSync(join(tmpdir(), "tpc-keystore-"))
+      const corrupt = "{\"currentId\":\"tpc-old\",\"certificates\":[{\"id\":\"tpc-old\""
+      writeFileSync(join(dataDir, "rich-notification-keys.json"), corrupt)
+      const demo = yield* startDemo({ port: 0, userCount: 4, changeEverySeconds: 0, adminPassword: Redacted.make(password), dataDir })
+      const status = Effect.promise(async () => {
+        const response = await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth(password) } })
+        return (await response.json()) as StatusSnapshot
+      })
+      const snapshot = yield* until(
+        "the master PBX and sign-in green",
+        Effect.map(status, (s) => s.lights.masterPbx.state === "green" && s.lights.authentication.state === "green" ? s : undefined)
+      )
+      const light = snapshot.lights.presenceSubscription
+      assert.strictEqual(light.state, "red")
+      assert.match(light.reason, /rich-notification key store .* is not valid/)
+      assert.match(light.fix ?? "", /Restore .* from a backup and restart/)
+      assert.strictEqual(readFileSync(join(dataDir, "rich-notification-keys.json"), "utf8"), corrupt)
+    })))
+})

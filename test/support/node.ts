@@ -1,0 +1,38 @@
+/** The Node.js and npm the tests run child processes with, and an older Node.js where the machine has one. */
+import { spawnSync } from "node:child_process"
+import { existsSync, realpathSync } from "node:fs"
+import { createRequire } from "node:module"
+import { delimiter, dirname, join } from "node:path"
+
+export const repoRoot = join(import.meta.dirname, "../..")
+
+const checkNode = createRequire(import.meta.url)("../../scripts/check-node.cjs") as {
+  readonly minimum: { readonly major: number; readonly minor: number }
+  versionProblem(version: string, command?: string): string | undefined
+}
+export const { minimum, versionProblem } = checkNode
+
+/** npm's CLI script: the one running these tests (npm_execpath), else the `npm` on PATH. */
+export const npmCli = (): string => {
+  const fromNpm = process.env["npm_execpath"]
+  if (fromNpm !== undefined && /npm-cli\.js$/.test(fromNpm) && existsSync(fromNpm)) return fromNpm
+  for (const dir of (process.env["PATH"] ?? "").split(delimiter)) {
+    const candidate = join(dir, "npm")
+    if (existsSync(candidate)) return realpathSync(candidate)
+  }
+  throw new Error("npm is not on PATH")
+}
+
+/** PATH with this Node.js first, so that `node` and `#!/usr/bin/env node` in child processes mean this one. */
+export const pathWithThisNode = (): string => [dirname(process.execPath), process.env["PATH"] ?? ""].join(delimiter)
+
+/** A Node.js older than package.json's engines.node on this machine (Debian's /usr/bin/node on many servers), if any. */
+export const olderNode: { readonly path: string; readonly version: string } | undefined = (() => {
+  for (const path of ["/usr/bin/node", "/usr/local/bin/node"]) {
+    if (!existsSync(path) || realpathSync(path) === realpathSync(process.execPath)) continue
+    const result = spawnSync(path, ["-p", "process.versions.node"], { encoding: "utf8", timeout: 10_000 })
+    const version = result.stdout?.trim()
+    if (result.status === 0 && version !== undefined && versionProblem(version) !== undefined) return { path, version }
+  }
+  return undefined
+})()
