@@ -7,6 +7,9 @@ import * as YAML from "yaml"
 
 export const repositoryRoot = join(import.meta.dirname, "../..")
 export const mainFile = join(repositoryRoot, "src/main.ts")
+/** The package's bin (built to dist/bin.js): its shebang runs `env -S node <flags>`, which becomes node itself. */
+const binFile = join(repositoryRoot, "src/bin.ts")
+const binFlags = (readFileSync(binFile, "utf8").split("\n", 1)[0] ?? "").split(/\s+/).filter((word) => word.startsWith("--"))
 const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env["PATH"] ?? ""}` }
 
 export type Launch = "npm start" | "the bin" | "node src/main.ts"
@@ -48,7 +51,7 @@ export const startProcess = (
         ? spawn(process.execPath, [npm, "start", "--", ...args], options)
         : spawn("npm", ["start", "--", ...args], options)
       : launch === "the bin"
-      ? spawn(mainFile, args, options)
+      ? spawn(process.execPath, [...binFlags, binFile, ...args], options)
       : spawn(process.execPath, [mainFile, ...args], options)
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
       child.once("exit", (code, signal) => resolve({ code, signal }))
