@@ -230,7 +230,7 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undef
       yield* countEnd("connected", end.reason)
       if (end.reason !== "connector") {
         // The loop stopped on its own: a defect in the connector. Say what it was; the PBX reconnects.
-        yield* Effect.logError(`${who}: the message loop failed, closing the connection: ${end.text}`)
+        yield* Effect.logError(`${who}: the message loop failed, closing the connection: ${clip(end.text, 300)}`)
         yield* Deferred.succeed(ended, `closed by the connector after an internal error: ${end.text}`)
       }
     }
