@@ -59,6 +59,14 @@ export interface ConnectorProcess {
 export interface ConnectorProbe {
   readonly eventLoopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number }
   readonly peakMb: { readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly externalAndBuffers: number }
+  /** With BENCH_GC_SAMPLE_MS (bench/soak.ts): the heap after each forced full collection. */
+  readonly heapAfterGc?: ReadonlyArray<{
+    readonly atSeconds: number
+    readonly heapUsedMb: number
+    readonly codeMb: number
+    readonly rssMb: number
+    readonly externalMb: number
+  }>
 }
 
 export const writeConfig = (dir: string, config: unknown): string => {
@@ -76,6 +84,8 @@ export const startConnector = (options: {
   readonly nodeFlags: ReadonlyArray<string>
   /** Writes V8 CPU profiles of the connector (main thread and workers) here when set. */
   readonly cpuProfileDir?: string | undefined
+  /** More environment for the child (the probe's soak settings). */
+  readonly env?: Readonly<Record<string, string>> | undefined
 }): ConnectorProcess => {
   const log = createWriteStream(options.logFile)
   const spawnedAt = performance.now()
@@ -86,7 +96,7 @@ export const startConnector = (options: {
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags, ...profile, ...probe, "src/main.ts", "run", "--config", options.configFile], {
     cwd: options.repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NODE_ENV: "production", BENCH_PROBE_FILE: probeFile }
+    env: { ...process.env, NODE_ENV: "production", BENCH_PROBE_FILE: probeFile, ...options.env }
   })
   child.stdout?.pipe(log, { end: false })
   child.stderr?.pipe(log, { end: false })

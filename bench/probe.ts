@@ -2,9 +2,13 @@
  * Preloaded into the connector child by the benchmark (`--import`), never part of the product: samples the main
  * thread's event-loop delay and the process memory and writes them to BENCH_PROBE_FILE every 200 ms.
  * SIGUSR2 starts a new measurement window (the bench sends it before a scenario), so each scenario has its own figures.
+ * For the soak (bench/soak.ts): with BENCH_GC_SAMPLE_MS and `--expose-gc`, a full collection every so often and the
+ * heap left after it (`heapAfterGc`); with BENCH_HEAP_SNAPSHOTS=<ms,ms,…>, heap snapshots at those times (after a
+ * collection) next to the probe file.
  */
 import { writeFile } from "node:fs"
-import { monitorEventLoopDelay } from "node:perf_hooks"
+import { monitorEventLoopDelay, performance } from "node:perf_hooks"
+import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8"
 import { isMainThread } from "node:worker_threads"
 
 const file = process.env["BENCH_PROBE_FILE"]
@@ -14,6 +18,13 @@ if (file !== undefined && isMainThread) {
   delay.enable()
   const mb = (bytes: number) => Math.round(bytes / 1e5) / 10
   let peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }
+  const heapAfterGc: Array<{ atSeconds: number; heapUsedMb: number; codeMb: number; rssMb: number; externalMb: number }> = []
+  // Compiled code and what the compiler keeps with it (bytecode, feedback, trusted metadata): it grows while the JIT
+  // warms up, whatever the data, so the soak looks at the heap without it too.
+  const codeSpaces = new Set(["code_space", "code_large_object_space", "trusted_space", "trusted_large_object_space"])
+  const codeBytes = () =>
+    getHeapSpaceStatistics().filter((space) => codeSpaces.has(space.space_name)).reduce((sum, space) => sum + space.space_used_size, 0)
+  const collect = (globalThis as { gc?: () => void }).gc
   // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy.
   const write = () =>
     writeFile(file, JSON.stringify({
@@ -22,7 +33,8 @@ if (file !== undefined && isMainThread) {
         p99: delay.percentile(99) / 1e6,
         max: delay.max / 1e6
       },
-      peakMb: { rss: mb(peak.rss), heapTotal: mb(peak.heapTotal), heapUsed: mb(peak.heapUsed), externalAndBuffers: mb(peak.external) }
+      peakMb: { rss: mb(peak.rss), heapTotal: mb(peak.heapTotal), heapUsed: mb(peak.heapUsed), externalAndBuffers: mb(peak.external) },
+      heapAfterGc
     }), () => {})
   const sample = () => {
     const m = process.memoryUsage()
@@ -36,6 +48,26 @@ if (file !== undefined && isMainThread) {
   // Cheap enough not to show in the figures it measures: memory every 250 ms, the file every 500 ms.
   setInterval(sample, 250).unref()
   setInterval(write, 500).unref()
+  const every = Number(process.env["BENCH_GC_SAMPLE_MS"] ?? 0)
+  if (every > 0 && collect !== undefined) {
+    setInterval(() => {
+      collect()
+      const m = process.memoryUsage()
+      heapAfterGc.push({
+        atSeconds: Math.round(performance.now() / 100) / 10,
+        heapUsedMb: mb(m.heapUsed),
+        codeMb: mb(codeBytes()),
+        rssMb: mb(m.rss),
+        externalMb: mb(m.external)
+      })
+    }, every).unref()
+  }
+  for (const at of (process.env["BENCH_HEAP_SNAPSHOTS"] ?? "").split(",").filter((t) => t !== "").map(Number)) {
+    setTimeout(() => {
+      collect?.()
+      writeHeapSnapshot(`${file}.${Math.round(at / 1000)}s.heapsnapshot`)
+    }, at).unref()
+  }
   process.on("SIGUSR2", () => {
     delay.reset()
     peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }

@@ -7,6 +7,8 @@
  *   sustained-500   the same measures at a steady 500 changes/s (BENCH_RATE).
  *   rich-flood-10k  every user's presence changes once, as fast as the bench can issue them: the connector's capacity
  *                   (throughput) and how fast it drains the backlog; the webhook must still answer at once.
+ * `npm run bench -- soak` runs the memory soak instead (bench/soak.ts): the demo's life at 20 times its pace, with
+ * PBX reconnects and token revocations, reporting the heap after GC over time.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -21,6 +23,7 @@ import { demoSystemOptions, PbxSimulator, type PbxSimulatorOptions } from "../sr
 import { freePort } from "../src/http/Server.ts"
 import { shippedNodeFlags, startConnector, writeConfig } from "./connectorProcess.ts"
 import { changeRun } from "./changeScenario.ts"
+import { soak } from "./soak.ts"
 import { emit, progress, seconds, TARGETS, until } from "./report.ts"
 import { processCpuMs, processMemory, round } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
@@ -241,7 +244,13 @@ const SUSTAINED_RATE = Number(process.env["BENCH_RATE"] ?? 500)
 const SUSTAINED_SECONDS = 12
 const IDLE_SECONDS = 5
 
-Effect.runPromiseExit(program.pipe(Effect.scoped, Effect.timeout("5 minutes"))).then((exit) => {
+/** `npm run bench -- soak` runs the memory soak (bench/soak.ts) instead of the scenarios above. */
+const soakOnly = process.argv.slice(2).includes("soak")
+const main = soakOnly
+  ? soak.pipe(Effect.timeout(`${Number(process.env["BENCH_SOAK_MINUTES"] ?? 4) + 3} minutes`))
+  : program.pipe(Effect.timeout("5 minutes"))
+
+Effect.runPromiseExit(main.pipe(Effect.scoped)).then((exit) => {
   if (exit._tag === "Failure") {
     process.stderr.write(`[bench] could not run: ${String(exit.cause)}\n`)
     process.exit(1)

@@ -12,6 +12,8 @@ import packageJson from "../package.json" with { type: "json" }
 import { ConfigError, describeConfig, loadConfigFile } from "./connector/ConfigFile.ts"
 import { ConnectorLayer, serverUrl } from "./connector/Connector.ts"
 import { loggingLayer } from "./connector/Logging.ts"
+import { runUntilStopped } from "./connector/Shutdown.ts"
+import { type DataDirError, prepareDataDir } from "./connector/DataDir.ts"
 import { settingsFromConfig } from "./connector/Settings.ts"
 import { GraphConfig } from "./graph/GraphSettings.ts"
 import { TokenService } from "./graph/TokenService.ts"
@@ -36,7 +38,7 @@ export const resolveConfigPath = (flag: Option.Option<string>): string | undefin
   Option.getOrUndefined(flag) ?? process.env["CONNECTOR_CONFIG"] ?? defaultConfigPaths.find((path) => existsSync(path))
 
 /** Prints the problems and makes the process exit 1, without a stack trace: the message is the whole story. */
-const reportConfigError = (error: ConfigError) =>
+const reportConfigError = (error: ConfigError | DataDirError) =>
   Console.error(error.message).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
 
 /** The status page's password: configured, else one generated once and kept (0600) in the data directory. */
@@ -54,6 +56,7 @@ const runConnector = (path: string) =>
   Effect.gen(function*() {
     const config = yield* loadConfigFile(path)
     const settings = yield* settingsFromConfig(config)
+    yield* prepareDataDir(settings.graph.dataDir)
     const logging = loggingLayer({ level: config.log.level, format: config.log.format })
     return yield* Effect.gen(function*() {
       let adminPassword = settings.adminPassword
@@ -65,13 +68,13 @@ const runConnector = (path: string) =>
         )
       }
       yield* Effect.logInfo(`teams-presence-connector ${packageJson.version} starting (${config.notifications.mode} mode)`)
-      return yield* Layer.launch(
+      return yield* runUntilStopped(Layer.build(
         Layer.effectDiscard(Effect.flatMap(serverUrl, (url) => Effect.logInfo(`status page: ${url}/`))).pipe(
           Layer.provideMerge(ConnectorLayer({ ...settings, adminPassword }))
         )
-      )
+      ))
     }).pipe(Effect.provide(logging))
-  }).pipe(Effect.catchTag("ConfigError", reportConfigError))
+  }).pipe(Effect.catchTags({ ConfigError: reportConfigError, DataDirError: reportConfigError }))
 
 const runDemo = (port: Option.Option<number>) =>
   Effect.gen(function*() {
@@ -81,13 +84,11 @@ const runDemo = (port: Option.Option<number>) =>
     const dataDir = mkdtempSync(join(tmpdir(), "teams-presence-demo-"))
     // Loaded here, not imported above: the demo brings the simulators, which `run` never loads.
     const { printDemoBanner, startDemo } = yield* Effect.promise(() => import("./connector/Demo.ts"))
-    const demo = yield* startDemo({ port: chosenPort, adminPassword: password, dataDir })
-    yield* printDemoBanner(demo, password, configured === undefined || configured === "")
-    return yield* Effect.never
-  }).pipe(
-    Effect.scoped,
-    Effect.provide(loggingLayer({ level: "info", format: "auto" }))
-  )
+    return yield* runUntilStopped(Effect.gen(function*() {
+      const demo = yield* startDemo({ port: chosenPort, adminPassword: password, dataDir })
+      yield* printDemoBanner(demo, password, configured === undefined || configured === "")
+    }))
+  }).pipe(Effect.provide(loggingLayer({ level: "info", format: "auto" })))
 
 /** `run` is the production command: without a configuration it refuses, rather than quietly running the demo. */
 const run = Command.make("run", { config: configFlag }, ({ config }) => {
@@ -129,6 +130,7 @@ const login = Command.make(
         return yield* new ConfigError({ source: "login", problems: [{ path: "--config", message: "no configuration file given" }] })
       }
       const settings = yield* settingsFromConfig(yield* loadConfigFile(path))
+      yield* prepareDataDir(settings.graph.dataDir)
       if (!settings.graph.accounts.some((a) => a.name === account)) {
         return yield* new ConfigError({
           source: path,
@@ -146,7 +148,7 @@ const login = Command.make(
       )
       yield* Console.log(`Signed in: the refresh token of account ${account} is stored in ${settings.graph.dataDir}.`)
     }).pipe(
-      Effect.catchTag("ConfigError", reportConfigError),
+      Effect.catchTags({ ConfigError: reportConfigError, DataDirError: reportConfigError }),
       Effect.catchTag("AuthError", (error) =>
         Console.error(`Sign-in failed: ${error.message}\n${error.fix}`).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 }))))
     )

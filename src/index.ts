@@ -37,6 +37,7 @@ export {
   parseConfigText
 } from "./connector/ConfigFile.ts"
 export { type LevelName, type LogFormat, loggingLayer, scrubSecrets } from "./connector/Logging.ts"
+export { DataDirError, prepareDataDir } from "./connector/DataDir.ts"
 
 // The status: what the status page, /api/status and /readyz show.
 export {
@@ -45,6 +46,7 @@ export {
   type CredentialLight,
   type Light,
   type LightState,
+  noneRed,
   type PbxLight,
   type RecentError,
   type ShardLight,

@@ -5,11 +5,10 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Runtime } from "effect"
 import { cli } from "./Cli.ts"
+import { exitCodeOf } from "./connector/Shutdown.ts"
 
 /** A stop by signal after a clean shutdown is a success: exit 0 (or the code a command chose), not 130. */
 const teardown: Runtime.Teardown = (exit, onExit) =>
-  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)
-    ? onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
-    : Runtime.defaultTeardown(exit, onExit)
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(exitCodeOf(exit)) : Runtime.defaultTeardown(exit, onExit)
 
 cli.pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain({ teardown }))

@@ -4,7 +4,7 @@
  * webhook and the PBX websocket. Everything runs in the layer's scope: closing it stops the whole fiber tree in order.
  */
 import { NodeHttpClient } from "@effect/platform-node"
-import { Clock, Effect, Layer, Logger, Redacted } from "effect"
+import { Clock, Effect, Layer, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import packageJson from "../../package.json" with { type: "json" }
 import { CertificateStore } from "../graph/crypto/CertificateStore.ts"
@@ -22,11 +22,15 @@ import { TeamsUsers } from "../graph/TeamsUsers.ts"
 import { TokenService } from "../graph/TokenService.ts"
 import { NotificationRoutes } from "../http/NotificationRoutes.ts"
 import { serveRoutes } from "../http/Server.ts"
-import { AdminPassword, StatusRoutes } from "../http/StatusRoutes.ts"
+import { StatusPageLimits } from "../http/StatusEvents.ts"
+import { AdminPassword, StatusLoginBackoff, StatusRoutes } from "../http/StatusRoutes.ts"
 import { PbxAppService } from "../pbx/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
+import { makeRepeatGate, repeatGateLayer } from "./LogRepeats.ts"
+import { announcedStop } from "./Shutdown.ts"
+import { prepareDataDir } from "./DataDir.ts"
 import { RecentErrors, recentErrorsLogger } from "./RecentErrors.ts"
 import type { ConnectorSettings } from "./Settings.ts"
 import { initialSnapshot, StatusBoard } from "./StatusBoard.ts"
@@ -57,12 +61,19 @@ export const SignInKeeper = Layer.effectDiscard(Effect.gen(function*() {
 
 export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {
   const push = settings.flow.mode === "push"
+  const serverOptions = { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }
   const config = Layer.mergeAll(
+    // First of all: the data directory exists, 0700, and nothing in it is open to other users.
+    Layer.effectDiscard(prepareDataDir(settings.graph.dataDir)),
     Layer.succeed(GraphConfig, settings.graph),
     SubscriptionSettings.layer(settings.subscriptions),
     PbxSettings.layer(settings.pbx),
     Layer.succeed(FlowConfig, settings.flow),
-    Layer.succeed(AdminPassword, settings.adminPassword ?? Redacted.make(randomPassword()))
+    Layer.succeed(AdminPassword, settings.adminPassword ?? Redacted.make(randomPassword())),
+    ...(settings.statusPage === undefined ? [] : [
+      Layer.succeed(StatusLoginBackoff, settings.statusPage.loginBackoff),
+      Layer.succeed(StatusPageLimits, settings.statusPage.limits)
+    ])
   )
 
   const graph = Layer.mergeAll(TeamsUsers.layer, PresenceReader.layer, SubscriptionApi.layer).pipe(
@@ -88,39 +99,45 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
     Layer.provideMerge(CertificateStore.layer)
   )
 
-  const shared = Layer.mergeAll(PbxServices, graph, board, FlowState.layer)
+  // Each stage logs when it begins to stop, in the order of docs/architecture.md (Shutdown order).
+  const shared = Layer.mergeAll(PbxServices, graph, board, FlowState.layer).pipe(
+    announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)")
+  )
 
   // The HTTP server starts once the services behind its routes exist; the flow starts last and stops first.
-  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper)
+  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper).pipe(
+    announcedStop("the flow (no more intake; pending PBX writes are delivered)")
+  )
+  const serve = <E, R>(routes: Layer.Layer<never, E, R>) =>
+    serveRoutes(routes, serverOptions).pipe(announcedStop("the HTTP server (status page, webhook, PBX connections)"))
 
   // Push: inbox and webhook, subscriptions, the reconciler.
   const pushApp = () => {
     const presence = PresenceSource.layerPush.pipe(
-      Layer.provideMerge(SubscriptionManager.layer),
+      announcedStop("the presence reads (reconciler, refetch, resync)"),
+      Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to subscriptions.json)"))),
       Layer.provideMerge(LicenceCheckFromPbx),
-      Layer.provideMerge(inbox)
+      Layer.provideMerge(inbox.pipe(announcedStop("the notification inbox and the decryption workers")))
     )
     const core = presence.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes), settings.http).pipe(
-      Layer.provideMerge(core)
-    )
+    const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
     return workers.pipe(Layer.provideMerge(server))
   }
 
   // Poll-only: no webhook, no subscriptions.
   const pollApp = () => {
-    const core = PresenceSource.layerPoll.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serveRoutes(Layer.mergeAll(StatusRoutes, PbxAppService.routes), settings.http).pipe(Layer.provideMerge(core))
+    const core = PresenceSource.layerPoll.pipe(announcedStop("the presence reads (poller)"), Layer.provideMerge(shared), Layer.provideMerge(config))
+    const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
     return workers.pipe(Layer.provideMerge(server))
   }
 
   const app = push ? pushApp() : pollApp()
 
-  // Warnings and errors also go to the status page's "recent errors".
+  // Warnings and errors also go to the status page's "recent errors"; repeats of one kind are rate-limited for both.
   return Layer.unwrap(Effect.gen(function*() {
     const errors = RecentErrors.make()
     return app.pipe(
-      Layer.provide(Logger.layer([recentErrorsLogger(errors)], { mergeWithExisting: true })),
+      Layer.provide(repeatGateLayer(makeRepeatGate(), [recentErrorsLogger(errors)])),
       Layer.provide(Layer.succeed(RecentErrors, errors))
     )
   }))

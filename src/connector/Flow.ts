@@ -4,6 +4,7 @@
  * supervised: a failure is logged and the fiber restarts with backoff, without stopping the others.
  */
 import { Context, Effect, Fiber, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef } from "effect"
+import { clip } from "../domain/LogText.ts"
 import { unknownPresences } from "../domain/Metrics.ts"
 import { clearPresence, commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
@@ -156,7 +157,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
         const result = mapPresenceDetailed(change.presence, settings.mapping)
         if (result.basis === "none") {
           yield* Metric.update(unknownPresences, 1)
-          yield* Effect.logWarning(`unknown Teams presence for ${change.userId}; cleared`, change.presence)
+          yield* Effect.logWarning(`unknown Teams presence for ${clip(change.userId, 60)}; cleared: ${clip(change.presence, 300)}`)
         }
         state.rows.set(key, { presence: change.presence, command: result.command, receivedAt: change.receivedAt, origin: change.origin })
         state.rowsChanged.add(key)
@@ -171,7 +172,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const loadTeamsUsers = teamsUsers.listTeamsUsers(settings.usersCredential).pipe(
     Effect.tap((users) => Ref.set(state.teamsUsers, Option.some(users))),
     Effect.tap((users) => Effect.logInfo(`Teams users: ${users.length} with a Teams licence`)),
-    Effect.tapError((error) => Effect.logError(`listing Teams users failed: ${error.message}`)),
+    Effect.tapError((error) => Effect.logError(`listing Teams users failed: ${clip(error.message, 300)}`)),
     Effect.retry(Schedule.min([Schedule.exponential("2 seconds", 2), Schedule.spaced("2 minutes")]))
   )
 

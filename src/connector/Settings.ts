@@ -7,6 +7,8 @@ import { resolve } from "node:path"
 import { Effect, Redacted } from "effect"
 import * as YAML from "yaml"
 import type { ConnectorConfig } from "../domain/Config.ts"
+import { type BackoffPolicy, defaultBackoffPolicy } from "../domain/LoginBackoff.ts"
+import { defaultStatusPageLimits, type StatusPageLimits } from "../http/StatusEvents.ts"
 import { buildMappingConfig, type MappingConfig } from "../domain/PresenceMapping.ts"
 import { accountRef, AppCredentialRef, type CredentialRef, type GraphSettings } from "../graph/GraphSettings.ts"
 import { defaultSubscriptionSettings, type SubscriptionSettingsOptions } from "../graph/SubscriptionSettings.ts"
@@ -27,6 +29,8 @@ export interface FlowSettings {
 }
 
 export interface ConnectorSettings {
+  /** The status page's limits and its login backoff; defaults when left out. */
+  readonly statusPage?: { readonly loginBackoff: BackoffPolicy; readonly limits: StatusPageLimits } | undefined
   readonly graph: GraphSettings
   readonly subscriptions: SubscriptionSettingsOptions
   readonly pbx: PbxSettingsOptions
@@ -97,6 +101,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     usersExpiryMinutes: config.timers.usersExpiryMinutes,
     usersRenewMinutes: config.timers.usersRenewMinutes,
     reconcileMinutes: config.timers.reconcileMinutes,
+    verifySeconds: config.timers.verifySeconds,
     pollSeconds: config.timers.pollSeconds,
     deleteOnShutdown: config.notifications.deleteSubscriptionsOnShutdown,
     jwksUrl: config.graph.jwksUrl,
@@ -107,7 +112,15 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     decryptWorkers: config.notifications.decryptWorkers,
     dataDir
   })
+  const loginBackoff: BackoffPolicy = {
+    ...defaultBackoffPolicy,
+    maxDelayMillis: config.security.maxLoginDelaySeconds * 1000,
+    refuseAfterFailures: config.security.refuseAfterFailedLogins,
+    refuseMillis: config.security.refuseMinutes * 60_000
+  }
   const pbx = makePbxSettings({
+    loginBackoff,
+    maxFrameBytes: config.pbx.maxFrameBytes,
     appPassword: config.pbx.appPassword,
     masterPbx: config.pbx.masterPbx,
     contact: config.pbx.contact,
@@ -130,6 +143,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     clearOnShutdown: config.shutdown.clearPresences
   }
   return {
+    statusPage: { loginBackoff, limits: { ...defaultStatusPageLimits, maxEventStreams: config.security.maxEventStreams } },
     graph,
     subscriptions,
     pbx,

@@ -5,7 +5,8 @@
  */
 import { Context, Effect, Layer, Stream, SubscriptionRef } from "effect"
 
-export type LightState = "green" | "red"
+/** Green: working. Amber: degraded, being retried (e.g. Graph throttling reads). Red: not working; needs attention. */
+export type LightState = "green" | "amber" | "red"
 
 export interface Light {
   readonly state: LightState
@@ -144,6 +145,9 @@ export const initialSnapshot = (options: { version: string; startedAt: number; m
 
 export const allGreen = (snapshot: StatusSnapshot): boolean =>
   Object.values(snapshot.lights).every((light) => light.state === "green")
+
+/** Ready (`/readyz`): no light is red; an amber light is a degradation the connector is working through. */
+export const noneRed = (snapshot: StatusSnapshot): boolean => Object.values(snapshot.lights).every((light) => light.state !== "red")
 
 export class StatusBoard extends Context.Service<StatusBoard, {
   readonly get: Effect.Effect<StatusSnapshot>

@@ -7,6 +7,8 @@
 import { Clock, Effect, Layer, Option, Ref, Schedule, SubscriptionRef } from "effect"
 import { type CertificateProblem, CertificateStore } from "../graph/crypto/CertificateStore.ts"
 import { type CredentialStatus, TokenService } from "../graph/TokenService.ts"
+import { PresenceSource } from "../graph/PresenceSource.ts"
+import type { ReadHealth } from "../graph/ReadRetry.ts"
 import { SubscriptionManager, type SubscriptionsState } from "../graph/SubscriptionManager.ts"
 import { PbxConnections, type PbxState } from "../pbx/PbxConnections.ts"
 import { checkmarkOf } from "../pbx/PbxMessages.ts"
@@ -64,13 +66,28 @@ export const authenticationLight = (credentials: ReadonlyArray<CredentialStatus>
   return green(`${credentials.length - waiting.length} of ${credentials.length} credentials signed in`)
 }
 
+/** Reads failing for longer than this turn the presence light from amber to red. */
+export const readsRedAfterMillis = 5 * 60_000
+
+/** Presence reads that keep failing (ReadRetry.ts): amber while they are retried, red after five minutes. */
+export const readsLight = (reads: ReadHealth, now: number): Light | undefined => {
+  if (reads._tag === "Ok") return undefined
+  const reason = `reading the presence of ${reads.users} users keeps failing since ${time(reads.since)}: ${reads.error}; ` +
+    `retrying in ${Math.ceil(reads.retryInMillis / 1000)} s`
+  const fix = "Graph throttles or is unavailable (see connector_graph_requests_total); these users' presences are stale until a read succeeds"
+  return now - reads.since >= readsRedAfterMillis ? red(reason, fix) : { state: "amber", reason, fix }
+}
+
 export const presenceSubscriptionLight = (
   mode: "push" | "poll",
   state: SubscriptionsState | undefined,
   plan: Plan,
-  keyStoreProblem?: CertificateProblem
+  keyStoreProblem?: CertificateProblem,
+  reads: ReadHealth = { _tag: "Ok" },
+  now = 0
 ): Light => {
-  if (mode === "poll") return green("poll-only mode: presences are polled, no subscription needed")
+  const failingReads = readsLight(reads, now)
+  if (mode === "poll") return failingReads ?? green("poll-only mode: presences are polled, no subscription needed")
   if (keyStoreProblem !== undefined) return red(keyStoreProblem.message, keyStoreProblem.fix)
   if (state === undefined) return red("the subscription manager is not running")
   if (plan.synced.length === 0) {
@@ -90,6 +107,7 @@ export const presenceSubscriptionLight = (
   if (failed.length > 0) return red(`${failed.length} presence subscription(s) failing: ${failed[0]!.error ?? "error"}`)
   const pending = state.shards.filter((s) => s.status !== "active")
   if (state.shards.length === 0 || pending.length > 0) return red("creating presence subscriptions…")
+  if (failingReads !== undefined) return failingReads
   const next = Math.min(...state.shards.map((s) => s.expiresAt ?? Infinity))
   return green(`${state.shards.length} subscription(s) for ${plan.synced.length} users, next expiry ${time(next)}`)
 }
@@ -147,6 +165,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
   const writer = yield* PresenceWriter
   const errors = yield* RecentErrors
   const manager = yield* Effect.serviceOption(SubscriptionManager)
+  const source = yield* PresenceSource
   const keyStore = yield* Effect.serviceOption(CertificateStore)
   const keyStoreProblem = Option.isSome(keyStore) ? keyStore.value.problem : undefined
   const directoryLoaded = yield* Ref.make(false)
@@ -162,6 +181,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
     const plan = yield* SubscriptionRef.get(state.plan)
     const written = yield* writer.current
     const recent = yield* errors.list
+    const reads = yield* SubscriptionRef.get(source.readHealth)
     const now = yield* Clock.currentTimeMillis
 
     const pbxs: Array<PbxLight> = [...pbxStates.values()]
@@ -205,7 +225,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
       lights: {
         masterPbx: pbxLight(pbxStates.get(pbxSettings.masterPbx), pbxSettings.masterPbx, loaded),
         authentication: authenticationLight(credentials),
-        presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan, keyStoreProblem),
+        presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan, keyStoreProblem, reads, now),
         userSubscription: userSubscriptionLight(flow.mode, subscriptions, flow.usersRefreshMinutes)
       },
       pbxs,

@@ -83,7 +83,9 @@ export const PbxConfig = Schema.Struct({
   /** `appLicence`: the licence checked is `App(<licenceName>)`; default: the app name. */
   licenceName: optional(Schema.NonEmptyString.check(Schema.isPattern(/^[^()\s]+$/))),
   /** An optional cap: at most this many users, or `serviceLicences` for the App object's Licenses (`info.lics`). */
-  maxUsers: optional(Schema.Union([PositiveInt, Schema.Literal("serviceLicences")]))
+  maxUsers: optional(Schema.Union([PositiveInt, Schema.Literal("serviceLicences")])),
+  /** The largest websocket frame a logged-in PBX may send (a real user table row is under 1 KiB). */
+  maxFrameBytes: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 16 * 1024, maximum: 64 * 1024 * 1024 })), 256 * 1024)
 })
 
 export const MatchingConfig = Schema.Struct({
@@ -122,6 +124,8 @@ export const TimersConfig = Schema.Struct({
   usersRenewMinutes: withDefault(PositiveInt, 60),
   usersExpiryMinutes: withDefault(PositiveInt.check(Schema.isLessThanOrEqualTo(41760)), 180),
   reconcileMinutes: withDefault(PositiveInt, 5),
+  /** Each presence subscription is looked up this often between renewals (a deleted one is recreated). */
+  verifySeconds: withDefault(PositiveInt, 30),
   pollSeconds: withDefault(PositiveInt, 5),
   /** Debounce for re-planning subscriptions after directory or user changes. */
   replanDebounceSeconds: withDefault(PositiveInt, 2)
@@ -138,6 +142,17 @@ export const LogConfig = Schema.Struct({
     "info" as const
   ),
   format: withDefault(Schema.Literals(["auto", "json", "pretty"]), "auto")
+})
+
+/** Limits against guessing and flooding (docs/operations.md, Security). */
+export const SecurityConfig = Schema.Struct({
+  /** Failed logins (PBX App object, status page) from one address before it is refused for `refuseMinutes`. */
+  refuseAfterFailedLogins: withDefault(PositiveInt, 10),
+  refuseMinutes: withDefault(PositiveInt, 5),
+  /** The answer to a failed login waits 0.5 s, doubling with each further failure up to this. */
+  maxLoginDelaySeconds: withDefault(PositiveInt, 8),
+  /** Status pages that can follow the live feed at once. */
+  maxEventStreams: withDefault(PositiveInt, 16)
 })
 
 export const ShutdownConfig = Schema.Struct({
@@ -162,6 +177,7 @@ export const ConnectorConfig = Schema.Struct({
   dataDir: withDefault(Schema.NonEmptyString, "./data"),
   admin: withDefault(Schema.Struct({ password: optional(Secret) }), ({})),
   log: withDefault(LogConfig, ({})),
+  security: withDefault(SecurityConfig, ({})),
   shutdown: withDefault(ShutdownConfig, ({}))
 })
 export type ConnectorConfig = typeof ConnectorConfig.Type

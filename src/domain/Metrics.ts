@@ -77,6 +77,23 @@ export const unknownPresences = Metric.counter("connector_presence_unknown_total
   incremental: true
 })
 
+/** Failed password checks (label `endpoint`: pbx | status; `outcome`: failed | refused — refused ones are not checked). */
+export const loginFailures = Metric.counter("connector_login_failures_total", {
+  description: "Failed logins of PBX App objects and of the status page, and attempts refused during a source's backoff",
+  incremental: true
+})
+
+/** Connections closed for sending a frame (or, before login, more bytes) over the limit (label `phase`: login | session). */
+export const oversizedFrames = Metric.counter("connector_pbx_oversized_frames_total", {
+  description: "PBX websocket connections closed for a frame over the limit",
+  incremental: true
+})
+
+/** Presence reads that failed and are being retried (gauge: users waiting for a retry). */
+export const presenceReadsPending = Metric.gauge("connector_presence_reads_retrying", {
+  description: "Users whose presence read failed and is being retried with backoff"
+})
+
 /**
  * PBX websocket connections that ended (labels `stage`: login | connected; `reason`: closed | socket_error | timeout |
  * refused | defect | connector). A connection that fails before logging in is counted here and logged with its cause.

@@ -4,6 +4,7 @@
  * and jitter, one retry with a fresh token after a 401, and errors typed by Graph's `error.code` with the request-id.
  */
 import { Context, Effect, Layer, Metric, Option, Random, Schema } from "effect"
+import { clip } from "../domain/LogText.ts"
 import { Headers, HttpClient, HttpClientRequest } from "effect/http"
 import { graphRequests, graphThrottled } from "../domain/Metrics.ts"
 import type { AuthError } from "./AuthError.ts"
@@ -109,6 +110,7 @@ export class GraphClient extends Context.Service<GraphClient, {
               ? decoded.value.error.message
               : `Graph answered HTTP ${answer.status}`,
             ...(requestId !== undefined ? { requestId } : {}),
+            ...(Option.isSome(answer.retryAfterMillis) ? { retryAfterMillis: answer.retryAfterMillis.value } : {}),
             method: request.method,
             path
           })
@@ -143,7 +145,7 @@ export class GraphClient extends Context.Service<GraphClient, {
             if (status >= 200 && status < 300) return answer.value.json
             if (status === 401 && !reauthenticated) {
               reauthenticated = true
-              yield* Effect.logWarning("Graph rejected the access token, fetching a new one", { ...annotations, requestId })
+              yield* Effect.logWarning("Graph rejected the access token, fetching a new one", { ...annotations, requestId: clip(requestId, 60) })
               yield* tokens.invalidate(request.credential)
               continue
             }
@@ -151,14 +153,14 @@ export class GraphClient extends Context.Service<GraphClient, {
             const transient = status === 429 || status === 500 || status === 502 || status === 503 || status === 504
             if (!transient || retries >= retry.maxRetries) {
               const error = toGraphError(request, path, answer.value)
-              yield* Effect.logWarning("Graph request failed", { ...annotations, status, code: error.code, requestId: error.requestId })
+              yield* Effect.logWarning("Graph request failed", { ...annotations, status, code: clip(error.code, 60), requestId: clip(error.requestId, 60) })
               return yield* error
             }
             const delay = Option.isSome(retryAfterMillis) && (status === 429 || status === 503 || status === 504)
               ? Math.min(retryAfterMillis.value, retry.maxDelayMillis)
               : yield* backoff(retries)
             retries++
-            yield* Effect.logWarning("Graph asked to retry", { ...annotations, status, requestId, delayMillis: delay })
+            yield* Effect.logWarning("Graph asked to retry", { ...annotations, status, requestId: clip(requestId, 60), delayMillis: delay })
             yield* Effect.sleep(delay)
           }
         })
@@ -177,7 +179,7 @@ export class GraphClient extends Context.Service<GraphClient, {
                 path: new URL(request.url, baseUrl).pathname
               })
             ),
-            Effect.tapError((error) => Effect.logError("Undecodable Graph answer", { path: error.path, detail: error.message }))
+            Effect.tapError((error) => Effect.logError("Undecodable Graph answer", { path: error.path, detail: clip(error.message, 300) }))
           )
         })
 

@@ -10,7 +10,9 @@ export class GraphError extends Schema.TaggedError<GraphError>()("GraphError", {
   requestId: Schema.optionalKey(Schema.String),
   method: Schema.String,
   /** Path only (no query), so no ids or tokens end up in logs. */
-  path: Schema.String
+  path: Schema.String,
+  /** Graph's `Retry-After` on the last answer (429/503/504), in milliseconds. */
+  retryAfterMillis: Schema.optionalKey(Schema.Number)
 }) {}
 
 /** `{error:{code,message,innerError:{date,"request-id","client-request-id"}}}`; the docs also show `requestId`. */

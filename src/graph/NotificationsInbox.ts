@@ -5,8 +5,9 @@
  * The webhook only calls `acceptNotifications` / `acceptLifecycle`, which never wait for processing.
  */
 import { Clock, Context, Effect, Fiber, Layer, Metric, PubSub, Queue, Redacted, Result, Stream } from "effect"
+import { count } from "../domain/LogText.ts"
 import { decodeGraphPresenceResult, type GraphPresence } from "../domain/Presence.ts"
-import { notificationsReceived, notificationsRejected } from "../domain/Metrics.ts"
+import { notificationsReceived } from "../domain/Metrics.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { constantTimeEquals } from "./crypto/RichCrypto.ts"
@@ -19,7 +20,10 @@ import {
   type LifecycleNotificationCollection,
   notificationUserId
 } from "./Notifications.ts"
+import { countRejected, logRejected, makeRejections, type RejectReason } from "./Rejections.ts"
 import { SubscriptionSettings } from "./SubscriptionSettings.ts"
+
+export { countRejected, logRejected, type RejectReason } from "./Rejections.ts"
 
 export type SubscriptionKind = "presence" | "users"
 
@@ -52,17 +56,6 @@ export interface LifecycleSignal {
   readonly event: LifecycleEvent
 }
 
-export type RejectReason =
-  | "malformed"
-  | "too_large"
-  | "unknown_subscription"
-  | "client_state"
-  | "hmac"
-  | "decrypt"
-  | "validation_token"
-  | "stale"
-  | "overflow"
-
 /** Chunks handed to the decryption pool and not yet published: enough to keep the workers busy between two wakes. */
 const chunksInFlight = 16
 
@@ -93,14 +86,12 @@ type DecryptedCheck =
 /** The counter of accepted presence items, with its attributes resolved once (it is updated per chunk of a burst). */
 const presencesReceived = Metric.withAttributes(notificationsReceived, { kind: "presence" })
 
-export const countRejected = (reason: RejectReason, count = 1) =>
-  Metric.update(Metric.withAttributes(notificationsRejected, { reason }), count)
-
-export const logRejected = (reason: RejectReason, message: string, annotations: Record<string, unknown> = {}) =>
-  Effect.logWarning(`notification rejected (${reason}): ${message}`).pipe(
-    Effect.annotateLogs({ reason, ...annotations }),
-    Effect.andThen(countRejected(reason))
-  )
+/**
+ * A request whose first items all fail the subscriptionId / clientState check is refused as a whole: the rest is
+ * counted as rejected without being looked at. Graph's own POSTs carry the connector's subscriptions; a body whose
+ * first items are all foreign is forged or left over, and checking 65,535 items of it would only cost time.
+ */
+export const refuseAfterFailedItems = 16
 
 export class NotificationsInbox extends Context.Service<NotificationsInbox, {
   register(subscription: KnownSubscription): Effect.Effect<void>
@@ -152,10 +143,18 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
 
       const acceptNotifications = Effect.fnUntraced(function*(body: ChangeNotificationCollection) {
         const accepted: Array<Batch["items"][number]> = []
+        const rejections = makeRejections()
         // A POST carries up to 100 items of the same few subscriptions: each distinct (subscriptionId, clientState)
         // pair is compared once, which keeps the comparison constant-time and the webhook's answer short.
         const checked = new Map<string, ReturnType<typeof check>>()
-        for (const item of body.value) {
+        const items = body.value
+        let unchecked = 0
+        for (let i = 0; i < items.length; i++) {
+          if (accepted.length === 0 && rejections.total >= refuseAfterFailedItems) {
+            unchecked = items.length - i
+            break
+          }
+          const item = items[i]!
           const pair = JSON.stringify([item.subscriptionId, item.clientState ?? null])
           let result = checked.get(pair)
           if (result === undefined) {
@@ -163,17 +162,25 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
             checked.set(pair, result)
           }
           if (!result.ok) {
-            yield* logRejected(result.reason, "subscriptionId or clientState does not match a subscription of this connector", {
+            rejections.add(result.reason, "subscriptionId or clientState does not match a subscription of this connector", {
               subscriptionId: item.subscriptionId
             })
             continue
           }
           accepted.push({ item, subscription: result.subscription })
         }
+        if (unchecked > 0) {
+          rejections.add("unknown_subscription", "", {}, unchecked)
+        }
+        yield* rejections.report(
+          items.length,
+          unchecked > 0 ? `; the request was refused after its first ${refuseAfterFailedItems} items failed (${count(unchecked)} not checked)` : ""
+        )
         if (accepted.length === 0) return 0
         const receivedAt = yield* Clock.currentTimeMillis
         const queued = yield* Queue.offer(queue, { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt })
         if (!queued) {
+          yield* countRejected("overflow", accepted.length - 1)
           yield* logRejected("overflow", `notification queue full, ${accepted.length} items dropped (reconciliation will correct them)`)
           return 0
         }
@@ -181,16 +188,21 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       })
 
       const acceptLifecycle = Effect.fnUntraced(function*(body: LifecycleNotificationCollection) {
-        let count = 0
+        let accepted = 0
+        const rejections = makeRejections()
         for (const item of body.value) {
+          if (accepted === 0 && rejections.total >= refuseAfterFailedItems) {
+            rejections.add("unknown_subscription", "", {}, 1)
+            continue
+          }
           const result = check(item.subscriptionId, item.clientState)
           if (!result.ok) {
-            yield* logRejected(result.reason, "lifecycle notification for an unknown subscription or with a wrong clientState", {
+            rejections.add(result.reason, "lifecycle notification for an unknown subscription or with a wrong clientState", {
               subscriptionId: item.subscriptionId
             })
             continue
           }
-          count++
+          accepted++
           yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "lifecycle" }), 1)
           yield* Effect.logInfo(`lifecycle event ${item.lifecycleEvent}`).pipe(
             Effect.annotateLogs({ subscriptionId: item.subscriptionId, kind: result.subscription.kind })
@@ -202,7 +214,8 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
             event: item.lifecycleEvent
           })
         }
-        return count
+        yield* rejections.report(body.value.length)
+        return accepted
       })
 
       /** Newer-or-first wins; equal or older sequence numbers are stale. */
@@ -255,6 +268,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
           const results = yield* Fiber.join(chunk.results)
           const decryptedAt = yield* Clock.currentTimeMillis
           const accepted: Array<PushedPresence> = []
+          const rejections = makeRejections()
           for (let i = 0; i < chunk.items.length; i++) {
             const item = chunk.items[i]!.item
             const checked = checkDecrypted(item, results[i]!)
@@ -263,8 +277,9 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
               continue
             }
             const { ok: _, reason, message, ...annotations } = checked
-            yield* logRejected(reason, message, annotations)
+            rejections.add(reason, message, annotations)
           }
+          yield* rejections.report(chunk.items.length)
           if (accepted.length > 0) {
             yield* Metric.update(presencesReceived, accepted.length)
             yield* PubSub.publishAll(presences, accepted)
@@ -304,11 +319,12 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       const processBatch = Effect.fnUntraced(function*(batch: Batch) {
         const rich: Array<Batch["items"][number]> = []
         const basic: Array<string> = []
+        const rejections = makeRejections()
         for (const entry of batch.items) {
           const userId = notificationUserId(entry.item)
           if (entry.subscription.kind === "users") {
             if (userId === undefined) {
-              yield* logRejected("malformed", "users notification without a user id")
+              rejections.add("malformed", "users notification without a user id")
               continue
             }
             yield* Metric.update(Metric.withAttributes(notificationsReceived, { kind: "users" }), 1)
@@ -320,9 +336,10 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
             yield* Metric.update(presencesReceived, 1)
             basic.push(userId)
           } else {
-            yield* logRejected("malformed", "presence notification without resource data or a user id")
+            rejections.add("malformed", "presence notification without resource data or a user id")
           }
         }
+        yield* rejections.report(batch.items.length)
         if (basic.length > 0) yield* PubSub.publish(refetch, basic)
         yield* processRich(batch, rich)
       })

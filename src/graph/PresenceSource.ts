@@ -7,12 +7,14 @@
  * The user set: `initialSync(userIds)` sets it and reads everything once; `setUsers(userIds)` changes it later
  * (new users are read at once). Subscribe to `changes` before calling `initialSync`.
  */
-import { Clock, Context, Deferred, Effect, Layer, Metric, PubSub, Stream } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Metric, PubSub, Stream, type SubscriptionRef } from "effect"
+import { clip } from "../domain/LogText.ts"
 import { notificationsRejected } from "../domain/Metrics.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
 import { NotificationsInbox } from "./NotificationsInbox.ts"
 import { every, pollIntervalMillis } from "./PollSchedule.ts"
 import { PresenceReader } from "./PresenceReader.ts"
+import { makeReadRetry, type ReadHealth } from "./ReadRetry.ts"
 import { SubscriptionManager } from "./SubscriptionManager.ts"
 import { SubscriptionSettings } from "./SubscriptionSettings.ts"
 
@@ -35,6 +37,8 @@ export class PresenceSource extends Context.Service<PresenceSource, {
   readonly users: Effect.Effect<ReadonlyArray<string>>
   /** Re-reads every user now (the reconciler's and the poller's round). */
   readonly reconcileNow: Effect.Effect<void>
+  /** Whether reads are failing and being retried (ReadRetry.ts), for the status page. */
+  readonly readHealth: SubscriptionRef.SubscriptionRef<ReadHealth>
 }>()("presence-connector/graph/PresenceSource") {
   /** Push mode: notifications, refetches of basic notifications, resyncs and the periodic reconciler. */
   static readonly layerPush = Layer.effect(
@@ -137,13 +141,29 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
     if (changes.length > 0) yield* PubSub.publishAll(hub, changes)
   })
 
-  const read = (ids: ReadonlyArray<string>, origin: PresenceOrigin) =>
+  const readOnce = (ids: ReadonlyArray<string>, origin: PresenceOrigin) =>
     ids.length === 0 ? Effect.void : reader.getPresences(ids, settings.pollCredential).pipe(
       Effect.flatMap((presences) =>
         Effect.flatMap(Clock.currentTimeMillis, (receivedAt) => apply(presences.map((presence) => ({ presence, receivedAt })), origin))
-      ),
+      )
+    )
+
+  // Users whose read failed are read again with backoff, not left to the next round.
+  const retry = yield* makeReadRetry({
+    firstDelayMillis: settings.readRetryFirstMillis,
+    maxDelayMillis: settings.readRetryMaxMillis,
+    read: (ids) => readOnce(ids, roundOrigin),
+    wanted: (id) => userSet.has(key(id))
+  })
+
+  const read = (ids: ReadonlyArray<string>, origin: PresenceOrigin) =>
+    ids.length === 0 ? Effect.void : readOnce(ids, origin).pipe(
+      Effect.andThen(retry.succeeded(ids)),
       Effect.catch((error) =>
-        Effect.logWarning(`reading ${ids.length} presences failed (${origin}): ${error.message}; the next round retries`)
+        Effect.logWarning(`reading ${ids.length} presences failed (${origin}): ${clip(error.message, 300)}; retrying those users`).pipe(
+          Effect.annotateLogs({ logKey: "presence-read-failed" }),
+          Effect.andThen(retry.failed(ids, error))
+        )
       )
     )
 
@@ -170,7 +190,8 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
       }),
     setUsers,
     users: Effect.sync(() => users),
-    reconcileNow: readAll(roundOrigin)
+    reconcileNow: readAll(roundOrigin),
+    readHealth: retry.health
   })
   return {
     service,

@@ -3,6 +3,7 @@
  * tested with a fake under TestClock while the real one goes through GraphClient (retries, tokens, typed errors).
  */
 import { Context, Effect, Layer, Schema } from "effect"
+import { clip } from "../domain/LogText.ts"
 import type { AuthError } from "./AuthError.ts"
 import { GraphClient } from "./GraphClient.ts"
 import type { GraphError } from "./GraphError.ts"
@@ -46,6 +47,8 @@ export type SubscriptionCallError = GraphError | AuthError
 export class SubscriptionApi extends Context.Service<SubscriptionApi, {
   create(credential: CredentialRef, body: CreateSubscription): Effect.Effect<SubscriptionResource, SubscriptionCallError>
   renew(credential: CredentialRef, id: string, body: RenewSubscription): Effect.Effect<SubscriptionResource, SubscriptionCallError>
+  /** GET /subscriptions/{id}: 404 once Graph has deleted it or it expired (protocol-notes.md). */
+  get(credential: CredentialRef, id: string): Effect.Effect<SubscriptionResource, SubscriptionCallError>
   reauthorize(credential: CredentialRef, id: string): Effect.Effect<void, SubscriptionCallError>
   remove(credential: CredentialRef, id: string): Effect.Effect<void, SubscriptionCallError>
   list(credential: CredentialRef): Effect.Effect<ReadonlyArray<SubscriptionResource>, SubscriptionCallError>
@@ -59,6 +62,7 @@ export class SubscriptionApi extends Context.Service<SubscriptionApi, {
         create: (credential, body) =>
           graph.execute({ method: "POST", url: "/v1.0/subscriptions", credential, body, response: SubscriptionResource }),
         renew: (credential, id, body) => graph.execute({ method: "PATCH", url: path(id), credential, body, response: SubscriptionResource }),
+        get: (credential, id) => graph.execute({ method: "GET", url: path(id), credential, response: SubscriptionResource }),
         reauthorize: (credential, id) => graph.executeEmpty({ method: "POST", url: `${path(id)}/reauthorize`, credential }),
         remove: (credential, id) => graph.executeEmpty({ method: "DELETE", url: path(id), credential }),
         list: (credential) =>
@@ -78,4 +82,4 @@ export const isNotFound = (error: SubscriptionCallError): boolean => error._tag 
 export const isAlreadyExists = (error: SubscriptionCallError): boolean =>
   error._tag === "GraphError" && error.status === 409 && error.code === "ExtensionError"
 export const describeError = (error: SubscriptionCallError): string =>
-  error._tag === "GraphError" ? `${error.code} (HTTP ${error.status}): ${error.message}` : error.message
+  error._tag === "GraphError" ? `${clip(error.code, 60)} (HTTP ${error.status}): ${clip(error.message, 300)}` : clip(error.message, 300)

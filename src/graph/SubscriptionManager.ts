@@ -233,6 +233,35 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         yield* Effect.logError(shard.error).pipe(Effect.annotateLogs({ shard: shard.key }))
       })
 
+      /**
+       * Looks each live presence subscription up (GET, cheap): one that Graph deleted or let expire answers 404. The
+       * shard turns red with the reason (published at once, so the status page shows it) and is recreated, which
+       * also re-reads its users' presences. Other failures are left to the next look or renewal.
+       */
+      const verifyShard = Effect.fnUntraced(function*(shard: Shard) {
+        if (shard.account === undefined || shard.live === undefined) return false
+        const id = shard.live.subscriptionId
+        const found = yield* api.get(accountRef(shard.account), id).pipe(Effect.result)
+        if (found._tag === "Success" || !isNotFound(found.failure)) return false
+        yield* countFailure("presence", found.failure)
+        shard.status = "error"
+        shard.error = "the presence subscription no longer exists on the Graph side (deleted or expired); recreating it"
+        yield* SubscriptionRef.set(state, snapshot())
+        yield* Effect.logWarning(`presence subscription ${id} no longer exists on the Graph side (deleted or expired); recreating it`).pipe(
+          Effect.annotateLogs({ shard: shard.key, subscriptionId: id })
+        )
+        yield* recreate(shard)
+        return true
+      })
+      /** Under the lock like every step, but the state is published (and saved) only when a shard was recreated. */
+      const verifyPresence = Deferred.await(ready).pipe(
+        Effect.andThen(lock.withPermits(1)(Effect.gen(function*() {
+          const recreated = yield* Effect.forEach(shards, verifyShard)
+          if (recreated.some((r) => r)) yield* publish
+        }))),
+        Effect.catchCause((cause) => Effect.logError("verifying the presence subscriptions failed", cause))
+      )
+
       const guardedQuiet = <A, E>(effect: Effect.Effect<A, E>) =>
         Deferred.await(ready).pipe(
           Effect.andThen(lock.withPermits(1)(effect.pipe(Effect.ensuring(publish)))),
@@ -300,6 +329,19 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
       yield* users.adopt
       yield* SubscriptionRef.set(state, snapshot())
 
+      // Registered before the fibers below are forked, so that at shutdown they are interrupted first (a step that is
+      // retrying Graph would otherwise hold the lock) and this runs after them.
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          if (settings.deleteOnShutdown) {
+            for (const shard of shards) yield* dropSubscription(shard)
+            yield* users.remove
+            yield* publish
+          }
+          yield* persister.flush
+        }).pipe(lock.withPermits(1))
+      )
+
       yield* inbox.lifecycle.pipe(Stream.runForEach(onLifecycle), Effect.forkScoped)
       // Everything else waits for this first pass (adopted subscriptions verified, the users subscription in place).
       yield* lock.withPermits(1)(
@@ -311,18 +353,9 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
         )
       ).pipe(Effect.ensuring(Deferred.succeed(ready, undefined)), Effect.forkScoped)
       yield* every(minutes(settings.presenceRenewMinutes), renewPresenceNow).pipe(Effect.forkScoped)
+      yield* every(settings.verifySeconds * 1000, verifyPresence).pipe(Effect.forkScoped)
       if (settings.mode === "push") yield* every(minutes(settings.usersRenewMinutes), renewUsers).pipe(Effect.forkScoped)
       yield* certificate.start(guarded, guardedQuiet)
-      yield* Effect.addFinalizer(() =>
-        Effect.gen(function*() {
-          if (settings.deleteOnShutdown) {
-            for (const shard of shards) yield* dropSubscription(shard)
-            yield* users.remove
-            yield* publish
-          }
-          yield* persister.flush
-        }).pipe(lock.withPermits(1))
-      )
 
       return SubscriptionManager.of({
         setDesiredUsers,

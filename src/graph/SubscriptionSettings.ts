@@ -42,6 +42,17 @@ export interface SubscriptionSettingsOptions {
    * failed deliveries for up to 4 h, and those items stay sealed with the old certificate.
    */
   readonly certificateGraceMinutes: number
+  /**
+   * A presence read that failed (after the Graph client's own retries) is tried again for the same users after this
+   * delay, doubling up to `readRetryMaxMillis`, and never sooner than Graph's Retry-After.
+   */
+  readonly readRetryFirstMillis: number
+  readonly readRetryMaxMillis: number
+  /**
+   * Between renewals each presence subscription is looked up this often (GET /subscriptions/{id}), so that one Graph
+   * deleted or let expire is noticed and recreated within this time, not at the next renewal.
+   */
+  readonly verifySeconds: number
 }
 
 export const defaultSubscriptionSettings = (
@@ -69,6 +80,9 @@ export const defaultSubscriptionSettings = (
   certificateRenewBeforeDays: 30,
   certificateCheckMinutes: 24 * 60,
   certificateGraceMinutes: 4 * 60,
+  readRetryFirstMillis: 2_000,
+  readRetryMaxMillis: 60_000,
+  verifySeconds: 30,
   ...required
 })
 

@@ -56,7 +56,7 @@ export const loadState = (dataDir: string): Effect.Effect<PersistedState> =>
 
 export const saveState = (dataDir: string, state: PersistedState): Effect.Effect<void> =>
   Effect.tryPromise(async () => {
-    await fs.mkdir(dataDir, { recursive: true })
+    await fs.mkdir(dataDir, { recursive: true, mode: 0o700 })
     const file = stateFile(dataDir)
     await fs.writeFile(`${file}.tmp`, Schema.encodeSync(StateJson)(state), { mode: 0o600 })
     await fs.rename(`${file}.tmp`, file)

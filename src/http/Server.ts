@@ -6,11 +6,14 @@ import { createServer } from "node:http"
 import { createServer as createNetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import { HttpRouter } from "effect/http"
+import { HttpRouter, HttpServerResponse } from "effect/http"
+import { defaultPbxSettings } from "../pbx/PbxSettings.ts"
 
 export interface ServerOptions {
   readonly host: string
   readonly port: number
+  /** The largest websocket frame (or message) accepted; larger ones close the connection (the PBX's pbx.maxFrameBytes). */
+  readonly maxFrameBytes?: number | undefined
 }
 
 /**
@@ -21,12 +24,24 @@ export const nodeServer = (options: ServerOptions) =>
   NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), {
     host: options.host,
     port: options.port,
-    gracefulShutdownTimeout: "2 seconds"
+    gracefulShutdownTimeout: "2 seconds",
+    websocket: { maxPayload: options.maxFrameBytes ?? defaultPbxSettings.maxFrameBytes }
   })
+
+/** On every answer of the server: a browser must never guess another content type than the one given. */
+export const noSniff = HttpRouter.middleware(
+  (effect) => Effect.map(effect, HttpServerResponse.setHeader("x-content-type-options", "nosniff")),
+  { global: true }
+)
+
+/** Unknown paths are answered by a route of the router, so that the middleware's headers reach them too. */
+const notFound = HttpRouter.add("*", "/*", HttpServerResponse.text("Not found", { status: 404 }))
 
 /** Serves the route layers on one Node HTTP server; the result also provides `HttpServer` (for the bound address). */
 export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>, options: ServerOptions) =>
-  HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(Layer.provideMerge(nodeServer(options)))
+  HttpRouter.serve(Layer.mergeAll(routes, notFound, noSniff), { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provideMerge(nodeServer(options))
+  )
 
 /**
  * A port that was free a moment ago on `host`. Graph must know the webhook's public URL before the server listens, so

@@ -4,6 +4,7 @@
  */
 import { Cause, Effect, Metric, Redacted } from "effect"
 import { pbxConnectionEnds } from "../domain/Metrics.ts"
+import { clip } from "../domain/LogText.ts"
 
 export type EndReason = "closed" | "socket_error" | "timeout" | "refused" | "defect" | "connector"
 
@@ -64,7 +65,10 @@ export const countEnd = (stage: "login" | "connected", reason: EndReason) =>
 export const logAndCount = (stage: "login" | "connected", who: string, end: ConnectionEnd) =>
   Effect.andThen(
     countEnd(stage, end.reason),
-    end.reason === "closed" || end.reason === "connector"
-      ? Effect.logInfo(`${who}: ${stage === "login" ? "closed before logging in" : "connection ended"}: ${end.text}`)
-      : Effect.logWarning(`${who}: ${stage === "login" ? "failed before logging in" : "connection failed"}: ${end.text}`)
+    (end.reason === "closed" || end.reason === "connector"
+      ? Effect.logInfo(`${who}: ${stage === "login" ? "closed before logging in" : "connection ended"}: ${clip(end.text, 300)}`)
+      : Effect.logWarning(`${who}: ${stage === "login" ? "failed before logging in" : "connection failed"}: ${clip(end.text, 300)}`)).pipe(
+        // Before login anyone can connect: one line a minute per kind of end, the rest counted (connector/LogRepeats.ts).
+        Effect.annotateLogs(stage === "login" ? { logKey: `pbx-end:login:${end.reason}` } : {})
+      )
   )

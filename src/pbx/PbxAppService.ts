@@ -1,114 +1,28 @@
 /**
  * The app service websocket endpoint the PBX's App object connects to (protocols.md §2.1–2.2): the AppChallenge /
- * AppLogin handshake, then the message loop of one logged-in PBX. Bad frames are logged and ignored; they never close
- * a healthy connection.
+ * AppLogin handshake (Handshake.ts), then the message loop of one logged-in PBX. Bad frames are logged and ignored;
+ * they never close a healthy connection. Until the peer has logged in it may send only a few small frames
+ * (FrameLimits.ts), and a source whose logins fail is answered ever more slowly, then refused for a while
+ * (domain/LoginBackoff.ts).
  */
-import { randomBytes } from "node:crypto"
-import { Cause, Clock, Deferred, Effect, Option, PubSub, Queue, Schema } from "effect"
+import { Cause, Clock, Deferred, Effect, Metric, Option, PubSub, Queue, Schema } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import * as Socket from "effect/socket/Socket"
-import { digestMatches, loginDigest, rawTopLevelMember } from "./AppLoginDigest.ts"
-import { type ConnectionEnd, countEnd, describeEnd, logAndCount, maskSecrets } from "./ConnectionEnd.ts"
-import { type Corkable, corkPerTick, makeConnection, type PbxMessage } from "./PbxConnection.ts"
+import { clip } from "../domain/LogText.ts"
+import { type LoginBackoff, makeLoginBackoff } from "../domain/LoginBackoff.ts"
+import { loginFailures, oversizedFrames } from "../domain/Metrics.ts"
+import { type ConnectionEnd, countEnd, describeEnd, logAndCount } from "./ConnectionEnd.ts"
+import { endedByOversizedFrame, isRawSocket, type RawSocket, watchBytes } from "./FrameLimits.ts"
+import { type Frame, handshake, preview, readFrame } from "./Handshake.ts"
+import { corkPerTick, makeConnection, type PbxMessage } from "./PbxConnection.ts"
 import { PbxConnections } from "./PbxConnections.ts"
-import { AppLogin, Envelope, parseJson, PbxInfo } from "./PbxMessages.ts"
-import { PbxSettings, type PbxSettingsOptions } from "./PbxSettings.ts"
+import { PbxInfo } from "./PbxMessages.ts"
+import { PbxSettings } from "./PbxSettings.ts"
 
-const decodeEnvelope = Schema.decodeUnknownResult(Envelope)
-const decodeAppLogin = Schema.decodeUnknownResult(AppLogin)
 const decodePbxInfo = Schema.decodeUnknownResult(PbxInfo)
 
-/** A fresh challenge: 16 hex digits from the system CSPRNG (a login nonce must be unpredictable, which Random is not). */
-const newChallenge = (): string => randomBytes(8).toString("hex")
-
-/** A frame as a log line quotes it: password-like members masked, then shortened. */
-const preview = (text: string) => {
-  const masked = maskSecrets(text)
-  return masked.length > 200 ? `${masked.slice(0, 200)}…` : masked
-}
-
-type Frame = { readonly text: string; readonly json: Record<string, unknown>; readonly envelope: Envelope }
-
-/** Parses one frame; logs and returns undefined when it is not a JSON object with an `mt`. */
-const readFrame = (text: string, who: string) =>
-  Effect.gen(function*() {
-    const json = parseJson(text)
-    if (json === undefined) {
-      yield* Effect.logWarning(`${who}: ignored a frame that is not JSON: ${preview(text)}`)
-      return undefined
-    }
-    const envelope = decodeEnvelope(json)
-    if (envelope._tag === "Failure") {
-      yield* Effect.logWarning(`${who}: ignored a frame without a valid "mt": ${preview(text)}`)
-      return undefined
-    }
-    return { text, json: json as Record<string, unknown>, envelope: envelope.success } satisfies Frame
-  })
-
-type HandshakeOutcome =
-  | { readonly _tag: "LoggedIn"; readonly login: AppLogin }
-  | { readonly _tag: "Refused"; readonly pbx: string; readonly reason: string; readonly fix: string; readonly timedOut?: true }
-
-/** Runs AppChallenge / AppLogin until the PBX has logged in or is refused. */
-const handshake = (
-  frames: Queue.Dequeue<string, Cause.Done>,
-  send: (message: PbxMessage) => Effect.Effect<void>,
-  settings: PbxSettingsOptions,
-  peer: string
-) =>
-  Effect.gen(function*() {
-    let challenge: string | undefined
-    while (true) {
-      const frame = yield* readFrame(yield* Queue.take(frames), `PBX connection from ${peer}`)
-      if (frame === undefined) continue
-      switch (frame.envelope.mt) {
-        case "AppChallenge": {
-          challenge = newChallenge()
-          yield* send({ mt: "AppChallengeResult", challenge })
-          continue
-        }
-        case "KeepAlive":
-          continue
-        case "AppLogin": {
-          const decoded = decodeAppLogin(frame.json)
-          if (decoded._tag === "Failure") {
-            return {
-              _tag: "Refused",
-              pbx: peer,
-              reason: `malformed AppLogin: ${decoded.failure.message}`,
-              fix: "Check that the App object's URL points at this connector"
-            } satisfies HandshakeOutcome
-          }
-          const login = decoded.success
-          const pbx = login.info?.pbx ?? login.domain
-          if (challenge === undefined) {
-            return {
-              _tag: "Refused",
-              pbx,
-              reason: "AppLogin arrived before an AppChallenge",
-              fix: "Check that the App object's URL points at this connector"
-            } satisfies HandshakeOutcome
-          }
-          const expected = loginDigest(
-            { ...login, infoText: rawTopLevelMember(frame.text, "info") },
-            challenge,
-            settings.appPassword
-          )
-          if (!digestMatches(login.digest, expected)) {
-            return {
-              _tag: "Refused",
-              pbx,
-              reason: `wrong App object password for PBX ${pbx}`,
-              fix: `Set the same password on the App object of PBX ${pbx} and in the connector's configuration`
-            } satisfies HandshakeOutcome
-          }
-          return { _tag: "LoggedIn", login } satisfies HandshakeOutcome
-        }
-        default:
-          yield* Effect.logWarning(`PBX connection from ${peer}: ignored ${frame.envelope.mt} before login`)
-      }
-    }
-  })
+const countLogin = (outcome: "failed" | "refused") =>
+  Metric.update(Metric.withAttributes(loginFailures, { endpoint: "pbx", outcome }), 1)
 
 let connectionIds = 0
 
@@ -125,16 +39,17 @@ const enableTcpKeepAlive = (request: HttpServerRequest.HttpServerRequest, idleMi
 }
 
 /** The TCP socket under an upgraded request served by Node's HTTP server; undefined for other servers. */
-const tcpSocketOf = (request: HttpServerRequest.HttpServerRequest): Corkable | undefined => {
+const tcpSocketOf = (request: HttpServerRequest.HttpServerRequest): RawSocket | undefined => {
   const socket: unknown = (request.source as { readonly socket?: unknown }).socket
-  return typeof socket === "object" && socket !== null && "cork" in socket && "uncork" in socket &&
-      typeof socket.cork === "function" && typeof socket.uncork === "function"
-    ? (socket as Corkable)
-    : undefined
+  return isRawSocket(socket) ? socket : undefined
 }
 
+/** The peer's address, the key of its login backoff. */
+const peerOf = (request: HttpServerRequest.HttpServerRequest): string =>
+  request.remoteAddress._tag === "Some" ? clip(request.remoteAddress.value, 64) : "unknown address"
+
 /** Serves one websocket: handshake, registration, then the message loop until the socket or the PBX ends it. */
-const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefined) =>
+const serveSocket = (socket: Socket.Socket, peer: string, tcp: RawSocket | undefined, backoff: LoginBackoff) =>
   Effect.gen(function*() {
     const settings = yield* PbxSettings
     const connections = yield* PbxConnections
@@ -147,6 +62,25 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
     // Frames written in one tick leave together: one syscall per wave of SetPresence, not one per frame.
     const hold = corkPerTick(tcp)
     const holdThenWrite = (text: string) => Effect.andThen(Effect.sync(hold), writer.write(text))
+    // Until the login succeeds, the peer may send only `loginBytes` in all.
+    let tooMuchBeforeLogin: number | undefined
+    const loginWatch = tcp === undefined ? undefined : watchBytes(tcp, settings.loginBytes, (bytes) => {
+      tooMuchBeforeLogin = bytes
+    })
+    const oversized = `a frame over the limit of ${settings.maxFrameBytes} bytes (pbx.maxFrameBytes)`
+    // A finalizer, as the server interrupts this fiber as soon as the socket is gone.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        if (tooMuchBeforeLogin === undefined) return
+        yield* countEnd("login", "refused")
+        yield* Metric.update(Metric.withAttributes(oversizedFrames, { phase: "login" }), 1)
+        backoff.fail(peer, yield* Clock.currentTimeMillis)
+        yield* Effect.logError(
+          `PBX connection from ${peer} closed: it sent ${tooMuchBeforeLogin} bytes before logging in ` +
+            `(at most ${settings.loginBytes} bytes are accepted before AppLogin)`
+        ).pipe(Effect.annotateLogs({ logKey: `pbx-oversized:${peer}` }))
+      })
+    )
 
     // The reader turns socket batches into single frames; any socket end, clean or not, ends the frame queue.
     yield* Effect.gen(function*() {
@@ -156,7 +90,9 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
       }
     }).pipe(
       Effect.catchCause((cause) => {
-        socketEnd = describeEnd(cause, [settings.appPassword])
+        socketEnd = endedByOversizedFrame(cause)
+          ? { reason: "socket_error", text: oversized }
+          : describeEnd(cause, [settings.appPassword])
         return Effect.andThen(Deferred.succeed(ended, socketEnd.text), Queue.end(frames))
       }),
       Effect.forkScoped
@@ -187,29 +123,44 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
               _tag: "Refused",
               pbx: peer,
               reason: `no AppLogin within ${settings.loginTimeoutMs} ms`,
-              fix: "Check that the App object's URL points at this connector and that its Websocket checkmark is set",
-              timedOut: true
+              kind: "timeout",
+              fix: "Check that the App object's URL points at this connector and that its Websocket checkmark is set"
             } as const
           )
       }),
       Effect.catchCause((cause) => Effect.succeed({ _tag: "Broken", cause } as const))
     )
+    loginWatch?.stop()
     if (outcome._tag === "Broken") {
+      // Too much before login: the finalizer above says so.
+      if (tooMuchBeforeLogin !== undefined) return
       // The frame queue ends when the socket does: the socket's own end is the real cause, else the handshake's.
       return yield* logAndCount("login", `PBX connection from ${peer}`, socketEnd ?? describeEnd(outcome.cause, [settings.appPassword]))
     }
     if (outcome._tag === "Refused") {
-      yield* countEnd("login", "timedOut" in outcome ? "timeout" : "refused")
-      yield* send({ mt: "AppLoginResult", ok: false })
-      yield* Effect.logError(`PBX login refused (${peer}): ${outcome.reason}. ${outcome.fix}`)
+      yield* countEnd("login", outcome.kind === "timeout" ? "timeout" : "refused")
+      const failure = outcome.kind === "timeout" ? undefined : backoff.fail(peer, yield* Clock.currentTimeMillis)
+      if (failure !== undefined) yield* countLogin("failed")
+      yield* Effect.logError(`PBX login refused (${peer}): ${outcome.reason}. ${outcome.fix}`).pipe(
+        Effect.annotateLogs({ logKey: `pbx-login-refused:${peer}`, fix: outcome.fix })
+      )
+      if (failure?.refusedNow === true) {
+        yield* Effect.logWarning(
+          `PBX logins from ${peer} are refused for ${Math.round(settings.loginBackoff.refuseMillis / 60_000)} min after ${failure.failures} failed logins`
+        ).pipe(Effect.annotateLogs({ logKey: `pbx-login-blocked:${peer}` }))
+      }
       if (outcome.pbx !== peer) yield* connections.reportError(outcome.pbx, { message: outcome.reason, fix: outcome.fix })
+      // The answer to a failed login waits longer with every failure from this source.
+      if (failure !== undefined) yield* Effect.sleep(failure.delayMillis)
+      yield* send({ mt: "AppLoginResult", ok: false })
       yield* closeSocket(4001, "login refused")
       return
     }
+    backoff.succeed(peer)
 
     const login = outcome.login
     const pbx = login.info?.pbx ?? login.domain
-    const who = `PBX ${pbx}`
+    const who = `PBX ${clip(pbx, 64)}`
     const { completeRequest, connection, shutdown } = yield* makeConnection({
       id: ++connectionIds,
       pbx,
@@ -226,6 +177,12 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
       Effect.gen(function*() {
         const why = Option.getOrElse(yield* Deferred.poll(ended), () => Effect.succeed("connection closed"))
         const reason = yield* why
+        if (reason === oversized) {
+          yield* Metric.update(Metric.withAttributes(oversizedFrames, { phase: "session" }), 1)
+          yield* Effect.logError(`${who}: connection closed: the PBX sent ${oversized}`).pipe(
+            Effect.annotateLogs({ fix: "Raise pbx.maxFrameBytes if the PBX's user table rows are really that large" })
+          )
+        }
         yield* shutdown(reason)
         yield* connections.unregister(connection, reason)
       })
@@ -241,7 +198,7 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
           case "PbxInfo": {
             const info = decodePbxInfo(json)
             if (info._tag === "Failure") {
-              return yield* Effect.logWarning(`${who}: ignored a malformed PbxInfo: ${info.failure.message}`)
+              return yield* Effect.logWarning(`${who}: ignored a malformed PbxInfo: ${clip(info.failure.message, 200)}`)
             }
             return yield* connections.pbxInfo(connection, info.success)
           }
@@ -253,7 +210,9 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
           yield* PubSub.publish(connection.indications, { envelope, message: json })
           return
         }
-        yield* Effect.logWarning(`${who}: ignored an unexpected ${envelope.mt}: ${preview(frame.text)}`)
+        yield* Effect.logWarning(`${who}: ignored an unexpected ${clip(envelope.mt, 40)}: ${preview(frame.text)}`).pipe(
+          Effect.annotateLogs({ logKey: `pbx-unexpected:${who}` })
+        )
       })
 
     const loop = Effect.gen(function*() {
@@ -271,7 +230,7 @@ const serveSocket = (socket: Socket.Socket, peer: string, tcp: Corkable | undefi
       yield* countEnd("connected", end.reason)
       if (end.reason !== "connector") {
         // The loop stopped on its own: a defect in the connector. Say what it was; the PBX reconnects.
-        yield* Effect.logError(`${who}: the message loop failed, closing the connection: ${end.text}`)
+        yield* Effect.logError(`${who}: the message loop failed, closing the connection: ${clip(end.text, 300)}`)
         yield* Deferred.succeed(ended, `closed by the connector after an internal error: ${end.text}`)
       }
     }
@@ -283,12 +242,26 @@ export class PbxAppService {
   static readonly routes = HttpRouter.use(Effect.fn("PbxAppService.routes")(function*(router) {
     const settings = yield* PbxSettings
     const connections = yield* PbxConnections
+    const backoff = makeLoginBackoff(settings.loginBackoff)
     yield* router.add("GET", settings.path as HttpRouter.PathInput, (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function*() {
-        const peer = request.remoteAddress._tag === "Some" ? request.remoteAddress.value : "unknown address"
+        const peer = peerOf(request)
+        // A source refused for its failed logins gets no websocket at all.
+        const admission = backoff.admit(peer, yield* Clock.currentTimeMillis)
+        if (admission._tag === "Refuse") {
+          yield* countLogin("refused")
+          const seconds = Math.ceil(admission.retryAfterMillis / 1000)
+          yield* Effect.logWarning(`PBX connection from ${peer} refused: ${admission.failures} failed logins; refused for another ${seconds} s`).pipe(
+            Effect.annotateLogs({ logKey: `pbx-login-blocked:${peer}` })
+          )
+          return HttpServerResponse.text("Too many failed logins from this address", {
+            status: 429,
+            headers: { "retry-after": String(seconds) }
+          })
+        }
         const socket = yield* request.upgrade
         enableTcpKeepAlive(request, settings.keepAliveSeconds * 1000)
-        yield* serveSocket(socket, peer, tcpSocketOf(request)).pipe(
+        yield* serveSocket(socket, peer, tcpSocketOf(request), backoff).pipe(
           Effect.provideService(PbxSettings, settings),
           Effect.provideService(PbxConnections, connections),
           Effect.catchCause((cause) => Effect.logError(`PBX connection from ${peer} failed`, cause))
@@ -297,7 +270,9 @@ export class PbxAppService {
       }).pipe(
         Effect.catchTag("HttpServerError", (error) =>
           Effect.as(
-            Effect.logWarning(`PBX endpoint: a request that is not a websocket upgrade was refused: ${error.message}`),
+            Effect.logWarning(`PBX endpoint: a request that is not a websocket upgrade was refused: ${clip(error.message, 200)}`).pipe(
+              Effect.annotateLogs({ logKey: "pbx-not-websocket" })
+            ),
             HttpServerResponse.text("This endpoint expects the PBX App object's websocket", { status: 426 })
           ))
       ))

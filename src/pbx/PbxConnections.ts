@@ -7,6 +7,7 @@ import { Context, Deferred, Effect, Layer, Option, PubSub, type Scope, Stream, S
 import { type AppLogin, checkmarkOf, type PbxInfo, requiredApis } from "./PbxMessages.ts"
 import { PbxSettings } from "./PbxSettings.ts"
 import type { PbxConnection } from "./PbxConnection.ts"
+import { clip } from "../domain/LogText.ts"
 
 export interface PbxLastError {
   readonly message: string
@@ -78,7 +79,7 @@ export class PbxConnections extends Context.Service<PbxConnections, {
         live.set(connection.pbx, connection)
         if (connection.isMaster) masterLogin = connection.login
         if (previous !== undefined) {
-          yield* Effect.logInfo(`PBX ${connection.pbx}: a new connection replaces the previous one`)
+          yield* Effect.logInfo(`PBX ${clip(connection.pbx, 64)}: a new connection replaces the previous one`)
           yield* previous.close("replaced by a new connection from the same PBX")
         }
         const info = connection.login.info
@@ -112,7 +113,7 @@ export class PbxConnections extends Context.Service<PbxConnections, {
           loggedIn: false,
           lastError: { message: `disconnected: ${reason}`, fix: "The PBX reconnects by itself; if it does not, check the App object's URL and that the connector is reachable from the PBX" }
         }))
-        yield* Effect.logWarning(`PBX ${connection.pbx} disconnected: ${reason}`)
+        yield* Effect.logWarning(`PBX ${clip(connection.pbx, 64)} disconnected: ${clip(reason, 300)}`)
         yield* PubSub.publish(events, { _tag: "Down", pbx: connection.pbx, id: connection.id, reason })
       })
 
@@ -131,7 +132,7 @@ export class PbxConnections extends Context.Service<PbxConnections, {
             } ${checkmarks} on the App object${missingApis.includes("PbxAdminApi") ? " (pbx.licensing appLicence checks every user's App licence with it)" : ""}`
           )
         } else {
-          yield* Effect.logInfo(`PBX ${connection.pbx}: version ${info.version ?? "?"}, APIs ${apis.join(", ")}`)
+          yield* Effect.logInfo(`PBX ${clip(connection.pbx, 64)}: version ${clip(info.version ?? "?", 60)}, APIs ${clip(apis.join(", "), 200)}`)
         }
         yield* updateState(connection.pbx, (state) => ({
           ...state,
@@ -150,8 +151,11 @@ export class PbxConnections extends Context.Service<PbxConnections, {
         yield* Deferred.succeed(connection.pbxInfo, info)
       })
 
+      // Only for a PBX the status page already shows (or the master): a refused login names a PBX nobody vouched for,
+      // and a stream of invented names must not grow the table.
       const reportError = Effect.fn("PbxConnections.reportError")(function*(pbx: string, error: PbxLastError) {
-        yield* updateState(pbx, (state) => ({ ...state, lastError: error }))
+        const known = isMaster(pbx) || (yield* SubscriptionRef.get(states)).has(pbx)
+        if (known) yield* updateState(pbx, (state) => ({ ...state, lastError: error }))
       })
 
       return PbxConnections.of({

@@ -3,6 +3,7 @@
  * presence under, how users are licensed, and the websocket path and timeouts.
  */
 import { Context, Layer, Redacted } from "effect"
+import { type BackoffPolicy, defaultBackoffPolicy } from "../domain/LoginBackoff.ts"
 
 /**
  * Which PBX users the connector serves (docs/pbx-setup.md, "Licences"): `appRight` — the user's `apps` column grants
@@ -36,6 +37,18 @@ export interface PbxSettingsOptions {
   readonly loginTimeoutMs: number
   /** Idle seconds before the operating system starts TCP keep-alive probes on a PBX connection. */
   readonly keepAliveSeconds: number
+  /**
+   * The largest frame (or fragmented message) a logged-in PBX may send. The largest real replication row seen is under
+   * 1 KiB (test/fixtures/conformance/innovaphone-captures.json); the default leaves room for 250 times that.
+   */
+  readonly maxFrameBytes: number
+  /** Before AppLogin succeeds: the largest frame (a real AppLogin is about 400 bytes) … */
+  readonly loginFrameBytes: number
+  /** … how many frames, and how many bytes in all, the peer may send. */
+  readonly maxFramesBeforeLogin: number
+  readonly loginBytes: number
+  /** Per-address backoff for failed logins. */
+  readonly loginBackoff: BackoffPolicy
 }
 
 export const defaultPbxSettings = {
@@ -45,7 +58,12 @@ export const defaultPbxSettings = {
   licenceCheckConcurrency: 16,
   requestTimeoutMs: 10_000,
   loginTimeoutMs: 10_000,
-  keepAliveSeconds: 60
+  keepAliveSeconds: 60,
+  maxFrameBytes: 256 * 1024,
+  loginFrameBytes: 4 * 1024,
+  maxFramesBeforeLogin: 16,
+  loginBytes: 16 * 1024,
+  loginBackoff: defaultBackoffPolicy
 } as const
 
 /** Fills in the defaults for everything but the password and the master's name. */

@@ -5,6 +5,7 @@
  * every user on it is sent again. Refused writes are logged and retried with backoff.
  */
 import { Clock, Context, Effect, FiberMap, Latch, Layer, Metric, Option, PubSub, Stream, SubscriptionRef } from "effect"
+import { clip } from "../domain/LogText.ts"
 import { commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../domain/Metrics.ts"
 import type { PbxConnection, RequestOutcome } from "./PbxConnection.ts"
@@ -191,7 +192,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         if (outcome._tag === "Failed") {
           yield* countWrite(pbx, "error")
           const error = outcome.error
-          yield* Effect.logWarning(`SetPresence ${commandLabel(entry.command)} for user ${guid} on PBX ${pbx}: ${error.message}`)
+          yield* Effect.logWarning(`SetPresence ${commandLabel(entry.command)} for user ${guid} on PBX ${pbx}: ${clip(error.message, 300)}`)
           if (error.reason === "disconnected") return
           const current = desired.get(guid)
           if (current !== undefined && current.command === entry.command) {

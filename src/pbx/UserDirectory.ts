@@ -6,6 +6,7 @@
  * announces it as a reset.
  */
 import { Context, Deferred, Effect, Layer, Option, PubSub, Schema, Stream } from "effect"
+import { clip } from "../domain/LogText.ts"
 import type { PbxConnection } from "./PbxConnection.ts"
 import { PbxConnections } from "./PbxConnections.ts"
 import {
@@ -119,7 +120,7 @@ export class PbxDirectory extends Context.Service<PbxDirectory, {
       const apply = Effect.fnUntraced(function*(pbx: string, message: unknown) {
         const edit = decodeReplicateMessage(message)
         if (edit._tag === "Invalid") {
-          return yield* Effect.logWarning(`PBX ${pbx}: ignored a malformed user table message: ${edit.reason}`)
+          return yield* Effect.logWarning(`PBX ${pbx}: ignored a malformed user table message: ${clip(edit.reason, 300)}`)
         }
         const next = new Map(users)
         if (edit._tag === "Delete" || edit._tag === "NotAUser") {
@@ -152,7 +153,7 @@ export class PbxDirectory extends Context.Service<PbxDirectory, {
         while (true) {
           const result = decodeNext(yield* connection.request({ api: "PbxTableUsers", mt: "ReplicateNext" }))
           if (result._tag === "Failure") {
-            yield* Effect.logWarning(`PBX ${connection.pbx}: ignored a malformed ReplicateNextResult: ${result.failure.message}`)
+            yield* Effect.logWarning(`PBX ${connection.pbx}: ignored a malformed ReplicateNextResult: ${clip(result.failure.message, 300)}`)
             continue
           }
           const row = result.success.columns
@@ -176,7 +177,7 @@ export class PbxDirectory extends Context.Service<PbxDirectory, {
       const follow = (connection: PbxConnection) =>
         Effect.raceFirst(
           replicate(connection).pipe(
-            Effect.catchTag("PbxRequestError", (error) => Effect.logError(`User table replication stopped: ${error.message}`))
+            Effect.catchTag("PbxRequestError", (error) => Effect.logError(`User table replication stopped: ${clip(error.message, 300)}`))
           ),
           Deferred.await(connection.closed)
         )

@@ -18,7 +18,8 @@ describe("an unreadable rich-notification key store", () => {
     Effect.scoped(Effect.gen(function*() {
       const dataDir = mkdtempSync(join(tmpdir(), "tpc-keystore-"))
       const corrupt = "{\"currentId\":\"tpc-old\",\"certificates\":[{\"id\":\"tpc-old\""
-      writeFileSync(join(dataDir, "rich-notification-keys.json"), corrupt)
+      // Private, as the connector writes it (it refuses a data directory others can read).
+      writeFileSync(join(dataDir, "rich-notification-keys.json"), corrupt, { mode: 0o600 })
       const demo = yield* startDemo({ port: 0, userCount: 4, changeEverySeconds: 0, adminPassword: Redacted.make(password), dataDir })
       const status = Effect.promise(async () => {
         const response = await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth(password) } })

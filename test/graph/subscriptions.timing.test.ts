@@ -42,7 +42,9 @@ const fakes = (calls: Array<Call>, failRenewOnce: Set<string>) => {
         calls.push({ op: "remove", id, minute: yield* minute, credential: credentialKey(credential) })
         return yield* notFound
       }),
-    list: () => Effect.succeed([])
+    list: () => Effect.succeed([]),
+    // The lookups between renewals (SubscriptionManager.verifyShard) always find the subscription here.
+    get: (_credential, id) => Effect.succeed({ id, resource: "x", expirationDateTime: "2100-01-01T00:00:00Z" })
   }))
   return Layer.mergeAll(api, inertWebhook, LicenceCheck.allowAll)
 }

@@ -1,9 +1,9 @@
 /** Test harness: the connector's PBX side served on an ephemeral port, a log capture, and a raw websocket client. */
-import { createServer } from "node:http"
-import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Deferred, Effect, Layer, Logger, Redacted, type Scope, Stream, SubscriptionRef } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import WebSocket from "ws"
+import { makeRepeatGate, repeatGateLayer } from "../../src/connector/LogRepeats.ts"
+import { nodeServer } from "../../src/http/Server.ts"
 import { Licences } from "../../src/pbx/Licences.ts"
 import { PbxAppService } from "../../src/pbx/PbxAppService.ts"
 import { PbxConnections, type PbxState } from "../../src/pbx/PbxConnections.ts"
@@ -30,10 +30,15 @@ export const startConnector = (overrides: Partial<PbxSettingsOptions> = {}) =>
     const services = PbxServices.pipe(Layer.provideMerge(PbxSettings.layer(settings)))
     const server = HttpRouter.serve(PbxAppService.routes, { disableLogger: true, disableListenLog: true }).pipe(
       Layer.provide(services),
-      Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
+      Layer.provideMerge(nodeServer({ port: 0, host: "127.0.0.1", maxFrameBytes: settings.maxFrameBytes }))
     )
+    // As in the connector: repeated warnings of one kind pass the repeat gate once a minute.
+    const gate = makeRepeatGate()
     const context = yield* Layer.build(
-      Layer.mergeAll(server, services).pipe(Layer.provide(Logger.layer([capture], { mergeWithExisting: false })))
+      Layer.mergeAll(server, services).pipe(
+        Layer.provide(repeatGateLayer(gate)),
+        Layer.provide(Logger.layer([capture], { mergeWithExisting: false }))
+      )
     )
     const address = Context.get(context, HttpServer.HttpServer).address
     const port = address._tag === "UnixPathAddress" ? 0 : address.port
@@ -41,6 +46,7 @@ export const startConnector = (overrides: Partial<PbxSettingsOptions> = {}) =>
     return {
       url: `ws://127.0.0.1:${port}${settings.path}`,
       logs,
+      gate,
       connections,
       writer: Context.get(context, PresenceWriter),
       directory: Context.get(context, PbxDirectory),
@@ -78,7 +84,7 @@ export const makeUsers = (prefix: string, count: number, loc: string, apps: Read
   }))
 
 /** A bare websocket client for protocol-level tests: received frames and a Deferred completed on close. */
-export const rawClient = (url: string): Effect.Effect<{
+export const rawClient = (url: string, options: { readonly localAddress?: string } = {}): Effect.Effect<{
   readonly socket: WebSocket
   readonly received: Array<string>
   readonly next: (predicate: (frame: string) => boolean) => Effect.Effect<string>
@@ -90,7 +96,7 @@ export const rawClient = (url: string): Effect.Effect<{
     const received: Array<string> = []
     const waiters = new Set<() => void>()
     const socket = yield* Effect.acquireRelease(
-      Effect.sync(() => new WebSocket(url)),
+      Effect.sync(() => new WebSocket(url, options)),
       (socket) => Effect.sync(() => socket.terminate())
     )
     socket.on("open", () => Deferred.doneUnsafe(opened, Effect.void))

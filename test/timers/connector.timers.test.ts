@@ -22,23 +22,32 @@ import type { PbxUser } from "../../src/pbx/UserDirectory.ts"
 import { tempDir } from "../graph/notificationsHarness.ts"
 import { type FakeGraph, type GraphCall, graphStack, inertWebhook, makeFakeGraph, minuteOf } from "./fakeGraph.ts"
 
-const subscriptionSettings = (dataDir: string, maxUsersPerShard = 650) =>
+/** The schedules below are exact; the lookups between renewals (every `verifySeconds`) are tested on their own. */
+const subscriptionSettings = (dataDir: string, maxUsersPerShard = 650, verifySeconds = 24 * 3600) =>
   SubscriptionSettings.layer(defaultSubscriptionSettings({
     publicBaseUrl: "https://connector.example",
     dataDir,
     appId: "c",
     includeResourceData: false,
-    maxUsersPerShard
+    maxUsersPerShard,
+    verifySeconds
   }))
 
 /** The real manager over the real Graph stack and the fake HttpClient. */
-const buildManager = (fake: FakeGraph, accounts: ReadonlyArray<string>, dataDir: string, licence: Layer.Layer<LicenceCheck>, maxUsersPerShard?: number) =>
+const buildManager = (
+  fake: FakeGraph,
+  accounts: ReadonlyArray<string>,
+  dataDir: string,
+  licence: Layer.Layer<LicenceCheck>,
+  maxUsersPerShard?: number,
+  verifySeconds?: number
+) =>
   Layer.build(
     SubscriptionManager.layer.pipe(
       Layer.provideMerge(graphStack(fake, accounts, dataDir)),
       Layer.provide(inertWebhook),
       Layer.provide(licence),
-      Layer.provide(subscriptionSettings(dataDir, maxUsersPerShard))
+      Layer.provide(subscriptionSettings(dataDir, maxUsersPerShard, verifySeconds))
     )
   )
 

@@ -136,6 +136,7 @@ export const makeFakeGraph = (options: FakeGraphOptions) => {
         return [201, { id: created, resource: body.resource, expirationDateTime: body.expirationDateTime }]
       }
       if (known === undefined || id === undefined) return [404, graphError(404)]
+      if (request.method === "GET") return [200, { id, resource: known.resource, expirationDateTime: "2100-01-01T00:00:00Z" }]
       if (request.method === "PATCH") return [200, { id, resource: known.resource, expirationDateTime: body.expirationDateTime }]
       if (request.method === "DELETE") {
         subscriptions.delete(id)
@@ -159,6 +160,10 @@ export const makeFakeGraph = (options: FakeGraphOptions) => {
   return {
     log,
     tokensIssued,
+    /** The live subscription ids; `vanish` deletes one as Graph would (expiry, an administrator), without a call. */
+    subscriptionIds: (kind?: "presence" | "users") =>
+      [...subscriptions].filter(([, s]) => kind === undefined || s.kind === kind).map(([id]) => id),
+    vanish: (id: string) => void subscriptions.delete(id),
     until,
     licenceCalled,
     graphCalls: () => log.filter((entry): entry is GraphCall => entry.kind === "graph"),

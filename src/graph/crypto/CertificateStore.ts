@@ -214,7 +214,7 @@ const readStore = (file: string): Effect.Effect<StoreFile | undefined, Certifica
 const writeStore = (file: string, store: StoreFile): Effect.Effect<void, CertificateError> =>
   Effect.tryPromise({
     try: async () => {
-      await fs.mkdir(path.dirname(file), { recursive: true })
+      await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
       const temp = `${file}.tmp`
       await fs.writeFile(temp, Schema.encodeSync(StoreFile)(store), { mode: 0o600 })
       await fs.rename(temp, file)

@@ -93,10 +93,15 @@ export const SubscriptionsRoutes = HttpRouter.use(Effect.fnUntraced(function*(ro
       })
     })))
 
+  // Like Graph: the subscription with its clientState (the list leaves that out), 404 once deleted or expired, and
+  // only for the app and (delegated) user that created it (docs/protocol-notes.md).
   yield* router.add("GET", "/v1.0/subscriptions/:id", graph("GET /subscriptions/{id}", (_request, principal) =>
     Effect.gen(function*() {
       const subscription = yield* store.get(principal, yield* paramId)
-      return yield* state.json(200, store.toJson(subscription))
+      return yield* state.json(200, {
+        "@odata.context": `${state.baseUrl()}/v1.0/$metadata#subscriptions/$entity`,
+        ...store.toJson(subscription)
+      })
     })))
 
   yield* router.add("PATCH", "/v1.0/subscriptions/:id", graph("PATCH /subscriptions/{id}", (request, principal) =>

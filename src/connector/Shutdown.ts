@@ -1,0 +1,62 @@
+/**
+ * A stop is logged from start to end, so an operator can tell it from a crash: "stopping (SIGTERM received)", one line
+ * as each part of the connector begins to stop (docs/architecture.md, Shutdown order), and "stopped … exit code 0".
+ * The exit code follows one rule for the log line and the process: a stop by signal (an interruption) is a success.
+ */
+import { Cause, Clock, Effect, Exit, Layer, type Scope } from "effect"
+
+/** The process's exit code for the main program's end: interruption only → the code a command chose, else 0. */
+export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
+  Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)
+    ? typeof process.exitCode === "number" ? process.exitCode : 0
+    : 1
+
+/** Adds a line to a layer's release: `stopping <what>`, written when the layer begins to stop. */
+export const announcedStop = (what: string) => <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  Layer.effectDiscard(Effect.addFinalizer(() => Effect.logInfo(`stopping ${what}`))).pipe(Layer.provideMerge(layer))
+
+const stopSignals = ["SIGINT", "SIGTERM"] as const
+
+/** Remembers which stop signal arrived (the runtime itself interrupts the program on it), for the log line. */
+const signalRecorder: Effect.Effect<() => string | undefined, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.sync(() => {
+    let received: string | undefined
+    const listeners = stopSignals.map((signal) => [signal, () => void (received ??= signal)] as const)
+    // Before the runtime's own listener, which starts the stop at once.
+    for (const [signal, listener] of listeners) process.prependListener(signal, listener)
+    return { received: () => received, listeners }
+  }),
+  ({ listeners }) => Effect.sync(() => listeners.forEach(([signal, listener]) => process.off(signal, listener)))
+).pipe(Effect.map(({ received }) => received))
+
+/**
+ * Runs `start` (which builds the program in the current scope) until it is interrupted, logging the stop around the
+ * release of everything it built.
+ */
+export const runUntilStopped = <E, R>(start: Effect.Effect<unknown, E, R | Scope.Scope>) =>
+  Effect.suspend(() => {
+    let stoppingAt: number | undefined
+    const run = Effect.scoped(Effect.gen(function*() {
+      const received = yield* signalRecorder
+      yield* start
+      // Added last, so it is the first finalizer to run.
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function*() {
+          stoppingAt = yield* Clock.currentTimeMillis
+          const signal = received()
+          yield* Effect.logInfo(`stopping${signal !== undefined ? ` (${signal} received)` : ""}`)
+        })
+      )
+      return yield* Effect.never
+    }))
+    return run.pipe(
+      Effect.onExit((exit) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const took = stoppingAt === undefined ? "" : ` after ${((now - stoppingAt) / 1000).toFixed(1)} s`
+          const code = exitCodeOf(exit)
+          yield* code === 0 ? Effect.logInfo(`stopped${took}; exit code ${code}`) : Effect.logError(`stopped${took}; exit code ${code}`)
+        })
+      )
+    )
+  })
