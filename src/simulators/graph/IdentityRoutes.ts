@@ -65,6 +65,9 @@ export const IdentityRoutes = (options: IdentityOptions) =>
             subject: state.clientId,
             audience: `${state.baseUrl()}/${tenant}/oauth2/v2.0/token`,
             requiredClaims: ["exp", "jti"],
+            // Clients set nbf from their own clock (MSAL Node rounds it up to the next second), and the identity
+            // platform accepts some skew: without a tolerance, an assertion made in the same second is refused.
+            clockTolerance: 300,
             currentDate: new Date(now)
           })
         ).pipe(Effect.option)
