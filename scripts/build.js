@@ -1,7 +1,7 @@
 /**
  * `npm run build` (run by `prepack`): the package as users get it, in dist/. The TypeScript compiler emits JavaScript
  * and declarations from src/ (tsconfig.build.json; the `.ts` imports become `.js`), and the files that are not modules
- * are copied beside the modules that read them: the status page's static files (src/http/static).
+ * are copied beside the modules that read them: the status page's static files (src/status/static).
  */
 import { execFileSync } from "node:child_process"
 import { cpSync, existsSync, rmSync } from "node:fs"
@@ -14,9 +14,9 @@ const tsc = join(dirname(createRequire(import.meta.url).resolve("typescript/pack
 
 rmSync(dist, { recursive: true, force: true })
 execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { cwd: root, stdio: "inherit" })
-cpSync(join(root, "src", "http", "static"), join(dist, "http", "static"), { recursive: true })
+cpSync(join(root, "src", "status", "static"), join(dist, "status", "static"), { recursive: true })
 
 // What the built package reads by path rather than by import: fail the build, not the first user, when one is missing.
-for (const file of ["bin.js", "index.js", "index.d.ts", "testing.js", "testing.d.ts", "graph/crypto/decryptWorker.js", "http/static/index.html"]) {
+for (const file of ["bin.js", "index.js", "index.d.ts", "testing.js", "testing.d.ts", "graph/notifications/crypto/decryptWorker.js", "status/static/index.html"]) {
   if (!existsSync(join(dist, file))) throw new Error(`build: dist/${file} is missing`)
 }

@@ -7,7 +7,7 @@
 
 // The connector as a Layer, and its settings.
 export { ConnectorLayer, type ConnectorOptions, serverUrl, version } from "./connector/Connector.ts"
-export { type ConnectorSettings, type FlowSettings, settingsFromConfig } from "./connector/Settings.ts"
+export { type ConnectorSettings, type FlowSettings, settingsFromConfig } from "./config/Settings.ts"
 
 // Configuration: the one schema, decoding (all problems at once) and loading a file with the environment applied.
 export {
@@ -24,7 +24,7 @@ export {
   PbxConfig,
   ShutdownConfig,
   TimersConfig
-} from "./domain/Config.ts"
+} from "./config/Config.ts"
 export {
   accountPasswordVariable,
   applyEnvironment,
@@ -35,9 +35,9 @@ export {
   environmentVariables,
   loadConfigFile,
   parseConfigText
-} from "./connector/ConfigFile.ts"
-export { type LevelName, type LogFormat, loggingLayer, scrubSecrets } from "./connector/Logging.ts"
-export { DataDirError, prepareDataDir } from "./connector/DataDir.ts"
+} from "./config/ConfigFile.ts"
+export { type LevelName, type LogFormat, loggingLayer, scrubSecrets } from "./observability/Logging.ts"
+export { DataDirError, prepareDataDir } from "./config/DataDir.ts"
 
 // The status: what the status page, /api/status and /readyz show.
 export {
@@ -53,7 +53,7 @@ export {
   StatusBoard,
   type StatusSnapshot,
   type UserRow
-} from "./connector/StatusBoard.ts"
+} from "./status/StatusBoard.ts"
 
 // The presence mapping and the domain types.
 export {

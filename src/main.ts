@@ -4,7 +4,7 @@
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit, Runtime } from "effect"
-import { cli } from "./Cli.ts"
+import { cli } from "./cli/Cli.ts"
 import { exitCodeOf } from "./connector/Shutdown.ts"
 
 /** A stop by signal after a clean shutdown is a success: exit 0 (or the code a command chose), not 130. */

@@ -22,6 +22,6 @@ export {
   type SetPresenceRecord,
   type SimPbxOptions
 } from "./simulators/pbx/PbxSimulator.ts"
-export { type DemoHandle, type DemoOptions, startDemo } from "./connector/Demo.ts"
+export { type DemoHandle, type DemoOptions, startDemo } from "./demo/Demo.ts"
 export { runGraphSimulator, startGraphSimulator, type GraphStandaloneOptions } from "./simulators/graph/Standalone.ts"
 export { runPbxSimulator, startPbxSimulator, type PbxStandaloneOptions } from "./simulators/pbx/Standalone.ts"

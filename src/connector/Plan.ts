@@ -4,9 +4,9 @@
  * synchronised pairs are matched AND licensed, in a stable order; everybody left out carries a reason. A user whose
  * licence is unknown right now keeps what the previous plan decided: unknown is not unlicensed.
  */
-import type { TeamsUser } from "../graph/TeamsUsers.ts"
-import type { LicensingSummary, Verdict } from "../pbx/Licences.ts"
-import type { PbxUser } from "../pbx/UserDirectory.ts"
+import type { TeamsUser } from "../graph/users/TeamsUsers.ts"
+import type { LicensingSummary, Verdict } from "../pbx/directory/Licences.ts"
+import type { PbxUser } from "../pbx/directory/UserDirectory.ts"
 import { type Ambiguity, type MatchResult, matchUsers, type MatchStrategy, type PbxUserRef } from "./Matching.ts"
 
 export interface SyncedUser {

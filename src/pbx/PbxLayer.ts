@@ -3,11 +3,11 @@
  * writer. Needs `PbxSettings` and the HTTP server's `HttpRouter`.
  */
 import { Layer } from "effect"
-import { Licences } from "./Licences.ts"
-import { PbxAppService } from "./PbxAppService.ts"
-import { PbxConnections } from "./PbxConnections.ts"
+import { Licences } from "./directory/Licences.ts"
+import { PbxAppService } from "./socket/PbxAppService.ts"
+import { PbxConnections } from "./socket/PbxConnections.ts"
 import { PresenceWriter } from "./PresenceWriter.ts"
-import { PbxDirectory } from "./UserDirectory.ts"
+import { PbxDirectory } from "./directory/UserDirectory.ts"
 
 /** The services, without the route. */
 export const PbxServices = Layer.mergeAll(PresenceWriter.layer, Licences.layer).pipe(

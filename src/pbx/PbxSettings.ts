@@ -71,6 +71,6 @@ export const makePbxSettings = (
   options: Pick<PbxSettingsOptions, "appPassword" | "masterPbx"> & Partial<PbxSettingsOptions>
 ): PbxSettingsOptions => ({ ...defaultPbxSettings, ...options })
 
-export class PbxSettings extends Context.Service<PbxSettings, PbxSettingsOptions>()("presence-connector/pbx/PbxSettings") {
+export class PbxSettings extends Context.Service<PbxSettings, PbxSettingsOptions>()("teams-presence-connector/pbx/PbxSettings") {
   static readonly layer = (options: PbxSettingsOptions): Layer.Layer<PbxSettings> => Layer.succeed(PbxSettings, options)
 }

@@ -8,10 +8,10 @@ import { Clock, Context, Effect, FiberMap, Latch, Layer, Metric, Option, PubSub,
 import { clip } from "../domain/LogText.ts"
 import { commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../domain/Metrics.ts"
-import type { PbxConnection, RequestOutcome } from "./PbxConnection.ts"
-import { PbxConnections } from "./PbxConnections.ts"
+import type { PbxConnection, RequestOutcome } from "./socket/PbxConnection.ts"
+import { PbxConnections } from "./socket/PbxConnections.ts"
 import { PbxSettings } from "./PbxSettings.ts"
-import { PbxDirectory } from "./UserDirectory.ts"
+import { PbxDirectory } from "./directory/UserDirectory.ts"
 
 export interface WrittenPresence {
   readonly command: PbxPresenceCommand
@@ -76,7 +76,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
    * the user table is then rebuilt for them alone. At most one entry per user.
    */
   readonly confirmedChanges: Set<string>
-}>()("presence-connector/pbx/PresenceWriter") {
+}>()("teams-presence-connector/pbx/PresenceWriter") {
   static readonly layer = Layer.effect(
     PresenceWriter,
     Effect.gen(function*() {

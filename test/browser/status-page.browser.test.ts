@@ -11,7 +11,7 @@ import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Browser, BrowserContextOptions, Page } from "playwright-core"
-import { startDemo } from "../../src/connector/Demo.ts"
+import { startDemo } from "../../src/demo/Demo.ts"
 import { launchChromium } from "../support/browser.ts"
 
 const password = "browser-test-password"

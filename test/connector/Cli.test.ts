@@ -72,7 +72,7 @@ describe("command line", () => {
 
   it("run loads no simulator code; the demo and simulate commands load it when they run", () => {
     const production = loadedSources("run", "--config", join(cwd, "missing.yaml"))
-    for (const module of ["Cli.ts", "connector/Connector.ts", "graph/crypto/DecryptPool.ts", "pbx/PbxAppService.ts"]) {
+    for (const module of ["cli/Cli.ts", "connector/Connector.ts", "graph/notifications/crypto/DecryptPool.ts", "pbx/socket/PbxAppService.ts"]) {
       assert.include(production, module)
     }
     assert.deepStrictEqual(production.filter(simulatorCode), [])

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
-import { accountPasswordVariable, describeConfig, loadConfigFile } from "../../src/connector/ConfigFile.ts"
+import { accountPasswordVariable, describeConfig, loadConfigFile } from "../../src/config/ConfigFile.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "tpc-config-"))
 const file = (name: string, text: string) => {

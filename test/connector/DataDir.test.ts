@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSyn
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Exit } from "effect"
-import { DataDirError, prepareDataDir } from "../../src/connector/DataDir.ts"
+import { DataDirError, prepareDataDir } from "../../src/config/DataDir.ts"
 import { healthy, logMessages, startProcess, writeConfig } from "../support/processes.ts"
 import { freePort, until } from "../support/waiting.ts"
 

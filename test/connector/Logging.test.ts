@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Logger, Redacted } from "effect"
-import { scrubSecrets } from "../../src/connector/Logging.ts"
+import { scrubSecrets } from "../../src/observability/Logging.ts"
 
 describe("logging", () => {
   it("the scrubber masks JWTs, bearer tokens and credential fields", () => {

@@ -6,11 +6,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { PresenceRow } from "../../src/connector/Flow.ts"
 import { emptyPlan, type Plan } from "../../src/connector/Plan.ts"
-import { makeUserRows } from "../../src/connector/UserRows.ts"
+import { makeUserRows } from "../../src/status/UserRows.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
-import type { TeamsUser } from "../../src/graph/TeamsUsers.ts"
+import type { TeamsUser } from "../../src/graph/users/TeamsUsers.ts"
 import type { WrittenPresence } from "../../src/pbx/PresenceWriter.ts"
-import type { PbxUser } from "../../src/pbx/UserDirectory.ts"
+import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
 
 const teamsUser = (n: number): TeamsUser => ({
   // Mixed case: the flow keys its rows by the lower-case id.

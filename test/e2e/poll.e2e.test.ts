@@ -7,8 +7,8 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
-import { startDemo } from "../../src/connector/Demo.ts"
-import type { StatusSnapshot } from "../../src/connector/StatusBoard.ts"
+import { startDemo } from "../../src/demo/Demo.ts"
+import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
 import { basicAuth, until } from "../support/waiting.ts"
 
 describe("poll-only mode", () => {

@@ -7,7 +7,7 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
-import { startDemo, type DemoHandle } from "../../src/connector/Demo.ts"
+import { startDemo, type DemoHandle } from "../../src/demo/Demo.ts"
 import { until } from "../support/waiting.ts"
 
 const teamsActivity = (demo: DemoHandle, guid: string) =>

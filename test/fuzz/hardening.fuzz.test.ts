@@ -12,7 +12,7 @@ import { join } from "node:path"
 import { Effect, Layer, Logger, Metric, Redacted } from "effect"
 import * as fc from "fast-check"
 import WebSocket from "ws"
-import { type DemoHandle, startDemo } from "../../src/connector/Demo.ts"
+import { type DemoHandle, startDemo } from "../../src/demo/Demo.ts"
 import { notificationsReceived } from "../../src/domain/Metrics.ts"
 import { until } from "../support/waiting.ts"
 

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Schema } from "effect"
-import { AppCredentialRef } from "../../src/graph/GraphSettings.ts"
-import { parseRetryAfter } from "../../src/graph/GraphClient.ts"
+import { AppCredentialRef } from "../../src/graph/client/GraphSettings.ts"
+import { parseRetryAfter } from "../../src/graph/client/GraphClient.ts"
 import { GraphSimulator, generateUsers, simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
 import { buildGraph, clientId, clientSecret, settingsFor, tenantId } from "./harness.ts"
 

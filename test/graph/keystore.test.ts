@@ -8,7 +8,7 @@ import { Effect, Logger } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
+import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 
 const tempDir = Effect.acquireRelease(
   Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "tpc-keys-"))),

@@ -2,8 +2,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Logger, Redacted, References } from "effect"
 import { readFileSync } from "node:fs"
-import { AppCredentialRef, accountRef } from "../../src/graph/GraphSettings.ts"
-import { refreshTokenPath } from "../../src/graph/RefreshTokenStore.ts"
+import { AppCredentialRef, accountRef } from "../../src/graph/client/GraphSettings.ts"
+import { refreshTokenPath } from "../../src/graph/auth/RefreshTokenStore.ts"
 import { GraphSimulator, generateUsers, simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
 import { buildGraph, clientId, clientSecret, settingsFor, tenantId } from "./harness.ts"
 

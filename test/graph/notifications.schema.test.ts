@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Exit } from "effect"
 import * as fs from "node:fs"
 import { decodeGraphPresenceSync } from "../../src/domain/Presence.ts"
-import { decodeChangeNotifications, decodeLifecycleNotifications, notificationUserId } from "../../src/graph/Notifications.ts"
+import { decodeChangeNotifications, decodeLifecycleNotifications, notificationUserId } from "../../src/graph/notifications/Notifications.ts"
 
 const samples = JSON.parse(fs.readFileSync(new URL("../fixtures/conformance/graph-samples.json", import.meta.url), "utf8")) as Record<
   string,

@@ -4,9 +4,9 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
-import { DecryptPool } from "../../src/graph/crypto/DecryptPool.ts"
-import { decryptPayload, encryptPayload, inspectCertificate } from "../../src/graph/crypto/RichCrypto.ts"
+import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
+import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
+import { decryptPayload, encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
 
 const tempDir = Effect.acquireRelease(
   Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "tpc-rich-"))),

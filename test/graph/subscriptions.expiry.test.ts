@@ -5,7 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Logger, SubscriptionRef } from "effect"
-import { shorterExpiryMinutes } from "../../src/graph/SubscriptionExpiry.ts"
+import { shorterExpiryMinutes } from "../../src/graph/subscriptions/SubscriptionExpiry.ts"
 import { tempDir } from "./notificationsHarness.ts"
 import { control, ids, simSubscriptions, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
 

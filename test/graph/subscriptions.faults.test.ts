@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Metric, Stream } from "effect"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
-import { NotificationsInbox, type UserChange } from "../../src/graph/NotificationsInbox.ts"
-import type { PresenceChange } from "../../src/graph/PresenceSource.ts"
+import { NotificationsInbox, type UserChange } from "../../src/graph/notifications/NotificationsInbox.ts"
+import type { PresenceChange } from "../../src/graph/presence/PresenceSource.ts"
 import { tempDir } from "./notificationsHarness.ts"
 import { control, ids, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
 

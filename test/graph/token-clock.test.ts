@@ -3,8 +3,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Fiber, Layer, Redacted } from "effect"
 import { HttpClient, HttpClientResponse } from "effect/http"
 import { TestClock } from "effect/testing"
-import { AppCredentialRef, GraphConfig } from "../../src/graph/GraphSettings.ts"
-import { TokenService } from "../../src/graph/TokenService.ts"
+import { AppCredentialRef, GraphConfig } from "../../src/graph/client/GraphSettings.ts"
+import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import { tempDataDir } from "./harness.ts"
 
 interface Fake {

@@ -6,9 +6,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Redacted, Schema } from "effect"
 import { readFileSync } from "node:fs"
-import { classifyTokenError, TokenErrorBody } from "../../src/graph/AuthError.ts"
-import { graphScope, type GraphSettings } from "../../src/graph/GraphSettings.ts"
-import { DeviceCodeResponse, TokenResponse } from "../../src/graph/TokenEndpoint.ts"
+import { classifyTokenError, TokenErrorBody } from "../../src/graph/auth/AuthError.ts"
+import { graphScope, type GraphSettings } from "../../src/graph/client/GraphSettings.ts"
+import { DeviceCodeResponse, TokenResponse } from "../../src/graph/auth/TokenEndpoint.ts"
 
 const recorded: Record<string, { readonly body: unknown }> = JSON.parse(
   readFileSync(new URL("../fixtures/conformance/identity-discovery.json", import.meta.url), "utf8")

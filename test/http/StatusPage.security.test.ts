@@ -9,14 +9,14 @@ import { request as httpRequest } from "node:http"
 import { connect } from "node:net"
 import { Context, Deferred, Effect, Fiber, Layer, Logger, Metric, Redacted } from "effect"
 import { HttpServer } from "effect/http"
-import { makeRepeatGate, repeatGateLayer } from "../../src/connector/LogRepeats.ts"
-import { initialSnapshot, StatusBoard, type UserRow } from "../../src/connector/StatusBoard.ts"
+import { makeRepeatGate, repeatGateLayer } from "../../src/observability/LogRepeats.ts"
+import { initialSnapshot, StatusBoard, type UserRow } from "../../src/status/StatusBoard.ts"
 import type { BackoffPolicy } from "../../src/domain/LoginBackoff.ts"
 import { loginFailures } from "../../src/domain/Metrics.ts"
 import { serveRoutes } from "../../src/http/Server.ts"
-import { defaultStatusPageLimits, type StatusPageLimits } from "../../src/http/StatusEvents.ts"
-import { AdminPassword, contentSecurityPolicy, StatusLoginBackoff, StatusRoutes } from "../../src/http/StatusRoutes.ts"
-import { StatusPageLimits as Limits } from "../../src/http/StatusEvents.ts"
+import { defaultStatusPageLimits, type StatusPageLimits } from "../../src/status/StatusEvents.ts"
+import { AdminPassword, contentSecurityPolicy, StatusLoginBackoff, StatusRoutes } from "../../src/status/StatusRoutes.ts"
+import { StatusPageLimits as Limits } from "../../src/status/StatusEvents.ts"
 import { basicAuth, until } from "../support/waiting.ts"
 
 const password = "status-security-password"
@@ -93,11 +93,11 @@ describe("status page security (real sockets)", () => {
     })))
 
   it("the CSP allows exactly what the page uses: its own script and stylesheet, no inline code", () => {
-    const html = readFileSync(new URL("../../src/http/static/index.html", import.meta.url), "utf8")
+    const html = readFileSync(new URL("../../src/status/static/index.html", import.meta.url), "utf8")
     assert.notMatch(html, /<script>|<style|\sstyle=|\son[a-z]+=/i, "no inline script, style or handler")
     assert.match(html, /<script src="\/static\/app\.js"><\/script>/)
     assert.match(html, /<link rel="stylesheet" href="\/static\/style\.css">/)
-    const js = readFileSync(new URL("../../src/http/static/app.js", import.meta.url), "utf8")
+    const js = readFileSync(new URL("../../src/status/static/app.js", import.meta.url), "utf8")
     assert.notMatch(js, /eval\(|new Function|innerHTML|setAttribute\("style"|\.style\./, "nothing the CSP forbids")
     assert.include(contentSecurityPolicy, "script-src 'self'")
     assert.include(contentSecurityPolicy, "connect-src 'self'")

@@ -1,10 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Metric, Redacted } from "effect"
 import { HttpServer } from "effect/http"
-import { initialSnapshot, StatusBoard, type StatusSnapshot, type UserRow } from "../../src/connector/StatusBoard.ts"
+import { initialSnapshot, StatusBoard, type StatusSnapshot, type UserRow } from "../../src/status/StatusBoard.ts"
 import { notificationsReceived } from "../../src/domain/Metrics.ts"
 import { serveRoutes } from "../../src/http/Server.ts"
-import { AdminPassword, authorized, StatusRoutes } from "../../src/http/StatusRoutes.ts"
+import { AdminPassword, authorized, StatusRoutes } from "../../src/status/StatusRoutes.ts"
 
 const password = "admin-test-password"
 const basic = (user: string, pw: string) => "Basic " + Buffer.from(`${user}:${pw}`).toString("base64")

@@ -52,10 +52,10 @@ describe("the package as users get it", () => {
       "dist/index.d.ts",
       "dist/testing.js",
       "dist/testing.d.ts",
-      "dist/graph/crypto/decryptWorker.js",
-      "dist/http/static/index.html",
-      "dist/http/static/app.js",
-      "dist/http/static/style.css"
+      "dist/graph/notifications/crypto/decryptWorker.js",
+      "dist/status/static/index.html",
+      "dist/status/static/app.js",
+      "dist/status/static/style.css"
     ]) assert.include(files, file)
     const unexpected = files.filter((file) =>
       /^(src|test|bench|\.ci)\//.test(file) || (file.startsWith("dist/") && /\.ts$/.test(file) && !file.endsWith(".d.ts"))
@@ -120,7 +120,7 @@ describe("the package as users get it", () => {
       for (const asset of ["/static/app.js", "/static/style.css"]) {
         const file = yield* get(asset, auth)
         assert.strictEqual(file?.status, 200, asset)
-        assert.strictEqual(file?.body, readFileSync(join(installed.packageDir, "dist", "http", "static", asset.slice("/static/".length)), "utf8"))
+        assert.strictEqual(file?.body, readFileSync(join(installed.packageDir, "dist", "status", "static", asset.slice("/static/".length)), "utf8"))
       }
 
       // The demo changes presences every few seconds; their rich notifications are decrypted by dist/'s worker.

@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Metric, Redacted } from "effect"
 import { pbxConnectionEnds } from "../../src/domain/Metrics.ts"
-import { maskSecrets } from "../../src/pbx/ConnectionEnd.ts"
+import { maskSecrets } from "../../src/pbx/socket/ConnectionEnd.ts"
 import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { allLoggedIn, makeUsers, password, rawClient, startConnector } from "./harness.ts"
 

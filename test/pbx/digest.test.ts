@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Redacted, Schema } from "effect"
-import { digestMatches, loginDigest, rawTopLevelMember } from "../../src/pbx/AppLoginDigest.ts"
-import { AppLogin } from "../../src/pbx/PbxMessages.ts"
+import { digestMatches, loginDigest, rawTopLevelMember } from "../../src/pbx/socket/AppLoginDigest.ts"
+import { AppLogin } from "../../src/pbx/socket/PbxMessages.ts"
 
 interface Captures {
   readonly sdkDigestVectors: ReadonlyArray<{

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
-import { decodeReplicateMessage, type PbxUser } from "../../src/pbx/UserDirectory.ts"
-import { applyCap, appRightVerdict } from "../../src/pbx/Licences.ts"
+import { decodeReplicateMessage, type PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
+import { applyCap, appRightVerdict } from "../../src/pbx/directory/Licences.ts"
 
 const captures = JSON.parse(
   readFileSync(new URL("../fixtures/conformance/innovaphone-captures.json", import.meta.url), "utf8")

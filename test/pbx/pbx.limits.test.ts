@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Metric, Redacted } from "effect"
 import WebSocket from "ws"
 import { loginFailures, oversizedFrames } from "../../src/domain/Metrics.ts"
-import { loginDigest } from "../../src/pbx/AppLoginDigest.ts"
+import { loginDigest } from "../../src/pbx/socket/AppLoginDigest.ts"
 import { until } from "../support/waiting.ts"
 import { password, rawClient, startConnector } from "./harness.ts"
 

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Redacted, SubscriptionRef } from "effect"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
-import { loginDigest } from "../../src/pbx/AppLoginDigest.ts"
+import { loginDigest } from "../../src/pbx/socket/AppLoginDigest.ts"
 import { type PresenceEntry, PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { allLoggedIn, makeUsers, password, rawClient, startConnector } from "./harness.ts"
 

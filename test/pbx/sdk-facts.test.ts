@@ -5,11 +5,11 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
-import { checkAppLicRequest } from "../../src/pbx/AppLicenceCheck.ts"
-import { CheckAppLicResult, isUserObject, replicateStart } from "../../src/pbx/PbxMessages.ts"
+import { checkAppLicRequest } from "../../src/pbx/directory/AppLicenceCheck.ts"
+import { CheckAppLicResult, isUserObject, replicateStart } from "../../src/pbx/socket/PbxMessages.ts"
 import { SimAdminApi } from "../../src/simulators/pbx/SimAdminApi.ts"
 import { SystemModel } from "../../src/simulators/pbx/SimulatorModel.ts"
-import type { PbxUser } from "../../src/pbx/UserDirectory.ts"
+import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
 
 const facts = JSON.parse(
   readFileSync(new URL("../fixtures/conformance/innovaphone-sdk-facts.json", import.meta.url), "utf8")

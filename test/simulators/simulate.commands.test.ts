@@ -6,7 +6,7 @@ import { execFile } from "node:child_process"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { simulateGraphCommand, simulatePbxCommand } from "../../src/SimulateCommands.ts"
+import { simulateGraphCommand, simulatePbxCommand } from "../../src/cli/SimulateCommands.ts"
 import { allLoggedIn, password, startConnector } from "../pbx/harness.ts"
 
 /** The commands as the CLI mounts them: `simulate graph` and `simulate pbx`. */

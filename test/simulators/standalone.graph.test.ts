@@ -3,7 +3,7 @@ import { Console, Deferred, Effect, Fiber } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { decodeConfig, parseConfigText } from "../../src/connector/ConfigFile.ts"
+import { decodeConfig, parseConfigText } from "../../src/config/ConfigFile.ts"
 import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
 import { runGraphSimulator } from "../../src/simulators/graph/Standalone.ts"
 

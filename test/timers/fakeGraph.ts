@@ -5,13 +5,13 @@
  */
 import { Clock, Effect, Layer, Redacted, Stream } from "effect"
 import { HttpClient, type HttpClientRequest, HttpClientResponse } from "effect/http"
-import { CertificateStore } from "../../src/graph/crypto/CertificateStore.ts"
-import { DecryptPool } from "../../src/graph/crypto/DecryptPool.ts"
-import { GraphClient } from "../../src/graph/GraphClient.ts"
-import { GraphConfig } from "../../src/graph/GraphSettings.ts"
-import { NotificationsInbox } from "../../src/graph/NotificationsInbox.ts"
-import { SubscriptionApi } from "../../src/graph/SubscriptionApi.ts"
-import { TokenService } from "../../src/graph/TokenService.ts"
+import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
+import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
+import { GraphClient } from "../../src/graph/client/GraphClient.ts"
+import { GraphConfig } from "../../src/graph/client/GraphSettings.ts"
+import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
+import { SubscriptionApi } from "../../src/graph/subscriptions/SubscriptionApi.ts"
+import { TokenService } from "../../src/graph/auth/TokenService.ts"
 
 export interface GraphCall {
   readonly kind: "graph"

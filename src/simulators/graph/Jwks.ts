@@ -37,7 +37,7 @@ export class SimJwks extends Context.Service<SimJwks, {
   /** A validation token for `appId` in `tenantId`, valid for one hour from the Clock's now. */
   validationToken(appId: string, tenantId: string): Effect.Effect<string>
   readonly jwks: { readonly keys: ReadonlyArray<jose.JWK> }
-}>()("presence-connector/simulators/graph/SimJwks") {
+}>()("teams-presence-connector/simulators/graph/SimJwks") {
   /** A key of its own (tests that serve only a JWKS). */
   static readonly layer = Layer.effect(SimJwks, Effect.map(makeSimSigning(), (signing) => SimJwks.of(fromSigning(signing))))
   /** The Graph simulator's key (SimState), so notifications and ID tokens verify against the same published JWKS. */

@@ -5,7 +5,7 @@
  */
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { randomUUID } from "node:crypto"
-import { inspectCertificate } from "../../graph/crypto/RichCrypto.ts"
+import { inspectCertificate } from "../../graph/notifications/crypto/RichCrypto.ts"
 import { isoSeconds, type Principal, SimHttpError } from "./SimState.ts"
 
 export const PRESENCE_MAX_MINUTES = 60

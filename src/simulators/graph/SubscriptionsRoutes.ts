@@ -6,7 +6,7 @@
  */
 import { Effect, Exit, Layer, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { inspectCertificate } from "../../graph/crypto/RichCrypto.ts"
+import { inspectCertificate } from "../../graph/notifications/crypto/RichCrypto.ts"
 import { type DeliveryOptions, type DirectItem, SimDelivery } from "./Delivery.ts"
 import { SimJwks } from "./Jwks.ts"
 import { SimHttpError, SimState } from "./SimState.ts"

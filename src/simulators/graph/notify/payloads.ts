@@ -4,7 +4,7 @@
  * as Graph does, with the subscription's certificate.
  */
 import { randomFillSync } from "node:crypto"
-import { encryptPayload, inspectCertificate } from "../../../graph/crypto/RichCrypto.ts"
+import { encryptPayload, inspectCertificate } from "../../../graph/notifications/crypto/RichCrypto.ts"
 import { isoSeconds, type SimPresence, type SimUser } from "../SimState.ts"
 import type { SimSubscription } from "../Subscriptions.ts"
 

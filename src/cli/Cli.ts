@@ -1,0 +1,165 @@
+/**
+ * The command line: `run`, `demo`, `check-config`, `login`, `simulate`. With no sub-command and no configuration file
+ * the embedded demo starts, so `npm start` on a fresh machine shows the whole flow.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { NodeHttpClient } from "@effect/platform-node"
+import { Console, Effect, Layer, Option, Redacted } from "effect"
+import { Command, Flag } from "effect/cli"
+import packageJson from "../../package.json" with { type: "json" }
+import { ConfigError, describeConfig, loadConfigFile } from "../config/ConfigFile.ts"
+import { ConnectorLayer, serverUrl } from "../connector/Connector.ts"
+import { loggingLayer } from "../observability/Logging.ts"
+import { runUntilStopped } from "../connector/Shutdown.ts"
+import { type DataDirError, prepareDataDir } from "../config/DataDir.ts"
+import { settingsFromConfig } from "../config/Settings.ts"
+import { GraphConfig } from "../graph/client/GraphSettings.ts"
+import { TokenService } from "../graph/auth/TokenService.ts"
+import { simulateCommand } from "./SimulateCommands.ts"
+
+/** Where `run` looks for a configuration when `--config` is not given. */
+export const defaultConfigPaths = ["connector.yaml", "connector.yml", "connector.json"] as const
+
+const configFlag = Flag.String("config").pipe(
+  Flag.withAlias("c"),
+  Flag.withDescription("Configuration file (YAML or JSON); default: $CONNECTOR_CONFIG, then ./connector.yaml|.yml|.json"),
+  Flag.optional
+)
+
+const portFlag = Flag.Int("port").pipe(
+  Flag.withDescription("HTTP port of the status page and endpoints (default: $PORT or 8080)"),
+  Flag.optional
+)
+
+/** Resolves the configuration file: the flag, then CONNECTOR_CONFIG, then a default file in the working directory. */
+export const resolveConfigPath = (flag: Option.Option<string>): string | undefined =>
+  Option.getOrUndefined(flag) ?? process.env["CONNECTOR_CONFIG"] ?? defaultConfigPaths.find((path) => existsSync(path))
+
+/** Prints the problems and makes the process exit 1, without a stack trace: the message is the whole story. */
+const reportConfigError = (error: ConfigError | DataDirError) =>
+  Console.error(error.message).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
+
+/** The status page's password: configured, else one generated once and kept (0600) in the data directory. */
+const adminPasswordFromDataDir = (dataDir: string): { password: Redacted.Redacted<string>; file: string; created: boolean } => {
+  const file = join(dataDir, "admin-password")
+  if (existsSync(file)) return { password: Redacted.make(readFileSync(file, "utf8").trim()), file, created: false }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const value = crypto.randomUUID().replace(/-/g, "")
+  writeFileSync(file + ".tmp", value + "\n", { mode: 0o600 })
+  renameSync(file + ".tmp", file)
+  return { password: Redacted.make(value), file, created: true }
+}
+
+const runConnector = (path: string) =>
+  Effect.gen(function*() {
+    const config = yield* loadConfigFile(path)
+    const settings = yield* settingsFromConfig(config)
+    yield* prepareDataDir(settings.graph.dataDir)
+    const logging = loggingLayer({ level: config.log.level, format: config.log.format })
+    return yield* Effect.gen(function*() {
+      let adminPassword = settings.adminPassword
+      if (adminPassword === undefined) {
+        const generated = adminPasswordFromDataDir(settings.graph.dataDir)
+        adminPassword = generated.password
+        yield* Effect.logWarning(
+          `no admin password configured: the status page's password is in ${generated.file} (set CONNECTOR_ADMIN_PASSWORD to choose one)`
+        )
+      }
+      yield* Effect.logInfo(`teams-presence-connector ${packageJson.version} starting (${config.notifications.mode} mode)`)
+      return yield* runUntilStopped(Layer.build(
+        Layer.effectDiscard(Effect.flatMap(serverUrl, (url) => Effect.logInfo(`status page: ${url}/`))).pipe(
+          Layer.provideMerge(ConnectorLayer({ ...settings, adminPassword }))
+        )
+      ))
+    }).pipe(Effect.provide(logging))
+  }).pipe(Effect.catchTags({ ConfigError: reportConfigError, DataDirError: reportConfigError }))
+
+const runDemo = (port: Option.Option<number>) =>
+  Effect.gen(function*() {
+    const configured = process.env["CONNECTOR_ADMIN_PASSWORD"]
+    const password = Redacted.make(configured !== undefined && configured !== "" ? configured : crypto.randomUUID().slice(0, 13))
+    const chosenPort = Option.getOrUndefined(port) ?? (process.env["PORT"] ? Number(process.env["PORT"]) : 8080)
+    const dataDir = mkdtempSync(join(tmpdir(), "teams-presence-demo-"))
+    // Loaded here, not imported above: the demo brings the simulators, which `run` never loads.
+    const { printDemoBanner, startDemo } = yield* Effect.promise(() => import("../demo/Demo.ts"))
+    return yield* runUntilStopped(Effect.gen(function*() {
+      const demo = yield* startDemo({ port: chosenPort, adminPassword: password, dataDir })
+      yield* printDemoBanner(demo, password, configured === undefined || configured === "")
+    }))
+  }).pipe(Effect.provide(loggingLayer({ level: "info", format: "auto" })))
+
+/** `run` is the production command: without a configuration it refuses, rather than quietly running the demo. */
+const run = Command.make("run", { config: configFlag }, ({ config }) => {
+  const path = resolveConfigPath(config)
+  return path === undefined
+    ? reportConfigError(
+      new ConfigError({
+        source: "run",
+        problems: [{ path: "--config", message: "no configuration file (--config, $CONNECTOR_CONFIG or ./connector.yaml); `demo` runs the embedded demo" }]
+      })
+    )
+    : runConnector(path)
+}).pipe(Command.withDescription("Run the connector with a configuration file (the embedded demo when there is none)"))
+
+const demo = Command.make("demo", { port: portFlag }, ({ port }) => runDemo(port)).pipe(
+  Command.withDescription("Run the embedded demo: Graph simulator, PBX simulator (master + slave) and the connector")
+)
+
+const checkConfig = Command.make("check-config", { config: configFlag }, ({ config }) =>
+  Effect.gen(function*() {
+    const path = resolveConfigPath(config)
+    if (path === undefined) {
+      return yield* new ConfigError({ source: "check-config", problems: [{ path: "--config", message: "no configuration file given" }] })
+    }
+    const loaded = yield* loadConfigFile(path)
+    yield* Console.log(`${path}: valid\n${describeConfig(loaded)}`)
+  }).pipe(Effect.catchTag("ConfigError", reportConfigError))).pipe(Command.withDescription("Check a configuration file: every problem at once, or a summary with secrets masked"))
+
+const login = Command.make(
+  "login",
+  {
+    config: configFlag,
+    account: Flag.String("account").pipe(Flag.withDescription("The account's name in the configuration (accounts[].name)"))
+  },
+  ({ account, config }) =>
+    Effect.gen(function*() {
+      const path = resolveConfigPath(config)
+      if (path === undefined) {
+        return yield* new ConfigError({ source: "login", problems: [{ path: "--config", message: "no configuration file given" }] })
+      }
+      const settings = yield* settingsFromConfig(yield* loadConfigFile(path))
+      yield* prepareDataDir(settings.graph.dataDir)
+      if (!settings.graph.accounts.some((a) => a.name === account)) {
+        return yield* new ConfigError({
+          source: path,
+          problems: [{ path: "accounts", message: `no account named "${account}" (have: ${settings.graph.accounts.map((a) => a.name).join(", ") || "none"})` }]
+        })
+      }
+      const signIn = Effect.gen(function*() {
+        const tokens = yield* TokenService
+        yield* tokens.deviceCodeLogin(account, (prompt) => Console.log(`\n${prompt.message}\n\nWaiting for the sign-in to complete…`))
+      })
+      yield* signIn.pipe(
+        Effect.provide(TokenService.layer.pipe(
+          Layer.provide(Layer.mergeAll(Layer.succeed(GraphConfig, settings.graph), NodeHttpClient.layerUndici))
+        ))
+      )
+      yield* Console.log(`Signed in: the refresh token of account ${account} is stored in ${settings.graph.dataDir}.`)
+    }).pipe(
+      Effect.catchTags({ ConfigError: reportConfigError, DataDirError: reportConfigError }),
+      Effect.catchTag("AuthError", (error) =>
+        Console.error(`Sign-in failed: ${error.message}\n${error.fix}`).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 }))))
+    )
+).pipe(Command.withDescription("Sign a delegated technical account in with the device code flow (works with MFA); stores its refresh token"))
+
+export const rootCommand = Command.make("teams-presence-connector", { config: configFlag, port: portFlag }, ({ config, port }) => {
+  const path = resolveConfigPath(config)
+  return path === undefined ? runDemo(port) : runConnector(path)
+}).pipe(
+  Command.withDescription("Microsoft Teams presence → innovaphone PBX presence"),
+  Command.withSubcommands([run, demo, checkConfig, login, simulateCommand])
+)
+
+export const cli = Command.run(rootCommand, { version: packageJson.version })

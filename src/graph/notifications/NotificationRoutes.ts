@@ -1,0 +1,141 @@
+/**
+ * The Graph webhook: `POST {notificationPath}` and `POST {lifecyclePath}` on the connector's HttpRouter.
+ * Answers the validation handshake with the decoded token, and every notification with 202 as soon as it is checked
+ * and queued — decryption and processing happen elsewhere, so Graph never sees a slow endpoint.
+ */
+import { ByteSize, Clock, Effect, Exit, Layer, Metric } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import type { ServerResponse as NodeServerResponse } from "node:http"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { webhookResponseSeconds } from "../../domain/Metrics.ts"
+import { CertificateStore } from "./crypto/CertificateStore.ts"
+import { DecryptPool } from "./crypto/DecryptPool.ts"
+import { ValidationTokens } from "./crypto/ValidationTokens.ts"
+import { decodeChangeNotifications, decodeLifecycleNotifications } from "./Notifications.ts"
+import { logRejected, NotificationsInbox } from "./NotificationsInbox.ts"
+import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
+
+/** The Node response under an Effect request, when there is one (not for requests built in memory). */
+const serverResponse = (request: HttpServerRequest.HttpServerRequest): NodeServerResponse | undefined => {
+  try {
+    const response = NodeHttpServerRequest.toServerResponse(request)
+    return "once" in response ? (response as NodeServerResponse) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The webhook answer histogram per `until`, with the attributes resolved once (it is observed twice per POST). */
+const answerProduced = Metric.withAttributes(webhookResponseSeconds, { until: "produced" })
+const answerFlushed = Metric.withAttributes(webhookResponseSeconds, { until: "flushed" })
+
+const badRequest = (message: string) => HttpServerResponse.text(message, { status: 400 })
+
+const readJson = (request: HttpServerRequest.HttpServerRequest, maxBodyBytes: number) =>
+  Effect.gen(function*() {
+    const declared = Number(request.headers["content-length"] ?? "0")
+    if (Number.isFinite(declared) && declared > maxBodyBytes) {
+      yield* logRejected("too_large", `body of ${declared} bytes exceeds the limit of ${maxBodyBytes}`)
+      return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
+    }
+    // The reference caps a body sent without Content-Length (chunked) while it is read.
+    const bytes = yield* request.arrayBuffer.pipe(
+      Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+      Effect.option
+    )
+    if (bytes._tag === "None") {
+      yield* logRejected("too_large", `request body could not be read within the limit of ${maxBodyBytes} bytes`)
+      return { ok: false as const, response: badRequest("unreadable or too large body") }
+    }
+    if (bytes.value.byteLength > maxBodyBytes) {
+      yield* logRejected("too_large", `body of ${bytes.value.byteLength} bytes exceeds the limit of ${maxBodyBytes}`)
+      return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
+    }
+    try {
+      return { ok: true as const, json: JSON.parse(Buffer.from(bytes.value).toString("utf8")) as unknown }
+    } catch {
+      yield* logRejected("malformed", "body is not JSON")
+      return { ok: false as const, response: badRequest("malformed JSON") }
+    }
+  })
+
+/** `?validationToken=` → 200 text/plain with the decoded token (URLSearchParams decodes it). */
+const validationToken = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
+  const query = request.url.indexOf("?")
+  if (query < 0) return undefined
+  return new URLSearchParams(request.url.slice(query + 1)).get("validationToken") ?? undefined
+}
+
+export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  const settings = yield* SubscriptionSettings
+  const inbox = yield* NotificationsInbox
+
+  /**
+   * One webhook: the validation handshake, or a body decoded as `what` and handed to `accept`, answered with 202.
+   * A body that is not JSON or not `what` is a 400 and a counted rejection.
+   */
+  const webhook = <A>(
+    what: string,
+    decode: (json: unknown) => Exit.Exit<A, unknown>,
+    accept: (body: A) => Effect.Effect<number>
+  ) =>
+    Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+      const token = validationToken(request)
+      if (token !== undefined) return HttpServerResponse.text(token, { status: 200, contentType: "text/plain" })
+      const body = yield* readJson(request, settings.maxBodyBytes)
+      if (!body.ok) return body.response
+      const decoded = decode(body.json)
+      if (Exit.isFailure(decoded)) {
+        yield* logRejected("malformed", `body is not a ${what}`)
+        return badRequest(`not a ${what}`)
+      }
+      yield* accept(decoded.value)
+      return HttpServerResponse.empty({ status: 202 })
+    })
+
+  const notifications = webhook("change notification collection", decodeChangeNotifications, inbox.acceptNotifications)
+  const lifecycle = webhook("lifecycle notification collection", decodeLifecycleNotifications, inbox.acceptLifecycle)
+
+  /**
+   * The notification handler's own answer time (connector_webhook_response_seconds), from the handler starting to its
+   * response being produced (`until="produced"`) and, when the request is Node's, to the response being handed to
+   * the socket (`until="flushed"`, which adds the wait for the server fiber to write it). Graph's side also waits for
+   * the event loop before the handler starts.
+   */
+  const observe = (until: "produced" | "flushed", startedAt: bigint, at: bigint) =>
+    Metric.update(until === "produced" ? answerProduced : answerFlushed, Number(at - startedAt) / 1e9)
+  const timedNotifications = (request: HttpServerRequest.HttpServerRequest) =>
+    Effect.gen(function*() {
+      const clock = yield* Clock.Clock
+      const startedAt = clock.currentTimeNanosUnsafe()
+      const response = yield* notifications(request)
+      yield* observe("produced", startedAt, clock.currentTimeNanosUnsafe())
+      const nodeResponse = serverResponse(request)
+      if (nodeResponse !== undefined) {
+        // Listening starts now, before the server writes the answer (a fiber forked here may start after that); the
+        // time is taken in the listener, when the response is finished (or its connection closed), whichever is first.
+        const flushedAt = yield* Effect.sync(() =>
+          new Promise<bigint>((resolve) => {
+            const done = () => resolve(clock.currentTimeNanosUnsafe())
+            nodeResponse.once("finish", done)
+            nodeResponse.once("close", done)
+          })
+        )
+        yield* Effect.promise(() => flushedAt).pipe(Effect.flatMap((at) => observe("flushed", startedAt, at)), Effect.forkDetach)
+      }
+      return response
+    })
+
+  yield* router.add("POST", settings.notificationPath as HttpRouter.PathInput, timedNotifications)
+  yield* router.add("POST", settings.lifecyclePath as HttpRouter.PathInput, lifecycle)
+}))
+
+/**
+ * The inbox with everything it needs but SubscriptionSettings: certificate store, decryption workers, validation-token
+ * verifier. Provide it once, outside `HttpRouter.serve`, so the routes, SubscriptionManager and PresenceSource share it.
+ */
+export const NotificationPipeline = NotificationsInbox.layer.pipe(
+  Layer.provideMerge(DecryptPool.layer),
+  Layer.provideMerge(ValidationTokens.layer),
+  Layer.provideMerge(CertificateStore.layer)
+)

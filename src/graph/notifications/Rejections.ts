@@ -1,0 +1,64 @@
+/**
+ * Refused notifications are counted per item (connector_notifications_rejected_total) but logged once per request or
+ * decrypted chunk: one line with how many items, why, and a clipped sample. A flood of forged items therefore costs a
+ * line, not a line per item; the log gate (connector/LogRepeats.ts) rate-limits repeated lines of the same kind.
+ */
+import { Effect, Metric } from "effect"
+import { notificationsRejected } from "../../domain/Metrics.ts"
+import { clip, count } from "../../domain/LogText.ts"
+
+export type RejectReason =
+  | "malformed"
+  | "too_large"
+  | "unknown_subscription"
+  | "client_state"
+  | "hmac"
+  | "decrypt"
+  | "validation_token"
+  | "stale"
+  | "overflow"
+
+export const countRejected = (reason: RejectReason, n = 1) =>
+  Metric.update(Metric.withAttributes(notificationsRejected, { reason }), n)
+
+/** One refused request (or batch), counted once and logged as one line. */
+export const logRejected = (reason: RejectReason, message: string, annotations: Record<string, unknown> = {}) =>
+  Effect.logWarning(`notification rejected (${reason}): ${clip(message, 300)}`).pipe(
+    Effect.annotateLogs({ reason, logKey: `notification rejected:${reason}`, ...annotations }),
+    Effect.andThen(countRejected(reason))
+  )
+
+/** The refused items of one request or chunk: added item by item, counted and logged as one line at the end. */
+export const makeRejections = () => {
+  const byReason = new Map<RejectReason, number>()
+  let firstMessage = ""
+  let sample: Readonly<Record<string, unknown>> = {}
+  let total = 0
+  return {
+    add: (reason: RejectReason, message: string, about: Readonly<Record<string, unknown>> = {}, n = 1) => {
+      if (n <= 0) return
+      if (total === 0) {
+        firstMessage = message
+        sample = about
+      }
+      total += n
+      byReason.set(reason, (byReason.get(reason) ?? 0) + n)
+    },
+    get total() {
+      return total
+    },
+    /** Counts every refused item per reason and logs one line; `of` is the number of items the request carried. */
+    report: (of: number, note = "") =>
+      Effect.gen(function*() {
+        if (total === 0) return
+        for (const [reason, n] of byReason) yield* countRejected(reason, n)
+        const reasons = [...byReason.keys()].sort()
+        const breakdown = [...byReason].map(([reason, n]) => `${reason} ${count(n)}`).join(", ")
+        const example = Object.entries(sample).map(([key, value]) => `${key} "${clip(value, 60)}"`).join(", ")
+        yield* Effect.logWarning(
+          `notification rejected: ${count(total)} of ${count(of)} items (${breakdown}): ${clip(firstMessage, 300)}` +
+            `${example === "" ? "" : `; e.g. ${example}`}${note}`
+        ).pipe(Effect.annotateLogs({ reason: reasons[0]!, items: total, logKey: `notification rejected:${reasons.join(",")}` }))
+      })
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Verifies the `validationTokens` of rich notifications (protocols.md §1.6) with `jose` against a JWKS URL: signature,
+ * aud = our app id, iss = `https://sts.windows.net/{tenantId}/`, appid = Graph's change-notification publisher, not expired.
+ */
+import { Clock, Context, Effect, Layer, Schema } from "effect"
+import * as jose from "jose"
+import { SubscriptionSettings } from "../../subscriptions/SubscriptionSettings.ts"
+
+/** The app id Microsoft Graph's change-notification publisher signs as. */
+export const GRAPH_NOTIFICATION_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
+
+export class ValidationTokenError extends Schema.TaggedError<ValidationTokenError>()("ValidationTokenError", {
+  message: Schema.String
+}) {}
+
+export class ValidationTokens extends Context.Service<ValidationTokens, {
+  /** Succeeds when every token is valid and every tenant in `tenantIds` is covered by one of them. */
+  verify(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>): Effect.Effect<void, ValidationTokenError>
+}>()("teams-presence-connector/graph/notifications/crypto/ValidationTokens") {
+  static readonly make = (options: { readonly jwksUrl: string; readonly appId: string }) => {
+    const jwks = jose.createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 24 * 3600_000, cooldownDuration: 30_000 })
+    const verifyOne = (token: string, now: number) =>
+      Effect.tryPromise({
+        try: () => jose.jwtVerify(token, jwks, { audience: options.appId, currentDate: new Date(now), clockTolerance: 300 }),
+        catch: (error) => new ValidationTokenError({ message: `validation token rejected: ${describe(error)}` })
+      }).pipe(Effect.flatMap(({ payload }) => {
+        if (payload["appid"] !== GRAPH_NOTIFICATION_APP_ID && payload["azp"] !== GRAPH_NOTIFICATION_APP_ID) {
+          return Effect.fail(new ValidationTokenError({ message: "validation token was not issued to Microsoft Graph's notification publisher" }))
+        }
+        return Effect.succeed(typeof payload.iss === "string" ? payload.iss : "")
+      }))
+
+    const verify = Effect.fn("ValidationTokens.verify")(function*(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>) {
+      if (tokens.length === 0) return yield* new ValidationTokenError({ message: "rich notification without validationTokens" })
+      const now = yield* Clock.currentTimeMillis
+      const issuers = yield* Effect.forEach(tokens, (token) => verifyOne(token, now), { concurrency: "unbounded" })
+      for (const tenant of new Set(tenantIds)) {
+        if (!issuers.includes(`https://sts.windows.net/${tenant}/`)) {
+          return yield* new ValidationTokenError({ message: `no validation token issued for tenant ${tenant}` })
+        }
+      }
+    })
+    return ValidationTokens.of({ verify })
+  }
+
+  static readonly layer = Layer.effect(
+    ValidationTokens,
+    Effect.gen(function*() {
+      const settings = yield* SubscriptionSettings
+      return ValidationTokens.make({ jwksUrl: settings.jwksUrl, appId: settings.appId })
+    })
+  )
+}
+
+const describe = (error: unknown): string =>
+  error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error)

@@ -1,0 +1,168 @@
+/**
+ * What the administrator sees: one snapshot of the connector's state (lights, counts, users, recent errors), kept in a
+ * SubscriptionRef so that the status page, `/api/status`, `/readyz` and the server-sent events read the same value.
+ * The connector writes it; the HTTP routes only read it.
+ */
+import { Context, Effect, Layer, Stream, SubscriptionRef } from "effect"
+
+/** Green: working. Amber: degraded, being retried (e.g. Graph throttling reads). Red: not working; needs attention. */
+export type LightState = "green" | "amber" | "red"
+
+export interface Light {
+  readonly state: LightState
+  readonly reason: string
+  /** What to do about a red light. */
+  readonly fix?: string | undefined
+}
+
+export interface PbxLight extends Light {
+  readonly pbx: string
+  readonly isMaster: boolean
+  readonly apis: ReadonlyArray<string>
+  readonly missingApis: ReadonlyArray<string>
+  readonly lics?: number | undefined
+  readonly connectedAt?: number | undefined
+}
+
+export interface CredentialLight extends Light {
+  readonly label: string
+  readonly kind: "app" | "account"
+  readonly expiresAt?: number | undefined
+}
+
+export interface ShardLight extends Light {
+  readonly key: string
+  readonly account: string
+  readonly userCount: number
+  readonly status: string
+  readonly expiresAt?: number | undefined
+  readonly lastRenewalAt?: number | undefined
+}
+
+export interface UserRow {
+  readonly teamsId: string
+  readonly name: string
+  readonly upn: string
+  readonly pbxGuid: string
+  readonly pbxName: string
+  readonly pbx: string
+  readonly licensed: boolean
+  readonly availability: string
+  readonly activity: string
+  readonly written: string
+  readonly lastChangeAt?: number | undefined
+  readonly delayMs?: number | undefined
+}
+
+export interface RecentError {
+  readonly at: number
+  readonly level: string
+  readonly message: string
+  readonly fix?: string | undefined
+}
+
+export interface Counts {
+  readonly teamsUsers: number
+  readonly pbxUsers: number
+  readonly matched: number
+  readonly licensed: number
+  readonly unlicensed: number
+  readonly unmatched: number
+  readonly ambiguous: number
+}
+
+/** How users are licensed (pbx.licensing) and how many are served; the App object's own licence fields for information. */
+export interface LicensingStatus {
+  readonly mode: "appRight" | "appLicence" | "all"
+  /** The app name looked for in the users' apps (appRight), or the licence asked for, e.g. `App(x)` (appLicence). */
+  readonly name?: string | undefined
+  readonly licensed: number
+  readonly unlicensed: number
+  /** Matched users whose licence is not known now (the PBX did not answer, or cannot be asked). */
+  readonly unknown: number
+  /** The master App object's `info.lics` (service licences) and `info.unlicensed`, as the PBX sent them. */
+  readonly serviceLicences?: number | undefined
+  readonly unlicensedFlag?: boolean | undefined
+  /** pbx.maxUsers in force. */
+  readonly cap?: number | undefined
+  readonly problem?: { readonly message: string; readonly fix: string } | undefined
+}
+
+export interface StatusSnapshot {
+  readonly version: string
+  readonly startedAt: number
+  /** The connector's clock when the snapshot was made: the page measures "… ago" against it, not the browser's clock. */
+  readonly now: number
+  readonly mode: "push" | "poll"
+  readonly lights: {
+    readonly masterPbx: Light
+    readonly authentication: Light
+    readonly presenceSubscription: Light
+    readonly userSubscription: Light
+  }
+  readonly pbxs: ReadonlyArray<PbxLight>
+  readonly credentials: ReadonlyArray<CredentialLight>
+  readonly shards: ReadonlyArray<ShardLight>
+  /** The rich-notification certificate (push mode): expiry, last rotation, older keys still held for decryption. */
+  readonly certificate?: {
+    readonly id: string
+    readonly notAfter: number
+    readonly lastRotationAt?: number
+    readonly previousKeys: number
+    readonly error?: string
+  } | undefined
+  readonly counts: Counts
+  readonly licensing?: LicensingStatus | undefined
+  readonly users: ReadonlyArray<UserRow>
+  readonly unlicensed: ReadonlyArray<{ readonly name: string; readonly reason: string }>
+  readonly unmatched: ReadonlyArray<{ readonly side: "teams" | "pbx"; readonly name: string }>
+  readonly ambiguous: ReadonlyArray<{ readonly key: string; readonly reason: string }>
+  readonly errors: ReadonlyArray<RecentError>
+  readonly demo?: { readonly graphSimulator: string; readonly pbxSimulator: string } | undefined
+}
+
+const red = (reason: string): Light => ({ state: "red", reason })
+
+export const initialSnapshot = (options: { version: string; startedAt: number; mode: "push" | "poll" }): StatusSnapshot => ({
+  ...options,
+  now: options.startedAt,
+  lights: {
+    masterPbx: red("the master PBX has not connected yet"),
+    authentication: red("not signed in yet"),
+    presenceSubscription: red("no presence subscription yet"),
+    userSubscription: red("no users subscription yet")
+  },
+  pbxs: [],
+  credentials: [],
+  shards: [],
+  counts: { teamsUsers: 0, pbxUsers: 0, matched: 0, licensed: 0, unlicensed: 0, unmatched: 0, ambiguous: 0 },
+  users: [],
+  unlicensed: [],
+  unmatched: [],
+  ambiguous: [],
+  errors: []
+})
+
+export const allGreen = (snapshot: StatusSnapshot): boolean =>
+  Object.values(snapshot.lights).every((light) => light.state === "green")
+
+/** Ready (`/readyz`): no light is red; an amber light is a degradation the connector is working through. */
+export const noneRed = (snapshot: StatusSnapshot): boolean => Object.values(snapshot.lights).every((light) => light.state !== "red")
+
+export class StatusBoard extends Context.Service<StatusBoard, {
+  readonly get: Effect.Effect<StatusSnapshot>
+  readonly update: (f: (snapshot: StatusSnapshot) => StatusSnapshot) => Effect.Effect<void>
+  readonly changes: Stream.Stream<StatusSnapshot>
+}>()("teams-presence-connector/status/StatusBoard") {
+  static readonly make = (initial: StatusSnapshot) =>
+    Effect.gen(function*() {
+      const ref = yield* SubscriptionRef.make(initial)
+      return StatusBoard.of({
+        get: SubscriptionRef.get(ref),
+        update: (f) => SubscriptionRef.update(ref, f),
+        changes: SubscriptionRef.changes(ref)
+      })
+    })
+
+  static readonly layer = (initial: StatusSnapshot) => Layer.effect(StatusBoard, StatusBoard.make(initial))
+}

@@ -1,0 +1,172 @@
+/**
+ * The administrator's endpoints: the status page and its JSON and live event stream (behind the admin password), and
+ * the unauthenticated probes `/healthz`, `/readyz` and `/metrics`. Wrong passwords back off per source address (a
+ * growing delay, then 429 for a while; domain/LoginBackoff.ts), summarised in the log per address; the page's answers
+ * carry a Content-Security-Policy that allows only its own script, style and feed, and `/api/*` is never cached.
+ */
+import { createHash, timingSafeEqual } from "node:crypto"
+import { readFileSync } from "node:fs"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import { Clock, Context, Effect, Metric, Redacted, Stream } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { noneRed, StatusBoard } from "./StatusBoard.ts"
+import { clip } from "../domain/LogText.ts"
+import { type BackoffPolicy, defaultBackoffPolicy, makeLoginBackoff } from "../domain/LoginBackoff.ts"
+import { loginFailures } from "../domain/Metrics.ts"
+import { renderPrometheus } from "./Prometheus.ts"
+import { StatusPageLimits, statusEvents } from "./StatusEvents.ts"
+
+export { statusEvents } from "./StatusEvents.ts"
+
+export class AdminPassword extends Context.Service<AdminPassword, Redacted.Redacted<string>>()(
+  "teams-presence-connector/http/AdminPassword"
+) {}
+
+const staticFile = (name: string): string => readFileSync(new URL(`./static/${name}`, import.meta.url), "utf8")
+
+const digest = (value: string): Buffer => createHash("sha256").update(value).digest()
+
+/** Constant-time check of `Authorization: Basic …`; any user name, the admin password. */
+export const authorized = (header: string | undefined, password: Redacted.Redacted<string>): boolean => {
+  if (header === undefined || !header.toLowerCase().startsWith("basic ")) return false
+  const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8")
+  const colon = decoded.indexOf(":")
+  if (colon < 0) return false
+  return timingSafeEqual(digest(decoded.slice(colon + 1)), digest(Redacted.value(password)))
+}
+
+/** The status page's own script, style and feed, nothing else: no inline code, no other origin, no framing. */
+export const contentSecurityPolicy =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+const pageHeaders = { "content-security-policy": contentSecurityPolicy }
+const apiHeaders = { ...pageHeaders, "cache-control": "no-store" }
+
+const unauthorized = HttpServerResponse.text("The status page needs the admin password (user name: admin).", {
+  status: 401,
+  headers: { ...apiHeaders, "www-authenticate": "Basic realm=\"teams-presence-connector\", charset=\"UTF-8\"" }
+})
+
+const json = (value: unknown, status = 200) =>
+  HttpServerResponse.text(JSON.stringify(value), { status, contentType: "application/json; charset=utf-8", headers: apiHeaders })
+
+/** The backoff for wrong admin passwords (the same policy as PBX logins unless configured otherwise). */
+export const StatusLoginBackoff = Context.Reference<BackoffPolicy>("teams-presence-connector/http/StatusLoginBackoff", {
+  defaultValue: () => defaultBackoffPolicy
+})
+
+const countLogin = (outcome: "failed" | "refused") =>
+  Metric.update(Metric.withAttributes(loginFailures, { endpoint: "status", outcome }), 1)
+
+const sourceOf = (request: HttpServerRequest.HttpServerRequest): string =>
+  request.remoteAddress._tag === "Some" ? clip(request.remoteAddress.value, 64) : "unknown address"
+
+/** The Node response under a request, to bound a live feed's connection; undefined for requests built in memory. */
+const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest) => {
+  try {
+    const response = NodeHttpServerRequest.toServerResponse(request)
+    return "setTimeout" in response && typeof response.setTimeout === "function" ? response : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
+  const board = yield* StatusBoard
+  const password = yield* AdminPassword
+  const limits = yield* StatusPageLimits
+  const backoff = makeLoginBackoff(yield* StatusLoginBackoff)
+  let openStreams = 0
+  const pages: Record<string, { body: string; type: string }> = {
+    "/": { body: staticFile("index.html"), type: "text/html; charset=utf-8" },
+    "/static/app.js": { body: staticFile("app.js"), type: "text/javascript; charset=utf-8" },
+    "/static/style.css": { body: staticFile("style.css"), type: "text/css; charset=utf-8" }
+  }
+
+  /** The handler, for a request with the admin password; wrong passwords back off per source. */
+  const guarded = <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      Effect.gen(function*() {
+        const source = sourceOf(request)
+        const now = yield* Clock.currentTimeMillis
+        const admission = backoff.admit(source, now)
+        if (admission._tag === "Refuse") {
+          yield* countLogin("refused")
+          const seconds = Math.ceil(admission.retryAfterMillis / 1000)
+          yield* Effect.logWarning(`status page: ${source} refused after ${admission.failures} wrong passwords; for another ${seconds} s`).pipe(
+            Effect.annotateLogs({ logKey: `status-login-blocked:${source}` })
+          )
+          return HttpServerResponse.text("Too many wrong passwords from this address; try again later.", {
+            status: 429,
+            headers: { ...apiHeaders, "retry-after": String(seconds) }
+          })
+        }
+        const header = request.headers["authorization"]
+        // A browser asks without credentials first: that is no failed login.
+        if (header === undefined) return unauthorized
+        if (authorized(header, password)) {
+          backoff.succeed(source)
+          return yield* handler
+        }
+        const failure = backoff.fail(source, now)
+        yield* countLogin("failed")
+        yield* Effect.logWarning(`status page: wrong admin password from ${source}`).pipe(
+          Effect.annotateLogs({ logKey: `status-login:${source}` })
+        )
+        if (failure.refusedNow) {
+          yield* Effect.logWarning(
+            `status page: ${source} is refused for ${Math.round(backoff.policy.refuseMillis / 60_000)} min after ${failure.failures} wrong passwords`
+          ).pipe(Effect.annotateLogs({ logKey: `status-login-blocked:${source}` }))
+        }
+        yield* Effect.sleep(failure.delayMillis)
+        return unauthorized
+      }))
+
+  for (const [path, page] of Object.entries(pages)) {
+    yield* router.add(
+      "GET",
+      path as HttpRouter.PathInput,
+      guarded(Effect.succeed(HttpServerResponse.text(page.body, { contentType: page.type, headers: { ...pageHeaders, "cache-control": "no-cache" } })))
+    )
+  }
+  yield* router.add("GET", "/api/status", guarded(Effect.map(board.get, (snapshot) => json(snapshot))))
+  yield* router.add(
+    "GET",
+    "/api/events",
+    guarded(Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+      Effect.sync(() => {
+        if (openStreams >= limits.maxEventStreams) {
+          return HttpServerResponse.text(`At most ${limits.maxEventStreams} status pages can follow live at once; close one.`, {
+            status: 503,
+            headers: { ...apiHeaders, "retry-after": "30" }
+          })
+        }
+        openStreams++
+        // A reader that takes nothing for this long (its socket idle: not even the keep-alive leaves) is cut off.
+        const response = nodeResponseOf(request)
+        response?.setTimeout(limits.eventStreamStallMillis, () => response.destroy())
+        return HttpServerResponse.stream(statusEvents(board, limits).pipe(Stream.ensuring(Effect.sync(() => void openStreams--))), {
+          contentType: "text/event-stream",
+          headers: { ...apiHeaders, "x-accel-buffering": "no" }
+        })
+      })))
+  )
+  yield* router.add("GET", "/healthz", Effect.succeed(HttpServerResponse.text("ok")))
+  yield* router.add(
+    "GET",
+    "/readyz",
+    Effect.map(board.get, (snapshot) =>
+      noneRed(snapshot)
+        ? HttpServerResponse.text("ready")
+        : HttpServerResponse.text(
+          Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${l.reason}`).join("\n"),
+          { status: 503 }
+        ))
+  )
+  yield* router.add(
+    "GET",
+    "/metrics",
+    Effect.map(Metric.snapshot, (snapshots) =>
+      HttpServerResponse.text(renderPrometheus(snapshots), { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+  )
+}))
