@@ -6,7 +6,7 @@
 import { Context, Effect, Fiber, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { unknownPresences } from "../domain/Metrics.ts"
-import { clearPresence, commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
+import { clearPresence, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
 import { mapPresenceDetailed } from "../domain/PresenceMapping.ts"
 import { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
@@ -16,7 +16,8 @@ import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.
 import { type TeamsUser, TeamsUsers } from "../graph/users/TeamsUsers.ts"
 import { Licences, type Verdict } from "../pbx/directory/Licences.ts"
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
-import { type PresenceWrite, PresenceWriter } from "../pbx/PresenceWriter.ts"
+import { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
+import type { PresenceWrite } from "../pbx/writer/WriterState.ts"
 import { PbxDirectory } from "../pbx/directory/UserDirectory.ts"
 import { emptyPlan, makePlan, matchedPbxUsers, matchForPlan, type Plan, subscribedIds } from "./Plan.ts"
 import type { FlowSettings } from "../config/Settings.ts"
@@ -38,8 +39,6 @@ export class FlowState extends Context.Service<FlowState, {
   readonly rows: Map<string, PresenceRow>
   /** Teams keys whose row was replaced since the status projector last looked (it empties the set). */
   readonly rowsChanged: Set<string>
-  /** Last command handed to the writer per PBX guid: only changes reach the PBX. */
-  readonly written: Map<string, PbxPresenceCommand>
   /** A licence check before a subscription found a served user unlicensed: the planner re-plans. */
   readonly licenceChanges: Queue.Queue<void>
 }>()("teams-presence-connector/connector/FlowState") {
@@ -51,7 +50,6 @@ export class FlowState extends Context.Service<FlowState, {
         teamsUsers: yield* Ref.make(Option.none<ReadonlyArray<TeamsUser>>()),
         rows: new Map(),
         rowsChanged: new Set(),
-        written: new Map(),
         licenceChanges: yield* Queue.sliding<void>(1)
       })
     })
@@ -126,26 +124,15 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const inbox = yield* Effect.serviceOption(NotificationsInbox)
   const triggers = yield* Queue.unbounded<Trigger>()
 
-  /** The write for a user, unless the connector already sent the same command (only changes reach the PBX). */
-  const changedWrite = (guid: string, command: PbxPresenceCommand, receivedAt?: number, decryptedAt?: number): PresenceWrite | undefined => {
-    const last = state.written.get(guid)
-    if (last !== undefined && commandEquals(last, command)) return undefined
-    state.written.set(guid, command)
-    return {
-      guid,
-      command,
-      meta: {
-        ...(receivedAt !== undefined ? { receivedAt } : {}),
-        ...(decryptedAt !== undefined ? { decryptedAt } : {})
-      }
+  /** The write of a user's command; the writer drops it when it already holds the same command. */
+  const writeOf = (guid: string, command: PbxPresenceCommand, receivedAt?: number, decryptedAt?: number): PresenceWrite => ({
+    guid,
+    command,
+    meta: {
+      ...(receivedAt !== undefined ? { receivedAt } : {}),
+      ...(decryptedAt !== undefined ? { decryptedAt } : {})
     }
-  }
-
-  const write = (guid: string, command: PbxPresenceCommand, receivedAt?: number) =>
-    Effect.suspend(() => {
-      const change = changedWrite(guid, command, receivedAt)
-      return change === undefined ? Effect.void : writer.writeAll([change])
-    })
+  })
 
   /** A chunk of presence changes → mapped, recorded for the status page, and the changed PBX presences written. */
   const onPresences = (changes: ReadonlyArray<PresenceChange>) =>
@@ -163,8 +150,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
         state.rowsChanged.add(key)
         const synced = plan.byTeamsId.get(key)
         if (synced === undefined) continue
-        const pending = changedWrite(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt)
-        if (pending !== undefined) writes.push(pending)
+        writes.push(writeOf(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt))
       }
       yield* writer.writeAll(writes)
     })
@@ -201,24 +187,18 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     const ids = subscribedIds(plan)
     const syncedGuids = new Set(plan.synced.map((s) => s.pbx.guid))
     // A user who is no longer synchronised must not keep a Teams presence the connector set.
-    for (const [guid, command] of state.written) {
-      if (!syncedGuids.has(guid)) {
-        state.written.delete(guid)
-        if (command._tag === "Set") yield* writer.write(guid, clearPresence)
-      }
+    const leaving: Array<PresenceWrite> = []
+    for (const [guid, held] of yield* writer.desired) {
+      if (!syncedGuids.has(guid) && held.command._tag === "Set") leaving.push(writeOf(guid, clearPresence))
     }
-    // Newly synchronised users whose presence is already known get it written now; a user now registered at another
-    // PBX gets it again, on that PBX's connection (protocols.md §2.4: writes go to the user's `loc` PBX).
+    // Newly synchronised users whose presence is already known get it written now.
+    const joining: Array<PresenceWrite> = []
     for (const synced of plan.synced) {
-      const before = previous.byTeamsId.get(userKey(synced.teams.id))
-      if (before !== undefined) {
-        const command = state.written.get(synced.pbx.guid)
-        if (before.pbx.loc !== synced.pbx.loc && command !== undefined) yield* writer.write(synced.pbx.guid, command)
-        continue
-      }
+      if (previous.byTeamsId.get(userKey(synced.teams.id))?.pbx.guid === synced.pbx.guid) continue
       const row = state.rows.get(userKey(synced.teams.id))
-      if (row !== undefined) yield* write(synced.pbx.guid, row.command, row.receivedAt)
+      if (row !== undefined) joining.push(writeOf(synced.pbx.guid, row.command, row.receivedAt))
     }
+    yield* writer.writeAll([...leaving, ...joining])
     yield* source.setUsers(ids)
     if (Option.isSome(manager)) yield* manager.value.setDesiredUsers(ids)
     const summary = `plan: ${plan.teamsUserCount} Teams users, ${plan.pbxUserCount} PBX users, ${plan.matchedCount} matched, ` +
@@ -303,9 +283,9 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     Effect.gen(function*() {
       yield* Fiber.interruptAll([intake, planner])
       if (settings.clearOnShutdown) {
-        const toClear = [...state.written].filter(([, command]) => command._tag === "Set").map(([guid]) => guid)
+        const toClear = [...(yield* writer.desired)].filter(([, held]) => held.command._tag === "Set").map(([guid]) => guid)
         yield* Effect.logInfo(`shutting down: clearing ${toClear.length} Teams presences`)
-        for (const guid of toClear) yield* writer.write(guid, clearPresence)
+        yield* writer.writeAll(toClear.map((guid) => writeOf(guid, clearPresence)))
       }
       yield* writer.flush.pipe(Effect.timeout("10 seconds"), Effect.ignore)
     })

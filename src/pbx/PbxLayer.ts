@@ -6,7 +6,7 @@ import { Layer } from "effect"
 import { Licences } from "./directory/Licences.ts"
 import { PbxAppService } from "./socket/PbxAppService.ts"
 import { PbxConnections } from "./socket/PbxConnections.ts"
-import { PresenceWriter } from "./PresenceWriter.ts"
+import { PresenceWriter } from "./writer/PresenceWriter.ts"
 import { PbxDirectory } from "./directory/UserDirectory.ts"
 
 /** The services, without the route. */

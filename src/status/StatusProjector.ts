@@ -4,7 +4,7 @@
  * logged once, with the reason, so the log explains every red light. The user table is rebuilt incrementally, so a
  * projection costs little on the event loop even with 10,000 users.
  */
-import { Clock, Effect, Layer, Option, Ref, Schedule, SubscriptionRef } from "effect"
+import { Clock, Effect, Layer, Option, Ref, Schedule, Stream, SubscriptionRef } from "effect"
 import { type CertificateProblem, CertificateStore } from "../graph/notifications/crypto/CertificateStore.ts"
 import { type CredentialStatus, TokenService } from "../graph/auth/TokenService.ts"
 import { PresenceSource } from "../graph/presence/PresenceSource.ts"
@@ -13,7 +13,7 @@ import { SubscriptionManager, type SubscriptionsState } from "../graph/subscript
 import { PbxConnections, type PbxState } from "../pbx/socket/PbxConnections.ts"
 import { checkmarkOf } from "../pbx/socket/PbxMessages.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
-import { PresenceWriter } from "../pbx/PresenceWriter.ts"
+import { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import { PbxDirectory } from "../pbx/directory/UserDirectory.ts"
 import { FlowConfig, FlowState } from "../connector/Flow.ts"
 import type { Plan } from "../connector/Plan.ts"
@@ -172,6 +172,11 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
   yield* directory.ready.pipe(Effect.andThen(Ref.set(directoryLoaded, true)), Effect.forkScoped)
 
   const userRows = makeUserRows()
+  const confirmedChanges = new Set<string>()
+  yield* writer.confirmed.pipe(
+    Stream.runForEach((guids) => Effect.sync(() => guids.forEach((guid) => confirmedChanges.add(guid)))),
+    Effect.forkScoped
+  )
   let lists: { readonly plan: Plan; readonly value: ReturnType<typeof planLists> } | undefined
   const project = Effect.gen(function*() {
     const pbxStates = yield* SubscriptionRef.get(connections.states)
@@ -215,9 +220,9 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
 
     if (lists?.plan !== plan) lists = { plan, value: planLists(plan) }
     // The users whose row or confirmed write changed since the last projection; the sets refill meanwhile.
-    const changes: RowChanges = { teamsKeys: new Set(state.rowsChanged), guids: new Set(writer.confirmedChanges) }
+    const changes: RowChanges = { teamsKeys: new Set(state.rowsChanged), guids: new Set(confirmedChanges) }
     state.rowsChanged.clear()
-    writer.confirmedChanges.clear()
+    confirmedChanges.clear()
     const users = yield* userRows(plan, state.rows, written, changes)
     const listed = lists.value
     yield* board.update((previous): StatusSnapshot => ({

@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import { commandLabel } from "../domain/PbxPresence.ts"
 import { isUnknown } from "../domain/Presence.ts"
-import type { WrittenPresence } from "../pbx/PresenceWriter.ts"
+import type { WrittenPresence } from "../pbx/writer/WriterState.ts"
 import { type PresenceRow, userKey } from "../connector/Flow.ts"
 import type { Plan } from "../connector/Plan.ts"
 import type { UserRow } from "./StatusBoard.ts"

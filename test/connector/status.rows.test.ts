@@ -9,7 +9,7 @@ import { emptyPlan, type Plan } from "../../src/connector/Plan.ts"
 import { makeUserRows } from "../../src/status/UserRows.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
 import type { TeamsUser } from "../../src/graph/users/TeamsUsers.ts"
-import type { WrittenPresence } from "../../src/pbx/PresenceWriter.ts"
+import type { WrittenPresence } from "../../src/pbx/writer/WriterState.ts"
 import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
 
 const teamsUser = (n: number): TeamsUser => ({

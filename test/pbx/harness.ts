@@ -9,7 +9,7 @@ import { PbxAppService } from "../../src/pbx/socket/PbxAppService.ts"
 import { PbxConnections, type PbxState } from "../../src/pbx/socket/PbxConnections.ts"
 import { PbxServices } from "../../src/pbx/PbxLayer.ts"
 import { makePbxSettings, PbxSettings, type PbxSettingsOptions } from "../../src/pbx/PbxSettings.ts"
-import { PresenceWriter } from "../../src/pbx/PresenceWriter.ts"
+import { PresenceWriter } from "../../src/pbx/writer/PresenceWriter.ts"
 import { PbxDirectory } from "../../src/pbx/directory/UserDirectory.ts"
 import type { SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
 
