@@ -27,7 +27,12 @@ import { AdminPassword, StatusLoginBackoff, StatusRoutes } from "../status/Statu
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
-import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
+import { FlowConfig } from "./FlowConfig.ts"
+import { FlowLayer } from "./Flow.ts"
+import { LicenceCheckFromPbx } from "./LicenceCheckFromPbx.ts"
+import { Planner } from "./Planner.ts"
+import { PlanState } from "./PlanState.ts"
+import { PresencePipeline } from "./PresencePipeline.ts"
 import { makeRepeatGate, repeatGateLayer } from "../observability/LogRepeats.ts"
 import { announcedStop } from "./Shutdown.ts"
 import { prepareDataDir } from "../config/DataDir.ts"
@@ -100,12 +105,13 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   )
 
   // Each stage logs when it begins to stop, in the order of docs/architecture.md (Shutdown order).
-  const shared = Layer.mergeAll(PbxServices, graph, board, FlowState.layer).pipe(
+  const shared = Layer.mergeAll(PbxServices, graph, board, PlanState.layer).pipe(
     announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)")
   )
 
   // The HTTP server starts once the services behind its routes exist; the flow starts last and stops first.
-  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper).pipe(
+  const workers = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper).pipe(
+    Layer.provide(PresencePipeline.layer),
     announcedStop("the flow (no more intake; pending PBX writes are delivered)")
   )
   const serve = <E, R>(routes: Layer.Layer<never, E, R>) =>

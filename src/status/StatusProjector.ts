@@ -15,7 +15,9 @@ import { checkmarkOf } from "../pbx/socket/PbxMessages.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import { PbxDirectory } from "../pbx/directory/UserDirectory.ts"
-import { FlowConfig, FlowState } from "../connector/Flow.ts"
+import { FlowConfig } from "../connector/FlowConfig.ts"
+import { PlanState } from "../connector/PlanState.ts"
+import { PresencePipeline } from "../connector/PresencePipeline.ts"
 import type { Plan } from "../connector/Plan.ts"
 import { RecentErrors } from "./RecentErrors.ts"
 import {
@@ -157,7 +159,8 @@ const planLists = (plan: Plan) => ({
 export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
   const board = yield* StatusBoard
   const flow = yield* FlowConfig
-  const state = yield* FlowState
+  const state = yield* PlanState
+  const pipeline = yield* PresencePipeline
   const connections = yield* PbxConnections
   const pbxSettings = yield* PbxSettings
   const directory = yield* PbxDirectory
@@ -173,6 +176,11 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
 
   const userRows = makeUserRows()
   const confirmedChanges = new Set<string>()
+  const rowsChanged = new Set<string>()
+  yield* pipeline.rowChanges.pipe(
+    Stream.runForEach((keys) => Effect.sync(() => keys.forEach((key) => rowsChanged.add(key)))),
+    Effect.forkScoped
+  )
   yield* writer.confirmed.pipe(
     Stream.runForEach((guids) => Effect.sync(() => guids.forEach((guid) => confirmedChanges.add(guid)))),
     Effect.forkScoped
@@ -220,10 +228,10 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
 
     if (lists?.plan !== plan) lists = { plan, value: planLists(plan) }
     // The users whose row or confirmed write changed since the last projection; the sets refill meanwhile.
-    const changes: RowChanges = { teamsKeys: new Set(state.rowsChanged), guids: new Set(confirmedChanges) }
-    state.rowsChanged.clear()
+    const changes: RowChanges = { teamsKeys: new Set(rowsChanged), guids: new Set(confirmedChanges) }
+    rowsChanged.clear()
     confirmedChanges.clear()
-    const users = yield* userRows(plan, state.rows, written, changes)
+    const users = yield* userRows(plan, yield* pipeline.rows, written, changes)
     const listed = lists.value
     yield* board.update((previous): StatusSnapshot => ({
       ...previous,

@@ -7,7 +7,8 @@ import { Effect } from "effect"
 import { commandLabel } from "../domain/PbxPresence.ts"
 import { isUnknown } from "../domain/Presence.ts"
 import type { WrittenPresence } from "../pbx/writer/WriterState.ts"
-import { type PresenceRow, userKey } from "../connector/Flow.ts"
+import type { PresenceRow } from "../connector/PresencePipeline.ts"
+import { teamsKey } from "../domain/TeamsId.ts"
 import type { Plan } from "../connector/Plan.ts"
 import type { UserRow } from "./StatusBoard.ts"
 
@@ -87,7 +88,7 @@ export const makeUserRows = () => {
     rows: ReadonlyMap<string, PresenceRow>,
     written: ReadonlyMap<string, WrittenPresence>
   ): CachedRow => {
-    const key = entry?.key ?? userKey(teams.id)
+    const key = entry?.key ?? teamsKey(teams.id)
     const row = rows.get(key)
     const sent = written.get(pbx.guid)
     if (

@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import type { PresenceRow } from "../../src/connector/Flow.ts"
+import type { PresenceRow } from "../../src/connector/PresencePipeline.ts"
 import { emptyPlan, type Plan } from "../../src/connector/Plan.ts"
 import { makeUserRows } from "../../src/status/UserRows.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"

@@ -6,7 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Option, Random, Stream, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
-import { FlowState, LicenceCheckFromPbx } from "../../src/connector/Flow.ts"
+import { LicenceCheckFromPbx } from "../../src/connector/LicenceCheckFromPbx.ts"
+import { PlanState } from "../../src/connector/PlanState.ts"
 import { makePlan, matchForPlan } from "../../src/connector/Plan.ts"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { accountRef, AppCredentialRef } from "../../src/graph/client/GraphSettings.ts"
@@ -156,8 +157,8 @@ describe("connector timers (TestClock, fake Graph below the real GraphClient)", 
         mode: "appRight",
         assess: (users) => fake.licenceCalled.pipe(Effect.map(() => licencePass(users, licensed)))
       }))
-      const flowState = yield* Layer.build(FlowState.layer)
-      const state = Context.get(flowState, FlowState)
+      const planState = yield* Layer.build(PlanState.layer)
+      const state = Context.get(planState, PlanState)
       yield* SubscriptionRef.set(
         state.plan,
         makePlan({
@@ -166,7 +167,7 @@ describe("connector timers (TestClock, fake Graph below the real GraphClient)", 
           licensing: { mode: "appRight", name: "presence" }
         })
       )
-      const licenceCheck = LicenceCheckFromPbx.pipe(Layer.provide(licences), Layer.provide(Layer.succeedContext(flowState)))
+      const licenceCheck = LicenceCheckFromPbx.pipe(Layer.provide(licences), Layer.provide(Layer.succeedContext(planState)))
       const context = yield* buildManager(fake, ["tech1"], dataDir, licenceCheck)
       const manager = Context.get(context, SubscriptionManager)
       yield* manager.setDesiredUsers(teams.map((u) => u.id))
