@@ -7,8 +7,7 @@ import { type Cause, Effect, Queue, Schema } from "effect"
 import { clip } from "../../domain/LogText.ts"
 import { digestMatches, loginDigest, rawTopLevelMember } from "./AppLoginDigest.ts"
 import { maskSecrets } from "./ConnectionEnd.ts"
-import type { PbxMessage } from "./PbxConnection.ts"
-import { AppLogin, Envelope, parseJson } from "./PbxMessages.ts"
+import { AppLogin, Envelope, parseJson, type PbxMessage } from "./PbxMessages.ts"
 import type { PbxSettingsOptions } from "../PbxSettings.ts"
 
 const decodeEnvelope = Schema.decodeUnknownResult(Envelope)

@@ -10,7 +10,7 @@ import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../.
 import { commandLabel } from "../../domain/PbxPresence.ts"
 import type { PbxDirectory } from "../directory/UserDirectory.ts"
 import type { PbxSettings } from "../PbxSettings.ts"
-import type { RequestOutcome } from "../socket/PbxConnection.ts"
+import type { RequestOutcome } from "../socket/PendingRequests.ts"
 import type { PbxConnections } from "../socket/PbxConnections.ts"
 import { setPresenceRequest } from "../socket/PbxMessages.ts"
 import { routeOf } from "./Route.ts"
