@@ -7,7 +7,7 @@
 import { teamsKey } from "../domain/TeamsId.ts"
 import type { TeamsUser } from "../graph/users/TeamsUsers.ts"
 import type { LicensingSummary, Verdict } from "../pbx/directory/Licences.ts"
-import type { PbxUser } from "../pbx/directory/UserDirectory.ts"
+import type { PbxUser } from "../pbx/directory/PbxDirectory.ts"
 import { type Ambiguity, type MatchResult, matchUsers, type MatchStrategy, type PbxUserRef } from "./Matching.ts"
 
 export interface SyncedUser {

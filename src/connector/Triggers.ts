@@ -5,7 +5,7 @@
  */
 import { Effect, Option, Queue, Stream } from "effect"
 import { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
-import { PbxDirectory } from "../pbx/directory/UserDirectory.ts"
+import { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
 import { FlowConfig } from "./FlowConfig.ts"
 import { Planner } from "./Planner.ts"

@@ -14,7 +14,7 @@ import { TokenService } from "../graph/auth/TokenService.ts"
 import { CertificateStore } from "../graph/notifications/crypto/CertificateStore.ts"
 import { PresenceSource } from "../graph/presence/PresenceSource.ts"
 import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.ts"
-import { PbxDirectory } from "../pbx/directory/UserDirectory.ts"
+import { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
 import {

@@ -10,7 +10,7 @@ import { makeUserRows } from "../../src/status/UserRows.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
 import type { TeamsUser } from "../../src/graph/users/TeamsUsers.ts"
 import type { WrittenPresence } from "../../src/pbx/writer/WriterState.ts"
-import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
+import type { PbxUser } from "../../src/pbx/directory/PbxDirectory.ts"
 
 const teamsUser = (n: number): TeamsUser => ({
   // Mixed case: the flow keys its rows by the lower-case id.

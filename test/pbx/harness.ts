@@ -10,7 +10,7 @@ import { PbxConnections, type PbxState } from "../../src/pbx/socket/PbxConnectio
 import { PbxServices } from "../../src/pbx/PbxLayer.ts"
 import { makePbxSettings, PbxSettings, type PbxSettingsOptions } from "../../src/pbx/PbxSettings.ts"
 import { PresenceWriter } from "../../src/pbx/writer/PresenceWriter.ts"
-import { PbxDirectory } from "../../src/pbx/directory/UserDirectory.ts"
+import { PbxDirectory } from "../../src/pbx/directory/PbxDirectory.ts"
 import type { SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
 
 export const password = "app-object-secret"

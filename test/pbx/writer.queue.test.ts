@@ -17,7 +17,7 @@ import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
 import { makePbxSettings, PbxSettings } from "../../src/pbx/PbxSettings.ts"
 import { maxConcurrent } from "../../src/pbx/writer/Dispatcher.ts"
 import { PresenceWriter } from "../../src/pbx/writer/PresenceWriter.ts"
-import { PbxDirectory } from "../../src/pbx/directory/UserDirectory.ts"
+import { PbxDirectory } from "../../src/pbx/directory/PbxDirectory.ts"
 import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { makeUsers, password } from "./harness.ts"
 

@@ -19,7 +19,7 @@ import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/gra
 import type { TeamsUser } from "../../src/graph/users/TeamsUsers.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import { type LicencePass, Licences } from "../../src/pbx/directory/Licences.ts"
-import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
+import type { PbxUser } from "../../src/pbx/directory/PbxDirectory.ts"
 import { tempDir } from "../graph/notificationsHarness.ts"
 import { type FakeGraph, type GraphCall, graphStack, inertWebhook, makeFakeGraph, minuteOf } from "./fakeGraph.ts"
 

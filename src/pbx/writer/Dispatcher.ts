@@ -8,7 +8,7 @@ import { Clock, Effect, FiberMap, Latch, Metric, Option, PubSub, type Scope, Sub
 import { clip } from "../../domain/LogText.ts"
 import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../../domain/Metrics.ts"
 import { commandLabel } from "../../domain/PbxPresence.ts"
-import type { PbxDirectory } from "../directory/UserDirectory.ts"
+import type { PbxDirectory } from "../directory/PbxDirectory.ts"
 import type { PbxSettings } from "../PbxSettings.ts"
 import type { RequestOutcome } from "../socket/PendingRequests.ts"
 import type { PbxConnections } from "../socket/PbxConnections.ts"

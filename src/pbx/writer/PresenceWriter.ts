@@ -7,7 +7,7 @@
  */
 import { Context, Effect, FiberMap, Layer, Stream, SubscriptionRef } from "effect"
 import type { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
-import { PbxDirectory } from "../directory/UserDirectory.ts"
+import { PbxDirectory } from "../directory/PbxDirectory.ts"
 import { PbxSettings } from "../PbxSettings.ts"
 import { PbxConnections } from "../socket/PbxConnections.ts"
 import { type Dispatcher, makeDispatcher, runDispatcher, wakeFor } from "./Dispatcher.ts"

@@ -4,7 +4,7 @@
  * presence again there. Nothing else ever asks the writer to send a command it already holds.
  */
 import { Effect, PubSub, type Scope, Stream } from "effect"
-import type { DirectoryChange } from "../directory/UserDirectory.ts"
+import type { DirectoryChange } from "../directory/PbxDirectory.ts"
 import type { ConnectionEvent } from "../socket/PbxConnections.ts"
 import { type Dispatcher, wakeFor } from "./Dispatcher.ts"
 import { routeOf } from "./Route.ts"

@@ -3,7 +3,7 @@
  * has an App connection, else on the master's. Resend.ts follows what changes the answer.
  */
 import { Effect, Option, SubscriptionRef } from "effect"
-import type { PbxDirectory, PbxUser } from "../directory/UserDirectory.ts"
+import type { PbxDirectory, PbxUser } from "../directory/PbxDirectory.ts"
 import type { PbxSettings } from "../PbxSettings.ts"
 import type { PbxConnections } from "../socket/PbxConnections.ts"
 
