@@ -64,11 +64,9 @@ export const SignInKeeper = Layer.effectDiscard(Effect.gen(function*() {
   }).pipe(Effect.forkScoped)
 }))
 
-export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {
-  const push = settings.flow.mode === "push"
-  const serverOptions = { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }
-  const config = Layer.mergeAll(
-    // First of all: the data directory exists, 0700, and nothing in it is open to other users.
+/** The settings as services; first of all, the data directory exists, 0700, and nothing in it is open to others. */
+const configLayer = (settings: ConnectorSettings) =>
+  Layer.mergeAll(
     Layer.effectDiscard(prepareDataDir(settings.graph.dataDir)),
     Layer.succeed(GraphConfig, settings.graph),
     SubscriptionSettings.layer(settings.subscriptions),
@@ -81,66 +79,75 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
     ])
   )
 
-  const graph = Layer.mergeAll(TeamsUsers.layer, PresenceReader.layer, SubscriptionApi.layer).pipe(
-    Layer.provideMerge(GraphClient.layer),
-    Layer.provideMerge(TokenService.layer),
-    Layer.provideMerge(NodeHttpClient.layerUndici)
-  )
+const graphLayer = Layer.mergeAll(TeamsUsers.layer, PresenceReader.layer, SubscriptionApi.layer).pipe(
+  Layer.provideMerge(GraphClient.layer),
+  Layer.provideMerge(TokenService.layer),
+  Layer.provideMerge(NodeHttpClient.layerUndici)
+)
 
-  const board = Layer.effect(
+const boardLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
+  Layer.effect(
     StatusBoard,
-    Effect.gen(function*() {
-      const startedAt = yield* Clock.currentTimeMillis
-      return yield* StatusBoard.make({
+    Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
+      StatusBoard.make({
         ...initialSnapshot({ version, startedAt, mode: settings.flow.mode }),
         ...(options.demo !== undefined ? { demo: options.demo } : {})
-      })
-    })
+      }))
   )
 
-  const inbox = NotificationsInbox.layer.pipe(
-    Layer.provideMerge(DecryptPool.layer),
-    Layer.provideMerge(ValidationTokens.layer),
-    Layer.provideMerge(CertificateStore.layer)
+const inboxLayer = NotificationsInbox.layer.pipe(
+  Layer.provideMerge(DecryptPool.layer),
+  Layer.provideMerge(ValidationTokens.layer),
+  Layer.provideMerge(CertificateStore.layer),
+  announcedStop("the notification inbox and the decryption workers")
+)
+
+// Each stage logs when it begins to stop, in the order of docs/architecture.md (Shutdown order).
+const sharedLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
+  Layer.mergeAll(PbxServices, graphLayer, boardLayer(settings, options), PlanState.layer).pipe(
+    announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)"),
+    Layer.provideMerge(configLayer(settings))
   )
 
-  // Each stage logs when it begins to stop, in the order of docs/architecture.md (Shutdown order).
-  const shared = Layer.mergeAll(PbxServices, graph, board, PlanState.layer).pipe(
-    announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)")
+/** Push: inbox and webhook, subscriptions, the reconciler. */
+const pushPresence = PresenceSource.layerPush.pipe(
+  announcedStop("the presence reads (reconciler, refetch, resync)"),
+  Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to subscriptions.json)"))),
+  Layer.provideMerge(LicenceCheckFromPbx),
+  Layer.provideMerge(inboxLayer)
+)
+
+/** Poll-only: no webhook, no subscriptions. */
+const pollPresence = PresenceSource.layerPoll.pipe(announcedStop("the presence reads (poller)"))
+
+// The flow starts last and stops first; the pipeline's rows are shared with the status projector.
+const workersLayer = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper).pipe(
+  Layer.provide(PresencePipeline.layer),
+  announcedStop("the flow (no more intake; pending PBX writes are delivered)")
+)
+
+const serve = <E, R>(settings: ConnectorSettings, routes: Layer.Layer<never, E, R>) =>
+  serveRoutes(routes, { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }).pipe(
+    announcedStop("the HTTP server (status page, webhook, PBX connections)")
   )
 
-  // The HTTP server starts once the services behind its routes exist; the flow starts last and stops first.
-  const workers = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper).pipe(
-    Layer.provide(PresencePipeline.layer),
-    announcedStop("the flow (no more intake; pending PBX writes are delivered)")
-  )
-  const serve = <E, R>(routes: Layer.Layer<never, E, R>) =>
-    serveRoutes(routes, serverOptions).pipe(announcedStop("the HTTP server (status page, webhook, PBX connections)"))
+// The HTTP server starts once the services behind its routes exist; the workers start last.
+const pushApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
+  const core = pushPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
+  const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
+  return workersLayer.pipe(Layer.provideMerge(server))
+}
 
-  // Push: inbox and webhook, subscriptions, the reconciler.
-  const pushApp = () => {
-    const presence = PresenceSource.layerPush.pipe(
-      announcedStop("the presence reads (reconciler, refetch, resync)"),
-      Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to subscriptions.json)"))),
-      Layer.provideMerge(LicenceCheckFromPbx),
-      Layer.provideMerge(inbox.pipe(announcedStop("the notification inbox and the decryption workers")))
-    )
-    const core = presence.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
-    return workers.pipe(Layer.provideMerge(server))
-  }
+const pollApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
+  const core = pollPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
+  const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
+  return workersLayer.pipe(Layer.provideMerge(server))
+}
 
-  // Poll-only: no webhook, no subscriptions.
-  const pollApp = () => {
-    const core = PresenceSource.layerPoll.pipe(announcedStop("the presence reads (poller)"), Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
-    return workers.pipe(Layer.provideMerge(server))
-  }
-
-  const app = push ? pushApp() : pollApp()
-
+export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {
+  const app = settings.flow.mode === "push" ? pushApp(settings, options) : pollApp(settings, options)
   // Warnings and errors also go to the status page's "recent errors"; repeats of one kind are rate-limited for both.
-  return Layer.unwrap(Effect.gen(function*() {
+  return Layer.unwrap(Effect.sync(() => {
     const errors = RecentErrors.make()
     return app.pipe(
       Layer.provide(repeatGateLayer(makeRepeatGate(), [recentErrorsLogger(errors)])),
