@@ -3,7 +3,6 @@
  * text; an envelope (`mt`, `api`, `src`) is decoded first, then the message that `mt` names.
  */
 import { Schema } from "effect"
-import type { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 
 /** A message the connector sends: an `mt`, an `api` for API messages, and the message's own fields. */
 export type PbxMessage = { readonly mt: string; readonly api?: string; readonly [key: string]: unknown }
@@ -132,20 +131,6 @@ export const pseudoType = (pseudo: UserRow["pseudo"]): string => {
 /** Whether a row is a person the connector may match and write: a user or an executive, never a queue, trunk, … */
 export const isUserObject = (row: Pick<UserRow, "pseudo">): boolean =>
   (userObjectTypes as ReadonlyArray<string>).includes(pseudoType(row.pseudo))
-
-/** The SetPresence fields for a command. "Clear" is activity "" and note "" on our contact (protocols.md §2.4). */
-export const presenceFields = (command: PbxPresenceCommand): { readonly activity: string; readonly note: string } =>
-  command._tag === "Clear" ? { activity: "", note: "" } : { activity: command.activity, note: command.note }
-
-/** SetPresence (PbxApi, protocols.md §2.4) of one user under the connector's contact; `sip` is left out when empty. */
-export const setPresenceRequest = (guid: string, sip: string, contact: string, command: PbxPresenceCommand) => ({
-  api: "PbxApi",
-  mt: "SetPresence",
-  guid,
-  ...(sip !== "" ? { sip } : {}),
-  contact,
-  ...presenceFields(command)
-})
 
 /** The two PBX APIs the connector needs enabled on every App object. */
 export const requiredApis = ["PbxApi", "PbxTableUsers"] as const

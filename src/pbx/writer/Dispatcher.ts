@@ -1,19 +1,17 @@
 /**
  * The presence writer's one fiber: it takes users from the ready queue and sends their SetPresence on the connection
- * of their PBX (Route.ts), and it handles the answers. At most one request per user and `maxConcurrent` overall are in
+ * of their PBX (`routeOf`), and it handles the answers. At most one request per user and `maxConcurrent` overall are in
  * flight, so a slow or silent PBX never holds up the writes for the others (its requests time out). A request costs no
  * fiber of its own: the connection's callback queues its answer here. Refused writes are retried with backoff.
  */
 import { Clock, Effect, FiberMap, Latch, Metric, Option, PubSub, type Scope, SubscriptionRef } from "effect"
 import { clip } from "../../domain/LogText.ts"
 import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../../domain/Metrics.ts"
-import { commandLabel } from "../../domain/PbxPresence.ts"
-import type { PbxDirectory } from "../directory/PbxDirectory.ts"
+import { commandLabel, type PbxPresenceCommand } from "../../domain/PbxPresence.ts"
+import type { PbxDirectory, PbxUser } from "../directory/PbxDirectory.ts"
 import type { PbxSettings } from "../PbxSettings.ts"
-import type { RequestOutcome } from "../socket/PendingRequests.ts"
+import type { RequestOutcome } from "../socket/PbxConnection.ts"
 import type { PbxConnections } from "../socket/PbxConnections.ts"
-import { setPresenceRequest } from "../socket/PbxMessages.ts"
-import { routeOf } from "./Route.ts"
 import { type DesiredPresence, WriterState } from "./WriterState.ts"
 
 /**
@@ -26,6 +24,38 @@ export const maxConcurrent = 256
 const maxAttempts = 6
 const retryBaseMs = 200
 const retryMaxMs = 30_000
+
+/** The SetPresence fields for a command. "Clear" is activity "" and note "" on our contact (protocols.md §2.4). */
+export const presenceFields = (command: PbxPresenceCommand): { readonly activity: string; readonly note: string } =>
+  command._tag === "Clear" ? { activity: "", note: "" } : { activity: command.activity, note: command.note }
+
+/** SetPresence (PbxApi, protocols.md §2.4) of one user under the connector's contact; `sip` is left out when empty. */
+export const setPresenceRequest = (guid: string, sip: string, contact: string, command: PbxPresenceCommand) => ({
+  api: "PbxApi",
+  mt: "SetPresence",
+  guid,
+  ...(sip !== "" ? { sip } : {}),
+  contact,
+  ...presenceFields(command)
+})
+
+/**
+ * Where a user's presence is written (protocols.md §2.4, §2.6): on the connection of the user's `loc` PBX when that PBX
+ * has an App connection, else on the master's. Resend.ts follows what changes the answer.
+ */
+export const routeOf = Effect.fnUntraced(function*(
+  services: {
+    readonly settings: PbxSettings["Service"]
+    readonly connections: PbxConnections["Service"]
+    readonly directory: PbxDirectory["Service"]
+  },
+  guid: string
+): Effect.fn.Return<{ readonly user: Option.Option<PbxUser>; readonly pbx: string }> {
+  const user = yield* services.directory.get(guid)
+  const states = yield* SubscriptionRef.get(services.connections.states)
+  const loc = Option.getOrUndefined(Option.map(user, (value) => value.loc))
+  return { user, pbx: loc !== undefined && loc !== "" && states.has(loc) ? loc : services.settings.masterPbx }
+})
 
 /** An answered or failed request, recorded by the connection's callback and handled by the dispatcher. */
 interface Completion {

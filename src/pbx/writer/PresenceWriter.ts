@@ -1,9 +1,9 @@
 /**
  * Writes presence into the PBX with SetPresence (protocols.md §2.4). Latest state wins: writes coalesce per user, so a
  * burst for one user sends only its newest state, and a command the writer already holds is not taken again (the one
- * place the PBX side decides "only what changed": WriterState.ts). Each write goes on the connection of the user's PBX
- * (Route.ts); while that PBX is disconnected the state is kept, and when it logs in again the current state of every
- * user on it is sent again (Resend.ts). One fiber sends and completes every write (Dispatcher.ts).
+ * place the PBX side decides "only what changed": WriterState.ts). One fiber sends and completes every write, each on
+ * the connection of the user's PBX (Dispatcher.ts); while that PBX is disconnected the state is kept, and when it logs
+ * in again the current state of every user on it is sent again (Resend.ts).
  */
 import { Context, Effect, FiberMap, Layer, Stream, SubscriptionRef } from "effect"
 import type { PbxPresenceCommand } from "../../domain/PbxPresence.ts"

@@ -1,13 +1,12 @@
 /**
- * The writer owns where a user's presence goes (Route.ts), so it also follows what changes that: a PBX that logs in
- * gets the current state of every user that belongs on it, and a user the directory moves to another PBX gets the
- * presence again there. Nothing else ever asks the writer to send a command it already holds.
+ * The writer owns where a user's presence goes (Dispatcher.ts `routeOf`), so it also follows what changes that: a PBX
+ * that logs in gets the current state of every user that belongs on it, and a user the directory moves to another PBX
+ * gets the presence again there. Nothing else ever asks the writer to send a command it already holds.
  */
 import { Effect, PubSub, type Scope, Stream } from "effect"
 import type { DirectoryChange } from "../directory/PbxDirectory.ts"
 import type { ConnectionEvent } from "../socket/PbxConnections.ts"
-import { type Dispatcher, wakeFor } from "./Dispatcher.ts"
-import { routeOf } from "./Route.ts"
+import { type Dispatcher, routeOf, wakeFor } from "./Dispatcher.ts"
 
 /** After a PBX logs in, every user whose writes belong on it is sent again (on the new connection). */
 const resendOnLogin = Effect.fnUntraced(function*(dispatcher: Dispatcher, event: ConnectionEvent) {

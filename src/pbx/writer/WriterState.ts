@@ -5,7 +5,6 @@
  * already held is dropped, and a user whose command the PBX confirmed on its current connection is not sent again.
  */
 import { commandEquals, type PbxPresenceCommand } from "../../domain/PbxPresence.ts"
-import { ReadyQueue } from "./ReadyQueue.ts"
 
 /** What a PBX confirmed for a user. Entries are replaced, never mutated: a reader may compare them by identity. */
 export interface WrittenPresence {
@@ -118,5 +117,38 @@ export class WriterState {
 
   get inFlightCount(): number {
     return this.inFlight.size
+  }
+}
+
+/** The ready queue: a FIFO of user guids without duplicates, O(1) push, shift and membership. */
+class ReadyQueue {
+  private items: Array<string> = []
+  private head = 0
+  private readonly members = new Set<string>()
+
+  get size(): number {
+    return this.members.size
+  }
+
+  has(guid: string): boolean {
+    return this.members.has(guid)
+  }
+
+  push(guid: string): void {
+    if (this.members.has(guid)) return
+    this.members.add(guid)
+    this.items.push(guid)
+  }
+
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined
+    const guid = this.items[this.head++]!
+    this.members.delete(guid)
+    // Drop the consumed prefix once it is most of the array, so memory stays proportional to what is queued.
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    return guid
   }
 }
