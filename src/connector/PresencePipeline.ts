@@ -38,8 +38,11 @@ export const writeOf = (guid: string, command: PbxPresenceCommand, receivedAt?: 
 export class PresencePipeline extends Context.Service<PresencePipeline, {
   /** The latest row per Teams user, by `teamsKey`: a live read-only view. */
   readonly rows: Effect.Effect<ReadonlyMap<string, PresenceRow>>
-  /** The Teams keys whose row was replaced, one array per chunk of changes. */
-  readonly rowChanges: Stream.Stream<ReadonlyArray<string>>
+  /**
+   * Subscribes to the Teams keys whose row was replaced, one array per chunk of changes: the subscription queues
+   * them until its owner takes them (the status projector, a batch per projection).
+   */
+  readonly rowChanges: Effect.Effect<PubSub.Subscription<ReadonlyArray<string>>, never, Scope.Scope>
   /**
    * Subscribes to the presence changes now, and returns the loop that consumes them (the flow forks and supervises
    * it). Subscribing first means nothing the initial sync reads can pass before the loop runs.
@@ -76,7 +79,7 @@ export class PresencePipeline extends Context.Service<PresencePipeline, {
 
       return PresencePipeline.of({
         rows: Effect.succeed<ReadonlyMap<string, PresenceRow>>(rows),
-        rowChanges: Stream.fromPubSub(rowChanges),
+        rowChanges: PubSub.subscribe(rowChanges),
         subscribe: Effect.map(Stream.toPull(source.changes), (pull) =>
           Stream.runForEachArray(Stream.fromPull(Effect.succeed(pull)), onChanges))
       })

@@ -1,13 +1,12 @@
 /**
- * Projects the parts' states onto the status board, one snapshot at a time: the lights (Lights.ts) with the per-PBX,
- * per-credential and per-shard details, and the user table with the plan's figures (UserTable.ts). The table follows
- * change streams (the plan, the pipeline's rows, the writer's confirmations); they and a clock tick are gathered for
- * half a second, so a burst costs one projection, which rebuilds only the rows the events named. The tick is there for
- * what has no stream: sign-in status and recent errors are read, and a light may change with time alone (reads failing
- * for five minutes). Every change of a light's colour is logged once, with the reason, so the log explains every red
- * light.
+ * Projects the parts' states onto the status board twice a second, one consistent snapshot each time: the lights
+ * (Lights.ts) with the per-PBX, per-credential and per-shard details, and the user table with the plan's figures
+ * (UserTable.ts). The table follows change streams (the pipeline's replaced rows, the writer's confirmed writes) and
+ * rebuilds only the rows they named; the lights are read afresh, as sign-in status and recent errors have no stream
+ * and a light may change with time alone (reads failing for five minutes). Every change of a light's colour is logged
+ * once, with the reason, so the log explains every red light.
  */
-import { Clock, Effect, Layer, Option, Ref, Schedule, Stream, SubscriptionRef } from "effect"
+import { Clock, Effect, Layer, Option, Ref, Schedule, SubscriptionRef } from "effect"
 import { FlowConfig } from "../connector/FlowConfig.ts"
 import { PlanState } from "../connector/PlanState.ts"
 import { TokenService } from "../graph/auth/TokenService.ts"
@@ -29,14 +28,10 @@ import {
 } from "./Lights.ts"
 import { RecentErrors } from "./RecentErrors.ts"
 import { StatusBoard, type StatusSnapshot } from "./StatusBoard.ts"
-import { makeUserTable, type TableEvent, type TableFigures, tableEvents } from "./UserTable.ts"
-import { PresencePipeline } from "../connector/PresencePipeline.ts"
-import { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
+import { makeUserTable, type TableFigures } from "./UserTable.ts"
 
-/** How long changes are gathered into one projection; also the tick of the lights. */
+/** How often the board is projected: the changes of half a second make one projection. */
 const projectEveryMillis = 500
-/** Events gathered at most per projection (a bound far above what half a second holds in a burst). */
-const maxEvents = 100_000
 /** Errors older than this leave the page. */
 const errorsShownMillis = 24 * 3600_000
 /** While starting up, a red light is expected: logged as information, not as a warning. */
@@ -111,23 +106,17 @@ const colourLog = (startedAt: number) => {
   })
 }
 
-type ProjectionEvent = TableEvent | { readonly _tag: "Tick" }
-
-/** The projection loop: events gathered for half a second, then one snapshot. */
+/**
+ * The projection loop: twice a second, one snapshot of the lights and of the user table; the table takes the changes
+ * its subscriptions queued meanwhile, so a burst of writes costs one projection and no wake-up per change.
+ */
 const projection = Effect.fnUntraced(function*(inputs: LightInputs, logColours: ReturnType<typeof colourLog>) {
   const table = yield* makeUserTable()
-  const events: Stream.Stream<ProjectionEvent> = Stream.merge(
-    Stream.map(Stream.tick(projectEveryMillis), (): ProjectionEvent => ({ _tag: "Tick" })),
-    tableEvents(inputs.planState, yield* PresencePipeline, yield* PresenceWriter)
-  )
-  yield* events.pipe(
-    Stream.groupedWithin(maxEvents, projectEveryMillis),
-    Stream.runForEach((batch) =>
-      Effect.flatMap(table(batch.filter((event): event is TableEvent => event._tag !== "Tick")), (figures) =>
-        Effect.flatMap(project(inputs, figures), logColours))
-    )
-  )
-})
+  while (true) {
+    yield* logColours(yield* project(inputs, yield* table()))
+    yield* Effect.sleep(projectEveryMillis)
+  }
+}, Effect.scoped)
 
 export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
   const inputs = yield* lightInputs()

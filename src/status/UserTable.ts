@@ -1,10 +1,10 @@
 /**
- * The status page's user table and the plan's figures (counts, licensing, the lists of users not synchronised), kept
- * from three change streams: the plan, the rows the presence pipeline replaced and the writes the PBX confirmed. A
- * rebuild looks only at the users the events since the last one named (UserRows.ts); a new plan rebuilds the table,
- * keeping every row whose inputs are the same objects.
+ * The status page's user table and the plan's figures (counts, licensing, the lists of users not synchronised). The
+ * table follows two change streams — the Teams users whose row the presence pipeline replaced, the PBX users whose
+ * write the PBX confirmed — and a build looks only at the users named since the last one (UserRows.ts); a new plan
+ * rebuilds the table, keeping every row whose inputs are the same objects.
  */
-import { Effect, Stream, SubscriptionRef } from "effect"
+import { Effect, PubSub, SubscriptionRef } from "effect"
 import type { Plan } from "../connector/Plan.ts"
 import { PlanState } from "../connector/PlanState.ts"
 import { PresencePipeline } from "../connector/PresencePipeline.ts"
@@ -12,11 +12,6 @@ import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import type { Counts, LicensingStatus, StatusSnapshot } from "./StatusBoard.ts"
 import { makeUserRows } from "./UserRows.ts"
-
-export type TableEvent =
-  | { readonly _tag: "Plan" }
-  | { readonly _tag: "Rows"; readonly teamsKeys: ReadonlyArray<string> }
-  | { readonly _tag: "Confirmed"; readonly guids: ReadonlyArray<string> }
 
 /** The licensing block: the mode from the settings until the first plan, then the plan's pass. */
 export const licensingStatus = (mode: LicensingStatus["mode"], plan: Plan): LicensingStatus => ({
@@ -56,37 +51,33 @@ export const counts = (plan: Plan): Counts => ({
   ambiguous: plan.ambiguous.length
 })
 
-/** What changed, as the three streams tell it. */
-export const tableEvents = (
-  planState: PlanState["Service"],
-  pipeline: PresencePipeline["Service"],
-  writer: PresenceWriter["Service"]
-): Stream.Stream<TableEvent> =>
-  Stream.mergeAll([
-    Stream.map(SubscriptionRef.changes(planState.plan), (): TableEvent => ({ _tag: "Plan" })),
-    Stream.map(pipeline.rowChanges, (teamsKeys): TableEvent => ({ _tag: "Rows", teamsKeys })),
-    Stream.map(writer.confirmed, (guids): TableEvent => ({ _tag: "Confirmed", guids }))
-  ], { concurrency: "unbounded" })
-
 export type TableFigures = Pick<StatusSnapshot, "counts" | "licensing" | "users" | "unlicensed" | "unmatched" | "ambiguous">
 
-/** The table's builder: given the events since the last build, the figures for the plan as it is now. */
+/** Everything queued in a subscription, without waiting. */
+const takeQueued = <A>(subscription: PubSub.Subscription<ReadonlyArray<A>>, into: Set<A>) =>
+  Effect.map(PubSub.takeUpTo(subscription, Number.MAX_SAFE_INTEGER), (batches) => {
+    for (const batch of batches) for (const item of batch) into.add(item)
+  })
+
+/**
+ * The table's builder, subscribed at once to the pipeline's row changes and the writer's confirmations: each build
+ * takes what they queued since the last one and rebuilds those rows, for the plan as it is now.
+ */
 export const makeUserTable = Effect.fnUntraced(function*() {
   const planState = yield* PlanState
   const pipeline = yield* PresencePipeline
   const writer = yield* PresenceWriter
   const licensing = (yield* PbxSettings).licensing
+  const rowChanges = yield* pipeline.rowChanges
+  const confirmations = yield* writer.confirmations
   const userRows = makeUserRows()
   let lists: { readonly plan: Plan; readonly value: ReturnType<typeof planLists> } | undefined
-  return Effect.fnUntraced(function*(events: ReadonlyArray<TableEvent>): Effect.fn.Return<TableFigures> {
-    const teamsKeys = new Set<string>()
-    const guids = new Set<string>()
-    for (const event of events) {
-      if (event._tag === "Rows") for (const key of event.teamsKeys) teamsKeys.add(key)
-      else if (event._tag === "Confirmed") for (const guid of event.guids) guids.add(guid)
-    }
+  return Effect.fnUntraced(function*(): Effect.fn.Return<TableFigures> {
+    const changes = { teamsKeys: new Set<string>(), guids: new Set<string>() }
+    yield* takeQueued(rowChanges, changes.teamsKeys)
+    yield* takeQueued(confirmations, changes.guids)
     const plan = yield* SubscriptionRef.get(planState.plan)
-    const users = yield* userRows(plan, yield* pipeline.rows, yield* writer.current, { teamsKeys, guids })
+    const users = yield* userRows(plan, yield* pipeline.rows, yield* writer.current, changes)
     if (lists?.plan !== plan) lists = { plan, value: planLists(plan) }
     return { counts: counts(plan), licensing: licensingStatus(licensing, plan), users, ...lists.value }
   })

@@ -5,7 +5,7 @@
  * the connection of the user's PBX (Dispatcher.ts); while that PBX is disconnected the state is kept, and when it logs
  * in again the current state of every user on it is sent again (Resend.ts).
  */
-import { Context, Effect, FiberMap, Layer, Stream, SubscriptionRef } from "effect"
+import { Context, Effect, FiberMap, Layer, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
 import type { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { PbxDirectory } from "../directory/PbxDirectory.ts"
 import { PbxSettings } from "../PbxSettings.ts"
@@ -24,8 +24,11 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
   readonly current: Effect.Effect<ReadonlyMap<string, WrittenPresence>>
   /** The command held for each user guid (the latest handed over, sent or not): a live read-only view. */
   readonly desired: Effect.Effect<ReadonlyMap<string, DesiredPresence>>
-  /** The guids whose entry in `current` was replaced, a batch at a time (one per round of the dispatcher). */
-  readonly confirmed: Stream.Stream<ReadonlyArray<string>>
+  /**
+   * Subscribes to the guids whose entry in `current` was replaced, one array per round of the dispatcher: the
+   * subscription queues them until its owner takes them (the status projector, a batch per projection).
+   */
+  readonly confirmations: Effect.Effect<PubSub.Subscription<ReadonlyArray<string>>, never, Scope.Scope>
 }>()("teams-presence-connector/pbx/writer/PresenceWriter") {
   static readonly layer = Layer.effect(
     PresenceWriter,
@@ -44,7 +47,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         ).pipe(Effect.asVoid),
         current: Effect.succeed<ReadonlyMap<string, WrittenPresence>>(dispatcher.state.confirmed),
         desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(dispatcher.state.desired),
-        confirmed: Stream.fromPubSub(dispatcher.confirmations)
+        confirmations: PubSub.subscribe(dispatcher.confirmations)
       })
     })
   )
