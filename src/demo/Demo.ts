@@ -67,18 +67,17 @@ const availabilityOf = (activity: string): string =>
     : activity
 
 /** Changes a few random users' presences, forever. */
-const animate = (graph: GraphSimulatorHandle, ids: ReadonlyArray<string>, everySeconds: number) =>
-  Effect.gen(function*() {
-    while (true) {
-      yield* Effect.sleep(`${everySeconds} seconds`)
-      const count = yield* Random.nextIntBetween(1, 4)
-      for (let i = 0; i < count; i++) {
-        const id = ids[yield* Random.nextIntBetween(0, ids.length - 1)]!
-        const activity = Activities[yield* Random.nextIntBetween(0, Activities.length - 1)]!
-        yield* graph.setPresence(id, { availability: availabilityOf(activity), activity })
-      }
+const animate = Effect.fn("Demo.animate")(function*(graph: GraphSimulatorHandle, ids: ReadonlyArray<string>, everySeconds: number) {
+  while (true) {
+    yield* Effect.sleep(`${everySeconds} seconds`)
+    const count = yield* Random.nextIntBetween(1, 4)
+    for (let i = 0; i < count; i++) {
+      const id = ids[yield* Random.nextIntBetween(0, ids.length - 1)]!
+      const activity = Activities[yield* Random.nextIntBetween(0, Activities.length - 1)]!
+      yield* graph.setPresence(id, { availability: availabilityOf(activity), activity })
     }
-  })
+  }
+})
 
 /** The connector's configuration in the demo: the production schema, pointed at the simulators. */
 const demoConfig = (options: DemoOptions, graphUrl: string, host: string, port: number) => ({
