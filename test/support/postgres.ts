@@ -1,0 +1,46 @@
+/**
+ * A database of its own for each test file, on the run's one PostgreSQL server (postgres.globalSetup.ts): files run
+ * in parallel without sharing state, and the server is started once.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Redacted } from "effect"
+import { randomUUID } from "node:crypto"
+import { inject } from "vitest"
+
+let database: Promise<string> | undefined
+let server: Promise<string> | undefined
+
+const serverUrl = (): Promise<string> => (server ??= askBroker())
+
+const askBroker = async (): Promise<string> => {
+  const response = await fetch(inject("postgresBroker"))
+  if (!response.ok) throw new Error(await response.text())
+  return ((await response.json()) as { url: string }).url
+}
+
+const createDatabase = async (): Promise<string> => {
+  const server = await serverUrl()
+  const name = `t_${randomUUID().replaceAll("-", "").slice(0, 20)}`
+  await Effect.runPromise(
+    Effect.gen(function*() {
+      const sql = yield* PgClient.PgClient
+      yield* sql`CREATE DATABASE ${sql(name)}`
+    }).pipe(Effect.provide(Layer.fresh(PgClient.layer({ url: Redacted.make(server), maxConnections: 1 }))))
+  )
+  const url = new URL(server)
+  url.pathname = `/${name}`
+  return url.toString()
+}
+
+/** The URL of this test file's database (created on first use). */
+export const testDatabaseUrl = (): Promise<string> => (database ??= createDatabase())
+
+/** A further empty database, for a test that needs the whole database to itself. */
+export const newDatabaseUrl = (): Promise<string> => createDatabase()
+
+export const testDatabase = Effect.promise(testDatabaseUrl)
+
+/** A client on this file's database, for reading tables directly in assertions. */
+export const testSql = Layer.unwrap(
+  testDatabase.pipe(Effect.map((url) => PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })))
+)
