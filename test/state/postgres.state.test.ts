@@ -5,13 +5,14 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Redacted } from "effect"
-import { StateStore } from "../../src/state/StateStore.ts"
+import { Context, Effect, Layer, Queue, Redacted, Stream } from "effect"
+import { clearPresence } from "../../src/domain/PbxPresence.ts"
+import { type DesiredWakeup, StateStore, type TenantChange } from "../../src/state/StateStore.ts"
 import { newDatabaseUrl } from "../support/postgres.ts"
 import { type Backend, failureOf } from "./contract.ts"
 import { desiredContract } from "./contract.desired.ts"
 import { recordsContract } from "./contract.ts"
-import { keyEnv, newKey, openStore, withEnv } from "./fixtures.ts"
+import { keyEnv, newKey, openStore, tenant, tenantConfig, withEnv } from "./fixtures.ts"
 
 const client = (url: string) =>
   Layer.build(Layer.fresh(PgClient.layer({ url: Redacted.make(url), maxConnections: 2 }))).pipe(
@@ -47,6 +48,33 @@ recordsContract(postgres)
 desiredContract(postgres)
 
 describe("state store: PostgreSQL only", () => {
+  it.live("a lost LISTEN connection is listened again and nothing written meanwhile is missed", () =>
+    Effect.gen(function*() {
+      const url = yield* Effect.promise(newDatabaseUrl)
+      const env = keyEnv(newKey())
+      const watching = yield* openStore(storeOn(url, env))
+      const writer = yield* openStore(storeOn(url, env))
+      yield* writer.tenants.put(tenant("alpha"), tenantConfig("a").config)
+      const changes = yield* Queue.unbounded<TenantChange>()
+      yield* watching.tenants.changes.pipe(Stream.runForEach((c) => Queue.offer(changes, c)), Effect.forkScoped)
+      const wakeups = yield* Queue.unbounded<DesiredWakeup>()
+      yield* watching.desired.wakeups.pipe(Stream.runForEach((w) => Queue.offer(wakeups, w)), Effect.forkScoped)
+      assert.strictEqual((yield* Queue.take(changes)).id, "alpha")
+      assert.strictEqual((yield* Queue.take(wakeups)).kind, "resync")
+
+      // The server ends every LISTEN session (as a restart or a failover would), then a tenant is added at once.
+      const sql = yield* client(url)
+      const ended = yield* sql<{ ended: boolean }>`SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
+        WHERE datname = current_database() AND query LIKE 'LISTEN%'`.pipe(Effect.orDie)
+      assert.strictEqual(ended.length, 2, "one LISTEN session for the changes, one for the wake-ups")
+      yield* writer.tenants.put(tenant("beta"), tenantConfig("b").config)
+      assert.deepStrictEqual(yield* Queue.take(changes), { kind: "added", id: tenant("beta"), version: 1 } satisfies TenantChange)
+      assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "resync" } satisfies DesiredWakeup, "a reconnect asks for a full re-read")
+      const { epoch } = yield* writer.owners.claim(tenant("beta"), "runner-1")
+      yield* writer.desired.put(tenant("beta"), epoch, [{ pbx: "master", guid: "u1", command: clearPresence }])
+      assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: tenant("beta"), pbx: "master" } satisfies DesiredWakeup)
+    }))
+
   it.live("two processes starting at once run the migrations exactly once", () =>
     Effect.gen(function*() {
       const url = yield* Effect.promise(newDatabaseUrl)
