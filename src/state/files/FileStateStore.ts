@@ -121,7 +121,12 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
       yield* ensureDir(Layout.tenantsDir(dataDir), "*")
       yield* Effect.acquireRelease(
         Effect.try({
-          try: () => watch(Layout.tenantsDir(dataDir), { recursive: true }, () => wakeUnsafe()),
+          try: () => {
+            const watcher = watch(Layout.tenantsDir(dataDir), { recursive: true }, () => wakeUnsafe())
+            // A watcher error (the directory removed or replaced) must not crash the process: the periodic read goes on.
+            watcher.on("error", () => wakeUnsafe())
+            return watcher
+          },
           catch: (cause) =>
             new StateStoreError({ reason: "Unavailable", message: `cannot watch ${Layout.tenantsDir(dataDir)}: ${String(cause)}` })
         }),
