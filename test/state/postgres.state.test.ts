@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Queue, Redacted, Stream } from "effect"
 import { clearPresence } from "../../src/domain/PbxPresence.ts"
 import { type DesiredWakeup, StateStore, type TenantChange } from "../../src/state/StateStore.ts"
-import { newDatabaseUrl } from "../support/postgres.ts"
+import { newSchemaUrl } from "../support/postgres.ts"
 import { type Backend, failureOf } from "./contract.ts"
 import { desiredContract } from "./contract.desired.ts"
 import { recordsContract } from "./contract.ts"
@@ -28,7 +28,7 @@ const tables = ["tenants", "refresh_tokens", "subscription_state", "certificates
 const postgres: Backend = {
   name: "postgres",
   storage: Effect.gen(function*() {
-    const url = yield* Effect.promise(newDatabaseUrl)
+    const url = yield* Effect.promise(newSchemaUrl)
     const sql = yield* client(url)
     return {
       store: (env) => storeOn(url, env),
@@ -50,7 +50,7 @@ desiredContract(postgres)
 describe("state store: PostgreSQL only", () => {
   it.live("a lost LISTEN connection is listened again and nothing written meanwhile is missed", () =>
     Effect.gen(function*() {
-      const url = yield* Effect.promise(newDatabaseUrl)
+      const url = yield* Effect.promise(newSchemaUrl)
       const env = keyEnv(newKey())
       const watching = yield* openStore(storeOn(url, env))
       const writer = yield* openStore(storeOn(url, env))
@@ -77,7 +77,7 @@ describe("state store: PostgreSQL only", () => {
 
   it.live("two processes starting at once run the migrations exactly once", () =>
     Effect.gen(function*() {
-      const url = yield* Effect.promise(newDatabaseUrl)
+      const url = yield* Effect.promise(newSchemaUrl)
       const env = keyEnv(newKey())
       const [one, two] = yield* Effect.all([openStore(storeOn(url, env)), openStore(storeOn(url, env))], { concurrency: 2 })
       assert.strictEqual(one.backend, "postgres")
@@ -91,7 +91,7 @@ describe("state store: PostgreSQL only", () => {
 
   it.live("refuses to start without a state key, and says how to make one", () =>
     Effect.gen(function*() {
-      const url = yield* Effect.promise(newDatabaseUrl)
+      const url = yield* Effect.promise(newSchemaUrl)
       const error = failureOf(yield* Effect.exit(openStore(storeOn(url, {}))))
       assert.strictEqual(error.reason, "NotConfigured")
       assert.include(error.message, "needs CONNECTOR_STATE_KEY")
@@ -108,7 +108,7 @@ describe("state store: PostgreSQL only", () => {
       )
       assert.strictEqual(missing.reason, "NotConfigured")
       assert.include(missing.message, "CONNECTOR_DATABASE_URL")
-      const url = new URL(yield* Effect.promise(newDatabaseUrl))
+      const url = new URL(yield* Effect.promise(newSchemaUrl))
       url.password = "wrong-password-b7f1"
       const refused = failureOf(yield* Effect.exit(openStore(storeOn(url.toString(), keyEnv(newKey())))))
       assert.strictEqual(refused.reason, "Unavailable")
