@@ -1,16 +1,15 @@
 /**
- * A database of its own for each test file, on the run's one PostgreSQL server (postgres.globalSetup.ts): files run
- * in parallel without sharing state, and the server is started once.
+ * A database of its own for each test file, on the run's one PostgreSQL server (postgres.globalSetup.ts), and a schema
+ * of its own for each test that wants an empty store: files run in parallel without sharing state, and the server is
+ * started once.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted } from "effect"
 import { randomUUID } from "node:crypto"
 import { inject } from "vitest"
 
-let database: Promise<string> | undefined
 let server: Promise<string> | undefined
-
-const serverUrl = (): Promise<string> => (server ??= askBroker())
+let database: Promise<string> | undefined
 
 const askBroker = async (): Promise<string> => {
   const response = await fetch(inject("postgresBroker"))
@@ -18,16 +17,23 @@ const askBroker = async (): Promise<string> => {
   return ((await response.json()) as { url: string }).url
 }
 
-const createDatabase = async (): Promise<string> => {
-  const server = await serverUrl()
-  const name = `t_${randomUUID().replaceAll("-", "").slice(0, 20)}`
-  await Effect.runPromise(
+const serverUrl = (): Promise<string> => (server ??= askBroker())
+
+const uniqueName = (prefix: string) => `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 20)}`
+
+/** Runs one statement naming `identifier` (CREATE DATABASE / SCHEMA) on a short-lived connection. */
+const create = (url: string, kind: "DATABASE" | "SCHEMA", identifier: string) =>
+  Effect.runPromise(
     Effect.gen(function*() {
       const sql = yield* PgClient.PgClient
-      yield* sql`CREATE DATABASE ${sql(name)}`
-    }).pipe(Effect.provide(Layer.fresh(PgClient.layer({ url: Redacted.make(server), maxConnections: 1 }))))
+      yield* sql`CREATE ${sql.literal(kind)} ${sql(identifier)}`
+    }).pipe(Effect.provide(Layer.fresh(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 }))))
   )
-  const url = new URL(server)
+
+const createDatabase = async (): Promise<string> => {
+  const url = new URL(await serverUrl())
+  const name = uniqueName("t")
+  await create(url.toString(), "DATABASE", name)
   url.pathname = `/${name}`
   return url.toString()
 }
@@ -41,22 +47,9 @@ export const testDatabaseUrl = (): Promise<string> => (database ??= createDataba
  * by the whole database; the tests of a file run one after the other.
  */
 export const newSchemaUrl = async (): Promise<string> => {
-  const base = await testDatabaseUrl()
-  const schema = `s_${randomUUID().replaceAll("-", "").slice(0, 20)}`
-  await Effect.runPromise(
-    Effect.gen(function*() {
-      const sql = yield* PgClient.PgClient
-      yield* sql`CREATE SCHEMA ${sql(schema)}`
-    }).pipe(Effect.provide(Layer.fresh(PgClient.layer({ url: Redacted.make(base), maxConnections: 1 }))))
-  )
-  const url = new URL(base)
+  const url = new URL(await testDatabaseUrl())
+  const schema = uniqueName("s")
+  await create(url.toString(), "SCHEMA", schema)
   url.searchParams.set("options", `-c search_path=${schema}`)
   return url.toString()
 }
-
-export const testDatabase = Effect.promise(testDatabaseUrl)
-
-/** A client on this file's database, for reading tables directly in assertions. */
-export const testSql = Layer.unwrap(
-  testDatabase.pipe(Effect.map((url) => PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })))
-)
