@@ -10,6 +10,8 @@ import { join } from "node:path"
 
 export interface TestPostgres {
   readonly url: string
+  /** Its directory: `owner.pid` (the process that owns it) and `data/` (the cluster). */
+  readonly dir: string
   readonly startMillis: number
   readonly stop: () => Promise<void>
 }
@@ -95,7 +97,7 @@ const startOnce = async (): Promise<TestPostgres> => {
     await stop()
     throw new Error(`${String(error)} ${errors.slice(-3).join(" | ")}`.trim())
   }
-  return { url: `postgres://postgres:test@127.0.0.1:${port}/postgres`, startMillis: Math.round(performance.now() - began), stop }
+  return { url: `postgres://postgres:test@127.0.0.1:${port}/postgres`, dir: parent, startMillis: Math.round(performance.now() - began), stop }
 }
 
 /** Starts a server; a port taken between choosing and binding it makes the start fail, so it is tried three times. */
