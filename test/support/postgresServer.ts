@@ -3,7 +3,7 @@
  * thrown away), its directory under the system temp directory with a file naming the process that owns it.
  * As root the server runs as user `postgres` (PostgreSQL refuses root), so the directory's parent must be traversable.
  */
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -54,6 +54,8 @@ export const sweepStaleServers = async () => {
     const dir = join(root, name)
     const owner = await pidIn(join(dir, "owner.pid"))
     if (owner !== undefined && alive(owner)) continue
+    // No owner yet: a run that is creating it this very moment (owner.pid follows mkdtemp at once).
+    if (owner === undefined && Date.now() - (await stat(dir)).mtimeMs < 60_000) continue
     const postmaster = await pidIn(join(dir, "data", "postmaster.pid"))
     if (postmaster !== undefined && alive(postmaster)) {
       process.kill(postmaster, "SIGQUIT")
