@@ -52,10 +52,12 @@ export const sweepStaleServers = async () => {
   for (const name of await readdir(root)) {
     if (!name.startsWith(prefix)) continue
     const dir = join(root, name)
+    const info = await stat(dir).catch(() => undefined)
+    if (info === undefined || !info.isDirectory()) continue
     const owner = await pidIn(join(dir, "owner.pid"))
     if (owner !== undefined && alive(owner)) continue
     // No owner yet: a run that is creating it this very moment (owner.pid follows mkdtemp at once).
-    if (owner === undefined && Date.now() - (await stat(dir)).mtimeMs < 60_000) continue
+    if (owner === undefined && Date.now() - info.mtimeMs < 60_000) continue
     const postmaster = await pidIn(join(dir, "data", "postmaster.pid"))
     if (postmaster !== undefined && alive(postmaster)) {
       process.kill(postmaster, "SIGQUIT")
