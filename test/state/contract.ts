@@ -166,7 +166,9 @@ export const recordsContract = (backend: Backend) =>
         const report = yield* rotating.rekey
         assert.strictEqual(report.resealed, 4 + 1 + 2 + 2, "4 configuration secrets, 1 token, 2 clientStates, 2 private keys")
         assert.strictEqual((yield* rotating.rekey).resealed, 0, "a second rekey finds nothing to do")
-        assert.notInclude(yield* storage.raw, `v1.${oldId}.`)
+        const raw = yield* storage.raw
+        assert.notInclude(raw, `v1.${oldId}.`)
+        assert.include(raw, `v1.${yield* keyIdOf(newer)}.`)
 
         const after = yield* openStore(storage.store(keyEnv(newer)))
         assert.deepStrictEqual(encoded.config(Option.getOrThrow(yield* after.tenants.get(a)).config), encoded.config(config.config))

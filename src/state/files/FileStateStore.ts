@@ -17,7 +17,7 @@ import {
   type TenantConfig,
   TenantId
 } from "../Records.ts"
-import { codec, codecs, decodeOpened, encodeSealed, type RecordCodec } from "../Sealing.ts"
+import { codecs, decodeOpened, encodeSealed, type RecordCodec } from "../Sealing.ts"
 import { Sealer } from "../Sealer.ts"
 import type { StateStore } from "../StateStore.ts"
 import { StateStoreError } from "../StateStoreError.ts"
@@ -26,9 +26,10 @@ import * as Layout from "./FileLayout.ts"
 import { ensureDir, listNames, readJson, removePath, writeJson } from "./JsonFiles.ts"
 import { rekeyFiles } from "./FileRekey.ts"
 
-/** tenant.json: the tenant's configuration with its version. */
+/** tenant.json: the tenant's configuration (secrets sealed inside) with its version. */
 const StoredTenant = Schema.Struct({ id: TenantId, version: Schema.Number, config: Schema.Unknown })
 
+/** The secrets of tenant.json, for rekey: the configuration's, one level down. */
 const tenantFileSlots = (stored: unknown): ReadonlyArray<SecretSlot> => {
   const config = stored !== null && typeof stored === "object" ? (stored as Record<string, unknown>)["config"] : undefined
   return secretSlots.tenant(config).map((slot) => ({ ...slot, path: ["config", ...slot.path] }))
@@ -63,7 +64,7 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
       onNone: () => Effect.succeedNone,
       onSome: (stored) =>
         Schema.decodeUnknownEffect(StoredTenant)(stored).pipe(
-          Effect.map((parsed) => Option.some({ stored, version: parsed.version })),
+          Effect.map((parsed) => Option.some({ version: parsed.version, config: parsed.config })),
           Effect.mapError(() =>
             new StateStoreError({ reason: "Corrupt", tenant: id, message: `${Layout.configFile(dataDir, id)} is not a tenant file` })
           )
@@ -73,9 +74,7 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
   const getTenant = Effect.fn("StateStore.tenants.get")(function*(id: TenantId) {
     const found = yield* readStoredTenant(id)
     if (Option.isNone(found)) return Option.none<Tenant>()
-    const where = Layout.configFile(dataDir, id)
-    const opened = yield* decodeOpened(sealer, id, codec(StoredTenant, tenantFileSlots), found.value.stored, where, "whenKeySet")
-    const config = yield* decodeOpened(sealer, id, codecs.tenantConfig, opened.config, where, "whenKeySet")
+    const config = yield* decodeOpened(sealer, id, codecs.tenantConfig, found.value.config, Layout.configFile(dataDir, id), "whenKeySet")
     return Option.some<Tenant>({ id, version: found.value.version, config })
   })
 
