@@ -9,17 +9,7 @@ import { type CertificateInfo, CertificateStore } from "../notifications/crypto/
 import { DecryptPool } from "../notifications/crypto/DecryptPool.ts"
 import { every } from "../presence/PollSchedule.ts"
 import { SubscriptionSettings } from "./SubscriptionSettings.ts"
-import { minutes, type Shard } from "./SubscriptionState.ts"
-
-/** The rich-notification certificate (push mode with resource data only). */
-export interface CertificateStatus {
-  readonly currentId: string
-  readonly notAfter: number
-  readonly lastRotationAt?: number
-  /** Older keys still held for decryption: named by a subscription (no `retireAt` yet), or in their grace period. */
-  readonly previous: ReadonlyArray<{ readonly id: string; readonly retireAt?: number }>
-  readonly error?: string
-}
+import { type CertificateStatus, minutes, type Shard } from "./SubscriptionState.ts"
 
 /** Runs one step under the manager's lock, logging its failure. */
 export type Guard = <E>(effect: Effect.Effect<void, E>) => Effect.Effect<void>

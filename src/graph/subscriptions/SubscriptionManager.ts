@@ -38,8 +38,13 @@ import {
 } from "./SubscriptionState.ts"
 import { makeUsersSubscription } from "./SubscriptionUsers.ts"
 
-export type { CertificateStatus } from "./SubscriptionCertificates.ts"
-export type { ShardStatus, ShardStatusKind, SubscriptionsState, UsersSubscriptionStatus } from "./SubscriptionState.ts"
+export type {
+  CertificateStatus,
+  ShardStatus,
+  ShardStatusKind,
+  SubscriptionsState,
+  UsersSubscriptionStatus
+} from "./SubscriptionState.ts"
 
 export class SubscriptionManager extends Context.Service<SubscriptionManager, {
   setDesiredUsers(userIds: ReadonlyArray<string>): Effect.Effect<void>
