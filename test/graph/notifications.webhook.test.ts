@@ -11,6 +11,8 @@ import { NotificationsInbox } from "../../src/graph/notifications/NotificationsI
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { NotificationRoutes } from "../../src/graph/notifications/NotificationRoutes.ts"
 import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/Jwks.ts"
+import { collect } from "../support/streams.ts"
+import { buildPushSource, emptyPresenceReader } from "./harness.ts"
 import { buildServer, localServer, post, tempDir } from "./notificationsHarness.ts"
 
 const APP_ID = "11111111-2222-3333-4444-555555555555"
@@ -70,7 +72,7 @@ const makeSetup = (maxBodyBytes: number) => Effect.gen(function*() {
     }
   }
   const url = connector.baseUrl + settings.notificationPath
-  return { inbox, jwks, richItem, url, lifecycleUrl: connector.baseUrl + settings.lifecyclePath }
+  return { context: connector.context, inbox, jwks, richItem, url, lifecycleUrl: connector.baseUrl + settings.lifecyclePath }
 })
 
 const setup = makeSetup(64 * 1024)
@@ -87,17 +89,15 @@ describe("notification webhook (real sockets)", () => {
       }
     }).pipe(Effect.scoped))
 
-  it.live("delivers a rich presence as a decrypted typed presence; rejects and counts forged, tampered and foreign items", () =>
+  it.live("delivers a rich presence as a decrypted typed presence; rejects and counts forged, tampered, foreign and stale items", () =>
     Effect.gen(function*() {
-      const { inbox, jwks, richItem, url } = yield* setup
-      const received = yield* Deferred.make<ReadonlyArray<{ userId: string; activity: unknown }>>()
-      const collector = yield* inbox.presences.pipe(
-        Stream.take(2),
-        Stream.runCollect,
-        Effect.flatMap((all) => Deferred.succeed(received, all.map((p) => ({ userId: p.userId, activity: p.presence.activity })))),
-        Effect.forkScoped
-      )
-      yield* Effect.yieldNow
+      const { context, inbox, jwks, richItem, url } = yield* setup
+      // The inbox hands over every verified item in order; the presence source, the one owner of ordering, drops the
+      // older one. Every user named below is served, so a forged item that got through would show as a change.
+      const handedOver = yield* collect(inbox.presences, 3)
+      const source = yield* buildPushSource(Layer.merge(Layer.succeedContext(context), emptyPresenceReader))
+      yield* source.initialSync(["forged", "tampered", "wrong-state", "foreign", "u-1", "u-2"])
+      const changes = yield* collect(source.changes, 2)
       const before = {
         clientState: yield* rejected("client_state"),
         unknown: yield* rejected("unknown_subscription"),
@@ -153,9 +153,14 @@ describe("notification webhook (real sockets)", () => {
       })
       assert.strictEqual(chunked, 400)
 
-      const presences = yield* Deferred.await(received)
-      yield* Fiber.join(collector)
-      assert.deepStrictEqual(presences, [{ userId: "u-1", activity: "InACall" }, { userId: "u-2", activity: "Away" }])
+      const activities = (all: ReadonlyArray<{ readonly userId: string; readonly presence: { readonly activity: unknown } }>) =>
+        all.map((p) => ({ userId: p.userId, activity: p.presence.activity }))
+      assert.deepStrictEqual(activities(yield* handedOver), [
+        { userId: "u-1", activity: "InACall" },
+        { userId: "u-1", activity: "Available" },
+        { userId: "u-2", activity: "Away" }
+      ])
+      assert.deepStrictEqual(activities(yield* changes), [{ userId: "u-1", activity: "InACall" }, { userId: "u-2", activity: "Away" }])
       assert.strictEqual((yield* rejected("validation_token")) - before.token, 1)
       assert.strictEqual((yield* rejected("hmac")) - before.hmac, 1)
       assert.strictEqual((yield* rejected("client_state")) - before.clientState, 1)

@@ -1,13 +1,15 @@
 /**
  * Between the webhook and the rest of the connector: checks each item against the subscriptions the connector owns
  * (subscriptionId + clientState, constant time), queues accepted batches (bounded) for a processor fiber that verifies
- * validation tokens, decrypts in the worker pool, orders by sequenceNumber and publishes typed events.
+ * validation tokens, decrypts in the worker pool and publishes typed events in arrival order (the presence source
+ * orders them by sequenceNumber).
  * The webhook only calls `acceptNotifications` / `acceptLifecycle`, which never wait for processing.
  */
 import { Clock, Context, Effect, Fiber, Layer, Metric, PubSub, Queue, Redacted, Result, Stream } from "effect"
 import { count } from "../../domain/LogText.ts"
 import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
 import { notificationsReceived } from "../../domain/Metrics.ts"
+import { sameTeamsUser } from "../../domain/TeamsId.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { constantTimeEquals } from "./crypto/RichCrypto.ts"
@@ -117,7 +119,6 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       const pool = yield* DecryptPool
       const tokens = yield* ValidationTokens
       const known = new Map<string, KnownSubscription>()
-      const lastSequence = new Map<string, string>()
       const queue = yield* Queue.dropping<Batch>(Math.max(1, Math.ceil(settings.queueCapacity / 16)))
       const presences = yield* PubSub.unbounded<PushedPresence>()
       const userChanges = yield* PubSub.unbounded<UserChange>()
@@ -218,18 +219,9 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         return accepted
       })
 
-      /** Newer-or-first wins; equal or older sequence numbers are stale. */
-      const inOrder = (userId: string, sequence: string | null | undefined): boolean => {
-        if (sequence == null || sequence === "") return true
-        const last = lastSequence.get(userId)
-        if (last !== undefined && sequence <= last) return false
-        lastSequence.set(userId, sequence)
-        return true
-      }
-
       /**
        * Checks one decrypted item: the presence it carries, or why it is rejected. Synchronous (it runs once per item
-       * of a burst); only the sequence numbers it records are state.
+       * of a burst), and without state.
        */
       const checkDecrypted = (item: ChangeNotification, result: DecryptResult): DecryptedCheck => {
         if (!result.ok) return { ok: false, reason: result.reason, message: result.message, subscriptionId: item.subscriptionId }
@@ -245,11 +237,8 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         }
         const presence = decoded.success
         const claimed = notificationUserId(item)
-        if (claimed !== undefined && claimed.toLowerCase() !== presence.id.toLowerCase()) {
+        if (claimed !== undefined && !sameTeamsUser(claimed, presence.id)) {
           return { ok: false, reason: "decrypt", message: "decrypted presence names another user than the notification", userId: claimed }
-        }
-        if (!inOrder(presence.id, presence.sequenceNumber)) {
-          return { ok: false, reason: "stale", message: "an older or duplicate sequenceNumber", userId: presence.id }
         }
         return { ok: true, presence }
       }
@@ -257,7 +246,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       // Decryption is pipelined: the processor hands each chunk of a batch to the pool at once (see processRich) and
       // goes on with the next batch, while the publisher takes the chunks in arrival order and publishes each as soon
       // as it is decrypted and its batch verified. The workers never wait for the event loop, the first items of a
-      // burst reach the PBX while the rest are still being decrypted, and order (hence sequenceNumber checks) is kept.
+      // burst reach the PBX while the rest are still being decrypted, and arrival order is kept for the presence source.
       // A chunk is checked item by item and published as one array: a bad item is logged and counted, never fails the
       // others, and the good ones travel on together.
       const decrypting = yield* Queue.bounded<DecryptingChunk>(chunksInFlight)

@@ -7,6 +7,7 @@
  */
 import { Clock, Context, Deferred, Effect, Layer, PubSub, Redacted, Semaphore, Stream, SubscriptionRef } from "effect"
 import * as crypto from "node:crypto"
+import { teamsKey } from "../../domain/TeamsId.ts"
 import { accountRef, type CredentialRef, GraphConfig } from "../client/GraphSettings.ts"
 import { type LifecycleSignal, NotificationsInbox } from "../notifications/NotificationsInbox.ts"
 import {
@@ -51,7 +52,7 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
   readonly state: SubscriptionRef.SubscriptionRef<SubscriptionsState>
   /** User ids whose presences must be re-read (after a recreate, `missed`, …): the reconciler listens. */
   readonly resyncs: Stream.Stream<ReadonlyArray<string>>
-  /** The users the live presence subscriptions hold (Teams ids in lower case), adopted ones included. */
+  /** The users the live presence subscriptions hold (keyed by `teamsKey`), adopted ones included. */
   readonly held: Effect.Effect<ReadonlySet<string>>
   /** Renews every presence subscription now (the timer does this every presenceRenewMinutes). */
   readonly renewPresence: Effect.Effect<void>
@@ -364,7 +365,7 @@ export class SubscriptionManager extends Context.Service<SubscriptionManager, {
 
       return SubscriptionManager.of({
         setDesiredUsers,
-        held: Effect.sync(() => new Set(shards.flatMap((s) => (s.live?.subscribedIds ?? []).map((id) => id.toLowerCase())))),
+        held: Effect.sync(() => new Set(shards.flatMap((s) => (s.live?.subscribedIds ?? []).map(teamsKey)))),
         state,
         resyncs: Stream.fromPubSub(resyncs),
         renewPresence: renewPresenceNow,
