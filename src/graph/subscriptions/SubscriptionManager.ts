@@ -168,12 +168,14 @@ const verifyPresence = (manager: Manager) =>
   )
 
 /** With `deleteOnShutdown` every subscription is deleted at Graph; the last state is written either way. */
-const shutdown = (manager: Manager) =>
-  Effect.gen(function*() {
+const shutdown = Effect.fn("SubscriptionManager.shutdown")(
+  function*(manager: Manager) {
     if (manager.settings.deleteOnShutdown) {
       for (const shard of manager.ctx.book.shards) yield* dropShard(manager.ctx, shard)
       yield* manager.users.remove
       yield* publish(manager)
     }
     yield* manager.persister.flush
-  }).pipe(manager.lock.withPermits(1))
+  },
+  (step, manager) => manager.lock.withPermits(1)(step)
+)
