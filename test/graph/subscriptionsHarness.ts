@@ -10,7 +10,7 @@ import { ValidationTokens } from "../../src/graph/notifications/crypto/Validatio
 import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
 import { type PresenceChange, PresenceSource } from "../../src/graph/presence/PresenceSource.ts"
 import { SubscriptionApi } from "../../src/graph/subscriptions/SubscriptionApi.ts"
-import { LicenceCheck } from "../../src/graph/subscriptions/LicenceCheck.ts"
+import { LicenceCheck } from "../../src/graph/subscriptions/SubscriptionLicenceCheck.ts"
 import { SubscriptionManager, type SubscriptionsState } from "../../src/graph/subscriptions/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings, type SubscriptionSettingsOptions } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { NotificationRoutes } from "../../src/graph/notifications/NotificationRoutes.ts"

@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Stream, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
-import { LicenceCheck } from "../../src/graph/subscriptions/LicenceCheck.ts"
+import { LicenceCheck } from "../../src/graph/subscriptions/SubscriptionLicenceCheck.ts"
 import { SubscriptionManager, type SubscriptionsState } from "../../src/graph/subscriptions/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { tempDir } from "../graph/notificationsHarness.ts"

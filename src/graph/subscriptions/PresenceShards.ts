@@ -19,7 +19,7 @@ import {
 } from "./SubscriptionApi.ts"
 import type { CertificateRotation } from "./SubscriptionCertificates.ts"
 import { withExpiryRetry } from "./SubscriptionExpiry.ts"
-import { type LicenceCheck, permittedUsers } from "./LicenceCheck.ts"
+import { type LicenceCheck, permittedUsers } from "./SubscriptionLicenceCheck.ts"
 import { notificationUrls, type SubscriptionSettingsOptions } from "./SubscriptionSettings.ts"
 import { planShards, sameMembers } from "./SubscriptionShards.ts"
 import { countFailure, countRenewal, type Live, minutes, type Shard } from "./SubscriptionState.ts"
