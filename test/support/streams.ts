@@ -1,24 +1,17 @@
 /**
- * Waiting on streams without hoping: each helper subscribes before it returns (its `onStart` has run), so whatever the
- * test does next is seen, and the effect it returns completes when the items have arrived.
+ * Waiting on streams without hoping. Each helper forks its consumer with `startImmediately`: the fiber runs until it
+ * first waits, which for a stream over a PubSub or a SubscriptionRef (every service stream here) is once it has
+ * subscribed. So what the test does next is seen, with no yield and no sleep. (`Stream.onStart` would not do: its
+ * effect runs before the stream subscribes.)
  */
-import { Deferred, Effect, type Scope, Stream } from "effect"
+import { Effect, Fiber, type Scope, Stream, SubscriptionRef } from "effect"
+
+const consume = <A>(effect: Effect.Effect<A>): Effect.Effect<Fiber.Fiber<A>, never, Scope.Scope> =>
+  Effect.forkScoped(effect, { startImmediately: true })
 
 /** Subscribes to `stream` now; the returned effect completes with its first `count` items. */
 export const collect = <A>(stream: Stream.Stream<A>, count: number): Effect.Effect<Effect.Effect<ReadonlyArray<A>>, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const done = yield* Deferred.make<ReadonlyArray<A>>()
-    const started = yield* Deferred.make<void>()
-    yield* stream.pipe(
-      Stream.onStart(Deferred.succeed(started, undefined)),
-      Stream.take(count),
-      Stream.runCollect,
-      Effect.flatMap((all) => Deferred.succeed(done, all)),
-      Effect.forkScoped
-    )
-    yield* Deferred.await(started)
-    return Deferred.await(done)
-  })
+  consume(stream.pipe(Stream.take(count), Stream.runCollect)).pipe(Effect.map(Fiber.join))
 
 /** Subscribes to `stream` now; the returned effect completes with its first item that satisfies `predicate`. */
 export const firstWhere = <A>(stream: Stream.Stream<A>, predicate: (a: A) => boolean): Effect.Effect<Effect.Effect<A>, never, Scope.Scope> =>
@@ -28,12 +21,10 @@ export const firstWhere = <A>(stream: Stream.Stream<A>, predicate: (a: A) => boo
 export const record = <A>(stream: Stream.Stream<A>): Effect.Effect<ReadonlyArray<A>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const items: Array<A> = []
-    const started = yield* Deferred.make<void>()
-    yield* stream.pipe(
-      Stream.onStart(Deferred.succeed(started, undefined)),
-      Stream.runForEach((item) => Effect.sync(() => void items.push(item))),
-      Effect.forkScoped
-    )
-    yield* Deferred.await(started)
+    yield* consume(stream.pipe(Stream.runForEach((item) => Effect.sync(() => void items.push(item)))))
     return items
   })
+
+/** Subscribes to the changes of `ref` now and keeps every value in the returned array, the current one first. */
+export const recordChanges = <A>(ref: SubscriptionRef.SubscriptionRef<A>): Effect.Effect<ReadonlyArray<A>, never, Scope.Scope> =>
+  record(SubscriptionRef.changes(ref))

@@ -11,15 +11,16 @@ import { makePlan, matchForPlan } from "../../src/connector/Plan.ts"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { accountRef, AppCredentialRef } from "../../src/graph/client/GraphSettings.ts"
 import { PresenceReader } from "../../src/graph/presence/PresenceReader.ts"
-import { type PresenceChange, PresenceSource } from "../../src/graph/presence/PresenceSource.ts"
 import { LicenceCheck } from "../../src/graph/subscriptions/SubscriptionLicenceCheck.ts"
-import { SubscriptionManager, type SubscriptionsState } from "../../src/graph/subscriptions/SubscriptionManager.ts"
+import { SubscriptionManager } from "../../src/graph/subscriptions/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import type { TeamsUser } from "../../src/graph/users/TeamsUsers.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import { type LicencePass, Licences } from "../../src/pbx/directory/Licences.ts"
 import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
-import { tempDir } from "../graph/notificationsHarness.ts"
+import { record } from "../support/streams.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { buildPushSource } from "../graph/harness.ts"
 import { type FakeGraph, type GraphCall, graphStack, inertWebhook, makeFakeGraph, minuteOf } from "./fakeGraph.ts"
 
 /** The schedules below are exact; the lookups between renewals (every `verifySeconds`) are tested on their own. */
@@ -241,32 +242,9 @@ describe("connector timers (TestClock, fake Graph below the real GraphClient)", 
             })
           )
       }))
-      const manager = Layer.effect(SubscriptionManager, Effect.gen(function*() {
-        return SubscriptionManager.of({
-          setDesiredUsers: () => Effect.void,
-          held: Effect.succeed(new Set()),
-          state: yield* SubscriptionRef.make<SubscriptionsState>({ shards: [], users: { status: "active" } }),
-          resyncs: Stream.never,
-          renewPresence: Effect.void,
-          renewUsers: Effect.void,
-          rotateCertificate: Effect.void
-        })
-      }))
       const dataDir = yield* tempDir
-      const context = yield* Layer.build(
-        PresenceSource.layerPush.pipe(
-          Layer.provide(Layer.mergeAll(reader, manager, inertWebhook, subscriptionSettings(dataDir)))
-        )
-      )
-      const source = Context.get(context, PresenceSource)
-      const changes: Array<string> = []
-      yield* source.changes.pipe(
-        Stream.runForEach((c: PresenceChange) =>
-          Effect.sync(() => changes.push(`${minuteOf(c.receivedAt)} ${c.userId} ${c.presence.activity} ${c.origin}`))
-        ),
-        Effect.forkScoped
-      )
-      yield* Effect.yieldNow
+      const source = yield* buildPushSource(Layer.mergeAll(reader, inertWebhook, subscriptionSettings(dataDir)))
+      const changes = yield* record(source.changes)
       yield* source.initialSync(ids)
 
       const set = (id: string, activity: "Available" | "Busy" | "Away") =>
@@ -281,7 +259,7 @@ describe("connector timers (TestClock, fake Graph below the real GraphClient)", 
 
       assert.deepStrictEqual(reads.map((r) => r.minute), [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60])
       assert.isTrue(reads.every((r) => r.ids.join() === ids.join()), "every round reads every user")
-      assert.deepStrictEqual(changes, [
+      assert.deepStrictEqual(changes.map((c) => `${minuteOf(c.receivedAt)} ${c.userId} ${c.presence.activity} ${c.origin}`), [
         "0 u1 Available initial",
         "0 u2 Available initial",
         "0 u3 Available initial",
