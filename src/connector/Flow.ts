@@ -9,6 +9,7 @@ import { unknownPresences } from "../domain/Metrics.ts"
 import { clearPresence, commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
 import { mapPresenceDetailed } from "../domain/PresenceMapping.ts"
+import { GraphConfig } from "../graph/client/GraphSettings.ts"
 import { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
 import { type PresenceChange, PresenceSource } from "../graph/presence/PresenceSource.ts"
 import { type LicenceAnswer, LicenceCheck } from "../graph/subscriptions/SubscriptionLicenceCheck.ts"
@@ -115,6 +116,7 @@ type Trigger = "users" | "directory"
 
 export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const settings = yield* FlowConfig
+  const graphConfig = yield* GraphConfig
   const state = yield* FlowState
   const directory = yield* PbxDirectory
   const licences = yield* Licences
@@ -186,7 +188,12 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     const users = yield* Ref.get(state.teamsUsers)
     if (Option.isNone(users)) return Option.none<Plan>()
     const pbxUsers = yield* directory.snapshot
-    const match = matchForPlan({ teamsUsers: users.value, pbxUsers: pbxUsers.values(), strategy: settings.strategy })
+    const match = matchForPlan({
+      teamsUsers: users.value,
+      pbxUsers: pbxUsers.values(),
+      strategy: settings.strategy,
+      technicalAccounts: graphConfig.accounts.map((account) => account.username)
+    })
     const pass = yield* licences.assess(matchedPbxUsers(match))
     if (pass.summary.problem !== undefined) {
       yield* Effect.logWarning(`licences (${pass.summary.mode}): ${pass.summary.problem.message}. ${pass.summary.problem.fix}`)

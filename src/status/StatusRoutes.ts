@@ -14,6 +14,7 @@ import { clip } from "../domain/LogText.ts"
 import { type BackoffPolicy, defaultBackoffPolicy, makeLoginBackoff } from "../domain/LoginBackoff.ts"
 import { loginFailures } from "../domain/Metrics.ts"
 import { renderPrometheus } from "./Prometheus.ts"
+import { lightLine } from "./LightText.ts"
 import { StatusPageLimits, statusEvents } from "./StatusEvents.ts"
 
 export { statusEvents } from "./StatusEvents.ts"
@@ -159,7 +160,7 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
       noneRed(snapshot)
         ? HttpServerResponse.text("ready")
         : HttpServerResponse.text(
-          Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${l.reason}`).join("\n"),
+          Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${lightLine(l)}`).join("\n"),
           { status: 503 }
         ))
   )
