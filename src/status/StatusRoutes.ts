@@ -80,7 +80,9 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   let openStreams = 0
   const pages: Record<string, { body: string; type: string }> = {
     "/": { body: staticFile("index.html"), type: "text/html; charset=utf-8" },
+    "/static/format.js": { body: staticFile("format.js"), type: "text/javascript; charset=utf-8" },
     "/static/app.js": { body: staticFile("app.js"), type: "text/javascript; charset=utf-8" },
+    "/static/favicon.svg": { body: staticFile("favicon.svg"), type: "image/svg+xml" },
     "/static/style.css": { body: staticFile("style.css"), type: "text/css; charset=utf-8" }
   }
 
