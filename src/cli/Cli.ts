@@ -13,6 +13,7 @@ import packageJson from "../../package.json" with { type: "json" }
 import { ConfigError, describeConfig, loadConfigFile } from "../config/ConfigFile.ts"
 import { ConnectorLayer, serverUrl } from "../connector/Connector.ts"
 import { loggingLayer } from "../observability/Logging.ts"
+import { describeOtlp, withOtlp } from "../observability/Otlp.ts"
 import { runUntilStopped } from "../connector/Shutdown.ts"
 import { type DataDirError, prepareDataDir } from "../config/DataDir.ts"
 import { settingsFromConfig } from "../config/Settings.ts"
@@ -71,7 +72,7 @@ const runConnector = (path: string) =>
     const config = yield* loadConfigFile(path)
     const settings = yield* settingsFromConfig(config)
     yield* prepareDataDir(settings.graph.dataDir)
-    const logging = loggingLayer({ level: config.log.level, format: config.log.format, override: yield* GlobalFlag.LogLevel })
+    const logging = withOtlp(loggingLayer({ level: config.log.level, format: config.log.format, override: yield* GlobalFlag.LogLevel }))
     return yield* Effect.gen(function*() {
       let adminPassword = settings.adminPassword
       if (adminPassword === undefined) {
@@ -82,6 +83,8 @@ const runConnector = (path: string) =>
         )
       }
       yield* Effect.logInfo(`teams-presence-connector ${packageJson.version} starting (${config.notifications.mode} mode)`)
+      const otlp = describeOtlp(process.env)
+      if (otlp !== undefined) yield* Effect.logInfo(otlp)
       yield* Effect.logDebug(`configuration from ${path}, with the environment (secrets masked):\n${describeConfig(config)}`)
       return yield* runUntilStopped(Layer.build(
         Layer.effectDiscard(Effect.flatMap(serverUrl, (url) => Effect.logInfo(`status page: ${url}/`))).pipe(
@@ -116,7 +119,7 @@ const runDemo = ({ graphPort, pbxPort, port }: DemoPorts) =>
       yield* printDemoBanner(demo, password, configured === undefined || configured === "")
     }))
   }).pipe(
-    Effect.provide(Layer.unwrap(Effect.map(GlobalFlag.LogLevel, (override) => loggingLayer({ level: "info", format: "auto", override }))))
+    Effect.provide(Layer.unwrap(Effect.map(GlobalFlag.LogLevel, (override) => withOtlp(loggingLayer({ level: "info", format: "auto", override })))))
   )
 
 /** `run` is the production command: without a configuration it refuses, rather than quietly running the demo. */

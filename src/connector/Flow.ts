@@ -3,10 +3,10 @@
  * subscriptions and the presence source; presence changes → mapping → per-user dedupe → the PBX writer. Each fiber is
  * supervised: a failure is logged and the fiber restarts with backoff, without stopping the others.
  */
-import { Context, Effect, Fiber, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { unknownPresences } from "../domain/Metrics.ts"
-import { clearPresence, commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
+import { clearPresence, commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
 import { mapPresenceDetailed } from "../domain/PresenceMapping.ts"
 import { GraphConfig } from "../graph/client/GraphSettings.ts"
@@ -129,7 +129,13 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const triggers = yield* Queue.unbounded<Trigger>()
 
   /** The write for a user, unless the connector already sent the same command (only changes reach the PBX). */
-  const changedWrite = (guid: string, command: PbxPresenceCommand, receivedAt?: number, decryptedAt?: number): PresenceWrite | undefined => {
+  const changedWrite = (
+    guid: string,
+    command: PbxPresenceCommand,
+    receivedAt?: number,
+    decryptedAt?: number,
+    span?: Tracer.AnySpan
+  ): PresenceWrite | undefined => {
     const last = state.written.get(guid)
     if (last !== undefined && commandEquals(last, command)) return undefined
     state.written.set(guid, command)
@@ -138,7 +144,8 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
       command,
       meta: {
         ...(receivedAt !== undefined ? { receivedAt } : {}),
-        ...(decryptedAt !== undefined ? { decryptedAt } : {})
+        ...(decryptedAt !== undefined ? { decryptedAt } : {}),
+        ...(span !== undefined ? { span } : {})
       }
     }
   }
@@ -153,10 +160,18 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const onPresences = (changes: ReadonlyArray<PresenceChange>) =>
     Effect.gen(function*() {
       const plan = yield* SubscriptionRef.get(state.plan)
+      const clock = yield* Clock.Clock
       const writes: Array<PresenceWrite> = []
       for (const change of changes) {
         const key = userKey(change.userId)
+        // A pushed change carries its trace: the mapping is a span in it, and the parent of the SetPresence.
+        const span = change.span === undefined ? undefined : yield* Effect.makeSpan("Flow.map", { parent: change.span })
         const result = mapPresenceDetailed(change.presence, settings.mapping)
+        if (span !== undefined) {
+          span.attribute("pbx.command", commandLabel(result.command))
+          span.attribute("mapping.basis", result.basis)
+          span.end(clock.currentTimeNanosUnsafe(), Exit.void)
+        }
         if (result.basis === "none") {
           yield* Metric.update(unknownPresences, 1)
           yield* Effect.logWarning(`unknown Teams presence for ${clip(change.userId, 60)}; cleared: ${clip(change.presence, 300)}`)
@@ -165,7 +180,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
         state.rowsChanged.add(key)
         const synced = plan.byTeamsId.get(key)
         if (synced === undefined) continue
-        const pending = changedWrite(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt)
+        const pending = changedWrite(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt, span)
         if (pending !== undefined) writes.push(pending)
       }
       yield* writer.writeAll(writes)

@@ -4,7 +4,7 @@
  * validation tokens, decrypts in the worker pool, orders by sequenceNumber and publishes typed events.
  * The webhook only calls `acceptNotifications` / `acceptLifecycle`, which never wait for processing.
  */
-import { Clock, Context, Effect, Fiber, Layer, Metric, PubSub, Queue, Redacted, Result, Stream } from "effect"
+import { Clock, Context, Effect, Fiber, Layer, Metric, Option, PubSub, Queue, Redacted, Result, Stream, type Tracer } from "effect"
 import { count } from "../../domain/LogText.ts"
 import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
 import { notificationsReceived } from "../../domain/Metrics.ts"
@@ -42,6 +42,8 @@ export interface PushedPresence {
   readonly receivedAt: number
   /** Milliseconds on the Clock when the item came back decrypted. */
   readonly decryptedAt: number
+  /** The decryption's span, parent of what follows for this change (one trace per change). */
+  readonly span?: Tracer.AnySpan | undefined
 }
 
 export interface UserChange {
@@ -65,12 +67,15 @@ interface DecryptingChunk {
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
   readonly verified: Fiber.Fiber<boolean>
   readonly receivedAt: number
+  readonly span: Tracer.Span
 }
 
 interface Batch {
   readonly items: ReadonlyArray<{ readonly item: ChangeNotification; readonly subscription: KnownSubscription }>
   readonly validationTokens: ReadonlyArray<string>
   readonly receivedAt: number
+  /** The webhook request's span. */
+  readonly span: Tracer.AnySpan | undefined
 }
 
 type DecryptedCheck =
@@ -178,7 +183,8 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         )
         if (accepted.length === 0) return 0
         const receivedAt = yield* Clock.currentTimeMillis
-        const queued = yield* Queue.offer(queue, { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt })
+        const span = Option.getOrUndefined(yield* Effect.option(Effect.currentSpan))
+        const queued = yield* Queue.offer(queue, { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt, span })
         if (!queued) {
           yield* countRejected("overflow", accepted.length - 1)
           yield* logRejected("overflow", `notification queue full, ${accepted.length} items dropped (reconciliation will correct them)`)
@@ -273,7 +279,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
             const item = chunk.items[i]!.item
             const checked = checkDecrypted(item, results[i]!)
             if (checked.ok) {
-              accepted.push({ userId: checked.presence.id, presence: checked.presence, receivedAt: chunk.receivedAt, decryptedAt })
+              accepted.push({ userId: checked.presence.id, presence: checked.presence, receivedAt: chunk.receivedAt, decryptedAt, span: chunk.span })
               continue
             }
             const { ok: _, reason, message, ...annotations } = checked
@@ -311,8 +317,12 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         ))
         for (let i = 0; i < rich.length; i += maxChunk) {
           const items = rich.slice(i, i + maxChunk)
-          const results = yield* Effect.forkChild(pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)))
-          yield* Queue.offer(decrypting, { items, results, verified, receivedAt: batch.receivedAt })
+          const span = yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
+          const results = yield* Effect.forkChild(pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
+            Effect.withParentSpan(span),
+            Effect.onExit((exit) => Effect.clockWith((clock) => Effect.sync(() => span.end(clock.currentTimeNanosUnsafe(), exit))))
+          ))
+          yield* Queue.offer(decrypting, { items, results, verified, receivedAt: batch.receivedAt, span })
         }
       })
 

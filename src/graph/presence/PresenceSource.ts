@@ -7,7 +7,7 @@
  * The user set: `initialSync(userIds)` sets it and reads everything once; `setUsers(userIds)` changes it later
  * (new users are read at once). Subscribe to `changes` before calling `initialSync`.
  */
-import { Clock, Context, Deferred, Effect, Layer, Metric, PubSub, Stream, type SubscriptionRef } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Metric, PubSub, Stream, type SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../../domain/LogText.ts"
 import { notificationsRejected } from "../../domain/Metrics.ts"
 import type { GraphPresence } from "../../domain/Presence.ts"
@@ -28,6 +28,8 @@ export interface PresenceChange {
   readonly origin: PresenceOrigin
   /** For a rich notification: milliseconds on the Clock when it was decrypted. */
   readonly decryptedAt?: number
+  /** For a rich notification: its decryption's span, so that the change's trace goes on (webhook → … → SetPresence). */
+  readonly span?: Tracer.AnySpan | undefined
 }
 
 export class PresenceSource extends Context.Service<PresenceSource, {
@@ -97,6 +99,7 @@ interface ReceivedPresence {
   readonly presence: GraphPresence
   readonly receivedAt: number
   readonly decryptedAt?: number
+  readonly span?: Tracer.AnySpan | undefined
 }
 
 /** Push items older than the presence applied, counted with their attributes resolved once. */
@@ -118,7 +121,7 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
   const apply = Effect.fnUntraced(function*(received: ReadonlyArray<ReceivedPresence>, origin: PresenceOrigin) {
     const changes: Array<PresenceChange> = []
     let stale = 0
-    for (const { presence, receivedAt, decryptedAt } of received) {
+    for (const { decryptedAt, presence, receivedAt, span } of received) {
       const id = key(presence.id)
       if (!userSet.has(id)) continue
       const last = known.get(id)
@@ -135,7 +138,14 @@ const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") 
         }
       }
       known.set(id, presence)
-      changes.push({ userId: presence.id, presence, receivedAt, origin, ...(decryptedAt !== undefined ? { decryptedAt } : {}) })
+      changes.push({
+        userId: presence.id,
+        presence,
+        receivedAt,
+        origin,
+        ...(decryptedAt !== undefined ? { decryptedAt } : {}),
+        ...(span !== undefined ? { span } : {})
+      })
     }
     if (stale > 0) yield* Metric.update(staleRejected, stale)
     if (changes.length > 0) yield* PubSub.publishAll(hub, changes)
