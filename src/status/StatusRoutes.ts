@@ -9,11 +9,11 @@ import { readFileSync } from "node:fs"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Clock, Context, Effect, Metric, Redacted, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { PrometheusMetrics } from "effect/observability"
 import { noneRed, StatusBoard } from "./StatusBoard.ts"
 import { clip } from "../domain/LogText.ts"
 import { type BackoffPolicy, defaultBackoffPolicy, makeLoginBackoff } from "../domain/LoginBackoff.ts"
 import { loginFailures } from "../domain/Metrics.ts"
-import { renderPrometheus } from "./Prometheus.ts"
 import { lightLine } from "./LightText.ts"
 import { StatusPageLimits, statusEvents } from "./StatusEvents.ts"
 
@@ -71,6 +71,12 @@ const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest) => {
     return undefined
   }
 }
+
+/**
+ * The metrics as Prometheus text exposition (`GET /metrics`), written by effect's own exporter: it covers every kind of
+ * metric the connector has and keeps their names (test/status/metrics.names.test.ts).
+ */
+export const prometheusText = PrometheusMetrics.format()
 
 export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const board = yield* StatusBoard
@@ -169,7 +175,6 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   yield* router.add(
     "GET",
     "/metrics",
-    Effect.map(Metric.snapshot, (snapshots) =>
-      HttpServerResponse.text(renderPrometheus(snapshots), { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+    Effect.map(prometheusText, (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
   )
 }))
