@@ -69,7 +69,7 @@ const screenshot = (page: Page, name: string, docsName: string) =>
   Effect.promise(async () => {
     mkdirSync(outputDir, { recursive: true })
     const path = join(outputDir, name)
-    await page.screenshot({ path, fullPage: true })
+    await page.screenshot({ path, fullPage: true, animations: "disabled" })
     if (process.env["UPDATE_SCREENSHOT"] === "1") copyFileSync(path, join(root, "docs", docsName))
   })
 
