@@ -3,13 +3,14 @@
  * subscriptions and the presence source; presence changes → mapping → per-user dedupe → the PBX writer. Each fiber is
  * supervised: a failure is logged and the fiber restarts with backoff, without stopping the others.
  */
-import { Clock, Context, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef, type Tracer } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { unknownPresences } from "../domain/Metrics.ts"
 import { clearPresence, commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
 import { mapPresenceDetailed } from "../domain/PresenceMapping.ts"
 import { GraphConfig } from "../graph/client/GraphSettings.ts"
+import { childSpan, endSpan } from "../observability/ChangeTrace.ts"
 import { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
 import { type PresenceChange, PresenceSource } from "../graph/presence/PresenceSource.ts"
 import { type LicenceAnswer, LicenceCheck } from "../graph/subscriptions/SubscriptionLicenceCheck.ts"
@@ -160,18 +161,13 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const onPresences = (changes: ReadonlyArray<PresenceChange>) =>
     Effect.gen(function*() {
       const plan = yield* SubscriptionRef.get(state.plan)
-      const clock = yield* Clock.Clock
       const writes: Array<PresenceWrite> = []
       for (const change of changes) {
         const key = userKey(change.userId)
         // A pushed change carries its trace: the mapping is a span in it, and the parent of the SetPresence.
-        const span = change.span === undefined ? undefined : yield* Effect.makeSpan("Flow.map", { parent: change.span })
+        const span = yield* childSpan("Flow.map", change.span)
         const result = mapPresenceDetailed(change.presence, settings.mapping)
-        if (span !== undefined) {
-          span.attribute("pbx.command", commandLabel(result.command))
-          span.attribute("mapping.basis", result.basis)
-          span.end(clock.currentTimeNanosUnsafe(), Exit.void)
-        }
+        yield* endSpan(span, Exit.void, { "pbx.command": commandLabel(result.command), "mapping.basis": result.basis })
         if (result.basis === "none") {
           yield* Metric.update(unknownPresences, 1)
           yield* Effect.logWarning(`unknown Teams presence for ${clip(change.userId, 60)}; cleared: ${clip(change.presence, 300)}`)

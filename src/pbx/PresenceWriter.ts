@@ -11,6 +11,7 @@ import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../d
 import type { PbxConnection, RequestOutcome } from "./socket/PbxConnection.ts"
 import { PbxConnections } from "./socket/PbxConnections.ts"
 import { PbxSettings } from "./PbxSettings.ts"
+import { childSpan, endSpan } from "../observability/ChangeTrace.ts"
 import { PbxDirectory } from "./directory/UserDirectory.ts"
 
 export interface WrittenPresence {
@@ -171,8 +172,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
           last !== undefined && writtenOn.get(guid) === connection.value.id && commandEquals(last.command, entry.command)
         ) return false
         const connectionId = connection.value.id
-        const span = entry.span === undefined ? undefined : yield* Effect.makeSpan("PresenceWriter.SetPresence", {
-          parent: entry.span,
+        const span = yield* childSpan("PresenceWriter.SetPresence", entry.span, {
           kind: "client",
           attributes: { "pbx.name": pbx, "pbx.command": commandLabel(entry.command) }
         })
@@ -199,10 +199,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
 
       const complete = Effect.fnUntraced(function*({ guid, entry, pbx, connectionId, outcome, span }: Completion) {
         release(guid)
-        if (span !== undefined) {
-          const clock = yield* Clock.Clock
-          span.end(clock.currentTimeNanosUnsafe(), outcome._tag === "Failed" ? Exit.fail(outcome.error) : Exit.void)
-        }
+        yield* endSpan(span, outcome._tag === "Failed" ? Exit.fail(outcome.error) : Exit.void)
         if (outcome._tag === "Failed") {
           yield* countWrite(pbx, "error")
           const error = outcome.error

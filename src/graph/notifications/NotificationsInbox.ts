@@ -21,6 +21,7 @@ import {
   notificationUserId
 } from "./Notifications.ts"
 import { countRejected, logRejected, makeRejections, type RejectReason } from "./Rejections.ts"
+import { endSpan } from "../../observability/ChangeTrace.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 
 export { countRejected, logRejected, type RejectReason } from "./Rejections.ts"
@@ -320,7 +321,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
           const span = yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
           const results = yield* Effect.forkChild(pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
             Effect.withParentSpan(span),
-            Effect.onExit((exit) => Effect.clockWith((clock) => Effect.sync(() => span.end(clock.currentTimeNanosUnsafe(), exit))))
+            Effect.onExit((exit) => endSpan(span, exit))
           ))
           yield* Queue.offer(decrypting, { items, results, verified, receivedAt: batch.receivedAt, span })
         }
