@@ -27,6 +27,9 @@ const unitHere = () => {
   return path
 }
 
+/** Read by the state store itself (src/state/Sealer.ts, src/state/postgres/PgStateStore.ts), not by the configuration. */
+const stateStore = new Set(["CONNECTOR_STATE_KEY", "CONNECTOR_DATABASE_URL"])
+
 /** `Key=value` lines of the [Service] section. */
 const service = new Map(
   unit.slice(unit.indexOf("[Service]"), unit.indexOf("[Install]")).split("\n")
@@ -73,8 +76,10 @@ describe("the systemd unit", () => {
     assert.isAtLeast(names.length, 5)
     const known = new Set(environmentVariables.map((v) => v.name))
     for (const name of names) {
-      assert.isTrue(known.has(name) || name === accountPasswordVariable("presence-1") || name.startsWith("OTEL_"), name)
+      assert.isTrue(known.has(name) || stateStore.has(name) || name === accountPasswordVariable("presence-1") || name.startsWith("OTEL_"), name)
     }
     assert.include(envExample, "0600")
+    const stateSources = ["src/state/Sealer.ts", "src/state/postgres/PgStateStore.ts"].map((file) => readFileSync(join(root, file), "utf8")).join("\n")
+    for (const name of stateStore) assert.include(stateSources, `"${name}"`, `${name} is read by the state store`)
   })
 })
