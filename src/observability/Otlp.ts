@@ -1,7 +1,7 @@
 /**
  * OpenTelemetry export (OTLP/HTTP) of the connector's traces, metrics and logs, with the OTLP modules that ship in
  * `effect`. Switched on by the standard variables only: `OTEL_EXPORTER_OTLP_ENDPOINT` (or a per-signal
- * `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`); without one nothing is exported and nothing is loaded.
+ * `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`); without one nothing is exported.
  * `OTEL_SERVICE_NAME` (default `teams-presence-connector`) and `OTEL_RESOURCE_ATTRIBUTES` name the service,
  * `OTEL_EXPORTER_OTLP_PROTOCOL` chooses `http/protobuf` (the default) or `http/json`, `OTEL_EXPORTER_OTLP_HEADERS`
  * adds headers, `OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none` turns one signal off, `OTEL_SDK_DISABLED=true` all of them.
