@@ -8,6 +8,7 @@ import { Context, Effect, Layer, Option, Queue, Schedule, SubscriptionRef } from
 import { clip } from "../domain/LogText.ts"
 import { clearPresence } from "../domain/PbxPresence.ts"
 import { teamsKey } from "../domain/TeamsId.ts"
+import { GraphConfig } from "../graph/client/GraphSettings.ts"
 import { PresenceSource } from "../graph/presence/PresenceSource.ts"
 import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.ts"
 import { type TeamsUser, TeamsUsers } from "../graph/users/TeamsUsers.ts"
@@ -26,6 +27,8 @@ export type Trigger = "users" | "directory"
 /** What the planner works with; `teamsUsers` and `summary` are its own state, touched by its fiber alone. */
 interface Planning {
   readonly settings: FlowConfig["Service"]
+  /** The delegated technical accounts' user names: they sign in for subscriptions and are nobody to match. */
+  readonly technicalAccounts: ReadonlyArray<string>
   readonly state: PlanState["Service"]
   readonly directory: PbxDirectory["Service"]
   readonly licences: Licences["Service"]
@@ -49,6 +52,7 @@ export class Planner extends Context.Service<Planner, {
     Effect.gen(function*() {
       const planning: Planning = {
         settings: yield* FlowConfig,
+        technicalAccounts: (yield* GraphConfig).accounts.map((account) => account.username),
         state: yield* PlanState,
         directory: yield* PbxDirectory,
         licences: yield* Licences,
@@ -84,7 +88,12 @@ const loadTeamsUsers = Effect.fn("Planner.loadTeamsUsers")(function*(planning: P
 const computePlan = Effect.fn("Planner.computePlan")(function*(planning: Planning) {
   if (Option.isNone(planning.teamsUsers)) return Option.none<Plan>()
   const pbxUsers = yield* planning.directory.snapshot
-  const match = matchForPlan({ teamsUsers: planning.teamsUsers.value, pbxUsers: pbxUsers.values(), strategy: planning.settings.strategy })
+  const match = matchForPlan({
+    teamsUsers: planning.teamsUsers.value,
+    pbxUsers: pbxUsers.values(),
+    strategy: planning.settings.strategy,
+    technicalAccounts: planning.technicalAccounts
+  })
   const pass = yield* planning.licences.assess(matchedPbxUsers(match))
   const problem = pass.summary.problem
   if (problem !== undefined) yield* Effect.logWarning(`licences (${pass.summary.mode}): ${problem.message}. ${problem.fix}`)

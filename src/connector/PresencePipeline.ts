@@ -4,14 +4,15 @@
  * the status page shows, and what a newly planned user gets written) and publishes which of them changed. It decides
  * nothing about "only what changed": PresenceSource emits only changed presences, the writer drops a command it holds.
  */
-import { Context, Effect, Layer, Metric, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import { Context, Effect, Exit, Layer, Metric, PubSub, type Scope, Stream, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { unknownPresences } from "../domain/Metrics.ts"
-import type { PbxPresenceCommand } from "../domain/PbxPresence.ts"
+import { commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
 import { mapPresenceDetailed } from "../domain/PresenceMapping.ts"
 import { teamsKey } from "../domain/TeamsId.ts"
 import { type PresenceChange, PresenceSource } from "../graph/presence/PresenceSource.ts"
+import { childSpan, endSpan } from "../observability/ChangeTrace.ts"
 import { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import type { PresenceWrite } from "../pbx/writer/WriterState.ts"
 import { FlowConfig } from "./FlowConfig.ts"
@@ -26,12 +27,19 @@ export interface PresenceRow {
 }
 
 /** A write for the PBX user `guid`, with when its change was received (and decrypted) for the latency metrics. */
-export const writeOf = (guid: string, command: PbxPresenceCommand, receivedAt?: number, decryptedAt?: number): PresenceWrite => ({
+export const writeOf = (
+  guid: string,
+  command: PbxPresenceCommand,
+  receivedAt?: number,
+  decryptedAt?: number,
+  span?: Tracer.AnySpan
+): PresenceWrite => ({
   guid,
   command,
   meta: {
     ...(receivedAt !== undefined ? { receivedAt } : {}),
-    ...(decryptedAt !== undefined ? { decryptedAt } : {})
+    ...(decryptedAt !== undefined ? { decryptedAt } : {}),
+    ...(span !== undefined ? { span } : {})
   }
 })
 
@@ -66,12 +74,15 @@ export class PresencePipeline extends Context.Service<PresencePipeline, {
         const keys: Array<string> = []
         for (const change of changes) {
           const key = teamsKey(change.userId)
+          // A pushed change carries its trace: the mapping is a span in it, and the parent of the SetPresence.
+          const span = yield* childSpan("Flow.map", change.span)
           const result = mapPresenceDetailed(change.presence, settings.mapping)
+          yield* endSpan(span, Exit.void, { "pbx.command": commandLabel(result.command), "mapping.basis": result.basis })
           if (result.basis === "none") yield* reportUnknown(change)
           rows.set(key, { presence: change.presence, command: result.command, receivedAt: change.receivedAt, origin: change.origin })
           keys.push(key)
           const synced = plan.byTeamsId.get(key)
-          if (synced !== undefined) writes.push(writeOf(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt))
+          if (synced !== undefined) writes.push(writeOf(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt, span))
         }
         yield* writer.writeAll(writes)
         yield* PubSub.publish(rowChanges, keys)

@@ -18,6 +18,10 @@ import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.
 
 export interface DemoOptions {
   readonly port: number
+  /** The Graph simulator's port (default: any free port). */
+  readonly graphPort?: number | undefined
+  /** The port of the PBX simulator's control API (default: any free port). */
+  readonly pbxPort?: number | undefined
   readonly host?: string
   readonly userCount?: number
   readonly adminPassword: Redacted.Redacted<string>
@@ -134,7 +138,7 @@ const startPbx = (options: DemoOptions, connectorUrl: string, userCount: number)
     connectUrl: connectorUrl.replace(/^http/, "ws") + "/pbx",
     password: pbxPassword,
     userCount,
-    controlPort: 0,
+    controlPort: options.pbxPort ?? 0,
     ...(options.licensing === "appLicence" ? { apis: ["PbxApi", "PbxTableUsers", "PbxAdminApi"] } : {})
   }))
 
@@ -145,6 +149,7 @@ export const startDemo = Effect.fn("Demo.start")(function*(options: DemoOptions)
   const port = options.port === 0 ? yield* freePort(host) : options.port
   const graph = yield* startDemoGraphSimulator({
     userCount,
+    ...(options.graphPort !== undefined ? { port: options.graphPort } : {}),
     tenantId,
     clientId,
     clientSecret,

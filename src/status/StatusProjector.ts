@@ -26,6 +26,7 @@ import {
   shardLights,
   userSubscriptionLight
 } from "./Lights.ts"
+import { lightLine } from "./LightText.ts"
 import { RecentErrors } from "./RecentErrors.ts"
 import { StatusBoard, type StatusSnapshot } from "./StatusBoard.ts"
 import { makeUserTable, type TableFigures } from "./UserTable.ts"
@@ -98,7 +99,7 @@ const colourLog = (startedAt: number) => {
       const previous = lastColours.get(name)
       if (previous === light.state) continue
       lastColours.set(name, light.state)
-      const line = `light ${name} is ${light.state}: ${light.reason}`
+      const line = `light ${name} is ${light.state}: ${lightLine(light)}`
       const expected = light.state === "green" || (previous === undefined && now - startedAt < graceMillis)
       const log = expected ? Effect.logInfo(line) : Effect.logWarning(line)
       yield* log.pipe(Effect.annotateLogs({ light: name, state: light.state, ...(light.fix !== undefined ? { fix: light.fix } : {}) }))

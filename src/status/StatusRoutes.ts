@@ -9,11 +9,12 @@ import { readFileSync } from "node:fs"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Clock, Context, Effect, Metric, Redacted, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { PrometheusMetrics } from "effect/observability"
 import { noneRed, StatusBoard } from "./StatusBoard.ts"
 import { clip } from "../domain/LogText.ts"
 import { type BackoffPolicy, defaultBackoffPolicy, type LoginBackoff, makeLoginBackoff } from "../domain/LoginBackoff.ts"
 import { loginFailures } from "../domain/Metrics.ts"
-import { renderPrometheus } from "./Prometheus.ts"
+import { lightLine } from "./LightText.ts"
 import { StatusPageLimits, statusEvents } from "./StatusEvents.ts"
 
 export { statusEvents } from "./StatusEvents.ts"
@@ -143,13 +144,21 @@ const readiness = (board: StatusBoard["Service"]) =>
     noneRed(snapshot)
       ? HttpServerResponse.text("ready")
       : HttpServerResponse.text(
-        Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${l.reason}`).join("\n"),
+        Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${lightLine(l)}`).join("\n"),
         { status: 503 }
       ))
 
+/**
+ * The metrics as Prometheus text exposition (`GET /metrics`), written by effect's own exporter: it covers every kind of
+ * metric the connector has and keeps their names (test/status/metrics.names.test.ts).
+ */
+export const prometheusText = PrometheusMetrics.format()
+
 const pages: ReadonlyArray<readonly [path: string, file: string, type: string]> = [
   ["/", "index.html", "text/html; charset=utf-8"],
+  ["/static/format.js", "format.js", "text/javascript; charset=utf-8"],
   ["/static/app.js", "app.js", "text/javascript; charset=utf-8"],
+  ["/static/favicon.svg", "favicon.svg", "image/svg+xml"],
   ["/static/style.css", "style.css", "text/css; charset=utf-8"]
 ]
 
@@ -167,7 +176,6 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   yield* router.add(
     "GET",
     "/metrics",
-    Effect.map(Metric.snapshot, (snapshots) =>
-      HttpServerResponse.text(renderPrometheus(snapshots), { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+    Effect.map(prometheusText, (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
   )
 }))

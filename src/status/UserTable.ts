@@ -43,6 +43,7 @@ export const planLists = (plan: Plan) => ({
 
 export const counts = (plan: Plan): Counts => ({
   teamsUsers: plan.teamsUserCount,
+  technicalAccounts: plan.technicalAccounts.length,
   pbxUsers: plan.pbxUserCount,
   matched: plan.matchedCount,
   licensed: plan.synced.length,

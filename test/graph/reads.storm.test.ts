@@ -7,9 +7,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Stream, SubscriptionRef } from "effect"
 import { type ReadHealth } from "../../src/graph/presence/ReadRetry.ts"
 import { presenceSubscriptionLight, readsLight, readsRedAfterMillis } from "../../src/status/Lights.ts"
+import { lightLine } from "../../src/status/LightText.ts"
 import type { Plan } from "../../src/connector/Plan.ts"
-import { tempDir } from "./notificationsHarness.ts"
-import { awaitChange, ids, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
+import { firstWhere } from "../support/streams.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { ids, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
 
 const throttle = (url: string, count: number, retryAfterSeconds: number) =>
   Effect.promise(() =>
@@ -43,9 +45,9 @@ describe("presence reads through a 429 storm (real sockets)", () => {
             Effect.andThen(health._tag === "Ok" && states.length > 1 ? Deferred.succeed(recovered, undefined) : Effect.void)
           )
         ),
-        Effect.forkScoped
+        Effect.forkScoped({ startImmediately: true })
       )
-      const busy = yield* awaitChange(source.changes, (c) => c.userId === alice && c.presence.activity === "InACall")
+      const busy = yield* firstWhere(source.changes, (c) => c.userId === alice && c.presence.activity === "InACall")
 
       // Eight 429s with Retry-After 0.3 s: the first read and its one client-side retry fail, so do the next tries.
       assert.strictEqual(yield* throttle(sim.url, 8, 0.3), 200)
@@ -66,7 +68,11 @@ describe("presence reads through a 429 storm (real sockets)", () => {
     assert.strictEqual(readsLight({ _tag: "Ok" }, 0), undefined)
     const amber = presenceSubscriptionLight("poll", undefined, plan, undefined, failing, 60_000)
     assert.strictEqual(amber.state, "amber")
-    assert.match(amber.reason, /reading the presence of 20 users keeps failing since 00:00 UTC: TooManyRequests \(HTTP 429\); retrying in 8 s/)
+    // In words on the page, with the technical cause and the time as data (the log line has them as text).
+    assert.strictEqual(amber.reason, "reading the presence of 20 users keeps failing: Microsoft Graph is throttling the connector (too many requests); retrying in 8 s")
+    assert.strictEqual(amber.since, 0)
+    assert.strictEqual(amber.detail, "TooManyRequests (HTTP 429)")
+    assert.match(lightLine(amber), /reading the presence of 20 users keeps failing: .*; retrying in 8 s since 00:00 UTC \(TooManyRequests \(HTTP 429\)\)/)
     assert.strictEqual(presenceSubscriptionLight("poll", undefined, plan, undefined, failing, readsRedAfterMillis).state, "red")
     assert.strictEqual(presenceSubscriptionLight("poll", undefined, plan, undefined, { _tag: "Ok" }, readsRedAfterMillis).state, "green")
   })

@@ -12,7 +12,7 @@ import { PlanState } from "../../src/connector/PlanState.ts"
 import { SubscriptionManager } from "../../src/graph/subscriptions/SubscriptionManager.ts"
 import { type LicencePass, Licences } from "../../src/pbx/directory/Licences.ts"
 import type { PbxUser } from "../../src/pbx/directory/PbxDirectory.ts"
-import { tempDir } from "../graph/notificationsHarness.ts"
+import { tempDir } from "../support/tempDir.ts"
 import { makeFakeGraph, minuteOf } from "./fakeGraph.ts"
 import { buildManager, teamsUser } from "./managerHarness.ts"
 

@@ -4,10 +4,11 @@
  * flight, so a slow or silent PBX never holds up the writes for the others (its requests time out). A request costs no
  * fiber of its own: the connection's callback queues its answer here. Refused writes are retried with backoff.
  */
-import { Clock, Effect, FiberMap, Latch, Metric, Option, PubSub, type Scope, SubscriptionRef } from "effect"
+import { Clock, Effect, Exit, FiberMap, Latch, Metric, Option, PubSub, type Scope, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../../domain/LogText.ts"
 import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../../domain/Metrics.ts"
 import { commandLabel, type PbxPresenceCommand } from "../../domain/PbxPresence.ts"
+import { childSpan, endSpan } from "../../observability/ChangeTrace.ts"
 import type { PbxDirectory, PbxUser } from "../directory/PbxDirectory.ts"
 import type { PbxSettings } from "../PbxSettings.ts"
 import type { RequestOutcome } from "../socket/PbxConnection.ts"
@@ -65,6 +66,8 @@ interface Completion {
   readonly pbx: string
   readonly connectionId: number
   readonly outcome: RequestOutcome
+  /** The SetPresence's span in the change's trace, when the change has one. */
+  readonly span: Tracer.Span | undefined
 }
 
 /** The writer's state with what works on it: the services it sends through and the dispatcher's signals. */
@@ -149,8 +152,12 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) 
   const connectionId = connection.value.id
   if (dispatcher.state.alreadyConfirmed(guid, entry.command, connectionId)) return false
   const sip = Option.isSome(user) ? user.value.h323 : ""
+  const span = yield* childSpan("PresenceWriter.SetPresence", entry.span, {
+    kind: "client",
+    attributes: { "pbx.name": pbx, "pbx.command": commandLabel(entry.command) }
+  })
   yield* connection.value.requestWith(setPresenceRequest(guid, sip, dispatcher.settings.contact, entry.command), (outcome) => {
-    dispatcher.completed.push({ guid, entry, pbx, connectionId, outcome })
+    dispatcher.completed.push({ guid, entry, pbx, connectionId, outcome, span })
     Latch.openUnsafe(dispatcher.wake)
   })
   return true
@@ -158,8 +165,9 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) 
 
 /** The bookkeeping of one answered or failed request: metrics, the confirmed state, or a retry. */
 const complete = Effect.fnUntraced(function*(dispatcher: Dispatcher, completion: Completion, confirmed: Array<string>) {
-  const { guid, entry, pbx, connectionId, outcome } = completion
+  const { guid, entry, pbx, connectionId, outcome, span } = completion
   dispatcher.state.release(guid)
+  yield* endSpan(span, outcome._tag === "Failed" ? Exit.fail(outcome.error) : Exit.void)
   if (outcome._tag === "Failed") {
     yield* countWrite(dispatcher, pbx, "error")
     const error = outcome.error

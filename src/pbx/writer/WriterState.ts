@@ -4,6 +4,7 @@
  * changed while in flight). "Only what changed" on the PBX side is decided here, once: a write equal to the command
  * already held is dropped, and a user whose command the PBX confirmed on its current connection is not sent again.
  */
+import type { Tracer } from "effect"
 import { commandEquals, type PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 
 /** What a PBX confirmed for a user. Entries are replaced, never mutated: a reader may compare them by identity. */
@@ -18,6 +19,8 @@ export interface WrittenPresence {
 export interface WriteMeta {
   readonly receivedAt?: number
   readonly decryptedAt?: number
+  /** The change's span (its mapping): the SetPresence is a span below it, in the change's trace. */
+  readonly span?: Tracer.AnySpan
 }
 
 export interface PresenceWrite {
@@ -31,6 +34,8 @@ export interface DesiredPresence {
   readonly command: PbxPresenceCommand
   readonly receivedAt: number | undefined
   readonly decryptedAt: number | undefined
+  /** The newest change's span, when it has one. */
+  readonly span: Tracer.AnySpan | undefined
   /** Failed attempts for this command; reset by a new command. */
   readonly failures: number
 }
@@ -58,6 +63,7 @@ export class WriterState {
         command,
         receivedAt: pending ? previous.receivedAt ?? meta?.receivedAt : meta?.receivedAt,
         decryptedAt: pending ? previous.decryptedAt ?? meta?.decryptedAt : meta?.decryptedAt,
+        span: meta?.span,
         failures: 0
       })
       changed.push(guid)
