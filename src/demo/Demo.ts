@@ -34,6 +34,8 @@ export interface DemoOptions {
   readonly clearPresencesOnShutdown?: boolean
   /** pbx.licensing for the demo's connector (default appRight); with appLicence the App objects enable PbxAdminApi. */
   readonly licensing?: "appRight" | "appLicence" | "all"
+  /** The `pbxToTeams` section for the demo's connector (PBX calls shown in Teams); off when left out. */
+  readonly pbxToTeams?: Record<string, unknown>
 }
 
 export interface DemoHandle {
@@ -110,7 +112,8 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
         pbx: { masterPbx: "pbx-master", appPassword: pbxPassword, licensing: options.licensing ?? "appRight" },
         http: { host, port },
         dataDir: options.dataDir,
-        timers: { replanDebounceSeconds: 1, pollSeconds: options.pollSeconds ?? 5 }
+        timers: { replanDebounceSeconds: 1, pollSeconds: options.pollSeconds ?? 5 },
+        ...(options.pbxToTeams !== undefined ? { pbxToTeams: { enabled: true, ...options.pbxToTeams } } : {})
       },
       "demo"
     )

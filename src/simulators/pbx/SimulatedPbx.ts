@@ -10,8 +10,9 @@ import WebSocket from "ws"
 import { loginDigest } from "../../pbx/socket/AppLoginDigest.ts"
 import { corkPerTick } from "../../pbx/socket/PbxConnection.ts"
 import { SimAdminApi } from "./SimAdminApi.ts"
+import { SimRcc } from "./SimRcc.ts"
 import { nextRow, pushFor, type Replication, startReplication } from "./SimReplication.ts"
-import type { SimUser, SystemModel } from "./SimulatorModel.ts"
+import type { SimCall, SimUser, SystemModel } from "./SimulatorModel.ts"
 
 export interface SimPbxConfig {
   readonly name: string
@@ -83,6 +84,8 @@ export class SimulatedPbx {
   refuseSetPresence: string | undefined
   /** PbxAdminApi (CheckAppLic), with its behaviour for tests. */
   readonly admin: SimAdminApi
+  /** RCC (UserInitialize / CallInfo), when the App object enables it. */
+  readonly rcc: SimRcc
   delaySetPresenceMs = 0
 
   readonly config: SimPbxConfig
@@ -98,6 +101,7 @@ export class SimulatedPbx {
     this.options = options
     this.model = model
     this.admin = new SimAdminApi(config.name, model)
+    this.rcc = new SimRcc(config.appObject, model, (message) => this.send(message))
   }
 
   status(): SimPbxStatus {
@@ -194,6 +198,7 @@ export class SimulatedPbx {
       this.loggedIn = false
       this.restartKeepAlive()
       this.admin.reset()
+      this.rcc.reset()
       this.replication = undefined
       this.presenceSubscriptions.clear()
       this.model.changed()
@@ -295,6 +300,7 @@ export class SimulatedPbx {
     if (api === "PbxTableUsers") return this.tableUsers(String(mt), message, src, reply)
     if (api === "PbxApi") return this.pbxApi(String(mt), message, src, reply)
     if (api === "PbxAdminApi") return this.admin.receive(String(mt), message, src, reply)
+    if (api === "RCC") return this.rcc.receive(String(mt), message, src, reply)
     reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
   }
 
@@ -327,8 +333,14 @@ export class SimulatedPbx {
   /** Sends PresenceUpdate `{presence}` (SDK PbxApi.htm) to this connection's subscribers of a user. */
   pushPresence(guid: string): void {
     for (const [src, subscribed] of this.presenceSubscriptions) {
-      if (subscribed === guid) this.send({ api: "PbxApi", mt: "PresenceUpdate", src, presence: this.model.presence.get(guid) ?? [] })
+      if (subscribed === guid) this.send({ api: "PbxApi", mt: "PresenceUpdate", src, presence: this.model.presenceFor(guid) })
     }
+  }
+
+  /** A call changed: the user's watchers get the presence (on-the-phone while calls exist), RCC monitors a CallInfo. */
+  pushCall(call: SimCall, msg: string): void {
+    this.pushPresence(call.guid)
+    this.rcc.pushCall(call, msg)
   }
 
   private pbxApi(
