@@ -152,7 +152,17 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
       password: pbxPassword,
       userCount,
       controlPort: 0,
-      ...(options.licensing === "appLicence" ? { apis: ["PbxApi", "PbxTableUsers", "PbxAdminApi"] } : {})
+      // appLicence asks PbxAdminApi; pbxToTeams source rcc needs the RCC checkmark.
+      ...(options.licensing === "appLicence" || options.pbxToTeams?.["source"] === "rcc"
+        ? {
+          apis: [
+            "PbxApi",
+            "PbxTableUsers",
+            ...(options.licensing === "appLicence" ? ["PbxAdminApi"] : []),
+            ...(options.pbxToTeams?.["source"] === "rcc" ? ["RCC"] : [])
+          ]
+        }
+        : {})
     })
     const pbx = yield* PbxSimulator.make(pbxOptions)
     pbxControl = pbx.controlUrl ?? "(no control API)"

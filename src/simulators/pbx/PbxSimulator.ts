@@ -106,6 +106,8 @@ export interface PbxSimulatorHandle {
     readonly setPresenceLog: () => ReadonlyArray<SetPresenceRecord>
     readonly checkAppLicLog: () => ReadonlyArray<CheckAppLicRecord>
     readonly calls: () => ReadonlyArray<SimCall>
+    /** Requests to watch a user's calls (SubscribePresence, UserInitialize) and the PBX each reached. */
+    readonly watchLog: () => ReadonlyArray<{ readonly pbx: string; readonly mt: string; readonly guid: string | undefined }>
   }
 }
 
@@ -230,7 +232,8 @@ export class PbxSimulator {
         presence: (guid: string) => model.presence.get(guid) ?? [],
         setPresenceLog: () => [...model.setPresenceLog],
         checkAppLicLog: () => [...model.checkAppLicLog],
-        calls: () => [...model.calls.values()]
+        calls: () => [...model.calls.values()],
+        watchLog: () => [...model.watchLog]
       }
 
       const handle: Omit<PbxSimulatorHandle, "controlUrl"> = {

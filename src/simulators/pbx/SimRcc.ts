@@ -21,7 +21,10 @@ export class SimRcc {
   private readonly model: SystemModel
   private readonly send: (message: Record<string, unknown>) => void
 
-  constructor(appObject: string, model: SystemModel, send: (message: Record<string, unknown>) => void) {
+  private readonly pbx: string
+
+  constructor(pbx: string, appObject: string, model: SystemModel, send: (message: Record<string, unknown>) => void) {
+    this.pbx = pbx
     this.appObject = appObject
     this.model = model
     this.send = send
@@ -58,6 +61,7 @@ export class SimRcc {
     if (mt === "UserInitialize") {
       const cn = typeof message["cn"] === "string" ? message["cn"] : ""
       const user = [...this.model.users.values()].find((entry) => entry.user.cn === cn)?.user
+      this.model.watchLog.push({ pbx: this.pbx, mt, guid: user?.guid })
       if (user === undefined || !this.visible(user.guid)) {
         return reply({ mt: "UserInitializeResult", error: 1, errorText: `no visible user with the cn ${cn}` })
       }

@@ -101,7 +101,7 @@ export class SimulatedPbx {
     this.options = options
     this.model = model
     this.admin = new SimAdminApi(config.name, model)
-    this.rcc = new SimRcc(config.appObject, model, (message) => this.send(message))
+    this.rcc = new SimRcc(config.name, config.appObject, model, (message) => this.send(message))
   }
 
   status(): SimPbxStatus {
@@ -354,6 +354,8 @@ export class SimulatedPbx {
     const monitored = () => this.model.findUser(undefined, text("sip")) ?? this.model.findUserByNumber(text("num"))
     if (mt === "SubscribePresence") {
       const user = monitored()
+      this.model.watchLog.push({ pbx: this.config.name, mt, guid: user?.guid })
+      this.model.changed()
       if (user === undefined) return reply({ mt: "SubscribePresenceResult", error: 1, errorText: "unknown user" })
       this.presenceSubscriptions.set(src ?? "", user.guid)
       reply({ mt: "SubscribePresenceResult" })

@@ -97,6 +97,8 @@ export class SystemModel {
   readonly users = new Map<string, { user: SimUser; home: string }>()
   readonly presence = new Map<string, Array<PresenceEntry>>()
   readonly setPresenceLog: Array<SetPresenceRecord> = []
+  /** Every request to watch a user's calls (SubscribePresence, RCC UserInitialize), with the PBX that received it. */
+  readonly watchLog: Array<{ readonly pbx: string; readonly mt: string; readonly guid: string | undefined }> = []
   /** Calls in progress, by call id. */
   readonly calls = new Map<number, SimCall>()
   /** Every CheckAppLic received (PbxAdminApi), in order. */
