@@ -35,19 +35,21 @@
   let current = null
   const previous = new Map()
 
+  const lightBox = (key, name, light) =>
+    el(
+      "div",
+      { class: "light " + light.state, "data-light": key, "data-state": light.state },
+      el("h2", {}, dot(light.state), name),
+      el("p", { textContent: light.reason }),
+      light.fix ? el("p", { class: "fix", textContent: light.fix }) : null
+    )
+
   function renderLights(s) {
     const box = $("lights")
     box.replaceChildren(
-      ...Object.entries(lightNames).map(([key, name]) => {
-        const light = s.lights[key]
-        return el(
-          "div",
-          { class: "light " + light.state, "data-light": key, "data-state": light.state },
-          el("h2", {}, dot(light.state), name),
-          el("p", { textContent: light.reason }),
-          light.fix ? el("p", { class: "fix", textContent: light.fix }) : null
-        )
-      })
+      ...Object.entries(lightNames).map(([key, name]) => lightBox(key, name, s.lights[key])),
+      // PBX → Teams, when it is on (pbxToTeams in the configuration).
+      ...(s.pbxToTeams ? [lightBox("pbxToTeams", "PBX → Teams", s.pbxToTeams.light)] : [])
     )
   }
 
@@ -108,15 +110,18 @@
     const q = $("search").value.trim().toLowerCase()
     const rows = s.users.filter((u) => !q || [u.name, u.upn, u.pbxName, u.pbx, u.activity, u.availability, u.written].join(" ").toLowerCase().includes(q))
     const shown = rows.slice(0, 500)
+    const calls = new Map(((s.pbxToTeams && s.pbxToTeams.calls) || []).map((c) => [c.teamsId, c]))
     const tbody = $("users").tBodies[0]
     tbody.replaceChildren(...shown.map((u) => {
+      const call = calls.get(u.teamsId)
       const key = u.teamsId
       const signature = u.activity + "|" + u.written
       const changed = previous.has(key) && previous.get(key) !== signature
       previous.set(key, signature)
       return el("tr", { "data-user": key, "data-written": u.written, "data-activity": u.activity, class: changed ? "changed" : "" },
         el("td", { class: "name" }, u.name, el("small", { textContent: u.upn })),
-        el("td", { "data-col": "teams", textContent: u.availability === u.activity ? u.activity : u.availability + " / " + u.activity }),
+        el("td", { "data-col": "teams" }, u.availability === u.activity ? u.activity : u.availability + " / " + u.activity,
+          call ? el("small", { "data-call-since": String(call.since), textContent: "in a PBX call since " + time(call.since) + (call.shown ? "" : " (not shown yet)") }) : null),
         el("td", { "data-col": "written" }, el("span", { class: "badge " + u.written, textContent: u.licensed ? u.written : "not licensed" })),
         el("td", { textContent: u.pbxName + " @ " + u.pbx }),
         el("td", { textContent: ago(u.lastChangeAt) }),
