@@ -104,7 +104,7 @@ const makeCallWatch = Effect.fnUntraced(function*(options: CallWatchOptions) {
     if (!target.apiOk) {
       entry.status = "refused"
       entry.reason = `the App object on ${entry.pbx} does not enable ${protocol.api}`
-      return yield* setInCall(entry, false)
+      return yield* setInCall(entry, false, true)
     }
     entry.status = "watching"
     entry.reason = undefined
@@ -168,11 +168,12 @@ const makeCallWatch = Effect.fnUntraced(function*(options: CallWatchOptions) {
           entry.reason = reading.reason
           yield* Effect.logWarning(`PBX ${clip(connection.pbx, 64)} refused to watch the calls of ${clip(entry.user.h323, 64)}: ${clip(reading.reason, 200)}`)
             .pipe(Effect.annotateLogs({ logKey: `calls-refused:${connection.pbx}` }))
-          return yield* setInCall(entry, false)
+          // A refusal is an answer too: as far as the connector can know, the user is not in a call.
+          return yield* setInCall(entry, false, true)
         case "Accepted":
           entry.memory = reading.memory
-          if (entry.status !== "live") entry.status = "live"
-          return
+          entry.status = "live"
+          return reading.inCall === undefined ? undefined : yield* setInCall(entry, reading.inCall, true)
         case "InCall":
           entry.memory = reading.memory
           entry.status = "live"
@@ -197,6 +198,8 @@ const makeCallWatch = Effect.fnUntraced(function*(options: CallWatchOptions) {
       for (const entry of entries.values()) {
         const pbx = yield* routeOf(entry.user)
         if (pbx !== connection.pbx && entry.pbx === pbx) continue
+        // Already started on this connection (setUsers ran between the login and this).
+        if (entry.pbx === pbx && entry.connectionId === connection.id) continue
         if (entry.pbx !== pbx) yield* stop(entry)
         entry.pbx = pbx
         yield* start(entry)

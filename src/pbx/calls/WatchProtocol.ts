@@ -33,7 +33,8 @@ export interface WatchMemory {
 
 /** What an indication means for the user it names. */
 export type Reading =
-  | { readonly _tag: "Accepted"; readonly memory: WatchMemory }
+  /** The PBX watches the user now; `inCall` when the answer itself tells (RCC: no call until a CallInfo says so). */
+  | { readonly _tag: "Accepted"; readonly memory: WatchMemory; readonly inCall?: boolean | undefined }
   | { readonly _tag: "Refused"; readonly reason: string }
   | { readonly _tag: "InCall"; readonly inCall: boolean; readonly memory: WatchMemory }
   | { readonly _tag: "Malformed"; readonly reason: string }
@@ -101,7 +102,7 @@ export const rccProtocol = (policy: CallStatePolicy): WatchProtocol => ({
       const handle = result.success.user
       return handle === undefined || handle === 0
         ? { _tag: "Refused", reason: "the PBX answered no user handle" }
-        : { _tag: "Accepted", memory: { handle, calls: new Map() } }
+        : { _tag: "Accepted", memory: { handle, calls: new Map() }, inCall: false }
     }
     if (mt !== "CallInfo") return { _tag: "Ignored" }
     const info = decodeCallInfo(message)
