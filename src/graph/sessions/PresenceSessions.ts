@@ -65,6 +65,8 @@ export class PresenceSessions extends Context.Service<PresenceSessions, {
   readonly clearAll: Effect.Effect<void>
   /** Changes of the set of users whose session Graph holds, for tests and the status page. */
   readonly activeUsers: SubscriptionRef.SubscriptionRef<ReadonlySet<string>>
+  /** The latest failure while writes fail (Retry-After already applied to the budget), undefined once they succeed. */
+  readonly failing: SubscriptionRef.SubscriptionRef<SessionsHealth["failing"]>
 }>()("teams-presence-connector/graph/sessions/PresenceSessions") {
   static readonly layer = (options: PresenceSessionsOptions) => Layer.effect(PresenceSessions, makeSessions(options))
 }
@@ -80,7 +82,7 @@ const makeSessions = Effect.fnUntraced(function*(options: PresenceSessionsOption
   const retries = yield* FiberMap.make<string>()
   const activeUsers = yield* SubscriptionRef.make<ReadonlySet<string>>(new Set())
   const idle = yield* SubscriptionRef.make(true)
-  let failing: SessionsHealth["failing"]
+  const failing = yield* SubscriptionRef.make<SessionsHealth["failing"]>(undefined)
   const store = yield* makeSessionStore(options.dataDir, options.sessionId)
 
   const publishActive = Effect.gen(function*() {
@@ -129,7 +131,8 @@ const makeSessions = Effect.fnUntraced(function*(options: PresenceSessionsOption
     if (retryAfter !== undefined) yield* budget.pauseFor(retryAfter)
     const next = failed(entry, error.message)
     entries.set(id, next)
-    failing = { message: `${action} for ${id}: ${error.message}`, status, since: failing?.since ?? (yield* Clock.currentTimeMillis) }
+    const since = (yield* SubscriptionRef.get(failing))?.since ?? (yield* Clock.currentTimeMillis)
+    yield* SubscriptionRef.set(failing, { message: `${action} for ${id}: ${error.message}`, status, since })
     yield* Effect.logWarning(`Teams presence ${action} for user ${clip(id, 60)} failed (${status}): ${clip(error.message, 200)}`).pipe(
       Effect.annotateLogs({ logKey: `teams-presence-write:${status}` })
     )
@@ -147,7 +150,9 @@ const makeSessions = Effect.fnUntraced(function*(options: PresenceSessionsOption
     if (result._tag === "Failure") return yield* onFailure(id, entry, action, result.failure)
     yield* FiberMap.remove(retries, id)
     entries.set(id, succeeded(entry, action, yield* Clock.currentTimeMillis))
-    if (![...entries.values()].some((e) => e.failures > 0)) failing = undefined
+    if (![...entries.values()].some((e) => e.failures > 0) && (yield* SubscriptionRef.get(failing)) !== undefined) {
+      yield* SubscriptionRef.set(failing, undefined)
+    }
   })
 
   const worker = Effect.forever(Effect.gen(function*() {
@@ -209,12 +214,13 @@ const makeSessions = Effect.fnUntraced(function*(options: PresenceSessionsOption
   return PresenceSessions.of({
     setInCall,
     entries: Effect.sync(() => new Map(entries)),
-    health: Effect.sync(() => ({
+    health: Effect.map(SubscriptionRef.get(failing), (current) => ({
       waiting: queued.size + inFlight.size,
       retrying: [...entries.values()].filter((entry) => entry.failures > 0).length,
-      ...(failing !== undefined ? { failing } : {})
+      ...(current !== undefined ? { failing: current } : {})
     })),
     clearAll,
-    activeUsers
+    activeUsers,
+    failing
   })
 })
