@@ -49,7 +49,7 @@ export const defaultPbxToTeamsSettings: PbxToTeamsSettings = {
   graceMillis: 60_000,
   clearOnShutdown: true,
   writer: { _tag: "Shared" },
-  concurrency: 16,
+  concurrency: 64,
   startupHoldMillis: 30_000
 }
 

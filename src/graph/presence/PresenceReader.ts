@@ -65,17 +65,18 @@ export class PresenceReader extends Context.Service<PresenceReader, {
         const batchSize = Math.max(1, Math.min(650, config.batchSize))
         // The application's presence budget when one is shared (reads and the PBX → Teams writes count together).
         const shared = yield* Effect.serviceOption(PresenceBudget)
-        const limiter = Option.isSome(shared) ? shared.value : yield* makeRateLimiter(config.requestsPerWindow, config.windowMillis)
+        const limiter = yield* makeRateLimiter(config.requestsPerWindow, config.windowMillis)
+        const limited = <A, E, R>(request: Effect.Effect<A, E, R>) =>
+          Option.isSome(shared) ? shared.value.run(request) : Effect.andThen(limiter.take, request)
 
         const readBatch = Effect.fnUntraced(function*(ids: ReadonlyArray<string>, credential: CredentialRef) {
-          yield* limiter.take
-          const answer = yield* graph.execute({
+          const answer = yield* limited(graph.execute({
             method: "POST",
             url: "/v1.0/communications/getPresencesByUserId",
             credential,
             body: { ids },
             response: PresencesResponse
-          })
+          }))
           return answer.value
         })
 

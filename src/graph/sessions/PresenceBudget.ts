@@ -4,7 +4,7 @@
  * for a place instead of failing, and a Retry-After that Graph sends pauses every request of the application until
  * it has passed. Presence reads (PresenceReader) and the presence sessions (PresenceSessions) take from the same one.
  */
-import { Clock, Context, Effect, Layer, Semaphore } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Semaphore } from "effect"
 
 export interface PresenceBudgetOptions {
   readonly requestsPerWindow: number
@@ -25,28 +25,57 @@ export interface BudgetUsage {
   readonly pausedUntil?: number | undefined
 }
 
-/** The limiter itself, without the service: PresenceReader makes one of its own when no budget is shared. */
+/**
+ * The limiter itself. A request holds its place in the window from the moment it is let through until Graph has
+ * answered it, and then for the window from the answer: Graph counts a request when it arrives, which is between the
+ * two, so the connector's count is never below Graph's — however long a request waits on the way.
+ */
 export const makeBudget = Effect.fnUntraced(function*(options: PresenceBudgetOptions) {
   const lock = yield* Semaphore.make(1)
-  const sent: Array<number> = []
   const window = options.windowMillis + options.marginMillis
+  /** Answered requests by answer time, oldest first; requests in flight are only counted. */
+  const answered: Array<number> = []
+  let inFlight = 0
   let pausedUntil = 0
+  let answeredSignal = yield* Deferred.make<void>()
 
-  const take = lock.withPermits(1)(Effect.gen(function*() {
+  const prune = (now: number) => {
+    while (answered.length > 0 && answered[0]! <= now - window) answered.shift()
+  }
+
+  /** Waits for a place and takes it (in flight until `done`). */
+  const enter = lock.withPermits(1)(Effect.gen(function*() {
     while (true) {
       const now = yield* Clock.currentTimeMillis
       if (now < pausedUntil) {
         yield* Effect.sleep(pausedUntil - now)
         continue
       }
-      while (sent.length > 0 && sent[0]! <= now - window) sent.shift()
-      if (sent.length < options.requestsPerWindow) {
-        sent.push(now)
+      prune(now)
+      if (answered.length + inFlight < options.requestsPerWindow) {
+        inFlight++
         return
       }
-      yield* Effect.sleep(sent[0]! + window - now)
+      // A place frees up when the oldest answer leaves the window, or when a request in flight is answered (its
+      // answer may be older than what the window holds).
+      const signal = answeredSignal
+      yield* answered.length > 0
+        ? Effect.raceFirst(Effect.sleep(answered[0]! + window - now), Deferred.await(signal))
+        : Deferred.await(signal)
     }
   }))
+
+  const done = Effect.gen(function*() {
+    inFlight--
+    answered.push(yield* Clock.currentTimeMillis)
+    const signal = answeredSignal
+    answeredSignal = yield* Deferred.make<void>()
+    yield* Deferred.succeed(signal, undefined)
+  })
+
+  /** Runs `request` inside the budget: it waits for a place, and its place counts until the window after its answer. */
+  const run = <A, E, R>(request: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.andThen(enter, Effect.ensuring(request, done))
 
   const pauseFor = (millis: number) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
@@ -54,17 +83,17 @@ export const makeBudget = Effect.fnUntraced(function*(options: PresenceBudgetOpt
     })
 
   const usage = Effect.map(Clock.currentTimeMillis, (now): BudgetUsage => ({
-    used: sent.filter((at) => at > now - window).length,
+    used: answered.filter((at) => at > now - window).length + inFlight,
     limit: options.requestsPerWindow,
     ...(pausedUntil > now ? { pausedUntil } : {})
   }))
 
-  return { take, pauseFor, usage }
+  return { run, pauseFor, usage }
 })
 
 export class PresenceBudget extends Context.Service<PresenceBudget, {
-  /** Waits until one more presence request fits (and any Retry-After has passed), then counts it. */
-  readonly take: Effect.Effect<void>
+  /** Runs a presence request once it fits (and any Retry-After has passed); it counts until the window after its answer. */
+  readonly run: <A, E, R>(request: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Graph answered 429/503 with Retry-After: no presence request of the application leaves before it has passed. */
   readonly pauseFor: (millis: number) => Effect.Effect<void>
   readonly usage: Effect.Effect<BudgetUsage>

@@ -143,8 +143,7 @@ const makeSessions = Effect.fnUntraced(function*(options: PresenceSessionsOption
   const process = Effect.fnUntraced(function*(id: string) {
     const action = actionOf(entries.get(id), yield* Clock.currentTimeMillis, options.refreshMillis)
     if (action === "none") return
-    yield* budget.take
-    const result = yield* Effect.result(request(id, action))
+    const result = yield* Effect.result(budget.run(request(id, action)))
     const entry = entries.get(id)!
     yield* Metric.update(Metric.withAttributes(teamsPresenceWrites, { operation: action, result: result._tag === "Success" ? "ok" : "error" }), 1)
     if (result._tag === "Failure") return yield* onFailure(id, entry, action, result.failure)
