@@ -115,10 +115,11 @@ export const callWave = Effect.gen(function*() {
     const p = graph.state.getPresence(id)!
     return p.availability === "Busy" && p.activity === "InACall"
   }
-  const settled = () =>
-    teamsUsers.every((u) => short.has(u.id!) ? !inCall(u.id!) && graph.presenceInputs(u.id!)?.sessions.size === 0 : inCall(u.id!))
-  yield* until("every user's final state in Teams", settled, 180_000, 100)
+  const rightNow = (u: typeof teamsUsers[number]) =>
+    short.has(u.id!) ? !inCall(u.id!) && graph.presenceInputs(u.id!)?.sessions.size === 0 : inCall(u.id!)
+  yield* until("every user's final state in Teams", () => teamsUsers.every(rightNow), 180_000, 100)
   const lastShownAt = Date.now()
+  const finalStateRight = teamsUsers.filter(rightNow).length
 
   const log = graph.sessionLog().slice(sessionsBefore)
   const firstSet = new Map<string, number>()
@@ -146,7 +147,7 @@ export const callWave = Effect.gen(function*() {
     throttled429: all.filter((c) => c.status === 429).length + counters.throttled,
     maxPresenceWritesIn30s: maxPerWindow(all.map((c) => c.at)),
     graphLimitPer30s: 1_500,
-    finalStateRight: teamsUsers.length,
+    finalStateRight: `${finalStateRight} of ${teamsUsers.length}`,
     pbxEchoes: echoes.length,
     allClearedAfterEndSeconds: seconds(clearedAfter),
     measure: "wave start to the moment every user shows its final state in the Graph simulator (Busy/InACall, or no session after a short call)"
