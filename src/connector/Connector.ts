@@ -29,7 +29,6 @@ import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
-import { CallGuard } from "./calls/CallGuard.ts"
 import { PbxToTeamsLayer } from "./calls/PbxToTeams.ts"
 import { makeRepeatGate, repeatGateLayer } from "../observability/LogRepeats.ts"
 import { announcedStop } from "./Shutdown.ts"
@@ -113,9 +112,10 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper).pipe(
     announcedStop("the flow (no more intake; pending PBX writes are delivered)")
   )
-  // PBX → Teams (off by default): built after the server, so it stops before the PBX connections do.
+  // PBX → Teams (off by default, and then nothing of it runs): built after the server, so it stops before the PBX
+  // connections do; it provides the loop guard the flow consults.
   const pbxToTeams = settings.pbxToTeams === undefined
-    ? CallGuard.inactive
+    ? Layer.empty
     : PbxToTeamsLayer({
       settings: settings.pbxToTeams,
       graph: settings.graph,

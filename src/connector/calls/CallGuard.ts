@@ -2,7 +2,8 @@
  * Where Teams presences enter the Teams → PBX pipeline, the loop guard holds back what only shows the connector's own
  * session (LoopGuard.ts). What it held back is not lost: when the grace after the call has passed, the user's latest
  * presence, if it was held back, is handed to the pipeline again — it then is the user's own state (a real Teams call,
- * a status picked by hand) and is written as usual. Without the PBX → Teams direction the guard admits everything.
+ * a status picked by hand) and is written as usual. Without the PBX → Teams direction there is no guard: the flow
+ * then writes every presence.
  */
 import { Clock, Context, Effect, FiberMap, Layer, Metric, PubSub, Stream } from "effect"
 import type { PresenceChange } from "../../graph/presence/PresenceSource.ts"
@@ -62,12 +63,4 @@ export class CallGuard extends Context.Service<CallGuard, {
           })
       })
     }))
-
-  /** Without the PBX → Teams direction: every presence passes. */
-  static readonly inactive = Layer.succeed(CallGuard, CallGuard.of({
-    admit: () => Effect.succeed(true),
-    released: Stream.empty,
-    begin: () => Effect.void,
-    end: () => Effect.void
-  }))
 }
