@@ -114,6 +114,37 @@ describe("PBX → Teams end to end", () => {
       assert.deepStrictEqual(writesOf(demo, user.guid, logFrom).filter((r) => r.activity === "on-the-phone" || r.activity === "busy"), [])
     })), 60_000)
 
+  it.live("a Teams call just after the PBX call is written once the grace has passed; stopping clears every session", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const demo = yield* start({ graceSeconds: 3 })
+      const user = yield* pair(demo, 3)
+      const other = yield* pair(demo, 4)
+      yield* demo.graph.setPresence(user.teamsId, { availability: "Available", activity: "Available" })
+      yield* until("cleared on the PBX", Effect.sync(() => teamsEntry(demo, user.guid)?.activity === "" ? true : undefined))
+      const logFrom = demo.pbx.peek.setPresenceLog().length
+      const call = yield* demo.pbx.placeCall(user.guid)
+      yield* until("Teams shows the call", Effect.sync(() => teamsShows(demo, user.teamsId) === "Busy/InACall" ? true : undefined))
+      const endedAt = Date.now()
+      yield* demo.pbx.endCall(call)
+      yield* until("cleared", Effect.sync(() => teamsShows(demo, user.teamsId) === "Available/Available" ? true : undefined))
+      // Right after it, a real Teams call: held back as long as it might be the PBX call's echo (the grace: 3 s from
+      // the end), then written.
+      assert.isBelow(Date.now() - endedAt, 2_500, "the Teams call comes within the grace")
+      yield* demo.graph.setPresence(user.teamsId, { availability: "Busy", activity: "InACall" })
+      const written = yield* until("the Teams call on the PBX", Effect.sync(() =>
+        writesOf(demo, user.guid, logFrom).find((r) => r.activity === "on-the-phone")))
+      assert.isAtLeast(Date.now() - endedAt, 3_000, "written only after the grace")
+      assert.strictEqual(written.contact, "teams:")
+
+      // A call in progress when the connector stops: its session is cleared on the way out.
+      yield* demo.graph.setPresence(other.teamsId, { availability: "Available", activity: "Available" })
+      yield* demo.pbx.placeCall(other.guid)
+      yield* until("Teams shows the other call", Effect.sync(() => teamsShows(demo, other.teamsId) === "Busy/InACall" ? true : undefined))
+      yield* demo.stopConnector
+      assert.strictEqual(teamsShows(demo, other.teamsId), "Available/Available")
+      assert.isTrue(demo.graph.sessionLog().some((c) => c.userId === other.teamsId && c.operation === "clearPresence" && c.status === 200))
+    })), 60_000)
+
   it.live("a call at a slave's user is watched on the slave's connection; RCC's call states work the same way", () =>
     Effect.scoped(Effect.gen(function*() {
       const demo = yield* start({ source: "rcc" })
