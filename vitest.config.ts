@@ -13,6 +13,8 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    // One PostgreSQL server per run, started only when a test file asks for a database.
+    globalSetup: ["./test/support/postgres.globalSetup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -19,7 +19,7 @@ import {
   writeFileSync
 } from "node:fs"
 import { dirname, join, relative } from "node:path"
-import { npmCli, pathWithThisNode, repoRoot } from "../support/node.ts"
+import { npmCli, repoRoot, shellEnv } from "../support/node.ts"
 
 export interface PackedFile {
   readonly path: string
@@ -34,13 +34,8 @@ export interface Installed {
 }
 
 /** Environment of npm and of the installed bin: this Node.js first on PATH, npm quiet. */
-export const childEnv = (): NodeJS.ProcessEnv => ({
-  ...process.env,
-  PATH: pathWithThisNode(),
-  npm_config_update_notifier: "false",
-  npm_config_fund: "false",
-  npm_config_audit: "false"
-})
+export const childEnv = (): NodeJS.ProcessEnv =>
+  shellEnv({ npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" })
 
 const describeRun = (what: string, result: SpawnSyncReturns<string>) =>
   `${what}: exit ${result.status}${result.error !== undefined ? ` (${result.error.message})` : ""}\n${result.stdout}\n${result.stderr}`

@@ -26,6 +26,17 @@ export const npmCli = (): string => {
 /** PATH with this Node.js first, so that `node` and `#!/usr/bin/env node` in child processes mean this one. */
 export const pathWithThisNode = (): string => [dirname(process.execPath), process.env["PATH"] ?? ""].join(delimiter)
 
+/**
+ * The environment of a child process started as a user would start it from a shell: this Node.js first on PATH and
+ * none of the `npm_*` variables of the npm (or `npx -p node@24 --`) that runs the tests — an inherited
+ * `npm_config_package` makes an inner `npx` try to install that package.
+ */
+export const shellEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) if (!/^npm_/i.test(name)) env[name] = value
+  return { ...env, PATH: pathWithThisNode(), ...extra }
+}
+
 /** A Node.js older than package.json's engines.node on this machine (Debian's /usr/bin/node on many servers), if any. */
 export const olderNode: { readonly path: string; readonly version: string } | undefined = (() => {
   for (const path of ["/usr/bin/node", "/usr/local/bin/node"]) {

@@ -1,16 +1,17 @@
 /** The connector as a real process: started the way an administrator would, killed with its process group afterwards. */
 import { type ChildProcess, spawn } from "node:child_process"
 import { openSync, readFileSync, writeFileSync } from "node:fs"
-import { delimiter, dirname, join } from "node:path"
+import { join } from "node:path"
 import { Effect, type Scope } from "effect"
 import * as YAML from "yaml"
+import { shellEnv } from "./node.ts"
 
 export const repositoryRoot = join(import.meta.dirname, "../..")
 export const mainFile = join(repositoryRoot, "src/main.ts")
 /** The package's bin (built to dist/bin.js): its shebang runs `env -S node <flags>`, which becomes node itself. */
 const binFile = join(repositoryRoot, "src/bin.ts")
 const binFlags = (readFileSync(binFile, "utf8").split("\n", 1)[0] ?? "").split(/\s+/).filter((word) => word.startsWith("--"))
-const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env["PATH"] ?? ""}` }
+const env = shellEnv()
 
 export type Launch = "npm start" | "the bin" | "node src/main.ts"
 

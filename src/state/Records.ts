@@ -1,0 +1,170 @@
+/**
+ * What the state store holds, as Schemas: tenants, refresh tokens, subscription state, notification certificates and
+ * the desired PBX command per user. The stored JSON of the first four is exactly today's file formats (the default
+ * tenant keeps its files); each names its secret slots, which are sealed at rest.
+ */
+import { Schema } from "effect"
+import { ConnectorConfig } from "../config/Config.ts"
+import { PbxPresenceCommand } from "../domain/PbxPresence.ts"
+
+/** The connector's own id of a tenant (a path segment and directory name), not the Microsoft directory tenant id. */
+export const TenantId = Schema.String.check(
+  Schema.isPattern(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, {
+    message: "Expected a tenant id of lower-case letters, digits and inner hyphens (at most 63), such as contoso-1"
+  })
+).pipe(Schema.brand("TenantId"))
+export type TenantId = typeof TenantId.Type
+
+/** The tenant a single-tenant configuration file becomes; its files stay directly in the data directory. */
+export const defaultTenant = TenantId.make("default")
+
+const config = ConnectorConfig.fields
+
+/** A tenant's part of today's configuration: Microsoft tenant and app, accounts, PBX, matching, mapping, timers. */
+export const TenantConfig = Schema.Struct({
+  tenantId: config.tenantId,
+  clientId: config.clientId,
+  app: config.app,
+  accounts: config.accounts,
+  graph: config.graph,
+  notifications: config.notifications,
+  pbx: config.pbx,
+  matching: config.matching,
+  mapping: config.mapping,
+  timers: config.timers,
+  admin: config.admin
+})
+export type TenantConfig = typeof TenantConfig.Type
+
+export interface Tenant {
+  readonly id: TenantId
+  /** Grows by one with every put; a removed and re-added tenant starts again at 1. */
+  readonly version: number
+  readonly config: TenantConfig
+}
+
+export const TenantChange = Schema.Struct({
+  kind: Schema.Literals(["added", "updated", "removed"]),
+  id: TenantId,
+  version: Schema.Number
+})
+export type TenantChange = typeof TenantChange.Type
+
+/** A delegated account's refresh token (today's accounts/<name>.refresh-token.json). */
+export const RefreshToken = Schema.Struct({
+  username: Schema.String,
+  refreshToken: Schema.RedactedFromValue(Schema.String)
+})
+export type RefreshToken = typeof RefreshToken.Type
+
+const Subscription = Schema.Struct({
+  subscriptionId: Schema.String,
+  clientState: Schema.RedactedFromValue(Schema.String),
+  expiresAt: Schema.Number,
+  certificateId: Schema.optionalKey(Schema.String)
+})
+
+/** The subscription manager's state (today's subscriptions.json); clientStates are secrets. */
+export const SubscriptionState = Schema.Struct({
+  version: Schema.Literal(1),
+  shards: Schema.Array(Schema.Struct({
+    key: Schema.String,
+    account: Schema.String,
+    userIds: Schema.Array(Schema.String),
+    subscription: Schema.optionalKey(Subscription),
+    subscribedIds: Schema.optionalKey(Schema.Array(Schema.String))
+  })),
+  users: Schema.optionalKey(Subscription)
+})
+export type SubscriptionState = typeof SubscriptionState.Type
+
+export const StoredCertificate = Schema.Struct({
+  id: Schema.String,
+  /** base64 DER */
+  certificate: Schema.String,
+  /** PKCS#8 PEM */
+  privateKey: Schema.RedactedFromValue(Schema.String),
+  thumbprint: Schema.String,
+  createdAt: Schema.Number,
+  notAfter: Schema.Number
+})
+export type StoredCertificate = typeof StoredCertificate.Type
+
+/** The rich-notification keys and certificates (today's rich-notification-keys.json). */
+export const CertificateSet = Schema.Struct({
+  currentId: Schema.String,
+  certificates: Schema.Array(StoredCertificate)
+})
+export type CertificateSet = typeof CertificateSet.Type
+
+/** The command the tenant's owner wants on one PBX user; `pbx` is the PBX the user lives on. */
+export const DesiredCommand = Schema.Struct({
+  pbx: Schema.NonEmptyString,
+  guid: Schema.NonEmptyString,
+  command: PbxPresenceCommand
+})
+export type DesiredCommand = typeof DesiredCommand.Type
+
+/** A desired command with its version: versions only grow, so a newer state is never overtaken by an older one. */
+export interface VersionedCommand extends DesiredCommand {
+  readonly version: number
+}
+
+export interface Confirmation {
+  readonly guid: string
+  readonly version: number
+}
+
+export interface TenantOwner {
+  readonly runner: string
+  /** The fencing token: grows with every claim; writes carrying an older epoch are refused. */
+  readonly epoch: number
+}
+
+/** A place in a stored record that holds a secret, and the name its seal is bound to. */
+export interface SecretSlot {
+  readonly path: ReadonlyArray<string | number>
+  readonly kind: "config" | "refresh-token" | "private-key" | "client-state"
+  readonly name: string
+}
+
+const record = (value: unknown): Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value) ? value as Record<string, unknown> : {}
+const list = (value: unknown): ReadonlyArray<unknown> => (Array.isArray(value) ? value : [])
+const text = (value: unknown, fallback: string): string => (typeof value === "string" ? value : fallback)
+
+/** The secret slots of each stored (encoded) record. They are computed from untrusted JSON, so every access is guarded. */
+export const secretSlots = {
+  tenant: (stored: unknown): ReadonlyArray<SecretSlot> => [
+    { path: ["app", "clientSecret"], kind: "config", name: "app.clientSecret" },
+    { path: ["pbx", "appPassword"], kind: "config", name: "pbx.appPassword" },
+    { path: ["admin", "password"], kind: "config", name: "admin.password" },
+    ...list(record(stored)["accounts"]).map((account, i): SecretSlot => ({
+      path: ["accounts", i, "password"],
+      kind: "config",
+      name: `accounts.${text(record(account)["name"], String(i))}.password`
+    }))
+  ],
+  refreshToken: (account: string) => (_stored: unknown): ReadonlyArray<SecretSlot> => [
+    { path: ["refreshToken"], kind: "refresh-token", name: account }
+  ],
+  subscriptions: (stored: unknown): ReadonlyArray<SecretSlot> => {
+    const clientState = (subscription: unknown, path: ReadonlyArray<string | number>): ReadonlyArray<SecretSlot> =>
+      subscription === undefined ? [] : [{
+        path: [...path, "clientState"],
+        kind: "client-state",
+        name: text(record(subscription)["subscriptionId"], "?")
+      }]
+    const state = record(stored)
+    return [
+      ...list(state["shards"]).flatMap((shard, i) => clientState(record(shard)["subscription"], ["shards", i, "subscription"])),
+      ...clientState(state["users"], ["users"])
+    ]
+  },
+  certificates: (stored: unknown): ReadonlyArray<SecretSlot> =>
+    list(record(stored)["certificates"]).map((certificate, i): SecretSlot => ({
+      path: ["certificates", i, "privateKey"],
+      kind: "private-key",
+      name: text(record(certificate)["id"], String(i))
+    }))
+}

@@ -1,0 +1,112 @@
+/**
+ * The desired command per PBX user and the tenant owners in PostgreSQL (docs/state.md, docs/scaling.md). Versions come
+ * from one sequence, so they only grow; a put is refused unless it carries the owner's current epoch, checked under a
+ * share lock on the owner row so a claim cannot slip between check and write. Each put and resend notifies
+ * `connector_pbx_desired` with the tenant and PBX, delivered on commit.
+ */
+import type { PgClient } from "@effect/sql-pg"
+import { Effect, Option, Queue, Schema, Stream } from "effect"
+import { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
+import { fenced, latestPerUser } from "../memory/MemoryDesired.ts"
+import { type Confirmation, type DesiredCommand, TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
+import type { DesiredWakeup, StateStore } from "../StateStore.ts"
+import { listenForever } from "./PgListen.ts"
+import { decodeRows, Int64, unavailable } from "./PgRows.ts"
+
+export const desiredChannel = "connector_pbx_desired"
+
+const CommandRow = Schema.Struct({ guid: Schema.String, pbx: Schema.String, command: PbxPresenceCommand, version: Int64 })
+const OwnerRow = Schema.Struct({ runner: Schema.String, epoch: Int64 })
+const Wakeup = Schema.fromJsonString(Schema.Struct({ tenant: TenantId, pbx: Schema.String }))
+const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
+
+const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
+  pbx: row.pbx,
+  guid: row.guid,
+  command: row.command,
+  version: row.version
+})
+
+export const makePgDesired = (sql: PgClient.PgClient) => {
+  const notify = (tenant: TenantId, pbx: string) => sql`SELECT pg_notify(${desiredChannel}, ${JSON.stringify({ tenant, pbx })})`
+
+  const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
+    const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      const owner = yield* sql`SELECT epoch FROM tenant_owner WHERE tenant_id = ${tenant} FOR SHARE`.pipe(
+        Effect.mapError(unavailable(tenant)),
+        decodeRows(Schema.Struct({ epoch: Int64 }), "tenant_owner", tenant)
+      )
+      const current = owner[0]?.epoch ?? 0
+      if (current !== epoch) return yield* fenced(tenant, epoch, current)
+      if (rows.length === 0) return []
+      const changed = yield* sql`INSERT INTO pbx_desired (tenant_id, guid, pbx, command, version, owner_epoch)
+        SELECT ${tenant}, r.guid, r.pbx, r.command, nextval('pbx_desired_version'), ${epoch}
+        FROM jsonb_to_recordset(${sql.json(rows)}) AS r(guid text, pbx text, command jsonb)
+        ON CONFLICT (tenant_id, guid) DO UPDATE SET pbx = EXCLUDED.pbx, command = EXCLUDED.command,
+          version = EXCLUDED.version, owner_epoch = EXCLUDED.owner_epoch, updated_at = now()
+          WHERE pbx_desired.pbx <> EXCLUDED.pbx OR pbx_desired.command <> EXCLUDED.command
+        RETURNING guid, pbx, command, version`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(CommandRow, "pbx_desired", tenant))
+      for (const pbx of new Set(changed.map((c) => c.pbx))) yield* notify(tenant, pbx).pipe(Effect.mapError(unavailable(tenant)))
+      return [...changed].sort((a, b) => a.version - b.version).map(toVersioned)
+    })).pipe(Effect.mapError((error) => (error._tag === "SqlError" ? unavailable(tenant)(error) : error)))
+  })
+
+  const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000) {
+    const rows = yield* sql`SELECT guid, pbx, command, version FROM pbx_desired
+      WHERE tenant_id = ${tenant} AND pbx = ${pbx} AND version > confirmed_version
+      ORDER BY version LIMIT ${limit}`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(CommandRow, "pbx_desired", tenant))
+    return rows.map(toVersioned)
+  })
+
+  const confirm = Effect.fn("StateStore.desired.confirm")(function*(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>) {
+    const highest = new Map<string, number>()
+    for (const c of confirmations) highest.set(c.guid, Math.max(c.version, highest.get(c.guid) ?? 0))
+    if (highest.size === 0) return
+    const rows = [...highest].map(([guid, version]) => ({ guid, version }))
+    yield* sql`UPDATE pbx_desired AS d SET confirmed_version = r.version
+      FROM jsonb_to_recordset(${sql.json(rows)}) AS r(guid text, version bigint)
+      WHERE d.tenant_id = ${tenant} AND d.guid = r.guid AND d.confirmed_version < r.version AND r.version <= d.version`.pipe(
+      Effect.mapError(unavailable(tenant))
+    )
+  })
+
+  const resend = Effect.fn("StateStore.desired.resend")(function*(tenant: TenantId, pbx: string) {
+    yield* sql.withTransaction(Effect.gen(function*() {
+      yield* sql`UPDATE pbx_desired SET confirmed_version = 0 WHERE tenant_id = ${tenant} AND pbx = ${pbx}`
+      yield* notify(tenant, pbx)
+    })).pipe(Effect.mapError(unavailable(tenant)))
+  })
+
+  /** Wake-ups from one LISTEN per subscriber; `resync` after every (re)LISTEN. Bounded: the oldest are dropped. */
+  const wakeups: Stream.Stream<DesiredWakeup> = Stream.unwrap(Effect.gen(function*() {
+    const queue = yield* Queue.sliding<DesiredWakeup>(4096)
+    const onNotify = (payload: string) =>
+      Schema.decodeUnknownEffect(Wakeup)(payload).pipe(
+        Effect.flatMap((w) => Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx })),
+        Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
+        Effect.asVoid
+      )
+    yield* listenForever(sql, desiredChannel, onNotify, Queue.offer(queue, { kind: "resync" }).pipe(Effect.asVoid))
+    return Stream.fromQueue(queue)
+  }))
+
+  const owners: StateStore["Service"]["owners"] = {
+    claim: Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
+      const rows = yield* sql`INSERT INTO tenant_owner (tenant_id, runner, epoch) VALUES (${tenant}, ${runner}, 1)
+        ON CONFLICT (tenant_id) DO UPDATE SET runner = EXCLUDED.runner, epoch = tenant_owner.epoch + 1, since = now()
+        RETURNING runner, epoch`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(OwnerRow, "tenant_owner", tenant))
+      return rows[0]! as TenantOwner
+    }),
+    get: Effect.fn("StateStore.owners.get")(function*(tenant: TenantId) {
+      const rows = yield* sql`SELECT runner, epoch FROM tenant_owner WHERE tenant_id = ${tenant}`.pipe(
+        Effect.mapError(unavailable(tenant)),
+        decodeRows(OwnerRow, "tenant_owner", tenant)
+      )
+      return Option.fromNullishOr(rows[0] as TenantOwner | undefined)
+    })
+  }
+
+  const desired: StateStore["Service"]["desired"] = { put, pending, confirm, resend, wakeups }
+  return { desired, owners }
+}

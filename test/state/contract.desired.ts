@@ -1,0 +1,122 @@
+/**
+ * The state store's contract, second part: desired PBX commands (latest wins, versions only grow, pending/confirm,
+ * fencing by owner epoch), their wake-ups, and the tenant changes stream fed by another process's writes.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Option, Queue, Stream } from "effect"
+import { clearPresence, setPresence } from "../../src/domain/PbxPresence.ts"
+import type { DesiredWakeup, TenantChange } from "../../src/state/StateStore.ts"
+import { type Backend, failureOf } from "./contract.ts"
+import { keyEnv, newKey, openStore, tenant, tenantConfig } from "./fixtures.ts"
+
+const a = tenant("alpha")
+const b = tenant("beta")
+
+/** Runs `stream` in the background into a queue the test takes from, one element at a time. */
+const collect = <A, E>(stream: Stream.Stream<A, E>) =>
+  Effect.gen(function*() {
+    const queue = yield* Queue.unbounded<A>()
+    yield* stream.pipe(Stream.runForEach((value) => Queue.offer(queue, value)), Effect.forkScoped)
+    return queue
+  })
+
+export const desiredContract = (backend: Backend) =>
+  describe(`state store contract: desired commands and changes (${backend.name})`, () => {
+    it.live("latest wins per user, versions only grow, pending until confirmed", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        const store = yield* openStore(storage.store(keyEnv(newKey())))
+        const { epoch } = yield* store.owners.claim(a, "runner-1")
+        assert.strictEqual(epoch, 1)
+        const first = yield* store.desired.put(a, epoch, [
+          { pbx: "master", guid: "u1", command: setPresence("busy") },
+          { pbx: "master", guid: "u2", command: setPresence("away", "back at 3") },
+          { pbx: "slave-1", guid: "u3", command: clearPresence },
+          { pbx: "master", guid: "u1", command: setPresence("dnd") }
+        ])
+        assert.deepStrictEqual(first.map((c) => [c.guid, c.command._tag === "Set" ? c.command.activity : "clear"]), [
+          ["u1", "dnd"],
+          ["u2", "away"],
+          ["u3", "clear"]
+        ])
+        const versions = first.map((c) => c.version)
+        assert.isTrue(versions[0]! < versions[1]! && versions[1]! < versions[2]!, `versions grow: ${versions}`)
+
+        const unchanged = yield* store.desired.put(a, epoch, [{ pbx: "master", guid: "u2", command: setPresence("away", "back at 3") }])
+        assert.deepStrictEqual(unchanged, [], "an unchanged command gets no new version")
+        const newer = yield* store.desired.put(a, epoch, [{ pbx: "master", guid: "u1", command: setPresence("meeting") }])
+        assert.isTrue(newer[0]!.version > Math.max(...versions))
+
+        const pending = yield* store.desired.pending(a, "master")
+        assert.deepStrictEqual(pending.map((c) => c.guid), ["u2", "u1"], "oldest version first, latest command per user")
+        assert.deepStrictEqual(pending[1]!.command, setPresence("meeting"))
+        assert.deepStrictEqual((yield* store.desired.pending(a, "master", 1)).map((c) => c.guid), ["u2"])
+        assert.deepStrictEqual((yield* store.desired.pending(a, "slave-1")).map((c) => c.guid), ["u3"])
+        assert.deepStrictEqual(yield* store.desired.pending(b, "master"), [], "another tenant sees nothing")
+
+        // The PBX confirms what it applied; a late confirmation of an older version never lowers it.
+        yield* store.desired.confirm(a, [{ guid: "u2", version: pending[0]!.version }, { guid: "u1", version: versions[0]! }])
+        assert.deepStrictEqual((yield* store.desired.pending(a, "master")).map((c) => c.guid), ["u1"], "u1's newer command is still pending")
+        yield* store.desired.confirm(a, [{ guid: "u1", version: pending[1]!.version }])
+        yield* store.desired.confirm(a, [{ guid: "u1", version: versions[0]! }])
+        assert.deepStrictEqual(yield* store.desired.pending(a, "master"), [])
+
+        // A user that moved to another PBX is pending there; a PBX that lost its state gets everything again.
+        yield* store.desired.put(a, epoch, [{ pbx: "slave-1", guid: "u2", command: setPresence("away", "back at 3") }])
+        assert.deepStrictEqual((yield* store.desired.pending(a, "slave-1")).map((c) => c.guid), ["u3", "u2"])
+        yield* store.desired.resend(a, "master")
+        assert.deepStrictEqual((yield* store.desired.pending(a, "master")).map((c) => c.guid), ["u1"])
+      }))
+
+    it.live("a write with a stale owner epoch is refused", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        const store = yield* openStore(storage.store(keyEnv(newKey())))
+        const first = yield* store.owners.claim(a, "runner-1")
+        const second = yield* store.owners.claim(a, "runner-2")
+        assert.strictEqual(second.epoch, first.epoch + 1)
+        assert.deepStrictEqual(Option.getOrThrow(yield* store.owners.get(a)), { runner: "runner-2", epoch: second.epoch })
+        const error = failureOf(yield* Effect.exit(store.desired.put(a, first.epoch, [{ pbx: "master", guid: "u1", command: clearPresence }])))
+        assert.strictEqual(error.reason, "Fenced")
+        assert.include(error.message, `owner epoch ${first.epoch} is no longer current (now ${second.epoch})`)
+        assert.deepStrictEqual(yield* store.desired.pending(a, "master"), [], "the refused write left nothing behind")
+        const written = yield* store.desired.put(a, second.epoch, [{ pbx: "master", guid: "u1", command: clearPresence }])
+        assert.strictEqual(written.length, 1)
+        assert.isTrue(Option.isNone(yield* store.owners.get(b)))
+        assert.strictEqual(failureOf(yield* Effect.exit(store.desired.put(b, 1, []))).reason, "Fenced")
+      }))
+
+    it.live("wake-ups name the tenant and PBX that has news", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        const store = yield* openStore(storage.store(keyEnv(newKey())))
+        const wakeups = yield* collect(store.desired.wakeups)
+        assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "resync" } satisfies DesiredWakeup)
+        const { epoch } = yield* store.owners.claim(a, "runner-1")
+        yield* store.desired.put(a, epoch, [{ pbx: "slave-1", guid: "u1", command: setPresence("busy") }])
+        assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: a, pbx: "slave-1" } satisfies DesiredWakeup)
+        yield* store.desired.resend(a, "master")
+        assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: a, pbx: "master" } satisfies DesiredWakeup)
+      }))
+
+    it.live("the tenant changes stream sees another process add, update and remove a tenant", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        const env = keyEnv(newKey())
+        const watching = yield* openStore(storage.store(env))
+        const writer = yield* openStore(storage.store(env))
+        yield* writer.tenants.put(a, tenantConfig("a").config)
+        const changes = yield* collect(watching.tenants.changes)
+        // What exists when the stream starts arrives as added: after it, the stream is live.
+        assert.deepStrictEqual(yield* Queue.take(changes), { kind: "added", id: a, version: 1 } satisfies TenantChange)
+        yield* writer.tenants.put(b, tenantConfig("b").config)
+        assert.deepStrictEqual(yield* Queue.take(changes), { kind: "added", id: b, version: 1 } satisfies TenantChange)
+        yield* writer.tenants.put(b, tenantConfig("b2").config)
+        assert.deepStrictEqual(yield* Queue.take(changes), { kind: "updated", id: b, version: 2 } satisfies TenantChange)
+        yield* writer.tenants.remove(b)
+        assert.deepStrictEqual(yield* Queue.take(changes), { kind: "removed", id: b, version: 2 } satisfies TenantChange)
+        yield* watching.tenants.put(b, tenantConfig("b3").config)
+        assert.deepStrictEqual(yield* Queue.take(changes), { kind: "added", id: b, version: 1 } satisfies TenantChange)
+        assert.isTrue(Option.isNone(yield* Queue.poll(changes)), "nothing else arrived")
+      }))
+  })

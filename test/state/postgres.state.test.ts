@@ -1,0 +1,119 @@
+/**
+ * The state store on a real PostgreSQL (started by the test run, test/support/postgres.globalSetup.ts): the shared
+ * contract, plus what only the database has — migrations raced by two processes, the refusal to start without a
+ * state key, and the secret columns read directly.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Layer, Queue, Redacted, Stream } from "effect"
+import { clearPresence } from "../../src/domain/PbxPresence.ts"
+import { type DesiredWakeup, StateStore, type TenantChange } from "../../src/state/StateStore.ts"
+import { newSchemaUrl } from "../support/postgres.ts"
+import { type Backend, failureOf } from "./contract.ts"
+import { desiredContract } from "./contract.desired.ts"
+import { recordsContract } from "./contract.ts"
+import { keyEnv, newKey, openStore, tenant, tenantConfig, withEnv } from "./fixtures.ts"
+
+const client = (url: string) =>
+  Layer.build(Layer.fresh(PgClient.layer({ url: Redacted.make(url), maxConnections: 2 }))).pipe(
+    Effect.map((context) => Context.get(context, PgClient.PgClient)),
+    Effect.orDie
+  )
+
+const storeOn = (url: string, env: Record<string, string>) =>
+  StateStore.layerPostgres({ url: Redacted.make(url), maxConnections: 4 }).pipe(Layer.provide(withEnv(env)))
+
+const tables = ["tenants", "refresh_tokens", "subscription_state", "certificates", "tenant_owner", "pbx_desired"]
+
+const postgres: Backend = {
+  name: "postgres",
+  storage: Effect.gen(function*() {
+    const url = yield* Effect.promise(newSchemaUrl)
+    const sql = yield* client(url)
+    return {
+      store: (env) => storeOn(url, env),
+      raw: Effect.forEach(tables, (table) =>
+        sql<{ row: string }>`SELECT row_to_json(t)::text AS row FROM ${sql(table)} t`.pipe(
+          Effect.map((rows) => rows.map((r) => r.row).join("\n"))
+        )).pipe(Effect.map((parts) => parts.join("\n")), Effect.orDie),
+      copyToken: (from, to, account) =>
+        sql`UPDATE refresh_tokens SET refresh_token_sealed =
+          (SELECT refresh_token_sealed FROM refresh_tokens WHERE tenant_id = ${from} AND account = ${account})
+          WHERE tenant_id = ${to} AND account = ${account}`.pipe(Effect.asVoid, Effect.orDie)
+    }
+  })
+}
+
+recordsContract(postgres)
+desiredContract(postgres)
+
+describe("state store: PostgreSQL only", () => {
+  it.live("a lost LISTEN connection is listened again and nothing written meanwhile is missed", () =>
+    Effect.gen(function*() {
+      const url = yield* Effect.promise(newSchemaUrl)
+      const env = keyEnv(newKey())
+      const watching = yield* openStore(storeOn(url, env))
+      const writer = yield* openStore(storeOn(url, env))
+      yield* writer.tenants.put(tenant("alpha"), tenantConfig("a").config)
+      const changes = yield* Queue.unbounded<TenantChange>()
+      yield* watching.tenants.changes.pipe(Stream.runForEach((c) => Queue.offer(changes, c)), Effect.forkScoped)
+      const wakeups = yield* Queue.unbounded<DesiredWakeup>()
+      yield* watching.desired.wakeups.pipe(Stream.runForEach((w) => Queue.offer(wakeups, w)), Effect.forkScoped)
+      assert.strictEqual((yield* Queue.take(changes)).id, "alpha")
+      assert.strictEqual((yield* Queue.take(wakeups)).kind, "resync")
+
+      // The server ends every LISTEN session (as a restart or a failover would), then a tenant is added at once.
+      const sql = yield* client(url)
+      const ended = yield* sql<{ ended: boolean }>`SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
+        WHERE datname = current_database() AND query LIKE 'LISTEN%'`.pipe(Effect.orDie)
+      assert.strictEqual(ended.length, 2, "one LISTEN session for the changes, one for the wake-ups")
+      yield* writer.tenants.put(tenant("beta"), tenantConfig("b").config)
+      assert.deepStrictEqual(yield* Queue.take(changes), { kind: "added", id: tenant("beta"), version: 1 } satisfies TenantChange)
+      assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "resync" } satisfies DesiredWakeup, "a reconnect asks for a full re-read")
+      const { epoch } = yield* writer.owners.claim(tenant("beta"), "runner-1")
+      yield* writer.desired.put(tenant("beta"), epoch, [{ pbx: "master", guid: "u1", command: clearPresence }])
+      assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: tenant("beta"), pbx: "master" } satisfies DesiredWakeup)
+    }))
+
+  it.live("two processes starting at once run the migrations exactly once", () =>
+    Effect.gen(function*() {
+      const url = yield* Effect.promise(newSchemaUrl)
+      const env = keyEnv(newKey())
+      const [one, two] = yield* Effect.all([openStore(storeOn(url, env)), openStore(storeOn(url, env))], { concurrency: 2 })
+      assert.strictEqual(one.backend, "postgres")
+      assert.strictEqual(two.backend, "postgres")
+      const sql = yield* client(url)
+      const migrations = yield* sql<{ migration_id: number; name: string }>`SELECT migration_id, name FROM connector_migrations`.pipe(Effect.orDie)
+      assert.deepStrictEqual(migrations.map((m) => [m.migration_id, m.name]), [[1, "initial"]])
+      const third = yield* openStore(storeOn(url, env))
+      assert.deepStrictEqual(yield* third.tenants.list, [], "a later start finds the schema in place")
+    }))
+
+  it.live("refuses to start without a state key, and says how to make one", () =>
+    Effect.gen(function*() {
+      const url = yield* Effect.promise(newSchemaUrl)
+      const error = failureOf(yield* Effect.exit(openStore(storeOn(url, {}))))
+      assert.strictEqual(error.reason, "NotConfigured")
+      assert.include(error.message, "needs CONNECTOR_STATE_KEY")
+      assert.include(error.message, "openssl rand -base64 32")
+      const sql = yield* client(url)
+      const found = yield* sql`SELECT to_regclass('connector_migrations') AS t`.pipe(Effect.orDie)
+      assert.isNull(found[0]!["t"], "nothing was created in the database")
+    }))
+
+  it.live("without a database URL it names the setting; a wrong password is reported without the URL's secret", () =>
+    Effect.gen(function*() {
+      const missing = failureOf(
+        yield* Effect.exit(openStore(StateStore.layerPostgres().pipe(Layer.provide(withEnv(keyEnv(newKey()))))))
+      )
+      assert.strictEqual(missing.reason, "NotConfigured")
+      assert.include(missing.message, "CONNECTOR_DATABASE_URL")
+      const url = new URL(yield* Effect.promise(newSchemaUrl))
+      url.password = "wrong-password-b7f1"
+      const refused = failureOf(yield* Effect.exit(openStore(storeOn(url.toString(), keyEnv(newKey())))))
+      assert.strictEqual(refused.reason, "Unavailable")
+      assert.include(refused.message, `cannot connect to the state database 127.0.0.1:${url.port}${url.pathname}`)
+      assert.include(refused.message, "password authentication failed")
+      assert.notInclude(refused.message, "wrong-password-b7f1")
+    }))
+})
