@@ -52,6 +52,13 @@ export const pbxToTeamsLight = (input: {
         : "Give the App object the Visibility rights Presence and On the phone for these users (docs/pbx-to-teams.md)"
     }
   }
+  if (input.watches.length === 0) {
+    return {
+      state: "amber",
+      reason: "no served user to watch yet",
+      fix: "Users are watched once they are matched and licensed (and in pbxToTeams.group, if set)"
+    }
+  }
   const waiting = input.watches.filter((w) => w.status === "waiting")
   if (waiting.length > 0) return { state: "amber", reason: `${waiting.length} users wait for their PBX to connect` }
   const live = input.watches.filter((w) => w.status === "live").length
