@@ -1,12 +1,16 @@
 /** Shared wiring for the Graph tests: the connector's Graph layers pointed at a simulator, and a temp data dir. */
 import { NodeHttpClient } from "@effect/platform-node"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted, Stream, SubscriptionRef } from "effect"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { GraphClient, type RetryPolicy } from "../../src/graph/client/GraphClient.ts"
 import { type DelegatedAccount, GraphConfig, type GraphSettings } from "../../src/graph/client/GraphSettings.ts"
+import type { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
 import { PresenceReader, type PresenceReaderOptions } from "../../src/graph/presence/PresenceReader.ts"
+import { PresenceSource } from "../../src/graph/presence/PresenceSource.ts"
+import { SubscriptionManager, type SubscriptionsState } from "../../src/graph/subscriptions/SubscriptionManager.ts"
+import type { SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { TeamsUsers } from "../../src/graph/users/TeamsUsers.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
@@ -41,6 +45,30 @@ export const graphLayer = (
   return Layer.mergeAll(TeamsUsers.layer, PresenceReader.layerWith(options.presence ?? {})).pipe(Layer.provideMerge(client))
 }
 
+/** A subscription manager that holds nothing and never asks for a resync: for a presence source tested on its own. */
+export const idleSubscriptionManager = Layer.effect(
+  SubscriptionManager,
+  Effect.gen(function*() {
+    return SubscriptionManager.of({
+      setDesiredUsers: () => Effect.void,
+      held: Effect.succeed(new Set()),
+      state: yield* SubscriptionRef.make<SubscriptionsState>({ shards: [], users: { status: "active" } }),
+      resyncs: Stream.never,
+      renewPresence: Effect.void,
+      renewUsers: Effect.void,
+      rotateCertificate: Effect.void
+    })
+  })
+)
+
+/** A presence reader for which Graph knows no presence: reads succeed and change nothing. */
+export const emptyPresenceReader = Layer.succeed(PresenceReader, PresenceReader.of({ getPresences: () => Effect.succeed([]) }))
+
+/** A push presence source built into the current scope over `deps`, with the idle subscription manager. */
+export const buildPushSource = <E>(deps: Layer.Layer<NotificationsInbox | SubscriptionSettings | PresenceReader, E>) =>
+  Layer.build(PresenceSource.layerPush.pipe(Layer.provide(Layer.merge(deps, idleSubscriptionManager)))).pipe(
+    Effect.map((context) => Context.get(context, PresenceSource))
+  )
 
 /** Builds the Graph layers into the caller's scope and returns the services. */
 export const buildGraph = (

@@ -6,14 +6,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Logger } from "effect"
 import * as fs from "node:fs/promises"
-import * as os from "node:os"
 import * as path from "node:path"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
-const tempDir = Effect.acquireRelease(
-  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "tpc-keys-"))),
-  (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-)
+const tempDir = makeTempDir("tpc-keys-")
 const keyFile = (dir: string) => path.join(dir, "rich-notification-keys.json")
 
 const withLogs = <A, E, R>(run: (lines: Array<string>) => Effect.Effect<A, E, R>) => {

@@ -1,17 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, Layer, Metric, Redacted, Stream } from "effect"
+import { Context, Effect, Layer, Metric, Redacted, Stream } from "effect"
 import { HttpRouter } from "effect/http"
 import * as jose from "jose"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
-import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
-import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
-import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
-import { NotificationRoutes } from "../../src/graph/notifications/NotificationRoutes.ts"
+import { defaultSubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/Jwks.ts"
-import { buildServer, localServer, post, tempDir } from "./notificationsHarness.ts"
+import { collect, firstWhere } from "../support/streams.ts"
+import { buildPushSource, emptyPresenceReader } from "./harness.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { buildServer, localServer, post, webhookServer } from "./notificationsHarness.ts"
 
 const APP_ID = "11111111-2222-3333-4444-555555555555"
 const TENANT = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
@@ -36,18 +36,7 @@ const makeSetup = (maxBodyBytes: number) => Effect.gen(function*() {
     maxBodyBytes,
     decryptWorkers: 2
   })
-  const inboxLayer = NotificationsInbox.layer.pipe(
-    Layer.provideMerge(DecryptPool.layer),
-    Layer.provideMerge(ValidationTokens.layer),
-    Layer.provideMerge(CertificateStore.layer),
-    Layer.provideMerge(SubscriptionSettings.layer(settings))
-  )
-  const connector = yield* buildServer(
-    HttpRouter.serve(NotificationRoutes, { disableLogger: true, disableListenLog: true }).pipe(
-      Layer.provideMerge(inboxLayer),
-      Layer.provideMerge(localServer)
-    )
-  )
+  const connector = yield* buildServer(webhookServer(settings))
   const inbox = Context.get(connector.context, NotificationsInbox)
   const certificate = yield* Context.get(connector.context, CertificateStore).current
   yield* inbox.register({ id: "sub-1", kind: "presence", key: "shard-0", clientState: Redacted.make("secret-state") })
@@ -70,7 +59,7 @@ const makeSetup = (maxBodyBytes: number) => Effect.gen(function*() {
     }
   }
   const url = connector.baseUrl + settings.notificationPath
-  return { inbox, jwks, richItem, url, lifecycleUrl: connector.baseUrl + settings.lifecyclePath }
+  return { context: connector.context, inbox, jwks, richItem, url, lifecycleUrl: connector.baseUrl + settings.lifecyclePath }
 })
 
 const setup = makeSetup(64 * 1024)
@@ -87,17 +76,15 @@ describe("notification webhook (real sockets)", () => {
       }
     }).pipe(Effect.scoped))
 
-  it.live("delivers a rich presence as a decrypted typed presence; rejects and counts forged, tampered and foreign items", () =>
+  it.live("delivers a rich presence as a decrypted typed presence; rejects and counts forged, tampered, foreign and stale items", () =>
     Effect.gen(function*() {
-      const { inbox, jwks, richItem, url } = yield* setup
-      const received = yield* Deferred.make<ReadonlyArray<{ userId: string; activity: unknown }>>()
-      const collector = yield* inbox.presences.pipe(
-        Stream.take(2),
-        Stream.runCollect,
-        Effect.flatMap((all) => Deferred.succeed(received, all.map((p) => ({ userId: p.userId, activity: p.presence.activity })))),
-        Effect.forkScoped
-      )
-      yield* Effect.yieldNow
+      const { context, inbox, jwks, richItem, url } = yield* setup
+      // The inbox hands over every verified item in order; the presence source, the one owner of ordering, drops the
+      // older one. Every user named below is served, so a forged item that got through would show as a change.
+      const handedOver = yield* collect(inbox.presences, 3)
+      const source = yield* buildPushSource(Layer.merge(Layer.succeedContext(context), emptyPresenceReader))
+      yield* source.initialSync(["forged", "tampered", "wrong-state", "foreign", "u-1", "u-2"])
+      const changes = yield* collect(source.changes, 2)
       const before = {
         clientState: yield* rejected("client_state"),
         unknown: yield* rejected("unknown_subscription"),
@@ -153,9 +140,14 @@ describe("notification webhook (real sockets)", () => {
       })
       assert.strictEqual(chunked, 400)
 
-      const presences = yield* Deferred.await(received)
-      yield* Fiber.join(collector)
-      assert.deepStrictEqual(presences, [{ userId: "u-1", activity: "InACall" }, { userId: "u-2", activity: "Away" }])
+      const activities = (all: ReadonlyArray<{ readonly userId: string; readonly presence: { readonly activity: unknown } }>) =>
+        all.map((p) => ({ userId: p.userId, activity: p.presence.activity }))
+      assert.deepStrictEqual(activities(yield* handedOver), [
+        { userId: "u-1", activity: "InACall" },
+        { userId: "u-1", activity: "Available" },
+        { userId: "u-2", activity: "Away" }
+      ])
+      assert.deepStrictEqual(activities(yield* changes), [{ userId: "u-1", activity: "InACall" }, { userId: "u-2", activity: "Away" }])
       assert.strictEqual((yield* rejected("validation_token")) - before.token, 1)
       assert.strictEqual((yield* rejected("hmac")) - before.hmac, 1)
       assert.strictEqual((yield* rejected("client_state")) - before.clientState, 1)
@@ -169,18 +161,11 @@ describe("notification webhook (real sockets)", () => {
     Effect.gen(function*() {
       const { inbox, jwks, richItem, url } = yield* setup
       const token = yield* jwks.validationToken(APP_ID, TENANT)
-      const got = yield* Deferred.make<string>()
-      const listening = yield* Deferred.make<void>()
-      yield* inbox.presences.pipe(
-        Stream.onStart(Deferred.succeed(listening, undefined)),
-        Stream.runForEach((p) => Deferred.succeed(got, p.userId)),
-        Effect.forkScoped
-      )
-      yield* Deferred.await(listening)
+      const got = yield* firstWhere(inbox.presences, () => true)
       const withdraw = yield* inbox.expect({ kind: "presence", key: "shard-1", clientState: Redacted.make("fresh-state") })
       const early = richItem("early", { availability: "Busy", activity: "Busy" }, { subscriptionId: "sub-new", clientState: "fresh-state" })
       assert.strictEqual((yield* post(url, { value: [early], validationTokens: [token] })).status, 202)
-      assert.strictEqual(yield* Deferred.await(got), "early")
+      assert.strictEqual((yield* got).userId, "early")
       yield* withdraw
       const before = yield* rejected("unknown_subscription")
       assert.strictEqual((yield* post(url, { value: [early], validationTokens: [token] })).status, 202)
@@ -191,17 +176,7 @@ describe("notification webhook (real sockets)", () => {
     Effect.gen(function*() {
       const { inbox, jwks, richItem, url } = yield* makeSetup(4 * 1024 * 1024)
       const token = yield* jwks.validationToken(APP_ID, TENANT)
-      const all = yield* Deferred.make<number>()
-      const listening = yield* Deferred.make<void>()
-      yield* inbox.presences.pipe(
-        Stream.onStart(Deferred.succeed(listening, undefined)),
-        Stream.filter((p) => p.userId.startsWith("burst-")),
-        Stream.take(2_000),
-        Stream.runCount,
-        Effect.flatMap((n) => Deferred.succeed(all, n)),
-        Effect.forkScoped
-      )
-      yield* Deferred.await(listening)
+      const all = yield* collect(inbox.presences.pipe(Stream.filter((p) => p.userId.startsWith("burst-"))), 2_000)
       const bodies = Array.from({ length: 4 }, (_, b) => ({
         value: Array.from({ length: 500 }, (_, i) => richItem(`burst-${b * 500 + i}`, { availability: "Busy", activity: "Busy" })),
         validationTokens: [token]
@@ -215,15 +190,13 @@ describe("notification webhook (real sockets)", () => {
       // each POST is answered without waiting for its ~0.5 s of RSA work; generous bound for loaded CI machines
       // (Graph's own limit is 3 s)
       for (const latency of latencies) assert.isBelow(latency, 1_500)
-      assert.strictEqual(yield* Deferred.await(all), 2_000)
+      assert.strictEqual((yield* all).length, 2_000)
     }).pipe(Effect.scoped))
 
   it.live("accepts lifecycle events only for own subscriptions", () =>
     Effect.gen(function*() {
       const { inbox, lifecycleUrl } = yield* setup
-      const got = yield* Deferred.make<string>()
-      yield* inbox.lifecycle.pipe(Stream.runForEach((signal) => Deferred.succeed(got, `${signal.key}:${signal.event}`)), Effect.forkScoped)
-      yield* Effect.yieldNow
+      const got = yield* firstWhere(inbox.lifecycle, () => true)
       const item = (clientState: string, lifecycleEvent: string) => ({
         subscriptionId: "sub-1",
         subscriptionExpirationDateTime: "2030-01-01T00:00:00Z",
@@ -234,6 +207,7 @@ describe("notification webhook (real sockets)", () => {
       assert.strictEqual((yield* post(lifecycleUrl, { value: [item("secret-state", "subscriptionRemoved or missed")] })).status, 400)
       assert.strictEqual((yield* post(lifecycleUrl, { value: [item("nope", "missed")] })).status, 202)
       assert.strictEqual((yield* post(lifecycleUrl, { value: [item("secret-state", "reauthorizationRequired")] })).status, 202)
-      assert.strictEqual(yield* Deferred.await(got), "shard-0:reauthorizationRequired")
+      const signal = yield* got
+      assert.strictEqual(`${signal.key}:${signal.event}`, "shard-0:reauthorizationRequired")
     }).pipe(Effect.scoped))
 })

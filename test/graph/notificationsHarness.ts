@@ -1,16 +1,22 @@
-/** Test helpers: serve router layers on 127.0.0.1 with an ephemeral port, temp data directories. */
+/** Test helpers: the webhook and other router layers on 127.0.0.1 with an ephemeral port, and POSTs to them. */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, Scope } from "effect"
-import { HttpServer } from "effect/http"
-import * as fs from "node:fs/promises"
+import { Context, Effect, Layer } from "effect"
+import { HttpRouter, HttpServer } from "effect/http"
 import { createServer } from "node:http"
-import * as os from "node:os"
-import * as path from "node:path"
+import { NotificationPipeline, NotificationRoutes } from "../../src/graph/notifications/NotificationRoutes.ts"
+import { SubscriptionSettings, type SubscriptionSettingsOptions } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 
 export const localServer = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
 
 export const baseUrlOf = (server: HttpServer.HttpServer["Service"]): string =>
   `http://127.0.0.1:${"port" in server.address ? server.address.port : 0}`
+
+/** The connector's webhook (routes, inbox, key store, decryption pool, validation tokens) on a 127.0.0.1 server. */
+export const webhookServer = (settings: SubscriptionSettingsOptions) =>
+  HttpRouter.serve(NotificationRoutes, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provideMerge(NotificationPipeline.pipe(Layer.provideMerge(SubscriptionSettings.layer(settings)))),
+    Layer.provideMerge(localServer)
+  )
 
 /** Builds `layer` (which must include an HttpServer) in the current scope and returns its context and base URL. */
 export const buildServer = <A, E, R>(layer: Layer.Layer<A | HttpServer.HttpServer, E, R>) =>
@@ -18,11 +24,6 @@ export const buildServer = <A, E, R>(layer: Layer.Layer<A | HttpServer.HttpServe
     const context = yield* Layer.build(layer)
     return { context, baseUrl: baseUrlOf(Context.get(context, HttpServer.HttpServer)) }
   })
-
-export const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "tpc-graph-"))),
-  (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-)
 
 export const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   Effect.promise(async () => {

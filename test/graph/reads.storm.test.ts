@@ -8,8 +8,9 @@ import { Deferred, Effect, Stream, SubscriptionRef } from "effect"
 import { type ReadHealth } from "../../src/graph/presence/ReadRetry.ts"
 import { presenceSubscriptionLight, readsLight, readsRedAfterMillis } from "../../src/status/StatusProjector.ts"
 import type { Plan } from "../../src/connector/Plan.ts"
-import { tempDir } from "./notificationsHarness.ts"
-import { awaitChange, ids, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
+import { firstWhere } from "../support/streams.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { ids, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
 
 const throttle = (url: string, count: number, retryAfterSeconds: number) =>
   Effect.promise(() =>
@@ -43,9 +44,9 @@ describe("presence reads through a 429 storm (real sockets)", () => {
             Effect.andThen(health._tag === "Ok" && states.length > 1 ? Deferred.succeed(recovered, undefined) : Effect.void)
           )
         ),
-        Effect.forkScoped
+        Effect.forkScoped({ startImmediately: true })
       )
-      const busy = yield* awaitChange(source.changes, (c) => c.userId === alice && c.presence.activity === "InACall")
+      const busy = yield* firstWhere(source.changes, (c) => c.userId === alice && c.presence.activity === "InACall")
 
       // Eight 429s with Retry-After 0.3 s: the first read and its one client-side retry fail, so do the next tries.
       assert.strictEqual(yield* throttle(sim.url, 8, 0.3), 200)

@@ -1,17 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import * as crypto from "node:crypto"
-import * as fs from "node:fs/promises"
-import * as os from "node:os"
-import * as path from "node:path"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { decryptPayload, encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
-const tempDir = Effect.acquireRelease(
-  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "tpc-rich-"))),
-  (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-)
+const tempDir = makeTempDir("tpc-rich-")
 
 const presenceJson = JSON.stringify({ id: "u1", availability: "Busy", activity: "InACall" })
 

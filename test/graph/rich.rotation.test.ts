@@ -4,20 +4,19 @@
  * expiry check rotating by itself.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Metric, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, Metric, SubscriptionRef } from "effect"
+import { TestClock } from "effect/testing"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
-import type { PresenceChange } from "../../src/graph/presence/PresenceSource.ts"
 import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
-import { tempDir } from "./notificationsHarness.ts"
-import { awaitChange, control, ids, startConnector, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
+import { firstWhere, record } from "../support/streams.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { control, ids, startPushed, stateWhere } from "./subscriptionsHarness.ts"
 
 const DAY_MS = 24 * 3600 * 1000
 
 const rejected = (reason: string) =>
   Metric.value(Metric.withAttributes(notificationsRejected, { reason })).pipe(Effect.map((state) => Number(state.count)))
-
-
 
 /** The simulator's presence subscriptions with the certificate id each names. */
 const simPresenceSubscriptions = (sim: GraphSimulatorHandle) =>
@@ -31,19 +30,20 @@ const simPresenceSubscriptions = (sim: GraphSimulatorHandle) =>
 /** Simulator, webhook and manager with one account and `users` users subscribed and read once. */
 const setup = (options: { readonly users: number; readonly graceMinutes: number; readonly checkMinutes?: number; readonly dataDir?: string }) =>
   Effect.gen(function*() {
-    const sim = yield* startSimulator({ users: options.users, accounts: 1 })
-    const webhook = yield* startWebhook(sim, options.dataDir ?? (yield* tempDir))
-    const store = Context.get(webhook.context, CertificateStore)
-    const { source, manager } = yield* startConnector(sim, webhook, {
+    const { sim, webhook, source, manager } = yield* startPushed({
+      users: options.users,
       accounts: 1,
-      certificateGraceMinutes: options.graceMinutes,
-      ...(options.checkMinutes !== undefined ? { certificateCheckMinutes: options.checkMinutes } : {})
+      subscribe: options.users,
+      ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
+      settings: {
+        certificateGraceMinutes: options.graceMinutes,
+        ...(options.checkMinutes !== undefined ? { certificateCheckMinutes: options.checkMinutes } : {})
+      }
     })
     const users = ids(options.users)
-    yield* manager!.setDesiredUsers(users)
     yield* source.initialSync(users)
-    const subscriptionId = (yield* SubscriptionRef.get(manager!.state)).shards[0]!.subscriptionId!
-    return { sim, store, source, manager: manager!, users, subscriptionId }
+    const subscriptionId = (yield* SubscriptionRef.get(manager.state)).shards[0]!.subscriptionId!
+    return { sim, store: Context.get(webhook.context, CertificateStore), source, manager, users, subscriptionId }
   })
 
 const keyIds = (store: CertificateStore["Service"]) => store.keys.pipe(Effect.map((keys) => keys.map((k) => k.id)))
@@ -66,7 +66,7 @@ describe("rich-notification certificate rotation (real sockets)", () => {
       assert.deepStrictEqual(certificate?.previous, [])
       assert.isDefined(certificate?.lastRotationAt)
 
-      const pushed = yield* awaitChange(source.changes, (c) => c.userId === users[1] && c.origin === "push")
+      const pushed = yield* firstWhere(source.changes, (c) => c.userId === users[1] && c.origin === "push")
       const decryptFailures = yield* rejected("decrypt")
       yield* sim.setPresence(users[1]!, { availability: "Busy", activity: "InACall" })
       const change = yield* pushed
@@ -75,8 +75,10 @@ describe("rich-notification certificate rotation (real sockets)", () => {
       assert.strictEqual(yield* rejected("decrypt"), decryptFailures)
     }).pipe(Effect.scoped))
 
-  it.live("an item sealed with the old key is decrypted during the grace period and rejected and counted after it", () =>
+  it.effect("an item sealed with the old key is decrypted during the grace period and rejected and counted after it", () =>
     Effect.gen(function*() {
+      // On this test's clock (set to the real time), so the grace period ends when the test moves it on.
+      yield* TestClock.setTime(Date.now())
       const { manager, sim, source, store, subscriptionId, users } = yield* setup({ users: 3, graceMinutes: 0.05 })
       // Deliveries happen only through the control API from here on, so each item is sealed as the test says.
       assert.strictEqual((yield* control(sim, `/${subscriptionId}/silence`, { silent: true })).status, 200)
@@ -91,21 +93,21 @@ describe("rich-notification certificate rotation (real sockets)", () => {
       const sealedWithOld = { encryptionCertificate: old.certificate, encryptionCertificateId: old.id }
 
       // (b) a retry sealed before the rotation, arriving after it, inside the grace period
-      const late = yield* awaitChange(source.changes, (c) => c.userId === users[0] && c.origin === "push")
+      const late = yield* firstWhere(source.changes, (c) => c.userId === users[0] && c.origin === "push")
       yield* sim.setPresence(users[0]!, { availability: "Away", activity: "BeRightBack" })
       const delivered = yield* control(sim, `/${subscriptionId}/deliver`, { items: [{ userId: users[0], ...sealedWithOld }] })
       assert.deepStrictEqual(delivered, { status: 200, body: { id: subscriptionId, items: 1, delivered: true } })
       assert.strictEqual((yield* late).presence.activity, "BeRightBack")
 
-      // (c) once the grace period has passed the old key is retired
+      // (c) once the grace period (3 s) has passed the old key is retired
+      yield* TestClock.adjust("3 seconds")
       yield* stateWhere(manager.state, (s) => s.certificate?.previous.length === 0)
       assert.deepStrictEqual(yield* keyIds(store), [next.id])
       assert.deepStrictEqual(yield* simPresenceSubscriptions(sim), [{ id: subscriptionId, certificateId: next.id }])
 
       // ... and an item naming it is rejected and counted, never applied, while one with the new key in the same POST is
-      const applied: Array<PresenceChange> = []
-      yield* source.changes.pipe(Stream.runForEach((c) => Effect.sync(() => void applied.push(c))), Effect.forkScoped)
-      const fresh = yield* awaitChange(source.changes, (c) => c.userId === users[1] && c.origin === "push")
+      const applied = yield* record(source.changes)
+      const fresh = yield* firstWhere(source.changes, (c) => c.userId === users[1] && c.origin === "push")
       const decryptFailures = yield* rejected("decrypt")
       yield* sim.setPresence(users[0]!, { availability: "DoNotDisturb", activity: "Presenting" })
       yield* sim.setPresence(users[1]!, { availability: "Busy", activity: "InAMeeting" })
@@ -119,20 +121,25 @@ describe("rich-notification certificate rotation (real sockets)", () => {
       assert.isFalse(applied.some((c) => c.userId === users[0] && c.presence.activity === "Presenting"))
     }).pipe(Effect.scoped))
 
-  it.live("the expiry check rotates a certificate that expires within the window and PATCHes the subscription", () =>
+  it.effect("the expiry check rotates a certificate that expires within the window and PATCHes the subscription", () =>
     Effect.gen(function*() {
+      // The simulator and the connector run on this test's clock, set to the real time so that certificates and
+      // tokens carry real dates; only the checks' timers wait for it to be moved on.
+      yield* TestClock.setTime(Date.now())
       const dataDir = yield* tempDir
-      // A certificate that enters the 30-day window 12 s from now (time enough for setup on a busy machine); new ones get the default lifetime.
-      const short = yield* CertificateStore.make(dataDir, { lifetimeMillis: 30 * DAY_MS + 12_000 })
+      // A certificate that enters the 30-day window two minutes from now; new ones get the default lifetime.
+      const short = yield* CertificateStore.make(dataDir, { lifetimeMillis: 30 * DAY_MS + 2 * 60_000 })
       const first = yield* short.current
-      const { manager, sim, store, subscriptionId } = yield* setup({ users: 2, graceMinutes: 0, checkMinutes: 0.01, dataDir })
+      const { manager, sim, store, subscriptionId } = yield* setup({ users: 2, graceMinutes: 0, checkMinutes: 1, dataDir })
       assert.strictEqual((yield* store.current).id, first.id)
       assert.deepStrictEqual(yield* simPresenceSubscriptions(sim), [{ id: subscriptionId, certificateId: first.id }])
 
+      // The check a minute from now finds it outside the window, the one two minutes from now rotates it.
+      yield* TestClock.adjust("1 minute")
+      yield* TestClock.adjust("1 minute")
       yield* stateWhere(manager.state, (s) => s.certificate !== undefined && s.certificate.currentId !== first.id)
       const next = yield* store.current
-      const now = Date.now()
-      assert.isAbove(next.notAfter, now + 700 * DAY_MS)
+      assert.isAbove(next.notAfter, (yield* Clock.currentTimeMillis) + 700 * DAY_MS)
       assert.deepStrictEqual(yield* simPresenceSubscriptions(sim), [{ id: subscriptionId, certificateId: next.id }])
       yield* stateWhere(manager.state, (s) => s.certificate?.previous.length === 0)
       assert.deepStrictEqual(yield* keyIds(store), [next.id])

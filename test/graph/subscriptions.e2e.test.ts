@@ -1,25 +1,20 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Stream, SubscriptionRef } from "effect"
-import { tempDir } from "./notificationsHarness.ts"
-import { awaitChange, control, firstRunThenStop, ids, simSubscriptions, startConnector, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
-
-
-
+import { Effect, Fiber, SubscriptionRef } from "effect"
+import { collect, firstWhere } from "../support/streams.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { control, firstRunThenStop, ids, simSubscriptions, startConnector, startPushed, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
 
 describe("subscriptions against the Graph simulator (real sockets)", () => {
   it.live("a presence change arrives pushed, decrypted and typed", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 5, accounts: 1 })
-      const webhook = yield* startWebhook(sim, yield* tempDir)
-      const { source, manager } = yield* startConnector(sim, webhook, { accounts: 1 })
+      const { sim, source, manager } = yield* startPushed({ users: 5, accounts: 1, subscribe: 5 })
       const users = ids(5)
-      yield* manager!.setDesiredUsers(users)
-      const state = yield* SubscriptionRef.get(manager!.state)
+      const state = yield* SubscriptionRef.get(manager.state)
       assert.deepStrictEqual(state.shards.map((s) => [s.key, s.userCount, s.status]), [["tech1", 5, "active"]])
       assert.strictEqual(state.users.status, "active")
       yield* source.initialSync(users)
 
-      const pushed = yield* awaitChange(source.changes, (c) => c.userId === users[0])
+      const pushed = yield* firstWhere(source.changes, (c) => c.userId === users[0])
       yield* sim.setPresence(users[0]!, { availability: "Busy", activity: "InACall" })
       const change = yield* pushed
       assert.strictEqual(change.origin, "push")
@@ -29,15 +24,12 @@ describe("subscriptions against the Graph simulator (real sockets)", () => {
 
   it.live("Graph silently stops delivering: the reconciler corrects the presence within one interval", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 3, accounts: 1 })
-      const webhook = yield* startWebhook(sim, yield* tempDir)
-      const { source, manager } = yield* startConnector(sim, webhook, { accounts: 1, reconcileMinutes: 0.02 })
+      const { sim, source, manager } = yield* startPushed({ users: 3, accounts: 1, subscribe: 3, settings: { reconcileMinutes: 0.02 } })
       const users = ids(3)
-      yield* manager!.setDesiredUsers(users)
       yield* source.initialSync(users)
-      const subscriptionId = (yield* SubscriptionRef.get(manager!.state)).shards[0]!.subscriptionId!
+      const subscriptionId = (yield* SubscriptionRef.get(manager.state)).shards[0]!.subscriptionId!
       assert.strictEqual((yield* control(sim, `/${subscriptionId}/silence`, { silent: true })).status, 200)
-      const corrected = yield* awaitChange(source.changes, (c) => c.userId === users[1])
+      const corrected = yield* firstWhere(source.changes, (c) => c.userId === users[1])
       yield* sim.setPresence(users[1]!, { availability: "DoNotDisturb", activity: "Presenting" })
       const change = yield* corrected
       assert.strictEqual(change.origin, "reconcile")
@@ -46,18 +38,15 @@ describe("subscriptions against the Graph simulator (real sockets)", () => {
 
   it.live("1,300 users make 2 shards on 2 accounts; more users make an account-less shard that needs another account", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 1_400, accounts: 2 })
-      const webhook = yield* startWebhook(sim, yield* tempDir)
-      const { manager } = yield* startConnector(sim, webhook, { accounts: 2 })
-      yield* manager!.setDesiredUsers(ids(1_300))
-      const first = yield* SubscriptionRef.get(manager!.state)
+      const { sim, manager } = yield* startPushed({ users: 1_400, accounts: 2, subscribe: 1_300 })
+      const first = yield* SubscriptionRef.get(manager.state)
       assert.deepStrictEqual(first.shards.map((s) => [s.key, s.userCount, s.status]), [["tech1", 650, "active"], ["tech2", 650, "active"]])
       const view = yield* simSubscriptions(sim)
       assert.deepStrictEqual(view.subscriptions.filter((s) => s.kind === "presence").map((s) => s.userCount), [650, 650])
       assert.strictEqual(new Set(view.subscriptions.filter((s) => s.kind === "presence").map((s) => s.creatorId)).size, 2)
 
-      yield* manager!.setDesiredUsers(ids(1_400))
-      const second = yield* SubscriptionRef.get(manager!.state)
+      yield* manager.setDesiredUsers(ids(1_400))
+      const second = yield* SubscriptionRef.get(manager.state)
       assert.deepStrictEqual(second.shards.map((s) => [s.key, s.userCount, s.status]), [
         ["tech1", 650, "active"],
         ["tech2", 650, "active"],
@@ -84,7 +73,7 @@ describe("subscriptions against the Graph simulator (real sockets)", () => {
       assert.strictEqual(view.counters.live, 2)
 
       // and the adopted subscription still delivers
-      const pushed = yield* awaitChange(second.source.changes, (c) => c.origin === "push")
+      const pushed = yield* firstWhere(second.source.changes, (c) => c.origin === "push")
       yield* second.source.initialSync(ids(3))
       yield* sim.setPresence(ids(3)[2]!, { availability: "Away", activity: "BeRightBack" })
       assert.strictEqual((yield* pushed).presence.activity, "BeRightBack")
@@ -92,55 +81,35 @@ describe("subscriptions against the Graph simulator (real sockets)", () => {
 
   it.live("subscriptionRemoved from Graph: the shard is recreated and resynced", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 2, accounts: 1 })
-      const webhook = yield* startWebhook(sim, yield* tempDir)
-      const { manager } = yield* startConnector(sim, webhook, { accounts: 1 })
-      yield* manager!.setDesiredUsers(ids(2))
-      const before = (yield* SubscriptionRef.get(manager!.state)).shards[0]!.subscriptionId!
-      const recreated = yield* stateWhere(manager!.state, (s) => s.shards[0]?.subscriptionId !== undefined && s.shards[0]?.subscriptionId !== before && s.shards[0]?.status === "active").pipe(Effect.forkScoped)
-      const resynced = yield* Deferred.make<ReadonlyArray<string>>()
-      const listening = yield* Deferred.make<void>()
-      yield* manager!.resyncs.pipe(
-        Stream.onStart(Deferred.succeed(listening, undefined)),
-        Stream.runForEach((userIds) => Deferred.succeed(resynced, userIds)),
-        Effect.forkScoped
-      )
-      yield* Deferred.await(listening)
+      const { sim, manager } = yield* startPushed({ users: 2, accounts: 1, subscribe: 2 })
+      const before = (yield* SubscriptionRef.get(manager.state)).shards[0]!.subscriptionId!
+      const recreated = yield* stateWhere(manager.state, (s) => s.shards[0]?.subscriptionId !== undefined && s.shards[0]?.subscriptionId !== before && s.shards[0]?.status === "active").pipe(Effect.forkScoped)
+      const resynced = yield* firstWhere(manager.resyncs, () => true)
       assert.strictEqual((yield* control(sim, `/${before}/lifecycle`, { event: "subscriptionRemoved" })).status, 200)
       const state = yield* Fiber.join(recreated)
       assert.strictEqual(state?.shards[0]?.userCount, 2)
-      assert.deepStrictEqual([...(yield* Deferred.await(resynced))].sort(), [...ids(2)].sort())
+      assert.deepStrictEqual([...(yield* resynced)].sort(), [...ids(2)].sort())
       assert.strictEqual((yield* simSubscriptions(sim)).counters.live, 2)
     }).pipe(Effect.scoped))
 
   it.live("an expired subscription is recreated at the next renewal; reauthorizationRequired is reauthorized and renewed", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 2, accounts: 1 })
-      const webhook = yield* startWebhook(sim, yield* tempDir)
-      const { manager } = yield* startConnector(sim, webhook, { accounts: 1 })
-      yield* manager!.setDesiredUsers(ids(2))
-      const first = (yield* SubscriptionRef.get(manager!.state)).shards[0]!
+      const { sim, manager } = yield* startPushed({ users: 2, accounts: 1, subscribe: 2 })
+      const first = (yield* SubscriptionRef.get(manager.state)).shards[0]!
       assert.strictEqual((yield* control(sim, `/${first.subscriptionId}/expire`)).status, 200)
-      yield* manager!.renewPresence
-      const second = (yield* SubscriptionRef.get(manager!.state)).shards[0]!
+      yield* manager.renewPresence
+      const second = (yield* SubscriptionRef.get(manager.state)).shards[0]!
       assert.strictEqual(second.status, "active")
       assert.notStrictEqual(second.subscriptionId, first.subscriptionId)
       assert.strictEqual((yield* simSubscriptions(sim)).subscriptions.filter((s) => s.kind === "presence").length, 1)
 
       // the next state published after the lifecycle event (the first emission is the current state)
-      const listening = yield* Deferred.make<void>()
-      const handled = yield* SubscriptionRef.changes(manager!.state).pipe(
-        Stream.tap(() => Deferred.succeed(listening, undefined)),
-        Stream.drop(1),
-        Stream.runHead,
-        Effect.forkScoped
-      )
-      yield* Deferred.await(listening)
+      const handled = yield* collect(SubscriptionRef.changes(manager.state), 2)
       const patchesBefore = (yield* sim.counters).requestsByRoute["PATCH /subscriptions/{id}"] ?? 0
       const sent = yield* control(sim, `/${second.subscriptionId}/lifecycle`, { event: "reauthorizationRequired" })
       assert.deepStrictEqual(sent.body, { id: second.subscriptionId, event: "reauthorizationRequired", sent: true })
-      const after = yield* Fiber.join(handled)
-      assert.strictEqual(after._tag === "Some" ? after.value.shards[0]?.subscriptionId : undefined, second.subscriptionId)
+      const after = (yield* handled)[1]
+      assert.strictEqual(after?.shards[0]?.subscriptionId, second.subscriptionId)
       const counters = (yield* sim.counters).requestsByRoute
       assert.strictEqual(counters["POST /subscriptions/{id}/reauthorize"], 1)
       assert.strictEqual((counters["PATCH /subscriptions/{id}"] ?? 0) - patchesBefore, 1)
@@ -152,10 +121,10 @@ describe("subscriptions against the Graph simulator (real sockets)", () => {
       const webhook = yield* startWebhook(sim, yield* tempDir)
       const { source, manager } = yield* startConnector(sim, webhook, { accounts: 0, mode: "poll", pollSeconds: 0.2 })
       assert.isUndefined(manager)
-      const initial = yield* awaitChange(source.changes, (c) => c.origin === "initial")
+      const initial = yield* firstWhere(source.changes, (c) => c.origin === "initial")
       yield* source.initialSync(ids(3))
       assert.strictEqual((yield* initial).presence.activity, "Offline")
-      const polled = yield* awaitChange(source.changes, (c) => c.userId === ids(3)[1] && c.origin === "poll")
+      const polled = yield* firstWhere(source.changes, (c) => c.userId === ids(3)[1] && c.origin === "poll")
       yield* sim.setPresence(ids(3)[1]!, { availability: "Busy", activity: "InAMeeting" })
       assert.strictEqual((yield* polled).presence.activity, "InAMeeting")
       assert.strictEqual((yield* simSubscriptions(sim)).counters.created, 0)

@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Logger, SubscriptionRef } from "effect"
 import { shorterExpiryMinutes } from "../../src/graph/subscriptions/SubscriptionExpiry.ts"
-import { tempDir } from "./notificationsHarness.ts"
+import { tempDir } from "../support/tempDir.ts"
 import { control, ids, simSubscriptions, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
 
 const withLogs = <A, E, R>(run: (lines: Array<string>) => Effect.Effect<A, E, R>) => {

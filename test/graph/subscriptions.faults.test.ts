@@ -1,37 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Metric, Stream } from "effect"
+import { Context, Effect, Metric, Stream } from "effect"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
 import { NotificationsInbox, type UserChange } from "../../src/graph/notifications/NotificationsInbox.ts"
 import type { PresenceChange } from "../../src/graph/presence/PresenceSource.ts"
-import { tempDir } from "./notificationsHarness.ts"
-import { control, ids, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
+import { collect } from "../support/streams.ts"
+import { control, ids, startPushed } from "./subscriptionsHarness.ts"
 
 const stale = Metric.value(Metric.withAttributes(notificationsRejected, { reason: "stale" })).pipe(Effect.map((s) => Number(s.count)))
-
-/** Collects `count` items of `stream` (subscribed before returning). */
-const collect = <A>(stream: Stream.Stream<A>, count: number) =>
-  Effect.gen(function*() {
-    const done = yield* Deferred.make<ReadonlyArray<A>>()
-    const started = yield* Deferred.make<void>()
-    yield* stream.pipe(
-      Stream.onStart(Deferred.succeed(started, undefined)),
-      Stream.take(count),
-      Stream.runCollect,
-      Effect.flatMap((all) => Deferred.succeed(done, all)),
-      Effect.forkScoped
-    )
-    yield* Deferred.await(started)
-    return Deferred.await(done)
-  })
 
 describe("simulator delivery faults (real sockets)", () => {
   it.live("duplicated and reordered notifications never overwrite a newer presence", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 2, accounts: 1, delivery: { batchWindowMillis: 100 } })
-      const webhook = yield* startWebhook(sim, yield* tempDir)
-      const { source, manager } = yield* startConnector(sim, webhook, { accounts: 1 })
+      const { sim, source } = yield* startPushed({ users: 2, accounts: 1, subscribe: 2, delivery: { batchWindowMillis: 100 } })
       const [alice, bob] = ids(2) as [string, string]
-      yield* manager!.setDesiredUsers([alice, bob])
       yield* source.initialSync([alice, bob])
       const staleBefore = yield* stale
 
@@ -56,10 +37,7 @@ describe("simulator delivery faults (real sockets)", () => {
 
   it.live("user changes arrive through the users subscription as basic notifications", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 2, accounts: 1 })
-      const webhook = yield* startWebhook(sim, yield* tempDir)
-      const { manager } = yield* startConnector(sim, webhook, { accounts: 1 })
-      yield* manager!.setDesiredUsers(ids(2))
+      const { sim, webhook } = yield* startPushed({ users: 2, accounts: 1, subscribe: 2 })
       const inbox = Context.get(webhook.context, NotificationsInbox)
       const changes = yield* collect<UserChange>(inbox.userChanges, 2)
       yield* sim.updateUser(ids(2)[0]!, { displayName: "Renamed" })

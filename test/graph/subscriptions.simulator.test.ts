@@ -6,7 +6,7 @@ import { accountRef, AppCredentialRef, type CredentialRef } from "../../src/grap
 import { presenceResource } from "../../src/graph/subscriptions/SubscriptionApi.ts"
 import { DUPLICATE_PRESENCE_MESSAGE } from "../../src/simulators/graph/Subscriptions.ts"
 import { buildGraph, settingsFor } from "./harness.ts"
-import { tempDir } from "./notificationsHarness.ts"
+import { tempDir } from "../support/tempDir.ts"
 import { control, firstRunThenStop, ids, simSubscriptions, startConnector, startSimulator, startWebhook } from "./subscriptionsHarness.ts"
 
 const Created = Schema.Struct({ id: Schema.String, expirationDateTime: Schema.String, clientState: Schema.NullOr(Schema.String) })

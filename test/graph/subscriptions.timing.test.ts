@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Layer, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, Layer, Stream, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import { GraphError } from "../../src/graph/client/GraphError.ts"
 import { credentialKey, GraphConfig } from "../../src/graph/client/GraphSettings.ts"
@@ -8,7 +8,8 @@ import { LicenceCheck } from "../../src/graph/subscriptions/SubscriptionLicenceC
 import { SubscriptionManager } from "../../src/graph/subscriptions/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { inertWebhook } from "../timers/fakeGraph.ts"
-import { tempDir } from "./notificationsHarness.ts"
+import { collect } from "../support/streams.ts"
+import { tempDir } from "../support/tempDir.ts"
 
 interface Call {
   readonly op: "create" | "renew" | "remove" | "list" | "reauthorize"
@@ -80,14 +81,8 @@ describe("SubscriptionManager timing (TestClock, fake Graph)", () => {
         )
       )
       const manager = Context.get(context, SubscriptionManager)
-      const resynced = yield* Deferred.make<ReadonlyArray<string>>()
-      yield* manager.resyncs.pipe(
-        Stream.filter((ids) => ids.includes("u1")),
-        Stream.drop(1), // the first resync of u1 is its shard's creation
-        Stream.runForEach((ids) => Deferred.succeed(resynced, ids)),
-        Effect.forkScoped
-      )
-      yield* Effect.yieldNow
+      // The first resync of u1 is its shard's creation, the second its recreation.
+      const resyncsOfU1 = yield* collect(manager.resyncs.pipe(Stream.filter((ids) => ids.includes("u1"))), 2)
       yield* manager.setDesiredUsers(["u1", "u2", "u3"])
 
       const creates = calls.filter((c) => c.op === "create")
@@ -118,6 +113,6 @@ describe("SubscriptionManager timing (TestClock, fake Graph)", () => {
       assert.strictEqual(after[0], `renew:${tech1}`)
       assert.strictEqual(after[1], `remove:${tech1}`)
       assert.match(after[2]!, /^create:presence-/)
-      assert.deepStrictEqual([...(yield* Deferred.await(resynced))].sort(), ["u1", "u2"])
+      assert.deepStrictEqual([...(yield* resyncsOfU1)[1]!].sort(), ["u1", "u2"])
     }).pipe(Effect.scoped))
 })

@@ -5,22 +5,18 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, SubscriptionRef } from "effect"
-import { tempDir } from "./notificationsHarness.ts"
-import { control, ids, simSubscriptions, startConnector, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
+import { control, simSubscriptions, startPushed, stateWhere } from "./subscriptionsHarness.ts"
 
 describe("subscription lookups against the simulator (real sockets)", () => {
   it.live("an early expiry on the Graph side is noticed by the next lookup and the subscription recreated", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 2, accounts: 1 })
-      const webhook = yield* startWebhook(sim, yield* tempDir)
-      const { manager } = yield* startConnector(sim, webhook, { accounts: 1, verifySeconds: 1 })
-      yield* manager!.setDesiredUsers(ids(2))
-      const before = yield* SubscriptionRef.get(manager!.state)
+      const { sim, manager } = yield* startPushed({ users: 2, accounts: 1, subscribe: 2, settings: { verifySeconds: 1 } })
+      const before = yield* SubscriptionRef.get(manager.state)
       const live = (yield* simSubscriptions(sim)).subscriptions.find((s) => s.kind === "presence")!
       assert.strictEqual(before.shards[0]?.status, "active")
 
       assert.strictEqual((yield* control(sim, `/${live.id}/expire`)).status, 200)
-      const after = yield* stateWhere(manager!.state, (s) => s.shards[0]?.status === "active" && s.shards[0].subscriptionId !== live.id)
+      const after = yield* stateWhere(manager.state, (s) => s.shards[0]?.status === "active" && s.shards[0].subscriptionId !== live.id)
       assert.isDefined(after)
       const view = yield* simSubscriptions(sim)
       assert.strictEqual(view.counters.created, 3, "the users subscription, the presence one, and its replacement")
@@ -30,10 +26,7 @@ describe("subscription lookups against the simulator (real sockets)", () => {
 
   it.live("GET /subscriptions/{id} answers the subscription with its clientState, and 404 once it expired", () =>
     Effect.gen(function*() {
-      const sim = yield* startSimulator({ users: 1, accounts: 1 })
-      const webhook = yield* startWebhook(sim, yield* tempDir)
-      const { manager } = yield* startConnector(sim, webhook, { accounts: 1 })
-      yield* manager!.setDesiredUsers(ids(1))
+      const { sim } = yield* startPushed({ users: 1, accounts: 1, subscribe: 1 })
       const live = (yield* simSubscriptions(sim)).subscriptions.find((s) => s.kind === "presence")!
       const token = yield* Effect.promise(async () => {
         const form = new URLSearchParams({

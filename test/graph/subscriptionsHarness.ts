@@ -2,24 +2,22 @@
  * End-to-end wiring for the subscription tests: the Graph simulator with the subscriptions extension, the connector's
  * webhook on its own 127.0.0.1 server, and the manager + presence source pointed at both.
  */
-import { Context, Deferred, Effect, Exit, Layer, Redacted, Scope, Stream, SubscriptionRef } from "effect"
-import { HttpRouter } from "effect/http"
+import { Context, Effect, Exit, Layer, Redacted, Scope, Stream, SubscriptionRef } from "effect"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
-import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
-import { type PresenceChange, PresenceSource } from "../../src/graph/presence/PresenceSource.ts"
+import { PresenceSource } from "../../src/graph/presence/PresenceSource.ts"
 import { SubscriptionApi } from "../../src/graph/subscriptions/SubscriptionApi.ts"
 import { LicenceCheck } from "../../src/graph/subscriptions/SubscriptionLicenceCheck.ts"
 import { SubscriptionManager, type SubscriptionsState } from "../../src/graph/subscriptions/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings, type SubscriptionSettingsOptions } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
-import { NotificationRoutes } from "../../src/graph/notifications/NotificationRoutes.ts"
 import { generateUsers, GraphSimulator, type GraphSimulatorHandle, simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
 import type { DeliveryOptions } from "../../src/simulators/graph/Delivery.ts"
 import { JWKS_PATH } from "../../src/simulators/graph/Jwks.ts"
 import { SubscriptionsExtension } from "../../src/simulators/graph/SubscriptionsRoutes.ts"
 import { clientId, clientSecret, graphLayer, settingsFor, tenantId } from "./harness.ts"
-import { buildServer, localServer, tempDir } from "./notificationsHarness.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { buildServer, webhookServer } from "./notificationsHarness.ts"
 
 export const startSimulator = (options: { readonly users: number; readonly accounts: number; readonly delivery?: Partial<DeliveryOptions> }) =>
   GraphSimulator.make({
@@ -41,18 +39,7 @@ export const startWebhook = (sim: GraphSimulatorHandle, dataDir: string) =>
       jwksUrl: sim.url + JWKS_PATH,
       decryptWorkers: 1
     })
-    const inboxLayer = NotificationsInbox.layer.pipe(
-      Layer.provideMerge(DecryptPool.layer),
-      Layer.provideMerge(ValidationTokens.layer),
-      Layer.provideMerge(CertificateStore.layer),
-      Layer.provideMerge(SubscriptionSettings.layer(base))
-    )
-    const server = yield* buildServer(
-      HttpRouter.serve(NotificationRoutes, { disableLogger: true, disableListenLog: true }).pipe(
-        Layer.provideMerge(inboxLayer),
-        Layer.provideMerge(localServer)
-      )
-    )
+    const server = yield* buildServer(webhookServer(base))
     return { ...server, settings: { ...base, publicBaseUrl: server.baseUrl } }
   })
 
@@ -98,6 +85,27 @@ export const startConnector = (
     return { source: Context.get(context, PresenceSource), manager: Context.get(context, SubscriptionManager) }
   })
 
+/**
+ * A simulator with `users` users and `accounts` delegated accounts, the webhook, and a push connector with `settings`;
+ * with `subscribe`, the simulator's first that many users subscribed.
+ */
+export const startPushed = (options: {
+  readonly users: number
+  readonly accounts: number
+  readonly subscribe?: number
+  readonly delivery?: Partial<DeliveryOptions>
+  readonly settings?: Partial<SubscriptionSettingsOptions>
+  readonly dataDir?: string
+}) =>
+  Effect.gen(function*() {
+    const sim = yield* startSimulator(options)
+    const webhook = yield* startWebhook(sim, options.dataDir ?? (yield* tempDir))
+    const { source, manager } = yield* startConnector(sim, webhook, { ...options.settings, accounts: options.accounts })
+    if (manager === undefined) return yield* Effect.die(new Error("startPushed starts a connector in push mode"))
+    if (options.subscribe !== undefined) yield* manager.setDesiredUsers(ids(options.subscribe))
+    return { sim, webhook, source, manager }
+  })
+
 /** The simulator's control view of the subscriptions. */
 export const simSubscriptions = (sim: GraphSimulatorHandle) =>
   Effect.promise(async () =>
@@ -121,22 +129,6 @@ export const control = (sim: GraphSimulatorHandle, path: string, body: unknown =
 /** Completes with the manager's first state that satisfies `predicate`. */
 export const stateWhere = (ref: SubscriptionRef.SubscriptionRef<SubscriptionsState>, predicate: (s: SubscriptionsState) => boolean) =>
   SubscriptionRef.changes(ref).pipe(Stream.filter(predicate), Stream.take(1), Stream.runHead, Effect.map((o) => o._tag === "Some" ? o.value : undefined))
-
-/** Subscribes now; the returned effect completes with the first change matching `predicate`. */
-export const awaitChange = (changes: Stream.Stream<PresenceChange>, predicate: (c: PresenceChange) => boolean) =>
-  Effect.gen(function*() {
-    const got = yield* Deferred.make<PresenceChange>()
-    const started = yield* Deferred.make<void>()
-    yield* changes.pipe(
-      Stream.onStart(Deferred.succeed(started, undefined)),
-      Stream.filter(predicate),
-      Stream.take(1),
-      Stream.runForEach((c) => Deferred.succeed(got, c)),
-      Effect.forkScoped
-    )
-    yield* Deferred.await(started)
-    return Deferred.await(got)
-  })
 
 /** The ids of the simulator's first `n` generated users. */
 export const ids = (n: number) => Array.from({ length: n }, (_, i) => simUserId(i + 1))

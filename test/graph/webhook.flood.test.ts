@@ -5,16 +5,12 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Logger, Metric, Redacted } from "effect"
-import { HttpRouter } from "effect/http"
 import { flushRepeats, makeRepeatGate, repeatGateLayer } from "../../src/observability/LogRepeats.ts"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
-import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
-import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
-import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { NotificationsInbox, refuseAfterFailedItems } from "../../src/graph/notifications/NotificationsInbox.ts"
-import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
-import { NotificationRoutes } from "../../src/graph/notifications/NotificationRoutes.ts"
-import { buildServer, localServer, post, tempDir } from "./notificationsHarness.ts"
+import { defaultSubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { buildServer, post, webhookServer } from "./notificationsHarness.ts"
 
 const rejected = (reason: string) =>
   Metric.value(Metric.withAttributes(notificationsRejected, { reason })).pipe(Effect.map((state) => Number(state.count)))
@@ -29,18 +25,10 @@ const startWebhook = (lines: Array<string>) =>
       maxBodyBytes: 4 * 1024 * 1024,
       decryptWorkers: 1
     })
-    const inbox = NotificationsInbox.layer.pipe(
-      Layer.provideMerge(DecryptPool.layer),
-      Layer.provideMerge(ValidationTokens.layer),
-      Layer.provideMerge(CertificateStore.layer),
-      Layer.provideMerge(SubscriptionSettings.layer(settings))
-    )
     const gate = makeRepeatGate()
     const capture = Logger.map(Logger.formatJson, (line) => void lines.push(line))
     const server = yield* buildServer(
-      HttpRouter.serve(NotificationRoutes, { disableLogger: true, disableListenLog: true }).pipe(
-        Layer.provideMerge(inbox),
-        Layer.provideMerge(localServer),
+      webhookServer(settings).pipe(
         Layer.provide(repeatGateLayer(gate)),
         Layer.provide(Logger.layer([capture]))
       )

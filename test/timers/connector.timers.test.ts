@@ -1,6 +1,6 @@
 /**
  * The connector's timers under TestClock: presence renewals every 10 minutes and the users subscription every 60, the
- * licence check before every presence subscription, token refresh ahead of expiry, the reconciler, and one failing shard
+ * licence check before every presence subscription, token refresh ahead of expiry, and one failing shard
  * that is retried with backoff while the others keep their schedule. Graph is faked below the real GraphClient.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -8,18 +8,15 @@ import { Context, Effect, Fiber, Layer, Option, Random, Stream, SubscriptionRef 
 import { TestClock } from "effect/testing"
 import { FlowState, LicenceCheckFromPbx } from "../../src/connector/Flow.ts"
 import { makePlan, matchForPlan } from "../../src/connector/Plan.ts"
-import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { accountRef, AppCredentialRef } from "../../src/graph/client/GraphSettings.ts"
-import { PresenceReader } from "../../src/graph/presence/PresenceReader.ts"
-import { type PresenceChange, PresenceSource } from "../../src/graph/presence/PresenceSource.ts"
 import { LicenceCheck } from "../../src/graph/subscriptions/SubscriptionLicenceCheck.ts"
-import { SubscriptionManager, type SubscriptionsState } from "../../src/graph/subscriptions/SubscriptionManager.ts"
+import { SubscriptionManager } from "../../src/graph/subscriptions/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import type { TeamsUser } from "../../src/graph/users/TeamsUsers.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import { type LicencePass, Licences } from "../../src/pbx/directory/Licences.ts"
 import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
-import { tempDir } from "../graph/notificationsHarness.ts"
+import { tempDir } from "../support/tempDir.ts"
 import { type FakeGraph, type GraphCall, graphStack, inertWebhook, makeFakeGraph, minuteOf } from "./fakeGraph.ts"
 
 /** The schedules below are exact; the lookups between renewals (every `verifySeconds`) are tested on their own. */
@@ -223,71 +220,6 @@ describe("connector timers (TestClock, fake Graph below the real GraphClient)", 
       const shard = (yield* SubscriptionRef.get(manager.state)).shards[0]!
       assert.strictEqual(shard.status, "active")
       assert.strictEqual(shard.userCount, 3)
-    }).pipe(Effect.scoped))
-
-  it.effect("the reconciler re-reads every user every 5 minutes and emits only differences", () =>
-    Effect.gen(function*() {
-      const ids = ["u1", "u2", "u3"]
-      const current = new Map<string, GraphPresence>(
-        ids.map((id) => [id, { id, availability: "Available", activity: "Available" }])
-      )
-      const reads: Array<{ minute: number; ids: ReadonlyArray<string> }> = []
-      const reader = Layer.succeed(PresenceReader, PresenceReader.of({
-        getPresences: (wanted) =>
-          Effect.clockWith((clock) =>
-            Effect.sync(() => {
-              reads.push({ minute: minuteOf(clock.currentTimeMillisUnsafe()), ids: [...wanted] })
-              return wanted.map((id) => current.get(id)!)
-            })
-          )
-      }))
-      const manager = Layer.effect(SubscriptionManager, Effect.gen(function*() {
-        return SubscriptionManager.of({
-          setDesiredUsers: () => Effect.void,
-          held: Effect.succeed(new Set()),
-          state: yield* SubscriptionRef.make<SubscriptionsState>({ shards: [], users: { status: "active" } }),
-          resyncs: Stream.never,
-          renewPresence: Effect.void,
-          renewUsers: Effect.void,
-          rotateCertificate: Effect.void
-        })
-      }))
-      const dataDir = yield* tempDir
-      const context = yield* Layer.build(
-        PresenceSource.layerPush.pipe(
-          Layer.provide(Layer.mergeAll(reader, manager, inertWebhook, subscriptionSettings(dataDir)))
-        )
-      )
-      const source = Context.get(context, PresenceSource)
-      const changes: Array<string> = []
-      yield* source.changes.pipe(
-        Stream.runForEach((c: PresenceChange) =>
-          Effect.sync(() => changes.push(`${minuteOf(c.receivedAt)} ${c.userId} ${c.presence.activity} ${c.origin}`))
-        ),
-        Effect.forkScoped
-      )
-      yield* Effect.yieldNow
-      yield* source.initialSync(ids)
-
-      const set = (id: string, activity: "Available" | "Busy" | "Away") =>
-        current.set(id, { id, availability: activity, activity })
-      for (let minute = 1; minute <= 60; minute++) {
-        yield* TestClock.adjust("1 minute")
-        if (minute === 12) set("u2", "Busy")
-        if (minute === 31) set("u3", "Away")
-        if (minute === 33) set("u3", "Available") // changed and back between two rounds: nothing to report
-        if (minute === 47) set("u1", "Away")
-      }
-
-      assert.deepStrictEqual(reads.map((r) => r.minute), [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60])
-      assert.isTrue(reads.every((r) => r.ids.join() === ids.join()), "every round reads every user")
-      assert.deepStrictEqual(changes, [
-        "0 u1 Available initial",
-        "0 u2 Available initial",
-        "0 u3 Available initial",
-        "15 u2 Busy reconcile",
-        "50 u1 Away reconcile"
-      ])
     }).pipe(Effect.scoped))
 
   it.effect("one failing shard is retried with growing backoff while the other shards are created and renewed on time", () =>

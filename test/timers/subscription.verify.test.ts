@@ -4,12 +4,13 @@
  * renewal ten minutes later. TestClock drives the lookups; Graph is faked below the real GraphClient.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Fiber, Layer, Stream, SubscriptionRef } from "effect"
+import { Context, Effect, Fiber, Layer, SubscriptionRef } from "effect"
 import { TestClock } from "effect/testing"
 import { LicenceCheck } from "../../src/graph/subscriptions/SubscriptionLicenceCheck.ts"
-import { SubscriptionManager, type SubscriptionsState } from "../../src/graph/subscriptions/SubscriptionManager.ts"
+import { SubscriptionManager } from "../../src/graph/subscriptions/SubscriptionManager.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
-import { tempDir } from "../graph/notificationsHarness.ts"
+import { recordChanges } from "../support/streams.ts"
+import { tempDir } from "../support/tempDir.ts"
 import { graphStack, inertWebhook, makeFakeGraph, minuteOf } from "./fakeGraph.ts"
 
 const userIds = ["00000001-aaaa-4bbb-8ccc-000000000001", "00000002-aaaa-4bbb-8ccc-000000000002"]
@@ -38,8 +39,7 @@ describe("subscriptions verified between renewals (TestClock, fake Graph)", () =
       assert.strictEqual(presenceIds(), 1)
 
       // Every state the status page could show from now on.
-      const seen: Array<SubscriptionsState> = []
-      yield* SubscriptionRef.changes(manager.state).pipe(Stream.runForEach((s) => Effect.sync(() => void seen.push(s))), Effect.forkScoped)
+      const seen = yield* recordChanges(manager.state)
       const recreated = yield* fake.until(() => presenceIds() === 2).pipe(Effect.forkScoped)
 
       // Two minutes after the start, Graph loses the presence subscription (an expiry, an administrator).

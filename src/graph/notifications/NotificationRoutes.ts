@@ -12,7 +12,8 @@ import { CertificateStore } from "./crypto/CertificateStore.ts"
 import { DecryptPool } from "./crypto/DecryptPool.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "./Notifications.ts"
-import { logRejected, NotificationsInbox } from "./NotificationsInbox.ts"
+import { NotificationsInbox } from "./NotificationsInbox.ts"
+import { logRejected } from "./Rejections.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 
 /** The Node response under an Effect request, when there is one (not for requests built in memory). */
@@ -31,33 +32,33 @@ const answerFlushed = Metric.withAttributes(webhookResponseSeconds, { until: "fl
 
 const badRequest = (message: string) => HttpServerResponse.text(message, { status: 400 })
 
-const readJson = (request: HttpServerRequest.HttpServerRequest, maxBodyBytes: number) =>
-  Effect.gen(function*() {
-    const declared = Number(request.headers["content-length"] ?? "0")
-    if (Number.isFinite(declared) && declared > maxBodyBytes) {
-      yield* logRejected("too_large", `body of ${declared} bytes exceeds the limit of ${maxBodyBytes}`)
-      return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
-    }
-    // The reference caps a body sent without Content-Length (chunked) while it is read.
-    const bytes = yield* request.arrayBuffer.pipe(
-      Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
-      Effect.option
-    )
-    if (bytes._tag === "None") {
-      yield* logRejected("too_large", `request body could not be read within the limit of ${maxBodyBytes} bytes`)
-      return { ok: false as const, response: badRequest("unreadable or too large body") }
-    }
-    if (bytes.value.byteLength > maxBodyBytes) {
-      yield* logRejected("too_large", `body of ${bytes.value.byteLength} bytes exceeds the limit of ${maxBodyBytes}`)
-      return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
-    }
-    try {
-      return { ok: true as const, json: JSON.parse(Buffer.from(bytes.value).toString("utf8")) as unknown }
-    } catch {
-      yield* logRejected("malformed", "body is not JSON")
-      return { ok: false as const, response: badRequest("malformed JSON") }
-    }
-  })
+/** The body as JSON, read within the size limit; or the 400 to answer. */
+const readJson = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest, maxBodyBytes: number) {
+  const declared = Number(request.headers["content-length"] ?? "0")
+  if (Number.isFinite(declared) && declared > maxBodyBytes) {
+    yield* logRejected("too_large", `body of ${declared} bytes exceeds the limit of ${maxBodyBytes}`)
+    return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
+  }
+  // The reference caps a body sent without Content-Length (chunked) while it is read.
+  const bytes = yield* request.arrayBuffer.pipe(
+    Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
+    Effect.option
+  )
+  if (bytes._tag === "None") {
+    yield* logRejected("too_large", `request body could not be read within the limit of ${maxBodyBytes} bytes`)
+    return { ok: false as const, response: badRequest("unreadable or too large body") }
+  }
+  if (bytes.value.byteLength > maxBodyBytes) {
+    yield* logRejected("too_large", `body of ${bytes.value.byteLength} bytes exceeds the limit of ${maxBodyBytes}`)
+    return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
+  }
+  try {
+    return { ok: true as const, json: JSON.parse(Buffer.from(bytes.value).toString("utf8")) as unknown }
+  } catch {
+    yield* logRejected("malformed", "body is not JSON")
+    return { ok: false as const, response: badRequest("malformed JSON") }
+  }
+})
 
 /** `?validationToken=` → 200 text/plain with the decoded token (URLSearchParams decodes it). */
 const validationToken = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
@@ -104,27 +105,26 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
    */
   const observe = (until: "produced" | "flushed", startedAt: bigint, at: bigint) =>
     Metric.update(until === "produced" ? answerProduced : answerFlushed, Number(at - startedAt) / 1e9)
-  const timedNotifications = (request: HttpServerRequest.HttpServerRequest) =>
-    Effect.gen(function*() {
-      const clock = yield* Clock.Clock
-      const startedAt = clock.currentTimeNanosUnsafe()
-      const response = yield* notifications(request)
-      yield* observe("produced", startedAt, clock.currentTimeNanosUnsafe())
-      const nodeResponse = serverResponse(request)
-      if (nodeResponse !== undefined) {
-        // Listening starts now, before the server writes the answer (a fiber forked here may start after that); the
-        // time is taken in the listener, when the response is finished (or its connection closed), whichever is first.
-        const flushedAt = yield* Effect.sync(() =>
-          new Promise<bigint>((resolve) => {
-            const done = () => resolve(clock.currentTimeNanosUnsafe())
-            nodeResponse.once("finish", done)
-            nodeResponse.once("close", done)
-          })
-        )
-        yield* Effect.promise(() => flushedAt).pipe(Effect.flatMap((at) => observe("flushed", startedAt, at)), Effect.forkDetach)
-      }
-      return response
-    })
+  const timedNotifications = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+    const clock = yield* Clock.Clock
+    const startedAt = clock.currentTimeNanosUnsafe()
+    const response = yield* notifications(request)
+    yield* observe("produced", startedAt, clock.currentTimeNanosUnsafe())
+    const nodeResponse = serverResponse(request)
+    if (nodeResponse !== undefined) {
+      // Listening starts now, before the server writes the answer (a fiber forked here may start after that); the
+      // time is taken in the listener, when the response is finished (or its connection closed), whichever is first.
+      const flushedAt = yield* Effect.sync(() =>
+        new Promise<bigint>((resolve) => {
+          const done = () => resolve(clock.currentTimeNanosUnsafe())
+          nodeResponse.once("finish", done)
+          nodeResponse.once("close", done)
+        })
+      )
+      yield* Effect.promise(() => flushedAt).pipe(Effect.flatMap((at) => observe("flushed", startedAt, at)), Effect.forkDetach)
+    }
+    return response
+  })
 
   yield* router.add("POST", settings.notificationPath as HttpRouter.PathInput, timedNotifications)
   yield* router.add("POST", settings.lifecyclePath as HttpRouter.PathInput, lifecycle)

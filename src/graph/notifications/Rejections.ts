@@ -48,17 +48,16 @@ export const makeRejections = () => {
       return total
     },
     /** Counts every refused item per reason and logs one line; `of` is the number of items the request carried. */
-    report: (of: number, note = "") =>
-      Effect.gen(function*() {
-        if (total === 0) return
-        for (const [reason, n] of byReason) yield* countRejected(reason, n)
-        const reasons = [...byReason.keys()].sort()
-        const breakdown = [...byReason].map(([reason, n]) => `${reason} ${count(n)}`).join(", ")
-        const example = Object.entries(sample).map(([key, value]) => `${key} "${clip(value, 60)}"`).join(", ")
-        yield* Effect.logWarning(
-          `notification rejected: ${count(total)} of ${count(of)} items (${breakdown}): ${clip(firstMessage, 300)}` +
-            `${example === "" ? "" : `; e.g. ${example}`}${note}`
-        ).pipe(Effect.annotateLogs({ reason: reasons[0]!, items: total, logKey: `notification rejected:${reasons.join(",")}` }))
-      })
+    report: Effect.fnUntraced(function*(of: number, note = "") {
+      if (total === 0) return
+      for (const [reason, n] of byReason) yield* countRejected(reason, n)
+      const reasons = [...byReason.keys()].sort()
+      const breakdown = [...byReason].map(([reason, n]) => `${reason} ${count(n)}`).join(", ")
+      const example = Object.entries(sample).map(([key, value]) => `${key} "${clip(value, 60)}"`).join(", ")
+      yield* Effect.logWarning(
+        `notification rejected: ${count(total)} of ${count(of)} items (${breakdown}): ${clip(firstMessage, 300)}` +
+          `${example === "" ? "" : `; e.g. ${example}`}${note}`
+      ).pipe(Effect.annotateLogs({ reason: reasons[0]!, items: total, logKey: `notification rejected:${reasons.join(",")}` }))
+    })
   }
 }

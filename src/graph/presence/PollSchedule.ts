@@ -5,18 +5,17 @@
 import { Clock, Effect } from "effect"
 
 /** Runs `effect` every `intervalMillis`, anchored at the start so slow runs do not drift the schedule (TestClock-drivable). */
-export const every = <E, R>(intervalMillis: number, effect: Effect.Effect<void, E, R>) =>
-  Effect.gen(function*() {
-    const start = yield* Clock.currentTimeMillis
-    let k = 1
-    while (true) {
-      const now = yield* Clock.currentTimeMillis
-      k = Math.max(k, Math.floor((now - start) / intervalMillis) + 1)
-      yield* Effect.sleep(start + k * intervalMillis - now)
-      yield* effect
-      k++
-    }
-  })
+export const every = Effect.fnUntraced(function*<E, R>(intervalMillis: number, effect: Effect.Effect<void, E, R>): Effect.fn.Return<never, E, R> {
+  const start = yield* Clock.currentTimeMillis
+  let k = 1
+  while (true) {
+    const now = yield* Clock.currentTimeMillis
+    k = Math.max(k, Math.floor((now - start) / intervalMillis) + 1)
+    yield* Effect.sleep(start + k * intervalMillis - now)
+    yield* effect
+    k++
+  }
+})
 
 /** Requests Graph allows per app and tenant in 30 s; polling uses at most `share` of it, leaving room for other reads. */
 export const PRESENCE_REQUESTS_PER_30S = 1_500

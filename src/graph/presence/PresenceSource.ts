@@ -1,34 +1,25 @@
 /**
  * One typed stream of Teams presence changes, whichever mode runs: push (rich notifications, plus a reconciler that
  * re-reads every presence each `reconcileMinutes` and after every resync event) or poll-only (every `pollSeconds`
- * with the application credential). Only differences from the last known presence per user are emitted, and an
- * update older than the one applied (by sequenceNumber) never overwrites it.
+ * with the application credential). What reaches the stream is decided once, per Teams user, in PresenceState.ts:
+ * only differences from the last known presence, and never one older than the one applied (by sequenceNumber).
  *
  * The user set: `initialSync(userIds)` sets it and reads everything once; `setUsers(userIds)` changes it later
  * (new users are read at once). Subscribe to `changes` before calling `initialSync`.
  */
-import { Clock, Context, Deferred, Effect, Layer, Metric, PubSub, Stream, type SubscriptionRef } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, PubSub, Stream, type SubscriptionRef } from "effect"
 import { clip } from "../../domain/LogText.ts"
-import { notificationsRejected } from "../../domain/Metrics.ts"
-import type { GraphPresence } from "../../domain/Presence.ts"
+import type { CredentialRef } from "../client/GraphSettings.ts"
 import { NotificationsInbox } from "../notifications/NotificationsInbox.ts"
-import { every, pollIntervalMillis } from "./PollSchedule.ts"
-import { PresenceReader } from "./PresenceReader.ts"
-import { makeReadRetry, type ReadHealth } from "./ReadRetry.ts"
+import { makeRejections } from "../notifications/Rejections.ts"
 import { SubscriptionManager } from "../subscriptions/SubscriptionManager.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
+import { every, pollIntervalMillis } from "./PollSchedule.ts"
+import { PresenceReader } from "./PresenceReader.ts"
+import { type PresenceChange, type PresenceOrigin, PresenceState, type ReceivedPresence } from "./PresenceState.ts"
+import { makeReadRetry, type ReadHealth } from "./ReadRetry.ts"
 
-export type PresenceOrigin = "push" | "poll" | "reconcile" | "initial"
-
-export interface PresenceChange {
-  readonly userId: string
-  readonly presence: GraphPresence
-  /** Milliseconds on the Clock when the change was received. */
-  readonly receivedAt: number
-  readonly origin: PresenceOrigin
-  /** For a rich notification: milliseconds on the Clock when it was decrypted. */
-  readonly decryptedAt?: number
-}
+export type { PresenceChange, PresenceOrigin } from "./PresenceState.ts"
 
 export class PresenceSource extends Context.Service<PresenceSource, {
   readonly changes: Stream.Stream<PresenceChange>
@@ -48,17 +39,14 @@ export class PresenceSource extends Context.Service<PresenceSource, {
       const inbox = yield* NotificationsInbox
       const manager = yield* SubscriptionManager
       const core = yield* makeCore("reconcile")
-      yield* inbox.presences.pipe(
-        Stream.runForEachArray((pushed) => core.apply(pushed, "push")),
-        Effect.forkScoped
-      )
-      yield* inbox.refetch.pipe(Stream.runForEach((ids) => core.read(ids, "push")), Effect.forkScoped)
+      yield* inbox.presences.pipe(Stream.runForEachArray((pushed) => apply(core, pushed, "push")), Effect.forkScoped)
+      yield* inbox.refetch.pipe(Stream.runForEach((ids) => read(core, ids, "push")), Effect.forkScoped)
       yield* manager.resyncs.pipe(
-        Stream.runForEach((ids) => core.read(ids.filter((id) => core.has(id)), "reconcile")),
+        Stream.runForEach((ids) => read(core, ids.filter((id) => core.state.has(id)), "reconcile")),
         Effect.forkScoped
       )
-      yield* every(settings.reconcileMinutes * 60_000, core.readAll("reconcile")).pipe(Effect.forkScoped)
-      return core.service
+      yield* every(settings.reconcileMinutes * 60_000, readAll(core, "reconcile")).pipe(Effect.forkScoped)
+      return serviceOf(core)
     })
   )
 
@@ -70,135 +58,114 @@ export class PresenceSource extends Context.Service<PresenceSource, {
       const core = yield* makeCore("poll")
       yield* Effect.gen(function*() {
         while (true) {
-          const interval = pollIntervalMillis(settings.pollSeconds, core.userCount())
-          yield* Effect.sleep(interval)
-          yield* core.readAll("poll")
+          yield* Effect.sleep(pollIntervalMillis(settings.pollSeconds, core.state.users.length))
+          yield* readAll(core, "poll")
         }
       }).pipe(Effect.forkScoped)
-      return core.service
+      return serviceOf(core)
     })
   )
 }
 
-/** Equal as JSON; two strings (the usual availability and activity) without serialising them. */
-const sameJson = (a: unknown, b: unknown): boolean =>
-  typeof a === "string" || typeof b === "string" ? a === b : JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
-
-/**
- * Whether two presences show the same thing. Availability and activity first: they differ for almost every change, so
- * the hot path of a burst serialises nothing.
- */
-const sameContent = (a: GraphPresence, b: GraphPresence): boolean =>
-  sameJson(a.availability, b.availability) && sameJson(a.activity, b.activity) &&
-  sameJson(a.statusMessage, b.statusMessage) && sameJson(a.outOfOfficeSettings, b.outOfOfficeSettings)
-
-/** A presence as it reached the connector: read, or pushed (then also when it was decrypted). */
-interface ReceivedPresence {
-  readonly presence: GraphPresence
-  readonly receivedAt: number
-  readonly decryptedAt?: number
+/** The presence source of either mode: its state, where changes go, and how it reads. */
+interface Core {
+  /** The origin of a round (and of the reads of users who join): the reconciler's, or the poller's. */
+  readonly roundOrigin: "reconcile" | "poll"
+  readonly credential: CredentialRef
+  readonly reader: PresenceReader["Service"]
+  readonly state: PresenceState
+  readonly hub: PubSub.PubSub<PresenceChange>
+  /** Rounds start after the initial read, so the first presence of every user is reported as "initial". */
+  readonly synced: Deferred.Deferred<void>
+  readonly retry: Effect.Success<ReturnType<typeof makeReadRetry>>
 }
 
-/** Push items older than the presence applied, counted with their attributes resolved once. */
-const staleRejected = Metric.withAttributes(notificationsRejected, { reason: "stale" })
-
-const makeCore = Effect.fnUntraced(function*(roundOrigin: "reconcile" | "poll") {
+const makeCore = Effect.fnUntraced(function*(roundOrigin: Core["roundOrigin"]) {
   const settings = yield* SubscriptionSettings
-  const reader = yield* PresenceReader
-  const hub = yield* PubSub.unbounded<PresenceChange>()
-  const known = new Map<string, GraphPresence>()
-  let users: ReadonlyArray<string> = []
-  let userSet = new Set<string>()
-  const key = (id: string) => id.toLowerCase()
-
-  /**
-   * The changes among `received`, published together: a chunk of a burst goes on as one array. An older
-   * sequenceNumber than the one applied is dropped.
-   */
-  const apply = Effect.fnUntraced(function*(received: ReadonlyArray<ReceivedPresence>, origin: PresenceOrigin) {
-    const changes: Array<PresenceChange> = []
-    let stale = 0
-    for (const { presence, receivedAt, decryptedAt } of received) {
-      const id = key(presence.id)
-      if (!userSet.has(id)) continue
-      const last = known.get(id)
-      if (last !== undefined) {
-        const older = presence.sequenceNumber != null && last.sequenceNumber != null &&
-          presence.sequenceNumber < last.sequenceNumber
-        if (older) {
-          if (origin === "push") stale++
-          continue
-        }
-        if (sameContent(last, presence)) {
-          known.set(id, presence)
-          continue
-        }
-      }
-      known.set(id, presence)
-      changes.push({ userId: presence.id, presence, receivedAt, origin, ...(decryptedAt !== undefined ? { decryptedAt } : {}) })
-    }
-    if (stale > 0) yield* Metric.update(staleRejected, stale)
-    if (changes.length > 0) yield* PubSub.publishAll(hub, changes)
-  })
-
-  const readOnce = (ids: ReadonlyArray<string>, origin: PresenceOrigin) =>
-    ids.length === 0 ? Effect.void : reader.getPresences(ids, settings.pollCredential).pipe(
-      Effect.flatMap((presences) =>
-        Effect.flatMap(Clock.currentTimeMillis, (receivedAt) => apply(presences.map((presence) => ({ presence, receivedAt })), origin))
-      )
-    )
-
+  const reads = {
+    roundOrigin,
+    credential: settings.pollCredential,
+    reader: yield* PresenceReader,
+    state: new PresenceState(),
+    hub: yield* PubSub.unbounded<PresenceChange>(),
+    synced: yield* Deferred.make<void>()
+  }
   // Users whose read failed are read again with backoff, not left to the next round.
   const retry = yield* makeReadRetry({
     firstDelayMillis: settings.readRetryFirstMillis,
     maxDelayMillis: settings.readRetryMaxMillis,
-    read: (ids) => readOnce(ids, roundOrigin),
-    wanted: (id) => userSet.has(key(id))
+    read: (ids) => readOnce(reads, ids, roundOrigin),
+    wanted: (id) => reads.state.has(id)
+  })
+  return { ...reads, retry } satisfies Core
+})
+
+const serviceOf = (core: Core) =>
+  PresenceSource.of({
+    changes: Stream.fromPubSub(core.hub),
+    initialSync: (userIds) => initialSync(core, userIds),
+    setUsers: (userIds) => setUsers(core, userIds),
+    users: Effect.sync(() => core.state.users),
+    reconcileNow: readAll(core, core.roundOrigin),
+    readHealth: core.retry.health
   })
 
-  const read = (ids: ReadonlyArray<string>, origin: PresenceOrigin) =>
-    ids.length === 0 ? Effect.void : readOnce(ids, origin).pipe(
-      Effect.andThen(retry.succeeded(ids)),
-      Effect.catch((error) =>
-        Effect.logWarning(`reading ${ids.length} presences failed (${origin}): ${clip(error.message, 300)}; retrying those users`).pipe(
-          Effect.annotateLogs({ logKey: "presence-read-failed" }),
-          Effect.andThen(retry.failed(ids, error))
-        )
+/**
+ * Applies presences to the state and publishes the changes together: a chunk of a burst goes on as one array. Stale
+ * pushed items are counted and logged as one line per chunk.
+ */
+const apply = Effect.fnUntraced(function*(
+  core: Pick<Core, "state" | "hub">,
+  received: ReadonlyArray<ReceivedPresence>,
+  origin: PresenceOrigin
+) {
+  const { changes, stale } = core.state.apply(received, origin)
+  if (stale.length > 0) {
+    const rejections = makeRejections()
+    for (const presence of stale) rejections.add("stale", "an older or duplicate sequenceNumber", { userId: presence.id })
+    yield* rejections.report(received.length)
+  }
+  if (changes.length > 0) yield* PubSub.publishAll(core.hub, changes)
+})
+
+/** One read of `ids`, applied; fails with Graph's error. */
+const readOnce = Effect.fnUntraced(function*(
+  core: Pick<Core, "state" | "hub" | "reader" | "credential">,
+  ids: ReadonlyArray<string>,
+  origin: PresenceOrigin
+) {
+  if (ids.length === 0) return
+  const presences = yield* core.reader.getPresences(ids, core.credential)
+  const receivedAt = yield* Clock.currentTimeMillis
+  yield* apply(core, presences.map((presence) => ({ presence, receivedAt })), origin)
+})
+
+/** Reads `ids`; when that fails, the read retry takes them over. */
+const read = Effect.fn("PresenceSource.read")(function*(core: Core, ids: ReadonlyArray<string>, origin: PresenceOrigin) {
+  if (ids.length === 0) return
+  yield* readOnce(core, ids, origin).pipe(
+    Effect.andThen(core.retry.succeeded(ids)),
+    Effect.catch((error) =>
+      Effect.logWarning(`reading ${ids.length} presences failed (${origin}): ${clip(error.message, 300)}; retrying those users`).pipe(
+        Effect.annotateLogs({ logKey: "presence-read-failed" }),
+        Effect.andThen(core.retry.failed(ids, error))
       )
     )
+  )
+})
 
-  // Rounds start after the initial read, so the first presence of every user is reported as "initial".
-  const synced = yield* Deferred.make<void>()
-  const readAll = (origin: PresenceOrigin) => Deferred.await(synced).pipe(Effect.andThen(Effect.suspend(() => read(users, origin))))
+/** A round: every served user, once the initial read is done. */
+const readAll = Effect.fn("PresenceSource.readAll")(function*(core: Core, origin: PresenceOrigin) {
+  yield* Deferred.await(core.synced)
+  yield* read(core, core.state.users, origin)
+})
 
-  const setUsers = (userIds: ReadonlyArray<string>) =>
-    Effect.suspend(() => {
-      const added = userIds.filter((id) => !userSet.has(key(id)))
-      users = [...userIds]
-      userSet = new Set(users.map(key))
-      for (const id of [...known.keys()]) if (!userSet.has(id)) known.delete(id)
-      return read(added, roundOrigin === "poll" ? "poll" : "reconcile")
-    })
+const initialSync = Effect.fn("PresenceSource.initialSync")(function*(core: Core, userIds: ReadonlyArray<string>) {
+  core.state.setUsers(userIds)
+  yield* read(core, core.state.users, "initial").pipe(Effect.ensuring(Deferred.succeed(core.synced, undefined)))
+})
 
-  const service = PresenceSource.of({
-    changes: Stream.fromPubSub(hub),
-    initialSync: (userIds) =>
-      Effect.suspend(() => {
-        users = [...userIds]
-        userSet = new Set(users.map(key))
-        return read(users, "initial").pipe(Effect.ensuring(Deferred.succeed(synced, undefined)))
-      }),
-    setUsers,
-    users: Effect.sync(() => users),
-    reconcileNow: readAll(roundOrigin),
-    readHealth: retry.health
-  })
-  return {
-    service,
-    apply,
-    read,
-    readAll,
-    has: (id: string) => userSet.has(key(id)),
-    userCount: () => users.length
-  }
+const setUsers = Effect.fn("PresenceSource.setUsers")(function*(core: Core, userIds: ReadonlyArray<string>) {
+  const added = core.state.setUsers(userIds)
+  yield* read(core, added, core.roundOrigin)
 })

@@ -60,29 +60,27 @@ export const makeReadRetry = Effect.fnUntraced(function*(options: {
   })
 
   /** The read of `ids` failed: they are tried again. */
-  const failed = (ids: ReadonlyArray<string>, cause: GraphError | AuthError) =>
-    Effect.gen(function*() {
-      for (const id of ids) pending.add(id)
-      since ??= yield* Clock.currentTimeMillis
-      attempts++
-      error = describeReadError(cause)
-      retryAfterMillis = cause._tag === "GraphError" ? cause.retryAfterMillis ?? 0 : 0
-      yield* publish
-      yield* Queue.offer(wake, undefined)
-    })
+  const failed = Effect.fn("ReadRetry.failed")(function*(ids: ReadonlyArray<string>, cause: GraphError | AuthError) {
+    for (const id of ids) pending.add(id)
+    since ??= yield* Clock.currentTimeMillis
+    attempts++
+    error = describeReadError(cause)
+    retryAfterMillis = cause._tag === "GraphError" ? cause.retryAfterMillis ?? 0 : 0
+    yield* publish
+    yield* Queue.offer(wake, undefined)
+  })
 
   /** A read of `ids` succeeded (whichever path made it): they no longer wait. */
-  const succeeded = (ids: ReadonlyArray<string>) =>
-    Effect.gen(function*() {
-      if (since === undefined) return
-      for (const id of ids) pending.delete(id)
-      if (pending.size + inFlight > 0) return yield* publish
-      since = undefined
-      attempts = 0
-      retryAfterMillis = 0
-      yield* Effect.logInfo("presence reads succeed again")
-      yield* publish
-    })
+  const succeeded = Effect.fnUntraced(function*(ids: ReadonlyArray<string>) {
+    if (since === undefined) return
+    for (const id of ids) pending.delete(id)
+    if (pending.size + inFlight > 0) return yield* publish
+    since = undefined
+    attempts = 0
+    retryAfterMillis = 0
+    yield* Effect.logInfo("presence reads succeed again")
+    yield* publish
+  })
 
   yield* Effect.gen(function*() {
     while (true) {

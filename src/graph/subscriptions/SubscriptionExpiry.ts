@@ -24,20 +24,19 @@ export const isBadRequest = (error: SubscriptionCallError): boolean => error._ta
  * Calls `request` with an expiry `expiryMinutes` from now; on a 400 calls it once more with the shorter expiry.
  * `what` names the call in the log line ("creating", "renewing").
  */
-export const withExpiryRetry = <A>(
+export const withExpiryRetry = Effect.fnUntraced(function*<A>(
   options: { readonly what: string; readonly expiryMinutes: number; readonly renewMinutes: number },
   request: (expirationDateTime: string) => Effect.Effect<A, SubscriptionCallError>
-): Effect.Effect<A, SubscriptionCallError> =>
-  Effect.gen(function*() {
-    const first = yield* request(isoIn(yield* Clock.currentTimeMillis, options.expiryMinutes)).pipe(Effect.result)
-    if (first._tag === "Success") return first.success
-    if (!isBadRequest(first.failure)) return yield* first.failure
-    const shorter = shorterExpiryMinutes(options.expiryMinutes, options.renewMinutes)
-    if (shorter < 1 || shorter >= options.expiryMinutes) return yield* first.failure
-    yield* Effect.logWarning(
-      `Graph refused ${options.what} the presence subscription with an expiry of ${options.expiryMinutes} min ` +
-        `(${describeError(first.failure)}); retrying once with ${shorter} min. If this repeats, check this server's clock ` +
-        `(NTP) or lower timers.presenceExpiryMinutes`
-    )
-    return yield* request(isoIn(yield* Clock.currentTimeMillis, shorter))
-  })
+): Effect.fn.Return<A, SubscriptionCallError> {
+  const first = yield* request(isoIn(yield* Clock.currentTimeMillis, options.expiryMinutes)).pipe(Effect.result)
+  if (first._tag === "Success") return first.success
+  if (!isBadRequest(first.failure)) return yield* first.failure
+  const shorter = shorterExpiryMinutes(options.expiryMinutes, options.renewMinutes)
+  if (shorter < 1 || shorter >= options.expiryMinutes) return yield* first.failure
+  yield* Effect.logWarning(
+    `Graph refused ${options.what} the presence subscription with an expiry of ${options.expiryMinutes} min ` +
+      `(${describeError(first.failure)}); retrying once with ${shorter} min. If this repeats, check this server's clock ` +
+      `(NTP) or lower timers.presenceExpiryMinutes`
+  )
+  return yield* request(isoIn(yield* Clock.currentTimeMillis, shorter))
+})

@@ -7,6 +7,7 @@
  * unlicensed: a user the subscription already holds stays in it, and nobody is added on an unknown answer.
  */
 import { Context, Effect, Layer } from "effect"
+import { teamsKey } from "../../domain/TeamsId.ts"
 
 export type LicenceAnswer = "licensed" | "unlicensed" | "unknown"
 
@@ -26,9 +27,9 @@ export const permittedUsers = (
   answers: ReadonlyMap<string, LicenceAnswer>,
   held: ReadonlyArray<string>
 ): ReadonlyArray<string> => {
-  const holding = new Set(held)
+  const holding = new Set(held.map(teamsKey))
   return userIds.filter((id) => {
     const answer = answers.get(id) ?? "unknown"
-    return answer === "licensed" || (answer === "unknown" && holding.has(id))
+    return answer === "licensed" || (answer === "unknown" && holding.has(teamsKey(id)))
   })
 }

@@ -87,7 +87,7 @@ export const defaultSubscriptionSettings = (
 })
 
 export class SubscriptionSettings extends Context.Service<SubscriptionSettings, SubscriptionSettingsOptions>()(
-  "presence-connector/graph/SubscriptionSettings"
+  "teams-presence-connector/graph/subscriptions/SubscriptionSettings"
 ) {
   static readonly layer = (options: SubscriptionSettingsOptions) => Layer.succeed(SubscriptionSettings, options)
 }

@@ -1,7 +1,9 @@
 /**
  * Pure shard planning: at most `maxUsersPerShard` users per presence subscription and one subscription per delegated
  * account (protocols.md §1.5). Assignment is sticky, so adding or removing users changes only the shards they touch.
+ * Users are compared by `teamsKey`.
  */
+import { teamsKey } from "../../domain/TeamsId.ts"
 
 export interface PlannedShard {
   /** The account name, or `needs-account-<n>` for users no account is left for. */
@@ -10,10 +12,11 @@ export interface PlannedShard {
   readonly userIds: ReadonlyArray<string>
 }
 
+/** Whether two lists name the same Teams users (by `teamsKey`). */
 export const sameMembers = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean => {
   if (a.length !== b.length) return false
-  const set = new Set(a)
-  return b.every((id) => set.has(id))
+  const set = new Set(a.map(teamsKey))
+  return b.every((id) => set.has(teamsKey(id)))
 }
 
 /**
@@ -26,16 +29,16 @@ export const planShards = (
   accounts: ReadonlyArray<string>,
   maxUsersPerShard: number
 ): ReadonlyArray<PlannedShard> => {
-  const wanted = new Set(desired)
+  const wanted = new Set(desired.map(teamsKey))
   const assigned = new Set<string>()
   const members = new Map<string, Array<string>>()
   for (const account of accounts) {
     const previous = current.find((shard) => shard.account === account)
-    const kept = (previous?.userIds ?? []).filter((id) => wanted.has(id) && !assigned.has(id)).slice(0, maxUsersPerShard)
-    kept.forEach((id) => assigned.add(id))
+    const kept = (previous?.userIds ?? []).filter((id) => wanted.has(teamsKey(id)) && !assigned.has(teamsKey(id))).slice(0, maxUsersPerShard)
+    kept.forEach((id) => assigned.add(teamsKey(id)))
     members.set(account, kept)
   }
-  const fresh = desired.filter((id) => !assigned.has(id))
+  const fresh = desired.filter((id) => !assigned.has(teamsKey(id)))
   let cursor = 0
   for (const account of accounts) {
     const list = members.get(account)!

@@ -5,7 +5,6 @@
 import { Effect, Metric, Option, Queue } from "effect"
 import { subscriptionFailures, subscriptionRenewals } from "../../domain/Metrics.ts"
 import type { SubscriptionCallError } from "./SubscriptionApi.ts"
-import type { CertificateStatus } from "./SubscriptionCertificates.ts"
 import { loadState, type PersistedState, type PersistedSubscription, saveState } from "./SubscriptionStore.ts"
 
 export type ShardStatusKind = "active" | "creating" | "waiting" | "error" | "needsAccount"
@@ -26,6 +25,16 @@ export interface UsersSubscriptionStatus {
   readonly expiresAt?: number
   readonly lastRenewalAt?: number
   readonly status: "active" | "creating" | "error" | "disabled"
+  readonly error?: string
+}
+
+/** The rich-notification certificate (push mode with resource data only). */
+export interface CertificateStatus {
+  readonly currentId: string
+  readonly notAfter: number
+  readonly lastRotationAt?: number
+  /** Older keys still held for decryption: named by a subscription (no `retireAt` yet), or in their grace period. */
+  readonly previous: ReadonlyArray<{ readonly id: string; readonly retireAt?: number }>
   readonly error?: string
 }
 

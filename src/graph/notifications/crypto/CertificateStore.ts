@@ -145,7 +145,8 @@ const toInfo = (c: StoredCertificate): CertificateInfo => ({
 const DAY_MS = 24 * 3600 * 1000
 const DEFAULT_LIFETIME_MS = 730 * DAY_MS
 
-const generateCertificate = (lifetimeMillis: number): Effect.Effect<StoredCertificate, CertificateError> => Effect.gen(function*() {
+/** A new RSA-2048 key and its self-signed certificate, valid for `lifetimeMillis` from now. */
+const generateCertificate = Effect.fn("CertificateStore.generate")(function*(lifetimeMillis: number): Effect.fn.Return<StoredCertificate, CertificateError> {
   const now = yield* Clock.currentTimeMillis
   const suffix = (yield* Random.nextIntBetween(0, 0xffffff)).toString(16).padStart(6, "0")
   const id = `tpc-${now.toString(36)}-${suffix}`

@@ -1,0 +1,147 @@
+/**
+ * Rich items from the intake's batches to typed presences: each chunk is decrypted in the worker pool while its
+ * batch's validation tokens are verified, and one publisher fiber takes the chunks in arrival order and publishes each
+ * as soon as it is decrypted and its batch verified. The presences go on in arrival order; which of them is stale is
+ * the presence source's decision (graph/presence/PresenceState.ts).
+ */
+import { Clock, Effect, Fiber, Metric, PubSub, Queue, Result } from "effect"
+import { notificationsReceived } from "../../domain/Metrics.ts"
+import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
+import { sameTeamsUser } from "../../domain/TeamsId.ts"
+import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
+import type { DecryptResult } from "./crypto/RichCrypto.ts"
+import { ValidationTokens } from "./crypto/ValidationTokens.ts"
+import type { Batch, BatchItem } from "./Intake.ts"
+import { type ChangeNotification, type EncryptedContent, notificationUserId } from "./Notifications.ts"
+import { countRejected, logRejected, makeRejections, type RejectReason } from "./Rejections.ts"
+
+export interface PushedPresence {
+  readonly userId: string
+  readonly presence: GraphPresence
+  readonly receivedAt: number
+  /** Milliseconds on the Clock when the item came back decrypted. */
+  readonly decryptedAt: number
+}
+
+/** The counter of accepted presence items, with its attributes resolved once (it is updated per chunk of a burst). */
+export const presencesReceived = Metric.withAttributes(notificationsReceived, { kind: "presence" })
+
+/** Chunks handed to the decryption pool and not yet published: enough to keep the workers busy between two wakes. */
+const chunksInFlight = 16
+
+interface DecryptingChunk {
+  readonly items: ReadonlyArray<BatchItem>
+  readonly results: Fiber.Fiber<ReadonlyArray<DecryptResult>>
+  /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
+  readonly verified: Fiber.Fiber<boolean>
+  readonly receivedAt: number
+}
+
+export interface Decryption {
+  readonly pool: DecryptPool["Service"]
+  readonly tokens: ValidationTokens["Service"]
+  readonly decrypting: Queue.Queue<DecryptingChunk>
+}
+
+/** The pipeline, with its publisher fiber forked into the current scope. */
+export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubSub<PushedPresence>) {
+  const decryption: Decryption = {
+    pool: yield* DecryptPool,
+    tokens: yield* ValidationTokens,
+    decrypting: yield* Queue.bounded<DecryptingChunk>(chunksInFlight)
+  }
+  yield* Queue.take(decryption.decrypting).pipe(
+    Effect.flatMap((chunk) => publishChunk(chunk, presences)),
+    Effect.catchCause((cause) => Effect.logError("publishing decrypted notifications failed", cause)),
+    Effect.forever,
+    Effect.forkScoped
+  )
+  return decryption
+})
+
+/**
+ * Hands a batch's rich items to the pool chunk by chunk, without waiting: the batch's validation tokens are verified
+ * meanwhile, and the processor goes on with the next batch. Nothing is published before its batch's tokens are
+ * verified; a batch that fails is dropped whole (its items were decrypted for nothing, which only a sender that knows
+ * a subscription's clientState can cause).
+ */
+export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, batch: Batch, rich: ReadonlyArray<BatchItem>) {
+  if (rich.length === 0) return
+  const tenants = rich.flatMap(({ item }) => (item.tenantId === undefined ? [] : [item.tenantId]))
+  const verified = yield* Effect.forkChild(decryption.tokens.verify(batch.validationTokens, tenants).pipe(
+    Effect.as(true),
+    Effect.catch((error) =>
+      logRejected("validation_token", error.message).pipe(
+        Effect.andThen(rich.length > 1 ? countRejected("validation_token", rich.length - 1) : Effect.void),
+        Effect.as(false)
+      )
+    )
+  ))
+  for (let i = 0; i < rich.length; i += maxChunk) {
+    const items = rich.slice(i, i + maxChunk)
+    const results = yield* Effect.forkChild(decryption.pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)))
+    yield* Queue.offer(decryption.decrypting, { items, results, verified, receivedAt: batch.receivedAt })
+  }
+})
+
+/**
+ * One chunk, once decrypted and verified: checked item by item and published as one array. A bad item is logged and
+ * counted, never fails the others, and the good ones travel on together.
+ */
+const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presences: PubSub.PubSub<PushedPresence>) {
+  if (!(yield* Fiber.join(chunk.verified))) return
+  const results = yield* Fiber.join(chunk.results)
+  const decryptedAt = yield* Clock.currentTimeMillis
+  const accepted: Array<PushedPresence> = []
+  const rejections = makeRejections()
+  for (let i = 0; i < chunk.items.length; i++) {
+    const checked = checkDecrypted(chunk.items[i]!.item, results[i]!)
+    if (checked.ok) {
+      accepted.push({ userId: checked.presence.id, presence: checked.presence, receivedAt: chunk.receivedAt, decryptedAt })
+      continue
+    }
+    const { ok: _, reason, message, ...annotations } = checked
+    rejections.add(reason, message, annotations)
+  }
+  yield* rejections.report(chunk.items.length)
+  if (accepted.length > 0) {
+    yield* Metric.update(presencesReceived, accepted.length)
+    yield* PubSub.publishAll(presences, accepted)
+  }
+  // Let the presence source, the flow and the writer run between chunks.
+  yield* Effect.yieldNow
+})
+
+type DecryptedCheck =
+  | { readonly ok: true; readonly presence: GraphPresence }
+  | {
+    readonly ok: false
+    readonly reason: RejectReason
+    readonly message: string
+    readonly subscriptionId?: string
+    readonly userId?: string
+  }
+
+/**
+ * Checks one decrypted item: the presence it carries, or why it is rejected (it did not decrypt, is not a presence,
+ * or names another user than the notification). Synchronous and without state: it runs once per item of a burst.
+ */
+export const checkDecrypted = (item: ChangeNotification, result: DecryptResult): DecryptedCheck => {
+  if (!result.ok) return { ok: false, reason: result.reason, message: result.message, subscriptionId: item.subscriptionId }
+  let json: unknown
+  try {
+    json = JSON.parse(result.plaintext)
+  } catch (error) {
+    return { ok: false, reason: "decrypt", message: `decrypted content is not a presence: ${String(error)}` }
+  }
+  const decoded = decodeGraphPresenceResult(json)
+  if (Result.isFailure(decoded)) {
+    return { ok: false, reason: "decrypt", message: `decrypted content is not a presence: ${decoded.failure.message}` }
+  }
+  const presence = decoded.success
+  const claimed = notificationUserId(item)
+  if (claimed !== undefined && !sameTeamsUser(claimed, presence.id)) {
+    return { ok: false, reason: "decrypt", message: "decrypted presence names another user than the notification", userId: claimed }
+  }
+  return { ok: true, presence }
+}

@@ -1,0 +1,180 @@
+/**
+ * The inbox's intake, where the webhook's calls end: each item is checked against the subscriptions the connector owns
+ * (subscriptionId + clientState, compared in constant time) and accepted items go into a bounded queue for the
+ * processor. Nothing here waits for decryption, so Graph gets its 202 at once.
+ */
+import { Clock, Effect, Metric, PubSub, Queue, Redacted } from "effect"
+import { count } from "../../domain/LogText.ts"
+import { notificationsReceived } from "../../domain/Metrics.ts"
+import { constantTimeEquals } from "./crypto/RichCrypto.ts"
+import type {
+  ChangeNotification,
+  ChangeNotificationCollection,
+  LifecycleEvent,
+  LifecycleNotificationCollection
+} from "./Notifications.ts"
+import { countRejected, logRejected, makeRejections } from "./Rejections.ts"
+
+export type SubscriptionKind = "presence" | "users"
+
+/** A subscription the connector created and will accept notifications for. */
+export interface KnownSubscription {
+  readonly id: string
+  readonly kind: SubscriptionKind
+  /** The shard key (presence) or "users". */
+  readonly key: string
+  readonly clientState: Redacted.Redacted<string>
+}
+
+export interface LifecycleSignal {
+  readonly subscriptionId: string
+  readonly kind: SubscriptionKind
+  readonly key: string
+  readonly event: LifecycleEvent
+}
+
+/** The accepted items of one POST, queued for the processor. */
+export interface Batch {
+  readonly items: ReadonlyArray<BatchItem>
+  readonly validationTokens: ReadonlyArray<string>
+  readonly receivedAt: number
+}
+
+export interface BatchItem {
+  readonly item: ChangeNotification
+  readonly subscription: KnownSubscription
+}
+
+/**
+ * A request whose first items all fail the subscriptionId / clientState check is refused as a whole: the rest is
+ * counted as rejected without being looked at. Graph's own POSTs carry the connector's subscriptions; a body whose
+ * first items are all foreign is forged or left over, and checking 65,535 items of it would only cost time.
+ */
+export const refuseAfterFailedItems = 16
+
+type Check =
+  | { readonly ok: true; readonly subscription: KnownSubscription }
+  | { readonly ok: false; readonly reason: "unknown_subscription" | "client_state" }
+
+/** The subscriptions the connector owns, and those being created (known by their clientState until Graph names them). */
+export class KnownSubscriptions {
+  readonly #known = new Map<string, KnownSubscription>()
+  readonly #pending = new Set<Omit<KnownSubscription, "id">>()
+
+  register(subscription: KnownSubscription): void {
+    this.#known.set(subscription.id, subscription)
+  }
+
+  unregister(subscriptionId: string): void {
+    this.#known.delete(subscriptionId)
+  }
+
+  /** Accepts items carrying this clientState until the returned function withdraws it. */
+  expect(expected: Omit<KnownSubscription, "id">): () => void {
+    const entry = { ...expected }
+    this.#pending.add(entry)
+    return () => void this.#pending.delete(entry)
+  }
+
+  check(subscriptionId: string, clientState: string | null | undefined): Check {
+    const subscription = this.#known.get(subscriptionId)
+    if (subscription === undefined) {
+      for (const expected of this.#pending) {
+        if (clientState != null && constantTimeEquals(clientState, Redacted.value(expected.clientState))) {
+          return { ok: true, subscription: { ...expected, id: subscriptionId } }
+        }
+      }
+      return { ok: false, reason: "unknown_subscription" }
+    }
+    if (clientState == null || !constantTimeEquals(clientState, Redacted.value(subscription.clientState))) {
+      return { ok: false, reason: "client_state" }
+    }
+    return { ok: true, subscription }
+  }
+}
+
+export interface Intake {
+  readonly subscriptions: KnownSubscriptions
+  /** Bounded: when the processor falls behind, a whole POST is dropped (reconciliation corrects what it carried). */
+  readonly queue: Queue.Queue<Batch>
+  readonly lifecycle: PubSub.PubSub<LifecycleSignal>
+}
+
+/** Checks every item of a POST and queues the accepted ones as one batch; returns how many were accepted. */
+export const acceptNotifications = Effect.fnUntraced(function*(intake: Intake, body: ChangeNotificationCollection) {
+  const accepted: Array<BatchItem> = []
+  const rejections = makeRejections()
+  // A POST carries up to 100 items of the same few subscriptions: each distinct (subscriptionId, clientState)
+  // pair is compared once, which keeps the comparison constant-time and the webhook's answer short.
+  const checked = new Map<string, Check>()
+  const items = body.value
+  let unchecked = 0
+  for (let i = 0; i < items.length; i++) {
+    if (accepted.length === 0 && rejections.total >= refuseAfterFailedItems) {
+      unchecked = items.length - i
+      break
+    }
+    const item = items[i]!
+    const pair = JSON.stringify([item.subscriptionId, item.clientState ?? null])
+    let result = checked.get(pair)
+    if (result === undefined) {
+      result = intake.subscriptions.check(item.subscriptionId, item.clientState)
+      checked.set(pair, result)
+    }
+    if (!result.ok) {
+      rejections.add(result.reason, "subscriptionId or clientState does not match a subscription of this connector", {
+        subscriptionId: item.subscriptionId
+      })
+      continue
+    }
+    accepted.push({ item, subscription: result.subscription })
+  }
+  if (unchecked > 0) rejections.add("unknown_subscription", "", {}, unchecked)
+  yield* rejections.report(
+    items.length,
+    unchecked > 0 ? `; the request was refused after its first ${refuseAfterFailedItems} items failed (${count(unchecked)} not checked)` : ""
+  )
+  if (accepted.length === 0) return 0
+  const receivedAt = yield* Clock.currentTimeMillis
+  const queued = yield* Queue.offer(intake.queue, { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt })
+  if (!queued) {
+    yield* countRejected("overflow", accepted.length - 1)
+    yield* logRejected("overflow", `notification queue full, ${accepted.length} items dropped (reconciliation will correct them)`)
+    return 0
+  }
+  return accepted.length
+})
+
+const lifecycleReceived = Metric.withAttributes(notificationsReceived, { kind: "lifecycle" })
+
+/** Checks every lifecycle item and publishes the accepted ones at once (they are few); returns how many. */
+export const acceptLifecycle = Effect.fnUntraced(function*(intake: Intake, body: LifecycleNotificationCollection) {
+  let accepted = 0
+  const rejections = makeRejections()
+  for (const item of body.value) {
+    if (accepted === 0 && rejections.total >= refuseAfterFailedItems) {
+      rejections.add("unknown_subscription", "", {}, 1)
+      continue
+    }
+    const result = intake.subscriptions.check(item.subscriptionId, item.clientState)
+    if (!result.ok) {
+      rejections.add(result.reason, "lifecycle notification for an unknown subscription or with a wrong clientState", {
+        subscriptionId: item.subscriptionId
+      })
+      continue
+    }
+    accepted++
+    yield* Metric.update(lifecycleReceived, 1)
+    yield* Effect.logInfo(`lifecycle event ${item.lifecycleEvent}`).pipe(
+      Effect.annotateLogs({ subscriptionId: item.subscriptionId, kind: result.subscription.kind })
+    )
+    yield* PubSub.publish(intake.lifecycle, {
+      subscriptionId: item.subscriptionId,
+      kind: result.subscription.kind,
+      key: result.subscription.key,
+      event: item.lifecycleEvent
+    })
+  }
+  yield* rejections.report(body.value.length)
+  return accepted
+})

@@ -1,0 +1,109 @@
+/**
+ * The decryption pool's worker threads and their bookkeeping: which requests each worker holds (a crashed worker
+ * fails only its own and is replaced, with the keys sent again) and how many items wait at each, for least-loaded
+ * dispatch. Plain callbacks: a worker answers on the event loop, which completes the request's Deferred.
+ */
+import { Deferred, Effect } from "effect"
+import { Worker } from "node:worker_threads"
+import type { EncryptedContent } from "../Notifications.ts"
+import type { DecryptResult } from "./RichCrypto.ts"
+
+type Results = Deferred.Deferred<ReadonlyArray<DecryptResult>>
+
+export class DecryptWorkers {
+  readonly #workers: Array<Worker> = []
+  readonly #pending = new Map<number, Results>()
+  /** Which requests each worker holds. */
+  readonly #owned = new Map<Worker, Set<number>>()
+  /** Items queued at each worker. */
+  readonly #load = new Map<Worker, number>()
+  readonly #itemCount = new Map<number, number>()
+  #nextId = 0
+  #keyMessage: unknown = { type: "keys", keys: [] }
+  #closing = false
+
+  readonly url: URL
+  readonly size: number
+
+  constructor(url: URL, size: number) {
+    this.url = url
+    this.size = size
+  }
+
+  start(): void {
+    for (let slot = 0; slot < this.size; slot++) this.#workers.push(this.#spawn(slot))
+  }
+
+  close(): Promise<unknown> {
+    this.#closing = true
+    return Promise.all(this.#workers.map((worker) => worker.terminate()))
+  }
+
+  /** Sends the keys to every worker, and to every replacement from now on. */
+  setKeys(keys: ReadonlyArray<{ readonly id: string; readonly thumbprint: string; readonly pem: string }>): void {
+    this.#keyMessage = { type: "keys", keys }
+    for (const worker of this.#workers) worker.postMessage(this.#keyMessage)
+  }
+
+  /** Sends a chunk to the least-loaded worker; `results` completes with its answer. Returns the request's id. */
+  post(items: ReadonlyArray<EncryptedContent>, results: Results): number {
+    const id = this.#nextId++
+    this.#pending.set(id, results)
+    const worker = this.#leastLoaded()
+    this.#owned.get(worker)?.add(id)
+    this.#itemCount.set(id, items.length)
+    this.#load.set(worker, (this.#load.get(worker) ?? 0) + items.length)
+    worker.postMessage({ type: "decrypt", id, items })
+    return id
+  }
+
+  /** Forgets a request whose caller no longer waits (its answer, if any, is dropped). */
+  cancel(id: number): void {
+    this.#pending.delete(id)
+  }
+
+  #leastLoaded(): Worker {
+    let best = this.#workers[0]!
+    for (const worker of this.#workers) if ((this.#load.get(worker) ?? 0) < (this.#load.get(best) ?? 0)) best = worker
+    return best
+  }
+
+  #spawn(slot: number): Worker {
+    const worker = new Worker(this.url)
+    worker.unref()
+    this.#owned.set(worker, new Set())
+    this.#load.set(worker, 0)
+    worker.on("message", (message: { id: number; results: ReadonlyArray<DecryptResult> }) => this.#answered(worker, message))
+    worker.on("error", (error) => this.#replace(worker, slot, String(error)))
+    worker.on("exit", (code) => this.#replace(worker, slot, `exited with code ${code}`))
+    return worker
+  }
+
+  #answered(worker: Worker, message: { id: number; results: ReadonlyArray<DecryptResult> }): void {
+    const deferred = this.#pending.get(message.id)
+    this.#owned.get(worker)?.delete(message.id)
+    this.#load.set(worker, (this.#load.get(worker) ?? 0) - (this.#itemCount.get(message.id) ?? 0))
+    this.#itemCount.delete(message.id)
+    if (deferred === undefined) return
+    this.#pending.delete(message.id)
+    Deferred.doneUnsafe(deferred, Effect.succeed(message.results))
+  }
+
+  /** Fails the requests a crashed worker held and puts a new worker with the keys in its slot. */
+  #replace(worker: Worker, slot: number, reason: string): void {
+    const ids = this.#owned.get(worker) ?? new Set<number>()
+    this.#owned.delete(worker)
+    this.#load.delete(worker)
+    for (const id of ids) {
+      this.#itemCount.delete(id)
+      const deferred = this.#pending.get(id)
+      this.#pending.delete(id)
+      if (deferred !== undefined) Deferred.doneUnsafe(deferred, Effect.die(new Error(`decryption worker failed: ${reason}`)))
+    }
+    if (!this.#closing && this.#workers[slot] === worker) {
+      const replacement = this.#spawn(slot)
+      this.#workers[slot] = replacement
+      replacement.postMessage(this.#keyMessage)
+    }
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * What the Graph side last knew of each served Teams user's presence, and the one place two decisions are taken about
+ * a presence that arrives (pushed or read): whether it is stale (by sequenceNumber) and whether it changes anything.
+ * Pure state and transitions, keyed by `teamsKey`; the presence source publishes what `apply` returns.
+ */
+import type { GraphPresence } from "../../domain/Presence.ts"
+import { teamsKey } from "../../domain/TeamsId.ts"
+
+export type PresenceOrigin = "push" | "poll" | "reconcile" | "initial"
+
+export interface PresenceChange {
+  readonly userId: string
+  readonly presence: GraphPresence
+  /** Milliseconds on the Clock when the change was received. */
+  readonly receivedAt: number
+  readonly origin: PresenceOrigin
+  /** For a rich notification: milliseconds on the Clock when it was decrypted. */
+  readonly decryptedAt?: number
+}
+
+/** A presence as it reached the connector: read, or pushed (then also when it was decrypted). */
+export interface ReceivedPresence {
+  readonly presence: GraphPresence
+  readonly receivedAt: number
+  readonly decryptedAt?: number
+}
+
+/**
+ * Whether a presence numbered `next` must not replace the one applied, numbered `last`. Graph's sequenceNumber grows
+ * with every change of a user's presence and compares as a string; a presence without one is never stale. A pushed
+ * item numbered like the applied one is a duplicate (Graph delivers again what it is not sure arrived), so it is
+ * stale too; a read numbered like it is the same presence read again.
+ */
+export const isStale = (last: string | null | undefined, next: string | null | undefined, origin: PresenceOrigin): boolean => {
+  if (last == null || last === "" || next == null || next === "") return false
+  return origin === "push" ? next <= last : next < last
+}
+
+/** Equal as JSON; two strings (the usual availability and activity) without serialising them. */
+const sameJson = (a: unknown, b: unknown): boolean =>
+  typeof a === "string" || typeof b === "string" ? a === b : JSON.stringify(a ?? null) === JSON.stringify(b ?? null)
+
+/**
+ * Whether two presences show the same thing. Availability and activity first: they differ for almost every change, so
+ * the hot path of a burst serialises nothing.
+ */
+export const sameContent = (a: GraphPresence, b: GraphPresence): boolean =>
+  sameJson(a.availability, b.availability) && sameJson(a.activity, b.activity) &&
+  sameJson(a.statusMessage, b.statusMessage) && sameJson(a.outOfOfficeSettings, b.outOfOfficeSettings)
+
+export interface Applied {
+  /** The presences that differ from what was known, in arrival order. */
+  readonly changes: ReadonlyArray<PresenceChange>
+  /** Pushed presences refused as older than or a duplicate of the one applied. */
+  readonly stale: ReadonlyArray<GraphPresence>
+}
+
+export class PresenceState {
+  #users: ReadonlyArray<string> = []
+  #keys = new Set<string>()
+  readonly #known = new Map<string, GraphPresence>()
+
+  /** The served users, as the plan names them. */
+  get users(): ReadonlyArray<string> {
+    return this.#users
+  }
+
+  has(userId: string): boolean {
+    return this.#keys.has(teamsKey(userId))
+  }
+
+  /** Replaces the served users and forgets the presences of those who left; returns those who joined. */
+  setUsers(userIds: ReadonlyArray<string>): ReadonlyArray<string> {
+    const added = userIds.filter((id) => !this.#keys.has(teamsKey(id)))
+    this.#users = [...userIds]
+    this.#keys = new Set(this.#users.map(teamsKey))
+    for (const key of [...this.#known.keys()]) if (!this.#keys.has(key)) this.#known.delete(key)
+    return added
+  }
+
+  /**
+   * Applies `received` in order: a presence of a user not served is ignored, a stale one refused, one that shows the
+   * same as the known one only remembered (its sequenceNumber moves on), and every other one is a change.
+   */
+  apply(received: ReadonlyArray<ReceivedPresence>, origin: PresenceOrigin): Applied {
+    const changes: Array<PresenceChange> = []
+    const stale: Array<GraphPresence> = []
+    for (const { presence, receivedAt, decryptedAt } of received) {
+      const key = teamsKey(presence.id)
+      if (!this.#keys.has(key)) continue
+      const last = this.#known.get(key)
+      if (last !== undefined) {
+        if (isStale(last.sequenceNumber, presence.sequenceNumber, origin)) {
+          if (origin === "push") stale.push(presence)
+          continue
+        }
+        if (sameContent(last, presence)) {
+          this.#known.set(key, presence)
+          continue
+        }
+      }
+      this.#known.set(key, presence)
+      changes.push({ userId: presence.id, presence, receivedAt, origin, ...(decryptedAt !== undefined ? { decryptedAt } : {}) })
+    }
+    return { changes, stale }
+  }
+}
