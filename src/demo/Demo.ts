@@ -88,12 +88,17 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
     const userCount = options.userCount ?? 50
     const host = options.host ?? "127.0.0.1"
     const port = options.port === 0 ? yield* freePort(host) : options.port
+    // A separate app registration for the PBX → Teams writes, when the demo's configuration names one.
+    const writer = options.pbxToTeams?.["app"] as { readonly clientId?: unknown; readonly clientSecret?: unknown } | undefined
     const graph = yield* startDemoGraphSimulator({
       userCount,
       tenantId,
       clientId,
       clientSecret,
-      extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })]
+      extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })],
+      ...(typeof writer?.clientId === "string" && typeof writer.clientSecret === "string"
+        ? { extraApps: [{ clientId: writer.clientId, clientSecrets: [{ value: writer.clientSecret }] }] }
+        : {})
     })
     const teamsUsers = generateUsers(userCount)
     const teamsUserIds = teamsUsers.map((u) => u.id!)

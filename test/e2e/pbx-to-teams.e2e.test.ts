@@ -145,6 +145,22 @@ describe("PBX → Teams end to end", () => {
       assert.isTrue(demo.graph.sessionLog().some((c) => c.userId === other.teamsId && c.operation === "clearPresence" && c.status === 200))
     })), 60_000)
 
+  it.live("a separate app registration writes with its own credential and its own id as the session", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const writerId = "99999999-8888-7777-6666-555555555555"
+      const demo = yield* start({ app: { clientId: writerId, clientSecret: "writer-secret" } })
+      const user = yield* pair(demo, 5)
+      const call = yield* demo.pbx.placeCall(user.guid)
+      yield* until("Teams shows the call", Effect.sync(() => teamsShows(demo, user.teamsId) === "Busy/InACall" ? true : undefined))
+      yield* demo.pbx.endCall(call)
+      yield* until("cleared", Effect.sync(() => teamsShows(demo, user.teamsId) !== "Busy/InACall" ? true : undefined))
+      const writes = demo.graph.sessionLog().filter((c) => c.userId === user.teamsId)
+      assert.deepStrictEqual(writes.map((c) => `${c.operation} ${c.appId} ${c.sessionId} ${c.status}`), [
+        `setPresence ${writerId} ${writerId} 200`,
+        `clearPresence ${writerId} ${writerId} 200`
+      ])
+    })), 60_000)
+
   it.live("a call at a slave's user is watched on the slave's connection; RCC's call states work the same way", () =>
     Effect.scoped(Effect.gen(function*() {
       const demo = yield* start({ source: "rcc" })

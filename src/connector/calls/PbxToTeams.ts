@@ -37,10 +37,11 @@ const writerGraph = (context: PbxToTeamsContext) => {
   // The connector's own application: its presence budget is the one the reads take from too.
   if (writer._tag === "Shared") return client
   const separate: GraphSettings = { ...context.graph, clientId: writer.clientId, app: writer.credential, accounts: [] }
+  // Fresh: the shared token service and budget (built from the same layers for the connector's own application) must
+  // not be reused. Graph's limit is per application: a separate registration has a budget of its own.
   return Layer.mergeAll(
-    client.pipe(Layer.provide(TokenService.layer), Layer.provide(Layer.succeed(GraphConfig, separate))),
-    // Graph's limit is per application: a separate registration has a budget of its own.
-    PresenceBudget.layer
+    client.pipe(Layer.provide(Layer.fresh(TokenService.layer)), Layer.provide(Layer.succeed(GraphConfig, separate))),
+    Layer.fresh(PresenceBudget.layer)
   )
 }
 

@@ -222,6 +222,8 @@ export const startDemoGraphSimulator = (options: {
   readonly clientId?: string
   readonly clientSecret?: string
   readonly extensions?: ReadonlyArray<SimExtension>
+  /** Further app registrations (e.g. a separate one for presence writes). */
+  readonly extraApps?: GraphSimulatorOptions["extraApps"]
 }) =>
   GraphSimulator.make({
     port: options.port,
@@ -230,5 +232,6 @@ export const startDemoGraphSimulator = (options: {
     clientSecrets: [{ value: options.clientSecret ?? "demo-secret" }],
     accounts: [{ upn: "presence-1@contoso.com", password: "demo-password" }],
     users: generateUsers(options.userCount),
-    extensions: options.extensions
+    extensions: options.extensions,
+    extraApps: options.extraApps
   })
