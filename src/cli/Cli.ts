@@ -1,17 +1,19 @@
 /**
- * The command line: `run`, `demo`, `check-config`, `login`, `simulate`. With no sub-command and no configuration file
- * the embedded demo starts, so `npm start` on a fresh machine shows the whole flow.
+ * The command line: `run`, `demo`, `check-config`, `login`, `simulate`. With no sub-command the connector runs when a
+ * configuration file is found, else the embedded demo starts, so `npm start` on a fresh machine shows the whole flow;
+ * `run` never falls back to the demo. The global `--log-level` wins over log.level and CONNECTOR_LOG_LEVEL.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Redacted } from "effect"
-import { Command, Flag } from "effect/cli"
+import { Command, Flag, GlobalFlag } from "effect/cli"
 import packageJson from "../../package.json" with { type: "json" }
 import { ConfigError, describeConfig, loadConfigFile } from "../config/ConfigFile.ts"
 import { ConnectorLayer, serverUrl } from "../connector/Connector.ts"
 import { loggingLayer } from "../observability/Logging.ts"
+import { describeOtlp, withOtlp } from "../observability/Otlp.ts"
 import { runUntilStopped } from "../connector/Shutdown.ts"
 import { type DataDirError, prepareDataDir } from "../config/DataDir.ts"
 import { settingsFromConfig } from "../config/Settings.ts"
@@ -35,7 +37,20 @@ const portFlag = Flag.Int("port").pipe(
 
 /** Resolves the configuration file: the flag, then CONNECTOR_CONFIG, then a default file in the working directory. */
 export const resolveConfigPath = (flag: Option.Option<string>): string | undefined =>
-  Option.getOrUndefined(flag) ?? process.env["CONNECTOR_CONFIG"] ?? defaultConfigPaths.find((path) => existsSync(path))
+  Option.getOrUndefined(flag) ?? (process.env["CONNECTOR_CONFIG"] || undefined) ?? defaultConfigPaths.find((path) => existsSync(path))
+
+/** Where `run` looked for a configuration, and what to do instead: for an administrator who started it without one. */
+export const noConfigurationMessage = (cwd: string, env: NodeJS.ProcessEnv): string =>
+  [
+    "run: no configuration file found. Looked for:",
+    "  --config <file>        not given",
+    `  $CONNECTOR_CONFIG      ${env["CONNECTOR_CONFIG"] ? "set" : "not set"}`,
+    ...defaultConfigPaths.map((path) => `  ${resolve(cwd, path)}   does not exist`),
+    "",
+    "To try the connector with simulated Microsoft Graph and PBX:  teams-presence-connector demo",
+    "To check a configuration file:                               teams-presence-connector check-config --config <file>",
+    "The file's keys: docs/configuration.md; running it as a service: docs/operations.md."
+  ].join("\n")
 
 /** Prints the problems and makes the process exit 1, without a stack trace: the message is the whole story. */
 const reportConfigError = (error: ConfigError | DataDirError) =>
@@ -57,7 +72,7 @@ const runConnector = (path: string) =>
     const config = yield* loadConfigFile(path)
     const settings = yield* settingsFromConfig(config)
     yield* prepareDataDir(settings.graph.dataDir)
-    const logging = loggingLayer({ level: config.log.level, format: config.log.format })
+    const logging = withOtlp(loggingLayer({ level: config.log.level, format: config.log.format, override: yield* GlobalFlag.LogLevel }))
     return yield* Effect.gen(function*() {
       let adminPassword = settings.adminPassword
       if (adminPassword === undefined) {
@@ -68,6 +83,9 @@ const runConnector = (path: string) =>
         )
       }
       yield* Effect.logInfo(`teams-presence-connector ${packageJson.version} starting (${config.notifications.mode} mode)`)
+      const otlp = describeOtlp(process.env)
+      if (otlp !== undefined) yield* Effect.logInfo(otlp)
+      yield* Effect.logDebug(`configuration from ${path}, with the environment (secrets masked):\n${describeConfig(config)}`)
       return yield* runUntilStopped(Layer.build(
         Layer.effectDiscard(Effect.flatMap(serverUrl, (url) => Effect.logInfo(`status page: ${url}/`))).pipe(
           Layer.provideMerge(ConnectorLayer({ ...settings, adminPassword }))
@@ -76,7 +94,13 @@ const runConnector = (path: string) =>
     }).pipe(Effect.provide(logging))
   }).pipe(Effect.catchTags({ ConfigError: reportConfigError, DataDirError: reportConfigError }))
 
-const runDemo = (port: Option.Option<number>) =>
+interface DemoPorts {
+  readonly port: Option.Option<number>
+  readonly graphPort?: Option.Option<number> | undefined
+  readonly pbxPort?: Option.Option<number> | undefined
+}
+
+const runDemo = ({ graphPort, pbxPort, port }: DemoPorts) =>
   Effect.gen(function*() {
     const configured = process.env["CONNECTOR_ADMIN_PASSWORD"]
     const password = Redacted.make(configured !== undefined && configured !== "" ? configured : crypto.randomUUID().slice(0, 13))
@@ -85,26 +109,46 @@ const runDemo = (port: Option.Option<number>) =>
     // Loaded here, not imported above: the demo brings the simulators, which `run` never loads.
     const { printDemoBanner, startDemo } = yield* Effect.promise(() => import("../demo/Demo.ts"))
     return yield* runUntilStopped(Effect.gen(function*() {
-      const demo = yield* startDemo({ port: chosenPort, adminPassword: password, dataDir })
+      const demo = yield* startDemo({
+        port: chosenPort,
+        graphPort: Option.getOrUndefined(graphPort ?? Option.none()),
+        pbxPort: Option.getOrUndefined(pbxPort ?? Option.none()),
+        adminPassword: password,
+        dataDir
+      })
       yield* printDemoBanner(demo, password, configured === undefined || configured === "")
     }))
-  }).pipe(Effect.provide(loggingLayer({ level: "info", format: "auto" })))
+  }).pipe(
+    Effect.provide(Layer.unwrap(Effect.map(GlobalFlag.LogLevel, (override) => withOtlp(loggingLayer({ level: "info", format: "auto", override })))))
+  )
 
 /** `run` is the production command: without a configuration it refuses, rather than quietly running the demo. */
 const run = Command.make("run", { config: configFlag }, ({ config }) => {
   const path = resolveConfigPath(config)
   return path === undefined
-    ? reportConfigError(
-      new ConfigError({
-        source: "run",
-        problems: [{ path: "--config", message: "no configuration file (--config, $CONNECTOR_CONFIG or ./connector.yaml); `demo` runs the embedded demo" }]
-      })
-    )
+    ? Console.error(noConfigurationMessage(process.cwd(), process.env)).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
     : runConnector(path)
-}).pipe(Command.withDescription("Run the connector with a configuration file (the embedded demo when there is none)"))
+}).pipe(Command.withDescription(
+  "Run the connector (the production command) with its configuration file: --config, else $CONNECTOR_CONFIG, else " +
+    "./connector.yaml|.yml|.json. Without one it explains where it looked and exits 1; it never starts the demo."
+))
 
-const demo = Command.make("demo", { port: portFlag }, ({ port }) => runDemo(port)).pipe(
-  Command.withDescription("Run the embedded demo: Graph simulator, PBX simulator (master + slave) and the connector")
+const simulatorPortFlag = (name: string, what: string) =>
+  Flag.Int(name).pipe(Flag.withDescription(`Port of ${what} (default: any free port)`), Flag.optional)
+
+const demo = Command.make(
+  "demo",
+  {
+    port: portFlag,
+    graphPort: simulatorPortFlag("graph-port", "the Graph simulator (identity platform and Graph, with its control API under /_sim)"),
+    pbxPort: simulatorPortFlag("pbx-port", "the PBX simulator's control API")
+  },
+  runDemo
+).pipe(
+  Command.withDescription(
+    "Run the embedded demo on this machine: a Graph simulator with 50 Teams users whose presences change, a PBX simulator " +
+      "(master + slave) and the connector between them; prints the status page's address and password. Nothing leaves the machine."
+  )
 )
 
 const checkConfig = Command.make("check-config", { config: configFlag }, ({ config }) =>
@@ -115,7 +159,10 @@ const checkConfig = Command.make("check-config", { config: configFlag }, ({ conf
     }
     const loaded = yield* loadConfigFile(path)
     yield* Console.log(`${path}: valid\n${describeConfig(loaded)}`)
-  }).pipe(Effect.catchTag("ConfigError", reportConfigError))).pipe(Command.withDescription("Check a configuration file: every problem at once, or a summary with secrets masked"))
+  }).pipe(Effect.catchTag("ConfigError", reportConfigError))).pipe(Command.withDescription(
+  "Check a configuration file and the environment variables that override it: every problem at once (with the value " +
+    "and the variable it came from, secrets masked) and exit 1, or a summary with secrets masked and exit 0"
+))
 
 const login = Command.make(
   "login",
@@ -156,9 +203,12 @@ const login = Command.make(
 
 export const rootCommand = Command.make("teams-presence-connector", { config: configFlag, port: portFlag }, ({ config, port }) => {
   const path = resolveConfigPath(config)
-  return path === undefined ? runDemo(port) : runConnector(path)
+  return path === undefined ? runDemo({ port }) : runConnector(path)
 }).pipe(
-  Command.withDescription("Microsoft Teams presence → innovaphone PBX presence"),
+  Command.withDescription(
+    "Microsoft Teams presence → innovaphone PBX presence. Without a sub-command: `run` when a configuration file is " +
+      "found (as `run` looks for it), else `demo`."
+  ),
   Command.withSubcommands([run, demo, checkConfig, login, simulateCommand])
 )
 

@@ -10,6 +10,7 @@ import { ConnectorConfig } from "./Config.ts"
 import { buildMappingConfig } from "../domain/PresenceMapping.ts"
 import { pbxToTeamsProblems } from "../connector/calls/PbxToTeamsConfig.ts"
 import { describeProblems, type Problem, ProblemList, schemaProblems } from "../domain/Problems.ts"
+import { annotateProblems, setAside } from "./ConfigProblems.ts"
 
 export type ConfigProblem = Problem
 
@@ -57,7 +58,11 @@ const setPath = (root: Record<string, unknown>, path: ReadonlyArray<string>, val
 }
 
 /** Applies the environment to the raw (undecoded) file content. */
-export const applyEnvironment = (raw: unknown, env: Env): unknown => {
+export const applyEnvironment = (raw: unknown, env: Env): unknown => applyEnvironmentTracked(raw, env).raw
+
+/** The environment applied, and which key each variable set (`pbx.appPassword` → `CONNECTOR_PBX_PASSWORD`). */
+export const applyEnvironmentTracked = (raw: unknown, env: Env): { readonly raw: unknown; readonly sources: ReadonlyMap<string, string> } => {
+  const sources = new Map<string, string>()
   const root: Record<string, unknown> = raw !== null && typeof raw === "object" && !Array.isArray(raw)
     ? structuredClone(raw as Record<string, unknown>)
     : {}
@@ -65,18 +70,21 @@ export const applyEnvironment = (raw: unknown, env: Env): unknown => {
     const value = env[variable.name]
     if (value === undefined || value === "") continue
     setPath(root, variable.path, variable.number === true && /^\d+$/.test(value) ? Number(value) : value)
+    sources.set(variable.path.join("."), variable.name)
   }
   const accounts = root["accounts"]
   if (Array.isArray(accounts)) {
-    for (const account of accounts) {
-      if (account === null || typeof account !== "object") continue
+    accounts.forEach((account: unknown, i) => {
+      if (account === null || typeof account !== "object") return
       const name = (account as Record<string, unknown>)["name"]
-      if (typeof name !== "string") continue
+      if (typeof name !== "string") return
       const password = env[accountPasswordVariable(name)]
-      if (password !== undefined && password !== "") (account as Record<string, unknown>)["password"] = password
-    }
+      if (password === undefined || password === "") return
+      ;(account as Record<string, unknown>)["password"] = password
+      sources.set(`accounts[${i}].password`, accountPasswordVariable(name))
+    })
   }
-  return root
+  return { raw: root, sources }
 }
 
 /** Loopback addresses are accepted over plain HTTP: that is where the simulators run. */
@@ -154,13 +162,28 @@ export const semanticProblems = (config: ConnectorConfig): ReadonlyArray<ConfigP
   return problems
 }
 
-/** Decodes raw content (already parsed, environment applied) into a configuration, with every problem at once. */
-export const decodeConfig = (raw: unknown, source: string): Effect.Effect<ConnectorConfig, ConfigError> =>
+/**
+ * Decodes raw content (already parsed, environment applied) into a configuration, with every problem at once: the
+ * schema's and the cross-key checks' (run on the input with the faulty keys set aside, ConfigProblems.ts), each with
+ * its value and, given `sources`, the environment variable it came from.
+ */
+export const decodeConfig = (
+  raw: unknown,
+  source: string,
+  sources: ReadonlyMap<string, string> = new Map()
+): Effect.Effect<ConnectorConfig, ConfigError> =>
   Schema.decodeUnknownEffect(ConnectorConfig)(raw, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((error) => new ConfigError({ source, problems: schemaProblems(error.issue, "misspelled? see docs/configuration.md") })),
+    Effect.mapError((error) => {
+      const problems = schemaProblems(error.issue, "misspelled? see docs/configuration.md")
+      const rest = setAside(raw, problems)
+      const crossKey = rest === undefined ? [] : semanticProblems(rest).filter((p) => !problems.some((q) => q.path === p.path))
+      return new ConfigError({ source, problems: annotateProblems([...problems, ...crossKey], raw, sources) })
+    }),
     Effect.flatMap((config) => {
       const problems = semanticProblems(config)
-      return problems.length === 0 ? Effect.succeed(config) : Effect.fail(new ConfigError({ source, problems }))
+      return problems.length === 0
+        ? Effect.succeed(config)
+        : Effect.fail(new ConfigError({ source, problems: annotateProblems(problems, raw, sources) }))
     })
   )
 
@@ -187,7 +210,8 @@ export const loadConfigFile = Effect.fn("ConfigFile.load")(function*(path: strin
       new ConfigError({ source: path, problems: [{ path: "(file)", message: `cannot read: ${(cause as Error).message}` }] })
   })
   const raw = yield* parseConfigText(text, path)
-  return yield* decodeConfig(applyEnvironment(raw ?? {}, env), path)
+  const applied = applyEnvironmentTracked(raw ?? {}, env)
+  return yield* decodeConfig(applied.raw, path, applied.sources)
 })
 
 const mask = (secret: Redacted.Redacted<string> | undefined): string => secret === undefined ? "not set" : "set (hidden)"

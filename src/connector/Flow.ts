@@ -3,12 +3,14 @@
  * subscriptions and the presence source; presence changes → mapping → per-user dedupe → the PBX writer. Each fiber is
  * supervised: a failure is logged and the fiber restarts with backoff, without stopping the others.
  */
-import { Context, Effect, Fiber, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Metric, Option, Queue, Ref, Schedule, Stream, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { unknownPresences } from "../domain/Metrics.ts"
-import { clearPresence, commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
+import { clearPresence, commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { GraphPresence } from "../domain/Presence.ts"
 import { mapPresenceDetailed } from "../domain/PresenceMapping.ts"
+import { GraphConfig } from "../graph/client/GraphSettings.ts"
+import { childSpan, endSpan } from "../observability/ChangeTrace.ts"
 import { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
 import { type PresenceChange, PresenceSource } from "../graph/presence/PresenceSource.ts"
 import { type LicenceAnswer, LicenceCheck } from "../graph/subscriptions/SubscriptionLicenceCheck.ts"
@@ -116,6 +118,7 @@ type Trigger = "users" | "directory"
 
 export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const settings = yield* FlowConfig
+  const graphConfig = yield* GraphConfig
   const state = yield* FlowState
   const directory = yield* PbxDirectory
   const licences = yield* Licences
@@ -129,7 +132,13 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const guard = yield* Effect.serviceOption(CallGuard)
 
   /** The write for a user, unless the connector already sent the same command (only changes reach the PBX). */
-  const changedWrite = (guid: string, command: PbxPresenceCommand, receivedAt?: number, decryptedAt?: number): PresenceWrite | undefined => {
+  const changedWrite = (
+    guid: string,
+    command: PbxPresenceCommand,
+    receivedAt?: number,
+    decryptedAt?: number,
+    span?: Tracer.AnySpan
+  ): PresenceWrite | undefined => {
     const last = state.written.get(guid)
     if (last !== undefined && commandEquals(last, command)) return undefined
     state.written.set(guid, command)
@@ -138,7 +147,8 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
       command,
       meta: {
         ...(receivedAt !== undefined ? { receivedAt } : {}),
-        ...(decryptedAt !== undefined ? { decryptedAt } : {})
+        ...(decryptedAt !== undefined ? { decryptedAt } : {}),
+        ...(span !== undefined ? { span } : {})
       }
     }
   }
@@ -156,7 +166,10 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
       const writes: Array<PresenceWrite> = []
       for (const change of changes) {
         const key = userKey(change.userId)
+        // A pushed change carries its trace: the mapping is a span in it, and the parent of the SetPresence.
+        const span = yield* childSpan("Flow.map", change.span)
         const result = mapPresenceDetailed(change.presence, settings.mapping)
+        yield* endSpan(span, Exit.void, { "pbx.command": commandLabel(result.command), "mapping.basis": result.basis })
         if (result.basis === "none") {
           yield* Metric.update(unknownPresences, 1)
           yield* Effect.logWarning(`unknown Teams presence for ${clip(change.userId, 60)}; cleared: ${clip(change.presence, 300)}`)
@@ -167,7 +180,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
         if (Option.isSome(guard) && !(yield* guard.value.admit(key, change))) continue
         const synced = plan.byTeamsId.get(key)
         if (synced === undefined) continue
-        const pending = changedWrite(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt)
+        const pending = changedWrite(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt, span)
         if (pending !== undefined) writes.push(pending)
       }
       yield* writer.writeAll(writes)
@@ -190,7 +203,12 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
     const users = yield* Ref.get(state.teamsUsers)
     if (Option.isNone(users)) return Option.none<Plan>()
     const pbxUsers = yield* directory.snapshot
-    const match = matchForPlan({ teamsUsers: users.value, pbxUsers: pbxUsers.values(), strategy: settings.strategy })
+    const match = matchForPlan({
+      teamsUsers: users.value,
+      pbxUsers: pbxUsers.values(),
+      strategy: settings.strategy,
+      technicalAccounts: graphConfig.accounts.map((account) => account.username)
+    })
     const pass = yield* licences.assess(matchedPbxUsers(match))
     if (pass.summary.problem !== undefined) {
       yield* Effect.logWarning(`licences (${pass.summary.mode}): ${pass.summary.problem.message}. ${pass.summary.problem.fix}`)

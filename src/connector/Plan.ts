@@ -32,6 +32,9 @@ export interface Plan {
   readonly unmatchedTeams: ReadonlyArray<TeamsUser>
   readonly unmatchedPbx: ReadonlyArray<PbxUser>
   readonly ambiguous: ReadonlyArray<Ambiguity>
+  /** The delegated technical accounts among the Teams users: they sign in for subscriptions, nobody's presence. */
+  readonly technicalAccounts: ReadonlyArray<TeamsUser>
+  /** Teams users to match: the technical accounts are not counted. */
   readonly teamsUserCount: number
   readonly pbxUserCount: number
   readonly matchedCount: number
@@ -47,6 +50,7 @@ export const emptyPlan: Plan = {
   unmatchedTeams: [],
   unmatchedPbx: [],
   ambiguous: [],
+  technicalAccounts: [],
   teamsUserCount: 0,
   pbxUserCount: 0,
   matchedCount: 0,
@@ -67,20 +71,30 @@ const pbxRef = (user: PbxUser): PbxRef => ({
 
 export interface PlanMatch {
   readonly result: MatchResult<TeamsUser, PbxRef>
+  readonly technicalAccounts: ReadonlyArray<TeamsUser>
   readonly teamsUserCount: number
   readonly pbxUserCount: number
 }
 
-/** Step 1: who is who. */
+/** Whether a Teams user is one of the technical accounts (by user name, as `accounts[].username` gives it). */
+const isTechnicalAccount = (names: ReadonlySet<string>) => (user: TeamsUser): boolean =>
+  names.has(user.userPrincipalName.toLowerCase()) || (user.mail !== null && names.has(user.mail.toLowerCase()))
+
+/** Step 1: who is who. The technical accounts (user names) are set aside: nobody's presence, not to be matched. */
 export const matchForPlan = (input: {
   readonly teamsUsers: ReadonlyArray<TeamsUser>
   readonly pbxUsers: Iterable<PbxUser>
   readonly strategy: MatchStrategy
+  readonly technicalAccounts?: ReadonlyArray<string> | undefined
 }): PlanMatch => {
   const pbxUsers = [...input.pbxUsers]
+  const technical = isTechnicalAccount(new Set((input.technicalAccounts ?? []).map((name) => name.toLowerCase())))
+  const technicalAccounts = input.teamsUsers.filter(technical)
+  const teamsUsers = technicalAccounts.length === 0 ? input.teamsUsers : input.teamsUsers.filter((user) => !technical(user))
   return {
-    result: matchUsers(input.teamsUsers, pbxUsers.map(pbxRef), input.strategy),
-    teamsUserCount: input.teamsUsers.length,
+    result: matchUsers(teamsUsers, pbxUsers.map(pbxRef), input.strategy),
+    technicalAccounts,
+    teamsUserCount: teamsUsers.length,
     pbxUserCount: pbxUsers.length
   }
 }
@@ -122,6 +136,7 @@ export const makePlan = (input: {
     unmatchedTeams: input.match.result.unmatchedTeams,
     unmatchedPbx: input.match.result.unmatchedPbx.map((p) => p.user),
     ambiguous: input.match.result.ambiguous,
+    technicalAccounts: input.match.technicalAccounts,
     teamsUserCount: input.match.teamsUserCount,
     pbxUserCount: input.match.pbxUserCount,
     matchedCount: input.match.result.matched.length,

@@ -18,6 +18,10 @@ import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.
 
 export interface DemoOptions {
   readonly port: number
+  /** The Graph simulator's port (default: any free port). */
+  readonly graphPort?: number | undefined
+  /** The port of the PBX simulator's control API (default: any free port). */
+  readonly pbxPort?: number | undefined
   readonly host?: string
   readonly userCount?: number
   readonly adminPassword: Redacted.Redacted<string>
@@ -92,6 +96,7 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
     const writer = options.pbxToTeams?.["app"] as { readonly clientId?: unknown; readonly clientSecret?: unknown } | undefined
     const graph = yield* startDemoGraphSimulator({
       userCount,
+      ...(options.graphPort !== undefined ? { port: options.graphPort } : {}),
       tenantId,
       clientId,
       clientSecret,
@@ -156,7 +161,7 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
       connectUrl: url.replace(/^http/, "ws") + "/pbx",
       password: pbxPassword,
       userCount,
-      controlPort: 0,
+      controlPort: options.pbxPort ?? 0,
       // appLicence asks PbxAdminApi; pbxToTeams source rcc needs the RCC checkmark.
       ...(options.licensing === "appLicence" || options.pbxToTeams?.["source"] === "rcc"
         ? {

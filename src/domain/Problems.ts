@@ -7,14 +7,25 @@ import { Schema, SchemaIssue } from "effect"
 export interface Problem {
   readonly path: string
   readonly message: string
+  /** The offending value as written (secrets masked), when there is one to show. */
+  readonly value?: string
+  /** The environment variable the value came from. */
+  readonly from?: string
 }
 
-export const ProblemList = Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String }))
+export const ProblemList = Schema.Array(Schema.Struct({
+  path: Schema.String,
+  message: Schema.String,
+  value: Schema.optionalKey(Schema.String),
+  from: Schema.optionalKey(Schema.String)
+}))
 
-/** "<source>: N problems" and one indented line per problem. */
+const problemLine = (p: Problem): string =>
+  `  - ${p.path}${p.value !== undefined ? ` = ${p.value}` : ""}${p.from !== undefined ? ` (from ${p.from})` : ""}: ${p.message}`
+
+/** "<source>: N problems" and one indented line per problem, with its value and where the value came from. */
 export const describeProblems = (source: string, problems: ReadonlyArray<Problem>): string =>
-  `${source}: ${problems.length} problem${problems.length === 1 ? "" : "s"}\n` +
-  problems.map((p) => `  - ${p.path}: ${p.message}`).join("\n")
+  `${source}: ${problems.length} problem${problems.length === 1 ? "" : "s"}\n` + problems.map(problemLine).join("\n")
 
 /** `accounts[0].name`, or "(top level)". */
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>

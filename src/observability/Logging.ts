@@ -3,7 +3,7 @@
  * Secrets are held as `Redacted` everywhere; as a second line of defence every line passes a scrubber that masks
  * bearer tokens, JWTs and credential-looking fields before it is written.
  */
-import { Layer, Logger, References } from "effect"
+import { Layer, Logger, Option, References } from "effect"
 import type * as LogLevel from "effect/LogLevel"
 
 export type LogFormat = "auto" | "json" | "pretty"
@@ -38,9 +38,16 @@ const prettyLogger = Logger.consolePretty()
 export const useJson = (format: LogFormat): boolean =>
   format === "json" || (format === "auto" && process.stdout.isTTY !== true)
 
-/** The process logger and minimum level. */
-export const loggingLayer = (options: { readonly level: LevelName; readonly format: LogFormat }) =>
+/**
+ * The process logger and minimum level: `override` (the command line's `--log-level`) when given, else `level` (the
+ * configuration's log.level or CONNECTOR_LOG_LEVEL).
+ */
+export const loggingLayer = (options: {
+  readonly level: LevelName
+  readonly format: LogFormat
+  readonly override?: Option.Option<LogLevel.LogLevel> | undefined
+}) =>
   Layer.mergeAll(
     Logger.layer([useJson(options.format) ? jsonLogger : prettyLogger]),
-    Layer.succeed(References.MinimumLogLevel, levels[options.level])
+    Layer.succeed(References.MinimumLogLevel, Option.getOrElse(options.override ?? Option.none(), () => levels[options.level]))
   )

@@ -4,13 +4,14 @@
  * the master's; while that PBX is disconnected the state is kept, and when it logs in again the current state of
  * every user on it is sent again. Refused writes are logged and retried with backoff.
  */
-import { Clock, Context, Effect, FiberMap, Latch, Layer, Metric, Option, PubSub, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, Exit, FiberMap, Latch, Layer, Metric, Option, PubSub, Stream, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { commandEquals, commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../domain/Metrics.ts"
 import type { PbxConnection, RequestOutcome } from "./socket/PbxConnection.ts"
 import { PbxConnections } from "./socket/PbxConnections.ts"
 import { PbxSettings } from "./PbxSettings.ts"
+import { childSpan, endSpan } from "../observability/ChangeTrace.ts"
 import { PbxDirectory } from "./directory/UserDirectory.ts"
 
 export interface WrittenPresence {
@@ -38,6 +39,8 @@ export const maxConcurrent = 256
 export interface WriteMeta {
   readonly receivedAt?: number
   readonly decryptedAt?: number
+  /** The change's span (its mapping): the SetPresence is a span below it, in the change's trace. */
+  readonly span?: Tracer.AnySpan
 }
 
 export interface PresenceWrite {
@@ -53,12 +56,15 @@ interface Completion {
   readonly pbx: string
   readonly connectionId: number
   readonly outcome: RequestOutcome
+  readonly span: Tracer.Span | undefined
 }
 
 interface Desired {
   readonly command: PbxPresenceCommand
   readonly receivedAt: number | undefined
   readonly decryptedAt: number | undefined
+  /** The newest change's span, when it has one. */
+  readonly span: Tracer.AnySpan | undefined
   /** Failed attempts for this command; reset by a new command. */
   readonly failures: number
 }
@@ -166,6 +172,10 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
           last !== undefined && writtenOn.get(guid) === connection.value.id && commandEquals(last.command, entry.command)
         ) return false
         const connectionId = connection.value.id
+        const span = yield* childSpan("PresenceWriter.SetPresence", entry.span, {
+          kind: "client",
+          attributes: { "pbx.name": pbx, "pbx.command": commandLabel(entry.command) }
+        })
         yield* connection.value.requestWith({
           api: "PbxApi",
           mt: "SetPresence",
@@ -174,7 +184,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
           contact: settings.contact,
           ...presenceFields(entry.command)
         }, (outcome) => {
-          completed.push({ guid, entry, pbx, connectionId, outcome })
+          completed.push({ guid, entry, pbx, connectionId, outcome, span })
           Latch.openUnsafe(wake)
         })
         return true
@@ -187,8 +197,9 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         if (again.delete(guid)) ready.push(guid)
       }
 
-      const complete = Effect.fnUntraced(function*({ guid, entry, pbx, connectionId, outcome }: Completion) {
+      const complete = Effect.fnUntraced(function*({ guid, entry, pbx, connectionId, outcome, span }: Completion) {
         release(guid)
+        yield* endSpan(span, outcome._tag === "Failed" ? Exit.fail(outcome.error) : Exit.void)
         if (outcome._tag === "Failed") {
           yield* countWrite(pbx, "error")
           const error = outcome.error
@@ -281,6 +292,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
             // The oldest pending change is what the delay to the PBX is measured from.
             receivedAt: previous !== undefined && pending ? previous.receivedAt ?? meta?.receivedAt : meta?.receivedAt,
             decryptedAt: previous !== undefined && pending ? previous.decryptedAt ?? meta?.decryptedAt : meta?.decryptedAt,
+            span: meta?.span,
             failures: 0
           })
           // A new command replaces a retry of the old one.

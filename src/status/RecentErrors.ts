@@ -6,6 +6,7 @@
 import { Context, Effect, Layer, Logger, References } from "effect"
 import type { RecentError } from "./StatusBoard.ts"
 import { scrubSecrets } from "../observability/Logging.ts"
+import { explain } from "./Explain.ts"
 
 export class RecentErrors extends Context.Service<RecentErrors, {
   readonly list: Effect.Effect<ReadonlyArray<RecentError>>
@@ -37,10 +38,12 @@ export const recentErrorsLogger = (errors: RecentErrors["Service"]) =>
     if (logLevel !== "Warn" && logLevel !== "Error" && logLevel !== "Fatal") return
     const annotations = fiber.getRef(References.CurrentLogAnnotations) as Readonly<Record<string, unknown>>
     const fix = annotations["fix"]
+    const explained = explain(scrubSecrets(text(message)))
     errors.push({
       at: date.getTime(),
       level: logLevel === "Warn" ? "warning" : "error",
-      message: scrubSecrets(text(message)),
+      message: explained.text,
+      ...(explained.detail !== undefined ? { detail: explained.detail } : {}),
       ...(typeof fix === "string" ? { fix: scrubSecrets(fix) } : {})
     })
   })

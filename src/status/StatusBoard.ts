@@ -10,9 +10,16 @@ export type LightState = "green" | "amber" | "red"
 
 export interface Light {
   readonly state: LightState
+  /** What is the matter, in words (status/Explain.ts); no clock time: the page writes those from `since` / `until`. */
   readonly reason: string
   /** What to do about a red light. */
   readonly fix?: string | undefined
+  /** The technical cause the reason explains (an error code, a close code), shown on request. */
+  readonly detail?: string | undefined
+  /** Epoch milliseconds since which the state holds (connected since, failing since). */
+  readonly since?: number | undefined
+  /** Epoch milliseconds until which it holds (a subscription's expiry). */
+  readonly until?: number | undefined
 }
 
 export interface PbxLight extends Light {
@@ -59,10 +66,14 @@ export interface RecentError {
   readonly level: string
   readonly message: string
   readonly fix?: string | undefined
+  /** The technical text the message explains (status/Explain.ts). */
+  readonly detail?: string | undefined
 }
 
 export interface Counts {
+  /** Teams users to match: without the technical accounts, which are counted on their own. */
   readonly teamsUsers: number
+  readonly technicalAccounts: number
   readonly pbxUsers: number
   readonly matched: number
   readonly licensed: number
@@ -149,7 +160,7 @@ export const initialSnapshot = (options: { version: string; startedAt: number; m
   pbxs: [],
   credentials: [],
   shards: [],
-  counts: { teamsUsers: 0, pbxUsers: 0, matched: 0, licensed: 0, unlicensed: 0, unmatched: 0, ambiguous: 0 },
+  counts: { teamsUsers: 0, technicalAccounts: 0, pbxUsers: 0, matched: 0, licensed: 0, unlicensed: 0, unmatched: 0, ambiguous: 0 },
   users: [],
   unlicensed: [],
   unmatched: [],

@@ -28,14 +28,25 @@ import {
   type StatusSnapshot
 } from "./StatusBoard.ts"
 import { makeUserRows, type RowChanges } from "./UserRows.ts"
+import { explain } from "./Explain.ts"
+import { lightLine } from "./LightText.ts"
 
-const green = (reason: string): Light => ({ state: "green", reason })
-const red = (reason: string, fix?: string): Light => ({ state: "red", reason, ...(fix !== undefined ? { fix } : {}) })
-const time = (ms: number | undefined) => (ms === undefined ? "?" : new Date(ms).toISOString().slice(11, 16) + " UTC")
+const green = (reason: string, times: Pick<Light, "since" | "until"> = {}): Light => ({ state: "green", reason, ...times })
+const red = (reason: string, fix?: string, detail?: string): Light => ({
+  state: "red",
+  reason,
+  ...(fix !== undefined ? { fix } : {}),
+  ...(detail !== undefined ? { detail } : {})
+})
+/** A red light whose cause is technical: the words for it (Explain.ts), the cause as the detail. */
+const redExplained = (prefix: string, cause: string, fix?: string): Light => {
+  const { detail, text } = explain(cause)
+  return red(prefix + text, fix, detail)
+}
 
 export const pbxLight = (state: PbxState | undefined, name: string, directoryLoaded: boolean): Light => {
   if (state !== undefined && !state.connected && state.lastError !== undefined) {
-    return red(`PBX ${name} is not connected: ${state.lastError.message}`, state.lastError.fix)
+    return redExplained(`PBX ${name} is not connected: `, state.lastError.message.replace(/^disconnected: /, ""), state.lastError.fix)
   }
   if (state === undefined || !state.connected) {
     return red(
@@ -43,7 +54,9 @@ export const pbxLight = (state: PbxState | undefined, name: string, directoryLoa
       "Check the App object on that PBX: its URL must point to this connector's /pbx websocket path, with the Websocket checkmark set"
     )
   }
-  if (!state.loggedIn) return red(state.lastError?.message ?? `PBX ${name} has not logged in`, state.lastError?.fix)
+  if (!state.loggedIn) {
+    return state.lastError === undefined ? red(`PBX ${name} has not logged in`) : redExplained("", state.lastError.message, state.lastError.fix)
+  }
   if (state.missingApis.length > 0) {
     return red(
       `the App object on ${name} does not enable ${state.missingApis.join(" and ")}`,
@@ -51,7 +64,7 @@ export const pbxLight = (state: PbxState | undefined, name: string, directoryLoa
     )
   }
   if (state.isMaster && !directoryLoaded) return red(`loading the user table of ${name}`)
-  return green(`connected${state.version !== undefined ? ` (${state.version})` : ""} since ${time(state.connectedAt)}`)
+  return green(`connected${state.version !== undefined ? ` (${state.version})` : ""}`, { since: state.connectedAt })
 }
 
 export const authenticationLight = (credentials: ReadonlyArray<CredentialStatus>): Light => {
@@ -59,7 +72,8 @@ export const authenticationLight = (credentials: ReadonlyArray<CredentialStatus>
   const failing = credentials.filter((c) => c.error !== undefined)
   if (failing.length > 0) {
     const first = failing[0]!
-    return red(`${first.label}: ${first.error!.message}${failing.length > 1 ? ` (and ${failing.length - 1} more)` : ""}`, first.error!.fix)
+    const { detail, text } = explain(first.error!.message)
+    return red(`${first.label}: ${text}${failing.length > 1 ? ` (and ${failing.length - 1} more)` : ""}`, first.error!.fix, detail)
   }
   const waiting = credentials.filter((c) => !c.ok)
   if (waiting.length === credentials.length) return red("signing in…")
@@ -72,10 +86,17 @@ export const readsRedAfterMillis = 5 * 60_000
 /** Presence reads that keep failing (ReadRetry.ts): amber while they are retried, red after five minutes. */
 export const readsLight = (reads: ReadHealth, now: number): Light | undefined => {
   if (reads._tag === "Ok") return undefined
-  const reason = `reading the presence of ${reads.users} users keeps failing since ${time(reads.since)}: ${reads.error}; ` +
+  const cause = explain(reads.error)
+  const reason = `reading the presence of ${reads.users} users keeps failing: ${cause.text}; ` +
     `retrying in ${Math.ceil(reads.retryInMillis / 1000)} s`
   const fix = "Graph throttles or is unavailable (see connector_graph_requests_total); these users' presences are stale until a read succeeds"
-  return now - reads.since >= readsRedAfterMillis ? red(reason, fix) : { state: "amber", reason, fix }
+  return {
+    state: now - reads.since >= readsRedAfterMillis ? "red" : "amber",
+    reason,
+    fix,
+    since: reads.since,
+    ...(cause.detail !== undefined ? { detail: cause.detail } : {})
+  }
 }
 
 export const presenceSubscriptionLight = (
@@ -104,12 +125,12 @@ export const presenceSubscriptionLight = (
     )
   }
   const failed = state.shards.filter((s) => s.status === "error")
-  if (failed.length > 0) return red(`${failed.length} presence subscription(s) failing: ${failed[0]!.error ?? "error"}`)
+  if (failed.length > 0) return redExplained(`${failed.length} presence subscription(s) failing: `, failed[0]!.error ?? "error")
   const pending = state.shards.filter((s) => s.status !== "active")
   if (state.shards.length === 0 || pending.length > 0) return red("creating presence subscriptions…")
   if (failingReads !== undefined) return failingReads
   const next = Math.min(...state.shards.map((s) => s.expiresAt ?? Infinity))
-  return green(`${state.shards.length} subscription(s) for ${plan.synced.length} users, next expiry ${time(next)}`)
+  return green(`${state.shards.length} subscription(s) for ${plan.synced.length} users`, Number.isFinite(next) ? { until: next } : {})
 }
 
 export const userSubscriptionLight = (mode: "push" | "poll", state: SubscriptionsState | undefined, refreshMinutes: number): Light => {
@@ -117,13 +138,13 @@ export const userSubscriptionLight = (mode: "push" | "poll", state: Subscription
   if (state === undefined) return red("the subscription manager is not running")
   switch (state.users.status) {
     case "active":
-      return green(`active, expires ${time(state.users.expiresAt)}`)
+      return green("active", { until: state.users.expiresAt })
     case "creating":
       return red("creating the users subscription…")
     case "disabled":
-      return red(state.users.error ?? "the users subscription is disabled", "It needs the application credential or a technical account")
+      return redExplained("", state.users.error ?? "the users subscription is disabled", "It needs the application credential or a technical account")
     case "error":
-      return red(state.users.error ?? "the users subscription failed")
+      return redExplained("", state.users.error ?? "the users subscription failed")
   }
 }
 
@@ -196,7 +217,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
         ...(s.connectedAt !== undefined ? { connectedAt: s.connectedAt } : {})
       }))
     const credentialLights: Array<CredentialLight> = credentials.map((c) => ({
-      ...(c.error !== undefined ? red(c.error.message, c.error.fix) : c.ok ? green("signed in") : red("not signed in yet")),
+      ...(c.error !== undefined ? redExplained("", c.error.message, c.error.fix) : c.ok ? green("signed in") : red("not signed in yet")),
       label: c.label,
       kind: c.credential._tag === "App" ? "app" : "account",
       ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {})
@@ -204,7 +225,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
     const shards: Array<ShardLight> = (subscriptions?.shards ?? []).map((s) => ({
       ...(s.status === "active" ? green("active") : s.status === "needsAccount"
         ? red("needs another technical account", "Add a delegated technical account under accounts")
-        : red(s.error ?? s.status)),
+        : redExplained("", s.error ?? s.status)),
       key: s.key,
       account: s.account ?? "(no account)",
       userCount: s.userCount,
@@ -240,6 +261,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
       },
       counts: {
         teamsUsers: plan.teamsUserCount,
+        technicalAccounts: plan.technicalAccounts.length,
         pbxUsers: plan.pbxUserCount,
         matched: plan.matchedCount,
         licensed: plan.synced.length,
@@ -267,7 +289,7 @@ export const StatusProjectorLayer = Layer.effectDiscard(Effect.gen(function*() {
       const previous = lastColours.get(name)
       if (previous === light.state) continue
       lastColours.set(name, light.state)
-      const line = `light ${name} is ${light.state}: ${light.reason}`
+      const line = `light ${name} is ${light.state}: ${lightLine(light)}`
       const expected = light.state === "green" || (previous === undefined && now - startedAt < graceMillis)
       const log = expected ? Effect.logInfo(line) : Effect.logWarning(line)
       yield* log.pipe(Effect.annotateLogs({ light: name, state: light.state, ...(light.fix !== undefined ? { fix: light.fix } : {}) }))

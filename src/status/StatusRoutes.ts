@@ -9,11 +9,12 @@ import { readFileSync } from "node:fs"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Clock, Context, Effect, Metric, Redacted, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { PrometheusMetrics } from "effect/observability"
 import { noneRed, StatusBoard } from "./StatusBoard.ts"
 import { clip } from "../domain/LogText.ts"
 import { type BackoffPolicy, defaultBackoffPolicy, makeLoginBackoff } from "../domain/LoginBackoff.ts"
 import { loginFailures } from "../domain/Metrics.ts"
-import { renderPrometheus } from "./Prometheus.ts"
+import { lightLine } from "./LightText.ts"
 import { StatusPageLimits, statusEvents } from "./StatusEvents.ts"
 
 export { statusEvents } from "./StatusEvents.ts"
@@ -71,6 +72,12 @@ const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest) => {
   }
 }
 
+/**
+ * The metrics as Prometheus text exposition (`GET /metrics`), written by effect's own exporter: it covers every kind of
+ * metric the connector has and keeps their names (test/status/metrics.names.test.ts).
+ */
+export const prometheusText = PrometheusMetrics.format()
+
 export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const board = yield* StatusBoard
   const password = yield* AdminPassword
@@ -79,7 +86,9 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   let openStreams = 0
   const pages: Record<string, { body: string; type: string }> = {
     "/": { body: staticFile("index.html"), type: "text/html; charset=utf-8" },
+    "/static/format.js": { body: staticFile("format.js"), type: "text/javascript; charset=utf-8" },
     "/static/app.js": { body: staticFile("app.js"), type: "text/javascript; charset=utf-8" },
+    "/static/favicon.svg": { body: staticFile("favicon.svg"), type: "image/svg+xml" },
     "/static/style.css": { body: staticFile("style.css"), type: "text/css; charset=utf-8" }
   }
 
@@ -159,14 +168,13 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
       noneRed(snapshot)
         ? HttpServerResponse.text("ready")
         : HttpServerResponse.text(
-          Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${l.reason}`).join("\n"),
+          Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${lightLine(l)}`).join("\n"),
           { status: 503 }
         ))
   )
   yield* router.add(
     "GET",
     "/metrics",
-    Effect.map(Metric.snapshot, (snapshots) =>
-      HttpServerResponse.text(renderPrometheus(snapshots), { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+    Effect.map(prometheusText, (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
   )
 }))

@@ -45,7 +45,7 @@ describe("status page in Chromium: PBX → Teams", () => {
       const call = yield* demo.pbx.placeCall(guid)
       const since = `tr[data-user="${teamsId}"] [data-col="teams"] small[data-call-since]`
       yield* Effect.promise(() => page.waitForSelector(since, { state: "attached", timeout: waitMillis }))
-      assert.match(yield* Effect.promise(() => page.locator(since).innerText()), /^in a PBX call since \d{2}:\d{2}:\d{2}/)
+      assert.match(yield* Effect.promise(() => page.locator(since).innerText()), /^in a PBX call since \S/)
       yield* demo.pbx.endCall(call)
       yield* Effect.promise(() => page.waitForSelector(since, { state: "detached", timeout: waitMillis }))
     })), 90_000)

@@ -2,7 +2,7 @@
  * The status page in a real browser (headless Chromium through playwright-core: Debian's where installed, else the
  * npm package's; test/support/browser.ts) against the embedded demo:
  * all lights go green, a presence changed through the Graph simulator's HTTP control API reaches its row without a
- * reload, and the page is refused without the password. `UPDATE_SCREENSHOT=1` writes docs/status-page.png.
+ * reload, and the page is refused without the password. (Its layout and screenshots: status-page.layout.browser.test.ts.)
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
@@ -16,9 +16,6 @@ import { launchChromium } from "../support/browser.ts"
 
 const password = "browser-test-password"
 const waitMillis = 30_000
-const screenshotPath = process.env["UPDATE_SCREENSHOT"] === "1"
-  ? join(import.meta.dirname, "../../docs/status-page.png")
-  : undefined
 
 const tempDir = (prefix: string) =>
   Effect.acquireRelease(
@@ -98,7 +95,6 @@ describe("status page in Chromium", () => {
       const context = yield* browserContext(browser, {
         httpCredentials: { username: "admin", password },
         viewport: { width: 1280, height: 800 },
-        // The server's texts give times in UTC; the page's own times then match them.
         locale: "en-GB",
         timezoneId: "UTC"
       })
@@ -146,10 +142,6 @@ describe("status page in Chromium", () => {
       assert.strictEqual(loads.count, 0, "the page was reloaded")
       const teamsCell = yield* Effect.promise(() => page.textContent(`${row} td[data-col="teams"]`))
       assert.strictEqual(teamsCell, "Busy / InAMeeting")
-
-      // The screenshot for the README (into a temp dir unless asked to update docs/).
-      const shotDir = yield* tempDir("status-page-shot-")
-      yield* Effect.promise(() => page.screenshot({ path: screenshotPath ?? join(shotDir, "status-page.png"), fullPage: true }))
 
       // Without credentials the server answers 401; Chromium, having no one to ask for a password, then abandons
       // the navigation, so the status page never renders.

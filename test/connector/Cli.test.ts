@@ -47,6 +47,29 @@ describe("command line", () => {
     assert.include(out, "demo")
   })
 
+  it("run without a configuration says where it looked and points at demo and check-config", () => {
+    const { code, out } = run("run")
+    assert.strictEqual(code, 1)
+    for (const place of ["--config", "$CONNECTOR_CONFIG", join(cwd, "connector.yaml"), join(cwd, "connector.yml"), join(cwd, "connector.json")]) {
+      assert.include(out, place)
+    }
+    assert.include(out, "teams-presence-connector demo")
+    assert.include(out, "teams-presence-connector check-config --config")
+    assert.notInclude(out, "    at ")
+  })
+
+  it("the help says what each command does: run never starts the demo; demo takes the simulators' ports", () => {
+    const root = run("--help").out
+    assert.include(root, "Without a sub-command")
+    const runHelp = run("run", "--help").out
+    assert.include(runHelp, "never starts the demo")
+    assert.notInclude(runHelp, "the embedded demo when there is none")
+    const demoHelp = run("demo", "--help").out
+    for (const flag of ["--port", "--graph-port", "--pbx-port"]) assert.include(demoHelp, flag)
+    assert.include(run("check-config", "--help").out, "secrets masked")
+    assert.include(root, "--log-level")
+  })
+
   it("check-config lists every mistake and exits 1, without a secret", () => {
     const path = join(cwd, "bad.yaml")
     writeFileSync(path, "tenantId: t\nclientID: c\napp: {clientSecret: very-secret-value}\npbx:\n  masterPbx: m\n  contact: 'tel:'\ntimers:\n  presenceExpiryMinutes: 90\n")

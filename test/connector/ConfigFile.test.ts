@@ -162,6 +162,66 @@ pbx: { masterPbx: m }
       assert.strictEqual(config.notifications.publicBaseUrl, "https://env.example.com")
     }))
 
+  it.effect("one pass: the schema's problems and the cross-key checks together, each with its value and its variable", () =>
+    Effect.gen(function*() {
+      const text = `
+tenantId: t
+clientId: c
+accounts:
+  - { name: tech1, username: a@x.com, flow: sms }
+  - { name: tech2, username: b@x.com, flow: password }
+notifications: { publicBaseUrl: "http://presence.contoso.com" }
+pbx: { masterPbx: m, appPassword: p }
+timers: { presenceRenewMinutes: 70 }
+`
+      const error = yield* loadConfigFile(file("onepass.yaml", text), { PORT: "77777" }).pipe(Effect.flip)
+      const byPath = new Map(error.problems.map((p) => [p.path, p]))
+      assert.deepStrictEqual([...byPath.keys()].sort(), [
+        "accounts[0].flow",
+        "accounts[1].password",
+        "http.port",
+        "notifications.publicBaseUrl",
+        "timers.presenceRenewMinutes"
+      ])
+      assert.strictEqual(byPath.get("accounts[0].flow")?.value, "\"sms\"")
+      assert.deepStrictEqual([byPath.get("http.port")?.value, byPath.get("http.port")?.from], ["77777", "PORT"])
+      assert.strictEqual(byPath.get("notifications.publicBaseUrl")?.value, "\"http://presence.contoso.com\"")
+      assert.strictEqual(byPath.get("timers.presenceRenewMinutes")?.value, "70")
+      assert.include(error.message, "http.port = 77777 (from PORT): ")
+      assert.match(error.message, /5 problems/)
+    }))
+
+  it.effect("a missing required key does not hide the cross-key checks", () =>
+    Effect.gen(function*() {
+      const text = `
+clientId: c
+accounts: [{ name: a, username: a@x.com, flow: deviceCode }]
+notifications: { mode: poll }
+pbx: { appPassword: p }
+`
+      const error = yield* loadConfigFile(file("missing.yaml", text), {}).pipe(Effect.flip)
+      assert.deepStrictEqual(error.problems.map((p) => p.path).sort(), ["app", "pbx.masterPbx", "tenantId"])
+    }))
+
+  it.effect("the values of secrets and of unknown keys are never echoed", () =>
+    Effect.gen(function*() {
+      const text = `
+tenantId: t
+clientId: c
+accounts: [{ name: a, username: a@x.com, flow: deviceCode }]
+notifications: { publicBaseUrl: "https://x.example.com" }
+app: { clientSecrte: "typed-secret-value" }
+pbx: { masterPbx: m, appPassword: 12345678 }
+`
+      const error = yield* loadConfigFile(file("secret.yaml", text), { CONNECTOR_ADMIN_PASSWORD: "" }).pipe(Effect.flip)
+      const byPath = new Map(error.problems.map((p) => [p.path, p]))
+      assert.strictEqual(byPath.get("pbx.appPassword")?.value, "(a secret, not shown)")
+      assert.match(byPath.get("app.clientSecrte")?.message ?? "", /unknown key/)
+      assert.isUndefined(byPath.get("app.clientSecrte")?.value)
+      assert.notInclude(error.message, "typed-secret-value")
+      assert.notInclude(error.message, "12345678")
+    }))
+
   it.effect("broken YAML is one clear problem, not a crash", () =>
     Effect.gen(function*() {
       const error = yield* loadConfigFile(file("broken.yaml", "tenantId: [unclosed\n  : :"), {}).pipe(Effect.flip)

@@ -71,6 +71,20 @@ describe("the plan", () => {
     assert.deepStrictEqual(subscribedIds(makePlan({ match, verdicts: verdicts({ g1: yes }), licensing })), ["t1"])
   })
 
+  it("the technical accounts are no Teams users to match: neither counted nor unmatched", () => {
+    const match = matchForPlan({
+      teamsUsers: [teams("t1", "a@x.com"), teams("sa", "Presence-1@x.com"), teams("t2", "lonely@x.com")],
+      pbxUsers: [pbx("g1", "a@x.com")],
+      strategy: { _tag: "email" },
+      technicalAccounts: ["presence-1@X.com"]
+    })
+    const plan = makePlan({ match, verdicts: verdicts({ g1: yes }), licensing })
+    assert.deepStrictEqual(subscribedIds(plan), ["t1"])
+    assert.deepStrictEqual(plan.unmatchedTeams.map((t) => t.id), ["t2"])
+    assert.deepStrictEqual(plan.technicalAccounts.map((t) => t.id), ["sa"])
+    assert.strictEqual(plan.teamsUserCount, 2)
+  })
+
   it("the plan before the first one is not ready", () => {
     assert.isFalse(emptyPlan.ready)
   })

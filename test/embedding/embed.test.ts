@@ -91,7 +91,10 @@ describe("embedding (docs/examples/embed.ts)", () => {
       const snapshot = yield* reportWhenGreen.pipe(Effect.provide(connector))
 
       for (const [name, light] of Object.entries(snapshot.lights)) assert.strictEqual(light.state, "green", `${name}: ${light.reason}`)
-      assert.strictEqual(snapshot.counts.teamsUsers, userCount + 1) // and the technical account
+      // The technical account is a Teams user too, counted on its own: nobody's presence, nobody to match.
+      assert.strictEqual(snapshot.counts.teamsUsers, userCount)
+      assert.strictEqual(snapshot.counts.technicalAccounts, 1)
+      assert.strictEqual(snapshot.counts.unmatched, 0)
       assert.strictEqual(snapshot.counts.licensed, userCount)
       assert.deepStrictEqual(snapshot.pbxs.map((p) => [p.pbx, p.state]), [["pbx-master", "green"], ["pbx-slave", "green"]])
 

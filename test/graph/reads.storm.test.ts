@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Stream, SubscriptionRef } from "effect"
 import { type ReadHealth } from "../../src/graph/presence/ReadRetry.ts"
 import { presenceSubscriptionLight, readsLight, readsRedAfterMillis } from "../../src/status/StatusProjector.ts"
+import { lightLine } from "../../src/status/LightText.ts"
 import type { Plan } from "../../src/connector/Plan.ts"
 import { firstWhere } from "../support/streams.ts"
 import { tempDir } from "../support/tempDir.ts"
@@ -67,7 +68,11 @@ describe("presence reads through a 429 storm (real sockets)", () => {
     assert.strictEqual(readsLight({ _tag: "Ok" }, 0), undefined)
     const amber = presenceSubscriptionLight("poll", undefined, plan, undefined, failing, 60_000)
     assert.strictEqual(amber.state, "amber")
-    assert.match(amber.reason, /reading the presence of 20 users keeps failing since 00:00 UTC: TooManyRequests \(HTTP 429\); retrying in 8 s/)
+    // In words on the page, with the technical cause and the time as data (the log line has them as text).
+    assert.strictEqual(amber.reason, "reading the presence of 20 users keeps failing: Microsoft Graph is throttling the connector (too many requests); retrying in 8 s")
+    assert.strictEqual(amber.since, 0)
+    assert.strictEqual(amber.detail, "TooManyRequests (HTTP 429)")
+    assert.match(lightLine(amber), /reading the presence of 20 users keeps failing: .*; retrying in 8 s since 00:00 UTC \(TooManyRequests \(HTTP 429\)\)/)
     assert.strictEqual(presenceSubscriptionLight("poll", undefined, plan, undefined, failing, readsRedAfterMillis).state, "red")
     assert.strictEqual(presenceSubscriptionLight("poll", undefined, plan, undefined, { _tag: "Ok" }, readsRedAfterMillis).state, "green")
   })

@@ -38,7 +38,7 @@ const runIn = (command: string, args: ReadonlyArray<string>) => {
 }
 
 describe("the package as users get it", () => {
-  it("the tarball holds the built package, its docs and licence; no sources, tests or bench", () => {
+  it("the tarball holds the built package, its docs, the systemd unit and licence; no sources, tests or bench", () => {
     const files = installed.files
     for (const file of [
       "package.json",
@@ -55,7 +55,11 @@ describe("the package as users get it", () => {
       "dist/graph/notifications/crypto/decryptWorker.js",
       "dist/status/static/index.html",
       "dist/status/static/app.js",
-      "dist/status/static/style.css"
+      "dist/status/static/style.css",
+      "dist/status/static/format.js",
+      "dist/status/static/favicon.svg",
+      "deploy/teams-presence-connector.service",
+      "deploy/teams-presence-connector.env.example"
     ]) assert.include(files, file)
     const unexpected = files.filter((file) =>
       /^(src|test|bench|\.ci)\//.test(file) || (file.startsWith("dist/") && /\.ts$/.test(file) && !file.endsWith(".d.ts"))

@@ -4,7 +4,7 @@
  * as soon as it is decrypted and its batch verified. The presences go on in arrival order; which of them is stale is
  * the presence source's decision (graph/presence/PresenceState.ts).
  */
-import { Clock, Effect, Fiber, Metric, PubSub, Queue, Result } from "effect"
+import { Clock, Effect, Fiber, Metric, PubSub, Queue, Result, type Tracer } from "effect"
 import { notificationsReceived } from "../../domain/Metrics.ts"
 import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
 import { sameTeamsUser } from "../../domain/TeamsId.ts"
@@ -13,6 +13,7 @@ import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import type { Batch, BatchItem } from "./Intake.ts"
 import { type ChangeNotification, type EncryptedContent, notificationUserId } from "./Notifications.ts"
+import { endSpan } from "../../observability/ChangeTrace.ts"
 import { countRejected, logRejected, makeRejections, type RejectReason } from "./Rejections.ts"
 
 export interface PushedPresence {
@@ -21,6 +22,8 @@ export interface PushedPresence {
   readonly receivedAt: number
   /** Milliseconds on the Clock when the item came back decrypted. */
   readonly decryptedAt: number
+  /** The decryption's span, parent of what follows for this change (one trace per change). */
+  readonly span?: Tracer.AnySpan | undefined
 }
 
 /** The counter of accepted presence items, with its attributes resolved once (it is updated per chunk of a burst). */
@@ -35,6 +38,7 @@ interface DecryptingChunk {
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
   readonly verified: Fiber.Fiber<boolean>
   readonly receivedAt: number
+  readonly span: Tracer.Span
 }
 
 export interface Decryption {
@@ -79,8 +83,12 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
   ))
   for (let i = 0; i < rich.length; i += maxChunk) {
     const items = rich.slice(i, i + maxChunk)
-    const results = yield* Effect.forkChild(decryption.pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)))
-    yield* Queue.offer(decryption.decrypting, { items, results, verified, receivedAt: batch.receivedAt })
+    const span = yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
+    const results = yield* Effect.forkChild(decryption.pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
+      Effect.withParentSpan(span),
+      Effect.onExit((exit) => endSpan(span, exit))
+    ))
+    yield* Queue.offer(decryption.decrypting, { items, results, verified, receivedAt: batch.receivedAt, span })
   }
 })
 
@@ -97,7 +105,7 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
   for (let i = 0; i < chunk.items.length; i++) {
     const checked = checkDecrypted(chunk.items[i]!.item, results[i]!)
     if (checked.ok) {
-      accepted.push({ userId: checked.presence.id, presence: checked.presence, receivedAt: chunk.receivedAt, decryptedAt })
+      accepted.push({ userId: checked.presence.id, presence: checked.presence, receivedAt: chunk.receivedAt, decryptedAt, span: chunk.span })
       continue
     }
     const { ok: _, reason, message, ...annotations } = checked

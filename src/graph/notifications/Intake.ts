@@ -3,7 +3,7 @@
  * (subscriptionId + clientState, compared in constant time) and accepted items go into a bounded queue for the
  * processor. Nothing here waits for decryption, so Graph gets its 202 at once.
  */
-import { Clock, Effect, Metric, PubSub, Queue, Redacted } from "effect"
+import { Clock, Effect, Metric, Option, PubSub, Queue, Redacted, type Tracer } from "effect"
 import { count } from "../../domain/LogText.ts"
 import { notificationsReceived } from "../../domain/Metrics.ts"
 import { constantTimeEquals } from "./crypto/RichCrypto.ts"
@@ -38,6 +38,8 @@ export interface Batch {
   readonly items: ReadonlyArray<BatchItem>
   readonly validationTokens: ReadonlyArray<string>
   readonly receivedAt: number
+  /** The webhook request's span. */
+  readonly span: Tracer.AnySpan | undefined
 }
 
 export interface BatchItem {
@@ -136,7 +138,8 @@ export const acceptNotifications = Effect.fnUntraced(function*(intake: Intake, b
   )
   if (accepted.length === 0) return 0
   const receivedAt = yield* Clock.currentTimeMillis
-  const queued = yield* Queue.offer(intake.queue, { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt })
+  const span = Option.getOrUndefined(yield* Effect.option(Effect.currentSpan))
+  const queued = yield* Queue.offer(intake.queue, { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt, span })
   if (!queued) {
     yield* countRejected("overflow", accepted.length - 1)
     yield* logRejected("overflow", `notification queue full, ${accepted.length} items dropped (reconciliation will correct them)`)

@@ -108,7 +108,8 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
   const timedNotifications = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
     const clock = yield* Clock.Clock
     const startedAt = clock.currentTimeNanosUnsafe()
-    const response = yield* notifications(request)
+    // The root of each change's trace: webhook → decrypt → map → SetPresence (docs/operations.md, OpenTelemetry).
+    const response = yield* notifications(request).pipe(Effect.withSpan("NotificationRoutes.notifications"))
     yield* observe("produced", startedAt, clock.currentTimeNanosUnsafe())
     const nodeResponse = serverResponse(request)
     if (nodeResponse !== undefined) {

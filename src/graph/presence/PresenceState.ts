@@ -3,6 +3,7 @@
  * a presence that arrives (pushed or read): whether it is stale (by sequenceNumber) and whether it changes anything.
  * Pure state and transitions, keyed by `teamsKey`; the presence source publishes what `apply` returns.
  */
+import type { Tracer } from "effect"
 import type { GraphPresence } from "../../domain/Presence.ts"
 import { teamsKey } from "../../domain/TeamsId.ts"
 
@@ -16,6 +17,8 @@ export interface PresenceChange {
   readonly origin: PresenceOrigin
   /** For a rich notification: milliseconds on the Clock when it was decrypted. */
   readonly decryptedAt?: number
+  /** For a rich notification: its decryption's span, so that the change's trace goes on (webhook → … → SetPresence). */
+  readonly span?: Tracer.AnySpan | undefined
 }
 
 /** A presence as it reached the connector: read, or pushed (then also when it was decrypted). */
@@ -23,6 +26,7 @@ export interface ReceivedPresence {
   readonly presence: GraphPresence
   readonly receivedAt: number
   readonly decryptedAt?: number
+  readonly span?: Tracer.AnySpan | undefined
 }
 
 /**
@@ -85,7 +89,7 @@ export class PresenceState {
   apply(received: ReadonlyArray<ReceivedPresence>, origin: PresenceOrigin): Applied {
     const changes: Array<PresenceChange> = []
     const stale: Array<GraphPresence> = []
-    for (const { presence, receivedAt, decryptedAt } of received) {
+    for (const { decryptedAt, presence, receivedAt, span } of received) {
       const key = teamsKey(presence.id)
       if (!this.#keys.has(key)) continue
       const last = this.#known.get(key)
@@ -100,7 +104,14 @@ export class PresenceState {
         }
       }
       this.#known.set(key, presence)
-      changes.push({ userId: presence.id, presence, receivedAt, origin, ...(decryptedAt !== undefined ? { decryptedAt } : {}) })
+      changes.push({
+        userId: presence.id,
+        presence,
+        receivedAt,
+        origin,
+        ...(decryptedAt !== undefined ? { decryptedAt } : {}),
+        ...(span !== undefined ? { span } : {})
+      })
     }
     return { changes, stale }
   }

@@ -1,6 +1,8 @@
-// Status page: renders /api/status and follows /api/events (server-sent events). Plain browser JavaScript, no build.
+// Status page: renders /api/status and follows /api/events (server-sent events). Plain browser JavaScript, no build;
+// times are written by format.js (one format, the browser's locale and time zone).
 "use strict"
 ;(function () {
+  const F = window.StatusFormat
   const lightNames = {
     masterPbx: "Master PBX",
     authentication: "Authentication",
@@ -20,33 +22,32 @@
     return node
   }
   const dot = (state) => el("span", { class: "dot " + state, title: state })
-  const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "—")
-  // "… ago" is measured on the connector's clock (the snapshot's `now`), advanced by the time since it arrived, so a
-  // browser whose clock is off still shows the right age.
-  let serverNow = 0
-  let receivedAt = 0
-  const connectorNow = () => serverNow + (performance.now() - receivedAt)
-  const ago = (ms) => {
-    if (!ms) return "—"
-    const s = Math.max(0, Math.round((connectorNow() - ms) / 1000))
-    return s < 60 ? s + " s ago" : s < 3600 ? Math.round(s / 60) + " min ago" : Math.round(s / 3600) + " h ago"
+  /** The technical cause behind words, one click away; one that was opened stays open across updates. */
+  const opened = new Set()
+  const detail = (text) => {
+    if (!text) return null
+    const node = el("details", { class: "detail", open: opened.has(text) }, el("summary", { textContent: "technical detail" }), el("code", { textContent: text }))
+    node.addEventListener("toggle", () => (node.open ? opened.add(text) : opened.delete(text)))
+    return node
   }
-  const until = (ms) => (ms ? "expires " + new Date(ms).toLocaleTimeString() : "")
+  const fix = (text) => (text ? el("div", { class: "fix", textContent: text }) : null)
+  /** " · since <time> (3 min ago)" and " · until <time> (in 52 min)" for a light's times. */
+  const times = (item) => [
+    item.since ? [" · since ", F.time(item.since, true)] : [],
+    item.until ? [" · until ", F.time(item.until, true)] : []
+  ].flat()
   let current = null
   const previous = new Map()
 
   const lightBox = (key, name, light) =>
-    el(
-      "div",
-      { class: "light " + light.state, "data-light": key, "data-state": light.state },
+    el("div", { class: "light " + light.state, "data-light": key, "data-state": light.state },
       el("h2", {}, dot(light.state), name),
-      el("p", { textContent: light.reason }),
-      light.fix ? el("p", { class: "fix", textContent: light.fix }) : null
-    )
+      el("p", {}, light.reason, ...times(light)),
+      fix(light.fix),
+      detail(light.detail))
 
   function renderLights(s) {
-    const box = $("lights")
-    box.replaceChildren(
+    $("lights").replaceChildren(
       ...Object.entries(lightNames).map(([key, name]) => lightBox(key, name, s.lights[key])),
       // PBX → Teams, when it is on (pbxToTeams in the configuration).
       ...(s.pbxToTeams ? [lightBox("pbxToTeams", "PBX → Teams", s.pbxToTeams.light)] : [])
@@ -54,56 +55,75 @@
   }
 
   function list(id, items, render, empty) {
-    const ul = $(id)
-    ul.replaceChildren(...(items.length ? items.map(render) : [el("li", { class: "muted", textContent: empty })]))
+    $(id).replaceChildren(...(items.length ? items.map(render) : [el("li", { class: "muted", textContent: empty })]))
   }
 
-  function renderDetails(s) {
-    list("pbxs", s.pbxs, (p) => el("li", { "data-pbx": p.pbx }, dot(p.state),
-      el("span", {}, el("b", { textContent: p.pbx + (p.isMaster ? " (master)" : " (slave)") }), " — " + p.reason,
-        p.fix ? el("div", { class: "fix", textContent: p.fix }) : null)), "no PBX connected yet")
-    list("credentials", s.credentials, (c) => el("li", {}, dot(c.state),
-      el("span", {}, el("b", { textContent: c.label }), " — " + c.reason + (c.expiresAt ? " (token until " + time(c.expiresAt) + ")" : ""),
-        c.fix ? el("div", { class: "fix", textContent: c.fix }) : null)), "no credential configured")
-    list("shards", s.shards, (sh) => el("li", {}, dot(sh.state),
-      el("span", {}, el("b", { textContent: sh.account }), " — " + sh.userCount + " users, " + sh.status + " " + until(sh.expiresAt),
-        sh.reason && sh.state === "red" ? el("div", { class: "fix", textContent: sh.reason + (sh.fix ? " — " + sh.fix : "") }) : null)),
+  /** One line of a card: a dot, a name in bold, the text, then fix and detail below. */
+  const line = (state, name, parts, item, attrs) =>
+    el("li", attrs || {}, dot(state), el("span", { class: "grow" }, el("b", { textContent: name }), " — ", ...parts, fix(item.fix), detail(item.detail)))
+
+  function renderCards(s) {
+    list("pbxs", s.pbxs, (p) => line(p.state, p.pbx + (p.isMaster ? " (master)" : " (slave)"), [p.reason, ...times(p)], p, { "data-pbx": p.pbx }),
+      "no PBX connected yet")
+    list("credentials", s.credentials, (c) =>
+      line(c.state, c.label, [c.reason, ...(c.expiresAt ? [" · token until ", F.time(c.expiresAt, true)] : [])], c), "no credential configured")
+    list("shards", s.shards, (sh) =>
+      line(sh.state, sh.account, [sh.userCount + " users, " + sh.reason, ...(sh.expiresAt ? [" · until ", F.time(sh.expiresAt, true)] : [])], sh),
       s.mode === "poll" ? "poll-only mode: no subscriptions" : "no presence subscription yet")
     const cert = s.certificate
     if (cert) {
-      $("shards").append(el("li", { "data-certificate": cert.id }, dot(cert.error ? "red" : "green"),
-        el("span", {}, el("b", { textContent: "notification certificate" }),
-          " — valid until " + new Date(cert.notAfter).toLocaleDateString() +
-          (cert.lastRotationAt ? ", rotated " + new Date(cert.lastRotationAt).toLocaleString() : "") +
-          (cert.previousKeys ? ", " + cert.previousKeys + " older key(s) kept for notifications in flight" : ""),
-          cert.error ? el("div", { class: "fix", textContent: cert.error }) : null)))
+      $("shards").append(line(cert.error ? "red" : "green", "notification certificate", [
+        "valid until ", F.time(cert.notAfter, false),
+        ...(cert.lastRotationAt ? [", rotated ", F.time(cert.lastRotationAt, true)] : []),
+        cert.previousKeys ? ", " + cert.previousKeys + " older key(s) kept for notifications in flight" : ""
+      ], { fix: cert.error }, { "data-certificate": cert.id }))
     }
+    renderLicensing(s.licensing)
+  }
+
+  const modeWords = (lic) =>
+    lic.mode === "appRight" ? "App right: users whose Apps tab ticks " + (lic.name || "the connector's App")
+      : lic.mode === "appLicence" ? "App licence: users holding " + (lic.name || "the App licence")
+      : "all matched users"
+
+  function renderLicensing(lic) {
+    const box = $("licensing")
+    if (!lic) return box.replaceChildren(el("p", { class: "muted", textContent: "not known yet" }))
+    const state = lic.problem ? "red" : lic.unknown > 0 ? "amber" : "green"
+    const counts = [["served", lic.licensed], ["not licensed", lic.unlicensed], ["unknown", lic.unknown]]
+    if (lic.cap !== undefined) counts.push(["at most", lic.cap])
+    box.setAttribute("data-licensing", lic.mode)
+    box.setAttribute("data-state", state)
+    box.replaceChildren(...[
+      el("p", {}, dot(state), " ", el("b", { textContent: lic.mode }), " — " + modeWords(lic)),
+      el("dl", { class: "counts" }, ...counts.map(([k, v]) => el("div", { "data-licensing-count": k }, el("dt", { textContent: k }), el("dd", { textContent: String(v) })))),
+      el("p", { class: "muted", textContent: "App object, for information: " +
+        (lic.serviceLicences !== undefined ? lic.serviceLicences + " service licences" : "no service licences") + (lic.unlicensedFlag ? ", unlicensed flag set" : "") }),
+      lic.problem ? el("div", { class: "fix", textContent: lic.problem.message + " — " + lic.problem.fix }) : null
+    ].filter(Boolean))
+  }
+
+  function renderDetails(s) {
     const c = s.counts
     const counts = [["Teams users", c.teamsUsers], ["PBX users", c.pbxUsers], ["matched", c.matched], ["licensed", c.licensed],
       ["unlicensed", c.unlicensed], ["unmatched", c.unmatched], ["ambiguous", c.ambiguous]]
+    if (c.technicalAccounts) counts.splice(1, 0, ["technical accounts", c.technicalAccounts])
     $("counts").replaceChildren(...counts.map(([k, v]) => el("div", { "data-count": k }, el("dt", { textContent: k }), el("dd", { textContent: String(v) }))))
-    const lic = s.licensing
-    $("licensing").replaceChildren(...(lic ? [
-      "Licensing: " + lic.mode + (lic.name ? " (" + lic.name + ")" : "") + " — " + lic.licensed + " served, " + lic.unlicensed +
-        " not licensed, " + lic.unknown + " unknown" + (lic.cap !== undefined ? ", at most " + lic.cap : "") +
-        " · App object: " + (lic.serviceLicences !== undefined ? lic.serviceLicences + " service licences" : "no service licences") +
-        (lic.unlicensedFlag ? ", unlicensed" : ""),
-      lic.problem ? el("div", { class: "fix", textContent: lic.problem.message + " — " + lic.problem.fix }) : null
-    ].filter(Boolean) : []))
     const excluded = [
       ...s.unlicensed.map((u) => ({ text: u.name + " — " + u.reason })),
       ...s.ambiguous.map((a) => ({ text: a.key + " — " + a.reason })),
       ...s.unmatched.slice(0, 50).map((u) => ({ text: u.name + " — no " + (u.side === "teams" ? "PBX" : "Teams") + " user matches" }))
     ]
     list("excluded", excluded, (x) => el("li", { textContent: x.text }), "every user is synchronised")
-    list("errors", s.errors.slice().reverse(), (e) => el("li", {}, el("span", { class: "muted", textContent: time(e.at) }),
-      el("span", {}, e.message, e.fix ? el("div", { class: "fix", textContent: e.fix }) : null)), "no errors")
+    list("errors", s.errors.slice().reverse(), (e) => el("li", { "data-error": e.level }, el("span", { class: "grow" },
+      el("span", { class: "muted" }, F.time(e.at, true)), el("div", {}, e.message), fix(e.fix), detail(e.detail))), "no errors")
     const demo = $("demo")
     if (s.demo) {
       demo.hidden = false
       demo.textContent = "Demo mode — Graph simulator: " + s.demo.graphSimulator + " · PBX simulator: " + s.demo.pbxSimulator
     }
-    $("meta").textContent = "v" + s.version + " · " + s.mode + " mode · up since " + new Date(s.startedAt).toLocaleString()
+    $("meta").replaceChildren("v" + s.version + " · " + s.mode + " mode · up since ", F.time(s.startedAt, false),
+      el("span", { class: "zone", textContent: " · times in " + F.zone }))
   }
 
   function renderUsers(s) {
@@ -111,30 +131,35 @@
     const rows = s.users.filter((u) => !q || [u.name, u.upn, u.pbxName, u.pbx, u.activity, u.availability, u.written].join(" ").toLowerCase().includes(q))
     const shown = rows.slice(0, 500)
     const calls = new Map(((s.pbxToTeams && s.pbxToTeams.calls) || []).map((c) => [c.teamsId, c]))
-    const tbody = $("users").tBodies[0]
-    tbody.replaceChildren(...shown.map((u) => {
+    $("users").tBodies[0].replaceChildren(...shown.map((u) => {
       const call = calls.get(u.teamsId)
       const key = u.teamsId
       const signature = u.activity + "|" + u.written
       const changed = previous.has(key) && previous.get(key) !== signature
       previous.set(key, signature)
+      const teams = u.availability === u.activity ? u.activity : u.availability + " / " + u.activity
+      const age = F.age(u.lastChangeAt)
+      const delay = u.delayMs === undefined ? "—" : u.delayMs + " ms"
       return el("tr", { "data-user": key, "data-written": u.written, "data-activity": u.activity, class: changed ? "changed" : "" },
         el("td", { class: "name" }, u.name, el("small", { textContent: u.upn })),
-        el("td", { "data-col": "teams" }, u.availability === u.activity ? u.activity : u.availability + " / " + u.activity,
-          call ? el("small", { "data-call-since": String(call.since), textContent: "in a PBX call since " + time(call.since) + (call.shown ? "" : " (not shown yet)") }) : null),
+        el("td", { "data-col": "teams" }, teams,
+          call ? el("small", { "data-call-since": String(call.since) }, "in a PBX call since ", F.time(call.since, false), call.shown ? "" : " (not shown yet)") : null),
         el("td", { "data-col": "written" }, el("span", { class: "badge " + u.written, textContent: u.licensed ? u.written : "not licensed" })),
-        el("td", { textContent: u.pbxName + " @ " + u.pbx }),
-        el("td", { textContent: ago(u.lastChangeAt) }),
-        el("td", { textContent: u.delayMs === undefined ? "—" : u.delayMs + " ms" }))
+        el("td", { "data-col": "pbx", textContent: u.pbxName + " @ " + u.pbx }),
+        el("td", { "data-col": "age", textContent: age, title: F.title(u.lastChangeAt) }),
+        el("td", { "data-col": "delay", textContent: delay }),
+        // The phone layout shows PBX, age and delay in one small line under the presence.
+        el("td", { "data-col": "summary", textContent: u.pbxName + " @ " + u.pbx + " · " + age + " · " + delay }))
     }))
     $("more").textContent = rows.length > shown.length ? "showing " + shown.length + " of " + rows.length + " — refine the search" : ""
   }
 
-  function render(s) {
+  /** `fresh`: a snapshot just arrived (its `now` is the connector's clock); else the ages only move on. */
+  function render(s, fresh) {
     current = s
-    serverNow = s.now
-    receivedAt = performance.now()
+    if (fresh !== false) F.setServerNow(s.now)
     renderLights(s)
+    renderCards(s)
     renderDetails(s)
     renderUsers(s)
   }
@@ -160,5 +185,6 @@
     render({ ...rest, users })
   })
   events.onerror = () => { $("meta").textContent = "connection lost — retrying…" }
-  setInterval(() => current && renderUsers(current), 10000)
+  // Ages move on between updates.
+  setInterval(() => current && render(current, false), 10000)
 })()
