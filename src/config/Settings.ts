@@ -15,6 +15,8 @@ import { defaultSubscriptionSettings, type SubscriptionSettingsOptions } from ".
 import { makePbxSettings, type PbxSettingsOptions } from "../pbx/PbxSettings.ts"
 import { ConfigError } from "./ConfigFile.ts"
 import type { MatchStrategy } from "../connector/Matching.ts"
+import { pbxToTeamsSettings } from "../connector/calls/PbxToTeamsConfig.ts"
+import type { PbxToTeamsSettings } from "../connector/calls/PbxToTeamsSettings.ts"
 
 export interface FlowSettings {
   readonly mode: "push" | "poll"
@@ -37,6 +39,8 @@ export interface ConnectorSettings {
   readonly flow: FlowSettings
   readonly http: { readonly host: string; readonly port: number }
   readonly adminPassword: Redacted.Redacted<string> | undefined
+  /** PBX → Teams (docs/pbx-to-teams.md); off when undefined. */
+  readonly pbxToTeams?: PbxToTeamsSettings | undefined
 }
 
 const readText = (path: string, what: string) =>
@@ -152,6 +156,11 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     refuseAfterFailures: config.security.refuseAfterFailedLogins,
     refuseMillis: config.security.refuseMinutes * 60_000
   }
+  const pbxToTeams = yield* pbxToTeamsSettings(config).pipe(
+    Effect.mapError((cause) =>
+      new ConfigError({ source: "pbxToTeams.app", problems: [{ path: "pbxToTeams.app", message: `cannot read a certificate file: ${String(cause)}` }] })
+    )
+  )
   return {
     statusPage: { loginBackoff, limits: { ...defaultStatusPageLimits, maxEventStreams: config.security.maxEventStreams } },
     graph,
@@ -159,6 +168,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     pbx: pbxSettings(config, loginBackoff),
     flow: yield* flowSettings(config, usersCredential),
     http: config.http,
-    adminPassword: config.admin.password
+    adminPassword: config.admin.password,
+    pbxToTeams
   } satisfies ConnectorSettings
 })

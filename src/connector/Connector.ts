@@ -14,6 +14,7 @@ import { GraphClient } from "../graph/client/GraphClient.ts"
 import { accountRef, AppCredentialRef, type CredentialRef, GraphConfig } from "../graph/client/GraphSettings.ts"
 import { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
 import { PresenceReader } from "../graph/presence/PresenceReader.ts"
+import { PresenceBudget } from "../graph/sessions/PresenceBudget.ts"
 import { PresenceSource } from "../graph/presence/PresenceSource.ts"
 import { SubscriptionApi } from "../graph/subscriptions/SubscriptionApi.ts"
 import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.ts"
@@ -33,6 +34,7 @@ import { LicenceCheckFromPbx } from "./LicenceCheckFromPbx.ts"
 import { Planner } from "./Planner.ts"
 import { PlanState } from "./PlanState.ts"
 import { PresencePipeline } from "./PresencePipeline.ts"
+import { PbxToTeamsLayer } from "./calls/PbxToTeams.ts"
 import { makeRepeatGate, repeatGateLayer } from "../observability/LogRepeats.ts"
 import { announcedStop } from "./Shutdown.ts"
 import { prepareDataDir } from "../config/DataDir.ts"
@@ -81,6 +83,8 @@ const configLayer = (settings: ConnectorSettings) =>
 
 const graphLayer = Layer.mergeAll(TeamsUsers.layer, PresenceReader.layer, SubscriptionApi.layer).pipe(
   Layer.provideMerge(GraphClient.layer),
+  // One presence budget for the application: reads and the PBX → Teams writes count together.
+  Layer.provideMerge(PresenceBudget.layer),
   Layer.provideMerge(TokenService.layer),
   Layer.provideMerge(NodeHttpClient.layerUndici)
 )
@@ -131,17 +135,31 @@ const serve = <E, R>(settings: ConnectorSettings, routes: Layer.Layer<never, E, 
     announcedStop("the HTTP server (status page, webhook, PBX connections)")
   )
 
+/**
+ * PBX → Teams (off by default, and then nothing of it runs): built after the server, so it stops before the PBX
+ * connections do; it provides the loop guard the presence pipeline consults.
+ */
+const pbxToTeamsLayer = (settings: ConnectorSettings) =>
+  settings.pbxToTeams === undefined
+    ? Layer.empty
+    : PbxToTeamsLayer({
+      settings: settings.pbxToTeams,
+      graph: settings.graph,
+      contact: settings.pbx.contact,
+      requestTimeoutMs: settings.pbx.requestTimeoutMs
+    }).pipe(announcedStop("PBX → Teams (the Teams presence sessions of PBX calls are cleared, if configured)"))
+
 // The HTTP server starts once the services behind its routes exist; the workers start last.
 const pushApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
   const core = pushPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
   const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
-  return workersLayer.pipe(Layer.provideMerge(server))
+  return workersLayer.pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
 }
 
 const pollApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
   const core = pollPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
   const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
-  return workersLayer.pipe(Layer.provideMerge(server))
+  return workersLayer.pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
 }
 
 export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {

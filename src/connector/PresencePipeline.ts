@@ -4,7 +4,7 @@
  * the status page shows, and what a newly planned user gets written) and publishes which of them changed. It decides
  * nothing about "only what changed": PresenceSource emits only changed presences, the writer drops a command it holds.
  */
-import { Context, Effect, Exit, Layer, Metric, PubSub, type Scope, Stream, SubscriptionRef, type Tracer } from "effect"
+import { Context, Effect, Exit, Layer, Metric, Option, PubSub, type Scope, Stream, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { unknownPresences } from "../domain/Metrics.ts"
 import { commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
@@ -15,6 +15,7 @@ import { type PresenceChange, PresenceSource } from "../graph/presence/PresenceS
 import { childSpan, endSpan } from "../observability/ChangeTrace.ts"
 import { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import type { PresenceWrite } from "../pbx/writer/WriterState.ts"
+import { CallGuard } from "./calls/CallGuard.ts"
 import { FlowConfig } from "./FlowConfig.ts"
 import { PlanState } from "./PlanState.ts"
 
@@ -64,6 +65,8 @@ export class PresencePipeline extends Context.Service<PresencePipeline, {
       const planState = yield* PlanState
       const writer = yield* PresenceWriter
       const source = yield* PresenceSource
+      // The loop guard of PBX → Teams (src/connector/calls/CallGuard.ts), when that direction is on.
+      const guard = yield* Effect.serviceOption(CallGuard)
       const rows = new Map<string, PresenceRow>()
       const rowChanges = yield* PubSub.unbounded<ReadonlyArray<string>>()
 
@@ -81,6 +84,8 @@ export class PresencePipeline extends Context.Service<PresencePipeline, {
           if (result.basis === "none") yield* reportUnknown(change)
           rows.set(key, { presence: change.presence, command: result.command, receivedAt: change.receivedAt, origin: change.origin })
           keys.push(key)
+          // What only shows a PBX call's own session is not written back (it may come again on `released`).
+          if (Option.isSome(guard) && !(yield* guard.value.admit(key, change))) continue
           const synced = plan.byTeamsId.get(key)
           if (synced !== undefined) writes.push(writeOf(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt, span))
         }
@@ -91,8 +96,10 @@ export class PresencePipeline extends Context.Service<PresencePipeline, {
       return PresencePipeline.of({
         rows: Effect.succeed<ReadonlyMap<string, PresenceRow>>(rows),
         rowChanges: PubSub.subscribe(rowChanges),
-        subscribe: Effect.map(Stream.toPull(source.changes), (pull) =>
-          Stream.runForEachArray(Stream.fromPull(Effect.succeed(pull)), onChanges))
+        subscribe: Effect.map(Stream.toPull(source.changes), (pull) => {
+          const changes = Stream.fromPull(Effect.succeed(pull))
+          return Stream.runForEachArray(Option.isSome(guard) ? Stream.merge(changes, guard.value.released) : changes, onChanges)
+        })
       })
     })
   )

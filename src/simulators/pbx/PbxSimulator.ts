@@ -3,14 +3,14 @@
  * app service with its own App object. Tests and the demo drive it through the handle or its HTTP control API
  * (docs/simulator-pbx.md).
  */
-import { Effect, type Redacted, type Scope } from "effect"
+import { Clock, Effect, type Redacted, type Scope } from "effect"
 import { startControlServer } from "./ControlApi.ts"
 import { redactedPassword } from "./SimAppLogin.ts"
 import { SimulatedPbx } from "./SimulatedPbx.ts"
 import { type PbxSimulatorHandle, type SimPbxStatus, SimulatorError, SimulatorTimeout } from "./SimulatorHandle.ts"
-import { type CheckAppLicRecord, type PresenceEntry, type SetPresenceRecord, type SimUser, SystemModel } from "./SimulatorModel.ts"
+import { type CheckAppLicRecord, type PresenceEntry, type SetPresenceRecord, type SimCall, type SimUser, SystemModel } from "./SimulatorModel.ts"
 
-export type { CheckAppLicRecord, PbxSimulatorHandle, PresenceEntry, SetPresenceRecord, SimPbxStatus, SimUser }
+export type { CheckAppLicRecord, PbxSimulatorHandle, PresenceEntry, SetPresenceRecord, SimCall, SimPbxStatus, SimUser }
 export { SimulatorError, SimulatorTimeout }
 
 export interface SimPbxOptions {
@@ -149,6 +149,45 @@ const pbxControls = (pbxs: ReadonlyMap<string, SimulatedPbx>) => {
   }
 }
 
+/** Calls: every PBX of the system tells its watchers (the presence monitor and RCC live on the user's PBX). */
+const callControls = (model: SystemModel, pbxs: ReadonlyMap<string, SimulatedPbx>) => {
+  let callIds = 0
+  const callChanged = (call: SimCall, msg: string) => {
+    for (const pbx of pbxs.values()) pbx.pushCall(call, msg)
+    model.changed()
+  }
+  const findCall = (id: number) =>
+    Effect.suspend(() => {
+      const call = model.calls.get(id)
+      return call === undefined ? Effect.fail(new SimulatorError({ message: `no call has the id ${id}` })) : Effect.succeed(call)
+    })
+  return {
+    placeCall: Effect.fnUntraced(function*(guid: string, callOptions?: { readonly state?: SimCall["state"] }) {
+      if (!model.users.has(guid)) return yield* new SimulatorError({ message: `no user has the guid ${guid}` })
+      const call: SimCall = { id: ++callIds, guid, state: callOptions?.state ?? "connected", hold: false, since: yield* Clock.currentTimeMillis }
+      model.calls.set(call.id, call)
+      callChanged(call, call.state === "alerting" ? "x-alert" : "x-conn")
+      return call.id
+    }),
+    updateCall: (id: number, change: { readonly state?: SimCall["state"]; readonly hold?: boolean }) =>
+      Effect.map(findCall(id), (call) => {
+        const next: SimCall = {
+          ...call,
+          ...(change.state !== undefined ? { state: change.state } : {}),
+          ...(change.hold !== undefined ? { hold: change.hold } : {})
+        }
+        model.calls.set(id, next)
+        callChanged(next, change.hold === true ? "r-facility" : change.state === "connected" ? "x-conn" : "r-info")
+      }),
+    endCall: (id: number) =>
+      Effect.map(findCall(id), (call) => {
+        model.calls.delete(id)
+        callChanged(call, "r-rel")
+      }),
+    calls: Effect.sync(() => [...model.calls.values()])
+  }
+}
+
 export class PbxSimulator {
   static readonly make = Effect.fnUntraced(function*(options: PbxSimulatorOptions): Effect.fn.Return<PbxSimulatorHandle, never, Scope.Scope> {
     const model = new SystemModel()
@@ -158,11 +197,14 @@ export class PbxSimulator {
       status: () => [...pbxs.values()].map((pbx) => pbx.status()),
       presence: (guid: string) => model.presence.get(guid) ?? [],
       setPresenceLog: () => [...model.setPresenceLog],
-      checkAppLicLog: () => [...model.checkAppLicLog]
+      checkAppLicLog: () => [...model.checkAppLicLog],
+      calls: () => [...model.calls.values()],
+      watchLog: () => [...model.watchLog]
     }
     const handle: Omit<PbxSimulatorHandle, "controlUrl"> = {
       ...userEdits(model, pbxs, master?.name ?? ""),
       ...pbxControls(pbxs),
+      ...callControls(model, pbxs),
       status: Effect.sync(peek.status),
       users: Effect.sync(() => [...model.users.values()].map((entry) => entry.user)),
       presence: (guid) => Effect.sync(() => peek.presence(guid)),

@@ -11,8 +11,9 @@ import { SimAdminApi } from "./SimAdminApi.ts"
 import { appLoginFrame, appName } from "./SimAppLogin.ts"
 import { SimPbxApi } from "./SimPbxApi.ts"
 import type { SimPbxStatus } from "./SimulatorHandle.ts"
+import { SimRcc } from "./SimRcc.ts"
 import { nextRow, pushFor, type Replication, startReplication } from "./SimReplication.ts"
-import type { SimUser, SystemModel } from "./SimulatorModel.ts"
+import type { SimCall, SimUser, SystemModel } from "./SimulatorModel.ts"
 
 export interface SimPbxConfig {
   readonly name: string
@@ -62,6 +63,8 @@ export class SimulatedPbx {
   readonly admin: SimAdminApi
   /** PbxApi (SetPresence, presence monitors), with its behaviour for tests. */
   readonly pbxApi: SimPbxApi
+  /** RCC (UserInitialize / CallInfo), when the App object enables it. */
+  readonly rcc: SimRcc
 
   readonly config: SimPbxConfig
   private readonly options: SimPbxConnectOptions
@@ -77,6 +80,7 @@ export class SimulatedPbx {
     this.model = model
     this.admin = new SimAdminApi(config.name, model)
     this.pbxApi = new SimPbxApi(config.name, model, (message) => this.send(message))
+    this.rcc = new SimRcc(config.name, config.appObject, model, (message) => this.send(message))
   }
 
   status(): SimPbxStatus {
@@ -173,6 +177,7 @@ export class SimulatedPbx {
       this.loggedIn = false
       this.restartKeepAlive()
       this.admin.reset()
+      this.rcc.reset()
       this.replication = undefined
       this.pbxApi.reset()
       this.model.changed()
@@ -249,6 +254,7 @@ export class SimulatedPbx {
     if (api === "PbxTableUsers") return this.tableUsers(String(mt), message, src, reply)
     if (api === "PbxApi") return this.pbxApi.receive(String(mt), message, src, reply)
     if (api === "PbxAdminApi") return this.admin.receive(String(mt), message, src, reply)
+    if (api === "RCC") return this.rcc.receive(String(mt), message, src, reply)
     reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
   }
 
@@ -276,5 +282,11 @@ export class SimulatedPbx {
     if (this.replication === undefined) return
     const push = pushFor(this.replication, kind, user, this.model, this.config.replicateAllObjects === true)
     if (push !== undefined) this.send(push)
+  }
+
+  /** A call changed: the user's watchers get the presence (on-the-phone while calls exist), RCC monitors a CallInfo. */
+  pushCall(call: SimCall, msg: string): void {
+    this.pbxApi.pushPresence(call.guid)
+    this.rcc.pushCall(call, msg)
   }
 }

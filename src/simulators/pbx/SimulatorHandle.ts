@@ -4,7 +4,7 @@
  */
 import { type Effect, Schema } from "effect"
 import type { Replication } from "./SimReplication.ts"
-import type { CheckAppLicRecord, PresenceEntry, SetPresenceRecord, SimUser } from "./SimulatorModel.ts"
+import type { CheckAppLicRecord, PresenceEntry, SetPresenceRecord, SimCall, SimUser } from "./SimulatorModel.ts"
 
 export interface SimPbxStatus {
   readonly name: string
@@ -71,6 +71,17 @@ export interface PbxSimulatorHandle {
     pbx: string,
     behaviour: { readonly refuse?: string | undefined; readonly delayMs?: number }
   ) => Effect.Effect<void, SimulatorError>
+  /**
+   * Places a call for a user (ringing at the user, or already connected): while it lasts the PBX shows the user
+   * on the phone to watchers with that right, and RCC monitors get CallInfo. Answers the call's id.
+   */
+  readonly placeCall: (guid: string, options?: { readonly state?: SimCall["state"] }) => Effect.Effect<number, SimulatorError>
+  /** Connects a ringing call, or puts a call on hold / retrieves it. */
+  readonly updateCall: (id: number, change: { readonly state?: SimCall["state"]; readonly hold?: boolean }) => Effect.Effect<void, SimulatorError>
+  /** Ends a call (released). */
+  readonly endCall: (id: number) => Effect.Effect<void, SimulatorError>
+  /** Calls in progress. */
+  readonly calls: Effect.Effect<ReadonlyArray<SimCall>>
   /** Sends a frame exactly as given on a PBX's connection. */
   readonly sendRaw: (pbx: string, text: string) => Effect.Effect<void, SimulatorError>
   /** Waits until `check` returns a value (re-checked after every simulator change). */
@@ -81,5 +92,8 @@ export interface PbxSimulatorHandle {
     readonly presence: (guid: string) => ReadonlyArray<PresenceEntry>
     readonly setPresenceLog: () => ReadonlyArray<SetPresenceRecord>
     readonly checkAppLicLog: () => ReadonlyArray<CheckAppLicRecord>
+    readonly calls: () => ReadonlyArray<SimCall>
+    /** Requests to watch a user's calls (SubscribePresence, UserInitialize) and the PBX each reached. */
+    readonly watchLog: () => ReadonlyArray<{ readonly pbx: string; readonly mt: string; readonly guid: string | undefined }>
   }
 }
