@@ -6,7 +6,7 @@
 import { Console, Context, Effect, Exit, Layer, Random, Redacted, Scope } from "effect"
 import { Activities } from "../domain/Presence.ts"
 import { generateUsers, type GraphSimulatorHandle, startDemoGraphSimulator } from "../simulators/graph/GraphSimulator.ts"
-import { JWKS_PATH } from "../simulators/graph/Jwks.ts"
+import { JWKS_PATH } from "../simulators/graph/SimJwks.ts"
 import { SubscriptionsExtension } from "../simulators/graph/SubscriptionsRoutes.ts"
 import { demoSystemOptions, PbxSimulator, type PbxSimulatorHandle } from "../simulators/pbx/PbxSimulator.ts"
 import { decodeConfig } from "../config/ConfigFile.ts"

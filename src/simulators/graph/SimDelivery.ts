@@ -5,10 +5,10 @@
  * Faults (drop, duplicate, reorder, silent subscriptions) and lifecycle events come from the control API.
  */
 import { Clock, Context, Duration, Effect, Layer, PubSub, Stream } from "effect"
-import { SimJwks } from "./Jwks.ts"
+import { SimJwks } from "./SimJwks.ts"
 import { lifecycleItem, type NotificationItem, presenceItem, userItem } from "./notify/payloads.ts"
 import { type SimPresence, SimState, type UserChange } from "./SimState.ts"
-import { type SimSubscription, SimSubscriptions } from "./Subscriptions.ts"
+import { type SimSubscription, SimSubscriptions } from "./SimSubscriptions.ts"
 
 export interface DeliveryOptions {
   /** Items are collected this long (or up to `maxBatch`) before a POST. */
