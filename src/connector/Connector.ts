@@ -28,6 +28,9 @@ import { AdminPassword, StatusLoginBackoff, StatusRoutes } from "../status/Statu
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
+import type { PresenceWriter } from "../pbx/PresenceWriter.ts"
+import type { PbxConnections } from "../pbx/socket/PbxConnections.ts"
+import type { PbxDirectory } from "../pbx/directory/UserDirectory.ts"
 import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
 import { PbxToTeamsLayer } from "./calls/PbxToTeams.ts"
 import { makeRepeatGate, repeatGateLayer } from "../observability/LogRepeats.ts"
@@ -43,6 +46,11 @@ export const version: string = packageJson.version
 export interface ConnectorOptions {
   /** Shown on the status page in demo mode: the simulators' control base URLs. */
   readonly demo?: { readonly graphSimulator: string; readonly pbxSimulator: string } | undefined
+  /**
+   * The PresenceWriter the flow writes to, built over the real one (a cluster's owner puts desired commands into the
+   * state store instead of writing to the PBX itself: src/cluster/DesiredPresence.ts). Default: the real writer.
+   */
+  readonly flowWriter?: Layer.Layer<PresenceWriter, never, PresenceWriter | PbxConnections | PbxDirectory | PbxSettings> | undefined
 }
 
 /** Signs every configured credential in ahead of need, so tokens are fresh and the status page is accurate. */
@@ -109,7 +117,8 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   )
 
   // The HTTP server starts once the services behind its routes exist; the flow starts last and stops first.
-  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper).pipe(
+  const flow = options.flowWriter === undefined ? FlowLayer : FlowLayer.pipe(Layer.provide(options.flowWriter))
+  const workers = Layer.mergeAll(flow, StatusProjectorLayer, SignInKeeper).pipe(
     announcedStop("the flow (no more intake; pending PBX writes are delivered)")
   )
   // PBX → Teams (off by default, and then nothing of it runs): built after the server, so it stops before the PBX
