@@ -3,7 +3,7 @@
  * CONNECTOR_CLUSTER_DEFAULT_TENANT=off), the state in PostgreSQL (CONNECTOR_DATABASE_URL, CONNECTOR_STATE_KEY), the
  * cluster settings from the environment (ClusterSettings.ts). Runs until SIGTERM/SIGINT, which hands the tenants over.
  */
-import { Config, Console, Effect, Redacted } from "effect"
+import { Config, Console, Effect, Layer, Redacted } from "effect"
 import { GlobalFlag } from "effect/cli"
 import { ConfigError, loadConfigFile } from "../config/ConfigFile.ts"
 import { prepareDataDir } from "../config/DataDir.ts"
@@ -33,9 +33,12 @@ export const runClusterRunner = (path: string) =>
       const adminPassword = settings.adminPassword ?? Redacted.make(crypto.randomUUID() + crypto.randomUUID())
       yield* Effect.logInfo(`teams-presence-connector cluster runner starting (${cluster.advertise})`)
       return yield* runUntilStopped(
-        runRunner({ config, defaultSettings: { ...settings, adminPassword }, withDefault, cluster, adminPassword }).pipe(
-          Effect.provide(StateStore.layerPostgres())
-        )
+        // Built in the run's scope (Effect.provide would close the store as soon as the runner has started).
+        Layer.build(StateStore.layerPostgres()).pipe(Effect.flatMap((store) =>
+          runRunner({ config, defaultSettings: { ...settings, adminPassword }, withDefault, cluster, adminPassword }).pipe(
+            Effect.provideContext(store)
+          )
+        ))
       ).pipe(
         Effect.catchTags({ StateStoreError: reportStart, ClusterError: reportStart })
       )

@@ -1,0 +1,200 @@
+/**
+ * A cluster on this machine for the tests: real runner processes (`run --cluster`) on one PostgreSQL database, a
+ * simulated Graph tenant and a simulated PBX system per tenant, and a TCP front that spreads connections over the
+ * runners (as a load balancer would; a runner that refuses the connection is skipped). Tenant `default` comes from the
+ * runners' configuration file, the others from the state store.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, openSync, writeFileSync } from "node:fs"
+import { connect, createServer, type Socket } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { ConfigProvider, Context, Effect, Layer, Redacted, Schema, type Scope } from "effect"
+import * as YAML from "yaml"
+import { connectorSnippet, startGraphSimulator } from "../../src/simulators/graph/Standalone.ts"
+import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
+import { startPbxSimulator } from "../../src/simulators/pbx/Standalone.ts"
+import type { PbxSimulatorHandle } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { loadPopulation, type SimPopulation } from "../../src/simulators/UsersFile.ts"
+import { StateStore, TenantConfig, TenantId } from "../../src/state/StateStore.ts"
+import { shellEnv } from "../support/node.ts"
+import { freePort } from "../support/waiting.ts"
+import { randomBytes } from "node:crypto"
+
+const main = join(import.meta.dirname, "../../src/main.ts")
+export const pbxPassword = "cluster-test-app-password"
+const adminPassword = "cluster-test-admin-password"
+
+/** A TCP front: each connection goes to the next runner in turn; one that refuses or is closed is skipped. */
+export const tcpFront = (targets: () => ReadonlyArray<number>) =>
+  Effect.acquireRelease(
+    Effect.callback<{ port: number; close: () => void }>((resume) => {
+      let next = 0
+      const sockets = new Set<Socket>()
+      const server = createServer((inbound) => {
+        sockets.add(inbound)
+        inbound.on("close", () => sockets.delete(inbound))
+        inbound.on("error", () => inbound.destroy())
+        inbound.pause()
+        const ports = targets()
+        const attempt = (tries: number) => {
+          if (tries >= ports.length) return inbound.destroy()
+          const port = ports[next++ % ports.length]!
+          const outbound = connect(port, "127.0.0.1")
+          outbound.once("error", () => attempt(tries + 1))
+          outbound.once("connect", () => {
+            sockets.add(outbound)
+            outbound.removeAllListeners("error")
+            outbound.on("error", () => inbound.destroy())
+            outbound.on("close", () => { sockets.delete(outbound); inbound.destroy() })
+            inbound.on("close", () => outbound.destroy())
+            inbound.pipe(outbound).pipe(inbound)
+            inbound.resume()
+          })
+        }
+        attempt(0)
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed({
+          port: typeof address === "object" && address !== null ? address.port : 0,
+          close: () => { for (const s of sockets) s.destroy(); server.close() }
+        }))
+      })
+    }),
+    (front) => Effect.sync(front.close)
+  )
+
+export interface SimTenant {
+  readonly id: TenantId
+  readonly population: SimPopulation
+  readonly graph: GraphSimulatorHandle
+  /** The tenant's configuration as a connector.yaml object (push mode, through the front). */
+  readonly config: Record<string, unknown>
+  readonly pathPrefix: string
+}
+
+/** A simulated Microsoft tenant for connector tenant `id`, its notifications through the front. */
+export const simTenant = (id: string, frontPort: number, users: number) =>
+  Effect.gen(function*() {
+    const population = yield* loadPopulation({ users })
+    const graph = yield* startGraphSimulator({ port: 0, host: "127.0.0.1", users })
+    const pathPrefix = id === "default" ? "" : `/t/${id}`
+    const config = {
+      ...(YAML.parse(connectorSnippet(graph.url, population)) as Record<string, unknown>),
+      notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${frontPort}${pathPrefix}` },
+      pbx: { masterPbx: population.pbxs.find((p) => p.master)!.name, appPassword: pbxPassword },
+      admin: { password: adminPassword }
+    }
+    return { id: TenantId.make(id), population, graph, config, pathPrefix } satisfies SimTenant
+  })
+
+/** The tenant's PBX system (master and slaves), connecting through the front. */
+export const simPbx = (tenant: SimTenant, frontPort: number, users: number): Effect.Effect<PbxSimulatorHandle, unknown, Scope.Scope> =>
+  startPbxSimulator({
+    connect: `ws://127.0.0.1:${frontPort}${tenant.pathPrefix}/pbx`,
+    password: Redacted.make(pbxPassword),
+    users,
+    controlPort: 0,
+    reconnectDelayMs: 200
+  })
+
+export interface Runner {
+  readonly name: string
+  readonly httpPort: number
+  readonly child: ChildProcess
+  readonly logFile: string
+}
+
+export interface ClusterEnv {
+  readonly databaseUrl: string
+  readonly stateKey: string
+  readonly dir: string
+}
+
+export const clusterEnv = (databaseUrl: string): ClusterEnv => ({
+  databaseUrl,
+  stateKey: randomBytes(32).toString("base64"),
+  dir: mkdtempSync(join(tmpdir(), "tpc-cluster-"))
+})
+
+/** The state store as the runners see it, for the test to put tenants in. */
+export const storeFor = (env: ClusterEnv) =>
+  Layer.build(Layer.fresh(StateStore.layerPostgres({ url: Redacted.make(env.databaseUrl), maxConnections: 3 }).pipe(
+    Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ CONNECTOR_STATE_KEY: env.stateKey })))
+  ))).pipe(Effect.map((context) => Context.get(context, StateStore)), Effect.orDie)
+
+export const putTenant = (store: StateStore["Service"], tenant: SimTenant) =>
+  Effect.gen(function*() {
+    const config = yield* Schema.decodeUnknownEffect(TenantConfig)(tenant.config)
+    yield* store.tenants.put(tenant.id, config)
+  }).pipe(Effect.orDie)
+
+export const sqlFor = (url: string) =>
+  Layer.build(Layer.fresh(PgClient.layer({ url: Redacted.make(url), maxConnections: 2 }))).pipe(
+    Effect.map((context) => Context.get(context, PgClient.PgClient)),
+    Effect.orDie
+  )
+
+/**
+ * Starts a runner process; `databaseUrl` overrides the env's (a runner behind a proxy). The scope's end kills it.
+ * `defaultTenant` is the configuration file's tenant (all runners share the data directory, as they would share a volume).
+ */
+export const startRunner = (
+  env: ClusterEnv,
+  name: string,
+  defaultTenant: SimTenant,
+  databaseUrl = env.databaseUrl
+): Effect.Effect<Runner, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const httpPort = yield* freePort
+    const clusterPort = yield* freePort
+    const configFile = join(env.dir, `${name}.yaml`)
+    writeFileSync(configFile, YAML.stringify({
+      ...defaultTenant.config,
+      http: { host: "127.0.0.1", port: httpPort },
+      dataDir: join(env.dir, "data"),
+      log: { format: "json", level: process.env["CLUSTER_TEST_LOG"] ?? "info" }
+    }))
+    const logFile = join(env.dir, `${name}.log`)
+    const out = openSync(logFile, "a")
+    const child = spawn(process.execPath, [main, "run", "--cluster", "--config", configFile], {
+      env: shellEnv({
+        CONNECTOR_DATABASE_URL: databaseUrl,
+        CONNECTOR_STATE_KEY: env.stateKey,
+        CONNECTOR_CLUSTER_PORT: String(clusterPort),
+        CONNECTOR_CLUSTER_TIMING: "fast"
+      }),
+      detached: true,
+      stdio: ["ignore", out, out]
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => {
+      try {
+        process.kill(-child.pid!, "SIGKILL")
+      } catch {
+        // already gone
+      }
+    }))
+    return { name, httpPort, child, logFile }
+  })
+
+/** tenant → [runner id, epoch] from the store's owner records. */
+export const owners = (sql: PgClient.PgClient) =>
+  sql<{ tenant_id: string; runner: string; epoch: string }>`SELECT tenant_id, runner, epoch::text AS epoch FROM tenant_owner`.pipe(
+    Effect.map((rows) => new Map(rows.map((r) => [r.tenant_id, { runner: r.runner, epoch: Number(r.epoch) }]))),
+    Effect.orDie
+  )
+
+/** Live presence subscriptions per creator (technical account) in a Graph simulator. */
+export const presenceSubscriptions = (graph: GraphSimulatorHandle) =>
+  Effect.promise(async () => {
+    const body = (await (await fetch(`${graph.url}/_sim/subscriptions`)).json()) as {
+      subscriptions: ReadonlyArray<{ kind: string; creatorId: string; notificationUrl: string }>
+    }
+    const perCreator = new Map<string, number>()
+    for (const s of body.subscriptions) if (s.kind === "presence") perCreator.set(s.creatorId, (perCreator.get(s.creatorId) ?? 0) + 1)
+    return perCreator
+  })
+
+export const runnerId = (runner: Runner) => `127.0.0.1:${runner.httpPort}`
