@@ -102,7 +102,12 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     local: (tenant) => local.get(tenant),
     known: (tenant) => run(Effect.map(cluster.registered, (ids) => ids.includes(tenant))),
     owner: (tenant) =>
-      run(store.owners.get(tenant).pipe(Effect.map((owner) => Option.getOrUndefined(Option.map(owner, (o) => o.runner))), Effect.orElseSucceed(() => undefined))),
+      run(store.owners.get(tenant).pipe(
+        Effect.map((owner) => Option.getOrUndefined(Option.map(owner, (o) => o.runner))),
+        // A runner cut off from the database answers 503 at once rather than holding the request.
+        Effect.timeout("2 seconds"),
+        Effect.orElseSucceed(() => undefined)
+      )),
     notReady: () =>
       run(Effect.gen(function*() {
         if (stopping) return "stopping"

@@ -21,8 +21,8 @@ export interface ClusterSettings {
 
 /**
  * Shard-lock timing. `standard`: failover after kill -9 measured 6–12 s (worst case ≈ lock expiry + one assignment
- * refresh ≈ 17 s); `fast` (tests, small clusters on a quiet network): 4–6 s, at the price of more database writes and a
- * runner that pauses longer than 6 s (GC, a stopped VM) losing its tenants.
+ * refresh ≈ 17 s); `fast` (tests, small clusters on a quiet network): about 4–7 s, at the price of more database writes and
+ * a runner whose lock refresh is slower than 3 s (an overloaded machine, a long GC pause) losing its tenants.
  */
 export const timings: Record<ClusterTiming, Partial<ShardingConfig.ShardingConfig["Service"]>> = {
   standard: {
@@ -33,10 +33,10 @@ export const timings: Record<ClusterTiming, Partial<ShardingConfig.ShardingConfi
   },
   fast: {
     shardsPerGroup: 60,
-    shardLockRefreshInterval: Duration.seconds(2),
-    shardLockExpiration: Duration.seconds(6),
+    shardLockRefreshInterval: Duration.seconds(3),
+    shardLockExpiration: Duration.seconds(9),
     refreshAssignmentsInterval: Duration.seconds(1),
-    runnerHealthCheckInterval: Duration.seconds(2),
+    runnerHealthCheckInterval: Duration.seconds(3),
     entityMessagePollInterval: Duration.seconds(1)
   }
 }

@@ -67,7 +67,9 @@ export class ClusterTenants extends Context.Service<ClusterTenants, {
             }).pipe(Effect.andThen(Effect.logInfo(`cluster: tenant ${tenant} released by ${options.runnerId}`)))
           )
           yield* Effect.logInfo(`cluster: tenant ${tenant} owned by ${options.runnerId} (epoch ${owner.epoch})`)
-          yield* Effect.scoped(options.work(tenant, owner)).pipe(
+          // Logged when the work is interrupted, before its scope closes: the moment this runner lets the tenant go.
+          const stopping = Effect.logInfo(`cluster: tenant ${tenant} stopping on ${options.runnerId}`)
+          yield* Effect.scoped(options.work(tenant, owner).pipe(Effect.onInterrupt(() => stopping))).pipe(
             Effect.tapCause((cause) => Effect.logError(`cluster: tenant ${tenant} stopped with a failure; starting it again`, cause)),
             Effect.retry(again)
           )

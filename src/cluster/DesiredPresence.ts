@@ -15,7 +15,7 @@ import { PbxDirectory } from "../pbx/directory/UserDirectory.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { type PresenceWrite, PresenceWriter } from "../pbx/PresenceWriter.ts"
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
-import { type DesiredCommand, type DesiredWakeup, StateStore, type StateStoreError, type TenantId, type TenantOwner } from "../state/StateStore.ts"
+import { type DesiredCommand, type DesiredWakeup, StateStore, StateStoreError, type TenantId, type TenantOwner } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 
 /** One LISTEN per runner, shared by its tenants. */
@@ -82,6 +82,11 @@ export const desiredPresenceWriter = (tenant: TenantId, owner: TenantOwner, fenc
           const batch = [...outbox.values()]
           outbox.clear()
           const put = yield* store.desired.put(tenant, owner.epoch, batch).pipe(
+            // A database that stopped answering (a partition) is a failure to retry, not a wait without end.
+            Effect.timeoutOrElse({
+              duration: "5 seconds",
+              orElse: () => Effect.fail(new StateStoreError({ reason: "Unavailable", tenant, message: "the state database did not answer within 5 s" }))
+            }),
             Effect.tapError((error) =>
               error.reason === "Fenced" ? Effect.void : Effect.logWarning(`cluster: desired presences not stored yet: ${clip(error.message, 300)}`)
             ),
@@ -149,8 +154,11 @@ export const desiredPresenceWriter = (tenant: TenantId, owner: TenantOwner, fenc
     return PresenceWriter.of({
       writeAll,
       write: (guid, command, meta) => writeAll([{ guid, command, meta }]),
+      // Bounded: a stop must not wait for a database that does not answer (what is not stored, the next owner re-reads).
       flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(idle), (value) => value)).pipe(
         Effect.andThen(sendAll.pipe(Effect.ignore)),
+        Effect.timeout("3 seconds"),
+        Effect.ignore,
         Effect.andThen(real.flush)
       ),
       current: real.current,

@@ -6,7 +6,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, openSync, writeFileSync } from "node:fs"
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs"
 import { connect, createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -26,18 +26,31 @@ const main = join(import.meta.dirname, "../../src/main.ts")
 export const pbxPassword = "cluster-test-app-password"
 const adminPassword = "cluster-test-admin-password"
 
-/** A TCP front: each connection goes to the next runner in turn; one that refuses or is closed is skipped. */
+/**
+ * A TCP front: each connection goes to the next ready runner in turn (as a load balancer would, from each runner's
+ * /readyz every 500 ms); one that refuses the connection is skipped.
+ */
 export const tcpFront = (targets: () => ReadonlyArray<number>) =>
   Effect.acquireRelease(
     Effect.callback<{ port: number; close: () => void }>((resume) => {
       let next = 0
+      const notReady = new Set<number>()
+      const probe = setInterval(() => {
+        for (const port of targets()) {
+          fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
+            (r) => (r.status === 200 ? notReady.delete(port) : notReady.add(port)),
+            () => notReady.add(port)
+          )
+        }
+      }, 500)
       const sockets = new Set<Socket>()
       const server = createServer((inbound) => {
         sockets.add(inbound)
         inbound.on("close", () => sockets.delete(inbound))
         inbound.on("error", () => inbound.destroy())
         inbound.pause()
-        const ports = targets()
+        const ready = targets().filter((port) => !notReady.has(port))
+        const ports = ready.length > 0 ? ready : targets()
         const attempt = (tries: number) => {
           if (tries >= ports.length) return inbound.destroy()
           const port = ports[next++ % ports.length]!
@@ -59,7 +72,7 @@ export const tcpFront = (targets: () => ReadonlyArray<number>) =>
         const address = server.address()
         resume(Effect.succeed({
           port: typeof address === "object" && address !== null ? address.port : 0,
-          close: () => { for (const s of sockets) s.destroy(); server.close() }
+          close: () => { clearInterval(probe); for (const s of sockets) s.destroy(); server.close() }
         }))
       })
     }),
@@ -145,7 +158,8 @@ export const startRunner = (
   env: ClusterEnv,
   name: string,
   defaultTenant: SimTenant,
-  databaseUrl = env.databaseUrl
+  databaseUrl = env.databaseUrl,
+  timing: "fast" | "standard" = "fast"
 ): Effect.Effect<Runner, never, Scope.Scope> =>
   Effect.gen(function*() {
     const httpPort = yield* freePort
@@ -164,7 +178,7 @@ export const startRunner = (
         CONNECTOR_DATABASE_URL: databaseUrl,
         CONNECTOR_STATE_KEY: env.stateKey,
         CONNECTOR_CLUSTER_PORT: String(clusterPort),
-        CONNECTOR_CLUSTER_TIMING: "fast"
+        CONNECTOR_CLUSTER_TIMING: timing
       }),
       detached: true,
       stdio: ["ignore", out, out]
@@ -198,3 +212,47 @@ export const presenceSubscriptions = (graph: GraphSimulatorHandle) =>
   })
 
 export const runnerId = (runner: Runner) => `127.0.0.1:${runner.httpPort}`
+
+/** A TCP proxy to PostgreSQL that can be frozen: no byte passes, no connection is closed (a network partition). */
+export const freezableProxy = (targetPort: number) =>
+  Effect.acquireRelease(
+    Effect.callback<{ port: number; freeze: () => void; close: () => void }>((resume) => {
+      let frozen = false
+      const sockets = new Set<Socket>()
+      const server = createServer((inbound) => {
+        if (frozen) return // a new connection hangs, as behind a dead link
+        const outbound = connect(targetPort, "127.0.0.1")
+        for (const s of [inbound, outbound]) {
+          sockets.add(s)
+          s.on("error", () => s.destroy())
+        }
+        inbound.on("data", (data) => { if (!frozen) outbound.write(data) })
+        outbound.on("data", (data) => { if (!frozen) inbound.write(data) })
+        inbound.on("close", () => { if (!frozen) outbound.destroy() })
+        outbound.on("close", () => { if (!frozen) inbound.destroy() })
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed({
+          port: typeof address === "object" && address !== null ? address.port : 0,
+          freeze: () => { frozen = true },
+          close: () => { for (const s of sockets) s.destroy(); server.close() }
+        }))
+      })
+    }),
+    (proxy) => Effect.sync(proxy.close)
+  )
+
+/** When (ms) a runner's log says it began to own / to stop a tenant, per tenant (the last time). */
+export const ownershipLog = (logFile: string) => {
+  const owned = new Map<string, number>()
+  const stopping = new Map<string, number>()
+  for (const line of readFileSync(logFile, "utf8").split("\n")) {
+    if (!line.startsWith("{")) continue
+    const entry = JSON.parse(line) as { message?: unknown; timestamp?: string }
+    if (typeof entry.message !== "string" || entry.timestamp === undefined) continue
+    const match = /^cluster: tenant (\S+) (owned by|stopping on)/.exec(entry.message)
+    if (match !== null) (match[2] === "owned by" ? owned : stopping).set(match[1]!, Date.parse(entry.timestamp))
+  }
+  return { owned, stopping }
+}
