@@ -123,6 +123,7 @@ const runDemo = ({ graphPort, pbxPort, port }: DemoPorts) =>
   )
 
 const clusterFlag = Flag.Boolean("cluster").pipe(
+  Flag.withDefault(false),
   Flag.withDescription("Join a cluster of runners over the shared PostgreSQL state (docs/scaling.md)")
 )
 
