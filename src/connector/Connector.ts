@@ -28,6 +28,9 @@ import { AdminPassword, StatusLoginBackoff, StatusRoutes } from "../status/Statu
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
+import type { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
+import type { PbxConnections } from "../pbx/socket/PbxConnections.ts"
+import type { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import { FlowConfig } from "./FlowConfig.ts"
 import { FlowLayer } from "./Flow.ts"
 import { LicenceCheckFromPbx } from "./LicenceCheckFromPbx.ts"
@@ -48,6 +51,11 @@ export const version: string = packageJson.version
 export interface ConnectorOptions {
   /** Shown on the status page in demo mode: the simulators' control base URLs. */
   readonly demo?: { readonly graphSimulator: string; readonly pbxSimulator: string } | undefined
+  /**
+   * The PresenceWriter the flow writes to, built over the real one (a cluster's owner puts desired commands into the
+   * state store instead of writing to the PBX itself: src/cluster/DesiredPresence.ts). Default: the real writer.
+   */
+  readonly flowWriter?: Layer.Layer<PresenceWriter, never, PresenceWriter | PbxConnections | PbxDirectory | PbxSettings> | undefined
 }
 
 /** Signs every configured credential in ahead of need, so tokens are fresh and the status page is accurate. */
@@ -125,10 +133,14 @@ const pushPresence = PresenceSource.layerPush.pipe(
 const pollPresence = PresenceSource.layerPoll.pipe(announcedStop("the presence reads (poller)"))
 
 // The flow starts last and stops first; the pipeline's rows are shared with the status projector.
-const workersLayer = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper).pipe(
-  Layer.provide(PresencePipeline.layer),
-  announcedStop("the flow (no more intake; pending PBX writes are delivered)")
-)
+const workersLayer = (options: ConnectorOptions) => {
+  const workers = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper).pipe(
+    Layer.provide(PresencePipeline.layer)
+  )
+  return (options.flowWriter === undefined ? workers : workers.pipe(Layer.provide(options.flowWriter))).pipe(
+    announcedStop("the flow (no more intake; pending PBX writes are delivered)")
+  )
+}
 
 const serve = <E, R>(settings: ConnectorSettings, routes: Layer.Layer<never, E, R>) =>
   serveRoutes(routes, { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }).pipe(
@@ -153,13 +165,13 @@ const pbxToTeamsLayer = (settings: ConnectorSettings) =>
 const pushApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
   const core = pushPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
   const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
-  return workersLayer.pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
+  return workersLayer(options).pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
 }
 
 const pollApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
   const core = pollPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
   const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
-  return workersLayer.pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
+  return workersLayer(options).pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
 }
 
 export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {
