@@ -15,6 +15,8 @@ import { defaultSubscriptionSettings, type SubscriptionSettingsOptions } from ".
 import { makePbxSettings, type PbxSettingsOptions } from "../pbx/PbxSettings.ts"
 import { ConfigError } from "./ConfigFile.ts"
 import type { MatchStrategy } from "../connector/Matching.ts"
+import type { StateSettings } from "../state/StateSettings.ts"
+import { stateSettingsOf } from "./StateConfig.ts"
 
 export interface FlowSettings {
   readonly mode: "push" | "poll"
@@ -37,6 +39,8 @@ export interface ConnectorSettings {
   readonly flow: FlowSettings
   readonly http: { readonly host: string; readonly port: number }
   readonly adminPassword: Redacted.Redacted<string> | undefined
+  /** Where refresh tokens, subscriptions and notification keys are kept: files in the data directory, or PostgreSQL. */
+  readonly state: StateSettings
 }
 
 const readText = (path: string, what: string) =>
@@ -83,8 +87,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     loginBaseUrl: config.graph.loginBaseUrl,
     graphBaseUrl: config.graph.graphBaseUrl,
     app,
-    accounts: config.accounts.map((a) => ({ name: a.name, username: a.username, flow: a.flow, password: a.password })),
-    dataDir
+    accounts: config.accounts.map((a) => ({ name: a.name, username: a.username, flow: a.flow, password: a.password }))
   }
   const firstAccount = config.accounts[0]
   const usersCredential: CredentialRef = app !== undefined || firstAccount === undefined
@@ -109,8 +112,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     usersCredential,
     pollCredential: usersCredential,
     maxBodyBytes: config.notifications.maxBodyBytes,
-    decryptWorkers: config.notifications.decryptWorkers,
-    dataDir
+    decryptWorkers: config.notifications.decryptWorkers
   })
   const loginBackoff: BackoffPolicy = {
     ...defaultBackoffPolicy,
@@ -149,6 +151,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     pbx,
     flow,
     http: config.http,
-    adminPassword: config.admin.password
+    adminPassword: config.admin.password,
+    state: stateSettingsOf(config, dataDir)
   } satisfies ConnectorSettings
 })

@@ -34,6 +34,7 @@ import { prepareDataDir } from "../config/DataDir.ts"
 import { RecentErrors, recentErrorsLogger } from "../status/RecentErrors.ts"
 import type { ConnectorSettings } from "../config/Settings.ts"
 import { initialSnapshot, StatusBoard } from "../status/StatusBoard.ts"
+import { defaultTenantStateLayer } from "../state/StateSettings.ts"
 import { StatusProjectorLayer } from "../status/StatusProjector.ts"
 
 export const version: string = packageJson.version
@@ -64,7 +65,9 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   const serverOptions = { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }
   const config = Layer.mergeAll(
     // First of all: the data directory exists, 0700, and nothing in it is open to other users.
-    Layer.effectDiscard(prepareDataDir(settings.graph.dataDir)),
+    Layer.effectDiscard(prepareDataDir(settings.state.dataDir)),
+    // The state store (files, or PostgreSQL connected and migrated) is open before anything that keeps state starts.
+    defaultTenantStateLayer(settings.state),
     Layer.succeed(GraphConfig, settings.graph),
     SubscriptionSettings.layer(settings.subscriptions),
     PbxSettings.layer(settings.pbx),
@@ -115,7 +118,7 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   const pushApp = () => {
     const presence = PresenceSource.layerPush.pipe(
       announcedStop("the presence reads (reconciler, refetch, resync)"),
-      Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to subscriptions.json)"))),
+      Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to the state store)"))),
       Layer.provideMerge(LicenceCheckFromPbx),
       Layer.provideMerge(inbox.pipe(announcedStop("the notification inbox and the decryption workers")))
     )

@@ -57,26 +57,37 @@ export const RefreshToken = Schema.Struct({
 })
 export type RefreshToken = typeof RefreshToken.Type
 
-const Subscription = Schema.Struct({
+/** One Graph subscription the connector holds: what a restart needs to adopt it. */
+export const StoredSubscription = Schema.Struct({
   subscriptionId: Schema.String,
   clientState: Schema.RedactedFromValue(Schema.String),
   expiresAt: Schema.Number,
+  /** The rich-notification certificate the subscription names (with resource data only). */
   certificateId: Schema.optionalKey(Schema.String)
 })
+export type StoredSubscription = typeof StoredSubscription.Type
+
+/** A presence shard: its users, its delegated account and its subscription. */
+export const StoredShard = Schema.Struct({
+  key: Schema.String,
+  account: Schema.String,
+  userIds: Schema.Array(Schema.String),
+  subscription: Schema.optionalKey(StoredSubscription),
+  /** The users the subscription's resource names (the licensed part of `userIds`); absent in older files. */
+  subscribedIds: Schema.optionalKey(Schema.Array(Schema.String))
+})
+export type StoredShard = typeof StoredShard.Type
 
 /** The subscription manager's state (today's subscriptions.json); clientStates are secrets. */
 export const SubscriptionState = Schema.Struct({
   version: Schema.Literal(1),
-  shards: Schema.Array(Schema.Struct({
-    key: Schema.String,
-    account: Schema.String,
-    userIds: Schema.Array(Schema.String),
-    subscription: Schema.optionalKey(Subscription),
-    subscribedIds: Schema.optionalKey(Schema.Array(Schema.String))
-  })),
-  users: Schema.optionalKey(Subscription)
+  shards: Schema.Array(StoredShard),
+  users: Schema.optionalKey(StoredSubscription)
 })
 export type SubscriptionState = typeof SubscriptionState.Type
+
+/** No subscriptions yet. */
+export const emptySubscriptionState: SubscriptionState = { version: 1, shards: [] }
 
 export const StoredCertificate = Schema.Struct({
   id: Schema.String,

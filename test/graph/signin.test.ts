@@ -2,11 +2,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import { statSync } from "node:fs"
 import { AppCredentialRef, accountRef } from "../../src/graph/client/GraphSettings.ts"
-import { refreshTokenPath } from "../../src/graph/auth/RefreshTokenStore.ts"
+import { refreshTokenPath } from "../support/legacyDataDir.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import { GraphSimulator } from "../../src/simulators/graph/GraphSimulator.ts"
 import { makeSelfSignedCertificate } from "../../src/simulators/graph/SelfSignedCert.ts"
-import { buildGraph, clientId, clientSecret, graphLayer, settingsFor, tenantId } from "./harness.ts"
+import { buildGraph, clientId, clientSecret, graphLayer, settingsFor, tempDataDir, tenantId } from "./harness.ts"
 
 const simulator = (extra: Partial<Parameters<typeof GraphSimulator.make>[0]> = {}) =>
   GraphSimulator.make({
@@ -95,9 +95,11 @@ describe("sign-in against the Graph simulator", () => {
       const settings = settingsFor(sim, {
         accounts: [{ name: "tech1", username: "tech1@contoso.com", flow: "password", password: Redacted.make("pw-tech1") }]
       })
-      const { tokens } = yield* buildGraph(settings)
+      const dataDir = tempDataDir()
+      const { tokens } = yield* buildGraph(settings, { dataDir })
       const first = yield* tokens.getToken(accountRef("tech1"))
-      const path = refreshTokenPath(settings.dataDir, "tech1")
+      // Where the connector has always kept it (tenant default's files, no state key: as before the state store).
+      const path = refreshTokenPath(dataDir, "tech1")
       assert.strictEqual(statSync(path).mode & 0o777, 0o600)
       const { readFileSync } = yield* Effect.promise(() => import("node:fs"))
       const before = readFileSync(path, "utf8")
@@ -144,7 +146,8 @@ describe("sign-in against the Graph simulator", () => {
     Effect.gen(function*() {
       const sim = yield* simulator({ deviceCodeIntervalSeconds: 1 })
       const settings = settingsFor(sim, { accounts: [{ name: "dev", username: "device@contoso.com", flow: "deviceCode" }] })
-      const { tokens } = yield* buildGraph(settings)
+      const dataDir = tempDataDir()
+      const { tokens } = yield* buildGraph(settings, { dataDir })
       const before = yield* tokens.getToken(accountRef("dev")).pipe(Effect.flip)
       assert.strictEqual(before.reason, "LoginRequired")
 
@@ -164,7 +167,7 @@ describe("sign-in against the Graph simulator", () => {
       assert.isAtLeast((yield* sim.counters).requestsByRoute.token ?? 0, 2)
 
       // A fresh service (a restart) signs in with the stored refresh token alone.
-      const { tokens: restarted } = yield* buildGraph(settings)
+      const { tokens: restarted } = yield* buildGraph(settings, { dataDir })
       const token = yield* restarted.getToken(accountRef("dev"))
       const principal = yield* sim.state.authenticate({ authorization: `Bearer ${Redacted.value(token)}` } as never)
       assert.strictEqual(principal.upn, "device@contoso.com")

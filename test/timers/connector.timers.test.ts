@@ -20,10 +20,9 @@ import { tempDir } from "../support/tempDir.ts"
 import { type FakeGraph, type GraphCall, graphStack, inertWebhook, makeFakeGraph, minuteOf } from "./fakeGraph.ts"
 
 /** The schedules below are exact; the lookups between renewals (every `verifySeconds`) are tested on their own. */
-const subscriptionSettings = (dataDir: string, maxUsersPerShard = 650, verifySeconds = 24 * 3600) =>
+const subscriptionSettings = (maxUsersPerShard = 650, verifySeconds = 24 * 3600) =>
   SubscriptionSettings.layer(defaultSubscriptionSettings({
     publicBaseUrl: "https://connector.example",
-    dataDir,
     appId: "c",
     includeResourceData: false,
     maxUsersPerShard,
@@ -44,7 +43,7 @@ const buildManager = (
       Layer.provideMerge(graphStack(fake, accounts, dataDir)),
       Layer.provide(inertWebhook),
       Layer.provide(licence),
-      Layer.provide(subscriptionSettings(dataDir, maxUsersPerShard, verifySeconds))
+      Layer.provide(subscriptionSettings(maxUsersPerShard, verifySeconds))
     )
   )
 
@@ -239,7 +238,7 @@ describe("connector timers (TestClock, fake Graph below the real GraphClient)", 
           Layer.provide(Layer.succeedContext(graph)),
           Layer.provide(inertWebhook),
           Layer.provide(LicenceCheck.allowAll),
-          Layer.provide(subscriptionSettings(dataDir, 2))
+          Layer.provide(subscriptionSettings(2))
         )
       )
       const manager = Context.get(context, SubscriptionManager)
