@@ -9,6 +9,8 @@
  *                   (throughput) and how fast it drains the backlog; the webhook must still answer at once.
  * `npm run bench -- soak` runs the memory soak instead (bench/soak.ts): the demo's life at 20 times its pace, with
  * PBX reconnects and token revocations, reporting the heap after GC over time.
+ * `npm run bench -- call-wave` runs call-wave-2000 instead (bench/callWave.ts): PBX → Teams, 2,000 users starting
+ * calls within 10 s; the time until the last one shows in Teams, inside Graph's presence limit.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -24,6 +26,7 @@ import { freePort } from "../src/http/Server.ts"
 import { shippedNodeFlags, startConnector, writeConfig } from "./connectorProcess.ts"
 import { changeRun } from "./changeScenario.ts"
 import { soak } from "./soak.ts"
+import { callWave } from "./callWave.ts"
 import { emit, progress, seconds, TARGETS, until } from "./report.ts"
 import { processCpuMs, processMemory, round } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
@@ -246,8 +249,11 @@ const IDLE_SECONDS = 5
 
 /** `npm run bench -- soak` runs the memory soak (bench/soak.ts) instead of the scenarios above. */
 const soakOnly = process.argv.slice(2).includes("soak")
+const callWaveOnly = process.argv.slice(2).includes("call-wave")
 const main = soakOnly
   ? soak.pipe(Effect.timeout(`${Number(process.env["BENCH_SOAK_MINUTES"] ?? 4) + 3} minutes`))
+  : callWaveOnly
+  ? callWave.pipe(Effect.timeout("8 minutes"))
   : program.pipe(Effect.timeout("5 minutes"))
 
 Effect.runPromiseExit(main.pipe(Effect.scoped)).then((exit) => {

@@ -172,6 +172,42 @@ export const ShutdownConfig = Schema.Struct({
   clearPresences: withDefault(Schema.Boolean, false)
 })
 
+/** A separate app registration for the PBX → Teams writes (application permission Presence.ReadWrite.All). */
+export const PresenceWriterAppConfig = Schema.Struct({
+  clientId: Schema.NonEmptyString,
+  /** Its client secret (or CONNECTOR_PBXTOTEAMS_CLIENT_SECRET). */
+  clientSecret: optional(Secret),
+  certificateFile: optional(Schema.NonEmptyString),
+  privateKeyFile: optional(Schema.NonEmptyString)
+})
+
+/** PBX → Teams: a user on the phone at the PBX shows "In a call" in Teams (docs/pbx-to-teams.md). Off by default. */
+export const PbxToTeamsConfig = Schema.Struct({
+  enabled: withDefault(Schema.Boolean, false),
+  /** `presence`: the PBX's on-the-phone activity (PbxApi); `rcc`: RCC's call states (the App object's RCC checkmark). */
+  source: withDefault(Schema.Literals(["presence", "rcc"]), "presence"),
+  /** rcc: `connected` calls only, or `ringing` calls too. */
+  callStates: withDefault(Schema.Literals(["connected", "ringing"]), "connected"),
+  /** rcc: a call on hold still counts. */
+  holdCounts: withDefault(Schema.Boolean, true),
+  /** The Teams presence a call shows (a setPresence pair). */
+  presence: withDefault(Schema.Literals(["Busy/InACall", "Busy/InAConferenceCall", "DoNotDisturb/Presenting"]), "Busy/InACall"),
+  /** The session's lifetime in Teams: it ends by itself this long after the last refresh (Graph: 5–240). */
+  expirationMinutes: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 5, maximum: 240 })), 5),
+  /** The session is refreshed this often while the call lasts; shorter than expirationMinutes. */
+  refreshSeconds: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 30, maximum: 14_340 })), 240),
+  /** A call must last this long before Teams shows it (0: at once). */
+  debounceSeconds: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 600 })), 0),
+  /** After a call, Teams notifications that only show the connector's own session are not written to the PBX for this long. */
+  graceSeconds: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 3600 })), 60),
+  /** Only members of this PBX group; all served users when left out. */
+  group: optional(Schema.NonEmptyString),
+  /** Clear every session the connector holds when it stops. */
+  clearOnShutdown: withDefault(Schema.Boolean, true),
+  /** Write with a separate app registration instead of `app`. */
+  app: optional(PresenceWriterAppConfig)
+})
+
 export const ConnectorConfig = Schema.Struct({
   /** Directory (Entra) tenant id or primary domain. */
   tenantId: TenantId,
@@ -191,7 +227,8 @@ export const ConnectorConfig = Schema.Struct({
   admin: withDefault(Schema.Struct({ password: optional(Secret) }), ({})),
   log: withDefault(LogConfig, ({})),
   security: withDefault(SecurityConfig, ({})),
-  shutdown: withDefault(ShutdownConfig, ({}))
+  shutdown: withDefault(ShutdownConfig, ({})),
+  pbxToTeams: withDefault(PbxToTeamsConfig, ({}))
 })
 export type ConnectorConfig = typeof ConnectorConfig.Type
 export type ConnectorConfigInput = typeof ConnectorConfig.Encoded

@@ -8,6 +8,7 @@ import { Effect, Redacted, Schema } from "effect"
 import * as YAML from "yaml"
 import { ConnectorConfig } from "./Config.ts"
 import { buildMappingConfig } from "../domain/PresenceMapping.ts"
+import { pbxToTeamsProblems } from "../connector/calls/PbxToTeamsConfig.ts"
 import { describeProblems, type Problem, ProblemList, schemaProblems } from "../domain/Problems.ts"
 import { annotateProblems, setAside } from "./ConfigProblems.ts"
 import { stateKeyProblems } from "./StateConfig.ts"
@@ -29,6 +30,7 @@ export const environmentVariables: ReadonlyArray<{ readonly name: string; readon
   { name: "CONNECTOR_TENANT_ID", path: ["tenantId"] },
   { name: "CONNECTOR_CLIENT_ID", path: ["clientId"] },
   { name: "CONNECTOR_CLIENT_SECRET", path: ["app", "clientSecret"] },
+  { name: "CONNECTOR_PBXTOTEAMS_CLIENT_SECRET", path: ["pbxToTeams", "app", "clientSecret"] },
   { name: "CONNECTOR_PBX_PASSWORD", path: ["pbx", "appPassword"] },
   { name: "CONNECTOR_MASTER_PBX", path: ["pbx", "masterPbx"] },
   { name: "CONNECTOR_ADMIN_PASSWORD", path: ["admin", "password"] },
@@ -153,6 +155,7 @@ export const semanticProblems = (config: ConnectorConfig): ReadonlyArray<ConfigP
       message: `must be shorter than timers.presenceExpiryMinutes (${config.timers.presenceExpiryMinutes})`
     })
   }
+  problems.push(...pbxToTeamsProblems(config))
   if (config.timers.usersRenewMinutes >= config.timers.usersExpiryMinutes) {
     problems.push({
       path: "timers.usersRenewMinutes",

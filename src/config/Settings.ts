@@ -17,6 +17,8 @@ import { ConfigError } from "./ConfigFile.ts"
 import type { MatchStrategy } from "../connector/Matching.ts"
 import type { StateSettings } from "../state/StateSettings.ts"
 import { stateSettingsOf } from "./StateConfig.ts"
+import { pbxToTeamsSettings } from "../connector/calls/PbxToTeamsConfig.ts"
+import type { PbxToTeamsSettings } from "../connector/calls/PbxToTeamsSettings.ts"
 
 export interface FlowSettings {
   readonly mode: "push" | "poll"
@@ -41,6 +43,8 @@ export interface ConnectorSettings {
   readonly adminPassword: Redacted.Redacted<string> | undefined
   /** Where refresh tokens, subscriptions and notification keys are kept: files in the data directory, or PostgreSQL. */
   readonly state: StateSettings
+  /** PBX → Teams (docs/pbx-to-teams.md); off when undefined. */
+  readonly pbxToTeams?: PbxToTeamsSettings | undefined
 }
 
 const readText = (path: string, what: string) =>
@@ -144,6 +148,11 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     usersRefreshMinutes: config.timers.usersRenewMinutes,
     clearOnShutdown: config.shutdown.clearPresences
   }
+  const pbxToTeams = yield* pbxToTeamsSettings(config).pipe(
+    Effect.mapError((cause) =>
+      new ConfigError({ source: "pbxToTeams.app", problems: [{ path: "pbxToTeams.app", message: `cannot read a certificate file: ${String(cause)}` }] })
+    )
+  )
   return {
     statusPage: { loginBackoff, limits: { ...defaultStatusPageLimits, maxEventStreams: config.security.maxEventStreams } },
     graph,
@@ -152,6 +161,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     flow,
     http: config.http,
     adminPassword: config.admin.password,
-    state: stateSettingsOf(config, dataDir)
+    state: stateSettingsOf(config, dataDir),
+    pbxToTeams
   } satisfies ConnectorSettings
 })

@@ -14,6 +14,7 @@ import { GraphClient } from "../graph/client/GraphClient.ts"
 import { accountRef, AppCredentialRef, type CredentialRef, GraphConfig } from "../graph/client/GraphSettings.ts"
 import { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
 import { PresenceReader } from "../graph/presence/PresenceReader.ts"
+import { PresenceBudget } from "../graph/sessions/PresenceBudget.ts"
 import { PresenceSource } from "../graph/presence/PresenceSource.ts"
 import { SubscriptionApi } from "../graph/subscriptions/SubscriptionApi.ts"
 import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.ts"
@@ -28,6 +29,7 @@ import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
+import { PbxToTeamsLayer } from "./calls/PbxToTeams.ts"
 import { makeRepeatGate, repeatGateLayer } from "../observability/LogRepeats.ts"
 import { announcedStop } from "./Shutdown.ts"
 import { prepareDataDir } from "../config/DataDir.ts"
@@ -81,6 +83,8 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
 
   const graph = Layer.mergeAll(TeamsUsers.layer, PresenceReader.layer, SubscriptionApi.layer).pipe(
     Layer.provideMerge(GraphClient.layer),
+    // One presence budget for the application: reads and the PBX → Teams writes count together.
+    Layer.provideMerge(PresenceBudget.layer),
     Layer.provideMerge(TokenService.layer),
     Layer.provideMerge(NodeHttpClient.layerUndici)
   )
@@ -111,6 +115,16 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper).pipe(
     announcedStop("the flow (no more intake; pending PBX writes are delivered)")
   )
+  // PBX → Teams (off by default, and then nothing of it runs): built after the server, so it stops before the PBX
+  // connections do; it provides the loop guard the flow consults.
+  const pbxToTeams = settings.pbxToTeams === undefined
+    ? Layer.empty
+    : PbxToTeamsLayer({
+      settings: settings.pbxToTeams,
+      graph: settings.graph,
+      contact: settings.pbx.contact,
+      requestTimeoutMs: settings.pbx.requestTimeoutMs
+    }).pipe(announcedStop("PBX → Teams (the Teams presence sessions of PBX calls are cleared, if configured)"))
   const serve = <E, R>(routes: Layer.Layer<never, E, R>) =>
     serveRoutes(routes, serverOptions).pipe(announcedStop("the HTTP server (status page, webhook, PBX connections)"))
 
@@ -124,14 +138,14 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
     )
     const core = presence.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
     const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
-    return workers.pipe(Layer.provideMerge(server))
+    return workers.pipe(Layer.provideMerge(pbxToTeams), Layer.provideMerge(server))
   }
 
   // Poll-only: no webhook, no subscriptions.
   const pollApp = () => {
     const core = PresenceSource.layerPoll.pipe(announcedStop("the presence reads (poller)"), Layer.provideMerge(shared), Layer.provideMerge(config))
     const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
-    return workers.pipe(Layer.provideMerge(server))
+    return workers.pipe(Layer.provideMerge(pbxToTeams), Layer.provideMerge(server))
   }
 
   const app = push ? pushApp() : pollApp()

@@ -20,6 +20,7 @@ import { Licences, type Verdict } from "../pbx/directory/Licences.ts"
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
 import { type PresenceWrite, PresenceWriter } from "../pbx/PresenceWriter.ts"
 import { PbxDirectory } from "../pbx/directory/UserDirectory.ts"
+import { CallGuard } from "./calls/CallGuard.ts"
 import { emptyPlan, makePlan, matchedPbxUsers, matchForPlan, type Plan, subscribedIds } from "./Plan.ts"
 import type { FlowSettings } from "../config/Settings.ts"
 
@@ -128,6 +129,7 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   const manager = yield* Effect.serviceOption(SubscriptionManager)
   const inbox = yield* Effect.serviceOption(NotificationsInbox)
   const triggers = yield* Queue.unbounded<Trigger>()
+  const guard = yield* Effect.serviceOption(CallGuard)
 
   /** The write for a user, unless the connector already sent the same command (only changes reach the PBX). */
   const changedWrite = (
@@ -174,6 +176,8 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
         }
         state.rows.set(key, { presence: change.presence, command: result.command, receivedAt: change.receivedAt, origin: change.origin })
         state.rowsChanged.add(key)
+        // The loop guard (src/connector/calls/CallGuard.ts): what only shows a PBX call's own session is not written back.
+        if (Option.isSome(guard) && !(yield* guard.value.admit(key, change))) continue
         const synced = plan.byTeamsId.get(key)
         if (synced === undefined) continue
         const pending = changedWrite(synced.pbx.guid, result.command, change.receivedAt, change.decryptedAt, span)
@@ -254,7 +258,8 @@ export const FlowLayer = Layer.effectDiscard(Effect.gen(function*() {
   })
 
   // 1. Presence changes → PBX. Subscribed before the initial sync so that nothing it reads is missed.
-  const intake = yield* supervised("presence pipeline", Stream.runForEachArray(source.changes, onPresences))
+  const changes = Option.isSome(guard) ? Stream.merge(source.changes, guard.value.released) : source.changes
+  const intake = yield* supervised("presence pipeline", Stream.runForEachArray(changes, onPresences))
 
   // 2. Start-up: Teams users and the master's directory, the plan, the initial sync, then subscriptions.
   const startup = Effect.gen(function*() {

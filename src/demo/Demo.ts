@@ -38,6 +38,8 @@ export interface DemoOptions {
   readonly clearPresencesOnShutdown?: boolean
   /** pbx.licensing for the demo's connector (default appRight); with appLicence the App objects enable PbxAdminApi. */
   readonly licensing?: "appRight" | "appLicence" | "all"
+  /** The `pbxToTeams` section for the demo's connector (PBX calls shown in Teams); off when left out. */
+  readonly pbxToTeams?: Record<string, unknown>
 }
 
 export interface DemoHandle {
@@ -90,13 +92,18 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
     const userCount = options.userCount ?? 50
     const host = options.host ?? "127.0.0.1"
     const port = options.port === 0 ? yield* freePort(host) : options.port
+    // A separate app registration for the PBX → Teams writes, when the demo's configuration names one.
+    const writer = options.pbxToTeams?.["app"] as { readonly clientId?: unknown; readonly clientSecret?: unknown } | undefined
     const graph = yield* startDemoGraphSimulator({
       userCount,
       ...(options.graphPort !== undefined ? { port: options.graphPort } : {}),
       tenantId,
       clientId,
       clientSecret,
-      extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })]
+      extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })],
+      ...(typeof writer?.clientId === "string" && typeof writer.clientSecret === "string"
+        ? { extraApps: [{ clientId: writer.clientId, clientSecrets: [{ value: writer.clientSecret }] }] }
+        : {})
     })
     const teamsUsers = generateUsers(userCount)
     const teamsUserIds = teamsUsers.map((u) => u.id!)
@@ -115,7 +122,8 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
         pbx: { masterPbx: "pbx-master", appPassword: pbxPassword, licensing: options.licensing ?? "appRight" },
         http: { host, port },
         dataDir: options.dataDir,
-        timers: { replanDebounceSeconds: 1, pollSeconds: options.pollSeconds ?? 5 }
+        timers: { replanDebounceSeconds: 1, pollSeconds: options.pollSeconds ?? 5 },
+        ...(options.pbxToTeams !== undefined ? { pbxToTeams: { enabled: true, ...options.pbxToTeams } } : {})
       },
       "demo"
     )
@@ -154,7 +162,17 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
       password: pbxPassword,
       userCount,
       controlPort: options.pbxPort ?? 0,
-      ...(options.licensing === "appLicence" ? { apis: ["PbxApi", "PbxTableUsers", "PbxAdminApi"] } : {})
+      // appLicence asks PbxAdminApi; pbxToTeams source rcc needs the RCC checkmark.
+      ...(options.licensing === "appLicence" || options.pbxToTeams?.["source"] === "rcc"
+        ? {
+          apis: [
+            "PbxApi",
+            "PbxTableUsers",
+            ...(options.licensing === "appLicence" ? ["PbxAdminApi"] : []),
+            ...(options.pbxToTeams?.["source"] === "rcc" ? ["RCC"] : [])
+          ]
+        }
+        : {})
     })
     const pbx = yield* PbxSimulator.make(pbxOptions)
     pbxControl = pbx.controlUrl ?? "(no control API)"

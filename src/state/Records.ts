@@ -108,6 +108,18 @@ export const CertificateSet = Schema.Struct({
 })
 export type CertificateSet = typeof CertificateSet.Type
 
+/**
+ * The Teams users holding a presence session of the connector's application (PBX → Teams; today's
+ * pbx-to-teams-sessions.json), so that a restart clears the sessions of users no longer in a call. No secrets.
+ */
+export const PresenceSessionState = Schema.Struct({
+  version: Schema.Literal(1),
+  /** The application the sessions belong to (clearPresence needs its id as sessionId). */
+  sessionId: Schema.String,
+  userIds: Schema.Array(Schema.String)
+})
+export type PresenceSessionState = typeof PresenceSessionState.Type
+
 /** The command the tenant's owner wants on one PBX user; `pbx` is the PBX the user lives on. */
 export const DesiredCommand = Schema.Struct({
   pbx: Schema.NonEmptyString,

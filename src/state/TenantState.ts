@@ -1,10 +1,10 @@
 /**
  * One tenant's part of the state store: what the Graph side keeps between restarts (refresh tokens, subscription state,
- * rich-notification certificates), bound to its tenant id. A connector for one tenant provides it for `default`;
+ * rich-notification certificates, PBX → Teams presence sessions), bound to its tenant id. A connector for one tenant provides it for `default`;
  * the Graph side knows nothing else of the store, its backend or the tenant.
  */
 import { Context, Effect, Layer, type Option } from "effect"
-import type { CertificateSet, RefreshToken, SubscriptionState, TenantId } from "./Records.ts"
+import type { CertificateSet, PresenceSessionState, RefreshToken, SubscriptionState, TenantId } from "./Records.ts"
 import { StateStore } from "./StateStore.ts"
 import type { StateStoreError } from "./StateStoreError.ts"
 
@@ -26,6 +26,11 @@ export class TenantState extends Context.Service<TenantState, {
     readonly load: Result<Option.Option<CertificateSet>>
     save(set: CertificateSet): Result<void>
   }
+  readonly presenceSessions: {
+    /** None: nothing stored yet. */
+    readonly load: Result<Option.Option<PresenceSessionState>>
+    save(state: PresenceSessionState): Result<void>
+  }
 }>()("teams-presence-connector/state/TenantState") {
   static readonly make = (store: StateStore["Service"], tenant: TenantId): TenantState["Service"] =>
     TenantState.of({
@@ -41,6 +46,10 @@ export class TenantState extends Context.Service<TenantState, {
       certificates: {
         load: store.certificates.load(tenant),
         save: (set) => store.certificates.save(tenant, set)
+      },
+      presenceSessions: {
+        load: store.presenceSessions.load(tenant),
+        save: (state) => store.presenceSessions.save(tenant, state)
       }
     })
 

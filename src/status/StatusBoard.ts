@@ -99,6 +99,19 @@ export interface LicensingStatus {
   readonly problem?: { readonly message: string; readonly fix: string } | undefined
 }
 
+/** The PBX → Teams direction (`pbxToTeams`), present when it is on; its light does not decide readiness. */
+export interface PbxToTeamsStatus {
+  readonly light: Light
+  readonly source: "presence" | "rcc"
+  /** Served users whose calls are watched, and of them those the PBX reports on. */
+  readonly watched: number
+  readonly live: number
+  /** Users in a PBX call: since when, and whether Teams shows it yet (the debounce passed). */
+  readonly calls: ReadonlyArray<{ readonly teamsId: string; readonly since: number; readonly shown: boolean }>
+  /** Presence sessions Graph holds for the connector. */
+  readonly sessions: number
+}
+
 export interface StatusSnapshot {
   readonly version: string
   readonly startedAt: number
@@ -129,6 +142,7 @@ export interface StatusSnapshot {
   readonly unmatched: ReadonlyArray<{ readonly side: "teams" | "pbx"; readonly name: string }>
   readonly ambiguous: ReadonlyArray<{ readonly key: string; readonly reason: string }>
   readonly errors: ReadonlyArray<RecentError>
+  readonly pbxToTeams?: PbxToTeamsStatus | undefined
   readonly demo?: { readonly graphSimulator: string; readonly pbxSimulator: string } | undefined
 }
 

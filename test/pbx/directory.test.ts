@@ -37,7 +37,9 @@ describe("user directory", () => {
         loc: "pbx-main",
         node: "master",
         apps: [],
-        hide: false
+        hide: false,
+        // The groups column as a real PBX sends it (pbxToTeams.group).
+        groups: ["Support", "pats_haus1"]
       })
     }
   })

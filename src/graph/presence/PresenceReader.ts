@@ -2,12 +2,13 @@
  * Bulk presence reads (protocols.md §1.4): getPresencesByUserId in batches of at most 650 ids, a few batches at a
  * time, never more than 1,500 requests in 30 s (the per-app, per-tenant limit) — counted by a Clock-driven window.
  */
-import { Clock, Context, Effect, Layer, Schema, Semaphore } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schema, Semaphore } from "effect"
 import { GraphPresence } from "../../domain/Presence.ts"
 import type { AuthError } from "../auth/AuthError.ts"
 import { GraphClient } from "../client/GraphClient.ts"
 import type { GraphError } from "../client/GraphError.ts"
 import type { CredentialRef } from "../client/GraphSettings.ts"
+import { PresenceBudget } from "../sessions/PresenceBudget.ts"
 
 export const PresencesResponse = Schema.Struct({ value: Schema.Array(GraphPresence) })
 
@@ -62,17 +63,20 @@ export class PresenceReader extends Context.Service<PresenceReader, {
         const graph = yield* GraphClient
         const config = { ...defaultPresenceReaderOptions, ...options }
         const batchSize = Math.max(1, Math.min(650, config.batchSize))
+        // The application's presence budget when one is shared (reads and the PBX → Teams writes count together).
+        const shared = yield* Effect.serviceOption(PresenceBudget)
         const limiter = yield* makeRateLimiter(config.requestsPerWindow, config.windowMillis)
+        const limited = <A, E, R>(request: Effect.Effect<A, E, R>) =>
+          Option.isSome(shared) ? shared.value.run(request) : Effect.andThen(limiter.take, request)
 
         const readBatch = Effect.fnUntraced(function*(ids: ReadonlyArray<string>, credential: CredentialRef) {
-          yield* limiter.take
-          const answer = yield* graph.execute({
+          const answer = yield* limited(graph.execute({
             method: "POST",
             url: "/v1.0/communications/getPresencesByUserId",
             credential,
             body: { ids },
             response: PresencesResponse
-          })
+          }))
           return answer.value
         })
 

@@ -35,6 +35,8 @@ export interface PbxUser {
   /** Apps the user has rights to. */
   readonly apps: ReadonlyArray<string>
   readonly hide: boolean
+  /** The groups the user is a member of (`grps`), for pbxToTeams.group. */
+  readonly groups?: ReadonlyArray<string> | undefined
 }
 
 export type DirectoryChange =
@@ -69,7 +71,8 @@ export const userFromRow = (row: UserRow): PbxUser => ({
   loc: row.loc ?? "",
   node: row.node ?? "",
   apps: parseApps(row.apps),
-  hide: row.hide ?? false
+  hide: row.hide ?? false,
+  ...(row.grps !== undefined ? { groups: parseApps(row.grps) } : {})
 })
 
 const decodeNext = Schema.decodeUnknownResult(ReplicateNextResult)

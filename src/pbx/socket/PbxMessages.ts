@@ -68,6 +68,8 @@ export const UserRow = Schema.Struct({
   node: Schema.optionalKey(Schema.String),
   apps: Schema.optionalKey(Schema.Union([Schema.String, Schema.Array(Schema.Unknown)])),
   hide: Schema.optionalKey(Schema.Boolean),
+  /** The user's groups (`[{name, mode, dyn}]`, SDK PbxTableUsers.htm "grps"); read leniently, only `name` is used. */
+  grps: Schema.optionalKey(Schema.Array(Schema.Unknown)),
   /** The object's type when it is not a plain user ("waiting", "trunk", "executive", …); absent or "" for a user. */
   pseudo: Schema.optionalKey(Schema.Union([Schema.String, Schema.Struct({ type: Schema.optionalKey(Schema.String) })]))
 })
@@ -92,7 +94,7 @@ export const ReplicateDel = Schema.Struct({
 })
 
 /** The columns the connector replicates (protocols.md §2.3), `pseudo` to tell users from other objects. */
-export const userColumns = ["guid", "h323", "cn", "dn", "e164", "emails", "h323-email", "loc", "node", "apps", "hide", "pseudo"] as const
+export const userColumns = ["guid", "h323", "cn", "dn", "e164", "emails", "h323-email", "loc", "node", "apps", "hide", "pseudo", "grps"] as const
 
 /**
  * The object types that are people: a plain user (no pseudo type) and an executive, as innovaphone's own replication

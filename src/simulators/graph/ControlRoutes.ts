@@ -2,7 +2,7 @@
  * The simulator's control API under `/_sim` (documented in docs/simulator-graph.md): users and licences, presences,
  * device-code approval, faults and counters. The same operations are on the programmatic handle.
  */
-import { Effect, Option, Schema } from "effect"
+import { Clock, Effect, Option, Schema } from "effect"
 import { HttpRouter, type HttpServerRequest, HttpServerResponse } from "effect/http"
 import { type SimFaults, SimState } from "./SimState.ts"
 
@@ -27,6 +27,7 @@ const PresenceInput = Schema.Struct({
     expiryDateTime: Schema.optionalKey(Schema.String)
   })))
 })
+const Preferred = Schema.Struct({ availability: Schema.String, activity: Schema.String, expiresInMillis: Schema.optionalKey(Schema.Number) })
 const Approve = Schema.Struct({ upn: Schema.String })
 const Throttle = Schema.Struct({ count: Schema.Number, retryAfterSeconds: Schema.Number })
 const ServerErrors = Schema.Struct({ count: Schema.Number, status: Schema.optionalKey(Schema.Number) })
@@ -83,6 +84,24 @@ export const ControlRoutes = HttpRouter.use((router) =>
       withBody(Licence, (input) => lookup("id", (id) => state.updateUser(id, { teams: input.enabled })))
     )
     yield* router.add("PUT", "/_sim/presences/:id", withBody(PresenceInput, (input) => lookup("id", (id) => state.setPresence(id, input))))
+    // A status the user picks by hand in Teams: it wins over every session (docs/simulator-graph.md).
+    yield* router.add("PUT", "/_sim/presences/:id/preferred", withBody(Preferred, (input) =>
+      param("id").pipe(
+        Effect.flatMap((id) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            state.setPreferred(id, { availability: input.availability, activity: input.activity, expiresAt: now + (input.expiresInMillis ?? 24 * 3600_000) }))
+        ),
+        Effect.map((found) => (found ? ok({ preferred: input }) : missing))
+      )))
+    yield* router.add("DELETE", "/_sim/presences/:id/preferred", param("id").pipe(
+      Effect.flatMap((id) => state.setPreferred(id, undefined)),
+      Effect.map((found) => (found ? HttpServerResponse.empty({ status: 204 }) : missing))
+    ))
+    yield* router.add("GET", "/_sim/presences/:id/sessions", param("id").pipe(Effect.map((id) => {
+      const inputs = state.presenceInputs(id)
+      return inputs === undefined ? missing : ok({ ...inputs, sessions: Object.fromEntries(inputs.sessions) })
+    })))
+    yield* router.add("GET", "/_sim/sessions/log", Effect.sync(() => ok(state.sessionLog)))
     yield* router.add(
       "POST",
       "/_sim/devicecodes/:userCode/approve",

@@ -3,7 +3,7 @@
  * `@odata.nextLink`, the assignedPlans advanced query), `/v1.0/users/{id}`, `/v1.0/users/{id}/presence` and
  * `POST /v1.0/communications/getPresencesByUserId` (≤ 650 ids, 429 above the rate limit).
  */
-import { Clock, Effect, Option, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { Headers, HttpRouter, HttpServerRequest, type HttpServerResponse } from "effect/http"
 import { isoSeconds, SimHttpError, SimState, type SimUser, teamsServicePlanId } from "./SimState.ts"
 
@@ -72,7 +72,6 @@ export const GraphRoutes = (options: GraphRouteOptions) =>
   HttpRouter.use((router) =>
     Effect.gen(function*() {
       const state = yield* SimState
-      const presenceCalls = new Map<string, Array<number>>()
 
       /** Authenticates, applies faults and renders SimHttpErrors the Graph way. */
       const graphRoute = (
@@ -160,25 +159,6 @@ export const GraphRoutes = (options: GraphRouteOptions) =>
         return yield* state.json(200, presence)
       })
 
-      const checkRate = (appId: string) =>
-        Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const windowMillis = options.presenceWindowSeconds * 1000
-          const calls = (presenceCalls.get(appId) ?? []).filter((at) => at > now - windowMillis)
-          presenceCalls.set(appId, calls)
-          if (calls.length >= options.presenceRequestsPerWindow) {
-            state.countThrottled()
-            const waitSeconds = Math.max(0.001, (calls[0]! + windowMillis - now) / 1000)
-            return yield* new SimHttpError({
-              status: 429,
-              code: "TooManyRequests",
-              message: "Please retry again later.",
-              retryAfterSeconds: Math.round(waitSeconds * 1000) / 1000
-            })
-          }
-          calls.push(now)
-        })
-
       const getPresencesByUserId = (request: HttpServerRequest.HttpServerRequest) =>
         Effect.gen(function*() {
           const principal = yield* state.authenticate(request.headers)
@@ -189,7 +169,7 @@ export const GraphRoutes = (options: GraphRouteOptions) =>
           if (body.ids.length > 650) {
             return yield* badRequest("BadRequest", `The number of ids (${body.ids.length}) exceeds the maximum of 650.`)
           }
-          yield* checkRate(principal.appId)
+          yield* state.checkPresenceRate(principal.appId, options.presenceRequestsPerWindow, options.presenceWindowSeconds * 1000)
           const value = body.ids.flatMap((id) => {
             const presence = state.getPresence(id)
             return presence === undefined ? [] : [presence]

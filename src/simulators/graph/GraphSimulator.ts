@@ -5,7 +5,7 @@
  * through `options.extensions`.
  */
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer, type Option, type Scope } from "effect"
+import { Clock, Context, Effect, Layer, type Option, type Scope } from "effect"
 import { type HttpClient, HttpRouter, HttpServer } from "effect/http"
 import { createServer } from "node:http"
 import { createServer as createTlsServer } from "node:https"
@@ -13,9 +13,13 @@ import { ControlRoutes } from "./ControlRoutes.ts"
 import { DiscoveryRoutes } from "./DiscoveryRoutes.ts"
 import { GraphRoutes } from "./GraphRoutes.ts"
 import { IdentityRoutes, type SimClientSecret } from "./IdentityRoutes.ts"
+import { expireSessionsEverySecond, PresenceSessionRoutes } from "./PresenceSessionRoutes.ts"
+import type { PresenceInputs } from "./SimPresenceSessions.ts"
+import type { SessionCall } from "./SimSessionLog.ts"
 import { type SimCounters, type SimPresence, SimState, type SimStatusMessage, type SimUser, type SimUserInput } from "./SimState.ts"
 
 export { type Principal, SimHttpError, SimState, type SimUser, type UserChange } from "./SimState.ts"
+export type { PresenceInputs, SessionCall }
 
 /** What an extension may require: the router, the shared state, and an HTTP client (for deliveries). */
 export type SimExtension = Layer.Layer<never, never, HttpRouter.HttpRouter | SimState | HttpClient.HttpClient>
@@ -34,6 +38,8 @@ export interface GraphSimulatorOptions {
   readonly tenantId: string
   readonly clientId: string
   readonly clientSecrets?: ReadonlyArray<SimClientSecret> | undefined
+  /** Further app registrations in the tenant (client credentials with a secret), e.g. a separate app for presence writes. */
+  readonly extraApps?: ReadonlyArray<{ readonly clientId: string; readonly clientSecrets: ReadonlyArray<SimClientSecret> }> | undefined
   /** The registered certificate (PEM) that client assertions must be signed with. */
   readonly certificatePem?: string | undefined
   /** Delegated technical accounts (also listed as users). */
@@ -65,6 +71,15 @@ export interface GraphSimulatorHandle {
     id: string,
     presence: { readonly availability: string; readonly activity: string; readonly statusMessage?: SimStatusMessage | null }
   ): Effect.Effect<Option.Option<SimPresence>>
+  /** A status the user picks by hand in Teams (the preferred presence, which wins over every session); undefined clears it. */
+  setPreferredPresence(
+    id: string,
+    preferred: { readonly availability: string; readonly activity: string; readonly expiresInMillis?: number } | undefined
+  ): Effect.Effect<boolean>
+  /** What a user's presence is made of: the Teams clients, the applications' live sessions, a status picked by hand. */
+  presenceInputs(id: string): PresenceInputs | undefined
+  /** Every setPresence / clearPresence / setUserPreferredPresence received, in order. */
+  readonly sessionLog: () => ReadonlyArray<SessionCall>
   approveDeviceCode(userCode: string, upn: string): Effect.Effect<boolean>
   awaitDeviceCodePoll(userCode: string): Effect.Effect<void>
   readonly faults: {
@@ -117,6 +132,7 @@ export const GraphSimulator = {
     const routes = Layer.mergeAll(
       IdentityRoutes({
         clientSecrets: options.clientSecrets ?? [],
+        extraApps: options.extraApps ?? [],
         certificatePem: options.certificatePem,
         allowPublicClientFlows: options.allowPublicClientFlows ?? true,
         deviceCodeIntervalSeconds: options.deviceCodeIntervalSeconds ?? 5,
@@ -124,6 +140,10 @@ export const GraphSimulator = {
       }),
       DiscoveryRoutes,
       GraphRoutes({
+        presenceRequestsPerWindow: options.presenceRequestsPerWindow ?? 1500,
+        presenceWindowSeconds: options.presenceWindowSeconds ?? 30
+      }),
+      PresenceSessionRoutes({
         presenceRequestsPerWindow: options.presenceRequestsPerWindow ?? 1500,
         presenceWindowSeconds: options.presenceWindowSeconds ?? 30
       }),
@@ -143,6 +163,7 @@ export const GraphSimulator = {
     const scheme = tls === undefined ? "http" : "https"
     const url = "port" in address ? `${scheme}://127.0.0.1:${address.port}` : `${scheme}://127.0.0.1`
     state.setBaseUrl(url)
+    yield* expireSessionsEverySecond.pipe(Effect.provideService(SimState, state), Effect.forkScoped)
 
     return {
       url,
@@ -154,6 +175,18 @@ export const GraphSimulator = {
       removeUser: state.removeUser,
       setTeamsLicence: (id, enabled) => state.updateUser(id, { teams: enabled }),
       setPresence: state.setPresence,
+      setPreferredPresence: (id, preferred) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          state.setPreferred(
+            id,
+            preferred === undefined ? undefined : {
+              availability: preferred.availability,
+              activity: preferred.activity,
+              expiresAt: now + (preferred.expiresInMillis ?? 24 * 3600_000)
+            }
+          )),
+      presenceInputs: state.presenceInputs,
+      sessionLog: () => [...state.sessionLog],
       approveDeviceCode: state.approveDeviceCode,
       awaitDeviceCodePoll: state.awaitDeviceCodePoll,
       faults: {
@@ -189,6 +222,8 @@ export const startDemoGraphSimulator = (options: {
   readonly clientId?: string
   readonly clientSecret?: string
   readonly extensions?: ReadonlyArray<SimExtension>
+  /** Further app registrations (e.g. a separate one for presence writes). */
+  readonly extraApps?: GraphSimulatorOptions["extraApps"]
 }) =>
   GraphSimulator.make({
     port: options.port,
@@ -197,5 +232,6 @@ export const startDemoGraphSimulator = (options: {
     clientSecrets: [{ value: options.clientSecret ?? "demo-secret" }],
     accounts: [{ upn: "presence-1@contoso.com", password: "demo-password" }],
     users: generateUsers(options.userCount),
-    extensions: options.extensions
+    extensions: options.extensions,
+    extraApps: options.extraApps
   })

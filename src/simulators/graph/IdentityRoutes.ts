@@ -21,6 +21,8 @@ export interface SimClientSecret {
 
 export interface IdentityOptions {
   readonly clientSecrets: ReadonlyArray<SimClientSecret>
+  /** Further app registrations of the tenant: client credentials with one of their secrets. */
+  readonly extraApps?: ReadonlyArray<{ readonly clientId: string; readonly clientSecrets: ReadonlyArray<SimClientSecret> }> | undefined
   readonly certificatePem?: string | undefined
   /** "Allow public client flows" on the app registration (password and device code); default true. */
   readonly allowPublicClientFlows: boolean
@@ -147,8 +149,23 @@ export const IdentityRoutes = (options: IdentityOptions) =>
         return principal === undefined ? failures.badCredentials() : { kind: "delegated", principal, scopes: entry.scopes } satisfies Granted
       })
 
+      /** Client credentials of a further app registration: a secret of that app, and nothing else. */
+      const extraApp = Effect.fnUntraced(function*(tenant: string, form: Record<string, string | undefined>) {
+        const app = options.extraApps?.find((candidate) => candidate.clientId === form.client_id)
+        if (app === undefined) return failures.unknownApp(form.client_id, tenant)
+        if (form.grant_type !== "client_credentials" || form.client_secret === undefined) return failures.noClientCredential()
+        const scope = scopesOr(parseClientCredentials(form.scope))
+        if (scope !== undefined) return scope
+        const now = yield* Clock.currentTimeMillis
+        const secret = app.clientSecrets.find((candidate) => candidate.value === form.client_secret)
+        if (secret === undefined || (secret.expiresAt !== undefined && now >= secret.expiresAt)) {
+          return fail(401, "invalid_client", 7000215, `Invalid client secret provided for app '${app.clientId}'.`)
+        }
+        return { kind: "app", principal: { kind: "app", appId: app.clientId, tenantId: state.tenantId } } satisfies Granted
+      })
+
       const token = Effect.fnUntraced(function*(tenant: string, form: Record<string, string | undefined>) {
-        if (form.client_id !== state.clientId) return failures.unknownApp(form.client_id, tenant)
+        if (form.client_id !== state.clientId) return yield* extraApp(tenant, form)
         const grant = form.grant_type
         if (grant === "client_credentials") return yield* clientCredentials(tenant, form)
         if (!options.allowPublicClientFlows && grant !== "refresh_token") return failures.noClientCredential()

@@ -6,6 +6,8 @@
 import { Context, Effect } from "effect"
 import { makeSimFaults, type SimFaultControl } from "./SimFaults.ts"
 import { makeSimResponses, type SimResponses } from "./SimHttp.ts"
+import { makeSimPresenceRate, type SimPresenceRate } from "./SimPresenceRate.ts"
+import { makeSimSessionLog, type SimSessionLog } from "./SimSessionLog.ts"
 import { makeSimSigning, type SimSigning } from "./SimSigning.ts"
 import { makeSimTokens, type SimTokens } from "./SimTokens.ts"
 import { makeSimUsers, type SimUsers } from "./SimUsers.ts"
@@ -22,7 +24,7 @@ export interface SimStateOptions {
   readonly tokenLifetimeSeconds: number
 }
 
-export interface SimStateShape extends SimUsers, SimTokens, SimFaultControl, SimResponses {
+export interface SimStateShape extends SimUsers, SimTokens, SimFaultControl, SimResponses, SimPresenceRate, SimSessionLog {
   readonly tenantId: string
   readonly clientId: string
   readonly tokenLifetimeSeconds: number
@@ -44,6 +46,7 @@ export class SimState extends Context.Service<SimState, SimStateShape>()("teams-
       onIssued: faults.countTokenIssued
     })
     const signing = yield* makeSimSigning()
+    const sessionLog = yield* makeSimSessionLog()
     return SimState.of({
       tenantId: options.tenantId,
       clientId: options.clientId,
@@ -56,7 +59,9 @@ export class SimState extends Context.Service<SimState, SimStateShape>()("teams-
       ...users,
       ...tokens,
       ...faults,
-      ...makeSimResponses(() => faults.faults.latencyMillis)
+      ...makeSimResponses(() => faults.faults.latencyMillis),
+      ...makeSimPresenceRate(faults.countThrottled),
+      ...sessionLog
     })
   })
 }

@@ -1,9 +1,12 @@
 /**
  * The Graph simulator's directory: users (with their Teams licence and, for technical accounts, a password) and their
- * presences. Every change is published, so extensions (subscriptions, delivery) can notify.
+ * presences. A presence is what Graph shows: the user's Teams clients (set through the control API), combined with the
+ * sessions applications set and a status picked by hand (SimPresenceSessions). Every change of what Graph shows is
+ * published, so extensions (subscriptions, delivery) can notify.
  */
 import { Clock, Effect, Option, PubSub } from "effect"
 import { randomUUID } from "node:crypto"
+import { aggregate, type AppSession, liveSessions, type PreferredPresence, type PresenceInputs } from "./SimPresenceSessions.ts"
 
 export const teamsServicePlanId = "57ff2da0-773e-42df-b2af-ffb7a2317929"
 
@@ -62,7 +65,18 @@ export interface SimUsers {
   removeUser(id: string): Effect.Effect<boolean>
 
   getPresence(id: string): SimPresence | undefined
+  /** The user's Teams clients: what the user does in Teams (the control API's presence). */
   setPresence(id: string, presence: SimPresenceInput): Effect.Effect<Option.Option<SimPresence>>
+  /** An application's presence session (setPresence); false when the user does not exist. */
+  setSession(id: string, sessionId: string, session: AppSession): Effect.Effect<boolean>
+  /** Ends an application's session (clearPresence): "missing" when it has none. */
+  clearSession(id: string, sessionId: string): Effect.Effect<"cleared" | "missing" | "noUser">
+  /** A status picked by hand (setUserPreferredPresence, or the user in Teams); undefined clears it. */
+  setPreferred(id: string, preferred: PreferredPresence | undefined): Effect.Effect<boolean>
+  /** The inputs behind a user's presence: clients, live sessions, preferred status. */
+  presenceInputs(id: string): PresenceInputs | undefined
+  /** Drops expired sessions and preferred statuses, and publishes what that changes. */
+  expireSessions: Effect.Effect<void>
   readonly presenceChanges: PubSub.PubSub<SimPresence>
   readonly userChanges: PubSub.PubSub<UserChange>
 }
@@ -82,6 +96,7 @@ const sequenceStamp = (n: number): string => `A${String(n).padStart(12, "0")}`
 export const makeSimUsers = Effect.fnUntraced(function*() {
   const users = new Map<string, SimUser>()
   const presences = new Map<string, SimPresence>()
+  const inputs = new Map<string, PresenceInputs>()
   let sequence = 1
   const presenceChanges = yield* PubSub.unbounded<SimPresence>()
   const userChanges = yield* PubSub.unbounded<UserChange>()
@@ -130,9 +145,34 @@ export const makeSimUsers = Effect.fnUntraced(function*() {
       if (user === undefined) return false
       users.delete(id)
       presences.delete(id)
+      inputs.delete(id)
       yield* PubSub.publish(userChanges, { _tag: "Deleted", user })
       return true
     })
+
+  const inputsOf = (id: string): PresenceInputs =>
+    inputs.get(id) ?? { client: { availability: "Offline", activity: "Offline" }, sessions: new Map(), preferred: undefined }
+
+  /** Publishes what Graph shows when it differs from the last presence (or always, for a client change). */
+  const show = Effect.fnUntraced(function*(id: string, always: boolean, statusMessage?: SimPresence["statusMessage"]) {
+    const current = presences.get(id)
+    if (current === undefined) return Option.none<SimPresence>()
+    const now = yield* Clock.currentTimeMillis
+    const shown = aggregate(inputsOf(id), now)
+    const message = statusMessage === undefined ? current.statusMessage : statusMessage
+    if (!always && shown.availability === current.availability && shown.activity === current.activity) return Option.some(current)
+    const presence: SimPresence = {
+      ...current,
+      availability: shown.availability,
+      activity: shown.activity,
+      statusMessage: message,
+      outOfOfficeSettings: { message: null, isOutOfOffice: inputsOf(id).client.activity.toLowerCase() === "outofoffice" },
+      sequenceNumber: sequenceStamp(sequence++)
+    }
+    presences.set(id, presence)
+    yield* PubSub.publish(presenceChanges, presence)
+    return Option.some(presence)
+  })
 
   const setPresence = (id: string, input: SimPresenceInput) =>
     Effect.gen(function*() {
@@ -148,18 +188,51 @@ export const makeSimUsers = Effect.fnUntraced(function*() {
           expiryDateTime: { dateTime: input.statusMessage.expiryDateTime ?? "9999-12-31T23:59:59.9999999", timeZone: "UTC" },
           publishedDateTime: new Date(now).toISOString()
         }
-      const presence: SimPresence = {
-        ...current,
-        availability: input.availability,
-        activity: input.activity,
-        statusMessage,
-        outOfOfficeSettings: { message: null, isOutOfOffice: input.activity.toLowerCase() === "outofoffice" },
-        sequenceNumber: sequenceStamp(sequence++)
-      }
-      presences.set(id, presence)
-      yield* PubSub.publish(presenceChanges, presence)
-      return Option.some(presence)
+      inputs.set(id, { ...inputsOf(id), client: { availability: input.availability, activity: input.activity } })
+      return yield* show(id, true, statusMessage)
     })
+
+  const setSession = (id: string, sessionId: string, session: AppSession) =>
+    Effect.gen(function*() {
+      if (!presences.has(id)) return false
+      const before = inputsOf(id)
+      inputs.set(id, { ...before, sessions: new Map(before.sessions).set(sessionId, session) })
+      yield* show(id, false)
+      return true
+    })
+
+  const clearSession = (id: string, sessionId: string) =>
+    Effect.gen(function*() {
+      if (!presences.has(id)) return "noUser" as const
+      const before = inputsOf(id)
+      const now = yield* Clock.currentTimeMillis
+      const live = liveSessions(before.sessions, now)
+      if (!live.has(sessionId)) return "missing" as const
+      live.delete(sessionId)
+      inputs.set(id, { ...before, sessions: live })
+      yield* show(id, false)
+      return "cleared" as const
+    })
+
+  const setPreferred = (id: string, preferred: PreferredPresence | undefined) =>
+    Effect.gen(function*() {
+      if (!presences.has(id)) return false
+      inputs.set(id, { ...inputsOf(id), preferred })
+      yield* show(id, false)
+      return true
+    })
+
+  const expireSessions = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    for (const [id, current] of inputs) {
+      if (current.sessions.size === 0 && current.preferred === undefined) continue
+      const sessions = liveSessions(current.sessions, now)
+      const preferred = current.preferred !== undefined && current.preferred.expiresAt > now ? current.preferred : undefined
+      inputs.set(id, { ...current, sessions, preferred })
+      // Also re-evaluated while nothing expires: an Available session fades with time.
+      yield* show(id, false)
+    }
+  })
 
   const directory: SimUsers = {
     listUsers: () => Array.from(users.values()),
@@ -170,6 +243,11 @@ export const makeSimUsers = Effect.fnUntraced(function*() {
     removeUser,
     getPresence: (id) => presences.get(id),
     setPresence,
+    setSession,
+    clearSession,
+    setPreferred,
+    presenceInputs: (id) => (presences.has(id) ? inputsOf(id) : undefined),
+    expireSessions,
     presenceChanges,
     userChanges
   }

@@ -14,6 +14,8 @@ const ApisBody = Schema.Struct({ apis: Schema.Array(Schema.String) })
 const LicencesBody = Schema.Struct({ licences: Schema.Array(Schema.String) })
 const AllObjectsBody = Schema.Struct({ on: Schema.Boolean })
 const DropBody = Schema.Struct({ reconnect: Schema.optionalKey(Schema.Boolean) })
+const CallBody = Schema.Struct({ state: Schema.optionalKey(Schema.Literals(["alerting", "connected"])) })
+const CallChange = Schema.Struct({ state: Schema.optionalKey(Schema.Literals(["alerting", "connected"])), hold: Schema.optionalKey(Schema.Boolean) })
 const BehaviourBody = Schema.Struct({ refuse: Schema.optionalKey(Schema.NullOr(Schema.String)), delayMs: Schema.optionalKey(Schema.Number) })
 
 const readBody = (request: IncomingMessage) =>
@@ -65,7 +67,14 @@ const routes = (handle: Omit<PbxSimulatorHandle, "controlUrl">): ReadonlyArray<[
         }),
         fail
       ))],
-  ["POST", /^\/pbxs\/([^/]+)\/raw$/, (body, [pbx]) => Effect.mapError(handle.sendRaw(pbx!, body), fail)]
+  ["POST", /^\/pbxs\/([^/]+)\/raw$/, (body, [pbx]) => Effect.mapError(handle.sendRaw(pbx!, body), fail)],
+  ["GET", /^\/calls$/, () => handle.calls],
+  ["POST", /^\/users\/([^/]+)\/calls$/, (body, [guid]) =>
+    Effect.flatMap(decodeJson(CallBody, body), (options) =>
+      Effect.mapError(Effect.map(handle.placeCall(guid!, options), (call) => ({ call })), fail))],
+  ["PUT", /^\/calls\/(\d+)$/, (body, [id]) =>
+    Effect.flatMap(decodeJson(CallChange, body), (change) => Effect.mapError(handle.updateCall(Number(id), change), fail))],
+  ["DELETE", /^\/calls\/(\d+)$/, (_, [id]) => Effect.mapError(handle.endCall(Number(id)), fail)]
 ]
 
 /** Starts the control server on 127.0.0.1 and returns its base URL; closed with the scope. */

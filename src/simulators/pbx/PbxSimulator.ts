@@ -3,13 +3,13 @@
  * app service with its own App object. Tests and the demo drive it through the handle or its HTTP control API
  * (docs/simulator-pbx.md).
  */
-import { Effect, Redacted, Schema, type Scope } from "effect"
+import { Clock, Effect, Redacted, Schema, type Scope } from "effect"
 import { startControlServer } from "./ControlApi.ts"
 import type { CheckAppLicRecord } from "./SimAdminApi.ts"
-import { type PresenceEntry, type SetPresenceRecord, type SimUser, SystemModel } from "./SimulatorModel.ts"
+import { type PresenceEntry, type SetPresenceRecord, type SimCall, type SimUser, SystemModel } from "./SimulatorModel.ts"
 import { redactedPassword, SimulatedPbx, type SimPbxStatus } from "./SimulatedPbx.ts"
 
-export type { CheckAppLicRecord, PresenceEntry, SetPresenceRecord, SimPbxStatus, SimUser }
+export type { CheckAppLicRecord, PresenceEntry, SetPresenceRecord, SimCall, SimPbxStatus, SimUser }
 
 export interface SimPbxOptions {
   readonly name: string
@@ -84,6 +84,17 @@ export interface PbxSimulatorHandle {
     pbx: string,
     behaviour: { readonly refuse?: string | undefined; readonly delayMs?: number }
   ) => Effect.Effect<void, SimulatorError>
+  /**
+   * Places a call for a user (ringing at the user, or already connected): while it lasts the PBX shows the user
+   * on the phone to watchers with that right, and RCC monitors get CallInfo. Answers the call's id.
+   */
+  readonly placeCall: (guid: string, options?: { readonly state?: SimCall["state"] }) => Effect.Effect<number, SimulatorError>
+  /** Connects a ringing call, or puts a call on hold / retrieves it. */
+  readonly updateCall: (id: number, change: { readonly state?: SimCall["state"]; readonly hold?: boolean }) => Effect.Effect<void, SimulatorError>
+  /** Ends a call (released). */
+  readonly endCall: (id: number) => Effect.Effect<void, SimulatorError>
+  /** Calls in progress. */
+  readonly calls: Effect.Effect<ReadonlyArray<SimCall>>
   /** Sends a frame exactly as given on a PBX's connection. */
   readonly sendRaw: (pbx: string, text: string) => Effect.Effect<void, SimulatorError>
   /** Waits until `check` returns a value (re-checked after every simulator change). */
@@ -94,6 +105,9 @@ export interface PbxSimulatorHandle {
     readonly presence: (guid: string) => ReadonlyArray<PresenceEntry>
     readonly setPresenceLog: () => ReadonlyArray<SetPresenceRecord>
     readonly checkAppLicLog: () => ReadonlyArray<CheckAppLicRecord>
+    readonly calls: () => ReadonlyArray<SimCall>
+    /** Requests to watch a user's calls (SubscribePresence, UserInitialize) and the PBX each reached. */
+    readonly watchLog: () => ReadonlyArray<{ readonly pbx: string; readonly mt: string; readonly guid: string | undefined }>
   }
 }
 
@@ -162,6 +176,37 @@ export class PbxSimulator {
           model.changed()
         })
 
+      // Calls: every PBX of the system tells its watchers (the presence monitor and RCC live on the user's PBX).
+      let callIds = 0
+      const callChanged = (call: SimCall, msg: string) => {
+        for (const pbx of pbxs.values()) pbx.pushCall(call, msg)
+        model.changed()
+      }
+      const findCall = (id: number) =>
+        Effect.suspend(() => {
+          const call = model.calls.get(id)
+          return call === undefined ? Effect.fail(new SimulatorError({ message: `no call has the id ${id}` })) : Effect.succeed(call)
+        })
+      const placeCall = (guid: string, callOptions?: { readonly state?: SimCall["state"] }) =>
+        Effect.gen(function*() {
+          if (!model.users.has(guid)) return yield* new SimulatorError({ message: `no user has the guid ${guid}` })
+          const call: SimCall = { id: ++callIds, guid, state: callOptions?.state ?? "connected", hold: false, since: yield* Clock.currentTimeMillis }
+          model.calls.set(call.id, call)
+          callChanged(call, call.state === "alerting" ? "x-alert" : "x-conn")
+          return call.id
+        })
+      const updateCall = (id: number, change: { readonly state?: SimCall["state"]; readonly hold?: boolean }) =>
+        Effect.map(findCall(id), (call) => {
+          const next: SimCall = { ...call, ...(change.state !== undefined ? { state: change.state } : {}), ...(change.hold !== undefined ? { hold: change.hold } : {}) }
+          model.calls.set(id, next)
+          callChanged(next, change.hold === true ? "r-facility" : change.state === "connected" ? "x-conn" : "r-info")
+        })
+      const endCall = (id: number) =>
+        Effect.map(findCall(id), (call) => {
+          model.calls.delete(id)
+          callChanged(call, "r-rel")
+        })
+
       const waitFor = <A>(check: () => A | undefined, timeoutMs = 10_000) =>
         Effect.callback<A>((resume) => {
           const attempt = () => {
@@ -186,7 +231,9 @@ export class PbxSimulator {
         status: () => [...pbxs.values()].map((pbx) => pbx.status()),
         presence: (guid: string) => model.presence.get(guid) ?? [],
         setPresenceLog: () => [...model.setPresenceLog],
-        checkAppLicLog: () => [...model.checkAppLicLog]
+        checkAppLicLog: () => [...model.checkAppLicLog],
+        calls: () => [...model.calls.values()],
+        watchLog: () => [...model.watchLog]
       }
 
       const handle: Omit<PbxSimulatorHandle, "controlUrl"> = {
@@ -212,6 +259,10 @@ export class PbxSimulator {
             if ("refuse" in behaviour) pbx.refuseSetPresence = behaviour.refuse
             if (behaviour.delayMs !== undefined) pbx.delaySetPresenceMs = behaviour.delayMs
           }),
+        placeCall,
+        updateCall,
+        endCall,
+        calls: Effect.sync(peek.calls),
         sendRaw: (name, text) =>
           Effect.flatMap(find(name), (pbx) =>
             pbx.sendRaw(text)

@@ -10,8 +10,10 @@ import WebSocket from "ws"
 import { loginDigest } from "../../pbx/socket/AppLoginDigest.ts"
 import { corkPerTick } from "../../pbx/socket/PbxConnection.ts"
 import { SimAdminApi } from "./SimAdminApi.ts"
+import { SimPresenceMonitor } from "./SimPresenceMonitor.ts"
+import { SimRcc } from "./SimRcc.ts"
 import { nextRow, pushFor, type Replication, startReplication } from "./SimReplication.ts"
-import type { SimUser, SystemModel } from "./SimulatorModel.ts"
+import type { SimCall, SimUser, SystemModel } from "./SimulatorModel.ts"
 
 export interface SimPbxConfig {
   readonly name: string
@@ -78,11 +80,13 @@ export class SimulatedPbx {
   private hold: () => void = () => {}
   /** The connection's replication (SimReplication.ts). */
   private replication: Replication | undefined
-  /** Presence subscriptions: src → user guid. */
-  private readonly presenceSubscriptions = new Map<string, string>()
+  /** PbxApi's presence monitor (SubscribePresence / PresenceUpdate). */
+  private readonly monitor: SimPresenceMonitor
   refuseSetPresence: string | undefined
   /** PbxAdminApi (CheckAppLic), with its behaviour for tests. */
   readonly admin: SimAdminApi
+  /** RCC (UserInitialize / CallInfo), when the App object enables it. */
+  readonly rcc: SimRcc
   delaySetPresenceMs = 0
 
   readonly config: SimPbxConfig
@@ -98,6 +102,8 @@ export class SimulatedPbx {
     this.options = options
     this.model = model
     this.admin = new SimAdminApi(config.name, model)
+    this.rcc = new SimRcc(config.name, config.appObject, model, (message) => this.send(message))
+    this.monitor = new SimPresenceMonitor(config.name, model, (message) => this.send(message))
   }
 
   status(): SimPbxStatus {
@@ -194,8 +200,9 @@ export class SimulatedPbx {
       this.loggedIn = false
       this.restartKeepAlive()
       this.admin.reset()
+      this.rcc.reset()
       this.replication = undefined
-      this.presenceSubscriptions.clear()
+      this.monitor.reset()
       this.model.changed()
       if (!this.stopped && this.autoReconnect) {
         this.reconnectTimer = setTimeout(() => this.connect(), this.options.reconnectDelayMs)
@@ -295,6 +302,7 @@ export class SimulatedPbx {
     if (api === "PbxTableUsers") return this.tableUsers(String(mt), message, src, reply)
     if (api === "PbxApi") return this.pbxApi(String(mt), message, src, reply)
     if (api === "PbxAdminApi") return this.admin.receive(String(mt), message, src, reply)
+    if (api === "RCC") return this.rcc.receive(String(mt), message, src, reply)
     reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
   }
 
@@ -326,9 +334,13 @@ export class SimulatedPbx {
 
   /** Sends PresenceUpdate `{presence}` (SDK PbxApi.htm) to this connection's subscribers of a user. */
   pushPresence(guid: string): void {
-    for (const [src, subscribed] of this.presenceSubscriptions) {
-      if (subscribed === guid) this.send({ api: "PbxApi", mt: "PresenceUpdate", src, presence: this.model.presence.get(guid) ?? [] })
-    }
+    this.monitor.push(guid)
+  }
+
+  /** A call changed: the user's watchers get the presence (on-the-phone while calls exist), RCC monitors a CallInfo. */
+  pushCall(call: SimCall, msg: string): void {
+    this.pushPresence(call.guid)
+    this.rcc.pushCall(call, msg)
   }
 
   private pbxApi(
@@ -337,27 +349,8 @@ export class SimulatedPbx {
     src: string | undefined,
     reply: (result: Record<string, unknown>) => void
   ): void {
+    if (this.monitor.receive(mt, message, src, reply)) return
     const text = (key: string) => (typeof message[key] === "string" ? message[key] : undefined)
-    // The monitored object is named by `sip` or `num` (SDK PbxApi.htm).
-    const monitored = () => this.model.findUser(undefined, text("sip")) ?? this.model.findUserByNumber(text("num"))
-    if (mt === "SubscribePresence") {
-      const user = monitored()
-      if (user === undefined) return reply({ mt: "SubscribePresenceResult", error: 1, errorText: "unknown user" })
-      this.presenceSubscriptions.set(src ?? "", user.guid)
-      reply({ mt: "SubscribePresenceResult" })
-      // The monitor is up: PresenceState with the endpoint, then the presence itself.
-      reply({ mt: "PresenceState", up: true, sip: user.h323, num: user.e164 ?? "", dn: user.dn ?? user.cn, email: user.emails?.[0] ?? "" })
-      this.pushPresence(user.guid)
-      return
-    }
-    if (mt === "UnsubscribePresence") {
-      // Stops the monitor started with this src, or every monitor of the named user on this connection.
-      const user = monitored()
-      for (const [key, guid] of this.presenceSubscriptions) {
-        if (key === (src ?? "") || guid === user?.guid) this.presenceSubscriptions.delete(key)
-      }
-      return reply({ mt: "UnsubscribePresenceResult" })
-    }
     if (mt !== "SetPresence") return reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
     const apply = () => {
       const user = this.model.findUser(text("guid"), text("sip"))

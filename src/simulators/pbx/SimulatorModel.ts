@@ -25,7 +25,14 @@ export const SimUser = Schema.Struct({
    */
   pseudo: Schema.optionalKey(Schema.String),
   /** App licences assigned to the user, as the PBX names them, e.g. `App(teams-presence)` (answers CheckAppLic). */
-  licences: Schema.optionalKey(Schema.Array(Schema.String))
+  licences: Schema.optionalKey(Schema.Array(Schema.String)),
+  /** Groups the user is a member of (the `grps` column). */
+  groups: Schema.optionalKey(Schema.Array(Schema.String)),
+  /**
+   * Whether App objects may see the user's "on the phone" activity (the Visibility page's "On the phone" checkmark,
+   * default true): without it a watcher never sees `on-the-phone`.
+   */
+  onThePhoneVisible: Schema.optionalKey(Schema.Boolean)
 })
 export type SimUser = typeof SimUser.Type
 
@@ -34,6 +41,17 @@ export interface PresenceEntry {
   readonly status: "open" | "closed"
   readonly activity: string
   readonly note: string
+}
+
+/** A call of a user, placed through the simulator's control API. */
+export interface SimCall {
+  readonly id: number
+  readonly guid: string
+  /** alerting: ringing at the user; connected: talking. */
+  readonly state: "alerting" | "connected"
+  readonly hold: boolean
+  /** Clock milliseconds when the call began. */
+  readonly since: number
 }
 
 export interface SetPresenceRecord {
@@ -71,14 +89,18 @@ export const userRow = (user: SimUser, defaultLoc: string): Record<string, unkno
   hide: user.hide ?? false,
   fax: false,
   ...(user.pseudo !== undefined && user.pseudo !== "" ? { pseudo: user.pseudo } : {}),
-  grps: [],
-  "t-allows": [{ name: "@example.com", online: true, presence: true, otf: true, note: true, visible: true }]
+  grps: (user.groups ?? []).map((name) => ({ name, mode: "active" })),
+  "t-allows": [{ name: "@example.com", online: true, presence: true, otf: user.onThePhoneVisible ?? true, note: true, visible: true }]
 })
 
 export class SystemModel {
   readonly users = new Map<string, { user: SimUser; home: string }>()
   readonly presence = new Map<string, Array<PresenceEntry>>()
   readonly setPresenceLog: Array<SetPresenceRecord> = []
+  /** Every request to watch a user's calls (SubscribePresence, RCC UserInitialize), with the PBX that received it. */
+  readonly watchLog: Array<{ readonly pbx: string; readonly mt: string; readonly guid: string | undefined }> = []
+  /** Calls in progress, by call id. */
+  readonly calls = new Map<number, SimCall>()
   /** Every CheckAppLic received (PbxAdminApi), in order. */
   readonly checkAppLicLog: Array<CheckAppLicRecord> = []
   private readonly listeners = new Set<() => void>()
@@ -109,6 +131,23 @@ export class SystemModel {
   rowOf(guid: string) {
     const entry = this.users.get(guid)
     return entry === undefined ? undefined : userRow(entry.user, entry.home)
+  }
+
+  /**
+   * The presence list a watcher receives: the stored list, and while the user has calls the on-the-phone activity the
+   * PBX generates — as the phone's (`tel:`) entry, first — for a watcher allowed to see it (wiki Visibility, "On the
+   * phone"). Which entry carries the generated activity is not documented (docs/protocol-notes.md, UNCONFIRMED).
+   */
+  presenceFor(guid: string): ReadonlyArray<PresenceEntry> {
+    const stored = this.presence.get(guid) ?? []
+    const user = this.users.get(guid)?.user
+    const onThePhone = [...this.calls.values()].some((call) => call.guid === guid)
+    if (!onThePhone || user?.onThePhoneVisible === false) return stored
+    const phone = stored.find((entry) => entry.contact === "tel:")
+    return [
+      { contact: "tel:", status: "open", activity: "on-the-phone", note: phone?.note ?? "" },
+      ...stored.filter((entry) => entry.contact !== "tel:")
+    ]
   }
 
   /** Replaces the entry of `contact` and moves it to the front. */

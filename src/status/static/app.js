@@ -39,15 +39,19 @@
   let current = null
   const previous = new Map()
 
+  const lightBox = (key, name, light) =>
+    el("div", { class: "light " + light.state, "data-light": key, "data-state": light.state },
+      el("h2", {}, dot(light.state), name),
+      el("p", {}, light.reason, ...times(light)),
+      fix(light.fix),
+      detail(light.detail))
+
   function renderLights(s) {
-    $("lights").replaceChildren(...Object.entries(lightNames).map(([key, name]) => {
-      const light = s.lights[key]
-      return el("div", { class: "light " + light.state, "data-light": key, "data-state": light.state },
-        el("h2", {}, dot(light.state), name),
-        el("p", {}, light.reason, ...times(light)),
-        fix(light.fix),
-        detail(light.detail))
-    }))
+    $("lights").replaceChildren(
+      ...Object.entries(lightNames).map(([key, name]) => lightBox(key, name, s.lights[key])),
+      // PBX → Teams, when it is on (pbxToTeams in the configuration).
+      ...(s.pbxToTeams ? [lightBox("pbxToTeams", "PBX → Teams", s.pbxToTeams.light)] : [])
+    )
   }
 
   function list(id, items, render, empty) {
@@ -126,7 +130,9 @@
     const q = $("search").value.trim().toLowerCase()
     const rows = s.users.filter((u) => !q || [u.name, u.upn, u.pbxName, u.pbx, u.activity, u.availability, u.written].join(" ").toLowerCase().includes(q))
     const shown = rows.slice(0, 500)
+    const calls = new Map(((s.pbxToTeams && s.pbxToTeams.calls) || []).map((c) => [c.teamsId, c]))
     $("users").tBodies[0].replaceChildren(...shown.map((u) => {
+      const call = calls.get(u.teamsId)
       const key = u.teamsId
       const signature = u.activity + "|" + u.written
       const changed = previous.has(key) && previous.get(key) !== signature
@@ -136,7 +142,8 @@
       const delay = u.delayMs === undefined ? "—" : u.delayMs + " ms"
       return el("tr", { "data-user": key, "data-written": u.written, "data-activity": u.activity, class: changed ? "changed" : "" },
         el("td", { class: "name" }, u.name, el("small", { textContent: u.upn })),
-        el("td", { "data-col": "teams", textContent: teams }),
+        el("td", { "data-col": "teams" }, teams,
+          call ? el("small", { "data-call-since": String(call.since) }, "in a PBX call since ", F.time(call.since, false), call.shown ? "" : " (not shown yet)") : null),
         el("td", { "data-col": "written" }, el("span", { class: "badge " + u.written, textContent: u.licensed ? u.written : "not licensed" })),
         el("td", { "data-col": "pbx", textContent: u.pbxName + " @ " + u.pbx }),
         el("td", { "data-col": "age", textContent: age, title: F.title(u.lastChangeAt) }),
