@@ -69,6 +69,19 @@ describe("state store: files only", () => {
       assert.deepStrictEqual(yield* store.tenants.list, [], "the default tenant's configuration is the configuration file, not a stored tenant")
     }))
 
+  it.live("tenant default's presence sessions stay in pbx-to-teams-sessions.json, in the format written before the store", () =>
+    Effect.gen(function*() {
+      const dataDir = newDataDir()
+      yield* prepareDataDir(dataDir)
+      const file = join(dataDir, "pbx-to-teams-sessions.json")
+      writeFileSync(file, JSON.stringify({ version: 1, sessionId: "app-1", userIds: ["u1", "u2"] }), { mode: 0o600 })
+      const store = yield* openStore(storeIn(dataDir, {}))
+      assert.deepStrictEqual(Option.getOrThrow(yield* store.presenceSessions.load(defaultTenant)).userIds, ["u1", "u2"])
+      yield* store.presenceSessions.save(defaultTenant, { version: 1, sessionId: "app-1", userIds: ["u3"] })
+      assert.deepStrictEqual(JSON.parse(readFileSync(file, "utf8")), { version: 1, sessionId: "app-1", userIds: ["u3"] })
+      assert.strictEqual(statSync(file).mode & 0o777, 0o600)
+    }))
+
   it.live("tenant default's rich-notification key file is the one version 0.1.0 reads and writes, both ways", () =>
     Effect.gen(function*() {
       const dataDir = newDataDir()
