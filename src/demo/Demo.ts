@@ -14,6 +14,7 @@ import { freePort } from "../http/Server.ts"
 import { ConnectorLayer, serverUrl } from "../connector/Connector.ts"
 import { settingsFromConfig } from "../config/Settings.ts"
 import { StatusBoard } from "../status/StatusBoard.ts"
+import type { StateSettings } from "../state/StateSettings.ts"
 import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.ts"
 
 export interface DemoOptions {
@@ -40,6 +41,8 @@ export interface DemoOptions {
   readonly licensing?: "appRight" | "appLicence" | "all"
   /** The `pbxToTeams` section for the demo's connector (PBX calls shown in Teams); off when left out. */
   readonly pbxToTeams?: Record<string, unknown>
+  /** Where the demo's connector keeps its state (default: files in `dataDir`, keys from the environment). */
+  readonly state?: Pick<StateSettings, "database" | "keys">
 }
 
 export interface DemoHandle {
@@ -127,7 +130,8 @@ export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unkno
       },
       "demo"
     )
-    const settings = yield* settingsFromConfig(config)
+    const configured = yield* settingsFromConfig(config)
+    const settings = options.state === undefined ? configured : { ...configured, state: { ...configured.state, ...options.state } }
     const flow = { ...settings.flow, clearOnShutdown: options.clearPresencesOnShutdown === true }
     // The connector has a scope of its own, so a test can stop it (and see its shutdown) while the simulators run on,
     // and start it again over the same data directory.

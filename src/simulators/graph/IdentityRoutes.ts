@@ -203,6 +203,8 @@ export const IdentityRoutes = (options: IdentityOptions) =>
 
       yield* router.add("POST", "/:tenant/oauth2/v2.0/token", endpoint("token", (tenant, form) =>
         Effect.gen(function*() {
+          // Per grant as well (token/password, token/refresh_token, …): a test tells a new sign-in from a refresh.
+          state.count(`token/${form.grant_type ?? "none"}`)
           const result = yield* token(tenant, form)
           if ("status" in result) return yield* refuse(result)
           return result.kind === "app"
