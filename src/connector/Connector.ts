@@ -30,6 +30,7 @@ import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
 import { PbxToTeamsLayer } from "./calls/PbxToTeams.ts"
+import { LastWrittenLayer } from "./LastWritten.ts"
 import { makeRepeatGate, repeatGateLayer } from "../observability/LogRepeats.ts"
 import { announcedStop } from "./Shutdown.ts"
 import { prepareDataDir } from "../config/DataDir.ts"
@@ -112,7 +113,7 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   )
 
   // The HTTP server starts once the services behind its routes exist; the flow starts last and stops first.
-  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper).pipe(
+  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper, LastWrittenLayer).pipe(
     announcedStop("the flow (no more intake; pending PBX writes are delivered)")
   )
   // PBX → Teams (off by default, and then nothing of it runs): built after the server, so it stops before the PBX

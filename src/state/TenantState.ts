@@ -1,10 +1,20 @@
 /**
  * One tenant's part of the state store: what the Graph side keeps between restarts (refresh tokens, subscription state,
- * rich-notification certificates, PBX → Teams presence sessions), bound to its tenant id. A connector for one tenant provides it for `default`;
+ * rich-notification certificates, PBX → Teams presence sessions, the last command per PBX user), bound to its tenant id. A connector for one tenant provides it for `default`;
  * the Graph side knows nothing else of the store, its backend or the tenant.
  */
 import { Context, Effect, Layer, type Option } from "effect"
-import type { CertificateSet, PresenceSessionState, RefreshToken, SubscriptionState, TenantId } from "./Records.ts"
+import type {
+  CertificateSet,
+  Confirmation,
+  DesiredCommand,
+  PresenceSessionState,
+  RefreshToken,
+  SubscriptionState,
+  TenantId,
+  TenantOwner,
+  VersionedCommand
+} from "./Records.ts"
 import { StateStore } from "./StateStore.ts"
 import type { StateStoreError } from "./StateStoreError.ts"
 
@@ -31,6 +41,14 @@ export class TenantState extends Context.Service<TenantState, {
     readonly load: Result<Option.Option<PresenceSessionState>>
     save(state: PresenceSessionState): Result<void>
   }
+  /** Makes this process the tenant's owner with the next epoch: the fencing token its desired writes carry. */
+  claimOwner(runner: string): Result<TenantOwner>
+  /** The command per PBX user (StateStore.desired, for this tenant). */
+  readonly desired: {
+    put(epoch: number, commands: ReadonlyArray<DesiredCommand>): Result<ReadonlyArray<VersionedCommand>>
+    confirm(confirmations: ReadonlyArray<Confirmation>): Result<void>
+    pending(pbx: string, limit?: number): Result<ReadonlyArray<VersionedCommand>>
+  }
 }>()("teams-presence-connector/state/TenantState") {
   static readonly make = (store: StateStore["Service"], tenant: TenantId): TenantState["Service"] =>
     TenantState.of({
@@ -50,6 +68,12 @@ export class TenantState extends Context.Service<TenantState, {
       presenceSessions: {
         load: store.presenceSessions.load(tenant),
         save: (state) => store.presenceSessions.save(tenant, state)
+      },
+      claimOwner: (runner) => store.owners.claim(tenant, runner),
+      desired: {
+        put: (epoch, commands) => store.desired.put(tenant, epoch, commands),
+        confirm: (confirmations) => store.desired.confirm(tenant, confirmations),
+        pending: (pbx, limit) => store.desired.pending(tenant, pbx, limit)
       }
     })
 

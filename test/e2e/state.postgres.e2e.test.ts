@@ -64,6 +64,23 @@ describe("state in PostgreSQL", () => {
         sql<{ n: number }>`SELECT count(*)::int AS n FROM subscription_state`.pipe(Effect.orDie),
         (rows) => (rows[0]!.n === 1 ? true : undefined)
       ))
+      // The last command per PBX user: one row per user, confirmed, as the PBX shows it, written by owner epoch 1.
+      const lastWritten = (guid: string) =>
+        sql<{ pbx: string; command: { _tag: string; activity?: string }; confirmed: boolean; owner_epoch: string }>`SELECT pbx, command,
+          confirmed_version = version AS confirmed, owner_epoch::text FROM pbx_desired WHERE tenant_id = 'default' AND guid = ${guid}`.pipe(
+          Effect.orDie,
+          Effect.map((rows) => rows[0])
+        )
+      yield* until("the last command of every user kept", Effect.map(
+        Effect.forEach(guids, lastWritten),
+        (rows) => (rows.every((r) => r?.confirmed === true) ? rows : undefined)
+      ))
+      for (const guid of guids) {
+        const row = (yield* lastWritten(guid))!
+        const shown = (yield* demo.pbx.presence(guid)).find((entry) => entry.contact === "teams:")?.activity ?? ""
+        assert.strictEqual(row.command._tag === "Set" ? row.command.activity : "", shown)
+        assert.strictEqual(row.owner_epoch, "1")
+      }
       const signIns = yield* tokenGrants(demo)
       assert.strictEqual(signIns.password, 1, "the account signed in once with its password")
 
@@ -102,6 +119,11 @@ describe("state in PostgreSQL", () => {
         return activities[0] === "meeting" && activities[1] === "busy" ? activities : undefined
       }))
       assert.deepStrictEqual(written, ["meeting", "busy"])
+      yield* until("the restarted owner's commands kept", Effect.map(
+        Effect.forEach(changed, lastWritten),
+        (rows) => (rows.every((r) => r?.confirmed === true && r.owner_epoch === "2") ? rows : undefined)
+      ))
+      assert.deepStrictEqual((yield* Effect.forEach(changed, lastWritten)).map((r) => r!.command.activity), ["meeting", "busy"])
       const after = yield* subscriptions(demo)
       assert.deepStrictEqual(after.subscriptions.map((s) => s.id).sort(), before.subscriptions.map((s) => s.id).sort(), "the same subscriptions")
       assert.strictEqual(after.counters.created, before.counters.created, "no subscription created again")
