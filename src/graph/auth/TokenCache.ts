@@ -87,8 +87,12 @@ export const accept = Effect.fnUntraced(function*(options: CacheOptions, entry: 
   const cached: CachedToken = { token: Redacted.make(response.access_token), refreshAt: now + lifetimeMs - ahead, expiresAt: now + lifetimeMs }
   if (entry.account !== undefined && response.refresh_token !== undefined) {
     const refreshToken = Redacted.make(response.refresh_token)
-    yield* saveRefreshToken(options.state, entry.account.name, entry.account.username, refreshToken)
+    // The previous refresh token is spent: the new one is kept in memory first, so a state store that fails (the
+    // database down) costs a new sign-in after a restart at worst, never the running connector's access.
     yield* Ref.set(entry.refreshToken, Option.some(refreshToken))
+    yield* saveRefreshToken(options.state, entry.account.name, entry.account.username, refreshToken).pipe(
+      Effect.catch((error) => Effect.logError(error.message))
+    )
   }
   yield* Ref.set(entry.cached, Option.some(cached))
   yield* Ref.set(entry.lastError, Option.none())
