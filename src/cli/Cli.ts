@@ -1,5 +1,5 @@
 /**
- * The command line: `run`, `demo`, `check-config`, `login`, `state rekey`, `simulate`. With no sub-command the connector runs when a
+ * The command line: `run`, `demo`, `check-config`, `login`, `state rekey`, `tenants`, `simulate`. With no sub-command the connector runs when a
  * configuration file is found, else the embedded demo starts, so `npm start` on a fresh machine shows the whole flow;
  * `run` never falls back to the demo. The global `--log-level` wins over log.level and CONNECTOR_LOG_LEVEL.
  */
@@ -25,6 +25,7 @@ import { describeState } from "../config/StateConfig.ts"
 import { configFlag, defaultConfigPaths, reportAndExit, resolveConfigPath } from "./ConfigPath.ts"
 import { simulateCommand } from "./SimulateCommands.ts"
 import { stateCommand } from "./StateCommands.ts"
+import { tenantsCommand } from "./TenantCommands.ts"
 
 export { defaultConfigPaths, resolveConfigPath } from "./ConfigPath.ts"
 
@@ -211,7 +212,7 @@ export const rootCommand = Command.make("teams-presence-connector", { config: co
     "Microsoft Teams presence → innovaphone PBX presence. Without a sub-command: `run` when a configuration file is " +
       "found (as `run` looks for it), else `demo`."
   ),
-  Command.withSubcommands([run, demo, checkConfig, login, stateCommand, simulateCommand])
+  Command.withSubcommands([run, demo, checkConfig, login, stateCommand, tenantsCommand, simulateCommand])
 )
 
 export const cli = Command.run(rootCommand, { version: packageJson.version })

@@ -20,7 +20,7 @@ export const defaultTenant = TenantId.make("default")
 
 const config = ConnectorConfig.fields
 
-/** A tenant's part of today's configuration: Microsoft tenant and app, accounts, PBX, matching, mapping, timers. */
+/** A tenant's part of today's configuration: Microsoft tenant and app, accounts, PBX, matching, mapping, timers, PBX → Teams. */
 export const TenantConfig = Schema.Struct({
   tenantId: config.tenantId,
   clientId: config.clientId,
@@ -32,7 +32,8 @@ export const TenantConfig = Schema.Struct({
   matching: config.matching,
   mapping: config.mapping,
   timers: config.timers,
-  admin: config.admin
+  admin: config.admin,
+  pbxToTeams: config.pbxToTeams
 })
 export type TenantConfig = typeof TenantConfig.Type
 
@@ -162,6 +163,7 @@ export const secretSlots = {
     { path: ["app", "clientSecret"], kind: "config", name: "app.clientSecret" },
     { path: ["pbx", "appPassword"], kind: "config", name: "pbx.appPassword" },
     { path: ["admin", "password"], kind: "config", name: "admin.password" },
+    { path: ["pbxToTeams", "app", "clientSecret"], kind: "config", name: "pbxToTeams.app.clientSecret" },
     ...list(record(stored)["accounts"]).map((account, i): SecretSlot => ({
       path: ["accounts", i, "password"],
       kind: "config",
