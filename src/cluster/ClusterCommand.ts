@@ -19,7 +19,7 @@ export const runClusterRunner = (path: string) =>
   Effect.gen(function*() {
     const config = yield* loadConfigFile(path)
     const settings = yield* settingsFromConfig(config)
-    yield* prepareDataDir(settings.graph.dataDir)
+    yield* prepareDataDir(settings.state.dataDir)
     const logging = withOtlp(loggingLayer({ level: config.log.level, format: config.log.format, override: yield* GlobalFlag.LogLevel }))
     return yield* Effect.gen(function*() {
       const fromEnv = Effect.gen(function*() {

@@ -17,6 +17,7 @@ import { ClusterTenants, type TenantWork } from "./ClusterTenants.ts"
 import { ClusterError, type ClusterSettings, shardingConfig } from "./ClusterSettings.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 import { desiredPresenceWriter, DesiredWakeups } from "./DesiredPresence.ts"
+import { TenantState } from "../state/TenantState.ts"
 import { startRunnerFront } from "./RunnerFront.ts"
 import { SqlClient } from "effect/sql"
 
@@ -73,7 +74,9 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
         Layer.provide(Layer.succeed(StateStore, store)),
         Layer.provide(Layer.succeed(DesiredWakeups, wakeups))
       )
-      const connector = yield* Layer.build(ConnectorLayer(settings, { flowWriter }))
+      // The tenant's tokens, subscriptions and keys in the runner's store, under the tenant's own id.
+      const state = TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, store)))
+      const connector = yield* Layer.build(ConnectorLayer(settings, { flowWriter, state }))
       const address = Context.get(connector, HttpServer.HttpServer).address
       if (!("port" in address)) return yield* Effect.fail(new Error("the tenant's server has no TCP port"))
       local.set(tenant, address.port)

@@ -38,12 +38,17 @@ import { Planner } from "./Planner.ts"
 import { PlanState } from "./PlanState.ts"
 import { PresencePipeline } from "./PresencePipeline.ts"
 import { PbxToTeamsLayer } from "./calls/PbxToTeams.ts"
+import { LastWrittenLayer } from "./LastWritten.ts"
 import { makeRepeatGate, repeatGateLayer } from "../observability/LogRepeats.ts"
 import { announcedStop } from "./Shutdown.ts"
 import { prepareDataDir } from "../config/DataDir.ts"
 import { RecentErrors, recentErrorsLogger } from "../status/RecentErrors.ts"
 import type { ConnectorSettings } from "../config/Settings.ts"
 import { initialSnapshot, StatusBoard } from "../status/StatusBoard.ts"
+import { defaultTenantStateLayer } from "../state/StateSettings.ts"
+import type { StateStore } from "../state/StateStore.ts"
+import type { StateStoreError } from "../state/StateStoreError.ts"
+import type { TenantState } from "../state/TenantState.ts"
 import { StatusProjectorLayer } from "../status/StatusProjector.ts"
 
 export const version: string = packageJson.version
@@ -56,6 +61,11 @@ export interface ConnectorOptions {
    * state store instead of writing to the PBX itself: src/cluster/DesiredPresence.ts). Default: the real writer.
    */
   readonly flowWriter?: Layer.Layer<PresenceWriter, never, PresenceWriter | PbxConnections | PbxDirectory | PbxSettings> | undefined
+  /**
+   * The tenant's state over an already open store (a cluster runner's: each tenant under its own id). Default: tenant
+   * `default` in the store `settings.state` names.
+   */
+  readonly state?: Layer.Layer<TenantState | StateStore, StateStoreError> | undefined
 }
 
 /** Signs every configured credential in ahead of need, so tokens are fresh and the status page is accurate. */
@@ -75,9 +85,11 @@ export const SignInKeeper = Layer.effectDiscard(Effect.gen(function*() {
 }))
 
 /** The settings as services; first of all, the data directory exists, 0700, and nothing in it is open to others. */
-const configLayer = (settings: ConnectorSettings) =>
+const configLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
   Layer.mergeAll(
-    Layer.effectDiscard(prepareDataDir(settings.graph.dataDir)),
+    Layer.effectDiscard(prepareDataDir(settings.state.dataDir)),
+    // The state store (files, or PostgreSQL connected and migrated) is open before anything that keeps state starts.
+    options.state ?? defaultTenantStateLayer(settings.state),
     Layer.succeed(GraphConfig, settings.graph),
     SubscriptionSettings.layer(settings.subscriptions),
     PbxSettings.layer(settings.pbx),
@@ -118,13 +130,13 @@ const inboxLayer = NotificationsInbox.layer.pipe(
 const sharedLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
   Layer.mergeAll(PbxServices, graphLayer, boardLayer(settings, options), PlanState.layer).pipe(
     announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)"),
-    Layer.provideMerge(configLayer(settings))
+    Layer.provideMerge(configLayer(settings, options))
   )
 
 /** Push: inbox and webhook, subscriptions, the reconciler. */
 const pushPresence = PresenceSource.layerPush.pipe(
   announcedStop("the presence reads (reconciler, refetch, resync)"),
-  Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to subscriptions.json)"))),
+  Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to the state store)"))),
   Layer.provideMerge(LicenceCheckFromPbx),
   Layer.provideMerge(inboxLayer)
 )
@@ -137,7 +149,10 @@ const workersLayer = (options: ConnectorOptions) => {
   const workers = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper).pipe(
     Layer.provide(PresencePipeline.layer)
   )
-  return (options.flowWriter === undefined ? workers : workers.pipe(Layer.provide(options.flowWriter))).pipe(
+  // The last command per PBX user is kept by the flow's own writer where one is given (a cluster's desired commands).
+  return (options.flowWriter === undefined
+    ? Layer.merge(workers, LastWrittenLayer)
+    : workers.pipe(Layer.provide(options.flowWriter))).pipe(
     announcedStop("the flow (no more intake; pending PBX writes are delivered)")
   )
 }
