@@ -11,7 +11,6 @@ import { Console, Effect, Layer, Option, Redacted } from "effect"
 import { Command, Flag, GlobalFlag } from "effect/cli"
 import packageJson from "../../package.json" with { type: "json" }
 import { ConfigError, describeConfig, loadConfigFile } from "../config/ConfigFile.ts"
-import { ConnectorLayer, serverUrl } from "../connector/Connector.ts"
 import { loggingLayer } from "../observability/Logging.ts"
 import { describeOtlp, withOtlp } from "../observability/Otlp.ts"
 import { runUntilStopped } from "../connector/Shutdown.ts"
@@ -19,7 +18,8 @@ import { type DataDirError, prepareDataDir } from "../config/DataDir.ts"
 import { settingsFromConfig } from "../config/Settings.ts"
 import { GraphConfig } from "../graph/client/GraphSettings.ts"
 import { TokenService } from "../graph/auth/TokenService.ts"
-import { describeStateLocation, defaultTenantStateLayer } from "../state/StateSettings.ts"
+import { describeStateLocation, defaultTenantStateLayer, stateStoreLayer } from "../state/StateSettings.ts"
+import { runTenants } from "../tenants/TenantsRun.ts"
 import type { StateStoreError } from "../state/StateStoreError.ts"
 import { describeState } from "../config/StateConfig.ts"
 import { configFlag, defaultConfigPaths, reportAndExit, resolveConfigPath } from "./ConfigPath.ts"
@@ -85,10 +85,13 @@ const runConnector = (path: string) =>
       if (otlp !== undefined) yield* Effect.logInfo(otlp)
       yield* Effect.logDebug(`configuration from ${path}, with the environment (secrets masked):\n${describeConfig(config)}`)
       yield* Effect.logInfo(`state: ${describeStateLocation(settings.state)}`)
-      return yield* runUntilStopped(Layer.build(
-        Layer.effectDiscard(Effect.flatMap(serverUrl, (url) => Effect.logInfo(`status page: ${url}/`))).pipe(
-          Layer.provideMerge(ConnectorLayer({ ...settings, adminPassword }))
-        )
+      const password = adminPassword
+      // Tenant `default` and every stored tenant behind one public port (docs/tenants.md); the store is open for the whole run.
+      return yield* runUntilStopped(Layer.build(stateStoreLayer(settings.state)).pipe(
+        Effect.flatMap((store) =>
+          runTenants({ config, defaultSettings: { ...settings, adminPassword: password }, adminPassword: password }).pipe(Effect.provideContext(store))
+        ),
+        Effect.tap((run) => Effect.logInfo(`status page: http://127.0.0.1:${run.port}/`))
       )).pipe(Effect.catchTag("StateStoreError", reportStateError))
     }).pipe(Effect.provide(logging))
   }).pipe(Effect.catchTags({ ConfigError: reportConfigError, DataDirError: reportConfigError }))

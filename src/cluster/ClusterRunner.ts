@@ -6,11 +6,9 @@
  */
 import { NodeClusterSocket } from "@effect/platform-node"
 import { Context, Deferred, Effect, Layer, Option, Redacted, Schema, SubscriptionRef } from "effect"
-import { HttpServer } from "effect/http"
-import { join } from "node:path"
 import type { ConnectorConfig } from "../config/Config.ts"
 import { type ConnectorSettings, settingsFromConfig } from "../config/Settings.ts"
-import { ConnectorLayer } from "../connector/Connector.ts"
+import { makeTenantServers, storedTenantConfig } from "../tenants/TenantRuntime.ts"
 import { defaultTenant, StateStore, type StateStoreError, type TenantId } from "../state/StateStore.ts"
 import { makePgClient } from "../state/postgres/PgStateStore.ts"
 import { ClusterTenants, type TenantWork } from "./ClusterTenants.ts"
@@ -30,11 +28,10 @@ export interface RunnerOptions {
   readonly adminPassword: Redacted.Redacted<string>
 }
 
-/** A tenant's connector inside a runner: loopback only, and a handoff is not a shutdown (nothing cleared or deleted). */
+/** A tenant's connector inside a runner: a handoff is not a shutdown (nothing cleared or deleted). */
 const asTenantRun = (settings: ConnectorSettings, adminPassword: Redacted.Redacted<string>): ConnectorSettings => ({
   ...settings,
   adminPassword: settings.adminPassword ?? adminPassword,
-  http: { ...settings.http, host: "127.0.0.1", port: 0 },
   flow: { ...settings.flow, clearOnShutdown: false },
   subscriptions: { ...settings.subscriptions, deleteOnShutdown: false }
 })
@@ -56,14 +53,13 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     new ClusterError({ message: `cannot join the cluster on ${options.cluster.listenHost}:${options.cluster.runnerPort}: ${describeCause(error)}` })
   ))
   const wakeups = Context.get(services, DesiredWakeups)
-  const local = new Map<TenantId, number>()
+  const servers = makeTenantServers()
 
   const tenantSettings = Effect.fnUntraced(function*(tenant: TenantId) {
     if (tenant === defaultTenant && options.withDefault) return options.defaultSettings
     const stored = yield* store.tenants.get(tenant)
     if (Option.isNone(stored)) return yield* Effect.fail(new Error(`tenant ${tenant} is not in the store`))
-    const config: ConnectorConfig = { ...options.config, ...stored.value.config, dataDir: join(options.config.dataDir, "tenants", tenant) }
-    return yield* settingsFromConfig(config)
+    return yield* settingsFromConfig(storedTenantConfig(options.config, tenant, stored.value.config))
   })
 
   const work: TenantWork = (tenant, owner) =>
@@ -76,12 +72,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
       )
       // The tenant's tokens, subscriptions and keys in the runner's store, under the tenant's own id.
       const state = TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, store)))
-      const connector = yield* Layer.build(ConnectorLayer(settings, { flowWriter, state }))
-      const address = Context.get(connector, HttpServer.HttpServer).address
-      if (!("port" in address)) return yield* Effect.fail(new Error("the tenant's server has no TCP port"))
-      local.set(tenant, address.port)
-      // Added last, so it runs first: no new request reaches the tenant while it stops.
-      yield* Effect.addFinalizer(() => Effect.sync(() => local.delete(tenant)))
+      yield* servers.serve(tenant, settings, { flowWriter, state })
       yield* Deferred.await(fenced)
       yield* Effect.logWarning(`cluster: tenant ${tenant} is owned elsewhere now (fenced); stopping it here`)
     })
@@ -102,7 +93,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     port: options.config.http.port,
     runnerId,
     defaultTenant: options.withDefault ? defaultTenant : undefined,
-    local: (tenant) => local.get(tenant),
+    local: servers.local,
     known: (tenant) => run(Effect.map(cluster.registered, (ids) => ids.includes(tenant))),
     owner: (tenant) =>
       run(store.owners.get(tenant).pipe(
@@ -131,7 +122,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
         return {
           runner: runnerId,
           owned: [...owned].map(([id, o]) => ({ tenant: id, epoch: o.epoch, since: o.since })),
-          local: [...local.keys()],
+          local: servers.running(),
           runners: runners.map((r) => ({ address: r.address, healthy: r.healthy, lastHeartbeat: String(r.last_heartbeat) })),
           owners: owners.map((o) => ({ tenant: o.tenant_id, runner: o.runner, epoch: Number(o.epoch) }))
         }

@@ -21,6 +21,10 @@ export interface TenantSupervisorOptions {
   /** The first pause after a failure; it doubles up to `maxPause`. Default 1 s. */
   readonly firstPause?: Duration.Input
   readonly maxPause?: Duration.Input
+  /** Called when the store says the tenant was removed, before its work is stopped (its stop then deletes what it owns at Graph). */
+  readonly removing?: (id: TenantId) => Effect.Effect<void>
+  /** Called once a removed tenant's work has stopped. */
+  readonly removed?: (id: TenantId) => Effect.Effect<void>
 }
 
 export interface TenantSupervisor {
@@ -91,9 +95,14 @@ export const superviseTenants = Effect.fnUntraced(function*(store: StateStore["S
     yield* Effect.logInfo(`tenant ${id}: starting (version ${version})`)
   })
 
+  const remove = (id: TenantId) =>
+    running.has(id)
+      ? (options.removing?.(id) ?? Effect.void).pipe(Effect.andThen(stop(id)), Effect.andThen(options.removed?.(id) ?? Effect.void))
+      : Effect.void
+
   const apply = (change: TenantChange) =>
     change.kind === "removed"
-      ? stop(change.id)
+      ? remove(change.id)
       : running.get(change.id)?.version === change.version
       ? Effect.void
       : start(change.id, change.version)
@@ -102,7 +111,7 @@ export const superviseTenants = Effect.fnUntraced(function*(store: StateStore["S
   const recheck = Effect.forEach([...running.keys()], (id) =>
     store.tenants.get(id).pipe(
       Effect.flatMap((found) =>
-        Option.isNone(found) ? stop(id) : found.value.version === running.get(id)?.version ? Effect.void : start(id, found.value.version)
+        Option.isNone(found) ? remove(id) : found.value.version === running.get(id)?.version ? Effect.void : start(id, found.value.version)
       ),
       Effect.catch(() => Effect.void)
     ), { discard: true })

@@ -1,0 +1,92 @@
+/**
+ * `run` without a cluster: one process serves tenant `default` (the configuration file, as before) and every tenant of
+ * the state store, each its own connector (TenantRuntime.ts) on a loopback port, behind one public port
+ * (src/cluster/RunnerFront.ts): `/t/<id>/…` is tenant `<id>` — its status page, Graph webhook and lifecycle paths and
+ * PBX websocket —, any other path is `default`. The stored tenants follow the store (TenantSupervisor.ts): a tenant
+ * added is started, one updated restarted, one removed stopped with its Graph subscriptions deleted.
+ */
+import { Effect, Layer, type Redacted, SubscriptionRef } from "effect"
+import type { ConnectorConfig } from "../config/Config.ts"
+import { type ConnectorSettings, settingsFromConfig } from "../config/Settings.ts"
+import { startRunnerFront } from "../cluster/RunnerFront.ts"
+import { defaultTenant, StateStore, type TenantId } from "../state/StateStore.ts"
+import { TenantState } from "../state/TenantState.ts"
+import { superviseTenants, type TenantSupervisor } from "./TenantSupervisor.ts"
+import { makeTenantServers, storedTenantConfig, type TenantServers } from "./TenantRuntime.ts"
+
+export interface TenantsRunOptions {
+  /** The configuration file: the process's settings and tenant `default`. */
+  readonly config: ConnectorConfig
+  /** Tenant `default`'s settings (with the status page's password). */
+  readonly defaultSettings: ConnectorSettings
+  /** A stored tenant without a status password of its own uses this one. */
+  readonly adminPassword: Redacted.Redacted<string>
+  /** The supervisor's first pause after a tenant's failure (default 1 s). */
+  readonly firstPause?: import("effect").Duration.Input
+}
+
+export interface TenantsRun {
+  readonly port: number
+  readonly servers: TenantServers
+  readonly supervisor: TenantSupervisor
+}
+
+/**
+ * A removed tenant deletes its subscriptions when it stops, whatever `deleteSubscriptionsOnShutdown` says (nothing
+ * would renew them); an update or the process's own stop follows the setting.
+ */
+const deletingWhenRemoved = (settings: ConnectorSettings, isRemoved: () => boolean): ConnectorSettings => {
+  const configured = settings.subscriptions.deleteOnShutdown
+  // Read when the subscription manager stops, not when it starts.
+  const subscriptions = Object.defineProperty({ ...settings.subscriptions }, "deleteOnShutdown", {
+    get: () => configured || isRemoved(),
+    enumerable: true
+  })
+  return { ...settings, subscriptions }
+}
+
+/** Starts every tenant and the public front in the current scope; closing it stops the front first, then the tenants. */
+export const runTenants = Effect.fn("TenantsRun.run")(function*(options: TenantsRunOptions) {
+  const store = yield* StateStore
+  const servers = makeTenantServers()
+  const stateOf = (tenant: TenantId) => TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, store)))
+
+  // Tenant `default` as before: a failure to start it is the process's failure to start.
+  yield* servers.serve(defaultTenant, options.defaultSettings, { state: stateOf(defaultTenant) })
+
+  const removed = new Set<TenantId>()
+  const supervisor = yield* superviseTenants(store, {
+    ...(options.firstPause !== undefined ? { firstPause: options.firstPause } : {}),
+    run: (tenant) =>
+      Effect.gen(function*() {
+        const settings = yield* settingsFromConfig(storedTenantConfig(options.config, tenant.id, tenant.config))
+        const withPassword = { ...settings, adminPassword: settings.adminPassword ?? options.adminPassword }
+        yield* servers.serve(tenant.id, deletingWhenRemoved(withPassword, () => removed.has(tenant.id)), { state: stateOf(tenant.id) })
+        return yield* Effect.never
+      }),
+    removing: (id) => Effect.sync(() => removed.add(id)),
+    removed: (id) => Effect.sync(() => removed.delete(id))
+  })
+
+  let stopping = false
+  yield* Effect.addFinalizer(() => Effect.sync(() => { stopping = true }))
+  const front = yield* startRunnerFront({
+    host: options.config.http.host,
+    port: options.config.http.port,
+    runnerId: "local",
+    defaultTenant,
+    local: servers.local,
+    known: (tenant) => Effect.runPromise(Effect.map(SubscriptionRef.get(supervisor.states), (states) => tenant === defaultTenant || states.has(tenant))),
+    // One process: a known tenant that is not running here (starting, or failed and waiting) has no other owner.
+    owner: () => Promise.resolve(undefined),
+    notReady: () => Promise.resolve(stopping ? "stopping" : undefined),
+    status: () =>
+      Effect.runPromise(Effect.map(SubscriptionRef.get(supervisor.states), (states) => ({
+        tenants: [
+          { tenant: defaultTenant, state: servers.local(defaultTenant) !== undefined ? "running" : "stopped" },
+          ...[...states].map(([tenant, state]) => ({ tenant, ...state }))
+        ]
+      })))
+  })
+  return { port: front.port, servers, supervisor } satisfies TenantsRun
+})
