@@ -27,9 +27,14 @@ export interface FrontOptions {
   readonly known: (tenant: TenantId) => Promise<boolean>
   /** The runner id of the tenant's owner in the store, if any. */
   readonly owner: (tenant: TenantId) => Promise<string | undefined>
-  /** Why this runner cannot take traffic, or undefined when it can. */
-  readonly notReady: () => Promise<string | undefined>
+  /**
+   * Why this runner cannot take traffic, or undefined when it can. Without it (one process, no cluster) `/readyz` and
+   * `/healthz` are the default tenant's own, as for a single-tenant connector.
+   */
+  readonly notReady?: (() => Promise<string | undefined>) | undefined
   readonly status: () => Promise<unknown>
+  /** Where the process's status (JSON) is served; default `/cluster/status`; null: nowhere (the path is the default tenant's). */
+  readonly statusPath?: string | null | undefined
 }
 
 type Target = { readonly kind: "go"; readonly host: string; readonly port: number; readonly path: string } | {
@@ -78,12 +83,13 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
 
       const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
         const url = req.url ?? "/"
-        if (url === "/healthz") return answer(res, 200, "ok")
-        if (url === "/readyz") {
-          const reason = await options.notReady()
+        const notReady = options.notReady
+        if (url === "/healthz" && notReady !== undefined) return answer(res, 200, "ok")
+        if (url === "/readyz" && notReady !== undefined) {
+          const reason = await notReady()
           return answer(res, reason === undefined ? 200 : 503, reason === undefined ? "ready" : `not ready: ${reason}`)
         }
-        if (url === "/cluster/status") return answer(res, 200, JSON.stringify(await options.status()), "application/json")
+        if (options.statusPath !== null && url === (options.statusPath ?? "/cluster/status")) return answer(res, 200, JSON.stringify(await options.status()), "application/json")
         const target = await resolveTarget(url, req.headers[forwardedHeader] !== undefined)
         if (target.kind === "refuse") return answer(res, target.status, target.reason)
         const upstream = request({

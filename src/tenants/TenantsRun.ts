@@ -68,8 +68,6 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
     removed: (id) => Effect.sync(() => removed.delete(id))
   })
 
-  let stopping = false
-  yield* Effect.addFinalizer(() => Effect.sync(() => { stopping = true }))
   const front = yield* startRunnerFront({
     host: options.config.http.host,
     port: options.config.http.port,
@@ -79,7 +77,8 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
     known: (tenant) => Effect.runPromise(Effect.map(SubscriptionRef.get(supervisor.states), (states) => tenant === defaultTenant || states.has(tenant))),
     // One process: a known tenant that is not running here (starting, or failed and waiting) has no other owner.
     owner: () => Promise.resolve(undefined),
-    notReady: () => Promise.resolve(stopping ? "stopping" : undefined),
+    // Not served unauthenticated here: the overview page (with the admin password) is still to come.
+    statusPath: null,
     status: () =>
       Effect.runPromise(Effect.map(SubscriptionRef.get(supervisor.states), (states) => ({
         tenants: [
