@@ -114,6 +114,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     pollCredential: usersCredential,
     maxBodyBytes: config.notifications.maxBodyBytes,
     decryptWorkers: config.notifications.decryptWorkers,
+    floodLatencyBudgetMillis: config.notifications.floodLatencyBudgetMillis,
     dataDir
   })
   const loginBackoff: BackoffPolicy = {
