@@ -90,7 +90,9 @@ const connectorConfig = (graphUrl: string, port: number, dataDir: string) => ({
     publicBaseUrl: `http://127.0.0.1:${port}`,
     notificationPath: NOTIFICATION_PATH,
     // BENCH_DECRYPT_WORKERS tries another decrypt pool size; by default the connector's own default.
-    ...(process.env["BENCH_DECRYPT_WORKERS"] ? { decryptWorkers: Number(process.env["BENCH_DECRYPT_WORKERS"]) } : {})
+    ...(process.env["BENCH_DECRYPT_WORKERS"] ? { decryptWorkers: Number(process.env["BENCH_DECRYPT_WORKERS"]) } : {}),
+    // BENCH_FLOOD_BUDGET_MS sets notifications.floodLatencyBudgetMillis (0: no flood fallback, every item decrypted).
+    ...(process.env["BENCH_FLOOD_BUDGET_MS"] ? { floodLatencyBudgetMillis: Number(process.env["BENCH_FLOOD_BUDGET_MS"]) } : {})
   },
   pbx: { masterPbx: "pbx-master", appPassword: PBX_PASSWORD },
   http: { host: "127.0.0.1", port },

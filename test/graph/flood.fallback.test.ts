@@ -94,13 +94,36 @@ describe("PresenceState with reads in place of pushed items", () => {
 })
 
 describe("FloodFallback", () => {
-  it.effect("users asked for during a read wait for the next one, each once, a round at most maxPerRound", () =>
+  it.effect("with two readers, a second read starts while the first is under way, with the users waiting then", () =>
+    Effect.gen(function*() {
+      const reads: Array<ReadonlyArray<string>> = []
+      const release = yield* Deferred.make<void>()
+      const twoStarted = yield* Deferred.make<void>()
+      const fallback = yield* makeFloodFallback({
+        maxPerRead: 2,
+        readers: 2,
+        read: (ids) =>
+          Effect.gen(function*() {
+            reads.push(ids)
+            if (reads.length === 2) yield* Deferred.succeed(twoStarted, undefined)
+            yield* Deferred.await(release)
+          })
+      })
+      // Five users at once: two reads of two start together, the fifth waits for a free reader.
+      yield* fallback.offer(["a", "b", "c", "d", "e"])
+      yield* Deferred.await(twoStarted)
+      assert.deepStrictEqual(reads, [["a", "b"], ["c", "d"]])
+      assert.strictEqual(yield* fallback.waiting, 1)
+    }).pipe(Effect.scoped))
+
+  it.effect("with one reader, users asked for during a read wait for the next one, each once, at most maxPerRead a read", () =>
     Effect.gen(function*() {
       const reads: Array<{ ids: ReadonlyArray<string>; at: number }> = []
       const gates = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
       const started = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
       const fallback = yield* makeFloodFallback({
-        maxPerRound: 3,
+        maxPerRead: 3,
+        readers: 1,
         read: (ids, at) =>
           Effect.gen(function*() {
             const n = reads.length

@@ -41,10 +41,11 @@ export class PresenceSource extends Context.Service<PresenceSource, {
       const manager = yield* SubscriptionManager
       const core = yield* makeCore("reconcile")
       yield* inbox.presences.pipe(Stream.runForEachArray((pushed) => apply(core, pushed, "push")), Effect.forkScoped)
-      // Basic notifications, and rich items over the decryption's latency budget: read, a round at a time.
+      // Basic notifications, and rich items over the decryption's latency budget: read, up to 650 users per request.
       const fallback = yield* makeFloodFallback({
         read: (ids, requestedAt) => read(core, ids.filter((id) => core.state.has(id)), "push", requestedAt),
-        maxPerRound: defaultPresenceReaderOptions.batchSize * defaultPresenceReaderOptions.concurrency
+        maxPerRead: defaultPresenceReaderOptions.batchSize,
+        readers: defaultPresenceReaderOptions.concurrency
       })
       yield* inbox.refetch.pipe(Stream.runForEach(fallback.offer), Effect.forkScoped)
       yield* manager.resyncs.pipe(
