@@ -1,7 +1,7 @@
 /**
  * `node bench/profileTop.ts <file.cpuprofile> [fromSeconds] [toSeconds] [rows]`: where a V8 CPU profile of the connector
  * (BENCH_PROFILE=1 BENCH_KEEP=1) spent its time within a window (seconds from the profile's start; the last N seconds
- * with a negative `fromSeconds`): self time per function and file, largest first, and the share of idle time.
+ * with negative figures): self time per function and file, largest first, and the share of idle time.
  */
 import { readFileSync } from "node:fs"
 
@@ -26,7 +26,7 @@ if (file === undefined) {
 const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
 const totalSeconds = (profile.endTime - profile.startTime) / 1e6
 const from = fromArg === undefined ? 0 : Number(fromArg) < 0 ? totalSeconds + Number(fromArg) : Number(fromArg)
-const to = toArg === undefined || toArg === "" ? totalSeconds : Number(toArg)
+const to = toArg === undefined || toArg === "" ? totalSeconds : Number(toArg) < 0 ? totalSeconds + Number(toArg) : Number(toArg)
 const byId = new Map(profile.nodes.map((node) => [node.id, node]))
 const self = new Map<string, number>()
 let at = 0
