@@ -37,6 +37,7 @@ import { RecentErrors, recentErrorsLogger } from "../status/RecentErrors.ts"
 import type { ConnectorSettings } from "../config/Settings.ts"
 import { initialSnapshot, StatusBoard } from "../status/StatusBoard.ts"
 import { StatusProjectorLayer } from "../status/StatusProjector.ts"
+import { HeapHeadroomLayer } from "./HeapHeadroom.ts"
 
 export const version: string = packageJson.version
 
@@ -109,7 +110,7 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
   )
 
   // The HTTP server starts once the services behind its routes exist; the flow starts last and stops first.
-  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper).pipe(
+  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper, HeapHeadroomLayer).pipe(
     announcedStop("the flow (no more intake; pending PBX writes are delivered)")
   )
   // PBX → Teams (off by default, and then nothing of it runs): built after the server, so it stops before the PBX
