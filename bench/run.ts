@@ -218,7 +218,7 @@ const program = Effect.gen(function*() {
 
   const changeScenario = changeRun({ connector, graph, pbx, posts, setPresences, teamsUsers, guidOf, teamsIdOf })
   // Let the start-up settle (subscription creation, the first reconcile) before the first change scenario.
-  yield* Effect.sleep("2 seconds")
+  yield* Effect.sleep(`${SETTLE_SECONDS} seconds`)
 
   // ---- idle-10k: what the connector costs while nothing changes (status projection, timers, keep-alives) ----------
   const idleBefore = processCpuMs(connector.pid)
@@ -284,6 +284,8 @@ const BURST_RATE = Number(process.env["BENCH_BURST_RATE"] ?? 1500)
 const SUSTAINED_RATE = Number(process.env["BENCH_RATE"] ?? 500)
 const SUSTAINED_SECONDS = 12
 const IDLE_SECONDS = Number(process.env["BENCH_IDLE_SECONDS"] ?? 5)
+/** Between the start-up (all users written, all shards active) and the idle window: BENCH_SETTLE_SECONDS. */
+const SETTLE_SECONDS = Number(process.env["BENCH_SETTLE_SECONDS"] ?? 2)
 
 /** `npm run bench -- soak` runs the memory soak (bench/soak.ts) instead of the scenarios above. */
 const soakOnly = process.argv.slice(2).includes("soak")
