@@ -204,8 +204,12 @@ export const renewShard = Effect.fn("PresenceShards.renew")(function*(ctx: Shard
   yield* Effect.logError(shard.error).pipe(Effect.annotateLogs({ shard: shard.key }))
 })
 
+/** Shard calls (create, recreate, renew) at once: each shard has an account of its own. */
+export const shardCallsAtOnce = 8
+
+/** Every shard renewed (adopted ones at start-up too), `shardCallsAtOnce` at a time: one account each. */
 export const renewAll = Effect.fn("PresenceShards.renewAll")(function*(ctx: ShardContext) {
-  for (const shard of ctx.book.shards) yield* renewShard(ctx, shard)
+  yield* Effect.forEach(ctx.book.shards, (shard) => renewShard(ctx, shard), { concurrency: shardCallsAtOnce, discard: true })
 })
 
 /** A lifecycle event of a presence subscription: `missed` → resync, removed → create again, else reauthorize + renew. */
@@ -222,9 +226,6 @@ export const onShardLifecycle = Effect.fn("PresenceShards.onLifecycle")(function
   if (reauthorized._tag === "Failure" && isNotFound(reauthorized.failure as SubscriptionCallError)) return yield* recreateShard(ctx, shard)
   yield* renewShard(ctx, shard)
 })
-
-/** Shards created or recreated at once when a plan is applied. */
-export const shardCallsAtOnce = 8
 
 /**
  * Plans the shards for `userIds` (sticky, SubscriptionShards.ts) and brings each subscription in line: created,
