@@ -12,7 +12,7 @@ export {
   startDemoGraphSimulator
 } from "./simulators/graph/GraphSimulator.ts"
 export { SubscriptionsExtension } from "./simulators/graph/SubscriptionsRoutes.ts"
-export { JWKS_PATH } from "./simulators/graph/Jwks.ts"
+export { JWKS_PATH } from "./simulators/graph/SimJwks.ts"
 export {
   demoSystemOptions,
   type PresenceEntry,

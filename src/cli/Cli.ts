@@ -122,11 +122,18 @@ const runDemo = ({ graphPort, pbxPort, port }: DemoPorts) =>
     Effect.provide(Layer.unwrap(Effect.map(GlobalFlag.LogLevel, (override) => withOtlp(loggingLayer({ level: "info", format: "auto", override })))))
   )
 
+const clusterFlag = Flag.Boolean("cluster").pipe(
+  Flag.withDefault(false),
+  Flag.withDescription("Join a cluster of runners over the shared PostgreSQL state (docs/scaling.md)")
+)
+
 /** `run` is the production command: without a configuration it refuses, rather than quietly running the demo. */
-const run = Command.make("run", { config: configFlag }, ({ config }) => {
+const run = Command.make("run", { config: configFlag, cluster: clusterFlag }, ({ cluster, config }) => {
   const path = resolveConfigPath(config)
   return path === undefined
     ? Console.error(noConfigurationMessage(process.cwd(), process.env)).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
+    : cluster
+    ? Effect.promise(() => import("../cluster/ClusterCommand.ts")).pipe(Effect.flatMap(({ runClusterRunner }) => runClusterRunner(path)))
     : runConnector(path)
 }).pipe(Command.withDescription(
   "Run the connector (the production command) with its configuration file: --config, else $CONNECTOR_CONFIG, else " +

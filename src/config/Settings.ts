@@ -68,33 +68,21 @@ const loadMatchingFile = Effect.fnUntraced(function*(path: string) {
   return pairs
 })
 
-export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(config: ConnectorConfig) {
-  const dataDir = resolve(config.dataDir)
-  const app: GraphSettings["app"] = config.app === undefined
-    ? undefined
-    : config.app.certificateFile !== undefined && config.app.privateKeyFile !== undefined
-    ? {
+/** The application credential: a certificate (both files read now), a client secret, or none. */
+const appCredential = Effect.fnUntraced(function*(app: ConnectorConfig["app"]) {
+  if (app === undefined) return undefined
+  if (app.certificateFile !== undefined && app.privateKeyFile !== undefined) {
+    return {
       _tag: "Certificate",
-      certificatePem: yield* readText(config.app.certificateFile, "app.certificateFile"),
-      privateKeyPem: Redacted.make(yield* readText(config.app.privateKeyFile, "app.privateKeyFile"))
-    }
-    : config.app.clientSecret !== undefined
-    ? { _tag: "ClientSecret", secret: config.app.clientSecret }
-    : undefined
-  const graph: GraphSettings = {
-    tenantId: config.tenantId,
-    clientId: config.clientId,
-    loginBaseUrl: config.graph.loginBaseUrl,
-    graphBaseUrl: config.graph.graphBaseUrl,
-    app,
-    accounts: config.accounts.map((a) => ({ name: a.name, username: a.username, flow: a.flow, password: a.password })),
-    dataDir
+      certificatePem: yield* readText(app.certificateFile, "app.certificateFile"),
+      privateKeyPem: Redacted.make(yield* readText(app.privateKeyFile, "app.privateKeyFile"))
+    } satisfies GraphSettings["app"]
   }
-  const firstAccount = config.accounts[0]
-  const usersCredential: CredentialRef = app !== undefined || firstAccount === undefined
-    ? AppCredentialRef
-    : accountRef(firstAccount.name)
-  const subscriptions = defaultSubscriptionSettings({
+  return app.clientSecret !== undefined ? { _tag: "ClientSecret", secret: app.clientSecret } satisfies GraphSettings["app"] : undefined
+})
+
+const subscriptionSettings = (config: ConnectorConfig, usersCredential: CredentialRef, dataDir: string) =>
+  defaultSubscriptionSettings({
     mode: config.notifications.mode,
     publicBaseUrl: config.notifications.publicBaseUrl ?? `http://127.0.0.1:${config.http.port}`,
     notificationPath: config.notifications.notificationPath,
@@ -117,13 +105,9 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     floodLatencyBudgetMillis: config.notifications.floodLatencyBudgetMillis,
     dataDir
   })
-  const loginBackoff: BackoffPolicy = {
-    ...defaultBackoffPolicy,
-    maxDelayMillis: config.security.maxLoginDelaySeconds * 1000,
-    refuseAfterFailures: config.security.refuseAfterFailedLogins,
-    refuseMillis: config.security.refuseMinutes * 60_000
-  }
-  const pbx = makePbxSettings({
+
+const pbxSettings = (config: ConnectorConfig, loginBackoff: BackoffPolicy) =>
+  makePbxSettings({
     loginBackoff,
     maxFrameBytes: config.pbx.maxFrameBytes,
     appPassword: config.pbx.appPassword,
@@ -135,10 +119,12 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     ...(config.pbx.licenceName !== undefined ? { licenceName: config.pbx.licenceName } : {}),
     ...(config.pbx.maxUsers !== undefined ? { maxUsers: config.pbx.maxUsers } : {})
   })
+
+const flowSettings = Effect.fnUntraced(function*(config: ConnectorConfig, usersCredential: CredentialRef) {
   const strategy: MatchStrategy = config.matching.strategy === "file"
     ? { _tag: "file", pairs: yield* loadMatchingFile(config.matching.file ?? "") }
     : { _tag: config.matching.strategy }
-  const flow: FlowSettings = {
+  return {
     mode: config.notifications.mode,
     strategy,
     mapping: buildMappingConfig(config.mapping.overrides, config.mapping.note).config,
@@ -146,6 +132,30 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     replanDebounceMillis: config.timers.replanDebounceSeconds * 1000,
     usersRefreshMinutes: config.timers.usersRenewMinutes,
     clearOnShutdown: config.shutdown.clearPresences
+  } satisfies FlowSettings
+})
+
+export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(config: ConnectorConfig) {
+  const dataDir = resolve(config.dataDir)
+  const app = yield* appCredential(config.app)
+  const graph: GraphSettings = {
+    tenantId: config.tenantId,
+    clientId: config.clientId,
+    loginBaseUrl: config.graph.loginBaseUrl,
+    graphBaseUrl: config.graph.graphBaseUrl,
+    app,
+    accounts: config.accounts.map((a) => ({ name: a.name, username: a.username, flow: a.flow, password: a.password })),
+    dataDir
+  }
+  const firstAccount = config.accounts[0]
+  const usersCredential: CredentialRef = app !== undefined || firstAccount === undefined
+    ? AppCredentialRef
+    : accountRef(firstAccount.name)
+  const loginBackoff: BackoffPolicy = {
+    ...defaultBackoffPolicy,
+    maxDelayMillis: config.security.maxLoginDelaySeconds * 1000,
+    refuseAfterFailures: config.security.refuseAfterFailedLogins,
+    refuseMillis: config.security.refuseMinutes * 60_000
   }
   const pbxToTeams = yield* pbxToTeamsSettings(config).pipe(
     Effect.mapError((cause) =>
@@ -155,9 +165,9 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
   return {
     statusPage: { loginBackoff, limits: { ...defaultStatusPageLimits, maxEventStreams: config.security.maxEventStreams } },
     graph,
-    subscriptions,
-    pbx,
-    flow,
+    subscriptions: subscriptionSettings(config, usersCredential, dataDir),
+    pbx: pbxSettings(config, loginBackoff),
+    flow: yield* flowSettings(config, usersCredential),
     http: config.http,
     adminPassword: config.admin.password,
     pbxToTeams

@@ -28,7 +28,15 @@ import { AdminPassword, StatusLoginBackoff, StatusRoutes } from "../status/Statu
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
-import { FlowConfig, FlowLayer, FlowState, LicenceCheckFromPbx } from "./Flow.ts"
+import type { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
+import type { PbxConnections } from "../pbx/socket/PbxConnections.ts"
+import type { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
+import { FlowConfig } from "./FlowConfig.ts"
+import { FlowLayer } from "./Flow.ts"
+import { LicenceCheckFromPbx } from "./LicenceCheckFromPbx.ts"
+import { Planner } from "./Planner.ts"
+import { PlanState } from "./PlanState.ts"
+import { PresencePipeline } from "./PresencePipeline.ts"
 import { PbxToTeamsLayer } from "./calls/PbxToTeams.ts"
 import { makeRepeatGate, repeatGateLayer } from "../observability/LogRepeats.ts"
 import { announcedStop } from "./Shutdown.ts"
@@ -44,6 +52,11 @@ export const version: string = packageJson.version
 export interface ConnectorOptions {
   /** Shown on the status page in demo mode: the simulators' control base URLs. */
   readonly demo?: { readonly graphSimulator: string; readonly pbxSimulator: string } | undefined
+  /**
+   * The PresenceWriter the flow writes to, built over the real one (a cluster's owner puts desired commands into the
+   * state store instead of writing to the PBX itself: src/cluster/DesiredPresence.ts). Default: the real writer.
+   */
+  readonly flowWriter?: Layer.Layer<PresenceWriter, never, PresenceWriter | PbxConnections | PbxDirectory | PbxSettings> | undefined
 }
 
 /** Signs every configured credential in ahead of need, so tokens are fresh and the status page is accurate. */
@@ -62,11 +75,9 @@ export const SignInKeeper = Layer.effectDiscard(Effect.gen(function*() {
   }).pipe(Effect.forkScoped)
 }))
 
-export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {
-  const push = settings.flow.mode === "push"
-  const serverOptions = { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }
-  const config = Layer.mergeAll(
-    // First of all: the data directory exists, 0700, and nothing in it is open to other users.
+/** The settings as services; first of all, the data directory exists, 0700, and nothing in it is open to others. */
+const configLayer = (settings: ConnectorSettings) =>
+  Layer.mergeAll(
     Layer.effectDiscard(prepareDataDir(settings.graph.dataDir)),
     Layer.succeed(GraphConfig, settings.graph),
     SubscriptionSettings.layer(settings.subscriptions),
@@ -79,43 +90,70 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
     ])
   )
 
-  const graph = Layer.mergeAll(TeamsUsers.layer, PresenceReader.layer, SubscriptionApi.layer).pipe(
-    Layer.provideMerge(GraphClient.layer),
-    // One presence budget for the application: reads and the PBX → Teams writes count together.
-    Layer.provideMerge(PresenceBudget.layer),
-    Layer.provideMerge(TokenService.layer),
-    Layer.provideMerge(NodeHttpClient.layerUndici)
-  )
+const graphLayer = Layer.mergeAll(TeamsUsers.layer, PresenceReader.layer, SubscriptionApi.layer).pipe(
+  Layer.provideMerge(GraphClient.layer),
+  // One presence budget for the application: reads and the PBX → Teams writes count together.
+  Layer.provideMerge(PresenceBudget.layer),
+  Layer.provideMerge(TokenService.layer),
+  Layer.provideMerge(NodeHttpClient.layerUndici)
+)
 
-  const board = Layer.effect(
+const boardLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
+  Layer.effect(
     StatusBoard,
-    Effect.gen(function*() {
-      const startedAt = yield* Clock.currentTimeMillis
-      return yield* StatusBoard.make({
+    Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
+      StatusBoard.make({
         ...initialSnapshot({ version, startedAt, mode: settings.flow.mode }),
         ...(options.demo !== undefined ? { demo: options.demo } : {})
-      })
-    })
+      }))
   )
 
-  const inbox = NotificationsInbox.layer.pipe(
-    Layer.provideMerge(DecryptPool.layer),
-    Layer.provideMerge(ValidationTokens.layer),
-    Layer.provideMerge(CertificateStore.layer)
+const inboxLayer = NotificationsInbox.layer.pipe(
+  Layer.provideMerge(DecryptPool.layer),
+  Layer.provideMerge(ValidationTokens.layer),
+  Layer.provideMerge(CertificateStore.layer),
+  announcedStop("the notification inbox and the decryption workers")
+)
+
+// Each stage logs when it begins to stop, in the order of docs/architecture.md (Shutdown order).
+const sharedLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
+  Layer.mergeAll(PbxServices, graphLayer, boardLayer(settings, options), PlanState.layer).pipe(
+    announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)"),
+    Layer.provideMerge(configLayer(settings))
   )
 
-  // Each stage logs when it begins to stop, in the order of docs/architecture.md (Shutdown order).
-  const shared = Layer.mergeAll(PbxServices, graph, board, FlowState.layer).pipe(
-    announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)")
-  )
+/** Push: inbox and webhook, subscriptions, the reconciler. */
+const pushPresence = PresenceSource.layerPush.pipe(
+  announcedStop("the presence reads (reconciler, refetch, resync)"),
+  Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to subscriptions.json)"))),
+  Layer.provideMerge(LicenceCheckFromPbx),
+  Layer.provideMerge(inboxLayer)
+)
 
-  // The HTTP server starts once the services behind its routes exist; the flow starts last and stops first.
-  const workers = Layer.mergeAll(FlowLayer, StatusProjectorLayer, SignInKeeper, HeapHeadroomLayer).pipe(
+/** Poll-only: no webhook, no subscriptions. */
+const pollPresence = PresenceSource.layerPoll.pipe(announcedStop("the presence reads (poller)"))
+
+// The flow starts last and stops first; the pipeline's rows are shared with the status projector.
+const workersLayer = (options: ConnectorOptions) => {
+  const workers = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper, HeapHeadroomLayer).pipe(
+    Layer.provide(PresencePipeline.layer)
+  )
+  return (options.flowWriter === undefined ? workers : workers.pipe(Layer.provide(options.flowWriter))).pipe(
     announcedStop("the flow (no more intake; pending PBX writes are delivered)")
   )
-  // PBX → Teams (off by default, and then nothing of it runs): built after the server, so it stops before the PBX
-  // connections do; it provides the loop guard the flow consults.
-  const pbxToTeams = settings.pbxToTeams === undefined
+}
+
+const serve = <E, R>(settings: ConnectorSettings, routes: Layer.Layer<never, E, R>) =>
+  serveRoutes(routes, { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }).pipe(
+    announcedStop("the HTTP server (status page, webhook, PBX connections)")
+  )
+
+/**
+ * PBX → Teams (off by default, and then nothing of it runs): built after the server, so it stops before the PBX
+ * connections do; it provides the loop guard the presence pipeline consults.
+ */
+const pbxToTeamsLayer = (settings: ConnectorSettings) =>
+  settings.pbxToTeams === undefined
     ? Layer.empty
     : PbxToTeamsLayer({
       settings: settings.pbxToTeams,
@@ -123,33 +161,24 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
       contact: settings.pbx.contact,
       requestTimeoutMs: settings.pbx.requestTimeoutMs
     }).pipe(announcedStop("PBX → Teams (the Teams presence sessions of PBX calls are cleared, if configured)"))
-  const serve = <E, R>(routes: Layer.Layer<never, E, R>) =>
-    serveRoutes(routes, serverOptions).pipe(announcedStop("the HTTP server (status page, webhook, PBX connections)"))
 
-  // Push: inbox and webhook, subscriptions, the reconciler.
-  const pushApp = () => {
-    const presence = PresenceSource.layerPush.pipe(
-      announcedStop("the presence reads (reconciler, refetch, resync)"),
-      Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to subscriptions.json)"))),
-      Layer.provideMerge(LicenceCheckFromPbx),
-      Layer.provideMerge(inbox.pipe(announcedStop("the notification inbox and the decryption workers")))
-    )
-    const core = presence.pipe(Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
-    return workers.pipe(Layer.provideMerge(pbxToTeams), Layer.provideMerge(server))
-  }
+// The HTTP server starts once the services behind its routes exist; the workers start last.
+const pushApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
+  const core = pushPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
+  const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
+  return workersLayer(options).pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
+}
 
-  // Poll-only: no webhook, no subscriptions.
-  const pollApp = () => {
-    const core = PresenceSource.layerPoll.pipe(announcedStop("the presence reads (poller)"), Layer.provideMerge(shared), Layer.provideMerge(config))
-    const server = serve(Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
-    return workers.pipe(Layer.provideMerge(pbxToTeams), Layer.provideMerge(server))
-  }
+const pollApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
+  const core = pollPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
+  const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
+  return workersLayer(options).pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
+}
 
-  const app = push ? pushApp() : pollApp()
-
+export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {
+  const app = settings.flow.mode === "push" ? pushApp(settings, options) : pollApp(settings, options)
   // Warnings and errors also go to the status page's "recent errors"; repeats of one kind are rate-limited for both.
-  return Layer.unwrap(Effect.gen(function*() {
+  return Layer.unwrap(Effect.sync(() => {
     const errors = RecentErrors.make()
     return app.pipe(
       Layer.provide(repeatGateLayer(makeRepeatGate(), [recentErrorsLogger(errors)])),

@@ -6,7 +6,7 @@
  */
 import { Effect, Layer, Stream, SubscriptionRef } from "effect"
 import { getHeapStatistics } from "node:v8"
-import { FlowState } from "./Flow.ts"
+import { PlanState } from "./PlanState.ts"
 
 /** Live heap after a full collection (MB): measured at 1,000–50,000 users on the bench (docs/performance.md). */
 export const expectedLiveHeapMb = (users: number): number => 55 + 2.8 * (users / 1000)
@@ -36,7 +36,7 @@ const limitMb = (): number => getHeapStatistics().heap_size_limit / (1024 * 1024
 
 /** Checks the limit at every new plan; warns once per recommended size (again only when more users need more). */
 export const HeapHeadroomLayer = Layer.effectDiscard(Effect.gen(function*() {
-  const state = yield* FlowState
+  const state = yield* PlanState
   let warnedFor = 0
   yield* SubscriptionRef.changes(state.plan).pipe(
     Stream.runForEach((plan) =>

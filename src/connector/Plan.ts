@@ -4,9 +4,10 @@
  * synchronised pairs are matched AND licensed, in a stable order; everybody left out carries a reason. A user whose
  * licence is unknown right now keeps what the previous plan decided: unknown is not unlicensed.
  */
+import { teamsKey } from "../domain/TeamsId.ts"
 import type { TeamsUser } from "../graph/users/TeamsUsers.ts"
 import type { LicensingSummary, Verdict } from "../pbx/directory/Licences.ts"
-import type { PbxUser } from "../pbx/directory/UserDirectory.ts"
+import type { PbxUser } from "../pbx/directory/PbxDirectory.ts"
 import { type Ambiguity, type MatchResult, matchUsers, type MatchStrategy, type PbxUserRef } from "./Matching.ts"
 
 export interface SyncedUser {
@@ -23,7 +24,7 @@ export interface Plan {
   readonly ready: boolean
   /** Matched and licensed: the users whose presence is subscribed and written. Ordered by PBX guid. */
   readonly synced: ReadonlyArray<SyncedUser>
-  /** Keyed by the Teams id in lower case: Graph does not promise the casing of ids in notifications. */
+  /** Keyed by `teamsKey` (domain/TeamsId.ts): Graph does not promise the casing of ids in notifications. */
   readonly byTeamsId: ReadonlyMap<string, SyncedUser>
   /** Matched, and known not to be licensed. */
   readonly unlicensed: ReadonlyArray<LeftOutUser>
@@ -104,7 +105,7 @@ export const matchedPbxUsers = (match: PlanMatch): ReadonlyArray<PbxUser> => mat
 
 /**
  * Step 2: who is served. A user whose licence is unknown now keeps being served if `previous` served them, or if a
- * live presence subscription holds them (`held`, Teams ids in lower case: what a restart adopted).
+ * live presence subscription holds them (`held`, by `teamsKey`: what a restart adopted).
  */
 export const makePlan = (input: {
   readonly match: PlanMatch
@@ -122,15 +123,15 @@ export const makePlan = (input: {
     if (verdict._tag === "Licensed") synced.push(pair)
     else if (verdict._tag === "Unlicensed") unlicensed.push({ ...pair, reason: verdict.reason })
     else if (
-      input.previous?.byTeamsId.get(pair.teams.id.toLowerCase())?.pbx.guid === pair.pbx.guid ||
-      input.held?.has(pair.teams.id.toLowerCase()) === true
+      input.previous?.byTeamsId.get(teamsKey(pair.teams.id))?.pbx.guid === pair.pbx.guid ||
+      input.held?.has(teamsKey(pair.teams.id)) === true
     ) synced.push(pair)
     else unknown.push({ ...pair, reason: verdict.reason })
   }
   return {
     ready: true,
     synced,
-    byTeamsId: new Map(synced.map((s) => [s.teams.id.toLowerCase(), s])),
+    byTeamsId: new Map(synced.map((s) => [teamsKey(s.teams.id), s])),
     unlicensed,
     unknown,
     unmatchedTeams: input.match.result.unmatchedTeams,

@@ -6,13 +6,13 @@
 import { Console, Context, Effect, Exit, Layer, Random, Redacted, Scope } from "effect"
 import { Activities } from "../domain/Presence.ts"
 import { generateUsers, type GraphSimulatorHandle, startDemoGraphSimulator } from "../simulators/graph/GraphSimulator.ts"
-import { JWKS_PATH } from "../simulators/graph/Jwks.ts"
+import { JWKS_PATH } from "../simulators/graph/SimJwks.ts"
 import { SubscriptionsExtension } from "../simulators/graph/SubscriptionsRoutes.ts"
 import { demoSystemOptions, PbxSimulator, type PbxSimulatorHandle } from "../simulators/pbx/PbxSimulator.ts"
 import { decodeConfig } from "../config/ConfigFile.ts"
 import { freePort } from "../http/Server.ts"
 import { ConnectorLayer, serverUrl } from "../connector/Connector.ts"
-import { settingsFromConfig } from "../config/Settings.ts"
+import { type ConnectorSettings, settingsFromConfig } from "../config/Settings.ts"
 import { StatusBoard } from "../status/StatusBoard.ts"
 import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.ts"
 
@@ -73,123 +73,133 @@ const availabilityOf = (activity: string): string =>
     : activity
 
 /** Changes a few random users' presences, forever. */
-const animate = (graph: GraphSimulatorHandle, ids: ReadonlyArray<string>, everySeconds: number) =>
-  Effect.gen(function*() {
-    while (true) {
-      yield* Effect.sleep(`${everySeconds} seconds`)
-      const count = yield* Random.nextIntBetween(1, 4)
-      for (let i = 0; i < count; i++) {
-        const id = ids[yield* Random.nextIntBetween(0, ids.length - 1)]!
-        const activity = Activities[yield* Random.nextIntBetween(0, Activities.length - 1)]!
-        yield* graph.setPresence(id, { availability: availabilityOf(activity), activity })
-      }
+const animate = Effect.fn("Demo.animate")(function*(graph: GraphSimulatorHandle, ids: ReadonlyArray<string>, everySeconds: number) {
+  while (true) {
+    yield* Effect.sleep(`${everySeconds} seconds`)
+    const count = yield* Random.nextIntBetween(1, 4)
+    for (let i = 0; i < count; i++) {
+      const id = ids[yield* Random.nextIntBetween(0, ids.length - 1)]!
+      const activity = Activities[yield* Random.nextIntBetween(0, Activities.length - 1)]!
+      yield* graph.setPresence(id, { availability: availabilityOf(activity), activity })
     }
+  }
+})
+
+/** The connector's configuration in the demo: the production schema, pointed at the simulators. */
+const demoConfig = (options: DemoOptions, graphUrl: string, host: string, port: number) => ({
+  tenantId,
+  clientId,
+  app: { clientSecret },
+  accounts: [{ name: "presence-1", username: "presence-1@contoso.com", flow: "password", password: "demo-password" }],
+  graph: { loginBaseUrl: graphUrl, graphBaseUrl: graphUrl, jwksUrl: graphUrl + JWKS_PATH },
+  notifications: {
+    mode: options.mode ?? "push",
+    publicBaseUrl: `http://127.0.0.1:${port}`,
+    deleteSubscriptionsOnShutdown: options.deleteSubscriptionsOnShutdown ?? false
+  },
+  pbx: { masterPbx: "pbx-master", appPassword: pbxPassword, licensing: options.licensing ?? "appRight" },
+  http: { host, port },
+  dataDir: options.dataDir,
+  timers: { replanDebounceSeconds: 1, pollSeconds: options.pollSeconds ?? 5 },
+  ...(options.pbxToTeams !== undefined ? { pbxToTeams: { enabled: true, ...options.pbxToTeams } } : {})
+})
+
+/**
+ * The connector in a scope of its own, so a test can stop it (and see its shutdown) while the simulators run on, and
+ * start it again over the same data directory.
+ */
+const connectorSlot = (settings: ConnectorSettings, demo: { readonly graphSimulator: string; pbxSimulator: string }) => {
+  let running: { readonly scope: Scope.Closeable; readonly context: Context.Context<unknown> } | undefined
+  const stop = Effect.suspend(() => {
+    const current = running
+    running = undefined
+    return current === undefined ? Effect.void : Scope.close(current.scope, Exit.void)
   })
+  const launch = Effect.gen(function*() {
+    yield* stop
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(ConnectorLayer(settings, { demo: { ...demo } }), scope).pipe(
+      Effect.onError(() => Scope.close(scope, Exit.void))
+    )
+    running = { scope, context: context as Context.Context<unknown> }
+    return context
+  })
+  const renewPresence = Effect.suspend(() => {
+    const manager = running === undefined ? undefined : Context.getOption(running.context as Context.Context<SubscriptionManager>, SubscriptionManager)
+    return manager === undefined || manager._tag === "None" ? Effect.void : manager.value.renewPresence
+  })
+  return { launch, stop, renewPresence }
+}
+
+/**
+ * The PBX system: the PBX users carry the Teams users' addresses (demoSystemOptions names them as generateUsers does),
+ * so the e-mail matching pairs them; half are at the slave. Like a real PBX, the App objects carry no service licences:
+ * users are served because the App is ticked on their Apps tab (and, for appLicence, they hold an App licence).
+ */
+const startPbx = (options: DemoOptions, connectorUrl: string, userCount: number) =>
+  PbxSimulator.make(demoSystemOptions({
+    connectUrl: connectorUrl.replace(/^http/, "ws") + "/pbx",
+    password: pbxPassword,
+    userCount,
+    controlPort: options.pbxPort ?? 0,
+    // appLicence asks PbxAdminApi; pbxToTeams source rcc needs the RCC checkmark.
+    ...(options.licensing === "appLicence" || options.pbxToTeams?.["source"] === "rcc"
+      ? {
+        apis: [
+          "PbxApi",
+          "PbxTableUsers",
+          ...(options.licensing === "appLicence" ? ["PbxAdminApi"] : []),
+          ...(options.pbxToTeams?.["source"] === "rcc" ? ["RCC"] : [])
+        ]
+      }
+      : {})
+  }))
 
 /** Starts the three parts in the current scope; the connector runs until the scope closes. */
-export const startDemo = (options: DemoOptions): Effect.Effect<DemoHandle, unknown, Scope.Scope> =>
-  Effect.gen(function*() {
-    const userCount = options.userCount ?? 50
-    const host = options.host ?? "127.0.0.1"
-    const port = options.port === 0 ? yield* freePort(host) : options.port
-    // A separate app registration for the PBX → Teams writes, when the demo's configuration names one.
-    const writer = options.pbxToTeams?.["app"] as { readonly clientId?: unknown; readonly clientSecret?: unknown } | undefined
-    const graph = yield* startDemoGraphSimulator({
-      userCount,
-      ...(options.graphPort !== undefined ? { port: options.graphPort } : {}),
-      tenantId,
-      clientId,
-      clientSecret,
-      extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })],
-      ...(typeof writer?.clientId === "string" && typeof writer.clientSecret === "string"
-        ? { extraApps: [{ clientId: writer.clientId, clientSecrets: [{ value: writer.clientSecret }] }] }
-        : {})
-    })
-    const teamsUsers = generateUsers(userCount)
-    const teamsUserIds = teamsUsers.map((u) => u.id!)
-    const config = yield* decodeConfig(
-      {
-        tenantId,
-        clientId,
-        app: { clientSecret },
-        accounts: [{ name: "presence-1", username: "presence-1@contoso.com", flow: "password", password: "demo-password" }],
-        graph: { loginBaseUrl: graph.url, graphBaseUrl: graph.url, jwksUrl: graph.url + JWKS_PATH },
-        notifications: {
-          mode: options.mode ?? "push",
-          publicBaseUrl: `http://127.0.0.1:${port}`,
-          deleteSubscriptionsOnShutdown: options.deleteSubscriptionsOnShutdown ?? false
-        },
-        pbx: { masterPbx: "pbx-master", appPassword: pbxPassword, licensing: options.licensing ?? "appRight" },
-        http: { host, port },
-        dataDir: options.dataDir,
-        timers: { replanDebounceSeconds: 1, pollSeconds: options.pollSeconds ?? 5 },
-        ...(options.pbxToTeams !== undefined ? { pbxToTeams: { enabled: true, ...options.pbxToTeams } } : {})
-      },
-      "demo"
-    )
-    const settings = yield* settingsFromConfig(config)
-    const flow = { ...settings.flow, clearOnShutdown: options.clearPresencesOnShutdown === true }
-    // The connector has a scope of its own, so a test can stop it (and see its shutdown) while the simulators run on,
-    // and start it again over the same data directory.
-    let running: { readonly scope: Scope.Closeable; readonly context: Context.Context<unknown> } | undefined
-    let pbxControl = "(starting)"
-    const stopConnector = Effect.suspend(() => {
-      const current = running
-      running = undefined
-      return current === undefined ? Effect.void : Scope.close(current.scope, Exit.void)
-    })
-    const launch = Effect.gen(function*() {
-      yield* stopConnector
-      const scope = yield* Scope.make()
-      const context = yield* Layer.buildWithScope(
-        ConnectorLayer({ ...settings, adminPassword: options.adminPassword, flow }, {
-          demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: pbxControl }
-        }),
-        scope
-      ).pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
-      running = { scope, context: context as Context.Context<unknown> }
-      return context
-    })
-    yield* Effect.addFinalizer(() => stopConnector)
-    const context = yield* launch
-    const url = yield* serverUrl.pipe(Effect.provide(context))
-
-    // The PBX users carry the Teams users' addresses (demoSystemOptions names them as generateUsers does), so the
-    // e-mail matching pairs them; half are at the slave. Like a real PBX, the App objects carry no service licences:
-    // users are served because the App is ticked on their Apps tab (and, for appLicence, they hold an App licence).
-    const pbxOptions = demoSystemOptions({
-      connectUrl: url.replace(/^http/, "ws") + "/pbx",
-      password: pbxPassword,
-      userCount,
-      controlPort: options.pbxPort ?? 0,
-      // appLicence asks PbxAdminApi; pbxToTeams source rcc needs the RCC checkmark.
-      ...(options.licensing === "appLicence" || options.pbxToTeams?.["source"] === "rcc"
-        ? {
-          apis: [
-            "PbxApi",
-            "PbxTableUsers",
-            ...(options.licensing === "appLicence" ? ["PbxAdminApi"] : []),
-            ...(options.pbxToTeams?.["source"] === "rcc" ? ["RCC"] : [])
-          ]
-        }
-        : {})
-    })
-    const pbx = yield* PbxSimulator.make(pbxOptions)
-    pbxControl = pbx.controlUrl ?? "(no control API)"
-    yield* Context.get(context, StatusBoard).update((snapshot) => ({
-      ...snapshot,
-      demo: { graphSimulator: graph.url + "/_sim", pbxSimulator: pbxControl }
-    }))
-
-    if ((options.changeEverySeconds ?? 3) > 0) {
-      yield* animate(graph, teamsUserIds, options.changeEverySeconds ?? 3).pipe(Effect.forkScoped)
-    }
-    const renewPresence = Effect.suspend(() => {
-      const manager = running === undefined ? undefined : Context.getOption(running.context as Context.Context<SubscriptionManager>, SubscriptionManager)
-      return manager === undefined || manager._tag === "None" ? Effect.void : manager.value.renewPresence
-    })
-    return { url, graph, pbx, teamsUserIds, stopConnector, restartConnector: Effect.asVoid(launch), renewPresence }
+export const startDemo = Effect.fn("Demo.start")(function*(options: DemoOptions): Effect.fn.Return<DemoHandle, unknown, Scope.Scope> {
+  const userCount = options.userCount ?? 50
+  const host = options.host ?? "127.0.0.1"
+  const port = options.port === 0 ? yield* freePort(host) : options.port
+  // A separate app registration for the PBX → Teams writes, when the demo's configuration names one.
+  const writer = options.pbxToTeams?.["app"] as { readonly clientId?: unknown; readonly clientSecret?: unknown } | undefined
+  const graph = yield* startDemoGraphSimulator({
+    userCount,
+    ...(options.graphPort !== undefined ? { port: options.graphPort } : {}),
+    tenantId,
+    clientId,
+    clientSecret,
+    extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })],
+    ...(typeof writer?.clientId === "string" && typeof writer.clientSecret === "string"
+      ? { extraApps: [{ clientId: writer.clientId, clientSecrets: [{ value: writer.clientSecret }] }] }
+      : {})
   })
+  const teamsUserIds = generateUsers(userCount).map((u) => u.id!)
+  const settings = yield* settingsFromConfig(yield* decodeConfig(demoConfig(options, graph.url, host, port), "demo"))
+  const demo = { graphSimulator: graph.url + "/_sim", pbxSimulator: "(starting)" }
+  const connector = connectorSlot({
+    ...settings,
+    adminPassword: options.adminPassword,
+    flow: { ...settings.flow, clearOnShutdown: options.clearPresencesOnShutdown === true }
+  }, demo)
+  yield* Effect.addFinalizer(() => connector.stop)
+  const context = yield* connector.launch
+  const url = yield* serverUrl.pipe(Effect.provide(context))
+  const pbx = yield* startPbx(options, url, userCount)
+  demo.pbxSimulator = pbx.controlUrl ?? "(no control API)"
+  yield* Context.get(context, StatusBoard).update((snapshot) => ({ ...snapshot, demo: { ...demo } }))
+  if ((options.changeEverySeconds ?? 3) > 0) {
+    yield* animate(graph, teamsUserIds, options.changeEverySeconds ?? 3).pipe(Effect.forkScoped)
+  }
+  return {
+    url,
+    graph,
+    pbx,
+    teamsUserIds,
+    stopConnector: connector.stop,
+    restartConnector: Effect.asVoid(connector.launch),
+    renewPresence: connector.renewPresence
+  }
+})
 
 export const printDemoBanner = (demo: DemoHandle, password: Redacted.Redacted<string>, generated: boolean) =>
   Console.log(

@@ -110,15 +110,14 @@ export const gatedLogger = (gate: RepeatGate, inner: ReadonlyArray<Logger.Logger
 const logAt = (level: LogLevel.LogLevel, text: string) => Effect.logWithLevel(level === "All" || level === "None" ? "Info" : level)(text)
 
 /** Writes the summaries of the windows that have passed. */
-export const flushRepeats = (gate: RepeatGate) =>
-  Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    for (const summary of gate.due(now)) {
-      yield* logAt(summary.level, `${summary.text} … ${count(summary.suppressed)} more in ${windowWords(gate.options.windowMillis)}`).pipe(
-        Effect.annotateLogs({ [summaryMark]: summary.suppressed, [logKey]: summary.key })
-      )
-    }
-  })
+export const flushRepeats = Effect.fnUntraced(function*(gate: RepeatGate) {
+  const now = yield* Clock.currentTimeMillis
+  for (const summary of gate.due(now)) {
+    yield* logAt(summary.level, `${summary.text} … ${count(summary.suppressed)} more in ${windowWords(gate.options.windowMillis)}`).pipe(
+      Effect.annotateLogs({ [summaryMark]: summary.suppressed, [logKey]: summary.key })
+    )
+  }
+})
 
 /**
  * Puts the gate in front of the loggers in place (plus `extra`), and a fiber that writes the summaries every few

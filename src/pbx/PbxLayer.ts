@@ -6,8 +6,8 @@ import { Layer } from "effect"
 import { Licences } from "./directory/Licences.ts"
 import { PbxAppService } from "./socket/PbxAppService.ts"
 import { PbxConnections } from "./socket/PbxConnections.ts"
-import { PresenceWriter } from "./PresenceWriter.ts"
-import { PbxDirectory } from "./directory/UserDirectory.ts"
+import { PresenceWriter } from "./writer/PresenceWriter.ts"
+import { PbxDirectory } from "./directory/PbxDirectory.ts"
 
 /** The services, without the route. */
 export const PbxServices = Layer.mergeAll(PresenceWriter.layer, Licences.layer).pipe(

@@ -180,14 +180,12 @@ export class StatusBoard extends Context.Service<StatusBoard, {
   readonly changes: Stream.Stream<StatusSnapshot>
 }>()("teams-presence-connector/status/StatusBoard") {
   static readonly make = (initial: StatusSnapshot) =>
-    Effect.gen(function*() {
-      const ref = yield* SubscriptionRef.make(initial)
-      return StatusBoard.of({
+    Effect.map(SubscriptionRef.make(initial), (ref) =>
+      StatusBoard.of({
         get: SubscriptionRef.get(ref),
         update: (f) => SubscriptionRef.update(ref, f),
         changes: SubscriptionRef.changes(ref)
-      })
-    })
+      }))
 
   static readonly layer = (initial: StatusSnapshot) => Layer.effect(StatusBoard, StatusBoard.make(initial))
 }

@@ -27,7 +27,7 @@ export const defaultStatusPageLimits: StatusPageLimits = {
   keepAliveMillis: 15_000
 }
 
-export const StatusPageLimits = Context.Reference<StatusPageLimits>("teams-presence-connector/http/StatusPageLimits", {
+export const StatusPageLimits = Context.Reference<StatusPageLimits>("teams-presence-connector/status/StatusPageLimits", {
   defaultValue: () => defaultStatusPageLimits
 })
 

@@ -12,7 +12,7 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { noneRed, StatusBoard } from "./StatusBoard.ts"
 import { clip } from "../domain/LogText.ts"
-import { type BackoffPolicy, defaultBackoffPolicy, makeLoginBackoff } from "../domain/LoginBackoff.ts"
+import { type BackoffPolicy, defaultBackoffPolicy, type LoginBackoff, makeLoginBackoff } from "../domain/LoginBackoff.ts"
 import { loginFailures } from "../domain/Metrics.ts"
 import { lightLine } from "./LightText.ts"
 import { StatusPageLimits, statusEvents } from "./StatusEvents.ts"
@@ -20,7 +20,7 @@ import { StatusPageLimits, statusEvents } from "./StatusEvents.ts"
 export { statusEvents } from "./StatusEvents.ts"
 
 export class AdminPassword extends Context.Service<AdminPassword, Redacted.Redacted<string>>()(
-  "teams-presence-connector/http/AdminPassword"
+  "teams-presence-connector/status/AdminPassword"
 ) {}
 
 const staticFile = (name: string): string => readFileSync(new URL(`./static/${name}`, import.meta.url), "utf8")
@@ -52,7 +52,7 @@ const json = (value: unknown, status = 200) =>
   HttpServerResponse.text(JSON.stringify(value), { status, contentType: "application/json; charset=utf-8", headers: apiHeaders })
 
 /** The backoff for wrong admin passwords (the same policy as PBX logins unless configured otherwise). */
-export const StatusLoginBackoff = Context.Reference<BackoffPolicy>("teams-presence-connector/http/StatusLoginBackoff", {
+export const StatusLoginBackoff = Context.Reference<BackoffPolicy>("teams-presence-connector/status/StatusLoginBackoff", {
   defaultValue: () => defaultBackoffPolicy
 })
 
@@ -72,106 +72,107 @@ const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest) => {
   }
 }
 
+/** A source refused for its wrong passwords: 429 with the time left. */
+const refusedSource = Effect.fnUntraced(function*(source: string, admission: { readonly failures: number; readonly retryAfterMillis: number }) {
+  yield* countLogin("refused")
+  const seconds = Math.ceil(admission.retryAfterMillis / 1000)
+  yield* Effect.logWarning(`status page: ${source} refused after ${admission.failures} wrong passwords; for another ${seconds} s`).pipe(
+    Effect.annotateLogs({ logKey: `status-login-blocked:${source}` })
+  )
+  return HttpServerResponse.text("Too many wrong passwords from this address; try again later.", {
+    status: 429,
+    headers: { ...apiHeaders, "retry-after": String(seconds) }
+  })
+})
+
+/** A wrong password: counted, logged (per source, rate-limited), answered 401 after the backoff's delay. */
+const wrongPassword = Effect.fnUntraced(function*(backoff: LoginBackoff, source: string, now: number) {
+  const failure = backoff.fail(source, now)
+  yield* countLogin("failed")
+  yield* Effect.logWarning(`status page: wrong admin password from ${source}`).pipe(Effect.annotateLogs({ logKey: `status-login:${source}` }))
+  if (failure.refusedNow) {
+    yield* Effect.logWarning(
+      `status page: ${source} is refused for ${Math.round(backoff.policy.refuseMillis / 60_000)} min after ${failure.failures} wrong passwords`
+    ).pipe(Effect.annotateLogs({ logKey: `status-login-blocked:${source}` }))
+  }
+  yield* Effect.sleep(failure.delayMillis)
+  return unauthorized
+})
+
+/** Wraps a handler so that it answers only with the admin password; wrong passwords back off per source. */
+const makeGuard = (backoff: LoginBackoff, password: Redacted.Redacted<string>) =>
+<E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Effect.gen(function*() {
+      const source = sourceOf(request)
+      const now = yield* Clock.currentTimeMillis
+      const admission = backoff.admit(source, now)
+      if (admission._tag === "Refuse") return yield* refusedSource(source, admission)
+      const header = request.headers["authorization"]
+      // A browser asks without credentials first: that is no failed login.
+      if (header === undefined) return unauthorized
+      if (!authorized(header, password)) return yield* wrongPassword(backoff, source, now)
+      backoff.succeed(source)
+      return yield* handler
+    }))
+
+/** `/api/events`: the live feed, at most `maxEventStreams` at once; a reader that stalls is cut off. */
+const makeEventStreams = (board: StatusBoard["Service"], limits: StatusPageLimits) => {
+  let open = 0
+  return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    Effect.sync(() => {
+      if (open >= limits.maxEventStreams) {
+        return HttpServerResponse.text(`At most ${limits.maxEventStreams} status pages can follow live at once; close one.`, {
+          status: 503,
+          headers: { ...apiHeaders, "retry-after": "30" }
+        })
+      }
+      open++
+      // A reader that takes nothing for this long (its socket idle: not even the keep-alive leaves) is cut off.
+      const response = nodeResponseOf(request)
+      response?.setTimeout(limits.eventStreamStallMillis, () => response.destroy())
+      return HttpServerResponse.stream(statusEvents(board, limits).pipe(Stream.ensuring(Effect.sync(() => void open--))), {
+        contentType: "text/event-stream",
+        headers: { ...apiHeaders, "x-accel-buffering": "no" }
+      })
+    }))
+}
+
+/** `/readyz`: ready while no light is red; else 503 with the red lights' reasons. */
+const readiness = (board: StatusBoard["Service"]) =>
+  Effect.map(board.get, (snapshot) =>
+    noneRed(snapshot)
+      ? HttpServerResponse.text("ready")
+      : HttpServerResponse.text(
+        Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${lightLine(l)}`).join("\n"),
+        { status: 503 }
+      ))
+
 /**
  * The metrics as Prometheus text exposition (`GET /metrics`), written by effect's own exporter: it covers every kind of
  * metric the connector has and keeps their names (test/status/metrics.names.test.ts).
  */
 export const prometheusText = PrometheusMetrics.format()
 
+const pages: ReadonlyArray<readonly [path: string, file: string, type: string]> = [
+  ["/", "index.html", "text/html; charset=utf-8"],
+  ["/static/format.js", "format.js", "text/javascript; charset=utf-8"],
+  ["/static/app.js", "app.js", "text/javascript; charset=utf-8"],
+  ["/static/favicon.svg", "favicon.svg", "image/svg+xml"],
+  ["/static/style.css", "style.css", "text/css; charset=utf-8"]
+]
+
 export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const board = yield* StatusBoard
-  const password = yield* AdminPassword
-  const limits = yield* StatusPageLimits
-  const backoff = makeLoginBackoff(yield* StatusLoginBackoff)
-  let openStreams = 0
-  const pages: Record<string, { body: string; type: string }> = {
-    "/": { body: staticFile("index.html"), type: "text/html; charset=utf-8" },
-    "/static/format.js": { body: staticFile("format.js"), type: "text/javascript; charset=utf-8" },
-    "/static/app.js": { body: staticFile("app.js"), type: "text/javascript; charset=utf-8" },
-    "/static/favicon.svg": { body: staticFile("favicon.svg"), type: "image/svg+xml" },
-    "/static/style.css": { body: staticFile("style.css"), type: "text/css; charset=utf-8" }
-  }
-
-  /** The handler, for a request with the admin password; wrong passwords back off per source. */
-  const guarded = <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-      Effect.gen(function*() {
-        const source = sourceOf(request)
-        const now = yield* Clock.currentTimeMillis
-        const admission = backoff.admit(source, now)
-        if (admission._tag === "Refuse") {
-          yield* countLogin("refused")
-          const seconds = Math.ceil(admission.retryAfterMillis / 1000)
-          yield* Effect.logWarning(`status page: ${source} refused after ${admission.failures} wrong passwords; for another ${seconds} s`).pipe(
-            Effect.annotateLogs({ logKey: `status-login-blocked:${source}` })
-          )
-          return HttpServerResponse.text("Too many wrong passwords from this address; try again later.", {
-            status: 429,
-            headers: { ...apiHeaders, "retry-after": String(seconds) }
-          })
-        }
-        const header = request.headers["authorization"]
-        // A browser asks without credentials first: that is no failed login.
-        if (header === undefined) return unauthorized
-        if (authorized(header, password)) {
-          backoff.succeed(source)
-          return yield* handler
-        }
-        const failure = backoff.fail(source, now)
-        yield* countLogin("failed")
-        yield* Effect.logWarning(`status page: wrong admin password from ${source}`).pipe(
-          Effect.annotateLogs({ logKey: `status-login:${source}` })
-        )
-        if (failure.refusedNow) {
-          yield* Effect.logWarning(
-            `status page: ${source} is refused for ${Math.round(backoff.policy.refuseMillis / 60_000)} min after ${failure.failures} wrong passwords`
-          ).pipe(Effect.annotateLogs({ logKey: `status-login-blocked:${source}` }))
-        }
-        yield* Effect.sleep(failure.delayMillis)
-        return unauthorized
-      }))
-
-  for (const [path, page] of Object.entries(pages)) {
-    yield* router.add(
-      "GET",
-      path as HttpRouter.PathInput,
-      guarded(Effect.succeed(HttpServerResponse.text(page.body, { contentType: page.type, headers: { ...pageHeaders, "cache-control": "no-cache" } })))
-    )
+  const guarded = makeGuard(makeLoginBackoff(yield* StatusLoginBackoff), yield* AdminPassword)
+  for (const [path, file, type] of pages) {
+    const page = HttpServerResponse.text(staticFile(file), { contentType: type, headers: { ...pageHeaders, "cache-control": "no-cache" } })
+    yield* router.add("GET", path as HttpRouter.PathInput, guarded(Effect.succeed(page)))
   }
   yield* router.add("GET", "/api/status", guarded(Effect.map(board.get, (snapshot) => json(snapshot))))
-  yield* router.add(
-    "GET",
-    "/api/events",
-    guarded(Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-      Effect.sync(() => {
-        if (openStreams >= limits.maxEventStreams) {
-          return HttpServerResponse.text(`At most ${limits.maxEventStreams} status pages can follow live at once; close one.`, {
-            status: 503,
-            headers: { ...apiHeaders, "retry-after": "30" }
-          })
-        }
-        openStreams++
-        // A reader that takes nothing for this long (its socket idle: not even the keep-alive leaves) is cut off.
-        const response = nodeResponseOf(request)
-        response?.setTimeout(limits.eventStreamStallMillis, () => response.destroy())
-        return HttpServerResponse.stream(statusEvents(board, limits).pipe(Stream.ensuring(Effect.sync(() => void openStreams--))), {
-          contentType: "text/event-stream",
-          headers: { ...apiHeaders, "x-accel-buffering": "no" }
-        })
-      })))
-  )
+  yield* router.add("GET", "/api/events", guarded(makeEventStreams(board, yield* StatusPageLimits)))
   yield* router.add("GET", "/healthz", Effect.succeed(HttpServerResponse.text("ok")))
-  yield* router.add(
-    "GET",
-    "/readyz",
-    Effect.map(board.get, (snapshot) =>
-      noneRed(snapshot)
-        ? HttpServerResponse.text("ready")
-        : HttpServerResponse.text(
-          Object.entries(snapshot.lights).filter(([, l]) => l.state === "red").map(([name, l]) => `${name}: ${lightLine(l)}`).join("\n"),
-          { status: 503 }
-        ))
-  )
+  yield* router.add("GET", "/readyz", readiness(board))
   yield* router.add(
     "GET",
     "/metrics",

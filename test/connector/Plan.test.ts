@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { emptyPlan, makePlan, matchedPbxUsers, matchForPlan, subscribedIds } from "../../src/connector/Plan.ts"
 import type { Verdict } from "../../src/pbx/directory/Licences.ts"
 import type { TeamsUser } from "../../src/graph/users/TeamsUsers.ts"
-import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
+import type { PbxUser } from "../../src/pbx/directory/PbxDirectory.ts"
 
 const teams = (id: string, mail: string): TeamsUser => ({ id, displayName: mail, userPrincipalName: mail, mail, otherMails: [] })
 const pbx = (guid: string, email: string, extra: Partial<PbxUser> = {}): PbxUser => ({

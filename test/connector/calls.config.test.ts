@@ -9,7 +9,7 @@ import { applyEnvironment, decodeConfig } from "../../src/config/ConfigFile.ts"
 import { settingsFromConfig } from "../../src/config/Settings.ts"
 import { callUsers } from "../../src/connector/calls/CallUsers.ts"
 import { emptyPlan, type Plan } from "../../src/connector/Plan.ts"
-import { decodeReplicateMessage, type PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
+import { decodeReplicateMessage, type PbxUser } from "../../src/pbx/directory/PbxDirectory.ts"
 
 const base = {
   tenantId: "contoso.onmicrosoft.com",

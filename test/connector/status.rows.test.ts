@@ -4,63 +4,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import type { PresenceRow } from "../../src/connector/Flow.ts"
-import { emptyPlan, type Plan } from "../../src/connector/Plan.ts"
+import { emptyPlan } from "../../src/connector/Plan.ts"
 import { makeUserRows } from "../../src/status/UserRows.ts"
-import { setPresence } from "../../src/domain/PbxPresence.ts"
-import type { TeamsUser } from "../../src/graph/users/TeamsUsers.ts"
-import type { WrittenPresence } from "../../src/pbx/PresenceWriter.ts"
-import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
-
-const teamsUser = (n: number): TeamsUser => ({
-  // Mixed case: the flow keys its rows by the lower-case id.
-  id: `AAAAAAAA-0000-0000-0000-${String(n).padStart(12, "0")}`,
-  displayName: `User ${n}`,
-  userPrincipalName: `user${n}@contoso.com`,
-  mail: `user${n}@contoso.com`,
-  otherMails: []
-})
-
-const pbxUser = (n: number): PbxUser => ({
-  guid: `g${String(n).padStart(31, "0")}`,
-  h323: `user${n}`,
-  cn: `User ${n}`,
-  dn: `User ${n}`,
-  e164: `${1000 + n}`,
-  emails: [`user${n}@contoso.com`],
-  loc: "pbx-master",
-  node: "root",
-  apps: ["teams-presence"],
-  hide: false
-})
-
-const planOf = (synced: ReadonlyArray<number>, unlicensed: ReadonlyArray<number> = []): Plan => {
-  const pairs = synced.map((n) => ({ teams: teamsUser(n), pbx: pbxUser(n) }))
-  return {
-    ...emptyPlan,
-    synced: pairs,
-    byTeamsId: new Map(pairs.map((pair) => [pair.teams.id.toLowerCase(), pair])),
-    unlicensed: unlicensed.map((n) => ({ teams: teamsUser(n), pbx: pbxUser(n), reason: "no licence left" })),
-    matchedCount: synced.length + unlicensed.length
-  }
-}
-
-/** Keeps the plan's user objects, as the planner does for users it did not touch. */
-const samePairs = (plan: Plan, keep: (n: number) => boolean): Plan => {
-  const synced = plan.synced.filter((s) => keep(Number(s.pbx.h323.replace(/\D/g, ""))))
-  return { ...plan, synced, byTeamsId: new Map(synced.map((s) => [s.teams.id.toLowerCase(), s])) }
-}
-
-const busyRow = (n: number, receivedAt: number): PresenceRow => ({
-  presence: { id: teamsUser(n).id, availability: "Busy", activity: "InACall" },
-  command: setPresence("busy"),
-  receivedAt,
-  origin: "push"
-})
-
-const sent = (sentAt: number): WrittenPresence => ({ command: setPresence("busy"), pbx: "pbx-master", sentAt })
-
-const key = (n: number) => teamsUser(n).id.toLowerCase()
+import type { WrittenPresence } from "../../src/pbx/writer/WriterState.ts"
+import { busyRow, key, pbxUser, planOf, samePairs, sent, teamsUser } from "../support/plans.ts"
 
 describe("makeUserRows", () => {
   it.effect("unchanged inputs give the same rows, and the same array", () =>

@@ -10,6 +10,7 @@ import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo, type DemoHandle } from "../../src/demo/Demo.ts"
 import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
+import { teamsEntry } from "../support/pbxPresence.ts"
 import { basicAuth, until } from "../support/waiting.ts"
 
 const password = "e2e-admin-password"
@@ -41,9 +42,8 @@ const status = (demo: DemoHandle) =>
     return (await response.json()) as StatusSnapshot
   })
 
-/** The newest entry of our contact in the user's presence list, as phones would see it. */
-const teamsEntry = (demo: DemoHandle, guid: string) =>
-  Effect.map(demo.pbx.presence(guid), (list) => list.find((entry) => entry.contact === "teams:"))
+/** The connector's entry in the user's presence list, as phones would see it. */
+const teamsEntryOf = (demo: DemoHandle, guid: string) => Effect.map(demo.pbx.presence(guid), teamsEntry)
 
 const guidOf = (demo: DemoHandle, email: string) =>
   Effect.map(demo.pbx.users, (users) => users.find((u) => (u.emails ?? []).includes(email))?.guid)
@@ -73,7 +73,7 @@ describe("connector end to end", () => {
       }
       for (let i = 0; i < expected.length; i++) {
         const guid = (yield* guidOf(demo, `user${i + 1}@contoso.com`))!
-        yield* until(`user${i + 1} busy`, Effect.map(teamsEntry(demo, guid), (e) => e?.activity === "busy" ? e : undefined))
+        yield* until(`user${i + 1} busy`, Effect.map(teamsEntryOf(demo, guid), (e) => e?.activity === "busy" ? e : undefined))
       }
       for (let i = 0; i < expected.length; i++) {
         const [activity, availability] = expected[i]!
@@ -84,7 +84,7 @@ describe("connector end to end", () => {
         const guid = (yield* guidOf(demo, `user${i + 1}@contoso.com`))!
         const entry = yield* until(
           `${activity} → "${pbx}"`,
-          Effect.map(teamsEntry(demo, guid), (e) => e !== undefined && e.activity === pbx ? e : undefined)
+          Effect.map(teamsEntryOf(demo, guid), (e) => e !== undefined && e.activity === pbx ? e : undefined)
         )
         assert.strictEqual(entry.activity, pbx, activity)
         // Our entry is the newest: it is what phones and myApps show.
@@ -108,7 +108,7 @@ describe("connector end to end", () => {
       yield* until("the new user is synchronised", Effect.map(status(demo), (s) => s.users.find((u) => u.teamsId === added.id && u.licensed)))
       yield* until("the new user's presence subscription", Effect.gen(function*() {
         yield* demo.graph.setPresence(added.id, { availability: "DoNotDisturb", activity: "DoNotDisturb" })
-        const entry = yield* teamsEntry(demo, "new00000000000000000000000000001")
+        const entry = yield* teamsEntryOf(demo, "new00000000000000000000000000001")
         return entry?.activity === "dnd" ? entry : undefined
       }))
 
@@ -119,13 +119,13 @@ describe("connector end to end", () => {
       yield* demo.graph.setPresence(unlicensed.id, { availability: "Busy", activity: "InAMeeting" })
       // A licensed user's change made after it proves the notification round trip has happened.
       yield* demo.graph.setPresence(added.id, { availability: "Busy", activity: "InACall" })
-      yield* until("the licensed change", Effect.map(teamsEntry(demo, "new00000000000000000000000000001"), (e) => e?.activity === "on-the-phone" ? e : undefined))
+      yield* until("the licensed change", Effect.map(teamsEntryOf(demo, "new00000000000000000000000000001"), (e) => e?.activity === "on-the-phone" ? e : undefined))
       const log = yield* demo.pbx.setPresenceLog
       assert.deepStrictEqual(log.filter((r) => r.guid === "nolicence000000000000000000000001"), [])
 
       // Removed in Teams: the presence the connector set is cleared, and the user leaves the table.
       yield* demo.graph.removeUser(added.id)
-      yield* until("cleared after removal in Teams", Effect.map(teamsEntry(demo, "new00000000000000000000000000001"), (e) => e?.activity === "" ? e : undefined))
+      yield* until("cleared after removal in Teams", Effect.map(teamsEntryOf(demo, "new00000000000000000000000000001"), (e) => e?.activity === "" ? e : undefined))
       yield* until("removed from the status", Effect.map(status(demo), (s) => s.users.some((u) => u.teamsId === added.id) ? undefined : s))
 
       // Removed in the PBX: the pair leaves the plan.
@@ -136,7 +136,7 @@ describe("connector end to end", () => {
       yield* demo.graph.setPresence(demo.teamsUserIds[2]!, { availability: "Away", activity: "Away" })
       yield* demo.graph.setPresence(demo.teamsUserIds[3]!, { availability: "Away", activity: "Away" })
       const guid4 = (yield* guidOf(demo, "user4@contoso.com"))!
-      yield* until("user4 away", Effect.map(teamsEntry(demo, guid4), (e) => e?.activity === "away" ? e : undefined))
+      yield* until("user4 away", Effect.map(teamsEntryOf(demo, guid4), (e) => e?.activity === "away" ? e : undefined))
       const after = (yield* demo.pbx.setPresenceLog).slice(before)
       assert.deepStrictEqual(after.filter((r) => r.guid === guid3), [])
     })), 60_000)

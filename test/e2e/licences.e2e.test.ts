@@ -13,6 +13,7 @@ import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { type DemoHandle, startDemo } from "../../src/demo/Demo.ts"
 import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
+import { teamsActivity } from "../support/pbxPresence.ts"
 import { basicAuth, until } from "../support/waiting.ts"
 
 const password = "licences-admin-password"
@@ -43,9 +44,6 @@ const start = (options: { licensing?: "appRight" | "appLicence" }) =>
     dataDir: mkdtempSync(join(tmpdir(), "tpc-licences-")),
     ...options
   })
-
-const teamsActivity = (demo: DemoHandle, guid: string) =>
-  Effect.map(demo.pbx.presence(guid), (list) => list.find((entry) => entry.contact === "teams:")?.activity)
 
 describe("licences end to end", () => {
   it.live("appRight with the real captures' AppLogin info serves every user; a restart before the master logs in adopts the stored subscription", () =>

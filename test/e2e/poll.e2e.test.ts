@@ -10,6 +10,7 @@ import { Effect, Redacted } from "effect"
 import { startDemo } from "../../src/demo/Demo.ts"
 import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
 import { basicAuth, until } from "../support/waiting.ts"
+import { teamsEntry } from "../support/pbxPresence.ts"
 
 describe("poll-only mode", () => {
   it.live("lights green without subscriptions; a Teams change reaches the PBX within a poll interval", () =>
@@ -34,7 +35,7 @@ describe("poll-only mode", () => {
       const guid = (yield* demo.pbx.users).find((u) => (u.emails ?? []).includes("user5@contoso.com"))!.guid
       const changedAt = Date.now()
       yield* demo.graph.setPresence(demo.teamsUserIds[4]!, { availability: "DoNotDisturb", activity: "Presenting" })
-      yield* until("the polled change", Effect.map(demo.pbx.presence(guid), (list) => list.find((e) => e.contact === "teams:" && e.activity === "on-the-phone")))
+      yield* until("the polled change", Effect.map(demo.pbx.presence(guid), (list) => teamsEntry(list)?.activity === "on-the-phone" ? list : undefined))
       assert.isBelow(Date.now() - changedAt, 5_000)
 
       // No subscription was ever created in poll mode (the simulator counts every creation).

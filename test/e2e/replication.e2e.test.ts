@@ -10,6 +10,7 @@ import { Effect, Redacted } from "effect"
 import { startDemo } from "../../src/demo/Demo.ts"
 import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
 import { basicAuth, until } from "../support/waiting.ts"
+import { teamsEntry } from "../support/pbxPresence.ts"
 
 const password = "replication-admin-password"
 
@@ -48,7 +49,7 @@ describe("user table objects that are not people", () => {
       const user2 = (yield* demo.pbx.users).find((u) => u.pseudo === undefined && (u.emails ?? []).includes("user2@contoso.com"))!
       yield* demo.graph.setPresence(demo.teamsUserIds[1]!, { availability: "DoNotDisturb", activity: "Presenting" })
       yield* until("user2 on the phone", Effect.map(demo.pbx.presence(user2.guid), (list) =>
-        list.find((e) => e.contact === "teams:")?.activity === "on-the-phone" ? true : undefined))
+        teamsEntry(list)?.activity === "on-the-phone" ? true : undefined))
       const toQueue = demo.pbx.peek.setPresenceLog().filter((r) => r.guid === queue.guid || r.sip === queue.h323)
       assert.deepStrictEqual(toQueue, [])
     })))

@@ -14,6 +14,7 @@ import { connectorSnippet, startGraphSimulator } from "../../src/simulators/grap
 import { startPbxSimulator } from "../../src/simulators/pbx/Standalone.ts"
 import { loadPopulation } from "../../src/simulators/UsersFile.ts"
 import { freePort, until } from "../support/waiting.ts"
+import { teamsEntry } from "../support/pbxPresence.ts"
 
 const main = join(import.meta.dirname, "../../src/main.ts")
 const pbxPassword = "run-test-app-object-password"
@@ -55,7 +56,7 @@ describe("run command", () => {
       const person = population.people[1]!
       yield* graph.setPresence(person.graphId, { availability: "Busy", activity: "InAMeeting" })
       const guid = (yield* pbx.users).find((u) => (u.emails ?? []).includes(person.email))!.guid
-      yield* until("the presence in the PBX", Effect.map(pbx.presence(guid), (list) => list.find((e) => e.contact === "teams:" && e.activity === "meeting")))
+      yield* until("the presence in the PBX", Effect.map(pbx.presence(guid), (list) => teamsEntry(list)?.activity === "meeting" ? list : undefined))
 
       child.kill("SIGTERM")
       const code = yield* Effect.promise(() => exited)

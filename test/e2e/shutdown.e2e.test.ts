@@ -8,10 +8,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo, type DemoHandle } from "../../src/demo/Demo.ts"
+import { teamsActivity } from "../support/pbxPresence.ts"
 import { until } from "../support/waiting.ts"
-
-const teamsActivity = (demo: DemoHandle, guid: string) =>
-  Effect.map(demo.pbx.presence(guid), (list) => list.find((entry) => entry.contact === "teams:")?.activity)
 
 const liveSubscriptions = (demo: DemoHandle) =>
   Effect.promise(async () =>

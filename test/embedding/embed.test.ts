@@ -18,6 +18,7 @@ import {
 } from "teams-presence-connector/testing"
 import { EmbeddedConnector, type EmbedOptions, reportWhenGreen } from "../../docs/examples/embed.ts"
 import { freePort } from "../../src/http/Server.ts"
+import { teamsEntry } from "../support/pbxPresence.ts"
 
 const root = join(import.meta.dirname, "../..")
 
@@ -101,10 +102,10 @@ describe("embedding (docs/examples/embed.ts)", () => {
       // A presence set in Teams reaches the PBX on the connector's contact — for a user at the master and one at the slave.
       for (const n of [1, 2]) {
         const guid = pbxGuid(n)
-        assert.notStrictEqual(pbxSim.peek.presence(guid).find((e) => e.contact === "teams:")?.activity, "meeting")
+        assert.notStrictEqual(teamsEntry(pbxSim.peek.presence(guid))?.activity, "meeting")
         yield* graph.setPresence(simUserId(n), { availability: "Busy", activity: "InAMeeting" })
         const entry = yield* pbxSim.waitFor(() => {
-          const newest = pbxSim.peek.presence(guid).find((e) => e.contact === "teams:")
+          const newest = teamsEntry(pbxSim.peek.presence(guid))
           return newest?.activity === "meeting" ? newest : undefined
         }, 15_000)
         assert.strictEqual(entry.status, "open")

@@ -12,8 +12,9 @@ import { join } from "node:path"
 import { Effect, Layer, Logger, Metric, Redacted } from "effect"
 import * as fc from "fast-check"
 import WebSocket from "ws"
-import { type DemoHandle, startDemo } from "../../src/demo/Demo.ts"
+import { startDemo } from "../../src/demo/Demo.ts"
 import { notificationsReceived } from "../../src/domain/Metrics.ts"
+import { teamsActivity } from "../support/pbxPresence.ts"
 import { until } from "../support/waiting.ts"
 
 const seed = 19_2026
@@ -107,9 +108,6 @@ const junkConnection = (url: string, address: string, frames: ReadonlyArray<stri
     })
     socket.on("error", () => {})
   })
-
-const teamsActivity = (demo: DemoHandle, guid: string) =>
-  Effect.map(demo.pbx.presence(guid), (list) => list.find((entry) => entry.contact === "teams:")?.activity)
 
 const received = Metric.value(notificationsReceived).pipe(Effect.map((s) => Number(s.count)))
 

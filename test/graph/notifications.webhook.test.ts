@@ -7,7 +7,7 @@ import { CertificateStore } from "../../src/graph/notifications/crypto/Certifica
 import { encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
 import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
 import { defaultSubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
-import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/Jwks.ts"
+import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
 import { collect, firstWhere } from "../support/streams.ts"
 import { buildPushSource, emptyPresenceReader } from "./harness.ts"
 import { tempDir } from "../support/tempDir.ts"

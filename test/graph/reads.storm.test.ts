@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Stream, SubscriptionRef } from "effect"
 import { type ReadHealth } from "../../src/graph/presence/ReadRetry.ts"
-import { presenceSubscriptionLight, readsLight, readsRedAfterMillis } from "../../src/status/StatusProjector.ts"
+import { presenceSubscriptionLight, readsLight, readsRedAfterMillis } from "../../src/status/Lights.ts"
 import { lightLine } from "../../src/status/LightText.ts"
 import type { Plan } from "../../src/connector/Plan.ts"
 import { firstWhere } from "../support/streams.ts"

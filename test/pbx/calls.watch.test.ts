@@ -52,16 +52,21 @@ const startWatch = (connector: Effect.Success<ReturnType<typeof startConnector>>
     return { watch, seen, until, last }
   })
 
+/** Every user of both PBXs watched with PbxApi presence monitors, once each user's first reading (not in a call) arrived. */
+const watchingEveryone = Effect.gen(function*() {
+  const connector = yield* startConnector()
+  const sim = yield* PbxSimulator.make(system(connector.url))
+  yield* connector.waitStates(allLoggedIn(["pbx-master", "pbx-slave"]))
+  const watching = yield* startWatch(connector, presenceProtocol("teams:"))
+  yield* watching.watch.setUsers([...masterUsers, ...slaveUsers].map(watched))
+  yield* watching.until((changes) => new Set(changes.map((c) => c.guid)).size === 4)
+  return { ...watching, connector, sim }
+})
+
 describe("PBX → Teams: watching calls on the PBX", () => {
   it.live("each user is watched on its own PBX; the PBX's on-the-phone makes it in a call, its end not", () =>
     Effect.gen(function*() {
-      const connector = yield* startConnector()
-      const sim = yield* PbxSimulator.make(system(connector.url))
-      yield* connector.waitStates(allLoggedIn(["pbx-master", "pbx-slave"]))
-      const { watch, until, last } = yield* startWatch(connector, presenceProtocol("teams:"))
-      yield* watch.setUsers([...masterUsers, ...slaveUsers].map(watched))
-      // Every user's first reading arrives, not in a call.
-      yield* until((changes) => new Set(changes.map((c) => c.guid)).size === 4)
+      const { connector, sim, watch, until, last } = yield* watchingEveryone
       assert.deepStrictEqual(
         sim.peek.watchLog().map((w) => `${w.pbx} ${w.guid}`).sort(),
         [...masterUsers.map((u) => `pbx-master ${u.guid}`), ...slaveUsers.map((u) => `pbx-slave ${u.guid}`)].sort()
@@ -98,12 +103,7 @@ describe("PBX → Teams: watching calls on the PBX", () => {
 
   it.live("a dropped PBX's users are not in a call until it is back and they are watched again; a user who moves follows", () =>
     Effect.gen(function*() {
-      const connector = yield* startConnector()
-      const sim = yield* PbxSimulator.make(system(connector.url))
-      yield* connector.waitStates(allLoggedIn(["pbx-master", "pbx-slave"]))
-      const { watch, until, last } = yield* startWatch(connector, presenceProtocol("teams:"))
-      yield* watch.setUsers([...masterUsers, ...slaveUsers].map(watched))
-      yield* until((changes) => new Set(changes.map((c) => c.guid)).size === 4)
+      const { connector, sim, watch, until, last } = yield* watchingEveryone
       const slave = slaveUsers[1]!
       yield* sim.placeCall(slave.guid)
       yield* until((changes) => last(slave.guid)(changes)?.inCall === true)

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
-import { decodeReplicateMessage, type PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
+import { decodeReplicateMessage, type PbxUser } from "../../src/pbx/directory/PbxDirectory.ts"
 import { applyCap, appRightVerdict } from "../../src/pbx/directory/Licences.ts"
 
 const captures = JSON.parse(

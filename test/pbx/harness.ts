@@ -9,15 +9,22 @@ import { PbxAppService } from "../../src/pbx/socket/PbxAppService.ts"
 import { PbxConnections, type PbxState } from "../../src/pbx/socket/PbxConnections.ts"
 import { PbxServices } from "../../src/pbx/PbxLayer.ts"
 import { makePbxSettings, PbxSettings, type PbxSettingsOptions } from "../../src/pbx/PbxSettings.ts"
-import { PresenceWriter } from "../../src/pbx/PresenceWriter.ts"
-import { PbxDirectory } from "../../src/pbx/directory/UserDirectory.ts"
+import { PresenceWriter } from "../../src/pbx/writer/PresenceWriter.ts"
+import { PbxDirectory } from "../../src/pbx/directory/PbxDirectory.ts"
 import type { SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
 
 export const password = "app-object-secret"
 
 const format = (message: unknown) => (Array.isArray(message) ? message.map(String).join(" ") : String(message))
 
-export const startConnector = (overrides: Partial<PbxSettingsOptions> = {}) =>
+/**
+ * The connector's PBX side on an ephemeral port. `writerConnections` puts a layer between the presence writer and the
+ * connection registry (e.g. one that counts the writer's requests); the route and the directory use the registry itself.
+ */
+export const startConnector = (
+  overrides: Partial<PbxSettingsOptions> = {},
+  options: { readonly writerConnections?: Layer.Layer<PbxConnections, never, PbxConnections> } = {}
+) =>
   Effect.gen(function*() {
     const logs: Array<string> = []
     const logWaiters = new Set<(line: string) => void>()
@@ -27,7 +34,13 @@ export const startConnector = (overrides: Partial<PbxSettingsOptions> = {}) =>
       for (const waiter of [...logWaiters]) waiter(line)
     })
     const settings = makePbxSettings({ appPassword: Redacted.make(password), masterPbx: "pbx-master", ...overrides })
-    const services = PbxServices.pipe(Layer.provideMerge(PbxSettings.layer(settings)))
+    const pbxServices = options.writerConnections === undefined
+      ? PbxServices
+      : Layer.mergeAll(PresenceWriter.layer.pipe(Layer.provide(options.writerConnections)), Licences.layer).pipe(
+        Layer.provideMerge(PbxDirectory.layer),
+        Layer.provideMerge(PbxConnections.layer)
+      )
+    const services = pbxServices.pipe(Layer.provideMerge(PbxSettings.layer(settings)))
     const server = HttpRouter.serve(PbxAppService.routes, { disableLogger: true, disableListenLog: true }).pipe(
       Layer.provide(services),
       Layer.provideMerge(nodeServer({ port: 0, host: "127.0.0.1", maxFrameBytes: settings.maxFrameBytes }))

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, SubscriptionRef } from "effect"
-import { pbxLight } from "../../src/status/StatusProjector.ts"
+import { pbxLight } from "../../src/status/Lights.ts"
 import { PbxSimulator, type SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { allLoggedIn, makeUsers, password, startConnector } from "./harness.ts"
 

@@ -1,10 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Option, PubSub, Stream, SubscriptionRef } from "effect"
 import { clearPresence, setPresence } from "../../src/domain/PbxPresence.ts"
-import { PbxSimulator, type PresenceEntry } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { teamsEntry } from "../support/pbxPresence.ts"
+import { subscribedNow } from "../support/streams.ts"
 import { allLoggedIn, makeUsers, password, startConnector } from "./harness.ts"
-
-const teamsEntry = (list: ReadonlyArray<PresenceEntry>) => list.find((entry) => entry.contact === "teams:")
 
 const oneMaster = (url: string, extra: { apis?: ReadonlyArray<string>; controlPort?: number } = {}) => ({
   connectUrl: url,
@@ -28,8 +28,7 @@ describe("PBX side behaviour", () => {
       const connector = yield* startConnector()
       const sim = yield* PbxSimulator.make(oneMaster(connector.url))
       yield* connector.directory.ready
-      const changes = Stream.take(connector.directory.changes, 3).pipe(Stream.runCollect, Effect.forkScoped)
-      yield* Effect.yieldNow
+      const changes = Stream.take(yield* subscribedNow(connector.directory.changes), 3).pipe(Stream.runCollect, Effect.forkScoped)
       const [added] = makeUsers("n", 1, "pbx-master")
       yield* sim.upsertUser(added!)
       yield* sim.upsertUser({ ...added!, cn: "Renamed" })
@@ -72,8 +71,7 @@ describe("PBX side behaviour", () => {
       yield* sim.setPresenceBehaviour("pbx-master", { delayMs: 1_500 })
       const started = Date.now()
       yield* connector.writer.write(guid, setPresence("busy"))
-      const timedOut = () => connector.logs.some((line) => line.includes("did not answer SetPresence within 300 ms"))
-      while (!timedOut() && Date.now() - started < 5_000) yield* Effect.sleep(10)
+      yield* connector.logged((line) => line.includes("did not answer SetPresence within 300 ms")).pipe(Effect.timeout("5 seconds"))
       const timedOutAfter = Date.now() - started
       assert.isAtLeast(timedOutAfter, 300)
       assert.isBelow(timedOutAfter, 1_500)

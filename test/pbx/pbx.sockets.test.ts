@@ -3,7 +3,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Redacted, SubscriptionRef } from "effect"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
 import { loginDigest } from "../../src/pbx/socket/AppLoginDigest.ts"
-import { type PresenceEntry, PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { teamsEntry } from "../support/pbxPresence.ts"
 import { allLoggedIn, makeUsers, password, rawClient, startConnector } from "./harness.ts"
 
 const threePbxs = (url: string, users: { master: number; slave: number }) => ({
@@ -16,9 +17,6 @@ const threePbxs = (url: string, users: { master: number; slave: number }) => ({
     { name: "pbx-slave2", isMaster: false, password, lics: 100, appObject: "teams-presence", users: makeUsers("b", users.slave, "pbx-slave2") }
   ]
 })
-
-const teamsEntry = (list: ReadonlyArray<PresenceEntry>) =>
-  list.find((entry) => entry.contact === "teams:")
 
 describe("PBX side over real sockets with the simulator", () => {
   it.live("master + 2 slaves connect; a slave's user gets its SetPresence on the slave's connection", () =>
@@ -90,7 +88,8 @@ describe("PBX side over real sockets with the simulator", () => {
         for (const user of users) {
           yield* connector.writer.write(user.guid, setPresence(round % 2 === 0 ? "busy" : "away", `round ${round}`))
         }
-        yield* Effect.yieldNow
+        // Each round goes out (or is held for a PBX that is away) before the next one replaces it.
+        yield* connector.writer.flush
       }
       const final = `round ${rounds - 1}`
       yield* sim.waitFor(() => users.every((user) => teamsEntry(sim.peek.presence(user.guid))?.note === final) || undefined, 15_000).pipe(

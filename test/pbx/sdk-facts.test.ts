@@ -9,7 +9,7 @@ import { checkAppLicRequest } from "../../src/pbx/directory/AppLicenceCheck.ts"
 import { CheckAppLicResult, isUserObject, replicateStart } from "../../src/pbx/socket/PbxMessages.ts"
 import { SimAdminApi } from "../../src/simulators/pbx/SimAdminApi.ts"
 import { SystemModel } from "../../src/simulators/pbx/SimulatorModel.ts"
-import type { PbxUser } from "../../src/pbx/directory/UserDirectory.ts"
+import type { PbxUser } from "../../src/pbx/directory/PbxDirectory.ts"
 
 const facts = JSON.parse(
   readFileSync(new URL("../fixtures/conformance/innovaphone-sdk-facts.json", import.meta.url), "utf8")

@@ -3,20 +3,16 @@
  * write is in flight, at most `maxConcurrent` SetPresence requests in flight, and a long queue is written in full, in
  * turn. Also the per-tick corking of the frames the connection writes.
  */
-import { createServer } from "node:http"
-import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Logger, Option, Redacted } from "effect"
-import { HttpRouter, HttpServer } from "effect/http"
+import { Effect, Layer, Option } from "effect"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
-import { PbxAppService } from "../../src/pbx/socket/PbxAppService.ts"
-import { type Corkable, corkPerTick, type PbxMessage, type RequestOutcome } from "../../src/pbx/socket/PbxConnection.ts"
+import type { PbxMessage } from "../../src/pbx/socket/PbxMessages.ts"
+import type { RequestOutcome } from "../../src/pbx/socket/PbxConnection.ts"
+import { type Corkable, corkPerTick } from "../../src/pbx/socket/SocketLink.ts"
 import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
-import { makePbxSettings, PbxSettings } from "../../src/pbx/PbxSettings.ts"
-import { maxConcurrent, PresenceWriter } from "../../src/pbx/PresenceWriter.ts"
-import { PbxDirectory } from "../../src/pbx/directory/UserDirectory.ts"
+import { maxConcurrent } from "../../src/pbx/writer/Dispatcher.ts"
 import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
-import { makeUsers, password } from "./harness.ts"
+import { makeUsers, password, startConnector as startPbxSide } from "./harness.ts"
 
 /** Counts the SetPresence requests the writer has in flight, and records the order in which they start. */
 const makeProbe = () => {
@@ -68,10 +64,9 @@ const makeProbe = () => {
   return { probe, around, aroundWith }
 }
 
-/** The PBX side with a writer whose connections count its requests; served on an ephemeral port. */
+/** The PBX side with a writer whose connections count its requests. */
 const startConnector = Effect.fnUntraced(function*() {
   const { probe, around, aroundWith } = makeProbe()
-  const settings = makePbxSettings({ appPassword: Redacted.make(password), masterPbx: "pbx-master" })
   const counted = Layer.effect(
     PbxConnections,
     Effect.gen(function*() {
@@ -91,27 +86,7 @@ const startConnector = Effect.fnUntraced(function*() {
       })
     })
   )
-  const services = PresenceWriter.layer.pipe(
-    Layer.provide(counted),
-    Layer.provideMerge(PbxDirectory.layer),
-    Layer.provideMerge(PbxConnections.layer),
-    Layer.provideMerge(PbxSettings.layer(settings))
-  )
-  const server = HttpRouter.serve(PbxAppService.routes, { disableLogger: true, disableListenLog: true }).pipe(
-    Layer.provide(services),
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
-  )
-  const context = yield* Layer.build(
-    Layer.mergeAll(server, services).pipe(Layer.provide(Logger.layer([], { mergeWithExisting: false })))
-  )
-  const address = Context.get(context, HttpServer.HttpServer).address
-  const port = address._tag === "UnixPathAddress" ? 0 : address.port
-  return {
-    url: `ws://127.0.0.1:${port}${settings.path}`,
-    probe,
-    writer: Context.get(context, PresenceWriter),
-    directory: Context.get(context, PbxDirectory)
-  }
+  return { ...(yield* startPbxSide({}, { writerConnections: counted })), probe }
 })
 
 /** One master PBX with `count` users, all licensed, answering SetPresence after `delayMs`. */

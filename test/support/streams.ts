@@ -9,6 +9,13 @@ import { Effect, Fiber, type Scope, Stream, SubscriptionRef } from "effect"
 const consume = <A>(effect: Effect.Effect<A>): Effect.Effect<Fiber.Fiber<A>, never, Scope.Scope> =>
   Effect.forkScoped(effect, { startImmediately: true })
 
+/**
+ * The stream, subscribed now in the current scope: what is published from here on reaches it, without waiting for a
+ * forked consumer to get going (a PubSub-backed stream subscribes only when it starts to run).
+ */
+export const subscribedNow = <A, E, R>(stream: Stream.Stream<A, E, R>): Effect.Effect<Stream.Stream<A, E>, never, R | Scope.Scope> =>
+  Effect.map(Stream.toPull(stream), (pull) => Stream.fromPull(Effect.succeed(pull)))
+
 /** Subscribes to `stream` now; the returned effect completes with its first `count` items. */
 export const collect = <A>(stream: Stream.Stream<A>, count: number): Effect.Effect<Effect.Effect<ReadonlyArray<A>>, never, Scope.Scope> =>
   consume(stream.pipe(Stream.take(count), Stream.runCollect)).pipe(Effect.map(Fiber.join))

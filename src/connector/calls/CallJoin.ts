@@ -8,7 +8,7 @@ import { Clock, Context, Effect, FiberMap, Layer, Stream, SubscriptionRef } from
 import { teamsKey } from "../../domain/TeamsId.ts"
 import { PresenceSessions } from "../../graph/sessions/PresenceSessions.ts"
 import { type CallChange, CallWatch } from "../../pbx/calls/CallWatch.ts"
-import { FlowState } from "../Flow.ts"
+import { PlanState } from "../PlanState.ts"
 import { CallGuard } from "./CallGuard.ts"
 import { callUsers } from "./CallUsers.ts"
 
@@ -34,7 +34,7 @@ export class CallJoin extends Context.Service<CallJoin, {
 }
 
 const makeJoin = Effect.fnUntraced(function*(options: CallJoinOptions) {
-  const flow = yield* FlowState
+  const planState = yield* PlanState
   const watch = yield* CallWatch
   const sessions = yield* PresenceSessions
   const guard = yield* CallGuard
@@ -75,7 +75,7 @@ const makeJoin = Effect.fnUntraced(function*(options: CallJoinOptions) {
   )
 
   // The served users follow the plan: every new plan (users, licences, directory changes) is handed to the watch.
-  yield* SubscriptionRef.changes(flow.plan).pipe(
+  yield* SubscriptionRef.changes(planState.plan).pipe(
     Stream.runForEach((plan) =>
       Effect.suspend(() => {
         const users = callUsers(plan, options.group)

@@ -5,7 +5,7 @@
  * carries the src `calls:<guid>`, which the PBX echoes in the result and in every indication (SDK AppWebsocket.htm).
  */
 import { Schema } from "effect"
-import type { PbxMessage } from "../socket/PbxConnection.ts"
+import type { PbxMessage } from "../socket/PbxMessages.ts"
 import { ResultError } from "../socket/PbxMessages.ts"
 import { CallInfo, PresenceUpdate, UserInitializeResult, watchApis } from "./CallMessages.ts"
 import { applyCallInfo, type CallStatePolicy, inCallByRcc, onThePhone } from "./OnThePhone.ts"

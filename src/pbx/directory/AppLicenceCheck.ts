@@ -8,7 +8,7 @@
 import { Effect, Schema } from "effect"
 import type { PbxConnection } from "../socket/PbxConnection.ts"
 import { CheckAppLicResult } from "../socket/PbxMessages.ts"
-import type { PbxUser } from "./UserDirectory.ts"
+import type { PbxUser } from "./PbxDirectory.ts"
 
 export type Verdict =
   | { readonly _tag: "Licensed" }

@@ -11,7 +11,7 @@ import { checkAppLicences, licensed, unknown, unlicensed, type Verdict } from ".
 import { PbxConnections, type PbxState } from "../socket/PbxConnections.ts"
 import { checkmarkOf } from "../socket/PbxMessages.ts"
 import { type LicensingMode, PbxSettings, type PbxSettingsOptions } from "../PbxSettings.ts"
-import type { PbxUser } from "./UserDirectory.ts"
+import type { PbxUser } from "./PbxDirectory.ts"
 
 export type { Verdict } from "./AppLicenceCheck.ts"
 
@@ -95,81 +95,87 @@ export class Licences extends Context.Service<Licences, {
   static readonly layer = Layer.effect(
     Licences,
     Effect.gen(function*() {
-      const settings = yield* PbxSettings
-      const connections = yield* PbxConnections
-
-      const unknownFor = (users: ReadonlyArray<PbxUser>, problem: LicenceProblem, name?: string): ModeVerdicts => ({
-        verdicts: all(users, unknown(problem.message)),
-        problem,
-        ...(name !== undefined ? { name } : {})
-      })
-
-      /** appLicence: CheckAppLic for every user on the master's connection, if PbxAdminApi is enabled there. */
-      const appLicences = Effect.fnUntraced(function*(users: ReadonlyArray<PbxUser>, name: string) {
-        const master = yield* connections.master
-        if (Option.isNone(master)) {
-          return unknownFor(users, {
-            message: `the master PBX ${settings.masterPbx} is not connected, so ${name} licences cannot be checked`,
-            fix: "Wait for the master PBX to reconnect; users served so far stay served meanwhile"
-          }, name)
-        }
-        const info = yield* Deferred.await(master.value.pbxInfo).pipe(Effect.timeoutOption(settings.requestTimeoutMs))
-        if (Option.isNone(info)) {
-          return unknownFor(users, {
-            message: `the master PBX ${settings.masterPbx} has not said which APIs its App object enables`,
-            fix: "Check the App object on the master PBX"
-          }, name)
-        }
-        if (!(info.value.apis ?? []).includes("PbxAdminApi")) {
-          return unknownFor(users, {
-            message: `the App object on ${settings.masterPbx} does not enable PbxAdminApi, so ${name} licences cannot be checked`,
-            fix: `On PBX ${settings.masterPbx}, open the App object and set the ${checkmarkOf("PbxAdminApi")} checkmark`
-          }, name)
-        }
-        const verdicts = yield* checkAppLicences(master.value, users, name, settings.licenceCheckConcurrency)
-        return { verdicts, name }
-      })
-
-      const verdictsOf = (users: ReadonlyArray<PbxUser>, appName: string | undefined): Effect.Effect<ModeVerdicts> => {
-        switch (settings.licensing) {
-          case "all":
-            return Effect.succeed({ verdicts: all(users, licensed) })
-          case "appRight":
-            return Effect.succeed(
-              appName === undefined
-                ? unknownFor(users, notLoggedIn(settings.masterPbx))
-                : { verdicts: new Map(users.map((user) => [user.guid, appRightVerdict(user, appName)])), name: appName }
-            )
-          case "appLicence": {
-            const base = settings.licenceName ?? appName
-            return base === undefined ? Effect.succeed(unknownFor(users, notLoggedIn(settings.masterPbx))) : appLicences(users, `App(${base})`)
-          }
-        }
-      }
-
-      const assess = Effect.fn("Licences.assess")(function*(users: ReadonlyArray<PbxUser>) {
-        const login = yield* connections.masterLogin
-        const appName = settings.appName ?? Option.getOrUndefined(Option.map(login, (value) => value.info?.appobj ?? value.sip))
-        const master = (yield* SubscriptionRef.get(connections.states)).get(settings.masterPbx)
-        const mode = yield* verdictsOf(users, appName)
-        const cap = capOf(settings, master)
-        const verdicts = cap === "unknown"
-          ? new Map([...mode.verdicts].map(([guid, verdict]) =>
-            [guid, verdict._tag === "Licensed" ? unknown("the App object's service licences (pbx.maxUsers) are not known yet") : verdict] as const
-          ))
-          : applyCap(users, mode.verdicts, cap)
-        const summary: LicensingSummary = {
-          mode: settings.licensing,
-          ...(mode.name !== undefined ? { name: mode.name } : {}),
-          ...(master?.lics !== undefined ? { serviceLicences: master.lics } : {}),
-          ...(master?.unlicensed !== undefined ? { unlicensedFlag: master.unlicensed } : {}),
-          ...(typeof cap === "number" ? { cap } : {}),
-          ...(mode.problem !== undefined ? { problem: mode.problem } : {})
-        }
-        return { verdicts, summary } satisfies LicencePass
-      })
-
-      return Licences.of({ mode: settings.licensing, assess })
+      const services: Services = { settings: yield* PbxSettings, connections: yield* PbxConnections }
+      return Licences.of({ mode: services.settings.licensing, assess: (users) => assess(services, users) })
     })
   )
 }
+
+interface Services {
+  readonly settings: PbxSettingsOptions
+  readonly connections: PbxConnections["Service"]
+}
+
+const unknownFor = (users: ReadonlyArray<PbxUser>, problem: LicenceProblem, name?: string): ModeVerdicts => ({
+  verdicts: all(users, unknown(problem.message)),
+  problem,
+  ...(name !== undefined ? { name } : {})
+})
+
+/** appLicence: CheckAppLic for every user on the master's connection, if PbxAdminApi is enabled there. */
+const appLicences = Effect.fnUntraced(function*({ settings, connections }: Services, users: ReadonlyArray<PbxUser>, name: string) {
+  const master = yield* connections.master
+  if (Option.isNone(master)) {
+    return unknownFor(users, {
+      message: `the master PBX ${settings.masterPbx} is not connected, so ${name} licences cannot be checked`,
+      fix: "Wait for the master PBX to reconnect; users served so far stay served meanwhile"
+    }, name)
+  }
+  const info = yield* Deferred.await(master.value.pbxInfo).pipe(Effect.timeoutOption(settings.requestTimeoutMs))
+  if (Option.isNone(info)) {
+    return unknownFor(users, {
+      message: `the master PBX ${settings.masterPbx} has not said which APIs its App object enables`,
+      fix: "Check the App object on the master PBX"
+    }, name)
+  }
+  if (!(info.value.apis ?? []).includes("PbxAdminApi")) {
+    return unknownFor(users, {
+      message: `the App object on ${settings.masterPbx} does not enable PbxAdminApi, so ${name} licences cannot be checked`,
+      fix: `On PBX ${settings.masterPbx}, open the App object and set the ${checkmarkOf("PbxAdminApi")} checkmark`
+    }, name)
+  }
+  const verdicts = yield* checkAppLicences(master.value, users, name, settings.licenceCheckConcurrency)
+  return { verdicts, name }
+})
+
+/** The verdicts of the configured mode, before the cap. */
+const verdictsOf = (services: Services, users: ReadonlyArray<PbxUser>, appName: string | undefined): Effect.Effect<ModeVerdicts> => {
+  const { settings } = services
+  switch (settings.licensing) {
+    case "all":
+      return Effect.succeed({ verdicts: all(users, licensed) })
+    case "appRight":
+      return Effect.succeed(
+        appName === undefined
+          ? unknownFor(users, notLoggedIn(settings.masterPbx))
+          : { verdicts: new Map(users.map((user) => [user.guid, appRightVerdict(user, appName)])), name: appName }
+      )
+    case "appLicence": {
+      const base = settings.licenceName ?? appName
+      return base === undefined ? Effect.succeed(unknownFor(users, notLoggedIn(settings.masterPbx))) : appLicences(services, users, `App(${base})`)
+    }
+  }
+}
+
+const assess = Effect.fn("Licences.assess")(function*(services: Services, users: ReadonlyArray<PbxUser>) {
+  const { settings, connections } = services
+  const login = yield* connections.masterLogin
+  const appName = settings.appName ?? Option.getOrUndefined(Option.map(login, (value) => value.info?.appobj ?? value.sip))
+  const master = (yield* SubscriptionRef.get(connections.states)).get(settings.masterPbx)
+  const mode = yield* verdictsOf(services, users, appName)
+  const cap = capOf(settings, master)
+  const verdicts = cap === "unknown"
+    ? new Map([...mode.verdicts].map(([guid, verdict]) =>
+      [guid, verdict._tag === "Licensed" ? unknown("the App object's service licences (pbx.maxUsers) are not known yet") : verdict] as const
+    ))
+    : applyCap(users, mode.verdicts, cap)
+  const summary: LicensingSummary = {
+    mode: settings.licensing,
+    ...(mode.name !== undefined ? { name: mode.name } : {}),
+    ...(master?.lics !== undefined ? { serviceLicences: master.lics } : {}),
+    ...(master?.unlicensed !== undefined ? { unlicensedFlag: master.unlicensed } : {}),
+    ...(typeof cap === "number" ? { cap } : {}),
+    ...(mode.problem !== undefined ? { problem: mode.problem } : {})
+  }
+  return { verdicts, summary } satisfies LicencePass
+})

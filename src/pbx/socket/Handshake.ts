@@ -7,8 +7,7 @@ import { type Cause, Effect, Queue, Schema } from "effect"
 import { clip } from "../../domain/LogText.ts"
 import { digestMatches, loginDigest, rawTopLevelMember } from "./AppLoginDigest.ts"
 import { maskSecrets } from "./ConnectionEnd.ts"
-import type { PbxMessage } from "./PbxConnection.ts"
-import { AppLogin, Envelope, parseJson } from "./PbxMessages.ts"
+import { AppLogin, Envelope, parseJson, type PbxMessage } from "./PbxMessages.ts"
 import type { PbxSettingsOptions } from "../PbxSettings.ts"
 
 const decodeEnvelope = Schema.decodeUnknownResult(Envelope)
@@ -23,24 +22,23 @@ export const preview = (text: string): string => clip(maskSecrets(text), 200)
 export type Frame = { readonly text: string; readonly json: Record<string, unknown>; readonly envelope: Envelope }
 
 /** Parses one frame; logs (rate-limited per peer) and returns undefined when it is not a JSON object with an `mt`. */
-export const readFrame = (text: string, who: string) =>
-  Effect.gen(function*() {
-    const json = parseJson(text)
-    if (json === undefined) {
-      yield* Effect.logWarning(`${who}: ignored a frame that is not JSON: ${preview(text)}`).pipe(
-        Effect.annotateLogs({ logKey: `pbx-frame-not-json:${who}` })
-      )
-      return undefined
-    }
-    const envelope = decodeEnvelope(json)
-    if (envelope._tag === "Failure") {
-      yield* Effect.logWarning(`${who}: ignored a frame without a valid "mt": ${preview(text)}`).pipe(
-        Effect.annotateLogs({ logKey: `pbx-frame-no-mt:${who}` })
-      )
-      return undefined
-    }
-    return { text, json: json as Record<string, unknown>, envelope: envelope.success } satisfies Frame
-  })
+export const readFrame = Effect.fnUntraced(function*(text: string, who: string) {
+  const json = parseJson(text)
+  if (json === undefined) {
+    yield* Effect.logWarning(`${who}: ignored a frame that is not JSON: ${preview(text)}`).pipe(
+      Effect.annotateLogs({ logKey: `pbx-frame-not-json:${who}` })
+    )
+    return undefined
+  }
+  const envelope = decodeEnvelope(json)
+  if (envelope._tag === "Failure") {
+    yield* Effect.logWarning(`${who}: ignored a frame without a valid "mt": ${preview(text)}`).pipe(
+      Effect.annotateLogs({ logKey: `pbx-frame-no-mt:${who}` })
+    )
+    return undefined
+  }
+  return { text, json: json as Record<string, unknown>, envelope: envelope.success } satisfies Frame
+})
 
 /** Why a login was refused: `password` and `protocol` count against the peer's backoff, a `timeout` does not. */
 export type RefusalKind = "password" | "protocol" | "timeout"
@@ -67,57 +65,56 @@ const refused = (kind: RefusalKind, pbx: string, reason: string, fix: string): H
 })
 
 /** Runs AppChallenge / AppLogin until the PBX has logged in or is refused. */
-export const handshake = (
+export const handshake = Effect.fn("PbxLogin.handshake")(function*(
   frames: Queue.Dequeue<string, Cause.Done>,
   send: (message: PbxMessage) => Effect.Effect<void>,
   settings: PbxSettingsOptions,
   peer: string
-) =>
-  Effect.gen(function*() {
-    let challenge: string | undefined
-    const who = `PBX connection from ${peer}`
-    for (let received = 1;; received++) {
-      const text = yield* Queue.take(frames)
-      if (received > settings.maxFramesBeforeLogin) {
-        return refused("protocol", peer, `more than ${settings.maxFramesBeforeLogin} frames before logging in`, checkUrl)
-      }
-      const bytes = Buffer.byteLength(text)
-      if (bytes > settings.loginFrameBytes) {
-        return refused("protocol", peer, `a frame of ${bytes} bytes before logging in (at most ${settings.loginFrameBytes})`, checkUrl)
-      }
-      const frame = yield* readFrame(text, who)
-      if (frame === undefined) continue
-      switch (frame.envelope.mt) {
-        case "AppChallenge": {
-          challenge = newChallenge()
-          yield* send({ mt: "AppChallengeResult", challenge })
-          continue
-        }
-        case "KeepAlive":
-          continue
-        case "AppLogin": {
-          const decoded = decodeAppLogin(frame.json)
-          if (decoded._tag === "Failure") {
-            return refused("protocol", peer, `malformed AppLogin: ${clip(decoded.failure.message, 200)}`, checkUrl)
-          }
-          const login = decoded.success
-          const pbx = clip(login.info?.pbx ?? login.domain, 64)
-          if (challenge === undefined) return refused("protocol", pbx, "AppLogin arrived before an AppChallenge", checkUrl)
-          const expected = loginDigest({ ...login, infoText: rawTopLevelMember(frame.text, "info") }, challenge, settings.appPassword)
-          if (!digestMatches(login.digest, expected)) {
-            return refused(
-              "password",
-              pbx,
-              `wrong App object password for PBX ${pbx}`,
-              `Set the same password on the App object of PBX ${pbx} and in the connector's configuration`
-            )
-          }
-          return { _tag: "LoggedIn", login } satisfies HandshakeOutcome
-        }
-        default:
-          yield* Effect.logWarning(`${who}: ignored ${clip(frame.envelope.mt, 40)} before login`).pipe(
-            Effect.annotateLogs({ logKey: `pbx-before-login:${peer}` })
-          )
-      }
+) {
+  let challenge: string | undefined
+  const who = `PBX connection from ${peer}`
+  for (let received = 1;; received++) {
+    const text = yield* Queue.take(frames)
+    if (received > settings.maxFramesBeforeLogin) {
+      return refused("protocol", peer, `more than ${settings.maxFramesBeforeLogin} frames before logging in`, checkUrl)
     }
-  })
+    const bytes = Buffer.byteLength(text)
+    if (bytes > settings.loginFrameBytes) {
+      return refused("protocol", peer, `a frame of ${bytes} bytes before logging in (at most ${settings.loginFrameBytes})`, checkUrl)
+    }
+    const frame = yield* readFrame(text, who)
+    if (frame === undefined) continue
+    switch (frame.envelope.mt) {
+      case "AppChallenge": {
+        challenge = newChallenge()
+        yield* send({ mt: "AppChallengeResult", challenge })
+        continue
+      }
+      case "KeepAlive":
+        continue
+      case "AppLogin": {
+        const decoded = decodeAppLogin(frame.json)
+        if (decoded._tag === "Failure") {
+          return refused("protocol", peer, `malformed AppLogin: ${clip(decoded.failure.message, 200)}`, checkUrl)
+        }
+        const login = decoded.success
+        const pbx = clip(login.info?.pbx ?? login.domain, 64)
+        if (challenge === undefined) return refused("protocol", pbx, "AppLogin arrived before an AppChallenge", checkUrl)
+        const expected = loginDigest({ ...login, infoText: rawTopLevelMember(frame.text, "info") }, challenge, settings.appPassword)
+        if (!digestMatches(login.digest, expected)) {
+          return refused(
+            "password",
+            pbx,
+            `wrong App object password for PBX ${pbx}`,
+            `Set the same password on the App object of PBX ${pbx} and in the connector's configuration`
+          )
+        }
+        return { _tag: "LoggedIn", login } satisfies HandshakeOutcome
+      }
+      default:
+        yield* Effect.logWarning(`${who}: ignored ${clip(frame.envelope.mt, 40)} before login`).pipe(
+          Effect.annotateLogs({ logKey: `pbx-before-login:${peer}` })
+        )
+    }
+  }
+})

@@ -4,6 +4,9 @@
  */
 import { Schema } from "effect"
 
+/** A message the connector sends: an `mt`, an `api` for API messages, and the message's own fields. */
+export type PbxMessage = { readonly mt: string; readonly api?: string; readonly [key: string]: unknown }
+
 export const Envelope = Schema.Struct({
   mt: Schema.String,
   api: Schema.optionalKey(Schema.String),

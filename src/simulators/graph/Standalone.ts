@@ -10,7 +10,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { loadPopulation, reportSetupError, type SimPopulation, SimulatorSetupError } from "../UsersFile.ts"
 import { GraphSimulator, type GraphSimulatorHandle, type SimExtension } from "./GraphSimulator.ts"
-import { JWKS_PATH } from "./Jwks.ts"
+import { JWKS_PATH } from "./SimJwks.ts"
 import { SubscriptionsExtension } from "./SubscriptionsRoutes.ts"
 import { makeTestCa } from "./TestCa.ts"
 

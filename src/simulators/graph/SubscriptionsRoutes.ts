@@ -7,10 +7,10 @@
 import { Effect, Exit, Layer, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { inspectCertificate } from "../../graph/notifications/crypto/RichCrypto.ts"
-import { type DeliveryOptions, type DirectItem, SimDelivery } from "./Delivery.ts"
-import { SimJwks } from "./Jwks.ts"
+import { type DeliveryOptions, type DirectItem, SimDelivery } from "./SimDelivery.ts"
+import { SimJwks } from "./SimJwks.ts"
 import { SimHttpError, SimState } from "./SimState.ts"
-import { CreateSubscriptionBody, SimSubscriptions, UpdateSubscriptionBody } from "./Subscriptions.ts"
+import { CreateSubscriptionBody, SimSubscriptions, UpdateSubscriptionBody } from "./SimSubscriptions.ts"
 
 const readJson = (request: HttpServerRequest.HttpServerRequest) =>
   request.text.pipe(

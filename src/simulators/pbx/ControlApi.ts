@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import { Effect, Exit, Schema, type Scope } from "effect"
-import type { PbxSimulatorHandle } from "./PbxSimulator.ts"
+import type { PbxSimulatorHandle } from "./SimulatorHandle.ts"
 import { SimUser } from "./SimulatorModel.ts"
 
 const UserBody = Schema.Struct({ user: SimUser, home: Schema.optionalKey(Schema.String) })

@@ -3,13 +3,15 @@
  * app service with its own App object. Tests and the demo drive it through the handle or its HTTP control API
  * (docs/simulator-pbx.md).
  */
-import { Clock, Effect, Redacted, Schema, type Scope } from "effect"
+import { Clock, Effect, type Redacted, type Scope } from "effect"
 import { startControlServer } from "./ControlApi.ts"
-import type { CheckAppLicRecord } from "./SimAdminApi.ts"
-import { type PresenceEntry, type SetPresenceRecord, type SimCall, type SimUser, SystemModel } from "./SimulatorModel.ts"
-import { redactedPassword, SimulatedPbx, type SimPbxStatus } from "./SimulatedPbx.ts"
+import { redactedPassword } from "./SimAppLogin.ts"
+import { SimulatedPbx } from "./SimulatedPbx.ts"
+import { type PbxSimulatorHandle, type SimPbxStatus, SimulatorError, SimulatorTimeout } from "./SimulatorHandle.ts"
+import { type CheckAppLicRecord, type PresenceEntry, type SetPresenceRecord, type SimCall, type SimUser, SystemModel } from "./SimulatorModel.ts"
 
-export type { CheckAppLicRecord, PresenceEntry, SetPresenceRecord, SimCall, SimPbxStatus, SimUser }
+export type { CheckAppLicRecord, PbxSimulatorHandle, PresenceEntry, SetPresenceRecord, SimCall, SimPbxStatus, SimUser }
+export { SimulatorError, SimulatorTimeout }
 
 export interface SimPbxOptions {
   readonly name: string
@@ -38,255 +40,185 @@ export interface PbxSimulatorOptions {
   readonly keepAliveMs?: number
 }
 
-export class SimulatorTimeout extends Schema.TaggedError<SimulatorTimeout>()("SimulatorTimeout", {
-  message: Schema.String
-}) {}
+/** The system's PBXs, each with the users registered at it; a presence change reaches every PBX's subscribers. */
+const buildSystem = (options: PbxSimulatorOptions, model: SystemModel): Map<string, SimulatedPbx> => {
+  const pbxs = new Map<string, SimulatedPbx>()
+  for (const pbx of options.pbxs) {
+    for (const user of pbx.users ?? []) model.users.set(user.guid, { user, home: pbx.name })
+    const simulated = new SimulatedPbx(
+      {
+        name: pbx.name,
+        isMaster: pbx.isMaster,
+        password: redactedPassword(pbx.password),
+        apis: pbx.apis ?? ["PbxApi", "PbxTableUsers"],
+        lics: pbx.lics,
+        ...(pbx.unlicensed !== undefined ? { unlicensed: pbx.unlicensed } : {}),
+        appObject: pbx.appObject
+      },
+      {
+        connectUrl: options.connectUrl,
+        domain: options.domain,
+        reconnectDelayMs: options.reconnectDelayMs ?? 200,
+        keepAliveMs: options.keepAliveMs ?? 60_000
+      },
+      model
+    )
+    simulated.pbxApi.onPresenceChanged = (guid) => {
+      for (const other of pbxs.values()) other.pbxApi.pushPresence(guid)
+    }
+    pbxs.set(pbx.name, simulated)
+  }
+  return pbxs
+}
 
-export class SimulatorError extends Schema.TaggedError<SimulatorError>()("SimulatorError", {
-  message: Schema.String
-}) {}
+/** Edits of the system's user table, pushed to every PBX's replication. */
+const userEdits = (model: SystemModel, pbxs: ReadonlyMap<string, SimulatedPbx>, masterName: string) => ({
+  upsertUser: (user: SimUser, home?: string) =>
+    Effect.sync(() => {
+      const existed = model.users.get(user.guid)
+      model.users.set(user.guid, { user, home: home ?? existed?.home ?? masterName })
+      for (const pbx of pbxs.values()) pbx.pushUserChange(existed ? "ReplicateUpdate" : "ReplicateAdd", user)
+      model.changed()
+    }),
+  setAppLicences: (guid: string, licences: ReadonlyArray<string>) =>
+    Effect.suspend(() => {
+      const entry = model.users.get(guid)
+      if (entry === undefined) return Effect.fail(new SimulatorError({ message: `no user has the guid ${guid}` }))
+      model.users.set(guid, { ...entry, user: { ...entry.user, licences } })
+      model.changed()
+      return Effect.void
+    }),
+  removeUser: (guid: string) =>
+    Effect.sync(() => {
+      const removed = model.users.get(guid)
+      if (removed === undefined) return
+      model.users.delete(guid)
+      model.presence.delete(guid)
+      for (const pbx of pbxs.values()) pbx.pushUserChange("ReplicateDel", removed.user)
+      model.changed()
+    })
+})
 
-export interface PbxSimulatorHandle {
-  /** Base URL of the HTTP control API, when one was started. */
-  readonly controlUrl: string | undefined
-  readonly status: Effect.Effect<ReadonlyArray<SimPbxStatus>>
-  readonly users: Effect.Effect<ReadonlyArray<SimUser>>
-  /** Adds or replaces a user (on `home`, default the master); pushes ReplicateAdd / ReplicateUpdate. */
-  readonly upsertUser: (user: SimUser, home?: string) => Effect.Effect<void>
-  /**
-   * Sets the App licences a user holds (what CheckAppLic answers) without touching the user object, as when the
-   * licence comes from a config template: no replication push, the connector learns it at its next licence check.
-   */
-  readonly setAppLicences: (guid: string, licences: ReadonlyArray<string>) => Effect.Effect<void, SimulatorError>
-  /** Removes a user; pushes ReplicateDel. */
-  readonly removeUser: (guid: string) => Effect.Effect<void>
-  /** Sets the App object's licence count; the connector sees it at the PBX's next login. */
-  readonly setLicences: (pbx: string, lics: number) => Effect.Effect<void, SimulatorError>
-  readonly setApis: (pbx: string, apis: ReadonlyArray<string>) => Effect.Effect<void, SimulatorError>
-  /**
-   * Fault: the PBX replicates every object of its table (waiting queues, trunks, …), whatever types the consumer's
-   * ReplicateStart asks for, as an older firmware might; applies from the next ReplicateStart.
-   */
-  readonly setReplicateAllObjects: (pbx: string, on: boolean) => Effect.Effect<void, SimulatorError>
-  /** A user's presence list, newest first (what phones and myApps show). */
-  readonly presence: (guid: string) => Effect.Effect<ReadonlyArray<PresenceEntry>>
-  /** Every SetPresence received, in order. */
-  readonly setPresenceLog: Effect.Effect<ReadonlyArray<SetPresenceRecord>>
-  /** PbxAdminApi CheckAppLic: answer after `delayMs`, or never for the users named (by h323) in `unanswered`. */
-  readonly setCheckAppLicBehaviour: (
-    pbx: string,
-    behaviour: { readonly delayMs?: number; readonly unanswered?: ReadonlyArray<string> }
-  ) => Effect.Effect<void, SimulatorError>
-  readonly drop: (pbx: string, options?: { readonly reconnect?: boolean }) => Effect.Effect<void, SimulatorError>
-  readonly reconnect: (pbx: string) => Effect.Effect<void, SimulatorError>
-  /** Refuse SetPresence with `errorText` (undefined = accept again), and/or delay the answers. */
-  readonly setPresenceBehaviour: (
-    pbx: string,
-    behaviour: { readonly refuse?: string | undefined; readonly delayMs?: number }
-  ) => Effect.Effect<void, SimulatorError>
-  /**
-   * Places a call for a user (ringing at the user, or already connected): while it lasts the PBX shows the user
-   * on the phone to watchers with that right, and RCC monitors get CallInfo. Answers the call's id.
-   */
-  readonly placeCall: (guid: string, options?: { readonly state?: SimCall["state"] }) => Effect.Effect<number, SimulatorError>
-  /** Connects a ringing call, or puts a call on hold / retrieves it. */
-  readonly updateCall: (id: number, change: { readonly state?: SimCall["state"]; readonly hold?: boolean }) => Effect.Effect<void, SimulatorError>
-  /** Ends a call (released). */
-  readonly endCall: (id: number) => Effect.Effect<void, SimulatorError>
-  /** Calls in progress. */
-  readonly calls: Effect.Effect<ReadonlyArray<SimCall>>
-  /** Sends a frame exactly as given on a PBX's connection. */
-  readonly sendRaw: (pbx: string, text: string) => Effect.Effect<void, SimulatorError>
-  /** Waits until `check` returns a value (re-checked after every simulator change). */
-  readonly waitFor: <A>(check: () => A | undefined, timeoutMs?: number) => Effect.Effect<A, SimulatorTimeout>
-  /** Synchronous views for `waitFor` conditions. */
-  readonly peek: {
-    readonly status: () => ReadonlyArray<SimPbxStatus>
-    readonly presence: (guid: string) => ReadonlyArray<PresenceEntry>
-    readonly setPresenceLog: () => ReadonlyArray<SetPresenceRecord>
-    readonly checkAppLicLog: () => ReadonlyArray<CheckAppLicRecord>
-    readonly calls: () => ReadonlyArray<SimCall>
-    /** Requests to watch a user's calls (SubscribePresence, UserInitialize) and the PBX each reached. */
-    readonly watchLog: () => ReadonlyArray<{ readonly pbx: string; readonly mt: string; readonly guid: string | undefined }>
+/** Completes when `check` returns a value, re-checked after every change of the system (no polling). */
+const waitForChange = (model: SystemModel) => <A>(check: () => A | undefined, timeoutMs = 10_000) =>
+  Effect.callback<A>((resume) => {
+    const attempt = () => {
+      const value = check()
+      if (value === undefined) return false
+      unsubscribe()
+      resume(Effect.succeed(value))
+      return true
+    }
+    const unsubscribe = model.onChange(() => void attempt())
+    attempt()
+    return Effect.sync(unsubscribe)
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: timeoutMs,
+      orElse: () => Effect.fail(new SimulatorTimeout({ message: `the PBX simulator did not reach the condition within ${timeoutMs} ms` }))
+    })
+  )
+
+/** The handle's per-PBX settings and faults. */
+const pbxControls = (pbxs: ReadonlyMap<string, SimulatedPbx>) => {
+  const find = (name: string) =>
+    Effect.suspend(() => {
+      const pbx = pbxs.get(name)
+      return pbx === undefined ? Effect.fail(new SimulatorError({ message: `no simulated PBX is named ${name}` })) : Effect.succeed(pbx)
+    })
+  const on = (name: string, f: (pbx: SimulatedPbx) => void) => Effect.map(find(name), f)
+  return {
+    setLicences: (name: string, lics: number) => on(name, (pbx) => void (pbx.config.lics = lics)),
+    setApis: (name: string, apis: ReadonlyArray<string>) => on(name, (pbx) => void (pbx.config.apis = apis)),
+    setReplicateAllObjects: (name: string, all: boolean) => on(name, (pbx) => void (pbx.config.replicateAllObjects = all)),
+    setCheckAppLicBehaviour: (name: string, behaviour: { readonly delayMs?: number; readonly unanswered?: ReadonlyArray<string> }) =>
+      on(name, (pbx) => {
+        if (behaviour.delayMs !== undefined) pbx.admin.behaviour.delayMs = behaviour.delayMs
+        if (behaviour.unanswered !== undefined) pbx.admin.behaviour.unanswered = new Set(behaviour.unanswered)
+      }),
+    drop: (name: string, dropOptions?: { readonly reconnect?: boolean }) => on(name, (pbx) => pbx.drop(dropOptions?.reconnect ?? true)),
+    reconnect: (name: string) => on(name, (pbx) => pbx.reconnect()),
+    setPresenceBehaviour: (name: string, behaviour: { readonly refuse?: string | undefined; readonly delayMs?: number }) =>
+      on(name, (pbx) => {
+        if ("refuse" in behaviour) pbx.pbxApi.behaviour.refuse = behaviour.refuse
+        if (behaviour.delayMs !== undefined) pbx.pbxApi.behaviour.delayMs = behaviour.delayMs
+      }),
+    sendRaw: (name: string, text: string) =>
+      Effect.flatMap(find(name), (pbx) =>
+        pbx.sendRaw(text) ? Effect.void : Effect.fail(new SimulatorError({ message: `PBX ${name} is not connected` })))
+  }
+}
+
+/** Calls: every PBX of the system tells its watchers (the presence monitor and RCC live on the user's PBX). */
+const callControls = (model: SystemModel, pbxs: ReadonlyMap<string, SimulatedPbx>) => {
+  let callIds = 0
+  const callChanged = (call: SimCall, msg: string) => {
+    for (const pbx of pbxs.values()) pbx.pushCall(call, msg)
+    model.changed()
+  }
+  const findCall = (id: number) =>
+    Effect.suspend(() => {
+      const call = model.calls.get(id)
+      return call === undefined ? Effect.fail(new SimulatorError({ message: `no call has the id ${id}` })) : Effect.succeed(call)
+    })
+  return {
+    placeCall: Effect.fnUntraced(function*(guid: string, callOptions?: { readonly state?: SimCall["state"] }) {
+      if (!model.users.has(guid)) return yield* new SimulatorError({ message: `no user has the guid ${guid}` })
+      const call: SimCall = { id: ++callIds, guid, state: callOptions?.state ?? "connected", hold: false, since: yield* Clock.currentTimeMillis }
+      model.calls.set(call.id, call)
+      callChanged(call, call.state === "alerting" ? "x-alert" : "x-conn")
+      return call.id
+    }),
+    updateCall: (id: number, change: { readonly state?: SimCall["state"]; readonly hold?: boolean }) =>
+      Effect.map(findCall(id), (call) => {
+        const next: SimCall = {
+          ...call,
+          ...(change.state !== undefined ? { state: change.state } : {}),
+          ...(change.hold !== undefined ? { hold: change.hold } : {})
+        }
+        model.calls.set(id, next)
+        callChanged(next, change.hold === true ? "r-facility" : change.state === "connected" ? "x-conn" : "r-info")
+      }),
+    endCall: (id: number) =>
+      Effect.map(findCall(id), (call) => {
+        model.calls.delete(id)
+        callChanged(call, "r-rel")
+      }),
+    calls: Effect.sync(() => [...model.calls.values()])
   }
 }
 
 export class PbxSimulator {
-  static readonly make = (options: PbxSimulatorOptions): Effect.Effect<PbxSimulatorHandle, never, Scope.Scope> =>
-    Effect.gen(function*() {
-      const model = new SystemModel()
-      const master = options.pbxs.find((pbx) => pbx.isMaster) ?? options.pbxs[0]
-      const pbxs = new Map<string, SimulatedPbx>()
-      for (const pbx of options.pbxs) {
-        for (const user of pbx.users ?? []) model.users.set(user.guid, { user, home: pbx.name })
-        const simulated = new SimulatedPbx(
-          {
-            name: pbx.name,
-            isMaster: pbx.isMaster,
-            password: redactedPassword(pbx.password),
-            apis: pbx.apis ?? ["PbxApi", "PbxTableUsers"],
-            lics: pbx.lics,
-            ...(pbx.unlicensed !== undefined ? { unlicensed: pbx.unlicensed } : {}),
-            appObject: pbx.appObject
-          },
-          {
-            connectUrl: options.connectUrl,
-            domain: options.domain,
-            reconnectDelayMs: options.reconnectDelayMs ?? 200,
-            keepAliveMs: options.keepAliveMs ?? 60_000
-          },
-          model
-        )
-        simulated.onPresenceChanged = (guid) => {
-          for (const other of pbxs.values()) other.pushPresence(guid)
-        }
-        pbxs.set(pbx.name, simulated)
-      }
-
-      const find = (name: string) =>
-        Effect.suspend(() => {
-          const pbx = pbxs.get(name)
-          return pbx === undefined
-            ? Effect.fail(new SimulatorError({ message: `no simulated PBX is named ${name}` }))
-            : Effect.succeed(pbx)
-        })
-
-      const upsertUser = (user: SimUser, home?: string) =>
-        Effect.sync(() => {
-          const existed = model.users.get(user.guid)
-          model.users.set(user.guid, { user, home: home ?? existed?.home ?? master?.name ?? "" })
-          for (const pbx of pbxs.values()) pbx.pushUserChange(existed ? "ReplicateUpdate" : "ReplicateAdd", user)
-          model.changed()
-        })
-      const setAppLicences = (guid: string, licences: ReadonlyArray<string>) =>
-        Effect.suspend(() => {
-          const entry = model.users.get(guid)
-          if (entry === undefined) return Effect.fail(new SimulatorError({ message: `no user has the guid ${guid}` }))
-          model.users.set(guid, { ...entry, user: { ...entry.user, licences } })
-          model.changed()
-          return Effect.void
-        })
-      const removeUser = (guid: string) =>
-        Effect.sync(() => {
-          const removed = model.users.get(guid)
-          if (removed === undefined) return
-          model.users.delete(guid)
-          model.presence.delete(guid)
-          for (const pbx of pbxs.values()) pbx.pushUserChange("ReplicateDel", removed.user)
-          model.changed()
-        })
-
-      // Calls: every PBX of the system tells its watchers (the presence monitor and RCC live on the user's PBX).
-      let callIds = 0
-      const callChanged = (call: SimCall, msg: string) => {
-        for (const pbx of pbxs.values()) pbx.pushCall(call, msg)
-        model.changed()
-      }
-      const findCall = (id: number) =>
-        Effect.suspend(() => {
-          const call = model.calls.get(id)
-          return call === undefined ? Effect.fail(new SimulatorError({ message: `no call has the id ${id}` })) : Effect.succeed(call)
-        })
-      const placeCall = (guid: string, callOptions?: { readonly state?: SimCall["state"] }) =>
-        Effect.gen(function*() {
-          if (!model.users.has(guid)) return yield* new SimulatorError({ message: `no user has the guid ${guid}` })
-          const call: SimCall = { id: ++callIds, guid, state: callOptions?.state ?? "connected", hold: false, since: yield* Clock.currentTimeMillis }
-          model.calls.set(call.id, call)
-          callChanged(call, call.state === "alerting" ? "x-alert" : "x-conn")
-          return call.id
-        })
-      const updateCall = (id: number, change: { readonly state?: SimCall["state"]; readonly hold?: boolean }) =>
-        Effect.map(findCall(id), (call) => {
-          const next: SimCall = { ...call, ...(change.state !== undefined ? { state: change.state } : {}), ...(change.hold !== undefined ? { hold: change.hold } : {}) }
-          model.calls.set(id, next)
-          callChanged(next, change.hold === true ? "r-facility" : change.state === "connected" ? "x-conn" : "r-info")
-        })
-      const endCall = (id: number) =>
-        Effect.map(findCall(id), (call) => {
-          model.calls.delete(id)
-          callChanged(call, "r-rel")
-        })
-
-      const waitFor = <A>(check: () => A | undefined, timeoutMs = 10_000) =>
-        Effect.callback<A>((resume) => {
-          const attempt = () => {
-            const value = check()
-            if (value === undefined) return false
-            unsubscribe()
-            resume(Effect.succeed(value))
-            return true
-          }
-          const unsubscribe = model.onChange(() => void attempt())
-          attempt()
-          return Effect.sync(unsubscribe)
-        }).pipe(
-          Effect.timeoutOrElse({
-            duration: timeoutMs,
-            orElse: () =>
-              Effect.fail(new SimulatorTimeout({ message: `the PBX simulator did not reach the condition within ${timeoutMs} ms` }))
-          })
-        )
-
-      const peek = {
-        status: () => [...pbxs.values()].map((pbx) => pbx.status()),
-        presence: (guid: string) => model.presence.get(guid) ?? [],
-        setPresenceLog: () => [...model.setPresenceLog],
-        checkAppLicLog: () => [...model.checkAppLicLog],
-        calls: () => [...model.calls.values()],
-        watchLog: () => [...model.watchLog]
-      }
-
-      const handle: Omit<PbxSimulatorHandle, "controlUrl"> = {
-        status: Effect.sync(peek.status),
-        users: Effect.sync(() => [...model.users.values()].map((entry) => entry.user)),
-        upsertUser,
-        setAppLicences,
-        removeUser,
-        setLicences: (name, lics) => Effect.map(find(name), (pbx) => void (pbx.config.lics = lics)),
-        setApis: (name, apis) => Effect.map(find(name), (pbx) => void (pbx.config.apis = apis)),
-        setReplicateAllObjects: (name, on) => Effect.map(find(name), (pbx) => void (pbx.config.replicateAllObjects = on)),
-        presence: (guid) => Effect.sync(() => peek.presence(guid)),
-        setPresenceLog: Effect.sync(peek.setPresenceLog),
-        setCheckAppLicBehaviour: (name, behaviour) =>
-          Effect.map(find(name), (pbx) => {
-            if (behaviour.delayMs !== undefined) pbx.admin.behaviour.delayMs = behaviour.delayMs
-            if (behaviour.unanswered !== undefined) pbx.admin.behaviour.unanswered = new Set(behaviour.unanswered)
-          }),
-        drop: (name, dropOptions) => Effect.map(find(name), (pbx) => pbx.drop(dropOptions?.reconnect ?? true)),
-        reconnect: (name) => Effect.map(find(name), (pbx) => pbx.reconnect()),
-        setPresenceBehaviour: (name, behaviour) =>
-          Effect.map(find(name), (pbx) => {
-            if ("refuse" in behaviour) pbx.refuseSetPresence = behaviour.refuse
-            if (behaviour.delayMs !== undefined) pbx.delaySetPresenceMs = behaviour.delayMs
-          }),
-        placeCall,
-        updateCall,
-        endCall,
-        calls: Effect.sync(peek.calls),
-        sendRaw: (name, text) =>
-          Effect.flatMap(find(name), (pbx) =>
-            pbx.sendRaw(text)
-              ? Effect.void
-              : Effect.fail(new SimulatorError({ message: `PBX ${name} is not connected` }))),
-        waitFor,
-        peek
-      }
-
-      const controlUrl = options.controlPort === undefined
-        ? undefined
-        : yield* startControlServer(options.controlPort, handle)
-
-      yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          for (const pbx of pbxs.values()) pbx.start()
-        }),
-        () =>
-          Effect.sync(() => {
-            for (const pbx of pbxs.values()) pbx.stop()
-          })
-      )
-      return { ...handle, controlUrl }
-    })
+  static readonly make = Effect.fnUntraced(function*(options: PbxSimulatorOptions): Effect.fn.Return<PbxSimulatorHandle, never, Scope.Scope> {
+    const model = new SystemModel()
+    const pbxs = buildSystem(options, model)
+    const master = options.pbxs.find((pbx) => pbx.isMaster) ?? options.pbxs[0]
+    const peek = {
+      status: () => [...pbxs.values()].map((pbx) => pbx.status()),
+      presence: (guid: string) => model.presence.get(guid) ?? [],
+      setPresenceLog: () => [...model.setPresenceLog],
+      checkAppLicLog: () => [...model.checkAppLicLog],
+      calls: () => [...model.calls.values()],
+      watchLog: () => [...model.watchLog]
+    }
+    const handle: Omit<PbxSimulatorHandle, "controlUrl"> = {
+      ...userEdits(model, pbxs, master?.name ?? ""),
+      ...pbxControls(pbxs),
+      ...callControls(model, pbxs),
+      status: Effect.sync(peek.status),
+      users: Effect.sync(() => [...model.users.values()].map((entry) => entry.user)),
+      presence: (guid) => Effect.sync(() => peek.presence(guid)),
+      setPresenceLog: Effect.sync(peek.setPresenceLog),
+      waitFor: waitForChange(model),
+      peek
+    }
+    const controlUrl = options.controlPort === undefined ? undefined : yield* startControlServer(options.controlPort, handle)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => pbxs.forEach((pbx) => pbx.start())),
+      () => Effect.sync(() => pbxs.forEach((pbx) => pbx.stop()))
+    )
+    return { ...handle, controlUrl }
+  })
 }
 
 /**

@@ -6,16 +6,6 @@
  */
 import type { SimUser, SystemModel } from "./SimulatorModel.ts"
 
-export interface CheckAppLicRecord {
-  readonly pbx: string
-  readonly src: string | undefined
-  readonly h323: string | undefined
-  readonly guid: string | undefined
-  readonly lic: string
-  /** Requests received and not yet answered when this one arrived, itself included. */
-  readonly inFlight: number
-}
-
 export interface AdminBehaviour {
   /** Answer each CheckAppLic after this many milliseconds. */
   delayMs: number

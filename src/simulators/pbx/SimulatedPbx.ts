@@ -4,13 +4,13 @@
  * PbxTableUsers replication and PbxApi SetPresence / SubscribePresence / UnsubscribePresence (message shapes as the
  * innovaphone SDK documents them, test/fixtures/conformance/innovaphone-sdk-messages.json), and reconnects after a drop.
  */
-import { createHash } from "node:crypto"
-import { Redacted } from "effect"
+import type { Redacted } from "effect"
 import WebSocket from "ws"
-import { loginDigest } from "../../pbx/socket/AppLoginDigest.ts"
-import { corkPerTick } from "../../pbx/socket/PbxConnection.ts"
+import { corkPerTick } from "../../pbx/socket/SocketLink.ts"
 import { SimAdminApi } from "./SimAdminApi.ts"
-import { SimPresenceMonitor } from "./SimPresenceMonitor.ts"
+import { appLoginFrame, appName } from "./SimAppLogin.ts"
+import { SimPbxApi } from "./SimPbxApi.ts"
+import type { SimPbxStatus } from "./SimulatorHandle.ts"
 import { SimRcc } from "./SimRcc.ts"
 import { nextRow, pushFor, type Replication, startReplication } from "./SimReplication.ts"
 import type { SimCall, SimUser, SystemModel } from "./SimulatorModel.ts"
@@ -34,25 +34,6 @@ export interface SimPbxConfig {
   replicateAllObjects?: boolean
 }
 
-export interface SimPbxStatus {
-  readonly name: string
-  readonly isMaster: boolean
-  readonly connected: boolean
-  readonly loggedIn: boolean
-  /** Logins the connector answered with ok:false. */
-  readonly loginsRefused: number
-  /** Successful logins so far (a reconnect adds one). */
-  readonly logins: number
-  /** KeepAlive messages received from the connector (an app service never sends one: this stays 0). */
-  readonly keepAlivesReceived: number
-  /** AppInfoResult answers to the AppInfo the PBX asks after login, the latest last. */
-  readonly appInfoResults: ReadonlyArray<unknown>
-  /** KeepAlive messages this PBX sent, as the AppWebsocket client does after `keepAliveMs` without traffic. */
-  readonly keepAlivesSent: number
-  /** What the connector's last ReplicateStart asked for. */
-  readonly replication?: Replication["request"]
-}
-
 export interface SimPbxConnectOptions {
   readonly connectUrl: string
   readonly domain: string
@@ -60,8 +41,6 @@ export interface SimPbxConnectOptions {
   /** Idle time after which the PBX, as the websocket's client, sends KeepAlive (0 = never). */
   readonly keepAliveMs: number
 }
-
-const hex32 = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 32)
 
 export class SimulatedPbx {
   private socket: WebSocket | undefined
@@ -80,14 +59,12 @@ export class SimulatedPbx {
   private hold: () => void = () => {}
   /** The connection's replication (SimReplication.ts). */
   private replication: Replication | undefined
-  /** PbxApi's presence monitor (SubscribePresence / PresenceUpdate). */
-  private readonly monitor: SimPresenceMonitor
-  refuseSetPresence: string | undefined
   /** PbxAdminApi (CheckAppLic), with its behaviour for tests. */
   readonly admin: SimAdminApi
+  /** PbxApi (SetPresence, presence monitors), with its behaviour for tests. */
+  readonly pbxApi: SimPbxApi
   /** RCC (UserInitialize / CallInfo), when the App object enables it. */
   readonly rcc: SimRcc
-  delaySetPresenceMs = 0
 
   readonly config: SimPbxConfig
   private readonly options: SimPbxConnectOptions
@@ -102,8 +79,8 @@ export class SimulatedPbx {
     this.options = options
     this.model = model
     this.admin = new SimAdminApi(config.name, model)
+    this.pbxApi = new SimPbxApi(config.name, model, (message) => this.send(message))
     this.rcc = new SimRcc(config.name, config.appObject, model, (message) => this.send(message))
-    this.monitor = new SimPresenceMonitor(config.name, model, (message) => this.send(message))
   }
 
   status(): SimPbxStatus {
@@ -202,46 +179,12 @@ export class SimulatedPbx {
       this.admin.reset()
       this.rcc.reset()
       this.replication = undefined
-      this.monitor.reset()
+      this.pbxApi.reset()
       this.model.changed()
       if (!this.stopped && this.autoReconnect) {
         this.reconnectTimer = setTimeout(() => this.connect(), this.options.reconnectDelayMs)
       }
     })
-  }
-
-  /** The app service's name as the App object's URL ends (the `app` of AppLogin and AppInfo, as in the real captures). */
-  private app(): string {
-    return this.options.connectUrl.split("/").filter((part) => part.length > 0).pop() ?? "app"
-  }
-
-  /** The AppLogin a PBX sends for its App object: the same fields and order as the real captures. */
-  private appLogin(challenge: string): string {
-    const appUrl = this.options.connectUrl
-    const app = this.app()
-    const info = {
-      appobj: this.config.appObject,
-      appdn: this.config.appObject,
-      appurl: appUrl,
-      pbx: this.config.name,
-      cn: this.config.appObject,
-      unlicensed: this.config.unlicensed ?? true,
-      ...(this.config.lics !== undefined ? { lics: this.config.lics } : {}),
-      apps: []
-    }
-    const infoText = JSON.stringify(info)
-    const fields = {
-      app,
-      domain: this.options.domain,
-      sip: this.config.appObject,
-      guid: hex32(`${this.options.domain}/${this.config.name}/${this.config.appObject}`),
-      dn: this.config.appObject,
-      infoText
-    }
-    const digest = loginDigest(fields, challenge, this.config.password)
-    return `{"mt":"AppLogin","sip":${JSON.stringify(fields.sip)},"guid":"${fields.guid}","dn":${
-      JSON.stringify(fields.dn)
-    },"digest":"${digest}","domain":${JSON.stringify(fields.domain)},"app":${JSON.stringify(app)},"info":${infoText}}`
   }
 
   private receive(text: string): void {
@@ -261,7 +204,16 @@ export class SimulatedPbx {
     switch (mt) {
       case "AppChallengeResult": {
         const challenge = typeof message["challenge"] === "string" ? message["challenge"] : ""
-        this.socket?.send(this.appLogin(challenge))
+        this.socket?.send(appLoginFrame({
+          connectUrl: this.options.connectUrl,
+          domain: this.options.domain,
+          pbx: this.config.name,
+          appObject: this.config.appObject,
+          password: this.config.password,
+          unlicensed: this.config.unlicensed ?? true,
+          lics: this.config.lics,
+          challenge
+        }))
         return
       }
       case "AppLoginResult": {
@@ -278,7 +230,7 @@ export class SimulatedPbx {
             build: "139999"
           })
           // The PBX asks the app service for the APIs it provides (SDK AppWebsocket.htm, AppInfo).
-          this.send({ mt: "AppInfo", app: this.app() })
+          this.send({ mt: "AppInfo", app: appName(this.options.connectUrl) })
         } else {
           this.loginsRefused++
         }
@@ -300,7 +252,7 @@ export class SimulatedPbx {
       return
     }
     if (api === "PbxTableUsers") return this.tableUsers(String(mt), message, src, reply)
-    if (api === "PbxApi") return this.pbxApi(String(mt), message, src, reply)
+    if (api === "PbxApi") return this.pbxApi.receive(String(mt), message, src, reply)
     if (api === "PbxAdminApi") return this.admin.receive(String(mt), message, src, reply)
     if (api === "RCC") return this.rcc.receive(String(mt), message, src, reply)
     reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
@@ -332,56 +284,9 @@ export class SimulatedPbx {
     if (push !== undefined) this.send(push)
   }
 
-  /** Sends PresenceUpdate `{presence}` (SDK PbxApi.htm) to this connection's subscribers of a user. */
-  pushPresence(guid: string): void {
-    this.monitor.push(guid)
-  }
-
   /** A call changed: the user's watchers get the presence (on-the-phone while calls exist), RCC monitors a CallInfo. */
   pushCall(call: SimCall, msg: string): void {
-    this.pushPresence(call.guid)
+    this.pbxApi.pushPresence(call.guid)
     this.rcc.pushCall(call, msg)
   }
-
-  private pbxApi(
-    mt: string,
-    message: Record<string, unknown>,
-    src: string | undefined,
-    reply: (result: Record<string, unknown>) => void
-  ): void {
-    if (this.monitor.receive(mt, message, src, reply)) return
-    const text = (key: string) => (typeof message[key] === "string" ? message[key] : undefined)
-    if (mt !== "SetPresence") return reply({ mt: `${mt}Result`, error: 1, errorText: `unknown message ${mt}` })
-    const apply = () => {
-      const user = this.model.findUser(text("guid"), text("sip"))
-      const contact = text("contact") ?? ""
-      const record = {
-        pbx: this.config.name,
-        guid: text("guid"),
-        sip: text("sip"),
-        contact,
-        activity: text("activity") ?? "",
-        note: text("note") ?? ""
-      }
-      if (user === undefined || this.refuseSetPresence !== undefined) {
-        this.model.setPresenceLog.push({ ...record, accepted: false })
-        reply({ mt: "SetPresenceResult", error: 1, errorText: user === undefined ? "unknown user" : this.refuseSetPresence })
-        this.model.changed()
-        return
-      }
-      this.model.setPresence(user.guid, contact, record.activity, record.note)
-      this.model.setPresenceLog.push({ ...record, accepted: true })
-      reply({ mt: "SetPresenceResult" })
-      this.model.changed()
-      this.onPresenceChanged(user.guid)
-    }
-    if (this.delaySetPresenceMs > 0) setTimeout(apply, this.delaySetPresenceMs)
-    else apply()
-  }
-
-  /** Set by the system: tells every PBX's subscribers about a presence change. */
-  onPresenceChanged: (guid: string) => void = () => {}
 }
-
-export const redactedPassword = (password: string | Redacted.Redacted<string>): Redacted.Redacted<string> =>
-  Redacted.isRedacted(password) ? password : Redacted.make(password)

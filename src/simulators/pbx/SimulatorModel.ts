@@ -4,7 +4,6 @@
  */
 import { Schema } from "effect"
 import { createHash } from "node:crypto"
-import type { CheckAppLicRecord } from "./SimAdminApi.ts"
 
 export const SimUser = Schema.Struct({
   guid: Schema.String,
@@ -41,6 +40,17 @@ export interface PresenceEntry {
   readonly status: "open" | "closed"
   readonly activity: string
   readonly note: string
+}
+
+/** A CheckAppLic the simulator received (SimAdminApi.ts). */
+export interface CheckAppLicRecord {
+  readonly pbx: string
+  readonly src: string | undefined
+  readonly h323: string | undefined
+  readonly guid: string | undefined
+  readonly lic: string
+  /** Requests received and not yet answered when this one arrived, itself included. */
+  readonly inFlight: number
 }
 
 /** A call of a user, placed through the simulator's control API. */

@@ -70,29 +70,28 @@ const stateText = (status: SimPbxStatus): string =>
   status.loggedIn ? "logged in" : status.connected ? "connected, logging in" : "not connected (retrying)"
 
 /** Prints each PBX's connection state whenever it changes, and a hint when the connector refuses the login. */
-const reportStatus = (sim: PbxSimulatorHandle) =>
-  Effect.gen(function*() {
-    let last = new Map<string, string>()
-    const key = (status: SimPbxStatus) => `${stateText(status)}/${status.loginsRefused}`
-    while (true) {
-      const statuses = yield* sim.waitFor(() => {
-        const now = sim.peek.status()
-        return now.some((status) => last.get(status.name) !== key(status)) ? now : undefined
-      }, 24 * 3600 * 1000).pipe(Effect.option)
-      if (Option.isNone(statuses)) continue
-      for (const status of statuses.value) {
-        const previous = last.get(status.name)
-        if (previous === key(status)) continue
-        const refused = previous !== undefined && status.loginsRefused > Number(previous.split("/")[1])
-        yield* Console.log(
-          refused
-            ? `${status.name}: the connector refused the login (wrong --password, or a PBX name it does not expect?)`
-            : `${status.name}${status.isMaster ? " (master)" : ""}: ${stateText(status)}`
-        )
-      }
-      last = new Map(statuses.value.map((status) => [status.name, key(status)]))
+const reportStatus = Effect.fnUntraced(function*(sim: PbxSimulatorHandle) {
+  let last = new Map<string, string>()
+  const key = (status: SimPbxStatus) => `${stateText(status)}/${status.loginsRefused}`
+  while (true) {
+    const statuses = yield* sim.waitFor(() => {
+      const now = sim.peek.status()
+      return now.some((status) => last.get(status.name) !== key(status)) ? now : undefined
+    }, 24 * 3600 * 1000).pipe(Effect.option)
+    if (Option.isNone(statuses)) continue
+    for (const status of statuses.value) {
+      const previous = last.get(status.name)
+      if (previous === key(status)) continue
+      const refused = previous !== undefined && status.loginsRefused > Number(previous.split("/")[1])
+      yield* Console.log(
+        refused
+          ? `${status.name}: the connector refused the login (wrong --password, or a PBX name it does not expect?)`
+          : `${status.name}${status.isMaster ? " (master)" : ""}: ${stateText(status)}`
+      )
     }
-  })
+    last = new Map(statuses.value.map((status) => [status.name, key(status)]))
+  }
+})
 
 /** Starts the simulated PBXs in the scope and prints how to drive them. */
 export const startPbxSimulator = Effect.fn("PbxStandalone.start")(function*(

@@ -6,7 +6,7 @@
 import { randomFillSync } from "node:crypto"
 import { encryptPayload, inspectCertificate } from "../../../graph/notifications/crypto/RichCrypto.ts"
 import { isoSeconds, type SimPresence, type SimUser } from "../SimState.ts"
-import type { SimSubscription } from "../Subscriptions.ts"
+import type { SimSubscription } from "../SimSubscriptions.ts"
 
 export type NotificationItem = Record<string, unknown>
 

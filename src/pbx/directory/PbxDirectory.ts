@@ -18,7 +18,7 @@ import {
   replicateStart,
   type UserRow
 } from "../socket/PbxMessages.ts"
-import { PbxSettings } from "../PbxSettings.ts"
+import { PbxSettings, type PbxSettingsOptions } from "../PbxSettings.ts"
 
 export interface PbxUser {
   readonly guid: string
@@ -62,11 +62,12 @@ const parseApps = (apps: UserRow["apps"]): ReadonlyArray<string> => {
 
 /**
  * Values most users share (their PBX, node, apps and groups), kept once: each row arrives in a message of its own, so
- * without this every user held copies of the same strings and lists (≈ 150 bytes each at 100,000 users). Bounded, so
- * a table of all-different values cannot grow it without end; beyond the bound values are simply not shared.
+ * without this every user held copies of the same strings and lists (≈ 300 bytes each, bench/userCost.ts). Bounded,
+ * so a table of all-different values cannot grow it without end; beyond the bound values are simply not shared.
  */
 const shared = new Map<string, string | ReadonlyArray<string>>()
 const sharedLimit = 4_096
+const noItems: ReadonlyArray<string> = Object.freeze([])
 const sharedString = (value: string): string => {
   const known = shared.get(`s:${value}`)
   if (typeof known === "string") return known
@@ -82,7 +83,6 @@ const sharedList = (items: ReadonlyArray<string>): ReadonlyArray<string> => {
   if (shared.size < sharedLimit) shared.set(key, list)
   return list
 }
-const noItems: ReadonlyArray<string> = Object.freeze([])
 
 export const userFromRow = (row: UserRow): PbxUser => ({
   guid: row.guid,
@@ -139,92 +139,105 @@ export class PbxDirectory extends Context.Service<PbxDirectory, {
     PbxDirectory,
     Effect.gen(function*() {
       const connections = yield* PbxConnections
-      const settings = yield* PbxSettings
-      let users: ReadonlyMap<string, PbxUser> = new Map()
-      const changes = yield* PubSub.unbounded<DirectoryChange>()
-      const ready = yield* Deferred.make<void>()
-
-      const apply = Effect.fnUntraced(function*(pbx: string, message: unknown) {
-        const edit = decodeReplicateMessage(message)
-        if (edit._tag === "Invalid") {
-          return yield* Effect.logWarning(`PBX ${pbx}: ignored a malformed user table message: ${clip(edit.reason, 300)}`)
-        }
-        const next = new Map(users)
-        if (edit._tag === "Delete" || edit._tag === "NotAUser") {
-          // An object that is (now) not a person leaves the directory like a deleted one.
-          const previous = users.get(edit.guid)
-          if (previous === undefined) return
-          next.delete(edit.guid)
-          users = next
-          return yield* PubSub.publish(changes, { _tag: "Removed", user: previous })
-        }
-        const previous = users.get(edit.user.guid)
-        users = next.set(edit.user.guid, edit.user)
-        yield* PubSub.publish(
-          changes,
-          previous === undefined ? { _tag: "Added", user: edit.user } : { _tag: "Updated", user: edit.user, previous }
-        )
-      })
-
-      const replicate = Effect.fn("PbxDirectory.replicate")(function*(connection: PbxConnection) {
-        const info = yield* Deferred.await(connection.pbxInfo).pipe(Effect.timeoutOption(settings.requestTimeoutMs))
-        if (Option.isSome(info) && !(info.value.apis ?? []).includes("PbxTableUsers")) {
-          return yield* Effect.logError(
-            `PBX ${connection.pbx}: cannot read the user table; set the checkmark PbxTableUsers on the App object`
-          )
-        }
-        const pushes = yield* PubSub.subscribe(connection.indications)
-        yield* connection.request(replicateStart)
-        const loaded = new Map<string, PbxUser>()
-        const others = new Map<string, number>()
-        while (true) {
-          const result = decodeNext(yield* connection.request({ api: "PbxTableUsers", mt: "ReplicateNext" }))
-          if (result._tag === "Failure") {
-            yield* Effect.logWarning(`PBX ${connection.pbx}: ignored a malformed ReplicateNextResult: ${clip(result.failure.message, 300)}`)
-            continue
-          }
-          const row = result.success.columns
-          if (row === undefined) break
-          if (isUserObject(row)) loaded.set(row.guid, userFromRow(row))
-          else others.set(pseudoType(row.pseudo), (others.get(pseudoType(row.pseudo)) ?? 0) + 1)
-        }
-        users = loaded
-        yield* PubSub.publish(changes, { _tag: "Reset", users: loaded })
-        yield* Deferred.succeed(ready, undefined)
-        const ignored = [...others].map(([type, count]) => `${count} ${type}`).join(", ")
-        yield* Effect.logInfo(
-          `PBX ${connection.pbx}: user table loaded, ${loaded.size} users${ignored === "" ? "" : ` (objects that are not users, left out: ${ignored})`}`
-        )
-        while (true) {
-          const { envelope, message } = yield* PubSub.take(pushes)
-          if (envelope.api === "PbxTableUsers") yield* apply(connection.pbx, message)
-        }
-      }, Effect.scoped)
-
-      const follow = (connection: PbxConnection) =>
-        Effect.raceFirst(
-          replicate(connection).pipe(
-            Effect.catchTag("PbxRequestError", (error) => Effect.logError(`User table replication stopped: ${clip(error.message, 300)}`))
-          ),
-          Deferred.await(connection.closed)
-        )
-
+      const table: Table = {
+        settings: yield* PbxSettings,
+        users: new Map(),
+        changes: yield* PubSub.unbounded<DirectoryChange>(),
+        ready: yield* Deferred.make<void>()
+      }
+      // Subscribed before the current master is looked at, so that no login falls between.
       const events = yield* connections.subscribe
       const current = yield* connections.master
-      if (Option.isSome(current)) yield* Effect.forkScoped(follow(current.value))
-      yield* Effect.gen(function*() {
-        while (true) {
-          const event = yield* PubSub.take(events)
-          if (event._tag === "Up" && event.connection.isMaster) yield* Effect.forkScoped(follow(event.connection))
-        }
-      }).pipe(Effect.forkScoped)
-
+      if (Option.isSome(current)) yield* Effect.forkScoped(follow(table, current.value))
+      yield* Effect.forkScoped(Effect.forever(Effect.flatMap(PubSub.take(events), (event) =>
+        event._tag === "Up" && event.connection.isMaster ? Effect.asVoid(Effect.forkScoped(follow(table, event.connection))) : Effect.void
+      )))
       return PbxDirectory.of({
-        snapshot: Effect.sync(() => users),
-        changes: Stream.fromPubSub(changes),
-        ready: Deferred.await(ready),
-        get: (guid) => Effect.sync(() => Option.fromNullishOr(users.get(guid)))
+        snapshot: Effect.sync(() => table.users),
+        changes: Stream.fromPubSub(table.changes),
+        ready: Deferred.await(table.ready),
+        get: (guid) => Effect.sync(() => Option.fromNullishOr(table.users.get(guid)))
       })
     })
   )
 }
+
+/** The directory's state: the users (replaced as a whole on every edit, so a snapshot never changes), its changes. */
+interface Table {
+  readonly settings: PbxSettingsOptions
+  users: ReadonlyMap<string, PbxUser>
+  readonly changes: PubSub.PubSub<DirectoryChange>
+  /** Completed when the first initial load from the master is done. */
+  readonly ready: Deferred.Deferred<void>
+}
+
+/** A live replication message applied: a person added or updated, or removed (also when no longer a person). */
+const apply = Effect.fnUntraced(function*(table: Table, pbx: string, message: unknown) {
+  const edit = decodeReplicateMessage(message)
+  if (edit._tag === "Invalid") {
+    return yield* Effect.logWarning(`PBX ${pbx}: ignored a malformed user table message: ${clip(edit.reason, 300)}`)
+  }
+  const next = new Map(table.users)
+  if (edit._tag === "Delete" || edit._tag === "NotAUser") {
+    // An object that is (now) not a person leaves the directory like a deleted one.
+    const previous = table.users.get(edit.guid)
+    if (previous === undefined) return
+    next.delete(edit.guid)
+    table.users = next
+    return yield* PubSub.publish(table.changes, { _tag: "Removed", user: previous })
+  }
+  const previous = table.users.get(edit.user.guid)
+  table.users = next.set(edit.user.guid, edit.user)
+  yield* PubSub.publish(
+    table.changes,
+    previous === undefined ? { _tag: "Added", user: edit.user } : { _tag: "Updated", user: edit.user, previous }
+  )
+})
+
+/** The initial load: ReplicateStart, then ReplicateNext until the table is done; people kept, other objects counted. */
+const load = Effect.fn("PbxDirectory.load")(function*(connection: PbxConnection) {
+  yield* connection.request(replicateStart)
+  const loaded = new Map<string, PbxUser>()
+  const others = new Map<string, number>()
+  while (true) {
+    const result = decodeNext(yield* connection.request({ api: "PbxTableUsers", mt: "ReplicateNext" }))
+    if (result._tag === "Failure") {
+      yield* Effect.logWarning(`PBX ${connection.pbx}: ignored a malformed ReplicateNextResult: ${clip(result.failure.message, 300)}`)
+      continue
+    }
+    const row = result.success.columns
+    if (row === undefined) break
+    if (isUserObject(row)) loaded.set(row.guid, userFromRow(row))
+    else others.set(pseudoType(row.pseudo), (others.get(pseudoType(row.pseudo)) ?? 0) + 1)
+  }
+  return { loaded, ignored: [...others].map(([type, count]) => `${count} ${type}`).join(", ") }
+})
+
+/** The replication over one master connection: the initial load (announced as a reset), then the live edits. */
+const replicate = Effect.fn("PbxDirectory.replicate")(function*(table: Table, connection: PbxConnection) {
+  const info = yield* Deferred.await(connection.pbxInfo).pipe(Effect.timeoutOption(table.settings.requestTimeoutMs))
+  if (Option.isSome(info) && !(info.value.apis ?? []).includes("PbxTableUsers")) {
+    return yield* Effect.logError(`PBX ${connection.pbx}: cannot read the user table; set the checkmark PbxTableUsers on the App object`)
+  }
+  const pushes = yield* PubSub.subscribe(connection.indications)
+  const { loaded, ignored } = yield* load(connection)
+  table.users = loaded
+  yield* PubSub.publish(table.changes, { _tag: "Reset", users: loaded })
+  yield* Deferred.succeed(table.ready, undefined)
+  yield* Effect.logInfo(
+    `PBX ${connection.pbx}: user table loaded, ${loaded.size} users${ignored === "" ? "" : ` (objects that are not users, left out: ${ignored})`}`
+  )
+  while (true) {
+    const { envelope, message } = yield* PubSub.take(pushes)
+    if (envelope.api === "PbxTableUsers") yield* apply(table, connection.pbx, message)
+  }
+}, Effect.scoped)
+
+/** Follows one master connection until it closes; a failed request stops the replication with a log line. */
+const follow = (table: Table, connection: PbxConnection) =>
+  Effect.raceFirst(
+    replicate(table, connection).pipe(
+      Effect.catchTag("PbxRequestError", (error) => Effect.logError(`User table replication stopped: ${clip(error.message, 300)}`))
+    ),
+    Deferred.await(connection.closed)
+  )

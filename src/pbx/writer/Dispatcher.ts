@@ -1,0 +1,226 @@
+/**
+ * The presence writer's one fiber: it takes users from the ready queue and sends their SetPresence on the connection
+ * of their PBX (`routeOf`), and it handles the answers. At most one request per user and `maxConcurrent` overall are in
+ * flight, so a slow or silent PBX never holds up the writes for the others (its requests time out). A request costs no
+ * fiber of its own: the connection's callback queues its answer here. Refused writes are retried with backoff.
+ */
+import { Clock, Effect, Exit, FiberMap, Latch, Metric, Option, PubSub, type Scope, SubscriptionRef, type Tracer } from "effect"
+import { clip } from "../../domain/LogText.ts"
+import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../../domain/Metrics.ts"
+import { commandLabel, type PbxPresenceCommand } from "../../domain/PbxPresence.ts"
+import { childSpan, endSpan } from "../../observability/ChangeTrace.ts"
+import type { PbxDirectory, PbxUser } from "../directory/PbxDirectory.ts"
+import type { PbxSettings } from "../PbxSettings.ts"
+import type { RequestOutcome } from "../socket/PbxConnection.ts"
+import type { PbxConnections } from "../socket/PbxConnections.ts"
+import { type DesiredPresence, WriterState } from "./WriterState.ts"
+
+/**
+ * SetPresence requests in flight at once. The limit is there so that a PBX that stops answering holds a bounded
+ * number of them. It must cover the PBX's round trip at burst rates: 32 in flight at a 20–50 ms round trip caps the
+ * writes at 600–1,600/s, below what decryption delivers; 256 does not.
+ */
+export const maxConcurrent = 256
+
+const maxAttempts = 6
+const retryBaseMs = 200
+const retryMaxMs = 30_000
+
+/** The SetPresence fields for a command. "Clear" is activity "" and note "" on our contact (protocols.md §2.4). */
+export const presenceFields = (command: PbxPresenceCommand): { readonly activity: string; readonly note: string } =>
+  command._tag === "Clear" ? { activity: "", note: "" } : { activity: command.activity, note: command.note }
+
+/** SetPresence (PbxApi, protocols.md §2.4) of one user under the connector's contact; `sip` is left out when empty. */
+export const setPresenceRequest = (guid: string, sip: string, contact: string, command: PbxPresenceCommand) => ({
+  api: "PbxApi",
+  mt: "SetPresence",
+  guid,
+  ...(sip !== "" ? { sip } : {}),
+  contact,
+  ...presenceFields(command)
+})
+
+/**
+ * Where a user's presence is written (protocols.md §2.4, §2.6): on the connection of the user's `loc` PBX when that PBX
+ * has an App connection, else on the master's. Resend.ts follows what changes the answer.
+ */
+export const routeOf = Effect.fnUntraced(function*(
+  services: {
+    readonly settings: PbxSettings["Service"]
+    readonly connections: PbxConnections["Service"]
+    readonly directory: PbxDirectory["Service"]
+  },
+  guid: string
+): Effect.fn.Return<{ readonly user: Option.Option<PbxUser>; readonly pbx: string }> {
+  const user = yield* services.directory.get(guid)
+  const states = yield* SubscriptionRef.get(services.connections.states)
+  const loc = Option.getOrUndefined(Option.map(user, (value) => value.loc))
+  return { user, pbx: loc !== undefined && loc !== "" && states.has(loc) ? loc : services.settings.masterPbx }
+})
+
+/** An answered or failed request, recorded by the connection's callback and handled by the dispatcher. */
+interface Completion {
+  readonly guid: string
+  /** What was sent. */
+  readonly entry: DesiredPresence
+  readonly pbx: string
+  readonly connectionId: number
+  readonly outcome: RequestOutcome
+  /** The SetPresence's span in the change's trace, when the change has one. */
+  readonly span: Tracer.Span | undefined
+}
+
+/** The writer's state with what works on it: the services it sends through and the dispatcher's signals. */
+export interface Dispatcher {
+  readonly state: WriterState
+  readonly settings: PbxSettings["Service"]
+  readonly connections: PbxConnections["Service"]
+  readonly directory: PbxDirectory["Service"]
+  /** Opened when there is work: users queued or answers to handle. */
+  readonly wake: Latch.Latch
+  /** True when nothing is queued, in flight or waiting for a retry (what `flush` waits for). */
+  readonly idle: SubscriptionRef.SubscriptionRef<boolean>
+  readonly retries: FiberMap.FiberMap<string>
+  readonly completed: Array<Completion>
+  /** Guids whose confirmed write changed: one array per round of the dispatcher. */
+  readonly confirmations: PubSub.PubSub<ReadonlyArray<string>>
+  /** pbxWrites per PBX and result, with the attributes resolved once per pair rather than once per write. */
+  readonly counters: Map<string, Metric.Metric<number, unknown>>
+  /** The last value set on `idle`, read without a fiber switch on the hot path. */
+  idleNow: boolean
+}
+
+export const makeDispatcher = Effect.fnUntraced(function*(services: {
+  readonly settings: PbxSettings["Service"]
+  readonly connections: PbxConnections["Service"]
+  readonly directory: PbxDirectory["Service"]
+}): Effect.fn.Return<Dispatcher, never, Scope.Scope> {
+  return {
+    ...services,
+    state: new WriterState(),
+    wake: yield* Latch.make(false),
+    idle: yield* SubscriptionRef.make(true),
+    retries: yield* FiberMap.make<string>(),
+    completed: [],
+    confirmations: yield* PubSub.unbounded<ReadonlyArray<string>>(),
+    counters: new Map(),
+    idleNow: true
+  }
+})
+
+/** Queues users for the dispatcher and wakes it. */
+export const wakeFor = (dispatcher: Dispatcher, guids: Iterable<string>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (!dispatcher.state.enqueue(guids)) return Effect.void
+    const opened = Latch.open(dispatcher.wake)
+    if (!dispatcher.idleNow) return opened
+    dispatcher.idleNow = false
+    return Effect.andThen(SubscriptionRef.set(dispatcher.idle, false), opened)
+  })
+
+const countWrite = (dispatcher: Dispatcher, pbx: string, result: "ok" | "error") => {
+  const name = `${result} ${pbx}`
+  let counter = dispatcher.counters.get(name)
+  if (counter === undefined) {
+    counter = Metric.withAttributes(pbxWrites, { pbx, result })
+    dispatcher.counters.set(name, counter)
+  }
+  return Metric.update(counter, 1)
+}
+
+const scheduleRetry = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string, entry: DesiredPresence) {
+  if (entry.failures >= maxAttempts) {
+    return yield* Effect.logError(
+      `SetPresence for user ${guid} failed ${entry.failures} times; giving up until the next change or reconnect`
+    )
+  }
+  const delay = Math.min(retryBaseMs * 2 ** (entry.failures - 1), retryMaxMs)
+  yield* FiberMap.run(dispatcher.retries, guid, Effect.andThen(Effect.sleep(delay), wakeFor(dispatcher, [guid])))
+})
+
+/** Starts one user's SetPresence, unless it needs none; true when a request is now in flight. */
+const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) {
+  const entry = dispatcher.state.desired.get(guid)
+  if (entry === undefined) return false
+  const { user, pbx } = yield* routeOf(dispatcher, guid)
+  const connection = yield* dispatcher.connections.get(pbx)
+  if (Option.isNone(connection)) {
+    // Kept in `desired`; sent again when this PBX logs in.
+    yield* Effect.logDebug(`SetPresence for user ${guid} waits for PBX ${pbx} to reconnect`)
+    return false
+  }
+  const connectionId = connection.value.id
+  if (dispatcher.state.alreadyConfirmed(guid, entry.command, connectionId)) return false
+  const sip = Option.isSome(user) ? user.value.h323 : ""
+  const span = yield* childSpan("PresenceWriter.SetPresence", entry.span, {
+    kind: "client",
+    attributes: { "pbx.name": pbx, "pbx.command": commandLabel(entry.command) }
+  })
+  yield* connection.value.requestWith(setPresenceRequest(guid, sip, dispatcher.settings.contact, entry.command), (outcome) => {
+    dispatcher.completed.push({ guid, entry, pbx, connectionId, outcome, span })
+    Latch.openUnsafe(dispatcher.wake)
+  })
+  return true
+})
+
+/** The bookkeeping of one answered or failed request: metrics, the confirmed state, or a retry. */
+const complete = Effect.fnUntraced(function*(dispatcher: Dispatcher, completion: Completion, confirmed: Array<string>) {
+  const { guid, entry, pbx, connectionId, outcome, span } = completion
+  dispatcher.state.release(guid)
+  yield* endSpan(span, outcome._tag === "Failed" ? Exit.fail(outcome.error) : Exit.void)
+  if (outcome._tag === "Failed") {
+    yield* countWrite(dispatcher, pbx, "error")
+    const error = outcome.error
+    yield* Effect.logWarning(`SetPresence ${commandLabel(entry.command)} for user ${guid} on PBX ${pbx}: ${clip(error.message, 300)}`)
+    if (error.reason === "disconnected") return
+    const failed = dispatcher.state.failed(guid, entry)
+    if (failed !== undefined) yield* scheduleRetry(dispatcher, guid, failed)
+    return
+  }
+  const now = yield* Clock.currentTimeMillis
+  yield* countWrite(dispatcher, pbx, "ok")
+  if (entry.receivedAt !== undefined) yield* Metric.update(notificationToPbxSeconds, Math.max(0, now - entry.receivedAt) / 1000)
+  if (entry.decryptedAt !== undefined) yield* Metric.update(decryptedToPbxSeconds, Math.max(0, now - entry.decryptedAt) / 1000)
+  dispatcher.state.confirm(guid, entry.command, pbx, connectionId, now)
+  confirmed.push(guid)
+})
+
+/** Handles the answers that came in since the last round; publishes the users whose confirmed write changed. */
+const completeAll = Effect.fnUntraced(function*(dispatcher: Dispatcher) {
+  const confirmed: Array<string> = []
+  while (dispatcher.completed.length > 0) {
+    for (const completion of dispatcher.completed.splice(0, dispatcher.completed.length)) {
+      yield* complete(dispatcher, completion, confirmed).pipe(
+        Effect.catchCause((cause) => Effect.logError(`SetPresence bookkeeping for user ${completion.guid} failed`, cause))
+      )
+    }
+  }
+  if (confirmed.length > 0) yield* PubSub.publish(dispatcher.confirmations, confirmed)
+})
+
+/** Starts as many queued users as there are free places: the work per wake is what is started, never what waits. */
+const startReady = Effect.fnUntraced(function*(dispatcher: Dispatcher) {
+  while (true) {
+    const guid = dispatcher.state.take(maxConcurrent)
+    if (guid === undefined) return
+    // A defect while starting one write must not stop the dispatcher: it is logged and the user is not in flight.
+    const started = yield* start(dispatcher, guid).pipe(
+      Effect.catchCause((cause) => Effect.logError(`SetPresence for user ${guid} could not be sent`, cause).pipe(Effect.as(false)))
+    )
+    if (!started) dispatcher.state.release(guid)
+  }
+})
+
+/** The dispatcher's loop, forked once by the writer's layer. */
+export const runDispatcher = Effect.fnUntraced(function*(dispatcher: Dispatcher) {
+  while (true) {
+    yield* Latch.close(dispatcher.wake)
+    yield* completeAll(dispatcher)
+    yield* startReady(dispatcher)
+    if (dispatcher.state.quiet && dispatcher.completed.length === 0 && (yield* FiberMap.size(dispatcher.retries)) === 0) {
+      dispatcher.idleNow = true
+      yield* SubscriptionRef.set(dispatcher.idle, true)
+    }
+    if (dispatcher.completed.length === 0) yield* Latch.await(dispatcher.wake)
+  }
+})

@@ -1,0 +1,66 @@
+/**
+ * Writes presence into the PBX with SetPresence (protocols.md §2.4). Latest state wins: writes coalesce per user, so a
+ * burst for one user sends only its newest state, and a command the writer already holds is not taken again (the one
+ * place the PBX side decides "only what changed": WriterState.ts). One fiber sends and completes every write, each on
+ * the connection of the user's PBX (Dispatcher.ts); while that PBX is disconnected the state is kept, and when it logs
+ * in again the current state of every user on it is sent again (Resend.ts).
+ */
+import { Context, Effect, FiberMap, Layer, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import type { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
+import { PbxDirectory } from "../directory/PbxDirectory.ts"
+import { PbxSettings } from "../PbxSettings.ts"
+import { PbxConnections } from "../socket/PbxConnections.ts"
+import { type Dispatcher, makeDispatcher, runDispatcher, wakeFor } from "./Dispatcher.ts"
+import { followRoutes } from "./Resend.ts"
+import type { DesiredPresence, PresenceWrite, WriteMeta, WrittenPresence } from "./WriterState.ts"
+
+export class PresenceWriter extends Context.Service<PresenceWriter, {
+  readonly write: (guid: string, command: PbxPresenceCommand, meta?: WriteMeta) => Effect.Effect<void>
+  /** `write` for many users at once (a chunk of a burst): one wake of the dispatcher for all of them. */
+  readonly writeAll: (writes: ReadonlyArray<PresenceWrite>) => Effect.Effect<void>
+  /** Waits until no write is queued, in flight or waiting for a retry (writes held for a disconnected PBX excepted). */
+  readonly flush: Effect.Effect<void>
+  /** What each PBX last confirmed, per user guid: a live read-only view whose entries are replaced, never mutated. */
+  readonly current: Effect.Effect<ReadonlyMap<string, WrittenPresence>>
+  /** The command held for each user guid (the latest handed over, sent or not): a live read-only view. */
+  readonly desired: Effect.Effect<ReadonlyMap<string, DesiredPresence>>
+  /**
+   * Subscribes to the guids whose entry in `current` was replaced, one array per round of the dispatcher: the
+   * subscription queues them until its owner takes them (the status projector, a batch per projection).
+   */
+  readonly confirmations: Effect.Effect<PubSub.Subscription<ReadonlyArray<string>>, never, Scope.Scope>
+}>()("teams-presence-connector/pbx/writer/PresenceWriter") {
+  static readonly layer = Layer.effect(
+    PresenceWriter,
+    Effect.gen(function*() {
+      const connections = yield* PbxConnections
+      const dispatcher = yield* makeDispatcher({ settings: yield* PbxSettings, connections, directory: yield* PbxDirectory })
+      const events = yield* connections.subscribe
+      yield* Effect.forkScoped(runDispatcher(dispatcher))
+      yield* followRoutes(dispatcher, events)
+      const writeAll = accept(dispatcher)
+      return PresenceWriter.of({
+        write: (guid, command, meta) => writeAll([{ guid, command, meta }]),
+        writeAll,
+        flush: Stream.runHead(
+          Stream.filter(SubscriptionRef.changes(dispatcher.idle), (idle) => idle && dispatcher.state.inFlightCount === 0)
+        ).pipe(Effect.asVoid),
+        current: Effect.succeed<ReadonlyMap<string, WrittenPresence>>(dispatcher.state.confirmed),
+        desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(dispatcher.state.desired),
+        confirmations: PubSub.subscribe(dispatcher.confirmations)
+      })
+    })
+  )
+}
+
+/** The writer's intake: the changed commands replace what is held (and any retry of it) and wake the dispatcher once. */
+const accept = (dispatcher: Dispatcher) =>
+  Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
+    if (writes.length === 0) return
+    const changed = dispatcher.state.accept(writes)
+    if (changed.length === 0) return
+    if ((yield* FiberMap.size(dispatcher.retries)) > 0) {
+      for (const guid of changed) yield* FiberMap.remove(dispatcher.retries, guid)
+    }
+    yield* wakeFor(dispatcher, changed)
+  })
