@@ -15,6 +15,13 @@ import type { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 const HISTOGRAM = "connector_notification_to_pbx_seconds"
 const HISTOGRAM_DECRYPTED = "connector_decrypted_to_pbx_seconds"
 const HISTOGRAM_WEBHOOK = "connector_webhook_response_seconds"
+const FLOOD_FALLBACK = "connector_flood_fallback_items_total"
+
+/** A counter's value in Prometheus text (0 when it was never updated, so not exposed). */
+const counterValue = (text: string, name: string): number => {
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1))
+}
 
 type Histogram = NonNullable<ReturnType<typeof parseHistogram>>
 const quantileMs = (h: Histogram, q: number) => round(histogramQuantile(h, q) * 1000)
@@ -172,6 +179,10 @@ export const changeRun = (env: {
         measure: "CPU time (user + system) from the first change to the last SetPresence; connector from /proc (all threads, and its main thread), bench process (both simulators) from process.cpuUsage()"
       },
       connectorMemoryMb: probe?.peakMb ?? null,
+      floodFallback: {
+        itemsReadInstead: counterValue(textAfter, FLOOD_FALLBACK) - counterValue(textBefore, FLOOD_FALLBACK),
+        measure: "connector_flood_fallback_items_total over the scenario: rich items whose users were read with getPresencesByUserId instead of decrypted"
+      },
       pbxVerified: { written: applied.size, wrongFinalActivity: mismatched },
       peakRssMb: peakSampled,
       peakRssMbWholeRun: peakOverall,

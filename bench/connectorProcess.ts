@@ -53,12 +53,18 @@ export interface ConnectorProcess {
   resetProbe(): void
   /** The probe's figures for the current window, if it has written any. */
   probe(): ConnectorProbe | undefined
+  /** Asks the probe for a full collection and the live heap left (needs `--expose-gc`), optionally a heap snapshot. */
+  requestLiveHeap(snapshot: boolean): void
   stop(): Promise<number | null>
 }
 
 export interface ConnectorProbe {
   readonly eventLoopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number }
   readonly peakMb: { readonly rss: number; readonly heapTotal: number; readonly heapUsed: number; readonly externalAndBuffers: number }
+  /** V8's heap limit (what `--max-old-space-size` and the semi-spaces allow). */
+  readonly heapLimitMb?: number
+  /** The answer to the last `requestLiveHeap`: the heap after two full collections. */
+  readonly liveHeap?: { readonly heapUsedMb: number; readonly codeMb: number; readonly rssMb: number; readonly snapshot?: string }
   /** With BENCH_GC_SAMPLE_MS (bench/soak.ts): the heap after each forced full collection. */
   readonly heapAfterGc?: ReadonlyArray<{
     readonly atSeconds: number
@@ -131,6 +137,7 @@ export const startConnector = (options: {
     resetProbe: () => {
       if (exitCode === undefined) child.kill("SIGUSR2")
     },
+    requestLiveHeap: (snapshot) => writeFileSync(`${probeFile}.live`, snapshot ? "snapshot" : "live"),
     probe: () => {
       try {
         return JSON.parse(readFileSync(probeFile, "utf8")) as ConnectorProbe

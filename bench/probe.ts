@@ -4,11 +4,12 @@
  * SIGUSR2 starts a new measurement window (the bench sends it before a scenario), so each scenario has its own figures.
  * For the soak (bench/soak.ts): with BENCH_GC_SAMPLE_MS and `--expose-gc`, a full collection every so often and the
  * heap left after it (`heapAfterGc`); with BENCH_HEAP_SNAPSHOTS=<ms,ms,…>, heap snapshots at those times (after a
- * collection) next to the probe file.
+ * collection) next to the probe file. On request (the bench writes `<probe file>.live`, with `--expose-gc`): a full
+ * collection and the live heap left (`liveHeap`), and with "snapshot" in the request a heap snapshot beside it.
  */
-import { writeFile } from "node:fs"
+import { existsSync, readFileSync, rmSync, writeFile } from "node:fs"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
-import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8"
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
 import { isMainThread } from "node:worker_threads"
 
 const file = process.env["BENCH_PROBE_FILE"]
@@ -26,7 +27,7 @@ if (file !== undefined && isMainThread) {
     getHeapSpaceStatistics().filter((space) => codeSpaces.has(space.space_name)).reduce((sum, space) => sum + space.space_used_size, 0)
   const collect = (globalThis as { gc?: () => void }).gc
   // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy.
-  const write = () =>
+  const write = () => {
     writeFile(file, JSON.stringify({
       eventLoopDelayMs: {
         p50: delay.percentile(50) / 1e6,
@@ -34,8 +35,23 @@ if (file !== undefined && isMainThread) {
         max: delay.max / 1e6
       },
       peakMb: { rss: mb(peak.rss), heapTotal: mb(peak.heapTotal), heapUsed: mb(peak.heapUsed), externalAndBuffers: mb(peak.external) },
-      heapAfterGc
+      heapLimitMb: mb(getHeapStatistics().heap_size_limit),
+      heapAfterGc,
+      ...(liveHeap === undefined ? {} : { liveHeap })
     }), () => {})
+  }
+  let liveHeap: { readonly heapUsedMb: number; readonly codeMb: number; readonly rssMb: number; readonly snapshot?: string } | undefined
+  const request = `${file}.live`
+  const answerRequest = () => {
+    if (!existsSync(request) || collect === undefined) return
+    const wanted = readFileSync(request, "utf8")
+    rmSync(request, { force: true })
+    collect()
+    collect()
+    const m = process.memoryUsage()
+    const snapshot = wanted.includes("snapshot") ? writeHeapSnapshot(`${file}.heapsnapshot`) : undefined
+    liveHeap = { heapUsedMb: mb(m.heapUsed), codeMb: mb(codeBytes()), rssMb: mb(m.rss), ...(snapshot === undefined ? {} : { snapshot }) }
+  }
   const sample = () => {
     const m = process.memoryUsage()
     peak = {
@@ -47,7 +63,10 @@ if (file !== undefined && isMainThread) {
   }
   // Cheap enough not to show in the figures it measures: memory every 250 ms, the file every 500 ms.
   setInterval(sample, 250).unref()
-  setInterval(write, 500).unref()
+  setInterval(() => {
+    answerRequest()
+    write()
+  }, 500).unref()
   const every = Number(process.env["BENCH_GC_SAMPLE_MS"] ?? 0)
   if (every > 0 && collect !== undefined) {
     setInterval(() => {

@@ -23,7 +23,7 @@ import { JWKS_PATH } from "../src/simulators/graph/SimJwks.ts"
 import { SubscriptionsExtension } from "../src/simulators/graph/SubscriptionsRoutes.ts"
 import { demoSystemOptions, PbxSimulator, type PbxSimulatorOptions } from "../src/simulators/pbx/PbxSimulator.ts"
 import { freePort } from "../src/http/Server.ts"
-import { shippedNodeFlags, startConnector, writeConfig } from "./connectorProcess.ts"
+import { type ConnectorProbe, type ConnectorProcess, shippedNodeFlags, startConnector, writeConfig } from "./connectorProcess.ts"
 import { changeRun } from "./changeScenario.ts"
 import { soak } from "./soak.ts"
 import { callWave } from "./callWave.ts"
@@ -32,9 +32,15 @@ import { processCpuMs, processMemory, round } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 
 const USERS = Number(process.env["BENCH_USERS"] ?? 10_000)
-const ACCOUNTS = 16
-/** Graph allows 650 users per presence subscription; the connector packs them, one shard per account. */
+/**
+ * Graph allows 650 users per presence subscription and one presence subscription per delegated account: the accounts
+ * scale with the users (16 at 10,000, 77 at 50,000, 154 at 100,000), unless BENCH_ACCOUNTS says otherwise.
+ */
+const ACCOUNTS = Number(process.env["BENCH_ACCOUNTS"] ?? Math.max(1, Math.ceil(USERS / 650)))
+/** The connector packs the users, one shard per account. */
 const EXPECTED_SHARDS = Math.min(ACCOUNTS, Math.ceil(USERS / 650))
+/** Waits scale with the users: 90 s at 10,000, 9 ms per user above (15 min at 100,000). */
+const START_TIMEOUT_MS = Math.max(90_000, USERS * 9)
 const TENANT = "11111111-2222-3333-4444-555555555555"
 const CLIENT = "66666666-7777-8888-9999-000000000000"
 const CLIENT_SECRET = "bench-secret"
@@ -47,7 +53,15 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..")
  * cap), unless BENCH_NODE_FLAGS replaces them to try other V8 settings ("" runs it without any).
  */
 const benchFlags = process.env["BENCH_NODE_FLAGS"]
-const nodeFlags = benchFlags === undefined ? shippedNodeFlags(repoRoot) : benchFlags.split(/\s+/).filter((flag) => flag !== "")
+const chosenFlags = benchFlags === undefined ? shippedNodeFlags(repoRoot) : benchFlags.split(/\s+/).filter((flag) => flag !== "")
+/**
+ * BENCH_LIVE_HEAP=1 adds `--expose-gc`, so that after the idle window the probe can collect fully and report the live
+ * heap (what the served users cost); BENCH_LIVE_HEAP=snapshot also writes a heap snapshot (with BENCH_KEEP=1).
+ */
+const LIVE_HEAP = process.env["BENCH_LIVE_HEAP"]
+const nodeFlags = LIVE_HEAP === undefined ? chosenFlags : [...chosenFlags, "--expose-gc"]
+/** 10,000 → "10k": the size in the scenario names. */
+const sizeLabel = USERS % 1000 === 0 ? `${USERS / 1000}k` : String(USERS)
 
 /** The PBX system: master + one slave, users split over both, user n carrying the address of Teams user n. */
 const pbxSystem = (connectUrl: string): { options: PbxSimulatorOptions; guidOf: Map<number, string> } => {
@@ -76,7 +90,9 @@ const connectorConfig = (graphUrl: string, port: number, dataDir: string) => ({
     publicBaseUrl: `http://127.0.0.1:${port}`,
     notificationPath: NOTIFICATION_PATH,
     // BENCH_DECRYPT_WORKERS tries another decrypt pool size; by default the connector's own default.
-    ...(process.env["BENCH_DECRYPT_WORKERS"] ? { decryptWorkers: Number(process.env["BENCH_DECRYPT_WORKERS"]) } : {})
+    ...(process.env["BENCH_DECRYPT_WORKERS"] ? { decryptWorkers: Number(process.env["BENCH_DECRYPT_WORKERS"]) } : {}),
+    // BENCH_FLOOD_BUDGET_MS sets notifications.floodLatencyBudgetMillis (0: no flood fallback, every item decrypted).
+    ...(process.env["BENCH_FLOOD_BUDGET_MS"] ? { floodLatencyBudgetMillis: Number(process.env["BENCH_FLOOD_BUDGET_MS"]) } : {})
   },
   pbx: { masterPbx: "pbx-master", appPassword: PBX_PASSWORD },
   http: { host: "127.0.0.1", port },
@@ -158,7 +174,7 @@ const program = Effect.gen(function*() {
     until("all users' presence written to the PBX", () => {
       alive()
       return firstWrite.size >= USERS
-    }, 90_000),
+    }, START_TIMEOUT_MS),
     until(`${EXPECTED_SHARDS} active presence shards covering every user`, async () => {
       alive()
       shards = await presenceShards(graph)
@@ -166,7 +182,7 @@ const program = Effect.gen(function*() {
       const done = shards.length === EXPECTED_SHARDS && covered === USERS
       if (done) shardsActiveAt = performance.now()
       return done
-    }, 90_000, 100)
+    }, START_TIMEOUT_MS, 100)
   ], { concurrency: "unbounded" })
   stopInitial()
   const initialSyncMs = Math.max(...firstWrite.values()) - connector.spawnedAt
@@ -174,7 +190,7 @@ const program = Effect.gen(function*() {
   const afterSync = pbx.peek.setPresenceLog()
   const scenario1Peak = connector.peakRssMb()
   yield* emit({
-    scenario: "sharded-10k",
+    scenario: `sharded-${sizeLabel}`,
     teamsUsers: USERS,
     pbx: pbxCounts,
     accounts: ACCOUNTS,
@@ -189,6 +205,8 @@ const program = Effect.gen(function*() {
     peakRssMb: scenario1Peak,
     connectorNodeFlags: nodeFlags.join(" "),
     connectorMemoryMb: connector.probe()?.peakMb ?? null,
+    heapLimitMb: connector.probe()?.heapLimitMb ?? null,
+    heapUsedPeakPercentOfLimit: heapShare(connector.probe()),
     rssIncludes: "connector",
     rssMeasure: "VmHWM of the connector child process",
     measuredFrom: "spawn of `node src/main.ts run` (includes Node start-up and module loading)",
@@ -200,7 +218,7 @@ const program = Effect.gen(function*() {
 
   const changeScenario = changeRun({ connector, graph, pbx, posts, setPresences, teamsUsers, guidOf, teamsIdOf })
   // Let the start-up settle (subscription creation, the first reconcile) before the first change scenario.
-  yield* Effect.sleep("2 seconds")
+  yield* Effect.sleep(`${SETTLE_SECONDS} seconds`)
 
   // ---- idle-10k: what the connector costs while nothing changes (status projection, timers, keep-alives) ----------
   const idleBefore = processCpuMs(connector.pid)
@@ -208,7 +226,7 @@ const program = Effect.gen(function*() {
   const idleAfter = processCpuMs(connector.pid)
   const percentOf = (ms: number | undefined) => (ms === undefined ? null : round((ms / (IDLE_SECONDS * 1000)) * 100, 1))
   yield* emit({
-    scenario: "idle-10k",
+    scenario: `idle-${sizeLabel}`,
     seconds: IDLE_SECONDS,
     users: USERS,
     connectorCpuPercent: {
@@ -216,7 +234,9 @@ const program = Effect.gen(function*() {
       mainThread: percentOf(idleAfter === undefined || idleBefore === undefined ? undefined : idleAfter.main - idleBefore.main),
       measure: "CPU time of the connector over the window, as % of one core (/proc, 10 ms ticks)"
     },
-    rssMb: processMemory(connector.pid)?.rssMb ?? null
+    rssMb: processMemory(connector.pid)?.rssMb ?? null,
+    heapLimitMb: connector.probe()?.heapLimitMb ?? null,
+    liveHeap: yield* liveHeap(connector)
   })
   // The steady rate first: a connector in production has long been handling notifications when a burst comes, so
   // the burst should not be the first rich notification the process (its JIT, its decrypt workers) ever sees.
@@ -232,6 +252,24 @@ const program = Effect.gen(function*() {
   }
 })
 
+/** Peak heap used as a share of V8's limit (GC thrash starts well before 100 %). */
+const heapShare = (probe: ReturnType<ConnectorProcess["probe"]>) =>
+  probe?.heapLimitMb === undefined ? null : round((probe.peakMb.heapUsed / probe.heapLimitMb) * 100, 1)
+
+/** With BENCH_LIVE_HEAP: the connector's heap after full collections, and per served user (the heap has a fixed part). */
+const liveHeap = (connector: ConnectorProcess) =>
+  Effect.gen(function*() {
+    if (LIVE_HEAP === undefined) return null
+    connector.requestLiveHeap(LIVE_HEAP === "snapshot")
+    let found: ConnectorProbe | undefined
+    yield* until("the live heap", () => {
+      found = connector.probe()
+      return found?.liveHeap !== undefined
+    }, 120_000, 200)
+    const live = found!.liveHeap!
+    return { ...live, bytesPerUserIncludingFixedPart: Math.round((live.heapUsedMb * 1e6) / USERS) }
+  })
+
 /** BENCH_SCENARIOS=rich-burst-10k,… runs only these change scenarios (sharded-10k always runs: it sets them up). */
 const ONLY = process.env["BENCH_SCENARIOS"]?.split(",").map((name) => name.trim())
 
@@ -245,7 +283,9 @@ const ONLY = process.env["BENCH_SCENARIOS"]?.split(",").map((name) => name.trim(
 const BURST_RATE = Number(process.env["BENCH_BURST_RATE"] ?? 1500)
 const SUSTAINED_RATE = Number(process.env["BENCH_RATE"] ?? 500)
 const SUSTAINED_SECONDS = 12
-const IDLE_SECONDS = 5
+const IDLE_SECONDS = Number(process.env["BENCH_IDLE_SECONDS"] ?? 5)
+/** Between the start-up (all users written, all shards active) and the idle window: BENCH_SETTLE_SECONDS. */
+const SETTLE_SECONDS = Number(process.env["BENCH_SETTLE_SECONDS"] ?? 2)
 
 /** `npm run bench -- soak` runs the memory soak (bench/soak.ts) instead of the scenarios above. */
 const soakOnly = process.argv.slice(2).includes("soak")
@@ -254,7 +294,7 @@ const main = soakOnly
   ? soak.pipe(Effect.timeout(`${Number(process.env["BENCH_SOAK_MINUTES"] ?? 4) + 3} minutes`))
   : callWaveOnly
   ? callWave.pipe(Effect.timeout("8 minutes"))
-  : program.pipe(Effect.timeout("5 minutes"))
+  : program.pipe(Effect.timeout(Math.max(5 * 60_000, 3 * 60_000 + 2 * START_TIMEOUT_MS)))
 
 Effect.runPromiseExit(main.pipe(Effect.scoped)).then((exit) => {
   if (exit._tag === "Failure") {

@@ -58,7 +58,12 @@ export const NotificationsConfig = Schema.Struct({
   deleteSubscriptionsOnShutdown: withDefault(Schema.Boolean, false),
   maxBodyBytes: withDefault(PositiveInt, 4 * 1024 * 1024),
   /** Threads that decrypt rich notifications; 0 = one per core. */
-  decryptWorkers: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 64 })), 0)
+  decryptWorkers: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 64 })), 0),
+  /**
+   * In a flood, the longest a rich notification may expect to wait for decryption; above it the users' presence is
+   * read with getPresencesByUserId instead. 0 = always decrypt.
+   */
+  floodLatencyBudgetMillis: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 60_000 })), 200)
 })
 
 export const PbxConfig = Schema.Struct({

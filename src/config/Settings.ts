@@ -105,7 +105,8 @@ const subscriptionSettings = (config: ConnectorConfig, usersCredential: Credenti
     usersCredential,
     pollCredential: usersCredential,
     maxBodyBytes: config.notifications.maxBodyBytes,
-    decryptWorkers: config.notifications.decryptWorkers
+    decryptWorkers: config.notifications.decryptWorkers,
+    floodLatencyBudgetMillis: config.notifications.floodLatencyBudgetMillis
   })
 
 const pbxSettings = (config: ConnectorConfig, loginBackoff: BackoffPolicy) =>

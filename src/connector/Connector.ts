@@ -50,6 +50,7 @@ import type { StateStore } from "../state/StateStore.ts"
 import type { StateStoreError } from "../state/StateStoreError.ts"
 import type { TenantState } from "../state/TenantState.ts"
 import { StatusProjectorLayer } from "../status/StatusProjector.ts"
+import { HeapHeadroomLayer } from "./HeapHeadroom.ts"
 
 export const version: string = packageJson.version
 
@@ -146,7 +147,7 @@ const pollPresence = PresenceSource.layerPoll.pipe(announcedStop("the presence r
 
 // The flow starts last and stops first; the pipeline's rows are shared with the status projector.
 const workersLayer = (options: ConnectorOptions) => {
-  const workers = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper).pipe(
+  const workers = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper, HeapHeadroomLayer).pipe(
     Layer.provide(PresencePipeline.layer)
   )
   // The last command per PBX user is kept by the flow's own writer where one is given (a cluster's desired commands).

@@ -10,6 +10,12 @@ export const notificationsReceived = Metric.counter("connector_notifications_rec
   incremental: true
 })
 
+/** Rich presence items not decrypted because the decryption backlog was over its latency budget: their users' presence was read instead. */
+export const floodFallbackItems = Metric.counter("connector_flood_fallback_items_total", {
+  description: "Rich presence notifications read with getPresencesByUserId instead of decrypted (decryption backlog over its latency budget)",
+  incremental: true
+})
+
 /** Items or bodies refused (label `reason`: malformed | too_large | unknown_subscription | client_state | hmac | decrypt | validation_token | stale). */
 export const notificationsRejected = Metric.counter("connector_notifications_rejected_total", {
   description: "Change notifications refused and never applied",

@@ -33,7 +33,9 @@ const makeSetup = (maxBodyBytes: number) => Effect.gen(function*() {
     appId: APP_ID,
     jwksUrl: jwksServer.baseUrl + JWKS_PATH,
     maxBodyBytes,
-    decryptWorkers: 2
+    decryptWorkers: 2,
+    // Every item is decrypted here, however many arrive at once (the flood fallback: flood.fallback.test.ts).
+    floodLatencyBudgetMillis: 0
   })
   const connector = yield* buildServer(webhookServer(settings, dataDir))
   const inbox = Context.get(connector.context, NotificationsInbox)

@@ -9,6 +9,7 @@ import { notificationsReceived } from "../../domain/Metrics.ts"
 import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
 import { sameTeamsUser } from "../../domain/TeamsId.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
+import { FloodGate } from "./FloodGate.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import type { Batch, BatchItem } from "./Intake.ts"
@@ -45,14 +46,24 @@ export interface Decryption {
   readonly pool: DecryptPool["Service"]
   readonly tokens: ValidationTokens["Service"]
   readonly decrypting: Queue.Queue<DecryptingChunk>
+  /** The backlog in the pool and its drain rate: whether a new item still fits the latency budget. */
+  readonly gate: FloodGate
 }
 
-/** The pipeline, with its publisher fiber forked into the current scope. */
-export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubSub<PushedPresence>) {
+/** One item on one worker before any is measured: an RSA-2048 unwrap (≈ 0.3 ms here) and the rest of the item. */
+const initialMicrosPerItem = 350
+
+/**
+ * The pipeline, with its publisher fiber forked into the current scope. `latencyBudgetMillis` (0 = off) is the
+ * longest a rich item may expect to wait for decryption before its user's presence is read instead.
+ */
+export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubSub<PushedPresence>, latencyBudgetMillis: number) {
+  const pool = yield* DecryptPool
   const decryption: Decryption = {
-    pool: yield* DecryptPool,
+    pool,
     tokens: yield* ValidationTokens,
-    decrypting: yield* Queue.bounded<DecryptingChunk>(chunksInFlight)
+    decrypting: yield* Queue.bounded<DecryptingChunk>(chunksInFlight),
+    gate: new FloodGate({ latencyBudgetMillis, workers: pool.size, initialMicrosPerItem })
   }
   yield* Queue.take(decryption.decrypting).pipe(
     Effect.flatMap((chunk) => publishChunk(chunk, presences)),
@@ -84,9 +95,15 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
   for (let i = 0; i < rich.length; i += maxChunk) {
     const items = rich.slice(i, i + maxChunk)
     const span = yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
+    decryption.gate.started(items.length, yield* Clock.currentTimeMillis)
     const results = yield* Effect.forkChild(decryption.pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
       Effect.withParentSpan(span),
-      Effect.onExit((exit) => endSpan(span, exit))
+      Effect.onExit((exit) =>
+        Effect.andThen(
+          Clock.currentTimeMillis.pipe(Effect.map((now) => decryption.gate.finished(items.length, now))),
+          endSpan(span, exit)
+        )
+      )
     ))
     yield* Queue.offer(decryption.decrypting, { items, results, verified, receivedAt: batch.receivedAt, span })
   }

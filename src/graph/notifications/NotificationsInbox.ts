@@ -5,7 +5,7 @@
  * items are decrypted and verified (Decryption.ts) and go out as typed presences, in arrival order.
  */
 import { Context, Effect, Layer, Metric, PubSub, Queue, Stream } from "effect"
-import { notificationsReceived } from "../../domain/Metrics.ts"
+import { floodFallbackItems, notificationsReceived } from "../../domain/Metrics.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 import { decryptBatch, type Decryption, makeDecryption, presencesReceived, type PushedPresence } from "./Decryption.ts"
 import {
@@ -45,7 +45,10 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
   readonly presences: Stream.Stream<PushedPresence>
   readonly userChanges: Stream.Stream<UserChange>
   readonly lifecycle: Stream.Stream<LifecycleSignal>
-  /** User ids whose presence changed but arrived without resource data (basic notifications): read them. */
+  /**
+   * User ids to read: their presence changed but arrived without resource data (basic notifications), or as rich items
+   * the decryption backlog could not take within its latency budget (FloodGate.ts).
+   */
   readonly refetch: Stream.Stream<ReadonlyArray<string>>
 }>()("teams-presence-connector/graph/notifications/NotificationsInbox") {
   static readonly layer = Layer.effect(
@@ -64,7 +67,8 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         presences,
         userChanges: yield* PubSub.unbounded<UserChange>(),
         refetch: yield* PubSub.unbounded<ReadonlyArray<string>>(),
-        decryption: yield* makeDecryption(presences)
+        decryption: yield* makeDecryption(presences, settings.floodLatencyBudgetMillis),
+        flood: { diverted: 0 }
       }
       yield* Queue.take(intake.queue).pipe(
         Effect.flatMap((batch) =>
@@ -93,6 +97,8 @@ interface Outputs {
   readonly userChanges: PubSub.PubSub<UserChange>
   readonly refetch: PubSub.PubSub<ReadonlyArray<string>>
   readonly decryption: Decryption
+  /** Rich items read instead of decrypted since the backlog went over its budget (0: within it). */
+  readonly flood: { diverted: number }
 }
 
 const usersReceived = Metric.withAttributes(notificationsReceived, { kind: "users" })
@@ -122,6 +128,47 @@ const processBatch = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch)
     }
   }
   yield* rejections.report(batch.items.length)
+  const decrypt = yield* divertOverBudget(outputs, rich, basic)
   if (basic.length > 0) yield* PubSub.publish(outputs.refetch, basic)
-  yield* decryptBatch(outputs.decryption, batch, rich)
+  yield* decryptBatch(outputs.decryption, batch, decrypt)
+})
+
+/**
+ * The rich items the decryption backlog can take within its latency budget; the users of the others go to `read`
+ * (getPresencesByUserId answers with their current presence, which also makes their older items in the backlog
+ * obsolete: PresenceState.ts). An item that names no user is decrypted whatever the backlog. One log line when a
+ * flood starts to be read and one when it ends.
+ */
+const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, rich: ReadonlyArray<BatchItem>, read: Array<string>) {
+  const gate = outputs.decryption.gate
+  const admitted = gate.admit(rich.length)
+  const expectedMillis = Math.round(gate.expectedWaitMillis(rich.length))
+  if (admitted === rich.length) {
+    if (outputs.flood.diverted > 0) {
+      yield* Effect.logInfo(`decryption backlog within its latency budget again; ${outputs.flood.diverted} rich items were read instead`)
+      outputs.flood.diverted = 0
+    }
+    return rich
+  }
+  const decrypt = rich.slice(0, admitted)
+  let diverted = 0
+  for (const entry of rich.slice(admitted)) {
+    const userId = notificationUserId(entry.item)
+    if (userId === undefined) {
+      decrypt.push(entry)
+    } else {
+      read.push(userId)
+      diverted++
+    }
+  }
+  if (diverted === 0) return decrypt
+  if (outputs.flood.diverted === 0) {
+    yield* Effect.logWarning(
+      `decryption backlog over its latency budget of ${gate.budgetMillis} ms (${gate.pending} items waiting, ` +
+        `${rich.length} more would wait ≈ ${expectedMillis} ms): reading those users' presence instead of decrypting`
+    ).pipe(Effect.annotateLogs({ logKey: "flood-fallback" }))
+  }
+  outputs.flood.diverted += diverted
+  yield* Metric.update(floodFallbackItems, diverted)
+  return decrypt
 })

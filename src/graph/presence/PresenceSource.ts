@@ -14,8 +14,9 @@ import { NotificationsInbox } from "../notifications/NotificationsInbox.ts"
 import { makeRejections } from "../notifications/Rejections.ts"
 import { SubscriptionManager } from "../subscriptions/SubscriptionManager.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
+import { makeFloodFallback } from "./FloodFallback.ts"
 import { every, pollIntervalMillis } from "./PollSchedule.ts"
-import { PresenceReader } from "./PresenceReader.ts"
+import { defaultPresenceReaderOptions, PresenceReader } from "./PresenceReader.ts"
 import { type PresenceChange, type PresenceOrigin, PresenceState, type ReceivedPresence } from "./PresenceState.ts"
 import { makeReadRetry, type ReadHealth } from "./ReadRetry.ts"
 
@@ -40,7 +41,13 @@ export class PresenceSource extends Context.Service<PresenceSource, {
       const manager = yield* SubscriptionManager
       const core = yield* makeCore("reconcile")
       yield* inbox.presences.pipe(Stream.runForEachArray((pushed) => apply(core, pushed, "push")), Effect.forkScoped)
-      yield* inbox.refetch.pipe(Stream.runForEach((ids) => read(core, ids, "push")), Effect.forkScoped)
+      // Basic notifications, and rich items over the decryption's latency budget: read, up to 650 users per request.
+      const fallback = yield* makeFloodFallback({
+        read: (ids, requestedAt) => read(core, ids.filter((id) => core.state.has(id)), "push", requestedAt),
+        maxPerRead: defaultPresenceReaderOptions.batchSize,
+        readers: defaultPresenceReaderOptions.concurrency
+      })
+      yield* inbox.refetch.pipe(Stream.runForEach(fallback.offer), Effect.forkScoped)
       yield* manager.resyncs.pipe(
         Stream.runForEach((ids) => read(core, ids.filter((id) => core.state.has(id)), "reconcile")),
         Effect.forkScoped
@@ -128,22 +135,26 @@ const apply = Effect.fnUntraced(function*(
   if (changes.length > 0) yield* PubSub.publishAll(core.hub, changes)
 })
 
-/** One read of `ids`, applied; fails with Graph's error. */
+/**
+ * One read of `ids`, applied; fails with Graph's error. `requestedAt` (a read in place of pushed items) travels with
+ * each presence, so that PresenceState drops the pushed items it made obsolete.
+ */
 const readOnce = Effect.fnUntraced(function*(
   core: Pick<Core, "state" | "hub" | "reader" | "credential">,
   ids: ReadonlyArray<string>,
-  origin: PresenceOrigin
+  origin: PresenceOrigin,
+  requestedAt?: number
 ) {
   if (ids.length === 0) return
   const presences = yield* core.reader.getPresences(ids, core.credential)
   const receivedAt = yield* Clock.currentTimeMillis
-  yield* apply(core, presences.map((presence) => ({ presence, receivedAt })), origin)
+  yield* apply(core, presences.map((presence) => (requestedAt === undefined ? { presence, receivedAt } : { presence, receivedAt, requestedAt })), origin)
 })
 
 /** Reads `ids`; when that fails, the read retry takes them over. */
-const read = Effect.fn("PresenceSource.read")(function*(core: Core, ids: ReadonlyArray<string>, origin: PresenceOrigin) {
+const read = Effect.fn("PresenceSource.read")(function*(core: Core, ids: ReadonlyArray<string>, origin: PresenceOrigin, requestedAt?: number) {
   if (ids.length === 0) return
-  yield* readOnce(core, ids, origin).pipe(
+  yield* readOnce(core, ids, origin, requestedAt).pipe(
     Effect.andThen(core.retry.succeeded(ids)),
     Effect.catch((error) =>
       Effect.logWarning(`reading ${ids.length} presences failed (${origin}): ${clip(error.message, 300)}; retrying those users`).pipe(

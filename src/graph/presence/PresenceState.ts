@@ -25,6 +25,11 @@ export interface PresenceChange {
 export interface ReceivedPresence {
   readonly presence: GraphPresence
   readonly receivedAt: number
+  /**
+   * For a read in place of pushed items (FloodFallback.ts): when it was issued. Every item pushed before that time
+   * describes an older presence than the one read, so it is obsolete (see `isObsolete`).
+   */
+  readonly requestedAt?: number
   readonly decryptedAt?: number
   readonly span?: Tracer.AnySpan | undefined
 }
@@ -39,6 +44,15 @@ export const isStale = (last: string | null | undefined, next: string | null | u
   if (last == null || last === "" || next == null || next === "") return false
   return origin === "push" ? next <= last : next < last
 }
+
+/**
+ * Whether a pushed item received at `receivedAt` is made obsolete by a read issued at `readAt`: Graph notifies after a
+ * change, so a read issued after the item arrived returns that change or a later one. Used only where the
+ * sequenceNumbers cannot decide (one of them is missing): they are Graph's own order and always come first.
+ */
+export const isObsolete = (readAt: number | undefined, receivedAt: number): boolean => readAt !== undefined && receivedAt <= readAt
+
+const numbered = (sequenceNumber: string | null | undefined): boolean => sequenceNumber != null && sequenceNumber !== ""
 
 /** Equal as JSON; two strings (the usual availability and activity) without serialising them. */
 const sameJson = (a: unknown, b: unknown): boolean =>
@@ -63,6 +77,8 @@ export class PresenceState {
   #users: ReadonlyArray<string> = []
   #keys = new Set<string>()
   readonly #known = new Map<string, GraphPresence>()
+  /** When the last read in place of pushed items was issued, per user (only users read that way, in a flood). */
+  readonly #readAt = new Map<string, number>()
 
   /** The served users, as the plan names them. */
   get users(): ReadonlyArray<string> {
@@ -79,29 +95,30 @@ export class PresenceState {
     this.#users = [...userIds]
     this.#keys = new Set(this.#users.map(teamsKey))
     for (const key of [...this.#known.keys()]) if (!this.#keys.has(key)) this.#known.delete(key)
+    for (const key of [...this.#readAt.keys()]) if (!this.#keys.has(key)) this.#readAt.delete(key)
     return added
   }
 
   /**
-   * Applies `received` in order: a presence of a user not served is ignored, a stale one refused, one that shows the
-   * same as the known one only remembered (its sequenceNumber moves on), and every other one is a change.
+   * Applies `received` in order: a presence of a user not served is ignored, a stale one refused (by sequenceNumber;
+   * where one is missing, a pushed item received before a read in its place was issued), one that shows the same as
+   * the known one only remembered (its sequenceNumber moves on), and every other one is a change.
    */
   apply(received: ReadonlyArray<ReceivedPresence>, origin: PresenceOrigin): Applied {
     const changes: Array<PresenceChange> = []
     const stale: Array<GraphPresence> = []
-    for (const { decryptedAt, presence, receivedAt, span } of received) {
+    for (const { decryptedAt, presence, receivedAt, requestedAt, span } of received) {
       const key = teamsKey(presence.id)
       if (!this.#keys.has(key)) continue
       const last = this.#known.get(key)
-      if (last !== undefined) {
-        if (isStale(last.sequenceNumber, presence.sequenceNumber, origin)) {
-          if (origin === "push") stale.push(presence)
-          continue
-        }
-        if (sameContent(last, presence)) {
-          this.#known.set(key, presence)
-          continue
-        }
+      if (last !== undefined && this.#refuses(key, last, presence, receivedAt, decryptedAt, origin)) {
+        if (origin === "push") stale.push(presence)
+        continue
+      }
+      if (requestedAt !== undefined) this.#readAt.set(key, requestedAt)
+      if (last !== undefined && sameContent(last, presence)) {
+        this.#known.set(key, presence)
+        continue
       }
       this.#known.set(key, presence)
       changes.push({
@@ -114,5 +131,18 @@ export class PresenceState {
       })
     }
     return { changes, stale }
+  }
+
+  /** Stale by sequenceNumber; where either number is missing, a pushed item made obsolete by a later-issued read. */
+  #refuses(
+    key: string,
+    last: GraphPresence,
+    next: GraphPresence,
+    receivedAt: number,
+    decryptedAt: number | undefined,
+    origin: PresenceOrigin
+  ): boolean {
+    if (numbered(last.sequenceNumber) && numbered(next.sequenceNumber)) return isStale(last.sequenceNumber, next.sequenceNumber, origin)
+    return origin === "push" && decryptedAt !== undefined && isObsolete(this.#readAt.get(key), receivedAt)
   }
 }

@@ -204,8 +204,12 @@ export const renewShard = Effect.fn("PresenceShards.renew")(function*(ctx: Shard
   yield* Effect.logError(shard.error).pipe(Effect.annotateLogs({ shard: shard.key }))
 })
 
+/** Shard calls (create, recreate, renew) at once: each shard has an account of its own. */
+export const shardCallsAtOnce = 8
+
+/** Every shard renewed (adopted ones at start-up too), `shardCallsAtOnce` at a time: one account each. */
 export const renewAll = Effect.fn("PresenceShards.renewAll")(function*(ctx: ShardContext) {
-  for (const shard of ctx.book.shards) yield* renewShard(ctx, shard)
+  yield* Effect.forEach(ctx.book.shards, (shard) => renewShard(ctx, shard), { concurrency: shardCallsAtOnce, discard: true })
 })
 
 /** A lifecycle event of a presence subscription: `missed` → resync, removed → create again, else reauthorize + renew. */
@@ -236,6 +240,7 @@ export const applyPlan = Effect.fn("PresenceShards.applyPlan")(function*(ctx: Sh
     ctx.settings.maxUsersPerShard
   )
   const next: Array<Shard> = []
+  const calls: Array<Effect.Effect<void>> = []
   for (const planned of plan) {
     const previous = current.find((s) => s.key === planned.key)
     const shard: Shard = previous ?? {
@@ -252,10 +257,18 @@ export const applyPlan = Effect.fn("PresenceShards.applyPlan")(function*(ctx: Sh
     next.push(shard)
     // A change the live subscription already reflects (its users left after a licence check) needs no call.
     const reflected = shard.live !== undefined && sameMembers(planned.userIds, shard.live.subscribedIds)
-    if (shard.account === undefined) yield* createShard(ctx, shard)
-    else if (changed && !reflected) yield* recreateShard(ctx, shard)
-    else if (shard.live === undefined) yield* createShard(ctx, shard)
+    const call = shard.account === undefined
+      ? createShard(ctx, shard)
+      : changed && !reflected
+      ? recreateShard(ctx, shard)
+      : shard.live === undefined
+      ? createShard(ctx, shard)
+      : undefined
+    if (call !== undefined) calls.push(call)
   }
+  // Each shard has an account (and a subscription) of its own, so their calls run side by side: at 100,000 users
+  // that is 154 subscriptions, which one after the other took longer than the initial sync itself.
+  yield* Effect.forEach(calls, (call) => call, { concurrency: shardCallsAtOnce, discard: true })
   for (const gone of current.filter((s) => !plan.some((p) => p.key === s.key))) yield* dropShard(ctx, gone)
   ctx.book.shards = next
 })

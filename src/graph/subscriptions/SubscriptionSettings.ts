@@ -30,6 +30,11 @@ export interface SubscriptionSettingsOptions {
   readonly decryptWorkers: number
   /** Capacity of the queue between the webhook and the processor (items). */
   readonly queueCapacity: number
+  /**
+   * The longest a rich notification may expect to wait for decryption: above it, its user's presence is read with
+   * getPresencesByUserId instead (src/graph/notifications/FloodGate.ts). 0 decrypts everything.
+   */
+  readonly floodLatencyBudgetMillis: number
   /** Validity of a newly generated rich-notification certificate. */
   readonly certificateLifetimeDays: number
   /** The certificate is rotated when it expires within this many days. */
@@ -75,6 +80,7 @@ export const defaultSubscriptionSettings = (
   maxBodyBytes: 4 * 1024 * 1024,
   decryptWorkers: 0,
   queueCapacity: 50_000,
+  floodLatencyBudgetMillis: 200,
   certificateLifetimeDays: 730,
   certificateRenewBeforeDays: 30,
   certificateCheckMinutes: 24 * 60,

@@ -1,7 +1,7 @@
 /**
  * The simulator's subscription store and Graph's documented rules for it (protocols.md §1.5): resources, maximum
  * expirations (60 min presence, 41,760 min users), ≤ 650 ids, one presence subscription per delegated user (409
- * ExtensionError with Microsoft's text), quota 100, vanishing at expiry, 404 for unknown ids. No HTTP here.
+ * ExtensionError with Microsoft's text), a quota of 100 users subscriptions per app (none for presence), vanishing at expiry, 404 for unknown ids. No HTTP here.
  */
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { randomUUID } from "node:crypto"
@@ -179,7 +179,8 @@ export class SimSubscriptions extends Context.Service<SimSubscriptions, {
         if ((body.clientState ?? "").length > 128) return yield* badRequest("clientState must be at most 128 characters.")
         if (body.includeResourceData === true) yield* checkCertificate(body.encryptionCertificate, body.encryptionCertificateId)
         const mine = [...subscriptions.values()].filter((s) => s.applicationId === principal.appId)
-        if (mine.length >= SUBSCRIPTION_QUOTA) {
+        // The quota is Microsoft Entra's, for user (and group) subscriptions; Graph lists none for presence.
+        if (parsed.kind === "users" && mine.filter((s) => s.kind === "users").length >= SUBSCRIPTION_QUOTA) {
           return yield* new SimHttpError({
             status: 403,
             code: "ExtensionError",

@@ -1,0 +1,244 @@
+/**
+ * Bursts beyond what RSA decryption allows: while the decryption backlog stays within its latency budget every rich
+ * item is decrypted; beyond it, the users of further items are read with getPresencesByUserId instead (coalesced,
+ * ≤ 650 per request), and pushed items those reads made obsolete are dropped by PresenceState.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Deferred, Effect, Layer, Metric, Redacted, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { HttpRouter } from "effect/http"
+import { floodFallbackItems } from "../../src/domain/Metrics.ts"
+import type { GraphPresence } from "../../src/domain/Presence.ts"
+import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
+import { encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
+import { FloodGate } from "../../src/graph/notifications/FloodGate.ts"
+import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
+import { makeFloodFallback } from "../../src/graph/presence/FloodFallback.ts"
+import { PresenceReader } from "../../src/graph/presence/PresenceReader.ts"
+import { PresenceState } from "../../src/graph/presence/PresenceState.ts"
+import { defaultSubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
+import { collect, record } from "../support/streams.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { buildPushSource } from "./harness.ts"
+import { buildServer, localServer, post, webhookServer } from "./notificationsHarness.ts"
+
+const APP_ID = "11111111-2222-3333-4444-555555555555"
+const TENANT = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
+
+const diverted = Metric.value(floodFallbackItems).pipe(Effect.map((state) => Number(state.count)))
+
+describe("FloodGate", () => {
+  it("admits every item while the expected wait stays within the budget, and only what fits beyond it", () => {
+    // 2 workers at 350 µs per item: 175 µs per item for the pool, so 35 ms hold 200 items.
+    const gate = new FloodGate({ latencyBudgetMillis: 35, workers: 2, initialMicrosPerItem: 350 })
+    assert.strictEqual(gate.admit(150), 150)
+    gate.started(150, 0)
+    assert.strictEqual(gate.admit(100), 50)
+    gate.started(50, 0)
+    assert.strictEqual(gate.admit(1), 0)
+    gate.finished(100, 10)
+    assert.strictEqual(gate.admit(500), 100)
+  })
+
+  it("a budget of 0 decrypts everything", () => {
+    const gate = new FloodGate({ latencyBudgetMillis: 0, workers: 1, initialMicrosPerItem: 350 })
+    gate.started(100_000, 0)
+    assert.strictEqual(gate.admit(10_000), 10_000)
+  })
+
+  it("learns the pool's real speed from busy time only: slower workers admit fewer items", () => {
+    const gate = new FloodGate({ latencyBudgetMillis: 100, workers: 1, initialMicrosPerItem: 350 })
+    assert.strictEqual(gate.admit(10_000), 285)
+    // 200 items take 400 ms (2 ms each); an idle gap before them does not count.
+    gate.started(200, 5_000)
+    gate.finished(200, 5_400)
+    assert.closeTo(gate.microsPerItem, 350 * 0.7 + 2_000 * 0.3, 0.001)
+    assert.strictEqual(gate.admit(10_000), Math.floor(100_000 / gate.microsPerItem))
+    assert.isBelow(gate.admit(10_000), 285)
+  })
+})
+
+const presence = (id: string, activity: "Available" | "Busy" | "Away", sequenceNumber?: string): GraphPresence => ({
+  id,
+  availability: activity,
+  activity,
+  ...(sequenceNumber !== undefined ? { sequenceNumber } : {})
+})
+
+describe("PresenceState with reads in place of pushed items", () => {
+  it("without sequence numbers, an item pushed before a read was issued is obsolete; one pushed after it is not", () => {
+    const state = new PresenceState()
+    state.setUsers(["u-1"])
+    state.apply([{ presence: presence("u-1", "Available"), receivedAt: 0 }], "initial")
+    // The read was issued at 100 and answered Away.
+    const read = state.apply([{ presence: presence("u-1", "Away"), receivedAt: 150, requestedAt: 100 }], "push")
+    assert.deepStrictEqual(read.changes.map((c) => c.presence.activity), ["Away"])
+    // Busy was pushed at 90 and decrypted after the read: the read already showed what came after it.
+    const late = state.apply([{ presence: presence("u-1", "Busy"), receivedAt: 90, decryptedAt: 200 }], "push")
+    assert.deepStrictEqual({ changes: late.changes.length, stale: late.stale.length }, { changes: 0, stale: 1 })
+    // Pushed at 120, after the read was issued: a newer change.
+    const newer = state.apply([{ presence: presence("u-1", "Busy"), receivedAt: 120, decryptedAt: 210 }], "push")
+    assert.deepStrictEqual(newer.changes.map((c) => c.presence.activity), ["Busy"])
+  })
+
+  it("where both carry sequence numbers, they decide, whatever the times", () => {
+    const state = new PresenceState()
+    state.setUsers(["u-1"])
+    state.apply([{ presence: presence("u-1", "Away", "B0005"), receivedAt: 150, requestedAt: 100 }], "push")
+    const older = state.apply([{ presence: presence("u-1", "Busy", "B0004"), receivedAt: 300, decryptedAt: 310 }], "push")
+    assert.strictEqual(older.stale.length, 1)
+    const newer = state.apply([{ presence: presence("u-1", "Busy", "B0006"), receivedAt: 90, decryptedAt: 320 }], "push")
+    assert.deepStrictEqual(newer.changes.map((c) => c.presence.sequenceNumber), ["B0006"])
+  })
+})
+
+describe("FloodFallback", () => {
+  it.effect("with two readers, a second read starts while the first is under way, with the users waiting then", () =>
+    Effect.gen(function*() {
+      const reads: Array<ReadonlyArray<string>> = []
+      const release = yield* Deferred.make<void>()
+      const twoStarted = yield* Deferred.make<void>()
+      const fallback = yield* makeFloodFallback({
+        maxPerRead: 2,
+        readers: 2,
+        read: (ids) =>
+          Effect.gen(function*() {
+            reads.push(ids)
+            if (reads.length === 2) yield* Deferred.succeed(twoStarted, undefined)
+            yield* Deferred.await(release)
+          })
+      })
+      // Five users at once: two reads of two start together, the fifth waits for a free reader.
+      yield* fallback.offer(["a", "b", "c", "d", "e"])
+      yield* Deferred.await(twoStarted)
+      assert.deepStrictEqual(reads, [["a", "b"], ["c", "d"]])
+      assert.strictEqual(yield* fallback.waiting, 1)
+    }).pipe(Effect.scoped))
+
+  it.effect("with one reader, users asked for during a read wait for the next one, each once, at most maxPerRead a read", () =>
+    Effect.gen(function*() {
+      const reads: Array<{ ids: ReadonlyArray<string>; at: number }> = []
+      const gates = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const started = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const fallback = yield* makeFloodFallback({
+        maxPerRead: 3,
+        readers: 1,
+        read: (ids, at) =>
+          Effect.gen(function*() {
+            const n = reads.length
+            reads.push({ ids, at })
+            yield* Deferred.succeed(started[n]!, undefined)
+            yield* Deferred.await(gates[n]!)
+          })
+      })
+      yield* TestClock.setTime(1_000)
+      yield* fallback.offer(["a"])
+      yield* Deferred.await(started[0]!)
+      // While the first read is under way: b, c, d, B (b again, other case), e.
+      yield* TestClock.setTime(2_000)
+      yield* fallback.offer(["b", "c", "d"])
+      yield* fallback.offer(["B", "e"])
+      assert.strictEqual(yield* fallback.waiting, 4)
+      yield* Deferred.succeed(gates[0]!, undefined)
+      yield* Deferred.await(started[1]!)
+      yield* Deferred.succeed(gates[1]!, undefined)
+      yield* Deferred.await(started[2]!)
+      yield* Deferred.succeed(gates[2]!, undefined)
+      assert.deepStrictEqual(reads, [
+        { ids: ["a"], at: 1_000 },
+        { ids: ["B", "c", "d"], at: 2_000 },
+        { ids: ["e"], at: 2_000 }
+      ])
+    }).pipe(Effect.scoped))
+})
+
+/** The connector's webhook on a real socket with `floodLatencyBudgetMillis`, 2 decrypt workers, and rich items. */
+const makeSetup = (floodLatencyBudgetMillis: number) =>
+  Effect.gen(function*() {
+    const jwksServer = yield* buildServer(
+      HttpRouter.serve(JwksRoutes, { disableLogger: true, disableListenLog: true }).pipe(
+        Layer.provideMerge(SimJwks.layer),
+        Layer.provideMerge(localServer)
+      )
+    )
+    const jwks = Context.get(jwksServer.context, SimJwks)
+    const dataDir = yield* tempDir
+    const settings = defaultSubscriptionSettings({
+      publicBaseUrl: "https://connector.example",
+      appId: APP_ID,
+      jwksUrl: jwksServer.baseUrl + JWKS_PATH,
+      decryptWorkers: 2,
+      floodLatencyBudgetMillis
+    })
+    const connector = yield* buildServer(webhookServer(settings, dataDir))
+    const inbox = Context.get(connector.context, NotificationsInbox)
+    const certificate = yield* Context.get(connector.context, CertificateStore).current
+    yield* inbox.register({ id: "sub-1", kind: "presence", key: "shard-0", clientState: Redacted.make("secret-state") })
+    const publicKey = inspectCertificate(certificate.certificate).publicKey
+    const richItem = (userId: string, sequenceNumber: string) => ({
+      subscriptionId: "sub-1",
+      clientState: "secret-state",
+      changeType: "updated",
+      tenantId: TENANT,
+      resource: `communications/presences/${userId}`,
+      subscriptionExpirationDateTime: "2030-01-01T00:00:00Z",
+      resourceData: { "@odata.type": "#microsoft.graph.presence", "@odata.id": `users/${userId}/presence`, id: userId },
+      encryptedContent: {
+        ...encryptPayload(publicKey, JSON.stringify(presence(userId, "Busy", sequenceNumber))),
+        encryptionCertificateId: certificate.id,
+        encryptionCertificateThumbprint: certificate.thumbprint
+      }
+    })
+    const token = yield* jwks.validationToken(APP_ID, TENANT)
+    const postItems = (items: ReadonlyArray<unknown>) =>
+      post(connector.baseUrl + settings.notificationPath, { value: items, validationTokens: [token] })
+    return { context: connector.context, inbox, richItem, postItems }
+  })
+
+describe("flood fallback at the webhook (real sockets)", () => {
+  it.live("a steady load never takes the fallback: 30 POSTs of 20 items, every item decrypted", () =>
+    Effect.gen(function*() {
+      const { inbox, postItems, richItem } = yield* makeSetup(200)
+      const refetched = yield* record(inbox.refetch)
+      const before = yield* diverted
+      for (let post = 0; post < 30; post++) {
+        const decrypted = yield* collect(inbox.presences, 20)
+        const items = Array.from({ length: 20 }, (_, i) => richItem(`steady-${post * 20 + i}`, "A0002"))
+        assert.strictEqual((yield* postItems(items)).status, 202)
+        assert.strictEqual((yield* decrypted).length, 20)
+      }
+      assert.strictEqual((yield* diverted) - before, 0)
+      assert.deepStrictEqual(refetched, [])
+    }).pipe(Effect.scoped))
+
+  it.live("a flood: what fits the budget is decrypted, the other users are read in one request, and their changes go on", () =>
+    Effect.gen(function*() {
+      const { context, inbox, postItems, richItem } = yield* makeSetup(35)
+      const users = Array.from({ length: 500 }, (_, i) => `flood-${i}`)
+      // Graph's answer to getPresencesByUserId: Available at first, Busy (the change the flood carried) afterwards.
+      const requests: Array<ReadonlyArray<string>> = []
+      let answer: "Available" | "Busy" = "Available"
+      const reader = Layer.succeed(PresenceReader, PresenceReader.of({
+        getPresences: (ids) =>
+          Effect.sync(() => {
+            requests.push(ids)
+            return ids.map((id) => presence(id, answer, answer === "Busy" ? "A0002" : "A0001"))
+          })
+      }))
+      const source = yield* buildPushSource(Layer.merge(Layer.succeedContext(context), reader))
+      yield* source.initialSync(users)
+      requests.length = 0
+      answer = "Busy"
+      const handedOver = yield* record(inbox.presences)
+      const changes = yield* collect(source.changes.pipe(Stream.filter((c) => c.presence.availability === "Busy")), 500)
+      const before = yield* diverted
+      // 2 workers × 350 µs: 175 µs per item, so a 35 ms budget holds the first 200 items of the POST.
+      assert.strictEqual((yield* postItems(users.map((id) => richItem(id, "A0002")))).status, 202)
+      const busy = yield* changes
+      assert.strictEqual(new Set(busy.map((c) => c.userId)).size, 500)
+      assert.strictEqual((yield* diverted) - before, 300)
+      assert.deepStrictEqual(requests, [users.slice(200)])
+      assert.deepStrictEqual(handedOver.map((p) => p.userId), users.slice(0, 200))
+    }).pipe(Effect.scoped))
+})
