@@ -42,28 +42,31 @@ describe("state store on the command line (real processes)", () => {
       const dir = mkdtempSync(join(tmpdir(), "tpc-state-cli-"))
       const config = writeConfig(dir, 8080)
       const database = { CONNECTOR_DATABASE_URL: `postgres://connector:${dbPassword}@127.0.0.1:1/presence` }
-      const missing = yield* cli(["check-config", "--config", config], database)
+      const key = newKey()
+      // Four separate processes, side by side (each one is a whole start of Node.js and the command line).
+      const [missing, malformed, valid, files] = yield* Effect.all([
+        cli(["check-config", "--config", config], database),
+        cli(["check-config", "--config", config], { ...database, CONNECTOR_STATE_KEY: "short-key-value" }),
+        cli(["check-config", "--config", config], { ...database, CONNECTOR_STATE_KEY: key }),
+        cli(["check-config", "--config", config], {})
+      ], { concurrency: "unbounded" })
       assert.strictEqual(missing.code, 1, missing.out)
       assert.match(missing.out, /CONNECTOR_STATE_KEY: required with database\.url/)
       assert.notInclude(missing.out, dbPassword)
 
-      const malformed = yield* cli(["check-config", "--config", config], { ...database, CONNECTOR_STATE_KEY: "short-key-value" })
       assert.strictEqual(malformed.code, 1, malformed.out)
       assert.include(malformed.out, "CONNECTOR_STATE_KEY")
       assert.notInclude(malformed.out, "short-key-value")
 
-      const key = newKey()
-      const valid = yield* cli(["check-config", "--config", config], { ...database, CONNECTOR_STATE_KEY: key })
       assert.strictEqual(valid.code, 0, valid.out)
       assert.include(valid.out, "database:          127.0.0.1:1/presence")
       assert.include(valid.out, `state:             PostgreSQL 127.0.0.1:1/presence; secrets sealed with state key ${yield* keyIdOf(key)}`)
       assert.notInclude(valid.out, dbPassword)
       assert.notInclude(valid.out, key)
 
-      const files = yield* cli(["check-config", "--config", config], {})
       assert.strictEqual(files.code, 0, files.out)
       assert.include(files.out, `state:             files in ${join(dir, "data")}; secrets in clear (no CONNECTOR_STATE_KEY)`)
-    }), 60_000)
+    }), 120_000)
 
   it.live("run: a state database that cannot be reached stops the start with what to check, exit 1, no password", () =>
     Effect.gen(function*() {
@@ -75,7 +78,7 @@ describe("state store on the command line (real processes)", () => {
       assert.strictEqual(outcome.code, 1, outcome.out)
       assert.match(outcome.out, /cannot connect to the state database 127\.0\.0\.1:1\/presence .*check database\.url/)
       assert.notInclude(outcome.out, dbPassword)
-    }), 60_000)
+    }), 120_000)
 
   it.live("state rekey on files: the secrets in clear from before the key are sealed; a second run finds nothing", () =>
     Effect.gen(function*() {
@@ -99,7 +102,7 @@ describe("state store on the command line (real processes)", () => {
       const second = yield* cli(["state", "rekey", "--config", config], { CONNECTOR_STATE_KEY: key })
       assert.include(second.out, ": 0 secret(s) sealed again")
       assert.notInclude(`${first.out}${second.out}`, key)
-    }), 60_000)
+    }), 120_000)
 
   it.live("state rekey on PostgreSQL: values sealed with the previous key are sealed with the new one", () =>
     Effect.gen(function*() {
@@ -125,5 +128,5 @@ describe("state store on the command line (real processes)", () => {
       // Only the new key now: the token opens.
       const read = yield* Effect.scoped(Effect.flatMap(openStateStore(settings(key, [])), (store) => store.refreshTokens.get(defaultTenant, "tech1")))
       assert.strictEqual(Redacted.value(Option.getOrThrow(read).refreshToken), Redacted.value(token.refreshToken))
-    }), 60_000)
+    }), 120_000)
 })
