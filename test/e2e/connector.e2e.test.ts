@@ -4,14 +4,13 @@
  * removed on either side are picked up; a user without a licence is never written.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo, type DemoHandle } from "../../src/demo/Demo.ts"
 import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
 import { teamsEntry } from "../support/pbxPresence.ts"
 import { basicAuth, until } from "../support/waiting.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const password = "e2e-admin-password"
 
@@ -54,7 +53,7 @@ const start = Effect.gen(function*() {
     userCount: 20,
     changeEverySeconds: 0,
     adminPassword: Redacted.make(password),
-    dataDir: mkdtempSync(join(tmpdir(), "tpc-e2e-"))
+    dataDir: yield* makeTempDir("tpc-e2e-")
   })
   yield* until("all lights green", Effect.map(status(demo), (s) => Object.values(s.lights).every((l) => l.state === "green") ? s : undefined))
   return demo

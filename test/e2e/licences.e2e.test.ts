@@ -7,14 +7,13 @@
  *   and the user gets no further SetPresence.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { type DemoHandle, startDemo } from "../../src/demo/Demo.ts"
 import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
 import { teamsActivity } from "../support/pbxPresence.ts"
 import { basicAuth, until } from "../support/waiting.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const password = "licences-admin-password"
 
@@ -36,14 +35,15 @@ const allGreen = (demo: DemoHandle) =>
   until("all lights green", Effect.map(status(demo), (s) => (Object.values(s.lights).every((l) => l.state === "green") ? s : undefined)))
 
 const start = (options: { licensing?: "appRight" | "appLicence" }) =>
-  startDemo({
-    port: 0,
-    userCount: 4,
-    changeEverySeconds: 0,
-    adminPassword: Redacted.make(password),
-    dataDir: mkdtempSync(join(tmpdir(), "tpc-licences-")),
-    ...options
-  })
+  Effect.flatMap(makeTempDir("tpc-licences-"), (dataDir) =>
+    startDemo({
+      port: 0,
+      userCount: 4,
+      changeEverySeconds: 0,
+      adminPassword: Redacted.make(password),
+      dataDir,
+      ...options
+    }))
 
 describe("licences end to end", () => {
   it.live("appRight with the real captures' AppLogin info serves every user; a restart before the master logs in adopts the stored subscription", () =>

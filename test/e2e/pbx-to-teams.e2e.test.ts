@@ -5,13 +5,12 @@
  * an on-the-phone or busy that came from its own call, and after the call both sides show what they showed before.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { type DemoHandle, startDemo } from "../../src/demo/Demo.ts"
 import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
 import { basicAuth, until } from "../support/waiting.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const password = "e2e-admin-password"
 const clientId = "66666666-7777-8888-9999-000000000000"
@@ -29,7 +28,7 @@ const start = (pbxToTeams: Record<string, unknown> = {}) =>
       userCount: 6,
       changeEverySeconds: 0,
       adminPassword: Redacted.make(password),
-      dataDir: mkdtempSync(join(tmpdir(), "tpc-p2t-")),
+      dataDir: yield* makeTempDir("tpc-p2t-"),
       pbxToTeams
     })
     yield* until("all lights green and every user's calls watched", Effect.map(status(demo), (s) =>

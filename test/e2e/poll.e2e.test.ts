@@ -3,14 +3,13 @@
  * credential; the rest of the connector works the same.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo } from "../../src/demo/Demo.ts"
 import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
 import { basicAuth, until } from "../support/waiting.ts"
 import { teamsEntry } from "../support/pbxPresence.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 describe("poll-only mode", () => {
   it.live("lights green without subscriptions; a Teams change reaches the PBX within a poll interval", () =>
@@ -22,7 +21,7 @@ describe("poll-only mode", () => {
         pollSeconds: 1,
         changeEverySeconds: 0,
         adminPassword: Redacted.make("pw"),
-        dataDir: mkdtempSync(join(tmpdir(), "tpc-poll-"))
+        dataDir: yield* makeTempDir("tpc-poll-")
       })
       const status = Effect.promise(async () =>
         (await (await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth("pw") } })).json()) as StatusSnapshot

@@ -3,14 +3,13 @@
  * when they carry a Teams user's e-mail address: the person is matched and written, the queue never.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo } from "../../src/demo/Demo.ts"
 import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
 import { basicAuth, until } from "../support/waiting.ts"
 import { teamsEntry } from "../support/pbxPresence.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const password = "replication-admin-password"
 
@@ -22,7 +21,7 @@ describe("user table objects that are not people", () => {
         userCount: 3,
         changeEverySeconds: 0,
         adminPassword: Redacted.make(password),
-        dataDir: mkdtempSync(join(tmpdir(), "tpc-replication-"))
+        dataDir: yield* makeTempDir("tpc-replication-")
       })
       const status = Effect.promise(async () => {
         const response = await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth(password) } })
