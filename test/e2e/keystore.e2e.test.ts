@@ -7,9 +7,9 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo } from "../../src/demo/Demo.ts"
-import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
-import { basicAuth, until } from "../support/waiting.ts"
+import { until } from "../support/waiting.ts"
 import { makeTempDir } from "../support/tempDir.ts"
+import { statusOf } from "../support/demo.ts"
 
 const password = "keystore-admin-password"
 
@@ -21,10 +21,7 @@ describe("an unreadable rich-notification key store", () => {
       // Private, as the connector writes it (it refuses a data directory others can read).
       writeFileSync(join(dataDir, "rich-notification-keys.json"), corrupt, { mode: 0o600 })
       const demo = yield* startDemo({ port: 0, userCount: 4, changeEverySeconds: 0, adminPassword: Redacted.make(password), dataDir })
-      const status = Effect.promise(async () => {
-        const response = await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth(password) } })
-        return (await response.json()) as StatusSnapshot
-      })
+      const status = statusOf(demo, password)
       const snapshot = yield* until(
         "the master PBX and sign-in green",
         Effect.map(status, (s) => s.lights.masterPbx.state === "green" && s.lights.authentication.state === "green" ? s : undefined)
