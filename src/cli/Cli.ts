@@ -1,5 +1,5 @@
 /**
- * The command line: `run`, `demo`, `check-config`, `login`, `simulate`. With no sub-command the connector runs when a
+ * The command line: `run`, `demo`, `check-config`, `login`, `state rekey`, `tenants`, `simulate`. With no sub-command the connector runs when a
  * configuration file is found, else the embedded demo starts, so `npm start` on a fresh machine shows the whole flow;
  * `run` never falls back to the demo. The global `--log-level` wins over log.level and CONNECTOR_LOG_LEVEL.
  */
@@ -19,25 +19,20 @@ import { type DataDirError, prepareDataDir } from "../config/DataDir.ts"
 import { settingsFromConfig } from "../config/Settings.ts"
 import { GraphConfig } from "../graph/client/GraphSettings.ts"
 import { TokenService } from "../graph/auth/TokenService.ts"
+import { describeStateLocation, defaultTenantStateLayer } from "../state/StateSettings.ts"
+import type { StateStoreError } from "../state/StateStoreError.ts"
+import { describeState } from "../config/StateConfig.ts"
+import { configFlag, defaultConfigPaths, reportAndExit, resolveConfigPath } from "./ConfigPath.ts"
 import { simulateCommand } from "./SimulateCommands.ts"
+import { stateCommand } from "./StateCommands.ts"
+import { tenantsCommand } from "./TenantCommands.ts"
 
-/** Where `run` looks for a configuration when `--config` is not given. */
-export const defaultConfigPaths = ["connector.yaml", "connector.yml", "connector.json"] as const
-
-const configFlag = Flag.String("config").pipe(
-  Flag.withAlias("c"),
-  Flag.withDescription("Configuration file (YAML or JSON); default: $CONNECTOR_CONFIG, then ./connector.yaml|.yml|.json"),
-  Flag.optional
-)
+export { defaultConfigPaths, resolveConfigPath } from "./ConfigPath.ts"
 
 const portFlag = Flag.Int("port").pipe(
   Flag.withDescription("HTTP port of the status page and endpoints (default: $PORT or 8080)"),
   Flag.optional
 )
-
-/** Resolves the configuration file: the flag, then CONNECTOR_CONFIG, then a default file in the working directory. */
-export const resolveConfigPath = (flag: Option.Option<string>): string | undefined =>
-  Option.getOrUndefined(flag) ?? (process.env["CONNECTOR_CONFIG"] || undefined) ?? defaultConfigPaths.find((path) => existsSync(path))
 
 /** Where `run` looked for a configuration, and what to do instead: for an administrator who started it without one. */
 export const noConfigurationMessage = (cwd: string, env: NodeJS.ProcessEnv): string =>
@@ -53,8 +48,11 @@ export const noConfigurationMessage = (cwd: string, env: NodeJS.ProcessEnv): str
   ].join("\n")
 
 /** Prints the problems and makes the process exit 1, without a stack trace: the message is the whole story. */
-const reportConfigError = (error: ConfigError | DataDirError) =>
-  Console.error(error.message).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
+const reportConfigError = (error: ConfigError | DataDirError) => reportAndExit(error)
+
+/** The connector could not open its state store: logged (it says what to do, never a secret), exit 1. */
+const reportStateError = (error: StateStoreError) =>
+  Effect.logError(`cannot start: ${error.message}`).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
 
 /** The status page's password: configured, else one generated once and kept (0600) in the data directory. */
 const adminPasswordFromDataDir = (dataDir: string): { password: Redacted.Redacted<string>; file: string; created: boolean } => {
@@ -71,12 +69,12 @@ const runConnector = (path: string) =>
   Effect.gen(function*() {
     const config = yield* loadConfigFile(path)
     const settings = yield* settingsFromConfig(config)
-    yield* prepareDataDir(settings.graph.dataDir)
+    yield* prepareDataDir(settings.state.dataDir)
     const logging = withOtlp(loggingLayer({ level: config.log.level, format: config.log.format, override: yield* GlobalFlag.LogLevel }))
     return yield* Effect.gen(function*() {
       let adminPassword = settings.adminPassword
       if (adminPassword === undefined) {
-        const generated = adminPasswordFromDataDir(settings.graph.dataDir)
+        const generated = adminPasswordFromDataDir(settings.state.dataDir)
         adminPassword = generated.password
         yield* Effect.logWarning(
           `no admin password configured: the status page's password is in ${generated.file} (set CONNECTOR_ADMIN_PASSWORD to choose one)`
@@ -86,11 +84,12 @@ const runConnector = (path: string) =>
       const otlp = describeOtlp(process.env)
       if (otlp !== undefined) yield* Effect.logInfo(otlp)
       yield* Effect.logDebug(`configuration from ${path}, with the environment (secrets masked):\n${describeConfig(config)}`)
+      yield* Effect.logInfo(`state: ${describeStateLocation(settings.state)}`)
       return yield* runUntilStopped(Layer.build(
         Layer.effectDiscard(Effect.flatMap(serverUrl, (url) => Effect.logInfo(`status page: ${url}/`))).pipe(
           Layer.provideMerge(ConnectorLayer({ ...settings, adminPassword }))
         )
-      ))
+      )).pipe(Effect.catchTag("StateStoreError", reportStateError))
     }).pipe(Effect.provide(logging))
   }).pipe(Effect.catchTags({ ConfigError: reportConfigError, DataDirError: reportConfigError }))
 
@@ -122,11 +121,18 @@ const runDemo = ({ graphPort, pbxPort, port }: DemoPorts) =>
     Effect.provide(Layer.unwrap(Effect.map(GlobalFlag.LogLevel, (override) => withOtlp(loggingLayer({ level: "info", format: "auto", override })))))
   )
 
+const clusterFlag = Flag.Boolean("cluster").pipe(
+  Flag.withDefault(false),
+  Flag.withDescription("Join a cluster of runners over the shared PostgreSQL state (docs/scaling.md)")
+)
+
 /** `run` is the production command: without a configuration it refuses, rather than quietly running the demo. */
-const run = Command.make("run", { config: configFlag }, ({ config }) => {
+const run = Command.make("run", { config: configFlag, cluster: clusterFlag }, ({ cluster, config }) => {
   const path = resolveConfigPath(config)
   return path === undefined
     ? Console.error(noConfigurationMessage(process.cwd(), process.env)).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
+    : cluster
+    ? Effect.promise(() => import("../cluster/ClusterCommand.ts")).pipe(Effect.flatMap(({ runClusterRunner }) => runClusterRunner(path)))
     : runConnector(path)
 }).pipe(Command.withDescription(
   "Run the connector (the production command) with its configuration file: --config, else $CONNECTOR_CONFIG, else " +
@@ -158,7 +164,7 @@ const checkConfig = Command.make("check-config", { config: configFlag }, ({ conf
       return yield* new ConfigError({ source: "check-config", problems: [{ path: "--config", message: "no configuration file given" }] })
     }
     const loaded = yield* loadConfigFile(path)
-    yield* Console.log(`${path}: valid\n${describeConfig(loaded)}`)
+    yield* Console.log(`${path}: valid\n${describeConfig(loaded)}\n${yield* describeState(loaded, process.env)}`)
   }).pipe(Effect.catchTag("ConfigError", reportConfigError))).pipe(Command.withDescription(
   "Check a configuration file and the environment variables that override it: every problem at once (with the value " +
     "and the variable it came from, secrets masked) and exit 1, or a summary with secrets masked and exit 0"
@@ -177,7 +183,7 @@ const login = Command.make(
         return yield* new ConfigError({ source: "login", problems: [{ path: "--config", message: "no configuration file given" }] })
       }
       const settings = yield* settingsFromConfig(yield* loadConfigFile(path))
-      yield* prepareDataDir(settings.graph.dataDir)
+      yield* prepareDataDir(settings.state.dataDir)
       if (!settings.graph.accounts.some((a) => a.name === account)) {
         return yield* new ConfigError({
           source: path,
@@ -190,12 +196,16 @@ const login = Command.make(
       })
       yield* signIn.pipe(
         Effect.provide(TokenService.layer.pipe(
-          Layer.provide(Layer.mergeAll(Layer.succeed(GraphConfig, settings.graph), NodeHttpClient.layerUndici))
+          Layer.provide(Layer.mergeAll(
+            Layer.succeed(GraphConfig, settings.graph),
+            NodeHttpClient.layerUndici,
+            defaultTenantStateLayer(settings.state)
+          ))
         ))
       )
-      yield* Console.log(`Signed in: the refresh token of account ${account} is stored in ${settings.graph.dataDir}.`)
+      yield* Console.log(`Signed in: the refresh token of account ${account} is stored (${describeStateLocation(settings.state)}).`)
     }).pipe(
-      Effect.catchTags({ ConfigError: reportConfigError, DataDirError: reportConfigError }),
+      Effect.catchTags({ ConfigError: reportConfigError, DataDirError: reportConfigError, StateStoreError: reportAndExit }),
       Effect.catchTag("AuthError", (error) =>
         Console.error(`Sign-in failed: ${error.message}\n${error.fix}`).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 }))))
     )
@@ -209,7 +219,7 @@ export const rootCommand = Command.make("teams-presence-connector", { config: co
     "Microsoft Teams presence → innovaphone PBX presence. Without a sub-command: `run` when a configuration file is " +
       "found (as `run` looks for it), else `demo`."
   ),
-  Command.withSubcommands([run, demo, checkConfig, login, simulateCommand])
+  Command.withSubcommands([run, demo, checkConfig, login, stateCommand, tenantsCommand, simulateCommand])
 )
 
 export const cli = Command.run(rootCommand, { version: packageJson.version })

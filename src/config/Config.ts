@@ -155,6 +155,18 @@ export const SecurityConfig = Schema.Struct({
   maxEventStreams: withDefault(PositiveInt, 16)
 })
 
+/** Where the state is kept: PostgreSQL when `url` is set, else files in `dataDir` (docs/state.md). */
+export const DatabaseConfig = Schema.Struct({
+  /** postgres://user:password@host:5432/database (or CONNECTOR_DATABASE_URL); needs CONNECTOR_STATE_KEY. */
+  url: optional(Schema.RedactedFromValue(Schema.NonEmptyString.check(Schema.makeFilter((s: string) => {
+    const scheme = URL.canParse(s) ? new URL(s).protocol : undefined
+    return scheme === "postgres:" || scheme === "postgresql:" ||
+      "Expected a PostgreSQL URL such as postgres://user:password@host:5432/database"
+  })))),
+  /** Connections in the pool; the store's change listeners hold one more each. */
+  maxConnections: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 2, maximum: 100 })), 10)
+})
+
 export const ShutdownConfig = Schema.Struct({
   /** Clear the Teams presences the connector set when it stops. */
   clearPresences: withDefault(Schema.Boolean, false)
@@ -211,6 +223,7 @@ export const ConnectorConfig = Schema.Struct({
   timers: withDefault(TimersConfig, ({})),
   http: withDefault(HttpConfig, ({})),
   dataDir: withDefault(Schema.NonEmptyString, "./data"),
+  database: withDefault(DatabaseConfig, ({})),
   admin: withDefault(Schema.Struct({ password: optional(Secret) }), ({})),
   log: withDefault(LogConfig, ({})),
   security: withDefault(SecurityConfig, ({})),

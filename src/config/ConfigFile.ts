@@ -11,6 +11,8 @@ import { buildMappingConfig } from "../domain/PresenceMapping.ts"
 import { pbxToTeamsProblems } from "../connector/calls/PbxToTeamsConfig.ts"
 import { describeProblems, type Problem, ProblemList, schemaProblems } from "../domain/Problems.ts"
 import { annotateProblems, setAside } from "./ConfigProblems.ts"
+import { stateKeyProblems } from "./StateConfig.ts"
+import { describeDatabase } from "../state/postgres/PgStateStore.ts"
 
 export type ConfigProblem = Problem
 
@@ -35,6 +37,7 @@ export const environmentVariables: ReadonlyArray<{ readonly name: string; readon
   { name: "CONNECTOR_PUBLIC_URL", path: ["notifications", "publicBaseUrl"] },
   { name: "CONNECTOR_MODE", path: ["notifications", "mode"] },
   { name: "CONNECTOR_DATA_DIR", path: ["dataDir"] },
+  { name: "CONNECTOR_DATABASE_URL", path: ["database", "url"] },
   { name: "CONNECTOR_LOG_LEVEL", path: ["log", "level"] },
   { name: "CONNECTOR_LOG_FORMAT", path: ["log", "format"] },
   { name: "CONNECTOR_HTTP_HOST", path: ["http", "host"] },
@@ -165,27 +168,32 @@ export const semanticProblems = (config: ConnectorConfig): ReadonlyArray<ConfigP
 /**
  * Decodes raw content (already parsed, environment applied) into a configuration, with every problem at once: the
  * schema's and the cross-key checks' (run on the input with the faulty keys set aside, ConfigProblems.ts), each with
- * its value and, given `sources`, the environment variable it came from.
+ * its value and, given `sources`, the environment variable it came from. Given `env`, the state keys it carries are
+ * checked too (StateConfig.ts).
  */
 export const decodeConfig = (
   raw: unknown,
   source: string,
-  sources: ReadonlyMap<string, string> = new Map()
+  sources: ReadonlyMap<string, string> = new Map(),
+  env?: Env
 ): Effect.Effect<ConnectorConfig, ConfigError> =>
-  Schema.decodeUnknownEffect(ConnectorConfig)(raw, { errors: "all", onExcessProperty: "error" }).pipe(
-    Effect.mapError((error) => {
-      const problems = schemaProblems(error.issue, "misspelled? see docs/configuration.md")
-      const rest = setAside(raw, problems)
-      const crossKey = rest === undefined ? [] : semanticProblems(rest).filter((p) => !problems.some((q) => q.path === p.path))
-      return new ConfigError({ source, problems: annotateProblems([...problems, ...crossKey], raw, sources) })
-    }),
-    Effect.flatMap((config) => {
-      const problems = semanticProblems(config)
-      return problems.length === 0
-        ? Effect.succeed(config)
-        : Effect.fail(new ConfigError({ source, problems: annotateProblems(problems, raw, sources) }))
-    })
-  )
+  Effect.gen(function*() {
+    const stateKeys = env === undefined ? [] : yield* stateKeyProblems(raw, env)
+    return yield* Schema.decodeUnknownEffect(ConnectorConfig)(raw, { errors: "all", onExcessProperty: "error" }).pipe(
+      Effect.mapError((error) => {
+        const problems = schemaProblems(error.issue, "misspelled? see docs/configuration.md")
+        const rest = setAside(raw, problems)
+        const crossKey = rest === undefined ? [] : semanticProblems(rest).filter((p) => !problems.some((q) => q.path === p.path))
+        return new ConfigError({ source, problems: [...annotateProblems([...problems, ...crossKey], raw, sources), ...stateKeys] })
+      }),
+      Effect.flatMap((config) => {
+        const problems = semanticProblems(config)
+        return problems.length === 0 && stateKeys.length === 0
+          ? Effect.succeed(config)
+          : Effect.fail(new ConfigError({ source, problems: [...annotateProblems(problems, raw, sources), ...stateKeys] }))
+      })
+    )
+  })
 
 /** Parses JSON or YAML text (JSON is tried first for `.json` files; YAML accepts both). */
 export const parseConfigText = (text: string, source: string): Effect.Effect<unknown, ConfigError> =>
@@ -211,7 +219,7 @@ export const loadConfigFile = Effect.fn("ConfigFile.load")(function*(path: strin
   })
   const raw = yield* parseConfigText(text, path)
   const applied = applyEnvironmentTracked(raw ?? {}, env)
-  return yield* decodeConfig(applied.raw, path, applied.sources)
+  return yield* decodeConfig(applied.raw, path, applied.sources, env)
 })
 
 const mask = (secret: Redacted.Redacted<string> | undefined): string => secret === undefined ? "not set" : "set (hidden)"
@@ -248,6 +256,7 @@ export const describeConfig = (config: ConnectorConfig): string => {
     `timers:            presence renew ${config.timers.presenceRenewMinutes} min, users renew ${config.timers.usersRenewMinutes} min, reconcile ${config.timers.reconcileMinutes} min`,
     `http:              ${config.http.host}:${config.http.port}; admin password ${mask(config.admin.password)}`,
     `data directory:    ${config.dataDir}`,
+    ...(config.database.url === undefined ? [] : [`database:          ${describeDatabase(config.database.url)} (pool ${config.database.maxConnections})`]),
     `log:               ${config.log.level} (${config.log.format})`
   ]
   return lines.join("\n")

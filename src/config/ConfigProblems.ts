@@ -7,8 +7,8 @@ import { Cause, Exit, Schema } from "effect"
 import { type Problem, schemaProblems } from "../domain/Problems.ts"
 import { ConnectorConfig } from "./Config.ts"
 
-/** Keys whose values are secrets: named, never shown. */
-const secretKey = /(^|\.)(clientSecret|appPassword|password)$/
+/** Keys whose values are secrets: named, never shown (a database URL may carry its password). */
+const secretKey = /(^|\.)(clientSecret|appPassword|password)$|^database\.url$/
 
 const maxValue = 80
 

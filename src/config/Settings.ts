@@ -15,6 +15,8 @@ import { defaultSubscriptionSettings, type SubscriptionSettingsOptions } from ".
 import { makePbxSettings, type PbxSettingsOptions } from "../pbx/PbxSettings.ts"
 import { ConfigError } from "./ConfigFile.ts"
 import type { MatchStrategy } from "../connector/Matching.ts"
+import type { StateSettings } from "../state/StateSettings.ts"
+import { stateSettingsOf } from "./StateConfig.ts"
 import { pbxToTeamsSettings } from "../connector/calls/PbxToTeamsConfig.ts"
 import type { PbxToTeamsSettings } from "../connector/calls/PbxToTeamsSettings.ts"
 
@@ -39,6 +41,8 @@ export interface ConnectorSettings {
   readonly flow: FlowSettings
   readonly http: { readonly host: string; readonly port: number }
   readonly adminPassword: Redacted.Redacted<string> | undefined
+  /** Where refresh tokens, subscriptions and notification keys are kept: files in the data directory, or PostgreSQL. */
+  readonly state: StateSettings
   /** PBX → Teams (docs/pbx-to-teams.md); off when undefined. */
   readonly pbxToTeams?: PbxToTeamsSettings | undefined
 }
@@ -81,7 +85,7 @@ const appCredential = Effect.fnUntraced(function*(app: ConnectorConfig["app"]) {
   return app.clientSecret !== undefined ? { _tag: "ClientSecret", secret: app.clientSecret } satisfies GraphSettings["app"] : undefined
 })
 
-const subscriptionSettings = (config: ConnectorConfig, usersCredential: CredentialRef, dataDir: string) =>
+const subscriptionSettings = (config: ConnectorConfig, usersCredential: CredentialRef) =>
   defaultSubscriptionSettings({
     mode: config.notifications.mode,
     publicBaseUrl: config.notifications.publicBaseUrl ?? `http://127.0.0.1:${config.http.port}`,
@@ -101,8 +105,7 @@ const subscriptionSettings = (config: ConnectorConfig, usersCredential: Credenti
     usersCredential,
     pollCredential: usersCredential,
     maxBodyBytes: config.notifications.maxBodyBytes,
-    decryptWorkers: config.notifications.decryptWorkers,
-    dataDir
+    decryptWorkers: config.notifications.decryptWorkers
   })
 
 const pbxSettings = (config: ConnectorConfig, loginBackoff: BackoffPolicy) =>
@@ -143,8 +146,7 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
     loginBaseUrl: config.graph.loginBaseUrl,
     graphBaseUrl: config.graph.graphBaseUrl,
     app,
-    accounts: config.accounts.map((a) => ({ name: a.name, username: a.username, flow: a.flow, password: a.password })),
-    dataDir
+    accounts: config.accounts.map((a) => ({ name: a.name, username: a.username, flow: a.flow, password: a.password }))
   }
   const firstAccount = config.accounts[0]
   const usersCredential: CredentialRef = app !== undefined || firstAccount === undefined
@@ -164,11 +166,12 @@ export const settingsFromConfig = Effect.fn("Settings.fromConfig")(function*(con
   return {
     statusPage: { loginBackoff, limits: { ...defaultStatusPageLimits, maxEventStreams: config.security.maxEventStreams } },
     graph,
-    subscriptions: subscriptionSettings(config, usersCredential, dataDir),
+    subscriptions: subscriptionSettings(config, usersCredential),
     pbx: pbxSettings(config, loginBackoff),
     flow: yield* flowSettings(config, usersCredential),
     http: config.http,
     adminPassword: config.admin.password,
+    state: stateSettingsOf(config, dataDir),
     pbxToTeams
   } satisfies ConnectorSettings
 })

@@ -28,6 +28,9 @@ import { AdminPassword, StatusLoginBackoff, StatusRoutes } from "../status/Statu
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
+import type { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
+import type { PbxConnections } from "../pbx/socket/PbxConnections.ts"
+import type { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import { FlowConfig } from "./FlowConfig.ts"
 import { FlowLayer } from "./Flow.ts"
 import { LicenceCheckFromPbx } from "./LicenceCheckFromPbx.ts"
@@ -35,12 +38,17 @@ import { Planner } from "./Planner.ts"
 import { PlanState } from "./PlanState.ts"
 import { PresencePipeline } from "./PresencePipeline.ts"
 import { PbxToTeamsLayer } from "./calls/PbxToTeams.ts"
+import { LastWrittenLayer } from "./LastWritten.ts"
 import { makeRepeatGate, repeatGateLayer } from "../observability/LogRepeats.ts"
 import { announcedStop } from "./Shutdown.ts"
 import { prepareDataDir } from "../config/DataDir.ts"
 import { RecentErrors, recentErrorsLogger } from "../status/RecentErrors.ts"
 import type { ConnectorSettings } from "../config/Settings.ts"
 import { initialSnapshot, StatusBoard } from "../status/StatusBoard.ts"
+import { defaultTenantStateLayer } from "../state/StateSettings.ts"
+import type { StateStore } from "../state/StateStore.ts"
+import type { StateStoreError } from "../state/StateStoreError.ts"
+import type { TenantState } from "../state/TenantState.ts"
 import { StatusProjectorLayer } from "../status/StatusProjector.ts"
 
 export const version: string = packageJson.version
@@ -48,6 +56,16 @@ export const version: string = packageJson.version
 export interface ConnectorOptions {
   /** Shown on the status page in demo mode: the simulators' control base URLs. */
   readonly demo?: { readonly graphSimulator: string; readonly pbxSimulator: string } | undefined
+  /**
+   * The PresenceWriter the flow writes to, built over the real one (a cluster's owner puts desired commands into the
+   * state store instead of writing to the PBX itself: src/cluster/DesiredPresence.ts). Default: the real writer.
+   */
+  readonly flowWriter?: Layer.Layer<PresenceWriter, never, PresenceWriter | PbxConnections | PbxDirectory | PbxSettings> | undefined
+  /**
+   * The tenant's state over an already open store (a cluster runner's: each tenant under its own id). Default: tenant
+   * `default` in the store `settings.state` names.
+   */
+  readonly state?: Layer.Layer<TenantState | StateStore, StateStoreError> | undefined
 }
 
 /** Signs every configured credential in ahead of need, so tokens are fresh and the status page is accurate. */
@@ -67,9 +85,11 @@ export const SignInKeeper = Layer.effectDiscard(Effect.gen(function*() {
 }))
 
 /** The settings as services; first of all, the data directory exists, 0700, and nothing in it is open to others. */
-const configLayer = (settings: ConnectorSettings) =>
+const configLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
   Layer.mergeAll(
-    Layer.effectDiscard(prepareDataDir(settings.graph.dataDir)),
+    Layer.effectDiscard(prepareDataDir(settings.state.dataDir)),
+    // The state store (files, or PostgreSQL connected and migrated) is open before anything that keeps state starts.
+    options.state ?? defaultTenantStateLayer(settings.state),
     Layer.succeed(GraphConfig, settings.graph),
     SubscriptionSettings.layer(settings.subscriptions),
     PbxSettings.layer(settings.pbx),
@@ -110,13 +130,13 @@ const inboxLayer = NotificationsInbox.layer.pipe(
 const sharedLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
   Layer.mergeAll(PbxServices, graphLayer, boardLayer(settings, options), PlanState.layer).pipe(
     announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)"),
-    Layer.provideMerge(configLayer(settings))
+    Layer.provideMerge(configLayer(settings, options))
   )
 
 /** Push: inbox and webhook, subscriptions, the reconciler. */
 const pushPresence = PresenceSource.layerPush.pipe(
   announcedStop("the presence reads (reconciler, refetch, resync)"),
-  Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to subscriptions.json)"))),
+  Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to the state store)"))),
   Layer.provideMerge(LicenceCheckFromPbx),
   Layer.provideMerge(inboxLayer)
 )
@@ -125,10 +145,17 @@ const pushPresence = PresenceSource.layerPush.pipe(
 const pollPresence = PresenceSource.layerPoll.pipe(announcedStop("the presence reads (poller)"))
 
 // The flow starts last and stops first; the pipeline's rows are shared with the status projector.
-const workersLayer = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper).pipe(
-  Layer.provide(PresencePipeline.layer),
-  announcedStop("the flow (no more intake; pending PBX writes are delivered)")
-)
+const workersLayer = (options: ConnectorOptions) => {
+  const workers = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper).pipe(
+    Layer.provide(PresencePipeline.layer)
+  )
+  // The last command per PBX user is kept by the flow's own writer where one is given (a cluster's desired commands).
+  return (options.flowWriter === undefined
+    ? Layer.merge(workers, LastWrittenLayer)
+    : workers.pipe(Layer.provide(options.flowWriter))).pipe(
+    announcedStop("the flow (no more intake; pending PBX writes are delivered)")
+  )
+}
 
 const serve = <E, R>(settings: ConnectorSettings, routes: Layer.Layer<never, E, R>) =>
   serveRoutes(routes, { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }).pipe(
@@ -153,13 +180,13 @@ const pbxToTeamsLayer = (settings: ConnectorSettings) =>
 const pushApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
   const core = pushPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
   const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
-  return workersLayer.pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
+  return workersLayer(options).pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
 }
 
 const pollApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
   const core = pollPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
   const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes)).pipe(Layer.provideMerge(core))
-  return workersLayer.pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
+  return workersLayer(options).pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
 }
 
 export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOptions = {}) => {

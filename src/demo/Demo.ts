@@ -14,6 +14,7 @@ import { freePort } from "../http/Server.ts"
 import { ConnectorLayer, serverUrl } from "../connector/Connector.ts"
 import { type ConnectorSettings, settingsFromConfig } from "../config/Settings.ts"
 import { StatusBoard } from "../status/StatusBoard.ts"
+import type { StateSettings } from "../state/StateSettings.ts"
 import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.ts"
 
 export interface DemoOptions {
@@ -40,6 +41,8 @@ export interface DemoOptions {
   readonly licensing?: "appRight" | "appLicence" | "all"
   /** The `pbxToTeams` section for the demo's connector (PBX calls shown in Teams); off when left out. */
   readonly pbxToTeams?: Record<string, unknown>
+  /** Where the demo's connector keeps its state (default: files in `dataDir`, keys from the environment). */
+  readonly state?: Pick<StateSettings, "database" | "keys">
 }
 
 export interface DemoHandle {
@@ -174,7 +177,8 @@ export const startDemo = Effect.fn("Demo.start")(function*(options: DemoOptions)
       : {})
   })
   const teamsUserIds = generateUsers(userCount).map((u) => u.id!)
-  const settings = yield* settingsFromConfig(yield* decodeConfig(demoConfig(options, graph.url, host, port), "demo"))
+  const configured = yield* settingsFromConfig(yield* decodeConfig(demoConfig(options, graph.url, host, port), "demo"))
+  const settings = options.state === undefined ? configured : { ...configured, state: { ...configured.state, ...options.state } }
   const demo = { graphSimulator: graph.url + "/_sim", pbxSimulator: "(starting)" }
   const connector = connectorSlot({
     ...settings,

@@ -20,7 +20,7 @@ export const defaultTenant = TenantId.make("default")
 
 const config = ConnectorConfig.fields
 
-/** A tenant's part of today's configuration: Microsoft tenant and app, accounts, PBX, matching, mapping, timers. */
+/** A tenant's part of today's configuration: Microsoft tenant and app, accounts, PBX, matching, mapping, timers, PBX → Teams. */
 export const TenantConfig = Schema.Struct({
   tenantId: config.tenantId,
   clientId: config.clientId,
@@ -32,7 +32,8 @@ export const TenantConfig = Schema.Struct({
   matching: config.matching,
   mapping: config.mapping,
   timers: config.timers,
-  admin: config.admin
+  admin: config.admin,
+  pbxToTeams: config.pbxToTeams
 })
 export type TenantConfig = typeof TenantConfig.Type
 
@@ -57,26 +58,37 @@ export const RefreshToken = Schema.Struct({
 })
 export type RefreshToken = typeof RefreshToken.Type
 
-const Subscription = Schema.Struct({
+/** One Graph subscription the connector holds: what a restart needs to adopt it. */
+export const StoredSubscription = Schema.Struct({
   subscriptionId: Schema.String,
   clientState: Schema.RedactedFromValue(Schema.String),
   expiresAt: Schema.Number,
+  /** The rich-notification certificate the subscription names (with resource data only). */
   certificateId: Schema.optionalKey(Schema.String)
 })
+export type StoredSubscription = typeof StoredSubscription.Type
+
+/** A presence shard: its users, its delegated account and its subscription. */
+export const StoredShard = Schema.Struct({
+  key: Schema.String,
+  account: Schema.String,
+  userIds: Schema.Array(Schema.String),
+  subscription: Schema.optionalKey(StoredSubscription),
+  /** The users the subscription's resource names (the licensed part of `userIds`); absent in older files. */
+  subscribedIds: Schema.optionalKey(Schema.Array(Schema.String))
+})
+export type StoredShard = typeof StoredShard.Type
 
 /** The subscription manager's state (today's subscriptions.json); clientStates are secrets. */
 export const SubscriptionState = Schema.Struct({
   version: Schema.Literal(1),
-  shards: Schema.Array(Schema.Struct({
-    key: Schema.String,
-    account: Schema.String,
-    userIds: Schema.Array(Schema.String),
-    subscription: Schema.optionalKey(Subscription),
-    subscribedIds: Schema.optionalKey(Schema.Array(Schema.String))
-  })),
-  users: Schema.optionalKey(Subscription)
+  shards: Schema.Array(StoredShard),
+  users: Schema.optionalKey(StoredSubscription)
 })
 export type SubscriptionState = typeof SubscriptionState.Type
+
+/** No subscriptions yet. */
+export const emptySubscriptionState: SubscriptionState = { version: 1, shards: [] }
 
 export const StoredCertificate = Schema.Struct({
   id: Schema.String,
@@ -96,6 +108,18 @@ export const CertificateSet = Schema.Struct({
   certificates: Schema.Array(StoredCertificate)
 })
 export type CertificateSet = typeof CertificateSet.Type
+
+/**
+ * The Teams users holding a presence session of the connector's application (PBX → Teams; today's
+ * pbx-to-teams-sessions.json), so that a restart clears the sessions of users no longer in a call. No secrets.
+ */
+export const PresenceSessionState = Schema.Struct({
+  version: Schema.Literal(1),
+  /** The application the sessions belong to (clearPresence needs its id as sessionId). */
+  sessionId: Schema.String,
+  userIds: Schema.Array(Schema.String)
+})
+export type PresenceSessionState = typeof PresenceSessionState.Type
 
 /** The command the tenant's owner wants on one PBX user; `pbx` is the PBX the user lives on. */
 export const DesiredCommand = Schema.Struct({
@@ -139,6 +163,7 @@ export const secretSlots = {
     { path: ["app", "clientSecret"], kind: "config", name: "app.clientSecret" },
     { path: ["pbx", "appPassword"], kind: "config", name: "pbx.appPassword" },
     { path: ["admin", "password"], kind: "config", name: "admin.password" },
+    { path: ["pbxToTeams", "app", "clientSecret"], kind: "config", name: "pbxToTeams.app.clientSecret" },
     ...list(record(stored)["accounts"]).map((account, i): SecretSlot => ({
       path: ["accounts", i, "password"],
       kind: "config",

@@ -135,16 +135,19 @@ export class Sealer extends Context.Service<Sealer, {
   static readonly layer = (keys: StateKeys) => Layer.effect(Sealer, Sealer.make(keys))
 
   /** CONNECTOR_STATE_KEY (optional here; the PostgreSQL store requires it) and CONNECTOR_STATE_KEY_PREVIOUS (comma-separated). */
-  static readonly layerConfig = Layer.effect(
-    Sealer,
-    Effect.gen(function*() {
-      const current = yield* Config.option(Config.Redacted("CONNECTOR_STATE_KEY"))
-      const previous = yield* Config.option(Config.Redacted("CONNECTOR_STATE_KEY_PREVIOUS"))
-      const list = Option.match(previous, {
-        onNone: () => [],
-        onSome: (value) => Redacted.value(value).split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => Redacted.make(s))
-      })
-      return yield* Sealer.make({ current: Option.getOrUndefined(current), previous: list })
-    })
-  )
+  static readonly keysFromConfig = Effect.gen(function*() {
+    const current = yield* Config.option(Config.Redacted("CONNECTOR_STATE_KEY"))
+    const previous = yield* Config.option(Config.Redacted("CONNECTOR_STATE_KEY_PREVIOUS"))
+    return {
+      current: Option.getOrUndefined(current),
+      previous: Option.match(previous, { onNone: () => [], onSome: splitKeys })
+    } satisfies StateKeys
+  })
+
+  /** A sealer with the keys of CONNECTOR_STATE_KEY and CONNECTOR_STATE_KEY_PREVIOUS. */
+  static readonly layerConfig = Layer.effect(Sealer, Effect.flatMap(Sealer.keysFromConfig, Sealer.make))
 }
+
+/** The keys of a comma-separated list (CONNECTOR_STATE_KEY_PREVIOUS). */
+export const splitKeys = (value: Redacted.Redacted<string>): ReadonlyArray<Redacted.Redacted<string>> =>
+  Redacted.value(value).split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => Redacted.make(s))

@@ -4,7 +4,7 @@
  * today). Decoding checks the stored shape before anything is opened, so an error can quote sealed text at most.
  */
 import { Effect, Redacted, Schema } from "effect"
-import { CertificateSet, RefreshToken, secretSlots, type SecretSlot, SubscriptionState, TenantConfig } from "./Records.ts"
+import { CertificateSet, PresenceSessionState, RefreshToken, secretSlots, type SecretSlot, SubscriptionState, TenantConfig } from "./Records.ts"
 import type { Sealer } from "./Sealer.ts"
 import { describeCause, StateStoreError } from "./StateStoreError.ts"
 
@@ -134,5 +134,6 @@ export const codecs = {
   tenantConfig: codec(TenantConfig, secretSlots.tenant),
   refreshToken: (account: string) => codec(RefreshToken, secretSlots.refreshToken(account)),
   subscriptions: codec(SubscriptionState, secretSlots.subscriptions),
-  certificates: codec(CertificateSet, secretSlots.certificates)
+  certificates: codec(CertificateSet, secretSlots.certificates),
+  presenceSessions: codec(PresenceSessionState, () => [])
 }

@@ -10,6 +10,7 @@ import type {
   CertificateSet,
   Confirmation,
   DesiredCommand,
+  PresenceSessionState,
   RefreshToken,
   SubscriptionState,
   Tenant,
@@ -67,6 +68,11 @@ export class StateStore extends Context.Service<StateStore, {
   readonly certificates: {
     load(tenant: TenantId): Result<Option.Option<CertificateSet>>
     save(tenant: TenantId, set: CertificateSet): Result<void>
+  }
+  /** The Teams users holding a PBX → Teams presence session (no secrets). */
+  readonly presenceSessions: {
+    load(tenant: TenantId): Result<Option.Option<PresenceSessionState>>
+    save(tenant: TenantId, state: PresenceSessionState): Result<void>
   }
   readonly desired: {
     /**

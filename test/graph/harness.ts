@@ -1,4 +1,7 @@
-/** Shared wiring for the Graph tests: the connector's Graph layers pointed at a simulator, and a temp data dir. */
+/**
+ * Shared wiring for the Graph tests: the connector's Graph layers pointed at a simulator, with tenant `default`'s state
+ * in the files of a temporary data directory (or the one given).
+ */
 import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Effect, Layer, Redacted, Stream, SubscriptionRef } from "effect"
 import { join } from "node:path"
@@ -12,6 +15,7 @@ import type { SubscriptionSettings } from "../../src/graph/subscriptions/Subscri
 import { TeamsUsers } from "../../src/graph/users/TeamsUsers.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
+import { fileState } from "../support/state.ts"
 import { tempDirSync } from "../support/tempDir.ts"
 
 export const tenantId = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -30,15 +34,18 @@ export const settingsFor = (
   graphBaseUrl: sim.url,
   app: { _tag: "ClientSecret", secret: Redacted.make(clientSecret) },
   accounts: [],
-  dataDir: tempDataDir(),
   ...overrides
 })
 
-export const graphLayer = (
-  settings: GraphSettings,
-  options: { readonly retry?: Partial<RetryPolicy>; readonly presence?: Partial<PresenceReaderOptions> } = {}
-) => {
-  const base = Layer.mergeAll(Layer.succeed(GraphConfig, settings), NodeHttpClient.layerUndici)
+export interface GraphLayerOptions {
+  readonly retry?: Partial<RetryPolicy>
+  readonly presence?: Partial<PresenceReaderOptions>
+  /** Where refresh tokens are kept (files of tenant `default`); default: a new temporary directory. */
+  readonly dataDir?: string
+}
+
+export const graphLayer = (settings: GraphSettings, options: GraphLayerOptions = {}) => {
+  const base = Layer.mergeAll(Layer.succeed(GraphConfig, settings), NodeHttpClient.layerUndici, Layer.orDie(fileState(options.dataDir ?? tempDataDir())))
   const tokens = TokenService.layer.pipe(Layer.provideMerge(base))
   const client = GraphClient.layerWith({ baseDelayMillis: 20, ...options.retry }).pipe(Layer.provideMerge(tokens))
   return Layer.mergeAll(TeamsUsers.layer, PresenceReader.layerWith(options.presence ?? {})).pipe(Layer.provideMerge(client))
@@ -70,10 +77,7 @@ export const buildPushSource = <E>(deps: Layer.Layer<NotificationsInbox | Subscr
   )
 
 /** Builds the Graph layers into the caller's scope and returns the services. */
-export const buildGraph = (
-  settings: GraphSettings,
-  options: { readonly retry?: Partial<RetryPolicy>; readonly presence?: Partial<PresenceReaderOptions> } = {}
-) =>
+export const buildGraph = (settings: GraphSettings, options: GraphLayerOptions = {}) =>
   Layer.build(graphLayer(settings, options)).pipe(
     Effect.map((context) => ({
       tokens: Context.get(context, TokenService),

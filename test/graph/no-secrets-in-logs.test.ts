@@ -3,9 +3,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Logger, Redacted, References } from "effect"
 import { readFileSync } from "node:fs"
 import { AppCredentialRef, accountRef } from "../../src/graph/client/GraphSettings.ts"
-import { refreshTokenPath } from "../../src/graph/auth/RefreshTokenStore.ts"
+import { refreshTokenPath } from "../support/legacyDataDir.ts"
 import { GraphSimulator, generateUsers, simUserId } from "../../src/simulators/graph/GraphSimulator.ts"
-import { buildGraph, clientId, clientSecret, settingsFor, tenantId } from "./harness.ts"
+import { buildGraph, clientId, clientSecret, settingsFor, tempDataDir, tenantId } from "./harness.ts"
 
 describe("logs", () => {
   it.live("no secret, password or token appears in any log line", () => {
@@ -24,17 +24,18 @@ describe("logs", () => {
       const settings = settingsFor(sim, {
         accounts: [{ name: "tech1", username: "tech1@contoso.com", flow: "password", password: Redacted.make("pw-very-secret") }]
       })
-      const { tokens, presences } = yield* buildGraph(settings)
+      const dataDir = tempDataDir()
+      const { tokens, presences } = yield* buildGraph(settings, { dataDir })
       const seen: Array<string> = [clientSecret, "pw-very-secret"]
       seen.push(Redacted.value(yield* tokens.getToken(AppCredentialRef)))
       seen.push(Redacted.value(yield* tokens.getToken(accountRef("tech1"))))
-      seen.push(JSON.parse(readFileSync(refreshTokenPath(settings.dataDir, "tech1"), "utf8")).refreshToken)
+      seen.push(JSON.parse(readFileSync(refreshTokenPath(dataDir, "tech1"), "utf8")).refreshToken)
       // Retries, a 401 and a failure all log.
       yield* sim.faults.throttle(1, 0.01)
       yield* sim.expireAllTokens
       yield* presences.getPresences([simUserId(1)], accountRef("tech1"))
       seen.push(Redacted.value(yield* tokens.getToken(accountRef("tech1"))))
-      seen.push(JSON.parse(readFileSync(refreshTokenPath(settings.dataDir, "tech1"), "utf8")).refreshToken)
+      seen.push(JSON.parse(readFileSync(refreshTokenPath(dataDir, "tech1"), "utf8")).refreshToken)
       const { tokens: wrong } = yield* buildGraph(settingsFor(sim, { app: { _tag: "ClientSecret", secret: Redacted.make("wrong-secret-xyz") } }))
       const error = yield* wrong.getToken(AppCredentialRef).pipe(Effect.flip)
       yield* Effect.logError("sign-in failed", error)

@@ -30,13 +30,12 @@ const makeSetup = (maxBodyBytes: number) => Effect.gen(function*() {
   const dataDir = yield* tempDir
   const settings = defaultSubscriptionSettings({
     publicBaseUrl: "https://connector.example",
-    dataDir,
     appId: APP_ID,
     jwksUrl: jwksServer.baseUrl + JWKS_PATH,
     maxBodyBytes,
     decryptWorkers: 2
   })
-  const connector = yield* buildServer(webhookServer(settings))
+  const connector = yield* buildServer(webhookServer(settings, dataDir))
   const inbox = Context.get(connector.context, NotificationsInbox)
   const certificate = yield* Context.get(connector.context, CertificateStore).current
   yield* inbox.register({ id: "sub-1", kind: "presence", key: "shard-0", clientState: Redacted.make("secret-state") })

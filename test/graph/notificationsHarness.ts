@@ -5,16 +5,22 @@ import { HttpRouter, HttpServer } from "effect/http"
 import { createServer } from "node:http"
 import { NotificationPipeline, NotificationRoutes } from "../../src/graph/notifications/NotificationRoutes.ts"
 import { SubscriptionSettings, type SubscriptionSettingsOptions } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+import { fileState } from "../support/state.ts"
 
 export const localServer = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
 
 export const baseUrlOf = (server: HttpServer.HttpServer["Service"]): string =>
   `http://127.0.0.1:${"port" in server.address ? server.address.port : 0}`
 
-/** The connector's webhook (routes, inbox, key store, decryption pool, validation tokens) on a 127.0.0.1 server. */
-export const webhookServer = (settings: SubscriptionSettingsOptions) =>
+/**
+ * The connector's webhook (routes, inbox, key store, decryption pool, validation tokens) on a 127.0.0.1 server, with
+ * tenant `default`'s state (the notification keys) in the files of `dataDir`.
+ */
+export const webhookServer = (settings: SubscriptionSettingsOptions, dataDir: string) =>
   HttpRouter.serve(NotificationRoutes, { disableLogger: true, disableListenLog: true }).pipe(
-    Layer.provideMerge(NotificationPipeline.pipe(Layer.provideMerge(SubscriptionSettings.layer(settings)))),
+    Layer.provideMerge(NotificationPipeline.pipe(
+      Layer.provideMerge(Layer.merge(SubscriptionSettings.layer(settings), fileState(dataDir)))
+    )),
     Layer.provideMerge(localServer)
   )
 

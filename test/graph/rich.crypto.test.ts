@@ -4,6 +4,7 @@ import * as crypto from "node:crypto"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { decryptPayload, encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
+import { fileState } from "../support/state.ts"
 import { makeTempDir } from "../support/tempDir.ts"
 
 const tempDir = makeTempDir("tpc-rich-")
@@ -14,7 +15,7 @@ describe("rich notification crypto", () => {
   it.effect("round-trips through the persisted certificate and rejects tampering", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      const store = yield* CertificateStore.make(dir)
+      const store = yield* CertificateStore.make().pipe(Effect.provide(fileState(dir)))
       const current = yield* store.current
       const { publicKey, thumbprint } = inspectCertificate(current.certificate)
       assert.strictEqual(thumbprint, current.thumbprint)
@@ -35,7 +36,7 @@ describe("rich notification crypto", () => {
       assert.strictEqual(wrongKey.ok ? "ok" : wrongKey.reason, "decrypt")
 
       // a restart reads the same certificate instead of generating another
-      const again = yield* CertificateStore.make(dir)
+      const again = yield* CertificateStore.make().pipe(Effect.provide(fileState(dir)))
       assert.strictEqual((yield* again.current).id, current.id)
       assert.notInclude(String(key!.privateKeyPem), "PRIVATE KEY")
     }).pipe(Effect.scoped))
@@ -71,7 +72,7 @@ describe("rich notification crypto", () => {
   it.effect("decrypts a batch in worker threads, with old keys kept after rotation until retired", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir
-      const store = yield* CertificateStore.make(dir)
+      const store = yield* CertificateStore.make().pipe(Effect.provide(fileState(dir)))
       const first = yield* store.current
       const pool = yield* DecryptPool.make(2).pipe(Effect.provideService(CertificateStore, store))
       const seal = (certificate: { certificate: string; id: string; thumbprint: string }, text: string) => ({

@@ -10,6 +10,7 @@ import { notificationsRejected } from "../../src/domain/Metrics.ts"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
 import { firstWhere, record } from "../support/streams.ts"
+import { fileState } from "../support/state.ts"
 import { tempDir } from "../support/tempDir.ts"
 import { control, ids, startPushed, stateWhere } from "./subscriptionsHarness.ts"
 
@@ -128,7 +129,7 @@ describe("rich-notification certificate rotation (real sockets)", () => {
       yield* TestClock.setTime(Date.now())
       const dataDir = yield* tempDir
       // A certificate that enters the 30-day window two minutes from now; new ones get the default lifetime.
-      const short = yield* CertificateStore.make(dataDir, { lifetimeMillis: 30 * DAY_MS + 2 * 60_000 })
+      const short = yield* CertificateStore.make({ lifetimeMillis: 30 * DAY_MS + 2 * 60_000 }).pipe(Effect.provide(fileState(dataDir)))
       const first = yield* short.current
       const { manager, sim, store, subscriptionId } = yield* setup({ users: 2, graceMinutes: 0, checkMinutes: 1, dataDir })
       assert.strictEqual((yield* store.current).id, first.id)

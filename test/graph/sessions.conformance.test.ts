@@ -12,6 +12,7 @@ import { PresenceBudget } from "../../src/graph/sessions/PresenceBudget.ts"
 import { PresenceSessions } from "../../src/graph/sessions/PresenceSessions.ts"
 import { GraphSimulator } from "../../src/simulators/graph/GraphSimulator.ts"
 import { tempDataDir } from "./harness.ts"
+import { fileState } from "../support/state.ts"
 
 interface Sample {
   readonly url: string
@@ -86,9 +87,8 @@ describe("PBX → Teams: Graph conformance", () => {
         expirationMinutes: 5,
         refreshMillis: 240_000,
         concurrency: 1,
-        dataDir: tempDataDir(),
         startupHoldMillis: 30_000
-      }).pipe(Layer.provide(graph), Layer.provide(PresenceBudget.layer)))
+      }).pipe(Layer.provide(graph), Layer.provide(PresenceBudget.layer), Layer.provide(fileState(tempDataDir()))))
       const sessions = Context.get(context, PresenceSessions)
       yield* sessions.setInCall(docUserId, true)
       yield* Stream.runHead(Stream.filter(SubscriptionRef.changes(sessions.activeUsers), (active) => active.has(docUserId)))

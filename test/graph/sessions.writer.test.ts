@@ -14,13 +14,14 @@ import { PresenceBudget } from "../../src/graph/sessions/PresenceBudget.ts"
 import { PresenceSessions, type PresenceSessionsOptions } from "../../src/graph/sessions/PresenceSessions.ts"
 import { generateUsers, GraphSimulator, type GraphSimulatorHandle, type SessionCall } from "../../src/simulators/graph/GraphSimulator.ts"
 import { clientId, clientSecret, settingsFor, tempDataDir, tenantId } from "./harness.ts"
+import { fileState } from "../support/state.ts"
 
 const users = generateUsers(3)
 const [u1, u2, u3] = users.map((u) => u.id!) as [string, string, string]
 
 const startSim = GraphSimulator.make({ tenantId, clientId, clientSecrets: [{ value: clientSecret }], users })
 
-const options = (dataDir: string): PresenceSessionsOptions => ({
+const options: PresenceSessionsOptions = {
   sessionId: clientId,
   credential: AppCredentialRef,
   availability: "Busy",
@@ -28,18 +29,18 @@ const options = (dataDir: string): PresenceSessionsOptions => ({
   expirationMinutes: 5,
   refreshMillis: 240_000,
   concurrency: 4,
-  dataDir,
   startupHoldMillis: 30_000
-})
+}
 
 /** The writer over the real GraphClient (no retries of its own) and token service, into `scope`. */
 const buildWriter = (sim: GraphSimulatorHandle, dataDir: string, scope: Scope.Scope) =>
   Layer.buildWithScope(
-    PresenceSessions.layer(options(dataDir)).pipe(
+    PresenceSessions.layer(options).pipe(
       Layer.provideMerge(PresenceBudget.layer),
       Layer.provide(GraphClient.layerWith({ maxRetries: 0 })),
       Layer.provide(TokenService.layer),
-      Layer.provide(Layer.mergeAll(Layer.succeed(GraphConfig, settingsFor(sim, { dataDir })), NodeHttpClient.layerUndici))
+      // The sessions are kept in the state store: tenant `default`'s files in `dataDir`.
+      Layer.provide(Layer.mergeAll(Layer.succeed(GraphConfig, settingsFor(sim)), NodeHttpClient.layerUndici, fileState(dataDir)))
     ),
     scope
   ).pipe(Effect.map((context) => ({ sessions: Context.get(context, PresenceSessions), budget: Context.get(context, PresenceBudget) })))

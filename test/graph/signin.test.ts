@@ -1,12 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
-import { statSync } from "node:fs"
+import { Effect, Logger, Redacted } from "effect"
+import { mkdirSync, statSync } from "node:fs"
 import { AppCredentialRef, accountRef } from "../../src/graph/client/GraphSettings.ts"
-import { refreshTokenPath } from "../../src/graph/auth/RefreshTokenStore.ts"
+import { refreshTokenPath } from "../support/legacyDataDir.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import { GraphSimulator } from "../../src/simulators/graph/GraphSimulator.ts"
 import { makeSelfSignedCertificate } from "../../src/simulators/graph/SelfSignedCert.ts"
-import { buildGraph, clientId, clientSecret, graphLayer, settingsFor, tenantId } from "./harness.ts"
+import { buildGraph, clientId, clientSecret, graphLayer, settingsFor, tempDataDir, tenantId } from "./harness.ts"
 
 const simulator = (extra: Partial<Parameters<typeof GraphSimulator.make>[0]> = {}) =>
   GraphSimulator.make({
@@ -95,9 +95,11 @@ describe("sign-in against the Graph simulator", () => {
       const settings = settingsFor(sim, {
         accounts: [{ name: "tech1", username: "tech1@contoso.com", flow: "password", password: Redacted.make("pw-tech1") }]
       })
-      const { tokens } = yield* buildGraph(settings)
+      const dataDir = tempDataDir()
+      const { tokens } = yield* buildGraph(settings, { dataDir })
       const first = yield* tokens.getToken(accountRef("tech1"))
-      const path = refreshTokenPath(settings.dataDir, "tech1")
+      // Where the connector has always kept it (tenant default's files, no state key: as before the state store).
+      const path = refreshTokenPath(dataDir, "tech1")
       assert.strictEqual(statSync(path).mode & 0o777, 0o600)
       const { readFileSync } = yield* Effect.promise(() => import("node:fs"))
       const before = readFileSync(path, "utf8")
@@ -108,6 +110,30 @@ describe("sign-in against the Graph simulator", () => {
       const principal = yield* sim.state.authenticate({ authorization: `Bearer ${Redacted.value(second)}` } as never)
       assert.strictEqual(principal.upn, "tech1@contoso.com")
     }).pipe(Effect.scoped))
+
+  it.live("a refresh token that cannot be stored is logged, and the running connector keeps signing in with it", () => {
+    const lines: Array<string> = []
+    const capture = Logger.map(Logger.formatJson, (line) => void lines.push(line))
+    return Effect.gen(function*() {
+      const sim = yield* simulator()
+      const settings = settingsFor(sim, {
+        accounts: [{ name: "tech1", username: "tech1@contoso.com", flow: "password", password: Redacted.make("pw-tech1") }]
+      })
+      const dataDir = tempDataDir()
+      // A directory where the store's temporary file goes: every store of the token fails, reading finds none (a real
+      // failure of the files, as a full disk would be).
+      mkdirSync(`${refreshTokenPath(dataDir, "tech1")}.${process.pid}.tmp`, { recursive: true, mode: 0o700 })
+      const { tokens } = yield* buildGraph(settings, { dataDir })
+      const first = yield* tokens.getToken(accountRef("tech1"))
+      assert.isTrue(lines.some((line) => line.includes("Could not store the refresh token of account:tech1")), lines.join("\n"))
+      yield* tokens.invalidate(accountRef("tech1"))
+      const second = yield* tokens.getToken(accountRef("tech1"))
+      assert.notStrictEqual(Redacted.value(first), Redacted.value(second))
+      const grants = (yield* sim.counters).requestsByRoute
+      assert.strictEqual(grants["token/password"], 1, "signed in once with the password")
+      assert.strictEqual(grants["token/refresh_token"], 1, "then with the refresh token kept in memory")
+    }).pipe(Effect.scoped, Effect.provide(Logger.layer([capture])))
+  })
 
   it.live("MFA account with the password grant → MfaRequired pointing at device-code login", () =>
     Effect.gen(function*() {
@@ -144,7 +170,8 @@ describe("sign-in against the Graph simulator", () => {
     Effect.gen(function*() {
       const sim = yield* simulator({ deviceCodeIntervalSeconds: 1 })
       const settings = settingsFor(sim, { accounts: [{ name: "dev", username: "device@contoso.com", flow: "deviceCode" }] })
-      const { tokens } = yield* buildGraph(settings)
+      const dataDir = tempDataDir()
+      const { tokens } = yield* buildGraph(settings, { dataDir })
       const before = yield* tokens.getToken(accountRef("dev")).pipe(Effect.flip)
       assert.strictEqual(before.reason, "LoginRequired")
 
@@ -164,7 +191,7 @@ describe("sign-in against the Graph simulator", () => {
       assert.isAtLeast((yield* sim.counters).requestsByRoute.token ?? 0, 2)
 
       // A fresh service (a restart) signs in with the stored refresh token alone.
-      const { tokens: restarted } = yield* buildGraph(settings)
+      const { tokens: restarted } = yield* buildGraph(settings, { dataDir })
       const token = yield* restarted.getToken(accountRef("dev"))
       const principal = yield* sim.state.authenticate({ authorization: `Bearer ${Redacted.value(token)}` } as never)
       assert.strictEqual(principal.upn, "device@contoso.com")

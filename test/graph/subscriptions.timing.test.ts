@@ -10,6 +10,7 @@ import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/gra
 import { inertWebhook } from "../timers/fakeGraph.ts"
 import { collect } from "../support/streams.ts"
 import { tempDir } from "../support/tempDir.ts"
+import { fileState } from "../support/state.ts"
 
 interface Call {
   readonly op: "create" | "renew" | "remove" | "list" | "reauthorize"
@@ -56,8 +57,7 @@ const graphConfig = (accounts: ReadonlyArray<string>) =>
     clientId: "c",
     loginBaseUrl: "http://127.0.0.1",
     graphBaseUrl: "http://127.0.0.1",
-    accounts: accounts.map((name) => ({ name, username: `${name}@contoso.com`, flow: "password" as const })),
-    dataDir: "/nonexistent"
+    accounts: accounts.map((name) => ({ name, username: `${name}@contoso.com`, flow: "password" as const }))
   })
 
 describe("SubscriptionManager timing (TestClock, fake Graph)", () => {
@@ -68,7 +68,6 @@ describe("SubscriptionManager timing (TestClock, fake Graph)", () => {
       const dataDir = yield* tempDir
       const settings = defaultSubscriptionSettings({
         publicBaseUrl: "https://connector.example",
-        dataDir,
         appId: "app",
         includeResourceData: false,
         maxUsersPerShard: 2
@@ -77,6 +76,7 @@ describe("SubscriptionManager timing (TestClock, fake Graph)", () => {
         SubscriptionManager.layer.pipe(
           Layer.provide(fakes(calls, failRenewOnce)),
           Layer.provide(graphConfig(["tech1", "tech2"])),
+          Layer.provide(fileState(dataDir)),
           Layer.provide(SubscriptionSettings.layer(settings))
         )
       )

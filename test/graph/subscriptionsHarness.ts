@@ -15,6 +15,7 @@ import { generateUsers, GraphSimulator, type GraphSimulatorHandle, simUserId } f
 import type { DeliveryOptions } from "../../src/simulators/graph/SimDelivery.ts"
 import { JWKS_PATH } from "../../src/simulators/graph/SimJwks.ts"
 import { SubscriptionsExtension } from "../../src/simulators/graph/SubscriptionsRoutes.ts"
+import { TenantState } from "../../src/state/TenantState.ts"
 import { clientId, clientSecret, graphLayer, settingsFor, tenantId } from "./harness.ts"
 import { tempDir } from "../support/tempDir.ts"
 import { buildServer, webhookServer } from "./notificationsHarness.ts"
@@ -29,18 +30,20 @@ export const startSimulator = (options: { readonly users: number; readonly accou
     extensions: [SubscriptionsExtension({ batchWindowMillis: 10, retries: 1, retryBaseMillis: 50, ...options.delivery })]
   })
 
-/** The connector's webhook server (phase 1): routes, inbox, certificate store, decryption pool, validation tokens. */
+/**
+ * The connector's webhook server (phase 1): routes, inbox, certificate store, decryption pool, validation tokens, with
+ * the state of tenant `default` in the files of `dataDir`.
+ */
 export const startWebhook = (sim: GraphSimulatorHandle, dataDir: string) =>
   Effect.gen(function*() {
     const base = defaultSubscriptionSettings({
       publicBaseUrl: "http://127.0.0.1",
-      dataDir,
       appId: clientId,
       jwksUrl: sim.url + JWKS_PATH,
       decryptWorkers: 1
     })
-    const server = yield* buildServer(webhookServer(base))
-    return { ...server, settings: { ...base, publicBaseUrl: server.baseUrl } }
+    const server = yield* buildServer(webhookServer(base, dataDir))
+    return { ...server, dataDir, settings: { ...base, publicBaseUrl: server.baseUrl } }
   })
 
 export type Webhook = Effect.Success<ReturnType<typeof startWebhook>>
@@ -55,7 +58,6 @@ export const startConnector = (
     const { accounts, ...rest } = overrides
     const settings: SubscriptionSettingsOptions = { ...webhook.settings, ...rest }
     const graphSettings = settingsFor(sim, {
-      dataDir: settings.dataDir,
       accounts: Array.from({ length: accounts }, (_, i) => ({
         name: `tech${i + 1}`,
         username: `tech${i + 1}@contoso.com`,
@@ -63,12 +65,13 @@ export const startConnector = (
         password: Redacted.make(`pw-${i + 1}`)
       }))
     })
-    const graph = graphLayer(graphSettings, { retry: { maxRetries: 1 } })
+    const graph = graphLayer(graphSettings, { retry: { maxRetries: 1 }, dataDir: webhook.dataDir })
     const shared = Layer.mergeAll(
       Layer.succeedContext(
         Context.make(NotificationsInbox, Context.get(webhook.context, NotificationsInbox)).pipe(
           Context.add(CertificateStore, Context.get(webhook.context, CertificateStore)),
-          Context.add(DecryptPool, Context.get(webhook.context, DecryptPool))
+          Context.add(DecryptPool, Context.get(webhook.context, DecryptPool)),
+          Context.add(TenantState, Context.get(webhook.context, TenantState))
         )
       ),
       SubscriptionSettings.layer(settings),

@@ -6,6 +6,7 @@ import { TestClock } from "effect/testing"
 import { AppCredentialRef, GraphConfig } from "../../src/graph/client/GraphSettings.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import { tempDataDir } from "./harness.ts"
+import { fileState } from "../support/state.ts"
 
 interface Fake {
   requests: number
@@ -41,9 +42,9 @@ const tokenService = (client: HttpClient.HttpClient) =>
         graphBaseUrl: "https://graph.example",
         app: { _tag: "ClientSecret", secret: Redacted.make("s") },
         accounts: [],
-        dataDir: tempDataDir(),
         refreshAheadSeconds: 300
-      }))
+      })),
+      Layer.provide(Layer.orDie(fileState(tempDataDir())))
     )
   ).pipe(Effect.map((context) => Context.get(context, TokenService)))
 

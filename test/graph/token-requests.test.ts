@@ -20,8 +20,7 @@ const settings = (graphBaseUrl: string): GraphSettings => ({
   loginBaseUrl: "https://login.microsoftonline.com",
   graphBaseUrl,
   app: { _tag: "ClientSecret", secret: Redacted.make("s") },
-  accounts: [],
-  dataDir: "/tmp"
+  accounts: []
 })
 
 describe("the connector's token requests", () => {

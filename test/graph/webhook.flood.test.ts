@@ -20,7 +20,6 @@ const startWebhook = (lines: Array<string>) =>
   Effect.gen(function*() {
     const settings = defaultSubscriptionSettings({
       publicBaseUrl: "https://connector.example",
-      dataDir: yield* tempDir,
       appId: "app",
       maxBodyBytes: 4 * 1024 * 1024,
       decryptWorkers: 1
@@ -28,7 +27,7 @@ const startWebhook = (lines: Array<string>) =>
     const gate = makeRepeatGate()
     const capture = Logger.map(Logger.formatJson, (line) => void lines.push(line))
     const server = yield* buildServer(
-      webhookServer(settings).pipe(
+      webhookServer(settings, yield* tempDir).pipe(
         Layer.provide(repeatGateLayer(gate)),
         Layer.provide(Logger.layer([capture]))
       )

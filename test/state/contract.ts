@@ -63,13 +63,24 @@ export const recordsContract = (backend: Backend) =>
         assert.deepStrictEqual(encoded.config(got.config), encoded.config(second.config))
         assert.strictEqual(Redacted.value(got.config.pbx.appPassword), second.secrets.clear[1])
         assert.deepStrictEqual((yield* store.tenants.list).map((t) => [t.id, t.version]), [[a, 2], [b, 1]])
+        yield* store.refreshTokens.put(a, "tech1", refreshToken("tech1@contoso.example").token)
+        yield* store.subscriptions.save(a, subscriptionState().state)
+        yield* store.certificates.save(a, certificateSet().set)
+        yield* store.presenceSessions.save(a, { version: 1, sessionId: "app-1", userIds: ["u1"] })
+        yield* store.presenceSessions.save(b, { version: 1, sessionId: "app-1", userIds: ["u1"] })
         assert.isTrue(yield* store.tenants.remove(a))
         assert.isFalse(yield* store.tenants.remove(a))
         assert.isTrue(Option.isNone(yield* store.tenants.get(a)))
+        // Removing a tenant removes its state, and only its own.
+        assert.isTrue(Option.isNone(yield* store.refreshTokens.get(a, "tech1")))
+        assert.isTrue(Option.isNone(yield* store.subscriptions.load(a)))
+        assert.isTrue(Option.isNone(yield* store.certificates.load(a)))
+        assert.isTrue(Option.isNone(yield* store.presenceSessions.load(a)))
+        assert.isTrue(Option.isSome(yield* store.presenceSessions.load(b)))
         assert.strictEqual((yield* store.tenants.put(a, first.config)).version, 1)
       }))
 
-    it.live("refresh tokens per tenant and account; subscription state; certificates", () =>
+    it.live("refresh tokens per tenant and account; subscription state; certificates; presence sessions", () =>
       Effect.gen(function*() {
         const storage = yield* backend.storage
         const store = yield* openStore(storage.store(keyEnv(newKey())))
@@ -104,6 +115,13 @@ export const recordsContract = (backend: Backend) =>
         )
         yield* store.certificates.save(a, { currentId: "tpc-1", certificates: certificates.set.certificates.slice(1) })
         assert.deepStrictEqual(Option.getOrThrow(yield* store.certificates.load(a)).certificates.map((c) => c.id), ["tpc-1"])
+
+        assert.isTrue(Option.isNone(yield* store.presenceSessions.load(a)))
+        yield* store.presenceSessions.save(a, { version: 1, sessionId: "app-1", userIds: ["u1", "u2"] })
+        yield* store.presenceSessions.save(b, { version: 1, sessionId: "app-2", userIds: [] })
+        yield* store.presenceSessions.save(a, { version: 1, sessionId: "app-1", userIds: ["u2"] })
+        assert.deepStrictEqual(Option.getOrThrow(yield* store.presenceSessions.load(a)), { version: 1, sessionId: "app-1", userIds: ["u2"] })
+        assert.deepStrictEqual(Option.getOrThrow(yield* store.presenceSessions.load(b)).sessionId, "app-2")
       }))
 
     it.live("no secret is stored in clear: configuration, tokens, clientStates, private keys", () =>

@@ -1,7 +1,8 @@
 /**
  * The state store on files: the shared contract (with a state key), plus what only the files have — an existing
- * single-tenant data directory read and written in exactly today's names and formats (checked against the code that
- * writes them today), other tenants under tenants/<id>/, modes 0600/0700, clear text only without a state key.
+ * single-tenant data directory read and written in exactly the names and formats of version 0.1.0 (checked against that
+ * version's file code, test/support/legacyDataDir.ts), other tenants under tenants/<id>/, modes 0600/0700, clear text
+ * only without a state key.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted } from "effect"
@@ -10,10 +11,10 @@ import { readFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { prepareDataDir } from "../../src/config/DataDir.ts"
-import { loadRefreshToken, saveRefreshToken } from "../../src/graph/auth/RefreshTokenStore.ts"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
-import { loadState, saveState } from "../../src/graph/subscriptions/SubscriptionStore.ts"
 import { defaultTenant, StateStore } from "../../src/state/StateStore.ts"
+import { TenantState } from "../../src/state/TenantState.ts"
+import { loadRefreshToken, loadState, readKeyFile, saveRefreshToken, saveState, writeKeyFile } from "../support/legacyDataDir.ts"
 import { type Backend, recordsContract } from "./contract.ts"
 import { desiredContract } from "./contract.desired.ts"
 import { encoded, keyEnv, newKey, openStore, refreshToken, secretsInText, subscriptionState, tenant, tenantConfig, withEnv } from "./fixtures.ts"
@@ -51,7 +52,7 @@ recordsContract(files)
 desiredContract(files)
 
 describe("state store: files only", () => {
-  it.live("tenant default reads what today's code wrote, in today's files", () =>
+  it.live("tenant default reads what version 0.1.0 wrote, in its files", () =>
     Effect.gen(function*() {
       const dataDir = newDataDir()
       const token = Redacted.make("0.AAA-refresh-token-written-today")
@@ -68,26 +69,41 @@ describe("state store: files only", () => {
       assert.deepStrictEqual(yield* store.tenants.list, [], "the default tenant's configuration is the configuration file, not a stored tenant")
     }))
 
-  it.live("tenant default shares the rich-notification key file with today's certificate store, both ways", () =>
+  it.live("tenant default's presence sessions stay in pbx-to-teams-sessions.json, in the format written before the store", () =>
     Effect.gen(function*() {
       const dataDir = newDataDir()
-      const today = yield* CertificateStore.make(dataDir)
-      const created = yield* today.current
+      yield* prepareDataDir(dataDir)
+      const file = join(dataDir, "pbx-to-teams-sessions.json")
+      writeFileSync(file, JSON.stringify({ version: 1, sessionId: "app-1", userIds: ["u1", "u2"] }), { mode: 0o600 })
       const store = yield* openStore(storeIn(dataDir, {}))
-      const set = Option.getOrThrow(yield* store.certificates.load(defaultTenant))
-      assert.strictEqual(set.currentId, created.id)
-      assert.strictEqual(set.certificates[0]!.thumbprint, created.thumbprint)
-      assert.include(Redacted.value(set.certificates[0]!.privateKey), "BEGIN PRIVATE KEY")
+      assert.deepStrictEqual(Option.getOrThrow(yield* store.presenceSessions.load(defaultTenant)).userIds, ["u1", "u2"])
+      yield* store.presenceSessions.save(defaultTenant, { version: 1, sessionId: "app-1", userIds: ["u3"] })
+      assert.deepStrictEqual(JSON.parse(readFileSync(file, "utf8")), { version: 1, sessionId: "app-1", userIds: ["u3"] })
+      assert.strictEqual(statSync(file).mode & 0o777, 0o600)
+    }))
 
-      const rotated = yield* today.rotate
-      const both = Option.getOrThrow(yield* store.certificates.load(defaultTenant))
-      yield* store.certificates.save(defaultTenant, { currentId: created.id, certificates: both.certificates })
-      const reread = yield* CertificateStore.make(dataDir)
-      assert.strictEqual((yield* reread.current).id, created.id, "today's store reads the set the state store wrote")
+  it.live("tenant default's rich-notification key file is the one version 0.1.0 reads and writes, both ways", () =>
+    Effect.gen(function*() {
+      const dataDir = newDataDir()
+      const keyStore = CertificateStore.make().pipe(Effect.provide(TenantState.layer(defaultTenant).pipe(Layer.provide(storeIn(dataDir, {})))))
+      const keys = yield* keyStore
+      const created = yield* keys.current
+      const legacy = Option.getOrThrow(yield* readKeyFile(dataDir))
+      assert.strictEqual(legacy.currentId, created.id)
+      assert.strictEqual(legacy.certificates[0]!.thumbprint, created.thumbprint)
+      assert.include(legacy.certificates[0]!.privateKey, "BEGIN PRIVATE KEY")
+
+      const rotated = yield* keys.rotate
+      const both = Option.getOrThrow(yield* readKeyFile(dataDir))
+      assert.deepStrictEqual(both.certificates.map((c) => c.id), [rotated.id, created.id])
+      // What 0.1.0 writes (the earlier certificate current again) is what the key store reads.
+      yield* writeKeyFile(dataDir, { currentId: created.id, certificates: both.certificates })
+      const reread = yield* keyStore
+      assert.strictEqual((yield* reread.current).id, created.id)
       assert.deepStrictEqual((yield* reread.keys).map((k) => k.id).sort(), [created.id, rotated.id].sort())
     }))
 
-  it.live("without a state key, tenant default writes exactly what today's code reads", () =>
+  it.live("without a state key, tenant default writes exactly what version 0.1.0 reads", () =>
     Effect.gen(function*() {
       const dataDir = newDataDir()
       const store = yield* openStore(storeIn(dataDir, {}))
@@ -98,7 +114,7 @@ describe("state store: files only", () => {
 
       const loaded = yield* loadRefreshToken(dataDir, "tech1", "tech1@contoso.example")
       assert.strictEqual(Redacted.value(Option.getOrThrow(loaded)), token.secrets.clear[0])
-      const state = yield* loadState(dataDir)
+      const state = Option.getOrThrow(yield* loadState(dataDir))
       assert.strictEqual(state.shards[0]!.subscription!.clientState, subscriptions.secrets.clear[0])
       assert.deepStrictEqual(filesUnder(dataDir).map((f) => relative(dataDir, f)).sort(), ["accounts/tech1.refresh-token.json", "subscriptions.json"])
     }))
@@ -126,7 +142,7 @@ describe("state store: files only", () => {
       assert.strictEqual(statSync(join(dataDir, "tenants", "fabrikam", "accounts")).mode & 0o777, 0o700)
       yield* prepareDataDir(dataDir)
 
-      // Today's reader (an older version after a downgrade) gets sealed text, which the identity platform refuses:
+      // Version 0.1.0's reader (after a downgrade) gets sealed text, which the identity platform refuses:
       // a new sign-in, never another account's token.
       const legacy = Option.getOrThrow(yield* loadRefreshToken(dataDir, "tech1", "tech1@contoso.example"))
       assert.match(Redacted.value(legacy), /^v1\./)

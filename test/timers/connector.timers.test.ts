@@ -100,7 +100,7 @@ describe("connector timers (TestClock, fake Graph below the real GraphClient)", 
           Layer.provide(Layer.succeedContext(graph)),
           Layer.provide(inertWebhook),
           Layer.provide(LicenceCheck.allowAll),
-          Layer.provide(subscriptionSettings(dataDir, 2))
+          Layer.provide(subscriptionSettings(2))
         )
       )
       const manager = Context.get(context, SubscriptionManager)

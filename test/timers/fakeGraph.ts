@@ -10,6 +10,7 @@ import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts
 import { GraphClient } from "../../src/graph/client/GraphClient.ts"
 import { GraphConfig } from "../../src/graph/client/GraphSettings.ts"
 import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
+import { fileState } from "../support/state.ts"
 import { SubscriptionApi } from "../../src/graph/subscriptions/SubscriptionApi.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 
@@ -173,7 +174,7 @@ export const makeFakeGraph = (options: FakeGraphOptions) => {
 
 export type FakeGraph = ReturnType<typeof makeFakeGraph>
 
-export const graphConfig = (accounts: ReadonlyArray<string>, dataDir: string) =>
+export const graphConfig = (accounts: ReadonlyArray<string>) =>
   Layer.succeed(GraphConfig, {
     tenantId: "t",
     clientId: "c",
@@ -186,17 +187,19 @@ export const graphConfig = (accounts: ReadonlyArray<string>, dataDir: string) =>
       flow: "password" as const,
       password: Redacted.make(`pw-${name}`)
     })),
-    dataDir,
     refreshAheadSeconds: 300
   })
 
-/** The real Graph stack (SubscriptionApi → GraphClient → TokenService) over the fake's HttpClient. */
+/**
+ * The real Graph stack (SubscriptionApi → GraphClient → TokenService) over the fake's HttpClient, with tenant
+ * `default`'s state (refresh tokens, subscriptions) in the files of `dataDir`.
+ */
 export const graphStack = (fake: FakeGraph, accounts: ReadonlyArray<string>, dataDir: string) =>
   SubscriptionApi.layer.pipe(
     Layer.provideMerge(GraphClient.layer),
     Layer.provideMerge(TokenService.layer),
     Layer.provide(fake.httpLayer),
-    Layer.provideMerge(graphConfig(accounts, dataDir))
+    Layer.provideMerge(Layer.merge(graphConfig(accounts), Layer.orDie(fileState(dataDir))))
   )
 
 /** The manager's webhook-side collaborators, inert: no notifications arrive, no encryption is used. */

@@ -7,10 +7,9 @@ import type { TeamsUser } from "../../src/graph/users/TeamsUsers.ts"
 import { type FakeGraph, graphStack, inertWebhook } from "./fakeGraph.ts"
 
 /** The schedules below are exact; the lookups between renewals (every `verifySeconds`) are tested on their own. */
-export const subscriptionSettings = (dataDir: string, maxUsersPerShard = 650, verifySeconds = 24 * 3600) =>
+export const subscriptionSettings = (maxUsersPerShard = 650, verifySeconds = 24 * 3600) =>
   SubscriptionSettings.layer(defaultSubscriptionSettings({
     publicBaseUrl: "https://connector.example",
-    dataDir,
     appId: "c",
     includeResourceData: false,
     maxUsersPerShard,
@@ -31,7 +30,7 @@ export const buildManager = (
       Layer.provideMerge(graphStack(fake, accounts, dataDir)),
       Layer.provide(inertWebhook),
       Layer.provide(licence),
-      Layer.provide(subscriptionSettings(dataDir, maxUsersPerShard, verifySeconds))
+      Layer.provide(subscriptionSettings(maxUsersPerShard, verifySeconds))
     )
   )
 

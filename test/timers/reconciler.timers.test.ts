@@ -10,11 +10,9 @@ import { PresenceReader } from "../../src/graph/presence/PresenceReader.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { buildPushSource } from "../graph/harness.ts"
 import { record } from "../support/streams.ts"
-import { tempDir } from "../support/tempDir.ts"
 import { inertWebhook, minuteOf } from "./fakeGraph.ts"
 
-const subscriptionSettings = (dataDir: string) =>
-  SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", dataDir, appId: "c" }))
+const subscriptionSettings = SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "c" }))
 
 describe("the reconciler (TestClock, fake presence reads)", () => {
   it.effect("the reconciler re-reads every user every 5 minutes and emits only differences", () =>
@@ -33,8 +31,7 @@ describe("the reconciler (TestClock, fake presence reads)", () => {
             })
           )
       }))
-      const dataDir = yield* tempDir
-      const source = yield* buildPushSource(Layer.mergeAll(reader, inertWebhook, subscriptionSettings(dataDir)))
+      const source = yield* buildPushSource(Layer.mergeAll(reader, inertWebhook, subscriptionSettings))
       const changes = yield* record(source.changes)
       yield* source.initialSync(ids)
 

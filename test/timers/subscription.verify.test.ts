@@ -27,7 +27,6 @@ describe("subscriptions verified between renewals (TestClock, fake Graph)", () =
           Layer.provide(LicenceCheck.allowAll),
           Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({
             publicBaseUrl: "https://connector.example",
-            dataDir,
             appId: "c",
             includeResourceData: false
           })))

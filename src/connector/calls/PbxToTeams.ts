@@ -6,6 +6,8 @@
  * HTTP client and presence budget. On shutdown it clears every session it holds, when configured.
  */
 import { Effect, Layer } from "effect"
+import type { HttpClient } from "effect/http"
+import type { TenantState } from "../../state/TenantState.ts"
 import { TokenService } from "../../graph/auth/TokenService.ts"
 import { GraphClient } from "../../graph/client/GraphClient.ts"
 import { AppCredentialRef, GraphConfig, type GraphSettings } from "../../graph/client/GraphSettings.ts"
@@ -31,11 +33,14 @@ export interface PbxToTeamsContext {
  * The Graph client the sessions write with: no retries of its own (the writer retries per user, and a Retry-After
  * pauses the shared budget instead of one request), over the connector's application or a separate one.
  */
-const writerGraph = (context: PbxToTeamsContext) => {
+const writerGraph = (
+  context: PbxToTeamsContext
+): Layer.Layer<GraphClient | PresenceBudget, never, GraphConfig | HttpClient.HttpClient | TokenService | PresenceBudget | TenantState> => {
   const writer = context.settings.writer
   const client = GraphClient.layerWith({ maxRetries: 0 })
-  // The connector's own application: its presence budget is the one the reads take from too.
-  if (writer._tag === "Shared") return client
+  // The connector's own application: its presence budget is the one the reads take from too (passed through, so
+  // that both branches have one type).
+  if (writer._tag === "Shared") return Layer.merge(client, Layer.effect(PresenceBudget, Effect.service(PresenceBudget)))
   const separate: GraphSettings = { ...context.graph, clientId: writer.clientId, app: writer.credential, accounts: [] }
   // Fresh: the shared token service and budget (built from the same layers for the connector's own application) must
   // not be reused. Graph's limit is per application: a separate registration has a budget of its own.
@@ -61,7 +66,6 @@ export const PbxToTeamsLayer = (context: PbxToTeamsContext) => {
       expirationMinutes: settings.expirationMinutes,
       refreshMillis: settings.refreshMillis,
       concurrency: settings.concurrency,
-      dataDir: graph.dataDir,
       startupHoldMillis: settings.startupHoldMillis
     })
   })).pipe(Layer.provide(writerGraph(context)))

@@ -1,61 +1,48 @@
 /**
- * Refresh tokens of delegated accounts, one file per account in the data directory: mode 0600, written to a temporary
- * file and renamed so a crash never leaves half a token behind. Rotated on every refresh.
+ * Refresh tokens of delegated accounts, kept in the tenant's state (src/state: a file per account in the data
+ * directory, or a row in PostgreSQL; sealed at rest with the state key). Rotated on every refresh.
  */
-import { Effect, Option, Redacted, Schema } from "effect"
-import { mkdir, open, readFile, rename, unlink } from "node:fs/promises"
-import { join } from "node:path"
+import { Effect, Option, type Redacted } from "effect"
+import type { StateStoreError } from "../../state/StateStoreError.ts"
+import type { TenantState } from "../../state/TenantState.ts"
 import { AuthError } from "./AuthError.ts"
 
-const StoredToken = Schema.Struct({ username: Schema.String, refreshToken: Schema.String })
+const fixFor = (error: StateStoreError): string =>
+  error.reason === "Sealed" || error.reason === "NotConfigured"
+    ? "Configure the state key that sealed it (CONNECTOR_STATE_KEY, or an earlier key in CONNECTOR_STATE_KEY_PREVIOUS) and restart."
+    : "Check that the data directory is writable by the connector, or that the state database is reachable."
 
-export const refreshTokenPath = (dataDir: string, account: string): string =>
-  join(dataDir, "accounts", `${encodeURIComponent(account)}.refresh-token.json`)
-
-const storeError = (account: string, action: string) =>
+const storeError = (account: string, action: string) => (error: StateStoreError) =>
   new AuthError({
     reason: "Other",
     credential: `account:${account}`,
-    message: `Could not ${action} the refresh token of account:${account}. Check that the data directory exists and is writable by the connector.`,
-    fix: "Check that the data directory exists and is writable by the connector."
+    message: `Could not ${action} the refresh token of account:${account}: ${error.message}. ${fixFor(error)}`,
+    fix: fixFor(error)
   })
 
-export const loadRefreshToken = Effect.fnUntraced(function*(dataDir: string, account: string, username: string) {
-  const text = yield* Effect.tryPromise({
-    try: () => readFile(refreshTokenPath(dataDir, account), "utf8"),
-    catch: (cause) => cause
-  }).pipe(Effect.option)
-  if (Option.isNone(text)) return Option.none<Redacted.Redacted<string>>()
-  const stored = yield* Schema.decodeUnknownEffect(Schema.fromJsonString(StoredToken))(text.value).pipe(Effect.option)
-  // A token stored for another user (the configuration changed) must not sign this account in.
-  if (Option.isNone(stored) || stored.value.username.toLowerCase() !== username.toLowerCase()) {
+/**
+ * The account's stored refresh token. A token stored for another user (the configuration changed) or a record that
+ * does not decode is ignored (the account signs in again); a store that cannot be reached or a token sealed with a key
+ * that is not configured is an error, not a missing sign-in.
+ */
+export const loadRefreshToken = Effect.fnUntraced(function*(state: TenantState["Service"], account: string, username: string) {
+  const stored = yield* state.refreshTokens.get(account).pipe(
+    Effect.map((found) => (Option.isSome(found) ? found.value : "none" as const)),
+    Effect.catch((error) => (error.reason === "Corrupt" ? Effect.succeed("unreadable" as const) : Effect.fail(storeError(account, "read")(error))))
+  )
+  if (stored === "none") return Option.none<Redacted.Redacted<string>>()
+  if (stored === "unreadable" || stored.username.toLowerCase() !== username.toLowerCase()) {
     yield* Effect.logWarning("Ignoring an unreadable or foreign stored refresh token", { account })
     return Option.none<Redacted.Redacted<string>>()
   }
-  return Option.some(Redacted.make(stored.value.refreshToken))
+  return Option.some(stored.refreshToken)
 })
 
 export const saveRefreshToken = Effect.fnUntraced(function*(
-  dataDir: string,
+  state: TenantState["Service"],
   account: string,
   username: string,
   refreshToken: Redacted.Redacted<string>
 ) {
-  const path = refreshTokenPath(dataDir, account)
-  const temporary = `${path}.${process.pid}.tmp`
-  const text = JSON.stringify({ username, refreshToken: Redacted.value(refreshToken) })
-  yield* Effect.tryPromise({
-    try: async () => {
-      await mkdir(join(dataDir, "accounts"), { recursive: true, mode: 0o700 })
-      const handle = await open(temporary, "w", 0o600)
-      try {
-        await handle.writeFile(text, "utf8")
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
-      await rename(temporary, path)
-    },
-    catch: () => storeError(account, "store")
-  }).pipe(Effect.tapError(() => Effect.promise(() => unlink(temporary).catch(() => undefined))))
+  yield* state.refreshTokens.put(account, { username, refreshToken }).pipe(Effect.mapError(storeError(account, "store")))
 })

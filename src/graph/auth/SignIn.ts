@@ -60,7 +60,7 @@ const appToken = Effect.fn("SignIn.app")(function*(ctx: SignInContext, entry: En
 const storedRefreshToken = Effect.fnUntraced(function*(ctx: SignInContext, entry: Entry, account: DelegatedAccount) {
   const inMemory = yield* Ref.get(entry.refreshToken)
   if (Option.isSome(inMemory)) return inMemory
-  const stored = yield* loadRefreshToken(ctx.settings.dataDir, account.name, account.username)
+  const stored = yield* loadRefreshToken(ctx.cache.state, account.name, account.username)
   yield* Ref.set(entry.refreshToken, stored)
   return stored
 })

@@ -6,6 +6,7 @@
 import { Clock, Effect, Option, Redacted, Ref, Semaphore } from "effect"
 import { credentialKey, type CredentialRef, type DelegatedAccount, type GraphSettings } from "../client/GraphSettings.ts"
 import { AuthError } from "./AuthError.ts"
+import type { TenantState } from "../../state/TenantState.ts"
 import { saveRefreshToken } from "./RefreshTokenStore.ts"
 import type { TokenResponse } from "./TokenEndpoint.ts"
 
@@ -71,9 +72,9 @@ export const lookup = (entries: ReadonlyMap<string, Entry>, credential: Credenti
   return entry !== undefined ? Effect.succeed(entry) : Effect.fail(notConfigured(credential))
 }
 
-/** Where a fresh answer is kept: the data directory (refresh tokens) and how long before expiry a token is renewed. */
+/** Where a fresh answer is kept: the tenant's state (refresh tokens) and how long before expiry a token is renewed. */
 export interface CacheOptions {
-  readonly dataDir: string
+  readonly state: TenantState["Service"]
   readonly refreshAheadMs: number
 }
 
@@ -86,8 +87,12 @@ export const accept = Effect.fnUntraced(function*(options: CacheOptions, entry: 
   const cached: CachedToken = { token: Redacted.make(response.access_token), refreshAt: now + lifetimeMs - ahead, expiresAt: now + lifetimeMs }
   if (entry.account !== undefined && response.refresh_token !== undefined) {
     const refreshToken = Redacted.make(response.refresh_token)
-    yield* saveRefreshToken(options.dataDir, entry.account.name, entry.account.username, refreshToken)
+    // The previous refresh token is spent: the new one is kept in memory first, so a state store that fails (the
+    // database down) costs a new sign-in after a restart at worst, never the running connector's access.
     yield* Ref.set(entry.refreshToken, Option.some(refreshToken))
+    yield* saveRefreshToken(options.state, entry.account.name, entry.account.username, refreshToken).pipe(
+      Effect.catch((error) => Effect.logError(error.message))
+    )
   }
   yield* Ref.set(entry.cached, Option.some(cached))
   yield* Ref.set(entry.lastError, Option.none())

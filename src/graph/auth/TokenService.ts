@@ -5,6 +5,7 @@
  */
 import { Context, Effect, Layer, Option, type Redacted, Ref } from "effect"
 import { HttpClient } from "effect/http"
+import { TenantState } from "../../state/TenantState.ts"
 import type { AuthError } from "./AuthError.ts"
 import { credentialKey, type CredentialRef, defaultRefreshAheadSeconds, GraphConfig, type GraphSettings } from "../client/GraphSettings.ts"
 import { deviceCodeLogin, type DeviceCodePrompt, signIn, type SignInContext } from "./SignIn.ts"
@@ -30,7 +31,7 @@ export class TokenService extends Context.Service<TokenService, {
       const ctx: SignInContext = {
         settings,
         client: yield* HttpClient.HttpClient,
-        cache: { dataDir: settings.dataDir, refreshAheadMs: (settings.refreshAheadSeconds ?? defaultRefreshAheadSeconds) * 1000 }
+        cache: { state: yield* TenantState, refreshAheadMs: (settings.refreshAheadSeconds ?? defaultRefreshAheadSeconds) * 1000 }
       }
       const entries = yield* makeEntries(settings)
 

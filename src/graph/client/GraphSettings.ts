@@ -27,8 +27,6 @@ export interface GraphSettings {
   readonly graphBaseUrl: string
   readonly app?: AppCredential | undefined
   readonly accounts: ReadonlyArray<DelegatedAccount>
-  /** Refresh tokens are persisted here (file mode 0600, written atomically). */
-  readonly dataDir: string
   /** Refresh tokens this long before they expire (default 300). */
   readonly refreshAheadSeconds?: number
 }

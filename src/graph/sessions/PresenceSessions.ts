@@ -29,7 +29,6 @@ export { teamsPresenceWrites } from "./SessionWriter.ts"
 export interface PresenceSessionsOptions extends SessionWriteOptions {
   /** Requests in flight at once. */
   readonly concurrency: number
-  readonly dataDir: string
   /** Sessions stored by an earlier run are cleared after this long unless the user is in a call by then. */
   readonly startupHoldMillis: number
 }
@@ -58,7 +57,7 @@ export class PresenceSessions extends Context.Service<PresenceSessions, {
 }
 
 const makeSessions = Effect.fnUntraced(function*(options: PresenceSessionsOptions) {
-  const store = yield* makeSessionStore(options.dataDir, options.sessionId)
+  const store = yield* makeSessionStore(options.sessionId)
   const book: SessionBook = {
     options,
     graph: yield* GraphClient,
@@ -81,7 +80,7 @@ const makeSessions = Effect.fnUntraced(function*(options: PresenceSessionsOption
   yield* Effect.forever(Effect.andThen(Effect.sleep(tick), queueRefreshes(book))).pipe(Effect.forkScoped)
 
   // Sessions an earlier run left behind: held until the PBX tells, then cleared unless the user is in a call.
-  const stored = yield* loadSessions(options.dataDir, options.sessionId)
+  const stored = yield* loadSessions(options.sessionId)
   for (const id of stored) book.entries.set(id, { desired: "held", active: true, failures: 0 })
   if (stored.length > 0) {
     yield* Effect.logInfo(`${stored.length} Teams presence sessions from the last run are cleared unless the user is still in a call`)

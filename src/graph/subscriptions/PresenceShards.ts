@@ -42,7 +42,7 @@ export interface ShardContext {
 }
 
 const register = (ctx: ShardContext, live: Live, key: string) =>
-  ctx.inbox.register({ id: live.subscriptionId, kind: "presence", key, clientState: Redacted.make(live.clientState) })
+  ctx.inbox.register({ id: live.subscriptionId, kind: "presence", key, clientState: live.clientState })
 
 /** Registers the clientStates of the subscriptions a previous run left (the first renewal then verifies them). */
 export const registerAdopted = Effect.fnUntraced(function*(ctx: ShardContext) {
@@ -134,7 +134,7 @@ export const createShard = Effect.fn("PresenceShards.create")(function*(ctx: Sha
   }
   shard.live = {
     subscriptionId: created.success.id,
-    clientState,
+    clientState: Redacted.make(clientState),
     expiresAt: Date.parse(created.success.expirationDateTime) || now + minutes(ctx.settings.presenceExpiryMinutes),
     subscribedIds: permitted,
     ...(encryption !== undefined ? { certificateId: encryption.id } : {})

@@ -2,11 +2,12 @@
  * Owns the connector's Graph subscriptions: presence subscriptions sharded over the delegated accounts (≤ 650 users
  * each, PresenceShards.ts), renewed every `presenceRenewMinutes` and looked up every `verifySeconds`
  * (SubscriptionVerification.ts); the users subscription (SubscriptionUsers.ts); lifecycle events; the rich-notification
- * certificate's rotation (SubscriptionCertificates.ts). Its state is persisted in the data directory (adopted at
+ * certificate's rotation (SubscriptionCertificates.ts). Its state is kept in the tenant's state store (adopted at
  * restart, SubscriptionState.ts) and published as a SubscriptionRef for the status page. Every step runs under one lock.
  */
 import { Context, Deferred, Effect, Layer, PubSub, Semaphore, Stream, SubscriptionRef } from "effect"
 import { teamsKey } from "../../domain/TeamsId.ts"
+import { TenantState } from "../../state/TenantState.ts"
 import { GraphConfig } from "../client/GraphSettings.ts"
 import { type LifecycleSignal, NotificationsInbox } from "../notifications/NotificationsInbox.ts"
 import { every } from "../presence/PollSchedule.ts"
@@ -92,7 +93,8 @@ interface Manager {
 const makeManager = Effect.gen(function*() {
   const settings = yield* SubscriptionSettings
   const accounts = (yield* GraphConfig).accounts.map((a) => a.name)
-  const adopted = yield* adopt(settings.dataDir, accounts)
+  const stored = yield* TenantState
+  const adopted = yield* adopt(stored, accounts)
   const book = { shards: adopted.shards }
   const users = yield* makeUsersSubscription(adopted.users)
   // The rotation renews shards through the context built below; it is called only after the layer is built.
@@ -123,7 +125,7 @@ const makeManager = Effect.gen(function*() {
     lock: yield* Semaphore.make(1),
     ready: yield* Deferred.make<void>(),
     state,
-    persister: yield* makePersister(settings.dataDir)
+    persister: yield* makePersister(stored)
   } satisfies Manager
 })
 

@@ -1,6 +1,6 @@
 /**
  * Options of the presence source: push (Graph subscriptions + webhook) or poll-only, the intervals of renewal,
- * reconciliation and polling, and where the connector keeps its state. Plain values; the integrator fills them from config.
+ * reconciliation and polling, the rich-notification certificates. Plain values; the integrator fills them from config.
  */
 import { Context, Layer } from "effect"
 import { AppCredentialRef, type CredentialRef } from "../client/GraphSettings.ts"
@@ -26,7 +26,6 @@ export interface SubscriptionSettingsOptions {
   readonly usersCredential: CredentialRef
   readonly pollCredential: CredentialRef
   readonly maxBodyBytes: number
-  readonly dataDir: string
   /** Decryption worker threads; 0 = one per core. */
   readonly decryptWorkers: number
   /** Capacity of the queue between the webhook and the processor (items). */
@@ -56,7 +55,7 @@ export interface SubscriptionSettingsOptions {
 }
 
 export const defaultSubscriptionSettings = (
-  required: Pick<SubscriptionSettingsOptions, "publicBaseUrl" | "dataDir" | "appId"> & Partial<SubscriptionSettingsOptions>
+  required: Pick<SubscriptionSettingsOptions, "publicBaseUrl" | "appId"> & Partial<SubscriptionSettingsOptions>
 ): SubscriptionSettingsOptions => ({
   mode: "push",
   notificationPath: "/graph/notifications",

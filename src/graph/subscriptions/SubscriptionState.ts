@@ -1,11 +1,13 @@
 /**
  * The subscription manager's bookkeeping: the status it publishes for the status page, the shards it holds in memory,
- * and how both are adopted from and written behind to the data directory.
+ * and how both are adopted from and written behind to the tenant's state (src/state: subscriptions.json in the data
+ * directory, or a row in PostgreSQL; clientStates sealed at rest).
  */
 import { Effect, Metric, Option, Queue } from "effect"
 import { subscriptionFailures, subscriptionRenewals } from "../../domain/Metrics.ts"
+import { emptySubscriptionState, type StoredSubscription, type SubscriptionState } from "../../state/Records.ts"
+import type { TenantState } from "../../state/TenantState.ts"
 import type { SubscriptionCallError } from "./SubscriptionApi.ts"
-import { loadState, type PersistedState, type PersistedSubscription, saveState } from "./SubscriptionStore.ts"
 
 export type ShardStatusKind = "active" | "creating" | "waiting" | "error" | "needsAccount"
 
@@ -44,7 +46,7 @@ export interface SubscriptionsState {
   readonly certificate?: CertificateStatus
 }
 
-export interface Live extends PersistedSubscription {
+export interface Live extends StoredSubscription {
   /** The ids the subscription's resource names (the licensed subset of the shard). */
   readonly subscribedIds: ReadonlyArray<string>
 }
@@ -72,11 +74,29 @@ export const countFailure = (kind: "presence" | "users", error: SubscriptionCall
 export const countRenewal = (kind: "presence" | "users") => Metric.update(Metric.withAttributes(subscriptionRenewals, { kind }), 1)
 
 /**
+ * The stored state; nothing stored is an empty state, and so (logged) is a record that does not decode. A store that
+ * cannot be reached, or clientStates sealed with a key that is not configured, fail: adopting nothing would leave
+ * the previous run's subscriptions at Graph beside new ones.
+ */
+const loadState = (state: TenantState["Service"]) =>
+  state.subscriptions.load.pipe(
+    Effect.map(Option.getOrElse(() => emptySubscriptionState)),
+    Effect.catch((error) =>
+      error.reason === "Corrupt"
+        ? Effect.logWarning(`${error.message}; starting without adopted subscriptions`).pipe(Effect.as(emptySubscriptionState))
+        : Effect.fail(error)
+    )
+  )
+
+const saveState = (state: TenantState["Service"], next: SubscriptionState) =>
+  state.subscriptions.save(next).pipe(Effect.catch((error) => Effect.logError(`could not save the subscription state: ${error.message}`)))
+
+/**
  * The previous run's shards and users subscription; a shard whose account is no longer configured keeps its users
  * but needs another account.
  */
-export const adopt = Effect.fnUntraced(function*(dataDir: string, accounts: ReadonlyArray<string>) {
-  const persisted = yield* loadState(dataDir)
+export const adopt = Effect.fnUntraced(function*(state: TenantState["Service"], accounts: ReadonlyArray<string>) {
+  const persisted = yield* loadState(state)
   const shards = persisted.shards.map((p): Shard => ({
     key: p.key,
     account: accounts.includes(p.account) ? p.account : undefined,
@@ -100,7 +120,7 @@ export const shardStatus = (s: Shard): ShardStatus => ({
 })
 
 /** What a restart adopts: shards without an account are re-planned, so they are not kept. */
-export const toPersisted = (shards: ReadonlyArray<Shard>, users: PersistedSubscription | undefined): PersistedState => ({
+export const toPersisted = (shards: ReadonlyArray<Shard>, users: StoredSubscription | undefined): SubscriptionState => ({
   version: 1,
   shards: shards.flatMap((s) =>
     s.account === undefined ? [] : [{
@@ -113,7 +133,7 @@ export const toPersisted = (shards: ReadonlyArray<Shard>, users: PersistedSubscr
   ...(users !== undefined ? { users } : {})
 })
 
-const strip = (live: Live): PersistedSubscription => ({
+const strip = (live: Live): StoredSubscription => ({
   subscriptionId: live.subscriptionId,
   clientState: live.clientState,
   expiresAt: live.expiresAt,
@@ -124,18 +144,18 @@ const strip = (live: Live): PersistedSubscription => ({
  * Writes the state behind, from one fiber, so a slow disk never holds up a renewal; `flush` writes the last state
  * offered if the fiber has not yet (on shutdown).
  */
-export const makePersister = Effect.fnUntraced(function*(dataDir: string) {
-  const queue = yield* Queue.sliding<PersistedState>(1)
-  let lastPersisted: PersistedState | undefined
+export const makePersister = Effect.fnUntraced(function*(state: TenantState["Service"]) {
+  const queue = yield* Queue.sliding<SubscriptionState>(1)
+  let lastPersisted: SubscriptionState | undefined
   yield* Queue.take(queue).pipe(
-    Effect.tap((next) => saveState(dataDir, next)),
+    Effect.tap((next) => saveState(state, next)),
     Effect.tap((next) => Effect.sync(() => void (lastPersisted = next))),
     Effect.forever,
     Effect.forkScoped
   )
   const flush = Effect.gen(function*() {
     const latest = Option.getOrUndefined(yield* Queue.poll(queue))
-    if (latest !== undefined && latest !== lastPersisted) yield* saveState(dataDir, latest)
+    if (latest !== undefined && latest !== lastPersisted) yield* saveState(state, latest)
   })
-  return { offer: (next: PersistedState) => Queue.offer(queue, next), flush }
+  return { offer: (next: SubscriptionState) => Queue.offer(queue, next), flush }
 })

@@ -9,21 +9,21 @@ import { type LifecycleSignal, NotificationsInbox } from "../notifications/Notif
 import { describeError, isNotFound, SubscriptionApi } from "./SubscriptionApi.ts"
 import { notificationUrls, SubscriptionSettings, type SubscriptionSettingsOptions } from "./SubscriptionSettings.ts"
 import { countFailure, countRenewal, isoIn, minutes, type UsersSubscriptionStatus } from "./SubscriptionState.ts"
-import type { PersistedSubscription } from "./SubscriptionStore.ts"
+import type { StoredSubscription } from "../../state/Records.ts"
 
 /** The subscription, its services, and what the status page shows of it. */
 interface Users {
   readonly settings: SubscriptionSettingsOptions
   readonly api: SubscriptionApi["Service"]
   readonly inbox: NotificationsInbox["Service"]
-  live: PersistedSubscription | undefined
+  live: StoredSubscription | undefined
   lastRenewalAt: number | undefined
   status: UsersSubscriptionStatus["status"]
   error: string | undefined
 }
 
-const register = (users: Users, subscription: PersistedSubscription) =>
-  users.inbox.register({ id: subscription.subscriptionId, kind: "users", key: "users", clientState: Redacted.make(subscription.clientState) })
+const register = (users: Users, subscription: StoredSubscription) =>
+  users.inbox.register({ id: subscription.subscriptionId, kind: "users", key: "users", clientState: subscription.clientState })
 
 const create = Effect.fn("SubscriptionUsers.create")(function*(users: Users) {
   const { settings } = users
@@ -49,7 +49,7 @@ const create = Effect.fn("SubscriptionUsers.create")(function*(users: Users) {
   }
   users.live = {
     subscriptionId: created.success.id,
-    clientState,
+    clientState: Redacted.make(clientState),
     expiresAt: Date.parse(created.success.expirationDateTime) || now + minutes(settings.usersExpiryMinutes)
   }
   yield* register(users, users.live)
@@ -63,7 +63,7 @@ const markRenewed = (users: Users, now: number) => {
 }
 
 /** Forgets the subscription Graph no longer has and creates a new one. */
-const replace = Effect.fnUntraced(function*(users: Users, live: PersistedSubscription) {
+const replace = Effect.fnUntraced(function*(users: Users, live: StoredSubscription) {
   yield* users.inbox.unregister(live.subscriptionId)
   users.live = undefined
   yield* create(users)
@@ -112,7 +112,7 @@ const statusOf = (users: Users): UsersSubscriptionStatus => ({
   ...(users.error !== undefined ? { error: users.error } : {})
 })
 
-export const makeUsersSubscription = Effect.fnUntraced(function*(adopted: PersistedSubscription | undefined) {
+export const makeUsersSubscription = Effect.fnUntraced(function*(adopted: StoredSubscription | undefined) {
   const settings = yield* SubscriptionSettings
   const users: Users = {
     settings,
@@ -129,7 +129,7 @@ export const makeUsersSubscription = Effect.fnUntraced(function*(adopted: Persis
     renew: renew(users),
     onLifecycle: (event: LifecycleSignal["event"]) => onLifecycle(users, event),
     remove: remove(users),
-    persisted: (): PersistedSubscription | undefined => users.live,
+    persisted: (): StoredSubscription | undefined => users.live,
     status: () => statusOf(users)
   }
 })

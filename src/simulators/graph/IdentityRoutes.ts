@@ -223,6 +223,8 @@ const endpoint = (
 
 /** A token request: the grant checked, then the answer or the refusal. */
 const tokenAnswer = Effect.fnUntraced(function*(identity: Identity, tenant: string, form: Form) {
+  // Per grant as well (token/password, token/refresh_token, …): a test tells a new sign-in from a refresh.
+  identity.state.count(`token/${form.grant_type ?? "none"}`)
   const result = yield* token(identity, tenant, form)
   if ("status" in result) return yield* refuse(identity, result)
   return result.kind === "app"

@@ -30,3 +30,5 @@ export const accountOfFile = (name: string): string | undefined =>
 export const subscriptionsFile = (dataDir: string, tenant: TenantId) => join(stateDir(dataDir, tenant), "subscriptions.json")
 
 export const certificatesFile = (dataDir: string, tenant: TenantId) => join(stateDir(dataDir, tenant), "rich-notification-keys.json")
+
+export const presenceSessionsFile = (dataDir: string, tenant: TenantId) => join(stateDir(dataDir, tenant), "pbx-to-teams-sessions.json")

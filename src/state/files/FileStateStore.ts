@@ -9,6 +9,7 @@ import { makeMemoryDesired } from "../memory/MemoryDesired.ts"
 import {
   type CertificateSet,
   defaultTenant,
+  type PresenceSessionState,
   type RefreshToken,
   type SecretSlot,
   secretSlots,
@@ -98,6 +99,7 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
       yield* removePath(Layout.accountsDir(dataDir, id), id)
       yield* removePath(Layout.subscriptionsFile(dataDir, id), id)
       yield* removePath(Layout.certificatesFile(dataDir, id), id)
+      yield* removePath(Layout.presenceSessionsFile(dataDir, id), id)
     }
     yield* memory.forget(id)
     yield* PubSub.publish(localWrites, undefined)
@@ -172,6 +174,12 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
         readRecord(Layout.certificatesFile(dataDir, tenant), tenant, codecs.certificates)),
       save: Effect.fn("StateStore.certificates.save")((tenant: TenantId, set: CertificateSet) =>
         writeRecord(Layout.certificatesFile(dataDir, tenant), tenant, codecs.certificates, set))
+    },
+    presenceSessions: {
+      load: Effect.fn("StateStore.presenceSessions.load")((tenant: TenantId) =>
+        readRecord(Layout.presenceSessionsFile(dataDir, tenant), tenant, codecs.presenceSessions)),
+      save: Effect.fn("StateStore.presenceSessions.save")((tenant: TenantId, state: PresenceSessionState) =>
+        writeRecord(Layout.presenceSessionsFile(dataDir, tenant), tenant, codecs.presenceSessions, state))
     },
     desired: memory.desired,
     owners: memory.owners,

@@ -26,7 +26,7 @@ export const readJson = Effect.fnUntraced(function*(file: string, tenant: string
   if (Option.isNone(text)) return Option.none<unknown>()
   return yield* Effect.try({
     try: () => Option.some<unknown>(JSON.parse(text.value)),
-    catch: () => new StateStoreError({ reason: "Corrupt", tenant, message: `${file} is not valid JSON: restore it from a backup or remove it` })
+    catch: () => new StateStoreError({ reason: "Corrupt", tenant, message: `${file} is not valid JSON: restore it from a backup` })
   })
 })
 

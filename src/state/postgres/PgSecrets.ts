@@ -1,11 +1,11 @@
 /**
- * A tenant's refresh tokens, subscription state and notification certificates in PostgreSQL. Each goes through the
+ * A tenant's refresh tokens, subscription state, notification certificates and presence sessions in PostgreSQL. Each goes through the
  * same record codecs as the files, sealed without exception: the refresh token and private key columns, and the
  * clientStates inside the subscription state, hold sealed text only.
  */
 import type { PgClient } from "@effect/sql-pg"
 import { Effect, Option, Schema } from "effect"
-import type { CertificateSet, RefreshToken, SubscriptionState, TenantId } from "../Records.ts"
+import type { CertificateSet, PresenceSessionState, RefreshToken, SubscriptionState, TenantId } from "../Records.ts"
 import type { Sealer } from "../Sealer.ts"
 import { codecs, decodeOpened, encodeSealed } from "../Sealing.ts"
 import type { StateStore } from "../StateStore.ts"
@@ -127,5 +127,21 @@ export const makePgSecrets = (sql: PgClient.PgClient, sealer: Sealer["Service"])
     })
   }
 
-  return { refreshTokens, subscriptions, certificates }
+  const presenceSessions: StateStore["Service"]["presenceSessions"] = {
+    load: Effect.fn("StateStore.presenceSessions.load")(function*(tenant: TenantId) {
+      const rows = yield* sql`SELECT state FROM presence_sessions WHERE tenant_id = ${tenant}`.pipe(
+        Effect.mapError(unavailable(tenant)),
+        decodeRows(StateRow, "presence_sessions", tenant)
+      )
+      if (rows[0] === undefined) return Option.none<PresenceSessionState>()
+      return Option.some(yield* decodeOpened(sealer, tenant, codecs.presenceSessions, rows[0].state, "presence_sessions row", "always"))
+    }),
+    save: Effect.fn("StateStore.presenceSessions.save")(function*(tenant: TenantId, state: PresenceSessionState) {
+      const stored = yield* encodeSealed(sealer, tenant, codecs.presenceSessions, state, "always")
+      yield* sql`INSERT INTO presence_sessions (tenant_id, state) VALUES (${tenant}, ${sql.json(stored)})
+        ON CONFLICT (tenant_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`.pipe(Effect.mapError(unavailable(tenant)))
+    })
+  }
+
+  return { refreshTokens, subscriptions, certificates, presenceSessions }
 }

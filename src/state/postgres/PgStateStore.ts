@@ -88,6 +88,7 @@ export const makePostgresStore = Effect.fnUntraced(function*(options: PostgresOp
     refreshTokens: secrets.refreshTokens,
     subscriptions: secrets.subscriptions,
     certificates: secrets.certificates,
+    presenceSessions: secrets.presenceSessions,
     desired,
     owners,
     rekey: makePgRekey(sql, sealer)

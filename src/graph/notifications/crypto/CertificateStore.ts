@@ -1,33 +1,19 @@
 /**
  * The connector's rich-notification certificates: an RSA-2048 key pair and a self-signed X.509 certificate
- * (@peculiar/x509), persisted in the data directory. Rotation keeps old keys until nothing names them any more.
+ * (@peculiar/x509), kept in the tenant's state (src/state: rich-notification-keys.json in the data directory, or rows
+ * in PostgreSQL; private keys sealed at rest). Rotation keeps old keys until nothing names them any more.
  */
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API loaded first.
 import "reflect-metadata"
 import * as x509 from "@peculiar/x509"
-import { Clock, Context, Effect, Layer, Random, Redacted, Schema, SynchronizedRef } from "effect"
+import { Clock, Context, Effect, Layer, Option, Random, Redacted, Schema, SynchronizedRef } from "effect"
 import * as crypto from "node:crypto"
-import * as fs from "node:fs/promises"
-import * as path from "node:path"
+import type { CertificateSet, StoredCertificate } from "../../../state/Records.ts"
+import type { StateStoreError } from "../../../state/StateStoreError.ts"
+import { TenantState } from "../../../state/TenantState.ts"
 import { SubscriptionSettings } from "../../subscriptions/SubscriptionSettings.ts"
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
-
-const StoredCertificate = Schema.Struct({
-  id: Schema.String,
-  certificate: Schema.String,
-  privateKey: Schema.String,
-  thumbprint: Schema.String,
-  createdAt: Schema.Number,
-  notAfter: Schema.Number
-})
-type StoredCertificate = typeof StoredCertificate.Type
-
-const StoreFile = Schema.fromJsonString(Schema.Struct({
-  currentId: Schema.String,
-  certificates: Schema.Array(StoredCertificate)
-}))
-type StoreFile = typeof StoreFile.Type
 
 /** What a subscription needs to name the certificate, and what a decryptor needs to use it. */
 export interface CertificateInfo {
@@ -54,8 +40,8 @@ export interface CertificateProblem {
   readonly fix: string
 }
 
-const keepTheFile =
-  "Do not delete the file: a new key would break every existing rich-notification subscription until it is recreated."
+const keepTheKeys =
+  "Do not delete the stored keys: a new key would break every existing rich-notification subscription until it is recreated."
 
 export class CertificateStore extends Context.Service<CertificateStore, {
   /** The certificate new subscriptions and renewals name. */
@@ -72,17 +58,23 @@ export class CertificateStore extends Context.Service<CertificateStore, {
    */
   readonly problem: CertificateProblem | undefined
 }>()("teams-presence-connector/graph/notifications/crypto/CertificateStore") {
-  /** `lifetimeMillis`: validity of each certificate it generates (default two years; tests use short ones). */
-  static readonly make = Effect.fn("CertificateStore.make")(function*(
-    dataDir: string,
-    options: { readonly lifetimeMillis?: number } = {}
-  ) {
-    const file = path.join(dataDir, "rich-notification-keys.json")
+  /**
+   * The tenant's stored keys, or a new key when none is stored. `lifetimeMillis`: validity of each certificate it
+   * generates (default two years; tests use short ones).
+   */
+  static readonly make = Effect.fn("CertificateStore.make")(function*(options: { readonly lifetimeMillis?: number } = {}) {
+    const stored = yield* TenantState
     const generate = generateCertificate(options.lifetimeMillis ?? DEFAULT_LIFETIME_MS)
-    const loaded = yield* readStore(file).pipe(Effect.result)
-    if (loaded._tag === "Failure") return yield* unusable(loaded.failure)
-    const initial = loaded.success ?? (yield* generate.pipe(Effect.map((c): StoreFile => ({ currentId: c.id, certificates: [c] }))))
-    if (loaded.success === undefined) yield* writeStore(file, initial)
+    const writeStore = (set: CertificateSet) =>
+      stored.certificates.save(set).pipe(
+        Effect.mapError((error) => new CertificateError({ message: `could not store the rich-notification keys: ${error.message}` }))
+      )
+    const loaded = yield* stored.certificates.load.pipe(Effect.result)
+    if (loaded._tag === "Failure") return yield* unusable(problemOf(loaded.failure))
+    const initial = Option.isSome(loaded.success)
+      ? loaded.success.value
+      : yield* generate.pipe(Effect.map((c): CertificateSet => ({ currentId: c.id, certificates: [c] })))
+    if (Option.isNone(loaded.success)) yield* writeStore(initial)
     const state = yield* SynchronizedRef.make(initial)
 
     const current = SynchronizedRef.get(state).pipe(Effect.map((s) => {
@@ -92,13 +84,13 @@ export class CertificateStore extends Context.Service<CertificateStore, {
     const keys = SynchronizedRef.get(state).pipe(Effect.map((s) =>
       [...s.certificates]
         .sort((a, b) => (a.id === s.currentId ? -1 : b.id === s.currentId ? 1 : b.createdAt - a.createdAt))
-        .map((c): DecryptionKey => ({ id: c.id, thumbprint: c.thumbprint, privateKeyPem: Redacted.make(c.privateKey) }))
+        .map((c): DecryptionKey => ({ id: c.id, thumbprint: c.thumbprint, privateKeyPem: c.privateKey }))
     ))
     const rotate = SynchronizedRef.modifyEffect(state, (s) =>
       Effect.gen(function*() {
         const next = yield* generate
-        const updated: StoreFile = { currentId: next.id, certificates: [next, ...s.certificates] }
-        yield* writeStore(file, updated)
+        const updated: CertificateSet = { currentId: next.id, certificates: [next, ...s.certificates] }
+        yield* writeStore(updated)
         yield* Effect.logInfo("rich-notification certificate rotated").pipe(Effect.annotateLogs({ certificateId: next.id }))
         return [toInfo(next), updated] as const
       })
@@ -107,8 +99,8 @@ export class CertificateStore extends Context.Service<CertificateStore, {
       SynchronizedRef.updateEffect(state, (s) => {
         const kept = s.certificates.filter((c) => c.id === s.currentId || inUse.includes(c.id))
         if (kept.length === s.certificates.length) return Effect.succeed(s)
-        const updated: StoreFile = { currentId: s.currentId, certificates: kept }
-        return writeStore(file, updated).pipe(Effect.as(updated))
+        const updated: CertificateSet = { currentId: s.currentId, certificates: kept }
+        return writeStore(updated).pipe(Effect.as(updated))
       })
     return CertificateStore.of({ current, keys, rotate, retire, problem: undefined })
   })
@@ -117,7 +109,7 @@ export class CertificateStore extends Context.Service<CertificateStore, {
     CertificateStore,
     Effect.gen(function*() {
       const settings = yield* SubscriptionSettings
-      return yield* CertificateStore.make(settings.dataDir, { lifetimeMillis: settings.certificateLifetimeDays * DAY_MS })
+      return yield* CertificateStore.make({ lifetimeMillis: settings.certificateLifetimeDays * DAY_MS })
     })
   )
 }
@@ -172,53 +164,44 @@ const generateCertificate = Effect.fn("CertificateStore.generate")(function*(lif
       const thumbprint = new crypto.X509Certificate(der).fingerprint.replace(/:/g, "").toUpperCase()
       const privateKey = crypto.createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" })
         .export({ format: "pem", type: "pkcs8" }).toString()
-      return { id, certificate: der.toString("base64"), privateKey, thumbprint, createdAt: now, notAfter: now + lifetimeMillis }
+      return {
+        id,
+        certificate: der.toString("base64"),
+        privateKey: Redacted.make(privateKey),
+        thumbprint,
+        createdAt: now,
+        notAfter: now + lifetimeMillis
+      }
     },
     catch: (error) => new CertificateError({ message: `could not generate the notification certificate: ${String(error)}` })
   })
 })
 
-const isMissing = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && "code" in error && (error as { readonly code: unknown }).code === "ENOENT"
-
 /**
- * The stored keys; undefined only when the file does not exist (a new store). Any other failure — no permission, a
- * directory in its place, a corrupt file — is a problem to report, never a reason to start over with a new key.
+ * Why stored keys cannot be used, and what to do: the store only ever reports a missing record as None, so every
+ * failure here (no permission, a corrupt record, a key sealed with a state key that is not configured, the database
+ * unreachable) leaves the stored keys as they are.
  */
-const readStore = (file: string): Effect.Effect<StoreFile | undefined, CertificateProblem> =>
-  Effect.tryPromise({
-    try: () => fs.readFile(file, "utf8"),
-    catch: (error) => error
-  }).pipe(
-    Effect.map((text): string | undefined => text),
-    Effect.catch((error) =>
-      isMissing(error)
-        ? Effect.succeed(undefined)
-        : Effect.fail<CertificateProblem>({
-          message: `cannot read the rich-notification key store ${file}: ${error instanceof Error ? error.message : String(error)}`,
-          fix: `Give the connector's user read and write access to ${file} (and its directory), then restart. ${keepTheFile}`
-        })
-    ),
-    Effect.flatMap((text) =>
-      text === undefined
-        ? Effect.succeed(undefined)
-        : Schema.decodeUnknownEffect(StoreFile)(text).pipe(
-          Effect.mapError((error): CertificateProblem => ({
-            message: `the rich-notification key store ${file} is not valid (${error.message.split("\n")[0]})`,
-            fix: `Restore ${file} from a backup and restart. ${keepTheFile} Only if no backup exists, move it away and ` +
-              "restart: a new key is then generated and every presence subscription is recreated with it."
-          }))
-        )
-    )
-  )
-
-const writeStore = (file: string, store: StoreFile): Effect.Effect<void, CertificateError> =>
-  Effect.tryPromise({
-    try: async () => {
-      await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
-      const temp = `${file}.tmp`
-      await fs.writeFile(temp, Schema.encodeSync(StoreFile)(store), { mode: 0o600 })
-      await fs.rename(temp, file)
-    },
-    catch: (error) => new CertificateError({ message: `could not write ${file}: ${String(error)}` })
-  })
+const problemOf = (error: StateStoreError): CertificateProblem => {
+  switch (error.reason) {
+    case "Corrupt":
+    case "Invalid":
+      return {
+        message: `the rich-notification key store is not valid: ${error.message}`,
+        fix: `Restore the stored keys from a backup and restart. ${keepTheKeys} Only if no backup exists, remove them (the ` +
+          "file rich-notification-keys.json, or the tenant's rows in the certificates table) and restart: a new key is then " +
+          "generated and every presence subscription is recreated with it."
+      }
+    case "Sealed":
+    case "NotConfigured":
+      return {
+        message: `the rich-notification key store cannot be opened: ${error.message}`,
+        fix: `Configure the state key that sealed the keys (CONNECTOR_STATE_KEY, or CONNECTOR_STATE_KEY_PREVIOUS) and restart. ${keepTheKeys}`
+      }
+    default:
+      return {
+        message: `cannot read the rich-notification key store: ${error.message}`,
+        fix: `Give the connector's user read and write access to the data directory (or make the state database reachable), then restart. ${keepTheKeys}`
+      }
+  }
+}

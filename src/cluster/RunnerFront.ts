@@ -1,0 +1,150 @@
+/**
+ * A runner's public HTTP port in a cluster (docs/scaling.md). A load balancer may send anything to any runner:
+ * `/readyz` and `/healthz` answer for the runner itself, `/cluster/status` shows the cluster, and every other request
+ * — the status page, the Graph webhook, a PBX websocket — is for a tenant (`/t/<tenant>/…`, or the configuration
+ * file's `default` tenant without the prefix). It goes to the tenant's connector on this runner when this runner owns
+ * the tenant, else it is forwarded once to the owner's runner (from the store's owner record), else 503: a PBX or
+ * Graph tries again and, after a failover, reaches the new owner.
+ */
+import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http"
+import { connect, type Socket } from "node:net"
+import type { Duplex } from "node:stream"
+import { Effect, type Scope } from "effect"
+import { TenantId } from "../state/StateStore.ts"
+
+/** Set on a forwarded request: a runner that is not the owner either answers 503 instead of forwarding again. */
+export const forwardedHeader = "x-connector-forwarded"
+
+export interface FrontOptions {
+  readonly host: string
+  readonly port: number
+  /** This runner's id (its advertised host:port). */
+  readonly runnerId: string
+  /** The tenant served without a path prefix, if any. */
+  readonly defaultTenant: TenantId | undefined
+  /** The loopback port of a tenant's connector when it runs here. */
+  readonly local: (tenant: TenantId) => number | undefined
+  readonly known: (tenant: TenantId) => Promise<boolean>
+  /** The runner id of the tenant's owner in the store, if any. */
+  readonly owner: (tenant: TenantId) => Promise<string | undefined>
+  /** Why this runner cannot take traffic, or undefined when it can. */
+  readonly notReady: () => Promise<string | undefined>
+  readonly status: () => Promise<unknown>
+}
+
+type Target = { readonly kind: "go"; readonly host: string; readonly port: number; readonly path: string } | {
+  readonly kind: "refuse"
+  readonly status: number
+  readonly reason: string
+}
+
+const isTenantId = (text: string): text is TenantId => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(text)
+
+const hostPort = (runner: string): { host: string; port: number } | undefined => {
+  const at = runner.lastIndexOf(":")
+  const port = Number(runner.slice(at + 1))
+  return at > 0 && Number.isInteger(port) && port > 0 ? { host: runner.slice(0, at), port } : undefined
+}
+
+export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonly port: number }, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<{ port: number; close: () => void }>((resume) => {
+      const open = new Set<Duplex>()
+      const track = (socket: Duplex) => {
+        open.add(socket)
+        socket.once("close", () => open.delete(socket))
+      }
+
+      const resolveTarget = async (url: string, forwarded: boolean): Promise<Target> => {
+        const match = /^\/t\/([^/?]+)(\/[^]*|\?[^]*)?$/.exec(url)
+        const tenant = match !== null ? match[1]! : options.defaultTenant
+        const path = match !== null ? (match[2] ?? "/").replace(/^\?/, "/?") : url
+        if (tenant === undefined || !isTenantId(tenant) || !(await options.known(tenant))) {
+          return { kind: "refuse", status: 404, reason: "no such tenant" }
+        }
+        const local = options.local(tenant)
+        if (local !== undefined) return { kind: "go", host: "127.0.0.1", port: local, path }
+        if (forwarded) return { kind: "refuse", status: 503, reason: `tenant ${tenant} is not running on this runner` }
+        const owner = await options.owner(tenant)
+        const address = owner === undefined || owner === options.runnerId ? undefined : hostPort(owner)
+        if (address === undefined) return { kind: "refuse", status: 503, reason: `tenant ${tenant} has no owner at the moment` }
+        return { kind: "go", ...address, path: url }
+      }
+
+      const answer = (res: ServerResponse, status: number, body: string, type = "text/plain; charset=utf-8") => {
+        res.writeHead(status, { "content-type": type, "cache-control": "no-store", "x-content-type-options": "nosniff" })
+        res.end(body)
+      }
+
+      const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
+        const url = req.url ?? "/"
+        if (url === "/healthz") return answer(res, 200, "ok")
+        if (url === "/readyz") {
+          const reason = await options.notReady()
+          return answer(res, reason === undefined ? 200 : 503, reason === undefined ? "ready" : `not ready: ${reason}`)
+        }
+        if (url === "/cluster/status") return answer(res, 200, JSON.stringify(await options.status()), "application/json")
+        const target = await resolveTarget(url, req.headers[forwardedHeader] !== undefined)
+        if (target.kind === "refuse") return answer(res, target.status, target.reason)
+        const upstream = request({
+          host: target.host,
+          port: target.port,
+          method: req.method,
+          path: target.path,
+          headers: { ...req.headers, [forwardedHeader]: options.runnerId }
+        }, (reply) => {
+          res.writeHead(reply.statusCode ?? 502, reply.headers)
+          reply.pipe(res)
+        })
+        upstream.on("error", () => {
+          if (!res.headersSent) answer(res, 502, "the tenant's runner cannot be reached")
+          else res.destroy()
+        })
+        req.pipe(upstream)
+      }
+
+      const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        track(socket)
+        socket.on("error", () => socket.destroy())
+        const target = await resolveTarget(req.url ?? "/", req.headers[forwardedHeader] !== undefined)
+        if (target.kind === "refuse") {
+          socket.end(`HTTP/1.1 ${target.status} ${target.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+          return
+        }
+        const upstream: Socket = connect(target.port, target.host)
+        track(upstream)
+        upstream.on("error", () => socket.destroy())
+        upstream.on("close", () => socket.destroy())
+        socket.on("close", () => upstream.destroy())
+        upstream.once("connect", () => {
+          const headers: Array<string> = []
+          for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+            if (req.rawHeaders[i]!.toLowerCase() !== forwardedHeader) headers.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
+          }
+          upstream.write([`${req.method} ${target.path} HTTP/1.1`, ...headers, `${forwardedHeader}: ${options.runnerId}`, "", ""].join("\r\n"))
+          if (head.length > 0) upstream.write(head)
+          socket.pipe(upstream).pipe(socket)
+        })
+      }
+
+      const server = createServer((req, res) => {
+        onRequest(req, res).catch(() => answer(res, 500, "internal error"))
+      })
+      server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        onUpgrade(req, socket, head).catch(() => socket.destroy())
+      })
+      server.once("error", (error) => resume(Effect.die(error)))
+      server.listen(options.port, options.host, () => {
+        const address = server.address()
+        resume(Effect.succeed({
+          port: typeof address === "object" && address !== null ? address.port : options.port,
+          close: () => {
+            for (const socket of open) socket.destroy()
+            server.closeAllConnections()
+            server.close()
+          }
+        }))
+      })
+    }),
+    (front) => Effect.sync(front.close)
+  ).pipe(Effect.map((front) => ({ port: front.port })))

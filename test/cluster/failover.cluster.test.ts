@@ -1,0 +1,134 @@
+/**
+ * Failover on a real cluster: three runner processes on one PostgreSQL, five tenants (the configuration file's
+ * `default` and four from the store), each with its simulated Graph tenant and PBX system, all traffic through a TCP
+ * front. In the middle of a burst of presence changes the runner owning the most tenants is killed with SIGKILL: its
+ * tenants are owned again well within 30 s (the figure is printed), every PBX user ends in its final Teams presence, and
+ * each Graph tenant holds exactly one presence subscription per technical account.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import type { PbxSimulatorHandle } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { testDatabaseUrl } from "../support/postgres.ts"
+import { until } from "../support/waiting.ts"
+import {
+  clusterEnv,
+  owners,
+  presenceSubscriptions,
+  putTenant,
+  type Runner,
+  runnerId,
+  simPbx,
+  simTenant,
+  type SimTenant,
+  sqlFor,
+  startRunner,
+  storeFor,
+  tcpFront
+} from "./harness.ts"
+
+const tenantIds = (process.env["CLUSTER_TEST_TENANTS"] ?? "default,alpha,bravo,charlie,delta").split(",")
+const users = 4
+const states = [
+  { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
+  { availability: "Away", activity: "Away", pbx: "away" },
+  { availability: "DoNotDisturb", activity: "DoNotDisturb", pbx: "dnd" }
+] as const
+
+interface Served {
+  readonly tenant: SimTenant
+  readonly pbx: PbxSimulatorHandle
+  /** Teams users with a PBX user: graph id → PBX guid. */
+  readonly people: ReadonlyArray<{ readonly graphId: string; readonly guid: string }>
+}
+
+const activityOf = (served: Served, guid: string) =>
+  Effect.map(served.pbx.presence(guid), (entries) => entries.find((e) => e.contact === "teams:")?.activity)
+
+describe("cluster", () => {
+  it.live("kill -9 of the runner owning the most tenants: owned again within 30 s, final presences, one subscription per account", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
+      const runners: Array<Runner> = []
+      const front = yield* tcpFront(() => runners.map((r) => r.httpPort))
+      const tenants = yield* Effect.forEach(tenantIds, (id) => simTenant(id, front.port, users))
+      const store = yield* storeFor(env)
+      for (const tenant of tenants.slice(1)) yield* putTenant(store, tenant)
+      const sql = yield* sqlFor(env.databaseUrl)
+
+      const started = Date.now()
+      runners.push(...yield* Effect.forEach(["r1", "r2", "r3"], (name) => startRunner(env, name, tenants[0]!), { concurrency: 3 }))
+      const served: Array<Served> = yield* Effect.forEach(tenants, (tenant) =>
+        Effect.gen(function*() {
+          const pbx = yield* simPbx(tenant, front.port, users)
+          const pbxUsers = yield* until(`the PBX users of ${tenant.id}`, Effect.map(pbx.users, (list) => (list.length > 0 ? list : undefined)))
+          const people = tenant.population.people.flatMap((person) => {
+            const user = pbxUsers.find((u) => (u.emails ?? []).includes(person.email))
+            return person.teams && user !== undefined ? [{ graphId: person.graphId, guid: user.guid }] : []
+          })
+          return { tenant, pbx, people }
+        }))
+
+      // Every tenant runs: a first presence reaches each one's PBX.
+      for (const s of served) {
+        assert.isAbove(s.people.length, 0)
+        yield* s.tenant.graph.setPresence(s.people[0]!.graphId, { availability: "Busy", activity: "InAMeeting" })
+      }
+      for (const s of served) {
+        yield* until(`a first presence in ${s.tenant.id}'s PBX`, Effect.map(activityOf(s, s.people[0]!.guid), (a) => (a === "meeting" ? a : undefined)), 60_000)
+      }
+      const allUp = Date.now() - started
+
+      // The burst; the busiest runner is killed after its second round.
+      let victim: Runner | undefined
+      let moved: ReadonlyArray<string> = []
+      let killedAt = 0
+      const rounds = 5
+      for (let round = 0; round < rounds; round++) {
+        for (const s of served) {
+          yield* Effect.forEach(s.people, (p, i) => s.tenant.graph.setPresence(p.graphId, states[(round + i) % states.length]!), { discard: true })
+        }
+        if (round === 2) {
+          const before = yield* owners(sql)
+          const count = new Map<string, number>()
+          for (const [, o] of before) count.set(o.runner, (count.get(o.runner) ?? 0) + 1)
+          const [busiest] = [...count].sort((a, b) => b[1] - a[1])[0]!
+          victim = runners.find((r) => runnerId(r) === busiest)!
+          moved = [...before].filter(([, o]) => o.runner === busiest).map(([tenant]) => tenant)
+          killedAt = Date.now()
+          process.kill(victim.child.pid!, "SIGKILL")
+        }
+      }
+      assert.isDefined(victim)
+      const victimId = runnerId(victim!)
+      const failover = yield* until("the killed runner's tenants owned again", Effect.gen(function*() {
+        const now = yield* owners(sql)
+        return moved.every((tenant) => now.get(tenant)!.runner !== victimId) ? Date.now() - killedAt : undefined
+      }), 30_000)
+
+      // Every PBX user ends in its final presence, on whichever runner its PBX reconnected to.
+      const finalOf = (i: number) => states[(rounds - 1 + i) % states.length]!.pbx
+      for (const s of served) {
+        yield* until(`the final presences in ${s.tenant.id}'s PBX`, Effect.gen(function*() {
+          for (const [i, p] of s.people.entries()) if ((yield* activityOf(s, p.guid)) !== finalOf(i)) return undefined
+          return true
+        }), 45_000)
+      }
+      const settled = Date.now() - killedAt
+
+      // Exactly one presence subscription per technical account in every Graph tenant: none orphaned, none doubled.
+      for (const s of served) {
+        const perAccount = yield* until(`one presence subscription per account in ${s.tenant.id}`, Effect.map(presenceSubscriptions(s.tenant.graph), (map) =>
+          map.size > 0 && [...map.values()].every((n) => n === 1) ? map : undefined), 30_000)
+        assert.strictEqual(perAccount.size, s.tenant.population.accounts.length)
+      }
+      const after = yield* owners(sql)
+      for (const tenant of moved) assert.notStrictEqual(after.get(tenant)!.runner, victimId)
+
+      console.log(
+        `cluster failover: ${tenantIds.length} tenants, 3 runners; all running ${(allUp / 1000).toFixed(1)} s after start; ` +
+          `kill -9 of ${victim!.name} (owner of ${moved.length}: ${moved.join(", ")}); owned again after ${(failover / 1000).toFixed(1)} s; ` +
+          `every final presence in the PBXs ${(settled / 1000).toFixed(1)} s after the kill`
+      )
+      assert.isBelow(failover, 30_000)
+    })), 150_000)
+})

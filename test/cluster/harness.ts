@@ -1,0 +1,258 @@
+/**
+ * A cluster on this machine for the tests: real runner processes (`run --cluster`) on one PostgreSQL database, a
+ * simulated Graph tenant and a simulated PBX system per tenant, and a TCP front that spreads connections over the
+ * runners (as a load balancer would; a runner that refuses the connection is skipped). Tenant `default` comes from the
+ * runners' configuration file, the others from the state store.
+ */
+import { PgClient } from "@effect/sql-pg"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs"
+import { connect, createServer, type Socket } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { ConfigProvider, Context, Effect, Layer, Redacted, Schema, type Scope } from "effect"
+import * as YAML from "yaml"
+import { connectorSnippet, startGraphSimulator } from "../../src/simulators/graph/Standalone.ts"
+import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
+import { startPbxSimulator } from "../../src/simulators/pbx/Standalone.ts"
+import type { PbxSimulatorHandle } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { loadPopulation, type SimPopulation } from "../../src/simulators/UsersFile.ts"
+import { StateStore, TenantConfig, TenantId } from "../../src/state/StateStore.ts"
+import { shellEnv } from "../support/node.ts"
+import { freePort } from "../support/waiting.ts"
+import { randomBytes } from "node:crypto"
+
+const main = join(import.meta.dirname, "../../src/main.ts")
+export const pbxPassword = "cluster-test-app-password"
+const adminPassword = "cluster-test-admin-password"
+
+/**
+ * A TCP front: each connection goes to the next ready runner in turn (as a load balancer would, from each runner's
+ * /readyz every 500 ms); one that refuses the connection is skipped.
+ */
+export const tcpFront = (targets: () => ReadonlyArray<number>) =>
+  Effect.acquireRelease(
+    Effect.callback<{ port: number; close: () => void }>((resume) => {
+      let next = 0
+      const notReady = new Set<number>()
+      const probe = setInterval(() => {
+        for (const port of targets()) {
+          fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
+            (r) => (r.status === 200 ? notReady.delete(port) : notReady.add(port)),
+            () => notReady.add(port)
+          )
+        }
+      }, 500)
+      const sockets = new Set<Socket>()
+      const server = createServer((inbound) => {
+        sockets.add(inbound)
+        inbound.on("close", () => sockets.delete(inbound))
+        inbound.on("error", () => inbound.destroy())
+        inbound.pause()
+        const ready = targets().filter((port) => !notReady.has(port))
+        const ports = ready.length > 0 ? ready : targets()
+        const attempt = (tries: number) => {
+          if (tries >= ports.length) return inbound.destroy()
+          const port = ports[next++ % ports.length]!
+          const outbound = connect(port, "127.0.0.1")
+          outbound.once("error", () => attempt(tries + 1))
+          outbound.once("connect", () => {
+            sockets.add(outbound)
+            outbound.removeAllListeners("error")
+            outbound.on("error", () => inbound.destroy())
+            outbound.on("close", () => { sockets.delete(outbound); inbound.destroy() })
+            inbound.on("close", () => outbound.destroy())
+            inbound.pipe(outbound).pipe(inbound)
+            inbound.resume()
+          })
+        }
+        attempt(0)
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed({
+          port: typeof address === "object" && address !== null ? address.port : 0,
+          close: () => { clearInterval(probe); for (const s of sockets) s.destroy(); server.close() }
+        }))
+      })
+    }),
+    (front) => Effect.sync(front.close)
+  )
+
+export interface SimTenant {
+  readonly id: TenantId
+  readonly population: SimPopulation
+  readonly graph: GraphSimulatorHandle
+  /** The tenant's configuration as a connector.yaml object (push mode, through the front). */
+  readonly config: Record<string, unknown>
+  readonly pathPrefix: string
+}
+
+/** A simulated Microsoft tenant for connector tenant `id`, its notifications through the front. */
+export const simTenant = (id: string, frontPort: number, users: number) =>
+  Effect.gen(function*() {
+    const population = yield* loadPopulation({ users })
+    const graph = yield* startGraphSimulator({ port: 0, host: "127.0.0.1", users })
+    const pathPrefix = id === "default" ? "" : `/t/${id}`
+    const config = {
+      ...(YAML.parse(connectorSnippet(graph.url, population)) as Record<string, unknown>),
+      notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${frontPort}${pathPrefix}` },
+      pbx: { masterPbx: population.pbxs.find((p) => p.master)!.name, appPassword: pbxPassword },
+      admin: { password: adminPassword }
+    }
+    return { id: TenantId.make(id), population, graph, config, pathPrefix } satisfies SimTenant
+  })
+
+/** The tenant's PBX system (master and slaves), connecting through the front. */
+export const simPbx = (tenant: SimTenant, frontPort: number, users: number): Effect.Effect<PbxSimulatorHandle, unknown, Scope.Scope> =>
+  startPbxSimulator({
+    connect: `ws://127.0.0.1:${frontPort}${tenant.pathPrefix}/pbx`,
+    password: Redacted.make(pbxPassword),
+    users,
+    controlPort: 0,
+    reconnectDelayMs: 200
+  })
+
+export interface Runner {
+  readonly name: string
+  readonly httpPort: number
+  readonly child: ChildProcess
+  readonly logFile: string
+}
+
+export interface ClusterEnv {
+  readonly databaseUrl: string
+  readonly stateKey: string
+  readonly dir: string
+}
+
+export const clusterEnv = (databaseUrl: string): ClusterEnv => ({
+  databaseUrl,
+  stateKey: randomBytes(32).toString("base64"),
+  dir: mkdtempSync(join(tmpdir(), "tpc-cluster-"))
+})
+
+/** The state store as the runners see it, for the test to put tenants in. */
+export const storeFor = (env: ClusterEnv) =>
+  Layer.build(Layer.fresh(StateStore.layerPostgres({ url: Redacted.make(env.databaseUrl), maxConnections: 3 }).pipe(
+    Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ CONNECTOR_STATE_KEY: env.stateKey })))
+  ))).pipe(Effect.map((context) => Context.get(context, StateStore)), Effect.orDie)
+
+export const putTenant = (store: StateStore["Service"], tenant: SimTenant) =>
+  Effect.gen(function*() {
+    const config = yield* Schema.decodeUnknownEffect(TenantConfig)(tenant.config)
+    yield* store.tenants.put(tenant.id, config)
+  }).pipe(Effect.orDie)
+
+export const sqlFor = (url: string) =>
+  Layer.build(Layer.fresh(PgClient.layer({ url: Redacted.make(url), maxConnections: 2 }))).pipe(
+    Effect.map((context) => Context.get(context, PgClient.PgClient)),
+    Effect.orDie
+  )
+
+/**
+ * Starts a runner process; `databaseUrl` overrides the env's (a runner behind a proxy). The scope's end kills it.
+ * `defaultTenant` is the configuration file's tenant (all runners share the data directory, as they would share a volume).
+ */
+export const startRunner = (
+  env: ClusterEnv,
+  name: string,
+  defaultTenant: SimTenant,
+  databaseUrl = env.databaseUrl,
+  timing: "fast" | "standard" = "fast"
+): Effect.Effect<Runner, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const httpPort = yield* freePort
+    const clusterPort = yield* freePort
+    const configFile = join(env.dir, `${name}.yaml`)
+    writeFileSync(configFile, YAML.stringify({
+      ...defaultTenant.config,
+      http: { host: "127.0.0.1", port: httpPort },
+      dataDir: join(env.dir, "data"),
+      log: { format: "json", level: process.env["CLUSTER_TEST_LOG"] ?? "info" }
+    }))
+    const logFile = join(env.dir, `${name}.log`)
+    const out = openSync(logFile, "a")
+    const child = spawn(process.execPath, [main, "run", "--cluster", "--config", configFile], {
+      env: shellEnv({
+        CONNECTOR_DATABASE_URL: databaseUrl,
+        CONNECTOR_STATE_KEY: env.stateKey,
+        CONNECTOR_CLUSTER_PORT: String(clusterPort),
+        CONNECTOR_CLUSTER_TIMING: timing
+      }),
+      detached: true,
+      stdio: ["ignore", out, out]
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => {
+      try {
+        process.kill(-child.pid!, "SIGKILL")
+      } catch {
+        // already gone
+      }
+    }))
+    return { name, httpPort, child, logFile }
+  })
+
+/** tenant → [runner id, epoch] from the store's owner records. */
+export const owners = (sql: PgClient.PgClient) =>
+  sql<{ tenant_id: string; runner: string; epoch: string }>`SELECT tenant_id, runner, epoch::text AS epoch FROM tenant_owner`.pipe(
+    Effect.map((rows) => new Map(rows.map((r) => [r.tenant_id, { runner: r.runner, epoch: Number(r.epoch) }]))),
+    Effect.orDie
+  )
+
+/** Live presence subscriptions per creator (technical account) in a Graph simulator. */
+export const presenceSubscriptions = (graph: GraphSimulatorHandle) =>
+  Effect.promise(async () => {
+    const body = (await (await fetch(`${graph.url}/_sim/subscriptions`)).json()) as {
+      subscriptions: ReadonlyArray<{ kind: string; creatorId: string; notificationUrl: string }>
+    }
+    const perCreator = new Map<string, number>()
+    for (const s of body.subscriptions) if (s.kind === "presence") perCreator.set(s.creatorId, (perCreator.get(s.creatorId) ?? 0) + 1)
+    return perCreator
+  })
+
+export const runnerId = (runner: Runner) => `127.0.0.1:${runner.httpPort}`
+
+/** A TCP proxy to PostgreSQL that can be frozen: no byte passes, no connection is closed (a network partition). */
+export const freezableProxy = (targetPort: number) =>
+  Effect.acquireRelease(
+    Effect.callback<{ port: number; freeze: () => void; close: () => void }>((resume) => {
+      let frozen = false
+      const sockets = new Set<Socket>()
+      const server = createServer((inbound) => {
+        if (frozen) return // a new connection hangs, as behind a dead link
+        const outbound = connect(targetPort, "127.0.0.1")
+        for (const s of [inbound, outbound]) {
+          sockets.add(s)
+          s.on("error", () => s.destroy())
+        }
+        inbound.on("data", (data) => { if (!frozen) outbound.write(data) })
+        outbound.on("data", (data) => { if (!frozen) inbound.write(data) })
+        inbound.on("close", () => { if (!frozen) outbound.destroy() })
+        outbound.on("close", () => { if (!frozen) inbound.destroy() })
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed({
+          port: typeof address === "object" && address !== null ? address.port : 0,
+          freeze: () => { frozen = true },
+          close: () => { for (const s of sockets) s.destroy(); server.close() }
+        }))
+      })
+    }),
+    (proxy) => Effect.sync(proxy.close)
+  )
+
+/** When (ms) a runner's log says it began to own / to stop a tenant, per tenant (the last time). */
+export const ownershipLog = (logFile: string) => {
+  const owned = new Map<string, number>()
+  const stopping = new Map<string, number>()
+  for (const line of readFileSync(logFile, "utf8").split("\n")) {
+    if (!line.startsWith("{")) continue
+    const entry = JSON.parse(line) as { message?: unknown; timestamp?: string }
+    if (typeof entry.message !== "string" || entry.timestamp === undefined) continue
+    const match = /^cluster: tenant (\S+) (owned by|stopping on)/.exec(entry.message)
+    if (match !== null) (match[2] === "owned by" ? owned : stopping).set(match[1]!, Date.parse(entry.timestamp))
+  }
+  return { owned, stopping }
+}

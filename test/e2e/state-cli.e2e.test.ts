@@ -1,0 +1,129 @@
+/**
+ * The state store from the command line, in real processes: `check-config` says where the state is and which key
+ * seals it (a database needs CONNECTOR_STATE_KEY), `run` against a database it cannot reach stops with a clear message,
+ * and `state rekey` seals again — in the files (values in clear from before a key was set) and in PostgreSQL (values
+ * sealed with the previous key). Never a password or a key in the output.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Option, Redacted } from "effect"
+import { execFile } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { openStateStore } from "../../src/state/StateSettings.ts"
+import { defaultTenant } from "../../src/state/StateStore.ts"
+import { saveRefreshToken, saveState } from "../support/legacyDataDir.ts"
+import { shellEnv } from "../support/node.ts"
+import { newSchemaUrl } from "../support/postgres.ts"
+import { mainFile, writeConfig } from "../support/processes.ts"
+import { keyIdOf } from "../state/fixtures.ts"
+
+interface Outcome {
+  readonly code: number
+  readonly out: string
+}
+
+/** `node src/main.ts <args>` with the environment plus `extra`; stdout and stderr together. */
+const cli = (args: ReadonlyArray<string>, extra: Record<string, string>) =>
+  Effect.callback<Outcome>((resume) => {
+    execFile(process.execPath, [mainFile, ...args], { env: { ...shellEnv(), ...extra }, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
+      resume(Effect.succeed({ code, out: `${stdout}${stderr}` }))
+    })
+  })
+
+const newKey = () => randomBytes(32).toString("base64")
+const dbPassword = "db-pass-never-shown"
+
+describe("state store on the command line (real processes)", () => {
+  it.live("check-config: a database needs CONNECTOR_STATE_KEY; with it, where the state is and the key's id, never a secret", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "tpc-state-cli-"))
+      const config = writeConfig(dir, 8080)
+      const database = { CONNECTOR_DATABASE_URL: `postgres://connector:${dbPassword}@127.0.0.1:1/presence` }
+      const missing = yield* cli(["check-config", "--config", config], database)
+      assert.strictEqual(missing.code, 1, missing.out)
+      assert.match(missing.out, /CONNECTOR_STATE_KEY: required with database\.url/)
+      assert.notInclude(missing.out, dbPassword)
+
+      const malformed = yield* cli(["check-config", "--config", config], { ...database, CONNECTOR_STATE_KEY: "short-key-value" })
+      assert.strictEqual(malformed.code, 1, malformed.out)
+      assert.include(malformed.out, "CONNECTOR_STATE_KEY")
+      assert.notInclude(malformed.out, "short-key-value")
+
+      const key = newKey()
+      const valid = yield* cli(["check-config", "--config", config], { ...database, CONNECTOR_STATE_KEY: key })
+      assert.strictEqual(valid.code, 0, valid.out)
+      assert.include(valid.out, "database:          127.0.0.1:1/presence")
+      assert.include(valid.out, `state:             PostgreSQL 127.0.0.1:1/presence; secrets sealed with state key ${yield* keyIdOf(key)}`)
+      assert.notInclude(valid.out, dbPassword)
+      assert.notInclude(valid.out, key)
+
+      const files = yield* cli(["check-config", "--config", config], {})
+      assert.strictEqual(files.code, 0, files.out)
+      assert.include(files.out, `state:             files in ${join(dir, "data")}; secrets in clear (no CONNECTOR_STATE_KEY)`)
+    }), 60_000)
+
+  it.live("run: a state database that cannot be reached stops the start with what to check, exit 1, no password", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "tpc-state-cli-"))
+      const outcome = yield* cli(["run", "--config", writeConfig(dir, 0)], {
+        CONNECTOR_DATABASE_URL: `postgres://connector:${dbPassword}@127.0.0.1:1/presence`,
+        CONNECTOR_STATE_KEY: newKey()
+      })
+      assert.strictEqual(outcome.code, 1, outcome.out)
+      assert.match(outcome.out, /cannot connect to the state database 127\.0\.0\.1:1\/presence .*check database\.url/)
+      assert.notInclude(outcome.out, dbPassword)
+    }), 60_000)
+
+  it.live("state rekey on files: the secrets in clear from before the key are sealed; a second run finds nothing", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "tpc-state-cli-"))
+      const dataDir = join(dir, "data")
+      const config = writeConfig(dir, 8080)
+      const token = "0.AAA-refresh-token-in-clear"
+      yield* saveRefreshToken(dataDir, "tech1", "tech1@contoso.example", Redacted.make(token))
+      yield* saveState(dataDir, {
+        version: 1,
+        shards: [{ key: "s0", account: "tech1", userIds: ["u1"], subscription: { subscriptionId: "sub-1", clientState: "client-state-in-clear", expiresAt: 5 } }]
+      })
+      const key = newKey()
+      const first = yield* cli(["state", "rekey", "--config", config], { CONNECTOR_STATE_KEY: key })
+      assert.strictEqual(first.code, 0, first.out)
+      assert.include(first.out, `state rekey (files in ${dataDir}): 2 secret(s) sealed again with the current state key`)
+      const stored = readFileSync(join(dataDir, "accounts", "tech1.refresh-token.json"), "utf8")
+      assert.notInclude(stored, token)
+      assert.include(stored, `v1.${yield* keyIdOf(key)}.`)
+      assert.notInclude(readFileSync(join(dataDir, "subscriptions.json"), "utf8"), "client-state-in-clear")
+      const second = yield* cli(["state", "rekey", "--config", config], { CONNECTOR_STATE_KEY: key })
+      assert.include(second.out, ": 0 secret(s) sealed again")
+      assert.notInclude(`${first.out}${second.out}`, key)
+    }), 60_000)
+
+  it.live("state rekey on PostgreSQL: values sealed with the previous key are sealed with the new one", () =>
+    Effect.gen(function*() {
+      const url = yield* Effect.promise(newSchemaUrl)
+      const [oldKey, key] = [newKey(), newKey()]
+      const settings = (current: string, previous: ReadonlyArray<string>) => ({
+        dataDir: mkdtempSync(join(tmpdir(), "tpc-state-cli-")),
+        database: { url: Redacted.make(url), maxConnections: 2 },
+        keys: { current: Redacted.make(current), previous: previous.map((k) => Redacted.make(k)) }
+      })
+      const token = { username: "tech1@contoso.example", refreshToken: Redacted.make("0.AAA-refresh-token-sealed-with-the-old-key") }
+      yield* Effect.scoped(Effect.flatMap(openStateStore(settings(oldKey, [])), (store) => store.refreshTokens.put(defaultTenant, "tech1", token)))
+
+      const dir = mkdtempSync(join(tmpdir(), "tpc-state-cli-"))
+      const config = writeConfig(dir, 8080)
+      const env = { CONNECTOR_DATABASE_URL: url, CONNECTOR_STATE_KEY: key, CONNECTOR_STATE_KEY_PREVIOUS: oldKey }
+      const first = yield* cli(["state", "rekey", "--config", config], env)
+      assert.strictEqual(first.code, 0, first.out)
+      assert.match(first.out, /state rekey \(PostgreSQL 127\.0\.0\.1:\d+\/\w+\): 1 secret\(s\) sealed again/)
+      assert.include((yield* cli(["state", "rekey", "--config", config], env)).out, ": 0 secret(s) sealed again")
+      for (const secret of [oldKey, key, url]) assert.notInclude(first.out, secret)
+
+      // Only the new key now: the token opens.
+      const read = yield* Effect.scoped(Effect.flatMap(openStateStore(settings(key, [])), (store) => store.refreshTokens.get(defaultTenant, "tech1")))
+      assert.strictEqual(Redacted.value(Option.getOrThrow(read).refreshToken), Redacted.value(token.refreshToken))
+    }), 60_000)
+})
