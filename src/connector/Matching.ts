@@ -102,6 +102,67 @@ const index = <A>(items: ReadonlyArray<A>, keys: (a: A) => ReadonlyArray<string>
   return map
 }
 
+/** What the matching excludes as it goes: the ambiguities found and the users on either side they hold back. */
+interface Exclusions {
+  readonly ambiguous: Array<Ambiguity>
+  readonly teams: Set<string>
+  readonly pbx: Set<string>
+}
+
+type Candidate<P> = { readonly pbx: P; readonly key: string }
+
+const exclude = (exclusions: Exclusions, ambiguity: Ambiguity) => {
+  exclusions.ambiguous.push(ambiguity)
+  for (const id of ambiguity.teamsIds) exclusions.teams.add(id)
+  for (const guid of ambiguity.pbxGuids) exclusions.pbx.add(guid)
+}
+
+/** The one PBX user a Teams user's keys name, if they name exactly one; a key or user naming several is excluded. */
+const candidateOf = <P extends PbxUserRef>(
+  teams: TeamsUserRef,
+  teamsKeys: ReadonlyArray<string>,
+  pbxByKey: Map<string, Array<P>>,
+  exclusions: Exclusions
+): Candidate<P> | undefined => {
+  const hits = new Map<string, Candidate<P>>()
+  for (const key of teamsKeys) {
+    const found = pbxByKey.get(key) ?? []
+    if (found.length > 1) {
+      exclude(exclusions, { key, reason: `${found.length} PBX users share "${key}"`, teamsIds: [teams.id], pbxGuids: found.map((p) => p.guid) })
+    }
+    for (const pbx of found) hits.set(pbx.guid, { pbx, key })
+  }
+  if (hits.size > 1 && !exclusions.teams.has(teams.id)) {
+    exclude(exclusions, {
+      key: [...hits.values()].map((h) => h.key).join(", "),
+      reason: `Teams user ${teams.userPrincipalName ?? teams.id} matches ${hits.size} PBX users`,
+      teamsIds: [teams.id],
+      pbxGuids: [...hits.keys()]
+    })
+  }
+  return hits.size === 1 ? [...hits.values()][0] : undefined
+}
+
+/** A PBX user claimed by two Teams users syncs neither. */
+const excludeSharedClaims = <T extends TeamsUserRef, P extends PbxUserRef>(candidates: Map<T, Candidate<P>>, exclusions: Exclusions) => {
+  const claims = new Map<string, Array<T>>()
+  for (const [teams, { pbx }] of candidates) {
+    const list = claims.get(pbx.guid)
+    if (list === undefined) claims.set(pbx.guid, [teams])
+    else list.push(teams)
+  }
+  for (const [guid, claimants] of claims) {
+    if (claimants.length > 1) {
+      exclude(exclusions, {
+        key: candidates.get(claimants[0]!)!.key,
+        reason: `${claimants.length} Teams users match one PBX user`,
+        teamsIds: claimants.map((t) => t.id),
+        pbxGuids: [guid]
+      })
+    }
+  }
+}
+
 /**
  * Matches by the strategy's keys. A Teams user may match on any of its keys; it is matched when all its keys that hit
  * the PBX name exactly one PBX user, and that PBX user is claimed by no other Teams user.
@@ -113,67 +174,19 @@ export const matchUsers = <T extends TeamsUserRef, P extends PbxUserRef>(
 ): MatchResult<T, P> => {
   const keys = keysFor(strategy)
   const pbxByKey = index(pbxUsers, keys.pbx)
-  const ambiguous: Array<Ambiguity> = []
-  const excludedTeams = new Set<string>()
-  const excludedPbx = new Set<string>()
-
-  // Candidate PBX user per Teams user.
-  const candidates = new Map<T, { pbx: P; key: string }>()
+  const exclusions: Exclusions = { ambiguous: [], teams: new Set(), pbx: new Set() }
+  const candidates = new Map<T, Candidate<P>>()
   for (const teams of teamsUsers) {
-    const hits = new Map<string, { pbx: P; key: string }>()
-    for (const key of keys.teams(teams)) {
-      const found = pbxByKey.get(key) ?? []
-      if (found.length > 1) {
-        ambiguous.push({
-          key,
-          reason: `${found.length} PBX users share "${key}"`,
-          teamsIds: [teams.id],
-          pbxGuids: found.map((p) => p.guid)
-        })
-        excludedTeams.add(teams.id)
-        for (const p of found) excludedPbx.add(p.guid)
-      }
-      for (const pbx of found) hits.set(pbx.guid, { pbx, key })
-    }
-    if (hits.size > 1 && !excludedTeams.has(teams.id)) {
-      ambiguous.push({
-        key: [...hits.values()].map((h) => h.key).join(", "),
-        reason: `Teams user ${teams.userPrincipalName ?? teams.id} matches ${hits.size} PBX users`,
-        teamsIds: [teams.id],
-        pbxGuids: [...hits.keys()]
-      })
-      excludedTeams.add(teams.id)
-      for (const guid of hits.keys()) excludedPbx.add(guid)
-    }
-    const only = hits.size === 1 ? [...hits.values()][0] : undefined
+    const only = candidateOf(teams, keys.teams(teams), pbxByKey, exclusions)
     if (only !== undefined) candidates.set(teams, only)
   }
-
-  // A PBX user claimed by two Teams users syncs neither.
-  const claims = new Map<string, Array<T>>()
-  for (const [teams, { pbx }] of candidates) {
-    const list = claims.get(pbx.guid)
-    if (list === undefined) claims.set(pbx.guid, [teams])
-    else list.push(teams)
-  }
-  for (const [guid, claimants] of claims) {
-    if (claimants.length > 1) {
-      ambiguous.push({
-        key: candidates.get(claimants[0]!)!.key,
-        reason: `${claimants.length} Teams users match one PBX user`,
-        teamsIds: claimants.map((t) => t.id),
-        pbxGuids: [guid]
-      })
-      excludedPbx.add(guid)
-      for (const t of claimants) excludedTeams.add(t.id)
-    }
-  }
+  excludeSharedClaims(candidates, exclusions)
 
   const matched: Array<MatchedUser<T, P>> = []
   const matchedTeams = new Set<string>()
   const matchedPbx = new Set<string>()
   for (const [teams, { pbx, key }] of candidates) {
-    if (excludedTeams.has(teams.id) || excludedPbx.has(pbx.guid)) continue
+    if (exclusions.teams.has(teams.id) || exclusions.pbx.has(pbx.guid)) continue
     matched.push({ teams, pbx, key })
     matchedTeams.add(teams.id)
     matchedPbx.add(pbx.guid)
@@ -182,8 +195,8 @@ export const matchUsers = <T extends TeamsUserRef, P extends PbxUserRef>(
 
   return {
     matched,
-    unmatchedTeams: teamsUsers.filter((t) => !matchedTeams.has(t.id) && !excludedTeams.has(t.id)),
-    unmatchedPbx: pbxUsers.filter((p) => !matchedPbx.has(p.guid) && !excludedPbx.has(p.guid)),
-    ambiguous
+    unmatchedTeams: teamsUsers.filter((t) => !matchedTeams.has(t.id) && !exclusions.teams.has(t.id)),
+    unmatchedPbx: pbxUsers.filter((p) => !matchedPbx.has(p.guid) && !exclusions.pbx.has(p.guid)),
+    ambiguous: exclusions.ambiguous
   }
 }

@@ -49,26 +49,8 @@ export type KnownActivity = typeof Activities[number]
  * Every value either field may carry. Both fields decode against this one vocabulary, because Microsoft moves values
  * between them (a specific value such as InACall may arrive as the availability or as the activity).
  */
-export const PresenceValues = [
-  "Available",
-  "AvailableIdle",
-  "Away",
-  "BeRightBack",
-  "Busy",
-  "BusyIdle",
-  "DoNotDisturb",
-  "Focusing",
-  "InACall",
-  "InAConferenceCall",
-  "Inactive",
-  "InAMeeting",
-  "Offline",
-  "OffWork",
-  "OutOfOffice",
-  "PresenceUnknown",
-  "Presenting",
-  "UrgentInterruptionsOnly"
-] as const satisfies ReadonlyArray<KnownAvailability | KnownActivity>
+export const PresenceValues: ReadonlyArray<KnownAvailability | KnownActivity> = [...new Set([...Availabilities, ...Activities])]
+  .sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1))
 export type PresenceValue = typeof PresenceValues[number]
 
 /** A value Graph sent that the project does not know (yet); kept verbatim for logs and counters. */

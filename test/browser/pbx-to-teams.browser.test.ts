@@ -5,12 +5,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { startDemo } from "../../src/demo/Demo.ts"
 import { freePort } from "../support/waiting.ts"
 import { launchChromium } from "../support/browser.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const password = "browser-test-password"
 const waitMillis = 30_000
@@ -18,10 +17,7 @@ const waitMillis = 30_000
 describe("status page in Chromium: PBX → Teams", () => {
   it.live("the PBX → Teams light, and a call under its user while it lasts", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dataDir = yield* Effect.acquireRelease(
-        Effect.sync(() => mkdtempSync(join(tmpdir(), "status-page-p2t-"))),
-        (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-      )
+      const dataDir = yield* makeTempDir("status-page-p2t-")
       const demo = yield* startDemo({
         port: yield* freePort,
         adminPassword: Redacted.make(password),

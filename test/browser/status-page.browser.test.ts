@@ -6,22 +6,15 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Browser, BrowserContextOptions, Page } from "playwright-core"
 import { startDemo } from "../../src/demo/Demo.ts"
 import { launchChromium } from "../support/browser.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const password = "browser-test-password"
 const waitMillis = 30_000
-
-const tempDir = (prefix: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), prefix))),
-    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-  )
 
 /**
  * A port the OS has just handed out. startDemo takes `port: 0` but then tells Graph `http://127.0.0.1:0` as the
@@ -82,7 +75,7 @@ const allGreen = "#lights" + lightNames.map((name) => `:has([data-light="${name}
 describe("status page in Chromium", () => {
   it.live("lights go green, a presence change reaches its row live, no password is refused", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dataDir = yield* tempDir("status-page-data-")
+      const dataDir = yield* makeTempDir("status-page-data-")
       const demo = yield* startDemo({
         port: yield* ephemeralPort,
         adminPassword: Redacted.make(password),

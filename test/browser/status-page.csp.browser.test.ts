@@ -4,13 +4,12 @@
  * violation of the policy.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo } from "../../src/demo/Demo.ts"
 import { contentSecurityPolicy } from "../../src/status/StatusRoutes.ts"
 import { launchChromium } from "../support/browser.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const password = "csp-test-password"
 
@@ -20,7 +19,7 @@ describe("status page under its Content-Security-Policy, in Chromium", () => {
       const demo = yield* startDemo({
         port: 0,
         adminPassword: Redacted.make(password),
-        dataDir: mkdtempSync(join(tmpdir(), "tpc-csp-")),
+        dataDir: yield* makeTempDir("tpc-csp-"),
         userCount: 4,
         changeEverySeconds: 0
       })

@@ -9,13 +9,13 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { copyFileSync, mkdirSync } from "node:fs"
 import { join } from "node:path"
 import type { Browser, BrowserContextOptions, Page } from "playwright-core"
 import { startDemo } from "../../src/demo/Demo.ts"
 import { launchChromium } from "../support/browser.ts"
 import { layoutOf, timesOf } from "./pageLayout.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const password = "layout-test-password"
 const waitMillis = 30_000
@@ -23,12 +23,6 @@ const root = join(import.meta.dirname, "../..")
 const outputDir = join(root, "test-results", "status-page")
 const desktop = { width: 1280, height: 800 }
 const phone = { width: 390, height: 844 }
-
-const tempDir = (prefix: string) =>
-  Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), prefix))),
-    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-  )
 
 const openPage = (browser: Browser, url: string, options: BrowserContextOptions) =>
   Effect.gen(function*() {
@@ -82,7 +76,7 @@ describe("status page layout in Chromium", () => {
       const demo = yield* startDemo({
         port: 0,
         adminPassword: Redacted.make(password),
-        dataDir: yield* tempDir("status-layout-data-"),
+        dataDir: yield* makeTempDir("status-layout-data-"),
         userCount: 12,
         changeEverySeconds: 0
       })

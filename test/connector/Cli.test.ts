@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { tempDirSync } from "../support/tempDir.ts"
 
 const main = join(import.meta.dirname, "../../src/main.ts")
-const cwd = mkdtempSync(join(tmpdir(), "tpc-cli-"))
+const cwd = tempDirSync("tpc-cli-")
 const recordModules = join(import.meta.dirname, "../support/recordModules.ts")
 const run = (...args: Array<string>) => {
   const env = { ...process.env }

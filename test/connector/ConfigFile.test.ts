@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { accountPasswordVariable, describeConfig, loadConfigFile } from "../../src/config/ConfigFile.ts"
+import { tempDirSync } from "../support/tempDir.ts"
 
-const dir = mkdtempSync(join(tmpdir(), "tpc-config-"))
+const dir = tempDirSync("tpc-config-")
 const file = (name: string, text: string) => {
   const path = join(dir, name)
   writeFileSync(path, text)

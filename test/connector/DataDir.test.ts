@@ -4,13 +4,13 @@
  * file in it is open to other users.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Exit } from "effect"
 import { DataDirError, prepareDataDir } from "../../src/config/DataDir.ts"
 import { healthy, logMessages, startProcess, writeConfig } from "../support/processes.ts"
 import { freePort, until } from "../support/waiting.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const mode = (path: string) => statSync(path).mode & 0o777
 
@@ -24,7 +24,7 @@ const failure = (exit: Exit.Exit<void, DataDirError>) => {
 describe("data directory", () => {
   it.effect("a missing directory is created 0700, also under a permissive umask", () =>
     Effect.gen(function*() {
-      const dir = join(mkdtempSync(join(tmpdir(), "tpc-datadir-")), "a", "data")
+      const dir = join(yield* makeTempDir("tpc-datadir-"), "a", "data")
       const umask = process.umask(0o022)
       try {
         yield* prepareDataDir(dir)
@@ -37,7 +37,7 @@ describe("data directory", () => {
 
   it.effect("an existing directory open to others is refused, with the chmod that fixes it", () =>
     Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "tpc-datadir-"))
+      const dir = yield* makeTempDir("tpc-datadir-")
       chmodSync(dir, 0o755)
       const message = failure(yield* Effect.exit(prepareDataDir(dir)))
       assert.include(message, `${dir} can be read by other users (mode 0755)`)
@@ -48,7 +48,7 @@ describe("data directory", () => {
 
   it.effect("a file or directory inside that others can read is refused too", () =>
     Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "tpc-datadir-"))
+      const dir = yield* makeTempDir("tpc-datadir-")
       mkdirSync(join(dir, "accounts"), { mode: 0o700 })
       const token = join(dir, "accounts", "tech1.refresh-token.json")
       writeFileSync(token, "{}", { mode: 0o644 })
@@ -62,7 +62,7 @@ describe("data directory", () => {
 
   it.live("run with a configured admin password: the directory it creates is 0700", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "tpc-datadir-run-"))
+      const dir = yield* makeTempDir("tpc-datadir-run-")
       const port = yield* freePort
       const config = writeConfig(dir, port, {
         notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${port}` },
@@ -86,7 +86,7 @@ describe("data directory", () => {
 
   it.live("run refuses to start on a data directory others can read: exit 1 and the fix", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "tpc-datadir-run-"))
+      const dir = yield* makeTempDir("tpc-datadir-run-")
       const data = join(dir, "data")
       mkdirSync(data, { mode: 0o755 })
       chmodSync(data, 0o755)

@@ -5,10 +5,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { accountPasswordVariable, environmentVariables } from "../../src/config/ConfigFile.ts"
+import { tempDirSync } from "../support/tempDir.ts"
 
 const root = join(import.meta.dirname, "../..")
 const unitName = "teams-presence-connector.service"
@@ -21,7 +21,7 @@ const skipped = "(skipped: systemd-analyze is not installed on this machine)"
 
 /** The unit as on a machine where Node.js is this one (verify checks that ExecStart's program exists). */
 const unitHere = () => {
-  const dir = mkdtempSync(join(tmpdir(), "tpc-unit-"))
+  const dir = tempDirSync("tpc-unit-")
   const path = join(dir, unitName)
   writeFileSync(path, unit.replace("ExecStart=/usr/bin/node ", `ExecStart=${process.execPath} `))
   return path

@@ -4,12 +4,12 @@
  * puts the simulators on the ports asked for, prints them, and stops cleanly.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { healthy, startProcess, writeConfig } from "../support/processes.ts"
 import { freePort, until } from "../support/waiting.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 /** The `level` of every JSON log line in a file. */
 const levels = (file: string): Array<string> =>
@@ -27,7 +27,7 @@ const answers = (url: string) => Effect.promise(() => fetch(url).then((r) => (r.
 /** `run` with a configuration whose log.level is info, and the given `--log-level`; stopped once it is healthy. */
 const runWithLevel = (level: string) =>
   Effect.gen(function*() {
-    const dir = mkdtempSync(join(tmpdir(), "tpc-cli-level-"))
+    const dir = yield* makeTempDir("tpc-cli-level-")
     const port = yield* freePort
     const logFile = join(dir, "out.log")
     const { child, exited } = yield* startProcess("node src/main.ts", ["run", "--config", writeConfig(dir, port), "--log-level", level], logFile)
@@ -51,7 +51,7 @@ describe("command line (real processes)", () => {
 
   it.live("demo --graph-port --pbx-port: the simulators listen where asked, the banner says so, SIGTERM stops all", () =>
     Effect.scoped(Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "tpc-cli-demo-"))
+      const dir = yield* makeTempDir("tpc-cli-demo-")
       const [port, graphPort, pbxPort] = [yield* freePort, yield* freePort, yield* freePort]
       const logFile = join(dir, "out.log")
       const { child, exited } = yield* startProcess(

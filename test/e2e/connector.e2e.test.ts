@@ -4,14 +4,11 @@
  * removed on either side are picked up; a user without a licence is never written.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { Effect, Redacted } from "effect"
-import { startDemo, type DemoHandle } from "../../src/demo/Demo.ts"
-import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
+import { Effect } from "effect"
+import type { DemoHandle } from "../../src/demo/Demo.ts"
 import { teamsEntry } from "../support/pbxPresence.ts"
-import { basicAuth, until } from "../support/waiting.ts"
+import { until } from "../support/waiting.ts"
+import { startTestDemo, statusOf } from "../support/demo.ts"
 
 const password = "e2e-admin-password"
 
@@ -34,13 +31,7 @@ const expected: Array<[activity: string, availability: string, pbx: string]> = [
   ["UrgentInterruptionsOnly", "DoNotDisturb", "dnd"]
 ]
 
-const status = (demo: DemoHandle) =>
-  Effect.promise(async () => {
-    const response = await fetch(demo.url + "/api/status", {
-      headers: { authorization: basicAuth(password) }
-    })
-    return (await response.json()) as StatusSnapshot
-  })
+const status = (demo: DemoHandle) => statusOf(demo, password)
 
 /** The connector's entry in the user's presence list, as phones would see it. */
 const teamsEntryOf = (demo: DemoHandle, guid: string) => Effect.map(demo.pbx.presence(guid), teamsEntry)
@@ -49,13 +40,7 @@ const guidOf = (demo: DemoHandle, email: string) =>
   Effect.map(demo.pbx.users, (users) => users.find((u) => (u.emails ?? []).includes(email))?.guid)
 
 const start = Effect.gen(function*() {
-  const demo = yield* startDemo({
-    port: 0,
-    userCount: 20,
-    changeEverySeconds: 0,
-    adminPassword: Redacted.make(password),
-    dataDir: mkdtempSync(join(tmpdir(), "tpc-e2e-"))
-  })
+  const demo = yield* startTestDemo(password, { userCount: 20 })
   yield* until("all lights green", Effect.map(status(demo), (s) => Object.values(s.lights).every((l) => l.state === "green") ? s : undefined))
   return demo
 })

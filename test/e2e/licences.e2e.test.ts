@@ -7,22 +7,15 @@
  *   and the user gets no further SetPresence.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { Effect, Redacted } from "effect"
-import { type DemoHandle, startDemo } from "../../src/demo/Demo.ts"
-import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
+import { Effect } from "effect"
+import type { DemoHandle } from "../../src/demo/Demo.ts"
 import { teamsActivity } from "../support/pbxPresence.ts"
-import { basicAuth, until } from "../support/waiting.ts"
+import { until } from "../support/waiting.ts"
+import { startTestDemo, statusOf } from "../support/demo.ts"
 
 const password = "licences-admin-password"
 
-const status = (demo: DemoHandle) =>
-  Effect.promise(async () => {
-    const response = await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth(password) } })
-    return (await response.json()) as StatusSnapshot
-  })
+const status = (demo: DemoHandle) => statusOf(demo, password)
 
 const simSubscriptions = (demo: DemoHandle) =>
   Effect.promise(async () =>
@@ -36,14 +29,7 @@ const allGreen = (demo: DemoHandle) =>
   until("all lights green", Effect.map(status(demo), (s) => (Object.values(s.lights).every((l) => l.state === "green") ? s : undefined)))
 
 const start = (options: { licensing?: "appRight" | "appLicence" }) =>
-  startDemo({
-    port: 0,
-    userCount: 4,
-    changeEverySeconds: 0,
-    adminPassword: Redacted.make(password),
-    dataDir: mkdtempSync(join(tmpdir(), "tpc-licences-")),
-    ...options
-  })
+  startTestDemo(password, { userCount: 4, ...options })
 
 describe("licences end to end", () => {
   it.live("appRight with the real captures' AppLogin info serves every user; a restart before the master logs in adopts the stored subscription", () =>

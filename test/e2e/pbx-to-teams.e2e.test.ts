@@ -5,33 +5,19 @@
  * an on-the-phone or busy that came from its own call, and after the call both sides show what they showed before.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { Effect, Redacted } from "effect"
-import { type DemoHandle, startDemo } from "../../src/demo/Demo.ts"
-import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
-import { basicAuth, until } from "../support/waiting.ts"
+import { Effect } from "effect"
+import type { DemoHandle } from "../../src/demo/Demo.ts"
+import { until } from "../support/waiting.ts"
+import { startTestDemo, statusOf } from "../support/demo.ts"
 
 const password = "e2e-admin-password"
 const clientId = "66666666-7777-8888-9999-000000000000"
 
-const status = (demo: DemoHandle) =>
-  Effect.promise(async () => {
-    const response = await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth(password) } })
-    return (await response.json()) as StatusSnapshot
-  })
+const status = (demo: DemoHandle) => statusOf(demo, password)
 
 const start = (pbxToTeams: Record<string, unknown> = {}) =>
   Effect.gen(function*() {
-    const demo = yield* startDemo({
-      port: 0,
-      userCount: 6,
-      changeEverySeconds: 0,
-      adminPassword: Redacted.make(password),
-      dataDir: mkdtempSync(join(tmpdir(), "tpc-p2t-")),
-      pbxToTeams
-    })
+    const demo = yield* startTestDemo(password, { userCount: 6, pbxToTeams })
     yield* until("all lights green and every user's calls watched", Effect.map(status(demo), (s) =>
       Object.values(s.lights).every((l) => l.state === "green") && s.pbxToTeams?.light.state === "green" &&
         s.pbxToTeams.live === 6 ? s : undefined))

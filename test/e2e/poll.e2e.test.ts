@@ -3,30 +3,16 @@
  * credential; the rest of the connector works the same.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { Effect, Redacted } from "effect"
-import { startDemo } from "../../src/demo/Demo.ts"
-import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
-import { basicAuth, until } from "../support/waiting.ts"
+import { Effect } from "effect"
+import { until } from "../support/waiting.ts"
 import { teamsEntry } from "../support/pbxPresence.ts"
+import { startTestDemo, statusOf } from "../support/demo.ts"
 
 describe("poll-only mode", () => {
   it.live("lights green without subscriptions; a Teams change reaches the PBX within a poll interval", () =>
     Effect.scoped(Effect.gen(function*() {
-      const demo = yield* startDemo({
-        port: 0,
-        userCount: 8,
-        mode: "poll",
-        pollSeconds: 1,
-        changeEverySeconds: 0,
-        adminPassword: Redacted.make("pw"),
-        dataDir: mkdtempSync(join(tmpdir(), "tpc-poll-"))
-      })
-      const status = Effect.promise(async () =>
-        (await (await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth("pw") } })).json()) as StatusSnapshot
-      )
+      const demo = yield* startTestDemo("pw", { userCount: 8, mode: "poll", pollSeconds: 1 })
+      const status = statusOf(demo, "pw")
       const green = yield* until("all lights green", Effect.map(status, (s) => Object.values(s.lights).every((l) => l.state === "green") ? s : undefined))
       assert.strictEqual(green.mode, "poll")
       assert.match(green.lights.presenceSubscription.reason, /poll-only/)

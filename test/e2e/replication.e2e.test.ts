@@ -3,31 +3,18 @@
  * when they carry a Teams user's e-mail address: the person is matched and written, the queue never.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { Effect, Redacted } from "effect"
-import { startDemo } from "../../src/demo/Demo.ts"
-import type { StatusSnapshot } from "../../src/status/StatusBoard.ts"
-import { basicAuth, until } from "../support/waiting.ts"
+import { Effect } from "effect"
+import { until } from "../support/waiting.ts"
 import { teamsEntry } from "../support/pbxPresence.ts"
+import { startTestDemo, statusOf } from "../support/demo.ts"
 
 const password = "replication-admin-password"
 
 describe("user table objects that are not people", () => {
   it.live("a waiting queue carrying user2's address is neither matched nor written; user2 is", () =>
     Effect.scoped(Effect.gen(function*() {
-      const demo = yield* startDemo({
-        port: 0,
-        userCount: 3,
-        changeEverySeconds: 0,
-        adminPassword: Redacted.make(password),
-        dataDir: mkdtempSync(join(tmpdir(), "tpc-replication-"))
-      })
-      const status = Effect.promise(async () => {
-        const response = await fetch(demo.url + "/api/status", { headers: { authorization: basicAuth(password) } })
-        return (await response.json()) as StatusSnapshot
-      })
+      const demo = yield* startTestDemo(password, { userCount: 3 })
+      const status = statusOf(demo, password)
       const queue = { guid: "queue".padEnd(32, "9"), h323: "support", cn: "Support Queue", emails: ["user2@contoso.com"], pseudo: "waiting", loc: "pbx-master" }
       // A PBX that sends every object of the table, whatever the connector asks for. While the master is away the
       // queue is added and user1 renamed: the new name on the page shows that the reload has been planned.

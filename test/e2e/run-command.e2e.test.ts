@@ -5,8 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, writeFileSync, openSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync, writeFileSync, openSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import * as YAML from "yaml"
@@ -15,6 +14,7 @@ import { startPbxSimulator } from "../../src/simulators/pbx/Standalone.ts"
 import { loadPopulation } from "../../src/simulators/UsersFile.ts"
 import { freePort, until } from "../support/waiting.ts"
 import { teamsEntry } from "../support/pbxPresence.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const main = join(import.meta.dirname, "../../src/main.ts")
 const pbxPassword = "run-test-app-object-password"
@@ -26,7 +26,7 @@ describe("run command", () => {
       const population = yield* loadPopulation({ users: 4 })
       const graph = yield* startGraphSimulator({ port: 0, host: "127.0.0.1", users: 4 })
       const port = yield* freePort
-      const dir = mkdtempSync(join(tmpdir(), "tpc-run-"))
+      const dir = yield* makeTempDir("tpc-run-")
       const config = {
         ...(YAML.parse(connectorSnippet(graph.url, population)) as Record<string, unknown>),
         notifications: { mode: "push", publicBaseUrl: `http://127.0.0.1:${port}` },

@@ -3,13 +3,12 @@
  * writes before it stops; without it, the presences stay as they were.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Redacted } from "effect"
 import { startDemo, type DemoHandle } from "../../src/demo/Demo.ts"
 import { teamsActivity } from "../support/pbxPresence.ts"
 import { until } from "../support/waiting.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const liveSubscriptions = (demo: DemoHandle) =>
   Effect.promise(async () =>
@@ -25,7 +24,7 @@ const scenario = (clearPresencesOnShutdown: boolean) =>
       clearPresencesOnShutdown,
       deleteSubscriptionsOnShutdown: clearPresencesOnShutdown,
       adminPassword: Redacted.make("pw"),
-      dataDir: mkdtempSync(join(tmpdir(), "tpc-shutdown-"))
+      dataDir: yield* makeTempDir("tpc-shutdown-")
     })
     // The people of the table: its waiting queue and trunk are never written.
     const users = (yield* demo.pbx.users).filter((u) => u.pseudo === undefined)

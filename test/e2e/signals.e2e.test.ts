@@ -5,16 +5,15 @@
  * order, stopped, exit code).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { healthy, type Launch, logMessages, startProcess, writeConfig } from "../support/processes.ts"
 import { freePort, until } from "../support/waiting.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const stopWith = (launch: Launch, signal: "SIGTERM" | "SIGINT") =>
   Effect.gen(function*() {
-    const dir = mkdtempSync(join(tmpdir(), "tpc-signal-"))
+    const dir = yield* makeTempDir("tpc-signal-")
     const port = yield* freePort
     const logFile = join(dir, "out.log")
     const { child, exited } = yield* startProcess(launch, ["run", "--config", writeConfig(dir, port)], logFile)

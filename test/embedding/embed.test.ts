@@ -3,8 +3,7 @@
  * PBX simulator over real sockets, and checks that docs/embedding.md shows exactly that file.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Context, Effect, Layer, Option, Stream } from "effect"
 import { StatusBoard } from "teams-presence-connector"
@@ -19,6 +18,7 @@ import {
 import { EmbeddedConnector, type EmbedOptions, reportWhenGreen } from "../../docs/examples/embed.ts"
 import { freePort } from "../../src/http/Server.ts"
 import { teamsEntry } from "../support/pbxPresence.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const root = join(import.meta.dirname, "../..")
 
@@ -78,7 +78,7 @@ describe("embedding (docs/examples/embed.ts)", () => {
         port,
         pbx: { masterPbx: "pbx-master", appPassword: "embedded-app-object-password" },
         adminPassword: "embedded-admin-password",
-        dataDir: mkdtempSync(join(tmpdir(), "tpc-embed-")),
+        dataDir: yield* makeTempDir("tpc-embed-"),
         logLevel: "error"
       }
       // The PBXs connect to the connector's websocket and keep retrying until it listens.

@@ -6,8 +6,6 @@
  * by a bounded amount per rejected request.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Layer, Logger, Metric, Redacted } from "effect"
 import * as fc from "fast-check"
@@ -16,6 +14,7 @@ import { startDemo } from "../../src/demo/Demo.ts"
 import { notificationsReceived } from "../../src/domain/Metrics.ts"
 import { teamsActivity } from "../support/pbxPresence.ts"
 import { until } from "../support/waiting.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const seed = 19_2026
 const webhookRequests = 2_000
@@ -121,7 +120,7 @@ describe("fuzzing the connector's inputs (seeded, real sockets)", () => {
         userCount: 6,
         changeEverySeconds: 0,
         adminPassword: Redacted.make("fuzz-admin"),
-        dataDir: mkdtempSync(join(tmpdir(), "tpc-fuzz-"))
+        dataDir: yield* makeTempDir("tpc-fuzz-")
       })
       // The people of the table: its waiting queue and trunk are never written.
       const users = (yield* demo.pbx.users).filter((u) => u.pseudo === undefined)

@@ -4,8 +4,6 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Effect, Layer, Redacted, Stream, SubscriptionRef } from "effect"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { GraphClient, type RetryPolicy } from "../../src/graph/client/GraphClient.ts"
 import { type DelegatedAccount, GraphConfig, type GraphSettings } from "../../src/graph/client/GraphSettings.ts"
@@ -18,12 +16,13 @@ import { TeamsUsers } from "../../src/graph/users/TeamsUsers.ts"
 import { TokenService } from "../../src/graph/auth/TokenService.ts"
 import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
 import { fileState } from "../support/state.ts"
+import { tempDirSync } from "../support/tempDir.ts"
 
 export const tenantId = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 export const clientId = "12345678-1234-1234-1234-123456789abc"
 export const clientSecret = "sim-client-secret-value"
 
-export const tempDataDir = (): string => mkdtempSync(join(tmpdir(), "graph-test-"))
+export const tempDataDir = (): string => tempDirSync("graph-test-")
 
 export const settingsFor = (
   sim: GraphSimulatorHandle,

@@ -6,8 +6,7 @@
  * exported. Without an endpoint nothing is set up.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Layer, Redacted, Tracer } from "effect"
 import { startDemo } from "../../src/demo/Demo.ts"
@@ -15,16 +14,14 @@ import { loggingLayer } from "../../src/observability/Logging.ts"
 import { describeOtlp, exporterEnvironment, otlpEnabled, withOtlp } from "../../src/observability/Otlp.ts"
 import { until as poll } from "../support/waiting.ts"
 import { attribute, type OtlpSpan, startOtlpReceiver } from "./otlpReceiver.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const adminPassword = "otlp-test-admin-password"
 /** What the demo configures as secrets (src/demo/Demo.ts), and the admin password of this test. */
 const demoSecrets = ["demo-secret", "demo-password", "demo-app-object-password", adminPassword]
 const jwt = /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\./
 
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => mkdtempSync(join(tmpdir(), "tpc-otlp-"))),
-  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-)
+const tempDir = makeTempDir("tpc-otlp-")
 
 const chain = ["NotificationRoutes.notifications", "NotificationsInbox.decrypt", "Flow.map", "PresenceWriter.SetPresence"] as const
 

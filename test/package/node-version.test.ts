@@ -6,10 +6,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { copyFileSync, existsSync, readFileSync } from "node:fs"
 import { delimiter, dirname, join } from "node:path"
 import { minimum, npmCli, olderNode, repoRoot, versionProblem } from "../support/node.ts"
+import { tempDirSync } from "../support/tempDir.ts"
 
 const needed = `${minimum.major}.${minimum.minor}`
 
@@ -63,7 +63,7 @@ describe("Node.js version check", () => {
     })
 
     it("npm ci stops at the engine check (engine-strict) and installs nothing", () => {
-      const project = mkdtempSync(join(tmpdir(), "tpc-old-node-ci-"))
+      const project = tempDirSync("tpc-old-node-ci-")
       for (const file of ["package.json", "package-lock.json", ".npmrc"]) copyFileSync(join(repoRoot, file), join(project, file))
       const result = runOld([npmCli(), "ci", "--offline", "--ignore-scripts", "--no-audit", "--no-fund"], project)
       assert.notStrictEqual(result.code, 0, result.out)
@@ -71,7 +71,6 @@ describe("Node.js version check", () => {
       assert.include(result.out, `Required: {"node":">=${needed}"}`)
       assert.include(result.out, `"node":"v${old.version}"`)
       const installedSomething = existsSync(join(project, "node_modules"))
-      rmSync(project, { recursive: true, force: true })
       assert.isFalse(installedSomething, "npm ci installed packages")
     })
   })

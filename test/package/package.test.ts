@@ -6,22 +6,21 @@
  */
 import { assert, beforeAll, describe, it } from "@effect/vitest"
 import { spawn, spawnSync } from "node:child_process"
-import { copyFileSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { copyFileSync, lstatSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { olderNode, repoRoot } from "../support/node.ts"
 import { basicAuth, freePort, until } from "../support/waiting.ts"
 import { childEnv, type Installed, npm, packAndInstall } from "./install.ts"
+import { tempDirSync } from "../support/tempDir.ts"
 
 const { version } = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string }
 const fixtures = join(repoRoot, "test", "fixtures", "package-app")
-const dir = mkdtempSync(join(tmpdir(), "tpc-package-"))
+const dir = tempDirSync("tpc-package-")
 let installed: Installed
 
 beforeAll(() => {
   installed = packAndInstall(dir)
-  return () => rmSync(dir, { recursive: true, force: true })
 }, 180_000)
 
 /** The installed bin through npx, offline, in the project. */

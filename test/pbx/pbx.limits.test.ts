@@ -9,7 +9,6 @@ import { Deferred, Effect, Metric, Redacted } from "effect"
 import WebSocket from "ws"
 import { loginFailures, oversizedFrames } from "../../src/domain/Metrics.ts"
 import { loginDigest } from "../../src/pbx/socket/AppLoginDigest.ts"
-import { until } from "../support/waiting.ts"
 import { password, rawClient, startConnector } from "./harness.ts"
 
 type Client = Effect.Success<ReturnType<typeof rawClient>>
@@ -56,7 +55,7 @@ describe("PBX connection limits (real sockets)", () => {
       const client = yield* rawClient(connector.url)
       client.socket.send("x".repeat(100 * 1024))
       yield* Deferred.await(client.closed)
-      yield* until("the log line", Effect.sync(() => connector.logs.find((line) => line.includes("before logging in"))))
+      yield* connector.logged((line) => line.includes("before logging in"))
       assert.strictEqual((yield* counter(oversizedFrames, { phase: "login" })) - before, 1)
       const lines = connector.logs.filter((line) => line.includes("before logging in"))
       assert.strictEqual(lines.length, 1, connector.logs.join("\n"))
@@ -91,7 +90,7 @@ describe("PBX connection limits (real sockets)", () => {
       client.socket.send("z".repeat(65 * 1024))
       const code = yield* Deferred.await(client.closed)
       assert.notStrictEqual(code, 1000)
-      yield* until("the log line", Effect.sync(() => connector.logs.find((line) => line.includes("connection closed: the PBX sent"))))
+      yield* connector.logged((line) => line.includes("connection closed: the PBX sent"))
       assert.strictEqual((yield* counter(oversizedFrames, { phase: "session" })) - before, 1)
       assert.isTrue(
         connector.logs.some((line) => line.includes("connection closed: the PBX sent a frame over the limit of 65536 bytes (pbx.maxFrameBytes)")),

@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { generatePeople, loadPopulation, parseUsersFile, resolvePopulation } from "../../src/simulators/UsersFile.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const validYaml = `
 tenantId: 0a0a0a0a-1111-2222-3333-444444444444
@@ -98,7 +98,7 @@ users:
 
   it.effect("loads from disk; a missing file is a clear problem", () =>
     Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "users-file-"))
+      const dir = yield* makeTempDir("users-file-")
       const path = join(dir, "users.yaml")
       writeFileSync(path, validYaml)
       const population = yield* loadPopulation({ usersFile: path, users: 99 })

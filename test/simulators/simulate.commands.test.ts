@@ -3,11 +3,10 @@ import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Console, Deferred, Effect, Fiber } from "effect"
 import { Command } from "effect/cli"
 import { execFile } from "node:child_process"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { simulateGraphCommand, simulatePbxCommand } from "../../src/cli/SimulateCommands.ts"
 import { allLoggedIn, password, startConnector } from "../pbx/harness.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 /** The commands as the CLI mounts them: `simulate graph` and `simulate pbx`. */
 const cli = Command.runWith(
@@ -79,7 +78,7 @@ describe("simulate commands", () => {
 
   it.live("simulate graph --tls serves HTTPS that a Node.js client trusts through NODE_EXTRA_CA_CERTS pointing at the written test CA", () =>
     Effect.gen(function*() {
-      const caFile = join(mkdtempSync(join(tmpdir(), "graph-sim-tls-")), "ca.pem")
+      const caFile = join(yield* makeTempDir("graph-sim-tls-"), "ca.pem")
       const listening = yield* Deferred.make<string>()
       const capture: Console.Console = Object.assign(Object.create(globalThis.console), {
         log: (...args: ReadonlyArray<unknown>) => {

@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Console, Deferred, Effect, Fiber } from "effect"
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { decodeConfig, parseConfigText } from "../../src/config/ConfigFile.ts"
 import type { GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
 import { runGraphSimulator } from "../../src/simulators/graph/Standalone.ts"
+import { tempDirSync } from "../support/tempDir.ts"
 
 /** A console that keeps what is printed. */
 const captureConsole = () => {
@@ -31,7 +31,7 @@ const tokenRequest = (url: string, tenantId: string, form: Record<string, string
   })
 
 const usersFile = (text: string) => {
-  const path = join(mkdtempSync(join(tmpdir(), "graph-standalone-")), "users.yaml")
+  const path = join(tempDirSync("graph-standalone-"), "users.yaml")
   writeFileSync(path, text)
   return path
 }

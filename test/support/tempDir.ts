@@ -1,8 +1,14 @@
-/** Temporary directories for tests, each removed with everything in it when its scope closes. */
+/**
+ * Temporary directories for tests, each removed with everything in it: in an Effect, when its scope closes
+ * (`makeTempDir`, `tempDir`); outside one (module level, a plain `it`, a helper called from either), when the test that
+ * made it finishes, or after the file's tests when it was made while none ran (`tempDirSync`).
+ */
 import { Effect, type Scope } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import { afterAll, onTestFinished } from "vitest"
 
 /** A new directory under the system's temporary directory, named `prefix` and a random suffix. */
 export const makeTempDir = (prefix: string): Effect.Effect<string, never, Scope.Scope> =>
@@ -12,3 +18,15 @@ export const makeTempDir = (prefix: string): Effect.Effect<string, never, Scope.
   )
 
 export const tempDir: Effect.Effect<string, never, Scope.Scope> = makeTempDir("tpc-test-")
+
+/** The same, made at once: removed when the running test finishes, or after the file's tests if none is running. */
+export const tempDirSync = (prefix: string): string => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix))
+  const remove = () => rmSync(dir, { recursive: true, force: true })
+  try {
+    onTestFinished(remove)
+  } catch {
+    afterAll(remove)
+  }
+  return dir
+}

@@ -68,121 +68,130 @@ const filterPattern =
 
 const PresencesRequest = Schema.Struct({ ids: Schema.Array(Schema.String) })
 
+/** What the endpoints work with: the simulator's state and the presence rate limit. */
+interface Graph {
+  readonly state: SimState["Service"]
+  readonly options: GraphRouteOptions
+}
+
+type Request = HttpServerRequest.HttpServerRequest
+type Handler = (graph: Graph, request: Request) => Effect.Effect<HttpServerResponse.HttpServerResponse, SimHttpError, HttpRouter.RouteContext>
+
 export const GraphRoutes = (options: GraphRouteOptions) =>
   HttpRouter.use((router) =>
     Effect.gen(function*() {
-      const state = yield* SimState
-
-      /** Authenticates, applies faults and renders SimHttpErrors the Graph way. */
-      const graphRoute = (
-        route: string,
-        handler: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<HttpServerResponse.HttpServerResponse, SimHttpError, HttpRouter.RouteContext>
-      ) =>
-      (request: HttpServerRequest.HttpServerRequest) =>
-        Effect.gen(function*() {
-          state.count(route)
-          yield* state.authenticate(request.headers)
-          yield* state.graphFaults
-          return yield* handler(request)
-        }).pipe(Effect.catchTag("SimHttpError", (error) => state.errorResponse(error)))
-
-      const assignedDateTime = isoSeconds(0) + "Z"
-
-      const listUsers = (request: HttpServerRequest.HttpServerRequest) =>
-        Effect.gen(function*() {
-          const url = new URL(request.url, state.baseUrl())
-          const params = url.searchParams
-          const top = Number(params.get("$top") ?? "100")
-          if (!Number.isInteger(top) || top < 1 || top > 999) {
-            return yield* badRequest("Request_BadRequest", `Invalid page size specified: '${params.get("$top")}'. Must be between 1 and 999 inclusive.`)
-          }
-          const advanced = Option.getOrUndefined(Headers.get(request.headers, "consistencylevel"))?.toLowerCase() === "eventual"
-          const count = params.get("$count")
-          if (count !== null && count !== "true" && count !== "false") {
-            return yield* badRequest("Request_BadRequest", `Invalid value '${count}' for $count.`)
-          }
-          if (count === "true" && !advanced) return yield* badRequest("Request_BadRequest", "$count is not currently supported.")
-          let users = state.listUsers()
-          const filter = params.get("$filter")
-          if (filter !== null) {
-            const match = filterPattern.exec(filter.trim())
-            if (match === null || !advanced || count !== "true") {
-              return yield* badRequest(
-                "Request_UnsupportedQuery",
-                "Unsupported or invalid query filter clause specified for property 'assignedPlans' of resource 'User'."
-              )
-            }
-            const planId = match[2]!.toLowerCase()
-            const status = match[3]!.toLowerCase()
-            users = users.filter((user) => user.teams && planId === teamsServicePlanId && status === "enabled")
-          }
-          const select = params.get("$select")?.split(",").map((key) => key.trim()).filter((key) => key.length > 0)
-          const skip = decodeSkipToken(params.get("$skiptoken"))
-          if (skip === undefined) return yield* badRequest("Request_BadRequest", "Invalid $skiptoken.")
-          const page = users.slice(skip, skip + top)
-          const nextParams = new URLSearchParams(params)
-          nextParams.set("$skiptoken", encodeSkipToken(skip + top))
-          const body: Record<string, unknown> = {
-            "@odata.context": `${state.baseUrl()}/v1.0/$metadata#users${select !== undefined ? `(${select.join(",")})` : ""}`
-          }
-          if (count === "true") body["@odata.count"] = users.length
-          if (skip + top < users.length) {
-            body["@odata.nextLink"] = `${state.baseUrl()}/v1.0/users?${nextParams.toString().replaceAll("%24", "$")}`
-          }
-          body.value = page.map((user) => project(renderUser(user, assignedDateTime), select ?? defaultProperties))
-          return yield* state.json(200, body)
-        })
-
-      const notFound = (id: string) =>
-        new SimHttpError({
-          status: 404,
-          code: "Request_ResourceNotFound",
-          message: `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`
-        })
-
-      const getUser = (request: HttpServerRequest.HttpServerRequest) =>
-        Effect.gen(function*() {
-          const { id = "" } = yield* HttpRouter.params
-          const user = state.getUser(id) ?? state.findUserByUpn(id)
-          if (user === undefined) return yield* notFound(id)
-          const select = new URL(request.url, state.baseUrl()).searchParams.get("$select")?.split(",").map((key) => key.trim())
-          return yield* state.json(200, {
-            "@odata.context": `${state.baseUrl()}/v1.0/$metadata#users/$entity`,
-            ...project(renderUser(user, assignedDateTime), select ?? defaultProperties)
-          })
-        })
-
-      const getPresence = Effect.gen(function*() {
-        const { id = "" } = yield* HttpRouter.params
-        const presence = state.getPresence(id)
-        if (presence === undefined) return yield* notFound(id)
-        return yield* state.json(200, presence)
-      })
-
-      const getPresencesByUserId = (request: HttpServerRequest.HttpServerRequest) =>
-        Effect.gen(function*() {
-          const principal = yield* state.authenticate(request.headers)
-          const body = yield* request.json.pipe(
-            Effect.flatMap(Schema.decodeUnknownEffect(PresencesRequest)),
-            Effect.mapError(() => badRequest("BadRequest", "The request body must be {\"ids\":[…]} with user ids."))
-          )
-          if (body.ids.length > 650) {
-            return yield* badRequest("BadRequest", `The number of ids (${body.ids.length}) exceeds the maximum of 650.`)
-          }
-          yield* state.checkPresenceRate(principal.appId, options.presenceRequestsPerWindow, options.presenceWindowSeconds * 1000)
-          const value = body.ids.flatMap((id) => {
-            const presence = state.getPresence(id)
-            return presence === undefined ? [] : [presence]
-          })
-          return yield* state.json(200, { value })
-        })
-
-      yield* router.add("GET", "/v1.0/users", graphRoute("users", listUsers))
-      yield* router.add("GET", "/v1.0/users/:id", graphRoute("user", getUser))
-      yield* router.add("GET", "/v1.0/users/:id/presence", graphRoute("presence", () => getPresence))
-      yield* router.add("POST", "/v1.0/communications/getPresencesByUserId", graphRoute("getPresencesByUserId", getPresencesByUserId))
+      const graph: Graph = { state: yield* SimState, options }
+      const route = (name: string, handler: Handler) => (request: Request) => graphRoute(graph, name, request, handler)
+      yield* router.add("GET", "/v1.0/users", route("users", listUsers))
+      yield* router.add("GET", "/v1.0/users/:id", route("user", getUser))
+      yield* router.add("GET", "/v1.0/users/:id/presence", route("presence", getPresence))
+      yield* router.add("POST", "/v1.0/communications/getPresencesByUserId", route("getPresencesByUserId", getPresencesByUserId))
     })
   )
+
+/** Authenticates, applies faults and renders SimHttpErrors the Graph way. */
+const graphRoute = (graph: Graph, route: string, request: Request, handler: Handler) => {
+  const { state } = graph
+  return Effect.gen(function*() {
+    state.count(route)
+    yield* state.authenticate(request.headers)
+    yield* state.graphFaults
+    return yield* handler(graph, request)
+  }).pipe(Effect.catchTag("SimHttpError", (error) => state.errorResponse(error)))
+}
+
+const assignedDateTime = isoSeconds(0) + "Z"
+
+/** `$count` and `$filter` as Graph allows them: the advanced query (ConsistencyLevel: eventual) for both. */
+const filteredUsers = Effect.fnUntraced(function*({ state }: Graph, request: Request, params: URLSearchParams) {
+  const advanced = Option.getOrUndefined(Headers.get(request.headers, "consistencylevel"))?.toLowerCase() === "eventual"
+  const count = params.get("$count")
+  if (count !== null && count !== "true" && count !== "false") {
+    return yield* badRequest("Request_BadRequest", `Invalid value '${count}' for $count.`)
+  }
+  if (count === "true" && !advanced) return yield* badRequest("Request_BadRequest", "$count is not currently supported.")
+  const users = state.listUsers()
+  const filter = params.get("$filter")
+  if (filter === null) return { users, count: count === "true" }
+  const match = filterPattern.exec(filter.trim())
+  if (match === null || !advanced || count !== "true") {
+    return yield* badRequest(
+      "Request_UnsupportedQuery",
+      "Unsupported or invalid query filter clause specified for property 'assignedPlans' of resource 'User'."
+    )
+  }
+  const planId = match[2]!.toLowerCase()
+  const status = match[3]!.toLowerCase()
+  return { users: users.filter((user) => user.teams && planId === teamsServicePlanId && status === "enabled"), count: true }
+})
+
+const listUsers = Effect.fnUntraced(function*(graph: Graph, request: Request) {
+  const { state } = graph
+  const url = new URL(request.url, state.baseUrl())
+  const params = url.searchParams
+  const top = Number(params.get("$top") ?? "100")
+  if (!Number.isInteger(top) || top < 1 || top > 999) {
+    return yield* badRequest("Request_BadRequest", `Invalid page size specified: '${params.get("$top")}'. Must be between 1 and 999 inclusive.`)
+  }
+  const { users, count } = yield* filteredUsers(graph, request, params)
+  const select = params.get("$select")?.split(",").map((key) => key.trim()).filter((key) => key.length > 0)
+  const skip = decodeSkipToken(params.get("$skiptoken"))
+  if (skip === undefined) return yield* badRequest("Request_BadRequest", "Invalid $skiptoken.")
+  const page = users.slice(skip, skip + top)
+  const nextParams = new URLSearchParams(params)
+  nextParams.set("$skiptoken", encodeSkipToken(skip + top))
+  const body: Record<string, unknown> = {
+    "@odata.context": `${state.baseUrl()}/v1.0/$metadata#users${select !== undefined ? `(${select.join(",")})` : ""}`
+  }
+  if (count) body["@odata.count"] = users.length
+  if (skip + top < users.length) {
+    body["@odata.nextLink"] = `${state.baseUrl()}/v1.0/users?${nextParams.toString().replaceAll("%24", "$")}`
+  }
+  body.value = page.map((user) => project(renderUser(user, assignedDateTime), select ?? defaultProperties))
+  return yield* state.json(200, body)
+})
+
+const notFound = (id: string) =>
+  new SimHttpError({
+    status: 404,
+    code: "Request_ResourceNotFound",
+    message: `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`
+  })
+
+const getUser = Effect.fnUntraced(function*({ state }: Graph, request: Request) {
+  const { id = "" } = yield* HttpRouter.params
+  const user = state.getUser(id) ?? state.findUserByUpn(id)
+  if (user === undefined) return yield* notFound(id)
+  const select = new URL(request.url, state.baseUrl()).searchParams.get("$select")?.split(",").map((key) => key.trim())
+  return yield* state.json(200, {
+    "@odata.context": `${state.baseUrl()}/v1.0/$metadata#users/$entity`,
+    ...project(renderUser(user, assignedDateTime), select ?? defaultProperties)
+  })
+})
+
+const getPresence = Effect.fnUntraced(function*({ state }: Graph) {
+  const { id = "" } = yield* HttpRouter.params
+  const presence = state.getPresence(id)
+  if (presence === undefined) return yield* notFound(id)
+  return yield* state.json(200, presence)
+})
+
+const getPresencesByUserId = Effect.fnUntraced(function*({ options, state }: Graph, request: Request) {
+  const principal = yield* state.authenticate(request.headers)
+  const body = yield* request.json.pipe(
+    Effect.flatMap(Schema.decodeUnknownEffect(PresencesRequest)),
+    Effect.mapError(() => badRequest("BadRequest", "The request body must be {\"ids\":[…]} with user ids."))
+  )
+  if (body.ids.length > 650) {
+    return yield* badRequest("BadRequest", `The number of ids (${body.ids.length}) exceeds the maximum of 650.`)
+  }
+  yield* state.checkPresenceRate(principal.appId, options.presenceRequestsPerWindow, options.presenceWindowSeconds * 1000)
+  const value = body.ids.flatMap((id) => {
+    const presence = state.getPresence(id)
+    return presence === undefined ? [] : [presence]
+  })
+  return yield* state.json(200, { value })
+})
 
 const encodeSkipToken = (offset: number): string => `m~${Buffer.from(JSON.stringify({ o: offset })).toString("base64url")}`
 

@@ -118,101 +118,117 @@ export const GraphSimulator = {
       clientId: options.clientId,
       tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3599
     })
-    for (const account of options.accounts ?? []) {
-      yield* state.addUser({
-        displayName: account.displayName ?? account.upn.split("@")[0]!,
-        userPrincipalName: account.upn,
-        teams: account.teams ?? true,
-        password: account.password,
-        mfa: account.mfa
-      })
-    }
-    for (const user of options.users ?? []) yield* state.addUser(user)
-
-    const routes = Layer.mergeAll(
-      IdentityRoutes({
-        clientSecrets: options.clientSecrets ?? [],
-        extraApps: options.extraApps ?? [],
-        certificatePem: options.certificatePem,
-        allowPublicClientFlows: options.allowPublicClientFlows ?? true,
-        deviceCodeIntervalSeconds: options.deviceCodeIntervalSeconds ?? 5,
-        deviceCodeExpiresInSeconds: options.deviceCodeExpiresInSeconds ?? 900
-      }),
-      DiscoveryRoutes,
-      GraphRoutes({
-        presenceRequestsPerWindow: options.presenceRequestsPerWindow ?? 1500,
-        presenceWindowSeconds: options.presenceWindowSeconds ?? 30
-      }),
-      PresenceSessionRoutes({
-        presenceRequestsPerWindow: options.presenceRequestsPerWindow ?? 1500,
-        presenceWindowSeconds: options.presenceWindowSeconds ?? 30
-      }),
-      ControlRoutes,
-      ...(options.extensions ?? [])
-    )
-    const tls = options.tls
-    const server = HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
-      Layer.provide([Layer.succeed(SimState, state), NodeHttpClient.layerUndici]),
-      Layer.provideMerge(NodeHttpServer.layer(
-        () => tls === undefined ? createServer() : createTlsServer({ cert: tls.certificatePem, key: tls.privateKeyPem }),
-        { port: options.port ?? 0, host: "127.0.0.1" }
-      ))
-    )
-    const context = yield* Layer.build(server).pipe(Effect.orDie)
-    const address = Context.get(context, HttpServer.HttpServer).address
-    const scheme = tls === undefined ? "http" : "https"
-    const url = "port" in address ? `${scheme}://127.0.0.1:${address.port}` : `${scheme}://127.0.0.1`
+    yield* addPopulation(state, options)
+    const url = yield* serve(state, options)
     state.setBaseUrl(url)
     yield* expireSessionsEverySecond.pipe(Effect.provideService(SimState, state), Effect.forkScoped)
-
-    return {
-      url,
-      tenantId: options.tenantId,
-      clientId: options.clientId,
-      state,
-      addUser: state.addUser,
-      updateUser: state.updateUser,
-      removeUser: state.removeUser,
-      setTeamsLicence: (id, enabled) => state.updateUser(id, { teams: enabled }),
-      setPresence: state.setPresence,
-      setPreferredPresence: (id, preferred) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          state.setPreferred(
-            id,
-            preferred === undefined ? undefined : {
-              availability: preferred.availability,
-              activity: preferred.activity,
-              expiresAt: now + (preferred.expiresInMillis ?? 24 * 3600_000)
-            }
-          )),
-      presenceInputs: state.presenceInputs,
-      sessionLog: () => [...state.sessionLog],
-      approveDeviceCode: state.approveDeviceCode,
-      awaitDeviceCodePoll: state.awaitDeviceCodePoll,
-      faults: {
-        throttle: (count, retryAfterSeconds) =>
-          Effect.sync(() => {
-            state.faults.throttle = { count, retryAfterSeconds }
-          }),
-        serverErrors: (count, status = 503) =>
-          Effect.sync(() => {
-            state.faults.serverErrors = { count, status }
-          }),
-        latency: (millis) =>
-          Effect.sync(() => {
-            state.faults.latencyMillis = millis
-          }),
-        tokenOutage: (enabled) =>
-          Effect.sync(() => {
-            state.faults.tokenOutage = enabled
-          }),
-        clear: Effect.sync(() => state.clearFaults())
-      },
-      expireAllTokens: Effect.sync(() => state.expireAllTokens()),
-      counters: Effect.sync(() => state.counters())
-    } satisfies GraphSimulatorHandle
+    return handle(state, options, url)
   })
 }
+
+/** The technical accounts (also users) and the users the options name. */
+const addPopulation = Effect.fnUntraced(function*(state: SimState["Service"], options: GraphSimulatorOptions) {
+  for (const account of options.accounts ?? []) {
+    yield* state.addUser({
+      displayName: account.displayName ?? account.upn.split("@")[0]!,
+      userPrincipalName: account.upn,
+      teams: account.teams ?? true,
+      password: account.password,
+      mfa: account.mfa
+    })
+  }
+  for (const user of options.users ?? []) yield* state.addUser(user)
+})
+
+/** Every route of the simulator: identity platform, discovery, Graph, presence sessions, control API, extensions. */
+const routes = (options: GraphSimulatorOptions) => {
+  const presenceRate = {
+    presenceRequestsPerWindow: options.presenceRequestsPerWindow ?? 1500,
+    presenceWindowSeconds: options.presenceWindowSeconds ?? 30
+  }
+  return Layer.mergeAll(
+    IdentityRoutes({
+      clientSecrets: options.clientSecrets ?? [],
+      extraApps: options.extraApps ?? [],
+      certificatePem: options.certificatePem,
+      allowPublicClientFlows: options.allowPublicClientFlows ?? true,
+      deviceCodeIntervalSeconds: options.deviceCodeIntervalSeconds ?? 5,
+      deviceCodeExpiresInSeconds: options.deviceCodeExpiresInSeconds ?? 900
+    }),
+    DiscoveryRoutes,
+    GraphRoutes(presenceRate),
+    PresenceSessionRoutes(presenceRate),
+    ControlRoutes,
+    ...(options.extensions ?? [])
+  )
+}
+
+/** The HTTP (or HTTPS) server on 127.0.0.1 for the scope's life; returns its URL. */
+const serve = Effect.fnUntraced(function*(state: SimState["Service"], options: GraphSimulatorOptions) {
+  const tls = options.tls
+  const server = HttpRouter.serve(routes(options), { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provide([Layer.succeed(SimState, state), NodeHttpClient.layerUndici]),
+    Layer.provideMerge(NodeHttpServer.layer(
+      () => tls === undefined ? createServer() : createTlsServer({ cert: tls.certificatePem, key: tls.privateKeyPem }),
+      { port: options.port ?? 0, host: "127.0.0.1" }
+    ))
+  )
+  const context = yield* Layer.build(server).pipe(Effect.orDie)
+  const address = Context.get(context, HttpServer.HttpServer).address
+  const scheme = tls === undefined ? "http" : "https"
+  return "port" in address ? `${scheme}://127.0.0.1:${address.port}` : `${scheme}://127.0.0.1`
+})
+
+const setPreferredPresence = (state: SimState["Service"]): GraphSimulatorHandle["setPreferredPresence"] => (id, preferred) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    state.setPreferred(
+      id,
+      preferred === undefined ? undefined : {
+        availability: preferred.availability,
+        activity: preferred.activity,
+        expiresAt: now + (preferred.expiresInMillis ?? 24 * 3600_000)
+      }
+    ))
+
+const faults = (state: SimState["Service"]): GraphSimulatorHandle["faults"] => ({
+  throttle: (count, retryAfterSeconds) =>
+    Effect.sync(() => {
+      state.faults.throttle = { count, retryAfterSeconds }
+    }),
+  serverErrors: (count, status = 503) =>
+    Effect.sync(() => {
+      state.faults.serverErrors = { count, status }
+    }),
+  latency: (millis) =>
+    Effect.sync(() => {
+      state.faults.latencyMillis = millis
+    }),
+  tokenOutage: (enabled) =>
+    Effect.sync(() => {
+      state.faults.tokenOutage = enabled
+    }),
+  clear: Effect.sync(() => state.clearFaults())
+})
+
+const handle = (state: SimState["Service"], options: GraphSimulatorOptions, url: string): GraphSimulatorHandle => ({
+  url,
+  tenantId: options.tenantId,
+  clientId: options.clientId,
+  state,
+  addUser: state.addUser,
+  updateUser: state.updateUser,
+  removeUser: state.removeUser,
+  setTeamsLicence: (id, enabled) => state.updateUser(id, { teams: enabled }),
+  setPresence: state.setPresence,
+  setPreferredPresence: setPreferredPresence(state),
+  presenceInputs: state.presenceInputs,
+  sessionLog: () => [...state.sessionLog],
+  approveDeviceCode: state.approveDeviceCode,
+  awaitDeviceCodePoll: state.awaitDeviceCodePoll,
+  faults: faults(state),
+  expireAllTokens: Effect.sync(() => state.expireAllTokens()),
+  counters: Effect.sync(() => state.counters())
+})
 
 /** The demo's simulator: `userCount` Teams users, one app secret and one password technical account. */
 export const startDemoGraphSimulator = (options: {

@@ -55,94 +55,103 @@ export interface SimTokens {
   awaitDeviceCodePoll(userCode: string): Effect.Effect<void>
 }
 
-export const makeSimTokens = (options: {
+export interface SimTokensOptions {
   readonly tokenLifetimeSeconds: number
   /** Device codes are approved only for a known user. */
   readonly isKnownUpn: (upn: string) => boolean
   /** Counts every access token issued. */
   readonly onIssued: () => void
-}): SimTokens => {
-  const tokens = new Map<string, IssuedToken>()
-  const refreshTokens = new Map<string, RefreshGrant>()
-  const deviceCodes = new Map<string, DeviceCodeEntry>()
+}
 
-  const issueToken = (principal: Principal) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const token = `sim-at-${randomBytes(24).toString("base64url")}`
-      tokens.set(token, { ...principal, expiresAt: now + options.tokenLifetimeSeconds * 1000 })
-      options.onIssued()
-      return { token, expiresIn: options.tokenLifetimeSeconds }
-    })
+/** What has been issued: access tokens, refresh tokens and device codes, each by its value. */
+interface Issued {
+  readonly options: SimTokensOptions
+  readonly tokens: Map<string, IssuedToken>
+  readonly refreshTokens: Map<string, RefreshGrant>
+  readonly deviceCodes: Map<string, DeviceCodeEntry>
+}
 
-  const unauthorized = (message: string) => new SimHttpError({ status: 401, code: "InvalidAuthenticationToken", message })
-
-  const authenticate = (headers: Headers.Headers) =>
-    Effect.gen(function*() {
-      const header = Option.getOrUndefined(Headers.get(headers, "authorization"))
-      if (header === undefined || header.trim() === "") return yield* unauthorized("Access token is empty.")
-      const match = /^Bearer\s+(\S+)$/i.exec(header.trim())
-      if (match === null) return yield* unauthorized("Access token validation failure. Invalid audience.")
-      const issued = tokens.get(match[1]!)
-      if (issued === undefined) return yield* unauthorized("IDX14100: JWT is not well formed, there are no dots (.).")
-      if ((yield* Clock.currentTimeMillis) >= issued.expiresAt) {
-        return yield* unauthorized("Lifetime validation failed, the token is expired.")
-      }
-      const { expiresAt: _, ...principal } = issued
-      return principal as Principal
-    })
-
-  const createDeviceCode = (expiresInSeconds: number, scopes: DelegatedScopes) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const userCode = randomBytes(5).toString("hex").toUpperCase().slice(0, 9)
-      const entry: DeviceCodeEntry = {
-        deviceCode: `sim-dc-${randomBytes(24).toString("base64url")}`,
-        userCode,
-        expiresAt: now + expiresInSeconds * 1000,
-        scopes,
-        approvedUpn: undefined,
-        polled: yield* Deferred.make<void>()
-      }
-      deviceCodes.set(entry.deviceCode, entry)
-      return entry
-    })
-
-  const byUserCode = (userCode: string) => {
-    for (const entry of deviceCodes.values()) if (entry.userCode === userCode) return entry
-    return undefined
-  }
-
+export const makeSimTokens = (options: SimTokensOptions): SimTokens => {
+  const issued: Issued = { options, tokens: new Map(), refreshTokens: new Map(), deviceCodes: new Map() }
   return {
-    issueToken,
-    authenticate,
-    expireAllTokens: () => tokens.clear(),
-    issueRefreshToken: (grant) => {
-      const token = `sim-rt-${randomBytes(32).toString("base64url")}`
-      refreshTokens.set(token, grant)
-      return token
-    },
-    redeemRefreshToken: (token) => {
-      const grant = refreshTokens.get(token)
-      refreshTokens.delete(token)
-      return grant
-    },
-    createDeviceCode,
-    findDeviceCode: (deviceCode) => deviceCodes.get(deviceCode),
+    issueToken: (principal) => issueToken(issued, principal),
+    authenticate: (headers) => authenticate(issued, headers),
+    expireAllTokens: () => issued.tokens.clear(),
+    issueRefreshToken: (grant) => issueRefreshToken(issued, grant),
+    redeemRefreshToken: (token) => redeemRefreshToken(issued, token),
+    createDeviceCode: (expiresInSeconds, scopes) => createDeviceCode(issued, expiresInSeconds, scopes),
+    findDeviceCode: (deviceCode) => issued.deviceCodes.get(deviceCode),
     consumeDeviceCode: (deviceCode) => {
-      deviceCodes.delete(deviceCode)
+      issued.deviceCodes.delete(deviceCode)
     },
-    approveDeviceCode: (userCode, upn) =>
-      Effect.sync(() => {
-        const entry = byUserCode(userCode)
-        if (entry === undefined || !options.isKnownUpn(upn)) return false
-        entry.approvedUpn = upn
-        return true
-      }),
+    approveDeviceCode: (userCode, upn) => Effect.sync(() => approveDeviceCode(issued, userCode, upn)),
     awaitDeviceCodePoll: (userCode) =>
       Effect.suspend(() => {
-        const entry = byUserCode(userCode)
+        const entry = byUserCode(issued, userCode)
         return entry === undefined ? Effect.void : Deferred.await(entry.polled)
       })
   }
+}
+
+const issueToken = Effect.fnUntraced(function*({ options, tokens }: Issued, principal: Principal) {
+  const now = yield* Clock.currentTimeMillis
+  const token = `sim-at-${randomBytes(24).toString("base64url")}`
+  tokens.set(token, { ...principal, expiresAt: now + options.tokenLifetimeSeconds * 1000 })
+  options.onIssued()
+  return { token, expiresIn: options.tokenLifetimeSeconds }
+})
+
+const unauthorized = (message: string) => new SimHttpError({ status: 401, code: "InvalidAuthenticationToken", message })
+
+const authenticate = Effect.fnUntraced(function*({ tokens }: Issued, headers: Headers.Headers) {
+  const header = Option.getOrUndefined(Headers.get(headers, "authorization"))
+  if (header === undefined || header.trim() === "") return yield* unauthorized("Access token is empty.")
+  const match = /^Bearer\s+(\S+)$/i.exec(header.trim())
+  if (match === null) return yield* unauthorized("Access token validation failure. Invalid audience.")
+  const token = tokens.get(match[1]!)
+  if (token === undefined) return yield* unauthorized("IDX14100: JWT is not well formed, there are no dots (.).")
+  if ((yield* Clock.currentTimeMillis) >= token.expiresAt) {
+    return yield* unauthorized("Lifetime validation failed, the token is expired.")
+  }
+  const { expiresAt: _, ...principal } = token
+  return principal as Principal
+})
+
+const issueRefreshToken = ({ refreshTokens }: Issued, grant: RefreshGrant): string => {
+  const token = `sim-rt-${randomBytes(32).toString("base64url")}`
+  refreshTokens.set(token, grant)
+  return token
+}
+
+const redeemRefreshToken = ({ refreshTokens }: Issued, token: string): RefreshGrant | undefined => {
+  const grant = refreshTokens.get(token)
+  refreshTokens.delete(token)
+  return grant
+}
+
+const createDeviceCode = Effect.fnUntraced(function*({ deviceCodes }: Issued, expiresInSeconds: number, scopes: DelegatedScopes) {
+  const now = yield* Clock.currentTimeMillis
+  const userCode = randomBytes(5).toString("hex").toUpperCase().slice(0, 9)
+  const entry: DeviceCodeEntry = {
+    deviceCode: `sim-dc-${randomBytes(24).toString("base64url")}`,
+    userCode,
+    expiresAt: now + expiresInSeconds * 1000,
+    scopes,
+    approvedUpn: undefined,
+    polled: yield* Deferred.make<void>()
+  }
+  deviceCodes.set(entry.deviceCode, entry)
+  return entry
+})
+
+const byUserCode = ({ deviceCodes }: Issued, userCode: string) => {
+  for (const entry of deviceCodes.values()) if (entry.userCode === userCode) return entry
+  return undefined
+}
+
+const approveDeviceCode = (issued: Issued, userCode: string, upn: string): boolean => {
+  const entry = byUserCode(issued, userCode)
+  if (entry === undefined || !issued.options.isKnownUpn(upn)) return false
+  entry.approvedUpn = upn
+  return true
 }

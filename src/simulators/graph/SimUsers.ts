@@ -93,163 +93,167 @@ export const presenceOf = (id: string, sequence: number): SimPresence => ({
 /** Lexicographically sortable, like Graph's stamps ("A0129311063"). */
 const sequenceStamp = (n: number): string => `A${String(n).padStart(12, "0")}`
 
+/** The directory's state: users, the presences Graph shows and what they are made of, the next sequence stamp. */
+interface Directory {
+  readonly users: Map<string, SimUser>
+  readonly presences: Map<string, SimPresence>
+  readonly inputs: Map<string, PresenceInputs>
+  sequence: number
+  readonly presenceChanges: PubSub.PubSub<SimPresence>
+  readonly userChanges: PubSub.PubSub<UserChange>
+}
+
 export const makeSimUsers = Effect.fnUntraced(function*() {
-  const users = new Map<string, SimUser>()
-  const presences = new Map<string, SimPresence>()
-  const inputs = new Map<string, PresenceInputs>()
-  let sequence = 1
-  const presenceChanges = yield* PubSub.unbounded<SimPresence>()
-  const userChanges = yield* PubSub.unbounded<UserChange>()
-
-  const findUserByUpn = (upn: string) => {
-    const lower = upn.toLowerCase()
-    for (const user of users.values()) if (user.userPrincipalName.toLowerCase() === lower) return user
-    return undefined
+  const directory: Directory = {
+    users: new Map(),
+    presences: new Map(),
+    inputs: new Map(),
+    sequence: 1,
+    presenceChanges: yield* PubSub.unbounded<SimPresence>(),
+    userChanges: yield* PubSub.unbounded<UserChange>()
   }
-
-  const addUser = (input: SimUserInput) =>
-    Effect.gen(function*() {
-      const id = input.id ?? randomUUID()
-      const upn = input.userPrincipalName ?? `${input.displayName.replace(/[^A-Za-z0-9]+/g, ".").toLowerCase()}@contoso.com`
-      const user: SimUser = {
-        id,
-        displayName: input.displayName,
-        userPrincipalName: upn,
-        mail: input.mail === undefined ? upn : input.mail,
-        otherMails: input.otherMails ?? [],
-        accountEnabled: input.accountEnabled ?? true,
-        teams: input.teams ?? true,
-        password: input.password,
-        mfa: input.mfa
-      }
-      const created = !users.has(id)
-      users.set(id, user)
-      if (!presences.has(id)) presences.set(id, presenceOf(id, sequence++))
-      yield* PubSub.publish(userChanges, { _tag: "Updated", user, created })
-      return user
-    })
-
-  const updateUser = (id: string, patch: Partial<Omit<SimUser, "id">>) =>
-    Effect.gen(function*() {
-      const current = users.get(id)
-      if (current === undefined) return Option.none<SimUser>()
-      const user: SimUser = { ...current, ...patch, id }
-      users.set(id, user)
-      yield* PubSub.publish(userChanges, { _tag: "Updated", user, created: false })
-      return Option.some(user)
-    })
-
-  const removeUser = (id: string) =>
-    Effect.gen(function*() {
-      const user = users.get(id)
-      if (user === undefined) return false
-      users.delete(id)
-      presences.delete(id)
-      inputs.delete(id)
-      yield* PubSub.publish(userChanges, { _tag: "Deleted", user })
-      return true
-    })
-
-  const inputsOf = (id: string): PresenceInputs =>
-    inputs.get(id) ?? { client: { availability: "Offline", activity: "Offline" }, sessions: new Map(), preferred: undefined }
-
-  /** Publishes what Graph shows when it differs from the last presence (or always, for a client change). */
-  const show = Effect.fnUntraced(function*(id: string, always: boolean, statusMessage?: SimPresence["statusMessage"]) {
-    const current = presences.get(id)
-    if (current === undefined) return Option.none<SimPresence>()
-    const now = yield* Clock.currentTimeMillis
-    const shown = aggregate(inputsOf(id), now)
-    const message = statusMessage === undefined ? current.statusMessage : statusMessage
-    if (!always && shown.availability === current.availability && shown.activity === current.activity) return Option.some(current)
-    const presence: SimPresence = {
-      ...current,
-      availability: shown.availability,
-      activity: shown.activity,
-      statusMessage: message,
-      outOfOfficeSettings: { message: null, isOutOfOffice: inputsOf(id).client.activity.toLowerCase() === "outofoffice" },
-      sequenceNumber: sequenceStamp(sequence++)
-    }
-    presences.set(id, presence)
-    yield* PubSub.publish(presenceChanges, presence)
-    return Option.some(presence)
-  })
-
-  const setPresence = (id: string, input: SimPresenceInput) =>
-    Effect.gen(function*() {
-      const current = presences.get(id)
-      if (current === undefined) return Option.none<SimPresence>()
-      const now = yield* Clock.currentTimeMillis
-      const statusMessage = input.statusMessage === undefined
-        ? current.statusMessage
-        : input.statusMessage === null
-        ? null
-        : {
-          message: { content: input.statusMessage.content, contentType: "text" },
-          expiryDateTime: { dateTime: input.statusMessage.expiryDateTime ?? "9999-12-31T23:59:59.9999999", timeZone: "UTC" },
-          publishedDateTime: new Date(now).toISOString()
-        }
-      inputs.set(id, { ...inputsOf(id), client: { availability: input.availability, activity: input.activity } })
-      return yield* show(id, true, statusMessage)
-    })
-
-  const setSession = (id: string, sessionId: string, session: AppSession) =>
-    Effect.gen(function*() {
-      if (!presences.has(id)) return false
-      const before = inputsOf(id)
-      inputs.set(id, { ...before, sessions: new Map(before.sessions).set(sessionId, session) })
-      yield* show(id, false)
-      return true
-    })
-
-  const clearSession = (id: string, sessionId: string) =>
-    Effect.gen(function*() {
-      if (!presences.has(id)) return "noUser" as const
-      const before = inputsOf(id)
-      const now = yield* Clock.currentTimeMillis
-      const live = liveSessions(before.sessions, now)
-      if (!live.has(sessionId)) return "missing" as const
-      live.delete(sessionId)
-      inputs.set(id, { ...before, sessions: live })
-      yield* show(id, false)
-      return "cleared" as const
-    })
-
-  const setPreferred = (id: string, preferred: PreferredPresence | undefined) =>
-    Effect.gen(function*() {
-      if (!presences.has(id)) return false
-      inputs.set(id, { ...inputsOf(id), preferred })
-      yield* show(id, false)
-      return true
-    })
-
-  const expireSessions = Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    for (const [id, current] of inputs) {
-      if (current.sessions.size === 0 && current.preferred === undefined) continue
-      const sessions = liveSessions(current.sessions, now)
-      const preferred = current.preferred !== undefined && current.preferred.expiresAt > now ? current.preferred : undefined
-      inputs.set(id, { ...current, sessions, preferred })
-      // Also re-evaluated while nothing expires: an Available session fades with time.
-      yield* show(id, false)
-    }
-  })
-
-  const directory: SimUsers = {
-    listUsers: () => Array.from(users.values()),
-    getUser: (id) => users.get(id),
-    findUserByUpn,
-    addUser,
-    updateUser,
-    removeUser,
-    getPresence: (id) => presences.get(id),
-    setPresence,
-    setSession,
-    clearSession,
-    setPreferred,
-    presenceInputs: (id) => (presences.has(id) ? inputsOf(id) : undefined),
-    expireSessions,
-    presenceChanges,
-    userChanges
+  const users: SimUsers = {
+    listUsers: () => Array.from(directory.users.values()),
+    getUser: (id) => directory.users.get(id),
+    findUserByUpn: (upn) => findUserByUpn(directory, upn),
+    addUser: (input) => addUser(directory, input),
+    updateUser: (id, patch) => updateUser(directory, id, patch),
+    removeUser: (id) => removeUser(directory, id),
+    getPresence: (id) => directory.presences.get(id),
+    setPresence: (id, input) => setPresence(directory, id, input),
+    setSession: (id, sessionId, session) => setSession(directory, id, sessionId, session),
+    clearSession: (id, sessionId) => clearSession(directory, id, sessionId),
+    setPreferred: (id, preferred) => setPreferred(directory, id, preferred),
+    presenceInputs: (id) => (directory.presences.has(id) ? inputsOf(directory, id) : undefined),
+    expireSessions: expireSessions(directory),
+    presenceChanges: directory.presenceChanges,
+    userChanges: directory.userChanges
   }
-  return directory
+  return users
+})
+
+const findUserByUpn = ({ users }: Directory, upn: string) => {
+  const lower = upn.toLowerCase()
+  for (const user of users.values()) if (user.userPrincipalName.toLowerCase() === lower) return user
+  return undefined
+}
+
+const addUser = Effect.fnUntraced(function*(directory: Directory, input: SimUserInput) {
+  const id = input.id ?? randomUUID()
+  const upn = input.userPrincipalName ?? `${input.displayName.replace(/[^A-Za-z0-9]+/g, ".").toLowerCase()}@contoso.com`
+  const user: SimUser = {
+    id,
+    displayName: input.displayName,
+    userPrincipalName: upn,
+    mail: input.mail === undefined ? upn : input.mail,
+    otherMails: input.otherMails ?? [],
+    accountEnabled: input.accountEnabled ?? true,
+    teams: input.teams ?? true,
+    password: input.password,
+    mfa: input.mfa
+  }
+  const created = !directory.users.has(id)
+  directory.users.set(id, user)
+  if (!directory.presences.has(id)) directory.presences.set(id, presenceOf(id, directory.sequence++))
+  yield* PubSub.publish(directory.userChanges, { _tag: "Updated", user, created })
+  return user
+})
+
+const updateUser = Effect.fnUntraced(function*(directory: Directory, id: string, patch: Partial<Omit<SimUser, "id">>) {
+  const current = directory.users.get(id)
+  if (current === undefined) return Option.none<SimUser>()
+  const user: SimUser = { ...current, ...patch, id }
+  directory.users.set(id, user)
+  yield* PubSub.publish(directory.userChanges, { _tag: "Updated", user, created: false })
+  return Option.some(user)
+})
+
+const removeUser = Effect.fnUntraced(function*(directory: Directory, id: string) {
+  const user = directory.users.get(id)
+  if (user === undefined) return false
+  directory.users.delete(id)
+  directory.presences.delete(id)
+  directory.inputs.delete(id)
+  yield* PubSub.publish(directory.userChanges, { _tag: "Deleted", user })
+  return true
+})
+
+const inputsOf = ({ inputs }: Directory, id: string): PresenceInputs =>
+  inputs.get(id) ?? { client: { availability: "Offline", activity: "Offline" }, sessions: new Map(), preferred: undefined }
+
+/** Publishes what Graph shows when it differs from the last presence (or always, for a client change). */
+const show = Effect.fnUntraced(function*(directory: Directory, id: string, always: boolean, statusMessage?: SimPresence["statusMessage"]) {
+  const current = directory.presences.get(id)
+  if (current === undefined) return Option.none<SimPresence>()
+  const now = yield* Clock.currentTimeMillis
+  const shown = aggregate(inputsOf(directory, id), now)
+  const message = statusMessage === undefined ? current.statusMessage : statusMessage
+  if (!always && shown.availability === current.availability && shown.activity === current.activity) return Option.some(current)
+  const presence: SimPresence = {
+    ...current,
+    availability: shown.availability,
+    activity: shown.activity,
+    statusMessage: message,
+    outOfOfficeSettings: { message: null, isOutOfOffice: inputsOf(directory, id).client.activity.toLowerCase() === "outofoffice" },
+    sequenceNumber: sequenceStamp(directory.sequence++)
+  }
+  directory.presences.set(id, presence)
+  yield* PubSub.publish(directory.presenceChanges, presence)
+  return Option.some(presence)
+})
+
+const setPresence = Effect.fnUntraced(function*(directory: Directory, id: string, input: SimPresenceInput) {
+  const current = directory.presences.get(id)
+  if (current === undefined) return Option.none<SimPresence>()
+  const now = yield* Clock.currentTimeMillis
+  const statusMessage = input.statusMessage === undefined
+    ? current.statusMessage
+    : input.statusMessage === null
+    ? null
+    : {
+      message: { content: input.statusMessage.content, contentType: "text" },
+      expiryDateTime: { dateTime: input.statusMessage.expiryDateTime ?? "9999-12-31T23:59:59.9999999", timeZone: "UTC" },
+      publishedDateTime: new Date(now).toISOString()
+    }
+  directory.inputs.set(id, { ...inputsOf(directory, id), client: { availability: input.availability, activity: input.activity } })
+  return yield* show(directory, id, true, statusMessage)
+})
+
+const setSession = Effect.fnUntraced(function*(directory: Directory, id: string, sessionId: string, session: AppSession) {
+  if (!directory.presences.has(id)) return false
+  const before = inputsOf(directory, id)
+  directory.inputs.set(id, { ...before, sessions: new Map(before.sessions).set(sessionId, session) })
+  yield* show(directory, id, false)
+  return true
+})
+
+const clearSession = Effect.fnUntraced(function*(directory: Directory, id: string, sessionId: string) {
+  if (!directory.presences.has(id)) return "noUser" as const
+  const before = inputsOf(directory, id)
+  const now = yield* Clock.currentTimeMillis
+  const live = liveSessions(before.sessions, now)
+  if (!live.has(sessionId)) return "missing" as const
+  live.delete(sessionId)
+  directory.inputs.set(id, { ...before, sessions: live })
+  yield* show(directory, id, false)
+  return "cleared" as const
+})
+
+const setPreferred = Effect.fnUntraced(function*(directory: Directory, id: string, preferred: PreferredPresence | undefined) {
+  if (!directory.presences.has(id)) return false
+  directory.inputs.set(id, { ...inputsOf(directory, id), preferred })
+  yield* show(directory, id, false)
+  return true
+})
+
+const expireSessions = Effect.fnUntraced(function*(directory: Directory) {
+  const now = yield* Clock.currentTimeMillis
+  for (const [id, current] of directory.inputs) {
+    if (current.sessions.size === 0 && current.preferred === undefined) continue
+    const sessions = liveSessions(current.sessions, now)
+    const preferred = current.preferred !== undefined && current.preferred.expiresAt > now ? current.preferred : undefined
+    directory.inputs.set(id, { ...current, sessions, preferred })
+    // Also re-evaluated while nothing expires: an Available session fades with time.
+    yield* show(directory, id, false)
+  }
 })
