@@ -10,6 +10,7 @@ import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs"
 import { connect, createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { startFront } from "../../src/cluster/Front.ts"
 import { ConfigProvider, Context, Effect, Layer, Redacted, Schema, type Scope } from "effect"
 import * as YAML from "yaml"
 import { connectorSnippet, startGraphSimulator } from "../../src/simulators/graph/Standalone.ts"
@@ -26,58 +27,8 @@ const main = join(import.meta.dirname, "../../src/main.ts")
 export const pbxPassword = "cluster-test-app-password"
 const adminPassword = "cluster-test-admin-password"
 
-/**
- * A TCP front: each connection goes to the next ready runner in turn (as a load balancer would, from each runner's
- * /readyz every 500 ms); one that refuses the connection is skipped.
- */
-export const tcpFront = (targets: () => ReadonlyArray<number>) =>
-  Effect.acquireRelease(
-    Effect.callback<{ port: number; close: () => void }>((resume) => {
-      let next = 0
-      const notReady = new Set<number>()
-      const probe = setInterval(() => {
-        for (const port of targets()) {
-          fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
-            (r) => (r.status === 200 ? notReady.delete(port) : notReady.add(port)),
-            () => notReady.add(port)
-          )
-        }
-      }, 500)
-      const sockets = new Set<Socket>()
-      const server = createServer((inbound) => {
-        sockets.add(inbound)
-        inbound.on("close", () => sockets.delete(inbound))
-        inbound.on("error", () => inbound.destroy())
-        inbound.pause()
-        const ready = targets().filter((port) => !notReady.has(port))
-        const ports = ready.length > 0 ? ready : targets()
-        const attempt = (tries: number) => {
-          if (tries >= ports.length) return inbound.destroy()
-          const port = ports[next++ % ports.length]!
-          const outbound = connect(port, "127.0.0.1")
-          outbound.once("error", () => attempt(tries + 1))
-          outbound.once("connect", () => {
-            sockets.add(outbound)
-            outbound.removeAllListeners("error")
-            outbound.on("error", () => inbound.destroy())
-            outbound.on("close", () => { sockets.delete(outbound); inbound.destroy() })
-            inbound.on("close", () => outbound.destroy())
-            inbound.pipe(outbound).pipe(inbound)
-            inbound.resume()
-          })
-        }
-        attempt(0)
-      })
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        resume(Effect.succeed({
-          port: typeof address === "object" && address !== null ? address.port : 0,
-          close: () => { clearInterval(probe); for (const s of sockets) s.destroy(); server.close() }
-        }))
-      })
-    }),
-    (front) => Effect.sync(front.close)
-  )
+/** A TCP front spreading connections over the runners (src/cluster/Front.ts), as a load balancer would. */
+export const tcpFront = (targets: () => ReadonlyArray<number>) => startFront({ targets })
 
 export interface SimTenant {
   readonly id: TenantId

@@ -165,8 +165,8 @@
   }
 
   $("search").addEventListener("input", () => current && renderUsers(current))
-  fetch("/api/status", { credentials: "same-origin" }).then((r) => r.json()).then(render).catch(() => {})
-  const events = new EventSource("/api/events")
+  fetch("./api/status", { credentials: "same-origin" }).then((r) => r.json()).then(render).catch(() => {})
+  const events = new EventSource("./api/events")
   events.addEventListener("status", (e) => render(JSON.parse(e.data)))
   // A delta carries everything but the user table, plus the rows that changed and the ids of rows that went away.
   events.addEventListener("delta", (e) => {
