@@ -5,7 +5,7 @@
  * desired commands (DesiredPresence). Its public port (RunnerFront) takes any request for any tenant.
  */
 import { NodeClusterSocket } from "@effect/platform-node"
-import { Context, Deferred, Effect, Layer, Option, Redacted, Schema, SubscriptionRef } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Option, Redacted, Schedule, Schema, SubscriptionRef } from "effect"
 import { HttpServer } from "effect/http"
 import { join } from "node:path"
 import type { ConnectorConfig } from "../config/Config.ts"
@@ -19,6 +19,11 @@ import { describeCause } from "../state/StateStoreError.ts"
 import { desiredPresenceWriter, DesiredWakeups } from "./DesiredPresence.ts"
 import { startRunnerFront } from "./RunnerFront.ts"
 import { SqlClient } from "effect/sql"
+import { PbxConnections, type PbxState } from "../pbx/socket/PbxConnections.ts"
+import { type ClusterRunnerView, StatusBoard } from "../status/StatusBoard.ts"
+import { authorized } from "../status/StatusRoutes.ts"
+import { makeLoginBackoff } from "../domain/LoginBackoff.ts"
+import { makeRunnerRegistry, publishInterval } from "./RunnerRegistry.ts"
 
 export interface RunnerOptions {
   /** The configuration file: runner-wide settings (http, dataDir, log, security) and, unless `withDefault` is false, tenant `default`. */
@@ -56,6 +61,11 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   ))
   const wakeups = Context.get(services, DesiredWakeups)
   const local = new Map<TenantId, number>()
+  /** The connectors running here: their PBX sockets and status boards (the cluster view goes onto each). */
+  const running = new Map<TenantId, { readonly pbxs: SubscriptionRef.SubscriptionRef<ReadonlyMap<string, PbxState>>; readonly board: StatusBoard["Service"] }>()
+  const registry = yield* makeRunnerRegistry(sql, runnerId).pipe(
+    Effect.mapError((error) => new ClusterError({ message: `cannot register the runner: ${describeCause(error)}` }))
+  )
 
   const tenantSettings = Effect.fnUntraced(function*(tenant: TenantId) {
     if (tenant === defaultTenant && options.withDefault) return options.defaultSettings
@@ -77,8 +87,12 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
       const address = Context.get(connector, HttpServer.HttpServer).address
       if (!("port" in address)) return yield* Effect.fail(new Error("the tenant's server has no TCP port"))
       local.set(tenant, address.port)
+      running.set(tenant, { pbxs: Context.get(connector, PbxConnections).states, board: Context.get(connector, StatusBoard) })
       // Added last, so it runs first: no new request reaches the tenant while it stops.
-      yield* Effect.addFinalizer(() => Effect.sync(() => local.delete(tenant)))
+      yield* Effect.addFinalizer(() => Effect.sync(() => {
+        local.delete(tenant)
+        running.delete(tenant)
+      }))
       yield* Deferred.await(fenced)
       yield* Effect.logWarning(`cluster: tenant ${tenant} is owned elsewhere now (fenced); stopping it here`)
     })
@@ -91,6 +105,39 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   }).pipe(Layer.provide(Layer.succeed(StateStore, store)), Layer.provide(Layer.succeedContext(services))))
   const cluster = Context.get(tenants, ClusterTenants)
 
+  // This runner's row for the status page, and the cluster's rows onto the page of every tenant running here.
+  const publish = Effect.gen(function*() {
+    const owned = yield* SubscriptionRef.get(cluster.owned)
+    const pbxSockets: Array<ClusterRunnerView["pbxSockets"][number]> = []
+    for (const [tenant, { pbxs }] of running) {
+      for (const state of (yield* SubscriptionRef.get(pbxs)).values()) {
+        if (state.connected) pbxSockets.push({ tenant, pbx: state.pbx, master: state.isMaster, loggedIn: state.loggedIn, since: state.connectedAt })
+      }
+    }
+    yield* registry.publish({ tenants: [...owned].map(([tenant, o]) => ({ tenant, epoch: o.epoch, since: o.since })), pbxSockets })
+    const view = yield* registry.view
+    for (const { board } of running.values()) yield* board.update((snapshot) => ({ ...snapshot, cluster: view }))
+  }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+  yield* publish.pipe(Effect.repeat(Schedule.spaced(publishInterval)), Effect.forkScoped)
+  yield* Effect.addFinalizer(() => registry.remove.pipe(Effect.timeout("2 seconds"), Effect.ignore))
+
+  // /cluster/status: the admin password of the configuration file, wrong ones backing off per address as on the page.
+  const backoff = makeLoginBackoff()
+  const admit = (header: string | undefined, source: string) =>
+    Effect.runPromise(Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      if (backoff.admit(source, now)._tag === "Refuse") return "refused" as const
+      if (header === undefined) return "unauthorized" as const
+      if (!authorized(header, options.adminPassword)) {
+        const failure = backoff.fail(source, now)
+        yield* Effect.logWarning(`cluster status: wrong admin password from ${source}`).pipe(Effect.annotateLogs({ logKey: `cluster-login:${source}` }))
+        yield* Effect.sleep(failure.delayMillis)
+        return "unauthorized" as const
+      }
+      backoff.succeed(source)
+      return "ok" as const
+    }))
+
   let stopping = false
   yield* Effect.addFinalizer(() => Effect.sync(() => { stopping = true }))
   const run = Effect.runPromise
@@ -100,6 +147,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     runnerId,
     defaultTenant: options.withDefault ? defaultTenant : undefined,
     local: (tenant) => local.get(tenant),
+    admit,
     known: (tenant) => run(Effect.map(cluster.registered, (ids) => ids.includes(tenant))),
     owner: (tenant) =>
       run(store.owners.get(tenant).pipe(
@@ -125,8 +173,10 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
           Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(OwnerRow))),
           Effect.orElseSucceed(() => [])
         )
+        const view = yield* registry.view.pipe(Effect.timeout("2 seconds"), Effect.orElseSucceed(() => undefined))
         return {
           runner: runnerId,
+          cluster: view?.runners ?? [],
           owned: [...owned].map(([id, o]) => ({ tenant: id, epoch: o.epoch, since: o.since })),
           local: [...local.keys()],
           runners: runners.map((r) => ({ address: r.address, healthy: r.healthy, lastHeartbeat: String(r.last_heartbeat) })),

@@ -9,8 +9,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { PbxSimulatorHandle } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { testDatabaseUrl } from "../support/postgres.ts"
-import { until } from "../support/waiting.ts"
+import { basicAuth, until } from "../support/waiting.ts"
 import {
+  adminPassword,
   clusterEnv,
   owners,
   presenceSubscriptions,
@@ -43,6 +44,25 @@ interface Served {
 
 const activityOf = (served: Served, guid: string) =>
   Effect.map(served.pbx.presence(guid), (entries) => entries.find((e) => e.contact === "teams:")?.activity)
+
+interface ClusterOnPage {
+  readonly cluster?: {
+    readonly runners: ReadonlyArray<{
+      readonly id: string
+      readonly alive: boolean
+      readonly tenants: ReadonlyArray<{ readonly tenant: string }>
+      readonly pbxSockets: ReadonlyArray<{ readonly tenant: string; readonly master: boolean; readonly loggedIn: boolean }>
+    }>
+  }
+}
+
+/** A tenant's status snapshot through the front, or undefined while it does not answer 200. */
+const statusOf = (frontPort: number, tenant: SimTenant) =>
+  Effect.promise(async () => {
+    const response = await fetch(`http://127.0.0.1:${frontPort}${tenant.pathPrefix}/api/status`, { headers: { authorization: basicAuth(adminPassword) } })
+      .catch(() => undefined)
+    return response?.status === 200 ? ((await response.json()) as ClusterOnPage) : undefined
+  })
 
 describe("cluster", () => {
   it.live("kill -9 of the runner owning the most tenants: owned again within 30 s, final presences, one subscription per account", () =>
@@ -77,6 +97,29 @@ describe("cluster", () => {
         yield* until(`a first presence in ${s.tenant.id}'s PBX`, Effect.map(activityOf(s, s.people[0]!.guid), (a) => (a === "meeting" ? a : undefined)), 60_000)
       }
       const allUp = Date.now() - started
+
+      // The status page of every tenant, through the front, shows the cluster: each tenant owned by exactly one live
+      // runner (the one the owner records name) and its master PBX's socket on that runner; /cluster/status wants the password.
+      const ownersNow = yield* owners(sql)
+      for (const s of served) {
+        yield* until(`the cluster on ${s.tenant.id}'s status page`, Effect.gen(function*() {
+          const status = yield* statusOf(front.port, s.tenant)
+          const runnersView = status?.cluster?.runners.filter((r) => r.alive) ?? []
+          if (runnersView.length !== 3) return undefined
+          for (const [tenant, owner] of ownersNow) {
+            const holders = runnersView.filter((r) => r.tenants.some((t) => t.tenant === tenant))
+            if (holders.length !== 1 || holders[0]!.id !== owner.runner) return undefined
+            if (!holders[0]!.pbxSockets.some((p) => p.tenant === tenant && p.master && p.loggedIn)) return undefined
+          }
+          return true
+        }), 30_000)
+      }
+      const clusterStatus = `http://127.0.0.1:${front.port}/cluster/status`
+      assert.strictEqual((yield* Effect.promise(() => fetch(clusterStatus))).status, 401)
+      const clusterJson = yield* Effect.promise(() =>
+        fetch(clusterStatus, { headers: { authorization: basicAuth(adminPassword) } }).then((r) => r.json() as Promise<{ cluster: ReadonlyArray<{ id: string }> }>)
+      )
+      assert.sameMembers(clusterJson.cluster.map((r) => r.id), runners.map(runnerId))
 
       // The burst; the busiest runner is killed after its second round.
       let victim: Runner | undefined

@@ -25,7 +25,7 @@ import { randomBytes } from "node:crypto"
 
 const main = join(import.meta.dirname, "../../src/main.ts")
 export const pbxPassword = "cluster-test-app-password"
-const adminPassword = "cluster-test-admin-password"
+export const adminPassword = "cluster-test-admin-password"
 
 /** A TCP front spreading connections over the runners (src/cluster/Front.ts), as a load balancer would. */
 export const tcpFront = (targets: () => ReadonlyArray<number>) => startFront({ targets })
