@@ -39,6 +39,8 @@ export interface ClusterDemoOptions {
   readonly changeEverySeconds?: number | undefined
   /** How to start a runner: node's arguments before `run --cluster …` (default: this process's own script and flags). */
   readonly runnerCommand?: ReadonlyArray<string> | undefined
+  /** Shard-lock timing of the runners (default fast: tenants move within seconds in the demo). */
+  readonly timing?: "fast" | "standard" | undefined
 }
 
 export interface DemoTenant {
@@ -64,6 +66,7 @@ export interface ClusterDemoHandle {
   /** Where the runners' configuration, data and logs are. */
   readonly dir: string
   readonly embeddedDatabase: boolean
+  readonly databaseUrl: Redacted.Redacted<string>
 }
 
 const pbxPassword = "demo-cluster-app-password"
@@ -185,7 +188,7 @@ export const startClusterDemo = Effect.fn("ClusterDemo.start")(function*(
       CONNECTOR_DATABASE_URL: Redacted.value(databaseUrl),
       CONNECTOR_STATE_KEY: stateKey,
       CONNECTOR_CLUSTER_PORT: String(yield* freePort("127.0.0.1")),
-      CONNECTOR_CLUSTER_TIMING: "fast"
+      CONNECTOR_CLUSTER_TIMING: options.timing ?? "fast"
     }
     const started = yield* startRunner(command, configFile, logFile, env)
     processes.push(started)
@@ -208,7 +211,7 @@ export const startClusterDemo = Effect.fn("ClusterDemo.start")(function*(
       }
       return { id: t.id, statusUrl: `${frontUrl}${t.prefix}/`, graph: t.graph, pbx, population: t.population } satisfies DemoTenant
     }))
-  return { frontUrl, tenants, runners, dir, embeddedDatabase: options.databaseUrl === undefined }
+  return { frontUrl, tenants, runners, dir, embeddedDatabase: options.databaseUrl === undefined, databaseUrl }
 })
 
 export const printClusterDemoBanner = (demo: ClusterDemoHandle, password: Redacted.Redacted<string>, generated: boolean) =>

@@ -67,8 +67,11 @@ export const simPbx = (tenant: SimTenant, frontPort: number, users: number): Eff
 export interface Runner {
   readonly name: string
   readonly httpPort: number
+  readonly clusterPort: number
   readonly child: ChildProcess
   readonly logFile: string
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<void>
 }
 
 export interface ClusterEnv {
@@ -110,11 +113,13 @@ export const startRunner = (
   name: string,
   defaultTenant: SimTenant,
   databaseUrl = env.databaseUrl,
-  timing: "fast" | "standard" = "fast"
+  timing: "fast" | "standard" = "fast",
+  /** The ports of a runner started again (the same runner id), else new ones. */
+  ports?: { readonly httpPort: number; readonly clusterPort: number }
 ): Effect.Effect<Runner, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const httpPort = yield* freePort
-    const clusterPort = yield* freePort
+    const httpPort = ports?.httpPort ?? (yield* freePort)
+    const clusterPort = ports?.clusterPort ?? (yield* freePort)
     const configFile = join(env.dir, `${name}.yaml`)
     writeFileSync(configFile, YAML.stringify({
       ...defaultTenant.config,
@@ -141,7 +146,8 @@ export const startRunner = (
         // already gone
       }
     }))
-    return { name, httpPort, child, logFile }
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+    return { name, httpPort, clusterPort, child, logFile, exited }
   })
 
 /** tenant → [runner id, epoch] from the store's owner records. */
