@@ -56,15 +56,29 @@ export const cluster3 = (repoRoot: string) =>
       return Object.values(status.lights).every((light) => light.state === "green")
     }
     const pending = new Set(demo.tenants.map((t) => t.statusUrl))
-    yield* until(`every tenant green`, async () => {
+    const startupBound = Number(process.env["BENCH_CLUSTER_STARTUP_SECONDS"] ?? 600) * 1000
+    const allGreen = yield* until(`every tenant green`, async () => {
       for (const url of [...pending]) if (await green(url)) pending.delete(url)
       return pending.size === 0
-    }, 600_000, 2000)
+    }, startupBound, 2000).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+    if (!allGreen) {
+      // What it got to: the tenants still not green, and what the runners hold by then.
+      yield* emit({
+        scenario: "cluster-3",
+        tenants: TENANTS,
+        users: TENANTS * USERS,
+        startupFailed: `${pending.size} of ${TENANTS} tenants not green after ${startupBound / 1000} s`,
+        notGreen: [...pending].map((url) => new URL(url).pathname),
+        rssMb: demo.runners.map((r) => ({ runner: r.name, ...processMemory(r.pid) }))
+      })
+      return
+    }
     const startupMs = performance.now() - spawnedAt
     yield* progress(`cluster-3: all ${TENANTS} tenants green after ${seconds(startupMs)} s`)
     yield* Effect.sleep("5 seconds")
 
-    // Steady state: a change in tenant k % TENANTS for user k % USERS, so no two changes in flight share a PBX guid.
+    // Steady state: change k is in tenant k % TENANTS for person k % (people per tenant). The tenants' populations are
+    // alike (the same PBX guids), so consecutive changes take different people: two changes in flight never share a guid.
     const teams = demo.tenants.map((t) => t.population.people.filter((p) => p.teams))
     const sent = new Map<string, { readonly at: number; readonly activity: string }>()
     const latencies: Array<number> = []
@@ -82,8 +96,8 @@ export const cluster3 = (repoRoot: string) =>
       if (wait > 0) yield* Effect.sleep(wait)
       const tenant = demo.tenants[k % TENANTS]!
       const people = teams[k % TENANTS]!
-      const person = people[Math.floor(k / TENANTS) % people.length]!
-      const state = states[Math.floor(k / (TENANTS * people.length)) % states.length]!
+      const person = people[k % people.length]!
+      const state = states[Math.floor(k / people.length) % states.length]!
       sent.set(person.pbxGuid, { at: performance.now(), activity: state.pbx })
       yield* tenant.graph.setPresence(person.graphId, state)
     }
