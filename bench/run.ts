@@ -11,6 +11,8 @@
  * PBX reconnects and token revocations, reporting the heap after GC over time.
  * `npm run bench -- call-wave` runs call-wave-2000 instead (bench/callWave.ts): PBX → Teams, 2,000 users starting
  * calls within 10 s; the time until the last one shows in Teams, inside Graph's presence limit.
+ * `npm run bench -- cluster-3` runs cluster-3 instead (bench/cluster3.ts): three runners, 50 tenants, 20,000 users;
+ * start-up, steady-state latency, RSS per runner, failover after kill -9.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -27,6 +29,7 @@ import { type ConnectorProbe, type ConnectorProcess, shippedNodeFlags, startConn
 import { changeRun } from "./changeScenario.ts"
 import { soak } from "./soak.ts"
 import { callWave } from "./callWave.ts"
+import { cluster3 } from "./cluster3.ts"
 import { emit, progress, seconds, TARGETS, until } from "./report.ts"
 import { processCpuMs, processMemory, round } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
@@ -290,7 +293,10 @@ const SETTLE_SECONDS = Number(process.env["BENCH_SETTLE_SECONDS"] ?? 2)
 /** `npm run bench -- soak` runs the memory soak (bench/soak.ts) instead of the scenarios above. */
 const soakOnly = process.argv.slice(2).includes("soak")
 const callWaveOnly = process.argv.slice(2).includes("call-wave")
-const main = soakOnly
+const clusterOnly = process.argv.slice(2).includes("cluster-3")
+const main = clusterOnly
+  ? cluster3(repoRoot).pipe(Effect.timeout("20 minutes"))
+  : soakOnly
   ? soak.pipe(Effect.timeout(`${Number(process.env["BENCH_SOAK_MINUTES"] ?? 4) + 3} minutes`))
   : callWaveOnly
   ? callWave.pipe(Effect.timeout("8 minutes"))

@@ -150,9 +150,16 @@ const demo = Command.make(
   {
     port: portFlag,
     graphPort: simulatorPortFlag("graph-port", "the Graph simulator (identity platform and Graph, with its control API under /_sim)"),
-    pbxPort: simulatorPortFlag("pbx-port", "the PBX simulator's control API")
+    pbxPort: simulatorPortFlag("pbx-port", "the PBX simulator's control API"),
+    cluster: Flag.Boolean("cluster").pipe(
+      Flag.withDefault(false),
+      Flag.withDescription("The cluster demo instead: PostgreSQL, three runners behind a front, four simulated tenants (docs/scaling.md)")
+    )
   },
-  runDemo
+  ({ cluster, ...ports }) =>
+    cluster
+      ? Effect.promise(() => import("../demo/ClusterDemoCommand.ts")).pipe(Effect.flatMap(({ runClusterDemo }) => runClusterDemo(ports.port)))
+      : runDemo(ports)
 ).pipe(
   Command.withDescription(
     "Run the embedded demo on this machine: a Graph simulator with 50 Teams users whose presences change, a PBX simulator " +

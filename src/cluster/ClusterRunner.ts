@@ -5,7 +5,7 @@
  * desired commands (DesiredPresence). Its public port (RunnerFront) takes any request for any tenant.
  */
 import { NodeClusterSocket } from "@effect/platform-node"
-import { Context, Deferred, Effect, Layer, Option, Redacted, Schema, SubscriptionRef } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Option, Redacted, Schedule, Schema, SubscriptionRef } from "effect"
 import type { ConnectorConfig } from "../config/Config.ts"
 import { type ConnectorSettings, settingsFromConfig } from "../config/Settings.ts"
 import { makeTenantServers, storedTenantConfig } from "../tenants/TenantRuntime.ts"
@@ -18,6 +18,11 @@ import { desiredPresenceWriter, DesiredWakeups } from "./DesiredPresence.ts"
 import { TenantState } from "../state/TenantState.ts"
 import { startRunnerFront } from "./RunnerFront.ts"
 import { SqlClient } from "effect/sql"
+import { PbxConnections, type PbxState } from "../pbx/socket/PbxConnections.ts"
+import { type ClusterRunnerView, StatusBoard } from "../status/StatusBoard.ts"
+import { authorized } from "../status/StatusRoutes.ts"
+import { makeLoginBackoff } from "../domain/LoginBackoff.ts"
+import { makeRunnerRegistry, publishInterval } from "./RunnerRegistry.ts"
 
 export interface RunnerOptions {
   /** The configuration file: runner-wide settings (http, dataDir, log, security) and, unless `withDefault` is false, tenant `default`. */
@@ -54,6 +59,11 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   ))
   const wakeups = Context.get(services, DesiredWakeups)
   const servers = makeTenantServers()
+  /** The connectors running here: their PBX sockets and status boards (the cluster view goes onto each). */
+  const running = new Map<TenantId, { readonly pbxs: SubscriptionRef.SubscriptionRef<ReadonlyMap<string, PbxState>>; readonly board: StatusBoard["Service"] }>()
+  const registry = yield* makeRunnerRegistry(sql, runnerId).pipe(
+    Effect.mapError((error) => new ClusterError({ message: `cannot register the runner: ${describeCause(error)}` }))
+  )
 
   const tenantSettings = Effect.fnUntraced(function*(tenant: TenantId) {
     if (tenant === defaultTenant && options.withDefault) return options.defaultSettings
@@ -72,7 +82,9 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
       )
       // The tenant's tokens, subscriptions and keys in the runner's store, under the tenant's own id.
       const state = TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, store)))
-      yield* servers.serve(tenant, settings, { flowWriter, state })
+      const { context } = yield* servers.serve(tenant, settings, { flowWriter, state })
+      running.set(tenant, { pbxs: Context.get(context, PbxConnections).states, board: Context.get(context, StatusBoard) })
+      yield* Effect.addFinalizer(() => Effect.sync(() => running.delete(tenant)))
       yield* Deferred.await(fenced)
       yield* Effect.logWarning(`cluster: tenant ${tenant} is owned elsewhere now (fenced); stopping it here`)
     })
@@ -85,6 +97,39 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   }).pipe(Layer.provide(Layer.succeed(StateStore, store)), Layer.provide(Layer.succeedContext(services))))
   const cluster = Context.get(tenants, ClusterTenants)
 
+  // This runner's row for the status page, and the cluster's rows onto the page of every tenant running here.
+  const publish = Effect.gen(function*() {
+    const owned = yield* SubscriptionRef.get(cluster.owned)
+    const pbxSockets: Array<ClusterRunnerView["pbxSockets"][number]> = []
+    for (const [tenant, { pbxs }] of running) {
+      for (const state of (yield* SubscriptionRef.get(pbxs)).values()) {
+        if (state.connected) pbxSockets.push({ tenant, pbx: state.pbx, master: state.isMaster, loggedIn: state.loggedIn, since: state.connectedAt })
+      }
+    }
+    yield* registry.publish({ tenants: [...owned].map(([tenant, o]) => ({ tenant, epoch: o.epoch, since: o.since })), pbxSockets })
+    const view = yield* registry.view
+    for (const { board } of running.values()) yield* board.update((snapshot) => ({ ...snapshot, cluster: view }))
+  }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+  yield* publish.pipe(Effect.repeat(Schedule.spaced(publishInterval)), Effect.forkScoped)
+  yield* Effect.addFinalizer(() => registry.remove.pipe(Effect.timeout("2 seconds"), Effect.ignore))
+
+  // /cluster/status: the admin password of the configuration file, wrong ones backing off per address as on the page.
+  const backoff = makeLoginBackoff()
+  const admit = (header: string | undefined, source: string) =>
+    Effect.runPromise(Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      if (backoff.admit(source, now)._tag === "Refuse") return "refused" as const
+      if (header === undefined) return "unauthorized" as const
+      if (!authorized(header, options.adminPassword)) {
+        const failure = backoff.fail(source, now)
+        yield* Effect.logWarning(`cluster status: wrong admin password from ${source}`).pipe(Effect.annotateLogs({ logKey: `cluster-login:${source}` }))
+        yield* Effect.sleep(failure.delayMillis)
+        return "unauthorized" as const
+      }
+      backoff.succeed(source)
+      return "ok" as const
+    }))
+
   let stopping = false
   yield* Effect.addFinalizer(() => Effect.sync(() => { stopping = true }))
   const run = Effect.runPromise
@@ -94,6 +139,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     runnerId,
     defaultTenant: options.withDefault ? defaultTenant : undefined,
     local: servers.local,
+    admit,
     known: (tenant) => run(Effect.map(cluster.registered, (ids) => ids.includes(tenant))),
     owner: (tenant) =>
       run(store.owners.get(tenant).pipe(
@@ -119,8 +165,10 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
           Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(OwnerRow))),
           Effect.orElseSucceed(() => [])
         )
+        const view = yield* registry.view.pipe(Effect.timeout("2 seconds"), Effect.orElseSucceed(() => undefined))
         return {
           runner: runnerId,
+          cluster: view?.runners ?? [],
           owned: [...owned].map(([id, o]) => ({ tenant: id, epoch: o.epoch, since: o.since })),
           local: servers.running(),
           runners: runners.map((r) => ({ address: r.address, healthy: r.healthy, lastHeartbeat: String(r.last_heartbeat) })),

@@ -1,6 +1,6 @@
 /**
  * A runner's public HTTP port in a cluster (docs/scaling.md). A load balancer may send anything to any runner:
- * `/readyz` and `/healthz` answer for the runner itself, `/cluster/status` shows the cluster, and every other request
+ * `/readyz` and `/healthz` answer for the runner itself, `/cluster/status` shows the cluster (admin password), and every other request
  * — the status page, the Graph webhook, a PBX websocket — is for a tenant (`/t/<tenant>/…`, or the configuration
  * file's `default` tenant without the prefix). It goes to the tenant's connector on this runner when this runner owns
  * the tenant, else it is forwarded once to the owner's runner (from the store's owner record), else 503: a PBX or
@@ -35,6 +35,8 @@ export interface FrontOptions {
   readonly status: () => Promise<unknown>
   /** Where the process's status (JSON) is served; default `/cluster/status`; null: nowhere (the path is the default tenant's). */
   readonly statusPath?: string | null | undefined
+  /** The admin password check for the status path (Authorization header, the client's address). */
+  readonly admit: (authorization: string | undefined, source: string) => Promise<"ok" | "unauthorized" | "refused">
 }
 
 type Target = { readonly kind: "go"; readonly host: string; readonly port: number; readonly path: string } | {
@@ -89,7 +91,15 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
           const reason = await notReady()
           return answer(res, reason === undefined ? 200 : 503, reason === undefined ? "ready" : `not ready: ${reason}`)
         }
-        if (options.statusPath !== null && url === (options.statusPath ?? "/cluster/status")) return answer(res, 200, JSON.stringify(await options.status()), "application/json")
+        if (options.statusPath !== null && url === (options.statusPath ?? "/cluster/status")) {
+          const admission = await options.admit(req.headers.authorization, req.socket.remoteAddress ?? "unknown address")
+          if (admission === "refused") return answer(res, 429, "Too many wrong passwords from this address; try again later.")
+          if (admission === "unauthorized") {
+            res.setHeader("www-authenticate", "Basic realm=\"teams-presence-connector\", charset=\"UTF-8\"")
+            return answer(res, 401, "The cluster's status needs the admin password (user name: admin).")
+          }
+          return answer(res, 200, JSON.stringify(await options.status()), "application/json")
+        }
         const target = await resolveTarget(url, req.headers[forwardedHeader] !== undefined)
         if (target.kind === "refuse") return answer(res, target.status, target.reason)
         const upstream = request({

@@ -76,7 +76,7 @@ const availabilityOf = (activity: string): string =>
     : activity
 
 /** Changes a few random users' presences, forever. */
-const animate = Effect.fn("Demo.animate")(function*(graph: GraphSimulatorHandle, ids: ReadonlyArray<string>, everySeconds: number) {
+export const animate = Effect.fn("Demo.animate")(function*(graph: GraphSimulatorHandle, ids: ReadonlyArray<string>, everySeconds: number) {
   while (true) {
     yield* Effect.sleep(`${everySeconds} seconds`)
     const count = yield* Random.nextIntBetween(1, 4)

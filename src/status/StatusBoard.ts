@@ -112,6 +112,32 @@ export interface PbxToTeamsStatus {
   readonly sessions: number
 }
 
+/** One runner of a cluster (`run --cluster`) as the status page shows it (cluster/RunnerRegistry.ts). */
+export interface ClusterRunnerView {
+  /** The runner's id: its public HTTP address. */
+  readonly id: string
+  /** False when the runner has not reported for a while (killed or cut off). */
+  readonly alive: boolean
+  readonly startedAt: number
+  readonly seenAt: number
+  readonly tenants: ReadonlyArray<{ readonly tenant: string; readonly epoch: number; readonly since: number }>
+  /** The PBX websockets the runner's tenants hold. */
+  readonly pbxSockets: ReadonlyArray<{
+    readonly tenant: string
+    readonly pbx: string
+    readonly master: boolean
+    readonly loggedIn: boolean
+    readonly since?: number | undefined
+  }>
+}
+
+/** The cluster the connector runs in, present in cluster mode only. */
+export interface ClusterView {
+  /** The runner that serves this tenant (and this page) now. */
+  readonly runner: string
+  readonly runners: ReadonlyArray<ClusterRunnerView>
+}
+
 export interface StatusSnapshot {
   readonly version: string
   readonly startedAt: number
@@ -144,6 +170,7 @@ export interface StatusSnapshot {
   readonly errors: ReadonlyArray<RecentError>
   readonly pbxToTeams?: PbxToTeamsStatus | undefined
   readonly demo?: { readonly graphSimulator: string; readonly pbxSimulator: string } | undefined
+  readonly cluster?: ClusterView | undefined
 }
 
 const red = (reason: string): Light => ({ state: "red", reason })

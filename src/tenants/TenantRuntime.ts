@@ -50,7 +50,11 @@ export interface TenantServers {
    * Builds the tenant's connector in the current scope, on a loopback port (whatever `settings.http` says); its port is
    * known to `local` until the scope closes, and forgotten first, so no new request reaches the tenant while it stops.
    */
-  readonly serve: (tenant: TenantId, settings: ConnectorSettings, options: ConnectorOptions) => Effect.Effect<number, ServeError, Scope.Scope>
+  readonly serve: (
+    tenant: TenantId,
+    settings: ConnectorSettings,
+    options: ConnectorOptions
+  ) => Effect.Effect<{ readonly port: number; readonly context: Context.Context<Layer.Success<ReturnType<typeof ConnectorLayer>>> }, ServeError, Scope.Scope>
 }
 
 export const makeTenantServers = (): TenantServers => {
@@ -62,7 +66,7 @@ export const makeTenantServers = (): TenantServers => {
     if (!("port" in address)) return yield* new TenantServerError({ message: `tenant ${tenant}: its server has no TCP port` })
     ports.set(tenant, address.port)
     yield* Effect.addFinalizer(() => Effect.sync(() => ports.delete(tenant)))
-    return address.port
+    return { port: address.port, context: connector }
   })
   return { local: (tenant) => ports.get(tenant), running: () => [...ports.keys()], serve }
 }

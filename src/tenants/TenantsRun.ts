@@ -79,6 +79,7 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
     owner: () => Promise.resolve(undefined),
     // Not served unauthenticated here: the overview page (with the admin password) is still to come.
     statusPath: null,
+    admit: () => Promise.resolve("unauthorized"),
     status: () =>
       Effect.runPromise(Effect.map(SubscriptionRef.get(supervisor.states), (states) => ({
         tenants: [

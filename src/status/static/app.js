@@ -79,6 +79,24 @@
       ], { fix: cert.error }, { "data-certificate": cert.id }))
     }
     renderLicensing(s.licensing)
+    renderCluster(s)
+  }
+
+  /** Cluster mode (run --cluster): each runner, the tenants it owns and the PBX sockets it holds. */
+  function renderCluster(s) {
+    const card = $("cluster-card")
+    card.hidden = !s.cluster
+    if (!s.cluster) return
+    const here = s.cluster.runner
+    list("cluster", s.cluster.runners, (r) => {
+      const tenants = r.tenants.map((t) => t.tenant + " (epoch " + t.epoch + ")").join(", ") || "none"
+      const sockets = r.pbxSockets.map((p) => p.tenant + ": " + p.pbx + (p.master ? " (master)" : "") + (p.loggedIn ? "" : " (logging in)")).join(", ") || "none"
+      return line(r.alive ? "green" : "red", r.id + (r.id === here ? " (serves this page)" : ""), [
+        r.alive ? "up since " : "not seen since ", F.time(r.alive ? r.startedAt : r.seenAt, true),
+        el("div", { "data-runner-tenants": "", textContent: "tenants: " + tenants }),
+        el("div", { "data-runner-pbx": "", textContent: "PBX sockets: " + sockets })
+      ], r, { "data-runner": r.id, "data-alive": String(r.alive) })
+    }, "no runner has reported yet")
   }
 
   const modeWords = (lic) =>
@@ -165,8 +183,8 @@
   }
 
   $("search").addEventListener("input", () => current && renderUsers(current))
-  fetch("/api/status", { credentials: "same-origin" }).then((r) => r.json()).then(render).catch(() => {})
-  const events = new EventSource("/api/events")
+  fetch("./api/status", { credentials: "same-origin" }).then((r) => r.json()).then(render).catch(() => {})
+  const events = new EventSource("./api/events")
   events.addEventListener("status", (e) => render(JSON.parse(e.data)))
   // A delta carries everything but the user table, plus the rows that changed and the ids of rows that went away.
   events.addEventListener("delta", (e) => {

@@ -1,0 +1,169 @@
+/**
+ * `npm run bench -- cluster-3` (docs/scaling.md, docs/performance.md): the cluster demo's set-up at scale — an embedded
+ * PostgreSQL, three runner processes (`run --cluster`, standard timing, the shipped Node flags) behind the front, and
+ * BENCH_CLUSTER_TENANTS (50) tenants of BENCH_CLUSTER_USERS (400) users each, 20,000 in all, every tenant with its own
+ * Graph simulator and PBX system in this process. It prints one JSON line with:
+ *   startup       from the runners' spawn until every tenant's status page is green through the front;
+ *   steady        Graph change → SetPresence at the PBX at BENCH_CLUSTER_RATE changes/s (default 50) over 20 s,
+ *                 spread over all tenants (p50/p99, and how many arrived);
+ *   rss           per runner (VmRSS at steady state, VmHWM) and the tenants each owns;
+ *   failover      kill -9 of the runner owning the most tenants: until its tenants are owned again, and until a change
+ *                 made in each of them right after the kill is at its PBX.
+ */
+import { join } from "node:path"
+import { performance } from "node:perf_hooks"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Effect, Layer, Redacted } from "effect"
+import { startClusterDemo } from "../src/demo/ClusterDemo.ts"
+import { shippedNodeFlags } from "./connectorProcess.ts"
+import { emit, progress, seconds, until } from "./report.ts"
+import { percentile, processMemory, round, summary } from "./stats.ts"
+import { tapSetPresence } from "./taps.ts"
+
+const TENANTS = Number(process.env["BENCH_CLUSTER_TENANTS"] ?? 50)
+const USERS = Number(process.env["BENCH_CLUSTER_USERS"] ?? 400)
+const RATE = Number(process.env["BENCH_CLUSTER_RATE"] ?? 50)
+const STEADY_SECONDS = 20
+const PASSWORD = "bench-cluster-admin-password"
+const states = [
+  { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
+  { availability: "Away", activity: "Away", pbx: "away" },
+  { availability: "DoNotDisturb", activity: "DoNotDisturb", pbx: "dnd" },
+  { availability: "Available", activity: "Available", pbx: "available" }
+] as const
+
+export const cluster3 = (repoRoot: string) =>
+  Effect.gen(function*() {
+    const setPresences = tapSetPresence()
+    yield* Effect.addFinalizer(() => Effect.sync(setPresences.uninstall))
+    const ids = ["default", ...Array.from({ length: TENANTS - 1 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)]
+    const spawnedAt = performance.now()
+    const demo = yield* startClusterDemo({
+      port: 0,
+      adminPassword: Redacted.make(PASSWORD),
+      tenants: ids,
+      users: USERS,
+      changeEverySeconds: 0,
+      timing: "standard",
+      runnerCommand: [...shippedNodeFlags(repoRoot), join(repoRoot, "src/main.ts")]
+    })
+    yield* progress(`cluster-3: ${TENANTS} tenants × ${USERS} users, runners ${demo.runners.map((r) => r.pid).join(", ")}; files in ${demo.dir}`)
+    const auth = "Basic " + Buffer.from(`admin:${PASSWORD}`).toString("base64")
+    const green = async (url: string) => {
+      const response = await fetch(`${url}api/status`, { headers: { authorization: auth }, signal: AbortSignal.timeout(5000) }).catch(() => undefined)
+      if (response?.status !== 200) return false
+      const status = (await response.json()) as { lights: Record<string, { state: string }> }
+      return Object.values(status.lights).every((light) => light.state === "green")
+    }
+    const pending = new Set(demo.tenants.map((t) => t.statusUrl))
+    const startupBound = Number(process.env["BENCH_CLUSTER_STARTUP_SECONDS"] ?? 600) * 1000
+    const allGreen = yield* until(`every tenant green`, async () => {
+      for (const url of [...pending]) if (await green(url)) pending.delete(url)
+      return pending.size === 0
+    }, startupBound, 2000).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+    if (!allGreen) {
+      // What it got to: the tenants still not green, and what the runners hold by then.
+      yield* emit({
+        scenario: "cluster-3",
+        tenants: TENANTS,
+        users: TENANTS * USERS,
+        startupFailed: `${pending.size} of ${TENANTS} tenants not green after ${startupBound / 1000} s`,
+        notGreen: [...pending].map((url) => new URL(url).pathname),
+        rssMb: demo.runners.map((r) => ({ runner: r.name, ...processMemory(r.pid) }))
+      })
+      return
+    }
+    const startupMs = performance.now() - spawnedAt
+    yield* progress(`cluster-3: all ${TENANTS} tenants green after ${seconds(startupMs)} s`)
+    yield* Effect.sleep("5 seconds")
+
+    // Steady state: change k is in tenant k % TENANTS for person k % (people per tenant). The tenants' populations are
+    // alike (the same PBX guids), so consecutive changes take different people: two changes in flight never share a guid.
+    const teams = demo.tenants.map((t) => t.population.people.filter((p) => p.teams))
+    const sent = new Map<string, { readonly at: number; readonly activity: string }>()
+    const latencies: Array<number> = []
+    const stop = setPresences.onStamp((stamp) => {
+      const change = sent.get(stamp.guid)
+      if (change !== undefined && change.activity === stamp.activity) {
+        latencies.push(stamp.at - change.at)
+        sent.delete(stamp.guid)
+      }
+    })
+    const total = RATE * STEADY_SECONDS
+    const began = performance.now()
+    for (let k = 0; k < total; k++) {
+      const wait = began + (k * 1000) / RATE - performance.now()
+      if (wait > 0) yield* Effect.sleep(wait)
+      const tenant = demo.tenants[k % TENANTS]!
+      const people = teams[k % TENANTS]!
+      const person = people[k % people.length]!
+      const state = states[Math.floor(k / people.length) % states.length]!
+      sent.set(person.pbxGuid, { at: performance.now(), activity: state.pbx })
+      yield* tenant.graph.setPresence(person.graphId, state)
+    }
+    yield* until("the steady changes at their PBXs", () => sent.size === 0, 20_000).pipe(Effect.ignore)
+    stop()
+    const rss = yield* Effect.forEach(demo.runners, (r) => Effect.sync(() => ({ runner: r.name, ...processMemory(r.pid) })))
+
+    // Failover: kill -9 of the busiest runner.
+    const sql = Context.get(yield* Layer.build(PgClient.layer({ url: demo.databaseUrl, maxConnections: 2 })), PgClient.PgClient)
+    const owners = sql<{ tenant_id: string; runner: string }>`SELECT tenant_id, runner FROM tenant_owner`.pipe(
+      Effect.map((rows) => new Map(rows.map((r) => [r.tenant_id, r.runner])))
+    )
+    const before = yield* owners
+    const perRunner = demo.runners.map((r) => ({ runner: r, tenants: [...before].filter(([, o]) => o === `127.0.0.1:${r.httpPort}`).map(([t]) => t) }))
+    const victim = perRunner.reduce((a, b) => (b.tenants.length > a.tenants.length ? b : a))
+    const victimId = `127.0.0.1:${victim.runner.httpPort}`
+    const killedAt = performance.now()
+    process.kill(victim.runner.pid, "SIGKILL")
+    // One change per moved tenant right after the kill: the new owner must bring it to the PBX.
+    const moved = demo.tenants.filter((t) => victim.tenants.includes(t.id))
+    const probes = moved.map((t, i) => ({ tenant: t, person: teams[demo.tenants.indexOf(t)]![i % 3]! }))
+    const arrived = new Map<string, number>()
+    const stopProbe = setPresences.onStamp((stamp) => {
+      if (stamp.activity === "away") arrived.set(stamp.guid + "|" + stamp.at, stamp.at)
+    })
+    yield* Effect.forEach(probes, (p) => p.tenant.graph.setPresence(p.person.graphId, { availability: "Away", activity: "Away" }), { discard: true })
+    let ownedAgainMs = Number.NaN
+    yield* until("the killed runner's tenants owned again", async () => {
+      const now = await Effect.runPromise(owners)
+      const done = victim.tenants.every((t) => now.get(t) !== undefined && now.get(t) !== victimId)
+      if (done) ownedAgainMs = performance.now() - killedAt
+      return done
+    }, 120_000, 200)
+    const writing = new Map<string, number>()
+    yield* until("the change made after the kill at every moved tenant's PBX", async () => {
+      for (const p of probes) {
+        if (writing.has(p.tenant.id)) continue
+        const entries = await Effect.runPromise(p.tenant.pbx.presence(p.person.pbxGuid))
+        if (entries.find((e) => e.contact === "teams:")?.activity === "away") writing.set(p.tenant.id, performance.now() - killedAt)
+      }
+      return writing.size === probes.length
+    }, 180_000, 250)
+    stopProbe()
+
+    yield* emit({
+      scenario: "cluster-3",
+      runners: demo.runners.length,
+      tenants: TENANTS,
+      users: TENANTS * USERS,
+      timing: "standard (lock refresh 5 s, expiry 15 s)",
+      startupSeconds: seconds(startupMs),
+      steady: {
+        ratePerSecond: RATE,
+        changes: total,
+        arrived: latencies.length,
+        changeToSetPresenceMs: summary(latencies),
+        p90: round(percentile(latencies, 90)),
+        measure: "Graph simulator setPresence → SetPresence applied by the PBX simulator (includes the simulator's 20 ms batch window)"
+      },
+      rssMb: rss.map((r) => ({ ...r, tenants: perRunner.find((p) => p.runner.name === r.runner)!.tenants.length })),
+      failover: {
+        killed: victim.runner.name,
+        tenantsMoved: victim.tenants.length,
+        ownedAgainSeconds: seconds(ownedAgainMs),
+        changeAtPbxSeconds: { max: seconds(Math.max(...writing.values())), median: seconds(percentile([...writing.values()], 50)) },
+        target: "owned again < 30 s"
+      }
+    })
+  })
