@@ -15,7 +15,7 @@ import * as YAML from "yaml"
 import { startFront } from "../cluster/Front.ts"
 import { freePort } from "../http/Server.ts"
 import { GraphSimulator, type GraphSimulatorHandle } from "../simulators/graph/GraphSimulator.ts"
-import { connectorSnippet } from "../simulators/graph/Standalone.ts"
+import { connectorSnippet, populationOptions } from "../simulators/graph/Standalone.ts"
 import { SubscriptionsExtension } from "../simulators/graph/SubscriptionsRoutes.ts"
 import { PbxSimulator, type PbxSimulatorHandle } from "../simulators/pbx/PbxSimulator.ts"
 import { pbxSystemOptions } from "../simulators/pbx/Standalone.ts"
@@ -75,25 +75,7 @@ const pbxPassword = "demo-cluster-app-password"
 const runnerStopMillis = 20_000
 
 const graphFor = (population: SimPopulation) =>
-  GraphSimulator.make({
-    tenantId: population.tenantId,
-    clientId: population.clientId,
-    clientSecrets: [{ value: Redacted.value(population.clientSecret) }],
-    accounts: population.accounts.map((account) => ({
-      upn: account.upn,
-      password: account.password === undefined ? undefined : Redacted.value(account.password),
-      mfa: account.mfa
-    })),
-    users: population.people.map((person) => ({
-      id: person.graphId,
-      displayName: person.name,
-      userPrincipalName: person.upn,
-      mail: person.email,
-      otherMails: [],
-      teams: person.teams
-    })),
-    extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })]
-  })
+  GraphSimulator.make({ ...populationOptions(population), extensions: [SubscriptionsExtension({ batchWindowMillis: 20 })] })
 
 /** A tenant's configuration (connector.yaml's shape): its Graph simulator, notifications and PBX through the front. */
 const tenantConfig = (graphUrl: string, population: SimPopulation, frontPort: number, prefix: string, password: Redacted.Redacted<string>) => ({

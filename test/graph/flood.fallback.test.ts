@@ -4,27 +4,18 @@
  * ≤ 650 per request), and pushed items those reads made obsolete are dropped by PresenceState.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Layer, Metric, Redacted, Stream } from "effect"
+import { Deferred, Effect, Layer, Metric, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { HttpRouter } from "effect/http"
 import { floodFallbackItems } from "../../src/domain/Metrics.ts"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
-import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
-import { encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
 import { FloodGate } from "../../src/graph/notifications/FloodGate.ts"
-import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
 import { makeFloodFallback } from "../../src/graph/presence/FloodFallback.ts"
 import { PresenceReader } from "../../src/graph/presence/PresenceReader.ts"
 import { PresenceState } from "../../src/graph/presence/PresenceState.ts"
-import { defaultSubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
-import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
 import { collect, record } from "../support/streams.ts"
-import { tempDir } from "../support/tempDir.ts"
 import { buildPushSource } from "./harness.ts"
-import { buildServer, localServer, post, webhookServer } from "./notificationsHarness.ts"
+import { APP_ID, post, richWebhook, TENANT } from "./notificationsHarness.ts"
 
-const APP_ID = "11111111-2222-3333-4444-555555555555"
-const TENANT = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
 
 const diverted = Metric.value(floodFallbackItems).pipe(Effect.map((state) => Number(state.count)))
 
@@ -156,44 +147,14 @@ describe("FloodFallback", () => {
 /** The connector's webhook on a real socket with `floodLatencyBudgetMillis`, 2 decrypt workers, and rich items. */
 const makeSetup = (floodLatencyBudgetMillis: number) =>
   Effect.gen(function*() {
-    const jwksServer = yield* buildServer(
-      HttpRouter.serve(JwksRoutes, { disableLogger: true, disableListenLog: true }).pipe(
-        Layer.provideMerge(SimJwks.layer),
-        Layer.provideMerge(localServer)
-      )
-    )
-    const jwks = Context.get(jwksServer.context, SimJwks)
-    const dataDir = yield* tempDir
-    const settings = defaultSubscriptionSettings({
-      publicBaseUrl: "https://connector.example",
-      appId: APP_ID,
-      jwksUrl: jwksServer.baseUrl + JWKS_PATH,
-      decryptWorkers: 2,
-      floodLatencyBudgetMillis
-    })
-    const connector = yield* buildServer(webhookServer(settings, dataDir))
-    const inbox = Context.get(connector.context, NotificationsInbox)
-    const certificate = yield* Context.get(connector.context, CertificateStore).current
-    yield* inbox.register({ id: "sub-1", kind: "presence", key: "shard-0", clientState: Redacted.make("secret-state") })
-    const publicKey = inspectCertificate(certificate.certificate).publicKey
-    const richItem = (userId: string, sequenceNumber: string) => ({
-      subscriptionId: "sub-1",
-      clientState: "secret-state",
-      changeType: "updated",
-      tenantId: TENANT,
-      resource: `communications/presences/${userId}`,
-      subscriptionExpirationDateTime: "2030-01-01T00:00:00Z",
-      resourceData: { "@odata.type": "#microsoft.graph.presence", "@odata.id": `users/${userId}/presence`, id: userId },
-      encryptedContent: {
-        ...encryptPayload(publicKey, JSON.stringify(presence(userId, "Busy", sequenceNumber))),
-        encryptionCertificateId: certificate.id,
-        encryptionCertificateThumbprint: certificate.thumbprint
-      }
-    })
-    const token = yield* jwks.validationToken(APP_ID, TENANT)
-    const postItems = (items: ReadonlyArray<unknown>) =>
-      post(connector.baseUrl + settings.notificationPath, { value: items, validationTokens: [token] })
-    return { context: connector.context, inbox, richItem, postItems }
+    const webhook = yield* richWebhook({ floodLatencyBudgetMillis })
+    const token = yield* webhook.jwks.validationToken(APP_ID, TENANT)
+    return {
+      context: webhook.context,
+      inbox: webhook.inbox,
+      richItem: (userId: string, sequenceNumber: string) => webhook.richItem(userId, presence(userId, "Busy", sequenceNumber)),
+      postItems: (items: ReadonlyArray<unknown>) => post(webhook.url, { value: items, validationTokens: [token] })
+    }
   })
 
 describe("flood fallback at the webhook (real sockets)", () => {

@@ -1,67 +1,21 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Metric, Redacted, Stream } from "effect"
-import { HttpRouter } from "effect/http"
+import { Effect, Layer, Metric, Redacted, Stream } from "effect"
 import * as jose from "jose"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
-import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
-import { encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
-import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
-import { defaultSubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
-import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
 import { collect, firstWhere } from "../support/streams.ts"
 import { buildPushSource, emptyPresenceReader } from "./harness.ts"
-import { tempDir } from "../support/tempDir.ts"
-import { buildServer, localServer, post, webhookServer } from "./notificationsHarness.ts"
-
-const APP_ID = "11111111-2222-3333-4444-555555555555"
-const TENANT = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
+import { APP_ID, post, richWebhook, TENANT } from "./notificationsHarness.ts"
 
 const rejected = (reason: string) =>
   Metric.value(Metric.withAttributes(notificationsRejected, { reason })).pipe(Effect.map((state) => Number(state.count)))
 
-const makeSetup = (maxBodyBytes: number) => Effect.gen(function*() {
-  const jwksServer = yield* buildServer(
-    HttpRouter.serve(JwksRoutes, { disableLogger: true, disableListenLog: true }).pipe(
-      Layer.provideMerge(SimJwks.layer),
-      Layer.provideMerge(localServer)
-    )
-  )
-  const jwks = Context.get(jwksServer.context, SimJwks)
-  const dataDir = yield* tempDir
-  const settings = defaultSubscriptionSettings({
-    publicBaseUrl: "https://connector.example",
-    appId: APP_ID,
-    jwksUrl: jwksServer.baseUrl + JWKS_PATH,
-    maxBodyBytes,
-    decryptWorkers: 2,
-    // Every item is decrypted here, however many arrive at once (the flood fallback: flood.fallback.test.ts).
-    floodLatencyBudgetMillis: 0
-  })
-  const connector = yield* buildServer(webhookServer(settings, dataDir))
-  const inbox = Context.get(connector.context, NotificationsInbox)
-  const certificate = yield* Context.get(connector.context, CertificateStore).current
-  yield* inbox.register({ id: "sub-1", kind: "presence", key: "shard-0", clientState: Redacted.make("secret-state") })
-  const richItem = (userId: string, presence: object, overrides: Record<string, unknown> = {}) => {
-    const sealed = encryptPayload(inspectCertificate(certificate.certificate).publicKey, JSON.stringify({ id: userId, ...presence }))
-    return {
-      subscriptionId: "sub-1",
-      clientState: "secret-state",
-      changeType: "updated",
-      tenantId: TENANT,
-      resource: `communications/presences/${userId}`,
-      subscriptionExpirationDateTime: "2030-01-01T00:00:00Z",
-      resourceData: { "@odata.type": "#microsoft.graph.presence", "@odata.id": `users/${userId}/presence`, id: userId },
-      encryptedContent: {
-        ...sealed,
-        encryptionCertificateId: certificate.id,
-        encryptionCertificateThumbprint: certificate.thumbprint
-      },
-      ...overrides
-    }
-  }
-  const url = connector.baseUrl + settings.notificationPath
-  return { context: connector.context, inbox, jwks, richItem, url, lifecycleUrl: connector.baseUrl + settings.lifecyclePath }
-})
+/** The webhook with rich items; every item is decrypted here, however many arrive at once (the flood fallback: flood.fallback.test.ts). */
+const makeSetup = (maxBodyBytes: number) =>
+  Effect.map(richWebhook({ maxBodyBytes, floodLatencyBudgetMillis: 0 }), (webhook) => ({
+    ...webhook,
+    richItem: (userId: string, presence: object, overrides: Record<string, unknown> = {}) =>
+      webhook.richItem(userId, { id: userId, ...presence }, overrides)
+  }))
 
 const setup = makeSetup(64 * 1024)
 

@@ -1,11 +1,20 @@
 /** Test helpers: the webhook and other router layers on 127.0.0.1 with an ephemeral port, and POSTs to them. */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
 import { createServer } from "node:http"
+import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
+import { encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
 import { NotificationPipeline, NotificationRoutes } from "../../src/graph/notifications/NotificationRoutes.ts"
-import { SubscriptionSettings, type SubscriptionSettingsOptions } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
+import {
+  defaultSubscriptionSettings,
+  SubscriptionSettings,
+  type SubscriptionSettingsOptions
+} from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
 import { fileState } from "../support/state.ts"
+import { tempDir } from "../support/tempDir.ts"
 
 export const localServer = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
 
@@ -39,4 +48,59 @@ export const post = (url: string, body: unknown, headers: Record<string, string>
       body: typeof body === "string" ? body : JSON.stringify(body)
     })
     return { status: response.status, contentType: response.headers.get("content-type"), text: await response.text() }
+  })
+
+export const APP_ID = "11111111-2222-3333-4444-555555555555"
+export const TENANT = "aaaabbbb-0000-cccc-1111-dddd2222eeee"
+
+/**
+ * The webhook with rich notifications on real sockets: a JWKS (the simulator's, for validation tokens), the connector's
+ * webhook with 2 decrypt workers and `options`, presence subscription `sub-1` registered, and `richItem` sealing a
+ * presence for its key as Graph does.
+ */
+export const richWebhook = (options: Partial<SubscriptionSettingsOptions>) =>
+  Effect.gen(function*() {
+    const jwksServer = yield* buildServer(
+      HttpRouter.serve(JwksRoutes, { disableLogger: true, disableListenLog: true }).pipe(
+        Layer.provideMerge(SimJwks.layer),
+        Layer.provideMerge(localServer)
+      )
+    )
+    const jwks = Context.get(jwksServer.context, SimJwks)
+    const dataDir = yield* tempDir
+    const settings = defaultSubscriptionSettings({
+      publicBaseUrl: "https://connector.example",
+      appId: APP_ID,
+      jwksUrl: jwksServer.baseUrl + JWKS_PATH,
+      decryptWorkers: 2,
+      ...options
+    })
+    const connector = yield* buildServer(webhookServer(settings, dataDir))
+    const inbox = Context.get(connector.context, NotificationsInbox)
+    const certificate = yield* Context.get(connector.context, CertificateStore).current
+    yield* inbox.register({ id: "sub-1", kind: "presence", key: "shard-0", clientState: Redacted.make("secret-state") })
+    const publicKey = inspectCertificate(certificate.certificate).publicKey
+    const richItem = (userId: string, presence: object, overrides: Record<string, unknown> = {}) => ({
+      subscriptionId: "sub-1",
+      clientState: "secret-state",
+      changeType: "updated",
+      tenantId: TENANT,
+      resource: `communications/presences/${userId}`,
+      subscriptionExpirationDateTime: "2030-01-01T00:00:00Z",
+      resourceData: { "@odata.type": "#microsoft.graph.presence", "@odata.id": `users/${userId}/presence`, id: userId },
+      encryptedContent: {
+        ...encryptPayload(publicKey, JSON.stringify(presence)),
+        encryptionCertificateId: certificate.id,
+        encryptionCertificateThumbprint: certificate.thumbprint
+      },
+      ...overrides
+    })
+    return {
+      context: connector.context,
+      inbox,
+      jwks,
+      richItem,
+      url: connector.baseUrl + settings.notificationPath,
+      lifecycleUrl: connector.baseUrl + settings.lifecyclePath
+    }
   })

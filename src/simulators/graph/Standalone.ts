@@ -37,6 +37,26 @@ const loopbackHosts = ["127.0.0.1", "localhost"]
 const accountName = (upn: string): string => upn.split("@")[0]!.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 64) || "account"
 
 /** The connector.yaml part that points a connector at this simulator (its made-up credentials in clear). */
+/** The Graph simulator's tenant, application, technical accounts and Teams users, from a population (users file). */
+export const populationOptions = (population: SimPopulation) => ({
+  tenantId: population.tenantId,
+  clientId: population.clientId,
+  clientSecrets: [{ value: Redacted.value(population.clientSecret) }],
+  accounts: population.accounts.map((account) => ({
+    upn: account.upn,
+    password: account.password === undefined ? undefined : Redacted.value(account.password),
+    mfa: account.mfa
+  })),
+  users: population.people.map((person) => ({
+    id: person.graphId,
+    displayName: person.name,
+    userPrincipalName: person.upn,
+    mail: person.email,
+    otherMails: [],
+    teams: person.teams
+  }))
+})
+
 export const connectorSnippet = (url: string, population: SimPopulation): string => {
   const lines = [
     `tenantId: ${population.tenantId}`,
@@ -127,22 +147,7 @@ export const startGraphSimulator = Effect.fn("GraphStandalone.start")(function*(
   const tls = options.tls === true ? yield* testCertificate(options.tlsCaFile) : undefined
   const sim = yield* GraphSimulator.make({
     port: options.port,
-    tenantId: population.tenantId,
-    clientId: population.clientId,
-    clientSecrets: [{ value: Redacted.value(population.clientSecret) }],
-    accounts: population.accounts.map((account) => ({
-      upn: account.upn,
-      password: account.password === undefined ? undefined : Redacted.value(account.password),
-      mfa: account.mfa
-    })),
-    users: population.people.map((person) => ({
-      id: person.graphId,
-      displayName: person.name,
-      userPrincipalName: person.upn,
-      mail: person.email,
-      otherMails: [],
-      teams: person.teams
-    })),
+    ...populationOptions(population),
     extensions,
     tls: tls?.server
   })
