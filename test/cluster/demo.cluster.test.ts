@@ -11,16 +11,9 @@ import { join } from "node:path"
 import { mkdtempSync } from "node:fs"
 import { Effect } from "effect"
 import { startProcess } from "../support/processes.ts"
+import { isAlive as alive } from "../support/node.ts"
 import { basicAuth, freePort, until } from "../support/waiting.ts"
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 describe("cluster demo", () => {
   it.live("starts PostgreSQL, three runners, a front and four tenants; all green; SIGTERM stops everything", () =>

@@ -9,15 +9,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { startTestPostgres, sweepStaleServers } from "../support/postgresServer.ts"
+import { isAlive as alive } from "../support/node.ts"
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 describe("stale test servers", () => {
   it.live("a server whose run is gone is stopped and removed; one whose run is alive is kept", () =>

@@ -47,3 +47,13 @@ export const olderNode: { readonly path: string; readonly version: string } | un
   }
   return undefined
 })()
+
+/** Whether process `pid` still runs (a process of another user, EPERM, runs too). */
+export const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as { code?: string }).code === "EPERM"
+  }
+}

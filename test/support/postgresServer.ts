@@ -7,6 +7,7 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { isAlive as alive } from "./node.ts"
 
 export interface TestPostgres {
   readonly url: string
@@ -28,14 +29,6 @@ const freePort = () =>
     })
   })
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as { code?: string }).code === "EPERM"
-  }
-}
 
 const pidIn = async (file: string): Promise<number | undefined> => {
   const text = await readFile(file, "utf8").catch(() => undefined)
