@@ -20,7 +20,7 @@ import {
 } from "../Records.ts"
 import { codecs, decodeOpened, encodeSealed, type RecordCodec } from "../Sealing.ts"
 import { Sealer } from "../Sealer.ts"
-import type { StateStore } from "../StateStore.ts"
+import type { StateStoreShape } from "../StateStoreShape.ts"
 import { StateStoreError } from "../StateStoreError.ts"
 import { tenantChanges, type Versions, type Wake } from "../TenantChanges.ts"
 import * as Layout from "./FileLayout.ts"
@@ -153,7 +153,7 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
       Effect.map((names) => names.flatMap((name) => Option.toArray(Option.fromNullishOr(Layout.accountOfFile(name)))).sort())
     ))
 
-  const service: StateStore["Service"] = {
+  const service: StateStoreShape = {
     backend: "files",
     tenants: {
       list,

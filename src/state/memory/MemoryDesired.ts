@@ -6,7 +6,7 @@
 import { Effect, Option, PubSub, Stream } from "effect"
 import { commandEquals } from "../../domain/PbxPresence.ts"
 import type { Confirmation, DesiredCommand, TenantId, TenantOwner, VersionedCommand } from "../Records.ts"
-import type { DesiredWakeup } from "../StateStore.ts"
+import type { DesiredWakeup } from "../StateStoreShape.ts"
 import { StateStoreError } from "../StateStoreError.ts"
 
 interface Row {

@@ -9,7 +9,7 @@ import { Effect, Option, Queue, Schema, Stream } from "effect"
 import { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { fenced, latestPerUser } from "../memory/MemoryDesired.ts"
 import { type Confirmation, type DesiredCommand, TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
-import type { DesiredWakeup, StateStore } from "../StateStore.ts"
+import type { DesiredWakeup, StateStoreShape } from "../StateStoreShape.ts"
 import { listenForever } from "./PgListen.ts"
 import { decodeRows, Int64, unavailable } from "./PgRows.ts"
 
@@ -91,7 +91,7 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
     return Stream.fromQueue(queue)
   }))
 
-  const owners: StateStore["Service"]["owners"] = {
+  const owners: StateStoreShape["owners"] = {
     claim: Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
       const rows = yield* sql`INSERT INTO tenant_owner (tenant_id, runner, epoch) VALUES (${tenant}, ${runner}, 1)
         ON CONFLICT (tenant_id) DO UPDATE SET runner = EXCLUDED.runner, epoch = tenant_owner.epoch + 1, since = now()
@@ -107,6 +107,6 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
     })
   }
 
-  const desired: StateStore["Service"]["desired"] = { put, pending, confirm, resend, wakeups }
+  const desired: StateStoreShape["desired"] = { put, pending, confirm, resend, wakeups }
   return { desired, owners }
 }

@@ -8,7 +8,7 @@ import { Effect, Option, Schema } from "effect"
 import type { CertificateSet, PresenceSessionState, RefreshToken, SubscriptionState, TenantId } from "../Records.ts"
 import type { Sealer } from "../Sealer.ts"
 import { codecs, decodeOpened, encodeSealed } from "../Sealing.ts"
-import type { StateStore } from "../StateStore.ts"
+import type { StateStoreShape } from "../StateStoreShape.ts"
 import { decodeRows, Int64, unavailable } from "./PgRows.ts"
 
 const TokenRow = Schema.Struct({ username: Schema.String, refresh_token_sealed: Schema.String })
@@ -50,7 +50,7 @@ interface StoredCertificateSet {
 }
 
 export const makePgSecrets = (sql: PgClient.PgClient, sealer: Sealer["Service"]) => {
-  const refreshTokens: StateStore["Service"]["refreshTokens"] = {
+  const refreshTokens: StateStoreShape["refreshTokens"] = {
     get: Effect.fn("StateStore.refreshTokens.get")(function*(tenant: TenantId, account: string) {
       const rows = yield* sql`SELECT username, refresh_token_sealed FROM refresh_tokens
         WHERE tenant_id = ${tenant} AND account = ${account}`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(TokenRow, "refresh_tokens", tenant))
@@ -78,7 +78,7 @@ export const makePgSecrets = (sql: PgClient.PgClient, sealer: Sealer["Service"])
     })
   }
 
-  const subscriptions: StateStore["Service"]["subscriptions"] = {
+  const subscriptions: StateStoreShape["subscriptions"] = {
     load: Effect.fn("StateStore.subscriptions.load")(function*(tenant: TenantId) {
       const rows = yield* sql`SELECT state FROM subscription_state WHERE tenant_id = ${tenant}`.pipe(
         Effect.mapError(unavailable(tenant)),
@@ -94,7 +94,7 @@ export const makePgSecrets = (sql: PgClient.PgClient, sealer: Sealer["Service"])
     })
   }
 
-  const certificates: StateStore["Service"]["certificates"] = {
+  const certificates: StateStoreShape["certificates"] = {
     load: Effect.fn("StateStore.certificates.load")(function*(tenant: TenantId) {
       const rows = yield* sql`SELECT id, is_current, certificate, private_key_sealed, thumbprint, created_at, not_after
         FROM certificates WHERE tenant_id = ${tenant} ORDER BY position`.pipe(
@@ -127,7 +127,7 @@ export const makePgSecrets = (sql: PgClient.PgClient, sealer: Sealer["Service"])
     })
   }
 
-  const presenceSessions: StateStore["Service"]["presenceSessions"] = {
+  const presenceSessions: StateStoreShape["presenceSessions"] = {
     load: Effect.fn("StateStore.presenceSessions.load")(function*(tenant: TenantId) {
       const rows = yield* sql`SELECT state FROM presence_sessions WHERE tenant_id = ${tenant}`.pipe(
         Effect.mapError(unavailable(tenant)),
