@@ -103,17 +103,22 @@ const functionsOf = (sourceFile: SourceFile): ReadonlyArray<FunctionExtent> => {
   return found
 }
 
-/** The nearest name: the function's own, the variable, property or class member it is assigned to, else the call. */
+/**
+ * The nearest name: the function's own, or the variable, property or class member it is assigned to (through wrapping
+ * calls such as `Effect.fn(…)(function*…)`); an unnamed function inside another is `outer › arrow` (or `› function`).
+ */
 const nameOf = (node: Node): string => {
   const steps: Array<string> = []
+  let inner = false
   for (let current: Node | undefined = node; current !== undefined && current.kind !== SyntaxKind.SourceFile; current = current.parent) {
+    if (steps.length === 0 && current !== node && functionKinds.has(current.kind)) inner = true
     const own = declaredName(current)
-    if (own !== undefined) {
-      steps.unshift(own)
-      if (current.kind !== SyntaxKind.MethodDeclaration && current.kind !== SyntaxKind.PropertyAssignment) break
-    }
+    if (own === undefined) continue
+    steps.unshift(own)
+    if (current.kind !== SyntaxKind.MethodDeclaration && current.kind !== SyntaxKind.PropertyAssignment) break
   }
-  return steps.length === 0 ? "(anonymous)" : steps.join(".")
+  const name = steps.length === 0 ? "(anonymous)" : steps.join(".")
+  return inner ? `${name} › ${node.kind === SyntaxKind.ArrowFunction ? "arrow" : "function"}` : name
 }
 
 const declaredName = (node: Node): string | undefined => {
