@@ -6,28 +6,26 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Queue, Redacted, Scope, Exit, Stream, SubscriptionRef } from "effect"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { TenantConfig, TenantId } from "../../src/state/Records.ts"
 import { StateStore, StateStoreError } from "../../src/state/StateStore.ts"
 import { superviseTenants, type TenantRunState } from "../../src/tenants/TenantSupervisor.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 import { keyEnv, keyIdOf, newKey, openStore, tenant, tenantConfig, withEnv } from "../state/fixtures.ts"
 
 interface Backend {
   readonly name: string
   /** Store layers on one fresh storage: each call a new process with these keys. */
-  readonly storage: Effect.Effect<(env: Record<string, string>) => Layer.Layer<StateStore, unknown>>
+  readonly storage: Effect.Effect<(env: Record<string, string>) => Layer.Layer<StateStore, unknown>, never, Scope.Scope>
 }
 
 const backends: ReadonlyArray<Backend> = [
   {
     name: "files",
-    storage: Effect.sync(() => {
-      const dataDir = join(mkdtempSync(join(tmpdir(), "tpc-tenants-")), "data")
-      return (env) => StateStore.layerFiles(dataDir).pipe(Layer.provide(withEnv(env)))
-    })
+    storage: makeTempDir("tpc-tenants-").pipe(Effect.map((dir) => (env: Record<string, string>) =>
+      StateStore.layerFiles(join(dir, "data")).pipe(Layer.provide(withEnv(env)))
+    ))
   },
   {
     name: "postgres",
