@@ -51,15 +51,22 @@ const until = (states: SubscriptionRef.SubscriptionRef<ReadonlyMap<TenantId, Ten
 
 const [a, b, c] = [tenant("alpha"), tenant("beta"), tenant("gamma")]
 
+/** Two processes on one fresh storage with the same key: one that changes the tenants, one supervised; alpha stored. */
+const adminAndStore = (backend: Backend) =>
+  Effect.gen(function*() {
+    const storeOn = yield* backend.storage
+    const env = keyEnv(newKey())
+    const admin = yield* openStore(storeOn(env))
+    const store = yield* openStore(storeOn(env))
+    yield* admin.tenants.put(a, withMaster(tenantConfig("a").config, "pbx-a"))
+    return { admin, store }
+  })
+
 for (const backend of backends) {
   describe(`tenant supervisor (${backend.name})`, () => {
     it.live("follows the store: added → started, updated → restarted, removed → stopped; the scope's end stops all", () =>
       Effect.gen(function*() {
-        const storeOn = yield* backend.storage
-        const env = keyEnv(newKey())
-        const admin = yield* openStore(storeOn(env))
-        const store = yield* openStore(storeOn(env))
-        yield* admin.tenants.put(a, withMaster(tenantConfig("a").config, "pbx-a"))
+        const { admin, store } = yield* adminAndStore(backend)
         const events = yield* Queue.unbounded<string>()
         const scope = yield* Scope.make()
         yield* superviseTenants(store, { run: probe(events) }).pipe(Scope.provide(scope))
@@ -77,11 +84,7 @@ for (const backend of backends) {
 
     it.live("after the changes stream failed, a tenant removed meanwhile is stopped and one updated meanwhile restarted", () =>
       Effect.gen(function*() {
-        const storeOn = yield* backend.storage
-        const env = keyEnv(newKey())
-        const admin = yield* openStore(storeOn(env))
-        const store = yield* openStore(storeOn(env))
-        yield* admin.tenants.put(a, withMaster(tenantConfig("a").config, "pbx-a"))
+        const { admin, store } = yield* adminAndStore(backend)
         yield* admin.tenants.put(b, withMaster(tenantConfig("b").config, "pbx-b"))
         // The first stream: both tenants, then (unseen by it) beta removed and alpha updated, then the store fails.
         const outage = Stream.concat(

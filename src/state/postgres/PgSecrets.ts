@@ -5,9 +5,9 @@
  */
 import type { PgClient } from "@effect/sql-pg"
 import { Effect, Option, Schema } from "effect"
-import type { CertificateSet, PresenceSessionState, RefreshToken, SubscriptionState, TenantId } from "../Records.ts"
+import type { CertificateSet, RefreshToken, TenantId } from "../Records.ts"
 import type { Sealer } from "../Sealer.ts"
-import { codecs, decodeOpened, encodeSealed } from "../Sealing.ts"
+import { codecs, decodeOpened, encodeSealed, type RecordCodec } from "../Sealing.ts"
 import type { StateStoreShape } from "../StateStoreShape.ts"
 import { decodeRows, Int64, unavailable } from "./PgRows.ts"
 
@@ -77,18 +77,25 @@ const pgRefreshTokens = (sql: PgClient.PgClient, sealer: Sealer["Service"]): Sta
   })
 })
 
-const pgSubscriptions = (sql: PgClient.PgClient, sealer: Sealer["Service"]): StateStoreShape["subscriptions"] => ({
-  load: Effect.fn("StateStore.subscriptions.load")(function*(tenant: TenantId) {
-    const rows = yield* sql`SELECT state FROM subscription_state WHERE tenant_id = ${tenant}`.pipe(
+/** A record kept whole in one JSON `state` column, one row per tenant: the subscription state, the presence sessions. */
+const pgStateRecord = <T>(
+  sql: PgClient.PgClient,
+  sealer: Sealer["Service"],
+  part: "subscriptions" | "presenceSessions",
+  table: "subscription_state" | "presence_sessions",
+  record: RecordCodec<T>
+) => ({
+  load: Effect.fn(`StateStore.${part}.load`)(function*(tenant: TenantId) {
+    const rows = yield* sql`SELECT state FROM ${sql(table)} WHERE tenant_id = ${tenant}`.pipe(
       Effect.mapError(unavailable(tenant)),
-      decodeRows(StateRow, "subscription_state", tenant)
+      decodeRows(StateRow, table, tenant)
     )
-    if (rows[0] === undefined) return Option.none<SubscriptionState>()
-    return Option.some(yield* decodeOpened(sealer, tenant, codecs.subscriptions, rows[0].state, "subscription_state row", "always"))
+    if (rows[0] === undefined) return Option.none<T>()
+    return Option.some(yield* decodeOpened(sealer, tenant, record, rows[0].state, `${table} row`, "always"))
   }),
-  save: Effect.fn("StateStore.subscriptions.save")(function*(tenant: TenantId, state: SubscriptionState) {
-    const stored = yield* encodeSealed(sealer, tenant, codecs.subscriptions, state, "always")
-    yield* sql`INSERT INTO subscription_state (tenant_id, state) VALUES (${tenant}, ${sql.json(stored)})
+  save: Effect.fn(`StateStore.${part}.save`)(function*(tenant: TenantId, value: T) {
+    const stored = yield* encodeSealed(sealer, tenant, record, value, "always")
+    yield* sql`INSERT INTO ${sql(table)} (tenant_id, state) VALUES (${tenant}, ${sql.json(stored)})
       ON CONFLICT (tenant_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`.pipe(Effect.mapError(unavailable(tenant)))
   })
 })
@@ -126,25 +133,12 @@ const pgCertificates = (sql: PgClient.PgClient, sealer: Sealer["Service"]): Stat
   })
 })
 
-const pgPresenceSessions = (sql: PgClient.PgClient, sealer: Sealer["Service"]): StateStoreShape["presenceSessions"] => ({
-  load: Effect.fn("StateStore.presenceSessions.load")(function*(tenant: TenantId) {
-    const rows = yield* sql`SELECT state FROM presence_sessions WHERE tenant_id = ${tenant}`.pipe(
-      Effect.mapError(unavailable(tenant)),
-      decodeRows(StateRow, "presence_sessions", tenant)
-    )
-    if (rows[0] === undefined) return Option.none<PresenceSessionState>()
-    return Option.some(yield* decodeOpened(sealer, tenant, codecs.presenceSessions, rows[0].state, "presence_sessions row", "always"))
-  }),
-  save: Effect.fn("StateStore.presenceSessions.save")(function*(tenant: TenantId, state: PresenceSessionState) {
-    const stored = yield* encodeSealed(sealer, tenant, codecs.presenceSessions, state, "always")
-    yield* sql`INSERT INTO presence_sessions (tenant_id, state) VALUES (${tenant}, ${sql.json(stored)})
-      ON CONFLICT (tenant_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`.pipe(Effect.mapError(unavailable(tenant)))
-  })
-})
-
-export const makePgSecrets = (sql: PgClient.PgClient, sealer: Sealer["Service"]) => ({
+export const makePgSecrets = (
+  sql: PgClient.PgClient,
+  sealer: Sealer["Service"]
+): Pick<StateStoreShape, "refreshTokens" | "subscriptions" | "certificates" | "presenceSessions"> => ({
   refreshTokens: pgRefreshTokens(sql, sealer),
-  subscriptions: pgSubscriptions(sql, sealer),
+  subscriptions: pgStateRecord(sql, sealer, "subscriptions", "subscription_state", codecs.subscriptions),
   certificates: pgCertificates(sql, sealer),
-  presenceSessions: pgPresenceSessions(sql, sealer)
+  presenceSessions: pgStateRecord(sql, sealer, "presenceSessions", "presence_sessions", codecs.presenceSessions)
 })
