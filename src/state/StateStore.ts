@@ -3,100 +3,17 @@
  * `default` tenant keeps today's files) and PostgreSQL (shared by several processes; migrations at start-up). Values
  * are Schema-encoded; secrets are Redacted in and out and sealed at rest (docs/state.md).
  */
-import { Context, Layer, type Effect, type Option, type Stream } from "effect"
+import { Context, Layer } from "effect"
 import { makeFileStore } from "./files/FileStateStore.ts"
 import { makePostgresStore, type PostgresOptions } from "./postgres/PgStateStore.ts"
-import type {
-  CertificateSet,
-  Confirmation,
-  DesiredCommand,
-  PresenceSessionState,
-  RefreshToken,
-  SubscriptionState,
-  Tenant,
-  TenantChange,
-  TenantConfig,
-  TenantId,
-  TenantOwner,
-  VersionedCommand
-} from "./Records.ts"
 import { Sealer } from "./Sealer.ts"
-import type { StateStoreError } from "./StateStoreError.ts"
+import type { StateStoreShape } from "./StateStoreShape.ts"
 
 export * from "./Records.ts"
 export { StateStoreError } from "./StateStoreError.ts"
+export type { DesiredWakeup, RekeyReport, StateStoreShape } from "./StateStoreShape.ts"
 
-type Result<A> = Effect.Effect<A, StateStoreError>
-
-/** A wake-up for whoever sends desired commands: one PBX has news, or (after a reconnect) everything should be re-read. */
-export type DesiredWakeup =
-  | { readonly kind: "changed"; readonly tenant: TenantId; readonly pbx: string }
-  | { readonly kind: "resync" }
-
-export interface RekeyReport {
-  /** Secrets sealed again with the current key (they were sealed with a previous key, or in clear in the files). */
-  readonly resealed: number
-  /** Records looked at (a tenant, a token, a subscription state, a certificate set). */
-  readonly records: number
-}
-
-export class StateStore extends Context.Service<StateStore, {
-  readonly backend: "files" | "postgres"
-  readonly tenants: {
-    readonly list: Result<ReadonlyArray<Tenant>>
-    get(id: TenantId): Result<Option.Option<Tenant>>
-    /** Adds or replaces a tenant's configuration; the result carries its new version. */
-    put(id: TenantId, config: TenantConfig): Result<Tenant>
-    /** Removes the tenant with all its state (tokens, subscriptions, certificates, desired commands); false if unknown. */
-    remove(id: TenantId): Result<boolean>
-    /**
-     * Every tenant present when the stream starts (as `added`), then each change, also those made by other processes.
-     * Changes are read from the store on each wake-up, so a burst may arrive folded (latest version wins).
-     */
-    readonly changes: Stream.Stream<TenantChange, StateStoreError>
-  }
-  readonly refreshTokens: {
-    get(tenant: TenantId, account: string): Result<Option.Option<RefreshToken>>
-    put(tenant: TenantId, account: string, token: RefreshToken): Result<void>
-    remove(tenant: TenantId, account: string): Result<void>
-    accounts(tenant: TenantId): Result<ReadonlyArray<string>>
-  }
-  readonly subscriptions: {
-    load(tenant: TenantId): Result<Option.Option<SubscriptionState>>
-    save(tenant: TenantId, state: SubscriptionState): Result<void>
-  }
-  readonly certificates: {
-    load(tenant: TenantId): Result<Option.Option<CertificateSet>>
-    save(tenant: TenantId, set: CertificateSet): Result<void>
-  }
-  /** The Teams users holding a PBX → Teams presence session (no secrets). */
-  readonly presenceSessions: {
-    load(tenant: TenantId): Result<Option.Option<PresenceSessionState>>
-    save(tenant: TenantId, state: PresenceSessionState): Result<void>
-  }
-  readonly desired: {
-    /**
-     * Latest wins per PBX user: a command that differs from the stored one (or a new PBX) gets a new, larger version;
-     * an unchanged one is left as it is. Refused (Fenced) unless `epoch` is the tenant's current owner epoch.
-     * Returns the rows that changed.
-     */
-    put(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>): Result<ReadonlyArray<VersionedCommand>>
-    /** The commands for one PBX newer than what it confirmed, oldest version first. */
-    pending(tenant: TenantId, pbx: string, limit?: number): Result<ReadonlyArray<VersionedCommand>>
-    /** Records that the PBX applied these versions; an older confirmation never lowers a newer one. */
-    confirm(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>): Result<void>
-    /** Marks everything of one PBX unconfirmed (a PBX that lost its state, e.g. after a restart). */
-    resend(tenant: TenantId, pbx: string): Result<void>
-    readonly wakeups: Stream.Stream<DesiredWakeup, StateStoreError>
-  }
-  readonly owners: {
-    /** Makes `runner` the tenant's owner with the next epoch (the fencing token its writes carry). */
-    claim(tenant: TenantId, runner: string): Result<TenantOwner>
-    get(tenant: TenantId): Result<Option.Option<TenantOwner>>
-  }
-  /** Seals every secret with the current state key (after a key rotation; docs/state.md). */
-  readonly rekey: Result<RekeyReport>
-}>()("teams-presence-connector/state/StateStore") {
+export class StateStore extends Context.Service<StateStore, StateStoreShape>()("teams-presence-connector/state/StateStore") {
   /**
    * Files under `dataDir`: tenant `default` directly in it (today's files), others in `dataDir/tenants/<id>/`.
    * Secrets are sealed when CONNECTOR_STATE_KEY is set. Desired commands and owner epochs live in memory (one process).

@@ -37,98 +37,116 @@ const describe = (cause: Cause.Cause<unknown>): string => {
   return error instanceof Error ? error.message : String(error)
 }
 
+/** What the supervision's steps share: the store, the options, the scope the tenants' fibers run in, and their state. */
+interface Supervision {
+  readonly store: StateStore["Service"]
+  readonly options: TenantSupervisorOptions
+  readonly scope: Scope.Scope
+  readonly pauseAfter: (failures: number) => Duration.Duration
+  readonly states: SubscriptionRef.SubscriptionRef<ReadonlyMap<TenantId, TenantRunState>>
+  readonly running: Map<TenantId, { readonly version: number; readonly fiber: Fiber.Fiber<unknown> }>
+}
+
+/** The pause after the n-th failure in a row: `firstPause` doubling up to `maxPause`. */
+const pauses = (options: TenantSupervisorOptions) => {
+  const first = Duration.toMillis(Duration.fromInputUnsafe(options.firstPause ?? "1 second"))
+  const max = Duration.toMillis(Duration.fromInputUnsafe(options.maxPause ?? "5 minutes"))
+  return (failures: number) => Duration.millis(Math.min(max, first * 2 ** Math.min(failures - 1, 30)))
+}
+
+const setState = (s: Supervision, id: TenantId, state: TenantRunState | undefined) =>
+  SubscriptionRef.update(s.states, (current) => {
+    const next = new Map(current)
+    if (state === undefined) next.delete(id)
+    else next.set(id, state)
+    return next
+  })
+
+/** One tenant's work, started again after each failure; it ends only when interrupted or the tenant is gone. */
+const work = (s: Supervision, id: TenantId, version: number) => {
+  const attempt = (failures: number): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      const tenant = yield* s.store.tenants.get(id)
+      // Removed meanwhile: the removal's change stops the (already finished) entry.
+      if (Option.isNone(tenant)) return
+      yield* setState(s, id, { state: "running", version: tenant.value.version })
+      if (failures > 0) yield* Effect.logInfo(`tenant ${id}: started again`)
+      yield* Effect.scoped(s.options.run(tenant.value))
+      return yield* Effect.fail(new Error("its work ended by itself"))
+    }).pipe(
+      Effect.catchCause((cause) => {
+        if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
+        const error = describe(cause)
+        return Effect.logError(`tenant ${id} failed: ${error}; starting it again in ${Duration.format(s.pauseAfter(failures + 1))}`).pipe(
+          Effect.andThen(setState(s, id, { state: "failed", version, error, failures: failures + 1 })),
+          Effect.andThen(Effect.sleep(s.pauseAfter(failures + 1))),
+          Effect.andThen(Effect.suspend(() => attempt(failures + 1)))
+        )
+      })
+    )
+  return attempt(0).pipe(Effect.annotateLogs({ tenant: id }))
+}
+
+const stop = Effect.fnUntraced(function*(s: Supervision, id: TenantId) {
+  const entry = s.running.get(id)
+  if (entry === undefined) return
+  s.running.delete(id)
+  yield* Fiber.interrupt(entry.fiber)
+  yield* setState(s, id, undefined)
+  yield* Effect.logInfo(`tenant ${id}: stopped`)
+})
+
+const start = Effect.fnUntraced(function*(s: Supervision, id: TenantId, version: number) {
+  yield* stop(s, id)
+  const fiber = yield* Effect.forkIn(work(s, id, version), s.scope)
+  s.running.set(id, { version, fiber })
+  yield* Effect.logInfo(`tenant ${id}: starting (version ${version})`)
+})
+
+const remove = (s: Supervision, id: TenantId) =>
+  s.running.has(id)
+    ? (s.options.removing?.(id) ?? Effect.void).pipe(Effect.andThen(stop(s, id)), Effect.andThen(s.options.removed?.(id) ?? Effect.void))
+    : Effect.void
+
+const apply = (s: Supervision, change: TenantChange) =>
+  change.kind === "removed"
+    ? remove(s, change.id)
+    : s.running.get(change.id)?.version === change.version
+    ? Effect.void
+    : start(s, change.id, change.version)
+
+/**
+ * After the stream failed: each tenant running at that moment checked against the store (gone → stopped, changed →
+ * restarted). The running tenants are read when the check runs, after the pause.
+ */
+const recheck = (s: Supervision) =>
+  Effect.suspend(() =>
+    Effect.forEach([...s.running.keys()], (id) =>
+      s.store.tenants.get(id).pipe(
+        Effect.flatMap((found) =>
+          Option.isNone(found) ? remove(s, id) : found.value.version === s.running.get(id)?.version ? Effect.void : start(s, id, found.value.version)
+        ),
+        Effect.catch(() => Effect.void)
+      ), { discard: true }))
+
+const follow = (s: Supervision, failures: number): Effect.Effect<void> =>
+  s.store.tenants.changes.pipe(
+    Stream.runForEach((change) => apply(s, change)),
+    Effect.catch((error) =>
+      Effect.logError(`the tenants cannot be followed: ${error.message}; again in ${Duration.format(s.pauseAfter(failures + 1))}`).pipe(
+        Effect.andThen(Effect.sleep(s.pauseAfter(failures + 1))),
+        Effect.andThen(recheck(s)),
+        Effect.andThen(Effect.suspend(() => follow(s, failures + 1)))
+      )
+    )
+  )
+
 /** Starts the supervision in the current scope; closing the scope stops every tenant. */
 export const superviseTenants = Effect.fnUntraced(function*(store: StateStore["Service"], options: TenantSupervisorOptions) {
   const scope = yield* Effect.scope
-  const first = Duration.toMillis(Duration.fromInputUnsafe(options.firstPause ?? "1 second"))
-  const max = Duration.toMillis(Duration.fromInputUnsafe(options.maxPause ?? "5 minutes"))
-  const pauseAfter = (failures: number) => Duration.millis(Math.min(max, first * 2 ** Math.min(failures - 1, 30)))
   const states = yield* SubscriptionRef.make<ReadonlyMap<TenantId, TenantRunState>>(new Map())
-  const running = new Map<TenantId, { readonly version: number; readonly fiber: Fiber.Fiber<unknown> }>()
-
-  const setState = (id: TenantId, state: TenantRunState | undefined) =>
-    SubscriptionRef.update(states, (current) => {
-      const next = new Map(current)
-      if (state === undefined) next.delete(id)
-      else next.set(id, state)
-      return next
-    })
-
-  /** One tenant's work, started again after each failure; it ends only when interrupted or the tenant is gone. */
-  const work = (id: TenantId, version: number) => {
-    const attempt = (failures: number): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        const tenant = yield* store.tenants.get(id)
-        // Removed meanwhile: the removal's change stops the (already finished) entry.
-        if (Option.isNone(tenant)) return
-        yield* setState(id, { state: "running", version: tenant.value.version })
-        if (failures > 0) yield* Effect.logInfo(`tenant ${id}: started again`)
-        yield* Effect.scoped(options.run(tenant.value))
-        return yield* Effect.fail(new Error("its work ended by itself"))
-      }).pipe(
-        Effect.catchCause((cause) => {
-          if (Cause.hasInterruptsOnly(cause)) return Effect.interrupt
-          const error = describe(cause)
-          return Effect.logError(`tenant ${id} failed: ${error}; starting it again in ${Duration.format(pauseAfter(failures + 1))}`).pipe(
-            Effect.andThen(setState(id, { state: "failed", version, error, failures: failures + 1 })),
-            Effect.andThen(Effect.sleep(pauseAfter(failures + 1))),
-            Effect.andThen(Effect.suspend(() => attempt(failures + 1)))
-          )
-        })
-      )
-    return attempt(0).pipe(Effect.annotateLogs({ tenant: id }))
-  }
-
-  const stop = Effect.fnUntraced(function*(id: TenantId) {
-    const entry = running.get(id)
-    if (entry === undefined) return
-    running.delete(id)
-    yield* Fiber.interrupt(entry.fiber)
-    yield* setState(id, undefined)
-    yield* Effect.logInfo(`tenant ${id}: stopped`)
-  })
-
-  const start = Effect.fnUntraced(function*(id: TenantId, version: number) {
-    yield* stop(id)
-    const fiber = yield* Effect.forkIn(work(id, version), scope)
-    running.set(id, { version, fiber })
-    yield* Effect.logInfo(`tenant ${id}: starting (version ${version})`)
-  })
-
-  const remove = (id: TenantId) =>
-    running.has(id)
-      ? (options.removing?.(id) ?? Effect.void).pipe(Effect.andThen(stop(id)), Effect.andThen(options.removed?.(id) ?? Effect.void))
-      : Effect.void
-
-  const apply = (change: TenantChange) =>
-    change.kind === "removed"
-      ? remove(change.id)
-      : running.get(change.id)?.version === change.version
-      ? Effect.void
-      : start(change.id, change.version)
-
-  /** After the stream failed: each running tenant checked against the store (gone → stopped, changed → restarted). */
-  const recheck = Effect.forEach([...running.keys()], (id) =>
-    store.tenants.get(id).pipe(
-      Effect.flatMap((found) =>
-        Option.isNone(found) ? remove(id) : found.value.version === running.get(id)?.version ? Effect.void : start(id, found.value.version)
-      ),
-      Effect.catch(() => Effect.void)
-    ), { discard: true })
-
-  const follow = (failures: number): Effect.Effect<void> =>
-    store.tenants.changes.pipe(
-      Stream.runForEach(apply),
-      Effect.catch((error) =>
-        Effect.logError(`the tenants cannot be followed: ${error.message}; again in ${Duration.format(pauseAfter(failures + 1))}`).pipe(
-          Effect.andThen(Effect.sleep(pauseAfter(failures + 1))),
-          Effect.andThen(recheck),
-          Effect.andThen(Effect.suspend(() => follow(failures + 1)))
-        )
-      )
-    )
-
-  yield* Effect.forkIn(follow(0), scope)
-  yield* Scope.addFinalizer(scope, Effect.suspend(() => Effect.forEach([...running.keys()], stop, { discard: true })))
+  const s: Supervision = { store, options, scope, pauseAfter: pauses(options), states, running: new Map() }
+  yield* Effect.forkIn(follow(s, 0), scope)
+  yield* Scope.addFinalizer(scope, Effect.suspend(() => Effect.forEach([...s.running.keys()], (id) => stop(s, id), { discard: true })))
   return { states } satisfies TenantSupervisor
 })

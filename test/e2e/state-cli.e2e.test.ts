@@ -8,8 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Redacted } from "effect"
 import { execFile } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { openStateStore } from "../../src/state/StateSettings.ts"
 import { defaultTenant } from "../../src/state/StateStore.ts"
@@ -17,6 +16,7 @@ import { saveRefreshToken, saveState } from "../support/legacyDataDir.ts"
 import { shellEnv } from "../support/node.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
 import { mainFile, writeConfig } from "../support/processes.ts"
+import { makeTempDir, tempDirSync } from "../support/tempDir.ts"
 import { keyIdOf } from "../state/fixtures.ts"
 
 interface Outcome {
@@ -39,7 +39,7 @@ const dbPassword = "db-pass-never-shown"
 describe("state store on the command line (real processes)", () => {
   it.live("check-config: a database needs CONNECTOR_STATE_KEY; with it, where the state is and the key's id, never a secret", () =>
     Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "tpc-state-cli-"))
+      const dir = yield* makeTempDir("tpc-state-cli-")
       const config = writeConfig(dir, 8080)
       const database = { CONNECTOR_DATABASE_URL: `postgres://connector:${dbPassword}@127.0.0.1:1/presence` }
       const key = newKey()
@@ -70,7 +70,7 @@ describe("state store on the command line (real processes)", () => {
 
   it.live("run: a state database that cannot be reached stops the start with what to check, exit 1, no password", () =>
     Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "tpc-state-cli-"))
+      const dir = yield* makeTempDir("tpc-state-cli-")
       const outcome = yield* cli(["run", "--config", writeConfig(dir, 0)], {
         CONNECTOR_DATABASE_URL: `postgres://connector:${dbPassword}@127.0.0.1:1/presence`,
         CONNECTOR_STATE_KEY: newKey()
@@ -82,7 +82,7 @@ describe("state store on the command line (real processes)", () => {
 
   it.live("state rekey on files: the secrets in clear from before the key are sealed; a second run finds nothing", () =>
     Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "tpc-state-cli-"))
+      const dir = yield* makeTempDir("tpc-state-cli-")
       const dataDir = join(dir, "data")
       const config = writeConfig(dir, 8080)
       const token = "0.AAA-refresh-token-in-clear"
@@ -109,14 +109,14 @@ describe("state store on the command line (real processes)", () => {
       const url = yield* Effect.promise(newSchemaUrl)
       const [oldKey, key] = [newKey(), newKey()]
       const settings = (current: string, previous: ReadonlyArray<string>) => ({
-        dataDir: mkdtempSync(join(tmpdir(), "tpc-state-cli-")),
+        dataDir: tempDirSync("tpc-state-cli-"),
         database: { url: Redacted.make(url), maxConnections: 2 },
         keys: { current: Redacted.make(current), previous: previous.map((k) => Redacted.make(k)) }
       })
       const token = { username: "tech1@contoso.example", refreshToken: Redacted.make("0.AAA-refresh-token-sealed-with-the-old-key") }
       yield* Effect.scoped(Effect.flatMap(openStateStore(settings(oldKey, [])), (store) => store.refreshTokens.put(defaultTenant, "tech1", token)))
 
-      const dir = mkdtempSync(join(tmpdir(), "tpc-state-cli-"))
+      const dir = yield* makeTempDir("tpc-state-cli-")
       const config = writeConfig(dir, 8080)
       const env = { CONNECTOR_DATABASE_URL: url, CONNECTOR_STATE_KEY: key, CONNECTOR_STATE_KEY_PREVIOUS: oldKey }
       const first = yield* cli(["state", "rekey", "--config", config], env)

@@ -8,11 +8,11 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { type DemoHandle, startDemo } from "../../src/demo/Demo.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 import { until } from "../support/waiting.ts"
 
 interface SimSubscriptions {
@@ -47,7 +47,7 @@ describe("state in PostgreSQL", () => {
   it.live("a restart adopts the subscriptions and the sign-in; the secret-holding rows hold sealed text only", () =>
     Effect.scoped(Effect.gen(function*() {
       const url = yield* Effect.promise(newSchemaUrl)
-      const dataDir = mkdtempSync(join(tmpdir(), "tpc-state-pg-"))
+      const dataDir = yield* makeTempDir("tpc-state-pg-")
       const demo = yield* startDemo({
         port: 0,
         userCount: 6,

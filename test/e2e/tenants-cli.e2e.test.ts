@@ -8,8 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Queue, Redacted, Stream } from "effect"
 import { execFile } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as YAML from "yaml"
 import { openStateStore } from "../../src/state/StateSettings.ts"
@@ -17,6 +16,7 @@ import type { TenantChange } from "../../src/state/StateStore.ts"
 import { shellEnv } from "../support/node.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
 import { mainFile, writeConfig } from "../support/processes.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 const cli = (args: ReadonlyArray<string>, extra: Record<string, string>) =>
   Effect.callback<{ readonly code: number; readonly out: string }>((resume) => {
@@ -45,7 +45,7 @@ describe("tenants on the command line (real processes, PostgreSQL)", () => {
     Effect.scoped(Effect.gen(function*() {
       const url = yield* Effect.promise(newSchemaUrl)
       const key = randomBytes(32).toString("base64")
-      const dir = mkdtempSync(join(tmpdir(), "tpc-tenants-cli-"))
+      const dir = yield* makeTempDir("tpc-tenants-cli-")
       const config = writeConfig(dir, 8080)
       const env = { CONNECTOR_DATABASE_URL: url, CONNECTOR_STATE_KEY: key }
       const store = yield* openStateStore({

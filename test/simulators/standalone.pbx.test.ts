@@ -77,20 +77,26 @@ const tcpGate = (target: string, attemptsBeforeReady: number) =>
     (gate) => Effect.sync(gate.close)
   )
 
+/** `simulate pbx` in a fiber of the test, printing into a captured console; `ready` once its control API listens. */
+const forkSimulator = (options: Omit<Parameters<typeof runPbxSimulator>[0], "ready">) =>
+  Effect.gen(function*() {
+    const ready = yield* Deferred.make<PbxSimulatorHandle>()
+    const out = captureConsole()
+    const fiber = yield* runPbxSimulator({ ...options, ready }).pipe(Effect.provideService(Console.Console, out.console), Effect.forkChild)
+    return { ready, out, fiber }
+  })
+
 describe("simulate pbx (standalone)", () => {
   it.live("master + slave connect to the connector; their users replicate into its directory", () =>
     Effect.gen(function*() {
       const connector = yield* startConnector()
-      const ready = yield* Deferred.make<PbxSimulatorHandle>()
-      const out = captureConsole()
-      const fiber = yield* runPbxSimulator({
+      const { ready, out, fiber } = yield* forkSimulator({
         connect: connector.url,
         password: Redacted.make(password),
         users: 6,
         controlPort: 0,
-        reconnectDelayMs: 100,
-        ready
-      }).pipe(Effect.provideService(Console.Console, out.console), Effect.forkChild)
+        reconnectDelayMs: 100
+      })
       const sim = yield* Deferred.await(ready)
       yield* connector.waitStates(allLoggedIn(["pbx-master", "pbx-slave"]))
       yield* connector.directory.ready
@@ -121,8 +127,7 @@ describe("simulate pbx (standalone)", () => {
     Effect.gen(function*() {
       const connector = yield* startConnector()
       const gate = yield* tcpGate(connector.url, 4)
-      const out = captureConsole()
-      const fiber = yield* runPbxSimulator({
+      const { out, fiber } = yield* forkSimulator({
         connect: gate.url,
         password: Redacted.make(password),
         usersFile: undefined,
@@ -130,7 +135,7 @@ describe("simulate pbx (standalone)", () => {
         controlPort: 0,
         domain: "branch.example.com",
         reconnectDelayMs: 20
-      }).pipe(Effect.provideService(Console.Console, out.console), Effect.forkChild)
+      })
       yield* Deferred.await(gate.attempted)
       yield* out.waitForLines((lines) => lines.some((line) => line.endsWith("not connected (retrying)")))
       assert.isFalse(out.lines.some((line) => line.endsWith("logged in")))
@@ -145,16 +150,13 @@ describe("simulate pbx (standalone)", () => {
   it.live("a wrong password is refused by the connector and reported; a bad --connect fails before starting", () =>
     Effect.gen(function*() {
       const connector = yield* startConnector()
-      const ready = yield* Deferred.make<PbxSimulatorHandle>()
-      const out = captureConsole()
-      const fiber = yield* runPbxSimulator({
+      const { ready, out, fiber } = yield* forkSimulator({
         connect: connector.url,
         password: Redacted.make("not-the-password"),
         users: 1,
         controlPort: 0,
-        reconnectDelayMs: 50,
-        ready
-      }).pipe(Effect.provideService(Console.Console, out.console), Effect.forkChild)
+        reconnectDelayMs: 50
+      })
       const sim = yield* Deferred.await(ready)
       yield* out.waitForLines((lines) => lines.some((line) => line.includes("refused the login")))
       assert.isFalse(sim.peek.status().some((status) => status.loggedIn))

@@ -47,6 +47,22 @@ const encodedSubscriptions = Schema.encodeSync(SubscriptionState)
 const a = tenant("alpha")
 const b = tenant("beta")
 
+/** One record of each secret-holding kind, stored: the configuration and token under `a`, the state records under `state`. */
+const storeSecretRecords = (store: StateStore["Service"], state: typeof a) =>
+  Effect.gen(function*() {
+    const records = {
+      config: tenantConfig("a"),
+      token: refreshToken("tech1@contoso.example"),
+      subscriptions: subscriptionState(),
+      certificates: certificateSet()
+    }
+    yield* store.tenants.put(a, records.config.config)
+    yield* store.refreshTokens.put(a, "tech1", records.token.token)
+    yield* store.subscriptions.save(state, records.subscriptions.state)
+    yield* store.certificates.save(state, records.certificates.set)
+    return records
+  })
+
 export const recordsContract = (backend: Backend) =>
   describe(`state store contract: records (${backend.name})`, () => {
     it.live("tenants: put, get, list, versions, remove", () =>
@@ -128,14 +144,7 @@ export const recordsContract = (backend: Backend) =>
       Effect.gen(function*() {
         const storage = yield* backend.storage
         const store = yield* openStore(storage.store(keyEnv(newKey())))
-        const config = tenantConfig("a")
-        const token = refreshToken("tech1@contoso.example")
-        const subscriptions = subscriptionState()
-        const certificates = certificateSet()
-        yield* store.tenants.put(a, config.config)
-        yield* store.refreshTokens.put(a, "tech1", token.token)
-        yield* store.subscriptions.save(a, subscriptions.state)
-        yield* store.certificates.save(a, certificates.set)
+        const { config, token, subscriptions, certificates } = yield* storeSecretRecords(store, a)
         const found = secretsInText(yield* storage.raw, [config.secrets, token.secrets, subscriptions.secrets, certificates.secrets])
         assert.deepStrictEqual(found.missing, [], "the stored text holds the records' visible fields")
         assert.deepStrictEqual(found.leaked, [], "no secret appears in clear")
@@ -162,14 +171,7 @@ export const recordsContract = (backend: Backend) =>
         const oldKey = newKey()
         const newer = newKey()
         const before = yield* openStore(storage.store(keyEnv(oldKey)))
-        const config = tenantConfig("a")
-        const token = refreshToken("tech1@contoso.example")
-        const subscriptions = subscriptionState()
-        const certificates = certificateSet()
-        yield* before.tenants.put(a, config.config)
-        yield* before.refreshTokens.put(a, "tech1", token.token)
-        yield* before.subscriptions.save(b, subscriptions.state)
-        yield* before.certificates.save(b, certificates.set)
+        const { config, token, subscriptions } = yield* storeSecretRecords(before, b)
         const oldId = yield* keyIdOf(oldKey)
 
         // Only the new key: the values name the old key, which is not configured.

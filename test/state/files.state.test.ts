@@ -6,15 +6,15 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted } from "effect"
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { readFile } from "node:fs/promises"
-import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { prepareDataDir } from "../../src/config/DataDir.ts"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import { defaultTenant, StateStore } from "../../src/state/StateStore.ts"
 import { TenantState } from "../../src/state/TenantState.ts"
 import { loadRefreshToken, loadState, readKeyFile, saveRefreshToken, saveState, writeKeyFile } from "../support/legacyDataDir.ts"
+import { tempDirSync } from "../support/tempDir.ts"
 import { type Backend, recordsContract } from "./contract.ts"
 import { desiredContract } from "./contract.desired.ts"
 import { encoded, keyEnv, newKey, openStore, refreshToken, secretsInText, subscriptionState, tenant, tenantConfig, withEnv } from "./fixtures.ts"
@@ -25,7 +25,7 @@ const filesUnder = (dir: string): ReadonlyArray<string> =>
     entry.isDirectory() ? filesUnder(join(dir, entry.name)) : [join(dir, entry.name)]
   )
 
-const newDataDir = () => join(mkdtempSync(join(tmpdir(), "tpc-state-")), "data")
+const newDataDir = () => join(tempDirSync("tpc-state-"), "data")
 
 const storeIn = (dataDir: string, env: Record<string, string>) => StateStore.layerFiles(dataDir).pipe(Layer.provide(withEnv(env)))
 

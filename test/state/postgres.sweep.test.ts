@@ -4,12 +4,12 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { startTestPostgres, sweepStaleServers } from "../support/postgresServer.ts"
 import { isAlive as alive } from "../support/node.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 
 
 describe("stale test servers", () => {
@@ -18,9 +18,8 @@ describe("stale test servers", () => {
       const stale = yield* Effect.promise(startTestPostgres)
       const staleDir = stale.dir
       // A directory of a run that is still alive (this one): it must survive the sweep.
-      const keptDir = mkdtempSync(join(tmpdir(), "tpc-test-pg-"))
+      const keptDir = yield* makeTempDir("tpc-test-pg-")
       writeFileSync(join(keptDir, "owner.pid"), String(process.pid))
-      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(keptDir, { recursive: true, force: true })))
       const postmaster = Number(readFileSync(join(staleDir, "data", "postmaster.pid"), "utf8").split("\n")[0])
       assert.isTrue(alive(postmaster))
       // The owner of the stale one exits, as a run killed with SIGKILL would.

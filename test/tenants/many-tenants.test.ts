@@ -7,8 +7,7 @@
  * removed at run time is stopped and its subscriptions deleted.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import * as YAML from "yaml"
@@ -20,6 +19,7 @@ import { loadPopulation } from "../../src/simulators/UsersFile.ts"
 import { stateStoreLayer } from "../../src/state/StateSettings.ts"
 import { StateStore, TenantConfig, TenantId } from "../../src/state/StateStore.ts"
 import { runTenants } from "../../src/tenants/TenantsRun.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 import { freePort, until } from "../support/waiting.ts"
 
 const count = Number(process.env["TENANTS_TEST_COUNT"] ?? 8)
@@ -82,7 +82,7 @@ const rejectedAt = (port: number, prefix: string) =>
 describe("tenants in one process", () => {
   it.live(`${count} tenants: own presences, own PBX, own paths; crossing tenants refused`, () =>
     Effect.scoped(Effect.gen(function*() {
-      const dir = mkdtempSync(join(tmpdir(), "tpc-tenants-run-"))
+      const dir = yield* makeTempDir("tpc-tenants-run-")
       const port = yield* freePort
       const tenants = yield* Effect.forEach(["default", ...Array.from({ length: count - 1 }, (_, i) => `t${i + 1}`)], (id) =>
         simulatedTenant(id, port), { concurrency: 4 })

@@ -6,28 +6,26 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Queue, Redacted, Scope, Exit, Stream, SubscriptionRef } from "effect"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { TenantConfig, TenantId } from "../../src/state/Records.ts"
-import { StateStore } from "../../src/state/StateStore.ts"
+import { StateStore, StateStoreError } from "../../src/state/StateStore.ts"
 import { superviseTenants, type TenantRunState } from "../../src/tenants/TenantSupervisor.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
+import { makeTempDir } from "../support/tempDir.ts"
 import { keyEnv, keyIdOf, newKey, openStore, tenant, tenantConfig, withEnv } from "../state/fixtures.ts"
 
 interface Backend {
   readonly name: string
   /** Store layers on one fresh storage: each call a new process with these keys. */
-  readonly storage: Effect.Effect<(env: Record<string, string>) => Layer.Layer<StateStore, unknown>>
+  readonly storage: Effect.Effect<(env: Record<string, string>) => Layer.Layer<StateStore, unknown>, never, Scope.Scope>
 }
 
 const backends: ReadonlyArray<Backend> = [
   {
     name: "files",
-    storage: Effect.sync(() => {
-      const dataDir = join(mkdtempSync(join(tmpdir(), "tpc-tenants-")), "data")
-      return (env) => StateStore.layerFiles(dataDir).pipe(Layer.provide(withEnv(env)))
-    })
+    storage: makeTempDir("tpc-tenants-").pipe(Effect.map((dir) => (env: Record<string, string>) =>
+      StateStore.layerFiles(join(dir, "data")).pipe(Layer.provide(withEnv(env)))
+    ))
   },
   {
     name: "postgres",
@@ -53,15 +51,22 @@ const until = (states: SubscriptionRef.SubscriptionRef<ReadonlyMap<TenantId, Ten
 
 const [a, b, c] = [tenant("alpha"), tenant("beta"), tenant("gamma")]
 
+/** Two processes on one fresh storage with the same key: one that changes the tenants, one supervised; alpha stored. */
+const adminAndStore = (backend: Backend) =>
+  Effect.gen(function*() {
+    const storeOn = yield* backend.storage
+    const env = keyEnv(newKey())
+    const admin = yield* openStore(storeOn(env))
+    const store = yield* openStore(storeOn(env))
+    yield* admin.tenants.put(a, withMaster(tenantConfig("a").config, "pbx-a"))
+    return { admin, store }
+  })
+
 for (const backend of backends) {
   describe(`tenant supervisor (${backend.name})`, () => {
     it.live("follows the store: added → started, updated → restarted, removed → stopped; the scope's end stops all", () =>
       Effect.gen(function*() {
-        const storeOn = yield* backend.storage
-        const env = keyEnv(newKey())
-        const admin = yield* openStore(storeOn(env))
-        const store = yield* openStore(storeOn(env))
-        yield* admin.tenants.put(a, withMaster(tenantConfig("a").config, "pbx-a"))
+        const { admin, store } = yield* adminAndStore(backend)
         const events = yield* Queue.unbounded<string>()
         const scope = yield* Scope.make()
         yield* superviseTenants(store, { run: probe(events) }).pipe(Scope.provide(scope))
@@ -75,6 +80,29 @@ for (const backend of backends) {
         yield* Scope.close(scope, Exit.void)
         assert.strictEqual(yield* Queue.take(events), "stop alpha v2")
         assert.strictEqual(yield* Queue.size(events), 0, "nothing else happened")
+      }).pipe(Effect.scoped))
+
+    it.live("after the changes stream failed, a tenant removed meanwhile is stopped and one updated meanwhile restarted", () =>
+      Effect.gen(function*() {
+        const { admin, store } = yield* adminAndStore(backend)
+        yield* admin.tenants.put(b, withMaster(tenantConfig("b").config, "pbx-b"))
+        // The first stream: both tenants, then (unseen by it) beta removed and alpha updated, then the store fails.
+        const outage = Stream.concat(
+          Stream.concat(
+            store.tenants.changes.pipe(Stream.take(2)),
+            Stream.fromEffect(Effect.andThen(admin.tenants.remove(b), admin.tenants.put(a, withMaster(tenantConfig("a").config, "pbx-a2")))).pipe(Stream.drain)
+          ),
+          Stream.fail(new StateStoreError({ reason: "Unavailable", message: "the database is gone" }))
+        )
+        let follows = 0
+        const flaky = { ...store, tenants: { ...store.tenants, changes: Stream.suspend(() => (follows++ === 0 ? outage : store.tenants.changes)) } }
+        const events = yield* Queue.unbounded<string>()
+        yield* superviseTenants(flaky, { run: probe(events), firstPause: "10 millis" })
+        const started = [yield* Queue.take(events), yield* Queue.take(events)]
+        assert.sameMembers(started, ["start alpha v1 pbx-a", "start beta v1 pbx-b"])
+        const rechecked = [yield* Queue.take(events), yield* Queue.take(events), yield* Queue.take(events)]
+        assert.sameMembers(rechecked, ["stop beta v1", "stop alpha v1", "start alpha v2 pbx-a2"])
+        assert.isAtLeast(follows, 2, "the changes were followed again")
       }).pipe(Effect.scoped))
 
     it.live("a failing tenant and an unreadable one are retried and shown failed; the others run on untouched", () =>

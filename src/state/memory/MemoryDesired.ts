@@ -6,7 +6,7 @@
 import { Effect, Option, PubSub, Stream } from "effect"
 import { commandEquals } from "../../domain/PbxPresence.ts"
 import type { Confirmation, DesiredCommand, TenantId, TenantOwner, VersionedCommand } from "../Records.ts"
-import type { DesiredWakeup } from "../StateStore.ts"
+import type { DesiredWakeup } from "../StateStoreShape.ts"
 import { StateStoreError } from "../StateStoreError.ts"
 
 interface Row {
@@ -26,6 +26,26 @@ export const fenced = (tenant: TenantId, epoch: number, current: number) =>
     tenant,
     message: `owner epoch ${epoch} is no longer current (now ${current}): another runner owns tenant ${tenant}; this one must stop writing`
   })
+
+/** Each claim takes the next epoch; the map is shared with `put`, which checks the epoch it is given. */
+const memoryOwners = (owners: Map<TenantId, TenantOwner>) => ({
+  claim: Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
+    const owner: TenantOwner = { runner, epoch: (owners.get(tenant)?.epoch ?? 0) + 1 }
+    owners.set(tenant, owner)
+    return owner
+  }),
+  get: Effect.fn("StateStore.owners.get")(function*(tenant: TenantId) {
+    return Option.fromNullishOr(owners.get(tenant))
+  })
+})
+
+/** Wake-ups from the moment of subscription; a `resync` first, as the database store sends after each (re)connect. */
+const wakeupStream = (wakeups: PubSub.PubSub<DesiredWakeup>): Stream.Stream<DesiredWakeup> =>
+  Stream.unwrap(
+    PubSub.subscribe(wakeups).pipe(
+      Effect.map((subscription) => Stream.concat(Stream.succeed<DesiredWakeup>({ kind: "resync" }), Stream.fromSubscription(subscription)))
+    )
+  )
 
 export const makeMemoryDesired = Effect.fnUntraced(function*() {
   const rows = new Map<TenantId, Map<string, Row>>()
@@ -82,31 +102,14 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
   })
 
-  const claim = Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
-    const owner: TenantOwner = { runner, epoch: (owners.get(tenant)?.epoch ?? 0) + 1 }
-    owners.set(tenant, owner)
-    return owner
-  })
-
-  const get = Effect.fn("StateStore.owners.get")(function*(tenant: TenantId) {
-    return Option.fromNullishOr(owners.get(tenant))
-  })
-
-  /** Wake-ups from the moment of subscription; a `resync` first, as the database store sends after each (re)connect. */
-  const stream: Stream.Stream<DesiredWakeup> = Stream.unwrap(
-    PubSub.subscribe(wakeups).pipe(
-      Effect.map((subscription) => Stream.concat(Stream.succeed<DesiredWakeup>({ kind: "resync" }), Stream.fromSubscription(subscription)))
-    )
-  )
-
   const forget = (tenant: TenantId) =>
     Effect.sync(() => {
       rows.delete(tenant)
     })
 
   return {
-    desired: { put, pending, confirm, resend, wakeups: stream },
-    owners: { claim, get },
+    desired: { put, pending, confirm, resend, wakeups: wakeupStream(wakeups) },
+    owners: memoryOwners(owners),
     forget
   }
 })

@@ -9,7 +9,7 @@ import { Effect, Option, Queue, Schema, Stream } from "effect"
 import { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { fenced, latestPerUser } from "../memory/MemoryDesired.ts"
 import { type Confirmation, type DesiredCommand, TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
-import type { DesiredWakeup, StateStore } from "../StateStore.ts"
+import type { DesiredWakeup, StateStoreShape } from "../StateStoreShape.ts"
 import { listenForever } from "./PgListen.ts"
 import { decodeRows, Int64, unavailable } from "./PgRows.ts"
 
@@ -27,9 +27,39 @@ const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
   version: row.version
 })
 
-export const makePgDesired = (sql: PgClient.PgClient) => {
-  const notify = (tenant: TenantId, pbx: string) => sql`SELECT pg_notify(${desiredChannel}, ${JSON.stringify({ tenant, pbx })})`
+const notify = (sql: PgClient.PgClient, tenant: TenantId, pbx: string) =>
+  sql`SELECT pg_notify(${desiredChannel}, ${JSON.stringify({ tenant, pbx })})`
 
+/** Wake-ups from one LISTEN per subscriber; `resync` after every (re)LISTEN. Bounded: the oldest are dropped. */
+const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> => Stream.unwrap(Effect.gen(function*() {
+  const queue = yield* Queue.sliding<DesiredWakeup>(4096)
+  const onNotify = (payload: string) =>
+    Schema.decodeUnknownEffect(Wakeup)(payload).pipe(
+      Effect.flatMap((w) => Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx })),
+      Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
+      Effect.asVoid
+    )
+  yield* listenForever(sql, desiredChannel, onNotify, Queue.offer(queue, { kind: "resync" }).pipe(Effect.asVoid))
+  return Stream.fromQueue(queue)
+}))
+
+const pgOwners = (sql: PgClient.PgClient): StateStoreShape["owners"] => ({
+  claim: Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
+    const rows = yield* sql`INSERT INTO tenant_owner (tenant_id, runner, epoch) VALUES (${tenant}, ${runner}, 1)
+      ON CONFLICT (tenant_id) DO UPDATE SET runner = EXCLUDED.runner, epoch = tenant_owner.epoch + 1, since = now()
+      RETURNING runner, epoch`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(OwnerRow, "tenant_owner", tenant))
+    return rows[0]! as TenantOwner
+  }),
+  get: Effect.fn("StateStore.owners.get")(function*(tenant: TenantId) {
+    const rows = yield* sql`SELECT runner, epoch FROM tenant_owner WHERE tenant_id = ${tenant}`.pipe(
+      Effect.mapError(unavailable(tenant)),
+      decodeRows(OwnerRow, "tenant_owner", tenant)
+    )
+    return Option.fromNullishOr(rows[0] as TenantOwner | undefined)
+  })
+})
+
+export const makePgDesired = (sql: PgClient.PgClient) => {
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
     return yield* sql.withTransaction(Effect.gen(function*() {
@@ -47,7 +77,7 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
           version = EXCLUDED.version, owner_epoch = EXCLUDED.owner_epoch, updated_at = now()
           WHERE pbx_desired.pbx <> EXCLUDED.pbx OR pbx_desired.command <> EXCLUDED.command
         RETURNING guid, pbx, command, version`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(CommandRow, "pbx_desired", tenant))
-      for (const pbx of new Set(changed.map((c) => c.pbx))) yield* notify(tenant, pbx).pipe(Effect.mapError(unavailable(tenant)))
+      for (const pbx of new Set(changed.map((c) => c.pbx))) yield* notify(sql, tenant, pbx).pipe(Effect.mapError(unavailable(tenant)))
       return [...changed].sort((a, b) => a.version - b.version).map(toVersioned)
     })).pipe(Effect.mapError((error) => (error._tag === "SqlError" ? unavailable(tenant)(error) : error)))
   })
@@ -74,39 +104,10 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
   const resend = Effect.fn("StateStore.desired.resend")(function*(tenant: TenantId, pbx: string) {
     yield* sql.withTransaction(Effect.gen(function*() {
       yield* sql`UPDATE pbx_desired SET confirmed_version = 0 WHERE tenant_id = ${tenant} AND pbx = ${pbx}`
-      yield* notify(tenant, pbx)
+      yield* notify(sql, tenant, pbx)
     })).pipe(Effect.mapError(unavailable(tenant)))
   })
 
-  /** Wake-ups from one LISTEN per subscriber; `resync` after every (re)LISTEN. Bounded: the oldest are dropped. */
-  const wakeups: Stream.Stream<DesiredWakeup> = Stream.unwrap(Effect.gen(function*() {
-    const queue = yield* Queue.sliding<DesiredWakeup>(4096)
-    const onNotify = (payload: string) =>
-      Schema.decodeUnknownEffect(Wakeup)(payload).pipe(
-        Effect.flatMap((w) => Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx })),
-        Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
-        Effect.asVoid
-      )
-    yield* listenForever(sql, desiredChannel, onNotify, Queue.offer(queue, { kind: "resync" }).pipe(Effect.asVoid))
-    return Stream.fromQueue(queue)
-  }))
-
-  const owners: StateStore["Service"]["owners"] = {
-    claim: Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
-      const rows = yield* sql`INSERT INTO tenant_owner (tenant_id, runner, epoch) VALUES (${tenant}, ${runner}, 1)
-        ON CONFLICT (tenant_id) DO UPDATE SET runner = EXCLUDED.runner, epoch = tenant_owner.epoch + 1, since = now()
-        RETURNING runner, epoch`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(OwnerRow, "tenant_owner", tenant))
-      return rows[0]! as TenantOwner
-    }),
-    get: Effect.fn("StateStore.owners.get")(function*(tenant: TenantId) {
-      const rows = yield* sql`SELECT runner, epoch FROM tenant_owner WHERE tenant_id = ${tenant}`.pipe(
-        Effect.mapError(unavailable(tenant)),
-        decodeRows(OwnerRow, "tenant_owner", tenant)
-      )
-      return Option.fromNullishOr(rows[0] as TenantOwner | undefined)
-    })
-  }
-
-  const desired: StateStore["Service"]["desired"] = { put, pending, confirm, resend, wakeups }
-  return { desired, owners }
+  const desired: StateStoreShape["desired"] = { put, pending, confirm, resend, wakeups: pgDesiredWakeups(sql) }
+  return { desired, owners: pgOwners(sql) }
 }

@@ -8,7 +8,7 @@ import type { SqlError } from "effect/sql/SqlError"
 import { type SecretSlot, secretSlots, TenantId } from "../Records.ts"
 import type { Sealer } from "../Sealer.ts"
 import { reseal } from "../Sealing.ts"
-import type { RekeyReport } from "../StateStore.ts"
+import type { RekeyReport } from "../StateStoreShape.ts"
 import type { StateStoreError } from "../StateStoreError.ts"
 import { decodeRows, unavailable } from "./PgRows.ts"
 

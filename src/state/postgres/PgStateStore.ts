@@ -7,7 +7,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { Sealer } from "../Sealer.ts"
-import type { StateStore } from "../StateStore.ts"
+import type { StateStoreShape } from "../StateStoreShape.ts"
 import { describeCause, StateStoreError } from "../StateStoreError.ts"
 import { migrate } from "./migrations/index.ts"
 import { makePgDesired } from "./PgDesired.ts"
@@ -82,7 +82,7 @@ export const makePostgresStore = Effect.fnUntraced(function*(options: PostgresOp
 
   const secrets = makePgSecrets(sql, sealer)
   const { desired, owners } = makePgDesired(sql)
-  const service: StateStore["Service"] = {
+  const service: StateStoreShape = {
     backend: "postgres",
     tenants: makePgTenants(sql, sealer),
     refreshTokens: secrets.refreshTokens,

@@ -8,7 +8,7 @@ import { Effect, Option, Schema } from "effect"
 import type { Sealer } from "../Sealer.ts"
 import { codecs, decodeOpened, encodeSealed } from "../Sealing.ts"
 import { type Tenant, type TenantConfig, TenantId } from "../Records.ts"
-import type { StateStore } from "../StateStore.ts"
+import type { StateStoreShape } from "../StateStoreShape.ts"
 import type { StateStoreError } from "../StateStoreError.ts"
 import { tenantChanges, type Versions } from "../TenantChanges.ts"
 import { listenForever } from "./PgListen.ts"
@@ -22,7 +22,7 @@ const VersionRow = Schema.Struct({ id: TenantId, version: Int64 })
 /** The tables holding a tenant's state; removing a tenant empties them for it. tenant_owner stays: epochs never go back. */
 const stateTables = ["refresh_tokens", "subscription_state", "certificates", "pbx_desired", "presence_sessions"] as const
 
-export const makePgTenants = (sql: PgClient.PgClient, sealer: Sealer["Service"]): StateStore["Service"]["tenants"] => {
+export const makePgTenants = (sql: PgClient.PgClient, sealer: Sealer["Service"]): StateStoreShape["tenants"] => {
   const open = (row: typeof TenantRow.Type) =>
     decodeOpened(sealer, row.id, codecs.tenantConfig, row.config, `tenants row ${row.id}`, "always").pipe(
       Effect.map((config): Tenant => ({ id: row.id, version: row.version, config }))
