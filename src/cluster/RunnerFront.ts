@@ -37,6 +37,8 @@ export interface FrontOptions {
   readonly statusPath?: string | null | undefined
   /** The admin password check for the status path (Authorization header, the client's address). */
   readonly admit: (authorization: string | undefined, source: string) => Promise<"ok" | "unauthorized" | "refused">
+  /** The process's own paths (src/tenants/ProcessRoutes.ts), served on a loopback port: the paths it `owns` go there. */
+  readonly processRoutes?: { readonly port: number; readonly owns: (url: string) => boolean } | undefined
 }
 
 type Target = { readonly kind: "go"; readonly host: string; readonly port: number; readonly path: string } | {
@@ -63,6 +65,8 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
       }
 
       const resolveTarget = async (url: string, forwarded: boolean): Promise<Target> => {
+        const own = options.processRoutes
+        if (own?.owns(url) === true) return { kind: "go", host: "127.0.0.1", port: own.port, path: url }
         const match = /^\/t\/([^/?]+)(\/[^]*|\?[^]*)?$/.exec(url)
         const tenant = match !== null ? match[1]! : options.defaultTenant
         const path = match !== null ? (match[2] ?? "/").replace(/^\?/, "/?") : url

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Clock, Context, Effect, Metric, Redacted, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { PrometheusMetrics } from "effect/observability"
+import { currentTenantLabel, prometheusText, tenantPrometheusText } from "../observability/MetricsText.ts"
 import { noneRed, StatusBoard } from "./StatusBoard.ts"
 import { clip } from "../domain/LogText.ts"
 import { type BackoffPolicy, defaultBackoffPolicy, type LoginBackoff, makeLoginBackoff } from "../domain/LoginBackoff.ts"
@@ -148,11 +148,7 @@ const readiness = (board: StatusBoard["Service"]) =>
         { status: 503 }
       ))
 
-/**
- * The metrics as Prometheus text exposition (`GET /metrics`), written by effect's own exporter: it covers every kind of
- * metric the connector has and keeps their names (test/status/metrics.names.test.ts).
- */
-export const prometheusText = PrometheusMetrics.format()
+export { prometheusText } from "../observability/MetricsText.ts"
 
 const pages: ReadonlyArray<readonly [path: string, file: string, type: string]> = [
   ["/", "index.html", "text/html; charset=utf-8"],
@@ -161,6 +157,8 @@ const pages: ReadonlyArray<readonly [path: string, file: string, type: string]> 
   ["/static/favicon.svg", "favicon.svg", "image/svg+xml"],
   ["/static/style.css", "style.css", "text/css; charset=utf-8"]
 ]
+
+export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const board = yield* StatusBoard
@@ -173,9 +171,12 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   yield* router.add("GET", "/api/events", guarded(makeEventStreams(board, yield* StatusPageLimits)))
   yield* router.add("GET", "/healthz", Effect.succeed(HttpServerResponse.text("ok")))
   yield* router.add("GET", "/readyz", readiness(board))
+  // The connector's own tenant's series (the process's whole exposition is the public port's /metrics, docs/tenants.md).
+  const tenant = yield* currentTenantLabel
   yield* router.add(
     "GET",
     "/metrics",
-    Effect.map(prometheusText, (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+    Effect.map(tenant === undefined ? prometheusText : tenantPrometheusText(tenant), (text) =>
+      HttpServerResponse.text(text, { contentType: prometheusContentType }))
   )
 }))

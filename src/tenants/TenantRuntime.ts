@@ -61,7 +61,7 @@ export const makeTenantServers = (): TenantServers => {
   const ports = new Map<TenantId, number>()
   const serve = Effect.fnUntraced(function*(tenant: TenantId, settings: ConnectorSettings, options: ConnectorOptions) {
     const loopback: ConnectorSettings = { ...settings, http: { ...settings.http, host: "127.0.0.1", port: 0 } }
-    const connector = yield* Layer.build(ConnectorLayer(loopback, options))
+    const connector = yield* Layer.build(ConnectorLayer(loopback, { ...options, tenant }))
     const address = Context.get(connector, HttpServer.HttpServer).address
     if (!("port" in address)) return yield* new TenantServerError({ message: `tenant ${tenant}: its server has no TCP port` })
     ports.set(tenant, address.port)

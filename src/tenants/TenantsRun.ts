@@ -13,6 +13,7 @@ import { defaultTenant, StateStore, type TenantId } from "../state/StateStore.ts
 import { TenantState } from "../state/TenantState.ts"
 import { superviseTenants, type TenantSupervisor } from "./TenantSupervisor.ts"
 import { makeTenantServers, storedTenantConfig, type TenantServers } from "./TenantRuntime.ts"
+import { serveProcessRoutes } from "./ProcessRoutes.ts"
 
 export interface TenantsRunOptions {
   /** The configuration file: the process's settings and tenant `default`. */
@@ -68,7 +69,9 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
     removed: (id) => Effect.sync(() => removed.delete(id))
   })
 
+  const processRoutes = yield* serveProcessRoutes()
   const front = yield* startRunnerFront({
+    processRoutes,
     host: options.config.http.host,
     port: options.config.http.port,
     runnerId: "local",
