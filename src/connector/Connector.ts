@@ -24,7 +24,7 @@ import { TokenService } from "../graph/auth/TokenService.ts"
 import { NotificationRoutes } from "../graph/notifications/NotificationRoutes.ts"
 import { serveRoutes } from "../http/Server.ts"
 import { StatusPageLimits } from "../status/StatusEvents.ts"
-import { AdminPassword, StatusLoginBackoff, StatusRoutes } from "../status/StatusRoutes.ts"
+import { AdminPassword, ProviderPassword, StatusLoginBackoff, StatusRoutes } from "../status/StatusRoutes.ts"
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
@@ -98,6 +98,7 @@ const configLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
     PbxSettings.layer(settings.pbx),
     Layer.succeed(FlowConfig, settings.flow),
     Layer.succeed(AdminPassword, settings.adminPassword ?? Redacted.make(randomPassword())),
+    Layer.succeed(ProviderPassword, settings.providerPassword),
     ...(settings.statusPage === undefined ? [] : [
       Layer.succeed(StatusLoginBackoff, settings.statusPage.loginBackoff),
       Layer.succeed(StatusPageLimits, settings.statusPage.limits)

@@ -76,19 +76,24 @@ export const activityOf = (pbx: SimPbx, guid: string) =>
 
 /**
  * Starts `run`'s tenants: `default` plus `stored` (ids) put into the store (files) before the start, each with its
- * simulators; `extra` adds keys to a stored tenant's configuration (its own status password).
+ * simulators; `extra` adds keys to a stored tenant's configuration (its own status password), `process` to the
+ * configuration file (security).
  */
-export const startTenants = (stored: ReadonlyArray<string>, extra: Record<string, Record<string, unknown>> = {}) =>
+export const startTenants = (
+  stored: ReadonlyArray<string>,
+  options: { readonly extra?: Record<string, Record<string, unknown>>; readonly process?: Record<string, unknown> } = {}
+) =>
   Effect.gen(function*() {
     const dir = yield* makeTempDir("tpc-operators-")
     const port = yield* freePort
-    const tenants = yield* Effect.forEach(["default", ...stored], (id) => simulatedTenant(id, port, extra[id]), { concurrency: 4 })
+    const tenants = yield* Effect.forEach(["default", ...stored], (id) => simulatedTenant(id, port, options.extra?.[id]), { concurrency: 4 })
     const file = join(dir, "connector.yaml")
     writeFileSync(file, YAML.stringify({
       ...tenants[0]!.config,
       http: { host: "127.0.0.1", port },
       dataDir: join(dir, "data"),
-      admin: { password: adminPassword }
+      admin: { password: adminPassword },
+      ...options.process
     }))
     const config = yield* loadConfigFile(file)
     const settings = yield* settingsFromConfig(config)

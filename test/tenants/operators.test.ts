@@ -1,11 +1,14 @@
 /**
  * The operators' side of tenants in one process (docs/tenants.md), over real sockets against the simulators: the
- * `tenant` label on every metric, one process-wide `/metrics` and each tenant's own.
+ * `tenant` label on every metric, one process-wide `/metrics` and each tenant's own; the tenants' overview behind the
+ * provider's password and a tenant's own password opening its page only.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { activityOf, pbxFor, peopleOf, startTenants } from "./harness.ts"
-import { until } from "../support/waiting.ts"
+import { Effect, Redacted, Schema } from "effect"
+import { get as httpGet } from "node:http"
+import { TenantsOverview } from "../../src/tenants/TenantsOverview.ts"
+import { activityOf, admin, adminPassword, pbxFor, peopleOf, type SimTenant, startTenants } from "./harness.ts"
+import { basicAuth, until } from "../support/waiting.ts"
 
 /** The samples of one metric family in an exposition, each with its labels. */
 const samples = (text: string, name: string) =>
@@ -58,5 +61,75 @@ describe("operators: tenants in one process", () => {
       assert.isAbove(lines.length, 0)
       for (const line of lines) assert.include(line, `tenant="t2"`, line)
       assert.strictEqual(writesOf(own, "t2"), writesOf(after, "t2"))
+    })), 90_000)
+
+  it.live("the overview: one row per tenant behind the admin password; a tenant's own password opens its page only; no secret shown", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const ownPassword = "t1-own-status-password"
+      const { get, port, tenants } = yield* startTenants(["t1", "t2"], {
+        extra: { t1: { admin: { password: ownPassword } } },
+        process: { security: { refuseAfterFailedLogins: 2, maxLoginDelaySeconds: 1 } }
+      })
+      yield* Effect.forEach(tenants, (tenant) => pbxFor(tenant, port), { concurrency: 3 })
+      const t1 = basicAuth(ownPassword)
+      const overviewOf = (auth: string) =>
+        Effect.flatMap(get("/api/tenants/status", auth), (r) => Effect.promise(() => r.json())).pipe(
+          Effect.flatMap(Schema.decodeUnknownEffect(TenantsOverview)),
+          Effect.orDie
+        )
+      const lights = ["masterPbx", "authentication", "presenceSubscription"] as const
+      const overview = yield* until("every tenant green on the overview", Effect.map(overviewOf(admin), (o) =>
+        o.tenants.length === 3 && o.tenants.every((t) => t.state === "running" && lights.every((l) => t.lights?.[l].state === "green") &&
+            t.counts!.written > 0)
+          ? o
+          : undefined), 30_000)
+      assert.deepStrictEqual(overview.tenants.map((t) => [t.id, t.page]), [["default", "/"], ["t1", "/t/t1/"], ["t2", "/t/t2/"]])
+      for (const row of overview.tenants) {
+        assert.isAbove(row.counts!.matched, 0)
+        assert.isAtMost(row.counts!.written, row.counts!.matched)
+      }
+
+      const status = (path: string, auth?: string) => Effect.map(get(path, auth), (r) => r.status)
+      // The overview: the admin password only.
+      for (const path of ["/tenants/", "/api/tenants/status", "/tenants/status", "/tenants/static/overview.js"]) {
+        assert.strictEqual(yield* status(path), 401, path)
+        assert.strictEqual(yield* status(path, t1), 401, `${path} with t1's password`)
+        assert.strictEqual(yield* status(path, admin), 200, path)
+      }
+      const page = yield* Effect.flatMap(get("/tenants/", admin), (r) => Effect.promise(() => r.text()))
+      assert.include(page, "overview.js")
+      // t1's own password: t1's page and JSON; not t2's, not default's. The admin password opens every page.
+      assert.strictEqual(yield* status("/t/t1/", t1), 200)
+      assert.strictEqual(yield* status("/t/t1/api/status", t1), 200)
+      assert.strictEqual(yield* status("/t/t2/", t1), 401)
+      assert.strictEqual(yield* status("/", t1), 401)
+      for (const path of ["/", "/t/t1/", "/t/t2/api/status"]) assert.strictEqual(yield* status(path, admin), 200, path)
+
+      // No secret on the overview or on a tenant's page.
+      const texts = [
+        JSON.stringify(yield* overviewOf(admin)),
+        page,
+        yield* Effect.flatMap(get("/t/t1/api/status", admin), (r) => Effect.promise(() => r.text()))
+      ]
+      const secrets = [adminPassword, ownPassword, ...tenants.flatMap((t: SimTenant) => [
+        t.appPassword,
+        Redacted.value(t.population.clientSecret),
+        ...t.population.accounts.flatMap((a) => (a.password !== undefined ? [Redacted.value(a.password)] : []))
+      ])]
+      for (const text of texts) for (const secret of secrets) assert.notInclude(text, secret)
+
+      // Wrong passwords back off per client address behind the front: 127.0.0.2 is refused, 127.0.0.1 is not.
+      const fromOther = (auth: string) =>
+        Effect.callback<number>((resume) => {
+          const request = httpGet({ host: "127.0.0.1", port, path: "/t/t1/api/status", localAddress: "127.0.0.2", headers: { authorization: auth } }, (r) => {
+            r.resume()
+            resume(Effect.succeed(r.statusCode ?? 0))
+          })
+          request.on("error", (error) => resume(Effect.die(error)))
+        })
+      assert.strictEqual(yield* fromOther(basicAuth("wrong-1")), 401)
+      assert.strictEqual(yield* fromOther(basicAuth("wrong-2")), 401)
+      assert.strictEqual(yield* fromOther(t1), 429)
+      assert.strictEqual(yield* status("/t/t1/api/status", t1), 200)
     })), 90_000)
 })
