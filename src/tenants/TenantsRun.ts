@@ -70,12 +70,15 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
         return yield* Effect.never
       }),
     removing: (id) => Effect.sync(() => removed.add(id)),
-    removed: (id) => Effect.sync(() => removed.delete(id))
+    removed: (id) => Effect.sync(() => removed.delete(id)),
+    // A removal read while an update still stops the old work: that stop deletes the subscriptions.
+    seen: (change) => Effect.sync(() => (change.kind === "removed" ? removed.add(change.id) : removed.delete(change.id)))
   })
 
   const processRoutes = yield* serveProcessRoutes({
     adminPassword: options.adminPassword,
     loginBackoff: options.defaultSettings.statusPage?.loginBackoff ?? defaultBackoffPolicy,
+    store,
     overview: Effect.flatMap(SubscriptionRef.get(supervisor.states), (states) => tenantsOverview([defaultTenant], states, servers))
   })
   const front = yield* startRunnerFront({

@@ -1,13 +1,14 @@
 /**
  * The operators' side of tenants in one process (docs/tenants.md), over real sockets against the simulators: the
  * `tenant` label on every metric, one process-wide `/metrics` and each tenant's own; the tenants' overview behind the
- * provider's password and a tenant's own password opening its page only.
+ * provider's password and a tenant's own password opening its page only; the tenants API.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, Schema } from "effect"
 import { get as httpGet } from "node:http"
 import { TenantsOverview } from "../../src/tenants/TenantsOverview.ts"
-import { activityOf, admin, adminPassword, pbxFor, peopleOf, type SimTenant, startTenants } from "./harness.ts"
+import { TenantSummary } from "../../src/tenants/TenantManagement.ts"
+import { activityOf, admin, adminPassword, pbxFor, peopleOf, type SimTenant, simulatedTenant, startTenants, subscriptionsOf } from "./harness.ts"
 import { basicAuth, until } from "../support/waiting.ts"
 
 /** The samples of one metric family in an exposition, each with its labels. */
@@ -131,5 +132,76 @@ describe("operators: tenants in one process", () => {
       assert.strictEqual(yield* fromOther(basicAuth("wrong-2")), 401)
       assert.strictEqual(yield* fromOther(t1), 429)
       assert.strictEqual(yield* status("/t/t1/api/status", t1), 200)
+    })), 90_000)
+
+  it.live("the tenants API: a broken tenant refused with every problem; one added goes green; removed, its subscriptions are gone", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const ownPassword = "t1-own-status-password"
+      const { port, store, tenants } = yield* startTenants(["t1"], { extra: { t1: { admin: { password: ownPassword } } } })
+      yield* Effect.forEach(tenants, (tenant) => pbxFor(tenant, port), { concurrency: 2 })
+      const call = (method: string, path: string, auth: string | undefined, body?: unknown) =>
+        Effect.promise(async () => {
+          const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+            method,
+            headers: { ...(auth !== undefined ? { authorization: auth } : {}), "content-type": "application/json" },
+            ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {})
+          })
+          const text = await response.text()
+          return { status: response.status, text, json: (): unknown => JSON.parse(text) }
+        })
+      const t2 = yield* simulatedTenant("t2", port)
+
+      // Without the admin password: nothing, whatever the method; a tenant's own password is no admin password.
+      for (const [method, path] of [["GET", "/api/tenants"], ["POST", "/api/tenants/t2"], ["PUT", "/api/tenants/t1"], ["DELETE", "/api/tenants/t1"]] as const) {
+        const body = method === "GET" ? undefined : t2.config
+        assert.strictEqual((yield* call(method, path, basicAuth("wrong"), body)).status, 401, `${method} ${path}`)
+        assert.strictEqual((yield* call(method, path, basicAuth(ownPassword), body)).status, 401, `${method} ${path}, t1's password`)
+      }
+      assert.isTrue((yield* store.tenants.get(t2.id))._tag === "None")
+      assert.strictEqual((yield* store.tenants.get(tenants[1]!.id))._tag, "Some")
+
+      // A broken configuration: 400 with every problem at once, nothing stored.
+      const { clientId: _clientId, ...withoutClientId } = t2.config
+      const broken = { ...withoutClientId, pbx: { masterPbx: "pbx-master" }, http: { port: 1 }, notifications: { mode: "sometimes" } }
+      const refused = yield* call("POST", "/api/tenants/t2", admin, broken)
+      assert.strictEqual(refused.status, 400, refused.text)
+      const problems = (refused.json() as { problems: ReadonlyArray<{ path: string }> }).problems.map((p) => p.path)
+      for (const path of ["http", "clientId", "pbx.appPassword", "notifications.mode"]) assert.include(problems, path, refused.text)
+      assert.isTrue((yield* store.tenants.get(t2.id))._tag === "None")
+      assert.strictEqual((yield* call("GET", "/api/tenants/t2", admin)).status, 404)
+      assert.strictEqual((yield* call("POST", "/api/tenants/default", admin, t2.config)).status, 400)
+      assert.strictEqual((yield* call("POST", "/api/tenants/Not_An_Id", admin, t2.config)).status, 400)
+      assert.strictEqual((yield* call("PUT", "/api/tenants/t9", admin, t2.config)).status, 404)
+
+      // Added through the API: stored, started, green against its simulators.
+      const added = yield* call("POST", "/api/tenants/t2", admin, t2.config)
+      assert.strictEqual(added.status, 201, added.text)
+      const summary = yield* Schema.decodeUnknownEffect(TenantSummary)(added.json())
+      assert.deepStrictEqual([summary.id, summary.version, summary.masterPbx], ["t2", 1, (t2.config["pbx"] as { masterPbx: string }).masterPbx])
+      assert.strictEqual((yield* call("POST", "/api/tenants/t2", admin, t2.config)).status, 409)
+      yield* pbxFor(t2, port)
+      const lights = ["masterPbx", "authentication", "presenceSubscription"] as const
+      yield* until("t2 green on the overview", Effect.map(call("GET", "/api/tenants/status", admin), (r) => {
+        const row = (r.json() as TenantsOverview).tenants.find((t) => t.id === "t2")
+        return row !== undefined && lights.every((l) => row.lights?.[l].state === "green") ? row : undefined
+      }), 30_000)
+      assert.isAbove((yield* until("t2's subscriptions at its Graph", Effect.map(subscriptionsOf(t2), (l) => (l.length > 0 ? l : undefined)))).length, 0)
+
+      // The list: both stored tenants, no secret.
+      const list = yield* call("GET", "/api/tenants", admin)
+      assert.deepStrictEqual((list.json() as { tenants: ReadonlyArray<{ id: string }> }).tenants.map((t) => t.id), ["t1", "t2"])
+      for (const secret of [ownPassword, t2.appPassword, Redacted.value(t2.population.clientSecret), adminPassword]) assert.notInclude(list.text, secret)
+
+      // Updated: version 2. Removed: stopped, its subscriptions deleted at its Graph tenant, gone from the store.
+      const updated = yield* call("PUT", "/api/tenants/t2", admin, t2.config)
+      assert.strictEqual(updated.status, 200, updated.text)
+      assert.strictEqual((updated.json() as { version: number }).version, 2)
+      const removed = yield* call("DELETE", "/api/tenants/t2", admin)
+      assert.strictEqual(removed.status, 200, removed.text)
+      yield* until("t2's subscriptions deleted at its Graph", Effect.map(subscriptionsOf(t2), (l) => (l.length === 0 ? true : undefined)), 30_000)
+      assert.isTrue((yield* store.tenants.get(t2.id))._tag === "None")
+      assert.strictEqual((yield* call("DELETE", "/api/tenants/t2", admin)).status, 404)
+      yield* until("t2 off the overview", Effect.map(call("GET", "/api/tenants/status", admin), (r) =>
+        (r.json() as TenantsOverview).tenants.some((t) => t.id === "t2") ? undefined : true))
     })), 90_000)
 })
