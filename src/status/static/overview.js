@@ -16,7 +16,8 @@
     return node
   }
   const dot = (state) => el("span", { class: "dot " + state, title: state })
-  const light = (l) => (l ? el("td", { class: l.state }, dot(l.state), " ", l.reason) : el("td", { class: "muted", textContent: "—" }))
+  const light = (name, l) =>
+    l ? el("td", { "data-light": name, "data-state": l.state }, dot(l.state), " ", l.reason) : el("td", { "data-light": name, class: "muted", textContent: "—" })
 
   const stateCell = (tenant) => {
     if (tenant.state === "failed") {
@@ -29,12 +30,12 @@
   const row = (tenant) => {
     const counts = tenant.counts
     const error = tenant.lastError
-    return el("tr", { "data-tenant": tenant.id },
+    return el("tr", { "data-tenant": tenant.id, "data-state": tenant.state },
       el("td", { class: "name" }, el("a", { href: tenant.page, textContent: tenant.id })),
       stateCell(tenant),
-      light(tenant.lights && tenant.lights.masterPbx),
-      light(tenant.lights && tenant.lights.authentication),
-      light(tenant.lights && tenant.lights.presenceSubscription),
+      light("masterPbx", tenant.lights && tenant.lights.masterPbx),
+      light("authentication", tenant.lights && tenant.lights.authentication),
+      light("presenceSubscription", tenant.lights && tenant.lights.presenceSubscription),
       el("td", { "data-col": "counts", textContent: counts ? counts.matched + " / " + counts.written + " of " + counts.teamsUsers : "—" }),
       el("td", { "data-col": "error" }, error ? el("span", {}, F.time(error.at, true), " ", error.message) : "—"))
   }
