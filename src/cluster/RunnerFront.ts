@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, request, type ServerResponse } from
 import { connect, type Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { Effect, type Scope } from "effect"
-import { clientAddressHeader } from "../http/ClientAddress.ts"
+import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
 import { TenantId } from "../state/StateStore.ts"
 
 /** Set on a forwarded request: a runner that is not the owner either answers 503 instead of forwarding again. */
@@ -112,7 +112,7 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
           port: target.port,
           method: req.method,
           path: target.path,
-          headers: { ...req.headers, [forwardedHeader]: options.runnerId, [clientAddressHeader]: req.socket.remoteAddress ?? "" }
+          headers: { ...req.headers, [forwardedHeader]: options.runnerId, [clientAddressHeader]: relayedAddress(req.socket.remoteAddress) }
         }, (reply) => {
           res.writeHead(reply.statusCode ?? 502, reply.headers)
           reply.pipe(res)
@@ -143,7 +143,7 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
             const name = req.rawHeaders[i]!.toLowerCase()
             if (name !== forwardedHeader && name !== clientAddressHeader) headers.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
           }
-          const client = `${clientAddressHeader}: ${req.socket.remoteAddress ?? ""}`
+          const client = `${clientAddressHeader}: ${relayedAddress(req.socket.remoteAddress)}`
           upstream.write([`${req.method} ${target.path} HTTP/1.1`, ...headers, `${forwardedHeader}: ${options.runnerId}`, client, "", ""].join("\r\n"))
           if (head.length > 0) upstream.write(head)
           socket.pipe(upstream).pipe(socket)

@@ -32,11 +32,15 @@ export const managedId = Effect.fnUntraced(function*(id: string, source: string)
   return tenant
 })
 
-/** Stores a new tenant (version 1); refused when the id exists. */
+/**
+ * Stores a new tenant (version 1); refused when the id exists. It starts from nothing: state left under the id by a
+ * removed tenant (written back by its stopping connector) is removed first.
+ */
 export const addTenant = Effect.fn("TenantManagement.add")(function*(store: Store, id: TenantId, config: TenantConfig) {
   if (Option.isSome(yield* store.tenants.get(id))) {
     return yield* new TenantPresence({ tenant: id, found: true, message: `tenant ${id} exists already: use tenants update` })
   }
+  yield* store.tenants.remove(id)
   return yield* store.tenants.put(id, config)
 })
 

@@ -120,9 +120,9 @@ describe("operators: tenants in one process", () => {
       for (const text of texts) for (const secret of secrets) assert.notInclude(text, secret)
 
       // Wrong passwords back off per client address behind the front: 127.0.0.2 is refused, 127.0.0.1 is not.
-      const fromOther = (auth: string) =>
+      const fromOther = (auth: string, headers: Record<string, string> = {}) =>
         Effect.callback<number>((resume) => {
-          const request = httpGet({ host: "127.0.0.1", port, path: "/t/t1/api/status", localAddress: "127.0.0.2", headers: { authorization: auth } }, (r) => {
+          const request = httpGet({ host: "127.0.0.1", port, path: "/t/t1/api/status", localAddress: "127.0.0.2", headers: { authorization: auth, ...headers } }, (r) => {
             r.resume()
             resume(Effect.succeed(r.statusCode ?? 0))
           })
@@ -131,6 +131,8 @@ describe("operators: tenants in one process", () => {
       assert.strictEqual(yield* fromOther(basicAuth("wrong-1")), 401)
       assert.strictEqual(yield* fromOther(basicAuth("wrong-2")), 401)
       assert.strictEqual(yield* fromOther(t1), 429)
+      // Naming another address itself does not help: only the front's own header counts.
+      assert.strictEqual(yield* fromOther(t1, { "x-connector-client-address": "10.9.9.9" }), 429)
       assert.strictEqual(yield* status("/t/t1/api/status", t1), 200)
     })), 90_000)
 
