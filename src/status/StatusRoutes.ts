@@ -187,12 +187,13 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   yield* router.add("GET", "/api/events", guarded(makeEventStreams(board, yield* StatusPageLimits)))
   yield* router.add("GET", "/healthz", Effect.succeed(HttpServerResponse.text("ok")))
   yield* router.add("GET", "/readyz", readiness(board))
-  // The connector's own tenant's series (the process's whole exposition is the public port's /metrics, docs/tenants.md).
+  // A stored tenant's connector shows its own series; tenant default's (a single connector, an embedding
+  // application, a cluster runner's default) the whole process's, as /metrics always did (docs/tenants.md, Metrics).
   const tenant = yield* currentTenantLabel
   yield* router.add(
     "GET",
     "/metrics",
-    Effect.map(tenant === undefined ? prometheusText : tenantPrometheusText(tenant), (text) =>
+    Effect.map(tenant === undefined || tenant === "default" ? prometheusText : tenantPrometheusText(tenant), (text) =>
       HttpServerResponse.text(text, { contentType: prometheusContentType }))
   )
 }))
