@@ -17,6 +17,6 @@ execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], {
 cpSync(join(root, "src", "status", "static"), join(dist, "status", "static"), { recursive: true })
 
 // What the built package reads by path rather than by import: fail the build, not the first user, when one is missing.
-for (const file of ["bin.js", "index.js", "index.d.ts", "testing.js", "testing.d.ts", "graph/notifications/crypto/decryptWorker.js", "status/static/index.html"]) {
+for (const file of ["bin.js", "index.js", "index.d.ts", "testing.js", "testing.d.ts", "graph/notifications/crypto/decryptWorker.js", "status/static/index.html", "status/static/overview.html"]) {
   if (!existsSync(join(dist, file))) throw new Error(`build: dist/${file} is missing`)
 }

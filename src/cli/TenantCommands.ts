@@ -1,14 +1,15 @@
 /**
  * `tenants add|update|remove|list`: the tenants kept in the state store (docs/tenants.md), opened as `run` opens it.
  * A tenant file is checked as `check-config` checks a configuration: every problem at once, nothing stored unless all
- * is valid. Tenant `default` is the configuration file itself and is not managed here.
+ * is valid. Tenant `default` is the configuration file itself and is not managed here. The work itself is
+ * src/tenants/TenantManagement.ts, shared with the admin HTTP API.
  */
-import { Console, Effect, Option } from "effect"
+import { Console, Effect } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { ConfigError } from "../config/ConfigFile.ts"
-import { describeTenant, loadTenantFile, parseTenantId } from "../config/TenantFile.ts"
-import { defaultTenant, type TenantId } from "../state/Records.ts"
+import type { ConfigError } from "../config/ConfigFile.ts"
+import { describeTenant, loadTenantFile } from "../config/TenantFile.ts"
 import type { StateStoreError } from "../state/StateStoreError.ts"
+import { addTenant, managedId, removeTenant, type TenantPresence, updateTenant } from "../tenants/TenantManagement.ts"
 import { configFlag, reportAndExit } from "./ConfigPath.ts"
 import { withConfiguredStore } from "./StateCommands.ts"
 
@@ -18,22 +19,8 @@ const fileFlag = Flag.String("file").pipe(
   Flag.withDescription("The tenant's configuration (YAML or JSON): the tenant keys of a configuration file (docs/tenants.md)")
 )
 
-/** The id, refused when it is not one or names tenant default. */
-const managedId = Effect.fnUntraced(function*(id: string, command: string) {
-  const tenant = yield* parseTenantId(id, command)
-  if (tenant === defaultTenant) {
-    return yield* new ConfigError({
-      source: command,
-      problems: [{ path: "<id>", message: "tenant default is the connector's configuration file: change it there" }]
-    })
-  }
-  return tenant
-})
-
-const problem = (source: string, message: string) => new ConfigError({ source, problems: [{ path: "<id>", message }] })
-
-const handled = <A, R>(effect: Effect.Effect<A, ConfigError | StateStoreError, R>) =>
-  effect.pipe(Effect.catchTags({ ConfigError: reportAndExit, StateStoreError: reportAndExit }))
+const handled = <A, R>(effect: Effect.Effect<A, ConfigError | StateStoreError | TenantPresence, R>) =>
+  effect.pipe(Effect.catchTags({ ConfigError: reportAndExit, StateStoreError: reportAndExit, TenantPresence: reportAndExit }))
 
 const put = (mode: "add" | "update") =>
   Command.make(mode, { config: configFlag, id: idArgument, file: fileFlag }, ({ config, file, id }) =>
@@ -43,10 +30,7 @@ const put = (mode: "add" | "update") =>
       const tenantConfig = yield* loadTenantFile(file)
       yield* withConfiguredStore(config, command, (store, where) =>
         Effect.gen(function*() {
-          const existing = yield* store.tenants.get(tenant)
-          if (mode === "add" && Option.isSome(existing)) return yield* problem(command, `tenant ${tenant} exists already: use tenants update`)
-          if (mode === "update" && Option.isNone(existing)) return yield* problem(command, `there is no tenant ${tenant}: use tenants add`)
-          const stored = yield* store.tenants.put(tenant, tenantConfig)
+          const stored = yield* (mode === "add" ? addTenant : updateTenant)(store, tenant, tenantConfig)
           yield* Console.log(`tenant ${tenant} ${mode === "add" ? "added" : "updated"} (${where}): ${describeTenant(tenant, stored.version, stored.config)}`)
         }))
     }))).pipe(Command.withDescription(
@@ -57,10 +41,10 @@ const put = (mode: "add" | "update") =>
 
 const remove = Command.make("remove", { config: configFlag, id: idArgument }, ({ config, id }) =>
   handled(Effect.gen(function*() {
-    const tenant: TenantId = yield* managedId(id, "tenants remove")
+    const tenant = yield* managedId(id, "tenants remove")
     yield* withConfiguredStore(config, "tenants remove", (store, where) =>
       Effect.gen(function*() {
-        if (!(yield* store.tenants.remove(tenant))) return yield* problem("tenants remove", `there is no tenant ${tenant}`)
+        yield* removeTenant(store, tenant)
         yield* Console.log(`tenant ${tenant} removed (${where}), with its tokens, subscription state and keys`)
       }))
   }))).pipe(Command.withDescription("Remove a tenant with everything stored for it (tokens, subscription state, keys)"))

@@ -37,6 +37,7 @@ export interface RunnerOptions {
 const asTenantRun = (settings: ConnectorSettings, adminPassword: Redacted.Redacted<string>): ConnectorSettings => ({
   ...settings,
   adminPassword: settings.adminPassword ?? adminPassword,
+  providerPassword: adminPassword,
   flow: { ...settings.flow, clearOnShutdown: false },
   subscriptions: { ...settings.subscriptions, deleteOnShutdown: false }
 })

@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, request, type ServerResponse } from
 import { connect, type Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { Effect, type Scope } from "effect"
+import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
 import { TenantId } from "../state/StateStore.ts"
 
 /** Set on a forwarded request: a runner that is not the owner either answers 503 instead of forwarding again. */
@@ -37,6 +38,8 @@ export interface FrontOptions {
   readonly statusPath?: string | null | undefined
   /** The admin password check for the status path (Authorization header, the client's address). */
   readonly admit: (authorization: string | undefined, source: string) => Promise<"ok" | "unauthorized" | "refused">
+  /** The process's own paths (src/tenants/ProcessRoutes.ts), served on a loopback port: the paths it `owns` go there. */
+  readonly processRoutes?: { readonly port: number; readonly owns: (url: string) => boolean } | undefined
 }
 
 type Target = { readonly kind: "go"; readonly host: string; readonly port: number; readonly path: string } | {
@@ -63,6 +66,8 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
       }
 
       const resolveTarget = async (url: string, forwarded: boolean): Promise<Target> => {
+        const own = options.processRoutes
+        if (own?.owns(url) === true) return { kind: "go", host: "127.0.0.1", port: own.port, path: url }
         const match = /^\/t\/([^/?]+)(\/[^]*|\?[^]*)?$/.exec(url)
         const tenant = match !== null ? match[1]! : options.defaultTenant
         const path = match !== null ? (match[2] ?? "/").replace(/^\?/, "/?") : url
@@ -107,7 +112,7 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
           port: target.port,
           method: req.method,
           path: target.path,
-          headers: { ...req.headers, [forwardedHeader]: options.runnerId }
+          headers: { ...req.headers, [forwardedHeader]: options.runnerId, [clientAddressHeader]: relayedAddress(req.socket.remoteAddress) }
         }, (reply) => {
           res.writeHead(reply.statusCode ?? 502, reply.headers)
           reply.pipe(res)
@@ -135,9 +140,11 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
         upstream.once("connect", () => {
           const headers: Array<string> = []
           for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-            if (req.rawHeaders[i]!.toLowerCase() !== forwardedHeader) headers.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
+            const name = req.rawHeaders[i]!.toLowerCase()
+            if (name !== forwardedHeader && name !== clientAddressHeader) headers.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
           }
-          upstream.write([`${req.method} ${target.path} HTTP/1.1`, ...headers, `${forwardedHeader}: ${options.runnerId}`, "", ""].join("\r\n"))
+          const client = `${clientAddressHeader}: ${relayedAddress(req.socket.remoteAddress)}`
+          upstream.write([`${req.method} ${target.path} HTTP/1.1`, ...headers, `${forwardedHeader}: ${options.runnerId}`, client, "", ""].join("\r\n"))
           if (head.length > 0) upstream.write(head)
           socket.pipe(upstream).pipe(socket)
         })

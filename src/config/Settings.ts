@@ -41,6 +41,8 @@ export interface ConnectorSettings {
   readonly flow: FlowSettings
   readonly http: { readonly host: string; readonly port: number }
   readonly adminPassword: Redacted.Redacted<string> | undefined
+  /** With many tenants in one process: the provider's admin password, which opens this tenant's page too. */
+  readonly providerPassword?: Redacted.Redacted<string> | undefined
   /** Where refresh tokens, subscriptions and notification keys are kept: files in the data directory, or PostgreSQL. */
   readonly state: StateSettings
   /** PBX → Teams (docs/pbx-to-teams.md); off when undefined. */

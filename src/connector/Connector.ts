@@ -4,7 +4,7 @@
  * webhook and the PBX websocket. Everything runs in the layer's scope: closing it stops the whole fiber tree in order.
  */
 import { NodeHttpClient } from "@effect/platform-node"
-import { Clock, Effect, Layer, Redacted } from "effect"
+import { Clock, Effect, Layer, Metric, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import packageJson from "../../package.json" with { type: "json" }
 import { CertificateStore } from "../graph/notifications/crypto/CertificateStore.ts"
@@ -24,7 +24,7 @@ import { TokenService } from "../graph/auth/TokenService.ts"
 import { NotificationRoutes } from "../graph/notifications/NotificationRoutes.ts"
 import { serveRoutes } from "../http/Server.ts"
 import { StatusPageLimits } from "../status/StatusEvents.ts"
-import { AdminPassword, StatusLoginBackoff, StatusRoutes } from "../status/StatusRoutes.ts"
+import { AdminPassword, ProviderPassword, StatusLoginBackoff, StatusRoutes } from "../status/StatusRoutes.ts"
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
@@ -67,6 +67,8 @@ export interface ConnectorOptions {
    * `default` in the store `settings.state` names.
    */
   readonly state?: Layer.Layer<TenantState | StateStore, StateStoreError> | undefined
+  /** The tenant this connector serves: the `tenant` label of every metric it updates. Default `default`. */
+  readonly tenant?: string | undefined
 }
 
 /** Signs every configured credential in ahead of need, so tokens are fresh and the status page is accurate. */
@@ -96,6 +98,7 @@ const configLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
     PbxSettings.layer(settings.pbx),
     Layer.succeed(FlowConfig, settings.flow),
     Layer.succeed(AdminPassword, settings.adminPassword ?? Redacted.make(randomPassword())),
+    Layer.succeed(ProviderPassword, settings.providerPassword),
     ...(settings.statusPage === undefined ? [] : [
       Layer.succeed(StatusLoginBackoff, settings.statusPage.loginBackoff),
       Layer.succeed(StatusPageLimits, settings.statusPage.limits)
@@ -197,7 +200,9 @@ export const ConnectorLayer = (settings: ConnectorSettings, options: ConnectorOp
     const errors = RecentErrors.make()
     return app.pipe(
       Layer.provide(repeatGateLayer(makeRepeatGate(), [recentErrorsLogger(errors)])),
-      Layer.provide(Layer.succeed(RecentErrors, errors))
+      Layer.provide(Layer.succeed(RecentErrors, errors)),
+      // Every fiber of the connector inherits it: one scrape of a process with many tenants tells them apart.
+      Layer.provide(Layer.succeed(Metric.CurrentMetricAttributes, { tenant: options.tenant ?? "default" }))
     )
   }))
 }

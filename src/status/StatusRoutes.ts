@@ -9,9 +9,9 @@ import { readFileSync } from "node:fs"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Clock, Context, Effect, Metric, Redacted, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { PrometheusMetrics } from "effect/observability"
+import { currentTenantLabel, prometheusText, tenantPrometheusText } from "../observability/MetricsText.ts"
 import { noneRed, StatusBoard } from "./StatusBoard.ts"
-import { clip } from "../domain/LogText.ts"
+import { clientAddressOf } from "../http/ClientAddress.ts"
 import { type BackoffPolicy, defaultBackoffPolicy, type LoginBackoff, makeLoginBackoff } from "../domain/LoginBackoff.ts"
 import { loginFailures } from "../domain/Metrics.ts"
 import { lightLine } from "./LightText.ts"
@@ -23,7 +23,16 @@ export class AdminPassword extends Context.Service<AdminPassword, Redacted.Redac
   "teams-presence-connector/status/AdminPassword"
 ) {}
 
-const staticFile = (name: string): string => readFileSync(new URL(`./static/${name}`, import.meta.url), "utf8")
+/**
+ * The provider's admin password in a process that serves many tenants (docs/tenants.md): it opens every tenant's page
+ * besides the tenant's own password. None for a single connector.
+ */
+export const ProviderPassword = Context.Reference<Redacted.Redacted<string> | undefined>(
+  "teams-presence-connector/status/ProviderPassword",
+  { defaultValue: () => undefined }
+)
+
+export const staticFile = (name: string): string => readFileSync(new URL(`./static/${name}`, import.meta.url), "utf8")
 
 const digest = (value: string): Buffer => createHash("sha256").update(value).digest()
 
@@ -40,7 +49,7 @@ export const authorized = (header: string | undefined, password: Redacted.Redact
 export const contentSecurityPolicy =
   "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-const pageHeaders = { "content-security-policy": contentSecurityPolicy }
+export const pageHeaders = { "content-security-policy": contentSecurityPolicy }
 const apiHeaders = { ...pageHeaders, "cache-control": "no-store" }
 
 const unauthorized = HttpServerResponse.text("The status page needs the admin password (user name: admin).", {
@@ -48,7 +57,7 @@ const unauthorized = HttpServerResponse.text("The status page needs the admin pa
   headers: { ...apiHeaders, "www-authenticate": "Basic realm=\"teams-presence-connector\", charset=\"UTF-8\"" }
 })
 
-const json = (value: unknown, status = 200) =>
+export const json = (value: unknown, status = 200) =>
   HttpServerResponse.text(JSON.stringify(value), { status, contentType: "application/json; charset=utf-8", headers: apiHeaders })
 
 /** The backoff for wrong admin passwords (the same policy as PBX logins unless configured otherwise). */
@@ -59,8 +68,7 @@ export const StatusLoginBackoff = Context.Reference<BackoffPolicy>("teams-presen
 const countLogin = (outcome: "failed" | "refused") =>
   Metric.update(Metric.withAttributes(loginFailures, { endpoint: "status", outcome }), 1)
 
-const sourceOf = (request: HttpServerRequest.HttpServerRequest): string =>
-  request.remoteAddress._tag === "Some" ? clip(request.remoteAddress.value, 64) : "unknown address"
+const sourceOf = clientAddressOf
 
 /** The Node response under a request, to bound a live feed's connection; undefined for requests built in memory. */
 const nodeResponseOf = (request: HttpServerRequest.HttpServerRequest) => {
@@ -99,8 +107,15 @@ const wrongPassword = Effect.fnUntraced(function*(backoff: LoginBackoff, source:
   return unauthorized
 })
 
-/** Wraps a handler so that it answers only with the admin password; wrong passwords back off per source. */
-const makeGuard = (backoff: LoginBackoff, password: Redacted.Redacted<string>) =>
+/** Whether the header carries one of the passwords (each compared in constant time). */
+const authorizedByAny = (header: string, passwords: ReadonlyArray<Redacted.Redacted<string>>): boolean =>
+  passwords.map((password) => authorized(header, password)).includes(true)
+
+/**
+ * Wraps a handler so that it answers only with one of the passwords (the admin password; on a tenant's page of a
+ * process with many tenants, the tenant's own or the provider's); wrong passwords back off per source.
+ */
+export const makeGuard = (backoff: LoginBackoff, passwords: ReadonlyArray<Redacted.Redacted<string>>) =>
 <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
     Effect.gen(function*() {
@@ -111,7 +126,7 @@ const makeGuard = (backoff: LoginBackoff, password: Redacted.Redacted<string>) =
       const header = request.headers["authorization"]
       // A browser asks without credentials first: that is no failed login.
       if (header === undefined) return unauthorized
-      if (!authorized(header, password)) return yield* wrongPassword(backoff, source, now)
+      if (!authorizedByAny(header, passwords)) return yield* wrongPassword(backoff, source, now)
       backoff.succeed(source)
       return yield* handler
     }))
@@ -148,11 +163,7 @@ const readiness = (board: StatusBoard["Service"]) =>
         { status: 503 }
       ))
 
-/**
- * The metrics as Prometheus text exposition (`GET /metrics`), written by effect's own exporter: it covers every kind of
- * metric the connector has and keeps their names (test/status/metrics.names.test.ts).
- */
-export const prometheusText = PrometheusMetrics.format()
+export { prometheusText } from "../observability/MetricsText.ts"
 
 const pages: ReadonlyArray<readonly [path: string, file: string, type: string]> = [
   ["/", "index.html", "text/html; charset=utf-8"],
@@ -162,9 +173,12 @@ const pages: ReadonlyArray<readonly [path: string, file: string, type: string]> 
   ["/static/style.css", "style.css", "text/css; charset=utf-8"]
 ]
 
+export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
+
 export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   const board = yield* StatusBoard
-  const guarded = makeGuard(makeLoginBackoff(yield* StatusLoginBackoff), yield* AdminPassword)
+  const provider = yield* ProviderPassword
+  const guarded = makeGuard(makeLoginBackoff(yield* StatusLoginBackoff), [yield* AdminPassword, ...(provider === undefined ? [] : [provider])])
   for (const [path, file, type] of pages) {
     const page = HttpServerResponse.text(staticFile(file), { contentType: type, headers: { ...pageHeaders, "cache-control": "no-cache" } })
     yield* router.add("GET", path as HttpRouter.PathInput, guarded(Effect.succeed(page)))
@@ -173,9 +187,13 @@ export const StatusRoutes = HttpRouter.use(Effect.fnUntraced(function*(router) {
   yield* router.add("GET", "/api/events", guarded(makeEventStreams(board, yield* StatusPageLimits)))
   yield* router.add("GET", "/healthz", Effect.succeed(HttpServerResponse.text("ok")))
   yield* router.add("GET", "/readyz", readiness(board))
+  // A stored tenant's connector shows its own series; tenant default's (a single connector, an embedding
+  // application, a cluster runner's default) the whole process's, as /metrics always did (docs/tenants.md, Metrics).
+  const tenant = yield* currentTenantLabel
   yield* router.add(
     "GET",
     "/metrics",
-    Effect.map(prometheusText, (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" }))
+    Effect.map(tenant === undefined || tenant === "default" ? prometheusText : tenantPrometheusText(tenant), (text) =>
+      HttpServerResponse.text(text, { contentType: prometheusContentType }))
   )
 }))

@@ -46,6 +46,8 @@ export interface TenantServers {
   /** The loopback port of a tenant's connector while it runs here. */
   readonly local: (tenant: TenantId) => number | undefined
   readonly running: () => ReadonlyArray<TenantId>
+  /** The services of a tenant's connector while it runs here (its status board, for the overview). */
+  readonly context: (tenant: TenantId) => Context.Context<Layer.Success<ReturnType<typeof ConnectorLayer>>> | undefined
   /**
    * Builds the tenant's connector in the current scope, on a loopback port (whatever `settings.http` says); its port is
    * known to `local` until the scope closes, and forgotten first, so no new request reaches the tenant while it stops.
@@ -59,14 +61,16 @@ export interface TenantServers {
 
 export const makeTenantServers = (): TenantServers => {
   const ports = new Map<TenantId, number>()
+  const contexts = new Map<TenantId, Context.Context<Layer.Success<ReturnType<typeof ConnectorLayer>>>>()
   const serve = Effect.fnUntraced(function*(tenant: TenantId, settings: ConnectorSettings, options: ConnectorOptions) {
     const loopback: ConnectorSettings = { ...settings, http: { ...settings.http, host: "127.0.0.1", port: 0 } }
-    const connector = yield* Layer.build(ConnectorLayer(loopback, options))
+    const connector = yield* Layer.build(ConnectorLayer(loopback, { ...options, tenant }))
     const address = Context.get(connector, HttpServer.HttpServer).address
     if (!("port" in address)) return yield* new TenantServerError({ message: `tenant ${tenant}: its server has no TCP port` })
     ports.set(tenant, address.port)
-    yield* Effect.addFinalizer(() => Effect.sync(() => ports.delete(tenant)))
+    contexts.set(tenant, connector)
+    yield* Effect.addFinalizer(() => Effect.sync(() => ports.delete(tenant) && contexts.delete(tenant)))
     return { port: address.port, context: connector }
   })
-  return { local: (tenant) => ports.get(tenant), running: () => [...ports.keys()], serve }
+  return { local: (tenant) => ports.get(tenant), running: () => [...ports.keys()], context: (tenant) => contexts.get(tenant), serve }
 }

@@ -25,6 +25,11 @@ export interface TenantSupervisorOptions {
   readonly removing?: (id: TenantId) => Effect.Effect<void>
   /** Called once a removed tenant's work has stopped. */
   readonly removed?: (id: TenantId) => Effect.Effect<void>
+  /**
+   * Called with each change as soon as it is read, before the changes ahead of it are applied: a removal that arrives
+   * while an update still stops the tenant's old work is known to that stop (which then deletes what it owns at Graph).
+   */
+  readonly seen?: (change: TenantChange) => Effect.Effect<void>
 }
 
 export interface TenantSupervisor {
@@ -131,6 +136,8 @@ const recheck = (s: Supervision) =>
 
 const follow = (s: Supervision, failures: number): Effect.Effect<void> =>
   s.store.tenants.changes.pipe(
+    Stream.tap((change) => s.options.seen?.(change) ?? Effect.void),
+    Stream.buffer({ capacity: "unbounded" }),
     Stream.runForEach((change) => apply(s, change)),
     Effect.catch((error) =>
       Effect.logError(`the tenants cannot be followed: ${error.message}; again in ${Duration.format(s.pauseAfter(failures + 1))}`).pipe(

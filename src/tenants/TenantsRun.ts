@@ -2,7 +2,8 @@
  * `run` without a cluster: one process serves tenant `default` (the configuration file, as before) and every tenant of
  * the state store, each its own connector (TenantRuntime.ts) on a loopback port, behind one public port
  * (src/cluster/RunnerFront.ts): `/t/<id>/…` is tenant `<id>` — its status page, Graph webhook and lifecycle paths and
- * PBX websocket —, any other path is `default`. The stored tenants follow the store (TenantSupervisor.ts): a tenant
+ * PBX websocket —, `/metrics`, `/tenants/` and `/api/tenants…` are the process's own (ProcessRoutes.ts), any other path
+ * is `default`. The stored tenants follow the store (TenantSupervisor.ts): a tenant
  * added is started, one updated restarted, one removed stopped with its Graph subscriptions deleted.
  */
 import { Effect, Layer, type Redacted, SubscriptionRef } from "effect"
@@ -13,6 +14,9 @@ import { defaultTenant, StateStore, type TenantId } from "../state/StateStore.ts
 import { TenantState } from "../state/TenantState.ts"
 import { superviseTenants, type TenantSupervisor } from "./TenantSupervisor.ts"
 import { makeTenantServers, storedTenantConfig, type TenantServers } from "./TenantRuntime.ts"
+import { serveProcessRoutes } from "./ProcessRoutes.ts"
+import { tenantsOverview } from "./TenantsOverview.ts"
+import { defaultBackoffPolicy } from "../domain/LoginBackoff.ts"
 
 export interface TenantsRunOptions {
   /** The configuration file: the process's settings and tenant `default`. */
@@ -60,15 +64,25 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
     run: (tenant) =>
       Effect.gen(function*() {
         const settings = yield* settingsFromConfig(storedTenantConfig(options.config, tenant.id, tenant.config))
-        const withPassword = { ...settings, adminPassword: settings.adminPassword ?? options.adminPassword }
+        // The tenant's own password opens its page; the provider's opens it too (and is the only one without its own).
+        const withPassword = { ...settings, adminPassword: settings.adminPassword ?? options.adminPassword, providerPassword: options.adminPassword }
         yield* servers.serve(tenant.id, deletingWhenRemoved(withPassword, () => removed.has(tenant.id)), { state: stateOf(tenant.id) })
         return yield* Effect.never
       }),
     removing: (id) => Effect.sync(() => removed.add(id)),
-    removed: (id) => Effect.sync(() => removed.delete(id))
+    removed: (id) => Effect.sync(() => removed.delete(id)),
+    // A removal read while an update still stops the old work: that stop deletes the subscriptions.
+    seen: (change) => Effect.sync(() => (change.kind === "removed" ? removed.add(change.id) : removed.delete(change.id)))
   })
 
+  const processRoutes = yield* serveProcessRoutes({
+    adminPassword: options.adminPassword,
+    loginBackoff: options.defaultSettings.statusPage?.loginBackoff ?? defaultBackoffPolicy,
+    store,
+    overview: Effect.flatMap(SubscriptionRef.get(supervisor.states), (states) => tenantsOverview([defaultTenant], states, servers))
+  })
   const front = yield* startRunnerFront({
+    processRoutes,
     host: options.config.http.host,
     port: options.config.http.port,
     runnerId: "local",
@@ -77,7 +91,7 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
     known: (tenant) => Effect.runPromise(Effect.map(SubscriptionRef.get(supervisor.states), (states) => tenant === defaultTenant || states.has(tenant))),
     // One process: a known tenant that is not running here (starting, or failed and waiting) has no other owner.
     owner: () => Promise.resolve(undefined),
-    // Not served unauthenticated here: the overview page (with the admin password) is still to come.
+    // The process's status is the tenants' overview (ProcessRoutes.ts, behind the admin password).
     statusPath: null,
     admit: () => Promise.resolve("unauthorized"),
     status: () =>

@@ -2,7 +2,8 @@
  * The state store from the command line, in real processes: `check-config` says where the state is and which key
  * seals it (a database needs CONNECTOR_STATE_KEY), `run` against a database it cannot reach stops with a clear message,
  * and `state rekey` seals again — in the files (values in clear from before a key was set) and in PostgreSQL (values
- * sealed with the previous key). Never a password or a key in the output.
+ * sealed with the previous key), and `state import` copies a data directory's files into PostgreSQL. Never a password
+ * or a key in the output.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Redacted } from "effect"
@@ -128,5 +129,40 @@ describe("state store on the command line (real processes)", () => {
       // Only the new key now: the token opens.
       const read = yield* Effect.scoped(Effect.flatMap(openStateStore(settings(key, [])), (store) => store.refreshTokens.get(defaultTenant, "tech1")))
       assert.strictEqual(Redacted.value(Option.getOrThrow(read).refreshToken), Redacted.value(token.refreshToken))
+    }), 120_000)
+
+  it.live("state import: a data directory's files copied into PostgreSQL, sealed; run twice, refused with what is there", () =>
+    Effect.gen(function*() {
+      const dir = yield* makeTempDir("tpc-state-cli-")
+      const dataDir = join(dir, "data")
+      const config = writeConfig(dir, 8080)
+      const token = "0.AAA-refresh-token-in-the-files"
+      yield* saveRefreshToken(dataDir, "tech1", "tech1@contoso.example", Redacted.make(token))
+      yield* saveState(dataDir, {
+        version: 1,
+        shards: [{ key: "s0", account: "tech1", userIds: ["u1"], subscription: { subscriptionId: "sub-1", clientState: "client-state-in-the-files", expiresAt: 5 } }]
+      })
+      const url = yield* Effect.promise(newSchemaUrl)
+      const key = newKey()
+      const noDatabase = yield* cli(["state", "import", "--config", config], { CONNECTOR_STATE_KEY: key })
+      assert.strictEqual(noDatabase.code, 1, noDatabase.out)
+      assert.include(noDatabase.out, "database.url")
+
+      const env = { CONNECTOR_DATABASE_URL: url, CONNECTOR_STATE_KEY: key }
+      const first = yield* cli(["state", "import", "--config", config], env)
+      assert.strictEqual(first.code, 0, first.out)
+      assert.include(first.out, `state import: from files in ${dataDir} into PostgreSQL`)
+      assert.include(first.out, "tenant default and 0 stored tenant(s), 1 refresh token(s), 1 subscription state(s)")
+      const second = yield* cli(["state", "import", "--config", config], env)
+      assert.strictEqual(second.code, 1, second.out)
+      assert.include(second.out, "nothing was copied")
+      assert.include(second.out, "tenant default has refresh tokens there (tech1)")
+      for (const secret of [key, url, token]) assert.notInclude(`${first.out}${second.out}`, secret)
+
+      const settings = { dataDir: yield* makeTempDir("tpc-state-cli-"), database: { url: Redacted.make(url), maxConnections: 2 }, keys: { current: Redacted.make(key), previous: [] } }
+      const read = yield* Effect.scoped(Effect.flatMap(openStateStore(settings), (store) =>
+        Effect.all([store.refreshTokens.get(defaultTenant, "tech1"), store.subscriptions.load(defaultTenant)])))
+      assert.strictEqual(Redacted.value(Option.getOrThrow(read[0]).refreshToken), token)
+      assert.strictEqual(Option.getOrThrow(read[1]).shards[0]?.subscription?.subscriptionId, "sub-1")
     }), 120_000)
 })

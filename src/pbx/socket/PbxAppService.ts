@@ -20,6 +20,7 @@ import { makeConnection } from "./PbxConnection.ts"
 import { PbxConnections } from "./PbxConnections.ts"
 import type { AppLogin } from "./PbxMessages.ts"
 import { openLink, type SocketLink } from "./SocketLink.ts"
+import { clientAddressOf } from "../../http/ClientAddress.ts"
 
 let connectionIds = 0
 
@@ -41,9 +42,8 @@ const tcpSocketOf = (request: HttpServerRequest.HttpServerRequest): RawSocket | 
   return isRawSocket(socket) ? socket : undefined
 }
 
-/** The peer's address, the key of its login backoff. */
-const peerOf = (request: HttpServerRequest.HttpServerRequest): string =>
-  request.remoteAddress._tag === "Some" ? clip(request.remoteAddress.value, 64) : "unknown address"
+/** The peer's address (behind the front, the address the front saw), the key of its login backoff. */
+const peerOf = clientAddressOf
 
 /** Until the login succeeds the peer may send only `loginBytes` in all; past that, the finalizer reports and counts it. */
 const watchLoginBytes = Effect.fnUntraced(function*(tcp: RawSocket | undefined, context: LoginContext) {
