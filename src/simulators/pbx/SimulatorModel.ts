@@ -138,9 +138,17 @@ export class SystemModel {
     return undefined
   }
 
-  rowOf(guid: string) {
+  /** Rows built once per version of a user (an edit replaces the entry), so a reload does not build them again. */
+  private readonly rows = new WeakMap<{ user: SimUser; home: string }, Record<string, unknown>>()
+
+  rowOf(guid: string): Record<string, unknown> | undefined {
     const entry = this.users.get(guid)
-    return entry === undefined ? undefined : userRow(entry.user, entry.home)
+    if (entry === undefined) return undefined
+    const known = this.rows.get(entry)
+    if (known !== undefined) return known
+    const row = userRow(entry.user, entry.home)
+    this.rows.set(entry, row)
+    return row
   }
 
   /**
