@@ -32,6 +32,8 @@ export interface SimPbxConfig {
   readonly appObject: string
   /** Fault: replicate every object of the table, whatever types ReplicateStart asks for (an older PBX). */
   replicateAllObjects?: boolean
+  /** Fault: this many of the next ReplicateNext get no answer (a PBX that stalls), then it answers again. */
+  stalledReplicateNexts?: number
 }
 
 export interface SimPbxConnectOptions {
@@ -50,6 +52,9 @@ export class SimulatedPbx {
   private appInfoResults: Array<unknown> = []
   private keepAlivesSent = 0
   private lastReplicateStart: Replication["request"] | undefined
+  private replicateStarts = 0
+  private replicateNexts = 0
+  private replicateNextsUnanswered = 0
   private keepAliveTimer: ReturnType<typeof setTimeout> | undefined
   private logins = 0
   private autoReconnect = true
@@ -94,6 +99,9 @@ export class SimulatedPbx {
       keepAlivesReceived: this.keepAlivesReceived,
       appInfoResults: [...this.appInfoResults],
       keepAlivesSent: this.keepAlivesSent,
+      replicateStarts: this.replicateStarts,
+      replicateNexts: this.replicateNexts,
+      replicateNextsUnanswered: this.replicateNextsUnanswered,
       ...(this.lastReplicateStart !== undefined ? { replication: this.lastReplicateStart } : {})
     }
   }
@@ -267,10 +275,17 @@ export class SimulatedPbx {
     if (mt === "ReplicateStart") {
       this.replication = startReplication(message, src, this.model, this.config.replicateAllObjects === true)
       this.lastReplicateStart = this.replication.request
+      this.replicateStarts++
       this.model.changed()
       return reply({ mt: "ReplicateStartResult" })
     }
     if (mt === "ReplicateNext") {
+      this.replicateNexts++
+      if ((this.config.stalledReplicateNexts ?? 0) > 0) {
+        this.config.stalledReplicateNexts!--
+        this.replicateNextsUnanswered++
+        return this.model.changed()
+      }
       const row = this.replication === undefined ? undefined : nextRow(this.replication, this.model)
       return reply(row === undefined ? { mt: "ReplicateNextResult" } : { mt: "ReplicateNextResult", columns: row })
     }
