@@ -85,6 +85,8 @@ export class StateStore extends Context.Service<StateStore, {
     pending(tenant: TenantId, pbx: string, limit?: number): Result<ReadonlyArray<VersionedCommand>>
     /** Records that the PBX applied these versions; an older confirmation never lowers a newer one. */
     confirm(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>): Result<void>
+    /** The commands the PBXs confirmed in their latest version: what they hold, as far as the store knows. */
+    confirmed(tenant: TenantId): Result<ReadonlyArray<VersionedCommand>>
     /** Marks everything of one PBX unconfirmed (a PBX that lost its state, e.g. after a restart). */
     resend(tenant: TenantId, pbx: string): Result<void>
     readonly wakeups: Stream.Stream<DesiredWakeup, StateStoreError>
@@ -99,7 +101,8 @@ export class StateStore extends Context.Service<StateStore, {
 }>()("teams-presence-connector/state/StateStore") {
   /**
    * Files under `dataDir`: tenant `default` directly in it (today's files), others in `dataDir/tenants/<id>/`.
-   * Secrets are sealed when CONNECTOR_STATE_KEY is set. Desired commands and owner epochs live in memory (one process).
+   * Secrets are sealed when CONNECTOR_STATE_KEY is set. Desired commands and owner epochs live in memory (one process);
+   * the confirmed commands are kept in one file per tenant (files/ConfirmedFile.ts) for the next start.
    */
   static readonly layerFiles = (dataDir: string) =>
     Layer.effect(StateStore, makeFileStore(dataDir)).pipe(Layer.provide(Sealer.layerConfig))

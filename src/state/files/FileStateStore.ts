@@ -1,11 +1,13 @@
 /**
  * The file backend of the state store: one JSON file per record in the data directory (FileLayout.ts), secrets
  * sealed when CONNECTOR_STATE_KEY is set and in clear otherwise, as today. Tenant changes made by another process
- * (the CLI) are seen through a watcher on `tenants/`. Desired commands and owners are kept in memory.
+ * (the CLI) are seen through a watcher on `tenants/`. Desired commands and owners are kept in memory, the confirmed
+ * commands also in a file per tenant (ConfirmedFile.ts).
  */
 import { Effect, Option, PubSub, Schema } from "effect"
 import { watch } from "node:fs"
 import { makeMemoryDesired } from "../memory/MemoryDesired.ts"
+import { keepConfirmedInFiles } from "./ConfirmedFile.ts"
 import {
   type CertificateSet,
   defaultTenant,
@@ -45,6 +47,11 @@ const whenCorrupt = <B>(fallback: Effect.Effect<B>) => <A, R>(effect: Effect.Eff
 export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
   const sealer = yield* Sealer
   const memory = yield* makeMemoryDesired()
+  const keptDesired: StateStore["Service"]["desired"] = yield* keepConfirmedInFiles({
+    desired: memory.desired,
+    restore: memory.restore,
+    fileOf: (tenant) => Layout.confirmedFile(dataDir, tenant)
+  })
   const localWrites = yield* PubSub.unbounded<void>()
 
   const readRecord = <T>(file: string, tenant: TenantId, record: RecordCodec<T>) =>
@@ -181,7 +188,7 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
       save: Effect.fn("StateStore.presenceSessions.save")((tenant: TenantId, state: PresenceSessionState) =>
         writeRecord(Layout.presenceSessionsFile(dataDir, tenant), tenant, codecs.presenceSessions, state))
     },
-    desired: memory.desired,
+    desired: keptDesired,
     owners: memory.owners,
     rekey: rekeyFiles({ dataDir, sealer, ids, accounts, tenantFileSlots })
   }

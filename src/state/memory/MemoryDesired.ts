@@ -75,6 +75,26 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     }
   })
 
+  const confirmed = Effect.fn("StateStore.desired.confirmed")(function*(tenant: TenantId) {
+    const table = rows.get(tenant) ?? new Map<string, Row>()
+    const held: Array<VersionedCommand> = []
+    for (const [guid, row] of table) {
+      if (row.confirmed === row.version) held.push({ pbx: row.pbx, guid, command: row.command, version: row.version })
+    }
+    return held
+  })
+
+  /** Commands a PBX held when an earlier process stopped (files/ConfirmedFile.ts): confirmed, unless newer ones exist. */
+  const restore = (tenant: TenantId, commands: ReadonlyArray<DesiredCommand>) =>
+    Effect.sync(() => {
+      const table = tenantRows(tenant)
+      for (const { pbx, guid, command } of commands) {
+        if (table.has(guid)) continue
+        lastVersion += 1
+        table.set(guid, { pbx, command, version: lastVersion, confirmed: lastVersion })
+      }
+    })
+
   const resend = Effect.fn("StateStore.desired.resend")(function*(tenant: TenantId, pbx: string) {
     const table = rows.get(tenant)
     if (table === undefined) return
@@ -105,8 +125,9 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     })
 
   return {
-    desired: { put, pending, confirm, resend, wakeups: stream },
+    desired: { put, pending, confirm, confirmed, resend, wakeups: stream },
     owners: { claim, get },
+    restore,
     forget
   }
 })

@@ -107,6 +107,15 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
     })
   }
 
-  const desired: StateStore["Service"]["desired"] = { put, pending, confirm, resend, wakeups }
+  const confirmed = Effect.fn("StateStore.desired.confirmed")(function*(tenant: TenantId) {
+    const rows = yield* sql`SELECT guid, pbx, command, version FROM pbx_desired
+      WHERE tenant_id = ${tenant} AND version = confirmed_version`.pipe(
+      Effect.mapError(unavailable(tenant)),
+      decodeRows(CommandRow, "pbx_desired", tenant)
+    )
+    return rows.map(toVersioned)
+  })
+
+  const desired: StateStore["Service"]["desired"] = { put, pending, confirm, confirmed, resend, wakeups }
   return { desired, owners }
 }
