@@ -27,6 +27,44 @@ export const fenced = (tenant: TenantId, epoch: number, current: number) =>
     message: `owner epoch ${epoch} is no longer current (now ${current}): another runner owns tenant ${tenant}; this one must stop writing`
   })
 
+const versioned = (guid: string, row: Row): VersionedCommand => ({ pbx: row.pbx, guid, command: row.command, version: row.version })
+
+/** One PBX's commands newer than what it confirmed, oldest version first. */
+const pendingOf = (table: Map<string, Row> | undefined, pbx: string, limit: number): ReadonlyArray<VersionedCommand> =>
+  [...(table ?? new Map<string, Row>()).entries()]
+    .filter(([, row]) => row.pbx === pbx && row.version > row.confirmed)
+    .sort(([, a], [, b]) => a.version - b.version)
+    .slice(0, limit)
+    .map(([guid, row]) => versioned(guid, row))
+
+/** Records confirmations; an older one never lowers a newer one. */
+const confirmIn = (table: Map<string, Row> | undefined, confirmations: ReadonlyArray<Confirmation>): void => {
+  if (table === undefined) return
+  for (const { guid, version } of confirmations) {
+    const row = table.get(guid)
+    if (row !== undefined && row.confirmed < version && version <= row.version) table.set(guid, { ...row, confirmed: version })
+  }
+}
+
+/** The commands confirmed in their latest version. */
+const confirmedOf = (table: Map<string, Row> | undefined): ReadonlyArray<VersionedCommand> => {
+  const held: Array<VersionedCommand> = []
+  for (const [guid, row] of table ?? []) if (row.confirmed === row.version) held.push(versioned(guid, row))
+  return held
+}
+
+/** Tenant owners: each claim makes the claimer the owner with the next epoch. */
+const ownersOf = (owners: Map<TenantId, TenantOwner>) => ({
+  claim: Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
+    const owner: TenantOwner = { runner, epoch: (owners.get(tenant)?.epoch ?? 0) + 1 }
+    owners.set(tenant, owner)
+    return owner
+  }),
+  get: Effect.fn("StateStore.owners.get")(function*(tenant: TenantId) {
+    return Option.fromNullishOr(owners.get(tenant))
+  })
+})
+
 export const makeMemoryDesired = Effect.fnUntraced(function*() {
   const rows = new Map<TenantId, Map<string, Row>>()
   const owners = new Map<TenantId, TenantOwner>()
@@ -58,30 +96,13 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
   })
 
   const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000) {
-    const table = rows.get(tenant) ?? new Map<string, Row>()
-    return [...table.entries()]
-      .filter(([, row]) => row.pbx === pbx && row.version > row.confirmed)
-      .sort(([, a], [, b]) => a.version - b.version)
-      .slice(0, limit)
-      .map(([guid, row]): VersionedCommand => ({ pbx: row.pbx, guid, command: row.command, version: row.version }))
+    return pendingOf(rows.get(tenant), pbx, limit)
   })
-
   const confirm = Effect.fn("StateStore.desired.confirm")(function*(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>) {
-    const table = rows.get(tenant)
-    if (table === undefined) return
-    for (const { guid, version } of confirmations) {
-      const row = table.get(guid)
-      if (row !== undefined && row.confirmed < version && version <= row.version) table.set(guid, { ...row, confirmed: version })
-    }
+    confirmIn(rows.get(tenant), confirmations)
   })
-
   const confirmed = Effect.fn("StateStore.desired.confirmed")(function*(tenant: TenantId) {
-    const table = rows.get(tenant) ?? new Map<string, Row>()
-    const held: Array<VersionedCommand> = []
-    for (const [guid, row] of table) {
-      if (row.confirmed === row.version) held.push({ pbx: row.pbx, guid, command: row.command, version: row.version })
-    }
-    return held
+    return confirmedOf(rows.get(tenant))
   })
 
   /** Commands a PBX held when an earlier process stopped (files/ConfirmedFile.ts): confirmed, unless newer ones exist. */
@@ -102,16 +123,6 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
   })
 
-  const claim = Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
-    const owner: TenantOwner = { runner, epoch: (owners.get(tenant)?.epoch ?? 0) + 1 }
-    owners.set(tenant, owner)
-    return owner
-  })
-
-  const get = Effect.fn("StateStore.owners.get")(function*(tenant: TenantId) {
-    return Option.fromNullishOr(owners.get(tenant))
-  })
-
   /** Wake-ups from the moment of subscription; a `resync` first, as the database store sends after each (re)connect. */
   const stream: Stream.Stream<DesiredWakeup> = Stream.unwrap(
     PubSub.subscribe(wakeups).pipe(
@@ -126,7 +137,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
 
   return {
     desired: { put, pending, confirm, confirmed, resend, wakeups: stream },
-    owners: { claim, get },
+    owners: ownersOf(owners),
     restore,
     forget
   }
