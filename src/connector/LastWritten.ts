@@ -38,7 +38,8 @@ export const LastWrittenLayer = Layer.effectDiscard(Effect.gen(function*() {
   const waiting = new Set<string>()
   const record = Effect.gen(function*() {
     if (fenced) return
-    for (const guids of yield* PubSub.takeAll(confirmations)) for (const guid of guids) waiting.add(guid)
+    // takeUpTo, not takeAll: it answers at once when nothing came (takeAll waits for a first element).
+    for (const guids of yield* PubSub.takeUpTo(confirmations, Number.MAX_SAFE_INTEGER)) for (const guid of guids) waiting.add(guid)
     const current = yield* writer.current
     const changed: Array<DesiredCommand> = []
     for (const guid of waiting) {
