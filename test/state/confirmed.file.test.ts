@@ -22,7 +22,7 @@ const open = (dir: string) =>
   Effect.gen(function*() {
     const memory = yield* makeMemoryDesired()
     const saved = yield* Deferred.make<TenantId>()
-    const desired = yield* keepConfirmedInFiles({
+    const { desired } = yield* keepConfirmedInFiles({
       desired: memory.desired,
       restore: memory.restore,
       fileOf: (id) => join(dir, `${id}.json`),

@@ -29,6 +29,12 @@ const commandOf = (entry: typeof Entry.Type): DesiredCommand => {
 
 type Desired = StateStore["Service"]["desired"]
 
+export interface KeptDesired {
+  readonly desired: Desired
+  /** A removed tenant: nothing of it is saved any more (waits for a save under way). */
+  readonly forget: (tenant: TenantId) => Effect.Effect<void>
+}
+
 /** Wraps the in-memory desired commands so that each tenant's confirmed ones outlive the process (see above). */
 export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
   readonly desired: Desired
@@ -37,7 +43,7 @@ export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
   readonly debounce?: Duration.Input
   /** Called after each tenant's file was written (tests wait on it). */
   readonly onSaved?: (tenant: TenantId) => void
-}): Effect.fn.Return<Desired, never, Scope.Scope> {
+}): Effect.fn.Return<KeptDesired, never, Scope.Scope> {
   const { desired, restore, fileOf } = options
   const debounce = options.debounce ?? Duration.seconds(2)
   const loaded = new Set<TenantId>()
@@ -83,7 +89,7 @@ export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
     })
   yield* Effect.addFinalizer(() => saveDirty)
 
-  return {
+  const desiredKept: Desired = {
     put: (tenant, epoch, commands) => load(tenant).pipe(Effect.andThen(desired.put(tenant, epoch, commands)), Effect.tap(() => changed(tenant))),
     pending: (tenant, pbx, limit) => Effect.andThen(load(tenant), desired.pending(tenant, pbx, limit)),
     confirm: (tenant, confirmations) => load(tenant).pipe(Effect.andThen(desired.confirm(tenant, confirmations)), Effect.tap(() => changed(tenant))),
@@ -91,4 +97,10 @@ export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
     resend: (tenant, pbx) => load(tenant).pipe(Effect.andThen(desired.resend(tenant, pbx)), Effect.tap(() => changed(tenant))),
     wakeups: desired.wakeups
   }
+  const forget = (tenant: TenantId) =>
+    saving.withPermits(1)(Effect.sync(() => {
+      dirty.delete(tenant)
+      loaded.delete(tenant)
+    }))
+  return { desired: desiredKept, forget }
 })

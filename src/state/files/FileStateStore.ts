@@ -7,7 +7,7 @@
 import { Effect, Option, PubSub, Schema } from "effect"
 import { watch } from "node:fs"
 import { makeMemoryDesired } from "../memory/MemoryDesired.ts"
-import { keepConfirmedInFiles } from "./ConfirmedFile.ts"
+import { keepConfirmedInFiles, type KeptDesired } from "./ConfirmedFile.ts"
 import {
   type CertificateSet,
   defaultTenant,
@@ -47,7 +47,7 @@ const whenCorrupt = <B>(fallback: Effect.Effect<B>) => <A, R>(effect: Effect.Eff
 export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
   const sealer = yield* Sealer
   const memory = yield* makeMemoryDesired()
-  const keptDesired: StateStore["Service"]["desired"] = yield* keepConfirmedInFiles({
+  const kept: KeptDesired = yield* keepConfirmedInFiles({
     desired: memory.desired,
     restore: memory.restore,
     fileOf: (tenant) => Layout.confirmedFile(dataDir, tenant)
@@ -108,6 +108,8 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
       yield* removePath(Layout.certificatesFile(dataDir, id), id)
       yield* removePath(Layout.presenceSessionsFile(dataDir, id), id)
     }
+    yield* kept.forget(id)
+    if (id === defaultTenant) yield* removePath(Layout.confirmedFile(dataDir, id), id)
     yield* memory.forget(id)
     yield* PubSub.publish(localWrites, undefined)
     return existed
@@ -188,7 +190,7 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
       save: Effect.fn("StateStore.presenceSessions.save")((tenant: TenantId, state: PresenceSessionState) =>
         writeRecord(Layout.presenceSessionsFile(dataDir, tenant), tenant, codecs.presenceSessions, state))
     },
-    desired: keptDesired,
+    desired: kept.desired,
     owners: memory.owners,
     rekey: rekeyFiles({ dataDir, sealer, ids, accounts, tenantFileSlots })
   }
