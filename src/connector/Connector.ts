@@ -153,9 +153,10 @@ const workersLayer = (options: ConnectorOptions) => {
   const workers = Layer.mergeAll(FlowLayer.pipe(Layer.provide(Planner.layer)), StatusProjectorLayer, SignInKeeper, HeapHeadroomLayer).pipe(
     Layer.provide(PresencePipeline.layer)
   )
-  // The last command per PBX user is kept by the flow's own writer where one is given (a cluster's desired commands).
+  // The last command per PBX user is kept by the flow's own writer where one is given (a cluster's desired commands);
+  // otherwise LastWrittenLayer keeps it, built first so that the writer holds what the PBXs had before any write.
   return (options.flowWriter === undefined
-    ? Layer.merge(workers, LastWrittenLayer)
+    ? workers.pipe(Layer.provideMerge(LastWrittenLayer))
     : workers.pipe(Layer.provide(options.flowWriter))).pipe(
     announcedStop("the flow (no more intake; pending PBX writes are delivered)")
   )

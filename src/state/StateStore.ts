@@ -16,7 +16,8 @@ export type { DesiredWakeup, RekeyReport, StateStoreShape } from "./StateStoreSh
 export class StateStore extends Context.Service<StateStore, StateStoreShape>()("teams-presence-connector/state/StateStore") {
   /**
    * Files under `dataDir`: tenant `default` directly in it (today's files), others in `dataDir/tenants/<id>/`.
-   * Secrets are sealed when CONNECTOR_STATE_KEY is set. Desired commands and owner epochs live in memory (one process).
+   * Secrets are sealed when CONNECTOR_STATE_KEY is set. Desired commands and owner epochs live in memory (one process);
+   * the confirmed commands are kept in one file per tenant (files/ConfirmedFile.ts) for the next start.
    */
   static readonly layerFiles = (dataDir: string) =>
     Layer.effect(StateStore, makeFileStore(dataDir)).pipe(Layer.provide(Sealer.layerConfig))

@@ -78,6 +78,8 @@ export interface StateStoreShape {
     pending(tenant: TenantId, pbx: string, limit?: number): Result<ReadonlyArray<VersionedCommand>>
     /** Records that the PBX applied these versions; an older confirmation never lowers a newer one. */
     confirm(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>): Result<void>
+    /** The commands the PBXs confirmed in their latest version: what they hold, as far as the store knows. */
+    confirmed(tenant: TenantId): Result<ReadonlyArray<VersionedCommand>>
     /** Marks everything of one PBX unconfirmed (a PBX that lost its state, e.g. after a restart). */
     resend(tenant: TenantId, pbx: string): Result<void>
     readonly wakeups: Stream.Stream<DesiredWakeup, StateStoreError>

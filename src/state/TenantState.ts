@@ -48,6 +48,7 @@ export class TenantState extends Context.Service<TenantState, {
     put(epoch: number, commands: ReadonlyArray<DesiredCommand>): Result<ReadonlyArray<VersionedCommand>>
     confirm(confirmations: ReadonlyArray<Confirmation>): Result<void>
     pending(pbx: string, limit?: number): Result<ReadonlyArray<VersionedCommand>>
+    confirmed: Result<ReadonlyArray<VersionedCommand>>
   }
 }>()("teams-presence-connector/state/TenantState") {
   static readonly make = (store: StateStore["Service"], tenant: TenantId): TenantState["Service"] =>
@@ -73,7 +74,8 @@ export class TenantState extends Context.Service<TenantState, {
       desired: {
         put: (epoch, commands) => store.desired.put(tenant, epoch, commands),
         confirm: (confirmations) => store.desired.confirm(tenant, confirmations),
-        pending: (pbx, limit) => store.desired.pending(tenant, pbx, limit)
+        pending: (pbx, limit) => store.desired.pending(tenant, pbx, limit),
+        confirmed: store.desired.confirmed(tenant)
       }
     })
 

@@ -38,7 +38,7 @@ describe("FloodGate", () => {
     assert.strictEqual(gate.admit(10_000), 10_000)
   })
 
-  it("learns the pool's real speed from busy time only: slower workers admit fewer items", () => {
+  it("learns the pool's real speed from saturated time only: slower workers admit fewer items", () => {
     const gate = new FloodGate({ latencyBudgetMillis: 100, workers: 1, initialMicrosPerItem: 350 })
     assert.strictEqual(gate.admit(10_000), 285)
     // 200 items take 400 ms (2 ms each); an idle gap before them does not count.
@@ -47,6 +47,23 @@ describe("FloodGate", () => {
     assert.closeTo(gate.microsPerItem, 350 * 0.7 + 2_000 * 0.3, 0.001)
     assert.strictEqual(gate.admit(10_000), Math.floor(100_000 / gate.microsPerItem))
     assert.isBelow(gate.admit(10_000), 285)
+  })
+
+  it("a steady load with slow round trips (a stalled main thread, an idle worker) leaves the drain rate as it was", () => {
+    // 2 workers, 175 µs per item for the pool: a budget of 200 ms holds 1,142 items.
+    const gate = new FloodGate({ latencyBudgetMillis: 200, workers: 2, initialMicrosPerItem: 350 })
+    // 500 items a second in batches of 10, each back only after 60 ms (far slower than its 1.75 ms of RSA work).
+    for (let at = 0; at < 10_000; at += 20) {
+      gate.started(10, at)
+      gate.finished(10, at + 60)
+    }
+    assert.strictEqual(gate.microsPerItem, 175)
+    assert.strictEqual(gate.admit(100), 100, "a steady load is never diverted")
+    // A saturated pool is measured: 1,000 items drained in 700 ms → 700 µs per item.
+    gate.started(1_000, 20_000)
+    gate.finished(500, 20_350)
+    gate.finished(500, 20_700)
+    assert.isAbove(gate.microsPerItem, 175)
   })
 })
 

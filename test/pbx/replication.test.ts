@@ -4,7 +4,8 @@
  * from a PBX that sends them anyway and even when they carry an e-mail address.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Stream } from "effect"
+import { Deferred, Effect, Fiber, Option, Stream } from "effect"
+import { replicationWindow } from "../../src/pbx/directory/ReplicationLoad.ts"
 import { PbxSimulator, type SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { makeUsers, password, startConnector } from "./harness.ts"
 
@@ -71,5 +72,61 @@ describe("user table replication", () => {
       ])
       const after = yield* connector.directory.snapshot
       assert.isFalse([...after.values()].some((user) => user.h323 === "q2" || user.h323 === "sales"))
+    }).pipe(Effect.scoped))
+})
+
+describe("user table replication: speed and recovery", () => {
+  const many = makeUsers("m", 500, "pbx-master")
+  const large = (url: string) => ({ ...system(url), pbxs: [{ ...system(url).pbxs[0]!, users: many }] })
+
+  it.live("the initial load keeps several ReplicateNext in flight and gets every row once", () =>
+    Effect.gen(function*() {
+      const connector = yield* startConnector()
+      const sim = yield* PbxSimulator.make(large(connector.url))
+      yield* connector.directory.ready
+      const snapshot = yield* connector.directory.snapshot
+      assert.strictEqual(snapshot.size, many.length)
+      assert.deepStrictEqual([...snapshot.keys()].sort(), many.map((user) => user.guid).sort())
+      // One ReplicateNext per row, and the window's worth answered without a row at the end.
+      const status = sim.peek.status()[0]!
+      assert.strictEqual(status.replicateStarts, 1)
+      assert.strictEqual(status.replicateNexts, many.length + replicationWindow)
+    }).pipe(Effect.scoped))
+
+  it.live("a PBX that stops answering ReplicateNext: the replication starts again on the same connection and completes", () =>
+    Effect.gen(function*() {
+      const connector = yield* startConnector({ requestTimeoutMs: 400 })
+      const sim = yield* PbxSimulator.make(large(connector.url))
+      yield* connector.directory.ready
+      yield* sim.stallReplication("pbx-master")
+      yield* sim.upsertUser(makeUsers("late", 1, "pbx-master")[0]!)
+      // The stall on a fresh connection's load: its first ReplicateNext is never answered.
+      yield* sim.drop("pbx-master")
+      const stopped = yield* connector.logged((line) => line.includes("User table replication stopped"))
+      assert.include(stopped, "did not answer ReplicateNext within 400 ms")
+      assert.include(stopped, "starting it again in 1s with one ReplicateNext at a time")
+      yield* connector.logged((line) => line.includes(`user table loaded, ${many.length + 1} users`))
+      const status = sim.peek.status()[0]!
+      assert.strictEqual(status.logins, 2, "the same connection, not a reconnect")
+      assert.strictEqual(status.replicateStarts, 3)
+      assert.strictEqual(status.replicateNextsUnanswered, 1)
+      // First connection: rows + window. Stalled load: every row plus the window (one of them never answered). Restarted
+      // load, one at a time: rows + 1.
+      const rows = many.length + 1
+      assert.strictEqual(status.replicateNexts, many.length + replicationWindow + (rows + replicationWindow) + (rows + 1))
+      const snapshot = yield* connector.directory.snapshot
+      assert.strictEqual(snapshot.size, many.length + 1)
+      // Live edits follow the restarted replication.
+      const subscribed = yield* Deferred.make<void>()
+      const next = yield* connector.directory.changes.pipe(
+        Stream.onStart(Deferred.succeed(subscribed, undefined)),
+        Stream.runHead,
+        Effect.forkScoped
+      )
+      yield* Deferred.await(subscribed)
+      const [newcomer] = makeUsers("n", 1, "pbx-master")
+      yield* sim.upsertUser(newcomer!)
+      const change = yield* Fiber.join(next)
+      assert.deepStrictEqual(change.pipe(Option.map((c) => [c._tag, "user" in c ? c.user.guid : ""])), Option.some(["Added", newcomer!.guid]))
     }).pipe(Effect.scoped))
 })

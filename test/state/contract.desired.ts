@@ -68,6 +68,30 @@ export const desiredContract = (backend: Backend) =>
         assert.deepStrictEqual((yield* store.desired.pending(a, "master")).map((c) => c.guid), ["u1"])
       }))
 
+    it.live("confirmed: what the PBXs confirmed in its latest version, also for the store opened again (a restart)", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        const env = keyEnv(newKey())
+        yield* Effect.gen(function*() {
+          const store = yield* openStore(storage.store(env))
+          const { epoch } = yield* store.owners.claim(a, "runner-1")
+          const put = yield* store.desired.put(a, epoch, [
+            { pbx: "master", guid: "u1", command: setPresence("busy") },
+            { pbx: "slave-1", guid: "u2", command: clearPresence },
+            { pbx: "master", guid: "u3", command: setPresence("away") }
+          ])
+          yield* store.desired.confirm(a, put.filter((c) => c.guid !== "u3").map((c) => ({ guid: c.guid, version: c.version })))
+          // u2 changed after its confirmation: the PBX does not hold the newer command.
+          yield* store.desired.put(a, epoch, [{ pbx: "slave-1", guid: "u2", command: setPresence("dnd") }])
+          const held = yield* store.desired.confirmed(a)
+          assert.deepStrictEqual(held.map((c) => [c.guid, c.pbx, c.command]), [["u1", "master", setPresence("busy")]])
+        }).pipe(Effect.scoped)
+        const reopened = yield* openStore(storage.store(env))
+        const held = yield* reopened.desired.confirmed(a)
+        assert.deepStrictEqual(held.map((c) => [c.guid, c.pbx, c.command]), [["u1", "master", setPresence("busy")]])
+        assert.deepStrictEqual(yield* reopened.desired.confirmed(b), [], "another tenant holds nothing")
+      }))
+
     it.live("a write with a stale owner epoch is refused", () =>
       Effect.gen(function*() {
         const storage = yield* backend.storage

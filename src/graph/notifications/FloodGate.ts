@@ -2,7 +2,11 @@
  * Whether a rich item can still be decrypted within the latency budget, or its user's presence should be read instead
  * (getPresencesByUserId; src/graph/presence/FloodFallback.ts). Each rich item costs one RSA unwrap, so in a flood the
  * decryption backlog, not the code, decides the latency: this tracks the items handed to the decrypt workers and not
- * yet back, and measures how fast the workers drain them. Pure and synchronous; the caller passes the Clock's time.
+ * yet back, and measures how fast the workers drain them. The decision is the backlog's expected drain time against
+ * the budget; the drain rate is measured only while the pool is saturated (every worker has work queued), where items
+ * done per wall-clock time is the pool's throughput. Below that, the time an item spends on its way to a worker and
+ * back, an idle worker, or a stall of the main thread (a collection, a large message) would read as a slow pool and
+ * make a steady load look like a flood. Pure and synchronous; the caller passes the Clock's time.
  */
 
 export interface FloodGateOptions {
@@ -12,6 +16,8 @@ export interface FloodGateOptions {
   readonly workers: number
   /** The cost of one item on one worker before any is measured (µs): an RSA-2048 unwrap plus the rest, ≈ 350. */
   readonly initialMicrosPerItem: number
+  /** Items in the pool from which it counts as saturated; default 50 per worker (one chunk's share each, twice). */
+  readonly saturatedItems?: number
 }
 
 /** Busy time that makes one measurement of the drain rate (ms), and the weight of a new one. */
@@ -22,6 +28,7 @@ export class FloodGate {
   readonly #budgetMillis: number
   readonly #floorMicros: number
   readonly #ceilingMicros: number
+  readonly #saturatedItems: number
   /** Items handed to decryption and not yet back. */
   #pending = 0
   /** Measured: wall-clock µs per item of the whole pool while it has work (all workers together). */
@@ -35,6 +42,7 @@ export class FloodGate {
     this.#microsPerItem = options.initialMicrosPerItem / Math.max(1, options.workers)
     this.#floorMicros = this.#microsPerItem / 10
     this.#ceilingMicros = this.#microsPerItem * 10
+    this.#saturatedItems = options.saturatedItems ?? 50 * Math.max(1, options.workers)
   }
 
   get budgetMillis(): number {
@@ -73,8 +81,9 @@ export class FloodGate {
 
   /** `count` items came back from the decrypt workers at `now` (decrypted or failed). */
   finished(count: number, now: number): void {
-    this.#advance(now)
+    const saturated = this.#advance(now)
     this.#pending = Math.max(0, this.#pending - count)
+    if (!saturated) return
     this.#doneInSample += count
     if (this.#busyMillis >= sampleMillis && this.#doneInSample > 0) {
       const measured = (this.#busyMillis * 1000) / this.#doneInSample
@@ -85,9 +94,14 @@ export class FloodGate {
     }
   }
 
-  /** Only time with work in the pool counts towards the rate: an idle pool says nothing about its speed. */
-  #advance(now: number): void {
-    if (this.#pending > 0 && this.#lastEventAt !== undefined) this.#busyMillis += Math.max(0, now - this.#lastEventAt)
+  /**
+   * Only time with the pool saturated counts towards the rate (see above); true when the time since the last event
+   * counted, so that the items finished now belong to the sample.
+   */
+  #advance(now: number): boolean {
+    const saturated = this.#pending >= this.#saturatedItems && this.#lastEventAt !== undefined
+    if (saturated) this.#busyMillis += Math.max(0, now - this.#lastEventAt!)
     this.#lastEventAt = now
+    return saturated
   }
 }

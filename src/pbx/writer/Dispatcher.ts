@@ -150,7 +150,7 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) 
     return false
   }
   const connectionId = connection.value.id
-  if (dispatcher.state.alreadyConfirmed(guid, entry.command, connectionId)) return false
+  if (dispatcher.state.alreadyConfirmed(guid, entry.command, pbx, connectionId)) return false
   const sip = Option.isSome(user) ? user.value.h323 : ""
   const span = yield* childSpan("PresenceWriter.SetPresence", entry.span, {
     kind: "client",

@@ -29,6 +29,12 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
    * subscription queues them until its owner takes them (the status projector, a batch per projection).
    */
   readonly confirmations: Effect.Effect<PubSub.Subscription<ReadonlyArray<string>>, never, Scope.Scope>
+  /**
+   * Takes the commands the PBXs had confirmed to an earlier process (the state store's) as confirmed, so that a
+   * restart does not write them again on each PBX's first connection (WriterState.ts `inherit`). Returns how many.
+   * Absent from a writer that keeps its commands elsewhere (a cluster's desired commands).
+   */
+  readonly inherit?: (commands: ReadonlyArray<{ readonly guid: string; readonly pbx: string; readonly command: PbxPresenceCommand }>) => Effect.Effect<number>
 }>()("teams-presence-connector/pbx/writer/PresenceWriter") {
   static readonly layer = Layer.effect(
     PresenceWriter,
@@ -47,7 +53,8 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         ).pipe(Effect.asVoid),
         current: Effect.succeed<ReadonlyMap<string, WrittenPresence>>(dispatcher.state.confirmed),
         desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(dispatcher.state.desired),
-        confirmations: PubSub.subscribe(dispatcher.confirmations)
+        confirmations: PubSub.subscribe(dispatcher.confirmations),
+        inherit: (commands) => Effect.sync(() => dispatcher.state.inherit(commands))
       })
     })
   )

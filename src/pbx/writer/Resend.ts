@@ -12,6 +12,7 @@ import { type Dispatcher, routeOf, wakeFor } from "./Dispatcher.ts"
 const resendOnLogin = Effect.fnUntraced(function*(dispatcher: Dispatcher, event: ConnectionEvent) {
   if (event._tag !== "Up") return
   const pbx = event.connection.pbx
+  dispatcher.state.connectionUp(pbx, event.connection.id)
   const guids: Array<string> = []
   for (const guid of dispatcher.state.desired.keys()) {
     if ((yield* routeOf(dispatcher, guid)).pbx === pbx) guids.push(guid)

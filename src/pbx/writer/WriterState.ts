@@ -11,7 +11,7 @@ import { commandEquals, type PbxPresenceCommand } from "../../domain/PbxPresence
 export interface WrittenPresence {
   readonly command: PbxPresenceCommand
   readonly pbx: string
-  /** Epoch milliseconds when the PBX confirmed the write. */
+  /** Epoch milliseconds when the PBX confirmed the write; 0 when it was confirmed to an earlier process (`inherit`). */
   readonly sentAt: number
 }
 
@@ -40,11 +40,16 @@ export interface DesiredPresence {
   readonly failures: number
 }
 
+/** `confirmedOn` of a confirmation inherited from an earlier process. */
+const inherited = -1
+
 export class WriterState {
   readonly desired = new Map<string, DesiredPresence>()
   readonly confirmed = new Map<string, WrittenPresence>()
   /** The connection each confirmed write was made on: a new connection of that PBX gets the user again. */
   private readonly confirmedOn = new Map<string, number>()
+  /** The first connection of each PBX this process saw: the one that inherited confirmations hold for. */
+  private readonly firstConnection = new Map<string, number>()
   /** Users waiting to be sent, oldest first. */
   private readonly ready = new ReadyQueue()
   private readonly inFlight = new Set<string>()
@@ -96,10 +101,35 @@ export class WriterState {
     if (this.again.delete(guid)) this.ready.push(guid)
   }
 
-  /** Whether this PBX connection already confirmed exactly this command for the user: nothing to send. */
-  alreadyConfirmed(guid: string, command: PbxPresenceCommand, connectionId: number): boolean {
+  /**
+   * Whether this PBX connection already confirmed exactly this command for the user: nothing to send. A command an
+   * earlier process had confirmed counts on the PBX's first connection here (the PBX kept it while the connector was
+   * away); a later connection of that PBX gets the user again, as for any other confirmation.
+   */
+  alreadyConfirmed(guid: string, command: PbxPresenceCommand, pbx: string, connectionId: number): boolean {
     const last = this.confirmed.get(guid)
-    return last !== undefined && this.confirmedOn.get(guid) === connectionId && commandEquals(last.command, command)
+    if (last === undefined || !commandEquals(last.command, command)) return false
+    const on = this.confirmedOn.get(guid)
+    if (on !== inherited) return on === connectionId
+    this.connectionUp(pbx, connectionId)
+    return last.pbx === pbx && this.firstConnection.get(pbx) === connectionId
+  }
+
+  /** Notes a PBX connection; the first one of each PBX is the one inherited confirmations hold for. */
+  connectionUp(pbx: string, connectionId: number): void {
+    if (!this.firstConnection.has(pbx)) this.firstConnection.set(pbx, connectionId)
+  }
+
+  /** Commands the PBXs had confirmed to an earlier process (the state store's); a user already known here keeps its own. */
+  inherit(commands: Iterable<{ readonly guid: string; readonly pbx: string; readonly command: PbxPresenceCommand }>): number {
+    let count = 0
+    for (const { guid, pbx, command } of commands) {
+      if (this.confirmed.has(guid)) continue
+      this.confirmed.set(guid, { command, pbx, sentAt: 0 })
+      this.confirmedOn.set(guid, inherited)
+      count++
+    }
+    return count
   }
 
   confirm(guid: string, command: PbxPresenceCommand, pbx: string, connectionId: number, sentAt: number): void {

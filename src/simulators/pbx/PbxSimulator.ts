@@ -131,6 +131,7 @@ const pbxControls = (pbxs: ReadonlyMap<string, SimulatedPbx>) => {
     setLicences: (name: string, lics: number) => on(name, (pbx) => void (pbx.config.lics = lics)),
     setApis: (name: string, apis: ReadonlyArray<string>) => on(name, (pbx) => void (pbx.config.apis = apis)),
     setReplicateAllObjects: (name: string, all: boolean) => on(name, (pbx) => void (pbx.config.replicateAllObjects = all)),
+    stallReplication: (name: string, count = 1) => on(name, (pbx) => void (pbx.config.stalledReplicateNexts = count)),
     setCheckAppLicBehaviour: (name: string, behaviour: { readonly delayMs?: number; readonly unanswered?: ReadonlyArray<string> }) =>
       on(name, (pbx) => {
         if (behaviour.delayMs !== undefined) pbx.admin.behaviour.delayMs = behaviour.delayMs

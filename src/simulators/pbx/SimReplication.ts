@@ -9,8 +9,10 @@ import { objectType, type SimUser, type SystemModel } from "./SimulatorModel.ts"
 export interface Replication {
   /** The ReplicateStart's src, echoed in the pushes. */
   readonly src: string | undefined
-  /** Objects the initial load has still to send, by guid. */
-  readonly pending: Array<string>
+  /** The objects of the initial load, by guid, in the order they are sent … */
+  readonly pending: ReadonlyArray<string>
+  /** … and how many of them have been sent. */
+  sent: number
   /** The requested columns; undefined = all. */
   readonly columns: ReadonlySet<string> | undefined
   /** The requested object types ("" = plain user). */
@@ -38,21 +40,24 @@ export const startReplication = (
   return {
     src,
     pending: [...model.users.values()].filter(({ user }) => wanted(user)).map(({ user }) => user.guid),
+    sent: 0,
     columns,
     types,
     request: { add: message["add"], del: message["del"], pseudo: message["pseudo"], columns: [...(columns ?? [])] }
   }
 }
 
-const project = (row: Record<string, unknown>, columns: ReadonlySet<string> | undefined) =>
-  columns === undefined
-    ? row
-    : Object.fromEntries(Object.entries(row).filter(([column]) => column === "guid" || columns.has(column)))
+const project = (row: Record<string, unknown>, columns: ReadonlySet<string> | undefined) => {
+  if (columns === undefined) return row
+  const projected: Record<string, unknown> = {}
+  for (const column in row) if (column === "guid" || columns.has(column)) projected[column] = row[column]
+  return projected
+}
 
-/** The next row of the initial load; undefined when it is complete. */
+/** The next row of the initial load (one per ReplicateNext); undefined when it is complete. */
 export const nextRow = (replication: Replication, model: SystemModel): Record<string, unknown> | undefined => {
-  while (replication.pending.length > 0) {
-    const row = model.rowOf(replication.pending.shift()!)
+  while (replication.sent < replication.pending.length) {
+    const row = model.rowOf(replication.pending[replication.sent++]!)
     if (row !== undefined) return project(row, replication.columns)
   }
   return undefined

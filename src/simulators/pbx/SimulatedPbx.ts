@@ -32,6 +32,8 @@ export interface SimPbxConfig {
   readonly appObject: string
   /** Fault: replicate every object of the table, whatever types ReplicateStart asks for (an older PBX). */
   replicateAllObjects?: boolean
+  /** Fault: this many of the next ReplicateNext get no answer (a PBX that stalls), then it answers again. */
+  stalledReplicateNexts?: number
 }
 
 export interface SimPbxConnectOptions {
@@ -50,6 +52,7 @@ export class SimulatedPbx {
   private appInfoResults: Array<unknown> = []
   private keepAlivesSent = 0
   private lastReplicateStart: Replication["request"] | undefined
+  private readonly counts = { replicateStarts: 0, replicateNexts: 0, replicateNextsUnanswered: 0 }
   private keepAliveTimer: ReturnType<typeof setTimeout> | undefined
   private logins = 0
   private autoReconnect = true
@@ -94,6 +97,7 @@ export class SimulatedPbx {
       keepAlivesReceived: this.keepAlivesReceived,
       appInfoResults: [...this.appInfoResults],
       keepAlivesSent: this.keepAlivesSent,
+      ...this.counts,
       ...(this.lastReplicateStart !== undefined ? { replication: this.lastReplicateStart } : {})
     }
   }
@@ -258,19 +262,21 @@ export class SimulatedPbx {
     reply({ mt: `${String(mt)}Result`, error: 1, errorText: `unknown message ${String(mt)}` })
   }
 
-  private tableUsers(
-    mt: string,
-    message: Record<string, unknown>,
-    src: string | undefined,
-    reply: (result: Record<string, unknown>) => void
-  ): void {
+  private tableUsers(mt: string, message: Record<string, unknown>, src: string | undefined, reply: (result: Record<string, unknown>) => void): void {
     if (mt === "ReplicateStart") {
       this.replication = startReplication(message, src, this.model, this.config.replicateAllObjects === true)
       this.lastReplicateStart = this.replication.request
+      this.counts.replicateStarts++
       this.model.changed()
       return reply({ mt: "ReplicateStartResult" })
     }
     if (mt === "ReplicateNext") {
+      this.counts.replicateNexts++
+      if ((this.config.stalledReplicateNexts ?? 0) > 0) {
+        this.config.stalledReplicateNexts!--
+        this.counts.replicateNextsUnanswered++
+        return this.model.changed()
+      }
       const row = this.replication === undefined ? undefined : nextRow(this.replication, this.model)
       return reply(row === undefined ? { mt: "ReplicateNextResult" } : { mt: "ReplicateNextResult", columns: row })
     }

@@ -23,6 +23,12 @@ export interface SimPbxStatus {
   readonly keepAlivesSent: number
   /** What the connector's last ReplicateStart asked for. */
   readonly replication?: Replication["request"]
+  /** ReplicateStart messages received over all connections (a restarted replication adds one). */
+  readonly replicateStarts: number
+  /** ReplicateNext messages received over all connections. */
+  readonly replicateNexts: number
+  /** ReplicateNext left unanswered by the stall fault. */
+  readonly replicateNextsUnanswered: number
 }
 
 export class SimulatorTimeout extends Schema.TaggedError<SimulatorTimeout>()("SimulatorTimeout", {
@@ -55,6 +61,8 @@ export interface PbxSimulatorHandle {
    * ReplicateStart asks for, as an older firmware might; applies from the next ReplicateStart.
    */
   readonly setReplicateAllObjects: (pbx: string, on: boolean) => Effect.Effect<void, SimulatorError>
+  /** Fault: the PBX leaves the next `count` ReplicateNext unanswered (a stall), then answers again. */
+  readonly stallReplication: (pbx: string, count?: number) => Effect.Effect<void, SimulatorError>
   /** A user's presence list, newest first (what phones and myApps show). */
   readonly presence: (guid: string) => Effect.Effect<ReadonlyArray<PresenceEntry>>
   /** Every SetPresence received, in order. */

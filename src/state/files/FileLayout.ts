@@ -31,4 +31,7 @@ export const subscriptionsFile = (dataDir: string, tenant: TenantId) => join(sta
 
 export const certificatesFile = (dataDir: string, tenant: TenantId) => join(stateDir(dataDir, tenant), "rich-notification-keys.json")
 
+/** The commands the PBXs confirmed, for the next start (ConfirmedFile.ts). */
+export const confirmedFile = (dataDir: string, tenant: TenantId) => join(stateDir(dataDir, tenant), "pbx-confirmed.json")
+
 export const presenceSessionsFile = (dataDir: string, tenant: TenantId) => join(stateDir(dataDir, tenant), "pbx-to-teams-sessions.json")

@@ -1,10 +1,12 @@
 /**
  * The file backend of the state store: one JSON file per record in the data directory (FileLayout.ts), secrets
  * sealed when CONNECTOR_STATE_KEY is set and in clear otherwise, as today. Tenants (and the watcher that sees another
- * process's changes) in FileTenants.ts. Desired commands and owners are kept in memory.
+ * process's changes) in FileTenants.ts. Desired commands and owners are kept in memory, the confirmed commands also in
+ * a file per tenant (ConfirmedFile.ts).
  */
 import { Effect, Option } from "effect"
 import { makeMemoryDesired } from "../memory/MemoryDesired.ts"
+import { keepConfirmedInFiles, type KeptDesired } from "./ConfirmedFile.ts"
 import {
   type CertificateSet,
   type PresenceSessionState,
@@ -79,12 +81,18 @@ const fileRecords = (dataDir: string, sealer: Sealer["Service"]) => ({
 export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
   const sealer = yield* Sealer
   const memory = yield* makeMemoryDesired()
+  const kept: KeptDesired = yield* keepConfirmedInFiles({
+    desired: memory.desired,
+    restore: memory.restore,
+    fileOf: (tenant) => Layout.confirmedFile(dataDir, tenant)
+  })
+  const forget = (tenant: TenantId) => Effect.andThen(kept.forget(tenant), memory.forget(tenant))
   const service: StateStoreShape = {
     backend: "files",
-    tenants: yield* makeFileTenants(dataDir, sealer, memory.forget),
+    tenants: yield* makeFileTenants(dataDir, sealer, forget),
     refreshTokens: fileRefreshTokens(dataDir, sealer),
     ...fileRecords(dataDir, sealer),
-    desired: memory.desired,
+    desired: kept.desired,
     owners: memory.owners,
     rekey: rekeyFiles({ dataDir, sealer, ids: tenantIds(dataDir), accounts: accountsOf(dataDir), tenantFileSlots })
   }

@@ -107,6 +107,7 @@ export const makeFileTenants = Effect.fnUntraced(function*(
       yield* removePath(Layout.subscriptionsFile(dataDir, id), id)
       yield* removePath(Layout.certificatesFile(dataDir, id), id)
       yield* removePath(Layout.presenceSessionsFile(dataDir, id), id)
+      yield* removePath(Layout.confirmedFile(dataDir, id), id)
     }
     yield* forget(id)
     yield* PubSub.publish(localWrites, undefined)

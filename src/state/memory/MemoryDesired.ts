@@ -27,8 +27,34 @@ export const fenced = (tenant: TenantId, epoch: number, current: number) =>
     message: `owner epoch ${epoch} is no longer current (now ${current}): another runner owns tenant ${tenant}; this one must stop writing`
   })
 
-/** Each claim takes the next epoch; the map is shared with `put`, which checks the epoch it is given. */
-const memoryOwners = (owners: Map<TenantId, TenantOwner>) => ({
+const versioned = (guid: string, row: Row): VersionedCommand => ({ pbx: row.pbx, guid, command: row.command, version: row.version })
+
+/** One PBX's commands newer than what it confirmed, oldest version first. */
+const pendingOf = (table: Map<string, Row> | undefined, pbx: string, limit: number): ReadonlyArray<VersionedCommand> =>
+  [...(table ?? new Map<string, Row>()).entries()]
+    .filter(([, row]) => row.pbx === pbx && row.version > row.confirmed)
+    .sort(([, a], [, b]) => a.version - b.version)
+    .slice(0, limit)
+    .map(([guid, row]) => versioned(guid, row))
+
+/** Records confirmations; an older one never lowers a newer one. */
+const confirmIn = (table: Map<string, Row> | undefined, confirmations: ReadonlyArray<Confirmation>): void => {
+  if (table === undefined) return
+  for (const { guid, version } of confirmations) {
+    const row = table.get(guid)
+    if (row !== undefined && row.confirmed < version && version <= row.version) table.set(guid, { ...row, confirmed: version })
+  }
+}
+
+/** The commands confirmed in their latest version. */
+const confirmedOf = (table: Map<string, Row> | undefined): ReadonlyArray<VersionedCommand> => {
+  const held: Array<VersionedCommand> = []
+  for (const [guid, row] of table ?? []) if (row.confirmed === row.version) held.push(versioned(guid, row))
+  return held
+}
+
+/** Tenant owners: each claim makes the claimer the owner with the next epoch. */
+const ownersOf = (owners: Map<TenantId, TenantOwner>) => ({
   claim: Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
     const owner: TenantOwner = { runner, epoch: (owners.get(tenant)?.epoch ?? 0) + 1 }
     owners.set(tenant, owner)
@@ -38,14 +64,6 @@ const memoryOwners = (owners: Map<TenantId, TenantOwner>) => ({
     return Option.fromNullishOr(owners.get(tenant))
   })
 })
-
-/** Wake-ups from the moment of subscription; a `resync` first, as the database store sends after each (re)connect. */
-const wakeupStream = (wakeups: PubSub.PubSub<DesiredWakeup>): Stream.Stream<DesiredWakeup> =>
-  Stream.unwrap(
-    PubSub.subscribe(wakeups).pipe(
-      Effect.map((subscription) => Stream.concat(Stream.succeed<DesiredWakeup>({ kind: "resync" }), Stream.fromSubscription(subscription)))
-    )
-  )
 
 export const makeMemoryDesired = Effect.fnUntraced(function*() {
   const rows = new Map<TenantId, Map<string, Row>>()
@@ -78,22 +96,25 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
   })
 
   const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000) {
-    const table = rows.get(tenant) ?? new Map<string, Row>()
-    return [...table.entries()]
-      .filter(([, row]) => row.pbx === pbx && row.version > row.confirmed)
-      .sort(([, a], [, b]) => a.version - b.version)
-      .slice(0, limit)
-      .map(([guid, row]): VersionedCommand => ({ pbx: row.pbx, guid, command: row.command, version: row.version }))
+    return pendingOf(rows.get(tenant), pbx, limit)
+  })
+  const confirm = Effect.fn("StateStore.desired.confirm")(function*(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>) {
+    confirmIn(rows.get(tenant), confirmations)
+  })
+  const confirmed = Effect.fn("StateStore.desired.confirmed")(function*(tenant: TenantId) {
+    return confirmedOf(rows.get(tenant))
   })
 
-  const confirm = Effect.fn("StateStore.desired.confirm")(function*(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>) {
-    const table = rows.get(tenant)
-    if (table === undefined) return
-    for (const { guid, version } of confirmations) {
-      const row = table.get(guid)
-      if (row !== undefined && row.confirmed < version && version <= row.version) table.set(guid, { ...row, confirmed: version })
-    }
-  })
+  /** Commands a PBX held when an earlier process stopped (files/ConfirmedFile.ts): confirmed, unless newer ones exist. */
+  const restore = (tenant: TenantId, commands: ReadonlyArray<DesiredCommand>) =>
+    Effect.sync(() => {
+      const table = tenantRows(tenant)
+      for (const { pbx, guid, command } of commands) {
+        if (table.has(guid)) continue
+        lastVersion += 1
+        table.set(guid, { pbx, command, version: lastVersion, confirmed: lastVersion })
+      }
+    })
 
   const resend = Effect.fn("StateStore.desired.resend")(function*(tenant: TenantId, pbx: string) {
     const table = rows.get(tenant)
@@ -102,14 +123,22 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
   })
 
+  /** Wake-ups from the moment of subscription; a `resync` first, as the database store sends after each (re)connect. */
+  const stream: Stream.Stream<DesiredWakeup> = Stream.unwrap(
+    PubSub.subscribe(wakeups).pipe(
+      Effect.map((subscription) => Stream.concat(Stream.succeed<DesiredWakeup>({ kind: "resync" }), Stream.fromSubscription(subscription)))
+    )
+  )
+
   const forget = (tenant: TenantId) =>
     Effect.sync(() => {
       rows.delete(tenant)
     })
 
   return {
-    desired: { put, pending, confirm, resend, wakeups: wakeupStream(wakeups) },
-    owners: memoryOwners(owners),
+    desired: { put, pending, confirm, confirmed, resend, wakeups: stream },
+    owners: ownersOf(owners),
+    restore,
     forget
   }
 })

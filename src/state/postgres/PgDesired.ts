@@ -59,6 +59,17 @@ const pgOwners = (sql: PgClient.PgClient): StateStoreShape["owners"] => ({
   })
 })
 
+/** What the PBXs confirmed in its latest version: the rows whose version is the confirmed one. */
+const pgConfirmed = (sql: PgClient.PgClient) =>
+  Effect.fn("StateStore.desired.confirmed")(function*(tenant: TenantId) {
+    const rows = yield* sql`SELECT guid, pbx, command, version FROM pbx_desired
+      WHERE tenant_id = ${tenant} AND version = confirmed_version`.pipe(
+      Effect.mapError(unavailable(tenant)),
+      decodeRows(CommandRow, "pbx_desired", tenant)
+    )
+    return rows.map(toVersioned)
+  })
+
 export const makePgDesired = (sql: PgClient.PgClient) => {
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
@@ -108,6 +119,6 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
     })).pipe(Effect.mapError(unavailable(tenant)))
   })
 
-  const desired: StateStoreShape["desired"] = { put, pending, confirm, resend, wakeups: pgDesiredWakeups(sql) }
+  const desired: StateStoreShape["desired"] = { put, pending, confirm, confirmed: pgConfirmed(sql), resend, wakeups: pgDesiredWakeups(sql) }
   return { desired, owners: pgOwners(sql) }
 }

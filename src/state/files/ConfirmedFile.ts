@@ -1,0 +1,106 @@
+/**
+ * The file store's desired commands live in memory (one process); what the PBXs confirmed is also kept in one file per
+ * tenant (`pbx-confirmed.json`), so that the next start knows what each PBX already holds and does not write every
+ * user again. Written on a debounce after changes and once more when the store closes; read when the tenant's
+ * commands are first touched. The file is a cache: one that cannot be read is logged and left out (every user is then
+ * written again, as without it), never a reason not to start.
+ */
+import { Duration, Effect, Schema, type Scope, Semaphore } from "effect"
+import { PbxActivity, type PbxPresenceCommand } from "../../domain/PbxPresence.ts"
+import type { DesiredCommand, TenantId, VersionedCommand } from "../Records.ts"
+import type { StateStoreShape } from "../StateStoreShape.ts"
+import { readJson, writeJson } from "./JsonFiles.ts"
+
+/** One user: [guid, pbx] for a cleared presence, [guid, pbx, activity, note] for a set one. */
+const Entry = Schema.Union([
+  Schema.Tuple([Schema.String, Schema.String]),
+  Schema.Tuple([Schema.String, Schema.String, PbxActivity, Schema.String])
+])
+const ConfirmedFile = Schema.Struct({ format: Schema.Literal(1), users: Schema.Array(Entry) })
+const decodeFile = Schema.decodeUnknownResult(ConfirmedFile)
+
+const entryOf = ({ guid, pbx, command }: VersionedCommand): typeof Entry.Type =>
+  command._tag === "Clear" ? [guid, pbx] : [guid, pbx, command.activity, command.note]
+
+const commandOf = (entry: typeof Entry.Type): DesiredCommand => {
+  const command: PbxPresenceCommand = entry.length === 2 ? { _tag: "Clear" } : { _tag: "Set", activity: entry[2], note: entry[3] }
+  return { guid: entry[0], pbx: entry[1], command }
+}
+
+type Desired = StateStoreShape["desired"]
+
+export interface KeptDesired {
+  readonly desired: Desired
+  /** A removed tenant: nothing of it is saved any more (waits for a save under way). */
+  readonly forget: (tenant: TenantId) => Effect.Effect<void>
+}
+
+/** Wraps the in-memory desired commands so that each tenant's confirmed ones outlive the process (see above). */
+export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
+  readonly desired: Desired
+  readonly restore: (tenant: TenantId, commands: ReadonlyArray<DesiredCommand>) => Effect.Effect<void>
+  readonly fileOf: (tenant: TenantId) => string
+  readonly debounce?: Duration.Input
+  /** Called after each tenant's file was written (tests wait on it). */
+  readonly onSaved?: (tenant: TenantId) => void
+}): Effect.fn.Return<KeptDesired, never, Scope.Scope> {
+  const { desired, restore, fileOf } = options
+  const debounce = options.debounce ?? Duration.seconds(2)
+  const loaded = new Set<TenantId>()
+  const dirty = new Set<TenantId>()
+  const saving = yield* Semaphore.make(1)
+  let scheduled = false
+
+  const load = (tenant: TenantId) =>
+    Effect.suspend(() => {
+      if (loaded.has(tenant)) return Effect.void
+      loaded.add(tenant)
+      const file = fileOf(tenant)
+      return readJson(file, tenant).pipe(
+        Effect.flatMap((stored) => {
+          if (stored._tag === "None") return Effect.void
+          const decoded = decodeFile(stored.value)
+          if (decoded._tag === "Failure") return Effect.logWarning(`${file} is not a file of confirmed PBX commands; every user is written again`)
+          return restore(tenant, decoded.success.users.map(commandOf))
+        }),
+        Effect.catch((error) => Effect.logWarning(`${error.message}; every user is written again`))
+      )
+    })
+
+  // Uninterruptible: a save that began always ends, so a stop during one cannot lose a tenant from `dirty`.
+  const saveDirty = saving.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
+    for (const tenant of [...dirty]) {
+      dirty.delete(tenant)
+      const held = yield* desired.confirmed(tenant).pipe(Effect.orElseSucceed(() => []))
+      yield* writeJson(fileOf(tenant), { format: 1, users: held.map(entryOf) }, tenant).pipe(
+        Effect.andThen(Effect.sync(() => options.onSaved?.(tenant))),
+        Effect.catch((error) => Effect.logWarning(`the confirmed PBX commands were not kept: ${error.message}`))
+      )
+    }
+  })))
+
+  const scope = yield* Effect.scope
+  const changed = (tenant: TenantId) =>
+    Effect.suspend(() => {
+      dirty.add(tenant)
+      if (scheduled) return Effect.void
+      scheduled = true
+      return Effect.asVoid(Effect.forkIn(Effect.andThen(Effect.sleep(debounce), Effect.andThen(Effect.sync(() => (scheduled = false)), saveDirty)), scope))
+    })
+  yield* Effect.addFinalizer(() => saveDirty)
+
+  const desiredKept: Desired = {
+    put: (tenant, epoch, commands) => load(tenant).pipe(Effect.andThen(desired.put(tenant, epoch, commands)), Effect.tap(() => changed(tenant))),
+    pending: (tenant, pbx, limit) => Effect.andThen(load(tenant), desired.pending(tenant, pbx, limit)),
+    confirm: (tenant, confirmations) => load(tenant).pipe(Effect.andThen(desired.confirm(tenant, confirmations)), Effect.tap(() => changed(tenant))),
+    confirmed: (tenant) => Effect.andThen(load(tenant), desired.confirmed(tenant)),
+    resend: (tenant, pbx) => load(tenant).pipe(Effect.andThen(desired.resend(tenant, pbx)), Effect.tap(() => changed(tenant))),
+    wakeups: desired.wakeups
+  }
+  const forget = (tenant: TenantId) =>
+    saving.withPermits(1)(Effect.sync(() => {
+      dirty.delete(tenant)
+      loaded.delete(tenant)
+    }))
+  return { desired: desiredKept, forget }
+})
