@@ -1,0 +1,108 @@
+/**
+ * The webhook of a tenant on a runner that does not serve it (docs/scaling.md, "Graph notifications on any runner"):
+ * the POST is decoded, each item checked against the tenant's subscriptions as the store holds them (subscriptionId and
+ * clientState, in constant time: Intake.ts's KnownSubscriptions), and what passes is handed to the owner through the
+ * store (GraphHandoff.ts). Graph gets 202 as soon as the row is committed — whether the tenant has an owner at that
+ * moment or not — 400 for a body that is not a notification collection, 503 when the store cannot take it.
+ */
+import { Cause, Clock, Effect, Exit } from "effect"
+import { KnownSubscriptions } from "../graph/notifications/Intake.ts"
+import { decodeChangeNotifications, decodeLifecycleNotifications } from "../graph/notifications/Notifications.ts"
+import { logRejected, makeRejections } from "../graph/notifications/Rejections.ts"
+import type { StateStore, SubscriptionState, TenantId } from "../state/StateStore.ts"
+import { describeCause } from "../state/StateStoreError.ts"
+import type { GraphHandoff, HandoffKind } from "./GraphHandoff.ts"
+
+/** A tenant's subscriptions are read again when an item names one not known, at most this often. */
+const reloadAfterMillis = 1000
+/** A store that does not answer within this is answered 503 (Graph retries), never a slow 202. */
+const putTimeout = "2 seconds"
+
+export interface HandoffAnswer {
+  readonly status: number
+  readonly text: string
+}
+
+const knownOf = (state: SubscriptionState | undefined): KnownSubscriptions => {
+  const known = new KnownSubscriptions()
+  for (const shard of state?.shards ?? []) {
+    const live = shard.subscription
+    if (live !== undefined) known.register({ id: live.subscriptionId, kind: "presence", key: shard.key, clientState: live.clientState })
+  }
+  const users = state?.users
+  if (users !== undefined) known.register({ id: users.subscriptionId, kind: "users", key: "users", clientState: users.clientState })
+  return known
+}
+
+type Item = { readonly subscriptionId: string; readonly clientState?: string | null | undefined }
+
+export const makeHandoffIntake = (store: StateStore["Service"], handoff: GraphHandoff) => {
+  const cache = new Map<TenantId, { readonly loadedAt: number; readonly known: KnownSubscriptions }>()
+
+  /** The tenant's subscriptions from the store; read again when `stale` and the last read is older than a second. */
+  const subscriptionsOf = Effect.fnUntraced(function*(tenant: TenantId, stale: boolean) {
+    const now = yield* Clock.currentTimeMillis
+    const cached = cache.get(tenant)
+    if (cached !== undefined && (!stale || now - cached.loadedAt < reloadAfterMillis)) return cached.known
+    const state = yield* store.subscriptions.load(tenant)
+    const known = knownOf(state._tag === "Some" ? state.value : undefined)
+    cache.set(tenant, { loadedAt: now, known })
+    return known
+  })
+
+  /** The items whose subscriptionId and clientState match the tenant's subscriptions; the others are logged. */
+  const checked = Effect.fnUntraced(function*<A extends Item>(tenant: TenantId, items: ReadonlyArray<A>) {
+    let known = yield* subscriptionsOf(tenant, false)
+    if (items.some((item) => !known.check(item.subscriptionId, item.clientState).ok)) known = yield* subscriptionsOf(tenant, true)
+    const rejections = makeRejections()
+    const accepted = items.filter((item) => {
+      const result = known.check(item.subscriptionId, item.clientState)
+      if (!result.ok) {
+        rejections.add(result.reason, "subscriptionId or clientState does not match a subscription of this tenant", {
+          subscriptionId: item.subscriptionId,
+          tenant
+        })
+      }
+      return result.ok
+    })
+    yield* rejections.report(items.length, " (checked by a runner that hands them to the tenant's owner)")
+    return accepted
+  })
+
+  const hand = Effect.fnUntraced(function*(tenant: TenantId, kind: HandoffKind, json: unknown) {
+    if (kind === "lifecycle") {
+      const body = decodeLifecycleNotifications(json)
+      if (Exit.isFailure(body)) return undefined
+      const value = yield* checked(tenant, body.value.value)
+      if (value.length > 0) yield* handoff.put(tenant, kind, { value })
+      return value.length
+    }
+    const body = decodeChangeNotifications(json)
+    if (Exit.isFailure(body)) return undefined
+    const value = yield* checked(tenant, body.value.value)
+    const tokens = body.value.validationTokens
+    if (value.length > 0) yield* handoff.put(tenant, kind, tokens === undefined ? { value } : { value, validationTokens: tokens })
+    return value.length
+  })
+
+  /** Checks and hands over one POST's body (JSON, already read within the tenant's size limit). */
+  const receive = (tenant: TenantId, kind: HandoffKind, json: unknown): Effect.Effect<HandoffAnswer> =>
+    hand(tenant, kind, json).pipe(
+      Effect.timeout(putTimeout),
+      Effect.flatMap((accepted) =>
+        accepted === undefined
+          ? logRejected("malformed", `body is not a ${kind === "change" ? "change" : "lifecycle"} notification collection`, { tenant }).pipe(
+            Effect.as({ status: 400, text: "not a notification collection" })
+          )
+          : Effect.succeed({ status: 202, text: "" })
+      ),
+      Effect.catchCause((cause) =>
+        Effect.logWarning(`cluster: notifications for ${tenant} not handed over (${describeCause(Cause.squash(cause))}); answered 503, Graph sends them again`).pipe(
+          Effect.as({ status: 503, text: "the state store cannot take the notifications now" })
+        )
+      ),
+      Effect.withSpan("HandoffIntake.receive", { attributes: { tenant, kind } })
+    )
+
+  return { receive }
+}
