@@ -9,9 +9,13 @@ export const answer = (res: ServerResponse, status: number, body: string, type =
   res.end(body)
 }
 
+/** With a body read already: a target that has not begun to answer within this is given up (it is stopping or stalled). */
+export const replyWithinMillis = 1000
+
 /**
  * Passes the request on to `target`: its body streamed, or `body` when it has been read already — then `onError` also
- * takes an answer of 5xx (the target is stopping), since the request can be answered otherwise.
+ * takes an answer of 5xx or no answer within `replyWithinMillis` (the target is stopping), since the request can be
+ * answered otherwise.
  */
 export const passOn = (
   options: { readonly runnerId: string },
@@ -34,6 +38,8 @@ export const passOn = (
     path: target.path,
     headers: { ...req.headers, [forwardedHeader]: options.runnerId }
   }, (reply) => {
+    clearTimeout(timer)
+    if (failed) return reply.resume()
     if (body !== undefined && (reply.statusCode ?? 502) >= 500) {
       reply.resume()
       return fail()
@@ -41,7 +47,14 @@ export const passOn = (
     res.writeHead(reply.statusCode ?? 502, reply.headers)
     reply.pipe(res)
   })
-  upstream.on("error", fail)
+  const timer = body === undefined ? undefined : setTimeout(() => {
+    fail()
+    upstream.destroy()
+  }, replyWithinMillis)
+  upstream.on("error", () => {
+    clearTimeout(timer)
+    fail()
+  })
   if (body === undefined) req.pipe(upstream)
   else upstream.end(body)
 }

@@ -168,6 +168,15 @@ export const presenceSubscriptions = (graph: GraphSimulatorHandle) =>
     return perCreator
   })
 
+/** The webhook endpoints as a Graph simulator judges them: POSTs, slow ones (> 2.9 s), failures, ok / delayed / dropped. */
+export const webhookEndpoints = (graph: GraphSimulatorHandle) =>
+  Effect.promise(async () => {
+    const body = (await (await fetch(`${graph.url}/_sim/subscriptions`)).json()) as {
+      endpoints: ReadonlyArray<{ url: string; posts: number; slow: number; failures: number; state: "ok" | "delayed" | "dropped" }>
+    }
+    return body.endpoints
+  })
+
 export const runnerId = (runner: Runner) => `127.0.0.1:${runner.httpPort}`
 
 /** A TCP proxy to PostgreSQL that can be frozen: no byte passes, no connection is closed (a network partition). */
