@@ -137,18 +137,27 @@ const graphIngress = (parts: WorkParts): GraphIngress => {
       Effect.map(({ subscriptions: s }) =>
         s.mode === "push" ? { notificationPath: s.notificationPath, lifecyclePath: s.lifecyclePath, maxBodyBytes: s.maxBodyBytes } : undefined
       ),
-      Effect.timeout("2 seconds"),
-      Effect.orElseSucceed(() => undefined)
+      Effect.timeout("2 seconds")
+    )
+  /**
+   * Read again in the background once older than `pathsFor`, so a POST never waits for the store once they are known;
+   * a read that fails keeps what was known.
+   */
+  const refresh = (tenant: TenantId) =>
+    readPaths(tenant).pipe(
+      Effect.tap((paths) => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => cache.set(tenant, { at, paths })))),
+      Effect.orElseSucceed(() => cache.get(tenant)?.paths)
     )
   return {
     paths: (tenant) =>
       Effect.runPromise(Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
         const cached = cache.get(tenant)
-        if (cached !== undefined && now - cached.at < pathsFor) return cached.paths
-        const paths = yield* readPaths(tenant)
-        cache.set(tenant, { at: now, paths })
-        return paths
+        if (cached === undefined) return yield* refresh(tenant)
+        if ((yield* Clock.currentTimeMillis) - cached.at >= pathsFor) {
+          cache.set(tenant, { ...cached, at: yield* Clock.currentTimeMillis })
+          yield* Effect.forkDetach(refresh(tenant))
+        }
+        return cached.paths
       })),
     direct: (tenant) => parts.direct.get(tenant),
     receive: (tenant, kind, json) => Effect.runPromise(intake.receive(tenant, kind, json))

@@ -3,20 +3,24 @@
  * the POST is decoded, each item checked against the tenant's subscriptions as the store holds them (subscriptionId and
  * clientState, in constant time: Intake.ts's KnownSubscriptions), and what passes is handed to the owner through the
  * store (GraphHandoff.ts). Graph gets 202 as soon as the row is committed — whether the tenant has an owner at that
- * moment or not — 400 for a body that is not a notification collection, 503 when the store cannot take it.
+ * moment or not — or after at most 1 s while the runner keeps trying to store it; 400 for a body that is not a
+ * notification collection; 503 when the store refused it at once.
  */
-import { Cause, Clock, Effect, Exit } from "effect"
+import { Cause, Clock, type Duration, Effect, Exit, Fiber, Option, Schedule } from "effect"
 import { KnownSubscriptions } from "../graph/notifications/Intake.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "../graph/notifications/Notifications.ts"
 import { logRejected, makeRejections } from "../graph/notifications/Rejections.ts"
 import type { StateStore, SubscriptionState, TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
-import type { GraphHandoff, HandoffKind } from "./GraphHandoff.ts"
+import type { GraphHandoff, HandoffBody, HandoffKind } from "./GraphHandoff.ts"
 
 /** A tenant's subscriptions are read again when an item names one not known, at most this often. */
 const reloadAfterMillis = 1000
-/** A store that does not answer within this is answered 503 (Graph retries), never a slow 202. */
-const putTimeout = "2 seconds"
+/** Graph's answer waits at most this long for the handed-over row to be stored. */
+const defaultAnswerWithin = "1 second"
+/** One put that takes longer is given up and tried again, for at most `keepTrying` in all. */
+const putTimeout = "3 seconds"
+const keepTrying = "30 seconds"
 
 export interface HandoffAnswer {
   readonly status: number
@@ -36,7 +40,12 @@ const knownOf = (state: SubscriptionState | undefined): KnownSubscriptions => {
 
 type Item = { readonly subscriptionId: string; readonly clientState?: string | null | undefined }
 
-export const makeHandoffIntake = (store: StateStore["Service"], handoff: GraphHandoff) => {
+export const makeHandoffIntake = (
+  store: StateStore["Service"],
+  handoff: GraphHandoff,
+  /** How long Graph's answer waits for the row (tests wait for it whatever it takes). */
+  answerWithin: Duration.Input = defaultAnswerWithin
+) => {
   const cache = new Map<TenantId, { readonly loadedAt: number; readonly known: KnownSubscriptions }>()
 
   /** The tenant's subscriptions from the store; read again when `stale` and the last read is older than a second. */
@@ -69,40 +78,50 @@ export const makeHandoffIntake = (store: StateStore["Service"], handoff: GraphHa
     return accepted
   })
 
+  /** The batch into the store, tried again until it is in or `keepTrying` is over. */
+  const put = (tenant: TenantId, kind: HandoffKind, body: HandoffBody) =>
+    handoff.put(tenant, kind, body).pipe(
+      Effect.timeout(putTimeout),
+      Effect.retry({ schedule: Schedule.spaced("500 millis") }),
+      Effect.timeout(keepTrying),
+      Effect.tapCause((cause) =>
+        Effect.logError(`cluster: ${body.value.length} notification items for ${tenant} could not be stored for its owner (${describeCause(Cause.squash(cause))}); the owner's reconciliation corrects what they carried`)
+      )
+    )
+
+  /** The number of items handed over, or undefined for a body that is not a notification collection. */
   const hand = Effect.fnUntraced(function*(tenant: TenantId, kind: HandoffKind, json: unknown) {
     if (kind === "lifecycle") {
       const body = decodeLifecycleNotifications(json)
       if (Exit.isFailure(body)) return undefined
       const value = yield* checked(tenant, body.value.value)
-      if (value.length > 0) yield* handoff.put(tenant, kind, { value })
+      if (value.length > 0) yield* put(tenant, kind, { value })
       return value.length
     }
     const body = decodeChangeNotifications(json)
     if (Exit.isFailure(body)) return undefined
     const value = yield* checked(tenant, body.value.value)
     const tokens = body.value.validationTokens
-    if (value.length > 0) yield* handoff.put(tenant, kind, tokens === undefined ? { value } : { value, validationTokens: tokens })
+    if (value.length > 0) yield* put(tenant, kind, tokens === undefined ? { value } : { value, validationTokens: tokens })
     return value.length
   })
 
-  /** Checks and hands over one POST's body (JSON, already read within the tenant's size limit). */
+  /**
+   * Checks and hands over one POST's body (JSON, already read within the tenant's size limit). Graph's answer waits for
+   * the row at most `answerWithin`: a store that is slower gets the batch later (the runner keeps trying), Graph gets
+   * its 202 now — a slow answer would make Graph delay and then drop the tenant's notifications altogether.
+   */
   const receive = (tenant: TenantId, kind: HandoffKind, json: unknown): Effect.Effect<HandoffAnswer> =>
-    hand(tenant, kind, json).pipe(
-      Effect.timeout(putTimeout),
-      Effect.flatMap((accepted) =>
-        accepted === undefined
-          ? logRejected("malformed", `body is not a ${kind === "change" ? "change" : "lifecycle"} notification collection`, { tenant }).pipe(
-            Effect.as({ status: 400, text: "not a notification collection" })
-          )
-          : Effect.succeed({ status: 202, text: "" })
-      ),
-      Effect.catchCause((cause) =>
-        Effect.logWarning(`cluster: notifications for ${tenant} not handed over (${describeCause(Cause.squash(cause))}); answered 503, Graph sends them again`).pipe(
-          Effect.as({ status: 503, text: "the state store cannot take the notifications now" })
-        )
-      ),
-      Effect.withSpan("HandoffIntake.receive", { attributes: { tenant, kind } })
-    )
+    Effect.gen(function*() {
+      const fiber = yield* hand(tenant, kind, json).pipe(Effect.forkDetach)
+      const done = yield* Fiber.await(fiber).pipe(Effect.timeoutOption(answerWithin))
+      if (Option.isNone(done)) return { status: 202, text: "" }
+      const exit = done.value
+      if (Exit.isFailure(exit)) return { status: 503, text: "the state store cannot take the notifications now" }
+      if (exit.value !== undefined) return { status: 202, text: "" }
+      yield* logRejected("malformed", `body is not a ${kind} notification collection`, { tenant })
+      return { status: 400, text: "not a notification collection" }
+    }).pipe(Effect.withSpan("HandoffIntake.receive", { attributes: { tenant, kind } }))
 
   return { receive }
 }

@@ -54,7 +54,7 @@ const setup = Effect.gen(function*() {
   const { state } = subscriptionState()
   yield* store.subscriptions.save(alpha, state)
   const handoff = yield* makeGraphHandoff(sql)
-  const intake = makeHandoffIntake(store, handoff)
+  const intake = makeHandoffIntake(store, handoff, "1 minute")
   const presence = state.shards[0]!.subscription!
   const item = (n: number, clientState = Redacted.value(presence.clientState), subscriptionId = presence.subscriptionId) => ({
     subscriptionId,
