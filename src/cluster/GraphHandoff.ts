@@ -66,6 +66,14 @@ export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClie
     PubSub.publish(wakeups, "resync").pipe(Effect.asVoid)
   )
 
+  // Rows nobody takes (a tenant removed while between owners) are dropped after an hour: the owner's reconciliation has
+  // corrected what they carried long before.
+  yield* sql`DELETE FROM connector_graph_handoff WHERE received_at < now() - interval '1 hour'`.pipe(
+    Effect.ignore,
+    Effect.repeat(Schedule.spaced("10 minutes")),
+    Effect.forkScoped
+  )
+
   const put: GraphHandoff["put"] = (tenant, kind, body) =>
     sql`WITH row AS (
         INSERT INTO connector_graph_handoff (tenant_id, kind, body) VALUES (${tenant}, ${kind}, ${sql.json(body)}) RETURNING tenant_id
