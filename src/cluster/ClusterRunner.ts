@@ -59,7 +59,9 @@ const joinCluster = Effect.fnUntraced(function*(cluster: ClusterSettings, store:
   ).pipe(Effect.mapError((error) =>
     new ClusterError({ message: `cannot join the cluster on ${cluster.listenHost}:${cluster.runnerPort}: ${describeCause(error)}` })
   ))
-  const handoff = yield* makeGraphHandoff(sql).pipe(
+  // A pool of its own for the handed-over notifications, so that their traffic never holds up a shard-lock refresh.
+  const handoffSql = yield* makePgClient({ maxConnections: 4 })
+  const handoff = yield* makeGraphHandoff(handoffSql).pipe(
     Effect.mapError((error) => new ClusterError({ message: `cannot prepare the notification handoff: ${describeCause(error)}` }))
   )
   return { sql, services, handoff }

@@ -44,8 +44,8 @@ export interface GraphHandoff {
   readonly drainOnce: (tenant: TenantId, epoch: number, inbox: NotificationsInbox["Service"]) => Effect.Effect<number, unknown>
 }
 
-/** The table (created once by whichever runner comes first), the runner's one LISTEN, put and drain. */
-export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
+/** The table, created once by whichever runner comes first, and the hourly sweep of rows nobody took. */
+const prepareTable = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
   // Runners start at once: the advisory lock keeps two CREATEs of the same table from colliding.
   yield* sql.withTransaction(Effect.gen(function*() {
     yield* sql`SELECT pg_advisory_xact_lock(hashtext(${handoffChannel}))`
@@ -58,20 +58,24 @@ export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClie
     )`
     yield* sql`CREATE INDEX IF NOT EXISTS connector_graph_handoff_tenant ON connector_graph_handoff (tenant_id, id)`
   }))
-  const wakeups = yield* PubSub.sliding<TenantId | "resync">(1024)
-  yield* listenForever(
-    sql,
-    handoffChannel,
-    (payload) => Schema.is(TenantId)(payload) ? PubSub.publish(wakeups, payload).pipe(Effect.asVoid) : Effect.void,
-    PubSub.publish(wakeups, "resync").pipe(Effect.asVoid)
-  )
-
   // Rows nobody takes (a tenant removed while between owners) are dropped after an hour: the owner's reconciliation has
   // corrected what they carried long before.
   yield* sql`DELETE FROM connector_graph_handoff WHERE received_at < now() - interval '1 hour'`.pipe(
     Effect.ignore,
     Effect.repeat(Schedule.spaced("10 minutes")),
     Effect.forkScoped
+  )
+})
+
+/** The table, the runner's one LISTEN, put and drain. */
+export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
+  yield* prepareTable(sql)
+  const wakeups = yield* PubSub.sliding<TenantId | "resync">(1024)
+  yield* listenForever(
+    sql,
+    handoffChannel,
+    (payload) => Schema.is(TenantId)(payload) ? PubSub.publish(wakeups, payload).pipe(Effect.asVoid) : Effect.void,
+    PubSub.publish(wakeups, "resync").pipe(Effect.asVoid)
   )
 
   const put: GraphHandoff["put"] = (tenant, kind, body) =>

@@ -40,12 +40,8 @@ const knownOf = (state: SubscriptionState | undefined): KnownSubscriptions => {
 
 type Item = { readonly subscriptionId: string; readonly clientState?: string | null | undefined }
 
-export const makeHandoffIntake = (
-  store: StateStore["Service"],
-  handoff: GraphHandoff,
-  /** How long Graph's answer waits for the row (tests wait for it whatever it takes). */
-  answerWithin: Duration.Input = defaultAnswerWithin
-) => {
+/** The check of items against a tenant's subscriptions in the store (cached per tenant). */
+const makeSubscriptionCheck = (store: StateStore["Service"]) => {
   const cache = new Map<TenantId, { readonly loadedAt: number; readonly known: KnownSubscriptions }>()
 
   /** The tenant's subscriptions from the store; read again when `stale` and the last read is older than a second. */
@@ -77,6 +73,17 @@ export const makeHandoffIntake = (
     yield* rejections.report(items.length, " (checked by a runner that hands them to the tenant's owner)")
     return accepted
   })
+
+  return checked
+}
+
+export const makeHandoffIntake = (
+  store: StateStore["Service"],
+  handoff: GraphHandoff,
+  /** How long Graph's answer waits for the row (tests wait for it whatever it takes). */
+  answerWithin: Duration.Input = defaultAnswerWithin
+) => {
+  const checked = makeSubscriptionCheck(store)
 
   /** The batch into the store, tried again until it is in or `keepTrying` is over. */
   const put = (tenant: TenantId, kind: HandoffKind, body: HandoffBody) =>
