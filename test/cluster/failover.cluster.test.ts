@@ -214,6 +214,16 @@ describe("cluster", () => {
           yield* until(`${next.name} ready again`, Effect.promise(() =>
             fetch(`http://127.0.0.1:${next.httpPort}/readyz`).then((r) => (r.status === 200 ? true : undefined), () => undefined)
           ), 45_000)
+          // As an operator would: the next runner only once the cluster has settled — the runner started again owns its
+          // share, and every tenant is owned by a running runner and serves its page.
+          yield* until(`the cluster settled after ${next.name} started again`, Effect.gen(function*() {
+            const now = yield* owners(sql)
+            const live = new Set(runners.map(runnerId))
+            if (![...now.values()].some((o) => o.runner === runnerId(next))) return undefined
+            if (![...now.values()].every((o) => live.has(o.runner))) return undefined
+            for (const s of served) if ((yield* statusOf(front.port, s.tenant)) === undefined) return undefined
+            return true
+          }), 60_000)
         })
       const victimIndex = runners.indexOf(victim!)
       yield* restart(victimIndex)
