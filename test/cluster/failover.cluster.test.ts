@@ -5,9 +5,11 @@
  * tenants are owned again well within 30 s (the figure is printed), every PBX user ends in its final Teams presence, and
  * each Graph tenant holds exactly one presence subscription per technical account. The same cluster then goes through
  * a rolling restart (the killed runner back first, then each runner stopped with SIGTERM and started again on its ports,
- * one at a time) under a steady stream of changes: every PBX user ends in the last presence set, one subscription per
- * account, and no Graph tenant has marked its webhook delayed or dropped. One setup for both saves the cluster's
- * start-up; CLUSTER_TEST_ROLLING=0 leaves the rolling part out, CLUSTER_TEST_TENANTS=a,b,… sets the tenants.
+ * one at a time, the next once the cluster has settled) under a steady stream of changes: every PBX user ends in the
+ * last presence set, one subscription per account, batches were handed to owners through the store and all of them
+ * taken; Graph's judgement of each webhook is printed. One setup for both saves the cluster's start-up;
+ * CLUSTER_TEST_ROLLING=0 leaves the rolling part out, CLUSTER_TEST_TENANTS=a,b,… sets the tenants,
+ * CLUSTER_TEST_TIMING=fast the shard-lock timing.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
