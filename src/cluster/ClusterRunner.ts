@@ -10,7 +10,7 @@ import { Clock, Context, Deferred, Effect, Layer, Option, Redacted, Schedule, Su
 import { SqlClient } from "effect/sql"
 import type { ConnectorConfig } from "../config/Config.ts"
 import { type ConnectorSettings, settingsFromConfig } from "../config/Settings.ts"
-import { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
+import { logRejected, NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
 import { PbxConnections, type PbxState } from "../pbx/socket/PbxConnections.ts"
 import { makePgClient } from "../state/postgres/PgStateStore.ts"
 import { defaultTenant, StateStore, type StateStoreError, type TenantId } from "../state/StateStore.ts"
@@ -162,7 +162,8 @@ const graphIngress = (parts: WorkParts): GraphIngress => {
         return cached.paths
       })),
     direct: (tenant) => parts.direct.get(tenant),
-    receive: (tenant, kind, json) => Effect.runPromise(intake.receive(tenant, kind, json))
+    receive: (tenant, kind, json) => Effect.runPromise(intake.receive(tenant, kind, json)),
+    refused: (tenant, reason, message) => Effect.runFork(logRejected(reason, message, { tenant }))
   }
 }
 

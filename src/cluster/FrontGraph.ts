@@ -23,6 +23,8 @@ export interface GraphIngress {
   /** The loopback port of the tenant's connector when notifications go straight to it here. */
   readonly direct: (tenant: TenantId) => number | undefined
   readonly receive: (tenant: TenantId, kind: HandoffKind, json: unknown) => Promise<HandoffAnswer>
+  /** Logs and counts a body refused before it could be handed over (too large, not JSON). */
+  readonly refused: (tenant: TenantId, reason: "too_large" | "malformed", message: string) => void
 }
 
 export interface GraphRoute {
@@ -62,12 +64,16 @@ export const graphPost = async (options: { readonly runnerId: string }, graph: G
   if (token !== null) return answer(res, 200, token)
   const declared = Number(req.headers["content-length"] ?? "0")
   const body = Number.isFinite(declared) && declared > route.maxBodyBytes ? undefined : await readBody(req, route.maxBodyBytes)
-  if (body === undefined) return answer(res, 400, "body too large")
+  if (body === undefined) {
+    graph.refused(route.tenant, "too_large", `body exceeds the limit of ${route.maxBodyBytes} bytes`)
+    return answer(res, 400, "body too large")
+  }
   const handOver = async () => {
     let json: unknown
     try {
       json = JSON.parse(body.toString("utf8"))
     } catch {
+      graph.refused(route.tenant, "malformed", "body is not JSON")
       return answer(res, 400, "malformed JSON")
     }
     const answered = await graph.receive(route.tenant, route.kind, json)
