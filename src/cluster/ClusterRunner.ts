@@ -2,27 +2,31 @@
  * One runner of a cluster (`run --cluster`, docs/scaling.md): joins effect/cluster over the shared PostgreSQL (runner
  * and shard-lock storage, SocketRunner between runners), registers a singleton per tenant (ClusterTenants), and runs
  * each tenant it owns as today's connector on a loopback port, with the flow's PBX writes going through the store's
- * desired commands (DesiredPresence). Its public port (RunnerFront) takes any request for any tenant.
+ * desired commands (DesiredPresence). Its public port (RunnerFront) takes any request for any tenant; Graph's
+ * notifications for a tenant it does not serve are handed to the owner through the store (GraphHandoff).
  */
 import { NodeClusterSocket } from "@effect/platform-node"
-import { Clock, Context, Deferred, Effect, Layer, Option, Redacted, Schedule, Schema, SubscriptionRef } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Option, Redacted, Schedule, SubscriptionRef } from "effect"
+import { SqlClient } from "effect/sql"
 import type { ConnectorConfig } from "../config/Config.ts"
 import { type ConnectorSettings, settingsFromConfig } from "../config/Settings.ts"
-import { makeTenantServers, storedTenantConfig } from "../tenants/TenantRuntime.ts"
-import { defaultTenant, StateStore, type StateStoreError, type TenantId } from "../state/StateStore.ts"
-import { makePgClient } from "../state/postgres/PgStateStore.ts"
-import { ClusterTenants, type TenantWork } from "./ClusterTenants.ts"
-import { ClusterError, type ClusterSettings, shardingConfig } from "./ClusterSettings.ts"
-import { describeCause } from "../state/StateStoreError.ts"
-import { desiredPresenceWriter, DesiredWakeups } from "./DesiredPresence.ts"
-import { TenantState } from "../state/TenantState.ts"
-import { startRunnerFront } from "./RunnerFront.ts"
-import { SqlClient } from "effect/sql"
+import { logRejected, NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
 import { PbxConnections, type PbxState } from "../pbx/socket/PbxConnections.ts"
+import { makePgClient } from "../state/postgres/PgStateStore.ts"
+import { defaultTenant, StateStore, type StateStoreError, type TenantId } from "../state/StateStore.ts"
+import { describeCause } from "../state/StateStoreError.ts"
+import { TenantState } from "../state/TenantState.ts"
 import { type ClusterRunnerView, StatusBoard } from "../status/StatusBoard.ts"
-import { authorized } from "../status/StatusRoutes.ts"
-import { makeLoginBackoff } from "../domain/LoginBackoff.ts"
+import { makeTenantServers, storedTenantConfig, type TenantServers } from "../tenants/TenantRuntime.ts"
+import { ClusterError, type ClusterSettings, shardingConfig } from "./ClusterSettings.ts"
+import { ClusterTenants, type TenantWork } from "./ClusterTenants.ts"
+import { desiredPresenceWriter, DesiredWakeups } from "./DesiredPresence.ts"
+import type { GraphIngress, GraphPaths } from "./FrontGraph.ts"
+import { type GraphHandoff, makeGraphHandoff } from "./GraphHandoff.ts"
+import { makeHandoffIntake } from "./HandoffIntake.ts"
 import { makeRunnerRegistry, publishInterval } from "./RunnerRegistry.ts"
+import { startRunnerFront } from "./RunnerFront.ts"
+import { clusterStatus, makeAdmit, notReady, type RunnerParts } from "./RunnerStatus.ts"
 
 export interface RunnerOptions {
   /** The configuration file: runner-wide settings (http, dataDir, log, security) and, unless `withDefault` is false, tenant `default`. */
@@ -42,95 +46,162 @@ const asTenantRun = (settings: ConnectorSettings, adminPassword: Redacted.Redact
   subscriptions: { ...settings.subscriptions, deleteOnShutdown: false }
 })
 
-const ClusterStatusRow = Schema.Struct({ address: Schema.String, healthy: Schema.Boolean, last_heartbeat: Schema.Unknown })
-const OwnerRow = Schema.Struct({ tenant_id: Schema.String, runner: Schema.String, epoch: Schema.Unknown })
+/** The connectors running here: their PBX sockets and status boards (the cluster view goes onto each). */
+type Running = Map<TenantId, { readonly pbxs: SubscriptionRef.SubscriptionRef<ReadonlyMap<string, PbxState>>; readonly board: StatusBoard["Service"] }>
 
-export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: RunnerOptions) {
-  const runnerId = options.cluster.advertise
-  const store = yield* StateStore
-  // The cluster's own pool: shard locks hold reserved connections for as long as the runner lives.
+/** effect/cluster over the runner's own pool (shard locks hold reserved connections for as long as the runner lives). */
+const joinCluster = Effect.fnUntraced(function*(cluster: ClusterSettings, store: StateStore["Service"]) {
   const sql = yield* makePgClient({ maxConnections: 8 })
   const services = yield* Layer.build(
-    Layer.mergeAll(DesiredWakeups.layer, NodeClusterSocket.layer({ shardingConfig: shardingConfig(options.cluster) })).pipe(
+    Layer.mergeAll(DesiredWakeups.layer, NodeClusterSocket.layer({ shardingConfig: shardingConfig(cluster) })).pipe(
       Layer.provide(Layer.succeed(SqlClient.SqlClient, sql)),
       Layer.provide(Layer.succeed(StateStore, store))
     )
   ).pipe(Effect.mapError((error) =>
-    new ClusterError({ message: `cannot join the cluster on ${options.cluster.listenHost}:${options.cluster.runnerPort}: ${describeCause(error)}` })
+    new ClusterError({ message: `cannot join the cluster on ${cluster.listenHost}:${cluster.runnerPort}: ${describeCause(error)}` })
   ))
-  const wakeups = Context.get(services, DesiredWakeups)
-  const servers = makeTenantServers()
-  /** The connectors running here: their PBX sockets and status boards (the cluster view goes onto each). */
-  const running = new Map<TenantId, { readonly pbxs: SubscriptionRef.SubscriptionRef<ReadonlyMap<string, PbxState>>; readonly board: StatusBoard["Service"] }>()
-  const registry = yield* makeRunnerRegistry(sql, runnerId).pipe(
-    Effect.mapError((error) => new ClusterError({ message: `cannot register the runner: ${describeCause(error)}` }))
+  // A pool of its own for the handed-over notifications, so that their traffic never holds up a shard-lock refresh.
+  const handoffSql = yield* makePgClient({ maxConnections: 4 })
+  const handoff = yield* makeGraphHandoff(handoffSql).pipe(
+    Effect.mapError((error) => new ClusterError({ message: `cannot prepare the notification handoff: ${describeCause(error)}` }))
   )
+  return { sql, services, handoff }
+})
 
-  const tenantSettings = Effect.fnUntraced(function*(tenant: TenantId) {
+/** A tenant's settings: tenant `default` from the configuration file, the others from the store. */
+const tenantSettingsOf = (options: RunnerOptions, store: StateStore["Service"]) =>
+  Effect.fnUntraced(function*(tenant: TenantId) {
     if (tenant === defaultTenant && options.withDefault) return options.defaultSettings
     const stored = yield* store.tenants.get(tenant)
     if (Option.isNone(stored)) return yield* Effect.fail(new Error(`tenant ${tenant} is not in the store`))
     return yield* settingsFromConfig(storedTenantConfig(options.config, tenant, stored.value.config))
   })
 
-  const work: TenantWork = (tenant, owner) =>
+interface WorkParts {
+  readonly options: RunnerOptions
+  readonly store: StateStore["Service"]
+  readonly services: Context.Context<DesiredWakeups>
+  readonly handoff: GraphHandoff
+  readonly servers: TenantServers
+  readonly running: Running
+  /** Tenants whose connector here takes Graph's notifications directly (its handed-over ones taken first). */
+  readonly direct: Map<TenantId, number>
+}
+
+/** What was handed over for the tenant while it had no owner, before its connector takes notifications directly. */
+const takeHandedOver = (handoff: GraphHandoff, tenant: TenantId, epoch: number, inbox: NotificationsInbox["Service"]) =>
+  handoff.drainOnce(tenant, epoch, inbox).pipe(
+    Effect.timeout("10 seconds"),
+    Effect.tapCause((cause) => Effect.logWarning(`cluster: handed-over notifications of ${tenant} not taken at start`, cause)),
+    Effect.orElseSucceed(() => 0),
+    Effect.tap((taken) => taken > 0 ? Effect.logInfo(`cluster: ${taken} notification batches of ${tenant} taken over from the store`) : Effect.void)
+  )
+
+/**
+ * A tenant owned here: today's connector on a loopback port, its PBX writes through the store. What other runners
+ * handed over while the tenant was between owners goes to its inbox before it takes notifications directly.
+ */
+const tenantWork = (parts: WorkParts): TenantWork => {
+  const settingsOf = tenantSettingsOf(parts.options, parts.store)
+  return (tenant, owner) =>
     Effect.gen(function*() {
-      const settings = asTenantRun(yield* tenantSettings(tenant), options.adminPassword)
+      const settings = asTenantRun(yield* settingsOf(tenant), parts.options.adminPassword)
       const fenced = yield* Deferred.make<StateStoreError>()
       const flowWriter = desiredPresenceWriter(tenant, owner, fenced).pipe(
-        Layer.provide(Layer.succeed(StateStore, store)),
-        Layer.provide(Layer.succeed(DesiredWakeups, wakeups))
+        Layer.provide(Layer.succeed(StateStore, parts.store)),
+        Layer.provide(Layer.succeedContext(parts.services))
       )
       // The tenant's tokens, subscriptions and keys in the runner's store, under the tenant's own id.
-      const state = TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, store)))
-      const { context } = yield* servers.serve(tenant, settings, { flowWriter, state })
-      running.set(tenant, { pbxs: Context.get(context, PbxConnections).states, board: Context.get(context, StatusBoard) })
-      yield* Effect.addFinalizer(() => Effect.sync(() => running.delete(tenant)))
+      const state = TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, parts.store)))
+      const { context, port } = yield* parts.servers.serve(tenant, settings, { flowWriter, state })
+      parts.running.set(tenant, { pbxs: Context.get(context, PbxConnections).states, board: Context.get(context, StatusBoard) })
+      yield* Effect.addFinalizer(() => Effect.sync(() => parts.running.delete(tenant)))
+      // A connector in poll mode has no inbox (and no webhook).
+      const inbox = Context.getOrUndefined(context, NotificationsInbox)
+      if (inbox !== undefined) yield* takeHandedOver(parts.handoff, tenant, owner.epoch, inbox)
+      parts.direct.set(tenant, port)
+      yield* Effect.addFinalizer(() => Effect.sync(() => parts.direct.delete(tenant)))
+      if (inbox !== undefined) yield* parts.handoff.drain(tenant, owner.epoch, inbox)
       yield* Deferred.await(fenced)
       yield* Effect.logWarning(`cluster: tenant ${tenant} is owned elsewhere now (fenced); stopping it here`)
     })
+}
 
-  const tenants = yield* Layer.build(ClusterTenants.layer({
-    runnerId,
-    fixed: options.withDefault ? [defaultTenant] : [],
-    fromStore: true,
-    work
-  }).pipe(Layer.provide(Layer.succeed(StateStore, store)), Layer.provide(Layer.succeedContext(services))))
-  const cluster = Context.get(tenants, ClusterTenants)
+/** How long a tenant's webhook paths are taken as read. */
+const pathsFor = 10_000
 
-  // This runner's row for the status page, and the cluster's rows onto the page of every tenant running here.
-  const publish = Effect.gen(function*() {
-    const owned = yield* SubscriptionRef.get(cluster.owned)
+/** Graph's webhooks on the public port: any tenant's notifications are taken here (FrontGraph.ts). */
+const graphIngress = (parts: WorkParts): GraphIngress => {
+  const settingsOf = tenantSettingsOf(parts.options, parts.store)
+  const intake = makeHandoffIntake(parts.store, parts.handoff)
+  const cache = new Map<TenantId, { readonly at: number; readonly paths: GraphPaths | undefined }>()
+  const readPaths = (tenant: TenantId) =>
+    settingsOf(tenant).pipe(
+      Effect.map(({ subscriptions: s }) =>
+        s.mode === "push" ? { notificationPath: s.notificationPath, lifecyclePath: s.lifecyclePath, maxBodyBytes: s.maxBodyBytes } : undefined
+      ),
+      Effect.timeout("2 seconds")
+    )
+  /**
+   * Read again in the background once older than `pathsFor`, so a POST never waits for the store once they are known;
+   * a read that fails keeps what was known.
+   */
+  const refresh = (tenant: TenantId) =>
+    readPaths(tenant).pipe(
+      Effect.tap((paths) => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => cache.set(tenant, { at, paths })))),
+      Effect.orElseSucceed(() => cache.get(tenant)?.paths)
+    )
+  return {
+    paths: (tenant) =>
+      Effect.runPromise(Effect.gen(function*() {
+        const cached = cache.get(tenant)
+        if (cached === undefined) return yield* refresh(tenant)
+        if ((yield* Clock.currentTimeMillis) - cached.at >= pathsFor) {
+          cache.set(tenant, { ...cached, at: yield* Clock.currentTimeMillis })
+          yield* Effect.forkDetach(refresh(tenant))
+        }
+        return cached.paths
+      })),
+    direct: (tenant) => parts.direct.get(tenant),
+    receive: (tenant, kind, json) => Effect.runPromise(intake.receive(tenant, kind, json)),
+    refused: (tenant, reason, message) => Effect.runFork(logRejected(reason, message, { tenant }))
+  }
+}
+
+/** This runner's row for the status page, and the cluster's rows onto the page of every tenant running here. */
+const publishRows = (parts: RunnerParts, running: Running) =>
+  Effect.gen(function*() {
+    const owned = yield* SubscriptionRef.get(parts.cluster.owned)
     const pbxSockets: Array<ClusterRunnerView["pbxSockets"][number]> = []
     for (const [tenant, { pbxs }] of running) {
       for (const state of (yield* SubscriptionRef.get(pbxs)).values()) {
         if (state.connected) pbxSockets.push({ tenant, pbx: state.pbx, master: state.isMaster, loggedIn: state.loggedIn, since: state.connectedAt })
       }
     }
-    yield* registry.publish({ tenants: [...owned].map(([tenant, o]) => ({ tenant, epoch: o.epoch, since: o.since })), pbxSockets })
-    const view = yield* registry.view
+    yield* parts.registry.publish({ tenants: [...owned].map(([tenant, o]) => ({ tenant, epoch: o.epoch, since: o.since })), pbxSockets })
+    const view = yield* parts.registry.view
     for (const { board } of running.values()) yield* board.update((snapshot) => ({ ...snapshot, cluster: view }))
   }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
-  yield* publish.pipe(Effect.repeat(Schedule.spaced(publishInterval)), Effect.forkScoped)
+
+export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: RunnerOptions) {
+  const runnerId = options.cluster.advertise
+  const store = yield* StateStore
+  const { sql, services, handoff } = yield* joinCluster(options.cluster, store)
+  const servers = makeTenantServers()
+  const work: WorkParts = { options, store, services, handoff, servers, running: new Map(), direct: new Map() }
+  const registry = yield* makeRunnerRegistry(sql, runnerId).pipe(
+    Effect.mapError((error) => new ClusterError({ message: `cannot register the runner: ${describeCause(error)}` }))
+  )
+  const tenants = yield* Layer.build(ClusterTenants.layer({
+    runnerId,
+    fixed: options.withDefault ? [defaultTenant] : [],
+    fromStore: true,
+    work: tenantWork(work)
+  }).pipe(Layer.provide(Layer.succeed(StateStore, store)), Layer.provide(Layer.succeedContext(services))))
+  const parts: RunnerParts = { runnerId, sql, cluster: Context.get(tenants, ClusterTenants), registry, servers }
+
+  yield* publishRows(parts, work.running).pipe(Effect.repeat(Schedule.spaced(publishInterval)), Effect.forkScoped)
   yield* Effect.addFinalizer(() => registry.remove.pipe(Effect.timeout("2 seconds"), Effect.ignore))
-
-  // /cluster/status: the admin password of the configuration file, wrong ones backing off per address as on the page.
-  const backoff = makeLoginBackoff()
-  const admit = (header: string | undefined, source: string) =>
-    Effect.runPromise(Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      if (backoff.admit(source, now)._tag === "Refuse") return "refused" as const
-      if (header === undefined) return "unauthorized" as const
-      if (!authorized(header, options.adminPassword)) {
-        const failure = backoff.fail(source, now)
-        yield* Effect.logWarning(`cluster status: wrong admin password from ${source}`).pipe(Effect.annotateLogs({ logKey: `cluster-login:${source}` }))
-        yield* Effect.sleep(failure.delayMillis)
-        return "unauthorized" as const
-      }
-      backoff.succeed(source)
-      return "ok" as const
-    }))
-
   let stopping = false
   yield* Effect.addFinalizer(() => Effect.sync(() => { stopping = true }))
   const run = Effect.runPromise
@@ -140,8 +211,8 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     runnerId,
     defaultTenant: options.withDefault ? defaultTenant : undefined,
     local: servers.local,
-    admit,
-    known: (tenant) => run(Effect.map(cluster.registered, (ids) => ids.includes(tenant))),
+    admit: makeAdmit(options.adminPassword),
+    known: (tenant) => run(Effect.map(parts.cluster.registered, (ids) => ids.includes(tenant))),
     owner: (tenant) =>
       run(store.owners.get(tenant).pipe(
         Effect.map((owner) => Option.getOrUndefined(Option.map(owner, (o) => o.runner))),
@@ -149,33 +220,9 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
         Effect.timeout("2 seconds"),
         Effect.orElseSucceed(() => undefined)
       )),
-    notReady: () =>
-      run(Effect.gen(function*() {
-        if (stopping) return "stopping"
-        const reachable = yield* sql`SELECT 1`.pipe(Effect.timeout("2 seconds"), Effect.as(true), Effect.orElseSucceed(() => false))
-        return reachable ? undefined : "the state database cannot be reached"
-      })),
-    status: () =>
-      run(Effect.gen(function*() {
-        const owned = yield* SubscriptionRef.get(cluster.owned)
-        const runners = yield* sql`SELECT address, healthy, last_heartbeat FROM cluster_runners ORDER BY address`.pipe(
-          Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(ClusterStatusRow))),
-          Effect.orElseSucceed(() => [])
-        )
-        const owners = yield* sql`SELECT tenant_id, runner, epoch FROM tenant_owner ORDER BY tenant_id`.pipe(
-          Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(OwnerRow))),
-          Effect.orElseSucceed(() => [])
-        )
-        const view = yield* registry.view.pipe(Effect.timeout("2 seconds"), Effect.orElseSucceed(() => undefined))
-        return {
-          runner: runnerId,
-          cluster: view?.runners ?? [],
-          owned: [...owned].map(([id, o]) => ({ tenant: id, epoch: o.epoch, since: o.since })),
-          local: servers.running(),
-          runners: runners.map((r) => ({ address: r.address, healthy: r.healthy, lastHeartbeat: String(r.last_heartbeat) })),
-          owners: owners.map((o) => ({ tenant: o.tenant_id, runner: o.runner, epoch: Number(o.epoch) }))
-        }
-      }))
+    notReady: () => run(notReady(parts, () => stopping)),
+    status: () => run(clusterStatus(parts)),
+    graph: graphIngress(work)
   })
   yield* Effect.logInfo(`cluster runner ${runnerId} up: public port ${front.port}, runner port ${options.cluster.runnerPort} (${options.cluster.timing} timing)`)
   return front

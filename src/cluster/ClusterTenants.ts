@@ -5,7 +5,7 @@
  * claims the tenant in the store, which hands it the next owner epoch: the fencing token every write of the tenant
  * carries, so a paused or cut-off former owner can never overwrite the new one (docs/scaling.md).
  */
-import { Context, Effect, FiberMap, Layer, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
+import { Context, Deferred, Effect, FiberMap, Layer, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import { Sharding } from "effect/cluster"
 import { clip } from "../domain/LogText.ts"
 import { StateStore, type TenantId, type TenantOwner } from "../state/StateStore.ts"
@@ -42,6 +42,8 @@ export class ClusterTenants extends Context.Service<ClusterTenants, {
   readonly owned: SubscriptionRef.SubscriptionRef<ReadonlyMap<TenantId, OwnedTenant>>
   /** The tenants registered on this runner (every runner registers every tenant). */
   readonly registered: Effect.Effect<ReadonlyArray<TenantId>>
+  /** Whether the store's tenants have been read once (before that, a store tenant would be unknown here). */
+  readonly tenantsRead: Effect.Effect<boolean>
 }>()("teams-presence-connector/cluster/ClusterTenants") {
   static readonly layer = (options: ClusterTenantsOptions) =>
     Layer.effect(ClusterTenants, Effect.gen(function*() {
@@ -86,26 +88,38 @@ export class ClusterTenants extends Context.Service<ClusterTenants, {
 
       for (const tenant of options.fixed) yield* register(tenant)
 
+      const tenantsRead = yield* Deferred.make<void>()
       if (options.fromStore) {
         const fixed = new Set(options.fixed)
-        yield* store.tenants.changes.pipe(
+        // The tenants as they are now first, so that the runner is ready only once it knows them all.
+        const readOnce = store.tenants.list.pipe(
+          Effect.flatMap((tenants) => Effect.forEach(tenants, (t) => (fixed.has(t.id) ? Effect.void : register(t.id)), { discard: true })),
+          Effect.andThen(Deferred.succeed(tenantsRead, undefined))
+        )
+        const follow = store.tenants.changes.pipe(
           Stream.runForEach((change) =>
             fixed.has(change.id) ? Effect.void : Effect.gen(function*() {
               if (change.kind === "removed" || change.kind === "updated") yield* FiberMap.remove(registrations, change.id)
               if (change.kind !== "removed") yield* register(change.id)
               yield* Effect.logDebug(`cluster: tenant ${change.id} ${change.kind} (version ${change.version})`)
             })
-          ),
+          )
+        )
+        yield* readOnce.pipe(
+          Effect.andThen(follow),
           Effect.tapError((error) => Effect.logWarning(`cluster: following the tenants failed (${describeCause(error)}); again`)),
           Effect.retry(again),
           Effect.forkScoped
         )
+      } else {
+        yield* Deferred.succeed(tenantsRead, undefined)
       }
 
       return ClusterTenants.of({
         runnerId: options.runnerId,
         owned,
-        registered: Effect.sync(() => Array.from(registrations, ([tenant]) => tenant))
+        registered: Effect.sync(() => Array.from(registrations, ([tenant]) => tenant)),
+        tenantsRead: Deferred.isDone(tenantsRead)
       })
     }))
 }

@@ -42,139 +42,167 @@ const pageSize = 500
 const safetyInterval = "15 seconds"
 const again = Schedule.min([Schedule.exponential("200 millis", 2), Schedule.spaced("10 seconds")])
 
+/** What both sides work with: the tenant, the store, the real writer and the PBX sockets of the tenant's connector. */
+interface Sides {
+  readonly tenant: TenantId
+  readonly store: StateStore["Service"]
+  readonly real: PresenceWriter["Service"]
+  readonly connections: PbxConnections["Service"]
+}
+
+/**
+ * The socket holder's side: what the PBXs connected here have not confirmed, sent through the real writer and
+ * confirmed. `wake` asks for a look (coalesced); it looks on every NOTIFY for the tenant, every PBX login and every
+ * `safetyInterval` by itself.
+ */
+const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: DesiredWakeups["Service"]) {
+  const { connections, real, store, tenant } = sides
+  const sendWake = yield* Queue.sliding<void>(1)
+  const sendPbx = Effect.fnUntraced(function*(pbx: string) {
+    while (true) {
+      const rows = yield* store.desired.pending(tenant, pbx, pageSize)
+      if (rows.length === 0) return
+      yield* real.writeAll(rows.map((row) => ({ guid: row.guid, command: row.command })))
+      yield* real.flush.pipe(Effect.timeout("30 seconds"), Effect.ignore)
+      const written = yield* real.current
+      const confirmed = rows.filter((row) => {
+        const last = written.get(row.guid)
+        return last !== undefined && commandEquals(last.command, row.command)
+      })
+      if (confirmed.length > 0) yield* store.desired.confirm(tenant, confirmed.map((row) => ({ guid: row.guid, version: row.version })))
+      // What the PBX did not confirm waits for its next login, a retry or the safety interval.
+      if (confirmed.length < rows.length || rows.length < pageSize) return
+    }
+  })
+  const sendAll = Effect.gen(function*() {
+    const states = yield* SubscriptionRef.get(connections.states)
+    for (const [pbx, state] of states) if (state.loggedIn) yield* sendPbx(pbx)
+  })
+  yield* Effect.gen(function*() {
+    while (true) {
+      yield* Queue.take(sendWake)
+      yield* sendAll.pipe(Effect.catch((error) => Effect.logWarning(`cluster: sending desired presences failed: ${clip(error.message, 300)}`)))
+    }
+  }).pipe(Effect.forkScoped)
+
+  const wake = Queue.offer(sendWake, undefined).pipe(Effect.asVoid)
+  const notifications = yield* wakeups.subscribe
+  yield* Effect.gen(function*() {
+    while (true) {
+      const wakeup = yield* PubSub.take(notifications)
+      if (wakeup.kind === "resync" || wakeup.tenant === tenant) yield* wake
+    }
+  }).pipe(Effect.forkScoped)
+  const events = yield* connections.subscribe
+  yield* Effect.gen(function*() {
+    while (true) {
+      const event = yield* PubSub.take(events)
+      if (event._tag === "Up") yield* wake
+    }
+  }).pipe(Effect.forkScoped)
+  yield* wake.pipe(Effect.delay(safetyInterval), Effect.forever, Effect.forkScoped)
+  yield* wake
+  return { wake, sendAll }
+})
+
+/**
+ * The owner's side: the latest command per user, put into the store with the owner's epoch (one batch at a time,
+ * retried; `fenced` completes when the store refuses the epoch), then `sent` to wake the sender.
+ */
+const makeOwnerSide = Effect.fnUntraced(function*(
+  sides: Sides,
+  owner: TenantOwner,
+  fenced: Deferred.Deferred<StateStoreError>,
+  sent: Effect.Effect<void>
+) {
+  const { connections, store, tenant } = sides
+  const directory = yield* PbxDirectory
+  const settings = yield* PbxSettings
+  const outbox = new Map<string, DesiredCommand>()
+  // What this owner wants each PBX user to show (the planner clears users who leave the plan from it).
+  const wanted = new Map<string, DesiredPresence>()
+  const putWake = yield* Queue.sliding<void>(1)
+  const idle = yield* SubscriptionRef.make(true)
+
+  /** The PBX a user's command is for: their `loc` PBX when it has an App connection, else the master (as the writer routes). */
+  const pbxOf = Effect.fnUntraced(function*(guid: string) {
+    const user = yield* directory.get(guid)
+    const states = yield* SubscriptionRef.get(connections.states)
+    const loc = user._tag === "Some" ? user.value.loc : ""
+    return loc !== "" && states.has(loc) ? loc : settings.masterPbx
+  })
+
+  const writeAll = Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
+    if (writes.length === 0) return
+    for (const write of writes) {
+      outbox.set(write.guid, { pbx: yield* pbxOf(write.guid), guid: write.guid, command: write.command })
+      wanted.set(write.guid, {
+        command: write.command,
+        receivedAt: write.meta?.receivedAt,
+        decryptedAt: write.meta?.decryptedAt,
+        span: write.meta?.span,
+        failures: 0
+      })
+    }
+    yield* SubscriptionRef.set(idle, false)
+    yield* Queue.offer(putWake, undefined)
+  })
+
+  const putBatch = (batch: ReadonlyArray<DesiredCommand>) =>
+    store.desired.put(tenant, owner.epoch, batch).pipe(
+      // A database that stopped answering (a partition) is a failure to retry, not a wait without end.
+      Effect.timeoutOrElse({
+        duration: "5 seconds",
+        orElse: () => Effect.fail(new StateStoreError({ reason: "Unavailable", tenant, message: "the state database did not answer within 5 s" }))
+      }),
+      Effect.tapError((error) =>
+        error.reason === "Fenced" ? Effect.void : Effect.logWarning(`cluster: desired presences not stored yet: ${clip(error.message, 300)}`)
+      ),
+      Effect.retry({ schedule: again, while: (error) => error.reason !== "Fenced" }),
+      Effect.result
+    )
+
+  yield* Effect.gen(function*() {
+    while (true) {
+      yield* Queue.take(putWake)
+      while (outbox.size > 0) {
+        const batch = [...outbox.values()]
+        outbox.clear()
+        const put = yield* putBatch(batch)
+        if (put._tag === "Failure") {
+          yield* Effect.logError(`cluster: ${put.failure.message}`)
+          yield* Deferred.succeed(fenced, put.failure)
+          return
+        }
+        yield* sent
+      }
+      yield* SubscriptionRef.set(idle, true)
+    }
+  }).pipe(Effect.forkScoped)
+  return { writeAll, wanted, idle }
+})
+
 /**
  * The flow's PresenceWriter for tenant `tenant` owned with `owner`'s epoch. `fenced` completes when the store refuses
  * the epoch: another runner owns the tenant now, and the caller stops the tenant's work.
  */
 export const desiredPresenceWriter = (tenant: TenantId, owner: TenantOwner, fenced: Deferred.Deferred<StateStoreError>) =>
   Layer.effect(PresenceWriter, Effect.gen(function*() {
-    const real = yield* PresenceWriter
-    const store = yield* StateStore
-    const connections = yield* PbxConnections
-    const directory = yield* PbxDirectory
-    const settings = yield* PbxSettings
-    const wakeups = yield* DesiredWakeups
-
-    // The owner's side: latest command per user, waiting to be put.
-    const outbox = new Map<string, DesiredCommand>()
-    // What this owner wants each PBX user to show (the planner clears users who leave the plan from it).
-    const wanted = new Map<string, DesiredPresence>()
-    const putWake = yield* Queue.sliding<void>(1)
-    const sendWake = yield* Queue.sliding<void>(1)
-    const idle = yield* SubscriptionRef.make(true)
-
-    /** The PBX a user's command is for: their `loc` PBX when it has an App connection, else the master (as the writer routes). */
-    const pbxOf = Effect.fnUntraced(function*(guid: string) {
-      const user = yield* directory.get(guid)
-      const states = yield* SubscriptionRef.get(connections.states)
-      const loc = user._tag === "Some" ? user.value.loc : ""
-      return loc !== "" && states.has(loc) ? loc : settings.masterPbx
-    })
-
-    const writeAll = Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
-      if (writes.length === 0) return
-      for (const write of writes) {
-        outbox.set(write.guid, { pbx: yield* pbxOf(write.guid), guid: write.guid, command: write.command })
-        wanted.set(write.guid, {
-          command: write.command,
-          receivedAt: write.meta?.receivedAt,
-          decryptedAt: write.meta?.decryptedAt,
-          span: write.meta?.span,
-          failures: 0
-        })
-      }
-      yield* SubscriptionRef.set(idle, false)
-      yield* Queue.offer(putWake, undefined)
-    })
-
-    const putter = Effect.gen(function*() {
-      while (true) {
-        yield* Queue.take(putWake)
-        while (outbox.size > 0) {
-          const batch = [...outbox.values()]
-          outbox.clear()
-          const put = yield* store.desired.put(tenant, owner.epoch, batch).pipe(
-            // A database that stopped answering (a partition) is a failure to retry, not a wait without end.
-            Effect.timeoutOrElse({
-              duration: "5 seconds",
-              orElse: () => Effect.fail(new StateStoreError({ reason: "Unavailable", tenant, message: "the state database did not answer within 5 s" }))
-            }),
-            Effect.tapError((error) =>
-              error.reason === "Fenced" ? Effect.void : Effect.logWarning(`cluster: desired presences not stored yet: ${clip(error.message, 300)}`)
-            ),
-            Effect.retry({ schedule: again, while: (error) => error.reason !== "Fenced" }),
-            Effect.result
-          )
-          if (put._tag === "Failure") {
-            yield* Effect.logError(`cluster: ${put.failure.message}`)
-            yield* Deferred.succeed(fenced, put.failure)
-            return
-          }
-          yield* Queue.offer(sendWake, undefined)
-        }
-        yield* SubscriptionRef.set(idle, true)
-      }
-    })
-    yield* Effect.forkScoped(putter)
-
-    // The socket holder's side: what the PBXs connected here have not confirmed.
-    const sendPbx = Effect.fnUntraced(function*(pbx: string) {
-      while (true) {
-        const rows = yield* store.desired.pending(tenant, pbx, pageSize)
-        if (rows.length === 0) return
-        yield* real.writeAll(rows.map((row) => ({ guid: row.guid, command: row.command })))
-        yield* real.flush.pipe(Effect.timeout("30 seconds"), Effect.ignore)
-        const written = yield* real.current
-        const confirmed = rows.filter((row) => {
-          const last = written.get(row.guid)
-          return last !== undefined && commandEquals(last.command, row.command)
-        })
-        if (confirmed.length > 0) yield* store.desired.confirm(tenant, confirmed.map((row) => ({ guid: row.guid, version: row.version })))
-        // What the PBX did not confirm waits for its next login, a retry or the safety interval.
-        if (confirmed.length < rows.length || rows.length < pageSize) return
-      }
-    })
-    const sendAll = Effect.gen(function*() {
-      const states = yield* SubscriptionRef.get(connections.states)
-      for (const [pbx, state] of states) if (state.loggedIn) yield* sendPbx(pbx)
-    })
-    yield* Effect.gen(function*() {
-      while (true) {
-        yield* Queue.take(sendWake)
-        yield* sendAll.pipe(Effect.catch((error) => Effect.logWarning(`cluster: sending desired presences failed: ${clip(error.message, 300)}`)))
-      }
-    }).pipe(Effect.forkScoped)
-
-    const wake = Queue.offer(sendWake, undefined).pipe(Effect.asVoid)
-    const notifications = yield* wakeups.subscribe
-    yield* Effect.gen(function*() {
-      while (true) {
-        const wakeup = yield* PubSub.take(notifications)
-        if (wakeup.kind === "resync" || wakeup.tenant === tenant) yield* wake
-      }
-    }).pipe(Effect.forkScoped)
-    const events = yield* connections.subscribe
-    yield* Effect.gen(function*() {
-      while (true) {
-        const event = yield* PubSub.take(events)
-        if (event._tag === "Up") yield* wake
-      }
-    }).pipe(Effect.forkScoped)
-    yield* wake.pipe(Effect.delay(safetyInterval), Effect.forever, Effect.forkScoped)
-    yield* wake
-
+    const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections }
+    const sender = yield* makeSender(sides, yield* DesiredWakeups)
+    const ownerSide = yield* makeOwnerSide(sides, owner, fenced, sender.wake)
     return PresenceWriter.of({
-      writeAll,
-      write: (guid, command, meta) => writeAll([{ guid, command, meta }]),
+      writeAll: ownerSide.writeAll,
+      write: (guid, command, meta) => ownerSide.writeAll([{ guid, command, meta }]),
       // Bounded: a stop must not wait for a database that does not answer (what is not stored, the next owner re-reads).
-      flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(idle), (value) => value)).pipe(
-        Effect.andThen(sendAll.pipe(Effect.ignore)),
+      flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(ownerSide.idle), (value) => value)).pipe(
+        Effect.andThen(sender.sendAll.pipe(Effect.ignore)),
         Effect.timeout("3 seconds"),
         Effect.ignore,
-        Effect.andThen(real.flush)
+        Effect.andThen(sides.real.flush)
       ),
-      current: real.current,
-      desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(wanted),
-      confirmations: real.confirmations
+      current: sides.real.current,
+      desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(ownerSide.wanted),
+      confirmations: sides.real.confirmations
     })
   }))

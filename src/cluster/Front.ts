@@ -2,7 +2,8 @@
  * A small TCP front for a cluster on one machine (the cluster demo, the cluster tests): it stands where a load balancer
  * would, in front of the runners' public ports. Each new connection goes to the next ready runner in turn — HTTP
  * requests and PBX websockets alike, since it forwards bytes, not requests — with readiness taken from each runner's
- * `/readyz` every `probeMillis`; a runner that refuses the connection is skipped. It is not meant for production (use
+ * `/readyz` every `probeMillis` (a runner counts as ready only after a 200); a runner that refuses the connection is
+ * skipped. It is not meant for production (use
  * the platform's load balancer with `/readyz` as its health check, docs/scaling.md).
  */
 import { connect, createServer, type Socket } from "node:net"
@@ -29,23 +30,27 @@ export const startFront = (options: FrontOptions): Effect.Effect<Front, never, S
     Effect.callback<Front & { readonly close: () => void }>((resume) => {
       const targetHost = options.targetHost ?? "127.0.0.1"
       let next = 0
-      const notReady = new Set<number>()
-      const probe = setInterval(() => {
+      // A runner takes new connections only once its /readyz has answered 200 (a runner just started has not read
+      // its tenants yet); while none is ready, every runner is tried.
+      const ready = new Set<number>()
+      const probeAll = () => {
         for (const port of options.targets()) {
           fetch(`http://${targetHost}:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
-            (r) => (r.status === 200 ? notReady.delete(port) : notReady.add(port)),
-            () => notReady.add(port)
+            (r) => (r.status === 200 ? ready.add(port) : ready.delete(port)),
+            () => ready.delete(port)
           )
         }
-      }, options.probeMillis ?? 500)
+      }
+      probeAll()
+      const probe = setInterval(probeAll, options.probeMillis ?? 500)
       const sockets = new Set<Socket>()
       const server = createServer((inbound) => {
         sockets.add(inbound)
         inbound.on("close", () => sockets.delete(inbound))
         inbound.on("error", () => inbound.destroy())
         inbound.pause()
-        const ready = options.targets().filter((port) => !notReady.has(port))
-        const ports = ready.length > 0 ? ready : options.targets()
+        const readyNow = options.targets().filter((port) => ready.has(port))
+        const ports = readyNow.length > 0 ? readyNow : options.targets()
         const attempt = (tries: number) => {
           if (tries >= ports.length) return inbound.destroy()
           const port = ports[next++ % ports.length]!
@@ -74,7 +79,7 @@ export const startFront = (options: FrontOptions): Effect.Effect<Front, never, S
         const address = server.address()
         resume(Effect.succeed({
           port: typeof address === "object" && address !== null ? address.port : 0,
-          ready: () => options.targets().filter((port) => !notReady.has(port)),
+          ready: () => options.targets().filter((port) => ready.has(port)),
           close: () => {
             clearInterval(probe)
             for (const s of sockets) s.destroy()

@@ -4,17 +4,17 @@
  * — the status page, the Graph webhook, a PBX websocket — is for a tenant (`/t/<tenant>/…`, or the configuration
  * file's `default` tenant without the prefix). It goes to the tenant's connector on this runner when this runner owns
  * the tenant, else it is forwarded once to the owner's runner (from the store's owner record), else 503: a PBX or
- * Graph tries again and, after a failover, reaches the new owner.
+ * Graph tries again and, after a failover, reaches the new owner. A cluster runner takes Graph's notifications itself
+ * (`graph`, FrontGraph.ts): they never wait for an owner.
  */
-import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http"
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import { connect, type Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { Effect, type Scope } from "effect"
+import type { TenantId } from "../state/StateStore.ts"
+import { type GraphIngress, graphPost, graphRoute } from "./FrontGraph.ts"
+import { answer, forwardedHeader, passOn } from "./FrontHttp.ts"
 import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
-import { TenantId } from "../state/StateStore.ts"
-
-/** Set on a forwarded request: a runner that is not the owner either answers 503 instead of forwarding again. */
-export const forwardedHeader = "x-connector-forwarded"
 
 export interface FrontOptions {
   readonly host: string
@@ -38,6 +38,8 @@ export interface FrontOptions {
   readonly statusPath?: string | null | undefined
   /** The admin password check for the status path (Authorization header, the client's address). */
   readonly admit: (authorization: string | undefined, source: string) => Promise<"ok" | "unauthorized" | "refused">
+  /** Graph's webhooks taken on this runner for any tenant (a cluster runner; FrontGraph.ts). */
+  readonly graph?: GraphIngress | undefined
   /** The process's own paths (src/tenants/ProcessRoutes.ts), served on a loopback port: the paths it `owns` go there. */
   readonly processRoutes?: { readonly port: number; readonly owns: (url: string) => boolean } | undefined
 }
@@ -56,6 +58,93 @@ const hostPort = (runner: string): { host: string; port: number } | undefined =>
   return at > 0 && Number.isInteger(port) && port > 0 ? { host: runner.slice(0, at), port } : undefined
 }
 
+/** The tenant a public URL is for and the path its connector serves it at, if the URL names a known tenant. */
+const tenantOf = async (options: FrontOptions, url: string): Promise<{ tenant: TenantId; path: string } | undefined> => {
+  const match = /^\/t\/([^/?]+)(\/[^]*|\?[^]*)?$/.exec(url)
+  const tenant = match !== null ? match[1]! : options.defaultTenant
+  const path = match !== null ? (match[2] ?? "/").replace(/^\?/, "/?") : url
+  if (tenant === undefined || !isTenantId(tenant) || !(await options.known(tenant))) return undefined
+  return { tenant, path }
+}
+
+const resolveTarget = async (options: FrontOptions, url: string, forwarded: boolean): Promise<Target> => {
+  const own = options.processRoutes
+  if (own?.owns(url) === true) return { kind: "go", host: "127.0.0.1", port: own.port, path: url }
+  const found = await tenantOf(options, url)
+  if (found === undefined) return { kind: "refuse", status: 404, reason: "no such tenant" }
+  const { tenant, path } = found
+  const local = options.local(tenant)
+  if (local !== undefined) return { kind: "go", host: "127.0.0.1", port: local, path }
+  if (forwarded) return { kind: "refuse", status: 503, reason: `tenant ${tenant} is not running on this runner` }
+  const owner = await options.owner(tenant)
+  const address = owner === undefined || owner === options.runnerId ? undefined : hostPort(owner)
+  if (address === undefined) return { kind: "refuse", status: 503, reason: `tenant ${tenant} has no owner at the moment` }
+  return { kind: "go", ...address, path: url }
+}
+
+/** `/healthz`, `/readyz` and the cluster's status: true when the request was one of them (and is answered). */
+const ownRoutes = async (options: FrontOptions, req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+  const url = req.url ?? "/"
+  const notReady = options.notReady
+  if (url === "/healthz" && notReady !== undefined) return (answer(res, 200, "ok"), true)
+  if (url === "/readyz" && notReady !== undefined) {
+    const reason = await notReady()
+    return (answer(res, reason === undefined ? 200 : 503, reason === undefined ? "ready" : `not ready: ${reason}`), true)
+  }
+  if (options.statusPath === null || url !== (options.statusPath ?? "/cluster/status")) return false
+  const admission = await options.admit(req.headers.authorization, req.socket.remoteAddress ?? "unknown address")
+  if (admission === "refused") return (answer(res, 429, "Too many wrong passwords from this address; try again later."), true)
+  if (admission === "unauthorized") {
+    res.setHeader("www-authenticate", "Basic realm=\"teams-presence-connector\", charset=\"UTF-8\"")
+    return (answer(res, 401, "The cluster's status needs the admin password (user name: admin)."), true)
+  }
+  answer(res, 200, JSON.stringify(await options.status()), "application/json")
+  return true
+}
+
+const onRequest = async (options: FrontOptions, req: IncomingMessage, res: ServerResponse) => {
+  if (await ownRoutes(options, req, res)) return
+  const graph = options.graph
+  if (graph !== undefined && req.method === "POST") {
+    const found = await tenantOf(options, req.url ?? "/")
+    const route = found === undefined ? undefined : await graphRoute(graph, found.tenant, found.path)
+    if (found !== undefined && route !== undefined) return graphPost(options, graph, { ...found, ...route }, req, res)
+  }
+  const target = await resolveTarget(options, req.url ?? "/", req.headers[forwardedHeader] !== undefined)
+  if (target.kind === "refuse") return answer(res, target.status, target.reason)
+  passOn(options, target, req, res, () => {
+    if (!res.headersSent) answer(res, 502, "the tenant's runner cannot be reached")
+    else res.destroy()
+  })
+}
+
+/** A websocket (a PBX): piped to the tenant's connector here or on its owner's runner. */
+const onUpgrade = async (options: FrontOptions, track: (socket: Duplex) => void, req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  track(socket)
+  socket.on("error", () => socket.destroy())
+  const target = await resolveTarget(options, req.url ?? "/", req.headers[forwardedHeader] !== undefined)
+  if (target.kind === "refuse") {
+    socket.end(`HTTP/1.1 ${target.status} ${target.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    return
+  }
+  const upstream: Socket = connect(target.port, target.host)
+  track(upstream)
+  upstream.on("error", () => socket.destroy())
+  upstream.on("close", () => socket.destroy())
+  socket.on("close", () => upstream.destroy())
+  upstream.once("connect", () => {
+    const headers: Array<string> = []
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i]!.toLowerCase()
+      if (name !== forwardedHeader && name !== clientAddressHeader) headers.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
+    }
+    const client = `${clientAddressHeader}: ${relayedAddress(req.socket.remoteAddress)}`
+    upstream.write([`${req.method} ${target.path} HTTP/1.1`, ...headers, `${forwardedHeader}: ${options.runnerId}`, client, "", ""].join("\r\n"))
+    if (head.length > 0) upstream.write(head)
+    socket.pipe(upstream).pipe(socket)
+  })
+}
+
 export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonly port: number }, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.callback<{ port: number; close: () => void }>((resume) => {
@@ -64,97 +153,11 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
         open.add(socket)
         socket.once("close", () => open.delete(socket))
       }
-
-      const resolveTarget = async (url: string, forwarded: boolean): Promise<Target> => {
-        const own = options.processRoutes
-        if (own?.owns(url) === true) return { kind: "go", host: "127.0.0.1", port: own.port, path: url }
-        const match = /^\/t\/([^/?]+)(\/[^]*|\?[^]*)?$/.exec(url)
-        const tenant = match !== null ? match[1]! : options.defaultTenant
-        const path = match !== null ? (match[2] ?? "/").replace(/^\?/, "/?") : url
-        if (tenant === undefined || !isTenantId(tenant) || !(await options.known(tenant))) {
-          return { kind: "refuse", status: 404, reason: "no such tenant" }
-        }
-        const local = options.local(tenant)
-        if (local !== undefined) return { kind: "go", host: "127.0.0.1", port: local, path }
-        if (forwarded) return { kind: "refuse", status: 503, reason: `tenant ${tenant} is not running on this runner` }
-        const owner = await options.owner(tenant)
-        const address = owner === undefined || owner === options.runnerId ? undefined : hostPort(owner)
-        if (address === undefined) return { kind: "refuse", status: 503, reason: `tenant ${tenant} has no owner at the moment` }
-        return { kind: "go", ...address, path: url }
-      }
-
-      const answer = (res: ServerResponse, status: number, body: string, type = "text/plain; charset=utf-8") => {
-        res.writeHead(status, { "content-type": type, "cache-control": "no-store", "x-content-type-options": "nosniff" })
-        res.end(body)
-      }
-
-      const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
-        const url = req.url ?? "/"
-        const notReady = options.notReady
-        if (url === "/healthz" && notReady !== undefined) return answer(res, 200, "ok")
-        if (url === "/readyz" && notReady !== undefined) {
-          const reason = await notReady()
-          return answer(res, reason === undefined ? 200 : 503, reason === undefined ? "ready" : `not ready: ${reason}`)
-        }
-        if (options.statusPath !== null && url === (options.statusPath ?? "/cluster/status")) {
-          const admission = await options.admit(req.headers.authorization, req.socket.remoteAddress ?? "unknown address")
-          if (admission === "refused") return answer(res, 429, "Too many wrong passwords from this address; try again later.")
-          if (admission === "unauthorized") {
-            res.setHeader("www-authenticate", "Basic realm=\"teams-presence-connector\", charset=\"UTF-8\"")
-            return answer(res, 401, "The cluster's status needs the admin password (user name: admin).")
-          }
-          return answer(res, 200, JSON.stringify(await options.status()), "application/json")
-        }
-        const target = await resolveTarget(url, req.headers[forwardedHeader] !== undefined)
-        if (target.kind === "refuse") return answer(res, target.status, target.reason)
-        const upstream = request({
-          host: target.host,
-          port: target.port,
-          method: req.method,
-          path: target.path,
-          headers: { ...req.headers, [forwardedHeader]: options.runnerId, [clientAddressHeader]: relayedAddress(req.socket.remoteAddress) }
-        }, (reply) => {
-          res.writeHead(reply.statusCode ?? 502, reply.headers)
-          reply.pipe(res)
-        })
-        upstream.on("error", () => {
-          if (!res.headersSent) answer(res, 502, "the tenant's runner cannot be reached")
-          else res.destroy()
-        })
-        req.pipe(upstream)
-      }
-
-      const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-        track(socket)
-        socket.on("error", () => socket.destroy())
-        const target = await resolveTarget(req.url ?? "/", req.headers[forwardedHeader] !== undefined)
-        if (target.kind === "refuse") {
-          socket.end(`HTTP/1.1 ${target.status} ${target.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
-          return
-        }
-        const upstream: Socket = connect(target.port, target.host)
-        track(upstream)
-        upstream.on("error", () => socket.destroy())
-        upstream.on("close", () => socket.destroy())
-        socket.on("close", () => upstream.destroy())
-        upstream.once("connect", () => {
-          const headers: Array<string> = []
-          for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-            const name = req.rawHeaders[i]!.toLowerCase()
-            if (name !== forwardedHeader && name !== clientAddressHeader) headers.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
-          }
-          const client = `${clientAddressHeader}: ${relayedAddress(req.socket.remoteAddress)}`
-          upstream.write([`${req.method} ${target.path} HTTP/1.1`, ...headers, `${forwardedHeader}: ${options.runnerId}`, client, "", ""].join("\r\n"))
-          if (head.length > 0) upstream.write(head)
-          socket.pipe(upstream).pipe(socket)
-        })
-      }
-
       const server = createServer((req, res) => {
-        onRequest(req, res).catch(() => answer(res, 500, "internal error"))
+        onRequest(options, req, res).catch(() => answer(res, 500, "internal error"))
       })
       server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-        onUpgrade(req, socket, head).catch(() => socket.destroy())
+        onUpgrade(options, track, req, socket, head).catch(() => socket.destroy())
       })
       server.once("error", (error) => resume(Effect.die(error)))
       server.listen(options.port, options.host, () => {

@@ -1,12 +1,15 @@
 /**
- * Failover on a real cluster: three runner processes on one PostgreSQL, five tenants (the configuration file's
- * `default` and four from the store), each with its simulated Graph tenant and PBX system, all traffic through a TCP
+ * Failover on a real cluster: three runner processes on one PostgreSQL, ten tenants (the configuration file's
+ * `default` and nine from the store), each with its simulated Graph tenant and PBX system, all traffic through a TCP
  * front. In the middle of a burst of presence changes the runner owning the most tenants is killed with SIGKILL: its
  * tenants are owned again well within 30 s (the figure is printed), every PBX user ends in its final Teams presence, and
  * each Graph tenant holds exactly one presence subscription per technical account. The same cluster then goes through
  * a rolling restart (the killed runner back first, then each runner stopped with SIGTERM and started again on its ports,
- * one at a time) under a steady stream of changes: every PBX user ends in the last presence set, one subscription per
- * account. One setup for both saves the cluster's start-up (about 20 s); the rolling part runs with CLUSTER_TEST_ROLLING=1.
+ * one at a time, the next once the cluster has settled) under a steady stream of changes: every PBX user ends in the
+ * last presence set, one subscription per account, batches were handed to owners through the store and all of them
+ * taken; Graph's judgement of each webhook is printed. One setup for both saves the cluster's start-up;
+ * CLUSTER_TEST_ROLLING=0 leaves the rolling part out, CLUSTER_TEST_TENANTS=a,b,… sets the tenants,
+ * CLUSTER_TEST_TIMING=fast the shard-lock timing.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
@@ -27,16 +30,13 @@ import {
   sqlFor,
   startRunner,
   storeFor,
-  tcpFront
+  tcpFront,
+  webhookEndpoints
 } from "./harness.ts"
 
-/**
- * CLUSTER_TEST_ROLLING=1 adds the rolling restart. Off by default: it loses final states in about half the runs on this
- * machine — the Graph simulator marks the webhook "dropped" (e.g. 12 of 65 POSTs slower than 2.9 s, 37 answered
- * non-2xx during the restarts) and drops every later notification, as Graph does (docs/scaling.md, What is missing).
- */
-const rolling = process.env["CLUSTER_TEST_ROLLING"] === "1"
-const tenantIds = (process.env["CLUSTER_TEST_TENANTS"] ?? "default,alpha,bravo,charlie,delta").split(",")
+const rolling = process.env["CLUSTER_TEST_ROLLING"] !== "0"
+const timing = process.env["CLUSTER_TEST_TIMING"] === "fast" ? "fast" : "standard"
+const tenantIds = (process.env["CLUSTER_TEST_TENANTS"] ?? "default,alpha,bravo,charlie,delta,echo,foxtrot,golf,hotel,india").split(",")
 const users = 4
 const states = [
   { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
@@ -85,7 +85,8 @@ describe("cluster", () => {
       const sql = yield* sqlFor(env.databaseUrl)
 
       const started = Date.now()
-      runners.push(...yield* Effect.forEach(["r1", "r2", "r3"], (name) => startRunner(env, name, tenants[0]!), { concurrency: 3 }))
+      // The default shard-lock timing: `fast` loses locks on this shared machine under load (docs/scaling.md).
+      runners.push(...yield* Effect.forEach(["r1", "r2", "r3"], (name) => startRunner(env, name, tenants[0]!, env.databaseUrl, timing), { concurrency: 3 }))
       const served: Array<Served> = yield* Effect.forEach(tenants, (tenant) =>
         Effect.gen(function*() {
           const pbx = yield* simPbx(tenant, front.port, users)
@@ -198,7 +199,8 @@ describe("cluster", () => {
           yield* s.tenant.graph.setPresence(s.people[i]!.graphId, state)
           last.set(`${s.tenant.id}/${s.people[i]!.guid}`, { served: s, guid: s.people[i]!.guid, pbx: state.pbx })
           changes++
-          yield* Effect.sleep("100 millis")
+          // 20 changes/s over ten tenants: two per tenant and second, as with five tenants at 10/s.
+          yield* Effect.sleep("50 millis")
         }
       }).pipe(Effect.forkScoped)
       const rollingStart = Date.now()
@@ -209,11 +211,21 @@ describe("cluster", () => {
             process.kill(old.child.pid!, "SIGTERM")
             yield* Effect.promise(() => old.exited)
           }
-          const next = yield* startRunner(env, old.name, tenants[0]!, env.databaseUrl, "fast", old)
+          const next = yield* startRunner(env, old.name, tenants[0]!, env.databaseUrl, timing, old)
           runners[index] = next
           yield* until(`${next.name} ready again`, Effect.promise(() =>
             fetch(`http://127.0.0.1:${next.httpPort}/readyz`).then((r) => (r.status === 200 ? true : undefined), () => undefined)
           ), 45_000)
+          // As an operator would: the next runner only once the cluster has settled — the runner started again owns its
+          // share, and every tenant is owned by a running runner and serves its page.
+          yield* until(`the cluster settled after ${next.name} started again`, Effect.gen(function*() {
+            const now = yield* owners(sql)
+            const live = new Set(runners.map(runnerId))
+            if (![...now.values()].some((o) => o.runner === runnerId(next))) return undefined
+            if (![...now.values()].every((o) => live.has(o.runner))) return undefined
+            for (const s of served) if ((yield* statusOf(front.port, s.tenant)) === undefined) return undefined
+            return true
+          }), 60_000)
         })
       const victimIndex = runners.indexOf(victim!)
       yield* restart(victimIndex)
@@ -243,13 +255,34 @@ describe("cluster", () => {
           map.size > 0 && [...map.values()].every((n) => n === 1) ? map : undefined), 30_000)
         assert.strictEqual(perAccount.size, s.tenant.population.accounts.length)
       }
+      // How Graph judged the webhooks (answers slower than 2.9 s; ≥ 10 % of them in 10 min delays an endpoint, ≥ 15 %
+      // drops it): reported, since on this shared machine a runner starting up can slow every answer for a few seconds;
+      // what counts — no final state lost — is asserted above.
+      const endpoints = (yield* Effect.forEach(served, (s) => webhookEndpoints(s.tenant.graph))).flat()
+      const judged = endpoints.filter((e) => e.state !== "ok").map((e) => `${e.url.replace(/^.*?(\/t\/[^/]+)?\/graph.*$/, "$1") || "default"} ${e.state}`)
+      const posts = endpoints.reduce((n, e) => n + e.posts, 0)
+      const slow = endpoints.reduce((n, e) => n + e.slow, 0)
+      const failures = endpoints.reduce((n, e) => n + e.failures, 0)
+      // What runners took for tenants they did not serve went through the store, and every batch of it was taken.
+      const handedOver = yield* sql<{ n: string }>`SELECT (CASE WHEN is_called THEN last_value ELSE 0 END)::text AS n FROM connector_graph_handoff_id_seq`.pipe(
+        Effect.map((rows) => Number(rows[0]!.n)),
+        Effect.orDie
+      )
+      // Two runners in three do not own a given tenant: the front spreads Graph's POSTs, so batches were handed over.
+      assert.isAbove(handedOver, 0)
+      yield* until("every handed-over batch taken by its owner", sql<{ n: string }>`SELECT count(*)::text AS n FROM connector_graph_handoff`.pipe(
+        Effect.map((rows) => (rows[0]!.n === "0" ? true : undefined)),
+        Effect.orDie
+      ), 15_000)
       const finalOwners = yield* owners(sql)
       assert.sameMembers([...finalOwners.keys()], [...tenantIds])
       for (const [, o] of finalOwners) assert.include(runners.map(runnerId), o.runner)
-      assert.isAbove(changes, 50)
+      assert.isAbove(changes, 100)
       console.log(
         `cluster rolling restart: 3 runners restarted one by one in ${(rolled / 1000).toFixed(1)} s under ${changes} changes; ` +
-          `every last presence (${last.size} users) in the PBXs ${(rollingSettled / 1000).toFixed(1)} s after the first stop`
+          `every last presence (${last.size} users) in the PBXs ${(rollingSettled / 1000).toFixed(1)} s after the first stop; ` +
+          `Graph's webhook POSTs over the whole test: ${posts}, ${slow} slower than 2.9 s, ${failures} not answered 2xx, ` +
+          `${handedOver} handed to the owner through the store; endpoints not ok at the end: ${judged.length === 0 ? "none" : judged.join(", ")}`
       )
-    })), 240_000)
+    })), 420_000)
 })

@@ -134,7 +134,9 @@ export const startRunner = (
         CONNECTOR_DATABASE_URL: databaseUrl,
         CONNECTOR_STATE_KEY: env.stateKey,
         CONNECTOR_CLUSTER_PORT: String(clusterPort),
-        CONNECTOR_CLUSTER_TIMING: timing
+        CONNECTOR_CLUSTER_TIMING: timing,
+        // Node's compile cache, shared by the runners of a test: a runner started again loads its modules faster.
+        NODE_COMPILE_CACHE: join(env.dir, "compile-cache")
       }),
       detached: true,
       stdio: ["ignore", out, out]
@@ -166,6 +168,15 @@ export const presenceSubscriptions = (graph: GraphSimulatorHandle) =>
     const perCreator = new Map<string, number>()
     for (const s of body.subscriptions) if (s.kind === "presence") perCreator.set(s.creatorId, (perCreator.get(s.creatorId) ?? 0) + 1)
     return perCreator
+  })
+
+/** The webhook endpoints as a Graph simulator judges them: POSTs, slow ones (> 2.9 s), failures, ok / delayed / dropped. */
+export const webhookEndpoints = (graph: GraphSimulatorHandle) =>
+  Effect.promise(async () => {
+    const body = (await (await fetch(`${graph.url}/_sim/subscriptions`)).json()) as {
+      endpoints: ReadonlyArray<{ url: string; posts: number; slow: number; failures: number; state: "ok" | "delayed" | "dropped" }>
+    }
+    return body.endpoints
   })
 
 export const runnerId = (runner: Runner) => `127.0.0.1:${runner.httpPort}`

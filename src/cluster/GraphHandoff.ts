@@ -1,0 +1,135 @@
+/**
+ * Graph notifications accepted by any runner (docs/scaling.md, "Graph notifications on any runner"). A runner that
+ * does not serve the tenant itself checks the POST against the tenant's subscriptions in the store (subscriptionId and
+ * clientState; HandoffIntake.ts), puts what passes into `connector_graph_handoff` and answers 202 once that row is
+ * committed; the put notifies `connector_graph_handoff` with the tenant. The tenant's owner takes its rows — in order,
+ * only while its owner epoch is the current one — and hands them to its connector's inbox, which checks them again,
+ * decrypts and applies them as if they had been posted to it. Rows wait in the table while the tenant is between
+ * owners, so a handover neither loses them nor makes Graph wait.
+ */
+import type { PgClient } from "@effect/sql-pg"
+import { Cause, Effect, PubSub, Schedule, Schema, type Scope, Semaphore } from "effect"
+import { clip } from "../domain/LogText.ts"
+import type { ChangeNotificationCollection, LifecycleNotificationCollection } from "../graph/notifications/Notifications.ts"
+import { decodeChangeNotifications, decodeLifecycleNotifications } from "../graph/notifications/Notifications.ts"
+import type { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
+import { listenForever } from "../state/postgres/PgListen.ts"
+import { Int64 } from "../state/postgres/PgRows.ts"
+import { TenantId } from "../state/StateStore.ts"
+import { describeCause } from "../state/StateStoreError.ts"
+
+export const handoffChannel = "connector_graph_handoff"
+
+export type HandoffKind = "change" | "lifecycle"
+
+/** What a runner hands over: the POST's accepted items, still encrypted as Graph sent them. */
+export type HandoffBody = ChangeNotificationCollection | LifecycleNotificationCollection
+
+const HandoffRow = Schema.Struct({ id: Int64, kind: Schema.Literals(["change", "lifecycle"]), body: Schema.Unknown })
+
+/** Rows taken by the owner at a time. */
+const takeLimit = 100
+/** Without any wake-up, the owner looks for rows this often (a lost notification, a LISTEN being set up again). */
+const safetyInterval = "5 seconds"
+
+export interface GraphHandoff {
+  /** Stores the batch for the tenant's owner and wakes it; done once committed. */
+  readonly put: (tenant: TenantId, kind: HandoffKind, body: HandoffBody) => Effect.Effect<void, unknown>
+  /**
+   * Hands the tenant's rows to `inbox` for as long as the scope lasts: now, on every wake-up for the tenant and every
+   * few seconds. Rows are taken only with the tenant's current owner epoch, so a former owner never takes them.
+   */
+  readonly drain: (tenant: TenantId, epoch: number, inbox: NotificationsInbox["Service"]) => Effect.Effect<void, never, Scope.Scope>
+  /** One pass of `drain` (the owner's first, before its connector takes notifications directly). */
+  readonly drainOnce: (tenant: TenantId, epoch: number, inbox: NotificationsInbox["Service"]) => Effect.Effect<number, unknown>
+}
+
+/** The table, created once by whichever runner comes first, and the hourly sweep of rows nobody took. */
+const prepareTable = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
+  // Runners start at once: the advisory lock keeps two CREATEs of the same table from colliding.
+  yield* sql.withTransaction(Effect.gen(function*() {
+    yield* sql`SELECT pg_advisory_xact_lock(hashtext(${handoffChannel}))`
+    yield* sql`CREATE TABLE IF NOT EXISTS connector_graph_handoff (
+      id bigserial PRIMARY KEY,
+      tenant_id text NOT NULL,
+      kind text NOT NULL,
+      body jsonb NOT NULL,
+      received_at timestamptz NOT NULL DEFAULT now()
+    )`
+    yield* sql`CREATE INDEX IF NOT EXISTS connector_graph_handoff_tenant ON connector_graph_handoff (tenant_id, id)`
+  }))
+  // Rows nobody takes (a tenant removed while between owners) are dropped after an hour: the owner's reconciliation has
+  // corrected what they carried long before.
+  yield* sql`DELETE FROM connector_graph_handoff WHERE received_at < now() - interval '1 hour'`.pipe(
+    Effect.ignore,
+    Effect.repeat(Schedule.spaced("10 minutes")),
+    Effect.forkScoped
+  )
+})
+
+/** The table, the runner's one LISTEN, put and drain. */
+export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
+  yield* prepareTable(sql)
+  const wakeups = yield* PubSub.sliding<TenantId | "resync">(1024)
+  yield* listenForever(
+    sql,
+    handoffChannel,
+    (payload) => Schema.is(TenantId)(payload) ? PubSub.publish(wakeups, payload).pipe(Effect.asVoid) : Effect.void,
+    PubSub.publish(wakeups, "resync").pipe(Effect.asVoid)
+  )
+
+  const put: GraphHandoff["put"] = (tenant, kind, body) =>
+    sql`WITH row AS (
+        INSERT INTO connector_graph_handoff (tenant_id, kind, body) VALUES (${tenant}, ${kind}, ${sql.json(body)}) RETURNING tenant_id
+      ) SELECT pg_notify(${handoffChannel}, tenant_id) FROM row`.pipe(Effect.asVoid)
+
+  /** Takes (deletes) the oldest rows of the tenant, unless `epoch` is no longer the tenant's owner epoch. */
+  const take = (tenant: TenantId, epoch: number) =>
+    sql`DELETE FROM connector_graph_handoff WHERE id IN (
+        SELECT id FROM connector_graph_handoff WHERE tenant_id = ${tenant} ORDER BY id LIMIT ${takeLimit} FOR UPDATE SKIP LOCKED
+      ) AND EXISTS (SELECT 1 FROM tenant_owner WHERE tenant_id = ${tenant} AND epoch = ${epoch})
+      RETURNING id, kind, body`.pipe(
+      Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(HandoffRow))),
+      Effect.map((rows) => [...rows].sort((a, b) => a.id - b.id))
+    )
+
+  const deliver = Effect.fnUntraced(function*(inbox: NotificationsInbox["Service"], row: typeof HandoffRow.Type) {
+    if (row.kind === "lifecycle") {
+      const body = decodeLifecycleNotifications(row.body)
+      if (body._tag === "Success") yield* inbox.acceptLifecycle(body.value)
+      return
+    }
+    const body = decodeChangeNotifications(row.body)
+    if (body._tag === "Success") yield* inbox.acceptNotifications(body.value)
+  })
+
+  const drainOnce: GraphHandoff["drainOnce"] = Effect.fnUntraced(function*(tenant, epoch, inbox) {
+    let taken = 0
+    while (true) {
+      const rows = yield* take(tenant, epoch)
+      for (const row of rows) yield* deliver(inbox, row)
+      taken += rows.length
+      if (rows.length < takeLimit) return taken
+    }
+  })
+
+  const drain: GraphHandoff["drain"] = Effect.fnUntraced(function*(tenant, epoch, inbox) {
+    const subscription = yield* PubSub.subscribe(wakeups)
+    // One pass at a time, so rows reach the inbox in the order they were put.
+    const lock = yield* Semaphore.make(1)
+    const pass = lock.withPermits(1)(drainOnce(tenant, epoch, inbox)).pipe(
+      Effect.timeout("10 seconds"),
+      Effect.catchCause((cause) => Effect.logWarning(`cluster: handed-over notifications of ${tenant} not taken yet: ${clip(describeCause(Cause.squash(cause)), 300)}`))
+    )
+    const wanted = (wakeup: TenantId | "resync") => wakeup === "resync" || wakeup === tenant
+    yield* Effect.gen(function*() {
+      while (true) {
+        const wakeup = yield* PubSub.take(subscription)
+        if (wanted(wakeup)) yield* pass
+      }
+    }).pipe(Effect.forkScoped)
+    yield* pass.pipe(Effect.repeat(Schedule.spaced(safetyInterval)), Effect.forkScoped)
+  })
+
+  return { put, drain, drainOnce } satisfies GraphHandoff
+})

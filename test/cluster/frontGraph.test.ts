@@ -1,0 +1,114 @@
+/**
+ * Graph's webhooks on a runner's public port (src/cluster/FrontGraph.ts) over real sockets: the validation handshake
+ * answered by the runner itself, a body over the tenant's limit refused and logged, a notification for a tenant not
+ * served here handed over, one for a tenant served here passed to its connector — and handed over instead when that
+ * connector does not begin to answer within 1 s or answers 5xx (it is stopping).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { createServer, type Server } from "node:http"
+import type { GraphIngress } from "../../src/cluster/FrontGraph.ts"
+import { startRunnerFront } from "../../src/cluster/RunnerFront.ts"
+import { TenantId } from "../../src/state/StateStore.ts"
+
+const alpha = TenantId.make("alpha")
+
+/** A tenant's connector on a loopback port: answers `status`, or never answers (a connector that is stopping). */
+const connector = (status: number | "never") =>
+  Effect.acquireRelease(
+    Effect.callback<{ server: Server; port: number; posts: Array<string> }>((resume) => {
+      const posts: Array<string> = []
+      const server = createServer((req, res) => {
+        let body = ""
+        req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")))
+        req.on("end", () => {
+          posts.push(body)
+          if (status !== "never") res.writeHead(status).end()
+        })
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed({ server, port: typeof address === "object" && address !== null ? address.port : 0, posts }))
+      })
+    }),
+    ({ server }) => Effect.sync(() => server.closeAllConnections()).pipe(Effect.andThen(Effect.sync(() => server.close())))
+  )
+
+const setup = (direct: number | undefined) =>
+  Effect.gen(function*() {
+    const received: Array<unknown> = []
+    const refused: Array<string> = []
+    const graph: GraphIngress = {
+      paths: async () => ({ notificationPath: "/graph/notifications", lifecyclePath: "/graph/lifecycle", maxBodyBytes: 200 }),
+      direct: () => direct,
+      receive: async (_tenant, kind, json) => {
+        received.push({ kind, json })
+        return { status: 202, text: "" }
+      },
+      refused: (_tenant, reason) => void refused.push(reason)
+    }
+    const front = yield* startRunnerFront({
+      host: "127.0.0.1",
+      port: 0,
+      runnerId: "127.0.0.1:1",
+      defaultTenant: undefined,
+      local: () => direct,
+      known: async (tenant) => tenant === alpha,
+      owner: async () => undefined,
+      notReady: async () => undefined,
+      status: async () => ({}),
+      admit: async () => "unauthorized",
+      graph
+    })
+    const post = (path: string, body: string) =>
+      Effect.promise(async () => {
+        const response = await fetch(`http://127.0.0.1:${front.port}${path}`, { method: "POST", body, headers: { "content-type": "application/json" } })
+        return { status: response.status, text: await response.text(), type: response.headers.get("content-type") }
+      })
+    return { post, received, refused }
+  })
+
+const notification = JSON.stringify({ value: [{ subscriptionId: "s1", clientState: "c1", changeType: "updated" }] })
+
+describe("cluster: Graph's webhooks on a runner's public port", () => {
+  it.live("the handshake is answered here; a body over the limit is refused and logged; a tenant not served here is handed over", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { post, received, refused } = yield* setup(undefined)
+      const token = "Validation: Testing client application reachability for subscription Request-Id: 1"
+      const handshake = yield* post(`/t/alpha/graph/notifications?validationToken=${encodeURIComponent(token)}`, "")
+      assert.strictEqual(handshake.status, 200)
+      assert.strictEqual(handshake.text, token)
+      assert.match(handshake.type ?? "", /^text\/plain/)
+      const large = yield* post("/t/alpha/graph/notifications", JSON.stringify({ value: [], padding: "x".repeat(300) }))
+      assert.strictEqual(large.status, 400)
+      assert.strictEqual((yield* post("/t/alpha/graph/lifecycle", "{not json")).status, 400)
+      assert.deepStrictEqual(refused, ["too_large", "malformed"])
+      assert.strictEqual((yield* post("/t/alpha/graph/notifications", notification)).status, 202)
+      assert.strictEqual((yield* post("/t/alpha/graph/lifecycle", "{\"value\":[]}")).status, 202)
+      assert.deepStrictEqual(received.map((r) => (r as { kind: string }).kind), ["change", "lifecycle"])
+      // Not a webhook path of the tenant, and not served here: not taken as a notification.
+      assert.strictEqual((yield* post("/t/alpha/other", notification)).status, 503)
+      assert.strictEqual(received.length, 2)
+    })))
+
+  it.live("served here: passed to the connector; handed over when it answers 5xx or not within 1 s", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const answering = yield* connector(202)
+      const direct = yield* setup(answering.port)
+      assert.strictEqual((yield* direct.post("/t/alpha/graph/notifications", notification)).status, 202)
+      assert.deepStrictEqual(answering.posts, [notification])
+      assert.strictEqual(direct.received.length, 0)
+
+      const stopping = yield* connector(503)
+      const refusing = yield* setup(stopping.port)
+      assert.strictEqual((yield* refusing.post("/t/alpha/graph/notifications", notification)).status, 202)
+      assert.strictEqual(refusing.received.length, 1)
+
+      const silent = yield* connector("never")
+      const stalled = yield* setup(silent.port)
+      const answer = yield* stalled.post("/t/alpha/graph/notifications", notification)
+      assert.strictEqual(answer.status, 202)
+      assert.deepStrictEqual(stalled.received, [{ kind: "change", json: JSON.parse(notification) }])
+      assert.deepStrictEqual(silent.posts, [notification])
+    })))
+})
