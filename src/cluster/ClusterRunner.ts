@@ -58,7 +58,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     new ClusterError({ message: `cannot join the cluster on ${options.cluster.listenHost}:${options.cluster.runnerPort}: ${describeCause(error)}` })
   ))
   const wakeups = Context.get(services, DesiredWakeups)
-  const servers = makeTenantServers()
+  const servers = yield* makeTenantServers(options.config.notifications.decryptWorkers)
   /** The connectors running here: their PBX sockets and status boards (the cluster view goes onto each). */
   const running = new Map<TenantId, { readonly pbxs: SubscriptionRef.SubscriptionRef<ReadonlyMap<string, PbxState>>; readonly board: StatusBoard["Service"] }>()
   const registry = yield* makeRunnerRegistry(sql, runnerId).pipe(
