@@ -129,6 +129,8 @@ export const superviseTenants = Effect.fnUntraced(function*(store: StateStore["S
     )
 
   yield* Effect.forkIn(follow(0), scope)
-  yield* Scope.addFinalizer(scope, Effect.suspend(() => Effect.forEach([...running.keys()], stop, { discard: true })))
+  // All at once: each tenant's stop takes its own shutdown's time (the flow's last writes, the server closing), and one
+  // after the other they would add up past a shutdown grace period with many tenants.
+  yield* Scope.addFinalizer(scope, Effect.suspend(() => Effect.forEach([...running.keys()], stop, { concurrency: "unbounded", discard: true })))
   return { states } satisfies TenantSupervisor
 })
