@@ -5,7 +5,7 @@
  * PBX websocket —, any other path is `default`. The stored tenants follow the store (TenantSupervisor.ts): a tenant
  * added is started, one updated restarted, one removed stopped with its Graph subscriptions deleted.
  */
-import { Effect, Layer, type Redacted, SubscriptionRef } from "effect"
+import { Clock, Effect, Layer, type Redacted, SubscriptionRef } from "effect"
 import type { ConnectorConfig } from "../config/Config.ts"
 import { type ConnectorSettings, settingsFromConfig } from "../config/Settings.ts"
 import { startRunnerFront } from "../cluster/RunnerFront.ts"
@@ -23,6 +23,11 @@ export interface TenantsRunOptions {
   readonly adminPassword: Redacted.Redacted<string>
   /** The supervisor's first pause after a tenant's failure (default 1 s). */
   readonly firstPause?: import("effect").Duration.Input
+  /**
+   * A tenant's own Clock (tests: one tenant's time run faster through an outage of minutes, test/support/warpClock.ts);
+   * default: the process's.
+   */
+  readonly clockOf?: ((tenant: TenantId) => Clock.Clock | undefined) | undefined
 }
 
 export interface TenantsRun {
@@ -61,7 +66,9 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
       Effect.gen(function*() {
         const settings = yield* settingsFromConfig(storedTenantConfig(options.config, tenant.id, tenant.config))
         const withPassword = { ...settings, adminPassword: settings.adminPassword ?? options.adminPassword }
-        yield* servers.serve(tenant.id, deletingWhenRemoved(withPassword, () => removed.has(tenant.id)), { state: stateOf(tenant.id) })
+        const serve = servers.serve(tenant.id, deletingWhenRemoved(withPassword, () => removed.has(tenant.id)), { state: stateOf(tenant.id) })
+        const clock = options.clockOf?.(tenant.id)
+        yield* (clock === undefined ? serve : Effect.provideService(serve, Clock.Clock, clock))
         return yield* Effect.never
       }),
     removing: (id) => Effect.sync(() => removed.add(id)),
