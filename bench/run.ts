@@ -13,6 +13,8 @@
  * calls within 10 s; the time until the last one shows in Teams, inside Graph's presence limit.
  * `npm run bench -- cluster-3` runs cluster-3 instead (bench/cluster3.ts): three runners, 50 tenants, 20,000 users;
  * start-up, steady-state latency, RSS per runner, failover after kill -9.
+ * `npm run bench -- tenants-50` runs tenants-50 instead (bench/tenants50.ts): 50 tenants × 200 users in one process;
+ * start-up until every tenant is green, RSS and heap, a burst across all tenants.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -30,6 +32,7 @@ import { changeRun } from "./changeScenario.ts"
 import { soak } from "./soak.ts"
 import { callWave } from "./callWave.ts"
 import { cluster3 } from "./cluster3.ts"
+import { tenants50 } from "./tenants50.ts"
 import { emit, progress, seconds, TARGETS, until } from "./report.ts"
 import { processCpuMs, processMemory, round } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
@@ -294,8 +297,11 @@ const SETTLE_SECONDS = Number(process.env["BENCH_SETTLE_SECONDS"] ?? 2)
 const soakOnly = process.argv.slice(2).includes("soak")
 const callWaveOnly = process.argv.slice(2).includes("call-wave")
 const clusterOnly = process.argv.slice(2).includes("cluster-3")
+const tenantsOnly = process.argv.slice(2).includes("tenants-50")
 const main = clusterOnly
   ? cluster3(repoRoot).pipe(Effect.timeout("20 minutes"))
+  : tenantsOnly
+  ? tenants50(repoRoot, chosenFlags).pipe(Effect.timeout("15 minutes"))
   : soakOnly
   ? soak.pipe(Effect.timeout(`${Number(process.env["BENCH_SOAK_MINUTES"] ?? 4) + 3} minutes`))
   : callWaveOnly

@@ -69,6 +69,11 @@ export interface ConnectorOptions {
   readonly state?: Layer.Layer<TenantState | StateStore, StateStoreError> | undefined
   /** The tenant this connector serves: the `tenant` label of every metric it updates. Default `default`. */
   readonly tenant?: string | undefined
+  /**
+   * The decryption pool of rich notifications (a tenant's in a process of many: over the process's shared workers,
+   * DecryptPool.layerShared). Default: workers of the connector's own (`notifications.decryptWorkers`).
+   */
+  readonly decryptPool?: Layer.Layer<DecryptPool, never, CertificateStore | SubscriptionSettings> | undefined
 }
 
 /** Signs every configured credential in ahead of need, so tokens are fresh and the status page is accurate. */
@@ -123,8 +128,8 @@ const boardLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
       }))
   )
 
-const inboxLayer = NotificationsInbox.layer.pipe(
-  Layer.provideMerge(DecryptPool.layer),
+const inboxLayer = (options: ConnectorOptions) => NotificationsInbox.layer.pipe(
+  Layer.provideMerge(options.decryptPool ?? DecryptPool.layer),
   Layer.provideMerge(ValidationTokens.layer),
   Layer.provideMerge(CertificateStore.layer),
   announcedStop("the notification inbox and the decryption workers")
@@ -138,11 +143,11 @@ const sharedLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
   )
 
 /** Push: inbox and webhook, subscriptions, the reconciler. */
-const pushPresence = PresenceSource.layerPush.pipe(
+const pushPresence = (options: ConnectorOptions) => PresenceSource.layerPush.pipe(
   announcedStop("the presence reads (reconciler, refetch, resync)"),
   Layer.provideMerge(SubscriptionManager.layer.pipe(announcedStop("the subscription manager (state saved to the state store)"))),
   Layer.provideMerge(LicenceCheckFromPbx),
-  Layer.provideMerge(inboxLayer)
+  Layer.provideMerge(inboxLayer(options))
 )
 
 /** Poll-only: no webhook, no subscriptions. */
@@ -183,7 +188,7 @@ const pbxToTeamsLayer = (settings: ConnectorSettings) =>
 
 // The HTTP server starts once the services behind its routes exist; the workers start last.
 const pushApp = (settings: ConnectorSettings, options: ConnectorOptions) => {
-  const core = pushPresence.pipe(Layer.provideMerge(sharedLayer(settings, options)))
+  const core = pushPresence(options).pipe(Layer.provideMerge(sharedLayer(settings, options)))
   const server = serve(settings, Layer.mergeAll(StatusRoutes, PbxAppService.routes, NotificationRoutes)).pipe(Layer.provideMerge(core))
   return workersLayer(options).pipe(Layer.provideMerge(pbxToTeamsLayer(settings)), Layer.provideMerge(server))
 }

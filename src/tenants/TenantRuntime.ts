@@ -9,6 +9,7 @@ import { join } from "node:path"
 import type { ConnectorConfig } from "../config/Config.ts"
 import type { ConnectorSettings } from "../config/Settings.ts"
 import { ConnectorLayer, type ConnectorOptions } from "../connector/Connector.ts"
+import { DecryptPool, SharedDecryptWorkers } from "../graph/notifications/crypto/DecryptPool.ts"
 import { defaultTenant, type TenantConfig, type TenantId } from "../state/StateStore.ts"
 
 /** The path prefix a tenant's requests carry on the public port: none for `default`, `/t/<id>` for the others. */
@@ -59,12 +60,19 @@ export interface TenantServers {
   ) => Effect.Effect<{ readonly port: number; readonly context: Context.Context<Layer.Success<ReturnType<typeof ConnectorLayer>>> }, ServeError, Scope.Scope>
 }
 
-export const makeTenantServers = (): TenantServers => {
+/**
+ * The tenants' servers of this process, in the current scope. The process's decryption workers are started here, once
+ * (`decryptWorkers` of the configuration file, 0 = one per core), and every tenant's connector decrypts on them with
+ * its own keys (docs/scaling.md, "Memory per tenant"): a tenant's own `notifications.decryptWorkers` is not used.
+ */
+export const makeTenantServers = Effect.fnUntraced(function*(decryptWorkers: number) {
+  const workers = yield* Layer.build(SharedDecryptWorkers.layer(decryptWorkers))
+  const decryptPool = DecryptPool.layerShared.pipe(Layer.provide(Layer.succeedContext(workers)))
   const ports = new Map<TenantId, number>()
   const contexts = new Map<TenantId, Context.Context<Layer.Success<ReturnType<typeof ConnectorLayer>>>>()
   const serve = Effect.fnUntraced(function*(tenant: TenantId, settings: ConnectorSettings, options: ConnectorOptions) {
     const loopback: ConnectorSettings = { ...settings, http: { ...settings.http, host: "127.0.0.1", port: 0 } }
-    const connector = yield* Layer.build(ConnectorLayer(loopback, { ...options, tenant }))
+    const connector = yield* Layer.build(ConnectorLayer(loopback, { ...options, tenant, decryptPool }))
     const address = Context.get(connector, HttpServer.HttpServer).address
     if (!("port" in address)) return yield* new TenantServerError({ message: `tenant ${tenant}: its server has no TCP port` })
     ports.set(tenant, address.port)
@@ -72,5 +80,5 @@ export const makeTenantServers = (): TenantServers => {
     yield* Effect.addFinalizer(() => Effect.sync(() => ports.delete(tenant) && contexts.delete(tenant)))
     return { port: address.port, context: connector }
   })
-  return { local: (tenant) => ports.get(tenant), running: () => [...ports.keys()], context: (tenant) => contexts.get(tenant), serve }
-}
+  return { local: (tenant) => ports.get(tenant), running: () => [...ports.keys()], context: (tenant) => contexts.get(tenant), serve } satisfies TenantServers
+})

@@ -154,6 +154,8 @@ export const superviseTenants = Effect.fnUntraced(function*(store: StateStore["S
   const states = yield* SubscriptionRef.make<ReadonlyMap<TenantId, TenantRunState>>(new Map())
   const s: Supervision = { store, options, scope, pauseAfter: pauses(options), states, running: new Map() }
   yield* Effect.forkIn(follow(s, 0), scope)
-  yield* Scope.addFinalizer(scope, Effect.suspend(() => Effect.forEach([...s.running.keys()], (id) => stop(s, id), { discard: true })))
+  // All at once: each tenant's stop takes its own shutdown's time (the flow's last writes, the server closing), and one
+  // after the other they would add up past a shutdown grace period with many tenants.
+  yield* Scope.addFinalizer(scope, Effect.suspend(() => Effect.forEach([...s.running.keys()], (id) => stop(s, id), { concurrency: "unbounded", discard: true })))
   return { states } satisfies TenantSupervisor
 })

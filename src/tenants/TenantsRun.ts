@@ -6,7 +6,7 @@
  * is `default`. The stored tenants follow the store (TenantSupervisor.ts): a tenant
  * added is started, one updated restarted, one removed stopped with its Graph subscriptions deleted.
  */
-import { Effect, Layer, type Redacted, SubscriptionRef } from "effect"
+import { Clock, Effect, Layer, type Redacted, SubscriptionRef } from "effect"
 import type { ConnectorConfig } from "../config/Config.ts"
 import { type ConnectorSettings, settingsFromConfig } from "../config/Settings.ts"
 import { startRunnerFront } from "../cluster/RunnerFront.ts"
@@ -27,6 +27,11 @@ export interface TenantsRunOptions {
   readonly adminPassword: Redacted.Redacted<string>
   /** The supervisor's first pause after a tenant's failure (default 1 s). */
   readonly firstPause?: import("effect").Duration.Input
+  /**
+   * A tenant's own Clock (tests: one tenant's time run faster through an outage of minutes, test/support/warpClock.ts);
+   * default: the process's.
+   */
+  readonly clockOf?: ((tenant: TenantId) => Clock.Clock | undefined) | undefined
 }
 
 export interface TenantsRun {
@@ -52,7 +57,7 @@ const deletingWhenRemoved = (settings: ConnectorSettings, isRemoved: () => boole
 /** Starts every tenant and the public front in the current scope; closing it stops the front first, then the tenants. */
 export const runTenants = Effect.fn("TenantsRun.run")(function*(options: TenantsRunOptions) {
   const store = yield* StateStore
-  const servers = makeTenantServers()
+  const servers = yield* makeTenantServers(options.config.notifications.decryptWorkers)
   const stateOf = (tenant: TenantId) => TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, store)))
 
   // Tenant `default` as before: a failure to start it is the process's failure to start.
@@ -66,7 +71,9 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
         const settings = yield* settingsFromConfig(storedTenantConfig(options.config, tenant.id, tenant.config))
         // The tenant's own password opens its page; the provider's opens it too (and is the only one without its own).
         const withPassword = { ...settings, adminPassword: settings.adminPassword ?? options.adminPassword, providerPassword: options.adminPassword }
-        yield* servers.serve(tenant.id, deletingWhenRemoved(withPassword, () => removed.has(tenant.id)), { state: stateOf(tenant.id) })
+        const serve = servers.serve(tenant.id, deletingWhenRemoved(withPassword, () => removed.has(tenant.id)), { state: stateOf(tenant.id) })
+        const clock = options.clockOf?.(tenant.id)
+        yield* (clock === undefined ? serve : Effect.provideService(serve, Clock.Clock, clock))
         return yield* Effect.never
       }),
     removing: (id) => Effect.sync(() => removed.add(id)),

@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { Context, Deferred, Effect, Layer, Redacted } from "effect"
 import * as crypto from "node:crypto"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
-import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
-import { decryptPayload, encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
+import { DecryptPool, SharedDecryptWorkers } from "../../src/graph/notifications/crypto/DecryptPool.ts"
+import { decryptPayload, type DecryptResult, encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
 import { fileState } from "../support/state.ts"
 import { makeTempDir } from "../support/tempDir.ts"
 
@@ -94,5 +94,51 @@ describe("rich notification crypto", () => {
       yield* pool.reloadKeys
       const afterRetire = yield* pool.decrypt([seal(first, "old"), seal(second, "new")])
       assert.deepStrictEqual(afterRetire.map((r) => (r.ok ? "ok" : r.reason)), ["decrypt", "ok"])
+    }).pipe(Effect.scoped))
+
+  it.effect("tenants sharing the process's workers decrypt with their own keys only; a stopped tenant's keys leave the workers", () =>
+    Effect.gen(function*() {
+      const shared = yield* Layer.build(SharedDecryptWorkers.layer(2))
+      const { workers } = Context.get(shared, SharedDecryptWorkers)
+      const tenant = Effect.fnUntraced(function*() {
+        const store = yield* CertificateStore.make().pipe(Effect.provide(fileState(yield* tempDir)))
+        const certificate = yield* store.current
+        const seal = (text: string) => ({
+          ...encryptPayload(inspectCertificate(certificate.certificate).publicKey, text),
+          encryptionCertificateId: certificate.id,
+          encryptionCertificateThumbprint: certificate.thumbprint
+        })
+        return { store, seal }
+      })
+      const a = yield* tenant()
+      const b = yield* tenant()
+      const poolA = yield* DecryptPool.layerShared.pipe(Layer.provide(Layer.succeedContext(shared)), Layer.build, Effect.provideService(CertificateStore, a.store))
+      const outcome = (results: ReadonlyArray<{ ok: boolean }>) => results.map((r) => (r.ok ? "ok" : "refused"))
+      const decryptA = Context.get(poolA, DecryptPool)
+
+      // B's pool lives in a scope of its own, closed below as when the tenant stops.
+      const [fromB, bItemsAtB] = yield* Effect.scoped(Effect.gen(function*() {
+        const poolB = Context.get(
+          yield* DecryptPool.layerShared.pipe(Layer.provide(Layer.succeedContext(shared)), Layer.build, Effect.provideService(CertificateStore, b.store)),
+          DecryptPool
+        )
+        assert.strictEqual(poolB.size, decryptA.size)
+        // Each tenant's items opened by its own pool; B's items handed to A's pool (its certificate id and thumbprint
+        // named in them) are refused, and A's at B likewise.
+        const ownA = yield* decryptA.decrypt(Array.from({ length: 120 }, (_, i) => a.seal(`a${i}`)))
+        assert.deepStrictEqual(ownA.map((r) => (r.ok ? r.plaintext : r.reason)), Array.from({ length: 120 }, (_, i) => `a${i}`))
+        assert.deepStrictEqual(outcome(yield* decryptA.decrypt([b.seal("b-at-a"), a.seal("a")])), ["refused", "ok"])
+        assert.deepStrictEqual(outcome(yield* poolB.decrypt([a.seal("a-at-b"), b.seal("b")])), ["refused", "ok"])
+        return [poolB, b.seal("b-later")] as const
+      }))
+      // B stopped: its keys are out of the workers. Its owner number is 2 (A's pool was made first, numbers count from 1).
+      const answer = yield* Deferred.make<ReadonlyArray<DecryptResult>>()
+      workers.post(2, [bItemsAtB], answer)
+      const results = yield* Deferred.await(answer)
+      assert.deepStrictEqual(results.map((r) => (r.ok ? "ok" : r.message)), [
+        `no key for certificate id "${bItemsAtB.encryptionCertificateId}" (thumbprint ${bItemsAtB.encryptionCertificateThumbprint})`
+      ])
+      assert.strictEqual(fromB.size, 2)
+      assert.deepStrictEqual(outcome(yield* decryptA.decrypt([a.seal("a-after")])), ["ok"])
     }).pipe(Effect.scoped))
 })

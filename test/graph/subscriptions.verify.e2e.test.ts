@@ -5,7 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, SubscriptionRef } from "effect"
-import { control, simSubscriptions, startPushed, stateWhere } from "./subscriptionsHarness.ts"
+import { tempDir } from "../support/tempDir.ts"
+import { control, simSubscriptions, startConnector, startPushed, startSimulator, startWebhook, stateWhere } from "./subscriptionsHarness.ts"
 
 describe("subscription lookups against the simulator (real sockets)", () => {
   it.live("an early expiry on the Graph side is noticed by the next lookup and the subscription recreated", () =>
@@ -54,5 +55,22 @@ describe("subscription lookups against the simulator (real sockets)", () => {
       const gone = yield* get()
       assert.strictEqual(gone.status, 404)
       assert.strictEqual((gone.body["error"] as { code: string }).code, "ResourceNotFound")
+    }).pipe(Effect.scoped))
+
+  it.live("a users subscription whose creation failed is created again at the next lookup, not at the next renewal", () =>
+    Effect.gen(function*() {
+      const sim = yield* startSimulator({ users: 1, accounts: 1 })
+      // Graph unavailable while the connector starts: creating the users subscription fails.
+      yield* sim.faults.serverErrors(1_000_000)
+      const webhook = yield* startWebhook(sim, yield* tempDir)
+      const { manager } = yield* startConnector(sim, webhook, { accounts: 1, verifySeconds: 1 })
+      const failed = yield* stateWhere(manager!.state, (s) => s.users.status === "error")
+      assert.match(failed?.users.error ?? "", /creating the users subscription failed/)
+      // Graph back: the next lookup (1 s here; usersRenewMinutes is 60) creates it.
+      yield* sim.faults.serverErrors(0)
+      const active = yield* stateWhere(manager!.state, (s) => s.users.status === "active")
+      assert.isDefined(active?.users.subscriptionId)
+      const view = yield* simSubscriptions(sim)
+      assert.deepStrictEqual(view.subscriptions.map((s) => s.kind), ["users"])
     }).pipe(Effect.scoped))
 })

@@ -160,11 +160,16 @@ const startPass = (manager: Manager) =>
     )
   )
 
-/** Under the lock like every step, but the state is published (and saved) only when a shard was recreated. */
+/**
+ * Under the lock like every step, but the state is published (and saved) only when a shard was recreated or the users
+ * subscription, whose creation had failed, was tried again.
+ */
 const verifyPresence = (manager: Manager) =>
   Deferred.await(manager.ready).pipe(
     Effect.andThen(manager.lock.withPermits(1)(
-      verifyShards(manager.ctx).pipe(Effect.flatMap((recreated) => (recreated ? publish(manager) : Effect.void)))
+      Effect.all([verifyShards(manager.ctx), manager.users.createIfFailed]).pipe(
+        Effect.flatMap(([recreated, created]) => (recreated || created ? publish(manager) : Effect.void))
+      )
     )),
     Effect.catchCause((cause) => Effect.logError("verifying the presence subscriptions failed", cause))
   )

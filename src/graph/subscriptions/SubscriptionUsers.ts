@@ -127,6 +127,11 @@ export const makeUsersSubscription = Effect.fnUntraced(function*(adopted: Stored
     /** Registers the adopted subscription's clientState; the first renewal then verifies it. */
     adopt: Effect.suspend(() => (users.live !== undefined ? register(users, users.live) : Effect.void)),
     renew: renew(users),
+    /**
+     * Creates the subscription again when creating it failed (Graph's validation request timed out on a busy machine,
+     * Graph unavailable): looked at every `verifySeconds`, not left red until the next renewal. True when it tried.
+     */
+    createIfFailed: Effect.suspend(() => (users.live === undefined && users.status === "error" ? Effect.as(create(users), true) : Effect.succeed(false))),
     onLifecycle: (event: LifecycleSignal["event"]) => onLifecycle(users, event),
     remove: remove(users),
     persisted: (): StoredSubscription | undefined => users.live,

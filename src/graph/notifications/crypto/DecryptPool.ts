@@ -3,13 +3,15 @@
  * connector's private keys. Items go out in
  * small chunks to the least-loaded worker, so a burst of thousands of items never blocks the webhook and a caller
  * that decrypts chunk by chunk gets its first results after one chunk, not after the whole burst.
+ * A connector on its own starts its workers (`DecryptPool.layer`); the tenants of one process share one set of workers
+ * (`SharedDecryptWorkers`, `DecryptPool.layerShared`), each tenant's pool holding its own keys in them.
  */
 import { Context, Deferred, Effect, Layer, Redacted, Schema } from "effect"
 import * as os from "node:os"
 import type { EncryptedContent } from "../Notifications.ts"
 import { SubscriptionSettings } from "../../subscriptions/SubscriptionSettings.ts"
 import { CertificateStore } from "./CertificateStore.ts"
-import { DecryptWorkers } from "./DecryptWorkers.ts"
+import { DecryptWorkers, type KeyOwner } from "./DecryptWorkers.ts"
 import type { DecryptResult } from "./RichCrypto.ts"
 
 /**
@@ -35,6 +37,37 @@ export class DecryptPoolError extends Schema.TaggedError<DecryptPoolError>()("De
   message: Schema.String
 }) {}
 
+/** Starts the workers in the current scope; they are stopped when it closes. */
+const startWorkers = (requestedSize: number) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const workers = new DecryptWorkers(decryptWorkerUrl(import.meta.url), requestedSize > 0 ? requestedSize : defaultSize(os.availableParallelism()))
+      workers.start()
+      return workers
+    }),
+    (workers) => Effect.promise(() => workers.close()).pipe(Effect.ignore)
+  )
+
+/**
+ * The decryption workers of a process with many tenants, shared by every tenant's connector (each a pool of its own
+ * over them, `DecryptPool.layerShared`): two V8 isolates for the process instead of two per tenant.
+ */
+export class SharedDecryptWorkers extends Context.Service<SharedDecryptWorkers, {
+  readonly workers: DecryptWorkers
+  /** A key owner not used before in this process. */
+  readonly nextOwner: () => KeyOwner
+}>()("teams-presence-connector/graph/notifications/crypto/SharedDecryptWorkers") {
+  /** `size` workers (0 = one per core), stopped when the layer's scope closes. */
+  static readonly layer = (size: number) =>
+    Layer.effect(
+      SharedDecryptWorkers,
+      Effect.map(startWorkers(size), (workers) => {
+        let next = 0
+        return SharedDecryptWorkers.of({ workers, nextOwner: () => ++next })
+      })
+    )
+}
+
 export class DecryptPool extends Context.Service<DecryptPool, {
   /** One result per item, in order. Failures are results, not errors: one bad item never fails its batch. */
   decrypt(items: ReadonlyArray<EncryptedContent>): Effect.Effect<ReadonlyArray<DecryptResult>>
@@ -42,21 +75,12 @@ export class DecryptPool extends Context.Service<DecryptPool, {
   readonly reloadKeys: Effect.Effect<void>
   readonly size: number
 }>()("teams-presence-connector/graph/notifications/crypto/DecryptPool") {
+  /** A pool with workers of its own (`requestedSize`, 0 = one per core). */
   static readonly make = Effect.fn("DecryptPool.make")(function*(requestedSize: number) {
-    const store = yield* CertificateStore
-    const workers = new DecryptWorkers(decryptWorkerUrl(import.meta.url), requestedSize > 0 ? requestedSize : defaultSize(os.availableParallelism()))
-    yield* Effect.acquireRelease(
-      Effect.sync(() => workers.start()),
-      () => Effect.promise(() => workers.close()).pipe(Effect.ignore)
-    )
-    const reloadKeys = Effect.gen(function*() {
-      const keys = yield* store.keys
-      workers.setKeys(keys.map((k) => ({ id: k.id, thumbprint: k.thumbprint, pem: Redacted.value(k.privateKeyPem) })))
-    })
-    yield* reloadKeys
-    return DecryptPool.of({ decrypt: (items) => decrypt(workers, items), reloadKeys, size: workers.size })
+    return yield* poolOver(yield* startWorkers(requestedSize), 0)
   })
 
+  /** A connector on its own: its own workers, as many as `notifications.decryptWorkers` says. */
   static readonly layer = Layer.effect(
     DecryptPool,
     Effect.gen(function*() {
@@ -64,22 +88,43 @@ export class DecryptPool extends Context.Service<DecryptPool, {
       return yield* DecryptPool.make(settings.decryptWorkers)
     })
   )
+
+  /** A tenant's connector in a process of many: its keys in the process's shared workers, taken out when it stops. */
+  static readonly layerShared = Layer.effect(
+    DecryptPool,
+    Effect.gen(function*() {
+      const shared = yield* SharedDecryptWorkers
+      return yield* poolOver(shared.workers, shared.nextOwner())
+    })
+  )
 }
 
+/** A pool over running workers: the certificate store's keys loaded as `owner`'s, and taken out when the scope closes. */
+const poolOver = Effect.fnUntraced(function*(workers: DecryptWorkers, owner: KeyOwner) {
+  const store = yield* CertificateStore
+  const reloadKeys = Effect.gen(function*() {
+    const keys = yield* store.keys
+    workers.setKeys(owner, keys.map((k) => ({ id: k.id, thumbprint: k.thumbprint, pem: Redacted.value(k.privateKeyPem) })))
+  })
+  yield* reloadKeys
+  yield* Effect.addFinalizer(() => Effect.sync(() => workers.dropKeys(owner)))
+  return DecryptPool.of({ decrypt: (items) => decrypt(workers, owner, items), reloadKeys, size: workers.size })
+})
+
 /** Splits the items over the workers (chunks of at most `maxChunk`) and joins the results in order. */
-const decrypt = (workers: DecryptWorkers, items: ReadonlyArray<EncryptedContent>): Effect.Effect<ReadonlyArray<DecryptResult>> => {
+const decrypt = (workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<EncryptedContent>): Effect.Effect<ReadonlyArray<DecryptResult>> => {
   if (items.length === 0) return Effect.succeed([])
   const chunkSize = Math.min(maxChunk, Math.max(1, Math.ceil(items.length / workers.size)))
   const chunks: Array<ReadonlyArray<EncryptedContent>> = []
   for (let i = 0; i < items.length; i += chunkSize) chunks.push(items.slice(i, i + chunkSize))
-  return Effect.forEach(chunks, (chunk) => decryptChunk(workers, chunk), { concurrency: "unbounded" }).pipe(
+  return Effect.forEach(chunks, (chunk) => decryptChunk(workers, owner, chunk), { concurrency: "unbounded" }).pipe(
     Effect.map((parts) => parts.flat())
   )
 }
 
-const decryptChunk = Effect.fnUntraced(function*(workers: DecryptWorkers, items: ReadonlyArray<EncryptedContent>) {
+const decryptChunk = Effect.fnUntraced(function*(workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<EncryptedContent>) {
   const results = yield* Deferred.make<ReadonlyArray<DecryptResult>>()
-  const id = workers.post(items, results)
+  const id = workers.post(owner, items, results)
   return yield* Deferred.await(results).pipe(
     Effect.onInterrupt(() => Effect.sync(() => workers.cancel(id))),
     // A crashed worker fails its items (counted as "decrypt" by the caller); the pool has replaced it already.

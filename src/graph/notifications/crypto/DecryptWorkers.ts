@@ -2,6 +2,8 @@
  * The decryption pool's worker threads and their bookkeeping: which requests each worker holds (a crashed worker
  * fails only its own and is replaced, with the keys sent again) and how many items wait at each, for least-loaded
  * dispatch. Plain callbacks: a worker answers on the event loop, which completes the request's Deferred.
+ * The workers may serve several owners (the tenants of one process, DecryptPool.ts): each owner's keys are kept apart
+ * in the workers, and an owner's items are decrypted with its own keys only.
  */
 import { Deferred, Effect } from "effect"
 import { Worker } from "node:worker_threads"
@@ -9,6 +11,15 @@ import type { EncryptedContent } from "../Notifications.ts"
 import type { DecryptResult } from "./RichCrypto.ts"
 
 type Results = Deferred.Deferred<ReadonlyArray<DecryptResult>>
+
+/** Whose keys: a number per pool over these workers (a connector of its own uses 0). */
+export type KeyOwner = number
+
+export interface WorkerKey {
+  readonly id: string
+  readonly thumbprint: string
+  readonly pem: string
+}
 
 export class DecryptWorkers {
   readonly #workers: Array<Worker> = []
@@ -19,7 +30,8 @@ export class DecryptWorkers {
   readonly #load = new Map<Worker, number>()
   readonly #itemCount = new Map<number, number>()
   #nextId = 0
-  #keyMessage: unknown = { type: "keys", keys: [] }
+  /** Each owner's keys, sent again to a replacement worker. */
+  readonly #keys = new Map<KeyOwner, ReadonlyArray<WorkerKey>>()
   #closing = false
 
   readonly url: URL
@@ -39,21 +51,27 @@ export class DecryptWorkers {
     return Promise.all(this.#workers.map((worker) => worker.terminate()))
   }
 
-  /** Sends the keys to every worker, and to every replacement from now on. */
-  setKeys(keys: ReadonlyArray<{ readonly id: string; readonly thumbprint: string; readonly pem: string }>): void {
-    this.#keyMessage = { type: "keys", keys }
-    for (const worker of this.#workers) worker.postMessage(this.#keyMessage)
+  /** Sends an owner's keys to every worker, and to every replacement from now on. */
+  setKeys(owner: KeyOwner, keys: ReadonlyArray<WorkerKey>): void {
+    this.#keys.set(owner, keys)
+    for (const worker of this.#workers) worker.postMessage({ type: "keys", owner, keys })
   }
 
-  /** Sends a chunk to the least-loaded worker; `results` completes with its answer. Returns the request's id. */
-  post(items: ReadonlyArray<EncryptedContent>, results: Results): number {
+  /** Takes an owner's keys out of every worker (its connector stopped). */
+  dropKeys(owner: KeyOwner): void {
+    if (!this.#keys.delete(owner)) return
+    for (const worker of this.#workers) worker.postMessage({ type: "keys", owner, keys: [] })
+  }
+
+  /** Sends an owner's chunk to the least-loaded worker; `results` completes with its answer. Returns the request's id. */
+  post(owner: KeyOwner, items: ReadonlyArray<EncryptedContent>, results: Results): number {
     const id = this.#nextId++
     this.#pending.set(id, results)
     const worker = this.#leastLoaded()
     this.#owned.get(worker)?.add(id)
     this.#itemCount.set(id, items.length)
     this.#load.set(worker, (this.#load.get(worker) ?? 0) + items.length)
-    worker.postMessage({ type: "decrypt", id, items })
+    worker.postMessage({ type: "decrypt", id, owner, items })
     return id
   }
 
@@ -103,7 +121,7 @@ export class DecryptWorkers {
     if (!this.#closing && this.#workers[slot] === worker) {
       const replacement = this.#spawn(slot)
       this.#workers[slot] = replacement
-      replacement.postMessage(this.#keyMessage)
+      for (const [owner, keys] of this.#keys) replacement.postMessage({ type: "keys", owner, keys })
     }
   }
 }

@@ -1,6 +1,8 @@
 /**
  * Worker-thread entry of the decryption pool. Runs under Node's type stripping: erasable syntax only, `.ts` imports.
- * Messages in: `{ type: "keys", keys: [{id, thumbprint, pem}] }` and `{ type: "decrypt", id, items: [...] }`.
+ * Messages in: `{ type: "keys", owner, keys: [{id, thumbprint, pem}] }` (replaces that owner's keys; none forgets the
+ * owner) and `{ type: "decrypt", id, owner, items: [...] }`, decrypted with that owner's keys only: the tenants sharing
+ * the workers never decrypt with each other's keys, whatever certificate id or thumbprint an item names.
  */
 import * as crypto from "node:crypto"
 import { parentPort } from "node:worker_threads"
@@ -17,16 +19,23 @@ interface WorkItem extends EncryptedPayload {
   readonly encryptionCertificateThumbprint: string
 }
 
-const byId = new Map<string, crypto.KeyObject>()
-const byThumbprint = new Map<string, crypto.KeyObject>()
+interface OwnerKeys {
+  readonly byId: Map<string, crypto.KeyObject>
+  readonly byThumbprint: Map<string, crypto.KeyObject>
+}
 
-const findKey = (item: WorkItem): crypto.KeyObject | undefined =>
-  byId.get(item.encryptionCertificateId) ?? byThumbprint.get(item.encryptionCertificateThumbprint.toUpperCase())
+const owners = new Map<number, OwnerKeys>()
 
-parentPort?.on("message", (message: { type: string; id?: number; keys?: Array<KeyMessage>; items?: Array<WorkItem> }) => {
+const findKey = (keys: OwnerKeys | undefined, item: WorkItem): crypto.KeyObject | undefined =>
+  keys?.byId.get(item.encryptionCertificateId) ?? keys?.byThumbprint.get(item.encryptionCertificateThumbprint.toUpperCase())
+
+parentPort?.on("message", (message: { type: string; id?: number; owner?: number; keys?: Array<KeyMessage>; items?: Array<WorkItem> }) => {
+  const owner = message.owner ?? 0
   if (message.type === "keys") {
-    byId.clear()
-    byThumbprint.clear()
+    const byId = new Map<string, crypto.KeyObject>()
+    const byThumbprint = new Map<string, crypto.KeyObject>()
+    if ((message.keys ?? []).length === 0) owners.delete(owner)
+    else owners.set(owner, { byId, byThumbprint })
     for (const key of message.keys ?? []) {
       try {
         const object = crypto.createPrivateKey(key.pem)
@@ -39,8 +48,9 @@ parentPort?.on("message", (message: { type: string; id?: number; keys?: Array<Ke
     return
   }
   if (message.type === "decrypt") {
+    const keys = owners.get(owner)
     const results: Array<DecryptResult> = (message.items ?? []).map((item) => {
-      const key = findKey(item)
+      const key = findKey(keys, item)
       if (key === undefined) {
         return {
           ok: false,
