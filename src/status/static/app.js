@@ -10,18 +10,7 @@
     userSubscription: "Users subscription"
   }
   const $ = (id) => document.getElementById(id)
-  const el = (tag, attrs, ...children) => {
-    const node = document.createElement(tag)
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null || v === false) continue
-      if (k === "class") node.className = v
-      else if (k.startsWith("data-")) node.setAttribute(k, v)
-      else node[k] = v
-    }
-    for (const child of children) if (child !== undefined && child !== null) node.append(child)
-    return node
-  }
-  const dot = (state) => el("span", { class: "dot " + state, title: state })
+  const { el, dot } = window.StatusFormat
   /** The technical cause behind words, one click away; one that was opened stays open across updates. */
   const opened = new Set()
   const detail = (text) => {

@@ -38,7 +38,23 @@
     return wrap
   }
 
+  /** An element with attributes (`class`, `data-*`, properties) and children; texts go in as text, never as markup. */
+  const el = (tag, attrs, ...children) => {
+    const node = document.createElement(tag)
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue
+      if (k === "class") node.className = v
+      else if (k.startsWith("data-")) node.setAttribute(k, v)
+      else node[k] = v
+    }
+    for (const child of children) if (child !== undefined && child !== null) node.append(child)
+    return node
+  }
+
   window.StatusFormat = {
+    el,
+    /** A light's coloured dot. */
+    dot: (state) => el("span", { class: "dot " + state, title: state }),
     zone: zoneName,
     time,
     relative,

@@ -4,18 +4,7 @@
 ;(function () {
   const F = window.StatusFormat
   const $ = (id) => document.getElementById(id)
-  const el = (tag, attrs, ...children) => {
-    const node = document.createElement(tag)
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === undefined || v === null || v === false) continue
-      if (k === "class") node.className = v
-      else if (k.startsWith("data-")) node.setAttribute(k, v)
-      else node[k] = v
-    }
-    for (const child of children) if (child !== undefined && child !== null) node.append(child)
-    return node
-  }
-  const dot = (state) => el("span", { class: "dot " + state, title: state })
+  const { el, dot } = window.StatusFormat
   const light = (name, l) =>
     l ? el("td", { "data-light": name, "data-state": l.state }, dot(l.state), " ", l.reason) : el("td", { "data-light": name, class: "muted", textContent: "—" })
 
