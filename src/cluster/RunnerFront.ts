@@ -7,7 +7,7 @@
  * Graph tries again and, after a failover, reaches the new owner. A cluster runner takes Graph's notifications itself
  * (`graph`, FrontGraph.ts): they never wait for an owner.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { connect, type Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { Effect, type Scope } from "effect"
@@ -15,6 +15,7 @@ import type { TenantId } from "../state/StateStore.ts"
 import { type GraphIngress, graphPost, graphRoute } from "./FrontGraph.ts"
 import { answer, forwardedHeader, passOn } from "./FrontHttp.ts"
 import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
+import { localServer } from "../http/Server.ts"
 
 export interface FrontOptions {
   readonly host: string
@@ -102,6 +103,17 @@ const ownRoutes = async (options: FrontOptions, req: IncomingMessage, res: Serve
   return true
 }
 
+/**
+ * A request for a server of this process (a tenant's connector here): given to it as it is, with the path the tenant
+ * sees and the headers a forwarded request carries, instead of a second HTTP hop over the loopback interface.
+ */
+const handOver = (options: FrontOptions, server: Server, path: string, req: IncomingMessage, res: ServerResponse) => {
+  req.url = path
+  req.headers[forwardedHeader] = options.runnerId
+  req.headers[clientAddressHeader] = relayedAddress(req.socket.remoteAddress)
+  server.emit("request", req, res)
+}
+
 const onRequest = async (options: FrontOptions, req: IncomingMessage, res: ServerResponse) => {
   if (await ownRoutes(options, req, res)) return
   const graph = options.graph
@@ -112,6 +124,8 @@ const onRequest = async (options: FrontOptions, req: IncomingMessage, res: Serve
   }
   const target = await resolveTarget(options, req.url ?? "/", req.headers[forwardedHeader] !== undefined)
   if (target.kind === "refuse") return answer(res, target.status, target.reason)
+  const here = target.host === "127.0.0.1" ? localServer(target.port) : undefined
+  if (here !== undefined) return handOver(options, here, target.path, req, res)
   passOn(options, target, req, res, () => {
     if (!res.headersSent) answer(res, 502, "the tenant's runner cannot be reached")
     else res.destroy()

@@ -2,7 +2,7 @@
  * The connector's one HTTP server: status page and probes, the Graph webhook and the PBX websocket endpoint share a
  * port, each contributed as an `HttpRouter` layer by its own module.
  */
-import { createServer } from "node:http"
+import { createServer, type Server } from "node:http"
 import { createServer as createNetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
@@ -16,12 +16,28 @@ export interface ServerOptions {
   readonly maxFrameBytes?: number | undefined
 }
 
+/** This process's servers by port while they listen: the front (src/cluster/RunnerFront.ts) hands them requests directly. */
+const listening = new Map<number, Server>()
+
+/** The server of this process listening on `port` (a tenant's connector on its loopback port), if any. */
+export const localServer = (port: number): Server | undefined => listening.get(port)
+
+const listed = (server: Server): Server => {
+  server.once("listening", () => {
+    const address = server.address()
+    if (address === null || typeof address !== "object") return
+    listening.set(address.port, server)
+    server.once("close", () => listening.get(address.port) === server && listening.delete(address.port))
+  })
+  return server
+}
+
 /**
  * Open PBX websockets and status-page event streams never end by themselves, so a stop waits for them only briefly:
  * by then the flow has already flushed its PBX writes.
  */
 export const nodeServer = (options: ServerOptions) =>
-  NodeHttpServer.layer(() => createServer({ keepAliveTimeout: 65_000 }), {
+  NodeHttpServer.layer(() => listed(createServer({ keepAliveTimeout: 65_000 })), {
     host: options.host,
     port: options.port,
     gracefulShutdownTimeout: "2 seconds",
