@@ -9,33 +9,59 @@ import { performance } from "node:perf_hooks"
 import * as YAML from "yaml"
 import { processMemory } from "./stats.ts"
 
+/** The start script's command (package.json) and the bin's shebang (src/bin.ts), each split into env and flags. */
+const shippedCommands = (repoRoot: string) => {
+  const manifest = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { scripts?: { start?: string } }
+  const start = manifest.scripts?.start ?? ""
+  // The start script checks the Node.js version first:
+  // `node scripts/check-node.cjs … && exec env NAME=value … node [flags] src/main.ts` (the `env …` part optional).
+  const startCommand = /(?:^|&&\s*)(?:exec\s+)?(?:env\s+((?:\w+=\S*\s+)+))?node\s+([^&]*?)\s*src\/main\.ts$/.exec(start.trim())
+  if (startCommand === null) throw new Error(`package.json's start script does not end in "node [flags] src/main.ts": ${start}`)
+  const shebang = readFileSync(join(repoRoot, "src", "bin.ts"), "utf8").split("\n", 1)[0] ?? ""
+  const shebangCommand = /^#!\/usr\/bin\/env\s+(?:-S\s+)?((?:\w+=\S*\s+)*)node\b(.*)$/.exec(shebang)
+  if (shebangCommand === null) throw new Error(`src/bin.ts does not start with a node shebang: ${shebang}`)
+  return {
+    start: { env: startCommand[1] ?? "", flags: startCommand[2]! },
+    shebang: { env: shebangCommand[1] ?? "", flags: shebangCommand[2]! }
+  }
+}
+
 /**
  * The Node flags the connector ships with: the flags of `npm start` (package.json), with `${NAME:-default}` taken from
  * the environment as the shell would. The bin's shebang (src/bin.ts) must carry the same flags (with the defaults);
  * a difference fails here, so that the bench never measures something that does not ship.
  */
 export const shippedNodeFlags = (repoRoot: string, env: NodeJS.ProcessEnv = process.env): ReadonlyArray<string> => {
-  const manifest = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { scripts?: { start?: string } }
-  const start = manifest.scripts?.start ?? ""
   const flagsOf = (command: string, expand: (name: string, fallback: string) => string) =>
     command.replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) => expand(name, fallback))
       .split(/\s+/)
       .filter((word) => word.startsWith("--"))
-  // The start script checks the Node.js version first: `node scripts/check-node.cjs … && exec node [flags] src/main.ts`.
-  const startCommand = /(?:^|&&\s*)(?:exec\s+)?node\s+([^&]*?)\s*src\/main\.ts$/.exec(start.trim())
-  if (startCommand === null) throw new Error(`package.json's start script does not end in "node [flags] src/main.ts": ${start}`)
-  const shebang = readFileSync(join(repoRoot, "src", "bin.ts"), "utf8").split("\n", 1)[0] ?? ""
-  const shebangCommand = /^#!\/usr\/bin\/env\s+(?:-S\s+)?node\b(.*)$/.exec(shebang)
-  if (shebangCommand === null) throw new Error(`src/bin.ts does not start with a node shebang: ${shebang}`)
-  const defaults = flagsOf(startCommand[1]!, (_, fallback) => fallback).join(" ")
-  const inShebang = flagsOf(shebangCommand[1]!, (_, fallback) => fallback).join(" ")
+  const { start, shebang } = shippedCommands(repoRoot)
+  const defaults = flagsOf(start.flags, (_, fallback) => fallback).join(" ")
+  const inShebang = flagsOf(shebang.flags, (_, fallback) => fallback).join(" ")
   if (defaults !== inShebang) {
     throw new Error(`the start script's Node flags (${defaults}) differ from the shebang's of src/bin.ts (${inShebang})`)
   }
-  return flagsOf(startCommand[1]!, (name, fallback) => {
+  return flagsOf(start.flags, (name, fallback) => {
     const value = env[name]
     return value === undefined || value === "" ? fallback : value
   })
+}
+
+/**
+ * The environment the connector ships with: the `NAME=value` words before `node` in the start script and the shebang
+ * (glibc's `MALLOC_ARENA_MAX`), which must agree. `BENCH_NODE_ENV="NAME=value …"` replaces them ("" sets none), as
+ * BENCH_NODE_FLAGS replaces the flags.
+ */
+export const shippedNodeEnv = (repoRoot: string, env: NodeJS.ProcessEnv = process.env): Readonly<Record<string, string>> => {
+  const assignments = (words: string) =>
+    words.split(/\s+/).filter((word) => word.includes("=")).map((word) => [word.slice(0, word.indexOf("=")), word.slice(word.indexOf("=") + 1)] as const)
+  const { start, shebang } = shippedCommands(repoRoot)
+  if (start.env.trim() !== shebang.env.trim()) {
+    throw new Error(`the start script's environment (${start.env.trim()}) differs from the shebang's of src/bin.ts (${shebang.env.trim()})`)
+  }
+  const chosen = env["BENCH_NODE_ENV"]
+  return Object.fromEntries(assignments(chosen ?? start.env))
 }
 
 export interface ConnectorProcess {
@@ -102,7 +128,7 @@ export const startConnector = (options: {
   const child: ChildProcess = spawn(process.execPath, [...nodeFlags, ...profile, ...probe, "src/main.ts", "run", "--config", options.configFile], {
     cwd: options.repoRoot,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, NODE_ENV: "production", BENCH_PROBE_FILE: probeFile, ...options.env }
+    env: { ...process.env, ...shippedNodeEnv(options.repoRoot), NODE_ENV: "production", BENCH_PROBE_FILE: probeFile, ...options.env }
   })
   child.stdout?.pipe(log, { end: false })
   child.stderr?.pipe(log, { end: false })

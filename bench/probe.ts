@@ -7,7 +7,8 @@
  * collection) next to the probe file. On request (the bench writes `<probe file>.live`, with `--expose-gc`): a full
  * collection and the live heap left (`liveHeap`), and with "snapshot" in the request a heap snapshot beside it.
  */
-import { existsSync, readFileSync, rmSync, writeFile } from "node:fs"
+import { appendFile, existsSync, readdirSync, readFileSync, rmSync, writeFile, writeFileSync } from "node:fs"
+import { Session } from "node:inspector"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
 import { isMainThread } from "node:worker_threads"
@@ -63,6 +64,66 @@ if (file !== undefined && isMainThread) {
   }
   // Cheap enough not to show in the figures it measures: memory every 250 ms, the file every 500 ms.
   setInterval(sample, 250).unref()
+  // BENCH_MEMORY_TIMELINE=<ms>: one JSON line per sample in <probe file>.timeline.jsonl — the process's memory split
+  // into V8's spaces, buffers outside them and the kernel's view (anonymous / file-backed resident, threads), to see
+  // what makes a start-up's peak.
+  const timelineEvery = Number(process.env["BENCH_MEMORY_TIMELINE"] ?? 0)
+  if (timelineEvery > 0) {
+    const kernel = (): Record<string, number> => {
+      const fields: Record<string, number> = {}
+      for (const line of readFileSync("/proc/self/status", "utf8").split("\n")) {
+        const match = /^(VmRSS|VmHWM|RssAnon|RssFile|Threads):\s+(\d+)/.exec(line)
+        if (match !== null) fields[match[1]!] = match[1] === "Threads" ? Number(match[2]) : Math.round(Number(match[2]) / 102.4) / 10
+      }
+      return fields
+    }
+    setInterval(() => {
+      const m = process.memoryUsage()
+      const spaces: Record<string, [number, number]> = {}
+      for (const space of getHeapSpaceStatistics()) {
+        if (space.space_size > 0) spaces[space.space_name.replace(/_space$/, "")] = [mb(space.space_size), mb(space.space_used_size)]
+      }
+      const proc = kernel()
+      const line = {
+        t: Math.round(performance.now()) / 1000,
+        rss: mb(m.rss),
+        heapTotal: mb(m.heapTotal),
+        heapUsed: mb(m.heapUsed),
+        external: mb(m.external),
+        arrayBuffers: mb(m.arrayBuffers),
+        ...proc,
+        spaces
+      }
+      appendFile(`${file}.timeline.jsonl`, `${JSON.stringify(line)}\n`, () => {})
+      // The mappings themselves at each new peak above 400 MB (every 25 MB more), with the threads' names.
+      const rss = proc["VmRSS"] ?? 0
+      if (rss > 400 && rss > smapsAt + 25) {
+        smapsAt = rss
+        writeFileSync(`${file}.smaps.${Math.round(rss)}`, readFileSync("/proc/self/smaps", "utf8"))
+        const threads = readdirSync("/proc/self/task").map((task) => readFileSync(`/proc/self/task/${task}/comm`, "utf8").trim())
+        writeFileSync(`${file}.threads`, threads.join("\n"))
+      }
+    }, timelineEvery).unref()
+  }
+  let smapsAt = 0
+  // BENCH_ALLOCATION_PROFILE=<s>: V8's sampling heap profiler over the first <s> seconds, counting what was allocated
+  // (collected or not), written to <probe file>.heapprofile (open it in a browser's developer tools).
+  const allocationSeconds = Number(process.env["BENCH_ALLOCATION_PROFILE"] ?? 0)
+  if (allocationSeconds > 0) {
+    const session = new Session()
+    session.connect()
+    session.post("HeapProfiler.startSampling", {
+      samplingInterval: 65536,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true
+    })
+    setTimeout(() => {
+      session.post("HeapProfiler.stopSampling", (error, result) => {
+        if (error === null) writeFileSync(`${file}.heapprofile`, JSON.stringify(result.profile))
+        session.disconnect()
+      })
+    }, allocationSeconds * 1000).unref()
+  }
   setInterval(() => {
     answerRequest()
     write()

@@ -195,6 +195,7 @@ const program = Effect.gen(function*() {
   const firstInitialWriteMs = Math.min(...firstWrite.values()) - connector.spawnedAt
   const afterSync = pbx.peek.setPresenceLog()
   const scenario1Peak = connector.peakRssMb()
+  const startupCpu = processCpuMs(connector.pid)
   yield* emit({
     scenario: `sharded-${sizeLabel}`,
     teamsUsers: USERS,
@@ -209,6 +210,9 @@ const program = Effect.gen(function*() {
     setPresenceAccepted: afterSync.filter((r) => r.accepted).length,
     setPresenceRefused: afterSync.filter((r) => !r.accepted).length,
     peakRssMb: scenario1Peak,
+    // CPU time the connector spent from its spawn to the last initial write (all threads, main thread): what the
+    // start-up costs, less sensitive than its duration to what else runs on the machine.
+    startupCpuSeconds: startupCpu === undefined ? null : { all: seconds(startupCpu.all), mainThread: seconds(startupCpu.main) },
     connectorNodeFlags: nodeFlags.join(" "),
     connectorMemoryMb: connector.probe()?.peakMb ?? null,
     heapLimitMb: connector.probe()?.heapLimitMb ?? null,

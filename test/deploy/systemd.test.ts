@@ -67,6 +67,12 @@ describe("the systemd unit", () => {
     ] as const) assert.strictEqual(service.get(key), value, key)
     assert.include(service.get("ExecStart") ?? "", "dist/bin.js run")
     assert.include(service.get("ExecStart") ?? "", "--max-old-space-size=224")
+    // The same Node flags and malloc setting as the bin's shebang (src/bin.ts), which `npm start` and the bench use too.
+    const shebang = (readFileSync(join(root, "src", "bin.ts"), "utf8").split("\n", 1)[0] ?? "").split(/\s+/)
+    const execStart = (service.get("ExecStart") ?? "").split(/\s+/)
+    assert.deepStrictEqual(execStart.filter((word) => word.startsWith("--")), shebang.filter((word) => word.startsWith("--")))
+    const environment = unit.split("\n").filter((line) => line.startsWith("Environment=")).map((line) => line.slice("Environment=".length))
+    for (const assignment of shebang.filter((word) => /^[A-Z_]+=/.test(word))) assert.include(environment, assignment)
     // The ordered stop: writer flush (10 s) + HTTP server (2 s) + subscription deletion + telemetry flush (3 s).
     assert.isAtLeast(Number(service.get("TimeoutStopSec")), 30)
   })
