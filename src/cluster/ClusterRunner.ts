@@ -21,6 +21,7 @@ import { makeTenantServers, storedTenantConfig, type TenantServers } from "../te
 import { ClusterError, type ClusterSettings, shardingConfig } from "./ClusterSettings.ts"
 import { ClusterTenants, type TenantWork } from "./ClusterTenants.ts"
 import { desiredPresenceWriter, DesiredWakeups } from "./DesiredPresence.ts"
+import { directoryViaStore } from "./StoreDirectory.ts"
 import type { GraphIngress, GraphPaths } from "./FrontGraph.ts"
 import { type GraphHandoff, makeGraphHandoff } from "./GraphHandoff.ts"
 import { makeHandoffIntake } from "./HandoffIntake.ts"
@@ -113,7 +114,7 @@ const tenantWork = (parts: WorkParts): TenantWork => {
       )
       // The tenant's tokens, subscriptions and keys in the runner's store, under the tenant's own id.
       const state = TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, parts.store)))
-      const { context, port } = yield* parts.servers.serve(tenant, settings, { flowWriter, state })
+      const { context, port } = yield* parts.servers.serve(tenant, settings, { flowWriter, state, pbxDirectory: directoryViaStore(tenant, parts.options.cluster.advertise) })
       parts.running.set(tenant, { pbxs: Context.get(context, PbxConnections).states, board: Context.get(context, StatusBoard) })
       yield* Effect.addFinalizer(() => Effect.sync(() => parts.running.delete(tenant)))
       // A connector in poll mode has no inbox (and no webhook).
