@@ -111,11 +111,12 @@ const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: DesiredWak
  */
 const makeOwnerSide = Effect.fnUntraced(function*(
   sides: Sides,
+  connected: Effect.Effect<ReadonlySet<string>>,
   owner: TenantOwner,
   fenced: Deferred.Deferred<StateStoreError>,
   sent: Effect.Effect<void>
 ) {
-  const { connections, store, tenant } = sides
+  const { store, tenant } = sides
   const directory = yield* PbxDirectory
   const settings = yield* PbxSettings
   const outbox = new Map<string, DesiredCommand>()
@@ -124,12 +125,14 @@ const makeOwnerSide = Effect.fnUntraced(function*(
   const putWake = yield* Queue.sliding<void>(1)
   const idle = yield* SubscriptionRef.make(true)
 
-  /** The PBX a user's command is for: their `loc` PBX when it has an App connection, else the master (as the writer routes). */
+  /**
+   * The PBX a user's command is for: their `loc` PBX when it has an App connection (on any runner: `connected`), else
+   * the master (as the writer routes).
+   */
   const pbxOf = Effect.fnUntraced(function*(guid: string) {
     const user = yield* directory.get(guid)
-    const states = yield* SubscriptionRef.get(connections.states)
     const loc = user._tag === "Some" ? user.value.loc : ""
-    return loc !== "" && states.has(loc) ? loc : settings.masterPbx
+    return loc !== "" && (yield* connected).has(loc) ? loc : settings.masterPbx
   })
 
   const writeAll = Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
@@ -186,17 +189,29 @@ const makeOwnerSide = Effect.fnUntraced(function*(
  * The flow's PresenceWriter for tenant `tenant` owned with `owner`'s epoch. `fenced` completes when the store refuses
  * the epoch: another runner owns the tenant now, and the caller stops the tenant's work.
  */
-export const desiredPresenceWriter = (tenant: TenantId, owner: TenantOwner, fenced: Deferred.Deferred<StateStoreError>) =>
+export const desiredPresenceWriter = (
+  tenant: TenantId,
+  owner: TenantOwner,
+  fenced: Deferred.Deferred<StateStoreError>,
+  /**
+   * Where the tenant's PBX sockets are: the PBXs logged in on any runner. Without it, the connector's own sockets, and
+   * the connector sends what they have not confirmed itself (the sender runs in it).
+   */
+  cluster?: { readonly connected: Effect.Effect<ReadonlySet<string>> }
+) =>
   Layer.effect(PresenceWriter, Effect.gen(function*() {
     const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections }
-    const sender = yield* makeSender(sides, yield* DesiredWakeups)
-    const ownerSide = yield* makeOwnerSide(sides, owner, fenced, sender.wake)
+    const sender = cluster === undefined ? yield* makeSender(sides, yield* DesiredWakeups) : undefined
+    const ownConnections = SubscriptionRef.get(sides.connections.states).pipe(
+      Effect.map((states): ReadonlySet<string> => new Set(states.keys()))
+    )
+    const ownerSide = yield* makeOwnerSide(sides, cluster?.connected ?? ownConnections, owner, fenced, sender?.wake ?? Effect.void)
     return PresenceWriter.of({
       writeAll: ownerSide.writeAll,
       write: (guid, command, meta) => ownerSide.writeAll([{ guid, command, meta }]),
       // Bounded: a stop must not wait for a database that does not answer (what is not stored, the next owner re-reads).
       flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(ownerSide.idle), (value) => value)).pipe(
-        Effect.andThen(sender.sendAll.pipe(Effect.ignore)),
+        Effect.andThen(sender === undefined ? Effect.void : sender.sendAll.pipe(Effect.ignore)),
         Effect.timeout("3 seconds"),
         Effect.ignore,
         Effect.andThen(sides.real.flush)
@@ -205,4 +220,14 @@ export const desiredPresenceWriter = (tenant: TenantId, owner: TenantOwner, fenc
       desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(ownerSide.wanted),
       confirmations: sides.real.confirmations
     })
+  }))
+
+/**
+ * The socket holder's half on its own (a runner's PBX side, src/cluster/PbxSide.ts): what the PBXs connected to these
+ * PbxConnections have not confirmed, sent through this PresenceWriter (the real one) and confirmed in the store.
+ */
+export const desiredPresenceSender = (tenant: TenantId) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections }
+    yield* makeSender(sides, yield* DesiredWakeups)
   }))

@@ -137,7 +137,8 @@ interface Services {
 const masterFacts = Effect.fnUntraced(function*({ settings, connections, remote }: Services) {
   const login = yield* connections.masterLogin
   const local = (yield* SubscriptionRef.get(connections.states)).get(settings.masterPbx)
-  const published = local?.loggedIn !== true && remote !== undefined ? Option.getOrUndefined(yield* remote.info) : undefined
+  const here = Option.isSome(yield* connections.master)
+  const published = !here && remote !== undefined ? Option.getOrUndefined(yield* remote.info) : undefined
   if (published !== undefined) {
     const state: MasterState = { lics: published.lics, unlicensed: published.unlicensed, loggedIn: published.loggedIn }
     return { appName: published.appName, state }

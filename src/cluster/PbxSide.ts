@@ -1,0 +1,146 @@
+/**
+ * A runner's PBX side per tenant (docs/scaling.md, "PBX sockets on any runner"): a PBX's websocket stays on the
+ * runner it reaches, owner or not. The runner serves it with the tenant's PBX settings from the store on a loopback
+ * server of its own: the AppWebsocket login and message loop (PbxAppService), the connection registry, the master's
+ * user table replicated and published to the store (StoreDirectory.ts) when the master is here, and the sender half of
+ * the desired commands (DesiredPresence.ts): what the PBXs connected here have not confirmed goes out through the real
+ * PresenceWriter (routing to the user's `loc` PBX, coalescing, retries) and is confirmed in the store.
+ *
+ * A tenant's side starts with its first websocket here and stops `idleStop` after its last one closed.
+ */
+import { Context, Effect, Exit, Layer, Metric, Scope, SubscriptionRef } from "effect"
+import { HttpServer } from "effect/http"
+import type { ConnectorSettings } from "../config/Settings.ts"
+import { serveRoutes } from "../http/Server.ts"
+import { PbxServices } from "../pbx/PbxLayer.ts"
+import { PbxSettings } from "../pbx/PbxSettings.ts"
+import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
+import { PbxConnections, type PbxState } from "../pbx/socket/PbxConnections.ts"
+import { StateStore, type TenantId } from "../state/StateStore.ts"
+import { describeCause } from "../state/StateStoreError.ts"
+import { DesiredWakeups, desiredPresenceSender } from "./DesiredPresence.ts"
+import { directoryPublisher } from "./StoreDirectory.ts"
+
+/** How long a tenant's side stays after its last socket closed (a PBX that reconnects at once finds it running). */
+const idleStop = "10 seconds"
+
+interface Side {
+  /** The loopback port its server listens on, once started. */
+  readonly port: Promise<number>
+  /** Websockets open to it. */
+  sockets: number
+  readonly scope: Scope.Closeable
+  states: SubscriptionRef.SubscriptionRef<ReadonlyMap<string, PbxState>> | undefined
+  /** Bumped on every open, so a delayed stop knows whether a socket came meanwhile. */
+  generation: number
+}
+
+export interface PbxSides {
+  /** The loopback port of the tenant's side, started if it does not run here; counts one more socket. */
+  readonly open: (tenant: TenantId) => Promise<number>
+  /** A socket of the tenant's side closed. */
+  readonly closed: (tenant: TenantId) => void
+  /** The PBX states of every side running here (for the runner's row and the tenants' status pages). */
+  readonly states: Effect.Effect<ReadonlyMap<TenantId, ReadonlyMap<string, PbxState>>>
+}
+
+/** One tenant's side: its server and services in `scope`; the port it listens on. */
+const startSide = (
+  tenant: TenantId,
+  settings: ConnectorSettings,
+  runner: string,
+  services: Context.Context<StateStore | DesiredWakeups>
+) => {
+  const pbx = Layer.mergeAll(desiredPresenceSender(tenant), directoryPublisher(tenant, runner)).pipe(
+    Layer.provideMerge(PbxServices),
+    Layer.provideMerge(PbxSettings.layer(settings.pbx))
+  )
+  const server = serveRoutes(PbxAppService.routes, { host: "127.0.0.1", port: 0, maxFrameBytes: settings.pbx.maxFrameBytes })
+  return Layer.build(server.pipe(Layer.provideMerge(pbx))).pipe(
+    Effect.provideContext(services),
+    Effect.provideService(Metric.CurrentMetricAttributes, { tenant }),
+    Effect.flatMap((context) => {
+      const address = Context.get(context, HttpServer.HttpServer).address
+      return "port" in address
+        ? Effect.succeed({ port: address.port, states: Context.get(context, PbxConnections).states })
+        : Effect.die(new Error("the PBX side's server has no TCP port"))
+    })
+  )
+}
+
+/**
+ * The runner's PBX sides, in the current scope (closing it stops them all). `settingsOf` reads a tenant's settings
+ * (its PBX settings: master, password, path, limits) from the store.
+ */
+export const makePbxSides = Effect.fnUntraced(function*(options: {
+  readonly runner: string
+  readonly settingsOf: (tenant: TenantId) => Effect.Effect<ConnectorSettings, unknown>
+  readonly services: Context.Context<StateStore | DesiredWakeups>
+}) {
+  const sides = new Map<TenantId, Side>()
+  const outer = yield* Effect.scope
+  // The sides run with the runner's services (its logger and log level among them), not the defaults.
+  const run = Effect.runForkWith(yield* Effect.context<never>())
+  yield* Effect.addFinalizer(() => Effect.sync(() => sides.clear()))
+
+  const stop = (tenant: TenantId, side: Side, reason: string) =>
+    Effect.gen(function*() {
+      if (sides.get(tenant) === side) sides.delete(tenant)
+      yield* Effect.logInfo(`cluster: PBX side of ${tenant} stopped (${reason})`)
+      yield* Scope.close(side.scope, Exit.void)
+    })
+
+  const start = (tenant: TenantId): Side => {
+    const scope = Scope.forkUnsafe(outer)
+    let resolvePort!: (port: number) => void
+    let rejectPort!: (error: unknown) => void
+    const port = new Promise<number>((resolve, reject) => {
+      resolvePort = resolve
+      rejectPort = reject
+    })
+    const side: Side = { port, sockets: 0, scope, states: undefined, generation: 0 }
+    sides.set(tenant, side)
+    run(Effect.gen(function*() {
+      const settings = yield* options.settingsOf(tenant)
+      const started = yield* startSide(tenant, settings, options.runner, options.services).pipe(Scope.provide(scope))
+      side.states = started.states
+      yield* Effect.logInfo(`cluster: PBX side of ${tenant} started (a PBX connected to this runner)`)
+      resolvePort(started.port)
+    }).pipe(
+      Effect.catchCause((cause) =>
+        Effect.gen(function*() {
+          yield* Effect.logError(`cluster: the PBX side of ${tenant} did not start: ${describeCause(cause)}`)
+          rejectPort(new Error(`the PBX side of ${tenant} did not start`))
+          yield* stop(tenant, side, "it did not start")
+        })
+      )
+    ))
+    return side
+  }
+
+  const open = (tenant: TenantId): Promise<number> => {
+    const side = sides.get(tenant) ?? start(tenant)
+    side.sockets++
+    side.generation++
+    return side.port
+  }
+
+  const closed = (tenant: TenantId): void => {
+    const side = sides.get(tenant)
+    if (side === undefined) return
+    side.sockets = Math.max(0, side.sockets - 1)
+    if (side.sockets > 0) return
+    const generation = side.generation
+    run(Effect.gen(function*() {
+      yield* Effect.sleep(idleStop)
+      if (side.sockets === 0 && side.generation === generation && sides.get(tenant) === side) yield* stop(tenant, side, "its last PBX socket closed")
+    }))
+  }
+
+  const states = Effect.gen(function*() {
+    const all = new Map<TenantId, ReadonlyMap<string, PbxState>>()
+    for (const [tenant, side] of sides) if (side.states !== undefined) all.set(tenant, yield* SubscriptionRef.get(side.states))
+    return all
+  })
+  return { open, closed, states } satisfies PbxSides
+})
