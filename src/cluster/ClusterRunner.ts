@@ -21,7 +21,7 @@ import { makeTenantServers, storedTenantConfig, type TenantServers } from "../te
 import { ClusterError, type ClusterSettings, shardingConfig } from "./ClusterSettings.ts"
 import { ClusterTenants, type TenantWork } from "./ClusterTenants.ts"
 import { desiredPresenceWriter, DesiredWakeups } from "./DesiredPresence.ts"
-import { directoryViaStore } from "./StoreDirectory.ts"
+import { directoryViaStore, storeDirectory } from "./StoreDirectory.ts"
 import { makePbxSides, type PbxSides } from "./PbxSide.ts"
 import { clusterPbxStates, connectedPbxs, socketRows } from "./PbxSocketView.ts"
 import type { GraphIngress, GraphPaths } from "./FrontGraph.ts"
@@ -118,13 +118,15 @@ const tenantWork = (parts: WorkParts): TenantWork => {
       const cluster = sides === undefined ? undefined : {
         connected: Effect.map(sides.states, (own) => connectedPbxs(tenant, parts.view, own.get(tenant)))
       }
+      // With PBX sides the connector holds no PBX socket: it only reads the user table the master's side publishes.
+      const pbxDirectory = sides === undefined ? directoryViaStore(tenant, parts.options.cluster.advertise) : storeDirectory(tenant)
       const flowWriter = desiredPresenceWriter(tenant, owner, fenced, cluster).pipe(
         Layer.provide(Layer.succeed(StateStore, parts.store)),
         Layer.provide(Layer.succeedContext(parts.services))
       )
       // The tenant's tokens, subscriptions and keys in the runner's store, under the tenant's own id.
       const state = TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, parts.store)))
-      const { context, port } = yield* parts.servers.serve(tenant, settings, { flowWriter, state, pbxDirectory: directoryViaStore(tenant, parts.options.cluster.advertise) })
+      const { context, port } = yield* parts.servers.serve(tenant, settings, { flowWriter, state, pbxDirectory })
       parts.running.set(tenant, { pbxs: Context.get(context, PbxConnections).states, board: Context.get(context, StatusBoard) })
       yield* Effect.addFinalizer(() => Effect.sync(() => parts.running.delete(tenant)))
       // A connector in poll mode has no inbox (and no webhook).

@@ -70,6 +70,7 @@ const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: DesiredWak
         return last !== undefined && commandEquals(last.command, row.command)
       })
       if (confirmed.length > 0) yield* store.desired.confirm(tenant, confirmed.map((row) => ({ guid: row.guid, version: row.version })))
+      yield* Effect.logDebug(`cluster: PBX ${pbx} of ${tenant}: ${rows.length} desired presences sent, ${confirmed.length} confirmed`)
       // What the PBX did not confirm waits for its next login, a retry or the safety interval.
       if (confirmed.length < rows.length || rows.length < pageSize) return
     }
@@ -135,10 +136,14 @@ const makeOwnerSide = Effect.fnUntraced(function*(
     return loc !== "" && (yield* connected).has(loc) ? loc : settings.masterPbx
   })
 
+  // The PBX each user's latest command was keyed to.
+  const keyed = new Map<string, string>()
   const writeAll = Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
     if (writes.length === 0) return
     for (const write of writes) {
-      outbox.set(write.guid, { pbx: yield* pbxOf(write.guid), guid: write.guid, command: write.command })
+      const pbx = yield* pbxOf(write.guid)
+      keyed.set(write.guid, pbx)
+      outbox.set(write.guid, { pbx, guid: write.guid, command: write.command })
       wanted.set(write.guid, {
         command: write.command,
         receivedAt: write.meta?.receivedAt,
@@ -182,8 +187,37 @@ const makeOwnerSide = Effect.fnUntraced(function*(
       yield* SubscriptionRef.set(idle, true)
     }
   }).pipe(Effect.forkScoped)
-  return { writeAll, wanted, idle }
+  /** Users whose command is keyed to another PBX than `pbxOf` says now: put again, keyed to that PBX. */
+  const rekey = Effect.gen(function*() {
+    const moved: Array<PresenceWrite> = []
+    for (const [guid, pbx] of keyed) {
+      const held = wanted.get(guid)
+      if (held !== undefined && (yield* pbxOf(guid)) !== pbx) moved.push({ guid, command: held.command })
+    }
+    if (moved.length > 0) yield* writeAll(moved)
+    return moved.length
+  })
+  return { writeAll, wanted, idle, rekey }
 })
+
+/**
+ * With sockets on any runner: when the set of logged-in PBXs changes (a slave logs in on some runner, or is gone),
+ * the commands of the users it concerns are keyed again, so that a user's command goes to their `loc` PBX's socket
+ * holder (as the one-process writer re-routes on a PBX's login, Resend.ts).
+ */
+const followConnected = (connected: Effect.Effect<ReadonlySet<string>>, rekey: Effect.Effect<number>) =>
+  Effect.gen(function*() {
+    let last = ""
+    while (true) {
+      const now = [...(yield* connected)].sort().join("\u0000")
+      if (now !== last) {
+        last = now
+        const moved = yield* rekey
+        if (moved > 0) yield* Effect.logInfo(`cluster: ${moved} users' PBX commands keyed again to the PBXs now connected`)
+      }
+      yield* Effect.sleep("1 second")
+    }
+  }).pipe(Effect.forkScoped)
 
 /**
  * The flow's PresenceWriter for tenant `tenant` owned with `owner`'s epoch. `fenced` completes when the store refuses
@@ -206,6 +240,7 @@ export const desiredPresenceWriter = (
       Effect.map((states): ReadonlySet<string> => new Set(states.keys()))
     )
     const ownerSide = yield* makeOwnerSide(sides, cluster?.connected ?? ownConnections, owner, fenced, sender?.wake ?? Effect.void)
+    if (cluster !== undefined) yield* followConnected(cluster.connected, ownerSide.rekey)
     return PresenceWriter.of({
       writeAll: ownerSide.writeAll,
       write: (guid, command, meta) => ownerSide.writeAll([{ guid, command, meta }]),

@@ -2,7 +2,8 @@
  * A runner's PBX side per tenant (docs/scaling.md, "PBX sockets on any runner"): a PBX's websocket stays on the
  * runner it reaches, owner or not. The runner serves it with the tenant's PBX settings from the store on a loopback
  * server of its own: the AppWebsocket login and message loop (PbxAppService), the connection registry, the master's
- * user table replicated and published to the store (StoreDirectory.ts) when the master is here, and the sender half of
+ * user table replicated and published to the store (StoreDirectory.ts) when the master is here and read from the store
+ * for the writer's routing, and the sender half of
  * the desired commands (DesiredPresence.ts): what the PBXs connected here have not confirmed goes out through the real
  * PresenceWriter (routing to the user's `loc` PBX, coalescing, retries) and is confirmed in the store.
  *
@@ -12,14 +13,14 @@ import { Context, Effect, Exit, Layer, Metric, Scope, SubscriptionRef } from "ef
 import { HttpServer } from "effect/http"
 import type { ConnectorSettings } from "../config/Settings.ts"
 import { serveRoutes } from "../http/Server.ts"
-import { PbxServices } from "../pbx/PbxLayer.ts"
+import { pbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxConnections, type PbxState } from "../pbx/socket/PbxConnections.ts"
 import { StateStore, type TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 import { DesiredWakeups, desiredPresenceSender } from "./DesiredPresence.ts"
-import { directoryPublisher } from "./StoreDirectory.ts"
+import { directoryViaStore } from "./StoreDirectory.ts"
 
 /** How long a tenant's side stays after its last socket closed (a PBX that reconnects at once finds it running). */
 const idleStop = "10 seconds"
@@ -51,14 +52,17 @@ const startSide = (
   runner: string,
   services: Context.Context<StateStore | DesiredWakeups>
 ) => {
-  const pbx = Layer.mergeAll(desiredPresenceSender(tenant), directoryPublisher(tenant, runner)).pipe(
-    Layer.provideMerge(PbxServices),
+  // The writer routes by the directory in the store (a side holding only a slave has no table of its own); the
+  // master's table, when its socket is here, is replicated and published to the store.
+  const pbx = desiredPresenceSender(tenant).pipe(
+    Layer.provideMerge(pbxServices(directoryViaStore(tenant, runner))),
     Layer.provideMerge(PbxSettings.layer(settings.pbx))
   )
   const server = serveRoutes(PbxAppService.routes, { host: "127.0.0.1", port: 0, maxFrameBytes: settings.pbx.maxFrameBytes })
   return Layer.build(server.pipe(Layer.provideMerge(pbx))).pipe(
     Effect.provideContext(services),
     Effect.provideService(Metric.CurrentMetricAttributes, { tenant }),
+    Effect.annotateLogs({ tenant }),
     Effect.flatMap((context) => {
       const address = Context.get(context, HttpServer.HttpServer).address
       return "port" in address

@@ -52,6 +52,9 @@ export const publishDirectory = (tenant: TenantId, runner: string) =>
     yield* directory.changes.pipe(Stream.runForEach(() => Queue.offer(wake, undefined)), Effect.forkScoped)
     yield* connections.changes.pipe(Stream.runForEach(() => Queue.offer(wake, undefined)), Effect.forkScoped)
     const publishOnce = Effect.gen(function*() {
+      // The master's own connection here, not a state shown for it (a runner's tenant shows sockets held elsewhere);
+      // and a table loaded here, so that a new socket's side never replaces the users another side published with none.
+      if (!loaded || Option.isNone(yield* connections.master)) return
       const state = (yield* SubscriptionRef.get(connections.states)).get(settings.masterPbx)
       if (state?.loggedIn !== true) return
       const login = Option.getOrUndefined(yield* connections.masterLogin)
@@ -62,10 +65,10 @@ export const publishDirectory = (tenant: TenantId, runner: string) =>
         ...(state.lics !== undefined ? { lics: state.lics } : {}),
         ...(state.unlicensed !== undefined ? { unlicensed: state.unlicensed } : {})
       }
-      const users = loaded ? [...(yield* directory.snapshot).values()].map(toStored) : undefined
+      const users = [...(yield* directory.snapshot).values()].map(toStored)
       const record: PbxDirectoryRecord = {
         pbx: settings.masterPbx,
-        ...(users !== undefined ? { users } : {}),
+        users,
         master,
         runner,
         publishedAt: yield* Clock.currentTimeMillis

@@ -91,7 +91,7 @@ export const makePostgresStore = Effect.fnUntraced(function*(options: PostgresOp
     certificates: secrets.certificates,
     presenceSessions: secrets.presenceSessions,
     desired,
-    directory: makePgDirectory(sql),
+    directory: yield* makePgDirectory(sql),
     owners,
     rekey: makePgRekey(sql, sealer)
   }
