@@ -106,6 +106,53 @@ const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: DesiredWak
   return { wake, sendAll }
 })
 
+/** What the owner's put loop works on. */
+interface Puts {
+  readonly tenant: TenantId
+  readonly store: StateStore["Service"]
+  readonly owner: TenantOwner
+  readonly fenced: Deferred.Deferred<StateStoreError>
+  readonly sent: Effect.Effect<void>
+  readonly outbox: Map<string, DesiredCommand>
+  readonly putWake: Queue.Queue<void>
+  readonly idle: SubscriptionRef.SubscriptionRef<boolean>
+}
+
+/** The owner's put loop: the outbox in batches, retried until stored or fenced (then `fenced` completes and it ends). */
+const runPuts = ({ fenced, idle, outbox, owner, putWake, sent, store, tenant }: Puts) => {
+  const putBatch = (batch: ReadonlyArray<DesiredCommand>) =>
+    store.desired.put(tenant, owner.epoch, batch).pipe(
+      // A database that stopped answering (a partition) is a failure to retry, not a wait without end.
+      Effect.timeoutOrElse({
+        duration: "5 seconds",
+        orElse: () => Effect.fail(new StateStoreError({ reason: "Unavailable", tenant, message: "the state database did not answer within 5 s" }))
+      }),
+      Effect.tapError((error) =>
+        error.reason === "Fenced" ? Effect.void : Effect.logWarning(`cluster: desired presences not stored yet: ${clip(error.message, 300)}`)
+      ),
+      Effect.retry({ schedule: again, while: (error) => error.reason !== "Fenced" }),
+      Effect.result
+    )
+
+  return Effect.gen(function*() {
+    while (true) {
+      yield* Queue.take(putWake)
+      while (outbox.size > 0) {
+        const batch = [...outbox.values()]
+        outbox.clear()
+        const put = yield* putBatch(batch)
+        if (put._tag === "Failure") {
+          yield* Effect.logError(`cluster: ${put.failure.message}`)
+          yield* Deferred.succeed(fenced, put.failure)
+          return
+        }
+        yield* sent
+      }
+      yield* SubscriptionRef.set(idle, true)
+    }
+  }).pipe(Effect.forkScoped)
+}
+
 /**
  * The owner's side: the latest command per user, put into the store with the owner's epoch (one batch at a time,
  * retried; `fenced` completes when the store refuses the epoch), then `sent` to wake the sender.
@@ -156,37 +203,7 @@ const makeOwnerSide = Effect.fnUntraced(function*(
     yield* Queue.offer(putWake, undefined)
   })
 
-  const putBatch = (batch: ReadonlyArray<DesiredCommand>) =>
-    store.desired.put(tenant, owner.epoch, batch).pipe(
-      // A database that stopped answering (a partition) is a failure to retry, not a wait without end.
-      Effect.timeoutOrElse({
-        duration: "5 seconds",
-        orElse: () => Effect.fail(new StateStoreError({ reason: "Unavailable", tenant, message: "the state database did not answer within 5 s" }))
-      }),
-      Effect.tapError((error) =>
-        error.reason === "Fenced" ? Effect.void : Effect.logWarning(`cluster: desired presences not stored yet: ${clip(error.message, 300)}`)
-      ),
-      Effect.retry({ schedule: again, while: (error) => error.reason !== "Fenced" }),
-      Effect.result
-    )
-
-  yield* Effect.gen(function*() {
-    while (true) {
-      yield* Queue.take(putWake)
-      while (outbox.size > 0) {
-        const batch = [...outbox.values()]
-        outbox.clear()
-        const put = yield* putBatch(batch)
-        if (put._tag === "Failure") {
-          yield* Effect.logError(`cluster: ${put.failure.message}`)
-          yield* Deferred.succeed(fenced, put.failure)
-          return
-        }
-        yield* sent
-      }
-      yield* SubscriptionRef.set(idle, true)
-    }
-  }).pipe(Effect.forkScoped)
+  yield* runPuts({ tenant, store, owner, fenced, sent, outbox, putWake, idle })
   /** Users whose command is keyed to another PBX than `pbxOf` says now: put again, keyed to that PBX. */
   const rekey = Effect.gen(function*() {
     const moved: Array<PresenceWrite> = []
