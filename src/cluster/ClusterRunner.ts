@@ -208,7 +208,8 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   const sides = options.cluster.pbxSockets === "owner" ? undefined : yield* makePbxSides({
     runner: runnerId,
     settingsOf: tenantSettingsOf(options, store),
-    services: Context.add(services, StateStore, store)
+    services: Context.add(services, StateStore, store),
+    reachable: sql`SELECT 1`.pipe(Effect.timeout("2 seconds"), Effect.as(true), Effect.orElseSucceed(() => false))
   })
   const work: WorkParts = { options, store, services, handoff, servers, running: new Map(), direct: new Map(), sides, view: undefined }
   const registry = yield* makeRunnerRegistry(sql, runnerId).pipe(

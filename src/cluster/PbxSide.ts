@@ -9,7 +9,7 @@
  *
  * A tenant's side starts with its first websocket here and stops `idleStop` after its last one closed.
  */
-import { Context, Effect, Exit, Layer, Metric, Scope, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Metric, Scope, SubscriptionRef } from "effect"
 import { HttpServer } from "effect/http"
 import type { ConnectorSettings } from "../config/Settings.ts"
 import { serveRoutes } from "../http/Server.ts"
@@ -24,6 +24,9 @@ import { directoryViaStore } from "./StoreDirectory.ts"
 
 /** How long a tenant's side stays after its last socket closed (a PBX that reconnects at once finds it running). */
 const idleStop = "10 seconds"
+/** How often the runner's database is checked, and after how long unreachable every side is stopped. */
+const healthEvery = "2 seconds"
+const unreachableStop = 6_000
 
 interface Side {
   /** The loopback port its server listens on, once started. */
@@ -72,6 +75,38 @@ const startSide = (
   )
 }
 
+interface Health {
+  /** Since when the state database has not answered (epoch ms), if it does not now. */
+  unreachableSince: number | undefined
+}
+
+/**
+ * A runner cut off from the database reads no pending command, so its PBXs would get nothing new: once it has not
+ * reached the database for `unreachableStop`, every side stops and its sockets close, and the PBXs reconnect through
+ * the load balancer to a runner that can (this one refuses new sockets meanwhile; its /readyz says not ready).
+ */
+const stopWhenUnreachable = (
+  reachable: Effect.Effect<boolean>,
+  health: Health,
+  running: () => ReadonlyArray<readonly [TenantId, Side]>,
+  stop: (tenant: TenantId, side: Side) => Effect.Effect<void>
+) =>
+  Effect.gen(function*() {
+    while (true) {
+      yield* Effect.sleep(healthEvery)
+      const now = yield* Clock.currentTimeMillis
+      if (yield* reachable) {
+        health.unreachableSince = undefined
+        continue
+      }
+      health.unreachableSince ??= now
+      const sides = running()
+      if (now - health.unreachableSince < unreachableStop || sides.length === 0) continue
+      yield* Effect.logWarning(`cluster: the state database cannot be reached: closing the PBX sockets of ${sides.map(([tenant]) => tenant).join(", ")}`)
+      for (const [tenant, side] of sides) yield* stop(tenant, side)
+    }
+  }).pipe(Effect.forkScoped)
+
 /**
  * The runner's PBX sides, in the current scope (closing it stops them all). `settingsOf` reads a tenant's settings
  * (its PBX settings: master, password, path, limits) from the store.
@@ -80,8 +115,11 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
   readonly runner: string
   readonly settingsOf: (tenant: TenantId) => Effect.Effect<ConnectorSettings, unknown>
   readonly services: Context.Context<StateStore | DesiredWakeups>
+  /** Whether the state database answers now (a runner cut off from it can send nothing: its sockets must move). */
+  readonly reachable: Effect.Effect<boolean>
 }) {
   const sides = new Map<TenantId, Side>()
+  const health: Health = { unreachableSince: undefined }
   const outer = yield* Effect.scope
   // The sides run with the runner's services (its logger and log level among them), not the defaults.
   const run = Effect.runForkWith(yield* Effect.context<never>())
@@ -123,6 +161,7 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
   }
 
   const open = (tenant: TenantId): Promise<number> => {
+    if (health.unreachableSince !== undefined) return Promise.reject(new Error("the state database cannot be reached"))
     const side = sides.get(tenant) ?? start(tenant)
     side.sockets++
     side.generation++
@@ -140,6 +179,8 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
       if (side.sockets === 0 && side.generation === generation && sides.get(tenant) === side) yield* stop(tenant, side, "its last PBX socket closed")
     }))
   }
+
+  yield* stopWhenUnreachable(options.reachable, health, () => [...sides], (tenant, side) => stop(tenant, side, "the state database cannot be reached"))
 
   const states = Effect.gen(function*() {
     const all = new Map<TenantId, ReadonlyMap<string, PbxState>>()
