@@ -40,10 +40,11 @@ interface Side {
 }
 
 export interface PbxSides {
-  /** The loopback port of the tenant's side, started if it does not run here; counts one more socket. */
-  readonly open: (tenant: TenantId) => Promise<number>
-  /** A socket of the tenant's side closed. */
-  readonly closed: (tenant: TenantId) => void
+  /**
+   * The loopback port of the tenant's side, started if it does not run here, and `closed`, to call once when the
+   * socket counted for it closes (it counts against the side it was opened on, even if that one stopped meanwhile).
+   */
+  readonly open: (tenant: TenantId) => Promise<{ readonly port: number; readonly closed: () => void }>
   /** The PBX states of every side running here (for the runner's row and the tenants' status pages). */
   readonly states: Effect.Effect<ReadonlyMap<TenantId, ReadonlyMap<string, PbxState>>>
 }
@@ -73,6 +74,17 @@ const startSide = (
         : Effect.die(new Error("the PBX side's server has no TCP port"))
     })
   )
+}
+
+/** A port to come, with what settles it. */
+const portPromise = () => {
+  let resolve!: (port: number) => void
+  let reject!: (error: unknown) => void
+  const promise = new Promise<number>((ok, fail) => {
+    resolve = ok
+    reject = fail
+  })
+  return { promise, resolve, reject }
 }
 
 interface Health {
@@ -134,12 +146,7 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
 
   const start = (tenant: TenantId): Side => {
     const scope = Scope.forkUnsafe(outer)
-    let resolvePort!: (port: number) => void
-    let rejectPort!: (error: unknown) => void
-    const port = new Promise<number>((resolve, reject) => {
-      resolvePort = resolve
-      rejectPort = reject
-    })
+    const { promise: port, reject: rejectPort, resolve: resolvePort } = portPromise()
     const side: Side = { port, sockets: 0, scope, states: undefined, generation: 0 }
     sides.set(tenant, side)
     run(Effect.gen(function*() {
@@ -160,17 +167,23 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
     return side
   }
 
-  const open = (tenant: TenantId): Promise<number> => {
+  const open = (tenant: TenantId) => {
     if (health.unreachableSince !== undefined) return Promise.reject(new Error("the state database cannot be reached"))
     const side = sides.get(tenant) ?? start(tenant)
     side.sockets++
     side.generation++
-    return side.port
+    let counted = true
+    const closed = () => {
+      if (counted) closedOn(tenant, side)
+      counted = false
+    }
+    return side.port.then((port) => ({ port, closed }), (error: unknown) => {
+      closed()
+      throw error
+    })
   }
 
-  const closed = (tenant: TenantId): void => {
-    const side = sides.get(tenant)
-    if (side === undefined) return
+  const closedOn = (tenant: TenantId, side: Side): void => {
     side.sockets = Math.max(0, side.sockets - 1)
     if (side.sockets > 0) return
     const generation = side.generation
@@ -187,5 +200,5 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
     for (const [tenant, side] of sides) if (side.states !== undefined) all.set(tenant, yield* SubscriptionRef.get(side.states))
     return all
   })
-  return { open, closed, states } satisfies PbxSides
+  return { open, states } satisfies PbxSides
 })

@@ -45,7 +45,7 @@ export interface FrontOptions {
    * A cluster runner's PBX sides (PbxSide.ts): a tenant's websocket is served on this runner, whichever runner owns
    * the tenant. Without them a websocket goes to the tenant's connector, here or on its owner's runner.
    */
-  readonly pbxSides?: { readonly open: (tenant: TenantId) => Promise<number>; readonly closed: (tenant: TenantId) => void } | undefined
+  readonly pbxSides?: { readonly open: (tenant: TenantId) => Promise<{ readonly port: number; readonly closed: () => void }> } | undefined
   /** The process's own paths (src/tenants/ProcessRoutes.ts), served on a loopback port: the paths it `owns` go there. */
   readonly processRoutes?: { readonly port: number; readonly owns: (url: string) => boolean } | undefined
 }
@@ -145,9 +145,9 @@ const upgradeTarget = async (options: FrontOptions, req: IncomingMessage, socket
   const found = await tenantOf(options, req.url ?? "/")
   if (found === undefined) return { kind: "refuse", status: 404, reason: "no such tenant" }
   try {
-    const port = await sides.open(found.tenant)
-    if (socket.destroyed) sides.closed(found.tenant)
-    else socket.once("close", () => sides.closed(found.tenant))
+    const { port, closed } = await sides.open(found.tenant)
+    if (socket.destroyed) closed()
+    else socket.once("close", closed)
     return { kind: "go", host: "127.0.0.1", port, path: found.path }
   } catch {
     return { kind: "refuse", status: 503, reason: `the PBX side of tenant ${found.tenant} cannot start on this runner` }
