@@ -8,7 +8,7 @@
  */
 import { Context, Deferred, Effect, Layer, Option, SubscriptionRef } from "effect"
 import { checkAppLicences, licensed, unknown, unlicensed, type Verdict } from "./AppLicenceCheck.ts"
-import { PbxConnections, type PbxState } from "../socket/PbxConnections.ts"
+import { PbxConnections } from "../socket/PbxConnections.ts"
 import { checkmarkOf } from "../socket/PbxMessages.ts"
 import { type LicensingMode, PbxSettings, type PbxSettingsOptions } from "../PbxSettings.ts"
 import type { PbxUser } from "./PbxDirectory.ts"
