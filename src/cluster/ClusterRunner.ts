@@ -16,11 +16,14 @@ import { makePgClient } from "../state/postgres/PgStateStore.ts"
 import { defaultTenant, StateStore, type StateStoreError, type TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 import { TenantState } from "../state/TenantState.ts"
-import { type ClusterRunnerView, StatusBoard } from "../status/StatusBoard.ts"
+import { type ClusterView, StatusBoard } from "../status/StatusBoard.ts"
 import { makeTenantServers, storedTenantConfig, type TenantServers } from "../tenants/TenantRuntime.ts"
 import { ClusterError, type ClusterSettings, shardingConfig } from "./ClusterSettings.ts"
 import { ClusterTenants, type TenantWork } from "./ClusterTenants.ts"
 import { desiredPresenceWriter, DesiredWakeups } from "./DesiredPresence.ts"
+import { directoryViaStore, storeDirectory } from "./StoreDirectory.ts"
+import { makePbxSides, type PbxSides } from "./PbxSide.ts"
+import { clusterPbxStates, connectedPbxs, socketRows } from "./PbxSocketView.ts"
 import type { GraphIngress, GraphPaths } from "./FrontGraph.ts"
 import { type GraphHandoff, makeGraphHandoff } from "./GraphHandoff.ts"
 import { makeHandoffIntake } from "./HandoffIntake.ts"
@@ -86,6 +89,10 @@ interface WorkParts {
   readonly running: Running
   /** Tenants whose connector here takes Graph's notifications directly (its handed-over ones taken first). */
   readonly direct: Map<TenantId, number>
+  /** The PBX sides of this runner (`pbxSockets: any`): every PBX socket of any tenant reaching this runner is served there. */
+  readonly sides: PbxSides | undefined
+  /** The cluster's rows as last read (every `publishInterval`). */
+  view: ClusterView | undefined
 }
 
 /** What was handed over for the tenant while it had no owner, before its connector takes notifications directly. */
@@ -107,13 +114,19 @@ const tenantWork = (parts: WorkParts): TenantWork => {
     Effect.gen(function*() {
       const settings = asTenantRun(yield* settingsOf(tenant), parts.options.adminPassword)
       const fenced = yield* Deferred.make<StateStoreError>()
-      const flowWriter = desiredPresenceWriter(tenant, owner, fenced).pipe(
+      const sides = parts.sides
+      const cluster = sides === undefined ? undefined : {
+        connected: Effect.map(sides.states, (own) => connectedPbxs(tenant, parts.view, own.get(tenant)))
+      }
+      // With PBX sides the connector holds no PBX socket: it only reads the user table the master's side publishes.
+      const pbxDirectory = sides === undefined ? directoryViaStore(tenant, parts.options.cluster.advertise) : storeDirectory(tenant)
+      const flowWriter = desiredPresenceWriter(tenant, owner, fenced, cluster).pipe(
         Layer.provide(Layer.succeed(StateStore, parts.store)),
         Layer.provide(Layer.succeedContext(parts.services))
       )
       // The tenant's tokens, subscriptions and keys in the runner's store, under the tenant's own id.
       const state = TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, parts.store)))
-      const { context, port } = yield* parts.servers.serve(tenant, settings, { flowWriter, state })
+      const { context, port } = yield* parts.servers.serve(tenant, settings, { flowWriter, state, pbxDirectory })
       parts.running.set(tenant, { pbxs: Context.get(context, PbxConnections).states, board: Context.get(context, StatusBoard) })
       yield* Effect.addFinalizer(() => Effect.sync(() => parts.running.delete(tenant)))
       // A connector in poll mode has no inbox (and no webhook).
@@ -168,19 +181,23 @@ const graphIngress = (parts: WorkParts): GraphIngress => {
   }
 }
 
-/** This runner's row for the status page, and the cluster's rows onto the page of every tenant running here. */
-const publishRows = (parts: RunnerParts, running: Running) =>
+/**
+ * This runner's row for the status page, and the cluster's rows onto the page of every tenant running here; with PBX
+ * sides, each tenant's PBX states as the cluster holds them go onto its connector's registry (its PBX lights).
+ */
+const publishRows = (parts: RunnerParts, work: WorkParts) =>
   Effect.gen(function*() {
     const owned = yield* SubscriptionRef.get(parts.cluster.owned)
-    const pbxSockets: Array<ClusterRunnerView["pbxSockets"][number]> = []
-    for (const [tenant, { pbxs }] of running) {
-      for (const state of (yield* SubscriptionRef.get(pbxs)).values()) {
-        if (state.connected) pbxSockets.push({ tenant, pbx: state.pbx, master: state.isMaster, loggedIn: state.loggedIn, since: state.connectedAt })
-      }
-    }
-    yield* parts.registry.publish({ tenants: [...owned].map(([tenant, o]) => ({ tenant, epoch: o.epoch, since: o.since })), pbxSockets })
+    const held = new Map<TenantId, ReadonlyMap<string, PbxState>>()
+    if (work.sides !== undefined) for (const [tenant, states] of yield* work.sides.states) held.set(tenant, states)
+    else for (const [tenant, { pbxs }] of work.running) held.set(tenant, yield* SubscriptionRef.get(pbxs))
+    yield* parts.registry.publish({ tenants: [...owned].map(([tenant, o]) => ({ tenant, epoch: o.epoch, since: o.since })), pbxSockets: socketRows(held) })
     const view = yield* parts.registry.view
-    for (const { board } of running.values()) yield* board.update((snapshot) => ({ ...snapshot, cluster: view }))
+    work.view = view
+    for (const [tenant, { board, pbxs }] of work.running) {
+      yield* board.update((snapshot) => ({ ...snapshot, cluster: view }))
+      if (work.sides !== undefined) yield* SubscriptionRef.set(pbxs, clusterPbxStates(tenant, view, held.get(tenant)))
+    }
   }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
 
 export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: RunnerOptions) {
@@ -188,7 +205,13 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   const store = yield* StateStore
   const { sql, services, handoff } = yield* joinCluster(options.cluster, store)
   const servers = yield* makeTenantServers(options.config.notifications.decryptWorkers)
-  const work: WorkParts = { options, store, services, handoff, servers, running: new Map(), direct: new Map() }
+  const sides = options.cluster.pbxSockets === "owner" ? undefined : yield* makePbxSides({
+    runner: runnerId,
+    settingsOf: tenantSettingsOf(options, store),
+    services: Context.add(services, StateStore, store),
+    reachable: sql`SELECT 1`.pipe(Effect.timeout("2 seconds"), Effect.as(true), Effect.orElseSucceed(() => false))
+  })
+  const work: WorkParts = { options, store, services, handoff, servers, running: new Map(), direct: new Map(), sides, view: undefined }
   const registry = yield* makeRunnerRegistry(sql, runnerId).pipe(
     Effect.mapError((error) => new ClusterError({ message: `cannot register the runner: ${describeCause(error)}` }))
   )
@@ -200,7 +223,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   }).pipe(Layer.provide(Layer.succeed(StateStore, store)), Layer.provide(Layer.succeedContext(services))))
   const parts: RunnerParts = { runnerId, sql, cluster: Context.get(tenants, ClusterTenants), registry, servers }
 
-  yield* publishRows(parts, work.running).pipe(Effect.repeat(Schedule.spaced(publishInterval)), Effect.forkScoped)
+  yield* publishRows(parts, work).pipe(Effect.repeat(Schedule.spaced(publishInterval)), Effect.forkScoped)
   yield* Effect.addFinalizer(() => registry.remove.pipe(Effect.timeout("2 seconds"), Effect.ignore))
   let stopping = false
   yield* Effect.addFinalizer(() => Effect.sync(() => { stopping = true }))
@@ -222,7 +245,8 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
       )),
     notReady: () => run(notReady(parts, () => stopping)),
     status: () => run(clusterStatus(parts)),
-    graph: graphIngress(work)
+    graph: graphIngress(work),
+    pbxSides: sides
   })
   yield* Effect.logInfo(`cluster runner ${runnerId} up: public port ${front.port}, runner port ${options.cluster.runnerPort} (${options.cluster.timing} timing)`)
   return front

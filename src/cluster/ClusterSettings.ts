@@ -17,6 +17,11 @@ export interface ClusterSettings {
   /** host:port of this runner's public HTTP server as the other runners reach it; also the runner's id. */
   readonly advertise: string
   readonly timing: ClusterTiming
+  /**
+   * Where a PBX's websocket is served: `any` (the default), on the runner it reaches (the runner's PBX side of the tenant,
+   * PbxSide.ts); `owner`, piped to the tenant's owner and served by its connector (before the PBX sides).
+   */
+  readonly pbxSockets: "any" | "owner"
 }
 
 /**
@@ -51,7 +56,8 @@ export const shardingConfig = (settings: ClusterSettings): ShardingConfig.Shardi
 
 /**
  * CONNECTOR_CLUSTER_HOST (default 127.0.0.1), CONNECTOR_CLUSTER_PORT (default 34431), CONNECTOR_CLUSTER_LISTEN_HOST,
- * CONNECTOR_CLUSTER_ADVERTISE (default `<http.host>:<http.port>`), CONNECTOR_CLUSTER_TIMING (standard | fast).
+ * CONNECTOR_CLUSTER_ADVERTISE (default `<http.host>:<http.port>`), CONNECTOR_CLUSTER_TIMING (standard | fast),
+ * CONNECTOR_CLUSTER_PBX_SOCKETS (any | owner).
  */
 export const clusterSettingsFromEnv = (http: { readonly host: string; readonly port: number }) =>
   Effect.gen(function*() {
@@ -61,7 +67,8 @@ export const clusterSettingsFromEnv = (http: { readonly host: string; readonly p
     const advertiseHost = http.host === "0.0.0.0" || http.host === "::" ? runnerHost : http.host
     const advertise = yield* Config.String("CONNECTOR_CLUSTER_ADVERTISE").pipe(Config.withDefault(`${advertiseHost}:${http.port}`))
     const timing = yield* Config.Literals(["standard", "fast"], "CONNECTOR_CLUSTER_TIMING").pipe(Config.withDefault("standard" as const))
-    return { runnerHost, runnerPort, listenHost, advertise, timing } satisfies ClusterSettings
+    const pbxSockets = yield* Config.Literals(["any", "owner"], "CONNECTOR_CLUSTER_PBX_SOCKETS").pipe(Config.withDefault("any" as const))
+    return { runnerHost, runnerPort, listenHost, advertise, timing, pbxSockets } satisfies ClusterSettings
   })
 
 /** The runner could not join the cluster (its socket cannot listen, its settings do not read). */

@@ -70,6 +70,7 @@ const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: DesiredWak
         return last !== undefined && commandEquals(last.command, row.command)
       })
       if (confirmed.length > 0) yield* store.desired.confirm(tenant, confirmed.map((row) => ({ guid: row.guid, version: row.version })))
+      yield* Effect.logDebug(`cluster: PBX ${pbx} of ${tenant}: ${rows.length} desired presences sent, ${confirmed.length} confirmed`)
       // What the PBX did not confirm waits for its next login, a retry or the safety interval.
       if (confirmed.length < rows.length || rows.length < pageSize) return
     }
@@ -105,49 +106,20 @@ const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: DesiredWak
   return { wake, sendAll }
 })
 
-/**
- * The owner's side: the latest command per user, put into the store with the owner's epoch (one batch at a time,
- * retried; `fenced` completes when the store refuses the epoch), then `sent` to wake the sender.
- */
-const makeOwnerSide = Effect.fnUntraced(function*(
-  sides: Sides,
-  owner: TenantOwner,
-  fenced: Deferred.Deferred<StateStoreError>,
-  sent: Effect.Effect<void>
-) {
-  const { connections, store, tenant } = sides
-  const directory = yield* PbxDirectory
-  const settings = yield* PbxSettings
-  const outbox = new Map<string, DesiredCommand>()
-  // What this owner wants each PBX user to show (the planner clears users who leave the plan from it).
-  const wanted = new Map<string, DesiredPresence>()
-  const putWake = yield* Queue.sliding<void>(1)
-  const idle = yield* SubscriptionRef.make(true)
+/** What the owner's put loop works on. */
+interface Puts {
+  readonly tenant: TenantId
+  readonly store: StateStore["Service"]
+  readonly owner: TenantOwner
+  readonly fenced: Deferred.Deferred<StateStoreError>
+  readonly sent: Effect.Effect<void>
+  readonly outbox: Map<string, DesiredCommand>
+  readonly putWake: Queue.Queue<void>
+  readonly idle: SubscriptionRef.SubscriptionRef<boolean>
+}
 
-  /** The PBX a user's command is for: their `loc` PBX when it has an App connection, else the master (as the writer routes). */
-  const pbxOf = Effect.fnUntraced(function*(guid: string) {
-    const user = yield* directory.get(guid)
-    const states = yield* SubscriptionRef.get(connections.states)
-    const loc = user._tag === "Some" ? user.value.loc : ""
-    return loc !== "" && states.has(loc) ? loc : settings.masterPbx
-  })
-
-  const writeAll = Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
-    if (writes.length === 0) return
-    for (const write of writes) {
-      outbox.set(write.guid, { pbx: yield* pbxOf(write.guid), guid: write.guid, command: write.command })
-      wanted.set(write.guid, {
-        command: write.command,
-        receivedAt: write.meta?.receivedAt,
-        decryptedAt: write.meta?.decryptedAt,
-        span: write.meta?.span,
-        failures: 0
-      })
-    }
-    yield* SubscriptionRef.set(idle, false)
-    yield* Queue.offer(putWake, undefined)
-  })
-
+/** The owner's put loop: the outbox in batches, retried until stored or fenced (then `fenced` completes and it ends). */
+const runPuts = ({ fenced, idle, outbox, owner, putWake, sent, store, tenant }: Puts) => {
   const putBatch = (batch: ReadonlyArray<DesiredCommand>) =>
     store.desired.put(tenant, owner.epoch, batch).pipe(
       // A database that stopped answering (a partition) is a failure to retry, not a wait without end.
@@ -162,7 +134,7 @@ const makeOwnerSide = Effect.fnUntraced(function*(
       Effect.result
     )
 
-  yield* Effect.gen(function*() {
+  return Effect.gen(function*() {
     while (true) {
       yield* Queue.take(putWake)
       while (outbox.size > 0) {
@@ -179,24 +151,119 @@ const makeOwnerSide = Effect.fnUntraced(function*(
       yield* SubscriptionRef.set(idle, true)
     }
   }).pipe(Effect.forkScoped)
-  return { writeAll, wanted, idle }
+}
+
+/**
+ * The owner's side: the latest command per user, put into the store with the owner's epoch (one batch at a time,
+ * retried; `fenced` completes when the store refuses the epoch), then `sent` to wake the sender.
+ */
+const makeOwnerSide = Effect.fnUntraced(function*(
+  sides: Sides,
+  connected: Effect.Effect<ReadonlySet<string>>,
+  owner: TenantOwner,
+  fenced: Deferred.Deferred<StateStoreError>,
+  sent: Effect.Effect<void>
+) {
+  const { store, tenant } = sides
+  const directory = yield* PbxDirectory
+  const settings = yield* PbxSettings
+  const outbox = new Map<string, DesiredCommand>()
+  // What this owner wants each PBX user to show (the planner clears users who leave the plan from it).
+  const wanted = new Map<string, DesiredPresence>()
+  const putWake = yield* Queue.sliding<void>(1)
+  const idle = yield* SubscriptionRef.make(true)
+
+  /**
+   * The PBX a user's command is for: their `loc` PBX when it has an App connection (on any runner: `connected`), else
+   * the master (as the writer routes).
+   */
+  const pbxOf = Effect.fnUntraced(function*(guid: string) {
+    const user = yield* directory.get(guid)
+    const loc = user._tag === "Some" ? user.value.loc : ""
+    return loc !== "" && (yield* connected).has(loc) ? loc : settings.masterPbx
+  })
+
+  // The PBX each user's latest command was keyed to.
+  const keyed = new Map<string, string>()
+  const writeAll = Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
+    if (writes.length === 0) return
+    for (const write of writes) {
+      const pbx = yield* pbxOf(write.guid)
+      keyed.set(write.guid, pbx)
+      outbox.set(write.guid, { pbx, guid: write.guid, command: write.command })
+      wanted.set(write.guid, {
+        command: write.command,
+        receivedAt: write.meta?.receivedAt,
+        decryptedAt: write.meta?.decryptedAt,
+        span: write.meta?.span,
+        failures: 0
+      })
+    }
+    yield* SubscriptionRef.set(idle, false)
+    yield* Queue.offer(putWake, undefined)
+  })
+
+  yield* runPuts({ tenant, store, owner, fenced, sent, outbox, putWake, idle })
+  /** Users whose command is keyed to another PBX than `pbxOf` says now: put again, keyed to that PBX. */
+  const rekey = Effect.gen(function*() {
+    const moved: Array<PresenceWrite> = []
+    for (const [guid, pbx] of keyed) {
+      const held = wanted.get(guid)
+      if (held !== undefined && (yield* pbxOf(guid)) !== pbx) moved.push({ guid, command: held.command })
+    }
+    if (moved.length > 0) yield* writeAll(moved)
+    return moved.length
+  })
+  return { writeAll, wanted, idle, rekey }
 })
+
+/**
+ * With sockets on any runner: when the set of logged-in PBXs changes (a slave logs in on some runner, or is gone),
+ * the commands of the users it concerns are keyed again, so that a user's command goes to their `loc` PBX's socket
+ * holder (as the one-process writer re-routes on a PBX's login, Resend.ts).
+ */
+const followConnected = (connected: Effect.Effect<ReadonlySet<string>>, rekey: Effect.Effect<number>) =>
+  Effect.gen(function*() {
+    let last = ""
+    while (true) {
+      const now = [...(yield* connected)].sort().join("\u0000")
+      if (now !== last) {
+        last = now
+        const moved = yield* rekey
+        if (moved > 0) yield* Effect.logInfo(`cluster: ${moved} users' PBX commands keyed again to the PBXs now connected`)
+      }
+      yield* Effect.sleep("1 second")
+    }
+  }).pipe(Effect.forkScoped)
 
 /**
  * The flow's PresenceWriter for tenant `tenant` owned with `owner`'s epoch. `fenced` completes when the store refuses
  * the epoch: another runner owns the tenant now, and the caller stops the tenant's work.
  */
-export const desiredPresenceWriter = (tenant: TenantId, owner: TenantOwner, fenced: Deferred.Deferred<StateStoreError>) =>
+export const desiredPresenceWriter = (
+  tenant: TenantId,
+  owner: TenantOwner,
+  fenced: Deferred.Deferred<StateStoreError>,
+  /**
+   * Where the tenant's PBX sockets are: the PBXs logged in on any runner. Without it, the connector's own sockets, and
+   * the connector sends what they have not confirmed itself (the sender runs in it).
+   */
+  cluster?: { readonly connected: Effect.Effect<ReadonlySet<string>> }
+) =>
   Layer.effect(PresenceWriter, Effect.gen(function*() {
     const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections }
-    const sender = yield* makeSender(sides, yield* DesiredWakeups)
-    const ownerSide = yield* makeOwnerSide(sides, owner, fenced, sender.wake)
+    const sender = cluster === undefined ? yield* makeSender(sides, yield* DesiredWakeups) : undefined
+    const ownConnections = SubscriptionRef.get(sides.connections.states).pipe(
+      Effect.map((states): ReadonlySet<string> => new Set(states.keys()))
+    )
+    const ownerSide = yield* makeOwnerSide(sides, cluster?.connected ?? ownConnections, owner, fenced, sender?.wake ?? Effect.void)
+    if (cluster !== undefined) yield* followConnected(cluster.connected, ownerSide.rekey)
     return PresenceWriter.of({
       writeAll: ownerSide.writeAll,
       write: (guid, command, meta) => ownerSide.writeAll([{ guid, command, meta }]),
       // Bounded: a stop must not wait for a database that does not answer (what is not stored, the next owner re-reads).
       flush: Stream.runHead(Stream.filter(SubscriptionRef.changes(ownerSide.idle), (value) => value)).pipe(
-        Effect.andThen(sender.sendAll.pipe(Effect.ignore)),
+        Effect.andThen(sender === undefined ? Effect.void : sender.sendAll.pipe(Effect.ignore)),
         Effect.timeout("3 seconds"),
         Effect.ignore,
         Effect.andThen(sides.real.flush)
@@ -205,4 +272,14 @@ export const desiredPresenceWriter = (tenant: TenantId, owner: TenantOwner, fenc
       desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(ownerSide.wanted),
       confirmations: sides.real.confirmations
     })
+  }))
+
+/**
+ * The socket holder's half on its own (a runner's PBX side, src/cluster/PbxSide.ts): what the PBXs connected to these
+ * PbxConnections have not confirmed, sent through this PresenceWriter (the real one) and confirmed in the store.
+ */
+export const desiredPresenceSender = (tenant: TenantId) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections }
+    yield* makeSender(sides, yield* DesiredWakeups)
   }))

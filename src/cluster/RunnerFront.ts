@@ -41,6 +41,11 @@ export interface FrontOptions {
   readonly admit: (authorization: string | undefined, source: string) => Promise<"ok" | "unauthorized" | "refused">
   /** Graph's webhooks taken on this runner for any tenant (a cluster runner; FrontGraph.ts). */
   readonly graph?: GraphIngress | undefined
+  /**
+   * A cluster runner's PBX sides (PbxSide.ts): a tenant's websocket is served on this runner, whichever runner owns
+   * the tenant. Without them a websocket goes to the tenant's connector, here or on its owner's runner.
+   */
+  readonly pbxSides?: { readonly open: (tenant: TenantId) => Promise<{ readonly port: number; readonly closed: () => void }> } | undefined
   /** The process's own paths (src/tenants/ProcessRoutes.ts), served on a loopback port: the paths it `owns` go there. */
   readonly processRoutes?: { readonly port: number; readonly owns: (url: string) => boolean } | undefined
 }
@@ -132,11 +137,28 @@ const onRequest = async (options: FrontOptions, req: IncomingMessage, res: Serve
   })
 }
 
-/** A websocket (a PBX): piped to the tenant's connector here or on its owner's runner. */
+/** Where a websocket goes: this runner's PBX side of the tenant (counted until the socket closes), else as a request. */
+const upgradeTarget = async (options: FrontOptions, req: IncomingMessage, socket: Duplex): Promise<Target> => {
+  const sides = options.pbxSides
+  const forwarded = req.headers[forwardedHeader] !== undefined
+  if (sides === undefined || forwarded) return resolveTarget(options, req.url ?? "/", forwarded)
+  const found = await tenantOf(options, req.url ?? "/")
+  if (found === undefined) return { kind: "refuse", status: 404, reason: "no such tenant" }
+  try {
+    const { port, closed } = await sides.open(found.tenant)
+    if (socket.destroyed) closed()
+    else socket.once("close", closed)
+    return { kind: "go", host: "127.0.0.1", port, path: found.path }
+  } catch {
+    return { kind: "refuse", status: 503, reason: `the PBX side of tenant ${found.tenant} cannot start on this runner` }
+  }
+}
+
+/** A websocket (a PBX): piped to this runner's PBX side of the tenant, or to its connector here or on its owner's runner. */
 const onUpgrade = async (options: FrontOptions, track: (socket: Duplex) => void, req: IncomingMessage, socket: Duplex, head: Buffer) => {
   track(socket)
   socket.on("error", () => socket.destroy())
-  const target = await resolveTarget(options, req.url ?? "/", req.headers[forwardedHeader] !== undefined)
+  const target = await upgradeTarget(options, req, socket)
   if (target.kind === "refuse") {
     socket.end(`HTTP/1.1 ${target.status} ${target.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
     return

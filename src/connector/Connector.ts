@@ -26,9 +26,9 @@ import { serveRoutes } from "../http/Server.ts"
 import { StatusPageLimits } from "../status/StatusEvents.ts"
 import { AdminPassword, ProviderPassword, StatusLoginBackoff, StatusRoutes } from "../status/StatusRoutes.ts"
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
-import { PbxServices } from "../pbx/PbxLayer.ts"
+import { pbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
-import type { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
+import { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
 import type { PbxConnections } from "../pbx/socket/PbxConnections.ts"
 import type { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import { FlowConfig } from "./FlowConfig.ts"
@@ -67,6 +67,11 @@ export interface ConnectorOptions {
    * `default` in the store `settings.state` names.
    */
   readonly state?: Layer.Layer<TenantState | StateStore, StateStoreError> | undefined
+  /**
+   * The master's user directory (a cluster's tenant: read from the state store, where the runner holding the master's
+   * socket publishes it; src/cluster/StoreDirectory.ts). Default: replicated on this connector's own PBX connection.
+   */
+  readonly pbxDirectory?: Layer.Layer<PbxDirectory, never, PbxConnections | PbxSettings | StateStore> | undefined
   /** The tenant this connector serves: the `tenant` label of every metric it updates. Default `default`. */
   readonly tenant?: string | undefined
   /**
@@ -137,7 +142,7 @@ const inboxLayer = (options: ConnectorOptions) => NotificationsInbox.layer.pipe(
 
 // Each stage logs when it begins to stop, in the order of docs/architecture.md (Shutdown order).
 const sharedLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
-  Layer.mergeAll(PbxServices, graphLayer, boardLayer(settings, options), PlanState.layer).pipe(
+  Layer.mergeAll(pbxServices(options.pbxDirectory ?? PbxDirectory.layer), graphLayer, boardLayer(settings, options), PlanState.layer).pipe(
     announcedStop("the shared services (presence writer, user table, PBX registry, Graph client)"),
     Layer.provideMerge(configLayer(settings, options))
   )

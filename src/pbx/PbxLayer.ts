@@ -9,11 +9,18 @@ import { PbxConnections } from "./socket/PbxConnections.ts"
 import { PresenceWriter } from "./writer/PresenceWriter.ts"
 import { PbxDirectory } from "./directory/PbxDirectory.ts"
 
+/**
+ * The services, without the route, with the directory `directory` builds (default: replicated on these connections;
+ * a cluster's tenant reads it from the state store instead, src/cluster/StoreDirectory.ts).
+ */
+export const pbxServices = <E, R>(directory: Layer.Layer<PbxDirectory, E, R>) =>
+  Layer.mergeAll(PresenceWriter.layer, Licences.layer).pipe(
+    Layer.provideMerge(directory),
+    Layer.provideMerge(PbxConnections.layer)
+  )
+
 /** The services, without the route. */
-export const PbxServices = Layer.mergeAll(PresenceWriter.layer, Licences.layer).pipe(
-  Layer.provideMerge(PbxDirectory.layer),
-  Layer.provideMerge(PbxConnections.layer)
-)
+export const PbxServices = pbxServices(PbxDirectory.layer)
 
 /** The route and the services. */
 export const PbxLayer = PbxAppService.routes.pipe(Layer.provideMerge(PbxServices))

@@ -129,6 +129,49 @@ export const DesiredCommand = Schema.Struct({
 })
 export type DesiredCommand = typeof DesiredCommand.Type
 
+/** A person of the master's user table as published to the store (src/pbx/directory/PbxUser.ts). */
+export const StoredPbxUser = Schema.Struct({
+  guid: Schema.String,
+  h323: Schema.String,
+  cn: Schema.String,
+  dn: Schema.String,
+  e164: Schema.String,
+  emails: Schema.Array(Schema.String),
+  h323Email: Schema.optionalKey(Schema.Boolean),
+  loc: Schema.String,
+  node: Schema.String,
+  apps: Schema.Array(Schema.String),
+  hide: Schema.Boolean,
+  groups: Schema.optionalKey(Schema.Array(Schema.String))
+})
+export type StoredPbxUser = typeof StoredPbxUser.Type
+
+/** What the master's App object said at its login that the licences depend on (AppLogin, its `info`). */
+export const StoredMasterInfo = Schema.Struct({
+  /** The App object's name (`info.appobj`, else the login's `sip`). */
+  appName: Schema.optionalKey(Schema.String),
+  /** The App object's service licences (`info.lics`). */
+  lics: Schema.optionalKey(Schema.Number),
+  unlicensed: Schema.optionalKey(Schema.Boolean),
+  /** Whether the master is logged in on the publishing runner now. */
+  loggedIn: Schema.Boolean
+})
+export type StoredMasterInfo = typeof StoredMasterInfo.Type
+
+/**
+ * The master PBX's user directory of one tenant as the runner holding its socket replicated it (docs/scaling.md, "PBX
+ * sockets on any runner"): the users once the first load is done (absent before), the master's login facts, who
+ * published it and when (the publisher's clock, epoch milliseconds).
+ */
+export const PbxDirectoryRecord = Schema.Struct({
+  pbx: Schema.String,
+  users: Schema.optionalKey(Schema.Array(StoredPbxUser)),
+  master: StoredMasterInfo,
+  runner: Schema.String,
+  publishedAt: Schema.Number
+})
+export type PbxDirectoryRecord = typeof PbxDirectoryRecord.Type
+
 /** A desired command with its version: versions only grow, so a newer state is never overtaken by an older one. */
 export interface VersionedCommand extends DesiredCommand {
   readonly version: number

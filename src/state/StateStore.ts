@@ -11,7 +11,7 @@ import type { StateStoreShape } from "./StateStoreShape.ts"
 
 export * from "./Records.ts"
 export { StateStoreError } from "./StateStoreError.ts"
-export type { DesiredWakeup, RekeyReport, StateStoreShape } from "./StateStoreShape.ts"
+export type { DesiredWakeup, DirectoryWakeup, RekeyReport, StateStoreShape } from "./StateStoreShape.ts"
 
 export class StateStore extends Context.Service<StateStore, StateStoreShape>()("teams-presence-connector/state/StateStore") {
   /**

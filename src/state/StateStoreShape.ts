@@ -7,6 +7,7 @@ import type {
   CertificateSet,
   Confirmation,
   DesiredCommand,
+  PbxDirectoryRecord,
   PresenceSessionState,
   RefreshToken,
   SubscriptionState,
@@ -25,6 +26,9 @@ type Result<A> = Effect.Effect<A, StateStoreError>
 export type DesiredWakeup =
   | { readonly kind: "changed"; readonly tenant: TenantId; readonly pbx: string }
   | { readonly kind: "resync" }
+
+/** A tenant's published directory changed, or (after a reconnect) every reader should read again. */
+export type DirectoryWakeup = { readonly kind: "changed"; readonly tenant: TenantId } | { readonly kind: "resync" }
 
 export interface RekeyReport {
   /** Secrets sealed again with the current key (they were sealed with a previous key, or in clear in the files). */
@@ -83,6 +87,15 @@ export interface StateStoreShape {
     /** Marks everything of one PBX unconfirmed (a PBX that lost its state, e.g. after a restart). */
     resend(tenant: TenantId, pbx: string): Result<void>
     readonly wakeups: Stream.Stream<DesiredWakeup, StateStoreError>
+  }
+  /**
+   * The master PBX's user directory per tenant and PBX, published by whichever runner holds the master's socket and
+   * read by the tenant's owner (its planner). Latest wins; `wakeups` names a tenant whose directory was published.
+   */
+  readonly directory: {
+    publish(tenant: TenantId, record: PbxDirectoryRecord): Result<void>
+    load(tenant: TenantId, pbx: string): Result<Option.Option<PbxDirectoryRecord>>
+    readonly wakeups: Stream.Stream<DirectoryWakeup, StateStoreError>
   }
   readonly owners: {
     /** Makes `runner` the tenant's owner with the next epoch (the fencing token its writes carry). */

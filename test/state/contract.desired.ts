@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Queue, Stream } from "effect"
 import { clearPresence, setPresence } from "../../src/domain/PbxPresence.ts"
-import type { DesiredWakeup, TenantChange } from "../../src/state/StateStore.ts"
+import type { DesiredWakeup, DirectoryWakeup, PbxDirectoryRecord, TenantChange } from "../../src/state/StateStore.ts"
 import { type Backend, failureOf } from "./contract.ts"
 import { keyEnv, newKey, openStore, tenant, tenantConfig } from "./fixtures.ts"
 
@@ -121,6 +121,34 @@ export const desiredContract = (backend: Backend) =>
         assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: a, pbx: "slave-1" } satisfies DesiredWakeup)
         yield* store.desired.resend(a, "master")
         assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: a, pbx: "master" } satisfies DesiredWakeup)
+      }))
+
+    it.live("a published PBX directory: latest wins per tenant and PBX, a wake-up names the tenant, removal forgets it", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        const store = yield* openStore(storage.store(keyEnv(newKey())))
+        const wakeups = yield* collect(store.directory.wakeups)
+        assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "resync" } satisfies DirectoryWakeup)
+        assert.isTrue(Option.isNone(yield* store.directory.load(a, "master")))
+        const user = { guid: "g1", h323: "alice", cn: "Alice", dn: "Alice A", e164: "101", emails: ["alice@example.com"], loc: "slave-1", node: "", apps: ["teams"], hide: false }
+        const first: PbxDirectoryRecord = { pbx: "master", master: { loggedIn: false }, runner: "r1", publishedAt: 1 }
+        yield* store.tenants.put(a, tenantConfig("a1").config)
+        yield* store.directory.publish(a, first)
+        assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: a } satisfies DirectoryWakeup)
+        const second: PbxDirectoryRecord = {
+          pbx: "master",
+          users: [user, { ...user, guid: "g2", groups: ["sales"], h323Email: true }],
+          master: { appName: "teams", lics: 20, unlicensed: false, loggedIn: true },
+          runner: "r2",
+          publishedAt: 2
+        }
+        yield* store.directory.publish(a, second)
+        assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: a } satisfies DirectoryWakeup)
+        assert.deepStrictEqual(yield* store.directory.load(a, "master"), Option.some(second), "the latest publish wins")
+        assert.isTrue(Option.isNone(yield* store.directory.load(a, "slave-1")), "per PBX")
+        assert.isTrue(Option.isNone(yield* store.directory.load(b, "master")), "per tenant")
+        yield* store.tenants.remove(a)
+        assert.isTrue(Option.isNone(yield* store.directory.load(a, "master")), "a removed tenant's directory is gone")
       }))
 
     it.live("the tenant changes stream sees another process add, update and remove a tenant", () =>

@@ -8,7 +8,7 @@
  */
 import { Context, Deferred, Effect, Layer, Option, SubscriptionRef } from "effect"
 import { checkAppLicences, licensed, unknown, unlicensed, type Verdict } from "./AppLicenceCheck.ts"
-import { PbxConnections, type PbxState } from "../socket/PbxConnections.ts"
+import { PbxConnections } from "../socket/PbxConnections.ts"
 import { checkmarkOf } from "../socket/PbxMessages.ts"
 import { type LicensingMode, PbxSettings, type PbxSettingsOptions } from "../PbxSettings.ts"
 import type { PbxUser } from "./PbxDirectory.ts"
@@ -70,7 +70,13 @@ const all = (users: ReadonlyArray<PbxUser>, verdict: Verdict): ReadonlyMap<strin
   new Map(users.map((user) => [user.guid, verdict]))
 
 /** The cap `pbx.maxUsers` sets now: a number, none, or not known yet (service licences before the master's login). */
-const capOf = (settings: PbxSettingsOptions, master: PbxState | undefined): number | "unknown" | undefined => {
+interface MasterState {
+  readonly lics?: number | undefined
+  readonly unlicensed?: boolean | undefined
+  readonly loggedIn: boolean
+}
+
+const capOf = (settings: PbxSettingsOptions, master: MasterState | undefined): number | "unknown" | undefined => {
   if (settings.maxUsers === undefined || typeof settings.maxUsers === "number") return settings.maxUsers
   if (master?.lics !== undefined) return master.lics
   return master?.loggedIn === true ? 0 : "unknown"
@@ -87,6 +93,22 @@ interface ModeVerdicts {
   readonly problem?: LicenceProblem
 }
 
+/** The master's login facts the licences depend on, as another runner holding the master's socket published them. */
+export interface RemoteMasterInfo {
+  readonly appName?: string | undefined
+  readonly lics?: number | undefined
+  readonly unlicensed?: boolean | undefined
+  readonly loggedIn: boolean
+}
+
+/**
+ * Where the master's socket may be on another process (a cluster, docs/scaling.md): its published login facts, used
+ * while the master is not connected here. Absent in one process.
+ */
+export class RemoteMaster extends Context.Service<RemoteMaster, {
+  readonly info: Effect.Effect<Option.Option<RemoteMasterInfo>>
+}>()("teams-presence-connector/pbx/directory/RemoteMaster") {}
+
 export class Licences extends Context.Service<Licences, {
   readonly mode: LicensingMode
   /** One pass over `users`: a verdict for each (for appLicence one CheckAppLic each), and the summary. */
@@ -95,7 +117,11 @@ export class Licences extends Context.Service<Licences, {
   static readonly layer = Layer.effect(
     Licences,
     Effect.gen(function*() {
-      const services: Services = { settings: yield* PbxSettings, connections: yield* PbxConnections }
+      const services: Services = {
+        settings: yield* PbxSettings,
+        connections: yield* PbxConnections,
+        remote: Option.getOrUndefined(yield* Effect.serviceOption(RemoteMaster))
+      }
       return Licences.of({ mode: services.settings.licensing, assess: (users) => assess(services, users) })
     })
   )
@@ -104,7 +130,22 @@ export class Licences extends Context.Service<Licences, {
 interface Services {
   readonly settings: PbxSettingsOptions
   readonly connections: PbxConnections["Service"]
+  readonly remote: RemoteMaster["Service"] | undefined
 }
+
+/** The master's facts: its connection here, else what the runner holding its socket published (a cluster). */
+const masterFacts = Effect.fnUntraced(function*({ settings, connections, remote }: Services) {
+  const login = yield* connections.masterLogin
+  const local = (yield* SubscriptionRef.get(connections.states)).get(settings.masterPbx)
+  const here = Option.isSome(yield* connections.master)
+  const published = !here && remote !== undefined ? Option.getOrUndefined(yield* remote.info) : undefined
+  if (published !== undefined) {
+    const state: MasterState = { lics: published.lics, unlicensed: published.unlicensed, loggedIn: published.loggedIn }
+    return { appName: published.appName, state }
+  }
+  const appName = Option.getOrUndefined(Option.map(login, (value) => value.info?.appobj ?? value.sip))
+  return { appName, state: local as MasterState | undefined }
+})
 
 const unknownFor = (users: ReadonlyArray<PbxUser>, problem: LicenceProblem, name?: string): ModeVerdicts => ({
   verdicts: all(users, unknown(problem.message)),
@@ -158,10 +199,10 @@ const verdictsOf = (services: Services, users: ReadonlyArray<PbxUser>, appName: 
 }
 
 const assess = Effect.fn("Licences.assess")(function*(services: Services, users: ReadonlyArray<PbxUser>) {
-  const { settings, connections } = services
-  const login = yield* connections.masterLogin
-  const appName = settings.appName ?? Option.getOrUndefined(Option.map(login, (value) => value.info?.appobj ?? value.sip))
-  const master = (yield* SubscriptionRef.get(connections.states)).get(settings.masterPbx)
+  const { settings } = services
+  const facts = yield* masterFacts(services)
+  const appName = settings.appName ?? facts.appName
+  const master = facts.state
   const mode = yield* verdictsOf(services, users, appName)
   const cap = capOf(settings, master)
   const verdicts = cap === "unknown"

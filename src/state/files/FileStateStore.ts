@@ -6,6 +6,7 @@
  */
 import { Effect, Option } from "effect"
 import { makeMemoryDesired } from "../memory/MemoryDesired.ts"
+import { makeMemoryDirectory } from "../memory/MemoryDirectory.ts"
 import { keepConfirmedInFiles, type KeptDesired } from "./ConfirmedFile.ts"
 import {
   type CertificateSet,
@@ -86,13 +87,15 @@ export const makeFileStore = Effect.fnUntraced(function*(dataDir: string) {
     restore: memory.restore,
     fileOf: (tenant) => Layout.confirmedFile(dataDir, tenant)
   })
-  const forget = (tenant: TenantId) => Effect.andThen(kept.forget(tenant), memory.forget(tenant))
+  const directories = yield* makeMemoryDirectory()
+  const forget = (tenant: TenantId) => Effect.andThen(kept.forget(tenant), Effect.andThen(memory.forget(tenant), directories.forget(tenant)))
   const service: StateStoreShape = {
     backend: "files",
     tenants: yield* makeFileTenants(dataDir, sealer, forget),
     refreshTokens: fileRefreshTokens(dataDir, sealer),
     ...fileRecords(dataDir, sealer),
     desired: kept.desired,
+    directory: directories.directory,
     owners: memory.owners,
     rekey: rekeyFiles({ dataDir, sealer, ids: tenantIds(dataDir), accounts: accountsOf(dataDir), tenantFileSlots })
   }

@@ -11,6 +11,7 @@ import type { StateStoreShape } from "../StateStoreShape.ts"
 import { describeCause, StateStoreError } from "../StateStoreError.ts"
 import { migrate } from "./migrations/index.ts"
 import { makePgDesired } from "./PgDesired.ts"
+import { makePgDirectory } from "./PgDirectory.ts"
 import { makePgRekey } from "./PgRekey.ts"
 import { makePgSecrets } from "./PgSecrets.ts"
 import { makePgTenants } from "./PgTenants.ts"
@@ -90,6 +91,7 @@ export const makePostgresStore = Effect.fnUntraced(function*(options: PostgresOp
     certificates: secrets.certificates,
     presenceSessions: secrets.presenceSessions,
     desired,
+    directory: yield* makePgDirectory(sql),
     owners,
     rekey: makePgRekey(sql, sealer)
   }

@@ -20,7 +20,7 @@ const TenantRow = Schema.Struct({ id: TenantId, version: Int64, config: Schema.U
 const VersionRow = Schema.Struct({ id: TenantId, version: Int64 })
 
 /** The tables holding a tenant's state; removing a tenant empties them for it. tenant_owner stays: epochs never go back. */
-const stateTables = ["refresh_tokens", "subscription_state", "certificates", "pbx_desired", "presence_sessions"] as const
+const stateTables = ["refresh_tokens", "subscription_state", "certificates", "pbx_desired", "presence_sessions", "pbx_directory"] as const
 
 export const makePgTenants = (sql: PgClient.PgClient, sealer: Sealer["Service"]): StateStoreShape["tenants"] => {
   const open = (row: typeof TenantRow.Type) =>
