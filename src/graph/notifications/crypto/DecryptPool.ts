@@ -74,6 +74,8 @@ export class DecryptPool extends Context.Service<DecryptPool, {
   /** Reloads the keys into every worker (after a rotation or retirement). */
   readonly reloadKeys: Effect.Effect<void>
   readonly size: number
+  /** One item's cost on one worker (µs) as the workers time their chunks; undefined before the first (FloodGate.ts). */
+  readonly itemMicros: () => number | undefined
 }>()("teams-presence-connector/graph/notifications/crypto/DecryptPool") {
   /** A pool with workers of its own (`requestedSize`, 0 = one per core). */
   static readonly make = Effect.fn("DecryptPool.make")(function*(requestedSize: number) {
@@ -108,7 +110,12 @@ const poolOver = Effect.fnUntraced(function*(workers: DecryptWorkers, owner: Key
   })
   yield* reloadKeys
   yield* Effect.addFinalizer(() => Effect.sync(() => workers.dropKeys(owner)))
-  return DecryptPool.of({ decrypt: (items) => decrypt(workers, owner, items), reloadKeys, size: workers.size })
+  return DecryptPool.of({
+    decrypt: (items) => decrypt(workers, owner, items),
+    reloadKeys,
+    size: workers.size,
+    itemMicros: () => workers.itemMicros
+  })
 })
 
 /** Splits the items over the workers (chunks of at most `maxChunk`) and joins the results in order. */

@@ -9,8 +9,16 @@ import { Deferred, Effect } from "effect"
 import { Worker } from "node:worker_threads"
 import type { EncryptedContent } from "../Notifications.ts"
 import type { DecryptResult } from "./RichCrypto.ts"
+import { blendItemCost } from "../FloodGate.ts"
 
 type Results = Deferred.Deferred<ReadonlyArray<DecryptResult>>
+
+/** A worker's answer to one chunk: its results in order, and the chunk's wall-clock time inside the worker (µs). */
+interface WorkerAnswer {
+  readonly id: number
+  readonly results: ReadonlyArray<DecryptResult>
+  readonly micros?: number
+}
 
 /** Whose keys: a number per pool over these workers (a connector of its own uses 0). */
 export type KeyOwner = number
@@ -33,6 +41,8 @@ export class DecryptWorkers {
   /** Each owner's keys, sent again to a replacement worker. */
   readonly #keys = new Map<KeyOwner, ReadonlyArray<WorkerKey>>()
   #closing = false
+  /** One item's cost on one worker (µs), as the workers time their chunks; undefined before the first answer. */
+  #itemMicros: number | undefined
 
   readonly url: URL
   readonly size: number
@@ -40,6 +50,11 @@ export class DecryptWorkers {
   constructor(url: URL, size: number) {
     this.url = url
     this.size = size
+  }
+
+  /** One item's cost on one worker (µs): a running figure over the chunks the workers timed (FloodGate.ts). */
+  get itemMicros(): number | undefined {
+    return this.#itemMicros
   }
 
   start(): void {
@@ -91,14 +106,15 @@ export class DecryptWorkers {
     worker.unref()
     this.#owned.set(worker, new Set())
     this.#load.set(worker, 0)
-    worker.on("message", (message: { id: number; results: ReadonlyArray<DecryptResult> }) => this.#answered(worker, message))
+    worker.on("message", (message: WorkerAnswer) => this.#answered(worker, message))
     worker.on("error", (error) => this.#replace(worker, slot, String(error)))
     worker.on("exit", (code) => this.#replace(worker, slot, `exited with code ${code}`))
     return worker
   }
 
-  #answered(worker: Worker, message: { id: number; results: ReadonlyArray<DecryptResult> }): void {
+  #answered(worker: Worker, message: WorkerAnswer): void {
     const deferred = this.#pending.get(message.id)
+    if (typeof message.micros === "number") this.#itemMicros = blendItemCost(this.#itemMicros, message.results.length, message.micros)
     this.#owned.get(worker)?.delete(message.id)
     this.#load.set(worker, (this.#load.get(worker) ?? 0) - (this.#itemCount.get(message.id) ?? 0))
     this.#itemCount.delete(message.id)

@@ -2,7 +2,8 @@
  * Worker-thread entry of the decryption pool. Runs under Node's type stripping: erasable syntax only, `.ts` imports.
  * Messages in: `{ type: "keys", owner, keys: [{id, thumbprint, pem}] }` (replaces that owner's keys; none forgets the
  * owner) and `{ type: "decrypt", id, owner, items: [...] }`, decrypted with that owner's keys only: the tenants sharing
- * the workers never decrypt with each other's keys, whatever certificate id or thumbprint an item names.
+ * the workers never decrypt with each other's keys, whatever certificate id or thumbprint an item names. Each answer
+ * carries the chunk's wall-clock time inside the worker (`micros`): the pool's measured speed (FloodGate.ts).
  */
 import * as crypto from "node:crypto"
 import { parentPort } from "node:worker_threads"
@@ -49,6 +50,7 @@ parentPort?.on("message", (message: { type: string; id?: number; owner?: number;
   }
   if (message.type === "decrypt") {
     const keys = owners.get(owner)
+    const begun = performance.now()
     const results: Array<DecryptResult> = (message.items ?? []).map((item) => {
       const key = findKey(keys, item)
       if (key === undefined) {
@@ -60,6 +62,6 @@ parentPort?.on("message", (message: { type: string; id?: number; owner?: number;
       }
       return decryptPayload(key, item)
     })
-    parentPort?.postMessage({ id: message.id, results })
+    parentPort?.postMessage({ id: message.id, results, micros: Math.round((performance.now() - begun) * 1000) })
   }
 })
