@@ -20,6 +20,15 @@ interface WorkerAnswer {
   readonly micros?: number
 }
 
+/**
+ * How much lower than the main thread the workers run (Linux nice steps, per thread; elsewhere they run as it does).
+ * Decryption is the elastic part of a flood — what it cannot take in time is read instead (FloodGate.ts) — while the
+ * main thread answers the webhook, publishes, reads and writes to the PBX for every item, decrypted or read: when the
+ * cores are short, the main thread goes first, and the workers' slower chunks show in their timing at once, so the
+ * gate diverts more. Without contention the workers get whole cores as before.
+ */
+export const workerNice = 10
+
 /** Whose keys: a number per pool over these workers (a connector of its own uses 0). */
 export type KeyOwner = number
 
@@ -102,7 +111,7 @@ export class DecryptWorkers {
   }
 
   #spawn(slot: number): Worker {
-    const worker = new Worker(this.url)
+    const worker = new Worker(this.url, { workerData: { nice: workerNice } })
     worker.unref()
     this.#owned.set(worker, new Set())
     this.#load.set(worker, 0)

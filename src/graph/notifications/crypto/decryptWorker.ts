@@ -6,7 +6,9 @@
  * carries the chunk's wall-clock time inside the worker (`micros`): the pool's measured speed (FloodGate.ts).
  */
 import * as crypto from "node:crypto"
-import { parentPort } from "node:worker_threads"
+import { readlinkSync } from "node:fs"
+import { getPriority, setPriority } from "node:os"
+import { parentPort, workerData } from "node:worker_threads"
 import { decryptPayload, type DecryptResult, type EncryptedPayload } from "./RichCrypto.ts"
 
 interface KeyMessage {
@@ -26,6 +28,21 @@ interface OwnerKeys {
 }
 
 const owners = new Map<number, OwnerKeys>()
+
+/**
+ * Lowers this thread's priority by `nice` steps (DecryptWorkers.ts `workerNice`). Linux keeps a nice value per thread;
+ * /proc/thread-self names this thread's id. Elsewhere, or when it cannot be read, the worker keeps the process's.
+ */
+const lowerPriority = (nice: unknown): void => {
+  if (typeof nice !== "number" || nice <= 0 || process.platform !== "linux") return
+  try {
+    const threadId = Number(readlinkSync("/proc/thread-self").split("/").pop())
+    if (Number.isInteger(threadId) && threadId > 0) setPriority(threadId, Math.min(19, getPriority(threadId) + nice))
+  } catch {
+    // Not permitted or not available: the worker runs at the process's priority.
+  }
+}
+lowerPriority((workerData as { nice?: unknown } | null)?.nice)
 
 const findKey = (keys: OwnerKeys | undefined, item: WorkItem): crypto.KeyObject | undefined =>
   keys?.byId.get(item.encryptionCertificateId) ?? keys?.byThumbprint.get(item.encryptionCertificateThumbprint.toUpperCase())
