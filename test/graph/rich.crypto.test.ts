@@ -4,7 +4,7 @@ import * as crypto from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import { DecryptPool, SharedDecryptWorkers } from "../../src/graph/notifications/crypto/DecryptPool.ts"
-import { workerNice } from "../../src/graph/notifications/crypto/DecryptWorkers.ts"
+import { defaultWorkerNice } from "../../src/graph/notifications/crypto/DecryptWorkers.ts"
 import { decryptPayload, type DecryptResult, encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
 import { fileState } from "../support/state.ts"
 import { makeTempDir } from "../support/tempDir.ts"
@@ -92,11 +92,11 @@ describe("rich notification crypto", () => {
       assert.isDefined(itemMicros)
       assert.isAbove(itemMicros!, 1)
       assert.isBelow(itemMicros!, 1_000_000)
-      // On Linux the two workers run `workerNice` steps below this (the main) thread.
+      // On Linux the two workers run `defaultWorkerNice` steps below this (the main) thread.
       if (process.platform === "linux") {
         const niceOf = (task: string) => Number(readFileSync(`/proc/self/task/${task}/stat`, "utf8").replace(/^.*\) /s, "").split(" ")[16])
         const main = niceOf(String(process.pid))
-        const lowered = readdirSync("/proc/self/task").filter((task) => niceOf(task) === Math.min(19, main + workerNice))
+        const lowered = readdirSync("/proc/self/task").filter((task) => niceOf(task) === Math.min(19, main + defaultWorkerNice))
         assert.isAtLeast(lowered.length, 2)
       }
 

@@ -21,13 +21,14 @@ interface WorkerAnswer {
 }
 
 /**
- * How much lower than the main thread the workers run (Linux nice steps, per thread; elsewhere they run as it does).
+ * How much lower than the main thread the workers run by default (`notifications.decryptWorkerNice`; Linux nice steps,
+ * per thread; elsewhere they run as it does).
  * Decryption is the elastic part of a flood — what it cannot take in time is read instead (FloodGate.ts) — while the
  * main thread answers the webhook, publishes, reads and writes to the PBX for every item, decrypted or read: when the
  * cores are short, the main thread goes first, and the workers' slower chunks show in their timing at once, so the
  * gate diverts more. Without contention the workers get whole cores as before.
  */
-export const workerNice = 10
+export const defaultWorkerNice = 10
 
 /** Whose keys: a number per pool over these workers (a connector of its own uses 0). */
 export type KeyOwner = number
@@ -55,10 +56,13 @@ export class DecryptWorkers {
 
   readonly url: URL
   readonly size: number
+  /** Nice steps below the main thread (0: the same priority). */
+  readonly nice: number
 
-  constructor(url: URL, size: number) {
+  constructor(url: URL, size: number, nice: number = defaultWorkerNice) {
     this.url = url
     this.size = size
+    this.nice = nice
   }
 
   /** One item's cost on one worker (µs): a running figure over the chunks the workers timed (FloodGate.ts). */
@@ -111,7 +115,7 @@ export class DecryptWorkers {
   }
 
   #spawn(slot: number): Worker {
-    const worker = new Worker(this.url, { workerData: { nice: workerNice } })
+    const worker = new Worker(this.url, { workerData: { nice: this.nice } })
     worker.unref()
     this.#owned.set(worker, new Set())
     this.#load.set(worker, 0)

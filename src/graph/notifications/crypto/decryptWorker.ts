@@ -30,8 +30,9 @@ interface OwnerKeys {
 const owners = new Map<number, OwnerKeys>()
 
 /**
- * Lowers this thread's priority by `nice` steps (DecryptWorkers.ts `workerNice`). Linux keeps a nice value per thread;
- * /proc/thread-self names this thread's id. Elsewhere, or when it cannot be read, the worker keeps the process's.
+ * Lowers this thread's priority by `nice` steps (`notifications.decryptWorkerNice`, DecryptWorkers.ts). Linux keeps
+ * a nice value per thread; /proc/thread-self names this thread's id. Elsewhere, or when it cannot be read, the worker
+ * keeps the process's.
  */
 const lowerPriority = (nice: unknown): void => {
   if (typeof nice !== "number" || nice <= 0 || process.platform !== "linux") return
