@@ -4,7 +4,6 @@ import * as crypto from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import { DecryptPool, SharedDecryptWorkers } from "../../src/graph/notifications/crypto/DecryptPool.ts"
-import { defaultWorkerNice } from "../../src/graph/notifications/crypto/DecryptWorkers.ts"
 import { decryptPayload, type DecryptResult, encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
 import { fileState } from "../support/state.ts"
 import { makeTempDir } from "../support/tempDir.ts"
@@ -76,7 +75,8 @@ describe("rich notification crypto", () => {
       const dir = yield* tempDir
       const store = yield* CertificateStore.make().pipe(Effect.provide(fileState(dir)))
       const first = yield* store.current
-      const pool = yield* DecryptPool.make(2).pipe(Effect.provideService(CertificateStore, store))
+      // Two workers, 10 nice steps below the main thread (notifications.decryptWorkerNice).
+      const pool = yield* DecryptPool.make(2, 10).pipe(Effect.provideService(CertificateStore, store))
       const seal = (certificate: { certificate: string; id: string; thumbprint: string }, text: string) => ({
         ...encryptPayload(inspectCertificate(certificate.certificate).publicKey, text),
         encryptionCertificateId: certificate.id,
@@ -92,11 +92,11 @@ describe("rich notification crypto", () => {
       assert.isDefined(itemMicros)
       assert.isAbove(itemMicros!, 1)
       assert.isBelow(itemMicros!, 1_000_000)
-      // On Linux the two workers run `defaultWorkerNice` steps below this (the main) thread.
+      // On Linux the two workers run 10 steps below the process's main thread (the default is 0: no change).
       if (process.platform === "linux") {
         const niceOf = (task: string) => Number(readFileSync(`/proc/self/task/${task}/stat`, "utf8").replace(/^.*\) /s, "").split(" ")[16])
         const main = niceOf(String(process.pid))
-        const lowered = readdirSync("/proc/self/task").filter((task) => niceOf(task) === Math.min(19, main + defaultWorkerNice))
+        const lowered = readdirSync("/proc/self/task").filter((task) => niceOf(task) === Math.min(19, main + 10))
         assert.isAtLeast(lowered.length, 2)
       }
 

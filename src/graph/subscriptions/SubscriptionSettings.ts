@@ -81,7 +81,7 @@ export const defaultSubscriptionSettings = (
   pollCredential: AppCredentialRef,
   maxBodyBytes: 4 * 1024 * 1024,
   decryptWorkers: 0,
-  decryptWorkerNice: 10,
+  decryptWorkerNice: 0,
   queueCapacity: 50_000,
   floodLatencyBudgetMillis: 200,
   certificateLifetimeDays: 730,

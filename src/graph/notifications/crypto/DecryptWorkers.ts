@@ -21,14 +21,15 @@ interface WorkerAnswer {
 }
 
 /**
- * How much lower than the main thread the workers run by default (`notifications.decryptWorkerNice`; Linux nice steps,
- * per thread; elsewhere they run as it does).
+ * How much lower than the main thread the workers run unless told otherwise (`notifications.decryptWorkerNice`, whose
+ * default is 0; Linux nice steps, per thread; elsewhere they run as it does). 10 is the value measured in
+ * docs/performance.md ("The flood's timeline").
  * Decryption is the elastic part of a flood — what it cannot take in time is read instead (FloodGate.ts) — while the
  * main thread answers the webhook, publishes, reads and writes to the PBX for every item, decrypted or read: when the
  * cores are short, the main thread goes first, and the workers' slower chunks show in their timing at once, so the
  * gate diverts more. Without contention the workers get whole cores as before.
  */
-export const defaultWorkerNice = 10
+export const defaultWorkerNice = 0
 
 /** Whose keys: a number per pool over these workers (a connector of its own uses 0). */
 export type KeyOwner = number
