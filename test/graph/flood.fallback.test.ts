@@ -220,7 +220,10 @@ const makeSetup = (floodLatencyBudgetMillis: number) =>
 describe("flood fallback at the webhook (real sockets)", () => {
   it.live("a steady load never takes the fallback: 30 POSTs of 20 items, every item decrypted", () =>
     Effect.gen(function*() {
-      const { inbox, postItems, richItem } = yield* makeSetup(200)
+      // The gate sees the workers' real speed: on a machine loaded many times over, 20 items could truly expect more
+      // than 200 ms. What this shows is that a steady load's backlog stays one POST deep, so a budget far above one
+      // POST's work (20 × ≈ 0.35 ms) is never reached; the 200 ms rule itself is tested with numbers above.
+      const { inbox, postItems, richItem } = yield* makeSetup(1_000)
       const refetched = yield* record(inbox.refetch)
       const before = yield* diverted
       for (let post = 0; post < 30; post++) {
