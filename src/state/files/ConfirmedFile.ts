@@ -38,6 +38,35 @@ export interface KeptDesired {
   readonly forget: (tenant: TenantId) => Effect.Effect<void>
 }
 
+/**
+ * An effect that, each time it runs, makes `save` run (forked in `scope`) once the runs have been quiet for `debounce`,
+ * at the latest `maxWait` after the first run not yet followed by a save.
+ */
+const debounced = (
+  save: Effect.Effect<void>,
+  scope: Scope.Scope,
+  options: { readonly debounce?: Duration.Input | undefined; readonly maxWait?: Duration.Input | undefined }
+): Effect.Effect<void> => {
+  const debounceMillis = Duration.toMillis(Duration.fromInputUnsafe(options.debounce ?? Duration.seconds(2)))
+  const maxWaitMillis = Duration.toMillis(Duration.fromInputUnsafe(options.maxWait ?? Duration.seconds(30)))
+  let scheduled = false
+  let lastChangeAt = 0
+  const quiet = Effect.fnUntraced(function*(firstAt: number) {
+    while (true) {
+      const until = Math.min(lastChangeAt + debounceMillis, firstAt + maxWaitMillis)
+      const now = yield* Clock.currentTimeMillis
+      if (now >= until) return
+      yield* Effect.sleep(until - now)
+    }
+  })
+  return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    lastChangeAt = now
+    if (scheduled) return Effect.void
+    scheduled = true
+    return Effect.asVoid(Effect.forkIn(Effect.andThen(quiet(now), Effect.andThen(Effect.sync(() => (scheduled = false)), save)), scope))
+  })
+}
+
 /** Wraps the in-memory desired commands so that each tenant's confirmed ones outlive the process (see above). */
 export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
   readonly desired: Desired
@@ -51,13 +80,9 @@ export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
   readonly onSaved?: (tenant: TenantId) => void
 }): Effect.fn.Return<KeptDesired, never, Scope.Scope> {
   const { desired, restore, fileOf } = options
-  const debounceMillis = Duration.toMillis(Duration.fromInputUnsafe(options.debounce ?? Duration.seconds(2)))
-  const maxWaitMillis = Duration.toMillis(Duration.fromInputUnsafe(options.maxWait ?? Duration.seconds(30)))
   const loaded = new Set<TenantId>()
   const dirty = new Set<TenantId>()
   const saving = yield* Semaphore.make(1)
-  let scheduled = false
-  let lastChangeAt = 0
 
   const load = (tenant: TenantId) =>
     Effect.suspend(() => {
@@ -87,24 +112,8 @@ export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
     }
   })))
 
-  const scope = yield* Effect.scope
-  // Sleeps until the changes have been quiet for the debounce, or the first of them waited maxWait.
-  const quiet = Effect.fnUntraced(function*(firstAt: number) {
-    while (true) {
-      const until = Math.min(lastChangeAt + debounceMillis, firstAt + maxWaitMillis)
-      const now = yield* Clock.currentTimeMillis
-      if (now >= until) return
-      yield* Effect.sleep(until - now)
-    }
-  })
-  const changed = (tenant: TenantId) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      dirty.add(tenant)
-      lastChangeAt = now
-      if (scheduled) return Effect.void
-      scheduled = true
-      return Effect.asVoid(Effect.forkIn(Effect.andThen(quiet(now), Effect.andThen(Effect.sync(() => (scheduled = false)), saveDirty)), scope))
-    })
+  const scheduleSave = debounced(saveDirty, yield* Effect.scope, options)
+  const changed = (tenant: TenantId) => Effect.andThen(Effect.sync(() => dirty.add(tenant)), scheduleSave)
   yield* Effect.addFinalizer(() => saveDirty)
 
   const desiredKept: Desired = {
