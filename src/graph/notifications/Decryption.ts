@@ -42,7 +42,7 @@ interface DecryptingChunk {
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
   readonly verified: Fiber.Fiber<boolean>
   readonly receivedAt: number
-  readonly span: Tracer.Span
+  readonly span: Tracer.Span | undefined
 }
 
 export interface Decryption {
@@ -99,10 +99,13 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
   ))
   for (let i = 0; i < rich.length; i += maxChunk) {
     const items = rich.slice(i, i + maxChunk)
-    const span = yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
+    // A batch without a span (no tracing backend, ChangeTrace.ts) starts none.
+    const span = batch.span === undefined
+      ? undefined
+      : yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
     decryption.gate.started(items.length)
     const results = yield* Effect.forkChild(decryption.pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
-      Effect.withParentSpan(span),
+      (decrypt) => (span === undefined ? decrypt : Effect.withParentSpan(decrypt, span)),
       Effect.onExit((exit) =>
         Effect.andThen(
           Effect.sync(() => {

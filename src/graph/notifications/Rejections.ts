@@ -48,8 +48,9 @@ export const makeRejections = () => {
       return total
     },
     /** Counts every refused item per reason and logs one line; `of` is the number of items the request carried. */
-    report: Effect.fnUntraced(function*(of: number, note = "") {
-      if (total === 0) return
+    // A plain function, not Effect.fn: one is made per request or chunk, and defining an Effect.fn costs more than
+    // the whole report when nothing was refused (the usual case).
+    report: (of: number, note = ""): Effect.Effect<void> => total === 0 ? Effect.void : Effect.gen(function*() {
       for (const [reason, n] of byReason) yield* countRejected(reason, n)
       const reasons = [...byReason.keys()].sort()
       const breakdown = [...byReason].map(([reason, n]) => `${reason} ${count(n)}`).join(", ")
