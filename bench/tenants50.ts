@@ -19,7 +19,7 @@
  * connector. Each thread reports its event-loop delay, so that a bench that falls behind shows. Graph's rule for slow
  * endpoints is off here (slowMillis 10 min, bench/tenantSims.ts).
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
@@ -30,7 +30,7 @@ import { stateStoreLayer } from "../src/state/StateSettings.ts"
 import { StateStore, TenantConfig, TenantId } from "../src/state/StateStore.ts"
 import { startConnector, writeConfig } from "./connectorProcess.ts"
 import { emit, progress, seconds, until } from "./report.ts"
-import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, round, summary } from "./stats.ts"
+import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, processCpuMs, round, summary } from "./stats.ts"
 import { epochNow, type FromWorker, type SimWorkerData, type SimWorkerResult, type ToWorker } from "./tenantSims.ts"
 
 const TENANTS = Number(process.env["BENCH_TENANTS"] ?? 50)
@@ -149,7 +149,19 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
 
     const connector = yield* Effect.acquireRelease(
       // --expose-gc: the probe's live heap after a full collection (what the tenants hold).
-      Effect.sync(() => startConnector({ repoRoot, configFile, port, logFile: join(dir, "connector.log"), nodeFlags: [...nodeFlags, "--expose-gc"] })),
+      Effect.sync(() =>
+        startConnector({
+          repoRoot,
+          configFile,
+          port,
+          logFile: join(dir, "connector.log"),
+          nodeFlags: [...nodeFlags, "--expose-gc"],
+          // BENCH_PROFILE=1 (with BENCH_KEEP=1) leaves .cpuprofile files of the connector in the bench directory.
+          cpuProfileDir: process.env["BENCH_PROFILE"] === undefined ? undefined : join(dir, "profiles"),
+          // 50 tenants stop one by one: time enough to stop cleanly (and write the profile).
+          killAfterMillis: 120_000
+        })
+      ),
       (child) =>
         Effect.promise(() => child.stop()).pipe(Effect.andThen(Effect.sync(() => {
           if (process.env["BENCH_KEEP"] === undefined) rmSync(dir, { recursive: true, force: true })
@@ -197,10 +209,17 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     // The burst: every user of every tenant once, interleaved over the tenants; each thread issues and times its own.
     connector.resetProbe()
     const before = yield* metricsText(port)
+    const cpuBefore = processCpuMs(connector.pid)
     const startAt = epochNow() + 200
     const results = yield* runBurst(sims, startAt)
+    const cpuAfter = processCpuMs(connector.pid)
     const probe = connector.probe()
     const after = yield* metricsText(port)
+    // With BENCH_KEEP=1: both scrapes, for every tenant's histograms.
+    if (process.env["BENCH_KEEP"] !== undefined) {
+      writeFileSync(join(dir, "metrics-before.txt"), before)
+      writeFileSync(join(dir, "metrics-after.txt"), after)
+    }
     const all = (pick: (r: SimWorkerResult) => ReadonlyArray<number>) => results.flatMap((r) => [...pick(r)])
     const changes = results.reduce((n, r) => n + r.changes, 0)
     const issuedMs = Math.max(...results.map((r) => r.issuedEndAt)) - startAt
@@ -229,6 +248,11 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         arrived: results.reduce((n, r) => n + r.arrived, 0),
         addedLatencyMs: summary(all((r) => r.added)),
         changeToSetPresenceMs: summary(all((r) => r.changeToSetPresence)),
+        // The connector's CPU over the burst and its drain, per change (as rich-burst-10k's connectorPerChangeUs).
+        connectorPerChangeUs: cpuBefore === undefined || cpuAfter === undefined ? null : {
+          all: round(((cpuAfter.all - cpuBefore.all) * 1000) / changes, 0),
+          mainThread: round(((cpuAfter.main - cpuBefore.main) * 1000) / changes, 0)
+        },
         webhookPosts: answers.length,
         webhookAnswerMs: summary(answers),
         // The connector's own view (its histograms, bucket-interpolated, every tenant's series summed; the slowest
