@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { HttpRouter } from "effect/http"
+import * as jose from "jose"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
 import { APP_ID, buildServer, localServer, TENANT } from "./notificationsHarness.ts"
@@ -56,5 +57,21 @@ describe("validation tokens (remembered once verified)", () => {
         const error = yield* Effect.flip(tokens.verify([foreign], [TENANT]))
         assert.include(error.message, "validation token rejected")
       }
+    }).pipe(Effect.scoped))
+})
+
+describe("the simulator's validation tokens", () => {
+  it.effect("are one text per app, tenant and second (signed once), and a new one the next second", () =>
+    Effect.gen(function*() {
+      const { jwks, tokens } = yield* setup
+      const first = yield* jwks.validationToken(APP_ID, TENANT)
+      assert.strictEqual(yield* jwks.validationToken(APP_ID, TENANT), first)
+      const otherTenant = yield* jwks.validationToken(APP_ID, "99999999-0000-0000-0000-000000000000")
+      assert.notStrictEqual(otherTenant, first)
+      yield* TestClock.adjust("1 second")
+      const next = yield* jwks.validationToken(APP_ID, TENANT)
+      assert.notStrictEqual(next, first)
+      assert.strictEqual(jose.decodeJwt(next).iat, 1)
+      assert.strictEqual(yield* outcome(tokens.verify([next], [TENANT])), "accepted")
     }).pipe(Effect.scoped))
 })
