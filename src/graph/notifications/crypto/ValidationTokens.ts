@@ -1,9 +1,11 @@
 /**
  * Verifies the `validationTokens` of rich notifications (protocols.md §1.6) with `jose` against a JWKS URL: signature,
  * aud = our app id, iss = `https://sts.windows.net/{tenantId}/`, appid = Graph's change-notification publisher, not expired.
- * A token that passed is remembered by its text until it expires: the same token on a later POST (Graph's tokens are
- * valid for an hour; the simulator signs one per second and tenant) is not verified again — an RSA signature check on
- * the event loop per POST, which with many tenants is nearly one per change. Its expiry is checked at every use.
+ * A token that passed is remembered by its text until it expires: the same token on a later POST is not verified again
+ * — an RSA signature check on the event loop per POST, which with many tenants is nearly one per change. Its expiry is
+ * checked at every use. Whether Graph sends one token more than once is not documented (changeNotificationCollection
+ * says one token per app and tenant in a POST); the simulator's are the same text within a second. A token never seen
+ * again only costs its entry.
  */
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import * as jose from "jose"
