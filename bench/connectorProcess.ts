@@ -73,6 +73,8 @@ export interface ConnectorProbe {
     readonly rssMb: number
     readonly externalMb: number
   }>
+  /** Notification POSTs from Node's HTTP server handing the request on to the answer finished (bench/probe.ts). */
+  readonly notificationRequestMs?: { readonly count: number; readonly p50: number; readonly p99: number; readonly max: number }
 }
 
 export const writeConfig = (dir: string, config: unknown): string => {

@@ -257,7 +257,11 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         webhookAnswerMs: summary(answers),
         // The connector's own view (its histograms, bucket-interpolated, every tenant's series summed; the slowest
         // tenant's own): notification received → SetPresence sent, and the webhook handler's answer produced / flushed.
-        connectorSide: connectorSide(after, before),
+        connectorSide: {
+          ...connectorSide(after, before),
+          // Node's HTTP server handing the request on → the answer finished: includes the wait before the handler.
+          requestToAnswerMs: probe?.notificationRequestMs
+        },
         eventLoopDelayMs: probe?.eventLoopDelayMs,
         // The simulator threads: if these grow, the bench is behind and its figures include its own queueing.
         simulatorThreads: results.map((r) => ({ eventLoopDelayMs: r.eventLoopDelayMs, cpuMs: r.cpuMs })),
