@@ -111,6 +111,25 @@ const runBurst = (threads: ReadonlyArray<{ worker: Worker }>, startAt: number) =
     ))
   )
 
+/**
+ * The kernel's count of connections refused because a listen queue was full (ListenOverflows, /proc/net/netstat): the
+ * whole machine's, so a difference over the burst is an upper bound for the connector's port. A dropped SYN is sent
+ * again after 1, 3, 7, 15 … s, which the POST's answer time then includes.
+ */
+const listenOverflows = (): number => {
+  try {
+    const lines = readFileSync("/proc/net/netstat", "utf8").split("\n")
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = lines[i]!.split(" ")
+      const at = names.indexOf("ListenOverflows")
+      if (at >= 0) return Number(lines[i + 1]!.split(" ")[at])
+    }
+  } catch {
+    // Not Linux: no figure.
+  }
+  return Number.NaN
+}
+
 const Lights = Schema.Struct({ lights: Schema.Record(Schema.String, Schema.Struct({ state: Schema.String })) })
 
 const threadsOf = (pid: number): number => {
@@ -210,9 +229,11 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     connector.resetProbe()
     const before = yield* metricsText(port)
     const cpuBefore = processCpuMs(connector.pid)
+    const overflowsBefore = listenOverflows()
     const startAt = epochNow() + 200
     const results = yield* runBurst(sims, startAt)
     const cpuAfter = processCpuMs(connector.pid)
+    const overflows = listenOverflows() - overflowsBefore
     const probe = connector.probe()
     const after = yield* metricsText(port)
     // With BENCH_KEEP=1: both scrapes, for every tenant's histograms.
@@ -254,6 +275,8 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
           mainThread: round(((cpuAfter.main - cpuBefore.main) * 1000) / changes, 0)
         },
         webhookPosts: answers.length,
+        // Connections the kernel refused over the burst for a full listen queue (the machine's, all ports).
+        listenQueueOverflows: overflows,
         webhookAnswerMs: summary(answers),
         // The connector's own view (its histograms, bucket-interpolated, every tenant's series summed; the slowest
         // tenant's own): notification received → SetPresence sent, and the webhook handler's answer produced / flushed.
