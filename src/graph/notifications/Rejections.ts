@@ -47,9 +47,10 @@ export const makeRejections = () => {
     get total() {
       return total
     },
-    /** Counts every refused item per reason and logs one line; `of` is the number of items the request carried. */
-    // A plain function, not Effect.fn: one is made per request or chunk, and defining an Effect.fn costs more than
-    // the whole report when nothing was refused (the usual case).
+    /**
+     * Counts every refused item per reason and logs one line; `of` is the number of items the request carried. Nothing
+     * refused (nearly every chunk) costs no effect built: this runs once per request and chunk.
+     */
     report: (of: number, note = ""): Effect.Effect<void> => total === 0 ? Effect.void : Effect.gen(function*() {
       for (const [reason, n] of byReason) yield* countRejected(reason, n)
       const reasons = [...byReason.keys()].sort()
