@@ -124,6 +124,30 @@ const stopWhenUnreachable = (
     }
   }).pipe(Effect.forkScoped)
 
+/** The PBX states of every side running. */
+const statesOf = (sides: ReadonlyMap<TenantId, Side>) =>
+  Effect.gen(function*() {
+    const all = new Map<TenantId, ReadonlyMap<string, PbxState>>()
+    for (const [tenant, side] of sides) if (side.states !== undefined) all.set(tenant, yield* SubscriptionRef.get(side.states))
+    return all
+  })
+
+/**
+ * A tenant updated to need its owner's connector (SocketMode.ts): its side here stops, its sockets close and the PBXs
+ * reconnect, to be piped to the owner (the owner's connector restarts with the update and then holds them).
+ */
+const stopWhenOwnerMode = (
+  socketMode: (tenant: TenantId) => Effect.Effect<SocketMode, unknown>,
+  sides: ReadonlyMap<TenantId, Side>,
+  stop: (tenant: TenantId, side: Side) => Effect.Effect<void>
+) =>
+  Effect.gen(function*() {
+    for (const [tenant, side] of [...sides]) {
+      const mode = yield* socketMode(tenant).pipe(Effect.orElseSucceed(() => "any" as const))
+      if (mode === "owner" && sides.get(tenant) === side) yield* stop(tenant, side)
+    }
+  }).pipe(Effect.repeat(Schedule.spaced(modeEvery)), Effect.forkScoped)
+
 /**
  * The runner's PBX sides, in the current scope (closing it stops them all). `settingsOf` reads a tenant's settings
  * (its PBX settings: master, password, path, limits) from the store.
@@ -201,18 +225,7 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
   }
 
   yield* stopWhenUnreachable(options.reachable, health, () => [...sides], (tenant, side) => stop(tenant, side, "the state database cannot be reached"))
-  // A tenant updated to need its owner's connector: its sockets here close and reconnect, to be piped to the owner.
-  yield* Effect.gen(function*() {
-    for (const [tenant, side] of [...sides]) {
-      const mode = yield* options.socketMode(tenant).pipe(Effect.orElseSucceed(() => "any" as const))
-      if (mode === "owner" && sides.get(tenant) === side) yield* stop(tenant, side, "its configuration needs its PBX sockets in its owner's connector")
-    }
-  }).pipe(Effect.repeat(Schedule.spaced(modeEvery)), Effect.forkScoped)
+  yield* stopWhenOwnerMode(options.socketMode, sides, (tenant, side) => stop(tenant, side, "its configuration needs its PBX sockets in its owner's connector"))
 
-  const states = Effect.gen(function*() {
-    const all = new Map<TenantId, ReadonlyMap<string, PbxState>>()
-    for (const [tenant, side] of sides) if (side.states !== undefined) all.set(tenant, yield* SubscriptionRef.get(side.states))
-    return all
-  })
-  return { open, states } satisfies PbxSides
+  return { open, states: statesOf(sides) } satisfies PbxSides
 })
