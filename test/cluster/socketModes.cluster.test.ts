@@ -4,7 +4,8 @@
  * watching on) from the store. Each tenant's PBX system connects through a front that reaches only one runner that does
  * not own the tenant. Alpha's sockets stay there (its PBX side); beta's are piped to its owner and held by its
  * connector (the owner's row lists them, each tenant's mode is in its owner's row, the owner logged why). Both
- * tenants' master lights are green and every Teams presence reaches both PBX systems.
+ * tenants' master lights are green and every Teams presence reaches both PBX systems. Then alpha is updated with call
+ * watching: its PBX side stops, its PBXs reconnect and are piped to its owner, and presences still arrive.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
@@ -96,26 +97,52 @@ describe("cluster: PBX socket mode per tenant", () => {
       yield* until("beta's master PBX green", masterLight(beta), 30_000)
 
       // Every Teams presence reaches both PBX systems.
-      for (const [tenant, pbx] of [[alpha!, alphaPbx], [beta, betaPbx]] as const) {
-        const pbxUsers = yield* until(`${tenant.id}'s PBX users`, Effect.map(pbx.users, (list) => (list.length > 0 ? list : undefined)))
-        const people = tenant.population.people.flatMap((person) => {
-          const user = pbxUsers.find((u) => (u.emails ?? []).includes(person.email))
-          return person.teams && user !== undefined ? [{ graphId: person.graphId, guid: user.guid }] : []
+      const presencesArrive = (tenant: SimTenant, pbx: typeof alphaPbx, shift: number) =>
+        Effect.gen(function*() {
+          const pbxUsers = yield* until(`${tenant.id}'s PBX users`, Effect.map(pbx.users, (list) => (list.length > 0 ? list : undefined)))
+          const people = tenant.population.people.flatMap((person) => {
+            const user = pbxUsers.find((u) => (u.emails ?? []).includes(person.email))
+            return person.teams && user !== undefined ? [{ graphId: person.graphId, guid: user.guid }] : []
+          })
+          assert.isAbove(people.length, 1)
+          const stateOf = (i: number) => states[(i + shift) % states.length]!
+          yield* Effect.forEach(people, (p, i) => tenant.graph.setPresence(p.graphId, stateOf(i)), { discard: true })
+          yield* until(`the presences in ${tenant.id}'s PBXs`, Effect.gen(function*() {
+            for (const [i, p] of people.entries()) {
+              const activity = (yield* pbx.presence(p.guid)).find((e) => e.contact === "teams:")?.activity
+              if (activity !== stateOf(i).pbx) return undefined
+            }
+            return true
+          }), 60_000)
         })
-        assert.isAbove(people.length, 1)
-        yield* Effect.forEach(people, (p, i) => tenant.graph.setPresence(p.graphId, states[i % states.length]!), { discard: true })
-        yield* until(`the presences in ${tenant.id}'s PBXs`, Effect.gen(function*() {
-          for (const [i, p] of people.entries()) {
-            const activity = (yield* pbx.presence(p.guid)).find((e) => e.contact === "teams:")?.activity
-            if (activity !== states[i % states.length]!.pbx) return undefined
-          }
-          return true
-        }), 60_000)
-      }
+      yield* presencesArrive(alpha!, alphaPbx, 0)
+      yield* presencesArrive(beta, betaPbx, 0)
       const name = (id: string) => runners.find((r) => runnerId(r) === id)!.name
       console.log(
         `PBX socket mode per tenant: alpha (any) owned by ${name(placed.alpha)}, sockets on ${alphaVia.name}; ` +
           `beta (owner, pbxToTeams) owned by ${name(placed.beta)}, reached through ${betaVia.name}, sockets on ${name(placed.beta)}`
       )
+
+      // A configuration change flips alpha's mode: updated with call watching, it restarts on its owner, the runner
+      // holding its sockets stops its PBX side, and its PBXs reconnect and are piped to the owner's connector.
+      const loginsOf = Effect.map(alphaPbx.status, (all) => all.reduce((sum, s) => sum + s.logins, 0))
+      const loginsBefore = yield* loginsOf
+      const updatedAt = Date.now()
+      yield* putTenant(store, { ...alpha!, config: { ...alpha!.config, pbxToTeams: { enabled: true } } })
+      const movedTo = yield* until("alpha's PBX sockets held by its owner's connector", Effect.gen(function*() {
+        const owner = (yield* owners(sql)).get("alpha")?.runner
+        const all = yield* rows
+        const held = holders(all, "alpha")
+        return owner !== undefined && modeOf(all, "alpha") === "owner" && held.length === pbxCount(alpha!) && held.every((r) => r === owner)
+          ? owner
+          : undefined
+      }), 60_000)
+      const moved = Date.now() - updatedAt
+      assert.notStrictEqual(movedTo, runnerId(alphaVia), "the sockets reach alpha's owner through the runner they connect to")
+      assert.isAbove(yield* loginsOf, loginsBefore, "alpha's PBXs logged in again")
+      assert.include(readFileSync(alphaVia.logFile, "utf8"), "PBX side of alpha stopped (its configuration needs its PBX sockets in its owner's connector)")
+      yield* until("alpha's master PBX green again", masterLight(alpha!), 30_000)
+      yield* presencesArrive(alpha!, alphaPbx, 1)
+      console.log(`alpha updated with pbxToTeams: its PBX sockets held by ${name(movedTo)}'s connector ${(moved / 1000).toFixed(1)} s after the update`)
     })), 240_000)
 })
