@@ -5,7 +5,7 @@
  * table, so the page shows the cluster whichever runner serves it; a row that has not been written for
  * `staleAfter` is shown as gone (a killed runner) and dropped after an hour.
  */
-import { Clock, Effect, Schema } from "effect"
+import { Clock, Effect, Schedule, Schema } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { ClusterRunnerView, ClusterView } from "../status/StatusBoard.ts"
 
@@ -40,7 +40,11 @@ export const makeRunnerRegistry = Effect.fnUntraced(function*(sql: SqlClient.Sql
     seen_at timestamptz NOT NULL,
     tenants text NOT NULL,
     pbx_sockets text NOT NULL
-  )`
+  )`.pipe(
+    // Runners starting together race on a new database: PostgreSQL's CREATE TABLE IF NOT EXISTS may then fail on its
+    // catalog's unique index for the loser (seen in the failover test); once the table exists it succeeds.
+    Effect.retry({ times: 3, schedule: Schedule.spaced("200 millis") })
+  )
   const startedAt = new Date(yield* Clock.currentTimeMillis)
 
   /** Writes this runner's row (seen now). */
