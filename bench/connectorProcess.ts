@@ -99,6 +99,8 @@ export interface ConnectorProbe {
     readonly rssMb: number
     readonly externalMb: number
   }>
+  /** Notification POSTs from Node's HTTP server handing the request on to the answer finished (bench/probe.ts). */
+  readonly notificationRequestMs?: { readonly count: number; readonly p50: number; readonly p99: number; readonly max: number }
 }
 
 export const writeConfig = (dir: string, config: unknown): string => {
@@ -118,6 +120,8 @@ export const startConnector = (options: {
   readonly cpuProfileDir?: string | undefined
   /** More environment for the child (the probe's soak settings). */
   readonly env?: Readonly<Record<string, string>> | undefined
+  /** How long `stop` waits after SIGTERM before SIGKILL (default 15 s; a CPU profile is written only on a clean exit). */
+  readonly killAfterMillis?: number | undefined
 }): ConnectorProcess => {
   const log = createWriteStream(options.logFile)
   const spawnedAt = performance.now()
@@ -175,7 +179,7 @@ export const startConnector = (options: {
       clearInterval(sampler)
       if (exitCode === undefined) {
         child.kill("SIGTERM")
-        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000)
+        const timer = setTimeout(() => child.kill("SIGKILL"), options.killAfterMillis ?? 15_000)
         await exit
         clearTimeout(timer)
       }

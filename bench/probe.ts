@@ -6,8 +6,12 @@
  * heap left after it (`heapAfterGc`); with BENCH_HEAP_SNAPSHOTS=<ms,ms,…>, heap snapshots at those times (after a
  * collection) next to the probe file. On request (the bench writes `<probe file>.live`, with `--expose-gc`): a full
  * collection and the live heap left (`liveHeap`), and with "snapshot" in the request a heap snapshot beside it.
+ * Every notification POST (a path ending in /graph/notifications) is timed from Node's HTTP server handing the parsed
+ * request on (its first `request` event: the public front's) to the answer finished (`notificationRequestMs`): what
+ * the request waited inside the connector before its handler ran, which the handler's own histogram leaves out.
  */
 import { appendFile, existsSync, readdirSync, readFileSync, rmSync, writeFile, writeFileSync } from "node:fs"
+import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { Session } from "node:inspector"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
@@ -27,6 +31,26 @@ if (file !== undefined && isMainThread) {
   const codeBytes = () =>
     getHeapSpaceStatistics().filter((space) => codeSpaces.has(space.space_name)).reduce((sum, space) => sum + space.space_used_size, 0)
   const collect = (globalThis as { gc?: () => void }).gc
+  let requests: Array<number> = []
+  const seen = new WeakSet<IncomingMessage>()
+  const emit = Server.prototype.emit
+  Server.prototype.emit = function(this: Server, event: string | symbol, ...args: Array<unknown>) {
+    if (event === "request") {
+      const [req, res] = args as [IncomingMessage, ServerResponse]
+      if (!seen.has(req) && req.method === "POST" && (req.url ?? "").split("?")[0]!.endsWith("/graph/notifications")) {
+        seen.add(req)
+        const at = performance.now()
+        res.once("finish", () => requests.push(performance.now() - at))
+      }
+    }
+    return Reflect.apply(emit, this, [event, ...args]) as boolean
+  } as typeof Server.prototype.emit
+  const requestFigures = () => {
+    if (requests.length === 0) return undefined
+    const sorted = [...requests].sort((a, b) => a - b)
+    const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 10) / 10
+    return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) }
+  }
   // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy.
   const write = () => {
     writeFile(file, JSON.stringify({
@@ -38,7 +62,8 @@ if (file !== undefined && isMainThread) {
       peakMb: { rss: mb(peak.rss), heapTotal: mb(peak.heapTotal), heapUsed: mb(peak.heapUsed), externalAndBuffers: mb(peak.external) },
       heapLimitMb: mb(getHeapStatistics().heap_size_limit),
       heapAfterGc,
-      ...(liveHeap === undefined ? {} : { liveHeap })
+      ...(liveHeap === undefined ? {} : { liveHeap }),
+      ...(requests.length === 0 ? {} : { notificationRequestMs: requestFigures() })
     }), () => {})
   }
   let liveHeap: { readonly heapUsedMb: number; readonly codeMb: number; readonly rssMb: number; readonly snapshot?: string } | undefined
@@ -150,6 +175,7 @@ if (file !== undefined && isMainThread) {
   }
   process.on("SIGUSR2", () => {
     delay.reset()
+    requests = []
     peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }
     sample()
     write()

@@ -97,6 +97,8 @@ const connectorConfig = (graphUrl: string, port: number, dataDir: string) => ({
     notificationPath: NOTIFICATION_PATH,
     // BENCH_DECRYPT_WORKERS tries another decrypt pool size; by default the connector's own default.
     ...(process.env["BENCH_DECRYPT_WORKERS"] ? { decryptWorkers: Number(process.env["BENCH_DECRYPT_WORKERS"]) } : {}),
+    // BENCH_WORKER_NICE sets notifications.decryptWorkerNice (the decrypt workers' nice steps below the main thread).
+    ...(process.env["BENCH_WORKER_NICE"] ? { decryptWorkerNice: Number(process.env["BENCH_WORKER_NICE"]) } : {}),
     // BENCH_FLOOD_BUDGET_MS sets notifications.floodLatencyBudgetMillis (0: no flood fallback, every item decrypted).
     ...(process.env["BENCH_FLOOD_BUDGET_MS"] ? { floodLatencyBudgetMillis: Number(process.env["BENCH_FLOOD_BUDGET_MS"]) } : {})
   },

@@ -29,23 +29,53 @@ export interface HistogramBuckets {
   readonly sum: number
 }
 
-/** Reads one histogram from Prometheus text exposition: the series carrying `label` (`key="value"`), if given. */
-export const parseHistogram = (text: string, name: string, label?: string): HistogramBuckets | undefined => {
-  const buckets: Array<{ le: number; count: number }> = []
-  let count = Number.NaN
-  let sum = Number.NaN
+/**
+ * Reads one histogram from Prometheus text exposition, each series apart: the series carrying `label` (`key="value"`),
+ * if given, by the value of their `tenant` label ("" for a series without one).
+ */
+export const parseHistograms = (text: string, name: string, label?: string): Map<string, HistogramBuckets> => {
+  const series = new Map<string, { buckets: Array<{ le: number; count: number }>; count: number; sum: number }>()
+  const of = (line: string) => {
+    const tenant = /tenant="([^"]*)"/.exec(line)?.[1] ?? ""
+    let entry = series.get(tenant)
+    if (entry === undefined) series.set(tenant, entry = { buckets: [], count: Number.NaN, sum: Number.NaN })
+    return entry
+  }
+  const valueOf = (line: string) => Number(line.slice(line.lastIndexOf(" ") + 1))
   for (const line of text.split("\n")) {
     if (label !== undefined && !line.includes(label)) continue
     if (line.startsWith(`${name}_bucket{`)) {
       const le = /le="([^"]+)"/.exec(line)?.[1]
-      const value = Number(line.slice(line.lastIndexOf(" ") + 1))
-      if (le !== undefined) buckets.push({ le: le === "+Inf" ? Infinity : Number(le), count: value })
-    } else if (line.startsWith(`${name}_count`)) count = Number(line.slice(line.lastIndexOf(" ") + 1))
-    else if (line.startsWith(`${name}_sum`)) sum = Number(line.slice(line.lastIndexOf(" ") + 1))
+      if (le !== undefined) of(line).buckets.push({ le: le === "+Inf" ? Infinity : Number(le), count: valueOf(line) })
+    } else if (line.startsWith(`${name}_count`)) of(line).count = valueOf(line)
+    else if (line.startsWith(`${name}_sum`)) of(line).sum = valueOf(line)
   }
-  if (buckets.length === 0) return undefined
-  buckets.sort((a, b) => a.le - b.le)
-  return { buckets, count: Number.isNaN(count) ? buckets[buckets.length - 1]!.count : count, sum }
+  const histograms = new Map<string, HistogramBuckets>()
+  for (const [tenant, { buckets, count, sum }] of series) {
+    if (buckets.length === 0) continue
+    buckets.sort((a, b) => a.le - b.le)
+    histograms.set(tenant, { buckets, count: Number.isNaN(count) ? buckets[buckets.length - 1]!.count : count, sum })
+  }
+  return histograms
+}
+
+/**
+ * Reads one histogram from Prometheus text exposition: the series carrying `label`, if given; where the histogram has
+ * several series (one per tenant), their sum — bucket by bucket, the whole process's histogram.
+ */
+export const parseHistogram = (text: string, name: string, label?: string): HistogramBuckets | undefined => {
+  const series = [...parseHistograms(text, name, label).values()]
+  if (series.length <= 1) return series[0]
+  const bounds = [...new Set(series.flatMap((h) => h.buckets.map((b) => b.le)))].sort((a, b) => a - b)
+  return {
+    // Each series' cumulative count at a bound is its count at the highest bound of its own not above it.
+    buckets: bounds.map((le) => ({
+      le,
+      count: series.reduce((total, h) => total + (h.buckets.findLast((b) => b.le <= le)?.count ?? 0), 0)
+    })),
+    count: series.reduce((total, h) => total + h.count, 0),
+    sum: series.reduce((total, h) => total + h.sum, 0)
+  }
 }
 
 /** The difference of two snapshots of one histogram (what happened between them). */

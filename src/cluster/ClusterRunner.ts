@@ -221,7 +221,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   const runnerId = options.cluster.advertise
   const store = yield* StateStore
   const { sql, services, handoff } = yield* joinCluster(options.cluster, store)
-  const servers = yield* makeTenantServers(options.config.notifications.decryptWorkers)
+  const servers = yield* makeTenantServers(options.config.notifications.decryptWorkers, options.config.notifications.decryptWorkerNice)
   const socketMode = socketModeFor(options, store)
   const sides = options.cluster.pbxSockets === "owner" ? undefined : yield* makePbxSides({
     runner: runnerId,

@@ -119,10 +119,15 @@ const ownRoutes = async (options: FrontOptions, req: IncomingMessage, res: Serve
  * sees and the headers a forwarded request carries, instead of a second HTTP hop over the loopback interface.
  */
 const handOver = (options: FrontOptions, server: Server, path: string, req: IncomingMessage, res: ServerResponse) => {
+  asForwarded(options, path, req)
+  server.emit("request", req, res)
+}
+
+/** The path the tenant sees and the headers a forwarded request carries, set on the request itself. */
+const asForwarded = (options: FrontOptions, path: string, req: IncomingMessage) => {
   req.url = path
   req.headers[forwardedHeader] = options.runnerId
   req.headers[clientAddressHeader] = relayedAddress(req.socket.remoteAddress)
-  server.emit("request", req, res)
 }
 
 const onRequest = async (options: FrontOptions, req: IncomingMessage, res: ServerResponse) => {
@@ -164,13 +169,22 @@ const upgradeTarget = async (options: FrontOptions, req: IncomingMessage, socket
   }
 }
 
-/** A websocket (a PBX): piped to this runner's PBX side of the tenant, or to its connector here or on its owner's runner. */
+/**
+ * A websocket (a PBX): to this runner's PBX side of the tenant, or to its connector here or on its owner's runner —
+ * handed to the server when it runs in this process (its frames then cross no second socket), else piped.
+ */
 const onUpgrade = async (options: FrontOptions, track: (socket: Duplex) => void, req: IncomingMessage, socket: Duplex, head: Buffer) => {
   track(socket)
   socket.on("error", () => socket.destroy())
   const target = await upgradeTarget(options, req, socket)
   if (target.kind === "refuse") {
     socket.end(`HTTP/1.1 ${target.status} ${target.reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+    return
+  }
+  const here = target.host === "127.0.0.1" ? localServer(target.port) : undefined
+  if (here !== undefined) {
+    asForwarded(options, target.path, req)
+    here.emit("upgrade", req, socket, head)
     return
   }
   const upstream: Socket = connect(target.port, target.host)

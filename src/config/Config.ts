@@ -59,6 +59,8 @@ export const NotificationsConfig = Schema.Struct({
   maxBodyBytes: withDefault(PositiveInt, 4 * 1024 * 1024),
   /** Threads that decrypt rich notifications; 0 = one per core. */
   decryptWorkers: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 64 })), 0),
+  /** How many nice steps below the main thread the decrypt workers run (Linux); 0 = the same priority. */
+  decryptWorkerNice: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 19 })), 0),
   /**
    * In a flood, the longest a rich notification may expect to wait for decryption; above it the users' presence is
    * read with getPresencesByUserId instead. 0 = always decrypt.

@@ -108,6 +108,7 @@ const subscriptionSettings = (config: ConnectorConfig, usersCredential: Credenti
     pollCredential: usersCredential,
     maxBodyBytes: config.notifications.maxBodyBytes,
     decryptWorkers: config.notifications.decryptWorkers,
+    decryptWorkerNice: config.notifications.decryptWorkerNice,
     floodLatencyBudgetMillis: config.notifications.floodLatencyBudgetMillis
   })
 

@@ -4,7 +4,7 @@
  * the status page shows, and what a newly planned user gets written) and publishes which of them changed. It decides
  * nothing about "only what changed": PresenceSource emits only changed presences, the writer drops a command it holds.
  */
-import { Context, Effect, Exit, Layer, Metric, Option, PubSub, type Scope, Stream, SubscriptionRef, type Tracer } from "effect"
+import { Channel, Context, Effect, Exit, Layer, Metric, Option, PubSub, type Scope, Stream, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { unknownPresences } from "../domain/Metrics.ts"
 import { commandLabel, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
@@ -96,10 +96,12 @@ export class PresencePipeline extends Context.Service<PresencePipeline, {
       return PresencePipeline.of({
         rows: Effect.succeed<ReadonlyMap<string, PresenceRow>>(rows),
         rowChanges: PubSub.subscribe(rowChanges),
-        subscribe: Effect.map(Stream.toPull(source.changes), (pull) => {
+        // Subscribed now, in the caller's scope, so no change published from here on is missed. Not Stream.toPull: it
+        // provides the whole context again on every pull, which copies every service of the connector per chunk.
+        subscribe: Effect.flatMap(Effect.scope, (scope) => Channel.toPullScoped(source.changes.channel, scope)).pipe(Effect.map((pull) => {
           const changes = Stream.fromPull(Effect.succeed(pull))
           return Stream.runForEachArray(Option.isSome(guard) ? Stream.merge(changes, guard.value.released) : changes, onChanges)
-        })
+        }))
       })
     })
   )

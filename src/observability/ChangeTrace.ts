@@ -3,7 +3,14 @@
  * the span the change carries (webhook → decrypt → map → SetPresence) and hands its own span on with the change.
  * A change without a span (a read, not a notification) starts none.
  */
-import { Clock, Effect, type Exit, type Tracer } from "effect"
+import { Clock, Effect, type Exit, Tracer } from "effect"
+
+/**
+ * Whether a tracing backend (OpenTelemetry, docs/operations.md) is installed. Without one, effect's native tracer keeps
+ * spans in memory only, where nothing ever reads them: a change then carries no span and its hops start none, which
+ * spares every change four span objects on the way to the PBX.
+ */
+export const tracing: Effect.Effect<boolean> = Effect.map(Effect.tracer, (tracer) => tracer !== Tracer.nativeTracer)
 
 /** A span below `parent`, or none when the change carries no trace. */
 export const childSpan = (

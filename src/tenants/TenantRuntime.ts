@@ -62,11 +62,11 @@ export interface TenantServers {
 
 /**
  * The tenants' servers of this process, in the current scope. The process's decryption workers are started here, once
- * (`decryptWorkers` of the configuration file, 0 = one per core), and every tenant's connector decrypts on them with
+ * (`decryptWorkers` and `decryptWorkerNice` of the configuration file, 0 = one per core), and every tenant's connector decrypts on them with
  * its own keys (docs/scaling.md, "Memory per tenant"): a tenant's own `notifications.decryptWorkers` is not used.
  */
-export const makeTenantServers = Effect.fnUntraced(function*(decryptWorkers: number) {
-  const workers = yield* Layer.build(SharedDecryptWorkers.layer(decryptWorkers))
+export const makeTenantServers = Effect.fnUntraced(function*(decryptWorkers: number, decryptWorkerNice?: number) {
+  const workers = yield* Layer.build(SharedDecryptWorkers.layer(decryptWorkers, decryptWorkerNice))
   const decryptPool = DecryptPool.layerShared.pipe(Layer.provide(Layer.succeedContext(workers)))
   const ports = new Map<TenantId, number>()
   const contexts = new Map<TenantId, Context.Context<Layer.Success<ReturnType<typeof ConnectorLayer>>>>()

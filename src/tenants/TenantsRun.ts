@@ -57,7 +57,7 @@ const deletingWhenRemoved = (settings: ConnectorSettings, isRemoved: () => boole
 /** Starts every tenant and the public front in the current scope; closing it stops the front first, then the tenants. */
 export const runTenants = Effect.fn("TenantsRun.run")(function*(options: TenantsRunOptions) {
   const store = yield* StateStore
-  const servers = yield* makeTenantServers(options.config.notifications.decryptWorkers)
+  const servers = yield* makeTenantServers(options.config.notifications.decryptWorkers, options.config.notifications.decryptWorkerNice)
   const stateOf = (tenant: TenantId) => TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, store)))
 
   // Tenant `default` as before: a failure to start it is the process's failure to start.

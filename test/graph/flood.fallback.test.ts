@@ -8,7 +8,7 @@ import { Deferred, Effect, Layer, Metric, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { floodFallbackItems } from "../../src/domain/Metrics.ts"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
-import { FloodGate } from "../../src/graph/notifications/FloodGate.ts"
+import { blendItemCost, chunkWeight, FloodGate, splitFlood } from "../../src/graph/notifications/FloodGate.ts"
 import { makeFloodFallback } from "../../src/graph/presence/FloodFallback.ts"
 import { PresenceReader } from "../../src/graph/presence/PresenceReader.ts"
 import { PresenceState } from "../../src/graph/presence/PresenceState.ts"
@@ -20,50 +20,93 @@ import { APP_ID, post, richWebhook, TENANT } from "./notificationsHarness.ts"
 const diverted = Metric.value(floodFallbackItems).pipe(Effect.map((state) => Number(state.count)))
 
 describe("FloodGate", () => {
-  it("admits every item while the expected wait stays within the budget, and only what fits beyond it", () => {
+  it("admits every item while the predicted wait stays within the budget, and only what fits beyond it", () => {
     // 2 workers at 350 µs per item: 175 µs per item for the pool, so 35 ms hold 200 items.
     const gate = new FloodGate({ latencyBudgetMillis: 35, workers: 2, initialMicrosPerItem: 350 })
     assert.strictEqual(gate.admit(150), 150)
-    gate.started(150, 0)
+    gate.started(150)
     assert.strictEqual(gate.admit(100), 50)
-    gate.started(50, 0)
+    gate.started(50)
     assert.strictEqual(gate.admit(1), 0)
-    gate.finished(100, 10)
+    gate.finished(100)
     assert.strictEqual(gate.admit(500), 100)
   })
 
   it("a budget of 0 decrypts everything", () => {
     const gate = new FloodGate({ latencyBudgetMillis: 0, workers: 1, initialMicrosPerItem: 350 })
-    gate.started(100_000, 0)
-    assert.strictEqual(gate.admit(10_000), 10_000)
+    gate.started(100_000)
+    assert.strictEqual(gate.admit(10_000, 60_000), 10_000)
   })
 
-  it("learns the pool's real speed from saturated time only: slower workers admit fewer items", () => {
-    const gate = new FloodGate({ latencyBudgetMillis: 100, workers: 1, initialMicrosPerItem: 350 })
-    assert.strictEqual(gate.admit(10_000), 285)
-    // 200 items take 400 ms (2 ms each); an idle gap before them does not count.
-    gate.started(200, 5_000)
-    gate.finished(200, 5_400)
-    assert.closeTo(gate.microsPerItem, 350 * 0.7 + 2_000 * 0.3, 0.001)
-    assert.strictEqual(gate.admit(10_000), Math.floor(100_000 / gate.microsPerItem))
-    assert.isBelow(gate.admit(10_000), 285)
+  it("counts the time a POST already waited: only the rest of the budget is left for the backlog", () => {
+    // 1 worker at 500 µs per item: a 200 ms budget holds 400 items for a POST that has just arrived.
+    const gate = new FloodGate({ latencyBudgetMillis: 200, workers: 1, initialMicrosPerItem: 500 })
+    assert.strictEqual(gate.admit(1_000, 0), 400)
+    // One that waited 150 ms (behind other POSTs) has 50 ms left: 100 items.
+    assert.strictEqual(gate.admit(1_000, 150), 100)
+    gate.started(60)
+    assert.strictEqual(gate.admit(1_000, 150), 40)
+    // One that already waited the whole budget is read whole, however short the backlog.
+    gate.finished(60)
+    assert.strictEqual(gate.admit(10, 200), 0)
+    assert.strictEqual(gate.admit(10, 250), 0)
   })
 
-  it("a steady load with slow round trips (a stalled main thread, an idle worker) leaves the drain rate as it was", () => {
-    // 2 workers, 175 µs per item for the pool: a budget of 200 ms holds 1,142 items.
+  it("takes the workers' measured speed at once: slower workers admit fewer items, faster ones more", () => {
+    const gate = new FloodGate({ latencyBudgetMillis: 100, workers: 2, initialMicrosPerItem: 350 })
+    assert.strictEqual(gate.admit(10_000), 571)
+    // The cores are shared: the workers report 1,400 µs per item (4 times the guess) after their first chunk.
+    gate.measured(1_400)
+    assert.strictEqual(gate.microsPerItem, 700)
+    assert.strictEqual(gate.admit(10_000), 142)
+    gate.measured(280)
+    assert.strictEqual(gate.admit(10_000), 714)
+    // Nothing measured yet, or nonsense, leaves the figure as it was; absurd figures are bounded.
+    gate.measured(undefined)
+    gate.measured(Number.NaN)
+    assert.strictEqual(gate.microsPerItem, 140)
+    gate.measured(0)
+    assert.strictEqual(gate.microsPerItem, 35 / 2)
+  })
+
+  it("a steady load whose items come back late (a stalled main thread) is never diverted: only the workers' time counts", () => {
     const gate = new FloodGate({ latencyBudgetMillis: 200, workers: 2, initialMicrosPerItem: 350 })
-    // 500 items a second in batches of 10, each back only after 60 ms (far slower than its 1.75 ms of RSA work).
-    for (let at = 0; at < 10_000; at += 20) {
-      gate.started(10, at)
-      gate.finished(10, at + 60)
+    // 500 items a second in POSTs of 10, each back only after 60 ms: 30 POSTs (300 items) in the pool at a time, while
+    // the workers keep reporting their 350 µs per item.
+    let admitted = 0
+    for (let post = 0; post < 500; post++) {
+      admitted += gate.admit(10, 5)
+      gate.started(10)
+      if (post >= 30) gate.finished(10)
+      gate.measured(350)
     }
-    assert.strictEqual(gate.microsPerItem, 175)
-    assert.strictEqual(gate.admit(100), 100, "a steady load is never diverted")
-    // A saturated pool is measured: 1,000 items drained in 700 ms → 700 µs per item.
-    gate.started(1_000, 20_000)
-    gate.finished(500, 20_350)
-    gate.finished(500, 20_700)
-    assert.isAbove(gate.microsPerItem, 175)
+    assert.strictEqual(admitted, 5_000)
+    assert.strictEqual(gate.pending, 300)
+  })
+
+  it("blendItemCost: the first chunk's figure as it is, then a running average over chunks", () => {
+    assert.strictEqual(blendItemCost(undefined, 50, 20_000), 400)
+    assert.strictEqual(blendItemCost(400, 50, 40_000), 400 * (1 - chunkWeight) + 800 * chunkWeight)
+    assert.strictEqual(blendItemCost(400, 0, 1_000), 400)
+    assert.strictEqual(blendItemCost(undefined, 0, 1_000), undefined)
+  })
+})
+
+describe("splitFlood", () => {
+  const user = (item: { readonly user?: string }) => item.user
+  it("reads the users of the items beyond what was admitted, and decrypts the rest in order", () => {
+    const items = [{ user: "a" }, { user: "b" }, { user: "c" }, { user: "d" }]
+    assert.deepStrictEqual(splitFlood(items, 2, user), { decrypt: items.slice(0, 2), read: ["c", "d"], diverted: 2 })
+    assert.deepStrictEqual(splitFlood(items, 4, user), { decrypt: items, read: [], diverted: 0 })
+    assert.deepStrictEqual(splitFlood(items, 0, user), { decrypt: [], read: ["a", "b", "c", "d"], diverted: 4 })
+  })
+
+  it("an admitted item of a user who is read anyway is not decrypted (the read shows the later change); one without a user is", () => {
+    const items = [{ user: "A" }, {}, { user: "b" }, { user: "a" }, {}, { user: "b" }]
+    const split = splitFlood(items, 3, user)
+    assert.deepStrictEqual(split.decrypt, [{}, {}])
+    assert.deepStrictEqual(split.read, ["a", "b"])
+    assert.strictEqual(split.diverted, 4)
   })
 })
 
@@ -177,7 +220,10 @@ const makeSetup = (floodLatencyBudgetMillis: number) =>
 describe("flood fallback at the webhook (real sockets)", () => {
   it.live("a steady load never takes the fallback: 30 POSTs of 20 items, every item decrypted", () =>
     Effect.gen(function*() {
-      const { inbox, postItems, richItem } = yield* makeSetup(200)
+      // The gate sees the workers' real speed: on a machine loaded many times over, 20 items could truly expect more
+      // than 200 ms. What this shows is that a steady load's backlog stays one POST deep, so a budget far above one
+      // POST's work (20 × ≈ 0.35 ms) is never reached; the 200 ms rule itself is tested with numbers above.
+      const { inbox, postItems, richItem } = yield* makeSetup(1_000)
       const refetched = yield* record(inbox.refetch)
       const before = yield* diverted
       for (let post = 0; post < 30; post++) {
@@ -211,12 +257,15 @@ describe("flood fallback at the webhook (real sockets)", () => {
       const handedOver = yield* record(inbox.presences)
       const changes = yield* collect(source.changes.pipe(Stream.filter((c) => c.presence.availability === "Busy")), 500)
       const before = yield* diverted
-      // 2 workers × 350 µs: 175 µs per item, so a 35 ms budget holds the first 200 items of the POST.
+      // 2 workers × 350 µs: 175 µs per item, so a 35 ms budget holds at most the first 200 items of the POST (fewer by
+      // the milliseconds the POST waited before the gate saw it).
       assert.strictEqual((yield* postItems(users.map((id) => richItem(id, "A0002")))).status, 202)
       const busy = yield* changes
       assert.strictEqual(new Set(busy.map((c) => c.userId)).size, 500)
-      assert.strictEqual((yield* diverted) - before, 300)
-      assert.deepStrictEqual(requests, [users.slice(200)])
-      assert.deepStrictEqual(handedOver.map((p) => p.userId), users.slice(0, 200))
+      const decrypted = handedOver.length
+      assert.isAtMost(decrypted, 200)
+      assert.strictEqual((yield* diverted) - before, 500 - decrypted)
+      assert.deepStrictEqual(requests, [users.slice(decrypted)])
+      assert.deepStrictEqual(handedOver.map((p) => p.userId), users.slice(0, decrypted))
     }).pipe(Effect.scoped))
 })

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Layer, Redacted } from "effect"
 import * as crypto from "node:crypto"
+import { readdirSync, readFileSync } from "node:fs"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import { DecryptPool, SharedDecryptWorkers } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { decryptPayload, type DecryptResult, encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
@@ -74,16 +75,30 @@ describe("rich notification crypto", () => {
       const dir = yield* tempDir
       const store = yield* CertificateStore.make().pipe(Effect.provide(fileState(dir)))
       const first = yield* store.current
-      const pool = yield* DecryptPool.make(2).pipe(Effect.provideService(CertificateStore, store))
+      // Two workers, 10 nice steps below the main thread (notifications.decryptWorkerNice).
+      const pool = yield* DecryptPool.make(2, 10).pipe(Effect.provideService(CertificateStore, store))
       const seal = (certificate: { certificate: string; id: string; thumbprint: string }, text: string) => ({
         ...encryptPayload(inspectCertificate(certificate.certificate).publicKey, text),
         encryptionCertificateId: certificate.id,
         encryptionCertificateThumbprint: certificate.thumbprint
       })
+      assert.strictEqual(pool.itemMicros(), undefined, "nothing timed before the first chunk")
       const items = Array.from({ length: 200 }, (_, i) => seal(first, JSON.stringify({ id: `u${i}` })))
       const results = yield* pool.decrypt(items)
       assert.strictEqual(results.length, 200)
       results.forEach((result, i) => assert.deepStrictEqual(result, { ok: true, plaintext: JSON.stringify({ id: `u${i}` }) }))
+      // The workers timed their chunks: an RSA-2048 unwrap per item is far above a microsecond and below a second.
+      const itemMicros = pool.itemMicros()
+      assert.isDefined(itemMicros)
+      assert.isAbove(itemMicros!, 1)
+      assert.isBelow(itemMicros!, 1_000_000)
+      // On Linux the two workers run 10 steps below the process's main thread (the default is 0: no change).
+      if (process.platform === "linux") {
+        const niceOf = (task: string) => Number(readFileSync(`/proc/self/task/${task}/stat`, "utf8").replace(/^.*\) /s, "").split(" ")[16])
+        const main = niceOf(String(process.pid))
+        const lowered = readdirSync("/proc/self/task").filter((task) => niceOf(task) === Math.min(19, main + 10))
+        assert.isAtLeast(lowered.length, 2)
+      }
 
       const second = yield* store.rotate
       yield* pool.reloadKeys

@@ -4,7 +4,7 @@
  * that cannot be read only costs writing every user again.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Queue, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -31,7 +31,61 @@ const open = (dir: string) =>
     return { desired, owners: memory.owners, saved }
   })
 
+/**
+ * A memory store kept in `dir` whose saves are stamped with the clock when each begins (a save reads the confirmed
+ * commands first): `saveStarts` receives each stamp, so a test sees when the file was written without waiting on the disk.
+ */
+const stamped = (dir: string) =>
+  Effect.gen(function*() {
+    const memory = yield* makeMemoryDesired()
+    const saveStarts = yield* Queue.unbounded<number>()
+    const { desired } = yield* keepConfirmedInFiles({
+      desired: {
+        ...memory.desired,
+        confirmed: (id) => Clock.currentTimeMillis.pipe(Effect.tap((at) => Queue.offer(saveStarts, at)), Effect.andThen(memory.desired.confirmed(id)))
+      },
+      restore: memory.restore,
+      fileOf: (id) => join(dir, `${id}.json`)
+    })
+    const { epoch } = yield* memory.owners.claim(a, "runner")
+    const change = Effect.fnUntraced(function*(guid: string) {
+      const put = yield* desired.put(a, epoch, [{ pbx: "master", guid, command: setPresence("busy") }])
+      yield* desired.confirm(a, put.map((c) => ({ guid: c.guid, version: c.version })))
+    })
+    return { change, saveStarts }
+  })
+
 describe("confirmed PBX commands in a file (files store)", () => {
+  it.effect("written once the changes were quiet for 2 s, not 2 s after the first of them", () =>
+    Effect.gen(function*() {
+      const { change, saveStarts } = yield* stamped(yield* tempDir)
+      const start = yield* Clock.currentTimeMillis
+      yield* change("u1")
+      yield* TestClock.adjust("1500 millis")
+      yield* change("u2")
+      yield* TestClock.adjust("1500 millis")
+      yield* change("u3")
+      yield* TestClock.adjust("1999 millis")
+      assert.strictEqual(yield* Queue.size(saveStarts), 0, "changes 1.5 s apart: no save while they go on")
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual((yield* Queue.take(saveStarts)) - start, 5000, "2 s after the last change")
+    }).pipe(Effect.scoped))
+
+  it.effect("changes that never stop for 2 s are written 30 s after the first of them", () =>
+    Effect.gen(function*() {
+      const { change, saveStarts } = yield* stamped(yield* tempDir)
+      const start = yield* Clock.currentTimeMillis
+      for (let second = 0; second < 40; second++) {
+        yield* change(`u${second}`)
+        yield* TestClock.adjust("1 second")
+      }
+      assert.strictEqual((yield* Queue.take(saveStarts)) - start, 30_000, "the first save, 30 s after the first change")
+      assert.strictEqual(yield* Queue.size(saveStarts), 0, "one save in 40 s of changes every second")
+      yield* TestClock.adjust("1 second")
+      // Taken when it begins: the first save may still hold the file.
+      assert.strictEqual((yield* Queue.take(saveStarts)) - start, 41_000, "and one 2 s after they stopped")
+    }).pipe(Effect.scoped))
+
   it.effect("written 2 s after a change, with only what the PBX confirmed", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

@@ -30,7 +30,10 @@ export interface PushedPresence {
 /** The counter of accepted presence items, with its attributes resolved once (it is updated per chunk of a burst). */
 export const presencesReceived = Metric.withAttributes(notificationsReceived, { kind: "presence" })
 
-/** Chunks handed to the decryption pool and not yet published: enough to keep the workers busy between two wakes. */
+/**
+ * Without the flood fallback: chunks handed to the decryption pool and not yet published, enough to keep the workers
+ * busy between two wakes (the processor waits beyond it).
+ */
 const chunksInFlight = 16
 
 interface DecryptingChunk {
@@ -39,7 +42,7 @@ interface DecryptingChunk {
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
   readonly verified: Fiber.Fiber<boolean>
   readonly receivedAt: number
-  readonly span: Tracer.Span
+  readonly span: Tracer.Span | undefined
 }
 
 export interface Decryption {
@@ -62,7 +65,9 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
   const decryption: Decryption = {
     pool,
     tokens: yield* ValidationTokens,
-    decrypting: yield* Queue.bounded<DecryptingChunk>(chunksInFlight),
+    // With the fallback on, the gate bounds the backlog: the processor must never wait here, or the POSTs behind it
+    // would wait unseen by the gate, neither decrypted nor read.
+    decrypting: yield* (latencyBudgetMillis > 0 ? Queue.unbounded<DecryptingChunk>() : Queue.bounded<DecryptingChunk>(chunksInFlight)),
     gate: new FloodGate({ latencyBudgetMillis, workers: pool.size, initialMicrosPerItem })
   }
   yield* Queue.take(decryption.decrypting).pipe(
@@ -94,13 +99,19 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
   ))
   for (let i = 0; i < rich.length; i += maxChunk) {
     const items = rich.slice(i, i + maxChunk)
-    const span = yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
-    decryption.gate.started(items.length, yield* Clock.currentTimeMillis)
+    // A batch without a span (no tracing backend, ChangeTrace.ts) starts none.
+    const span = batch.span === undefined
+      ? undefined
+      : yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
+    decryption.gate.started(items.length)
     const results = yield* Effect.forkChild(decryption.pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
-      Effect.withParentSpan(span),
+      (decrypt) => (span === undefined ? decrypt : Effect.withParentSpan(decrypt, span)),
       Effect.onExit((exit) =>
         Effect.andThen(
-          Clock.currentTimeMillis.pipe(Effect.map((now) => decryption.gate.finished(items.length, now))),
+          Effect.sync(() => {
+            decryption.gate.finished(items.length)
+            decryption.gate.measured(decryption.pool.itemMicros())
+          }),
           endSpan(span, exit)
         )
       )

@@ -2,47 +2,56 @@
  * Whether a rich item can still be decrypted within the latency budget, or its user's presence should be read instead
  * (getPresencesByUserId; src/graph/presence/FloodFallback.ts). Each rich item costs one RSA unwrap, so in a flood the
  * decryption backlog, not the code, decides the latency: this tracks the items handed to the decrypt workers and not
- * yet back, and measures how fast the workers drain them. The decision is the backlog's expected drain time against
- * the budget; the drain rate is measured only while the pool is saturated (every worker has work queued), where items
- * done per wall-clock time is the pool's throughput. Below that, the time an item spends on its way to a worker and
- * back, an idle worker, or a stall of the main thread (a collection, a large message) would read as a slow pool and
- * make a steady load look like a flood. Pure and synchronous; the caller passes the Clock's time.
+ * yet back, and predicts when a new item would come back — the time it has already waited since its POST arrived,
+ * plus the backlog ahead of it and itself at the pool's speed. An item is decrypted only while that prediction stays
+ * within the budget, so the fallback starts before the budget is exceeded, not after.
+ *
+ * The speed is what the workers report: each times its own chunks (wall-clock time inside the worker, so a core shared
+ * with other work shows as a slower item at once), and `measured` takes the workers' running figure after every chunk.
+ * Nothing outside the workers — the way to a worker and back, an idle worker, a stall of the main thread — counts, so
+ * a steady load never looks like a flood, and the first chunk of a flood already corrects the starting guess. Pure and
+ * synchronous; the caller passes the time an item has waited.
  */
+import { teamsKey } from "../../domain/TeamsId.ts"
 
 export interface FloodGateOptions {
-  /** The longest an item may expect to wait for decryption; 0 turns the fallback off (everything is decrypted). */
+  /** The longest an item may expect to wait, from its POST's arrival until it is decrypted; 0 turns the fallback off. */
   readonly latencyBudgetMillis: number
   /** Decrypt workers. */
   readonly workers: number
   /** The cost of one item on one worker before any is measured (µs): an RSA-2048 unwrap plus the rest, ≈ 350. */
   readonly initialMicrosPerItem: number
-  /** Items in the pool from which it counts as saturated; default 50 per worker (one chunk's share each, twice). */
-  readonly saturatedItems?: number
 }
 
-/** Busy time that makes one measurement of the drain rate (ms), and the weight of a new one. */
-const sampleMillis = 200
-const sampleWeight = 0.3
+/** The weight of a new chunk's timing in the workers' running figure (a chunk is 50 items, ≈ 10–20 ms of work). */
+export const chunkWeight = 0.25
+
+/**
+ * The running figure of one item's cost on one worker (µs) after a chunk of `items` took `micros` inside a worker: an
+ * exponential average over chunks, so that a change of the machine's load shows within a few chunks.
+ */
+export const blendItemCost = (previous: number | undefined, items: number, micros: number): number | undefined => {
+  if (items <= 0 || !(micros >= 0)) return previous
+  const sample = micros / items
+  return previous === undefined ? sample : previous * (1 - chunkWeight) + sample * chunkWeight
+}
 
 export class FloodGate {
   readonly #budgetMillis: number
+  readonly #workers: number
   readonly #floorMicros: number
   readonly #ceilingMicros: number
-  readonly #saturatedItems: number
   /** Items handed to decryption and not yet back. */
   #pending = 0
-  /** Measured: wall-clock µs per item of the whole pool while it has work (all workers together). */
-  #microsPerItem: number
-  #lastEventAt: number | undefined
-  #busyMillis = 0
-  #doneInSample = 0
+  /** One item on one worker (µs), as the workers last reported it. */
+  #itemMicros: number
 
   constructor(options: FloodGateOptions) {
     this.#budgetMillis = options.latencyBudgetMillis
-    this.#microsPerItem = options.initialMicrosPerItem / Math.max(1, options.workers)
-    this.#floorMicros = this.#microsPerItem / 10
-    this.#ceilingMicros = this.#microsPerItem * 10
-    this.#saturatedItems = options.saturatedItems ?? 50 * Math.max(1, options.workers)
+    this.#workers = Math.max(1, options.workers)
+    this.#itemMicros = options.initialMicrosPerItem
+    this.#floorMicros = options.initialMicrosPerItem / 10
+    this.#ceilingMicros = options.initialMicrosPerItem * 100
   }
 
   get budgetMillis(): number {
@@ -53,55 +62,69 @@ export class FloodGate {
     return this.#pending
   }
 
-  /** The pool's measured cost per item (µs of wall-clock time with every worker busy). */
+  /** The pool's cost per item: wall-clock µs per item with every worker busy (one item's cost over the workers). */
   get microsPerItem(): number {
-    return this.#microsPerItem
+    return this.#itemMicros / this.#workers
   }
 
-  /** How long the last of `extra` more items would wait for decryption, at the measured rate (ms). */
+  /** How long the last of `extra` more items would wait for decryption, at the measured speed (ms). */
   expectedWaitMillis(extra: number): number {
-    return ((this.#pending + extra) * this.#microsPerItem) / 1000
+    return ((this.#pending + extra) * this.microsPerItem) / 1000
   }
 
   /**
-   * Of `count` new items, how many go to decryption: all of them while the backlog stays within the budget, else as
-   * many as still fit (the rest are read instead).
+   * Of `count` new items that arrived `waitedMillis` ago, how many go to decryption: those whose predicted return —
+   * the wait so far plus the backlog ahead and themselves — is within the budget (the rest are read instead).
    */
-  admit(count: number): number {
+  admit(count: number, waitedMillis = 0): number {
     if (this.#budgetMillis <= 0) return count
-    const fit = Math.floor((this.#budgetMillis * 1000) / this.#microsPerItem) - this.#pending
+    const room = this.#budgetMillis - Math.max(0, waitedMillis)
+    if (room <= 0) return 0
+    const fit = Math.floor((room * 1000) / this.microsPerItem) - this.#pending
     return Math.max(0, Math.min(count, fit))
   }
 
-  /** `count` items were handed to the decrypt workers at `now`. */
-  started(count: number, now: number): void {
-    this.#advance(now)
+  /** `count` items were handed to the decrypt workers. */
+  started(count: number): void {
     this.#pending += count
   }
 
-  /** `count` items came back from the decrypt workers at `now` (decrypted or failed). */
-  finished(count: number, now: number): void {
-    const saturated = this.#advance(now)
+  /** `count` items came back from the decrypt workers (decrypted or failed). */
+  finished(count: number): void {
     this.#pending = Math.max(0, this.#pending - count)
-    if (!saturated) return
-    this.#doneInSample += count
-    if (this.#busyMillis >= sampleMillis && this.#doneInSample > 0) {
-      const measured = (this.#busyMillis * 1000) / this.#doneInSample
-      const blended = this.#microsPerItem * (1 - sampleWeight) + measured * sampleWeight
-      this.#microsPerItem = Math.min(this.#ceilingMicros, Math.max(this.#floorMicros, blended))
-      this.#busyMillis = 0
-      this.#doneInSample = 0
-    }
   }
 
-  /**
-   * Only time with the pool saturated counts towards the rate (see above); true when the time since the last event
-   * counted, so that the items finished now belong to the sample.
-   */
-  #advance(now: number): boolean {
-    const saturated = this.#pending >= this.#saturatedItems && this.#lastEventAt !== undefined
-    if (saturated) this.#busyMillis += Math.max(0, now - this.#lastEventAt!)
-    this.#lastEventAt = now
-    return saturated
+  /** The workers' running figure of one item's cost on one worker (µs), `blendItemCost`; kept within sane bounds. */
+  measured(itemMicros: number | undefined): void {
+    if (itemMicros === undefined || !Number.isFinite(itemMicros)) return
+    this.#itemMicros = Math.min(this.#ceilingMicros, Math.max(this.#floorMicros, itemMicros))
   }
+}
+
+/** How a POST's rich items go on: decrypted, or their users read (with how many of them were read, not decrypted). */
+export interface FloodSplit<A> {
+  readonly decrypt: ReadonlyArray<A>
+  readonly read: ReadonlyArray<string>
+  /** Items whose users are read instead: those beyond what the gate admitted, and admitted ones a read makes obsolete. */
+  readonly diverted: number
+}
+
+/**
+ * Splits a POST's rich items after the gate admitted the first `admitted`: the users of the others are read. A read is
+ * issued after the whole POST arrived, so it shows every change the POST carries for its users: an admitted item of a
+ * user who is read anyway would be decrypted for nothing (and dropped as obsolete afterwards), so it is not decrypted
+ * either (latest wins). An item that names no user cannot be read and is decrypted whatever the backlog.
+ */
+export const splitFlood = <A>(items: ReadonlyArray<A>, admitted: number, userOf: (item: A) => string | undefined): FloodSplit<A> => {
+  if (admitted >= items.length) return { decrypt: items, read: [], diverted: 0 }
+  const read = new Map<string, string>()
+  for (const item of items.slice(admitted)) {
+    const userId = userOf(item)
+    if (userId !== undefined) read.set(teamsKey(userId), userId)
+  }
+  const decrypt = items.filter((item, i) => {
+    const userId = userOf(item)
+    return userId === undefined || (i < admitted && !read.has(teamsKey(userId)))
+  })
+  return { decrypt, read: [...read.values()], diverted: items.length - decrypt.length }
 }

@@ -5,6 +5,7 @@
  */
 import { Clock, Effect, Metric, Option, PubSub, Queue, Redacted, type Tracer } from "effect"
 import { count } from "../../domain/LogText.ts"
+import { tracing } from "../../observability/ChangeTrace.ts"
 import { notificationsReceived } from "../../domain/Metrics.ts"
 import { constantTimeEquals } from "./crypto/RichCrypto.ts"
 import type {
@@ -138,7 +139,7 @@ export const acceptNotifications = Effect.fnUntraced(function*(intake: Intake, b
   )
   if (accepted.length === 0) return 0
   const receivedAt = yield* Clock.currentTimeMillis
-  const span = Option.getOrUndefined(yield* Effect.option(Effect.currentSpan))
+  const span = (yield* tracing) ? Option.getOrUndefined(yield* Effect.option(Effect.currentSpan)) : undefined
   const queued = yield* Queue.offer(intake.queue, { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt, span })
   if (!queued) {
     yield* countRejected("overflow", accepted.length - 1)

@@ -4,10 +4,11 @@
  * processing; one processor fiber sorts each batch: user changes and basic presence notifications go out at once, rich
  * items are decrypted and verified (Decryption.ts) and go out as typed presences, in arrival order.
  */
-import { Context, Effect, Layer, Metric, PubSub, Queue, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, Stream } from "effect"
 import { floodFallbackItems, notificationsReceived } from "../../domain/Metrics.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 import { decryptBatch, type Decryption, makeDecryption, presencesReceived, type PushedPresence } from "./Decryption.ts"
+import { splitFlood } from "./FloodGate.ts"
 import {
   acceptLifecycle,
   acceptNotifications,
@@ -128,21 +129,21 @@ const processBatch = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch)
     }
   }
   yield* rejections.report(batch.items.length)
-  const decrypt = yield* divertOverBudget(outputs, rich, basic)
+  const decrypt = yield* divertOverBudget(outputs, batch, rich, basic)
   if (basic.length > 0) yield* PubSub.publish(outputs.refetch, basic)
   yield* decryptBatch(outputs.decryption, batch, decrypt)
 })
 
 /**
- * The rich items the decryption backlog can take within its latency budget; the users of the others go to `read`
- * (getPresencesByUserId answers with their current presence, which also makes their older items in the backlog
- * obsolete: PresenceState.ts). An item that names no user is decrypted whatever the backlog. One log line when a
- * flood starts to be read and one when it ends.
+ * The rich items the decryption backlog can take within its latency budget, counted from the POST's arrival (time spent
+ * queued before this point counts too); the users of the others go to `read` (getPresencesByUserId answers with their
+ * current presence, which also makes their older items obsolete: PresenceState.ts), and so do admitted items of users
+ * read anyway (FloodGate.ts `splitFlood`). One log line when a flood starts to be read and one when it ends.
  */
-const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, rich: ReadonlyArray<BatchItem>, read: Array<string>) {
+const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch, rich: ReadonlyArray<BatchItem>, read: Array<string>) {
   const gate = outputs.decryption.gate
-  const admitted = gate.admit(rich.length)
-  const expectedMillis = Math.round(gate.expectedWaitMillis(rich.length))
+  const waitedMillis = (yield* Clock.currentTimeMillis) - batch.receivedAt
+  const admitted = gate.admit(rich.length, waitedMillis)
   if (admitted === rich.length) {
     if (outputs.flood.diverted > 0) {
       yield* Effect.logInfo(`decryption backlog within its latency budget again; ${outputs.flood.diverted} rich items were read instead`)
@@ -150,25 +151,17 @@ const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, rich: Rea
     }
     return rich
   }
-  const decrypt = rich.slice(0, admitted)
-  let diverted = 0
-  for (const entry of rich.slice(admitted)) {
-    const userId = notificationUserId(entry.item)
-    if (userId === undefined) {
-      decrypt.push(entry)
-    } else {
-      read.push(userId)
-      diverted++
-    }
-  }
-  if (diverted === 0) return decrypt
+  const split = splitFlood(rich, admitted, (entry) => notificationUserId(entry.item))
+  read.push(...split.read)
+  if (split.diverted === 0) return split.decrypt
   if (outputs.flood.diverted === 0) {
     yield* Effect.logWarning(
       `decryption backlog over its latency budget of ${gate.budgetMillis} ms (${gate.pending} items waiting, ` +
-        `${rich.length} more would wait ≈ ${expectedMillis} ms): reading those users' presence instead of decrypting`
+        `${rich.length} more arriving after ${Math.round(waitedMillis)} ms would wait ≈ ${Math.round(waitedMillis + gate.expectedWaitMillis(rich.length))} ms): ` +
+        "reading those users' presence instead of decrypting"
     ).pipe(Effect.annotateLogs({ logKey: "flood-fallback" }))
   }
-  outputs.flood.diverted += diverted
-  yield* Metric.update(floodFallbackItems, diverted)
-  return decrypt
+  outputs.flood.diverted += split.diverted
+  yield* Metric.update(floodFallbackItems, split.diverted)
+  return split.decrypt
 })

@@ -47,9 +47,11 @@ export const makeRejections = () => {
     get total() {
       return total
     },
-    /** Counts every refused item per reason and logs one line; `of` is the number of items the request carried. */
-    report: Effect.fnUntraced(function*(of: number, note = "") {
-      if (total === 0) return
+    /**
+     * Counts every refused item per reason and logs one line; `of` is the number of items the request carried. Nothing
+     * refused (nearly every chunk) costs no effect built: this runs once per request and chunk.
+     */
+    report: (of: number, note = ""): Effect.Effect<void> => total === 0 ? Effect.void : Effect.gen(function*() {
       for (const [reason, n] of byReason) yield* countRejected(reason, n)
       const reasons = [...byReason.keys()].sort()
       const breakdown = [...byReason].map(([reason, n]) => `${reason} ${count(n)}`).join(", ")

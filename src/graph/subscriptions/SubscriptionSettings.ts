@@ -28,6 +28,8 @@ export interface SubscriptionSettingsOptions {
   readonly maxBodyBytes: number
   /** Decryption worker threads; 0 = one per core. */
   readonly decryptWorkers: number
+  /** Nice steps below the main thread for the decrypt workers (Linux; DecryptWorkers.ts). */
+  readonly decryptWorkerNice: number
   /** Capacity of the queue between the webhook and the processor (items). */
   readonly queueCapacity: number
   /**
@@ -79,6 +81,7 @@ export const defaultSubscriptionSettings = (
   pollCredential: AppCredentialRef,
   maxBodyBytes: 4 * 1024 * 1024,
   decryptWorkers: 0,
+  decryptWorkerNice: 0,
   queueCapacity: 50_000,
   floodLatencyBudgetMillis: 200,
   certificateLifetimeDays: 730,

@@ -14,24 +14,42 @@ import { SimState } from "./SimState.ts"
 export const GRAPH_PUBLISHER_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
 export const JWKS_PATH = "/common/discovery/v2.0/keys"
 
-const fromSigning = (signing: SimSigning) => ({
-  jwks: signing.jwks,
-  validationToken: (appId: string, tenantId: string) =>
-    Effect.gen(function*() {
-      const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-      return yield* signing.sign({
-        aud: appId,
-        iss: `https://sts.windows.net/${tenantId}/`,
-        iat: now,
-        nbf: now,
-        exp: now + 3600,
-        appid: GRAPH_PUBLISHER_APP_ID,
-        appidacr: "2",
-        tid: tenantId,
-        ver: "1.0"
+/**
+ * The simulator's tokens carry whole seconds, and RS256 (RSASSA-PKCS1-v1_5) signatures are deterministic: every token
+ * for one app and tenant within one second is the same text. It is signed once and kept for that second (the last
+ * second's tokens only), so a simulator that POSTs many times a second does not sign the same token again each time.
+ */
+const fromSigning = (signing: SimSigning) => {
+  let second = Number.NaN
+  const signed = new Map<string, string>()
+  return {
+    jwks: signing.jwks,
+    validationToken: (appId: string, tenantId: string) =>
+      Effect.gen(function*() {
+        const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+        if (now !== second) {
+          second = now
+          signed.clear()
+        }
+        const key = `${appId}|${tenantId}`
+        const known = signed.get(key)
+        if (known !== undefined) return known
+        const token = yield* signing.sign({
+          aud: appId,
+          iss: `https://sts.windows.net/${tenantId}/`,
+          iat: now,
+          nbf: now,
+          exp: now + 3600,
+          appid: GRAPH_PUBLISHER_APP_ID,
+          appidacr: "2",
+          tid: tenantId,
+          ver: "1.0"
+        })
+        if (second === now) signed.set(key, token)
+        return token
       })
-    })
-})
+  }
+}
 
 export class SimJwks extends Context.Service<SimJwks, {
   /** A validation token for `appId` in `tenantId`, valid for one hour from the Clock's now. */

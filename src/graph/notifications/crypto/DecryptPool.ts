@@ -11,7 +11,7 @@ import * as os from "node:os"
 import type { EncryptedContent } from "../Notifications.ts"
 import { SubscriptionSettings } from "../../subscriptions/SubscriptionSettings.ts"
 import { CertificateStore } from "./CertificateStore.ts"
-import { DecryptWorkers, type KeyOwner } from "./DecryptWorkers.ts"
+import { defaultWorkerNice, DecryptWorkers, type KeyOwner } from "./DecryptWorkers.ts"
 import type { DecryptResult } from "./RichCrypto.ts"
 
 /**
@@ -38,10 +38,11 @@ export class DecryptPoolError extends Schema.TaggedError<DecryptPoolError>()("De
 }) {}
 
 /** Starts the workers in the current scope; they are stopped when it closes. */
-const startWorkers = (requestedSize: number) =>
+const startWorkers = (requestedSize: number, nice: number) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const workers = new DecryptWorkers(decryptWorkerUrl(import.meta.url), requestedSize > 0 ? requestedSize : defaultSize(os.availableParallelism()))
+      const size = requestedSize > 0 ? requestedSize : defaultSize(os.availableParallelism())
+      const workers = new DecryptWorkers(decryptWorkerUrl(import.meta.url), size, nice)
       workers.start()
       return workers
     }),
@@ -57,11 +58,11 @@ export class SharedDecryptWorkers extends Context.Service<SharedDecryptWorkers, 
   /** A key owner not used before in this process. */
   readonly nextOwner: () => KeyOwner
 }>()("teams-presence-connector/graph/notifications/crypto/SharedDecryptWorkers") {
-  /** `size` workers (0 = one per core), stopped when the layer's scope closes. */
-  static readonly layer = (size: number) =>
+  /** `size` workers (0 = one per core), `nice` steps below the main thread, stopped when the layer's scope closes. */
+  static readonly layer = (size: number, nice: number = defaultWorkerNice) =>
     Layer.effect(
       SharedDecryptWorkers,
-      Effect.map(startWorkers(size), (workers) => {
+      Effect.map(startWorkers(size, nice), (workers) => {
         let next = 0
         return SharedDecryptWorkers.of({ workers, nextOwner: () => ++next })
       })
@@ -74,10 +75,12 @@ export class DecryptPool extends Context.Service<DecryptPool, {
   /** Reloads the keys into every worker (after a rotation or retirement). */
   readonly reloadKeys: Effect.Effect<void>
   readonly size: number
+  /** One item's cost on one worker (µs) as the workers time their chunks; undefined before the first (FloodGate.ts). */
+  readonly itemMicros: () => number | undefined
 }>()("teams-presence-connector/graph/notifications/crypto/DecryptPool") {
-  /** A pool with workers of its own (`requestedSize`, 0 = one per core). */
-  static readonly make = Effect.fn("DecryptPool.make")(function*(requestedSize: number) {
-    return yield* poolOver(yield* startWorkers(requestedSize), 0)
+  /** A pool with workers of its own (`requestedSize`, 0 = one per core; `nice` steps below the main thread). */
+  static readonly make = Effect.fn("DecryptPool.make")(function*(requestedSize: number, nice: number = defaultWorkerNice) {
+    return yield* poolOver(yield* startWorkers(requestedSize, nice), 0)
   })
 
   /** A connector on its own: its own workers, as many as `notifications.decryptWorkers` says. */
@@ -85,7 +88,7 @@ export class DecryptPool extends Context.Service<DecryptPool, {
     DecryptPool,
     Effect.gen(function*() {
       const settings = yield* SubscriptionSettings
-      return yield* DecryptPool.make(settings.decryptWorkers)
+      return yield* DecryptPool.make(settings.decryptWorkers, settings.decryptWorkerNice)
     })
   )
 
@@ -108,7 +111,12 @@ const poolOver = Effect.fnUntraced(function*(workers: DecryptWorkers, owner: Key
   })
   yield* reloadKeys
   yield* Effect.addFinalizer(() => Effect.sync(() => workers.dropKeys(owner)))
-  return DecryptPool.of({ decrypt: (items) => decrypt(workers, owner, items), reloadKeys, size: workers.size })
+  return DecryptPool.of({
+    decrypt: (items) => decrypt(workers, owner, items),
+    reloadKeys,
+    size: workers.size,
+    itemMicros: () => workers.itemMicros
+  })
 })
 
 /** Splits the items over the workers (chunks of at most `maxChunk`) and joins the results in order. */

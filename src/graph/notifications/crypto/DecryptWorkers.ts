@@ -9,8 +9,27 @@ import { Deferred, Effect } from "effect"
 import { Worker } from "node:worker_threads"
 import type { EncryptedContent } from "../Notifications.ts"
 import type { DecryptResult } from "./RichCrypto.ts"
+import { blendItemCost } from "../FloodGate.ts"
 
 type Results = Deferred.Deferred<ReadonlyArray<DecryptResult>>
+
+/** A worker's answer to one chunk: its results in order, and the chunk's wall-clock time inside the worker (µs). */
+interface WorkerAnswer {
+  readonly id: number
+  readonly results: ReadonlyArray<DecryptResult>
+  readonly micros?: number
+}
+
+/**
+ * How much lower than the main thread the workers run unless told otherwise (`notifications.decryptWorkerNice`, whose
+ * default is 0; Linux nice steps, per thread; elsewhere they run as it does). 10 is the value measured in
+ * docs/performance.md ("The flood's timeline").
+ * Decryption is the elastic part of a flood — what it cannot take in time is read instead (FloodGate.ts) — while the
+ * main thread answers the webhook, publishes, reads and writes to the PBX for every item, decrypted or read: when the
+ * cores are short, the main thread goes first, and the workers' slower chunks show in their timing at once, so the
+ * gate diverts more. Without contention the workers get whole cores as before.
+ */
+export const defaultWorkerNice = 0
 
 /** Whose keys: a number per pool over these workers (a connector of its own uses 0). */
 export type KeyOwner = number
@@ -33,13 +52,23 @@ export class DecryptWorkers {
   /** Each owner's keys, sent again to a replacement worker. */
   readonly #keys = new Map<KeyOwner, ReadonlyArray<WorkerKey>>()
   #closing = false
+  /** One item's cost on one worker (µs), as the workers time their chunks; undefined before the first answer. */
+  #itemMicros: number | undefined
 
   readonly url: URL
   readonly size: number
+  /** Nice steps below the main thread (0: the same priority). */
+  readonly nice: number
 
-  constructor(url: URL, size: number) {
+  constructor(url: URL, size: number, nice: number = defaultWorkerNice) {
     this.url = url
     this.size = size
+    this.nice = nice
+  }
+
+  /** One item's cost on one worker (µs): a running figure over the chunks the workers timed (FloodGate.ts). */
+  get itemMicros(): number | undefined {
+    return this.#itemMicros
   }
 
   start(): void {
@@ -87,18 +116,19 @@ export class DecryptWorkers {
   }
 
   #spawn(slot: number): Worker {
-    const worker = new Worker(this.url)
+    const worker = new Worker(this.url, { workerData: { nice: this.nice } })
     worker.unref()
     this.#owned.set(worker, new Set())
     this.#load.set(worker, 0)
-    worker.on("message", (message: { id: number; results: ReadonlyArray<DecryptResult> }) => this.#answered(worker, message))
+    worker.on("message", (message: WorkerAnswer) => this.#answered(worker, message))
     worker.on("error", (error) => this.#replace(worker, slot, String(error)))
     worker.on("exit", (code) => this.#replace(worker, slot, `exited with code ${code}`))
     return worker
   }
 
-  #answered(worker: Worker, message: { id: number; results: ReadonlyArray<DecryptResult> }): void {
+  #answered(worker: Worker, message: WorkerAnswer): void {
     const deferred = this.#pending.get(message.id)
+    if (typeof message.micros === "number") this.#itemMicros = blendItemCost(this.#itemMicros, message.results.length, message.micros)
     this.#owned.get(worker)?.delete(message.id)
     this.#load.set(worker, (this.#load.get(worker) ?? 0) - (this.#itemCount.get(message.id) ?? 0))
     this.#itemCount.delete(message.id)

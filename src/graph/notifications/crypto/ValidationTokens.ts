@@ -1,6 +1,11 @@
 /**
  * Verifies the `validationTokens` of rich notifications (protocols.md §1.6) with `jose` against a JWKS URL: signature,
  * aud = our app id, iss = `https://sts.windows.net/{tenantId}/`, appid = Graph's change-notification publisher, not expired.
+ * A token that passed is remembered by its text until it expires: the same token on a later POST is not verified again
+ * — an RSA signature check on the event loop per POST, which with many tenants is nearly one per change. Its expiry is
+ * checked at every use. Whether Graph sends one token more than once is not documented (changeNotificationCollection
+ * says one token per app and tenant in a POST); the simulator's are the same text within a second. A token never seen
+ * again only costs its entry.
  */
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import * as jose from "jose"
@@ -13,22 +18,41 @@ export class ValidationTokenError extends Schema.TaggedError<ValidationTokenErro
   message: Schema.String
 }) {}
 
+/** Tokens remembered per tenant's verifier; beyond this the oldest is forgotten (and verified again if it comes back). */
+export const verifiedTokensMax = 256
+
+/** How far past `exp` (and before `nbf`) a token is still accepted, as jose's `clockTolerance`. */
+const clockToleranceSeconds = 300
+
 export class ValidationTokens extends Context.Service<ValidationTokens, {
   /** Succeeds when every token is valid and every tenant in `tenantIds` is covered by one of them. */
   verify(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>): Effect.Effect<void, ValidationTokenError>
 }>()("teams-presence-connector/graph/notifications/crypto/ValidationTokens") {
   static readonly make = (options: { readonly jwksUrl: string; readonly appId: string }) => {
     const jwks = jose.createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 24 * 3600_000, cooldownDuration: 30_000 })
-    const verifyOne = (token: string, now: number) =>
-      Effect.tryPromise({
-        try: () => jose.jwtVerify(token, jwks, { audience: options.appId, currentDate: new Date(now), clockTolerance: 300 }),
+    /** Token text → its issuer and when it stops being accepted (exp plus the tolerance, as jose counts), oldest first. */
+    const verified = new Map<string, { readonly iss: string; readonly acceptedBefore: number }>()
+    const remember = (token: string, iss: string, exp: number | undefined) => {
+      if (exp === undefined) return
+      if (verified.size >= verifiedTokensMax) verified.delete(verified.keys().next().value!)
+      verified.set(token, { iss, acceptedBefore: (exp + clockToleranceSeconds) * 1000 })
+    }
+    const verifyOne = (token: string, now: number) => {
+      const known = verified.get(token)
+      if (known !== undefined && now < known.acceptedBefore) return Effect.succeed(known.iss)
+      if (known !== undefined) verified.delete(token)
+      return Effect.tryPromise({
+        try: () => jose.jwtVerify(token, jwks, { audience: options.appId, currentDate: new Date(now), clockTolerance: clockToleranceSeconds }),
         catch: (error) => new ValidationTokenError({ message: `validation token rejected: ${describe(error)}` })
       }).pipe(Effect.flatMap(({ payload }) => {
         if (payload["appid"] !== GRAPH_NOTIFICATION_APP_ID && payload["azp"] !== GRAPH_NOTIFICATION_APP_ID) {
           return Effect.fail(new ValidationTokenError({ message: "validation token was not issued to Microsoft Graph's notification publisher" }))
         }
-        return Effect.succeed(typeof payload.iss === "string" ? payload.iss : "")
+        const iss = typeof payload.iss === "string" ? payload.iss : ""
+        remember(token, iss, payload.exp)
+        return Effect.succeed(iss)
       }))
+    }
 
     const verify = Effect.fn("ValidationTokens.verify")(function*(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>) {
       if (tokens.length === 0) return yield* new ValidationTokenError({ message: "rich notification without validationTokens" })

@@ -2,10 +2,13 @@
  * Worker-thread entry of the decryption pool. Runs under Node's type stripping: erasable syntax only, `.ts` imports.
  * Messages in: `{ type: "keys", owner, keys: [{id, thumbprint, pem}] }` (replaces that owner's keys; none forgets the
  * owner) and `{ type: "decrypt", id, owner, items: [...] }`, decrypted with that owner's keys only: the tenants sharing
- * the workers never decrypt with each other's keys, whatever certificate id or thumbprint an item names.
+ * the workers never decrypt with each other's keys, whatever certificate id or thumbprint an item names. Each answer
+ * carries the chunk's wall-clock time inside the worker (`micros`): the pool's measured speed (FloodGate.ts).
  */
 import * as crypto from "node:crypto"
-import { parentPort } from "node:worker_threads"
+import { readlinkSync } from "node:fs"
+import { getPriority, setPriority } from "node:os"
+import { parentPort, workerData } from "node:worker_threads"
 import { decryptPayload, type DecryptResult, type EncryptedPayload } from "./RichCrypto.ts"
 
 interface KeyMessage {
@@ -25,6 +28,22 @@ interface OwnerKeys {
 }
 
 const owners = new Map<number, OwnerKeys>()
+
+/**
+ * Lowers this thread's priority by `nice` steps (`notifications.decryptWorkerNice`, DecryptWorkers.ts). Linux keeps
+ * a nice value per thread; /proc/thread-self names this thread's id. Elsewhere, or when it cannot be read, the worker
+ * keeps the process's.
+ */
+const lowerPriority = (nice: unknown): void => {
+  if (typeof nice !== "number" || nice <= 0 || process.platform !== "linux") return
+  try {
+    const threadId = Number(readlinkSync("/proc/thread-self").split("/").pop())
+    if (Number.isInteger(threadId) && threadId > 0) setPriority(threadId, Math.min(19, getPriority(threadId) + nice))
+  } catch {
+    // Not permitted or not available: the worker runs at the process's priority.
+  }
+}
+lowerPriority((workerData as { nice?: unknown } | null)?.nice)
 
 const findKey = (keys: OwnerKeys | undefined, item: WorkItem): crypto.KeyObject | undefined =>
   keys?.byId.get(item.encryptionCertificateId) ?? keys?.byThumbprint.get(item.encryptionCertificateThumbprint.toUpperCase())
@@ -49,6 +68,7 @@ parentPort?.on("message", (message: { type: string; id?: number; owner?: number;
   }
   if (message.type === "decrypt") {
     const keys = owners.get(owner)
+    const begun = performance.now()
     const results: Array<DecryptResult> = (message.items ?? []).map((item) => {
       const key = findKey(keys, item)
       if (key === undefined) {
@@ -60,6 +80,6 @@ parentPort?.on("message", (message: { type: string; id?: number; owner?: number;
       }
       return decryptPayload(key, item)
     })
-    parentPort?.postMessage({ id: message.id, results })
+    parentPort?.postMessage({ id: message.id, results, micros: Math.round((performance.now() - begun) * 1000) })
   }
 })

@@ -1,0 +1,77 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import { HttpRouter } from "effect/http"
+import * as jose from "jose"
+import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
+import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
+import { APP_ID, buildServer, localServer, TENANT } from "./notificationsHarness.ts"
+
+/** The simulator's JWKS on a real socket and the connector's verifier against it; the Clock is the TestClock. */
+const setup = Effect.gen(function*() {
+  const server = yield* buildServer(
+    HttpRouter.serve(JwksRoutes, { disableLogger: true, disableListenLog: true }).pipe(
+      Layer.provideMerge(SimJwks.layer),
+      Layer.provideMerge(localServer)
+    )
+  )
+  return {
+    jwks: Context.get(server.context, SimJwks),
+    tokens: ValidationTokens.make({ jwksUrl: server.baseUrl + JWKS_PATH, appId: APP_ID })
+  }
+})
+
+const outcome = <E>(effect: Effect.Effect<void, E>) => Effect.match(effect, { onFailure: () => "rejected", onSuccess: () => "accepted" })
+
+describe("validation tokens (remembered once verified)", () => {
+  it.effect("accepts a verified token again until it expires, and never past its expiry plus the tolerance", () =>
+    Effect.gen(function*() {
+      const { jwks, tokens } = yield* setup
+      // Signed at the TestClock's 0: exp one hour later.
+      const token = yield* jwks.validationToken(APP_ID, TENANT)
+      assert.strictEqual(yield* outcome(tokens.verify([token], [TENANT])), "accepted")
+      yield* TestClock.adjust("59 minutes")
+      assert.strictEqual(yield* outcome(tokens.verify([token], [TENANT])), "accepted")
+      // Accepted until exp + 300 s of tolerance (as jose counts it); from then on the remembered token is refused.
+      yield* TestClock.adjust("359 seconds")
+      assert.strictEqual(yield* outcome(tokens.verify([token], [TENANT])), "accepted")
+      yield* TestClock.adjust("1 second")
+      const error = yield* Effect.flip(tokens.verify([token], [TENANT]))
+      assert.include(error.message, "validation token rejected")
+    }).pipe(Effect.scoped))
+
+  it.effect("still requires a token of every tenant in the batch when the token is remembered", () =>
+    Effect.gen(function*() {
+      const { jwks, tokens } = yield* setup
+      const token = yield* jwks.validationToken(APP_ID, TENANT)
+      assert.strictEqual(yield* outcome(tokens.verify([token], [TENANT])), "accepted")
+      const error = yield* Effect.flip(tokens.verify([token], [TENANT, "99999999-0000-0000-0000-000000000000"]))
+      assert.include(error.message, "no validation token issued for tenant 99999999-0000-0000-0000-000000000000")
+    }).pipe(Effect.scoped))
+
+  it.effect("does not remember a token it refused: a token for another app is refused each time", () =>
+    Effect.gen(function*() {
+      const { jwks, tokens } = yield* setup
+      const foreign = yield* jwks.validationToken("00000000-1111-2222-3333-444444444444", TENANT)
+      for (let i = 0; i < 2; i++) {
+        const error = yield* Effect.flip(tokens.verify([foreign], [TENANT]))
+        assert.include(error.message, "validation token rejected")
+      }
+    }).pipe(Effect.scoped))
+})
+
+describe("the simulator's validation tokens", () => {
+  it.effect("are one text per app, tenant and second (signed once), and a new one the next second", () =>
+    Effect.gen(function*() {
+      const { jwks, tokens } = yield* setup
+      const first = yield* jwks.validationToken(APP_ID, TENANT)
+      assert.strictEqual(yield* jwks.validationToken(APP_ID, TENANT), first)
+      const otherTenant = yield* jwks.validationToken(APP_ID, "99999999-0000-0000-0000-000000000000")
+      assert.notStrictEqual(otherTenant, first)
+      yield* TestClock.adjust("1 second")
+      const next = yield* jwks.validationToken(APP_ID, TENANT)
+      assert.notStrictEqual(next, first)
+      assert.strictEqual(jose.decodeJwt(next).iat, 1)
+      assert.strictEqual(yield* outcome(tokens.verify([next], [TENANT])), "accepted")
+    }).pipe(Effect.scoped))
+})
