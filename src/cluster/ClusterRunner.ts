@@ -28,6 +28,7 @@ import type { GraphIngress, GraphPaths } from "./FrontGraph.ts"
 import { type GraphHandoff, makeGraphHandoff } from "./GraphHandoff.ts"
 import { makeHandoffIntake } from "./HandoffIntake.ts"
 import { makeRunnerRegistry, publishInterval } from "./RunnerRegistry.ts"
+import { type SocketMode, socketModeOf } from "./SocketMode.ts"
 import { startRunnerFront } from "./RunnerFront.ts"
 import { clusterStatus, makeAdmit, notReady, type RunnerParts } from "./RunnerStatus.ts"
 
@@ -49,8 +50,12 @@ const asTenantRun = (settings: ConnectorSettings, adminPassword: Redacted.Redact
   subscriptions: { ...settings.subscriptions, deleteOnShutdown: false }
 })
 
-/** The connectors running here: their PBX sockets and status boards (the cluster view goes onto each). */
-type Running = Map<TenantId, { readonly pbxs: SubscriptionRef.SubscriptionRef<ReadonlyMap<string, PbxState>>; readonly board: StatusBoard["Service"] }>
+/** The connectors running here: their PBX sockets' mode and states, and status boards (the cluster view goes onto each). */
+type Running = Map<TenantId, {
+  readonly mode: SocketMode
+  readonly pbxs: SubscriptionRef.SubscriptionRef<ReadonlyMap<string, PbxState>>
+  readonly board: StatusBoard["Service"]
+}>
 
 /** effect/cluster over the runner's own pool (shard locks hold reserved connections for as long as the runner lives). */
 const joinCluster = Effect.fnUntraced(function*(cluster: ClusterSettings, store: StateStore["Service"]) {
@@ -80,6 +85,13 @@ const tenantSettingsOf = (options: RunnerOptions, store: StateStore["Service"]) 
     return yield* settingsFromConfig(storedTenantConfig(options.config, tenant, stored.value.config))
   })
 
+/** Where a tenant's PBX sockets are served now, from its settings as stored (SocketMode.ts). */
+const socketModeFor = (options: RunnerOptions, store: StateStore["Service"]) => {
+  const settingsOf = tenantSettingsOf(options, store)
+  return (tenant: TenantId) =>
+    settingsOf(tenant).pipe(Effect.map((settings) => socketModeOf(settings, options.cluster.pbxSockets).mode), Effect.timeout("2 seconds"))
+}
+
 interface WorkParts {
   readonly options: RunnerOptions
   readonly store: StateStore["Service"]
@@ -89,7 +101,7 @@ interface WorkParts {
   readonly running: Running
   /** Tenants whose connector here takes Graph's notifications directly (its handed-over ones taken first). */
   readonly direct: Map<TenantId, number>
-  /** The PBX sides of this runner (`pbxSockets: any`): every PBX socket of any tenant reaching this runner is served there. */
+  /** The PBX sides of this runner (unless `pbxSockets: owner`): the PBX sockets reaching it of every tenant in mode `any`. */
   readonly sides: PbxSides | undefined
   /** The cluster's rows as last read (every `publishInterval`). */
   view: ClusterView | undefined
@@ -114,11 +126,16 @@ const tenantWork = (parts: WorkParts): TenantWork => {
     Effect.gen(function*() {
       const settings = asTenantRun(yield* settingsOf(tenant), parts.options.adminPassword)
       const fenced = yield* Deferred.make<StateStoreError>()
-      const sides = parts.sides
+      const { mode, why } = socketModeOf(settings, parts.options.cluster.pbxSockets)
+      yield* Effect.logInfo(`cluster: tenant ${tenant} starts with its PBX sockets ${
+        mode === "owner" ? "piped to its owner and held by its connector (mode owner)" : "on the runners they reach (mode any)"
+      }: ${why}`)
+      const sides = mode === "any" ? parts.sides : undefined
       const cluster = sides === undefined ? undefined : {
         connected: Effect.map(sides.states, (own) => connectedPbxs(tenant, parts.view, own.get(tenant)))
       }
-      // With PBX sides the connector holds no PBX socket: it only reads the user table the master's side publishes.
+      // In mode `any` the connector holds no PBX socket: it only reads the user table the master's side publishes. In
+      // mode `owner` it holds them, publishes the master's table itself and sends its own PBX writes.
       const pbxDirectory = sides === undefined ? directoryViaStore(tenant, parts.options.cluster.advertise) : storeDirectory(tenant)
       const flowWriter = desiredPresenceWriter(tenant, owner, fenced, cluster).pipe(
         Layer.provide(Layer.succeed(StateStore, parts.store)),
@@ -127,7 +144,7 @@ const tenantWork = (parts: WorkParts): TenantWork => {
       // The tenant's tokens, subscriptions and keys in the runner's store, under the tenant's own id.
       const state = TenantState.layer(tenant).pipe(Layer.provideMerge(Layer.succeed(StateStore, parts.store)))
       const { context, port } = yield* parts.servers.serve(tenant, settings, { flowWriter, state, pbxDirectory })
-      parts.running.set(tenant, { pbxs: Context.get(context, PbxConnections).states, board: Context.get(context, StatusBoard) })
+      parts.running.set(tenant, { mode, pbxs: Context.get(context, PbxConnections).states, board: Context.get(context, StatusBoard) })
       yield* Effect.addFinalizer(() => Effect.sync(() => parts.running.delete(tenant)))
       // A connector in poll mode has no inbox (and no webhook).
       const inbox = Context.getOrUndefined(context, NotificationsInbox)
@@ -188,15 +205,15 @@ const graphIngress = (parts: WorkParts): GraphIngress => {
 const publishRows = (parts: RunnerParts, work: WorkParts) =>
   Effect.gen(function*() {
     const owned = yield* SubscriptionRef.get(parts.cluster.owned)
-    const held = new Map<TenantId, ReadonlyMap<string, PbxState>>()
-    if (work.sides !== undefined) for (const [tenant, states] of yield* work.sides.states) held.set(tenant, states)
-    else for (const [tenant, { pbxs }] of work.running) held.set(tenant, yield* SubscriptionRef.get(pbxs))
-    yield* parts.registry.publish({ tenants: [...owned].map(([tenant, o]) => ({ tenant, epoch: o.epoch, since: o.since })), pbxSockets: socketRows(held) })
+    const held = new Map<TenantId, ReadonlyMap<string, PbxState>>(work.sides === undefined ? [] : yield* work.sides.states)
+    for (const [tenant, { mode, pbxs }] of work.running) if (mode === "owner") held.set(tenant, yield* SubscriptionRef.get(pbxs))
+    const tenants = [...owned].map(([tenant, o]) => ({ tenant, epoch: o.epoch, since: o.since, sockets: work.running.get(tenant)?.mode }))
+    yield* parts.registry.publish({ tenants, pbxSockets: socketRows(held) })
     const view = yield* parts.registry.view
     work.view = view
-    for (const [tenant, { board, pbxs }] of work.running) {
+    for (const [tenant, { board, mode, pbxs }] of work.running) {
       yield* board.update((snapshot) => ({ ...snapshot, cluster: view }))
-      if (work.sides !== undefined) yield* SubscriptionRef.set(pbxs, clusterPbxStates(tenant, view, held.get(tenant)))
+      if (mode === "any") yield* SubscriptionRef.set(pbxs, clusterPbxStates(tenant, view, held.get(tenant)))
     }
   }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
 
@@ -205,9 +222,11 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   const store = yield* StateStore
   const { sql, services, handoff } = yield* joinCluster(options.cluster, store)
   const servers = yield* makeTenantServers(options.config.notifications.decryptWorkers, options.config.notifications.decryptWorkerNice)
+  const socketMode = socketModeFor(options, store)
   const sides = options.cluster.pbxSockets === "owner" ? undefined : yield* makePbxSides({
     runner: runnerId,
     settingsOf: tenantSettingsOf(options, store),
+    socketMode,
     services: Context.add(services, StateStore, store),
     reachable: sql`SELECT 1`.pipe(Effect.timeout("2 seconds"), Effect.as(true), Effect.orElseSucceed(() => false))
   })
@@ -246,7 +265,9 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     notReady: () => run(notReady(parts, () => stopping)),
     status: () => run(clusterStatus(parts)),
     graph: graphIngress(work),
-    pbxSides: sides
+    pbxSides: sides,
+    // A tenant whose settings cannot be read is given to its PBX side, which cannot start either and refuses it.
+    socketMode: (tenant) => run(socketMode(tenant).pipe(Effect.orElseSucceed(() => "any" as const)))
   })
   yield* Effect.logInfo(`cluster runner ${runnerId} up: public port ${front.port}, runner port ${options.cluster.runnerPort} (${options.cluster.timing} timing)`)
   return front

@@ -5,6 +5,7 @@
  */
 import { Config, Duration, Effect, Option, Schema } from "effect"
 import { RunnerAddress, ShardingConfig } from "effect/cluster"
+import type { PbxSocketsSetting } from "./SocketMode.ts"
 
 export type ClusterTiming = "standard" | "fast"
 
@@ -18,10 +19,11 @@ export interface ClusterSettings {
   readonly advertise: string
   readonly timing: ClusterTiming
   /**
-   * Where a PBX's websocket is served: `any` (the default), on the runner it reaches (the runner's PBX side of the tenant,
-   * PbxSide.ts); `owner`, piped to the tenant's owner and served by its connector (before the PBX sides).
+   * Where a PBX's websocket is served (SocketMode.ts): `auto` (the default; `any` means the same) per tenant — on the
+   * runner it reaches (the runner's PBX side of the tenant, PbxSide.ts) unless the tenant's configuration needs it in
+   * its owner's connector; `owner`, every tenant's piped to its owner and served by its connector.
    */
-  readonly pbxSockets: "any" | "owner"
+  readonly pbxSockets: PbxSocketsSetting
 }
 
 /**
@@ -57,7 +59,7 @@ export const shardingConfig = (settings: ClusterSettings): ShardingConfig.Shardi
 /**
  * CONNECTOR_CLUSTER_HOST (default 127.0.0.1), CONNECTOR_CLUSTER_PORT (default 34431), CONNECTOR_CLUSTER_LISTEN_HOST,
  * CONNECTOR_CLUSTER_ADVERTISE (default `<http.host>:<http.port>`), CONNECTOR_CLUSTER_TIMING (standard | fast),
- * CONNECTOR_CLUSTER_PBX_SOCKETS (any | owner).
+ * CONNECTOR_CLUSTER_PBX_SOCKETS (auto | any | owner; default auto).
  */
 export const clusterSettingsFromEnv = (http: { readonly host: string; readonly port: number }) =>
   Effect.gen(function*() {
@@ -67,7 +69,9 @@ export const clusterSettingsFromEnv = (http: { readonly host: string; readonly p
     const advertiseHost = http.host === "0.0.0.0" || http.host === "::" ? runnerHost : http.host
     const advertise = yield* Config.String("CONNECTOR_CLUSTER_ADVERTISE").pipe(Config.withDefault(`${advertiseHost}:${http.port}`))
     const timing = yield* Config.Literals(["standard", "fast"], "CONNECTOR_CLUSTER_TIMING").pipe(Config.withDefault("standard" as const))
-    const pbxSockets = yield* Config.Literals(["any", "owner"], "CONNECTOR_CLUSTER_PBX_SOCKETS").pipe(Config.withDefault("any" as const))
+    const pbxSockets = yield* Config.Literals(["auto", "any", "owner"], "CONNECTOR_CLUSTER_PBX_SOCKETS").pipe(
+      Config.withDefault("auto" as const)
+    )
     return { runnerHost, runnerPort, listenHost, advertise, timing, pbxSockets } satisfies ClusterSettings
   })
 

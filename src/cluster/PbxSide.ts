@@ -7,9 +7,11 @@
  * the desired commands (DesiredPresence.ts): what the PBXs connected here have not confirmed goes out through the real
  * PresenceWriter (routing to the user's `loc` PBX, coalescing, retries) and is confirmed in the store.
  *
- * A tenant's side starts with its first websocket here and stops `idleStop` after its last one closed.
+ * A tenant's side starts with its first websocket here and stops `idleStop` after its last one closed, or when the
+ * tenant's configuration, updated, needs its sockets in its owner's connector (SocketMode.ts): its sockets close, and
+ * the PBXs reconnect to the owner.
  */
-import { Clock, Context, Effect, Exit, Layer, Metric, Scope, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Metric, Schedule, Scope, SubscriptionRef } from "effect"
 import { HttpServer } from "effect/http"
 import type { ConnectorSettings } from "../config/Settings.ts"
 import { serveRoutes } from "../http/Server.ts"
@@ -20,6 +22,7 @@ import { PbxConnections, type PbxState } from "../pbx/socket/PbxConnections.ts"
 import { StateStore, type TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 import { DesiredWakeups, desiredPresenceSender } from "./DesiredPresence.ts"
+import type { SocketMode } from "./SocketMode.ts"
 import { directoryViaStore } from "./StoreDirectory.ts"
 
 /** How long a tenant's side stays after its last socket closed (a PBX that reconnects at once finds it running). */
@@ -27,6 +30,8 @@ const idleStop = "10 seconds"
 /** How often the runner's database is checked, and after how long unreachable every side is stopped. */
 const healthEvery = "2 seconds"
 const unreachableStop = 6_000
+/** How often the running sides' tenants are checked for a configuration that moved them to mode `owner`. */
+const modeEvery = "5 seconds"
 
 interface Side {
   /** The loopback port its server listens on, once started. */
@@ -119,6 +124,30 @@ const stopWhenUnreachable = (
     }
   }).pipe(Effect.forkScoped)
 
+/** The PBX states of every side running. */
+const statesOf = (sides: ReadonlyMap<TenantId, Side>) =>
+  Effect.gen(function*() {
+    const all = new Map<TenantId, ReadonlyMap<string, PbxState>>()
+    for (const [tenant, side] of sides) if (side.states !== undefined) all.set(tenant, yield* SubscriptionRef.get(side.states))
+    return all
+  })
+
+/**
+ * A tenant updated to need its owner's connector (SocketMode.ts): its side here stops, its sockets close and the PBXs
+ * reconnect, to be piped to the owner (the owner's connector restarts with the update and then holds them).
+ */
+const stopWhenOwnerMode = (
+  socketMode: (tenant: TenantId) => Effect.Effect<SocketMode, unknown>,
+  sides: ReadonlyMap<TenantId, Side>,
+  stop: (tenant: TenantId, side: Side) => Effect.Effect<void>
+) =>
+  Effect.gen(function*() {
+    for (const [tenant, side] of [...sides]) {
+      const mode = yield* socketMode(tenant).pipe(Effect.orElseSucceed(() => "any" as const))
+      if (mode === "owner" && sides.get(tenant) === side) yield* stop(tenant, side)
+    }
+  }).pipe(Effect.repeat(Schedule.spaced(modeEvery)), Effect.forkScoped)
+
 /**
  * The runner's PBX sides, in the current scope (closing it stops them all). `settingsOf` reads a tenant's settings
  * (its PBX settings: master, password, path, limits) from the store.
@@ -126,6 +155,8 @@ const stopWhenUnreachable = (
 export const makePbxSides = Effect.fnUntraced(function*(options: {
   readonly runner: string
   readonly settingsOf: (tenant: TenantId) => Effect.Effect<ConnectorSettings, unknown>
+  /** Where the tenant's PBX sockets are served now (SocketMode.ts), read from its stored configuration. */
+  readonly socketMode: (tenant: TenantId) => Effect.Effect<SocketMode, unknown>
   readonly services: Context.Context<StateStore | DesiredWakeups>
   /** Whether the state database answers now (a runner cut off from it can send nothing: its sockets must move). */
   readonly reachable: Effect.Effect<boolean>
@@ -194,11 +225,7 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
   }
 
   yield* stopWhenUnreachable(options.reachable, health, () => [...sides], (tenant, side) => stop(tenant, side, "the state database cannot be reached"))
+  yield* stopWhenOwnerMode(options.socketMode, sides, (tenant, side) => stop(tenant, side, "its configuration needs its PBX sockets in its owner's connector"))
 
-  const states = Effect.gen(function*() {
-    const all = new Map<TenantId, ReadonlyMap<string, PbxState>>()
-    for (const [tenant, side] of sides) if (side.states !== undefined) all.set(tenant, yield* SubscriptionRef.get(side.states))
-    return all
-  })
-  return { open, states } satisfies PbxSides
+  return { open, states: statesOf(sides) } satisfies PbxSides
 })

@@ -12,6 +12,7 @@ import { connect, type Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { Effect, type Scope } from "effect"
 import type { TenantId } from "../state/StateStore.ts"
+import type { SocketMode } from "./SocketMode.ts"
 import { type GraphIngress, graphPost, graphRoute } from "./FrontGraph.ts"
 import { answer, forwardedHeader, passOn } from "./FrontHttp.ts"
 import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
@@ -46,6 +47,11 @@ export interface FrontOptions {
    * the tenant. Without them a websocket goes to the tenant's connector, here or on its owner's runner.
    */
   readonly pbxSides?: { readonly open: (tenant: TenantId) => Promise<{ readonly port: number; readonly closed: () => void }> } | undefined
+  /**
+   * Where the tenant's PBX sockets are served (SocketMode.ts): `owner` sends its websockets to its connector as without
+   * PBX sides. Without it every tenant's go to the PBX sides.
+   */
+  readonly socketMode?: ((tenant: TenantId) => Promise<SocketMode>) | undefined
   /** The process's own paths (src/tenants/ProcessRoutes.ts), served on a loopback port: the paths it `owns` go there. */
   readonly processRoutes?: { readonly port: number; readonly owns: (url: string) => boolean } | undefined
 }
@@ -142,13 +148,17 @@ const onRequest = async (options: FrontOptions, req: IncomingMessage, res: Serve
   })
 }
 
-/** Where a websocket goes: this runner's PBX side of the tenant (counted until the socket closes), else as a request. */
+/**
+ * Where a websocket goes: this runner's PBX side of the tenant (counted until the socket closes), else — no PBX sides,
+ * or a tenant in mode `owner` — as a request: to the tenant's connector here or on its owner's runner.
+ */
 const upgradeTarget = async (options: FrontOptions, req: IncomingMessage, socket: Duplex): Promise<Target> => {
   const sides = options.pbxSides
   const forwarded = req.headers[forwardedHeader] !== undefined
   if (sides === undefined || forwarded) return resolveTarget(options, req.url ?? "/", forwarded)
   const found = await tenantOf(options, req.url ?? "/")
   if (found === undefined) return { kind: "refuse", status: 404, reason: "no such tenant" }
+  if ((await options.socketMode?.(found.tenant)) === "owner") return resolveTarget(options, req.url ?? "/", forwarded)
   try {
     const { port, closed } = await sides.open(found.tenant)
     if (socket.destroyed) closed()

@@ -1,11 +1,11 @@
 /**
  * What each runner of a cluster holds, for the status page and `/cluster/status` (docs/scaling.md): every runner
- * writes its own row of `connector_cluster_runners` every few seconds — the tenants it owns (with their owner epoch)
- * and the PBX sockets its tenants' connectors hold — and removes it when it stops. Any runner reads the whole
+ * writes its own row of `connector_cluster_runners` every few seconds — the tenants it owns (with their owner epoch
+ * and where their PBX sockets are served, SocketMode.ts) and the PBX sockets its tenants' connectors hold — and removes it when it stops. Any runner reads the whole
  * table, so the page shows the cluster whichever runner serves it; a row that has not been written for
  * `staleAfter` is shown as gone (a killed runner) and dropped after an hour.
  */
-import { Clock, Effect, Schema } from "effect"
+import { Clock, Effect, Schedule, Schema } from "effect"
 import type { SqlClient } from "effect/sql"
 import type { ClusterRunnerView, ClusterView } from "../status/StatusBoard.ts"
 
@@ -18,7 +18,12 @@ const RunnerRow = Schema.Struct({
   started_at_ms: Schema.NumberFromString,
   seen_at_ms: Schema.NumberFromString,
   age_seconds: Schema.NumberFromString,
-  tenants: Schema.fromJsonString(Schema.Array(Schema.Struct({ tenant: Schema.String, epoch: Schema.Number, since: Schema.Number }))),
+  tenants: Schema.fromJsonString(Schema.Array(Schema.Struct({
+    tenant: Schema.String,
+    epoch: Schema.Number,
+    since: Schema.Number,
+    sockets: Schema.optional(Schema.Literals(["any", "owner"]))
+  }))),
   pbx_sockets: Schema.fromJsonString(Schema.Array(Schema.Struct({
     tenant: Schema.String,
     pbx: Schema.String,
@@ -35,7 +40,11 @@ export const makeRunnerRegistry = Effect.fnUntraced(function*(sql: SqlClient.Sql
     seen_at timestamptz NOT NULL,
     tenants text NOT NULL,
     pbx_sockets text NOT NULL
-  )`
+  )`.pipe(
+    // Runners starting together race on a new database: PostgreSQL's CREATE TABLE IF NOT EXISTS may then fail on its
+    // catalog's unique index for the loser (seen in the failover test); once the table exists it succeeds.
+    Effect.retry({ times: 3, schedule: Schedule.spaced("200 millis") })
+  )
   const startedAt = new Date(yield* Clock.currentTimeMillis)
 
   /** Writes this runner's row (seen now). */

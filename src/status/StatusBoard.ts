@@ -120,7 +120,13 @@ export interface ClusterRunnerView {
   readonly alive: boolean
   readonly startedAt: number
   readonly seenAt: number
-  readonly tenants: ReadonlyArray<{ readonly tenant: string; readonly epoch: number; readonly since: number }>
+  readonly tenants: ReadonlyArray<{
+    readonly tenant: string
+    readonly epoch: number
+    readonly since: number
+    /** Where the tenant's PBX sockets are served (cluster/SocketMode.ts); absent from a runner of an older version. */
+    readonly sockets?: "any" | "owner" | undefined
+  }>
   /** The PBX websockets the runner's tenants hold. */
   readonly pbxSockets: ReadonlyArray<{
     readonly tenant: string

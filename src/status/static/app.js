@@ -78,7 +78,7 @@
     if (!s.cluster) return
     const here = s.cluster.runner
     list("cluster", s.cluster.runners, (r) => {
-      const tenants = r.tenants.map((t) => t.tenant + " (epoch " + t.epoch + ")").join(", ") || "none"
+      const tenants = r.tenants.map((t) => t.tenant + " (epoch " + t.epoch + (t.sockets === "owner" ? ", PBX sockets in its connector" : "") + ")").join(", ") || "none"
       const sockets = r.pbxSockets.map((p) => p.tenant + ": " + p.pbx + (p.master ? " (master)" : "") + (p.loggedIn ? "" : " (logging in)")).join(", ") || "none"
       return line(r.alive ? "green" : "red", r.id + (r.id === here ? " (serves this page)" : ""), [
         r.alive ? "up since " : "not seen since ", F.time(r.alive ? r.startedAt : r.seenAt, true),
