@@ -4,7 +4,8 @@
  * (src/cluster/RunnerFront.ts): `/t/<id>/…` is tenant `<id>` — its status page, Graph webhook and lifecycle paths and
  * PBX websocket —, `/metrics`, `/tenants/` and `/api/tenants…` are the process's own (ProcessRoutes.ts), any other path
  * is `default`. The stored tenants follow the store (TenantSupervisor.ts): a tenant
- * added is started, one updated restarted, one removed stopped with its Graph subscriptions deleted.
+ * added is started, one updated restarted, one removed stopped with its Graph subscriptions deleted — also when it
+ * is removed while an update restarts it and no connector holds them (TenantMemory.ts).
  */
 import { Clock, Effect, Layer, type Redacted, SubscriptionRef } from "effect"
 import type { ConnectorConfig } from "../config/Config.ts"
