@@ -4,7 +4,8 @@
  * (src/cluster/RunnerFront.ts): `/t/<id>/…` is tenant `<id>` — its status page, Graph webhook and lifecycle paths and
  * PBX websocket —, `/metrics`, `/tenants/` and `/api/tenants…` are the process's own (ProcessRoutes.ts), any other path
  * is `default`. The stored tenants follow the store (TenantSupervisor.ts): a tenant
- * added is started, one updated restarted, one removed stopped with its Graph subscriptions deleted.
+ * added is started, one updated restarted, one removed stopped with its Graph subscriptions deleted — also when it
+ * is removed while an update restarts it and no connector holds them (TenantMemory.ts).
  */
 import { Clock, Effect, Layer, type Redacted, SubscriptionRef } from "effect"
 import type { ConnectorConfig } from "../config/Config.ts"
@@ -14,6 +15,7 @@ import { defaultTenant, StateStore, type TenantId } from "../state/StateStore.ts
 import { TenantState } from "../state/TenantState.ts"
 import { superviseTenants, type TenantSupervisor } from "./TenantSupervisor.ts"
 import { makeTenantServers, storedTenantConfig, type TenantServers } from "./TenantRuntime.ts"
+import { makeTenantMemory } from "./TenantMemory.ts"
 import { serveProcessRoutes } from "./ProcessRoutes.ts"
 import { tenantsOverview } from "./TenantsOverview.ts"
 import { defaultBackoffPolicy } from "../domain/LoginBackoff.ts"
@@ -64,6 +66,9 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
   yield* servers.serve(defaultTenant, options.defaultSettings, { state: stateOf(defaultTenant) })
 
   const removed = new Set<TenantId>()
+  // A removal deletes the tenant's subscriptions even when no connector of it holds them (TenantMemory.ts).
+  const memory = makeTenantMemory(store, options.config)
+  const memoryStateOf = (tenant: TenantId) => Layer.mergeAll(Layer.succeed(TenantState, memory.stateOf(tenant)), Layer.succeed(StateStore, store))
   const supervisor = yield* superviseTenants(store, {
     ...(options.firstPause !== undefined ? { firstPause: options.firstPause } : {}),
     run: (tenant) =>
@@ -71,13 +76,14 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
         const settings = yield* settingsFromConfig(storedTenantConfig(options.config, tenant.id, tenant.config))
         // The tenant's own password opens its page; the provider's opens it too (and is the only one without its own).
         const withPassword = { ...settings, adminPassword: settings.adminPassword ?? options.adminPassword, providerPassword: options.adminPassword }
-        const serve = servers.serve(tenant.id, deletingWhenRemoved(withPassword, () => removed.has(tenant.id)), { state: stateOf(tenant.id) })
+        yield* memory.running(tenant)
+        const serve = servers.serve(tenant.id, deletingWhenRemoved(withPassword, () => removed.has(tenant.id)), { state: memoryStateOf(tenant.id) })
         const clock = options.clockOf?.(tenant.id)
         yield* (clock === undefined ? serve : Effect.provideService(serve, Clock.Clock, clock))
         return yield* Effect.never
       }),
     removing: (id) => Effect.sync(() => removed.add(id)),
-    removed: (id) => Effect.sync(() => removed.delete(id)),
+    removed: (id) => Effect.andThen(memory.removed(id), Effect.sync(() => removed.delete(id))),
     // A removal read while an update still stops the old work: that stop deletes the subscriptions.
     seen: (change) => Effect.sync(() => (change.kind === "removed" ? removed.add(change.id) : removed.delete(change.id)))
   })

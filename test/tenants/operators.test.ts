@@ -194,17 +194,11 @@ describe("operators: tenants in one process", () => {
       assert.deepStrictEqual((list.json() as { tenants: ReadonlyArray<{ id: string }> }).tenants.map((t) => t.id), ["t1", "t2"])
       for (const secret of [ownPassword, t2.appPassword, Redacted.value(t2.population.clientSecret), adminPassword]) assert.notInclude(list.text, secret)
 
-      // Updated: version 2. Removed: stopped, its subscriptions deleted at its Graph tenant, gone from the store.
-      type Snapshot = { readonly startedAt: number; readonly lights: { readonly presenceSubscription: { readonly state: string } } }
-      const statusOfT2 = Effect.map(call("GET", "/t/t2/api/status", admin), (r) => (r.status === 200 ? r.json() as Snapshot : undefined))
-      const first = yield* until("t2's status", statusOfT2)
+      // Updated: version 2, and removed at once, while the update restarts it: stopped, its subscriptions deleted at its
+      // Graph tenant whichever connector held them then (removal.test.ts holds each step of that gap), gone from the store.
       const updated = yield* call("PUT", "/api/tenants/t2", admin, t2.config)
       assert.strictEqual(updated.status, 200, updated.text)
       assert.strictEqual((updated.json() as { version: number }).version, 2)
-      // Removed once version 2 runs with its subscriptions: a removal read after the old connector's subscriptions were
-      // kept for the update, but before the new one took them over, leaves them at Graph until they expire.
-      yield* until("t2 restarted with its subscriptions", Effect.map(statusOfT2, (status) =>
-        status !== undefined && status.startedAt !== first.startedAt && status.lights.presenceSubscription.state === "green" ? true : undefined), 30_000)
       const removed = yield* call("DELETE", "/api/tenants/t2", admin)
       assert.strictEqual(removed.status, 200, removed.text)
       yield* until("t2's subscriptions deleted at its Graph", Effect.map(subscriptionsOf(t2), (l) => (l.length === 0 ? true : undefined)), 30_000)

@@ -50,8 +50,15 @@ export type Sim = Effect.Success<ReturnType<typeof simulatedTenant>>
 
 export const tenantIds = (count: number) => ["default", ...Array.from({ length: count - 1 }, (_, i) => `t${i + 1}`)]
 
-/** `run` on `port` for the tenants (the first is `default`), the others stored first; the store is returned too. */
-export const runAll = Effect.fnUntraced(function*(port: number, tenants: ReadonlyArray<Sim>) {
+/**
+ * `run` on `port` for the tenants (the first is `default`), the others stored first; the store is returned too.
+ * `seenBy`: the store as `run` sees it (a test holding one of its reads); the one returned is the store itself.
+ */
+export const runAll = Effect.fnUntraced(function*(
+  port: number,
+  tenants: ReadonlyArray<Sim>,
+  seenBy: (store: StateStore["Service"]) => StateStore["Service"] = (store) => store
+) {
   const dir = yield* makeTempDir("tpc-tenants-run-")
   const file = join(dir, "connector.yaml")
   writeFileSync(file, YAML.stringify({
@@ -72,7 +79,7 @@ export const runAll = Effect.fnUntraced(function*(port: number, tenants: Readonl
     defaultSettings: settings,
     adminPassword: Redacted.make(adminPassword),
     clockOf: (tenant) => clocks.get(tenant)
-  }).pipe(Effect.provideService(StateStore, store))
+  }).pipe(Effect.provideService(StateStore, seenBy(store)))
   return { run, store }
 })
 

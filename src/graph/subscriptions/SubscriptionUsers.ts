@@ -101,7 +101,10 @@ const onLifecycle = Effect.fn("SubscriptionUsers.onLifecycle")(function*(users: 
 /** Deletes the subscription at Graph (shutdown with `deleteOnShutdown`). */
 const remove = Effect.fn("SubscriptionUsers.remove")(function*(users: Users) {
   if (users.live === undefined) return
-  yield* users.api.remove(users.settings.usersCredential, users.live.subscriptionId).pipe(Effect.ignore)
+  const id = users.live.subscriptionId
+  yield* users.api.remove(users.settings.usersCredential, id).pipe(
+    Effect.catch((error) => (isNotFound(error) ? Effect.void : Effect.logWarning(`could not delete subscription ${id}: ${describeError(error)}`)))
+  )
   users.live = undefined
 })
 
