@@ -56,7 +56,7 @@ describe("cluster: PBX sockets on any runner", () => {
       let pbxTarget = first!
       const pbxFront = yield* tcpFront(() => [pbxTarget.httpPort])
       const pbx = yield* simPbx(alpha!, pbxFront.port, users)
-      yield* until("alpha's PBXs logged in", Effect.map(pbx.status, (all) => (all.every((s) => s.loggedIn) ? true : undefined)), 30_000)
+      yield* until("alpha's PBXs logged in", Effect.map(pbx.status, (all) => (all.every((s) => s.loggedIn) ? true : undefined)), 60_000)
       pbxTarget = second!
       yield* pbx.drop("pbx-slave", { reconnect: false })
       yield* until("alpha's slave gone", Effect.map(pbx.status, (all) => (all.some((s) => s.name === "pbx-slave" && !s.connected) ? true : undefined)))
