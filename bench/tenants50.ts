@@ -283,7 +283,9 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         connectorSide: {
           ...connectorSide(after, before),
           // Node's HTTP server handing the request on → the answer finished: includes the wait before the handler.
-          requestToAnswerMs: probe?.notificationRequestMs
+          requestToAnswerMs: probe?.notificationRequestMs,
+          // TCP connections accepted over the burst, most open at once, notification POSTs on a connection of their own.
+          connections: probe?.connections
         },
         eventLoopDelayMs: probe?.eventLoopDelayMs,
         // The simulator threads: if these grow, the bench is behind and its figures include its own queueing.
