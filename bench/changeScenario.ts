@@ -155,7 +155,9 @@ export const changeRun = (env: {
       webhookPosts: {
         count: posts.posts.length,
         non2xx: posts.posts.filter((p) => p.status < 200 || p.status > 299).length,
-        itemsPerPost: round(posts.posts.reduce((sum, p) => sum + p.items, 0) / Math.max(1, posts.posts.length), 1)
+        itemsPerPost: round(posts.posts.reduce((sum, p) => sum + p.items, 0) / Math.max(1, posts.posts.length), 1),
+        // TCP connections the connector accepted in the scenario, most open at once, POSTs on a connection of their own.
+        connections: probe?.connections ?? null
       },
       webhookAnswerMs: { ...webhook, measure: "bench process (Graph simulator): start of fetch → response headers; inflated by the bench's own event-loop delay" },
       webhookHandlerMs: withMean(webhookServer, HISTOGRAM_WEBHOOK, "connector: notification handler start → 202 produced, bucket-interpolated; add the connector's event-loop delay for the time before the handler runs"),

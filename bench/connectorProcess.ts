@@ -100,6 +100,7 @@ export interface ConnectorProbe {
     readonly externalMb: number
   }>
   /** Notification POSTs from Node's HTTP server handing the request on to the answer finished (bench/probe.ts). */
+  readonly connections?: { readonly accepted: number; readonly open: number; readonly mostOpen: number; readonly postsOnNewConnection: number }
   readonly notificationRequestMs?: { readonly count: number; readonly p50: number; readonly p99: number; readonly max: number }
 }
 

@@ -9,6 +9,8 @@
  * Every notification POST (a path ending in /graph/notifications) is timed from Node's HTTP server handing the parsed
  * request on (its first `request` event: the public front's) to the answer finished (`notificationRequestMs`): what
  * the request waited inside the connector before its handler ran, which the handler's own histogram leaves out.
+ * The TCP connections the process's servers accepted are counted too (`connections`: accepted, most open at once, and
+ * how many notification POSTs came on a connection no earlier POST had used): whether the client reused connections.
  */
 import { appendFile, existsSync, readdirSync, readFileSync, rmSync, writeFile, writeFileSync } from "node:fs"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
@@ -33,12 +35,25 @@ if (file !== undefined && isMainThread) {
   const collect = (globalThis as { gc?: () => void }).gc
   let requests: Array<number> = []
   const seen = new WeakSet<IncomingMessage>()
+  const usedSockets = new WeakSet<object>()
+  let connections = { accepted: 0, open: 0, mostOpen: 0, postsOnNewConnection: 0 }
   const emit = Server.prototype.emit
   Server.prototype.emit = function(this: Server, event: string | symbol, ...args: Array<unknown>) {
+    if (event === "connection") {
+      const socket = args[0] as { once(event: "close", listener: () => void): void }
+      connections.accepted++
+      connections.open++
+      connections.mostOpen = Math.max(connections.mostOpen, connections.open)
+      socket.once("close", () => connections.open--)
+    }
     if (event === "request") {
       const [req, res] = args as [IncomingMessage, ServerResponse]
       if (!seen.has(req) && req.method === "POST" && (req.url ?? "").split("?")[0]!.endsWith("/graph/notifications")) {
         seen.add(req)
+        if (!usedSockets.has(req.socket)) {
+          usedSockets.add(req.socket)
+          connections.postsOnNewConnection++
+        }
         const at = performance.now()
         res.once("finish", () => requests.push(performance.now() - at))
       }
@@ -63,7 +78,8 @@ if (file !== undefined && isMainThread) {
       heapLimitMb: mb(getHeapStatistics().heap_size_limit),
       heapAfterGc,
       ...(liveHeap === undefined ? {} : { liveHeap }),
-      ...(requests.length === 0 ? {} : { notificationRequestMs: requestFigures() })
+      ...(requests.length === 0 ? {} : { notificationRequestMs: requestFigures() }),
+      connections
     }), () => {})
   }
   let liveHeap: { readonly heapUsedMb: number; readonly codeMb: number; readonly rssMb: number; readonly snapshot?: string } | undefined
@@ -176,6 +192,7 @@ if (file !== undefined && isMainThread) {
   process.on("SIGUSR2", () => {
     delay.reset()
     requests = []
+    connections = { accepted: 0, open: connections.open, mostOpen: connections.open, postsOnNewConnection: 0 }
     peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }
     sample()
     write()

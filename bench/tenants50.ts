@@ -29,6 +29,7 @@ import { freePort } from "../src/http/Server.ts"
 import { stateStoreLayer } from "../src/state/StateSettings.ts"
 import { StateStore, TenantConfig, TenantId } from "../src/state/StateStore.ts"
 import { startConnector, writeConfig } from "./connectorProcess.ts"
+import { watchListenQueue } from "./listenQueue.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, processCpuMs, round, summary } from "./stats.ts"
 import { epochNow, type FromWorker, type SimWorkerData, type SimWorkerResult, type ToWorker } from "./tenantSims.ts"
@@ -230,8 +231,10 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     const before = yield* metricsText(port)
     const cpuBefore = processCpuMs(connector.pid)
     const overflowsBefore = listenOverflows()
+    const queue = watchListenQueue(port)
     const startAt = epochNow() + 200
     const results = yield* runBurst(sims, startAt)
+    const listenQueue = queue.stop()
     const cpuAfter = processCpuMs(connector.pid)
     const overflows = listenOverflows() - overflowsBefore
     const probe = connector.probe()
@@ -277,13 +280,17 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         webhookPosts: answers.length,
         // Connections the kernel refused over the burst for a full listen queue (the machine's, all ports).
         listenQueueOverflows: overflows,
+        // The connector's own port over the burst: its accept queue (max) against its size, SYN_RECV / ESTABLISHED max.
+        listenQueue,
         webhookAnswerMs: summary(answers),
         // The connector's own view (its histograms, bucket-interpolated, every tenant's series summed; the slowest
         // tenant's own): notification received → SetPresence sent, and the webhook handler's answer produced / flushed.
         connectorSide: {
           ...connectorSide(after, before),
           // Node's HTTP server handing the request on → the answer finished: includes the wait before the handler.
-          requestToAnswerMs: probe?.notificationRequestMs
+          requestToAnswerMs: probe?.notificationRequestMs,
+          // TCP connections accepted over the burst, most open at once, notification POSTs on a connection of their own.
+          connections: probe?.connections
         },
         eventLoopDelayMs: probe?.eventLoopDelayMs,
         // The simulator threads: if these grow, the bench is behind and its figures include its own queueing.

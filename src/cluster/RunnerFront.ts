@@ -16,6 +16,7 @@ import type { SocketMode } from "./SocketMode.ts"
 import { type GraphIngress, graphPost, graphRoute } from "./FrontGraph.ts"
 import { answer, forwardedHeader, passOn } from "./FrontHttp.ts"
 import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
+import { keepAliveTimeoutMillis, logListenBacklog, publicBacklog } from "../http/Listen.ts"
 import { localServer } from "../http/Server.ts"
 
 export interface FrontOptions {
@@ -213,14 +214,14 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
         open.add(socket)
         socket.once("close", () => open.delete(socket))
       }
-      const server = createServer((req, res) => {
+      const server = createServer({ keepAliveTimeout: keepAliveTimeoutMillis }, (req, res) => {
         onRequest(options, req, res).catch(() => answer(res, 500, "internal error"))
       })
       server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
         onUpgrade(options, track, req, socket, head).catch(() => socket.destroy())
       })
       server.once("error", (error) => resume(Effect.die(error)))
-      server.listen(options.port, options.host, () => {
+      server.listen({ port: options.port, host: options.host, backlog: publicBacklog }, () => {
         const address = server.address()
         resume(Effect.succeed({
           port: typeof address === "object" && address !== null ? address.port : options.port,
@@ -233,4 +234,4 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
       })
     }),
     (front) => Effect.sync(front.close)
-  ).pipe(Effect.map((front) => ({ port: front.port })))
+  ).pipe(Effect.tap((front) => logListenBacklog(front.port)), Effect.map((front) => ({ port: front.port })))

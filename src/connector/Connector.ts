@@ -173,7 +173,7 @@ const workersLayer = (options: ConnectorOptions) => {
 }
 
 const serve = <E, R>(settings: ConnectorSettings, routes: Layer.Layer<never, E, R>) =>
-  serveRoutes(routes, { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes }).pipe(
+  serveRoutes(routes, { ...settings.http, maxFrameBytes: settings.pbx.maxFrameBytes, public: settings.http.port !== 0 }).pipe(
     announcedStop("the HTTP server (status page, webhook, PBX connections)")
   )
 

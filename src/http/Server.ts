@@ -8,12 +8,15 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { defaultPbxSettings } from "../pbx/PbxSettings.ts"
+import { keepAliveTimeoutMillis, logListenBacklog, publicBacklog } from "./Listen.ts"
 
 export interface ServerOptions {
   readonly host: string
   readonly port: number
   /** The largest websocket frame (or message) accepted; larger ones close the connection (the PBX's pbx.maxFrameBytes). */
   readonly maxFrameBytes?: number | undefined
+  /** The port clients reach (not a loopback port behind the front): its accept queue is logged at start-up. */
+  readonly public?: boolean | undefined
 }
 
 /** This process's servers by port while they listen: the front (src/cluster/RunnerFront.ts) hands them requests directly. */
@@ -37,9 +40,10 @@ const listed = (server: Server): Server => {
  * by then the flow has already flushed its PBX writes.
  */
 export const nodeServer = (options: ServerOptions) =>
-  NodeHttpServer.layer(() => listed(createServer({ keepAliveTimeout: 65_000 })), {
+  NodeHttpServer.layer(() => listed(createServer({ keepAliveTimeout: keepAliveTimeoutMillis })), {
     host: options.host,
     port: options.port,
+    backlog: publicBacklog,
     gracefulShutdownTimeout: "2 seconds",
     websocket: { maxPayload: options.maxFrameBytes ?? defaultPbxSettings.maxFrameBytes }
   })
@@ -56,6 +60,7 @@ const notFound = HttpRouter.add("*", "/*", HttpServerResponse.text("Not found", 
 /** Serves the route layers on one Node HTTP server; the result also provides `HttpServer` (for the bound address). */
 export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>, options: ServerOptions) =>
   HttpRouter.serve(Layer.mergeAll(routes, notFound, noSniff), { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.merge(options.public === true ? Layer.effectDiscard(logListenBacklog(options.port)) : Layer.empty),
     Layer.provideMerge(nodeServer(options))
   )
 

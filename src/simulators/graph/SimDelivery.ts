@@ -9,6 +9,7 @@ import { SimJwks } from "./SimJwks.ts"
 import { lifecycleItem, type NotificationItem, presenceItem, userItem } from "./notify/payloads.ts"
 import { type SimPresence, SimState, type UserChange } from "./SimState.ts"
 import { type SimSubscription, SimSubscriptions } from "./SimSubscriptions.ts"
+import { webhookFetch } from "./SimWebhookClient.ts"
 
 export interface DeliveryOptions {
   /** Items are collected this long (or up to `maxBatch`) before a POST. */
@@ -140,7 +141,7 @@ const stats = (delivery: Delivery, url: string, now: number): EndpointStats => {
 const postOnce = Effect.fnUntraced(function*(delivery: Delivery, url: string, body: unknown) {
   const started = yield* Clock.currentTimeMillis
   const ok = yield* Effect.tryPromise(async () => {
-    const response = await fetch(url, {
+    const response = await webhookFetch(url, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
@@ -272,7 +273,7 @@ const validate = (options: DeliveryOptions, url: string) =>
   Effect.tryPromise(async () => {
     const token = `Validation: Testing client application reachability for subscription Request-Id: ${crypto.randomUUID()}`
     const target = `${url}${url.includes("?") ? "&" : "?"}validationToken=${encodeURIComponent(token)}`
-    const response = await fetch(target, {
+    const response = await webhookFetch(target, {
       method: "POST",
       headers: { "content-type": "text/plain; charset=utf-8" },
       signal: AbortSignal.timeout(options.validationTimeoutMillis)
