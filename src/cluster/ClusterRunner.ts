@@ -217,6 +217,9 @@ const publishRows = (parts: RunnerParts, work: WorkParts) =>
     }
   }).pipe(Effect.timeout("5 seconds"), Effect.ignore)
 
+/** Node's default: a client kept on a runner that stopped being ready (cut off, stopping) reconnects within 5 s. */
+const clusterKeepAliveMillis = 5_000
+
 export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: RunnerOptions) {
   const runnerId = options.cluster.advertise
   const store = yield* StateStore
@@ -248,6 +251,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   yield* Effect.addFinalizer(() => Effect.sync(() => { stopping = true }))
   const run = Effect.runPromise
   const front = yield* startRunnerFront({
+    keepAliveTimeout: clusterKeepAliveMillis,
     host: options.config.http.host,
     port: options.config.http.port,
     runnerId,

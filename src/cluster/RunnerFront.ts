@@ -24,6 +24,11 @@ export interface FrontOptions {
   readonly port: number
   /** This runner's id (its advertised host:port). */
   readonly runnerId: string
+  /**
+   * How long an idle kept-alive connection stays open (ms). A cluster runner keeps Node's 5 s: behind a TCP load
+   * balancer a kept connection is pinned to its runner, so a runner that stops being ready must lose its clients soon.
+   */
+  readonly keepAliveTimeout?: number | undefined
   /** The tenant served without a path prefix, if any. */
   readonly defaultTenant: TenantId | undefined
   /** The loopback port of a tenant's connector when it runs here. */
@@ -214,7 +219,7 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
         open.add(socket)
         socket.once("close", () => open.delete(socket))
       }
-      const server = createServer({ keepAliveTimeout: keepAliveTimeoutMillis }, (req, res) => {
+      const server = createServer({ keepAliveTimeout: options.keepAliveTimeout ?? keepAliveTimeoutMillis }, (req, res) => {
         onRequest(options, req, res).catch(() => answer(res, 500, "internal error"))
       })
       server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
