@@ -37,6 +37,19 @@ const cli = (args: ReadonlyArray<string>, extra: Record<string, string>) =>
 const newKey = () => randomBytes(32).toString("base64")
 const dbPassword = "db-pass-never-shown"
 
+/** A data directory as before the state store (files in clear): one account's refresh token and one shard's subscription. */
+const dataDirWithSecrets = Effect.fnUntraced(function*(token: string, clientState: string) {
+  const dir = yield* makeTempDir("tpc-state-cli-")
+  const dataDir = join(dir, "data")
+  const config = writeConfig(dir, 8080)
+  yield* saveRefreshToken(dataDir, "tech1", "tech1@contoso.example", Redacted.make(token))
+  yield* saveState(dataDir, {
+    version: 1,
+    shards: [{ key: "s0", account: "tech1", userIds: ["u1"], subscription: { subscriptionId: "sub-1", clientState, expiresAt: 5 } }]
+  })
+  return { dir, dataDir, config, token }
+})
+
 describe("state store on the command line (real processes)", () => {
   it.live("check-config: a database needs CONNECTOR_STATE_KEY; with it, where the state is and the key's id, never a secret", () =>
     Effect.gen(function*() {
@@ -83,15 +96,7 @@ describe("state store on the command line (real processes)", () => {
 
   it.live("state rekey on files: the secrets in clear from before the key are sealed; a second run finds nothing", () =>
     Effect.gen(function*() {
-      const dir = yield* makeTempDir("tpc-state-cli-")
-      const dataDir = join(dir, "data")
-      const config = writeConfig(dir, 8080)
-      const token = "0.AAA-refresh-token-in-clear"
-      yield* saveRefreshToken(dataDir, "tech1", "tech1@contoso.example", Redacted.make(token))
-      yield* saveState(dataDir, {
-        version: 1,
-        shards: [{ key: "s0", account: "tech1", userIds: ["u1"], subscription: { subscriptionId: "sub-1", clientState: "client-state-in-clear", expiresAt: 5 } }]
-      })
+      const { dataDir, config, token } = yield* dataDirWithSecrets("0.AAA-refresh-token-in-clear", "client-state-in-clear")
       const key = newKey()
       const first = yield* cli(["state", "rekey", "--config", config], { CONNECTOR_STATE_KEY: key })
       assert.strictEqual(first.code, 0, first.out)
@@ -133,15 +138,7 @@ describe("state store on the command line (real processes)", () => {
 
   it.live("state import: a data directory's files copied into PostgreSQL, sealed; run twice, refused with what is there", () =>
     Effect.gen(function*() {
-      const dir = yield* makeTempDir("tpc-state-cli-")
-      const dataDir = join(dir, "data")
-      const config = writeConfig(dir, 8080)
-      const token = "0.AAA-refresh-token-in-the-files"
-      yield* saveRefreshToken(dataDir, "tech1", "tech1@contoso.example", Redacted.make(token))
-      yield* saveState(dataDir, {
-        version: 1,
-        shards: [{ key: "s0", account: "tech1", userIds: ["u1"], subscription: { subscriptionId: "sub-1", clientState: "client-state-in-the-files", expiresAt: 5 } }]
-      })
+      const { dataDir, config, token } = yield* dataDirWithSecrets("0.AAA-refresh-token-in-the-files", "client-state-in-the-files")
       const url = yield* Effect.promise(newSchemaUrl)
       const key = newKey()
       const noDatabase = yield* cli(["state", "import", "--config", config], { CONNECTOR_STATE_KEY: key })
