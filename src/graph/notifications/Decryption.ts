@@ -1,15 +1,17 @@
 /**
- * Rich items from the intake's batches to typed presences: each chunk is decrypted in the worker pool while its
- * batch's validation tokens are verified, and one publisher fiber takes the chunks in arrival order and publishes each
- * as soon as it is decrypted and its batch verified. The presences go on in arrival order; which of them is stale is
- * the presence source's decision (graph/presence/PresenceState.ts).
+ * Rich items from the intake's batches to typed presences: each chunk waits its turn for the worker pool (a few chunks
+ * at a time are with the workers, the rest held here), is decrypted while its batch's validation tokens are verified,
+ * and one publisher fiber takes the chunks in arrival order and publishes each as soon as it is decrypted and its batch
+ * verified. With the flood fallback, a held chunk whose items would no longer come back within the latency budget
+ * when its turn comes is read instead (FloodGate.ts `dispatchable`). The presences go on in arrival order; which of
+ * them is stale is the presence source's decision (graph/presence/PresenceState.ts).
  */
-import { Clock, Effect, Fiber, Metric, PubSub, Queue, Result, type Tracer } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, Result, type Tracer } from "effect"
 import { notificationsReceived } from "../../domain/Metrics.ts"
 import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
 import { sameTeamsUser } from "../../domain/TeamsId.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
-import { FloodGate } from "./FloodGate.ts"
+import { FloodGate, splitFlood } from "./FloodGate.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import type { Batch, BatchItem } from "./Intake.ts"
@@ -36,39 +38,66 @@ export const presencesReceived = Metric.withAttributes(notificationsReceived, { 
  */
 const chunksInFlight = 16
 
+/**
+ * With the flood fallback: chunks with the workers at once, per worker. Two chunks (≤ 100 items, ≈ 35 ms of work on a
+ * quiet core) keep a worker busy across a main-thread stall of that length; every chunk beyond waits here, where it
+ * can still be read instead if its turn comes too late.
+ */
+const chunksPerWorker = 2
+
+/** The items of a chunk that went to the workers, with their results (those read instead are not among them). */
+interface Decrypted {
+  readonly items: ReadonlyArray<BatchItem>
+  readonly results: ReadonlyArray<DecryptResult>
+}
+
 interface DecryptingChunk {
   readonly items: ReadonlyArray<BatchItem>
-  readonly results: Fiber.Fiber<ReadonlyArray<DecryptResult>>
+  readonly decrypted: Deferred.Deferred<Decrypted>
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
   readonly verified: Fiber.Fiber<boolean>
   readonly receivedAt: number
   readonly span: Tracer.Span | undefined
 }
 
+/** Reads these users instead of decrypting `items` of their rich notifications (the flood fallback), `waitedMillis` after their POST. */
+export type Divert = (userIds: ReadonlyArray<string>, items: number, waitedMillis: number) => Effect.Effect<void>
+
 export interface Decryption {
   readonly pool: DecryptPool["Service"]
   readonly tokens: ValidationTokens["Service"]
+  /** Chunks waiting for their turn with the workers, in arrival order. */
+  readonly held: Queue.Queue<DecryptingChunk>
+  /** Chunks in arrival order, for the publisher. */
   readonly decrypting: Queue.Queue<DecryptingChunk>
   /** The backlog in the pool and its drain rate: whether a new item still fits the latency budget. */
   readonly gate: FloodGate
+  readonly divert: Divert
 }
 
 /** One item on one worker before any is measured: an RSA-2048 unwrap (≈ 0.3 ms here) and the rest of the item. */
 const initialMicrosPerItem = 350
 
 /**
- * The pipeline, with its publisher fiber forked into the current scope. `latencyBudgetMillis` (0 = off) is the
- * longest a rich item may expect to wait for decryption before its user's presence is read instead.
+ * The pipeline, with its dispatcher and publisher fibers forked into the current scope. `latencyBudgetMillis` (0 = off)
+ * is the longest a rich item may expect to wait for decryption before its user's presence is read instead (`divert`).
  */
-export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubSub<PushedPresence>, latencyBudgetMillis: number) {
+export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubSub<PushedPresence>, latencyBudgetMillis: number, divert: Divert) {
   const pool = yield* DecryptPool
+  const fallback = latencyBudgetMillis > 0
   const decryption: Decryption = {
     pool,
     tokens: yield* ValidationTokens,
+    held: yield* Queue.unbounded<DecryptingChunk>(),
     // With the fallback on, the gate bounds the backlog: the processor must never wait here, or the POSTs behind it
     // would wait unseen by the gate, neither decrypted nor read.
-    decrypting: yield* (latencyBudgetMillis > 0 ? Queue.unbounded<DecryptingChunk>() : Queue.bounded<DecryptingChunk>(chunksInFlight)),
-    gate: new FloodGate({ latencyBudgetMillis, workers: pool.size, initialMicrosPerItem })
+    decrypting: yield* (fallback ? Queue.unbounded<DecryptingChunk>() : Queue.bounded<DecryptingChunk>(chunksInFlight)),
+    gate: new FloodGate({ latencyBudgetMillis, workers: pool.size, initialMicrosPerItem }),
+    divert
+  }
+  const dispatchers = fallback ? pool.size * chunksPerWorker : chunksInFlight
+  for (let i = 0; i < dispatchers; i++) {
+    yield* Queue.take(decryption.held).pipe(Effect.flatMap((chunk) => dispatchChunk(decryption, chunk)), Effect.forever, Effect.forkScoped)
   }
   yield* Queue.take(decryption.decrypting).pipe(
     Effect.flatMap((chunk) => publishChunk(chunk, presences)),
@@ -80,7 +109,7 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
 })
 
 /**
- * Hands a batch's rich items to the pool chunk by chunk, without waiting: the batch's validation tokens are verified
+ * Queues a batch's rich items for the pool chunk by chunk, without waiting: the batch's validation tokens are verified
  * meanwhile, and the processor goes on with the next batch. Nothing is published before its batch's tokens are
  * verified; a batch that fails is dropped whole (its items were decrypted for nothing, which only a sender that knows
  * a subscription's clientState can cause).
@@ -104,20 +133,47 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
       ? undefined
       : yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
     decryption.gate.started(items.length)
-    const results = yield* Effect.forkChild(decryption.pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
-      (decrypt) => (span === undefined ? decrypt : Effect.withParentSpan(decrypt, span)),
-      Effect.onExit((exit) =>
-        Effect.andThen(
-          Effect.sync(() => {
-            decryption.gate.finished(items.length)
-            decryption.gate.measured(decryption.pool.itemMicros())
-          }),
-          endSpan(span, exit)
-        )
-      )
-    ))
-    yield* Queue.offer(decryption.decrypting, { items, results, verified, receivedAt: batch.receivedAt, span })
+    const chunk: DecryptingChunk = { items, decrypted: yield* Deferred.make<Decrypted>(), verified, receivedAt: batch.receivedAt, span }
+    yield* Queue.offer(decryption.held, chunk)
+    yield* Queue.offer(decryption.decrypting, chunk)
   }
+})
+
+/**
+ * A held chunk's turn with the workers: what still comes back within the budget goes to them (FloodGate.ts
+ * `dispatchable`), the users of the rest are read instead. Returns once the workers answered, so that a dispatcher holds
+ * one chunk with the workers at a time.
+ */
+const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk: DecryptingChunk) {
+  const { gate, pool } = decryption
+  const waitedMillis = (yield* Clock.currentTimeMillis) - chunk.receivedAt
+  const fit = gate.dispatchable(chunk.items.length, waitedMillis)
+  let items = chunk.items
+  if (fit < items.length) {
+    const split = splitFlood(items, fit, (entry) => notificationUserId(entry.item))
+    gate.withdrawn(split.diverted)
+    items = split.decrypt
+    if (split.diverted > 0) yield* decryption.divert(split.read, split.diverted, waitedMillis)
+  }
+  if (items.length === 0) {
+    yield* endSpan(chunk.span, Exit.void, { "notification.read_instead": chunk.items.length })
+    return yield* Deferred.succeed(chunk.decrypted, { items, results: [] })
+  }
+  gate.dispatched(items.length)
+  const results = yield* pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
+    (decrypt) => (chunk.span === undefined ? decrypt : Effect.withParentSpan(decrypt, chunk.span)),
+    Effect.onExit((exit) =>
+      Effect.andThen(
+        Effect.sync(() => {
+          gate.finished(items.length)
+          gate.measured(pool.itemMicros())
+        }),
+        endSpan(chunk.span, exit)
+      )
+    ),
+    Effect.exit
+  )
+  yield* Deferred.done(chunk.decrypted, Exit.map(results, (decrypted) => ({ items, results: decrypted })))
 })
 
 /**
@@ -126,12 +182,13 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
  */
 const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presences: PubSub.PubSub<PushedPresence>) {
   if (!(yield* Fiber.join(chunk.verified))) return
-  const results = yield* Fiber.join(chunk.results)
+  const { items, results } = yield* Deferred.await(chunk.decrypted)
+  if (items.length === 0) return
   const decryptedAt = yield* Clock.currentTimeMillis
   const accepted: Array<PushedPresence> = []
   const rejections = makeRejections()
-  for (let i = 0; i < chunk.items.length; i++) {
-    const checked = checkDecrypted(chunk.items[i]!.item, results[i]!)
+  for (let i = 0; i < items.length; i++) {
+    const checked = checkDecrypted(items[i]!.item, results[i]!)
     if (checked.ok) {
       accepted.push({ userId: checked.presence.id, presence: checked.presence, receivedAt: chunk.receivedAt, decryptedAt, span: chunk.span })
       continue
@@ -139,7 +196,7 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
     const { ok: _, reason, message, ...annotations } = checked
     rejections.add(reason, message, annotations)
   }
-  yield* rejections.report(chunk.items.length)
+  yield* rejections.report(items.length)
   if (accepted.length > 0) {
     yield* Metric.update(presencesReceived, accepted.length)
     yield* PubSub.publishAll(presences, accepted)

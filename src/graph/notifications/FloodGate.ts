@@ -6,6 +6,11 @@
  * plus the backlog ahead of it and itself at the pool's speed. An item is decrypted only while that prediction stays
  * within the budget, so the fallback starts before the budget is exceeded, not after.
  *
+ * The gate is asked twice. At intake (`admit`) against the whole backlog, held and with the workers; and again when a
+ * held chunk's turn comes to be handed to the workers (`dispatchable`), against what the workers hold then: the
+ * workers may have slowed down since the intake decision (a flood's first POSTs are admitted at the quiet machine's
+ * speed, and the flood itself then takes the cores), and what no longer fits is read instead of waiting on.
+ *
  * The speed is what the workers report: each times its own chunks (wall-clock time inside the worker, so a core shared
  * with other work shows as a slower item at once), and `measured` takes the workers' running figure after every chunk.
  * Nothing outside the workers — the way to a worker and back, an idle worker, a stall of the main thread — counts, so
@@ -41,8 +46,10 @@ export class FloodGate {
   readonly #workers: number
   readonly #floorMicros: number
   readonly #ceilingMicros: number
-  /** Items handed to decryption and not yet back. */
+  /** Items admitted to decryption and not yet back (held, or with the workers). */
   #pending = 0
+  /** Of those, the items handed to the workers. */
+  #withWorkers = 0
   /** One item on one worker (µs), as the workers last reported it. */
   #itemMicros: number
 
@@ -62,6 +69,10 @@ export class FloodGate {
     return this.#pending
   }
 
+  get withWorkers(): number {
+    return this.#withWorkers
+  }
+
   /** The pool's cost per item: wall-clock µs per item with every worker busy (one item's cost over the workers). */
   get microsPerItem(): number {
     return this.#itemMicros / this.#workers
@@ -77,21 +88,44 @@ export class FloodGate {
    * the wait so far plus the backlog ahead and themselves — is within the budget (the rest are read instead).
    */
   admit(count: number, waitedMillis = 0): number {
+    return this.#fit(count, waitedMillis, this.#pending)
+  }
+
+  /**
+   * Of `count` admitted items held since their POST arrived `waitedMillis` ago, how many still come back within the
+   * budget if handed to the workers now, behind only what the workers hold (the rest are read instead).
+   */
+  dispatchable(count: number, waitedMillis: number): number {
+    return this.#fit(count, waitedMillis, this.#withWorkers)
+  }
+
+  #fit(count: number, waitedMillis: number, ahead: number): number {
     if (this.#budgetMillis <= 0) return count
     const room = this.#budgetMillis - Math.max(0, waitedMillis)
     if (room <= 0) return 0
-    const fit = Math.floor((room * 1000) / this.microsPerItem) - this.#pending
+    const fit = Math.floor((room * 1000) / this.microsPerItem) - ahead
     return Math.max(0, Math.min(count, fit))
   }
 
-  /** `count` items were handed to the decrypt workers. */
+  /** `count` items were admitted to decryption. */
   started(count: number): void {
     this.#pending += count
+  }
+
+  /** `count` admitted items were handed to the decrypt workers. */
+  dispatched(count: number): void {
+    this.#withWorkers += count
+  }
+
+  /** `count` admitted items were read instead before they reached the workers. */
+  withdrawn(count: number): void {
+    this.#pending = Math.max(0, this.#pending - count)
   }
 
   /** `count` items came back from the decrypt workers (decrypted or failed). */
   finished(count: number): void {
     this.#pending = Math.max(0, this.#pending - count)
+    this.#withWorkers = Math.max(0, this.#withWorkers - count)
   }
 
   /** The workers' running figure of one item's cost on one worker (µs), `blendItemCost`; kept within sane bounds. */

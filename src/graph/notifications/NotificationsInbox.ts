@@ -64,12 +64,14 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         lifecycle: yield* PubSub.unbounded<LifecycleSignal>()
       }
       const presences = yield* PubSub.unbounded<PushedPresence>()
+      const flood: Flood = { refetch: yield* PubSub.unbounded<ReadonlyArray<string>>(), diverted: 0, budgetMillis: settings.floodLatencyBudgetMillis }
       const outputs: Outputs = {
         presences,
         userChanges: yield* PubSub.unbounded<UserChange>(),
-        refetch: yield* PubSub.unbounded<ReadonlyArray<string>>(),
-        decryption: yield* makeDecryption(presences, settings.floodLatencyBudgetMillis),
-        flood: { diverted: 0 }
+        refetch: flood.refetch,
+        decryption: yield* makeDecryption(presences, settings.floodLatencyBudgetMillis, (userIds, items, waited) =>
+          divert(flood, userIds, items, `${items} held items would come back after ${Math.round(waited)} ms and more`)),
+        flood
       }
       yield* Queue.take(intake.queue).pipe(
         Effect.flatMap((batch) =>
@@ -98,9 +100,31 @@ interface Outputs {
   readonly userChanges: PubSub.PubSub<UserChange>
   readonly refetch: PubSub.PubSub<ReadonlyArray<string>>
   readonly decryption: Decryption
-  /** Rich items read instead of decrypted since the backlog went over its budget (0: within it). */
-  readonly flood: { diverted: number }
+  readonly flood: Flood
 }
+
+interface Flood {
+  readonly refetch: PubSub.PubSub<ReadonlyArray<string>>
+  readonly budgetMillis: number
+  /** Rich items read instead of decrypted since the backlog went over its budget (0: within it). */
+  diverted: number
+}
+
+/**
+ * Reads `userIds` in place of `items` rich items (counted; one log line when a flood starts to be read, `why`, and one
+ * when it ends: `divertOverBudget`).
+ */
+const divert = Effect.fnUntraced(function*(flood: Flood, userIds: ReadonlyArray<string>, items: number, why: string) {
+  if (items <= 0) return
+  if (flood.diverted === 0) {
+    yield* Effect.logWarning(
+      `decryption backlog over its latency budget of ${flood.budgetMillis} ms (${why}): reading those users' presence instead of decrypting`
+    ).pipe(Effect.annotateLogs({ logKey: "flood-fallback" }))
+  }
+  flood.diverted += items
+  yield* Metric.update(floodFallbackItems, items)
+  if (userIds.length > 0) yield* PubSub.publish(flood.refetch, userIds)
+})
 
 const usersReceived = Metric.withAttributes(notificationsReceived, { kind: "users" })
 
@@ -153,15 +177,11 @@ const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, batch: Ba
   }
   const split = splitFlood(rich, admitted, (entry) => notificationUserId(entry.item))
   read.push(...split.read)
-  if (split.diverted === 0) return split.decrypt
-  if (outputs.flood.diverted === 0) {
-    yield* Effect.logWarning(
-      `decryption backlog over its latency budget of ${gate.budgetMillis} ms (${gate.pending} items waiting, ` +
-        `${rich.length} more arriving after ${Math.round(waitedMillis)} ms would wait ≈ ${Math.round(waitedMillis + gate.expectedWaitMillis(rich.length))} ms): ` +
-        "reading those users' presence instead of decrypting"
-    ).pipe(Effect.annotateLogs({ logKey: "flood-fallback" }))
-  }
-  outputs.flood.diverted += split.diverted
-  yield* Metric.update(floodFallbackItems, split.diverted)
+  yield* divert(
+    outputs.flood,
+    [],
+    split.diverted,
+    `${gate.pending} items waiting, ${rich.length} more arriving after ${Math.round(waitedMillis)} ms would wait ≈ ${Math.round(waitedMillis + gate.expectedWaitMillis(rich.length))} ms`
+  )
   return split.decrypt
 })
