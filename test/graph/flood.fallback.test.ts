@@ -98,6 +98,24 @@ describe("FloodGate", () => {
     assert.strictEqual(off.dispatchable(50, 60_000), 50)
   })
 
+  it("the held chunks reviewed in order: each keeps what still fits behind the workers and the items kept ahead of it", () => {
+    // 2 workers at 1,000 µs per item: 500 µs per item for the pool; a 100 ms budget.
+    const gate = new FloodGate({ latencyBudgetMillis: 100, workers: 2, initialMicrosPerItem: 1_000 })
+    gate.started(250)
+    gate.dispatched(50)
+    // Held: 50 items that waited 40 ms (60 ms left: 120 items, 50 ahead → all 50), 50 that waited 30 ms (70 ms: 140
+    // items, 100 ahead → 40), 100 that waited 10 ms (90 ms: 180, 140 ahead → 40), 50 that waited 95 ms (5 ms: 10 → 0).
+    assert.deepStrictEqual(
+      gate.reviewHeld([{ items: 50, waitedMillis: 40 }, { items: 50, waitedMillis: 30 }, { items: 100, waitedMillis: 10 }, { items: 50, waitedMillis: 95 }]),
+      [50, 40, 40, 0]
+    )
+    // Within the budget at the workers' speed, nothing changes; no budget, nothing is ever read instead.
+    gate.measured(200)
+    assert.deepStrictEqual(gate.reviewHeld([{ items: 50, waitedMillis: 40 }, { items: 100, waitedMillis: 30 }]), [50, 100])
+    const off = new FloodGate({ latencyBudgetMillis: 0, workers: 2, initialMicrosPerItem: 1_000 })
+    assert.deepStrictEqual(off.reviewHeld([{ items: 50, waitedMillis: 5_000 }]), [50])
+  })
+
   it("a steady load whose items come back late (a stalled main thread) is never diverted: only the workers' time counts", () => {
     const gate = new FloodGate({ latencyBudgetMillis: 200, workers: 2, initialMicrosPerItem: 350 })
     // 500 items a second in POSTs of 10, each back only after 60 ms: 30 POSTs (300 items) in the pool at a time, while

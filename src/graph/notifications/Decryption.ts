@@ -52,7 +52,8 @@ interface Decrypted {
 }
 
 interface DecryptingChunk {
-  readonly items: ReadonlyArray<BatchItem>
+  /** Its items still to decrypt (fewer once some were read instead while it was held). */
+  items: ReadonlyArray<BatchItem>
   readonly decrypted: Deferred.Deferred<Decrypted>
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
   readonly verified: Fiber.Fiber<boolean>
@@ -66,8 +67,9 @@ export type Divert = (userIds: ReadonlyArray<string>, items: number, waitedMilli
 export interface Decryption {
   readonly pool: DecryptPool["Service"]
   readonly tokens: ValidationTokens["Service"]
-  /** Chunks waiting for their turn with the workers, in arrival order. */
+  /** Chunks waiting for their turn with the workers, in arrival order: the dispatchers' queue, and a view to review. */
   readonly held: Queue.Queue<DecryptingChunk>
+  readonly holding: Set<DecryptingChunk>
   /** Chunks in arrival order, for the publisher. */
   readonly decrypting: Queue.Queue<DecryptingChunk>
   /** The backlog in the pool and its drain rate: whether a new item still fits the latency budget. */
@@ -89,6 +91,7 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
     pool,
     tokens: yield* ValidationTokens,
     held: yield* Queue.unbounded<DecryptingChunk>(),
+    holding: new Set(),
     // With the fallback on, the gate bounds the backlog: the processor must never wait here, or the POSTs behind it
     // would wait unseen by the gate, neither decrypted nor read.
     decrypting: yield* (fallback ? Queue.unbounded<DecryptingChunk>() : Queue.bounded<DecryptingChunk>(chunksInFlight)),
@@ -134,6 +137,7 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
       : yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
     decryption.gate.started(items.length)
     const chunk: DecryptingChunk = { items, decrypted: yield* Deferred.make<Decrypted>(), verified, receivedAt: batch.receivedAt, span }
+    decryption.holding.add(chunk)
     yield* Queue.offer(decryption.held, chunk)
     yield* Queue.offer(decryption.decrypting, chunk)
   }
@@ -146,15 +150,10 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
  */
 const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk: DecryptingChunk) {
   const { gate, pool } = decryption
+  decryption.holding.delete(chunk)
   const waitedMillis = (yield* Clock.currentTimeMillis) - chunk.receivedAt
-  const fit = gate.dispatchable(chunk.items.length, waitedMillis)
-  let items = chunk.items
-  if (fit < items.length) {
-    const split = splitFlood(items, fit, (entry) => notificationUserId(entry.item))
-    gate.withdrawn(split.diverted)
-    items = split.decrypt
-    if (split.diverted > 0) yield* decryption.divert(split.read, split.diverted, waitedMillis)
-  }
+  yield* readInstead(decryption, chunk, gate.dispatchable(chunk.items.length, waitedMillis), waitedMillis)
+  const items = chunk.items
   if (items.length === 0) {
     yield* endSpan(chunk.span, Exit.void, { "notification.read_instead": chunk.items.length })
     return yield* Deferred.succeed(chunk.decrypted, { items, results: [] })
@@ -174,6 +173,28 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
     Effect.exit
   )
   yield* Deferred.done(chunk.decrypted, Exit.map(results, (decrypted) => ({ items, results: decrypted })))
+  yield* reviewHeld(decryption)
+})
+
+/** Reads the users of a held chunk's items beyond the first `fit` instead of decrypting them (FloodGate.ts `splitFlood`). */
+const readInstead = Effect.fnUntraced(function*(decryption: Decryption, chunk: DecryptingChunk, fit: number, waitedMillis: number) {
+  if (fit >= chunk.items.length) return
+  const split = splitFlood(chunk.items, fit, (entry) => notificationUserId(entry.item))
+  decryption.gate.withdrawn(split.diverted)
+  chunk.items = split.decrypt
+  if (split.diverted > 0) yield* decryption.divert(split.read, split.diverted, waitedMillis)
+})
+
+/**
+ * After the workers reported their speed: the held chunks checked again, in order (FloodGate.ts `reviewHeld`); what
+ * would no longer come back within the budget is read now rather than when its turn comes.
+ */
+const reviewHeld = Effect.fnUntraced(function*(decryption: Decryption) {
+  if (decryption.holding.size === 0 || decryption.gate.budgetMillis <= 0) return
+  const now = yield* Clock.currentTimeMillis
+  const held = [...decryption.holding]
+  const fits = decryption.gate.reviewHeld(held.map((chunk) => ({ items: chunk.items.length, waitedMillis: now - chunk.receivedAt })))
+  for (let i = 0; i < held.length; i++) yield* readInstead(decryption, held[i]!, fits[i]!, now - held[i]!.receivedAt)
 })
 
 /**

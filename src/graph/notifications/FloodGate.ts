@@ -6,10 +6,11 @@
  * plus the backlog ahead of it and itself at the pool's speed. An item is decrypted only while that prediction stays
  * within the budget, so the fallback starts before the budget is exceeded, not after.
  *
- * The gate is asked twice. At intake (`admit`) against the whole backlog, held and with the workers; and again when a
- * held chunk's turn comes to be handed to the workers (`dispatchable`), against what the workers hold then: the
- * workers may have slowed down since the intake decision (a flood's first POSTs are admitted at the quiet machine's
- * speed, and the flood itself then takes the cores), and what no longer fits is read instead of waiting on.
+ * The gate is asked at intake (`admit`), against the whole backlog, held and with the workers; and again for the items
+ * still held whenever the workers report their speed (`reviewHeld`) and when a held chunk's turn comes
+ * (`dispatchable`): the workers may have slowed down since the intake decision (a flood's first POSTs are admitted at
+ * the quiet machine's speed, and the flood itself then takes the cores), and what no longer fits is read at once
+ * instead of waiting for its turn.
  *
  * The speed is what the workers report: each times its own chunks (wall-clock time inside the worker, so a core shared
  * with other work shows as a slower item at once), and `measured` takes the workers' running figure after every chunk.
@@ -97,6 +98,19 @@ export class FloodGate {
    */
   dispatchable(count: number, waitedMillis: number): number {
     return this.#fit(count, waitedMillis, this.#withWorkers)
+  }
+
+  /**
+   * The held chunks, in order, checked again (after the workers' speed changed): how many items of each still come back
+   * within the budget behind what the workers hold and the items kept ahead of it (the rest are read instead, at once).
+   */
+  reviewHeld(held: ReadonlyArray<{ readonly items: number; readonly waitedMillis: number }>): Array<number> {
+    let ahead = this.#withWorkers
+    return held.map(({ items, waitedMillis }) => {
+      const fit = this.#fit(items, waitedMillis, ahead)
+      ahead += fit
+      return fit
+    })
   }
 
   #fit(count: number, waitedMillis: number, ahead: number): number {
