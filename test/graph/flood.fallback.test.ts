@@ -4,11 +4,15 @@
  * ≤ 650 per request), and pushed items those reads made obsolete are dropped by PresenceState.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Metric, Stream } from "effect"
+import { Deferred, Effect, Layer, Metric, PubSub, Redacted, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { floodFallbackItems } from "../../src/domain/Metrics.ts"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
+import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
+import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
+import { decryptBatch, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
 import { blendItemCost, chunkWeight, FloodGate, splitFlood } from "../../src/graph/notifications/FloodGate.ts"
+import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
 import { makeFloodFallback } from "../../src/graph/presence/FloodFallback.ts"
 import { PresenceReader } from "../../src/graph/presence/PresenceReader.ts"
 import { PresenceState } from "../../src/graph/presence/PresenceState.ts"
@@ -248,6 +252,71 @@ describe("FloodFallback", () => {
         { ids: ["B", "c", "d"], at: 2_000 },
         { ids: ["e"], at: 2_000 }
       ])
+    }).pipe(Effect.scoped))
+})
+
+describe("held chunks read instead (the decryption pipeline, a pool whose answers and speed the test decides)", () => {
+  it.effect("when the workers report a slower speed, the held chunks that no longer fit are read at once; the rest are decrypted in order", () =>
+    Effect.gen(function*() {
+      // One worker, first at the guessed 350 µs per item, a 100 ms budget: 250 items of one POST fit (87.5 ms).
+      const answers: Array<Deferred.Deferred<void>> = []
+      const handed: Array<ReadonlyArray<string>> = []
+      const twoHanded = yield* Deferred.make<void>()
+      let itemMicros: number | undefined
+      const pool = DecryptPool.of({
+        decrypt: (items) =>
+          Effect.gen(function*() {
+            const answer = yield* Deferred.make<void>()
+            answers.push(answer)
+            handed.push(items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+            if (handed.length === 2) yield* Deferred.succeed(twoHanded, undefined)
+            yield* Deferred.await(answer)
+            return items.map((content) => ({ ok: true as const, plaintext: content.data }))
+          }),
+        reloadKeys: Effect.void,
+        size: 1,
+        itemMicros: () => itemMicros
+      })
+      const presences = yield* PubSub.unbounded<PushedPresence>()
+      const reads: Array<{ users: ReadonlyArray<string>; items: number }> = []
+      const decryption = yield* makeDecryption(presences, 100, (users, items) => Effect.sync(() => void reads.push({ users, items }))).pipe(
+        Effect.provideService(DecryptPool, pool),
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void }))
+      )
+      const published = yield* collect(Stream.fromPubSub(presences), 100)
+      const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }
+      const users = Array.from({ length: 250 }, (_, i) => `u-${i}`)
+      const rich: Array<BatchItem> = users.map((id) => ({
+        subscription,
+        item: {
+          subscriptionId: "sub-1",
+          changeType: "updated",
+          resourceData: { id },
+          encryptedContent: {
+            data: JSON.stringify(presence(id, "Busy")),
+            dataKey: "",
+            dataSignature: "",
+            encryptionCertificateId: "",
+            encryptionCertificateThumbprint: ""
+          }
+        }
+      }))
+      assert.strictEqual(decryption.gate.admit(250, 0), 250)
+      yield* decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt: 0, span: undefined }, rich)
+      // Two chunks of 50 with the worker (two per worker), three held.
+      yield* Deferred.await(twoHanded)
+      assert.deepStrictEqual(handed, [users.slice(0, 50), users.slice(50, 100)])
+      assert.deepStrictEqual({ pending: decryption.gate.pending, withWorkers: decryption.gate.withWorkers }, { pending: 250, withWorkers: 100 })
+      // 50 ms later the first chunk comes back, the worker now at 1,000 µs per item: 50 ms are left, which the 50 items
+      // still with the worker fill. The held 150 are read at once, not when their turn comes.
+      yield* TestClock.setTime(50)
+      itemMicros = 1_000
+      yield* Deferred.succeed(answers[0]!, undefined)
+      yield* Deferred.succeed(answers[1]!, undefined)
+      assert.deepStrictEqual((yield* published).map((p) => p.userId), users.slice(0, 100))
+      assert.deepStrictEqual(reads, [{ users: users.slice(100), items: 150 }])
+      assert.deepStrictEqual(handed.length, 2)
+      assert.deepStrictEqual({ pending: decryption.gate.pending, withWorkers: decryption.gate.withWorkers }, { pending: 0, withWorkers: 0 })
     }).pipe(Effect.scoped))
 })
 

@@ -6,7 +6,7 @@
  * when its turn comes is read instead (FloodGate.ts `dispatchable`). The presences go on in arrival order; which of
  * them is stale is the presence source's decision (graph/presence/PresenceState.ts).
  */
-import { Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, Result, type Tracer } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, Result, type Tracer } from "effect"
 import { notificationsReceived } from "../../domain/Metrics.ts"
 import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
 import { sameTeamsUser } from "../../domain/TeamsId.ts"
@@ -104,7 +104,10 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
   }
   yield* Queue.take(decryption.decrypting).pipe(
     Effect.flatMap((chunk) => publishChunk(chunk, presences)),
-    Effect.catchCause((cause) => Effect.logError("publishing decrypted notifications failed", cause)),
+    // Stopping (the scope closes while a chunk is awaited) is no failure to report.
+    Effect.catchCause((cause) =>
+      Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.logError("publishing decrypted notifications failed", cause)
+    ),
     Effect.forever,
     Effect.forkScoped
   )
@@ -152,7 +155,8 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
   const { gate, pool } = decryption
   decryption.holding.delete(chunk)
   const waitedMillis = (yield* Clock.currentTimeMillis) - chunk.receivedAt
-  yield* readInstead(decryption, chunk, gate.dispatchable(chunk.items.length, waitedMillis), waitedMillis)
+  const taken = takeOverdue(decryption, chunk, gate.dispatchable(chunk.items.length, waitedMillis))
+  if (taken.diverted > 0) yield* decryption.divert(taken.read, taken.diverted, waitedMillis)
   const items = chunk.items
   if (items.length === 0) {
     yield* endSpan(chunk.span, Exit.void, { "notification.read_instead": chunk.items.length })
@@ -176,25 +180,39 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
   yield* reviewHeld(decryption)
 })
 
-/** Reads the users of a held chunk's items beyond the first `fit` instead of decrypting them (FloodGate.ts `splitFlood`). */
-const readInstead = Effect.fnUntraced(function*(decryption: Decryption, chunk: DecryptingChunk, fit: number, waitedMillis: number) {
-  if (fit >= chunk.items.length) return
+/**
+ * Takes a held chunk's items beyond the first `fit` out of it (and admitted ones of users read anyway: FloodGate.ts
+ * `splitFlood`); returns the users to read instead and how many items that spares.
+ */
+const takeOverdue = (decryption: Decryption, chunk: DecryptingChunk, fit: number): { readonly read: ReadonlyArray<string>; readonly diverted: number } => {
+  if (fit >= chunk.items.length) return { read: [], diverted: 0 }
   const split = splitFlood(chunk.items, fit, (entry) => notificationUserId(entry.item))
   decryption.gate.withdrawn(split.diverted)
   chunk.items = split.decrypt
-  if (split.diverted > 0) yield* decryption.divert(split.read, split.diverted, waitedMillis)
-})
+  return split
+}
 
 /**
- * After the workers reported their speed: the held chunks checked again, in order (FloodGate.ts `reviewHeld`); what
- * would no longer come back within the budget is read now rather than when its turn comes.
+ * After the workers reported their speed: the held chunks checked again, in order (FloodGate.ts `reviewHeld`); the
+ * users of what would no longer come back within the budget are read now (one request's worth together) rather than
+ * when its turn comes.
  */
 const reviewHeld = Effect.fnUntraced(function*(decryption: Decryption) {
   if (decryption.holding.size === 0 || decryption.gate.budgetMillis <= 0) return
   const now = yield* Clock.currentTimeMillis
   const held = [...decryption.holding]
   const fits = decryption.gate.reviewHeld(held.map((chunk) => ({ items: chunk.items.length, waitedMillis: now - chunk.receivedAt })))
-  for (let i = 0; i < held.length; i++) yield* readInstead(decryption, held[i]!, fits[i]!, now - held[i]!.receivedAt)
+  const read: Array<string> = []
+  let diverted = 0
+  let oldest = now
+  for (let i = 0; i < held.length; i++) {
+    const taken = takeOverdue(decryption, held[i]!, fits[i]!)
+    if (taken.diverted === 0) continue
+    read.push(...taken.read)
+    diverted += taken.diverted
+    oldest = Math.min(oldest, held[i]!.receivedAt)
+  }
+  if (diverted > 0) yield* decryption.divert(read, diverted, now - oldest)
 })
 
 /**
