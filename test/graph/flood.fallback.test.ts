@@ -261,7 +261,8 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
       // One worker, first at the guessed 350 µs per item, a 100 ms budget: 250 items of one POST fit (87.5 ms).
       const answers: Array<Deferred.Deferred<void>> = []
       const handed: Array<ReadonlyArray<string>> = []
-      const twoHanded = yield* Deferred.make<void>()
+      const threeHanded = yield* Deferred.make<void>()
+      const readOnce = yield* Deferred.make<void>()
       let itemMicros: number | undefined
       const pool = DecryptPool.of({
         decrypt: (items) =>
@@ -269,7 +270,7 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
             const answer = yield* Deferred.make<void>()
             answers.push(answer)
             handed.push(items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
-            if (handed.length === 2) yield* Deferred.succeed(twoHanded, undefined)
+            if (handed.length === 3) yield* Deferred.succeed(threeHanded, undefined)
             yield* Deferred.await(answer)
             return items.map((content) => ({ ok: true as const, plaintext: content.data }))
           }),
@@ -279,11 +280,12 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
       })
       const presences = yield* PubSub.unbounded<PushedPresence>()
       const reads: Array<{ users: ReadonlyArray<string>; items: number }> = []
-      const decryption = yield* makeDecryption(presences, 100, (users, items) => Effect.sync(() => void reads.push({ users, items }))).pipe(
+      const decryption = yield* makeDecryption(presences, 100, (users, items) =>
+        Effect.andThen(Effect.sync(() => void reads.push({ users, items })), Deferred.succeed(readOnce, undefined))).pipe(
         Effect.provideService(DecryptPool, pool),
         Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void }))
       )
-      const published = yield* collect(Stream.fromPubSub(presences), 100)
+      const published = yield* collect(Stream.fromPubSub(presences), 150)
       const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }
       const users = Array.from({ length: 250 }, (_, i) => `u-${i}`)
       const rich: Array<BatchItem> = users.map((id) => ({
@@ -303,19 +305,22 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
       }))
       assert.strictEqual(decryption.gate.admit(250, 0), 250)
       yield* decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt: 0, span: undefined }, rich)
-      // Two chunks of 50 with the worker (two per worker), three held.
-      yield* Deferred.await(twoHanded)
-      assert.deepStrictEqual(handed, [users.slice(0, 50), users.slice(50, 100)])
-      assert.deepStrictEqual({ pending: decryption.gate.pending, withWorkers: decryption.gate.withWorkers }, { pending: 250, withWorkers: 100 })
-      // 50 ms later the first chunk comes back, the worker now at 1,000 µs per item: 50 ms are left, which the 50 items
-      // still with the worker fill. The held 150 are read at once, not when their turn comes.
+      // Three chunks of 50 with the worker (three per worker), two held.
+      yield* Deferred.await(threeHanded)
+      assert.deepStrictEqual(handed, [users.slice(0, 50), users.slice(50, 100), users.slice(100, 150)])
+      assert.deepStrictEqual({ pending: decryption.gate.pending, withWorkers: decryption.gate.withWorkers }, { pending: 250, withWorkers: 150 })
+      // 50 ms later the first chunk comes back, the worker now at 1,000 µs per item: 50 ms are left, fewer than the 100
+      // items still with the worker need. The held 100 are read at once, not when their turn comes.
       yield* TestClock.setTime(50)
       itemMicros = 1_000
       yield* Deferred.succeed(answers[0]!, undefined)
+      yield* Deferred.await(readOnce)
+      assert.deepStrictEqual(reads, [{ users: users.slice(150), items: 100 }])
       yield* Deferred.succeed(answers[1]!, undefined)
-      assert.deepStrictEqual((yield* published).map((p) => p.userId), users.slice(0, 100))
-      assert.deepStrictEqual(reads, [{ users: users.slice(100), items: 150 }])
-      assert.deepStrictEqual(handed.length, 2)
+      yield* Deferred.succeed(answers[2]!, undefined)
+      assert.deepStrictEqual((yield* published).map((p) => p.userId), users.slice(0, 150))
+      assert.deepStrictEqual(reads.length, 1)
+      assert.deepStrictEqual(handed.length, 3)
       assert.deepStrictEqual({ pending: decryption.gate.pending, withWorkers: decryption.gate.withWorkers }, { pending: 0, withWorkers: 0 })
     }).pipe(Effect.scoped))
 })

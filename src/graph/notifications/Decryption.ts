@@ -39,11 +39,13 @@ export const presencesReceived = Metric.withAttributes(notificationsReceived, { 
 const chunksInFlight = 16
 
 /**
- * With the flood fallback: chunks with the workers at once, per worker. Two chunks (≤ 100 items, ≈ 35 ms of work on a
- * quiet core) keep a worker busy across a main-thread stall of that length; every chunk beyond waits here, where it
- * can still be read instead if its turn comes too late.
+ * With the flood fallback: chunks with the workers at once, per worker (the pool shares each chunk of ≤ 50 out among
+ * them). Three per worker — ≤ 150 items per worker with two, ≈ 50 ms of work on a quiet core, ≈ 100 ms on a contended
+ * one — keep the workers busy across the main thread's stalls in a flood (event loop p99 40–130 ms); every chunk
+ * beyond waits here, where it can still be read instead when the workers turn out slower than the intake decision
+ * assumed.
  */
-const chunksPerWorker = 2
+const chunksPerWorker = 3
 
 /** The items of a chunk that went to the workers, with their results (those read instead are not among them). */
 interface Decrypted {
