@@ -63,9 +63,10 @@ export const NotificationsConfig = Schema.Struct({
   decryptWorkerNice: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 19 })), 0),
   /**
    * In a flood, the longest a rich notification may expect to wait for decryption; above it the users' presence is
-   * read with getPresencesByUserId instead. 0 = always decrypt.
+   * read with getPresencesByUserId instead. 0 = always decrypt. The default follows from the flood's target of 300 ms
+   * from the POST to the PBX: less ≈ 150 ms after decryption at p99 and a margin (docs/performance.md, "Held chunks").
    */
-  floodLatencyBudgetMillis: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 60_000 })), 200)
+  floodLatencyBudgetMillis: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 60_000 })), 120)
 })
 
 export const PbxConfig = Schema.Struct({
