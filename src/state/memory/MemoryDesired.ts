@@ -72,6 +72,31 @@ const ownersOf = (owners: Map<TenantId, TenantOwner>) => ({
   })
 })
 
+/** Wake-ups from the moment of subscription; a `resync` first, as the database store sends after each (re)connect. */
+const wakeupStream = (wakeups: PubSub.PubSub<DesiredWakeup>): Stream.Stream<DesiredWakeup> =>
+  Stream.unwrap(
+    PubSub.subscribe(wakeups).pipe(
+      Effect.map((subscription) => Stream.concat(Stream.succeed<DesiredWakeup>({ kind: "resync" }), Stream.fromSubscription(subscription)))
+    )
+  )
+
+/** The PBX socket leases, per tenant and PBX: each take the next epoch (and a wake-up of the PBX's senders). */
+const memoryLeases = (wakeups: PubSub.PubSub<DesiredWakeup>) => {
+  const leases = new Map<string, PbxLease>()
+  const leaseKey = (tenant: TenantId, pbx: string) => `${tenant}\u0000${pbx}`
+  const checkLease = (tenant: TenantId, pbx: string, epoch: number | undefined) => {
+    const current = leases.get(leaseKey(tenant, pbx))?.epoch ?? 0
+    return epoch === undefined || epoch === current ? Effect.void : Effect.fail(leaseLost(tenant, pbx, epoch, current))
+  }
+  const lease = Effect.fn("StateStore.desired.lease")(function*(tenant: TenantId, pbx: string, runner: string) {
+    const taken: PbxLease = { pbx, runner, epoch: (leases.get(leaseKey(tenant, pbx))?.epoch ?? 0) + 1 }
+    leases.set(leaseKey(tenant, pbx), taken)
+    yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
+    return taken
+  })
+  return { checkLease, lease }
+}
+
 export const makeMemoryDesired = Effect.fnUntraced(function*() {
   const rows = new Map<TenantId, Map<string, Row>>()
   const owners = new Map<TenantId, TenantOwner>()
@@ -102,19 +127,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     return changed
   })
 
-  /** The PBX socket leases, per tenant and PBX. */
-  const leases = new Map<string, PbxLease>()
-  const leaseKey = (tenant: TenantId, pbx: string) => `${tenant}\u0000${pbx}`
-  const checkLease = (tenant: TenantId, pbx: string, epoch: number | undefined) => {
-    const current = leases.get(leaseKey(tenant, pbx))?.epoch ?? 0
-    return epoch === undefined || epoch === current ? Effect.void : Effect.fail(leaseLost(tenant, pbx, epoch, current))
-  }
-  const lease = Effect.fn("StateStore.desired.lease")(function*(tenant: TenantId, pbx: string, runner: string) {
-    const taken: PbxLease = { pbx, runner, epoch: (leases.get(leaseKey(tenant, pbx))?.epoch ?? 0) + 1 }
-    leases.set(leaseKey(tenant, pbx), taken)
-    yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
-    return taken
-  })
+  const { checkLease, lease } = memoryLeases(wakeups)
   const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, epoch?: number) {
     yield* checkLease(tenant, pbx, epoch)
     return pendingOf(rows.get(tenant), pbx, limit)
@@ -147,20 +160,13 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
   })
 
-  /** Wake-ups from the moment of subscription; a `resync` first, as the database store sends after each (re)connect. */
-  const stream: Stream.Stream<DesiredWakeup> = Stream.unwrap(
-    PubSub.subscribe(wakeups).pipe(
-      Effect.map((subscription) => Stream.concat(Stream.succeed<DesiredWakeup>({ kind: "resync" }), Stream.fromSubscription(subscription)))
-    )
-  )
-
   const forget = (tenant: TenantId) =>
     Effect.sync(() => {
       rows.delete(tenant)
     })
 
   return {
-    desired: { put, pending, confirm, confirmed, resend, lease, wakeups: stream },
+    desired: { put, pending, confirm, confirmed, resend, lease, wakeups: wakeupStream(wakeups) },
     owners: ownersOf(owners),
     restore,
     forget
