@@ -50,8 +50,8 @@ export interface Sides {
 type Held = { readonly epoch: number; readonly connection: number } | "lost"
 
 /**
- * The leases of the PBXs logged in here. `take` at each login (a new epoch); `of` the one to send with (taken now if
- * the login's take failed); `lost` when the store refused an epoch: no more sends to that PBX until it logs in here
+ * The leases of the PBXs logged in here. `forget` at each login; `of` the one to send with, taken (the next epoch) on
+ * the first look after the login; `lost` when the store refused an epoch: no more sends to that PBX until it logs in here
  * again, and its socket is closed (the PBX holds another socket, on another runner, that took the lease).
  */
 const makeLeases = (sides: Sides) => {
@@ -60,7 +60,7 @@ const makeLeases = (sides: Sides) => {
   const take = Effect.fnUntraced(function*(pbx: string, connection: number) {
     const lease = yield* store.desired.lease(tenant, pbx, runner)
     held.set(pbx, { epoch: lease.epoch, connection })
-    yield* Effect.logDebug(`cluster: PBX ${pbx} of ${tenant}: its socket's lease taken here (epoch ${lease.epoch})`)
+    yield* Effect.logInfo(`cluster: PBX ${pbx} of ${tenant}: its socket's lease taken here (epoch ${lease.epoch})`)
     return held.get(pbx)!
   })
   const of = Effect.fnUntraced(function*(pbx: string) {
@@ -78,7 +78,7 @@ const makeLeases = (sides: Sides) => {
       yield* connection.value.close("another runner holds this PBX's socket lease now (the PBX logged in there)")
     }
   })
-  return { take, of, lost, forget: (pbx: string) => held.delete(pbx) }
+  return { of, lost, forget: (pbx: string) => held.delete(pbx) }
 }
 
 /**
@@ -137,11 +137,8 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
     while (true) {
       const event = yield* PubSub.take(events)
       if (event._tag !== "Up") continue
-      // A login here: this runner holds the PBX's socket now (a failed take is taken again before the next send).
+      // A login here: the look it wakes takes the PBX's lease for this socket (takes happen in that one fiber only).
       leases.forget(event.connection.pbx)
-      yield* leases.take(event.connection.pbx, event.connection.id).pipe(
-        Effect.catch((error) => Effect.logWarning(`cluster: PBX ${event.connection.pbx} of ${tenant}: its socket's lease not taken yet: ${clip(error.message, 300)}`))
-      )
       yield* wake
     }
   }).pipe(Effect.forkScoped)
