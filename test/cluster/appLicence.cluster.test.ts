@@ -3,12 +3,15 @@
  * processes on one PostgreSQL, tenant `gamma` from the store with appLicence. Its PBX system reaches only the runner
  * that does not own it; the socket is piped to the owner and held by the tenant's connector there, which checks every
  * user's App licence (PbxAdminApi CheckAppLic) on the master's connection: the licensed users get their Teams
- * presences, the one without the licence gets none, and the status page counts them.
+ * presences, the one without the licence gets none, and the status page counts them. Then each runner's own paths
+ * (docs/operations.md, "Cluster runners"): its overview of the tenants it owns, naming it, behind the admin password,
+ * and its whole process's `/metrics` — the gamma owner's with gamma's PBX writes.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { testDatabaseUrl } from "../support/postgres.ts"
 import { basicAuth, until } from "../support/waiting.ts"
+import { runnerPaths } from "./runnerPaths.ts"
 import { adminPassword, clusterEnv, owners, putTenant, type Runner, runnerId, simPbx, simTenant, type SimTenant, sqlFor, startRunner, storeFor, tcpFront } from "./harness.ts"
 
 const users = 6
@@ -21,7 +24,7 @@ interface Licensing {
   readonly unknown: number
 }
 
-describe("cluster: App licences (pbx.licensing appLicence)", () => {
+describe("cluster: App licences (pbx.licensing appLicence); each runner's overview and metrics", () => {
   it.live("a tenant with appLicence checks its users' licences on its owner's PBX socket and writes the licensed users' presences", () =>
     Effect.scoped(Effect.gen(function*() {
       const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
@@ -95,5 +98,6 @@ describe("cluster: App licences (pbx.licensing appLicence)", () => {
         `appLicence in a cluster: gamma owned by ${runners.find((r) => runnerId(r) === ownerId)!.name}, its PBXs reached ${nonOwner.name}; ` +
           `${checks.length} CheckAppLic on ${master}; ${counted.licensed} licensed, ${counted.unlicensed} not; presences for the licensed users only`
       )
+      yield* runnerPaths(runners, sql, "gamma")
     })), 240_000)
 })
