@@ -50,7 +50,7 @@ export interface Sides {
 type Held = { readonly epoch: number; readonly connection: number } | "lost"
 
 /**
- * The leases of the PBXs logged in here. `forget` at each login; `of` the one to send with, taken (the next epoch) on
+ * The leases of the PBXs logged in here. `loggedIn` at each login; `of` the one to send with, taken (the next epoch) on
  * the first look after the login; `lost` when the store refused an epoch: no more sends to that PBX until it logs in here
  * again, and its socket is closed (the PBX holds another socket, on another runner, that took the lease).
  */
@@ -78,7 +78,12 @@ const makeLeases = (sides: Sides) => {
       yield* connection.value.close("another runner holds this PBX's socket lease now (the PBX logged in there)")
     }
   })
-  return { of, lost, forget: (pbx: string) => held.delete(pbx) }
+  /** A login here on `connection`: its lease is taken on the next look, unless it was taken for that connection already. */
+  const loggedIn = (pbx: string, connection: number) => {
+    const current = held.get(pbx)
+    if (current === "lost" || current?.connection !== connection) held.delete(pbx)
+  }
+  return { of, lost, loggedIn }
 }
 
 /**
@@ -138,7 +143,7 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
       const event = yield* PubSub.take(events)
       if (event._tag !== "Up") continue
       // A login here: the look it wakes takes the PBX's lease for this socket (takes happen in that one fiber only).
-      leases.forget(event.connection.pbx)
+      leases.loggedIn(event.connection.pbx, event.connection.id)
       yield* wake
     }
   }).pipe(Effect.forkScoped)
