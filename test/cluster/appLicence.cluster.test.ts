@@ -9,10 +9,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { testDatabaseUrl } from "../support/postgres.ts"
 import { basicAuth, until } from "../support/waiting.ts"
 import { runnerPaths } from "./runnerPaths.ts"
-import { adminPassword, clusterEnv, owners, putTenant, type Runner, runnerId, simPbx, simTenant, type SimTenant, sqlFor, startRunner, storeFor, tcpFront } from "./harness.ts"
+import { adminPassword, clusterScene, runnerId, settledOwners, simPbx, startRunner, tcpFront } from "./harness.ts"
 
 const users = 6
 const busy = { availability: "Busy", activity: "InAMeeting", pbx: "meeting" } as const
@@ -27,22 +26,12 @@ interface Licensing {
 describe("cluster: App licences (pbx.licensing appLicence); each runner's overview and metrics", () => {
   it.live("a tenant with appLicence checks its users' licences on its owner's PBX socket and writes the licensed users' presences", () =>
     Effect.scoped(Effect.gen(function*() {
-      const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
-      const runners: Array<Runner> = []
-      const front = yield* tcpFront(() => runners.map((r) => r.httpPort))
-      const [main, plainGamma] = yield* Effect.forEach(["default", "gamma"], (id) => simTenant(id, front.port, users))
-      const pbxConfig = plainGamma!.config["pbx"] as Record<string, unknown>
-      const gamma: SimTenant = { ...plainGamma!, config: { ...plainGamma!.config, pbx: { ...pbxConfig, licensing: "appLicence" } } }
-      yield* putTenant(yield* storeFor(env), gamma)
-      const sql = yield* sqlFor(env.databaseUrl)
+      const { env, front, runners, sql, tenants: [main, gamma] } = yield* clusterScene(["default", "gamma"], users, {
+        gamma: (config) => ({ ...config, pbx: { ...(config["pbx"] as Record<string, unknown>), licensing: "appLicence" } })
+      })
       runners.push(...yield* Effect.forEach(["r1", "r2"], (name) => startRunner(env, name, main!, env.databaseUrl, "standard"), { concurrency: 2 }))
 
-      let seen = { runner: "", since: Date.now() }
-      const ownerId = yield* until("gamma owned, and settled", Effect.map(owners(sql), (now) => {
-        const runner = now.get("gamma")?.runner ?? ""
-        if (runner !== seen.runner) seen = { runner, since: Date.now() }
-        return runner !== "" && Date.now() - seen.since >= 6_000 ? runner : undefined
-      }), 90_000)
+      const ownerId = (yield* settledOwners(sql, ["gamma"])).gamma
       const nonOwner = runners.find((r) => runnerId(r) !== ownerId)!
 
       // The PBX system, set up before it reaches any runner: PbxAdminApi on the master, the licence for all users but one.

@@ -10,16 +10,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
 import { Effect, Redacted } from "effect"
 import { startPbxSimulator } from "../../src/simulators/pbx/Standalone.ts"
-import { testDatabaseUrl } from "../support/postgres.ts"
 import { until } from "../support/waiting.ts"
-import { clusterEnv, pbxPassword, putTenant, type Runner, runnerId, simTenant, sqlFor, startRunner, storeFor, tcpFront } from "./harness.ts"
+import { clusterScene, clusterStates, pbxPassword, type Runner, runnerId, startRunner, tcpFront } from "./harness.ts"
 
 const users = 8
-const rounds = [
-  { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
-  { availability: "Away", activity: "Away", pbx: "away" },
-  { availability: "DoNotDisturb", activity: "DoNotDisturb", pbx: "dnd" }
-] as const
+const rounds = clusterStates
 
 /** The runner's log messages (JSON lines). */
 const messages = (runner: Runner) =>
@@ -28,12 +23,7 @@ const messages = (runner: Runner) =>
 describe("cluster: one writer per PBX (socket lease)", () => {
   it.live("a PBX logged in on two runners at once ends with one writer: the later login's runner", () =>
     Effect.scoped(Effect.gen(function*() {
-      const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
-      const runners: Array<Runner> = []
-      const front = yield* tcpFront(() => runners.map((r) => r.httpPort))
-      const [main, alpha] = yield* Effect.forEach(["default", "alpha"], (id) => simTenant(id, front.port, users))
-      yield* putTenant(yield* storeFor(env), alpha!)
-      const sql = yield* sqlFor(env.databaseUrl)
+      const { env, runners, sql, tenants: [main, alpha] } = yield* clusterScene(["default", "alpha"], users)
       runners.push(...yield* Effect.forEach(["r1", "r2"], (name) => startRunner(env, name, main!, env.databaseUrl, "standard"), { concurrency: 2 }))
       const [first, second] = runners as [Runner, Runner]
       const ready = (runner: Runner) =>
