@@ -6,13 +6,16 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric, Stream } from "effect"
 import { connect } from "node:net"
-import { notificationsRejected } from "../../src/domain/Metrics.ts"
+import { notificationsRejected, webhookResponseSeconds } from "../../src/domain/Metrics.ts"
 import { collect, record } from "../support/streams.ts"
 import { APP_ID, post, richWebhook, TENANT } from "./notificationsHarness.ts"
 
 const gone = Metric.value(Metric.withAttributes(notificationsRejected, { reason: "client_gone" })).pipe(
   Effect.map((state) => Number(state.count))
 )
+
+const answers = (until: "produced" | "flushed") =>
+  Metric.value(Metric.withAttributes(webhookResponseSeconds, { until })).pipe(Effect.map((state) => state.count))
 
 /** Writes one HTTP POST of `body` on a new connection and closes it at once, in the same task: no answer is read. */
 const postAndHangUp = (url: string, body: unknown) =>
@@ -37,6 +40,8 @@ describe("webhook: a sender that has gone (real sockets)", () => {
       const busy = (userId: string) => richItem(userId, { id: userId, availability: "Busy", activity: "Busy" })
       const handedOver = yield* record(inbox.presences)
       const before = yield* gone
+      const producedBefore = yield* answers("produced")
+      const flushedBefore = yield* answers("flushed")
       yield* postAndHangUp(url, { value: ["gone-1", "gone-2", "gone-3"].map(busy), validationTokens: [token] })
       // The server reads the first connection (its request, then its end) before the second one connects, and its
       // handler waits for the same poll as the later one's: once the second is answered, the first was decided.
@@ -45,6 +50,9 @@ describe("webhook: a sender that has gone (real sockets)", () => {
       assert.strictEqual((yield* post(url, { value: ["kept-1", "kept-2"].map(busy), validationTokens: [token] })).status, 202)
       assert.deepStrictEqual((yield* later).map((p) => p.userId), ["kept-1", "kept-2"])
       assert.strictEqual((yield* gone) - before, 3)
+      // Both POSTs' answers were timed (the one nobody read until its connection closed).
+      assert.strictEqual((yield* answers("produced")) - producedBefore, 2)
+      assert.strictEqual((yield* answers("flushed")) - flushedBefore, 2)
       assert.deepStrictEqual(handedOver.filter((p) => p.userId.startsWith("gone-")), [])
     }).pipe(Effect.scoped))
 })

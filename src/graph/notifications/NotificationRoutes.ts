@@ -159,16 +159,18 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
     yield* observe("produced", startedAt, clock.currentTimeNanosUnsafe())
     const nodeResponse = serverResponse(request)
     if (nodeResponse !== undefined) {
-      // Listening starts now, before the server writes the answer (a fiber forked here may start after that); the
-      // time is taken in the listener, when the response is finished (or its connection closed), whichever is first.
-      const flushedAt = yield* Effect.sync(() =>
-        new Promise<bigint>((resolve) => {
-          const done = () => resolve(clock.currentTimeNanosUnsafe())
-          nodeResponse.once("finish", done)
-          nodeResponse.once("close", done)
-        })
-      )
-      yield* Effect.promise(() => flushedAt).pipe(Effect.flatMap((at) => observe("flushed", startedAt, at)), Effect.forkDetach)
+      // Listening starts now, before the server writes the answer; the time is taken in the listener, when the
+      // response is finished (or its connection closed), whichever is first — recorded there with this fiber's
+      // context (the tenant's metric attributes), without a fiber of its own per POST.
+      const context = yield* Effect.context<never>()
+      let observed = false
+      const done = () => {
+        if (observed) return
+        observed = true
+        answerFlushed.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - startedAt) / 1e9, context)
+      }
+      nodeResponse.once("finish", done)
+      nodeResponse.once("close", done)
     }
     return response
   })
