@@ -35,6 +35,20 @@ describe("flood fallback across many tenants", () => {
     assert.strictEqual(admitWhenDecryptionIsBehind(flood, 1_000, 150), 100)
   })
 
+  it("with the workers shared by many tenants, the other tenants' items in them count: a tenant's own few do not decide", () => {
+    // This tenant has nothing in the workers; 390 items of others are: 10 more fit the budget, 20 do not.
+    const shared = gate()
+    assert.strictEqual(admitWhenDecryptionIsBehind(shared, 10, 0, 390), 10)
+    assert.strictEqual(admitWhenDecryptionIsBehind(shared, 20, 0, 390), 10)
+    // Behind: what the time waited leaves room for, after the others' backlog (195 ms) — 50 ms waited leaves none.
+    assert.strictEqual(admitWhenDecryptionIsBehind(shared, 20, 50, 390), 0)
+    // Its own items in the workers are not counted twice.
+    shared.started(300)
+    assert.strictEqual(admitWhenDecryptionIsBehind(shared, 10, 5_000, 390), 10)
+    // The others' backlog alone over the budget: everything is read.
+    assert.strictEqual(admitWhenDecryptionIsBehind(gate(), 3, 0, 1_000), 0)
+  })
+
   it("a budget of 0 decrypts everything", () => {
     const off = new FloodGate({ latencyBudgetMillis: 0, workers: 1, initialMicrosPerItem: 500 })
     off.started(100_000)

@@ -141,9 +141,13 @@ const processBatch = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch)
  * POST already waited leaves room for. A POST that waited on the main thread — behind other POSTs in the processor or
  * the listen queue, as with many tenants of a few items each — while the decryption backlog is short is decrypted
  * whole: its reads would add to the main thread's work, and, split over many tenants, become many small requests.
+ * The backlog is the workers' (`poolPending`): with the tenants of one process sharing them, the items of the other
+ * tenants ahead count as time already waited (a tenant's gate counts only its own).
  */
-export const admitWhenDecryptionIsBehind = (gate: FloodGate, count: number, waitedMillis: number): number =>
-  gate.admit(count) >= count ? count : gate.admit(count, waitedMillis)
+export const admitWhenDecryptionIsBehind = (gate: FloodGate, count: number, waitedMillis: number, poolPending = gate.pending): number => {
+  const othersMillis = (Math.max(0, poolPending - gate.pending) * gate.microsPerItem) / 1000
+  return gate.admit(count, othersMillis) >= count ? count : gate.admit(count, waitedMillis + othersMillis)
+}
 
 /**
  * The rich items the decryption backlog can take within its latency budget, counted from the POST's arrival (time spent
@@ -154,7 +158,7 @@ export const admitWhenDecryptionIsBehind = (gate: FloodGate, count: number, wait
 const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch, rich: ReadonlyArray<BatchItem>, read: Array<string>) {
   const gate = outputs.decryption.gate
   const waitedMillis = (yield* Clock.currentTimeMillis) - batch.receivedAt
-  const admitted = admitWhenDecryptionIsBehind(gate, rich.length, waitedMillis)
+  const admitted = admitWhenDecryptionIsBehind(gate, rich.length, waitedMillis, outputs.decryption.pool.pendingItems())
   if (admitted === rich.length) {
     if (outputs.flood.diverted > 0) {
       yield* Effect.logInfo(`decryption backlog within its latency budget again; ${outputs.flood.diverted} rich items were read instead`)

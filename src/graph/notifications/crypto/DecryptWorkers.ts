@@ -84,6 +84,13 @@ export class DecryptWorkers {
     return this.#itemMicros
   }
 
+  /** Items posted and not answered yet, of every owner (the tenants sharing these workers). */
+  get pendingItems(): number {
+    let items = 0
+    for (const load of this.#load.values()) items += load
+    return items
+  }
+
   start(): void {
     for (let slot = 0; slot < this.size; slot++) this.#workers.push(this.#spawn(slot))
   }
