@@ -47,13 +47,20 @@ const afterNextPoll = Effect.callback<void>((resume) => {
   setImmediate(() => setImmediate(() => resume(Effect.void)))
 })
 
+/** Connections that carried a POST already. */
+const served = new WeakSet<Socket>()
+
 /**
  * Whether the sender closed the connection before the answer: its items are not handled (they come again in the
  * sender's next POST, and handling them twice would double the work just when the connector is behind), and counted
- * as `client_gone`. A POST already answered is never dropped: this is checked before the answer is written.
+ * as `client_gone`. A POST already answered is never dropped: this is checked before the answer is written. Only a
+ * connection's first POST is checked (and waits for the poll): a kept-alive connection is watched all along, so a
+ * later POST on it is read as it comes, long before its sender would give up, and a flood's POSTs on kept
+ * connections are answered without that wait.
  */
 const senderGone = Effect.fnUntraced(function*(connection: Socket | undefined, items: number) {
-  if (connection === undefined) return false
+  if (connection === undefined || served.has(connection)) return false
+  served.add(connection)
   // Node's server interrupts the handler when the response closes unanswered: counted the same.
   yield* afterNextPoll.pipe(Effect.onInterrupt(() => reportGone(items)))
   if (!connection.destroyed && !connection.readableEnded) return false
