@@ -9,7 +9,7 @@ import { Effect, Option } from "effect"
 import type { GraphSimulatorHandle } from "../src/simulators/graph/GraphSimulator.ts"
 import type { ConnectorProcess } from "./connectorProcess.ts"
 import { emit, progress, seconds, TARGETS, until } from "./report.ts"
-import { histogramDelta, histogramQuantile, parseHistogram, processCpuMs, processMemory, round, summary } from "./stats.ts"
+import { histogramDelta, histogramQuantile, parseHistogram, processCpuMs, processMemory, round, summary, threadCpuMs } from "./stats.ts"
 import type { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 
 const HISTOGRAM = "connector_notification_to_pbx_seconds"
@@ -76,6 +76,7 @@ export const changeRun = (env: {
     })
     posts.start()
     const cpuBefore = processCpuMs(connector.pid)
+    const threadsBefore = threadCpuMs(connector.pid)
     const benchCpuBefore = process.cpuUsage()
     const rate = scenario.ratePerSecond
     yield* progress(`${scenario.name}: ${scenario.changes} presence changes${rate === undefined ? "" : ` at ${rate}/s`}`)
@@ -105,6 +106,7 @@ export const changeRun = (env: {
     }, 90_000)
     const doneAt = Math.max(...applied.values())
     const cpuAfter = processCpuMs(connector.pid)
+    const threadsAfter = threadCpuMs(connector.pid)
     const benchCpu = process.cpuUsage(benchCpuBefore)
     // The last POSTs are answered before the last writes arrive; give stragglers a moment (and the probe time to
     // write its file), then stop recording.
@@ -176,6 +178,10 @@ export const changeRun = (env: {
         connectorMs: cpu?.all ?? null,
         connectorMainThreadMs: cpu?.main ?? null,
         connectorPerChangeUs: cpu === undefined ? null : { all: perChangeUs(cpu.all), mainThread: perChangeUs(cpu.main) },
+        // The same by kind of thread: where the "all threads" figure goes (bench/stats.ts threadCpuMs).
+        connectorPerChangeUsByThread: threadsBefore === undefined || threadsAfter === undefined ? null : Object.fromEntries(
+          Object.entries(threadsAfter).map(([kind, ms]) => [kind, perChangeUs(ms - (threadsBefore[kind] ?? 0))])
+        ),
         benchProcessMs: round((benchCpu.user + benchCpu.system) / 1000, 0),
         cores: availableParallelism(),
         measure: "CPU time (user + system) from the first change to the last SetPresence; connector from /proc (all threads, and its main thread), bench process (both simulators) from process.cpuUsage()"

@@ -1,5 +1,5 @@
 /** Small measurement helpers for the benchmark: percentiles, Prometheus histogram quantiles, process memory. */
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 
 /** Nearest-rank percentile (p in 0..100) of unsorted samples; NaN when there are none. */
 export const percentile = (samples: ReadonlyArray<number>, p: number): number => {
@@ -129,6 +129,36 @@ export const processCpuMs = (pid: number): { readonly all: number; readonly main
   }
   try {
     return { all: ticks(`/proc/${pid}/stat`) * TICK_MS, main: ticks(`/proc/${pid}/task/${pid}/stat`) * TICK_MS }
+  } catch {
+    return undefined
+  }
+}
+
+/** The kinds of thread in a connector, by the task names Node and V8 give them (/proc/<pid>/task/<tid>/comm). */
+const threadKind = (name: string): string =>
+  name === "WorkerThread" ? "workerThreads" : name.startsWith("v8:") ? "v8Profiler" : name.startsWith("V8") ? "v8Helpers"
+  : name.startsWith("libuv") ? "libuvPool" : "other"
+
+/**
+ * CPU time of a process by kind of thread, in milliseconds (the `main` thread; `workerThreads`, the decryption workers;
+ * `v8Helpers`, V8's background threads: concurrent marking and sweeping, compilation; `v8Profiler` with a CPU profile;
+ * `libuvPool`; `other`). Threads that ended in between are not counted, so read it before and after one scenario.
+ */
+export const threadCpuMs = (pid: number): Record<string, number> | undefined => {
+  try {
+    const kinds: Record<string, number> = {}
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const text = readFileSync(`/proc/${pid}/task/${task}/stat`, "utf8")
+        const name = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")"))
+        const fields = text.slice(text.lastIndexOf(")") + 2).split(" ")
+        const kind = task === String(pid) ? "main" : threadKind(name)
+        kinds[kind] = (kinds[kind] ?? 0) + (Number(fields[11]) + Number(fields[12])) * TICK_MS
+      } catch {
+        // The thread ended while the tasks were read.
+      }
+    }
+    return kinds
   } catch {
     return undefined
   }

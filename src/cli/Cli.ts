@@ -16,6 +16,7 @@ import { describeOtlp, withOtlp } from "../observability/Otlp.ts"
 import { runUntilStopped } from "../connector/Shutdown.ts"
 import { type DataDirError, prepareDataDir } from "../config/DataDir.ts"
 import { settingsFromConfig } from "../config/Settings.ts"
+import { loadRunConfiguration } from "../config/RunConfiguration.ts"
 import { GraphConfig } from "../graph/client/GraphSettings.ts"
 import { TokenService } from "../graph/auth/TokenService.ts"
 import { describeStateLocation, defaultTenantStateLayer, stateStoreLayer } from "../state/StateSettings.ts"
@@ -67,10 +68,7 @@ const adminPasswordFromDataDir = (dataDir: string): { password: Redacted.Redacte
 
 const runConnector = (path: string) =>
   Effect.gen(function*() {
-    const config = yield* loadConfigFile(path)
-    const settings = yield* settingsFromConfig(config)
-    yield* prepareDataDir(settings.state.dataDir)
-    const logging = withOtlp(loggingLayer({ level: config.log.level, format: config.log.format, override: yield* GlobalFlag.LogLevel }))
+    const { config, logging, settings } = yield* loadRunConfiguration(path)
     return yield* Effect.gen(function*() {
       let adminPassword = settings.adminPassword
       if (adminPassword === undefined) {

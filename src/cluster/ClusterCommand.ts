@@ -4,23 +4,16 @@
  * cluster settings from the environment (ClusterSettings.ts). Runs until SIGTERM/SIGINT, which hands the tenants over.
  */
 import { Config, Console, Effect, Layer, Redacted } from "effect"
-import { GlobalFlag } from "effect/cli"
-import { ConfigError, loadConfigFile } from "../config/ConfigFile.ts"
-import { prepareDataDir } from "../config/DataDir.ts"
-import { settingsFromConfig } from "../config/Settings.ts"
+import { ConfigError } from "../config/ConfigFile.ts"
+import { loadRunConfiguration } from "../config/RunConfiguration.ts"
 import { runUntilStopped } from "../connector/Shutdown.ts"
-import { loggingLayer } from "../observability/Logging.ts"
-import { withOtlp } from "../observability/Otlp.ts"
 import { StateStore } from "../state/StateStore.ts"
 import { clusterSettingsFromEnv } from "./ClusterSettings.ts"
 import { runRunner } from "./ClusterRunner.ts"
 
 export const runClusterRunner = (path: string) =>
   Effect.gen(function*() {
-    const config = yield* loadConfigFile(path)
-    const settings = yield* settingsFromConfig(config)
-    yield* prepareDataDir(settings.state.dataDir)
-    const logging = withOtlp(loggingLayer({ level: config.log.level, format: config.log.format, override: yield* GlobalFlag.LogLevel }))
+    const { config, logging, settings } = yield* loadRunConfiguration(path)
     return yield* Effect.gen(function*() {
       const fromEnv = Effect.gen(function*() {
         const cluster = yield* clusterSettingsFromEnv(config.http)

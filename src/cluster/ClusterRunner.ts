@@ -30,6 +30,8 @@ import { makeHandoffIntake } from "./HandoffIntake.ts"
 import { makeRunnerRegistry, publishInterval } from "./RunnerRegistry.ts"
 import { type SocketMode, socketModeOf } from "./SocketMode.ts"
 import { startRunnerFront } from "./RunnerFront.ts"
+import { serveRunnerProcessRoutes } from "./RunnerProcessRoutes.ts"
+import { defaultBackoffPolicy } from "../domain/LoginBackoff.ts"
 import { clusterStatus, makeAdmit, notReady, type RunnerParts } from "./RunnerStatus.ts"
 
 export interface RunnerOptions {
@@ -250,7 +252,16 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
   let stopping = false
   yield* Effect.addFinalizer(() => Effect.sync(() => { stopping = true }))
   const run = Effect.runPromise
+  const processRoutes = yield* serveRunnerProcessRoutes({
+    runner: runnerId,
+    adminPassword: options.adminPassword,
+    loginBackoff: options.defaultSettings.statusPage?.loginBackoff ?? defaultBackoffPolicy,
+    store,
+    owned: parts.cluster.owned,
+    servers
+  })
   const front = yield* startRunnerFront({
+    processRoutes,
     keepAliveTimeout: clusterKeepAliveMillis,
     host: options.config.http.host,
     port: options.config.http.port,

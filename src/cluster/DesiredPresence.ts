@@ -8,103 +8,19 @@
  * `desiredPresenceWriter` replaces the flow's PresenceWriter with the store and runs the sender over the real writer
  * (which keeps its coalescing, one request in flight per user, routing to the user's PBX and retries).
  */
-import { Context, Deferred, Effect, Layer, PubSub, Queue, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
+import { Deferred, Effect, Layer, Queue, Schedule, Stream, SubscriptionRef } from "effect"
 import { clip } from "../domain/LogText.ts"
-import { commandEquals } from "../domain/PbxPresence.ts"
 import { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import type { DesiredPresence, PresenceWrite } from "../pbx/writer/WriterState.ts"
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
-import { type DesiredCommand, type DesiredWakeup, StateStore, StateStoreError, type TenantId, type TenantOwner } from "../state/StateStore.ts"
-import { describeCause } from "../state/StateStoreError.ts"
+import { type DesiredCommand, StateStore, StateStoreError, type TenantId, type TenantOwner } from "../state/StateStore.ts"
+import { DesiredWakeups, makeSender, type Sides } from "./DesiredSender.ts"
 
-/** One LISTEN per runner, shared by its tenants. */
-export class DesiredWakeups extends Context.Service<DesiredWakeups, {
-  readonly subscribe: Effect.Effect<PubSub.Subscription<DesiredWakeup>, never, Scope.Scope>
-}>()("teams-presence-connector/cluster/DesiredWakeups") {
-  static readonly layer = Layer.effect(DesiredWakeups, Effect.gen(function*() {
-    const store = yield* StateStore
-    const hub = yield* PubSub.sliding<DesiredWakeup>(4096)
-    yield* store.desired.wakeups.pipe(
-      Stream.runForEach((wakeup) => PubSub.publish(hub, wakeup)),
-      Effect.tapError((error) => Effect.logWarning(`cluster: PBX wake-ups failed (${describeCause(error)}); listening again`)),
-      Effect.retry(Schedule.spaced("2 seconds")),
-      Effect.forkScoped
-    )
-    return DesiredWakeups.of({ subscribe: PubSub.subscribe(hub) })
-  }))
-}
+export { DesiredWakeups } from "./DesiredSender.ts"
 
-/** Rows read per PBX at a time. */
-const pageSize = 500
-/** Without any wake-up, pending rows are looked at this often (a safety net for lost notifications and refused writes). */
-const safetyInterval = "15 seconds"
 const again = Schedule.min([Schedule.exponential("200 millis", 2), Schedule.spaced("10 seconds")])
-
-/** What both sides work with: the tenant, the store, the real writer and the PBX sockets of the tenant's connector. */
-interface Sides {
-  readonly tenant: TenantId
-  readonly store: StateStore["Service"]
-  readonly real: PresenceWriter["Service"]
-  readonly connections: PbxConnections["Service"]
-}
-
-/**
- * The socket holder's side: what the PBXs connected here have not confirmed, sent through the real writer and
- * confirmed. `wake` asks for a look (coalesced); it looks on every NOTIFY for the tenant, every PBX login and every
- * `safetyInterval` by itself.
- */
-const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: DesiredWakeups["Service"]) {
-  const { connections, real, store, tenant } = sides
-  const sendWake = yield* Queue.sliding<void>(1)
-  const sendPbx = Effect.fnUntraced(function*(pbx: string) {
-    while (true) {
-      const rows = yield* store.desired.pending(tenant, pbx, pageSize)
-      if (rows.length === 0) return
-      yield* real.writeAll(rows.map((row) => ({ guid: row.guid, command: row.command })))
-      yield* real.flush.pipe(Effect.timeout("30 seconds"), Effect.ignore)
-      const written = yield* real.current
-      const confirmed = rows.filter((row) => {
-        const last = written.get(row.guid)
-        return last !== undefined && commandEquals(last.command, row.command)
-      })
-      if (confirmed.length > 0) yield* store.desired.confirm(tenant, confirmed.map((row) => ({ guid: row.guid, version: row.version })))
-      yield* Effect.logDebug(`cluster: PBX ${pbx} of ${tenant}: ${rows.length} desired presences sent, ${confirmed.length} confirmed`)
-      // What the PBX did not confirm waits for its next login, a retry or the safety interval.
-      if (confirmed.length < rows.length || rows.length < pageSize) return
-    }
-  })
-  const sendAll = Effect.gen(function*() {
-    const states = yield* SubscriptionRef.get(connections.states)
-    for (const [pbx, state] of states) if (state.loggedIn) yield* sendPbx(pbx)
-  })
-  yield* Effect.gen(function*() {
-    while (true) {
-      yield* Queue.take(sendWake)
-      yield* sendAll.pipe(Effect.catch((error) => Effect.logWarning(`cluster: sending desired presences failed: ${clip(error.message, 300)}`)))
-    }
-  }).pipe(Effect.forkScoped)
-
-  const wake = Queue.offer(sendWake, undefined).pipe(Effect.asVoid)
-  const notifications = yield* wakeups.subscribe
-  yield* Effect.gen(function*() {
-    while (true) {
-      const wakeup = yield* PubSub.take(notifications)
-      if (wakeup.kind === "resync" || wakeup.tenant === tenant) yield* wake
-    }
-  }).pipe(Effect.forkScoped)
-  const events = yield* connections.subscribe
-  yield* Effect.gen(function*() {
-    while (true) {
-      const event = yield* PubSub.take(events)
-      if (event._tag === "Up") yield* wake
-    }
-  }).pipe(Effect.forkScoped)
-  yield* wake.pipe(Effect.delay(safetyInterval), Effect.forever, Effect.forkScoped)
-  yield* wake
-  return { wake, sendAll }
-})
 
 /** What the owner's put loop works on. */
 interface Puts {
@@ -251,7 +167,7 @@ export const desiredPresenceWriter = (
   cluster?: { readonly connected: Effect.Effect<ReadonlySet<string>> }
 ) =>
   Layer.effect(PresenceWriter, Effect.gen(function*() {
-    const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections }
+    const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections, runner: owner.runner }
     const sender = cluster === undefined ? yield* makeSender(sides, yield* DesiredWakeups) : undefined
     const ownConnections = SubscriptionRef.get(sides.connections.states).pipe(
       Effect.map((states): ReadonlySet<string> => new Set(states.keys()))
@@ -278,8 +194,8 @@ export const desiredPresenceWriter = (
  * The socket holder's half on its own (a runner's PBX side, src/cluster/PbxSide.ts): what the PBXs connected to these
  * PbxConnections have not confirmed, sent through this PresenceWriter (the real one) and confirmed in the store.
  */
-export const desiredPresenceSender = (tenant: TenantId) =>
+export const desiredPresenceSender = (tenant: TenantId, runner: string) =>
   Layer.effectDiscard(Effect.gen(function*() {
-    const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections }
+    const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections, runner }
     yield* makeSender(sides, yield* DesiredWakeups)
   }))

@@ -63,7 +63,7 @@ const startSide = (
 ) => {
   // The writer routes by the directory in the store (a side holding only a slave has no table of its own); the
   // master's table, when its socket is here, is replicated and published to the store.
-  const pbx = desiredPresenceSender(tenant).pipe(
+  const pbx = desiredPresenceSender(tenant, runner).pipe(
     Layer.provideMerge(pbxServices(directoryViaStore(tenant, runner))),
     Layer.provideMerge(PbxSettings.layer(settings.pbx))
   )

@@ -100,6 +100,11 @@ const resolveTarget = async (options: FrontOptions, url: string, forwarded: bool
   return { kind: "go", ...address, path: url }
 }
 
+/** Whether `url` is one of the front's own paths (`ownRoutes`): checked first, so any other request awaits nothing for it. */
+const isOwnRoute = (options: FrontOptions, url: string): boolean =>
+  ((url === "/healthz" || url === "/readyz") && options.notReady !== undefined) ||
+  (options.statusPath !== null && url === (options.statusPath ?? "/cluster/status"))
+
 /** `/healthz`, `/readyz` and the cluster's status: true when the request was one of them (and is answered). */
 const ownRoutes = async (options: FrontOptions, req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
   const url = req.url ?? "/"
@@ -137,7 +142,7 @@ const asForwarded = (options: FrontOptions, path: string, req: IncomingMessage) 
 }
 
 const onRequest = async (options: FrontOptions, req: IncomingMessage, res: ServerResponse) => {
-  if (await ownRoutes(options, req, res)) return
+  if (isOwnRoute(options, req.url ?? "/") && (await ownRoutes(options, req, res))) return
   const graph = options.graph
   if (graph !== undefined && req.method === "POST") {
     const found = await tenantOf(options, req.url ?? "/")

@@ -34,15 +34,14 @@ export const writeOf = (
   receivedAt?: number,
   decryptedAt?: number,
   span?: Tracer.AnySpan
-): PresenceWrite => ({
-  guid,
-  command,
-  meta: {
-    ...(receivedAt !== undefined ? { receivedAt } : {}),
-    ...(decryptedAt !== undefined ? { decryptedAt } : {}),
-    ...(span !== undefined ? { span } : {})
-  }
-})
+): PresenceWrite => {
+  // Assigned, not spread: one object per write on the hot path of a burst instead of four.
+  const meta: { receivedAt?: number; decryptedAt?: number; span?: Tracer.AnySpan } = {}
+  if (receivedAt !== undefined) meta.receivedAt = receivedAt
+  if (decryptedAt !== undefined) meta.decryptedAt = decryptedAt
+  if (span !== undefined) meta.span = span
+  return { guid, command, meta }
+}
 
 export class PresencePipeline extends Context.Service<PresencePipeline, {
   /** The latest row per Teams user, by `teamsKey`: a live read-only view. */
@@ -77,10 +76,11 @@ export class PresencePipeline extends Context.Service<PresencePipeline, {
         const keys: Array<string> = []
         for (const change of changes) {
           const key = teamsKey(change.userId)
-          // A pushed change carries its trace: the mapping is a span in it, and the parent of the SetPresence.
-          const span = yield* childSpan("Flow.map", change.span)
+          // A pushed change carries its trace: the mapping is a span in it, and the parent of the SetPresence. A change
+          // without one (no tracing backend, or a read) costs no effect and no attributes here.
+          const span = change.span === undefined ? undefined : yield* childSpan("Flow.map", change.span)
           const result = mapPresenceDetailed(change.presence, settings.mapping)
-          yield* endSpan(span, Exit.void, { "pbx.command": commandLabel(result.command), "mapping.basis": result.basis })
+          if (span !== undefined) yield* endSpan(span, Exit.void, { "pbx.command": commandLabel(result.command), "mapping.basis": result.basis })
           if (result.basis === "none") yield* reportUnknown(change)
           rows.set(key, { presence: change.presence, command: result.command, receivedAt: change.receivedAt, origin: change.origin })
           keys.push(key)

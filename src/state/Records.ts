@@ -188,6 +188,16 @@ export interface TenantOwner {
   readonly epoch: number
 }
 
+/**
+ * The lease of one PBX's socket (docs/scaling.md, "One writer per PBX"): taken by the runner that accepts the PBX's
+ * login, with an epoch that grows on every take; a send or confirmation carrying an older epoch is refused.
+ */
+export interface PbxLease {
+  readonly pbx: string
+  readonly runner: string
+  readonly epoch: number
+}
+
 /** A place in a stored record that holds a secret, and the name its seal is bound to. */
 export interface SecretSlot {
   readonly path: ReadonlyArray<string | number>

@@ -8,6 +8,7 @@ import type {
   Confirmation,
   DesiredCommand,
   PbxDirectoryRecord,
+  PbxLease,
   PresenceSessionState,
   RefreshToken,
   SubscriptionState,
@@ -78,10 +79,21 @@ export interface StateStoreShape {
      * Returns the rows that changed.
      */
     put(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>): Result<ReadonlyArray<VersionedCommand>>
-    /** The commands for one PBX newer than what it confirmed, oldest version first. */
-    pending(tenant: TenantId, pbx: string, limit?: number): Result<ReadonlyArray<VersionedCommand>>
-    /** Records that the PBX applied these versions; an older confirmation never lowers a newer one. */
-    confirm(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>): Result<void>
+    /**
+     * The commands for one PBX newer than what it confirmed, oldest version first. With `lease` (the epoch of the
+     * caller's lease of that PBX's socket) refused (Fenced) unless it is the current one, in the same statement.
+     */
+    pending(tenant: TenantId, pbx: string, limit?: number, lease?: number): Result<ReadonlyArray<VersionedCommand>>
+    /**
+     * Records that the PBX applied these versions; an older confirmation never lowers a newer one. With `lease`, only
+     * that PBX's rows, and refused (Fenced) unless its epoch is the PBX's current lease, in the same statement.
+     */
+    confirm(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>, lease?: Pick<PbxLease, "pbx" | "epoch">): Result<void>
+    /**
+     * Takes the lease of one PBX's socket for `runner` (it accepted the PBX's login): the next epoch. Wakes the PBX's
+     * senders, so a former holder finds its lease gone.
+     */
+    lease(tenant: TenantId, pbx: string, runner: string): Result<PbxLease>
     /** The commands the PBXs confirmed in their latest version: what they hold, as far as the store knows. */
     confirmed(tenant: TenantId): Result<ReadonlyArray<VersionedCommand>>
     /** Marks everything of one PBX unconfirmed (a PBX that lost its state, e.g. after a restart). */

@@ -32,7 +32,12 @@ export const TenantOverviewRow = Schema.Struct({
 })
 export type TenantOverviewRow = typeof TenantOverviewRow.Type
 
-export const TenantsOverview = Schema.Struct({ now: Schema.Number, tenants: Schema.Array(TenantOverviewRow) })
+export const TenantsOverview = Schema.Struct({
+  now: Schema.Number,
+  /** A cluster runner's overview: the runner (its id), whose owned tenants are the rows. */
+  runner: Schema.optional(Schema.String),
+  tenants: Schema.Array(TenantOverviewRow)
+})
 export type TenantsOverview = typeof TenantsOverview.Type
 
 const light = (l: Light) => ({ state: l.state, reason: l.reason })

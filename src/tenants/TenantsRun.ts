@@ -46,6 +46,9 @@ export interface TenantsRun {
  * A removed tenant deletes its subscriptions when it stops, whatever `deleteSubscriptionsOnShutdown` says (nothing
  * would renew them); an update or the process's own stop follows the setting.
  */
+/** The answer for a tenant known without looking (the configuration file's `default`), made once. */
+const knownAlready: Promise<boolean> = Promise.resolve(true)
+
 const deletingWhenRemoved = (settings: ConnectorSettings, isRemoved: () => boolean): ConnectorSettings => {
   const configured = settings.subscriptions.deleteOnShutdown
   // Read when the subscription manager stops, not when it starts.
@@ -101,7 +104,9 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
     runnerId: "local",
     defaultTenant,
     local: servers.local,
-    known: (tenant) => Effect.runPromise(Effect.map(SubscriptionRef.get(supervisor.states), (states) => tenant === defaultTenant || states.has(tenant))),
+    // The default tenant (every Graph POST without a /t/ prefix) is answered without running an effect.
+    known: (tenant) =>
+      tenant === defaultTenant ? knownAlready : Effect.runPromise(Effect.map(SubscriptionRef.get(supervisor.states), (states) => states.has(tenant))),
     // One process: a known tenant that is not running here (starting, or failed and waiting) has no other owner.
     owner: () => Promise.resolve(undefined),
     // The process's status is the tenants' overview (ProcessRoutes.ts, behind the admin password).

@@ -14,23 +14,18 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import type { PbxSimulatorHandle } from "../../src/simulators/pbx/PbxSimulator.ts"
-import { testDatabaseUrl } from "../support/postgres.ts"
 import { basicAuth, until } from "../support/waiting.ts"
 import {
   adminPassword,
-  clusterEnv,
+  clusterScene,
+  clusterStates,
   owners,
   presenceSubscriptions,
-  putTenant,
   type Runner,
   runnerId,
   simPbx,
-  simTenant,
   type SimTenant,
-  sqlFor,
   startRunner,
-  storeFor,
-  tcpFront,
   webhookEndpoints
 } from "./harness.ts"
 
@@ -38,11 +33,7 @@ const rolling = process.env["CLUSTER_TEST_ROLLING"] !== "0"
 const timing = process.env["CLUSTER_TEST_TIMING"] === "fast" ? "fast" : "standard"
 const tenantIds = (process.env["CLUSTER_TEST_TENANTS"] ?? "default,alpha,bravo,charlie,delta,echo,foxtrot,golf,hotel,india").split(",")
 const users = 4
-const states = [
-  { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
-  { availability: "Away", activity: "Away", pbx: "away" },
-  { availability: "DoNotDisturb", activity: "DoNotDisturb", pbx: "dnd" }
-] as const
+const states = clusterStates
 
 interface Served {
   readonly tenant: SimTenant
@@ -76,13 +67,7 @@ const statusOf = (frontPort: number, tenant: SimTenant) =>
 describe("cluster", () => {
   it.live(`kill -9 of the runner owning the most tenants: owned again within 30 s, final presences, one subscription per account${rolling ? "; then a rolling restart under load loses no final state" : ""}`, () =>
     Effect.scoped(Effect.gen(function*() {
-      const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
-      const runners: Array<Runner> = []
-      const front = yield* tcpFront(() => runners.map((r) => r.httpPort))
-      const tenants = yield* Effect.forEach(tenantIds, (id) => simTenant(id, front.port, users))
-      const store = yield* storeFor(env)
-      for (const tenant of tenants.slice(1)) yield* putTenant(store, tenant)
-      const sql = yield* sqlFor(env.databaseUrl)
+      const { env, runners, front, tenants, store, sql } = yield* clusterScene(tenantIds, users)
 
       const started = Date.now()
       // The default shard-lock timing: `fast` loses locks on this shared machine under load (docs/scaling.md).
@@ -124,7 +109,7 @@ describe("cluster", () => {
             if (runnersView.filter((r) => r.pbxSockets.some((p) => p.tenant === tenant && p.master && p.loggedIn)).length !== 1) return undefined
           }
           return true
-        }), 30_000)
+        }), 60_000)
       }
       const clusterStatus = `http://127.0.0.1:${front.port}/cluster/status`
       assert.strictEqual((yield* Effect.promise(() => fetch(clusterStatus))).status, 401)

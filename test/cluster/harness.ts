@@ -20,7 +20,8 @@ import type { PbxSimulatorHandle } from "../../src/simulators/pbx/PbxSimulator.t
 import { loadPopulation, type SimPopulation } from "../../src/simulators/UsersFile.ts"
 import { StateStore, TenantConfig, TenantId } from "../../src/state/StateStore.ts"
 import { shellEnv } from "../support/node.ts"
-import { freePort } from "../support/waiting.ts"
+import { freePort, until } from "../support/waiting.ts"
+import { testDatabaseUrl } from "../support/postgres.ts"
 import { randomBytes } from "node:crypto"
 
 const main = join(import.meta.dirname, "../../src/main.ts")
@@ -104,6 +105,38 @@ export const sqlFor = (url: string) =>
     Effect.orDie
   )
 
+/** Three changes the cluster tests make in turn, with what the default mapping writes for each. */
+export const clusterStates = [
+  { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
+  { availability: "Away", activity: "Away", pbx: "away" },
+  { availability: "DoNotDisturb", activity: "DoNotDisturb", pbx: "dnd" }
+] as const
+
+/**
+ * The scene of a cluster test before its runners start: the database, a front over the runners the test pushes into
+ * `runners`, a simulated tenant per id (the first is `default`, from the runners' configuration file; the others are
+ * put in the store, each configuration first passed through `configure` when it names the tenant).
+ */
+export const clusterScene = <const Ids extends ReadonlyArray<string>>(
+  tenantIds: Ids,
+  users: number,
+  configure: Record<string, (config: Record<string, unknown>) => Record<string, unknown>> = {}
+) =>
+  Effect.gen(function*() {
+    const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
+    const runners: Array<Runner> = []
+    const front = yield* tcpFront(() => runners.map((r) => r.httpPort))
+    const tenants = yield* Effect.forEach(tenantIds, (id) =>
+      simTenant(id, front.port, users).pipe(Effect.map((tenant): SimTenant => {
+        const change = configure[id]
+        return change === undefined ? tenant : { ...tenant, config: change(tenant.config) }
+      })))
+    const store = yield* storeFor(env)
+    for (const tenant of tenants.slice(1)) yield* putTenant(store, tenant)
+    const sql = yield* sqlFor(env.databaseUrl)
+    return { env, runners, front, tenants: tenants as { -readonly [K in keyof Ids]: SimTenant }, store, sql }
+  })
+
 /**
  * Starts a runner process; `databaseUrl` overrides the env's (a runner behind a proxy). The scope's end kills it.
  * `defaultTenant` is the configuration file's tenant (all runners share the data directory, as they would share a volume).
@@ -158,6 +191,21 @@ export const owners = (sql: PgClient.PgClient) =>
     Effect.map((rows) => new Map(rows.map((r) => [r.tenant_id, { runner: r.runner, epoch: Number(r.epoch) }]))),
     Effect.orDie
   )
+
+/**
+ * The runner owning each of the tenants, once the runners have shared them out: every one owned, unchanged for 6 s
+ * (shards move while runners start).
+ */
+export const settledOwners = <Id extends string>(sql: PgClient.PgClient, ids: ReadonlyArray<Id>) => {
+  let seen = { key: "", since: Date.now() }
+  return until(`${ids.join(" and ")} owned, and settled`, Effect.map(owners(sql), (now) => {
+    const placed = ids.map((id) => now.get(id)?.runner ?? "")
+    if (placed.join(" ") !== seen.key) seen = { key: placed.join(" "), since: Date.now() }
+    return placed.every((runner) => runner !== "") && Date.now() - seen.since >= 6_000
+      ? Object.fromEntries(ids.map((id, i) => [id, placed[i]!])) as Record<Id, string>
+      : undefined
+  }), 90_000)
+}
 
 /** Live presence subscriptions per creator (technical account) in a Graph simulator. */
 export const presenceSubscriptions = (graph: GraphSimulatorHandle) =>

@@ -7,23 +7,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { testDatabaseUrl } from "../support/postgres.ts"
 import { until } from "../support/waiting.ts"
-import {
-  clusterEnv,
-  freezableProxy,
-  owners,
-  ownershipLog,
-  putTenant,
-  type Runner,
-  runnerId,
-  simPbx,
-  simTenant,
-  sqlFor,
-  startRunner,
-  storeFor,
-  tcpFront
-} from "./harness.ts"
+import { clusterScene, freezableProxy, owners, ownershipLog, type Runner, runnerId, simPbx, startRunner } from "./harness.ts"
 
 const tenantIds = ["default", "alpha", "bravo", "charlie"]
 const users = 4
@@ -31,14 +16,8 @@ const users = 4
 describe("cluster", () => {
   it.live("a runner cut off from PostgreSQL stops, then its tenants move: never two owners at once", () =>
     Effect.scoped(Effect.gen(function*() {
-      const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
+      const { env, runners, front, tenants, store, sql } = yield* clusterScene(tenantIds, users)
       const dbPort = Number(new URL(env.databaseUrl).port)
-      const runners: Array<Runner> = []
-      const front = yield* tcpFront(() => runners.map((r) => r.httpPort))
-      const tenants = yield* Effect.forEach(tenantIds, (id) => simTenant(id, front.port, users))
-      const store = yield* storeFor(env)
-      for (const tenant of tenants.slice(1)) yield* putTenant(store, tenant)
-      const sql = yield* sqlFor(env.databaseUrl)
 
       const proxies = yield* Effect.forEach([0, 1, 2], () => freezableProxy(dbPort))
       runners.push(...yield* Effect.forEach(["p1", "p2", "p3"], (name, i) => {

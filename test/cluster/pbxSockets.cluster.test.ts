@@ -13,16 +13,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { readdirSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { testDatabaseUrl } from "../support/postgres.ts"
 import { basicAuth, until } from "../support/waiting.ts"
-import { adminPassword, clusterEnv, owners, putTenant, type Runner, runnerId, simPbx, simTenant, sqlFor, startRunner, storeFor, tcpFront } from "./harness.ts"
+import { adminPassword, clusterScene, clusterStates, owners, runnerId, settledOwners, simPbx, startRunner, tcpFront } from "./harness.ts"
 
 const users = 8
-const states = [
-  { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
-  { availability: "Away", activity: "Away", pbx: "away" },
-  { availability: "DoNotDisturb", activity: "DoNotDisturb", pbx: "dnd" }
-] as const
+const states = clusterStates
 
 interface SocketRow {
   readonly tenant: string
@@ -33,22 +28,10 @@ interface SocketRow {
 describe("cluster: PBX sockets on any runner", () => {
   it.live("a PBX kept on non-owners gets its tenant's presences, through a kill -9 of the owner every unconfirmed one", () =>
     Effect.scoped(Effect.gen(function*() {
-      const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
-      const runners: Array<Runner> = []
-      const front = yield* tcpFront(() => runners.map((r) => r.httpPort))
-      const [main, alpha] = yield* Effect.forEach(["default", "alpha"], (id) => simTenant(id, front.port, users))
-      const store = yield* storeFor(env)
-      yield* putTenant(store, alpha!)
-      const sql = yield* sqlFor(env.databaseUrl)
+      const { env, runners, front, store, sql, tenants: [main, alpha] } = yield* clusterScene(["default", "alpha"], users)
       runners.push(...yield* Effect.forEach(["r1", "r2", "r3"], (name) => startRunner(env, name, main!, env.databaseUrl, "standard"), { concurrency: 3 }))
 
-      // The owner once the runners have shared the tenants out (unchanged for 6 s: shards move while runners start).
-      let seen = { runner: "", since: Date.now() }
-      const ownerId = yield* until("alpha owned, and settled", Effect.map(owners(sql), (now) => {
-        const runner = now.get("alpha")?.runner ?? ""
-        if (runner !== seen.runner) seen = { runner, since: Date.now() }
-        return runner !== "" && Date.now() - seen.since >= 6_000 ? runner : undefined
-      }), 90_000)
+      const ownerId = (yield* settledOwners(sql, ["alpha"])).alpha
       const owner = runners.find((r) => runnerId(r) === ownerId)!
       const [first, second] = runners.filter((r) => r !== owner)
       // The PBXs reach only the runners that do not own alpha (a load balancer that happened to choose them): both

@@ -10,16 +10,23 @@
 import { assert, describe, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
 import { Effect } from "effect"
-import { testDatabaseUrl } from "../support/postgres.ts"
 import { basicAuth, until } from "../support/waiting.ts"
-import { adminPassword, clusterEnv, owners, putTenant, type Runner, runnerId, simPbx, simTenant, type SimTenant, sqlFor, startRunner, storeFor, tcpFront } from "./harness.ts"
+import {
+  adminPassword,
+  clusterScene,
+  clusterStates,
+  owners,
+  putTenant,
+  runnerId,
+  settledOwners,
+  simPbx,
+  type SimTenant,
+  startRunner,
+  tcpFront
+} from "./harness.ts"
 
 const users = 6
-const states = [
-  { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
-  { availability: "Away", activity: "Away", pbx: "away" },
-  { availability: "DoNotDisturb", activity: "DoNotDisturb", pbx: "dnd" }
-] as const
+const states = clusterStates
 
 interface RunnerRow {
   readonly runner: string
@@ -30,25 +37,12 @@ interface RunnerRow {
 describe("cluster: PBX socket mode per tenant", () => {
   it.live("a tenant with call watching has its PBX sockets piped to its owner, another's stay on a non-owner", () =>
     Effect.scoped(Effect.gen(function*() {
-      const env = clusterEnv(yield* Effect.promise(testDatabaseUrl))
-      const runners: Array<Runner> = []
-      const front = yield* tcpFront(() => runners.map((r) => r.httpPort))
-      const [main, alpha, plainBeta] = yield* Effect.forEach(["default", "alpha", "beta"], (id) => simTenant(id, front.port, users))
-      const beta: SimTenant = { ...plainBeta!, config: { ...plainBeta!.config, pbxToTeams: { enabled: true } } }
-      const store = yield* storeFor(env)
-      yield* putTenant(store, alpha!)
-      yield* putTenant(store, beta)
-      const sql = yield* sqlFor(env.databaseUrl)
+      const { env, runners, front, store, sql, tenants: [main, alpha, beta] } = yield* clusterScene(["default", "alpha", "beta"], users, {
+        beta: (config) => ({ ...config, pbxToTeams: { enabled: true } })
+      })
       runners.push(...yield* Effect.forEach(["r1", "r2", "r3"], (name) => startRunner(env, name, main!, env.databaseUrl, "standard"), { concurrency: 3 }))
 
-      // The owners once the runners have shared the tenants out (unchanged for 6 s: shards move while runners start).
-      let seen = { key: "", since: Date.now() }
-      const placed = yield* until("alpha and beta owned, and settled", Effect.map(owners(sql), (now) => {
-        const a = now.get("alpha")?.runner ?? ""
-        const b = now.get("beta")?.runner ?? ""
-        if (`${a} ${b}` !== seen.key) seen = { key: `${a} ${b}`, since: Date.now() }
-        return a !== "" && b !== "" && Date.now() - seen.since >= 6_000 ? { alpha: a, beta: b } : undefined
-      }), 90_000)
+      const placed = yield* settledOwners(sql, ["alpha", "beta"])
       const nonOwner = (owner: string) => runners.find((r) => runnerId(r) !== owner)!
       // Each tenant's PBXs reach one runner that does not own the tenant (a load balancer that happened to choose it).
       const alphaVia = nonOwner(placed.alpha)

@@ -10,7 +10,7 @@ import { floodFallbackItems } from "../../src/domain/Metrics.ts"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
-import { decryptBatch, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
+import { decryptBatch, type Decryption, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
 import { blendItemCost, chunkWeight, FloodGate, splitFlood } from "../../src/graph/notifications/FloodGate.ts"
 import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
 import { makeFloodFallback } from "../../src/graph/presence/FloodFallback.ts"
@@ -276,11 +276,13 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
           }),
         reloadKeys: Effect.void,
         size: 1,
-        itemMicros: () => itemMicros
+        itemMicros: () => itemMicros,
+        // The items in the pool: this pipeline's dispatched ones (no other tenant shares it here).
+        pendingItems: () => decryption.gate.withWorkers
       })
       const presences = yield* PubSub.unbounded<PushedPresence>()
       const reads: Array<{ users: ReadonlyArray<string>; items: number }> = []
-      const decryption = yield* makeDecryption(presences, 100, (users, items) =>
+      const decryption: Decryption = yield* makeDecryption(presences, 100, (users, items) =>
         Effect.andThen(Effect.sync(() => void reads.push({ users, items })), Deferred.succeed(readOnce, undefined))).pipe(
         Effect.provideService(DecryptPool, pool),
         Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void }))

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Layer, Redacted } from "effect"
 import * as crypto from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
+import { Worker } from "node:worker_threads"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import { DecryptPool, SharedDecryptWorkers } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { decryptPayload, type DecryptResult, encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
@@ -155,5 +156,49 @@ describe("rich notification crypto", () => {
       ])
       assert.strictEqual(fromB.size, 2)
       assert.deepStrictEqual(outcome(yield* decryptA.decrypt([a.seal("a-after")])), ["ok"])
+    }).pipe(Effect.scoped))
+  it.effect("the small chunks of many tenants posted in one task reach each worker in one message, each answered with its own keys", () =>
+    Effect.gen(function*() {
+      const shared = yield* Layer.build(SharedDecryptWorkers.layer(2))
+      const { workers } = Context.get(shared, SharedDecryptWorkers)
+      const tenant = Effect.fnUntraced(function*() {
+        const store = yield* CertificateStore.make().pipe(Effect.provide(fileState(yield* tempDir)))
+        const certificate = yield* store.current
+        yield* DecryptPool.layerShared.pipe(Layer.provide(Layer.succeedContext(shared)), Layer.build, Effect.provideService(CertificateStore, store))
+        return (text: string) => ({
+          ...encryptPayload(inspectCertificate(certificate.certificate).publicKey, text),
+          encryptionCertificateId: certificate.id,
+          encryptionCertificateThumbprint: certificate.thumbprint
+        })
+      })
+      // Owners 1 and 2, as the pools were made.
+      const seals = [yield* tenant(), yield* tenant()]
+      const sent: Array<string> = []
+      const original = Worker.prototype.postMessage
+      Worker.prototype.postMessage = function(this: Worker, message: unknown, ...rest: Array<never>) {
+        const { type } = message as { type: string }
+        sent.push(type)
+        return original.call(this, message, ...rest)
+      }
+      yield* Effect.addFinalizer(() => Effect.sync(() => (Worker.prototype.postMessage = original)))
+      // 40 chunks of 2 items, the two tenants interleaved, all posted in one task; then tenant 2's keys leave the
+      // workers in the same task: its chunks posted before still decrypt, one posted after does not.
+      const answers = Array.from({ length: 40 }, () => Deferred.makeUnsafe<ReadonlyArray<DecryptResult>>())
+      answers.forEach((answer, i) => {
+        const seal = seals[i % 2]!
+        workers.post(1 + (i % 2), [seal(`c${i}-0`), seal(`c${i}-1`)], answer)
+      })
+      assert.deepStrictEqual(sent, [], "nothing sent before the task ends")
+      workers.dropKeys(2)
+      const late = Deferred.makeUnsafe<ReadonlyArray<DecryptResult>>()
+      workers.post(2, [seals[1]!("late")], late)
+      for (let i = 0; i < answers.length; i++) {
+        const results = yield* Deferred.await(answers[i]!)
+        assert.deepStrictEqual(results.map((r) => (r.ok ? r.plaintext : r.reason)), [`c${i}-0`, `c${i}-1`])
+      }
+      assert.deepStrictEqual((yield* Deferred.await(late)).map((r) => r.ok), [false])
+      // One message per worker for the 40 chunks (sent when the keys changed), the keys, one for the late chunk.
+      assert.deepStrictEqual(sent.filter((type) => type === "decrypt").length, 3)
+      assert.deepStrictEqual(sent, ["decrypt", "decrypt", "keys", "keys", "decrypt"])
     }).pipe(Effect.scoped))
 })

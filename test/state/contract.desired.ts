@@ -110,6 +110,45 @@ export const desiredContract = (backend: Backend) =>
         assert.strictEqual(failureOf(yield* Effect.exit(store.desired.put(b, 1, []))).reason, "Fenced")
       }))
 
+    it.live("a PBX socket lease: a send or confirmation with a stale lease epoch is refused, the new holder's goes through", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        const env = keyEnv(newKey())
+        // Two runners, each with its own connection to the store; the PBX logs in on the first, then on the second.
+        const first = yield* openStore(storage.store(env))
+        const second = backend.name === "files" ? first : yield* openStore(storage.store(env))
+        const { epoch } = yield* first.owners.claim(a, "runner-1")
+        const put = yield* first.desired.put(a, epoch, [
+          { pbx: "master", guid: "u1", command: setPresence("busy") },
+          { pbx: "slave-1", guid: "u2", command: setPresence("away") }
+        ])
+        const old = yield* first.desired.lease(a, "master", "runner-1")
+        assert.deepStrictEqual(old, { pbx: "master", runner: "runner-1", epoch: 1 })
+        assert.deepStrictEqual((yield* first.desired.pending(a, "master", 10, old.epoch)).map((c) => c.guid), ["u1"], "the holder reads")
+        const wakeups = yield* collect(first.desired.wakeups)
+        assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "resync" } satisfies DesiredWakeup)
+        const taken = yield* second.desired.lease(a, "master", "runner-2")
+        assert.deepStrictEqual(taken, { pbx: "master", runner: "runner-2", epoch: 2 })
+        assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: a, pbx: "master" } satisfies DesiredWakeup, "the former holder is woken")
+
+        // The former holder can neither read what to send nor confirm; the refused confirmation changed nothing.
+        const stale = failureOf(yield* Effect.exit(first.desired.pending(a, "master", 10, old.epoch)))
+        assert.strictEqual(stale.reason, "Fenced")
+        assert.include(stale.message, "lease of PBX master's socket with epoch 1 is no longer current (now 2)")
+        const refused = failureOf(yield* Effect.exit(first.desired.confirm(a, [{ guid: "u1", version: put[0]!.version }], { pbx: "master", epoch: old.epoch })))
+        assert.strictEqual(refused.reason, "Fenced")
+        assert.deepStrictEqual((yield* second.desired.pending(a, "master", 10, taken.epoch)).map((c) => c.guid), ["u1"], "still unconfirmed")
+        // A PBX never leased, or a lease of another tenant, is no lease at all.
+        assert.strictEqual(failureOf(yield* Effect.exit(first.desired.pending(a, "slave-1", 10, 1))).reason, "Fenced")
+        assert.strictEqual(failureOf(yield* Effect.exit(first.desired.pending(b, "master", 10, 2))).reason, "Fenced")
+
+        // The holder confirms its PBX's rows only: a confirmation of another PBX's user is not its to make.
+        yield* second.desired.confirm(a, [{ guid: "u1", version: put[0]!.version }, { guid: "u2", version: put[1]!.version }], taken)
+        assert.deepStrictEqual(yield* second.desired.pending(a, "master", 10, taken.epoch), [])
+        assert.deepStrictEqual((yield* second.desired.pending(a, "slave-1")).map((c) => c.guid), ["u2"])
+        assert.strictEqual((yield* first.desired.lease(a, "master", "runner-1")).epoch, 3, "the epoch grows on every take")
+      }))
+
     it.live("wake-ups name the tenant and PBX that has news", () =>
       Effect.gen(function*() {
         const storage = yield* backend.storage

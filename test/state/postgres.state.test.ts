@@ -84,7 +84,7 @@ describe("state store: PostgreSQL only", () => {
       assert.strictEqual(two.backend, "postgres")
       const sql = yield* client(url)
       const migrations = yield* sql<{ migration_id: number; name: string }>`SELECT migration_id, name FROM connector_migrations ORDER BY migration_id`.pipe(Effect.orDie)
-      assert.deepStrictEqual(migrations.map((m) => [m.migration_id, m.name]), [[1, "initial"], [2, "presence_sessions"], [3, "pbx_directory"]])
+      assert.deepStrictEqual(migrations.map((m) => [m.migration_id, m.name]), [[1, "initial"], [2, "presence_sessions"], [3, "pbx_directory"], [4, "pbx_lease"]])
       const third = yield* openStore(storeOn(url, env))
       assert.deepStrictEqual(yield* third.tenants.list, [], "a later start finds the schema in place")
     }))

@@ -6,6 +6,7 @@
 import { ByteSize, Clock, Effect, Exit, Layer, Metric } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { ServerResponse as NodeServerResponse } from "node:http"
+import type { Socket } from "node:net"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { webhookResponseSeconds } from "../../domain/Metrics.ts"
 import { CertificateStore } from "./crypto/CertificateStore.ts"
@@ -13,7 +14,7 @@ import { DecryptPool } from "./crypto/DecryptPool.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "./Notifications.ts"
 import { NotificationsInbox } from "./NotificationsInbox.ts"
-import { logRejected } from "./Rejections.ts"
+import { logRejected, makeRejections } from "./Rejections.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 
 /** The Node response under an Effect request, when there is one (not for requests built in memory). */
@@ -24,6 +25,53 @@ const serverResponse = (request: HttpServerRequest.HttpServerRequest): NodeServe
   } catch {
     return undefined
   }
+}
+
+/** The connection under an Effect request, when Node's HTTP server serves it (not for requests built in memory). */
+const connectionOf = (request: HttpServerRequest.HttpServerRequest): Socket | undefined => {
+  try {
+    const incoming = NodeHttpServerRequest.toIncomingMessage(request) as { readonly socket?: unknown }
+    const socket = incoming.socket
+    return typeof socket === "object" && socket !== null && "readableEnded" in socket ? (socket as Socket) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Resumes once the event loop has polled for I/O again. A sender that gave up on a POST while it waited in the listen
+ * queue (Graph's side aborts after its timeout and sends the notifications again) closed the connection right after
+ * the request: Node reads the request first and the connection's end only at the next poll.
+ */
+const afterNextPoll = Effect.callback<void>((resume) => {
+  setImmediate(() => setImmediate(() => resume(Effect.void)))
+})
+
+/** Connections that carried a POST already. */
+const served = new WeakSet<Socket>()
+
+/**
+ * Whether the sender closed the connection before the answer: its items are not handled (they come again in the
+ * sender's next POST, and handling them twice would double the work just when the connector is behind), and counted
+ * as `client_gone`. A POST already answered is never dropped: this is checked before the answer is written. Only a
+ * connection's first POST is checked (and waits for the poll): a kept-alive connection is watched all along, so a
+ * later POST on it is read as it comes, long before its sender would give up, and a flood's POSTs on kept
+ * connections are answered without that wait.
+ */
+const senderGone = Effect.fnUntraced(function*(connection: Socket | undefined, items: number) {
+  if (connection === undefined || served.has(connection)) return false
+  served.add(connection)
+  // Node's server interrupts the handler when the response closes unanswered: counted the same.
+  yield* afterNextPoll.pipe(Effect.onInterrupt(() => reportGone(items)))
+  if (!connection.destroyed && !connection.readableEnded) return false
+  yield* reportGone(items)
+  return true
+})
+
+const reportGone = (items: number) => {
+  const rejections = makeRejections()
+  rejections.add("client_gone", "the sender closed the connection before the answer (it sends the notifications again)", {}, items)
+  return rejections.report(items)
 }
 
 /** The webhook answer histogram per `until`, with the attributes resolved once (it is observed twice per POST). */
@@ -75,7 +123,7 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
    * One webhook: the validation handshake, or a body decoded as `what` and handed to `accept`, answered with 202.
    * A body that is not JSON or not `what` is a 400 and a counted rejection.
    */
-  const webhook = <A>(
+  const webhook = <A extends { readonly value: ReadonlyArray<unknown> }>(
     what: string,
     decode: (json: unknown) => Exit.Exit<A, unknown>,
     accept: (body: A) => Effect.Effect<number>
@@ -90,6 +138,8 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
         yield* logRejected("malformed", `body is not a ${what}`)
         return badRequest(`not a ${what}`)
       }
+      // 499 (as proxies log a request whose client closed it first): an answer nobody reads.
+      if (yield* senderGone(connectionOf(request), decoded.value.value.length)) return HttpServerResponse.empty({ status: 499 })
       yield* accept(decoded.value)
       return HttpServerResponse.empty({ status: 202 })
     })
@@ -116,16 +166,18 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
     yield* observe("produced", startedAt, clock.currentTimeNanosUnsafe())
     const nodeResponse = serverResponse(request)
     if (nodeResponse !== undefined) {
-      // Listening starts now, before the server writes the answer (a fiber forked here may start after that); the
-      // time is taken in the listener, when the response is finished (or its connection closed), whichever is first.
-      const flushedAt = yield* Effect.sync(() =>
-        new Promise<bigint>((resolve) => {
-          const done = () => resolve(clock.currentTimeNanosUnsafe())
-          nodeResponse.once("finish", done)
-          nodeResponse.once("close", done)
-        })
-      )
-      yield* Effect.promise(() => flushedAt).pipe(Effect.flatMap((at) => observe("flushed", startedAt, at)), Effect.forkDetach)
+      // Listening starts now, before the server writes the answer; the time is taken in the listener, when the
+      // response is finished (or its connection closed), whichever is first — recorded there with this fiber's
+      // context (the tenant's metric attributes), without a fiber of its own per POST.
+      const context = yield* Effect.context<never>()
+      let observed = false
+      const done = () => {
+        if (observed) return
+        observed = true
+        answerFlushed.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - startedAt) / 1e9, context)
+      }
+      nodeResponse.once("finish", done)
+      nodeResponse.once("close", done)
     }
     return response
   })

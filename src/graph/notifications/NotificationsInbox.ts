@@ -8,7 +8,7 @@ import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, Stream } from "ef
 import { floodFallbackItems, notificationsReceived } from "../../domain/Metrics.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 import { decryptBatch, type Decryption, makeDecryption, presencesReceived, type PushedPresence } from "./Decryption.ts"
-import { splitFlood } from "./FloodGate.ts"
+import { type FloodGate, splitFlood } from "./FloodGate.ts"
 import {
   acceptLifecycle,
   acceptNotifications,
@@ -159,6 +159,22 @@ const processBatch = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch)
 })
 
 /**
+ * How many of `count` rich items go to decryption. Reading a user's presence instead shortens only the wait for
+ * decryption, and each read costs the main thread a Graph request: so items are diverted only while the decryption
+ * backlog itself is over the budget (FloodGate `admit` without the time waited), and then as many as the time their
+ * POST already waited leaves room for. A POST that waited on the main thread — behind other POSTs in the processor or
+ * the listen queue, as with many tenants of a few items each — while the decryption backlog is short is decrypted
+ * whole: its reads would add to the main thread's work, and, split over many tenants, become many small requests.
+ * The backlog is the workers' (`poolPending`): with the tenants of one process sharing them, the items of the other
+ * tenants ahead count as time already waited (a tenant's gate counts only its own).
+ */
+export const admitWhenDecryptionIsBehind = (gate: FloodGate, count: number, waitedMillis: number, poolPending = gate.withWorkers): number => {
+  // The pool holds this tenant's dispatched items (its held ones wait here and are in `gate.pending` already).
+  const othersMillis = (Math.max(0, poolPending - gate.withWorkers) * gate.microsPerItem) / 1000
+  return gate.admit(count, othersMillis) >= count ? count : gate.admit(count, waitedMillis + othersMillis)
+}
+
+/**
  * The rich items the decryption backlog can take within its latency budget, counted from the POST's arrival (time spent
  * queued before this point counts too); the users of the others go to `read` (getPresencesByUserId answers with their
  * current presence, which also makes their older items obsolete: PresenceState.ts), and so do admitted items of users
@@ -167,7 +183,7 @@ const processBatch = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch)
 const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch, rich: ReadonlyArray<BatchItem>, read: Array<string>) {
   const gate = outputs.decryption.gate
   const waitedMillis = (yield* Clock.currentTimeMillis) - batch.receivedAt
-  const admitted = gate.admit(rich.length, waitedMillis)
+  const admitted = admitWhenDecryptionIsBehind(gate, rich.length, waitedMillis, outputs.decryption.pool.pendingItems())
   if (admitted === rich.length) {
     if (outputs.flood.diverted > 0) {
       yield* Effect.logInfo(`decryption backlog within its latency budget again; ${outputs.flood.diverted} rich items were read instead`)

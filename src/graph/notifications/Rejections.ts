@@ -17,6 +17,7 @@ export type RejectReason =
   | "validation_token"
   | "stale"
   | "overflow"
+  | "client_gone"
 
 export const countRejected = (reason: RejectReason, n = 1) =>
   Metric.update(Metric.withAttributes(notificationsRejected, { reason }), n)

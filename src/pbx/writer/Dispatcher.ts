@@ -152,7 +152,8 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) 
   const connectionId = connection.value.id
   if (dispatcher.state.alreadyConfirmed(guid, entry.command, pbx, connectionId)) return false
   const sip = Option.isSome(user) ? user.value.h323 : ""
-  const span = yield* childSpan("PresenceWriter.SetPresence", entry.span, {
+  // A write without a trace (no tracing backend, or a read) builds no span attributes and yields no effect for it.
+  const span = entry.span === undefined ? undefined : yield* childSpan("PresenceWriter.SetPresence", entry.span, {
     kind: "client",
     attributes: { "pbx.name": pbx, "pbx.command": commandLabel(entry.command) }
   })
@@ -167,7 +168,7 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) 
 const complete = Effect.fnUntraced(function*(dispatcher: Dispatcher, completion: Completion, confirmed: Array<string>) {
   const { guid, entry, pbx, connectionId, outcome, span } = completion
   dispatcher.state.release(guid)
-  yield* endSpan(span, outcome._tag === "Failed" ? Exit.fail(outcome.error) : Exit.void)
+  if (span !== undefined) yield* endSpan(span, outcome._tag === "Failed" ? Exit.fail(outcome.error) : Exit.void)
   if (outcome._tag === "Failed") {
     yield* countWrite(dispatcher, pbx, "error")
     const error = outcome.error

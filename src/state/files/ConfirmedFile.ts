@@ -118,10 +118,12 @@ export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
 
   const desiredKept: Desired = {
     put: (tenant, epoch, commands) => load(tenant).pipe(Effect.andThen(desired.put(tenant, epoch, commands)), Effect.tap(() => changed(tenant))),
-    pending: (tenant, pbx, limit) => Effect.andThen(load(tenant), desired.pending(tenant, pbx, limit)),
-    confirm: (tenant, confirmations) => load(tenant).pipe(Effect.andThen(desired.confirm(tenant, confirmations)), Effect.tap(() => changed(tenant))),
+    pending: (tenant, pbx, limit, lease) => Effect.andThen(load(tenant), desired.pending(tenant, pbx, limit, lease)),
+    confirm: (tenant, confirmations, lease) =>
+      load(tenant).pipe(Effect.andThen(desired.confirm(tenant, confirmations, lease)), Effect.tap(() => changed(tenant))),
     confirmed: (tenant) => Effect.andThen(load(tenant), desired.confirmed(tenant)),
     resend: (tenant, pbx) => load(tenant).pipe(Effect.andThen(desired.resend(tenant, pbx)), Effect.tap(() => changed(tenant))),
+    lease: desired.lease,
     wakeups: desired.wakeups
   }
   const forget = (tenant: TenantId) =>

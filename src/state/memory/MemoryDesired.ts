@@ -5,7 +5,7 @@
  */
 import { Effect, Option, PubSub, Stream } from "effect"
 import { commandEquals } from "../../domain/PbxPresence.ts"
-import type { Confirmation, DesiredCommand, TenantId, TenantOwner, VersionedCommand } from "../Records.ts"
+import type { Confirmation, DesiredCommand, PbxLease, TenantId, TenantOwner, VersionedCommand } from "../Records.ts"
 import type { DesiredWakeup } from "../StateStoreShape.ts"
 import { StateStoreError } from "../StateStoreError.ts"
 
@@ -27,6 +27,13 @@ export const fenced = (tenant: TenantId, epoch: number, current: number) =>
     message: `owner epoch ${epoch} is no longer current (now ${current}): another runner owns tenant ${tenant}; this one must stop writing`
   })
 
+export const leaseLost = (tenant: TenantId, pbx: string, epoch: number, current: number) =>
+  new StateStoreError({
+    reason: "Fenced",
+    tenant,
+    message: `the lease of PBX ${pbx}'s socket with epoch ${epoch} is no longer current (now ${current}): another runner holds its socket; this one must stop sending to it`
+  })
+
 const versioned = (guid: string, row: Row): VersionedCommand => ({ pbx: row.pbx, guid, command: row.command, version: row.version })
 
 /** One PBX's commands newer than what it confirmed, oldest version first. */
@@ -37,12 +44,12 @@ const pendingOf = (table: Map<string, Row> | undefined, pbx: string, limit: numb
     .slice(0, limit)
     .map(([guid, row]) => versioned(guid, row))
 
-/** Records confirmations; an older one never lowers a newer one. */
-const confirmIn = (table: Map<string, Row> | undefined, confirmations: ReadonlyArray<Confirmation>): void => {
+/** Records confirmations (of one PBX's rows only, with `pbx`); an older one never lowers a newer one. */
+const confirmIn = (table: Map<string, Row> | undefined, confirmations: ReadonlyArray<Confirmation>, pbx?: string): void => {
   if (table === undefined) return
   for (const { guid, version } of confirmations) {
     const row = table.get(guid)
-    if (row !== undefined && row.confirmed < version && version <= row.version) table.set(guid, { ...row, confirmed: version })
+    if (row !== undefined && (pbx === undefined || row.pbx === pbx) && row.confirmed < version && version <= row.version) table.set(guid, { ...row, confirmed: version })
   }
 }
 
@@ -64,6 +71,31 @@ const ownersOf = (owners: Map<TenantId, TenantOwner>) => ({
     return Option.fromNullishOr(owners.get(tenant))
   })
 })
+
+/** Wake-ups from the moment of subscription; a `resync` first, as the database store sends after each (re)connect. */
+const wakeupStream = (wakeups: PubSub.PubSub<DesiredWakeup>): Stream.Stream<DesiredWakeup> =>
+  Stream.unwrap(
+    PubSub.subscribe(wakeups).pipe(
+      Effect.map((subscription) => Stream.concat(Stream.succeed<DesiredWakeup>({ kind: "resync" }), Stream.fromSubscription(subscription)))
+    )
+  )
+
+/** The PBX socket leases, per tenant and PBX: each take the next epoch (and a wake-up of the PBX's senders). */
+const memoryLeases = (wakeups: PubSub.PubSub<DesiredWakeup>) => {
+  const leases = new Map<string, PbxLease>()
+  const leaseKey = (tenant: TenantId, pbx: string) => `${tenant}\u0000${pbx}`
+  const checkLease = (tenant: TenantId, pbx: string, epoch: number | undefined) => {
+    const current = leases.get(leaseKey(tenant, pbx))?.epoch ?? 0
+    return epoch === undefined || epoch === current ? Effect.void : Effect.fail(leaseLost(tenant, pbx, epoch, current))
+  }
+  const lease = Effect.fn("StateStore.desired.lease")(function*(tenant: TenantId, pbx: string, runner: string) {
+    const taken: PbxLease = { pbx, runner, epoch: (leases.get(leaseKey(tenant, pbx))?.epoch ?? 0) + 1 }
+    leases.set(leaseKey(tenant, pbx), taken)
+    yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
+    return taken
+  })
+  return { checkLease, lease }
+}
 
 export const makeMemoryDesired = Effect.fnUntraced(function*() {
   const rows = new Map<TenantId, Map<string, Row>>()
@@ -95,12 +127,17 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     return changed
   })
 
-  const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000) {
+  const { checkLease, lease } = memoryLeases(wakeups)
+  const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, epoch?: number) {
+    yield* checkLease(tenant, pbx, epoch)
     return pendingOf(rows.get(tenant), pbx, limit)
   })
-  const confirm = Effect.fn("StateStore.desired.confirm")(function*(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>) {
-    confirmIn(rows.get(tenant), confirmations)
-  })
+  const confirm = Effect.fn("StateStore.desired.confirm")(
+    function*(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>, held?: Pick<PbxLease, "pbx" | "epoch">) {
+      if (held !== undefined) yield* checkLease(tenant, held.pbx, held.epoch)
+      confirmIn(rows.get(tenant), confirmations, held?.pbx)
+    }
+  )
   const confirmed = Effect.fn("StateStore.desired.confirmed")(function*(tenant: TenantId) {
     return confirmedOf(rows.get(tenant))
   })
@@ -123,20 +160,13 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
   })
 
-  /** Wake-ups from the moment of subscription; a `resync` first, as the database store sends after each (re)connect. */
-  const stream: Stream.Stream<DesiredWakeup> = Stream.unwrap(
-    PubSub.subscribe(wakeups).pipe(
-      Effect.map((subscription) => Stream.concat(Stream.succeed<DesiredWakeup>({ kind: "resync" }), Stream.fromSubscription(subscription)))
-    )
-  )
-
   const forget = (tenant: TenantId) =>
     Effect.sync(() => {
       rows.delete(tenant)
     })
 
   return {
-    desired: { put, pending, confirm, confirmed, resend, wakeups: stream },
+    desired: { put, pending, confirm, confirmed, resend, lease, wakeups: wakeupStream(wakeups) },
     owners: ownersOf(owners),
     restore,
     forget

@@ -7,8 +7,8 @@
 import type { PgClient } from "@effect/sql-pg"
 import { Effect, Option, Queue, Schema, Stream } from "effect"
 import { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
-import { fenced, latestPerUser } from "../memory/MemoryDesired.ts"
-import { type Confirmation, type DesiredCommand, TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
+import { fenced, latestPerUser, leaseLost } from "../memory/MemoryDesired.ts"
+import { type Confirmation, type DesiredCommand, type PbxLease, TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
 import type { DesiredWakeup, StateStoreShape } from "../StateStoreShape.ts"
 import { listenForever } from "./PgListen.ts"
 import { decodeRows, Int64, unavailable } from "./PgRows.ts"
@@ -17,6 +17,14 @@ export const desiredChannel = "connector_pbx_desired"
 
 const CommandRow = Schema.Struct({ guid: Schema.String, pbx: Schema.String, command: PbxPresenceCommand, version: Int64 })
 const OwnerRow = Schema.Struct({ runner: Schema.String, epoch: Int64 })
+/** The PBX's current lease epoch (null: never leased) with its pending rows, if the caller's epoch is the current one. */
+const LeasedRow = Schema.Struct({
+  lease: Schema.NullOr(Int64),
+  guid: Schema.NullOr(Schema.String),
+  pbx: Schema.NullOr(Schema.String),
+  command: Schema.NullOr(PbxPresenceCommand),
+  version: Schema.NullOr(Int64)
+})
 const Wakeup = Schema.fromJsonString(Schema.Struct({ tenant: TenantId, pbx: Schema.String }))
 const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
 
@@ -70,6 +78,58 @@ const pgConfirmed = (sql: PgClient.PgClient) =>
     return rows.map(toVersioned)
   })
 
+/**
+ * The PBX socket leases: a take bumps the epoch (and wakes the PBX's senders on commit); a leased read or confirmation
+ * checks the caller's epoch against the lease row in the same statement.
+ */
+const pgLeases = (sql: PgClient.PgClient) => {
+  const lease = Effect.fn("StateStore.desired.lease")(function*(tenant: TenantId, pbx: string, runner: string) {
+    return yield* sql.withTransaction(Effect.gen(function*() {
+      const rows = yield* sql`INSERT INTO pbx_lease (tenant_id, pbx, runner, epoch) VALUES (${tenant}, ${pbx}, ${runner}, 1)
+        ON CONFLICT (tenant_id, pbx) DO UPDATE SET runner = EXCLUDED.runner, epoch = pbx_lease.epoch + 1, since = now()
+        RETURNING runner, epoch`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(OwnerRow, "pbx_lease", tenant))
+      yield* notify(sql, tenant, pbx).pipe(Effect.mapError(unavailable(tenant)))
+      return { pbx, runner: rows[0]!.runner, epoch: rows[0]!.epoch } satisfies PbxLease
+    })).pipe(Effect.mapError((error) => (error._tag === "SqlError" ? unavailable(tenant)(error) : error)))
+  })
+
+  const leasedPending = Effect.fnUntraced(function*(tenant: TenantId, pbx: string, limit: number, epoch: number) {
+    const rows = yield* sql`SELECT l.epoch AS lease, d.guid, d.pbx, d.command, d.version
+      FROM pbx_lease AS l LEFT JOIN LATERAL (
+        SELECT guid, pbx, command, version FROM pbx_desired
+        WHERE tenant_id = l.tenant_id AND pbx = l.pbx AND version > confirmed_version AND l.epoch = ${epoch}
+        ORDER BY version LIMIT ${limit}
+      ) AS d ON true
+      WHERE l.tenant_id = ${tenant} AND l.pbx = ${pbx}
+      ORDER BY d.version`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(LeasedRow, "pbx_desired", tenant))
+    const current = rows[0]?.lease ?? 0
+    if (current !== epoch) return yield* leaseLost(tenant, pbx, epoch, current)
+    return rows.flatMap((row) =>
+      row.guid === null || row.pbx === null || row.command === null || row.version === null
+        ? []
+        : [{ pbx: row.pbx, guid: row.guid, command: row.command, version: row.version } satisfies VersionedCommand]
+    )
+  })
+
+  const leasedConfirm = Effect.fnUntraced(
+    function*(tenant: TenantId, rows: ReadonlyArray<Confirmation>, { epoch, pbx }: Pick<PbxLease, "pbx" | "epoch">) {
+      const result = yield* sql`WITH l AS (SELECT epoch FROM pbx_lease WHERE tenant_id = ${tenant} AND pbx = ${pbx}),
+        u AS (UPDATE pbx_desired AS d SET confirmed_version = r.version
+          FROM jsonb_to_recordset(${sql.json(rows)}) AS r(guid text, version bigint)
+          WHERE d.tenant_id = ${tenant} AND d.pbx = ${pbx} AND d.guid = r.guid AND d.confirmed_version < r.version
+            AND r.version <= d.version AND EXISTS (SELECT 1 FROM l WHERE l.epoch = ${epoch})
+          RETURNING 1)
+        SELECT (SELECT epoch FROM l) AS lease, (SELECT count(*) FROM u) AS confirmed`.pipe(
+        Effect.mapError(unavailable(tenant)),
+        decodeRows(Schema.Struct({ lease: Schema.NullOr(Int64), confirmed: Int64 }), "pbx_lease", tenant)
+      )
+      const current = result[0]?.lease ?? 0
+      if (current !== epoch) return yield* leaseLost(tenant, pbx, epoch, current)
+    }
+  )
+  return { lease, leasedPending, leasedConfirm }
+}
+
 export const makePgDesired = (sql: PgClient.PgClient) => {
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
@@ -93,24 +153,28 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
     })).pipe(Effect.mapError((error) => (error._tag === "SqlError" ? unavailable(tenant)(error) : error)))
   })
 
-  const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000) {
+  const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, lease?: number) {
+    if (lease !== undefined) return yield* leasedPending(tenant, pbx, limit, lease)
     const rows = yield* sql`SELECT guid, pbx, command, version FROM pbx_desired
       WHERE tenant_id = ${tenant} AND pbx = ${pbx} AND version > confirmed_version
       ORDER BY version LIMIT ${limit}`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(CommandRow, "pbx_desired", tenant))
     return rows.map(toVersioned)
   })
 
-  const confirm = Effect.fn("StateStore.desired.confirm")(function*(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>) {
-    const highest = new Map<string, number>()
-    for (const c of confirmations) highest.set(c.guid, Math.max(c.version, highest.get(c.guid) ?? 0))
-    if (highest.size === 0) return
-    const rows = [...highest].map(([guid, version]) => ({ guid, version }))
-    yield* sql`UPDATE pbx_desired AS d SET confirmed_version = r.version
-      FROM jsonb_to_recordset(${sql.json(rows)}) AS r(guid text, version bigint)
-      WHERE d.tenant_id = ${tenant} AND d.guid = r.guid AND d.confirmed_version < r.version AND r.version <= d.version`.pipe(
-      Effect.mapError(unavailable(tenant))
-    )
-  })
+  const confirm = Effect.fn("StateStore.desired.confirm")(
+    function*(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>, lease?: Pick<PbxLease, "pbx" | "epoch">) {
+      const highest = new Map<string, number>()
+      for (const c of confirmations) highest.set(c.guid, Math.max(c.version, highest.get(c.guid) ?? 0))
+      if (highest.size === 0) return
+      const rows = [...highest].map(([guid, version]) => ({ guid, version }))
+      if (lease !== undefined) return yield* leasedConfirm(tenant, rows, lease)
+      yield* sql`UPDATE pbx_desired AS d SET confirmed_version = r.version
+        FROM jsonb_to_recordset(${sql.json(rows)}) AS r(guid text, version bigint)
+        WHERE d.tenant_id = ${tenant} AND d.guid = r.guid AND d.confirmed_version < r.version AND r.version <= d.version`.pipe(
+        Effect.mapError(unavailable(tenant))
+      )
+    }
+  )
 
   const resend = Effect.fn("StateStore.desired.resend")(function*(tenant: TenantId, pbx: string) {
     yield* sql.withTransaction(Effect.gen(function*() {
@@ -119,6 +183,7 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
     })).pipe(Effect.mapError(unavailable(tenant)))
   })
 
-  const desired: StateStoreShape["desired"] = { put, pending, confirm, confirmed: pgConfirmed(sql), resend, wakeups: pgDesiredWakeups(sql) }
+  const { lease, leasedConfirm, leasedPending } = pgLeases(sql)
+  const desired: StateStoreShape["desired"] = { put, pending, confirm, confirmed: pgConfirmed(sql), resend, lease, wakeups: pgDesiredWakeups(sql) }
   return { desired, owners: pgOwners(sql) }
 }

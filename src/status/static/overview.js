@@ -33,7 +33,9 @@
     F.setServerNow(overview.now)
     const tenants = overview.tenants
     const green = tenants.filter((t) => t.lights && ["masterPbx", "authentication", "presenceSubscription"].every((k) => t.lights[k].state === "green"))
-    $("meta").textContent = tenants.length + " tenant(s) · times in " + F.zone
+    // A cluster runner shows the tenants it owns: say which runner.
+    const where = overview.runner ? "runner " + overview.runner + " · tenants owned here: " + tenants.length : tenants.length + " tenant(s)"
+    $("meta").textContent = where + " · times in " + F.zone
     $("counts").replaceChildren(
       ...[["tenants", tenants.length], ["all green", green.length], ["failed", tenants.filter((t) => t.state === "failed").length]]
         .map(([name, value]) => el("div", {}, el("dt", { textContent: name }), el("dd", { textContent: String(value) }))))

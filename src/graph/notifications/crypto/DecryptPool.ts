@@ -77,6 +77,8 @@ export class DecryptPool extends Context.Service<DecryptPool, {
   readonly size: number
   /** One item's cost on one worker (µs) as the workers time their chunks; undefined before the first (FloodGate.ts). */
   readonly itemMicros: () => number | undefined
+  /** Items in the workers not answered yet, of every pool over them (the tenants of one process share them). */
+  readonly pendingItems: () => number
 }>()("teams-presence-connector/graph/notifications/crypto/DecryptPool") {
   /** A pool with workers of its own (`requestedSize`, 0 = one per core; `nice` steps below the main thread). */
   static readonly make = Effect.fn("DecryptPool.make")(function*(requestedSize: number, nice: number = defaultWorkerNice) {
@@ -115,7 +117,8 @@ const poolOver = Effect.fnUntraced(function*(workers: DecryptWorkers, owner: Key
     decrypt: (items) => decrypt(workers, owner, items),
     reloadKeys,
     size: workers.size,
-    itemMicros: () => workers.itemMicros
+    itemMicros: () => workers.itemMicros,
+    pendingItems: () => workers.pendingItems
   })
 })
 

@@ -2,6 +2,9 @@
  * The decryption pool's worker threads and their bookkeeping: which requests each worker holds (a crashed worker
  * fails only its own and is replaced, with the keys sent again) and how many items wait at each, for least-loaded
  * dispatch. Plain callbacks: a worker answers on the event loop, which completes the request's Deferred.
+ * The requests posted within one task of the event loop leave together, one message per worker (with many tenants a
+ * burst is thousands of requests of a few items, and every message costs a wake-up of the worker and a context
+ * switch on the main thread), and the worker answers small requests together likewise (decryptWorker.ts).
  * The workers may serve several owners (the tenants of one process, DecryptPool.ts): each owner's keys are kept apart
  * in the workers, and an owner's items are decrypted with its own keys only.
  */
@@ -18,6 +21,13 @@ interface WorkerAnswer {
   readonly id: number
   readonly results: ReadonlyArray<DecryptResult>
   readonly micros?: number
+}
+
+/** One chunk for a worker; the chunks posted within one task go in one message (`{ type: "decrypt", requests }`). */
+interface WorkerRequest {
+  readonly id: number
+  readonly owner: KeyOwner
+  readonly items: ReadonlyArray<EncryptedContent>
 }
 
 /**
@@ -52,6 +62,9 @@ export class DecryptWorkers {
   /** Each owner's keys, sent again to a replacement worker. */
   readonly #keys = new Map<KeyOwner, ReadonlyArray<WorkerKey>>()
   #closing = false
+  /** Chunks posted in the current task, per worker, sent when it ends (`#flush`). */
+  readonly #outbox = new Map<Worker, Array<WorkerRequest>>()
+  #flushQueued = false
   /** One item's cost on one worker (µs), as the workers time their chunks; undefined before the first answer. */
   #itemMicros: number | undefined
 
@@ -71,6 +84,13 @@ export class DecryptWorkers {
     return this.#itemMicros
   }
 
+  /** Items posted and not answered yet, of every owner (the tenants sharing these workers). */
+  get pendingItems(): number {
+    let items = 0
+    for (const load of this.#load.values()) items += load
+    return items
+  }
+
   start(): void {
     for (let slot = 0; slot < this.size; slot++) this.#workers.push(this.#spawn(slot))
   }
@@ -82,6 +102,8 @@ export class DecryptWorkers {
 
   /** Sends an owner's keys to every worker, and to every replacement from now on. */
   setKeys(owner: KeyOwner, keys: ReadonlyArray<WorkerKey>): void {
+    // Chunks posted before the keys changed reach the workers before them, as they were posted.
+    this.#flush()
     this.#keys.set(owner, keys)
     for (const worker of this.#workers) worker.postMessage({ type: "keys", owner, keys })
   }
@@ -89,10 +111,14 @@ export class DecryptWorkers {
   /** Takes an owner's keys out of every worker (its connector stopped). */
   dropKeys(owner: KeyOwner): void {
     if (!this.#keys.delete(owner)) return
+    this.#flush()
     for (const worker of this.#workers) worker.postMessage({ type: "keys", owner, keys: [] })
   }
 
-  /** Sends an owner's chunk to the least-loaded worker; `results` completes with its answer. Returns the request's id. */
+  /**
+   * Sends an owner's chunk to the least-loaded worker, with the other chunks posted within the same task (a microtask
+   * sends them); `results` completes with its answer. Returns the request's id.
+   */
   post(owner: KeyOwner, items: ReadonlyArray<EncryptedContent>, results: Results): number {
     const id = this.#nextId++
     this.#pending.set(id, results)
@@ -100,8 +126,21 @@ export class DecryptWorkers {
     this.#owned.get(worker)?.add(id)
     this.#itemCount.set(id, items.length)
     this.#load.set(worker, (this.#load.get(worker) ?? 0) + items.length)
-    worker.postMessage({ type: "decrypt", id, owner, items })
+    const queued = this.#outbox.get(worker)
+    if (queued === undefined) this.#outbox.set(worker, [{ id, owner, items }])
+    else queued.push({ id, owner, items })
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(() => this.#flush())
+    }
     return id
+  }
+
+  /** One message per worker with the chunks posted since the last. */
+  #flush(): void {
+    this.#flushQueued = false
+    for (const [worker, requests] of this.#outbox) worker.postMessage({ type: "decrypt", requests })
+    this.#outbox.clear()
   }
 
   /** Forgets a request whose caller no longer waits (its answer, if any, is dropped). */
@@ -120,7 +159,9 @@ export class DecryptWorkers {
     worker.unref()
     this.#owned.set(worker, new Set())
     this.#load.set(worker, 0)
-    worker.on("message", (message: WorkerAnswer) => this.#answered(worker, message))
+    worker.on("message", (message: { readonly answers: ReadonlyArray<WorkerAnswer> }) => {
+      for (const answer of message.answers) this.#answered(worker, answer)
+    })
     worker.on("error", (error) => this.#replace(worker, slot, String(error)))
     worker.on("exit", (code) => this.#replace(worker, slot, `exited with code ${code}`))
     return worker
@@ -141,6 +182,7 @@ export class DecryptWorkers {
   #replace(worker: Worker, slot: number, reason: string): void {
     const ids = this.#owned.get(worker) ?? new Set<number>()
     this.#owned.delete(worker)
+    this.#outbox.delete(worker)
     this.#load.delete(worker)
     for (const id of ids) {
       this.#itemCount.delete(id)

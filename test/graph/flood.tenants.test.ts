@@ -1,0 +1,58 @@
+/**
+ * The inbox's rule for the flood fallback (NotificationsInbox.ts `admitWhenDecryptionIsBehind`): users are read
+ * instead of decrypted only while the decryption backlog itself is over its budget. A POST that waited on the main
+ * thread (many tenants of a few items each, the listen queue) while decryption keeps up is decrypted whole.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { FloodGate } from "../../src/graph/notifications/FloodGate.ts"
+import { admitWhenDecryptionIsBehind } from "../../src/graph/notifications/NotificationsInbox.ts"
+
+// 1 worker at 500 µs per item: a 200 ms budget holds 400 items for a POST that has just arrived.
+const gate = () => new FloodGate({ latencyBudgetMillis: 200, workers: 1, initialMicrosPerItem: 500 })
+
+describe("flood fallback across many tenants", () => {
+  it("a POST that waited beyond the budget with a short decryption backlog is decrypted whole", () => {
+    const idle = gate()
+    // FloodGate alone would read all of it (the whole budget went by before the gate saw it) …
+    assert.strictEqual(idle.admit(3, 5_000), 0)
+    // … but decryption is not what made it wait: reading would not be sooner.
+    assert.strictEqual(admitWhenDecryptionIsBehind(idle, 3, 5_000), 3)
+    const busy = gate()
+    busy.started(390)
+    assert.strictEqual(admitWhenDecryptionIsBehind(busy, 10, 150), 10)
+  })
+
+  it("once the decryption backlog itself is over the budget, the time waited counts as before", () => {
+    const behind = gate()
+    behind.started(390)
+    // 390 + 20 items would wait 205 ms for decryption alone: over the budget, so the gate decides with the time waited.
+    assert.strictEqual(admitWhenDecryptionIsBehind(behind, 20, 0), 10)
+    assert.strictEqual(admitWhenDecryptionIsBehind(behind, 20, 150), behind.admit(20, 150))
+    assert.strictEqual(admitWhenDecryptionIsBehind(behind, 20, 150), 0)
+    // A flood's single large POST: only what fits is decrypted, fewer the longer it waited.
+    const flood = gate()
+    assert.strictEqual(admitWhenDecryptionIsBehind(flood, 1_000, 0), 400)
+    assert.strictEqual(admitWhenDecryptionIsBehind(flood, 1_000, 150), 100)
+  })
+
+  it("with the workers shared by many tenants, the other tenants' items in them count: a tenant's own few do not decide", () => {
+    // This tenant has nothing in the workers; 390 items of others are: 10 more fit the budget, 20 do not.
+    const shared = gate()
+    assert.strictEqual(admitWhenDecryptionIsBehind(shared, 10, 0, 390), 10)
+    assert.strictEqual(admitWhenDecryptionIsBehind(shared, 20, 0, 390), 10)
+    // Behind: what the time waited leaves room for, after the others' backlog (195 ms) — 50 ms waited leaves none.
+    assert.strictEqual(admitWhenDecryptionIsBehind(shared, 20, 50, 390), 0)
+    // Its own items in the workers are not counted twice.
+    shared.started(300)
+    shared.dispatched(300)
+    assert.strictEqual(admitWhenDecryptionIsBehind(shared, 10, 5_000, 390), 10)
+    // The others' backlog alone over the budget: everything is read.
+    assert.strictEqual(admitWhenDecryptionIsBehind(gate(), 3, 0, 1_000), 0)
+  })
+
+  it("a budget of 0 decrypts everything", () => {
+    const off = new FloodGate({ latencyBudgetMillis: 0, workers: 1, initialMicrosPerItem: 500 })
+    off.started(100_000)
+    assert.strictEqual(admitWhenDecryptionIsBehind(off, 10_000, 60_000), 10_000)
+  })
+})
