@@ -66,7 +66,7 @@ export const NotificationsConfig = Schema.Struct({
    * read with getPresencesByUserId instead. 0 = always decrypt. The default follows from the flood's target of 300 ms
    * from the POST to the PBX: less ≈ 150 ms after decryption at p99 and a margin (docs/performance.md, "Held chunks").
    */
-  floodLatencyBudgetMillis: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 60_000 })), 120)
+  floodLatencyBudgetMillis: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 60_000 })), 200)
 })
 
 export const PbxConfig = Schema.Struct({

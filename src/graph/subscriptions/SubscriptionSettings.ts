@@ -83,7 +83,7 @@ export const defaultSubscriptionSettings = (
   decryptWorkers: 0,
   decryptWorkerNice: 0,
   queueCapacity: 50_000,
-  floodLatencyBudgetMillis: 120,
+  floodLatencyBudgetMillis: 200,
   certificateLifetimeDays: 730,
   certificateRenewBeforeDays: 30,
   certificateCheckMinutes: 24 * 60,
