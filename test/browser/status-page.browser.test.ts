@@ -10,7 +10,7 @@ import { createServer } from "node:net"
 import { join } from "node:path"
 import type { Browser, BrowserContextOptions, Page } from "playwright-core"
 import { startDemo } from "../../src/demo/Demo.ts"
-import { launchChromium } from "../support/browser.ts"
+import { mappingScene, type SceneEntry, launchChromium } from "../support/browser.ts"
 import { makeTempDir } from "../support/tempDir.ts"
 
 const password = "browser-test-password"
@@ -37,15 +37,7 @@ const browserContext = (browser: Browser, options: BrowserContextOptions) =>
   )
 
 /** Teams presences set through the simulator's control API, with what the default mapping writes for them. */
-const scene: ReadonlyArray<readonly [availability: string, activity: string, written: string]> = [
-  ["Available", "Available", "clear"],
-  ["Busy", "InACall", "on-the-phone"],
-  ["Away", "Away", "away"],
-  ["DoNotDisturb", "Presenting", "on-the-phone"],
-  ["DoNotDisturb", "DoNotDisturb", "dnd"],
-  ["BeRightBack", "BeRightBack", "away"],
-  ["Busy", "Busy", "busy"]
-]
+const scene: ReadonlyArray<SceneEntry> = [["Available", "Available", "clear"], ...mappingScene]
 
 /** Sets a presence the way an operator would: `PUT /_sim/presences/{id}` on the Graph simulator. */
 const setPresence = Effect.fn("setPresence")(function*(graphUrl: string, id: string, availability: string, activity: string) {

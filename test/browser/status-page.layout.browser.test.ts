@@ -13,7 +13,7 @@ import { copyFileSync, mkdirSync } from "node:fs"
 import { join } from "node:path"
 import type { Browser, BrowserContextOptions, Page } from "playwright-core"
 import { startDemo } from "../../src/demo/Demo.ts"
-import { launchChromium } from "../support/browser.ts"
+import { mappingScene, type SceneEntry, launchChromium } from "../support/browser.ts"
 import { layoutOf, timesOf } from "./pageLayout.ts"
 import { makeTempDir } from "../support/tempDir.ts"
 
@@ -49,15 +49,7 @@ const allGreen = "#lights" + ["masterPbx", "authentication", "presenceSubscripti
   .map((name) => `:has([data-light="${name}"][data-state="green"])`).join("")
 
 /** Presences that show the mapping at work in the screenshots. */
-const scene: ReadonlyArray<readonly [availability: string, activity: string, written: string]> = [
-  ["Busy", "InAMeeting", "meeting"],
-  ["Busy", "InACall", "on-the-phone"],
-  ["Away", "Away", "away"],
-  ["DoNotDisturb", "Presenting", "on-the-phone"],
-  ["DoNotDisturb", "DoNotDisturb", "dnd"],
-  ["BeRightBack", "BeRightBack", "away"],
-  ["Busy", "Busy", "busy"]
-]
+const scene: ReadonlyArray<SceneEntry> = [["Busy", "InAMeeting", "meeting"], ...mappingScene]
 
 const screenshot = (page: Page, name: string, docsName: string) =>
   Effect.promise(async () => {

@@ -21,6 +21,17 @@ const failure = (exit: Exit.Exit<void, DataDirError>) => {
   return error!.message
 }
 
+/** `path` inside `dir` opened to others (mode `open`): refused, naming the chmod to `fix`; after that chmod, accepted. */
+const refusedUntilChmod = (dir: string, path: string, open: number, fix: number) =>
+  Effect.gen(function*() {
+    chmodSync(path, open)
+    const message = failure(yield* Effect.exit(prepareDataDir(dir)))
+    assert.include(message, `${path} can be read by other users (mode ${open.toString(8).padStart(4, "0")})`)
+    assert.include(message, `chmod ${fix.toString(8)} ${path}`)
+    chmodSync(path, fix)
+    yield* prepareDataDir(dir)
+  })
+
 describe("data directory", () => {
   it.effect("a missing directory is created 0700, also under a permissive umask", () =>
     Effect.gen(function*() {
@@ -38,12 +49,7 @@ describe("data directory", () => {
   it.effect("an existing directory open to others is refused, with the chmod that fixes it", () =>
     Effect.gen(function*() {
       const dir = yield* makeTempDir("tpc-datadir-")
-      chmodSync(dir, 0o755)
-      const message = failure(yield* Effect.exit(prepareDataDir(dir)))
-      assert.include(message, `${dir} can be read by other users (mode 0755)`)
-      assert.include(message, `chmod 700 ${dir}`)
-      chmodSync(dir, 0o700)
-      yield* prepareDataDir(dir)
+      yield* refusedUntilChmod(dir, dir, 0o755, 0o700)
     }))
 
   it.effect("a file or directory inside that others can read is refused too", () =>
@@ -52,12 +58,7 @@ describe("data directory", () => {
       mkdirSync(join(dir, "accounts"), { mode: 0o700 })
       const token = join(dir, "accounts", "tech1.refresh-token.json")
       writeFileSync(token, "{}", { mode: 0o644 })
-      chmodSync(token, 0o644)
-      const message = failure(yield* Effect.exit(prepareDataDir(dir)))
-      assert.include(message, `${token} can be read by other users (mode 0644)`)
-      assert.include(message, `chmod 600 ${token}`)
-      chmodSync(token, 0o600)
-      yield* prepareDataDir(dir)
+      yield* refusedUntilChmod(dir, token, 0o644, 0o600)
     }))
 
   it.live("run with a configured admin password: the directory it creates is 0700", () =>

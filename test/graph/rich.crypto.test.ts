@@ -11,6 +11,18 @@ import { makeTempDir } from "../support/tempDir.ts"
 
 const tempDir = makeTempDir("tpc-rich-")
 
+/** A tenant's certificate store in a directory of its own, and a payload sealed to its current certificate. */
+const tenantKeys = Effect.fnUntraced(function*() {
+  const store = yield* CertificateStore.make().pipe(Effect.provide(fileState(yield* tempDir)))
+  const certificate = yield* store.current
+  const seal = (text: string) => ({
+    ...encryptPayload(inspectCertificate(certificate.certificate).publicKey, text),
+    encryptionCertificateId: certificate.id,
+    encryptionCertificateThumbprint: certificate.thumbprint
+  })
+  return { store, seal }
+})
+
 const presenceJson = JSON.stringify({ id: "u1", availability: "Busy", activity: "InACall" })
 
 describe("rich notification crypto", () => {
@@ -116,18 +128,8 @@ describe("rich notification crypto", () => {
     Effect.gen(function*() {
       const shared = yield* Layer.build(SharedDecryptWorkers.layer(2))
       const { workers } = Context.get(shared, SharedDecryptWorkers)
-      const tenant = Effect.fnUntraced(function*() {
-        const store = yield* CertificateStore.make().pipe(Effect.provide(fileState(yield* tempDir)))
-        const certificate = yield* store.current
-        const seal = (text: string) => ({
-          ...encryptPayload(inspectCertificate(certificate.certificate).publicKey, text),
-          encryptionCertificateId: certificate.id,
-          encryptionCertificateThumbprint: certificate.thumbprint
-        })
-        return { store, seal }
-      })
-      const a = yield* tenant()
-      const b = yield* tenant()
+      const a = yield* tenantKeys()
+      const b = yield* tenantKeys()
       const poolA = yield* DecryptPool.layerShared.pipe(Layer.provide(Layer.succeedContext(shared)), Layer.build, Effect.provideService(CertificateStore, a.store))
       const outcome = (results: ReadonlyArray<{ ok: boolean }>) => results.map((r) => (r.ok ? "ok" : "refused"))
       const decryptA = Context.get(poolA, DecryptPool)
@@ -162,14 +164,9 @@ describe("rich notification crypto", () => {
       const shared = yield* Layer.build(SharedDecryptWorkers.layer(2))
       const { workers } = Context.get(shared, SharedDecryptWorkers)
       const tenant = Effect.fnUntraced(function*() {
-        const store = yield* CertificateStore.make().pipe(Effect.provide(fileState(yield* tempDir)))
-        const certificate = yield* store.current
+        const { seal, store } = yield* tenantKeys()
         yield* DecryptPool.layerShared.pipe(Layer.provide(Layer.succeedContext(shared)), Layer.build, Effect.provideService(CertificateStore, store))
-        return (text: string) => ({
-          ...encryptPayload(inspectCertificate(certificate.certificate).publicKey, text),
-          encryptionCertificateId: certificate.id,
-          encryptionCertificateThumbprint: certificate.thumbprint
-        })
+        return seal
       })
       // Owners 1 and 2, as the pools were made.
       const seals = [yield* tenant(), yield* tenant()]

@@ -143,3 +143,16 @@ export const launchChromium = Effect.fn("launchChromium")(function*(options: Chr
   yield* Console.log(`browser: Chromium ${browser.version()}, ${choice.description}`)
   return { browser, choice }
 })
+
+/** A Teams presence and what the default mapping writes for it in the PBX. */
+export type SceneEntry = readonly [availability: string, activity: string, written: string]
+
+/** Teams presences that show the mapping at work on the status page, with what the default mapping writes for them. */
+export const mappingScene: ReadonlyArray<SceneEntry> = [
+  ["Busy", "InACall", "on-the-phone"],
+  ["Away", "Away", "away"],
+  ["DoNotDisturb", "Presenting", "on-the-phone"],
+  ["DoNotDisturb", "DoNotDisturb", "dnd"],
+  ["BeRightBack", "BeRightBack", "away"],
+  ["Busy", "Busy", "busy"]
+]
