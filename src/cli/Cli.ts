@@ -24,7 +24,7 @@ import { runTenants } from "../tenants/TenantsRun.ts"
 import type { StateStoreError } from "../state/StateStoreError.ts"
 import { describeState } from "../config/StateConfig.ts"
 import { configFlag, defaultConfigPaths, reportAndExit, resolveConfigPath } from "./ConfigPath.ts"
-import { simulateCommand } from "./SimulateCommands.ts"
+import { simulateCommand } from "../demo/SimulateCommands.ts"
 import { stateCommand } from "./StateCommands.ts"
 import { tenantsCommand } from "./TenantCommands.ts"
 

@@ -44,6 +44,17 @@ describe("src/ imports", () => {
     assert.isNotEmpty(typeOnly, "some src/ file has a type-only import")
   })
 
+  it("imports src/simulators/ only from the simulators themselves, src/demo/ and the testing entry point", () => {
+    const mayWireSimulators = (file: string) => file.startsWith("src/simulators/") || file.startsWith("src/demo/") || file === "src/testing.ts"
+    const offenders = tree.flatMap((module) =>
+      mayWireSimulators(module.file) ? [] : module.imports.filter((imported) => imported.startsWith("src/simulators/")).map((imported) => `${module.file} → ${imported}`)
+    )
+    assert.deepStrictEqual(offenders, [])
+    // The check sees dynamic imports: the demo's own `import("../simulators/…")` are among the imports read.
+    const simulate = tree.find((module) => module.file === "src/demo/SimulateCommands.ts")!
+    assert.include(simulate.imports, "src/simulators/graph/Standalone.ts")
+  })
+
   it("has no import cycle", () => {
     const cycles = importCycles(new Map(tree.map((module) => [module.file, module.imports])))
     assert.deepStrictEqual(cycles.map((cycle) => cycle.join(" → ")), [])

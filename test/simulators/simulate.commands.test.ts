@@ -4,7 +4,7 @@ import { ConfigProvider, Console, Deferred, Effect, Fiber } from "effect"
 import { Command } from "effect/cli"
 import { execFile } from "node:child_process"
 import { join } from "node:path"
-import { simulateGraphCommand, simulatePbxCommand } from "../../src/cli/SimulateCommands.ts"
+import { simulateGraphCommand, simulatePbxCommand } from "../../src/demo/SimulateCommands.ts"
 import { allLoggedIn, password, startConnector } from "../pbx/harness.ts"
 import { makeTempDir } from "../support/tempDir.ts"
 

@@ -160,6 +160,6 @@ export const startGraphSimulator = Effect.fn("GraphStandalone.start")(function*(
 export const runGraphSimulator = (options: GraphStandaloneOptions): Effect.Effect<never, SimulatorSetupError> =>
   Effect.scoped(Effect.andThen(startGraphSimulator(options), Effect.never))
 
-/** `simulate graph` (src/cli/SimulateCommands.ts): runs until interrupted; a setup problem is printed and exits 1. */
+/** `simulate graph` (src/demo/SimulateCommands.ts): runs until interrupted; a setup problem is printed and exits 1. */
 export const simulateGraph = (options: GraphStandaloneOptions): Effect.Effect<void> =>
   runGraphSimulator(options).pipe(Effect.catchTag("SimulatorSetupError", reportSetupError))

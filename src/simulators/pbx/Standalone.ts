@@ -132,6 +132,6 @@ export const startPbxSimulator = Effect.fn("PbxStandalone.start")(function*(
 export const runPbxSimulator = (options: PbxStandaloneOptions): Effect.Effect<never, SimulatorSetupError> =>
   Effect.scoped(Effect.andThen(startPbxSimulator(options), Effect.never))
 
-/** `simulate pbx` (src/cli/SimulateCommands.ts): runs until interrupted; a setup problem is printed and exits 1. */
+/** `simulate pbx` (src/demo/SimulateCommands.ts): runs until interrupted; a setup problem is printed and exits 1. */
 export const simulatePbx = (options: PbxStandaloneOptions): Effect.Effect<void> =>
   runPbxSimulator(options).pipe(Effect.catchTag("SimulatorSetupError", reportSetupError))
