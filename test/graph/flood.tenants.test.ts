@@ -1,11 +1,10 @@
 /**
- * The inbox's rule for the flood fallback (NotificationsInbox.ts `admitWhenDecryptionIsBehind`): users are read
+ * The inbox's rule for the flood fallback (FloodGate.ts `admitWhenDecryptionIsBehind`, used by the inbox): users are read
  * instead of decrypted only while the decryption backlog itself is over its budget. A POST that waited on the main
  * thread (many tenants of a few items each, the listen queue) while decryption keeps up is decrypted whole.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { FloodGate } from "../../src/graph/notifications/FloodGate.ts"
-import { admitWhenDecryptionIsBehind } from "../../src/graph/notifications/NotificationsInbox.ts"
+import { admitWhenDecryptionIsBehind, FloodGate } from "../../src/graph/notifications/FloodGate.ts"
 
 // 1 worker at 500 µs per item: a 200 ms budget holds 400 items for a POST that has just arrived.
 const gate = () => new FloodGate({ latencyBudgetMillis: 200, workers: 1, initialMicrosPerItem: 500 })

@@ -149,6 +149,22 @@ export class FloodGate {
   }
 }
 
+/**
+ * How many of `count` rich items go to decryption. Reading a user's presence instead shortens only the wait for
+ * decryption, and each read costs the main thread a Graph request: so items are diverted only while the decryption
+ * backlog itself is over the budget (`admit` without the time waited), and then as many as the time their
+ * POST already waited leaves room for. A POST that waited on the main thread — behind other POSTs in the processor or
+ * the listen queue, as with many tenants of a few items each — while the decryption backlog is short is decrypted
+ * whole: its reads would add to the main thread's work, and, split over many tenants, become many small requests.
+ * The backlog is the workers' (`poolPending`): with the tenants of one process sharing them, the items of the other
+ * tenants ahead count as time already waited (a tenant's gate counts only its own).
+ */
+export const admitWhenDecryptionIsBehind = (gate: FloodGate, count: number, waitedMillis: number, poolPending = gate.withWorkers): number => {
+  // The pool holds this tenant's dispatched items (its held ones wait here and are in `gate.pending` already).
+  const othersMillis = (Math.max(0, poolPending - gate.withWorkers) * gate.microsPerItem) / 1000
+  return gate.admit(count, othersMillis) >= count ? count : gate.admit(count, waitedMillis + othersMillis)
+}
+
 /** How a POST's rich items go on: decrypted, or their users read (with how many of them were read, not decrypted). */
 export interface FloodSplit<A> {
   readonly decrypt: ReadonlyArray<A>

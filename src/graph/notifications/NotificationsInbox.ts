@@ -8,7 +8,7 @@ import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, Stream } from "ef
 import { floodFallbackItems, notificationsReceived } from "../../domain/Metrics.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 import { decryptBatch, type Decryption, makeDecryption, presencesReceived, type PushedPresence } from "./Decryption.ts"
-import { type FloodGate, splitFlood } from "./FloodGate.ts"
+import { admitWhenDecryptionIsBehind, splitFlood } from "./FloodGate.ts"
 import {
   acceptLifecycle,
   acceptNotifications,
@@ -68,7 +68,6 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       const outputs: Outputs = {
         presences,
         userChanges: yield* PubSub.unbounded<UserChange>(),
-        refetch: flood.refetch,
         decryption: yield* makeDecryption(presences, settings.floodLatencyBudgetMillis, (userIds, items, waited) =>
           divert(flood, userIds, items, `${items} held items would come back after ${Math.round(waited)} ms and more`)),
         flood
@@ -89,7 +88,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         presences: Stream.fromPubSub(outputs.presences),
         userChanges: Stream.fromPubSub(outputs.userChanges),
         lifecycle: Stream.fromPubSub(intake.lifecycle),
-        refetch: Stream.fromPubSub(outputs.refetch)
+        refetch: Stream.fromPubSub(outputs.flood.refetch)
       })
     })
   )
@@ -98,12 +97,12 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
 interface Outputs {
   readonly presences: PubSub.PubSub<PushedPresence>
   readonly userChanges: PubSub.PubSub<UserChange>
-  readonly refetch: PubSub.PubSub<ReadonlyArray<string>>
   readonly decryption: Decryption
   readonly flood: Flood
 }
 
 interface Flood {
+  /** The users whose presence is to be read (basic notifications, and rich items read instead of decrypted). */
   readonly refetch: PubSub.PubSub<ReadonlyArray<string>>
   readonly budgetMillis: number
   /** Rich items read instead of decrypted since the backlog went over its budget (0: within it). */
@@ -154,25 +153,9 @@ const processBatch = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch)
   }
   yield* rejections.report(batch.items.length)
   const decrypt = yield* divertOverBudget(outputs, batch, rich, basic)
-  if (basic.length > 0) yield* PubSub.publish(outputs.refetch, basic)
+  if (basic.length > 0) yield* PubSub.publish(outputs.flood.refetch, basic)
   yield* decryptBatch(outputs.decryption, batch, decrypt)
 })
-
-/**
- * How many of `count` rich items go to decryption. Reading a user's presence instead shortens only the wait for
- * decryption, and each read costs the main thread a Graph request: so items are diverted only while the decryption
- * backlog itself is over the budget (FloodGate `admit` without the time waited), and then as many as the time their
- * POST already waited leaves room for. A POST that waited on the main thread — behind other POSTs in the processor or
- * the listen queue, as with many tenants of a few items each — while the decryption backlog is short is decrypted
- * whole: its reads would add to the main thread's work, and, split over many tenants, become many small requests.
- * The backlog is the workers' (`poolPending`): with the tenants of one process sharing them, the items of the other
- * tenants ahead count as time already waited (a tenant's gate counts only its own).
- */
-export const admitWhenDecryptionIsBehind = (gate: FloodGate, count: number, waitedMillis: number, poolPending = gate.withWorkers): number => {
-  // The pool holds this tenant's dispatched items (its held ones wait here and are in `gate.pending` already).
-  const othersMillis = (Math.max(0, poolPending - gate.withWorkers) * gate.microsPerItem) / 1000
-  return gate.admit(count, othersMillis) >= count ? count : gate.admit(count, waitedMillis + othersMillis)
-}
 
 /**
  * The rich items the decryption backlog can take within its latency budget, counted from the POST's arrival (time spent
