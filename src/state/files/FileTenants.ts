@@ -101,6 +101,10 @@ export const makeFileTenants = Effect.fnUntraced(function*(
   })
 
   const remove = Effect.fn("StateStore.tenants.remove")(function*(id: TenantId) {
+    // Forgotten first too: a save of the tenant's files under way (the debounced PBX-confirmed file) is waited for and
+    // nothing pending is saved, so no file appears in the tenant's directory while it is being removed (ENOTEMPTY);
+    // and again after, for what was read back in meanwhile.
+    yield* forget(id)
     const existed = yield* removePath(Layout.configDir(dataDir, id), id)
     if (id === defaultTenant) {
       yield* removePath(Layout.accountsDir(dataDir, id), id)
