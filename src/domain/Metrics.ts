@@ -22,11 +22,18 @@ export const notificationsRejected = Metric.counter("connector_notifications_rej
   incremental: true
 })
 
+const pbxWritesDescription = "SetPresence requests sent to a PBX"
+
 /** SetPresence messages sent (labels `pbx`, `result`: ok | error). */
-export const pbxWrites = Metric.counter("connector_pbx_writes_total", {
-  description: "SetPresence requests sent to a PBX",
-  incremental: true
-})
+export const pbxWrites = Metric.counter("connector_pbx_writes_total", { description: pbxWritesDescription, incremental: true })
+
+/**
+ * `pbxWrites`' series of one PBX and result, the labels part of the metric itself. Counted per write: a
+ * `Metric.withAttributes` of the one `pbxWrites` would add to the fiber's context on every update, and alternating
+ * between two PBXs would make the shared metric compute its series key again each time.
+ */
+export const pbxWritesOf = (pbx: string, result: "ok" | "error") =>
+  Metric.counter("connector_pbx_writes_total", { description: pbxWritesDescription, incremental: true, attributes: { pbx, result } })
 
 /** Seconds from a notification being received (or a poll answer) to its SetPresence being sent. */
 export const notificationToPbxSeconds = Metric.histogram("connector_notification_to_pbx_seconds", {

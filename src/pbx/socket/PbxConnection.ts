@@ -20,8 +20,9 @@ export type RequestOutcome =
 
 const decodeResultError = Schema.decodeUnknownOption(ResultError)
 
-/** The PBX's refusal in a result, if it carries one. */
+/** The PBX's refusal in a result, if it carries one. A result with neither member (every accepted write) decodes to nothing. */
 const resultErrorText = (message: Record<string, unknown>): string | undefined => {
+  if (message.error === undefined && message.errorText === undefined) return undefined
   const result = decodeResultError(message)
   if (result._tag === "None") return undefined
   const { error, errorText } = result.value

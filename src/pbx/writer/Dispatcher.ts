@@ -4,9 +4,9 @@
  * flight, so a slow or silent PBX never holds up the writes for the others (its requests time out). A request costs no
  * fiber of its own: the connection's callback queues its answer here. Refused writes are retried with backoff.
  */
-import { Clock, Effect, Exit, FiberMap, Latch, Metric, Option, PubSub, type Scope, SubscriptionRef, type Tracer } from "effect"
+import { Clock, type Context, Effect, Exit, FiberMap, Latch, Metric, Option, PubSub, type Scope, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../../domain/LogText.ts"
-import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWrites } from "../../domain/Metrics.ts"
+import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWritesOf } from "../../domain/Metrics.ts"
 import { commandLabel, type PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { childSpan, endSpan } from "../../observability/ChangeTrace.ts"
 import type { PbxDirectory, PbxUser } from "../directory/PbxDirectory.ts"
@@ -118,14 +118,14 @@ export const wakeFor = (dispatcher: Dispatcher, guids: Iterable<string>): Effect
     return Effect.andThen(SubscriptionRef.set(dispatcher.idle, false), opened)
   })
 
-const countWrite = (dispatcher: Dispatcher, pbx: string, result: "ok" | "error") => {
+const countWrites = (dispatcher: Dispatcher, pbx: string, result: "ok" | "error", writes: number) => {
   const name = `${result} ${pbx}`
   let counter = dispatcher.counters.get(name)
   if (counter === undefined) {
-    counter = Metric.withAttributes(pbxWrites, { pbx, result })
+    counter = pbxWritesOf(pbx, result)
     dispatcher.counters.set(name, counter)
   }
-  return Metric.update(counter, 1)
+  return Metric.update(counter, writes)
 }
 
 const scheduleRetry = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string, entry: DesiredPresence) {
@@ -164,39 +164,75 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) 
   return true
 })
 
-/** The bookkeeping of one answered or failed request: metrics, the confirmed state, or a retry. */
-const complete = Effect.fnUntraced(function*(dispatcher: Dispatcher, completion: Completion, confirmed: Array<string>) {
-  const { guid, entry, pbx, connectionId, outcome, span } = completion
+/**
+ * What one round's confirmed writes add to the metrics, counted while the round goes through its answers and recorded
+ * once at its end: the writes per PBX, and each write's delays (seconds) since its change was received and decrypted.
+ */
+interface Confirmed {
+  readonly guids: Array<string>
+  readonly perPbx: Map<string, number>
+  readonly sinceReceived: Array<number>
+  readonly sinceDecrypted: Array<number>
+}
+
+/** An answered request: the confirmed state, and what it adds to the round's metrics. Synchronous: one per write. */
+const confirm = (dispatcher: Dispatcher, completion: Completion, now: number, round: Confirmed): void => {
+  const { guid, entry, pbx, connectionId } = completion
+  round.perPbx.set(pbx, (round.perPbx.get(pbx) ?? 0) + 1)
+  if (entry.receivedAt !== undefined) round.sinceReceived.push(Math.max(0, now - entry.receivedAt) / 1000)
+  if (entry.decryptedAt !== undefined) round.sinceDecrypted.push(Math.max(0, now - entry.decryptedAt) / 1000)
+  dispatcher.state.confirm(guid, entry.command, pbx, connectionId, now)
+  round.guids.push(guid)
+}
+
+/** The bookkeeping of one answered or failed request: its span, then the confirmed state, or a retry. */
+const complete = Effect.fnUntraced(function*(dispatcher: Dispatcher, completion: Completion, now: number, round: Confirmed) {
+  const { guid, entry, pbx, outcome, span } = completion
   dispatcher.state.release(guid)
   if (span !== undefined) yield* endSpan(span, outcome._tag === "Failed" ? Exit.fail(outcome.error) : Exit.void)
-  if (outcome._tag === "Failed") {
-    yield* countWrite(dispatcher, pbx, "error")
-    const error = outcome.error
-    yield* Effect.logWarning(`SetPresence ${commandLabel(entry.command)} for user ${guid} on PBX ${pbx}: ${clip(error.message, 300)}`)
-    if (error.reason === "disconnected") return
-    const failed = dispatcher.state.failed(guid, entry)
-    if (failed !== undefined) yield* scheduleRetry(dispatcher, guid, failed)
-    return
-  }
-  const now = yield* Clock.currentTimeMillis
-  yield* countWrite(dispatcher, pbx, "ok")
-  if (entry.receivedAt !== undefined) yield* Metric.update(notificationToPbxSeconds, Math.max(0, now - entry.receivedAt) / 1000)
-  if (entry.decryptedAt !== undefined) yield* Metric.update(decryptedToPbxSeconds, Math.max(0, now - entry.decryptedAt) / 1000)
-  dispatcher.state.confirm(guid, entry.command, pbx, connectionId, now)
-  confirmed.push(guid)
+  if (outcome._tag === "Answered") return confirm(dispatcher, completion, now, round)
+  yield* countWrites(dispatcher, pbx, "error", 1)
+  const error = outcome.error
+  yield* Effect.logWarning(`SetPresence ${commandLabel(entry.command)} for user ${guid} on PBX ${pbx}: ${clip(error.message, 300)}`)
+  if (error.reason === "disconnected") return
+  const failed = dispatcher.state.failed(guid, entry)
+  if (failed !== undefined) yield* scheduleRetry(dispatcher, guid, failed)
 })
 
-/** Handles the answers that came in since the last round; publishes the users whose confirmed write changed. */
+/** The round's confirmed writes into the metrics: one update per PBX, the delays in one pass. */
+const recordConfirmed = (dispatcher: Dispatcher, round: Confirmed): Effect.Effect<void> =>
+  Effect.andThen(
+    Effect.forEach(round.perPbx, ([pbx, writes]) => countWrites(dispatcher, pbx, "ok", writes), { discard: true }),
+    Effect.contextWith((context: Context.Context<never>) =>
+      Effect.sync(() => {
+        for (const seconds of round.sinceReceived) notificationToPbxSeconds.updateUnsafe(seconds, context)
+        for (const seconds of round.sinceDecrypted) decryptedToPbxSeconds.updateUnsafe(seconds, context)
+      })
+    )
+  )
+
+/**
+ * Handles the answers that came in since the last round; publishes the users whose confirmed write changed. A plain
+ * answer costs no effect of its own: the round reads the clock once and records its metrics together.
+ */
 const completeAll = Effect.fnUntraced(function*(dispatcher: Dispatcher) {
-  const confirmed: Array<string> = []
+  if (dispatcher.completed.length === 0) return
+  const now = yield* Clock.currentTimeMillis
+  const round: Confirmed = { guids: [], perPbx: new Map(), sinceReceived: [], sinceDecrypted: [] }
   while (dispatcher.completed.length > 0) {
     for (const completion of dispatcher.completed.splice(0, dispatcher.completed.length)) {
-      yield* complete(dispatcher, completion, confirmed).pipe(
+      if (completion.outcome._tag === "Answered" && completion.span === undefined) {
+        dispatcher.state.release(completion.guid)
+        confirm(dispatcher, completion, now, round)
+        continue
+      }
+      yield* complete(dispatcher, completion, now, round).pipe(
         Effect.catchCause((cause) => Effect.logError(`SetPresence bookkeeping for user ${completion.guid} failed`, cause))
       )
     }
   }
-  if (confirmed.length > 0) yield* PubSub.publish(dispatcher.confirmations, confirmed)
+  yield* recordConfirmed(dispatcher, round)
+  if (round.guids.length > 0) yield* PubSub.publish(dispatcher.confirmations, round.guids)
 })
 
 /** Starts as many queued users as there are free places: the work per wake is what is started, never what waits. */
