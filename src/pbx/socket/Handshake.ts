@@ -21,24 +21,26 @@ export const preview = (text: string): string => clip(maskSecrets(text), 200)
 
 export type Frame = { readonly text: string; readonly json: Record<string, unknown>; readonly envelope: Envelope }
 
-/** Parses one frame; logs (rate-limited per peer) and returns undefined when it is not a JSON object with an `mt`. */
-export const readFrame = Effect.fnUntraced(function*(text: string, who: string) {
+/** Parses one frame: the frame, or why it is ignored ("not-json", "no-mt"). Synchronous: it runs once per frame of a burst. */
+export const parseFrame = (text: string): Frame | "not-json" | "no-mt" => {
   const json = parseJson(text)
-  if (json === undefined) {
-    yield* Effect.logWarning(`${who}: ignored a frame that is not JSON: ${preview(text)}`).pipe(
-      Effect.annotateLogs({ logKey: `pbx-frame-not-json:${who}` })
-    )
-    return undefined
-  }
+  if (json === undefined) return "not-json"
   const envelope = decodeEnvelope(json)
-  if (envelope._tag === "Failure") {
-    yield* Effect.logWarning(`${who}: ignored a frame without a valid "mt": ${preview(text)}`).pipe(
-      Effect.annotateLogs({ logKey: `pbx-frame-no-mt:${who}` })
-    )
-    return undefined
-  }
-  return { text, json: json as Record<string, unknown>, envelope: envelope.success } satisfies Frame
-})
+  if (envelope._tag === "Failure") return "no-mt"
+  return { text, json: json as Record<string, unknown>, envelope: envelope.success }
+}
+
+/** Logs (rate-limited per peer) why a frame was ignored. */
+export const logIgnoredFrame = (problem: "not-json" | "no-mt", text: string, who: string): Effect.Effect<void> =>
+  Effect.logWarning(
+    problem === "not-json" ? `${who}: ignored a frame that is not JSON: ${preview(text)}` : `${who}: ignored a frame without a valid "mt": ${preview(text)}`
+  ).pipe(Effect.annotateLogs({ logKey: problem === "not-json" ? `pbx-frame-not-json:${who}` : `pbx-frame-no-mt:${who}` }))
+
+/** Parses one frame; logs (rate-limited per peer) and returns undefined when it is not a JSON object with an `mt`. */
+export const readFrame = (text: string, who: string): Effect.Effect<Frame | undefined> => {
+  const frame = parseFrame(text)
+  return typeof frame === "string" ? Effect.as(logIgnoredFrame(frame, text, who), undefined) : Effect.succeed(frame)
+}
 
 /** Why a login was refused: `password` and `protocol` count against the peer's backoff, a `timeout` does not. */
 export type RefusalKind = "password" | "protocol" | "timeout"

@@ -1,5 +1,5 @@
 /**
- * The message loop of one logged-in PBX connection: every frame is parsed (Handshake.ts `readFrame`), then handled —
+ * The message loop of one logged-in PBX connection: every frame is parsed (Handshake.ts `parseFrame`), then handled —
  * KeepAlive is accepted, PbxInfo recorded, AppInfo answered, a result routed to its request, an API message published
  * as an indication. Bad frames are logged and ignored; they never close a healthy connection.
  */
@@ -7,7 +7,7 @@ import { Cause, Deferred, Effect, PubSub, Queue, Schema } from "effect"
 import { clip } from "../../domain/LogText.ts"
 import type { PbxSettingsOptions } from "../PbxSettings.ts"
 import { countEnd, describeEnd } from "./ConnectionEnd.ts"
-import { type Frame, preview, readFrame } from "./Handshake.ts"
+import { type Frame, logIgnoredFrame, parseFrame, preview } from "./Handshake.ts"
 import type { ConnectionInternals } from "./PbxConnection.ts"
 import type { PbxConnections } from "./PbxConnections.ts"
 import { PbxInfo } from "./PbxMessages.ts"
@@ -45,11 +45,26 @@ const dispatch = Effect.fnUntraced(function*(session: Session, frame: Frame) {
   )
 })
 
+/**
+ * The frames received so far, in order. A result that answers a request (a burst's SetPresenceResults) is routed
+ * without an effect of its own; every other frame goes through `dispatch`.
+ */
+const handleFrames = Effect.fnUntraced(function*(session: Session, texts: ReadonlyArray<string>) {
+  for (const text of texts) {
+    const frame = parseFrame(text)
+    if (typeof frame === "string") {
+      yield* logIgnoredFrame(frame, text, session.who)
+      continue
+    }
+    if (frame.envelope.mt.endsWith("Result") && session.internals.completeRequestNow(frame.envelope, frame.json)) continue
+    yield* dispatch(session, frame)
+  }
+})
+
 /** Handles frames until the socket ends or the connector closes the connection; then counts how it ended. */
 export const messageLoop = Effect.fnUntraced(function*(session: Session, settings: PbxSettingsOptions) {
   const loop = Effect.forever(
-    Effect.flatMap(Queue.take(session.link.frames), (text) =>
-      Effect.flatMap(readFrame(text, session.who), (frame) => (frame === undefined ? Effect.void : dispatch(session, frame)))),
+    Effect.flatMap(Queue.takeAll(session.link.frames), (texts) => handleFrames(session, texts)),
     // Frames already received are handled at once, not one per turn of the event loop (the answers of a burst).
     { disableYield: true }
   )

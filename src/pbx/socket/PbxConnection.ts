@@ -145,6 +145,8 @@ export interface ConnectionInternals {
   readonly connection: PbxConnection
   /** Routes a result to its waiting request; false when no request waits for that `src`. */
   readonly completeRequest: (envelope: Envelope, message: Record<string, unknown>) => Effect.Effect<boolean>
+  /** `completeRequest` run at once, for the message loop's answers of a burst (the request's callback only records). */
+  readonly completeRequestNow: (envelope: Envelope, message: Record<string, unknown>) => boolean
   /** Fails every waiting request; called once when the connection ends. */
   readonly shutdown: (reason: string) => Effect.Effect<void>
 }
@@ -199,6 +201,7 @@ export const makeConnection = Effect.fnUntraced(function*(options: {
   return {
     connection,
     completeRequest: (envelope, message) => Effect.sync(() => pending.complete(envelope, message)),
+    completeRequestNow: pending.complete,
     // `closed` first: a request registered from now on finds the connection closed instead of waiting.
     shutdown: (reason) =>
       Effect.andThen(Deferred.succeed(closed, reason), Effect.andThen(Effect.sync(() => pending.failAll(reason)), PubSub.shutdown(indications)))
