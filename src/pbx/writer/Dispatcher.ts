@@ -88,6 +88,8 @@ export interface Dispatcher {
   readonly counters: Map<string, Metric.Metric<number, unknown>>
   /** The last value set on `idle`, read without a fiber switch on the hot path. */
   idleNow: boolean
+  /** Whether a wake for answers is queued: the answers that arrive together wake the dispatcher once. */
+  answersWakeQueued: boolean
 }
 
 export const makeDispatcher = Effect.fnUntraced(function*(services: {
@@ -104,7 +106,8 @@ export const makeDispatcher = Effect.fnUntraced(function*(services: {
     completed: [],
     confirmations: yield* PubSub.unbounded<ReadonlyArray<string>>(),
     counters: new Map(),
-    idleNow: true
+    idleNow: true,
+    answersWakeQueued: false
   }
 })
 
@@ -138,6 +141,21 @@ const scheduleRetry = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: 
   yield* FiberMap.run(dispatcher.retries, guid, Effect.andThen(Effect.sleep(delay), wakeFor(dispatcher, [guid])))
 })
 
+/**
+ * Wakes the dispatcher for the answers recorded, once the code that recorded them has returned. Opening the latch at
+ * once would resume the dispatcher inside the connection's callback, for a whole round per answer; a microtask lets
+ * the message loop route every answer of a socket read first, and one round then handles them all (and starts the
+ * next writes together, leaving in one socket write).
+ */
+const wakeForAnswers = (dispatcher: Dispatcher): void => {
+  if (dispatcher.answersWakeQueued) return
+  dispatcher.answersWakeQueued = true
+  queueMicrotask(() => {
+    dispatcher.answersWakeQueued = false
+    Latch.openUnsafe(dispatcher.wake)
+  })
+}
+
 /** Starts one user's SetPresence, unless it needs none; true when a request is now in flight. */
 const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) {
   const entry = dispatcher.state.desired.get(guid)
@@ -159,7 +177,7 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) 
   })
   yield* connection.value.requestWith(setPresenceRequest(guid, sip, dispatcher.settings.contact, entry.command), (outcome) => {
     dispatcher.completed.push({ guid, entry, pbx, connectionId, outcome, span })
-    Latch.openUnsafe(dispatcher.wake)
+    wakeForAnswers(dispatcher)
   })
   return true
 })
