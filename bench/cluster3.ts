@@ -5,7 +5,8 @@
  * Graph simulator and PBX system in this process. It prints one JSON line with:
  *   startup       from the runners' spawn until every tenant's status page is green through the front;
  *   steady        Graph change → SetPresence at the PBX at BENCH_CLUSTER_RATE changes/s (default 50) over 20 s,
- *                 spread over all tenants (p50/p99, and how many arrived);
+ *                 spread over all tenants (p50/p99, and how many arrived); with the runners' own figures for the same
+ *                 window: per stage of the path (bench/clusterStages.ts) and each runner's event-loop delay;
  *   rss           per runner (VmRSS at steady state, VmHWM) and the tenants each owns;
  *   failover      kill -9 of the runner owning the most tenants: until its tenants are owned again, and until a change
  *                 made in each of them right after the kill is at its PBX.
@@ -15,6 +16,7 @@ import { performance } from "node:perf_hooks"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { startClusterDemo } from "../src/demo/ClusterDemo.ts"
+import { loopDelays, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
 import { shippedNodeFlags } from "./connectorProcess.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { percentile, processMemory, round, summary } from "./stats.ts"
@@ -37,6 +39,8 @@ export const cluster3 = (repoRoot: string) =>
     const setPresences = tapSetPresence()
     yield* Effect.addFinalizer(() => Effect.sync(setPresences.uninstall))
     const ids = ["default", ...Array.from({ length: TENANTS - 1 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)]
+    // Each runner's event-loop delay: the bench probe, preloaded, one file per runner process.
+    process.env["BENCH_PROBE_FILE"] = probePattern
     const spawnedAt = performance.now()
     const demo = yield* startClusterDemo({
       port: 0,
@@ -45,8 +49,10 @@ export const cluster3 = (repoRoot: string) =>
       users: USERS,
       changeEverySeconds: 0,
       timing: "standard",
-      runnerCommand: [...shippedNodeFlags(repoRoot), join(repoRoot, "src/main.ts")]
+      runnerCommand: [...shippedNodeFlags(repoRoot), "--import", join(repoRoot, "bench/probe.ts"), join(repoRoot, "src/main.ts")]
     })
+    const pids = demo.runners.map((r) => r.pid)
+    yield* Effect.addFinalizer(() => Effect.sync(() => removeProbes(pids)))
     yield* progress(`cluster-3: ${TENANTS} tenants × ${USERS} users, runners ${demo.runners.map((r) => r.pid).join(", ")}; files in ${demo.dir}`)
     const auth = "Basic " + Buffer.from(`admin:${PASSWORD}`).toString("base64")
     const green = async (url: string) => {
@@ -90,6 +96,9 @@ export const cluster3 = (repoRoot: string) =>
       }
     })
     const total = RATE * STEADY_SECONDS
+    const ports = demo.runners.map((r) => r.httpPort)
+    const metricsBefore = yield* Effect.promise(() => readMetrics(ports))
+    resetProbes(pids)
     const began = performance.now()
     for (let k = 0; k < total; k++) {
       const wait = began + (k * 1000) / RATE - performance.now()
@@ -103,6 +112,8 @@ export const cluster3 = (repoRoot: string) =>
     }
     yield* until("the steady changes at their PBXs", () => sent.size === 0, 20_000).pipe(Effect.ignore)
     stop()
+    const metricsAfter = yield* Effect.promise(() => readMetrics(ports))
+    const loops = loopDelays(pids)
     const rss = yield* Effect.forEach(demo.runners, (r) => Effect.sync(() => ({ runner: r.name, ...processMemory(r.pid) })))
 
     // Failover: kill -9 of the busiest runner.
@@ -155,7 +166,10 @@ export const cluster3 = (repoRoot: string) =>
         arrived: latencies.length,
         changeToSetPresenceMs: summary(latencies),
         p90: round(percentile(latencies, 90)),
-        measure: "Graph simulator setPresence → SetPresence applied by the PBX simulator (includes the simulator's 20 ms batch window)"
+        measure: "Graph simulator setPresence → SetPresence applied by the PBX simulator (includes the simulator's 20 ms batch window)",
+        stagesMs: stageFigures(metricsBefore, metricsAfter),
+        stagesMeasure: "the runners' connector_cluster_stage_seconds over the steady window, summed over the runners, bucket-interpolated (src/cluster/StageTimings.ts)",
+        runnerEventLoopDelayMs: loops.map((l, i) => ({ runner: demo.runners[i]!.name, ...l.eventLoopDelayMs }))
       },
       rssMb: rss.map((r) => ({ ...r, tenants: perRunner.find((p) => p.runner.name === r.runner)!.tenants.length })),
       failover: {

@@ -19,7 +19,8 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
 import { isMainThread } from "node:worker_threads"
 
-const file = process.env["BENCH_PROBE_FILE"]
+// `%p` in the name is this process's id: several processes started with one environment (cluster-3's runners).
+const file = process.env["BENCH_PROBE_FILE"]?.replaceAll("%p", String(process.pid))
 // Workers inherit `--import`; only the main thread measures (memoryUsage().rss is the whole process anyway).
 if (file !== undefined && isMainThread) {
   const delay = monitorEventLoopDelay({ resolution: 5 })

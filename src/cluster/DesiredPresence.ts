@@ -8,7 +8,7 @@
  * `desiredPresenceWriter` replaces the flow's PresenceWriter with the store and runs the sender over the real writer
  * (which keeps its coalescing, one request in flight per user, routing to the user's PBX and retries).
  */
-import { Deferred, Effect, Layer, Queue, Schedule, Stream, SubscriptionRef } from "effect"
+import { Clock, Deferred, Effect, Layer, Queue, Schedule, Stream, SubscriptionRef } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
@@ -17,6 +17,7 @@ import type { DesiredPresence, PresenceWrite } from "../pbx/writer/WriterState.t
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
 import { type DesiredCommand, StateStore, StateStoreError, type TenantId, type TenantOwner } from "../state/StateStore.ts"
 import { DesiredWakeups, makeSender, type Sides } from "./DesiredSender.ts"
+import { recordStage, recordStageSince } from "./StageTimings.ts"
 
 export { DesiredWakeups } from "./DesiredSender.ts"
 
@@ -30,12 +31,14 @@ interface Puts {
   readonly fenced: Deferred.Deferred<StateStoreError>
   readonly sent: Effect.Effect<void>
   readonly outbox: Map<string, DesiredCommand>
+  /** When the writer was given each user's command in the outbox (Clock milliseconds): the `put` stage. */
+  readonly queuedAt: Map<string, number>
   readonly putWake: Queue.Queue<void>
   readonly idle: SubscriptionRef.SubscriptionRef<boolean>
 }
 
 /** The owner's put loop: the outbox in batches, retried until stored or fenced (then `fenced` completes and it ends). */
-const runPuts = ({ fenced, idle, outbox, owner, putWake, sent, store, tenant }: Puts) => {
+const runPuts = ({ fenced, idle, outbox, owner, putWake, queuedAt, sent, store, tenant }: Puts) => {
   const putBatch = (batch: ReadonlyArray<DesiredCommand>) =>
     store.desired.put(tenant, owner.epoch, batch).pipe(
       // A database that stopped answering (a partition) is a failure to retry, not a wait without end.
@@ -62,6 +65,11 @@ const runPuts = ({ fenced, idle, outbox, owner, putWake, sent, store, tenant }: 
           yield* Deferred.succeed(fenced, put.failure)
           return
         }
+        for (const { guid } of batch) {
+          const since = queuedAt.get(guid)
+          queuedAt.delete(guid)
+          if (since !== undefined) yield* recordStageSince("put", since)
+        }
         yield* sent
       }
       yield* SubscriptionRef.set(idle, true)
@@ -84,6 +92,7 @@ const makeOwnerSide = Effect.fnUntraced(function*(
   const directory = yield* PbxDirectory
   const settings = yield* PbxSettings
   const outbox = new Map<string, DesiredCommand>()
+  const queuedAt = new Map<string, number>()
   // What this owner wants each PBX user to show (the planner clears users who leave the plan from it).
   const wanted = new Map<string, DesiredPresence>()
   const putWake = yield* Queue.sliding<void>(1)
@@ -103,7 +112,10 @@ const makeOwnerSide = Effect.fnUntraced(function*(
   const keyed = new Map<string, string>()
   const writeAll = Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
     if (writes.length === 0) return
+    const now = yield* Clock.currentTimeMillis
     for (const write of writes) {
+      queuedAt.set(write.guid, now)
+      if (write.meta?.receivedAt !== undefined) yield* recordStage("flow", now - write.meta.receivedAt)
       const pbx = yield* pbxOf(write.guid)
       keyed.set(write.guid, pbx)
       outbox.set(write.guid, { pbx, guid: write.guid, command: write.command })
@@ -119,7 +131,7 @@ const makeOwnerSide = Effect.fnUntraced(function*(
     yield* Queue.offer(putWake, undefined)
   })
 
-  yield* runPuts({ tenant, store, owner, fenced, sent, outbox, putWake, idle })
+  yield* runPuts({ tenant, store, owner, fenced, sent, outbox, queuedAt, putWake, idle })
   /** Users whose command is keyed to another PBX than `pbxOf` says now: put again, keyed to that PBX. */
   const rekey = Effect.gen(function*() {
     const moved: Array<PresenceWrite> = []

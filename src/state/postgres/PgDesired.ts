@@ -23,9 +23,11 @@ const LeasedRow = Schema.Struct({
   guid: Schema.NullOr(Schema.String),
   pbx: Schema.NullOr(Schema.String),
   command: Schema.NullOr(PbxPresenceCommand),
-  version: Schema.NullOr(Int64)
+  version: Schema.NullOr(Int64),
+  waited: Schema.NullOr(Schema.Number)
 })
-const Wakeup = Schema.fromJsonString(Schema.Struct({ tenant: TenantId, pbx: Schema.String }))
+/** `at`: when the NOTIFY was sent, by the database's clock (milliseconds since the epoch): the `notify` stage. */
+const Wakeup = Schema.fromJsonString(Schema.Struct({ tenant: TenantId, pbx: Schema.String, at: Schema.optional(Schema.Number) }))
 const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
 
 const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
@@ -36,14 +38,15 @@ const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
 })
 
 const notify = (sql: PgClient.PgClient, tenant: TenantId, pbx: string) =>
-  sql`SELECT pg_notify(${desiredChannel}, ${JSON.stringify({ tenant, pbx })})`
+  sql`SELECT pg_notify(${desiredChannel}, json_build_object('tenant', ${tenant}::text, 'pbx', ${pbx}::text,
+    'at', (extract(epoch FROM clock_timestamp()) * 1000)::float8)::text)`
 
 /** Wake-ups from one LISTEN per subscriber; `resync` after every (re)LISTEN. Bounded: the oldest are dropped. */
 const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> => Stream.unwrap(Effect.gen(function*() {
   const queue = yield* Queue.sliding<DesiredWakeup>(4096)
   const onNotify = (payload: string) =>
     Schema.decodeUnknownEffect(Wakeup)(payload).pipe(
-      Effect.flatMap((w) => Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx })),
+      Effect.flatMap((w) => Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx, ...(w.at === undefined ? {} : { at: w.at }) })),
       Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
       Effect.asVoid
     )
@@ -94,9 +97,10 @@ const pgLeases = (sql: PgClient.PgClient) => {
   })
 
   const leasedPending = Effect.fnUntraced(function*(tenant: TenantId, pbx: string, limit: number, epoch: number) {
-    const rows = yield* sql`SELECT l.epoch AS lease, d.guid, d.pbx, d.command, d.version
+    const rows = yield* sql`SELECT l.epoch AS lease, d.guid, d.pbx, d.command, d.version, d.waited
       FROM pbx_lease AS l LEFT JOIN LATERAL (
-        SELECT guid, pbx, command, version FROM pbx_desired
+        SELECT guid, pbx, command, version, (extract(epoch FROM clock_timestamp() - updated_at) * 1000)::float8 AS waited
+        FROM pbx_desired
         WHERE tenant_id = l.tenant_id AND pbx = l.pbx AND version > confirmed_version AND l.epoch = ${epoch}
         ORDER BY version LIMIT ${limit}
       ) AS d ON true
@@ -107,7 +111,7 @@ const pgLeases = (sql: PgClient.PgClient) => {
     return rows.flatMap((row) =>
       row.guid === null || row.pbx === null || row.command === null || row.version === null
         ? []
-        : [{ pbx: row.pbx, guid: row.guid, command: row.command, version: row.version } satisfies VersionedCommand]
+        : [{ pbx: row.pbx, guid: row.guid, command: row.command, version: row.version, ...(row.waited === null ? {} : { waited: row.waited }) } satisfies VersionedCommand]
     )
   })
 

@@ -1,0 +1,70 @@
+/**
+ * cluster-3's view inside the runners (src/cluster/StageTimings.ts): each runner's `connector_cluster_stage_seconds`
+ * per stage read from its `/metrics` before and after the steady phase, summed over the runners, as p50 / p90 / p99
+ * (bucket-interpolated) and counts; and each runner's main-thread event-loop delay from the bench probe
+ * (bench/probe.ts, one file per runner process).
+ */
+import { existsSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { type HistogramBuckets, histogramDelta, histogramQuantile, parseHistogram, round } from "./stats.ts"
+
+const NAME = "connector_cluster_stage_seconds"
+export const STAGES = [
+  "post_direct", "post_handoff", "handoff_wait", "flow", "put", "notify", "wake_to_read", "row_to_read", "pbx_send", "confirm"
+] as const
+
+/** The probe's file pattern for the runners (`%p`: each runner's process id). */
+export const probePattern = join(tmpdir(), `cluster3-probe-${process.pid}-%p.json`)
+const probeFile = (pid: number) => probePattern.replace("%p", String(pid))
+
+export const readMetrics = async (ports: ReadonlyArray<number>): Promise<ReadonlyArray<string>> =>
+  Promise.all(ports.map((port) =>
+    fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text()).catch(() => "")
+  ))
+
+/** Bucket-wise sum of histograms with the same bounds. */
+const sum = (histograms: ReadonlyArray<HistogramBuckets>): HistogramBuckets | undefined =>
+  histograms.length === 0 ? undefined : histograms.reduce((a, b) => ({
+    buckets: a.buckets.map((x, i) => ({ le: x.le, count: x.count + (b.buckets[i]?.count ?? 0) })),
+    count: a.count + b.count,
+    sum: a.sum + b.sum
+  }))
+
+/** Per stage: how many, p50 / p90 / p99 (ms) in the window between the two readings (one text per runner each). */
+export const stageFigures = (before: ReadonlyArray<string>, after: ReadonlyArray<string>) =>
+  Object.fromEntries(STAGES.map((stage) => {
+    const label = `stage="${stage}"`
+    const deltas = after.flatMap((text, i) => {
+      const a = parseHistogram(text, NAME, label)
+      return a === undefined ? [] : [histogramDelta(a, parseHistogram(before[i] ?? "", NAME, label))]
+    })
+    const h = sum(deltas)
+    const ms = (q: number) => (h === undefined ? null : round(histogramQuantile(h, q) * 1000))
+    return [stage, { n: h?.count ?? 0, p50: ms(0.5), p90: ms(0.9), p99: ms(0.99), meanMs: h === undefined || h.count === 0 ? null : round((h.sum / h.count) * 1000) }]
+  }))
+
+/** Starts a new window of each runner's probe. */
+export const resetProbes = (pids: ReadonlyArray<number>) => {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGUSR2")
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** Each runner's event-loop delay (ms) in the probe's window, as written (every 500 ms). */
+export const loopDelays = (pids: ReadonlyArray<number>) =>
+  pids.map((pid) => {
+    const file = probeFile(pid)
+    if (!existsSync(file)) return { pid, eventLoopDelayMs: null }
+    const probe = JSON.parse(readFileSync(file, "utf8")) as { eventLoopDelayMs: { p50: number; p99: number; max: number } }
+    const d = probe.eventLoopDelayMs
+    return { pid, eventLoopDelayMs: { p50: round(d.p50), p99: round(d.p99), max: round(d.max) } }
+  })
+
+export const removeProbes = (pids: ReadonlyArray<number>) => {
+  for (const pid of pids) for (const suffix of ["", ".live"]) rmSync(probeFile(pid) + suffix, { force: true })
+}
