@@ -16,7 +16,7 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { startClusterDemo } from "../src/demo/ClusterDemo.ts"
-import { cpuNow, cpuShare, loopDelays, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
+import { cpuNow, cpuShare, loopDelays, perRunner as stagesPerRunner, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
 import { shippedNodeFlags } from "./connectorProcess.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { percentile, processMemory, round, summary } from "./stats.ts"
@@ -174,6 +174,7 @@ export const cluster3 = (repoRoot: string) =>
         p90: round(percentile(latencies, 90)),
         measure: "Graph simulator setPresence → SetPresence applied by the PBX simulator (includes the simulator's 20 ms batch window)",
         stagesMs: stageFigures(metricsBefore, metricsAfter),
+        stagesPerRunnerMs: stagesPerRunner(metricsBefore, metricsAfter),
         stagesMeasure: "the runners' connector_cluster_stage_seconds over the steady window, summed over the runners, bucket-interpolated (src/cluster/StageTimings.ts)",
         runnerEventLoopDelayMs: loops.map((l, i) => ({ runner: demo.runners[i]!.name, ...l.eventLoopDelayMs })),
         cpu,

@@ -11,7 +11,7 @@ import { type HistogramBuckets, histogramDelta, histogramQuantile, parseHistogra
 
 const NAME = "connector_cluster_stage_seconds"
 export const STAGES = [
-  "post_direct", "post_handoff", "handoff_wait", "flow", "put", "notify", "wake_to_read", "row_to_read", "pbx_send", "confirm"
+  "post_direct", "post_handoff", "handoff_wait", "flow", "put", "notify", "notify_hop", "wake_to_read", "row_to_read", "pbx_send", "confirm"
 ] as const
 
 /** The probe's file pattern for the runners (`%p`: each runner's process id). */
@@ -32,8 +32,8 @@ const sum = (histograms: ReadonlyArray<HistogramBuckets>): HistogramBuckets | un
   }))
 
 /** Per stage: how many, p50 / p90 / p99 (ms) in the window between the two readings (one text per runner each). */
-export const stageFigures = (before: ReadonlyArray<string>, after: ReadonlyArray<string>) =>
-  Object.fromEntries(STAGES.map((stage) => {
+export const stageFigures = (before: ReadonlyArray<string>, after: ReadonlyArray<string>, stages: ReadonlyArray<string> = STAGES) =>
+  Object.fromEntries(stages.map((stage) => {
     const label = `stage="${stage}"`
     const deltas = after.flatMap((text, i) => {
       const a = parseHistogram(text, NAME, label)
@@ -43,6 +43,10 @@ export const stageFigures = (before: ReadonlyArray<string>, after: ReadonlyArray
     const ms = (q: number) => (h === undefined ? null : round(histogramQuantile(h, q) * 1000))
     return [stage, { n: h?.count ?? 0, p50: ms(0.5), p90: ms(0.9), p99: ms(0.99), meanMs: h === undefined || h.count === 0 ? null : round((h.sum / h.count) * 1000) }]
   }))
+
+/** The stages woken through the database, runner by runner: whether one runner's wake-ups lag. */
+export const perRunner = (before: ReadonlyArray<string>, after: ReadonlyArray<string>) =>
+  after.map((text, i) => stageFigures([before[i] ?? ""], [text], ["notify", "notify_hop", "handoff_wait", "wake_to_read", "row_to_read", "put", "pbx_send"]))
 
 /** Starts a new window of each runner's probe. */
 export const resetProbes = (pids: ReadonlyArray<number>) => {

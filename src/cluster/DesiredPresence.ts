@@ -29,7 +29,8 @@ interface Puts {
   readonly store: StateStore["Service"]
   readonly owner: TenantOwner
   readonly fenced: Deferred.Deferred<StateStoreError>
-  readonly sent: Effect.Effect<void>
+  /** After each stored batch, with the PBXs it was for. */
+  readonly sent: (pbxs: ReadonlySet<string>) => Effect.Effect<void>
   readonly outbox: Map<string, DesiredCommand>
   /** When the writer was given each user's command in the outbox (Clock milliseconds): the `put` stage. */
   readonly queuedAt: Map<string, number>
@@ -70,7 +71,7 @@ const runPuts = ({ fenced, idle, outbox, owner, putWake, queuedAt, sent, store, 
           queuedAt.delete(guid)
           if (since !== undefined) yield* recordStageSince("put", since)
         }
-        yield* sent
+        yield* sent(new Set(batch.map((command) => command.pbx)))
       }
       yield* SubscriptionRef.set(idle, true)
     }
@@ -86,7 +87,7 @@ const makeOwnerSide = Effect.fnUntraced(function*(
   connected: Effect.Effect<ReadonlySet<string>>,
   owner: TenantOwner,
   fenced: Deferred.Deferred<StateStoreError>,
-  sent: Effect.Effect<void>
+  sent: (pbxs: ReadonlySet<string>) => Effect.Effect<void>
 ) {
   const { store, tenant } = sides
   const directory = yield* PbxDirectory
@@ -180,11 +181,15 @@ export const desiredPresenceWriter = (
 ) =>
   Layer.effect(PresenceWriter, Effect.gen(function*() {
     const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections, runner: owner.runner }
-    const sender = cluster === undefined ? yield* makeSender(sides, yield* DesiredWakeups) : undefined
+    const wakeups = yield* DesiredWakeups
+    const sender = cluster === undefined ? yield* makeSender(sides, wakeups) : undefined
+    // The senders of this runner are woken at once (the others by the put's NOTIFY).
+    const sent = (pbxs: ReadonlySet<string>) =>
+      sender !== undefined ? sender.wake : Effect.forEach(pbxs, (pbx) => wakeups.local(tenant, pbx), { discard: true })
     const ownConnections = SubscriptionRef.get(sides.connections.states).pipe(
       Effect.map((states): ReadonlySet<string> => new Set(states.keys()))
     )
-    const ownerSide = yield* makeOwnerSide(sides, cluster?.connected ?? ownConnections, owner, fenced, sender?.wake ?? Effect.void)
+    const ownerSide = yield* makeOwnerSide(sides, cluster?.connected ?? ownConnections, owner, fenced, sent)
     if (cluster !== undefined) yield* followConnected(cluster.connected, ownerSide.rekey)
     return PresenceWriter.of({
       writeAll: ownerSide.writeAll,

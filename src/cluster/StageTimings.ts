@@ -8,8 +8,9 @@
  * - `handoff_wait`: a handed-over batch committed → taken by the owner (the database's clock at both ends);
  * - `flow`: the owner's connector applied the presence (after decryption) → its desired-command writer has it;
  * - `put`: the writer has it → its `pbx_desired` row committed (the put's queue, the pool and the transaction);
- * - `notify`: the put's NOTIFY sent (the database's clock) → received by a runner (this runner's clock: the two agree
- *   only on one host or with synchronised clocks);
+ * - `notify`: the put's NOTIFY sent (the database's clock) → received by a runner's LISTEN connection (this runner's
+ *   clock: the two agree only on one host or with synchronised clocks);
+ * - `notify_hop`: received there → handed to the runner's senders (the wake-up stream);
  * - `wake_to_read`: that NOTIFY received → the socket holder's sender has read the rows (a batch in progress first);
  * - `row_to_read`: a row written → read by the holder of its PBX (the database's clock at both ends);
  * - `pbx_send`: rows read → the PBX answered their SetPresence (the writer's flush);
@@ -24,6 +25,7 @@ export type ClusterStage =
   | "flow"
   | "put"
   | "notify"
+  | "notify_hop"
   | "wake_to_read"
   | "row_to_read"
   | "pbx_send"

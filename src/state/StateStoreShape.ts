@@ -31,6 +31,8 @@ export type DesiredWakeup =
     readonly pbx: string
     /** When it was sent, by the database's clock (milliseconds since the epoch; PostgreSQL only). */
     readonly at?: number
+    /** When its NOTIFY reached this process (Clock milliseconds; with `at`). */
+    readonly receivedAt?: number
   }
   | { readonly kind: "resync" }
 

@@ -5,7 +5,7 @@
  * `connector_pbx_desired` with the tenant and PBX, delivered on commit.
  */
 import type { PgClient } from "@effect/sql-pg"
-import { Effect, Option, Queue, Schema, Stream } from "effect"
+import { Clock, Effect, Option, Queue, Schema, Stream } from "effect"
 import type { Statement } from "effect/sql"
 import { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { fenced, latestPerUser, leaseLost } from "../memory/MemoryDesired.ts"
@@ -58,7 +58,10 @@ const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> 
   const queue = yield* Queue.sliding<DesiredWakeup>(4096)
   const onNotify = (payload: string) =>
     Schema.decodeUnknownEffect(Wakeup)(payload).pipe(
-      Effect.flatMap((w) => Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx, ...(w.at === undefined ? {} : { at: w.at }) })),
+      Effect.flatMap((w) =>
+        Effect.flatMap(Clock.currentTimeMillis, (receivedAt) =>
+          Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx, ...(w.at === undefined ? {} : { at: w.at, receivedAt }) }))
+      ),
       Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
       Effect.asVoid
     )
