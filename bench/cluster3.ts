@@ -14,7 +14,7 @@
 import { join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { startClusterDemo } from "../src/demo/ClusterDemo.ts"
 import { cpuNow, cpuShare, loopDelays, perRunner as stagesPerRunner, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
 import { shippedNodeFlags } from "./connectorProcess.ts"
@@ -97,6 +97,17 @@ export const cluster3 = (repoRoot: string) =>
     })
     const total = RATE * STEADY_SECONDS
     const ports = demo.runners.map((r) => r.httpPort)
+    const sql = Context.get(yield* Layer.build(PgClient.layer({ url: demo.databaseUrl, maxConnections: 2 })), PgClient.PgClient)
+    // What PostgreSQL's sessions are doing during the steady phase (the LISTEN sessions above all), every 500 ms.
+    const sessions = new Map<string, number>()
+    const sampler = yield* sql<{ what: string; n: number }>`SELECT CASE WHEN query ILIKE 'LISTEN%' THEN 'listen' ELSE 'other' END
+        || ' ' || coalesce(state, '-') || ' ' || coalesce(wait_event_type, '-') || ':' || coalesce(wait_event, '-') AS what, count(*)::int AS n
+      FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1`.pipe(
+      Effect.map((rows) => { for (const r of rows) sessions.set(r.what, (sessions.get(r.what) ?? 0) + r.n) }),
+      Effect.ignore,
+      Effect.repeat(Schedule.spaced("500 millis")),
+      Effect.forkScoped
+    )
     const metricsBefore = yield* Effect.promise(() => readMetrics(ports))
     resetProbes(pids)
     // The bench's own event loop carries every Graph and PBX simulator: its delay is in every latency measured here.
@@ -117,13 +128,13 @@ export const cluster3 = (repoRoot: string) =>
     yield* until("the steady changes at their PBXs", () => sent.size === 0, 20_000).pipe(Effect.ignore)
     stop()
     const cpu = cpuShare(cpuBefore, cpuNow(pids), performance.now() - began)
+    yield* Fiber.interrupt(sampler)
     const metricsAfter = yield* Effect.promise(() => readMetrics(ports))
     const loops = loopDelays(pids)
     benchLoop.disable()
     const rss = yield* Effect.forEach(demo.runners, (r) => Effect.sync(() => ({ runner: r.name, ...processMemory(r.pid) })))
 
     // Failover: kill -9 of the busiest runner.
-    const sql = Context.get(yield* Layer.build(PgClient.layer({ url: demo.databaseUrl, maxConnections: 2 })), PgClient.PgClient)
     const owners = sql<{ tenant_id: string; runner: string }>`SELECT tenant_id, runner FROM tenant_owner`.pipe(
       Effect.map((rows) => new Map(rows.map((r) => [r.tenant_id, r.runner])))
     )
@@ -178,6 +189,7 @@ export const cluster3 = (repoRoot: string) =>
         stagesMeasure: "the runners' connector_cluster_stage_seconds over the steady window, summed over the runners, bucket-interpolated (src/cluster/StageTimings.ts)",
         runnerEventLoopDelayMs: loops.map((l, i) => ({ runner: demo.runners[i]!.name, ...l.eventLoopDelayMs })),
         cpu,
+        postgresSessions: Object.fromEntries([...sessions].sort((a, b) => b[1] - a[1])),
         benchEventLoopDelayMs: { p50: round(benchLoop.percentile(50) / 1e6), p99: round(benchLoop.percentile(99) / 1e6), max: round(benchLoop.max / 1e6) }
       },
       rssMb: rss.map((r) => ({ ...r, tenants: perRunner.find((p) => p.runner.name === r.runner)!.tenants.length })),
