@@ -17,6 +17,7 @@
  * - `confirm`: the confirmation statement.
  */
 import { Clock, Effect, Metric } from "effect"
+import { clusterStageSeconds } from "../domain/Metrics.ts"
 
 export type ClusterStage =
   | "post_direct"
@@ -30,11 +31,6 @@ export type ClusterStage =
   | "row_to_read"
   | "pbx_send"
   | "confirm"
-
-export const clusterStageSeconds = Metric.histogram("connector_cluster_stage_seconds", {
-  description: "Time a presence change spends in each stage of a cluster's path (label stage)",
-  boundaries: [0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30]
-})
 
 const series = new Map<ClusterStage, Metric.Metric<number, unknown>>()
 const seriesOf = (stage: ClusterStage) => {
