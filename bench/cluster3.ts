@@ -41,6 +41,9 @@ export const cluster3 = (repoRoot: string) =>
     const ids = ["default", ...Array.from({ length: TENANTS - 1 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)]
     // Each runner's event-loop delay: the bench probe, preloaded, one file per runner process.
     process.env["BENCH_PROBE_FILE"] = probePattern
+    // Removed once the demo has stopped its runners (finalizers run last-in first-out): they write until they stop.
+    const pids: Array<number> = []
+    yield* Effect.addFinalizer(() => Effect.sync(() => removeProbes(pids)))
     const spawnedAt = performance.now()
     const demo = yield* startClusterDemo({
       port: 0,
@@ -51,8 +54,7 @@ export const cluster3 = (repoRoot: string) =>
       timing: "standard",
       runnerCommand: [...shippedNodeFlags(repoRoot), "--import", join(repoRoot, "bench/probe.ts"), join(repoRoot, "src/main.ts")]
     })
-    const pids = demo.runners.map((r) => r.pid)
-    yield* Effect.addFinalizer(() => Effect.sync(() => removeProbes(pids)))
+    pids.push(...demo.runners.map((r) => r.pid))
     yield* progress(`cluster-3: ${TENANTS} tenants × ${USERS} users, runners ${demo.runners.map((r) => r.pid).join(", ")}; files in ${demo.dir}`)
     const auth = "Basic " + Buffer.from(`admin:${PASSWORD}`).toString("base64")
     const green = async (url: string) => {
