@@ -131,6 +131,10 @@ export const cluster3 = (repoRoot: string) =>
     stop()
     const cpu = cpuShare(cpuBefore, cpuNow(pids), performance.now() - began)
     yield* Fiber.interrupt(sampler)
+    // Rows a PBX's holder has not confirmed for 30 s (every holder reads them again on each wake-up of their tenant).
+    const unconfirmed = yield* sql<{ tenant_id: string; pbx: string; rows: number }>`SELECT tenant_id, pbx, count(*)::int AS rows
+      FROM pbx_desired WHERE version > confirmed_version AND updated_at < now() - interval '30 seconds'
+      GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10`.pipe(Effect.orElseSucceed(() => []))
     const metricsAfter = yield* Effect.promise(() => readMetrics(ports))
     const loops = loopDelays(pids)
     benchLoop.disable()
@@ -191,6 +195,7 @@ export const cluster3 = (repoRoot: string) =>
         stagesMeasure: "the runners' connector_cluster_stage_seconds over the steady window, summed over the runners, bucket-interpolated (src/cluster/StageTimings.ts)",
         runnerEventLoopDelayMs: loops.map((l, i) => ({ runner: demo.runners[i]!.name, ...l.eventLoopDelayMs })),
         cpu,
+        unconfirmedOver30s: unconfirmed.map((r) => `${r.tenant_id}/${r.pbx}: ${r.rows}`),
         postgresSessions: Object.fromEntries([...sessions].sort((a, b) => b[1] - a[1])),
         benchEventLoopDelayMs: { p50: round(benchLoop.percentile(50) / 1e6), p99: round(benchLoop.percentile(99) / 1e6), max: round(benchLoop.max / 1e6) }
       },
