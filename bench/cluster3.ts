@@ -5,16 +5,18 @@
  * Graph simulator and PBX system in this process. It prints one JSON line with:
  *   startup       from the runners' spawn until every tenant's status page is green through the front;
  *   steady        Graph change → SetPresence at the PBX at BENCH_CLUSTER_RATE changes/s (default 50) over 20 s,
- *                 spread over all tenants (p50/p99, and how many arrived);
+ *                 spread over all tenants (p50/p99, and how many arrived); with the runners' own figures for the same
+ *                 window: per stage of the path (bench/clusterStages.ts) and each runner's event-loop delay;
  *   rss           per runner (VmRSS at steady state, VmHWM) and the tenants each owns;
  *   failover      kill -9 of the runner owning the most tenants: until its tenants are owned again, and until a change
  *                 made in each of them right after the kill is at its PBX.
  */
 import { join } from "node:path"
-import { performance } from "node:perf_hooks"
+import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { startClusterDemo } from "../src/demo/ClusterDemo.ts"
+import { cpuNow, cpuShare, loopDelays, perRunner as stagesPerRunner, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
 import { shippedNodeFlags } from "./connectorProcess.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { percentile, processMemory, round, summary } from "./stats.ts"
@@ -37,6 +39,11 @@ export const cluster3 = (repoRoot: string) =>
     const setPresences = tapSetPresence()
     yield* Effect.addFinalizer(() => Effect.sync(setPresences.uninstall))
     const ids = ["default", ...Array.from({ length: TENANTS - 1 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)]
+    // Each runner's event-loop delay: the bench probe, preloaded, one file per runner process.
+    process.env["BENCH_PROBE_FILE"] = probePattern
+    // Removed once the demo has stopped its runners (finalizers run last-in first-out): they write until they stop.
+    const pids: Array<number> = []
+    yield* Effect.addFinalizer(() => Effect.sync(() => removeProbes(pids)))
     const spawnedAt = performance.now()
     const demo = yield* startClusterDemo({
       port: 0,
@@ -45,8 +52,9 @@ export const cluster3 = (repoRoot: string) =>
       users: USERS,
       changeEverySeconds: 0,
       timing: "standard",
-      runnerCommand: [...shippedNodeFlags(repoRoot), join(repoRoot, "src/main.ts")]
+      runnerCommand: [...shippedNodeFlags(repoRoot), "--import", join(repoRoot, "bench/probe.ts"), join(repoRoot, "src/main.ts")]
     })
+    pids.push(...demo.runners.map((r) => r.pid))
     yield* progress(`cluster-3: ${TENANTS} tenants × ${USERS} users, runners ${demo.runners.map((r) => r.pid).join(", ")}; files in ${demo.dir}`)
     const auth = "Basic " + Buffer.from(`admin:${PASSWORD}`).toString("base64")
     const green = async (url: string) => {
@@ -90,6 +98,24 @@ export const cluster3 = (repoRoot: string) =>
       }
     })
     const total = RATE * STEADY_SECONDS
+    const ports = demo.runners.map((r) => r.httpPort)
+    const sql = Context.get(yield* Layer.build(PgClient.layer({ url: demo.databaseUrl, maxConnections: 2 })), PgClient.PgClient)
+    // What PostgreSQL's sessions are doing during the steady phase (the LISTEN sessions above all), every 500 ms.
+    const sessions = new Map<string, number>()
+    const sampler = yield* sql<{ what: string; n: number }>`SELECT CASE WHEN query ILIKE 'LISTEN%' THEN 'listen' ELSE 'other' END
+        || ' ' || coalesce(state, '-') || ' ' || coalesce(wait_event_type, '-') || ':' || coalesce(wait_event, '-') AS what, count(*)::int AS n
+      FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1`.pipe(
+      Effect.map((rows) => { for (const r of rows) sessions.set(r.what, (sessions.get(r.what) ?? 0) + r.n) }),
+      Effect.ignore,
+      Effect.repeat(Schedule.spaced("500 millis")),
+      Effect.forkScoped
+    )
+    const metricsBefore = yield* Effect.promise(() => readMetrics(ports))
+    resetProbes(pids)
+    // The bench's own event loop carries every Graph and PBX simulator: its delay is in every latency measured here.
+    const benchLoop = monitorEventLoopDelay({ resolution: 5 })
+    benchLoop.enable()
+    const cpuBefore = cpuNow(pids)
     const began = performance.now()
     for (let k = 0; k < total; k++) {
       const wait = began + (k * 1000) / RATE - performance.now()
@@ -103,10 +129,18 @@ export const cluster3 = (repoRoot: string) =>
     }
     yield* until("the steady changes at their PBXs", () => sent.size === 0, 20_000).pipe(Effect.ignore)
     stop()
+    const cpu = cpuShare(cpuBefore, cpuNow(pids), performance.now() - began)
+    yield* Fiber.interrupt(sampler)
+    // Rows a PBX's holder has not confirmed for 30 s (every holder reads them again on each wake-up of their tenant).
+    const unconfirmed = yield* sql<{ tenant_id: string; pbx: string; rows: number }>`SELECT tenant_id, pbx, count(*)::int AS rows
+      FROM pbx_desired WHERE version > confirmed_version AND updated_at < now() - interval '30 seconds'
+      GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10`.pipe(Effect.orElseSucceed(() => []))
+    const metricsAfter = yield* Effect.promise(() => readMetrics(ports))
+    const loops = loopDelays(pids)
+    benchLoop.disable()
     const rss = yield* Effect.forEach(demo.runners, (r) => Effect.sync(() => ({ runner: r.name, ...processMemory(r.pid) })))
 
     // Failover: kill -9 of the busiest runner.
-    const sql = Context.get(yield* Layer.build(PgClient.layer({ url: demo.databaseUrl, maxConnections: 2 })), PgClient.PgClient)
     const owners = sql<{ tenant_id: string; runner: string }>`SELECT tenant_id, runner FROM tenant_owner`.pipe(
       Effect.map((rows) => new Map(rows.map((r) => [r.tenant_id, r.runner])))
     )
@@ -155,7 +189,15 @@ export const cluster3 = (repoRoot: string) =>
         arrived: latencies.length,
         changeToSetPresenceMs: summary(latencies),
         p90: round(percentile(latencies, 90)),
-        measure: "Graph simulator setPresence → SetPresence applied by the PBX simulator (includes the simulator's 20 ms batch window)"
+        measure: "Graph simulator setPresence → SetPresence applied by the PBX simulator (includes the simulator's 20 ms batch window)",
+        stagesMs: stageFigures(metricsBefore, metricsAfter),
+        stagesPerRunnerMs: stagesPerRunner(metricsBefore, metricsAfter),
+        stagesMeasure: "the runners' connector_cluster_stage_seconds over the steady window, summed over the runners, bucket-interpolated (src/cluster/StageTimings.ts)",
+        runnerEventLoopDelayMs: loops.map((l, i) => ({ runner: demo.runners[i]!.name, ...l.eventLoopDelayMs })),
+        cpu,
+        unconfirmedOver30s: unconfirmed.map((r) => `${r.tenant_id}/${r.pbx}: ${r.rows}`),
+        postgresSessions: Object.fromEntries([...sessions].sort((a, b) => b[1] - a[1])),
+        benchEventLoopDelayMs: { p50: round(benchLoop.percentile(50) / 1e6), p99: round(benchLoop.percentile(99) / 1e6), max: round(benchLoop.max / 1e6) }
       },
       rssMb: rss.map((r) => ({ ...r, tenants: perRunner.find((p) => p.runner.name === r.runner)!.tenants.length })),
       failover: {

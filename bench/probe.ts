@@ -17,9 +17,11 @@ import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { Session } from "node:inspector"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
+import { Socket } from "node:net"
 import { isMainThread } from "node:worker_threads"
 
-const file = process.env["BENCH_PROBE_FILE"]
+// `%p` in the name is this process's id: several processes started with one environment (cluster-3's runners).
+const file = process.env["BENCH_PROBE_FILE"]?.replaceAll("%p", String(process.pid))
 // Workers inherit `--import`; only the main thread measures (memoryUsage().rss is the whole process anyway).
 if (file !== undefined && isMainThread) {
   const delay = monitorEventLoopDelay({ resolution: 5 })
@@ -60,6 +62,33 @@ if (file !== undefined && isMainThread) {
     }
     return Reflect.apply(emit, this, [event, ...args]) as boolean
   } as typeof Server.prototype.emit
+  // A cluster runner (CONNECTOR_DATABASE_URL): how late its PostgreSQL connections' bytes carrying a desired-presence
+  // NOTIFY (with the database's `at`) reach the socket's 'data' event, to tell the kernel and PostgreSQL from the
+  // process's own scheduling in the cluster's `notify` stage.
+  const pgPort = (() => {
+    try {
+      const url = process.env["CONNECTOR_DATABASE_URL"]
+      return url === undefined ? undefined : Number(new URL(url).port || "5432")
+    } catch {
+      return undefined
+    }
+  })()
+  let notifyLags: Array<number> = []
+  if (pgPort !== undefined) {
+    const socketEmit = Socket.prototype.emit
+    Socket.prototype.emit = function(this: Socket, event: string | symbol, ...args: Array<unknown>) {
+      if (event === "data" && this.remotePort === pgPort && Buffer.isBuffer(args[0])) {
+        const now = Date.now()
+        for (const match of args[0].toString("latin1").matchAll(/"at" : ([0-9.]+)/g)) notifyLags.push(now - Number(match[1]))
+      }
+      return Reflect.apply(socketEmit, this, [event, ...args]) as boolean
+    } as typeof Socket.prototype.emit
+  }
+  const lagFigures = () => {
+    const sorted = [...notifyLags].sort((a, b) => a - b)
+    const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 10) / 10
+    return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) }
+  }
   const requestFigures = () => {
     if (requests.length === 0) return undefined
     const sorted = [...requests].sort((a, b) => a - b)
@@ -79,6 +108,7 @@ if (file !== undefined && isMainThread) {
       heapAfterGc,
       ...(liveHeap === undefined ? {} : { liveHeap }),
       ...(requests.length === 0 ? {} : { notificationRequestMs: requestFigures() }),
+      ...(notifyLags.length === 0 ? {} : { pgNotifyDataLagMs: lagFigures() }),
       connections
     }), () => {})
   }
@@ -191,6 +221,7 @@ if (file !== undefined && isMainThread) {
   }
   process.on("SIGUSR2", () => {
     delay.reset()
+    notifyLags = []
     requests = []
     connections = { accepted: 0, open: connections.open, mostOpen: connections.open, postsOnNewConnection: 0 }
     peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }

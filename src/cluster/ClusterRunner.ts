@@ -25,6 +25,7 @@ import { directoryViaStore, storeDirectory } from "./StoreDirectory.ts"
 import { makePbxSides, type PbxSides } from "./PbxSide.ts"
 import { clusterPbxStates, connectedPbxs, socketRows } from "./PbxSocketView.ts"
 import type { GraphIngress, GraphPaths } from "./FrontGraph.ts"
+import { recordStage } from "./StageTimings.ts"
 import { type GraphHandoff, makeGraphHandoff } from "./GraphHandoff.ts"
 import { makeHandoffIntake } from "./HandoffIntake.ts"
 import { makeRunnerRegistry, publishInterval } from "./RunnerRegistry.ts"
@@ -196,6 +197,7 @@ const graphIngress = (parts: WorkParts): GraphIngress => {
       })),
     direct: (tenant) => parts.direct.get(tenant),
     receive: (tenant, kind, json) => Effect.runPromise(intake.receive(tenant, kind, json)),
+    timed: (path, millis) => Effect.runSync(recordStage(path, millis)),
     refused: (tenant, reason, message) => Effect.runFork(logRejected(reason, message, { tenant }))
   }
 }

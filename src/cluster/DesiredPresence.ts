@@ -8,7 +8,7 @@
  * `desiredPresenceWriter` replaces the flow's PresenceWriter with the store and runs the sender over the real writer
  * (which keeps its coalescing, one request in flight per user, routing to the user's PBX and retries).
  */
-import { Deferred, Effect, Layer, Queue, Schedule, Stream, SubscriptionRef } from "effect"
+import { Clock, Deferred, Effect, Layer, Queue, Schedule, Stream, SubscriptionRef } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
@@ -17,6 +17,7 @@ import type { DesiredPresence, PresenceWrite } from "../pbx/writer/WriterState.t
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
 import { type DesiredCommand, StateStore, StateStoreError, type TenantId, type TenantOwner } from "../state/StateStore.ts"
 import { DesiredWakeups, makeSender, type Sides } from "./DesiredSender.ts"
+import { recordStage, recordStageSince } from "./StageTimings.ts"
 
 export { DesiredWakeups } from "./DesiredSender.ts"
 
@@ -28,14 +29,17 @@ interface Puts {
   readonly store: StateStore["Service"]
   readonly owner: TenantOwner
   readonly fenced: Deferred.Deferred<StateStoreError>
-  readonly sent: Effect.Effect<void>
+  /** After each stored batch, with the PBXs it was for. */
+  readonly sent: (pbxs: ReadonlySet<string>) => Effect.Effect<void>
   readonly outbox: Map<string, DesiredCommand>
+  /** When the writer was given each user's command in the outbox (Clock milliseconds): the `put` stage. */
+  readonly queuedAt: Map<string, number>
   readonly putWake: Queue.Queue<void>
   readonly idle: SubscriptionRef.SubscriptionRef<boolean>
 }
 
 /** The owner's put loop: the outbox in batches, retried until stored or fenced (then `fenced` completes and it ends). */
-const runPuts = ({ fenced, idle, outbox, owner, putWake, sent, store, tenant }: Puts) => {
+const runPuts = ({ fenced, idle, outbox, owner, putWake, queuedAt, sent, store, tenant }: Puts) => {
   const putBatch = (batch: ReadonlyArray<DesiredCommand>) =>
     store.desired.put(tenant, owner.epoch, batch).pipe(
       // A database that stopped answering (a partition) is a failure to retry, not a wait without end.
@@ -62,7 +66,12 @@ const runPuts = ({ fenced, idle, outbox, owner, putWake, sent, store, tenant }: 
           yield* Deferred.succeed(fenced, put.failure)
           return
         }
-        yield* sent
+        for (const { guid } of batch) {
+          const since = queuedAt.get(guid)
+          queuedAt.delete(guid)
+          if (since !== undefined) yield* recordStageSince("put", since)
+        }
+        yield* sent(new Set(batch.map((command) => command.pbx)))
       }
       yield* SubscriptionRef.set(idle, true)
     }
@@ -78,12 +87,13 @@ const makeOwnerSide = Effect.fnUntraced(function*(
   connected: Effect.Effect<ReadonlySet<string>>,
   owner: TenantOwner,
   fenced: Deferred.Deferred<StateStoreError>,
-  sent: Effect.Effect<void>
+  sent: (pbxs: ReadonlySet<string>) => Effect.Effect<void>
 ) {
   const { store, tenant } = sides
   const directory = yield* PbxDirectory
   const settings = yield* PbxSettings
   const outbox = new Map<string, DesiredCommand>()
+  const queuedAt = new Map<string, number>()
   // What this owner wants each PBX user to show (the planner clears users who leave the plan from it).
   const wanted = new Map<string, DesiredPresence>()
   const putWake = yield* Queue.sliding<void>(1)
@@ -103,7 +113,10 @@ const makeOwnerSide = Effect.fnUntraced(function*(
   const keyed = new Map<string, string>()
   const writeAll = Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
     if (writes.length === 0) return
+    const now = yield* Clock.currentTimeMillis
     for (const write of writes) {
+      queuedAt.set(write.guid, now)
+      if (write.meta?.receivedAt !== undefined) yield* recordStage("flow", now - write.meta.receivedAt)
       const pbx = yield* pbxOf(write.guid)
       keyed.set(write.guid, pbx)
       outbox.set(write.guid, { pbx, guid: write.guid, command: write.command })
@@ -119,7 +132,7 @@ const makeOwnerSide = Effect.fnUntraced(function*(
     yield* Queue.offer(putWake, undefined)
   })
 
-  yield* runPuts({ tenant, store, owner, fenced, sent, outbox, putWake, idle })
+  yield* runPuts({ tenant, store, owner, fenced, sent, outbox, queuedAt, putWake, idle })
   /** Users whose command is keyed to another PBX than `pbxOf` says now: put again, keyed to that PBX. */
   const rekey = Effect.gen(function*() {
     const moved: Array<PresenceWrite> = []
@@ -168,11 +181,15 @@ export const desiredPresenceWriter = (
 ) =>
   Layer.effect(PresenceWriter, Effect.gen(function*() {
     const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections, runner: owner.runner }
-    const sender = cluster === undefined ? yield* makeSender(sides, yield* DesiredWakeups) : undefined
+    const wakeups = yield* DesiredWakeups
+    const sender = cluster === undefined ? yield* makeSender(sides, wakeups) : undefined
+    // The senders of this runner are woken at once (the others by the put's NOTIFY).
+    const sent = (pbxs: ReadonlySet<string>) =>
+      sender !== undefined ? sender.wake : Effect.forEach(pbxs, (pbx) => wakeups.local(tenant, pbx), { discard: true })
     const ownConnections = SubscriptionRef.get(sides.connections.states).pipe(
       Effect.map((states): ReadonlySet<string> => new Set(states.keys()))
     )
-    const ownerSide = yield* makeOwnerSide(sides, cluster?.connected ?? ownConnections, owner, fenced, sender?.wake ?? Effect.void)
+    const ownerSide = yield* makeOwnerSide(sides, cluster?.connected ?? ownConnections, owner, fenced, sent)
     if (cluster !== undefined) yield* followConnected(cluster.connected, ownerSide.rekey)
     return PresenceWriter.of({
       writeAll: ownerSide.writeAll,

@@ -6,28 +6,43 @@
  * what to send and every confirmation carries that epoch and is refused once another runner took the lease (the PBX
  * logged in there). A refused sender sends that PBX nothing more and closes its socket, so one PBX has one writer.
  */
-import { Context, Effect, Layer, PubSub, Queue, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, Layer, PubSub, Queue, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import { clip } from "../domain/LogText.ts"
 import { commandEquals } from "../domain/PbxPresence.ts"
 import type { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import type { PbxConnections } from "../pbx/socket/PbxConnections.ts"
 import { type DesiredWakeup, StateStore, type StateStoreError, type TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
+import { recordStage, recordStageSince, timedStage } from "./StageTimings.ts"
 
-/** One LISTEN per runner, shared by its tenants. */
+/**
+ * One LISTEN per runner, shared by its tenants. `local` wakes this runner's senders of a PBX at once, without waiting
+ * for the put's NOTIFY to come back from the database (an owner whose PBX's socket is on its own runner).
+ */
 export class DesiredWakeups extends Context.Service<DesiredWakeups, {
   readonly subscribe: Effect.Effect<PubSub.Subscription<DesiredWakeup>, never, Scope.Scope>
+  readonly local: (tenant: TenantId, pbx: string) => Effect.Effect<void>
 }>()("teams-presence-connector/cluster/DesiredWakeups") {
   static readonly layer = Layer.effect(DesiredWakeups, Effect.gen(function*() {
     const store = yield* StateStore
     const hub = yield* PubSub.sliding<DesiredWakeup>(4096)
     yield* store.desired.wakeups.pipe(
-      Stream.runForEach((wakeup) => PubSub.publish(hub, wakeup)),
+      Stream.runForEach((wakeup) =>
+        Effect.andThen(
+          wakeup.kind === "changed" && wakeup.at !== undefined && wakeup.receivedAt !== undefined
+            ? Effect.andThen(recordStage("notify", wakeup.receivedAt - wakeup.at), recordStageSince("notify_hop", wakeup.receivedAt))
+            : Effect.void,
+          PubSub.publish(hub, wakeup)
+        )
+      ),
       Effect.tapError((error) => Effect.logWarning(`cluster: PBX wake-ups failed (${describeCause(error)}); listening again`)),
       Effect.retry(Schedule.spaced("2 seconds")),
       Effect.forkScoped
     )
-    return DesiredWakeups.of({ subscribe: PubSub.subscribe(hub) })
+    return DesiredWakeups.of({
+      subscribe: PubSub.subscribe(hub),
+      local: (tenant, pbx) => PubSub.publish(hub, { kind: "changed", tenant, pbx }).pipe(Effect.asVoid)
+    })
   }))
 }
 
@@ -94,19 +109,27 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
   const { connections, real, store, tenant } = sides
   const leases = makeLeases(sides)
   const sendWake = yield* Queue.sliding<void>(1)
+  // When a NOTIFY for the tenant first woke the sender since its last look began, and that look's (the `wake_to_read` stage).
+  let notifiedAt: number | undefined
+  let lookNotifiedAt: number | undefined
   const sendLeased = Effect.fnUntraced(function*(pbx: string, lease: Exclude<Held, "lost">) {
     while (true) {
       const rows = yield* store.desired.pending(tenant, pbx, pageSize, lease.epoch)
       if (rows.length === 0) return
-      yield* real.writeAll(rows.map((row) => ({ guid: row.guid, command: row.command })))
-      yield* real.flush.pipe(Effect.timeout("30 seconds"), Effect.ignore)
+      if (lookNotifiedAt !== undefined) yield* recordStageSince("wake_to_read", lookNotifiedAt)
+      lookNotifiedAt = undefined
+      for (const row of rows) if (row.waited !== undefined) yield* recordStage("row_to_read", row.waited)
+      yield* timedStage("pbx_send", Effect.andThen(
+        real.writeAll(rows.map((row) => ({ guid: row.guid, command: row.command }))),
+        real.flush.pipe(Effect.timeout("30 seconds"), Effect.ignore)
+      ))
       const written = yield* real.current
       const confirmed = rows.filter((row) => {
         const last = written.get(row.guid)
         return last !== undefined && commandEquals(last.command, row.command)
       })
       if (confirmed.length > 0) {
-        yield* store.desired.confirm(tenant, confirmed.map((row) => ({ guid: row.guid, version: row.version })), { pbx, epoch: lease.epoch })
+        yield* timedStage("confirm", store.desired.confirm(tenant, confirmed.map((row) => ({ guid: row.guid, version: row.version })), { pbx, epoch: lease.epoch }))
       }
       yield* Effect.logDebug(`cluster: PBX ${pbx} of ${tenant}: ${rows.length} desired presences sent, ${confirmed.length} confirmed`)
       // What the PBX did not confirm waits for its next login, a retry or the safety interval.
@@ -125,6 +148,8 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
   yield* Effect.gen(function*() {
     while (true) {
       yield* Queue.take(sendWake)
+      lookNotifiedAt = notifiedAt
+      notifiedAt = undefined
       yield* sendAll.pipe(Effect.catch((error) => Effect.logWarning(`cluster: sending desired presences failed: ${clip(error.message, 300)}`)))
     }
   }).pipe(Effect.forkScoped)
@@ -134,6 +159,7 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
   yield* Effect.gen(function*() {
     while (true) {
       const wakeup = yield* PubSub.take(notifications)
+      if (wakeup.kind === "changed" && wakeup.tenant === tenant) notifiedAt ??= yield* Clock.currentTimeMillis
       if (wakeup.kind === "resync" || wakeup.tenant === tenant) yield* wake
     }
   }).pipe(Effect.forkScoped)

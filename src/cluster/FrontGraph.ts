@@ -6,6 +6,7 @@
  * through the store (HandoffIntake.ts), answered 202 once stored.
  */
 import type { IncomingMessage, ServerResponse } from "node:http"
+import { performance } from "node:perf_hooks"
 import type { TenantId } from "../state/StateStore.ts"
 import type { HandoffKind } from "./GraphHandoff.ts"
 import type { HandoffAnswer } from "./HandoffIntake.ts"
@@ -23,6 +24,8 @@ export interface GraphIngress {
   /** The loopback port of the tenant's connector when notifications go straight to it here. */
   readonly direct: (tenant: TenantId) => number | undefined
   readonly receive: (tenant: TenantId, kind: HandoffKind, json: unknown) => Promise<HandoffAnswer>
+  /** A POST answered: from its arrival here to its answer finished, straight to the connector or handed over. */
+  readonly timed?: (path: "post_direct" | "post_handoff", millis: number) => void
   /** Logs and counts a body refused before it could be handed over (too large, not JSON). */
   readonly refused: (tenant: TenantId, reason: "too_large" | "malformed", message: string) => void
 }
@@ -62,6 +65,9 @@ export const graphPost = async (options: { readonly runnerId: string }, graph: G
   const token = query < 0 ? null : new URLSearchParams(route.path.slice(query + 1)).get("validationToken")
   // Graph's validation handshake: the decoded token back as text/plain, which any runner can do.
   if (token !== null) return answer(res, 200, token)
+  const arrived = performance.now()
+  let path: "post_direct" | "post_handoff" = "post_direct"
+  res.once("finish", () => graph.timed?.(path, performance.now() - arrived))
   const declared = Number(req.headers["content-length"] ?? "0")
   const body = Number.isFinite(declared) && declared > route.maxBodyBytes ? undefined : await readBody(req, route.maxBodyBytes)
   if (body === undefined) {
@@ -69,6 +75,7 @@ export const graphPost = async (options: { readonly runnerId: string }, graph: G
     return answer(res, 400, "body too large")
   }
   const handOver = async () => {
+    path = "post_handoff"
     let json: unknown
     try {
       json = JSON.parse(body.toString("utf8"))

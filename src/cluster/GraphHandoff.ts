@@ -17,6 +17,7 @@ import { listenForever } from "../state/postgres/PgListen.ts"
 import { Int64 } from "../state/postgres/PgRows.ts"
 import { TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
+import { recordStage } from "./StageTimings.ts"
 
 export const handoffChannel = "connector_graph_handoff"
 
@@ -25,7 +26,8 @@ export type HandoffKind = "change" | "lifecycle"
 /** What a runner hands over: the POST's accepted items, still encrypted as Graph sent them. */
 export type HandoffBody = ChangeNotificationCollection | LifecycleNotificationCollection
 
-const HandoffRow = Schema.Struct({ id: Int64, kind: Schema.Literals(["change", "lifecycle"]), body: Schema.Unknown })
+/** `waited`: milliseconds from the row's commit to its take, both by the database's clock. */
+const HandoffRow = Schema.Struct({ id: Int64, kind: Schema.Literals(["change", "lifecycle"]), body: Schema.Unknown, waited: Schema.Number })
 
 /** Rows taken by the owner at a time. */
 const takeLimit = 100
@@ -88,7 +90,7 @@ export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClie
     sql`DELETE FROM connector_graph_handoff WHERE id IN (
         SELECT id FROM connector_graph_handoff WHERE tenant_id = ${tenant} ORDER BY id LIMIT ${takeLimit} FOR UPDATE SKIP LOCKED
       ) AND EXISTS (SELECT 1 FROM tenant_owner WHERE tenant_id = ${tenant} AND epoch = ${epoch})
-      RETURNING id, kind, body`.pipe(
+      RETURNING id, kind, body, (extract(epoch FROM clock_timestamp() - received_at) * 1000)::float8 AS waited`.pipe(
       Effect.flatMap(Schema.decodeUnknownEffect(Schema.Array(HandoffRow))),
       Effect.map((rows) => [...rows].sort((a, b) => a.id - b.id))
     )
@@ -107,6 +109,7 @@ export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClie
     let taken = 0
     while (true) {
       const rows = yield* take(tenant, epoch)
+      for (const row of rows) yield* recordStage("handoff_wait", row.waited)
       for (const row of rows) yield* deliver(inbox, row)
       taken += rows.length
       if (rows.length < takeLimit) return taken

@@ -60,6 +60,15 @@ export const webhookResponseSeconds = Metric.histogram("connector_webhook_respon
   boundaries: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1]
 })
 
+/**
+ * A cluster runner: seconds a presence change spends in each stage of its path (label `stage`; src/cluster/StageTimings.ts
+ * names the stages, docs/scaling.md "Where the time goes").
+ */
+export const clusterStageSeconds = Metric.histogram("connector_cluster_stage_seconds", {
+  description: "Time a presence change spends in each stage of a cluster's path (label stage)",
+  boundaries: [0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30]
+})
+
 /** Subscription renewals (label `kind`: presence | users). */
 export const subscriptionRenewals = Metric.counter("connector_subscription_renewals_total", {
   description: "Graph subscription renewals that succeeded",

@@ -175,6 +175,8 @@ export type PbxDirectoryRecord = typeof PbxDirectoryRecord.Type
 /** A desired command with its version: versions only grow, so a newer state is never overtaken by an older one. */
 export interface VersionedCommand extends DesiredCommand {
   readonly version: number
+  /** For a pending read: milliseconds since the row was written (PostgreSQL only; docs/scaling.md, "Where the time goes"). */
+  readonly waited?: number
 }
 
 export interface Confirmation {

@@ -25,7 +25,15 @@ type Result<A> = Effect.Effect<A, StateStoreError>
 
 /** A wake-up for whoever sends desired commands: one PBX has news, or (after a reconnect) everything should be re-read. */
 export type DesiredWakeup =
-  | { readonly kind: "changed"; readonly tenant: TenantId; readonly pbx: string }
+  | {
+    readonly kind: "changed"
+    readonly tenant: TenantId
+    readonly pbx: string
+    /** When it was sent, by the database's clock (milliseconds since the epoch; PostgreSQL only). */
+    readonly at?: number
+    /** When its NOTIFY reached this process (Clock milliseconds; with `at`). */
+    readonly receivedAt?: number
+  }
   | { readonly kind: "resync" }
 
 /** A tenant's published directory changed, or (after a reconnect) every reader should read again. */

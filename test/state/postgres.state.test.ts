@@ -10,7 +10,7 @@ import { clearPresence } from "../../src/domain/PbxPresence.ts"
 import { type DesiredWakeup, StateStore, type TenantChange } from "../../src/state/StateStore.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
 import { type Backend, failureOf } from "./contract.ts"
-import { desiredContract } from "./contract.desired.ts"
+import { desiredContract, untimed } from "./contract.desired.ts"
 import { recordsContract } from "./contract.ts"
 import { keyEnv, newKey, openStore, tenant, tenantConfig, withEnv } from "./fixtures.ts"
 
@@ -72,7 +72,11 @@ describe("state store: PostgreSQL only", () => {
       assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "resync" } satisfies DesiredWakeup, "a reconnect asks for a full re-read")
       const { epoch } = yield* writer.owners.claim(tenant("beta"), "runner-1")
       yield* writer.desired.put(tenant("beta"), epoch, [{ pbx: "master", guid: "u1", command: clearPresence }])
-      assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: tenant("beta"), pbx: "master" } satisfies DesiredWakeup)
+      const changed = yield* Queue.take(wakeups)
+      assert.deepStrictEqual(untimed(changed), { kind: "changed", tenant: tenant("beta"), pbx: "master" } satisfies DesiredWakeup)
+      // PostgreSQL's wake-ups say when their NOTIFY was sent, by the database's clock (the cluster's `notify` stage).
+      const at = changed.kind === "changed" ? changed.at : undefined
+      assert.isTrue(at !== undefined && Number.isFinite(at) && at > Date.UTC(2024, 0, 1), `the NOTIFY's time in milliseconds since the epoch: ${at}`)
     }))
 
   it.live("two processes starting at once run the migrations exactly once", () =>

@@ -5,7 +5,8 @@
  * `connector_pbx_desired` with the tenant and PBX, delivered on commit.
  */
 import type { PgClient } from "@effect/sql-pg"
-import { Effect, Option, Queue, Schema, Stream } from "effect"
+import { Clock, Effect, Option, Queue, Schema, Stream } from "effect"
+import type { Statement } from "effect/sql"
 import { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { fenced, latestPerUser, leaseLost } from "../memory/MemoryDesired.ts"
 import { type Confirmation, type DesiredCommand, type PbxLease, TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
@@ -23,9 +24,19 @@ const LeasedRow = Schema.Struct({
   guid: Schema.NullOr(Schema.String),
   pbx: Schema.NullOr(Schema.String),
   command: Schema.NullOr(PbxPresenceCommand),
+  version: Schema.NullOr(Int64),
+  waited: Schema.NullOr(Schema.Number)
+})
+/** `at`: when the NOTIFY was sent, by the database's clock (milliseconds since the epoch): the `notify` stage. */
+/** A put's answer: the owner's epoch, with each row it wrote (none: a row of nulls). */
+const PutRow = Schema.Struct({
+  owner: Schema.NullOr(Int64),
+  guid: Schema.NullOr(Schema.String),
+  pbx: Schema.NullOr(Schema.String),
+  command: Schema.NullOr(PbxPresenceCommand),
   version: Schema.NullOr(Int64)
 })
-const Wakeup = Schema.fromJsonString(Schema.Struct({ tenant: TenantId, pbx: Schema.String }))
+const Wakeup = Schema.fromJsonString(Schema.Struct({ tenant: TenantId, pbx: Schema.String, at: Schema.optional(Schema.Number) }))
 const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
 
 const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
@@ -35,15 +46,22 @@ const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
   version: row.version
 })
 
-const notify = (sql: PgClient.PgClient, tenant: TenantId, pbx: string) =>
-  sql`SELECT pg_notify(${desiredChannel}, ${JSON.stringify({ tenant, pbx })})`
+/** The NOTIFY of `pbx`'s news (a value or a column): its tenant, its PBX and when it was sent, by the database's clock. */
+const notifyOf = (sql: PgClient.PgClient, tenant: TenantId, pbx: string | Statement.Fragment) =>
+  sql`pg_notify(${desiredChannel}, json_build_object('tenant', ${tenant}::text, 'pbx', ${pbx}::text,
+    'at', (extract(epoch FROM clock_timestamp()) * 1000)::float8)::text)`
+
+const notify = (sql: PgClient.PgClient, tenant: TenantId, pbx: string) => sql`SELECT ${notifyOf(sql, tenant, pbx)}`
 
 /** Wake-ups from one LISTEN per subscriber; `resync` after every (re)LISTEN. Bounded: the oldest are dropped. */
 const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> => Stream.unwrap(Effect.gen(function*() {
   const queue = yield* Queue.sliding<DesiredWakeup>(4096)
   const onNotify = (payload: string) =>
     Schema.decodeUnknownEffect(Wakeup)(payload).pipe(
-      Effect.flatMap((w) => Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx })),
+      Effect.flatMap((w) =>
+        Effect.flatMap(Clock.currentTimeMillis, (receivedAt) =>
+          Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx, ...(w.at === undefined ? {} : { at: w.at, receivedAt }) }))
+      ),
       Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
       Effect.asVoid
     )
@@ -94,9 +112,10 @@ const pgLeases = (sql: PgClient.PgClient) => {
   })
 
   const leasedPending = Effect.fnUntraced(function*(tenant: TenantId, pbx: string, limit: number, epoch: number) {
-    const rows = yield* sql`SELECT l.epoch AS lease, d.guid, d.pbx, d.command, d.version
+    const rows = yield* sql`SELECT l.epoch AS lease, d.guid, d.pbx, d.command, d.version, d.waited
       FROM pbx_lease AS l LEFT JOIN LATERAL (
-        SELECT guid, pbx, command, version FROM pbx_desired
+        SELECT guid, pbx, command, version, (extract(epoch FROM clock_timestamp() - updated_at) * 1000)::float8 AS waited
+        FROM pbx_desired
         WHERE tenant_id = l.tenant_id AND pbx = l.pbx AND version > confirmed_version AND l.epoch = ${epoch}
         ORDER BY version LIMIT ${limit}
       ) AS d ON true
@@ -107,7 +126,7 @@ const pgLeases = (sql: PgClient.PgClient) => {
     return rows.flatMap((row) =>
       row.guid === null || row.pbx === null || row.command === null || row.version === null
         ? []
-        : [{ pbx: row.pbx, guid: row.guid, command: row.command, version: row.version } satisfies VersionedCommand]
+        : [{ pbx: row.pbx, guid: row.guid, command: row.command, version: row.version, ...(row.waited === null ? {} : { waited: row.waited }) } satisfies VersionedCommand]
     )
   })
 
@@ -131,26 +150,34 @@ const pgLeases = (sql: PgClient.PgClient) => {
 }
 
 export const makePgDesired = (sql: PgClient.PgClient) => {
+  /**
+   * One statement, one round trip on any pooled connection: the owner row is read under a share lock (a claim waits for
+   * this statement's end, so it cannot slip between the check and the write), the rows are written only when the epoch
+   * is current, and each PBX whose rows changed is notified on commit.
+   */
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
-    return yield* sql.withTransaction(Effect.gen(function*() {
-      const owner = yield* sql`SELECT epoch FROM tenant_owner WHERE tenant_id = ${tenant} FOR SHARE`.pipe(
-        Effect.mapError(unavailable(tenant)),
-        decodeRows(Schema.Struct({ epoch: Int64 }), "tenant_owner", tenant)
-      )
-      const current = owner[0]?.epoch ?? 0
-      if (current !== epoch) return yield* fenced(tenant, epoch, current)
-      if (rows.length === 0) return []
-      const changed = yield* sql`INSERT INTO pbx_desired (tenant_id, guid, pbx, command, version, owner_epoch)
+    const result = yield* sql`WITH o AS (SELECT epoch FROM tenant_owner WHERE tenant_id = ${tenant} FOR SHARE),
+      w AS (
+        INSERT INTO pbx_desired (tenant_id, guid, pbx, command, version, owner_epoch)
         SELECT ${tenant}, r.guid, r.pbx, r.command, nextval('pbx_desired_version'), ${epoch}
         FROM jsonb_to_recordset(${sql.json(rows)}) AS r(guid text, pbx text, command jsonb)
+        WHERE EXISTS (SELECT 1 FROM o WHERE o.epoch = ${epoch})
         ON CONFLICT (tenant_id, guid) DO UPDATE SET pbx = EXCLUDED.pbx, command = EXCLUDED.command,
           version = EXCLUDED.version, owner_epoch = EXCLUDED.owner_epoch, updated_at = now()
           WHERE pbx_desired.pbx <> EXCLUDED.pbx OR pbx_desired.command <> EXCLUDED.command
-        RETURNING guid, pbx, command, version`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(CommandRow, "pbx_desired", tenant))
-      for (const pbx of new Set(changed.map((c) => c.pbx))) yield* notify(sql, tenant, pbx).pipe(Effect.mapError(unavailable(tenant)))
-      return [...changed].sort((a, b) => a.version - b.version).map(toVersioned)
-    })).pipe(Effect.mapError((error) => (error._tag === "SqlError" ? unavailable(tenant)(error) : error)))
+        RETURNING guid, pbx, command, version),
+      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"))} FROM (SELECT DISTINCT pbx FROM w) AS p)
+      SELECT (SELECT epoch FROM o) AS owner, (SELECT count(*) FROM n) AS notified, w.guid, w.pbx, w.command, w.version
+      FROM (SELECT 1) AS one LEFT JOIN w ON true`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(PutRow, "pbx_desired", tenant))
+    const current = result[0]?.owner ?? 0
+    if (current !== epoch) return yield* fenced(tenant, epoch, current)
+    const changed = result.flatMap((row) =>
+      row.guid === null || row.pbx === null || row.command === null || row.version === null
+        ? []
+        : [{ pbx: row.pbx, guid: row.guid, command: row.command, version: row.version } satisfies VersionedCommand]
+    )
+    return changed.sort((a, b) => a.version - b.version)
   })
 
   const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, lease?: number) {
