@@ -11,7 +11,7 @@ import { notificationsReceived } from "../../domain/Metrics.ts"
 import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
 import { sameTeamsUser } from "../../domain/TeamsId.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
-import { FloodGate, splitFlood } from "./FloodGate.ts"
+import { FloodGate, type FloodSplit, minItemsPerRead, splitWhenWorthReading } from "./FloodGate.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import type { Batch, BatchItem } from "./Intake.ts"
@@ -39,11 +39,9 @@ export const presencesReceived = Metric.withAttributes(notificationsReceived, { 
 const chunksInFlight = 16
 
 /**
- * With the flood fallback: chunks with the workers at once, per worker (the pool shares each chunk of ≤ 50 out among
- * them). Three per worker — ≤ 150 items per worker with two, ≈ 50 ms of work on a quiet core, ≈ 100 ms on a contended
- * one — keep the workers busy across the main thread's stalls in a flood (event loop p99 40–130 ms); every chunk
- * beyond waits here, where it can still be read instead when the workers turn out slower than the intake decision
- * assumed.
+ * With the flood fallback: chunks with the workers at once, per worker (≤ 150 items per worker with two, ≈ 50–100 ms of
+ * work), which keeps them busy across the main thread's stalls in a flood; every chunk beyond waits here, where it can
+ * still be read instead when the workers turn out slower than the intake decision assumed.
  */
 const chunksPerWorker = 3
 
@@ -190,11 +188,13 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
 
 /**
  * Takes a held chunk's items beyond the first `fit` out of it (and admitted ones of users read anyway: FloodGate.ts
- * `splitFlood`); returns the users to read instead and how many items that spares.
+ * `splitFlood`) when that spares at least `minimum` items (FloodGate.ts `splitWhenWorthReading`); returns the users to
+ * read instead and how many items that spares.
  */
-const takeOverdue = (decryption: Decryption, chunk: DecryptingChunk, fit: number): { readonly read: ReadonlyArray<string>; readonly diverted: number } => {
+const takeOverdue = (decryption: Decryption, chunk: DecryptingChunk, fit: number, minimum = minItemsPerRead): Omit<FloodSplit<unknown>, "decrypt"> => {
   if (fit >= chunk.items.length) return { read: [], diverted: 0 }
-  const split = splitFlood(chunk.items, fit, (entry) => notificationUserId(entry.item))
+  const split = splitWhenWorthReading(chunk.items, fit, (entry) => notificationUserId(entry.item), minimum)
+  if (split.diverted === 0) return split
   decryption.gate.withdrawn(split.diverted)
   chunk.items = split.decrypt
   return split
@@ -203,18 +203,22 @@ const takeOverdue = (decryption: Decryption, chunk: DecryptingChunk, fit: number
 /**
  * After the workers reported their speed: the held chunks checked again, in order (FloodGate.ts `reviewHeld`); the
  * users of what would no longer come back within the budget are read now (one request's worth together) rather than
- * when its turn comes.
+ * when its turn comes — when they are at least `minItemsPerRead` items together (fewer are decrypted in their turn).
  */
 const reviewHeld = Effect.fnUntraced(function*(decryption: Decryption) {
   if (decryption.holding.size === 0 || decryption.gate.budgetMillis <= 0) return
   const now = yield* Clock.currentTimeMillis
   const held = [...decryption.holding]
   const fits = decryption.gate.reviewHeld(held.map((chunk) => ({ items: chunk.items.length, waitedMillis: now - chunk.receivedAt })))
+  let overdue = 0
+  for (let i = 0; i < held.length; i++) overdue += held[i]!.items.length - fits[i]!
+  if (overdue < minItemsPerRead) return
   const read: Array<string> = []
   let diverted = 0
   let oldest = now
   for (let i = 0; i < held.length; i++) {
-    const taken = takeOverdue(decryption, held[i]!, fits[i]!)
+    // Together they are worth a read: each chunk gives up what is overdue in it, however few.
+    const taken = takeOverdue(decryption, held[i]!, fits[i]!, 1)
     if (taken.diverted === 0) continue
     read.push(...taken.read)
     diverted += taken.diverted
