@@ -4,7 +4,7 @@ import { TestClock } from "effect/testing"
 import { HttpRouter } from "effect/http"
 import * as jose from "jose"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
-import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
+import { JWKS_PATH, JwksRoutes, SimJwks, tokenReuseSeconds } from "../../src/simulators/graph/SimJwks.ts"
 import { APP_ID, buildServer, localServer, TENANT } from "./notificationsHarness.ts"
 
 /** The simulator's JWKS on a real socket and the connector's verifier against it; the Clock is the TestClock. */
@@ -61,17 +61,20 @@ describe("validation tokens (remembered once verified)", () => {
 })
 
 describe("the simulator's validation tokens", () => {
-  it.effect("are one text per app, tenant and second (signed once), and a new one the next second", () =>
+  it.effect("are one text per app and tenant for 5 minutes (signed once), and a new one after", () =>
     Effect.gen(function*() {
       const { jwks, tokens } = yield* setup
+      assert.strictEqual(tokenReuseSeconds, 300)
       const first = yield* jwks.validationToken(APP_ID, TENANT)
       assert.strictEqual(yield* jwks.validationToken(APP_ID, TENANT), first)
       const otherTenant = yield* jwks.validationToken(APP_ID, "99999999-0000-0000-0000-000000000000")
       assert.notStrictEqual(otherTenant, first)
+      yield* TestClock.adjust("299 seconds")
+      assert.strictEqual(yield* jwks.validationToken(APP_ID, TENANT), first)
       yield* TestClock.adjust("1 second")
       const next = yield* jwks.validationToken(APP_ID, TENANT)
       assert.notStrictEqual(next, first)
-      assert.strictEqual(jose.decodeJwt(next).iat, 1)
+      assert.strictEqual(jose.decodeJwt(next).iat, 300)
       assert.strictEqual(yield* outcome(tokens.verify([next], [TENANT])), "accepted")
     }).pipe(Effect.scoped))
 })

@@ -4,7 +4,7 @@
  * A token that passed is remembered by its text until it expires: the same token on a later POST is not verified again
  * — an RSA signature check on the event loop per POST, which with many tenants is nearly one per change. Its expiry is
  * checked at every use. Whether Graph sends one token more than once is not documented (changeNotificationCollection
- * says one token per app and tenant in a POST); the simulator's are the same text within a second. A token never seen
+ * says one token per app and tenant in a POST); the simulator sends one for 5 minutes (SimJwks.ts). A token never seen
  * again only costs its entry.
  */
 import { Clock, Context, Effect, Layer, Schema } from "effect"
