@@ -285,7 +285,7 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
       const decryption: Decryption = yield* makeDecryption(presences, 100, (users, items) =>
         Effect.andThen(Effect.sync(() => void reads.push({ users, items })), Deferred.succeed(readOnce, undefined))).pipe(
         Effect.provideService(DecryptPool, pool),
-        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void }))
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => false }))
       )
       const published = yield* collect(Stream.fromPubSub(presences), 150)
       const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }

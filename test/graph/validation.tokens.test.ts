@@ -40,6 +40,21 @@ describe("validation tokens (remembered once verified)", () => {
       assert.include(error.message, "validation token rejected")
     }).pipe(Effect.scoped))
 
+  it.effect("knows without verifying again whether a POST's tokens were verified: never before a verify, nor past expiry", () =>
+    Effect.gen(function*() {
+      const { jwks, tokens } = yield* setup
+      const token = yield* jwks.validationToken(APP_ID, TENANT)
+      assert.isFalse(tokens.remembered([token], [TENANT], 0))
+      assert.isFalse(tokens.remembered([], [], 0))
+      assert.strictEqual(yield* outcome(tokens.verify([token], [TENANT])), "accepted")
+      assert.isTrue(tokens.remembered([token], [TENANT], 0))
+      // Another tenant's items need a token of their own.
+      assert.isFalse(tokens.remembered([token], [TENANT, "99999999-0000-0000-0000-000000000000"], 0))
+      // exp (3,600 s) plus the 300 s tolerance: from then on it must be verified (and is refused).
+      assert.isTrue(tokens.remembered([token], [TENANT], 3_899_999))
+      assert.isFalse(tokens.remembered([token], [TENANT], 3_900_000))
+    }).pipe(Effect.scoped))
+
   it.effect("still requires a token of every tenant in the batch when the token is remembered", () =>
     Effect.gen(function*() {
       const { jwks, tokens } = yield* setup

@@ -32,10 +32,7 @@ export interface PushedPresence {
 /** The counter of accepted presence items, with its attributes resolved once (it is updated per chunk of a burst). */
 export const presencesReceived = Metric.withAttributes(notificationsReceived, { kind: "presence" })
 
-/**
- * Without the flood fallback: chunks handed to the decryption pool and not yet published, enough to keep the workers
- * busy between two wakes (the processor waits beyond it).
- */
+/** Without the flood fallback: chunks with the pool and not yet published (the processor waits beyond it). */
 const chunksInFlight = 16
 
 /**
@@ -56,7 +53,7 @@ interface DecryptingChunk {
   items: ReadonlyArray<BatchItem>
   readonly decrypted: Deferred.Deferred<Decrypted>
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
-  readonly verified: Fiber.Fiber<boolean>
+  readonly verified: Effect.Effect<boolean>
   readonly receivedAt: number
   readonly span: Tracer.Span | undefined
 }
@@ -124,15 +121,20 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
 export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, batch: Batch, rich: ReadonlyArray<BatchItem>) {
   if (rich.length === 0) return
   const tenants = rich.flatMap(({ item }) => (item.tenantId === undefined ? [] : [item.tenantId]))
-  const verified = yield* Effect.forkChild(decryption.tokens.verify(batch.validationTokens, tenants).pipe(
-    Effect.as(true),
-    Effect.catch((error) =>
-      logRejected("validation_token", error.message).pipe(
-        Effect.andThen(rich.length > 1 ? countRejected("validation_token", rich.length - 1) : Effect.void),
-        Effect.as(false)
-      )
+  // Tokens verified before (nearly every POST of a tenant's: ValidationTokens.ts) need no fiber of their own.
+  const verified = decryption.tokens.remembered(batch.validationTokens, tenants, yield* Clock.currentTimeMillis)
+    ? Effect.succeed(true)
+    : Fiber.join(
+      yield* Effect.forkChild(decryption.tokens.verify(batch.validationTokens, tenants).pipe(
+        Effect.as(true),
+        Effect.catch((error) =>
+          logRejected("validation_token", error.message).pipe(
+            Effect.andThen(rich.length > 1 ? countRejected("validation_token", rich.length - 1) : Effect.void),
+            Effect.as(false)
+          )
+        )
+      ))
     )
-  ))
   for (let i = 0; i < rich.length; i += maxChunk) {
     const items = rich.slice(i, i + maxChunk)
     // A batch without a span (no tracing backend, ChangeTrace.ts) starts none.
@@ -232,7 +234,7 @@ const reviewHeld = Effect.fnUntraced(function*(decryption: Decryption) {
  * counted, never fails the others, and the good ones travel on together.
  */
 const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presences: PubSub.PubSub<PushedPresence>, pace: Pace) {
-  if (!(yield* Fiber.join(chunk.verified))) return
+  if (!(yield* chunk.verified)) return
   const { items, results } = yield* Deferred.await(chunk.decrypted)
   if (items.length === 0) return
   const decryptedAt = yield* Clock.currentTimeMillis
@@ -252,9 +254,8 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
     yield* Metric.update(presencesReceived, accepted.length)
     yield* PubSub.publishAll(presences, accepted)
   }
-  // Let the presence source, the flow and the writer run after a full chunk's worth of items (a flood's chunks are
-  // full). A yield waits for the event loop's next turn: with many tenants a chunk is one POST of 1–4 items, and
-  // yielding after each would publish one POST per turn and tenant — slower than they come when turns are long.
+  // Let the presence source, the flow and the writer run after a full chunk's worth of items, not after each of many
+  // tenants' one-POST chunks (a yield waits for the event loop's next turn: one POST per turn is slower than they come).
   pace.items += chunk.items.length
   if (pace.items >= maxChunk) {
     pace.items = 0

@@ -185,6 +185,8 @@ export const splitWhenWorthReading = <A>(
   userOf: (item: A) => string | undefined,
   minimum = minItemsPerRead
 ): FloodSplit<A> => {
+  // Fewer items than the minimum in all (a POST of many tenants' few) cannot spare enough: nothing to split.
+  if (items.length < minimum) return { decrypt: items, read: [], diverted: 0 }
   const split = splitFlood(items, admitted, userOf)
   return split.diverted >= minimum ? split : { decrypt: items, read: [], diverted: 0 }
 }

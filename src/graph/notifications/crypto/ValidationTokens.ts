@@ -27,6 +27,11 @@ const clockToleranceSeconds = 300
 export class ValidationTokens extends Context.Service<ValidationTokens, {
   /** Succeeds when every token is valid and every tenant in `tenantIds` is covered by one of them. */
   verify(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>): Effect.Effect<void, ValidationTokenError>
+  /**
+   * Whether `verify` would succeed from what is remembered alone (every token verified before and not expired at
+   * `nowMillis`, every tenant covered): the webhook's POSTs then need no verification of their own. Synchronous.
+   */
+  remembered(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>, nowMillis: number): boolean
 }>()("teams-presence-connector/graph/notifications/crypto/ValidationTokens") {
   static readonly make = (options: { readonly jwksUrl: string; readonly appId: string }) => {
     const jwks = jose.createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 24 * 3600_000, cooldownDuration: 30_000 })
@@ -64,7 +69,17 @@ export class ValidationTokens extends Context.Service<ValidationTokens, {
         }
       }
     })
-    return ValidationTokens.of({ verify })
+    const remembered = (tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>, now: number) => {
+      if (tokens.length === 0) return false
+      const issuers: Array<string> = []
+      for (const token of tokens) {
+        const known = verified.get(token)
+        if (known === undefined || now >= known.acceptedBefore) return false
+        issuers.push(known.iss)
+      }
+      return tenantIds.every((tenant) => issuers.includes(`https://sts.windows.net/${tenant}/`))
+    }
+    return ValidationTokens.of({ verify, remembered })
   }
 
   static readonly layer = Layer.effect(
