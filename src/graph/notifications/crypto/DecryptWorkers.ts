@@ -2,9 +2,10 @@
  * The decryption pool's worker threads and their bookkeeping: which requests each worker holds (a crashed worker
  * fails only its own and is replaced, with the keys sent again) and how many items wait at each, for least-loaded
  * dispatch. Plain callbacks: a worker answers on the event loop, which completes the request's Deferred.
- * The requests posted within one task of the event loop leave together, one message per worker (with many tenants a
- * burst is thousands of requests of a few items, and every message costs a wake-up of the worker and a context
- * switch on the main thread), and the worker answers small requests together likewise (decryptWorker.ts).
+ * The requests posted within one turn of the event loop leave together at its end (setImmediate), one message per
+ * worker (with many tenants a burst is thousands of requests of a few items, posted by many fibers and webhook POSTs
+ * in one turn, and every message costs a wake-up of the worker and a context switch on the main thread), and the
+ * worker answers small requests together likewise (decryptWorker.ts).
  * The workers may serve several owners (the tenants of one process, DecryptPool.ts): each owner's keys are kept apart
  * in the workers, and an owner's items are decrypted with its own keys only.
  */
@@ -62,7 +63,7 @@ export class DecryptWorkers {
   /** Each owner's keys, sent again to a replacement worker. */
   readonly #keys = new Map<KeyOwner, ReadonlyArray<WorkerKey>>()
   #closing = false
-  /** Chunks posted in the current task, per worker, sent when it ends (`#flush`). */
+  /** Chunks posted in the current turn of the event loop, per worker, sent when it ends (`#flush`). */
   readonly #outbox = new Map<Worker, Array<WorkerRequest>>()
   #flushQueued = false
   /** One item's cost on one worker (µs), as the workers time their chunks; undefined before the first answer. */
@@ -116,8 +117,8 @@ export class DecryptWorkers {
   }
 
   /**
-   * Sends an owner's chunk to the least-loaded worker, with the other chunks posted within the same task (a microtask
-   * sends them); `results` completes with its answer. Returns the request's id.
+   * Sends an owner's chunk to the least-loaded worker, with the other chunks posted within the same turn of the event
+   * loop (an immediate sends them); `results` completes with its answer. Returns the request's id.
    */
   post(owner: KeyOwner, items: ReadonlyArray<EncryptedContent>, results: Results): number {
     const id = this.#nextId++
@@ -131,7 +132,7 @@ export class DecryptWorkers {
     else queued.push({ id, owner, items })
     if (!this.#flushQueued) {
       this.#flushQueued = true
-      queueMicrotask(() => this.#flush())
+      setImmediate(() => this.#flush())
     }
     return id
   }
