@@ -293,6 +293,11 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         // The connector's own port over the burst: its accept queue (max) against its size, SYN_RECV / ESTABLISHED max.
         listenQueue,
         webhookAnswerMs: summary(answers),
+        // The POSTs answered after more than 5 s: when in the burst they started (s) and how long they took (s).
+        slowPosts: {
+          startedSeconds: summary(results.flatMap((r) => r.slowPosts.map((p) => p.startedMs / 1000))),
+          tookSeconds: summary(results.flatMap((r) => r.slowPosts.map((p) => p.tookMs / 1000)))
+        },
         // The connector's own view (its histograms, bucket-interpolated, every tenant's series summed; the slowest
         // tenant's own): notification received → SetPresence sent, and the webhook handler's answer produced / flushed.
         connectorSide: {
