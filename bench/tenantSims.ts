@@ -35,6 +35,8 @@ export interface SimWorkerResult {
   readonly added: ReadonlyArray<number>
   readonly changeToSetPresence: ReadonlyArray<number>
   readonly webhookAnswers: ReadonlyArray<number>
+  /** POSTs answered after more than 5 s: when each started (ms after the burst's start) and how long it took. */
+  readonly slowPosts: ReadonlyArray<{ readonly startedMs: number; readonly tookMs: number }>
   readonly changes: number
   readonly arrived: number
   /** Epoch milliseconds: the last change issued, the last one arrived at its PBX. */
@@ -136,6 +138,8 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
       added,
       changeToSetPresence: latencies,
       webhookAnswers: posts.posts.map((p) => p.answeredAt - p.startedAt),
+      slowPosts: posts.posts.filter((p) => p.answeredAt - p.startedAt > 5_000)
+        .map((p) => ({ startedMs: performance.timeOrigin + p.startedAt - burst.startAt, tookMs: p.answeredAt - p.startedAt })),
       changes: changes.length,
       arrived: latencies.length,
       issuedEndAt,

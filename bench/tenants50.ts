@@ -31,7 +31,7 @@ import { StateStore, TenantConfig, TenantId } from "../src/state/StateStore.ts"
 import { startConnector, writeConfig } from "./connectorProcess.ts"
 import { watchListenQueue } from "./listenQueue.ts"
 import { emit, progress, seconds, until } from "./report.ts"
-import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, processCpuMs, round, summary } from "./stats.ts"
+import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, processCpuMs, round, summary, threadCpuMs } from "./stats.ts"
 import { epochNow, type FromWorker, type SimWorkerData, type SimWorkerResult, type ToWorker } from "./tenantSims.ts"
 
 const TENANTS = Number(process.env["BENCH_TENANTS"] ?? 50)
@@ -57,6 +57,9 @@ const quantilesOf = (delta: HistogramBuckets) => ({
   p50: round(histogramQuantile(delta, 0.5) * 1000),
   p99: round(histogramQuantile(delta, 0.99) * 1000)
 })
+/** A counter's value summed over its series (every tenant's) in a /metrics text. */
+const counterSum = (text: string, name: string): number =>
+  text.split("\n").filter((line) => line.startsWith(name)).reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0)
 /** Between two scrapes: the whole process's quantiles (ms), and the tenant whose own p99 was highest. */
 const connectorSide = (after: string, before: string) =>
   Object.fromEntries(Object.entries(HISTOGRAMS).map(([key, [name, label]]) => {
@@ -230,12 +233,14 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     connector.resetProbe()
     const before = yield* metricsText(port)
     const cpuBefore = processCpuMs(connector.pid)
+    const threadsBefore = threadCpuMs(connector.pid)
     const overflowsBefore = listenOverflows()
     const queue = watchListenQueue(port)
     const startAt = epochNow() + 200
     const results = yield* runBurst(sims, startAt)
     const listenQueue = queue.stop()
     const cpuAfter = processCpuMs(connector.pid)
+    const threadsAfter = threadCpuMs(connector.pid)
     const overflows = listenOverflows() - overflowsBefore
     const probe = connector.probe()
     const after = yield* metricsText(port)
@@ -277,12 +282,22 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
           all: round(((cpuAfter.all - cpuBefore.all) * 1000) / changes, 0),
           mainThread: round(((cpuAfter.main - cpuBefore.main) * 1000) / changes, 0)
         },
+        // By kind of thread (bench/stats.ts threadCpuMs), and the rich items read instead of decrypted (FloodGate.ts).
+        connectorPerChangeUsByThread: threadsBefore === undefined || threadsAfter === undefined ? null : Object.fromEntries(
+          Object.entries(threadsAfter).map(([kind, ms]) => [kind, round(((ms - (threadsBefore[kind] ?? 0)) * 1000) / changes, 0)])
+        ),
+        floodFallbackItems: counterSum(after, "connector_flood_fallback_items_total") - counterSum(before, "connector_flood_fallback_items_total"),
         webhookPosts: answers.length,
         // Connections the kernel refused over the burst for a full listen queue (the machine's, all ports).
         listenQueueOverflows: overflows,
         // The connector's own port over the burst: its accept queue (max) against its size, SYN_RECV / ESTABLISHED max.
         listenQueue,
         webhookAnswerMs: summary(answers),
+        // The POSTs answered after more than 5 s: when in the burst they started (s) and how long they took (s).
+        slowPosts: {
+          startedSeconds: summary(results.flatMap((r) => r.slowPosts.map((p) => p.startedMs / 1000))),
+          tookSeconds: summary(results.flatMap((r) => r.slowPosts.map((p) => p.tookMs / 1000)))
+        },
         // The connector's own view (its histograms, bucket-interpolated, every tenant's series summed; the slowest
         // tenant's own): notification received → SetPresence sent, and the webhook handler's answer produced / flushed.
         connectorSide: {

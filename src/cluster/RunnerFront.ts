@@ -8,7 +8,7 @@
  * (`graph`, FrontGraph.ts): they never wait for an owner.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
-import { connect, type Socket } from "node:net"
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { Effect, type Scope } from "effect"
 import type { TenantId } from "../state/StateStore.ts"
@@ -216,6 +216,42 @@ const onUpgrade = async (options: FrontOptions, track: (socket: Duplex) => void,
   })
 }
 
+/**
+ * Listening sockets on the public port (SO_REUSEPORT, Linux only). Node accepts one pending connection per listening
+ * socket and turn of the event loop (measured on Node 24.21: with 50 ms turns, 20 connections a second however many
+ * wait), so while a burst keeps the turns long, new connections wait in the kernel's accept queue — with 50 tenants
+ * a new connection's POST waited up to 20 s (docs/performance.md, "tenants-50"). The kernel deals new connections out
+ * over the sockets, and each takes one per turn.
+ */
+export const acceptSockets = process.platform === "linux" ? 8 : 1
+
+/** Listens on `port` (0: a free one), `reusePort` when several sockets share it; the port it got. */
+const listenOn = (server: NetServer, options: FrontOptions, port: number, reusePort: boolean) =>
+  new Promise<number>((resolve, reject) => {
+    server.once("error", reject)
+    server.listen({ port, host: options.host, backlog: publicBacklog, reusePort }, () => {
+      server.off("error", reject)
+      const address = server.address()
+      resolve(typeof address === "object" && address !== null ? address.port : port)
+    })
+  })
+
+/**
+ * The public port's sockets: a port given explicitly is first bound alone, so that one already in use (another process
+ * of the connector among them) fails as it always did, rather than being shared through SO_REUSEPORT.
+ */
+const listenAll = async (servers: ReadonlyArray<Server>, options: FrontOptions): Promise<number> => {
+  const shared = servers.length > 1
+  if (shared && options.port !== 0) {
+    const probe = createNetServer()
+    await listenOn(probe, options, options.port, false)
+    await new Promise((resolve) => probe.close(resolve))
+  }
+  const port = await listenOn(servers[0]!, options, options.port, shared)
+  for (const server of servers.slice(1)) await listenOn(server, options, port, true)
+  return port
+}
+
 export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonly port: number }, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.callback<{ port: number; close: () => void }>((resume) => {
@@ -224,24 +260,29 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
         open.add(socket)
         socket.once("close", () => open.delete(socket))
       }
-      const server = createServer({ keepAliveTimeout: options.keepAliveTimeout ?? keepAliveTimeoutMillis }, (req, res) => {
-        onRequest(options, req, res).catch(() => answer(res, 500, "internal error"))
+      const servers = Array.from({ length: acceptSockets }, () => {
+        const server = createServer({ keepAliveTimeout: options.keepAliveTimeout ?? keepAliveTimeoutMillis }, (req, res) => {
+          onRequest(options, req, res).catch(() => answer(res, 500, "internal error"))
+        })
+        server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+          onUpgrade(options, track, req, socket, head).catch(() => socket.destroy())
+        })
+        return server
       })
-      server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-        onUpgrade(options, track, req, socket, head).catch(() => socket.destroy())
-      })
-      server.once("error", (error) => resume(Effect.die(error)))
-      server.listen({ port: options.port, host: options.host, backlog: publicBacklog }, () => {
-        const address = server.address()
-        resume(Effect.succeed({
-          port: typeof address === "object" && address !== null ? address.port : options.port,
-          close: () => {
-            for (const socket of open) socket.destroy()
-            server.closeAllConnections()
-            server.close()
-          }
-        }))
-      })
+      const close = () => {
+        for (const socket of open) socket.destroy()
+        for (const server of servers) {
+          server.closeAllConnections()
+          server.close()
+        }
+      }
+      listenAll(servers, options).then(
+        (port) => resume(Effect.succeed({ port, close })),
+        (error) => {
+          close()
+          resume(Effect.die(error))
+        }
+      )
     }),
     (front) => Effect.sync(front.close)
   ).pipe(Effect.tap((front) => logListenBacklog(front.port)), Effect.map((front) => ({ port: front.port })))

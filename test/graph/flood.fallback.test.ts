@@ -285,7 +285,7 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
       const decryption: Decryption = yield* makeDecryption(presences, 100, (users, items) =>
         Effect.andThen(Effect.sync(() => void reads.push({ users, items })), Deferred.succeed(readOnce, undefined))).pipe(
         Effect.provideService(DecryptPool, pool),
-        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void }))
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => false }))
       )
       const published = yield* collect(Stream.fromPubSub(presences), 150)
       const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }
@@ -324,6 +324,69 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
       assert.deepStrictEqual(reads.length, 1)
       assert.deepStrictEqual(handed.length, 3)
       assert.deepStrictEqual({ pending: decryption.gate.pending, withWorkers: decryption.gate.withWorkers }, { pending: 0, withWorkers: 0 })
+    }).pipe(Effect.scoped))
+})
+
+describe("a few held items past the budget (the decryption pipeline, a pool whose answers the test decides)", () => {
+  it.effect("are decrypted in their turn, not read: a read of so few users costs more than decrypting them", () =>
+    Effect.gen(function*() {
+      // One worker at a measured 1,000 µs per item, a 100 ms budget.
+      const answers: Array<Deferred.Deferred<void>> = []
+      const handed: Array<ReadonlyArray<string>> = []
+      const threeHanded = yield* Deferred.make<void>()
+      const pool = DecryptPool.of({
+        decrypt: (items) =>
+          Effect.gen(function*() {
+            const answer = yield* Deferred.make<void>()
+            answers.push(answer)
+            handed.push(items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+            if (handed.length === 3) yield* Deferred.succeed(threeHanded, undefined)
+            if (handed.length <= 3) yield* Deferred.await(answer)
+            return items.map((content) => ({ ok: true as const, plaintext: content.data }))
+          }),
+        reloadKeys: Effect.void,
+        size: 1,
+        itemMicros: () => 1_000,
+        pendingItems: () => decryption.gate.withWorkers
+      })
+      const presences = yield* PubSub.unbounded<PushedPresence>()
+      const reads: Array<number> = []
+      const decryption: Decryption = yield* makeDecryption(presences, 100, (_, items) => Effect.sync(() => void reads.push(items))).pipe(
+        Effect.provideService(DecryptPool, pool),
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
+      )
+      const published = yield* collect(Stream.fromPubSub(presences), 90)
+      const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }
+      const batchOf = (ids: ReadonlyArray<string>): ReadonlyArray<BatchItem> =>
+        ids.map((id) => ({
+          subscription,
+          item: {
+            subscriptionId: "sub-1",
+            changeType: "updated",
+            resourceData: { id },
+            encryptedContent: {
+              data: JSON.stringify(presence(id, "Busy")),
+              dataKey: "",
+              dataSignature: "",
+              encryptionCertificateId: "",
+              encryptionCertificateThumbprint: ""
+            }
+          }
+        }))
+      // Three POSTs of 25 with the worker, then one of 5 and one of 10 held (4 POSTs of many tenants' size).
+      const users = Array.from({ length: 90 }, (_, i) => `u-${i}`)
+      const posts = [users.slice(0, 25), users.slice(25, 50), users.slice(50, 75), users.slice(75, 80), users.slice(80, 90)]
+      for (const ids of posts) {
+        const rich = batchOf(ids)
+        yield* decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt: 0, span: undefined }, rich)
+      }
+      yield* Deferred.await(threeHanded)
+      // 5 s later — far past the budget — the worker answers: the 15 held items no longer fit, but are too few to read.
+      yield* TestClock.setTime(5_000)
+      for (const answer of answers.slice(0, 3)) yield* Deferred.succeed(answer, undefined)
+      assert.deepStrictEqual((yield* published).map((p) => p.userId), users)
+      assert.deepStrictEqual(reads, [])
+      assert.deepStrictEqual(handed.slice(3), [users.slice(75, 80), users.slice(80, 90)])
     }).pipe(Effect.scoped))
 })
 

@@ -198,4 +198,46 @@ describe("rich notification crypto", () => {
       assert.deepStrictEqual(sent.filter((type) => type === "decrypt").length, 3)
       assert.deepStrictEqual(sent, ["decrypt", "decrypt", "keys", "keys", "decrypt"])
     }).pipe(Effect.scoped))
+  it.effect("small chunks wait for the end of the event loop's turn to leave with the turn's others; 16 items leave with their task", () =>
+    Effect.gen(function*() {
+      const shared = yield* Layer.build(SharedDecryptWorkers.layer(1))
+      const { workers } = Context.get(shared, SharedDecryptWorkers)
+      const { seal, store } = yield* tenantKeys()
+      yield* DecryptPool.layerShared.pipe(Layer.provide(Layer.succeedContext(shared)), Layer.build, Effect.provideService(CertificateStore, store))
+      const sent: Array<number> = []
+      const original = Worker.prototype.postMessage
+      Worker.prototype.postMessage = function(this: Worker, message: unknown, ...rest: Array<never>) {
+        const { type, requests } = message as { type: string; requests?: ReadonlyArray<unknown> }
+        if (type === "decrypt") sent.push(requests?.length ?? 0)
+        return original.call(this, message, ...rest)
+      }
+      yield* Effect.addFinalizer(() => Effect.sync(() => (Worker.prototype.postMessage = original)))
+      const chunk = (n: number) => {
+        const answer = Deferred.makeUnsafe<ReadonlyArray<DecryptResult>>()
+        workers.post(1, Array.from({ length: n }, (_, i) => seal(`p${i}`)), answer)
+        return answer
+      }
+      // Two chunks of 2 items in two tasks of one turn (a promise between them): one message, at the turn's end.
+      const small = yield* Effect.promise(async () => {
+        const first = chunk(2)
+        await Promise.resolve()
+        const second = chunk(2)
+        await Promise.resolve()
+        const before = [...sent]
+        await new Promise((resolve) => setImmediate(resolve))
+        return { first, second, before }
+      })
+      assert.deepStrictEqual(small.before, [])
+      assert.deepStrictEqual(sent, [2])
+      // A chunk of 16 leaves at the end of its task, before the turn ends.
+      const large = yield* Effect.promise(async () => {
+        const answer = chunk(16)
+        await Promise.resolve()
+        return { answer, before: [...sent] }
+      })
+      assert.deepStrictEqual(large.before, [2, 1])
+      for (const answer of [small.first, small.second, large.answer]) {
+        assert.isTrue((yield* Deferred.await(answer)).every((r) => r.ok))
+      }
+    }).pipe(Effect.scoped))
 })

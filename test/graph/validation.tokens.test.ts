@@ -4,7 +4,7 @@ import { TestClock } from "effect/testing"
 import { HttpRouter } from "effect/http"
 import * as jose from "jose"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
-import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
+import { JWKS_PATH, JwksRoutes, SimJwks, tokenReuseSeconds } from "../../src/simulators/graph/SimJwks.ts"
 import { APP_ID, buildServer, localServer, TENANT } from "./notificationsHarness.ts"
 
 /** The simulator's JWKS on a real socket and the connector's verifier against it; the Clock is the TestClock. */
@@ -40,6 +40,21 @@ describe("validation tokens (remembered once verified)", () => {
       assert.include(error.message, "validation token rejected")
     }).pipe(Effect.scoped))
 
+  it.effect("knows without verifying again whether a POST's tokens were verified: never before a verify, nor past expiry", () =>
+    Effect.gen(function*() {
+      const { jwks, tokens } = yield* setup
+      const token = yield* jwks.validationToken(APP_ID, TENANT)
+      assert.isFalse(tokens.remembered([token], [TENANT], 0))
+      assert.isFalse(tokens.remembered([], [], 0))
+      assert.strictEqual(yield* outcome(tokens.verify([token], [TENANT])), "accepted")
+      assert.isTrue(tokens.remembered([token], [TENANT], 0))
+      // Another tenant's items need a token of their own.
+      assert.isFalse(tokens.remembered([token], [TENANT, "99999999-0000-0000-0000-000000000000"], 0))
+      // exp (3,600 s) plus the 300 s tolerance: from then on it must be verified (and is refused).
+      assert.isTrue(tokens.remembered([token], [TENANT], 3_899_999))
+      assert.isFalse(tokens.remembered([token], [TENANT], 3_900_000))
+    }).pipe(Effect.scoped))
+
   it.effect("still requires a token of every tenant in the batch when the token is remembered", () =>
     Effect.gen(function*() {
       const { jwks, tokens } = yield* setup
@@ -61,17 +76,20 @@ describe("validation tokens (remembered once verified)", () => {
 })
 
 describe("the simulator's validation tokens", () => {
-  it.effect("are one text per app, tenant and second (signed once), and a new one the next second", () =>
+  it.effect("are one text per app and tenant for 5 minutes (signed once), and a new one after", () =>
     Effect.gen(function*() {
       const { jwks, tokens } = yield* setup
+      assert.strictEqual(tokenReuseSeconds, 300)
       const first = yield* jwks.validationToken(APP_ID, TENANT)
       assert.strictEqual(yield* jwks.validationToken(APP_ID, TENANT), first)
       const otherTenant = yield* jwks.validationToken(APP_ID, "99999999-0000-0000-0000-000000000000")
       assert.notStrictEqual(otherTenant, first)
+      yield* TestClock.adjust("299 seconds")
+      assert.strictEqual(yield* jwks.validationToken(APP_ID, TENANT), first)
       yield* TestClock.adjust("1 second")
       const next = yield* jwks.validationToken(APP_ID, TENANT)
       assert.notStrictEqual(next, first)
-      assert.strictEqual(jose.decodeJwt(next).iat, 1)
+      assert.strictEqual(jose.decodeJwt(next).iat, 300)
       assert.strictEqual(yield* outcome(tokens.verify([next], [TENANT])), "accepted")
     }).pipe(Effect.scoped))
 })

@@ -11,7 +11,7 @@ import { notificationsReceived } from "../../domain/Metrics.ts"
 import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
 import { sameTeamsUser } from "../../domain/TeamsId.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
-import { FloodGate, splitFlood } from "./FloodGate.ts"
+import { FloodGate, type FloodSplit, minItemsPerRead, splitWhenWorthReading } from "./FloodGate.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import type { Batch, BatchItem } from "./Intake.ts"
@@ -32,18 +32,13 @@ export interface PushedPresence {
 /** The counter of accepted presence items, with its attributes resolved once (it is updated per chunk of a burst). */
 export const presencesReceived = Metric.withAttributes(notificationsReceived, { kind: "presence" })
 
-/**
- * Without the flood fallback: chunks handed to the decryption pool and not yet published, enough to keep the workers
- * busy between two wakes (the processor waits beyond it).
- */
+/** Without the flood fallback: chunks with the pool and not yet published (the processor waits beyond it). */
 const chunksInFlight = 16
 
 /**
- * With the flood fallback: chunks with the workers at once, per worker (the pool shares each chunk of ≤ 50 out among
- * them). Three per worker — ≤ 150 items per worker with two, ≈ 50 ms of work on a quiet core, ≈ 100 ms on a contended
- * one — keep the workers busy across the main thread's stalls in a flood (event loop p99 40–130 ms); every chunk
- * beyond waits here, where it can still be read instead when the workers turn out slower than the intake decision
- * assumed.
+ * With the flood fallback: chunks with the workers at once, per worker (≤ 150 items per worker with two, ≈ 50–100 ms of
+ * work), which keeps them busy across the main thread's stalls in a flood; every chunk beyond waits here, where it can
+ * still be read instead when the workers turn out slower than the intake decision assumed.
  */
 const chunksPerWorker = 3
 
@@ -58,7 +53,7 @@ interface DecryptingChunk {
   items: ReadonlyArray<BatchItem>
   readonly decrypted: Deferred.Deferred<Decrypted>
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
-  readonly verified: Fiber.Fiber<boolean>
+  readonly verified: Effect.Effect<boolean>
   readonly receivedAt: number
   readonly span: Tracer.Span | undefined
 }
@@ -126,15 +121,20 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
 export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, batch: Batch, rich: ReadonlyArray<BatchItem>) {
   if (rich.length === 0) return
   const tenants = rich.flatMap(({ item }) => (item.tenantId === undefined ? [] : [item.tenantId]))
-  const verified = yield* Effect.forkChild(decryption.tokens.verify(batch.validationTokens, tenants).pipe(
-    Effect.as(true),
-    Effect.catch((error) =>
-      logRejected("validation_token", error.message).pipe(
-        Effect.andThen(rich.length > 1 ? countRejected("validation_token", rich.length - 1) : Effect.void),
-        Effect.as(false)
-      )
+  // Tokens verified before (nearly every POST of a tenant's: ValidationTokens.ts) need no fiber of their own.
+  const verified = decryption.tokens.remembered(batch.validationTokens, tenants, yield* Clock.currentTimeMillis)
+    ? Effect.succeed(true)
+    : Fiber.join(
+      yield* Effect.forkChild(decryption.tokens.verify(batch.validationTokens, tenants).pipe(
+        Effect.as(true),
+        Effect.catch((error) =>
+          logRejected("validation_token", error.message).pipe(
+            Effect.andThen(rich.length > 1 ? countRejected("validation_token", rich.length - 1) : Effect.void),
+            Effect.as(false)
+          )
+        )
+      ))
     )
-  ))
   for (let i = 0; i < rich.length; i += maxChunk) {
     const items = rich.slice(i, i + maxChunk)
     // A batch without a span (no tracing backend, ChangeTrace.ts) starts none.
@@ -190,11 +190,13 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
 
 /**
  * Takes a held chunk's items beyond the first `fit` out of it (and admitted ones of users read anyway: FloodGate.ts
- * `splitFlood`); returns the users to read instead and how many items that spares.
+ * `splitFlood`) when that spares at least `minimum` items (FloodGate.ts `splitWhenWorthReading`); returns the users to
+ * read instead and how many items that spares.
  */
-const takeOverdue = (decryption: Decryption, chunk: DecryptingChunk, fit: number): { readonly read: ReadonlyArray<string>; readonly diverted: number } => {
+const takeOverdue = (decryption: Decryption, chunk: DecryptingChunk, fit: number, minimum = minItemsPerRead): Omit<FloodSplit<unknown>, "decrypt"> => {
   if (fit >= chunk.items.length) return { read: [], diverted: 0 }
-  const split = splitFlood(chunk.items, fit, (entry) => notificationUserId(entry.item))
+  const split = splitWhenWorthReading(chunk.items, fit, (entry) => notificationUserId(entry.item), minimum)
+  if (split.diverted === 0) return split
   decryption.gate.withdrawn(split.diverted)
   chunk.items = split.decrypt
   return split
@@ -203,18 +205,22 @@ const takeOverdue = (decryption: Decryption, chunk: DecryptingChunk, fit: number
 /**
  * After the workers reported their speed: the held chunks checked again, in order (FloodGate.ts `reviewHeld`); the
  * users of what would no longer come back within the budget are read now (one request's worth together) rather than
- * when its turn comes.
+ * when its turn comes — when they are at least `minItemsPerRead` items together (fewer are decrypted in their turn).
  */
 const reviewHeld = Effect.fnUntraced(function*(decryption: Decryption) {
   if (decryption.holding.size === 0 || decryption.gate.budgetMillis <= 0) return
   const now = yield* Clock.currentTimeMillis
   const held = [...decryption.holding]
   const fits = decryption.gate.reviewHeld(held.map((chunk) => ({ items: chunk.items.length, waitedMillis: now - chunk.receivedAt })))
+  let overdue = 0
+  for (let i = 0; i < held.length; i++) overdue += held[i]!.items.length - fits[i]!
+  if (overdue < minItemsPerRead) return
   const read: Array<string> = []
   let diverted = 0
   let oldest = now
   for (let i = 0; i < held.length; i++) {
-    const taken = takeOverdue(decryption, held[i]!, fits[i]!)
+    // Together they are worth a read: each chunk gives up what is overdue in it, however few.
+    const taken = takeOverdue(decryption, held[i]!, fits[i]!, 1)
     if (taken.diverted === 0) continue
     read.push(...taken.read)
     diverted += taken.diverted
@@ -228,7 +234,7 @@ const reviewHeld = Effect.fnUntraced(function*(decryption: Decryption) {
  * counted, never fails the others, and the good ones travel on together.
  */
 const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presences: PubSub.PubSub<PushedPresence>, pace: Pace) {
-  if (!(yield* Fiber.join(chunk.verified))) return
+  if (!(yield* chunk.verified)) return
   const { items, results } = yield* Deferred.await(chunk.decrypted)
   if (items.length === 0) return
   const decryptedAt = yield* Clock.currentTimeMillis
@@ -248,9 +254,8 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
     yield* Metric.update(presencesReceived, accepted.length)
     yield* PubSub.publishAll(presences, accepted)
   }
-  // Let the presence source, the flow and the writer run after a full chunk's worth of items (a flood's chunks are
-  // full). A yield waits for the event loop's next turn: with many tenants a chunk is one POST of 1–4 items, and
-  // yielding after each would publish one POST per turn and tenant — slower than they come when turns are long.
+  // Let the presence source, the flow and the writer run after a full chunk's worth of items, not after each of many
+  // tenants' one-POST chunks (a yield waits for the event loop's next turn: one POST per turn is slower than they come).
   pace.items += chunk.items.length
   if (pace.items >= maxChunk) {
     pace.items = 0

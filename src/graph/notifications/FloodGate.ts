@@ -165,6 +165,72 @@ export const admitWhenDecryptionIsBehind = (gate: FloodGate, count: number, wait
   return gate.admit(count, othersMillis) >= count ? count : gate.admit(count, waitedMillis + othersMillis)
 }
 
+/**
+ * The fewest rich items worth reading instead of decrypting at once. A read is a Graph request (a getPresencesByUserId
+ * of up to 650 users, answered over the main thread), while decrypting an item costs a worker ≈ 0.2–1 ms: reading one
+ * or two users costs more than decrypting them, and what so few items would spare the backlog is a millisecond or
+ * two. Fewer items than this are decrypted even when late (with many tenants of a few items per POST, a POST that
+ * waited on a busy main thread would otherwise become a read of its one or two users); a flood's POSTs carry many
+ * more.
+ */
+export const minItemsPerRead = 20
+
+/**
+ * `splitFlood`, but only when the read spares at least `minimum` items of decryption (`minItemsPerRead`); else every
+ * item is decrypted.
+ */
+export const splitWhenWorthReading = <A>(
+  items: ReadonlyArray<A>,
+  admitted: number,
+  userOf: (item: A) => string | undefined,
+  minimum = minItemsPerRead
+): FloodSplit<A> => {
+  // Fewer items than the minimum in all (a POST of many tenants' few) cannot spare enough: nothing to split.
+  if (items.length < minimum) return { decrypt: items, read: [], diverted: 0 }
+  const split = splitFlood(items, admitted, userOf)
+  return split.diverted >= minimum ? split : { decrypt: items, read: [], diverted: 0 }
+}
+
+/**
+ * One flood episode for the log: it starts with the first item read instead, and ends once a POST is decrypted whole
+ * at least `quietMillis` after the last item read instead — so a flood that diverts now and then logs two lines, not
+ * two per POST. Pure; the caller passes the Clock's time.
+ */
+export class FloodEpisode {
+  readonly #quietMillis: number
+  /** Items read instead in this episode (0: none under way). */
+  #diverted = 0
+  #lastDivertedAt = 0
+
+  constructor(quietMillis: number) {
+    this.#quietMillis = quietMillis
+  }
+
+  get diverted(): number {
+    return this.#diverted
+  }
+
+  /** `items` were read instead at `now`; true when this starts an episode. */
+  divert(items: number, now: number): boolean {
+    if (items <= 0) return false
+    const starts = this.#diverted === 0
+    this.#diverted += items
+    this.#lastDivertedAt = now
+    return starts
+  }
+
+  /** A POST was decrypted whole at `now`: the items read instead in the episode that ends now, or undefined. */
+  decryptedWhole(now: number): number | undefined {
+    if (this.#diverted === 0 || now - this.#lastDivertedAt < this.#quietMillis) return undefined
+    const diverted = this.#diverted
+    this.#diverted = 0
+    return diverted
+  }
+}
+
+/** How long without an item read instead ends a flood episode (FloodEpisode). */
+export const floodQuietMillis = 1_000
+
 /** How a POST's rich items go on: decrypted, or their users read (with how many of them were read, not decrypted). */
 export interface FloodSplit<A> {
   readonly decrypt: ReadonlyArray<A>

@@ -9,6 +9,7 @@ import type { ServerResponse as NodeServerResponse } from "node:http"
 import type { Socket } from "node:net"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { webhookResponseSeconds } from "../../domain/Metrics.ts"
+import { tracing } from "../../observability/ChangeTrace.ts"
 import { CertificateStore } from "./crypto/CertificateStore.ts"
 import { DecryptPool } from "./crypto/DecryptPool.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
@@ -158,11 +159,12 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
   const timedNotifications = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
     const clock = yield* Clock.Clock
     const startedAt = clock.currentTimeNanosUnsafe()
-    // The root of each change's trace: webhook → decrypt → map → SetPresence (docs/operations.md, OpenTelemetry).
-    const response = yield* notifications(request).pipe(
+    // The root of each change's trace: webhook → decrypt → map → SetPresence (docs/operations.md, OpenTelemetry); none
+    // without a tracing backend (ChangeTrace.ts), where nothing would ever read it.
+    const response = (yield* tracing)
       // No stack trace: capturing one on every POST costs more than the rest of the span.
-      Effect.withSpan("NotificationRoutes.notifications", undefined, { captureStackTrace: false })
-    )
+      ? yield* notifications(request).pipe(Effect.withSpan("NotificationRoutes.notifications", undefined, { captureStackTrace: false }))
+      : yield* notifications(request)
     yield* observe("produced", startedAt, clock.currentTimeNanosUnsafe())
     const nodeResponse = serverResponse(request)
     if (nodeResponse !== undefined) {

@@ -8,7 +8,7 @@ import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, Stream } from "ef
 import { floodFallbackItems, notificationsReceived } from "../../domain/Metrics.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 import { decryptBatch, type Decryption, makeDecryption, presencesReceived, type PushedPresence } from "./Decryption.ts"
-import { admitWhenDecryptionIsBehind, splitFlood } from "./FloodGate.ts"
+import { admitWhenDecryptionIsBehind, FloodEpisode, floodQuietMillis, splitWhenWorthReading } from "./FloodGate.ts"
 import {
   acceptLifecycle,
   acceptNotifications,
@@ -64,7 +64,11 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         lifecycle: yield* PubSub.unbounded<LifecycleSignal>()
       }
       const presences = yield* PubSub.unbounded<PushedPresence>()
-      const flood: Flood = { refetch: yield* PubSub.unbounded<ReadonlyArray<string>>(), diverted: 0, budgetMillis: settings.floodLatencyBudgetMillis }
+      const flood: Flood = {
+        refetch: yield* PubSub.unbounded<ReadonlyArray<string>>(),
+        episode: new FloodEpisode(floodQuietMillis),
+        budgetMillis: settings.floodLatencyBudgetMillis
+      }
       const outputs: Outputs = {
         presences,
         userChanges: yield* PubSub.unbounded<UserChange>(),
@@ -105,22 +109,21 @@ interface Flood {
   /** The users whose presence is to be read (basic notifications, and rich items read instead of decrypted). */
   readonly refetch: PubSub.PubSub<ReadonlyArray<string>>
   readonly budgetMillis: number
-  /** Rich items read instead of decrypted since the backlog went over its budget (0: within it). */
-  diverted: number
+  /** The items read instead since the backlog went over its budget, for one log line when it starts and one when it ends. */
+  readonly episode: FloodEpisode
 }
 
 /**
- * Reads `userIds` in place of `items` rich items (counted; one log line when a flood starts to be read, `why`, and one
+ * Reads `userIds` in place of `items` rich items (counted; one log line when a flood episode starts, `why`, and one
  * when it ends: `divertOverBudget`).
  */
 const divert = Effect.fnUntraced(function*(flood: Flood, userIds: ReadonlyArray<string>, items: number, why: string) {
   if (items <= 0) return
-  if (flood.diverted === 0) {
+  if (flood.episode.divert(items, yield* Clock.currentTimeMillis)) {
     yield* Effect.logWarning(
       `decryption backlog over its latency budget of ${flood.budgetMillis} ms (${why}): reading those users' presence instead of decrypting`
     ).pipe(Effect.annotateLogs({ logKey: "flood-fallback" }))
   }
-  flood.diverted += items
   yield* Metric.update(floodFallbackItems, items)
   if (userIds.length > 0) yield* PubSub.publish(flood.refetch, userIds)
 })
@@ -161,20 +164,24 @@ const processBatch = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch)
  * The rich items the decryption backlog can take within its latency budget, counted from the POST's arrival (time spent
  * queued before this point counts too); the users of the others go to `read` (getPresencesByUserId answers with their
  * current presence, which also makes their older items obsolete: PresenceState.ts), and so do admitted items of users
- * read anyway (FloodGate.ts `splitFlood`). One log line when a flood starts to be read and one when it ends.
+ * read anyway (FloodGate.ts `splitFlood`) — when that spares enough decryption to be worth a request (FloodGate.ts
+ * `minItemsPerRead`; else all are decrypted). One log line when a flood episode starts and one when it ends
+ * (FloodGate.ts `FloodEpisode`).
  */
 const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch, rich: ReadonlyArray<BatchItem>, read: Array<string>) {
+  if (rich.length === 0) return rich
   const gate = outputs.decryption.gate
-  const waitedMillis = (yield* Clock.currentTimeMillis) - batch.receivedAt
+  const now = yield* Clock.currentTimeMillis
+  const waitedMillis = now - batch.receivedAt
   const admitted = admitWhenDecryptionIsBehind(gate, rich.length, waitedMillis, outputs.decryption.pool.pendingItems())
-  if (admitted === rich.length) {
-    if (outputs.flood.diverted > 0) {
-      yield* Effect.logInfo(`decryption backlog within its latency budget again; ${outputs.flood.diverted} rich items were read instead`)
-      outputs.flood.diverted = 0
-    }
+  const split = admitted === rich.length
+    ? undefined
+    : splitWhenWorthReading(rich, admitted, (entry) => notificationUserId(entry.item))
+  if (split === undefined || split.diverted === 0) {
+    const ended = outputs.flood.episode.decryptedWhole(now)
+    if (ended !== undefined) yield* Effect.logInfo(`decryption backlog within its latency budget again; ${ended} rich items were read instead`)
     return rich
   }
-  const split = splitFlood(rich, admitted, (entry) => notificationUserId(entry.item))
   read.push(...split.read)
   yield* divert(
     outputs.flood,

@@ -29,30 +29,42 @@ export const logRejected = (reason: RejectReason, message: string, annotations: 
     Effect.andThen(countRejected(reason))
   )
 
-/** The refused items of one request or chunk: added item by item, counted and logged as one line at the end. */
-export const makeRejections = () => {
-  const byReason = new Map<RejectReason, number>()
-  let firstMessage = ""
-  let sample: Readonly<Record<string, unknown>> = {}
-  let total = 0
-  return {
-    add: (reason: RejectReason, message: string, about: Readonly<Record<string, unknown>> = {}, n = 1) => {
-      if (n <= 0) return
-      if (total === 0) {
-        firstMessage = message
-        sample = about
-      }
-      total += n
-      byReason.set(reason, (byReason.get(reason) ?? 0) + n)
-    },
-    get total() {
-      return total
-    },
-    /**
-     * Counts every refused item per reason and logs one line; `of` is the number of items the request carried. Nothing
-     * refused (nearly every chunk) costs no effect built: this runs once per request and chunk.
-     */
-    report: (of: number, note = ""): Effect.Effect<void> => total === 0 ? Effect.void : Effect.gen(function*() {
+/**
+ * The refused items of one request or chunk: added item by item, counted and logged as one line at the end. Made for
+ * every POST and chunk, nearly all of which refuse nothing: it holds nothing until the first refusal.
+ */
+class Rejections {
+  #byReason: Map<RejectReason, number> | undefined
+  #firstMessage = ""
+  #sample: Readonly<Record<string, unknown>> = {}
+  #total = 0
+
+  add(reason: RejectReason, message: string, about: Readonly<Record<string, unknown>> = {}, n = 1): void {
+    if (n <= 0) return
+    if (this.#total === 0) {
+      this.#firstMessage = message
+      this.#sample = about
+    }
+    this.#total += n
+    const byReason = (this.#byReason ??= new Map())
+    byReason.set(reason, (byReason.get(reason) ?? 0) + n)
+  }
+
+  get total(): number {
+    return this.#total
+  }
+
+  /**
+   * Counts every refused item per reason and logs one line; `of` is the number of items the request carried. Nothing
+   * refused (nearly every chunk) costs no effect built: this runs once per request and chunk.
+   */
+  report(of: number, note = ""): Effect.Effect<void> {
+    const byReason = this.#byReason
+    if (this.#total === 0 || byReason === undefined) return Effect.void
+    const total = this.#total
+    const firstMessage = this.#firstMessage
+    const sample = this.#sample
+    return Effect.gen(function*() {
       for (const [reason, n] of byReason) yield* countRejected(reason, n)
       const reasons = [...byReason.keys()].sort()
       const breakdown = [...byReason].map(([reason, n]) => `${reason} ${count(n)}`).join(", ")
@@ -64,3 +76,5 @@ export const makeRejections = () => {
     })
   }
 }
+
+export const makeRejections = (): Rejections => new Rejections()

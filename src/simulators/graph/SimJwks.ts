@@ -15,25 +15,25 @@ export const GRAPH_PUBLISHER_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
 export const JWKS_PATH = "/common/discovery/v2.0/keys"
 
 /**
- * The simulator's tokens carry whole seconds, and RS256 (RSASSA-PKCS1-v1_5) signatures are deterministic: every token
- * for one app and tenant within one second is the same text. It is signed once and kept for that second (the last
- * second's tokens only), so a simulator that POSTs many times a second does not sign the same token again each time.
+ * How long the simulator sends the same validation token for one app and tenant (seconds; it is valid for an hour).
+ * UNCONFIRMED (docs/protocol-notes.md, "validation tokens"): Microsoft documents one token per app and tenant in each
+ * POST, not whether a token is new in every POST; its example token is valid for about a day. The simulator signs one
+ * per app and tenant and sends it for 5 minutes, so that a simulator POSTing for many tenants does not spend an RSA
+ * signature per POST; the connector must accept either (it verifies a token text it has not seen).
  */
+export const tokenReuseSeconds = 300
+
+/** Tokens for `appId|tenantId`, signed at `iat` (Clock seconds) and sent again until `tokenReuseSeconds` later. */
 const fromSigning = (signing: SimSigning) => {
-  let second = Number.NaN
-  const signed = new Map<string, string>()
+  const signed = new Map<string, { readonly token: string; readonly iat: number }>()
   return {
     jwks: signing.jwks,
     validationToken: (appId: string, tenantId: string) =>
       Effect.gen(function*() {
         const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-        if (now !== second) {
-          second = now
-          signed.clear()
-        }
         const key = `${appId}|${tenantId}`
         const known = signed.get(key)
-        if (known !== undefined) return known
+        if (known !== undefined && now >= known.iat && now - known.iat < tokenReuseSeconds) return known.token
         const token = yield* signing.sign({
           aud: appId,
           iss: `https://sts.windows.net/${tenantId}/`,
@@ -45,7 +45,7 @@ const fromSigning = (signing: SimSigning) => {
           tid: tenantId,
           ver: "1.0"
         })
-        if (second === now) signed.set(key, token)
+        signed.set(key, { token, iat: now })
         return token
       })
   }

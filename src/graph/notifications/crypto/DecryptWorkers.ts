@@ -2,9 +2,12 @@
  * The decryption pool's worker threads and their bookkeeping: which requests each worker holds (a crashed worker
  * fails only its own and is replaced, with the keys sent again) and how many items wait at each, for least-loaded
  * dispatch. Plain callbacks: a worker answers on the event loop, which completes the request's Deferred.
- * The requests posted within one task of the event loop leave together, one message per worker (with many tenants a
- * burst is thousands of requests of a few items, and every message costs a wake-up of the worker and a context
- * switch on the main thread), and the worker answers small requests together likewise (decryptWorker.ts).
+ * Requests leave together, one message per worker: with many tenants a burst is thousands of requests of a few items,
+ * posted by many fibers and webhook POSTs in one turn of the event loop, and every message costs a wake-up of the
+ * worker and a context switch on the main thread. Small requests wait for the end of the turn (setImmediate) to go
+ * with the turn's others; once `flushItems` items wait, they leave at the end of the current task (a microtask), so
+ * a burst's large chunks never wait for the turn. The worker answers small requests together likewise
+ * (decryptWorker.ts).
  * The workers may serve several owners (the tenants of one process, DecryptPool.ts): each owner's keys are kept apart
  * in the workers, and an owner's items are decrypted with its own keys only.
  */
@@ -15,6 +18,9 @@ import type { DecryptResult } from "./RichCrypto.ts"
 import { blendItemCost } from "../FloodGate.ts"
 
 type Results = Deferred.Deferred<ReadonlyArray<DecryptResult>>
+
+/** Items waiting to be posted that go at the end of the current task rather than of the turn (as decryptWorker.ts's answerItems). */
+export const flushItems = 16
 
 /** A worker's answer to one chunk: its results in order, and the chunk's wall-clock time inside the worker (µs). */
 interface WorkerAnswer {
@@ -62,9 +68,11 @@ export class DecryptWorkers {
   /** Each owner's keys, sent again to a replacement worker. */
   readonly #keys = new Map<KeyOwner, ReadonlyArray<WorkerKey>>()
   #closing = false
-  /** Chunks posted in the current task, per worker, sent when it ends (`#flush`). */
+  /** Chunks posted in the current turn of the event loop, per worker, sent when it ends (`#flush`). */
   readonly #outbox = new Map<Worker, Array<WorkerRequest>>()
-  #flushQueued = false
+  #outboxItems = 0
+  #taskFlushQueued = false
+  #turnFlushQueued = false
   /** One item's cost on one worker (µs), as the workers time their chunks; undefined before the first answer. */
   #itemMicros: number | undefined
 
@@ -116,8 +124,9 @@ export class DecryptWorkers {
   }
 
   /**
-   * Sends an owner's chunk to the least-loaded worker, with the other chunks posted within the same task (a microtask
-   * sends them); `results` completes with its answer. Returns the request's id.
+   * Sends an owner's chunk to the least-loaded worker, with the other chunks posted within the same turn of the event
+   * loop (an immediate sends them), or within the same task once `flushItems` items wait (a microtask); `results`
+   * completes with its answer. Returns the request's id.
    */
   post(owner: KeyOwner, items: ReadonlyArray<EncryptedContent>, results: Results): number {
     const id = this.#nextId++
@@ -129,16 +138,26 @@ export class DecryptWorkers {
     const queued = this.#outbox.get(worker)
     if (queued === undefined) this.#outbox.set(worker, [{ id, owner, items }])
     else queued.push({ id, owner, items })
-    if (!this.#flushQueued) {
-      this.#flushQueued = true
-      queueMicrotask(() => this.#flush())
+    this.#outboxItems += items.length
+    if (this.#outboxItems >= flushItems) {
+      if (!this.#taskFlushQueued) {
+        this.#taskFlushQueued = true
+        queueMicrotask(() => this.#flush())
+      }
+    } else if (!this.#turnFlushQueued) {
+      this.#turnFlushQueued = true
+      setImmediate(() => {
+        this.#turnFlushQueued = false
+        this.#flush()
+      })
     }
     return id
   }
 
   /** One message per worker with the chunks posted since the last. */
   #flush(): void {
-    this.#flushQueued = false
+    this.#taskFlushQueued = false
+    this.#outboxItems = 0
     for (const [worker, requests] of this.#outbox) worker.postMessage({ type: "decrypt", requests })
     this.#outbox.clear()
   }

@@ -4,7 +4,7 @@
  * A token that passed is remembered by its text until it expires: the same token on a later POST is not verified again
  * — an RSA signature check on the event loop per POST, which with many tenants is nearly one per change. Its expiry is
  * checked at every use. Whether Graph sends one token more than once is not documented (changeNotificationCollection
- * says one token per app and tenant in a POST); the simulator's are the same text within a second. A token never seen
+ * says one token per app and tenant in a POST); the simulator sends one for 5 minutes (SimJwks.ts). A token never seen
  * again only costs its entry.
  */
 import { Clock, Context, Effect, Layer, Schema } from "effect"
@@ -27,6 +27,11 @@ const clockToleranceSeconds = 300
 export class ValidationTokens extends Context.Service<ValidationTokens, {
   /** Succeeds when every token is valid and every tenant in `tenantIds` is covered by one of them. */
   verify(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>): Effect.Effect<void, ValidationTokenError>
+  /**
+   * Whether `verify` would succeed from what is remembered alone (every token verified before and not expired at
+   * `nowMillis`, every tenant covered): the webhook's POSTs then need no verification of their own. Synchronous.
+   */
+  remembered(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>, nowMillis: number): boolean
 }>()("teams-presence-connector/graph/notifications/crypto/ValidationTokens") {
   static readonly make = (options: { readonly jwksUrl: string; readonly appId: string }) => {
     const jwks = jose.createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 24 * 3600_000, cooldownDuration: 30_000 })
@@ -64,7 +69,17 @@ export class ValidationTokens extends Context.Service<ValidationTokens, {
         }
       }
     })
-    return ValidationTokens.of({ verify })
+    const remembered = (tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>, now: number) => {
+      if (tokens.length === 0) return false
+      const issuers: Array<string> = []
+      for (const token of tokens) {
+        const known = verified.get(token)
+        if (known === undefined || now >= known.acceptedBefore) return false
+        issuers.push(known.iss)
+      }
+      return tenantIds.every((tenant) => issuers.includes(`https://sts.windows.net/${tenant}/`))
+    }
+    return ValidationTokens.of({ verify, remembered })
   }
 
   static readonly layer = Layer.effect(
