@@ -3,7 +3,7 @@ import { Context, Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { HttpRouter } from "effect/http"
 import * as jose from "jose"
-import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
+import { issuerTenant, ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { JWKS_PATH, JwksRoutes, SimJwks, tokenReuseSeconds } from "../../src/simulators/graph/SimJwks.ts"
 import { APP_ID, buildServer, localServer, TENANT } from "./notificationsHarness.ts"
 
@@ -73,6 +73,32 @@ describe("validation tokens (remembered once verified)", () => {
         assert.include(error.message, "validation token rejected")
       }
     }).pipe(Effect.scoped))
+})
+
+describe("validation token forms (v1 and v2)", () => {
+  it.effect("accepts a v1 token (sts.windows.net, appid) and a v2 token (login.microsoftonline.com/…/v2.0, azp) for the tenant", () =>
+    Effect.gen(function*() {
+      const { jwks, tokens } = yield* setup
+      const v1 = yield* jwks.validationToken(APP_ID, TENANT, "v1")
+      const v2 = yield* jwks.validationToken(APP_ID, TENANT, "v2")
+      assert.notStrictEqual(v1, v2)
+      assert.strictEqual(jose.decodeJwt(v2).iss, `https://login.microsoftonline.com/${TENANT}/v2.0`)
+      assert.strictEqual(yield* outcome(tokens.verify([v1], [TENANT])), "accepted")
+      assert.strictEqual(yield* outcome(tokens.verify([v2], [TENANT])), "accepted")
+      assert.isTrue(tokens.remembered([v2], [TENANT], 0))
+      // A v2 token covers its own tenant only.
+      const error = yield* Effect.flip(tokens.verify([v2], [TENANT, "99999999-0000-0000-0000-000000000000"]))
+      assert.include(error.message, "no validation token issued for tenant 99999999-0000-0000-0000-000000000000")
+    }).pipe(Effect.scoped))
+
+  it("reads the tenant from either issuer form and from no other", () => {
+    assert.strictEqual(issuerTenant(`https://sts.windows.net/${TENANT}/`), TENANT)
+    assert.strictEqual(issuerTenant(`https://login.microsoftonline.com/${TENANT}/v2.0`), TENANT)
+    assert.isUndefined(issuerTenant(`https://login.microsoftonline.com/${TENANT}/`))
+    assert.isUndefined(issuerTenant(`https://evil.example/${TENANT}/v2.0`))
+    assert.isUndefined(issuerTenant(`https://sts.windows.net/${TENANT}/extra/`))
+    assert.isUndefined(issuerTenant(undefined))
+  })
 })
 
 describe("the simulator's validation tokens", () => {

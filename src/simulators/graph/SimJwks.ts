@@ -23,28 +23,30 @@ export const JWKS_PATH = "/common/discovery/v2.0/keys"
  */
 export const tokenReuseSeconds = 300
 
-/** Tokens for `appId|tenantId`, signed at `iat` (Clock seconds) and sent again until `tokenReuseSeconds` later. */
+/**
+ * The two forms Learn shows for a validation token (docs/protocol-notes.md): v1 (sample code's issuer, `appid`) as its
+ * example in microsoft-graph-docs-contrib, v2 (`login.microsoftonline.com/{tid}/v2.0`, `azp`) as the live page's example.
+ * The simulator sends v1 unless asked.
+ */
+export type TokenForm = "v1" | "v2"
+
+/** Tokens for `appId|tenantId|form`, signed at `iat` (Clock seconds) and sent again until `tokenReuseSeconds` later. */
 const fromSigning = (signing: SimSigning) => {
   const signed = new Map<string, { readonly token: string; readonly iat: number }>()
   return {
     jwks: signing.jwks,
-    validationToken: (appId: string, tenantId: string) =>
+    validationToken: (appId: string, tenantId: string, form: TokenForm = "v1") =>
       Effect.gen(function*() {
         const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-        const key = `${appId}|${tenantId}`
+        const key = `${appId}|${tenantId}|${form}`
         const known = signed.get(key)
         if (known !== undefined && now >= known.iat && now - known.iat < tokenReuseSeconds) return known.token
-        const token = yield* signing.sign({
-          aud: appId,
-          iss: `https://sts.windows.net/${tenantId}/`,
-          iat: now,
-          nbf: now,
-          exp: now + 3600,
-          appid: GRAPH_PUBLISHER_APP_ID,
-          appidacr: "2",
-          tid: tenantId,
-          ver: "1.0"
-        })
+        const common = { aud: appId, iat: now, nbf: now, exp: now + 3600, tid: tenantId }
+        const token = yield* signing.sign(
+          form === "v1"
+            ? { ...common, iss: `https://sts.windows.net/${tenantId}/`, appid: GRAPH_PUBLISHER_APP_ID, appidacr: "2", ver: "1.0" }
+            : { ...common, iss: `https://login.microsoftonline.com/${tenantId}/v2.0`, azp: GRAPH_PUBLISHER_APP_ID, azpacr: "2", ver: "2.0" }
+        )
         signed.set(key, { token, iat: now })
         return token
       })
@@ -53,7 +55,7 @@ const fromSigning = (signing: SimSigning) => {
 
 export class SimJwks extends Context.Service<SimJwks, {
   /** A validation token for `appId` in `tenantId`, valid for one hour from the Clock's now. */
-  validationToken(appId: string, tenantId: string): Effect.Effect<string>
+  validationToken(appId: string, tenantId: string, form?: TokenForm): Effect.Effect<string>
   readonly jwks: { readonly keys: ReadonlyArray<jose.JWK> }
 }>()("teams-presence-connector/simulators/graph/SimJwks") {
   /** A key of its own (tests that serve only a JWKS). */

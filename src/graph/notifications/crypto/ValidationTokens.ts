@@ -1,6 +1,9 @@
 /**
  * Verifies the `validationTokens` of rich notifications (protocols.md §1.6) with `jose` against a JWKS URL: signature,
- * aud = our app id, iss = `https://sts.windows.net/{tenantId}/`, appid = Graph's change-notification publisher, not expired.
+ * aud = our app id, issued for the tenant, the publisher claim = Graph's change-notification publisher, not expired.
+ * Two token forms are accepted (docs/protocol-notes.md, "validation tokens"): v1 (`ver` 1.0, iss
+ * `https://sts.windows.net/{tenantId}/`, publisher in `appid`) as Learn's sample code checks, and v2 (`ver` 2.0, iss
+ * `https://login.microsoftonline.com/{tenantId}/v2.0`, publisher in `azp`) as its newer example token carries.
  * A token that passed is remembered by its text until it expires: the same token on a later POST is not verified again
  * — an RSA signature check on the event loop per POST, which with many tenants is nearly one per change. Its expiry is
  * checked at every use. Whether Graph sends one token more than once is not documented (changeNotificationCollection
@@ -17,6 +20,18 @@ export const GRAPH_NOTIFICATION_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
 export class ValidationTokenError extends Schema.TaggedError<ValidationTokenError>()("ValidationTokenError", {
   message: Schema.String
 }) {}
+
+const issuerForms = [/^https:\/\/sts\.windows\.net\/([^/]+)\/$/, /^https:\/\/login\.microsoftonline\.com\/([^/]+)\/v2\.0$/]
+
+/** The tenant a token's issuer names, in the v1 or the v2 form; undefined for any other issuer. */
+export const issuerTenant = (iss: unknown): string | undefined => {
+  if (typeof iss !== "string") return undefined
+  for (const form of issuerForms) {
+    const match = form.exec(iss)
+    if (match !== null) return match[1]
+  }
+  return undefined
+}
 
 /** Tokens remembered per tenant's verifier; beyond this the oldest is forgotten (and verified again if it comes back). */
 export const verifiedTokensMax = 256
@@ -35,49 +50,54 @@ export class ValidationTokens extends Context.Service<ValidationTokens, {
 }>()("teams-presence-connector/graph/notifications/crypto/ValidationTokens") {
   static readonly make = (options: { readonly jwksUrl: string; readonly appId: string }) => {
     const jwks = jose.createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 24 * 3600_000, cooldownDuration: 30_000 })
-    /** Token text → its issuer and when it stops being accepted (exp plus the tolerance, as jose counts), oldest first. */
-    const verified = new Map<string, { readonly iss: string; readonly acceptedBefore: number }>()
-    const remember = (token: string, iss: string, exp: number | undefined) => {
+    /**
+     * Token text → the tenant its issuer names ("" for none) and when it stops being accepted (exp plus the tolerance,
+     * as jose counts), oldest first.
+     */
+    const verified = new Map<string, { readonly tenant: string; readonly acceptedBefore: number }>()
+    const remember = (token: string, tenant: string, exp: number | undefined) => {
       if (exp === undefined) return
       if (verified.size >= verifiedTokensMax) verified.delete(verified.keys().next().value!)
-      verified.set(token, { iss, acceptedBefore: (exp + clockToleranceSeconds) * 1000 })
+      verified.set(token, { tenant, acceptedBefore: (exp + clockToleranceSeconds) * 1000 })
     }
     const verifyOne = (token: string, now: number) => {
       const known = verified.get(token)
-      if (known !== undefined && now < known.acceptedBefore) return Effect.succeed(known.iss)
+      if (known !== undefined && now < known.acceptedBefore) return Effect.succeed(known.tenant)
       if (known !== undefined) verified.delete(token)
       return Effect.tryPromise({
         try: () => jose.jwtVerify(token, jwks, { audience: options.appId, currentDate: new Date(now), clockTolerance: clockToleranceSeconds }),
         catch: (error) => new ValidationTokenError({ message: `validation token rejected: ${describe(error)}` })
       }).pipe(Effect.flatMap(({ payload }) => {
-        if (payload["appid"] !== GRAPH_NOTIFICATION_APP_ID && payload["azp"] !== GRAPH_NOTIFICATION_APP_ID) {
+        // v2 names the token's client in `azp`, v1 in `appid`.
+        const publisher = payload["ver"] === "2.0" ? payload["azp"] : payload["appid"]
+        if (publisher !== GRAPH_NOTIFICATION_APP_ID) {
           return Effect.fail(new ValidationTokenError({ message: "validation token was not issued to Microsoft Graph's notification publisher" }))
         }
-        const iss = typeof payload.iss === "string" ? payload.iss : ""
-        remember(token, iss, payload.exp)
-        return Effect.succeed(iss)
+        const tenant = issuerTenant(payload.iss) ?? ""
+        remember(token, tenant, payload.exp)
+        return Effect.succeed(tenant)
       }))
     }
 
     const verify = Effect.fn("ValidationTokens.verify")(function*(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>) {
       if (tokens.length === 0) return yield* new ValidationTokenError({ message: "rich notification without validationTokens" })
       const now = yield* Clock.currentTimeMillis
-      const issuers = yield* Effect.forEach(tokens, (token) => verifyOne(token, now), { concurrency: "unbounded" })
+      const covered = yield* Effect.forEach(tokens, (token) => verifyOne(token, now), { concurrency: "unbounded" })
       for (const tenant of new Set(tenantIds)) {
-        if (!issuers.includes(`https://sts.windows.net/${tenant}/`)) {
+        if (!covered.includes(tenant)) {
           return yield* new ValidationTokenError({ message: `no validation token issued for tenant ${tenant}` })
         }
       }
     })
     const remembered = (tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>, now: number) => {
       if (tokens.length === 0) return false
-      const issuers: Array<string> = []
+      const covered: Array<string> = []
       for (const token of tokens) {
         const known = verified.get(token)
         if (known === undefined || now >= known.acceptedBefore) return false
-        issuers.push(known.iss)
+        covered.push(known.tenant)
       }
-      return tenantIds.every((tenant) => issuers.includes(`https://sts.windows.net/${tenant}/`))
+      return tenantIds.every((tenant) => covered.includes(tenant))
     }
     return ValidationTokens.of({ verify, remembered })
   }
