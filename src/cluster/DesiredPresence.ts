@@ -199,7 +199,9 @@ export const desiredPresenceWriter = (
         Effect.andThen(sender === undefined ? Effect.void : sender.sendAll.pipe(Effect.ignore)),
         Effect.timeout("3 seconds"),
         Effect.ignore,
-        Effect.andThen(sides.real.flush)
+        Effect.andThen(sides.real.flush),
+        // What the writer confirmed meanwhile is confirmed in the store now, not only by the confirmations' fiber.
+        Effect.andThen(sender === undefined ? Effect.void : sender.settle.pipe(Effect.ignore))
       ),
       current: sides.real.current,
       desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(ownerSide.wanted),

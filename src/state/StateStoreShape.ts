@@ -89,9 +89,10 @@ export interface StateStoreShape {
     put(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>): Result<ReadonlyArray<VersionedCommand>>
     /**
      * The commands for one PBX newer than what it confirmed, oldest version first. With `lease` (the epoch of the
-     * caller's lease of that PBX's socket) refused (Fenced) unless it is the current one, in the same statement.
+     * caller's lease of that PBX's socket) refused (Fenced) unless it is the current one, in the same statement. With
+     * `after`, only versions above it (a sender's bound: what it already handed to its writer, or a page's last version).
      */
-    pending(tenant: TenantId, pbx: string, limit?: number, lease?: number): Result<ReadonlyArray<VersionedCommand>>
+    pending(tenant: TenantId, pbx: string, limit?: number, lease?: number, after?: number): Result<ReadonlyArray<VersionedCommand>>
     /**
      * Records that the PBX applied these versions; an older confirmation never lowers a newer one. With `lease`, only
      * that PBX's rows, and refused (Fenced) unless its epoch is the PBX's current lease, in the same statement.

@@ -57,6 +57,9 @@ export const desiredContract = (backend: Backend) =>
         assert.deepStrictEqual((yield* store.desired.pending(a, "master", 1)).map((c) => c.guid), ["u2"])
         assert.deepStrictEqual((yield* store.desired.pending(a, "slave-1")).map((c) => c.guid), ["u3"])
         assert.deepStrictEqual(yield* store.desired.pending(b, "master"), [], "another tenant sees nothing")
+        // A sender's bound: only versions above what it already read.
+        assert.deepStrictEqual((yield* store.desired.pending(a, "master", 10, undefined, pending[0]!.version)).map((c) => c.guid), ["u1"])
+        assert.deepStrictEqual(yield* store.desired.pending(a, "master", 10, undefined, pending[1]!.version), [])
 
         // The PBX confirms what it applied; a late confirmation of an older version never lowers it.
         yield* store.desired.confirm(a, [{ guid: "u2", version: pending[0]!.version }, { guid: "u1", version: versions[0]! }])
@@ -142,6 +145,9 @@ export const desiredContract = (backend: Backend) =>
         const refused = failureOf(yield* Effect.exit(first.desired.confirm(a, [{ guid: "u1", version: put[0]!.version }], { pbx: "master", epoch: old.epoch })))
         assert.strictEqual(refused.reason, "Fenced")
         assert.deepStrictEqual((yield* second.desired.pending(a, "master", 10, taken.epoch)).map((c) => c.guid), ["u1"], "still unconfirmed")
+        assert.deepStrictEqual(yield* second.desired.pending(a, "master", 10, taken.epoch, put[0]!.version), [], "nothing above the bound")
+        const boundStale = failureOf(yield* Effect.exit(first.desired.pending(a, "master", 10, old.epoch, 0)))
+        assert.strictEqual(boundStale.reason, "Fenced", "a bounded read is fenced too")
         // A PBX never leased, or a lease of another tenant, is no lease at all.
         assert.strictEqual(failureOf(yield* Effect.exit(first.desired.pending(a, "slave-1", 10, 1))).reason, "Fenced")
         assert.strictEqual(failureOf(yield* Effect.exit(first.desired.pending(b, "master", 10, 2))).reason, "Fenced")

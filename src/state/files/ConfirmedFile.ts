@@ -118,7 +118,7 @@ export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
 
   const desiredKept: Desired = {
     put: (tenant, epoch, commands) => load(tenant).pipe(Effect.andThen(desired.put(tenant, epoch, commands)), Effect.tap(() => changed(tenant))),
-    pending: (tenant, pbx, limit, lease) => Effect.andThen(load(tenant), desired.pending(tenant, pbx, limit, lease)),
+    pending: (tenant, pbx, limit, lease, after) => Effect.andThen(load(tenant), desired.pending(tenant, pbx, limit, lease, after)),
     confirm: (tenant, confirmations, lease) =>
       load(tenant).pipe(Effect.andThen(desired.confirm(tenant, confirmations, lease)), Effect.tap(() => changed(tenant))),
     confirmed: (tenant) => Effect.andThen(load(tenant), desired.confirmed(tenant)),

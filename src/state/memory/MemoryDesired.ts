@@ -36,10 +36,10 @@ export const leaseLost = (tenant: TenantId, pbx: string, epoch: number, current:
 
 const versioned = (guid: string, row: Row): VersionedCommand => ({ pbx: row.pbx, guid, command: row.command, version: row.version })
 
-/** One PBX's commands newer than what it confirmed, oldest version first. */
-const pendingOf = (table: Map<string, Row> | undefined, pbx: string, limit: number): ReadonlyArray<VersionedCommand> =>
+/** One PBX's commands newer than what it confirmed (and than `after`), oldest version first. */
+const pendingOf = (table: Map<string, Row> | undefined, pbx: string, limit: number, after: number): ReadonlyArray<VersionedCommand> =>
   [...(table ?? new Map<string, Row>()).entries()]
-    .filter(([, row]) => row.pbx === pbx && row.version > row.confirmed)
+    .filter(([, row]) => row.pbx === pbx && row.version > row.confirmed && row.version > after)
     .sort(([, a], [, b]) => a.version - b.version)
     .slice(0, limit)
     .map(([guid, row]) => versioned(guid, row))
@@ -128,9 +128,9 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
   })
 
   const { checkLease, lease } = memoryLeases(wakeups)
-  const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, epoch?: number) {
+  const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, epoch?: number, after = 0) {
     yield* checkLease(tenant, pbx, epoch)
-    return pendingOf(rows.get(tenant), pbx, limit)
+    return pendingOf(rows.get(tenant), pbx, limit, after)
   })
   const confirm = Effect.fn("StateStore.desired.confirm")(
     function*(tenant: TenantId, confirmations: ReadonlyArray<Confirmation>, held?: Pick<PbxLease, "pbx" | "epoch">) {

@@ -111,12 +111,13 @@ const pgLeases = (sql: PgClient.PgClient) => {
     })).pipe(Effect.mapError((error) => (error._tag === "SqlError" ? unavailable(tenant)(error) : error)))
   })
 
-  const leasedPending = Effect.fnUntraced(function*(tenant: TenantId, pbx: string, limit: number, epoch: number) {
+  const leasedPending = Effect.fnUntraced(function*(tenant: TenantId, pbx: string, limit: number, epoch: number, after: number) {
     const rows = yield* sql`SELECT l.epoch AS lease, d.guid, d.pbx, d.command, d.version, d.waited
       FROM pbx_lease AS l LEFT JOIN LATERAL (
         SELECT guid, pbx, command, version, (extract(epoch FROM clock_timestamp() - updated_at) * 1000)::float8 AS waited
         FROM pbx_desired
-        WHERE tenant_id = l.tenant_id AND pbx = l.pbx AND version > confirmed_version AND l.epoch = ${epoch}
+        WHERE tenant_id = l.tenant_id AND pbx = l.pbx AND version > confirmed_version AND version > ${after}
+          AND l.epoch = ${epoch}
         ORDER BY version LIMIT ${limit}
       ) AS d ON true
       WHERE l.tenant_id = ${tenant} AND l.pbx = ${pbx}
@@ -180,10 +181,10 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
     return changed.sort((a, b) => a.version - b.version)
   })
 
-  const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, lease?: number) {
-    if (lease !== undefined) return yield* leasedPending(tenant, pbx, limit, lease)
+  const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, lease?: number, after = 0) {
+    if (lease !== undefined) return yield* leasedPending(tenant, pbx, limit, lease, after)
     const rows = yield* sql`SELECT guid, pbx, command, version FROM pbx_desired
-      WHERE tenant_id = ${tenant} AND pbx = ${pbx} AND version > confirmed_version
+      WHERE tenant_id = ${tenant} AND pbx = ${pbx} AND version > confirmed_version AND version > ${after}
       ORDER BY version LIMIT ${limit}`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(CommandRow, "pbx_desired", tenant))
     return rows.map(toVersioned)
   })
