@@ -6,18 +6,19 @@
  * when its turn comes is read instead (FloodGate.ts `dispatchable`). The presences go on in arrival order; which of
  * them is stale is the presence source's decision (graph/presence/PresenceState.ts).
  */
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, Result, type Tracer } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, type Tracer } from "effect"
 import { notificationsReceived } from "../../domain/Metrics.ts"
-import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
-import { sameTeamsUser } from "../../domain/TeamsId.ts"
+import type { GraphPresence } from "../../domain/Presence.ts"
+import { checkDecrypted } from "./DecryptedCheck.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
 import { FloodGate, type FloodSplit, minItemsPerRead, splitWhenWorthReading } from "./FloodGate.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import type { Batch, BatchItem } from "./Intake.ts"
-import { type ChangeNotification, type EncryptedContent, notificationUserId } from "./Notifications.ts"
+import { type EncryptedContent, notificationUserId } from "./Notifications.ts"
 import { endSpan } from "../../observability/ChangeTrace.ts"
-import { countRejected, logRejected, makeRejections, type RejectReason } from "./Rejections.ts"
+import { countRejected, logRejected, makeRejections } from "./Rejections.ts"
+import { recordStage } from "./Stages.ts"
 
 export interface PushedPresence {
   readonly userId: string
@@ -55,6 +56,9 @@ interface DecryptingChunk {
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
   readonly verified: Effect.Effect<boolean>
   readonly receivedAt: number
+  /** Clock milliseconds when the processor took its batch, and when the workers' answer came (Stages.ts). */
+  readonly takenAt: number
+  answeredAt: number
   readonly span: Tracer.Span | undefined
 }
 
@@ -121,8 +125,10 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
 export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, batch: Batch, rich: ReadonlyArray<BatchItem>) {
   if (rich.length === 0) return
   const tenants = rich.flatMap(({ item }) => (item.tenantId === undefined ? [] : [item.tenantId]))
+  const takenAt = yield* Clock.currentTimeMillis
+  yield* recordStage("intake", batch.receivedAt, takenAt)
   // Tokens verified before (nearly every POST of a tenant's: ValidationTokens.ts) need no fiber of their own.
-  const verified = decryption.tokens.remembered(batch.validationTokens, tenants, yield* Clock.currentTimeMillis)
+  const verified = decryption.tokens.remembered(batch.validationTokens, tenants, takenAt)
     ? Effect.succeed(true)
     : Fiber.join(
       yield* Effect.forkChild(decryption.tokens.verify(batch.validationTokens, tenants).pipe(
@@ -142,7 +148,7 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
       ? undefined
       : yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
     decryption.gate.started(items.length)
-    const chunk: DecryptingChunk = { items, decrypted: yield* Deferred.make<Decrypted>(), verified, receivedAt: batch.receivedAt, span }
+    const chunk: DecryptingChunk = { items, decrypted: yield* Deferred.make<Decrypted>(), verified, receivedAt: batch.receivedAt, takenAt, answeredAt: takenAt, span }
     decryption.holding.add(chunk)
     yield* Queue.offer(decryption.held, chunk)
     yield* Queue.offer(decryption.decrypting, chunk)
@@ -171,6 +177,8 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
     return yield* Deferred.succeed(chunk.decrypted, { items, results: [] })
   }
   gate.dispatched(items.length)
+  const handedAt = yield* Clock.currentTimeMillis
+  yield* recordStage("held", chunk.takenAt, handedAt)
   const results = yield* pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
     (decrypt) => (chunk.span === undefined ? decrypt : Effect.withParentSpan(decrypt, chunk.span)),
     Effect.onExit((exit) =>
@@ -184,6 +192,8 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
     ),
     Effect.exit
   )
+  chunk.answeredAt = yield* Clock.currentTimeMillis
+  yield* recordStage("decrypt", handedAt, chunk.answeredAt)
   yield* Deferred.done(chunk.decrypted, Exit.map(results, (decrypted) => ({ items, results: decrypted })))
   yield* reviewHeld(decryption)
 })
@@ -238,6 +248,7 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
   const { items, results } = yield* Deferred.await(chunk.decrypted)
   if (items.length === 0) return
   const decryptedAt = yield* Clock.currentTimeMillis
+  yield* recordStage("publish", chunk.answeredAt, decryptedAt)
   const accepted: Array<PushedPresence> = []
   const rejections = makeRejections()
   for (let i = 0; i < items.length; i++) {
@@ -262,37 +273,3 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
     yield* Effect.yieldNow
   }
 })
-
-type DecryptedCheck =
-  | { readonly ok: true; readonly presence: GraphPresence }
-  | {
-    readonly ok: false
-    readonly reason: RejectReason
-    readonly message: string
-    readonly subscriptionId?: string
-    readonly userId?: string
-  }
-
-/**
- * Checks one decrypted item: the presence it carries, or why it is rejected (it did not decrypt, is not a presence,
- * or names another user than the notification). Synchronous and without state: it runs once per item of a burst.
- */
-export const checkDecrypted = (item: ChangeNotification, result: DecryptResult): DecryptedCheck => {
-  if (!result.ok) return { ok: false, reason: result.reason, message: result.message, subscriptionId: item.subscriptionId }
-  let json: unknown
-  try {
-    json = JSON.parse(result.plaintext)
-  } catch (error) {
-    return { ok: false, reason: "decrypt", message: `decrypted content is not a presence: ${String(error)}` }
-  }
-  const decoded = decodeGraphPresenceResult(json)
-  if (Result.isFailure(decoded)) {
-    return { ok: false, reason: "decrypt", message: `decrypted content is not a presence: ${decoded.failure.message}` }
-  }
-  const presence = decoded.success
-  const claimed = notificationUserId(item)
-  if (claimed !== undefined && !sameTeamsUser(claimed, presence.id)) {
-    return { ok: false, reason: "decrypt", message: "decrypted presence names another user than the notification", userId: claimed }
-  }
-  return { ok: true, presence }
-}
