@@ -78,6 +78,15 @@ export interface Decryption {
   readonly divert: Divert
 }
 
+/**
+ * The loops of the pipeline (here and the inbox's processor) go on with what is queued in the same turn of the event
+ * loop: `Effect.forever` otherwise yields after every round, and a yield waits for the next turn, so that each
+ * tenant's processor, dispatchers and publisher took one POST per turn — with many tenants of one item per POST, slower
+ * than the POSTs came (docs/performance.md, "tenants-50: one POST per turn"). A fiber still yields after its operation
+ * budget, and `publishChunk` after a full chunk's worth of items.
+ */
+export const drainQueued = { disableYield: true } as const
+
 /** One item on one worker before any is measured: an RSA-2048 unwrap (≈ 0.3 ms here) and the rest of the item. */
 const initialMicrosPerItem = 350
 
@@ -101,7 +110,7 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
   }
   const dispatchers = fallback ? pool.size * chunksPerWorker : chunksInFlight
   for (let i = 0; i < dispatchers; i++) {
-    yield* Queue.take(decryption.held).pipe(Effect.flatMap((chunk) => dispatchChunk(decryption, chunk)), Effect.forever, Effect.forkScoped)
+    yield* Queue.take(decryption.held).pipe(Effect.flatMap((chunk) => dispatchChunk(decryption, chunk)), Effect.forever(drainQueued), Effect.forkScoped)
   }
   const pace: Pace = { items: 0 }
   yield* Queue.take(decryption.decrypting).pipe(
@@ -110,7 +119,7 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.logError("publishing decrypted notifications failed", cause)
     ),
-    Effect.forever,
+    Effect.forever(drainQueued),
     Effect.forkScoped
   )
   return decryption
