@@ -107,6 +107,45 @@ describe("the decryption pipeline's pace (turns of the event loop)", () => {
   })
 })
 
+describe("the decrypt workers' room, in items", () => {
+  it("with one worker, 20 POSTs of one item each and two chunks of 50 go to the workers before any answer; the third chunk waits for room", () => {
+    const program = Effect.gen(function*() {
+      const handed: Array<string> = []
+      const answer = yield* Deferred.make<void>()
+      const allRoomTaken = yield* Deferred.make<void>()
+      const waiting = DecryptPool.of({
+        ...pool,
+        decrypt: (items) =>
+          Effect.gen(function*() {
+            handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+            if (handed.length === 120) yield* Deferred.succeed(allRoomTaken, undefined)
+            yield* Deferred.await(answer)
+            return yield* pool.decrypt(items)
+          })
+      })
+      const presences = yield* PubSub.unbounded<PushedPresence>()
+      const decryption = yield* makeDecryption(presences, 60_000, () => Effect.void).pipe(
+        Effect.provideService(DecryptPool, waiting),
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
+      )
+      const receivedAt = yield* Clock.currentTimeMillis
+      const post = (ids: ReadonlyArray<string>) => {
+        const rich = ids.map(richItem)
+        return decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt, span: undefined }, rich)
+      }
+      // 20 POSTs of one item, then 150 items in chunks of 50: 120 fit the room of one worker (150), the last chunk waits.
+      const ones = Array.from({ length: 20 }, (_, i) => `one-${i}`)
+      const many = Array.from({ length: 150 }, (_, i) => `many-${i}`)
+      for (const id of ones) yield* post([id])
+      yield* post(many)
+      yield* Deferred.await(allRoomTaken)
+      return { handed: [...handed], withWorkers: decryption.gate.withWorkers, held: decryption.holding.size }
+    }).pipe(Effect.scoped)
+    const { value } = runInTurns(program)
+    assert.deepStrictEqual(value, { handed: Array.from({ length: 20 }, (_, i) => `one-${i}`).concat(Array.from({ length: 100 }, (_, i) => `many-${i}`)), withWorkers: 120, held: 1 })
+  })
+})
+
 describe("the inbox's processor's pace (turns of the event loop)", () => {
   it("30 POSTs of one item each, accepted together, all reach the decrypt workers within a few turns, in order", () => {
     const users = Array.from({ length: 30 }, (_, i) => `u-${i}`)

@@ -6,7 +6,7 @@
  * when its turn comes is read instead (FloodGate.ts `dispatchable`). The presences go on in arrival order; which of
  * them is stale is the presence source's decision (graph/presence/PresenceState.ts).
  */
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, type Tracer } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, Semaphore, type Tracer } from "effect"
 import { notificationsReceived } from "../../domain/Metrics.ts"
 import type { GraphPresence } from "../../domain/Presence.ts"
 import { checkDecrypted } from "./DecryptedCheck.ts"
@@ -37,11 +37,13 @@ export const presencesReceived = Metric.withAttributes(notificationsReceived, { 
 const chunksInFlight = 16
 
 /**
- * With the flood fallback: chunks with the workers at once, per worker (≤ 150 items per worker with two, ≈ 50–100 ms of
- * work), which keeps them busy across the main thread's stalls in a flood; every chunk beyond waits here, where it can
- * still be read instead when the workers turn out slower than the intake decision assumed.
+ * With the flood fallback: items with the workers at once, per worker (three full chunks, ≈ 50–100 ms of work), which
+ * keeps them busy across the main thread's stalls in a flood; every chunk beyond waits here, where it can still be
+ * read instead when the workers turn out slower than the intake decision assumed. Counted in items, not chunks: with
+ * many tenants a chunk is one POST of one or two items, and three of them per tenant at a time, each waiting a turn
+ * of the event loop for its answer, held the items back (docs/performance.md, "tenants-50: one POST per turn").
  */
-const chunksPerWorker = 3
+export const itemsPerWorker = 3 * maxChunk
 
 /** The items of a chunk that went to the workers, with their results (those read instead are not among them). */
 interface Decrypted {
@@ -108,10 +110,8 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
     gate: new FloodGate({ latencyBudgetMillis, workers: pool.size, initialMicrosPerItem }),
     divert
   }
-  const dispatchers = fallback ? pool.size * chunksPerWorker : chunksInFlight
-  for (let i = 0; i < dispatchers; i++) {
-    yield* Queue.take(decryption.held).pipe(Effect.flatMap((chunk) => dispatchChunk(decryption, chunk)), Effect.forever(drainQueued), Effect.forkScoped)
-  }
+  const room = yield* Semaphore.make(fallback ? pool.size * itemsPerWorker : chunksInFlight * maxChunk)
+  yield* Queue.take(decryption.held).pipe(Effect.flatMap((chunk) => handOver(decryption, room, chunk)), Effect.forever(drainQueued), Effect.forkScoped)
   const pace: Pace = { items: 0 }
   yield* Queue.take(decryption.decrypting).pipe(
     Effect.flatMap((chunk) => publishChunk(chunk, presences, pace)),
@@ -170,9 +170,19 @@ interface Pace {
 }
 
 /**
+ * Held chunks go to the workers in arrival order once there is room for their items (`itemsPerWorker`); a chunk waiting
+ * for room is still held (reviewed, and read instead where it no longer fits the budget). Its dispatch runs on its own,
+ * giving the room back when the workers answered.
+ */
+const handOver = Effect.fnUntraced(function*(decryption: Decryption, room: Semaphore.Semaphore, chunk: DecryptingChunk) {
+  const items = Math.max(1, chunk.items.length)
+  yield* room.take(items)
+  yield* Effect.forkChild(Effect.ensuring(dispatchChunk(decryption, chunk), room.release(items)))
+})
+
+/**
  * A held chunk's turn with the workers: what still comes back within the budget goes to them (FloodGate.ts
- * `dispatchable`), the users of the rest are read instead. Returns once the workers answered, so that a dispatcher holds
- * one chunk with the workers at a time.
+ * `dispatchable`), the users of the rest are read instead. Returns once the workers answered.
  */
 const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk: DecryptingChunk) {
   const { gate, pool } = decryption
