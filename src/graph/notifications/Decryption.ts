@@ -177,7 +177,8 @@ interface Pace {
 const handOver = Effect.fnUntraced(function*(decryption: Decryption, room: Semaphore.Semaphore, chunk: DecryptingChunk) {
   const items = Math.max(1, chunk.items.length)
   yield* room.take(items)
-  yield* Effect.forkChild(Effect.ensuring(dispatchChunk(decryption, chunk), room.release(items)))
+  // Started at once: the chunk is posted within this turn of the event loop, its answer awaited on its own.
+  yield* Effect.forkChild(Effect.ensuring(dispatchChunk(decryption, chunk), room.release(items)), { startImmediately: true })
 })
 
 /**
