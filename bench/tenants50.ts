@@ -48,12 +48,19 @@ const TARGETS = { allGreenSeconds: 30, rssMb: 400 }
 /** The connector's own histograms, from the process-wide /metrics (every tenant's series, with its `tenant` label). */
 const HISTOGRAMS = {
   toPbx: ["connector_notification_to_pbx_seconds", undefined],
+  // The stages of a rich item (src/graph/notifications/Stages.ts), per chunk, then published → PBX confirmed.
+  stageIntake: ["connector_notification_stage_seconds", 'stage="intake"'],
+  stageHeld: ["connector_notification_stage_seconds", 'stage="held"'],
+  stageDecrypt: ["connector_notification_stage_seconds", 'stage="decrypt"'],
+  stagePublish: ["connector_notification_stage_seconds", 'stage="publish"'],
+  decryptedToPbx: ["connector_decrypted_to_pbx_seconds", undefined],
   webhook: ["connector_webhook_response_seconds", 'until="produced"'],
   flushed: ["connector_webhook_response_seconds", 'until="flushed"']
 } as const
 const metricsText = (port: number) => Effect.promise(() => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => ""))
 const quantilesOf = (delta: HistogramBuckets) => ({
   count: delta.count,
+  meanMs: delta.count > 0 ? round((delta.sum / delta.count) * 1000) : Number.NaN,
   p50: round(histogramQuantile(delta, 0.5) * 1000),
   p99: round(histogramQuantile(delta, 0.99) * 1000)
 })

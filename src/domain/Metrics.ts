@@ -69,6 +69,15 @@ export const clusterStageSeconds = Metric.histogram("connector_cluster_stage_sec
   boundaries: [0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30]
 })
 
+/**
+ * Seconds a rich notification's chunk spends in each stage between the webhook and publication (label `stage`;
+ * src/graph/notifications/Stages.ts names the stages).
+ */
+export const notificationStageSeconds = Metric.histogram("connector_notification_stage_seconds", {
+  description: "Time a rich notification spends in each stage from the webhook to publication (label stage)",
+  boundaries: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30]
+})
+
 /** Subscription renewals (label `kind`: presence | users). */
 export const subscriptionRenewals = Metric.counter("connector_subscription_renewals_total", {
   description: "Graph subscription renewals that succeeded",

@@ -307,7 +307,7 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
       }))
       assert.strictEqual(decryption.gate.admit(250, 0), 250)
       yield* decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt: 0, span: undefined }, rich)
-      // Three chunks of 50 with the worker (three per worker), two held.
+      // Three chunks of 50 with the worker (150 items per worker), two held.
       yield* Deferred.await(threeHanded)
       assert.deepStrictEqual(handed, [users.slice(0, 50), users.slice(50, 100), users.slice(100, 150)])
       assert.deepStrictEqual({ pending: decryption.gate.pending, withWorkers: decryption.gate.withWorkers }, { pending: 250, withWorkers: 150 })
@@ -355,7 +355,7 @@ describe("a few held items past the budget (the decryption pipeline, a pool whos
         Effect.provideService(DecryptPool, pool),
         Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
       )
-      const published = yield* collect(Stream.fromPubSub(presences), 90)
+      const published = yield* collect(Stream.fromPubSub(presences), 165)
       const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }
       const batchOf = (ids: ReadonlyArray<string>): ReadonlyArray<BatchItem> =>
         ids.map((id) => ({
@@ -373,9 +373,9 @@ describe("a few held items past the budget (the decryption pipeline, a pool whos
             }
           }
         }))
-      // Three POSTs of 25 with the worker, then one of 5 and one of 10 held (4 POSTs of many tenants' size).
-      const users = Array.from({ length: 90 }, (_, i) => `u-${i}`)
-      const posts = [users.slice(0, 25), users.slice(25, 50), users.slice(50, 75), users.slice(75, 80), users.slice(80, 90)]
+      // Three POSTs of 50 with the worker (its room of 150 items), then one of 5 and one of 10 held.
+      const users = Array.from({ length: 165 }, (_, i) => `u-${i}`)
+      const posts = [users.slice(0, 50), users.slice(50, 100), users.slice(100, 150), users.slice(150, 155), users.slice(155, 165)]
       for (const ids of posts) {
         const rich = batchOf(ids)
         yield* decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt: 0, span: undefined }, rich)
@@ -386,7 +386,7 @@ describe("a few held items past the budget (the decryption pipeline, a pool whos
       for (const answer of answers.slice(0, 3)) yield* Deferred.succeed(answer, undefined)
       assert.deepStrictEqual((yield* published).map((p) => p.userId), users)
       assert.deepStrictEqual(reads, [])
-      assert.deepStrictEqual(handed.slice(3), [users.slice(75, 80), users.slice(80, 90)])
+      assert.deepStrictEqual(handed.slice(3), [users.slice(150, 155), users.slice(155, 165)])
     }).pipe(Effect.scoped))
 })
 

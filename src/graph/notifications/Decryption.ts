@@ -6,18 +6,19 @@
  * when its turn comes is read instead (FloodGate.ts `dispatchable`). The presences go on in arrival order; which of
  * them is stale is the presence source's decision (graph/presence/PresenceState.ts).
  */
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, Result, type Tracer } from "effect"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, Semaphore, type Tracer } from "effect"
 import { notificationsReceived } from "../../domain/Metrics.ts"
-import { decodeGraphPresenceResult, type GraphPresence } from "../../domain/Presence.ts"
-import { sameTeamsUser } from "../../domain/TeamsId.ts"
+import type { GraphPresence } from "../../domain/Presence.ts"
+import { checkDecrypted } from "./DecryptedCheck.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
 import { FloodGate, type FloodSplit, minItemsPerRead, splitWhenWorthReading } from "./FloodGate.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
 import type { Batch, BatchItem } from "./Intake.ts"
-import { type ChangeNotification, type EncryptedContent, notificationUserId } from "./Notifications.ts"
+import { type EncryptedContent, notificationUserId } from "./Notifications.ts"
 import { endSpan } from "../../observability/ChangeTrace.ts"
-import { countRejected, logRejected, makeRejections, type RejectReason } from "./Rejections.ts"
+import { countRejected, logRejected, makeRejections } from "./Rejections.ts"
+import { recordStage } from "./Stages.ts"
 
 export interface PushedPresence {
   readonly userId: string
@@ -36,11 +37,13 @@ export const presencesReceived = Metric.withAttributes(notificationsReceived, { 
 const chunksInFlight = 16
 
 /**
- * With the flood fallback: chunks with the workers at once, per worker (≤ 150 items per worker with two, ≈ 50–100 ms of
- * work), which keeps them busy across the main thread's stalls in a flood; every chunk beyond waits here, where it can
- * still be read instead when the workers turn out slower than the intake decision assumed.
+ * With the flood fallback: items with the workers at once, per worker (three full chunks, ≈ 50–100 ms of work), which
+ * keeps them busy across the main thread's stalls in a flood; every chunk beyond waits here, where it can still be
+ * read instead when the workers turn out slower than the intake decision assumed. Counted in items, not chunks: with
+ * many tenants a chunk is one POST of one or two items, and three of them per tenant at a time, each waiting a turn
+ * of the event loop for its answer, held the items back (docs/performance.md, "tenants-50: one POST per turn").
  */
-const chunksPerWorker = 3
+export const itemsPerWorker = 3 * maxChunk
 
 /** The items of a chunk that went to the workers, with their results (those read instead are not among them). */
 interface Decrypted {
@@ -55,6 +58,9 @@ interface DecryptingChunk {
   /** Whether the batch's validation tokens held (shared by the batch's chunks; rejections already counted). */
   readonly verified: Effect.Effect<boolean>
   readonly receivedAt: number
+  /** Clock milliseconds when the processor took its batch, and when the workers' answer came (Stages.ts). */
+  readonly takenAt: number
+  answeredAt: number
   readonly span: Tracer.Span | undefined
 }
 
@@ -73,6 +79,15 @@ export interface Decryption {
   readonly gate: FloodGate
   readonly divert: Divert
 }
+
+/**
+ * The loops of the pipeline (here and the inbox's processor) go on with what is queued in the same turn of the event
+ * loop: `Effect.forever` otherwise yields after every round, and a yield waits for the next turn, so that each
+ * tenant's processor, dispatchers and publisher took one POST per turn — with many tenants of one item per POST, slower
+ * than the POSTs came (docs/performance.md, "tenants-50: one POST per turn"). A fiber still yields after its operation
+ * budget, and `publishChunk` after a full chunk's worth of items.
+ */
+export const drainQueued = { disableYield: true } as const
 
 /** One item on one worker before any is measured: an RSA-2048 unwrap (≈ 0.3 ms here) and the rest of the item. */
 const initialMicrosPerItem = 350
@@ -95,10 +110,8 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
     gate: new FloodGate({ latencyBudgetMillis, workers: pool.size, initialMicrosPerItem }),
     divert
   }
-  const dispatchers = fallback ? pool.size * chunksPerWorker : chunksInFlight
-  for (let i = 0; i < dispatchers; i++) {
-    yield* Queue.take(decryption.held).pipe(Effect.flatMap((chunk) => dispatchChunk(decryption, chunk)), Effect.forever, Effect.forkScoped)
-  }
+  const room = yield* Semaphore.make(fallback ? pool.size * itemsPerWorker : chunksInFlight * maxChunk)
+  yield* Queue.take(decryption.held).pipe(Effect.flatMap((chunk) => handOver(decryption, room, chunk)), Effect.forever(drainQueued), Effect.forkScoped)
   const pace: Pace = { items: 0 }
   yield* Queue.take(decryption.decrypting).pipe(
     Effect.flatMap((chunk) => publishChunk(chunk, presences, pace)),
@@ -106,7 +119,7 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.logError("publishing decrypted notifications failed", cause)
     ),
-    Effect.forever,
+    Effect.forever(drainQueued),
     Effect.forkScoped
   )
   return decryption
@@ -121,8 +134,10 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
 export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, batch: Batch, rich: ReadonlyArray<BatchItem>) {
   if (rich.length === 0) return
   const tenants = rich.flatMap(({ item }) => (item.tenantId === undefined ? [] : [item.tenantId]))
+  const takenAt = yield* Clock.currentTimeMillis
+  yield* recordStage("intake", batch.receivedAt, takenAt)
   // Tokens verified before (nearly every POST of a tenant's: ValidationTokens.ts) need no fiber of their own.
-  const verified = decryption.tokens.remembered(batch.validationTokens, tenants, yield* Clock.currentTimeMillis)
+  const verified = decryption.tokens.remembered(batch.validationTokens, tenants, takenAt)
     ? Effect.succeed(true)
     : Fiber.join(
       yield* Effect.forkChild(decryption.tokens.verify(batch.validationTokens, tenants).pipe(
@@ -142,7 +157,7 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
       ? undefined
       : yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
     decryption.gate.started(items.length)
-    const chunk: DecryptingChunk = { items, decrypted: yield* Deferred.make<Decrypted>(), verified, receivedAt: batch.receivedAt, span }
+    const chunk: DecryptingChunk = { items, decrypted: yield* Deferred.make<Decrypted>(), verified, receivedAt: batch.receivedAt, takenAt, answeredAt: takenAt, span }
     decryption.holding.add(chunk)
     yield* Queue.offer(decryption.held, chunk)
     yield* Queue.offer(decryption.decrypting, chunk)
@@ -155,9 +170,20 @@ interface Pace {
 }
 
 /**
+ * Held chunks go to the workers in arrival order once there is room for their items (`itemsPerWorker`); a chunk waiting
+ * for room is still held (reviewed, and read instead where it no longer fits the budget). Its dispatch runs on its own,
+ * giving the room back when the workers answered.
+ */
+const handOver = Effect.fnUntraced(function*(decryption: Decryption, room: Semaphore.Semaphore, chunk: DecryptingChunk) {
+  const items = Math.max(1, chunk.items.length)
+  yield* room.take(items)
+  // Started at once: the chunk is posted within this turn of the event loop, its answer awaited on its own.
+  yield* Effect.forkChild(Effect.ensuring(dispatchChunk(decryption, chunk), room.release(items)), { startImmediately: true })
+})
+
+/**
  * A held chunk's turn with the workers: what still comes back within the budget goes to them (FloodGate.ts
- * `dispatchable`), the users of the rest are read instead. Returns once the workers answered, so that a dispatcher holds
- * one chunk with the workers at a time.
+ * `dispatchable`), the users of the rest are read instead. Returns once the workers answered.
  */
 const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk: DecryptingChunk) {
   const { gate, pool } = decryption
@@ -171,6 +197,8 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
     return yield* Deferred.succeed(chunk.decrypted, { items, results: [] })
   }
   gate.dispatched(items.length)
+  const handedAt = yield* Clock.currentTimeMillis
+  yield* recordStage("held", chunk.takenAt, handedAt)
   const results = yield* pool.decrypt(items.map(({ item }) => item.encryptedContent as EncryptedContent)).pipe(
     (decrypt) => (chunk.span === undefined ? decrypt : Effect.withParentSpan(decrypt, chunk.span)),
     Effect.onExit((exit) =>
@@ -184,6 +212,8 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
     ),
     Effect.exit
   )
+  chunk.answeredAt = yield* Clock.currentTimeMillis
+  yield* recordStage("decrypt", handedAt, chunk.answeredAt)
   yield* Deferred.done(chunk.decrypted, Exit.map(results, (decrypted) => ({ items, results: decrypted })))
   yield* reviewHeld(decryption)
 })
@@ -238,6 +268,7 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
   const { items, results } = yield* Deferred.await(chunk.decrypted)
   if (items.length === 0) return
   const decryptedAt = yield* Clock.currentTimeMillis
+  yield* recordStage("publish", chunk.answeredAt, decryptedAt)
   const accepted: Array<PushedPresence> = []
   const rejections = makeRejections()
   for (let i = 0; i < items.length; i++) {
@@ -262,37 +293,3 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
     yield* Effect.yieldNow
   }
 })
-
-type DecryptedCheck =
-  | { readonly ok: true; readonly presence: GraphPresence }
-  | {
-    readonly ok: false
-    readonly reason: RejectReason
-    readonly message: string
-    readonly subscriptionId?: string
-    readonly userId?: string
-  }
-
-/**
- * Checks one decrypted item: the presence it carries, or why it is rejected (it did not decrypt, is not a presence,
- * or names another user than the notification). Synchronous and without state: it runs once per item of a burst.
- */
-export const checkDecrypted = (item: ChangeNotification, result: DecryptResult): DecryptedCheck => {
-  if (!result.ok) return { ok: false, reason: result.reason, message: result.message, subscriptionId: item.subscriptionId }
-  let json: unknown
-  try {
-    json = JSON.parse(result.plaintext)
-  } catch (error) {
-    return { ok: false, reason: "decrypt", message: `decrypted content is not a presence: ${String(error)}` }
-  }
-  const decoded = decodeGraphPresenceResult(json)
-  if (Result.isFailure(decoded)) {
-    return { ok: false, reason: "decrypt", message: `decrypted content is not a presence: ${decoded.failure.message}` }
-  }
-  const presence = decoded.success
-  const claimed = notificationUserId(item)
-  if (claimed !== undefined && !sameTeamsUser(claimed, presence.id)) {
-    return { ok: false, reason: "decrypt", message: "decrypted presence names another user than the notification", userId: claimed }
-  }
-  return { ok: true, presence }
-}

@@ -7,7 +7,7 @@
 import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, Stream } from "effect"
 import { floodFallbackItems, notificationsReceived } from "../../domain/Metrics.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
-import { decryptBatch, type Decryption, makeDecryption, presencesReceived, type PushedPresence } from "./Decryption.ts"
+import { decryptBatch, type Decryption, drainQueued, makeDecryption, presencesReceived, type PushedPresence } from "./Decryption.ts"
 import { admitWhenDecryptionIsBehind, FloodEpisode, floodQuietMillis, splitWhenWorthReading } from "./FloodGate.ts"
 import {
   acceptLifecycle,
@@ -80,7 +80,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         Effect.flatMap((batch) =>
           processBatch(outputs, batch).pipe(Effect.catchCause((cause) => Effect.logError("notification batch failed", cause)))
         ),
-        Effect.forever,
+        Effect.forever(drainQueued),
         Effect.forkScoped
       )
       return NotificationsInbox.of({

@@ -1,0 +1,30 @@
+/**
+ * Where a rich notification's item spends its time between the webhook and its SetPresence (docs/performance.md,
+ * "tenants-50"): one histogram, `connector_notification_stage_seconds`, labelled by `stage`, observed once per chunk
+ * (a POST's rich items, up to 50). The stages, in the order an item passes them:
+ *
+ * - `intake`: the POST received → the inbox's processor took its batch (Intake.ts's queue);
+ * - `held`: taken → handed to the decrypt workers (waiting for a dispatcher's turn, Decryption.ts);
+ * - `decrypt`: handed → the workers' answer resumed the dispatcher (the message out, the worker's queue and work, the
+ *   answer back, and the turn of the event loop that runs it);
+ * - `publish`: answered → published to the presence source (behind earlier chunks, the tokens' check, the publisher);
+ * - then `connector_decrypted_to_pbx_seconds`: published → SetPresence confirmed by the PBX.
+ */
+import { Effect, Metric } from "effect"
+import { notificationStageSeconds } from "../../domain/Metrics.ts"
+
+export type NotificationStage = "intake" | "held" | "decrypt" | "publish"
+
+const series = new Map<NotificationStage, Metric.Metric<number, unknown>>()
+const seriesOf = (stage: NotificationStage) => {
+  let metric = series.get(stage)
+  if (metric === undefined) {
+    metric = Metric.withAttributes(notificationStageSeconds, { stage })
+    series.set(stage, metric)
+  }
+  return metric
+}
+
+/** One observation of `stage`: from `since` to `until` (Clock milliseconds). */
+export const recordStage = (stage: NotificationStage, since: number, until: number): Effect.Effect<void> =>
+  Metric.update(seriesOf(stage), Math.max(0, until - since) / 1000)

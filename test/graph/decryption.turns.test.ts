@@ -1,0 +1,184 @@
+/**
+ * The decryption pipeline's loops (dispatchers and publisher) go on with what is already queued in the same turn of the
+ * event loop. Counted in turns of a scheduler the test runs by hand (each turn runs what the fibers scheduled before
+ * it, as `setImmediate` does): with many tenants of one item per POST, one chunk per turn and loop was slower than
+ * the POSTs came (docs/performance.md, "tenants-50: one POST per turn").
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Context, Deferred, Effect, Exit, Layer, PubSub, Redacted, Scheduler } from "effect"
+import type { GraphPresence } from "../../src/domain/Presence.ts"
+import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
+import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
+import { decryptBatch, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
+import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
+import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
+import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+
+/** A scheduler whose turns the test runs: `turn()` runs the tasks scheduled so far; those they schedule wait for the next. */
+const manualScheduler = () => {
+  let pending: Array<() => void> = []
+  const scheduler = new Scheduler.MixedScheduler("async", (task) => {
+    pending.push(task)
+    return () => {
+      pending = pending.filter((t) => t !== task)
+    }
+  })
+  const turn = () => {
+    const now = pending
+    pending = []
+    for (const task of now) task()
+  }
+  return { scheduler, turn }
+}
+
+const presence = (id: string): GraphPresence => ({ id, availability: "Busy", activity: "Busy" })
+
+const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }
+const richItem = (id: string): BatchItem => ({
+  subscription,
+  item: {
+    subscriptionId: "sub-1",
+    changeType: "updated",
+    resourceData: { id },
+    encryptedContent: {
+      data: JSON.stringify(presence(id)),
+      dataKey: "",
+      dataSignature: "",
+      encryptionCertificateId: "",
+      encryptionCertificateThumbprint: ""
+    }
+  }
+})
+
+/** A pool that answers at once, with each item's data as its plaintext. */
+const pool = DecryptPool.of({
+  decrypt: (items) => Effect.succeed(items.map((content) => ({ ok: true as const, plaintext: content.data }))),
+  reloadKeys: Effect.void,
+  size: 1,
+  itemMicros: () => 350,
+  pendingItems: () => 0
+})
+
+/** Runs `program` on the scheduler, a turn at a time, until it ends (at most 1,000 turns): its result and the turns taken. */
+const runInTurns = <A>(program: Effect.Effect<A>) => {
+  const { scheduler, turn } = manualScheduler()
+  const fiber = Effect.runFork(program, { scheduler })
+  let turns = 0
+  while (fiber.pollUnsafe() === undefined && turns < 1_000) {
+    turn()
+    turns++
+  }
+  const exit = fiber.pollUnsafe()
+  return { value: exit !== undefined && Exit.isSuccess(exit) ? exit.value : exit, turns }
+}
+
+describe("the decryption pipeline's pace (turns of the event loop)", () => {
+  it("30 POSTs of one item each, queued together, are published in order within a few turns, not one per turn", () => {
+    const { scheduler, turn } = manualScheduler()
+    const users = Array.from({ length: 30 }, (_, i) => `u-${i}`)
+    const program = Effect.gen(function*() {
+      const presences = yield* PubSub.unbounded<PushedPresence>()
+      const published = yield* PubSub.subscribe(presences)
+      const decryption = yield* makeDecryption(presences, 200, () => Effect.void).pipe(
+        Effect.provideService(DecryptPool, pool),
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
+      )
+      // Received now: within the flood gate's budget, so every item is decrypted.
+      const receivedAt = yield* Clock.currentTimeMillis
+      for (const id of users) {
+        const rich = [richItem(id)]
+        yield* decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt, span: undefined }, rich)
+      }
+      const ids: Array<string> = []
+      while (ids.length < users.length) ids.push(...(yield* PubSub.takeAll(published)).map((p) => p.userId))
+      return ids
+    }).pipe(Effect.scoped)
+    const fiber = Effect.runFork(program, { scheduler })
+    let turns = 0
+    while (fiber.pollUnsafe() === undefined && turns < 1_000) {
+      turn()
+      turns++
+    }
+    const exit = fiber.pollUnsafe()
+    assert.isDefined(exit)
+    assert.deepStrictEqual(exit !== undefined && Exit.isSuccess(exit) ? exit.value : exit, users)
+    // One POST per turn would take 30 turns and more; the hand-offs between the fibers take a few.
+    assert.isAtMost(turns, 10, `${turns} turns`)
+  })
+})
+
+describe("the decrypt workers' room, in items", () => {
+  it("with one worker, 20 POSTs of one item each and two chunks of 50 go to the workers before any answer; the third chunk waits for room", () => {
+    const program = Effect.gen(function*() {
+      const handed: Array<string> = []
+      const answer = yield* Deferred.make<void>()
+      const allRoomTaken = yield* Deferred.make<void>()
+      const waiting = DecryptPool.of({
+        ...pool,
+        decrypt: (items) =>
+          Effect.gen(function*() {
+            handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+            if (handed.length === 120) yield* Deferred.succeed(allRoomTaken, undefined)
+            yield* Deferred.await(answer)
+            return yield* pool.decrypt(items)
+          })
+      })
+      const presences = yield* PubSub.unbounded<PushedPresence>()
+      const decryption = yield* makeDecryption(presences, 60_000, () => Effect.void).pipe(
+        Effect.provideService(DecryptPool, waiting),
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
+      )
+      const receivedAt = yield* Clock.currentTimeMillis
+      const post = (ids: ReadonlyArray<string>) => {
+        const rich = ids.map(richItem)
+        return decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt, span: undefined }, rich)
+      }
+      // 20 POSTs of one item, then 150 items in chunks of 50: 120 fit the room of one worker (150), the last chunk waits.
+      const ones = Array.from({ length: 20 }, (_, i) => `one-${i}`)
+      const many = Array.from({ length: 150 }, (_, i) => `many-${i}`)
+      for (const id of ones) yield* post([id])
+      yield* post(many)
+      yield* Deferred.await(allRoomTaken)
+      return { handed: [...handed], withWorkers: decryption.gate.withWorkers, held: decryption.holding.size }
+    }).pipe(Effect.scoped)
+    const { value } = runInTurns(program)
+    assert.deepStrictEqual(value, { handed: Array.from({ length: 20 }, (_, i) => `one-${i}`).concat(Array.from({ length: 100 }, (_, i) => `many-${i}`)), withWorkers: 120, held: 1 })
+  })
+})
+
+describe("the inbox's processor's pace (turns of the event loop)", () => {
+  it("30 POSTs of one item each, accepted together, all reach the decrypt workers within a few turns, in order", () => {
+    const users = Array.from({ length: 30 }, (_, i) => `u-${i}`)
+    const program = Effect.gen(function*() {
+      const handed: Array<string> = []
+      const allHanded = yield* Deferred.make<void>()
+      const recording = DecryptPool.of({
+        ...pool,
+        decrypt: (items) =>
+          Effect.andThen(
+            Effect.suspend(() => {
+              handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+              return handed.length >= users.length ? Deferred.succeed(allHanded, undefined) : Effect.void
+            }),
+            pool.decrypt(items)
+          )
+      })
+      const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
+        Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
+        Layer.provide(Layer.succeed(DecryptPool, recording)),
+        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true })))
+      )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
+      yield* inbox.register(subscription)
+      for (const id of users) {
+        const { item } = richItem(id)
+        yield* inbox.acceptNotifications({ value: [{ ...item, clientState: "state" }] })
+      }
+      yield* Deferred.await(allHanded)
+      return handed
+    }).pipe(Effect.scoped)
+    const { value, turns } = runInTurns(program)
+    assert.deepStrictEqual(value, users)
+    // One POST per turn would take 30 turns and more.
+    assert.isAtMost(turns, 10, `${turns} turns`)
+  })
+})
