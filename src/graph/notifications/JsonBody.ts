@@ -2,8 +2,8 @@
  * A webhook body parsed as JSON without a string of the whole body. A POST of 100 rich items is ≈ 300 kB: one string
  * of it is larger than V8's regular objects (128 kB), so every POST took a large-object page of the old generation —
  * a full collection's work for a string that lives a few microseconds. Here the top-level object is walked over its
- * bytes (its strings skipped with `indexOf`, as base64 fills most of a rich item), each item of its `value` array is
- * parsed from a string of its own and the rest from a string without the array; the result is what `JSON.parse` of the
+ * bytes (its strings skipped with `indexOf`, as base64 fills most of a rich item), the items of its `value` array are
+ * parsed in groups, from strings of at most 64 kB, and the rest from a string without the array; the result is what `JSON.parse` of the
  * whole body gives. Whatever the walk does not expect — malformed JSON, an escaped or repeated `value` key, a piece
  * that does not parse — goes to `JSON.parse` of the whole body, which then parses it or throws as before.
  */
@@ -145,7 +145,16 @@ export const parseJsonBody = (body: ArrayBuffer | Uint8Array): unknown => {
       value: Array<unknown>
     }
     const value = rest.value
-    for (const [start, end] of found.items) value.push(JSON.parse(bytes.toString("utf8", start, end)))
+    // Neighbouring items are parsed together, as an array of at most `splitFromBytes` (the walk checked that only a
+    // comma and white space lie between two): fewer, longer parses cost half as much as one per item.
+    const items = found.items
+    for (let first = 0; first < items.length;) {
+      let last = first
+      while (last + 1 < items.length && items[last + 1]![1] - items[first]![0] <= splitFromBytes) last++
+      const group = JSON.parse(`[${bytes.toString("utf8", items[first]![0], items[last]![1])}]`) as Array<unknown>
+      for (const item of group) value.push(item)
+      first = last + 1
+    }
     return rest
   } catch (error) {
     if (error !== notSplit && !(error instanceof SyntaxError)) throw error
