@@ -3,9 +3,10 @@
  * of it is larger than V8's regular objects (128 kB), so every POST took a large-object page of the old generation —
  * a full collection's work for a string that lives a few microseconds. Here the top-level object is walked over its
  * bytes (its strings skipped with `indexOf`, as base64 fills most of a rich item), the items of its `value` array are
- * parsed in groups, from strings of at most 64 kB, and the rest from a string without the array; the result is what `JSON.parse` of the
- * whole body gives. Whatever the walk does not expect — malformed JSON, an escaped or repeated `value` key, a piece
- * that does not parse — goes to `JSON.parse` of the whole body, which then parses it or throws as before.
+ * parsed in groups, from strings of at most 64 kB, and the rest from a string without the array; the result is what
+ * `JSON.parse` of the whole body gives. Whatever the walk does not expect — malformed JSON, an escaped or repeated
+ * `value` key, a piece that does not parse — goes to `JSON.parse` of the whole body, which then parses it or throws
+ * as before. Nothing is trusted for it: the result is decoded by the wire schema (Notifications.ts) as before.
  */
 
 /** Bodies below this size are parsed whole: their string is an ordinary young object. */
