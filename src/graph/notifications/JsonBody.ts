@@ -146,6 +146,8 @@ export const parseJsonBody = (body: ArrayBuffer | Uint8Array): unknown => {
       value: Array<unknown>
     }
     const value = rest.value
+    // The walk saw one `value` key; JSON.parse of the rest must see the same, as the empty array put there.
+    if (!Array.isArray(value) || value.length !== 0) throw notSplit
     // Neighbouring items are parsed together, as an array of at most `splitFromBytes` (the walk checked that only a
     // comma and white space lie between two): fewer, longer parses cost half as much as one per item.
     const items = found.items
