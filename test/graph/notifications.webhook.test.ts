@@ -5,6 +5,7 @@ import { notificationsRejected } from "../../src/domain/Metrics.ts"
 import { collect, firstWhere } from "../support/streams.ts"
 import { buildPushSource, emptyPresenceReader } from "./harness.ts"
 import { APP_ID, post, richWebhook, TENANT } from "./notificationsHarness.ts"
+import { splitFromBytes } from "../../src/graph/notifications/JsonBody.ts"
 
 const rejected = (reason: string) =>
   Metric.value(Metric.withAttributes(notificationsRejected, { reason })).pipe(Effect.map((state) => Number(state.count)))
@@ -125,6 +126,26 @@ describe("notification webhook (real sockets)", () => {
       const before = yield* rejected("unknown_subscription")
       assert.strictEqual((yield* post(url, { value: [early], validationTokens: [token] })).status, 202)
       assert.strictEqual((yield* rejected("unknown_subscription")) - before, 1)
+    }).pipe(Effect.scoped))
+
+  it.live("refuses a large body that is not JSON or holds an item that is not a notification, and applies none of it", () =>
+    Effect.gen(function*() {
+      const { inbox, jwks, richItem, url } = yield* makeSetup(4 * 1024 * 1024)
+      const token = yield* jwks.validationToken(APP_ID, TENANT)
+      const got = yield* collect(inbox.presences.pipe(Stream.filter((p) => p.userId.startsWith("large-"))), 1)
+      const items = Array.from({ length: 200 }, (_, i) => richItem(`large-${i}`, { availability: "Busy", activity: "Busy" }))
+      const text = JSON.stringify({ value: items, validationTokens: [token] })
+      assert.isAbove(text.length, 2 * splitFromBytes)
+      const before = yield* rejected("malformed")
+      // a stray comma between two items, a truncated body, and an item without its subscriptionId
+      assert.strictEqual((yield* post(url, text.replace("},{", "},,{"))).status, 400)
+      assert.strictEqual((yield* post(url, text.slice(0, -2))).status, 400)
+      const { subscriptionId: _, ...withoutSubscription } = items[150]!
+      assert.strictEqual((yield* post(url, { value: [...items.slice(0, 150), withoutSubscription], validationTokens: [token] })).status, 400)
+      assert.strictEqual((yield* rejected("malformed")) - before, 3)
+      // the same items well-formed: delivered
+      assert.strictEqual((yield* post(url, text)).status, 202)
+      assert.strictEqual((yield* got).length, 1)
     }).pipe(Effect.scoped))
 
   it.live("answers a burst of 2,000 rich items in milliseconds while the workers decrypt them", () =>

@@ -96,6 +96,38 @@ export class KnownSubscriptions {
   }
 }
 
+/**
+ * A POST carries up to 100 items of the same few subscriptions: each distinct (subscriptionId, clientState) pair is
+ * compared once, which keeps the comparison constant-time and the webhook's answer short; an item of the same pair as
+ * the one before costs two string comparisons.
+ */
+class CheckedPairs {
+  readonly #subscriptions: KnownSubscriptions
+  readonly #checked = new Map<string, Map<string | null, Check>>()
+  #lastSubscriptionId: string | undefined
+  #lastClientState: string | null = null
+  #last: Check | undefined
+
+  constructor(subscriptions: KnownSubscriptions) {
+    this.#subscriptions = subscriptions
+  }
+
+  check(subscriptionId: string, clientState: string | null | undefined): Check {
+    const state = clientState ?? null
+    if (this.#last !== undefined && subscriptionId === this.#lastSubscriptionId && state === this.#lastClientState) {
+      return this.#last
+    }
+    let byState = this.#checked.get(subscriptionId)
+    if (byState === undefined) this.#checked.set(subscriptionId, byState = new Map())
+    let result = byState.get(state)
+    if (result === undefined) byState.set(state, result = this.#subscriptions.check(subscriptionId, clientState))
+    this.#lastSubscriptionId = subscriptionId
+    this.#lastClientState = state
+    this.#last = result
+    return result
+  }
+}
+
 export interface Intake {
   readonly subscriptions: KnownSubscriptions
   /** Bounded: when the processor falls behind, a whole POST is dropped (reconciliation corrects what it carried). */
@@ -107,9 +139,7 @@ export interface Intake {
 export const acceptNotifications = Effect.fnUntraced(function*(intake: Intake, body: ChangeNotificationCollection) {
   const accepted: Array<BatchItem> = []
   const rejections = makeRejections()
-  // A POST carries up to 100 items of the same few subscriptions: each distinct (subscriptionId, clientState)
-  // pair is compared once, which keeps the comparison constant-time and the webhook's answer short.
-  const checked = new Map<string, Check>()
+  const checked = new CheckedPairs(intake.subscriptions)
   const items = body.value
   let unchecked = 0
   for (let i = 0; i < items.length; i++) {
@@ -118,12 +148,7 @@ export const acceptNotifications = Effect.fnUntraced(function*(intake: Intake, b
       break
     }
     const item = items[i]!
-    const pair = JSON.stringify([item.subscriptionId, item.clientState ?? null])
-    let result = checked.get(pair)
-    if (result === undefined) {
-      result = intake.subscriptions.check(item.subscriptionId, item.clientState)
-      checked.set(pair, result)
-    }
+    const result = checked.check(item.subscriptionId, item.clientState)
     if (!result.ok) {
       rejections.add(result.reason, "subscriptionId or clientState does not match a subscription of this connector", {
         subscriptionId: item.subscriptionId

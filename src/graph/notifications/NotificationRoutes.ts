@@ -13,6 +13,7 @@ import { tracing } from "../../observability/ChangeTrace.ts"
 import { CertificateStore } from "./crypto/CertificateStore.ts"
 import { DecryptPool } from "./crypto/DecryptPool.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
+import { parseJsonBody } from "./JsonBody.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "./Notifications.ts"
 import { NotificationsInbox } from "./NotificationsInbox.ts"
 import { logRejected, makeRejections } from "./Rejections.ts"
@@ -102,7 +103,7 @@ const readJson = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServ
     return { ok: false as const, response: HttpServerResponse.text("body too large", { status: 400 }) }
   }
   try {
-    return { ok: true as const, json: JSON.parse(Buffer.from(bytes.value).toString("utf8")) as unknown }
+    return { ok: true as const, json: parseJsonBody(bytes.value) }
   } catch {
     yield* logRejected("malformed", "body is not JSON")
     return { ok: false as const, response: badRequest("malformed JSON") }
