@@ -17,7 +17,7 @@
  * - `confirm`: the confirmation statement.
  */
 import { Clock, Effect, Metric } from "effect"
-import { clusterStageSeconds } from "../domain/Metrics.ts"
+import { clusterStageSeconds, seriesBy } from "../domain/Metrics.ts"
 
 export type ClusterStage =
   | "post_direct"
@@ -32,15 +32,7 @@ export type ClusterStage =
   | "pbx_send"
   | "confirm"
 
-const series = new Map<ClusterStage, Metric.Metric<number, unknown>>()
-const seriesOf = (stage: ClusterStage) => {
-  let metric = series.get(stage)
-  if (metric === undefined) {
-    metric = Metric.withAttributes(clusterStageSeconds, { stage })
-    series.set(stage, metric)
-  }
-  return metric
-}
+const seriesOf = seriesBy<ClusterStage>(clusterStageSeconds, "stage")
 
 /** One observation of `stage`, in milliseconds. */
 export const recordStage = (stage: ClusterStage, millis: number): Effect.Effect<void> =>

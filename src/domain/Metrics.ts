@@ -35,6 +35,22 @@ export const pbxWrites = Metric.counter("connector_pbx_writes_total", { descript
 export const pbxWritesOf = (pbx: string, result: "ok" | "error") =>
   Metric.counter("connector_pbx_writes_total", { description: pbxWritesDescription, incremental: true, attributes: { pbx, result } })
 
+/**
+ * `metric` with one attribute set to each value of `name`, each series made once and kept (Metric.withAttributes copies
+ * the attributes on every call, which a per-change observation should not pay).
+ */
+export const seriesBy = <V extends string>(metric: Metric.Metric<number, unknown>, name: string) => {
+  const series = new Map<V, Metric.Metric<number, unknown>>()
+  return (value: V): Metric.Metric<number, unknown> => {
+    let found = series.get(value)
+    if (found === undefined) {
+      found = Metric.withAttributes(metric, { [name]: value })
+      series.set(value, found)
+    }
+    return found
+  }
+}
+
 /** Seconds from a notification being received (or a poll answer) to its SetPresence being sent. */
 export const notificationToPbxSeconds = Metric.histogram("connector_notification_to_pbx_seconds", {
   description: "Delay from receiving a presence change to sending it to the PBX",

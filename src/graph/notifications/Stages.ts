@@ -11,19 +11,11 @@
  * - then `connector_decrypted_to_pbx_seconds`: published → SetPresence confirmed by the PBX.
  */
 import { Effect, Metric } from "effect"
-import { notificationStageSeconds } from "../../domain/Metrics.ts"
+import { notificationStageSeconds, seriesBy } from "../../domain/Metrics.ts"
 
 export type NotificationStage = "intake" | "held" | "decrypt" | "publish"
 
-const series = new Map<NotificationStage, Metric.Metric<number, unknown>>()
-const seriesOf = (stage: NotificationStage) => {
-  let metric = series.get(stage)
-  if (metric === undefined) {
-    metric = Metric.withAttributes(notificationStageSeconds, { stage })
-    series.set(stage, metric)
-  }
-  return metric
-}
+const seriesOf = seriesBy<NotificationStage>(notificationStageSeconds, "stage")
 
 /** One observation of `stage`: from `since` to `until` (Clock milliseconds). */
 export const recordStage = (stage: NotificationStage, since: number, until: number): Effect.Effect<void> =>
