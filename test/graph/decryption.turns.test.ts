@@ -5,7 +5,7 @@
  * the POSTs came (docs/performance.md, "tenants-50: one POST per turn").
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Exit, Layer, PubSub, Redacted, Scheduler } from "effect"
+import { Clock, Context, Deferred, Effect, Exit, Layer, PubSub, Scheduler } from "effect"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
@@ -13,6 +13,7 @@ import { decryptBatch, makeDecryption, type PushedPresence } from "../../src/gra
 import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
 import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+import { richBatchItem, subscription } from "./richItems.ts"
 
 /** A scheduler whose turns the test runs: `turn()` runs the tasks scheduled so far; those they schedule wait for the next. */
 const manualScheduler = () => {
@@ -33,22 +34,7 @@ const manualScheduler = () => {
 
 const presence = (id: string): GraphPresence => ({ id, availability: "Busy", activity: "Busy" })
 
-const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }
-const richItem = (id: string): BatchItem => ({
-  subscription,
-  item: {
-    subscriptionId: "sub-1",
-    changeType: "updated",
-    resourceData: { id },
-    encryptedContent: {
-      data: JSON.stringify(presence(id)),
-      dataKey: "",
-      dataSignature: "",
-      encryptionCertificateId: "",
-      encryptionCertificateThumbprint: ""
-    }
-  }
-})
+const richItem = (id: string): BatchItem => richBatchItem(presence(id))
 
 /** A pool that answers at once, with each item's data as its plaintext. */
 const pool = DecryptPool.of({
@@ -74,7 +60,6 @@ const runInTurns = <A>(program: Effect.Effect<A>) => {
 
 describe("the decryption pipeline's pace (turns of the event loop)", () => {
   it("30 POSTs of one item each, queued together, are published in order within a few turns, not one per turn", () => {
-    const { scheduler, turn } = manualScheduler()
     const users = Array.from({ length: 30 }, (_, i) => `u-${i}`)
     const program = Effect.gen(function*() {
       const presences = yield* PubSub.unbounded<PushedPresence>()
@@ -93,15 +78,9 @@ describe("the decryption pipeline's pace (turns of the event loop)", () => {
       while (ids.length < users.length) ids.push(...(yield* PubSub.takeAll(published)).map((p) => p.userId))
       return ids
     }).pipe(Effect.scoped)
-    const fiber = Effect.runFork(program, { scheduler })
-    let turns = 0
-    while (fiber.pollUnsafe() === undefined && turns < 1_000) {
-      turn()
-      turns++
-    }
-    const exit = fiber.pollUnsafe()
-    assert.isDefined(exit)
-    assert.deepStrictEqual(exit !== undefined && Exit.isSuccess(exit) ? exit.value : exit, users)
+    const { value, turns } = runInTurns(program)
+    assert.isDefined(value)
+    assert.deepStrictEqual(value, users)
     // One POST per turn would take 30 turns and more; the hand-offs between the fibers take a few.
     assert.isAtMost(turns, 10, `${turns} turns`)
   })

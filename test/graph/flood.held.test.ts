@@ -4,7 +4,7 @@
  * decrypted. The gate's rules with fixed numbers and the fallback over real sockets are in flood.fallback.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, PubSub, Redacted, Stream } from "effect"
+import { Deferred, Effect, PubSub, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
@@ -12,6 +12,7 @@ import { ValidationTokens } from "../../src/graph/notifications/crypto/Validatio
 import { decryptBatch, type Decryption, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
 import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
 import { collect } from "../support/streams.ts"
+import { richBatchItem } from "./richItems.ts"
 
 const presence = (id: string, activity: "Available" | "Busy" | "Away", sequenceNumber?: string): GraphPresence => ({
   id,
@@ -54,23 +55,8 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
         Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => false }))
       )
       const published = yield* collect(Stream.fromPubSub(presences), 150)
-      const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }
       const users = Array.from({ length: 250 }, (_, i) => `u-${i}`)
-      const rich: Array<BatchItem> = users.map((id) => ({
-        subscription,
-        item: {
-          subscriptionId: "sub-1",
-          changeType: "updated",
-          resourceData: { id },
-          encryptedContent: {
-            data: JSON.stringify(presence(id, "Busy")),
-            dataKey: "",
-            dataSignature: "",
-            encryptionCertificateId: "",
-            encryptionCertificateThumbprint: ""
-          }
-        }
-      }))
+      const rich: Array<BatchItem> = users.map((id) => richBatchItem(presence(id, "Busy")))
       assert.strictEqual(decryption.gate.admit(250, 0), 250)
       yield* decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt: 0, span: undefined }, rich)
       // Three chunks of 50 with the worker (150 items per worker), two held.
@@ -122,23 +108,7 @@ describe("a few held items past the budget (the decryption pipeline, a pool whos
         Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
       )
       const published = yield* collect(Stream.fromPubSub(presences), 165)
-      const subscription = { id: "sub-1", kind: "presence" as const, key: "shard-1", clientState: Redacted.make("state") }
-      const batchOf = (ids: ReadonlyArray<string>): ReadonlyArray<BatchItem> =>
-        ids.map((id) => ({
-          subscription,
-          item: {
-            subscriptionId: "sub-1",
-            changeType: "updated",
-            resourceData: { id },
-            encryptedContent: {
-              data: JSON.stringify(presence(id, "Busy")),
-              dataKey: "",
-              dataSignature: "",
-              encryptionCertificateId: "",
-              encryptionCertificateThumbprint: ""
-            }
-          }
-        }))
+      const batchOf = (ids: ReadonlyArray<string>): ReadonlyArray<BatchItem> => ids.map((id) => richBatchItem(presence(id, "Busy")))
       // Three POSTs of 50 with the worker (its room of 150 items), then one of 5 and one of 10 held.
       const users = Array.from({ length: 165 }, (_, i) => `u-${i}`)
       const posts = [users.slice(0, 50), users.slice(50, 100), users.slice(100, 150), users.slice(150, 155), users.slice(155, 165)]
