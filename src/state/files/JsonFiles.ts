@@ -53,7 +53,9 @@ export const removePath = Effect.fnUntraced(function*(path: string, tenant: stri
   return yield* Effect.tryPromise({
     try: async () => {
       const existed = await lstat(path).then(() => true, (error) => (isMissing(error) ? false : Promise.reject(error)))
-      if (existed) await rm(path, { recursive: true, force: true })
+      // A tenant's work may still save a file into a directory being removed (it stops once the removal is read):
+      // node retries the removal on ENOTEMPTY.
+      if (existed) await rm(path, { recursive: true, force: true, maxRetries: 20, retryDelay: 10 })
       return existed
     },
     catch: unavailable("remove", path, tenant)
