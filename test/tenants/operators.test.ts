@@ -139,7 +139,11 @@ describe("operators: tenants in one process", () => {
   it.live("the tenants API: a broken tenant refused with every problem; one added goes green; removed, its subscriptions are gone", () =>
     Effect.scoped(Effect.gen(function*() {
       const ownPassword = "t1-own-status-password"
-      const { port, store, tenants } = yield* startTenants(["t1"], { extra: { t1: { admin: { password: ownPassword } } } })
+      // Eight wrong passwords below: the login backoff's longest delay kept at 1 s (8 s by default) keeps the test short.
+      const { port, store, tenants } = yield* startTenants(["t1"], {
+        extra: { t1: { admin: { password: ownPassword } } },
+        process: { security: { maxLoginDelaySeconds: 1 } }
+      })
       yield* Effect.forEach(tenants, (tenant) => pbxFor(tenant, port), { concurrency: 2 })
       const call = (method: string, path: string, auth: string | undefined, body?: unknown) =>
         Effect.promise(async () => {
