@@ -32,8 +32,13 @@ export default defineConfig({
     pool: "forks",
     reporters: ["default", "./test/support/SummaryReporter.ts"],
     projects: [
-      // Files that stay in their own process (TestClock, a simulator or two over loopback): two at a time.
-      { extends: true, test: { name: "in-process", include: ["test/**/*.test.ts"], exclude: processTests, maxWorkers: 2, sequence: { groupOrder: 0 } } },
+      // Files that stay in their own process (TestClock, a simulator or two over loopback): two at a time, in workers
+      // that keep the modules they imported for the next file (importing effect and the connector again for each file
+      // cost three times the tests' own time). What a file changes in its process it puts back.
+      {
+        extends: true,
+        test: { name: "in-process", include: ["test/**/*.test.ts"], exclude: processTests, maxWorkers: 2, isolate: false, sequence: { groupOrder: 0 } }
+      },
       // Files that start processes, runner clusters, browsers or many simulators, whose waits are real time: one at a
       // time, after the others, so that none shares the machine's cores with another.
       { extends: true, test: { name: "processes", include: processTests, maxWorkers: 1, sequence: { groupOrder: 1 } } }
