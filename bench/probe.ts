@@ -244,6 +244,20 @@ if (file !== undefined && isMainThread) {
       })
     }, allocationSeconds * 1000).unref()
   }
+  // BENCH_ALLOCATION_PROFILE_WINDOW=<s>: the same profiler over the first <s> seconds after the window's start (SIGUSR2,
+  // e.g. a burst), written to <probe file>.window.heapprofile: what the scenario allocates, without the start-up.
+  const windowAllocationSeconds = Number(process.env["BENCH_ALLOCATION_PROFILE_WINDOW"] ?? 0)
+  const profileWindow = () => {
+    const session = new Session()
+    session.connect()
+    session.post("HeapProfiler.startSampling", { samplingInterval: 65536, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    setTimeout(() => {
+      session.post("HeapProfiler.stopSampling", (error, result) => {
+        if (error === null) writeFileSync(`${file}.window.heapprofile`, JSON.stringify(result.profile))
+        session.disconnect()
+      })
+    }, windowAllocationSeconds * 1000).unref()
+  }
   setInterval(() => {
     answerRequest()
     write()
@@ -269,6 +283,7 @@ if (file !== undefined && isMainThread) {
     }, at).unref()
   }
   process.on("SIGUSR2", () => {
+    if (windowAllocationSeconds > 0) profileWindow()
     delay.reset()
     windowStart = performance.now()
     gcPauses = []
