@@ -168,8 +168,11 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
       const store = Context.get(yield* Layer.build(stateStoreLayer({ dataDir })), StateStore)
       for (const t of tenants.slice(1)) yield* store.tenants.put(TenantId.make(t.id), yield* Schema.decodeUnknownEffect(TenantConfig)(t.config))
     }))
+    const defaultConfig = tenants[0]!.config as { readonly notifications?: object }
     const configFile = writeConfig(dir, {
-      ...tenants[0]!.config,
+      ...defaultConfig,
+      // BENCH_WORKER_NICE: notifications.decryptWorkerNice of the process's shared decrypt workers (as in bench/run.ts).
+      ...(process.env["BENCH_WORKER_NICE"] ? { notifications: { ...defaultConfig.notifications, decryptWorkerNice: Number(process.env["BENCH_WORKER_NICE"]) } } : {}),
       http: { host: "127.0.0.1", port },
       dataDir,
       admin: { password: ADMIN_PASSWORD },
