@@ -5,9 +5,9 @@
  * with another process.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { readFileSync } from "node:fs"
-import { createServer } from "node:net"
+import { connect, createServer } from "node:net"
 import { Worker } from "node:worker_threads"
 import { acceptSockets } from "../../src/cluster/FrontSockets.ts"
 import { type FrontOptions, startRunnerFront } from "../../src/cluster/RunnerFront.ts"
@@ -104,6 +104,23 @@ describe("cluster: the public port's listening sockets", () => {
       )
       assert.deepStrictEqual(new Set(statuses), new Set([200]))
     })))
+
+  it.live("one HTTP server serves every socket: stopping the front closes all 20 kept-alive connections, wherever accepted", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const front = yield* startRunnerFront(options(0)).pipe(Scope.provide(scope))
+      const closed = yield* Effect.promise(() =>
+        Promise.all(Array.from({ length: 20 }, () =>
+          new Promise<{ readonly gone: Promise<void> }>((answered) => {
+            const socket = connect(front.port, "127.0.0.1", () => socket.write("GET /healthz HTTP/1.1\r\nhost: front\r\n\r\n"))
+            const gone = new Promise<void>((resolve) => socket.once("close", () => resolve()))
+            socket.on("error", () => {})
+            socket.once("data", () => answered({ gone }))
+          })))
+      )
+      yield* Scope.close(scope, Exit.void)
+      yield* Effect.promise(() => Promise.all(closed.map((connection) => connection.gone))).pipe(Effect.timeout("5 seconds"))
+    }))
 
   it.live("a port already in use fails as before, even held with SO_REUSEPORT (as another connector would): it is not shared", () =>
     Effect.scoped(Effect.gen(function*() {
