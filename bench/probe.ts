@@ -248,13 +248,13 @@ if (file !== undefined && isMainThread) {
   // e.g. a burst), written to <probe file>.window.heapprofile: what the scenario allocates, without the start-up.
   const windowAllocationSeconds = Number(process.env["BENCH_ALLOCATION_PROFILE_WINDOW"] ?? 0)
   const profileWindow = () => {
-    const session = new Session()
-    session.connect()
-    session.post("HeapProfiler.startSampling", { samplingInterval: 65536, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    const inspector = new Session()
+    inspector.connect()
+    inspector.post("HeapProfiler.startSampling", { samplingInterval: 65536, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
     setTimeout(() => {
-      session.post("HeapProfiler.stopSampling", (error, result) => {
+      inspector.post("HeapProfiler.stopSampling", (error, result) => {
         if (error === null) writeFileSync(`${file}.window.heapprofile`, JSON.stringify(result.profile))
-        session.disconnect()
+        inspector.disconnect()
       })
     }, windowAllocationSeconds * 1000).unref()
   }
