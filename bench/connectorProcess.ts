@@ -102,6 +102,8 @@ export interface ConnectorProbe {
   /** Notification POSTs from Node's HTTP server handing the request on to the answer finished (bench/probe.ts). */
   readonly connections?: { readonly accepted: number; readonly open: number; readonly mostOpen: number; readonly postsOnNewConnection: number }
   readonly notificationRequestMs?: { readonly count: number; readonly p50: number; readonly p99: number; readonly max: number }
+  /** The main thread's collections by kind and its turns over 100 ms since the last reset (bench/probe.ts). */
+  readonly gc?: unknown
 }
 
 export const writeConfig = (dir: string, config: unknown): string => {

@@ -38,7 +38,7 @@ const sampleOnce = (portHex: string) => {
       const state = fields[3]
       if (state === LISTEN) {
         const rx = fields[4]!.split(":")[1]
-        // The connector may listen with several sockets on the port (RunnerFront.ts acceptSockets): their queues summed.
+        // The connector may listen with several sockets on the port (FrontSockets.ts acceptSockets): their queues summed.
         queue = Math.max(queue, 0) + parseInt(rx!, 16)
       } else if (state === SYN_RECV) synRecv++
       else if (state === ESTABLISHED) established++

@@ -15,7 +15,7 @@
 import { appendFile, existsSync, readdirSync, readFileSync, rmSync, writeFile, writeFileSync } from "node:fs"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { Session } from "node:inspector"
-import { monitorEventLoopDelay, performance } from "node:perf_hooks"
+import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks"
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
 import { Socket } from "node:net"
 import { isMainThread } from "node:worker_threads"
@@ -35,6 +35,54 @@ if (file !== undefined && isMainThread) {
   const codeBytes = () =>
     getHeapSpaceStatistics().filter((space) => codeSpaces.has(space.space_name)).reduce((sum, space) => sum + space.space_used_size, 0)
   const collect = (globalThis as { gc?: () => void }).gc
+  // Garbage collection on the main thread over the window (V8's pauses, from perf_hooks' `gc` entries), by kind, and
+  // the event loop's long turns (a 10 ms timer late by more than 100 ms): when in the window, how long, and how much
+  // of each was a collection's pause.
+  const gcKinds: Record<number, string> = {
+    [perfConstants.NODE_PERFORMANCE_GC_MINOR]: "minor",
+    [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: "major",
+    [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental",
+    [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: "weakcb"
+  }
+  let windowStart = performance.now()
+  let gcPauses: Array<{ readonly at: number; readonly ms: number; readonly kind: string }> = []
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = gcKinds[((entry as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind ?? -1] ?? "other"
+      gcPauses.push({ at: entry.startTime, ms: entry.duration, kind })
+    }
+  }).observe({ entryTypes: ["gc"] })
+  let longTurns: Array<{ readonly at: number; readonly ms: number }> = []
+  let lastTick = performance.now()
+  setInterval(() => {
+    const now = performance.now()
+    if (now - lastTick > 110) longTurns.push({ at: lastTick, ms: now - lastTick - 10 })
+    lastTick = now
+  }, 10).unref()
+  const gcFigures = () => {
+    const byKind: Record<string, { count: number; totalMs: number; maxMs: number }> = {}
+    for (const pause of gcPauses) {
+      const figures = byKind[pause.kind] ??= { count: 0, totalMs: 0, maxMs: 0 }
+      figures.count++
+      figures.totalMs += pause.ms
+      figures.maxMs = Math.max(figures.maxMs, pause.ms)
+    }
+    for (const figures of Object.values(byKind)) {
+      figures.totalMs = Math.round(figures.totalMs)
+      figures.maxMs = Math.round(figures.maxMs * 10) / 10
+    }
+    const gcWithin = (from: number, to: number) =>
+      gcPauses.reduce((sum, pause) => sum + Math.max(0, Math.min(to, pause.at + pause.ms) - Math.max(from, pause.at)), 0)
+    const turns = longTurns.map((turn) => ({
+      atS: Math.round((turn.at - windowStart) / 100) / 10,
+      ms: Math.round(turn.ms),
+      gcMs: Math.round(gcWithin(turn.at, turn.at + turn.ms + 10))
+    }))
+    return {
+      byKind,
+      longTurns: { count: turns.length, totalMs: turns.reduce((sum, turn) => sum + turn.ms, 0), gcMs: turns.reduce((sum, turn) => sum + turn.gcMs, 0), longest: [...turns].sort((a, b) => b.ms - a.ms).slice(0, 12) }
+    }
+  }
   let requests: Array<number> = []
   const seen = new WeakSet<IncomingMessage>()
   const usedSockets = new WeakSet<object>()
@@ -109,7 +157,8 @@ if (file !== undefined && isMainThread) {
       ...(liveHeap === undefined ? {} : { liveHeap }),
       ...(requests.length === 0 ? {} : { notificationRequestMs: requestFigures() }),
       ...(notifyLags.length === 0 ? {} : { pgNotifyDataLagMs: lagFigures() }),
-      connections
+      connections,
+      gc: gcFigures()
     }), () => {})
   }
   let liveHeap: { readonly heapUsedMb: number; readonly codeMb: number; readonly rssMb: number; readonly snapshot?: string } | undefined
@@ -195,6 +244,20 @@ if (file !== undefined && isMainThread) {
       })
     }, allocationSeconds * 1000).unref()
   }
+  // BENCH_ALLOCATION_PROFILE_WINDOW=<s>: the same profiler over the first <s> seconds after the window's start (SIGUSR2,
+  // e.g. a burst), written to <probe file>.window.heapprofile: what the scenario allocates, without the start-up.
+  const windowAllocationSeconds = Number(process.env["BENCH_ALLOCATION_PROFILE_WINDOW"] ?? 0)
+  const profileWindow = () => {
+    const inspector = new Session()
+    inspector.connect()
+    inspector.post("HeapProfiler.startSampling", { samplingInterval: 65536, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    setTimeout(() => {
+      inspector.post("HeapProfiler.stopSampling", (error, result) => {
+        if (error === null) writeFileSync(`${file}.window.heapprofile`, JSON.stringify(result.profile))
+        inspector.disconnect()
+      })
+    }, windowAllocationSeconds * 1000).unref()
+  }
   setInterval(() => {
     answerRequest()
     write()
@@ -220,7 +283,11 @@ if (file !== undefined && isMainThread) {
     }, at).unref()
   }
   process.on("SIGUSR2", () => {
+    if (windowAllocationSeconds > 0) profileWindow()
     delay.reset()
+    windowStart = performance.now()
+    gcPauses = []
+    longTurns = []
     notifyLags = []
     requests = []
     connections = { accepted: 0, open: connections.open, mostOpen: connections.open, postsOnNewConnection: 0 }

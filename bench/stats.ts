@@ -164,5 +164,21 @@ export const threadCpuMs = (pid: number): Record<string, number> | undefined => 
   }
 }
 
+/**
+ * The main thread's scheduling (/proc/<pid>/task/<pid>/schedstat and status): ms on a CPU, ms runnable but waiting for
+ * one, and its voluntary (it blocked) and involuntary (preempted) context switches. Over a window, wall time minus
+ * both is the time it slept: idle in the event loop's poll, or blocked in a system call.
+ */
+export const mainThreadSched = (pid: number): { runMs: number; waitMs: number; voluntary: number; involuntary: number } | undefined => {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").trim().split(" ").map(Number)
+    const status = readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8")
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? Number.NaN)
+    return { runMs: run! / 1e6, waitMs: wait! / 1e6, voluntary: field("voluntary_ctxt_switches"), involuntary: field("nonvoluntary_ctxt_switches") }
+  } catch {
+    return undefined
+  }
+}
+
 /** USER_HZ is 100 on every Linux architecture Node supports (`getconf CLK_TCK`). */
 const TICK_MS = 10

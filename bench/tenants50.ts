@@ -31,7 +31,7 @@ import { StateStore, TenantConfig, TenantId } from "../src/state/StateStore.ts"
 import { startConnector, writeConfig } from "./connectorProcess.ts"
 import { watchListenQueue } from "./listenQueue.ts"
 import { emit, progress, seconds, until } from "./report.ts"
-import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, processCpuMs, round, summary, threadCpuMs } from "./stats.ts"
+import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, mainThreadSched, processCpuMs, round, summary, threadCpuMs } from "./stats.ts"
 import { epochNow, type FromWorker, type SimWorkerData, type SimWorkerResult, type ToWorker } from "./tenantSims.ts"
 
 const TENANTS = Number(process.env["BENCH_TENANTS"] ?? 50)
@@ -168,8 +168,11 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
       const store = Context.get(yield* Layer.build(stateStoreLayer({ dataDir })), StateStore)
       for (const t of tenants.slice(1)) yield* store.tenants.put(TenantId.make(t.id), yield* Schema.decodeUnknownEffect(TenantConfig)(t.config))
     }))
+    const defaultConfig = tenants[0]!.config as { readonly notifications?: object }
     const configFile = writeConfig(dir, {
-      ...tenants[0]!.config,
+      ...defaultConfig,
+      // BENCH_WORKER_NICE: notifications.decryptWorkerNice of the process's shared decrypt workers (as in bench/run.ts).
+      ...(process.env["BENCH_WORKER_NICE"] ? { notifications: { ...defaultConfig.notifications, decryptWorkerNice: Number(process.env["BENCH_WORKER_NICE"]) } } : {}),
       http: { host: "127.0.0.1", port },
       dataDir,
       admin: { password: ADMIN_PASSWORD },
@@ -241,6 +244,8 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     const before = yield* metricsText(port)
     const cpuBefore = processCpuMs(connector.pid)
     const threadsBefore = threadCpuMs(connector.pid)
+    const schedBefore = mainThreadSched(connector.pid)
+    const burstFrom = performance.now()
     const overflowsBefore = listenOverflows()
     const queue = watchListenQueue(port)
     const startAt = epochNow() + 200
@@ -248,6 +253,8 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     const listenQueue = queue.stop()
     const cpuAfter = processCpuMs(connector.pid)
     const threadsAfter = threadCpuMs(connector.pid)
+    const schedAfter = mainThreadSched(connector.pid)
+    const burstWallMs = performance.now() - burstFrom
     const overflows = listenOverflows() - overflowsBefore
     const probe = connector.probe()
     const after = yield* metricsText(port)
@@ -315,6 +322,17 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
           connections: probe?.connections
         },
         eventLoopDelayMs: probe?.eventLoopDelayMs,
+        // The main thread's collections over the burst by kind, and its turns longer than 100 ms (when, how long, GC in them).
+        gc: probe?.gc,
+        // The main thread over the burst and its drain (wall ms): on a CPU, runnable but waiting for one, asleep.
+        mainThreadSched: schedBefore === undefined || schedAfter === undefined ? null : {
+          wallMs: round(burstWallMs, 0),
+          runMs: round(schedAfter.runMs - schedBefore.runMs, 0),
+          waitingForCpuMs: round(schedAfter.waitMs - schedBefore.waitMs, 0),
+          asleepMs: round(burstWallMs - (schedAfter.runMs - schedBefore.runMs) - (schedAfter.waitMs - schedBefore.waitMs), 0),
+          voluntarySwitches: schedAfter.voluntary - schedBefore.voluntary,
+          involuntarySwitches: schedAfter.involuntary - schedBefore.involuntary
+        },
         // The simulator threads: if these grow, the bench is behind and its figures include its own queueing.
         simulatorThreads: results.map((r) => ({ eventLoopDelayMs: r.eventLoopDelayMs, cpuMs: r.cpuMs })),
         measure: "added latency: the notification POST carrying the change → SetPresence applied at the PBX simulator; changeToSetPresence: from the Graph simulator's setPresence call (includes its 20 ms batch window and queueing)"

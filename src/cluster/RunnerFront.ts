@@ -8,15 +8,16 @@
  * (`graph`, FrontGraph.ts): they never wait for an owner.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
-import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net"
+import { connect, type Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { Effect, type Scope } from "effect"
 import type { TenantId } from "../state/StateStore.ts"
 import type { SocketMode } from "./SocketMode.ts"
 import { type GraphIngress, graphPost, graphRoute } from "./FrontGraph.ts"
 import { answer, forwardedHeader, passOn } from "./FrontHttp.ts"
+import { listenShared } from "./FrontSockets.ts"
 import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
-import { keepAliveTimeoutMillis, logListenBacklog, publicBacklog } from "../http/Listen.ts"
+import { keepAliveTimeoutMillis, logListenBacklog } from "../http/Listen.ts"
 import { localServer } from "../http/Server.ts"
 
 export interface FrontOptions {
@@ -216,42 +217,6 @@ const onUpgrade = async (options: FrontOptions, track: (socket: Duplex) => void,
   })
 }
 
-/**
- * Listening sockets on the public port (SO_REUSEPORT, Linux only). Node accepts one pending connection per listening
- * socket and turn of the event loop (measured on Node 24.21: with 50 ms turns, 20 connections a second however many
- * wait), so while a burst keeps the turns long, new connections wait in the kernel's accept queue — with 50 tenants
- * a new connection's POST waited up to 20 s (docs/performance.md, "tenants-50"). The kernel deals new connections out
- * over the sockets, and each takes one per turn.
- */
-export const acceptSockets = process.platform === "linux" ? 8 : 1
-
-/** Listens on `port` (0: a free one), `reusePort` when several sockets share it; the port it got. */
-const listenOn = (server: NetServer, options: FrontOptions, port: number, reusePort: boolean) =>
-  new Promise<number>((resolve, reject) => {
-    server.once("error", reject)
-    server.listen({ port, host: options.host, backlog: publicBacklog, reusePort }, () => {
-      server.off("error", reject)
-      const address = server.address()
-      resolve(typeof address === "object" && address !== null ? address.port : port)
-    })
-  })
-
-/**
- * The public port's sockets: a port given explicitly is first bound alone, so that one already in use (another process
- * of the connector among them) fails as it always did, rather than being shared through SO_REUSEPORT.
- */
-const listenAll = async (servers: ReadonlyArray<Server>, options: FrontOptions): Promise<number> => {
-  const shared = servers.length > 1
-  if (shared && options.port !== 0) {
-    const probe = createNetServer()
-    await listenOn(probe, options, options.port, false)
-    await new Promise((resolve) => probe.close(resolve))
-  }
-  const port = await listenOn(servers[0]!, options, options.port, shared)
-  for (const server of servers.slice(1)) await listenOn(server, options, port, true)
-  return port
-}
-
 export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonly port: number }, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.callback<{ port: number; close: () => void }>((resume) => {
@@ -260,28 +225,23 @@ export const startRunnerFront = (options: FrontOptions): Effect.Effect<{ readonl
         open.add(socket)
         socket.once("close", () => open.delete(socket))
       }
-      const servers = Array.from({ length: acceptSockets }, () => {
-        const server = createServer({ keepAliveTimeout: options.keepAliveTimeout ?? keepAliveTimeoutMillis }, (req, res) => {
-          onRequest(options, req, res).catch(() => answer(res, 500, "internal error"))
-        })
-        server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-          onUpgrade(options, track, req, socket, head).catch(() => socket.destroy())
-        })
-        return server
+      const server = createServer({ keepAliveTimeout: options.keepAliveTimeout ?? keepAliveTimeoutMillis }, (req, res) => {
+        onRequest(options, req, res).catch(() => answer(res, 500, "internal error"))
       })
-      const close = () => {
-        for (const socket of open) socket.destroy()
-        for (const server of servers) {
-          server.closeAllConnections()
-          server.close()
-        }
-      }
-      listenAll(servers, options).then(
-        (port) => resume(Effect.succeed({ port, close })),
-        (error) => {
-          close()
-          resume(Effect.die(error))
-        }
+      server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        onUpgrade(options, track, req, socket, head).catch(() => socket.destroy())
+      })
+      listenShared(server, options.host, options.port).then(
+        (sockets) =>
+          resume(Effect.succeed({
+            port: sockets.port,
+            close: () => {
+              for (const socket of open) socket.destroy()
+              server.closeAllConnections()
+              sockets.close()
+            }
+          })),
+        (error) => resume(Effect.die(error))
       )
     }),
     (front) => Effect.sync(front.close)
