@@ -18,11 +18,14 @@ describe("removing a directory that is being written", () => {
       for (let round = 0; round < 20; round++) {
         for (let account = 0; account < 50; account++) yield* writeJson(join(tenant, "accounts", `a${account}.json`), { round }, "t1")
         let saved = 0
-        const writer = yield* Effect.forkChild(Effect.forever(Effect.suspend(() =>
+        let stop = false
+        // Stopped by a flag, not interrupted: an interrupted save's file operations would go on unseen.
+        const writer = yield* Effect.forkChild(Effect.suspend(() =>
           writeJson(join(tenant, "accounts", `b${saved++ % 50}.json`), { round }, "t1").pipe(Effect.ignore)
-        )))
+        ).pipe(Effect.repeat({ until: () => stop })))
         const removed = yield* removePath(tenant, "t1")
-        yield* Fiber.interrupt(writer)
+        stop = true
+        yield* Fiber.join(writer)
         assert.isTrue(removed)
         assert.isAbove(saved, 0)
       }

@@ -1,8 +1,9 @@
 /**
  * Delivers change notifications like Graph: every presence or user change is matched to the live subscriptions,
  * batched (several items per POST, grouped by notificationUrl), rich items encrypted and signed validation tokens
- * added; the endpoint's response times are measured (> 2.9 s is slow; ≥ 10 % slow in 10 min → delayed, ≥ 15 % → dropped).
- * Faults (drop, duplicate, reorder, silent subscriptions) and lifecycle events come from the control API.
+ * added; a POST not answered 2xx within 3 s is not delivered (retried); the endpoint's answers are measured (> 2.9 s
+ * is slow; after 100 POSTs, ≥ 10 % slow in 10 min → delayed, ≥ 15 % → dropped; docs/protocol-notes.md). Faults
+ * (drop, duplicate, reorder, silent subscriptions) and lifecycle events come from the control API.
  */
 import { Clock, Context, Duration, Effect, Layer, PubSub, Stream } from "effect"
 import { SimJwks } from "./SimJwks.ts"
@@ -15,7 +16,11 @@ export interface DeliveryOptions {
   /** Items are collected this long (or up to `maxBatch`) before a POST. */
   readonly batchWindowMillis: number
   readonly maxBatch: number
+  /** Graph's HTTP client gives up after 3 s: a POST not answered by then is not delivered. */
+  readonly answerTimeoutMillis: number
   readonly slowMillis: number
+  /** POSTs counted before an endpoint's share of slow answers can delay or drop its notifications. */
+  readonly minSamples: number
   readonly windowMillis: number
   /** How long Graph holds back notifications for a "delayed" endpoint (10 min). */
   readonly delayMillis: number
@@ -30,7 +35,9 @@ const changesPerSlice = 10
 export const defaultDeliveryOptions: DeliveryOptions = {
   batchWindowMillis: 20,
   maxBatch: 100,
+  answerTimeoutMillis: 3_000,
   slowMillis: 2_900,
+  minSamples: 100,
   windowMillis: 10 * 60_000,
   delayMillis: 10 * 60_000,
   retries: 3,
@@ -38,12 +45,10 @@ export const defaultDeliveryOptions: DeliveryOptions = {
   validationTimeoutMillis: 10_000
 }
 
+/** Drop the next n items; send the next n items twice; reverse the item order of the next n POSTs. */
 export interface DeliveryFaults {
-  /** Drop the next n items. */
   drop: number
-  /** Send the next n items twice. */
   duplicate: number
-  /** Reverse the item order of the next n POSTs. */
   reorder: number
 }
 
@@ -56,12 +61,7 @@ export interface EndpointStats {
   readonly state: "ok" | "delayed" | "dropped"
 }
 
-export interface DeliveryCounters {
-  readonly posts: number
-  readonly itemsDelivered: number
-  readonly itemsDropped: number
-  readonly lifecycleSent: number
-}
+export type DeliveryCounters = Readonly<Delivery["count"]>
 
 export interface DirectItem {
   readonly presence: SimPresence
@@ -133,7 +133,7 @@ const stats = (delivery: Delivery, url: string, now: number): EndpointStats => {
     slow,
     failures: recent.filter((s) => s.failed).length,
     slowRatio: ratio,
-    state: ratio >= 0.15 ? "dropped" : ratio >= 0.10 ? "delayed" : "ok"
+    state: recent.length < delivery.options.minSamples ? "ok" : ratio >= 0.15 ? "dropped" : ratio >= 0.10 ? "delayed" : "ok"
   }
 }
 
@@ -145,7 +145,7 @@ const postOnce = Effect.fnUntraced(function*(delivery: Delivery, url: string, bo
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000)
+      signal: AbortSignal.timeout(delivery.options.answerTimeoutMillis)
     })
     await response.arrayBuffer()
     return response.status >= 200 && response.status < 300
