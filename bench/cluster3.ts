@@ -20,12 +20,15 @@ import { cpuNow, cpuShare, loopDelays, perRunner as stagesPerRunner, probePatter
 import { shippedNodeFlags } from "./connectorProcess.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { percentile, processMemory, round, summary } from "./stats.ts"
-import { tapSetPresence } from "./taps.ts"
+import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
+import { perChange, type ChangeTimes } from "./clusterChanges.ts"
 
 const TENANTS = Number(process.env["BENCH_CLUSTER_TENANTS"] ?? 50)
 const USERS = Number(process.env["BENCH_CLUSTER_USERS"] ?? 400)
 const RATE = Number(process.env["BENCH_CLUSTER_RATE"] ?? 50)
 const STEADY_SECONDS = 20
+/** Seconds between all green and the steady phase (BENCH_CLUSTER_SETTLE_SECONDS). */
+const SETTLE_SECONDS = Number(process.env["BENCH_CLUSTER_SETTLE_SECONDS"] ?? 5)
 const PASSWORD = "bench-cluster-admin-password"
 const states = [
   { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
@@ -38,6 +41,9 @@ export const cluster3 = (repoRoot: string) =>
   Effect.gen(function*() {
     const setPresences = tapSetPresence()
     yield* Effect.addFinalizer(() => Effect.sync(setPresences.uninstall))
+    // Each change's notification POST: when it started and was answered (the per-change attribution of the steady phase).
+    const posts = tapWebhookPosts((url) => url.endsWith("/graph/notifications"))
+    yield* Effect.addFinalizer(() => Effect.sync(posts.uninstall))
     const ids = ["default", ...Array.from({ length: TENANTS - 1 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)]
     // Each runner's event-loop delay: the bench probe, preloaded, one file per runner process.
     process.env["BENCH_PROBE_FILE"] = probePattern
@@ -52,7 +58,12 @@ export const cluster3 = (repoRoot: string) =>
       users: USERS,
       changeEverySeconds: 0,
       timing: "standard",
-      runnerCommand: [...shippedNodeFlags(repoRoot), "--import", join(repoRoot, "bench/probe.ts"), join(repoRoot, "src/main.ts")]
+      runnerCommand: [
+        ...shippedNodeFlags(repoRoot),
+        // BENCH_PROFILE=<dir>: each runner's CPU profile (written when it stops; the killed runner's is lost).
+        ...(process.env["BENCH_PROFILE"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_PROFILE"]}`]),
+        "--import", join(repoRoot, "bench/probe.ts"), join(repoRoot, "src/main.ts")
+      ]
     })
     pids.push(...demo.runners.map((r) => r.pid))
     yield* progress(`cluster-3: ${TENANTS} tenants × ${USERS} users, runners ${demo.runners.map((r) => r.pid).join(", ")}; files in ${demo.dir}`)
@@ -83,18 +94,36 @@ export const cluster3 = (repoRoot: string) =>
     }
     const startupMs = performance.now() - spawnedAt
     yield* progress(`cluster-3: all ${TENANTS} tenants green after ${seconds(startupMs)} s`)
-    yield* Effect.sleep("5 seconds")
+    // The CPU of the settling seconds before the steady phase: whether start-up's work is still going on.
+    const settleCpuBefore = cpuNow(pids)
+    const settleBegan = performance.now()
+    yield* Effect.sleep(`${SETTLE_SECONDS} seconds`)
+    const settleCpu = cpuShare(settleCpuBefore, cpuNow(pids), performance.now() - settleBegan)
 
     // Steady state: change k is in tenant k % TENANTS for person k % (people per tenant). The tenants' populations are
     // alike (the same PBX guids), so consecutive changes take different people: two changes in flight never share a guid.
     const teams = demo.tenants.map((t) => t.population.people.filter((p) => p.teams))
-    const sent = new Map<string, { readonly at: number; readonly activity: string }>()
+    let began = performance.now()
+    const sent = new Map<string, { readonly at: number; readonly activity: string; readonly tenant: string; readonly graphId: string }>()
     const latencies: Array<number> = []
+    const changes: Array<ChangeTimes> = []
     const stop = setPresences.onStamp((stamp) => {
       const change = sent.get(stamp.guid)
       if (change !== undefined && change.activity === stamp.activity) {
         latencies.push(stamp.at - change.at)
         sent.delete(stamp.guid)
+        const id = change.graphId.toLowerCase()
+        const postAt = posts.sentAt.get(id)
+        const valid = postAt !== undefined && postAt >= change.at
+        changes.push({
+          tenant: change.tenant,
+          guid: stamp.guid,
+          at: change.at - began,
+          total: stamp.at - change.at,
+          ...(valid ? { window: postAt - change.at } : {}),
+          ...(valid && posts.answeredAt.has(id) ? { ingress: posts.answeredAt.get(id)! - postAt } : {}),
+          ...(valid && posts.answeredAt.has(id) ? { rest: stamp.at - posts.answeredAt.get(id)! } : {})
+        })
       }
     })
     const total = RATE * STEADY_SECONDS
@@ -116,7 +145,9 @@ export const cluster3 = (repoRoot: string) =>
     const benchLoop = monitorEventLoopDelay({ resolution: 5 })
     benchLoop.enable()
     const cpuBefore = cpuNow(pids)
-    const began = performance.now()
+    posts.start()
+    began = performance.now()
+    const steadyAtSeconds = seconds(began - spawnedAt)
     for (let k = 0; k < total; k++) {
       const wait = began + (k * 1000) / RATE - performance.now()
       if (wait > 0) yield* Effect.sleep(wait)
@@ -124,12 +155,18 @@ export const cluster3 = (repoRoot: string) =>
       const people = teams[k % TENANTS]!
       const person = people[k % people.length]!
       const state = states[Math.floor(k / people.length) % states.length]!
-      sent.set(person.pbxGuid, { at: performance.now(), activity: state.pbx })
+      sent.set(person.pbxGuid, { at: performance.now(), activity: state.pbx, tenant: tenant.id, graphId: person.graphId })
       yield* tenant.graph.setPresence(person.graphId, state)
     }
     yield* until("the steady changes at their PBXs", () => sent.size === 0, 20_000).pipe(Effect.ignore)
     stop()
+    posts.stop()
     const cpu = cpuShare(cpuBefore, cpuNow(pids), performance.now() - began)
+    // Where each change's tenant was owned and its PBX's socket held at the end of the steady phase.
+    const placement = yield* sql<{ tenant_id: string; guid: string; owner: string | null; holder: string | null }>`SELECT d.tenant_id, d.guid,
+        o.runner AS owner, l.runner AS holder
+      FROM pbx_desired AS d LEFT JOIN tenant_owner AS o ON o.tenant_id = d.tenant_id
+        LEFT JOIN pbx_lease AS l ON l.tenant_id = d.tenant_id AND l.pbx = d.pbx`.pipe(Effect.orElseSucceed(() => []))
     yield* Fiber.interrupt(sampler)
     // Rows a PBX's holder has not confirmed for 30 s (every holder reads them again on each wake-up of their tenant).
     const unconfirmed = yield* sql<{ tenant_id: string; pbx: string; rows: number }>`SELECT tenant_id, pbx, count(*)::int AS rows
@@ -184,17 +221,21 @@ export const cluster3 = (repoRoot: string) =>
       timing: "standard (lock refresh 5 s, expiry 15 s)",
       startupSeconds: seconds(startupMs),
       steady: {
+        // From the runners' spawn (their CPU profiles' start, BENCH_PROFILE, within a second).
+        startedAtSeconds: steadyAtSeconds,
         ratePerSecond: RATE,
         changes: total,
         arrived: latencies.length,
         changeToSetPresenceMs: summary(latencies),
         p90: round(percentile(latencies, 90)),
         measure: "Graph simulator setPresence → SetPresence applied by the PBX simulator (includes the simulator's 20 ms batch window)",
+        perChangeMs: perChange(changes, placement, STEADY_SECONDS),
         stagesMs: stageFigures(metricsBefore, metricsAfter),
         stagesPerRunnerMs: stagesPerRunner(metricsBefore, metricsAfter),
         stagesMeasure: "the runners' connector_cluster_stage_seconds over the steady window, summed over the runners, bucket-interpolated (src/cluster/StageTimings.ts)",
         runnerEventLoopDelayMs: loops.map((l, i) => ({ runner: demo.runners[i]!.name, ...l.eventLoopDelayMs })),
         cpu,
+        settleCpu: { seconds: SETTLE_SECONDS, runners: settleCpu.runners, postgres: settleCpu.postgres, bench: settleCpu.bench },
         unconfirmedOver30s: unconfirmed.map((r) => `${r.tenant_id}/${r.pbx}: ${r.rows}`),
         postgresSessions: Object.fromEntries([...sessions].sort((a, b) => b[1] - a[1])),
         benchEventLoopDelayMs: { p50: round(benchLoop.percentile(50) / 1e6), p99: round(benchLoop.percentile(99) / 1e6), max: round(benchLoop.max / 1e6) }

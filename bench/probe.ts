@@ -15,7 +15,7 @@
 import { appendFile, existsSync, readdirSync, readFileSync, rmSync, writeFile, writeFileSync } from "node:fs"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { Session } from "node:inspector"
-import { monitorEventLoopDelay, performance } from "node:perf_hooks"
+import { monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks"
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
 import { Socket } from "node:net"
 import { isMainThread } from "node:worker_threads"
@@ -95,6 +95,41 @@ if (file !== undefined && isMainThread) {
     const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 10) / 10
     return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) }
   }
+  // Stalls: a 10 ms timer that fires late by more than 50 ms marks a turn of the event loop that held the thread that
+  // long (the delay histogram counts a stall once, however long, so its p99 hides them); with the garbage collector's
+  // pauses in the same window, to tell collection from work.
+  let stalls: Array<number> = []
+  // Milliseconds stalled in each second of the window (its first 30).
+  let stalledBySecond: Array<number> = Array.from({ length: 30 }, () => 0)
+  let gcPauses: Array<number> = []
+  let windowStart = performance.now()
+  let tickAt = performance.now()
+  setInterval(() => {
+    const now = performance.now()
+    const late = now - tickAt - 10
+    if (late > 50) {
+      stalls.push(late)
+      const second = Math.floor((now - windowStart) / 1000)
+      if (second < stalledBySecond.length) stalledBySecond[second]! += Math.round(late)
+    }
+    tickAt = now
+  }, 10).unref()
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcPauses.push(entry.duration)
+  }).observe({ entryTypes: ["gc"] })
+  const stallFigures = () => {
+    const window = performance.now() - windowStart
+    const sum = (values: Array<number>) => values.reduce((a, b) => a + b, 0)
+    const long = gcPauses.filter((d) => d > 20)
+    return {
+      windowMs: Math.round(window),
+      over50ms: stalls.length,
+      stalledShare: Math.round((sum(stalls) / window) * 1000) / 1000,
+      longest: Math.round(Math.max(0, ...stalls)),
+      stalledBySecond,
+      gc: { pauses: gcPauses.length, totalMs: Math.round(sum(gcPauses)), over20ms: long.length, longest: Math.round(Math.max(0, ...gcPauses)) }
+    }
+  }
   // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy.
   const write = () => {
     writeFile(file, JSON.stringify({
@@ -109,7 +144,8 @@ if (file !== undefined && isMainThread) {
       ...(liveHeap === undefined ? {} : { liveHeap }),
       ...(requests.length === 0 ? {} : { notificationRequestMs: requestFigures() }),
       ...(notifyLags.length === 0 ? {} : { pgNotifyDataLagMs: lagFigures() }),
-      connections
+      connections,
+      stalls: stallFigures()
     }), () => {})
   }
   let liveHeap: { readonly heapUsedMb: number; readonly codeMb: number; readonly rssMb: number; readonly snapshot?: string } | undefined
@@ -223,6 +259,10 @@ if (file !== undefined && isMainThread) {
     delay.reset()
     notifyLags = []
     requests = []
+    stalls = []
+    stalledBySecond = stalledBySecond.map(() => 0)
+    gcPauses = []
+    windowStart = performance.now()
     connections = { accepted: 0, open: connections.open, mostOpen: connections.open, postsOnNewConnection: 0 }
     peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }
     sample()
