@@ -4,13 +4,14 @@
  * BENCH_CLUSTER_TENANTS (50) tenants of BENCH_CLUSTER_USERS (400) users each, 20,000 in all, every tenant with its own
  * Graph simulator and PBX system in this process. It prints one JSON line with:
  *   startup       from the runners' spawn until every tenant's status page is green through the front;
- *   steady        Graph change → SetPresence at the PBX at BENCH_CLUSTER_RATE changes/s (default 50) over 20 s,
+ *   steady        Graph change → SetPresence at the PBX at BENCH_CLUSTER_RATE changes/s (default 50) over 20 s, after
+ *                 BENCH_CLUSTER_WARMUP_SECONDS (10) of the same stream timed apart (`warmUp`: the runners' first
+ *                 notifications compile their path),
  *                 spread over all tenants (p50/p99, and how many arrived); with the runners' own figures for the same
  *                 window: per stage of the path (bench/clusterStages.ts) and each runner's event-loop delay;
  *   rss           per runner (VmRSS at steady state, VmHWM) and the tenants each owns;
  *   failover      kill -9 of the runner owning the most tenants: until its tenants are owned again, and until a change
  *                 made in each of them right after the kill is at its PBX.
-
  * BENCH_CLUSTER_RUNNERS (3; with 1 there is no failover) runs the same load on fewer runners, BENCH_CLUSTER_SETTLE_SECONDS
  * (5) is the wait between all green and the steady phase, BENCH_PROFILE=<dir> leaves the runners' CPU profiles there.
  */
@@ -31,6 +32,11 @@ const USERS = Number(process.env["BENCH_CLUSTER_USERS"] ?? 400)
 const RATE = Number(process.env["BENCH_CLUSTER_RATE"] ?? 50)
 const RUNNERS = Number(process.env["BENCH_CLUSTER_RUNNERS"] ?? 3)
 const STEADY_SECONDS = 20
+/**
+ * Seconds of the same stream of changes before the measured steady phase (BENCH_CLUSTER_WARMUP_SECONDS): the runners'
+ * notification path has not run before (the start-up makes no changes), and its first seconds are its compilation.
+ */
+const WARMUP_SECONDS = Number(process.env["BENCH_CLUSTER_WARMUP_SECONDS"] ?? 10)
 /** Seconds between all green and the steady phase (BENCH_CLUSTER_SETTLE_SECONDS). */
 const SETTLE_SECONDS = Number(process.env["BENCH_CLUSTER_SETTLE_SECONDS"] ?? 5)
 const PASSWORD = "bench-cluster-admin-password"
@@ -109,7 +115,8 @@ export const cluster3 = (repoRoot: string) =>
     // alike (the same PBX guids), so consecutive changes take different people: two changes in flight never share a guid.
     const teams = demo.tenants.map((t) => t.population.people.filter((p) => p.teams))
     let began = performance.now()
-    const sent = new Map<string, { readonly at: number; readonly activity: string; readonly tenant: string; readonly graphId: string }>()
+    type Sent = { readonly at: number; readonly activity: string; readonly tenant: string; readonly graphId: string }
+    const sent = new Map<string, Sent>()
     const latencies: Array<number> = []
     const changes: Array<ChangeTimes> = []
     const stop = setPresences.onStamp((stamp) => {
@@ -144,6 +151,50 @@ export const cluster3 = (repoRoot: string) =>
       Effect.repeat(Schedule.spaced("500 millis")),
       Effect.forkScoped
     )
+    // Changes k = from … from + count - 1 at RATE from `start`; each person's next change is another state (a person comes
+    // round again only after lcm(TENANTS, people) changes, more than a run makes).
+    const issue = (from: number, count: number, start: number, record: (guid: string, change: Sent) => void) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < count; i++) {
+          const k = from + i
+          const wait = start + (i * 1000) / RATE - performance.now()
+          if (wait > 0) yield* Effect.sleep(wait)
+          const tenant = demo.tenants[k % TENANTS]!
+          const people = teams[k % TENANTS]!
+          const person = people[k % people.length]!
+          const state = states[Math.floor(k / people.length) % states.length]!
+          record(person.pbxGuid, { at: performance.now(), activity: state.pbx, tenant: tenant.id, graphId: person.graphId })
+          yield* tenant.graph.setPresence(person.graphId, state)
+        }
+      })
+    // The warm-up: the same stream, timed apart (its first seconds are the runners' first notifications).
+    const warmup = RATE * WARMUP_SECONDS
+    const warming = new Map<string, Sent>()
+    const warmStart = performance.now()
+    const warmChanges: Array<{ at: number; total: number }> = []
+    const stopWarm = setPresences.onStamp((stamp) => {
+      const change = warming.get(stamp.guid)
+      if (change !== undefined && change.activity === stamp.activity) {
+        warming.delete(stamp.guid)
+        warmChanges.push({ at: change.at - warmStart, total: stamp.at - change.at })
+      }
+    })
+    yield* issue(0, warmup, warmStart, (guid, change) => warming.set(guid, change))
+    const warmUp = {
+      seconds: WARMUP_SECONDS,
+      changes: warmup,
+      arrivedBeforeSteady: warmChanges.length,
+      ...(warmChanges.length === 0 ? {} : {
+        p50: round(percentile(warmChanges.map((c) => c.total), 50)),
+        p90: round(percentile(warmChanges.map((c) => c.total), 90)),
+        p99: round(percentile(warmChanges.map((c) => c.total), 99))
+      }),
+      bySecond: Array.from({ length: WARMUP_SECONDS }, (_, i) => {
+        const totals = warmChanges.filter((c) => Math.floor(c.at / 1000) === i).map((c) => c.total)
+        return totals.length === 0 ? null : [totals.length, round(percentile(totals, 50)), round(Math.max(...totals))]
+      })
+    }
+    stopWarm()
     const metricsBefore = yield* Effect.promise(() => readMetrics(ports))
     resetProbes(pids)
     // The bench's own event loop carries every Graph and PBX simulator: its delay is in every latency measured here.
@@ -153,16 +204,7 @@ export const cluster3 = (repoRoot: string) =>
     posts.start()
     began = performance.now()
     const steadyAtSeconds = seconds(began - spawnedAt)
-    for (let k = 0; k < total; k++) {
-      const wait = began + (k * 1000) / RATE - performance.now()
-      if (wait > 0) yield* Effect.sleep(wait)
-      const tenant = demo.tenants[k % TENANTS]!
-      const people = teams[k % TENANTS]!
-      const person = people[k % people.length]!
-      const state = states[Math.floor(k / people.length) % states.length]!
-      sent.set(person.pbxGuid, { at: performance.now(), activity: state.pbx, tenant: tenant.id, graphId: person.graphId })
-      yield* tenant.graph.setPresence(person.graphId, state)
-    }
+    yield* issue(warmup, total, began, (k, change) => sent.set(k, change))
     yield* until("the steady changes at their PBXs", () => sent.size === 0, 20_000).pipe(Effect.ignore)
     stop()
     posts.stop()
@@ -245,6 +287,7 @@ export const cluster3 = (repoRoot: string) =>
         changeToSetPresenceMs: summary(latencies),
         p90: round(percentile(latencies, 90)),
         measure: "Graph simulator setPresence → SetPresence applied by the PBX simulator (includes the simulator's 20 ms batch window)",
+        warmUp,
         perChangeMs: perChange(changes, placement, STEADY_SECONDS),
         stagesMs: stageFigures(metricsBefore, metricsAfter),
         stagesPerRunnerMs: stagesPerRunner(metricsBefore, metricsAfter),
