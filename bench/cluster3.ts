@@ -197,6 +197,12 @@ export const cluster3 = (repoRoot: string) =>
       })
     }
     stopWarm()
+    // The database's transactions over the steady phase (every statement outside BEGIN … COMMIT is one).
+    const transactions = sql<{ n: string }>`SELECT (xact_commit + xact_rollback)::text AS n FROM pg_stat_database WHERE datname = current_database()`.pipe(
+      Effect.map((rows) => Number(rows[0]?.n ?? Number.NaN)),
+      Effect.orElseSucceed(() => Number.NaN)
+    )
+    const transactionsBefore = yield* transactions
     const metricsBefore = yield* Effect.promise(() => readMetrics(ports))
     resetProbes(pids)
     // The bench's own event loop carries every Graph and PBX simulator: its delay is in every latency measured here.
@@ -211,6 +217,7 @@ export const cluster3 = (repoRoot: string) =>
     stop()
     posts.stop()
     const cpu = cpuShare(cpuBefore, cpuNow(pids), performance.now() - began)
+    const transactionsInSteady = (yield* transactions) - transactionsBefore
     // Where each change's tenant was owned and its PBX's socket held at the end of the steady phase.
     const placement = yield* sql<{ tenant_id: string; guid: string; owner: string | null; holder: string | null }>`SELECT d.tenant_id, d.guid,
         o.runner AS owner, l.runner AS holder
@@ -296,6 +303,7 @@ export const cluster3 = (repoRoot: string) =>
         stagesMeasure: "the runners' connector_cluster_stage_seconds over the steady window, summed over the runners, bucket-interpolated (src/cluster/StageTimings.ts)",
         runnerEventLoopDelayMs: loops.map((l, i) => ({ runner: demo.runners[i]!.name, ...l.eventLoopDelayMs })),
         cpu,
+        databaseTransactions: { steady: transactionsInSteady, perChange: round(transactionsInSteady / total) },
         settleCpu: { seconds: SETTLE_SECONDS, runners: settleCpu.runners, postgres: settleCpu.postgres, bench: settleCpu.bench },
         unconfirmedOver30s: unconfirmed.map((r) => `${r.tenant_id}/${r.pbx}: ${r.rows}`),
         postgresSessions: Object.fromEntries([...sessions].sort((a, b) => b[1] - a[1])),
