@@ -70,7 +70,7 @@ export const loopDelays = (pids: ReadonlyArray<number>) =>
   })
 
 export const removeProbes = (pids: ReadonlyArray<number>) => {
-  for (const pid of pids) for (const suffix of ["", ".live"]) rmSync(probeFile(pid) + suffix, { force: true })
+  for (const pid of pids) for (const suffix of ["", ".live", ".tmp"]) rmSync(probeFile(pid) + suffix, { force: true })
 }
 
 /** CPU time (ms, all threads) of each PostgreSQL process under this bench (the embedded server and its backends). */

@@ -12,7 +12,7 @@
  * The TCP connections the process's servers accepted are counted too (`connections`: accepted, most open at once, and
  * how many notification POSTs came on a connection no earlier POST had used): whether the client reused connections.
  */
-import { appendFile, existsSync, readdirSync, readFileSync, rmSync, writeFile, writeFileSync } from "node:fs"
+import { appendFile, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFile, writeFileSync } from "node:fs"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { Session } from "node:inspector"
 import { monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks"
@@ -130,9 +130,10 @@ if (file !== undefined && isMainThread) {
       gc: { pauses: gcPauses.length, totalMs: Math.round(sum(gcPauses)), over20ms: long.length, longest: Math.round(Math.max(0, ...gcPauses)) }
     }
   }
-  // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy.
+  // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy. Beside the
+  // file, then renamed over it, so a reader never finds it half written.
   const write = () => {
-    writeFile(file, JSON.stringify({
+    writeFile(`${file}.tmp`, JSON.stringify({
       eventLoopDelayMs: {
         p50: delay.percentile(50) / 1e6,
         p99: delay.percentile(99) / 1e6,
@@ -146,7 +147,15 @@ if (file !== undefined && isMainThread) {
       ...(notifyLags.length === 0 ? {} : { pgNotifyDataLagMs: lagFigures() }),
       connections,
       stalls: stallFigures()
-    }), () => {})
+    }), (error) => {
+      if (error === null) {
+        try {
+          renameSync(`${file}.tmp`, file)
+        } catch {
+          // removed meanwhile (the bench ends)
+        }
+      }
+    })
   }
   let liveHeap: { readonly heapUsedMb: number; readonly codeMb: number; readonly rssMb: number; readonly snapshot?: string } | undefined
   const request = `${file}.live`
