@@ -4,12 +4,16 @@
  * BENCH_CLUSTER_TENANTS (50) tenants of BENCH_CLUSTER_USERS (400) users each, 20,000 in all, every tenant with its own
  * Graph simulator and PBX system in this process. It prints one JSON line with:
  *   startup       from the runners' spawn until every tenant's status page is green through the front;
- *   steady        Graph change → SetPresence at the PBX at BENCH_CLUSTER_RATE changes/s (default 50) over 20 s,
+ *   steady        Graph change → SetPresence at the PBX at BENCH_CLUSTER_RATE changes/s (default 50) over 20 s, after
+ *                 BENCH_CLUSTER_WARMUP_SECONDS (10) of the same stream timed apart (`warmUp`: the runners' first
+ *                 notifications compile their path),
  *                 spread over all tenants (p50/p99, and how many arrived); with the runners' own figures for the same
  *                 window: per stage of the path (bench/clusterStages.ts) and each runner's event-loop delay;
  *   rss           per runner (VmRSS at steady state, VmHWM) and the tenants each owns;
  *   failover      kill -9 of the runner owning the most tenants: until its tenants are owned again, and until a change
  *                 made in each of them right after the kill is at its PBX.
+ * BENCH_CLUSTER_RUNNERS (3; with 1 there is no failover) runs the same load on fewer runners, BENCH_CLUSTER_SETTLE_SECONDS
+ * (5) is the wait between all green and the steady phase, BENCH_PROFILE=<dir> leaves the runners' CPU profiles there.
  */
 import { join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
@@ -20,12 +24,21 @@ import { cpuNow, cpuShare, loopDelays, perRunner as stagesPerRunner, probePatter
 import { shippedNodeFlags } from "./connectorProcess.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { percentile, processMemory, round, summary } from "./stats.ts"
-import { tapSetPresence } from "./taps.ts"
+import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
+import { perChange, type ChangeTimes } from "./clusterChanges.ts"
 
 const TENANTS = Number(process.env["BENCH_CLUSTER_TENANTS"] ?? 50)
 const USERS = Number(process.env["BENCH_CLUSTER_USERS"] ?? 400)
 const RATE = Number(process.env["BENCH_CLUSTER_RATE"] ?? 50)
+const RUNNERS = Number(process.env["BENCH_CLUSTER_RUNNERS"] ?? 3)
 const STEADY_SECONDS = 20
+/**
+ * Seconds of the same stream of changes before the measured steady phase (BENCH_CLUSTER_WARMUP_SECONDS): the runners'
+ * notification path has not run before (the start-up makes no changes), and its first seconds are its compilation.
+ */
+const WARMUP_SECONDS = Number(process.env["BENCH_CLUSTER_WARMUP_SECONDS"] ?? 10)
+/** Seconds between all green and the steady phase (BENCH_CLUSTER_SETTLE_SECONDS). */
+const SETTLE_SECONDS = Number(process.env["BENCH_CLUSTER_SETTLE_SECONDS"] ?? 5)
 const PASSWORD = "bench-cluster-admin-password"
 const states = [
   { availability: "Busy", activity: "InAMeeting", pbx: "meeting" },
@@ -38,6 +51,9 @@ export const cluster3 = (repoRoot: string) =>
   Effect.gen(function*() {
     const setPresences = tapSetPresence()
     yield* Effect.addFinalizer(() => Effect.sync(setPresences.uninstall))
+    // Each change's notification POST: when it started and was answered (the per-change attribution of the steady phase).
+    const posts = tapWebhookPosts((url) => url.endsWith("/graph/notifications"))
+    yield* Effect.addFinalizer(() => Effect.sync(posts.uninstall))
     const ids = ["default", ...Array.from({ length: TENANTS - 1 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)]
     // Each runner's event-loop delay: the bench probe, preloaded, one file per runner process.
     process.env["BENCH_PROBE_FILE"] = probePattern
@@ -52,7 +68,13 @@ export const cluster3 = (repoRoot: string) =>
       users: USERS,
       changeEverySeconds: 0,
       timing: "standard",
-      runnerCommand: [...shippedNodeFlags(repoRoot), "--import", join(repoRoot, "bench/probe.ts"), join(repoRoot, "src/main.ts")]
+      runners: RUNNERS,
+      runnerCommand: [
+        ...shippedNodeFlags(repoRoot),
+        // BENCH_PROFILE=<dir>: each runner's CPU profile (written when it stops; the killed runner's is lost).
+        ...(process.env["BENCH_PROFILE"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_PROFILE"]}`]),
+        "--import", join(repoRoot, "bench/probe.ts"), join(repoRoot, "src/main.ts")
+      ]
     })
     pids.push(...demo.runners.map((r) => r.pid))
     yield* progress(`cluster-3: ${TENANTS} tenants × ${USERS} users, runners ${demo.runners.map((r) => r.pid).join(", ")}; files in ${demo.dir}`)
@@ -83,18 +105,37 @@ export const cluster3 = (repoRoot: string) =>
     }
     const startupMs = performance.now() - spawnedAt
     yield* progress(`cluster-3: all ${TENANTS} tenants green after ${seconds(startupMs)} s`)
-    yield* Effect.sleep("5 seconds")
+    // The CPU of the settling seconds before the steady phase: whether start-up's work is still going on.
+    const settleCpuBefore = cpuNow(pids)
+    const settleBegan = performance.now()
+    yield* Effect.sleep(`${SETTLE_SECONDS} seconds`)
+    const settleCpu = cpuShare(settleCpuBefore, cpuNow(pids), performance.now() - settleBegan)
 
     // Steady state: change k is in tenant k % TENANTS for person k % (people per tenant). The tenants' populations are
     // alike (the same PBX guids), so consecutive changes take different people: two changes in flight never share a guid.
     const teams = demo.tenants.map((t) => t.population.people.filter((p) => p.teams))
-    const sent = new Map<string, { readonly at: number; readonly activity: string }>()
+    let began = performance.now()
+    type Sent = { readonly at: number; readonly activity: string; readonly tenant: string; readonly graphId: string }
+    const sent = new Map<string, Sent>()
     const latencies: Array<number> = []
+    const changes: Array<ChangeTimes> = []
     const stop = setPresences.onStamp((stamp) => {
       const change = sent.get(stamp.guid)
       if (change !== undefined && change.activity === stamp.activity) {
         latencies.push(stamp.at - change.at)
         sent.delete(stamp.guid)
+        const id = change.graphId.toLowerCase()
+        const postAt = posts.sentAt.get(id)
+        const valid = postAt !== undefined && postAt >= change.at
+        changes.push({
+          tenant: change.tenant,
+          guid: stamp.guid,
+          at: change.at - began,
+          total: stamp.at - change.at,
+          ...(valid ? { window: postAt - change.at } : {}),
+          ...(valid && posts.answeredAt.has(id) ? { ingress: posts.answeredAt.get(id)! - postAt } : {}),
+          ...(valid && posts.answeredAt.has(id) ? { rest: stamp.at - posts.answeredAt.get(id)! } : {})
+        })
       }
     })
     const total = RATE * STEADY_SECONDS
@@ -110,26 +151,78 @@ export const cluster3 = (repoRoot: string) =>
       Effect.repeat(Schedule.spaced("500 millis")),
       Effect.forkScoped
     )
+    // Changes k = from … from + count - 1 at RATE from `start`. A person comes round again after lcm(TENANTS, people)
+    // changes, with the state index moved on by TENANTS / gcd(TENANTS, people): 1, 2, 5, 10, 25 or 50, never a multiple of
+    // the three states used, so each visit is a change.
+    const issue = (from: number, count: number, start: number, record: (guid: string, change: Sent) => void) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < count; i++) {
+          const k = from + i
+          const wait = start + (i * 1000) / RATE - performance.now()
+          if (wait > 0) yield* Effect.sleep(wait)
+          const tenant = demo.tenants[k % TENANTS]!
+          const people = teams[k % TENANTS]!
+          const person = people[k % people.length]!
+          // Three states, never Available: people start with it, and a change to it changed nothing in the runs that used it.
+          const state = states[Math.floor(k / people.length) % (states.length - 1)]!
+          record(person.pbxGuid, { at: performance.now(), activity: state.pbx, tenant: tenant.id, graphId: person.graphId })
+          yield* tenant.graph.setPresence(person.graphId, state)
+        }
+      })
+    // The warm-up: the same stream, timed apart (its first seconds are the runners' first notifications).
+    const warmup = RATE * WARMUP_SECONDS
+    const warming = new Map<string, Sent>()
+    const warmStart = performance.now()
+    const warmChanges: Array<{ at: number; total: number }> = []
+    const stopWarm = setPresences.onStamp((stamp) => {
+      const change = warming.get(stamp.guid)
+      if (change !== undefined && change.activity === stamp.activity) {
+        warming.delete(stamp.guid)
+        warmChanges.push({ at: change.at - warmStart, total: stamp.at - change.at })
+      }
+    })
+    yield* issue(0, warmup, warmStart, (guid, change) => warming.set(guid, change))
+    const warmUp = {
+      seconds: WARMUP_SECONDS,
+      changes: warmup,
+      arrivedBeforeSteady: warmChanges.length,
+      ...(warmChanges.length === 0 ? {} : {
+        p50: round(percentile(warmChanges.map((c) => c.total), 50)),
+        p90: round(percentile(warmChanges.map((c) => c.total), 90)),
+        p99: round(percentile(warmChanges.map((c) => c.total), 99))
+      }),
+      bySecond: Array.from({ length: WARMUP_SECONDS }, (_, i) => {
+        const totals = warmChanges.filter((c) => Math.floor(c.at / 1000) === i).map((c) => c.total)
+        return totals.length === 0 ? null : [totals.length, round(percentile(totals, 50)), round(Math.max(...totals))]
+      })
+    }
+    stopWarm()
+    // The database's transactions over the steady phase (every statement outside BEGIN … COMMIT is one).
+    const transactions = sql<{ n: string }>`SELECT (xact_commit + xact_rollback)::text AS n FROM pg_stat_database WHERE datname = current_database()`.pipe(
+      Effect.map((rows) => Number(rows[0]?.n ?? Number.NaN)),
+      Effect.orElseSucceed(() => Number.NaN)
+    )
+    const transactionsBefore = yield* transactions
     const metricsBefore = yield* Effect.promise(() => readMetrics(ports))
     resetProbes(pids)
     // The bench's own event loop carries every Graph and PBX simulator: its delay is in every latency measured here.
     const benchLoop = monitorEventLoopDelay({ resolution: 5 })
     benchLoop.enable()
     const cpuBefore = cpuNow(pids)
-    const began = performance.now()
-    for (let k = 0; k < total; k++) {
-      const wait = began + (k * 1000) / RATE - performance.now()
-      if (wait > 0) yield* Effect.sleep(wait)
-      const tenant = demo.tenants[k % TENANTS]!
-      const people = teams[k % TENANTS]!
-      const person = people[k % people.length]!
-      const state = states[Math.floor(k / people.length) % states.length]!
-      sent.set(person.pbxGuid, { at: performance.now(), activity: state.pbx })
-      yield* tenant.graph.setPresence(person.graphId, state)
-    }
+    posts.start()
+    began = performance.now()
+    const steadyAtSeconds = seconds(began - spawnedAt)
+    yield* issue(warmup, total, began, (k, change) => sent.set(k, change))
     yield* until("the steady changes at their PBXs", () => sent.size === 0, 20_000).pipe(Effect.ignore)
     stop()
+    posts.stop()
     const cpu = cpuShare(cpuBefore, cpuNow(pids), performance.now() - began)
+    const transactionsInSteady = (yield* transactions) - transactionsBefore
+    // Where each change's tenant was owned and its PBX's socket held at the end of the steady phase.
+    const placement = yield* sql<{ tenant_id: string; guid: string; owner: string | null; holder: string | null }>`SELECT d.tenant_id, d.guid,
+        o.runner AS owner, l.runner AS holder
+      FROM pbx_desired AS d LEFT JOIN tenant_owner AS o ON o.tenant_id = d.tenant_id
+        LEFT JOIN pbx_lease AS l ON l.tenant_id = d.tenant_id AND l.pbx = d.pbx`.pipe(Effect.orElseSucceed(() => []))
     yield* Fiber.interrupt(sampler)
     // Rows a PBX's holder has not confirmed for 30 s (every holder reads them again on each wake-up of their tenant).
     const unconfirmed = yield* sql<{ tenant_id: string; pbx: string; rows: number }>`SELECT tenant_id, pbx, count(*)::int AS rows
@@ -146,35 +239,46 @@ export const cluster3 = (repoRoot: string) =>
     )
     const before = yield* owners
     const perRunner = demo.runners.map((r) => ({ runner: r, tenants: [...before].filter(([, o]) => o === `127.0.0.1:${r.httpPort}`).map(([t]) => t) }))
-    const victim = perRunner.reduce((a, b) => (b.tenants.length > a.tenants.length ? b : a))
-    const victimId = `127.0.0.1:${victim.runner.httpPort}`
-    const killedAt = performance.now()
-    process.kill(victim.runner.pid, "SIGKILL")
-    // One change per moved tenant right after the kill: the new owner must bring it to the PBX.
-    const moved = demo.tenants.filter((t) => victim.tenants.includes(t.id))
-    const probes = moved.map((t, i) => ({ tenant: t, person: teams[demo.tenants.indexOf(t)]![i % 3]! }))
-    const arrived = new Map<string, number>()
-    const stopProbe = setPresences.onStamp((stamp) => {
-      if (stamp.activity === "away") arrived.set(stamp.guid + "|" + stamp.at, stamp.at)
-    })
-    yield* Effect.forEach(probes, (p) => p.tenant.graph.setPresence(p.person.graphId, { availability: "Away", activity: "Away" }), { discard: true })
-    let ownedAgainMs = Number.NaN
-    yield* until("the killed runner's tenants owned again", async () => {
-      const now = await Effect.runPromise(owners)
-      const done = victim.tenants.every((t) => now.get(t) !== undefined && now.get(t) !== victimId)
-      if (done) ownedAgainMs = performance.now() - killedAt
-      return done
-    }, 120_000, 200)
-    const writing = new Map<string, number>()
-    yield* until("the change made after the kill at every moved tenant's PBX", async () => {
-      for (const p of probes) {
-        if (writing.has(p.tenant.id)) continue
-        const entries = await Effect.runPromise(p.tenant.pbx.presence(p.person.pbxGuid))
-        if (entries.find((e) => e.contact === "teams:")?.activity === "away") writing.set(p.tenant.id, performance.now() - killedAt)
+    // With one runner (BENCH_CLUSTER_RUNNERS=1: the same load without the hops between runners) there is no failover.
+    let failover: unknown = { skipped: "one runner" }
+    if (demo.runners.length > 1) {
+      const victim = perRunner.reduce((a, b) => (b.tenants.length > a.tenants.length ? b : a))
+      const victimId = `127.0.0.1:${victim.runner.httpPort}`
+      const killedAt = performance.now()
+      process.kill(victim.runner.pid, "SIGKILL")
+      // One change per moved tenant right after the kill: the new owner must bring it to the PBX.
+      const moved = demo.tenants.filter((t) => victim.tenants.includes(t.id))
+      const probes = moved.map((t, i) => ({ tenant: t, person: teams[demo.tenants.indexOf(t)]![i % 3]! }))
+      const arrived = new Map<string, number>()
+      const stopProbe = setPresences.onStamp((stamp) => {
+        if (stamp.activity === "away") arrived.set(stamp.guid + "|" + stamp.at, stamp.at)
+      })
+      yield* Effect.forEach(probes, (p) => p.tenant.graph.setPresence(p.person.graphId, { availability: "Away", activity: "Away" }), { discard: true })
+      let ownedAgainMs = Number.NaN
+      yield* until("the killed runner's tenants owned again", async () => {
+        const now = await Effect.runPromise(owners)
+        const done = victim.tenants.every((t) => now.get(t) !== undefined && now.get(t) !== victimId)
+        if (done) ownedAgainMs = performance.now() - killedAt
+        return done
+      }, 120_000, 200)
+      const writing = new Map<string, number>()
+      yield* until("the change made after the kill at every moved tenant's PBX", async () => {
+        for (const p of probes) {
+          if (writing.has(p.tenant.id)) continue
+          const entries = await Effect.runPromise(p.tenant.pbx.presence(p.person.pbxGuid))
+          if (entries.find((e) => e.contact === "teams:")?.activity === "away") writing.set(p.tenant.id, performance.now() - killedAt)
+        }
+        return writing.size === probes.length
+      }, 180_000, 250)
+      stopProbe()
+      failover = {
+        killed: victim.runner.name,
+        tenantsMoved: victim.tenants.length,
+        ownedAgainSeconds: seconds(ownedAgainMs),
+        changeAtPbxSeconds: { max: seconds(Math.max(...writing.values())), median: seconds(percentile([...writing.values()], 50)) },
+        target: "owned again < 30 s"
       }
-      return writing.size === probes.length
-    }, 180_000, 250)
-    stopProbe()
+    }
 
     yield* emit({
       scenario: "cluster-3",
@@ -184,28 +288,28 @@ export const cluster3 = (repoRoot: string) =>
       timing: "standard (lock refresh 5 s, expiry 15 s)",
       startupSeconds: seconds(startupMs),
       steady: {
+        // From the runners' spawn (their CPU profiles' start, BENCH_PROFILE, within a second).
+        startedAtSeconds: steadyAtSeconds,
         ratePerSecond: RATE,
         changes: total,
         arrived: latencies.length,
         changeToSetPresenceMs: summary(latencies),
         p90: round(percentile(latencies, 90)),
         measure: "Graph simulator setPresence → SetPresence applied by the PBX simulator (includes the simulator's 20 ms batch window)",
+        warmUp,
+        perChangeMs: perChange(changes, placement, STEADY_SECONDS),
         stagesMs: stageFigures(metricsBefore, metricsAfter),
         stagesPerRunnerMs: stagesPerRunner(metricsBefore, metricsAfter),
         stagesMeasure: "the runners' connector_cluster_stage_seconds over the steady window, summed over the runners, bucket-interpolated (src/cluster/StageTimings.ts)",
         runnerEventLoopDelayMs: loops.map((l, i) => ({ runner: demo.runners[i]!.name, ...l.eventLoopDelayMs })),
         cpu,
+        databaseTransactions: { steady: transactionsInSteady, perChange: round(transactionsInSteady / total) },
+        settleCpu: { seconds: SETTLE_SECONDS, runners: settleCpu.runners, postgres: settleCpu.postgres, bench: settleCpu.bench },
         unconfirmedOver30s: unconfirmed.map((r) => `${r.tenant_id}/${r.pbx}: ${r.rows}`),
         postgresSessions: Object.fromEntries([...sessions].sort((a, b) => b[1] - a[1])),
         benchEventLoopDelayMs: { p50: round(benchLoop.percentile(50) / 1e6), p99: round(benchLoop.percentile(99) / 1e6), max: round(benchLoop.max / 1e6) }
       },
       rssMb: rss.map((r) => ({ ...r, tenants: perRunner.find((p) => p.runner.name === r.runner)!.tenants.length })),
-      failover: {
-        killed: victim.runner.name,
-        tenantsMoved: victim.tenants.length,
-        ownedAgainSeconds: seconds(ownedAgainMs),
-        changeAtPbxSeconds: { max: seconds(Math.max(...writing.values())), median: seconds(percentile([...writing.values()], 50)) },
-        target: "owned again < 30 s"
-      }
+      failover
     })
   })

@@ -64,13 +64,13 @@ export const loopDelays = (pids: ReadonlyArray<number>) =>
   pids.map((pid) => {
     const file = probeFile(pid)
     if (!existsSync(file)) return { pid, eventLoopDelayMs: null }
-    const probe = JSON.parse(readFileSync(file, "utf8")) as { eventLoopDelayMs: { p50: number; p99: number; max: number }; pgNotifyDataLagMs?: unknown }
+    const probe = JSON.parse(readFileSync(file, "utf8")) as { eventLoopDelayMs: { p50: number; p99: number; max: number }; pgNotifyDataLagMs?: unknown; stalls?: unknown }
     const d = probe.eventLoopDelayMs
-    return { pid, eventLoopDelayMs: { p50: round(d.p50), p99: round(d.p99), max: round(d.max), notifyBytesLateMs: probe.pgNotifyDataLagMs ?? null } }
+    return { pid, eventLoopDelayMs: { p50: round(d.p50), p99: round(d.p99), max: round(d.max), notifyBytesLateMs: probe.pgNotifyDataLagMs ?? null, stalls: probe.stalls ?? null } }
   })
 
 export const removeProbes = (pids: ReadonlyArray<number>) => {
-  for (const pid of pids) for (const suffix of ["", ".live"]) rmSync(probeFile(pid) + suffix, { force: true })
+  for (const pid of pids) for (const suffix of ["", ".live", ".tmp"]) rmSync(probeFile(pid) + suffix, { force: true })
 }
 
 /** CPU time (ms, all threads) of each PostgreSQL process under this bench (the embedded server and its backends). */

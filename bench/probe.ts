@@ -12,7 +12,7 @@
  * The TCP connections the process's servers accepted are counted too (`connections`: accepted, most open at once, and
  * how many notification POSTs came on a connection no earlier POST had used): whether the client reused connections.
  */
-import { appendFile, existsSync, readdirSync, readFileSync, rmSync, writeFile, writeFileSync } from "node:fs"
+import { appendFile, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFile, writeFileSync } from "node:fs"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { Session } from "node:inspector"
 import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks"
@@ -143,9 +143,41 @@ if (file !== undefined && isMainThread) {
     const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 10) / 10
     return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) }
   }
-  // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy.
+  // Stalls: a 10 ms timer that fires late by more than 50 ms marks a turn of the event loop that held the thread that
+  // long (the delay histogram counts a stall once, however long, so its p99 hides them); with the garbage collector's
+  // pauses in the same window, to tell collection from work.
+  let stalls: Array<number> = []
+  // Milliseconds stalled in each second of the window (its first 30).
+  let stalledBySecond: Array<number> = Array.from({ length: 30 }, () => 0)
+  let tickAt = performance.now()
+  setInterval(() => {
+    const now = performance.now()
+    const late = now - tickAt - 10
+    if (late > 50) {
+      stalls.push(late)
+      const second = Math.floor((now - windowStart) / 1000)
+      if (second < stalledBySecond.length) stalledBySecond[second]! += Math.round(late)
+    }
+    tickAt = now
+  }, 10).unref()
+  const stallFigures = () => {
+    const window = performance.now() - windowStart
+    const sum = (values: Array<number>) => values.reduce((a, b) => a + b, 0)
+    const pauses = gcPauses.map((pause) => pause.ms)
+    const long = pauses.filter((d) => d > 20)
+    return {
+      windowMs: Math.round(window),
+      over50ms: stalls.length,
+      stalledShare: Math.round((sum(stalls) / window) * 1000) / 1000,
+      longest: Math.round(Math.max(0, ...stalls)),
+      stalledBySecond,
+      gc: { pauses: pauses.length, totalMs: Math.round(sum(pauses)), over20ms: long.length, longest: Math.round(Math.max(0, ...pauses)) }
+    }
+  }
+  // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy. Beside the
+  // file, then renamed over it, so a reader never finds it half written.
   const write = () => {
-    writeFile(file, JSON.stringify({
+    writeFile(`${file}.tmp`, JSON.stringify({
       eventLoopDelayMs: {
         p50: delay.percentile(50) / 1e6,
         p99: delay.percentile(99) / 1e6,
@@ -158,8 +190,17 @@ if (file !== undefined && isMainThread) {
       ...(requests.length === 0 ? {} : { notificationRequestMs: requestFigures() }),
       ...(notifyLags.length === 0 ? {} : { pgNotifyDataLagMs: lagFigures() }),
       connections,
-      gc: gcFigures()
-    }), () => {})
+      gc: gcFigures(),
+      stalls: stallFigures()
+    }), (error) => {
+      if (error === null) {
+        try {
+          renameSync(`${file}.tmp`, file)
+        } catch {
+          // removed meanwhile (the bench ends)
+        }
+      }
+    })
   }
   let liveHeap: { readonly heapUsedMb: number; readonly codeMb: number; readonly rssMb: number; readonly snapshot?: string } | undefined
   const request = `${file}.live`
@@ -290,6 +331,8 @@ if (file !== undefined && isMainThread) {
     longTurns = []
     notifyLags = []
     requests = []
+    stalls = []
+    stalledBySecond = stalledBySecond.map(() => 0)
     connections = { accepted: 0, open: connections.open, mostOpen: connections.open, postsOnNewConnection: 0 }
     peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }
     sample()

@@ -30,6 +30,8 @@ export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => 
   const posts: Array<WebhookPost> = []
   /** Teams user id (lower case) → performance.now() of the latest POST that carried a change for it. */
   const sentAt = new Map<string, number>()
+  /** Teams user id (lower case) → performance.now() when the answer to that POST arrived. */
+  const answeredAt = new Map<string, number>()
   let recording = false
   const original = globalThis.fetch
   globalThis.fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
@@ -39,18 +41,23 @@ export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => 
       return original(input, init)
     }
     const startedAt = performance.now()
-    let items = 0
+    const ids: Array<string> = []
     for (const match of body.matchAll(presenceResource)) {
-      sentAt.set(match[1]!.toLowerCase(), startedAt)
-      items++
+      const id = match[1]!.toLowerCase()
+      sentAt.set(id, startedAt)
+      answeredAt.delete(id)
+      ids.push(id)
     }
     const response = await original(input, init)
-    posts.push({ startedAt, answeredAt: performance.now(), status: response.status, items })
+    const answered = performance.now()
+    for (const id of ids) if (sentAt.get(id) === startedAt) answeredAt.set(id, answered)
+    posts.push({ startedAt, answeredAt: answered, status: response.status, items: ids.length })
     return response
   }
   return {
     posts,
     sentAt,
+    answeredAt,
     start: () => {
       recording = true
     },
@@ -61,6 +68,7 @@ export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => 
     reset: () => {
       posts.length = 0
       sentAt.clear()
+      answeredAt.clear()
     },
     uninstall: () => {
       globalThis.fetch = original

@@ -185,7 +185,7 @@ export const desiredPresenceWriter = (
     const sender = cluster === undefined ? yield* makeSender(sides, wakeups) : undefined
     // The senders of this runner are woken at once (the others by the put's NOTIFY).
     const sent = (pbxs: ReadonlySet<string>) =>
-      sender !== undefined ? sender.wake : Effect.forEach(pbxs, (pbx) => wakeups.local(tenant, pbx), { discard: true })
+      sender !== undefined ? sender.wakeFor(pbxs) : Effect.forEach(pbxs, (pbx) => wakeups.local(tenant, pbx), { discard: true })
     const ownConnections = SubscriptionRef.get(sides.connections.states).pipe(
       Effect.map((states): ReadonlySet<string> => new Set(states.keys()))
     )

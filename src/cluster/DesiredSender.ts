@@ -46,9 +46,42 @@ const safetyInterval = "15 seconds"
 
 export type { Sides } from "./DesiredHandover.ts"
 
+/** What wakes a sender: a NOTIFY for its tenant (at the PBX it names), a re-LISTEN (every PBX) and a login here (that PBX). */
+const followWakeups = Effect.fnUntraced(function*(
+  sides: Sides,
+  wakeups: DesiredWakeups["Service"],
+  leases: ReturnType<typeof makeLeases>,
+  wake: {
+    readonly all: Effect.Effect<void>
+    readonly pbxs: (pbxs: Iterable<string>) => Effect.Effect<void>
+    /** A NOTIFY for the tenant's `pbx`, received at `at` (the `wake_to_read` stage), naming the put's highest version. */
+    readonly notified: (pbx: string, at: number, version: number | undefined) => Effect.Effect<void>
+  }
+) {
+  const notifications = yield* wakeups.subscribe
+  yield* Effect.gen(function*() {
+    while (true) {
+      const wakeup = yield* PubSub.take(notifications)
+      if (wakeup.kind === "resync") yield* wake.all
+      else if (wakeup.tenant === sides.tenant) yield* wake.notified(wakeup.pbx, yield* Clock.currentTimeMillis, wakeup.version)
+    }
+  }).pipe(Effect.forkScoped)
+  const events = yield* sides.connections.subscribe
+  yield* Effect.gen(function*() {
+    while (true) {
+      const event = yield* PubSub.take(events)
+      if (event._tag !== "Up") continue
+      // A login here: the look it wakes takes the PBX's lease for this socket (takes happen in that one fiber only).
+      leases.loggedIn(event.connection.pbx, event.connection.id)
+      yield* wake.pbxs([event.connection.pbx])
+    }
+  }).pipe(Effect.forkScoped)
+})
+
 /**
- * What the PBXs connected here have not confirmed, sent through the real writer and confirmed. `wake` asks for a look
- * (coalesced); it looks on every NOTIFY for the tenant, every PBX login and every `safetyInterval` by itself.
+ * What the PBXs connected here have not confirmed, sent through the real writer and confirmed. `wake` asks for a look at
+ * every PBX logged in here, `wakeFor` at some of them (coalesced); it looks on every NOTIFY for the tenant (at the PBX
+ * it names), every PBX login (at that PBX) and every `safetyInterval` by itself (at all of them).
  */
 export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: DesiredWakeups["Service"]) {
   const { connections, real, tenant } = sides
@@ -59,24 +92,34 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
   let lookNotifiedAt: number | undefined
   // Whether the next look reads every pending row (the safety interval), not only those above each lease's read bound.
   let fullLook = true
+  // What the next look reads: every PBX logged in here, or only those named since the last look began — a wake-up for
+  // one PBX never waits behind a read of another PBX's rows (one round trip to the database each) — each with the
+  // highest version its NOTIFYs named (undefined: read in any case), which a look that read that far already skips.
+  let dueAll = true
+  const due = new Map<string, number | undefined>()
   const lookWoken = () => {
     const at = lookNotifiedAt
     lookNotifiedAt = undefined
     return at
   }
   const handover = makeHandover(sides, { lookWoken })
-  const sendPbx = Effect.fnUntraced(function*(pbx: string, full: boolean) {
+  const sendPbx = Effect.fnUntraced(function*(pbx: string, full: boolean, notified?: number) {
     const lease = yield* leases.of(pbx)
     if (lease === "lost") return
+    // The put's NOTIFY coming back after its owner woke this sender at once, and the look then read that far.
+    if (!full && notified !== undefined && lease.readBound >= notified) return
     // The full look also confirms what a failed confirmation left handed (the writer will not report it again).
     const look = handover.look(pbx, lease, full)
     yield* leases.guarded(pbx, lease, full ? Effect.andThen(handover.confirmWritten(pbx, lease, [...lease.handed.keys()]), look) : look)
   })
-  const lookAll = (full: boolean) => Effect.gen(function*() {
+  /** Looks at the PBXs logged in here: all of them, or those of `only` (with the version each was notified for). */
+  const lookAt = (full: boolean, only?: ReadonlyMap<string, number | undefined>) => Effect.gen(function*() {
     const states = yield* SubscriptionRef.get(connections.states)
-    for (const [pbx, state] of states) if (state.loggedIn) yield* sendPbx(pbx, full)
+    for (const [pbx, state] of states) {
+      if (state.loggedIn && (only === undefined || only.has(pbx))) yield* sendPbx(pbx, full, only?.get(pbx))
+    }
   })
-  const sendAll = lookAll(false)
+  const sendAll = lookAt(false)
   /** Confirms in the store what the writer confirmed of what was handed (e.g. after its flush, before a stop). */
   const settle = Effect.suspend(() =>
     Effect.forEach(leases.current(), ([pbx, lease]) => leases.guarded(pbx, lease, handover.confirmWritten(pbx, lease, [...lease.handed.keys()])), { discard: true })
@@ -88,32 +131,28 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
       lookNotifiedAt = notifiedAt
       notifiedAt = undefined
       const full = fullLook
+      const only = full || dueAll ? undefined : new Map(due)
       fullLook = false
-      yield* lookAll(full).pipe(Effect.catch((error) => Effect.logWarning(`cluster: sending desired presences failed: ${clip(error.message, 300)}`)))
+      dueAll = false
+      due.clear()
+      yield* lookAt(full, only).pipe(Effect.catch((error) => Effect.logWarning(`cluster: sending desired presences failed: ${clip(error.message, 300)}`)))
     }
   }).pipe(Effect.forkScoped)
 
-  const wake = Queue.offer(sendWake, undefined).pipe(Effect.asVoid)
-  const notifications = yield* wakeups.subscribe
-  yield* Effect.gen(function*() {
-    while (true) {
-      const wakeup = yield* PubSub.take(notifications)
-      if (wakeup.kind === "changed" && wakeup.tenant === tenant) notifiedAt ??= yield* Clock.currentTimeMillis
-      if (wakeup.kind === "resync" || wakeup.tenant === tenant) yield* wake
-    }
-  }).pipe(Effect.forkScoped)
-  const events = yield* connections.subscribe
-  yield* Effect.gen(function*() {
-    while (true) {
-      const event = yield* PubSub.take(events)
-      if (event._tag !== "Up") continue
-      // A login here: the look it wakes takes the PBX's lease for this socket (takes happen in that one fiber only).
-      leases.loggedIn(event.connection.pbx, event.connection.id)
-      yield* wake
-    }
-  }).pipe(Effect.forkScoped)
-  const fullWake = Effect.andThen(Effect.sync(() => void (fullLook = true)), wake)
+  const wakeSignal = Queue.offer(sendWake, undefined).pipe(Effect.asVoid)
+  const wake = Effect.andThen(Effect.sync(() => void (dueAll = true)), wakeSignal)
+  const wakeFor = (pbxs: Iterable<string>) =>
+    Effect.andThen(Effect.sync(() => { for (const pbx of pbxs) due.set(pbx, undefined) }), wakeSignal)
+  const notified = (pbx: string, at: number, version: number | undefined) =>
+    Effect.andThen(Effect.sync(() => {
+      notifiedAt ??= at
+      const before = due.get(pbx)
+      // Unconditional stays unconditional; otherwise the highest version named.
+      due.set(pbx, (due.has(pbx) && before === undefined) || version === undefined ? undefined : Math.max(before ?? 0, version))
+    }), wakeSignal)
+  yield* followWakeups(sides, wakeups, leases, { all: wake, pbxs: wakeFor, notified })
+  const fullWake = Effect.andThen(Effect.sync(() => void (fullLook = true)), wakeSignal)
   yield* fullWake.pipe(Effect.delay(safetyInterval), Effect.forever, Effect.forkScoped)
   yield* wake
-  return { wake, sendAll, settle }
+  return { wake, wakeFor, sendAll, settle }
 })

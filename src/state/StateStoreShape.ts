@@ -33,6 +33,11 @@ export type DesiredWakeup =
     readonly at?: number
     /** When its NOTIFY reached this process (Clock milliseconds; with `at`). */
     readonly receivedAt?: number
+    /**
+     * The highest version a put wrote for this PBX (PostgreSQL's puts): a sender that has read up to it already has
+     * nothing new to read for this wake-up (its own runner's owner woke it at once, before the NOTIFY came back).
+     */
+    readonly version?: number
   }
   | { readonly kind: "resync" }
 

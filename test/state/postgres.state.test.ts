@@ -79,6 +79,32 @@ describe("state store: PostgreSQL only", () => {
       assert.isTrue(at !== undefined && Number.isFinite(at) && at > Date.UTC(2024, 0, 1), `the NOTIFY's time in milliseconds since the epoch: ${at}`)
     }))
 
+  it.live("a put's wake-up names, per PBX, the highest version it wrote there; a resend's names none", () =>
+    Effect.gen(function*() {
+      const url = yield* Effect.promise(newSchemaUrl)
+      const store = yield* openStore(storeOn(url, keyEnv(newKey())))
+      const wakeups = yield* Queue.unbounded<DesiredWakeup>()
+      yield* store.desired.wakeups.pipe(Stream.runForEach((w) => Queue.offer(wakeups, w)), Effect.forkScoped)
+      assert.strictEqual((yield* Queue.take(wakeups)).kind, "resync")
+      const a = tenant("alpha")
+      const { epoch } = yield* store.owners.claim(a, "runner-1")
+      const put = yield* store.desired.put(a, epoch, [
+        { pbx: "master", guid: "u1", command: clearPresence },
+        { pbx: "slave-1", guid: "u2", command: clearPresence },
+        { pbx: "master", guid: "u3", command: clearPresence }
+      ])
+      const highest = (pbx: string) => Math.max(...put.filter((row) => row.pbx === pbx).map((row) => row.version))
+      const named = new Map<string, number | undefined>()
+      for (let i = 0; i < 2; i++) {
+        const wakeup = yield* Queue.take(wakeups)
+        if (wakeup.kind === "changed") named.set(wakeup.pbx, wakeup.version)
+      }
+      assert.deepStrictEqual(Object.fromEntries(named), { master: highest("master"), "slave-1": highest("slave-1") })
+      yield* store.desired.resend(a, "master")
+      const resent = yield* Queue.take(wakeups)
+      assert.isTrue(resent.kind === "changed" && resent.version === undefined, `a resend is read in any case: ${JSON.stringify(resent)}`)
+    }))
+
   it.live("two processes starting at once run the migrations exactly once", () =>
     Effect.gen(function*() {
       const url = yield* Effect.promise(newSchemaUrl)

@@ -21,7 +21,7 @@ const resendOnLogin = Effect.fnUntraced(function*(dispatcher: Dispatcher, event:
   yield* wakeFor(dispatcher, guids)
 })
 
-/** Users the directory change may have moved: those it names, or all of them after a reload of the table. */
+/** Users the directory change may have moved: those it names, or every user with a command after a reload of the table. */
 const touched = (dispatcher: Dispatcher, change: DirectoryChange): Iterable<string> => {
   switch (change._tag) {
     case "Added":
@@ -30,17 +30,21 @@ const touched = (dispatcher: Dispatcher, change: DirectoryChange): Iterable<stri
     case "Removed":
       return []
     case "Reset":
-      return dispatcher.state.confirmed.keys()
+      return dispatcher.state.desired.keys()
   }
 }
 
-/** A user whose confirmed write is on another PBX than the one they now belong on is sent again. */
+/**
+ * A user whose confirmed write is on another PBX than the one they now belong on is sent again; so is a user with a
+ * command never written — it may have waited for a PBX not connected here (the master, the route of a user the table
+ * did not know yet: a cluster's PBX side holding only a slave's socket, before the store's table reached it).
+ */
 const resendMoved = Effect.fnUntraced(function*(dispatcher: Dispatcher, change: DirectoryChange) {
   const moved: Array<string> = []
   for (const guid of touched(dispatcher, change)) {
+    if (!dispatcher.state.desired.has(guid)) continue
     const confirmed = dispatcher.state.confirmed.get(guid)
-    if (confirmed === undefined || !dispatcher.state.desired.has(guid)) continue
-    if ((yield* routeOf(dispatcher, guid)).pbx !== confirmed.pbx) moved.push(guid)
+    if (confirmed === undefined || (yield* routeOf(dispatcher, guid)).pbx !== confirmed.pbx) moved.push(guid)
   }
   yield* wakeFor(dispatcher, moved)
 })

@@ -36,7 +36,12 @@ const PutRow = Schema.Struct({
   command: Schema.NullOr(PbxPresenceCommand),
   version: Schema.NullOr(Int64)
 })
-const Wakeup = Schema.fromJsonString(Schema.Struct({ tenant: TenantId, pbx: Schema.String, at: Schema.optional(Schema.Number) }))
+const Wakeup = Schema.fromJsonString(Schema.Struct({
+  tenant: TenantId,
+  pbx: Schema.String,
+  at: Schema.optional(Schema.Number),
+  version: Schema.optional(Schema.Number)
+}))
 const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
 
 const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
@@ -46,10 +51,13 @@ const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
   version: row.version
 })
 
-/** The NOTIFY of `pbx`'s news (a value or a column): its tenant, its PBX and when it was sent, by the database's clock. */
-const notifyOf = (sql: PgClient.PgClient, tenant: TenantId, pbx: string | Statement.Fragment) =>
+/**
+ * The NOTIFY of `pbx`'s news (a value or a column): its tenant, its PBX, when it was sent by the database's clock and,
+ * from a put, the highest version it wrote for the PBX (a column).
+ */
+const notifyOf = (sql: PgClient.PgClient, tenant: TenantId, pbx: string | Statement.Fragment, version?: Statement.Fragment) =>
   sql`pg_notify(${desiredChannel}, json_build_object('tenant', ${tenant}::text, 'pbx', ${pbx}::text,
-    'at', (extract(epoch FROM clock_timestamp()) * 1000)::float8)::text)`
+    'at', (extract(epoch FROM clock_timestamp()) * 1000)::float8${version === undefined ? sql.literal("") : sql`, 'version', ${version}`})::text)`
 
 const notify = (sql: PgClient.PgClient, tenant: TenantId, pbx: string) => sql`SELECT ${notifyOf(sql, tenant, pbx)}`
 
@@ -60,7 +68,13 @@ const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> 
     Schema.decodeUnknownEffect(Wakeup)(payload).pipe(
       Effect.flatMap((w) =>
         Effect.flatMap(Clock.currentTimeMillis, (receivedAt) =>
-          Queue.offer(queue, { kind: "changed", tenant: w.tenant, pbx: w.pbx, ...(w.at === undefined ? {} : { at: w.at, receivedAt }) }))
+          Queue.offer(queue, {
+            kind: "changed",
+            tenant: w.tenant,
+            pbx: w.pbx,
+            ...(w.at === undefined ? {} : { at: w.at, receivedAt }),
+            ...(w.version === undefined ? {} : { version: w.version })
+          }))
       ),
       Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
       Effect.asVoid
@@ -168,7 +182,8 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
           version = EXCLUDED.version, owner_epoch = EXCLUDED.owner_epoch, updated_at = now()
           WHERE pbx_desired.pbx <> EXCLUDED.pbx OR pbx_desired.command <> EXCLUDED.command
         RETURNING guid, pbx, command, version),
-      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"))} FROM (SELECT DISTINCT pbx FROM w) AS p)
+      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"), sql.literal("p.version"))}
+        FROM (SELECT pbx, max(version) AS version FROM w GROUP BY pbx) AS p)
       SELECT (SELECT epoch FROM o) AS owner, (SELECT count(*) FROM n) AS notified, w.guid, w.pbx, w.command, w.version
       FROM (SELECT 1) AS one LEFT JOIN w ON true`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(PutRow, "pbx_desired", tenant))
     const current = result[0]?.owner ?? 0

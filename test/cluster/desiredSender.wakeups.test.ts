@@ -1,0 +1,140 @@
+/**
+ * Which PBXs a sender of desired presences reads on a wake-up (src/cluster/DesiredSender.ts), over the real
+ * PresenceWriter, the PBX simulator (a master and a slave) on real sockets and the state store on a real PostgreSQL:
+ * a wake-up naming one PBX reads that PBX's rows only, and a put's NOTIFY that comes back after the owner woke the
+ * sender at once (and the look read that far) costs no read. The sender's 15 s look at every PBX never comes: TestClock.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Option, PubSub, Redacted } from "effect"
+import { DesiredWakeups, makeSender } from "../../src/cluster/DesiredSender.ts"
+import { setPresence } from "../../src/domain/PbxPresence.ts"
+import type { PbxMessage } from "../../src/pbx/socket/PbxMessages.ts"
+import type { RequestOutcome } from "../../src/pbx/socket/PbxConnection.ts"
+import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
+import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { type DesiredWakeup, StateStore, TenantId } from "../../src/state/StateStore.ts"
+import { allLoggedIn, makeUsers, password, startConnector } from "../pbx/harness.ts"
+import { keyEnv, newKey, openStore, withEnv } from "../state/fixtures.ts"
+import { newSchemaUrl } from "../support/postgres.ts"
+
+const tenant = TenantId.make("alpha")
+const master = "pbx-master"
+const slave = "pbx-slave"
+
+/** Checks waiting for what the test records (reads, requests started), run again whenever something is recorded. */
+const makeWaiters = () => {
+  const checks = new Set<() => void>()
+  const recorded = () => {
+    for (const check of [...checks]) check()
+  }
+  const until = (check: () => boolean) =>
+    Effect.callback<void>((resume) => {
+      const attempt = () => {
+        if (!check()) return
+        checks.delete(attempt)
+        resume(Effect.void)
+      }
+      checks.add(attempt)
+      attempt()
+      return Effect.sync(() => checks.delete(attempt))
+    })
+  return { recorded, until }
+}
+
+/** The writer's connections, recording the guid of every SetPresence it starts. */
+const recordingConnections = (started: Array<string>, recorded: () => void) =>
+  Layer.effect(PbxConnections, Effect.gen(function*() {
+    const real = yield* PbxConnections
+    return PbxConnections.of({
+      ...real,
+      get: (pbx) =>
+        Effect.map(real.get(pbx), Option.map((connection) => ({
+          ...connection,
+          requestWith: (message: PbxMessage, onResult: (outcome: RequestOutcome) => void) => {
+            if (message.mt === "SetPresence") {
+              started.push(String(message["guid"]))
+              recorded()
+            }
+            return connection.requestWith(message, onResult)
+          }
+        })))
+    })
+  }))
+
+const setUp = Effect.fnUntraced(function*() {
+  const { recorded, until } = makeWaiters()
+  const started: Array<string> = []
+  const connector = yield* startConnector({}, { writerConnections: recordingConnections(started, recorded) })
+  const masterUsers = makeUsers("m", 2, master)
+  const slaveUsers = makeUsers("s", 2, slave)
+  yield* PbxSimulator.make({
+    connectUrl: connector.url,
+    domain: "example.com",
+    pbxs: [
+      { name: master, isMaster: true, password, lics: 4, appObject: "teams-presence", users: masterUsers },
+      { name: slave, isMaster: false, password, lics: 4, appObject: "teams-presence", users: slaveUsers }
+    ]
+  })
+  yield* connector.directory.ready
+  yield* connector.waitStates(allLoggedIn([master, slave]))
+  const url = yield* Effect.promise(newSchemaUrl)
+  const real = yield* openStore(StateStore.layerPostgres({ url: Redacted.make(url), maxConnections: 3 }).pipe(Layer.provide(withEnv(keyEnv(newKey())))))
+  // Every pending read, by PBX, in the order they returned.
+  const reads: Array<string> = []
+  const store = StateStore.of({
+    ...real,
+    desired: {
+      ...real.desired,
+      pending: (t, pbx, limit, lease, after) =>
+        Effect.tap(real.desired.pending(t, pbx, limit, lease, after), () => Effect.sync(() => {
+          reads.push(pbx)
+          recorded()
+        }))
+    }
+  })
+  // The wake-ups are the test's to give (as the runner's LISTEN and its owner's own wake-ups give them).
+  const hub = yield* PubSub.unbounded<DesiredWakeup>()
+  const wakeups = DesiredWakeups.of({
+    subscribe: PubSub.subscribe(hub),
+    local: (t, pbx) => PubSub.publish(hub, { kind: "changed", tenant: t, pbx }).pipe(Effect.asVoid)
+  })
+  const { epoch } = yield* store.owners.claim(tenant, "runner-1")
+  yield* makeSender({ tenant, store, real: connector.writer, connections: connector.connections, runner: "runner-1" }, wakeups)
+  const put = (pbx: string, guid: string) =>
+    store.desired.put(tenant, epoch, [{ pbx, guid, command: setPresence("away") }]).pipe(Effect.map((rows) => rows[0]!.version))
+  const notify = (wakeup: Omit<Extract<DesiredWakeup, { kind: "changed" }>, "kind" | "tenant">) =>
+    PubSub.publish(hub, { kind: "changed", tenant, ...wakeup })
+  /** The writer has started `guid`'s SetPresence: the look that read it has handed it over. */
+  const sent = (guid: string) => until(() => started.includes(guid))
+  return { until, reads, put, notify, wakeups, sent, masterUsers, slaveUsers }
+})
+
+describe("the desired presences' sender: what a wake-up reads", () => {
+  it.effect("a wake-up reads only the PBX it names, and a put's NOTIFY read already by the owner's own wake-up is skipped", () =>
+    Effect.gen(function*() {
+      const { masterUsers, notify, put, reads, sent, slaveUsers, until, wakeups } = yield* setUp()
+      // The first look reads every PBX logged in (and takes their leases).
+      yield* until(() => reads.includes(master) && reads.includes(slave))
+      const mark = reads.length
+
+      // The owner puts a master user's command and wakes its own runner's sender at once (no version: read in any case).
+      const [m1, m2] = [masterUsers[0]!.guid, masterUsers[1]!.guid]
+      const s1 = slaveUsers[0]!.guid
+      const v1 = yield* put(master, m1)
+      yield* wakeups.local(tenant, master)
+      yield* sent(m1)
+      // The put's NOTIFY comes back, naming the version the look read already; then a slave user's change is notified.
+      yield* notify({ pbx: master, version: v1 })
+      const v2 = yield* put(slave, s1)
+      yield* notify({ pbx: slave, version: v2 })
+      yield* sent(s1)
+      // One more change of the master, woken at once: every look before it has ended once it is handed over.
+      yield* put(master, m2)
+      yield* wakeups.local(tenant, master)
+      yield* sent(m2)
+
+      const since = reads.slice(mark)
+      assert.deepStrictEqual(since.filter((pbx) => pbx === master).length, 2, `the master read for its two changes only: ${JSON.stringify(since)}`)
+      assert.deepStrictEqual(since.filter((pbx) => pbx === slave).length, 1, `the slave read for its change only: ${JSON.stringify(since)}`)
+    }).pipe(Effect.scoped), 30_000)
+})
