@@ -16,28 +16,15 @@ import { type Confirmation, StateStore, TenantId } from "../../src/state/StateSt
 import { allLoggedIn, makeUsers, password, startConnector } from "../pbx/harness.ts"
 import { openStore, withEnv } from "../state/fixtures.ts"
 import { makeTempDir } from "../support/tempDir.ts"
+import { makeRecordedWaits } from "../support/waiting.ts"
 
 const tenant = TenantId.make("alpha")
 const master = "pbx-master"
 
-/** Checks waiting for what the test records (requests started, reads), run again whenever something is recorded. */
+/** Waits on what the test records, each for at most 10 s. */
 const makeWaiters = () => {
-  const checks = new Set<() => void>()
-  const recorded = () => {
-    for (const check of [...checks]) check()
-  }
-  const until = (check: () => boolean) =>
-    Effect.callback<void>((resume) => {
-      const attempt = () => {
-        if (!check()) return
-        checks.delete(attempt)
-        resume(Effect.void)
-      }
-      checks.add(attempt)
-      attempt()
-      return Effect.sync(() => checks.delete(attempt))
-    }).pipe(Effect.timeout("10 seconds"))
-  return { recorded, until }
+  const waits = makeRecordedWaits()
+  return { recorded: waits.recorded, until: (check: () => boolean) => waits.until(check).pipe(Effect.timeout("10 seconds")) }
 }
 
 /** Connections whose SetPresence answers are held while `holding`, and the SetPresence requests started, in order. */

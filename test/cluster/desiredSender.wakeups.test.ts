@@ -16,30 +16,11 @@ import { type DesiredWakeup, StateStore, TenantId } from "../../src/state/StateS
 import { allLoggedIn, makeUsers, password, startConnector } from "../pbx/harness.ts"
 import { keyEnv, newKey, openStore, withEnv } from "../state/fixtures.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
+import { makeRecordedWaits } from "../support/waiting.ts"
 
 const tenant = TenantId.make("alpha")
 const master = "pbx-master"
 const slave = "pbx-slave"
-
-/** Checks waiting for what the test records (reads, requests started), run again whenever something is recorded. */
-const makeWaiters = () => {
-  const checks = new Set<() => void>()
-  const recorded = () => {
-    for (const check of [...checks]) check()
-  }
-  const until = (check: () => boolean) =>
-    Effect.callback<void>((resume) => {
-      const attempt = () => {
-        if (!check()) return
-        checks.delete(attempt)
-        resume(Effect.void)
-      }
-      checks.add(attempt)
-      attempt()
-      return Effect.sync(() => checks.delete(attempt))
-    })
-  return { recorded, until }
-}
 
 /** The writer's connections, recording the guid of every SetPresence it starts. */
 const recordingConnections = (started: Array<string>, recorded: () => void) =>
@@ -62,7 +43,7 @@ const recordingConnections = (started: Array<string>, recorded: () => void) =>
   }))
 
 const setUp = Effect.fnUntraced(function*() {
-  const { recorded, until } = makeWaiters()
+  const { recorded, until } = makeRecordedWaits()
   const started: Array<string> = []
   const connector = yield* startConnector({}, { writerConnections: recordingConnections(started, recorded) })
   const masterUsers = makeUsers("m", 2, master)

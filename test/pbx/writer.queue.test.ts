@@ -12,28 +12,19 @@ import { type Corkable, corkPerTick } from "../../src/pbx/socket/SocketLink.ts"
 import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
 import { maxConcurrent } from "../../src/pbx/writer/Dispatcher.ts"
 import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { makeRecordedWaits } from "../support/waiting.ts"
 import { makeUsers, password, startConnector as startPbxSide } from "./harness.ts"
 
 /** Counts the SetPresence requests the writer has in flight, and records the order in which they start. */
 const makeProbe = () => {
   const started: Array<{ readonly guid: string; readonly activity: string }> = []
-  const checks = new Set<() => void>()
+  const waits = makeRecordedWaits()
   const probe = {
     started,
     inFlight: 0,
     maxInFlight: 0,
-    /** Waits until `check` holds, re-checked whenever a request starts. */
-    until: (check: () => boolean) =>
-      Effect.callback<void>((resume) => {
-        const attempt = () => {
-          if (!check()) return
-          checks.delete(attempt)
-          resume(Effect.void)
-        }
-        checks.add(attempt)
-        attempt()
-        return Effect.sync(() => checks.delete(attempt))
-      })
+    /** Waits until `check` holds, re-checked whenever a request starts or ends. */
+    until: waits.until
   }
   const around = <A, E>(message: PbxMessage, request: Effect.Effect<A, E>) =>
     Effect.suspend(() => {
@@ -41,7 +32,7 @@ const makeProbe = () => {
       probe.inFlight++
       probe.maxInFlight = Math.max(probe.maxInFlight, probe.inFlight)
       started.push({ guid: String(message["guid"]), activity: String(message["activity"]) })
-      for (const check of [...checks]) check()
+      waits.recorded()
       return Effect.ensuring(request, Effect.sync(() => void probe.inFlight--))
     })
   /** The same count for a request that reports its outcome through a callback (what the writer uses). */
@@ -55,7 +46,7 @@ const makeProbe = () => {
       probe.inFlight++
       probe.maxInFlight = Math.max(probe.maxInFlight, probe.inFlight)
       started.push({ guid: String(message["guid"]), activity: String(message["activity"]) })
-      for (const check of [...checks]) check()
+      waits.recorded()
       return requestWith(message, (outcome) => {
         probe.inFlight--
         onResult(outcome)

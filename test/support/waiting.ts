@@ -19,3 +19,26 @@ export const freePort = freePortOn("127.0.0.1")
 
 export const basicAuth = (password: string, user = "admin"): string =>
   "Basic " + Buffer.from(`${user}:${password}`).toString("base64")
+
+/**
+ * Waits on what a test records (requests started, reads, confirmations) without polling: `until(check)` resumes once
+ * `check` holds, checked at once and again at each `recorded()`.
+ */
+export const makeRecordedWaits = () => {
+  const checks = new Set<() => void>()
+  const recorded = () => {
+    for (const check of [...checks]) check()
+  }
+  const until = (check: () => boolean) =>
+    Effect.callback<void>((resume) => {
+      const attempt = () => {
+        if (!check()) return
+        checks.delete(attempt)
+        resume(Effect.void)
+      }
+      checks.add(attempt)
+      attempt()
+      return Effect.sync(() => checks.delete(attempt))
+    })
+  return { recorded, until }
+}
