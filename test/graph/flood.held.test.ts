@@ -4,15 +4,17 @@
  * decrypted. The gate's rules with fixed numbers and the fallback over real sockets are in flood.fallback.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, PubSub, Stream } from "effect"
+import { Context, Deferred, Effect, Layer, PubSub, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { decryptBatch, type Decryption, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
 import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
+import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
+import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { collect } from "../support/streams.ts"
-import { richBatchItem } from "./richItems.ts"
+import { richBatchItem, subscription } from "./richItems.ts"
 
 const presence = (id: string, activity: "Available" | "Busy" | "Away", sequenceNumber?: string): GraphPresence => ({
   id,
@@ -205,5 +207,49 @@ describe("the flood budget in the pipeline (a pool whose answers the test decide
       assert.deepStrictEqual((yield* published).map((p) => p.userId), [...users.slice(0, 150), ...users.slice(300, 400), ...users.slice(450, 600)])
       assert.deepStrictEqual(handed.slice(5), [users.slice(450, 500), users.slice(500, 550), users.slice(550, 600)])
       assert.strictEqual(reads.length, 3)
+    }).pipe(Effect.scoped))
+})
+
+describe("the flood budget from a read at intake (the inbox, a pool whose answers the test decides)", () => {
+  it.effect("a POST read in part at intake puts the held chunks on the flood budget", () =>
+    Effect.gen(function*() {
+      // One worker, the default budget of 200 ms (100 ms in a flood). Until a chunk comes back the gate reckons with
+      // the guessed 350 µs per item; the worker then reports 1,000.
+      const answers: Array<Deferred.Deferred<void>> = []
+      const threeHanded = yield* Deferred.make<void>()
+      let handed = 0
+      const pool = DecryptPool.of({
+        decrypt: (items) =>
+          Effect.gen(function*() {
+            const answer = yield* Deferred.make<void>()
+            answers.push(answer)
+            handed++
+            if (handed === 3) yield* Deferred.succeed(threeHanded, undefined)
+            yield* Deferred.await(answer)
+            return items.map((content) => ({ ok: true as const, plaintext: content.data }))
+          }),
+        reloadKeys: Effect.void,
+        size: 1,
+        itemMicros: () => 1_000,
+        pendingItems: () => 0
+      })
+      const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
+        Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
+        Layer.provide(Layer.succeed(DecryptPool, pool)),
+        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true })))
+      )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
+      yield* inbox.register(subscription)
+      const reads = yield* collect(inbox.refetch, 2)
+      // A POST of 600 at 0: 571 fit the budget at 350 µs, the users of the last 29 are read. 150 go to the worker,
+      // 421 are held.
+      const users = Array.from({ length: 600 }, (_, i) => `u-${i}`)
+      yield* inbox.acceptNotifications({ value: users.map((id) => ({ ...richBatchItem(presence(id, "Busy")).item, clientState: "state" })) })
+      yield* Deferred.await(threeHanded)
+      // At 10 ms the first chunk comes back at 1,000 µs per item. Within the whole budget 90 held items would still
+      // fit (190 ms left, 100 items ahead); the read at intake put the gate on its flood budget (90 ms left, fewer than
+      // the 100 ahead): every held item is read now.
+      yield* TestClock.setTime(10)
+      yield* Deferred.succeed(answers[0]!, undefined)
+      assert.deepStrictEqual(yield* reads, [users.slice(571), users.slice(150, 571)])
     }).pipe(Effect.scoped))
 })
