@@ -16,6 +16,9 @@ const HISTOGRAM = "connector_notification_to_pbx_seconds"
 const HISTOGRAM_DECRYPTED = "connector_decrypted_to_pbx_seconds"
 const HISTOGRAM_WEBHOOK = "connector_webhook_response_seconds"
 const FLOOD_FALLBACK = "connector_flood_fallback_items_total"
+/** A rich item's stages inside the connector (src/graph/notifications/Stages.ts), observed once per chunk. */
+const HISTOGRAM_STAGES = "connector_notification_stage_seconds"
+const STAGES = ["intake", "held", "decrypt", "publish"] as const
 
 /** A counter's value in Prometheus text (0 when it was never updated, so not exposed). */
 const counterValue = (text: string, name: string): number => {
@@ -63,6 +66,7 @@ export const changeRun = (env: {
     const metricsBefore = parseHistogram(textBefore, HISTOGRAM)
     const decryptedBefore = parseHistogram(textBefore, HISTOGRAM_DECRYPTED)
     const webhookBefore = parseHistogram(textBefore, HISTOGRAM_WEBHOOK, 'until="produced"')
+    const stagesBefore = STAGES.map((stage) => parseHistogram(textBefore, HISTOGRAM_STAGES, `stage="${stage}"`))
     const flushedBefore = parseHistogram(textBefore, HISTOGRAM_WEBHOOK, 'until="flushed"')
     connector.resetPeak()
     connector.resetProbe()
@@ -119,6 +123,7 @@ export const changeRun = (env: {
     const decryptedAfter = parseHistogram(textAfter, HISTOGRAM_DECRYPTED)
     const webhookAfter = parseHistogram(textAfter, HISTOGRAM_WEBHOOK, 'until="produced"')
     const flushedAfter = parseHistogram(textAfter, HISTOGRAM_WEBHOOK, 'until="flushed"')
+    const stagesAfter = STAGES.map((stage) => parseHistogram(textAfter, HISTOGRAM_STAGES, `stage="${stage}"`))
     const peakSampled = connector.peakSampledRssMb()
     const peakOverall = connector.peakRssMb()
     const probe = connector.probe()
@@ -168,6 +173,12 @@ export const changeRun = (env: {
       addedLatencyBySecondMs: [...bySecond].map((samples, second) => ({ second, ...summary(samples ?? []) })),
       endToEndLatencyMs: { ...endToEnd, measure: "Graph simulator presence change → PBX simulator receives SetPresence (includes delivery batching and encryption)" },
       connectorHistogram: inMs(histogram, HISTOGRAM, "connector: webhook received → SetPresence confirmed, bucket-interpolated"),
+      // Per chunk of ≤ 50 items, ms (bucket-interpolated): where a rich item waits between the POST and its publication.
+      stagesPerChunkMs: Object.fromEntries(STAGES.map((stage, i) => {
+        const after = stagesAfter[i]
+        const h = after === undefined ? undefined : histogramDelta(after, stagesBefore[i])
+        return [stage, h === undefined ? null : { count: h.count, p50: quantileMs(h, 0.5), p99: quantileMs(h, 0.99), mean: round((h.sum / Math.max(1, h.count)) * 1000, 1) }]
+      })),
       decryptedToPbx: inMs(decrypted, HISTOGRAM_DECRYPTED, "connector: item decrypted → SetPresence confirmed (the time after decryption), bucket-interpolated"),
       eventLoopDelayMs: {
         connector: probe === undefined ? null : round3(probe.eventLoopDelayMs),

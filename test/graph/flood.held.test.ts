@@ -4,15 +4,17 @@
  * decrypted. The gate's rules with fixed numbers and the fallback over real sockets are in flood.fallback.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, PubSub, Stream } from "effect"
+import { Context, Deferred, Effect, Layer, PubSub, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { decryptBatch, type Decryption, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
 import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
+import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
+import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { collect } from "../support/streams.ts"
-import { richBatchItem } from "./richItems.ts"
+import { richBatchItem, subscription } from "./richItems.ts"
 
 const presence = (id: string, activity: "Available" | "Busy" | "Away", sequenceNumber?: string): GraphPresence => ({
   id,
@@ -123,5 +125,131 @@ describe("a few held items past the budget (the decryption pipeline, a pool whos
       assert.deepStrictEqual((yield* published).map((p) => p.userId), users)
       assert.deepStrictEqual(reads, [])
       assert.deepStrictEqual(handed.slice(3), [users.slice(150, 155), users.slice(155, 165)])
+    }).pipe(Effect.scoped))
+})
+
+describe("the flood budget in the pipeline (a pool whose answers the test decides)", () => {
+  it.effect("after a read, held chunks are dispatched within the flood budget, until a quiet second has passed", () =>
+    Effect.gen(function*() {
+      // One worker at a measured 1,000 µs per item, a 200 ms budget: 200 items fit, 100 within the flood budget.
+      const answers: Array<Deferred.Deferred<void>> = []
+      const handed: Array<ReadonlyArray<string>> = []
+      let waiting: { readonly count: number; readonly done: Deferred.Deferred<void> } | undefined
+      // Waits until `count` chunks in all were handed to the worker.
+      const untilHanded = (count: number) =>
+        Effect.gen(function*() {
+          const done = yield* Deferred.make<void>()
+          waiting = { count, done }
+          if (handed.length >= count) yield* Deferred.succeed(done, undefined)
+          yield* Deferred.await(done)
+        })
+      const pool = DecryptPool.of({
+        decrypt: (items) =>
+          Effect.gen(function*() {
+            const answer = yield* Deferred.make<void>()
+            answers.push(answer)
+            handed.push(items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+            if (waiting !== undefined && handed.length >= waiting.count) yield* Deferred.succeed(waiting.done, undefined)
+            yield* Deferred.await(answer)
+            return items.map((content) => ({ ok: true as const, plaintext: content.data }))
+          }),
+        reloadKeys: Effect.void,
+        size: 1,
+        itemMicros: () => 1_000,
+        pendingItems: () => decryption.gate.withWorkers
+      })
+      const presences = yield* PubSub.unbounded<PushedPresence>()
+      const reads: Array<{ users: ReadonlyArray<string>; items: number }> = []
+      const readDone = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const decryption: Decryption = yield* makeDecryption(presences, 200, (users, items) =>
+        Effect.suspend(() => {
+          reads.push({ users, items })
+          return Deferred.succeed(readDone[reads.length - 1]!, undefined)
+        })).pipe(
+        Effect.provideService(DecryptPool, pool),
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
+      )
+      const published = yield* collect(Stream.fromPubSub(presences), 400)
+      const users = Array.from({ length: 600 }, (_, i) => `u-${i}`)
+      const post = (ids: ReadonlyArray<string>, receivedAt: number) => {
+        const rich = ids.map((id) => richBatchItem(presence(id, "Busy")))
+        return decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt, span: undefined }, rich)
+      }
+      // A POST of 300 at 0: three chunks with the worker (its room of 150 items), three held.
+      yield* post(users.slice(0, 300), 0)
+      yield* untilHanded(3)
+      // At 60 ms the first chunk comes back. The held chunks reviewed within the whole budget: 140 ms left hold 140
+      // items, 100 are still with the worker, so 40 of the first held chunk fit; the other 110 items are read.
+      yield* TestClock.setTime(60)
+      yield* Deferred.succeed(answers[0]!, undefined)
+      // That read puts the gate on its flood budget: when its turn comes right after, the held chunk's 40 would come
+      // back after 60 + (100 + 40) × 1 ms = 200 ms, over the 100 ms of the flood budget — they are read too.
+      yield* Deferred.await(readDone[1]!)
+      assert.deepStrictEqual(reads, [{ users: users.slice(190, 300), items: 110 }, { users: users.slice(150, 190), items: 40 }])
+      assert.strictEqual(decryption.gate.currentBudgetMillis, 100)
+      yield* Deferred.succeed(answers[1]!, undefined)
+      yield* Deferred.succeed(answers[2]!, undefined)
+      // Within the quiet second a POST of 150 at 500 ms keeps to 100 ms: two chunks go, the third (50 items) is read.
+      yield* TestClock.setTime(500)
+      yield* post(users.slice(300, 450), 500)
+      yield* untilHanded(5)
+      yield* Deferred.await(readDone[2]!)
+      assert.deepStrictEqual(handed.slice(3), [users.slice(300, 350), users.slice(350, 400)])
+      assert.deepStrictEqual(reads.slice(2), [{ users: users.slice(400, 450), items: 50 }])
+      yield* Deferred.succeed(answers[3]!, undefined)
+      yield* Deferred.succeed(answers[4]!, undefined)
+      // A second after the last read the whole budget is back: a POST of 150 goes to the worker whole.
+      yield* TestClock.setTime(1_600)
+      assert.strictEqual(decryption.gate.at(1_600).currentBudgetMillis, 200)
+      yield* post(users.slice(450, 600), 1_600)
+      yield* untilHanded(8)
+      for (let i = 5; i < 8; i++) yield* Deferred.succeed(answers[i]!, undefined)
+      assert.deepStrictEqual((yield* published).map((p) => p.userId), [...users.slice(0, 150), ...users.slice(300, 400), ...users.slice(450, 600)])
+      assert.deepStrictEqual(handed.slice(5), [users.slice(450, 500), users.slice(500, 550), users.slice(550, 600)])
+      assert.strictEqual(reads.length, 3)
+    }).pipe(Effect.scoped))
+})
+
+describe("the flood budget from a read at intake (the inbox, a pool whose answers the test decides)", () => {
+  it.effect("a POST read in part at intake puts the held chunks on the flood budget", () =>
+    Effect.gen(function*() {
+      // One worker, the default budget of 200 ms (100 ms in a flood). Until a chunk comes back the gate reckons with
+      // the guessed 350 µs per item; the worker then reports 1,000.
+      const answers: Array<Deferred.Deferred<void>> = []
+      const threeHanded = yield* Deferred.make<void>()
+      let handed = 0
+      const pool = DecryptPool.of({
+        decrypt: (items) =>
+          Effect.gen(function*() {
+            const answer = yield* Deferred.make<void>()
+            answers.push(answer)
+            handed++
+            if (handed === 3) yield* Deferred.succeed(threeHanded, undefined)
+            yield* Deferred.await(answer)
+            return items.map((content) => ({ ok: true as const, plaintext: content.data }))
+          }),
+        reloadKeys: Effect.void,
+        size: 1,
+        itemMicros: () => 1_000,
+        pendingItems: () => 0
+      })
+      const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
+        Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
+        Layer.provide(Layer.succeed(DecryptPool, pool)),
+        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true })))
+      )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
+      yield* inbox.register(subscription)
+      const reads = yield* collect(inbox.refetch, 2)
+      // A POST of 600 at 0: 571 fit the budget at 350 µs, the users of the last 29 are read. 150 go to the worker,
+      // 421 are held.
+      const users = Array.from({ length: 600 }, (_, i) => `u-${i}`)
+      yield* inbox.acceptNotifications({ value: users.map((id) => ({ ...richBatchItem(presence(id, "Busy")).item, clientState: "state" })) })
+      yield* Deferred.await(threeHanded)
+      // At 10 ms the first chunk comes back at 1,000 µs per item. Within the whole budget 90 held items would still
+      // fit (190 ms left, 100 items ahead); the read at intake put the gate on its flood budget (90 ms left, fewer than
+      // the 100 ahead): every held item is read now.
+      yield* TestClock.setTime(10)
+      yield* Deferred.succeed(answers[0]!, undefined)
+      assert.deepStrictEqual(yield* reads, [users.slice(571), users.slice(150, 571)])
     }).pipe(Effect.scoped))
 })

@@ -188,8 +188,9 @@ const handOver = Effect.fnUntraced(function*(decryption: Decryption, room: Semap
 const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk: DecryptingChunk) {
   const { gate, pool } = decryption
   decryption.holding.delete(chunk)
-  const waitedMillis = (yield* Clock.currentTimeMillis) - chunk.receivedAt
-  const taken = takeOverdue(decryption, chunk, gate.dispatchable(chunk.items.length, waitedMillis))
+  const now = yield* Clock.currentTimeMillis
+  const waitedMillis = now - chunk.receivedAt
+  const taken = takeOverdue(decryption, chunk, gate.at(now).dispatchable(chunk.items.length, waitedMillis), now)
   if (taken.diverted > 0) yield* decryption.divert(taken.read, taken.diverted, waitedMillis)
   const items = chunk.items
   if (items.length === 0) {
@@ -218,16 +219,19 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
   yield* reviewHeld(decryption)
 })
 
+type Overdue = Omit<FloodSplit<unknown>, "decrypt">
+
 /**
  * Takes a held chunk's items beyond the first `fit` out of it (and admitted ones of users read anyway: FloodGate.ts
  * `splitFlood`) when that spares at least `minimum` items (FloodGate.ts `splitWhenWorthReading`); returns the users to
- * read instead and how many items that spares.
+ * read instead and how many items that spares. A read at `now` keeps the gate at its flood budget (FloodGate.ts).
  */
-const takeOverdue = (decryption: Decryption, chunk: DecryptingChunk, fit: number, minimum = minItemsPerRead): Omit<FloodSplit<unknown>, "decrypt"> => {
+const takeOverdue = (decryption: Decryption, chunk: DecryptingChunk, fit: number, now: number, minimum = minItemsPerRead): Overdue => {
   if (fit >= chunk.items.length) return { read: [], diverted: 0 }
   const split = splitWhenWorthReading(chunk.items, fit, (entry) => notificationUserId(entry.item), minimum)
   if (split.diverted === 0) return split
   decryption.gate.withdrawn(split.diverted)
+  decryption.gate.divertedAt(now)
   chunk.items = split.decrypt
   return split
 }
@@ -241,7 +245,7 @@ const reviewHeld = Effect.fnUntraced(function*(decryption: Decryption) {
   if (decryption.holding.size === 0 || decryption.gate.budgetMillis <= 0) return
   const now = yield* Clock.currentTimeMillis
   const held = [...decryption.holding]
-  const fits = decryption.gate.reviewHeld(held.map((chunk) => ({ items: chunk.items.length, waitedMillis: now - chunk.receivedAt })))
+  const fits = decryption.gate.at(now).reviewHeld(held.map((chunk) => ({ items: chunk.items.length, waitedMillis: now - chunk.receivedAt })))
   let overdue = 0
   for (let i = 0; i < held.length; i++) overdue += held[i]!.items.length - fits[i]!
   if (overdue < minItemsPerRead) return
@@ -250,7 +254,7 @@ const reviewHeld = Effect.fnUntraced(function*(decryption: Decryption) {
   let oldest = now
   for (let i = 0; i < held.length; i++) {
     // Together they are worth a read: each chunk gives up what is overdue in it, however few.
-    const taken = takeOverdue(decryption, held[i]!, fits[i]!, 1)
+    const taken = takeOverdue(decryption, held[i]!, fits[i]!, now, 1)
     if (taken.diverted === 0) continue
     read.push(...taken.read)
     diverted += taken.diverted

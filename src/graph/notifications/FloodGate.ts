@@ -15,8 +15,14 @@
  * The speed is what the workers report: each times its own chunks (wall-clock time inside the worker, so a core shared
  * with other work shows as a slower item at once), and `measured` takes the workers' running figure after every chunk.
  * Nothing outside the workers — the way to a worker and back, an idle worker, a stall of the main thread — counts, so
- * a steady load never looks like a flood, and the first chunk of a flood already corrects the starting guess. Pure and
- * synchronous; the caller passes the time an item has waited.
+ * a steady load never looks like a flood, and the first chunk of a flood already corrects the starting guess.
+ *
+ * Once items are read instead, the backlog stands at the budget: every decrypted item of a flood waits about that long
+ * before decryption, and the time after it (publication, the PBX write, behind the flood's other work on the main
+ * thread) comes on top. So while items are read instead, and until `floodQuietMillis` pass without any, the gate keeps
+ * the shorter flood budget (`floodBudgetMillis`): a load that never goes over the whole budget is decided as before,
+ * a flood keeps a shorter backlog and reads more of its users (docs/performance.md, "A shorter backlog in a flood").
+ * Pure and synchronous; the caller passes the time an item has waited and the Clock's time (`at`, `divertedAt`).
  */
 import { teamsKey } from "../../domain/TeamsId.ts"
 
@@ -27,7 +33,12 @@ export interface FloodGateOptions {
   readonly workers: number
   /** The cost of one item on one worker before any is measured (µs): an RSA-2048 unwrap plus the rest, ≈ 350. */
   readonly initialMicrosPerItem: number
+  /** The budget while items are being read instead (a flood); by default `floodBudgetShare` of the budget. */
+  readonly floodBudgetMillis?: number | undefined
 }
+
+/** The flood budget's share of the whole budget: a 200 ms budget keeps a flood's backlog at 100 ms. */
+export const floodBudgetShare = 0.5
 
 /** The weight of a new chunk's timing in the workers' running figure (a chunk is 50 items, ≈ 10–20 ms of work). */
 export const chunkWeight = 0.25
@@ -44,6 +55,9 @@ export const blendItemCost = (previous: number | undefined, items: number, micro
 
 export class FloodGate {
   readonly #budgetMillis: number
+  readonly #floodBudgetMillis: number
+  /** Clock milliseconds until which the flood budget holds (`floodQuietMillis` after the last item read instead). */
+  #floodUntil: number | undefined
   readonly #workers: number
   readonly #floorMicros: number
   readonly #ceilingMicros: number
@@ -56,6 +70,7 @@ export class FloodGate {
 
   constructor(options: FloodGateOptions) {
     this.#budgetMillis = options.latencyBudgetMillis
+    this.#floodBudgetMillis = Math.min(options.latencyBudgetMillis, options.floodBudgetMillis ?? options.latencyBudgetMillis * floodBudgetShare)
     this.#workers = Math.max(1, options.workers)
     this.#itemMicros = options.initialMicrosPerItem
     this.#floorMicros = options.initialMicrosPerItem / 10
@@ -64,6 +79,22 @@ export class FloodGate {
 
   get budgetMillis(): number {
     return this.#budgetMillis
+  }
+
+  /** The budget the decisions use now: the flood budget while items are being read instead, else the whole one. */
+  get currentBudgetMillis(): number {
+    return this.#floodUntil === undefined ? this.#budgetMillis : this.#floodBudgetMillis
+  }
+
+  /** Items were read instead at `now` (Clock ms): the flood budget holds until `floodQuietMillis` pass without any. */
+  divertedAt(now: number): void {
+    if (this.#budgetMillis > 0) this.#floodUntil = now + floodQuietMillis
+  }
+
+  /** The Clock's time (ms) of the decisions that follow: the flood budget lapses once its quiet time has passed. */
+  at(now: number): this {
+    if (this.#floodUntil !== undefined && now >= this.#floodUntil) this.#floodUntil = undefined
+    return this
   }
 
   get pending(): number {
@@ -115,7 +146,7 @@ export class FloodGate {
 
   #fit(count: number, waitedMillis: number, ahead: number): number {
     if (this.#budgetMillis <= 0) return count
-    const room = this.#budgetMillis - Math.max(0, waitedMillis)
+    const room = this.currentBudgetMillis - Math.max(0, waitedMillis)
     if (room <= 0) return 0
     const fit = Math.floor((room * 1000) / this.microsPerItem) - ahead
     return Math.max(0, Math.min(count, fit))

@@ -173,7 +173,7 @@ const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, batch: Ba
   const gate = outputs.decryption.gate
   const now = yield* Clock.currentTimeMillis
   const waitedMillis = now - batch.receivedAt
-  const admitted = admitWhenDecryptionIsBehind(gate, rich.length, waitedMillis, outputs.decryption.pool.pendingItems())
+  const admitted = admitWhenDecryptionIsBehind(gate.at(now), rich.length, waitedMillis, outputs.decryption.pool.pendingItems())
   const split = admitted === rich.length
     ? undefined
     : splitWhenWorthReading(rich, admitted, (entry) => notificationUserId(entry.item))
@@ -183,6 +183,7 @@ const divertOverBudget = Effect.fnUntraced(function*(outputs: Outputs, batch: Ba
     return rich
   }
   read.push(...split.read)
+  gate.divertedAt(now)
   yield* divert(
     outputs.flood,
     [],
