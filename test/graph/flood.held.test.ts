@@ -23,28 +23,50 @@ const presence = (id: string, activity: "Available" | "Busy" | "Away", sequenceN
   ...(sequenceNumber !== undefined ? { sequenceNumber } : {})
 })
 
+/**
+ * A one-worker pool whose chunks each wait for the test's answer (`answers`, in the order handed; `waits` says which
+ * do, all by default); `handed` has each chunk's users, `untilHanded(n)` waits until n chunks in all were handed.
+ */
+const answeredPool = Effect.fnUntraced(function*(options: {
+  readonly itemMicros: () => number | undefined
+  readonly pendingItems: () => number
+  readonly waits?: (chunk: number) => boolean
+}) {
+  const answers: Array<Deferred.Deferred<void>> = []
+  const handed: Array<ReadonlyArray<string>> = []
+  let waiting: { readonly count: number; readonly done: Deferred.Deferred<void> } | undefined
+  const untilHanded = (count: number) =>
+    Effect.gen(function*() {
+      const done = yield* Deferred.make<void>()
+      waiting = { count, done }
+      if (handed.length >= count) yield* Deferred.succeed(done, undefined)
+      yield* Deferred.await(done)
+    })
+  const pool = DecryptPool.of({
+    decrypt: (items) =>
+      Effect.gen(function*() {
+        const answer = yield* Deferred.make<void>()
+        answers.push(answer)
+        handed.push(items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+        if (waiting !== undefined && handed.length >= waiting.count) yield* Deferred.succeed(waiting.done, undefined)
+        if (options.waits?.(handed.length) ?? true) yield* Deferred.await(answer)
+        return items.map((content) => ({ ok: true as const, plaintext: content.data }))
+      }),
+    reloadKeys: Effect.void,
+    size: 1,
+    itemMicros: options.itemMicros,
+    pendingItems: options.pendingItems
+  })
+  return { pool, answers, handed, untilHanded }
+})
 
 describe("held chunks read instead (the decryption pipeline, a pool whose answers and speed the test decides)", () => {
   it.effect("when the workers report a slower speed, the held chunks that no longer fit are read at once; the rest are decrypted in order", () =>
     Effect.gen(function*() {
       // One worker, first at the guessed 350 µs per item, a 100 ms budget: 250 items of one POST fit (87.5 ms).
-      const answers: Array<Deferred.Deferred<void>> = []
-      const handed: Array<ReadonlyArray<string>> = []
-      const threeHanded = yield* Deferred.make<void>()
       const readOnce = yield* Deferred.make<void>()
       let itemMicros: number | undefined
-      const pool = DecryptPool.of({
-        decrypt: (items) =>
-          Effect.gen(function*() {
-            const answer = yield* Deferred.make<void>()
-            answers.push(answer)
-            handed.push(items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
-            if (handed.length === 3) yield* Deferred.succeed(threeHanded, undefined)
-            yield* Deferred.await(answer)
-            return items.map((content) => ({ ok: true as const, plaintext: content.data }))
-          }),
-        reloadKeys: Effect.void,
-        size: 1,
+      const { answers, handed, pool, untilHanded } = yield* answeredPool({
         itemMicros: () => itemMicros,
         // The items in the pool: this pipeline's dispatched ones (no other tenant shares it here).
         pendingItems: () => decryption.gate.withWorkers
@@ -62,7 +84,7 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
       assert.strictEqual(decryption.gate.admit(250, 0), 250)
       yield* decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt: 0, span: undefined }, rich)
       // Three chunks of 50 with the worker (150 items per worker), two held.
-      yield* Deferred.await(threeHanded)
+      yield* untilHanded(3)
       assert.deepStrictEqual(handed, [users.slice(0, 50), users.slice(50, 100), users.slice(100, 150)])
       assert.deepStrictEqual({ pending: decryption.gate.pending, withWorkers: decryption.gate.withWorkers }, { pending: 250, withWorkers: 150 })
       // 50 ms later the first chunk comes back, the worker now at 1,000 µs per item: 50 ms are left, fewer than the 100
@@ -85,23 +107,10 @@ describe("a few held items past the budget (the decryption pipeline, a pool whos
   it.effect("are decrypted in their turn, not read: a read of so few users costs more than decrypting them", () =>
     Effect.gen(function*() {
       // One worker at a measured 1,000 µs per item, a 100 ms budget.
-      const answers: Array<Deferred.Deferred<void>> = []
-      const handed: Array<ReadonlyArray<string>> = []
-      const threeHanded = yield* Deferred.make<void>()
-      const pool = DecryptPool.of({
-        decrypt: (items) =>
-          Effect.gen(function*() {
-            const answer = yield* Deferred.make<void>()
-            answers.push(answer)
-            handed.push(items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
-            if (handed.length === 3) yield* Deferred.succeed(threeHanded, undefined)
-            if (handed.length <= 3) yield* Deferred.await(answer)
-            return items.map((content) => ({ ok: true as const, plaintext: content.data }))
-          }),
-        reloadKeys: Effect.void,
-        size: 1,
+      const { answers, handed, pool, untilHanded } = yield* answeredPool({
         itemMicros: () => 1_000,
-        pendingItems: () => decryption.gate.withWorkers
+        pendingItems: () => decryption.gate.withWorkers,
+        waits: (chunk) => chunk <= 3
       })
       const presences = yield* PubSub.unbounded<PushedPresence>()
       const reads: Array<number> = []
@@ -118,7 +127,7 @@ describe("a few held items past the budget (the decryption pipeline, a pool whos
         const rich = batchOf(ids)
         yield* decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt: 0, span: undefined }, rich)
       }
-      yield* Deferred.await(threeHanded)
+      yield* untilHanded(3)
       // 5 s later — far past the budget — the worker answers: the 15 held items no longer fit, but are too few to read.
       yield* TestClock.setTime(5_000)
       for (const answer of answers.slice(0, 3)) yield* Deferred.succeed(answer, undefined)
@@ -132,29 +141,7 @@ describe("the flood budget in the pipeline (a pool whose answers the test decide
   it.effect("after a read, held chunks are dispatched within the flood budget, until a quiet second has passed", () =>
     Effect.gen(function*() {
       // One worker at a measured 1,000 µs per item, a 200 ms budget: 200 items fit, 100 within the flood budget.
-      const answers: Array<Deferred.Deferred<void>> = []
-      const handed: Array<ReadonlyArray<string>> = []
-      let waiting: { readonly count: number; readonly done: Deferred.Deferred<void> } | undefined
-      // Waits until `count` chunks in all were handed to the worker.
-      const untilHanded = (count: number) =>
-        Effect.gen(function*() {
-          const done = yield* Deferred.make<void>()
-          waiting = { count, done }
-          if (handed.length >= count) yield* Deferred.succeed(done, undefined)
-          yield* Deferred.await(done)
-        })
-      const pool = DecryptPool.of({
-        decrypt: (items) =>
-          Effect.gen(function*() {
-            const answer = yield* Deferred.make<void>()
-            answers.push(answer)
-            handed.push(items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
-            if (waiting !== undefined && handed.length >= waiting.count) yield* Deferred.succeed(waiting.done, undefined)
-            yield* Deferred.await(answer)
-            return items.map((content) => ({ ok: true as const, plaintext: content.data }))
-          }),
-        reloadKeys: Effect.void,
-        size: 1,
+      const { answers, handed, pool, untilHanded } = yield* answeredPool({
         itemMicros: () => 1_000,
         pendingItems: () => decryption.gate.withWorkers
       })
@@ -215,24 +202,7 @@ describe("the flood budget from a read at intake (the inbox, a pool whose answer
     Effect.gen(function*() {
       // One worker, the default budget of 200 ms (100 ms in a flood). Until a chunk comes back the gate reckons with
       // the guessed 350 µs per item; the worker then reports 1,000.
-      const answers: Array<Deferred.Deferred<void>> = []
-      const threeHanded = yield* Deferred.make<void>()
-      let handed = 0
-      const pool = DecryptPool.of({
-        decrypt: (items) =>
-          Effect.gen(function*() {
-            const answer = yield* Deferred.make<void>()
-            answers.push(answer)
-            handed++
-            if (handed === 3) yield* Deferred.succeed(threeHanded, undefined)
-            yield* Deferred.await(answer)
-            return items.map((content) => ({ ok: true as const, plaintext: content.data }))
-          }),
-        reloadKeys: Effect.void,
-        size: 1,
-        itemMicros: () => 1_000,
-        pendingItems: () => 0
-      })
+      const { answers, pool, untilHanded } = yield* answeredPool({ itemMicros: () => 1_000, pendingItems: () => 0 })
       const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
         Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
         Layer.provide(Layer.succeed(DecryptPool, pool)),
@@ -244,7 +214,7 @@ describe("the flood budget from a read at intake (the inbox, a pool whose answer
       // 421 are held.
       const users = Array.from({ length: 600 }, (_, i) => `u-${i}`)
       yield* inbox.acceptNotifications({ value: users.map((id) => ({ ...richBatchItem(presence(id, "Busy")).item, clientState: "state" })) })
-      yield* Deferred.await(threeHanded)
+      yield* untilHanded(3)
       // At 10 ms the first chunk comes back at 1,000 µs per item. Within the whole budget 90 held items would still
       // fit (190 ms left, 100 items ahead); the read at intake put the gate on its flood budget (90 ms left, fewer than
       // the 100 ahead): every held item is read now.
