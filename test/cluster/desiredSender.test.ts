@@ -5,18 +5,16 @@
  * writer's confirmations reach the store as they come, and a PBX that logs in again gets every unconfirmed row.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Option, Queue } from "effect"
+import { Context, Effect, Layer, Queue } from "effect"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
 import { DesiredWakeups, makeSender } from "../../src/cluster/DesiredSender.ts"
-import type { PbxMessage } from "../../src/pbx/socket/PbxMessages.ts"
-import type { RequestOutcome } from "../../src/pbx/socket/PbxConnection.ts"
-import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
 import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { type Confirmation, StateStore, TenantId } from "../../src/state/StateStore.ts"
 import { allLoggedIn, makeUsers, password, startConnector } from "../pbx/harness.ts"
 import { openStore, withEnv } from "../state/fixtures.ts"
 import { makeTempDir } from "../support/tempDir.ts"
 import { makeRecordedWaits } from "../support/waiting.ts"
+import { makeGate } from "./senderConnections.ts"
 
 const tenant = TenantId.make("alpha")
 const master = "pbx-master"
@@ -25,35 +23,6 @@ const master = "pbx-master"
 const makeWaiters = () => {
   const waits = makeRecordedWaits()
   return { recorded: waits.recorded, until: (check: () => boolean) => waits.until(check).pipe(Effect.timeout("10 seconds")) }
-}
-
-/** Connections whose SetPresence answers are held while `holding`, and the SetPresence requests started, in order. */
-const makeGate = (recorded: () => void) => {
-  const gate = { holding: true, held: [] as Array<() => void>, started: [] as Array<string> }
-  const layer = Layer.effect(PbxConnections, Effect.gen(function*() {
-    const real = yield* PbxConnections
-    return PbxConnections.of({
-      ...real,
-      get: (pbx) =>
-        Effect.map(real.get(pbx), Option.map((connection) => ({
-          ...connection,
-          requestWith: (message: PbxMessage, onResult: (outcome: RequestOutcome) => void) => {
-            if (message.mt !== "SetPresence") return connection.requestWith(message, onResult)
-            gate.started.push(String(message["guid"]))
-            recorded()
-            return connection.requestWith(message, (outcome) => {
-              if (gate.holding) gate.held.push(() => onResult(outcome))
-              else onResult(outcome)
-            })
-          }
-        })))
-    })
-  }))
-  const release = Effect.sync(() => {
-    gate.holding = false
-    for (const answer of gate.held.splice(0)) answer()
-  })
-  return { gate, layer, release }
 }
 
 /** The files store, with every pending read's guids and every confirmation recorded. */
@@ -85,7 +54,7 @@ const confirmedAll = (confirmations: Queue.Queue<Confirmation>, guids: ReadonlyA
 
 const setUp = Effect.fnUntraced(function*() {
   const { recorded, until } = makeWaiters()
-  const { gate, layer, release } = makeGate(recorded)
+  const { gate, layer, release } = makeGate(recorded, { holding: true })
   const connector = yield* startConnector({}, { writerConnections: layer })
   const users = makeUsers("s", 4, master)
   const sim = yield* PbxSimulator.make({

@@ -5,47 +5,26 @@
  * sender at once (and the look read that far) costs no read. The sender's 15 s look at every PBX never comes: TestClock.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, PubSub, Redacted } from "effect"
+import { Effect, Layer, PubSub, Redacted } from "effect"
 import { DesiredWakeups, makeSender } from "../../src/cluster/DesiredSender.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
-import type { PbxMessage } from "../../src/pbx/socket/PbxMessages.ts"
-import type { RequestOutcome } from "../../src/pbx/socket/PbxConnection.ts"
-import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
 import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { type DesiredWakeup, StateStore, TenantId } from "../../src/state/StateStore.ts"
 import { allLoggedIn, makeUsers, password, startConnector } from "../pbx/harness.ts"
 import { keyEnv, newKey, openStore, withEnv } from "../state/fixtures.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
 import { makeRecordedWaits } from "../support/waiting.ts"
+import { makeGate } from "./senderConnections.ts"
 
 const tenant = TenantId.make("alpha")
 const master = "pbx-master"
 const slave = "pbx-slave"
 
-/** The writer's connections, recording the guid of every SetPresence it starts. */
-const recordingConnections = (started: Array<string>, recorded: () => void) =>
-  Layer.effect(PbxConnections, Effect.gen(function*() {
-    const real = yield* PbxConnections
-    return PbxConnections.of({
-      ...real,
-      get: (pbx) =>
-        Effect.map(real.get(pbx), Option.map((connection) => ({
-          ...connection,
-          requestWith: (message: PbxMessage, onResult: (outcome: RequestOutcome) => void) => {
-            if (message.mt === "SetPresence") {
-              started.push(String(message["guid"]))
-              recorded()
-            }
-            return connection.requestWith(message, onResult)
-          }
-        })))
-    })
-  }))
-
 const setUp = Effect.fnUntraced(function*() {
   const { recorded, until } = makeRecordedWaits()
-  const started: Array<string> = []
-  const connector = yield* startConnector({}, { writerConnections: recordingConnections(started, recorded) })
+  const { gate, layer } = makeGate(recorded, { holding: false })
+  const started = gate.started
+  const connector = yield* startConnector({}, { writerConnections: layer })
   const masterUsers = makeUsers("m", 2, master)
   const slaveUsers = makeUsers("s", 2, slave)
   yield* PbxSimulator.make({
