@@ -1,0 +1,35 @@
+/**
+ * One writer per PBX user across PBXs (docs/scaling.md, "One writer per user"): the check a socket holder's writer makes
+ * before it sends a user's command again (a retry, a re-send on a login or a user-table change, a write that waited;
+ * src/pbx/writer/SendFence.ts). The store's latest row of each user, read for the whole batch in one statement, decides:
+ * the command is still this runner's to send only while the row is keyed to a PBX logged in here, under the lease this
+ * runner holds for that PBX (or one about to be taken here: a login here not yet looked at), and still says the
+ * command the writer holds. Anything else — the owner keyed the user to a PBX another runner holds, that PBX's lease
+ * moved, a newer command is on its way — is forgotten by the writer and no longer handed here.
+ */
+import { Effect, SubscriptionRef } from "effect"
+import { clip } from "../domain/LogText.ts"
+import { commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
+import type { makeLeases, Sides } from "./DesiredHandover.ts"
+
+/** The writer's check (PresenceWriter `fence`) for the sender of `sides` with its `leases`. */
+export const userFence = (sides: Sides, leases: ReturnType<typeof makeLeases>) =>
+  Effect.fnUntraced(function*(held: ReadonlyMap<string, PbxPresenceCommand>) {
+    const rows = yield* sides.store.desired.latest(sides.tenant, [...held.keys()])
+    const states = yield* SubscriptionRef.get(sides.connections.states)
+    const leased = new Map(leases.current())
+    const kept = new Set<string>()
+    for (const row of rows) {
+      const lease = leased.get(row.pbx)
+      const command = held.get(row.guid)
+      const here = states.get(row.pbx)?.loggedIn === true && (lease === undefined || lease.epoch === row.lease)
+      if (here && command !== undefined && commandEquals(command, row.command)) kept.add(row.guid)
+    }
+    const dropped = [...held.keys()].filter((guid) => !kept.has(guid))
+    if (dropped.length === 0) return kept
+    for (const [, lease] of leased) for (const guid of dropped) lease.handed.delete(guid)
+    yield* Effect.logInfo(
+      `cluster: ${dropped.length} users' PBX commands are keyed elsewhere now (another PBX's holder writes them, or a newer command comes): not sent again here: ${clip(dropped.join(", "), 300)}`
+    )
+    return kept
+  })
