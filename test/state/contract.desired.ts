@@ -169,7 +169,7 @@ export const desiredContract = (backend: Backend) =>
           { pbx: "slave-1", guid: "u2", command: setPresence("away") }
         ])
         yield* store.desired.lease(a, "master", "runner-1")
-        const byGuid = (rows: ReadonlyArray<{ readonly guid: string }>) => [...rows].sort((x, y) => x.guid.localeCompare(y.guid))
+        const byGuid = <A extends { readonly guid: string }>(rows: ReadonlyArray<A>) => [...rows].sort((x, y) => x.guid.localeCompare(y.guid))
         const before = byGuid(yield* store.desired.latest(a, ["u1", "u2", "u3", "u1"]))
         assert.deepStrictEqual(before.map((row) => [row.guid, row.pbx, row.command, row.lease]), [
           ["u1", "master", setPresence("busy"), 1],
