@@ -14,7 +14,7 @@ import type { makeLeases, Sides } from "./DesiredHandover.ts"
 
 /** The writer's check (PresenceWriter `fence`) for the sender of `sides` with its `leases`. */
 export const userFence = (sides: Sides, leases: ReturnType<typeof makeLeases>) =>
-  Effect.fnUntraced(function*(held: ReadonlyMap<string, PbxPresenceCommand>) {
+  Effect.fn("DesiredSender.fence")(function*(held: ReadonlyMap<string, PbxPresenceCommand>) {
     const rows = yield* sides.store.desired.latest(sides.tenant, [...held.keys()])
     const states = yield* SubscriptionRef.get(sides.connections.states)
     const leased = new Map(leases.current())

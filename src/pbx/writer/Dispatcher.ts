@@ -90,6 +90,7 @@ export interface Dispatcher {
   idleNow: boolean
   /** Whether a wake for answers is queued: the answers that arrive together wake the dispatcher once. */
   answersWakeQueued: boolean
+  /** A cluster's send fence (SendFence.ts), while one is installed. */
   fence: Fence | undefined
 }
 
@@ -173,9 +174,9 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string, 
   }
   const connectionId = connection.value.id
   if (dispatcher.state.alreadyConfirmed(guid, entry.command, pbx, connectionId)) return false
-  if (!fresh) {
-    fence!.waiting.add(guid)
-    Latch.openUnsafe(fence!.wake)
+  if (fence !== undefined && !fresh) {
+    fence.waiting.add(guid)
+    Latch.openUnsafe(fence.wake)
     return false
   }
   const sip = Option.isSome(user) ? user.value.h323 : ""

@@ -58,7 +58,7 @@ const checkWaiting = Effect.fnUntraced(function*(dispatcher: Dispatcher, fence: 
  * Fences `dispatcher` with `check` for as long as the scope lasts (checked in a fiber of the scope). Without a fence the
  * writer sends as one process does.
  */
-export const installFence = Effect.fnUntraced(function*(dispatcher: Dispatcher, check: Fence["check"]): Effect.fn.Return<void, never, Scope.Scope> {
+export const installFence = Effect.fn("PresenceWriter.fence")(function*(dispatcher: Dispatcher, check: Fence["check"]): Effect.fn.Return<void, never, Scope.Scope> {
   const fence: Fence = { check, freshMs, waiting: new Set(), checking: false, wake: yield* Latch.make(false) }
   dispatcher.fence = fence
   yield* Effect.addFinalizer(() =>
