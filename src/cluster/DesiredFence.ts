@@ -8,7 +8,6 @@
  * moved, a newer command is on its way — is forgotten by the writer and no longer handed here.
  */
 import { Effect, SubscriptionRef } from "effect"
-import { clip } from "../domain/LogText.ts"
 import { commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { makeLeases, Sides } from "./DesiredHandover.ts"
 
@@ -25,11 +24,7 @@ export const userFence = (sides: Sides, leases: ReturnType<typeof makeLeases>) =
       const here = states.get(row.pbx)?.loggedIn === true && (lease === undefined || lease.epoch === row.lease)
       if (here && command !== undefined && commandEquals(command, row.command)) kept.add(row.guid)
     }
-    const dropped = [...held.keys()].filter((guid) => !kept.has(guid))
-    if (dropped.length === 0) return kept
-    for (const [, lease] of leased) for (const guid of dropped) lease.handed.delete(guid)
-    yield* Effect.logInfo(
-      `cluster: ${dropped.length} users' PBX commands are keyed elsewhere now (another PBX's holder writes them, or a newer command comes): not sent again here: ${clip(dropped.join(", "), 300)}`
-    )
+    // The writer forgets the others (and logs them): nothing of them is left to confirm here.
+    for (const [, lease] of leased) for (const guid of held.keys()) if (!kept.has(guid)) lease.handed.delete(guid)
     return kept
   })

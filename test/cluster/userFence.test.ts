@@ -93,7 +93,7 @@ const setUp = Effect.fnUntraced(function*() {
     const newer = log().findIndex(written(slave, guid, "busy"))
     return newer >= 0 && log().slice(newer + 1).some(written(master, guid, "away"))
   }
-  /** Side 1 found (by the store) that `guid`'s command is another PBX's now, and dropped it. */
+  /** Side 1 found (by the store) that `guid`'s command is another PBX's now, and forgot it. */
   const dropped = (guid: string) => side1.logs.some((line) => line.includes(guid) && line.includes("another PBX's holder"))
   /** Waits until side 1 writes the older state after the newer one, or drops it: whichever comes first. */
   const staleOrDropped = (guid: string) =>

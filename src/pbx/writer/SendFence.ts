@@ -40,6 +40,7 @@ const checkWaiting = Effect.fnUntraced(function*(dispatcher: Dispatcher, fence: 
   }
   const now = yield* Clock.currentTimeMillis
   const kept: Array<string> = []
+  const forgotten: Array<string> = []
   for (const [guid, entry] of held) {
     // A newer command handed over meanwhile is sent as such (its hand-over read it).
     if (state.desired.get(guid) !== entry) continue
@@ -48,8 +49,14 @@ const checkWaiting = Effect.fnUntraced(function*(dispatcher: Dispatcher, fence: 
       kept.push(guid)
     } else {
       state.forget(guid)
+      forgotten.push(guid)
       yield* FiberMap.remove(dispatcher.retries, guid)
     }
+  }
+  if (forgotten.length > 0) {
+    yield* Effect.logInfo(
+      `${forgotten.length} users' PBX commands forgotten, not sent again: another PBX's holder writes them now, or a newer command comes: ${clip(forgotten.join(", "), 300)}`
+    )
   }
   yield* wakeFor(dispatcher, kept)
 })
