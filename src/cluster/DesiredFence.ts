@@ -24,7 +24,13 @@ export const userFence = (sides: Sides, leases: ReturnType<typeof makeLeases>) =
       const here = states.get(row.pbx)?.loggedIn === true && (lease === undefined || lease.epoch === row.lease)
       if (here && command !== undefined && commandEquals(command, row.command)) kept.add(row.guid)
     }
-    // The writer forgets the others (and logs them): nothing of them is left to confirm here.
-    for (const [, lease] of leased) for (const guid of held.keys()) if (!kept.has(guid)) lease.handed.delete(guid)
+    // The writer forgets the others (and logs them): nothing of them is left to confirm here — unless a newer command
+    // was handed over while the check ran (the writer then sends that one, and it is confirmed as any other).
+    for (const [, lease] of leased) {
+      for (const [guid, command] of held) {
+        const handed = lease.handed.get(guid)
+        if (!kept.has(guid) && handed !== undefined && commandEquals(handed.command, command)) lease.handed.delete(guid)
+      }
+    }
     return kept
   })
