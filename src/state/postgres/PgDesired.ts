@@ -242,8 +242,6 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
   })
 
   const { lease, leasedConfirm, leasedPending } = pgLeases(sql)
-  const desired: StateStoreShape["desired"] = {
-    put, pending, confirm, confirmed: pgConfirmed(sql), latest: pgLatest(sql), resend, lease, wakeups: pgDesiredWakeups(sql)
-  }
+  const desired: StateStoreShape["desired"] = { put, pending, confirm, confirmed: pgConfirmed(sql), latest: pgLatest(sql), resend, lease, wakeups: pgDesiredWakeups(sql) }
   return { desired, owners: pgOwners(sql) }
 }
