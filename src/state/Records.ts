@@ -180,11 +180,11 @@ export interface VersionedCommand extends DesiredCommand {
 }
 
 /**
- * A user's latest desired command with the current lease epoch of its PBX's socket (undefined: never leased): what a
+ * A user's latest desired command with the runner holding its PBX's socket lease (undefined: never leased): what a
  * socket holder checks before it sends a command again (docs/scaling.md, "One writer per user").
  */
 export interface HeldCommand extends VersionedCommand {
-  readonly lease: number | undefined
+  readonly holder: string | undefined
 }
 
 export interface Confirmation {

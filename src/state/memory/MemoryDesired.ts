@@ -94,8 +94,8 @@ const memoryLeases = (wakeups: PubSub.PubSub<DesiredWakeup>) => {
     yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
     return taken
   })
-  const epochOf = (tenant: TenantId, pbx: string) => leases.get(leaseKey(tenant, pbx))?.epoch
-  return { checkLease, lease, epochOf }
+  const holderOf = (tenant: TenantId, pbx: string) => leases.get(leaseKey(tenant, pbx))?.runner
+  return { checkLease, lease, holderOf }
 }
 
 export const makeMemoryDesired = Effect.fnUntraced(function*() {
@@ -128,7 +128,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     return changed
   })
 
-  const { checkLease, epochOf, lease } = memoryLeases(wakeups)
+  const { checkLease, holderOf, lease } = memoryLeases(wakeups)
   const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, epoch?: number, after = 0) {
     yield* checkLease(tenant, pbx, epoch)
     return pendingOf(rows.get(tenant), pbx, limit, after)
@@ -147,7 +147,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     const found: Array<HeldCommand> = []
     for (const guid of new Set(guids)) {
       const row = table?.get(guid)
-      if (row !== undefined) found.push({ ...versioned(guid, row), lease: epochOf(tenant, row.pbx) })
+      if (row !== undefined) found.push({ ...versioned(guid, row), holder: holderOf(tenant, row.pbx) })
     }
     return found
   })

@@ -110,19 +110,19 @@ const pgConfirmed = (sql: PgClient.PgClient) =>
     return rows.map(toVersioned)
   })
 
-const HeldRow = Schema.Struct({ ...CommandRow.fields, lease: Schema.NullOr(Int64) })
+const HeldRow = Schema.Struct({ ...CommandRow.fields, holder: Schema.NullOr(Schema.String) })
 
-/** Each user's latest row (by the primary key) with its PBX's lease epoch: one statement for a batch of re-sends. */
+/** Each user's latest row (by the primary key) with its PBX's lease holder: one statement for a batch of re-sends. */
 const pgLatest = (sql: PgClient.PgClient) =>
   Effect.fn("StateStore.desired.latest")(function*(tenant: TenantId, guids: ReadonlyArray<string>) {
     if (guids.length === 0) return []
-    const rows = yield* sql`SELECT d.guid, d.pbx, d.command, d.version, l.epoch AS lease
+    const rows = yield* sql`SELECT d.guid, d.pbx, d.command, d.version, l.runner AS holder
       FROM pbx_desired AS d LEFT JOIN pbx_lease AS l ON l.tenant_id = d.tenant_id AND l.pbx = d.pbx
       WHERE d.tenant_id = ${tenant} AND d.guid IN (SELECT jsonb_array_elements_text(${sql.json([...new Set(guids)])}))`.pipe(
       Effect.mapError(unavailable(tenant)),
       decodeRows(HeldRow, "pbx_desired", tenant)
     )
-    return rows.map((row): HeldCommand => ({ ...toVersioned(row), lease: row.lease ?? undefined }))
+    return rows.map((row): HeldCommand => ({ ...toVersioned(row), holder: row.holder ?? undefined }))
   })
 
 /**
