@@ -7,6 +7,7 @@ import { Clock, Context, Effect, Layer, PubSub, Queue, Schedule, type Scope, Str
 import { clip } from "../domain/LogText.ts"
 import { type DesiredWakeup, StateStore, type TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
+import { userFence } from "./DesiredFence.ts"
 import { followConfirmations, makeHandover, makeLeases, type Sides } from "./DesiredHandover.ts"
 import { recordStage, recordStageSince } from "./StageTimings.ts"
 
@@ -125,6 +126,8 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
     Effect.forEach(leases.current(), ([pbx, lease]) => leases.guarded(pbx, lease, handover.confirmWritten(pbx, lease, [...lease.handed.keys()])), { discard: true })
   )
   yield* followConfirmations(real, leases, handover)
+  // The writer's own re-sends (retries, a login, a user-table change) go out only while the store keys the user here.
+  if (real.fence !== undefined) yield* real.fence(userFence(sides, leases))
   yield* Effect.gen(function*() {
     while (true) {
       yield* Queue.take(sendWake)

@@ -179,6 +179,14 @@ export interface VersionedCommand extends DesiredCommand {
   readonly waited?: number
 }
 
+/**
+ * A user's latest desired command with the runner holding its PBX's socket lease (undefined: never leased): what a
+ * socket holder checks before it sends a command again (docs/scaling.md, "One writer per user").
+ */
+export interface HeldCommand extends VersionedCommand {
+  readonly holder: string | undefined
+}
+
 export interface Confirmation {
   readonly guid: string
   readonly version: number

@@ -7,6 +7,7 @@ import type {
   CertificateSet,
   Confirmation,
   DesiredCommand,
+  HeldCommand,
   PbxDirectoryRecord,
   PbxLease,
   PresenceSessionState,
@@ -110,6 +111,11 @@ export interface StateStoreShape {
     lease(tenant: TenantId, pbx: string, runner: string): Result<PbxLease>
     /** The commands the PBXs confirmed in their latest version: what they hold, as far as the store knows. */
     confirmed(tenant: TenantId): Result<ReadonlyArray<VersionedCommand>>
+    /**
+     * The latest command of each of these users that has one (whichever PBX it is keyed to), with the runner holding
+     * that PBX's socket lease: one read for a batch of a writer's re-sends (docs/scaling.md, "One writer per user").
+     */
+    latest(tenant: TenantId, guids: ReadonlyArray<string>): Result<ReadonlyArray<HeldCommand>>
     /** Marks everything of one PBX unconfirmed (a PBX that lost its state, e.g. after a restart). */
     resend(tenant: TenantId, pbx: string): Result<void>
     readonly wakeups: Stream.Stream<DesiredWakeup, StateStoreError>

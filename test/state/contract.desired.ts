@@ -159,6 +159,32 @@ export const desiredContract = (backend: Backend) =>
         assert.strictEqual((yield* first.desired.lease(a, "master", "runner-1")).epoch, 3, "the epoch grows on every take")
       }))
 
+    it.live("latest: each user's row wherever it is keyed, with that PBX's lease holder, in one read", () =>
+      Effect.gen(function*() {
+        const storage = yield* backend.storage
+        const store = yield* openStore(storage.store(keyEnv(newKey())))
+        const { epoch } = yield* store.owners.claim(a, "runner-1")
+        yield* store.desired.put(a, epoch, [
+          { pbx: "master", guid: "u1", command: setPresence("busy") },
+          { pbx: "slave-1", guid: "u2", command: setPresence("away") }
+        ])
+        yield* store.desired.lease(a, "master", "runner-1")
+        const byGuid = <A extends { readonly guid: string }>(rows: ReadonlyArray<A>) => [...rows].sort((x, y) => x.guid.localeCompare(y.guid))
+        const before = byGuid(yield* store.desired.latest(a, ["u1", "u2", "u3", "u1"]))
+        assert.deepStrictEqual(before.map((row) => [row.guid, row.pbx, row.command, row.holder]), [
+          ["u1", "master", setPresence("busy"), "runner-1"],
+          ["u2", "slave-1", setPresence("away"), undefined]
+        ], "a user without a row is left out; a PBX never leased has no holder")
+        yield* store.desired.lease(a, "master", "runner-2")
+        assert.deepStrictEqual((yield* store.desired.latest(a, ["u1"])).map((row) => row.holder), ["runner-2"], "the lease's current holder")
+        // The owner keys u1 to the slave with a newer state: the former PBX's holder reads that it is not its own any more.
+        const [moved] = yield* store.desired.put(a, epoch, [{ pbx: "slave-1", guid: "u1", command: setPresence("dnd") }])
+        const after = yield* store.desired.latest(a, ["u1"])
+        assert.deepStrictEqual(after.map((row) => [row.pbx, row.command, row.version, row.holder]), [["slave-1", setPresence("dnd"), moved!.version, undefined]])
+        assert.deepStrictEqual(yield* store.desired.latest(b, ["u1"]), [], "another tenant's rows are not read")
+        assert.deepStrictEqual(yield* store.desired.latest(a, []), [])
+      }))
+
     it.live("wake-ups name the tenant and PBX that has news", () =>
       Effect.gen(function*() {
         const storage = yield* backend.storage

@@ -13,7 +13,7 @@ import type { PbxDirectory, PbxUser } from "../directory/PbxDirectory.ts"
 import type { PbxSettings } from "../PbxSettings.ts"
 import type { RequestOutcome } from "../socket/PbxConnection.ts"
 import type { PbxConnections } from "../socket/PbxConnections.ts"
-import { type DesiredPresence, WriterState } from "./WriterState.ts"
+import { type DesiredPresence, type Fence, WriterState } from "./WriterState.ts"
 
 /**
  * SetPresence requests in flight at once. The limit is there so that a PBX that stops answering holds a bounded
@@ -90,6 +90,8 @@ export interface Dispatcher {
   idleNow: boolean
   /** Whether a wake for answers is queued: the answers that arrive together wake the dispatcher once. */
   answersWakeQueued: boolean
+  /** A cluster's send fence (SendFence.ts), while one is installed. */
+  fence: Fence | undefined
 }
 
 export const makeDispatcher = Effect.fnUntraced(function*(services: {
@@ -107,7 +109,8 @@ export const makeDispatcher = Effect.fnUntraced(function*(services: {
     confirmations: yield* PubSub.unbounded<ReadonlyArray<string>>(),
     counters: new Map(),
     idleNow: true,
-    answersWakeQueued: false
+    answersWakeQueued: false,
+    fence: undefined
   }
 })
 
@@ -156,10 +159,12 @@ const wakeForAnswers = (dispatcher: Dispatcher): void => {
   })
 }
 
-/** Starts one user's SetPresence, unless it needs none; true when a request is now in flight. */
-const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) {
+/** Starts one user's SetPresence, unless it needs none or (fenced) a check first; true when a request is now in flight. */
+const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string, now: number) {
   const entry = dispatcher.state.desired.get(guid)
   if (entry === undefined) return false
+  const { fence } = dispatcher
+  const fresh = fence === undefined || dispatcher.state.takeFresh(guid, now, fence.freshMs)
   const { user, pbx } = yield* routeOf(dispatcher, guid)
   const connection = yield* dispatcher.connections.get(pbx)
   if (Option.isNone(connection)) {
@@ -169,6 +174,11 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string) 
   }
   const connectionId = connection.value.id
   if (dispatcher.state.alreadyConfirmed(guid, entry.command, pbx, connectionId)) return false
+  if (fence !== undefined && !fresh) {
+    fence.waiting.add(guid)
+    Latch.openUnsafe(fence.wake)
+    return false
+  }
   const sip = Option.isSome(user) ? user.value.h323 : ""
   // A write without a trace (no tracing backend, or a read) builds no span attributes and yields no effect for it.
   const span = entry.span === undefined ? undefined : yield* childSpan("PresenceWriter.SetPresence", entry.span, {
@@ -255,11 +265,12 @@ const completeAll = Effect.fnUntraced(function*(dispatcher: Dispatcher) {
 
 /** Starts as many queued users as there are free places: the work per wake is what is started, never what waits. */
 const startReady = Effect.fnUntraced(function*(dispatcher: Dispatcher) {
+  const now = dispatcher.fence === undefined ? 0 : yield* Clock.currentTimeMillis
   while (true) {
     const guid = dispatcher.state.take(maxConcurrent)
     if (guid === undefined) return
     // A defect while starting one write must not stop the dispatcher: it is logged and the user is not in flight.
-    const started = yield* start(dispatcher, guid).pipe(
+    const started = yield* start(dispatcher, guid, now).pipe(
       Effect.catchCause((cause) => Effect.logError(`SetPresence for user ${guid} could not be sent`, cause).pipe(Effect.as(false)))
     )
     if (!started) dispatcher.state.release(guid)
@@ -272,7 +283,8 @@ export const runDispatcher = Effect.fnUntraced(function*(dispatcher: Dispatcher)
     yield* Latch.close(dispatcher.wake)
     yield* completeAll(dispatcher)
     yield* startReady(dispatcher)
-    if (dispatcher.state.quiet && dispatcher.completed.length === 0 && (yield* FiberMap.size(dispatcher.retries)) === 0) {
+    const fenceQuiet = dispatcher.fence === undefined || (dispatcher.fence.waiting.size === 0 && !dispatcher.fence.checking)
+    if (dispatcher.state.quiet && fenceQuiet && dispatcher.completed.length === 0 && (yield* FiberMap.size(dispatcher.retries)) === 0) {
       dispatcher.idleNow = true
       yield* SubscriptionRef.set(dispatcher.idle, true)
     }

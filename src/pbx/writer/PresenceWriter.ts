@@ -5,14 +5,15 @@
  * the connection of the user's PBX (Dispatcher.ts); while that PBX is disconnected the state is kept, and when it logs
  * in again the current state of every user on it is sent again (Resend.ts).
  */
-import { Context, Effect, FiberMap, Layer, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, FiberMap, Layer, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
 import type { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { PbxDirectory } from "../directory/PbxDirectory.ts"
 import { PbxSettings } from "../PbxSettings.ts"
 import { PbxConnections } from "../socket/PbxConnections.ts"
 import { type Dispatcher, makeDispatcher, runDispatcher, wakeFor } from "./Dispatcher.ts"
 import { followRoutes } from "./Resend.ts"
-import type { DesiredPresence, PresenceWrite, WriteMeta, WrittenPresence } from "./WriterState.ts"
+import { installFence } from "./SendFence.ts"
+import type { DesiredPresence, Fence, PresenceWrite, WriteMeta, WrittenPresence } from "./WriterState.ts"
 
 export class PresenceWriter extends Context.Service<PresenceWriter, {
   readonly write: (guid: string, command: PbxPresenceCommand, meta?: WriteMeta) => Effect.Effect<void>
@@ -35,6 +36,11 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
    * Absent from a writer that keeps its commands elsewhere (a cluster's desired commands).
    */
   readonly inherit?: (commands: ReadonlyArray<{ readonly guid: string; readonly pbx: string; readonly command: PbxPresenceCommand }>) => Effect.Effect<number>
+  /**
+   * A cluster's sender fences the writer for the scope's life (SendFence.ts): a command is sent without a check only
+   * right after its hand-over; a retry or re-send first asks `check`, and what it does not keep is forgotten.
+   */
+  readonly fence?: (check: Fence["check"]) => Effect.Effect<void, never, Scope.Scope>
 }>()("teams-presence-connector/pbx/writer/PresenceWriter") {
   static readonly layer = Layer.effect(
     PresenceWriter,
@@ -54,7 +60,8 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
         current: Effect.succeed<ReadonlyMap<string, WrittenPresence>>(dispatcher.state.confirmed),
         desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(dispatcher.state.desired),
         confirmations: PubSub.subscribe(dispatcher.confirmations),
-        inherit: (commands) => Effect.sync(() => dispatcher.state.inherit(commands))
+        inherit: (commands) => Effect.sync(() => dispatcher.state.inherit(commands)),
+        fence: (check) => installFence(dispatcher, check)
       })
     })
   )
@@ -64,7 +71,8 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
 const accept = (dispatcher: Dispatcher) =>
   Effect.fnUntraced(function*(writes: ReadonlyArray<PresenceWrite>) {
     if (writes.length === 0) return
-    const changed = dispatcher.state.accept(writes)
+    // A fenced writer notes when each command was handed over: it may be sent once without a check.
+    const changed = dispatcher.state.accept(writes, dispatcher.fence === undefined ? undefined : yield* Clock.currentTimeMillis)
     if (changed.length === 0) return
     if ((yield* FiberMap.size(dispatcher.retries)) > 0) {
       for (const guid of changed) yield* FiberMap.remove(dispatcher.retries, guid)

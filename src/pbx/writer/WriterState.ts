@@ -4,7 +4,7 @@
  * changed while in flight). "Only what changed" on the PBX side is decided here, once: a write equal to the command
  * already held is dropped, and a user whose command the PBX confirmed on its current connection is not sent again.
  */
-import type { Tracer } from "effect"
+import type { Effect, Latch, Tracer } from "effect"
 import { commandEquals, type PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 
 /** What a PBX confirmed for a user. Entries are replaced, never mutated: a reader may compare them by identity. */
@@ -40,6 +40,19 @@ export interface DesiredPresence {
   readonly failures: number
 }
 
+/** A cluster writer's send fence (SendFence.ts): a command is sent again only once checked against the store. */
+export interface Fence {
+  /** Of these users' held commands, those this writer may still send; the others are forgotten. */
+  readonly check: (held: ReadonlyMap<string, PbxPresenceCommand>) => Effect.Effect<ReadonlySet<string>, unknown>
+  /** How long after its hand-over or check a command may be sent without another check. */
+  readonly freshMs: number
+  /** Users whose turn came without a fresh check: checked together in the next batch. */
+  readonly waiting: Set<string>
+  checking: boolean
+  /** Opened when users wait. */
+  readonly wake: Latch.Latch
+}
+
 /** `confirmedOn` of a confirmation inherited from an earlier process. */
 const inherited = -1
 
@@ -55,11 +68,17 @@ export class WriterState {
   private readonly inFlight = new Set<string>()
   /** Users changed while their write was in flight: they queue again when it is answered, so `take` is O(1). */
   private readonly again = new Set<string>()
+  /** With a send fence (SendFence.ts): when each user's command was last handed over or checked (Clock milliseconds). */
+  private readonly freshAt = new Map<string, number>()
 
-  /** Holds the writes whose command differs from the one held (latest wins); returns the users that changed. */
-  accept(writes: ReadonlyArray<PresenceWrite>): Array<string> {
+  /**
+   * Holds the writes whose command differs from the one held (latest wins); returns the users that changed. With
+   * `now` (a fenced writer), every write counts as checked at `now`: its hand-over read it.
+   */
+  accept(writes: ReadonlyArray<PresenceWrite>, now?: number): Array<string> {
     const changed: Array<string> = []
     for (const { guid, command, meta } of writes) {
+      if (now !== undefined) this.freshAt.set(guid, now)
       const previous = this.desired.get(guid)
       if (previous !== undefined && commandEquals(previous.command, command)) continue
       // The oldest change still waiting is what the delay to the PBX is measured from.
@@ -135,6 +154,31 @@ export class WriterState {
   confirm(guid: string, command: PbxPresenceCommand, pbx: string, connectionId: number, sentAt: number): void {
     this.confirmed.set(guid, { command, pbx, sentAt })
     this.confirmedOn.set(guid, connectionId)
+  }
+
+  /** Whether the user's command was handed over or checked within `withinMs` of `now`; either way, that counts once. */
+  takeFresh(guid: string, now: number, withinMs: number): boolean {
+    const at = this.freshAt.get(guid)
+    if (at === undefined) return false
+    this.freshAt.delete(guid)
+    return now - at <= withinMs
+  }
+
+  /** The user's command was checked at `now`: it may be sent once without another check. */
+  markFresh(guid: string, now: number): void {
+    this.freshAt.set(guid, now)
+  }
+
+  /**
+   * The user's command is no longer this writer's to send (another PBX's holder writes the user now): nothing of it is
+   * kept, not even what a PBX confirmed here, which another writer may have overwritten since. A queued turn finds
+   * nothing to send.
+   */
+  forget(guid: string): void {
+    this.desired.delete(guid)
+    this.confirmed.delete(guid)
+    this.confirmedOn.delete(guid)
+    this.freshAt.delete(guid)
   }
 
   /** A refused attempt of `sent`: the entry with one more failure, or undefined when a newer command replaced it. */

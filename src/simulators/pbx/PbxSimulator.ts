@@ -26,6 +26,8 @@ export interface SimPbxOptions {
   readonly appObject: string
   /** Users registered at this PBX (their `loc` defaults to this PBX). Every PBX replicates the whole system's table. */
   readonly users?: ReadonlyArray<SimUser>
+  /** This PBX's App object URL, when it differs from the system's `connectUrl` (e.g. a slave reaching another runner). */
+  readonly connectUrl?: string
 }
 
 export interface PbxSimulatorOptions {
@@ -56,7 +58,7 @@ const buildSystem = (options: PbxSimulatorOptions, model: SystemModel): Map<stri
         appObject: pbx.appObject
       },
       {
-        connectUrl: options.connectUrl,
+        connectUrl: pbx.connectUrl ?? options.connectUrl,
         domain: options.domain,
         reconnectDelayMs: options.reconnectDelayMs ?? 200,
         keepAliveMs: options.keepAliveMs ?? 60_000

@@ -122,6 +122,7 @@ export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
     confirm: (tenant, confirmations, lease) =>
       load(tenant).pipe(Effect.andThen(desired.confirm(tenant, confirmations, lease)), Effect.tap(() => changed(tenant))),
     confirmed: (tenant) => Effect.andThen(load(tenant), desired.confirmed(tenant)),
+    latest: (tenant, guids) => Effect.andThen(load(tenant), desired.latest(tenant, guids)),
     resend: (tenant, pbx) => load(tenant).pipe(Effect.andThen(desired.resend(tenant, pbx)), Effect.tap(() => changed(tenant))),
     lease: desired.lease,
     wakeups: desired.wakeups

@@ -5,7 +5,7 @@
  */
 import { Effect, Option, PubSub, Stream } from "effect"
 import { commandEquals } from "../../domain/PbxPresence.ts"
-import type { Confirmation, DesiredCommand, PbxLease, TenantId, TenantOwner, VersionedCommand } from "../Records.ts"
+import type { Confirmation, DesiredCommand, HeldCommand, PbxLease, TenantId, TenantOwner, VersionedCommand } from "../Records.ts"
 import type { DesiredWakeup } from "../StateStoreShape.ts"
 import { StateStoreError } from "../StateStoreError.ts"
 
@@ -94,7 +94,8 @@ const memoryLeases = (wakeups: PubSub.PubSub<DesiredWakeup>) => {
     yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
     return taken
   })
-  return { checkLease, lease }
+  const holderOf = (tenant: TenantId, pbx: string) => leases.get(leaseKey(tenant, pbx))?.runner
+  return { checkLease, lease, holderOf }
 }
 
 export const makeMemoryDesired = Effect.fnUntraced(function*() {
@@ -127,7 +128,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     return changed
   })
 
-  const { checkLease, lease } = memoryLeases(wakeups)
+  const { checkLease, holderOf, lease } = memoryLeases(wakeups)
   const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, epoch?: number, after = 0) {
     yield* checkLease(tenant, pbx, epoch)
     return pendingOf(rows.get(tenant), pbx, limit, after)
@@ -140,6 +141,15 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
   )
   const confirmed = Effect.fn("StateStore.desired.confirmed")(function*(tenant: TenantId) {
     return confirmedOf(rows.get(tenant))
+  })
+  const latest = Effect.fn("StateStore.desired.latest")(function*(tenant: TenantId, guids: ReadonlyArray<string>) {
+    const table = rows.get(tenant)
+    const found: Array<HeldCommand> = []
+    for (const guid of new Set(guids)) {
+      const row = table?.get(guid)
+      if (row !== undefined) found.push({ ...versioned(guid, row), holder: holderOf(tenant, row.pbx) })
+    }
+    return found
   })
 
   /** Commands a PBX held when an earlier process stopped (files/ConfirmedFile.ts): confirmed, unless newer ones exist. */
@@ -166,7 +176,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     })
 
   return {
-    desired: { put, pending, confirm, confirmed, resend, lease, wakeups: wakeupStream(wakeups) },
+    desired: { put, pending, confirm, confirmed, latest, resend, lease, wakeups: wakeupStream(wakeups) },
     owners: ownersOf(owners),
     restore,
     forget

@@ -9,7 +9,7 @@ import { Clock, Effect, Option, Queue, Schema, Stream } from "effect"
 import type { Statement } from "effect/sql"
 import { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { fenced, latestPerUser, leaseLost } from "../memory/MemoryDesired.ts"
-import { type Confirmation, type DesiredCommand, type PbxLease, TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
+import { type Confirmation, type DesiredCommand, type HeldCommand, type PbxLease, TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
 import type { DesiredWakeup, StateStoreShape } from "../StateStoreShape.ts"
 import { listenForever } from "./PgListen.ts"
 import { decodeRows, Int64, unavailable } from "./PgRows.ts"
@@ -108,6 +108,21 @@ const pgConfirmed = (sql: PgClient.PgClient) =>
       decodeRows(CommandRow, "pbx_desired", tenant)
     )
     return rows.map(toVersioned)
+  })
+
+const HeldRow = Schema.Struct({ ...CommandRow.fields, holder: Schema.NullOr(Schema.String) })
+
+/** Each user's latest row (by the primary key) with its PBX's lease holder: one statement for a batch of re-sends. */
+const pgLatest = (sql: PgClient.PgClient) =>
+  Effect.fn("StateStore.desired.latest")(function*(tenant: TenantId, guids: ReadonlyArray<string>) {
+    if (guids.length === 0) return []
+    const rows = yield* sql`SELECT d.guid, d.pbx, d.command, d.version, l.runner AS holder
+      FROM pbx_desired AS d LEFT JOIN pbx_lease AS l ON l.tenant_id = d.tenant_id AND l.pbx = d.pbx
+      WHERE d.tenant_id = ${tenant} AND d.guid IN (SELECT jsonb_array_elements_text(${sql.json([...new Set(guids)])}))`.pipe(
+      Effect.mapError(unavailable(tenant)),
+      decodeRows(HeldRow, "pbx_desired", tenant)
+    )
+    return rows.map((row): HeldCommand => ({ ...toVersioned(row), holder: row.holder ?? undefined }))
   })
 
 /**
@@ -227,6 +242,6 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
   })
 
   const { lease, leasedConfirm, leasedPending } = pgLeases(sql)
-  const desired: StateStoreShape["desired"] = { put, pending, confirm, confirmed: pgConfirmed(sql), resend, lease, wakeups: pgDesiredWakeups(sql) }
+  const desired: StateStoreShape["desired"] = { put, pending, confirm, confirmed: pgConfirmed(sql), latest: pgLatest(sql), resend, lease, wakeups: pgDesiredWakeups(sql) }
   return { desired, owners: pgOwners(sql) }
 }

@@ -1,0 +1,147 @@
+/**
+ * One writer per PBX user across PBXs (docs/scaling.md, "One writer per user"): two runners' PBX sides (the sender of
+ * DesiredPresence.ts over the real writer, assembled as PbxSide.ts assembles them) on one real PostgreSQL, the PBX
+ * simulator's master reaching side 1 and its slave side 2. A user's command is keyed to the master (as the owner keys
+ * it while the user's slave is logged in nowhere), then to the slave with a newer state (the owner's re-keying): while
+ * side 1's writer still holds the older state — in retry after the master refused it, or to be sent again when the
+ * master logs in again — side 1 never writes it after side 2 wrote the newer one.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Layer, Logger, Redacted, Stream, SubscriptionRef } from "effect"
+import { DesiredWakeups, desiredPresenceSender } from "../../src/cluster/DesiredPresence.ts"
+import { directoryViaStore } from "../../src/cluster/StoreDirectory.ts"
+import { setPresence } from "../../src/domain/PbxPresence.ts"
+import { serveRoutes } from "../../src/http/Server.ts"
+import { pbxServices } from "../../src/pbx/PbxLayer.ts"
+import { makePbxSettings, PbxSettings } from "../../src/pbx/PbxSettings.ts"
+import { PbxAppService } from "../../src/pbx/socket/PbxAppService.ts"
+import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
+import { PresenceWriter } from "../../src/pbx/writer/PresenceWriter.ts"
+import { PbxSimulator, type SetPresenceRecord } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { StateStore } from "../../src/state/StateStore.ts"
+import { HttpServer } from "effect/http"
+import { makeUsers, password } from "../pbx/harness.ts"
+import { keyEnv, newKey, openStore, tenant, withEnv } from "../state/fixtures.ts"
+import { newSchemaUrl } from "../support/postgres.ts"
+import { makeRecordedWaits } from "../support/waiting.ts"
+
+const alpha = tenant("alpha")
+const master = "pbx-master"
+const slave = "pbx-slave"
+const settings = makePbxSettings({ appPassword: Redacted.make(password), masterPbx: master })
+
+/** Runner `runner`'s PBX side of tenant alpha on a loopback port, its log lines recorded (`recorded` after each). */
+const startSide = Effect.fnUntraced(function*(
+  runner: string,
+  services: Context.Context<StateStore | DesiredWakeups>,
+  recorded: () => void
+) {
+  const logs: Array<string> = []
+  const capture = Logger.make(({ message }) => {
+    logs.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
+    recorded()
+  })
+  const side = desiredPresenceSender(alpha, runner).pipe(
+    Layer.provideMerge(pbxServices(directoryViaStore(alpha, runner))),
+    Layer.provideMerge(PbxSettings.layer(settings))
+  )
+  const server = serveRoutes(PbxAppService.routes, { host: "127.0.0.1", port: 0, maxFrameBytes: settings.maxFrameBytes })
+  const context = yield* Layer.build(server.pipe(Layer.provideMerge(side))).pipe(
+    Effect.provideContext(services),
+    Effect.provide(Logger.layer([capture], { mergeWithExisting: false }))
+  )
+  const address = Context.get(context, HttpServer.HttpServer).address
+  const port = "port" in address ? address.port : 0
+  const connections = Context.get(context, PbxConnections)
+  return {
+    url: `ws://127.0.0.1:${port}${settings.path}`,
+    logs,
+    writer: Context.get(context, PresenceWriter),
+    loggedIn: (pbx: string) =>
+      Stream.runHead(Stream.filter(SubscriptionRef.changes(connections.states), (states) => states.get(pbx)?.loggedIn === true))
+  }
+})
+
+const setUp = Effect.fnUntraced(function*() {
+  const { recorded, until } = makeRecordedWaits()
+  const url = yield* Effect.promise(newSchemaUrl)
+  const store = yield* openStore(StateStore.layerPostgres({ url: Redacted.make(url), maxConnections: 4 }).pipe(Layer.provide(withEnv(keyEnv(newKey())))))
+  const services = yield* Layer.build(DesiredWakeups.layer.pipe(Layer.provideMerge(Layer.succeed(StateStore, store))))
+  const side1 = yield* startSide("runner-1", services, recorded)
+  const side2 = yield* startSide("runner-2", services, recorded)
+  const masterUsers = makeUsers("m", 2, master)
+  const slaveUsers = makeUsers("s", 3, slave)
+  const sim = yield* PbxSimulator.make({
+    connectUrl: side1.url,
+    domain: "example.com",
+    pbxs: [
+      { name: master, isMaster: true, password, lics: 8, appObject: "teams-presence", users: masterUsers },
+      { name: slave, isMaster: false, password, lics: 8, appObject: "teams-presence", users: slaveUsers, connectUrl: side2.url }
+    ]
+  })
+  yield* side1.loggedIn(master)
+  yield* side2.loggedIn(slave)
+  const { epoch } = yield* store.owners.claim(alpha, "runner-owner")
+  /** The owner's put: `guid`'s command keyed to `pbx`. */
+  const put = (pbx: string, guid: string, activity: "away" | "busy") =>
+    store.desired.put(alpha, epoch, [{ pbx, guid, command: setPresence(activity) }])
+  const log = () => sim.peek.setPresenceLog()
+  const written = (pbx: string, guid: string, activity: string) => (record: SetPresenceRecord) =>
+    record.accepted && record.pbx === pbx && record.guid === guid && record.activity === activity
+  /** A write of the older state on the master after the newer one was written on the slave. */
+  const stale = (guid: string) => {
+    const newer = log().findIndex(written(slave, guid, "busy"))
+    return newer >= 0 && log().slice(newer + 1).some(written(master, guid, "away"))
+  }
+  /** Side 1 found (by the store) that `guid`'s command is another PBX's now, and forgot it. */
+  const dropped = (guid: string) => side1.logs.some((line) => line.includes(guid) && line.includes("another PBX's holder"))
+  /** Waits until side 1 writes the older state after the newer one, or drops it: whichever comes first. */
+  const staleOrDropped = (guid: string) =>
+    Effect.raceFirst(
+      sim.waitFor(() => (stale(guid) ? true : undefined), 15_000),
+      until(() => dropped(guid)).pipe(Effect.timeout("15 seconds"))
+    )
+  return { sim, side1, side2, put, log, written, stale, staleOrDropped, masterUsers, slaveUsers }
+})
+
+describe("one writer per PBX user across PBXs", () => {
+  it.live("a retry of the older state on the former PBX is not sent once the user's command moved to another PBX", () =>
+    Effect.gen(function*() {
+      const { log, put, side1, sim, slaveUsers, stale, staleOrDropped, written } = yield* setUp()
+      const user = slaveUsers[0]!.guid
+      // The master refuses: side 1's writer holds the older state and retries it with backoff.
+      yield* sim.setPresenceBehaviour(master, { refuse: "temporarily unavailable" })
+      yield* put(master, user, "away")
+      yield* sim.waitFor(() => (log().some((r) => r.pbx === master && r.guid === user && !r.accepted) ? true : undefined))
+      // The owner keys the user to the slave, with a newer state; side 2 writes it there.
+      yield* put(slave, user, "busy")
+      yield* sim.waitFor(() => (log().some(written(slave, user, "busy")) ? true : undefined))
+      // The master takes writes again: a retry of the older state would now overwrite the newer one.
+      yield* sim.setPresenceBehaviour(master, { refuse: undefined })
+      yield* staleOrDropped(user)
+      assert.isFalse(stale(user), `side 1 wrote the older state after the newer one: ${JSON.stringify(log().filter((r) => r.guid === user))}`)
+      assert.isFalse((yield* side1.writer.desired).has(user), "side 1's writer no longer holds the user")
+      assert.strictEqual(sim.peek.presence(user)[0]?.activity, "busy")
+    }).pipe(Effect.scoped), 60_000)
+
+  it.live("the former PBX logging in again does not get the older state, and its own users' states are sent again", () =>
+    Effect.gen(function*() {
+      const { log, masterUsers, put, side1, sim, slaveUsers, stale, staleOrDropped, written } = yield* setUp()
+      const user = slaveUsers[1]!.guid
+      const own = masterUsers[0]!.guid
+      yield* put(master, user, "away")
+      yield* put(master, own, "away")
+      yield* sim.waitFor(() => (log().some(written(master, user, "away")) && log().some(written(master, own, "away")) ? true : undefined))
+      yield* put(slave, user, "busy")
+      yield* sim.waitFor(() => (log().some(written(slave, user, "busy")) ? true : undefined))
+      // The master's socket drops and it logs in again on side 1: its writer sends what belongs on it again.
+      yield* sim.drop(master)
+      yield* staleOrDropped(user)
+      assert.isFalse(stale(user), `side 1 wrote the older state after the newer one: ${JSON.stringify(log().filter((r) => r.guid === user))}`)
+      // The user still on the master gets its state again on the new connection (the re-send on a login is kept).
+      yield* sim.waitFor(() => (log().filter(written(master, own, "away")).length >= 2 ? true : undefined))
+      assert.isFalse(stale(user))
+      assert.isFalse((yield* side1.writer.desired).has(user), "side 1's writer no longer holds the user")
+      assert.strictEqual(sim.peek.presence(user)[0]?.activity, "busy")
+    }).pipe(Effect.scoped), 60_000)
+})
