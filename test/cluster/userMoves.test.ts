@@ -78,10 +78,13 @@ const startOwner = Effect.fnUntraced(function*(
   const pbx = yield* Layer.build(pbxServices(storeDirectory(alpha)).pipe(Layer.provideMerge(PbxSettings.layer(settings)))).pipe(
     Effect.provideContext(services)
   )
+  const logs: Array<string> = []
+  const capture = Logger.make(({ message }) => void logs.push(Array.isArray(message) ? message.map(String).join(" ") : String(message)))
   const writer = yield* Layer.build(desiredPresenceWriter(alpha, owner, fenced, { connected })).pipe(
-    Effect.provideContext(Context.merge(services, pbx))
+    Effect.provideContext(Context.merge(services, pbx)),
+    Effect.provide(Logger.layer([capture], { mergeWithExisting: true }))
   )
-  return { writer: Context.get(writer, PresenceWriter), directory: Context.get(pbx, PbxDirectory), fenced }
+  return { writer: Context.get(writer, PresenceWriter), directory: Context.get(pbx, PbxDirectory), logs }
 })
 
 const setUp = Effect.fnUntraced(function*() {
@@ -155,17 +158,21 @@ describe("a user moved to another PBX in the user table", () => {
       yield* Effect.logInfo(`moved user's presence at the slave ${took} ms after the move`)
     }).pipe(Effect.scoped), 60_000)
 
-  it.live("slave → master with no Teams change: the owner keys the current command to the master, whose holder sends it", () =>
+  it.live("slave → master, two users in one table change: one put keys both current commands to the master, whose holder sends them", () =>
     Effect.gen(function*() {
       const { log, move, owner, ownerSees, sim, slaveUsers, store, written } = yield* setUp()
-      const user = slaveUsers[0]!
-      yield* owner.writer.write(user.guid, setPresence("away"))
-      yield* sim.waitFor(() => (log().some(written(slave, user.guid, "away")) ? true : undefined))
-      assert.isTrue(yield* ownerSees(user.guid, slave), "the owner's table had the user on the slave before the move")
+      const [one, two] = [slaveUsers[0]!, slaveUsers[1]!]
+      yield* owner.writer.writeAll([{ guid: one.guid, command: setPresence("away") }, { guid: two.guid, command: setPresence("dnd") }])
+      yield* sim.waitFor(() => (log().some(written(slave, one.guid, "away")) && log().some(written(slave, two.guid, "dnd")) ? true : undefined))
+      assert.isTrue(yield* ownerSees(one.guid, slave), "the owner's table had the users on the slave before the move")
 
-      yield* move(user, master)
-      yield* sim.waitFor(() => (log().some(written(master, user.guid, "away")) ? true : undefined), 10_000)
-      const [row] = yield* store.desired.latest(alpha, [user.guid])
-      assert.strictEqual(row?.pbx, master, "the user's row is keyed to the master")
+      // Both edits within the master's side's 300 ms publish debounce: one published table, one batch of edits.
+      yield* move(one, master)
+      yield* move(two, master)
+      yield* sim.waitFor(() => (log().some(written(master, one.guid, "away")) && log().some(written(master, two.guid, "dnd")) ? true : undefined), 10_000)
+      const rows = yield* store.desired.latest(alpha, [one.guid, two.guid])
+      assert.deepStrictEqual(rows.map((row) => row.pbx), [master, master], "both users' rows are keyed to the master")
+      const rekeyed = owner.logs.filter((line) => line.includes("keyed again after the user table moved them"))
+      assert.deepStrictEqual(rekeyed, ["cluster: 2 users' PBX commands keyed again after the user table moved them to another PBX"])
     }).pipe(Effect.scoped), 60_000)
 })
