@@ -17,6 +17,7 @@ import type { DesiredPresence, PresenceWrite } from "../pbx/writer/WriterState.t
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
 import { type DesiredCommand, StateStore, StateStoreError, type TenantId, type TenantOwner } from "../state/StateStore.ts"
 import { DesiredWakeups, makeSender, type Sides } from "./DesiredSender.ts"
+import { followMoves } from "./FollowMoves.ts"
 import { recordStage, recordStageSince } from "./StageTimings.ts"
 
 export { DesiredWakeups } from "./DesiredSender.ts"
@@ -133,12 +134,13 @@ const makeOwnerSide = Effect.fnUntraced(function*(
   })
 
   yield* runPuts({ tenant, store, owner, fenced, sent, outbox, queuedAt, putWake, idle })
-  /** Users whose command is keyed to another PBX than `pbxOf` says now: put again, keyed to that PBX. */
-  const rekey = Effect.gen(function*() {
+  /** Users (`guids`, or all) whose command is keyed to another PBX than `pbxOf` says now: put again in one batch. */
+  const rekey = Effect.fnUntraced(function*(guids?: Iterable<string>) {
     const moved: Array<PresenceWrite> = []
-    for (const [guid, pbx] of keyed) {
+    for (const guid of guids ?? keyed.keys()) {
+      const pbx = keyed.get(guid)
       const held = wanted.get(guid)
-      if (held !== undefined && (yield* pbxOf(guid)) !== pbx) moved.push({ guid, command: held.command })
+      if (pbx !== undefined && held !== undefined && (yield* pbxOf(guid)) !== pbx) moved.push({ guid, command: held.command })
     }
     if (moved.length > 0) yield* writeAll(moved)
     return moved.length
@@ -190,7 +192,8 @@ export const desiredPresenceWriter = (
       Effect.map((states): ReadonlySet<string> => new Set(states.keys()))
     )
     const ownerSide = yield* makeOwnerSide(sides, cluster?.connected ?? ownConnections, owner, fenced, sent)
-    if (cluster !== undefined) yield* followConnected(cluster.connected, ownerSide.rekey)
+    if (cluster !== undefined) yield* followConnected(cluster.connected, ownerSide.rekey())
+    yield* followMoves((yield* PbxDirectory).changes, ownerSide.rekey)
     return PresenceWriter.of({
       writeAll: ownerSide.writeAll,
       write: (guid, command, meta) => ownerSide.writeAll([{ guid, command, meta }]),
