@@ -60,6 +60,20 @@ const confirmedOf = (table: Map<string, Row> | undefined): ReadonlyArray<Version
   return held
 }
 
+/** Each named user's row with the runner holding its PBX's lease (if any). */
+const latestOf = (
+  table: Map<string, Row> | undefined,
+  guids: ReadonlyArray<string>,
+  holderOf: (pbx: string) => string | undefined
+): ReadonlyArray<HeldCommand> => {
+  const found: Array<HeldCommand> = []
+  for (const guid of new Set(guids)) {
+    const row = table?.get(guid)
+    if (row !== undefined) found.push({ ...versioned(guid, row), holder: holderOf(row.pbx) })
+  }
+  return found
+}
+
 /** Tenant owners: each claim makes the claimer the owner with the next epoch. */
 const ownersOf = (owners: Map<TenantId, TenantOwner>) => ({
   claim: Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
@@ -143,13 +157,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     return confirmedOf(rows.get(tenant))
   })
   const latest = Effect.fn("StateStore.desired.latest")(function*(tenant: TenantId, guids: ReadonlyArray<string>) {
-    const table = rows.get(tenant)
-    const found: Array<HeldCommand> = []
-    for (const guid of new Set(guids)) {
-      const row = table?.get(guid)
-      if (row !== undefined) found.push({ ...versioned(guid, row), holder: holderOf(tenant, row.pbx) })
-    }
-    return found
+    return latestOf(rows.get(tenant), guids, (pbx) => holderOf(tenant, pbx))
   })
 
   /** Commands a PBX held when an earlier process stopped (files/ConfirmedFile.ts): confirmed, unless newer ones exist. */
