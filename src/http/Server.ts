@@ -2,7 +2,7 @@
  * The connector's one HTTP server: status page and probes, the Graph webhook and the PBX websocket endpoint share a
  * port, each contributed as an `HttpRouter` layer by its own module.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import { createServer, type Server } from "node:http"
 import { createServer as createNetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
@@ -40,8 +40,7 @@ const listed = (server: Server): Server => {
  * by then the flow has already flushed its PBX writes.
  */
 export const nodeServer = (options: ServerOptions) =>
-  // `noSniff` listens first: it runs before the Effect server's own request listener.
-  NodeHttpServer.layer(() => listed(createServer({ keepAliveTimeout: keepAliveTimeoutMillis }, noSniff)), {
+  NodeHttpServer.layer(() => listed(createServer({ keepAliveTimeout: keepAliveTimeoutMillis })), {
     host: options.host,
     port: options.port,
     backlog: publicBacklog,
@@ -49,23 +48,18 @@ export const nodeServer = (options: ServerOptions) =>
     websocket: { maxPayload: options.maxFrameBytes ?? defaultPbxSettings.maxFrameBytes }
   })
 
-/**
- * On every answer of the server: a browser must never guess another content type than the one given. Set on Node's
- * response before the router sees the request (Node merges it into the head the server writes), not as a global
- * router middleware: with any middleware every request leaves the router's one-frame path for the tracer middleware
- * and two more continuations — per notification POST, which with many tenants is per change (docs/performance.md,
- * "tenants-50: the main thread's cost per POST").
- */
-const noSniff = (_request: IncomingMessage, response: ServerResponse) => {
-  response.setHeader("x-content-type-options", "nosniff")
-}
+/** On every answer of the server: a browser must never guess another content type than the one given. */
+export const noSniff = HttpRouter.middleware(
+  (effect) => Effect.map(effect, HttpServerResponse.setHeader("x-content-type-options", "nosniff")),
+  { global: true }
+)
 
-/** Unknown paths are answered by a route of the router. */
+/** Unknown paths are answered by a route of the router, so that the middleware's headers reach them too. */
 const notFound = HttpRouter.add("*", "/*", HttpServerResponse.text("Not found", { status: 404 }))
 
 /** Serves the route layers on one Node HTTP server; the result also provides `HttpServer` (for the bound address). */
 export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>, options: ServerOptions) =>
-  HttpRouter.serve(Layer.mergeAll(routes, notFound), { disableLogger: true, disableListenLog: true }).pipe(
+  HttpRouter.serve(Layer.mergeAll(routes, notFound, noSniff), { disableLogger: true, disableListenLog: true }).pipe(
     Layer.merge(options.public === true ? Layer.effectDiscard(logListenBacklog(options.port)) : Layer.empty),
     Layer.provideMerge(nodeServer(options))
   )
