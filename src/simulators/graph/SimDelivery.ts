@@ -10,7 +10,7 @@ import { SimJwks } from "./SimJwks.ts"
 import { lifecycleItem, type NotificationItem, presenceItem, userItem } from "./notify/payloads.ts"
 import { type SimPresence, SimState, type UserChange } from "./SimState.ts"
 import { type SimSubscription, SimSubscriptions } from "./SimSubscriptions.ts"
-import { webhookPost } from "./SimWebhookClient.ts"
+import { webhookClient } from "./SimWebhookClient.ts"
 
 export interface DeliveryOptions {
   /** Items are collected this long (or up to `maxBatch`) before a POST. */
@@ -141,7 +141,7 @@ const stats = (delivery: Delivery, url: string, now: number): EndpointStats => {
 const postOnce = Effect.fnUntraced(function*(delivery: Delivery, url: string, body: unknown) {
   const started = yield* Clock.currentTimeMillis
   const ok = yield* Effect.tryPromise(async () => {
-    const response = await webhookPost(url, {
+    const response = await webhookClient.post(url, {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
       timeoutMillis: delivery.options.answerTimeoutMillis
@@ -271,7 +271,7 @@ const validate = (options: DeliveryOptions, url: string) =>
   Effect.tryPromise(async () => {
     const token = `Validation: Testing client application reachability for subscription Request-Id: ${crypto.randomUUID()}`
     const target = `${url}${url.includes("?") ? "&" : "?"}validationToken=${encodeURIComponent(token)}`
-    const response = await webhookPost(target, {
+    const response = await webhookClient.post(target, {
       headers: { "content-type": "text/plain; charset=utf-8" },
       timeoutMillis: options.validationTimeoutMillis
     })

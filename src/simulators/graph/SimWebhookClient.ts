@@ -63,3 +63,9 @@ export const webhookPost = (url: string, post: WebhookPost): Promise<WebhookAnsw
     request.on("error", fail)
     request.end(body)
   })
+
+/**
+ * What the simulator sends its POSTs with: `webhookPost`, replaced only by the benchmark's measurement tap, which times
+ * each notification POST from its start to its answer (bench/taps.ts).
+ */
+export const webhookClient: { post: (url: string, post: WebhookPost) => Promise<WebhookAnswer> } = { post: webhookPost }
