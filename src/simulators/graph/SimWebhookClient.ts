@@ -3,7 +3,7 @@
  * what Graph sends and how fast it must be answered, not whether it keeps connections open between notifications
  * (UNCONFIRMED, docs/protocol-notes.md). The simulator keeps HTTP/1.1 connections alive in a pool per origin without
  * a connection limit — a POST reuses an idle connection to the endpoint, else opens a new one — as common HTTP clients
- * do by default. It is Node's own HTTP client with a keep-alive agent rather than `fetch`, which behaves the same way
+ * do by default. It is Node's own HTTP client with a keep-alive pool (`http.Agent`) rather than `fetch`, which behaves the same way
  * here at about twice the CPU per POST (its web streams, abort signals and header objects): with many tenants the
  * simulators POST once per change, and their CPU is taken from the connector they test on the same cores
  * (docs/performance.md, "tenants-50: the main thread's cost per POST").
@@ -11,7 +11,7 @@
 import http from "node:http"
 import https from "node:https"
 
-/** Idle connections are kept without a limit, as `fetch`'s pool keeps them (Node's agent keeps 256 by default). */
+/** Idle connections are kept without a limit, as `fetch`'s pool keeps them (`http.Agent` keeps 256 by default). */
 const pool = { keepAlive: true, maxSockets: Infinity, maxFreeSockets: Infinity } as const
 const agents = { "http:": new http.Agent(pool), "https:": new https.Agent(pool) }
 
