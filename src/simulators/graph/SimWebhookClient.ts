@@ -1,12 +1,12 @@
 /**
- * How the simulated Graph reaches a webhook: one place for a choice the sources leave open. Microsoft Learn documents
- * what Graph sends and how fast it must be answered, not whether it keeps connections open between notifications
- * (UNCONFIRMED, docs/protocol-notes.md). The simulator keeps HTTP/1.1 connections alive in a pool per origin without a
- * connection limit — a POST reuses an idle connection to the endpoint, else opens a new one — as common HTTP clients do
- * by default. It is Node's own HTTP client with a keep-alive pool (`http.Agent`) rather than `fetch`, which behaves the
- * same way here at about three times the CPU per POST (its web streams, abort signals and header objects): with many tenants
- * the simulators POST once per change, and their CPU is taken from the connector they test on the same cores
- * (docs/performance.md, "tenants-50: the main thread's cost per POST").
+ * How the simulated Graph reaches a webhook: one place for a choice the sources leave open. Microsoft Learn
+ * documents what Graph sends and how fast it must be answered, not whether it keeps connections open between
+ * notifications (UNCONFIRMED, docs/protocol-notes.md). The simulator keeps HTTP/1.1 connections alive in a pool per
+ * origin without a connection limit — a POST reuses an idle connection to the endpoint, else opens a new one — as
+ * common HTTP clients do by default. It is Node's own HTTP client with a keep-alive pool (`http.Agent`) rather than
+ * `fetch`, which behaves the same way here at about three times the CPU per POST (its web streams, abort signals and
+ * header objects): with many tenants the simulators POST once per change, and their CPU is taken from the connector
+ * they test on the same cores (docs/performance.md, "tenants-50: the main thread's cost per POST").
  */
 import http from "node:http"
 import https from "node:https"
@@ -57,7 +57,8 @@ export const webhookPost = (url: string, post: WebhookPost): Promise<WebhookAnsw
         })
       })
     })
-    timer = setTimeout(() => request.destroy(new Error(`no answer within ${post.timeoutMillis} ms`)), post.timeoutMillis)
+    const late = () => request.destroy(new Error(`no answer within ${post.timeoutMillis} ms`))
+    timer = setTimeout(late, post.timeoutMillis)
     // As an abort signal's timer: it does not keep the process alive by itself.
     timer.unref()
     request.on("error", fail)
