@@ -166,7 +166,7 @@ export const changeRun = (env: {
         // TCP connections the connector accepted in the scenario, most open at once, POSTs on a connection of their own.
         connections: probe?.connections ?? null
       },
-      webhookAnswerMs: { ...webhook, measure: "bench process (Graph simulator): start of fetch → response headers; inflated by the bench's own event-loop delay" },
+      webhookAnswerMs: { ...webhook, measure: "bench process (Graph simulator): start of the POST → its answer; inflated by the bench's own event-loop delay" },
       webhookHandlerMs: withMean(webhookServer, HISTOGRAM_WEBHOOK, "connector: notification handler start → 202 produced, bucket-interpolated; add the connector's event-loop delay for the time before the handler runs"),
       webhookFlushedMs: withMean(webhookFlushed, HISTOGRAM_WEBHOOK, "connector: notification handler start → 202 handed to the socket (response finish), bucket-interpolated"),
       addedLatencyMs: { ...added, measure: "Graph simulator starts the POST carrying the change → PBX simulator receives SetPresence" },

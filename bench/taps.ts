@@ -1,13 +1,14 @@
 /**
  * Measurement taps for the benchmark, installed in the bench process only: they time what the simulators do without
- * changing it. The Graph simulator's delivery POSTs with the global `fetch`; the PBX simulator applies every accepted
- * SetPresence through `SystemModel.setPresence`.
+ * changing it. The Graph simulator's delivery POSTs through `webhookClient` (SimWebhookClient.ts); the PBX simulator
+ * applies every accepted SetPresence through `SystemModel.setPresence`.
  */
 import { performance } from "node:perf_hooks"
+import { webhookClient } from "../src/simulators/graph/SimWebhookClient.ts"
 import { SystemModel } from "../src/simulators/pbx/SimulatorModel.ts"
 
 export interface WebhookPost {
-  /** performance.now() when the POST was started and when its response headers arrived. */
+  /** performance.now() when the POST was started and when its answer had arrived (a 202 without a body). */
   readonly startedAt: number
   readonly answeredAt: number
   readonly status: number
@@ -23,8 +24,9 @@ export interface SetPresenceStamp {
 const presenceResource = /communications\/presences\/([0-9a-fA-F-]{36})/g
 
 /**
- * Wraps the global fetch so that every notification POST to `notificationUrl` is timed from the moment Graph's side
- * starts it until the connector's answer arrives, and each Teams user id in it is stamped with the POST's start.
+ * Wraps the Graph simulator's webhook client so that every notification POST to `notificationUrl` is timed from the
+ * moment Graph's side starts it until the connector's answer arrives, and each Teams user id in it is stamped with the
+ * POST's start.
  */
 export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => {
   const posts: Array<WebhookPost> = []
@@ -33,13 +35,10 @@ export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => 
   /** Teams user id (lower case) → performance.now() when the answer to that POST arrived. */
   const answeredAt = new Map<string, number>()
   let recording = false
-  const original = globalThis.fetch
-  globalThis.fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url
-    const body = init?.body
-    if (!recording || init?.method !== "POST" || typeof body !== "string" || !isNotificationUrl(url)) {
-      return original(input, init)
-    }
+  const original = webhookClient.post
+  webhookClient.post = async (url, post) => {
+    const body = post.body
+    if (!recording || typeof body !== "string" || !isNotificationUrl(url)) return original(url, post)
     const startedAt = performance.now()
     const ids: Array<string> = []
     for (const match of body.matchAll(presenceResource)) {
@@ -48,7 +47,7 @@ export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => 
       answeredAt.delete(id)
       ids.push(id)
     }
-    const response = await original(input, init)
+    const response = await original(url, post)
     const answered = performance.now()
     for (const id of ids) if (sentAt.get(id) === startedAt) answeredAt.set(id, answered)
     posts.push({ startedAt, answeredAt: answered, status: response.status, items: ids.length })
@@ -71,7 +70,7 @@ export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => 
       answeredAt.clear()
     },
     uninstall: () => {
-      globalThis.fetch = original
+      webhookClient.post = original
     }
   }
 }

@@ -1,8 +1,8 @@
 /**
  * A worker thread of tenants-50 (bench/tenants50.ts): it hosts the Graph simulators and PBX systems of a share of the
  * tenants, so that the simulators' work runs on event loops of their own rather than on the bench's, and it measures
- * its tenants' burst where both ends are: the notification POST carrying a change (its Graph simulator's fetch) and
- * the SetPresence applied at that tenant's PBX (its PBX simulator), on the same thread's clock.
+ * its tenants' burst where both ends are: the notification POST carrying a change (its Graph simulator's webhook
+ * client) and the SetPresence applied at that tenant's PBX (its PBX simulator), on the same thread's clock.
  *
  * Messages: → `ready` (each tenant's configuration, its simulators running); ← `burst` (the common start on the epoch
  * clock and the rate); → `result` (samples, event-loop delay and CPU time of this thread); ← `stop` (simulators closed,

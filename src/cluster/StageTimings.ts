@@ -16,8 +16,8 @@
  * - `pbx_send`: rows read → the PBX answered their SetPresence (the writer's flush);
  * - `confirm`: the confirmation statement.
  */
-import { Clock, Effect, Metric } from "effect"
-import { clusterStageSeconds, seriesBy } from "../domain/Metrics.ts"
+import { Clock, Effect } from "effect"
+import { clusterStageSecondsOf } from "../domain/Metrics.ts"
 
 export type ClusterStage =
   | "post_direct"
@@ -32,11 +32,9 @@ export type ClusterStage =
   | "pbx_send"
   | "confirm"
 
-const seriesOf = seriesBy<ClusterStage>(clusterStageSeconds, "stage")
-
 /** One observation of `stage`, in milliseconds. */
 export const recordStage = (stage: ClusterStage, millis: number): Effect.Effect<void> =>
-  Metric.update(seriesOf(stage), Math.max(0, millis) / 1000)
+  clusterStageSecondsOf(stage).update(Math.max(0, millis) / 1000)
 
 /** One observation of `stage` from `since` (Clock milliseconds) to now. */
 export const recordStageSince = (stage: ClusterStage, since: number): Effect.Effect<void> =>

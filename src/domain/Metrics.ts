@@ -1,14 +1,13 @@
 /**
  * The connector's metrics, defined once so that every module counts into the same series and `GET /metrics`
- * renders them as Prometheus text. Labels are attached with `Metric.withAttributes` at the call site.
+ * renders them as Prometheus text. Labels are attached with `Metric.withAttributes` at the call site; the metrics updated
+ * per change or per POST have their series per tenant made once (`perTenant`, `perTenantBy`: the `...Of` exports).
  */
-import { Metric } from "effect"
+import { Context, Effect, Metric } from "effect"
 
 /** Items accepted from Graph (label `kind`: presence | users | lifecycle). */
-export const notificationsReceived = Metric.counter("connector_notifications_received_total", {
-  description: "Change notification items accepted from Microsoft Graph",
-  incremental: true
-})
+const receivedOptions = { description: "Change notification items accepted from Microsoft Graph", incremental: true } as const
+export const notificationsReceived = Metric.counter("connector_notifications_received_total", receivedOptions)
 
 /** Rich presence items not decrypted because the decryption backlog was over its latency budget: their users' presence was read instead. */
 export const floodFallbackItems = Metric.counter("connector_flood_fallback_items_total", {
@@ -35,16 +34,57 @@ export const pbxWrites = Metric.counter("connector_pbx_writes_total", { descript
 export const pbxWritesOf = (pbx: string, result: "ok" | "error") =>
   Metric.counter("connector_pbx_writes_total", { description: pbxWritesDescription, incremental: true, attributes: { pbx, result } })
 
+/** Updates of one series of a metric in the tenant's own series (`perTenant`). */
+export interface TenantSeries<In> {
+  /** One update, labelled with the current fiber's metric attributes (its tenant). */
+  readonly update: (input: In) => Effect.Effect<void>
+  /** The same with a context taken before (in a Node callback, or a loop over many values). */
+  readonly updateUnsafe: (input: In, context: Context.Context<never>) => void
+}
+
 /**
- * `metric` with one attribute set to each value of `name`, each series made once and kept (Metric.withAttributes copies
- * the attributes on every call, which a per-change observation should not pay).
+ * A series of a metric as a metric object of its own per set of the fiber's metric attributes — one set per tenant's
+ * connector (Connector.ts). One metric object shared by the tenants keeps its series key (attributes merged, sorted,
+ * JSON) for the last set it saw only, so with 50 tenants' updates interleaved it built the key again at nearly every
+ * update (1.5–2 µs against 0.1 µs; docs/performance.md, "tenants-50: the main thread's cost per POST"); and a
+ * `Metric.withAttributes` adds to the fiber's context on every update. `make` is called once per set: the attribute
+ * set's object first (each connector provides one and keeps it), else its content (the same labels, the same series).
  */
-export const seriesBy = <V extends string>(metric: Metric.Metric<number, unknown>, name: string) => {
-  const series = new Map<V, Metric.Metric<number, unknown>>()
-  return (value: V): Metric.Metric<number, unknown> => {
+export const perTenant = <In, State>(make: () => Metric.Metric<In, State>): TenantSeries<In> => {
+  const byObject = new WeakMap<Readonly<Record<string, string>>, Metric.Metric<In, State>>()
+  const byLabels = new Map<string, Metric.Metric<In, State>>()
+  const seriesOf = (context: Context.Context<never>) => {
+    const attributes = Context.get(context, Metric.CurrentMetricAttributes)
+    let series = byObject.get(attributes)
+    if (series === undefined) {
+      const labels = JSON.stringify(Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      series = byLabels.get(labels)
+      if (series === undefined) {
+        series = make()
+        byLabels.set(labels, series)
+      }
+      byObject.set(attributes, series)
+    }
+    return series
+  }
+  const updateUnsafe = (input: In, context: Context.Context<never>) => seriesOf(context).updateUnsafe(input, context)
+  return {
+    update: (input) =>
+      Effect.contextWith((context: Context.Context<never>) => {
+        updateUnsafe(input, context)
+        return Effect.void
+      }),
+    updateUnsafe
+  }
+}
+
+/** `perTenant` for each value of a label (`make(value)` gives the metric with that label among its own attributes). */
+export const perTenantBy = <V extends string, In, State>(make: (value: V) => Metric.Metric<In, State>) => {
+  const series = new Map<V, TenantSeries<In>>()
+  return (value: V): TenantSeries<In> => {
     let found = series.get(value)
     if (found === undefined) {
-      found = Metric.withAttributes(metric, { [name]: value })
+      found = perTenant(() => make(value))
       series.set(value, found)
     }
     return found
@@ -52,47 +92,52 @@ export const seriesBy = <V extends string>(metric: Metric.Metric<number, unknown
 }
 
 /** Seconds from a notification being received (or a poll answer) to its SetPresence being sent. */
-export const notificationToPbxSeconds = Metric.histogram("connector_notification_to_pbx_seconds", {
+const notificationToPbxSecondsOptions = {
   description: "Delay from receiving a presence change to sending it to the PBX",
   boundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
-})
+} as const
+export const notificationToPbxSeconds = Metric.histogram("connector_notification_to_pbx_seconds", notificationToPbxSecondsOptions)
 
 /**
  * Seconds from a rich notification's item being decrypted to its SetPresence being confirmed: the connector's own
  * share of the delay, without the time the item waited for decryption behind a burst.
  */
-export const decryptedToPbxSeconds = Metric.histogram("connector_decrypted_to_pbx_seconds", {
+const decryptedToPbxSecondsOptions = {
   description: "Delay from decrypting a rich notification's presence to the PBX confirming it",
   boundaries: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
-})
+} as const
+export const decryptedToPbxSeconds = Metric.histogram("connector_decrypted_to_pbx_seconds", decryptedToPbxSecondsOptions)
 
 /**
  * Seconds the notification webhook takes from its handler starting (request routed) to its answer being produced:
  * body read, JSON parse, Schema decode, clientState check and queueing. The client sees this plus the event loop's
  * delay before the handler runs and the response is flushed.
  */
-export const webhookResponseSeconds = Metric.histogram("connector_webhook_response_seconds", {
+const webhookResponseSecondsOptions = {
   description: "Time the notification webhook handler takes to produce its answer",
   boundaries: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1]
-})
+} as const
+export const webhookResponseSeconds = Metric.histogram("connector_webhook_response_seconds", webhookResponseSecondsOptions)
 
 /**
  * A cluster runner: seconds a presence change spends in each stage of its path (label `stage`; src/cluster/StageTimings.ts
  * names the stages, docs/scaling.md "Where the time goes").
  */
-export const clusterStageSeconds = Metric.histogram("connector_cluster_stage_seconds", {
+const clusterStageSecondsOptions = {
   description: "Time a presence change spends in each stage of a cluster's path (label stage)",
   boundaries: [0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30]
-})
+} as const
+export const clusterStageSeconds = Metric.histogram("connector_cluster_stage_seconds", clusterStageSecondsOptions)
 
 /**
  * Seconds a rich notification's chunk spends in each stage between the webhook and publication (label `stage`;
  * src/graph/notifications/Stages.ts names the stages).
  */
-export const notificationStageSeconds = Metric.histogram("connector_notification_stage_seconds", {
+const notificationStageSecondsOptions = {
   description: "Time a rich notification spends in each stage from the webhook to publication (label stage)",
   boundaries: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30]
-})
+} as const
+export const notificationStageSeconds = Metric.histogram("connector_notification_stage_seconds", notificationStageSecondsOptions)
 
 /** Subscription renewals (label `kind`: presence | users). */
 export const subscriptionRenewals = Metric.counter("connector_subscription_renewals_total", {
@@ -149,3 +194,25 @@ export const pbxConnectionEnds = Metric.counter("connector_pbx_connection_ends_t
   description: "PBX websocket connections that ended, by stage and reason",
   incremental: true
 })
+
+/** `notificationsReceived` of the current tenant, by `kind` (per chunk and per POST). */
+export const notificationsReceivedOf = perTenantBy((kind: "presence" | "users" | "lifecycle") =>
+  Metric.counter("connector_notifications_received_total", { ...receivedOptions, attributes: { kind } })
+)
+
+/** `notificationToPbxSeconds` and `decryptedToPbxSeconds` of the current tenant (per change). */
+export const notificationToPbxSecondsOf = perTenant(() => Metric.histogram("connector_notification_to_pbx_seconds", notificationToPbxSecondsOptions))
+export const decryptedToPbxSecondsOf = perTenant(() => Metric.histogram("connector_decrypted_to_pbx_seconds", decryptedToPbxSecondsOptions))
+
+/** `webhookResponseSeconds` of the current tenant, by `until` (twice per POST). */
+export const webhookResponseSecondsOf = perTenantBy((until: "produced" | "flushed") =>
+  Metric.histogram("connector_webhook_response_seconds", { ...webhookResponseSecondsOptions, attributes: { until } })
+)
+
+/** `clusterStageSeconds` and `notificationStageSeconds` of the current tenant, by `stage`. */
+export const clusterStageSecondsOf = perTenantBy((stage: string) =>
+  Metric.histogram("connector_cluster_stage_seconds", { ...clusterStageSecondsOptions, attributes: { stage } })
+)
+export const notificationStageSecondsOf = perTenantBy((stage: string) =>
+  Metric.histogram("connector_notification_stage_seconds", { ...notificationStageSecondsOptions, attributes: { stage } })
+)

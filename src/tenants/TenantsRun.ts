@@ -104,9 +104,9 @@ export const runTenants = Effect.fn("TenantsRun.run")(function*(options: Tenants
     runnerId: "local",
     defaultTenant,
     local: servers.local,
-    // The default tenant (every Graph POST without a /t/ prefix) is answered without running an effect.
-    known: (tenant) =>
-      tenant === defaultTenant ? knownAlready : Effect.runPromise(Effect.map(SubscriptionRef.get(supervisor.states), (states) => states.has(tenant))),
+    // Read as it is, without running an effect: with many tenants nearly every change is a POST of its own, and running
+    // an effect per POST here cost a fiber and a promise each (docs/performance.md, "tenants-50: the main thread's cost per POST").
+    known: (tenant) => (tenant === defaultTenant ? knownAlready : Promise.resolve(SubscriptionRef.getUnsafe(supervisor.states).has(tenant))),
     // One process: a known tenant that is not running here (starting, or failed and waiting) has no other owner.
     owner: () => Promise.resolve(undefined),
     // The process's status is the tenants' overview (ProcessRoutes.ts, behind the admin password).

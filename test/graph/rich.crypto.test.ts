@@ -25,6 +25,10 @@ const tenantKeys = Effect.fnUntraced(function*() {
 
 const presenceJson = JSON.stringify({ id: "u1", availability: "Busy", activity: "InACall" })
 
+/** The workers' answer to a request, into a Deferred the test awaits. */
+const into = (deferred: Deferred.Deferred<ReadonlyArray<DecryptResult>>) => (answer: Effect.Effect<ReadonlyArray<DecryptResult>>) =>
+  Deferred.doneUnsafe(deferred, answer)
+
 describe("rich notification crypto", () => {
   it.effect("round-trips through the persisted certificate and rejects tampering", () =>
     Effect.gen(function*() {
@@ -151,7 +155,7 @@ describe("rich notification crypto", () => {
       }))
       // B stopped: its keys are out of the workers. Its owner number is 2 (A's pool was made first, numbers count from 1).
       const answer = yield* Deferred.make<ReadonlyArray<DecryptResult>>()
-      workers.post(2, [bItemsAtB], answer)
+      workers.post(2, [bItemsAtB], into(answer))
       const results = yield* Deferred.await(answer)
       assert.deepStrictEqual(results.map((r) => (r.ok ? "ok" : r.message)), [
         `no key for certificate id "${bItemsAtB.encryptionCertificateId}" (thumbprint ${bItemsAtB.encryptionCertificateThumbprint})`
@@ -183,12 +187,12 @@ describe("rich notification crypto", () => {
       const answers = Array.from({ length: 40 }, () => Deferred.makeUnsafe<ReadonlyArray<DecryptResult>>())
       answers.forEach((answer, i) => {
         const seal = seals[i % 2]!
-        workers.post(1 + (i % 2), [seal(`c${i}-0`), seal(`c${i}-1`)], answer)
+        workers.post(1 + (i % 2), [seal(`c${i}-0`), seal(`c${i}-1`)], into(answer))
       })
       assert.deepStrictEqual(sent, [], "nothing sent before the task ends")
       workers.dropKeys(2)
       const late = Deferred.makeUnsafe<ReadonlyArray<DecryptResult>>()
-      workers.post(2, [seals[1]!("late")], late)
+      workers.post(2, [seals[1]!("late")], into(late))
       for (let i = 0; i < answers.length; i++) {
         const results = yield* Deferred.await(answers[i]!)
         assert.deepStrictEqual(results.map((r) => (r.ok ? r.plaintext : r.reason)), [`c${i}-0`, `c${i}-1`])
@@ -214,7 +218,7 @@ describe("rich notification crypto", () => {
       yield* Effect.addFinalizer(() => Effect.sync(() => (Worker.prototype.postMessage = original)))
       const chunk = (n: number) => {
         const answer = Deferred.makeUnsafe<ReadonlyArray<DecryptResult>>()
-        workers.post(1, Array.from({ length: n }, (_, i) => seal(`p${i}`)), answer)
+        workers.post(1, Array.from({ length: n }, (_, i) => seal(`p${i}`)), into(answer))
         return answer
       }
       // Two chunks of 2 items in two tasks of one turn (a promise between them): one message, at the turn's end.

@@ -6,8 +6,8 @@
  * when its turn comes is read instead (FloodGate.ts `dispatchable`). The presences go on in arrival order; which of
  * them is stale is the presence source's decision (graph/presence/PresenceState.ts).
  */
-import { Cause, Clock, Deferred, Effect, Exit, Fiber, Metric, PubSub, Queue, Semaphore, type Tracer } from "effect"
-import { notificationsReceived } from "../../domain/Metrics.ts"
+import { Cause, Clock, Deferred, Effect, Exit, Fiber, PubSub, Queue, Semaphore, type Tracer } from "effect"
+import { notificationsReceivedOf } from "../../domain/Metrics.ts"
 import type { GraphPresence } from "../../domain/Presence.ts"
 import { checkDecrypted } from "./DecryptedCheck.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
@@ -30,8 +30,8 @@ export interface PushedPresence {
   readonly span?: Tracer.AnySpan | undefined
 }
 
-/** The counter of accepted presence items, with its attributes resolved once (it is updated per chunk of a burst). */
-export const presencesReceived = Metric.withAttributes(notificationsReceived, { kind: "presence" })
+/** The counter of accepted presence items, each tenant's series made once (it is updated per chunk of a burst). */
+export const presencesReceived = notificationsReceivedOf("presence")
 
 /** Without the flood fallback: chunks with the pool and not yet published (the processor waits beyond it). */
 const chunksInFlight = 16
@@ -286,7 +286,7 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
   }
   yield* rejections.report(items.length)
   if (accepted.length > 0) {
-    yield* Metric.update(presencesReceived, accepted.length)
+    yield* presencesReceived.update(accepted.length)
     yield* PubSub.publishAll(presences, accepted)
   }
   // Let the presence source, the flow and the writer run after a full chunk's worth of items, not after each of many

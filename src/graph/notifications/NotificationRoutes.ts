@@ -3,12 +3,12 @@
  * Answers the validation handshake with the decoded token, and every notification with 202 as soon as it is checked
  * and queued — decryption and processing happen elsewhere, so Graph never sees a slow endpoint.
  */
-import { ByteSize, Clock, Effect, Exit, Layer, Metric } from "effect"
+import { ByteSize, Clock, Effect, Exit, Layer } from "effect"
 import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { ServerResponse as NodeServerResponse } from "node:http"
 import type { Socket } from "node:net"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { webhookResponseSeconds } from "../../domain/Metrics.ts"
+import { webhookResponseSecondsOf } from "../../domain/Metrics.ts"
 import { tracing } from "../../observability/ChangeTrace.ts"
 import { CertificateStore } from "./crypto/CertificateStore.ts"
 import { DecryptPool } from "./crypto/DecryptPool.ts"
@@ -76,9 +76,9 @@ const reportGone = (items: number) => {
   return rejections.report(items)
 }
 
-/** The webhook answer histogram per `until`, with the attributes resolved once (it is observed twice per POST). */
-const answerProduced = Metric.withAttributes(webhookResponseSeconds, { until: "produced" })
-const answerFlushed = Metric.withAttributes(webhookResponseSeconds, { until: "flushed" })
+/** The webhook answer histogram per `until`, each tenant's series made once (it is observed twice per POST). */
+const answerProduced = webhookResponseSecondsOf("produced")
+const answerFlushed = webhookResponseSecondsOf("flushed")
 
 const badRequest = (message: string) => HttpServerResponse.text(message, { status: 400 })
 
@@ -156,7 +156,7 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
    * the event loop before the handler starts.
    */
   const observe = (until: "produced" | "flushed", startedAt: bigint, at: bigint) =>
-    Metric.update(until === "produced" ? answerProduced : answerFlushed, Number(at - startedAt) / 1e9)
+    (until === "produced" ? answerProduced : answerFlushed).update(Number(at - startedAt) / 1e9)
   const timedNotifications = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
     const clock = yield* Clock.Clock
     const startedAt = clock.currentTimeNanosUnsafe()

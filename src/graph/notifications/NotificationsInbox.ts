@@ -5,7 +5,7 @@
  * items are decrypted and verified (Decryption.ts) and go out as typed presences, in arrival order.
  */
 import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, Stream } from "effect"
-import { floodFallbackItems, notificationsReceived } from "../../domain/Metrics.ts"
+import { floodFallbackItems, notificationsReceivedOf } from "../../domain/Metrics.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 import { decryptBatch, type Decryption, drainQueued, makeDecryption, presencesReceived, type PushedPresence } from "./Decryption.ts"
 import { admitWhenDecryptionIsBehind, FloodEpisode, floodQuietMillis, splitWhenWorthReading } from "./FloodGate.ts"
@@ -128,7 +128,7 @@ const divert = Effect.fnUntraced(function*(flood: Flood, userIds: ReadonlyArray<
   if (userIds.length > 0) yield* PubSub.publish(flood.refetch, userIds)
 })
 
-const usersReceived = Metric.withAttributes(notificationsReceived, { kind: "users" })
+const usersReceived = notificationsReceivedOf("users")
 
 /** Sorts one batch: user changes and basic presence notifications go out at once, rich items to decryption. */
 const processBatch = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch) {
@@ -142,13 +142,13 @@ const processBatch = Effect.fnUntraced(function*(outputs: Outputs, batch: Batch)
         rejections.add("malformed", "users notification without a user id")
         continue
       }
-      yield* Metric.update(usersReceived, 1)
+      yield* usersReceived.update(1)
       const changeType: UserChange["changeType"] = entry.item.changeType.toLowerCase().includes("deleted") ? "deleted" : "updated"
       yield* PubSub.publish(outputs.userChanges, { userId, changeType })
     } else if (entry.item.encryptedContent != null) {
       rich.push(entry)
     } else if (userId !== undefined) {
-      yield* Metric.update(presencesReceived, 1)
+      yield* presencesReceived.update(1)
       basic.push(userId)
     } else {
       rejections.add("malformed", "presence notification without resource data or a user id")

@@ -10,13 +10,11 @@
  * - `publish`: answered → published to the presence source (behind earlier chunks, the tokens' check, the publisher);
  * - then `connector_decrypted_to_pbx_seconds`: published → SetPresence confirmed by the PBX.
  */
-import { Effect, Metric } from "effect"
-import { notificationStageSeconds, seriesBy } from "../../domain/Metrics.ts"
+import type { Effect } from "effect"
+import { notificationStageSecondsOf } from "../../domain/Metrics.ts"
 
 export type NotificationStage = "intake" | "held" | "decrypt" | "publish"
 
-const seriesOf = seriesBy<NotificationStage>(notificationStageSeconds, "stage")
-
 /** One observation of `stage`: from `since` to `until` (Clock milliseconds). */
 export const recordStage = (stage: NotificationStage, since: number, until: number): Effect.Effect<void> =>
-  Metric.update(seriesOf(stage), Math.max(0, until - since) / 1000)
+  notificationStageSecondsOf(stage).update(Math.max(0, until - since) / 1000)

@@ -6,7 +6,7 @@
  */
 import { Clock, type Context, Effect, Exit, FiberMap, Latch, Metric, Option, PubSub, type Scope, SubscriptionRef, type Tracer } from "effect"
 import { clip } from "../../domain/LogText.ts"
-import { decryptedToPbxSeconds, notificationToPbxSeconds, pbxWritesOf } from "../../domain/Metrics.ts"
+import { decryptedToPbxSecondsOf, notificationToPbxSecondsOf, pbxWritesOf } from "../../domain/Metrics.ts"
 import { commandLabel, type PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { childSpan, endSpan } from "../../observability/ChangeTrace.ts"
 import type { PbxDirectory, PbxUser } from "../directory/PbxDirectory.ts"
@@ -233,8 +233,8 @@ const recordConfirmed = (dispatcher: Dispatcher, round: Confirmed): Effect.Effec
     Effect.forEach(round.perPbx, ([pbx, writes]) => countWrites(dispatcher, pbx, "ok", writes), { discard: true }),
     Effect.contextWith((context: Context.Context<never>) =>
       Effect.sync(() => {
-        for (const seconds of round.sinceReceived) notificationToPbxSeconds.updateUnsafe(seconds, context)
-        for (const seconds of round.sinceDecrypted) decryptedToPbxSeconds.updateUnsafe(seconds, context)
+        for (const seconds of round.sinceReceived) notificationToPbxSecondsOf.updateUnsafe(seconds, context)
+        for (const seconds of round.sinceDecrypted) decryptedToPbxSecondsOf.updateUnsafe(seconds, context)
       })
     )
   )

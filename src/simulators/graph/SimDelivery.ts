@@ -10,7 +10,7 @@ import { SimJwks } from "./SimJwks.ts"
 import { lifecycleItem, type NotificationItem, presenceItem, userItem } from "./notify/payloads.ts"
 import { type SimPresence, SimState, type UserChange } from "./SimState.ts"
 import { type SimSubscription, SimSubscriptions } from "./SimSubscriptions.ts"
-import { webhookFetch } from "./SimWebhookClient.ts"
+import { webhookClient } from "./SimWebhookClient.ts"
 
 export interface DeliveryOptions {
   /** Items are collected this long (or up to `maxBatch`) before a POST. */
@@ -141,13 +141,11 @@ const stats = (delivery: Delivery, url: string, now: number): EndpointStats => {
 const postOnce = Effect.fnUntraced(function*(delivery: Delivery, url: string, body: unknown) {
   const started = yield* Clock.currentTimeMillis
   const ok = yield* Effect.tryPromise(async () => {
-    const response = await webhookFetch(url, {
-      method: "POST",
+    const response = await webhookClient.post(url, {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(delivery.options.answerTimeoutMillis)
+      timeoutMillis: delivery.options.answerTimeoutMillis
     })
-    await response.arrayBuffer()
     return response.status >= 200 && response.status < 300
   }).pipe(Effect.orElseSucceed(() => false))
   const ended = yield* Clock.currentTimeMillis
@@ -273,14 +271,11 @@ const validate = (options: DeliveryOptions, url: string) =>
   Effect.tryPromise(async () => {
     const token = `Validation: Testing client application reachability for subscription Request-Id: ${crypto.randomUUID()}`
     const target = `${url}${url.includes("?") ? "&" : "?"}validationToken=${encodeURIComponent(token)}`
-    const response = await webhookFetch(target, {
-      method: "POST",
+    const response = await webhookClient.post(target, {
       headers: { "content-type": "text/plain; charset=utf-8" },
-      signal: AbortSignal.timeout(options.validationTimeoutMillis)
+      timeoutMillis: options.validationTimeoutMillis
     })
-    const text = await response.text()
-    const contentType = response.headers.get("content-type") ?? ""
-    return response.status === 200 && contentType.startsWith("text/plain") && text === token
+    return response.status === 200 && response.contentType.startsWith("text/plain") && response.text === token
   }).pipe(Effect.orElseSucceed(() => false))
 
 const sendLifecycle = Effect.fnUntraced(function*(delivery: Delivery, subscription: SimSubscription, event: string) {

@@ -6,7 +6,7 @@
  * A connector on its own starts its workers (`DecryptPool.layer`); the tenants of one process share one set of workers
  * (`SharedDecryptWorkers`, `DecryptPool.layerShared`), each tenant's pool holding its own keys in them.
  */
-import { Context, Deferred, Effect, Layer, Redacted, Schema } from "effect"
+import { Context, Effect, Layer, Redacted, Schema } from "effect"
 import * as os from "node:os"
 import type { EncryptedContent } from "../Notifications.ts"
 import { SubscriptionSettings } from "../../subscriptions/SubscriptionSettings.ts"
@@ -122,10 +122,15 @@ const poolOver = Effect.fnUntraced(function*(workers: DecryptWorkers, owner: Key
   })
 })
 
-/** Splits the items over the workers (chunks of at most `maxChunk`) and joins the results in order. */
+/**
+ * Splits the items over the workers (chunks of at most `maxChunk`) and joins the results in order. The pipeline hands
+ * over one chunk at a time (Decryption.ts), which goes as it is, without a fiber of its own: with many tenants that is
+ * a POST of one or two items, once per change.
+ */
 const decrypt = (workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<EncryptedContent>): Effect.Effect<ReadonlyArray<DecryptResult>> => {
   if (items.length === 0) return Effect.succeed([])
   const chunkSize = Math.min(maxChunk, Math.max(1, Math.ceil(items.length / workers.size)))
+  if (items.length <= chunkSize) return decryptChunk(workers, owner, items)
   const chunks: Array<ReadonlyArray<EncryptedContent>> = []
   for (let i = 0; i < items.length; i += chunkSize) chunks.push(items.slice(i, i + chunkSize))
   return Effect.forEach(chunks, (chunk) => decryptChunk(workers, owner, chunk), { concurrency: "unbounded" }).pipe(
@@ -133,11 +138,13 @@ const decrypt = (workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<
   )
 }
 
-const decryptChunk = Effect.fnUntraced(function*(workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<EncryptedContent>) {
-  const results = yield* Deferred.make<ReadonlyArray<DecryptResult>>()
-  const id = workers.post(owner, items, results)
-  return yield* Deferred.await(results).pipe(
-    Effect.onInterrupt(() => Effect.sync(() => workers.cancel(id))),
+/** One chunk to the workers; resumed by their answer (the request is cancelled when the caller is interrupted). */
+const decryptChunk = (workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<EncryptedContent>): Effect.Effect<ReadonlyArray<DecryptResult>> =>
+  // `resume` alone: a register function taking the abort signal too would make an AbortController per chunk.
+  Effect.callback<ReadonlyArray<DecryptResult>>((resume) => {
+    const id = workers.post(owner, items, resume)
+    return Effect.sync(() => workers.cancel(id))
+  }).pipe(
     // A crashed worker fails its items (counted as "decrypt" by the caller); the pool has replaced it already.
     Effect.catchDefect((defect) =>
       Effect.logError("decryption worker failed; its items are dropped", defect).pipe(
@@ -145,4 +152,3 @@ const decryptChunk = Effect.fnUntraced(function*(workers: DecryptWorkers, owner:
       )
     )
   )
-})

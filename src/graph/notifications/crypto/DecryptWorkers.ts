@@ -1,7 +1,7 @@
 /**
  * The decryption pool's worker threads and their bookkeeping: which requests each worker holds (a crashed worker
  * fails only its own and is replaced, with the keys sent again) and how many items wait at each, for least-loaded
- * dispatch. Plain callbacks: a worker answers on the event loop, which completes the request's Deferred.
+ * dispatch. Plain callbacks: a worker answers on the event loop, which resumes the request's caller.
  * Requests leave together, one message per worker: with many tenants a burst is thousands of requests of a few items,
  * posted by many fibers and webhook POSTs in one turn of the event loop, and every message costs a wake-up of the
  * worker and a context switch on the main thread. Small requests wait for the end of the turn (setImmediate) to go
@@ -11,13 +11,14 @@
  * The workers may serve several owners (the tenants of one process, DecryptPool.ts): each owner's keys are kept apart
  * in the workers, and an owner's items are decrypted with its own keys only.
  */
-import { Deferred, Effect } from "effect"
+import { Effect } from "effect"
 import { Worker } from "node:worker_threads"
 import type { EncryptedContent } from "../Notifications.ts"
 import type { DecryptResult } from "./RichCrypto.ts"
 import { blendItemCost } from "../FloodGate.ts"
 
-type Results = Deferred.Deferred<ReadonlyArray<DecryptResult>>
+/** Resumes the request's caller with its answer (an `Effect.callback`'s resume): the results, or a defect. */
+type Results = (answer: Effect.Effect<ReadonlyArray<DecryptResult>>) => void
 
 /** Items waiting to be posted that go at the end of the current task rather than of the turn (as decryptWorker.ts's answerItems). */
 export const flushItems = 16
@@ -126,7 +127,7 @@ export class DecryptWorkers {
   /**
    * Sends an owner's chunk to the least-loaded worker, with the other chunks posted within the same turn of the event
    * loop (an immediate sends them), or within the same task once `flushItems` items wait (a microtask); `results`
-   * completes with its answer. Returns the request's id.
+   * is called with its answer. Returns the request's id.
    */
   post(owner: KeyOwner, items: ReadonlyArray<EncryptedContent>, results: Results): number {
     const id = this.#nextId++
@@ -194,7 +195,7 @@ export class DecryptWorkers {
     this.#itemCount.delete(message.id)
     if (deferred === undefined) return
     this.#pending.delete(message.id)
-    Deferred.doneUnsafe(deferred, Effect.succeed(message.results))
+    deferred(Effect.succeed(message.results))
   }
 
   /** Fails the requests a crashed worker held and puts a new worker with the keys in its slot. */
@@ -207,7 +208,7 @@ export class DecryptWorkers {
       this.#itemCount.delete(id)
       const deferred = this.#pending.get(id)
       this.#pending.delete(id)
-      if (deferred !== undefined) Deferred.doneUnsafe(deferred, Effect.die(new Error(`decryption worker failed: ${reason}`)))
+      if (deferred !== undefined) deferred(Effect.die(new Error(`decryption worker failed: ${reason}`)))
     }
     if (!this.#closing && this.#workers[slot] === worker) {
       const replacement = this.#spawn(slot)

@@ -1,0 +1,70 @@
+/**
+ * A metric's series per tenant (src/domain/Metrics.ts `perTenant`, `perTenantBy`): updates from many tenants'
+ * contexts, interleaved, land in each tenant's own series with its labels, as `Metric.withAttributes` on one shared
+ * metric did — with one metric object per tenant made once, so that no update builds a series key again.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Metric } from "effect"
+import { PrometheusMetrics } from "effect/observability"
+import { notificationStageSecondsOf, perTenant, perTenantBy, webhookResponseSecondsOf } from "../../src/domain/Metrics.ts"
+
+const inTenant = <A, E, R>(tenant: string, effect: Effect.Effect<A, E, R>) =>
+  Effect.provideService(effect, Metric.CurrentMetricAttributes, { tenant })
+
+describe("metric series per tenant", () => {
+  it.effect("interleaved updates of 5 tenants land in each tenant's series, with the label of perTenantBy", () =>
+    Effect.gen(function*() {
+      const made: Array<string> = []
+      const counted = perTenantBy((kind: "a" | "b") => {
+        made.push(kind)
+        return Metric.counter("test_per_tenant_total", { incremental: true, attributes: { kind } })
+      })
+      const tenants = ["t0", "t1", "t2", "t3", "t4"]
+      // Each tenant's fiber keeps one attribute set, as a connector's layer provides it (Connector.ts).
+      const contexts = tenants.map((tenant) => Context.add(Context.empty(), Metric.CurrentMetricAttributes, { tenant }))
+      const registry = yield* Metric.MetricRegistry
+      for (let round = 0; round < 20; round++) {
+        tenants.forEach((_, i) => {
+          counted("a").updateUnsafe(i + 1, Context.add(contexts[i]!, Metric.MetricRegistry, registry))
+        })
+        yield* inTenant("t2", counted("b").update(1))
+      }
+      for (const [i, tenant] of tenants.entries()) {
+        const state = yield* inTenant(tenant, Metric.value(Metric.withAttributes(Metric.counter("test_per_tenant_total", { incremental: true }), { kind: "a" })))
+        assert.strictEqual(Number(state.count), 20 * (i + 1), tenant)
+      }
+      const b = yield* inTenant("t2", Metric.value(Metric.withAttributes(Metric.counter("test_per_tenant_total", { incremental: true }), { kind: "b" })))
+      assert.strictEqual(Number(b.count), 20)
+      // One metric object per tenant and label: 5 tenants of "a", one of "b" (in a context made per update).
+      assert.deepStrictEqual(made.sort(), ["a", "a", "a", "a", "a", "b"])
+    }))
+
+  it.effect("a tenant's attribute set given as a new object each time finds the series made for its labels", () =>
+    Effect.gen(function*() {
+      let made = 0
+      const observed = perTenant(() => {
+        made++
+        return Metric.histogram("test_per_tenant_seconds", { boundaries: [1, 2] })
+      })
+      for (let i = 0; i < 10; i++) yield* inTenant(i % 2 === 0 ? "x" : "y", observed.update(1.5))
+      assert.strictEqual(made, 2)
+      const x = yield* inTenant("x", Metric.value(Metric.histogram("test_per_tenant_seconds", { boundaries: [1, 2] })))
+      assert.strictEqual(x.count, 5)
+    }))
+
+  it.effect("the connector's per-tenant series render as the shared metric's did: one series per tenant and label", () =>
+    Effect.gen(function*() {
+      yield* inTenant("alpha", notificationStageSecondsOf("intake").update(0.003))
+      yield* inTenant("beta", notificationStageSecondsOf("intake").update(0.003))
+      yield* inTenant("alpha", notificationStageSecondsOf("held").update(0.5))
+      yield* inTenant("alpha", webhookResponseSecondsOf("produced").update(0.0004))
+      const text = yield* PrometheusMetrics.format()
+      const line = (name: string, labels: string) =>
+        text.split("\n").find((row) => row.startsWith(`${name}_count{`) && labels.split(",").every((label) => row.includes(label)))
+      assert.match(line("connector_notification_stage_seconds", 'stage="intake",tenant="alpha"') ?? "", / 1$/)
+      assert.match(line("connector_notification_stage_seconds", 'stage="intake",tenant="beta"') ?? "", / 1$/)
+      assert.match(line("connector_notification_stage_seconds", 'stage="held",tenant="alpha"') ?? "", / 1$/)
+      assert.match(line("connector_webhook_response_seconds", 'until="produced",tenant="alpha"') ?? "", / 1$/)
+      assert.isUndefined(line("connector_notification_stage_seconds", 'stage="held",tenant="beta"'))
+    }))
+})
