@@ -18,6 +18,7 @@ import { Int64 } from "../state/postgres/PgRows.ts"
 import { TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 import { recordStage } from "./StageTimings.ts"
+import { makeTenantHubs } from "./TenantHubs.ts"
 
 export const handoffChannel = "connector_graph_handoff"
 
@@ -72,12 +73,13 @@ const prepareTable = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
 /** The table, the runner's one LISTEN, put and drain. */
 export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
   yield* prepareTable(sql)
-  const wakeups = yield* PubSub.sliding<TenantId | "resync">(1024)
+  // A NOTIFY wakes the drain of the tenant it names only (every runner receives every tenant's: TenantHubs.ts).
+  const wakeups = makeTenantHubs<"changed" | "resync">(1024)
   yield* listenForever(
     sql,
     handoffChannel,
-    (payload) => Schema.is(TenantId)(payload) ? PubSub.publish(wakeups, payload).pipe(Effect.asVoid) : Effect.void,
-    PubSub.publish(wakeups, "resync").pipe(Effect.asVoid)
+    (payload) => Schema.is(TenantId)(payload) ? wakeups.publish(payload, "changed") : Effect.void,
+    wakeups.publishAll("resync")
   )
 
   const put: GraphHandoff["put"] = (tenant, kind, body) =>
@@ -117,18 +119,18 @@ export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClie
   })
 
   const drain: GraphHandoff["drain"] = Effect.fnUntraced(function*(tenant, epoch, inbox) {
-    const subscription = yield* PubSub.subscribe(wakeups)
+    const subscription = yield* wakeups.subscribe(tenant)
     // One pass at a time, so rows reach the inbox in the order they were put.
     const lock = yield* Semaphore.make(1)
     const pass = lock.withPermits(1)(drainOnce(tenant, epoch, inbox)).pipe(
       Effect.timeout("10 seconds"),
       Effect.catchCause((cause) => Effect.logWarning(`cluster: handed-over notifications of ${tenant} not taken yet: ${clip(describeCause(Cause.squash(cause)), 300)}`))
     )
-    const wanted = (wakeup: TenantId | "resync") => wakeup === "resync" || wakeup === tenant
     yield* Effect.gen(function*() {
       while (true) {
-        const wakeup = yield* PubSub.take(subscription)
-        if (wanted(wakeup)) yield* pass
+        // Everything that came meanwhile is one pass: a pass takes every row there is.
+        yield* PubSub.takeAll(subscription)
+        yield* pass
       }
     }).pipe(Effect.forkScoped)
     yield* pass.pipe(Effect.repeat(Schedule.spaced(safetyInterval)), Effect.forkScoped)
