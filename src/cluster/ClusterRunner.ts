@@ -234,6 +234,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     runner: runnerId,
     settingsOf: tenantSettingsOf(options, store),
     socketMode,
+    tenantChanges: store.tenants.changes,
     services: Context.add(services, StateStore, store),
     reachable: sql`SELECT 1`.pipe(Effect.timeout("2 seconds"), Effect.as(true), Effect.orElseSucceed(() => false))
   })
