@@ -22,7 +22,8 @@ export class DesiredWakeups extends Context.Service<DesiredWakeups, {
 }>()("teams-presence-connector/cluster/DesiredWakeups") {
   static readonly layer = Layer.effect(DesiredWakeups, Effect.gen(function*() {
     const store = yield* StateStore
-    const hubs = makeTenantHubs<DesiredWakeup>(4096)
+    // Per tenant (the newest kept): a wake-up only marks what the next look reads; hundreds waiting are a long backlog.
+    const hubs = makeTenantHubs<DesiredWakeup>(256)
     yield* store.desired.wakeups.pipe(
       Stream.runForEach((wakeup) =>
         wakeup.kind === "resync" ? hubs.publishAll(wakeup) : Effect.andThen(

@@ -77,7 +77,7 @@ const prepareTable = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
 export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
   yield* prepareTable(sql)
   // A NOTIFY wakes the drain of the tenant it names only (every runner receives every tenant's: TenantHubs.ts).
-  const wakeups = makeTenantHubs<"changed" | "resync">(1024)
+  const wakeups = makeTenantHubs<"changed" | "resync">(64)
   yield* listenForever(
     sql,
     handoffChannel,
