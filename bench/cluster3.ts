@@ -203,6 +203,15 @@ export const cluster3 = (repoRoot: string) =>
       Effect.orElseSucceed(() => Number.NaN)
     )
     const transactionsBefore = yield* transactions
+    // Per table over the steady phase: rows written and reads by index or scan (which statements each change costs).
+    const tableStats = sql<{ relname: string; ins: string; upd: string; del: string; idx: string; seq: string }>`SELECT relname,
+        n_tup_ins::text AS ins, n_tup_upd::text AS upd, n_tup_del::text AS del,
+        coalesce(idx_scan, 0)::text AS idx, coalesce(seq_scan, 0)::text AS seq
+      FROM pg_stat_user_tables`.pipe(
+      Effect.map((rows) => new Map(rows.map((r) => [r.relname, [r.ins, r.upd, r.del, r.idx, r.seq].map(Number)] as const))),
+      Effect.orElseSucceed(() => new Map<string, Array<number>>())
+    )
+    const tablesBefore = yield* tableStats
     const metricsBefore = yield* Effect.promise(() => readMetrics(ports))
     resetProbes(pids)
     // The bench's own event loop carries every Graph and PBX simulator: its delay is in every latency measured here.
@@ -218,6 +227,14 @@ export const cluster3 = (repoRoot: string) =>
     posts.stop()
     const cpu = cpuShare(cpuBefore, cpuNow(pids), performance.now() - began)
     const transactionsInSteady = (yield* transactions) - transactionsBefore
+    // The statistics collector reports a session's counts at its transaction's end (at most once a second).
+    yield* Effect.sleep("1500 millis")
+    const tablesAfter = yield* tableStats
+    const tablesPerChange = Object.fromEntries([...tablesAfter].flatMap(([name, after]) => {
+      const before = tablesBefore.get(name) ?? [0, 0, 0, 0, 0]
+      const [ins, upd, del, idx, seq] = after.map((n, i) => round((n - before[i]!) / total, 2))
+      return ins! + upd! + del! + idx! + seq! === 0 ? [] : [[name, { ins, upd, del, idx, seq }]]
+    }))
     // Where each change's tenant was owned and its PBX's socket held at the end of the steady phase.
     const placement = yield* sql<{ tenant_id: string; guid: string; owner: string | null; holder: string | null }>`SELECT d.tenant_id, d.guid,
         o.runner AS owner, l.runner AS holder
@@ -304,6 +321,7 @@ export const cluster3 = (repoRoot: string) =>
         runnerEventLoopDelayMs: loops.map((l, i) => ({ runner: demo.runners[i]!.name, ...l.eventLoopDelayMs })),
         cpu,
         databaseTransactions: { steady: transactionsInSteady, perChange: round(transactionsInSteady / total) },
+        databaseTablesPerChange: tablesPerChange,
         settleCpu: { seconds: SETTLE_SECONDS, runners: settleCpu.runners, postgres: settleCpu.postgres, bench: settleCpu.bench },
         unconfirmedOver30s: unconfirmed.map((r) => `${r.tenant_id}/${r.pbx}: ${r.rows}`),
         postgresSessions: Object.fromEntries([...sessions].sort((a, b) => b[1] - a[1])),

@@ -28,6 +28,7 @@ import type { GraphIngress, GraphPaths } from "./FrontGraph.ts"
 import { recordStage } from "./StageTimings.ts"
 import { type GraphHandoff, makeGraphHandoff } from "./GraphHandoff.ts"
 import { makeHandoffIntake } from "./HandoffIntake.ts"
+import { makeTenantCache } from "./TenantCache.ts"
 import { makeRunnerRegistry, publishInterval } from "./RunnerRegistry.ts"
 import { type SocketMode, socketModeOf } from "./SocketMode.ts"
 import { startRunnerFront } from "./RunnerFront.ts"
@@ -160,47 +161,29 @@ const tenantWork = (parts: WorkParts): TenantWork => {
     })
 }
 
-/** How long a tenant's webhook paths are taken as read. */
-const pathsFor = 10_000
+/** A tenant's webhook paths are read again when its stored tenant changed, or after this long (a missed change). */
+const pathsFor = 300_000
 
 /** Graph's webhooks on the public port: any tenant's notifications are taken here (FrontGraph.ts). */
-const graphIngress = (parts: WorkParts): GraphIngress => {
+const graphIngress = Effect.fnUntraced(function*(parts: WorkParts) {
   const settingsOf = tenantSettingsOf(parts.options, parts.store)
   const intake = makeHandoffIntake(parts.store, parts.handoff)
-  const cache = new Map<TenantId, { readonly at: number; readonly paths: GraphPaths | undefined }>()
-  const readPaths = (tenant: TenantId) =>
+  const paths = makeTenantCache((tenant: TenantId) =>
     settingsOf(tenant).pipe(
-      Effect.map(({ subscriptions: s }) =>
+      Effect.map(({ subscriptions: s }): GraphPaths | undefined =>
         s.mode === "push" ? { notificationPath: s.notificationPath, lifecyclePath: s.lifecyclePath, maxBodyBytes: s.maxBodyBytes } : undefined
       ),
       Effect.timeout("2 seconds")
-    )
-  /**
-   * Read again in the background once older than `pathsFor`, so a POST never waits for the store once they are known;
-   * a read that fails keeps what was known.
-   */
-  const refresh = (tenant: TenantId) =>
-    readPaths(tenant).pipe(
-      Effect.tap((paths) => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.sync(() => cache.set(tenant, { at, paths })))),
-      Effect.orElseSucceed(() => cache.get(tenant)?.paths)
-    )
+    ), pathsFor)
+  yield* paths.follow(parts.store.tenants.changes).pipe(Effect.retry(Schedule.spaced("2 seconds")), Effect.forkScoped)
   return {
-    paths: (tenant) =>
-      Effect.runPromise(Effect.gen(function*() {
-        const cached = cache.get(tenant)
-        if (cached === undefined) return yield* refresh(tenant)
-        if ((yield* Clock.currentTimeMillis) - cached.at >= pathsFor) {
-          cache.set(tenant, { ...cached, at: yield* Clock.currentTimeMillis })
-          yield* Effect.forkDetach(refresh(tenant))
-        }
-        return cached.paths
-      })),
+    paths: (tenant) => Effect.runPromise(paths.get(tenant)),
     direct: (tenant) => parts.direct.get(tenant),
     receive: (tenant, kind, json) => Effect.runPromise(intake.receive(tenant, kind, json)),
     timed: (path, millis) => Effect.runSync(recordStage(path, millis)),
     refused: (tenant, reason, message) => Effect.runFork(logRejected(reason, message, { tenant }))
-  }
-}
+  } satisfies GraphIngress
+})
 
 /**
  * This runner's row for the status page, and the cluster's rows onto the page of every tenant running here; with PBX
@@ -234,6 +217,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
     runner: runnerId,
     settingsOf: tenantSettingsOf(options, store),
     socketMode,
+    tenantChanges: store.tenants.changes,
     services: Context.add(services, StateStore, store),
     reachable: sql`SELECT 1`.pipe(Effect.timeout("2 seconds"), Effect.as(true), Effect.orElseSucceed(() => false))
   })
@@ -281,7 +265,7 @@ export const runRunner = Effect.fn("ClusterRunner.run")(function*(options: Runne
       )),
     notReady: () => run(notReady(parts, () => stopping)),
     status: () => run(clusterStatus(parts)),
-    graph: graphIngress(work),
+    graph: yield* graphIngress(work),
     pbxSides: sides,
     // A tenant whose settings cannot be read is given to its PBX side, which cannot start either and refuses it.
     socketMode: (tenant) => run(socketMode(tenant).pipe(Effect.orElseSucceed(() => "any" as const)))

@@ -10,25 +10,28 @@ import { describeCause } from "../state/StateStoreError.ts"
 import { userFence } from "./DesiredFence.ts"
 import { followConfirmations, makeHandover, makeLeases, type Sides } from "./DesiredHandover.ts"
 import { recordStage, recordStageSince } from "./StageTimings.ts"
+import { makeTenantHubs } from "./TenantHubs.ts"
 
 /**
- * One LISTEN per runner, shared by its tenants. `local` wakes this runner's senders of a PBX at once, without waiting
- * for the put's NOTIFY to come back from the database (an owner whose PBX's socket is on its own runner).
+ * One LISTEN per runner, shared by its tenants; `subscribe` gives the wake-ups of one tenant (and every resync), so a
+ * NOTIFY wakes only the senders of the tenant it names (TenantHubs.ts). `local` wakes this runner's senders of a PBX at
+ * once, without waiting for the put's NOTIFY to come back from the database (an owner whose PBX's socket is here).
  */
 export class DesiredWakeups extends Context.Service<DesiredWakeups, {
-  readonly subscribe: Effect.Effect<PubSub.Subscription<DesiredWakeup>, never, Scope.Scope>
+  readonly subscribe: (tenant: TenantId) => Effect.Effect<PubSub.Subscription<DesiredWakeup>, never, Scope.Scope>
   readonly local: (tenant: TenantId, pbx: string) => Effect.Effect<void>
 }>()("teams-presence-connector/cluster/DesiredWakeups") {
   static readonly layer = Layer.effect(DesiredWakeups, Effect.gen(function*() {
     const store = yield* StateStore
-    const hub = yield* PubSub.sliding<DesiredWakeup>(4096)
+    // Per tenant (the newest kept): a wake-up only marks what the next look reads; hundreds waiting are a long backlog.
+    const hubs = makeTenantHubs<DesiredWakeup>(256)
     yield* store.desired.wakeups.pipe(
       Stream.runForEach((wakeup) =>
-        Effect.andThen(
-          wakeup.kind === "changed" && wakeup.at !== undefined && wakeup.receivedAt !== undefined
+        wakeup.kind === "resync" ? hubs.publishAll(wakeup) : Effect.andThen(
+          wakeup.at !== undefined && wakeup.receivedAt !== undefined
             ? Effect.andThen(recordStage("notify", wakeup.receivedAt - wakeup.at), recordStageSince("notify_hop", wakeup.receivedAt))
             : Effect.void,
-          PubSub.publish(hub, wakeup)
+          hubs.publish(wakeup.tenant, wakeup)
         )
       ),
       Effect.tapError((error) => Effect.logWarning(`cluster: PBX wake-ups failed (${describeCause(error)}); listening again`)),
@@ -36,8 +39,8 @@ export class DesiredWakeups extends Context.Service<DesiredWakeups, {
       Effect.forkScoped
     )
     return DesiredWakeups.of({
-      subscribe: PubSub.subscribe(hub),
-      local: (tenant, pbx) => PubSub.publish(hub, { kind: "changed", tenant, pbx }).pipe(Effect.asVoid)
+      subscribe: hubs.subscribe,
+      local: (tenant, pbx) => hubs.publish(tenant, { kind: "changed", tenant, pbx })
     })
   }))
 }
@@ -59,12 +62,12 @@ const followWakeups = Effect.fnUntraced(function*(
     readonly notified: (pbx: string, at: number, version: number | undefined) => Effect.Effect<void>
   }
 ) {
-  const notifications = yield* wakeups.subscribe
+  const notifications = yield* wakeups.subscribe(sides.tenant)
   yield* Effect.gen(function*() {
     while (true) {
       const wakeup = yield* PubSub.take(notifications)
       if (wakeup.kind === "resync") yield* wake.all
-      else if (wakeup.tenant === sides.tenant) yield* wake.notified(wakeup.pbx, yield* Clock.currentTimeMillis, wakeup.version)
+      else yield* wake.notified(wakeup.pbx, yield* Clock.currentTimeMillis, wakeup.version)
     }
   }).pipe(Effect.forkScoped)
   const events = yield* sides.connections.subscribe

@@ -18,6 +18,7 @@ import { Int64 } from "../state/postgres/PgRows.ts"
 import { TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 import { recordStage } from "./StageTimings.ts"
+import { makeTenantHubs } from "./TenantHubs.ts"
 
 export const handoffChannel = "connector_graph_handoff"
 
@@ -31,7 +32,10 @@ const HandoffRow = Schema.Struct({ id: Int64, kind: Schema.Literals(["change", "
 
 /** Rows taken by the owner at a time. */
 const takeLimit = 100
-/** Without any wake-up, the owner looks for rows this often (a lost notification, a LISTEN being set up again). */
+/**
+ * Without any wake-up, each runner looks this often which tenants have rows waiting (a lost notification, a pass that
+ * failed), in one statement for all of them, and wakes the drains of those it runs.
+ */
 const safetyInterval = "5 seconds"
 
 export interface GraphHandoff {
@@ -72,12 +76,23 @@ const prepareTable = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
 /** The table, the runner's one LISTEN, put and drain. */
 export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClient) {
   yield* prepareTable(sql)
-  const wakeups = yield* PubSub.sliding<TenantId | "resync">(1024)
+  // A NOTIFY wakes the drain of the tenant it names only (every runner receives every tenant's: TenantHubs.ts).
+  const wakeups = makeTenantHubs<"changed" | "resync">(64)
   yield* listenForever(
     sql,
     handoffChannel,
-    (payload) => Schema.is(TenantId)(payload) ? PubSub.publish(wakeups, payload).pipe(Effect.asVoid) : Effect.void,
-    PubSub.publish(wakeups, "resync").pipe(Effect.asVoid)
+    (payload) => Schema.is(TenantId)(payload) ? wakeups.publish(payload, "changed") : Effect.void,
+    wakeups.publishAll("resync")
+  )
+  // One look per runner, not one per tenant it owns: at 50 tenants that was 10 statements a second across the runners.
+  yield* sql<{ tenant_id: string }>`SELECT DISTINCT tenant_id FROM connector_graph_handoff`.pipe(
+    Effect.flatMap((rows) =>
+      Effect.forEach(rows, ({ tenant_id }) => (Schema.is(TenantId)(tenant_id) ? wakeups.publish(tenant_id, "changed") : Effect.void), { discard: true })
+    ),
+    Effect.catchCause((cause) => Effect.logWarning(`cluster: looking for handed-over notifications failed: ${clip(describeCause(Cause.squash(cause)), 300)}`)),
+    Effect.delay(safetyInterval),
+    Effect.forever,
+    Effect.forkScoped
   )
 
   const put: GraphHandoff["put"] = (tenant, kind, body) =>
@@ -117,21 +132,22 @@ export const makeGraphHandoff = Effect.fnUntraced(function*(sql: PgClient.PgClie
   })
 
   const drain: GraphHandoff["drain"] = Effect.fnUntraced(function*(tenant, epoch, inbox) {
-    const subscription = yield* PubSub.subscribe(wakeups)
+    const subscription = yield* wakeups.subscribe(tenant)
     // One pass at a time, so rows reach the inbox in the order they were put.
     const lock = yield* Semaphore.make(1)
     const pass = lock.withPermits(1)(drainOnce(tenant, epoch, inbox)).pipe(
       Effect.timeout("10 seconds"),
       Effect.catchCause((cause) => Effect.logWarning(`cluster: handed-over notifications of ${tenant} not taken yet: ${clip(describeCause(Cause.squash(cause)), 300)}`))
     )
-    const wanted = (wakeup: TenantId | "resync") => wakeup === "resync" || wakeup === tenant
     yield* Effect.gen(function*() {
       while (true) {
-        const wakeup = yield* PubSub.take(subscription)
-        if (wanted(wakeup)) yield* pass
+        // Everything that came meanwhile is one pass: a pass takes every row there is.
+        yield* PubSub.takeAll(subscription)
+        yield* pass
       }
     }).pipe(Effect.forkScoped)
-    yield* pass.pipe(Effect.repeat(Schedule.spaced(safetyInterval)), Effect.forkScoped)
+    // The first pass now; later ones on wake-ups (a NOTIFY, a resync, the runner's look every few seconds).
+    yield* pass.pipe(Effect.forkScoped)
   })
 
   return { put, drain, drainOnce } satisfies GraphHandoff

@@ -11,7 +11,7 @@
  * tenant's configuration, updated, needs its sockets in its owner's connector (SocketMode.ts): its sockets close, and
  * the PBXs reconnect to the owner.
  */
-import { Clock, Context, Effect, Exit, Layer, Metric, Schedule, Scope, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Metric, Schedule, Scope, Stream, SubscriptionRef } from "effect"
 import { HttpServer } from "effect/http"
 import type { ConnectorSettings } from "../config/Settings.ts"
 import { serveRoutes } from "../http/Server.ts"
@@ -19,7 +19,7 @@ import { pbxServices } from "../pbx/PbxLayer.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PbxAppService } from "../pbx/socket/PbxAppService.ts"
 import { PbxConnections, type PbxState } from "../pbx/socket/PbxConnections.ts"
-import { StateStore, type TenantId } from "../state/StateStore.ts"
+import { StateStore, type TenantChange, type TenantId } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 import { DesiredWakeups, desiredPresenceSender } from "./DesiredPresence.ts"
 import type { SocketMode } from "./SocketMode.ts"
@@ -30,8 +30,6 @@ const idleStop = "10 seconds"
 /** How often the runner's database is checked, and after how long unreachable every side is stopped. */
 const healthEvery = "2 seconds"
 const unreachableStop = 6_000
-/** How often the running sides' tenants are checked for a configuration that moved them to mode `owner`. */
-const modeEvery = "5 seconds"
 
 interface Side {
   /** The loopback port its server listens on, once started. */
@@ -134,19 +132,31 @@ const statesOf = (sides: ReadonlyMap<TenantId, Side>) =>
 
 /**
  * A tenant updated to need its owner's connector (SocketMode.ts): its side here stops, its sockets close and the PBXs
- * reconnect, to be piped to the owner (the owner's connector restarts with the update and then holds them).
+ * reconnect, to be piped to the owner (the owner's connector restarts with the update and then holds them). A side's
+ * configuration is read again when the store's tenant changes say that its tenant changed (the NOTIFY of the update, or
+ * the changes' own re-read every 30 s), not every few seconds for every side: that was a read and the opening of the
+ * tenant's sealed configuration per side every 5 s, ten a second per runner at 50 tenants.
  */
-const stopWhenOwnerMode = (
+export const stopWhenOwnerMode = <S>(
+  changes: Stream.Stream<TenantChange, unknown>,
   socketMode: (tenant: TenantId) => Effect.Effect<SocketMode, unknown>,
-  sides: ReadonlyMap<TenantId, Side>,
-  stop: (tenant: TenantId, side: Side) => Effect.Effect<void>
+  sides: ReadonlyMap<TenantId, S>,
+  stop: (tenant: TenantId, side: S) => Effect.Effect<void>
 ) =>
-  Effect.gen(function*() {
-    for (const [tenant, side] of [...sides]) {
-      const mode = yield* socketMode(tenant).pipe(Effect.orElseSucceed(() => "any" as const))
-      if (mode === "owner" && sides.get(tenant) === side) yield* stop(tenant, side)
-    }
-  }).pipe(Effect.repeat(Schedule.spaced(modeEvery)), Effect.forkScoped)
+  changes.pipe(
+    Stream.runForEach((change) =>
+      Effect.gen(function*() {
+        const side = sides.get(change.id)
+        // "added" also after a re-read that follows a lost connection (every tenant is new to the stream then).
+        if (side === undefined || change.kind === "removed") return
+        const mode = yield* socketMode(change.id).pipe(Effect.orElseSucceed(() => "any" as const))
+        if (mode === "owner" && sides.get(change.id) === side) yield* stop(change.id, side)
+      })
+    ),
+    Effect.tapError((error) => Effect.logWarning(`cluster: following the tenants' changes for the PBX sides failed (${describeCause(error)}); again`)),
+    Effect.retry(Schedule.spaced("2 seconds")),
+    Effect.forkScoped
+  )
 
 /**
  * The runner's PBX sides, in the current scope (closing it stops them all). `settingsOf` reads a tenant's settings
@@ -157,6 +167,8 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
   readonly settingsOf: (tenant: TenantId) => Effect.Effect<ConnectorSettings, unknown>
   /** Where the tenant's PBX sockets are served now (SocketMode.ts), read from its stored configuration. */
   readonly socketMode: (tenant: TenantId) => Effect.Effect<SocketMode, unknown>
+  /** The store's tenant changes: a running side's mode is read again when its tenant changed. */
+  readonly tenantChanges: Stream.Stream<TenantChange, unknown>
   readonly services: Context.Context<StateStore | DesiredWakeups>
   /** Whether the state database answers now (a runner cut off from it can send nothing: its sockets must move). */
   readonly reachable: Effect.Effect<boolean>
@@ -225,7 +237,7 @@ export const makePbxSides = Effect.fnUntraced(function*(options: {
   }
 
   yield* stopWhenUnreachable(options.reachable, health, () => [...sides], (tenant, side) => stop(tenant, side, "the state database cannot be reached"))
-  yield* stopWhenOwnerMode(options.socketMode, sides, (tenant, side) => stop(tenant, side, "its configuration needs its PBX sockets in its owner's connector"))
+  yield* stopWhenOwnerMode(options.tenantChanges, options.socketMode, sides, (tenant, side) => stop(tenant, side, "its configuration needs its PBX sockets in its owner's connector"))
 
   return { open, states: statesOf(sides) } satisfies PbxSides
 })

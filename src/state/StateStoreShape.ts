@@ -127,6 +127,11 @@ export interface StateStoreShape {
   readonly directory: {
     publish(tenant: TenantId, record: PbxDirectoryRecord): Result<void>
     load(tenant: TenantId, pbx: string): Result<Option.Option<PbxDirectoryRecord>>
+    /**
+     * What changes with every publish of the tenant's directory of `pbx` (none before the first): a reader that holds
+     * a record compares it instead of loading and comparing every user again.
+     */
+    stamp(tenant: TenantId, pbx: string): Result<Option.Option<string>>
     readonly wakeups: Stream.Stream<DirectoryWakeup, StateStoreError>
   }
   readonly owners: {

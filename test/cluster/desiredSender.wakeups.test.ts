@@ -55,7 +55,7 @@ const setUp = Effect.fnUntraced(function*() {
   // The wake-ups are the test's to give (as the runner's LISTEN and its owner's own wake-ups give them).
   const hub = yield* PubSub.unbounded<DesiredWakeup>()
   const wakeups = DesiredWakeups.of({
-    subscribe: PubSub.subscribe(hub),
+    subscribe: () => PubSub.subscribe(hub),
     local: (t, pbx) => PubSub.publish(hub, { kind: "changed", tenant: t, pbx }).pipe(Effect.asVoid)
   })
   const { epoch } = yield* store.owners.claim(tenant, "runner-1")

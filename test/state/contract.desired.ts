@@ -208,8 +208,12 @@ export const desiredContract = (backend: Backend) =>
         const user = { guid: "g1", h323: "alice", cn: "Alice", dn: "Alice A", e164: "101", emails: ["alice@example.com"], loc: "slave-1", node: "", apps: ["teams"], hide: false }
         const first: PbxDirectoryRecord = { pbx: "master", master: { loggedIn: false }, runner: "r1", publishedAt: 1 }
         yield* store.tenants.put(a, tenantConfig("a1").config)
+        assert.isTrue(Option.isNone(yield* store.directory.stamp(a, "master")), "no stamp before the first publish")
         yield* store.directory.publish(a, first)
         assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: a } satisfies DirectoryWakeup)
+        const firstStamp = yield* store.directory.stamp(a, "master")
+        assert.isTrue(Option.isSome(firstStamp))
+        assert.deepStrictEqual(yield* store.directory.stamp(a, "master"), firstStamp, "the stamp stays while nothing is published")
         const second: PbxDirectoryRecord = {
           pbx: "master",
           users: [user, { ...user, guid: "g2", groups: ["sales"], h323Email: true }],
@@ -220,6 +224,8 @@ export const desiredContract = (backend: Backend) =>
         yield* store.directory.publish(a, second)
         assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "changed", tenant: a } satisfies DirectoryWakeup)
         assert.deepStrictEqual(yield* store.directory.load(a, "master"), Option.some(second), "the latest publish wins")
+        assert.notDeepEqual(yield* store.directory.stamp(a, "master"), firstStamp, "every publish changes the stamp")
+        assert.isTrue(Option.isNone(yield* store.directory.stamp(b, "master")), "stamps per tenant")
         assert.isTrue(Option.isNone(yield* store.directory.load(a, "slave-1")), "per PBX")
         assert.isTrue(Option.isNone(yield* store.directory.load(b, "master")), "per tenant")
         yield* store.tenants.remove(a)

@@ -59,6 +59,13 @@ export const makePgDirectory = Effect.fnUntraced(function*(sql: PgClient.PgClien
       )
       return Option.map(Option.fromNullishOr(rows[0]), (row) => row.record)
     }),
+    stamp: Effect.fn("StateStore.directory.stamp")(function*(tenant: TenantId, pbx: string) {
+      // updated_at changes with every publish (now() of its transaction); the record itself is not read.
+      const rows = yield* sql<{ stamp: string }>`SELECT updated_at::text AS stamp FROM pbx_directory WHERE tenant_id = ${tenant} AND pbx = ${pbx}`.pipe(
+        Effect.mapError(unavailable(tenant))
+      )
+      return Option.fromNullishOr(rows[0]?.stamp)
+    }),
     wakeups
   }
   return directory
