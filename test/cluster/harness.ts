@@ -137,6 +137,13 @@ export const clusterScene = <const Ids extends ReadonlyArray<string>>(
     return { env, runners, front, tenants: tenants as { -readonly [K in keyof Ids]: SimTenant }, store, sql }
   })
 
+/** The last 40 warning and error lines (and the last 10 lines) of a runner's log. */
+const logTail = (logFile: string): string => {
+  const lines = readFileSync(logFile, "utf8").split("\n").filter((line) => line !== "")
+  const bad = lines.filter((line) => /"(log)?level":"(warn|warning|error|fatal)"/i.test(line) || !line.startsWith("{"))
+  return [...bad.slice(-40), "…", ...lines.slice(-10)].map((line) => line.slice(0, 400)).join("\n")
+}
+
 /**
  * Starts a runner process; `databaseUrl` overrides the env's (a runner behind a proxy). The scope's end kills it.
  * `defaultTenant` is the configuration file's tenant (all runners share the data directory, as they would share a volume).
@@ -174,12 +181,14 @@ export const startRunner = (
       detached: true,
       stdio: ["ignore", out, out]
     })
-    yield* Effect.addFinalizer(() => Effect.sync(() => {
+    yield* Effect.addFinalizer((exit) => Effect.sync(() => {
       try {
         process.kill(-child.pid!, "SIGKILL")
       } catch {
         // already gone
       }
+      // A failed test leaves the runner's last warnings and errors in its output (its directory is removed after it).
+      if (exit._tag === "Failure") console.log(`runner ${name}'s last warnings and errors:\n${logTail(logFile)}`)
     }))
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
     return { name, httpPort, clusterPort, child, logFile, exited }
