@@ -91,7 +91,8 @@ describe("the decryption pipeline's pace (turns of the event loop)", () => {
 })
 
 describe("the decrypt workers' room, in items", () => {
-  it("with one worker, 20 POSTs of one item each and two chunks of 50 go to the workers before any answer; the third chunk waits for room", () => {
+  it("with one worker, 20 POSTs of one item each and two chunks of 50 go to the workers before any answer; the third chunk waits for room; stopping cancels the 22 requests", () => {
+    let cancelled = 0
     const program = Effect.gen(function*() {
       const handed: Array<string> = []
       const allRoomTaken = yield* Deferred.make<void>()
@@ -100,8 +101,8 @@ describe("the decrypt workers' room, in items", () => {
         post: (items) => {
           handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
           if (handed.length === 120) Deferred.doneUnsafe(allRoomTaken, Effect.void)
-          // Never answered: the room stays taken.
-          return () => {}
+          // Never answered: the room stays taken, until the pipeline stops and cancels its requests.
+          return () => void cancelled++
         }
       })
       const presences = yield* PubSub.unbounded<PushedPresence>()
@@ -124,6 +125,7 @@ describe("the decrypt workers' room, in items", () => {
     }).pipe(Effect.scoped)
     const { value } = runInTurns(program)
     assert.deepStrictEqual(value, { handed: Array.from({ length: 20 }, (_, i) => `one-${i}`).concat(Array.from({ length: 100 }, (_, i) => `many-${i}`)), withWorkers: 120, held: 1 })
+    assert.strictEqual(cancelled, 22)
   })
 })
 
