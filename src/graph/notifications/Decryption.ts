@@ -100,7 +100,8 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
  */
 export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, batch: Batch, rich: ReadonlyArray<BatchItem>) {
   if (rich.length === 0) return
-  const tenants = rich.flatMap(({ item }) => (item.tenantId === undefined ? [] : [item.tenantId]))
+  const tenants: Array<string> = []
+  for (let i = 0; i < rich.length; i++) if (rich[i]!.item.tenantId !== undefined) tenants.push(rich[i]!.item.tenantId!)
   const takenAt = yield* Clock.currentTimeMillis
   yield* recordStage("intake", batch.receivedAt, takenAt)
   // Tokens verified before (nearly every POST of a tenant's: ValidationTokens.ts) need no fiber of their own.
@@ -118,7 +119,8 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
       ))
     )
   for (let i = 0; i < rich.length; i += maxChunk) {
-    const items = rich.slice(i, i + maxChunk)
+    // A POST's items that fit one chunk are that chunk (never changed in place: a split makes a new array).
+    const items = rich.length <= maxChunk ? rich : rich.slice(i, i + maxChunk)
     // A batch without a span (no tracing backend, ChangeTrace.ts) starts none.
     const span = batch.span === undefined
       ? undefined
