@@ -11,6 +11,7 @@ import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { decryptBatch, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
 import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
+import type { EncryptedContent } from "../../src/graph/notifications/Notifications.ts"
 import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { richBatchItem, subscription } from "./richItems.ts"
@@ -36,9 +37,12 @@ const presence = (id: string): GraphPresence => ({ id, availability: "Busy", act
 
 const richItem = (id: string): BatchItem => richBatchItem(presence(id))
 
+const plaintexts = (items: ReadonlyArray<EncryptedContent>) => items.map((content) => ({ ok: true as const, plaintext: content.data }))
+
 /** A pool that answers at once, with each item's data as its plaintext. */
 const pool = DecryptPool.of({
-  decrypt: (items) => Effect.succeed(items.map((content) => ({ ok: true as const, plaintext: content.data }))),
+  decrypt: (items) => Effect.succeed(plaintexts(items)),
+  post: (items, answered) => (answered(plaintexts(items)), () => {}),
   reloadKeys: Effect.void,
   size: 1,
   itemMicros: () => 350,
@@ -87,20 +91,19 @@ describe("the decryption pipeline's pace (turns of the event loop)", () => {
 })
 
 describe("the decrypt workers' room, in items", () => {
-  it("with one worker, 20 POSTs of one item each and two chunks of 50 go to the workers before any answer; the third chunk waits for room", () => {
+  it("with one worker, 20 POSTs of one item each and two chunks of 50 go to the workers before any answer; the third chunk waits for room; stopping cancels the 22 requests", () => {
+    let cancelled = 0
     const program = Effect.gen(function*() {
       const handed: Array<string> = []
-      const answer = yield* Deferred.make<void>()
       const allRoomTaken = yield* Deferred.make<void>()
       const waiting = DecryptPool.of({
         ...pool,
-        decrypt: (items) =>
-          Effect.gen(function*() {
-            handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
-            if (handed.length === 120) yield* Deferred.succeed(allRoomTaken, undefined)
-            yield* Deferred.await(answer)
-            return yield* pool.decrypt(items)
-          })
+        post: (items) => {
+          handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+          if (handed.length === 120) Deferred.doneUnsafe(allRoomTaken, Effect.void)
+          // Never answered: the room stays taken, until the pipeline stops and cancels its requests.
+          return () => void cancelled++
+        }
       })
       const presences = yield* PubSub.unbounded<PushedPresence>()
       const decryption = yield* makeDecryption(presences, 60_000, () => Effect.void).pipe(
@@ -122,6 +125,7 @@ describe("the decrypt workers' room, in items", () => {
     }).pipe(Effect.scoped)
     const { value } = runInTurns(program)
     assert.deepStrictEqual(value, { handed: Array.from({ length: 20 }, (_, i) => `one-${i}`).concat(Array.from({ length: 100 }, (_, i) => `many-${i}`)), withWorkers: 120, held: 1 })
+    assert.strictEqual(cancelled, 22)
   })
 })
 
@@ -133,14 +137,11 @@ describe("the inbox's processor's pace (turns of the event loop)", () => {
       const allHanded = yield* Deferred.make<void>()
       const recording = DecryptPool.of({
         ...pool,
-        decrypt: (items) =>
-          Effect.andThen(
-            Effect.suspend(() => {
-              handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
-              return handed.length >= users.length ? Deferred.succeed(allHanded, undefined) : Effect.void
-            }),
-            pool.decrypt(items)
-          )
+        post: (items, answered) => {
+          handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+          if (handed.length >= users.length) Deferred.doneUnsafe(allHanded, Effect.void)
+          return pool.post(items, answered)
+        }
       })
       const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
         Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),

@@ -104,6 +104,17 @@ describe("rich notification crypto", () => {
       const results = yield* pool.decrypt(items)
       assert.strictEqual(results.length, 200)
       results.forEach((result, i) => assert.deepStrictEqual(result, { ok: true, plaintext: JSON.stringify({ id: `u${i}` }) }))
+      // The same without an effect (the pipeline's way): 120 items go in three parts over both workers and come back
+      // joined in order, in one call.
+      const posted = yield* Deferred.make<ReadonlyArray<DecryptResult>>()
+      const calls: Array<unknown> = []
+      pool.post(items.slice(0, 120), (answer, crash) => {
+        calls.push(crash)
+        Deferred.doneUnsafe(posted, Effect.succeed(answer))
+      })
+      const postedResults = yield* Deferred.await(posted)
+      assert.deepStrictEqual(postedResults, results.slice(0, 120))
+      assert.deepStrictEqual(calls, [undefined])
       // The workers timed their chunks: an RSA-2048 unwrap per item is far above a microsecond and below a second.
       const itemMicros = pool.itemMicros()
       assert.isDefined(itemMicros)

@@ -222,7 +222,7 @@ export const inertWebhook = Layer.mergeAll(
     retire: () => Effect.void,
     problem: undefined
   })),
-  Layer.succeed(DecryptPool, DecryptPool.of({ decrypt: () => Effect.succeed([]), reloadKeys: Effect.void, size: 0, itemMicros: () => undefined, pendingItems: () => 0 }))
+  Layer.succeed(DecryptPool, DecryptPool.of({ decrypt: () => Effect.succeed([]), post: (_items, answered) => (answered([]), () => {}), reloadKeys: Effect.void, size: 0, itemMicros: () => undefined, pendingItems: () => 0 }))
 )
 
 export const minuteOf = (millis: number): number => Math.floor(millis / 60_000)

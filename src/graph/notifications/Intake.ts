@@ -103,7 +103,8 @@ export class KnownSubscriptions {
  */
 class CheckedPairs {
   readonly #subscriptions: KnownSubscriptions
-  readonly #checked = new Map<string, Map<string | null, Check>>()
+  /** Made at the second distinct pair: most POSTs carry one item, or items of one pair. */
+  #checked: Map<string, Map<string | null, Check>> | undefined
   #lastSubscriptionId: string | undefined
   #lastClientState: string | null = null
   #last: Check | undefined
@@ -117,10 +118,16 @@ class CheckedPairs {
     if (this.#last !== undefined && subscriptionId === this.#lastSubscriptionId && state === this.#lastClientState) {
       return this.#last
     }
-    let byState = this.#checked.get(subscriptionId)
-    if (byState === undefined) this.#checked.set(subscriptionId, byState = new Map())
-    let result = byState.get(state)
-    if (result === undefined) byState.set(state, result = this.#subscriptions.check(subscriptionId, clientState))
+    if (this.#last !== undefined && this.#checked === undefined) {
+      this.#checked = new Map([[this.#lastSubscriptionId!, new Map([[this.#lastClientState, this.#last]])]])
+    }
+    let byState = this.#checked?.get(subscriptionId)
+    if (byState === undefined && this.#checked !== undefined) this.#checked.set(subscriptionId, byState = new Map())
+    let result = byState?.get(state)
+    if (result === undefined) {
+      result = this.#subscriptions.check(subscriptionId, clientState)
+      byState?.set(state, result)
+    }
     this.#lastSubscriptionId = subscriptionId
     this.#lastClientState = state
     this.#last = result

@@ -6,7 +6,7 @@
  * A connector on its own starts its workers (`DecryptPool.layer`); the tenants of one process share one set of workers
  * (`SharedDecryptWorkers`, `DecryptPool.layerShared`), each tenant's pool holding its own keys in them.
  */
-import { Context, Effect, Layer, Redacted, Schema } from "effect"
+import { Cause, Context, Effect, Exit, Layer, Redacted, Schema } from "effect"
 import * as os from "node:os"
 import type { EncryptedContent } from "../Notifications.ts"
 import { SubscriptionSettings } from "../../subscriptions/SubscriptionSettings.ts"
@@ -72,6 +72,12 @@ export class SharedDecryptWorkers extends Context.Service<SharedDecryptWorkers, 
 export class DecryptPool extends Context.Service<DecryptPool, {
   /** One result per item, in order. Failures are results, not errors: one bad item never fails its batch. */
   decrypt(items: ReadonlyArray<EncryptedContent>): Effect.Effect<ReadonlyArray<DecryptResult>>
+  /**
+   * The same without an effect, for a caller that must not wait in a fiber of its own (the pipeline's dispatcher,
+   * Decryption.ts): `answered` is called once with one result per item (on the event loop, or at once), and with the
+   * defect when a worker crashed (its items are then failed results). Returns what cancels the request.
+   */
+  post(items: ReadonlyArray<EncryptedContent>, answered: Answered): () => void
   /** Reloads the keys into every worker (after a rotation or retirement). */
   readonly reloadKeys: Effect.Effect<void>
   readonly size: number
@@ -104,6 +110,9 @@ export class DecryptPool extends Context.Service<DecryptPool, {
   )
 }
 
+/** A posted request's answer: one result per item, and the defect that failed them when a worker crashed. */
+export type Answered = (results: ReadonlyArray<DecryptResult>, crash?: unknown) => void
+
 /** A pool over running workers: the certificate store's keys loaded as `owner`'s, and taken out when the scope closes. */
 const poolOver = Effect.fnUntraced(function*(workers: DecryptWorkers, owner: KeyOwner) {
   const store = yield* CertificateStore
@@ -115,6 +124,7 @@ const poolOver = Effect.fnUntraced(function*(workers: DecryptWorkers, owner: Key
   yield* Effect.addFinalizer(() => Effect.sync(() => workers.dropKeys(owner)))
   return DecryptPool.of({
     decrypt: (items) => decrypt(workers, owner, items),
+    post: (items, answered) => post(workers, owner, items, answered),
     reloadKeys,
     size: workers.size,
     itemMicros: () => workers.itemMicros,
@@ -136,6 +146,45 @@ const decrypt = (workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<
   return Effect.forEach(chunks, (chunk) => decryptChunk(workers, owner, chunk), { concurrency: "unbounded" }).pipe(
     Effect.map((parts) => parts.flat())
   )
+}
+
+const cancelNothing = (): void => {}
+
+/** Failed results for items a crashed worker held. */
+const crashed = (items: ReadonlyArray<EncryptedContent>, defect: unknown): ReadonlyArray<DecryptResult> =>
+  items.map((): DecryptResult => ({ ok: false, reason: "decrypt", message: String(defect) }))
+
+/**
+ * `decrypt` without an effect: the same split over the workers, the parts' results joined in order by a count of the
+ * parts still out; `answered` once, when the last part is back.
+ */
+const post = (workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<EncryptedContent>, answered: Answered): () => void => {
+  if (items.length === 0) {
+    answered([])
+    return cancelNothing
+  }
+  const chunkSize = Math.min(maxChunk, Math.max(1, Math.ceil(items.length / workers.size)))
+  if (items.length <= chunkSize) {
+    const id = workers.post(owner, items, (exit) => Exit.isSuccess(exit) ? answered(exit.value) : answered(crashed(items, Cause.squash(exit.cause)), Cause.squash(exit.cause)))
+    return () => workers.cancel(id)
+  }
+  const results: Array<DecryptResult> = new Array(items.length)
+  const ids: Array<number> = []
+  let out = 0
+  let crash: unknown
+  for (let start = 0; start < items.length; start += chunkSize) {
+    const part = items.slice(start, start + chunkSize)
+    out++
+    ids.push(workers.post(owner, part, (exit) => {
+      if (Exit.isFailure(exit)) crash = Cause.squash(exit.cause)
+      const partResults = Exit.isSuccess(exit) ? exit.value : crashed(part, crash)
+      for (let i = 0; i < part.length; i++) results[start + i] = partResults[i]!
+      if (--out === 0) answered(results, crash)
+    }))
+  }
+  return () => {
+    for (const id of ids) workers.cancel(id)
+  }
 }
 
 /** One chunk to the workers; resumed by their answer (the request is cancelled when the caller is interrupted). */

@@ -11,14 +11,17 @@
  * The workers may serve several owners (the tenants of one process, DecryptPool.ts): each owner's keys are kept apart
  * in the workers, and an owner's items are decrypted with its own keys only.
  */
-import { Effect } from "effect"
+import { Exit } from "effect"
 import { Worker } from "node:worker_threads"
 import type { EncryptedContent } from "../Notifications.ts"
 import type { DecryptResult } from "./RichCrypto.ts"
 import { blendItemCost } from "../FloodGate.ts"
 
-/** Resumes the request's caller with its answer (an `Effect.callback`'s resume): the results, or a defect. */
-type Results = (answer: Effect.Effect<ReadonlyArray<DecryptResult>>) => void
+/**
+ * Called with the request's answer: the results, or a defect when its worker crashed. An Exit is an effect too, so an
+ * `Effect.callback`'s resume takes it as it is.
+ */
+type Results = (answer: Exit.Exit<ReadonlyArray<DecryptResult>>) => void
 
 /** Items waiting to be posted that go at the end of the current task rather than of the turn (as decryptWorker.ts's answerItems). */
 export const flushItems = 16
@@ -195,7 +198,7 @@ export class DecryptWorkers {
     this.#itemCount.delete(message.id)
     if (deferred === undefined) return
     this.#pending.delete(message.id)
-    deferred(Effect.succeed(message.results))
+    deferred(Exit.succeed(message.results))
   }
 
   /** Fails the requests a crashed worker held and puts a new worker with the keys in its slot. */
@@ -208,7 +211,7 @@ export class DecryptWorkers {
       this.#itemCount.delete(id)
       const deferred = this.#pending.get(id)
       this.#pending.delete(id)
-      if (deferred !== undefined) deferred(Effect.die(new Error(`decryption worker failed: ${reason}`)))
+      if (deferred !== undefined) deferred(Exit.die(new Error(`decryption worker failed: ${reason}`)))
     }
     if (!this.#closing && this.#workers[slot] === worker) {
       const replacement = this.#spawn(slot)
