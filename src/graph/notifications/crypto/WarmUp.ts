@@ -6,7 +6,7 @@
  * of the decryption code. Runs in the background; a failure is logged at debug level only and changes nothing else:
  * the first notification then does the same work as it would have.
  */
-import { Effect, Layer } from "effect"
+import { Context, Deferred, Effect, Layer } from "effect"
 import { CertificateStore } from "./CertificateStore.ts"
 import { DecryptPool } from "./DecryptPool.ts"
 import { encryptPayload, inspectCertificate } from "./RichCrypto.ts"
@@ -54,7 +54,17 @@ export const warmUp: Effect.Effect<WarmUpOutcome, never, DecryptPool | Validatio
   return outcome
 })
 
-/** Starts the warm-up in the background when the connector's notification pipeline starts. */
-export const WarmUpLayer: Layer.Layer<never, never, DecryptPool | ValidationTokens | CertificateStore> = Layer.effectDiscard(
-  Effect.forkScoped(warmUp)
-)
+/** The warm-up of a connector's notification pipeline, done in the background; `done` when it has finished. */
+export class NotificationsWarmUp extends Context.Service<NotificationsWarmUp, {
+  readonly done: Deferred.Deferred<WarmUpOutcome>
+}>()("teams-presence-connector/graph/notifications/crypto/NotificationsWarmUp") {
+  /** Starts the warm-up when the connector's notification pipeline starts; stopped with it. */
+  static readonly layer: Layer.Layer<NotificationsWarmUp, never, DecryptPool | ValidationTokens | CertificateStore> = Layer.effect(
+    NotificationsWarmUp,
+    Effect.gen(function*() {
+      const done = yield* Deferred.make<WarmUpOutcome>()
+      yield* Effect.forkScoped(Effect.flatMap(warmUp, (outcome) => Deferred.succeed(done, outcome)))
+      return NotificationsWarmUp.of({ done })
+    })
+  )
+}
