@@ -35,9 +35,9 @@ const countingJwks = Effect.gen(function*() {
   return { gets, url: server.baseUrl + JWKS_PATH, jwks: Context.get(server.context, SimJwks) }
 })
 
-const startConnector = (jwksUrl: string) =>
+const startConnector = (jwksUrl: string, includeResourceData = true) =>
   Effect.gen(function*() {
-    const settings = defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: APP_ID, jwksUrl, decryptWorkers: 2 })
+    const settings = defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: APP_ID, jwksUrl, decryptWorkers: 2, includeResourceData })
     const connector = yield* buildServer(webhookServer(settings, yield* tempDir))
     return { ...connector, url: connector.baseUrl + settings.notificationPath }
   })
@@ -86,5 +86,14 @@ describe("the rich-notification warm-up", () => {
       const connector = yield* startConnector(closedUrl)
       const outcome = yield* Deferred.await(Context.get(connector.context, NotificationsWarmUp).done)
       assert.deepStrictEqual(outcome, { jwksFetched: false, workersDecrypted: 2, workers: 2 })
+    }).pipe(Effect.scoped))
+
+  it.live("without rich notifications there is nothing to warm", () =>
+    Effect.gen(function*() {
+      const jwks = yield* countingJwks
+      const connector = yield* startConnector(jwks.url, false)
+      const outcome = yield* Deferred.await(Context.get(connector.context, NotificationsWarmUp).done)
+      assert.deepStrictEqual(outcome, { jwksFetched: false, workersDecrypted: 0, workers: 2 })
+      assert.strictEqual(jwks.gets.count, 0)
     }).pipe(Effect.scoped))
 })

@@ -7,6 +7,7 @@
  * the first notification then does the same work as it would have.
  */
 import { Context, Deferred, Effect, Layer } from "effect"
+import { SubscriptionSettings } from "../../subscriptions/SubscriptionSettings.ts"
 import { CertificateStore } from "./CertificateStore.ts"
 import { DecryptPool } from "./DecryptPool.ts"
 import { encryptPayload, inspectCertificate } from "./RichCrypto.ts"
@@ -34,9 +35,10 @@ const warmUpWorkers = Effect.fnUntraced(function*(pool: DecryptPool["Service"], 
   return results.filter((result) => result.ok && result.plaintext === warmUpPlaintext).length
 })
 
-/** Fetches the key set and warms every worker, both at once; never fails. */
-export const warmUp: Effect.Effect<WarmUpOutcome, never, DecryptPool | ValidationTokens | CertificateStore> = Effect.gen(function*() {
+/** Fetches the key set and warms every worker, both at once; never fails. Nothing without rich notifications. */
+export const warmUp: Effect.Effect<WarmUpOutcome, never, DecryptPool | ValidationTokens | CertificateStore | SubscriptionSettings> = Effect.gen(function*() {
   const pool = yield* DecryptPool
+  if (!(yield* SubscriptionSettings).includeResourceData) return { jwksFetched: false, workersDecrypted: 0, workers: pool.size }
   const tokens = yield* ValidationTokens
   const certificates = yield* CertificateStore
   const [jwksFetched, workersDecrypted] = yield* Effect.all([
@@ -59,7 +61,7 @@ export class NotificationsWarmUp extends Context.Service<NotificationsWarmUp, {
   readonly done: Deferred.Deferred<WarmUpOutcome>
 }>()("teams-presence-connector/graph/notifications/crypto/NotificationsWarmUp") {
   /** Starts the warm-up when the connector's notification pipeline starts; stopped with it. */
-  static readonly layer: Layer.Layer<NotificationsWarmUp, never, DecryptPool | ValidationTokens | CertificateStore> = Layer.effect(
+  static readonly layer: Layer.Layer<NotificationsWarmUp, never, DecryptPool | ValidationTokens | CertificateStore | SubscriptionSettings> = Layer.effect(
     NotificationsWarmUp,
     Effect.gen(function*() {
       const done = yield* Deferred.make<WarmUpOutcome>()
