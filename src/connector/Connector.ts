@@ -10,6 +10,7 @@ import packageJson from "../../package.json" with { type: "json" }
 import { CertificateStore } from "../graph/notifications/crypto/CertificateStore.ts"
 import { DecryptPool } from "../graph/notifications/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../graph/notifications/crypto/ValidationTokens.ts"
+import { NotificationsWarmUp } from "../graph/notifications/crypto/WarmUp.ts"
 import { GraphClient } from "../graph/client/GraphClient.ts"
 import { accountRef, AppCredentialRef, type CredentialRef, GraphConfig } from "../graph/client/GraphSettings.ts"
 import { NotificationsInbox } from "../graph/notifications/NotificationsInbox.ts"
@@ -133,7 +134,8 @@ const boardLayer = (settings: ConnectorSettings, options: ConnectorOptions) =>
       }))
   )
 
-const inboxLayer = (options: ConnectorOptions) => NotificationsInbox.layer.pipe(
+// The warm-up starts with the inbox: the first notification finds the signing keys fetched and the workers warm.
+const inboxLayer = (options: ConnectorOptions) => Layer.merge(NotificationsInbox.layer, NotificationsWarmUp.layer).pipe(
   Layer.provideMerge(options.decryptPool ?? DecryptPool.layer),
   Layer.provideMerge(ValidationTokens.layer),
   Layer.provideMerge(CertificateStore.layer),

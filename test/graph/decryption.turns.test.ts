@@ -70,7 +70,7 @@ describe("the decryption pipeline's pace (turns of the event loop)", () => {
       const published = yield* PubSub.subscribe(presences)
       const decryption = yield* makeDecryption(presences, 200, () => Effect.void).pipe(
         Effect.provideService(DecryptPool, pool),
-        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void }))
       )
       // Received now: within the flood gate's budget, so every item is decrypted.
       const receivedAt = yield* Clock.currentTimeMillis
@@ -108,7 +108,7 @@ describe("the decrypt workers' room, in items", () => {
       const presences = yield* PubSub.unbounded<PushedPresence>()
       const decryption = yield* makeDecryption(presences, 60_000, () => Effect.void).pipe(
         Effect.provideService(DecryptPool, waiting),
-        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void }))
       )
       const receivedAt = yield* Clock.currentTimeMillis
       const post = (ids: ReadonlyArray<string>) => {
@@ -146,7 +146,7 @@ describe("the inbox's processor's pace (turns of the event loop)", () => {
       const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
         Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
         Layer.provide(Layer.succeed(DecryptPool, recording)),
-        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true })))
+        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void })))
       )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
       yield* inbox.register(subscription)
       for (const id of users) {

@@ -79,7 +79,7 @@ describe("held chunks read instead (the decryption pipeline, a pool whose answer
       const decryption: Decryption = yield* makeDecryption(presences, 100, (users, items) =>
         Effect.andThen(Effect.sync(() => void reads.push({ users, items })), Deferred.succeed(readOnce, undefined))).pipe(
         Effect.provideService(DecryptPool, pool),
-        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => false }))
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => false, prime: Effect.void }))
       )
       const published = yield* collect(Stream.fromPubSub(presences), 150)
       const users = Array.from({ length: 250 }, (_, i) => `u-${i}`)
@@ -119,7 +119,7 @@ describe("a few held items past the budget (the decryption pipeline, a pool whos
       const reads: Array<number> = []
       const decryption: Decryption = yield* makeDecryption(presences, 100, (_, items) => Effect.sync(() => void reads.push(items))).pipe(
         Effect.provideService(DecryptPool, pool),
-        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void }))
       )
       const published = yield* collect(Stream.fromPubSub(presences), 165)
       const batchOf = (ids: ReadonlyArray<string>): ReadonlyArray<BatchItem> => ids.map((id) => richBatchItem(presence(id, "Busy")))
@@ -157,7 +157,7 @@ describe("the flood budget in the pipeline (a pool whose answers the test decide
           return Deferred.succeed(readDone[reads.length - 1]!, undefined)
         })).pipe(
         Effect.provideService(DecryptPool, pool),
-        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true }))
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void }))
       )
       const published = yield* collect(Stream.fromPubSub(presences), 400)
       const users = Array.from({ length: 600 }, (_, i) => `u-${i}`)
@@ -209,7 +209,7 @@ describe("the flood budget from a read at intake (the inbox, a pool whose answer
       const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
         Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
         Layer.provide(Layer.succeed(DecryptPool, pool)),
-        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true })))
+        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void })))
       )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
       yield* inbox.register(subscription)
       const reads = yield* collect(inbox.refetch, 2)

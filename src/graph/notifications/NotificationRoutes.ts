@@ -13,6 +13,7 @@ import { tracing } from "../../observability/ChangeTrace.ts"
 import { CertificateStore } from "./crypto/CertificateStore.ts"
 import { DecryptPool } from "./crypto/DecryptPool.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
+import { NotificationsWarmUp } from "./crypto/WarmUp.ts"
 import { parseJsonBody } from "./JsonBody.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "./Notifications.ts"
 import { NotificationsInbox } from "./NotificationsInbox.ts"
@@ -193,7 +194,7 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
  * The inbox with everything it needs but SubscriptionSettings: certificate store, decryption workers, validation-token
  * verifier. Provide it once, outside `HttpRouter.serve`, so the routes, SubscriptionManager and PresenceSource share it.
  */
-export const NotificationPipeline = NotificationsInbox.layer.pipe(
+export const NotificationPipeline = Layer.merge(NotificationsInbox.layer, NotificationsWarmUp.layer).pipe(
   Layer.provideMerge(DecryptPool.layer),
   Layer.provideMerge(ValidationTokens.layer),
   Layer.provideMerge(CertificateStore.layer)

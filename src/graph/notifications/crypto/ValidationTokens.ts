@@ -47,6 +47,11 @@ export class ValidationTokens extends Context.Service<ValidationTokens, {
    * `nowMillis`, every tenant covered): the webhook's POSTs then need no verification of their own. Synchronous.
    */
   remembered(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>, nowMillis: number): boolean
+  /**
+   * Fetches the signing keys now, into the same cache `verify` reads (jose's remote key set), so that the first POST
+   * does not wait for them (WarmUp.ts). A key set fetched already is fetched again.
+   */
+  readonly prime: Effect.Effect<void, ValidationTokenError>
 }>()("teams-presence-connector/graph/notifications/crypto/ValidationTokens") {
   static readonly make = (options: { readonly jwksUrl: string; readonly appId: string }) => {
     const jwks = jose.createRemoteJWKSet(new URL(options.jwksUrl), { cacheMaxAge: 24 * 3600_000, cooldownDuration: 30_000 })
@@ -99,7 +104,11 @@ export class ValidationTokens extends Context.Service<ValidationTokens, {
       }
       return tenantIds.every((tenant) => covered.includes(tenant))
     }
-    return ValidationTokens.of({ verify, remembered })
+    const prime = Effect.tryPromise({
+      try: () => jwks.reload(),
+      catch: (error) => new ValidationTokenError({ message: `validation-token keys could not be fetched: ${describe(error)}` })
+    })
+    return ValidationTokens.of({ verify, remembered, prime })
   }
 
   static readonly layer = Layer.effect(
