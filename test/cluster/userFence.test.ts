@@ -7,60 +7,16 @@
  * master logs in again — side 1 never writes it after side 2 wrote the newer one.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Logger, Redacted, Stream, SubscriptionRef } from "effect"
-import { DesiredWakeups, desiredPresenceSender } from "../../src/cluster/DesiredPresence.ts"
-import { directoryViaStore } from "../../src/cluster/StoreDirectory.ts"
+import { Effect, Layer, Redacted } from "effect"
+import { DesiredWakeups } from "../../src/cluster/DesiredPresence.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
-import { serveRoutes } from "../../src/http/Server.ts"
-import { pbxServices } from "../../src/pbx/PbxLayer.ts"
-import { makePbxSettings, PbxSettings } from "../../src/pbx/PbxSettings.ts"
-import { PbxAppService } from "../../src/pbx/socket/PbxAppService.ts"
-import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
-import { PresenceWriter } from "../../src/pbx/writer/PresenceWriter.ts"
 import { PbxSimulator, type SetPresenceRecord } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { StateStore } from "../../src/state/StateStore.ts"
-import { HttpServer } from "effect/http"
 import { makeUsers, password } from "../pbx/harness.ts"
-import { keyEnv, newKey, openStore, tenant, withEnv } from "../state/fixtures.ts"
+import { keyEnv, newKey, openStore, withEnv } from "../state/fixtures.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
 import { makeRecordedWaits } from "../support/waiting.ts"
-
-const alpha = tenant("alpha")
-const master = "pbx-master"
-const slave = "pbx-slave"
-const settings = makePbxSettings({ appPassword: Redacted.make(password), masterPbx: master })
-
-/** Runner `runner`'s PBX side of tenant alpha on a loopback port, its log lines recorded (`recorded` after each). */
-const startSide = Effect.fnUntraced(function*(
-  runner: string,
-  services: Context.Context<StateStore | DesiredWakeups>,
-  recorded: () => void
-) {
-  const logs: Array<string> = []
-  const capture = Logger.make(({ message }) => {
-    logs.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
-    recorded()
-  })
-  const side = desiredPresenceSender(alpha, runner).pipe(
-    Layer.provideMerge(pbxServices(directoryViaStore(alpha, runner))),
-    Layer.provideMerge(PbxSettings.layer(settings))
-  )
-  const server = serveRoutes(PbxAppService.routes, { host: "127.0.0.1", port: 0, maxFrameBytes: settings.maxFrameBytes })
-  const context = yield* Layer.build(server.pipe(Layer.provideMerge(side))).pipe(
-    Effect.provideContext(services),
-    Effect.provide(Logger.layer([capture], { mergeWithExisting: false }))
-  )
-  const address = Context.get(context, HttpServer.HttpServer).address
-  const port = "port" in address ? address.port : 0
-  const connections = Context.get(context, PbxConnections)
-  return {
-    url: `ws://127.0.0.1:${port}${settings.path}`,
-    logs,
-    writer: Context.get(context, PresenceWriter),
-    loggedIn: (pbx: string) =>
-      Stream.runHead(Stream.filter(SubscriptionRef.changes(connections.states), (states) => states.get(pbx)?.loggedIn === true))
-  }
-})
+import { alpha, master, slave, startSide } from "./twoSides.ts"
 
 const setUp = Effect.fnUntraced(function*() {
   const { recorded, until } = makeRecordedWaits()
@@ -79,8 +35,8 @@ const setUp = Effect.fnUntraced(function*() {
       { name: slave, isMaster: false, password, lics: 8, appObject: "teams-presence", users: slaveUsers, connectUrl: side2.url }
     ]
   })
-  yield* side1.loggedIn(master)
-  yield* side2.loggedIn(slave)
+  yield* side1.waitLoggedIn(master)
+  yield* side2.waitLoggedIn(slave)
   const { epoch } = yield* store.owners.claim(alpha, "runner-owner")
   /** The owner's put: `guid`'s command keyed to `pbx`. */
   const put = (pbx: string, guid: string, activity: "away" | "busy") =>

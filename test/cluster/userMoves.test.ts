@@ -6,17 +6,13 @@
  * an edit of the simulator's user table, replicated to side 1 and published to the store from there.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Layer, Logger, Option, Redacted, Stream, SubscriptionRef } from "effect"
-import { HttpServer } from "effect/http"
-import { DesiredWakeups, desiredPresenceSender, desiredPresenceWriter } from "../../src/cluster/DesiredPresence.ts"
-import { directoryViaStore, storeDirectory } from "../../src/cluster/StoreDirectory.ts"
+import { Clock, Context, Deferred, Effect, Layer, Logger, Option, Redacted } from "effect"
+import { DesiredWakeups, desiredPresenceWriter } from "../../src/cluster/DesiredPresence.ts"
+import { storeDirectory } from "../../src/cluster/StoreDirectory.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
-import { serveRoutes } from "../../src/http/Server.ts"
 import { PbxDirectory } from "../../src/pbx/directory/PbxDirectory.ts"
 import { pbxServices } from "../../src/pbx/PbxLayer.ts"
-import { makePbxSettings, PbxSettings } from "../../src/pbx/PbxSettings.ts"
-import { PbxAppService } from "../../src/pbx/socket/PbxAppService.ts"
-import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
+import { PbxSettings } from "../../src/pbx/PbxSettings.ts"
 import { PresenceWriter } from "../../src/pbx/writer/PresenceWriter.ts"
 import { PbxSimulator, type SetPresenceRecord, type SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { StateStore, type StateStoreError } from "../../src/state/StateStore.ts"
@@ -24,45 +20,7 @@ import { makeUsers, password } from "../pbx/harness.ts"
 import { keyEnv, newKey, openStore, tenant, withEnv } from "../state/fixtures.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
 import { makeRecordedWaits } from "../support/waiting.ts"
-
-const alpha = tenant("alpha")
-const master = "pbx-master"
-const slave = "pbx-slave"
-const settings = makePbxSettings({ appPassword: Redacted.make(password), masterPbx: master })
-
-/** Runner `runner`'s PBX side of tenant alpha on a loopback port, its log lines recorded (`recorded` after each). */
-const startSide = Effect.fnUntraced(function*(
-  runner: string,
-  services: Context.Context<StateStore | DesiredWakeups>,
-  recorded: () => void
-) {
-  const logs: Array<string> = []
-  const capture = Logger.make(({ message }) => {
-    logs.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
-    recorded()
-  })
-  const side = desiredPresenceSender(alpha, runner).pipe(
-    Layer.provideMerge(pbxServices(directoryViaStore(alpha, runner))),
-    Layer.provideMerge(PbxSettings.layer(settings))
-  )
-  const server = serveRoutes(PbxAppService.routes, { host: "127.0.0.1", port: 0, maxFrameBytes: settings.maxFrameBytes })
-  const context = yield* Layer.build(server.pipe(Layer.provideMerge(side))).pipe(
-    Effect.provideContext(services),
-    Effect.provide(Logger.layer([capture], { mergeWithExisting: false }))
-  )
-  const address = Context.get(context, HttpServer.HttpServer).address
-  const port = "port" in address ? address.port : 0
-  const connections = Context.get(context, PbxConnections)
-  return {
-    url: `ws://127.0.0.1:${port}${settings.path}`,
-    logs,
-    writer: Context.get(context, PresenceWriter),
-    loggedIn: Effect.map(SubscriptionRef.get(connections.states), (states) =>
-      [...states].filter(([, state]) => state.loggedIn).map(([pbx]) => pbx)),
-    waitLoggedIn: (pbx: string) =>
-      Stream.runHead(Stream.filter(SubscriptionRef.changes(connections.states), (states) => states.get(pbx)?.loggedIn === true))
-  }
-})
+import { alpha, master, settings, slave, startSide } from "./twoSides.ts"
 
 /**
  * The tenant's owner in mode `any`: its connector's PBX services hold no socket and read the user table from the
