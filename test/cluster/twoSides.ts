@@ -5,7 +5,7 @@
  */
 import { Context, Effect, Layer, Logger, Redacted, Stream, SubscriptionRef } from "effect"
 import { HttpServer } from "effect/http"
-import { type DesiredWakeups, desiredPresenceSender } from "../../src/cluster/DesiredPresence.ts"
+import { DesiredWakeups, desiredPresenceSender } from "../../src/cluster/DesiredPresence.ts"
 import { directoryViaStore } from "../../src/cluster/StoreDirectory.ts"
 import { serveRoutes } from "../../src/http/Server.ts"
 import { pbxServices } from "../../src/pbx/PbxLayer.ts"
@@ -13,9 +13,12 @@ import { makePbxSettings, PbxSettings } from "../../src/pbx/PbxSettings.ts"
 import { PbxAppService } from "../../src/pbx/socket/PbxAppService.ts"
 import { PbxConnections } from "../../src/pbx/socket/PbxConnections.ts"
 import { PresenceWriter } from "../../src/pbx/writer/PresenceWriter.ts"
-import type { StateStore } from "../../src/state/StateStore.ts"
-import { password } from "../pbx/harness.ts"
-import { tenant } from "../state/fixtures.ts"
+import { PbxSimulator, type SetPresenceRecord } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { StateStore } from "../../src/state/StateStore.ts"
+import { makeUsers, password } from "../pbx/harness.ts"
+import { keyEnv, newKey, openStore, tenant, withEnv } from "../state/fixtures.ts"
+import { newSchemaUrl } from "../support/postgres.ts"
+import { makeRecordedWaits } from "../support/waiting.ts"
 
 export const alpha = tenant("alpha")
 export const master = "pbx-master"
@@ -54,4 +57,33 @@ export const startSide = Effect.fnUntraced(function*(
     waitLoggedIn: (pbx: string) =>
       Stream.runHead(Stream.filter(SubscriptionRef.changes(connections.states), (states) => states.get(pbx)?.loggedIn === true))
   }
+})
+
+/**
+ * A store on its own PostgreSQL schema, both sides, and the PBX simulator's master (2 users) logged in on side 1 and
+ * its slave (`slaveCount` users) on side 2; `written` matches an accepted SetPresence in the simulator's log.
+ */
+export const twoSideScene = Effect.fnUntraced(function*(slaveCount: number) {
+  const { recorded, until } = makeRecordedWaits()
+  const url = yield* Effect.promise(newSchemaUrl)
+  const store = yield* openStore(StateStore.layerPostgres({ url: Redacted.make(url), maxConnections: 4 }).pipe(Layer.provide(withEnv(keyEnv(newKey())))))
+  const services = yield* Layer.build(DesiredWakeups.layer.pipe(Layer.provideMerge(Layer.succeed(StateStore, store))))
+  const side1 = yield* startSide("runner-1", services, recorded)
+  const side2 = yield* startSide("runner-2", services, recorded)
+  const masterUsers = makeUsers("m", 2, master)
+  const slaveUsers = makeUsers("s", slaveCount, slave)
+  const sim = yield* PbxSimulator.make({
+    connectUrl: side1.url,
+    domain: "example.com",
+    pbxs: [
+      { name: master, isMaster: true, password, lics: 8, appObject: "teams-presence", users: masterUsers },
+      { name: slave, isMaster: false, password, lics: 8, appObject: "teams-presence", users: slaveUsers, connectUrl: side2.url }
+    ]
+  })
+  yield* side1.waitLoggedIn(master)
+  yield* side2.waitLoggedIn(slave)
+  const log = () => sim.peek.setPresenceLog()
+  const written = (pbx: string, guid: string, activity: string) => (record: SetPresenceRecord) =>
+    record.accepted && record.pbx === pbx && record.guid === guid && record.activity === activity
+  return { store, services, side1, side2, sim, log, written, until, masterUsers, slaveUsers }
 })

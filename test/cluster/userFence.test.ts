@@ -7,43 +7,16 @@
  * master logs in again — side 1 never writes it after side 2 wrote the newer one.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
-import { DesiredWakeups } from "../../src/cluster/DesiredPresence.ts"
+import { Effect } from "effect"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
-import { PbxSimulator, type SetPresenceRecord } from "../../src/simulators/pbx/PbxSimulator.ts"
-import { StateStore } from "../../src/state/StateStore.ts"
-import { makeUsers, password } from "../pbx/harness.ts"
-import { keyEnv, newKey, openStore, withEnv } from "../state/fixtures.ts"
-import { newSchemaUrl } from "../support/postgres.ts"
-import { makeRecordedWaits } from "../support/waiting.ts"
-import { alpha, master, slave, startSide } from "./twoSides.ts"
+import { alpha, master, slave, twoSideScene } from "./twoSides.ts"
 
 const setUp = Effect.fnUntraced(function*() {
-  const { recorded, until } = makeRecordedWaits()
-  const url = yield* Effect.promise(newSchemaUrl)
-  const store = yield* openStore(StateStore.layerPostgres({ url: Redacted.make(url), maxConnections: 4 }).pipe(Layer.provide(withEnv(keyEnv(newKey())))))
-  const services = yield* Layer.build(DesiredWakeups.layer.pipe(Layer.provideMerge(Layer.succeed(StateStore, store))))
-  const side1 = yield* startSide("runner-1", services, recorded)
-  const side2 = yield* startSide("runner-2", services, recorded)
-  const masterUsers = makeUsers("m", 2, master)
-  const slaveUsers = makeUsers("s", 3, slave)
-  const sim = yield* PbxSimulator.make({
-    connectUrl: side1.url,
-    domain: "example.com",
-    pbxs: [
-      { name: master, isMaster: true, password, lics: 8, appObject: "teams-presence", users: masterUsers },
-      { name: slave, isMaster: false, password, lics: 8, appObject: "teams-presence", users: slaveUsers, connectUrl: side2.url }
-    ]
-  })
-  yield* side1.waitLoggedIn(master)
-  yield* side2.waitLoggedIn(slave)
+  const { store, side1, side2, sim, log, written, until, masterUsers, slaveUsers } = yield* twoSideScene(3)
   const { epoch } = yield* store.owners.claim(alpha, "runner-owner")
   /** The owner's put: `guid`'s command keyed to `pbx`. */
   const put = (pbx: string, guid: string, activity: "away" | "busy") =>
     store.desired.put(alpha, epoch, [{ pbx, guid, command: setPresence(activity) }])
-  const log = () => sim.peek.setPresenceLog()
-  const written = (pbx: string, guid: string, activity: string) => (record: SetPresenceRecord) =>
-    record.accepted && record.pbx === pbx && record.guid === guid && record.activity === activity
   /** A write of the older state on the master after the newer one was written on the slave. */
   const stale = (guid: string) => {
     const newer = log().findIndex(written(slave, guid, "busy"))

@@ -6,7 +6,7 @@
  * an edit of the simulator's user table, replicated to side 1 and published to the store from there.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Layer, Logger, Option, Redacted } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Logger, Option } from "effect"
 import { DesiredWakeups, desiredPresenceWriter } from "../../src/cluster/DesiredPresence.ts"
 import { storeDirectory } from "../../src/cluster/StoreDirectory.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
@@ -14,13 +14,10 @@ import { PbxDirectory } from "../../src/pbx/directory/PbxDirectory.ts"
 import { pbxServices } from "../../src/pbx/PbxLayer.ts"
 import { PbxSettings } from "../../src/pbx/PbxSettings.ts"
 import { PresenceWriter } from "../../src/pbx/writer/PresenceWriter.ts"
-import { PbxSimulator, type SetPresenceRecord, type SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { type SimUser } from "../../src/simulators/pbx/PbxSimulator.ts"
 import { StateStore, type StateStoreError } from "../../src/state/StateStore.ts"
-import { makeUsers, password } from "../pbx/harness.ts"
-import { keyEnv, newKey, openStore, tenant, withEnv } from "../state/fixtures.ts"
-import { newSchemaUrl } from "../support/postgres.ts"
-import { makeRecordedWaits } from "../support/waiting.ts"
-import { alpha, master, settings, slave, startSide } from "./twoSides.ts"
+import { tenant } from "../state/fixtures.ts"
+import { alpha, master, settings, slave, twoSideScene } from "./twoSides.ts"
 
 /**
  * The tenant's owner in mode `any`: its connector's PBX services hold no socket and read the user table from the
@@ -46,31 +43,11 @@ const startOwner = Effect.fnUntraced(function*(
 })
 
 const setUp = Effect.fnUntraced(function*() {
-  const { recorded, until } = makeRecordedWaits()
-  const url = yield* Effect.promise(newSchemaUrl)
-  const store = yield* openStore(StateStore.layerPostgres({ url: Redacted.make(url), maxConnections: 4 }).pipe(Layer.provide(withEnv(keyEnv(newKey())))))
-  const services = yield* Layer.build(DesiredWakeups.layer.pipe(Layer.provideMerge(Layer.succeed(StateStore, store))))
-  const side1 = yield* startSide("runner-1", services, recorded)
-  const side2 = yield* startSide("runner-2", services, recorded)
-  const masterUsers = makeUsers("m", 2, master)
-  const slaveUsers = makeUsers("s", 2, slave)
-  const sim = yield* PbxSimulator.make({
-    connectUrl: side1.url,
-    domain: "example.com",
-    pbxs: [
-      { name: master, isMaster: true, password, lics: 8, appObject: "teams-presence", users: masterUsers },
-      { name: slave, isMaster: false, password, lics: 8, appObject: "teams-presence", users: slaveUsers, connectUrl: side2.url }
-    ]
-  })
-  yield* side1.waitLoggedIn(master)
-  yield* side2.waitLoggedIn(slave)
+  const { store, services, side1, side2, sim, log, written, until, masterUsers, slaveUsers } = yield* twoSideScene(2)
   const connected = Effect.map(Effect.all([side1.loggedIn, side2.loggedIn]), ([one, two]): ReadonlySet<string> => new Set([...one, ...two]))
   const owner = yield* startOwner(services, connected)
   // The owner's table read from the store first (what the planner waits for), so each command is keyed by the user's loc.
   yield* owner.directory.ready
-  const log = () => sim.peek.setPresenceLog()
-  const written = (pbx: string, guid: string, activity: string) => (record: SetPresenceRecord) =>
-    record.accepted && record.pbx === pbx && record.guid === guid && record.activity === activity
   /** The owner's user table says `guid` is at `pbx` (read from the store). */
   const ownerSees = (guid: string, pbx: string) =>
     Effect.gen(function*() {
