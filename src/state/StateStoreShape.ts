@@ -39,6 +39,11 @@ export type DesiredWakeup =
      * nothing new to read for this wake-up (its own runner's owner woke it at once, before the NOTIFY came back).
      */
     readonly version?: number
+    /**
+     * An own put's rows for this PBX (never from a NOTIFY: the owner's runner wakes its own senders with them), each with
+     * the PBX's lease as the put saw it: a sender holding that lease hands them over without reading (DesiredSender.ts).
+     */
+    readonly put?: ReadonlyArray<VersionedCommand>
   }
   | { readonly kind: "resync" }
 

@@ -28,13 +28,16 @@ const LeasedRow = Schema.Struct({
   waited: Schema.NullOr(Schema.Number)
 })
 /** `at`: when the NOTIFY was sent, by the database's clock (milliseconds since the epoch): the `notify` stage. */
-/** A put's answer: the owner's epoch, with each row it wrote (none: a row of nulls). */
+/** A put's answer: the owner's epoch, with each row it wrote (none: a row of nulls) and its PBX's lease as it saw it. */
 const PutRow = Schema.Struct({
   owner: Schema.NullOr(Int64),
   guid: Schema.NullOr(Schema.String),
   pbx: Schema.NullOr(Schema.String),
   command: Schema.NullOr(PbxPresenceCommand),
-  version: Schema.NullOr(Int64)
+  version: Schema.NullOr(Int64),
+  lease_runner: Schema.NullOr(Schema.String),
+  lease_epoch: Schema.NullOr(Int64),
+  unread: Schema.NullOr(Int64)
 })
 const Wakeup = Schema.fromJsonString(Schema.Struct({
   tenant: TenantId,
@@ -183,7 +186,9 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
   /**
    * One statement, one round trip on any pooled connection: the owner row is read under a share lock (a claim waits for
    * this statement's end, so it cannot slip between the check and the write), the rows are written only when the epoch
-   * is current, and each PBX whose rows changed is notified on commit.
+   * is current, and each PBX whose rows changed is notified on commit. Each written row carries its PBX's socket lease
+   * and the highest version of the PBX's other pending rows, both as they were before the statement (its snapshot): the
+   * lease's holder can hand the rows to its writer without reading them when it has read that far.
    */
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
@@ -198,15 +203,27 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
           WHERE pbx_desired.pbx <> EXCLUDED.pbx OR pbx_desired.command <> EXCLUDED.command
         RETURNING guid, pbx, command, version),
       n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"), sql.literal("p.version"))}
-        FROM (SELECT pbx, max(version) AS version FROM w GROUP BY pbx) AS p)
-      SELECT (SELECT epoch FROM o) AS owner, (SELECT count(*) FROM n) AS notified, w.guid, w.pbx, w.command, w.version
-      FROM (SELECT 1) AS one LEFT JOIN w ON true`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(PutRow, "pbx_desired", tenant))
+        FROM (SELECT pbx, max(version) AS version FROM w GROUP BY pbx) AS p),
+      h AS (SELECT p.pbx, l.runner AS lease_runner, l.epoch AS lease_epoch,
+          coalesce((SELECT max(d.version) FROM pbx_desired AS d
+            WHERE d.tenant_id = ${tenant} AND d.pbx = p.pbx AND d.version > d.confirmed_version
+              AND d.guid NOT IN (SELECT guid FROM w)), 0) AS unread
+        FROM (SELECT DISTINCT pbx FROM w) AS p LEFT JOIN pbx_lease AS l ON l.tenant_id = ${tenant} AND l.pbx = p.pbx)
+      SELECT (SELECT epoch FROM o) AS owner, (SELECT count(*) FROM n) AS notified, w.guid, w.pbx, w.command, w.version,
+        h.lease_runner, h.lease_epoch, h.unread
+      FROM (SELECT 1) AS one LEFT JOIN w ON true LEFT JOIN h ON h.pbx = w.pbx`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(PutRow, "pbx_desired", tenant))
     const current = result[0]?.owner ?? 0
     if (current !== epoch) return yield* fenced(tenant, epoch, current)
     const changed = result.flatMap((row) =>
       row.guid === null || row.pbx === null || row.command === null || row.version === null
         ? []
-        : [{ pbx: row.pbx, guid: row.guid, command: row.command, version: row.version } satisfies VersionedCommand]
+        : [{
+          pbx: row.pbx,
+          guid: row.guid,
+          command: row.command,
+          version: row.version,
+          ...(row.lease_runner === null || row.lease_epoch === null ? {} : { lease: { runner: row.lease_runner, epoch: row.lease_epoch, unread: row.unread ?? 0 } })
+        } satisfies VersionedCommand]
     )
     return changed.sort((a, b) => a.version - b.version)
   })
