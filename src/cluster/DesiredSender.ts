@@ -127,6 +127,7 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
   const due = new Map<string, number | undefined>()
   // Own puts' rows per PBX since the last look began, in put order: handed over without a read where the lease allows.
   const puts = new Map<string, Array<VersionedCommand>>()
+  // The look's first NOTIFY time, taken once (the `wake_to_read` stage).
   const handover = makeHandover(sides, { lookWoken: () => [lookNotifiedAt, lookNotifiedAt = undefined][0] })
   const sendPbx = Effect.fnUntraced(function*(pbx: string, full: boolean, notified?: number) {
     const lease = yield* leases.of(pbx)
