@@ -8,7 +8,7 @@ import { clip } from "../domain/LogText.ts"
 import { type DesiredWakeup, StateStore, type TenantId, type VersionedCommand } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 import { userFence } from "./DesiredFence.ts"
-import { followConfirmations, makeHandover, makeLeases, type Sides } from "./DesiredHandover.ts"
+import { followConfirmations, type Held, makeHandover, makeLeases, type Sides } from "./DesiredHandover.ts"
 import { recordStage, recordStageSince } from "./StageTimings.ts"
 import { makeTenantHubs } from "./TenantHubs.ts"
 
@@ -51,6 +51,20 @@ const safetyInterval = "15 seconds"
 
 export type { Sides } from "./DesiredHandover.ts"
 
+/**
+ * How long a sender waits for an own put's rows (DesiredWakeups.local) after the put's NOTIFY came first, before it
+ * reads instead: the owner's put loop ended between its commit and its answer (the tenant stopping here).
+ */
+const putGrace = "1 second"
+
+/**
+ * The version of an own put (this runner's owner put it, and it saw this runner's lease with the epoch held here) that a
+ * NOTIFY names: its rows come from the owner directly. Undefined: any other NOTIFY.
+ */
+const ownPut = (runner: string, lease: Held | undefined, wakeup: Extract<DesiredWakeup, { kind: "changed" }>) =>
+  wakeup.by?.owner === runner && wakeup.by.holder === runner && lease !== undefined && lease !== "lost" &&
+    lease.epoch === wakeup.by.lease ? wakeup.version : undefined
+
 /** What wakes a sender: a NOTIFY for its tenant (at the PBX it names), a re-LISTEN (every PBX) and a login here (that PBX). */
 const followWakeups = Effect.fnUntraced(function*(
   sides: Sides,
@@ -71,7 +85,16 @@ const followWakeups = Effect.fnUntraced(function*(
       const wakeup = yield* PubSub.take(notifications)
       if (wakeup.kind === "resync") yield* wake.all
       else if (wakeup.put !== undefined) yield* wake.put(wakeup.pbx, wakeup.put)
-      else yield* wake.notified(wakeup.pbx, yield* Clock.currentTimeMillis, wakeup.version)
+      else {
+        const notified = wake.notified(wakeup.pbx, yield* Clock.currentTimeMillis, wakeup.version)
+        const expected = ownPut(sides.runner, leases.peek(wakeup.pbx), wakeup)
+        if (expected === undefined) yield* notified
+        else {
+          // The put's NOTIFY came before its answer reached the owner here: its rows follow (`put`); read only if not.
+          const arrived = Effect.sync(() => { const lease = leases.peek(wakeup.pbx); return lease !== undefined && lease !== "lost" && lease.readBound >= expected })
+          yield* Effect.sleep(putGrace).pipe(Effect.andThen(arrived), Effect.flatMap((done) => (done ? Effect.void : notified)), Effect.forkScoped)
+        }
+      }
     }
   }).pipe(Effect.forkScoped)
   const events = yield* sides.connections.subscribe

@@ -44,6 +44,11 @@ export type DesiredWakeup =
      * the PBX's lease as the put saw it: a sender holding that lease hands them over without reading (DesiredSender.ts).
      */
     readonly put?: ReadonlyArray<VersionedCommand>
+    /**
+     * A put's NOTIFY (PostgreSQL): the runner of the owner that put it and the PBX's lease as the put saw it. A sender on
+     * that runner holding that lease gets the put's rows from its owner directly (`put`) and need not read for it.
+     */
+    readonly by?: { readonly owner: string; readonly holder: string | undefined; readonly lease: number | undefined }
   }
   | { readonly kind: "resync" }
 

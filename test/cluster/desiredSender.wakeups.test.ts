@@ -8,10 +8,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, PubSub, Redacted } from "effect"
+import { TestClock } from "effect/testing"
 import { DesiredWakeups, makeSender } from "../../src/cluster/DesiredSender.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
 import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
-import { type DesiredWakeup, StateStore, TenantId } from "../../src/state/StateStore.ts"
+import { type DesiredWakeup, StateStore, TenantId, type VersionedCommand } from "../../src/state/StateStore.ts"
 import { allLoggedIn, makeUsers, password, startConnector } from "../pbx/harness.ts"
 import { keyEnv, newKey, openStore, withEnv } from "../state/fixtures.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
@@ -133,5 +134,42 @@ describe("the desired presences' sender: what a wake-up reads", () => {
       yield* sent(m2)
       yield* until(() => startedOf(m1) >= 2)
       assert.deepStrictEqual(reads.slice(mark), [slave, master], "the master read once, for the row it had not read")
+    }).pipe(Effect.scoped), 30_000)
+
+  it.effect("an own put's NOTIFY that comes before its answer costs no read; without the answer, the master is read after 1 s", () =>
+    Effect.gen(function*() {
+      const { masterUsers, notify, putRows, reads, sent, slaveUsers, startedOf, until, wakeups } = yield* setUp()
+      yield* until(() => reads.includes(master) && reads.includes(slave))
+      const mark = reads.length
+      const [m1, m2] = [masterUsers[0]!.guid, masterUsers[1]!.guid]
+      const [s1, s2] = [slaveUsers[0]!.guid, slaveUsers[1]!.guid]
+      /** The NOTIFY of `rows`' put as PostgreSQL sends it: the owner's runner and the lease the put saw. */
+      const notifyOf = (rows: ReadonlyArray<VersionedCommand>) =>
+        notify({ pbx: master, version: rows[0]!.version, by: { owner: "runner-1", holder: rows[0]!.lease?.runner, lease: rows[0]!.lease?.epoch } })
+      /** A slave change, notified and sent: every wake-up before it has been taken. */
+      const slaveChange = Effect.fnUntraced(function*(guid: string, activity: "away" | "dnd" = "away") {
+        const version = (yield* putRows(slave, guid, activity))[0]!.version
+        yield* notify({ pbx: slave, version })
+        yield* sent(guid)
+      })
+
+      // The NOTIFY first, taken before the answer (a slave change after it is sent), then the owner's rows.
+      const first = yield* putRows(master, m1)
+      yield* notifyOf(first)
+      yield* slaveChange(s1)
+      yield* wakeups.local(tenant, master, first)
+      yield* sent(m1)
+      yield* TestClock.adjust("1 second")
+      yield* slaveChange(s2)
+      assert.deepStrictEqual(reads.slice(mark), [slave, slave], "the master not read for its own put")
+
+      // The answer never comes (the owner's put loop ended after the commit): the master is read after 1 s.
+      const orphan = yield* putRows(master, m2)
+      yield* notifyOf(orphan)
+      yield* slaveChange(s1, "dnd")
+      assert.strictEqual(startedOf(m2), 0, "not sent before the grace")
+      yield* TestClock.adjust("1 second")
+      yield* sent(m2)
+      assert.deepStrictEqual(reads.slice(mark), [slave, slave, slave, master], "the master read once, after the grace")
     }).pipe(Effect.scoped), 30_000)
 })

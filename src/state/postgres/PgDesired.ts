@@ -43,7 +43,10 @@ const Wakeup = Schema.fromJsonString(Schema.Struct({
   tenant: TenantId,
   pbx: Schema.String,
   at: Schema.optional(Schema.Number),
-  version: Schema.optional(Schema.Number)
+  version: Schema.optional(Schema.Number),
+  by: Schema.optional(Schema.String),
+  holder: Schema.optional(Schema.NullOr(Schema.String)),
+  lease: Schema.optional(Schema.NullOr(Schema.Number))
 }))
 const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
 
@@ -56,11 +59,12 @@ const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
 
 /**
  * The NOTIFY of `pbx`'s news (a value or a column): its tenant, its PBX, when it was sent by the database's clock and,
- * from a put, the highest version it wrote for the PBX (a column).
+ * from a put, the highest version it wrote for the PBX, the owner that put it and the PBX's lease as the put saw it
+ * (columns: `version`, `by`, `holder`, `lease`).
  */
-const notifyOf = (sql: PgClient.PgClient, tenant: TenantId, pbx: string | Statement.Fragment, version?: Statement.Fragment) =>
+const notifyOf = (sql: PgClient.PgClient, tenant: TenantId, pbx: string | Statement.Fragment, put?: Statement.Fragment) =>
   sql`pg_notify(${desiredChannel}, json_build_object('tenant', ${tenant}::text, 'pbx', ${pbx}::text,
-    'at', (extract(epoch FROM clock_timestamp()) * 1000)::float8${version === undefined ? sql.literal("") : sql`, 'version', ${version}`})::text)`
+    'at', (extract(epoch FROM clock_timestamp()) * 1000)::float8${put === undefined ? sql.literal("") : put})::text)`
 
 const notify = (sql: PgClient.PgClient, tenant: TenantId, pbx: string) => sql`SELECT ${notifyOf(sql, tenant, pbx)}`
 
@@ -76,7 +80,8 @@ const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> 
             tenant: w.tenant,
             pbx: w.pbx,
             ...(w.at === undefined ? {} : { at: w.at, receivedAt }),
-            ...(w.version === undefined ? {} : { version: w.version })
+            ...(w.version === undefined ? {} : { version: w.version }),
+            ...(w.by === undefined ? {} : { by: { owner: w.by, holder: w.holder ?? undefined, lease: w.lease ?? undefined } })
           }))
       ),
       Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
@@ -192,7 +197,7 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
    */
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
-    const result = yield* sql`WITH o AS (SELECT epoch FROM tenant_owner WHERE tenant_id = ${tenant} FOR SHARE),
+    const result = yield* sql`WITH o AS (SELECT epoch, runner FROM tenant_owner WHERE tenant_id = ${tenant} FOR SHARE),
       w AS (
         INSERT INTO pbx_desired (tenant_id, guid, pbx, command, version, owner_epoch)
         SELECT ${tenant}, r.guid, r.pbx, r.command, nextval('pbx_desired_version'), ${epoch}
@@ -202,8 +207,8 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
           version = EXCLUDED.version, owner_epoch = EXCLUDED.owner_epoch, updated_at = now()
           WHERE pbx_desired.pbx <> EXCLUDED.pbx OR pbx_desired.command <> EXCLUDED.command
         RETURNING guid, pbx, command, version),
-      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"), sql.literal("p.version"))}
-        FROM (SELECT pbx, max(version) AS version FROM w GROUP BY pbx) AS p),
+      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"), sql.literal(", 'version', p.version, 'by', (SELECT runner FROM o), 'holder', l.runner, 'lease', l.epoch"))}
+        FROM (SELECT pbx, max(version) AS version FROM w GROUP BY pbx) AS p LEFT JOIN pbx_lease AS l ON l.tenant_id = ${tenant} AND l.pbx = p.pbx),
       h AS (SELECT p.pbx, l.runner AS lease_runner, l.epoch AS lease_epoch,
           coalesce((SELECT max(d.version) FROM pbx_desired AS d
             WHERE d.tenant_id = ${tenant} AND d.pbx = p.pbx AND d.version > d.confirmed_version
