@@ -1,8 +1,6 @@
 /** Test helpers: the webhook and other router layers on 127.0.0.1 with an ephemeral port, and POSTs to them. */
-import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { HttpRouter, HttpServer } from "effect/http"
-import { createServer } from "node:http"
 import { CertificateStore } from "../../src/graph/notifications/crypto/CertificateStore.ts"
 import { encryptPayload, inspectCertificate } from "../../src/graph/notifications/crypto/RichCrypto.ts"
 import { NotificationPipeline, NotificationRoutes } from "../../src/graph/notifications/NotificationRoutes.ts"
@@ -13,10 +11,12 @@ import {
   type SubscriptionSettingsOptions
 } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { JWKS_PATH, JwksRoutes, SimJwks } from "../../src/simulators/graph/SimJwks.ts"
+import { nodeServer } from "../../src/http/Server.ts"
 import { fileState } from "../support/state.ts"
 import { tempDir } from "../support/tempDir.ts"
 
-export const localServer = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
+/** The connector's own server (src/http/Server.ts): the notification POST is taken before effect's server, as in production. */
+export const localServer = nodeServer({ port: 0, host: "127.0.0.1" })
 
 export const baseUrlOf = (server: HttpServer.HttpServer["Service"]): string =>
   `http://127.0.0.1:${"port" in server.address ? server.address.port : 0}`
