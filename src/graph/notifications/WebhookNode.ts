@@ -41,6 +41,7 @@ export interface NodeWebhookOptions {
 const noSniff = { "x-content-type-options": "nosniff" } as const
 
 const answerText = (res: ServerResponse, status: number, text: string) => {
+  if (res.destroyed || res.headersSent) return
   res.writeHead(status, { ...noSniff, "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(text) })
   res.end(text)
 }
@@ -143,7 +144,7 @@ export const nodeNotifications = (options: NodeWebhookOptions) => {
         received(req, res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length), startedAt)
       } catch (defect) {
         run(Effect.logError("the notification webhook failed", String(defect)))
-        if (!res.headersSent) answerText(res, 500, "internal error")
+        answerText(res, 500, "internal error")
       }
     })
   }
