@@ -46,6 +46,45 @@ const answerText = (res: ServerResponse, status: number, text: string) => {
   res.end(text)
 }
 
+/**
+ * The body within `maxBodyBytes` to `then`; over it (declared, or while a body without Content-Length is read: the rest
+ * is read and dropped) `tooLarge` with the line to log and the answer's text.
+ */
+const readBody = (req: IncomingMessage, maxBodyBytes: number, tooLarge: (log: string, text: string) => void, then: (bytes: Buffer) => void) => {
+  const declared = Number(req.headers["content-length"] ?? "0")
+  if (Number.isFinite(declared) && declared > maxBodyBytes) {
+    req.resume()
+    return tooLarge(`body of ${declared} bytes exceeds the limit of ${maxBodyBytes}`, "body too large")
+  }
+  const chunks: Array<Buffer> = []
+  let length = 0
+  let over = false
+  req.on("data", (chunk: Buffer) => {
+    if (over) return
+    length += chunk.length
+    if (length <= maxBodyBytes) return void chunks.push(chunk)
+    over = true
+    chunks.length = 0
+    tooLarge(`request body could not be read within the limit of ${maxBodyBytes} bytes`, "unreadable or too large body")
+  })
+  req.on("end", () => {
+    if (!over) then(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length))
+  })
+}
+
+/**
+ * A connection's first POST waits for the event loop's next poll: a sender that gave up on it while it waited in the
+ * listen queue has closed the connection by then (`gone`). Later POSTs on a kept connection go on at once.
+ */
+const unlessGone = (req: IncomingMessage, res: ServerResponse, gone: () => void, then: () => void) => {
+  const connection = req.socket
+  if (served.has(connection)) return then()
+  served.add(connection)
+  setImmediate(() =>
+    setImmediate(() => (!res.destroyed && !connection.destroyed && !connection.readableEnded ? then() : gone()))
+  )
+}
+
 /** A handler for `POST {notificationPath}` without a query string: always takes the request. */
 export const nodeNotifications = (options: NodeWebhookOptions) => {
   const { context, maxBodyBytes } = options
@@ -86,24 +125,6 @@ export const nodeNotifications = (options: NodeWebhookOptions) => {
     else fiber.addObserver(reply)
   }
 
-  /** A connection's first POST waits for the next poll: a sender that gave up on it has closed it by then. */
-  const unlessGone = (req: IncomingMessage, res: ServerResponse, items: number, startedAt: bigint, then: () => void) => {
-    const connection = req.socket
-    if (served.has(connection)) return then()
-    served.add(connection)
-    setImmediate(() =>
-      setImmediate(() => {
-        if (!res.destroyed && !connection.destroyed && !connection.readableEnded) return then()
-        run(reportGone(items))
-        // 499 (as proxies log a request whose client closed it first): an answer nobody reads, timed as any other.
-        if (res.destroyed) return
-        answered(res, startedAt)
-        res.writeHead(499, noSniff)
-        res.end()
-      })
-    )
-  }
-
   const received = (req: IncomingMessage, res: ServerResponse, bytes: Buffer, startedAt: bigint) => {
     let json: unknown
     try {
@@ -116,32 +137,22 @@ export const nodeNotifications = (options: NodeWebhookOptions) => {
       return refuse(res, "malformed", "body is not a change notification collection", 400, "not a change notification collection")
     }
     const body = decoded.value
-    unlessGone(req, res, body.value.length, startedAt, () => queue(res, body, startedAt))
+    unlessGone(req, res, () => {
+      run(reportGone(body.value.length))
+      // 499 (as proxies log a request whose client closed it first): an answer nobody reads, timed as any other.
+      if (res.destroyed) return
+      answered(res, startedAt)
+      res.writeHead(499, noSniff)
+      res.end()
+    }, () => queue(res, body, startedAt))
   }
 
   return (req: IncomingMessage, res: ServerResponse): void => {
     const startedAt = clock.currentTimeNanosUnsafe()
-    const declared = Number(req.headers["content-length"] ?? "0")
-    if (Number.isFinite(declared) && declared > maxBodyBytes) {
-      req.resume()
-      return refuse(res, "too_large", `body of ${declared} bytes exceeds the limit of ${maxBodyBytes}`, 400, "body too large")
-    }
-    const chunks: Array<Buffer> = []
-    let length = 0
-    let over = false
-    req.on("data", (chunk: Buffer) => {
-      if (over) return
-      length += chunk.length
-      if (length <= maxBodyBytes) return void chunks.push(chunk)
-      // A body sent without Content-Length (chunked) is capped while it is read; the rest is read and dropped.
-      over = true
-      chunks.length = 0
-      refuse(res, "too_large", `request body could not be read within the limit of ${maxBodyBytes} bytes`, 400, "unreadable or too large body")
-    })
-    req.on("end", () => {
-      if (over || res.destroyed) return
+    readBody(req, maxBodyBytes, (log, text) => refuse(res, "too_large", log, 400, text), (bytes) => {
+      if (res.destroyed) return
       try {
-        received(req, res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length), startedAt)
+        received(req, res, bytes, startedAt)
       } catch (defect) {
         run(Effect.logError("the notification webhook failed", String(defect)))
         answerText(res, 500, "internal error")
