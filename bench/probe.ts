@@ -14,6 +14,7 @@
  */
 import { appendFile, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFile, writeFileSync } from "node:fs"
 import { type IncomingMessage, Server, type ServerResponse } from "node:http"
+import { subscribe } from "node:diagnostics_channel"
 import { Session } from "node:inspector"
 import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks"
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
@@ -96,20 +97,22 @@ if (file !== undefined && isMainThread) {
       connections.mostOpen = Math.max(connections.mostOpen, connections.open)
       socket.once("close", () => connections.open--)
     }
-    if (event === "request") {
-      const [req, res] = args as [IncomingMessage, ServerResponse]
-      if (!seen.has(req) && req.method === "POST" && (req.url ?? "").split("?")[0]!.endsWith("/graph/notifications")) {
-        seen.add(req)
-        if (!usedSockets.has(req.socket)) {
-          usedSockets.add(req.socket)
-          connections.postsOnNewConnection++
-        }
-        const at = performance.now()
-        res.once("finish", () => requests.push(performance.now() - at))
-      }
-    }
     return Reflect.apply(emit, this, [event, ...args]) as boolean
   } as typeof Server.prototype.emit
+  // Requests as Node's parser hands them to a server (the public port's, before the front or the connector's own
+  // Node-level handlers take them): the channel sees every request once, however it is served afterwards.
+  subscribe("http.server.request.start", (message) => {
+    const { request: req, response: res } = message as { request: IncomingMessage; response: ServerResponse }
+    if (!seen.has(req) && req.method === "POST" && (req.url ?? "").split("?")[0]!.endsWith("/graph/notifications")) {
+      seen.add(req)
+      if (!usedSockets.has(req.socket)) {
+        usedSockets.add(req.socket)
+        connections.postsOnNewConnection++
+      }
+      const at = performance.now()
+      res.once("finish", () => requests.push(performance.now() - at))
+    }
+  })
   // A cluster runner (CONNECTOR_DATABASE_URL): how late its PostgreSQL connections' bytes carrying a desired-presence
   // NOTIFY (with the database's `at`) reach the socket's 'data' event, to tell the kernel and PostgreSQL from the
   // process's own scheduling in the cluster's `notify` stage.

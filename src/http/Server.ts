@@ -2,7 +2,7 @@
  * The connector's one HTTP server: status page and probes, the Graph webhook and the PBX websocket endpoint share a
  * port, each contributed as an `HttpRouter` layer by its own module.
  */
-import { createServer, type Server } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { createServer as createNetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
@@ -24,6 +24,44 @@ const listening = new Map<number, Server>()
 
 /** The server of this process listening on `port` (a tenant's connector on its loopback port), if any. */
 export const localServer = (port: number): Server | undefined => listening.get(port)
+
+/** A request taken before effect's HTTP server (src/graph/notifications/WebhookNode.ts). */
+export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void
+
+/** The handlers of a listed server, by method and path (the request's exact URL: none with a query string). */
+const nodeHandlers = new WeakMap<Server, Map<string, NodeHandler>>()
+
+/**
+ * `handler` takes every `method` request for exactly `path` on this process's server listening on `port`, before
+ * effect's HTTP server sees it — whether it arrived on the server's own socket or was handed over by the front
+ * (RunnerFront.ts emits `request` on it). Returns the removal, or undefined when no server of this process listens
+ * there (a server made elsewhere, or requests built in memory): the routes then serve every request as before.
+ */
+export const takeRequests = (port: number, method: string, path: string, handler: NodeHandler): (() => void) | undefined => {
+  const server = listening.get(port)
+  if (server === undefined) return undefined
+  const key = `${method} ${path}`
+  let handlers = nodeHandlers.get(server)
+  if (handlers === undefined) {
+    handlers = new Map()
+    nodeHandlers.set(server, handlers)
+    const taken = handlers
+    const emit = server.emit
+    server.emit = function(this: Server, event: string | symbol, ...args: Array<unknown>) {
+      if (event === "request" && taken.size > 0) {
+        const req = args[0] as IncomingMessage
+        const found = taken.get(`${req.method} ${req.url}`)
+        if (found !== undefined) return (found(req, args[1] as ServerResponse), true)
+      }
+      return Reflect.apply(emit, this, [event, ...args]) as boolean
+    } as typeof server.emit
+  }
+  handlers.set(key, handler)
+  const mine = handlers
+  return () => {
+    if (mine.get(key) === handler) mine.delete(key)
+  }
+}
 
 const listed = (server: Server): Server => {
   server.once("listening", () => {

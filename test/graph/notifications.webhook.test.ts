@@ -4,15 +4,15 @@ import * as jose from "jose"
 import { notificationsRejected } from "../../src/domain/Metrics.ts"
 import { collect, firstWhere } from "../support/streams.ts"
 import { buildPushSource, emptyPresenceReader } from "./harness.ts"
-import { APP_ID, post, richWebhook, TENANT } from "./notificationsHarness.ts"
+import { APP_ID, post, richWebhook, TENANT, type WebhookServerKind } from "./notificationsHarness.ts"
 import { splitFromBytes } from "../../src/graph/notifications/JsonBody.ts"
 
 const rejected = (reason: string) =>
   Metric.value(Metric.withAttributes(notificationsRejected, { reason })).pipe(Effect.map((state) => Number(state.count)))
 
 /** The webhook with rich items; every item is decrypted here, however many arrive at once (the flood fallback: flood.fallback.test.ts). */
-const makeSetup = (maxBodyBytes: number) =>
-  Effect.map(richWebhook({ maxBodyBytes, floodLatencyBudgetMillis: 0 }), (webhook) => ({
+const makeSetup = (maxBodyBytes: number, server: WebhookServerKind = "node") =>
+  Effect.map(richWebhook({ maxBodyBytes, floodLatencyBudgetMillis: 0 }, server), (webhook) => ({
     ...webhook,
     richItem: (userId: string, presence: object, overrides: Record<string, unknown> = {}) =>
       webhook.richItem(userId, { id: userId, ...presence }, overrides)
@@ -32,9 +32,10 @@ describe("notification webhook (real sockets)", () => {
       }
     }).pipe(Effect.scoped))
 
-  it.live("delivers a rich presence as a decrypted typed presence; rejects and counts forged, tampered, foreign and stale items", () =>
+  // The POST taken before effect's server (the connector's own server) and on the route (any other server, or tracing on).
+  it.live.each(["node", "routes"] as const)("delivers a rich presence as a decrypted typed presence; rejects and counts forged, tampered, foreign and stale items (%s)", (server) =>
     Effect.gen(function*() {
-      const { context, inbox, jwks, richItem, url } = yield* setup
+      const { context, inbox, jwks, richItem, url } = yield* makeSetup(64 * 1024, server)
       // The inbox hands over every verified item in order; the presence source, the one owner of ordering, drops the
       // older one. Every user named below is served, so a forged item that got through would show as a change.
       const handedOver = yield* collect(inbox.presences, 3)

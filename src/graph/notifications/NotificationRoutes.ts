@@ -3,12 +3,11 @@
  * Answers the validation handshake with the decoded token, and every notification with 202 as soon as it is checked
  * and queued — decryption and processing happen elsewhere, so Graph never sees a slow endpoint.
  */
-import { ByteSize, Clock, Effect, Exit, Layer } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { ByteSize, Clock, Effect, Exit, Layer, Option } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { ServerResponse as NodeServerResponse } from "node:http"
 import type { Socket } from "node:net"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { webhookResponseSecondsOf } from "../../domain/Metrics.ts"
 import { tracing } from "../../observability/ChangeTrace.ts"
 import { CertificateStore } from "./crypto/CertificateStore.ts"
 import { DecryptPool } from "./crypto/DecryptPool.ts"
@@ -17,7 +16,9 @@ import { NotificationsWarmUp } from "./crypto/WarmUp.ts"
 import { parseJsonBody } from "./JsonBody.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "./Notifications.ts"
 import { NotificationsInbox } from "./NotificationsInbox.ts"
-import { logRejected, makeRejections } from "./Rejections.ts"
+import { logRejected } from "./Rejections.ts"
+import { answerFlushed, answerProduced, nodeNotifications, reportGone, served } from "./WebhookNode.ts"
+import { takeRequests } from "../../http/Server.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 
 /** The Node response under an Effect request, when there is one (not for requests built in memory). */
@@ -50,9 +51,6 @@ const afterNextPoll = Effect.callback<void>((resume) => {
   setImmediate(() => setImmediate(() => resume(Effect.void)))
 })
 
-/** Connections that carried a POST already. */
-const served = new WeakSet<Socket>()
-
 /**
  * Whether the sender closed the connection before the answer: its items are not handled (they come again in the
  * sender's next POST, and handling them twice would double the work just when the connector is behind), and counted
@@ -70,16 +68,6 @@ const senderGone = Effect.fnUntraced(function*(connection: Socket | undefined, i
   yield* reportGone(items)
   return true
 })
-
-const reportGone = (items: number) => {
-  const rejections = makeRejections()
-  rejections.add("client_gone", "the sender closed the connection before the answer (it sends the notifications again)", {}, items)
-  return rejections.report(items)
-}
-
-/** The webhook answer histogram per `until`, each tenant's series made once (it is observed twice per POST). */
-const answerProduced = webhookResponseSecondsOf("produced")
-const answerFlushed = webhookResponseSecondsOf("flushed")
 
 const badRequest = (message: string) => HttpServerResponse.text(message, { status: 400 })
 
@@ -187,8 +175,25 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
   })
 
   yield* router.add("POST", settings.notificationPath as HttpRouter.PathInput, timedNotifications)
+  yield* takenBeforeTheServer(settings, inbox)
   yield* router.add("POST", settings.lifecyclePath as HttpRouter.PathInput, lifecycle)
 }))
+
+/**
+ * The notification POST without a query string is taken from Node's server before effect's (WebhookNode.ts), when
+ * this process's server serves the routes and no tracing backend wants the POST's span; the route serves the rest.
+ */
+const takenBeforeTheServer = Effect.fnUntraced(function*(
+  settings: { readonly notificationPath: string; readonly maxBodyBytes: number },
+  inbox: NotificationsInbox["Service"]
+) {
+  const server = yield* Effect.serviceOption(HttpServer.HttpServer)
+  if (Option.isNone(server) || !("port" in server.value.address) || (yield* tracing)) return
+  const context = yield* Effect.context<never>()
+  const handler = nodeNotifications({ context, maxBodyBytes: settings.maxBodyBytes, accept: inbox.acceptNotifications })
+  const remove = takeRequests(server.value.address.port, "POST", settings.notificationPath, handler)
+  if (remove !== undefined) yield* Effect.addFinalizer(() => Effect.sync(remove))
+})
 
 /**
  * The inbox with everything it needs but SubscriptionSettings: certificate store, decryption workers, validation-token
