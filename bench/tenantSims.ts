@@ -8,8 +8,11 @@
  * clock and the rate); → `result` (samples, event-loop delay and CPU time of this thread); ← `stop` (simulators closed,
  * the thread ends).
  */
+import { writeFileSync } from "node:fs"
+import { Session } from "node:inspector/promises"
+import { join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
-import { parentPort, workerData } from "node:worker_threads"
+import { parentPort, threadId, workerData } from "node:worker_threads"
 import { Effect, Redacted } from "effect"
 import { GraphSimulator } from "../src/simulators/graph/GraphSimulator.ts"
 import { connectorSnippet, populationOptions } from "../src/simulators/graph/Standalone.ts"
@@ -29,6 +32,8 @@ export interface SimWorkerData {
   readonly tenantCount: number
   readonly users: number
   readonly pbxPassword: string
+  /** BENCH_SIM_PROFILE: a directory for a CPU profile of this thread over the burst and its drain. */
+  readonly profileDir?: string | undefined
 }
 
 export interface SimWorkerResult {
@@ -69,6 +74,22 @@ const tenantConfig = (graphUrl: string, population: SimPopulation, data: SimWork
   pbx: { masterPbx: population.pbxs.find((pbx) => pbx.master)!.name, appPassword: data.pbxPassword },
   timers: { replanDebounceSeconds: 1 }
 })
+
+/** A CPU profile of this thread (the inspector's profiler, which a worker thread has of its own), written on stop. */
+const startProfile = async () => {
+  const session = new Session()
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.setSamplingInterval", { interval: 500 })
+  await session.post("Profiler.start")
+  return {
+    stop: async (file: string) => {
+      const { profile } = await session.post("Profiler.stop")
+      writeFileSync(file, JSON.stringify(profile))
+      session.disconnect()
+    }
+  }
+}
 
 const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
   Effect.gen(function*() {
@@ -118,6 +139,7 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
       sent.delete(stamp.guid)
       lastArrivedAt = now
     })
+    const profiler = data.profileDir === undefined ? undefined : yield* Effect.promise(() => startProfile())
     const delay = monitorEventLoopDelay({ resolution: 10 })
     delay.enable()
     const cpuBefore = process.threadCpuUsage()
@@ -139,6 +161,7 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
     stop()
     delay.disable()
     const cpu = process.threadCpuUsage(cpuBefore)
+    if (profiler !== undefined) yield* Effect.promise(() => profiler.stop(join(data.profileDir!, `sim-thread-${threadId}.cpuprofile`)))
     const result: SimWorkerResult = {
       added,
       changeToSetPresence: latencies,

@@ -5,7 +5,9 @@
  * is slow; after 100 POSTs, ≥ 10 % slow in 10 min → delayed, ≥ 15 % → dropped; docs/protocol-notes.md). Faults
  * (drop, duplicate, reorder, silent subscriptions) and lifecycle events come from the control API.
  */
-import { Clock, Context, Duration, Effect, Layer, PubSub, Stream } from "effect"
+import { Clock, Context, Effect, Layer, PubSub } from "effect"
+import { batchChanges } from "./SimBatches.ts"
+import { EndpointWindow, type EndpointStats } from "./SimEndpoints.ts"
 import { SimJwks } from "./SimJwks.ts"
 import { lifecycleItem, type NotificationItem, presenceItem, userItem } from "./notify/payloads.ts"
 import { type SimPresence, SimState, type UserChange } from "./SimState.ts"
@@ -52,14 +54,7 @@ export interface DeliveryFaults {
   reorder: number
 }
 
-export interface EndpointStats {
-  readonly url: string
-  readonly posts: number
-  readonly slow: number
-  readonly failures: number
-  readonly slowRatio: number
-  readonly state: "ok" | "delayed" | "dropped"
-}
+export type { EndpointStats } from "./SimEndpoints.ts"
 
 export type DeliveryCounters = Readonly<Delivery["count"]>
 
@@ -77,7 +72,7 @@ interface Delivery {
   readonly options: DeliveryOptions
   readonly jwks: SimJwks["Service"]
   readonly faults: DeliveryFaults
-  readonly samples: Map<string, Array<{ at: number; slow: boolean; failed: boolean }>>
+  readonly endpoints: Map<string, EndpointWindow>
   readonly count: { posts: number; itemsDelivered: number; itemsDropped: number; lifecycleSent: number }
 }
 
@@ -103,7 +98,7 @@ export class SimDelivery extends Context.Service<SimDelivery, {
           options: { ...defaultDeliveryOptions, ...partial },
           jwks: yield* SimJwks,
           faults: { drop: 0, duplicate: 0, reorder: 0 },
-          samples: new Map(),
+          endpoints: new Map(),
           count: { posts: 0, itemsDelivered: 0, itemsDropped: 0, lifecycleSent: 0 }
         }
         yield* followChanges(delivery, yield* SimState, yield* SimSubscriptions)
@@ -112,7 +107,7 @@ export class SimDelivery extends Context.Service<SimDelivery, {
           validate: (url) => validate(delivery.options, url),
           sendLifecycle: (subscription, event) => sendLifecycle(delivery, subscription, event),
           deliverNow: (subscription, direct) => deliverNow(delivery, subscription, direct),
-          endpoints: () => [...delivery.samples.keys()].map((url) => stats(delivery, url, Date.now())),
+          endpoints: () => [...delivery.endpoints.keys()].map((url) => stats(delivery, url, Date.now())),
           counters: () => ({ ...delivery.count })
         })
       })
@@ -122,36 +117,33 @@ export class SimDelivery extends Context.Service<SimDelivery, {
 }
 
 /** An endpoint's recent POSTs: slow ones decide whether Graph delays or drops its notifications. */
-const stats = (delivery: Delivery, url: string, now: number): EndpointStats => {
-  const recent = (delivery.samples.get(url) ?? []).filter((s) => s.at > now - delivery.options.windowMillis)
-  delivery.samples.set(url, recent)
-  const slow = recent.filter((s) => s.slow).length
-  const ratio = recent.length === 0 ? 0 : slow / recent.length
-  return {
-    url,
-    posts: recent.length,
-    slow,
-    failures: recent.filter((s) => s.failed).length,
-    slowRatio: ratio,
-    state: recent.length < delivery.options.minSamples ? "ok" : ratio >= 0.15 ? "dropped" : ratio >= 0.10 ? "delayed" : "ok"
+const endpointOf = (delivery: Delivery, url: string): EndpointWindow => {
+  let endpoint = delivery.endpoints.get(url)
+  if (endpoint === undefined) {
+    endpoint = new EndpointWindow()
+    delivery.endpoints.set(url, endpoint)
   }
+  return endpoint
 }
+
+const stats = (delivery: Delivery, url: string, now: number): EndpointStats => endpointOf(delivery, url).stats(url, now, delivery.options)
 
 /** One POST with Graph's timing; returns whether it was answered 2xx. */
 const postOnce = Effect.fnUntraced(function*(delivery: Delivery, url: string, body: unknown) {
   const started = yield* Clock.currentTimeMillis
-  const ok = yield* Effect.tryPromise(async () => {
-    const response = await webhookClient.post(url, {
+  // A callback rather than a promise effect: no abort signal per POST (the client has its own timeout).
+  const ok = yield* Effect.callback<boolean>((resume) => {
+    webhookClient.post(url, {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
       timeoutMillis: delivery.options.answerTimeoutMillis
-    })
-    return response.status >= 200 && response.status < 300
-  }).pipe(Effect.orElseSucceed(() => false))
+    }).then(
+      (response) => resume(Effect.succeed(response.status >= 200 && response.status < 300)),
+      () => resume(Effect.succeed(false))
+    )
+  })
   const ended = yield* Clock.currentTimeMillis
-  const list = delivery.samples.get(url) ?? []
-  list.push({ at: ended, slow: ended - started > delivery.options.slowMillis, failed: !ok })
-  delivery.samples.set(url, list)
+  endpointOf(delivery, url).record(ended, ended - started > delivery.options.slowMillis, !ok)
   delivery.count.posts++
   return ok
 })
@@ -170,8 +162,8 @@ const deliver = Effect.fnUntraced(function*(
     return false
   }
   if (endpoint.state === "delayed") yield* Effect.sleep(options.delayMillis)
-  const pairs = new Map(rich.map((s) => [`${s.applicationId}|${s.tenantId}`, s] as const))
-  const validationTokens = yield* Effect.forEach([...pairs.values()], (s) => delivery.jwks.validationToken(s.applicationId, s.tenantId))
+  const pairs = rich.length === 1 ? rich : [...new Map(rich.map((s) => [`${s.applicationId}|${s.tenantId}`, s] as const)).values()]
+  const validationTokens = yield* Effect.forEach(pairs, (s) => delivery.jwks.validationToken(s.applicationId, s.tenantId))
   const body = validationTokens.length > 0 ? { value: items, validationTokens } : { value: items }
   for (let attempt = 0; attempt <= options.retries; attempt++) {
     if (yield* postOnce(delivery, url, body)) {
@@ -219,7 +211,10 @@ const itemsFor = (live: ReadonlyArray<SimSubscription>, change: Change): Array<E
     .map((subscription) => ({ item: userItem(subscription, change.change.user, changeType), subscription }))
 }
 
-/** A batch of changes: their items, the faults, then one POST per endpoint, all endpoints at once. */
+/**
+ * A batch of changes: their items, the faults, then one POST per endpoint, each in a fiber of its own (forked, so
+ * that the next batch does not wait for the answers).
+ */
 const dispatch = Effect.fnUntraced(function*(delivery: Delivery, subscriptions: SimSubscriptions["Service"], changes: ReadonlyArray<Change>) {
   const live = yield* subscriptions.live
   // Encrypting a rich item costs ≈ 0.3 ms: a batch of 100 is built in slices with a yield between them, so
@@ -235,34 +230,25 @@ const dispatch = Effect.fnUntraced(function*(delivery: Delivery, subscriptions: 
     list.push(entry)
     byUrl.set(entry.subscription.notificationUrl, list)
   }
-  yield* Effect.forEach(
-    [...byUrl],
-    ([url, entries]) =>
-      deliver(
-        delivery,
-        url,
-        entries.map((e) => e.item),
-        entries.filter((e) => e.subscription.includeResourceData).map((e) => e.subscription)
-      ),
-    { concurrency: "unbounded", discard: true }
-  )
+  for (const [url, entries] of byUrl) {
+    const rich = entries.filter((e) => e.subscription.includeResourceData).map((e) => e.subscription)
+    yield* Effect.forkDetach(deliver(delivery, url, entries.map((e) => e.item), rich).pipe(
+      Effect.catchCause((cause) => Effect.logError("simulator delivery failed", cause))
+    ))
+  }
 })
 
-/** Presence and user changes, batched like Graph's; subscribed at once, so no change published after it is missed. */
+/** Presence and user changes, batched like Graph's (SimBatches.ts); subscribed at once, so no change published after it is missed. */
 const followChanges = Effect.fnUntraced(function*(delivery: Delivery, state: SimState["Service"], subscriptions: SimSubscriptions["Service"]) {
-  const presenceStream = Stream.fromSubscription(yield* PubSub.subscribe(state.presenceChanges)).pipe(
-    Stream.map((presence): Change => ({ _tag: "Presence", presence }))
-  )
-  const userStream = Stream.fromSubscription(yield* PubSub.subscribe(state.userChanges)).pipe(Stream.map((change): Change => ({ _tag: "User", change })))
-  yield* Stream.merge(presenceStream, userStream).pipe(
-    Stream.groupedWithin(delivery.options.maxBatch, Duration.millis(delivery.options.batchWindowMillis)),
-    Stream.runForEach((batch) =>
-      dispatch(delivery, subscriptions, batch).pipe(
-        Effect.catchCause((cause) => Effect.logError("simulator delivery failed", cause)),
-        Effect.forkDetach
-      )
-    ),
-    Effect.forkScoped
+  const presences = yield* PubSub.subscribe(state.presenceChanges)
+  const users = yield* PubSub.subscribe(state.userChanges)
+  yield* batchChanges<Change>(
+    [
+      Effect.map(PubSub.takeAll(presences), (all) => all.map((presence): Change => ({ _tag: "Presence", presence }))),
+      Effect.map(PubSub.takeAll(users), (all) => all.map((change): Change => ({ _tag: "User", change })))
+    ],
+    delivery.options,
+    (batch) => dispatch(delivery, subscriptions, batch).pipe(Effect.catchCause((cause) => Effect.logError("simulator delivery failed", cause)))
   )
 })
 
