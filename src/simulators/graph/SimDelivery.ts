@@ -5,31 +5,17 @@
  * is slow; after 100 POSTs, ≥ 10 % slow in 10 min → delayed, ≥ 15 % → dropped; docs/protocol-notes.md). Faults
  * (drop, duplicate, reorder, silent subscriptions) and lifecycle events come from the control API.
  */
-import { Clock, Context, Effect, Layer, PubSub } from "effect"
+import { Context, Effect, Layer, PubSub } from "effect"
 import { batchChanges } from "./SimBatches.ts"
-import { EndpointWindow, type EndpointStats } from "./SimEndpoints.ts"
+import type { EndpointStats } from "./SimEndpoints.ts"
 import { SimJwks } from "./SimJwks.ts"
 import { lifecycleItem, type NotificationItem, presenceItem, userItem } from "./notify/payloads.ts"
 import { type SimPresence, SimState, type UserChange } from "./SimState.ts"
 import { type SimSubscription, SimSubscriptions } from "./SimSubscriptions.ts"
+import { type DeliveryOptions, deliver, endpointStats, makePosting, type Posting, postOnce, send } from "./SimPosting.ts"
 import { webhookClient } from "./SimWebhookClient.ts"
 
-export interface DeliveryOptions {
-  /** Items are collected this long (or up to `maxBatch`) before a POST. */
-  readonly batchWindowMillis: number
-  readonly maxBatch: number
-  /** Graph's HTTP client gives up after 3 s: a POST not answered by then is not delivered. */
-  readonly answerTimeoutMillis: number
-  readonly slowMillis: number
-  /** POSTs counted before an endpoint's share of slow answers can delay or drop its notifications. */
-  readonly minSamples: number
-  readonly windowMillis: number
-  /** How long Graph holds back notifications for a "delayed" endpoint (10 min). */
-  readonly delayMillis: number
-  readonly retries: number
-  readonly retryBaseMillis: number
-  readonly validationTimeoutMillis: number
-}
+export type { DeliveryOptions } from "./SimPosting.ts"
 
 /** Changes whose items are built (and rich ones encrypted) between two yields to the event loop. */
 const changesPerSlice = 10
@@ -56,7 +42,7 @@ export interface DeliveryFaults {
 
 export type { EndpointStats } from "./SimEndpoints.ts"
 
-export type DeliveryCounters = Readonly<Delivery["count"]>
+export type DeliveryCounters = Readonly<Posting["count"]>
 
 export interface DirectItem {
   readonly presence: SimPresence
@@ -67,13 +53,9 @@ type Change = { readonly _tag: "Presence"; readonly presence: SimPresence } | { 
 
 type Entry = { readonly item: NotificationItem; readonly subscription: SimSubscription }
 
-/** The delivery's state: its options, the faults the control API sets, the endpoints' samples and the counters. */
-interface Delivery {
-  readonly options: DeliveryOptions
-  readonly jwks: SimJwks["Service"]
+/** The delivery's state: POSTing (SimPosting.ts) and the faults the control API sets. */
+interface Delivery extends Posting {
   readonly faults: DeliveryFaults
-  readonly endpoints: Map<string, EndpointWindow>
-  readonly count: { posts: number; itemsDelivered: number; itemsDropped: number; lifecycleSent: number }
 }
 
 export class SimDelivery extends Context.Service<SimDelivery, {
@@ -95,11 +77,8 @@ export class SimDelivery extends Context.Service<SimDelivery, {
       SimDelivery,
       Effect.gen(function*() {
         const delivery: Delivery = {
-          options: { ...defaultDeliveryOptions, ...partial },
-          jwks: yield* SimJwks,
-          faults: { drop: 0, duplicate: 0, reorder: 0 },
-          endpoints: new Map(),
-          count: { posts: 0, itemsDelivered: 0, itemsDropped: 0, lifecycleSent: 0 }
+          ...(yield* makePosting({ ...defaultDeliveryOptions, ...partial }, yield* SimJwks)),
+          faults: { drop: 0, duplicate: 0, reorder: 0 }
         }
         yield* followChanges(delivery, yield* SimState, yield* SimSubscriptions)
         return SimDelivery.of({
@@ -107,7 +86,7 @@ export class SimDelivery extends Context.Service<SimDelivery, {
           validate: (url) => validate(delivery.options, url),
           sendLifecycle: (subscription, event) => sendLifecycle(delivery, subscription, event),
           deliverNow: (subscription, direct) => deliverNow(delivery, subscription, direct),
-          endpoints: () => [...delivery.endpoints.keys()].map((url) => stats(delivery, url, Date.now())),
+          endpoints: () => [...delivery.endpoints.keys()].map((url) => endpointStats(delivery, url, Date.now())),
           counters: () => ({ ...delivery.count })
         })
       })
@@ -115,66 +94,6 @@ export class SimDelivery extends Context.Service<SimDelivery, {
 
   static readonly layer = SimDelivery.layerWith()
 }
-
-/** An endpoint's recent POSTs: slow ones decide whether Graph delays or drops its notifications. */
-const endpointOf = (delivery: Delivery, url: string): EndpointWindow => {
-  let endpoint = delivery.endpoints.get(url)
-  if (endpoint === undefined) {
-    endpoint = new EndpointWindow()
-    delivery.endpoints.set(url, endpoint)
-  }
-  return endpoint
-}
-
-const stats = (delivery: Delivery, url: string, now: number): EndpointStats => endpointOf(delivery, url).stats(url, now, delivery.options)
-
-/** One POST with Graph's timing; returns whether it was answered 2xx. */
-const postOnce = Effect.fnUntraced(function*(delivery: Delivery, url: string, body: unknown) {
-  const started = yield* Clock.currentTimeMillis
-  // A callback rather than a promise effect: no abort signal per POST (the client has its own timeout).
-  const ok = yield* Effect.callback<boolean>((resume) => {
-    webhookClient.post(url, {
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-      timeoutMillis: delivery.options.answerTimeoutMillis
-    }).then(
-      (response) => resume(Effect.succeed(response.status >= 200 && response.status < 300)),
-      () => resume(Effect.succeed(false))
-    )
-  })
-  const ended = yield* Clock.currentTimeMillis
-  endpointOf(delivery, url).record(ended, ended - started > delivery.options.slowMillis, !ok)
-  delivery.count.posts++
-  return ok
-})
-
-/** One batch for one endpoint, with the validation tokens of its rich items, retried with backoff. */
-const deliver = Effect.fnUntraced(function*(
-  delivery: Delivery,
-  url: string,
-  items: ReadonlyArray<NotificationItem>,
-  rich: ReadonlyArray<SimSubscription>
-) {
-  const { count, options } = delivery
-  const endpoint = stats(delivery, url, yield* Clock.currentTimeMillis)
-  if (endpoint.state === "dropped") {
-    count.itemsDropped += items.length
-    return false
-  }
-  if (endpoint.state === "delayed") yield* Effect.sleep(options.delayMillis)
-  const pairs = rich.length === 1 ? rich : [...new Map(rich.map((s) => [`${s.applicationId}|${s.tenantId}`, s] as const)).values()]
-  const validationTokens = yield* Effect.forEach(pairs, (s) => delivery.jwks.validationToken(s.applicationId, s.tenantId))
-  const body = validationTokens.length > 0 ? { value: items, validationTokens } : { value: items }
-  for (let attempt = 0; attempt <= options.retries; attempt++) {
-    if (yield* postOnce(delivery, url, body)) {
-      count.itemsDelivered += items.length
-      return true
-    }
-    yield* Effect.sleep(options.retryBaseMillis * 2 ** attempt)
-  }
-  count.itemsDropped += items.length
-  return false
-})
 
 /** The faults the control API set, applied to the next items (and used up). */
 const applyFaults = (delivery: Delivery, items: Array<Entry>) => {
@@ -211,10 +130,7 @@ const itemsFor = (live: ReadonlyArray<SimSubscription>, change: Change): Array<E
     .map((subscription) => ({ item: userItem(subscription, change.change.user, changeType), subscription }))
 }
 
-/**
- * A batch of changes: their items, the faults, then one POST per endpoint, each in a fiber of its own (forked, so
- * that the next batch does not wait for the answers).
- */
+/** A batch of changes: their items, the faults, then one POST per endpoint (not waiting for the answers: SimPosting.ts `send`). */
 const dispatch = Effect.fnUntraced(function*(delivery: Delivery, subscriptions: SimSubscriptions["Service"], changes: ReadonlyArray<Change>) {
   const live = yield* subscriptions.live
   // Encrypting a rich item costs ≈ 0.3 ms: a batch of 100 is built in slices with a yield between them, so
@@ -231,10 +147,7 @@ const dispatch = Effect.fnUntraced(function*(delivery: Delivery, subscriptions: 
     byUrl.set(entry.subscription.notificationUrl, list)
   }
   for (const [url, entries] of byUrl) {
-    const rich = entries.filter((e) => e.subscription.includeResourceData).map((e) => e.subscription)
-    yield* Effect.forkDetach(deliver(delivery, url, entries.map((e) => e.item), rich).pipe(
-      Effect.catchCause((cause) => Effect.logError("simulator delivery failed", cause))
-    ))
+    yield* send(delivery, url, entries.map((e) => e.item), entries.filter((e) => e.subscription.includeResourceData).map((e) => e.subscription))
   }
 })
 
