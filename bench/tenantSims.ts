@@ -51,8 +51,9 @@ export interface SimWorkerResult {
   readonly issuedEndAt: number
   readonly lastArrivedAt: number
   readonly eventLoopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number }
-  /** This thread's CPU time during the burst (ms). */
+  /** This thread's CPU time during the burst (ms), and the part of it in the kernel (system calls: sockets, timers). */
   readonly cpuMs: number
+  readonly cpuSystemMs: number
 }
 
 export type ToWorker = { readonly type: "burst"; readonly startAt: number; readonly rate: number } | { readonly type: "stop" }
@@ -173,7 +174,8 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
       issuedEndAt,
       lastArrivedAt,
       eventLoopDelayMs: { p50: round(delay.percentile(50) / 1e6), p99: round(delay.percentile(99) / 1e6), max: round(delay.max / 1e6) },
-      cpuMs: round((cpu.user + cpu.system) / 1000)
+      cpuMs: round((cpu.user + cpu.system) / 1000),
+      cpuSystemMs: round(cpu.system / 1000)
     }
     parentPort!.postMessage({ type: "result", result } satisfies FromWorker)
     yield* nextMessage

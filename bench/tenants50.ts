@@ -18,6 +18,9 @@
  * on the bench's one event loop queued the POSTs and the SetPresence for seconds — a latency of the bench, not of the
  * connector. Each thread reports its event-loop delay, so that a bench that falls behind shows. Graph's rule for slow
  * endpoints and its 3-second answer timeout are off here (bench/tenantSims.ts); POSTs answered after 3 s are counted.
+ * The bench's own CPU over the burst is reported per change (`benchPerChangeUs`: the whole process, its simulator
+ * threads, by kind of thread), since it shares the machine's cores with the connector; BENCH_SIM_PROFILE=<dir> leaves a
+ * CPU profile of each simulator thread over the burst there (read it with bench/profileTop.ts).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { loadavg, tmpdir } from "node:os"
@@ -340,7 +343,12 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
           involuntarySwitches: schedAfter.involuntary - schedBefore.involuntary
         },
         // The simulator threads: if these grow, the bench is behind and its figures include its own queueing.
-        simulatorThreads: results.map((r) => ({ eventLoopDelayMs: r.eventLoopDelayMs, cpuMs: r.cpuMs, perChangeUs: round((r.cpuMs * 1000) / r.changes, 0) })),
+        simulatorThreads: results.map((r) => ({
+          eventLoopDelayMs: r.eventLoopDelayMs,
+          cpuMs: r.cpuMs,
+          cpuSystemMs: r.cpuSystemMs,
+          perChangeUs: round((r.cpuMs * 1000) / r.changes, 0)
+        })),
         // The bench process over the burst and its drain, per change of the whole burst (µs): all its threads, the
         // simulator threads together (their own clocks), and by kind of thread (bench/stats.ts threadCpuMs; the
         // simulator threads are its `workerThreads`).
