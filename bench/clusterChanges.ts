@@ -32,6 +32,7 @@ const quantiles = (values: ReadonlyArray<number>) =>
 const segments = (changes: ReadonlyArray<ChangeTimes>) => ({
   n: changes.length,
   total: quantiles(changes.map((c) => c.total)),
+  fromPost: quantiles(changes.flatMap((c) => (c.window === undefined ? [] : [c.total - c.window]))),
   window: quantiles(changes.flatMap((c) => (c.window === undefined ? [] : [c.window]))),
   ingress: quantiles(changes.flatMap((c) => (c.ingress === undefined ? [] : [c.ingress]))),
   rest: quantiles(changes.flatMap((c) => (c.rest === undefined ? [] : [c.rest])))
@@ -54,7 +55,7 @@ export const perChange = (changes: ReadonlyArray<ChangeTimes>, placement: Readon
     largest[parts.reduce((a, b) => (b[1] > a[1] ? b : a))[0]] += 1
   }
   return {
-    measure: "ms per change, seen by the bench: window = change → POST started, ingress = POST → answered, rest = answered → SetPresence at the PBX; 'owner': the PBX's socket held by the tenant's owner",
+    measure: "ms per change, seen by the bench: window = change → POST started, fromPost = POST started → SetPresence at the PBX (the added latency), ingress = POST → answered, rest = answered → SetPresence at the PBX; 'owner': the PBX's socket held by the tenant's owner",
     all: segments(changes),
     socketAtOwner: segments(changes.filter(local)),
     socketElsewhere: segments(changes.filter((c) => !local(c))),

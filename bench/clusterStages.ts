@@ -11,7 +11,7 @@ import { type HistogramBuckets, histogramDelta, histogramQuantile, parseHistogra
 
 const NAME = "connector_cluster_stage_seconds"
 export const STAGES = [
-  "post_direct", "post_handoff", "handoff_wait", "flow", "put", "notify", "notify_hop", "wake_to_read", "row_to_read", "pbx_send", "confirm"
+  "post_direct", "post_forward", "post_handoff", "handoff_wait", "flow", "put", "notify", "notify_hop", "wake_to_read", "row_to_read", "pbx_send", "confirm"
 ] as const
 
 /** The probe's file pattern for the runners (`%p`: each runner's process id). */

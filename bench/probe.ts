@@ -149,16 +149,32 @@ if (file !== undefined && isMainThread) {
   let stalls: Array<number> = []
   // Milliseconds stalled in each second of the window (its first 30).
   let stalledBySecond: Array<number> = Array.from({ length: 30 }, () => 0)
+  // Each stall's main thread as the kernel saw it (/proc/…/schedstat: ns on a CPU, ns runnable but waiting for one),
+  // to tell a turn that worked that long from a process that waited for a core (a busy machine) or slept.
+  const schedstat = `/proc/${process.pid}/task/${process.pid}/schedstat`
+  const sched = (): [number, number] => {
+    try {
+      const [run, wait] = readFileSync(schedstat, "utf8").split(" ").map(Number)
+      return [run! / 1e6, wait! / 1e6]
+    } catch {
+      return [Number.NaN, Number.NaN]
+    }
+  }
+  let stallDetail: Array<{ readonly at: number; readonly ms: number; readonly onCpuMs: number; readonly waitingForCpuMs: number }> = []
   let tickAt = performance.now()
+  let tickSched = sched()
   setInterval(() => {
     const now = performance.now()
+    const nowSched = sched()
     const late = now - tickAt - 10
     if (late > 50) {
       stalls.push(late)
+      stallDetail.push({ at: tickAt, ms: late, onCpuMs: nowSched[0] - tickSched[0], waitingForCpuMs: nowSched[1] - tickSched[1] })
       const second = Math.floor((now - windowStart) / 1000)
       if (second < stalledBySecond.length) stalledBySecond[second]! += Math.round(late)
     }
     tickAt = now
+    tickSched = nowSched
   }, 10).unref()
   const stallFigures = () => {
     const window = performance.now() - windowStart
@@ -171,7 +187,16 @@ if (file !== undefined && isMainThread) {
       stalledShare: Math.round((sum(stalls) / window) * 1000) / 1000,
       longest: Math.round(Math.max(0, ...stalls)),
       stalledBySecond,
-      gc: { pauses: pauses.length, totalMs: Math.round(sum(pauses)), over20ms: long.length, longest: Math.round(Math.max(0, ...pauses)) }
+      gc: { pauses: pauses.length, totalMs: Math.round(sum(pauses)), over20ms: long.length, longest: Math.round(Math.max(0, ...pauses)) },
+      // The longest stalls: when (s into the window), how long, the main thread on a CPU / waiting for one in it, and
+      // the collector's pauses in it (ms).
+      longestStalls: [...stallDetail].sort((a, b) => b.ms - a.ms).slice(0, 8).map((stall) => ({
+        atS: Math.round((stall.at - windowStart) / 100) / 10,
+        ms: Math.round(stall.ms),
+        onCpuMs: Math.round(stall.onCpuMs),
+        waitingForCpuMs: Math.round(stall.waitingForCpuMs),
+        gcMs: Math.round(gcPauses.reduce((total, pause) => total + Math.max(0, Math.min(stall.at + stall.ms + 10, pause.at + pause.ms) - Math.max(stall.at, pause.at)), 0))
+      }))
     }
   }
   // Written asynchronously: a synchronous write stalls the event loop it measures whenever the disk is busy. Beside the
@@ -332,6 +357,7 @@ if (file !== undefined && isMainThread) {
     notifyLags = []
     requests = []
     stalls = []
+    stallDetail = []
     stalledBySecond = stalledBySecond.map(() => 0)
     connections = { accepted: 0, open: connections.open, mostOpen: connections.open, postsOnNewConnection: 0 }
     peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }

@@ -29,6 +29,7 @@ import { recordStage } from "./StageTimings.ts"
 import { type GraphHandoff, makeGraphHandoff } from "./GraphHandoff.ts"
 import { makeHandoffIntake } from "./HandoffIntake.ts"
 import { makeTenantCache } from "./TenantCache.ts"
+import { makeOwnerRoute } from "./OwnerRoute.ts"
 import { makeRunnerRegistry, publishInterval } from "./RunnerRegistry.ts"
 import { type SocketMode, socketModeOf } from "./SocketMode.ts"
 import { startRunnerFront } from "./RunnerFront.ts"
@@ -176,9 +177,13 @@ const graphIngress = Effect.fnUntraced(function*(parts: WorkParts) {
       Effect.timeout("2 seconds")
     ), pathsFor)
   yield* paths.follow(parts.store.tenants.changes).pipe(Effect.retry(Schedule.spaced("2 seconds")), Effect.forkScoped)
+  // The owner's runner from the runners' rows (read every 3 s anyway): a POST not served here goes there first.
+  const route = makeOwnerRoute(parts.options.cluster.advertise, () => parts.view, () => Effect.runSync(Clock.currentTimeMillis))
   return {
     paths: (tenant) => Effect.runPromise(paths.get(tenant)),
     direct: (tenant) => parts.direct.get(tenant),
+    owner: route.owner,
+    ownerFailed: route.ownerFailed,
     receive: (tenant, kind, json) => Effect.runPromise(intake.receive(tenant, kind, json)),
     timed: (path, millis) => Effect.runSync(recordStage(path, millis)),
     refused: (tenant, reason, message) => Effect.runFork(logRejected(reason, message, { tenant }))

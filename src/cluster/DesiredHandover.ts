@@ -16,7 +16,7 @@ import { clip } from "../domain/LogText.ts"
 import { commandEquals, type PbxPresenceCommand } from "../domain/PbxPresence.ts"
 import type { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import type { PbxConnections } from "../pbx/socket/PbxConnections.ts"
-import type { StateStore, StateStoreError, TenantId } from "../state/StateStore.ts"
+import type { StateStore, StateStoreError, TenantId, VersionedCommand } from "../state/StateStore.ts"
 import { recordStage, recordStageSince, timedStage } from "./StageTimings.ts"
 
 /** What the sender works with: the tenant, the store, the real writer, the PBX sockets here and this runner's id. */
@@ -80,12 +80,14 @@ export const makeLeases = (sides: Sides) => {
     const current = held.get(pbx)
     if (current === "lost" || current?.connection !== connection) held.delete(pbx)
   }
+  /** The PBX's lease as held here now, without taking one (undefined: none taken since its login here). */
+  const peek = (pbx: string): Held | undefined => held.get(pbx)
   /** The leases held now, per PBX. */
   const current = () => [...held].flatMap(([pbx, lease]) => (lease === "lost" ? [] : [[pbx, lease] as const]))
   /** `effect` on `lease`, whose refusal (Fenced) marks the lease lost. */
   const guarded = <A, R>(pbx: string, lease: Lease, effect: Effect.Effect<A, StateStoreError, R>) =>
     effect.pipe(Effect.asVoid, Effect.catchIf((error) => error.reason === "Fenced", (error) => lost(pbx, lease, error)))
-  return { of, lost, loggedIn, current, guarded }
+  return { of, peek, lost, loggedIn, current, guarded }
 }
 
 /** The writer's confirmations, written to the store as they come (in a fiber of the scope's): a look never waits for them. */
@@ -134,6 +136,21 @@ export const makeHandover = (sides: Sides, timing: { readonly lookWoken: () => n
     return confirmed.length
   })
 
+  /** Rows read or put on `lease` to the writer, each unless a version as new was handed already; then confirmed. */
+  const handRows = Effect.fnUntraced(function*(pbx: string, lease: Lease, rows: ReadonlyArray<VersionedCommand>) {
+    const fresh = rows.filter((row) => (lease.handed.get(row.guid)?.version ?? 0) < row.version)
+    for (const row of fresh) {
+      if (row.waited !== undefined) yield* recordStage("row_to_read", row.waited)
+      lease.handed.set(row.guid, { version: row.version, command: row.command })
+    }
+    if (fresh.length > 0) {
+      yield* timedStage("pbx_send", real.writeAll(fresh.map((row) => ({ guid: row.guid, command: row.command }))))
+    }
+    // A command the writer already holds as confirmed is not written again: it is confirmed here at once.
+    const confirmed = yield* confirmWritten(pbx, lease, fresh.map((row) => row.guid))
+    yield* Effect.logDebug(`cluster: PBX ${pbx} of ${tenant}: ${fresh.length} desired presences handed over, ${confirmed} confirmed already`)
+  })
+
   const look = Effect.fnUntraced(function*(pbx: string, lease: Lease, full: boolean) {
     let after = full ? 0 : lease.readBound
     while (true) {
@@ -143,19 +160,28 @@ export const makeHandover = (sides: Sides, timing: { readonly lookWoken: () => n
       if (woken !== undefined) yield* recordStageSince("wake_to_read", woken)
       after = rows[rows.length - 1]!.version
       lease.readBound = Math.max(lease.readBound, after)
-      const fresh = rows.filter((row) => (lease.handed.get(row.guid)?.version ?? 0) < row.version)
-      for (const row of fresh) {
-        if (row.waited !== undefined) yield* recordStage("row_to_read", row.waited)
-        lease.handed.set(row.guid, { version: row.version, command: row.command })
-      }
-      if (fresh.length > 0) {
-        yield* timedStage("pbx_send", real.writeAll(fresh.map((row) => ({ guid: row.guid, command: row.command }))))
-      }
-      // A command the writer already holds as confirmed is not written again: it is confirmed here at once.
-      const confirmed = yield* confirmWritten(pbx, lease, fresh.map((row) => row.guid))
-      yield* Effect.logDebug(`cluster: PBX ${pbx} of ${tenant}: ${fresh.length} desired presences handed over, ${confirmed} confirmed already`)
+      yield* handRows(pbx, lease, rows)
       if (rows.length < pageSize) return
     }
   })
-  return { look, confirmWritten }
+
+  /**
+   * An own put's rows of `pbx` (in version order) handed over without reading them: only on the lease the put saw
+   * (same epoch, held here since), and only when this lease had read every other row of the PBX pending at the put —
+   * then reading above the read bound would have returned exactly these rows. False: the caller reads instead.
+   */
+  const handPut = Effect.fnUntraced(function*(pbx: string, lease: Held | undefined, rows: ReadonlyArray<VersionedCommand>) {
+    if (lease === undefined || lease === "lost" || rows.length === 0) return false
+    let bound = lease.readBound
+    for (const row of rows) {
+      if (row.lease === undefined || row.lease.epoch !== lease.epoch || row.lease.unread > bound) return false
+      bound = Math.max(bound, row.version)
+    }
+    // A row at or below the read bound was read (and handed) on this lease already.
+    const unread = rows.filter((row) => row.version > lease.readBound)
+    lease.readBound = bound
+    yield* handRows(pbx, lease, unread)
+    return true
+  })
+  return { look, handPut, confirmWritten }
 }

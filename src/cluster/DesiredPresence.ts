@@ -15,7 +15,7 @@ import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PresenceWriter } from "../pbx/writer/PresenceWriter.ts"
 import type { DesiredPresence, PresenceWrite } from "../pbx/writer/WriterState.ts"
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
-import { type DesiredCommand, StateStore, StateStoreError, type TenantId, type TenantOwner } from "../state/StateStore.ts"
+import { type DesiredCommand, StateStore, StateStoreError, type TenantId, type TenantOwner, type VersionedCommand } from "../state/StateStore.ts"
 import { DesiredWakeups, makeSender, type Sides } from "./DesiredSender.ts"
 import { followMoves } from "./FollowMoves.ts"
 import { recordStage, recordStageSince } from "./StageTimings.ts"
@@ -30,8 +30,8 @@ interface Puts {
   readonly store: StateStore["Service"]
   readonly owner: TenantOwner
   readonly fenced: Deferred.Deferred<StateStoreError>
-  /** After each stored batch, with the PBXs it was for. */
-  readonly sent: (pbxs: ReadonlySet<string>) => Effect.Effect<void>
+  /** After each stored batch, with the PBXs it was for and the rows it wrote (with their PBX's lease, PostgreSQL). */
+  readonly sent: (pbxs: ReadonlySet<string>, written: ReadonlyArray<VersionedCommand>) => Effect.Effect<void>
   readonly outbox: Map<string, DesiredCommand>
   /** When the writer was given each user's command in the outbox (Clock milliseconds): the `put` stage. */
   readonly queuedAt: Map<string, number>
@@ -72,7 +72,7 @@ const runPuts = ({ fenced, idle, outbox, owner, putWake, queuedAt, sent, store, 
           queuedAt.delete(guid)
           if (since !== undefined) yield* recordStageSince("put", since)
         }
-        yield* sent(new Set(batch.map((command) => command.pbx)))
+        yield* sent(new Set(batch.map((command) => command.pbx)), put.success)
       }
       yield* SubscriptionRef.set(idle, true)
     }
@@ -88,7 +88,7 @@ const makeOwnerSide = Effect.fnUntraced(function*(
   connected: Effect.Effect<ReadonlySet<string>>,
   owner: TenantOwner,
   fenced: Deferred.Deferred<StateStoreError>,
-  sent: (pbxs: ReadonlySet<string>) => Effect.Effect<void>
+  sent: Puts["sent"]
 ) {
   const { store, tenant } = sides
   const directory = yield* PbxDirectory
@@ -185,9 +185,13 @@ export const desiredPresenceWriter = (
     const sides: Sides = { tenant, store: yield* StateStore, real: yield* PresenceWriter, connections: yield* PbxConnections, runner: owner.runner }
     const wakeups = yield* DesiredWakeups
     const sender = cluster === undefined ? yield* makeSender(sides, wakeups) : undefined
-    // The senders of this runner are woken at once (the others by the put's NOTIFY).
-    const sent = (pbxs: ReadonlySet<string>) =>
-      sender !== undefined ? sender.wakeFor(pbxs) : Effect.forEach(pbxs, (pbx) => wakeups.local(tenant, pbx), { discard: true })
+    // The senders of this runner are woken at once (the others by the put's NOTIFY), with the put's rows of each PBX
+    // whose lease this runner held when the put was made: its sender hands them over without reading them.
+    const sent = (pbxs: ReadonlySet<string>, written: ReadonlyArray<VersionedCommand>) =>
+      sender !== undefined ? sender.wakeFor(pbxs) : Effect.forEach(pbxs, (pbx) => {
+        const mine = written.filter((row) => row.pbx === pbx && row.lease?.runner === owner.runner)
+        return wakeups.local(tenant, pbx, mine.length === 0 ? undefined : mine)
+      }, { discard: true })
     const ownConnections = SubscriptionRef.get(sides.connections.states).pipe(
       Effect.map((states): ReadonlySet<string> => new Set(states.keys()))
     )

@@ -5,10 +5,10 @@
  */
 import { Clock, Context, Effect, Layer, PubSub, Queue, Schedule, type Scope, Stream, SubscriptionRef } from "effect"
 import { clip } from "../domain/LogText.ts"
-import { type DesiredWakeup, StateStore, type TenantId } from "../state/StateStore.ts"
+import { type DesiredWakeup, StateStore, type TenantId, type VersionedCommand } from "../state/StateStore.ts"
 import { describeCause } from "../state/StateStoreError.ts"
 import { userFence } from "./DesiredFence.ts"
-import { followConfirmations, makeHandover, makeLeases, type Sides } from "./DesiredHandover.ts"
+import { followConfirmations, type Held, makeHandover, makeLeases, type Sides } from "./DesiredHandover.ts"
 import { recordStage, recordStageSince } from "./StageTimings.ts"
 import { makeTenantHubs } from "./TenantHubs.ts"
 
@@ -19,7 +19,8 @@ import { makeTenantHubs } from "./TenantHubs.ts"
  */
 export class DesiredWakeups extends Context.Service<DesiredWakeups, {
   readonly subscribe: (tenant: TenantId) => Effect.Effect<PubSub.Subscription<DesiredWakeup>, never, Scope.Scope>
-  readonly local: (tenant: TenantId, pbx: string) => Effect.Effect<void>
+  /** With `put`: the rows of an own put for `pbx`, each with the PBX's lease as the put saw it. */
+  readonly local: (tenant: TenantId, pbx: string, put?: ReadonlyArray<VersionedCommand>) => Effect.Effect<void>
 }>()("teams-presence-connector/cluster/DesiredWakeups") {
   static readonly layer = Layer.effect(DesiredWakeups, Effect.gen(function*() {
     const store = yield* StateStore
@@ -40,7 +41,7 @@ export class DesiredWakeups extends Context.Service<DesiredWakeups, {
     )
     return DesiredWakeups.of({
       subscribe: hubs.subscribe,
-      local: (tenant, pbx) => hubs.publish(tenant, { kind: "changed", tenant, pbx })
+      local: (tenant, pbx, put) => hubs.publish(tenant, { kind: "changed", tenant, pbx, ...(put === undefined ? {} : { put }) })
     })
   }))
 }
@@ -49,6 +50,20 @@ export class DesiredWakeups extends Context.Service<DesiredWakeups, {
 const safetyInterval = "15 seconds"
 
 export type { Sides } from "./DesiredHandover.ts"
+
+/**
+ * How long a sender waits for an own put's rows (DesiredWakeups.local) after the put's NOTIFY came first, before it
+ * reads instead: the owner's put loop ended between its commit and its answer (the tenant stopping here).
+ */
+const putGrace = "1 second"
+
+/**
+ * The version of an own put (this runner's owner put it, and it saw this runner's lease with the epoch held here) that a
+ * NOTIFY names: its rows come from the owner directly. Undefined: any other NOTIFY.
+ */
+const ownPut = (runner: string, lease: Held | undefined, wakeup: Extract<DesiredWakeup, { kind: "changed" }>) =>
+  wakeup.by?.owner === runner && wakeup.by.holder === runner && lease !== undefined && lease !== "lost" &&
+    lease.epoch === wakeup.by.lease ? wakeup.version : undefined
 
 /** What wakes a sender: a NOTIFY for its tenant (at the PBX it names), a re-LISTEN (every PBX) and a login here (that PBX). */
 const followWakeups = Effect.fnUntraced(function*(
@@ -60,6 +75,8 @@ const followWakeups = Effect.fnUntraced(function*(
     readonly pbxs: (pbxs: Iterable<string>) => Effect.Effect<void>
     /** A NOTIFY for the tenant's `pbx`, received at `at` (the `wake_to_read` stage), naming the put's highest version. */
     readonly notified: (pbx: string, at: number, version: number | undefined) => Effect.Effect<void>
+    /** An own put's rows for `pbx` (this runner owns the tenant). */
+    readonly put: (pbx: string, rows: ReadonlyArray<VersionedCommand>) => Effect.Effect<void>
   }
 ) {
   const notifications = yield* wakeups.subscribe(sides.tenant)
@@ -67,7 +84,17 @@ const followWakeups = Effect.fnUntraced(function*(
     while (true) {
       const wakeup = yield* PubSub.take(notifications)
       if (wakeup.kind === "resync") yield* wake.all
-      else yield* wake.notified(wakeup.pbx, yield* Clock.currentTimeMillis, wakeup.version)
+      else if (wakeup.put !== undefined) yield* wake.put(wakeup.pbx, wakeup.put)
+      else {
+        const notified = wake.notified(wakeup.pbx, yield* Clock.currentTimeMillis, wakeup.version)
+        const expected = ownPut(sides.runner, leases.peek(wakeup.pbx), wakeup)
+        if (expected === undefined) yield* notified
+        else {
+          // The put's NOTIFY came before its answer reached the owner here: its rows follow (`put`); read only if not.
+          const arrived = Effect.sync(() => { const lease = leases.peek(wakeup.pbx); return lease !== undefined && lease !== "lost" && lease.readBound >= expected })
+          yield* Effect.sleep(putGrace).pipe(Effect.andThen(arrived), Effect.flatMap((done) => (done ? Effect.void : notified)), Effect.forkScoped)
+        }
+      }
     }
   }).pipe(Effect.forkScoped)
   const events = yield* sides.connections.subscribe
@@ -80,6 +107,26 @@ const followWakeups = Effect.fnUntraced(function*(
       yield* wake.pbxs([event.connection.pbx])
     }
   }).pipe(Effect.forkScoped)
+})
+
+/**
+ * Own puts' rows handed over without a read (DesiredHandover.ts `handPut`); a PBX whose rows cannot be is added to
+ * `only`, to be read in any case.
+ */
+const handPuts = Effect.fnUntraced(function*(
+  leases: ReturnType<typeof makeLeases>,
+  handover: ReturnType<typeof makeHandover>,
+  put: ReadonlyMap<string, ReadonlyArray<VersionedCommand>>,
+  only: Map<string, number | undefined> | undefined
+) {
+  for (const [pbx, rows] of put) {
+    const lease = leases.peek(pbx)
+    let handed = false
+    if (lease !== undefined && lease !== "lost") {
+      yield* leases.guarded(pbx, lease, Effect.map(handover.handPut(pbx, lease, rows), (done) => void (handed = done)))
+    }
+    if (!handed) only?.set(pbx, undefined)
+  }
 })
 
 /**
@@ -101,12 +148,10 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
   // highest version its NOTIFYs named (undefined: read in any case), which a look that read that far already skips.
   let dueAll = true
   const due = new Map<string, number | undefined>()
-  const lookWoken = () => {
-    const at = lookNotifiedAt
-    lookNotifiedAt = undefined
-    return at
-  }
-  const handover = makeHandover(sides, { lookWoken })
+  // Own puts' rows per PBX since the last look began, in put order: handed over without a read where the lease allows.
+  const puts = new Map<string, Array<VersionedCommand>>()
+  // The look's first NOTIFY time, taken once (the `wake_to_read` stage).
+  const handover = makeHandover(sides, { lookWoken: () => [lookNotifiedAt, lookNotifiedAt = undefined][0] })
   const sendPbx = Effect.fnUntraced(function*(pbx: string, full: boolean, notified?: number) {
     const lease = yield* leases.of(pbx)
     if (lease === "lost") return
@@ -138,10 +183,15 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
       notifiedAt = undefined
       const full = fullLook
       const only = full || dueAll ? undefined : new Map(due)
+      const put = new Map(puts)
       fullLook = false
       dueAll = false
       due.clear()
-      yield* lookAt(full, only).pipe(Effect.catch((error) => Effect.logWarning(`cluster: sending desired presences failed: ${clip(error.message, 300)}`)))
+      puts.clear()
+      yield* handPuts(leases, handover, put, only).pipe(
+        Effect.andThen(lookAt(full, only)),
+        Effect.catch((error) => Effect.logWarning(`cluster: sending desired presences failed: ${clip(error.message, 300)}`))
+      )
     }
   }).pipe(Effect.forkScoped)
 
@@ -156,7 +206,9 @@ export const makeSender = Effect.fnUntraced(function*(sides: Sides, wakeups: Des
       // Unconditional stays unconditional; otherwise the highest version named.
       due.set(pbx, (due.has(pbx) && before === undefined) || version === undefined ? undefined : Math.max(before ?? 0, version))
     }), wakeSignal)
-  yield* followWakeups(sides, wakeups, leases, { all: wake, pbxs: wakeFor, notified })
+  const put = (pbx: string, rows: ReadonlyArray<VersionedCommand>) =>
+    Effect.andThen(Effect.sync(() => { puts.set(pbx, [...(puts.get(pbx) ?? []), ...rows]) }), wakeSignal)
+  yield* followWakeups(sides, wakeups, leases, { all: wake, pbxs: wakeFor, notified, put })
   const fullWake = Effect.andThen(Effect.sync(() => void (fullLook = true)), wakeSignal)
   yield* fullWake.pipe(Effect.delay(safetyInterval), Effect.forever, Effect.forkScoped)
   yield* wake

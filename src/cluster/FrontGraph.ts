@@ -1,16 +1,18 @@
 /**
  * Graph's webhooks on a runner's public port (docs/scaling.md, "Graph notifications on any runner"). A POST to a
- * tenant's notification or lifecycle path never waits for the tenant's owner: the validation handshake is answered
- * here; a notification goes straight to the tenant's connector when it runs here and has taken what was handed over
- * to it, else — and whenever that connector does not answer (it is stopping) — it is checked and handed to the owner
- * through the store (HandoffIntake.ts), answered 202 once stored.
+ * tenant's notification or lifecycle path never waits long for the tenant's owner: the validation handshake is
+ * answered here; a notification goes straight to the tenant's connector when it runs here and has taken what was
+ * handed over to it, else to the owner's runner when another live runner owns the tenant (once: that runner takes it
+ * as its own, straight to the connector or through the store), else — and whenever the connector or the owner's
+ * runner does not answer within 1 s, answers 5xx or cannot be reached (it is stopping or dead) — it is checked and
+ * handed to the owner through the store (HandoffIntake.ts), answered 202 once stored.
  */
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { performance } from "node:perf_hooks"
 import type { TenantId } from "../state/StateStore.ts"
 import type { HandoffKind } from "./GraphHandoff.ts"
 import type { HandoffAnswer } from "./HandoffIntake.ts"
-import { answer, passOn } from "./FrontHttp.ts"
+import { answer, forwardedHeader, hostPort, passOn } from "./FrontHttp.ts"
 
 export interface GraphPaths {
   readonly notificationPath: string
@@ -24,11 +26,21 @@ export interface GraphIngress {
   /** The loopback port of the tenant's connector when notifications go straight to it here. */
   readonly direct: (tenant: TenantId) => number | undefined
   readonly receive: (tenant: TenantId, kind: HandoffKind, json: unknown) => Promise<HandoffAnswer>
-  /** A POST answered: from its arrival here to its answer finished, straight to the connector or handed over. */
-  readonly timed?: (path: "post_direct" | "post_handoff", millis: number) => void
+  /**
+   * The runner id (public `host:port`) of the tenant's owner when it is another runner, up, and worth trying: a POST
+   * not served here goes there first instead of through the store. Undefined: hand it over through the store.
+   */
+  readonly owner?: (tenant: TenantId) => string | undefined
+  /** A POST passed to `runner` found no answer there (refused, 5xx, none within 1 s): it was handed over instead. */
+  readonly ownerFailed?: (runner: string) => void
+  /** A POST answered: from its arrival here to its answer finished, straight to the connector, forwarded or handed over. */
+  readonly timed?: (path: GraphPostPath, millis: number) => void
   /** Logs and counts a body refused before it could be handed over (too large, not JSON). */
   readonly refused: (tenant: TenantId, reason: "too_large" | "malformed", message: string) => void
 }
+
+/** How a POST was answered: by the connector here, by the owner's runner, or handed over through the store. */
+export type GraphPostPath = "post_direct" | "post_forward" | "post_handoff"
 
 export interface GraphRoute {
   readonly tenant: TenantId
@@ -66,7 +78,9 @@ export const graphPost = async (options: { readonly runnerId: string }, graph: G
   // Graph's validation handshake: the decoded token back as text/plain, which any runner can do.
   if (token !== null) return answer(res, 200, token)
   const arrived = performance.now()
-  let path: "post_direct" | "post_handoff" = "post_direct"
+  // The URL as received: a POST passed to the owner's runner is for that runner's front.
+  const publicUrl = req.url ?? "/"
+  let path: GraphPostPath = "post_direct"
   res.once("finish", () => graph.timed?.(path, performance.now() - arrived))
   const declared = Number(req.headers["content-length"] ?? "0")
   const body = Number.isFinite(declared) && declared > route.maxBodyBytes ? undefined : await readBody(req, route.maxBodyBytes)
@@ -86,10 +100,19 @@ export const graphPost = async (options: { readonly runnerId: string }, graph: G
     const answered = await graph.receive(route.tenant, route.kind, json)
     answer(res, answered.status, answered.text)
   }
-  const port = graph.direct(route.tenant)
-  if (port === undefined) return handOver()
-  passOn(options, { host: "127.0.0.1", port, path: route.path }, req, res, () => {
+  const fallBack = () => {
     if (res.headersSent) return res.destroy()
     handOver().catch(() => answer(res, 500, "internal error"))
+  }
+  const port = graph.direct(route.tenant)
+  if (port !== undefined) return passOn(options, { host: "127.0.0.1", port, path: route.path }, req, res, fallBack, body)
+  // Passed on once: the owner's runner takes a forwarded POST as its own and never passes it on again.
+  const owner = req.headers[forwardedHeader] === undefined ? graph.owner?.(route.tenant) : undefined
+  const address = owner === undefined ? undefined : hostPort(owner)
+  if (owner === undefined || address === undefined) return handOver()
+  path = "post_forward"
+  passOn(options, { ...address, path: publicUrl }, req, res, () => {
+    graph.ownerFailed?.(owner)
+    fallBack()
   }, body)
 }

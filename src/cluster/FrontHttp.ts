@@ -10,6 +10,13 @@ export const answer = (res: ServerResponse, status: number, body: string, type =
   res.end(body)
 }
 
+/** A runner id (its public `host:port`) as an address to connect to. */
+export const hostPort = (runner: string): { host: string; port: number } | undefined => {
+  const at = runner.lastIndexOf(":")
+  const port = Number(runner.slice(at + 1))
+  return at > 0 && Number.isInteger(port) && port > 0 ? { host: runner.slice(0, at), port } : undefined
+}
+
 /** With a body read already: a target that has not begun to answer within this is given up (it is stopping or stalled). */
 export const replyWithinMillis = 1000
 

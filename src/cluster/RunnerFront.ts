@@ -14,7 +14,7 @@ import { Effect, type Scope } from "effect"
 import type { TenantId } from "../state/StateStore.ts"
 import type { SocketMode } from "./SocketMode.ts"
 import { type GraphIngress, graphPost, graphRoute } from "./FrontGraph.ts"
-import { answer, forwardedHeader, passOn } from "./FrontHttp.ts"
+import { answer, forwardedHeader, hostPort, passOn } from "./FrontHttp.ts"
 import { listenShared } from "./FrontSockets.ts"
 import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
 import { keepAliveTimeoutMillis, logListenBacklog } from "../http/Listen.ts"
@@ -70,12 +70,6 @@ type Target = { readonly kind: "go"; readonly host: string; readonly port: numbe
 }
 
 const isTenantId = (text: string): text is TenantId => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(text)
-
-const hostPort = (runner: string): { host: string; port: number } | undefined => {
-  const at = runner.lastIndexOf(":")
-  const port = Number(runner.slice(at + 1))
-  return at > 0 && Number.isInteger(port) && port > 0 ? { host: runner.slice(0, at), port } : undefined
-}
 
 /** The tenant a public URL is for and the path its connector serves it at, if the URL names a known tenant. */
 const tenantOf = async (options: FrontOptions, url: string): Promise<{ tenant: TenantId; path: string } | undefined> => {

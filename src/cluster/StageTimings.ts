@@ -3,8 +3,9 @@
  * histogram, `connector_cluster_stage_seconds`, labelled by `stage`, on each runner's `/metrics`. The stages, in the
  * order a change passes them:
  *
- * - `post_direct` / `post_handoff`: a Graph POST at the runner's front → answered by the tenant's connector here, or
- *   → its batch committed into `connector_graph_handoff` (another runner owns the tenant);
+ * - `post_direct` / `post_forward` / `post_handoff`: a Graph POST at the runner's front → answered by the tenant's
+ *   connector here, → answered by the owner's runner (another runner owns the tenant), or → its batch committed into
+ *   `connector_graph_handoff` (no live owner elsewhere, or it did not answer);
  * - `handoff_wait`: a handed-over batch committed → taken by the owner (the database's clock at both ends);
  * - `flow`: the owner's connector applied the presence (after decryption) → its desired-command writer has it;
  * - `put`: the writer has it → its `pbx_desired` row committed (the put's queue, the pool and the transaction);
@@ -21,6 +22,7 @@ import { clusterStageSecondsOf } from "../domain/Metrics.ts"
 
 export type ClusterStage =
   | "post_direct"
+  | "post_forward"
   | "post_handoff"
   | "handoff_wait"
   | "flow"

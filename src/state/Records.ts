@@ -177,6 +177,19 @@ export interface VersionedCommand extends DesiredCommand {
   readonly version: number
   /** For a pending read: milliseconds since the row was written (PostgreSQL only; docs/scaling.md, "Where the time goes"). */
   readonly waited?: number
+  /** For a put's row: its PBX's socket lease as the put saw it (PostgreSQL only; docs/scaling.md, "PBX writes"). */
+  readonly lease?: PutLease
+}
+
+/**
+ * A PBX's socket lease as a put saw it, in the put's own statement: its holder and epoch, and the highest version of the
+ * PBX's pending rows of users the put did not write (0: none). A holder on the lease with that epoch that has read that
+ * far hands the put's rows to its writer without reading them (docs/scaling.md, "PBX writes").
+ */
+export interface PutLease {
+  readonly runner: string
+  readonly epoch: number
+  readonly unread: number
 }
 
 /**

@@ -39,6 +39,16 @@ export type DesiredWakeup =
      * nothing new to read for this wake-up (its own runner's owner woke it at once, before the NOTIFY came back).
      */
     readonly version?: number
+    /**
+     * An own put's rows for this PBX (never from a NOTIFY: the owner's runner wakes its own senders with them), each with
+     * the PBX's lease as the put saw it: a sender holding that lease hands them over without reading (DesiredSender.ts).
+     */
+    readonly put?: ReadonlyArray<VersionedCommand>
+    /**
+     * A put's NOTIFY (PostgreSQL): the runner of the owner that put it and the PBX's lease as the put saw it. A sender on
+     * that runner holding that lease gets the put's rows from its owner directly (`put`) and need not read for it.
+     */
+    readonly by?: { readonly owner: string; readonly holder: string | undefined; readonly lease: number | undefined }
   }
   | { readonly kind: "resync" }
 

@@ -2,14 +2,17 @@
  * Which PBXs a sender of desired presences reads on a wake-up (src/cluster/DesiredSender.ts), over the real
  * PresenceWriter, the PBX simulator (a master and a slave) on real sockets and the state store on a real PostgreSQL:
  * a wake-up naming one PBX reads that PBX's rows only, and a put's NOTIFY that comes back after the owner woke the
- * sender at once (and the look read that far) costs no read. The sender's 15 s look at every PBX never comes: TestClock.
+ * sender at once (and the look read that far) costs no read; an owner's put of a PBX whose lease its runner holds is
+ * handed to the writer without a read, unless another row of that PBX was pending unread at the put. The sender's 15 s
+ * look at every PBX never comes: TestClock.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, PubSub, Redacted } from "effect"
+import { TestClock } from "effect/testing"
 import { DesiredWakeups, makeSender } from "../../src/cluster/DesiredSender.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
 import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
-import { type DesiredWakeup, StateStore, TenantId } from "../../src/state/StateStore.ts"
+import { type DesiredWakeup, StateStore, TenantId, type VersionedCommand } from "../../src/state/StateStore.ts"
 import { allLoggedIn, makeUsers, password, startConnector } from "../pbx/harness.ts"
 import { keyEnv, newKey, openStore, withEnv } from "../state/fixtures.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
@@ -56,17 +59,19 @@ const setUp = Effect.fnUntraced(function*() {
   const hub = yield* PubSub.unbounded<DesiredWakeup>()
   const wakeups = DesiredWakeups.of({
     subscribe: () => PubSub.subscribe(hub),
-    local: (t, pbx) => PubSub.publish(hub, { kind: "changed", tenant: t, pbx }).pipe(Effect.asVoid)
+    local: (t, pbx, put) => PubSub.publish(hub, { kind: "changed", tenant: t, pbx, ...(put === undefined ? {} : { put }) }).pipe(Effect.asVoid)
   })
   const { epoch } = yield* store.owners.claim(tenant, "runner-1")
   yield* makeSender({ tenant, store, real: connector.writer, connections: connector.connections, runner: "runner-1" }, wakeups)
-  const put = (pbx: string, guid: string) =>
-    store.desired.put(tenant, epoch, [{ pbx, guid, command: setPresence("away") }]).pipe(Effect.map((rows) => rows[0]!.version))
+  const putRows = (pbx: string, guid: string, activity: "away" | "dnd" = "away") => store.desired.put(tenant, epoch, [{ pbx, guid, command: setPresence(activity) }])
+  const put = (pbx: string, guid: string) => putRows(pbx, guid).pipe(Effect.map((rows) => rows[0]!.version))
   const notify = (wakeup: Omit<Extract<DesiredWakeup, { kind: "changed" }>, "kind" | "tenant">) =>
     PubSub.publish(hub, { kind: "changed", tenant, ...wakeup })
   /** The writer has started `guid`'s SetPresence: the look that read it has handed it over. */
   const sent = (guid: string) => until(() => started.includes(guid))
-  return { until, reads, put, notify, wakeups, sent, masterUsers, slaveUsers }
+  /** How many SetPresence of `guid` the writer has started. */
+  const startedOf = (guid: string) => gate.started.filter((g) => g === guid).length
+  return { until, reads, put, putRows, notify, wakeups, sent, startedOf, masterUsers, slaveUsers }
 })
 
 describe("the desired presences' sender: what a wake-up reads", () => {
@@ -96,5 +101,75 @@ describe("the desired presences' sender: what a wake-up reads", () => {
       const since = reads.slice(mark)
       assert.deepStrictEqual(since.filter((pbx) => pbx === master).length, 2, `the master read for its two changes only: ${JSON.stringify(since)}`)
       assert.deepStrictEqual(since.filter((pbx) => pbx === slave).length, 1, `the slave read for its change only: ${JSON.stringify(since)}`)
+    }).pipe(Effect.scoped), 30_000)
+
+  it.effect("an owner's put of a PBX whose lease its runner holds is handed over without a read, unless the PBX has a row pending unread", () =>
+    Effect.gen(function*() {
+      const { masterUsers, notify, putRows, reads, sent, slaveUsers, startedOf, until, wakeups } = yield* setUp()
+      yield* until(() => reads.includes(master) && reads.includes(slave))
+      const mark = reads.length
+      const [m1, m2] = [masterUsers[0]!.guid, masterUsers[1]!.guid]
+      const s1 = slaveUsers[0]!.guid
+
+      // The put saw the master's lease held by this runner and nothing else pending: its rows go to the writer as they are.
+      const first = yield* putRows(master, m1)
+      assert.strictEqual(first[0]!.lease?.runner, "runner-1")
+      assert.strictEqual(first[0]!.lease?.unread, 0)
+      yield* wakeups.local(tenant, master, first)
+      yield* sent(m1)
+      // Its NOTIFY comes back, naming the version handed; then a slave change read as usual (every look before it ended).
+      yield* notify({ pbx: master, version: first[0]!.version })
+      const v2 = (yield* putRows(slave, s1))[0]!.version
+      yield* notify({ pbx: slave, version: v2 })
+      yield* sent(s1)
+      const since = reads.slice(mark)
+      assert.deepStrictEqual(since, [slave], `no read of the master for its put: ${JSON.stringify(since)}`)
+
+      // A row of the master put whose wake-up never came, then another put: that one cannot go without the first, so
+      // the master is read, and both are sent.
+      const lost = yield* putRows(master, m2)
+      const next = yield* putRows(master, m1, "dnd")
+      assert.strictEqual(next[0]!.lease?.unread, lost[0]!.version)
+      yield* wakeups.local(tenant, master, next)
+      yield* sent(m2)
+      yield* until(() => startedOf(m1) >= 2)
+      assert.deepStrictEqual(reads.slice(mark), [slave, master], "the master read once, for the row it had not read")
+    }).pipe(Effect.scoped), 30_000)
+
+  it.effect("an own put's NOTIFY that comes before its answer costs no read; without the answer, the master is read after 1 s", () =>
+    Effect.gen(function*() {
+      const { masterUsers, notify, putRows, reads, sent, slaveUsers, startedOf, until, wakeups } = yield* setUp()
+      yield* until(() => reads.includes(master) && reads.includes(slave))
+      const mark = reads.length
+      const [m1, m2] = [masterUsers[0]!.guid, masterUsers[1]!.guid]
+      const [s1, s2] = [slaveUsers[0]!.guid, slaveUsers[1]!.guid]
+      /** The NOTIFY of `rows`' put as PostgreSQL sends it: the owner's runner and the lease the put saw. */
+      const notifyOf = (rows: ReadonlyArray<VersionedCommand>) =>
+        notify({ pbx: master, version: rows[0]!.version, by: { owner: "runner-1", holder: rows[0]!.lease?.runner, lease: rows[0]!.lease?.epoch } })
+      /** A slave change, notified and sent: every wake-up before it has been taken. */
+      const slaveChange = Effect.fnUntraced(function*(guid: string, activity: "away" | "dnd" = "away") {
+        const version = (yield* putRows(slave, guid, activity))[0]!.version
+        yield* notify({ pbx: slave, version })
+        yield* sent(guid)
+      })
+
+      // The NOTIFY first, taken before the answer (a slave change after it is sent), then the owner's rows.
+      const first = yield* putRows(master, m1)
+      yield* notifyOf(first)
+      yield* slaveChange(s1)
+      yield* wakeups.local(tenant, master, first)
+      yield* sent(m1)
+      yield* TestClock.adjust("1 second")
+      yield* slaveChange(s2)
+      assert.deepStrictEqual(reads.slice(mark), [slave, slave], "the master not read for its own put")
+
+      // The answer never comes (the owner's put loop ended after the commit): the master is read after 1 s.
+      const orphan = yield* putRows(master, m2)
+      yield* notifyOf(orphan)
+      yield* slaveChange(s1, "dnd")
+      assert.strictEqual(startedOf(m2), 0, "not sent before the grace")
+      yield* TestClock.adjust("1 second")
+      yield* sent(m2)
+      assert.deepStrictEqual(reads.slice(mark), [slave, slave, slave, master], "the master read once, after the grace")
     }).pipe(Effect.scoped), 30_000)
 })

@@ -254,7 +254,9 @@ describe("cluster", () => {
         Effect.map((rows) => Number(rows[0]!.n)),
         Effect.orDie
       )
-      // Two runners in three do not own a given tenant: the front spreads Graph's POSTs, so batches were handed over.
+      // A POST for a tenant owned elsewhere goes to the owner's runner while it answers; when the owner is killed or
+      // stops (the kill, the rolling restart), the POSTs that reach the other runners find no answer there and are
+      // handed over through the store.
       assert.isAbove(handedOver, 0)
       yield* until("every handed-over batch taken by its owner", sql<{ n: string }>`SELECT count(*)::text AS n FROM connector_graph_handoff`.pipe(
         Effect.map((rows) => (rows[0]!.n === "0" ? true : undefined)),

@@ -2,11 +2,14 @@
  * Graph's webhooks on a runner's public port (src/cluster/FrontGraph.ts) over real sockets: the validation handshake
  * answered by the runner itself, a body over the tenant's limit refused and logged, a notification for a tenant not
  * served here handed over, one for a tenant served here passed to its connector — and handed over instead when that
- * connector does not begin to answer within 1 s or answers 5xx (it is stopping).
+ * connector does not begin to answer within 1 s or answers 5xx (it is stopping); one for a tenant another live runner
+ * owns passed to that runner's front (once), and handed over here when that runner is dead, dies during the POST, is
+ * silent or answers 5xx.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { createServer, type Server } from "node:http"
+import { createServer as createTcpServer } from "node:net"
 import type { GraphIngress } from "../../src/cluster/FrontGraph.ts"
 import { startRunnerFront } from "../../src/cluster/RunnerFront.ts"
 import { TenantId } from "../../src/state/StateStore.ts"
@@ -34,16 +37,19 @@ const connector = (status: number | "never") =>
     ({ server }) => Effect.sync(() => server.closeAllConnections()).pipe(Effect.andThen(Effect.sync(() => server.close())))
   )
 
-const setup = (direct: number | undefined) =>
+const setup = (direct: number | undefined, owner?: string, handoffStatus = 202) =>
   Effect.gen(function*() {
     const received: Array<unknown> = []
     const refused: Array<string> = []
+    const failed: Array<string> = []
     const graph: GraphIngress = {
       paths: async () => ({ notificationPath: "/graph/notifications", lifecyclePath: "/graph/lifecycle", maxBodyBytes: 200 }),
       direct: () => direct,
+      owner: () => owner,
+      ownerFailed: (runner) => void failed.push(runner),
       receive: async (_tenant, kind, json) => {
         received.push({ kind, json })
-        return { status: 202, text: "" }
+        return { status: handoffStatus, text: "" }
       },
       refused: (_tenant, reason) => void refused.push(reason)
     }
@@ -65,8 +71,25 @@ const setup = (direct: number | undefined) =>
         const response = await fetch(`http://127.0.0.1:${front.port}${path}`, { method: "POST", body, headers: { "content-type": "application/json" } })
         return { status: response.status, text: await response.text(), type: response.headers.get("content-type") }
       })
-    return { post, received, refused }
+    return { post, received, refused, failed, runner: `127.0.0.1:${front.port}` }
   })
+
+/** A runner's address where a POST finds no answer: `refused` (nothing listens), `reset` (dies during the POST). */
+const deadRunner = (how: "refused" | "reset") =>
+  Effect.acquireRelease(
+    Effect.callback<{ runner: string; close: () => void }>((resume) => {
+      const server = createTcpServer((socket) => {
+        socket.once("data", () => socket.resetAndDestroy())
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        const port = typeof address === "object" && address !== null ? address.port : 0
+        if (how === "refused") server.close(() => resume(Effect.succeed({ runner: `127.0.0.1:${port}`, close: () => {} })))
+        else resume(Effect.succeed({ runner: `127.0.0.1:${port}`, close: () => void server.close() }))
+      })
+    }),
+    ({ close }) => Effect.sync(close)
+  )
 
 const notification = JSON.stringify({ value: [{ subscriptionId: "s1", clientState: "c1", changeType: "updated" }] })
 
@@ -110,5 +133,54 @@ describe("cluster: Graph's webhooks on a runner's public port", () => {
       assert.strictEqual(answer.status, 202)
       assert.deepStrictEqual(stalled.received, [{ kind: "change", json: JSON.parse(notification) }])
       assert.deepStrictEqual(silent.posts, [notification])
+    })))
+
+  it.live("owned by another live runner: passed to its front once, straight to its connector or handed over there", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const answering = yield* connector(202)
+      const owner = yield* setup(answering.port)
+      const here = yield* setup(undefined, owner.runner)
+      assert.strictEqual((yield* here.post("/t/alpha/graph/notifications", notification)).status, 202)
+      // At the owner's connector, and nothing through the store on either runner.
+      assert.deepStrictEqual(answering.posts, [notification])
+      assert.strictEqual(here.received.length, 0)
+      assert.strictEqual(owner.received.length, 0)
+      assert.deepStrictEqual(here.failed, [])
+
+      // The owner's runner whose connector does not take it (not started yet) hands it over itself, and never passes
+      // a forwarded POST on again, even when it sees another runner as the owner.
+      const back = yield* setup(undefined)
+      const starting = yield* setup(undefined, back.runner)
+      const first = yield* setup(undefined, starting.runner)
+      assert.strictEqual((yield* first.post("/t/alpha/graph/notifications", notification)).status, 202)
+      assert.deepStrictEqual(starting.received, [{ kind: "change", json: JSON.parse(notification) }])
+      assert.strictEqual(first.received.length, 0)
+      assert.strictEqual(back.received.length, 0)
+    })))
+
+  it.live("the owner's runner dead, killed during the POST, silent or answering 5xx: handed over here", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const expected = [{ kind: "change", json: JSON.parse(notification) }]
+      for (const how of ["refused", "reset"] as const) {
+        const dead = yield* deadRunner(how)
+        const here = yield* setup(undefined, dead.runner)
+        assert.strictEqual((yield* here.post("/t/alpha/graph/notifications", notification)).status, 202, how)
+        assert.deepStrictEqual(here.received, expected, how)
+        assert.deepStrictEqual(here.failed, [dead.runner], how)
+      }
+      const silent = yield* connector("never")
+      const frozen = yield* setup(silent.port)
+      const past = yield* setup(undefined, frozen.runner)
+      assert.strictEqual((yield* past.post("/t/alpha/graph/notifications", notification)).status, 202)
+      assert.deepStrictEqual(past.received, expected)
+      assert.deepStrictEqual(past.failed, [frozen.runner])
+
+      // 5xx from the owner's runner (its store refused the handover at once).
+      const refusing = yield* setup(undefined, undefined, 503)
+      const via = yield* setup(undefined, refusing.runner)
+      assert.strictEqual((yield* via.post("/t/alpha/graph/notifications", notification)).status, 202)
+      assert.strictEqual(refusing.received.length, 1)
+      assert.deepStrictEqual(via.received, expected)
+      assert.deepStrictEqual(via.failed, [refusing.runner])
     })))
 })

@@ -28,19 +28,25 @@ const LeasedRow = Schema.Struct({
   waited: Schema.NullOr(Schema.Number)
 })
 /** `at`: when the NOTIFY was sent, by the database's clock (milliseconds since the epoch): the `notify` stage. */
-/** A put's answer: the owner's epoch, with each row it wrote (none: a row of nulls). */
+/** A put's answer: the owner's epoch, with each row it wrote (none: a row of nulls) and its PBX's lease as it saw it. */
 const PutRow = Schema.Struct({
   owner: Schema.NullOr(Int64),
   guid: Schema.NullOr(Schema.String),
   pbx: Schema.NullOr(Schema.String),
   command: Schema.NullOr(PbxPresenceCommand),
-  version: Schema.NullOr(Int64)
+  version: Schema.NullOr(Int64),
+  lease_runner: Schema.NullOr(Schema.String),
+  lease_epoch: Schema.NullOr(Int64),
+  unread: Schema.NullOr(Int64)
 })
 const Wakeup = Schema.fromJsonString(Schema.Struct({
   tenant: TenantId,
   pbx: Schema.String,
   at: Schema.optional(Schema.Number),
-  version: Schema.optional(Schema.Number)
+  version: Schema.optional(Schema.Number),
+  by: Schema.optional(Schema.String),
+  holder: Schema.optional(Schema.NullOr(Schema.String)),
+  lease: Schema.optional(Schema.NullOr(Schema.Number))
 }))
 const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
 
@@ -53,11 +59,12 @@ const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
 
 /**
  * The NOTIFY of `pbx`'s news (a value or a column): its tenant, its PBX, when it was sent by the database's clock and,
- * from a put, the highest version it wrote for the PBX (a column).
+ * from a put, the highest version it wrote for the PBX, the owner that put it and the PBX's lease as the put saw it
+ * (columns: `version`, `by`, `holder`, `lease`).
  */
-const notifyOf = (sql: PgClient.PgClient, tenant: TenantId, pbx: string | Statement.Fragment, version?: Statement.Fragment) =>
+const notifyOf = (sql: PgClient.PgClient, tenant: TenantId, pbx: string | Statement.Fragment, put?: Statement.Fragment) =>
   sql`pg_notify(${desiredChannel}, json_build_object('tenant', ${tenant}::text, 'pbx', ${pbx}::text,
-    'at', (extract(epoch FROM clock_timestamp()) * 1000)::float8${version === undefined ? sql.literal("") : sql`, 'version', ${version}`})::text)`
+    'at', (extract(epoch FROM clock_timestamp()) * 1000)::float8${put === undefined ? sql.literal("") : put})::text)`
 
 const notify = (sql: PgClient.PgClient, tenant: TenantId, pbx: string) => sql`SELECT ${notifyOf(sql, tenant, pbx)}`
 
@@ -73,7 +80,8 @@ const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> 
             tenant: w.tenant,
             pbx: w.pbx,
             ...(w.at === undefined ? {} : { at: w.at, receivedAt }),
-            ...(w.version === undefined ? {} : { version: w.version })
+            ...(w.version === undefined ? {} : { version: w.version }),
+            ...(w.by === undefined ? {} : { by: { owner: w.by, holder: w.holder ?? undefined, lease: w.lease ?? undefined } })
           }))
       ),
       Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
@@ -183,11 +191,13 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
   /**
    * One statement, one round trip on any pooled connection: the owner row is read under a share lock (a claim waits for
    * this statement's end, so it cannot slip between the check and the write), the rows are written only when the epoch
-   * is current, and each PBX whose rows changed is notified on commit.
+   * is current, and each PBX whose rows changed is notified on commit. Each written row carries its PBX's socket lease
+   * and the highest version of the PBX's other pending rows, both as they were before the statement (its snapshot): the
+   * lease's holder can hand the rows to its writer without reading them when it has read that far.
    */
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
-    const result = yield* sql`WITH o AS (SELECT epoch FROM tenant_owner WHERE tenant_id = ${tenant} FOR SHARE),
+    const result = yield* sql`WITH o AS (SELECT epoch, runner FROM tenant_owner WHERE tenant_id = ${tenant} FOR SHARE),
       w AS (
         INSERT INTO pbx_desired (tenant_id, guid, pbx, command, version, owner_epoch)
         SELECT ${tenant}, r.guid, r.pbx, r.command, nextval('pbx_desired_version'), ${epoch}
@@ -197,16 +207,28 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
           version = EXCLUDED.version, owner_epoch = EXCLUDED.owner_epoch, updated_at = now()
           WHERE pbx_desired.pbx <> EXCLUDED.pbx OR pbx_desired.command <> EXCLUDED.command
         RETURNING guid, pbx, command, version),
-      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"), sql.literal("p.version"))}
-        FROM (SELECT pbx, max(version) AS version FROM w GROUP BY pbx) AS p)
-      SELECT (SELECT epoch FROM o) AS owner, (SELECT count(*) FROM n) AS notified, w.guid, w.pbx, w.command, w.version
-      FROM (SELECT 1) AS one LEFT JOIN w ON true`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(PutRow, "pbx_desired", tenant))
+      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"), sql.literal(", 'version', p.version, 'by', (SELECT runner FROM o), 'holder', l.runner, 'lease', l.epoch"))}
+        FROM (SELECT pbx, max(version) AS version FROM w GROUP BY pbx) AS p LEFT JOIN pbx_lease AS l ON l.tenant_id = ${tenant} AND l.pbx = p.pbx),
+      h AS (SELECT p.pbx, l.runner AS lease_runner, l.epoch AS lease_epoch,
+          coalesce((SELECT max(d.version) FROM pbx_desired AS d
+            WHERE d.tenant_id = ${tenant} AND d.pbx = p.pbx AND d.version > d.confirmed_version
+              AND d.guid NOT IN (SELECT guid FROM w)), 0) AS unread
+        FROM (SELECT DISTINCT pbx FROM w) AS p LEFT JOIN pbx_lease AS l ON l.tenant_id = ${tenant} AND l.pbx = p.pbx)
+      SELECT (SELECT epoch FROM o) AS owner, (SELECT count(*) FROM n) AS notified, w.guid, w.pbx, w.command, w.version,
+        h.lease_runner, h.lease_epoch, h.unread
+      FROM (SELECT 1) AS one LEFT JOIN w ON true LEFT JOIN h ON h.pbx = w.pbx`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(PutRow, "pbx_desired", tenant))
     const current = result[0]?.owner ?? 0
     if (current !== epoch) return yield* fenced(tenant, epoch, current)
     const changed = result.flatMap((row) =>
       row.guid === null || row.pbx === null || row.command === null || row.version === null
         ? []
-        : [{ pbx: row.pbx, guid: row.guid, command: row.command, version: row.version } satisfies VersionedCommand]
+        : [{
+          pbx: row.pbx,
+          guid: row.guid,
+          command: row.command,
+          version: row.version,
+          ...(row.lease_runner === null || row.lease_epoch === null ? {} : { lease: { runner: row.lease_runner, epoch: row.lease_epoch, unread: row.unread ?? 0 } })
+        } satisfies VersionedCommand]
     )
     return changed.sort((a, b) => a.version - b.version)
   })
