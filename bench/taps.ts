@@ -21,7 +21,18 @@ export interface SetPresenceStamp {
   readonly at: number
 }
 
-const presenceResource = /communications\/presences\/([0-9a-fA-F-]{36})/g
+const presenceResource = "communications/presences/"
+const ID_LENGTH = 36
+
+/** The Teams user ids (lower case) of the presence items in a notification body: each item's resource names one. */
+const presenceIds = (body: string): Array<string> => {
+  const ids: Array<string> = []
+  for (let at = body.indexOf(presenceResource); at >= 0; at = body.indexOf(presenceResource, at + presenceResource.length)) {
+    const id = body.slice(at + presenceResource.length, at + presenceResource.length + ID_LENGTH)
+    if (/^[0-9a-fA-F-]{36}$/.test(id)) ids.push(id.toLowerCase())
+  }
+  return ids
+}
 
 /**
  * Wraps the Graph simulator's webhook client so that every notification POST to `notificationUrl` is timed from the
@@ -40,12 +51,10 @@ export const tapWebhookPosts = (isNotificationUrl: (url: string) => boolean) => 
     const body = post.body
     if (!recording || typeof body !== "string" || !isNotificationUrl(url)) return original(url, post)
     const startedAt = performance.now()
-    const ids: Array<string> = []
-    for (const match of body.matchAll(presenceResource)) {
-      const id = match[1]!.toLowerCase()
+    const ids = presenceIds(body)
+    for (const id of ids) {
       sentAt.set(id, startedAt)
       answeredAt.delete(id)
-      ids.push(id)
     }
     const response = await original(url, post)
     const answered = performance.now()

@@ -8,8 +8,11 @@
  * clock and the rate); → `result` (samples, event-loop delay and CPU time of this thread); ← `stop` (simulators closed,
  * the thread ends).
  */
+import { writeFileSync } from "node:fs"
+import { Session } from "node:inspector/promises"
+import { join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
-import { parentPort, workerData } from "node:worker_threads"
+import { parentPort, threadId, workerData } from "node:worker_threads"
 import { Effect, Redacted } from "effect"
 import { GraphSimulator } from "../src/simulators/graph/GraphSimulator.ts"
 import { connectorSnippet, populationOptions } from "../src/simulators/graph/Standalone.ts"
@@ -29,6 +32,8 @@ export interface SimWorkerData {
   readonly tenantCount: number
   readonly users: number
   readonly pbxPassword: string
+  /** BENCH_SIM_PROFILE: a directory for a CPU profile of this thread over the burst and its drain. */
+  readonly profileDir?: string | undefined
 }
 
 export interface SimWorkerResult {
@@ -46,8 +51,9 @@ export interface SimWorkerResult {
   readonly issuedEndAt: number
   readonly lastArrivedAt: number
   readonly eventLoopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number }
-  /** This thread's CPU time during the burst (ms). */
+  /** This thread's CPU time during the burst (ms), and the part of it in the kernel (system calls: sockets, timers). */
   readonly cpuMs: number
+  readonly cpuSystemMs: number
 }
 
 export type ToWorker = { readonly type: "burst"; readonly startAt: number; readonly rate: number } | { readonly type: "stop" }
@@ -69,6 +75,22 @@ const tenantConfig = (graphUrl: string, population: SimPopulation, data: SimWork
   pbx: { masterPbx: population.pbxs.find((pbx) => pbx.master)!.name, appPassword: data.pbxPassword },
   timers: { replanDebounceSeconds: 1 }
 })
+
+/** A CPU profile of this thread (the inspector's profiler, which a worker thread has of its own), written on stop. */
+const startProfile = async () => {
+  const session = new Session()
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.setSamplingInterval", { interval: 500 })
+  await session.post("Profiler.start")
+  return {
+    stop: async (file: string) => {
+      const { profile } = await session.post("Profiler.stop")
+      writeFileSync(file, JSON.stringify(profile))
+      session.disconnect()
+    }
+  }
+}
 
 const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
   Effect.gen(function*() {
@@ -118,6 +140,7 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
       sent.delete(stamp.guid)
       lastArrivedAt = now
     })
+    const profiler = data.profileDir === undefined ? undefined : yield* Effect.promise(() => startProfile())
     const delay = monitorEventLoopDelay({ resolution: 10 })
     delay.enable()
     const cpuBefore = process.threadCpuUsage()
@@ -139,6 +162,7 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
     stop()
     delay.disable()
     const cpu = process.threadCpuUsage(cpuBefore)
+    if (profiler !== undefined) yield* Effect.promise(() => profiler.stop(join(data.profileDir!, `sim-thread-${threadId}.cpuprofile`)))
     const result: SimWorkerResult = {
       added,
       changeToSetPresence: latencies,
@@ -150,7 +174,8 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
       issuedEndAt,
       lastArrivedAt,
       eventLoopDelayMs: { p50: round(delay.percentile(50) / 1e6), p99: round(delay.percentile(99) / 1e6), max: round(delay.max / 1e6) },
-      cpuMs: round((cpu.user + cpu.system) / 1000)
+      cpuMs: round((cpu.user + cpu.system) / 1000),
+      cpuSystemMs: round(cpu.system / 1000)
     }
     parentPort!.postMessage({ type: "result", result } satisfies FromWorker)
     yield* nextMessage

@@ -18,6 +18,9 @@
  * on the bench's one event loop queued the POSTs and the SetPresence for seconds — a latency of the bench, not of the
  * connector. Each thread reports its event-loop delay, so that a bench that falls behind shows. Graph's rule for slow
  * endpoints and its 3-second answer timeout are off here (bench/tenantSims.ts); POSTs answered after 3 s are counted.
+ * The bench's own CPU over the burst is reported per change (`benchPerChangeUs`: the whole process, its simulator
+ * threads, by kind of thread), since it shares the machine's cores with the connector; BENCH_SIM_PROFILE=<dir> leaves a
+ * CPU profile of each simulator thread over the burst there (read it with bench/profileTop.ts).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { loadavg, tmpdir } from "node:os"
@@ -40,6 +43,8 @@ const BURST_RATE = Number(process.env["BENCH_BURST_RATE"] ?? 500)
 const STARTUP_SECONDS = Number(process.env["BENCH_TENANTS_STARTUP_SECONDS"] ?? 300)
 /** How many worker threads host the simulators (the tenants dealt out in turn). */
 const SIM_THREADS = Math.max(1, Math.min(TENANTS, Number(process.env["BENCH_SIM_THREADS"] ?? 4)))
+/** BENCH_SIM_PROFILE=<dir>: each simulator thread writes a CPU profile of the burst there (sim-thread-<id>.cpuprofile). */
+const SIM_PROFILE_DIR = process.env["BENCH_SIM_PROFILE"] || undefined
 const ADMIN_PASSWORD = "bench-tenants-admin-password"
 const PBX_PASSWORD = "bench-tenants-app-password"
 /** The issue's targets for tenants-50. */
@@ -89,7 +94,8 @@ const startSimThreads = (port: number, ids: ReadonlyArray<string>) =>
           tenants: ids.flatMap((id, index) => index % SIM_THREADS === n ? [{ id, index }] : []),
           tenantCount: ids.length,
           users: USERS,
-          pbxPassword: PBX_PASSWORD
+          pbxPassword: PBX_PASSWORD,
+          profileDir: SIM_PROFILE_DIR
         }
         const worker = new Worker(new URL("./tenantSims.ts", import.meta.url), { workerData: data })
         return new Promise<{ worker: Worker; ready: Extract<FromWorker, { type: "ready" }> }>((resolve, reject) => {
@@ -248,8 +254,10 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     const burstFrom = performance.now()
     const overflowsBefore = listenOverflows()
     const queue = watchListenQueue(port)
+    const benchBefore = threadCpuMs(process.pid)
     const startAt = epochNow() + 200
     const results = yield* runBurst(sims, startAt)
+    const benchAfter = threadCpuMs(process.pid)
     const listenQueue = queue.stop()
     const cpuAfter = processCpuMs(connector.pid)
     const threadsAfter = threadCpuMs(connector.pid)
@@ -335,7 +343,20 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
           involuntarySwitches: schedAfter.involuntary - schedBefore.involuntary
         },
         // The simulator threads: if these grow, the bench is behind and its figures include its own queueing.
-        simulatorThreads: results.map((r) => ({ eventLoopDelayMs: r.eventLoopDelayMs, cpuMs: r.cpuMs })),
+        simulatorThreads: results.map((r) => ({
+          eventLoopDelayMs: r.eventLoopDelayMs,
+          cpuMs: r.cpuMs,
+          cpuSystemMs: r.cpuSystemMs,
+          perChangeUs: round((r.cpuMs * 1000) / r.changes, 0)
+        })),
+        // The bench process over the burst and its drain, per change of the whole burst (µs): all its threads, the
+        // simulator threads together (their own clocks), and by kind of thread (bench/stats.ts threadCpuMs; the
+        // simulator threads are its `workerThreads`).
+        benchPerChangeUs: benchBefore === undefined || benchAfter === undefined ? null : {
+          all: round(((Object.values(benchAfter).reduce((a, b) => a + b, 0) - Object.values(benchBefore).reduce((a, b) => a + b, 0)) * 1000) / changes, 0),
+          simulatorThreads: round((results.reduce((n, r) => n + r.cpuMs, 0) * 1000) / changes, 0),
+          byThread: Object.fromEntries(Object.entries(benchAfter).map(([kind, ms]) => [kind, round(((ms - (benchBefore[kind] ?? 0)) * 1000) / changes, 0)]))
+        },
         measure: "added latency: the notification POST carrying the change → SetPresence applied at the PBX simulator; changeToSetPresence: from the Graph simulator's setPresence call (includes its 20 ms batch window and queueing)"
       },
       targets: {

@@ -5,29 +5,17 @@
  * is slow; after 100 POSTs, ≥ 10 % slow in 10 min → delayed, ≥ 15 % → dropped; docs/protocol-notes.md). Faults
  * (drop, duplicate, reorder, silent subscriptions) and lifecycle events come from the control API.
  */
-import { Clock, Context, Duration, Effect, Layer, PubSub, Stream } from "effect"
+import { Context, Effect, Layer, PubSub } from "effect"
+import { batchChanges } from "./SimBatches.ts"
+import type { EndpointStats } from "./SimEndpoints.ts"
 import { SimJwks } from "./SimJwks.ts"
 import { lifecycleItem, type NotificationItem, presenceItem, userItem } from "./notify/payloads.ts"
 import { type SimPresence, SimState, type UserChange } from "./SimState.ts"
 import { type SimSubscription, SimSubscriptions } from "./SimSubscriptions.ts"
+import { type DeliveryOptions, deliver, endpointStats, makePosting, type Posting, postOnce, send } from "./SimPosting.ts"
 import { webhookClient } from "./SimWebhookClient.ts"
 
-export interface DeliveryOptions {
-  /** Items are collected this long (or up to `maxBatch`) before a POST. */
-  readonly batchWindowMillis: number
-  readonly maxBatch: number
-  /** Graph's HTTP client gives up after 3 s: a POST not answered by then is not delivered. */
-  readonly answerTimeoutMillis: number
-  readonly slowMillis: number
-  /** POSTs counted before an endpoint's share of slow answers can delay or drop its notifications. */
-  readonly minSamples: number
-  readonly windowMillis: number
-  /** How long Graph holds back notifications for a "delayed" endpoint (10 min). */
-  readonly delayMillis: number
-  readonly retries: number
-  readonly retryBaseMillis: number
-  readonly validationTimeoutMillis: number
-}
+export type { DeliveryOptions } from "./SimPosting.ts"
 
 /** Changes whose items are built (and rich ones encrypted) between two yields to the event loop. */
 const changesPerSlice = 10
@@ -52,16 +40,9 @@ export interface DeliveryFaults {
   reorder: number
 }
 
-export interface EndpointStats {
-  readonly url: string
-  readonly posts: number
-  readonly slow: number
-  readonly failures: number
-  readonly slowRatio: number
-  readonly state: "ok" | "delayed" | "dropped"
-}
+export type { EndpointStats } from "./SimEndpoints.ts"
 
-export type DeliveryCounters = Readonly<Delivery["count"]>
+export type DeliveryCounters = Readonly<Posting["count"]>
 
 export interface DirectItem {
   readonly presence: SimPresence
@@ -72,13 +53,9 @@ type Change = { readonly _tag: "Presence"; readonly presence: SimPresence } | { 
 
 type Entry = { readonly item: NotificationItem; readonly subscription: SimSubscription }
 
-/** The delivery's state: its options, the faults the control API sets, the endpoints' samples and the counters. */
-interface Delivery {
-  readonly options: DeliveryOptions
-  readonly jwks: SimJwks["Service"]
+/** The delivery's state: POSTing (SimPosting.ts) and the faults the control API sets. */
+interface Delivery extends Posting {
   readonly faults: DeliveryFaults
-  readonly samples: Map<string, Array<{ at: number; slow: boolean; failed: boolean }>>
-  readonly count: { posts: number; itemsDelivered: number; itemsDropped: number; lifecycleSent: number }
 }
 
 export class SimDelivery extends Context.Service<SimDelivery, {
@@ -100,11 +77,8 @@ export class SimDelivery extends Context.Service<SimDelivery, {
       SimDelivery,
       Effect.gen(function*() {
         const delivery: Delivery = {
-          options: { ...defaultDeliveryOptions, ...partial },
-          jwks: yield* SimJwks,
-          faults: { drop: 0, duplicate: 0, reorder: 0 },
-          samples: new Map(),
-          count: { posts: 0, itemsDelivered: 0, itemsDropped: 0, lifecycleSent: 0 }
+          ...(yield* makePosting({ ...defaultDeliveryOptions, ...partial }, yield* SimJwks)),
+          faults: { drop: 0, duplicate: 0, reorder: 0 }
         }
         yield* followChanges(delivery, yield* SimState, yield* SimSubscriptions)
         return SimDelivery.of({
@@ -112,7 +86,7 @@ export class SimDelivery extends Context.Service<SimDelivery, {
           validate: (url) => validate(delivery.options, url),
           sendLifecycle: (subscription, event) => sendLifecycle(delivery, subscription, event),
           deliverNow: (subscription, direct) => deliverNow(delivery, subscription, direct),
-          endpoints: () => [...delivery.samples.keys()].map((url) => stats(delivery, url, Date.now())),
+          endpoints: () => [...delivery.endpoints.keys()].map((url) => endpointStats(delivery, url, Date.now())),
           counters: () => ({ ...delivery.count })
         })
       })
@@ -120,69 +94,6 @@ export class SimDelivery extends Context.Service<SimDelivery, {
 
   static readonly layer = SimDelivery.layerWith()
 }
-
-/** An endpoint's recent POSTs: slow ones decide whether Graph delays or drops its notifications. */
-const stats = (delivery: Delivery, url: string, now: number): EndpointStats => {
-  const recent = (delivery.samples.get(url) ?? []).filter((s) => s.at > now - delivery.options.windowMillis)
-  delivery.samples.set(url, recent)
-  const slow = recent.filter((s) => s.slow).length
-  const ratio = recent.length === 0 ? 0 : slow / recent.length
-  return {
-    url,
-    posts: recent.length,
-    slow,
-    failures: recent.filter((s) => s.failed).length,
-    slowRatio: ratio,
-    state: recent.length < delivery.options.minSamples ? "ok" : ratio >= 0.15 ? "dropped" : ratio >= 0.10 ? "delayed" : "ok"
-  }
-}
-
-/** One POST with Graph's timing; returns whether it was answered 2xx. */
-const postOnce = Effect.fnUntraced(function*(delivery: Delivery, url: string, body: unknown) {
-  const started = yield* Clock.currentTimeMillis
-  const ok = yield* Effect.tryPromise(async () => {
-    const response = await webhookClient.post(url, {
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-      timeoutMillis: delivery.options.answerTimeoutMillis
-    })
-    return response.status >= 200 && response.status < 300
-  }).pipe(Effect.orElseSucceed(() => false))
-  const ended = yield* Clock.currentTimeMillis
-  const list = delivery.samples.get(url) ?? []
-  list.push({ at: ended, slow: ended - started > delivery.options.slowMillis, failed: !ok })
-  delivery.samples.set(url, list)
-  delivery.count.posts++
-  return ok
-})
-
-/** One batch for one endpoint, with the validation tokens of its rich items, retried with backoff. */
-const deliver = Effect.fnUntraced(function*(
-  delivery: Delivery,
-  url: string,
-  items: ReadonlyArray<NotificationItem>,
-  rich: ReadonlyArray<SimSubscription>
-) {
-  const { count, options } = delivery
-  const endpoint = stats(delivery, url, yield* Clock.currentTimeMillis)
-  if (endpoint.state === "dropped") {
-    count.itemsDropped += items.length
-    return false
-  }
-  if (endpoint.state === "delayed") yield* Effect.sleep(options.delayMillis)
-  const pairs = new Map(rich.map((s) => [`${s.applicationId}|${s.tenantId}`, s] as const))
-  const validationTokens = yield* Effect.forEach([...pairs.values()], (s) => delivery.jwks.validationToken(s.applicationId, s.tenantId))
-  const body = validationTokens.length > 0 ? { value: items, validationTokens } : { value: items }
-  for (let attempt = 0; attempt <= options.retries; attempt++) {
-    if (yield* postOnce(delivery, url, body)) {
-      count.itemsDelivered += items.length
-      return true
-    }
-    yield* Effect.sleep(options.retryBaseMillis * 2 ** attempt)
-  }
-  count.itemsDropped += items.length
-  return false
-})
 
 /** The faults the control API set, applied to the next items (and used up). */
 const applyFaults = (delivery: Delivery, items: Array<Entry>) => {
@@ -219,7 +130,7 @@ const itemsFor = (live: ReadonlyArray<SimSubscription>, change: Change): Array<E
     .map((subscription) => ({ item: userItem(subscription, change.change.user, changeType), subscription }))
 }
 
-/** A batch of changes: their items, the faults, then one POST per endpoint, all endpoints at once. */
+/** A batch of changes: their items, the faults, then one POST per endpoint (not waiting for the answers: SimPosting.ts `send`). */
 const dispatch = Effect.fnUntraced(function*(delivery: Delivery, subscriptions: SimSubscriptions["Service"], changes: ReadonlyArray<Change>) {
   const live = yield* subscriptions.live
   // Encrypting a rich item costs ≈ 0.3 ms: a batch of 100 is built in slices with a yield between them, so
@@ -235,34 +146,22 @@ const dispatch = Effect.fnUntraced(function*(delivery: Delivery, subscriptions: 
     list.push(entry)
     byUrl.set(entry.subscription.notificationUrl, list)
   }
-  yield* Effect.forEach(
-    [...byUrl],
-    ([url, entries]) =>
-      deliver(
-        delivery,
-        url,
-        entries.map((e) => e.item),
-        entries.filter((e) => e.subscription.includeResourceData).map((e) => e.subscription)
-      ),
-    { concurrency: "unbounded", discard: true }
-  )
+  for (const [url, entries] of byUrl) {
+    yield* send(delivery, url, entries.map((e) => e.item), entries.filter((e) => e.subscription.includeResourceData).map((e) => e.subscription))
+  }
 })
 
-/** Presence and user changes, batched like Graph's; subscribed at once, so no change published after it is missed. */
+/** Presence and user changes, batched like Graph's (SimBatches.ts); subscribed at once, so no change published after it is missed. */
 const followChanges = Effect.fnUntraced(function*(delivery: Delivery, state: SimState["Service"], subscriptions: SimSubscriptions["Service"]) {
-  const presenceStream = Stream.fromSubscription(yield* PubSub.subscribe(state.presenceChanges)).pipe(
-    Stream.map((presence): Change => ({ _tag: "Presence", presence }))
-  )
-  const userStream = Stream.fromSubscription(yield* PubSub.subscribe(state.userChanges)).pipe(Stream.map((change): Change => ({ _tag: "User", change })))
-  yield* Stream.merge(presenceStream, userStream).pipe(
-    Stream.groupedWithin(delivery.options.maxBatch, Duration.millis(delivery.options.batchWindowMillis)),
-    Stream.runForEach((batch) =>
-      dispatch(delivery, subscriptions, batch).pipe(
-        Effect.catchCause((cause) => Effect.logError("simulator delivery failed", cause)),
-        Effect.forkDetach
-      )
-    ),
-    Effect.forkScoped
+  const presences = yield* PubSub.subscribe(state.presenceChanges)
+  const users = yield* PubSub.subscribe(state.userChanges)
+  yield* batchChanges<Change>(
+    [
+      Effect.map(PubSub.takeAll(presences), (all) => all.map((presence): Change => ({ _tag: "Presence", presence }))),
+      Effect.map(PubSub.takeAll(users), (all) => all.map((change): Change => ({ _tag: "User", change })))
+    ],
+    delivery.options,
+    (batch) => dispatch(delivery, subscriptions, batch).pipe(Effect.catchCause((cause) => Effect.logError("simulator delivery failed", cause)))
   )
 })
 

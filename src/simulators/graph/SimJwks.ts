@@ -35,20 +35,19 @@ const fromSigning = (signing: SimSigning) => {
   const signed = new Map<string, { readonly token: string; readonly iat: number }>()
   return {
     jwks: signing.jwks,
+    // Read on every POST with rich items: the token sent again is looked up without a generator of its own.
     validationToken: (appId: string, tenantId: string, form: TokenForm = "v1") =>
-      Effect.gen(function*() {
-        const now = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+      Effect.flatMap(Clock.currentTimeMillis, (millis) => {
+        const now = Math.floor(millis / 1000)
         const key = `${appId}|${tenantId}|${form}`
         const known = signed.get(key)
-        if (known !== undefined && now >= known.iat && now - known.iat < tokenReuseSeconds) return known.token
+        if (known !== undefined && now >= known.iat && now - known.iat < tokenReuseSeconds) return Effect.succeed(known.token)
         const common = { aud: appId, iat: now, nbf: now, exp: now + 3600, tid: tenantId }
-        const token = yield* signing.sign(
+        return signing.sign(
           form === "v1"
             ? { ...common, iss: `https://sts.windows.net/${tenantId}/`, appid: GRAPH_PUBLISHER_APP_ID, appidacr: "2", ver: "1.0" }
             : { ...common, iss: `https://login.microsoftonline.com/${tenantId}/v2.0`, azp: GRAPH_PUBLISHER_APP_ID, azpacr: "2", ver: "2.0" }
-        )
-        signed.set(key, { token, iat: now })
-        return token
+        ).pipe(Effect.tap((token) => Effect.sync(() => signed.set(key, { token, iat: now }))))
       })
   }
 }

@@ -29,18 +29,43 @@ export interface WebhookPost {
   readonly timeoutMillis: number
 }
 
+interface Target {
+  readonly secure: boolean
+  readonly options: { readonly protocol: string; readonly hostname: string; readonly port: string; readonly path: string }
+}
+
+/**
+ * Parsed URLs: a simulator POSTs to the same few notification URLs all the time. Bounded, as for a long run with
+ * many validation handshakes (their URLs differ by the token).
+ */
+const targets = new Map<string, Target>()
+const TARGETS_MAX = 1024
+
+const targetOf = (url: string): Target => {
+  const known = targets.get(url)
+  if (known !== undefined) return known
+  const parsed = new URL(url)
+  const target = {
+    secure: parsed.protocol === "https:",
+    options: { protocol: parsed.protocol, hostname: parsed.hostname.replace(/^\[(.*)\]$/, "$1"), port: parsed.port, path: parsed.pathname + parsed.search }
+  }
+  if (targets.size >= TARGETS_MAX) targets.clear()
+  targets.set(url, target)
+  return target
+}
+
 /** One POST to a webhook (a notification or the validation handshake), over the pool described above. */
 export const webhookPost = (url: string, post: WebhookPost): Promise<WebhookAnswer> =>
   new Promise((resolve, reject) => {
-    const target = new URL(url)
-    const secure = target.protocol === "https:"
+    const { options, secure } = targetOf(url)
     const body = post.body ?? ""
     let timer: ReturnType<typeof setTimeout> | undefined
     const fail = (error: Error) => {
       clearTimeout(timer)
       reject(error)
     }
-    const request = (secure ? https : http).request(target, {
+    const request = (secure ? https : http).request({
+      ...options,
       method: "POST",
       agent: secure ? agents["https:"] : agents["http:"],
       headers: { ...post.headers, "content-length": String(Buffer.byteLength(body)) }

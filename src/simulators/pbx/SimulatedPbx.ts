@@ -144,7 +144,9 @@ export class SimulatedPbx {
 
   /** As the SDK's AppWebsocket client: KeepAlive after `keepAliveMs` without a frame either way, once logged in. */
   private restartKeepAlive(): void {
-    if (this.keepAliveTimer !== undefined) clearTimeout(this.keepAliveTimer)
+    // Every frame either way restarts it: a running timer is re-armed rather than replaced.
+    if (this.loggedIn && this.options.keepAliveMs > 0 && this.keepAliveTimer !== undefined) return void this.keepAliveTimer.refresh()
+    clearTimeout(this.keepAliveTimer)
     this.keepAliveTimer = undefined
     if (!this.loggedIn || this.options.keepAliveMs <= 0) return
     this.keepAliveTimer = setTimeout(() => {

@@ -10,13 +10,26 @@ import type { SimSubscription } from "../SimSubscriptions.ts"
 
 export type NotificationItem = Record<string, unknown>
 
+/** `subscriptionExpirationDateTime` by expiry: written once per subscription and renewal, not once per item. */
+const expiryTexts = new Map<number, string>()
+
+const expiryText = (expiresAt: number): string => {
+  let text = expiryTexts.get(expiresAt)
+  if (text === undefined) {
+    text = isoSeconds(expiresAt) + "Z"
+    if (expiryTexts.size >= 1024) expiryTexts.clear()
+    expiryTexts.set(expiresAt, text)
+  }
+  return text
+}
+
 const base = (subscription: SimSubscription, changeType: string, resource: string, resourceData: Record<string, unknown>) => ({
   subscriptionId: subscription.id,
   clientState: subscription.clientState,
   changeType,
   tenantId: subscription.tenantId,
   resource,
-  subscriptionExpirationDateTime: isoSeconds(subscription.expiresAt) + "Z",
+  subscriptionExpirationDateTime: expiryText(subscription.expiresAt),
   resourceData,
   organizationId: subscription.tenantId
 })
