@@ -10,6 +10,7 @@
  */
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
+import { setPriority } from "node:os"
 import { join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { parentPort, threadId, workerData } from "node:worker_threads"
@@ -34,6 +35,12 @@ export interface SimWorkerData {
   readonly pbxPassword: string
   /** BENCH_SIM_PROFILE: a directory for a CPU profile of this thread over the burst and its drain. */
   readonly profileDir?: string | undefined
+  /**
+   * BENCH_SIM_NICE: this thread's niceness (Linux counts it per thread; raising it needs no privilege). The simulators
+   * stand for Microsoft's cloud and 50 PBXs, which in production do not share the connector's cores: above 0 they take
+   * the cores only when the connector's threads leave them free.
+   */
+  readonly nice?: number | undefined
 }
 
 export interface SimWorkerResult {
@@ -184,6 +191,9 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
 /** In a worker thread (not when the bench's main thread imports the types above): serves the bench's messages. */
 if (parentPort !== null) {
   const port = parentPort
+  const nice = (workerData as SimWorkerData).nice
+  // Pid 0 is the calling thread: only this simulator thread is lowered, not the bench's other threads.
+  if (nice !== undefined && nice > 0) setPriority(0, nice)
   const messages: Array<ToWorker> = []
   const waiting: Array<(message: ToWorker) => void> = []
   port.on("message", (message: ToWorker) => {

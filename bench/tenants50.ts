@@ -45,6 +45,10 @@ const STARTUP_SECONDS = Number(process.env["BENCH_TENANTS_STARTUP_SECONDS"] ?? 3
 const SIM_THREADS = Math.max(1, Math.min(TENANTS, Number(process.env["BENCH_SIM_THREADS"] ?? 4)))
 /** BENCH_SIM_PROFILE=<dir>: each simulator thread writes a CPU profile of the burst there (sim-thread-<id>.cpuprofile). */
 const SIM_PROFILE_DIR = process.env["BENCH_SIM_PROFILE"] || undefined
+/** BENCH_SIM_NICE=<1..19>: the simulator threads' niceness (0, as the connector's, unless given; tenantSims.ts). */
+const SIM_NICE = Number(process.env["BENCH_SIM_NICE"] ?? 0)
+/** Seconds with no change between the live heap and the burst: the connector's CPU at rest with every tenant running. */
+const IDLE_SECONDS = 5
 const ADMIN_PASSWORD = "bench-tenants-admin-password"
 const PBX_PASSWORD = "bench-tenants-app-password"
 /** The issue's targets for tenants-50. */
@@ -95,7 +99,8 @@ const startSimThreads = (port: number, ids: ReadonlyArray<string>) =>
           tenantCount: ids.length,
           users: USERS,
           pbxPassword: PBX_PASSWORD,
-          profileDir: SIM_PROFILE_DIR
+          profileDir: SIM_PROFILE_DIR,
+          nice: SIM_NICE
         }
         const worker = new Worker(new URL("./tenantSims.ts", import.meta.url), { workerData: data })
         return new Promise<{ worker: Worker; ready: Extract<FromWorker, { type: "ready" }> }>((resolve, reject) => {
@@ -244,6 +249,14 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     connector.requestLiveHeap(false)
     yield* until("the live heap", () => connector.probe()?.liveHeap !== undefined, 20_000, 200)
     const live = connector.probe()!.liveHeap!
+    // Idle: what 50 tenants cost with no change at all (timers, status pages, keep-alives), over IDLE_SECONDS.
+    const idleFrom = processCpuMs(connector.pid)
+    yield* Effect.sleep(`${IDLE_SECONDS} seconds`)
+    const idleTo = processCpuMs(connector.pid)
+    const idlePercent = idleFrom === undefined || idleTo === undefined ? undefined : {
+      all: round((idleTo.all - idleFrom.all) / (IDLE_SECONDS * 10)),
+      main: round((idleTo.main - idleFrom.main) / (IDLE_SECONDS * 10))
+    }
 
     // The burst: every user of every tenant once, interleaved over the tenants; each thread issues and times its own.
     connector.resetProbe()
@@ -282,6 +295,7 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
       users: TENANTS * USERS,
       loadAverageAtStart: loadAtStart,
       simulatorThreads: SIM_THREADS,
+      simulatorNice: SIM_NICE,
       startupSeconds: seconds(startupMs),
       memory: {
         rssGreenMb,
@@ -304,6 +318,8 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
           all: round(((cpuAfter.all - cpuBefore.all) * 1000) / changes, 0),
           mainThread: round(((cpuAfter.main - cpuBefore.main) * 1000) / changes, 0)
         },
+        // % of a core with every tenant running and no change (IDLE_SECONDS before the burst): all threads, main.
+        connectorIdlePercent: idlePercent ?? null,
         // By kind of thread (bench/stats.ts threadCpuMs), and the rich items read instead of decrypted (FloodGate.ts).
         connectorPerChangeUsByThread: threadsBefore === undefined || threadsAfter === undefined ? null : Object.fromEntries(
           Object.entries(threadsAfter).map(([kind, ms]) => [kind, round(((ms - (threadsBefore[kind] ?? 0)) * 1000) / changes, 0)])
