@@ -17,7 +17,7 @@ import { parseJsonBody } from "./JsonBody.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "./Notifications.ts"
 import { NotificationsInbox } from "./NotificationsInbox.ts"
 import { logRejected } from "./Rejections.ts"
-import { answerFlushed, answerProduced, nodeNotifications, reportGone, served } from "./WebhookNode.ts"
+import { answerFlushed, answerProduced, nodeNotifications, recordFlushed, reportGone, served } from "./WebhookNode.ts"
 import { takeRequests } from "../../http/Server.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 
@@ -158,18 +158,8 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
     yield* observe("produced", startedAt, clock.currentTimeNanosUnsafe())
     const nodeResponse = serverResponse(request)
     if (nodeResponse !== undefined) {
-      // Listening starts now, before the server writes the answer; the time is taken in the listener, when the
-      // response is finished (or its connection closed), whichever is first — recorded there with this fiber's
-      // context (the tenant's metric attributes), without a fiber of its own per POST.
-      const context = yield* Effect.context<never>()
-      let observed = false
-      const done = () => {
-        if (observed) return
-        observed = true
-        answerFlushed.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - startedAt) / 1e9, context)
-      }
-      nodeResponse.once("finish", done)
-      nodeResponse.once("close", done)
+      // Listening starts now, before the server writes the answer, with this fiber's context (the tenant's attributes).
+      recordFlushed(nodeResponse, clock, startedAt, yield* Effect.context<never>())
     }
     return response
   })

@@ -21,6 +21,21 @@ import { logRejected, makeRejections } from "./Rejections.ts"
 export const answerProduced = webhookResponseSecondsOf("produced")
 export const answerFlushed = webhookResponseSecondsOf("flushed")
 
+/**
+ * Records the answer's flushed time once: when the response is finished or its connection closed, whichever is first,
+ * with `context`'s metric attributes (the tenant's), without a fiber of its own per POST.
+ */
+export const recordFlushed = (res: ServerResponse, clock: Clock.Clock, startedAt: bigint, context: Context.Context<never>) => {
+  let observed = false
+  const done = () => {
+    if (observed) return
+    observed = true
+    answerFlushed.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - startedAt) / 1e9, context)
+  }
+  res.once("finish", done)
+  res.once("close", done)
+}
+
 /** Connections that carried a POST already (on the route or here): only a connection's first POST waits for a poll. */
 export const served = new WeakSet<Socket>()
 
@@ -98,14 +113,7 @@ export const nodeNotifications = (options: NodeWebhookOptions) => {
   /** The answer's two times, as the route records them: produced now, flushed when the socket took it (or closed). */
   const answered = (res: ServerResponse, startedAt: bigint) => {
     answerProduced.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - startedAt) / 1e9, context)
-    let observed = false
-    const done = () => {
-      if (observed) return
-      observed = true
-      answerFlushed.updateUnsafe(Number(clock.currentTimeNanosUnsafe() - startedAt) / 1e9, context)
-    }
-    res.once("finish", done)
-    res.once("close", done)
+    recordFlushed(res, clock, startedAt, context)
   }
 
   const queue = (res: ServerResponse, body: ChangeNotificationCollection, startedAt: bigint) => {
