@@ -118,17 +118,19 @@ export const processMemory = (pid: number | "self"): { readonly rssMb: number; r
 
 /**
  * CPU time of a process from /proc (Linux), in milliseconds: `all` its threads (main, decrypt workers, GC helpers, libuv
- * pool) and its `main` thread alone (the task whose id is the pid). Clock ticks of 10 ms, so read it over seconds.
+ * pool) and its `main` thread alone (the task whose id is the pid), and the kernel's part of it (`mainSystem`: system calls,
+ * and on loopback the receiving side of what it sends). Clock ticks of 10 ms, so read it over seconds.
  */
-export const processCpuMs = (pid: number): { readonly all: number; readonly main: number } | undefined => {
+export const processCpuMs = (pid: number): { readonly all: number; readonly main: number; readonly mainSystem: number } | undefined => {
   const ticks = (file: string) => {
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15 (1-based, proc(5)).
     const text = readFileSync(file, "utf8")
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ")
-    return Number(fields[11]) + Number(fields[12])
+    return { all: Number(fields[11]) + Number(fields[12]), system: Number(fields[12]) }
   }
   try {
-    return { all: ticks(`/proc/${pid}/stat`) * TICK_MS, main: ticks(`/proc/${pid}/task/${pid}/stat`) * TICK_MS }
+    const main = ticks(`/proc/${pid}/task/${pid}/stat`)
+    return { all: ticks(`/proc/${pid}/stat`).all * TICK_MS, main: main.all * TICK_MS, mainSystem: main.system * TICK_MS }
   } catch {
     return undefined
   }

@@ -316,7 +316,9 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         // The connector's CPU over the burst and its drain, per change (as rich-burst-10k's connectorPerChangeUs).
         connectorPerChangeUs: cpuBefore === undefined || cpuAfter === undefined ? null : {
           all: round(((cpuAfter.all - cpuBefore.all) * 1000) / changes, 0),
-          mainThread: round(((cpuAfter.main - cpuBefore.main) * 1000) / changes, 0)
+          mainThread: round(((cpuAfter.main - cpuBefore.main) * 1000) / changes, 0),
+          // Of which in the kernel (system calls; on loopback a send also runs the receiving side's TCP stack).
+          mainThreadSystem: round(((cpuAfter.mainSystem - cpuBefore.mainSystem) * 1000) / changes, 0)
         },
         // % of a core with every tenant running and no change (IDLE_SECONDS before the burst): all threads, main.
         connectorIdlePercent: idlePercent ?? null,
