@@ -206,10 +206,14 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
           killAfterMillis: process.env["BENCH_PROFILE"] === undefined ? undefined : 120_000
         })
       ),
-      (child) =>
-        Effect.promise(() => child.stop()).pipe(Effect.andThen(Effect.sync(() => {
-          if (process.env["BENCH_KEEP"] === undefined) rmSync(dir, { recursive: true, force: true })
+      (child) => {
+        // A connector that exited by itself keeps its directory (its log says why), as BENCH_KEEP=1 keeps every one.
+        const exitedByItself = child.exited()
+        return Effect.promise(() => child.stop()).pipe(Effect.andThen(Effect.sync(() => {
+          if (exitedByItself) process.stderr.write(`[bench] the connector exited by itself: its files are kept in ${dir}\n`)
+          else if (process.env["BENCH_KEEP"] === undefined) rmSync(dir, { recursive: true, force: true })
         })))
+      }
     )
 
     const auth = "Basic " + Buffer.from(`admin:${ADMIN_PASSWORD}`).toString("base64")
