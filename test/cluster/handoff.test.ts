@@ -33,6 +33,7 @@ const recordingInbox = () => {
       Effect.sync(() => changes.push(body)).pipe(Effect.andThen(Deferred.succeed(arrived, undefined)), Effect.as(body.value.length)),
     acceptLifecycle: (body: LifecycleNotificationCollection) => Effect.sync(() => lifecycle.push(body)).pipe(Effect.as(body.value.length)),
     presences: Stream.empty,
+    consumePresences: () => Effect.void,
     userChanges: Stream.empty,
     lifecycle: Stream.empty,
     refetch: Stream.empty

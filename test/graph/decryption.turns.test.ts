@@ -5,7 +5,7 @@
  * the POSTs came (docs/performance.md, "tenants-50: one POST per turn").
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Exit, Layer, PubSub, Scheduler } from "effect"
+import { Clock, Context, Deferred, Effect, Exit, Layer, PubSub, Scheduler, Scope, Stream } from "effect"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
@@ -129,6 +129,60 @@ describe("the decrypt workers' room, in items", () => {
   })
 })
 
+describe("a chunk with nothing held before it", () => {
+  it("goes to the workers from the caller's fiber, without a turn; once one is held, the next ones wait behind it, in order", () => {
+    const program = Effect.gen(function*() {
+      const handed: Array<string> = []
+      const answers: Array<() => void> = []
+      const waiting = DecryptPool.of({
+        ...pool,
+        post: (items, answered) => {
+          handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+          answers.push(() => answered(plaintexts(items)))
+          return () => {}
+        }
+      })
+      const presences = yield* PubSub.unbounded<PushedPresence>()
+      const published = yield* PubSub.subscribe(presences)
+      const decryption = yield* makeDecryption(presences, 60_000, () => Effect.void).pipe(
+        Effect.provideService(DecryptPool, waiting),
+        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void }))
+      )
+      const receivedAt = yield* Clock.currentTimeMillis
+      const post = (ids: ReadonlyArray<string>) => {
+        const rich = ids.map(richItem)
+        return decryptBatch(decryption, { items: rich, validationTokens: [], receivedAt, span: undefined }, rich)
+      }
+      // No turn has run: the dispatcher fiber has not started, yet the chunk is with the workers.
+      yield* post(["first"])
+      const atOnce = [...handed]
+      // 149 items fill the room of one worker (150): the next chunk is held, and so is the one after it, although the
+      // answer to "first" gives room back before the dispatcher's turn.
+      yield* post(Array.from({ length: 149 }, (_, i) => `fill-${i}`))
+      yield* post(["held"])
+      answers.shift()!()
+      yield* post(["after"])
+      const beforeTurn = { handed: handed.length, held: decryption.holding.size }
+      // Every answer gives room back: the held chunks go in their order.
+      while (handed.length < 152) {
+        for (const answer of answers.splice(0, answers.length)) answer()
+        yield* Effect.yieldNow
+      }
+      for (const answer of answers.splice(0, answers.length)) answer()
+      const ids: Array<string> = []
+      while (ids.length < 152) ids.push(...(yield* PubSub.takeAll(published)).map((p) => p.userId))
+      return { atOnce, beforeTurn, order: handed.filter((id) => !id.startsWith("fill-")), published: ids.filter((id) => !id.startsWith("fill-")) }
+    }).pipe(Effect.scoped)
+    const { value } = runInTurns(program)
+    assert.deepStrictEqual(value, {
+      atOnce: ["first"],
+      beforeTurn: { handed: 150, held: 2 },
+      order: ["first", "held", "after"],
+      published: ["first", "held", "after"]
+    })
+  })
+})
+
 describe("the inbox's processor's pace (turns of the event loop)", () => {
   it("30 POSTs of one item each, accepted together, all reach the decrypt workers within a few turns, in order", () => {
     const users = Array.from({ length: 30 }, (_, i) => `u-${i}`)
@@ -160,5 +214,40 @@ describe("the inbox's processor's pace (turns of the event loop)", () => {
     assert.deepStrictEqual(value, users)
     // One POST per turn would take 30 turns and more.
     assert.isAtMost(turns, 10, `${turns} turns`)
+  })
+})
+
+describe("the inbox's presence consumers", () => {
+  it("get each published chunk in the publisher's fiber, in order, until their scope closes", () => {
+    const program = Effect.gen(function*() {
+      const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
+        Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
+        Layer.provide(Layer.succeed(DecryptPool, pool)),
+        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void })))
+      )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
+      yield* inbox.register(subscription)
+      const consumed: Array<ReadonlyArray<string>> = []
+      const streamed = yield* Deferred.make<ReadonlyArray<string>>()
+      const seen: Array<string> = []
+      yield* inbox.presences.pipe(
+        Stream.runForEach((p) => Effect.suspend(() => (seen.push(p.userId) === 4 ? Deferred.succeed(streamed, seen) : Effect.void))),
+        Effect.forkScoped
+      )
+      // The stream subscribes once its fiber runs.
+      for (let i = 0; i < 3; i++) yield* Effect.yieldNow
+      const accept = (ids: ReadonlyArray<string>) =>
+        inbox.acceptNotifications({ value: ids.map((id) => ({ ...richItem(id).item, clientState: "state" })) })
+      const scope = yield* Scope.make()
+      yield* inbox.consumePresences((presences) => Effect.sync(() => void consumed.push(presences.map((p) => p.userId)))).pipe(Scope.provide(scope))
+      yield* accept(["a", "b"])
+      yield* accept(["c"])
+      while (consumed.length < 2) yield* Effect.yieldNow
+      yield* Scope.close(scope, Exit.void)
+      yield* accept(["d"])
+      // The stream sees every presence, the consumer only those published while its scope was open.
+      return { consumed, streamed: yield* Deferred.await(streamed) }
+    }).pipe(Effect.scoped)
+    const { value } = runInTurns(program)
+    assert.deepStrictEqual(value, { consumed: [["a", "b"], ["c"]], streamed: ["a", "b", "c", "d"] })
   })
 })

@@ -211,6 +211,7 @@ export const inertWebhook = Layer.mergeAll(
     acceptNotifications: () => Effect.succeed(0),
     acceptLifecycle: () => Effect.succeed(0),
     presences: Stream.never,
+    consumePresences: () => Effect.void,
     userChanges: Stream.never,
     lifecycle: Stream.never,
     refetch: Stream.never

@@ -12,7 +12,7 @@ import type { GraphPresence } from "../../domain/Presence.ts"
 import { checkDecrypted } from "./DecryptedCheck.ts"
 import { DecryptPool, maxChunk } from "./crypto/DecryptPool.ts"
 import { ValidationTokens } from "./crypto/ValidationTokens.ts"
-import { type DecryptingChunk, type Decrypted, type Decryption, type Divert, handOver } from "./Dispatcher.ts"
+import { type DecryptingChunk, type Decrypted, type Decryption, type Divert, dispatchNow, handOver } from "./Dispatcher.ts"
 import { FloodGate } from "./FloodGate.ts"
 import type { Batch, BatchItem } from "./Intake.ts"
 import { countRejected, logRejected, makeRejections } from "./Rejections.ts"
@@ -29,6 +29,9 @@ export interface PushedPresence {
   /** The decryption's span, parent of what follows for this change (one trace per change). */
   readonly span?: Tracer.AnySpan | undefined
 }
+
+/** Takes a chunk's presences in the publisher's fiber (NotificationsInbox `consumePresences`). */
+export type PresenceConsumer = (presences: ReadonlyArray<PushedPresence>) => Effect.Effect<void>
 
 /** The counter of accepted presence items, each tenant's series made once (it is updated per chunk of a burst). */
 export const presencesReceived = notificationsReceivedOf("presence")
@@ -61,7 +64,12 @@ const initialMicrosPerItem = 350
  * The pipeline, with its dispatcher and publisher fibers forked into the current scope. `latencyBudgetMillis` (0 = off)
  * is the longest a rich item may expect to wait for decryption before its user's presence is read instead (`divert`).
  */
-export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubSub<PushedPresence>, latencyBudgetMillis: number, divert: Divert) {
+export const makeDecryption = Effect.fnUntraced(function*(
+  presences: PubSub.PubSub<PushedPresence>,
+  latencyBudgetMillis: number,
+  divert: Divert,
+  consumers: ReadonlySet<PresenceConsumer> = new Set()
+) {
   const pool = yield* DecryptPool
   const fallback = latencyBudgetMillis > 0
   const decryption: Decryption = {
@@ -81,7 +89,7 @@ export const makeDecryption = Effect.fnUntraced(function*(presences: PubSub.PubS
   yield* Queue.take(decryption.held).pipe(Effect.flatMap((chunk) => handOver(decryption, chunk)), Effect.forever(drainQueued), Effect.forkScoped)
   const pace: Pace = { items: 0 }
   yield* Queue.take(decryption.decrypting).pipe(
-    Effect.flatMap((chunk) => publishChunk(chunk, presences, pace)),
+    Effect.flatMap((chunk) => publishChunk(chunk, presences, consumers, pace)),
     // Stopping (the scope closes while a chunk is awaited) is no failure to report.
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.interrupt : Effect.logError("publishing decrypted notifications failed", cause)
@@ -127,8 +135,12 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
       : yield* Effect.makeSpan("NotificationsInbox.decrypt", { parent: batch.span, attributes: { "notification.items": items.length } })
     decryption.gate.started(items.length)
     const chunk: DecryptingChunk = { items, decrypted: yield* Deferred.make<Decrypted>(), verified, receivedAt: batch.receivedAt, takenAt, handedAt: -1, answeredAt: takenAt, span, room: 0, cancel: undefined }
-    decryption.holding.add(chunk)
-    yield* Queue.offer(decryption.held, chunk)
+    // Nothing held before it and room with the workers: it goes to them now, from this fiber (Dispatcher.ts
+    // `dispatchNow`), rather than through the held queue and a resume of the dispatcher per one-item POST.
+    if (!(yield* dispatchNow(decryption, chunk))) {
+      decryption.holding.add(chunk)
+      yield* Queue.offer(decryption.held, chunk)
+    }
     yield* Queue.offer(decryption.decrypting, chunk)
   }
 })
@@ -142,7 +154,12 @@ interface Pace {
  * One chunk, once decrypted and verified: checked item by item and published as one array. A bad item is logged and
  * counted, never fails the others, and the good ones travel on together.
  */
-const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presences: PubSub.PubSub<PushedPresence>, pace: Pace) {
+const publishChunk = Effect.fnUntraced(function*(
+  chunk: DecryptingChunk,
+  presences: PubSub.PubSub<PushedPresence>,
+  consumers: ReadonlySet<PresenceConsumer>,
+  pace: Pace
+) {
   const { items, results } = yield* Deferred.await(chunk.decrypted)
   if (chunk.handedAt >= 0) yield* recordStage("decrypt", chunk.handedAt, chunk.answeredAt)
   if (chunk.crash !== undefined) yield* Effect.logError("decryption worker failed; its items are dropped", chunk.crash)
@@ -163,6 +180,7 @@ const publishChunk = Effect.fnUntraced(function*(chunk: DecryptingChunk, presenc
   yield* rejections.report(items.length)
   if (accepted.length > 0) {
     yield* presencesReceived.update(accepted.length)
+    for (const consume of consumers) yield* consume(accepted)
     yield* PubSub.publishAll(presences, accepted)
   }
   // Let the presence source, the flow and the writer run after a full chunk's worth of items, not after each of many

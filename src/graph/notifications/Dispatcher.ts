@@ -91,6 +91,21 @@ export const handOver = Effect.fnUntraced(function*(decryption: Decryption, chun
 })
 
 /**
+ * A new chunk straight to the workers, when nothing is held before it (the held chunks, and the one the dispatcher
+ * holds while it waits for room, are all in `holding`), no review is due and its items fit the room: the order and the
+ * room are the dispatcher's, without its turn. False when it is to be held.
+ */
+export const dispatchNow = (decryption: Decryption, chunk: DecryptingChunk): Effect.Effect<boolean> =>
+  Effect.suspend(() => {
+    const room = decryption.room
+    const needed = Math.max(1, chunk.items.length)
+    if (decryption.holding.size > 0 || room.reviewDue || room.free < needed) return Effect.succeed(false)
+    chunk.room = needed
+    room.free -= needed
+    return Effect.as(dispatchChunk(decryption, chunk), true)
+  })
+
+/**
  * A held chunk's turn with the workers: what still comes back within the budget goes to them (FloodGate.ts
  * `dispatchable`), the users of the rest are read instead.
  */

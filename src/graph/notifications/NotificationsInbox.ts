@@ -4,10 +4,18 @@
  * processing; one processor fiber sorts each batch: user changes and basic presence notifications go out at once, rich
  * items are decrypted and verified (Decryption.ts) and go out as typed presences, in arrival order.
  */
-import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, Stream } from "effect"
+import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, type Scope, Stream } from "effect"
 import { floodFallbackItems, notificationsReceivedOf } from "../../domain/Metrics.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
-import { decryptBatch, type Decryption, drainQueued, makeDecryption, presencesReceived, type PushedPresence } from "./Decryption.ts"
+import {
+  decryptBatch,
+  type Decryption,
+  drainQueued,
+  makeDecryption,
+  type PresenceConsumer,
+  presencesReceived,
+  type PushedPresence
+} from "./Decryption.ts"
 import { admitWhenDecryptionIsBehind, FloodEpisode, floodQuietMillis, splitWhenWorthReading } from "./FloodGate.ts"
 import {
   acceptLifecycle,
@@ -22,7 +30,7 @@ import type { ChangeNotificationCollection, LifecycleNotificationCollection } fr
 import { notificationUserId } from "./Notifications.ts"
 import { makeRejections } from "./Rejections.ts"
 
-export type { PushedPresence } from "./Decryption.ts"
+export type { PresenceConsumer, PushedPresence } from "./Decryption.ts"
 export { type KnownSubscription, type LifecycleSignal, refuseAfterFailedItems, type SubscriptionKind } from "./Intake.ts"
 export { countRejected, logRejected, type RejectReason } from "./Rejections.ts"
 
@@ -44,6 +52,12 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
   acceptLifecycle(body: LifecycleNotificationCollection): Effect.Effect<number>
   /** Verified, decrypted presences in arrival order (not yet ordered by sequenceNumber: PresenceSource does that). */
   readonly presences: Stream.Stream<PushedPresence>
+  /**
+   * The same presences, each published array handed to `consume` in the publisher's own fiber, in order, until the
+   * scope closes: no stream and no fiber of the consumer's per chunk (with many tenants a chunk is one POST's item). A
+   * defect in `consume` is logged by the publisher, which goes on with the next chunk.
+   */
+  consumePresences(consume: PresenceConsumer): Effect.Effect<void, never, Scope.Scope>
   readonly userChanges: Stream.Stream<UserChange>
   readonly lifecycle: Stream.Stream<LifecycleSignal>
   /**
@@ -64,6 +78,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         lifecycle: yield* PubSub.unbounded<LifecycleSignal>()
       }
       const presences = yield* PubSub.unbounded<PushedPresence>()
+      const consumers = new Set<PresenceConsumer>()
       const flood: Flood = {
         refetch: yield* PubSub.unbounded<ReadonlyArray<string>>(),
         episode: new FloodEpisode(floodQuietMillis),
@@ -73,7 +88,7 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         presences,
         userChanges: yield* PubSub.unbounded<UserChange>(),
         decryption: yield* makeDecryption(presences, settings.floodLatencyBudgetMillis, (userIds, items, waited) =>
-          divert(flood, userIds, items, `${items} held items would come back after ${Math.round(waited)} ms and more`)),
+          divert(flood, userIds, items, `${items} held items would come back after ${Math.round(waited)} ms and more`), consumers),
         flood
       }
       yield* Queue.take(intake.queue).pipe(
@@ -90,6 +105,8 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
         acceptNotifications: (body) => acceptNotifications(intake, body),
         acceptLifecycle: (body) => acceptLifecycle(intake, body),
         presences: Stream.fromPubSub(outputs.presences),
+        consumePresences: (consume) =>
+          Effect.acquireRelease(Effect.sync(() => void consumers.add(consume)), () => Effect.sync(() => void consumers.delete(consume))),
         userChanges: Stream.fromPubSub(outputs.userChanges),
         lifecycle: Stream.fromPubSub(intake.lifecycle),
         refetch: Stream.fromPubSub(outputs.flood.refetch)

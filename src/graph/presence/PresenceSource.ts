@@ -40,7 +40,8 @@ export class PresenceSource extends Context.Service<PresenceSource, {
       const inbox = yield* NotificationsInbox
       const manager = yield* SubscriptionManager
       const core = yield* makeCore("reconcile")
-      yield* inbox.presences.pipe(Stream.runForEachArray((pushed) => apply(core, pushed, "push")), Effect.forkScoped)
+      // Applied in the inbox's publisher fiber, chunk by chunk: no stream between them.
+      yield* inbox.consumePresences((pushed) => apply(core, pushed, "push"))
       // Basic notifications, and rich items over the decryption's latency budget: read, up to 650 users per request.
       const fallback = yield* makeFloodFallback({
         read: (ids, requestedAt) => read(core, ids.filter((id) => core.state.has(id)), "push", requestedAt),
