@@ -131,6 +131,20 @@ describe("PresenceWriter queue", () => {
       assert.deepStrictEqual(current.get(guid)?.command, setPresence("dnd"))
     }).pipe(Effect.scoped))
 
+  it.live("the writes handed over in one task start when it returns, before the event loop's next turn, in one round", () =>
+    Effect.gen(function*() {
+      const connector = yield* startConnector()
+      const { guids } = yield* startPbx(connector.url, 3, 0)
+      yield* connector.directory.ready
+      for (const guid of guids) yield* connector.writer.write(guid, setPresence("busy"))
+      const atOnce = connector.probe.started.length
+      // A promise's reaction runs after the microtasks queued before it, and before any immediate or timer.
+      yield* Effect.promise(() => Promise.resolve())
+      const afterTask = connector.probe.started.map((s) => s.guid)
+      yield* connector.writer.flush
+      assert.deepStrictEqual({ atOnce, afterTask }, { atOnce: 0, afterTask: guids })
+    }).pipe(Effect.scoped))
+
   it.live(`at most ${maxConcurrent} SetPresence requests are in flight, and the cap is used`, () =>
     Effect.gen(function*() {
       const users = maxConcurrent * 2 + 50

@@ -88,8 +88,8 @@ export interface Dispatcher {
   readonly counters: Map<string, Metric.Metric<number, unknown>>
   /** The last value set on `idle`, read without a fiber switch on the hot path. */
   idleNow: boolean
-  /** Whether a wake for answers is queued: the answers that arrive together wake the dispatcher once. */
-  answersWakeQueued: boolean
+  /** Whether a wake is queued (`wakeSoon`): the users and answers of one task wake the dispatcher once. */
+  wakeQueued: boolean
   /** A cluster's send fence (SendFence.ts), while one is installed. */
   fence: Fence | undefined
 }
@@ -109,19 +109,23 @@ export const makeDispatcher = Effect.fnUntraced(function*(services: {
     confirmations: yield* PubSub.unbounded<ReadonlyArray<string>>(),
     counters: new Map(),
     idleNow: true,
-    answersWakeQueued: false,
+    wakeQueued: false,
     fence: undefined
   }
 })
 
-/** Queues users for the dispatcher and wakes it. */
+/**
+ * Queues users for the dispatcher and wakes it once the current task has returned (`wakeSoon`): the writes of one
+ * task go out in one round, and they leave in this turn of the event loop, not after the next (`Latch.open` schedules
+ * the dispatcher's resume for a later turn: one more turn per change with many tenants of one item per POST).
+ */
 export const wakeFor = (dispatcher: Dispatcher, guids: Iterable<string>): Effect.Effect<void> =>
   Effect.suspend(() => {
     if (!dispatcher.state.enqueue(guids)) return Effect.void
-    const opened = Latch.open(dispatcher.wake)
-    if (!dispatcher.idleNow) return opened
+    wakeSoon(dispatcher)
+    if (!dispatcher.idleNow) return Effect.void
     dispatcher.idleNow = false
-    return Effect.andThen(SubscriptionRef.set(dispatcher.idle, false), opened)
+    return SubscriptionRef.set(dispatcher.idle, false)
   })
 
 const countWrites = (dispatcher: Dispatcher, pbx: string, result: "ok" | "error", writes: number) => {
@@ -145,16 +149,16 @@ const scheduleRetry = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: 
 })
 
 /**
- * Wakes the dispatcher for the answers recorded, once the code that recorded them has returned. Opening the latch at
- * once would resume the dispatcher inside the connection's callback, for a whole round per answer; a microtask lets
- * the message loop route every answer of a socket read first, and one round then handles them all (and starts the
- * next writes together, leaving in one socket write).
+ * Wakes the dispatcher, for users queued or answers recorded, once the code that queued or recorded them has returned.
+ * Opening the latch at once would resume the dispatcher inside the caller (the connection's callback, the presence
+ * pipeline), for a whole round per answer or chunk; a microtask lets the message loop route every answer of a socket
+ * read first, and one round then handles them all (and starts the next writes together, leaving in one socket write).
  */
-const wakeForAnswers = (dispatcher: Dispatcher): void => {
-  if (dispatcher.answersWakeQueued) return
-  dispatcher.answersWakeQueued = true
+const wakeSoon = (dispatcher: Dispatcher): void => {
+  if (dispatcher.wakeQueued) return
+  dispatcher.wakeQueued = true
   queueMicrotask(() => {
-    dispatcher.answersWakeQueued = false
+    dispatcher.wakeQueued = false
     Latch.openUnsafe(dispatcher.wake)
   })
 }
@@ -187,7 +191,7 @@ const start = Effect.fnUntraced(function*(dispatcher: Dispatcher, guid: string, 
   })
   yield* connection.value.requestWith(setPresenceRequest(guid, sip, dispatcher.settings.contact, entry.command), (outcome) => {
     dispatcher.completed.push({ guid, entry, pbx, connectionId, outcome, span })
-    wakeForAnswers(dispatcher)
+    wakeSoon(dispatcher)
   })
   return true
 })
