@@ -83,7 +83,8 @@ export const makeDecryption = Effect.fnUntraced(function*(
     gate: new FloodGate({ latencyBudgetMillis, workers: pool.size, initialMicrosPerItem }),
     divert,
     room: { free: fallback ? pool.size * itemsPerWorker : chunksInFlight * maxChunk, wake: undefined, reviewDue: false, out: new Set() },
-    clock: yield* Clock.Clock
+    clock: yield* Clock.Clock,
+    scope: yield* Effect.scope
   }
   yield* Effect.addFinalizer(() => Effect.sync(() => decryption.room.out.forEach((chunk) => chunk.cancel?.())))
   yield* Queue.take(decryption.held).pipe(Effect.flatMap((chunk) => handOver(decryption, chunk)), Effect.forever(drainQueued), Effect.forkScoped)
@@ -116,15 +117,17 @@ export const decryptBatch = Effect.fnUntraced(function*(decryption: Decryption, 
   const verified = decryption.tokens.remembered(batch.validationTokens, tenants, takenAt)
     ? Effect.succeed(true)
     : Fiber.join(
-      yield* Effect.forkChild(decryption.tokens.verify(batch.validationTokens, tenants).pipe(
+      yield* decryption.tokens.verify(batch.validationTokens, tenants).pipe(
         Effect.as(true),
         Effect.catch((error) =>
           logRejected("validation_token", error.message).pipe(
             Effect.andThen(rich.length > 1 ? countRejected("validation_token", rich.length - 1) : Effect.void),
             Effect.as(false)
           )
-        )
-      ))
+        ),
+        // Into the pipeline's scope, not the caller's: the fiber that took the batch may be a POST's, which ends first.
+        Effect.forkIn(decryption.scope)
+      )
     )
   for (let i = 0; i < rich.length; i += maxChunk) {
     // A POST's items that fit one chunk are that chunk (never changed in place: a split makes a new array).
@@ -180,8 +183,8 @@ const publishChunk = Effect.fnUntraced(function*(
   yield* rejections.report(items.length)
   if (accepted.length > 0) {
     yield* presencesReceived.update(accepted.length)
-    for (const consume of consumers) yield* consume(accepted)
     yield* PubSub.publishAll(presences, accepted)
+    for (const consume of consumers) yield* consume(accepted)
   }
   // Let the presence source, the flow and the writer run after a full chunk's worth of items, not after each of many
   // tenants' one-POST chunks (a yield waits for the event loop's next turn: one POST per turn is slower than they come).

@@ -3,7 +3,7 @@
  * allows, are reviewed against the flood gate's budget while they wait (FloodGate.ts), and the workers' answers give
  * the room back and complete each chunk for the publisher, without a fiber per chunk.
  */
-import { Clock, Deferred, Effect, Exit, Queue, type Tracer } from "effect"
+import { Clock, Deferred, Effect, Exit, Queue, type Scope, type Tracer } from "effect"
 import type { Answered, DecryptPool } from "./crypto/DecryptPool.ts"
 import type { DecryptResult } from "./crypto/RichCrypto.ts"
 import type { ValidationTokens } from "./crypto/ValidationTokens.ts"
@@ -66,6 +66,8 @@ export interface Decryption {
   readonly divert: Divert
   readonly room: Room
   readonly clock: Clock.Clock
+  /** The pipeline's scope: a batch's token check runs in it, whichever fiber took the batch (NotificationsInbox.ts). */
+  readonly scope: Scope.Scope
 }
 
 /**

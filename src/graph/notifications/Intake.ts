@@ -140,6 +140,8 @@ export interface Intake {
   /** Bounded: when the processor falls behind, a whole POST is dropped (reconciliation corrects what it carried). */
   readonly queue: Queue.Queue<Batch>
   readonly lifecycle: PubSub.PubSub<LifecycleSignal>
+  /** Processes a batch in the caller's fiber when nothing is before it (Processor.ts); false: queue it. */
+  readonly processNow?: ((batch: Batch) => Effect.Effect<boolean>) | undefined
 }
 
 /** Checks every item of a POST and queues the accepted ones as one batch; returns how many were accepted. */
@@ -172,7 +174,9 @@ export const acceptNotifications = Effect.fnUntraced(function*(intake: Intake, b
   if (accepted.length === 0) return 0
   const receivedAt = yield* Clock.currentTimeMillis
   const span = (yield* tracing) ? Option.getOrUndefined(yield* Effect.option(Effect.currentSpan)) : undefined
-  const queued = yield* Queue.offer(intake.queue, { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt, span })
+  const batch: Batch = { items: accepted, validationTokens: body.validationTokens ?? [], receivedAt, span }
+  if (intake.processNow !== undefined && (yield* intake.processNow(batch))) return accepted.length
+  const queued = yield* Queue.offer(intake.queue, batch)
   if (!queued) {
     yield* countRejected("overflow", accepted.length - 1)
     yield* logRejected("overflow", `notification queue full, ${accepted.length} items dropped (reconciliation will correct them)`)

@@ -10,7 +10,6 @@ import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
 import {
   decryptBatch,
   type Decryption,
-  drainQueued,
   makeDecryption,
   type PresenceConsumer,
   presencesReceived,
@@ -22,12 +21,14 @@ import {
   acceptNotifications,
   type Batch,
   type BatchItem,
+  type Intake,
   type KnownSubscription,
   KnownSubscriptions,
   type LifecycleSignal
 } from "./Intake.ts"
 import type { ChangeNotificationCollection, LifecycleNotificationCollection } from "./Notifications.ts"
 import { notificationUserId } from "./Notifications.ts"
+import { makeProcessor } from "./Processor.ts"
 import { makeRejections } from "./Rejections.ts"
 
 export type { PresenceConsumer, PushedPresence } from "./Decryption.ts"
@@ -71,12 +72,8 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
     Effect.gen(function*() {
       const settings = yield* SubscriptionSettings
       const subscriptions = new KnownSubscriptions()
-      const intake = {
-        subscriptions,
-        // queueCapacity counts items; the queue holds batches, reckoned at 16 items each.
-        queue: yield* Queue.dropping<Batch>(Math.max(1, Math.ceil(settings.queueCapacity / 16))),
-        lifecycle: yield* PubSub.unbounded<LifecycleSignal>()
-      }
+      // queueCapacity counts items; the queue holds batches, reckoned at 16 items each.
+      const queue = yield* Queue.dropping<Batch>(Math.max(1, Math.ceil(settings.queueCapacity / 16)))
       const presences = yield* PubSub.unbounded<PushedPresence>()
       const consumers = new Set<PresenceConsumer>()
       const flood: Flood = {
@@ -91,13 +88,13 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
           divert(flood, userIds, items, `${items} held items would come back after ${Math.round(waited)} ms and more`), consumers),
         flood
       }
-      yield* Queue.take(intake.queue).pipe(
-        Effect.flatMap((batch) =>
-          processBatch(outputs, batch).pipe(Effect.catchCause((cause) => Effect.logError("notification batch failed", cause)))
-        ),
-        Effect.forever(drainQueued),
-        Effect.forkScoped
+      const processor = yield* makeProcessor(
+        queue,
+        (batch) => processBatch(outputs, batch).pipe(Effect.catchCause((cause) => Effect.logError("notification batch failed", cause))),
+        // With the fallback off, publishing waits for room (Decryption.ts `chunksInFlight`): never in a POST's fiber.
+        settings.floodLatencyBudgetMillis > 0
       )
+      const intake: Intake = { subscriptions, queue, lifecycle: yield* PubSub.unbounded<LifecycleSignal>(), processNow: processor.processNow }
       return NotificationsInbox.of({
         register: (subscription) => Effect.sync(() => subscriptions.register(subscription)),
         unregister: (subscriptionId) => Effect.sync(() => subscriptions.unregister(subscriptionId)),

@@ -1,0 +1,100 @@
+/**
+ * The inbox's processor (Processor.ts): a batch that finds it idle with nothing queued is processed in the fiber that
+ * accepted it, at once; one that finds it busy is queued and waits its turn, so batches are processed one at a time,
+ * in arrival order — also behind a batch taken at once that had to wait.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Deferred, Effect, Fiber, Layer, Queue } from "effect"
+import type { GraphPresence } from "../../src/domain/Presence.ts"
+import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
+import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
+import type { Batch } from "../../src/graph/notifications/Intake.ts"
+import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
+import { makeProcessor } from "../../src/graph/notifications/Processor.ts"
+import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+import { richBatchItem, subscription } from "./richItems.ts"
+
+const batchOf = (name: string): Batch => ({ items: [], validationTokens: [name], receivedAt: 0, span: undefined })
+
+/** The inbox with a pool that records what it is handed (and never answers), and the given flood budget. */
+const inboxWith = (floodLatencyBudgetMillis: number, handed: Array<string>) =>
+  Layer.build(NotificationsInbox.layer.pipe(
+    Layer.provide(SubscriptionSettings.layer({
+      ...defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }),
+      floodLatencyBudgetMillis
+    })),
+    Layer.provide(Layer.succeed(DecryptPool, DecryptPool.of({
+      decrypt: () => Effect.never,
+      post: (items) => {
+        handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+        return () => {}
+      },
+      reloadKeys: Effect.void,
+      size: 1,
+      itemMicros: () => 350,
+      pendingItems: () => 0
+    }))),
+    Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void })))
+  )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
+
+const postOf = (id: string) => {
+  const { item } = richBatchItem({ id, availability: "Busy", activity: "Busy" })
+  return { value: [{ ...item, clientState: "state" }] }
+}
+
+describe("the inbox's processor", () => {
+  it.effect("a POST that finds the processor idle reaches the decrypt workers before its acceptance returns", () =>
+    Effect.gen(function*() {
+      const handed: Array<string> = []
+      const inbox = yield* inboxWith(200, handed)
+      yield* inbox.register(subscription)
+      assert.strictEqual(yield* inbox.acceptNotifications(postOf("u-1")), 1)
+      const atOnce = [...handed]
+      assert.strictEqual(yield* inbox.acceptNotifications(postOf("u-2")), 1)
+      assert.deepStrictEqual({ atOnce, then: handed }, { atOnce: ["u-1"], then: ["u-1", "u-2"] })
+    }).pipe(Effect.scoped))
+
+  it.effect("with the flood fallback off (publishing may wait for room), every POST is queued for the processor's fiber", () =>
+    Effect.gen(function*() {
+      const handed: Array<string> = []
+      const inbox = yield* inboxWith(0, handed)
+      yield* inbox.register(subscription)
+      assert.strictEqual(yield* inbox.acceptNotifications(postOf("u-1")), 1)
+      const atOnce = [...handed]
+      while (handed.length < 1) yield* Effect.yieldNow
+      assert.deepStrictEqual({ atOnce, then: handed }, { atOnce: [], then: ["u-1"] })
+    }).pipe(Effect.scoped))
+
+  it.effect("batches queued while one taken at once waits are processed after it, in arrival order", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue.unbounded<Batch>()
+      const log: Array<string> = []
+      const firstMayEnd = yield* Deferred.make<void>()
+      const processor = yield* makeProcessor(queue, (batch) =>
+        Effect.gen(function*() {
+          const name = batch.validationTokens[0]!
+          log.push(`start ${name}`)
+          if (name === "a") yield* Deferred.await(firstMayEnd)
+          log.push(`end ${name}`)
+        }), true)
+      const accept = (name: string) =>
+        Effect.flatMap(processor.processNow(batchOf(name)), (now) => (now ? Effect.void : Effect.asVoid(Queue.offer(queue, batchOf(name)))))
+      const first = yield* Effect.forkChild(accept("a"))
+      while (log.length === 0) yield* Effect.yieldNow
+      // "a" waits; "b" and "c" find the processor busy and are queued.
+      yield* accept("b")
+      yield* accept("c")
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow
+      const whileWaiting = [...log]
+      yield* Deferred.succeed(firstMayEnd, undefined)
+      yield* Fiber.join(first)
+      while (log.length < 6) yield* Effect.yieldNow
+      // Once all is done, the next batch is processed at once again.
+      const takenAtOnce = yield* processor.processNow(batchOf("d"))
+      assert.deepStrictEqual({ whileWaiting, log, takenAtOnce }, {
+        whileWaiting: ["start a"],
+        log: ["start a", "end a", "start b", "end b", "start c", "end c", "start d", "end d"],
+        takenAtOnce: true
+      })
+    }).pipe(Effect.scoped))
+})
