@@ -78,15 +78,18 @@ export interface Dispatcher {
   readonly directory: PbxDirectory["Service"]
   /** Opened when there is work: users queued or answers to handle. */
   readonly wake: Latch.Latch
-  /** True when nothing is queued, in flight or waiting for a retry (what `flush` waits for). */
-  readonly idle: SubscriptionRef.SubscriptionRef<boolean>
+  /** Open when nothing is queued, in flight or waiting for a retry (what `flush` waits for). */
+  readonly idle: Latch.Latch
   readonly retries: FiberMap.FiberMap<string>
   readonly completed: Array<Completion>
   /** Guids whose confirmed write changed: one array per round of the dispatcher. */
   readonly confirmations: PubSub.PubSub<ReadonlyArray<string>>
   /** pbxWrites per PBX and result, with the attributes resolved once per pair rather than once per write. */
   readonly counters: Map<string, Metric.Metric<number, unknown>>
-  /** The last value set on `idle`, read without a fiber switch on the hot path. */
+  /**
+   * Whether `idle` is open: set by the dispatcher when quiet, cleared by `wakeFor` (a flag and a latch rather than a
+   * SubscriptionRef: with many tenants of one change per POST, each change makes the writer busy and idle again).
+   */
   idleNow: boolean
   /** Whether a wake is queued (`wakeSoon`): the users and answers of one task wake the dispatcher once. */
   wakeQueued: boolean
@@ -103,7 +106,7 @@ export const makeDispatcher = Effect.fnUntraced(function*(services: {
     ...services,
     state: new WriterState(),
     wake: yield* Latch.make(false),
-    idle: yield* SubscriptionRef.make(true),
+    idle: yield* Latch.make(true),
     retries: yield* FiberMap.make<string>(),
     completed: [],
     confirmations: yield* PubSub.unbounded<ReadonlyArray<string>>(),
@@ -123,9 +126,11 @@ export const wakeFor = (dispatcher: Dispatcher, guids: Iterable<string>): Effect
   Effect.suspend(() => {
     if (!dispatcher.state.enqueue(guids)) return Effect.void
     wakeSoon(dispatcher)
-    if (!dispatcher.idleNow) return Effect.void
-    dispatcher.idleNow = false
-    return SubscriptionRef.set(dispatcher.idle, false)
+    if (dispatcher.idleNow) {
+      dispatcher.idleNow = false
+      Latch.closeUnsafe(dispatcher.idle)
+    }
+    return Effect.void
   })
 
 const countWrites = (dispatcher: Dispatcher, pbx: string, result: "ok" | "error", writes: number) => {
@@ -290,7 +295,8 @@ export const runDispatcher = Effect.fnUntraced(function*(dispatcher: Dispatcher)
     const fenceQuiet = dispatcher.fence === undefined || (dispatcher.fence.waiting.size === 0 && !dispatcher.fence.checking)
     if (dispatcher.state.quiet && fenceQuiet && dispatcher.completed.length === 0 && (yield* FiberMap.size(dispatcher.retries)) === 0) {
       dispatcher.idleNow = true
-      yield* SubscriptionRef.set(dispatcher.idle, true)
+      // Resumes a waiting `flush` from the scheduler, not inside this fiber; without one, no more than a flag.
+      yield* Latch.open(dispatcher.idle)
     }
     if (dispatcher.completed.length === 0) yield* Latch.await(dispatcher.wake)
   }

@@ -5,7 +5,7 @@
  * the connection of the user's PBX (Dispatcher.ts); while that PBX is disconnected the state is kept, and when it logs
  * in again the current state of every user on it is sent again (Resend.ts).
  */
-import { Clock, Context, Effect, FiberMap, Layer, PubSub, type Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Context, Effect, FiberMap, Latch, Layer, PubSub, type Scope } from "effect"
 import type { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { PbxDirectory } from "../directory/PbxDirectory.ts"
 import { PbxSettings } from "../PbxSettings.ts"
@@ -54,9 +54,7 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
       return PresenceWriter.of({
         write: (guid, command, meta) => writeAll([{ guid, command, meta }]),
         writeAll,
-        flush: Stream.runHead(
-          Stream.filter(SubscriptionRef.changes(dispatcher.idle), (idle) => idle && dispatcher.state.inFlightCount === 0)
-        ).pipe(Effect.asVoid),
+        flush: flushOf(dispatcher),
         current: Effect.succeed<ReadonlyMap<string, WrittenPresence>>(dispatcher.state.confirmed),
         desired: Effect.succeed<ReadonlyMap<string, DesiredPresence>>(dispatcher.state.desired),
         confirmations: PubSub.subscribe(dispatcher.confirmations),
@@ -66,6 +64,14 @@ export class PresenceWriter extends Context.Service<PresenceWriter, {
     })
   )
 }
+
+/** Waits until the dispatcher is idle (nothing queued, in flight or waiting for a retry) with nothing in flight. */
+const flushOf = (dispatcher: Dispatcher): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (dispatcher.idleNow && dispatcher.state.inFlightCount === 0) return Effect.void
+    // Idle implies nothing in flight (the dispatcher's `quiet`); should that ever not hold, look again shortly.
+    return Effect.andThen(dispatcher.idleNow ? Effect.sleep(10) : Latch.await(dispatcher.idle), flushOf(dispatcher))
+  })
 
 /** The writer's intake: the changed commands replace what is held (and any retry of it) and wake the dispatcher once. */
 const accept = (dispatcher: Dispatcher) =>
