@@ -1,7 +1,8 @@
 /**
  * The inbox's intake, where the webhook's calls end: each item is checked against the subscriptions the connector owns
- * (subscriptionId + clientState, compared in constant time) and accepted items go into a bounded queue for the
- * processor. Nothing here waits for decryption, so Graph gets its 202 at once.
+ * (subscriptionId + clientState, compared in constant time) and the accepted items of a POST go to the processor as
+ * one batch: processed at once when nothing is before it, else into a bounded queue (Processor.ts). Nothing here waits
+ * for decryption, so Graph gets its 202 at once.
  */
 import { Clock, Effect, Metric, Option, PubSub, Queue, Redacted, type Tracer } from "effect"
 import { count } from "../../domain/LogText.ts"

@@ -1,8 +1,9 @@
 /**
  * Between the webhook and the rest of the connector. The webhook calls `acceptNotifications` / `acceptLifecycle`,
  * which check each item against the subscriptions the connector owns and queue it (Intake.ts) without waiting for
- * processing; one processor fiber sorts each batch: user changes and basic presence notifications go out at once, rich
- * items are decrypted and verified (Decryption.ts) and go out as typed presences, in arrival order.
+ * processing; the processor sorts each batch, one at a time (Processor.ts: in the POST's fiber when nothing is before
+ * it): user changes and basic presence notifications go out at once, rich items are decrypted and verified
+ * (Decryption.ts) and go out as typed presences, in arrival order.
  */
 import { Clock, Context, Effect, Layer, Metric, PubSub, Queue, type Scope, Stream } from "effect"
 import { floodFallbackItems, notificationsReceivedOf } from "../../domain/Metrics.ts"
@@ -84,8 +85,13 @@ export class NotificationsInbox extends Context.Service<NotificationsInbox, {
       const outputs: Outputs = {
         presences,
         userChanges: yield* PubSub.unbounded<UserChange>(),
-        decryption: yield* makeDecryption(presences, settings.floodLatencyBudgetMillis, (userIds, items, waited) =>
-          divert(flood, userIds, items, `${items} held items would come back after ${Math.round(waited)} ms and more`), consumers),
+        decryption: yield* makeDecryption(
+          presences,
+          settings.floodLatencyBudgetMillis,
+          (userIds, items, waited) =>
+            divert(flood, userIds, items, `${items} held items would come back after ${Math.round(waited)} ms and more`),
+          consumers
+        ),
         flood
       }
       const processor = yield* makeProcessor(
