@@ -10,7 +10,7 @@ import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import type { Batch } from "../../src/graph/notifications/Intake.ts"
 import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
-import { makeProcessor } from "../../src/graph/notifications/Processor.ts"
+import { makeProcessor, maxItemsAtOnce } from "../../src/graph/notifications/Processor.ts"
 import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { richBatchItem, subscription } from "./richItems.ts"
 
@@ -52,6 +52,19 @@ describe("the inbox's processor", () => {
       const atOnce = [...handed]
       assert.strictEqual(yield* inbox.acceptNotifications(postOf("u-2")), 1)
       assert.deepStrictEqual({ atOnce, then: handed }, { atOnce: ["u-1"], then: ["u-1", "u-2"] })
+    }).pipe(Effect.scoped))
+
+  it.effect(`a POST of more than ${maxItemsAtOnce} items is queued for the processor's fiber (its 202 does not wait for it)`, () =>
+    Effect.gen(function*() {
+      const handed: Array<string> = []
+      const inbox = yield* inboxWith(200, handed)
+      yield* inbox.register(subscription)
+      const ids = Array.from({ length: maxItemsAtOnce + 1 }, (_, i) => `big-${i}`)
+      const body = { value: ids.map((id) => ({ ...richBatchItem({ id, availability: "Busy", activity: "Busy" }).item, clientState: "state" })) }
+      assert.strictEqual(yield* inbox.acceptNotifications(body), ids.length)
+      const atOnce = [...handed]
+      while (handed.length < ids.length) yield* Effect.yieldNow
+      assert.deepStrictEqual({ atOnce, then: handed }, { atOnce: [], then: ids })
     }).pipe(Effect.scoped))
 
   it.effect("with the flood fallback off (publishing may wait for room), every POST is queued for the processor's fiber", () =>

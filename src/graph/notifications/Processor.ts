@@ -4,12 +4,21 @@
  * the processor's fiber: a queued batch waits for a later turn of the event loop (the queue resumes its taker from
  * the scheduler), and with many tenants nearly every POST is one item of a tenant whose processor is idle — one turn
  * more per change, and a chunk for the decrypt workers that misses the turn's message to them (DecryptWorkers.ts).
- * Only where processing never waits (the flood fallback on: every queue behind it is unbounded); a batch taken at
- * once that does wait (a fiber's operation budget) holds the queued ones back until it ends, so the order stays.
+ * Only small batches (`maxItemsAtOnce`), and only where processing never waits (the flood fallback on: every queue
+ * behind it is unbounded); a batch taken at once that does wait (a fiber's operation budget) holds the queued ones
+ * back until it ends, so the order stays.
  */
 import { Effect, Latch, Queue, type Scope } from "effect"
 import { drainQueued } from "./Decryption.ts"
 import type { Batch } from "./Intake.ts"
+
+/**
+ * The most items a batch may have to be processed at once: its processing comes before the POST's 202, and the turn it
+ * saves matters where POSTs are small and many (many tenants). A flood's POSTs of 100 items go through the queue as
+ * before (taken at once, they moved rich-flood-10k's webhook handler p50 from 0.9 to 1.6 ms: docs/performance.md,
+ * "Sixth round").
+ */
+export const maxItemsAtOnce = 16
 
 export interface Processor {
   /** Processes `batch` now when nothing is queued or being processed before it; false when it is to be queued. */
@@ -44,7 +53,8 @@ export const makeProcessor = Effect.fnUntraced(function*(
   return {
     processNow: (batch) =>
       Effect.suspend(() => {
-        if (!atOnce || lane.busy || Queue.sizeUnsafe(queue) > 0) return Effect.succeed(false)
+        const behind = lane.busy || Queue.sizeUnsafe(queue) > 0
+        if (!atOnce || behind || batch.items.length > maxItemsAtOnce) return Effect.succeed(false)
         enter()
         return Effect.as(Effect.ensuring(process(batch), leave), true)
       })
