@@ -3,13 +3,12 @@
  * port, each contributed as an `HttpRouter` layer by its own module.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
-import { readFileSync } from "node:fs"
 import { createServer as createNetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { defaultPbxSettings } from "../pbx/PbxSettings.ts"
-import { keepAliveTimeoutMillis, logListenBacklog, publicBacklog } from "./Listen.ts"
+import { ephemeralPortRange, keepAliveTimeoutMillis, logListenBacklog, publicBacklog } from "./Listen.ts"
 
 export interface ServerOptions {
   readonly host: string
@@ -102,16 +101,6 @@ export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>, options: Ser
     Layer.merge(options.public === true ? Layer.effectDiscard(logListenBacklog(options.port)) : Layer.empty),
     Layer.provideMerge(nodeServer(options))
   )
-
-/** The kernel's range for the ports of sockets bound to port 0 and of outgoing connections (Linux), if known. */
-export const ephemeralPortRange = (): readonly [number, number] | undefined => {
-  try {
-    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number)
-    return Number.isInteger(low) && Number.isInteger(high) && low! <= high! ? [low!, high!] : undefined
-  } catch {
-    return undefined
-  }
-}
 
 /** The lowest port `freePort` picks outside the ephemeral range (below it the well-known services' ports are many). */
 const lowestPicked = 10_000

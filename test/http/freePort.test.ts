@@ -7,7 +7,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { createServer } from "node:net"
 import { Effect } from "effect"
-import { ephemeralPortRange, freePort } from "../../src/http/Server.ts"
+import { ephemeralPortRange } from "../../src/http/Listen.ts"
+import { freePort } from "../../src/http/Server.ts"
 
 const listen = (port: number) =>
   Effect.acquireRelease(
