@@ -4,6 +4,7 @@
  * The exit code follows one rule for the log line and the process: a stop by signal (an interruption) is a success.
  */
 import { Cause, Clock, Effect, Exit, Layer, type Scope } from "effect"
+import { ephemeralPortRange } from "../http/Listen.ts"
 
 /** The process's exit code for the main program's end: interruption only → the code a command chose, else 0. */
 export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
@@ -11,10 +12,21 @@ export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
     ? typeof process.exitCode === "number" ? process.exitCode : 0
     : 1
 
+/**
+ * For a port inside the kernel's ephemeral range: any program's outgoing connection or port-0 server may hold it for a
+ * while, so it can be taken at one start and free at the next.
+ */
+const ephemeralHint = (port: number, range = ephemeralPortRange()): string =>
+  range !== undefined && port >= range[0] && port <= range[1]
+    ? `; it lies in the range the kernel hands out to outgoing connections and port-0 servers (${range[0]}–${range[1]}, ` +
+      `net.ipv4.ip_local_port_range), where any program may hold it for a while: choose one outside it`
+    : ""
+
 /** The codes of a listen that failed, in an administrator's words: what is wrong and which setting changes it. */
 const listenProblems: Record<string, (address: string, port: number) => string> = {
   EADDRINUSE: (address, port) =>
-    `port ${port} on ${address} is already in use (another process listens there): stop it or choose another port (http.port, PORT)`,
+    `port ${port} on ${address} is already in use (another process listens there): stop it or choose another port (http.port, PORT)` +
+    ephemeralHint(port),
   EACCES: (address, port) =>
     `port ${port} on ${address} may not be opened by this user (ports below 1024 need privileges): choose another port (http.port, PORT)`,
   EADDRNOTAVAIL: (address) => `${address} is not an address of this machine: choose another one (http.host, CONNECTOR_HTTP_HOST)`
