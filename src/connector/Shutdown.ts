@@ -46,7 +46,8 @@ const listenProblem = (error: unknown, depth = 0): string | undefined => {
  */
 export const failureReason = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.squash(cause)
-  return listenProblem(error) ?? (error instanceof Error ? error.message : String(error))
+  const message = typeof error === "object" && error !== null && "message" in error ? error.message : undefined
+  return listenProblem(error) ?? (typeof message === "string" ? message : String(error))
 }
 
 /** Adds a line to a layer's release: `stopping <what>`, written when the layer begins to stop. */

@@ -65,6 +65,7 @@ describe("failureReason", () => {
   it("any other error by its message; a value that is no error as text", () => {
     assert.strictEqual(failureReason(Cause.die(new Error("the state store is gone"))), "the state store is gone")
     assert.strictEqual(failureReason(Cause.fail("no configuration")), "no configuration")
+    assert.strictEqual(failureReason(Cause.fail({ _tag: "SomeError", message: "its own words" })), "its own words")
     // A `listen` code without the syscall is no listen problem.
     assert.strictEqual(failureReason(Cause.die(Object.assign(new Error("elsewhere"), { code: "EADDRINUSE" }))), "elsewhere")
   })
