@@ -51,9 +51,8 @@ export const noConfigurationMessage = (cwd: string, env: NodeJS.ProcessEnv): str
 /** Prints the problems and makes the process exit 1, without a stack trace: the message is the whole story. */
 const reportConfigError = (error: ConfigError | DataDirError) => reportAndExit(error)
 
-/** The connector could not open its state store: logged (it says what to do, never a secret), exit 1. */
-const reportStateError = (error: StateStoreError) =>
-  Effect.logError(`cannot start: ${error.message}`).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
+/** The connector could not open its state store: already logged with its reason (runUntilStopped), exit 1. */
+const reportStateError = (_: StateStoreError) => Effect.sync(() => { process.exitCode = 1 })
 
 /** The status page's password: configured, else one generated once and kept (0600) in the data directory. */
 const adminPasswordFromDataDir = (dataDir: string): { password: Redacted.Redacted<string>; file: string; created: boolean } => {

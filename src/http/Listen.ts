@@ -26,6 +26,16 @@ export const somaxconn = (path = "/proc/sys/net/core/somaxconn"): number | undef
   }
 }
 
+/** The kernel's range for the ports of sockets bound to port 0 and of outgoing connections (Linux), if known. */
+export const ephemeralPortRange = (path = "/proc/sys/net/ipv4/ip_local_port_range"): readonly [number, number] | undefined => {
+  try {
+    const [low, high] = readFileSync(path, "utf8").trim().split(/\s+/).map(Number)
+    return Number.isInteger(low) && Number.isInteger(high) && low! <= high! ? [low!, high!] : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** The accept queue the public port gets: what is asked for, capped by the kernel. */
 export const effectiveBacklog = (cap: number | undefined, asked = publicBacklog): number =>
   cap === undefined ? asked : Math.min(asked, cap)

@@ -8,7 +8,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { defaultPbxSettings } from "../pbx/PbxSettings.ts"
-import { keepAliveTimeoutMillis, logListenBacklog, publicBacklog } from "./Listen.ts"
+import { ephemeralPortRange, keepAliveTimeoutMillis, logListenBacklog, publicBacklog } from "./Listen.ts"
 
 export interface ServerOptions {
   readonly host: string
@@ -102,16 +102,49 @@ export const serveRoutes = <E, R>(routes: Layer.Layer<never, E, R>, options: Ser
     Layer.provideMerge(nodeServer(options))
   )
 
+/** The lowest port `freePort` picks outside the ephemeral range (below it the well-known services' ports are many). */
+const lowestPicked = 10_000
+
+/** Whether `port` can be listened on at `host` now; it is released again before this resolves. */
+const listensOn = (host: string, port: number) =>
+  new Promise<number | undefined>((resolve) => {
+    const server = createNetServer()
+    server.once("error", () => resolve(undefined))
+    server.listen(port, host, () => {
+      const address = server.address()
+      const bound = typeof address === "object" && address !== null ? address.port : undefined
+      server.close(() => resolve(bound))
+    })
+  })
+
 /**
  * A port that was free a moment ago on `host`. Graph must know the webhook's public URL before the server listens, so
- * port 0 cannot be used where the URL is part of the configuration (the demo and the tests).
+ * port 0 cannot be used where the URL is part of the configuration (the demo, the bench and the tests). The port is
+ * picked outside the kernel's ephemeral range where that range is known: one from inside it can be handed to any
+ * socket bound to port 0 (a simulator, a tenant's loopback server, another program's tests) or to an outgoing
+ * connection before its server listens, which then fails with EADDRINUSE — a tenants-50 connector exited during its
+ * start-up so (docs/performance.md, "tenants-50: the start-up exit"). Outside the range only an explicit bind takes it.
  */
 export const freePort = (host = "127.0.0.1") =>
-  Effect.callback<number>((resume) => {
-    const server = createNetServer()
-    server.listen(0, host, () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resume(Effect.succeed(port)))
-    })
+  Effect.promise(async () => {
+    const range = ephemeralPortRange()
+    const spans: ReadonlyArray<readonly [number, number]> = range === undefined
+      ? []
+      : ([[lowestPicked, range[0] - 1], [range[1] + 1, 65_535]] as const).filter(([low, high]) => low <= high)
+    const size = spans.reduce((total, [low, high]) => total + high - low + 1, 0)
+    for (let attempt = 0; size > 0 && attempt < 100; attempt++) {
+      let at = Math.floor(Math.random() * size)
+      for (const [low, high] of spans) {
+        if (at <= high - low) {
+          const port = await listensOn(host, low + at)
+          if (port !== undefined) return port
+          break
+        }
+        at -= high - low + 1
+      }
+    }
+    // No range known (not Linux) or nothing free outside it: any free port, as the kernel picks it.
+    const port = await listensOn(host, 0)
+    if (port === undefined) throw new Error(`no free port on ${host}`)
+    return port
   })

@@ -4,10 +4,11 @@
  * As root the server runs as user `postgres` (PostgreSQL refuses root), so the directory's parent must be traversable.
  */
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
 import { withoutExitHooks } from "../../src/demo/DemoPostgres.ts"
+import { freePort as freePortOn } from "../../src/http/Server.ts"
 import { isAlive as alive } from "./node.ts"
 
 export interface TestPostgres {
@@ -20,15 +21,8 @@ export interface TestPostgres {
 
 const prefix = "tpc-test-pg-"
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
+/** Outside the kernel's ephemeral range (src/http/Server.ts): no port-0 server or connection takes it before PostgreSQL listens. */
+const freePort = () => Effect.runPromise(freePortOn("127.0.0.1"))
 
 
 const pidIn = async (file: string): Promise<number | undefined> => {

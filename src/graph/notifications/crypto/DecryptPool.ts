@@ -40,9 +40,11 @@ export class DecryptPoolError extends Schema.TaggedError<DecryptPoolError>()("De
 /** Starts the workers in the current scope; they are stopped when it closes. */
 const startWorkers = (requestedSize: number, nice: number) =>
   Effect.acquireRelease(
-    Effect.sync(() => {
+    Effect.gen(function*() {
       const size = requestedSize > 0 ? requestedSize : defaultSize(os.availableParallelism())
-      const workers = new DecryptWorkers(decryptWorkerUrl(import.meta.url), size, nice)
+      // A worker's crash or exit is logged (with the loggers of the workers' starter) as it is replaced.
+      const run = Effect.runForkWith(yield* Effect.context<never>())
+      const workers = new DecryptWorkers(decryptWorkerUrl(import.meta.url), size, nice, (message) => void run(Effect.logWarning(message)))
       workers.start()
       return workers
     }),

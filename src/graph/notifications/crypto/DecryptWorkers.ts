@@ -85,10 +85,14 @@ export class DecryptWorkers {
   /** Nice steps below the main thread (0: the same priority). */
   readonly nice: number
 
-  constructor(url: URL, size: number, nice: number = defaultWorkerNice) {
+  /** Told each time a worker crashed or exited and was replaced (for the log: a replacement is never silent). */
+  readonly #onReplaced: ((message: string) => void) | undefined
+
+  constructor(url: URL, size: number, nice: number = defaultWorkerNice, onReplaced?: (message: string) => void) {
     this.url = url
     this.size = size
     this.nice = nice
+    this.#onReplaced = onReplaced
   }
 
   /** One item's cost on one worker (µs): a running figure over the chunks the workers timed (FloodGate.ts). */
@@ -204,6 +208,9 @@ export class DecryptWorkers {
   /** Fails the requests a crashed worker held and puts a new worker with the keys in its slot. */
   #replace(worker: Worker, slot: number, reason: string): void {
     const ids = this.#owned.get(worker) ?? new Set<number>()
+    const replacing = !this.#closing && this.#workers[slot] === worker
+    // Told before the requests fail, which resumes their callers.
+    if (replacing) this.#onReplaced?.(`decryption worker ${slot + 1} of ${this.size} ${reason}: started again (${ids.size} request(s) it held failed)`)
     this.#owned.delete(worker)
     this.#outbox.delete(worker)
     this.#load.delete(worker)
@@ -213,7 +220,7 @@ export class DecryptWorkers {
       this.#pending.delete(id)
       if (deferred !== undefined) deferred(Exit.die(new Error(`decryption worker failed: ${reason}`)))
     }
-    if (!this.#closing && this.#workers[slot] === worker) {
+    if (replacing) {
       const replacement = this.#spawn(slot)
       this.#workers[slot] = replacement
       for (const [owner, keys] of this.#keys) replacement.postMessage({ type: "keys", owner, keys })
