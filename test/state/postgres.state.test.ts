@@ -47,6 +47,18 @@ const postgres: Backend = {
 recordsContract(postgres)
 desiredContract(postgres)
 
+/** A fresh store whose desired wake-ups are collected (the first, the LISTEN's resync, taken), tenant alpha claimed. */
+const claimedAndWatched = Effect.gen(function*() {
+  const url = yield* Effect.promise(newSchemaUrl)
+  const store = yield* openStore(storeOn(url, keyEnv(newKey())))
+  const wakeups = yield* Queue.unbounded<DesiredWakeup>()
+  yield* store.desired.wakeups.pipe(Stream.runForEach((w) => Queue.offer(wakeups, w)), Effect.forkScoped)
+  assert.strictEqual((yield* Queue.take(wakeups)).kind, "resync")
+  const a = tenant("alpha")
+  const { epoch } = yield* store.owners.claim(a, "runner-1")
+  return { a, epoch, store, wakeups }
+})
+
 describe("state store: PostgreSQL only", () => {
   it.live("a lost LISTEN connection is listened again and nothing written meanwhile is missed", () =>
     Effect.gen(function*() {
@@ -81,13 +93,7 @@ describe("state store: PostgreSQL only", () => {
 
   it.live("a put's wake-up names, per PBX, the highest version it wrote there; a resend's names none", () =>
     Effect.gen(function*() {
-      const url = yield* Effect.promise(newSchemaUrl)
-      const store = yield* openStore(storeOn(url, keyEnv(newKey())))
-      const wakeups = yield* Queue.unbounded<DesiredWakeup>()
-      yield* store.desired.wakeups.pipe(Stream.runForEach((w) => Queue.offer(wakeups, w)), Effect.forkScoped)
-      assert.strictEqual((yield* Queue.take(wakeups)).kind, "resync")
-      const a = tenant("alpha")
-      const { epoch } = yield* store.owners.claim(a, "runner-1")
+      const { a, epoch, store, wakeups } = yield* claimedAndWatched
       const put = yield* store.desired.put(a, epoch, [
         { pbx: "master", guid: "u1", command: clearPresence },
         { pbx: "slave-1", guid: "u2", command: clearPresence },
@@ -107,13 +113,7 @@ describe("state store: PostgreSQL only", () => {
 
   it.live("a put's wake-up carries its rows with the lease it saw when the PBX is leased and they fit, else none", () =>
     Effect.gen(function*() {
-      const url = yield* Effect.promise(newSchemaUrl)
-      const store = yield* openStore(storeOn(url, keyEnv(newKey())))
-      const wakeups = yield* Queue.unbounded<DesiredWakeup>()
-      yield* store.desired.wakeups.pipe(Stream.runForEach((w) => Queue.offer(wakeups, w)), Effect.forkScoped)
-      assert.strictEqual((yield* Queue.take(wakeups)).kind, "resync")
-      const a = tenant("alpha")
-      const { epoch } = yield* store.owners.claim(a, "runner-1")
+      const { a, epoch, store, wakeups } = yield* claimedAndWatched
       const lease = yield* store.desired.lease(a, "master", "runner-2")
       assert.strictEqual((yield* Queue.take(wakeups)).kind, "changed", "the take's own wake-up")
       const pending = yield* store.desired.put(a, epoch, [{ pbx: "master", guid: "u0", command: setPresence("away") }])
