@@ -1,4 +1,7 @@
-/** The HTTP pieces of a runner's public port (RunnerFront.ts, FrontGraph.ts): plain answers and passing a request on. */
+/**
+ * The HTTP pieces of a runner's public port (RunnerFront.ts, FrontGraph.ts): plain answers, passing a request on, and
+ * handing a request whose body was read to a handler in this process.
+ */
 import { IncomingMessage, type OutgoingHttpHeaders, request, ServerResponse } from "node:http"
 import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
 
@@ -66,7 +69,6 @@ export const passOn = (
   if (body === undefined) req.pipe(upstream)
   else upstream.end(body)
 }
-
 
 /**
  * Hands a request whose body was read already (`body`) to `handler`, the Node-level handler of a server in this

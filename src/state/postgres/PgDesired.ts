@@ -57,11 +57,11 @@ const Wakeup = Schema.fromJsonString(Schema.Struct({
  */
 export const notifyRowsBytes = 6000
 
-/** The rows a put's NOTIFY carries, each with the PBX's lease as the put saw it (DesiredHandover.ts `handPut`). */
-const putOf = (w: typeof Wakeup.Type): ReadonlyArray<VersionedCommand> | undefined =>
-  w.rows === undefined || w.rows === null || w.holder === undefined || w.holder === null || w.lease === undefined || w.lease === null
-    ? undefined
-    : w.rows.map((row) => ({ pbx: w.pbx, guid: row.guid, command: row.command, version: row.version, lease: { runner: w.holder!, epoch: w.lease!, unread: w.unread ?? 0 } }))
+/** The rows a put's NOTIFY carries (none: `{}`), each with the PBX's lease as the put saw it (DesiredHandover.ts `handPut`). */
+const putOf = ({ holder, lease, pbx, rows, unread }: typeof Wakeup.Type): { readonly put?: ReadonlyArray<VersionedCommand> } =>
+  rows === undefined || rows === null || holder === undefined || holder === null || lease === undefined || lease === null
+    ? {}
+    : { put: rows.map((row) => ({ pbx, guid: row.guid, command: row.command, version: row.version, lease: { runner: holder, epoch: lease, unread: unread ?? 0 } })) }
 const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
 
 const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
@@ -97,7 +97,7 @@ const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> 
             ...(w.at === undefined ? {} : { at: w.at, receivedAt }),
             ...(w.version === undefined ? {} : { version: w.version }),
             ...(w.by === undefined ? {} : { by: { owner: w.by, holder: w.holder ?? undefined, lease: w.lease ?? undefined } }),
-            ...(putOf(w) === undefined ? {} : { put: putOf(w)! })
+            ...putOf(w)
           }))
       ),
       Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
