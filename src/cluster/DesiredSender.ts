@@ -59,7 +59,7 @@ const putGrace = "1 second"
 
 /**
  * The version of an own put (this runner's owner put it, and it saw this runner's lease with the epoch held here) that a
- * NOTIFY names: its rows come from the owner directly. Undefined: any other NOTIFY.
+ * NOTIFY without the rows names (they did not fit in it): its rows come from the owner directly. Undefined: any other.
  */
 const ownPut = (runner: string, lease: Held | undefined, wakeup: Extract<DesiredWakeup, { kind: "changed" }>) =>
   wakeup.by?.owner === runner && wakeup.by.holder === runner && lease !== undefined && lease !== "lost" &&
@@ -84,6 +84,7 @@ const followWakeups = Effect.fnUntraced(function*(
     while (true) {
       const wakeup = yield* PubSub.take(notifications)
       if (wakeup.kind === "resync") yield* wake.all
+      // A put's rows: an own put's from the owner here, or any put's carried by its NOTIFY (the PBX was leased).
       else if (wakeup.put !== undefined) yield* wake.put(wakeup.pbx, wakeup.put)
       else {
         const notified = wake.notified(wakeup.pbx, yield* Clock.currentTimeMillis, wakeup.version)

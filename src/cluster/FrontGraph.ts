@@ -1,7 +1,8 @@
 /**
  * Graph's webhooks on a runner's public port (docs/scaling.md, "Graph notifications on any runner"). A POST to a
  * tenant's notification or lifecycle path never waits long for the tenant's owner: the validation handshake is
- * answered here; a notification goes straight to the tenant's connector when it runs here and has taken what was
+ * answered here; a notification goes straight to the tenant's connector when it runs here (to its handler in this
+ * process when it has one: FrontHttp.ts `handBody`, no loopback request) and has taken what was
  * handed over to it, else to the owner's runner when another live runner owns the tenant (once: that runner takes it
  * as its own, straight to the connector or through the store), else — and whenever the connector or the owner's
  * runner does not answer within 1 s, answers 5xx or cannot be reached (it is stopping or dead) — it is checked and
@@ -12,7 +13,8 @@ import { performance } from "node:perf_hooks"
 import type { TenantId } from "../state/StateStore.ts"
 import type { HandoffKind } from "./GraphHandoff.ts"
 import type { HandoffAnswer } from "./HandoffIntake.ts"
-import { answer, forwardedHeader, hostPort, passOn } from "./FrontHttp.ts"
+import { localServer, nodeHandlerOf } from "../http/Server.ts"
+import { answer, forwardedHeader, handBody, hostPort, passOn } from "./FrontHttp.ts"
 
 export interface GraphPaths {
   readonly notificationPath: string
@@ -105,7 +107,13 @@ export const graphPost = async (options: { readonly runnerId: string }, graph: G
     handOver().catch(() => answer(res, 500, "internal error"))
   }
   const port = graph.direct(route.tenant)
-  if (port !== undefined) return passOn(options, { host: "127.0.0.1", port, path: route.path }, req, res, fallBack, body)
+  if (port !== undefined) {
+    // The connector's server is in this process: its handler takes the body read here, without a loopback request.
+    const server = localServer(port)
+    const handler = server === undefined ? undefined : nodeHandlerOf(server, "POST", route.path)
+    if (handler !== undefined) return handBody(options, handler, route.path, req, res, fallBack, body)
+    return passOn(options, { host: "127.0.0.1", port, path: route.path }, req, res, fallBack, body)
+  }
   // Passed on once: the owner's runner takes a forwarded POST as its own and never passes it on again.
   const owner = req.headers[forwardedHeader] === undefined ? graph.owner?.(route.tenant) : undefined
   const address = owner === undefined ? undefined : hostPort(owner)

@@ -1,5 +1,8 @@
-/** The HTTP pieces of a runner's public port (RunnerFront.ts, FrontGraph.ts): plain answers and passing a request on. */
-import { type IncomingMessage, request, type ServerResponse } from "node:http"
+/**
+ * The HTTP pieces of a runner's public port (RunnerFront.ts, FrontGraph.ts): plain answers, passing a request on, and
+ * handing a request whose body was read to a handler in this process.
+ */
+import { IncomingMessage, type OutgoingHttpHeaders, request, ServerResponse } from "node:http"
 import { clientAddressHeader, relayedAddress } from "../http/ClientAddress.ts"
 
 /** Set on a forwarded request: a runner that is not the owner either answers 503 instead of forwarding again. */
@@ -67,3 +70,68 @@ export const passOn = (
   else upstream.end(body)
 }
 
+/**
+ * Hands a request whose body was read already (`body`) to `handler`, the Node-level handler of a server in this
+ * process (src/http/Server.ts `takeRequests`: a tenant's notification POST), instead of a second HTTP request to that
+ * server over the loopback interface (docs/scaling.md, "What a change costs"): the handler gets a request carrying
+ * the body and the headers a forwarded request carries (on the client's socket, which it watches for a sender gone),
+ * and an answer object whose status, headers and body are relayed to `res` — or, as `passOn` with a body, `onError`
+ * runs instead when it is 5xx or has not come within `replyWithinMillis` (the answer that comes later is dropped).
+ */
+export const handBody = (
+  options: { readonly runnerId: string },
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  path: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  onError: () => void,
+  body: Buffer
+) => {
+  const copy = new IncomingMessage(req.socket)
+  copy.method = req.method
+  copy.url = path
+  copy.httpVersion = req.httpVersion
+  copy.httpVersionMajor = req.httpVersionMajor
+  copy.httpVersionMinor = req.httpVersionMinor
+  copy.headers = {
+    ...req.headers,
+    "content-length": String(body.length),
+    [forwardedHeader]: options.runnerId,
+    [clientAddressHeader]: relayedAddress(req.socket.remoteAddress)
+  }
+  // The body is all there: nothing to read from the socket (the front's parser has it), and the request is complete
+  // (an incomplete one ending would count as aborted and destroy the client's socket).
+  copy.complete = true
+  copy._read = () => {}
+  copy.push(body)
+  copy.push(null)
+  let decided = false
+  const decide = (relayed: () => void) => {
+    if (decided) return
+    decided = true
+    clearTimeout(timer)
+    relayed()
+  }
+  const timer = setTimeout(() => decide(onError), replyWithinMillis)
+  const relay = new ServerResponse(copy)
+  let status = 200
+  let headers: OutgoingHttpHeaders | undefined
+  relay.writeHead = ((code: number, ...rest: Array<unknown>) => {
+    status = code
+    const given = rest.find((value) => typeof value === "object" && value !== null && !Array.isArray(value))
+    headers = given as OutgoingHttpHeaders | undefined
+    return relay
+  }) as typeof relay.writeHead
+  relay.end = ((chunk?: unknown) => {
+    decide(() => {
+      if (status >= 500) return onError()
+      res.writeHead(status, headers)
+      res.end(typeof chunk === "string" || Buffer.isBuffer(chunk) ? chunk : undefined)
+    })
+    return relay
+  }) as typeof relay.end
+  // The handler times its answer's flush on these (the answer written to the client's socket, or the socket closed).
+  res.once("finish", () => relay.emit("finish"))
+  res.once("close", () => relay.emit("close"))
+  handler(copy, relay)
+}

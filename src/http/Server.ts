@@ -63,6 +63,13 @@ export const takeRequests = (port: number, method: string, path: string, handler
   }
 }
 
+/**
+ * The handler `takeRequests` gave for `method` and `path` (the exact URL) on `server`, if any: the front passes a body it
+ * has read already straight to it (src/cluster/FrontHttp.ts `handBody`).
+ */
+export const nodeHandlerOf = (server: Server, method: string, path: string): NodeHandler | undefined =>
+  nodeHandlers.get(server)?.get(`${method} ${path}`)
+
 const listed = (server: Server): Server => {
   server.once("listening", () => {
     const address = server.address()

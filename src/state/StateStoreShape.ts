@@ -40,8 +40,9 @@ export type DesiredWakeup =
      */
     readonly version?: number
     /**
-     * An own put's rows for this PBX (never from a NOTIFY: the owner's runner wakes its own senders with them), each with
-     * the PBX's lease as the put saw it: a sender holding that lease hands them over without reading (DesiredSender.ts).
+     * A put's rows for this PBX, each with the PBX's lease as the put saw it: a sender holding that lease hands them over
+     * without reading (DesiredSender.ts). From the owner's own put on its runner, and from a put's NOTIFY (PostgreSQL)
+     * when the PBX was leased and the rows fit in its payload, so the holder on another runner need not read either.
      */
     readonly put?: ReadonlyArray<VersionedCommand>
     /**

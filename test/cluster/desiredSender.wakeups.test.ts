@@ -3,15 +3,17 @@
  * PresenceWriter, the PBX simulator (a master and a slave) on real sockets and the state store on a real PostgreSQL:
  * a wake-up naming one PBX reads that PBX's rows only, and a put's NOTIFY that comes back after the owner woke the
  * sender at once (and the look read that far) costs no read; an owner's put of a PBX whose lease its runner holds is
- * handed to the writer without a read, unless another row of that PBX was pending unread at the put. The sender's 15 s
+ * handed to the writer without a read, unless another row of that PBX was pending unread at the put; a put's NOTIFY
+ * carries its rows to the holder on another runner, which hands them over without a read too. The sender's 15 s
  * look at every PBX never comes: TestClock.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, PubSub, Redacted } from "effect"
+import { Effect, Layer, PubSub, Redacted, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { DesiredWakeups, makeSender } from "../../src/cluster/DesiredSender.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
 import { PbxSimulator } from "../../src/simulators/pbx/PbxSimulator.ts"
+import { notifyRowsBytes } from "../../src/state/postgres/PgDesired.ts"
 import { type DesiredWakeup, StateStore, TenantId, type VersionedCommand } from "../../src/state/StateStore.ts"
 import { allLoggedIn, makeUsers, password, startConnector } from "../pbx/harness.ts"
 import { keyEnv, newKey, openStore, withEnv } from "../state/fixtures.ts"
@@ -23,7 +25,12 @@ const tenant = TenantId.make("alpha")
 const master = "pbx-master"
 const slave = "pbx-slave"
 
-const setUp = Effect.fnUntraced(function*() {
+/**
+ * `owner`: the runner whose epoch puts (the sender is runner-1); `listen`: the puts' wake-ups come from the store's
+ * LISTEN (only those of puts, which name a version: the leases' and the LISTEN's own are left out, so that the reads
+ * counted are those of the puts).
+ */
+const setUp = Effect.fnUntraced(function*(options: { readonly owner?: string; readonly listen?: boolean } = {}) {
   const { recorded, until } = makeRecordedWaits()
   const { gate, layer } = makeGate(recorded, { holding: false })
   const started = gate.started
@@ -61,9 +68,16 @@ const setUp = Effect.fnUntraced(function*() {
     subscribe: () => PubSub.subscribe(hub),
     local: (t, pbx, put) => PubSub.publish(hub, { kind: "changed", tenant: t, pbx, ...(put === undefined ? {} : { put }) }).pipe(Effect.asVoid)
   })
-  const { epoch } = yield* store.owners.claim(tenant, "runner-1")
+  if (options.listen === true) {
+    yield* real.desired.wakeups.pipe(
+      Stream.runForEach((wakeup) => (wakeup.kind === "changed" && wakeup.version !== undefined ? PubSub.publish(hub, wakeup) : Effect.void)),
+      Effect.forkScoped
+    )
+  }
+  const { epoch } = yield* store.owners.claim(tenant, options.owner ?? "runner-1")
   yield* makeSender({ tenant, store, real: connector.writer, connections: connector.connections, runner: "runner-1" }, wakeups)
-  const putRows = (pbx: string, guid: string, activity: "away" | "dnd" = "away") => store.desired.put(tenant, epoch, [{ pbx, guid, command: setPresence(activity) }])
+  const putRows = (pbx: string, guid: string, activity: "away" | "dnd" = "away", note?: string) =>
+    store.desired.put(tenant, epoch, [{ pbx, guid, command: setPresence(activity, note) }])
   const put = (pbx: string, guid: string) => putRows(pbx, guid).pipe(Effect.map((rows) => rows[0]!.version))
   const notify = (wakeup: Omit<Extract<DesiredWakeup, { kind: "changed" }>, "kind" | "tenant">) =>
     PubSub.publish(hub, { kind: "changed", tenant, ...wakeup })
@@ -135,6 +149,27 @@ describe("the desired presences' sender: what a wake-up reads", () => {
       yield* until(() => startedOf(m1) >= 2)
       assert.deepStrictEqual(reads.slice(mark), [slave, master], "the master read once, for the row it had not read")
     }).pipe(Effect.scoped), 30_000)
+
+  it.effect("a put's NOTIFY brings its rows to the holder on another runner: handed over without a read, unless too large", () =>
+    Effect.gen(function*() {
+      // The tenant's owner is runner-0; this sender (runner-1) holds the PBXs' leases and is woken by the store's LISTEN.
+      const { masterUsers, putRows, reads, sent, slaveUsers, until } = yield* setUp({ owner: "runner-0", listen: true })
+      yield* until(() => reads.includes(master) && reads.includes(slave))
+      const mark = reads.length
+      const [m1, m2] = [masterUsers[0]!.guid, masterUsers[1]!.guid]
+      const s1 = slaveUsers[0]!.guid
+      const first = yield* putRows(master, m1)
+      assert.deepStrictEqual(first[0]!.lease, { runner: "runner-1", epoch: first[0]!.lease!.epoch, unread: 0 })
+      yield* sent(m1)
+      yield* putRows(slave, s1)
+      yield* sent(s1)
+      assert.deepStrictEqual(reads.slice(mark), [], "no read for rows the NOTIFY carried")
+
+      // Rows too large for the NOTIFY's payload (a long note): it names the version only, and the master is read.
+      yield* putRows(master, m2, "dnd", "x".repeat(notifyRowsBytes))
+      yield* sent(m2)
+      assert.deepStrictEqual(reads.slice(mark), [master], "the master read once, for the put its NOTIFY could not carry")
+    }), 30_000)
 
   it.effect("an own put's NOTIFY that comes before its answer costs no read; without the answer, the master is read after 1 s", () =>
     Effect.gen(function*() {

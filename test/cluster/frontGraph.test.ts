@@ -2,16 +2,19 @@
  * Graph's webhooks on a runner's public port (src/cluster/FrontGraph.ts) over real sockets: the validation handshake
  * answered by the runner itself, a body over the tenant's limit refused and logged, a notification for a tenant not
  * served here handed over, one for a tenant served here passed to its connector — and handed over instead when that
- * connector does not begin to answer within 1 s or answers 5xx (it is stopping); one for a tenant another live runner
+ * connector does not begin to answer within 1 s or answers 5xx (it is stopping) — given to the connector's handler in the
+ * process when its server is one of this process's; one for a tenant another live runner
  * owns passed to that runner's front (once), and handed over here when that runner is dead, dies during the POST, is
  * silent or answers 5xx.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { createServer, type Server } from "node:http"
 import { createServer as createTcpServer } from "node:net"
 import type { GraphIngress } from "../../src/cluster/FrontGraph.ts"
 import { startRunnerFront } from "../../src/cluster/RunnerFront.ts"
+import { localServer, serveRoutes, takeRequests } from "../../src/http/Server.ts"
 import { TenantId } from "../../src/state/StateStore.ts"
 
 const alpha = TenantId.make("alpha")
@@ -133,6 +136,47 @@ describe("cluster: Graph's webhooks on a runner's public port", () => {
       assert.strictEqual(answer.status, 202)
       assert.deepStrictEqual(stalled.received, [{ kind: "change", json: JSON.parse(notification) }])
       assert.deepStrictEqual(silent.posts, [notification])
+    })))
+
+  it.live("served here by a server of this process: its handler takes the body read already, no loopback request; 5xx or silence: handed over", () =>
+    Effect.scoped(Effect.gen(function*() {
+      /** A connector's server in this process whose notification POSTs its Node-level handler takes (WebhookNode.ts). */
+      const inProcess = (status: number | "never") =>
+        Effect.gen(function*() {
+          const context = yield* Layer.build(serveRoutes(HttpRouter.add("*", "/graph/notifications", HttpServerResponse.text("route")), { host: "127.0.0.1", port: 0 }))
+          const address = Context.get(context, HttpServer.HttpServer).address
+          const port = "port" in address ? address.port : 0
+          const taken: Array<{ body: string; forwarded: string | undefined; socketPort: number | undefined }> = []
+          const connections: Array<number> = []
+          localServer(port)!.on("connection", () => void connections.push(port))
+          takeRequests(port, "POST", "/graph/notifications", (req, res) => {
+            let body = ""
+            req.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")))
+            req.on("end", () => {
+              taken.push({ body, forwarded: req.headers["x-connector-forwarded"] as string | undefined, socketPort: req.socket.localPort })
+              if (status !== "never") res.writeHead(status, { "x-content-type-options": "nosniff" }).end()
+            })
+          })
+          return { port, taken, connections }
+        })
+      const answering = yield* inProcess(202)
+      const direct = yield* setup(answering.port)
+      const answered = yield* direct.post("/t/alpha/graph/notifications", notification)
+      assert.strictEqual(answered.status, 202)
+      assert.strictEqual(answering.taken.length, 1)
+      assert.strictEqual(answering.taken[0]!.body, notification)
+      assert.strictEqual(answering.taken[0]!.forwarded, "127.0.0.1:1", "with the headers a forwarded request carries")
+      assert.strictEqual(answering.taken[0]!.socketPort, Number(direct.runner.split(":")[1]), "on the client's socket at the front")
+      assert.deepStrictEqual(answering.connections, [], "no request to the connector's port")
+      assert.strictEqual(direct.received.length, 0)
+
+      for (const status of [503, "never"] as const) {
+        const failing = yield* inProcess(status)
+        const front = yield* setup(failing.port)
+        assert.strictEqual((yield* front.post("/t/alpha/graph/notifications", notification)).status, 202, String(status))
+        assert.strictEqual(failing.taken.length, 1, String(status))
+        assert.deepStrictEqual(front.received, [{ kind: "change", json: JSON.parse(notification) }], `handed over: ${status}`)
+      }
     })))
 
   it.live("owned by another live runner: passed to its front once, straight to its connector or handed over there", () =>

@@ -6,7 +6,7 @@
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer, Queue, Redacted, Stream } from "effect"
-import { clearPresence } from "../../src/domain/PbxPresence.ts"
+import { clearPresence, setPresence } from "../../src/domain/PbxPresence.ts"
 import { type DesiredWakeup, StateStore, type TenantChange } from "../../src/state/StateStore.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
 import { type Backend, failureOf } from "./contract.ts"
@@ -47,6 +47,18 @@ const postgres: Backend = {
 recordsContract(postgres)
 desiredContract(postgres)
 
+/** A fresh store whose desired wake-ups are collected (the first, the LISTEN's resync, taken), tenant alpha claimed. */
+const claimedAndWatched = Effect.gen(function*() {
+  const url = yield* Effect.promise(newSchemaUrl)
+  const store = yield* openStore(storeOn(url, keyEnv(newKey())))
+  const wakeups = yield* Queue.unbounded<DesiredWakeup>()
+  yield* store.desired.wakeups.pipe(Stream.runForEach((w) => Queue.offer(wakeups, w)), Effect.forkScoped)
+  assert.strictEqual((yield* Queue.take(wakeups)).kind, "resync")
+  const a = tenant("alpha")
+  const { epoch } = yield* store.owners.claim(a, "runner-1")
+  return { a, epoch, store, wakeups }
+})
+
 describe("state store: PostgreSQL only", () => {
   it.live("a lost LISTEN connection is listened again and nothing written meanwhile is missed", () =>
     Effect.gen(function*() {
@@ -81,13 +93,7 @@ describe("state store: PostgreSQL only", () => {
 
   it.live("a put's wake-up names, per PBX, the highest version it wrote there; a resend's names none", () =>
     Effect.gen(function*() {
-      const url = yield* Effect.promise(newSchemaUrl)
-      const store = yield* openStore(storeOn(url, keyEnv(newKey())))
-      const wakeups = yield* Queue.unbounded<DesiredWakeup>()
-      yield* store.desired.wakeups.pipe(Stream.runForEach((w) => Queue.offer(wakeups, w)), Effect.forkScoped)
-      assert.strictEqual((yield* Queue.take(wakeups)).kind, "resync")
-      const a = tenant("alpha")
-      const { epoch } = yield* store.owners.claim(a, "runner-1")
+      const { a, epoch, store, wakeups } = yield* claimedAndWatched
       const put = yield* store.desired.put(a, epoch, [
         { pbx: "master", guid: "u1", command: clearPresence },
         { pbx: "slave-1", guid: "u2", command: clearPresence },
@@ -103,6 +109,35 @@ describe("state store: PostgreSQL only", () => {
       yield* store.desired.resend(a, "master")
       const resent = yield* Queue.take(wakeups)
       assert.isTrue(resent.kind === "changed" && resent.version === undefined, `a resend is read in any case: ${JSON.stringify(resent)}`)
+    }))
+
+  it.live("a put's wake-up carries its rows with the lease it saw when the PBX is leased and they fit, else none", () =>
+    Effect.gen(function*() {
+      const { a, epoch, store, wakeups } = yield* claimedAndWatched
+      const lease = yield* store.desired.lease(a, "master", "runner-2")
+      assert.strictEqual((yield* Queue.take(wakeups)).kind, "changed", "the take's own wake-up")
+      const pending = yield* store.desired.put(a, epoch, [{ pbx: "master", guid: "u0", command: setPresence("away") }])
+      yield* Queue.take(wakeups)
+      const put = yield* store.desired.put(a, epoch, [
+        { pbx: "master", guid: "u1", command: setPresence("busy", "in a call") },
+        { pbx: "slave-1", guid: "u2", command: clearPresence },
+        { pbx: "master", guid: "u3", command: clearPresence }
+      ])
+      const byPbx = new Map<string, Extract<DesiredWakeup, { kind: "changed" }>>()
+      for (let i = 0; i < 2; i++) {
+        const wakeup = yield* Queue.take(wakeups)
+        if (wakeup.kind === "changed") byPbx.set(wakeup.pbx, wakeup)
+      }
+      // The leased master's NOTIFY: the rows as the put returned them, with the lease and the row it had not confirmed.
+      const leased = { runner: "runner-2", epoch: lease.epoch, unread: pending[0]!.version }
+      assert.deepStrictEqual(byPbx.get("master")?.put, put.filter((row) => row.pbx === "master").map((row) => ({ ...row, lease: leased })))
+      assert.deepStrictEqual(put.filter((row) => row.pbx === "master").map((row) => row.lease), [leased, leased], "as the put's answer")
+      assert.isUndefined(byPbx.get("slave-1")?.put, "a PBX nobody holds: whoever takes its lease reads everything")
+      // Rows too large for a NOTIFY's payload: the wake-up names the version only, and the holder reads.
+      const many = Array.from({ length: 40 }, (_, i) => ({ pbx: "master", guid: `big${i}`, command: setPresence("dnd", "x".repeat(200)) }))
+      const large = yield* store.desired.put(a, epoch, many)
+      const big = yield* Queue.take(wakeups)
+      assert.isTrue(big.kind === "changed" && big.put === undefined && big.version === Math.max(...large.map((row) => row.version)), JSON.stringify(big).slice(0, 300))
     }))
 
   it.live("two processes starting at once run the migrations exactly once", () =>

@@ -46,8 +46,22 @@ const Wakeup = Schema.fromJsonString(Schema.Struct({
   version: Schema.optional(Schema.Number),
   by: Schema.optional(Schema.String),
   holder: Schema.optional(Schema.NullOr(Schema.String)),
-  lease: Schema.optional(Schema.NullOr(Schema.Number))
+  lease: Schema.optional(Schema.NullOr(Schema.Number)),
+  unread: Schema.optional(Schema.NullOr(Schema.Number)),
+  rows: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({ guid: Schema.String, command: PbxPresenceCommand, version: Schema.Number }))))
 }))
+
+/**
+ * A put's NOTIFY carries the rows it wrote for the PBX when the PBX's socket is leased and they fit in this many bytes
+ * of JSON (a NOTIFY's payload must stay under 8000 bytes): their holder hands them over without reading them.
+ */
+export const notifyRowsBytes = 6000
+
+/** The rows a put's NOTIFY carries (none: `{}`), each with the PBX's lease as the put saw it (DesiredHandover.ts `handPut`). */
+const putOf = ({ holder, lease, pbx, rows, unread }: typeof Wakeup.Type): { readonly put?: ReadonlyArray<VersionedCommand> } =>
+  rows === undefined || rows === null || holder === undefined || holder === null || lease === undefined || lease === null
+    ? {}
+    : { put: rows.map((row) => ({ pbx, guid: row.guid, command: row.command, version: row.version, lease: { runner: holder, epoch: lease, unread: unread ?? 0 } })) }
 const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
 
 const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
@@ -59,8 +73,9 @@ const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
 
 /**
  * The NOTIFY of `pbx`'s news (a value or a column): its tenant, its PBX, when it was sent by the database's clock and,
- * from a put, the highest version it wrote for the PBX, the owner that put it and the PBX's lease as the put saw it
- * (columns: `version`, `by`, `holder`, `lease`).
+ * from a put, the highest version it wrote for the PBX, the owner that put it, the PBX's lease as the put saw it and,
+ * when the PBX is leased, the rows themselves with the highest version of the PBX's other pending rows (columns:
+ * `version`, `by`, `holder`, `lease`, `unread`, `rows`).
  */
 const notifyOf = (sql: PgClient.PgClient, tenant: TenantId, pbx: string | Statement.Fragment, put?: Statement.Fragment) =>
   sql`pg_notify(${desiredChannel}, json_build_object('tenant', ${tenant}::text, 'pbx', ${pbx}::text,
@@ -81,7 +96,8 @@ const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> 
             pbx: w.pbx,
             ...(w.at === undefined ? {} : { at: w.at, receivedAt }),
             ...(w.version === undefined ? {} : { version: w.version }),
-            ...(w.by === undefined ? {} : { by: { owner: w.by, holder: w.holder ?? undefined, lease: w.lease ?? undefined } })
+            ...(w.by === undefined ? {} : { by: { owner: w.by, holder: w.holder ?? undefined, lease: w.lease ?? undefined } }),
+            ...putOf(w)
           }))
       ),
       Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
@@ -193,7 +209,8 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
    * this statement's end, so it cannot slip between the check and the write), the rows are written only when the epoch
    * is current, and each PBX whose rows changed is notified on commit. Each written row carries its PBX's socket lease
    * and the highest version of the PBX's other pending rows, both as they were before the statement (its snapshot): the
-   * lease's holder can hand the rows to its writer without reading them when it has read that far.
+   * lease's holder can hand the rows to its writer without reading them when it has read that far — the owner's own
+   * runner from this answer, any other runner from the NOTIFY, which carries the same rows and lease (`notifyRowsBytes`).
    */
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
@@ -207,13 +224,17 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
           version = EXCLUDED.version, owner_epoch = EXCLUDED.owner_epoch, updated_at = now()
           WHERE pbx_desired.pbx <> EXCLUDED.pbx OR pbx_desired.command <> EXCLUDED.command
         RETURNING guid, pbx, command, version),
-      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"), sql.literal(", 'version', p.version, 'by', (SELECT runner FROM o), 'holder', l.runner, 'lease', l.epoch"))}
-        FROM (SELECT pbx, max(version) AS version FROM w GROUP BY pbx) AS p LEFT JOIN pbx_lease AS l ON l.tenant_id = ${tenant} AND l.pbx = p.pbx),
       h AS (SELECT p.pbx, l.runner AS lease_runner, l.epoch AS lease_epoch,
           coalesce((SELECT max(d.version) FROM pbx_desired AS d
             WHERE d.tenant_id = ${tenant} AND d.pbx = p.pbx AND d.version > d.confirmed_version
               AND d.guid NOT IN (SELECT guid FROM w)), 0) AS unread
-        FROM (SELECT DISTINCT pbx FROM w) AS p LEFT JOIN pbx_lease AS l ON l.tenant_id = ${tenant} AND l.pbx = p.pbx)
+        FROM (SELECT DISTINCT pbx FROM w) AS p LEFT JOIN pbx_lease AS l ON l.tenant_id = ${tenant} AND l.pbx = p.pbx),
+      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"), sql.literal(`, 'version', p.version, 'by', (SELECT runner FROM o),
+          'holder', h.lease_runner, 'lease', h.lease_epoch, 'unread', h.unread,
+          'rows', CASE WHEN h.lease_runner IS NOT NULL AND octet_length(p.rows::text) <= ${notifyRowsBytes} THEN p.rows END`))}
+        FROM (SELECT pbx, max(version) AS version,
+            json_agg(json_build_object('guid', guid, 'command', command, 'version', version) ORDER BY version) AS rows
+          FROM w GROUP BY pbx) AS p JOIN h ON h.pbx = p.pbx)
       SELECT (SELECT epoch FROM o) AS owner, (SELECT count(*) FROM n) AS notified, w.guid, w.pbx, w.command, w.version,
         h.lease_runner, h.lease_epoch, h.unread
       FROM (SELECT 1) AS one LEFT JOIN w ON true LEFT JOIN h ON h.pbx = w.pbx`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(PutRow, "pbx_desired", tenant))
