@@ -42,5 +42,5 @@ export const runClusterRunner = (path: string) =>
 const report = (error: { readonly message: string }) =>
   Console.error(error.message).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
 
-const reportStart = (error: { readonly message: string }) =>
-  Effect.logError(`cannot start the cluster runner: ${error.message}`).pipe(Effect.andThen(Effect.sync(() => { process.exitCode = 1 })))
+/** The runner could not start: already logged with its reason ("cannot start: …", runUntilStopped), exit 1. */
+const reportStart = (_: { readonly message: string }) => Effect.sync(() => { process.exitCode = 1 })

@@ -4,6 +4,8 @@
  * the start-up exit"): the port is really taken here, by a server of the test.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join } from "node:path"
 import { Effect } from "effect"
@@ -30,6 +32,27 @@ describe("a start that fails (real process)", () => {
         log,
         `cannot start: port ${port} on 127.0.0.1 is already in use (another process listens there): stop it or choose another port (http.port, PORT)`
       )
+      assert.strictEqual(log.at(-1), "stopped; exit code 1")
+    })), 60_000)
+
+  it.live("a cluster runner without its database: one \"cannot start: …\" line with the reason, no password, exit 1", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const dir = yield* makeTempDir("tpc-no-database-")
+      const [port, clusterPort, databasePort] = [yield* freePort, yield* freePort, yield* freePort]
+      const logFile = join(dir, "out.log")
+      const { exited } = yield* startProcess("node src/main.ts", ["run", "--cluster", "--config", writeConfig(dir, port)], logFile, {
+        CONNECTOR_DATABASE_URL: `postgres://connector:database-secret-pw@127.0.0.1:${databasePort}/connector`,
+        CONNECTOR_STATE_KEY: randomBytes(32).toString("base64"),
+        CONNECTOR_CLUSTER_PORT: String(clusterPort)
+      })
+      const exit = yield* Effect.promise(() => exited)
+      const log = logMessages(logFile)
+
+      assert.deepStrictEqual(exit, { code: 1, signal: null }, log.join("\n"))
+      const reasons = log.filter((line) => line.startsWith("cannot start"))
+      assert.strictEqual(reasons.length, 1, log.join("\n"))
+      assert.include(reasons[0], `cannot connect to the state database 127.0.0.1:${databasePort}/connector`)
+      assert.notInclude(readFileSync(logFile, "utf8"), "database-secret-pw")
       assert.strictEqual(log.at(-1), "stopped; exit code 1")
     })), 60_000)
 })

@@ -110,4 +110,25 @@ describe("the inbox's processor", () => {
         takenAtOnce: true
       })
     }).pipe(Effect.scoped))
+
+  it.effect("a batch taken at once is processed to its end even when the POST's fiber is interrupted (its client gone)", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue.unbounded<Batch>()
+      const log: Array<string> = []
+      const mayEnd = yield* Deferred.make<void>()
+      const processor = yield* makeProcessor(queue, (batch) =>
+        Effect.gen(function*() {
+          log.push(`start ${batch.validationTokens[0]}`)
+          yield* Deferred.await(mayEnd)
+          log.push(`end ${batch.validationTokens[0]}`)
+        }), true)
+      const post = yield* Effect.forkChild(processor.processNow(batchOf("a")))
+      while (log.length === 0) yield* Effect.yieldNow
+      const interrupted = yield* Effect.forkChild(Fiber.interrupt(post))
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow
+      yield* Deferred.succeed(mayEnd, undefined)
+      yield* Fiber.join(interrupted)
+      assert.deepStrictEqual(log, ["start a", "end a"])
+      assert.isTrue(yield* processor.processNow(batchOf("b")))
+    }).pipe(Effect.scoped))
 })

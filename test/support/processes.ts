@@ -41,11 +41,12 @@ export const writeConfig = (dir: string, port: number, overrides: Record<string,
 export const startProcess = (
   launch: Launch,
   args: ReadonlyArray<string>,
-  logFile: string
+  logFile: string,
+  extraEnv: Readonly<Record<string, string>> = {}
 ): Effect.Effect<{ readonly child: ChildProcess; readonly exited: Promise<{ code: number | null; signal: string | null }> }, never, Scope.Scope> =>
   Effect.gen(function*() {
     const out = openSync(logFile, "w")
-    const options = { cwd: repositoryRoot, env, detached: true, stdio: ["ignore", out, out] as ["ignore", number, number] }
+    const options = { cwd: repositoryRoot, env: { ...env, ...extraEnv }, detached: true, stdio: ["ignore", out, out] as ["ignore", number, number] }
     const npm = process.env["npm_execpath"]
     const child = launch === "npm start"
       ? npm !== undefined

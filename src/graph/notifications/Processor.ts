@@ -56,7 +56,8 @@ export const makeProcessor = Effect.fnUntraced(function*(
         const behind = lane.busy || Queue.sizeUnsafe(queue) > 0
         if (!atOnce || behind || batch.items.length > maxItemsAtOnce) return Effect.succeed(false)
         enter()
-        return Effect.as(Effect.ensuring(process(batch), leave), true)
+        // Uninterruptible: the POST's fiber ending (its client gone) must not cut a batch already accepted in half.
+        return Effect.as(Effect.ensuring(Effect.uninterruptible(process(batch)), leave), true)
       })
   }
 })
