@@ -60,7 +60,13 @@ const stopSignals = ["SIGINT", "SIGTERM"] as const
 const signalRecorder: Effect.Effect<() => string | undefined, never, Scope.Scope> = Effect.acquireRelease(
   Effect.sync(() => {
     let received: string | undefined
-    const listeners = stopSignals.map((signal) => [signal, () => void (received ??= signal)] as const)
+    const listeners: Array<readonly [NodeJS.Signals, () => void]> = stopSignals.map((signal) => [signal, () => void (received ??= signal)] as const)
+    // SIGHUP (the terminal or session gone) would end the process at once, without closing anything: it stops the
+    // connector as SIGTERM does (the runtime's own listener), and the log names it.
+    listeners.push(["SIGHUP", () => {
+      received ??= "SIGHUP"
+      process.kill(process.pid, "SIGTERM")
+    }])
     // Before the runtime's own listener, which starts the stop at once.
     for (const [signal, listener] of listeners) process.prependListener(signal, listener)
     return { received: () => received, listeners }

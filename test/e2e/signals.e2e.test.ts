@@ -1,5 +1,5 @@
 /**
- * SIGTERM and SIGINT stop the connector whichever way it was started — `npm start`, the package's bin (src/main.ts
+ * SIGTERM and SIGINT (and SIGHUP, the terminal gone) stop the connector whichever way it was started — `npm start`, the package's bin (src/main.ts
  * run by its shebang) or `node src/main.ts` — and the process that received the signal is the one that stops: it
  * exits 0, its port is free afterwards, and its log tells the stop from a crash (stopping, each step in the documented
  * order, stopped, exit code).
@@ -11,7 +11,7 @@ import { healthy, type Launch, logMessages, startProcess, writeConfig } from "..
 import { freePort, until } from "../support/waiting.ts"
 import { makeTempDir } from "../support/tempDir.ts"
 
-const stopWith = (launch: Launch, signal: "SIGTERM" | "SIGINT") =>
+const stopWith = (launch: Launch, signal: "SIGTERM" | "SIGINT" | "SIGHUP") =>
   Effect.gen(function*() {
     const dir = yield* makeTempDir("tpc-signal-")
     const port = yield* freePort
@@ -31,7 +31,7 @@ const stopOrder = [
 ]
 
 describe("stop signals (real processes)", () => {
-  for (const [launch, signal] of [["npm start", "SIGTERM"], ["npm start", "SIGINT"], ["the bin", "SIGTERM"], ["node src/main.ts", "SIGINT"]] as const) {
+  for (const [launch, signal] of [["npm start", "SIGTERM"], ["npm start", "SIGINT"], ["the bin", "SIGTERM"], ["node src/main.ts", "SIGINT"], ["node src/main.ts", "SIGHUP"]] as const) {
     it.live(`${launch}, ${signal}: the connector itself stops, exits 0, frees its port and logs the stop`, () =>
       Effect.scoped(Effect.gen(function*() {
         const { exit, log, portFree } = yield* stopWith(launch, signal)
