@@ -5,15 +5,14 @@
  * the POSTs came (docs/performance.md, "tenants-50: one POST per turn").
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Context, Deferred, Effect, Exit, Layer, PubSub, Scheduler, Scope, Stream } from "effect"
+import { Clock, Deferred, Effect, Exit, PubSub, Scheduler, Scope, Stream } from "effect"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { decryptBatch, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
 import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
 import type { EncryptedContent } from "../../src/graph/notifications/Notifications.ts"
-import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
-import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+import { decryptionWithPool, inboxWithPool } from "./inboxes.ts"
 import { richBatchItem, subscription } from "./richItems.ts"
 
 /** A scheduler whose turns the test runs: `turn()` runs the tasks scheduled so far; those they schedule wait for the next. */
@@ -106,10 +105,7 @@ describe("the decrypt workers' room, in items", () => {
         }
       })
       const presences = yield* PubSub.unbounded<PushedPresence>()
-      const decryption = yield* makeDecryption(presences, 60_000, () => Effect.void).pipe(
-        Effect.provideService(DecryptPool, waiting),
-        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void }))
-      )
+      const decryption = yield* decryptionWithPool(presences, waiting)
       const receivedAt = yield* Clock.currentTimeMillis
       const post = (ids: ReadonlyArray<string>) => {
         const rich = ids.map(richItem)
@@ -144,10 +140,7 @@ describe("a chunk with nothing held before it", () => {
       })
       const presences = yield* PubSub.unbounded<PushedPresence>()
       const published = yield* PubSub.subscribe(presences)
-      const decryption = yield* makeDecryption(presences, 60_000, () => Effect.void).pipe(
-        Effect.provideService(DecryptPool, waiting),
-        Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void }))
-      )
+      const decryption = yield* decryptionWithPool(presences, waiting)
       const receivedAt = yield* Clock.currentTimeMillis
       const post = (ids: ReadonlyArray<string>) => {
         const rich = ids.map(richItem)
@@ -197,11 +190,7 @@ describe("the inbox's processor's pace (turns of the event loop)", () => {
           return pool.post(items, answered)
         }
       })
-      const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
-        Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
-        Layer.provide(Layer.succeed(DecryptPool, recording)),
-        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void })))
-      )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
+      const inbox = yield* inboxWithPool(recording)
       yield* inbox.register(subscription)
       for (const id of users) {
         const { item } = richItem(id)
@@ -220,11 +209,7 @@ describe("the inbox's processor's pace (turns of the event loop)", () => {
 describe("the inbox's presence consumers", () => {
   it("get each published chunk in the publisher's fiber, in order, until their scope closes", () => {
     const program = Effect.gen(function*() {
-      const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
-        Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
-        Layer.provide(Layer.succeed(DecryptPool, pool)),
-        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void })))
-      )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
+      const inbox = yield* inboxWithPool(pool)
       yield* inbox.register(subscription)
       const consumed: Array<ReadonlyArray<string>> = []
       const streamed = yield* Deferred.make<ReadonlyArray<string>>()

@@ -4,16 +4,15 @@
  * decrypted. The gate's rules with fixed numbers and the fallback over real sockets are in flood.fallback.test.ts.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Layer, PubSub, Stream } from "effect"
+import { Deferred, Effect, PubSub, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
 import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import { decryptBatch, type Decryption, makeDecryption, type PushedPresence } from "../../src/graph/notifications/Decryption.ts"
 import type { BatchItem } from "../../src/graph/notifications/Intake.ts"
-import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
-import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
 import { collect } from "../support/streams.ts"
+import { inboxWithPool } from "./inboxes.ts"
 import { richBatchItem, subscription } from "./richItems.ts"
 
 const presence = (id: string, activity: "Available" | "Busy" | "Away", sequenceNumber?: string): GraphPresence => ({
@@ -206,11 +205,7 @@ describe("the flood budget from a read at intake (the inbox, a pool whose answer
       // One worker, the default budget of 200 ms (100 ms in a flood). Until a chunk comes back the gate reckons with
       // the guessed 350 µs per item; the worker then reports 1,000.
       const { answers, pool, untilHanded } = yield* answeredPool({ itemMicros: () => 1_000, pendingItems: () => 0 })
-      const inbox = yield* Layer.build(NotificationsInbox.layer.pipe(
-        Layer.provide(SubscriptionSettings.layer(defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }))),
-        Layer.provide(Layer.succeed(DecryptPool, pool)),
-        Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void })))
-      )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
+      const inbox = yield* inboxWithPool(pool)
       yield* inbox.register(subscription)
       const reads = yield* collect(inbox.refetch, 2)
       // A POST of 600 at 0: 571 fit the budget at 350 µs, the users of the last 29 are read. 150 go to the worker,

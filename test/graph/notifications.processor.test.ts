@@ -4,38 +4,29 @@
  * in arrival order — also behind a batch taken at once that had to wait.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, Layer, Queue } from "effect"
+import { Deferred, Effect, Fiber, Queue } from "effect"
 import type { GraphPresence } from "../../src/domain/Presence.ts"
 import { DecryptPool } from "../../src/graph/notifications/crypto/DecryptPool.ts"
-import { ValidationTokens } from "../../src/graph/notifications/crypto/ValidationTokens.ts"
 import type { Batch } from "../../src/graph/notifications/Intake.ts"
-import { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
 import { makeProcessor, maxItemsAtOnce } from "../../src/graph/notifications/Processor.ts"
-import { defaultSubscriptionSettings, SubscriptionSettings } from "../../src/graph/subscriptions/SubscriptionSettings.ts"
+import { inboxWithPool } from "./inboxes.ts"
 import { richBatchItem, subscription } from "./richItems.ts"
 
 const batchOf = (name: string): Batch => ({ items: [], validationTokens: [name], receivedAt: 0, span: undefined })
 
 /** The inbox with a pool that records what it is handed (and never answers), and the given flood budget. */
 const inboxWith = (floodLatencyBudgetMillis: number, handed: Array<string>) =>
-  Layer.build(NotificationsInbox.layer.pipe(
-    Layer.provide(SubscriptionSettings.layer({
-      ...defaultSubscriptionSettings({ publicBaseUrl: "https://connector.example", appId: "app" }),
-      floodLatencyBudgetMillis
-    })),
-    Layer.provide(Layer.succeed(DecryptPool, DecryptPool.of({
-      decrypt: () => Effect.never,
-      post: (items) => {
-        handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
-        return () => {}
-      },
-      reloadKeys: Effect.void,
-      size: 1,
-      itemMicros: () => 350,
-      pendingItems: () => 0
-    }))),
-    Layer.provide(Layer.succeed(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void })))
-  )).pipe(Effect.map((context) => Context.get(context, NotificationsInbox)))
+  inboxWithPool(DecryptPool.of({
+    decrypt: () => Effect.never,
+    post: (items) => {
+      handed.push(...items.map((content) => (JSON.parse(content.data) as GraphPresence).id))
+      return () => {}
+    },
+    reloadKeys: Effect.void,
+    size: 1,
+    itemMicros: () => 350,
+    pendingItems: () => 0
+  }), floodLatencyBudgetMillis)
 
 const postOf = (id: string) => {
   const { item } = richBatchItem({ id, availability: "Busy", activity: "Busy" })
