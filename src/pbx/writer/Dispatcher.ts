@@ -86,10 +86,7 @@ export interface Dispatcher {
   readonly confirmations: PubSub.PubSub<ReadonlyArray<string>>
   /** pbxWrites per PBX and result, with the attributes resolved once per pair rather than once per write. */
   readonly counters: Map<string, Metric.Metric<number, unknown>>
-  /**
-   * Whether `idle` is open: set by the dispatcher when quiet, cleared by `wakeFor` (a flag and a latch rather than a
-   * SubscriptionRef: with many tenants of one change per POST, each change makes the writer busy and idle again).
-   */
+  /** Whether `idle` is open (a flag and a latch: with one change per POST, each change makes the writer busy and idle). */
   idleNow: boolean
   /** Whether a wake is queued (`wakeSoon`): the users and answers of one task wake the dispatcher once. */
   wakeQueued: boolean

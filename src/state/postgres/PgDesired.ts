@@ -203,6 +203,20 @@ const pgLeases = (sql: PgClient.PgClient) => {
   return { lease, leasedPending, leasedConfirm }
 }
 
+/** The rows a put wrote (a put that wrote none answers one row of nulls), each with its PBX's lease, by version. */
+const changedRows = (result: ReadonlyArray<typeof PutRow.Type>): Array<VersionedCommand> =>
+  result.flatMap((row) =>
+    row.guid === null || row.pbx === null || row.command === null || row.version === null
+      ? []
+      : [{
+        pbx: row.pbx,
+        guid: row.guid,
+        command: row.command,
+        version: row.version,
+        ...(row.lease_runner === null || row.lease_epoch === null ? {} : { lease: { runner: row.lease_runner, epoch: row.lease_epoch, unread: row.unread ?? 0 } })
+      } satisfies VersionedCommand]
+  ).sort((a, b) => a.version - b.version)
+
 export const makePgDesired = (sql: PgClient.PgClient) => {
   /**
    * One statement, one round trip on any pooled connection: the owner row is read under a share lock (a claim waits for
@@ -240,18 +254,7 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
       FROM (SELECT 1) AS one LEFT JOIN w ON true LEFT JOIN h ON h.pbx = w.pbx`.pipe(Effect.mapError(unavailable(tenant)), decodeRows(PutRow, "pbx_desired", tenant))
     const current = result[0]?.owner ?? 0
     if (current !== epoch) return yield* fenced(tenant, epoch, current)
-    const changed = result.flatMap((row) =>
-      row.guid === null || row.pbx === null || row.command === null || row.version === null
-        ? []
-        : [{
-          pbx: row.pbx,
-          guid: row.guid,
-          command: row.command,
-          version: row.version,
-          ...(row.lease_runner === null || row.lease_epoch === null ? {} : { lease: { runner: row.lease_runner, epoch: row.lease_epoch, unread: row.unread ?? 0 } })
-        } satisfies VersionedCommand]
-    )
-    return changed.sort((a, b) => a.version - b.version)
+    return changedRows(result)
   })
 
   const pending = Effect.fn("StateStore.desired.pending")(function*(tenant: TenantId, pbx: string, limit = 1000, lease?: number, after = 0) {
