@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { createServer as createNetServer } from "node:net"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Random } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import { defaultPbxSettings } from "../pbx/PbxSettings.ts"
 import { ephemeralPortRange, keepAliveTimeoutMillis, logListenBacklog, publicBacklog } from "./Listen.ts"
@@ -133,17 +133,17 @@ const listensOn = (host: string, port: number) =>
  * start-up so (docs/performance.md, "tenants-50: the start-up exit"). Outside the range only an explicit bind takes it.
  */
 export const freePort = (host = "127.0.0.1") =>
-  Effect.promise(async () => {
+  Effect.gen(function*() {
     const range = ephemeralPortRange()
     const spans: ReadonlyArray<readonly [number, number]> = range === undefined
       ? []
       : ([[lowestPicked, range[0] - 1], [range[1] + 1, 65_535]] as const).filter(([low, high]) => low <= high)
     const size = spans.reduce((total, [low, high]) => total + high - low + 1, 0)
     for (let attempt = 0; size > 0 && attempt < 100; attempt++) {
-      let at = Math.floor(Math.random() * size)
+      let at = yield* Random.nextIntBetween(0, size, { halfOpen: true })
       for (const [low, high] of spans) {
         if (at <= high - low) {
-          const port = await listensOn(host, low + at)
+          const port = yield* Effect.promise(() => listensOn(host, low + at))
           if (port !== undefined) return port
           break
         }
@@ -151,7 +151,7 @@ export const freePort = (host = "127.0.0.1") =>
       }
     }
     // No range known (not Linux) or nothing free outside it: any free port, as the kernel picks it.
-    const port = await listensOn(host, 0)
-    if (port === undefined) throw new Error(`no free port on ${host}`)
+    const port = yield* Effect.promise(() => listensOn(host, 0))
+    if (port === undefined) return yield* Effect.die(new Error(`no free port on ${host}`))
     return port
   })
