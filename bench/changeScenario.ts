@@ -198,6 +198,9 @@ export const changeRun = (env: {
         measure: "CPU time (user + system) from the first change to the last SetPresence; connector from /proc (all threads, and its main thread), bench process (both simulators) from process.cpuUsage()"
       },
       connectorMemoryMb: probe?.peakMb ?? null,
+      // The connector's main thread over the scenario (bench/probe.ts): collections by kind, the major ones and long
+      // scavenges with their time, the heap at the start, and its stalls with the collector's share of each.
+      connectorMainThread: probe === undefined ? null : { gc: probe.gc ?? null, stalls: probe.stalls ?? null },
       floodFallback: {
         itemsReadInstead: counterValue(textAfter, FLOOD_FALLBACK) - counterValue(textBefore, FLOOD_FALLBACK),
         measure: "connector_flood_fallback_items_total over the scenario: rich items whose users were read with getPresencesByUserId instead of decrypted"
