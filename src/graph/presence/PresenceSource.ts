@@ -133,17 +133,8 @@ const apply = Effect.fnUntraced(function*(
     for (const presence of stale) rejections.add("stale", "an older or duplicate sequenceNumber", { userId: presence.id })
     yield* rejections.report(received.length)
   }
-  // A read's hundreds of changes go on a chunk at a time, each a turn of the event loop of its own: the flow maps and
-  // writes one chunk while the webhook's POSTs and the decrypt workers' answers wait no longer than that chunk, and the
-  // first users of a read reach the PBX before the last are mapped.
-  for (let i = 0; i < changes.length; i += changesPerTurn) {
-    if (i > 0) yield* Effect.yieldNow
-    yield* PubSub.publishAll(core.hub, changes.length <= changesPerTurn ? changes : changes.slice(i, i + changesPerTurn))
-  }
+  if (changes.length > 0) yield* PubSub.publishAll(core.hub, changes)
 })
-
-/** The changes of a read published in one turn (a decrypted chunk's size, Decryption.ts `maxChunk`). */
-export const changesPerTurn = 50
 
 /**
  * One read of `ids`, applied; fails with Graph's error. `requestedAt` (a read in place of pushed items) travels with
