@@ -79,6 +79,15 @@ export const changeRun = (env: {
       if (expected.get(stamp.guid) === stamp.activity && !applied.has(stamp.guid)) applied.set(stamp.guid, stamp.at)
     })
     posts.start()
+    // The users the connector reads (getPresencesByUserId, the flood fallback) in the scenario, with when the Graph
+    // simulator served each read: to tell the read users' latency from the decrypted ones'.
+    const readAt = new Map<string, number>()
+    const state = graph.state as { getPresence: (id: string) => unknown }
+    const getPresence = state.getPresence
+    state.getPresence = (id) => {
+      readAt.set(id.toLowerCase(), performance.now())
+      return getPresence(id)
+    }
     const cpuBefore = processCpuMs(connector.pid)
     const threadsBefore = threadCpuMs(connector.pid)
     const benchCpuBefore = process.cpuUsage()
@@ -116,6 +125,7 @@ export const changeRun = (env: {
     // write its file), then stop recording.
     yield* Effect.sleep("600 millis")
     posts.stop()
+    state.getPresence = getPresence
     stopStamps()
     benchLoop.disable()
     const textAfter = yield* metricsText(connector)
@@ -131,9 +141,12 @@ export const changeRun = (env: {
     const webhook = summary(posts.posts.map((p) => p.answeredAt - p.startedAt))
     const endToEnd = summary([...applied].map(([guid, at]) => at - changedAt.get(guid)!))
     const addedSamples = [...applied].flatMap(([guid, at]) => {
-      const sent = posts.sentAt.get(teamsIdOf.get(guid)!)
-      return sent === undefined ? [] : [{ sent, ms: at - sent }]
+      const id = teamsIdOf.get(guid)!
+      const sent = posts.sentAt.get(id)
+      const read = readAt.get(id)
+      return sent === undefined ? [] : [{ sent, ms: at - sent, readMs: read !== undefined && read >= sent ? at - read : undefined }]
     })
+    const readSamples = addedSamples.filter((sample) => sample.readMs !== undefined)
     const added = summary(addedSamples.map((s) => s.ms))
     // Where in the scenario the tail lies: the added latency of the changes POSTed in each second.
     const bySecond: Array<Array<number>> = []
@@ -170,6 +183,18 @@ export const changeRun = (env: {
       webhookHandlerMs: withMean(webhookServer, HISTOGRAM_WEBHOOK, "connector: notification handler start → 202 produced, bucket-interpolated; add the connector's event-loop delay for the time before the handler runs"),
       webhookFlushedMs: withMean(webhookFlushed, HISTOGRAM_WEBHOOK, "connector: notification handler start → 202 handed to the socket (response finish), bucket-interpolated"),
       addedLatencyMs: { ...added, measure: "Graph simulator starts the POST carrying the change → PBX simulator receives SetPresence" },
+      // The changes whose users were read after their POST (the flood fallback) and the others (decrypted): added
+      // latency of each, and for the read ones the time from the Graph simulator serving the read to the SetPresence.
+      addedLatencyByPathMs: {
+        read: summary(readSamples.map((sample) => sample.ms)),
+        readToPbx: summary(readSamples.map((sample) => sample.readMs!)),
+        decrypted: summary(addedSamples.filter((sample) => sample.readMs === undefined).map((sample) => sample.ms)),
+        readBySecond: [...readSamples.reduce((seconds, sample) => {
+          const second = Math.floor((sample.sent - start) / 1000)
+          ;(seconds[second] ??= []).push(sample.ms)
+          return seconds
+        }, [] as Array<Array<number>>)].map((samples, second) => ({ second, ...summary(samples ?? []) }))
+      },
       addedLatencyBySecondMs: [...bySecond].map((samples, second) => ({ second, ...summary(samples ?? []) })),
       endToEndLatencyMs: { ...endToEnd, measure: "Graph simulator presence change → PBX simulator receives SetPresence (includes delivery batching and encryption)" },
       connectorHistogram: inMs(histogram, HISTOGRAM, "connector: webhook received → SetPresence confirmed, bucket-interpolated"),
@@ -198,6 +223,9 @@ export const changeRun = (env: {
         measure: "CPU time (user + system) from the first change to the last SetPresence; connector from /proc (all threads, and its main thread), bench process (both simulators) from process.cpuUsage()"
       },
       connectorMemoryMb: probe?.peakMb ?? null,
+      // The connector's main thread over the scenario (bench/probe.ts): collections by kind, the major ones and long
+      // scavenges with their time, the heap at the start, and its stalls with the collector's share of each.
+      connectorMainThread: probe === undefined ? null : { gc: probe.gc ?? null, stalls: probe.stalls ?? null },
       floodFallback: {
         itemsReadInstead: counterValue(textAfter, FLOOD_FALLBACK) - counterValue(textBefore, FLOOD_FALLBACK),
         measure: "connector_flood_fallback_items_total over the scenario: rich items whose users were read with getPresencesByUserId instead of decrypted"

@@ -104,6 +104,8 @@ export interface ConnectorProbe {
   readonly notificationRequestMs?: { readonly count: number; readonly p50: number; readonly p99: number; readonly max: number }
   /** The main thread's collections by kind and its turns over 100 ms since the last reset (bench/probe.ts). */
   readonly gc?: unknown
+  /** The main thread's stalls (a 10 ms timer late by more than 50 ms) and the collector's pauses (bench/probe.ts). */
+  readonly stalls?: unknown
 }
 
 export const writeConfig = (dir: string, config: unknown): string => {

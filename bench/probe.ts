@@ -46,6 +46,13 @@ if (file !== undefined && isMainThread) {
     [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: "weakcb"
   }
   let windowStart = performance.now()
+  // The heap when the window starts (MB): the old generation a scenario begins with, and what V8 lets it grow to.
+  const heapNow = () => {
+    const old = getHeapSpaceStatistics().find((space) => space.space_name === "old_space")
+    const statistics = getHeapStatistics()
+    return { heapUsed: mb(statistics.used_heap_size), heapTotal: mb(statistics.total_heap_size), oldUsed: mb(old?.space_used_size ?? 0), oldSize: mb(old?.space_size ?? 0) }
+  }
+  let heapAtWindowStart = heapNow()
   let gcPauses: Array<{ readonly at: number; readonly ms: number; readonly kind: string }> = []
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
@@ -79,8 +86,17 @@ if (file !== undefined && isMainThread) {
       ms: Math.round(turn.ms),
       gcMs: Math.round(gcWithin(turn.at, turn.at + turn.ms + 10))
     }))
+    // Every pause that is not a scavenge (mark-compact and its incremental steps), and the scavenges over 10 ms: when
+    // in the window (s) and how long (ms), to see whether a major collection lands in a scenario's tail.
+    const notable = gcPauses.filter((pause) => pause.kind !== "minor" || pause.ms > 10).map((pause) => ({
+      atS: Math.round((pause.at - windowStart) / 100) / 10,
+      ms: Math.round(pause.ms * 10) / 10,
+      kind: pause.kind
+    }))
     return {
       byKind,
+      notable: notable.slice(0, 40),
+      heapAtWindowStart,
       longTurns: { count: turns.length, totalMs: turns.reduce((sum, turn) => sum + turn.ms, 0), gcMs: turns.reduce((sum, turn) => sum + turn.gcMs, 0), longest: [...turns].sort((a, b) => b.ms - a.ms).slice(0, 12) }
     }
   }
@@ -357,6 +373,7 @@ if (file !== undefined && isMainThread) {
     if (windowAllocationSeconds > 0) profileWindow()
     delay.reset()
     windowStart = performance.now()
+    heapAtWindowStart = heapNow()
     gcPauses = []
     longTurns = []
     notifyLags = []

@@ -132,24 +132,24 @@ describe("FloodGate", () => {
   })
 
   it("once items are read instead, the flood budget holds until a quiet second passes without any", () => {
-    // 1 worker at 500 µs per item: the whole budget of 200 ms holds 400 items, the flood budget (half) 200.
+    // 1 worker at 500 µs per item: the whole budget of 200 ms holds 400 items, the flood budget (a quarter) 100.
     const gate = new FloodGate({ latencyBudgetMillis: 200, workers: 1, initialMicrosPerItem: 500 })
     assert.strictEqual(gate.at(0).admit(1_000), 400)
     assert.strictEqual(gate.currentBudgetMillis, 200)
-    // Items were read instead at 0: from now on every decision keeps the backlog within 100 ms.
+    // Items were read instead at 0: from now on every decision keeps the backlog within 50 ms.
     gate.divertedAt(0)
-    assert.strictEqual(gate.currentBudgetMillis, 100)
-    assert.strictEqual(gate.at(10).admit(1_000), 200)
-    assert.strictEqual(gate.at(10).admit(1_000, 60), 80)
-    gate.started(150)
-    gate.dispatched(100)
-    assert.strictEqual(gate.at(20).dispatchable(100, 0), 100)
-    assert.deepStrictEqual(gate.at(20).reviewHeld([{ items: 50, waitedMillis: 20 }, { items: 50, waitedMillis: 0 }]), [50, 50])
-    assert.strictEqual(gate.at(20).dispatchable(100, 60), 0)
+    assert.strictEqual(gate.currentBudgetMillis, 50)
+    assert.strictEqual(gate.at(10).admit(1_000), 100)
+    assert.strictEqual(gate.at(10).admit(1_000, 20), 60)
+    gate.started(60)
+    gate.dispatched(40)
+    assert.strictEqual(gate.at(20).dispatchable(50, 0), 50)
+    assert.deepStrictEqual(gate.at(20).reviewHeld([{ items: 20, waitedMillis: 10 }, { items: 20, waitedMillis: 0 }]), [20, 20])
+    assert.strictEqual(gate.at(20).dispatchable(100, 30), 0)
     // Another read at 500 keeps it one second more; a second after the last read the whole budget is back.
     gate.divertedAt(500)
-    assert.strictEqual(gate.at(1_499).admit(1_000), 50)
-    assert.strictEqual(gate.at(1_500).admit(1_000), 250)
+    assert.strictEqual(gate.at(1_499).admit(1_000), 40)
+    assert.strictEqual(gate.at(1_500).admit(1_000), 340)
     assert.strictEqual(gate.currentBudgetMillis, 200)
     // A flood budget of its own, never above the whole one; no budget at all stays off.
     const own = new FloodGate({ latencyBudgetMillis: 200, workers: 1, initialMicrosPerItem: 500, floodBudgetMillis: 150 })

@@ -142,14 +142,14 @@ describe("a few held items past the budget (the decryption pipeline, a pool whos
 describe("the flood budget in the pipeline (a pool whose answers the test decides)", () => {
   it.effect("after a read, held chunks are dispatched within the flood budget, until a quiet second has passed", () =>
     Effect.gen(function*() {
-      // One worker at a measured 1,000 µs per item, a 200 ms budget: 200 items fit, 100 within the flood budget.
+      // One worker at a measured 1,000 µs per item, a 200 ms budget: 200 items fit, 50 within the flood budget.
       const { answers, handed, pool, untilHanded } = yield* answeredPool({
         itemMicros: () => 1_000,
         pendingItems: () => decryption.gate.withWorkers
       })
       const presences = yield* PubSub.unbounded<PushedPresence>()
       const reads: Array<{ users: ReadonlyArray<string>; items: number }> = []
-      const readDone = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const readDone = [yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>(), yield* Deferred.make<void>()]
       const decryption: Decryption = yield* makeDecryption(presences, 200, (users, items) =>
         Effect.suspend(() => {
           reads.push({ users, items })
@@ -158,7 +158,7 @@ describe("the flood budget in the pipeline (a pool whose answers the test decide
         Effect.provideService(DecryptPool, pool),
         Effect.provideService(ValidationTokens, ValidationTokens.of({ verify: () => Effect.void, remembered: () => true, prime: Effect.void }))
       )
-      const published = yield* collect(Stream.fromPubSub(presences), 400)
+      const published = yield* collect(Stream.fromPubSub(presences), 350)
       const users = Array.from({ length: 600 }, (_, i) => `u-${i}`)
       const post = (ids: ReadonlyArray<string>, receivedAt: number) => {
         const rich = ids.map((id) => richBatchItem(presence(id, "Busy")))
@@ -172,37 +172,37 @@ describe("the flood budget in the pipeline (a pool whose answers the test decide
       yield* TestClock.setTime(60)
       yield* Deferred.succeed(answers[0]!, undefined)
       // That read puts the gate on its flood budget: when its turn comes right after, the held chunk's 40 would come
-      // back after 60 + (100 + 40) × 1 ms = 200 ms, over the 100 ms of the flood budget — they are read too.
+      // back after 60 + (100 + 40) × 1 ms = 200 ms, over the 50 ms of the flood budget — they are read too.
       yield* Deferred.await(readDone[1]!)
       assert.deepStrictEqual(reads, [{ users: users.slice(190, 300), items: 110 }, { users: users.slice(150, 190), items: 40 }])
-      assert.strictEqual(decryption.gate.currentBudgetMillis, 100)
+      assert.strictEqual(decryption.gate.currentBudgetMillis, 50)
       yield* Deferred.succeed(answers[1]!, undefined)
       yield* Deferred.succeed(answers[2]!, undefined)
-      // Within the quiet second a POST of 150 at 500 ms keeps to 100 ms: two chunks go, the third (50 items) is read.
+      // Within the quiet second a POST of 150 at 500 ms keeps to 50 ms: one chunk goes, the other two (100 items) are
+      // read, each in its turn.
       yield* TestClock.setTime(500)
       yield* post(users.slice(300, 450), 500)
-      yield* untilHanded(5)
-      yield* Deferred.await(readDone[2]!)
-      assert.deepStrictEqual(handed.slice(3), [users.slice(300, 350), users.slice(350, 400)])
-      assert.deepStrictEqual(reads.slice(2), [{ users: users.slice(400, 450), items: 50 }])
+      yield* untilHanded(4)
+      yield* Deferred.await(readDone[3]!)
+      assert.deepStrictEqual(handed.slice(3), [users.slice(300, 350)])
+      assert.deepStrictEqual(reads.slice(2), [{ users: users.slice(350, 400), items: 50 }, { users: users.slice(400, 450), items: 50 }])
       yield* Deferred.succeed(answers[3]!, undefined)
-      yield* Deferred.succeed(answers[4]!, undefined)
       // A second after the last read the whole budget is back: a POST of 150 goes to the worker whole.
       yield* TestClock.setTime(1_600)
       assert.strictEqual(decryption.gate.at(1_600).currentBudgetMillis, 200)
       yield* post(users.slice(450, 600), 1_600)
-      yield* untilHanded(8)
-      for (let i = 5; i < 8; i++) yield* Deferred.succeed(answers[i]!, undefined)
-      assert.deepStrictEqual((yield* published).map((p) => p.userId), [...users.slice(0, 150), ...users.slice(300, 400), ...users.slice(450, 600)])
-      assert.deepStrictEqual(handed.slice(5), [users.slice(450, 500), users.slice(500, 550), users.slice(550, 600)])
-      assert.strictEqual(reads.length, 3)
+      yield* untilHanded(7)
+      for (let i = 4; i < 7; i++) yield* Deferred.succeed(answers[i]!, undefined)
+      assert.deepStrictEqual((yield* published).map((p) => p.userId), [...users.slice(0, 150), ...users.slice(300, 350), ...users.slice(450, 600)])
+      assert.deepStrictEqual(handed.slice(4), [users.slice(450, 500), users.slice(500, 550), users.slice(550, 600)])
+      assert.strictEqual(reads.length, 4)
     }).pipe(Effect.scoped))
 })
 
 describe("the flood budget from a read at intake (the inbox, a pool whose answers the test decides)", () => {
   it.effect("a POST read in part at intake puts the held chunks on the flood budget", () =>
     Effect.gen(function*() {
-      // One worker, the default budget of 200 ms (100 ms in a flood). Until a chunk comes back the gate reckons with
+      // One worker, the default budget of 200 ms (50 ms in a flood). Until a chunk comes back the gate reckons with
       // the guessed 350 µs per item; the worker then reports 1,000.
       const { answers, pool, untilHanded } = yield* answeredPool({ itemMicros: () => 1_000, pendingItems: () => 0 })
       const inbox = yield* inboxWithPool(pool)
@@ -214,7 +214,7 @@ describe("the flood budget from a read at intake (the inbox, a pool whose answer
       yield* inbox.acceptNotifications({ value: users.map((id) => ({ ...richBatchItem(presence(id, "Busy")).item, clientState: "state" })) })
       yield* untilHanded(3)
       // At 10 ms the first chunk comes back at 1,000 µs per item. Within the whole budget 90 held items would still
-      // fit (190 ms left, 100 items ahead); the read at intake put the gate on its flood budget (90 ms left, fewer than
+      // fit (190 ms left, 100 items ahead); the read at intake put the gate on its flood budget (40 ms left, fewer than
       // the 100 ahead): every held item is read now.
       yield* TestClock.setTime(10)
       yield* Deferred.succeed(answers[0]!, undefined)

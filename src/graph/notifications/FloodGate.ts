@@ -21,7 +21,8 @@
  * before decryption, and the time after it (publication, the PBX write, behind the flood's other work on the main
  * thread) comes on top. So while items are read instead, and until `floodQuietMillis` pass without any, the gate keeps
  * the shorter flood budget (`floodBudgetMillis`): a load that never goes over the whole budget is decided as before,
- * a flood keeps a shorter backlog and reads more of its users (docs/performance.md, "A shorter backlog in a flood").
+ * a flood keeps a shorter backlog and reads more of its users (docs/performance.md, "A shorter backlog in a flood" and
+ * "rich-flood-10k in the whole bench").
  * Pure and synchronous; the caller passes the time an item has waited and the Clock's time (`at`, `divertedAt`).
  */
 import { teamsKey } from "../../domain/TeamsId.ts"
@@ -37,8 +38,13 @@ export interface FloodGateOptions {
   readonly floodBudgetMillis?: number | undefined
 }
 
-/** The flood budget's share of the whole budget: a 200 ms budget keeps a flood's backlog at 100 ms. */
-export const floodBudgetShare = 0.5
+/**
+ * The flood budget's share of the whole budget: a 200 ms budget keeps a flood's backlog at 50 ms. A decrypted item of a
+ * flood still waits behind the flood's other work on the main thread and the PBX writes, and a shorter backlog reads
+ * more users (a read costs the connector far less than an RSA unwrap), which leaves the cores to that work
+ * (docs/performance.md, "rich-flood-10k in the whole bench").
+ */
+export const floodBudgetShare = 0.25
 
 /** The weight of a new chunk's timing in the workers' running figure (a chunk is 50 items, ≈ 10–20 ms of work). */
 export const chunkWeight = 0.25
