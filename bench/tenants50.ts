@@ -44,6 +44,19 @@ const STARTUP_SECONDS = Number(process.env["BENCH_TENANTS_STARTUP_SECONDS"] ?? 3
 /** BENCH_TENANTS_STARTUP_ONLY=1: only the start-up (until every tenant is green), then stop: many start-ups in a row. */
 const STARTUP_ONLY = process.env["BENCH_TENANTS_STARTUP_ONLY"] !== undefined
 /** How many worker threads host the simulators (the tenants dealt out in turn). */
+/** Counts, per second of the burst (by when the POST started), the changes among the slowest 1 % of `added`. */
+const slowestBySecond = (added: ReadonlyArray<number>, postedMs: ReadonlyArray<number>): Array<number> => {
+  const threshold = [...added].sort((a, b) => a - b)[Math.floor(added.length * 0.99)] ?? Infinity
+  const counts: Array<number> = []
+  for (let i = 0; i < added.length; i++) {
+    if (added[i]! < threshold) continue
+    const second = Math.max(0, Math.floor(postedMs[i]! / 1000))
+    while (counts.length <= second) counts.push(0)
+    counts[second]!++
+  }
+  return counts
+}
+
 const SIM_THREADS = Math.max(1, Math.min(TENANTS, Number(process.env["BENCH_SIM_THREADS"] ?? 4)))
 /** BENCH_SIM_PROFILE=<dir>: each simulator thread writes a CPU profile of the burst there (sim-thread-<id>.cpuprofile). */
 const SIM_PROFILE_DIR = process.env["BENCH_SIM_PROFILE"] || undefined
@@ -124,6 +137,18 @@ const startSimThreads = (port: number, ids: ReadonlyArray<string>) =>
   )
 
 /** Sends the burst to every thread (one common start) and collects their results. */
+/** BENCH_WARMUP=<users per tenant>: changed to Away before the burst (a diagnosis of the burst's first seconds). */
+const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 0)
+const runWarmup = (threads: ReadonlyArray<{ worker: Worker }>) =>
+  Effect.promise(() =>
+    Promise.all(threads.map(({ worker }) =>
+      new Promise<void>((resolve, reject) => {
+        worker.once("message", (message: FromWorker) => message.type === "warmed" ? resolve() : reject(new Error(message.type)))
+        worker.postMessage({ type: "warmup", changes: WARMUP, rate: BURST_RATE } satisfies ToWorker)
+      })
+    ))
+  )
+
 const runBurst = (threads: ReadonlyArray<{ worker: Worker }>, startAt: number) =>
   Effect.promise(() =>
     Promise.all(threads.map(({ worker }) =>
@@ -281,6 +306,7 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
       main: round((idleTo.main - idleFrom.main) / (IDLE_SECONDS * 10))
     }
 
+    if (WARMUP > 0) yield* runWarmup(sims)
     // The burst: every user of every tenant once, interleaved over the tenants; each thread issues and times its own.
     connector.resetProbe()
     const before = yield* metricsText(port)
@@ -335,6 +361,9 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         lastArrivedSeconds: seconds(Math.max(...results.map((r) => r.lastArrivedAt).filter((at) => !Number.isNaN(at))) - startAt),
         arrived: results.reduce((n, r) => n + r.arrived, 0),
         addedLatencyMs: summary(all((r) => r.added)),
+        // How many of the slowest 1 % of changes were posted in each second of the burst: a tail at the burst's start
+        // (connections opened, code not yet optimised) reads differently from one spread over it.
+        slowestPercentBySecond: slowestBySecond(all((r) => r.added), all((r) => r.addedPostedMs)),
         changeToSetPresenceMs: summary(all((r) => r.changeToSetPresence)),
         // The connector's CPU over the burst and its drain, per change (as rich-burst-10k's connectorPerChangeUs).
         connectorPerChangeUs: cpuBefore === undefined || cpuAfter === undefined ? null : {
