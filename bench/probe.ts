@@ -164,6 +164,8 @@ if (file !== undefined && isMainThread) {
   let stalls: Array<number> = []
   // Milliseconds stalled in each second of the window (its first 30).
   let stalledBySecond: Array<number> = Array.from({ length: 30 }, () => 0)
+  let runBySecond: Array<number> = Array.from({ length: 30 }, () => 0)
+  let waitBySecond: Array<number> = Array.from({ length: 30 }, () => 0)
   // Each stall's main thread as the kernel saw it (/proc/…/schedstat: ns on a CPU, ns runnable but waiting for one),
   // to tell a turn that worked that long from a process that waited for a core (a busy machine) or slept.
   const schedstat = `/proc/${process.pid}/task/${process.pid}/schedstat`
@@ -192,6 +194,13 @@ if (file !== undefined && isMainThread) {
       const second = Math.floor((now - windowStart) / 1000)
       if (second < stalledBySecond.length) stalledBySecond[second]! += Math.round(late)
     }
+    // The main thread on a CPU and waiting for one, per second of the window: a second whose work costs more (cold code)
+    // reads apart from one that waited (a busy machine).
+    const second = Math.floor((now - windowStart) / 1000)
+    if (second >= 0 && second < runBySecond.length) {
+      runBySecond[second]! += nowSched[0] - tickSched[0]
+      waitBySecond[second]! += nowSched[1] - tickSched[1]
+    }
     tickAt = now
     tickSched = nowSched
   }, 10).unref()
@@ -206,6 +215,9 @@ if (file !== undefined && isMainThread) {
       stalledShare: Math.round((sum(stalls) / window) * 1000) / 1000,
       longest: Math.round(Math.max(0, ...stalls)),
       stalledBySecond,
+      mainThreadBySecond: { runMs: runBySecond.map(Math.round), waitingForCpuMs: waitBySecond.map(Math.round) },
+      // When each major collection started (s into the window), to set against the slowest changes' seconds.
+      majorGcAtS: gcPauses.filter((pause) => pause.kind === "major").map((pause) => Math.round((pause.at - windowStart) / 100) / 10),
       gc: { pauses: pauses.length, totalMs: Math.round(sum(pauses)), over20ms: long.length, longest: Math.round(Math.max(0, ...pauses)) },
       // The longest stalls: when (s into the window), how long, the main thread on a CPU / waiting for one in it, and
       // the collector's pauses in it (ms).
@@ -376,6 +388,8 @@ if (file !== undefined && isMainThread) {
     stalls = []
     stallDetail = []
     stalledBySecond = stalledBySecond.map(() => 0)
+    runBySecond = runBySecond.map(() => 0)
+    waitBySecond = waitBySecond.map(() => 0)
     connections = { accepted: 0, open: connections.open, mostOpen: connections.open, postsOnNewConnection: 0 }
     peak = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }
     sample()

@@ -403,6 +403,9 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         eventLoopDelayMs: probe?.eventLoopDelayMs,
         // The main thread's collections over the burst by kind, and its turns longer than 100 ms (when, how long, GC in them).
         gc: probe?.gc,
+        // The connector's main thread by second of the window (from just before the burst), and its major collections.
+        mainThreadBySecond: probe?.stalls?.mainThreadBySecond,
+        majorGcAtS: probe?.stalls?.majorGcAtS,
         // The main thread over the burst and its drain (wall ms): on a CPU, runnable but waiting for one, asleep.
         mainThreadSched: schedBefore === undefined || schedAfter === undefined ? null : {
           wallMs: round(burstWallMs, 0),
