@@ -44,6 +44,28 @@ const STARTUP_SECONDS = Number(process.env["BENCH_TENANTS_STARTUP_SECONDS"] ?? 3
 /** BENCH_TENANTS_STARTUP_ONLY=1: only the start-up (until every tenant is green), then stop: many start-ups in a row. */
 const STARTUP_ONLY = process.env["BENCH_TENANTS_STARTUP_ONLY"] !== undefined
 /** How many worker threads host the simulators (the tenants dealt out in turn). */
+/**
+ * Samples the CPU of each kind of thread of each process (bench/stats.ts `threadCpuMs`) once a second until `stop`, which
+ * gives, per process and kind, the ms used in each second: which threads take the cores when.
+ */
+const threadsBySecond = (pids: ReadonlyArray<number>) => {
+  const samples: Array<ReadonlyArray<Record<string, number> | undefined>> = [pids.map(threadCpuMs)]
+  const timer = setInterval(() => samples.push(pids.map(threadCpuMs)), 1000)
+  return {
+    stop: (): Array<Record<string, Array<number>>> => {
+      clearInterval(timer)
+      return pids.map((_, p) => {
+        const byKind: Record<string, Array<number>> = {}
+        for (let i = 1; i < samples.length; i++) {
+          const before = samples[i - 1]![p] ?? {}
+          for (const [kind, ms] of Object.entries(samples[i]![p] ?? {})) (byKind[kind] ??= []).push(Math.round(ms - (before[kind] ?? 0)))
+        }
+        return byKind
+      })
+    }
+  }
+}
+
 /** Counts, per second of the burst (by when the POST started), the changes among the slowest 1 % of `added`. */
 const slowestBySecond = (added: ReadonlyArray<number>, postedMs: ReadonlyArray<number>): Array<number> => {
   const threshold = [...added].sort((a, b) => a - b)[Math.floor(added.length * 0.99)] ?? Infinity
@@ -318,7 +340,9 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     const queue = watchListenQueue(port)
     const benchBefore = threadCpuMs(process.pid)
     const startAt = epochNow() + 200
+    const bySecond = threadsBySecond([connector.pid, process.pid])
     const results = yield* runBurst(sims, startAt)
+    const cpuBySecond = bySecond.stop()
     const benchAfter = threadCpuMs(process.pid)
     const listenQueue = queue.stop()
     const cpuAfter = processCpuMs(connector.pid)
@@ -406,6 +430,9 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         // The connector's main thread by second of the window (from just before the burst), and its major collections.
         mainThreadBySecond: probe?.stalls?.mainThreadBySecond,
         majorGcAtS: probe?.stalls?.majorGcAtS,
+        // CPU ms of each kind of thread in each second from the burst's start: the connector's, and the bench process's
+        // (its simulator threads are `workerThreads`).
+        cpuBySecond: { connector: cpuBySecond[0], bench: cpuBySecond[1] },
         // The main thread over the burst and its drain (wall ms): on a CPU, runnable but waiting for one, asleep.
         mainThreadSched: schedBefore === undefined || schedAfter === undefined ? null : {
           wallMs: round(burstWallMs, 0),
