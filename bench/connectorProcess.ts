@@ -104,8 +104,11 @@ export interface ConnectorProbe {
   readonly notificationRequestMs?: { readonly count: number; readonly p50: number; readonly p99: number; readonly max: number }
   /** The main thread's collections by kind and its turns over 100 ms since the last reset (bench/probe.ts). */
   readonly gc?: unknown
-  /** The main thread's stalls (a 10 ms timer late by more than 50 ms) and the collector's pauses (bench/probe.ts). */
-  readonly stalls?: unknown
+  /** Stalls of the event loop and the main thread's time by second of the window (bench/probe.ts `stallFigures`). */
+  readonly stalls?: {
+    readonly mainThreadBySecond?: { readonly runMs: ReadonlyArray<number>; readonly waitingForCpuMs: ReadonlyArray<number> }
+    readonly majorGcAtS?: ReadonlyArray<number>
+  }
 }
 
 export const writeConfig = (dir: string, config: unknown): string => {

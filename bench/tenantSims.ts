@@ -45,6 +45,8 @@ export interface SimWorkerData {
 
 export interface SimWorkerResult {
   readonly added: ReadonlyArray<number>
+  /** For each of `added`: when its POST started, ms after the burst's start (where in the burst the slow ones are). */
+  readonly addedPostedMs: ReadonlyArray<number>
   readonly changeToSetPresence: ReadonlyArray<number>
   readonly webhookAnswers: ReadonlyArray<number>
   /**
@@ -63,8 +65,12 @@ export interface SimWorkerResult {
   readonly cpuSystemMs: number
 }
 
-export type ToWorker = { readonly type: "burst"; readonly startAt: number; readonly rate: number } | { readonly type: "stop" }
+export type ToWorker =
+  | { readonly type: "burst"; readonly startAt: number; readonly rate: number }
+  | { readonly type: "warmup"; readonly changes: number; readonly rate: number }
+  | { readonly type: "stop" }
 export type FromWorker =
+  | { readonly type: "warmed" }
   | { readonly type: "ready"; readonly tenants: ReadonlyArray<{ readonly id: string; readonly config: Record<string, unknown> }> }
   | { readonly type: "result"; readonly result: SimWorkerResult }
 
@@ -126,7 +132,19 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
       }), { concurrency: 4 })
     parentPort!.postMessage({ type: "ready", tenants: tenants.map(({ config, id }) => ({ id, config })) } satisfies FromWorker)
 
-    const burst = yield* nextMessage
+    let burst = yield* nextMessage
+    // BENCH_WARMUP (a diagnosis, off by default): a few users of each tenant changed to Away first, at the burst's rate
+    // per thread, and 2 s of quiet, before the measured burst (which compares the "meeting" activity only).
+    if (burst.type === "warmup") {
+      const people = tenants.flatMap((t) => t.population.people.filter((p) => p.teams).slice(0, burst.type === "warmup" ? burst.changes : 0).map((person) => ({ t, person })))
+      for (const { t, person } of people) {
+        yield* t.graph.setPresence(person.graphId, { availability: "Away", activity: "Away" })
+        yield* Effect.sleep((1000 * data.tenantCount) / (burst.rate * tenants.length))
+      }
+      yield* Effect.sleep(2000)
+      parentPort!.postMessage({ type: "warmed" } satisfies FromWorker)
+      burst = yield* nextMessage
+    }
     if (burst.type !== "burst") return
     // Every Teams user of each tenant once; change i of tenant t is number i × tenants + t of the whole burst.
     const changes = tenants.flatMap((t) =>
@@ -135,6 +153,7 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
     const graphIdOf = new Map(changes.map((c) => [c.person.pbxGuid, c.person.graphId.toLowerCase()]))
     const sent = new Map<string, number>()
     const added: Array<number> = []
+    const addedPostedMs: Array<number> = []
     const latencies: Array<number> = []
     let lastArrivedAt = Number.NaN
     const stop = setPresences.onStamp((stamp) => {
@@ -143,7 +162,10 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
       const now = epochNow()
       latencies.push(now - at)
       const posted = posts.sentAt.get(graphIdOf.get(stamp.guid) ?? "")
-      if (posted !== undefined) added.push(stamp.at - posted)
+      if (posted !== undefined) {
+        added.push(stamp.at - posted)
+        addedPostedMs.push(performance.timeOrigin + posted - burst.startAt)
+      }
       sent.delete(stamp.guid)
       lastArrivedAt = now
     })
@@ -172,6 +194,7 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
     if (profiler !== undefined) yield* Effect.promise(() => profiler.stop(join(data.profileDir!, `sim-thread-${threadId}.cpuprofile`)))
     const result: SimWorkerResult = {
       added,
+      addedPostedMs,
       changeToSetPresence: latencies,
       webhookAnswers: posts.posts.map((p) => p.answeredAt - p.startedAt),
       slowPosts: posts.posts.filter((p) => p.answeredAt - p.startedAt > 3_000)

@@ -44,6 +44,41 @@ const STARTUP_SECONDS = Number(process.env["BENCH_TENANTS_STARTUP_SECONDS"] ?? 3
 /** BENCH_TENANTS_STARTUP_ONLY=1: only the start-up (until every tenant is green), then stop: many start-ups in a row. */
 const STARTUP_ONLY = process.env["BENCH_TENANTS_STARTUP_ONLY"] !== undefined
 /** How many worker threads host the simulators (the tenants dealt out in turn). */
+/**
+ * Samples the CPU of each kind of thread of each process (bench/stats.ts `threadCpuMs`) once a second until `stop`, which
+ * gives, per process and kind, the ms used in each second: which threads take the cores when.
+ */
+const threadsBySecond = (pids: ReadonlyArray<number>) => {
+  const samples: Array<ReadonlyArray<Record<string, number> | undefined>> = [pids.map(threadCpuMs)]
+  const timer = setInterval(() => samples.push(pids.map(threadCpuMs)), 1000)
+  return {
+    stop: (): Array<Record<string, Array<number>>> => {
+      clearInterval(timer)
+      return pids.map((_, p) => {
+        const byKind: Record<string, Array<number>> = {}
+        for (let i = 1; i < samples.length; i++) {
+          const before = samples[i - 1]![p] ?? {}
+          for (const [kind, ms] of Object.entries(samples[i]![p] ?? {})) (byKind[kind] ??= []).push(Math.round(ms - (before[kind] ?? 0)))
+        }
+        return byKind
+      })
+    }
+  }
+}
+
+/** Counts, per second of the burst (by when the POST started), the changes among the slowest 1 % of `added`. */
+const slowestBySecond = (added: ReadonlyArray<number>, postedMs: ReadonlyArray<number>): Array<number> => {
+  const threshold = [...added].sort((a, b) => a - b)[Math.floor(added.length * 0.99)] ?? Infinity
+  const counts: Array<number> = []
+  for (let i = 0; i < added.length; i++) {
+    if (added[i]! < threshold) continue
+    const second = Math.max(0, Math.floor(postedMs[i]! / 1000))
+    while (counts.length <= second) counts.push(0)
+    counts[second]!++
+  }
+  return counts
+}
+
 const SIM_THREADS = Math.max(1, Math.min(TENANTS, Number(process.env["BENCH_SIM_THREADS"] ?? 4)))
 /** BENCH_SIM_PROFILE=<dir>: each simulator thread writes a CPU profile of the burst there (sim-thread-<id>.cpuprofile). */
 const SIM_PROFILE_DIR = process.env["BENCH_SIM_PROFILE"] || undefined
@@ -124,6 +159,18 @@ const startSimThreads = (port: number, ids: ReadonlyArray<string>) =>
   )
 
 /** Sends the burst to every thread (one common start) and collects their results. */
+/** BENCH_WARMUP=<users per tenant>: changed to Away before the burst (a diagnosis of the burst's first seconds). */
+const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 0)
+const runWarmup = (threads: ReadonlyArray<{ worker: Worker }>) =>
+  Effect.promise(() =>
+    Promise.all(threads.map(({ worker }) =>
+      new Promise<void>((resolve, reject) => {
+        worker.once("message", (message: FromWorker) => message.type === "warmed" ? resolve() : reject(new Error(message.type)))
+        worker.postMessage({ type: "warmup", changes: WARMUP, rate: BURST_RATE } satisfies ToWorker)
+      })
+    ))
+  )
+
 const runBurst = (threads: ReadonlyArray<{ worker: Worker }>, startAt: number) =>
   Effect.promise(() =>
     Promise.all(threads.map(({ worker }) =>
@@ -281,6 +328,7 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
       main: round((idleTo.main - idleFrom.main) / (IDLE_SECONDS * 10))
     }
 
+    if (WARMUP > 0) yield* runWarmup(sims)
     // The burst: every user of every tenant once, interleaved over the tenants; each thread issues and times its own.
     connector.resetProbe()
     const before = yield* metricsText(port)
@@ -292,7 +340,9 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
     const queue = watchListenQueue(port)
     const benchBefore = threadCpuMs(process.pid)
     const startAt = epochNow() + 200
+    const bySecond = threadsBySecond([connector.pid, process.pid])
     const results = yield* runBurst(sims, startAt)
+    const cpuBySecond = bySecond.stop()
     const benchAfter = threadCpuMs(process.pid)
     const listenQueue = queue.stop()
     const cpuAfter = processCpuMs(connector.pid)
@@ -335,6 +385,9 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         lastArrivedSeconds: seconds(Math.max(...results.map((r) => r.lastArrivedAt).filter((at) => !Number.isNaN(at))) - startAt),
         arrived: results.reduce((n, r) => n + r.arrived, 0),
         addedLatencyMs: summary(all((r) => r.added)),
+        // How many of the slowest 1 % of changes were posted in each second of the burst: a tail at the burst's start
+        // (connections opened, code not yet optimised) reads differently from one spread over it.
+        slowestPercentBySecond: slowestBySecond(all((r) => r.added), all((r) => r.addedPostedMs)),
         changeToSetPresenceMs: summary(all((r) => r.changeToSetPresence)),
         // The connector's CPU over the burst and its drain, per change (as rich-burst-10k's connectorPerChangeUs).
         connectorPerChangeUs: cpuBefore === undefined || cpuAfter === undefined ? null : {
@@ -374,6 +427,12 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
         eventLoopDelayMs: probe?.eventLoopDelayMs,
         // The main thread's collections over the burst by kind, and its turns longer than 100 ms (when, how long, GC in them).
         gc: probe?.gc,
+        // The connector's main thread by second of the window (from just before the burst), and its major collections.
+        mainThreadBySecond: probe?.stalls?.mainThreadBySecond,
+        majorGcAtS: probe?.stalls?.majorGcAtS,
+        // CPU ms of each kind of thread in each second from the burst's start: the connector's, and the bench process's
+        // (its simulator threads are `workerThreads`).
+        cpuBySecond: { connector: cpuBySecond[0], bench: cpuBySecond[1] },
         // The main thread over the burst and its drain (wall ms): on a CPU, runnable but waiting for one, asleep.
         mainThreadSched: schedBefore === undefined || schedAfter === undefined ? null : {
           wallMs: round(burstWallMs, 0),

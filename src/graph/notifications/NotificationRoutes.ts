@@ -17,6 +17,7 @@ import { parseJsonBody } from "./JsonBody.ts"
 import { decodeChangeNotifications, decodeLifecycleNotifications } from "./Notifications.ts"
 import { NotificationsInbox } from "./NotificationsInbox.ts"
 import { logRejected } from "./Rejections.ts"
+import { loopWasHeld, watchLoop } from "../../http/LoopWatch.ts"
 import { answerFlushed, answerProduced, nodeNotifications, recordFlushed, reportGone, served } from "./WebhookNode.ts"
 import { takeRequests } from "../../http/Server.ts"
 import { SubscriptionSettings } from "../subscriptions/SubscriptionSettings.ts"
@@ -55,13 +56,15 @@ const afterNextPoll = Effect.callback<void>((resume) => {
  * Whether the sender closed the connection before the answer: its items are not handled (they come again in the
  * sender's next POST, and handling them twice would double the work just when the connector is behind), and counted
  * as `client_gone`. A POST already answered is never dropped: this is checked before the answer is written. Only a
- * connection's first POST is checked (and waits for the poll): a kept-alive connection is watched all along, so a
- * later POST on it is read as it comes, long before its sender would give up, and a flood's POSTs on kept
+ * connection's first POST is checked (and waits for the poll), and only after the event loop was held long enough
+ * for its sender to have given up in the listen queue (LoopWatch.ts): a kept-alive connection is watched all along,
+ * so a later POST on it is read as it comes, long before its sender would give up, and a flood's POSTs on kept
  * connections are answered without that wait.
  */
 const senderGone = Effect.fnUntraced(function*(connection: Socket | undefined, items: number) {
   if (connection === undefined || served.has(connection)) return false
   served.add(connection)
+  if (!loopWasHeld()) return false
   // Node's server interrupts the handler when the response closes unanswered: counted the same.
   yield* afterNextPoll.pipe(Effect.onInterrupt(() => reportGone(items)))
   if (!connection.destroyed && !connection.readableEnded) return false
@@ -164,6 +167,8 @@ export const NotificationRoutes = HttpRouter.use(Effect.fnUntraced(function*(rou
     return response
   })
 
+  // Whether a new connection's first POST may come from a sender that has gone (LoopWatch.ts), for both paths.
+  yield* watchLoop
   yield* router.add("POST", settings.notificationPath as HttpRouter.PathInput, timedNotifications)
   yield* takenBeforeTheServer(settings, inbox)
   yield* router.add("POST", settings.lifecyclePath as HttpRouter.PathInput, lifecycle)

@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Socket } from "node:net"
 import { Cause, Clock, Context, Effect, Exit } from "effect"
 import { webhookResponseSecondsOf } from "../../domain/Metrics.ts"
+import { loopWasHeld } from "../../http/LoopWatch.ts"
 import { parseJsonBody } from "./JsonBody.ts"
 import { decodeChangeNotifications, type ChangeNotificationCollection } from "./Notifications.ts"
 import { logRejected, makeRejections } from "./Rejections.ts"
@@ -88,13 +89,15 @@ const readBody = (req: IncomingMessage, maxBodyBytes: number, tooLarge: (log: st
 }
 
 /**
- * A connection's first POST waits for the event loop's next poll: a sender that gave up on it while it waited in the
- * listen queue has closed the connection by then (`gone`). Later POSTs on a kept connection go on at once.
+ * A connection's first POST, after the event loop was held long enough for its sender to have given up while it waited
+ * in the listen queue (LoopWatch.ts), waits for the loop's next poll: such a sender has closed the connection by then
+ * (`gone`). Other POSTs go on at once: later ones on a kept connection, and first ones while the loop keeps turning.
  */
 const unlessGone = (req: IncomingMessage, res: ServerResponse, gone: () => void, then: () => void) => {
   const connection = req.socket
   if (served.has(connection)) return then()
   served.add(connection)
+  if (!loopWasHeld()) return then()
   setImmediate(() =>
     setImmediate(() => (!res.destroyed && !connection.destroyed && !connection.readableEnded ? then() : gone()))
   )
