@@ -23,12 +23,13 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { startClusterDemo } from "../src/demo/ClusterDemo.ts"
-import { cpuNow, cpuShare, loopDelays, perRunner as stagesPerRunner, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
+import { cpuNow, cpuShare, loopDelays, probeTrace, perRunner as stagesPerRunner, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
 import { shippedNodeFlags } from "./connectorProcess.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { percentile, processMemory, round, summary } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 import { perChange, type ChangeTimes } from "./clusterChanges.ts"
+import { type RunnerTrace, slowestHops, type TracedChange } from "./clusterTail.ts"
 
 const TENANTS = Number(process.env["BENCH_CLUSTER_TENANTS"] ?? 50)
 const USERS = Number(process.env["BENCH_CLUSTER_USERS"] ?? 400)
@@ -60,6 +61,9 @@ export const cluster3 = (repoRoot: string) =>
     const ids = ["default", ...Array.from({ length: TENANTS - 1 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)]
     // Each runner's event-loop delay: the bench probe, preloaded, one file per runner process.
     process.env["BENCH_PROBE_FILE"] = probePattern
+    // BENCH_CLUSTER_TRACE=1: the slowest changes hop by hop beside each process's pauses (bench/clusterTail.ts).
+    const tracing = process.env["BENCH_CLUSTER_TRACE"] === "1"
+    if (tracing) process.env["BENCH_PROBE_TRACE"] = "1"
     // Removed once the demo has stopped its runners (finalizers run last-in first-out): they write until they stop.
     const pids: Array<number> = []
     yield* Effect.addFinalizer(() => Effect.sync(() => removeProbes(pids)))
@@ -125,6 +129,8 @@ export const cluster3 = (repoRoot: string) =>
     // notification POST carrying the change to the SetPresence at the PBX, without the simulator's batch window.
     const added: Array<number> = []
     const changes: Array<ChangeTimes> = []
+    const wall = (at: number) => performance.timeOrigin + at
+    const traced: Array<TracedChange> = []
     const stop = setPresences.onStamp((stamp) => {
       const change = sent.get(stamp.guid)
       if (change !== undefined && change.activity === stamp.activity) {
@@ -134,6 +140,10 @@ export const cluster3 = (repoRoot: string) =>
         const postAt = posts.sentAt.get(id)
         const valid = postAt !== undefined && postAt >= change.at
         if (valid) added.push(stamp.at - postAt)
+        if (valid && tracing) {
+          const answered = posts.answeredAt.get(id)
+          traced.push({ tenant: change.tenant, guid: stamp.guid, postAt: wall(postAt), answeredAt: answered === undefined ? undefined : wall(answered), setAt: wall(stamp.at) })
+        }
         changes.push({
           tenant: change.tenant,
           guid: stamp.guid,
@@ -224,6 +234,16 @@ export const cluster3 = (repoRoot: string) =>
     // The bench's own event loop carries every Graph and PBX simulator: its delay is in every latency measured here.
     const benchLoop = monitorEventLoopDelay({ resolution: 5 })
     benchLoop.enable()
+    // The bench's own late ticks (it carries the front and every simulator), for the slowest changes' attribution.
+    const benchLate: Array<[number, number]> = []
+    let benchTick = performance.now()
+    const benchTicker = tracing
+      ? setInterval(() => {
+        const now = performance.now()
+        if (now - benchTick - 10 > 4) benchLate.push([wall(benchTick), now - benchTick - 10])
+        benchTick = now
+      }, 10)
+      : undefined
     const cpuBefore = cpuNow(pids)
     posts.start()
     began = performance.now()
@@ -254,6 +274,16 @@ export const cluster3 = (repoRoot: string) =>
       GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10`.pipe(Effect.orElseSucceed(() => []))
     const metricsAfter = yield* Effect.promise(() => readMetrics(ports))
     const loops = loopDelays(pids)
+    if (benchTicker !== undefined) clearInterval(benchTicker)
+    const tail = tracing
+      ? slowestHops(
+        traced,
+        demo.runners.map((r, i) => ({ name: r.name, id: `127.0.0.1:${r.httpPort}`, trace: probeTrace(pids[i]!) as RunnerTrace | undefined })),
+        benchLate,
+        new Map(placement.map((p) => [`${p.tenant_id}|${p.guid}`, p] as const)),
+        wall(began)
+      )
+      : undefined
     benchLoop.disable()
     const rss = yield* Effect.forEach(demo.runners, (r) => Effect.sync(() => ({ runner: r.name, ...processMemory(r.pid) })))
 
@@ -335,6 +365,7 @@ export const cluster3 = (repoRoot: string) =>
         settleCpu: { seconds: SETTLE_SECONDS, runners: settleCpu.runners, postgres: settleCpu.postgres, bench: settleCpu.bench },
         unconfirmedOver30s: unconfirmed.map((r) => `${r.tenant_id}/${r.pbx}: ${r.rows}`),
         postgresSessions: Object.fromEntries([...sessions].sort((a, b) => b[1] - a[1])),
+        ...(tail === undefined ? {} : { slowestHops: tail }),
         benchEventLoopDelayMs: { p50: round(benchLoop.percentile(50) / 1e6), p99: round(benchLoop.percentile(99) / 1e6), max: round(benchLoop.max / 1e6) }
       },
       rssMb: rss.map((r) => ({ ...r, tenants: perRunner.find((p) => p.runner.name === r.runner)!.tenants.length })),

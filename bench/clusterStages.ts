@@ -69,6 +69,12 @@ export const loopDelays = (pids: ReadonlyArray<number>) =>
     return { pid, eventLoopDelayMs: { p50: round(d.p50), p99: round(d.p99), max: round(d.max), notifyBytesLateMs: probe.pgNotifyDataLagMs ?? null, stalls: probe.stalls ?? null } }
   })
 
+/** The probe's timeline of the window (BENCH_PROBE_TRACE), as last written. */
+export const probeTrace = (pid: number): unknown => {
+  const file = probeFile(pid)
+  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { trace?: unknown }).trace : undefined
+}
+
 export const removeProbes = (pids: ReadonlyArray<number>) => {
   for (const pid of pids) for (const suffix of ["", ".live", ".tmp"]) rmSync(probeFile(pid) + suffix, { force: true })
 }
