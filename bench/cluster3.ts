@@ -18,6 +18,7 @@
  * BENCH_CLUSTER_RUNNERS (3; with 1 there is no failover) runs the same load on fewer runners, BENCH_CLUSTER_SETTLE_SECONDS
  * (5) is the wait between all green and the steady phase, BENCH_PROFILE=<dir> leaves the runners' CPU profiles there.
  */
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { PgClient } from "@effect/sql-pg"
@@ -284,6 +285,17 @@ export const cluster3 = (repoRoot: string) =>
         wall(began)
       )
       : undefined
+    // BENCH_CLUSTER_TRACE_FILE=<file>: the raw timelines, to look at offline.
+    const traceFile = process.env["BENCH_CLUSTER_TRACE_FILE"]
+    if (tracing && traceFile !== undefined) {
+      writeFileSync(traceFile, JSON.stringify({
+        began: wall(began),
+        changes: traced,
+        benchLate,
+        placement,
+        runners: demo.runners.map((r, i) => ({ name: r.name, id: `127.0.0.1:${r.httpPort}`, trace: probeTrace(pids[i]!) }))
+      }))
+    }
     benchLoop.disable()
     const rss = yield* Effect.forEach(demo.runners, (r) => Effect.sync(() => ({ runner: r.name, ...processMemory(r.pid) })))
 

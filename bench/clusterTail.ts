@@ -89,7 +89,25 @@ export const slowestHops = (
     return values.length === 0 ? null : [round(percentile(values, 50)), round(percentile(values, 90)), round(Math.max(...values))]
   }
   const keys = ["toFront", "forward", "ownerAnswer", "answerBack", "ownerToPut", "putToHolder", "toPbx"] as const
+  // Each runner's late ticks over the window: how many, ms late in all, and of that the main thread's ms on a CPU and
+  // waiting for one (a turn that worked that long, or a process that waited for a core), and ms in collector pauses.
+  const lateTicks = Object.fromEntries(runners.map((r) => {
+    const late = r.trace?.late ?? []
+    const sum = (i: 1 | 2 | 3, over = 0) => round(late.filter((t) => t[1] > over).reduce((a, t) => a + t[i], 0))
+    return [r.name, {
+      ticks: late.length,
+      over10ms: late.filter((t) => t[1] > 10).length,
+      over20ms: late.filter((t) => t[1] > 20).length,
+      lateMs: sum(1),
+      onCpuMs: sum(2),
+      waitingMs: sum(3),
+      over10ms_lateOnCpuWaiting: [sum(1, 10), sum(2, 10), sum(3, 10)],
+      gcMs: round((r.trace?.gc ?? []).reduce((a, g) => a + g[1], 0))
+    }]
+  }))
   return {
+    lateTicks,
+    benchLate: { ticks: benchLate.length, over10ms: benchLate.filter((t) => t[1] > 10).length, lateMs: round(benchLate.reduce((a, t) => a + t[1], 0)) },
     measure: "the slowest changes by added latency, ms: toFront = POST started at the bench → arrived at the first runner; forward = → at the owner's runner; ownerAnswer = the owner's answer; answerBack = → answer at the bench; ownerToPut = POST at the owner → the put's NOTIFY sent (database clock); putToHolder = → NOTIFY bytes at the PBX socket holder's runner; toPbx = → SetPresence at the PBX simulator; lateAndGcMs = per process [ms its event loop was late, ms in a collector's pause] while the change was on its way",
     hopsAll: Object.fromEntries(keys.map((k) => [k, median(k, all)])),
     hopsSlowest: Object.fromEntries(keys.map((k) => [k, median(k, traced)])),
