@@ -18,7 +18,7 @@
  * BENCH_CLUSTER_RUNNERS (3; with 1 there is no failover) runs the same load on fewer runners, BENCH_CLUSTER_SETTLE_SECONDS
  * (5) is the wait between all green and the steady phase, BENCH_PROFILE=<dir> leaves the runners' CPU profiles there.
  */
-import { writeFileSync } from "node:fs"
+import { copyFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { PgClient } from "@effect/sql-pg"
@@ -79,6 +79,8 @@ export const cluster3 = (repoRoot: string) =>
       runners: RUNNERS,
       runnerCommand: [
         ...shippedNodeFlags(repoRoot),
+        // BENCH_RUNNER_NODE_FLAGS: more Node/V8 flags for the runners (after the shipped ones, so they win), to try one.
+        ...(process.env["BENCH_RUNNER_NODE_FLAGS"] ?? "").split(/\s+/).filter((flag) => flag !== ""),
         // BENCH_PROFILE=<dir>: each runner's CPU profile (written when it stops; the killed runner's is lost).
         ...(process.env["BENCH_PROFILE"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_PROFILE"]}`]),
         "--import", join(repoRoot, "bench/probe.ts"), join(repoRoot, "src/main.ts")
@@ -295,6 +297,8 @@ export const cluster3 = (repoRoot: string) =>
         placement,
         runners: demo.runners.map((r, i) => ({ name: r.name, id: `127.0.0.1:${r.httpPort}`, trace: probeTrace(pids[i]!) }))
       }))
+      // The runners' logs too (with BENCH_RUNNER_NODE_FLAGS=--trace-gc: each collection and its reason).
+      for (const r of demo.runners) copyFileSync(r.logFile, `${traceFile}.${r.name}.log`)
     }
     benchLoop.disable()
     const rss = yield* Effect.forEach(demo.runners, (r) => Effect.sync(() => ({ runner: r.name, ...processMemory(r.pid) })))

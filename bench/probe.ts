@@ -343,7 +343,10 @@ if (file !== undefined && isMainThread) {
   const profileWindow = () => {
     const inspector = new Session()
     inspector.connect()
-    inspector.post("HeapProfiler.startSampling", { samplingInterval: 65536, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    // BENCH_ALLOCATION_PROFILE_PROMOTED=1: leave out what a scavenge collected, so that the profile holds what was
+    // promoted to the old generation (and what the next full collection had to mark and sweep) by where it was made.
+    const promotedOnly = process.env["BENCH_ALLOCATION_PROFILE_PROMOTED"] === "1"
+    inspector.post("HeapProfiler.startSampling", { samplingInterval: promotedOnly ? 16384 : 65536, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !promotedOnly })
     setTimeout(() => {
       inspector.post("HeapProfiler.stopSampling", (error, result) => {
         if (error === null) writeFileSync(`${file}.window.heapprofile`, JSON.stringify(result.profile))
