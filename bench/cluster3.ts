@@ -17,6 +17,12 @@
  *                 made in each of them right after the kill is at its PBX.
  * BENCH_CLUSTER_RUNNERS (3; with 1 there is no failover) runs the same load on fewer runners, BENCH_CLUSTER_SETTLE_SECONDS
  * (5) is the wait between all green and the steady phase, BENCH_PROFILE=<dir> leaves the runners' CPU profiles there.
+ * BENCH_CLUSTER_TRACE=1 adds `steady.slowestHops` (bench/clusterTail.ts): the slowest 2 % of changes hop by hop beside
+ * each process's late ticks and collector pauses, and each runner's late ticks split into time on a CPU and waiting
+ * for one; BENCH_CLUSTER_TRACE_FILE=<file> keeps the raw timelines and the runners' logs there. BENCH_RUNNER_NODE_FLAGS
+ * gives the runners more Node/V8 flags (e.g. `--trace-gc`, or heap sizes to try); with the probe's
+ * BENCH_ALLOCATION_PROFILE_WINDOW=20 and BENCH_ALLOCATION_PROFILE_PROMOTED=1 each runner leaves a profile of what it
+ * promoted to the old generation during the steady phase beside its probe file.
  */
 import { copyFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
