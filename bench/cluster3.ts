@@ -167,14 +167,17 @@ export const cluster3 = (repoRoot: string) =>
     const total = RATE * STEADY_SECONDS
     const ports = demo.runners.map((r) => r.httpPort)
     const sql = Context.get(yield* Layer.build(PgClient.layer({ url: demo.databaseUrl, maxConnections: 2 })), PgClient.PgClient)
-    // What PostgreSQL's sessions are doing during the steady phase (the LISTEN sessions above all), every 500 ms.
+    // What PostgreSQL's sessions are doing during the steady phase (the LISTEN sessions above all), every 500 ms;
+    // BENCH_CLUSTER_SESSIONS=0 leaves it out.
     const sessions = new Map<string, number>()
+    const sampleSessions = process.env["BENCH_CLUSTER_SESSIONS"] !== "0"
     const sampler = yield* sql<{ what: string; n: number }>`SELECT CASE WHEN query ILIKE 'LISTEN%' THEN 'listen' ELSE 'other' END
         || ' ' || coalesce(state, '-') || ' ' || coalesce(wait_event_type, '-') || ':' || coalesce(wait_event, '-') AS what, count(*)::int AS n
       FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1`.pipe(
       Effect.map((rows) => { for (const r of rows) sessions.set(r.what, (sessions.get(r.what) ?? 0) + r.n) }),
       Effect.ignore,
       Effect.repeat(Schedule.spaced("500 millis")),
+      Effect.when(Effect.succeed(sampleSessions)),
       Effect.forkScoped
     )
     // Changes k = from … from + count - 1 at RATE from `start`. A person comes round again after lcm(TENANTS, people)

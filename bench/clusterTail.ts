@@ -105,7 +105,18 @@ export const slowestHops = (
       gcMs: round((r.trace?.gc ?? []).reduce((a, g) => a + g[1], 0))
     }]
   }))
+  // Whether the runners' late ticks over 10 ms come in step with a period of 0.4–0.8 s (this machine's kernel DAMON
+  // thread samples memory every 0.5 s plus its own work): the period that holds them best and how well (the mean
+  // resultant length of their phases: 1 all in step, ≈ 0.15 for 40 ticks at random).
+  const ticks = runners.flatMap((r) => (r.trace?.late ?? []).filter((t) => t[1] > 10).map((t) => (t[0] - origin) / 1000))
+  const inStep = (period: number) => {
+    const phases = ticks.map((t) => ((t % period) / period) * 2 * Math.PI)
+    return Math.hypot(phases.reduce((a, p) => a + Math.cos(p), 0), phases.reduce((a, p) => a + Math.sin(p), 0)) / Math.max(1, phases.length)
+  }
+  const periods = Array.from({ length: 401 }, (_, i) => 0.4 + i / 1000)
+  const period = periods.reduce((best, p) => (inStep(p) > inStep(best) ? p : best), periods[0]!)
   return {
+    lateTicksInStep: { ticks: ticks.length, periodMs: Math.round(period * 1000), resultant: round(inStep(period), 2) },
     lateTicks,
     benchLate: { ticks: benchLate.length, over10ms: benchLate.filter((t) => t[1] > 10).length, lateMs: round(benchLate.reduce((a, t) => a + t[1], 0)) },
     measure: "the slowest changes by added latency, ms: toFront = POST started at the bench → arrived at the first runner; forward = → at the owner's runner; ownerAnswer = the owner's answer; answerBack = → answer at the bench; ownerToPut = POST at the owner → the put's NOTIFY sent (database clock); putToHolder = → NOTIFY bytes at the PBX socket holder's runner; toPbx = → SetPresence at the PBX simulator; lateAndGcMs = per process [ms its event loop was late, ms in a collector's pause] while the change was on its way",
