@@ -17,18 +17,26 @@
  *                 made in each of them right after the kill is at its PBX.
  * BENCH_CLUSTER_RUNNERS (3; with 1 there is no failover) runs the same load on fewer runners, BENCH_CLUSTER_SETTLE_SECONDS
  * (5) is the wait between all green and the steady phase, BENCH_PROFILE=<dir> leaves the runners' CPU profiles there.
+ * BENCH_CLUSTER_TRACE=1 adds `steady.slowestHops` (bench/clusterTail.ts): the slowest 2 % of changes hop by hop beside
+ * each process's late ticks and collector pauses, and each runner's late ticks split into time on a CPU and waiting
+ * for one; BENCH_CLUSTER_TRACE_FILE=<file> keeps the raw timelines and the runners' logs there. BENCH_RUNNER_NODE_FLAGS
+ * gives the runners more Node/V8 flags (e.g. `--trace-gc`, or heap sizes to try); with the probe's
+ * BENCH_ALLOCATION_PROFILE_WINDOW=20 and BENCH_ALLOCATION_PROFILE_PROMOTED=1 each runner leaves a profile of what it
+ * promoted to the old generation during the steady phase beside its probe file.
  */
+import { copyFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { startClusterDemo } from "../src/demo/ClusterDemo.ts"
-import { cpuNow, cpuShare, loopDelays, perRunner as stagesPerRunner, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
+import { cpuNow, cpuShare, loopDelays, probeTrace, perRunner as stagesPerRunner, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
 import { shippedNodeFlags } from "./connectorProcess.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { percentile, processMemory, round, summary } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 import { perChange, type ChangeTimes } from "./clusterChanges.ts"
+import { type RunnerTrace, slowestHops, type TracedChange } from "./clusterTail.ts"
 
 const TENANTS = Number(process.env["BENCH_CLUSTER_TENANTS"] ?? 50)
 const USERS = Number(process.env["BENCH_CLUSTER_USERS"] ?? 400)
@@ -60,6 +68,9 @@ export const cluster3 = (repoRoot: string) =>
     const ids = ["default", ...Array.from({ length: TENANTS - 1 }, (_, i) => `t${String(i + 1).padStart(2, "0")}`)]
     // Each runner's event-loop delay: the bench probe, preloaded, one file per runner process.
     process.env["BENCH_PROBE_FILE"] = probePattern
+    // BENCH_CLUSTER_TRACE=1: the slowest changes hop by hop beside each process's pauses (bench/clusterTail.ts).
+    const tracing = process.env["BENCH_CLUSTER_TRACE"] === "1"
+    if (tracing) process.env["BENCH_PROBE_TRACE"] = "1"
     // Removed once the demo has stopped its runners (finalizers run last-in first-out): they write until they stop.
     const pids: Array<number> = []
     yield* Effect.addFinalizer(() => Effect.sync(() => removeProbes(pids)))
@@ -74,6 +85,8 @@ export const cluster3 = (repoRoot: string) =>
       runners: RUNNERS,
       runnerCommand: [
         ...shippedNodeFlags(repoRoot),
+        // BENCH_RUNNER_NODE_FLAGS: more Node/V8 flags for the runners (after the shipped ones, so they win), to try one.
+        ...(process.env["BENCH_RUNNER_NODE_FLAGS"] ?? "").split(/\s+/).filter((flag) => flag !== ""),
         // BENCH_PROFILE=<dir>: each runner's CPU profile (written when it stops; the killed runner's is lost).
         ...(process.env["BENCH_PROFILE"] === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_PROFILE"]}`]),
         "--import", join(repoRoot, "bench/probe.ts"), join(repoRoot, "src/main.ts")
@@ -125,6 +138,8 @@ export const cluster3 = (repoRoot: string) =>
     // notification POST carrying the change to the SetPresence at the PBX, without the simulator's batch window.
     const added: Array<number> = []
     const changes: Array<ChangeTimes> = []
+    const wall = (at: number) => performance.timeOrigin + at
+    const traced: Array<TracedChange> = []
     const stop = setPresences.onStamp((stamp) => {
       const change = sent.get(stamp.guid)
       if (change !== undefined && change.activity === stamp.activity) {
@@ -134,6 +149,10 @@ export const cluster3 = (repoRoot: string) =>
         const postAt = posts.sentAt.get(id)
         const valid = postAt !== undefined && postAt >= change.at
         if (valid) added.push(stamp.at - postAt)
+        if (valid && tracing) {
+          const answered = posts.answeredAt.get(id)
+          traced.push({ tenant: change.tenant, guid: stamp.guid, postAt: wall(postAt), answeredAt: answered === undefined ? undefined : wall(answered), setAt: wall(stamp.at) })
+        }
         changes.push({
           tenant: change.tenant,
           guid: stamp.guid,
@@ -148,14 +167,17 @@ export const cluster3 = (repoRoot: string) =>
     const total = RATE * STEADY_SECONDS
     const ports = demo.runners.map((r) => r.httpPort)
     const sql = Context.get(yield* Layer.build(PgClient.layer({ url: demo.databaseUrl, maxConnections: 2 })), PgClient.PgClient)
-    // What PostgreSQL's sessions are doing during the steady phase (the LISTEN sessions above all), every 500 ms.
+    // What PostgreSQL's sessions are doing during the steady phase (the LISTEN sessions above all), every 500 ms;
+    // BENCH_CLUSTER_SESSIONS=0 leaves it out.
     const sessions = new Map<string, number>()
+    const sampleSessions = process.env["BENCH_CLUSTER_SESSIONS"] !== "0"
     const sampler = yield* sql<{ what: string; n: number }>`SELECT CASE WHEN query ILIKE 'LISTEN%' THEN 'listen' ELSE 'other' END
         || ' ' || coalesce(state, '-') || ' ' || coalesce(wait_event_type, '-') || ':' || coalesce(wait_event, '-') AS what, count(*)::int AS n
       FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1`.pipe(
       Effect.map((rows) => { for (const r of rows) sessions.set(r.what, (sessions.get(r.what) ?? 0) + r.n) }),
       Effect.ignore,
       Effect.repeat(Schedule.spaced("500 millis")),
+      Effect.when(Effect.succeed(sampleSessions)),
       Effect.forkScoped
     )
     // Changes k = from … from + count - 1 at RATE from `start`. A person comes round again after lcm(TENANTS, people)
@@ -224,6 +246,16 @@ export const cluster3 = (repoRoot: string) =>
     // The bench's own event loop carries every Graph and PBX simulator: its delay is in every latency measured here.
     const benchLoop = monitorEventLoopDelay({ resolution: 5 })
     benchLoop.enable()
+    // The bench's own late ticks (it carries the front and every simulator), for the slowest changes' attribution.
+    const benchLate: Array<[number, number]> = []
+    let benchTick = performance.now()
+    const benchTicker = tracing
+      ? setInterval(() => {
+        const now = performance.now()
+        if (now - benchTick - 10 > 4) benchLate.push([wall(benchTick), now - benchTick - 10])
+        benchTick = now
+      }, 10)
+      : undefined
     const cpuBefore = cpuNow(pids)
     posts.start()
     began = performance.now()
@@ -254,6 +286,29 @@ export const cluster3 = (repoRoot: string) =>
       GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10`.pipe(Effect.orElseSucceed(() => []))
     const metricsAfter = yield* Effect.promise(() => readMetrics(ports))
     const loops = loopDelays(pids)
+    if (benchTicker !== undefined) clearInterval(benchTicker)
+    const tail = tracing
+      ? slowestHops(
+        traced,
+        demo.runners.map((r, i) => ({ name: r.name, id: `127.0.0.1:${r.httpPort}`, trace: probeTrace(pids[i]!) as RunnerTrace | undefined })),
+        benchLate,
+        new Map(placement.map((p) => [`${p.tenant_id}|${p.guid}`, p] as const)),
+        wall(began)
+      )
+      : undefined
+    // BENCH_CLUSTER_TRACE_FILE=<file>: the raw timelines, to look at offline.
+    const traceFile = process.env["BENCH_CLUSTER_TRACE_FILE"]
+    if (tracing && traceFile !== undefined) {
+      writeFileSync(traceFile, JSON.stringify({
+        began: wall(began),
+        changes: traced,
+        benchLate,
+        placement,
+        runners: demo.runners.map((r, i) => ({ name: r.name, id: `127.0.0.1:${r.httpPort}`, trace: probeTrace(pids[i]!) }))
+      }))
+      // The runners' logs too (with BENCH_RUNNER_NODE_FLAGS=--trace-gc: each collection and its reason).
+      for (const r of demo.runners) copyFileSync(r.logFile, `${traceFile}.${r.name}.log`)
+    }
     benchLoop.disable()
     const rss = yield* Effect.forEach(demo.runners, (r) => Effect.sync(() => ({ runner: r.name, ...processMemory(r.pid) })))
 
@@ -335,6 +390,7 @@ export const cluster3 = (repoRoot: string) =>
         settleCpu: { seconds: SETTLE_SECONDS, runners: settleCpu.runners, postgres: settleCpu.postgres, bench: settleCpu.bench },
         unconfirmedOver30s: unconfirmed.map((r) => `${r.tenant_id}/${r.pbx}: ${r.rows}`),
         postgresSessions: Object.fromEntries([...sessions].sort((a, b) => b[1] - a[1])),
+        ...(tail === undefined ? {} : { slowestHops: tail }),
         benchEventLoopDelayMs: { p50: round(benchLoop.percentile(50) / 1e6), p99: round(benchLoop.percentile(99) / 1e6), max: round(benchLoop.max / 1e6) }
       },
       rssMb: rss.map((r) => ({ ...r, tenants: perRunner.find((p) => p.runner.name === r.runner)!.tenants.length })),

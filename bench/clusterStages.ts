@@ -69,6 +69,12 @@ export const loopDelays = (pids: ReadonlyArray<number>) =>
     return { pid, eventLoopDelayMs: { p50: round(d.p50), p99: round(d.p99), max: round(d.max), notifyBytesLateMs: probe.pgNotifyDataLagMs ?? null, stalls: probe.stalls ?? null } }
   })
 
+/** The probe's timeline of the window (BENCH_PROBE_TRACE), as last written. */
+export const probeTrace = (pid: number): unknown => {
+  const file = probeFile(pid)
+  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { trace?: unknown }).trace : undefined
+}
+
 export const removeProbes = (pids: ReadonlyArray<number>) => {
   for (const pid of pids) for (const suffix of ["", ".live", ".tmp"]) rmSync(probeFile(pid) + suffix, { force: true })
 }
@@ -110,10 +116,32 @@ const postmasters = (): ReadonlySet<string> => {
 }
 
 /** CPU time (ms) so far: each runner, PostgreSQL (server and backends), this bench process (the simulators). */
+/**
+ * CPU time (ms) of the kernel's DAMON threads (`kdamond.*`, memory access monitoring of the machine, not of this bench):
+ * on this machine's VM one samples the physical memory every 0.5 s and pages cold memory out, taking a core for
+ * 20–30 ms each time (docs/performance.md, "cluster-3: the seventh round").
+ */
+const kdamondCpu = (): number => {
+  let total = 0
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const text = readFileSync(`/proc/${entry}/stat`, "utf8")
+      if (!text.slice(text.indexOf("(") + 1, text.lastIndexOf(")")).startsWith("kdamond")) continue
+      const fields = text.slice(text.lastIndexOf(")") + 2).split(" ")
+      total += (Number(fields[11]) + Number(fields[12])) * 10
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return total
+}
+
 export const cpuNow = (pids: ReadonlyArray<number>) => ({
   runners: pids.map((pid) => processCpuMs(pid)?.all ?? Number.NaN),
   postgres: postgresCpu(),
-  bench: processCpuMs(process.pid)?.all ?? Number.NaN
+  bench: processCpuMs(process.pid)?.all ?? Number.NaN,
+  kdamond: kdamondCpu()
 })
 
 /** The CPU used between two readings, in % of one core over `windowMs`. */
@@ -123,6 +151,7 @@ export const cpuShare = (before: ReturnType<typeof cpuNow>, after: ReturnType<ty
     runners: after.runners.map((ms, i) => pct(ms - before.runners[i]!)),
     postgres: pct(after.postgres - before.postgres),
     bench: pct(after.bench - before.bench),
-    measure: "% of one core over the steady window (2 cores = 200 %): each runner, PostgreSQL's processes, the bench process with every simulator"
+    kdamond: pct(after.kdamond - before.kdamond),
+    measure: "% of one core over the steady window (2 cores = 200 %): each runner, PostgreSQL's processes, the bench process with every simulator, the kernel's DAMON threads"
   }
 }

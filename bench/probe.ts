@@ -60,6 +60,14 @@ if (file !== undefined && isMainThread) {
       gcPauses.push({ at: entry.startTime, ms: entry.duration, kind })
     }
   }).observe({ entryTypes: ["gc"] })
+  // BENCH_PROBE_TRACE=1 (cluster-3): a timeline of the window in wall-clock ms (performance.timeOrigin + now, one host's
+  // clock for every process), so the bench can lay each slow change's hops beside this runner's pauses: each
+  // notification POST's arrival (its path, whether forwarded by another runner, ms to its answer), each desired-presence
+  // NOTIFY's arrival (its tenant, the database's `at`), each 10 ms tick late by over 4 ms (with the main thread's time on
+  // a CPU and waiting for one) and the collector's pauses.
+  const tracing = process.env["BENCH_PROBE_TRACE"] === "1"
+  const wall = () => performance.timeOrigin + performance.now()
+  let trace = { requests: [] as Array<[number, string, number, number]>, notifies: [] as Array<[number, number, string]>, late: [] as Array<[number, number, number, number]> }
   let longTurns: Array<{ readonly at: number; readonly ms: number }> = []
   let lastTick = performance.now()
   setInterval(() => {
@@ -138,7 +146,14 @@ if (file !== undefined && isMainThread) {
         connections.postsOnNewConnection++
       }
       const at = performance.now()
-      res.once("finish", () => pushRequest(performance.now() - at))
+      const entry: [number, string, number, number] | undefined = tracing
+        ? [performance.timeOrigin + at, (req.url ?? "").split("?")[0]!, req.headers["x-connector-forwarded"] === undefined ? 0 : 1, -1]
+        : undefined
+      if (entry !== undefined) trace.requests.push(entry)
+      res.once("finish", () => {
+        pushRequest(performance.now() - at)
+        if (entry !== undefined) entry[3] = Math.round((performance.now() - at) * 10) / 10
+      })
     }
   })
   // A cluster runner (CONNECTOR_DATABASE_URL): how late its PostgreSQL connections' bytes carrying a desired-presence
@@ -158,7 +173,12 @@ if (file !== undefined && isMainThread) {
     Socket.prototype.emit = function(this: Socket, event: string | symbol, ...args: Array<unknown>) {
       if (event === "data" && this.remotePort === pgPort && Buffer.isBuffer(args[0])) {
         const now = Date.now()
-        for (const match of args[0].toString("latin1").matchAll(/"at" : ([0-9.]+)/g)) notifyLags.push(now - Number(match[1]))
+        const text = args[0].toString("latin1")
+        for (const match of text.matchAll(/"at" : ([0-9.]+)/g)) notifyLags.push(now - Number(match[1]))
+        if (tracing) {
+          const arrived = wall()
+          for (const match of text.matchAll(/"tenant" : "([^"]*)"[^}]*?"at" : ([0-9.]+)/g)) trace.notifies.push([arrived, Number(match[2]), match[1]!])
+        }
       }
       return Reflect.apply(socketEmit, this, [event, ...args]) as boolean
     } as typeof Socket.prototype.emit
@@ -204,6 +224,7 @@ if (file !== undefined && isMainThread) {
     const now = performance.now()
     const nowSched = sched()
     const late = now - tickAt - 10
+    if (tracing && late > 4) trace.late.push([performance.timeOrigin + tickAt, Math.round(late * 10) / 10, Math.round((nowSched[0] - tickSched[0]) * 10) / 10, Math.round((nowSched[1] - tickSched[1]) * 10) / 10])
     if (late > 50) {
       stalls.push(late)
       stallDetail.push({ at: tickAt, ms: late, onCpuMs: nowSched[0] - tickSched[0], waitingForCpuMs: nowSched[1] - tickSched[1] })
@@ -263,7 +284,8 @@ if (file !== undefined && isMainThread) {
       ...(notifyLags.length === 0 ? {} : { pgNotifyDataLagMs: lagFigures() }),
       connections,
       gc: gcFigures(),
-      stalls: stallFigures()
+      stalls: stallFigures(),
+      ...(tracing ? { trace: { ...trace, gc: gcPauses.map((pause) => [Math.round((performance.timeOrigin + pause.at) * 10) / 10, Math.round(pause.ms * 10) / 10, pause.kind]) } } : {})
     }), (error) => {
       if (error === null) {
         // Asynchronous too: a synchronous rename held the connector's event loop ≈ 3 ms at a time on a busy disk
@@ -361,7 +383,10 @@ if (file !== undefined && isMainThread) {
   const profileWindow = () => {
     const inspector = new Session()
     inspector.connect()
-    inspector.post("HeapProfiler.startSampling", { samplingInterval: 65536, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    // BENCH_ALLOCATION_PROFILE_PROMOTED=1: leave out what a scavenge collected, so that the profile holds what was
+    // promoted to the old generation (and what the next full collection had to mark and sweep) by where it was made.
+    const promotedOnly = process.env["BENCH_ALLOCATION_PROFILE_PROMOTED"] === "1"
+    inspector.post("HeapProfiler.startSampling", { samplingInterval: promotedOnly ? 16384 : 65536, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !promotedOnly })
     setTimeout(() => {
       inspector.post("HeapProfiler.stopSampling", (error, result) => {
         if (error === null) writeFileSync(`${file}.window.heapprofile`, JSON.stringify(result.profile))
@@ -400,6 +425,7 @@ if (file !== undefined && isMainThread) {
     heapAtWindowStart = heapNow()
     gcPauses = []
     longTurns = []
+    trace = { requests: [], notifies: [], late: [] }
     notifyLags = []
     requestCount = 0
     stalls = []
