@@ -66,7 +66,7 @@ type Running = Map<TenantId, {
 const joinCluster = Effect.fnUntraced(function*(cluster: ClusterSettings, store: StateStore["Service"]) {
   const sql = yield* makePgClient({ maxConnections: 8 })
   const services = yield* Layer.build(
-    Layer.mergeAll(DesiredWakeups.layer, NodeClusterSocket.layer({ shardingConfig: shardingConfig(cluster) })).pipe(
+    Layer.mergeAll(DesiredWakeups.layer([cluster.advertise]), NodeClusterSocket.layer({ shardingConfig: shardingConfig(cluster) })).pipe(
       Layer.provide(Layer.succeed(SqlClient.SqlClient, sql)),
       Layer.provide(Layer.succeed(StateStore, store))
     )

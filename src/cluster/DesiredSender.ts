@@ -13,7 +13,8 @@ import { recordStage, recordStageSince } from "./StageTimings.ts"
 import { makeTenantHubs } from "./TenantHubs.ts"
 
 /**
- * One LISTEN per runner, shared by its tenants; `subscribe` gives the wake-ups of one tenant (and every resync), so a
+ * The store's wake-ups for every process and those of the puts on the PBXs whose socket `runners` hold (one LISTEN each
+ * with PostgreSQL), shared by the runner's tenants; `subscribe` gives the wake-ups of one tenant (and every resync), so a
  * NOTIFY wakes only the senders of the tenant it names (TenantHubs.ts). `local` wakes this runner's senders of a PBX at
  * once, without waiting for the put's NOTIFY to come back from the database (an owner whose PBX's socket is here).
  */
@@ -22,11 +23,11 @@ export class DesiredWakeups extends Context.Service<DesiredWakeups, {
   /** With `put`: the rows of an own put for `pbx`, each with the PBX's lease as the put saw it. */
   readonly local: (tenant: TenantId, pbx: string, put?: ReadonlyArray<VersionedCommand>) => Effect.Effect<void>
 }>()("teams-presence-connector/cluster/DesiredWakeups") {
-  static readonly layer = Layer.effect(DesiredWakeups, Effect.gen(function*() {
+  static readonly layer = (runners: ReadonlyArray<string>) => Layer.effect(DesiredWakeups, Effect.gen(function*() {
     const store = yield* StateStore
     // Per tenant (the newest kept): a wake-up only marks what the next look reads; hundreds waiting are a long backlog.
     const hubs = makeTenantHubs<DesiredWakeup>(256)
-    yield* store.desired.wakeups.pipe(
+    yield* Effect.forEach([store.desired.wakeups, ...runners.map(store.desired.heldWakeups)], (wakeups) => wakeups.pipe(
       Stream.runForEach((wakeup) =>
         wakeup.kind === "resync" ? hubs.publishAll(wakeup) : Effect.andThen(
           wakeup.at !== undefined && wakeup.receivedAt !== undefined
@@ -38,7 +39,7 @@ export class DesiredWakeups extends Context.Service<DesiredWakeups, {
       Effect.tapError((error) => Effect.logWarning(`cluster: PBX wake-ups failed (${describeCause(error)}); listening again`)),
       Effect.retry(Schedule.spaced("2 seconds")),
       Effect.forkScoped
-    )
+    ), { discard: true })
     return DesiredWakeups.of({
       subscribe: hubs.subscribe,
       local: (tenant, pbx, put) => hubs.publish(tenant, { kind: "changed", tenant, pbx, ...(put === undefined ? {} : { put }) })

@@ -129,7 +129,13 @@ export interface StateStoreShape {
     latest(tenant: TenantId, guids: ReadonlyArray<string>): Result<ReadonlyArray<HeldCommand>>
     /** Marks everything of one PBX unconfirmed (a PBX that lost its state, e.g. after a restart). */
     resend(tenant: TenantId, pbx: string): Result<void>
+    /**
+     * Wake-ups for every process: lease takes, resends and puts on a PBX whose socket nobody holds. A put on a PBX whose
+     * socket a runner holds wakes that runner only (`heldWakeups`; PostgreSQL), so that the others are not woken for it.
+     */
     readonly wakeups: Stream.Stream<DesiredWakeup, StateStoreError>
+    /** The puts on the PBXs whose socket `runner` holds (PostgreSQL); with one process everything is on `wakeups`. */
+    heldWakeups(runner: string): Stream.Stream<DesiredWakeup, StateStoreError>
   }
   /**
    * The master PBX's user directory per tenant and PBX, published by whichever runner holds the master's socket and

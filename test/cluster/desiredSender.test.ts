@@ -65,7 +65,7 @@ const setUp = Effect.fnUntraced(function*() {
   yield* connector.directory.ready
   yield* connector.waitStates(allLoggedIn([master]))
   const { confirmations, reads, store } = yield* recordingStore(recorded)
-  const wakeups = Context.get(yield* Layer.build(DesiredWakeups.layer.pipe(Layer.provide(Layer.succeed(StateStore, store)))), DesiredWakeups)
+  const wakeups = Context.get(yield* Layer.build(DesiredWakeups.layer(["runner-1"]).pipe(Layer.provide(Layer.succeed(StateStore, store)))), DesiredWakeups)
   const { epoch } = yield* store.owners.claim(tenant, "runner-1")
   yield* makeSender({ tenant, store, real: connector.writer, connections: connector.connections, runner: "runner-1" }, wakeups)
   const put = (guid: string, activity: "away" | "busy" | "lunch" | "dnd") =>

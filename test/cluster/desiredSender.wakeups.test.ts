@@ -48,7 +48,7 @@ const setUp = Effect.fnUntraced(function*(options: { readonly owner?: string; re
   yield* connector.directory.ready
   yield* connector.waitStates(allLoggedIn([master, slave]))
   const url = yield* Effect.promise(newSchemaUrl)
-  const real = yield* openStore(StateStore.layerPostgres({ url: Redacted.make(url), maxConnections: 3 }).pipe(Layer.provide(withEnv(keyEnv(newKey())))))
+  const real = yield* openStore(StateStore.layerPostgres({ url: Redacted.make(url), maxConnections: 4 }).pipe(Layer.provide(withEnv(keyEnv(newKey())))))
   // Every pending read, by PBX, in the order they returned.
   const reads: Array<string> = []
   const store = StateStore.of({
@@ -69,7 +69,7 @@ const setUp = Effect.fnUntraced(function*(options: { readonly owner?: string; re
     local: (t, pbx, put) => PubSub.publish(hub, { kind: "changed", tenant: t, pbx, ...(put === undefined ? {} : { put }) }).pipe(Effect.asVoid)
   })
   if (options.listen === true) {
-    yield* real.desired.wakeups.pipe(
+    yield* Stream.merge(real.desired.wakeups, real.desired.heldWakeups("runner-1")).pipe(
       Stream.runForEach((wakeup) => (wakeup.kind === "changed" && wakeup.version !== undefined ? PubSub.publish(hub, wakeup) : Effect.void)),
       Effect.forkScoped
     )

@@ -29,7 +29,7 @@ describe("the wake-ups of a runner, per tenant", () => {
     Effect.scoped(Effect.gen(function*() {
       const url = yield* Effect.promise(newSchemaUrl)
       const store = yield* openStore(StateStore.layerPostgres({ url: Redacted.make(url), maxConnections: 3 }).pipe(Layer.provide(withEnv(keyEnv(newKey())))))
-      const wakeups = Context.get(yield* Layer.build(DesiredWakeups.layer.pipe(Layer.provide(Layer.succeed(StateStore, store)))), DesiredWakeups)
+      const wakeups = Context.get(yield* Layer.build(DesiredWakeups.layer(["runner-1"]).pipe(Layer.provide(Layer.succeed(StateStore, store)))), DesiredWakeups)
       const ofAlpha = yield* wakeups.subscribe(alpha)
       const ofBravo = yield* wakeups.subscribe(bravo)
       const alphaOwner = yield* store.owners.claim(alpha, "runner-1")

@@ -5,7 +5,7 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer, Queue, Redacted, Stream } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Queue, Redacted, Stream } from "effect"
 import { clearPresence, setPresence } from "../../src/domain/PbxPresence.ts"
 import { type DesiredWakeup, StateStore, type TenantChange } from "../../src/state/StateStore.ts"
 import { newSchemaUrl } from "../support/postgres.ts"
@@ -47,13 +47,22 @@ const postgres: Backend = {
 recordsContract(postgres)
 desiredContract(postgres)
 
-/** A fresh store whose desired wake-ups are collected (the first, the LISTEN's resync, taken), tenant alpha claimed. */
+/** `wakeups` collected, the first (the LISTEN's resync) taken. */
+const collected = Effect.fnUntraced(function*(wakeups: Stream.Stream<DesiredWakeup, unknown>) {
+  const queue = yield* Queue.unbounded<DesiredWakeup>()
+  yield* wakeups.pipe(Stream.runForEach((w) => Queue.offer(queue, w)), Effect.forkScoped)
+  assert.strictEqual((yield* Queue.take(queue)).kind, "resync")
+  return queue
+})
+
+/** A fresh store whose desired wake-ups for every process and runner-2's are collected, tenant alpha claimed. */
 const claimedAndWatched = Effect.gen(function*() {
   const url = yield* Effect.promise(newSchemaUrl)
   const store = yield* openStore(storeOn(url, keyEnv(newKey())))
+  const general = yield* collected(store.desired.wakeups)
+  const held = yield* collected(store.desired.heldWakeups("runner-2"))
   const wakeups = yield* Queue.unbounded<DesiredWakeup>()
-  yield* store.desired.wakeups.pipe(Stream.runForEach((w) => Queue.offer(wakeups, w)), Effect.forkScoped)
-  assert.strictEqual((yield* Queue.take(wakeups)).kind, "resync")
+  yield* Effect.forEach([general, held], (queue) => Queue.take(queue).pipe(Effect.flatMap((w) => Queue.offer(wakeups, w)), Effect.forever, Effect.forkScoped))
   const a = tenant("alpha")
   const { epoch } = yield* store.owners.claim(a, "runner-1")
   return { a, epoch, store, wakeups }
@@ -138,6 +147,50 @@ describe("state store: PostgreSQL only", () => {
       const large = yield* store.desired.put(a, epoch, many)
       const big = yield* Queue.take(wakeups)
       assert.isTrue(big.kind === "changed" && big.put === undefined && big.version === Math.max(...large.map((row) => row.version)), JSON.stringify(big).slice(0, 300))
+    }))
+
+  it.live("a put on a leased PBX wakes its holder's runner only; a take in flight is waited for and woken", () =>
+    Effect.gen(function*() {
+      const url = yield* Effect.promise(newSchemaUrl)
+      const store = yield* openStore(storeOn(url, keyEnv(newKey())))
+      const general = yield* collected(store.desired.wakeups)
+      const two = yield* collected(store.desired.heldWakeups("runner-2"))
+      const three = yield* collected(store.desired.heldWakeups("runner-3"))
+      const a = tenant("alpha")
+      const { epoch } = yield* store.owners.claim(a, "runner-1")
+      const taken = yield* store.desired.lease(a, "master", "runner-2")
+      assert.deepStrictEqual(untimed(yield* Queue.take(general)), { kind: "changed", tenant: a, pbx: "master" } satisfies DesiredWakeup, "a take wakes every process")
+      const [row] = yield* store.desired.put(a, epoch, [{ pbx: "master", guid: "u1", command: setPresence("busy") }])
+      const toHolder = yield* Queue.take(two)
+      assert.isTrue(toHolder.kind === "changed" && toHolder.pbx === "master" && toHolder.put?.[0]?.version === row!.version, JSON.stringify(toHolder))
+      yield* store.desired.put(a, epoch, [{ pbx: "slave-1", guid: "u2", command: setPresence("away") }])
+      const unheld = yield* Queue.take(general)
+      assert.isTrue(unheld.kind === "changed" && unheld.pbx === "slave-1", `a PBX nobody holds wakes every process: ${JSON.stringify(unheld)}`)
+
+      // A take of master for runner-3 in flight (its row updated, not committed): the put waits for it and wakes runner-3.
+      const sql = yield* client(url)
+      const release = yield* Deferred.make<void>()
+      const updated = yield* Deferred.make<void>()
+      const take = yield* sql.withTransaction(Effect.gen(function*() {
+        yield* sql`UPDATE pbx_lease SET runner = 'runner-3', epoch = epoch + 1 WHERE tenant_id = ${a} AND pbx = 'master'`
+        yield* Deferred.succeed(updated, undefined)
+        yield* Deferred.await(release)
+      })).pipe(Effect.orDie, Effect.forkScoped)
+      yield* Deferred.await(updated)
+      const put = yield* store.desired.put(a, epoch, [{ pbx: "master", guid: "u3", command: setPresence("dnd") }]).pipe(Effect.forkScoped)
+      yield* Effect.sleep("300 millis")
+      assert.isUndefined(put.pollUnsafe(), "the put waits for the take in flight")
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(take)
+      const [moved] = yield* Fiber.join(put)
+      assert.deepStrictEqual(moved!.lease, { runner: "runner-3", epoch: taken.epoch + 1, unread: row!.version }, "the put saw the take")
+      // Runner-3's first wake-up is this put (nothing of runner-2's PBX before it); runner-2's next is none of it.
+      const toNew = yield* Queue.take(three)
+      assert.isTrue(toNew.kind === "changed" && toNew.put?.[0]?.guid === "u3" && toNew.put[0].lease?.runner === "runner-3", JSON.stringify(toNew))
+      yield* store.desired.lease(a, "slave-1", "runner-2")
+      yield* store.desired.put(a, epoch, [{ pbx: "slave-1", guid: "u4", command: setPresence("lunch") }])
+      const next = yield* Queue.take(two)
+      assert.isTrue(next.kind === "changed" && next.pbx === "slave-1", `runner-2 was not woken for master's put: ${JSON.stringify(next)}`)
     }))
 
   it.live("two processes starting at once run the migrations exactly once", () =>

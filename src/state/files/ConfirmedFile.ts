@@ -125,7 +125,8 @@ export const keepConfirmedInFiles = Effect.fnUntraced(function*(options: {
     latest: (tenant, guids) => Effect.andThen(load(tenant), desired.latest(tenant, guids)),
     resend: (tenant, pbx) => load(tenant).pipe(Effect.andThen(desired.resend(tenant, pbx)), Effect.tap(() => changed(tenant))),
     lease: desired.lease,
-    wakeups: desired.wakeups
+    wakeups: desired.wakeups,
+    heldWakeups: desired.heldWakeups
   }
   const forget = (tenant: TenantId) =>
     saving.withPermits(1)(Effect.sync(() => {

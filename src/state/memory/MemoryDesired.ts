@@ -184,7 +184,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
     })
 
   return {
-    desired: { put, pending, confirm, confirmed, latest, resend, lease, wakeups: wakeupStream(wakeups) },
+    desired: { put, pending, confirm, confirmed, latest, resend, lease, wakeups: wakeupStream(wakeups), heldWakeups: () => Stream.empty },
     owners: ownersOf(owners),
     restore,
     forget

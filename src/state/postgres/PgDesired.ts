@@ -1,20 +1,17 @@
 /**
  * The desired command per PBX user and the tenant owners in PostgreSQL (docs/state.md, docs/scaling.md). Versions come
  * from one sequence, so they only grow; a put is refused unless it carries the owner's current epoch, checked under a
- * share lock on the owner row so a claim cannot slip between check and write. Each put and resend notifies
- * `connector_pbx_desired` with the tenant and PBX, delivered on commit.
+ * share lock on the owner row so a claim cannot slip between check and write. Each put, lease take and resend notifies
+ * with the tenant and PBX, delivered on commit: a put on a leased PBX its holder's channel only (PgDesiredWakeups.ts).
  */
 import type { PgClient } from "@effect/sql-pg"
-import { Clock, Effect, Option, Queue, Schema, Stream } from "effect"
-import type { Statement } from "effect/sql"
+import { Effect, Option, Schema } from "effect"
 import { PbxPresenceCommand } from "../../domain/PbxPresence.ts"
 import { fenced, latestPerUser, leaseLost } from "../memory/MemoryDesired.ts"
-import { type Confirmation, type DesiredCommand, type HeldCommand, type PbxLease, TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
-import type { DesiredWakeup, StateStoreShape } from "../StateStoreShape.ts"
-import { listenForever } from "./PgListen.ts"
+import { type Confirmation, type DesiredCommand, type HeldCommand, type PbxLease, type TenantId, type TenantOwner, type VersionedCommand } from "../Records.ts"
+import type { StateStoreShape } from "../StateStoreShape.ts"
+import { desiredChannel, heldChannel, heldChannelSql, notifyOf, pgDesiredWakeups } from "./PgDesiredWakeups.ts"
 import { decodeRows, Int64, unavailable } from "./PgRows.ts"
-
-export const desiredChannel = "connector_pbx_desired"
 
 const CommandRow = Schema.Struct({ guid: Schema.String, pbx: Schema.String, command: PbxPresenceCommand, version: Int64 })
 const OwnerRow = Schema.Struct({ runner: Schema.String, epoch: Int64 })
@@ -27,7 +24,6 @@ const LeasedRow = Schema.Struct({
   version: Schema.NullOr(Int64),
   waited: Schema.NullOr(Schema.Number)
 })
-/** `at`: when the NOTIFY was sent, by the database's clock (milliseconds since the epoch): the `notify` stage. */
 /** A put's answer: the owner's epoch, with each row it wrote (none: a row of nulls) and its PBX's lease as it saw it. */
 const PutRow = Schema.Struct({
   owner: Schema.NullOr(Int64),
@@ -39,29 +35,12 @@ const PutRow = Schema.Struct({
   lease_epoch: Schema.NullOr(Int64),
   unread: Schema.NullOr(Int64)
 })
-const Wakeup = Schema.fromJsonString(Schema.Struct({
-  tenant: TenantId,
-  pbx: Schema.String,
-  at: Schema.optional(Schema.Number),
-  version: Schema.optional(Schema.Number),
-  by: Schema.optional(Schema.String),
-  holder: Schema.optional(Schema.NullOr(Schema.String)),
-  lease: Schema.optional(Schema.NullOr(Schema.Number)),
-  unread: Schema.optional(Schema.NullOr(Schema.Number)),
-  rows: Schema.optional(Schema.NullOr(Schema.Array(Schema.Struct({ guid: Schema.String, command: PbxPresenceCommand, version: Schema.Number }))))
-}))
-
 /**
  * A put's NOTIFY carries the rows it wrote for the PBX when the PBX's socket is leased and they fit in this many bytes
  * of JSON (a NOTIFY's payload must stay under 8000 bytes): their holder hands them over without reading them.
  */
 export const notifyRowsBytes = 6000
 
-/** The rows a put's NOTIFY carries (none: `{}`), each with the PBX's lease as the put saw it (DesiredHandover.ts `handPut`). */
-const putOf = ({ holder, lease, pbx, rows, unread }: typeof Wakeup.Type): { readonly put?: ReadonlyArray<VersionedCommand> } =>
-  rows === undefined || rows === null || holder === undefined || holder === null || lease === undefined || lease === null
-    ? {}
-    : { put: rows.map((row) => ({ pbx, guid: row.guid, command: row.command, version: row.version, lease: { runner: holder, epoch: lease, unread: unread ?? 0 } })) }
 const encodeCommand = Schema.encodeSync(PbxPresenceCommand)
 
 const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
@@ -71,41 +50,7 @@ const toVersioned = (row: typeof CommandRow.Type): VersionedCommand => ({
   version: row.version
 })
 
-/**
- * The NOTIFY of `pbx`'s news (a value or a column): its tenant, its PBX, when it was sent by the database's clock and,
- * from a put, the highest version it wrote for the PBX, the owner that put it, the PBX's lease as the put saw it and,
- * when the PBX is leased, the rows themselves with the highest version of the PBX's other pending rows (columns:
- * `version`, `by`, `holder`, `lease`, `unread`, `rows`).
- */
-const notifyOf = (sql: PgClient.PgClient, tenant: TenantId, pbx: string | Statement.Fragment, put?: Statement.Fragment) =>
-  sql`pg_notify(${desiredChannel}, json_build_object('tenant', ${tenant}::text, 'pbx', ${pbx}::text,
-    'at', (extract(epoch FROM clock_timestamp()) * 1000)::float8${put === undefined ? sql.literal("") : put})::text)`
-
-const notify = (sql: PgClient.PgClient, tenant: TenantId, pbx: string) => sql`SELECT ${notifyOf(sql, tenant, pbx)}`
-
-/** Wake-ups from one LISTEN per subscriber; `resync` after every (re)LISTEN. Bounded: the oldest are dropped. */
-const pgDesiredWakeups = (sql: PgClient.PgClient): Stream.Stream<DesiredWakeup> => Stream.unwrap(Effect.gen(function*() {
-  const queue = yield* Queue.sliding<DesiredWakeup>(4096)
-  const onNotify = (payload: string) =>
-    Schema.decodeUnknownEffect(Wakeup)(payload).pipe(
-      Effect.flatMap((w) =>
-        Effect.flatMap(Clock.currentTimeMillis, (receivedAt) =>
-          Queue.offer(queue, {
-            kind: "changed",
-            tenant: w.tenant,
-            pbx: w.pbx,
-            ...(w.at === undefined ? {} : { at: w.at, receivedAt }),
-            ...(w.version === undefined ? {} : { version: w.version }),
-            ...(w.by === undefined ? {} : { by: { owner: w.by, holder: w.holder ?? undefined, lease: w.lease ?? undefined } }),
-            ...putOf(w)
-          }))
-      ),
-      Effect.catch(() => Effect.logWarning(`state store: ignoring a ${desiredChannel} notification that is not {tenant, pbx}`)),
-      Effect.asVoid
-    )
-  yield* listenForever(sql, desiredChannel, onNotify, Queue.offer(queue, { kind: "resync" }).pipe(Effect.asVoid))
-  return Stream.fromQueue(queue)
-}))
+const notify = (sql: PgClient.PgClient, tenant: TenantId, pbx: string) => sql`SELECT ${notifyOf(sql, desiredChannel, tenant, pbx)}`
 
 const pgOwners = (sql: PgClient.PgClient): StateStoreShape["owners"] => ({
   claim: Effect.fn("StateStore.owners.claim")(function*(tenant: TenantId, runner: string) {
@@ -225,7 +170,11 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
    * and the highest version of the PBX's other pending rows, both as they were before the statement (its snapshot): the
    * lease's holder can hand the rows to its writer without reading them when it has read that far — the owner's own
    * runner from this answer, any other runner from the NOTIFY, which carries the same rows and lease (`notifyRowsBytes`).
+   * The NOTIFY goes to the holder's channel only: the lease rows are read under a share lock (a take waits for this
+   * statement's end and then reads these rows; a take committed first is the lease seen), so no take is missed; a PBX
+   * nobody holds is notified to every runner, whoever takes its lease next reads everything.
    */
+  const heldOrAll = sql.literal(`CASE WHEN h.lease_runner IS NULL THEN '${desiredChannel}' ELSE ${heldChannelSql("h.lease_runner")} END`)
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
     const result = yield* sql`WITH o AS (SELECT epoch, runner FROM tenant_owner WHERE tenant_id = ${tenant} FOR SHARE),
@@ -238,12 +187,14 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
           version = EXCLUDED.version, owner_epoch = EXCLUDED.owner_epoch, updated_at = now()
           WHERE pbx_desired.pbx <> EXCLUDED.pbx OR pbx_desired.command <> EXCLUDED.command
         RETURNING guid, pbx, command, version),
+      l AS MATERIALIZED (SELECT pbx, runner, epoch FROM pbx_lease
+        WHERE tenant_id = ${tenant} AND pbx IN (SELECT pbx FROM w) FOR SHARE),
       h AS (SELECT p.pbx, l.runner AS lease_runner, l.epoch AS lease_epoch,
           coalesce((SELECT max(d.version) FROM pbx_desired AS d
             WHERE d.tenant_id = ${tenant} AND d.pbx = p.pbx AND d.version > d.confirmed_version
               AND d.guid NOT IN (SELECT guid FROM w)), 0) AS unread
-        FROM (SELECT DISTINCT pbx FROM w) AS p LEFT JOIN pbx_lease AS l ON l.tenant_id = ${tenant} AND l.pbx = p.pbx),
-      n AS (SELECT ${notifyOf(sql, tenant, sql.literal("p.pbx"), sql.literal(`, 'version', p.version, 'by', (SELECT runner FROM o),
+        FROM (SELECT DISTINCT pbx FROM w) AS p LEFT JOIN l ON l.pbx = p.pbx),
+      n AS (SELECT ${notifyOf(sql, heldOrAll, tenant, sql.literal("p.pbx"), sql.literal(`, 'version', p.version, 'by', (SELECT runner FROM o),
           'holder', h.lease_runner, 'lease', h.lease_epoch, 'unread', h.unread,
           'rows', CASE WHEN h.lease_runner IS NOT NULL AND octet_length(p.rows::text) <= ${notifyRowsBytes} THEN p.rows END`))}
         FROM (SELECT pbx, max(version) AS version,
@@ -288,6 +239,9 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
   })
 
   const { lease, leasedConfirm, leasedPending } = pgLeases(sql)
-  const desired: StateStoreShape["desired"] = { put, pending, confirm, confirmed: pgConfirmed(sql), latest: pgLatest(sql), resend, lease, wakeups: pgDesiredWakeups(sql) }
+  const desired: StateStoreShape["desired"] = { put, pending, confirm, confirmed: pgConfirmed(sql), latest: pgLatest(sql), resend, lease,
+    wakeups: pgDesiredWakeups(sql, desiredChannel),
+    heldWakeups: (runner) => pgDesiredWakeups(sql, heldChannel(runner))
+  }
   return { desired, owners: pgOwners(sql) }
 }
