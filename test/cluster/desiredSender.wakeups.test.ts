@@ -8,7 +8,7 @@
  * look at every PBX never comes: TestClock.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, PubSub, Redacted, Stream } from "effect"
+import { Effect, Layer, PubSub, Queue, Redacted, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { DesiredWakeups, makeSender } from "../../src/cluster/DesiredSender.ts"
 import { setPresence } from "../../src/domain/PbxPresence.ts"
@@ -69,10 +69,16 @@ const setUp = Effect.fnUntraced(function*(options: { readonly owner?: string; re
     local: (t, pbx, put) => PubSub.publish(hub, { kind: "changed", tenant: t, pbx, ...(put === undefined ? {} : { put }) }).pipe(Effect.asVoid)
   })
   if (options.listen === true) {
+    // Both LISTENs (every process's channel and runner-1's) in place before anything is put: each starts with a resync.
+    const listening = yield* Queue.unbounded<void>()
     yield* Stream.merge(real.desired.wakeups, real.desired.heldWakeups("runner-1")).pipe(
-      Stream.runForEach((wakeup) => (wakeup.kind === "changed" && wakeup.version !== undefined ? PubSub.publish(hub, wakeup) : Effect.void)),
+      Stream.runForEach((wakeup) =>
+        wakeup.kind === "resync" ? Queue.offer(listening, undefined) : wakeup.version !== undefined ? PubSub.publish(hub, wakeup) : Effect.void
+      ),
       Effect.forkScoped
     )
+    yield* Queue.take(listening)
+    yield* Queue.take(listening)
   }
   const { epoch } = yield* store.owners.claim(tenant, options.owner ?? "runner-1")
   yield* makeSender({ tenant, store, real: connector.writer, connections: connector.connections, runner: "runner-1" }, wakeups)

@@ -87,7 +87,7 @@ describe("state store: PostgreSQL only", () => {
       const sql = yield* client(url)
       const ended = yield* sql<{ ended: boolean }>`SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
         WHERE datname = current_database() AND query LIKE 'LISTEN%'`.pipe(Effect.orDie)
-      assert.strictEqual(ended.length, 2, "one LISTEN session for the changes, one for the wake-ups")
+      assert.strictEqual(ended.length, 1, "one LISTEN session for the changes and the wake-ups")
       yield* writer.tenants.put(tenant("beta"), tenantConfig("b").config)
       assert.deepStrictEqual(yield* Queue.take(changes), { kind: "added", id: tenant("beta"), version: 1 } satisfies TenantChange)
       assert.deepStrictEqual(yield* Queue.take(wakeups), { kind: "resync" } satisfies DesiredWakeup, "a reconnect asks for a full re-read")
