@@ -162,6 +162,9 @@ const changedRows = (result: ReadonlyArray<typeof PutRow.Type>): Array<Versioned
       } satisfies VersionedCommand]
   ).sort((a, b) => a.version - b.version)
 
+/** A put's NOTIFY channel per PBX: its holder's, or every runner's when nobody holds it (PgDesiredWakeups.ts). */
+const heldOrAll = `CASE WHEN h.lease_runner IS NULL THEN '${desiredChannel}' ELSE ${heldChannelSql("h.lease_runner")} END`
+
 export const makePgDesired = (sql: PgClient.PgClient) => {
   /**
    * One statement, one round trip on any pooled connection: the owner row is read under a share lock (a claim waits for
@@ -174,7 +177,6 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
    * statement's end and then reads these rows; a take committed first is the lease seen), so no take is missed; a PBX
    * nobody holds is notified to every runner, whoever takes its lease next reads everything.
    */
-  const heldOrAll = sql.literal(`CASE WHEN h.lease_runner IS NULL THEN '${desiredChannel}' ELSE ${heldChannelSql("h.lease_runner")} END`)
   const put = Effect.fn("StateStore.desired.put")(function*(tenant: TenantId, epoch: number, commands: ReadonlyArray<DesiredCommand>) {
     const rows = latestPerUser(commands).map((c) => ({ guid: c.guid, pbx: c.pbx, command: encodeCommand(c.command) }))
     const result = yield* sql`WITH o AS (SELECT epoch, runner FROM tenant_owner WHERE tenant_id = ${tenant} FOR SHARE),
@@ -194,7 +196,7 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
             WHERE d.tenant_id = ${tenant} AND d.pbx = p.pbx AND d.version > d.confirmed_version
               AND d.guid NOT IN (SELECT guid FROM w)), 0) AS unread
         FROM (SELECT DISTINCT pbx FROM w) AS p LEFT JOIN l ON l.pbx = p.pbx),
-      n AS (SELECT ${notifyOf(sql, heldOrAll, tenant, sql.literal("p.pbx"), sql.literal(`, 'version', p.version, 'by', (SELECT runner FROM o),
+      n AS (SELECT ${notifyOf(sql, sql.literal(heldOrAll), tenant, sql.literal("p.pbx"), sql.literal(`, 'version', p.version, 'by', (SELECT runner FROM o),
           'holder', h.lease_runner, 'lease', h.lease_epoch, 'unread', h.unread,
           'rows', CASE WHEN h.lease_runner IS NOT NULL AND octet_length(p.rows::text) <= ${notifyRowsBytes} THEN p.rows END`))}
         FROM (SELECT pbx, max(version) AS version,
@@ -240,8 +242,6 @@ export const makePgDesired = (sql: PgClient.PgClient) => {
 
   const { lease, leasedConfirm, leasedPending } = pgLeases(sql)
   const desired: StateStoreShape["desired"] = { put, pending, confirm, confirmed: pgConfirmed(sql), latest: pgLatest(sql), resend, lease,
-    wakeups: pgDesiredWakeups(sql, desiredChannel),
-    heldWakeups: (runner) => pgDesiredWakeups(sql, heldChannel(runner))
-  }
+    wakeups: pgDesiredWakeups(sql, desiredChannel), heldWakeups: (runner) => pgDesiredWakeups(sql, heldChannel(runner)) }
   return { desired, owners: pgOwners(sql) }
 }
