@@ -19,7 +19,7 @@ import { makePgTenants } from "./PgTenants.ts"
 export interface PostgresOptions {
   /** The `database.url` setting; without it, CONNECTOR_DATABASE_URL. postgres://user:password@host:5432/database */
   readonly url?: Redacted.Redacted<string>
-  /** Pool size; each changes or wake-up stream holds one more connection while it runs. Default 10. */
+  /** Pool size; the LISTENs (changes and wake-up streams) share one more connection beside it. Default 10. */
   readonly maxConnections?: number
 }
 
