@@ -146,7 +146,12 @@ describe("cluster: Graph notifications handed to the owner through the store", (
         }
       })
       const handoff = yield* makeGraphHandoff(counted)
-      // The runner's LISTEN is up once a put's NOTIFY has woken a drain: its resync (a pass of every drain) is over.
+      // The LISTEN in place (its session opens apart from the pool, after a connect), then up once a put's NOTIFY has
+      // woken a drain: its resync (a pass of every drain) is over.
+      while ((yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE query = 'LISTEN "connector_graph_handoff"' AND state = 'idle'`.pipe(Effect.orDie))[0]!.n === 0) {
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+      }
       const zulu = tenant("zulu")
       const listening = recordingInbox()
       yield* handoff.drain(zulu, (yield* store.owners.claim(zulu, "runner-a")).epoch, listening.inbox)

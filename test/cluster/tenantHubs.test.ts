@@ -32,6 +32,8 @@ describe("the wake-ups of a runner, per tenant", () => {
       const wakeups = Context.get(yield* Layer.build(DesiredWakeups.layer(["runner-1"]).pipe(Layer.provide(Layer.succeed(StateStore, store)))), DesiredWakeups)
       const ofAlpha = yield* wakeups.subscribe(alpha)
       const ofBravo = yield* wakeups.subscribe(bravo)
+      // Both LISTENs (every process's channel and runner-1's) in place before anything is put: each ends with a resync.
+      for (let resyncs = 0; resyncs < 2;) if ((yield* PubSub.take(ofAlpha)).kind === "resync") resyncs++
       const alphaOwner = yield* store.owners.claim(alpha, "runner-1")
       const bravoOwner = yield* store.owners.claim(bravo, "runner-1")
 
