@@ -58,6 +58,16 @@ const confirmIn = (table: Map<string, Row> | undefined, confirmations: ReadonlyA
   }
 }
 
+/** The user's row becomes `next`, in place when there is one; on the same PBX it keeps what that PBX confirmed. */
+const setRow = (table: Map<string, Row>, guid: string, next: Row): void => {
+  const row = table.get(guid)
+  if (row === undefined) return void table.set(guid, next)
+  if (row.pbx !== next.pbx) row.confirmed = next.confirmed
+  row.pbx = next.pbx
+  row.command = next.command
+  row.version = next.version
+}
+
 /** The commands confirmed in their latest version. */
 const confirmedOf = (table: Map<string, Row> | undefined): ReadonlyArray<VersionedCommand> => {
   const held: Array<VersionedCommand> = []
@@ -140,13 +150,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
       const row = table.get(guid)
       if (row !== undefined && row.pbx === pbx && commandEquals(row.command, command)) continue
       lastVersion += 1
-      if (row === undefined) table.set(guid, { pbx, command, version: lastVersion, confirmed: 0 })
-      else {
-        if (row.pbx !== pbx) row.confirmed = 0
-        row.pbx = pbx
-        row.command = command
-        row.version = lastVersion
-      }
+      setRow(table, guid, { pbx, command, version: lastVersion, confirmed: 0 })
       changed.push({ pbx, guid, command, version: lastVersion })
     }
     for (const pbx of new Set(changed.map((c) => c.pbx))) yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
