@@ -42,20 +42,15 @@ const userRow = (
   return out
 }
 
-/**
- * A user's entry: its inputs and its row. A changed presence or write updates the entry in place (it lives as long as
- * the user is planned, and one new entry per change would be promoted to the old generation each time); the row itself
- * is a new object, as the status page's readers compare rows by identity.
- */
 interface CachedRow {
   /** The key of the pipeline's rows (`teamsKey`), computed once. */
   readonly key: string
   readonly teams: SyncedTeams
   readonly pbx: SyncedPbx
   readonly licensed: boolean
-  row: PresenceRow | undefined
-  sent: WrittenPresence | undefined
-  out: UserRow
+  readonly row: PresenceRow | undefined
+  readonly sent: WrittenPresence | undefined
+  readonly out: UserRow
 }
 
 /** Users looked at between two yields to the event loop, so that a webhook request never waits for the whole table. */
@@ -80,10 +75,7 @@ interface Table {
   byGuid: Map<string, number>
 }
 
-/**
- * A user's entry with its row built again when one of its inputs is another object than last time (`out` is then a new
- * row). The entry is the same object while the user's plan entry is: a presence or a write updates it in place.
- */
+/** A user's entry, the same object when none of its inputs is another object than last time. */
 const refresh = (
   entry: CachedRow | undefined,
   teams: SyncedTeams,
@@ -95,15 +87,11 @@ const refresh = (
   const key = entry?.key ?? teamsKey(teams.id)
   const row = rows.get(key)
   const sent = written.get(pbx.guid)
-  if (entry === undefined || entry.teams !== teams || entry.pbx !== pbx || entry.licensed !== licensed) {
-    return { key, teams, pbx, licensed, row, sent, out: userRow(teams, pbx, licensed, row, sent) }
-  }
-  if (entry.row !== row || entry.sent !== sent) {
-    entry.row = row
-    entry.sent = sent
-    entry.out = userRow(teams, pbx, licensed, row, sent)
-  }
-  return entry
+  if (
+    entry !== undefined && entry.teams === teams && entry.pbx === pbx && entry.licensed === licensed && entry.row === row &&
+    entry.sent === sent
+  ) return entry
+  return { key, teams, pbx, licensed, row, sent, out: userRow(teams, pbx, licensed, row, sent) }
 }
 
 /** Every user of the plan looked at (in slices between which other fibers run); unchanged entries are kept. */
@@ -161,10 +149,11 @@ const changedOnly = Effect.fnUntraced(function*(
   let out: Array<UserRow> | undefined
   let done = 0
   for (const index of indices) {
-    const entry = table.positions[index]!
-    const before = entry.out
-    refresh(entry, entry.teams, entry.pbx, entry.licensed, rows, written)
-    if (entry.out !== before) {
+    const before = table.positions[index]!
+    const entry = refresh(before, before.teams, before.pbx, before.licensed, rows, written)
+    if (entry !== before) {
+      table.positions[index] = entry
+      table.cache.set(entry.teams.id, entry)
       out ??= [...table.last]
       out[index] = entry.out
     }

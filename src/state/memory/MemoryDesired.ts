@@ -9,16 +9,11 @@ import type { Confirmation, DesiredCommand, HeldCommand, PbxLease, TenantId, Ten
 import type { DesiredWakeup } from "../StateStoreShape.ts"
 import { StateStoreError } from "../StateStoreError.ts"
 
-/**
- * A user's row, updated in place: rows live as long as their user, and a new object per write and per confirmation
- * would outlive the young generation each time (promoted, then swept by a major collection). Never handed out: readers
- * get copies (`versioned`).
- */
 interface Row {
-  pbx: string
-  command: DesiredCommand["command"]
-  version: number
-  confirmed: number
+  readonly pbx: string
+  readonly command: DesiredCommand["command"]
+  readonly version: number
+  readonly confirmed: number
 }
 
 /** Later entries for the same user replace earlier ones, as if written one after the other. */
@@ -54,18 +49,8 @@ const confirmIn = (table: Map<string, Row> | undefined, confirmations: ReadonlyA
   if (table === undefined) return
   for (const { guid, version } of confirmations) {
     const row = table.get(guid)
-    if (row !== undefined && (pbx === undefined || row.pbx === pbx) && row.confirmed < version && version <= row.version) row.confirmed = version
+    if (row !== undefined && (pbx === undefined || row.pbx === pbx) && row.confirmed < version && version <= row.version) table.set(guid, { ...row, confirmed: version })
   }
-}
-
-/** The user's row becomes `next`, in place when there is one; on the same PBX it keeps what that PBX confirmed. */
-const setRow = (table: Map<string, Row>, guid: string, next: Row): void => {
-  const row = table.get(guid)
-  if (row === undefined) return void table.set(guid, next)
-  if (row.pbx !== next.pbx) row.confirmed = next.confirmed
-  row.pbx = next.pbx
-  row.command = next.command
-  row.version = next.version
 }
 
 /** The commands confirmed in their latest version. */
@@ -150,7 +135,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
       const row = table.get(guid)
       if (row !== undefined && row.pbx === pbx && commandEquals(row.command, command)) continue
       lastVersion += 1
-      setRow(table, guid, { pbx, command, version: lastVersion, confirmed: 0 })
+      table.set(guid, { pbx, command, version: lastVersion, confirmed: row?.pbx === pbx ? row.confirmed : 0 })
       changed.push({ pbx, guid, command, version: lastVersion })
     }
     for (const pbx of new Set(changed.map((c) => c.pbx))) yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
@@ -189,7 +174,7 @@ export const makeMemoryDesired = Effect.fnUntraced(function*() {
   const resend = Effect.fn("StateStore.desired.resend")(function*(tenant: TenantId, pbx: string) {
     const table = rows.get(tenant)
     if (table === undefined) return
-    for (const [guid, row] of table) if (row.pbx === pbx) row.confirmed = 0
+    for (const [guid, row] of table) if (row.pbx === pbx) table.set(guid, { ...row, confirmed: 0 })
     yield* PubSub.publish(wakeups, { kind: "changed", tenant, pbx })
   })
 
