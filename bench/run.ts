@@ -7,6 +7,8 @@
  *   sustained-500   the same measures at a steady 500 changes/s (BENCH_RATE).
  *   rich-flood-10k  every user's presence changes once, as fast as the bench can issue them: the connector's capacity
  *                   (throughput) and how fast it drains the backlog; the webhook must still answer at once.
+ * Before the first change scenario the Graph simulator warms alone against a sink (bench/simWarmup.ts, BENCH_SIM_WARMUP;
+ * the `simulator-warmup` line), so that no scenario starts on a cold simulator and the connector is not warmed by it.
  * `npm run bench -- soak` runs the memory soak instead (bench/soak.ts): the demo's life at 20 times its pace, with
  * PBX reconnects and token revocations, reporting the heap after GC over time.
  * `npm run bench -- call-wave` runs call-wave-2000 instead (bench/callWave.ts): PBX → Teams, 2,000 users starting

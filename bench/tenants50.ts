@@ -12,6 +12,9 @@
  *             SetPresence applied at that tenant's PBX (as rich-burst-10k measures it), and from the simulator's
  *             setPresence call, with how many arrived; the connector's own histograms, the whole process's (every
  *             tenant's series summed) and the slowest tenant's.
+ * Before the burst the simulators warm alone (bench/simWarmup.ts, BENCH_SIM_WARMUP, 2,000 changes by default): their
+ * notifications built, encrypted, signed and POSTed as in the burst, to a sink in the bench instead of the connector,
+ * whose first notification stays the burst's first; `warmup` in the output says which warm-up ran.
  * The simulators run in BENCH_SIM_THREADS (4) worker threads (bench/tenantSims.ts), each hosting a share of the tenants
  * and measuring their burst itself: with 50 tenants nearly every change is a POST of its own (one validation token
  * signed and one item encrypted each), where rich-burst-10k's one tenant sends ≈ 33 items per POST, and 100 simulators
