@@ -17,7 +17,7 @@ import { type IncomingMessage, Server, type ServerResponse } from "node:http"
 import { subscribe } from "node:diagnostics_channel"
 import { Session } from "node:inspector"
 import { constants as perfConstants, monitorEventLoopDelay, performance, PerformanceObserver } from "node:perf_hooks"
-import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
+import { GCProfiler, getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8"
 import { Socket } from "node:net"
 import { isMainThread } from "node:worker_threads"
 
@@ -54,6 +54,23 @@ if (file !== undefined && isMainThread) {
   }
   let heapAtWindowStart = heapNow()
   let gcPauses: Array<{ readonly at: number; readonly ms: number; readonly kind: string }> = []
+  // What the scavenges promote over the window: the old generation's growth across each scavenge (V8's GCProfiler, its
+  // figures taken every 500 ms), the bytes a later major collection has to mark and sweep.
+  let promoted = { bytes: 0, scavenges: 0 }
+  let gcProfiler = new GCProfiler()
+  gcProfiler.start()
+  const oldGeneration = (spaces: ReadonlyArray<{ readonly spaceName: string; readonly spaceUsedSize: number }>) =>
+    spaces.reduce((sum, space) => (space.spaceName === "old_space" || space.spaceName === "lo_space" ? sum + space.spaceUsedSize : sum), 0)
+  const takePromoted = () => {
+    const statistics = gcProfiler.stop()?.statistics ?? []
+    gcProfiler = new GCProfiler()
+    gcProfiler.start()
+    for (const gc of statistics) {
+      if (gc.gcType !== "Scavenge") continue
+      promoted.scavenges++
+      promoted.bytes += Math.max(0, oldGeneration(gc.afterGC.heapSpaceStatistics) - oldGeneration(gc.beforeGC.heapSpaceStatistics))
+    }
+  }
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       const kind = gcKinds[((entry as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind ?? -1] ?? "other"
@@ -101,8 +118,10 @@ if (file !== undefined && isMainThread) {
       ms: Math.round(pause.ms * 10) / 10,
       kind: pause.kind
     }))
+    const seconds = (performance.now() - windowStart) / 1000
     return {
       byKind,
+      promoted: { mb: mb(promoted.bytes), mbPerS: Math.round(promoted.bytes / 1e5 / Math.max(seconds, 0.1)) / 10, scavenges: promoted.scavenges },
       notable: notable.slice(0, 40),
       heapAtWindowStart,
       longTurns: { count: turns.length, totalMs: turns.reduce((sum, turn) => sum + turn.ms, 0), gcMs: turns.reduce((sum, turn) => sum + turn.gcMs, 0), longest: [...turns].sort((a, b) => b.ms - a.ms).slice(0, 12) }
@@ -380,6 +399,8 @@ if (file !== undefined && isMainThread) {
   // BENCH_ALLOCATION_PROFILE_WINDOW=<s>: the same profiler over the first <s> seconds after the window's start (SIGUSR2,
   // e.g. a burst), written to <probe file>.window.heapprofile: what the scenario allocates, without the start-up.
   const windowAllocationSeconds = Number(process.env["BENCH_ALLOCATION_PROFILE_WINDOW"] ?? 0)
+  // BENCH_ALLOCATION_PROFILE_DELAY=<s>: the window's profile starts that long after the window (past a burst's first seconds).
+  const windowAllocationDelay = Number(process.env["BENCH_ALLOCATION_PROFILE_DELAY"] ?? 0)
   const profileWindow = () => {
     const inspector = new Session()
     inspector.connect()
@@ -396,6 +417,7 @@ if (file !== undefined && isMainThread) {
   }
   setInterval(() => {
     answerRequest()
+    takePromoted()
     write()
   }, 500).unref()
   const every = Number(process.env["BENCH_GC_SAMPLE_MS"] ?? 0)
@@ -419,11 +441,13 @@ if (file !== undefined && isMainThread) {
     }, at).unref()
   }
   process.on("SIGUSR2", () => {
-    if (windowAllocationSeconds > 0) profileWindow()
+    if (windowAllocationSeconds > 0) setTimeout(profileWindow, windowAllocationDelay * 1000).unref()
     delay.reset()
     windowStart = performance.now()
     heapAtWindowStart = heapNow()
     gcPauses = []
+    takePromoted()
+    promoted = { bytes: 0, scavenges: 0 }
     longTurns = []
     trace = { requests: [], notifies: [], late: [] }
     notifyLags = []

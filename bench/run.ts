@@ -7,6 +7,8 @@
  *   sustained-500   the same measures at a steady 500 changes/s (BENCH_RATE).
  *   rich-flood-10k  every user's presence changes once, as fast as the bench can issue them: the connector's capacity
  *                   (throughput) and how fast it drains the backlog; the webhook must still answer at once.
+ * Before the first change scenario the Graph simulator warms alone against a sink (bench/simWarmup.ts, BENCH_SIM_WARMUP;
+ * the `simulator-warmup` line), so that no scenario starts on a cold simulator and the connector is not warmed by it.
  * `npm run bench -- soak` runs the memory soak instead (bench/soak.ts): the demo's life at 20 times its pace, with
  * PBX reconnects and token revocations, reporting the heap after GC over time.
  * `npm run bench -- call-wave` runs call-wave-2000 instead (bench/callWave.ts): PBX → Teams, 2,000 users starting
@@ -29,6 +31,7 @@ import { demoSystemOptions, PbxSimulator, type PbxSimulatorOptions } from "../sr
 import { freePort } from "../src/http/Server.ts"
 import { type ConnectorProbe, type ConnectorProcess, shippedNodeFlags, startConnector, writeConfig } from "./connectorProcess.ts"
 import { changeRun } from "./changeScenario.ts"
+import { SIM_WARMUP_CHANGES, warmSimulators } from "./simWarmup.ts"
 import { soak } from "./soak.ts"
 import { callWave } from "./callWave.ts"
 import { cluster3 } from "./cluster3.ts"
@@ -258,6 +261,22 @@ const program = Effect.gen(function*() {
     // Last, so that its backlog cannot spill into another scenario.
     { name: "rich-flood-10k", changes: USERS, round: 2 }
   ].filter((s) => ONLY === undefined || ONLY.includes(s.name))
+  // The Graph simulator alone warmed before the first change scenario (bench/simWarmup.ts), as in tenants-50: its
+  // notifications POSTed to a sink, not to the connector, at the burst's rate; every user changed ends as it was.
+  if (scenarios.length > 0 && SIM_WARMUP_CHANGES >= 2) {
+    const report = yield* warmSimulators({
+      users: teamsUsers.slice(0, Math.floor(SIM_WARMUP_CHANGES / 2)).map((user) => ({ graph, id: user.id! })),
+      intervalMs: 1000 / BURST_RATE,
+      isNotificationUrl: (url) => url === notificationUrl
+    })
+    yield* progress(`simulators warmed against a sink (${report.changes} changes, ${report.sinkPosts} POSTs, ${report.seconds} s)`)
+    yield* emit({
+      scenario: "simulator-warmup",
+      ...report,
+      measure: "before the first change scenario: users changed to Away and back, the Graph simulator's notifications built, encrypted, signed and POSTed to a sink in the bench, not the connector (BENCH_SIM_WARMUP, 0: off)"
+    })
+    yield* Effect.sleep("1 second")
+  }
   for (const [i, s] of scenarios.entries()) {
     if (i > 0) yield* Effect.sleep("2 seconds")
     yield* changeScenario(s)

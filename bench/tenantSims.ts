@@ -4,7 +4,9 @@
  * its tenants' burst where both ends are: the notification POST carrying a change (its Graph simulator's webhook
  * client) and the SetPresence applied at that tenant's PBX (its PBX simulator), on the same thread's clock.
  *
- * Messages: → `ready` (each tenant's configuration, its simulators running); ← `burst` (the common start on the epoch
+ * Messages: → `ready` (each tenant's configuration, its simulators running); ← `simWarmup` (BENCH_SIM_WARMUP: the
+ * simulators warmed against a sink, bench/simWarmup.ts) → `simWarmed`; ← `warmup` (BENCH_WARMUP) → `warmed`;
+ * ← `burst` (the common start on the epoch
  * clock and the rate); → `result` (samples, event-loop delay and CPU time of this thread); ← `stop` (simulators closed,
  * the thread ends).
  */
@@ -23,6 +25,7 @@ import { pbxSystemOptions } from "../src/simulators/pbx/Standalone.ts"
 import { generatePeople, resolvePopulation, type SimPopulation } from "../src/simulators/UsersFile.ts"
 import * as YAML from "yaml"
 import { round } from "./stats.ts"
+import { type SimWarmupReport, warmSimulators } from "./simWarmup.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 
 export interface SimWorkerData {
@@ -68,9 +71,11 @@ export interface SimWorkerResult {
 export type ToWorker =
   | { readonly type: "burst"; readonly startAt: number; readonly rate: number }
   | { readonly type: "warmup"; readonly changes: number; readonly rate: number }
+  | { readonly type: "simWarmup"; readonly changesPerTenant: number; readonly rate: number }
   | { readonly type: "stop" }
 export type FromWorker =
   | { readonly type: "warmed" }
+  | { readonly type: "simWarmed"; readonly report: SimWarmupReport }
   | { readonly type: "ready"; readonly tenants: ReadonlyArray<{ readonly id: string; readonly config: Record<string, unknown> }> }
   | { readonly type: "result"; readonly result: SimWorkerResult }
 
@@ -109,7 +114,8 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
   Effect.gen(function*() {
     const setPresences = tapSetPresence()
     yield* Effect.addFinalizer(() => Effect.sync(setPresences.uninstall))
-    const posts = tapWebhookPosts((url) => url.startsWith(`http://127.0.0.1:${data.port}/`) && url.endsWith("/graph/notifications"))
+    const isNotificationUrl = (url: string) => url.startsWith(`http://127.0.0.1:${data.port}/`) && url.endsWith("/graph/notifications")
+    const posts = tapWebhookPosts(isNotificationUrl)
     yield* Effect.addFinalizer(() => Effect.sync(posts.uninstall))
     const tenants = yield* Effect.forEach(data.tenants, ({ id, index }) =>
       Effect.gen(function*() {
@@ -133,6 +139,21 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
     parentPort!.postMessage({ type: "ready", tenants: tenants.map(({ config, id }) => ({ id, config })) } satisfies FromWorker)
 
     let burst = yield* nextMessage
+    // BENCH_SIM_WARMUP (bench/simWarmup.ts): the simulators alone warmed, their POSTs going to a sink, not the connector.
+    if (burst.type === "simWarmup") {
+      const perTenant = Math.floor(burst.changesPerTenant / 2)
+      const report = yield* warmSimulators({
+        // Interleaved over the tenants, as the burst is: one item per POST, each POST signed and sent on its own.
+        users: Array.from({ length: perTenant }, (_, i) => tenants.flatMap((t) => {
+          const person = t.population.people.filter((p) => p.teams)[i]
+          return person === undefined ? [] : [{ graph: t.graph, id: person.graphId }]
+        })).flat(),
+        intervalMs: (1000 * data.tenantCount) / (burst.rate * tenants.length),
+        isNotificationUrl
+      })
+      parentPort!.postMessage({ type: "simWarmed", report } satisfies FromWorker)
+      burst = yield* nextMessage
+    }
     // BENCH_WARMUP (a diagnosis, off by default): a few users of each tenant changed to Away first, at the burst's rate
     // per thread, and 2 s of quiet, before the measured burst (which compares the "meeting" activity only).
     if (burst.type === "warmup") {

@@ -12,6 +12,9 @@
  *             SetPresence applied at that tenant's PBX (as rich-burst-10k measures it), and from the simulator's
  *             setPresence call, with how many arrived; the connector's own histograms, the whole process's (every
  *             tenant's series summed) and the slowest tenant's.
+ * Before the burst the simulators warm alone (bench/simWarmup.ts, BENCH_SIM_WARMUP, 2,000 changes by default): their
+ * notifications built, encrypted, signed and POSTed as in the burst, to a sink in the bench instead of the connector,
+ * whose first notification stays the burst's first; `warmup` in the output says which warm-up ran.
  * The simulators run in BENCH_SIM_THREADS (4) worker threads (bench/tenantSims.ts), each hosting a share of the tenants
  * and measuring their burst itself: with 50 tenants nearly every change is a POST of its own (one validation token
  * signed and one item encrypted each), where rich-burst-10k's one tenant sends ≈ 33 items per POST, and 100 simulators
@@ -35,6 +38,7 @@ import { startConnector, writeConfig } from "./connectorProcess.ts"
 import { watchListenQueue } from "./listenQueue.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, mainThreadSched, processCpuMs, round, summary, threadCpuMs } from "./stats.ts"
+import { SIM_WARMUP_CHANGES, type SimWarmupReport } from "./simWarmup.ts"
 import { epochNow, type FromWorker, type SimWorkerData, type SimWorkerResult, type ToWorker } from "./tenantSims.ts"
 
 const TENANTS = Number(process.env["BENCH_TENANTS"] ?? 50)
@@ -158,7 +162,26 @@ const startSimThreads = (port: number, ids: ReadonlyArray<string>) =>
       )
   )
 
-/** Sends the burst to every thread (one common start) and collects their results. */
+/**
+ * BENCH_SIM_WARMUP (bench/simWarmup.ts, default 2,000 changes): the simulator threads alone warmed before the burst,
+ * their notifications POSTed to a sink in their thread instead of the connector; per tenant an even share.
+ */
+const runSimWarmup = (threads: ReadonlyArray<{ worker: Worker }>) =>
+  Effect.promise(() =>
+    Promise.all(threads.map(({ worker }) =>
+      new Promise<SimWarmupReport>((resolve, reject) => {
+        worker.once("message", (message: FromWorker) => message.type === "simWarmed" ? resolve(message.report) : reject(new Error(message.type)))
+        worker.postMessage({ type: "simWarmup", changesPerTenant: Math.floor(SIM_WARMUP_CHANGES / TENANTS), rate: BURST_RATE } satisfies ToWorker)
+      })
+    ))
+  ).pipe(Effect.map((reports) => ({
+    changes: reports.reduce((n, r) => n + r.changes, 0),
+    sinkPosts: reports.reduce((n, r) => n + r.sinkPosts, 0),
+    sinkItems: reports.reduce((n, r) => n + r.sinkItems, 0),
+    threadCpuMsByHalf: [0, 1].map((half) => reports.reduce((n, r) => n + (r.threadCpuMsByHalf[half] ?? 0), 0)),
+    seconds: Math.max(...reports.map((r) => r.seconds))
+  })))
+
 /** BENCH_WARMUP=<users per tenant>: changed to Away before the burst (a diagnosis of the burst's first seconds). */
 const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 0)
 const runWarmup = (threads: ReadonlyArray<{ worker: Worker }>) =>
@@ -171,6 +194,7 @@ const runWarmup = (threads: ReadonlyArray<{ worker: Worker }>) =>
     ))
   )
 
+/** Sends the burst to every thread (one common start) and collects their results. */
 const runBurst = (threads: ReadonlyArray<{ worker: Worker }>, startAt: number) =>
   Effect.promise(() =>
     Promise.all(threads.map(({ worker }) =>
@@ -328,6 +352,9 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
       main: round((idleTo.main - idleFrom.main) / (IDLE_SECONDS * 10))
     }
 
+    // The simulators first (their cold start is the bench's, not the connector's), then BENCH_WARMUP's diagnosis.
+    const simWarmup = SIM_WARMUP_CHANGES >= 2 * TENANTS ? yield* runSimWarmup(sims) : undefined
+    if (simWarmup !== undefined) yield* progress(`tenants-${TENANTS}: simulators warmed against a sink (${simWarmup.changes} changes, ${simWarmup.sinkPosts} POSTs, ${simWarmup.seconds} s)`)
     if (WARMUP > 0) yield* runWarmup(sims)
     // The burst: every user of every tenant once, interleaved over the tenants; each thread issues and times its own.
     connector.resetProbe()
@@ -369,6 +396,13 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
       loadAverageAtStart: loadAtStart,
       simulatorThreads: SIM_THREADS,
       simulatorNice: SIM_NICE,
+      // Which warm-up ran before the burst: the simulators' alone (their POSTs to a sink, BENCH_SIM_WARMUP), and
+      // BENCH_WARMUP's changes through the connector (which warms the connector too: a diagnosis, 0 by default).
+      warmup: {
+        simulators: simWarmup ?? null,
+        throughConnectorUsersPerTenant: WARMUP,
+        measure: "simulators: users changed to Away and back, notifications built, encrypted, signed and POSTed to a sink in the bench, not the connector (bench/simWarmup.ts)"
+      },
       startupSeconds: seconds(startupMs),
       memory: {
         rssGreenMb,
