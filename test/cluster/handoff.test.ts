@@ -15,7 +15,7 @@ import { makeHandoffIntake } from "../../src/cluster/HandoffIntake.ts"
 import type { ChangeNotificationCollection, LifecycleNotificationCollection } from "../../src/graph/notifications/Notifications.ts"
 import type { NotificationsInbox } from "../../src/graph/notifications/NotificationsInbox.ts"
 import { StateStore } from "../../src/state/StateStore.ts"
-import { newSchemaUrl } from "../support/postgres.ts"
+import { awaitListening, newSchemaUrl } from "../support/postgres.ts"
 import { keyEnv, newKey, openStore, subscriptionState, tenant, withEnv } from "../state/fixtures.ts"
 
 const alpha = tenant("alpha")
@@ -148,10 +148,7 @@ describe("cluster: Graph notifications handed to the owner through the store", (
       const handoff = yield* makeGraphHandoff(counted)
       // The LISTEN in place (its session opens apart from the pool, after a connect), then up once a put's NOTIFY has
       // woken a drain: its resync (a pass of every drain) is over.
-      while ((yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
-        WHERE query = 'LISTEN "connector_graph_handoff"' AND state = 'idle'`.pipe(Effect.orDie))[0]!.n === 0) {
-        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
-      }
+      yield* awaitListening(url, "connector_graph_handoff")
       const zulu = tenant("zulu")
       const listening = recordingInbox()
       yield* handoff.drain(zulu, (yield* store.owners.claim(zulu, "runner-a")).epoch, listening.inbox)

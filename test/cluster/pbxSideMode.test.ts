@@ -10,7 +10,8 @@ import { TestClock } from "effect/testing"
 import { stopWhenOwnerMode } from "../../src/cluster/PbxSide.ts"
 import { StateStore, type TenantId } from "../../src/state/StateStore.ts"
 import { keyEnv, newKey, openStore, tenant, tenantConfig, withEnv } from "../state/fixtures.ts"
-import { newSchemaUrl } from "../support/postgres.ts"
+import { tenantsChannel } from "../../src/state/postgres/PgTenants.ts"
+import { awaitListening, newSchemaUrl } from "../support/postgres.ts"
 
 describe("cluster: a PBX side's mode follows its tenant's changes", () => {
   it.effect("an update to mode owner stops the tenant's side; nothing is read while nothing changes", () =>
@@ -36,6 +37,7 @@ describe("cluster: a PBX side's mode follows its tenant's changes", () => {
       // The stream starts with every tenant as added: each running side is read once (charlie has none here).
       yield* Deferred.await(bothRead)
       assert.sameMembers(reads, [alpha, bravo])
+      yield* awaitListening(url, tenantsChannel)
       yield* TestClock.adjust("1 minute")
       yield* store.tenants.put(alpha, tenantConfig(alpha).config)
       assert.strictEqual(yield* Deferred.await(stopped), "side of alpha")

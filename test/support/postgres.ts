@@ -4,7 +4,7 @@
  * started once.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Redacted } from "effect"
+import { Context, Effect, Layer, Redacted } from "effect"
 import { randomUUID } from "node:crypto"
 import { inject } from "vitest"
 
@@ -53,3 +53,17 @@ export const newSchemaUrl = async (): Promise<string> => {
   url.searchParams.set("options", `-c search_path=${schema}`)
   return url.toString()
 }
+
+/**
+ * Waits (in real time, whatever the test's clock) until a session of the database listens on `channel`: a LISTEN
+ * opens its session apart from the pool, after a connect, so a NOTIFY sent before it is not heard, and a TestClock
+ * moved while that connect is under way fires its timeout.
+ */
+export const awaitListening = (url: string, channel: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const context = yield* Layer.build(Layer.fresh(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+    const sql = Context.get(context, PgClient.PgClient)
+    const listening = sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE query = ${`LISTEN "${channel}"`} AND state = 'idle'`.pipe(Effect.map((rows) => rows[0]!.n > 0), Effect.orDie)
+    while (!(yield* listening)) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+  }))
