@@ -38,7 +38,7 @@ import { startConnector, writeConfig } from "./connectorProcess.ts"
 import { watchListenQueue } from "./listenQueue.ts"
 import { emit, progress, seconds, until } from "./report.ts"
 import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, mainThreadSched, processCpuMs, round, summary, threadCpuMs } from "./stats.ts"
-import { SIM_WARMUP_CHANGES, type SimWarmupReport } from "./simWarmup.ts"
+import { SIM_WARMUP_CHANGES } from "./simWarmup.ts"
 import { epochNow, type FromWorker, type SimWorkerData, type SimWorkerResult, type ToWorker } from "./tenantSims.ts"
 
 const TENANTS = Number(process.env["BENCH_TENANTS"] ?? 50)
@@ -162,49 +162,42 @@ const startSimThreads = (port: number, ids: ReadonlyArray<string>) =>
       )
   )
 
+/** Sends `message` to every simulator thread and waits for each one's `answer` (anything else, or an error, fails). */
+const askEach = <T extends FromWorker["type"]>(threads: ReadonlyArray<{ worker: Worker }>, message: ToWorker, answer: T) =>
+  Effect.promise(() =>
+    Promise.all(threads.map(({ worker }) =>
+      new Promise<Extract<FromWorker, { type: T }>>((resolve, reject) => {
+        worker.once("error", reject)
+        worker.once("message", (m: FromWorker) => m.type === answer ? resolve(m as Extract<FromWorker, { type: T }>) : reject(new Error(m.type)))
+        worker.postMessage(message)
+      })
+    ))
+  )
+
 /**
  * BENCH_SIM_WARMUP (bench/simWarmup.ts, default 2,000 changes): the simulator threads alone warmed before the burst,
  * their notifications POSTed to a sink in their thread instead of the connector; per tenant an even share.
  */
 const runSimWarmup = (threads: ReadonlyArray<{ worker: Worker }>) =>
-  Effect.promise(() =>
-    Promise.all(threads.map(({ worker }) =>
-      new Promise<SimWarmupReport>((resolve, reject) => {
-        worker.once("message", (message: FromWorker) => message.type === "simWarmed" ? resolve(message.report) : reject(new Error(message.type)))
-        worker.postMessage({ type: "simWarmup", changesPerTenant: Math.floor(SIM_WARMUP_CHANGES / TENANTS), rate: BURST_RATE } satisfies ToWorker)
-      })
-    ))
-  ).pipe(Effect.map((reports) => ({
-    changes: reports.reduce((n, r) => n + r.changes, 0),
-    sinkPosts: reports.reduce((n, r) => n + r.sinkPosts, 0),
-    sinkItems: reports.reduce((n, r) => n + r.sinkItems, 0),
-    threadCpuMsByHalf: [0, 1].map((half) => reports.reduce((n, r) => n + (r.threadCpuMsByHalf[half] ?? 0), 0)),
-    seconds: Math.max(...reports.map((r) => r.seconds))
-  })))
+  askEach(threads, { type: "simWarmup", changesPerTenant: Math.floor(SIM_WARMUP_CHANGES / TENANTS), rate: BURST_RATE }, "simWarmed").pipe(
+    Effect.map((answers) => answers.map((a) => a.report)),
+    Effect.map((reports) => ({
+      changes: reports.reduce((n, r) => n + r.changes, 0),
+      sinkPosts: reports.reduce((n, r) => n + r.sinkPosts, 0),
+      sinkItems: reports.reduce((n, r) => n + r.sinkItems, 0),
+      threadCpuMsByHalf: [0, 1].map((half) => reports.reduce((n, r) => n + (r.threadCpuMsByHalf[half] ?? 0), 0)),
+      seconds: Math.max(...reports.map((r) => r.seconds))
+    }))
+  )
 
 /** BENCH_WARMUP=<users per tenant>: changed to Away before the burst (a diagnosis of the burst's first seconds). */
 const WARMUP = Number(process.env["BENCH_WARMUP"] ?? 0)
 const runWarmup = (threads: ReadonlyArray<{ worker: Worker }>) =>
-  Effect.promise(() =>
-    Promise.all(threads.map(({ worker }) =>
-      new Promise<void>((resolve, reject) => {
-        worker.once("message", (message: FromWorker) => message.type === "warmed" ? resolve() : reject(new Error(message.type)))
-        worker.postMessage({ type: "warmup", changes: WARMUP, rate: BURST_RATE } satisfies ToWorker)
-      })
-    ))
-  )
+  askEach(threads, { type: "warmup", changes: WARMUP, rate: BURST_RATE }, "warmed")
 
 /** Sends the burst to every thread (one common start) and collects their results. */
 const runBurst = (threads: ReadonlyArray<{ worker: Worker }>, startAt: number) =>
-  Effect.promise(() =>
-    Promise.all(threads.map(({ worker }) =>
-      new Promise<SimWorkerResult>((resolve, reject) => {
-        worker.once("error", reject)
-        worker.once("message", (message: FromWorker) => message.type === "result" ? resolve(message.result) : reject(new Error(message.type)))
-        worker.postMessage({ type: "burst", startAt, rate: BURST_RATE } satisfies ToWorker)
-      })
-    ))
-  )
+  askEach(threads, { type: "burst", startAt, rate: BURST_RATE }, "result").pipe(Effect.map((answers) => answers.map((a) => a.result)))
 
 /**
  * The kernel's count of connections refused because a listen queue was full (ListenOverflows, /proc/net/netstat): the
