@@ -32,7 +32,7 @@ import { Context, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { startClusterDemo } from "../src/demo/ClusterDemo.ts"
 import { cpuNow, cpuShare, loopDelays, probeTrace, perRunner as stagesPerRunner, probePattern, readMetrics, removeProbes, resetProbes, stageFigures } from "./clusterStages.ts"
 import { shippedNodeFlags } from "./connectorProcess.ts"
-import { emit, progress, seconds, until } from "./report.ts"
+import { emit, progress, seconds, TARGETS, until } from "./report.ts"
 import { percentile, processMemory, round, summary } from "./stats.ts"
 import { tapSetPresence, tapWebhookPosts } from "./taps.ts"
 import { perChange, type ChangeTimes } from "./clusterChanges.ts"
@@ -320,6 +320,7 @@ export const cluster3 = (repoRoot: string) =>
     const perRunner = demo.runners.map((r) => ({ runner: r, tenants: [...before].filter(([, o]) => o === `127.0.0.1:${r.httpPort}`).map(([t]) => t) }))
     // With one runner (BENCH_CLUSTER_RUNNERS=1: the same load without the hops between runners) there is no failover.
     let failover: unknown = { skipped: "one runner" }
+    let ownedAgainSeconds: number | undefined
     if (demo.runners.length > 1) {
       const victim = perRunner.reduce((a, b) => (b.tenants.length > a.tenants.length ? b : a))
       const victimId = `127.0.0.1:${victim.runner.httpPort}`
@@ -350,6 +351,7 @@ export const cluster3 = (repoRoot: string) =>
         return writing.size === probes.length
       }, 180_000, 250)
       stopProbe()
+      ownedAgainSeconds = seconds(ownedAgainMs)
       failover = {
         killed: victim.runner.name,
         tenantsMoved: victim.tenants.length,
@@ -394,6 +396,11 @@ export const cluster3 = (repoRoot: string) =>
         benchEventLoopDelayMs: { p50: round(benchLoop.percentile(50) / 1e6), p99: round(benchLoop.percentile(99) / 1e6), max: round(benchLoop.max / 1e6) }
       },
       rssMb: rss.map((r) => ({ ...r, tenants: perRunner.find((p) => p.runner.name === r.runner)!.tenants.length })),
-      failover
+      failover,
+      targets: {
+        // The issue's "target as for one process": one process's added-latency target (bench/report.ts).
+        steadyAddedLatencyP99Under100ms: { target: TARGETS.addedLatencyP99Ms, pass: percentile(added, 99) < TARGETS.addedLatencyP99Ms },
+        ownedAgainUnder30s: ownedAgainSeconds === undefined ? null : { target: 30, pass: ownedAgainSeconds < 30 }
+      }
     })
   })

@@ -36,8 +36,8 @@ import { stateStoreLayer } from "../src/state/StateSettings.ts"
 import { StateStore, TenantConfig, TenantId } from "../src/state/StateStore.ts"
 import { startConnector, writeConfig } from "./connectorProcess.ts"
 import { watchListenQueue } from "./listenQueue.ts"
-import { emit, progress, seconds, until } from "./report.ts"
-import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, mainThreadSched, processCpuMs, round, summary, threadCpuMs } from "./stats.ts"
+import { emit, progress, seconds, TARGETS as ONE_TENANT, until } from "./report.ts"
+import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, mainThreadSched, percentile, processCpuMs, round, summary, threadCpuMs } from "./stats.ts"
 import { SIM_WARMUP_CHANGES } from "./simWarmup.ts"
 import { epochNow, type FromWorker, type SimWorkerData, type SimWorkerResult, type ToWorker } from "./tenantSims.ts"
 
@@ -92,8 +92,11 @@ const SIM_NICE = Number(process.env["BENCH_SIM_NICE"] ?? 0)
 const IDLE_SECONDS = 5
 const ADMIN_PASSWORD = "bench-tenants-admin-password"
 const PBX_PASSWORD = "bench-tenants-app-password"
-/** The issue's targets for tenants-50. */
-const TARGETS = { allGreenSeconds: 30, rssMb: 400 }
+/**
+ * The issue's targets for tenants-50. The burst's added latency p99 has "the target as for one tenant": the one-tenant
+ * scenarios' target (bench/report.ts, addedLatencyP99Ms), held against the same measure.
+ */
+const TARGETS = { allGreenSeconds: 30, rssMb: 400, addedLatencyP99Ms: ONE_TENANT.addedLatencyP99Ms }
 
 /** The connector's own histograms, from the process-wide /metrics (every tenant's series, with its `tenant` label). */
 const HISTOGRAMS = {
@@ -488,7 +491,12 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
       },
       targets: {
         allGreenUnder30s: { target: TARGETS.allGreenSeconds, pass: startupMs / 1000 < TARGETS.allGreenSeconds },
-        rssUnder400MB: { target: TARGETS.rssMb, pass: connector.peakRssMb() < TARGETS.rssMb }
+        rssUnder400MB: { target: TARGETS.rssMb, pass: connector.peakRssMb() < TARGETS.rssMb },
+        burstAddedLatencyP99Under100ms: {
+          target: TARGETS.addedLatencyP99Ms,
+          pass: percentile(all((r) => r.added), 99) < TARGETS.addedLatencyP99Ms,
+          simulatorNice: SIM_NICE
+        }
       }
     })
   })
