@@ -10,10 +10,10 @@
  * clock and the rate); → `result` (samples, event-loop delay and CPU time of this thread); ← `stop` (simulators closed,
  * the thread ends).
  */
-import { writeFileSync } from "node:fs"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
 import { setPriority } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { parentPort, threadId, workerData } from "node:worker_threads"
 import { Effect, Redacted } from "effect"
@@ -104,6 +104,8 @@ const startProfile = async () => {
   return {
     stop: async (file: string) => {
       const { profile } = await session.post("Profiler.stop")
+      // A directory that is not there yet is made: a failed write would end the thread and leave the bench waiting.
+      mkdirSync(dirname(file), { recursive: true })
       writeFileSync(file, JSON.stringify(profile))
       session.disconnect()
     }

@@ -106,8 +106,13 @@ describe("the simulator's validation tokens", () => {
     Effect.gen(function*() {
       const { jwks, tokens } = yield* setup
       assert.strictEqual(tokenReuseSeconds, 300)
+      assert.isUndefined(jwks.signedToken(APP_ID, TENANT, 0), "none signed yet")
       const first = yield* jwks.validationToken(APP_ID, TENANT)
       assert.strictEqual(yield* jwks.validationToken(APP_ID, TENANT), first)
+      // What a POST takes without an effect while the token is sent again, and nothing once it is due to be renewed.
+      assert.strictEqual(jwks.signedToken(APP_ID, TENANT, 299_999), first)
+      assert.isUndefined(jwks.signedToken(APP_ID, TENANT, 300_000))
+      assert.isUndefined(jwks.signedToken(APP_ID, "99999999-0000-0000-0000-000000000000", 0), "another tenant's")
       const otherTenant = yield* jwks.validationToken(APP_ID, "99999999-0000-0000-0000-000000000000")
       assert.notStrictEqual(otherTenant, first)
       yield* TestClock.adjust("299 seconds")

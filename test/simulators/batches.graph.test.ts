@@ -1,39 +1,33 @@
 /**
  * The Graph simulator's batching of change notifications (src/simulators/graph/SimBatches.ts) on the TestClock: a
  * batch leaves when the window opened by its first change has passed, or at once when `maxBatch` changes wait; changes
- * of several sources share a batch. And how it judges an endpoint by its recent answers (SimEndpoints.ts).
+ * of several kinds share a batch. And how it judges an endpoint by its recent answers (SimEndpoints.ts).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, PubSub, Queue } from "effect"
+import { Effect, Option, Queue } from "effect"
 import { TestClock } from "effect/testing"
 import { batchChanges } from "../../src/simulators/graph/SimBatches.ts"
 import { EndpointWindow } from "../../src/simulators/graph/SimEndpoints.ts"
 
-/** Two sources batched with `rules`; every batch handed on lands in `batches`. */
+/** Changes batched with `rules`; every batch handed on lands in `batches`. */
 const batching = (rules: { readonly batchWindowMillis: number; readonly maxBatch: number }) =>
   Effect.gen(function*() {
-    const first = yield* PubSub.unbounded<string>()
-    const second = yield* PubSub.unbounded<string>()
     const batches = yield* Queue.unbounded<ReadonlyArray<string>>()
-    yield* batchChanges<string>(
-      [PubSub.takeAll(yield* PubSub.subscribe(first)), PubSub.takeAll(yield* PubSub.subscribe(second))],
-      rules,
-      (batch) => Queue.offer(batches, batch).pipe(Effect.asVoid)
-    )
-    return { first, second, batches }
+    const push = yield* batchChanges<string>(rules, (batch) => Queue.offer(batches, batch).pipe(Effect.asVoid))
+    return { push: (...changes: ReadonlyArray<string>) => changes.forEach((change) => push(change)), batches }
   })
 
 describe("Graph simulator batches", () => {
   it.effect("changes leave together once the window opened by the first one has passed, not before", () =>
     Effect.gen(function*() {
-      const { batches, first } = yield* batching({ batchWindowMillis: 20, maxBatch: 100 })
-      yield* PubSub.publishAll(first, ["a", "b", "c"])
+      const { batches, push } = yield* batching({ batchWindowMillis: 20, maxBatch: 100 })
+      push("a", "b", "c")
       yield* TestClock.adjust("19 millis")
       assert.isTrue(Option.isNone(yield* Queue.poll(batches)), "no batch before the window has passed")
       yield* TestClock.adjust("1 millis")
       assert.deepStrictEqual(yield* Queue.take(batches), ["a", "b", "c"])
       // A later change opens a window of its own.
-      yield* PubSub.publish(first, "d")
+      push("d")
       yield* TestClock.adjust("19 millis")
       assert.isTrue(Option.isNone(yield* Queue.poll(batches)))
       yield* TestClock.adjust("1 millis")
@@ -42,24 +36,31 @@ describe("Graph simulator batches", () => {
 
   it.effect("a full batch leaves at once; the rest waits for the window", () =>
     Effect.gen(function*() {
-      const { batches, first } = yield* batching({ batchWindowMillis: 20, maxBatch: 2 })
-      yield* PubSub.publishAll(first, ["a", "b", "c", "d"])
+      const { batches, push } = yield* batching({ batchWindowMillis: 20, maxBatch: 2 })
+      push("a", "b", "c", "d")
       assert.deepStrictEqual(yield* Queue.take(batches), ["a", "b"])
       assert.deepStrictEqual(yield* Queue.take(batches), ["c", "d"])
-      yield* PubSub.publishAll(first, ["e", "f", "g"])
+      push("e", "f", "g")
       assert.deepStrictEqual(yield* Queue.take(batches), ["e", "f"])
       yield* TestClock.adjust("19 millis")
       assert.isTrue(Option.isNone(yield* Queue.poll(batches)), "the change left over waits for the window")
       yield* TestClock.adjust("1 millis")
       assert.deepStrictEqual(yield* Queue.take(batches), ["g"])
+      // A batch that fills while its window is open leaves when it is full, not at the window's end.
+      push("h")
+      yield* TestClock.adjust("5 millis")
+      push("i")
+      assert.deepStrictEqual(yield* Queue.take(batches), ["h", "i"])
+      yield* TestClock.adjust("15 millis")
+      assert.isTrue(Option.isNone(yield* Queue.poll(batches)), "the window ends with nothing left")
     }).pipe(Effect.scoped))
 
-  it.effect("changes of both sources within one window share a batch", () =>
+  it.effect("changes within one window share a batch", () =>
     Effect.gen(function*() {
-      const { batches, first, second } = yield* batching({ batchWindowMillis: 20, maxBatch: 100 })
-      yield* PubSub.publish(first, "presence")
+      const { batches, push } = yield* batching({ batchWindowMillis: 20, maxBatch: 100 })
+      push("presence")
       yield* TestClock.adjust("5 millis")
-      yield* PubSub.publish(second, "user")
+      push("user")
       yield* TestClock.adjust("15 millis")
       assert.deepStrictEqual([...(yield* Queue.take(batches))].sort(), ["presence", "user"])
     }).pipe(Effect.scoped))

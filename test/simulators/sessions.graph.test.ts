@@ -2,11 +2,11 @@
  * The Graph simulator's presence writes over real sockets, as Learn documents them: setPresence accepts the five
  * documented pairs only (400 otherwise), an expirationDuration from PT5M to PT4H, the application's id as sessionId;
  * clearPresence answers 404 without a session; sessions combine DoNotDisturb > Busy > Available > Away, a status
- * picked by hand wins while any session exists; a change of what Graph shows (only that) is published for
+ * picked by hand wins while any session exists; a change of what Graph shows (only that) is handed on for
  * notifications; reads and writes share the application's presence limit.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, PubSub } from "effect"
+import { Effect } from "effect"
 import { TestClock } from "effect/testing"
 import { generateUsers, GraphSimulator, type GraphSimulatorHandle } from "../../src/simulators/graph/GraphSimulator.ts"
 
@@ -86,8 +86,12 @@ describe("Graph simulator: presence sessions", () => {
       const sim = yield* start()
       const main = yield* tokenFor(sim, clientId, "main-secret")
       const writer = yield* tokenFor(sim, writerId, "writer-secret")
-      const changes = yield* PubSub.subscribe(sim.state.presenceChanges)
-      const published = Effect.map(PubSub.takeAll(changes), (all) => all.filter((p) => p.id === user).map((p) => `${p.availability}/${p.activity}`))
+      const changes: Array<string> = []
+      const stop = sim.state.onPresenceChange((p) => {
+        if (p.id === user) changes.push(`${p.availability}/${p.activity}`)
+      })
+      yield* Effect.addFinalizer(() => Effect.sync(stop))
+      const published = Effect.sync(() => [...changes])
       yield* sim.setPresence(user, { availability: "Away", activity: "Away" })
       yield* post(sim, writer, `/users/${user}/presence/setPresence`, { sessionId: writerId, availability: "Available", activity: "Available" })
       assert.strictEqual(shows(sim), "Available/Available", "Available > Away")

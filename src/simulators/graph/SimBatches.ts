@@ -4,12 +4,13 @@
  * Microsoft Learn documents that a POST may carry several items, not how Graph groups them; the window and the size
  * are the simulator's choice (SimDelivery.ts `DeliveryOptions`).
  *
- * A plain buffer and one fiber that sleeps out each window (on the Clock, so TestClock drives it), fed by one fiber per
- * source that takes everything published since its last turn: with many simulated tenants each POST carries one or
- * two changes, and a stream stage per change cost the simulator more than the change itself (docs/performance.md,
- * "Fifth round: the simulators' cost per change").
+ * Changes are pushed synchronously (by the directory's listeners, SimUsers.ts) into a plain buffer, and one fiber
+ * sleeps out each window on the Clock (so TestClock drives it): with many simulated tenants each POST carries one or
+ * two changes, and a stream stage, or a fiber woken per change, cost the simulator more than the change itself
+ * (docs/performance.md, "Fifth round: the simulators' cost per change" and "tenants-50: the simulators' cost, second
+ * round").
  */
-import { Effect, Latch } from "effect"
+import { Effect, FiberSet, Latch } from "effect"
 
 export interface BatchRules {
   readonly batchWindowMillis: number
@@ -17,27 +18,21 @@ export interface BatchRules {
 }
 
 /**
- * Collects what `sources` yield (each waits for changes and returns all that are there) and runs `handle` on each
- * batch: at most `maxBatch` changes, handed on when the window that opened with the batch's first change has passed,
- * or at once when `maxBatch` are waiting. `handle` runs in the batching fibers, one batch after another; it should
- * fork what waits (the POSTs). Runs until its scope closes.
+ * Runs `handle` on each batch of what the returned function is given: at most `maxBatch` changes, handed on when the
+ * window that opened with the batch's first change has passed, or at once (in a fiber of its own) when `maxBatch` are
+ * waiting. Window batches are handled one after another in the window's fiber; `handle` should fork what waits (the
+ * POSTs). Runs until its scope closes.
  */
-export const batchChanges = Effect.fnUntraced(function*<A>(
-  sources: ReadonlyArray<Effect.Effect<ReadonlyArray<A>>>,
-  rules: BatchRules,
-  handle: (batch: ReadonlyArray<A>) => Effect.Effect<void>
-) {
+export const batchChanges = Effect.fnUntraced(function*<A>(rules: BatchRules, handle: (batch: ReadonlyArray<A>) => Effect.Effect<void>) {
   const waiting: Array<A> = []
   const windowOpen = Latch.makeUnsafe(false)
-  const take = (source: Effect.Effect<ReadonlyArray<A>>) =>
-    Effect.forever(Effect.flatMap(source, (changes) => {
-      for (const change of changes) waiting.push(change)
-      // Full batches leave at once; what is left waits for the window (opened by its first change).
-      const full: Array<ReadonlyArray<A>> = []
-      while (waiting.length >= rules.maxBatch) full.push(waiting.splice(0, rules.maxBatch))
-      if (waiting.length > 0) windowOpen.openUnsafe()
-      return full.length === 0 ? Effect.void : Effect.forEach(full, handle, { discard: true })
-    }))
+  const runFull = yield* FiberSet.makeRuntime<never, void, never>()
+  const push = (change: A): void => {
+    waiting.push(change)
+    // A full batch leaves at once; what is left waits for the window (opened by its first change).
+    if (waiting.length >= rules.maxBatch) runFull(handle(waiting.splice(0, rules.maxBatch)))
+    else windowOpen.openUnsafe()
+  }
   const windows = Effect.forever(Effect.gen(function*() {
     yield* windowOpen.await
     yield* Effect.sleep(rules.batchWindowMillis)
@@ -45,6 +40,6 @@ export const batchChanges = Effect.fnUntraced(function*<A>(
     const batch = waiting.splice(0)
     for (let from = 0; from < batch.length; from += rules.maxBatch) yield* handle(batch.slice(from, from + rules.maxBatch))
   }))
-  for (const source of sources) yield* Effect.forkScoped(take(source))
   yield* Effect.forkScoped(windows)
+  return push
 })

@@ -5,7 +5,7 @@
  * is slow; after 100 POSTs, ≥ 10 % slow in 10 min → delayed, ≥ 15 % → dropped; docs/protocol-notes.md). Faults
  * (drop, duplicate, reorder, silent subscriptions) and lifecycle events come from the control API.
  */
-import { Context, Effect, Layer, PubSub } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { batchChanges } from "./SimBatches.ts"
 import type { EndpointStats } from "./SimEndpoints.ts"
 import { SimJwks } from "./SimJwks.ts"
@@ -151,17 +151,22 @@ const dispatch = Effect.fnUntraced(function*(delivery: Delivery, subscriptions: 
   }
 })
 
-/** Presence and user changes, batched like Graph's (SimBatches.ts); subscribed at once, so no change published after it is missed. */
+/**
+ * Presence and user changes, batched like Graph's (SimBatches.ts): the directory hands each change to the batching as
+ * it is made (SimUsers.ts listeners), from now until the scope closes, so no change made after this is missed.
+ */
 const followChanges = Effect.fnUntraced(function*(delivery: Delivery, state: SimState["Service"], subscriptions: SimSubscriptions["Service"]) {
-  const presences = yield* PubSub.subscribe(state.presenceChanges)
-  const users = yield* PubSub.subscribe(state.userChanges)
-  yield* batchChanges<Change>(
-    [
-      Effect.map(PubSub.takeAll(presences), (all) => all.map((presence): Change => ({ _tag: "Presence", presence }))),
-      Effect.map(PubSub.takeAll(users), (all) => all.map((change): Change => ({ _tag: "User", change })))
-    ],
+  const push = yield* batchChanges<Change>(
     delivery.options,
     (batch) => dispatch(delivery, subscriptions, batch).pipe(Effect.catchCause((cause) => Effect.logError("simulator delivery failed", cause)))
+  )
+  const stopPresences = state.onPresenceChange((presence) => push({ _tag: "Presence", presence }))
+  const stopUsers = state.onUserChange((change) => push({ _tag: "User", change }))
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      stopPresences()
+      stopUsers()
+    })
   )
 })
 

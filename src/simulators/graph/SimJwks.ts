@@ -33,15 +33,20 @@ export type TokenForm = "v1" | "v2"
 /** Tokens for `appId|tenantId|form`, signed at `iat` (Clock seconds) and sent again until `tokenReuseSeconds` later. */
 const fromSigning = (signing: SimSigning) => {
   const signed = new Map<string, { readonly token: string; readonly iat: number }>()
+  const reused = (key: string, now: number) => {
+    const known = signed.get(key)
+    return known !== undefined && now >= known.iat && now - known.iat < tokenReuseSeconds ? known.token : undefined
+  }
   return {
     jwks: signing.jwks,
-    // Read on every POST with rich items: the token sent again is looked up without a generator of its own.
+    // Read on every POST with rich items: the token sent again is looked up without an effect.
+    signedToken: (appId: string, tenantId: string, nowMillis: number) => reused(`${appId}|${tenantId}|v1`, Math.floor(nowMillis / 1000)),
     validationToken: (appId: string, tenantId: string, form: TokenForm = "v1") =>
       Effect.flatMap(Clock.currentTimeMillis, (millis) => {
         const now = Math.floor(millis / 1000)
         const key = `${appId}|${tenantId}|${form}`
-        const known = signed.get(key)
-        if (known !== undefined && now >= known.iat && now - known.iat < tokenReuseSeconds) return Effect.succeed(known.token)
+        const known = reused(key, now)
+        if (known !== undefined) return Effect.succeed(known)
         const common = { aud: appId, iat: now, nbf: now, exp: now + 3600, tid: tenantId }
         return signing.sign(
           form === "v1"
@@ -55,6 +60,8 @@ const fromSigning = (signing: SimSigning) => {
 export class SimJwks extends Context.Service<SimJwks, {
   /** A validation token for `appId` in `tenantId`, valid for one hour from the Clock's now. */
   validationToken(appId: string, tenantId: string, form?: TokenForm): Effect.Effect<string>
+  /** The v1 token `validationToken` would send again at `nowMillis` (the Clock's), if one is still being sent. */
+  signedToken(appId: string, tenantId: string, nowMillis: number): string | undefined
   readonly jwks: { readonly keys: ReadonlyArray<jose.JWK> }
 }>()("teams-presence-connector/simulators/graph/SimJwks") {
   /** A key of its own (tests that serve only a JWKS). */

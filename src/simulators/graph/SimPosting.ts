@@ -91,12 +91,28 @@ export const postOnce = (posting: Posting, url: string, body: unknown): Effect.E
     void post(posting, url, JSON.stringify(body)).then((ok) => resume(Effect.succeed(ok)))
   })
 
+/** The app and tenant pairs of a batch's rich items: one validation token each. */
+const pairsOf = (rich: ReadonlyArray<SimSubscription>) =>
+  rich.length <= 1 ? rich : [...new Map(rich.map((s) => [`${s.applicationId}|${s.tenantId}`, s] as const)).values()]
+
+const bodyWith = (items: ReadonlyArray<NotificationItem>, validationTokens: ReadonlyArray<string>) =>
+  JSON.stringify(validationTokens.length > 0 ? { value: items, validationTokens } : { value: items })
+
 /** The POST's body: the items, and one validation token per app and tenant of its rich items. */
 const bodyOf = Effect.fnUntraced(function*(posting: Posting, items: ReadonlyArray<NotificationItem>, rich: ReadonlyArray<SimSubscription>) {
-  const pairs = rich.length === 1 ? rich : [...new Map(rich.map((s) => [`${s.applicationId}|${s.tenantId}`, s] as const)).values()]
-  const validationTokens = yield* Effect.forEach(pairs, (s) => posting.jwks.validationToken(s.applicationId, s.tenantId))
-  return JSON.stringify(validationTokens.length > 0 ? { value: items, validationTokens } : { value: items })
+  return bodyWith(items, yield* Effect.forEach(pairsOf(rich), (s) => posting.jwks.validationToken(s.applicationId, s.tenantId)))
 })
+
+/** The body at once when every token it needs is one being sent again (nearly always), else undefined. */
+const bodyNow = (posting: Posting, items: ReadonlyArray<NotificationItem>, rich: ReadonlyArray<SimSubscription>, now: number) => {
+  const tokens: Array<string> = []
+  for (const s of pairsOf(rich)) {
+    const token = posting.jwks.signedToken(s.applicationId, s.tenantId, now)
+    if (token === undefined) return undefined
+    tokens.push(token)
+  }
+  return bodyWith(items, tokens)
+}
 
 /** After attempt `failed` (0 = the first) was not answered 2xx: waits, sends again, up to `retries` times. */
 const retryAfter = Effect.fnUntraced(function*(posting: Posting, url: string, body: string, items: number, failed: number) {
@@ -138,19 +154,27 @@ export const deliver = Effect.fnUntraced(function*(
  * One batch for one endpoint, handed on without waiting for the answer: an endpoint in good standing gets its first
  * attempt as a plain promise (a fiber only for retries); a delayed or dropped one goes through `deliver`.
  */
-export const send = Effect.fnUntraced(function*(
+export const send = (
   posting: Posting,
   url: string,
   items: ReadonlyArray<NotificationItem>,
   rich: ReadonlyArray<SimSubscription>
-) {
-  if (endpointStats(posting, url, posting.clock.currentTimeMillisUnsafe()).state !== "ok") {
-    posting.fork(deliver(posting, url, items, rich))
-    return
-  }
-  const body = yield* bodyOf(posting, items, rich)
-  void post(posting, url, body).then((ok) => {
-    if (ok) posting.count.itemsDelivered += items.length
-    else posting.fork(retryAfter(posting, url, body, items.length, 0))
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const now = posting.clock.currentTimeMillisUnsafe()
+    if (endpointStats(posting, url, now).state !== "ok") {
+      posting.fork(deliver(posting, url, items, rich))
+      return Effect.void
+    }
+    const body = bodyNow(posting, items, rich, now)
+    if (body === undefined) return Effect.map(bodyOf(posting, items, rich), (signed) => postFirst(posting, url, signed, items.length))
+    postFirst(posting, url, body, items.length)
+    return Effect.void
   })
-})
+
+/** The first attempt as a plain promise; the retries, if it is not answered 2xx, in a fiber. */
+const postFirst = (posting: Posting, url: string, body: string, items: number): void =>
+  void post(posting, url, body).then((ok) => {
+    if (ok) posting.count.itemsDelivered += items
+    else posting.fork(retryAfter(posting, url, body, items, 0))
+  })

@@ -2,9 +2,13 @@
  * The Graph simulator's directory: users (with their Teams licence and, for technical accounts, a password) and their
  * presences. A presence is what Graph shows: the user's Teams clients (set through the control API), combined with the
  * sessions applications set and a status picked by hand (SimPresenceSessions). Every change of what Graph shows is
- * published, so extensions (subscriptions, delivery) can notify.
+ * handed to the directory's listeners, so extensions (subscriptions, delivery) can notify.
+ *
+ * The listeners run synchronously, inside the change: with many simulated tenants nearly every change is a POST of its
+ * own, and a PubSub with a fiber taking from it cost a fiber wake per change (docs/performance.md, "tenants-50: the
+ * simulators' cost, second round").
  */
-import { Clock, Effect, Option, PubSub } from "effect"
+import { Clock, Effect, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { aggregate, type AppSession, liveSessions, type PreferredPresence, type PresenceInputs } from "./SimPresenceSessions.ts"
 
@@ -77,8 +81,13 @@ export interface SimUsers {
   presenceInputs(id: string): PresenceInputs | undefined
   /** Drops expired sessions and preferred statuses, and publishes what that changes. */
   expireSessions: Effect.Effect<void>
-  readonly presenceChanges: PubSub.PubSub<SimPresence>
-  readonly userChanges: PubSub.PubSub<UserChange>
+  /**
+   * Calls `listener` with every change of what Graph shows, synchronously as it is made (a listener must not throw and
+   * should only hand the change on); returns what removes it.
+   */
+  onPresenceChange(listener: (presence: SimPresence) => void): () => void
+  /** Calls `listener` with every user added, edited or removed, as `onPresenceChange` does. */
+  onUserChange(listener: (change: UserChange) => void): () => void
 }
 
 export const presenceOf = (id: string, sequence: number): SimPresence => ({
@@ -99,8 +108,19 @@ interface Directory {
   readonly presences: Map<string, SimPresence>
   readonly inputs: Map<string, PresenceInputs>
   sequence: number
-  readonly presenceChanges: PubSub.PubSub<SimPresence>
-  readonly userChanges: PubSub.PubSub<UserChange>
+  readonly presenceListeners: Set<(presence: SimPresence) => void>
+  readonly userListeners: Set<(change: UserChange) => void>
+}
+
+const listen = <A>(listeners: Set<(a: A) => void>, listener: (a: A) => void) => {
+  // A wrapper of its own, so that the same function added twice is called twice and removed once each.
+  const entry = (a: A) => listener(a)
+  listeners.add(entry)
+  return () => void listeners.delete(entry)
+}
+
+const tell = <A>(listeners: ReadonlySet<(a: A) => void>, a: A) => {
+  for (const listener of listeners) listener(a)
 }
 
 export const makeSimUsers = Effect.fnUntraced(function*() {
@@ -109,8 +129,8 @@ export const makeSimUsers = Effect.fnUntraced(function*() {
     presences: new Map(),
     inputs: new Map(),
     sequence: 1,
-    presenceChanges: yield* PubSub.unbounded<SimPresence>(),
-    userChanges: yield* PubSub.unbounded<UserChange>()
+    presenceListeners: new Set(),
+    userListeners: new Set()
   }
   const users: SimUsers = {
     listUsers: () => Array.from(directory.users.values()),
@@ -126,8 +146,8 @@ export const makeSimUsers = Effect.fnUntraced(function*() {
     setPreferred: (id, preferred) => setPreferred(directory, id, preferred),
     presenceInputs: (id) => (directory.presences.has(id) ? inputsOf(directory, id) : undefined),
     expireSessions: expireSessions(directory),
-    presenceChanges: directory.presenceChanges,
-    userChanges: directory.userChanges
+    onPresenceChange: (listener) => listen(directory.presenceListeners, listener),
+    onUserChange: (listener) => listen(directory.userListeners, listener)
   }
   return users
 })
@@ -155,7 +175,7 @@ const addUser = Effect.fnUntraced(function*(directory: Directory, input: SimUser
   const created = !directory.users.has(id)
   directory.users.set(id, user)
   if (!directory.presences.has(id)) directory.presences.set(id, presenceOf(id, directory.sequence++))
-  yield* PubSub.publish(directory.userChanges, { _tag: "Updated", user, created })
+  tell(directory.userListeners, { _tag: "Updated", user, created })
   return user
 })
 
@@ -164,7 +184,7 @@ const updateUser = Effect.fnUntraced(function*(directory: Directory, id: string,
   if (current === undefined) return Option.none<SimUser>()
   const user: SimUser = { ...current, ...patch, id }
   directory.users.set(id, user)
-  yield* PubSub.publish(directory.userChanges, { _tag: "Updated", user, created: false })
+  tell(directory.userListeners, { _tag: "Updated", user, created: false })
   return Option.some(user)
 })
 
@@ -174,7 +194,7 @@ const removeUser = Effect.fnUntraced(function*(directory: Directory, id: string)
   directory.users.delete(id)
   directory.presences.delete(id)
   directory.inputs.delete(id)
-  yield* PubSub.publish(directory.userChanges, { _tag: "Deleted", user })
+  tell(directory.userListeners, { _tag: "Deleted", user })
   return true
 })
 
@@ -198,7 +218,7 @@ const show = Effect.fnUntraced(function*(directory: Directory, id: string, alway
     sequenceNumber: sequenceStamp(directory.sequence++)
   }
   directory.presences.set(id, presence)
-  yield* PubSub.publish(directory.presenceChanges, presence)
+  tell(directory.presenceListeners, presence)
   return Option.some(presence)
 })
 
