@@ -6,15 +6,14 @@
  * common HTTP clients do by default. It is Node's own HTTP client with a keep-alive pool (`http.Agent`) rather than
  * `fetch`, which behaves the same way here at about three times the CPU per POST (its web streams, abort signals and
  * header objects): with many tenants the simulators POST once per change, and their CPU is taken from the connector
- * they test on the same cores (docs/performance.md, "tenants-50: the main thread's cost per POST"). For `http:`
- * webhooks a plain HTTP/1.1 client with the same pooling (SimHttp1Client.ts) sends the same bytes for less still.
+ * they test on the same cores (docs/performance.md, "tenants-50: the main thread's cost per POST").
  */
+import http from "node:http"
 import https from "node:https"
-import { http1Post } from "./SimHttp1Client.ts"
 
 /** Idle connections are kept without a limit, as `fetch`'s pool keeps them (`http.Agent` keeps 256 by default). */
 const pool = { keepAlive: true, maxSockets: Infinity, maxFreeSockets: Infinity } as const
-const tlsAgent = new https.Agent(pool)
+const agents = { "http:": new http.Agent(pool), "https:": new https.Agent(pool) }
 
 /** A webhook's answer: its status, content type and body. */
 export interface WebhookAnswer {
@@ -32,7 +31,7 @@ export interface WebhookPost {
 
 interface Target {
   readonly secure: boolean
-  readonly options: { readonly protocol: string; readonly hostname: string; readonly port: number; readonly path: string }
+  readonly options: { readonly protocol: string; readonly hostname: string; readonly port: string; readonly path: string }
 }
 
 /**
@@ -48,12 +47,7 @@ const targetOf = (url: string): Target => {
   const parsed = new URL(url)
   const target = {
     secure: parsed.protocol === "https:",
-    options: {
-      protocol: parsed.protocol,
-      hostname: parsed.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: parsed.port === "" ? (parsed.protocol === "https:" ? 443 : 80) : Number(parsed.port),
-      path: parsed.pathname + parsed.search
-    }
+    options: { protocol: parsed.protocol, hostname: parsed.hostname.replace(/^\[(.*)\]$/, "$1"), port: parsed.port, path: parsed.pathname + parsed.search }
   }
   if (targets.size >= TARGETS_MAX) targets.clear()
   targets.set(url, target)
@@ -61,24 +55,19 @@ const targetOf = (url: string): Target => {
 }
 
 /** One POST to a webhook (a notification or the validation handshake), over the pool described above. */
-export const webhookPost = (url: string, post: WebhookPost): Promise<WebhookAnswer> => {
-  const { options, secure } = targetOf(url)
-  const body = post.body ?? ""
-  return secure ? tlsPost(options, post, body) : http1Post(options, post.headers, body, post.timeoutMillis)
-}
-
-/** A POST over TLS, with Node's client and its keep-alive pool. */
-const tlsPost = (options: Target["options"], post: WebhookPost, body: string): Promise<WebhookAnswer> =>
+export const webhookPost = (url: string, post: WebhookPost): Promise<WebhookAnswer> =>
   new Promise((resolve, reject) => {
+    const { options, secure } = targetOf(url)
+    const body = post.body ?? ""
     let timer: ReturnType<typeof setTimeout> | undefined
     const fail = (error: Error) => {
       clearTimeout(timer)
       reject(error)
     }
-    const request = https.request({
+    const request = (secure ? https : http).request({
       ...options,
       method: "POST",
-      agent: tlsAgent,
+      agent: secure ? agents["https:"] : agents["http:"],
       headers: { ...post.headers, "content-length": String(Buffer.byteLength(body)) }
     }, (response) => {
       const chunks: Array<Buffer> = []
