@@ -16,25 +16,14 @@ import { SubscriptionManager } from "../graph/subscriptions/SubscriptionManager.
 import { PbxDirectory } from "../pbx/directory/PbxDirectory.ts"
 import { PbxSettings } from "../pbx/PbxSettings.ts"
 import { PbxConnections } from "../pbx/socket/PbxConnections.ts"
-import {
-  authenticationLight,
-  certificateStatus,
-  credentialLights,
-  pbxLight,
-  pbxLights,
-  presenceSubscriptionLight,
-  shardLights,
-  userSubscriptionLight
-} from "./Lights.ts"
 import { lightLine } from "./LightText.ts"
+import { makeProjectionCache } from "./ProjectionCache.ts"
 import { RecentErrors } from "./RecentErrors.ts"
 import { StatusBoard, type StatusSnapshot } from "./StatusBoard.ts"
 import { makeUserTable, type TableFigures } from "./UserTable.ts"
 
 /** How often the board is projected: the changes of half a second make one projection. */
 const projectEveryMillis = 500
-/** Errors older than this leave the page. */
-const errorsShownMillis = 24 * 3600_000
 /** While starting up, a red light is expected: logged as information, not as a warning. */
 const graceMillis = 60_000
 
@@ -60,40 +49,39 @@ const lightInputs = Effect.fnUntraced(function*() {
 
 type LightInputs = Effect.Success<ReturnType<typeof lightInputs>>
 
-const project = Effect.fn("StatusProjector.project")(function*(inputs: LightInputs, table: TableFigures) {
-  const pbxStates = yield* SubscriptionRef.get(inputs.connections.states)
-  const loaded = yield* Ref.get(inputs.directoryLoaded)
-  const credentials = yield* inputs.tokens.status
+const project = Effect.fn("StatusProjector.project")(function*(
+  inputs: LightInputs,
+  table: TableFigures,
+  cache: ReturnType<typeof makeProjectionCache>
+) {
   const subscriptions = Option.isSome(inputs.manager) ? yield* SubscriptionRef.get(inputs.manager.value.state) : undefined
-  const plan = yield* SubscriptionRef.get(inputs.planState.plan)
-  const recent = yield* inputs.errors.list
-  const reads = yield* SubscriptionRef.get(inputs.source.readHealth)
   const now = yield* Clock.currentTimeMillis
-  const { flow, masterPbx } = inputs
-  const lights: StatusSnapshot["lights"] = {
-    masterPbx: pbxLight(pbxStates.get(masterPbx), masterPbx, loaded),
-    authentication: authenticationLight(credentials),
-    presenceSubscription: presenceSubscriptionLight(flow.mode, subscriptions, plan, inputs.keyStoreProblem, reads, now),
-    userSubscription: userSubscriptionLight(flow.mode, subscriptions, flow.usersRefreshMinutes)
-  }
-  yield* inputs.board.update((previous): StatusSnapshot => ({
-    ...previous,
-    ...table,
-    lights,
-    pbxs: pbxLights(pbxStates, loaded),
-    credentials: credentialLights(credentials),
-    shards: shardLights(subscriptions),
-    certificate: certificateStatus(subscriptions),
-    errors: recent.filter((e) => now - e.at < errorsShownMillis),
+  const parts = cache({
+    mode: inputs.flow.mode,
+    refreshMinutes: inputs.flow.usersRefreshMinutes,
+    masterPbx: inputs.masterPbx,
+    keyStoreProblem: inputs.keyStoreProblem,
+    pbxStates: yield* SubscriptionRef.get(inputs.connections.states),
+    directoryLoaded: yield* Ref.get(inputs.directoryLoaded),
+    credentials: yield* inputs.tokens.status,
+    subscriptions,
+    plan: yield* SubscriptionRef.get(inputs.planState.plan),
+    recent: yield* inputs.errors.list,
+    reads: yield* SubscriptionRef.get(inputs.source.readHealth),
     now
-  }))
-  return lights
+  })
+  yield* inputs.board.update((previous): StatusSnapshot => ({ ...previous, ...table, ...parts, now }))
+  return parts.lights
 })
 
 /** Logs each light whose colour changed since the last call; a red light is a warning with its fix after start-up. */
 const colourLog = (startedAt: number) => {
   const lastColours = new Map<string, string>()
+  let last: StatusSnapshot["lights"] | undefined
   return Effect.fnUntraced(function*(lights: StatusSnapshot["lights"]) {
+    // The same lights as last time (ProjectionCache.ts keeps them while their inputs are the same): nothing to log.
+    if (lights === last) return
+    last = lights
     const now = yield* Clock.currentTimeMillis
     for (const [name, light] of Object.entries(lights)) {
       const previous = lastColours.get(name)
@@ -113,8 +101,9 @@ const colourLog = (startedAt: number) => {
  */
 const projection = Effect.fnUntraced(function*(inputs: LightInputs, logColours: ReturnType<typeof colourLog>) {
   const table = yield* makeUserTable()
+  const cache = makeProjectionCache()
   while (true) {
-    yield* logColours(yield* project(inputs, yield* table()))
+    yield* logColours(yield* project(inputs, yield* table(), cache))
     yield* Effect.sleep(projectEveryMillis)
   }
 }, Effect.scoped)

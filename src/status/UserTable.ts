@@ -72,14 +72,20 @@ export const makeUserTable = Effect.fnUntraced(function*() {
   const rowChanges = yield* pipeline.rowChanges
   const confirmations = yield* writer.confirmations
   const userRows = makeUserRows()
-  let lists: { readonly plan: Plan; readonly value: ReturnType<typeof planLists> } | undefined
+  // The figures of the plan, and the whole result while neither the plan nor the rows changed (the same object).
+  let ofPlan: { readonly plan: Plan; readonly value: Omit<TableFigures, "users"> } | undefined
+  let last: TableFigures | undefined
   return Effect.fnUntraced(function*(): Effect.fn.Return<TableFigures> {
     const changes = { teamsKeys: new Set<string>(), guids: new Set<string>() }
     yield* takeQueued(rowChanges, changes.teamsKeys)
     yield* takeQueued(confirmations, changes.guids)
     const plan = yield* SubscriptionRef.get(planState.plan)
     const users = yield* userRows(plan, yield* pipeline.rows, yield* writer.current, changes)
-    if (lists?.plan !== plan) lists = { plan, value: planLists(plan) }
-    return { counts: counts(plan), licensing: licensingStatus(licensing, plan), users, ...lists.value }
+    if (ofPlan?.plan !== plan) {
+      ofPlan = { plan, value: { counts: counts(plan), licensing: licensingStatus(licensing, plan), ...planLists(plan) } }
+      last = undefined
+    }
+    if (last?.users !== users) last = { ...ofPlan.value, users }
+    return last
   })
 })

@@ -132,7 +132,19 @@ const dispatchChunk = Effect.fnUntraced(function*(decryption: Decryption, chunk:
   room.out.add(chunk)
   const cancel = pool.post(contents, answered(decryption, chunk))
   if (room.out.has(chunk)) chunk.cancel = cancel
+  // The workers have the content now; what waits for their answer keeps the rest of each item, not the ciphertext.
+  chunk.items = withoutContent(items)
 })
+
+/** The items without their `encryptedContent`, whose strings are most of a rich item's bytes. */
+const withoutContent = (items: ReadonlyArray<BatchItem>): ReadonlyArray<BatchItem> => {
+  const out = new Array<BatchItem>(items.length)
+  for (let i = 0; i < items.length; i++) {
+    const { item, subscription } = items[i]!
+    out[i] = { item: { ...item, encryptedContent: null }, subscription }
+  }
+  return out
+}
 
 /**
  * The workers' answer to a chunk, on the event loop: the gate told, the span ended, the room given back, the chunk

@@ -73,12 +73,19 @@ export const openLink = Effect.fnUntraced(function*(
     Effect.forkScoped
   )
 
+  // Effect's websocket writer sends at once (`ws.send`, which never waits, also on a closed socket) while a reader
+  // holds the socket, and waits only for a reader to come: before the reader above was taken, or once this scope has
+  // released it. This finalizer, added after the reader, runs before that release; from then on writes are dropped.
+  // So a write never waits on a socket that ended, without racing each write against the end in forked fibers.
+  let released = false
+  yield* Effect.addFinalizer(() => Effect.sync(() => void (released = true)))
+
   const hold = corkPerTick(tcp)
   const write = (text: string): Effect.Effect<void> =>
     Effect.suspend(() => {
-      if (Deferred.isDoneUnsafe(ended)) return Effect.void
+      if (released || Deferred.isDoneUnsafe(ended)) return Effect.void
       hold()
-      return Effect.raceFirst(Effect.ignore(writer.write(text)), Deferred.await(ended))
+      return Effect.ignore(writer.write(text))
     })
   return {
     frames,

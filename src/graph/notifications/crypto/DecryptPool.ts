@@ -152,9 +152,9 @@ const decrypt = (workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<
 
 const cancelNothing = (): void => {}
 
-/** Failed results for items a crashed worker held. */
-const crashed = (items: ReadonlyArray<EncryptedContent>, defect: unknown): ReadonlyArray<DecryptResult> =>
-  items.map((): DecryptResult => ({ ok: false, reason: "decrypt", message: String(defect) }))
+/** Failed results for the `count` items a crashed worker held (a count: the answer's callback keeps no content). */
+const crashed = (count: number, defect: unknown): ReadonlyArray<DecryptResult> =>
+  Array.from({ length: count }, (): DecryptResult => ({ ok: false, reason: "decrypt", message: String(defect) }))
 
 /**
  * `decrypt` without an effect: the same split over the workers, the parts' results joined in order by a count of the
@@ -167,7 +167,8 @@ const post = (workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<Enc
   }
   const chunkSize = Math.min(maxChunk, Math.max(1, Math.ceil(items.length / workers.size)))
   if (items.length <= chunkSize) {
-    const id = workers.post(owner, items, (exit) => Exit.isSuccess(exit) ? answered(exit.value) : answered(crashed(items, Cause.squash(exit.cause)), Cause.squash(exit.cause)))
+    const count = items.length
+    const id = workers.post(owner, items, (exit) => Exit.isSuccess(exit) ? answered(exit.value) : answered(crashed(count, Cause.squash(exit.cause)), Cause.squash(exit.cause)))
     return () => workers.cancel(id)
   }
   const results: Array<DecryptResult> = new Array(items.length)
@@ -176,11 +177,12 @@ const post = (workers: DecryptWorkers, owner: KeyOwner, items: ReadonlyArray<Enc
   let crash: unknown
   for (let start = 0; start < items.length; start += chunkSize) {
     const part = items.slice(start, start + chunkSize)
+    const count = part.length
     out++
     ids.push(workers.post(owner, part, (exit) => {
       if (Exit.isFailure(exit)) crash = Cause.squash(exit.cause)
-      const partResults = Exit.isSuccess(exit) ? exit.value : crashed(part, crash)
-      for (let i = 0; i < part.length; i++) results[start + i] = partResults[i]!
+      const partResults = Exit.isSuccess(exit) ? exit.value : crashed(count, crash)
+      for (let i = 0; i < count; i++) results[start + i] = partResults[i]!
       if (--out === 0) answered(results, crash)
     }))
   }
