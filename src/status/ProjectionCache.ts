@@ -24,7 +24,7 @@ import {
 import type { Light, RecentError, StatusSnapshot } from "./StatusBoard.ts"
 
 /** Errors older than this leave the page. */
-export const errorsShownMillis = 24 * 3600_000
+const errorsShownMillis = 24 * 3600_000
 
 export interface ProjectionInputs {
   readonly mode: "push" | "poll"
