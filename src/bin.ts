@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=8 --heap-growing-percent=20 --max-old-space-size=224
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=8 --heap-growing-percent=20 --no-allocation-site-pretenuring --max-old-space-size=224
 /**
  * The package's bin (`teams-presence-connector`, built to dist/bin.js). The Node.js version is checked first, by plain
  * JavaScript (scripts/check-node.cjs), so that an older Node.js says what it needs instead of failing inside a
