@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
-import { notificationStageSecondsOf, perTenant, perTenantBy, webhookResponseSecondsOf } from "../../src/domain/Metrics.ts"
+import { notificationStages, notificationStageSecondsOf, perTenant, perTenantBy, prepareNotificationSeries, webhookResponseSecondsOf } from "../../src/domain/Metrics.ts"
 
 const inTenant = <A, E, R>(tenant: string, effect: Effect.Effect<A, E, R>) =>
   Effect.provideService(effect, Metric.CurrentMetricAttributes, { tenant })
@@ -66,5 +66,45 @@ describe("metric series per tenant", () => {
       assert.match(line("connector_notification_stage_seconds", 'stage="held",tenant="alpha"') ?? "", / 1$/)
       assert.match(line("connector_webhook_response_seconds", 'until="produced",tenant="alpha"') ?? "", / 1$/)
       assert.isUndefined(line("connector_notification_stage_seconds", 'stage="held",tenant="beta"'))
+    }))
+})
+
+describe("a tenant's series made before its first update", () => {
+  it.effect("prepare makes the tenant's series (0 until updated) and the first update lands in it without making another", () =>
+    Effect.gen(function*() {
+      let made = 0
+      const observed = perTenant(() => {
+        made++
+        return Metric.histogram("test_prepared_seconds", { boundaries: [1, 2] })
+      })
+      const registry = yield* Metric.MetricRegistry
+      const context = Context.add(Context.add(Context.empty(), Metric.CurrentMetricAttributes, { tenant: "p" }), Metric.MetricRegistry, registry)
+      const before = registry.size
+      observed.prepare(context)
+      assert.strictEqual(made, 1)
+      assert.strictEqual(registry.size, before + 1, "the series is in the registry")
+      const empty = yield* inTenant("p", Metric.value(Metric.histogram("test_prepared_seconds", { boundaries: [1, 2] })))
+      assert.strictEqual(empty.count, 0)
+      observed.updateUnsafe(1.5, context)
+      assert.strictEqual(made, 1, "no second metric object")
+      assert.strictEqual(registry.size, before + 1, "no second series")
+      const after = yield* inTenant("p", Metric.value(Metric.histogram("test_prepared_seconds", { boundaries: [1, 2] })))
+      assert.strictEqual(after.count, 1)
+    }))
+
+  it.effect("prepareNotificationSeries shows each per-notification series of the tenant at 0 before any notification", () =>
+    Effect.gen(function*() {
+      const context = yield* inTenant("gamma", Effect.context<never>())
+      prepareNotificationSeries(context)
+      const text = yield* PrometheusMetrics.format()
+      const count = (name: string, labels: ReadonlyArray<string>) =>
+        text.split("\n").find((row) => row.startsWith(`${name}_count{`) && labels.every((label) => row.includes(label)))
+      for (const stage of notificationStages) {
+        assert.match(count("connector_notification_stage_seconds", [`stage="${stage}"`, 'tenant="gamma"']) ?? "", / 0$/, stage)
+      }
+      assert.match(count("connector_notification_to_pbx_seconds", ['tenant="gamma"']) ?? "", / 0$/)
+      assert.match(count("connector_decrypted_to_pbx_seconds", ['tenant="gamma"']) ?? "", / 0$/)
+      assert.match(count("connector_webhook_response_seconds", ['until="flushed"', 'tenant="gamma"']) ?? "", / 0$/)
+      assert.isDefined(text.split("\n").find((row) => row.startsWith("connector_notifications_received_total{") && row.includes('kind="presence"') && row.includes('tenant="gamma"')))
     }))
 })

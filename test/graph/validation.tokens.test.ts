@@ -124,3 +124,27 @@ describe("the simulator's validation tokens", () => {
       assert.strictEqual(yield* outcome(tokens.verify([next], [TENANT])), "accepted")
     }).pipe(Effect.scoped))
 })
+
+describe("priming the verifier (WarmUp.ts)", () => {
+  it.effect("imports the signing keys when it fetches them: a token verified afterwards imports no key", () =>
+    Effect.gen(function*() {
+      const { jwks, tokens } = yield* setup
+      const token = yield* jwks.validationToken(APP_ID, TENANT)
+      const subtle = globalThis.crypto.subtle
+      const original = subtle.importKey.bind(subtle)
+      let imports = 0
+      subtle.importKey = ((...args: Parameters<typeof subtle.importKey>) => {
+        imports++
+        return original(...args)
+      }) as typeof subtle.importKey
+      try {
+        yield* tokens.prime
+        const byPrime = imports
+        assert.isAbove(byPrime, 0, "the key set's key was imported while priming")
+        assert.strictEqual(yield* outcome(tokens.verify([token], [TENANT])), "accepted")
+        assert.strictEqual(imports, byPrime, "the first token's check imported no key of its own")
+      } finally {
+        subtle.importKey = original
+      }
+    }).pipe(Effect.scoped))
+})

@@ -11,9 +11,9 @@
  * - then `connector_decrypted_to_pbx_seconds`: published → SetPresence confirmed by the PBX.
  */
 import type { Effect } from "effect"
-import { notificationStageSecondsOf } from "../../domain/Metrics.ts"
+import { notificationStageSecondsOf, type notificationStages } from "../../domain/Metrics.ts"
 
-export type NotificationStage = "intake" | "held" | "decrypt" | "publish"
+export type NotificationStage = typeof notificationStages[number]
 
 /** One observation of `stage`: from `since` to `until` (Clock milliseconds). */
 export const recordStage = (stage: NotificationStage, since: number, until: number): Effect.Effect<void> =>

@@ -48,8 +48,8 @@ export class ValidationTokens extends Context.Service<ValidationTokens, {
    */
   remembered(tokens: ReadonlyArray<string>, tenantIds: ReadonlyArray<string>, nowMillis: number): boolean
   /**
-   * Fetches the signing keys now, into the same cache `verify` reads (jose's remote key set), so that the first POST
-   * does not wait for them (WarmUp.ts). A key set fetched already is fetched again.
+   * Fetches the signing keys now, into the same cache `verify` reads (jose's remote key set), and imports each, so that
+   * the first POST waits for neither (WarmUp.ts). A key set fetched already is fetched again.
    */
   readonly prime: Effect.Effect<void, ValidationTokenError>
 }>()("teams-presence-connector/graph/notifications/crypto/ValidationTokens") {
@@ -104,8 +104,16 @@ export class ValidationTokens extends Context.Service<ValidationTokens, {
       }
       return tenantIds.every((tenant) => covered.includes(tenant))
     }
+    // Each key of the set is imported too (jose keeps the imported key with the set): a tenant's first token then
+    // costs its signature check only, not also the key's import (≈ 0.6 ms of the main thread each).
+    const importAll = async () => {
+      for (const key of jwks.jwks()?.keys ?? []) {
+        if (key.kty !== "RSA" || key.use === "enc") continue
+        await jwks({ alg: key.alg ?? "RS256", ...(key.kid === undefined ? {} : { kid: key.kid }) }).catch(() => undefined)
+      }
+    }
     const prime = Effect.tryPromise({
-      try: () => jwks.reload(),
+      try: () => jwks.reload().then(importAll),
       catch: (error) => new ValidationTokenError({ message: `validation-token keys could not be fetched: ${describe(error)}` })
     })
     return ValidationTokens.of({ verify, remembered, prime })
