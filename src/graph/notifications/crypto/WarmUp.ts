@@ -3,9 +3,9 @@
  * (docs/performance.md, "The first notifications after a start", "tenants-50: each tenant's first notification"): the
  * validation-token signing keys are fetched and imported into the verifier's cache (`ValidationTokens.prime`), the
  * tenant's series of the per-notification metrics are made (`prepareNotificationSeries`), and one item the connector
- * encrypts for itself with its current certificate is decrypted by each decryption worker through the pool — the worker's first use of the tenant's key and
- * of the decryption code. Runs in the background; a failure is logged at debug level only and changes nothing else:
- * the first notification then does the same work as it would have.
+ * encrypts for itself with its current certificate is decrypted by each decryption worker through the pool — the
+ * worker's first use of the tenant's key and of the decryption code. Runs in the background; a failure is logged at
+ * debug level only and changes nothing else: the first notification then does the same work as it would have.
  */
 import { Context, Deferred, Effect, Layer } from "effect"
 import { prepareNotificationSeries } from "../../../domain/Metrics.ts"
