@@ -11,6 +11,10 @@ import { notificationStages, notificationStageSecondsOf, perTenant, perTenantBy,
 const inTenant = <A, E, R>(tenant: string, effect: Effect.Effect<A, E, R>) =>
   Effect.provideService(effect, Metric.CurrentMetricAttributes, { tenant })
 
+/** The Prometheus text's row of `name` (a histogram's `_count`, or a counter) that carries every one of `labels`. */
+const seriesRow = (text: string, name: string, labels: ReadonlyArray<string>) =>
+  text.split("\n").find((row) => row.startsWith(`${name}{`) && labels.every((label) => row.includes(label)))
+
 describe("metric series per tenant", () => {
   it.effect("interleaved updates of 5 tenants land in each tenant's series, with the label of perTenantBy", () =>
     Effect.gen(function*() {
@@ -59,8 +63,7 @@ describe("metric series per tenant", () => {
       yield* inTenant("alpha", notificationStageSecondsOf("held").update(0.5))
       yield* inTenant("alpha", webhookResponseSecondsOf("produced").update(0.0004))
       const text = yield* PrometheusMetrics.format()
-      const line = (name: string, labels: string) =>
-        text.split("\n").find((row) => row.startsWith(`${name}_count{`) && labels.split(",").every((label) => row.includes(label)))
+      const line = (name: string, labels: string) => seriesRow(text, `${name}_count`, labels.split(","))
       assert.match(line("connector_notification_stage_seconds", 'stage="intake",tenant="alpha"') ?? "", / 1$/)
       assert.match(line("connector_notification_stage_seconds", 'stage="intake",tenant="beta"') ?? "", / 1$/)
       assert.match(line("connector_notification_stage_seconds", 'stage="held",tenant="alpha"') ?? "", / 1$/)
@@ -97,14 +100,13 @@ describe("a tenant's series made before its first update", () => {
       const context = yield* inTenant("gamma", Effect.context<never>())
       prepareNotificationSeries(context)
       const text = yield* PrometheusMetrics.format()
-      const count = (name: string, labels: ReadonlyArray<string>) =>
-        text.split("\n").find((row) => row.startsWith(`${name}_count{`) && labels.every((label) => row.includes(label)))
+      const count = (name: string, labels: ReadonlyArray<string>) => seriesRow(text, `${name}_count`, labels)
       for (const stage of notificationStages) {
         assert.match(count("connector_notification_stage_seconds", [`stage="${stage}"`, 'tenant="gamma"']) ?? "", / 0$/, stage)
       }
       assert.match(count("connector_notification_to_pbx_seconds", ['tenant="gamma"']) ?? "", / 0$/)
       assert.match(count("connector_decrypted_to_pbx_seconds", ['tenant="gamma"']) ?? "", / 0$/)
       assert.match(count("connector_webhook_response_seconds", ['until="flushed"', 'tenant="gamma"']) ?? "", / 0$/)
-      assert.isDefined(text.split("\n").find((row) => row.startsWith("connector_notifications_received_total{") && row.includes('kind="presence"') && row.includes('tenant="gamma"')))
+      assert.isDefined(seriesRow(text, "connector_notifications_received_total", ['kind="presence"', 'tenant="gamma"']))
     }))
 })
