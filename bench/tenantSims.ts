@@ -12,7 +12,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
-import { setPriority } from "node:os"
+import { getPriority, setPriority } from "node:os"
 import { dirname, join } from "node:path"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { parentPort, threadId, workerData } from "node:worker_threads"
@@ -66,6 +66,8 @@ export interface SimWorkerResult {
   /** This thread's CPU time during the burst (ms), and the part of it in the kernel (system calls: sockets, timers). */
   readonly cpuMs: number
   readonly cpuSystemMs: number
+  /** This thread's nice value, read back in it (pid 0: the calling thread). */
+  readonly nice: number
 }
 
 export type ToWorker =
@@ -228,7 +230,8 @@ const program = (data: SimWorkerData, nextMessage: Effect.Effect<ToWorker>) =>
       lastArrivedAt,
       eventLoopDelayMs: { p50: round(delay.percentile(50) / 1e6), p99: round(delay.percentile(99) / 1e6), max: round(delay.max / 1e6) },
       cpuMs: round((cpu.user + cpu.system) / 1000),
-      cpuSystemMs: round(cpu.system / 1000)
+      cpuSystemMs: round(cpu.system / 1000),
+      nice: getPriority(0)
     }
     parentPort!.postMessage({ type: "result", result } satisfies FromWorker)
     yield* nextMessage

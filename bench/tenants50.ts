@@ -23,7 +23,9 @@
  * endpoints and its 3-second answer timeout are off here (bench/tenantSims.ts); POSTs answered after 3 s are counted.
  * The bench's own CPU over the burst is reported per change (`benchPerChangeUs`: the whole process, its simulator
  * threads, by kind of thread), since it shares the machine's cores with the connector; BENCH_SIM_PROFILE=<dir> leaves a
- * CPU profile of each simulator thread over the burst there (read it with bench/profileTop.ts).
+ * CPU profile of each simulator thread over the burst there (read it with bench/profileTop.ts). The simulator threads
+ * run at nice 10 (BENCH_SIM_NICE, report.ts `simulatorNice`; 0: the connector's priority): the systems they stand for
+ * never take the connector's cores, and each thread reports the nice value it ran at.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { loadavg, tmpdir } from "node:os"
@@ -36,7 +38,7 @@ import { stateStoreLayer } from "../src/state/StateSettings.ts"
 import { StateStore, TenantConfig, TenantId } from "../src/state/StateStore.ts"
 import { startConnector, writeConfig } from "./connectorProcess.ts"
 import { watchListenQueue } from "./listenQueue.ts"
-import { emit, progress, seconds, TARGETS as ONE_TENANT, until } from "./report.ts"
+import { emit, progress, seconds, simulatorNice, TARGETS as ONE_TENANT, until } from "./report.ts"
 import { histogramDelta, histogramQuantile, type HistogramBuckets, parseHistogram, parseHistograms, mainThreadSched, percentile, processCpuMs, round, summary, threadCpuMs } from "./stats.ts"
 import { SIM_WARMUP_CHANGES } from "./simWarmup.ts"
 import { epochNow, type FromWorker, type SimWorkerData, type SimWorkerResult, type ToWorker } from "./tenantSims.ts"
@@ -86,8 +88,8 @@ const slowestBySecond = (added: ReadonlyArray<number>, postedMs: ReadonlyArray<n
 const SIM_THREADS = Math.max(1, Math.min(TENANTS, Number(process.env["BENCH_SIM_THREADS"] ?? 4)))
 /** BENCH_SIM_PROFILE=<dir>: each simulator thread writes a CPU profile of the burst there (sim-thread-<id>.cpuprofile). */
 const SIM_PROFILE_DIR = process.env["BENCH_SIM_PROFILE"] || undefined
-/** BENCH_SIM_NICE=<1..19>: the simulator threads' niceness (0, as the connector's, unless given; tenantSims.ts). */
-const SIM_NICE = Number(process.env["BENCH_SIM_NICE"] ?? 0)
+/** BENCH_SIM_NICE=<0..19>: the simulator threads' nice value (10 unless given, report.ts `simulatorNice`; tenantSims.ts). */
+const SIM_NICE = simulatorNice(process.env["BENCH_SIM_NICE"])
 /** Seconds with no change between the live heap and the burst: the connector's CPU at rest with every tenant running. */
 const IDLE_SECONDS = 5
 const ADMIN_PASSWORD = "bench-tenants-admin-password"
@@ -392,6 +394,8 @@ export const tenants50 = (repoRoot: string, nodeFlags: ReadonlyArray<string>) =>
       loadAverageAtStart: loadAtStart,
       simulatorThreads: SIM_THREADS,
       simulatorNice: SIM_NICE,
+      // What each simulator thread ran at, read back in the thread (a setPriority that failed shows here).
+      simulatorThreadsNice: results.map((r) => r.nice),
       // Which warm-up ran before the burst: the simulators' alone (their POSTs to a sink, BENCH_SIM_WARMUP), and
       // BENCH_WARMUP's changes through the connector (which warms the connector too: a diagnosis, 0 by default).
       warmup: {
