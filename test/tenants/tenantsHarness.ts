@@ -133,13 +133,25 @@ const Lights = Schema.Struct({
   lights: Schema.Record(Schema.String, Schema.Struct({ state: Schema.String, reason: Schema.String }))
 })
 
-/** A tenant's lights, from its status page's API through the public port (the admin password). */
-export const lightsOf = (port: number, prefix: string) =>
+const statusOf = (port: number, prefix: string) =>
   Effect.promise(() =>
     fetch(`http://127.0.0.1:${port}${prefix}/api/status`, {
       headers: { authorization: "Basic " + Buffer.from(`admin:${adminPassword}`).toString("base64") }
-    }).then((r) => r.json())
-  ).pipe(Effect.flatMap(Schema.decodeUnknownEffect(Lights)), Effect.map((body) => body.lights), Effect.orDie)
+    })
+  )
+
+const lightsIn = (answer: Response) =>
+  Effect.promise(() => answer.json()).pipe(Effect.flatMap(Schema.decodeUnknownEffect(Lights)), Effect.map((body) => body.lights), Effect.orDie)
+
+/** A tenant's lights, from its status page's API through the public port (the admin password); any other answer fails. */
+export const lightsOf = (port: number, prefix: string) => Effect.flatMap(statusOf(port, prefix), lightsIn)
+
+/**
+ * For waits: a tenant's lights, or undefined while the process does not serve it yet — a tenant still starting is
+ * answered 503 ("has no owner at the moment", RunnerFront.ts) until its server is up.
+ */
+export const lightsOnceServed = (port: number, prefix: string) =>
+  Effect.flatMap(statusOf(port, prefix), (answer) => (answer.status === 503 ? Effect.succeed(undefined) : lightsIn(answer)))
 
 /** Sets one presence for each of the tenant's people and waits until all of them are at its PBX. */
 export const deliver = (s: Served, state: { readonly availability: string; readonly activity: string; readonly pbx: string }, timeoutMs = 30_000) =>
