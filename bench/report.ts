@@ -9,7 +9,7 @@ export const TARGETS = { webhookP99Ms: 50, addedLatencyP99Ms: 100, rssMb: 300, i
 /**
  * The nice value of tenants-50's simulator threads (BENCH_SIM_NICE; tenantSims.ts): 10 unless given. The 50 Graph
  * tenants and 100 PBXs stand for systems that never run on the connector's cores; on the bench's two cores they cost
- * 1.1–1.4 ms of CPU per change at one item per POST (one tenant's simulators: ≈ 0.2 ms at ≈ 33 items per POST), so
+ * 1.2–1.45 ms of CPU per change at one item per POST (one tenant's simulators: ≈ 0.14 ms at ≈ 39 items per POST), so
  * at the connector's own priority they take its cores and the burst measures them (docs/performance.md, "How the two
  * latency targets of tenants-50 and cluster-3 are read"). `0` runs them at the connector's priority.
  */
