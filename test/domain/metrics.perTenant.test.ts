@@ -15,6 +15,16 @@ const inTenant = <A, E, R>(tenant: string, effect: Effect.Effect<A, E, R>) =>
 const seriesRow = (text: string, name: string, labels: ReadonlyArray<string>) =>
   text.split("\n").find((row) => row.startsWith(`${name}{`) && labels.every((label) => row.includes(label)))
 
+/** A per-tenant histogram (boundaries 1 and 2) that counts the metric objects it makes, one per tenant. */
+const countedHistogram = (name: string) => {
+  const series = { made: 0 }
+  const observed = perTenant(() => {
+    series.made++
+    return Metric.histogram(name, { boundaries: [1, 2] })
+  })
+  return { observed, series }
+}
+
 describe("metric series per tenant", () => {
   it.effect("interleaved updates of 5 tenants land in each tenant's series, with the label of perTenantBy", () =>
     Effect.gen(function*() {
@@ -45,13 +55,9 @@ describe("metric series per tenant", () => {
 
   it.effect("a tenant's attribute set given as a new object each time finds the series made for its labels", () =>
     Effect.gen(function*() {
-      let made = 0
-      const observed = perTenant(() => {
-        made++
-        return Metric.histogram("test_per_tenant_seconds", { boundaries: [1, 2] })
-      })
+      const { observed, series } = countedHistogram("test_per_tenant_seconds")
       for (let i = 0; i < 10; i++) yield* inTenant(i % 2 === 0 ? "x" : "y", observed.update(1.5))
-      assert.strictEqual(made, 2)
+      assert.strictEqual(series.made, 2)
       const x = yield* inTenant("x", Metric.value(Metric.histogram("test_per_tenant_seconds", { boundaries: [1, 2] })))
       assert.strictEqual(x.count, 5)
     }))
@@ -75,21 +81,17 @@ describe("metric series per tenant", () => {
 describe("a tenant's series made before its first update", () => {
   it.effect("prepare makes the tenant's series (0 until updated) and the first update lands in it without making another", () =>
     Effect.gen(function*() {
-      let made = 0
-      const observed = perTenant(() => {
-        made++
-        return Metric.histogram("test_prepared_seconds", { boundaries: [1, 2] })
-      })
+      const { observed, series } = countedHistogram("test_prepared_seconds")
       const registry = yield* Metric.MetricRegistry
       const context = Context.add(Context.add(Context.empty(), Metric.CurrentMetricAttributes, { tenant: "p" }), Metric.MetricRegistry, registry)
       const before = registry.size
       observed.prepare(context)
-      assert.strictEqual(made, 1)
+      assert.strictEqual(series.made, 1)
       assert.strictEqual(registry.size, before + 1, "the series is in the registry")
       const empty = yield* inTenant("p", Metric.value(Metric.histogram("test_prepared_seconds", { boundaries: [1, 2] })))
       assert.strictEqual(empty.count, 0)
       observed.updateUnsafe(1.5, context)
-      assert.strictEqual(made, 1, "no second metric object")
+      assert.strictEqual(series.made, 1, "no second metric object")
       assert.strictEqual(registry.size, before + 1, "no second series")
       const after = yield* inTenant("p", Metric.value(Metric.histogram("test_prepared_seconds", { boundaries: [1, 2] })))
       assert.strictEqual(after.count, 1)

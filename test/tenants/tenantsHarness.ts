@@ -17,7 +17,7 @@ import { stateStoreLayer } from "../../src/state/StateSettings.ts"
 import { StateStore, TenantConfig, TenantId } from "../../src/state/StateStore.ts"
 import { runTenants } from "../../src/tenants/TenantsRun.ts"
 import { makeTempDir } from "../support/tempDir.ts"
-import { freePort, until } from "../support/waiting.ts"
+import { basicAuth, freePort, until } from "../support/waiting.ts"
 
 export const users = 3
 export const adminPassword = "many-tenants-admin-password"
@@ -136,7 +136,7 @@ const Lights = Schema.Struct({
 const statusOf = (port: number, prefix: string) =>
   Effect.promise(() =>
     fetch(`http://127.0.0.1:${port}${prefix}/api/status`, {
-      headers: { authorization: "Basic " + Buffer.from(`admin:${adminPassword}`).toString("base64") }
+      headers: { authorization: basicAuth(adminPassword) }
     })
   )
 
